@@ -1,0 +1,47 @@
+"""pgcourse: the policy-gradient code behind the course (REINFORCE -> A2C/GAE -> PPO).
+
+Where things live:
+    pgcourse.returns      discounted_returns, normalize, compute_gae  (GAE is here)
+    pgcourse.losses       reinforce_loss, clipped_surrogate_loss, value_loss, gaussian_log_prob, ...
+    pgcourse.diagnostics  approx_kl, clip_fraction, explained_variance, grad_norm
+    pgcourse.algorithms   reinforce.py, a2c.py, ppo.py: one training loop each; core.py: shared plumbing
+    pgcourse.envs         gymnasium vector envs, autoreset handling, normalisation statistics
+    pgcourse.networks     categorical / Gaussian policies, value net, orthogonal init
+    pgcourse.config       validated hyperparameter dataclasses and the course defaults
+    pgcourse.run          Run (act, save) and load; pgcourse.evaluation: evaluate
+    pgcourse.render       rollout GIFs; pgcourse.plotting: learning curves; pgcourse.bench: benchmark
+"""
+from __future__ import annotations
+
+from . import diagnostics, losses, returns
+from .algorithms import Components, NonFiniteError
+from .api import train
+from .batching import minibatch_indices
+from .config import A2CConfig, BaseConfig, ConfigError, PPOConfig, ReinforceConfig
+from .diagnostics import approx_kl, clip_fraction, explained_variance
+from .evaluation import EvalResult, evaluate
+from .history import History
+from .losses import clipped_surrogate_loss, gaussian_log_prob, reinforce_loss, value_loss
+from .returns import compute_gae, discounted_returns, normalize
+from .run import Run, RunLoadError, load, resolve_device
+
+__version__ = "0.1.0"
+
+
+def rollout_gif(*args, **kwargs):
+    """Write a looping GIF of the run playing an episode (see :func:`pgcourse.render.rollout_gif`)."""
+    from .render import rollout_gif as _rollout_gif
+    return _rollout_gif(*args, **kwargs)
+
+
+def show_gif(*args, **kwargs):
+    """Display a GIF inline in a notebook (see :func:`pgcourse.render.show_gif`)."""
+    from .render import show_gif as _show_gif
+    return _show_gif(*args, **kwargs)
+
+
+__all__ = ["train", "load", "evaluate", "rollout_gif", "show_gif", "Run", "History", "EvalResult", "Components",
+           "ConfigError", "RunLoadError", "NonFiniteError", "BaseConfig", "ReinforceConfig", "A2CConfig", "PPOConfig",
+           "discounted_returns", "normalize", "compute_gae", "reinforce_loss", "clipped_surrogate_loss", "value_loss",
+           "gaussian_log_prob", "approx_kl", "clip_fraction", "explained_variance", "minibatch_indices",
+           "resolve_device", "returns", "losses", "diagnostics"]

@@ -1,0 +1,48 @@
+"""Numbers that tell whether a policy-gradient run is healthy (logged after every update)."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor
+
+
+def approx_kl(old_log_probs: Tensor, new_log_probs: Tensor) -> Tensor:
+    r"""Low-variance, always non-negative estimate of :math:`\mathrm{KL}(\pi_{old}\,\|\,\pi_{new})`.
+
+    With :math:`\log r = \log\pi_{new} - \log\pi_{old}` on actions sampled from :math:`\pi_{old}`,
+
+    .. math:: \widehat{KL} = \mathbb{E}\big[(r - 1) - \log r\big]
+
+    (Schulman's "k3" estimator: unbiased, and each term is :math:`\ge 0` because :math:`x-1\ge\log x`.)
+    """
+    log_ratio = (new_log_probs - old_log_probs).detach()  # [B]
+    return ((torch.exp(log_ratio) - 1.0) - log_ratio).mean()
+
+
+def clip_fraction(ratio: Tensor, clip_eps: float) -> Tensor:
+    r"""Fraction of samples whose ratio lies outside :math:`[1-\epsilon, 1+\epsilon]` (where PPO clips)."""
+    ratio = ratio.detach()
+    return ((ratio - 1.0).abs() > clip_eps).float().mean()
+
+
+def explained_variance(values: Tensor, returns: Tensor) -> float:
+    r""":math:`1 - \mathrm{Var}[\hat R - V] / \mathrm{Var}[\hat R]`.
+
+    1 is a perfect critic, 0 is no better than predicting the mean return, below 0 is worse than
+    that. Returns ``nan`` when the returns do not vary (the ratio is undefined).
+    """
+    values = values.detach().flatten().double()
+    returns = returns.detach().flatten().double()
+    var_returns = returns.var(unbiased=False)
+    if var_returns.item() == 0.0:
+        return float("nan")
+    return float(1.0 - (returns - values).var(unbiased=False) / var_returns)
+
+
+def grad_norm(parameters: Iterable[torch.nn.Parameter]) -> float:
+    """Global L2 norm of the gradients currently stored in ``parameters`` (before any clipping)."""
+    norms = [p.grad.detach().norm(2) for p in parameters if p.grad is not None]
+    if not norms:
+        return 0.0
+    return float(torch.stack(norms).norm(2))

@@ -1,0 +1,109 @@
+"""What a run records: one row per finished episode, per update and per evaluation, as arrays."""
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+EPISODE_FIELDS = ("return", "length", "env_step", "wall_time")
+UPDATE_FIELDS = ("env_step", "wall_time", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction",
+                 "explained_variance", "actor_grad_norm", "critic_grad_norm", "lr", "critic_lr",
+                 "advantage_std", "log_std_mean", "epochs_run")
+EVAL_FIELDS = ("env_step", "wall_time", "mean", "std")
+
+
+class Table(Mapping):
+    """Columns of equal length; ``table["return"]`` (or ``table.column("return")``) is a float array.
+
+    ``wall_time`` is seconds since training started, *excluding* the time spent in evaluations
+    during training, so it measures the cost of learning alone.
+    """
+
+    def __init__(self, fields: tuple[str, ...], rows: dict[str, list[float]] | None = None):
+        self.fields = fields
+        self._columns: dict[str, list[float]] = {name: [] for name in fields}
+        if rows:
+            for name, values in rows.items():
+                if name not in self._columns:
+                    raise ValueError(f"unknown history column {name!r}; expected one of {fields}")
+                self._columns[name] = [float(v) for v in values]
+            lengths = {len(v) for v in self._columns.values()}
+            if len(lengths) > 1:
+                raise ValueError(f"history columns have different lengths: { {k: len(v) for k, v in self._columns.items()} }")
+
+    def append(self, **values: float) -> None:
+        missing = set(self.fields) - set(values)
+        extra = set(values) - set(self.fields)
+        if extra:
+            raise ValueError(f"unknown history column(s) {sorted(extra)}; expected {self.fields}")
+        for name in self.fields:
+            self._columns[name].append(float(values[name]) if name not in missing else float("nan"))
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._columns:
+            raise KeyError(f"{name!r} is not a history column; columns: {self.fields}")
+        return np.asarray(self._columns[name], dtype=np.float64)
+
+    column = __getitem__
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.fields)
+
+    def __len__(self) -> int:
+        return len(self._columns[self.fields[0]])
+
+    @property
+    def num_rows(self) -> int:
+        return len(self)
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {name: list(values) for name, values in self._columns.items()}
+
+    def __repr__(self) -> str:
+        return f"Table({len(self)} rows; columns {', '.join(self.fields)})"
+
+
+class History:
+    """Per-episode, per-update and per-evaluation records of one training run.
+
+    ``history.episodes["return"]`` – raw (unscaled) episode returns, in the order episodes ended;
+    ``history.episodes["env_step"]`` – env transitions collected when each ended;
+    ``history.updates[...]`` – diagnostics after each gradient update (see ``UPDATE_FIELDS``);
+    ``history.evals[...]`` – greedy-policy evaluations during training (if ``eval_every > 0``);
+    ``history.status`` – ``"completed"``, ``"solved"`` or ``"stopped: <reason>"``.
+    """
+
+    def __init__(self) -> None:
+        self.episodes = Table(EPISODE_FIELDS)
+        self.updates = Table(UPDATE_FIELDS)
+        self.evals = Table(EVAL_FIELDS)
+        self.status = "running"
+        self.solved_at: dict[str, float] | None = None  # first evaluation that reached the threshold
+
+    # convenience views the notebooks use most
+    @property
+    def episode_returns(self) -> np.ndarray:
+        return self.episodes["return"]
+
+    @property
+    def episode_env_steps(self) -> np.ndarray:
+        return self.episodes["env_step"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"episodes": self.episodes.to_dict(), "updates": self.updates.to_dict(), "evals": self.evals.to_dict(),
+                "status": self.status, "solved_at": self.solved_at}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> History:
+        history = cls()
+        history.episodes = Table(EPISODE_FIELDS, data["episodes"])
+        history.updates = Table(UPDATE_FIELDS, data["updates"])
+        history.evals = Table(EVAL_FIELDS, data["evals"])
+        history.status = str(data["status"])
+        history.solved_at = data.get("solved_at")
+        return history
+
+    def __repr__(self) -> str:
+        return (f"History({len(self.episodes)} episodes, {len(self.updates)} updates, "
+                f"{len(self.evals)} evaluations, status={self.status!r})")

@@ -1,0 +1,111 @@
+"""Loss terms of the policy-gradient family, as small pure functions (all are *losses*: minimise them).
+
+Shapes: ``B`` is a batch of transitions (flattened ``T * N``), ``D`` the action dimension.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def reinforce_loss(log_probs: Tensor, weights: Tensor) -> Tensor:
+    r"""Score-function surrogate :math:`L = -\frac{1}{B}\sum_i \log\pi(a_i|s_i)\, w_i`.
+
+    ``weights`` are returns :math:`G_t` (REINFORCE) or advantages :math:`G_t - V(s_t)` (with a
+    baseline). They are constants of the gradient, so they are detached here.
+
+    Args:
+        log_probs: ``[B]`` :math:`\log\pi_\theta(a_i|s_i)`, with grad.
+        weights: ``[B]`` returns or advantages.
+    """
+    return -(log_probs * weights.detach()).mean()
+
+
+def clipped_surrogate_loss(new_log_probs: Tensor, old_log_probs: Tensor, advantages: Tensor,
+                           clip_eps: float) -> Tensor:
+    r"""PPO's clipped surrogate, negated so that it is a loss.
+
+    .. math::
+        \rho_i = \exp(\log\pi_\theta(a_i|s_i) - \log\pi_{\theta_{old}}(a_i|s_i))
+
+        L^{CLIP} = -\frac{1}{B}\sum_i \min\big(\rho_i \hat A_i,\;
+                    \mathrm{clip}(\rho_i, 1-\epsilon, 1+\epsilon)\hat A_i\big)
+
+    The ratio is formed in log space (a difference of log-probs, then ``exp``): dividing raw
+    probabilities underflows for continuous actions.
+
+    Args:
+        new_log_probs: ``[B]`` log-probs under the policy being optimised (with grad).
+        old_log_probs: ``[B]`` log-probs stored at collection time (constants).
+        advantages: ``[B]`` advantage estimates (constants).
+        clip_eps: :math:`\epsilon`, e.g. 0.2.
+    """
+    ratio = torch.exp(new_log_probs - old_log_probs.detach())  # [B]
+    advantages = advantages.detach()
+    unclipped = ratio * advantages  # [B]
+    clipped = torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantages  # [B]
+    return -torch.min(unclipped, clipped).mean()
+
+
+def value_loss(values: Tensor, returns: Tensor, old_values: Tensor | None = None,
+               clip_eps: float | None = None) -> Tensor:
+    r"""Critic regression :math:`\frac{1}{2B}\sum_i (V(s_i) - \hat R_i)^2`.
+
+    With ``old_values`` and ``clip_eps`` it is PPO's clipped value loss (the worse of the clipped and
+    unclipped squared errors), which keeps the critic inside a trust region of its own.
+    """
+    returns = returns.detach()
+    squared_error = (values - returns) ** 2  # [B]
+    if old_values is not None and clip_eps is not None:
+        old_values = old_values.detach()
+        clipped_values = old_values + torch.clamp(values - old_values, -clip_eps, clip_eps)
+        squared_error = torch.max(squared_error, (clipped_values - returns) ** 2)
+    return 0.5 * squared_error.mean()
+
+
+def entropy_bonus_loss(entropy: Tensor, ent_coef: float) -> Tensor:
+    r"""Entropy term as a loss: :math:`-\beta\,\bar{H}[\pi]` (minimising it *raises* entropy)."""
+    return -ent_coef * entropy.mean()
+
+
+LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def gaussian_log_prob(mean: Tensor, log_std: Tensor, actions: Tensor) -> Tensor:
+    r"""Log-density of a diagonal Gaussian policy, summed over action dimensions.
+
+    .. math::
+        \log\pi(a|s) = \sum_{d=1}^{D}\Big[-\frac{(a_d-\mu_d)^2}{2\sigma_d^2} - \log\sigma_d
+                       - \tfrac12\log 2\pi\Big], \qquad \sigma_d = e^{\texttt{log\_std}_d}
+
+    Args:
+        mean: ``[B, D]`` means :math:`\mu(s)`.
+        log_std: ``[D]`` or ``[B, D]`` log standard deviations (broadcast against ``mean``).
+        actions: ``[B, D]`` actions *as sampled* (before any clipping to the action bounds).
+
+    Returns:
+        ``[B]`` joint log-probabilities (the actions' dimensions are independent, so their
+        log-densities add).
+    """
+    log_std = log_std.expand_as(mean)  # [B, D]
+    z = (actions - mean) / torch.exp(log_std)  # [B, D]
+    return (-0.5 * z.pow(2) - log_std - LOG_SQRT_2PI).sum(dim=-1)
+
+
+def gaussian_entropy(log_std: Tensor) -> Tensor:
+    r"""Entropy of a diagonal Gaussian, :math:`\sum_d (\log\sigma_d + \tfrac12\log 2\pi e)`, over the last dim."""
+    return (log_std + 0.5 + LOG_SQRT_2PI).sum(dim=-1)
+
+
+def categorical_log_prob(logits: Tensor, actions: Tensor) -> Tensor:
+    r"""``[B]`` :math:`\log\pi(a_i|s_i)` of a softmax policy from ``[B, A]`` logits, taken in log space."""
+    log_probs_all = torch.log_softmax(logits, dim=-1)  # [B, A]
+    return log_probs_all.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+
+
+def categorical_entropy(logits: Tensor) -> Tensor:
+    r"""``[B]`` entropy :math:`-\sum_a \pi(a|s)\log\pi(a|s)` of a softmax policy."""
+    log_probs_all = torch.log_softmax(logits, dim=-1)  # [B, A]
+    return -(log_probs_all.exp() * log_probs_all).sum(dim=-1)

@@ -1,0 +1,120 @@
+"""Policies and value function: small tanh MLPs with orthogonal initialisation.
+
+Actor and critic are separate networks (no shared trunk), so each has its own optimiser, its own
+learning rate and its own gradient clipping, and a badly scaled critic cannot swamp the actor.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .losses import categorical_entropy, categorical_log_prob, gaussian_entropy, gaussian_log_prob
+
+
+def orthogonal_init(layer: nn.Linear, gain: float) -> nn.Linear:
+    """Orthogonal weights with ``gain``, zero bias (the initialisation PPO's reference code uses)."""
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def mlp(in_dim: int, hidden_sizes: tuple[int, ...], out_dim: int, out_gain: float) -> nn.Sequential:
+    """``in_dim -> hidden... (tanh) -> out_dim``; hidden layers gain sqrt(2), the output ``out_gain``."""
+    layers: list[nn.Module] = []
+    width = in_dim
+    for hidden in hidden_sizes:
+        layers += [orthogonal_init(nn.Linear(width, hidden), math.sqrt(2.0)), nn.Tanh()]
+        width = hidden
+    layers.append(orthogonal_init(nn.Linear(width, out_dim), out_gain))
+    return nn.Sequential(*layers)
+
+
+class CategoricalPolicy(nn.Module):
+    """Softmax policy over ``n_actions``: ``forward(obs [B, obs_dim]) -> logits [B, n_actions]``.
+
+    The output layer starts with gain 0.01 so the initial policy is close to uniform.
+    """
+
+    kind = "discrete"
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden_sizes: tuple[int, ...] = (64, 64)):
+        super().__init__()
+        self.net = mlp(obs_dim, hidden_sizes, n_actions, out_gain=0.01)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.net(obs)
+
+    def sample(self, obs: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor]:
+        """Actions ``[B]`` (int64) and their log-probs ``[B]``."""
+        logits = self(obs)  # [B, A]
+        if deterministic:
+            actions = logits.argmax(dim=-1)
+        else:
+            actions = torch.distributions.Categorical(logits=logits).sample()
+        return actions, categorical_log_prob(logits, actions)
+
+    def log_prob_entropy(self, obs: Tensor, actions: Tensor, log_prob_fn=None) -> tuple[Tensor, Tensor]:
+        """``log pi(a|s)`` ``[B]`` and entropy ``[B]`` for stored actions (``log_prob_fn`` is for Gaussians)."""
+        logits = self(obs)  # [B, A]
+        return categorical_log_prob(logits, actions), categorical_entropy(logits)
+
+
+class GaussianPolicy(nn.Module):
+    """Diagonal Gaussian policy with a state-independent ``log_std`` parameter.
+
+    ``forward(obs [B, obs_dim]) -> mean [B, D]``; ``self.log_std`` is ``[D]``. Actions are sampled
+    unbounded and stored as sampled; only the copy sent to the environment is clipped to the bounds
+    (clipping before computing the log-prob would make it the log-density of the wrong action).
+    """
+
+    kind = "continuous"
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden_sizes: tuple[int, ...] = (64, 64),
+                 log_std_init: float = 0.0):
+        super().__init__()
+        self.net = mlp(obs_dim, hidden_sizes, action_dim, out_gain=0.01)
+        self.log_std = nn.Parameter(torch.full((action_dim,), float(log_std_init)))
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.net(obs)
+
+    def sample(self, obs: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor]:
+        """Actions ``[B, D]`` (unclipped) and their log-probs ``[B]`` (summed over D)."""
+        mean = self(obs)  # [B, D]
+        if deterministic:
+            actions = mean
+        else:
+            actions = mean + torch.exp(self.log_std) * torch.randn_like(mean)  # [B, D]
+        return actions, gaussian_log_prob(mean, self.log_std, actions)
+
+    def log_prob_entropy(self, obs: Tensor, actions: Tensor, log_prob_fn=None) -> tuple[Tensor, Tensor]:
+        """``log pi(a|s)`` ``[B]`` via ``log_prob_fn(mean, log_std, actions)`` and entropy ``[B]``."""
+        mean = self(obs)  # [B, D]
+        log_prob_fn = log_prob_fn or gaussian_log_prob
+        log_probs = log_prob_fn(mean, self.log_std.expand_as(mean), actions)  # [B]
+        entropy = gaussian_entropy(self.log_std).expand(mean.shape[0])  # [B]
+        return log_probs, entropy
+
+
+class ValueNet(nn.Module):
+    """State-value critic ``V(s)``: ``forward(obs [B, obs_dim]) -> values [B]`` (output gain 1)."""
+
+    def __init__(self, obs_dim: int, hidden_sizes: tuple[int, ...] = (64, 64)):
+        super().__init__()
+        self.net = mlp(obs_dim, hidden_sizes, 1, out_gain=1.0)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.net(obs).squeeze(-1)
+
+
+def make_policy(kind: str, obs_dim: int, action_dim: int, hidden_sizes: tuple[int, ...],
+                log_std_init: float = 0.0) -> nn.Module:
+    """A :class:`CategoricalPolicy` (``kind="discrete"``, ``action_dim`` = number of actions) or a
+    :class:`GaussianPolicy` (``kind="continuous"``, ``action_dim`` = D)."""
+    if kind == "discrete":
+        return CategoricalPolicy(obs_dim, action_dim, hidden_sizes)
+    if kind == "continuous":
+        return GaussianPolicy(obs_dim, action_dim, hidden_sizes, log_std_init)
+    raise ValueError(f"unknown policy kind {kind!r}: expected 'discrete' or 'continuous'")

@@ -1,0 +1,98 @@
+"""Rollout GIFs, rendered headless (``SDL_VIDEODRIVER=dummy``, ``render_mode="rgb_array"``) with imageio."""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame (from pygame-ce) must never open a window
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+import gymnasium as gym  # noqa: E402
+import imageio.v3 as iio  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from .run import Run  # noqa: E402
+
+Agent = Run | Callable[[np.ndarray], np.ndarray] | None
+
+
+def _act(agent: Agent, env: gym.Env, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+    if agent is None:
+        return env.action_space.sample()
+    if isinstance(agent, Run):
+        return agent.act(obs[None], deterministic=deterministic)[0]
+    return agent(obs)
+
+
+def rollout_frames(agent: Agent, env_id: str, seed: int = 0, deterministic: bool = True, frame_skip: int = 2,
+                   max_width: int = 320, max_steps: int | None = None) -> tuple[list[np.ndarray], float]:
+    """Play one episode and return ``(frames, episode_return)``.
+
+    ``agent`` is a :class:`Run`, a function ``obs [obs_dim] -> action``, or None for a uniformly
+    random agent. Every ``frame_skip``-th frame is kept (and the last one), resized to at most
+    ``max_width`` pixels wide.
+    """
+    if frame_skip < 1:
+        raise ValueError(f"frame_skip={frame_skip!r} is invalid: expected an integer >= 1")
+    env = gym.make(env_id, render_mode="rgb_array")
+    try:
+        env.action_space.seed(seed)
+        obs, _ = env.reset(seed=seed)
+        frames = [env.render()]
+        episode_return, step = 0.0, 0
+        limit = max_steps or (env.spec.max_episode_steps if env.spec and env.spec.max_episode_steps else 1000)
+        while step < limit:
+            obs, reward, terminated, truncated, _ = env.step(_act(agent, env, obs, deterministic))
+            episode_return += float(reward)
+            step += 1
+            if step % frame_skip == 0 or terminated or truncated:
+                frames.append(env.render())
+            if terminated or truncated:
+                break
+    finally:
+        env.close()
+    return [_resize(frame, max_width) for frame in frames], episode_return
+
+
+def _resize(frame: np.ndarray, max_width: int) -> np.ndarray:
+    height, width = frame.shape[:2]
+    if width <= max_width:
+        return frame
+    image = Image.fromarray(frame).resize((max_width, round(height * max_width / width)), Image.Resampling.BILINEAR)
+    return np.asarray(image)
+
+
+def write_gif(frames: list[np.ndarray], path: str | os.PathLike, fps: float = 25.0) -> Path:
+    """Write ``frames`` as a GIF that loops forever; returns the path."""
+    if not frames:
+        raise ValueError("no frames to write")
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    iio.imwrite(target, np.stack(frames), extension=".gif", duration=1000.0 / fps, loop=0)
+    return target
+
+
+def rollout_gif(agent: Agent, env_id: str | None = None, path: str | os.PathLike = "rollout.gif", seed: int = 0,
+                deterministic: bool = True, fps: float = 25.0, frame_skip: int = 2, max_width: int = 320) -> Path:
+    """Record one episode of ``agent`` on ``env_id`` to a looping GIF at ``path`` and return the path.
+
+    ``agent`` is a :class:`Run` (``env_id`` defaults to the one it was trained on), a function
+    ``obs -> action``, or None for a random agent. GIFs are generated output: an existing file at
+    ``path`` is replaced.
+    """
+    if env_id is None:
+        if not isinstance(agent, Run):
+            raise ValueError("env_id is required unless agent is a Run")
+        env_id = agent.config.env_id
+    frames, _ = rollout_frames(agent, env_id, seed=seed, deterministic=deterministic, frame_skip=frame_skip,
+                               max_width=max_width)
+    return write_gif(frames, path, fps=fps)
+
+
+def show_gif(path: str | os.PathLike, width: int | None = None):
+    """Display a GIF inline in Jupyter (embedded, so it survives saving the notebook)."""
+    from IPython.display import Image as IPythonImage
+
+    return IPythonImage(data=Path(path).read_bytes(), format="gif", width=width)

@@ -1,0 +1,97 @@
+"""Returns and advantages: the reference versions of what the exercises ask learners to write.
+
+Pure tensor functions, no environment and no network. Every function works on the device and dtype
+of its inputs and never builds a graph through its inputs' history (returns and advantages are
+targets, not things to differentiate through).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def discounted_returns(rewards: Tensor, gamma: float) -> Tensor:
+    r"""Monte Carlo return of every step of one finished episode.
+
+    .. math:: G_t = r_t + \gamma G_{t+1}, \qquad G_T = 0
+
+    Args:
+        rewards: ``[T]`` rewards ``r_0 … r_{T-1}`` of one complete episode.
+        gamma: discount factor :math:`\gamma \in (0, 1]`.
+
+    Returns:
+        ``[T]`` tensor of returns :math:`G_t`, same dtype and device as ``rewards``.
+    """
+    if rewards.dim() != 1:
+        raise ValueError(f"rewards must be 1-D [T] (one episode), got shape {tuple(rewards.shape)}")
+    rewards = rewards.detach()
+    returns = torch.empty_like(rewards)  # [T]
+    running_return = torch.zeros((), dtype=rewards.dtype, device=rewards.device)
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        running_return = rewards[t] + gamma * running_return
+        returns[t] = running_return
+    return returns
+
+
+def normalize(x: Tensor, eps: float = 1e-8) -> Tensor:
+    r"""Shift and scale to zero mean and unit standard deviation: :math:`(x - \bar x) / (\sigma_x + \epsilon)`.
+
+    Uses the population standard deviation (``unbiased=False``) so a single element maps to 0,
+    not NaN. ``eps`` keeps a constant input finite.
+    """
+    return (x - x.mean()) / (x.std(unbiased=False) + eps)
+
+
+def compute_gae(
+    rewards: Tensor,
+    values: Tensor,
+    next_values: Tensor,
+    terminated: Tensor,
+    truncated: Tensor,
+    gamma: float,
+    lam: float,
+) -> Tensor:
+    r"""Generalised Advantage Estimation over a rollout of ``T`` steps from ``N`` environments.
+
+    .. math::
+        \delta_t = r_t + \gamma (1 - \text{term}_t) V(s'_{t}) - V(s_t)
+
+        \hat A_t = \delta_t + \gamma \lambda (1 - \text{done}_t) \hat A_{t+1},
+        \qquad \text{done}_t = \text{term}_t \lor \text{trunc}_t
+
+    ``s'_t`` is the *true* next observation of step ``t``: for a step that ended an episode it is the
+    final observation, not the first observation of the next episode. So a truncated step (time
+    limit) still bootstraps from :math:`V(s'_t)`; only a terminated step does not. The lambda-trace
+    is cut at every episode end, terminated or truncated, because step ``t+1`` belongs to another
+    episode.
+
+    Args:
+        rewards: ``[T, N]`` rewards :math:`r_t`.
+        values: ``[T, N]`` critic values :math:`V(s_t)` of the observations the actions were taken in.
+        next_values: ``[T, N]`` :math:`V(s'_t)` of the true next observations.
+        terminated: ``[T, N]`` bool/0-1, the episode ended in a terminal state at step ``t``.
+        truncated: ``[T, N]`` bool/0-1, the episode was cut by a time limit at step ``t``.
+        gamma: discount :math:`\gamma \in (0, 1]`.
+        lam: GAE :math:`\lambda \in [0, 1]`; 0 gives the one-step TD error, 1 the Monte Carlo
+            return minus the value (bootstrapped where the rollout or a truncation cuts it).
+
+    Returns:
+        ``[T, N]`` advantages :math:`\hat A_t` (detached). Returns targets for the critic are
+        ``advantages + values``.
+    """
+    shapes = {name: tuple(t.shape) for name, t in
+              dict(rewards=rewards, values=values, next_values=next_values,
+                   terminated=terminated, truncated=truncated).items()}
+    if len(set(shapes.values())) != 1 or rewards.dim() != 2:
+        raise ValueError(f"compute_gae expects five tensors of the same shape [T, N]; got {shapes}")
+    rewards, values, next_values = rewards.detach(), values.detach(), next_values.detach()
+    not_terminated = 1.0 - terminated.to(rewards.dtype)  # [T, N]
+    not_done = 1.0 - torch.logical_or(terminated.bool(), truncated.bool()).to(rewards.dtype)  # [T, N]
+
+    deltas = rewards + gamma * not_terminated * next_values - values  # [T, N]
+    advantages = torch.zeros_like(rewards)  # [T, N]
+    running_advantage = torch.zeros_like(rewards[0])  # [N]
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        running_advantage = deltas[t] + gamma * lam * not_done[t] * running_advantage
+        advantages[t] = running_advantage
+    return advantages

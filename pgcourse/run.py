@@ -1,0 +1,245 @@
+"""A trained agent you can keep and use: policy, critic, normaliser statistics, config and history.
+
+``run.save(dir)`` writes a small folder; ``pgcourse.load(dir)`` reads it back and checks it. An
+existing run is never overwritten unless ``overwrite=True``; a corrupt or mismatched folder raises
+:class:`RunLoadError` saying which file is wrong.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from .config import BaseConfig, ConfigError, config_from_dict
+from .envs import ObsNormalizerState, action_space_kind
+from .history import History
+from .networks import ValueNet, make_policy
+
+FORMAT_NAME = "pgcourse-run"
+FORMAT_VERSION = 1
+RUN_FILES = ("meta.json", "config.json", "weights.pt", "normalizer.json", "history.json")
+
+
+class RunLoadError(ValueError):
+    """A saved run is missing, corrupt, or does not match its own config."""
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``"auto"`` -> cuda if available, else mps if available, else cpu; anything else as given (checked)."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} requested but CUDA is not available; use device='auto' or 'cpu'")
+    if resolved.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"device={device!r} requested but MPS is not available; use device='auto' or 'cpu'")
+    return resolved
+
+
+def _space_to_dict(space: gym.Space) -> dict[str, Any]:
+    if isinstance(space, gym.spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, gym.spaces.Box):
+        return {"type": "Box", "shape": list(space.shape), "low": np.asarray(space.low).tolist(),
+                "high": np.asarray(space.high).tolist(), "dtype": str(space.dtype)}
+    raise ValueError(f"cannot save space {space}")
+
+
+def _space_from_dict(data: dict[str, Any]) -> gym.Space:
+    if data["type"] == "Discrete":
+        return gym.spaces.Discrete(data["n"], start=data.get("start", 0))
+    if data["type"] == "Box":
+        return gym.spaces.Box(np.asarray(data["low"], dtype=data["dtype"]), np.asarray(data["high"], dtype=data["dtype"]),
+                              dtype=data["dtype"])
+    raise ValueError(f"unknown space type {data['type']!r}")
+
+
+def spaces_match(a: gym.Space, b: gym.Space) -> bool:
+    """Same kind and shape (and same number of actions / bounds)."""
+    return _space_to_dict(a) == _space_to_dict(b)
+
+
+class Run:
+    """A trained (or training) agent.
+
+    Attributes:
+        config: the validated config actually used (:class:`~pgcourse.config.BaseConfig` subclass).
+        policy: the actor, a ``torch.nn.Module`` (categorical logits or Gaussian mean + ``log_std``).
+        value_net: the critic ``V(s)`` (None for plain REINFORCE).
+        history: :class:`~pgcourse.history.History` of episodes, updates and evaluations.
+        obs_normalizer: frozen observation statistics (None if observations were not normalised).
+        normalizer_state: all running statistics of the env wrappers, as saved.
+        observation_space, action_space: the single-env spaces the agent was trained on.
+    """
+
+    def __init__(self, config: BaseConfig, policy: nn.Module, value_net: nn.Module | None, history: History,
+                 observation_space: gym.Space, action_space: gym.Space, normalizer_state: dict[str, Any] | None = None,
+                 device: torch.device | None = None):
+        self.config = config
+        self.policy = policy
+        self.value_net = value_net
+        self.history = history
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.device = device or next(policy.parameters()).device
+        self.set_normalizer_state(normalizer_state or {})
+
+    def set_normalizer_state(self, state: dict[str, Any]) -> None:
+        self.normalizer_state = state
+        self.obs_normalizer = ObsNormalizerState.from_dict(state["obs"]) if "obs" in state else None
+
+    @property
+    def action_kind(self) -> str:
+        return action_space_kind(self.action_space)
+
+    # -- acting ----------------------------------------------------------------------------------
+    def act(self, observations: np.ndarray | torch.Tensor, deterministic: bool = False) -> np.ndarray:
+        """Actions for a batch of *raw* observations (as the environment returns them).
+
+        Args:
+            observations: ``[B, obs_dim]`` array. Normalised here with the saved statistics when
+                the run was trained with observation normalisation.
+            deterministic: the most likely action (argmax / Gaussian mean) instead of a sample.
+
+        Returns:
+            ``[B]`` int64 actions (Discrete) or ``[B, D]`` float32 actions clipped to the Box bounds.
+        """
+        obs_dim = self.observation_space.shape[0]
+        if isinstance(observations, torch.Tensor):
+            observations = observations.detach().cpu().numpy()
+        observations = np.asarray(observations)
+        if observations.dtype == object or not np.issubdtype(observations.dtype, np.number):
+            raise TypeError(f"observations must be a numeric array, got dtype {observations.dtype}")
+        if observations.ndim != 2 or observations.shape[1] != obs_dim:
+            hint = " (a single observation? pass obs[None] to make a batch of one)" if observations.shape == (obs_dim,) else ""
+            raise ValueError(f"observations must have shape [batch, {obs_dim}] for {self.config.env_id}, "
+                             f"got {observations.shape}{hint}")
+        if self.obs_normalizer is not None:
+            observations = self.obs_normalizer(observations)
+        obs_tensor = torch.as_tensor(observations, dtype=torch.float32, device=self.device)  # [B, obs_dim]
+        with torch.no_grad():
+            actions, _ = self.policy.sample(obs_tensor, deterministic=deterministic)
+        actions_np = actions.cpu().numpy()
+        if self.action_kind == "continuous":
+            return np.clip(actions_np, self.action_space.low, self.action_space.high).astype(np.float32)
+        return actions_np.astype(np.int64)
+
+    # -- saving ----------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write the run to folder ``path`` (created) and return it.
+
+        Raises ``FileExistsError`` if ``path`` exists and is not empty, unless ``overwrite=True``;
+        even then the old folder is replaced only after the new one is completely written.
+        """
+        target = Path(path)
+        if target.exists() and not target.is_dir():
+            raise FileExistsError(f"{target} exists and is not a folder; choose another path")
+        if target.exists() and any(target.iterdir()) and not overwrite:
+            raise FileExistsError(f"{target} already holds files (a previous run?); pass overwrite=True to replace it "
+                                  "or choose another path")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
+        try:
+            meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION,
+                    "observation_space": _space_to_dict(self.observation_space),
+                    "action_space": _space_to_dict(self.action_space)}
+            (staging / "meta.json").write_text(json.dumps(meta, indent=1))
+            (staging / "config.json").write_text(json.dumps(self.config.to_dict(), indent=1))
+            weights = {"policy": {k: v.detach().cpu() for k, v in self.policy.state_dict().items()},
+                       "value_net": None if self.value_net is None else
+                       {k: v.detach().cpu() for k, v in self.value_net.state_dict().items()}}
+            torch.save(weights, staging / "weights.pt")
+            (staging / "normalizer.json").write_text(json.dumps(self.normalizer_state, indent=1))
+            (staging / "history.json").write_text(json.dumps(self.history.to_dict()))
+            if target.exists():
+                old = target.with_name(f".{target.name}.replaced-{os.getpid()}")
+                os.replace(target, old)
+                os.replace(staging, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(staging, target)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+    def __repr__(self) -> str:
+        return f"Run({self.config.algo} on {self.config.env_id}, seed={self.config.seed}, {self.history!r})"
+
+
+def _read_json(folder: Path, name: str) -> Any:
+    try:
+        return json.loads((folder / name).read_text())
+    except json.JSONDecodeError as error:
+        raise RunLoadError(f"{folder / name} is corrupt (not valid JSON: {error})") from error
+
+
+def load(path: str | os.PathLike, device: str = "cpu") -> Run:
+    """Load a run saved with :meth:`Run.save` onto ``device`` and check that its parts fit together."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no saved run at {folder} (expected a folder written by run.save)")
+    missing = [name for name in RUN_FILES if not (folder / name).is_file()]
+    if missing:
+        raise RunLoadError(f"{folder} is not a complete pgcourse run: missing {missing}")
+    meta = _read_json(folder, "meta.json")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise RunLoadError(f"{folder / 'meta.json'} does not describe a pgcourse run")
+    if meta.get("version") != FORMAT_VERSION:
+        raise RunLoadError(f"{folder} was saved in format version {meta.get('version')}; this pgcourse reads "
+                           f"version {FORMAT_VERSION}")
+    try:
+        config = config_from_dict(_read_json(folder, "config.json"))
+    except (ConfigError, TypeError) as error:
+        raise RunLoadError(f"{folder / 'config.json'} is not a valid config: {error}") from error
+    try:
+        observation_space = _space_from_dict(meta["observation_space"])
+        action_space = _space_from_dict(meta["action_space"])
+        kind = action_space_kind(action_space)
+    except (KeyError, ValueError, TypeError) as error:
+        raise RunLoadError(f"{folder / 'meta.json'} has invalid spaces: {error}") from error
+    torch_device = resolve_device(device)
+    action_dim = int(action_space.n) if kind == "discrete" else int(action_space.shape[0])
+    obs_dim = int(observation_space.shape[0])
+    policy = make_policy(kind, obs_dim, action_dim, config.hidden_sizes, config.log_std_init)
+    value_net = None if config.algo == "reinforce" else ValueNet(obs_dim, config.hidden_sizes)
+    try:
+        weights = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for a damaged file
+        raise RunLoadError(f"{folder / 'weights.pt'} is corrupt or not a pgcourse weights file: {error}") from error
+    if not isinstance(weights, dict) or "policy" not in weights:
+        raise RunLoadError(f"{folder / 'weights.pt'} does not hold a 'policy' state dict")
+    try:
+        policy.load_state_dict(weights["policy"])
+        if value_net is not None:
+            if weights.get("value_net") is None:
+                raise RunLoadError(f"{folder / 'weights.pt'} has no critic weights but algo={config.algo!r} needs one")
+            value_net.load_state_dict(weights["value_net"])
+    except RuntimeError as error:
+        raise RunLoadError(f"{folder / 'weights.pt'} does not match config.json (hidden_sizes={config.hidden_sizes}, "
+                           f"obs_dim={obs_dim}, action_dim={action_dim}): {error}") from error
+    normalizer = _read_json(folder, "normalizer.json")
+    if "obs" in normalizer and len(normalizer["obs"].get("mean", [])) != obs_dim:
+        raise RunLoadError(f"{folder / 'normalizer.json'} has statistics for {len(normalizer['obs']['mean'])} "
+                           f"observation dimensions, expected {obs_dim}")
+    try:
+        history = History.from_dict(_read_json(folder, "history.json"))
+    except (KeyError, ValueError, TypeError) as error:
+        raise RunLoadError(f"{folder / 'history.json'} is corrupt: {error}") from error
+    policy.to(torch_device)
+    if value_net is not None:
+        value_net.to(torch_device)
+    return Run(config, policy, value_net, history, observation_space, action_space, normalizer, torch_device)
