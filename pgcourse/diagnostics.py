@@ -46,3 +46,21 @@ def grad_norm(parameters: Iterable[torch.nn.Parameter]) -> float:
     if not norms:
         return 0.0
     return float(torch.stack(norms).norm(2))
+
+
+def gradient_variance(grads: Tensor) -> float:
+    r"""Total variance of a stochastic gradient estimator, measured from ``K`` sampled gradients.
+
+    .. math:: \sum_{p=1}^{P} \frac{1}{K-1}\sum_{k=1}^{K} \big(g_{k,p} - \bar g_p\big)^2
+              = \operatorname{tr}\,\widehat{\mathrm{Cov}}[g]
+
+    Args:
+        grads: ``[K, P]``: row ``k`` is the flattened gradient vector of the ``k``-th independent
+            estimate (e.g. from its own batch of episodes), ``K >= 2``.
+
+    Returns:
+        The sum over the ``P`` coordinates of the unbiased sample variance across the ``K`` samples.
+    """
+    if grads.dim() != 2 or grads.shape[0] < 2:
+        raise ValueError(f"grads must be [K, P] with K >= 2 sampled gradients, got shape {tuple(grads.shape)}")
+    return float(grads.detach().double().var(dim=0, unbiased=True).sum())

@@ -14,6 +14,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 from gymnasium.wrappers.vector import NormalizeObservation, NormalizeReward, RecordEpisodeStatistics
 
 AUTORESET_MODE = gym.vector.AutoresetMode.NEXT_STEP
@@ -156,3 +157,53 @@ class RolloutStepper:
         self.obs = next_obs
         return StepResult(next_obs, np.asarray(rewards, dtype=np.float64), terminated, truncated, valid,
                           episode_returns, episode_lengths)
+
+
+def transition_mask(terminated: torch.Tensor, truncated: torch.Tensor) -> torch.Tensor:
+    r"""Which steps of a NEXT_STEP rollout (started from a fresh reset) are real transitions.
+
+    .. math:: \text{valid}_0 = \text{True}, \qquad
+              \text{valid}_t = \lnot(\text{term}_{t-1} \lor \text{trunc}_{t-1})
+
+    The step right after an episode end is the autoreset step: its action is ignored, its reward is
+    0 and its observation starts a new episode, so it is not a transition.
+
+    Args:
+        terminated: ``[T, N]`` bool, as returned by ``envs.step`` at each step.
+        truncated: ``[T, N]`` bool.
+
+    Returns:
+        ``[T, N]`` bool mask, True for real transitions.
+    """
+    done = torch.as_tensor(terminated).bool() | torch.as_tensor(truncated).bool()  # [T, N]
+    valid = torch.ones_like(done)  # [T, N]; step 0 follows the reset, so it is real
+    valid[1:] = ~done[:-1]
+    return valid
+
+
+def completed_episode_returns(rewards: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor) -> list[float]:
+    """Undiscounted returns of the episodes that ended within a NEXT_STEP rollout started from reset.
+
+    An episode ends at a step where ``terminated`` or ``truncated`` is True (both end it: a time
+    limit ends the episode as surely as a terminal state). Episodes still running at the last step
+    are left out. Reset steps are not transitions and add nothing.
+
+    Args:
+        rewards: ``[T, N]`` rewards as returned by ``envs.step``.
+        terminated: ``[T, N]`` bool.
+        truncated: ``[T, N]`` bool.
+
+    Returns:
+        One float per finished episode, ordered by (end step, env index).
+    """
+    rewards = torch.as_tensor(rewards).detach().double()  # [T, N]
+    done = torch.as_tensor(terminated).bool() | torch.as_tensor(truncated).bool()  # [T, N]
+    valid = transition_mask(terminated, truncated)  # [T, N]
+    running_returns = torch.zeros(rewards.shape[1], dtype=torch.float64)  # [N]
+    episode_returns: list[float] = []
+    for t in range(rewards.shape[0]):
+        running_returns += torch.where(valid[t], rewards[t], 0.0)
+        for env_index in torch.nonzero(done[t]).flatten().tolist():
+            episode_returns.append(float(running_returns[env_index]))
+            running_returns[env_index] = 0.0
+    return episode_returns

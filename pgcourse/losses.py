@@ -109,3 +109,39 @@ def categorical_entropy(logits: Tensor) -> Tensor:
     r"""``[B]`` entropy :math:`-\sum_a \pi(a|s)\log\pi(a|s)` of a softmax policy."""
     log_probs_all = torch.log_softmax(logits, dim=-1)  # [B, A]
     return -(log_probs_all.exp() * log_probs_all).sum(dim=-1)
+
+
+def a2c_policy_loss(log_probs: Tensor, advantages: Tensor, entropy: Tensor, ent_coef: float) -> Tensor:
+    r"""Actor loss of A2C: policy gradient with advantages, plus an entropy bonus.
+
+    .. math:: L = -\frac{1}{B}\sum_i \log\pi(a_i|s_i)\,\hat A_i \;-\; \beta\,\frac{1}{B}\sum_i H[\pi(\cdot|s_i)]
+
+    Args:
+        log_probs: ``[B]`` :math:`\log\pi_\theta(a_i|s_i)`, with grad.
+        advantages: ``[B]`` :math:`\hat A_i` (constants: detached here).
+        entropy: ``[B]`` :math:`H[\pi_\theta(\cdot|s_i)]`, with grad (the bonus must push the policy).
+        ent_coef: :math:`\beta \ge 0`.
+    """
+    policy_term = -(log_probs * advantages.detach()).mean()
+    entropy_term = -ent_coef * entropy.mean()
+    return policy_term + entropy_term
+
+
+def env_action(actions: Tensor, low: Tensor, high: Tensor) -> Tensor:
+    r"""The action to send to ``env.step``: a copy of ``actions`` clipped to the box ``[low, high]``.
+
+    A Gaussian policy samples outside the bounds. The environment needs an in-bounds action, but the
+    rollout must store the action *as sampled*: its log-prob is what the ratio and the policy
+    gradient use. So this returns a new tensor and leaves ``actions`` untouched.
+
+    Args:
+        actions: ``[B, D]`` sampled actions.
+        low: ``[D]`` lower bounds (``env.single_action_space.low``).
+        high: ``[D]`` upper bounds.
+
+    Returns:
+        ``[B, D]`` clipped copy.
+    """
+    low = torch.as_tensor(low, dtype=actions.dtype, device=actions.device)  # [D]
+    high = torch.as_tensor(high, dtype=actions.dtype, device=actions.device)  # [D]
+    return torch.clamp(actions, low, high)  # [B, D], a new tensor

@@ -95,3 +95,43 @@ def compute_gae(
         running_advantage = deltas[t] + gamma * lam * not_done[t] * running_advantage
         advantages[t] = running_advantage
     return advantages
+
+
+def td_errors(rewards: Tensor, values: Tensor, next_values: Tensor, terminated: Tensor, gamma: float) -> Tensor:
+    r"""One-step temporal-difference errors, the building block of GAE.
+
+    .. math:: \delta_t = r_t + \gamma (1 - \text{term}_t) V(s'_t) - V(s_t)
+
+    A terminated step has no future, so its bootstrap term is cut; a truncated step (time limit)
+    keeps it, which is why ``truncated`` is not an argument here.
+
+    Args:
+        rewards: ``[T, N]`` rewards :math:`r_t`.
+        values: ``[T, N]`` :math:`V(s_t)`.
+        next_values: ``[T, N]`` :math:`V(s'_t)` of the true next observations.
+        terminated: ``[T, N]`` bool/0-1, the episode ended in a terminal state at step ``t``.
+        gamma: discount :math:`\gamma`.
+
+    Returns:
+        ``[T, N]`` TD errors :math:`\delta_t` (detached: they are advantage estimates, constants of
+        the policy gradient).
+    """
+    rewards, values, next_values = rewards.detach(), values.detach(), next_values.detach()
+    not_terminated = 1.0 - terminated.to(rewards.dtype)  # [T, N]
+    return rewards + gamma * not_terminated * next_values - values  # [T, N]
+
+
+def baseline_advantages(returns: Tensor, values: Tensor) -> Tensor:
+    r"""Advantages with a learned state baseline: :math:`\hat A_i = G_i - V(s_i)`.
+
+    Subtracting a function of the state alone leaves the policy gradient unbiased and lowers its
+    variance. The values are detached: the policy loss must not push gradient into the critic.
+
+    Args:
+        returns: ``[B]`` Monte Carlo returns :math:`G_i`.
+        values: ``[B]`` critic values :math:`V(s_i)` (may carry grad; it is cut here).
+
+    Returns:
+        ``[B]`` advantages (detached).
+    """
+    return returns.detach() - values.detach()  # [B]

@@ -1,0 +1,178 @@
+"""The exercise checks (pgcourse.checks): pass the reference, reject stubs and every known wrong version.
+
+For each check: the reference solution passes with one printed line, the notebook stub fails with
+"not implemented yet", a crash inside the learner's function is reported as *their* error (with
+their traceback), and every wrong version in tests/wrong_versions.py is rejected with the hint
+that names its own mistake.
+"""
+from __future__ import annotations
+
+import itertools
+import time
+from collections import defaultdict
+
+import pytest
+import torch
+
+from pgcourse import checks
+
+from wrong_versions import CORRECT_VERSIONS, WRONG_VERSIONS
+
+EXERCISES = [
+    "transition_mask", "completed_episode_returns",
+    "discounted_returns", "normalize", "reinforce_loss",
+    "baseline_advantages", "value_loss", "gradient_variance", "categorical_entropy",
+    "td_errors", "compute_gae", "a2c_policy_loss",
+    "clipped_surrogate_loss", "approx_kl", "clip_fraction", "explained_variance", "minibatch_indices",
+    "gaussian_log_prob", "gaussian_entropy", "env_action",
+]
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError()
+
+
+def _crashing_helper(x):
+    return x / 0  # the learner's bug: ZeroDivisionError
+
+
+def learner_crashes(*args, **kwargs):
+    return _crashing_helper(1)
+
+
+_messages: dict[str, str] = {}
+
+
+def rejection_message(wrong_version) -> str:
+    """The AssertionError message of the check on this wrong version (computed once per session)."""
+    if wrong_version.id not in _messages:
+        with pytest.raises(AssertionError) as info:
+            checks.ALL_CHECKS[wrong_version.exercise](wrong_version.fn)
+        _messages[wrong_version.id] = str(info.value)
+    return _messages[wrong_version.id]
+
+
+def test_every_exercise_has_a_check_and_a_reference():
+    assert list(checks.ALL_CHECKS) == EXERCISES
+    assert set(checks.REFERENCES) == set(EXERCISES)
+    for name, check in checks.ALL_CHECKS.items():
+        assert check is getattr(checks, f"check_{name}")
+        assert check.__name__ == f"check_{name}"
+
+
+@pytest.mark.parametrize("name", EXERCISES)
+def test_reference_passes_with_one_line(name, capsys):
+    checks.ALL_CHECKS[name](checks.REFERENCES[name])
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    assert out.startswith(f"✓ {name}: ") and out.rstrip().endswith("cases passed")
+
+
+@pytest.mark.parametrize("name", EXERCISES)
+def test_stub_is_not_implemented_yet(name):
+    with pytest.raises(AssertionError, match="not implemented yet"):
+        checks.ALL_CHECKS[name](stub)
+
+
+@pytest.mark.parametrize("name", EXERCISES)
+def test_learner_exception_is_reported_as_theirs(name):
+    with pytest.raises(checks.LearnerCodeError) as info:
+        checks.ALL_CHECKS[name](learner_crashes)
+    assert not isinstance(info.value, AssertionError)
+    message = str(info.value)
+    assert "your function raised an exception" in message
+    assert "ZeroDivisionError" in message
+    assert "_crashing_helper" in message and "return x / 0" in message  # their traceback, with their code
+    assert "pgcourse/checks.py" not in message  # ... and not the check's frames
+
+
+@pytest.mark.parametrize("wrong_version", WRONG_VERSIONS, ids=lambda w: w.id)
+def test_wrong_version_is_rejected_with_its_own_hint(wrong_version):
+    message = rejection_message(wrong_version)
+    assert message.startswith(f"{wrong_version.exercise}: ")
+    assert wrong_version.hint in message, f"expected hint {wrong_version.hint!r}, got:\n{message}"
+    assert "Smallest failing case" in message
+
+
+def test_catalogue_is_large_and_covers_every_exercise():
+    assert len(WRONG_VERSIONS) >= 30
+    assert {w.exercise for w in WRONG_VERSIONS} == set(EXERCISES)
+    assert len({w.id for w in WRONG_VERSIONS}) == len(WRONG_VERSIONS)
+    for wrong_version in WRONG_VERSIONS:
+        assert wrong_version.fn.__doc__, f"{wrong_version.id} needs a docstring naming its mistake"
+
+
+def test_hints_of_one_exercise_are_all_different():
+    by_exercise = defaultdict(list)
+    for wrong_version in WRONG_VERSIONS:
+        by_exercise[wrong_version.exercise].append(wrong_version)
+    for exercise, versions in by_exercise.items():
+        assert len({w.hint for w in versions}) == len(versions), exercise
+        for a, b in itertools.permutations(versions, 2):
+            assert b.hint not in rejection_message(a), (
+                f"{a.id} is rejected with a message that also contains the hint of {b.id}:\n{rejection_message(a)}")
+        diagnoses = [line for w in versions for line in rejection_message(w).splitlines()
+                     if line.startswith(("Probable mistake:", "Possible cause"))]
+        assert len(diagnoses) == len(set(diagnoses)), exercise
+
+
+@pytest.mark.parametrize("exercise, fn", CORRECT_VERSIONS, ids=lambda v: getattr(v, "__name__", v))
+def test_other_correct_solutions_pass(exercise, fn, capsys):
+    checks.ALL_CHECKS[exercise](fn)
+    assert capsys.readouterr().out.startswith(f"✓ {exercise}")
+
+
+def test_failure_message_shows_the_smallest_failing_case():
+    def gae_through_terminal(rewards, values, next_values, terminated, truncated, gamma, lam):
+        done = torch.clamp(terminated + truncated, max=1)
+        deltas = (rewards + gamma * next_values - values).detach()
+        advantages = torch.zeros_like(deltas)
+        running = torch.zeros_like(deltas[0])
+        for t in reversed(range(deltas.shape[0])):
+            running = deltas[t] + gamma * lam * (1 - done[t]) * running
+            advantages[t] = running
+        return advantages
+
+    with pytest.raises(AssertionError) as info:
+        checks.check_compute_gae(gae_through_terminal)
+    message = str(info.value)
+    assert "Probable mistake: you bootstrap through a terminal state" in message
+    assert "Smallest failing case: T=1, N=2" in message  # the 1-step case where env 0 terminates
+    assert "expected: [[0.5, 1.4]]" in message and "received: [[1.4, 1.4]]" in message
+    assert "terminated = [[1, 0]]" in message
+
+
+def test_in_place_change_of_a_leaf_that_requires_grad_is_explained():
+    def returns_in_place(rewards, gamma):
+        for t in reversed(range(len(rewards) - 1)):
+            rewards[t] += gamma * rewards[t + 1]
+        return rewards
+
+    with pytest.raises(checks.LearnerCodeError, match="modifies a tensor in place"):
+        checks.check_discounted_returns(returns_in_place)
+
+
+def test_checks_are_deterministic():
+    wrong_version = WRONG_VERSIONS[0]
+    with pytest.raises(AssertionError) as first:
+        checks.ALL_CHECKS[wrong_version.exercise](wrong_version.fn)
+    with pytest.raises(AssertionError) as second:
+        checks.ALL_CHECKS[wrong_version.exercise](wrong_version.fn)
+    assert str(first.value) == str(second.value)
+
+
+def test_minibatch_check_leaves_the_global_random_state_alone():
+    state = torch.get_rng_state()
+    checks.check_minibatch_indices(checks.REFERENCES["minibatch_indices"])
+    assert torch.equal(state, torch.get_rng_state())
+
+
+def test_each_check_is_fast(capsys):
+    for name, check in checks.ALL_CHECKS.items():
+        check(checks.REFERENCES[name])  # warm-up: first calls load torch kernels
+        durations = []
+        for _ in range(2):
+            start = time.perf_counter()
+            check(checks.REFERENCES[name])
+            durations.append(time.perf_counter() - start)
+        assert min(durations) < 0.5, f"check_{name} took {min(durations):.2f} s"

@@ -1,0 +1,1135 @@
+"""A catalogue of wrong solutions to the course exercises, written the way a learner might write them.
+
+Each function carries one classic mistake (named in its docstring) and is registered with
+``@wrong(exercise, hint)``: the check of ``exercise`` must reject it with an AssertionError whose
+message contains ``hint``, a distinctive piece of the explanation of that very mistake.
+``@correct(exercise)`` registers other *right* ways to write an exercise, which must pass.
+
+These are written independently of the check's own "known mistakes" (loops where the check
+vectorises, other operations), so a test here shows the check recognises the mistake, not just
+its own code.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class WrongVersion:
+    exercise: str
+    fn: Callable
+    hint: str  # distinctive substring of the hint the check must give
+
+    @property
+    def id(self) -> str:
+        return f"{self.exercise}:{self.fn.__name__}"
+
+
+WRONG_VERSIONS: list[WrongVersion] = []
+CORRECT_VERSIONS: list[tuple[str, Callable]] = []
+
+
+def wrong(exercise: str, hint: str) -> Callable[[Callable], Callable]:
+    def register(fn: Callable) -> Callable:
+        WRONG_VERSIONS.append(WrongVersion(exercise, fn, hint))
+        return fn
+    return register
+
+
+def correct(exercise: str) -> Callable[[Callable], Callable]:
+    def register(fn: Callable) -> Callable:
+        CORRECT_VERSIONS.append((exercise, fn))
+        return fn
+    return register
+
+
+# ----------------------------------------------------------------------------- ch00 transition_mask
+
+@wrong("transition_mask", "off by one")
+def transition_mask_off_by_one(terminated, truncated):
+    """Off by one: marks the ending step itself as not a transition (uses step t's flags)."""
+    return ~(terminated | truncated)
+
+
+@wrong("transition_mask", "you only look at `terminated`")
+def transition_mask_ignores_truncated(terminated, truncated):
+    """Ignores truncation: a time-limit end is followed by a reset step too."""
+    valid = torch.ones_like(terminated)
+    valid[1:] = ~terminated[:-1]
+    return valid
+
+
+@wrong("transition_mask", "you only look at `truncated`")
+def transition_mask_ignores_terminated(terminated, truncated):
+    """Ignores termination."""
+    valid = torch.ones_like(truncated)
+    valid[1:] = ~truncated[:-1]
+    return valid
+
+
+@wrong("transition_mask", "the mask is inverted")
+def transition_mask_inverted(terminated, truncated):
+    """Marks the reset steps True instead of the real transitions."""
+    reset = torch.zeros_like(terminated)
+    reset[1:] = terminated[:-1] | truncated[:-1]
+    return reset
+
+
+@wrong("transition_mask", "valid[0] must be True")
+def transition_mask_first_step_invalid(terminated, truncated):
+    """Step 0 marked invalid (padding the shifted flags with True)."""
+    done = terminated | truncated
+    padded = torch.cat([torch.ones_like(done[:1]), done[:-1]])
+    return ~padded
+
+
+@wrong("transition_mask", "torch.roll wraps")
+def transition_mask_roll(terminated, truncated):
+    """Shifts with torch.roll, which wraps the last step's flags round to step 0."""
+    return ~torch.roll(terminated | truncated, shifts=1, dims=0)
+
+
+@wrong("transition_mask", "you dropped step 0")
+def transition_mask_missing_first_row(terminated, truncated):
+    """Returns only the T-1 shifted rows: step 0 is missing."""
+    return ~(terminated[:-1] | truncated[:-1])
+
+
+@wrong("transition_mask", "return a bool tensor")
+def transition_mask_float(terminated, truncated):
+    """Right values, but a float 0/1 tensor instead of a bool mask."""
+    valid = torch.ones(terminated.shape)
+    valid[1:] = 1.0 - (terminated[:-1] | truncated[:-1]).float()
+    return valid
+
+
+@correct("transition_mask")
+def transition_mask_loop(terminated, truncated):
+    steps, num_envs = terminated.shape
+    valid = torch.ones(steps, num_envs, dtype=torch.bool)
+    for t in range(1, steps):
+        for i in range(num_envs):
+            valid[t, i] = not (bool(terminated[t - 1, i]) or bool(truncated[t - 1, i]))
+    return valid
+
+
+# ------------------------------------------------------------------- ch00 completed_episode_returns
+
+def _episode_returns(rewards, ends, *, reset=True, unfinished=False, env_major=False):
+    steps, num_envs = rewards.shape
+    running = [0.0] * num_envs
+    found = []
+    for t in range(steps):
+        for i in range(num_envs):
+            running[i] += rewards[t, i].item()
+            if ends[t, i]:
+                found.append((t, i, running[i]))
+                if reset:
+                    running[i] = 0.0
+    if env_major:
+        found.sort(key=lambda item: (item[1], item[0]))
+    result = [r for _, _, r in found]
+    return result + running if unfinished else result
+
+
+@wrong("completed_episode_returns", "cut by a time limit")
+def episode_returns_ignore_truncated(rewards, terminated, truncated):
+    """Only terminated episodes count as ended; truncated ones are dropped (and merged into the next)."""
+    return _episode_returns(rewards, terminated)
+
+
+@wrong("completed_episode_returns", "still running at the end")
+def episode_returns_include_unfinished(rewards, terminated, truncated):
+    """Also lists the partial returns of the episodes still running at the end of the rollout."""
+    return _episode_returns(rewards, terminated | truncated, unfinished=True)
+
+
+@wrong("completed_episode_returns", "not reset at the episode end")
+def episode_returns_not_reset(rewards, terminated, truncated):
+    """Returns not reset at episode end: the running sum carries over into the next episode."""
+    return _episode_returns(rewards, terminated | truncated, reset=False)
+
+
+@wrong("completed_episode_returns", "by end step first")
+def episode_returns_env_major(rewards, terminated, truncated):
+    """Orders the episodes env by env instead of by end step."""
+    return _episode_returns(rewards, terminated | truncated, env_major=True)
+
+
+@wrong("completed_episode_returns", "when you see its reset step")
+def episode_returns_recorded_at_reset(rewards, terminated, truncated):
+    """Closes an episode on its reset step (so one ending on the last step is lost)."""
+    steps, num_envs = rewards.shape
+    done = terminated | truncated
+    running = torch.zeros(num_envs)
+    result = []
+    for t in range(steps):
+        if t > 0:
+            for i in torch.nonzero(done[t - 1]).flatten().tolist():
+                result.append(float(running[i]))
+                running[i] = 0.0
+        running += rewards[t]
+    return result
+
+
+@correct("completed_episode_returns")
+def episode_returns_cumsum(rewards, terminated, truncated):
+    done = (terminated | truncated).T  # [N, T]
+    found = []
+    for i, env_rewards in enumerate(rewards.T):
+        start = 0
+        for t in torch.nonzero(done[i]).flatten().tolist():
+            found.append((t, i, float(env_rewards[start:t + 1].sum())))
+            start = t + 1
+    return [value for _, _, value in sorted(found)]
+
+
+# ----------------------------------------------------------------------------- ch01 discounted_returns
+
+@wrong("discounted_returns", "accumulate forwards")
+def returns_accumulated_forwards(rewards, gamma):
+    """Returns accumulated forwards: G_t = r_t + gamma * G_{t-1}."""
+    out = torch.zeros_like(rewards)
+    running = 0.0
+    for t in range(len(rewards)):
+        running = rewards[t].item() + gamma * running
+        out[t] = running
+    return out
+
+
+@wrong("discounted_returns", "gamma applied one step late")
+def returns_gamma_one_step_late(rewards, gamma):
+    """Gamma applied one step late: running = (running + r_t) * gamma, so r_t is discounted too."""
+    out = torch.zeros_like(rewards)
+    running = 0.0
+    for t in reversed(range(len(rewards))):
+        running = (running + rewards[t].item()) * gamma
+        out[t] = running
+    return out
+
+
+@wrong("discounted_returns", "returns[t] holds G_{t+1}")
+def returns_stored_before_update(rewards, gamma):
+    """Stores the running return before adding r_t: everything is shifted by one step."""
+    out = torch.zeros_like(rewards)
+    running = 0.0
+    for t in reversed(range(len(rewards))):
+        out[t] = running
+        running = rewards[t].item() + gamma * running
+    return out
+
+
+@wrong("discounted_returns", "gamma is ignored")
+def returns_undiscounted(rewards, gamma):
+    """Forgets the discount: reward-to-go without gamma."""
+    return rewards.detach().flip(0).cumsum(0).flip(0)
+
+
+@wrong("discounted_returns", "return of the whole episode")
+def returns_whole_episode(rewards, gamma):
+    """Gives every step the discounted return of the whole episode, G_0."""
+    discounts = gamma ** torch.arange(len(rewards), dtype=rewards.dtype)
+    return torch.full_like(rewards, float((discounts * rewards.detach()).sum()))
+
+
+@wrong("discounted_returns", "counts from the start of the episode")
+def returns_exponent_from_episode_start(rewards, gamma):
+    """G_t = sum_{k>=t} gamma^k r_k: the exponent counts from 0 instead of from t."""
+    out = torch.zeros_like(rewards)
+    for t in range(len(rewards)):
+        out[t] = sum(gamma ** k * rewards[k].item() for k in range(t, len(rewards)))
+    return out
+
+
+@wrong("discounted_returns", "returns are targets")
+def returns_not_detached(rewards, gamma):
+    """Builds the returns from the rewards' graph: the output still requires grad."""
+    out = []
+    running = torch.zeros((), dtype=rewards.dtype)
+    for t in reversed(range(len(rewards))):
+        running = rewards[t] + gamma * running
+        out.append(running)
+    return torch.stack(out[::-1])
+
+
+@wrong("discounted_returns", "keep the dtype of the inputs")
+def returns_float32(rewards, gamma):
+    """Creates the output with torch.zeros(T): float32 even for float64 rewards."""
+    out = torch.zeros(len(rewards))
+    running = 0.0
+    for t in reversed(range(len(rewards))):
+        running = rewards[t].item() + gamma * running
+        out[t] = running
+    return out
+
+
+@wrong("discounted_returns", "forget the `return`")
+def returns_forgot_return(rewards, gamma):
+    """Computes the returns but forgets to return them."""
+    out = torch.zeros_like(rewards)
+    running = 0.0
+    for t in reversed(range(len(rewards))):
+        running = rewards[t].item() + gamma * running
+        out[t] = running
+
+
+@correct("discounted_returns")
+def returns_matrix(rewards, gamma):
+    steps = len(rewards)
+    exponents = torch.arange(steps)[None, :] - torch.arange(steps)[:, None]  # k - t
+    discounts = torch.where(exponents >= 0, gamma ** exponents.clamp(min=0).to(rewards.dtype),
+                            torch.zeros((), dtype=rewards.dtype))
+    return discounts @ rewards.detach()
+
+
+# ------------------------------------------------------------------------------------ ch01 normalize
+
+@wrong("normalize", "each column separately")
+def normalize_per_column(x):
+    """Normalising with the wrong axis: statistics along dim 0."""
+    return (x - x.mean(dim=0)) / (x.std(dim=0, unbiased=False) + 1e-8)
+
+
+@wrong("normalize", "each row separately")
+def normalize_per_row(x):
+    """Normalising with the wrong axis: statistics along the last dim."""
+    return (x - x.mean(dim=-1, keepdim=True)) / (x.std(dim=-1, unbiased=False, keepdim=True) + 1e-8)
+
+
+@wrong("normalize", "no epsilon")
+def normalize_without_epsilon(x):
+    """Normalising without epsilon: 0/0 on a constant input."""
+    return (x - x.mean()) / x.std(unbiased=False)
+
+
+@wrong("normalize", "population standard deviation")
+def normalize_unbiased_std(x):
+    """Uses the unbiased (n-1) std."""
+    return (x - x.mean()) / (x.std() + 1e-8)
+
+
+@wrong("normalize", "forgot to subtract the mean")
+def normalize_no_centering(x):
+    """Only rescales."""
+    return x / (x.std(unbiased=False) + 1e-8)
+
+
+@wrong("normalize", "divide by the variance")
+def normalize_by_variance(x):
+    """Divides by the variance instead of the std."""
+    return (x - x.mean()) / (x.var(unbiased=False) + 1e-8)
+
+
+@wrong("normalize", "modified its input `x` in place")
+def normalize_in_place(x):
+    """Right values, but centres and scales the caller's tensor in place."""
+    x -= x.mean()
+    x /= x.std(unbiased=False) + 1e-8
+    return x
+
+
+@correct("normalize")
+def normalize_std_mean(x):
+    std, mean = torch.std_mean(x, correction=0)
+    return (x - mean) / (std + 1e-8)
+
+
+# ------------------------------------------------------------------------------- ch01 reinforce_loss
+
+@wrong("reinforce_loss", "loss sign flipped")
+def reinforce_loss_sign_flipped(log_probs, weights):
+    """Loss sign flipped: returns the objective instead of the loss."""
+    return (log_probs * weights.detach()).mean()
+
+
+@wrong("reinforce_loss", "missing .detach() on the weights")
+def reinforce_loss_without_detach(log_probs, weights):
+    """REINFORCE loss without detach: gradient flows into the returns."""
+    return -(log_probs * weights).mean()
+
+
+@wrong("reinforce_loss", "not .sum()")
+def reinforce_loss_sum(log_probs, weights):
+    """Sums over the batch instead of averaging."""
+    return -(log_probs * weights.detach()).sum()
+
+
+@wrong("reinforce_loss", "must be a single number")
+def reinforce_loss_not_reduced(log_probs, weights):
+    """Returns the per-sample terms, shape [B]."""
+    return -log_probs * weights.detach()
+
+
+@wrong("reinforce_loss", "not exp(log_probs)")
+def reinforce_loss_with_probabilities(log_probs, weights):
+    """Weights the probabilities instead of the log-probabilities."""
+    return -(torch.exp(log_probs) * weights.detach()).mean()
+
+
+@wrong("reinforce_loss", "no gradient flows back into `log_probs`")
+def reinforce_loss_item(log_probs, weights):
+    """Builds the loss from Python numbers: it is cut from the graph."""
+    return torch.tensor(-(log_probs * weights).mean().item())
+
+
+@correct("reinforce_loss")
+def reinforce_loss_dot(log_probs, weights):
+    return -torch.dot(log_probs, weights.detach()) / log_probs.numel()
+
+
+# -------------------------------------------------------------------------- ch02 baseline_advantages
+
+@wrong("baseline_advantages", "missing .detach() on the values")
+def baseline_advantages_without_detach(returns, values):
+    """Missing .detach() on values: the policy loss would train the critic."""
+    return returns - values
+
+
+@wrong("baseline_advantages", "not values - returns")
+def baseline_advantages_sign_flipped(returns, values):
+    """Advantage sign flipped."""
+    return values.detach() - returns
+
+
+@wrong("baseline_advantages", "subtract the baseline")
+def baseline_advantages_no_baseline(returns, values):
+    """Forgets the baseline."""
+    return returns.clone()
+
+
+@wrong("baseline_advantages", "normalise the advantages here")
+def baseline_advantages_normalised(returns, values):
+    """Normalises inside."""
+    advantages = returns - values.detach()
+    return (advantages - advantages.mean()) / (advantages.std(unbiased=False) + 1e-8)
+
+
+# -------------------------------------------------------------------------------- ch02 value_loss
+
+@wrong("value_loss", "missing the factor 0.5")
+def value_loss_no_half(values, returns):
+    """Plain MSE without the 0.5."""
+    return torch.nn.functional.mse_loss(values, returns.detach())
+
+
+@wrong("value_loss", "not .sum()")
+def value_loss_sum(values, returns):
+    """Sums the squared errors."""
+    return 0.5 * ((values - returns.detach()) ** 2).sum()
+
+
+@wrong("value_loss", "missing .detach() on the returns")
+def value_loss_without_detach(values, returns):
+    """Gradient also flows into the targets."""
+    return 0.5 * ((values - returns) ** 2).mean()
+
+
+@wrong("value_loss", "not the absolute error")
+def value_loss_absolute(values, returns):
+    """Absolute instead of squared error."""
+    return 0.5 * (values - returns.detach()).abs().mean()
+
+
+@wrong("value_loss", "a squared-error loss is never negative")
+def value_loss_negative(values, returns):
+    """Sign flipped."""
+    return -0.5 * ((returns.detach() - values) ** 2).mean()
+
+
+@wrong("value_loss", "do not detach the values")
+def value_loss_values_detached(values, returns):
+    """Detaches the values: the critic never learns."""
+    return 0.5 * ((values.detach() - returns.detach()) ** 2).mean()
+
+
+@correct("value_loss")
+def value_loss_functional(values, returns):
+    return 0.5 * torch.nn.functional.mse_loss(values, returns.detach())
+
+
+# -------------------------------------------------------------------------- ch02 gradient_variance
+
+@wrong("gradient_variance", "you computed the mean gradient")
+def gradient_variance_mean(grads):
+    """gradient_variance using the mean instead of the variance."""
+    return float(grads.mean(dim=0).sum())
+
+
+@wrong("gradient_variance", "divide by K-1")
+def gradient_variance_population(grads):
+    """Population variance (divides by K)."""
+    centred = grads - grads.mean(dim=0)
+    return float((centred ** 2).sum() / grads.shape[0])
+
+
+@wrong("gradient_variance", "variance along the wrong axis")
+def gradient_variance_wrong_axis(grads):
+    """Variance across the coordinates of each sample instead of across the samples."""
+    return float(torch.var(grads, dim=1).sum())
+
+
+@wrong("gradient_variance", "you averaged them")
+def gradient_variance_mean_over_coordinates(grads):
+    """Averages the per-coordinate variances instead of summing them."""
+    return float(torch.var(grads, dim=0).mean())
+
+
+@wrong("gradient_variance", "not standard deviation")
+def gradient_variance_std(grads):
+    """Sums standard deviations."""
+    return float(torch.std(grads, dim=0).sum())
+
+
+@wrong("gradient_variance", "variance of the gradient norms")
+def gradient_variance_of_norms(grads):
+    """Variance of the norms of the sampled gradients."""
+    return float(torch.linalg.vector_norm(grads, dim=1).var())
+
+
+@wrong("gradient_variance", "subtract the mean gradient")
+def gradient_variance_second_moment(grads):
+    """Mean squared norm: forgets to centre."""
+    return float((grads * grads).sum(dim=1).mean())
+
+
+@correct("gradient_variance")
+def gradient_variance_trace_cov(grads):
+    return torch.trace(torch.cov(grads.T.double()).reshape(grads.shape[1], grads.shape[1])).item()
+
+
+# ------------------------------------------------------------------------- ch02 categorical_entropy
+
+@wrong("categorical_entropy", "lost the minus sign")
+def categorical_entropy_no_minus(logits):
+    """Entropy without the minus sign."""
+    log_p = torch.log_softmax(logits, dim=-1)
+    return (log_p.exp() * log_p).sum(dim=-1)
+
+
+@wrong("categorical_entropy", "0 * -inf = nan")
+def categorical_entropy_log_of_softmax(logits):
+    """log(softmax): -inf where a probability underflows."""
+    p = torch.softmax(logits, dim=-1)
+    return -(p * torch.log(p)).sum(dim=-1)
+
+
+@wrong("categorical_entropy", "logits are not log-probabilities")
+def categorical_entropy_unnormalised(logits):
+    """Treats the raw logits as log-probabilities."""
+    return -(torch.exp(logits) * logits).sum(dim=-1)
+
+
+@wrong("categorical_entropy", "summed over the batch (dim=0)")
+def categorical_entropy_wrong_dim(logits):
+    """Sums over the batch dimension."""
+    log_p = torch.log_softmax(logits, dim=-1)
+    return -(log_p.exp() * log_p).sum(dim=0)
+
+
+@wrong("categorical_entropy", "forgot to sum over the actions")
+def categorical_entropy_not_summed(logits):
+    """Per-action terms, shape [B, A]."""
+    log_p = torch.log_softmax(logits, dim=-1)
+    return -(log_p.exp() * log_p)
+
+
+@wrong("categorical_entropy", "sum over the actions, not mean")
+def categorical_entropy_mean(logits):
+    """Averages over the actions."""
+    log_p = torch.log_softmax(logits, dim=-1)
+    return -(log_p.exp() * log_p).mean(dim=-1)
+
+
+@correct("categorical_entropy")
+def categorical_entropy_distribution(logits):
+    return torch.distributions.Categorical(logits=logits).entropy()
+
+
+# ----------------------------------------------------------------------------------- ch03 td_errors
+
+@wrong("td_errors", "bootstrap through a terminal state")
+def td_errors_no_terminal_mask(rewards, values, next_values, terminated, gamma):
+    """TD error without (1 - terminated)."""
+    return (rewards + gamma * next_values - values).detach()
+
+
+@wrong("td_errors", "values and next_values are swapped")
+def td_errors_swapped(rewards, values, next_values, terminated, gamma):
+    """V(s) and V(s') swapped."""
+    return (rewards + gamma * (1 - terminated) * values - next_values).detach()
+
+
+@wrong("td_errors", "the target minus the current estimate")
+def td_errors_sign_flipped(rewards, values, next_values, terminated, gamma):
+    """Sign flipped."""
+    return (values - (rewards + gamma * (1 - terminated) * next_values)).detach()
+
+
+@wrong("td_errors", "the next value must be discounted")
+def td_errors_no_gamma(rewards, values, next_values, terminated, gamma):
+    """Forgets gamma."""
+    return (rewards + (1 - terminated) * next_values - values).detach()
+
+
+@wrong("td_errors", "don't multiply the whole delta")
+def td_errors_whole_delta_masked(rewards, values, next_values, terminated, gamma):
+    """Masks the whole TD error at terminal steps."""
+    return ((1 - terminated) * (rewards + gamma * next_values - values)).detach()
+
+
+@wrong("td_errors", "TD errors are advantage estimates")
+def td_errors_not_detached(rewards, values, next_values, terminated, gamma):
+    """Keeps the graph of the values."""
+    return rewards + gamma * (1 - terminated) * next_values - values
+
+
+# --------------------------------------------------------------------------------- ch03 compute_gae
+
+def _gae_loop(rewards, values, next_values, bootstrap_mask, trace_mask, gamma, decay, forwards=False):
+    rewards, values, next_values = rewards.detach(), values.detach(), next_values.detach()
+    steps = rewards.shape[0]
+    advantages = torch.zeros_like(rewards)
+    last = torch.zeros_like(rewards[0])
+    order = range(steps) if forwards else reversed(range(steps))
+    for t in order:
+        delta = rewards[t] + gamma * bootstrap_mask[t] * next_values[t] - values[t]
+        last = delta + decay * trace_mask[t] * last
+        advantages[t] = last
+    return advantages
+
+
+@wrong("compute_gae", "bootstrap through a terminal state")
+def gae_bootstraps_through_terminated(rewards, values, next_values, terminated, truncated, gamma, lam):
+    """GAE bootstrapping through `terminated` (no (1 - terminated) on next_values)."""
+    done = torch.maximum(terminated, truncated)
+    return _gae_loop(rewards, values, next_values, torch.ones_like(rewards), 1 - done, gamma, gamma * lam)
+
+
+@wrong("compute_gae", "must still bootstrap")
+def gae_no_bootstrap_on_truncated(rewards, values, next_values, terminated, truncated, gamma, lam):
+    """GAE not bootstrapping on `truncated`: treats a time limit like a terminal state."""
+    done = torch.maximum(terminated, truncated)
+    return _gae_loop(rewards, values, next_values, 1 - done, 1 - done, gamma, gamma * lam)
+
+
+@wrong("compute_gae", "trace is not reset at episode ends")
+def gae_trace_not_reset(rewards, values, next_values, terminated, truncated, gamma, lam):
+    """Lambda-trace not reset at episode ends."""
+    return _gae_loop(rewards, values, next_values, 1 - terminated, torch.ones_like(rewards), gamma, gamma * lam)
+
+
+@wrong("compute_gae", "also be cut at a truncation")
+def gae_trace_cut_only_on_terminated(rewards, values, next_values, terminated, truncated, gamma, lam):
+    """Cuts the trace on terminated only, so advantages leak across a truncation."""
+    return _gae_loop(rewards, values, next_values, 1 - terminated, 1 - terminated, gamma, gamma * lam)
+
+
+@wrong("compute_gae", "values and next_values are swapped")
+def gae_values_swapped(rewards, values, next_values, terminated, truncated, gamma, lam):
+    """Values and next_values swapped."""
+    done = torch.maximum(terminated, truncated)
+    return _gae_loop(rewards, next_values, values, 1 - terminated, 1 - done, gamma, gamma * lam)
+
+
+@wrong("compute_gae", "loop forwards in time")
+def gae_forwards(rewards, values, next_values, terminated, truncated, gamma, lam):
+    """Loops forwards: accumulates past TD errors instead of future ones."""
+    done = torch.maximum(terminated, truncated)
+    return _gae_loop(rewards, values, next_values, 1 - terminated, 1 - done, gamma, gamma * lam, forwards=True)
+
+
+@wrong("compute_gae", "off by one step")
+def gae_done_mask_off_by_one(rewards, values, next_values, terminated, truncated, gamma, lam):
+    """CleanRL-style next-step done mask used with this course's convention: the trace cut is one step late."""
+    rewards, values, next_values = rewards.detach(), values.detach(), next_values.detach()
+    done = torch.maximum(terminated, truncated)
+    advantages = torch.zeros_like(rewards)
+    last = torch.zeros_like(rewards[0])
+    for t in reversed(range(rewards.shape[0])):
+        next_not_done = 1.0 - done[t + 1] if t + 1 < rewards.shape[0] else torch.ones_like(last)
+        delta = rewards[t] + gamma * (1 - terminated[t]) * next_values[t] - values[t]
+        last = delta + gamma * lam * next_not_done * last
+        advantages[t] = last
+    return advantages
+
+
+@wrong("compute_gae", "you left out lam")
+def gae_without_lambda(rewards, values, next_values, terminated, truncated, gamma, lam):
+    """Trace decays by gamma only."""
+    done = torch.maximum(terminated, truncated)
+    return _gae_loop(rewards, values, next_values, 1 - terminated, 1 - done, gamma, gamma)
+
+
+@wrong("compute_gae", "critic targets (advantages + values)")
+def gae_returns_targets(rewards, values, next_values, terminated, truncated, gamma, lam):
+    """Returns advantages + values (the value targets) instead of the advantages."""
+    done = torch.maximum(terminated, truncated)
+    advantages = _gae_loop(rewards, values, next_values, 1 - terminated, 1 - done, gamma, gamma * lam)
+    return advantages + values.detach()
+
+
+@wrong("compute_gae", "advantages are targets")
+def gae_not_detached(rewards, values, next_values, terminated, truncated, gamma, lam):
+    """Builds the advantages through the values' graph."""
+    done = torch.maximum(terminated, truncated)
+    deltas = rewards + gamma * (1 - terminated) * next_values - values
+    running = torch.zeros_like(deltas[0])
+    out = []
+    for t in reversed(range(deltas.shape[0])):
+        running = deltas[t] + gamma * lam * (1 - done[t]) * running
+        out.append(running)
+    return torch.stack(out[::-1])
+
+
+@wrong("compute_gae", "keep the dtype of the inputs")
+def gae_float32(rewards, values, next_values, terminated, truncated, gamma, lam):
+    """Allocates the output with torch.zeros(shape): float32 for float64 inputs."""
+    done = torch.maximum(terminated, truncated)
+    advantages = torch.zeros(rewards.shape)
+    advantages[:] = _gae_loop(rewards, values, next_values, 1 - terminated, 1 - done, gamma, gamma * lam)
+    return advantages
+
+
+@correct("compute_gae")
+def gae_bool_flags(rewards, values, next_values, terminated, truncated, gamma, lam):
+    with torch.no_grad():
+        done = terminated.bool() | truncated.bool()
+        deltas = rewards + gamma * torch.where(terminated.bool(), 0.0, next_values) - values
+        advantages = deltas.clone()
+        for t in range(rewards.shape[0] - 2, -1, -1):
+            advantages[t] += torch.where(done[t], 0.0, gamma * lam * advantages[t + 1])
+    return advantages
+
+
+# ---------------------------------------------------------------------------- ch03 a2c_policy_loss
+
+@wrong("a2c_policy_loss", "entropy sign flipped")
+def a2c_entropy_sign_flipped(log_probs, advantages, entropy, ent_coef):
+    """A2C entropy sign flipped: the bonus lowers the entropy."""
+    return -(log_probs * advantages.detach()).mean() + ent_coef * entropy.mean()
+
+
+@wrong("a2c_policy_loss", "the policy term has the wrong sign")
+def a2c_policy_term_sign_flipped(log_probs, advantages, entropy, ent_coef):
+    """Policy-gradient term with the wrong sign."""
+    return (log_probs * advantages.detach()).mean() - ent_coef * entropy.mean()
+
+
+@wrong("a2c_policy_loss", "the whole loss has the wrong sign")
+def a2c_loss_sign_flipped(log_probs, advantages, entropy, ent_coef):
+    """Loss sign flipped: returns the objective."""
+    return (log_probs * advantages.detach()).mean() + ent_coef * entropy.mean()
+
+
+@wrong("a2c_policy_loss", "missing .detach() on the advantages")
+def a2c_without_detach(log_probs, advantages, entropy, ent_coef):
+    """Missing .detach() on the advantages."""
+    return -(log_probs * advantages).mean() - ent_coef * entropy.mean()
+
+
+@wrong("a2c_policy_loss", "the entropy bonus is missing")
+def a2c_no_entropy(log_probs, advantages, entropy, ent_coef):
+    """Forgets the entropy bonus."""
+    return -(log_probs * advantages.detach()).mean()
+
+
+@wrong("a2c_policy_loss", "mean of the entropy")
+def a2c_entropy_summed(log_probs, advantages, entropy, ent_coef):
+    """Sums the entropy over the batch."""
+    return -(log_probs * advantages.detach()).mean() - ent_coef * entropy.sum()
+
+
+@wrong("a2c_policy_loss", "average the policy term")
+def a2c_policy_term_summed(log_probs, advantages, entropy, ent_coef):
+    """Sums the policy term over the batch."""
+    return -(log_probs * advantages.detach()).sum() - ent_coef * entropy.mean()
+
+
+@wrong("a2c_policy_loss", "don't detach the entropy")
+def a2c_entropy_detached(log_probs, advantages, entropy, ent_coef):
+    """Detaches the entropy: the bonus no longer pushes the policy."""
+    return -(log_probs * advantages.detach()).mean() - ent_coef * entropy.detach().mean()
+
+
+# --------------------------------------------------------------------- ch04 clipped_surrogate_loss
+
+def _ppo(ratio, advantages, clip_eps):
+    advantages = advantages.detach()
+    return -torch.min(ratio * advantages, ratio.clamp(1 - clip_eps, 1 + clip_eps) * advantages).mean()
+
+
+@wrong("clipped_surrogate_loss", "from raw probabilities")
+def ppo_ratio_from_probabilities(new_log_probs, old_log_probs, advantages, clip_eps):
+    """Ratio from raw probabilities: exp(new) / exp(old) underflows."""
+    ratio = torch.exp(new_log_probs) / torch.exp(old_log_probs)
+    return _ppo(ratio, advantages, clip_eps)
+
+
+@wrong("clipped_surrogate_loss", "not the quotient of the log-probs")
+def ppo_ratio_of_log_probs(new_log_probs, old_log_probs, advantages, clip_eps):
+    """Divides the log-probs."""
+    return _ppo(new_log_probs / old_log_probs, advantages, clip_eps)
+
+
+@wrong("clipped_surrogate_loss", "you forgot the exp")
+def ppo_log_ratio(new_log_probs, old_log_probs, advantages, clip_eps):
+    """Uses the log-ratio as the ratio."""
+    return _ppo(new_log_probs - old_log_probs, advantages, clip_eps)
+
+
+@wrong("clipped_surrogate_loss", "the ratio is upside down")
+def ppo_ratio_inverted(new_log_probs, old_log_probs, advantages, clip_eps):
+    """pi_old / pi_new."""
+    return _ppo(torch.exp(old_log_probs - new_log_probs), advantages, clip_eps)
+
+
+@wrong("clipped_surrogate_loss", "max instead of min")
+def ppo_max_instead_of_min(new_log_probs, old_log_probs, advantages, clip_eps):
+    """`max` instead of `min` in the surrogate."""
+    ratio = torch.exp(new_log_probs - old_log_probs)
+    return -torch.max(ratio * advantages, ratio.clamp(1 - clip_eps, 1 + clip_eps) * advantages).mean()
+
+
+@wrong("clipped_surrogate_loss", "clip the advantage instead of the ratio")
+def ppo_clips_advantage(new_log_probs, old_log_probs, advantages, clip_eps):
+    """Clipping the advantage instead of the ratio."""
+    ratio = torch.exp(new_log_probs - old_log_probs)
+    return -torch.min(ratio * advantages, ratio * advantages.clamp(1 - clip_eps, 1 + clip_eps)).mean()
+
+
+@wrong("clipped_surrogate_loss", "loss sign flipped")
+def ppo_sign_flipped(new_log_probs, old_log_probs, advantages, clip_eps):
+    """Loss sign flipped: returns the objective."""
+    ratio = torch.exp(new_log_probs - old_log_probs)
+    return torch.min(ratio * advantages, ratio.clamp(1 - clip_eps, 1 + clip_eps) * advantages).mean()
+
+
+@wrong("clipped_surrogate_loss", "you never clip")
+def ppo_no_clipping(new_log_probs, old_log_probs, advantages, clip_eps):
+    """Plain importance-weighted policy gradient, no clipping."""
+    return -(torch.exp(new_log_probs - old_log_probs) * advantages).mean()
+
+
+@wrong("clipped_surrogate_loss", "only kept the clipped term")
+def ppo_only_clipped(new_log_probs, old_log_probs, advantages, clip_eps):
+    """Drops the min: only the clipped surrogate."""
+    ratio = torch.exp(new_log_probs - old_log_probs)
+    return -(torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * advantages).mean()
+
+
+@correct("clipped_surrogate_loss")
+def ppo_where(new_log_probs, old_log_probs, advantages, clip_eps):
+    ratio = (new_log_probs - old_log_probs.detach()).exp()
+    unclipped = ratio * advantages
+    clipped = torch.clamp(ratio, min=1 - clip_eps, max=1 + clip_eps) * advantages
+    return -torch.where(unclipped < clipped, unclipped, clipped).mean()
+
+
+# --------------------------------------------------------------------------------- ch04 approx_kl
+
+@wrong("approx_kl", "wrong sign of the log-ratio")
+def approx_kl_wrong_sign(old_log_probs, new_log_probs):
+    """KL with the wrong sign: log r = old - new."""
+    log_ratio = old_log_probs - new_log_probs
+    return ((log_ratio.exp() - 1) - log_ratio).mean()
+
+
+@wrong("approx_kl", "your KL is negative")
+def approx_kl_negated(old_log_probs, new_log_probs):
+    """Negated k3."""
+    log_ratio = new_log_probs - old_log_probs
+    return (log_ratio - (log_ratio.exp() - 1)).mean()
+
+
+@wrong("approx_kl", "k1 estimator")
+def approx_kl_k1(old_log_probs, new_log_probs):
+    """Naive k1 estimator."""
+    return (old_log_probs - new_log_probs).mean()
+
+
+@wrong("approx_kl", "the log term must be subtracted")
+def approx_kl_plus_log(old_log_probs, new_log_probs):
+    """(r - 1) + log r."""
+    log_ratio = new_log_probs - old_log_probs
+    return ((torch.exp(log_ratio) - 1) + log_ratio).mean()
+
+
+@wrong("approx_kl", "k2 estimator")
+def approx_kl_k2(old_log_probs, new_log_probs):
+    """k2 estimator."""
+    return ((new_log_probs - old_log_probs) ** 2 / 2).mean()
+
+
+@correct("approx_kl")
+def approx_kl_float(old_log_probs, new_log_probs):
+    ratio = torch.exp(new_log_probs - old_log_probs)
+    return float(torch.mean(ratio - 1 - torch.log(ratio)))
+
+
+# ------------------------------------------------------------------------------ ch04 clip_fraction
+
+@wrong("clip_fraction", "below 1 - clip_eps are clipped too")
+def clip_fraction_upper_only(ratio, clip_eps):
+    """Counts only ratios above 1 + eps."""
+    return (ratio > 1 + clip_eps).float().mean()
+
+
+@wrong("clip_fraction", "fraction INSIDE the range")
+def clip_fraction_inside(ratio, clip_eps):
+    """Fraction inside instead of outside."""
+    return ((ratio >= 1 - clip_eps) & (ratio <= 1 + clip_eps)).float().mean()
+
+
+@wrong("clip_fraction", "that is a count")
+def clip_fraction_count(ratio, clip_eps):
+    """Counts instead of averaging."""
+    return ((ratio - 1).abs() > clip_eps).sum()
+
+
+@wrong("clip_fraction", "not the ratio itself")
+def clip_fraction_forgets_one(ratio, clip_eps):
+    """Compares |ratio| with eps."""
+    return (ratio.abs() > clip_eps).float().mean()
+
+
+@wrong("clip_fraction", "Reduce it to one number")
+def clip_fraction_mask(ratio, clip_eps):
+    """Returns the boolean mask, not the fraction."""
+    return (ratio - 1).abs() > clip_eps
+
+
+@correct("clip_fraction")
+def clip_fraction_python(ratio, clip_eps):
+    outside = [abs(r - 1) > clip_eps for r in ratio.tolist()]
+    return sum(outside) / len(outside)
+
+
+# ------------------------------------------------------------------------- ch04 explained_variance
+
+@wrong("explained_variance", "explained variance upside down")
+def explained_variance_upside_down(values, returns):
+    """1 - Var[R] / Var[R - V]."""
+    return float(1 - returns.var() / (returns - values).var())
+
+
+@wrong("explained_variance", "UNexplained fraction")
+def explained_variance_unexplained(values, returns):
+    """Forgets the `1 -`."""
+    return float((returns - values).var() / returns.var())
+
+
+@wrong("explained_variance", "not of the values")
+def explained_variance_divides_by_values(values, returns):
+    """Divides by the variance of the predictions."""
+    return float(1 - (returns - values).var() / values.var())
+
+
+@wrong("explained_variance", "variance of the residual")
+def explained_variance_ratio_of_variances(values, returns):
+    """Var[V] / Var[R]."""
+    return float(values.var() / returns.var())
+
+
+@correct("explained_variance")
+def explained_variance_tensor(values, returns):
+    return 1 - torch.var(returns - values) / torch.var(returns)
+
+
+# -------------------------------------------------------------------------- ch04 minibatch_indices
+
+@wrong("minibatch_indices", "not shuffled")
+def minibatches_identity_order(batch_size, minibatch_size, generator):
+    """minibatch_indices returning the identity order."""
+    return list(torch.arange(batch_size).split(minibatch_size))
+
+
+@wrong("minibatch_indices", "the minibatches overlap")
+def minibatches_overlapping(batch_size, minibatch_size, generator):
+    """Samples indices with replacement: chunks overlap and some indices are missing."""
+    count = -(-batch_size // minibatch_size)
+    return [torch.randint(batch_size, (min(minibatch_size, batch_size),), generator=generator) for _ in range(count)]
+
+
+@wrong("minibatch_indices", "don't drop the last, smaller minibatch")
+def minibatches_drop_last(batch_size, minibatch_size, generator):
+    """Drops the last partial minibatch."""
+    permutation = torch.randperm(batch_size, generator=generator)
+    count = batch_size // minibatch_size
+    return [permutation[i * minibatch_size:(i + 1) * minibatch_size] for i in range(count)]
+
+
+@wrong("minibatch_indices", "not the number of minibatches")
+def minibatches_floor_count(batch_size, minibatch_size, generator):
+    """Makes floor(batch / mb) chunks, so chunks grow beyond minibatch_size."""
+    permutation = torch.randperm(batch_size, generator=generator)
+    return list(torch.chunk(permutation, max(1, batch_size // minibatch_size)))
+
+
+@wrong("minibatch_indices", "you made minibatch_size of them")
+def minibatches_count_confused(batch_size, minibatch_size, generator):
+    """Cuts the permutation into minibatch_size pieces."""
+    return list(torch.tensor_split(torch.randperm(batch_size, generator=generator), minibatch_size))
+
+
+@wrong("minibatch_indices", "not reproducible")
+def minibatches_ignore_generator(batch_size, minibatch_size, generator):
+    """Ignores the generator: draws from the global random state."""
+    return list(torch.randperm(batch_size).split(minibatch_size))
+
+
+@wrong("minibatch_indices", "the same every call")
+def minibatches_reseeded(batch_size, minibatch_size, generator):
+    """Re-seeds inside: the same shuffle every call."""
+    fixed = torch.Generator().manual_seed(0)
+    return list(torch.randperm(batch_size, generator=fixed).split(minibatch_size))
+
+
+@wrong("minibatch_indices", "1-D tensor of integer indices")
+def minibatches_as_lists(batch_size, minibatch_size, generator):
+    """Returns Python lists instead of index tensors."""
+    return [chunk.tolist() for chunk in torch.randperm(batch_size, generator=generator).split(minibatch_size)]
+
+
+@correct("minibatch_indices")
+def minibatches_split(batch_size, minibatch_size, generator):
+    return list(torch.randperm(batch_size, generator=generator).split(minibatch_size))
+
+
+# -------------------------------------------------------------------------- ch05 gaussian_log_prob
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+@wrong("gaussian_log_prob", "not summed over action dims")
+def gaussian_log_prob_not_summed(mean, log_std, actions):
+    """Gaussian log-prob not summed over action dims."""
+    return torch.distributions.Normal(mean, log_std.exp()).log_prob(actions)
+
+
+@wrong("gaussian_log_prob", "don't average them")
+def gaussian_log_prob_mean(mean, log_std, actions):
+    """Averages over the action dims."""
+    return torch.distributions.Normal(mean, log_std.exp()).log_prob(actions).mean(-1)
+
+
+@wrong("gaussian_log_prob", "log_std used as std")
+def gaussian_log_prob_log_std_as_std(mean, log_std, actions):
+    """log_std used as std."""
+    variance = log_std ** 2
+    return (-(actions - mean) ** 2 / (2 * variance) - torch.log(log_std) - 0.5 * LOG_2PI).sum(-1)
+
+
+@wrong("gaussian_log_prob", "missing the normaliser -log(std)")
+def gaussian_log_prob_no_log_std_term(mean, log_std, actions):
+    """Drops the -log(sigma) term."""
+    z = (actions - mean) / torch.exp(log_std)
+    return (-0.5 * z ** 2 - 0.5 * LOG_2PI).sum(-1)
+
+
+@wrong("gaussian_log_prob", "missing the constant -0.5 * log(2 pi)")
+def gaussian_log_prob_no_constant(mean, log_std, actions):
+    """Drops the normalising constant."""
+    z = (actions - mean) / torch.exp(log_std)
+    return (-0.5 * z ** 2 - log_std).sum(-1)
+
+
+@wrong("gaussian_log_prob", "divided (actions - mean) by the variance")
+def gaussian_log_prob_divides_by_variance(mean, log_std, actions):
+    """Standardises with the variance."""
+    z = (actions - mean) / torch.exp(2 * log_std)
+    return (-0.5 * z ** 2 - log_std - 0.5 * LOG_2PI).sum(-1)
+
+
+@wrong("gaussian_log_prob", "negative log-likelihood")
+def gaussian_log_prob_negative(mean, log_std, actions):
+    """Returns the NLL."""
+    return -torch.distributions.Normal(mean, log_std.exp()).log_prob(actions).sum(-1)
+
+
+@correct("gaussian_log_prob")
+def gaussian_log_prob_distribution(mean, log_std, actions):
+    return torch.distributions.Normal(mean, torch.exp(log_std)).log_prob(actions).sum(dim=-1)
+
+
+# --------------------------------------------------------------------------- ch05 gaussian_entropy
+
+@wrong("gaussian_entropy", "gaussian entropy not summed")
+def gaussian_entropy_not_summed(log_std):
+    """Gaussian entropy not summed over the action dims."""
+    return log_std + 0.5 * math.log(2 * math.pi * math.e)
+
+
+@wrong("gaussian_entropy", "summed over the first dim")
+def gaussian_entropy_wrong_dim(log_std):
+    """Sums over dim 0."""
+    return (log_std + 0.5 * math.log(2 * math.pi * math.e)).sum(dim=0)
+
+
+@wrong("gaussian_entropy", "don't average them")
+def gaussian_entropy_mean(log_std):
+    """Averages over the action dims."""
+    return (log_std + 0.5 * math.log(2 * math.pi * math.e)).mean(dim=-1)
+
+
+@wrong("gaussian_entropy", "missing the constant 0.5 * log(2 pi e)")
+def gaussian_entropy_no_constant(log_std):
+    """Drops the constant."""
+    return log_std.sum(dim=-1)
+
+
+@wrong("gaussian_entropy", "left out the 0.5 from e")
+def gaussian_entropy_missing_half(log_std):
+    """0.5 log(2 pi) instead of 0.5 log(2 pi e)."""
+    return (log_std + 0.5 * math.log(2 * math.pi)).sum(dim=-1)
+
+
+@wrong("gaussian_entropy", "not on std = exp(log_std)")
+def gaussian_entropy_uses_std(log_std):
+    """Uses sigma where log sigma belongs."""
+    return (torch.exp(log_std) + 0.5 * math.log(2 * math.pi * math.e)).sum(dim=-1)
+
+
+@correct("gaussian_entropy")
+def gaussian_entropy_distribution(log_std):
+    return torch.distributions.Normal(torch.zeros_like(log_std), log_std.exp()).entropy().sum(-1)
+
+
+# -------------------------------------------------------------------------------- ch05 env_action
+
+@wrong("env_action", "you clip `actions` in place")
+def env_action_in_place(actions, low, high):
+    """env_action clipping in place: the stored action changes too."""
+    return actions.clamp_(low, high)
+
+
+@wrong("env_action", "unclipped")
+def env_action_unclipped(actions, low, high):
+    """Forgets to clip."""
+    return actions.clone()
+
+
+@wrong("env_action", "not [-1, 1]")
+def env_action_unit_box(actions, low, high):
+    """Clips to [-1, 1] whatever the bounds."""
+    return torch.clamp(actions, -1.0, 1.0)
+
+
+@wrong("env_action", "only applied the upper bound")
+def env_action_upper_only(actions, low, high):
+    """Clips only from above."""
+    return torch.where(actions > high, high, actions)
+
+
+@wrong("env_action", "clip, don't squash")
+def env_action_tanh(actions, low, high):
+    """Squashes with tanh into the box."""
+    return low + (high - low) * (torch.tanh(actions) + 1) / 2
+
+
+@correct("env_action")
+def env_action_min_max(actions, low, high):
+    return torch.max(torch.min(actions, high), low)
