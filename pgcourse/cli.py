@@ -1,0 +1,262 @@
+"""The ``pgcourse`` command: train, evaluate, record a GIF, benchmark, build the exercises.
+
+    pgcourse train ppo --env CartPole-v1 --seed 0 --steps 50000 --out runs/ppo-cartpole
+    pgcourse eval runs/ppo-cartpole --episodes 20
+    pgcourse gif runs/ppo-cartpole --out ppo.gif
+    pgcourse bench --quick
+    pgcourse exercises --check
+
+Bad input (an unknown setting, a value out of range, an unknown environment, a run folder that
+already exists or cannot be read) ends with a one-line message on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .config import ALGORITHMS, ConfigError
+
+# Settings with their own option; `--set` must not pass them a second time.
+_DEDICATED = {"seed": "--seed", "total_steps": "--steps", "device": "--device", "algo": "ALGO", "env_id": "--env"}
+
+
+class UsageError(Exception):
+    """Bad command-line input, reported in one line with exit code 2."""
+
+
+# -- argument types --------------------------------------------------------------------------------
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text.replace("_", ""))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
+        return value
+    parse.__name__ = "integer"
+    return parse
+
+
+def parse_setting(text: str) -> tuple[str, Any]:
+    """``"key=value"`` -> ``(key, value)``; the value is a Python literal when it reads as one
+    (``1e-3``, ``(32, 32)``, ``False``, ``None``), otherwise the string itself."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier():
+        raise UsageError(f"--set expects key=value (e.g. --set lr=1e-3), got {text!r}")
+    if key in _DEDICATED:
+        raise UsageError(f"--set {key}=...: use {_DEDICATED[key]} instead")
+    raw = raw.strip()
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        value = raw
+    return key, value
+
+
+def parse_settings(items: Sequence[str] | None) -> dict[str, Any]:
+    return dict(parse_setting(item) for item in items or [])
+
+
+# -- subcommands -----------------------------------------------------------------------------------
+def _check_env_id(env_id: str) -> None:
+    from .envs import env_spaces
+    try:
+        env_spaces(env_id)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def _check_out_free(out: Path, overwrite: bool) -> None:
+    """The same rule as ``Run.save``, checked before training so no time is wasted."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} exists and is not a folder; choose another --out")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise UsageError(f"{out} already holds files (a previous run?); pass --overwrite to replace it "
+                         "or choose another --out")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import pgcourse as pg
+    from .run import resolve_device
+
+    overrides = parse_settings(args.set)
+    out = Path(args.out or f"runs/{args.algo}-{args.env}-seed{args.seed}")
+    _check_out_free(out, args.overwrite)
+    _check_env_id(args.env)
+    resolve_device(args.device)  # an unavailable device fails now, not after building everything
+    overrides.setdefault("progress", not args.quiet)
+    started = time.perf_counter()
+    run = pg.train(args.algo, args.env, seed=args.seed, total_steps=args.steps, device=args.device, **overrides)
+    seconds = time.perf_counter() - started
+    path = run.save(out, overwrite=args.overwrite)
+
+    history = run.history
+    returns = history.episode_returns
+    last = returns[-20:]
+    print(f"trained {args.algo} on {args.env} (seed {args.seed}): {run.config.total_steps:,}-step budget, "
+          f"{len(returns):,} episodes, status {history.status}")
+    if len(last):
+        print(f"mean return of the last {len(last)} episodes: {last.mean():.1f}")
+    if history.solved_at is not None:
+        print(f"solved (evaluation mean {history.solved_at['mean']:.1f}) at env step "
+              f"{int(history.solved_at['env_step']):,}, after {history.solved_at['wall_time']:.1f} s")
+    print(f"wall time: {seconds:.1f} s")
+    print(f"saved to {path}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import pgcourse as pg
+    from .config import SOLVE_THRESHOLDS
+
+    run = pg.load(args.run_dir)
+    env_id = args.env or run.config.env_id
+    mean, std, returns = pg.evaluate(run, env_id, episodes=args.episodes, seed=args.seed,
+                                     deterministic=not args.stochastic)
+    mode = "sampled actions" if args.stochastic else "greedy"
+    print(f"{run.config.algo} on {env_id}: mean return {mean:.1f} ± {std:.1f} over {args.episodes} episodes "
+          f"(seeds {args.seed}..{args.seed + args.episodes - 1}, {mode})")
+    threshold = SOLVE_THRESHOLDS.get(env_id)
+    if threshold is not None:
+        print(f"solved: {'yes' if mean >= threshold else 'no'} (threshold {threshold:g})")
+    print("returns: " + " ".join(f"{value:.1f}" for value in returns))
+    return 0
+
+
+def cmd_gif(args: argparse.Namespace) -> int:
+    import pgcourse as pg
+
+    run = pg.load(args.run_dir)
+    path = pg.rollout_gif(run, args.env, args.out, seed=args.seed, deterministic=not args.stochastic)
+    size = Path(path).stat().st_size
+    print(f"wrote {path} ({size / 1024:.1f} KiB)")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    return bench.main(algos=args.algos, envs=args.envs, seeds=args.seeds, quick=args.quick,
+                      stop_when_solved=args.stop_when_solved, sb3=not args.no_sb3, json_path=args.json,
+                      device=args.device)
+
+
+def cmd_exercises(args: argparse.Namespace) -> int:
+    try:
+        from . import exercisegen
+    except ImportError as error:
+        raise UsageError(f"the exercise generator is not available: {error}") from None
+    return int(exercisegen.main(check=args.check) or 0)
+
+
+# -- the parser -------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="pgcourse", description="Policy-gradient course tools: train, evaluate, record GIFs, benchmark.",
+        epilog="Run 'pgcourse COMMAND --help' for the options of a command.")
+    parser.add_argument("--version", action="version", version=f"pgcourse {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    train = commands.add_parser(
+        "train", help="train an agent and save the run folder",
+        description="Train ALGO on a gymnasium environment with the course defaults and save the run.",
+        epilog="examples:\n  pgcourse train ppo --env CartPole-v1 --seed 0 --steps 50000 --out runs/ppo-cartpole\n"
+               "  pgcourse train a2c --env Pendulum-v1 --set lr=1e-3 --set hidden_sizes=(32,32) --set anneal_lr=False",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    train.add_argument("algo", metavar="ALGO", choices=ALGORITHMS, help=f"one of {', '.join(ALGORITHMS)}")
+    train.add_argument("--env", required=True, metavar="ENV", help="gymnasium id, e.g. CartPole-v1 or Pendulum-v1")
+    train.add_argument("--seed", type=_int_at_least(0), default=0, help="seed (default 0)")
+    train.add_argument("--steps", type=_int_at_least(1), default=None, metavar="N",
+                       help="env-step budget (default: the course default for ALGO and the action space)")
+    train.add_argument("--out", metavar="DIR", help="run folder (default runs/<algo>-<env>-seed<seed>)")
+    train.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override a config field, repeatable: lr=1e-3, hidden_sizes=(32,32), anneal_lr=False")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing run folder at --out")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = commands.add_parser(
+        "eval", help="evaluate a saved run",
+        description="Play seeded episodes with a saved run and print the mean ± std of the returns.")
+    evaluate.add_argument("run_dir", metavar="RUN_DIR", help="folder written by 'pgcourse train' or run.save")
+    evaluate.add_argument("--episodes", type=_int_at_least(1), default=20, help="episodes (default 20)")
+    evaluate.add_argument("--seed", type=_int_at_least(0), default=10_000,
+                          help="seed of the first episode; episode i uses seed + i (default 10000)")
+    evaluate.add_argument("--env", metavar="ENV", help="environment (default: the one the run was trained on)")
+    evaluate.add_argument("--stochastic", action="store_true", help="sample actions instead of the greedy action")
+    evaluate.set_defaults(handler=cmd_eval)
+
+    gif = commands.add_parser("gif", help="record one episode of a saved run as a GIF",
+                              description="Record one episode of a saved run to a looping GIF.")
+    gif.add_argument("run_dir", metavar="RUN_DIR", help="folder written by 'pgcourse train' or run.save")
+    gif.add_argument("--out", required=True, metavar="FILE.gif", help="GIF to write (replaced if it exists)")
+    gif.add_argument("--seed", type=_int_at_least(0), default=0, help="episode seed (default 0)")
+    gif.add_argument("--env", metavar="ENV", help="environment (default: the one the run was trained on)")
+    gif.add_argument("--stochastic", action="store_true", help="sample actions instead of the greedy action")
+    gif.set_defaults(handler=cmd_gif)
+
+    bench = commands.add_parser(
+        "bench", help="benchmark the algorithms (and compare PPO with Stable-Baselines3)",
+        description="Train every algorithm of the suite on every seed, evaluate the final policies and print how "
+                    "many seeds solved, how fast, and the speed ratio against SB3 PPO on CartPole-v1. "
+                    "The full suite takes a long time (many minutes per seed); try --quick first.")
+    bench.add_argument("--algos", nargs="+", choices=ALGORITHMS, metavar="ALGO",
+                       help=f"only these algorithms ({', '.join(ALGORITHMS)})")
+    bench.add_argument("--envs", nargs="+", metavar="ENV", help="only these environments (CartPole-v1, Pendulum-v1)")
+    bench.add_argument("--seeds", nargs="+", type=_int_at_least(0), metavar="N",
+                       help="seeds (default 0 1 2 3 4; with --quick 0 1)")
+    bench.add_argument("--quick", action="store_true", help="smoke run: 2 seeds, small budgets, SB3 on <= 3 seeds")
+    bench.add_argument("--stop-when-solved", action="store_true",
+                       help="end each run at its first solving evaluation (faster; 'final' = at solve time)")
+    bench.add_argument("--no-sb3", action="store_true", help="skip the Stable-Baselines3 comparison")
+    bench.add_argument("--json", metavar="FILE", help="also write every per-seed result to this JSON file")
+    bench.add_argument("--device", default="cpu", help="training device (default cpu: fastest for these small nets)")
+    bench.set_defaults(handler=cmd_bench)
+
+    exercises = commands.add_parser(
+        "exercises", help="generate exercises/ from solutions/",
+        description="Generate the exercise notebooks from the solution notebooks (solution blocks become stubs).")
+    exercises.add_argument("--check", action="store_true",
+                           help="only check that exercises/ is up to date; exit 1 if it is not")
+    exercises.set_defaults(handler=cmd_exercises)
+    return parser
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    import gymnasium as gym
+
+    from .run import RunLoadError
+    return (UsageError, ConfigError, RunLoadError, FileExistsError, FileNotFoundError, NotADirectoryError,
+            ValueError, gym.error.Error)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pgcourse`` command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print(f"pgcourse {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except _user_errors() as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"pgcourse {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
