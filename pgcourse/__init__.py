@@ -40,6 +40,19 @@ def show_gif(*args, **kwargs):
     return _show_gif(*args, **kwargs)
 
 
+_LAZY_SUBMODULES = {"checks", "plotting", "render", "bench", "cli", "exercisegen", "traps", "envs", "networks",
+                    "config", "algorithms", "widgets", "grading"}
+
+
+def __getattr__(name: str):
+    """``pg.checks``, ``pg.plotting``, ``pg.render``, … are imported on first use (keeps ``import pgcourse`` fast)."""
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'pgcourse' has no attribute {name!r}")
+
+
 __all__ = ["train", "load", "evaluate", "rollout_gif", "show_gif", "Run", "History", "EvalResult", "Components",
            "ConfigError", "RunLoadError", "NonFiniteError", "BaseConfig", "ReinforceConfig", "A2CConfig", "PPOConfig",
            "discounted_returns", "normalize", "compute_gae", "reinforce_loss", "clipped_surrogate_loss", "value_loss",

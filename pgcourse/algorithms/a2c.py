@@ -53,8 +53,8 @@ def train_a2c(config: A2CConfig, components: Components | None = None) -> Run:
         critic_norm = trainer.clip_and_step(trainer.critic_optimizer, value_net.parameters(),
                                             config.critic_max_grad_norm)
 
-        trainer.end_update(policy_loss=float(policy_loss), value_loss=float(critic_loss),
-                           entropy=float(entropy.mean()), explained_variance=explained_variance(values, returns),
+        trainer.end_update(policy_loss=policy_loss.item(), value_loss=critic_loss.item(),
+                           entropy=entropy.mean().item(), explained_variance=explained_variance(values.detach(), returns),
                            actor_grad_norm=actor_norm, critic_grad_norm=critic_norm, advantage_std=advantage_std,
                            epochs_run=1)
     return trainer.finish()

@@ -51,8 +51,9 @@ def collect_episodes(trainer: Trainer) -> tuple[torch.Tensor, torch.Tensor, list
             action_steps.append(actions)
             reward_steps.append(np.asarray(rewards, dtype=np.float32))
             ended_now = (np.asarray(terminated) | np.asarray(truncated)) & (lengths == 0)
-            lengths[ended_now] = len(reward_steps)
-            raw_returns[ended_now] = infos["episode"]["r"][ended_now]
+            if ended_now.any():  # gymnasium adds infos["episode"] only on steps where an episode ended
+                lengths[ended_now] = len(reward_steps)
+                raw_returns[ended_now] = infos["episode"]["r"][ended_now]
     obs_all = torch.stack(obs_steps)  # [T_max, N, obs_dim]
     actions_all = torch.stack(action_steps)  # [T_max, N]
     rewards_all = torch.as_tensor(np.stack(reward_steps), device=device)  # [T_max, N]
@@ -85,8 +86,8 @@ def train_reinforce(config: ReinforceConfig, components: Components | None = Non
             critic_loss.backward()
             metrics["critic_grad_norm"] = trainer.clip_and_step(trainer.critic_optimizer, value_net.parameters(),
                                                                 config.critic_max_grad_norm)
-            metrics["value_loss"] = float(critic_loss)
-            metrics["explained_variance"] = explained_variance(values, returns)
+            metrics["value_loss"] = critic_loss.item()
+            metrics["explained_variance"] = explained_variance(values.detach(), returns)
         else:
             weights = returns  # [B]
         metrics["advantage_std"] = float(weights.std())
@@ -99,5 +100,5 @@ def train_reinforce(config: ReinforceConfig, components: Components | None = Non
         (policy_loss + entropy_bonus_loss(entropy, config.ent_coef)).backward()
         metrics["actor_grad_norm"] = trainer.clip_and_step(trainer.actor_optimizer, policy.parameters(),
                                                            config.max_grad_norm)
-        trainer.end_update(policy_loss=float(policy_loss), entropy=float(entropy.mean()), epochs_run=1, **metrics)
+        trainer.end_update(policy_loss=policy_loss.item(), entropy=entropy.mean().item(), epochs_run=1, **metrics)
     return trainer.finish()
