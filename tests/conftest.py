@@ -1,0 +1,47 @@
+"""Shared test setup: headless rendering, one torch thread, small helpers."""
+from __future__ import annotations
+
+import os
+
+os.environ["SDL_VIDEODRIVER"] = "dummy"  # pygame (CartPole rendering) without a display
+
+import gymnasium as gym  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+# Short-episode versions of classic-control tasks, so truncations show up within a few dozen steps.
+SHORT_CARTPOLE = "pgcourse_test/CartPoleShort-v0"
+SHORT_PENDULUM = "pgcourse_test/PendulumShort-v0"
+
+
+def register_short_envs() -> None:
+    if SHORT_CARTPOLE not in gym.registry:
+        gym.register(id=SHORT_CARTPOLE, entry_point="gymnasium.envs.classic_control.cartpole:CartPoleEnv",
+                     max_episode_steps=20)
+    if SHORT_PENDULUM not in gym.registry:
+        gym.register(id=SHORT_PENDULUM, entry_point="gymnasium.envs.classic_control.pendulum:PendulumEnv",
+                     max_episode_steps=25)
+
+
+register_short_envs()
+
+# Tiny but complete training budgets (each well under a second of CPU on one thread).
+TINY_PPO_DISCRETE = dict(total_steps=512, num_envs=4, n_steps=32, minibatch_size=64, update_epochs=2)
+TINY_PPO_CONTINUOUS = dict(total_steps=512, num_envs=2, n_steps=128, minibatch_size=128, update_epochs=2)
+TINY_A2C = dict(total_steps=512, num_envs=4, n_steps=16)
+
+
+def assert_history_equal(a, b, ignore: tuple[str, ...] = ()) -> None:
+    """Every column of the episodes, updates and evals tables equal (NaN == NaN), except ``ignore``."""
+    for table in ("episodes", "updates", "evals"):
+        table_a, table_b = getattr(a, table), getattr(b, table)
+        assert len(table_a) == len(table_b), f"{table}: {len(table_a)} rows vs {len(table_b)}"
+        for column in table_a.fields:
+            if column in ignore:
+                continue
+            np.testing.assert_array_equal(table_a[column], table_b[column], err_msg=f"history.{table}[{column!r}]")
+    assert a.status == b.status
+    strip = lambda solved: None if solved is None else {k: v for k, v in solved.items() if k not in ignore}  # noqa: E731
+    assert strip(a.solved_at) == strip(b.solved_at)

@@ -1,0 +1,340 @@
+"""Run: acting, save/load round trips, refusing to overwrite, clear load errors, evaluation."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import pgcourse as pg
+from conftest import TINY_PPO_CONTINUOUS, TINY_PPO_DISCRETE, assert_history_equal
+from pgcourse.run import RUN_FILES, RunLoadError
+
+
+@pytest.fixture(scope="module")
+def ppo_cartpole():
+    return pg.train("ppo", "CartPole-v1", seed=0, device="cpu", progress=False,
+                    **{**TINY_PPO_DISCRETE, "total_steps": 1024})
+
+
+@pytest.fixture(scope="module")
+def ppo_pendulum():
+    return pg.train("ppo", "Pendulum-v1", seed=0, device="cpu", progress=False,
+                    **{**TINY_PPO_CONTINUOUS, "total_steps": 1024})
+
+
+@pytest.fixture(scope="module")
+def reinforce_cartpole():
+    return pg.train("reinforce", "CartPole-v1", seed=0, device="cpu", progress=False, max_episodes=8)
+
+
+@pytest.fixture(scope="module")
+def saved_cartpole(ppo_cartpole, tmp_path_factory):
+    return ppo_cartpole.save(tmp_path_factory.mktemp("saved") / "ppo-cartpole")
+
+
+@pytest.fixture
+def saved_copy(saved_cartpole, tmp_path):
+    """A private copy of a saved run that a test may damage."""
+    return Path(shutil.copytree(saved_cartpole, tmp_path / "run"))
+
+
+def observations(env_id: str, n: int = 16, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if env_id == "CartPole-v1":
+        return rng.normal(scale=[1.0, 1.0, 0.1, 1.0], size=(n, 4)).astype(np.float32)
+    theta = rng.uniform(-np.pi, np.pi, n)
+    return np.stack([np.cos(theta), np.sin(theta), rng.uniform(-8, 8, n)], axis=1).astype(np.float32)
+
+
+def state_dicts_equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k].cpu(), sb[k].cpu()) for k in sa)
+
+
+# ---------------------------------------------------------------------------------------------
+# save / load round trip
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("run_name", ["ppo_cartpole", "ppo_pendulum", "reinforce_cartpole"])
+def test_save_load_round_trip(run_name, request, tmp_path):
+    run = request.getfixturevalue(run_name)
+    assert run.history.status == "completed"
+    path = run.save(tmp_path / "run")
+    assert sorted(p.name for p in path.iterdir()) == sorted(RUN_FILES)
+    loaded = pg.load(path)
+    assert loaded.config == run.config
+    assert state_dicts_equal(loaded.policy, run.policy)
+    if run.value_net is None:
+        assert loaded.value_net is None
+    else:
+        assert state_dicts_equal(loaded.value_net, run.value_net)
+    assert_history_equal(loaded.history, run.history)
+    assert len(loaded.history.episodes) == len(run.history.episodes) > 0
+    assert loaded.normalizer_state == json.loads(json.dumps(run.normalizer_state))
+    if run.obs_normalizer is None:
+        assert loaded.obs_normalizer is None
+    else:
+        np.testing.assert_array_equal(loaded.obs_normalizer.mean, run.obs_normalizer.mean)
+        np.testing.assert_array_equal(loaded.obs_normalizer.var, run.obs_normalizer.var)
+    obs = observations(run.config.env_id)
+    np.testing.assert_array_equal(loaded.act(obs, deterministic=True), run.act(obs, deterministic=True))
+    assert loaded.observation_space == run.observation_space
+    assert loaded.action_space == run.action_space
+
+
+def test_pendulum_run_keeps_observation_statistics(ppo_pendulum):
+    assert ppo_pendulum.obs_normalizer is not None
+    assert ppo_pendulum.obs_normalizer.count > 100
+    assert "reward" in ppo_pendulum.normalizer_state  # reward scaling on by default for Box actions
+
+
+def test_cartpole_run_has_no_observation_statistics(ppo_cartpole):
+    assert ppo_cartpole.obs_normalizer is None
+
+
+def test_save_returns_path_and_accepts_str(ppo_cartpole, tmp_path):
+    path = ppo_cartpole.save(str(tmp_path / "nested" / "deeper" / "run"))
+    assert isinstance(path, Path) and path.is_dir()
+    assert pg.load(str(path)).config == ppo_cartpole.config
+
+
+def test_save_into_existing_empty_folder(ppo_cartpole, tmp_path):
+    (tmp_path / "empty").mkdir()
+    ppo_cartpole.save(tmp_path / "empty")
+    assert pg.load(tmp_path / "empty").config == ppo_cartpole.config
+
+
+def test_save_refuses_non_empty_folder(ppo_cartpole, tmp_path):
+    target = tmp_path / "busy"
+    target.mkdir()
+    (target / "notes.txt").write_text("my notes")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        ppo_cartpole.save(target)
+    assert [p.name for p in target.iterdir()] == ["notes.txt"]
+    assert (target / "notes.txt").read_text() == "my notes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no staging folder left behind
+
+
+def test_save_refuses_existing_run_and_keeps_it(ppo_cartpole, ppo_pendulum, tmp_path):
+    path = ppo_cartpole.save(tmp_path / "run")
+    weights_before = (path / "weights.pt").read_bytes()
+    with pytest.raises(FileExistsError):
+        ppo_pendulum.save(path)
+    assert (path / "weights.pt").read_bytes() == weights_before
+    assert pg.load(path).config.env_id == "CartPole-v1"
+
+
+def test_save_refuses_a_file(ppo_cartpole, tmp_path):
+    target = tmp_path / "file"
+    target.write_text("x")
+    with pytest.raises(FileExistsError):
+        ppo_cartpole.save(target, overwrite=True)
+    assert target.read_text() == "x"
+
+
+def test_overwrite_replaces_the_folder(ppo_cartpole, ppo_pendulum, tmp_path):
+    path = ppo_cartpole.save(tmp_path / "run")
+    (path / "stale.txt").write_text("old")
+    ppo_pendulum.save(path, overwrite=True)
+    assert sorted(p.name for p in path.iterdir()) == sorted(RUN_FILES)
+    assert pg.load(path).config.env_id == "Pendulum-v1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no leftovers beside it
+
+
+# ---------------------------------------------------------------------------------------------
+# load errors name the bad file
+# ---------------------------------------------------------------------------------------------
+def test_load_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        pg.load(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("name", RUN_FILES)
+def test_load_missing_file(saved_copy, name):
+    (saved_copy / name).unlink()
+    with pytest.raises(RunLoadError, match=name.replace(".", r"\.")):
+        pg.load(saved_copy)
+
+
+@pytest.mark.parametrize("name", ["meta.json", "config.json", "normalizer.json", "history.json"])
+def test_load_corrupt_json(saved_copy, name):
+    text = (saved_copy / name).read_text()
+    (saved_copy / name).write_text(text[: len(text) // 2])
+    with pytest.raises(RunLoadError, match=name.replace(".", r"\.")):
+        pg.load(saved_copy)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "not_a_dict"])
+def test_load_damaged_weights(saved_copy, damage):
+    weights = saved_copy / "weights.pt"
+    if damage == "garbage":
+        weights.write_bytes(b"this is not a torch file" * 10)
+    elif damage == "truncated":
+        data = weights.read_bytes()
+        weights.write_bytes(data[: len(data) // 2])
+    elif damage == "empty":
+        weights.write_bytes(b"")
+    else:
+        torch.save([1, 2, 3], weights)
+    with pytest.raises(RunLoadError, match=r"weights\.pt"):
+        pg.load(saved_copy)
+
+
+def test_load_weights_that_do_not_match_config(saved_copy):
+    config = json.loads((saved_copy / "config.json").read_text())
+    config["hidden_sizes"] = [32, 32]
+    (saved_copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RunLoadError, match=r"weights\.pt.*hidden_sizes=\(32, 32\)"):
+        pg.load(saved_copy)
+
+
+def test_load_critic_missing_for_algo_that_needs_one(saved_copy):
+    weights = torch.load(saved_copy / "weights.pt", weights_only=True)
+    weights["value_net"] = None
+    torch.save(weights, saved_copy / "weights.pt")
+    with pytest.raises(RunLoadError, match="critic"):
+        pg.load(saved_copy)
+
+
+@pytest.mark.parametrize("version", [0, 2, 999, None])
+def test_load_wrong_format_version(saved_copy, version):
+    meta = json.loads((saved_copy / "meta.json").read_text())
+    meta["version"] = version
+    (saved_copy / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(RunLoadError, match="version"):
+        pg.load(saved_copy)
+
+
+def test_load_wrong_format_name(saved_copy):
+    meta = json.loads((saved_copy / "meta.json").read_text())
+    meta["format"] = "something-else"
+    (saved_copy / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(RunLoadError, match=r"meta\.json"):
+        pg.load(saved_copy)
+
+
+def test_load_invalid_config_values(saved_copy):
+    config = json.loads((saved_copy / "config.json").read_text())
+    config["gamma"] = 7.0
+    (saved_copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RunLoadError, match=r"config\.json.*gamma"):
+        pg.load(saved_copy)
+
+
+def test_load_normalizer_of_wrong_dimension(saved_copy):
+    (saved_copy / "normalizer.json").write_text(json.dumps(
+        {"obs": {"mean": [0.0] * 7, "var": [1.0] * 7, "count": 1.0, "epsilon": 1e-8}}))
+    with pytest.raises(RunLoadError, match=r"normalizer\.json"):
+        pg.load(saved_copy)
+
+
+def test_load_error_is_a_value_error():
+    assert issubclass(RunLoadError, ValueError)
+
+
+# ---------------------------------------------------------------------------------------------
+# run.act
+# ---------------------------------------------------------------------------------------------
+def test_act_rejects_single_observation(ppo_cartpole):
+    with pytest.raises(ValueError, match=r"obs\[None\]"):
+        ppo_cartpole.act(np.zeros(4, dtype=np.float32))
+
+
+@pytest.mark.parametrize("shape", [(2, 5), (3,), (2, 2, 4), (4, 3)])
+def test_act_rejects_wrong_shape(ppo_cartpole, shape):
+    with pytest.raises(ValueError, match=r"\[batch, 4\]"):
+        ppo_cartpole.act(np.zeros(shape, dtype=np.float32))
+
+
+@pytest.mark.parametrize("bad", [np.array([["a", "b", "c", "d"]]), np.array([[None, 1, 2, 3]], dtype=object)])
+def test_act_rejects_non_numeric(ppo_cartpole, bad):
+    with pytest.raises(TypeError, match="numeric"):
+        ppo_cartpole.act(bad)
+
+
+def test_act_discrete_output(ppo_cartpole):
+    obs = observations("CartPole-v1", 10)
+    for deterministic in (True, False):
+        actions = ppo_cartpole.act(obs, deterministic=deterministic)
+        assert isinstance(actions, np.ndarray)
+        assert actions.shape == (10,) and actions.dtype == np.int64
+        assert set(actions.tolist()) <= {0, 1}
+    # accepts float64 arrays, python lists and torch tensors alike
+    expected = ppo_cartpole.act(obs, deterministic=True)
+    np.testing.assert_array_equal(ppo_cartpole.act(obs.astype(np.float64), deterministic=True), expected)
+    np.testing.assert_array_equal(ppo_cartpole.act(obs.tolist(), deterministic=True), expected)
+    np.testing.assert_array_equal(ppo_cartpole.act(torch.as_tensor(obs), deterministic=True), expected)
+
+
+def test_act_deterministic_is_argmax(ppo_cartpole):
+    obs = observations("CartPole-v1", 10)
+    with torch.no_grad():
+        logits = ppo_cartpole.policy(torch.as_tensor(obs))
+    np.testing.assert_array_equal(ppo_cartpole.act(obs, deterministic=True), logits.argmax(-1).numpy())
+
+
+def test_act_continuous_output_clipped(ppo_pendulum, tmp_path):
+    obs = observations("Pendulum-v1", 12)
+    actions = ppo_pendulum.act(obs, deterministic=True)
+    assert actions.shape == (12, 1) and actions.dtype == np.float32
+    # a very wide policy samples far outside [-2, 2]: act must clip what it hands the environment
+    wide = pg.load(ppo_pendulum.save(tmp_path / "run"))
+    with torch.no_grad():
+        wide.policy.log_std.fill_(2.0)
+    sampled = wide.act(np.repeat(obs, 20, axis=0), deterministic=False)
+    assert sampled.shape == (240, 1) and sampled.dtype == np.float32
+    assert sampled.min() >= -2.0 and sampled.max() <= 2.0
+    assert (sampled == 2.0).any() and (sampled == -2.0).any()
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate
+# ---------------------------------------------------------------------------------------------
+def test_evaluate_returns_mean_std_returns(ppo_cartpole):
+    result = pg.evaluate(ppo_cartpole, "CartPole-v1", episodes=5, seed=123)
+    mean, std, returns = result
+    assert isinstance(result, pg.EvalResult)
+    assert len(returns) == 5
+    assert mean == pytest.approx(float(np.mean(returns)))
+    assert std == pytest.approx(float(np.std(returns)))
+    assert np.all(returns >= 1) and np.all(returns <= 500)
+    assert np.all(returns == np.round(returns))  # CartPole pays 1 per step
+
+
+def test_evaluate_is_deterministic_for_a_seed(ppo_cartpole):
+    first = pg.evaluate(ppo_cartpole, episodes=4, seed=7)
+    second = pg.evaluate(ppo_cartpole, "CartPole-v1", episodes=4, seed=7)
+    np.testing.assert_array_equal(first.returns, second.returns)
+    # episode i is the one seeded seed + i, however the episodes are batched
+    single = pg.evaluate(ppo_cartpole, episodes=1, seed=9)
+    assert single.returns[0] == first.returns[2]
+    batched = pg.evaluate(ppo_cartpole, episodes=4, seed=7, max_parallel=3)
+    np.testing.assert_array_equal(batched.returns, first.returns)
+
+
+def test_evaluate_continuous(ppo_pendulum):
+    mean, std, returns = pg.evaluate(ppo_pendulum, episodes=2, seed=0)
+    assert len(returns) == 2 and np.all(returns < 0)  # Pendulum rewards are all <= 0
+    np.testing.assert_array_equal(pg.evaluate(ppo_pendulum, episodes=2, seed=0).returns, returns)
+
+
+@pytest.mark.parametrize("env_id", ["Acrobot-v1", "Pendulum-v1"])
+def test_evaluate_rejects_env_with_other_spaces(ppo_cartpole, env_id):
+    with pytest.raises(ValueError, match="trained on"):
+        pg.evaluate(ppo_cartpole, env_id, episodes=1)
+
+
+@pytest.mark.parametrize("episodes", [0, -1, 2.5])
+def test_evaluate_rejects_bad_episode_count(ppo_cartpole, episodes):
+    with pytest.raises(ValueError, match="episodes"):
+        pg.evaluate(ppo_cartpole, episodes=episodes)
+
+
+def test_evaluate_loaded_run_matches_original(ppo_pendulum, tmp_path):
+    loaded = pg.load(ppo_pendulum.save(tmp_path / "run"))
+    np.testing.assert_array_equal(pg.evaluate(loaded, episodes=2, seed=3).returns,
+                                  pg.evaluate(ppo_pendulum, episodes=2, seed=3).returns)
