@@ -27,7 +27,7 @@ class Table(Mapping):
             for name, values in rows.items():
                 if name not in self._columns:
                     raise ValueError(f"unknown history column {name!r}; expected one of {fields}")
-                self._columns[name] = [float(v) for v in values]
+                self._columns[name] = [float("nan") if v is None else float(v) for v in values]
             lengths = {len(v) for v in self._columns.values()}
             if len(lengths) > 1:
                 raise ValueError(f"history columns have different lengths: { {k: len(v) for k, v in self._columns.items()} }")
@@ -57,8 +57,9 @@ class Table(Mapping):
     def num_rows(self) -> int:
         return len(self)
 
-    def to_dict(self) -> dict[str, list[float]]:
-        return {name: list(values) for name, values in self._columns.items()}
+    def to_dict(self) -> dict[str, list[float | None]]:
+        """Columns as lists, NaN written as None (so the saved JSON is strict JSON)."""
+        return {name: [None if v != v else v for v in values] for name, values in self._columns.items()}
 
     def __repr__(self) -> str:
         return f"Table({len(self)} rows; columns {', '.join(self.fields)})"
