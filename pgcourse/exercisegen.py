@@ -1,0 +1,221 @@
+"""Make the learner's exercise notebooks from the solution notebooks (the single source of truth).
+
+Each exercise in ``solutions/NAME.ipynb`` is an nbgrader-style pair of cells:
+
+- an *answer cell* (metadata ``{"nbgrader": {"solution": true, "grade": false, "grade_id": ...}}``)
+  whose solution code sits between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` lines;
+- a *check cell* after it (``{"nbgrader": {"grade": true, "solution": false, "locked": true,
+  "grade_id": ..., "points": N}}``) that calls ``pg.checks.check_<name>(<name>)``.
+
+``exercises/NAME.ipynb`` is the same notebook with every marked region (markers included) replaced
+by ``raise NotImplementedError()`` at the marker's indentation (so a function's signature and
+docstring above the markers stay), all outputs and execution counts removed, cells tagged
+``solution_only`` dropped, and all other cell and notebook metadata kept (nbgrader reads it).
+The output is written with ``nbformat.write``, so the same input always gives the same bytes.
+
+Usage::
+
+    python -m pgcourse.exercisegen            # (re)write exercises/ from solutions/
+    python -m pgcourse.exercisegen --check    # exit 1 and list the files that are out of date
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+
+BEGIN_SOLUTION = "### BEGIN SOLUTION"
+END_SOLUTION = "### END SOLUTION"
+CODE_STUB = "raise NotImplementedError()"
+MARKDOWN_STUB = "YOUR ANSWER HERE"
+SOLUTION_ONLY_TAG = "solution_only"
+# Per-cell metadata written by the tools that execute notebooks (timestamps): never part of an exercise.
+EXECUTION_METADATA_KEYS = ("execution", "ExecuteTime")
+# Notebook metadata that only describes outputs (saved widget state): dropped with the outputs.
+OUTPUT_NOTEBOOK_METADATA_KEYS = ("widgets",)
+
+_MARKER = re.compile(r"^(?P<indent>[ \t]*)(?P<marker>### (?:BEGIN|END) SOLUTION)[ \t]*$")
+
+
+class ExerciseGenError(ValueError):
+    """A solution notebook breaks the exercise conventions (markers, nbgrader metadata, grade ids)."""
+
+
+def _cell_label(notebook_name: str, index: int, cell: NotebookNode) -> str:
+    grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+    return f"{notebook_name}, cell {index}" + (f" (grade_id {grade_id!r})" if grade_id else "")
+
+
+def _nbgrader(cell: NotebookNode) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+
+
+def _tags(cell: NotebookNode) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []) or [])
+
+
+def replace_solution_regions(source: str, stub: str, where: str) -> str:
+    """Replace every ``### BEGIN SOLUTION`` … ``### END SOLUTION`` region (markers included) by ``stub``
+    indented like the BEGIN marker. Raises :class:`ExerciseGenError` on a missing, stray or nested marker."""
+    lines = source.split("\n")
+    output: list[str] = []
+    open_at: int | None = None
+    regions = 0
+    for number, line in enumerate(lines, start=1):
+        match = _MARKER.match(line)
+        if match is None:
+            if BEGIN_SOLUTION in line or END_SOLUTION in line:
+                raise ExerciseGenError(f"{where}: line {number} has a solution marker that is not alone on its "
+                                       f"line: {line.strip()!r}; put '{BEGIN_SOLUTION}' / '{END_SOLUTION}' on "
+                                       "lines of their own")
+            if open_at is None:
+                output.append(line)
+            continue
+        if match["marker"] == BEGIN_SOLUTION:
+            if open_at is not None:
+                raise ExerciseGenError(f"{where}: line {number} opens a second '{BEGIN_SOLUTION}' before the one "
+                                       f"on line {open_at} was closed with '{END_SOLUTION}'")
+            open_at = number
+            output.append(match["indent"] + stub)
+        else:
+            if open_at is None:
+                raise ExerciseGenError(f"{where}: line {number} has '{END_SOLUTION}' without a "
+                                       f"'{BEGIN_SOLUTION}' before it")
+            open_at = None
+            regions += 1
+    if open_at is not None:
+        raise ExerciseGenError(f"{where}: '{BEGIN_SOLUTION}' on line {open_at} is never closed: "
+                               f"add '{END_SOLUTION}' after the solution")
+    if regions == 0:
+        raise ExerciseGenError(f"{where}: a solution cell (nbgrader solution: true) needs a "
+                               f"'{BEGIN_SOLUTION}' / '{END_SOLUTION}' pair around the answer")
+    return "\n".join(output)
+
+
+def validate_solution_notebook(notebook: NotebookNode, name: str = "notebook") -> None:
+    """Check the exercise conventions; raise :class:`ExerciseGenError` naming the cell on the first problem."""
+    seen: dict[str, int] = {}
+    for index, cell in enumerate(notebook.cells):
+        where = _cell_label(name, index, cell)
+        meta = _nbgrader(cell)
+        source = cell.get("source", "")
+        has_markers = BEGIN_SOLUTION in source or END_SOLUTION in source
+        if meta:
+            grade_id = meta.get("grade_id")
+            if not isinstance(grade_id, str) or not grade_id:
+                raise ExerciseGenError(f"{where}: nbgrader metadata without a 'grade_id'")
+            if grade_id in seen:
+                raise ExerciseGenError(f"{name}: grade_id {grade_id!r} is used by cells {seen[grade_id]} and "
+                                       f"{index}; every nbgrader cell needs its own grade_id")
+            seen[grade_id] = index
+            if meta.get("grade") and not isinstance(meta.get("points"), (int, float)):
+                raise ExerciseGenError(f"{where}: a graded cell (grade: true) needs 'points'")
+        if meta.get("solution"):
+            if cell.cell_type not in ("code", "markdown"):
+                raise ExerciseGenError(f"{where}: a solution cell must be a code or markdown cell")
+            replace_solution_regions(source, CODE_STUB, where)  # raises on bad markers
+        elif has_markers:
+            raise ExerciseGenError(f"{where}: has solution markers but its nbgrader metadata does not say "
+                                   "solution: true, so the solution would leak into the exercise")
+        if SOLUTION_ONLY_TAG in _tags(cell) and meta:
+            raise ExerciseGenError(f"{where}: a cell tagged {SOLUTION_ONLY_TAG!r} is dropped from the exercise, "
+                                   "so it cannot carry nbgrader metadata")
+
+
+def make_exercise_notebook(solution: NotebookNode, name: str = "notebook") -> NotebookNode:
+    """The exercise notebook for ``solution`` (not modified): stubs instead of solutions, no outputs."""
+    validate_solution_notebook(solution, name)
+    exercise = copy.deepcopy(solution)
+    for key in OUTPUT_NOTEBOOK_METADATA_KEYS:
+        exercise.metadata.pop(key, None)
+    cells = []
+    for index, cell in enumerate(exercise.cells):
+        if SOLUTION_ONLY_TAG in _tags(cell):
+            continue
+        for key in EXECUTION_METADATA_KEYS:
+            cell.metadata.pop(key, None)
+        if _nbgrader(cell).get("solution"):
+            stub = CODE_STUB if cell.cell_type == "code" else MARKDOWN_STUB
+            cell.source = replace_solution_regions(cell.source, stub, _cell_label(name, index, cell))
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+        cells.append(cell)
+    exercise.cells = cells
+    nbformat.validate(exercise)
+    return exercise
+
+
+def exercise_text(solution_path: str | Path) -> str:
+    """The exact file contents ``exercises/<name>`` should have for the solution notebook at ``solution_path``."""
+    path = Path(solution_path)
+    solution = nbformat.read(path, as_version=4)
+    exercise = make_exercise_notebook(solution, path.name)
+    text = nbformat.writes(exercise, version=4)
+    return text if text.endswith("\n") else text + "\n"  # nbformat.write adds the final newline too
+
+
+def solution_notebooks(solutions_dir: str | Path) -> list[Path]:
+    return sorted(p for p in Path(solutions_dir).glob("*.ipynb") if p.is_file())
+
+
+def main(check: bool = False, solutions_dir: str | Path = "solutions", exercises_dir: str | Path = "exercises") -> int:
+    """Write (or with ``check=True`` only compare) ``exercises_dir/*.ipynb`` from ``solutions_dir/*.ipynb``.
+
+    Returns 0 when everything is (now) up to date; 1 with ``check=True`` when a file differs, is
+    missing, or has no solution notebook; 2 when a solution notebook breaks the conventions.
+    """
+    solutions_dir, exercises_dir = Path(solutions_dir), Path(exercises_dir)
+    if not solutions_dir.is_dir():
+        print(f"error: no solutions folder at {solutions_dir}", file=sys.stderr)
+        return 2
+    sources = solution_notebooks(solutions_dir)
+    try:
+        wanted = {exercises_dir / source.name: exercise_text(source) for source in sources}
+    except (ExerciseGenError, nbformat.ValidationError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    extra = sorted(set(exercises_dir.glob("*.ipynb")) - set(wanted)) if exercises_dir.is_dir() else []
+    differing = [path for path, text in wanted.items()
+                 if not path.is_file() or path.read_text(encoding="utf-8") != text]
+    if check:
+        problems = [f"{path} is missing" if not path.is_file() else
+                    f"{path} differs from what the generator makes from {solutions_dir / path.name}"
+                    for path in differing]
+        problems += [f"{path} has no solution notebook {solutions_dir / path.name}" for path in extra]
+        if problems:
+            print("exercise notebooks are out of date (run `python -m pgcourse.exercisegen`):", file=sys.stderr)
+            for problem in problems:
+                print(f"  {problem}", file=sys.stderr)
+            return 1
+        print(f"{len(wanted)} exercise notebook(s) up to date")
+        return 0
+    exercises_dir.mkdir(parents=True, exist_ok=True)
+    for path in differing:
+        path.write_text(wanted[path], encoding="utf-8")
+        print(f"wrote {path}")
+    for path in extra:
+        print(f"warning: {path} has no solution notebook in {solutions_dir} (left as is)", file=sys.stderr)
+    print(f"{len(wanted)} exercise notebook(s), {len(differing)} rewritten")
+    return 0
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pgcourse.exercisegen",
+                                     description="Generate exercises/*.ipynb from solutions/*.ipynb.")
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 listing the exercise notebooks that are out of date")
+    parser.add_argument("--solutions", default="solutions", help="folder of solution notebooks (default: solutions)")
+    parser.add_argument("--exercises", default="exercises", help="folder of exercise notebooks (default: exercises)")
+    args = parser.parse_args(argv)
+    return main(check=args.check, solutions_dir=args.solutions, exercises_dir=args.exercises)
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())
