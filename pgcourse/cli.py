@@ -156,6 +156,12 @@ def cmd_exercises(args: argparse.Namespace) -> int:
     return int(exercisegen.main(check=args.check) or 0)
 
 
+def cmd_grade(args: argparse.Namespace) -> int:
+    from . import grading
+
+    return grading.run(args)
+
+
 # -- the parser -------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
@@ -229,6 +235,20 @@ def build_parser() -> argparse.ArgumentParser:
     exercises.add_argument("--check", action="store_true",
                            help="only check that exercises/ is up to date; exit 1 if it is not")
     exercises.set_defaults(handler=cmd_exercises)
+
+    from .grading import add_arguments as add_grade_arguments
+
+    grade = commands.add_parser(
+        "grade", help="grade the students' exercise notebooks (a whole class at once)",
+        description="Grade filled exercise notebooks: only the answer cells are taken from a submission; checks, "
+                    "setup and points come from the course. Each submission runs sandboxed, with time and memory "
+                    "limits. Writes a CSV gradebook and a JSON file with each check's feedback.",
+        epilog="examples:\n  pgcourse grade submitted/ --out grades.csv\n"
+               "  pgcourse grade alice.ipynb bob.ipynb --chapter 01_reinforce --out grades.csv\n"
+               "  pgcourse grade --bench --chapter 01_reinforce",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_grade_arguments(grade)
+    grade.set_defaults(handler=cmd_grade)
     return parser
 
 
