@@ -18,6 +18,7 @@ from .algorithms import Components, NonFiniteError
 from .api import train
 from .batching import minibatch_indices
 from .config import A2CConfig, BaseConfig, ConfigError, PPOConfig, ReinforceConfig
+from .diagnose import diagnose
 from .diagnostics import approx_kl, clip_fraction, explained_variance
 from .evaluation import EvalResult, evaluate
 from .history import History
@@ -57,4 +58,4 @@ __all__ = ["train", "load", "evaluate", "rollout_gif", "show_gif", "Run", "Histo
            "ConfigError", "RunLoadError", "NonFiniteError", "BaseConfig", "ReinforceConfig", "A2CConfig", "PPOConfig",
            "discounted_returns", "normalize", "compute_gae", "reinforce_loss", "clipped_surrogate_loss", "value_loss",
            "gaussian_log_prob", "approx_kl", "clip_fraction", "explained_variance", "minibatch_indices",
-           "resolve_device", "returns", "losses", "diagnostics"]
+           "resolve_device", "returns", "losses", "diagnostics", "diagnose"]

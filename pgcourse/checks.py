@@ -1609,3 +1609,15 @@ REFERENCES: dict[str, Callable[..., Any]] = {
 }
 
 __all__ += [f"check_{name}" for name in ALL_CHECKS]
+
+
+# --------------------------------------------------------------------------------------------------
+# ch06: the bug hunt
+# --------------------------------------------------------------------------------------------------
+
+def check_bug_hunt(answers: dict) -> None:
+    """Check the bug hunt of chapter 06: ``answers[k]`` names the trap planted in mystery trainer ``k``
+    (a key of ``pgcourse.traps.TRAPS``). The answers are compared with hashes, not with plain names."""
+    from .traps import check_bug_hunt as _check
+
+    _check(answers)

@@ -18,8 +18,8 @@ import torch
 
 from ..config import A2CConfig
 from ..diagnostics import explained_variance
-from ..losses import entropy_bonus_loss
 from ..run import Run
+from ..traps import joint_clip_and_step
 from .core import Components, Trainer, collect_rollout, flatten_valid
 
 
@@ -42,16 +42,20 @@ def train_a2c(config: A2CConfig, components: Components | None = None) -> Run:
 
         log_probs, entropy = policy.log_prob_entropy(obs, actions, parts.gaussian_log_prob)  # [B], [B]
         policy_loss = parts.reinforce_loss(log_probs, advantages)
-        trainer.actor_optimizer.zero_grad()
-        (policy_loss + entropy_bonus_loss(entropy, config.ent_coef)).backward()
-        actor_norm = trainer.clip_and_step(trainer.actor_optimizer, policy.parameters(), config.max_grad_norm)
-
+        actor_loss = policy_loss + parts.entropy_bonus_loss(entropy, config.ent_coef)
         values = value_net(obs)  # [B]
         critic_loss = parts.value_loss(values, returns)
-        trainer.critic_optimizer.zero_grad()
-        critic_loss.backward()
-        critic_norm = trainer.clip_and_step(trainer.critic_optimizer, value_net.parameters(),
-                                            config.critic_max_grad_norm)
+
+        if "joint_grad_clip" in config.traps:  # trap: one optimiser, one clip over actor + critic together
+            actor_norm, critic_norm = joint_clip_and_step(trainer, actor_loss + critic_loss)
+        else:
+            trainer.actor_optimizer.zero_grad()
+            actor_loss.backward()
+            actor_norm = trainer.clip_and_step(trainer.actor_optimizer, policy.parameters(), config.max_grad_norm)
+            trainer.critic_optimizer.zero_grad()
+            critic_loss.backward()
+            critic_norm = trainer.clip_and_step(trainer.critic_optimizer, value_net.parameters(),
+                                                config.critic_max_grad_norm)
 
         trainer.end_update(policy_loss=policy_loss.item(), value_loss=critic_loss.item(),
                            entropy=entropy.mean().item(), explained_variance=explained_variance(values.detach(), returns),

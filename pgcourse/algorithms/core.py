@@ -47,6 +47,7 @@ class Components:
     value_loss: Callable = losses.value_loss
     gaussian_log_prob: Callable = losses.gaussian_log_prob
     approx_kl: Callable = diagnostics.approx_kl
+    entropy_bonus_loss: Callable = losses.entropy_bonus_loss
 
     @classmethod
     def names(cls) -> set[str]:
@@ -86,6 +87,11 @@ class Trainer:
     def __init__(self, config: BaseConfig, components: Components | None = None, needs_critic: bool = True):
         self.config = config
         self.components = components or Components()
+        # Planted bugs (lesson 06): swap in the buggy math / preset config values the traps name.
+        # With traps=() this does nothing. See pgcourse/traps.py for what each trap changes.
+        if config.traps:
+            from .. import traps
+            self.components = traps.apply(config, self.components)
         if config.torch_threads is not None:
             torch.set_num_threads(config.torch_threads)
         set_seed(config.seed)
@@ -276,6 +282,9 @@ def collect_rollout(trainer: Trainer, n_steps: int) -> Rollout:
         for t in range(n_steps):
             obs = trainer.obs_tensor(stepper.obs)  # [N, obs_dim]
             actions, log_probs = trainer.policy.sample(obs)
+            if "clipped_action_log_prob" in trainer.config.traps:  # trap: store the clipped action and its log-prob
+                actions = torch.as_tensor(trainer.env_actions(actions), device=device)
+                log_probs = trainer.policy.log_prob_entropy(obs, actions)[0]
             obs_buffer[t], actions_buffer[t], log_probs_buffer[t] = obs, actions, log_probs
             values_buffer[t] = trainer.value_net(obs)
             result = stepper.step(trainer.env_actions(actions))

@@ -25,8 +25,8 @@ import torch
 from ..batching import minibatch_indices
 from ..config import PPOConfig
 from ..diagnostics import clip_fraction, explained_variance
-from ..losses import entropy_bonus_loss
 from ..run import Run
+from ..traps import joint_clip_and_step
 from .core import Components, Trainer, collect_rollout, flatten_valid
 
 
@@ -46,7 +46,8 @@ def train_ppo(config: PPOConfig, components: Components | None = None) -> Run:
         obs, actions, old_log_probs, old_values, advantages, returns = flatten_valid(
             rollout, rollout.obs, rollout.actions, rollout.log_probs, rollout.values, advantages, returns)  # [B, ...]
         advantage_std = float(advantages.std())  # scale before normalisation (a diagnostic)
-        if config.normalize_advantages:
+        per_minibatch_norm = "per_minibatch_adv_norm" in config.traps  # trap: normalise per minibatch instead
+        if config.normalize_advantages and not per_minibatch_norm:
             advantages = parts.normalize(advantages)  # [B]
 
         sums = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0, "clip_fraction": 0.0,
@@ -57,25 +58,34 @@ def train_ppo(config: PPOConfig, components: Components | None = None) -> Run:
             for batch_idx in minibatch_indices(obs.shape[0], config.minibatch_size, trainer.minibatch_generator,
                                                trainer.device):
                 new_log_probs, entropy = policy.log_prob_entropy(obs[batch_idx], actions[batch_idx], log_prob_fn)
-                policy_loss = parts.clipped_surrogate_loss(new_log_probs, old_log_probs[batch_idx],
-                                                           advantages[batch_idx], config.clip_eps)
-                actor_loss = policy_loss + entropy_bonus_loss(entropy, config.ent_coef)
-                trainer.actor_optimizer.zero_grad()
-                actor_loss.backward()
-                actor_norm = trainer.clip_and_step(trainer.actor_optimizer, policy.parameters(), config.max_grad_norm)
-
+                batch_old_log_probs, batch_advantages = old_log_probs[batch_idx], advantages[batch_idx]  # [b], [b]
+                if "stale_old_log_probs" in config.traps:  # trap: "old" log-probs recomputed from the current policy
+                    batch_old_log_probs = new_log_probs.detach()
+                if per_minibatch_norm and config.normalize_advantages:
+                    batch_advantages = parts.normalize(batch_advantages)
+                policy_loss = parts.clipped_surrogate_loss(new_log_probs, batch_old_log_probs, batch_advantages,
+                                                           config.clip_eps)
+                actor_loss = policy_loss + parts.entropy_bonus_loss(entropy, config.ent_coef)
                 new_values = value_net(obs[batch_idx])  # [b]
                 old_v = old_values[batch_idx] if config.clip_value_loss else None
                 critic_loss = parts.value_loss(new_values, returns[batch_idx], old_v,
                                                config.clip_eps if config.clip_value_loss else None)
-                trainer.critic_optimizer.zero_grad()
-                critic_loss.backward()
-                critic_norm = trainer.clip_and_step(trainer.critic_optimizer, value_net.parameters(),
-                                                    config.critic_max_grad_norm)
+
+                if "joint_grad_clip" in config.traps:  # trap: one optimiser, one clip over actor + critic together
+                    actor_norm, critic_norm = joint_clip_and_step(trainer, actor_loss + critic_loss)
+                else:
+                    trainer.actor_optimizer.zero_grad()
+                    actor_loss.backward()
+                    actor_norm = trainer.clip_and_step(trainer.actor_optimizer, policy.parameters(),
+                                                       config.max_grad_norm)
+                    trainer.critic_optimizer.zero_grad()
+                    critic_loss.backward()
+                    critic_norm = trainer.clip_and_step(trainer.critic_optimizer, value_net.parameters(),
+                                                        config.critic_max_grad_norm)
 
                 with torch.no_grad():
-                    log_ratio = new_log_probs - old_log_probs[batch_idx]  # [b]
-                    kl = float(parts.approx_kl(old_log_probs[batch_idx], new_log_probs))
+                    log_ratio = new_log_probs - batch_old_log_probs  # [b]
+                    kl = float(parts.approx_kl(batch_old_log_probs, new_log_probs))
                     sums["clip_fraction"] += float(clip_fraction(log_ratio.exp(), config.clip_eps))
                 epoch_kls.append(kl)
                 sums["policy_loss"] += float(policy_loss.detach())

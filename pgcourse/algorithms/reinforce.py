@@ -24,7 +24,6 @@ import torch
 
 from ..config import ReinforceConfig
 from ..diagnostics import explained_variance
-from ..losses import entropy_bonus_loss
 from ..run import Run
 from .core import Components, Trainer
 
@@ -88,16 +87,18 @@ def train_reinforce(config: ReinforceConfig, components: Components | None = Non
                                                                 config.critic_max_grad_norm)
             metrics["value_loss"] = critic_loss.item()
             metrics["explained_variance"] = explained_variance(values.detach(), returns)
+            if "missing_detach" in config.traps:  # trap: the weights keep V's graph (fresh forward, no detach)
+                weights = returns - value_net(obs)
         else:
             weights = returns  # [B]
-        metrics["advantage_std"] = float(weights.std())
+        metrics["advantage_std"] = float(weights.detach().std())
         if config.normalize_weights:
             weights = parts.normalize(weights)
 
         log_probs, entropy = policy.log_prob_entropy(obs, actions, parts.gaussian_log_prob)  # [B], [B]
         policy_loss = parts.reinforce_loss(log_probs, weights)
         trainer.actor_optimizer.zero_grad()
-        (policy_loss + entropy_bonus_loss(entropy, config.ent_coef)).backward()
+        (policy_loss + parts.entropy_bonus_loss(entropy, config.ent_coef)).backward()
         metrics["actor_grad_norm"] = trainer.clip_and_step(trainer.actor_optimizer, policy.parameters(),
                                                            config.max_grad_norm)
         trainer.end_update(policy_loss=policy_loss.item(), entropy=entropy.mean().item(), epochs_run=1, **metrics)

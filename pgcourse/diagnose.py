@@ -1,0 +1,278 @@
+"""``pg.diagnose(run)``: read a run's history and say which of the seven signals look unhealthy.
+
+The seven signals (lesson 06), each read from ``run.history.updates`` / ``run.history.episodes``:
+
+1. non-finite numbers (log-probs, losses)          5. explained variance of the critic
+2. entropy: collapsed, or stuck at its maximum       6. approx-KL and clip fraction (PPO)
+3. the Gaussian policy's std (continuous actions)    7. gradient norms: actor vs critic, spikes
+4. the scale of the advantages
+
+plus two that put them in context: the return trend and the number of updates per 100 episodes.
+Each finding names the likely causes; the causes that are traps of :mod:`pgcourse.traps` are given by
+their trap name, so you can switch them on and see the signal for yourself.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+SEVERITY_RANK = {"alarm": 2, "warn": 1, "ok": 0}
+
+
+@dataclass
+class Finding:
+    """One signal's verdict. ``causes`` lists trap names (see ``pgcourse.traps.TRAPS``) and plain words."""
+
+    signal: str
+    severity: str  # "alarm", "warn" or "ok"
+    message: str
+    evidence: dict[str, float] = field(default_factory=dict)
+    causes: list[str] = field(default_factory=list)
+    score: float = 0.0  # orders findings of the same severity (bigger = more striking)
+
+    def __str__(self) -> str:
+        numbers = ", ".join(f"{k}={_fmt(v)}" for k, v in self.evidence.items())
+        causes = f"\n      likely causes: {'; '.join(self.causes)}" if self.causes and self.severity != "ok" else ""
+        return f"[{self.severity.upper():5}] {self.signal}: {self.message} ({numbers}){causes}"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def _tail(x: np.ndarray, fraction: float = 0.25) -> np.ndarray:
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return x
+    return x[-max(1, int(len(x) * fraction)):]
+
+
+def _head(x: np.ndarray, fraction: float = 0.1) -> np.ndarray:
+    x = x[np.isfinite(x)]
+    return x[:max(1, int(len(x) * fraction))] if len(x) else x
+
+
+def _column(table, name: str) -> np.ndarray:
+    try:
+        return np.asarray(table[name], dtype=float)
+    except KeyError:
+        return np.array([])
+
+
+def _max_entropy(run) -> float | None:
+    space = getattr(run, "action_space", None)
+    n = getattr(space, "n", None)
+    return math.log(int(n)) if n is not None else None
+
+
+def diagnose(run, verbose: bool = True, top: int | None = None) -> list[Finding]:
+    """Check the seven signals of ``run`` (a :class:`~pgcourse.run.Run` or anything with ``.history``).
+
+    Returns the unhealthy findings, most alarming first (``top`` keeps only the first few), and prints
+    them, followed by the signals that looked healthy.
+    """
+    history = run.history
+    updates, episodes = history.updates, history.episodes
+    findings: list[Finding] = []
+    returns = _column(episodes, "return")
+
+    # 1. non-finite numbers ---------------------------------------------------------------------
+    bad_columns = {name: int((~np.isfinite(_column(updates, name))).sum())
+                   for name in ("policy_loss", "value_loss", "entropy", "approx_kl")
+                   if len(_column(updates, name)) and np.isfinite(_column(updates, name)).any()}
+    bad_columns = {k: v for k, v in bad_columns.items() if v}
+    stopped = str(history.status).startswith("stopped")
+    if stopped or bad_columns:
+        findings.append(Finding("non-finite log-probs/losses", "alarm",
+                                "NaN/inf appeared" + (" and training stopped" if stopped else ""),
+                                {"nonfinite_values": float(sum(bad_columns.values())), "stopped": float(stopped)},
+                                ["ratio_from_probs (exp(log p) underflows, 0/0)", "log_std exploded",
+                                 "learning rate too high"], score=10.0))
+    else:
+        findings.append(Finding("non-finite log-probs/losses", "ok", "all finite"))
+
+    # 2. entropy --------------------------------------------------------------------------------
+    entropy = _column(updates, "entropy")
+    h_max = _max_entropy(run)
+    if len(entropy) and np.isfinite(entropy).any():
+        start, end = float(np.mean(_head(entropy))), float(np.mean(_tail(entropy, 0.1)))
+        evidence = {"entropy_start": start, "entropy_end": end}
+        if h_max is not None:
+            evidence["entropy_max"] = h_max
+            if end < 0.1 * h_max:
+                findings.append(Finding("entropy", "alarm", "entropy collapsed: the policy became deterministic",
+                                        evidence, ["advantage_sign_flipped (reinforces the worst action until it is "
+                                                   "certain)", "entropy_wrong_sign", "learning rate too high"],
+                                        score=5.0 + (0.1 * h_max - end)))
+            elif end > 0.97 * h_max and (len(returns) < 2 or np.mean(_tail(returns, 0.1)) < 2 * max(np.mean(_head(returns)), 1.0)):
+                findings.append(Finding("entropy", "warn", "entropy stuck at its maximum: the policy is still "
+                                        "uniformly random", evidence,
+                                        ["joint_grad_clip (the actor's step is scaled to almost nothing)",
+                                         "long_rollout (too few updates)", "low_critic_lr / learning rate too low"],
+                                        score=end / h_max))
+            else:
+                findings.append(Finding("entropy", "ok", "entropy falls gradually", evidence))
+        elif end < start - 2.0:
+            findings.append(Finding("entropy", "warn", "entropy fell by more than 2 nats", evidence,
+                                    ["entropy_wrong_sign", "advantage_sign_flipped", "clipped_action_log_prob"],
+                                    score=start - end))
+        else:
+            findings.append(Finding("entropy", "ok", "no collapse", evidence))
+
+    # 3. std of a Gaussian policy ---------------------------------------------------------------
+    log_std = _column(updates, "log_std_mean")
+    if len(log_std) and np.isfinite(log_std).any():
+        end = float(np.mean(_tail(log_std, 0.1)))
+        evidence = {"log_std_start": float(_head(log_std)[0]), "log_std_end": end, "std_end": math.exp(end)}
+        if end < -2.5:
+            findings.append(Finding("policy std", "alarm", "std collapsed: no exploration left", evidence,
+                                    ["entropy_wrong_sign", "log_prob_not_summed", "clipped_action_log_prob",
+                                     "advantage_sign_flipped"], score=-end))
+        elif end > 1.0:
+            findings.append(Finding("policy std", "warn", "std grew large: actions fly to the bounds", evidence,
+                                    ["clipped_action_log_prob (out-of-bounds samples never look improbable)",
+                                     "log_prob_not_summed", "advantage_sign_flipped"], score=end))
+        else:
+            findings.append(Finding("policy std", "ok", "std in a sensible range", evidence))
+
+    # 4. advantage scale ------------------------------------------------------------------------
+    adv_std = _column(updates, "advantage_std")
+    if len(adv_std) and np.isfinite(adv_std).any():
+        median = float(np.median(_tail(adv_std, 0.5)))
+        evidence = {"advantage_std_median": median, "advantage_std_max": float(np.nanmax(adv_std))}
+        if median > 20.0:
+            findings.append(Finding("advantage scale", "warn", "raw advantages are large: the critic is far from the "
+                                    "returns (fine if you normalise, a problem for the value loss)", evidence,
+                                    ["low_critic_lr (critic lags returns up to 500)", "joint_grad_clip",
+                                     "truncation_as_termination", "rewards not normalised"], score=median / 20.0))
+        elif median < 1e-4:
+            findings.append(Finding("advantage scale", "warn", "advantages are ~0: nothing to learn from", evidence,
+                                    ["reward constant", "normalising a single element"], score=1.0))
+        else:
+            findings.append(Finding("advantage scale", "ok", "advantages of moderate size", evidence))
+
+    # 5. explained variance ---------------------------------------------------------------------
+    ev = _column(updates, "explained_variance")
+    if len(ev) and np.isfinite(ev).any():
+        median = float(np.median(_tail(ev, 0.5)))
+        evidence = {"explained_variance_median_last_half": median}
+        causes = ["low_critic_lr", "joint_grad_clip (the critic's step is clipped too)", "truncation_as_termination "
+                  "(targets jump at time limits)", "long_rollout (few critic steps)"]
+        if median < 0.0:
+            findings.append(Finding("explained variance", "alarm", "the critic is worse than predicting the mean",
+                                    evidence, causes, score=1.0 - median))
+        elif median < 0.3:
+            findings.append(Finding("explained variance", "warn", "the critic explains little of the returns",
+                                    evidence, causes, score=0.3 - median))
+        else:
+            findings.append(Finding("explained variance", "ok", "the critic tracks the returns", evidence))
+
+    # 6. approx-KL and clip fraction (PPO) -----------------------------------------------------
+    kl, clip = _column(updates, "approx_kl"), _column(updates, "clip_fraction")
+    if len(kl) and np.isfinite(kl).any() and run_algo(run) == "ppo":
+        kl_mean, clip_mean = float(np.nanmean(kl)), float(np.nanmean(clip))
+        evidence = {"approx_kl_mean": kl_mean, "clip_fraction_mean": clip_mean}
+        if kl_mean < 1e-9 and clip_mean < 1e-9:
+            findings.append(Finding("KL / clip fraction", "alarm", "approx-KL and clip fraction are exactly 0: the ratio "
+                                    "is always 1, the 'old' policy moves with the new one", evidence,
+                                    ["stale_old_log_probs (old log-probs recomputed after the update)"], score=10.0))
+        elif kl_mean > 0.05 or clip_mean > 0.3:
+            findings.append(Finding("KL / clip fraction", "warn", "updates move the policy far from pi_old", evidence,
+                                    ["learning rate too high / too many epochs", "per_minibatch_adv_norm",
+                                     "advantage_sign_flipped"], score=max(kl_mean / 0.05, clip_mean / 0.3)))
+        elif kl_mean < 1e-4:
+            findings.append(Finding("KL / clip fraction", "warn", "the policy barely moves per update", evidence,
+                                    ["joint_grad_clip (actor step scaled down by the critic's gradient)",
+                                     "learning rate too low"], score=1e-4 / max(kl_mean, 1e-12)))
+        else:
+            findings.append(Finding("KL / clip fraction", "ok", "in the usual range (KL 1e-4..0.05, clip < 0.3)",
+                                    evidence))
+
+    # 7. gradient norms ---------------------------------------------------------------------------
+    actor, critic = _column(updates, "actor_grad_norm"), _column(updates, "critic_grad_norm")
+    if len(actor) and np.isfinite(actor).any():
+        evidence = {"actor_grad_norm_median": float(np.nanmedian(actor))}
+        spike = float(np.nanmax(actor) / max(np.nanmedian(actor), 1e-12))
+        evidence["actor_spike_ratio"] = spike
+        ratio = float("nan")
+        if len(critic) and np.isfinite(critic).any():
+            ratio = float(np.nanmedian(critic / np.maximum(actor, 1e-12)))
+            evidence["critic_to_actor_ratio"] = ratio
+        frozen = len(kl) and np.isfinite(kl).any() and 0.0 < float(np.nanmean(kl)) < 1e-3  # exactly 0: signal 6
+        if np.isfinite(ratio) and ratio > 30 and (frozen or (h_max is not None and len(entropy)
+                                                             and np.mean(_tail(entropy, 0.1)) > 0.97 * h_max)):
+            findings.append(Finding("grad norms", "alarm", "the critic's gradient is far larger than the actor's and the "
+                                    "policy is not moving: one clip over both networks would shrink the actor's step by "
+                                    "about this ratio", evidence,
+                                    ["joint_grad_clip", "low_critic_lr (critic far from large returns)"],
+                                    score=math.log10(ratio)))
+        elif np.isfinite(ratio) and ratio > 30:
+            findings.append(Finding("grad norms", "warn", "critic gradient >> actor gradient (harmless only if each "
+                                    "network is clipped on its own)", evidence, ["joint_grad_clip"], score=0.01))
+        elif spike > 50:
+            findings.append(Finding("grad norms", "warn", "gradient-norm spikes", evidence,
+                                    ["learning rate too high", "advantage scale", "ratio_from_probs"], score=spike / 50))
+        else:
+            findings.append(Finding("grad norms", "ok", "no spikes, critic/actor ratio moderate", evidence))
+
+    # context: returns and update frequency ------------------------------------------------------
+    if len(returns) >= 10:
+        start, end = float(np.mean(_head(returns))), float(np.mean(_tail(returns, 0.1)))
+        evidence = {"return_start": start, "return_end": end, "episodes": float(len(returns))}
+        if end < start - 0.1 * abs(start) - 1e-9:
+            findings.append(Finding("return trend", "alarm", "returns went DOWN", evidence,
+                                    ["advantage_sign_flipped", "entropy_wrong_sign"], score=3.0))
+        elif end < start + 0.1 * abs(start) + 1.0:
+            findings.append(Finding("return trend", "warn", "returns flat", evidence,
+                                    ["joint_grad_clip", "long_rollout", "low_critic_lr", "too short a run"], score=0.5))
+        else:
+            findings.append(Finding("return trend", "ok", "returns improve", evidence))
+    if len(returns) and len(updates):
+        per_100 = 100.0 * len(updates) / len(returns)
+        evidence = {"updates_per_100_episodes": per_100, "env_steps_per_update":
+                    float(_column(updates, "env_step")[-1] / len(updates))}
+        if per_100 < 5:
+            findings.append(Finding("updates per episode", "warn", "few updates per completed episode (per env step "
+                                    "it may be fine: short episodes inflate the episode count)", evidence,
+                                    ["long_rollout"], score=0.2))
+        else:
+            findings.append(Finding("updates per episode", "ok", "enough updates per episode", evidence))
+
+    unhealthy = sorted((f for f in findings if f.severity != "ok"),
+                       key=lambda f: (SEVERITY_RANK[f.severity], f.score), reverse=True)
+    if top is not None:
+        unhealthy = unhealthy[:top]
+    if verbose:
+        if unhealthy:
+            print(f"{len(unhealthy)} signal(s) look unhealthy, most alarming first:")
+            for number, finding in enumerate(unhealthy, 1):
+                print(f"  {number}. {finding}")
+        else:
+            print("all signals look healthy")
+        healthy = [f.signal for f in findings if f.severity == "ok"]
+        if healthy:
+            print("healthy: " + ", ".join(healthy))
+    return unhealthy
+
+
+def run_algo(run) -> str | None:
+    config = getattr(run, "config", None)
+    return getattr(config, "algo", None)
+
+
+def top_causes(findings: list[Finding], k: int = 3) -> list[str]:
+    """The trap names mentioned in the causes of the first ``k`` findings, in order (no duplicates)."""
+    from .traps import TRAPS
+
+    names: list[str] = []
+    for finding in findings[:k]:
+        for cause in finding.causes:
+            name = cause.split(" ", 1)[0]
+            if name in TRAPS and name not in names:
+                names.append(name)
+    return names
