@@ -1537,12 +1537,135 @@ ENV_ACTION = Exercise(
 
 
 # --------------------------------------------------------------------------------------------------
+# ch00: play_episode (plays real episodes, so it has its own check); ch01: action_log_probs
+# --------------------------------------------------------------------------------------------------
+
+class _EpisodeGuard:
+    """Wraps an env for the play_episode check: records whether ``step`` was called after the episode
+    ended (then raises, so a loop that ignores ``truncated`` cannot run forever)."""
+
+    def __init__(self, env: Any):
+        self.env = env
+        self.action_space, self.observation_space = env.action_space, env.observation_space
+        self.ended = False
+        self.stepped_past_end = False
+        self.reset_seed: Any = "never reset"
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        self.ended = False
+        self.reset_seed = seed
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action: Any):
+        if self.ended:
+            self.stepped_past_end = True
+            raise RuntimeError("env.step() called after the episode ended (terminated or truncated)")
+        result = self.env.step(action)
+        self.ended = bool(result[2] or result[3])
+        return result
+
+
+def _play_episode_cases() -> list[tuple[str, str, Callable[[Any], Any], int]]:
+    return [
+        ("CartPole-v1, always push left (ends by termination)", "CartPole-v1", lambda obs: 0, 0),
+        ("CartPole-v1, a balancing controller (truncated at the 500-step limit)", "CartPole-v1",
+         lambda obs: int(obs[2] + obs[3] > 0), 1),
+        ("Pendulum-v1, zero torque (Pendulum never terminates: truncated at 200 steps)", "Pendulum-v1",
+         lambda obs: np.zeros(1, dtype=np.float32), 0),
+    ]
+
+
+def check_play_episode(fn: Callable[..., Any]) -> None:
+    """Check ``play_episode(env, policy, seed) -> (episode_return, length, terminated, truncated)``."""
+    import gymnasium as gym
+
+    name = "play_episode"
+    cases = _play_episode_cases()
+    for description, env_id, policy, seed in cases:
+        expected = envs.play_episode(gym.make(env_id), policy, seed)
+        guard = _EpisodeGuard(gym.make(env_id))
+        case = Case(description, dict(env=env_id, policy="a fixed controller", seed=seed))
+        try:
+            received = _call_learner(fn, name, [guard, policy, seed], ["env", "policy", "seed"])
+        except LearnerCodeError:
+            if guard.stepped_past_end:
+                raise AssertionError(_message(
+                    name, "your loop called env.step() after the episode had ended.",
+                    "stop when terminated OR truncated: a time limit (truncated=True) ends the episode too, and "
+                    "Pendulum only ever truncates.", True, case, expected=expected,
+                    received="a step after the last one")) from None
+            raise
+        if not (isinstance(received, tuple) and len(received) == 4):
+            raise AssertionError(_message(name, "the result is not a 4-tuple.",
+                                          "return (episode_return, length, terminated, truncated).", True, case,
+                                          expected=expected, received=received))
+        episode_return, length, terminated, truncated = received
+        hint = None
+        if guard.reset_seed != seed:
+            hint = f"reset with env.reset(seed=seed) so the episode starts from the seeded state (you used {guard.reset_seed!r})."
+        elif int(length) != expected[1]:
+            hint = "count every step, the last one included (length = number of env.step calls)."
+        elif abs(float(episode_return) - expected[0]) > 1e-3 * max(1.0, abs(expected[0])):
+            hint = "sum every reward, the last one included."
+        elif (bool(terminated), bool(truncated)) != expected[2:]:
+            hint = "return the terminated / truncated flags of the last step exactly as env.step gave them."
+        if hint is not None:
+            raise AssertionError(_message(name, "the episode you played differs from the reference.", hint, True,
+                                          case, expected=expected, received=received))
+    print(f"✓ {name}: {len(cases)} cases passed")
+
+
+def _cases_action_log_probs() -> list[Case]:
+    g = torch.Generator().manual_seed(21)
+    return [
+        Case("one state, 2 actions (B=1)", dict(logits=_t([[0.3, -0.2]], requires_grad=True), actions=torch.tensor([1]))),
+        Case("B=5, 2 actions", dict(logits=_randn(g, 5, 2, requires_grad=True), actions=torch.tensor([0, 1, 1, 0, 1]))),
+        Case("B=4, 3 actions", dict(logits=_randn(g, 4, 3, scale=3.0, requires_grad=True),
+                                    actions=torch.tensor([2, 0, 1, 2]))),
+        Case("a confident policy: logits [0, 120], action 0",
+             dict(logits=_t([[0.0, 120.0]], requires_grad=True), actions=torch.tensor([0]))),
+        Case("float64 (B=6, 4 actions)", dict(logits=_randn(g, 6, 4, dtype=torch.float64, requires_grad=True),
+                                              actions=torch.tensor([3, 0, 1, 2, 2, 0]))),
+    ]
+
+
+def _gather(values: Tensor, actions: Tensor) -> Tensor:
+    return values.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+
+
+ACTION_LOG_PROBS = Exercise(
+    name="action_log_probs",
+    reference=losses.categorical_log_prob,
+    make_cases=_cases_action_log_probs,
+    formula="log_probs[i] = log_softmax(logits[i])[actions[i]] (Categorical(logits=logits).log_prob(actions)).",
+    grad_args=("logits",),
+    no_grad_hints={"logits": "the result must keep its gradient with respect to the logits (no .detach(), "
+                             "no .item(), no numpy)."},
+    mistakes=[
+        Mistake("take the LOG of the probability: log_softmax, not softmax.",
+                lambda logits, actions: _gather(torch.softmax(logits, -1), actions)),
+        Mistake("the logits are not log-probabilities: normalise them first (log_softmax over the actions).",
+                lambda logits, actions: _gather(logits, actions)),
+        Mistake("normalise over the actions (dim=-1), not over the batch (dim=0).",
+                lambda logits, actions: _gather(torch.log_softmax(logits, 0), actions)),
+        Mistake("return the log-prob of the action taken, one per state, not of every action.",
+                lambda logits, actions: torch.log_softmax(logits, -1)),
+        Mistake("log(softmax(logits)) underflows to log(0) = -inf for a confident policy: use log_softmax "
+                "or Categorical(logits=...).",
+                lambda logits, actions: _gather(torch.log(torch.softmax(logits, -1)), actions)),
+        Mistake("sign flipped: a log-probability is <= 0.",
+                lambda logits, actions: -_gather(torch.log_softmax(logits, -1), actions)),
+    ],
+)
+
+
+# --------------------------------------------------------------------------------------------------
 # The checks
 # --------------------------------------------------------------------------------------------------
 
 EXERCISES: dict[str, Exercise] = {ex.name: ex for ex in [
     TRANSITION_MASK, COMPLETED_EPISODE_RETURNS,
-    DISCOUNTED_RETURNS, NORMALIZE, REINFORCE_LOSS,
+    ACTION_LOG_PROBS, DISCOUNTED_RETURNS, NORMALIZE, REINFORCE_LOSS,
     BASELINE_ADVANTAGES, VALUE_LOSS, GRADIENT_VARIANCE, CATEGORICAL_ENTROPY,
     TD_ERRORS, COMPUTE_GAE, A2C_POLICY_LOSS,
     CLIPPED_SURROGATE_LOSS, APPROX_KL, CLIP_FRACTION, EXPLAINED_VARIANCE,
@@ -1562,6 +1685,7 @@ def _make_check(ex: Exercise) -> Callable[[Callable[..., Any]], None]:
 
 check_transition_mask = _make_check(TRANSITION_MASK)
 check_completed_episode_returns = _make_check(COMPLETED_EPISODE_RETURNS)
+check_action_log_probs = _make_check(ACTION_LOG_PROBS)
 check_discounted_returns = _make_check(DISCOUNTED_RETURNS)
 check_normalize = _make_check(NORMALIZE)
 check_reinforce_loss = _make_check(REINFORCE_LOSS)
@@ -1581,8 +1705,10 @@ check_gaussian_entropy = _make_check(GAUSSIAN_ENTROPY)
 check_env_action = _make_check(ENV_ACTION)
 
 ALL_CHECKS: dict[str, Callable[[Callable[..., Any]], None]] = {
+    "play_episode": check_play_episode,
     "transition_mask": check_transition_mask,
     "completed_episode_returns": check_completed_episode_returns,
+    "action_log_probs": check_action_log_probs,
     "discounted_returns": check_discounted_returns,
     "normalize": check_normalize,
     "reinforce_loss": check_reinforce_loss,
@@ -1606,6 +1732,7 @@ ALL_CHECKS: dict[str, Callable[[Callable[..., Any]], None]] = {
 REFERENCES: dict[str, Callable[..., Any]] = {
     **{name: ex.reference for name, ex in EXERCISES.items()},
     "minibatch_indices": batching.minibatch_indices,
+    "play_episode": envs.play_episode,
 }
 
 __all__ += [f"check_{name}" for name in ALL_CHECKS]

@@ -207,3 +207,20 @@ def completed_episode_returns(rewards: torch.Tensor, terminated: torch.Tensor, t
             episode_returns.append(float(running_returns[env_index]))
             running_returns[env_index] = 0.0
     return episode_returns
+
+
+def play_episode(env: gym.Env, policy, seed: int) -> tuple[float, int, bool, bool]:
+    """Play one episode of ``env`` from ``env.reset(seed=seed)`` with ``action = policy(obs)``.
+
+    Returns ``(episode_return, length, terminated, truncated)``: the sum of all rewards (the last
+    one included), the number of steps, and the flags of the last step. The loop stops at the
+    first step that is ``terminated`` *or* ``truncated`` (a time limit ends the episode too).
+    """
+    obs, _ = env.reset(seed=seed)
+    episode_return, length = 0.0, 0
+    while True:
+        obs, reward, terminated, truncated, _ = env.step(policy(obs))
+        episode_return += float(reward)
+        length += 1
+        if terminated or truncated:
+            return episode_return, length, bool(terminated), bool(truncated)

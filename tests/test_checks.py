@@ -19,8 +19,8 @@ from pgcourse import checks
 from wrong_versions import CORRECT_VERSIONS, WRONG_VERSIONS
 
 EXERCISES = [
-    "transition_mask", "completed_episode_returns",
-    "discounted_returns", "normalize", "reinforce_loss",
+    "play_episode", "transition_mask", "completed_episode_returns",
+    "action_log_probs", "discounted_returns", "normalize", "reinforce_loss",
     "baseline_advantages", "value_loss", "gradient_variance", "categorical_entropy",
     "td_errors", "compute_gae", "a2c_policy_loss",
     "clipped_surrogate_loss", "approx_kl", "clip_fraction", "explained_variance", "minibatch_indices",

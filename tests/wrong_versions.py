@@ -1133,3 +1133,105 @@ def env_action_tanh(actions, low, high):
 @correct("env_action")
 def env_action_min_max(actions, low, high):
     return torch.max(torch.min(actions, high), low)
+
+
+# ------------------------------------------------------------------------------ ch00 play_episode
+
+@wrong("play_episode", "stop when terminated OR truncated")
+def play_episode_ignores_truncation(env, policy, seed):
+    """Loops until terminated only: on Pendulum it would run forever (the check stops it)."""
+    obs, _ = env.reset(seed=seed)
+    episode_return, length, terminated, truncated = 0.0, 0, False, False
+    while not terminated:
+        obs, reward, terminated, truncated, _ = env.step(policy(obs))
+        episode_return += float(reward)
+        length += 1
+    return episode_return, length, terminated, truncated
+
+
+@wrong("play_episode", "env.reset(seed=seed)")
+def play_episode_unseeded(env, policy, seed):
+    """Forgets to pass the seed to reset."""
+    obs, _ = env.reset()
+    episode_return, length = 0.0, 0
+    while True:
+        obs, reward, terminated, truncated, _ = env.step(policy(obs))
+        episode_return += float(reward)
+        length += 1
+        if terminated or truncated:
+            return episode_return, length, terminated, truncated
+
+
+@wrong("play_episode", "sum every reward, the last one included")
+def play_episode_drops_last_reward(env, policy, seed):
+    """Breaks out of the loop before adding the last reward."""
+    obs, _ = env.reset(seed=seed)
+    episode_return, length = 0.0, 0
+    while True:
+        obs, reward, terminated, truncated, _ = env.step(policy(obs))
+        length += 1
+        if terminated or truncated:
+            return episode_return, length, terminated, truncated
+        episode_return += float(reward)
+
+
+@wrong("play_episode", "return (episode_return, length, terminated, truncated)")
+def play_episode_returns_only_the_return(env, policy, seed):
+    """Returns the episode return alone."""
+    obs, _ = env.reset(seed=seed)
+    episode_return, done = 0.0, False
+    while not done:
+        obs, reward, terminated, truncated, _ = env.step(policy(obs))
+        episode_return += float(reward)
+        done = terminated or truncated
+    return episode_return
+
+
+@wrong("play_episode", "flags of the last step")
+def play_episode_merges_flags(env, policy, seed):
+    """Reports every end as a termination."""
+    obs, _ = env.reset(seed=seed)
+    episode_return, length = 0.0, 0
+    while True:
+        obs, reward, terminated, truncated, _ = env.step(policy(obs))
+        episode_return += float(reward)
+        length += 1
+        if terminated or truncated:
+            return episode_return, length, True, False
+
+
+# -------------------------------------------------------------------------- ch01 action_log_probs
+
+@wrong("action_log_probs", "log_softmax, not softmax")
+def action_log_probs_probabilities(logits, actions):
+    """Returns probabilities instead of log-probabilities."""
+    return torch.softmax(logits, dim=-1)[torch.arange(len(actions)), actions]
+
+
+@wrong("action_log_probs", "the logits are not log-probabilities")
+def action_log_probs_raw_logits(logits, actions):
+    """Picks the raw logit of the action."""
+    return logits[torch.arange(len(actions)), actions]
+
+
+@wrong("action_log_probs", "not over the batch (dim=0)")
+def action_log_probs_wrong_dim(logits, actions):
+    """Normalises over the batch."""
+    return torch.log_softmax(logits, dim=0)[torch.arange(len(actions)), actions]
+
+
+@wrong("action_log_probs", "underflows to log(0)")
+def action_log_probs_log_of_softmax(logits, actions):
+    """log(softmax): -inf for a confident policy."""
+    return torch.log(torch.softmax(logits, dim=-1))[torch.arange(len(actions)), actions]
+
+
+@wrong("action_log_probs", "keep its gradient")
+def action_log_probs_detached(logits, actions):
+    """Detaches the result."""
+    return torch.log_softmax(logits.detach(), dim=-1)[torch.arange(len(actions)), actions]
+
+
+@correct("action_log_probs")
+def action_log_probs_categorical(logits, actions):
+    return torch.distributions.Categorical(logits=logits).log_prob(actions)
