@@ -68,6 +68,16 @@ PRESETS: dict[str, dict[str, Any]] = {
 FLAT_LINE_TRAPS = ("joint_grad_clip", "long_rollout", "low_critic_lr")
 
 
+
+def _map_jobs(function, jobs: list, workers: int) -> list:
+    """``[function(job) for job in jobs]``, in ``workers`` processes when ``workers > 1`` (order kept)."""
+    if workers > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as pool:
+            return list(pool.map(function, jobs))
+    return [function(job) for job in jobs]
+
 def validate_traps(algo: str, traps: tuple[str, ...]) -> None:
     from .config import ConfigError
 
@@ -332,15 +342,10 @@ def reproduce(out: str, json_out: str, seeds: int = 5, episodes: int = 1000, max
     """Run the reproduction table (5 algorithms x ``seeds``) and write the figure and the JSON."""
     import json
     import time
-    from concurrent.futures import ProcessPoolExecutor
 
     jobs = [(label, seed, episodes, max_steps) for label in REPRO_ALGOS for seed in range(seeds)]
     started = time.perf_counter()
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            results = list(pool.map(_repro_one, jobs))
-    else:
-        results = [_repro_one(job) for job in jobs]
+    results = _map_jobs(_repro_one, jobs, workers)
     table = reproduction_table(results)
     payload = {"command": f"python -m pgcourse.traps reproduce --out {out} --json {json_out} --seeds {seeds} "
                           f"--episodes {episodes} --max-steps {max_steps}",
@@ -397,17 +402,12 @@ def experiments(json_out: str, seeds: int = 3, ablation_steps: int = 25_000, wor
     """The ablation of the three root causes (over ``seeds``) and one run per classic mistake; writes JSON."""
     import json
     import time
-    from concurrent.futures import ProcessPoolExecutor
 
     jobs = [("ablation", label, "ppo", "CartPole-v1", names, ablation_steps, seed)
             for label, names in ABLATION.items() for seed in range(seeds)]
     jobs += [("more", label, algo, env, names, steps, 0) for label, algo, env, names, steps in MORE_TRAPS]
     started = time.perf_counter()
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            done = list(pool.map(_experiment_one, jobs))
-    else:
-        done = [_experiment_one(job) for job in jobs]
+    done = _map_jobs(_experiment_one, jobs, workers)
     payload = {"command": f"python -m pgcourse.traps experiments --json {json_out} --seeds {seeds} "
                           f"--ablation-steps {ablation_steps}",
                "ablation": [r for kind, r in done if kind == "ablation"],
