@@ -10,7 +10,7 @@ from .run import Run
 
 
 def train(algo: str, env_id: str, seed: int = 0, total_steps: int | None = None, device: str = "auto",
-          **overrides: Any) -> Run:
+          live: Any = False, **overrides: Any) -> Run:
     """Train ``algo`` on ``env_id`` and return the :class:`~pgcourse.run.Run`.
 
     Args:
@@ -19,6 +19,10 @@ def train(algo: str, env_id: str, seed: int = 0, total_steps: int | None = None,
         seed: same seed on CPU gives the same run (history identical apart from wall times).
         total_steps: env-step budget (None: the course default for this algorithm and action space).
         device: ``"auto"`` picks cuda, then mps, then cpu.
+        live: in a notebook, redraw return, entropy, approx KL, clip fraction and explained variance
+            every few updates while training runs, then leave a static figure
+            (:class:`pgcourse.widgets.LiveView`; pass a ``LiveView`` to choose where it draws). Not a
+            hyperparameter: it is not saved in the config. The text progress bar is off unless asked for.
         **overrides: any field of the algorithm's config (see ``pgcourse.config``), e.g. ``lr=1e-3``,
             ``gae_lambda=0.9``, ``progress=False``; or a function replacing a piece of the math,
             e.g. ``compute_gae=my_compute_gae`` (any field of :class:`~pgcourse.algorithms.Components`).
@@ -39,5 +43,20 @@ def train(algo: str, env_id: str, seed: int = 0, total_steps: int | None = None,
     kind = action_space_kind(action_space)
     if total_steps is not None:
         overrides["total_steps"] = total_steps
+    if live:
+        overrides.setdefault("progress", False)  # the live view has its own progress bar
     config = make_config(algo, env_id, kind, seed=seed, device=device, **overrides)
-    return TRAINERS[algo](config, Components(**pieces))
+    if not live:
+        return TRAINERS[algo](config, Components(**pieces))
+    from .algorithms.core import ON_UPDATE
+    from .widgets import LiveView
+
+    view = live if isinstance(live, LiveView) else LiveView(title=f"{algo} on {env_id} (seed {seed})")
+    view.show()
+    token = ON_UPDATE.set(view.update)
+    try:
+        run = TRAINERS[algo](config, Components(**pieces))
+    finally:
+        ON_UPDATE.reset(token)
+        view.close()
+    return run

@@ -96,3 +96,48 @@ def show_gif(path: str | os.PathLike, width: int | None = None):
     from IPython.display import Image as IPythonImage
 
     return IPythonImage(data=Path(path).read_bytes(), format="gif", width=width)
+
+
+def _caption(frame: np.ndarray, text: str, height: int = 22) -> np.ndarray:
+    """``frame`` with a white strip below it holding ``text`` (PIL's default bitmap font)."""
+    from PIL import ImageDraw
+
+    image = Image.new("RGB", (frame.shape[1], frame.shape[0] + height), "white")
+    image.paste(Image.fromarray(frame[..., :3]), (0, 0))
+    ImageDraw.Draw(image).text((6, frame.shape[0] + 5), text, fill=(0, 0, 0))
+    return np.asarray(image)
+
+
+def side_by_side_gif(agents: list[Agent], env_id: str, path: str | os.PathLike = "side_by_side.gif",
+                     labels: list[str] | None = None, seed: int = 0, deterministic: bool = True, fps: float = 25.0,
+                     frame_skip: int = 3, max_width: int = 240, max_bytes: int = 2_000_000) -> Path:
+    """Play one episode per agent (same ``seed``) and write them side by side as one looping GIF, each
+    with a caption ``"<label>: return <R>"``; the shorter episode holds its last frame.
+
+    ``agents`` are what :func:`rollout_frames` accepts (a Run, a function, or None for random).
+    The GIF is kept under ``max_bytes`` (2 MB): if it is larger, every other frame is dropped and
+    it is written again.
+    """
+    labels = labels or [f"agent {i}" for i in range(len(agents))]
+    if len(labels) != len(agents) or not agents:
+        raise ValueError(f"need one label per agent; got {len(agents)} agents and {len(labels)} labels")
+    episodes = [rollout_frames(agent, env_id, seed=seed, deterministic=deterministic, frame_skip=frame_skip,
+                               max_width=max_width) for agent in agents]
+    length = max(len(frames) for frames, _ in episodes)
+    columns = []
+    for (frames, episode_return), label in zip(episodes, labels):
+        captioned = [_caption(frame, f"{label}: return {episode_return:.0f}") for frame in frames]
+        columns.append(captioned + [captioned[-1]] * (length - len(captioned)))
+    height = max(column[0].shape[0] for column in columns)
+    separator = np.full((height, 4, 3), 255, dtype=np.uint8)
+
+    def pad(frame: np.ndarray) -> np.ndarray:
+        return np.pad(frame, ((0, height - frame.shape[0]), (0, 0), (0, 0)), constant_values=255)
+
+    frames = [np.concatenate([part for column in columns for part in (pad(column[t]), separator)][:-1], axis=1)
+              for t in range(length)]
+    target = write_gif(frames, path, fps=fps)
+    while target.stat().st_size > max_bytes and len(frames) > 2:
+        frames = frames[::2]
+        target = write_gif(frames, path, fps=fps / 2)
+    return target

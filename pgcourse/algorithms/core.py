@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import contextvars
 import copy
 import time
 import warnings
@@ -25,6 +26,11 @@ from ..evaluation import evaluate
 from ..history import History
 from ..networks import ValueNet, make_policy
 from ..run import Run, resolve_device
+
+
+# A function called with the trainer after every update (pg.train(..., live=True) sets it for one call;
+# the training loops never see it).
+ON_UPDATE: contextvars.ContextVar[Callable[[Any], None] | None] = contextvars.ContextVar("on_update", default=None)
 
 
 class NonFiniteError(FloatingPointError):
@@ -130,6 +136,7 @@ class Trainer:
         self._eval_seconds = 0.0
         self._next_eval = config.eval_every if config.eval_every > 0 else None
         self._last_good = self._snapshot()
+        self.on_update: Callable[[Trainer], None] | None = ON_UPDATE.get()  # pg.train(..., live=True)
         self.progress = None
         if config.progress:
             from tqdm.auto import tqdm
@@ -221,6 +228,8 @@ class Trainer:
             recent = self.history.episodes["return"][-20:]
             if len(recent):
                 self.progress.set_postfix(ret=f"{recent.mean():.1f}", refresh=False)
+        if self.on_update is not None:
+            self.on_update(self)
 
     def _stop_nonfinite(self, reason: str) -> None:
         self.policy.load_state_dict(self._last_good["policy"])
