@@ -149,7 +149,7 @@ def plot_gae_weights(gamma: float = 0.99, lam: float = 0.95, max_n: int = 20, ro
     ax_weights.set_ylabel("weight (1-λ) λ^(n-1)")
     ax_weights.set_title(f"λ = {lam:.2f}: mass beyond n={max_n}: {tail:.2f}; mean n ≈ "
                          f"{(1.0 / (1.0 - lam)) if lam < 1 else float('inf'):.1f}")
-    ax_weights.set_ylim(0, 1.05)
+    ax_weights.set_ylim(0, 1.15 * max(float(weights.max()), 0.05))  # scaled to the bars (they sum to 1 - tail)
     ax_weights.grid(alpha=0.3)
 
     steps = np.arange(len(advantages))
