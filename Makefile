@@ -26,8 +26,9 @@ browser:
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
 	else echo "chromium not found and not root: tests/test_browser.py will be skipped (apt-get install chromium)"; fi
 
+# JupyterLab refuses to run as root unless told to (containers, CI machines): say so only when root.
 lab: setup
-	SDL_VIDEODRIVER=dummy $(BIN)/jupyter lab notebooks/
+	SDL_VIDEODRIVER=dummy $(BIN)/jupyter lab notebooks/ $$([ "$$(id -u)" = "0" ] && echo --allow-root)
 
 test: setup browser
 	SDL_VIDEODRIVER=dummy $(BIN)/python -m pytest
