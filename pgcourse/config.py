@@ -62,6 +62,8 @@ class BaseConfig:
         env_id: a gymnasium id whose action space is ``Discrete`` or ``Box``.
         seed: seeds torch, the environments and the action sampling; same seed on CPU, same run.
         total_steps: budget of environment transitions (summed over the vector envs).
+        max_episodes: also stop once this many episodes have completed (None: only ``total_steps``
+            limits the run). Checked between updates, so vector-env algorithms may finish a few more.
         device: ``"auto"`` (cuda, then mps, then cpu), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
         num_envs: parallel environments in the gymnasium vector env.
         gamma: discount :math:`\\gamma \\in (0, 1]`.
@@ -92,6 +94,7 @@ class BaseConfig:
     env_id: str
     seed: int = 0
     total_steps: int = 100_000
+    max_episodes: int | None = None
     device: str = "auto"
     num_envs: int = 8
     gamma: float = 0.99
@@ -131,6 +134,8 @@ class BaseConfig:
             _fail("env_id", self.env_id, "a gymnasium environment id such as 'CartPole-v1'")
         _check_int("seed", self.seed, 0, 2**32 - 1)
         _check_int("total_steps", self.total_steps, 1)
+        if self.max_episodes is not None:
+            _check_int("max_episodes", self.max_episodes, 1)
         if not isinstance(self.device, str) or not (
                 self.device in ("auto", "cpu", "mps", "cuda") or self.device.startswith("cuda:")):
             _fail("device", self.device, "'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps'")
@@ -193,20 +198,16 @@ class ReinforceConfig(BaseConfig):
     used), so every gradient is an on-policy Monte Carlo estimate.
 
     Args:
-        max_episodes: stop after this many episodes (None: only ``total_steps`` limits the run).
         normalize_weights: standardise the returns (REINFORCE) or the advantages (with baseline)
             over the batch before weighting the log-probs.
     """
 
-    max_episodes: int | None = None
     normalize_weights: bool = True
 
     def validate(self) -> None:
         super().validate()
         if self.algo not in ("reinforce", "reinforce_baseline"):
             _fail("algo", self.algo, "'reinforce' or 'reinforce_baseline' for a ReinforceConfig")
-        if self.max_episodes is not None:
-            _check_int("max_episodes", self.max_episodes, 1)
         _check_bool("normalize_weights", self.normalize_weights)
 
 

@@ -246,10 +246,9 @@ def _repro_one(job: tuple[str, int, int, int]) -> dict[str, Any]:
 
     label, seed, episodes, max_steps = job
     algo, overrides = REPRO_ALGOS[label]
-    extra = dict(max_episodes=episodes) if algo.startswith("reinforce") else {}
     started = time.perf_counter()
-    run = train(algo, "CartPole-v1", seed=seed, total_steps=max_steps, device="cpu", progress=False,
-                **extra, **overrides)
+    run = train(algo, "CartPole-v1", seed=seed, total_steps=max_steps, max_episodes=episodes, device="cpu",
+                progress=False, **overrides)
     returns = run.history.episodes["return"][:episodes]
     steps = run.history.episodes["env_step"][:episodes]
     return {"label": label, "seed": seed, "returns": returns.tolist(), "env_steps": steps.tolist(),

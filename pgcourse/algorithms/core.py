@@ -150,7 +150,7 @@ class Trainer:
 
     @property
     def done(self) -> bool:
-        max_episodes = getattr(self.config, "max_episodes", None)
+        max_episodes = self.config.max_episodes
         return (self.stopped or self.env_step >= self.config.total_steps
                 or (max_episodes is not None and len(self.history.episodes) >= max_episodes))
 
