@@ -259,6 +259,27 @@ def test_reproduction_table_helpers():
     assert rows[0]["solved_seeds"] == 2 and rows[0]["final_mean"] == 500.0
 
 
+def test_reproduce_command_runs_every_algorithm_for_the_episodes_asked(tmp_path):
+    """The documented regenerate command, tiny: every algorithm (A2C and PPO too) stops at --episodes,
+    and ``python -m pgcourse.traps`` runs without runpy's 'found in sys.modules' warning."""
+    import json
+    import subprocess
+    import sys
+
+    out, json_out = tmp_path / "repro.png", tmp_path / "repro.json"
+    done = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m", "pgcourse.traps", "reproduce",
+                           "--out", str(out), "--json", str(json_out), "--seeds", "1", "--episodes", "6",
+                           "--max-steps", "5000"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "RuntimeWarning" not in done.stderr
+    payload = json.loads(json_out.read_text())
+    assert out.stat().st_size > 0
+    assert {row["algorithm"] for row in payload["table"]} == set(traps.REPRO_ALGOS)
+    for run in payload["runs"]:
+        assert len(run["returns"]) == 6, run["label"]
+        assert run["env_steps"][-1] < 5000, f"{run['label']} did not stop at 6 episodes"
+
+
 def test_every_trap_is_tested():
     mark_tested("advantage_sign_flipped")
     missing = set(traps.TRAPS) - TESTED

@@ -19,7 +19,6 @@ import torch
 from ..config import A2CConfig
 from ..diagnostics import explained_variance
 from ..run import Run
-from ..traps import joint_clip_and_step
 from .core import Components, Trainer, collect_rollout, flatten_valid
 
 
@@ -47,6 +46,7 @@ def train_a2c(config: A2CConfig, components: Components | None = None) -> Run:
         critic_loss = parts.value_loss(values, returns)
 
         if "joint_grad_clip" in config.traps:  # trap: one optimiser, one clip over actor + critic together
+            from ..traps import joint_clip_and_step  # imported only when the trap is on
             actor_norm, critic_norm = joint_clip_and_step(trainer, actor_loss + critic_loss)
         else:
             trainer.actor_optimizer.zero_grad()

@@ -26,7 +26,6 @@ from ..batching import minibatch_indices
 from ..config import PPOConfig
 from ..diagnostics import clip_fraction, explained_variance
 from ..run import Run
-from ..traps import joint_clip_and_step
 from .core import Components, Trainer, collect_rollout, flatten_valid
 
 
@@ -72,6 +71,7 @@ def train_ppo(config: PPOConfig, components: Components | None = None) -> Run:
                                                config.clip_eps if config.clip_value_loss else None)
 
                 if "joint_grad_clip" in config.traps:  # trap: one optimiser, one clip over actor + critic together
+                    from ..traps import joint_clip_and_step  # imported only when the trap is on
                     actor_norm, critic_norm = joint_clip_and_step(trainer, actor_loss + critic_loss)
                 else:
                     trainer.actor_optimizer.zero_grad()
