@@ -69,14 +69,35 @@ FLAT_LINE_TRAPS = ("joint_grad_clip", "long_rollout", "low_critic_lr")
 
 
 
-def _map_jobs(function, jobs: list, workers: int) -> list:
-    """``[function(job) for job in jobs]``, in ``workers`` processes when ``workers > 1`` (order kept)."""
+def _map_jobs(function, jobs: list, workers: int, report=None) -> list:
+    """``[function(job) for job in jobs]``, in ``workers`` processes when ``workers > 1`` (order kept).
+    ``report(done, total, result)`` is called as each job finishes (these runs take up to an hour)."""
+    results: list = [None] * len(jobs)
     if workers > 1:
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import ProcessPoolExecutor, as_completed
 
         with ProcessPoolExecutor(workers) as pool:
-            return list(pool.map(function, jobs))
-    return [function(job) for job in jobs]
+            futures = {pool.submit(function, job): i for i, job in enumerate(jobs)}
+            for done, future in enumerate(as_completed(futures), start=1):
+                results[futures[future]] = future.result()
+                if report is not None:
+                    report(done, len(jobs), results[futures[future]])
+        return results
+    for i, job in enumerate(jobs):
+        results[i] = function(job)
+        if report is not None:
+            report(i + 1, len(jobs), results[i])
+    return results
+
+
+def _print_progress(done: int, total: int, result) -> None:
+    summary = result[-1] if isinstance(result, tuple) else result  # experiments return (kind, summary)
+    returns = summary.get("returns") or []
+    last = f"last return {returns[-1]:.0f}" if returns else "no episode finished"
+    seconds = f", {summary['seconds']:.0f} s" if "seconds" in summary else ""
+    print(f"[{done}/{total}] {summary.get('label')} seed {summary.get('seed')}: {len(returns)} episodes, {last}{seconds}",
+          flush=True)
+
 
 def validate_traps(algo: str, traps: tuple[str, ...]) -> None:
     from .config import ConfigError
@@ -344,7 +365,7 @@ def reproduce(out: str, json_out: str, seeds: int = 5, episodes: int = 1000, max
 
     jobs = [(label, seed, episodes, max_steps) for label in REPRO_ALGOS for seed in range(seeds)]
     started = time.perf_counter()
-    results = _map_jobs(_repro_one, jobs, workers)
+    results = _map_jobs(_repro_one, jobs, workers, report=_print_progress)
     table = reproduction_table(results)
     payload = {"command": f"python -m pgcourse.traps reproduce --out {out} --json {json_out} --seeds {seeds} "
                           f"--episodes {episodes} --max-steps {max_steps}",
@@ -406,7 +427,7 @@ def experiments(json_out: str, seeds: int = 3, ablation_steps: int = 25_000, wor
             for label, names in ABLATION.items() for seed in range(seeds)]
     jobs += [("more", label, algo, env, names, steps, 0) for label, algo, env, names, steps in MORE_TRAPS]
     started = time.perf_counter()
-    done = _map_jobs(_experiment_one, jobs, workers)
+    done = _map_jobs(_experiment_one, jobs, workers, report=_print_progress)
     payload = {"command": f"python -m pgcourse.traps experiments --json {json_out} --seeds {seeds} "
                           f"--ablation-steps {ablation_steps}",
                "ablation": [r for kind, r in done if kind == "ablation"],
