@@ -258,18 +258,23 @@ REPRO_ALGOS: dict[str, tuple[str, dict[str, Any]]] = {
     "PPO fixed": ("ppo", {}),
     "PPO buggy": ("ppo", {"traps": FLAT_LINE_TRAPS}),
 }
+# The table's budget is episodes, so a learning-rate schedule over env steps has no natural end: annealed
+# over the 600k-step safety cap, A2C reached 475 on 5/5 seeds and then collapsed to ~136 on 2 of them;
+# with constant rates (the REINFORCE defaults already are) it stayed at 500 on 5/5. Every algorithm
+# here runs with constant learning rates, otherwise with the course defaults.
+REPRO_SETTINGS: dict[str, Any] = {"anneal_lr": False}
 
 
-def _repro_one(job: tuple[str, int, int, int]) -> dict[str, Any]:
+def _repro_one(job: tuple[str, int, int, int, dict[str, Any]]) -> dict[str, Any]:
     import time
 
     from .api import train
 
-    label, seed, episodes, max_steps = job
+    label, seed, episodes, max_steps, settings = job
     algo, overrides = REPRO_ALGOS[label]
     started = time.perf_counter()
     run = train(algo, "CartPole-v1", seed=seed, total_steps=max_steps, max_episodes=episodes, device="cpu",
-                progress=False, **overrides)
+                progress=False, **{**settings, **overrides})
     returns = run.history.episodes["return"][:episodes]
     steps = run.history.episodes["env_step"][:episodes]
     return {"label": label, "seed": seed, "returns": returns.tolist(), "env_steps": steps.tolist(),
@@ -323,53 +328,100 @@ def reproduction_table(results: list[dict[str, Any]], window: int = 50) -> list[
     return rows
 
 
+def _seed_curves(runs: list[dict[str, Any]], window: int):
+    """Moving averages of every seed, cut to the shortest run: (episodes [n], curves [seeds, n])."""
+    import numpy as np
+
+    n = min(len(r["returns"]) for r in runs)
+    curves = np.stack([moving_average(r["returns"], window)[:n] for r in runs])  # [seeds, n]
+    return np.arange(1, n + 1), curves
+
+
 def plot_reproduction(results: list[dict[str, Any]], path=None, window: int = 50):
-    """Moving-average return (mean over seeds, band = min..max over seeds), against episodes and env steps."""
+    """Moving-average return of every algorithm over seeds.
+
+    Top: mean over seeds (line) and min..max over seeds (band), against completed episodes and against
+    env steps (each seed interpolated onto a common grid that ends where its shortest seed ends).
+    Bottom: one panel per algorithm with every seed drawn, so a collapse or an outlier seed is visible.
+    """
     import matplotlib.pyplot as plt
     import numpy as np
 
-    fig, (ax_ep, ax_st) = plt.subplots(1, 2, figsize=(13, 4.5))
-    for label in REPRO_ALGOS:
+    labels = [label for label in REPRO_ALGOS if any(r["label"] == label for r in results)]
+    fig = plt.figure(figsize=(15, 8.5))
+    grid = fig.add_gridspec(2, 2 * len(labels), height_ratios=(1.25, 1.0))
+    ax_ep = fig.add_subplot(grid[0, :len(labels)])
+    ax_st = fig.add_subplot(grid[0, len(labels):])
+    colors = {label: f"C{i}" for i, label in enumerate(labels)}
+    for i, label in enumerate(labels):
         runs = [r for r in results if r["label"] == label]
-        if not runs:
-            continue
-        n = min(len(r["returns"]) for r in runs)
-        curves = np.stack([moving_average(r["returns"], window)[:n] for r in runs])  # [seeds, n]
-        x = np.arange(1, n + 1)
-        line, = ax_ep.plot(x, curves.mean(0), label=label)
-        ax_ep.fill_between(x, curves.min(0), curves.max(0), color=line.get_color(), alpha=0.2)
+        episodes, curves = _seed_curves(runs, window)
+        color = colors[label]
+        ax_ep.plot(episodes, curves.mean(0), color=color, label=f"{label} ({len(runs)} seeds)")
+        ax_ep.fill_between(episodes, curves.min(0), curves.max(0), color=color, alpha=0.12)
         # against env steps: interpolate each seed onto a common grid of env steps
+        n = len(episodes)
         max_step = min(r["env_steps"][n - 1] for r in runs)
-        grid = np.linspace(0, max_step, 200)
-        on_grid = np.stack([np.interp(grid, np.asarray(r["env_steps"][:n]), c) for r, c in zip(runs, curves)])
-        ax_st.plot(grid, on_grid.mean(0), color=line.get_color(), label=label)
-        ax_st.fill_between(grid, on_grid.min(0), on_grid.max(0), color=line.get_color(), alpha=0.2)
+        steps = np.linspace(0, max_step, 300)
+        on_grid = np.stack([np.interp(steps, np.asarray(r["env_steps"][:n]), c) for r, c in zip(runs, curves)])
+        ax_st.plot(steps, on_grid.mean(0), color=color, label=label)
+        ax_st.fill_between(steps, on_grid.min(0), on_grid.max(0), color=color, alpha=0.12)
+        # bottom row: every seed of this algorithm
+        ax = fig.add_subplot(grid[1, 2 * i:2 * i + 2], sharey=ax_ep)
+        for seed_curve in curves:
+            ax.plot(episodes, seed_curve, color=color, lw=0.8, alpha=0.7)
+        ax.plot(episodes, curves.mean(0), color="black", lw=1.5, label="mean")
+        reached = sum(episodes_to(r["returns"], 475.0, window) is not None for r in runs)
+        finals = [float(np.mean(r["returns"][-100:])) for r in runs]
+        ax.set_title(f"{label}\n{reached}/{len(runs)} reach 475; final {np.mean(finals):.0f} ± {np.std(finals):.0f}",
+                     fontsize=9)
+        ax.set_xlabel("completed episodes", fontsize=8)
+        ax.axhline(475, color="grey", ls=":", lw=1)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=8)
+        if i == 0:
+            ax.set_ylabel("each seed", fontsize=8)
+        else:
+            ax.tick_params(labelleft=False)
     ax_ep.set(xlabel="completed episodes", ylabel=f"return (moving average of {window})",
-              title="CartPole-v1: against episodes")
-    ax_st.set(xlabel="env steps", ylabel=f"return (moving average of {window})", title="... and against env steps")
+              title="CartPole-v1: mean over seeds, band = min..max, against episodes")
+    ax_st.set(xlabel="env steps (each curve ends where its shortest seed ends)",
+              title="... and against env steps")
     for ax in (ax_ep, ax_st):
         ax.axhline(475, color="grey", ls=":", lw=1)
         ax.grid(alpha=0.3)
-    ax_ep.legend(fontsize=8, loc="upper left")
+    ax_ep.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=100)
     return fig
 
 
-def reproduce(out: str, json_out: str, seeds: int = 5, episodes: int = 1000, max_steps: int = 150_000,
-              workers: int = 1) -> list[dict[str, Any]]:
-    """Run the reproduction table (5 algorithms x ``seeds``) and write the figure and the JSON."""
+def reproduce(out: str, json_out: str, seeds: int = 5, episodes: int = 1000, max_steps: int = 600_000,
+              workers: int = 1, settings: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Run the reproduction table (5 algorithms x ``seeds``, each until ``episodes`` episodes, with
+    ``max_steps`` env steps as a safety cap) and write the figure and the JSON.
+
+    ``settings`` replace :data:`REPRO_SETTINGS` (e.g. ``{"anneal_lr": True}``) for every algorithm.
+    """
     import json
     import time
 
-    jobs = [(label, seed, episodes, max_steps) for label in REPRO_ALGOS for seed in range(seeds)]
+    from .config import make_config
+
+    settings = {**REPRO_SETTINGS, **(settings or {})}
+    for label, (algo, overrides) in REPRO_ALGOS.items():  # a bad setting fails now, not after an hour
+        make_config(algo, "CartPole-v1", "discrete", total_steps=max_steps, max_episodes=episodes,
+                    **{**settings, **overrides})
+    jobs = [(label, seed, episodes, max_steps, settings) for label in REPRO_ALGOS for seed in range(seeds)]
     started = time.perf_counter()
     results = _map_jobs(_repro_one, jobs, workers, report=_print_progress)
     table = reproduction_table(results)
+    extra = "".join(f" --set {key}={value!r}" for key, value in settings.items() if REPRO_SETTINGS.get(key, object()) != value)
     payload = {"command": f"python -m pgcourse.traps reproduce --out {out} --json {json_out} --seeds {seeds} "
-                          f"--episodes {episodes} --max-steps {max_steps}",
+                          f"--episodes {episodes} --max-steps {max_steps}{extra}",
                "seconds": time.perf_counter() - started, "episodes": episodes, "max_steps": max_steps,
+               "settings": {label: {**settings, **overrides} for label, (_, overrides) in REPRO_ALGOS.items()},
                "table": table, "runs": results}
     with open(json_out, "w") as f:
         json.dump(payload, f)
@@ -500,8 +552,11 @@ def _main(argv: list[str] | None = None) -> int:
     rep.add_argument("--json", default="figures/06_reproduction.json")
     rep.add_argument("--seeds", type=int, default=5)
     rep.add_argument("--episodes", type=int, default=1000)
-    rep.add_argument("--max-steps", type=int, default=150_000)
+    rep.add_argument("--max-steps", type=int, default=600_000,
+                     help="safety cap on env steps per run (1,000 CartPole episodes are at most 500,000)")
     rep.add_argument("--workers", type=int, default=1)
+    rep.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help=f"change a setting for every algorithm (default {REPRO_SETTINGS}), e.g. --set anneal_lr=True")
     exp = sub.add_parser("experiments", help="ablation of the three root causes + one run per classic mistake")
     exp.add_argument("--json", default="figures/06_traps.json")
     exp.add_argument("--seeds", type=int, default=3)
@@ -511,7 +566,14 @@ def _main(argv: list[str] | None = None) -> int:
     if args.command == "experiments":
         experiments(args.json, args.seeds, args.ablation_steps, args.workers)
     if args.command == "reproduce":
-        reproduce(args.out, args.json, args.seeds, args.episodes, args.max_steps, args.workers)
+        from .cli import UsageError, parse_settings
+        from .config import ConfigError
+
+        try:
+            reproduce(args.out, args.json, args.seeds, args.episodes, args.max_steps, args.workers,
+                      parse_settings(args.set))
+        except (UsageError, ConfigError) as error:
+            parser.error(str(error))
     return 0
 
 

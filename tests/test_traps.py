@@ -278,6 +278,19 @@ def test_reproduce_command_runs_every_algorithm_for_the_episodes_asked(tmp_path)
     for run in payload["runs"]:
         assert len(run["returns"]) == 6, run["label"]
         assert run["env_steps"][-1] < 5000, f"{run['label']} did not stop at 6 episodes"
+    # an episode budget has no step horizon for a schedule: constant learning rates, recorded in the JSON
+    assert all(settings["anneal_lr"] is False for settings in payload["settings"].values())
+
+
+def test_reproduce_rejects_a_bad_setting_before_running(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "pgcourse.traps", "reproduce", "--out", str(tmp_path / "r.png"),
+                           "--json", str(tmp_path / "r.json"), "--set", "lr=-1"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and "lr=-1 is invalid" in done.stderr
+    assert not (tmp_path / "r.json").exists()
 
 
 def test_every_trap_is_tested():
