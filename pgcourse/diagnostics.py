@@ -40,6 +40,22 @@ def explained_variance(values: Tensor, returns: Tensor) -> float:
     return float(1.0 - (returns - values).var(unbiased=False) / var_returns)
 
 
+def relative_value_error(values: Tensor, returns: Tensor) -> float:
+    r""":math:`\sqrt{\mathrm{mean}[(\hat R - V)^2]} \,/\, \mathrm{mean}|\hat R|`: the critic's typical error as a
+    fraction of the size of its targets.
+
+    Explained variance divides by :math:`\mathrm{Var}[\hat R]`, so once the targets barely vary (every CartPole
+    episode reaching the 500-step limit: all targets near :math:`1/(1-\gamma)`) it turns negative for a
+    critic that is off by 1%. This number says whether the critic is actually off. ``nan`` if all targets are 0.
+    """
+    values = values.detach().flatten().double()
+    returns = returns.detach().flatten().double()
+    scale = returns.abs().mean()
+    if scale.item() == 0.0:
+        return float("nan")
+    return float((returns - values).pow(2).mean().sqrt() / scale)
+
+
 def grad_norm(parameters: Iterable[torch.nn.Parameter]) -> float:
     """Global L2 norm of the gradients currently stored in ``parameters`` (before any clipping)."""
     norms = [p.grad.detach().norm(2) for p in parameters if p.grad is not None]

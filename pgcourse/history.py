@@ -9,7 +9,7 @@ import numpy as np
 EPISODE_FIELDS = ("return", "length", "env_step", "wall_time")
 UPDATE_FIELDS = ("env_step", "wall_time", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction",
                  "explained_variance", "actor_grad_norm", "critic_grad_norm", "lr", "critic_lr",
-                 "advantage_std", "log_std_mean", "epochs_run")
+                 "advantage_std", "log_std_mean", "epochs_run", "value_rel_error")
 EVAL_FIELDS = ("env_step", "wall_time", "mean", "std")
 
 
@@ -28,6 +28,9 @@ class Table(Mapping):
                 if name not in self._columns:
                     raise ValueError(f"unknown history column {name!r}; expected one of {fields}")
                 self._columns[name] = [float("nan") if v is None else float(v) for v in values]
+            num_rows = max(len(v) for v in self._columns.values())
+            for name in set(fields) - set(rows):  # a column added after this run was saved: NaN
+                self._columns[name] = [float("nan")] * num_rows
             lengths = {len(v) for v in self._columns.values()}
             if len(lengths) > 1:
                 raise ValueError(f"history columns have different lengths: { {k: len(v) for k, v in self._columns.items()} }")

@@ -67,6 +67,18 @@ def test_low_critic_lr_signature_synthetic():
     assert "low_critic_lr" in top_causes(pg.diagnose(run, verbose=False), 2)
 
 
+def test_negative_explained_variance_of_an_accurate_critic_on_constant_targets_is_not_an_alarm(capsys):
+    # a solved run (every episode 500): EV < 0 only because the targets barely vary; the critic is off by 1%
+    solved = synthetic_run(explained_variance=-0.8, value_rel_error=0.01, returns=np.full(100, 500.0))
+    assert all(f.signal != "explained variance" for f in pg.diagnose(solved))
+    printed = capsys.readouterr().out
+    assert "note: [OK   ] explained variance" in printed and "barely vary" in printed
+    # the same EV with a critic that is really off (30% error) is still the alarm
+    lagging = synthetic_run(explained_variance=-0.8, value_rel_error=0.3, returns=np.full(100, 500.0))
+    finding = next(f for f in pg.diagnose(lagging, verbose=False) if f.signal == "explained variance")
+    assert finding.severity == "alarm"
+
+
 @pytest.mark.parametrize("trap", ["stale_old_log_probs", "advantage_sign_flipped", "long_rollout"])
 def test_short_real_runs_name_the_planted_cause(trap):
     run = pg.train("ppo", "CartPole-v1", seed=0, total_steps=6000, device="cpu", progress=False, traps=(trap,))

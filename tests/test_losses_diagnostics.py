@@ -9,7 +9,7 @@ import torch
 from torch.distributions import Categorical, Normal
 
 from pgcourse.batching import minibatch_indices
-from pgcourse.diagnostics import approx_kl, clip_fraction, explained_variance, grad_norm
+from pgcourse.diagnostics import approx_kl, clip_fraction, explained_variance, grad_norm, relative_value_error
 from pgcourse.losses import (categorical_entropy, categorical_log_prob, clipped_surrogate_loss, entropy_bonus_loss,
                              gaussian_entropy, gaussian_log_prob, reinforce_loss, value_loss)
 
@@ -244,6 +244,19 @@ def test_clip_fraction_counts_outside_range():
     assert float(clip_fraction(ratio, 0.2)) == pytest.approx(4 / 8)
     assert float(clip_fraction(ratio, 10.0)) == 0.0
     assert float(clip_fraction(torch.ones(5), 0.2)) == 0.0
+
+
+def test_relative_value_error_stays_small_where_explained_variance_misleads():
+    # a solved CartPole: every target near 1/(1-gamma), a critic off by about 0.3%
+    returns = torch.tensor([99.3, 99.4, 99.2, 99.35], dtype=torch.float64)
+    values = torch.tensor([99.0, 98.9, 99.1, 98.95], dtype=torch.float64)
+    assert explained_variance(values, returns) < -1  # "worse than the mean" ...
+    assert relative_value_error(values, returns) == pytest.approx(
+        float(torch.sqrt(((returns - values) ** 2).mean()) / returns.abs().mean()))
+    assert relative_value_error(values, returns) < 0.005  # ... yet off by 0.3%
+    assert relative_value_error(torch.zeros(3), torch.tensor([10.0, 20.0, 30.0])) == pytest.approx(
+        math.sqrt((100 + 400 + 900) / 3) / 20)
+    assert math.isnan(relative_value_error(torch.ones(3), torch.zeros(3)))
 
 
 def test_explained_variance_values():

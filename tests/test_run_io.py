@@ -338,3 +338,15 @@ def test_evaluate_loaded_run_matches_original(ppo_pendulum, tmp_path):
     loaded = pg.load(ppo_pendulum.save(tmp_path / "run"))
     np.testing.assert_array_equal(pg.evaluate(loaded, episodes=2, seed=3).returns,
                                   pg.evaluate(ppo_pendulum, episodes=2, seed=3).returns)
+
+
+def test_load_a_run_saved_before_a_history_column_existed(saved_copy):
+    """Runs saved by an older pgcourse (no ``value_rel_error`` column) still load; the column reads NaN."""
+    import json
+
+    history = json.loads((saved_copy / "history.json").read_text())
+    history["updates"].pop("value_rel_error")
+    (saved_copy / "history.json").write_text(json.dumps(history))
+    run = pg.load(saved_copy)
+    assert np.isnan(run.history.updates["value_rel_error"]).all()
+    assert len(run.history.updates["value_rel_error"]) == len(run.history.updates["entropy"]) > 0

@@ -213,7 +213,7 @@ def test_history_columns(case):
         assert np.all(history.episodes["length"] == 200)  # Pendulum only truncates
     always = ["policy_loss", "entropy", "actor_grad_norm", "advantage_std", "lr", "epochs_run"]
     if algo != "reinforce":
-        always += ["value_loss", "critic_grad_norm", "explained_variance", "critic_lr"]
+        always += ["value_loss", "critic_grad_norm", "explained_variance", "critic_lr", "value_rel_error"]
     for name in always:
         assert np.isfinite(history.updates[name]).all(), name
     if algo == "ppo":

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from ..config import A2CConfig
-from ..diagnostics import explained_variance
+from ..diagnostics import explained_variance, relative_value_error
 from ..run import Run
 from .core import Components, Trainer, collect_rollout, flatten_valid
 
@@ -59,6 +59,7 @@ def train_a2c(config: A2CConfig, components: Components | None = None) -> Run:
 
         trainer.end_update(policy_loss=policy_loss.item(), value_loss=critic_loss.item(),
                            entropy=entropy.mean().item(), explained_variance=explained_variance(values.detach(), returns),
+                           value_rel_error=relative_value_error(values, returns),
                            actor_grad_norm=actor_norm, critic_grad_norm=critic_norm, advantage_std=advantage_std,
                            epochs_run=1)
     return trainer.finish()

@@ -24,7 +24,7 @@ import torch
 
 from ..batching import minibatch_indices
 from ..config import PPOConfig
-from ..diagnostics import clip_fraction, explained_variance
+from ..diagnostics import clip_fraction, explained_variance, relative_value_error
 from ..run import Run
 from .core import Components, Trainer, collect_rollout, flatten_valid
 
@@ -100,7 +100,9 @@ def train_ppo(config: PPOConfig, components: Components | None = None) -> Run:
                 break  # the policy moved far enough from pi_old: stop this update's epochs
 
         with torch.no_grad():
-            explained = explained_variance(value_net(obs), returns)
+            values_after = value_net(obs)  # [B]
         trainer.end_update(**{name: total / num_steps for name, total in sums.items()},
-                           explained_variance=explained, advantage_std=advantage_std, epochs_run=epochs_run)
+                           explained_variance=explained_variance(values_after, returns),
+                           value_rel_error=relative_value_error(values_after, returns),
+                           advantage_std=advantage_std, epochs_run=epochs_run)
     return trainer.finish()

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from ..config import ReinforceConfig
-from ..diagnostics import explained_variance
+from ..diagnostics import explained_variance, relative_value_error
 from ..run import Run
 from .core import Components, Trainer
 
@@ -87,6 +87,7 @@ def train_reinforce(config: ReinforceConfig, components: Components | None = Non
                                                                 config.critic_max_grad_norm)
             metrics["value_loss"] = critic_loss.item()
             metrics["explained_variance"] = explained_variance(values.detach(), returns)
+            metrics["value_rel_error"] = relative_value_error(values, returns)
             if "missing_detach" in config.traps:  # trap: the weights keep V's graph (fresh forward, no detach)
                 weights = returns - value_net(obs)
         else:
