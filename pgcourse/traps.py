@@ -258,10 +258,10 @@ REPRO_ALGOS: dict[str, tuple[str, dict[str, Any]]] = {
     "PPO fixed": ("ppo", {}),
     "PPO buggy": ("ppo", {"traps": FLAT_LINE_TRAPS}),
 }
-# The table's budget is episodes, so a learning-rate schedule over env steps has no natural end: annealed
-# over the 600k-step safety cap, A2C reached 475 on 5/5 seeds and then collapsed to ~136 on 2 of them;
-# with constant rates (the REINFORCE defaults already are) it stayed at 500 on 5/5. Every algorithm
-# here runs with constant learning rates, otherwise with the course defaults.
+# The table's budget is episodes, so a learning-rate schedule over env steps has no natural end. Annealed
+# over the 600k-step safety cap, A2C fell back from a moving average of 471-500 to 111-161 on 3 of 5 seeds
+# (two stayed near 136); with constant rates it ended at 500 on 5/5 (lesson 06, section 2b). Every
+# algorithm here runs with constant learning rates (REINFORCE's default), otherwise with the course defaults.
 REPRO_SETTINGS: dict[str, Any] = {"anneal_lr": False}
 
 
