@@ -1,15 +1,18 @@
 """pgcourse: the policy-gradient code behind the course (REINFORCE -> A2C/GAE -> PPO).
 
-Where things live:
-    pgcourse.returns      discounted_returns, normalize, compute_gae  (GAE is here)
-    pgcourse.losses       reinforce_loss, clipped_surrogate_loss, value_loss, gaussian_log_prob, ...
-    pgcourse.diagnostics  approx_kl, clip_fraction, explained_variance, grad_norm
-    pgcourse.algorithms   reinforce.py, a2c.py, ppo.py: one training loop each; core.py: shared plumbing
-    pgcourse.envs         gymnasium vector envs, autoreset handling, normalisation statistics
-    pgcourse.networks     categorical / Gaussian policies, value net, orthogonal init
-    pgcourse.config       validated hyperparameter dataclasses and the course defaults
-    pgcourse.run          Run (act, save) and load; pgcourse.evaluation: evaluate
-    pgcourse.render       rollout GIFs; pgcourse.plotting: learning curves; pgcourse.bench: benchmark
+Where things live (layers import only downward; docs/architecture.md has the diagram):
+    math        pgcourse.returns      discounted_returns, normalize, td_errors, compute_gae  (GAE is here)
+                pgcourse.losses       reinforce_loss, a2c_policy_loss, clipped_surrogate_loss, value_loss, ...
+                pgcourse.diagnostics  approx_kl, clip_fraction, explained_variance, grad_norm
+                pgcourse.batching     minibatch_indices
+    parts       pgcourse.envs, .networks, .config, .history
+    runs        pgcourse.run (Run, save, load), pgcourse.evaluation (evaluate)
+    training    pgcourse.algorithms   reinforce.py, a2c.py, ppo.py: one loop each; components.py: the math they
+                                      call (replaceable); trainer.py: plumbing and named hooks; rollout.py
+                pgcourse.planted      lesson 06's planted bugs; pgcourse.api: pg.train
+    course      pgcourse.plotting, .render, .live, .widgets, .checks, .traps (diagnose, experiments, bug hunt)
+    classroom   pgcourse.grading, pgcourse.exercisegen, pgcourse.notebook_format
+    commands    pgcourse.cli, pgcourse.bench
 """
 from __future__ import annotations
 
@@ -18,7 +21,6 @@ from .algorithms import Components, NonFiniteError
 from .api import train
 from .batching import minibatch_indices
 from .config import A2CConfig, BaseConfig, ConfigError, PPOConfig, ReinforceConfig
-from .diagnose import diagnose
 from .diagnostics import approx_kl, clip_fraction, explained_variance
 from .evaluation import EvalResult, evaluate
 from .history import History
@@ -35,6 +37,12 @@ def rollout_gif(*args, **kwargs):
     return _rollout_gif(*args, **kwargs)
 
 
+def diagnose(*args, **kwargs):
+    """Read a run's history and name the unhealthy signals (see :func:`pgcourse.traps.signals.diagnose`)."""
+    from .traps.signals import diagnose as _diagnose
+    return _diagnose(*args, **kwargs)
+
+
 def show_gif(*args, **kwargs):
     """Display a GIF inline in a notebook (see :func:`pgcourse.render.show_gif`)."""
     from .render import show_gif as _show_gif
@@ -42,7 +50,7 @@ def show_gif(*args, **kwargs):
 
 
 _LAZY_SUBMODULES = {"checks", "plotting", "render", "bench", "cli", "exercisegen", "traps", "envs", "networks",
-                    "config", "algorithms", "widgets", "grading"}
+                    "config", "algorithms", "widgets", "grading", "live", "planted", "notebook_format"}
 
 
 def __getattr__(name: str):

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .algorithms import TRAINERS, Components
+from .algorithms import TRAINERS, Components, Hooks
 from .config import ALGORITHMS, ConfigError, make_config
 from .envs import action_space_kind, env_spaces
+from .planted import plant
 from .run import Run
 
 
@@ -21,11 +22,12 @@ def train(algo: str, env_id: str, seed: int = 0, total_steps: int | None = None,
         device: ``"auto"`` picks cuda, then mps, then cpu.
         live: in a notebook, redraw return, entropy, approx KL, clip fraction and explained variance
             every few updates while training runs, then leave a static figure
-            (:class:`pgcourse.widgets.LiveView`; pass a ``LiveView`` to choose where it draws). Not a
+            (:class:`pgcourse.live.LiveView`; pass a ``LiveView`` to choose where it draws). Not a
             hyperparameter: it is not saved in the config. The text progress bar is off unless asked for.
         **overrides: any field of the algorithm's config (see ``pgcourse.config``), e.g. ``lr=1e-3``,
             ``gae_lambda=0.9``, ``progress=False``; or a function replacing a piece of the math,
-            e.g. ``compute_gae=my_compute_gae`` (any field of :class:`~pgcourse.algorithms.Components`).
+            e.g. ``compute_gae=my_compute_gae`` (any field of :class:`~pgcourse.algorithms.Components`);
+            ``traps=("joint_grad_clip",)`` plants lesson 06's bugs (:mod:`pgcourse.planted`).
 
     Raises:
         ConfigError: unknown setting, a value out of range, or an algorithm that cannot act in
@@ -46,17 +48,14 @@ def train(algo: str, env_id: str, seed: int = 0, total_steps: int | None = None,
     if live:
         overrides.setdefault("progress", False)  # the live view has its own progress bar
     config = make_config(algo, env_id, kind, seed=seed, device=device, **overrides)
+    config, components, hooks = plant(config, Components(**pieces), Hooks())
     if not live:
-        return TRAINERS[algo](config, Components(**pieces))
-    from .algorithms.core import ON_UPDATE
-    from .widgets import LiveView
+        return TRAINERS[algo](config, components, hooks)
+    from .live import LiveView  # ipywidgets and matplotlib load only when a live view is asked for
 
     view = live if isinstance(live, LiveView) else LiveView(title=f"{algo} on {env_id} (seed {seed})")
     view.show()
-    token = ON_UPDATE.set(view.update)
     try:
-        run = TRAINERS[algo](config, Components(**pieces))
+        return TRAINERS[algo](config, components, hooks, on_update=view.update)
     finally:
-        ON_UPDATE.reset(token)
         view.close()
-    return run

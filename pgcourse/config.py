@@ -87,7 +87,8 @@ class BaseConfig:
         torch_threads: CPU threads for torch (1 is fastest for these small MLPs; None leaves torch's default).
         on_nonfinite: what to do when a loss or parameter becomes NaN/inf: ``"stop"`` (warn, keep the
             last good weights, return the run) or ``"raise"``.
-        traps: names of planted bugs to switch on (see ``pgcourse.traps``); empty for the correct algorithm.
+        traps: names of planted bugs to switch on (see ``pgcourse.planted``; ``pg.train`` plants them and
+            checks the names); empty for the correct algorithm.
     """
 
     algo: str
@@ -167,8 +168,8 @@ class BaseConfig:
             _check_int("torch_threads", self.torch_threads, 1, 256)
         if self.on_nonfinite not in ("stop", "raise"):
             _fail("on_nonfinite", self.on_nonfinite, "'stop' or 'raise'")
-        from .traps import validate_traps  # local import: traps imports nothing from config
-        validate_traps(self.algo, self.traps)
+        if not all(isinstance(name, str) for name in self.traps):
+            _fail("traps", self.traps, "a tuple of trap names (strings); see pgcourse.planted.TRAPS")
 
     def check_env(self, action_space_kind: str, action_space_repr: str) -> None:
         """Raise if this algorithm cannot act in an action space of this kind ('discrete'/'continuous')."""
@@ -218,8 +219,8 @@ class A2CConfig(BaseConfig):
     Args:
         n_steps: rollout length per environment; the batch is ``num_envs * n_steps`` transitions.
         gae_lambda: GAE :math:`\\lambda \\in [0, 1]`.
-        normalize_advantages: standardise advantages over the batch (per minibatch in PPO if the
-            ``per_minibatch_adv_norm`` trap is on).
+        normalize_advantages: standardise the advantages (over the whole batch; see PPO's
+            ``normalize_per_minibatch``).
     """
 
     n_steps: int = 16
@@ -249,6 +250,8 @@ class PPOConfig(A2CConfig):
         clip_eps: :math:`\\epsilon` of the clipped surrogate.
         clip_value_loss: also clip the critic's change per update (off by default; it rarely helps).
         target_kl: stop the epochs of an update early once approx-KL exceeds this (None: never).
+        normalize_per_minibatch: with ``normalize_advantages``, standardise each minibatch's advantages
+            instead of the whole batch once (CleanRL's and SB3's choice; lesson 06 measures both).
     """
 
     n_steps: int = 128
@@ -257,6 +260,7 @@ class PPOConfig(A2CConfig):
     clip_eps: float = 0.2
     clip_value_loss: bool = False
     target_kl: float | None = None
+    normalize_per_minibatch: bool = False
 
     def validate(self) -> None:
         super().validate()
@@ -270,6 +274,7 @@ class PPOConfig(A2CConfig):
         _check_float("clip_eps", self.clip_eps, 0.0, 1e6, low_open=True)
         _check_bool("clip_value_loss", self.clip_value_loss)
         _check_float("target_kl", self.target_kl, 0.0, 1e6, low_open=True, allow_none=True)
+        _check_bool("normalize_per_minibatch", self.normalize_per_minibatch)
 
 
 CONFIG_CLASSES: dict[str, type[BaseConfig]] = {

@@ -59,7 +59,13 @@ def make_vector_env(env_id: str, num_envs: int, *, normalize_obs: bool = False, 
     kwargs: dict[str, Any] = {} if render_mode is None else {"render_mode": render_mode}
     envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
                         vector_kwargs={"autoreset_mode": AUTORESET_MODE}, **kwargs)
-    envs = RecordEpisodeStatistics(envs)
+    return add_normalization(RecordEpisodeStatistics(envs), normalize_obs=normalize_obs,
+                             normalize_reward=normalize_reward, gamma=gamma)
+
+
+def add_normalization(envs: gym.vector.VectorEnv, *, normalize_obs: bool, normalize_reward: bool,
+                      gamma: float = 0.99) -> gym.vector.VectorEnv:
+    """Wrap ``envs`` in gymnasium's observation normalisation, then reward scaling (each if asked)."""
     if normalize_obs:
         envs = NormalizeObservation(envs)
     if normalize_reward:

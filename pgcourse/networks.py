@@ -6,6 +6,7 @@ learning rate and its own gradient clipping, and a badly scaled critic cannot sw
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -46,19 +47,22 @@ class CategoricalPolicy(nn.Module):
     def forward(self, obs: Tensor) -> Tensor:
         return self.net(obs)
 
-    def sample(self, obs: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor]:
-        """Actions ``[B]`` (int64) and their log-probs ``[B]``."""
+    def sample(self, obs: Tensor, deterministic: bool = False,
+               log_prob_fn: Callable = categorical_log_prob) -> tuple[Tensor, Tensor]:
+        """Actions ``[B]`` (int64) and their log-probs ``[B]`` from ``log_prob_fn(logits, actions)``."""
         logits = self(obs)  # [B, A]
         if deterministic:
             actions = logits.argmax(dim=-1)
         else:
             actions = torch.distributions.Categorical(logits=logits).sample()
-        return actions, categorical_log_prob(logits, actions)
+        return actions, log_prob_fn(logits, actions)
 
-    def log_prob_entropy(self, obs: Tensor, actions: Tensor, log_prob_fn=None) -> tuple[Tensor, Tensor]:
-        """``log pi(a|s)`` ``[B]`` and entropy ``[B]`` for stored actions (``log_prob_fn`` is for Gaussians)."""
+    def log_prob_entropy(self, obs: Tensor, actions: Tensor, log_prob_fn: Callable = categorical_log_prob,
+                         entropy_fn: Callable = categorical_entropy) -> tuple[Tensor, Tensor]:
+        """``log pi(a|s)`` ``[B]`` of stored actions, ``log_prob_fn(logits, actions)``, and the entropy
+        ``[B]``, ``entropy_fn(logits)``."""
         logits = self(obs)  # [B, A]
-        return categorical_log_prob(logits, actions), categorical_entropy(logits)
+        return log_prob_fn(logits, actions), entropy_fn(logits)
 
 
 class GaussianPolicy(nn.Module):
@@ -80,21 +84,23 @@ class GaussianPolicy(nn.Module):
     def forward(self, obs: Tensor) -> Tensor:
         return self.net(obs)
 
-    def sample(self, obs: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor]:
-        """Actions ``[B, D]`` (unclipped) and their log-probs ``[B]`` (summed over D)."""
+    def sample(self, obs: Tensor, deterministic: bool = False,
+               log_prob_fn: Callable = gaussian_log_prob) -> tuple[Tensor, Tensor]:
+        """Actions ``[B, D]`` (unclipped) and their log-probs ``[B]``, ``log_prob_fn(mean, log_std, actions)``."""
         mean = self(obs)  # [B, D]
         if deterministic:
             actions = mean
         else:
             actions = mean + torch.exp(self.log_std) * torch.randn_like(mean)  # [B, D]
-        return actions, gaussian_log_prob(mean, self.log_std, actions)
+        return actions, log_prob_fn(mean, self.log_std.expand_as(mean), actions)
 
-    def log_prob_entropy(self, obs: Tensor, actions: Tensor, log_prob_fn=None) -> tuple[Tensor, Tensor]:
-        """``log pi(a|s)`` ``[B]`` via ``log_prob_fn(mean, log_std, actions)`` and entropy ``[B]``."""
+    def log_prob_entropy(self, obs: Tensor, actions: Tensor, log_prob_fn: Callable = gaussian_log_prob,
+                         entropy_fn: Callable = gaussian_entropy) -> tuple[Tensor, Tensor]:
+        """``log pi(a|s)`` ``[B]`` of stored actions, ``log_prob_fn(mean, log_std, actions)``, and the
+        entropy ``[B]``, ``entropy_fn(log_std)`` (state-independent, so the same for every row)."""
         mean = self(obs)  # [B, D]
-        log_prob_fn = log_prob_fn or gaussian_log_prob
         log_probs = log_prob_fn(mean, self.log_std.expand_as(mean), actions)  # [B]
-        entropy = gaussian_entropy(self.log_std).expand(mean.shape[0])  # [B]
+        entropy = entropy_fn(self.log_std).expand(mean.shape[0])  # [B]
         return log_probs, entropy
 
 

@@ -6,6 +6,8 @@ targets, not things to differentiate through).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -50,6 +52,8 @@ def compute_gae(
     truncated: Tensor,
     gamma: float,
     lam: float,
+    *,
+    td_errors_fn: Callable[..., Tensor] | None = None,
 ) -> Tensor:
     r"""Generalised Advantage Estimation over a rollout of ``T`` steps from ``N`` environments.
 
@@ -74,6 +78,8 @@ def compute_gae(
         gamma: discount :math:`\gamma \in (0, 1]`.
         lam: GAE :math:`\lambda \in [0, 1]`; 0 gives the one-step TD error, 1 the Monte Carlo
             return minus the value (bootstrapped where the rollout or a truncation cuts it).
+        td_errors_fn: computes the deltas :math:`\delta_t` (default :func:`td_errors`); the training
+            loops pass a learner's ``td_errors`` here (``pg.train(..., td_errors=my_td_errors)``).
 
     Returns:
         ``[T, N]`` advantages :math:`\hat A_t` (detached). Returns targets for the critic are
@@ -85,10 +91,8 @@ def compute_gae(
     if len(set(shapes.values())) != 1 or rewards.dim() != 2:
         raise ValueError(f"compute_gae expects five tensors of the same shape [T, N]; got {shapes}")
     rewards, values, next_values = rewards.detach(), values.detach(), next_values.detach()
-    not_terminated = 1.0 - terminated.to(rewards.dtype)  # [T, N]
     not_done = 1.0 - torch.logical_or(terminated.bool(), truncated.bool()).to(rewards.dtype)  # [T, N]
-
-    deltas = rewards + gamma * not_terminated * next_values - values  # [T, N]
+    deltas = (td_errors_fn or td_errors)(rewards, values, next_values, terminated, gamma)  # [T, N]
     advantages = torch.zeros_like(rewards)  # [T, N]
     running_advantage = torch.zeros_like(rewards[0])  # [N]
     for t in range(rewards.shape[0] - 1, -1, -1):

@@ -93,8 +93,12 @@ def test_stop_when_solved_needs_evaluations():
 
 
 def test_unknown_trap_is_rejected():
-    message = config_error(traps=("no_such_trap",))
-    assert "no_such_trap" in message
+    """The config holds trap names as a record; pg.train plants them and rejects unknown ones."""
+    import pgcourse as pg
+
+    with pytest.raises(ConfigError, match="no_such_trap"):
+        pg.train("ppo", "CartPole-v1", traps=("no_such_trap",))
+    assert "traps" in config_error(traps=(1,))
 
 
 def test_unknown_algo():

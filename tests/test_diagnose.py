@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import pgcourse as pg
-from pgcourse.diagnose import top_causes
+from pgcourse.traps.signals import top_causes
 from pgcourse.history import History
 
 

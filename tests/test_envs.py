@@ -9,7 +9,8 @@ import torch
 from gymnasium.wrappers.vector import NormalizeObservation
 
 from conftest import SHORT_CARTPOLE, SHORT_PENDULUM
-from pgcourse.algorithms.core import Trainer, collect_rollout
+from pgcourse.algorithms import Trainer
+from pgcourse.algorithms.rollout import collect_rollout
 from pgcourse.config import make_config
 from pgcourse.envs import (AUTORESET_MODE, ObsNormalizerState, RolloutStepper, action_space_kind,
                            check_observation_space, env_spaces, find_wrapper, make_vector_env, normalizer_state)

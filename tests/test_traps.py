@@ -1,4 +1,5 @@
-"""Every trap of pgcourse.traps changes the behaviour it claims (and traps=() changes nothing)."""
+"""Every planted bug (pgcourse.planted, re-exported by pgcourse.traps) changes the behaviour it claims
+(and traps=() changes nothing)."""
 from __future__ import annotations
 
 import math
@@ -9,7 +10,9 @@ import torch
 
 import pgcourse as pg
 from pgcourse import losses, returns, traps
-from pgcourse.algorithms.core import Components, Trainer, collect_rollout
+from pgcourse.algorithms import Components, Hooks, Trainer
+from pgcourse.algorithms.rollout import collect_rollout
+from pgcourse.traps.bug_hunt import _mystery_trap
 from pgcourse.config import ConfigError, make_config
 
 TESTED: set[str] = set()
@@ -22,15 +25,29 @@ def mark_tested(name):
 
 def components_for(name: str, algo: str = "ppo", env: str = "CartPole-v1", kind: str = "discrete"):
     config = make_config(algo, env, kind, traps=(name,), progress=False, device="cpu")
-    return config, traps.apply(config, Components())
+    planted_config, parts, _ = traps.plant(config, Components(), Hooks())
+    assert config.traps == (name,) and planted_config is not config  # plant returns a new config
+    return planted_config, parts
 
 
 def test_registry_and_validation():
     assert set(traps.describe()) == set(traps.TRAPS)
     with pytest.raises(ConfigError, match="unknown trap"):
-        make_config("ppo", "CartPole-v1", "discrete", traps=("no_such_trap",))
+        pg.train("ppo", "CartPole-v1", traps=("no_such_trap",))
     with pytest.raises(ConfigError, match="implemented for"):
-        make_config("reinforce", "CartPole-v1", "discrete", traps=("stale_old_log_probs",))
+        pg.train("reinforce", "CartPole-v1", traps=("stale_old_log_probs",))
+    with pytest.raises(ConfigError, match="traps"):
+        make_config("ppo", "CartPole-v1", "discrete", traps=(3,))
+
+
+def test_plant_changes_nothing_it_is_given():
+    config = make_config("ppo", "CartPole-v1", "discrete", traps=("long_rollout", "entropy_wrong_sign"))
+    parts, hooks = Components(), Hooks()
+    new_config, new_parts, new_hooks = traps.plant(config, parts, hooks)
+    assert (config.num_envs, config.ent_coef) == (8, 0.0)  # the given config is untouched ...
+    assert (new_config.num_envs, new_config.ent_coef) == (16, 0.01)  # ... the returned one has the presets
+    assert parts.entropy_bonus_loss is losses.entropy_bonus_loss and new_parts.entropy_bonus_loss is not parts.entropy_bonus_loss
+    assert new_hooks == hooks
 
 
 # -- pure replacements of the math ---------------------------------------------------------------
@@ -168,7 +185,8 @@ def test_clipped_action_log_prob_stores_the_clipped_action():
     for trap in ((), ("clipped_action_log_prob",)):
         config = make_config("ppo", "Pendulum-v1", "continuous", seed=0, device="cpu", progress=False,
                              log_std_init=1.0, traps=trap)
-        trainer = Trainer(config)
+        config, parts, hooks = traps.plant(config, Components(), Hooks())
+        trainer = Trainer(config, parts, hooks)
         rollouts[trap] = collect_rollout(trainer, 32)
         trainer.finish()
     good, bad = rollouts[()], rollouts[("clipped_action_log_prob",)]
@@ -246,7 +264,7 @@ def test_bug_hunt_check_accepts_the_answers_and_rejects_wrong_ones():
                   {**right, 2: "not a trap"}, ["stale_old_log_probs"]):
         with pytest.raises(AssertionError):
             pg.checks.check_bug_hunt(wrong)
-    assert {traps._mystery_trap(k) for k in (1, 2, 3)} == set(right.values())
+    assert {_mystery_trap(k) for k in (1, 2, 3)} == set(right.values())
 
 
 def test_reproduction_table_helpers():

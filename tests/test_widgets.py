@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 import pgcourse as pg
-from pgcourse import widgets
+from pgcourse import live, widgets
 from pgcourse.render import side_by_side_gif
 
 from conftest import TINY_PPO_DISCRETE
@@ -133,7 +133,7 @@ def test_train_live_calls_the_view_every_update_and_leaves_a_static_figure():
     assert view is not None and view.updates_seen == len(run.history.updates) > 0
     assert view.progress.value == view.progress.max == TINY_PPO_DISCRETE["total_steps"]
     assert isinstance(view.final_figure, Figure)
-    assert [ax.get_title() for ax in view.final_figure.axes] == [label for _, label in widgets.LIVE_PANELS]
+    assert [ax.get_title() for ax in view.final_figure.axes] == [label for _, label in live.LIVE_PANELS]
     assert "live" not in run.config.to_dict()
 
 
@@ -149,12 +149,16 @@ def test_live_view_redraws_every_few_updates_and_training_is_unchanged():
     np.testing.assert_array_equal(live_run.history.updates["policy_loss"], plain_run.history.updates["policy_loss"])
 
 
-def test_the_live_hook_is_cleared_after_training():
-    from pgcourse.algorithms.core import ON_UPDATE
-
+def test_the_live_view_is_a_parameter_of_one_training_call(monkeypatch):
+    seen = []
+    monkeypatch.setattr(widgets.LiveView, "update", lambda self, trainer: seen.append(trainer.num_updates))
     with pytest.raises(pg.ConfigError):
         pg.train("ppo", "CartPole-v1", live=True, total_steps=-1)
-    assert ON_UPDATE.get() is None
+    pg.train("a2c", "CartPole-v1", seed=1, live=True, total_steps=256, num_envs=4, n_steps=16)
+    assert seen == list(range(1, len(seen) + 1)) and len(seen) >= 2
+    seen.clear()
+    pg.train("a2c", "CartPole-v1", seed=1, progress=False, total_steps=256, num_envs=4, n_steps=16)
+    assert seen == []  # no global state left behind: a later plain call reports to nobody
 
 
 # -- playground -----------------------------------------------------------------------------------

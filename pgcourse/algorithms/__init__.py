@@ -1,9 +1,19 @@
-"""One readable training loop per algorithm; shared plumbing lives in ``core``."""
+"""One readable training loop per algorithm (``reinforce.py``, ``a2c.py``, ``ppo.py``) over shared parts:
+
+- ``components.py``: :class:`Components`, the math the loops call (every field a learner can replace);
+- ``trainer.py``: :class:`Trainer` (build, act, step, record, evaluate, guard) and :class:`Hooks`, the
+  named steps where lesson 06's planted bugs plug in from outside;
+- ``rollout.py``: collecting rollouts and whole episodes.
+
+Every loop has the signature ``train_<algo>(config, components=None, hooks=None, on_update=None) -> Run``.
+"""
 from .a2c import train_a2c
-from .core import Components, NonFiniteError, Trainer
+from .components import Components
 from .ppo import train_ppo
 from .reinforce import train_reinforce
+from .trainer import Hooks, NonFiniteError, Trainer
 
 TRAINERS = {"reinforce": train_reinforce, "reinforce_baseline": train_reinforce, "a2c": train_a2c, "ppo": train_ppo}
 
-__all__ = ["train_a2c", "train_ppo", "train_reinforce", "Components", "NonFiniteError", "Trainer", "TRAINERS"]
+__all__ = ["train_a2c", "train_ppo", "train_reinforce", "Components", "Hooks", "NonFiniteError", "Trainer",
+           "TRAINERS"]

@@ -10,55 +10,50 @@ Pseudo-code (lesson 03):
         critic: L = 1/2 mean((V(s) - R)^2)
         clip each network's gradient norm separately, step both Adams
 
-Hyperparameters are the fields of :class:`pgcourse.config.A2CConfig`.
+Hyperparameters are the fields of :class:`pgcourse.config.A2CConfig`. Every piece of math is
+``parts.<name>``, a field of :class:`~pgcourse.algorithms.components.Components`.
 """
 from __future__ import annotations
 
 import torch
 
 from ..config import A2CConfig
-from ..diagnostics import explained_variance, relative_value_error
+from ..diagnostics import relative_value_error
 from ..run import Run
-from .core import Components, Trainer, collect_rollout, flatten_valid
+from .components import Components
+from .rollout import collect_rollout, flatten_valid
+from .trainer import Hooks, Trainer
 
 
-def train_a2c(config: A2CConfig, components: Components | None = None) -> Run:
-    trainer = Trainer(config, components)
-    parts = trainer.components
-    policy, value_net = trainer.policy, trainer.value_net
+def train_a2c(config: A2CConfig, components: Components | None = None, hooks: Hooks | None = None,
+              on_update=None) -> Run:
+    trainer = Trainer(config, components, hooks, on_update)
+    parts, value_net = trainer.components, trainer.value_net
+    compute_gae = parts.gae()
 
     while not trainer.done:
         trainer.anneal_learning_rates()
         rollout = collect_rollout(trainer, config.n_steps)
 
-        advantages = parts.compute_gae(rollout.rewards, rollout.values, rollout.next_values, rollout.terminated,
-                                       rollout.truncated, config.gamma, config.gae_lambda)  # [T, N]
+        advantages = compute_gae(rollout.rewards, rollout.values, rollout.next_values, rollout.terminated,
+                                 rollout.truncated, config.gamma, config.gae_lambda)  # [T, N]
         returns = advantages + rollout.values  # [T, N]
         obs, actions, advantages, returns = flatten_valid(rollout, rollout.obs, rollout.actions, advantages, returns)
         advantage_std = float(advantages.std())
         if config.normalize_advantages:
             advantages = parts.normalize(advantages)  # [B]
 
-        log_probs, entropy = policy.log_prob_entropy(obs, actions, parts.gaussian_log_prob)  # [B], [B]
-        policy_loss = parts.reinforce_loss(log_probs, advantages)
-        actor_loss = policy_loss + parts.entropy_bonus_loss(entropy, config.ent_coef)
+        log_probs, entropy = trainer.log_probs_and_entropy(obs, actions)  # [B], [B]
+        actor_loss = parts.a2c_policy_loss(log_probs, advantages, entropy, config.ent_coef)
         values = value_net(obs)  # [B]
         critic_loss = parts.value_loss(values, returns)
+        actor_norm, critic_norm = trainer.actor_critic_step(actor_loss, critic_loss)
 
-        if "joint_grad_clip" in config.traps:  # trap: one optimiser, one clip over actor + critic together
-            from ..traps import joint_clip_and_step  # imported only when the trap is on
-            actor_norm, critic_norm = joint_clip_and_step(trainer, actor_loss + critic_loss)
-        else:
-            trainer.actor_optimizer.zero_grad()
-            actor_loss.backward()
-            actor_norm = trainer.clip_and_step(trainer.actor_optimizer, policy.parameters(), config.max_grad_norm)
-            trainer.critic_optimizer.zero_grad()
-            critic_loss.backward()
-            critic_norm = trainer.clip_and_step(trainer.critic_optimizer, value_net.parameters(),
-                                                config.critic_max_grad_norm)
-
+        with torch.no_grad():  # the policy-gradient term alone, for the history
+            policy_loss = parts.a2c_policy_loss(log_probs, advantages, entropy, 0.0)
         trainer.end_update(policy_loss=policy_loss.item(), value_loss=critic_loss.item(),
-                           entropy=entropy.mean().item(), explained_variance=explained_variance(values.detach(), returns),
+                           entropy=entropy.mean().item(),
+                           explained_variance=parts.explained_variance(values.detach(), returns),
                            value_rel_error=relative_value_error(values, returns),
                            actor_grad_norm=actor_norm, critic_grad_norm=critic_norm, advantage_std=advantage_std,
                            epochs_run=1)

@@ -9,7 +9,7 @@ The seven signals (lesson 06), each read from ``run.history.updates`` / ``run.hi
 
 plus two that put them in context: the return trend and the number of updates per 100 episodes.
 Each finding names the likely causes; the causes that are traps of :mod:`pgcourse.traps` are given by
-their trap name, so you can switch them on and see the signal for yourself.
+their trap name (:mod:`pgcourse.planted`), so you can switch them on and see the signal for yourself.
 """
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from ..planted import TRAPS
 
 SEVERITY_RANK = {"alarm": 2, "warn": 1, "ok": 0}
 SMALL_VALUE_ERROR = 0.05  # critic's rms error below 5% of mean |target|: fine, whatever explained variance says
@@ -281,8 +283,6 @@ def run_algo(run) -> str | None:
 
 def top_causes(findings: list[Finding], k: int = 3) -> list[str]:
     """The trap names mentioned in the causes of the first ``k`` findings, in order (no duplicates)."""
-    from .traps import TRAPS
-
     names: list[str] = []
     for finding in findings[:k]:
         for cause in finding.causes:

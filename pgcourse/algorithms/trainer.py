@@ -1,63 +1,37 @@
-"""Pieces every training loop shares, so each algorithm file holds only its own idea.
+"""Everything around an update rule, shared by the loops: build, act, step, record, evaluate, guard, finish.
 
-- :class:`Components`: the math a learner may replace with their own function (GAE, losses, …).
 - :class:`Trainer`: seeding, device, vector env, networks, optimisers, learning-rate annealing,
   gradient clipping, NaN/inf guard, history, evaluation during training and the progress bar.
-- :func:`collect_rollout`: ``n_steps`` steps of every env into tensors on the training device.
+- :class:`Hooks`: the named steps of the loops (sample an action, step actor and critic, read the
+  old log-probs). The defaults are the correct steps; lesson 06's planted bugs
+  (:mod:`pgcourse.traps`) replace them from outside, so no loop knows about any bug.
 """
 from __future__ import annotations
 
-import contextvars
 import copy
 import time
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from .. import diagnostics, losses, returns
+from .. import diagnostics
 from ..config import BaseConfig
-from ..envs import RolloutStepper, action_space_kind, check_observation_space, env_spaces, make_vector_env, normalizer_state
+from ..envs import (RolloutStepper, action_space_kind, add_normalization, check_observation_space, make_vector_env,
+                    normalizer_state)
 from ..evaluation import evaluate
 from ..history import History
 from ..networks import ValueNet, make_policy
 from ..run import Run, resolve_device
-
-
-# A function called with the trainer after every update (pg.train(..., live=True) sets it for one call;
-# the training loops never see it).
-ON_UPDATE: contextvars.ContextVar[Callable[[Any], None] | None] = contextvars.ContextVar("on_update", default=None)
+from .components import Components
 
 
 class NonFiniteError(FloatingPointError):
     """A loss or a parameter became NaN/inf during training (raised when ``on_nonfinite="raise"``)."""
-
-
-@dataclass
-class Components:
-    """The replaceable math of the training loops; pass your own with ``pg.train(..., compute_gae=my_gae)``.
-
-    Each field has the signature of the reference function of the same name in ``pgcourse.returns``,
-    ``pgcourse.losses`` or ``pgcourse.diagnostics``.
-    """
-
-    discounted_returns: Callable = returns.discounted_returns
-    normalize: Callable = returns.normalize
-    compute_gae: Callable = returns.compute_gae
-    reinforce_loss: Callable = losses.reinforce_loss
-    clipped_surrogate_loss: Callable = losses.clipped_surrogate_loss
-    value_loss: Callable = losses.value_loss
-    gaussian_log_prob: Callable = losses.gaussian_log_prob
-    approx_kl: Callable = diagnostics.approx_kl
-    entropy_bonus_loss: Callable = losses.entropy_bonus_loss
-
-    @classmethod
-    def names(cls) -> set[str]:
-        return {f.name for f in fields(cls)}
 
 
 def set_seed(seed: int) -> None:
@@ -66,56 +40,78 @@ def set_seed(seed: int) -> None:
     np.random.seed(seed % 2**32)
 
 
-@dataclass
-class Rollout:
-    """``n_steps`` steps of ``N`` environments (``T = n_steps``), all on the training device.
+# -- the named steps (defaults of Hooks) -----------------------------------------------------------
+def sample_actions(trainer: Trainer, obs: Tensor) -> tuple[Tensor, Tensor]:
+    """Sample from pi_old: actions as sampled (stored and trained on) and their log-probs ``[N]``."""
+    return trainer.policy.sample(obs, log_prob_fn=trainer.log_prob_fn)
 
-    ``valid[t, i]`` is False for autoreset steps (not transitions: excluded from every loss).
-    ``next_values[t]`` is V of the true next observation: ``values[t + 1]`` (NEXT_STEP autoreset
-    hands back the final observation of an ending episode, and the following reset step's value
-    is computed on it) and ``V(last observation)`` for the last step.
+
+def step_actor_then_critic(trainer: Trainer, actor_loss: Tensor, critic_loss: Tensor) -> tuple[float, float]:
+    """Backward, clip and step each network with its own optimiser; returns both gradient norms
+    (before clipping)."""
+    return trainer.actor_step(actor_loss), trainer.critic_step(critic_loss)
+
+
+def stored_old_log_probs(stored: Tensor, new_log_probs: Tensor) -> Tensor:
+    """PPO's log pi_old(a|s): the log-probs stored when the actions were sampled (constants)."""
+    return stored
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """Named steps of the training loops; each default is the correct step.
+
+    - ``act(trainer, obs [N, obs_dim]) -> (actions, log_probs [N])``: choose the actions to store.
+    - ``actor_critic_step(trainer, actor_loss, critic_loss) -> (actor_grad_norm, critic_grad_norm)``.
+    - ``old_log_probs(stored [b], new_log_probs [b]) -> [b]``: PPO's log pi_old of a minibatch.
     """
 
-    obs: Tensor          # [T, N, obs_dim]
-    actions: Tensor      # [T, N] (discrete) or [T, N, D] (continuous), as sampled
-    log_probs: Tensor    # [T, N]
-    values: Tensor       # [T, N]
-    next_values: Tensor  # [T, N]
-    rewards: Tensor      # [T, N]
-    terminated: Tensor   # [T, N] float 0/1
-    truncated: Tensor    # [T, N] float 0/1
-    valid: Tensor        # [T, N] bool
+    act: Callable[..., tuple[Tensor, Tensor]] = sample_actions
+    actor_critic_step: Callable[..., tuple[float, float]] = step_actor_then_critic
+    old_log_probs: Callable[[Tensor, Tensor], Tensor] = stored_old_log_probs
 
 
 class Trainer:
-    """Everything around the update rule: build, step, record, evaluate, guard, finish."""
+    """The state of one training run and the plumbing every loop shares.
 
-    def __init__(self, config: BaseConfig, components: Components | None = None, needs_critic: bool = True):
+    Args:
+        config: the validated config (:mod:`pgcourse.config`).
+        components: the math the loop calls (:class:`Components`; a learner's functions go here).
+        hooks: the named steps (:class:`Hooks`; planted bugs go here).
+        on_update: called with the trainer after every update (e.g. a live plot); never changes training.
+        needs_critic: build a value network and its optimiser.
+    """
+
+    def __init__(self, config: BaseConfig, components: Components | None = None, hooks: Hooks | None = None,
+                 on_update: Callable[[Trainer], None] | None = None, needs_critic: bool = True):
         self.config = config
         self.components = components or Components()
-        # Planted bugs (lesson 06): swap in the buggy math / preset config values the traps name.
-        # With traps=() this does nothing. See pgcourse/traps.py for what each trap changes.
-        if config.traps:
-            from .. import traps
-            self.components = traps.apply(config, self.components)
+        self.hooks = hooks or Hooks()
+        self.on_update = on_update
         if config.torch_threads is not None:
             torch.set_num_threads(config.torch_threads)
         set_seed(config.seed)
         self.device = resolve_device(config.device)
 
-        observation_space, action_space = env_spaces(config.env_id)
-        self.obs_dim = check_observation_space(observation_space, config.env_id)
-        self.action_kind = action_space_kind(action_space)
-        config.check_env(self.action_kind, str(action_space))
-        self.action_low = getattr(action_space, "low", None)
-        self.action_high = getattr(action_space, "high", None)
+        envs = make_vector_env(config.env_id, config.num_envs)  # spaces are read from the envs trained on
+        observation_space, action_space = envs.single_observation_space, envs.single_action_space
+        try:
+            self.obs_dim = check_observation_space(observation_space, config.env_id)
+            self.action_kind = action_space_kind(action_space)
+            config.check_env(self.action_kind, str(action_space))
+        except Exception:
+            envs.close()
+            raise
         continuous = self.action_kind == "continuous"
         self.normalize_obs = continuous if config.normalize_obs is None else config.normalize_obs
         self.normalize_reward = continuous if config.normalize_reward is None else config.normalize_reward
-
-        self.envs = make_vector_env(config.env_id, config.num_envs, normalize_obs=self.normalize_obs,
-                                    normalize_reward=self.normalize_reward, gamma=config.gamma)
+        self.envs = add_normalization(envs, normalize_obs=self.normalize_obs, normalize_reward=self.normalize_reward,
+                                      gamma=config.gamma)
         self.stepper = RolloutStepper(self.envs, config.seed)
+        self.log_prob_fn, self.entropy_fn = self.components.policy_math(self.action_kind)
+        if self.action_kind == "continuous":
+            self.action_low = torch.as_tensor(action_space.low, device=self.device)  # [D]
+            self.action_high = torch.as_tensor(action_space.high, device=self.device)  # [D]
 
         action_dim = int(action_space.n) if not continuous else int(action_space.shape[0])
         self.policy = make_policy(self.action_kind, self.obs_dim, action_dim, config.hidden_sizes,
@@ -136,7 +132,6 @@ class Trainer:
         self._eval_seconds = 0.0
         self._next_eval = config.eval_every if config.eval_every > 0 else None
         self._last_good = self._snapshot()
-        self.on_update: Callable[[Trainer], None] | None = ON_UPDATE.get()  # pg.train(..., live=True)
         self.progress = None
         if config.progress:
             from tqdm.auto import tqdm
@@ -169,13 +164,20 @@ class Trainer:
     def obs_tensor(self, observations: np.ndarray) -> Tensor:
         return torch.as_tensor(observations, dtype=torch.float32, device=self.device)
 
+    def act(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """Actions to store and their log-probs for a batch of observations (the ``act`` hook)."""
+        return self.hooks.act(self, obs)
+
     def env_actions(self, actions: Tensor) -> np.ndarray:
-        """Host copy of the sampled actions for ``env.step``; continuous ones clipped to the bounds
-        (the stored, trained-on action stays the unclipped sample)."""
-        actions_np = actions.cpu().numpy()
+        """Host copy of the stored actions for ``env.step``: Box actions go through ``env_action``
+        (a clipped copy; the stored, trained-on action stays the unclipped sample)."""
         if self.action_kind == "continuous":
-            return np.clip(actions_np, self.action_low, self.action_high)
-        return actions_np
+            actions = self.components.env_action(actions, self.action_low, self.action_high)  # [N, D]
+        return actions.cpu().numpy()
+
+    def log_probs_and_entropy(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """``log pi(a|s)`` ``[B]`` and entropy ``[B]`` under the current policy, with grad."""
+        return self.policy.log_prob_entropy(obs, actions, self.log_prob_fn, self.entropy_fn)
 
     def record_episodes(self, episode_returns: list[float], episode_lengths: list[int]) -> None:
         for episode_return, length in zip(episode_returns, episode_lengths):
@@ -194,6 +196,22 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(parameters, max_norm)
         optimizer.step()
         return norm_before
+
+    def actor_step(self, actor_loss: Tensor) -> float:
+        """One Adam step of the policy on ``actor_loss``; returns its gradient norm before clipping."""
+        self.actor_optimizer.zero_grad()
+        actor_loss.backward()
+        return self.clip_and_step(self.actor_optimizer, self.policy.parameters(), self.config.max_grad_norm)
+
+    def critic_step(self, critic_loss: Tensor) -> float:
+        """One Adam step of the critic on ``critic_loss``; returns its gradient norm before clipping."""
+        self.critic_optimizer.zero_grad()
+        critic_loss.backward()
+        return self.clip_and_step(self.critic_optimizer, self.value_net.parameters(), self.config.critic_max_grad_norm)
+
+    def actor_critic_step(self, actor_loss: Tensor, critic_loss: Tensor) -> tuple[float, float]:
+        """Update both networks (the ``actor_critic_step`` hook); returns both gradient norms."""
+        return self.hooks.actor_critic_step(self, actor_loss, critic_loss)
 
     def _snapshot(self) -> dict[str, Any]:
         return {"policy": copy.deepcopy(self.policy.state_dict()),
@@ -245,6 +263,8 @@ class Trainer:
         warnings.warn(message, RuntimeWarning, stacklevel=3)
 
     def evaluate_now(self) -> None:
+        """Greedy evaluation with the normaliser statistics of this moment (what ``pg.evaluate`` of
+        the run saved now would give)."""
         started = time.perf_counter()
         self.run.set_normalizer_state(normalizer_state(self.envs))
         mean, std, _ = evaluate(self.run, self.config.env_id, episodes=self.config.eval_episodes,
@@ -268,49 +288,3 @@ class Trainer:
         if self.history.status == "running":
             self.history.status = "solved" if (self.stopped and self.history.solved_at) else "completed"
         return self.run
-
-
-def collect_rollout(trainer: Trainer, n_steps: int) -> Rollout:
-    """Step every env ``n_steps`` times with the current policy; per step only the observations go
-    to the device and the actions come back. Rewards and done flags travel once, at the end."""
-    num_envs, device = trainer.config.num_envs, trainer.device
-    obs_buffer = torch.empty((n_steps, num_envs, trainer.obs_dim), device=device)  # [T, N, obs_dim]
-    action_shape = (n_steps, num_envs) if trainer.action_kind == "discrete" else \
-        (n_steps, num_envs, int(trainer.action_low.shape[0]))
-    actions_buffer = torch.empty(action_shape, device=device,
-                                 dtype=torch.long if trainer.action_kind == "discrete" else torch.float32)
-    log_probs_buffer = torch.empty((n_steps, num_envs), device=device)  # [T, N]
-    values_buffer = torch.empty((n_steps + 1, num_envs), device=device)  # [T + 1, N]
-    rewards = np.zeros((n_steps, num_envs), dtype=np.float32)
-    terminated = np.zeros((n_steps, num_envs), dtype=np.float32)
-    truncated = np.zeros((n_steps, num_envs), dtype=np.float32)
-    valid = np.zeros((n_steps, num_envs), dtype=bool)
-
-    stepper = trainer.stepper
-    with torch.no_grad():
-        for t in range(n_steps):
-            obs = trainer.obs_tensor(stepper.obs)  # [N, obs_dim]
-            actions, log_probs = trainer.policy.sample(obs)
-            if "clipped_action_log_prob" in trainer.config.traps:  # trap: store the clipped action and its log-prob
-                actions = torch.as_tensor(trainer.env_actions(actions), device=device)
-                log_probs = trainer.policy.log_prob_entropy(obs, actions)[0]
-            obs_buffer[t], actions_buffer[t], log_probs_buffer[t] = obs, actions, log_probs
-            values_buffer[t] = trainer.value_net(obs)
-            result = stepper.step(trainer.env_actions(actions))
-            rewards[t], terminated[t], truncated[t], valid[t] = result.rewards, result.terminated, result.truncated, result.valid
-            trainer.env_step += int(result.valid.sum())
-            trainer.record_episodes(result.episode_returns, result.episode_lengths)
-        values_buffer[n_steps] = trainer.value_net(trainer.obs_tensor(stepper.obs))
-
-    def to_device(array: np.ndarray) -> Tensor:
-        return torch.as_tensor(array, device=device)
-
-    return Rollout(obs=obs_buffer, actions=actions_buffer, log_probs=log_probs_buffer, values=values_buffer[:-1],
-                   next_values=values_buffer[1:], rewards=to_device(rewards), terminated=to_device(terminated),
-                   truncated=to_device(truncated), valid=to_device(valid))
-
-
-def flatten_valid(rollout: Rollout, *tensors: Tensor) -> list[Tensor]:
-    """Flatten ``[T, N, ...]`` tensors to ``[B, ...]`` keeping only real transitions (``valid``)."""
-    mask = rollout.valid.reshape(-1)  # [T * N]
-    return [tensor.reshape(mask.shape[0], *tensor.shape[2:])[mask] for tensor in tensors]
