@@ -1,0 +1,63 @@
+"""Instant feedback for the course exercises: ``pg.checks.check_<exercise>(your_function)``.
+
+A check runs your function on a set of cases (small hand-made ones and seeded random ones, with
+the edge cases that matter: an episode ending mid-rollout, a time-limit truncation, T=1, one env
+and several, float64 inputs, inputs that require grad), compares every result with the reference
+implementation in this package, and then either prints one line (``✓ compute_gae: 14 cases
+passed``) or raises an ``AssertionError`` that names the probable mistake and shows the smallest
+case that goes wrong, with what was expected and what your function returned.
+
+How a mistake gets its name: each check knows the classic wrong versions of its exercise and
+computes them on the same cases. If your results agree with one of them on every case, the
+message says which mistake that is.
+
+If your function itself raises an exception, that is reported as a :class:`LearnerCodeError`
+with your traceback: fix the crash first. ``NotImplementedError`` means the exercise is still a
+stub and is reported as "not implemented yet".
+
+``ALL_CHECKS`` maps each exercise name to its check, ``REFERENCES`` to the reference solution.
+
+Where the checks live: ``harness`` has the shared machinery (``Exercise``, ``Mistake``, ``Case``,
+running and comparing, the failure messages); each chapter's exercises are declared in their own
+module, ``ch00_setup``, ``ch01_reinforce``, ``ch02_baseline``, ``ch03_a2c_gae``, ``ch04_ppo``,
+``ch05_continuous`` and ``ch06_traps`` (the bug hunt). Everything is re-exported here.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .. import batching, envs
+from . import ch00_setup, ch01_reinforce, ch02_baseline, ch03_a2c_gae, ch04_ppo, ch05_continuous
+from .ch00_setup import (COMPLETED_EPISODE_RETURNS, TRANSITION_MASK, check_completed_episode_returns,
+                         check_play_episode, check_transition_mask)
+from .ch01_reinforce import (ACTION_LOG_PROBS, DISCOUNTED_RETURNS, NORMALIZE, REINFORCE_LOSS, check_action_log_probs,
+                             check_discounted_returns, check_normalize, check_reinforce_loss)
+from .ch02_baseline import (BASELINE_ADVANTAGES, CATEGORICAL_ENTROPY, GRADIENT_VARIANCE, VALUE_LOSS,
+                            check_baseline_advantages, check_categorical_entropy, check_gradient_variance,
+                            check_value_loss)
+from .ch03_a2c_gae import (A2C_POLICY_LOSS, COMPUTE_GAE, TD_ERRORS, check_a2c_policy_loss, check_compute_gae,
+                           check_td_errors)
+from .ch04_ppo import (APPROX_KL, CLIP_FRACTION, CLIPPED_SURROGATE_LOSS, EXPLAINED_VARIANCE, check_approx_kl,
+                       check_clip_fraction, check_clipped_surrogate_loss, check_explained_variance,
+                       check_minibatch_indices)
+from .ch05_continuous import (ENV_ACTION, GAUSSIAN_ENTROPY, GAUSSIAN_LOG_PROB, LOG_SQRT_2PI, check_env_action,
+                              check_gaussian_entropy, check_gaussian_log_prob)
+from .ch06_traps import check_bug_hunt
+from .harness import (Case, Exercise, LearnerCodeError, Mistake, _check_case, _close, _make_check, _message,
+                      _run)
+
+_CHAPTERS = [ch00_setup, ch01_reinforce, ch02_baseline, ch03_a2c_gae, ch04_ppo, ch05_continuous]
+
+EXERCISES: dict[str, Exercise] = {ex.name: ex for chapter in _CHAPTERS for ex in chapter.EXERCISES}
+
+ALL_CHECKS: dict[str, Callable[[Callable[..., Any]], None]] = {
+    name: check for chapter in _CHAPTERS for name, check in chapter.CHECKS.items()}
+
+REFERENCES: dict[str, Callable[..., Any]] = {
+    **{name: ex.reference for name, ex in EXERCISES.items()},
+    "minibatch_indices": batching.minibatch_indices,
+    "play_episode": envs.play_episode,
+}
+
+__all__ = ["LearnerCodeError", "ALL_CHECKS", "REFERENCES", *(f"check_{name}" for name in ALL_CHECKS)]

@@ -1,0 +1,282 @@
+"""Checks of chapter 00 (setup and tour): play_episode, transition_mask, completed_episode_returns.
+
+``play_episode`` plays real episodes, so it has its own check; the other two are declarative
+:class:`~pgcourse.checks.harness.Exercise` s over ``[T, N]`` rollouts of a NEXT_STEP vector env.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .. import envs
+from .harness import (_STEPS_NOTE, Case, Exercise, LearnerCodeError, Mistake, _bool, _call_learner, _make_check,
+                      _message, _t)
+
+
+# --------------------------------------------------------------------------------------------------
+# play_episode (plays real episodes, so it has its own check)
+# --------------------------------------------------------------------------------------------------
+
+class _EpisodeGuard:
+    """Wraps an env for the play_episode check: records whether ``step`` was called after the episode
+    ended (then raises, so a loop that ignores ``truncated`` cannot run forever)."""
+
+    def __init__(self, env: Any):
+        self.env = env
+        self.action_space, self.observation_space = env.action_space, env.observation_space
+        self.ended = False
+        self.stepped_past_end = False
+        self.reset_seed: Any = "never reset"
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        self.ended = False
+        self.reset_seed = seed
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action: Any):
+        if self.ended:
+            self.stepped_past_end = True
+            raise RuntimeError("env.step() called after the episode ended (terminated or truncated)")
+        result = self.env.step(action)
+        self.ended = bool(result[2] or result[3])
+        return result
+
+
+def _play_episode_cases() -> list[tuple[str, str, Callable[[Any], Any], int]]:
+    return [
+        ("CartPole-v1, always push left (ends by termination)", "CartPole-v1", lambda obs: 0, 0),
+        ("CartPole-v1, a balancing controller (truncated at the 500-step limit)", "CartPole-v1",
+         lambda obs: int(obs[2] + obs[3] > 0), 1),
+        ("Pendulum-v1, zero torque (Pendulum never terminates: truncated at 200 steps)", "Pendulum-v1",
+         lambda obs: np.zeros(1, dtype=np.float32), 0),
+    ]
+
+
+def check_play_episode(fn: Callable[..., Any]) -> None:
+    """Check ``play_episode(env, policy, seed) -> (episode_return, length, terminated, truncated)``."""
+    import gymnasium as gym
+
+    name = "play_episode"
+    cases = _play_episode_cases()
+    for description, env_id, policy, seed in cases:
+        expected = envs.play_episode(gym.make(env_id), policy, seed)
+        guard = _EpisodeGuard(gym.make(env_id))
+        case = Case(description, dict(env=env_id, policy="a fixed controller", seed=seed))
+        try:
+            received = _call_learner(fn, name, [guard, policy, seed], ["env", "policy", "seed"])
+        except LearnerCodeError:
+            if guard.stepped_past_end:
+                raise AssertionError(_message(
+                    name, "your loop called env.step() after the episode had ended.",
+                    "stop when terminated OR truncated: a time limit (truncated=True) ends the episode too, and "
+                    "Pendulum only ever truncates.", True, case, expected=expected,
+                    received="a step after the last one")) from None
+            raise
+        if not (isinstance(received, tuple) and len(received) == 4):
+            raise AssertionError(_message(name, "the result is not a 4-tuple.",
+                                          "return (episode_return, length, terminated, truncated).", True, case,
+                                          expected=expected, received=received))
+        episode_return, length, terminated, truncated = received
+        hint = None
+        if guard.reset_seed != seed:
+            hint = f"reset with env.reset(seed=seed) so the episode starts from the seeded state (you used {guard.reset_seed!r})."
+        elif int(length) != expected[1]:
+            hint = "count every step, the last one included (length = number of env.step calls)."
+        elif abs(float(episode_return) - expected[0]) > 1e-3 * max(1.0, abs(expected[0])):
+            hint = "sum every reward, the last one included."
+        elif (bool(terminated), bool(truncated)) != expected[2:]:
+            hint = "return the terminated / truncated flags of the last step exactly as env.step gave them."
+        if hint is not None:
+            raise AssertionError(_message(name, "the episode you played differs from the reference.", hint, True,
+                                          case, expected=expected, received=received))
+    print(f"✓ {name}: {len(cases)} cases passed")
+
+
+# --------------------------------------------------------------------------------------------------
+# transition_mask, completed_episode_returns
+# --------------------------------------------------------------------------------------------------
+
+def _episode_flags(g: torch.Generator, steps: int, num_envs: int, p_end: float = 0.25) -> tuple[Tensor, Tensor]:
+    """Bool [T, N] flags as a NEXT_STEP vector env makes them: after every episode end, one reset step."""
+    terminated = torch.zeros(steps, num_envs, dtype=torch.bool)
+    truncated = torch.zeros(steps, num_envs, dtype=torch.bool)
+    draws = torch.rand(steps, num_envs, generator=g).tolist()
+    for env_index in range(num_envs):
+        resetting = False
+        for t in range(steps):
+            if resetting:  # the autoreset step: no flags, reward 0
+                resetting = False
+                continue
+            u = draws[t][env_index]
+            terminated[t, env_index] = u < 0.6 * p_end or 0.95 * p_end <= u < p_end
+            truncated[t, env_index] = 0.6 * p_end <= u < p_end
+            resetting = u < p_end
+    return terminated, truncated
+
+
+def _rollout_rewards(g: torch.Generator, terminated: Tensor, truncated: Tensor,
+                     dtype: torch.dtype = torch.float32) -> Tensor:
+    """Rewards of a NEXT_STEP rollout: 0 on reset steps."""
+    rewards = torch.randint(1, 6, terminated.shape, generator=g).to(dtype) / 2
+    return rewards * envs.transition_mask(terminated, truncated)
+
+
+def _shift_mask(flags: Tensor, first: bool = True) -> Tensor:
+    """[T, N] mask whose row t is ~flags[t-1], row 0 is ``first``."""
+    valid = torch.full_like(flags, first, dtype=torch.bool)
+    valid[1:] = ~flags[:-1]
+    return valid
+
+
+def _cases_transition_mask() -> list[Case]:
+    g = torch.Generator().manual_seed(0)
+    none4 = _bool([[0]] * 4)
+    cases = [
+        Case("T=1, N=1, no episode end", dict(terminated=_bool([[0]]), truncated=_bool([[0]]))),
+        Case("T=1, N=2, env 0 terminates at step 0", dict(terminated=_bool([[1, 0]]), truncated=_bool([[0, 0]]))),
+        Case("episode terminates mid-rollout (T=4, N=1)",
+             dict(terminated=_bool([[0], [1], [0], [0]]), truncated=none4)),
+        Case("time-limit truncation mid-rollout (T=4, N=1)",
+             dict(terminated=none4, truncated=_bool([[0], [0], [1], [0]]))),
+        Case("termination in env 0 and truncation in env 1 at the same step, env 2 ends on the last step (T=5, N=3)",
+             dict(terminated=_bool([[0, 0, 0], [1, 0, 0], [0, 0, 0], [1, 0, 0], [0, 0, 1]]),
+                  truncated=_bool([[0, 0, 0], [0, 1, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0]]))),
+    ]
+    for steps, num_envs in [(8, 2), (12, 4), (30, 3)]:
+        terminated, truncated = _episode_flags(g, steps, num_envs)
+        cases.append(Case(f"random rollout (T={steps}, N={num_envs})",
+                          dict(terminated=terminated, truncated=truncated)))
+    return cases
+
+
+TRANSITION_MASK = Exercise(
+    name="transition_mask",
+    reference=envs.transition_mask,
+    make_cases=_cases_transition_mask,
+    formula="valid[0] = True; valid[t] = not (terminated[t-1] or truncated[t-1]).",
+    note=_STEPS_NOTE,
+    mistakes=[
+        Mistake("off by one: you used the flags of step t itself. Step t is a real transition even if the episode "
+                "ends there; it is the step AFTER an end (the reset step) that is not: "
+                "valid[t] = not (terminated[t-1] or truncated[t-1]).",
+                lambda terminated, truncated: ~(terminated | truncated)),
+        Mistake("you only look at `terminated`: a truncated step (time limit) is followed by a reset step too. "
+                "Use terminated | truncated.",
+                lambda terminated, truncated: _shift_mask(terminated)),
+        Mistake("you only look at `truncated`: a terminated step is followed by a reset step too. "
+                "Use terminated | truncated.",
+                lambda terminated, truncated: _shift_mask(truncated)),
+        Mistake("the mask is inverted: it must be True for real transitions and False for the reset steps.",
+                lambda terminated, truncated: ~_shift_mask(terminated | truncated)),
+        Mistake("valid[0] must be True: the rollout starts right after a fresh reset, so step 0 is a real "
+                "transition.",
+                lambda terminated, truncated: _shift_mask(terminated | truncated, first=False)),
+        Mistake("torch.roll wraps the last step round to step 0: when an episode ends on the last step, "
+                "your valid[0] becomes False. Set valid[0] = True and shift only the other rows.",
+                lambda terminated, truncated: ~torch.roll(terminated | truncated, 1, dims=0)),
+        Mistake("you dropped step 0: the mask has one row per step, shape [T, N]. Prepend a row of True.",
+                lambda terminated, truncated: ~(terminated | truncated)[:-1]),
+    ],
+)
+
+
+def _returns_by_env(rewards: Tensor, terminated: Tensor, truncated: Tensor, *, ends: Tensor | None = None,
+                    reset_running: bool = True, at_reset_step: bool = False, keep_unfinished: bool = False,
+                    env_major: bool = False) -> list[float]:
+    """Episode returns with one knob per classic mistake (all knobs off gives the right answer)."""
+    done = (terminated | truncated) if ends is None else ends
+    rewards = rewards.double()
+    steps, num_envs = rewards.shape
+    found: list[tuple[int, int, float]] = []  # (end step, env, return)
+    running = [0.0] * num_envs
+    for t in range(steps):
+        for i in range(num_envs):
+            if at_reset_step and t > 0 and done[t - 1, i]:
+                found.append((t, i, running[i]))
+                running[i] = 0.0
+            running[i] += float(rewards[t, i])
+            if not at_reset_step and done[t, i]:
+                found.append((t, i, running[i]))
+                if reset_running:
+                    running[i] = 0.0
+    found.sort(key=lambda item: (item[1], item[0]) if env_major else (item[0], item[1]))
+    result = [value for _, _, value in found]
+    return result + running if keep_unfinished else result
+
+
+def _cases_completed_episode_returns() -> list[Case]:
+    g = torch.Generator().manual_seed(1)
+    cases = [
+        Case("T=1, N=1, no episode ends", dict(rewards=_t([[1.0]]), terminated=_bool([[0]]), truncated=_bool([[0]]))),
+        Case("T=1, N=2, env 1 terminates at step 0",
+             dict(rewards=_t([[1.0, 1.5]]), terminated=_bool([[0, 1]]), truncated=_bool([[0, 0]]))),
+        Case("episode terminates mid-rollout (T=5, N=1)",
+             dict(rewards=_t([[1.0], [2.0], [3.0], [0.0], [4.0]]), terminated=_bool([[0], [0], [1], [0], [0]]),
+                  truncated=_bool([[0]] * 5))),
+        Case("truncation mid-rollout and on the last step (T=5, N=1)",
+             dict(rewards=_t([[1.0], [1.0], [0.0], [2.0], [3.0]]), terminated=_bool([[0]] * 5),
+                  truncated=_bool([[0], [1], [0], [0], [1]]))),
+        Case("episodes end at the same step in different envs (T=5, N=3)",
+             dict(rewards=_t([[1.0, 0.5, 2.0], [2.0, 0.5, 2.0], [3.0, 0.0, 0.0], [4.0, 1.0, 3.0], [0.0, 1.0, 3.0]]),
+                  terminated=_bool([[0, 0, 0], [0, 0, 1], [0, 0, 0], [1, 0, 0], [0, 0, 1]]),
+                  truncated=_bool([[0, 0, 0], [0, 1, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0]]))),
+    ]
+    for steps, num_envs, dtype in [(12, 3, torch.float32), (10, 2, torch.float64), (25, 4, torch.float32)]:
+        terminated, truncated = _episode_flags(g, steps, num_envs)
+        rewards = _rollout_rewards(g, terminated, truncated, dtype)
+        cases.append(Case(f"random rollout (T={steps}, N={num_envs}, {str(dtype).removeprefix('torch.')})",
+                          dict(rewards=rewards, terminated=terminated, truncated=truncated)))
+    return cases
+
+
+COMPLETED_EPISODE_RETURNS = Exercise(
+    name="completed_episode_returns",
+    reference=envs.completed_episode_returns,
+    make_cases=_cases_completed_episode_returns,
+    output="numbers",
+    formula="sum the rewards of each episode from its first step to the step where terminated or truncated is "
+            "True; list the finished episodes by (end step, env index).",
+    note=_STEPS_NOTE,
+    mistakes=[
+        Mistake("an episode cut by a time limit (truncated) has ended too: close the episode when terminated OR "
+                "truncated is True.",
+                lambda rewards, terminated, truncated: _returns_by_env(rewards, terminated, truncated,
+                                                                       ends=terminated)),
+        Mistake("you also list episodes that were still running at the end of the rollout: only episodes that "
+                "ENDED inside the rollout count.",
+                lambda rewards, terminated, truncated: _returns_by_env(rewards, terminated, truncated,
+                                                                       keep_unfinished=True)),
+        Mistake("the running return is not reset at the episode end: after recording an episode's return, set "
+                "that env's running sum back to 0.",
+                lambda rewards, terminated, truncated: _returns_by_env(rewards, terminated, truncated,
+                                                                       reset_running=False)),
+        Mistake("wrong order: list the episodes by end step first, then by env index (loop over steps outside, "
+                "envs inside).",
+                lambda rewards, terminated, truncated: _returns_by_env(rewards, terminated, truncated,
+                                                                       env_major=True)),
+        Mistake("you close an episode when you see its reset step, so an episode ending on the last step of the "
+                "rollout is lost: record the return at the step where terminated or truncated is True.",
+                lambda rewards, terminated, truncated: _returns_by_env(rewards, terminated, truncated,
+                                                                       at_reset_step=True)),
+    ],
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# The checks of this chapter
+# --------------------------------------------------------------------------------------------------
+
+EXERCISES: list[Exercise] = [TRANSITION_MASK, COMPLETED_EPISODE_RETURNS]
+
+check_transition_mask = _make_check(TRANSITION_MASK)
+check_completed_episode_returns = _make_check(COMPLETED_EPISODE_RETURNS)
+
+CHECKS: dict[str, Callable[[Callable[..., Any]], None]] = {
+    "play_episode": check_play_episode,
+    "transition_mask": check_transition_mask,
+    "completed_episode_returns": check_completed_episode_returns,
+}

@@ -1,0 +1,218 @@
+"""Checks of chapter 01 (REINFORCE): action_log_probs, discounted_returns, normalize, reinforce_loss."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .. import losses, returns
+from .harness import Case, Exercise, Mistake, _log_probs, _make_check, _randn, _t
+
+
+# --------------------------------------------------------------------------------------------------
+# action_log_probs
+# --------------------------------------------------------------------------------------------------
+
+def _cases_action_log_probs() -> list[Case]:
+    g = torch.Generator().manual_seed(21)
+    return [
+        Case("one state, 2 actions (B=1)", dict(logits=_t([[0.3, -0.2]], requires_grad=True), actions=torch.tensor([1]))),
+        Case("B=5, 2 actions", dict(logits=_randn(g, 5, 2, requires_grad=True), actions=torch.tensor([0, 1, 1, 0, 1]))),
+        Case("B=4, 3 actions", dict(logits=_randn(g, 4, 3, scale=3.0, requires_grad=True),
+                                    actions=torch.tensor([2, 0, 1, 2]))),
+        Case("a confident policy: logits [0, 120], action 0",
+             dict(logits=_t([[0.0, 120.0]], requires_grad=True), actions=torch.tensor([0]))),
+        Case("float64 (B=6, 4 actions)", dict(logits=_randn(g, 6, 4, dtype=torch.float64, requires_grad=True),
+                                              actions=torch.tensor([3, 0, 1, 2, 2, 0]))),
+    ]
+
+
+def _gather(values: Tensor, actions: Tensor) -> Tensor:
+    return values.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+
+
+ACTION_LOG_PROBS = Exercise(
+    name="action_log_probs",
+    reference=losses.categorical_log_prob,
+    make_cases=_cases_action_log_probs,
+    formula="log_probs[i] = log_softmax(logits[i])[actions[i]] (Categorical(logits=logits).log_prob(actions)).",
+    grad_args=("logits",),
+    no_grad_hints={"logits": "the result must keep its gradient with respect to the logits (no .detach(), "
+                             "no .item(), no numpy)."},
+    mistakes=[
+        Mistake("take the LOG of the probability: log_softmax, not softmax.",
+                lambda logits, actions: _gather(torch.softmax(logits, -1), actions)),
+        Mistake("the logits are not log-probabilities: normalise them first (log_softmax over the actions).",
+                lambda logits, actions: _gather(logits, actions)),
+        Mistake("normalise over the actions (dim=-1), not over the batch (dim=0).",
+                lambda logits, actions: _gather(torch.log_softmax(logits, 0), actions)),
+        Mistake("return the log-prob of the action taken, one per state, not of every action.",
+                lambda logits, actions: torch.log_softmax(logits, -1)),
+        Mistake("log(softmax(logits)) underflows to log(0) = -inf for a confident policy: use log_softmax "
+                "or Categorical(logits=...).",
+                lambda logits, actions: _gather(torch.log(torch.softmax(logits, -1)), actions)),
+        Mistake("sign flipped: a log-probability is <= 0.",
+                lambda logits, actions: -_gather(torch.log_softmax(logits, -1), actions)),
+    ],
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# discounted_returns, normalize, reinforce_loss
+# --------------------------------------------------------------------------------------------------
+
+def _returns_forwards(rewards: Tensor, gamma: float) -> Tensor:
+    out = torch.empty_like(rewards)
+    running = 0.0
+    for t in range(rewards.shape[0]):
+        running = rewards[t] + gamma * running
+        out[t] = running
+    return out
+
+
+def _returns_exponent_from_start(rewards: Tensor, gamma: float) -> Tensor:
+    steps = rewards.shape[0]
+    discounts = gamma ** torch.arange(steps, dtype=rewards.dtype)  # gamma^k
+    return torch.stack([(discounts[t:] * rewards[t:]).sum() for t in range(steps)])
+
+
+def _returns_shifted(rewards: Tensor, gamma: float) -> Tensor:
+    correct = returns.discounted_returns(rewards, gamma)
+    return torch.cat([correct[1:], torch.zeros_like(correct[:1])])
+
+
+def _cases_discounted_returns() -> list[Case]:
+    g = torch.Generator().manual_seed(2)
+    return [
+        Case("T=1", dict(rewards=_t([2.0]), gamma=0.9)),
+        Case("T=3", dict(rewards=_t([1.0, 2.0, 3.0]), gamma=0.5)),
+        Case("T=4, gamma=1 (no discount)", dict(rewards=_t([1.0, 0.0, -1.0, 2.0]), gamma=1.0)),
+        Case("T=5, rewards that require grad", dict(rewards=_t([0.5, 1.0, 0.0, 2.0, 1.0], requires_grad=True),
+                                                     gamma=0.9)),
+        Case("float64 rewards (T=6)", dict(rewards=_randn(g, 6, dtype=torch.float64), gamma=0.95)),
+        Case("random rewards (T=10)", dict(rewards=_randn(g, 10), gamma=0.9)),
+        Case("random rewards (T=40)", dict(rewards=_randn(g, 40, shift=1.0), gamma=0.99)),
+    ]
+
+
+DISCOUNTED_RETURNS = Exercise(
+    name="discounted_returns",
+    reference=returns.discounted_returns,
+    make_cases=_cases_discounted_returns,
+    formula="G_t = r_t + gamma * G_{t+1}, with G_T = 0 (loop backwards from the last step).",
+    detached_output_hint="returns are targets, not something to differentiate through: compute them from "
+                         "rewards.detach() (or under torch.no_grad()).",
+    mistakes=[
+        Mistake("you accumulate forwards in time (from t=0): a return sums the rewards that come AFTER step t, "
+                "so loop backwards from the last step.", _returns_forwards),
+        Mistake("gamma applied one step late: you discount after adding r_t, so r_t itself gets multiplied by "
+                "gamma. Only the future is discounted: G_t = r_t + gamma * G_{t+1}.",
+                lambda rewards, gamma: gamma * returns.discounted_returns(rewards, gamma)),
+        Mistake("off by one: returns[t] holds G_{t+1} (you store the running return before adding r_t).",
+                _returns_shifted),
+        Mistake("gamma is ignored: you sum the future rewards without discounting them.",
+                lambda rewards, gamma: returns.discounted_returns(rewards, 1.0)),
+        Mistake("every step gets the return of the whole episode (G_0): G_t only sums the rewards from step t "
+                "on (reward-to-go).",
+                lambda rewards, gamma: returns.discounted_returns(rewards, gamma)[0].expand(rewards.shape)),
+        Mistake("the discount exponent counts from the start of the episode (gamma^k); it must count from "
+                "step t: G_t = sum_k gamma^(k-t) r_k.", _returns_exponent_from_start),
+    ],
+)
+
+
+def _cases_normalize() -> list[Case]:
+    g = torch.Generator().manual_seed(3)
+    return [
+        Case("a single element", dict(x=_t([3.0]))),
+        Case("a constant input", dict(x=_t([2.0, 2.0, 2.0, 2.0]))),
+        Case("five values", dict(x=_t([1.0, 2.0, 3.0, 4.0, 10.0]))),
+        Case("2-D input [T, N] = [3, 2]: normalise over all elements", dict(x=_t([[1.0, 10.0], [2.0, 20.0],
+                                                                                  [3.0, 30.0]]))),
+        Case("random 2-D input [4, 3]", dict(x=_randn(g, 4, 3) + _t([0.0, 5.0, -3.0]))),
+        Case("float64 input", dict(x=_randn(g, 7, dtype=torch.float64, scale=3.0, shift=1.0))),
+        Case("random input (64 values)", dict(x=_randn(g, 64, scale=10.0, shift=-2.0))),
+    ]
+
+
+NORMALIZE = Exercise(
+    name="normalize",
+    reference=returns.normalize,
+    make_cases=_cases_normalize,
+    formula="(x - x.mean()) / (x.std(unbiased=False) + 1e-8), over all elements.",
+    mistakes=[
+        Mistake("you normalise each column separately (along dim=0): normalise over ALL elements, "
+                "x.mean() and x.std(unbiased=False) without a dim.",
+                lambda x: (x - x.mean(0)) / (x.std(0, unbiased=False) + 1e-8)),
+        Mistake("you normalise each row separately (along the last dim): normalise over ALL elements, "
+                "x.mean() and x.std(unbiased=False) without a dim.",
+                lambda x: (x - x.mean(-1, keepdim=True)) / (x.std(-1, unbiased=False, keepdim=True) + 1e-8)),
+        Mistake("no epsilon: a constant input (or a single element) has std 0 and gives 0/0 = nan. "
+                "Divide by (std + 1e-8).",
+                lambda x: (x - x.mean()) / x.std(unbiased=False)),
+        Mistake("use the population standard deviation, x.std(unbiased=False): the default (unbiased, n-1) "
+                "is nan for a single element.",
+                lambda x: (x - x.mean()) / (x.std() + 1e-8)),
+        Mistake("you forgot to subtract the mean.", lambda x: x / (x.std(unbiased=False) + 1e-8)),
+        Mistake("you divide by the variance; divide by the standard deviation.",
+                lambda x: (x - x.mean()) / (x.var(unbiased=False) + 1e-8)),
+    ],
+)
+
+
+def _cases_reinforce_loss() -> list[Case]:
+    g = torch.Generator().manual_seed(4)
+    return [
+        Case("B=1", dict(log_probs=_t([-0.5], requires_grad=True), weights=_t([2.0], requires_grad=True))),
+        Case("B=4", dict(log_probs=_t([-0.1, -1.2, -0.7, -2.0], requires_grad=True),
+                         weights=_t([1.0, -0.5, 2.0, 0.0], requires_grad=True))),
+        Case("float64 (B=8)", dict(log_probs=_log_probs(g, 8, dtype=torch.float64, requires_grad=True),
+                                   weights=_randn(g, 8, dtype=torch.float64, requires_grad=True))),
+        Case("random (B=16)", dict(log_probs=_log_probs(g, 16, requires_grad=True),
+                                   weights=_randn(g, 16, scale=3.0, requires_grad=True))),
+        Case("random, weights without grad (B=32)", dict(log_probs=_log_probs(g, 32, requires_grad=True),
+                                                         weights=_randn(g, 32, shift=1.0))),
+    ]
+
+
+REINFORCE_LOSS = Exercise(
+    name="reinforce_loss",
+    reference=losses.reinforce_loss,
+    make_cases=_cases_reinforce_loss,
+    formula="loss = -mean(log_probs * weights.detach()).",
+    grad_args=("log_probs",),
+    leak_hints={"weights": "missing .detach() on the weights: returns/advantages are constants of the policy "
+                           "gradient; use weights.detach() so no gradient flows into them."},
+    mistakes=[
+        Mistake("loss sign flipped: the loss is MINUS the mean of log_probs * weights (gradient descent on it "
+                "must raise the log-probability of high-return actions).",
+                lambda log_probs, weights: (log_probs * weights).mean()),
+        Mistake("average over the batch with .mean(), not .sum(): the loss scale must not grow with the "
+                "batch size.", lambda log_probs, weights: -(log_probs * weights).sum()),
+        Mistake("the loss must be a single number (a 0-dim tensor): reduce log_probs * weights with .mean().",
+                lambda log_probs, weights: -(log_probs * weights)),
+        Mistake("use the log-probabilities as they are (the score function is the gradient of log pi), "
+                "not exp(log_probs).", lambda log_probs, weights: -(log_probs.exp() * weights).mean()),
+    ],
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# The checks of this chapter
+# --------------------------------------------------------------------------------------------------
+
+EXERCISES: list[Exercise] = [ACTION_LOG_PROBS, DISCOUNTED_RETURNS, NORMALIZE, REINFORCE_LOSS]
+
+check_action_log_probs = _make_check(ACTION_LOG_PROBS)
+check_discounted_returns = _make_check(DISCOUNTED_RETURNS)
+check_normalize = _make_check(NORMALIZE)
+check_reinforce_loss = _make_check(REINFORCE_LOSS)
+
+CHECKS: dict[str, Callable[[Callable[..., Any]], None]] = {
+    "action_log_probs": check_action_log_probs,
+    "discounted_returns": check_discounted_returns,
+    "normalize": check_normalize,
+    "reinforce_loss": check_reinforce_loss,
+}

@@ -1,0 +1,262 @@
+"""Checks of chapter 03 (A2C and GAE): td_errors, compute_gae, a2c_policy_loss."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .. import losses, returns
+from .harness import _STEPS_NOTE, Case, Exercise, Mistake, _log_probs, _make_check, _randn, _t
+
+
+# --------------------------------------------------------------------------------------------------
+# td_errors, compute_gae, a2c_policy_loss
+# --------------------------------------------------------------------------------------------------
+
+def _gae_flags(g: torch.Generator, steps: int, num_envs: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """Float 0/1 flags as the package's rollouts store them (terminations and truncations)."""
+    u = torch.rand(steps, num_envs, generator=g)
+    return (u < 0.12).to(dtype), ((u >= 0.12) & (u < 0.2)).to(dtype)
+
+
+def _cases_td_errors() -> list[Case]:
+    g = torch.Generator().manual_seed(9)
+    cases = [
+        Case("T=1, N=1, not terminated", dict(rewards=_t([[1.0]]), values=_t([[0.5]]), next_values=_t([[2.0]]),
+                                              terminated=_t([[0.0]]), gamma=0.9)),
+        Case("T=1, N=2, env 1 terminated", dict(rewards=_t([[1.0, 1.0]]), values=_t([[0.5, 0.5]]),
+                                                next_values=_t([[2.0, 2.0]]), terminated=_t([[0.0, 1.0]]),
+                                                gamma=0.9)),
+        Case("episode terminates mid-rollout (T=4, N=1)",
+             dict(rewards=_t([[1.0], [0.0], [2.0], [1.0]]), values=_t([[1.0], [2.0], [0.5], [1.0]]),
+                  next_values=_t([[2.0], [3.0], [1.0], [2.0]]), terminated=_t([[0.0], [1.0], [0.0], [0.0]]),
+                  gamma=0.9)),
+    ]
+    for steps, num_envs, dtype, grad in [(3, 2, torch.float32, True), (5, 3, torch.float64, True),
+                                         (16, 4, torch.float32, False)]:
+        terminated, _ = _gae_flags(g, steps, num_envs, dtype)
+        terminated[steps // 2, 0] = 1.0
+        description = f"random (T={steps}, N={num_envs}, {str(dtype).removeprefix('torch.')}" + (
+            ", values that require grad)" if grad else ")")
+        cases.append(Case(description, dict(
+            rewards=_randn(g, steps, num_envs, dtype=dtype),
+            values=_randn(g, steps, num_envs, dtype=dtype, requires_grad=grad),
+            next_values=_randn(g, steps, num_envs, dtype=dtype, requires_grad=grad),
+            terminated=terminated, gamma=0.99)))
+    return cases
+
+
+TD_ERRORS = Exercise(
+    name="td_errors",
+    reference=returns.td_errors,
+    make_cases=_cases_td_errors,
+    formula="delta = rewards + gamma * (1 - terminated) * next_values - values.",
+    note=_STEPS_NOTE,
+    detached_output_hint="TD errors are advantage estimates, constants for the policy gradient: compute them from "
+                         "values.detach() and next_values.detach() (or under torch.no_grad()).",
+    mistakes=[
+        Mistake("you bootstrap through a terminal state: next_values must be multiplied by (1 - terminated), "
+                "because a terminated episode has no future.",
+                lambda rewards, values, next_values, terminated, gamma: rewards + gamma * next_values - values),
+        Mistake("values and next_values are swapped: delta = r + gamma * V(s') - V(s), with V(s') = next_values.",
+                lambda rewards, values, next_values, terminated, gamma:
+                rewards + gamma * (1 - terminated) * values - next_values),
+        Mistake("sign flipped: delta = r + gamma * V(s') - V(s) (the target minus the current estimate).",
+                lambda rewards, values, next_values, terminated, gamma:
+                values - rewards - gamma * (1 - terminated) * next_values),
+        Mistake("the next value must be discounted: gamma * (1 - terminated) * next_values.",
+                lambda rewards, values, next_values, terminated, gamma:
+                rewards + (1 - terminated) * next_values - values),
+        Mistake("only the bootstrap term gamma * V(s') is cut at a terminal state: r_t - V(s_t) still count, "
+                "so don't multiply the whole delta by (1 - terminated).",
+                lambda rewards, values, next_values, terminated, gamma:
+                (1 - terminated) * (rewards + gamma * next_values - values)),
+    ],
+)
+
+
+def _gae_variant(rewards: Tensor, values: Tensor, next_values: Tensor, bootstrap: Tensor, trace: Tensor,
+                 gamma: float, decay: float, forwards: bool = False, trace_from_next_step: bool = False) -> Tensor:
+    """GAE with the masks given explicitly, to reproduce the classic mistakes."""
+    deltas = rewards + gamma * bootstrap * next_values - values
+    advantages = torch.zeros_like(rewards)
+    running = torch.zeros_like(rewards[0])
+    steps = rewards.shape[0]
+    for t in (range(steps) if forwards else range(steps - 1, -1, -1)):
+        keep = (trace[t + 1] if t + 1 < steps else torch.ones_like(trace[0])) if trace_from_next_step else trace[t]
+        running = deltas[t] + decay * keep * running
+        advantages[t] = running
+    return advantages
+
+
+def _gae_mistake(**knobs: Any) -> Callable[..., Tensor]:
+    def compute(rewards, values, next_values, terminated, truncated, gamma, lam):
+        not_terminated = 1 - terminated
+        not_done = 1 - torch.clamp(terminated + truncated, max=1)
+        bootstrap = {"not_terminated": not_terminated, "not_done": not_done, "always": torch.ones_like(rewards)}[
+            knobs.get("bootstrap", "not_terminated")]
+        trace = {"not_terminated": not_terminated, "not_done": not_done, "always": torch.ones_like(rewards)}[
+            knobs.get("trace", "not_done")]
+        if knobs.get("swap"):
+            values, next_values = next_values, values
+        decay = gamma if knobs.get("no_lambda") else gamma * lam
+        return _gae_variant(rewards, values, next_values, bootstrap, trace, gamma, decay,
+                            forwards=knobs.get("forwards", False),
+                            trace_from_next_step=knobs.get("trace_from_next_step", False))
+    return compute
+
+
+def _cases_compute_gae() -> list[Case]:
+    g = torch.Generator().manual_seed(10)
+    zeros4 = _t([[0.0]] * 4)
+    cases = [
+        Case("T=1, N=1, no episode end", dict(rewards=_t([[1.0]]), values=_t([[0.5]]), next_values=_t([[1.0]]),
+                                              terminated=_t([[0.0]]), truncated=_t([[0.0]]), gamma=0.9, lam=0.8)),
+        Case("T=1, N=2: env 0 terminates and env 1 is truncated in the same step",
+             dict(rewards=_t([[1.0, 1.0]]), values=_t([[0.5, 0.5]]), next_values=_t([[1.0, 1.0]]),
+                  terminated=_t([[1.0, 0.0]]), truncated=_t([[0.0, 1.0]]), gamma=0.9, lam=0.8)),
+        Case("episode terminates mid-rollout (T=4, N=1)",
+             dict(rewards=_t([[1.0], [0.0], [2.0], [1.0]]), values=_t([[1.0], [2.0], [0.5], [1.0]]),
+                  next_values=_t([[2.0], [3.0], [1.0], [2.0]]), terminated=_t([[0.0], [1.0], [0.0], [0.0]]),
+                  truncated=zeros4, gamma=0.9, lam=0.8)),
+        Case("time-limit truncation mid-rollout (T=4, N=1)",
+             dict(rewards=_t([[1.0], [0.0], [2.0], [1.0]]), values=_t([[1.0], [2.0], [0.5], [1.0]]),
+                  next_values=_t([[2.0], [3.0], [1.0], [2.0]]), terminated=zeros4,
+                  truncated=_t([[0.0], [0.0], [1.0], [0.0]]), gamma=0.9, lam=0.8)),
+        Case("termination and truncation at the same step in different envs, env 2 ends on the last step "
+             "(T=5, N=3)",
+             dict(rewards=_t([[1.0, 0.5, 1.0], [0.0, 1.0, 1.0], [1.0, 0.0, 2.0], [2.0, 1.0, 0.0], [1.0, 1.0, 1.0]]),
+                  values=_t([[1.0, 0.0, 2.0], [0.5, 1.0, 1.0], [2.0, 1.0, 0.0], [1.0, 1.5, 0.5], [0.0, 1.0, 1.0]]),
+                  next_values=_t([[0.5, 1.0, 1.0], [1.0, 2.0, 0.0], [1.0, 1.5, 0.5], [0.0, 1.0, 1.0],
+                                  [2.0, 0.5, 3.0]]),
+                  terminated=_t([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0],
+                                 [0.0, 0.0, 1.0]]),
+                  truncated=_t([[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0],
+                                [0.0, 0.0, 0.0]]),
+                  gamma=0.9, lam=0.8)),
+    ]
+    for steps, num_envs, dtype, grad, gamma, lam, what in [
+            (4, 2, torch.float32, False, 0.9, 0.0, "lambda = 0 (one-step TD errors)"),
+            (6, 2, torch.float32, False, 0.9, 1.0, "lambda = 1 (Monte Carlo, bootstrapped where cut)"),
+            (6, 2, torch.float32, True, 0.95, 0.9, "values that require grad"),
+            (8, 3, torch.float64, False, 0.99, 0.95, "float64"),
+            (16, 4, torch.float32, False, 0.99, 0.95, "random rollout"),
+            (32, 2, torch.float32, False, 0.98, 0.9, "random rollout")]:
+        terminated, truncated = _gae_flags(g, steps, num_envs, dtype)
+        terminated[1, 0], truncated[1, 0], truncated[steps // 2, -1] = 1.0, 0.0, 1.0
+        cases.append(Case(f"{what} (T={steps}, N={num_envs})", dict(
+            rewards=_randn(g, steps, num_envs, dtype=dtype, shift=0.5),
+            values=_randn(g, steps, num_envs, dtype=dtype, requires_grad=grad),
+            next_values=_randn(g, steps, num_envs, dtype=dtype, requires_grad=grad),
+            terminated=terminated, truncated=truncated, gamma=gamma, lam=lam)))
+    return cases
+
+
+COMPUTE_GAE = Exercise(
+    name="compute_gae",
+    reference=returns.compute_gae,
+    make_cases=_cases_compute_gae,
+    formula="delta_t = r_t + gamma * (1 - terminated_t) * next_values_t - values_t; "
+            "A_t = delta_t + gamma * lam * (1 - done_t) * A_{t+1}, done = terminated or truncated, "
+            "looping backwards.",
+    note=_STEPS_NOTE,
+    detached_output_hint="advantages are targets, constants for the losses: compute them from values.detach() "
+                         "and next_values.detach() (or under torch.no_grad()).",
+    mistakes=[
+        Mistake("you bootstrap through a terminal state: next_values must be multiplied by (1 - terminated).",
+                _gae_mistake(bootstrap="always")),
+        Mistake("a truncated step (time limit) must still bootstrap from next_values: cut the bootstrap with "
+                "(1 - terminated) only, not with (1 - done).",
+                _gae_mistake(bootstrap="not_done")),
+        Mistake("the lambda-trace is not reset at episode ends: multiply the running advantage by (1 - done), "
+                "done = terminated or truncated, so an advantage never mixes in the next episode.",
+                _gae_mistake(trace="always")),
+        Mistake("the lambda-trace must also be cut at a truncation: after a truncated step comes another "
+                "episode; multiply the running advantage by (1 - done) with done = terminated or truncated.",
+                _gae_mistake(trace="not_terminated")),
+        Mistake("values and next_values are swapped: delta_t = r_t + gamma * (1 - terminated_t) * next_values_t "
+                "- values_t.", _gae_mistake(swap=True)),
+        Mistake("you loop forwards in time: A_t depends on A_{t+1}, so loop backwards from the last step.",
+                _gae_mistake(forwards=True)),
+        Mistake("the episode-end mask is off by one step: the flags of step t itself decide whether A_{t+1} is "
+                "added to A_t (in this course done[t] means 'the episode ended at step t').",
+                _gae_mistake(trace_from_next_step=True)),
+        Mistake("the trace decays by gamma * lam per step; you left out lam.", _gae_mistake(no_lambda=True)),
+        Mistake("you return the critic targets (advantages + values); compute_gae returns the advantages.",
+                lambda rewards, values, next_values, terminated, truncated, gamma, lam:
+                returns.compute_gae(rewards, values, next_values, terminated, truncated, gamma, lam) + values),
+    ],
+)
+
+
+def _cases_a2c_policy_loss() -> list[Case]:
+    g = torch.Generator().manual_seed(11)
+
+    def grad_case(description, batch, ent_coef, dtype=torch.float32):
+        return Case(description, dict(log_probs=_log_probs(g, batch, dtype=dtype, requires_grad=True),
+                                      advantages=_randn(g, batch, dtype=dtype, requires_grad=True),
+                                      entropy=(_randn(g, batch, dtype=dtype, scale=0.2) + 1.0).requires_grad_(),
+                                      ent_coef=ent_coef))
+    return [
+        Case("B=1", dict(log_probs=_t([-0.5], requires_grad=True), advantages=_t([2.0], requires_grad=True),
+                         entropy=_t([1.0], requires_grad=True), ent_coef=0.01)),
+        Case("B=4", dict(log_probs=_t([-0.1, -1.2, -0.7, -2.0], requires_grad=True),
+                         advantages=_t([1.0, -0.5, 2.0, 0.0], requires_grad=True),
+                         entropy=_t([0.7, 0.5, 0.6, 0.2], requires_grad=True), ent_coef=0.5)),
+        grad_case("ent_coef = 0 (B=6)", 6, 0.0),
+        grad_case("float64 (B=8)", 8, 0.1, torch.float64),
+        grad_case("random (B=20)", 20, 0.01),
+    ]
+
+
+A2C_POLICY_LOSS = Exercise(
+    name="a2c_policy_loss",
+    reference=losses.a2c_policy_loss,
+    make_cases=_cases_a2c_policy_loss,
+    formula="loss = -mean(log_probs * advantages.detach()) - ent_coef * mean(entropy).",
+    grad_args=("log_probs", "entropy"),
+    leak_hints={"advantages": "missing .detach() on the advantages: they are constants of the policy gradient; "
+                              "use advantages.detach() so the actor loss does not train the critic."},
+    no_grad_hints={"entropy": "the entropy bonus must carry gradient into the policy: don't detach the entropy."},
+    mistakes=[
+        Mistake("the whole loss has the wrong sign: you return the objective (to maximise); the loss to minimise "
+                "is its negative.",
+                lambda log_probs, advantages, entropy, ent_coef:
+                -losses.a2c_policy_loss(log_probs, advantages, entropy, ent_coef)),
+        Mistake("the policy term has the wrong sign: it is -mean(log_probs * advantages), so that minimising the "
+                "loss raises the log-probability of actions with positive advantage.",
+                lambda log_probs, advantages, entropy, ent_coef:
+                (log_probs * advantages).mean() - ent_coef * entropy.mean()),
+        Mistake("entropy sign flipped: the bonus enters the loss as -ent_coef * mean(entropy), so that minimising "
+                "the loss RAISES the entropy.",
+                lambda log_probs, advantages, entropy, ent_coef:
+                -(log_probs * advantages).mean() + ent_coef * entropy.mean()),
+        Mistake("the entropy bonus is missing: add -ent_coef * mean(entropy).",
+                lambda log_probs, advantages, entropy, ent_coef: -(log_probs * advantages).mean()),
+        Mistake("take the mean of the entropy over the batch, not the sum.",
+                lambda log_probs, advantages, entropy, ent_coef:
+                -(log_probs * advantages).mean() - ent_coef * entropy.sum()),
+        Mistake("average the policy term over the batch with .mean(), not .sum().",
+                lambda log_probs, advantages, entropy, ent_coef:
+                -(log_probs * advantages).sum() - ent_coef * entropy.mean()),
+    ],
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# The checks of this chapter
+# --------------------------------------------------------------------------------------------------
+
+EXERCISES: list[Exercise] = [TD_ERRORS, COMPUTE_GAE, A2C_POLICY_LOSS]
+
+check_td_errors = _make_check(TD_ERRORS)
+check_compute_gae = _make_check(COMPUTE_GAE)
+check_a2c_policy_loss = _make_check(A2C_POLICY_LOSS)
+
+CHECKS: dict[str, Callable[[Callable[..., Any]], None]] = {
+    "td_errors": check_td_errors,
+    "compute_gae": check_compute_gae,
+    "a2c_policy_loss": check_a2c_policy_loss,
+}
