@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,17 +29,14 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-BEGIN_SOLUTION = "### BEGIN SOLUTION"
-END_SOLUTION = "### END SOLUTION"
-CODE_STUB = "raise NotImplementedError()"
-MARKDOWN_STUB = "YOUR ANSWER HERE"
-SOLUTION_ONLY_TAG = "solution_only"
+from . import notebook_format
+from .notebook_format import (BEGIN_SOLUTION, CODE_STUB, END_SOLUTION, MARKDOWN_STUB, SOLUTION_ONLY_TAG,
+                              SolutionMarkerError, cell_tags, clear_outputs, nbgrader_metadata)
+
 # Per-cell metadata written by the tools that execute notebooks (timestamps): never part of an exercise.
 EXECUTION_METADATA_KEYS = ("execution", "ExecuteTime")
 # Notebook metadata that only describes outputs (saved widget state): dropped with the outputs.
 OUTPUT_NOTEBOOK_METADATA_KEYS = ("widgets",)
-
-_MARKER = re.compile(r"^(?P<indent>[ \t]*)(?P<marker>### (?:BEGIN|END) SOLUTION)[ \t]*$")
 
 
 class ExerciseGenError(ValueError):
@@ -48,54 +44,25 @@ class ExerciseGenError(ValueError):
 
 
 def _cell_label(notebook_name: str, index: int, cell: NotebookNode) -> str:
-    grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+    grade_id = _nbgrader(cell).get("grade_id")
     return f"{notebook_name}, cell {index}" + (f" (grade_id {grade_id!r})" if grade_id else "")
 
 
 def _nbgrader(cell: NotebookNode) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+    return nbgrader_metadata(cell.get("metadata", {}))
 
 
 def _tags(cell: NotebookNode) -> list[str]:
-    return list(cell.get("metadata", {}).get("tags", []) or [])
+    return cell_tags(cell.get("metadata", {}))
 
 
 def replace_solution_regions(source: str, stub: str, where: str) -> str:
     """Replace every ``### BEGIN SOLUTION`` … ``### END SOLUTION`` region (markers included) by ``stub``
     indented like the BEGIN marker. Raises :class:`ExerciseGenError` on a missing, stray or nested marker."""
-    lines = source.split("\n")
-    output: list[str] = []
-    open_at: int | None = None
-    regions = 0
-    for number, line in enumerate(lines, start=1):
-        match = _MARKER.match(line)
-        if match is None:
-            if BEGIN_SOLUTION in line or END_SOLUTION in line:
-                raise ExerciseGenError(f"{where}: line {number} has a solution marker that is not alone on its "
-                                       f"line: {line.strip()!r}; put '{BEGIN_SOLUTION}' / '{END_SOLUTION}' on "
-                                       "lines of their own")
-            if open_at is None:
-                output.append(line)
-            continue
-        if match["marker"] == BEGIN_SOLUTION:
-            if open_at is not None:
-                raise ExerciseGenError(f"{where}: line {number} opens a second '{BEGIN_SOLUTION}' before the one "
-                                       f"on line {open_at} was closed with '{END_SOLUTION}'")
-            open_at = number
-            output.append(match["indent"] + stub)
-        else:
-            if open_at is None:
-                raise ExerciseGenError(f"{where}: line {number} has '{END_SOLUTION}' without a "
-                                       f"'{BEGIN_SOLUTION}' before it")
-            open_at = None
-            regions += 1
-    if open_at is not None:
-        raise ExerciseGenError(f"{where}: '{BEGIN_SOLUTION}' on line {open_at} is never closed: "
-                               f"add '{END_SOLUTION}' after the solution")
-    if regions == 0:
-        raise ExerciseGenError(f"{where}: a solution cell (nbgrader solution: true) needs a "
-                               f"'{BEGIN_SOLUTION}' / '{END_SOLUTION}' pair around the answer")
-    return "\n".join(output)
+    try:
+        return notebook_format.replace_solution_regions(source, stub, where, strict=True)
+    except SolutionMarkerError as error:
+        raise ExerciseGenError(str(error)) from None
 
 
 def validate_solution_notebook(notebook: NotebookNode, name: str = "notebook") -> None:
@@ -144,8 +111,7 @@ def make_exercise_notebook(solution: NotebookNode, name: str = "notebook") -> No
             stub = CODE_STUB if cell.cell_type == "code" else MARKDOWN_STUB
             cell.source = replace_solution_regions(cell.source, stub, _cell_label(name, index, cell))
         if cell.cell_type == "code":
-            cell.outputs = []
-            cell.execution_count = None
+            clear_outputs(cell)
         cells.append(cell)
     exercise.cells = cells
     nbformat.validate(exercise)

@@ -24,12 +24,12 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from pgcourse import _gradeworker, exercisegen, grading
+from pgcourse import exercisegen, grading
 from pgcourse.cli import main as cli_main
-from pgcourse.grading import GradingError, Limits
+from pgcourse.grading import GradingError, Limits, sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
-SANDBOX = _gradeworker.probe_sandbox()[0] == _gradeworker.SANDBOX
+SANDBOX = sandbox.probe_sandbox()[0] == sandbox.SANDBOX
 LIMITS = Limits(exercise_s=4.0, submission_s=60.0, memory_mb=1024, output_mb=2)
 
 

@@ -1,0 +1,518 @@
+"""Inside ``pgcourse grade``: the trusted grading worker and the sandboxed student process it forks.
+
+Who runs what (see :mod:`pgcourse.grading.grader` for the teacher's side)::
+
+    pgcourse grade (parent)          reads the course and the submissions, writes the gradebook
+      └─ grading worker (trusted)    pgcourse.grading.worker.worker_main; imports torch, pgcourse and the checks
+           │                         before any student code exists; runs the course's check cells
+           └─ student process        os.fork() of the worker, then sandboxed; runs the course's setup
+                                     cells and the student's answer cells, and nothing else
+
+The verdict is computed in the grading worker, by the course's own check cell and the real
+``pgcourse.checks``: student code never runs in that process. When a check calls the student's
+function, the call goes to the student process over a socket, as *data* (JSON: numbers, strings,
+tensors and arrays as raw bytes, containers); the return value, the arguments as the function
+left them (in-place changes), the generator and global RNG states come back the same way. A
+returned tensor that requires grad is connected to the check's inputs by :class:`_RemoteGrad`,
+whose backward asks the student process for the vector-Jacobian product, so gradient checks work
+as in a notebook. Objects that cannot travel as data (an environment, a policy callable) travel
+as references whose public methods the other side may call, nothing more.
+
+So a student can monkeypatch anything in *their* process (``pgcourse.checks``, ``torch.allclose``,
+``numpy.testing``), print what they like (their output goes to a size-limited file nobody reads),
+exit with any status: none of it reaches the verdict. The only way to make a check pass is to
+return the right values.
+
+The student process is forked from the worker (warm imports, so a restart costs milliseconds),
+then, on Linux where unprivileged namespaces work, moved into its own user, mount, PID, network
+and IPC namespaces with the whole filesystem read-only except a small private /tmp: it cannot
+write the gradebook, the course or the submissions, cannot signal the grader, has no network.
+Everywhere: limits on address space (memory), file size (output), CPU time and open files; the
+worker enforces wall-clock limits and kills the process group (and the PID namespace) on expiry.
+
+The parts: :mod:`~pgcourse.grading.wire` (frames and value payloads), :mod:`~pgcourse.grading.link`
+(the socket's ends, references and remote gradients), :mod:`~pgcourse.grading.sandbox` (limits and
+namespaces), :mod:`~pgcourse.grading.student` (the student process) and this module: the worker's
+handle on the student process, the grading of one submission (:class:`_Session`) and the entry
+point the grader spawns (:func:`worker_main`).
+"""
+from __future__ import annotations
+
+import ast
+import builtins
+import contextlib
+import gc
+import io
+import os
+import re
+import shutil
+import signal
+import socket
+import tempfile
+import time
+import traceback
+import warnings
+from typing import Any
+
+import torch
+
+from .link import Link
+from .sandbox import _PR_SET_CHILD_SUBREAPER, LIMITS_ONLY, SANDBOX, _kill_orphans, _prctl, probe_sandbox
+from .student import _flush_output, _student_main
+from .wire import Lost, StudentError, _seed_everything, _short
+
+ALARM_GRACE = 2.0          # seconds the worker's own work in a check may run past the exercise deadline
+
+
+class StudentProcess:
+    """The worker's handle on one forked student process."""
+
+    def __init__(self, config: dict[str, Any], deadline: float):
+        self.scratch = None
+        if config["isolation"] != SANDBOX:
+            self.scratch = tempfile.mkdtemp(prefix="pgcourse-grade-")
+            config = {**config, "scratch": self.scratch}
+        ours, theirs = socket.socketpair()
+        _flush_output()
+        gc.freeze()  # the child's garbage collector then skips the (many) objects of the warm imports
+        pid = os.fork()
+        if pid == 0:
+            ours.close()
+            _student_main(theirs, config)
+        theirs.close()
+        self.pid = pid
+        self.link = Link(ours, trusted=True)
+        self.status: int | None = None
+        self.link.deadline = deadline
+        self.link.timeout_reason = "the student process did not start in time"
+        hello = self.link.recv()
+        if hello.get("k") != "hello":
+            raise self.link._fail("protocol", "the student process did not start")
+        self.link.deadline = None
+
+    def alive(self) -> bool:
+        return self.status is None and self.link.lost is None
+
+    def end(self, wait: float = 0.0) -> int | None:
+        """Stop the process (its whole group; in the sandbox its PID namespace goes with it)."""
+        if self.status is None:
+            if wait > 0:
+                stop = time.monotonic() + wait
+                while time.monotonic() < stop:
+                    done, status = os.waitpid(self.pid, os.WNOHANG)
+                    if done:
+                        self.status = os.waitstatus_to_exitcode(status)
+                        break
+                    time.sleep(0.01)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
+            if self.status is None:
+                with contextlib.suppress(ChildProcessError):
+                    _, status = os.waitpid(self.pid, 0)
+                    self.status = os.waitstatus_to_exitcode(status)
+        with contextlib.suppress(OSError):
+            self.link.sock.close()
+        _kill_orphans()
+        if self.scratch:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None
+        return self.status
+
+
+def describe_exit(status: int | None, limits: dict[str, Any]) -> str:
+    if status is None:
+        return "the student process ended"
+    if status >= 128 or status < 0:
+        number = status - 128 if status >= 128 else -status
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        what = {"SIGSEGV": "crashed with a segmentation fault (SIGSEGV)",
+                "SIGBUS": "crashed with a bus error (SIGBUS)",
+                "SIGABRT": "aborted (SIGABRT)",
+                "SIGFPE": "crashed with an arithmetic fault (SIGFPE)",
+                "SIGXCPU": "used up its CPU time",
+                "SIGXFSZ": f"printed or wrote more than {limits['output_mb']} MB",
+                "SIGKILL": "was killed (SIGKILL), e.g. for using too much memory"}.get(name, f"was killed by {name}")
+        return f"the process running your code {what}"
+    return f"your code ended the process (exit status {status}), e.g. with os._exit() or a crash"
+
+
+# --------------------------------------------------------------------------------------------------
+# The grading worker
+# --------------------------------------------------------------------------------------------------
+
+def free_names(source: str) -> list[str]:
+    """Names a check cell reads that it does not bind itself at top level (candidates from the student)."""
+    tree = ast.parse(source)
+    bound: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            bound.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            bound.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    bound.update(node.id for node in _top_level_targets(tree))
+    loads = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+    return sorted(loads - bound - set(dir(builtins)))
+
+
+def _top_level_targets(tree: ast.Module) -> list[ast.Name]:
+    targets: list[ast.Name] = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign | ast.For | ast.With):
+            for child in ast.walk(node):
+                if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store):
+                    targets.append(child)
+    return targets
+
+
+class _Deadline:
+    """SIGALRM safety net for the worker's own (trusted but possibly slow) work in a check."""
+
+    def __init__(self, link: Link | None, at: float):
+        self.link, self.at = link, at
+
+    def _fire(self, signum: int, frame: Any) -> None:
+        lost = Lost("timeout", "time limit")
+        if self.link is not None:
+            self.link.lost = self.link.lost or lost
+        raise lost
+
+    def __enter__(self) -> _Deadline:
+        self.previous = signal.signal(signal.SIGALRM, self._fire)
+        signal.setitimer(signal.ITIMER_REAL, max(0.01, self.at - time.monotonic()))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, self.previous)
+
+
+_GRADER_FRAMES = re.compile(r"Traceback \(most recent call last\):\n(?:[ \t].*\n)*?"
+                            + re.escape(f"{StudentError.__module__}.{StudentError.__qualname__}: "))
+
+
+def _clean_feedback(message: str) -> str:
+    """Drop the grading worker's own frames from a check's report of the student's exception."""
+    return _GRADER_FRAMES.sub("", message)
+
+
+def _result(points: float, status: str, feedback: str) -> dict[str, Any]:
+    return {"points": points, "status": status, "feedback": _short(feedback.strip(), 6000)}
+
+
+class Worker:
+    """The trusted grading worker: grades submissions one at a time, each in forked student processes."""
+
+    def __init__(self, isolation: str = "auto"):
+        if isolation == "auto":
+            self.isolation, self.isolation_detail = probe_sandbox()
+        elif isolation == SANDBOX:
+            self.isolation, self.isolation_detail = probe_sandbox()
+            if self.isolation != SANDBOX:
+                raise RuntimeError(f"the sandbox was required but is not available: {self.isolation_detail}")
+        else:
+            self.isolation, self.isolation_detail = LIMITS_ONLY, "sandbox switched off"
+        self._contexts: dict[str, dict[str, Any]] = {}
+
+    def _context(self, course: dict[str, Any]) -> dict[str, Any]:
+        key = course["key"]
+        if key not in self._contexts:
+            namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+            for label, source in course["context"]:
+                with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                    exec(compile(source, label, "exec", dont_inherit=True), namespace)  # noqa: S102 - course code
+            self._contexts[key] = namespace
+        return self._contexts[key]
+
+    def grade(self, course: dict[str, Any], answers: dict[str, list[str]], limits: dict[str, Any]) -> dict[str, Any]:
+        session = _Session(self, course, answers, limits)
+        try:
+            results = session.run()
+        finally:
+            session.close()
+        return {"exercises": results, "isolation": self.isolation}
+
+
+class _Session:
+    """Grading of one submission: exercises in notebook order, restarting the student process when needed."""
+
+    def __init__(self, worker: Worker, course: dict[str, Any], answers: dict[str, list[str]], limits: dict[str, Any]):
+        self.worker, self.course, self.answers, self.limits = worker, course, answers, limits
+        self.base = worker._context(course)
+        self.ns = dict(self.base)
+        self.trusted_names = set(self.base)      # defined by the course (setup and check cells)
+        self.inserted: dict[str, Any] = {}       # names the student's process provided, as inserted
+        self.student: StudentProcess | None = None
+        self.executed: set[str] = set()
+        self.poisoned: set[str] = set()
+        self.start = time.monotonic()
+        self.submission_deadline = self.start + float(limits["submission_s"])
+        self.config = {"isolation": worker.isolation, "limits": limits}
+
+    def close(self) -> None:
+        if self.student is not None:
+            self.student.end()
+            self.student = None
+        self.ns.clear()
+
+    def run(self) -> dict[str, dict[str, Any]]:
+        results: dict[str, dict[str, Any]] = {}
+        for position, exercise in enumerate(self.course["exercises"]):
+            started = time.monotonic()
+            if started >= self.submission_deadline:
+                results[exercise["id"]] = _result(0, "timeout", f"not graded: the submission used up its time limit "
+                                                               f"of {self.limits['submission_s']:g} s")
+                continue
+            results[exercise["id"]] = self._grade(position, exercise)
+        return results
+
+    # -- the student process ------------------------------------------------------------------------
+    def _lose(self, lost: Lost) -> str:
+        """Stop the student process after ``lost``; the reason for the feedback."""
+        student, self.student = self.student, None
+        self.executed = set()
+        if student is None:
+            return lost.reason
+        status = student.end(wait=0.3 if lost.kind in ("crashed", "protocol") else 0.0)
+        if lost.kind == "crashed":
+            return describe_exit(status, self.limits)
+        return lost.reason
+
+    def _start(self) -> None:
+        deadline = min(time.monotonic() + 30.0, self.submission_deadline)
+        self.student = StudentProcess(self.config, deadline)
+        self.executed = set()
+        link = self.student.link
+        link.deadline, link.timeout_reason = deadline, "the course's setup cells did not finish in time"
+        for label, source in self.course["context"]:
+            answer = link._answer(link.request("exec", {"source": source, "filename": label}))
+            if isinstance(answer, dict) and answer.get("error"):
+                raise RuntimeError(f"the course's setup cell {label} failed in the student process:\n"
+                                   f"{answer['error']}")
+        link.deadline = None
+
+    def _exec_answer(self, grade_id: str, deadline: float, reason: str) -> str | None:
+        """Run the student's answer cell(s) ``grade_id``; their exception text, if any."""
+        link = self.student.link
+        link.deadline, link.timeout_reason = deadline, reason
+        errors = []
+        for number, source in enumerate(self.answers[grade_id]):
+            label = f"<answer cell {grade_id}>" if len(self.answers[grade_id]) == 1 else \
+                f"<answer cell {grade_id} #{number + 1}>"
+            try:
+                answer = link._answer(link.request("exec", {"source": source, "filename": label}))
+                link.request("ping", {})  # a death the cell caused a moment after it returned is its own
+            except Lost:
+                self.poisoned.add(grade_id)
+                raise
+            if isinstance(answer, dict) and isinstance(answer.get("error"), str):
+                errors.append(answer["error"])
+        self.executed.add(grade_id)
+        link.deadline = None
+        return "\n".join(errors) or None
+
+    def _ensure_student(self, position: int) -> None:
+        """A live student process that has run the answer cells of every exercise before this one."""
+        earlier = [grade_id for exercise in self.course["exercises"][:position] for grade_id in exercise["answer_ids"]]
+        while True:
+            if self.student is None:
+                self._start()
+            deadline = min(time.monotonic() + float(self.limits["exercise_s"]), self.submission_deadline)
+            try:
+                for grade_id in earlier:
+                    if grade_id in self.answers and grade_id not in self.poisoned and grade_id not in self.executed:
+                        self._exec_answer(grade_id, deadline, "re-running your earlier answer cells took too long")
+                return
+            except Lost as lost:
+                self._lose(lost)
+                if time.monotonic() >= self.submission_deadline:
+                    raise
+
+    # -- one exercise --------------------------------------------------------------------------------
+    def _grade(self, position: int, exercise: dict[str, Any]) -> dict[str, Any]:
+        answer_ids = exercise["answer_ids"]
+        present = [grade_id for grade_id in answer_ids if grade_id in self.answers]
+        if answer_ids and not present:
+            cells = ", ".join(answer_ids)
+            return _result(0, "missing", f"answer cell {cells} is missing from the notebook (deleted, or its "
+                                         "metadata was changed): there is nothing to grade")
+        limit = float(self.limits["exercise_s"])
+        try:
+            self._ensure_student(position)
+            deadline = min(time.monotonic() + limit, self.submission_deadline)
+            reason = (f"time limit: your code ran longer than {limit:g} s" if deadline < self.submission_deadline
+                      else f"time limit: the submission used up its {self.limits['submission_s']:g} s")
+            errors = []
+            for grade_id in present:
+                error = self._exec_answer(grade_id, deadline, reason)
+                if error:
+                    errors.append(f"your answer cell {grade_id} raised an exception when it ran:\n{error}")
+            if errors:
+                return _result(0, "error", "\n".join(errors))
+            return self._check(exercise, deadline, reason)
+        except Lost as lost:
+            explanation = self._lose(lost)
+            status = "timeout" if lost.kind == "timeout" else "crashed"
+            return _result(0, status, explanation)
+        except Exception as error:  # noqa: BLE001 - a problem of the grading itself: reported, then a fresh start
+            if self.student is not None:
+                self._lose(Lost("protocol", "grading problem"))
+            return _result(0, "error", f"grading problem (not caused by your answer, tell your teacher): "
+                                       f"{type(error).__name__}: {error}")
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self.student is None:
+            return
+        link = self.student.link
+        try:
+            if link.lost is not None:
+                raise link.lost
+            link.deadline, link.timeout_reason = time.monotonic() + 10.0, "the student process stopped answering"
+            link.request("release", {})
+            link.deadline = None
+            link.exports.clear()
+        except Lost as lost:
+            self._lose(lost)
+
+    def _check(self, exercise: dict[str, Any], deadline: float, reason: str) -> dict[str, Any]:
+        link = self.student.link
+        wanted = [name for name in free_names(exercise["check_source"]) if name not in self.trusted_names]
+        link.deadline, link.timeout_reason = deadline, reason
+        found = link._answer(link.request("lookup", {"names": wanted})) if wanted else {}
+        if not isinstance(found, dict):
+            raise link._fail("protocol", "the student process answered a lookup with something else")
+        for name in set(wanted) | set(self.inserted):   # nothing stale from an earlier exercise
+            if name not in self.trusted_names:
+                self.ns.pop(name, None)
+        self.inserted = {}
+        for name, value in found.items():
+            if isinstance(name, str) and name in wanted:
+                self.ns[name] = self.inserted[name] = value
+        code = compile(exercise["check_source"], f"<check cell {exercise['check_grade_id']}>", "exec",
+                       dont_inherit=True)
+        link.last_student_error = None
+        _seed_everything(0)
+        output = io.StringIO()
+        status, feedback = "passed", ""
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(_Deadline(link, deadline + ALARM_GRACE))
+            stack.enter_context(contextlib.redirect_stdout(output))
+            stack.enter_context(contextlib.redirect_stderr(output))
+            stack.enter_context(warnings.catch_warnings())
+            warnings.simplefilter("ignore")
+            try:
+                exec(code, self.ns)  # noqa: S102 - the course's own check cell, in the trusted worker
+            except Lost:
+                raise
+            except AssertionError as error:
+                status, feedback = "failed", str(error) or "the check failed (AssertionError)"
+            except NotImplementedError:
+                status, feedback = "failed", "not implemented yet: replace `raise NotImplementedError()` with your code"
+            except StudentError as error:
+                status, feedback = "error", f"your code raised an exception:\n{error}"
+            except NameError as error:
+                status, feedback = "error", (f"{error}: your answer cell must define it (was it renamed, or its "
+                                             "cell not run?)")
+            except Exception as error:  # noqa: BLE001 - LearnerCodeError and any other failure of the check
+                name = type(error).__name__
+                text = _clean_feedback(str(error))
+                if name == "LearnerCodeError":
+                    status, feedback = "error", text
+                else:
+                    status, feedback = "error", f"the check failed with {name}: {text}"
+            except BaseException as error:  # noqa: BLE001 - SystemExit/KeyboardInterrupt raised in a check
+                status, feedback = "error", f"the check stopped with {type(error).__name__}: {error}"
+        if link.lost is not None:
+            raise link.lost
+        link.deadline = None
+        # names the check cell defined become part of the trusted namespace for later checks
+        for name, value in list(self.ns.items()):
+            if name in self.inserted and value is self.inserted[name]:
+                continue
+            self.trusted_names.add(name)
+            self.inserted.pop(name, None)
+        if status == "passed":
+            return _result(exercise["points"], "passed", output.getvalue() or "passed")
+        return _result(0, status, feedback)
+
+
+# --------------------------------------------------------------------------------------------------
+# Process entry point (spawned by pgcourse.grading.pool)
+# --------------------------------------------------------------------------------------------------
+
+def _preload() -> None:
+    """Import what checks and course cells use, before any student code exists on this machine's disk
+    view of this process (later imports could read files a student process tried to change)."""
+    import importlib
+    import pkgutil
+
+    for name in ("gymnasium", "gymnasium.envs.classic_control.cartpole", "gymnasium.envs.classic_control.pendulum",
+                 "gymnasium.envs.classic_control.acrobot", "gymnasium.envs.classic_control.mountain_car",
+                 "gymnasium.wrappers", "gymnasium.vector", "torch.distributions", "torch.nn.functional",
+                 "torch.testing", "numpy.testing", "matplotlib", "matplotlib.pyplot",
+                 "pgcourse", "pgcourse.checks", "pgcourse.envs", "pgcourse.networks", "pgcourse.config",
+                 "pgcourse.algorithms", "pgcourse.returns", "pgcourse.losses", "pgcourse.diagnostics",
+                 "pgcourse.batching", "pgcourse.run", "pgcourse.evaluation", "pgcourse.history", "pgcourse.traps",
+                 "pgcourse.plotting", "pgcourse.render", "pgcourse.widgets", "torch.fx.experimental.symbolic_shapes"):
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+    # pgcourse.checks and pgcourse.traps may be packages: their submodules are imported now too (never a
+    # __main__, which pkgutil.walk_packages does not import; it imports the subpackages it walks).
+    for name in ("pgcourse.checks", "pgcourse.traps"):
+        with contextlib.suppress(Exception):
+            package = importlib.import_module(name)
+            for info in pkgutil.walk_packages(getattr(package, "__path__", []), prefix=f"{name}."):
+                if info.name.rsplit(".", 1)[-1] != "__main__":
+                    with contextlib.suppress(Exception):
+                        importlib.import_module(info.name)
+    # What the student process does lazily (a VJP with grad_outputs imports sympy!) is done here once,
+    # so that every forked student process starts with it loaded.
+    leaf = torch.ones(3, requires_grad=True)
+    torch.autograd.grad([leaf * 2.0], [leaf], [torch.ones(3)], retain_graph=True, allow_unused=True)
+    torch.autograd.grad((leaf * torch.linspace(0.5, 1.5, 3)).sum(), [leaf], allow_unused=True)
+    traceback.format_exception(ValueError, ValueError("warm-up"), None)
+
+
+def worker_main(fd: int) -> None:
+    from multiprocessing.connection import Connection
+
+    torch.set_num_threads(1)
+    with contextlib.suppress(RuntimeError):
+        torch.set_num_interop_threads(1)
+    conn = Connection(fd)
+    try:
+        hello = conn.recv()
+        _preload()
+        _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+        worker = Worker(hello.get("isolation", "auto"))
+        gc.collect()
+        gc.freeze()
+        conn.send({"op": "ready", "isolation": worker.isolation, "detail": worker.isolation_detail,
+                   "pid": os.getpid()})
+        while True:
+            try:
+                message = conn.recv()
+            except EOFError:
+                break
+            if message.get("op") == "stop":
+                break
+            if message.get("op") == "grade":
+                try:
+                    reply = worker.grade(message["course"], message["answers"], message["limits"])
+                    reply.update(op="result", key=message["key"])
+                except Exception:  # noqa: BLE001 - a grading failure is reported, the worker stays up
+                    reply = {"op": "failure", "key": message["key"], "error": traceback.format_exc()}
+                conn.send(reply)
+    except (EOFError, OSError, KeyboardInterrupt):
+        pass
+    except Exception:  # noqa: BLE001
+        with contextlib.suppress(Exception):
+            conn.send({"op": "crash", "error": traceback.format_exc()})
+
+
+# Started as: python -c "from pgcourse.grading.worker import worker_main; worker_main(FD)" (not with -m, so
+# that this module has one identity, pgcourse.grading.worker, in the worker).
