@@ -167,7 +167,11 @@ class Run:
             if target.exists():
                 old = target.with_name(f".{target.name}.replaced-{os.getpid()}")
                 os.replace(target, old)
-                os.replace(staging, target)
+                try:
+                    os.replace(staging, target)
+                except BaseException:
+                    os.replace(old, target)  # the new run could not take its place: put the previous one back
+                    raise
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 os.replace(staging, target)

@@ -145,6 +145,29 @@ def test_overwrite_replaces_the_folder(ppo_cartpole, ppo_pendulum, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no leftovers beside it
 
 
+@pytest.mark.parametrize("fails_at", ["writing the weights", "moving the new run into place"])
+def test_a_save_that_fails_midway_keeps_the_old_run(ppo_cartpole, ppo_pendulum, tmp_path, monkeypatch, fails_at):
+    path = ppo_cartpole.save(tmp_path / "run")
+    if fails_at == "writing the weights":
+        def failing_save(*args, **kwargs):
+            raise OSError("disk full")
+        monkeypatch.setattr(torch, "save", failing_save)
+    else:
+        import pgcourse.run as run_module
+        real_replace = run_module.os.replace
+
+        def failing_replace(src, dst):
+            if ".saving-" in str(src):
+                raise OSError("disk full")
+            return real_replace(src, dst)
+        monkeypatch.setattr(run_module.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        ppo_pendulum.save(path, overwrite=True)
+    monkeypatch.undo()
+    assert pg.load(path).config.env_id == "CartPole-v1"  # the old run, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no staging or replaced folder behind
+
+
 # ---------------------------------------------------------------------------------------------
 # load errors name the bad file
 # ---------------------------------------------------------------------------------------------
