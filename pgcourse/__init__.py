@@ -28,7 +28,7 @@ from .losses import clipped_surrogate_loss, gaussian_log_prob, reinforce_loss, v
 from .returns import compute_gae, discounted_returns, normalize
 from .run import Run, RunLoadError, load, resolve_device
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 
 def rollout_gif(*args, **kwargs):

@@ -32,7 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from .api import train
 from .config import SOLVE_THRESHOLDS
+from .evaluation import evaluate
 
 EVAL_EPISODES = 20
 EVAL_SEED = 10_000
@@ -216,12 +218,10 @@ def _training_totals(run: Any) -> tuple[int, int, float]:
 def run_case_seed(case: BenchCase, seed: int, device: str = "cpu", stop_when_solved: bool = False,
                   eval_episodes: int = EVAL_EPISODES, eval_seed: int = EVAL_SEED) -> SeedResult:
     """Train ``case`` with ``seed`` (course defaults), evaluate the final policy, summarise."""
-    import pgcourse as pg
-
-    run = pg.train(case.algo, case.env_id, seed=seed, device=device, progress=False, torch_threads=1,
+    run = train(case.algo, case.env_id, seed=seed, device=device, progress=False, torch_threads=1,
                    eval_episodes=eval_episodes, eval_seed=eval_seed, stop_when_solved=stop_when_solved,
                    **case.train_kwargs())
-    final_mean, final_std, _ = pg.evaluate(run, case.env_id, episodes=eval_episodes, seed=eval_seed)
+    final_mean, final_std, _ = evaluate(run, case.env_id, episodes=eval_episodes, seed=eval_seed)
     total_env_steps, episodes, train_wall = _training_totals(run)
     solved, steps, solved_episodes, wall = _solve_point(run, final_mean, case.threshold, total_env_steps, episodes,
                                                         train_wall)

@@ -83,7 +83,7 @@ def _check_out_free(out: Path, overwrite: bool) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import pgcourse as pg
+    from .api import train
     from .run import resolve_device
 
     overrides = parse_settings(args.set)
@@ -93,7 +93,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     resolve_device(args.device)  # an unavailable device fails now, not after building everything
     overrides.setdefault("progress", not args.quiet)
     started = time.perf_counter()
-    run = pg.train(args.algo, args.env, seed=args.seed, total_steps=args.steps, device=args.device, **overrides)
+    run = train(args.algo, args.env, seed=args.seed, total_steps=args.steps, device=args.device, **overrides)
     seconds = time.perf_counter() - started
     path = run.save(out, overwrite=args.overwrite)
 
@@ -113,12 +113,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import pgcourse as pg
     from .config import SOLVE_THRESHOLDS
+    from .evaluation import evaluate
+    from .run import load
 
-    run = pg.load(args.run_dir)
+    run = load(args.run_dir)
     env_id = args.env or run.config.env_id
-    mean, std, returns = pg.evaluate(run, env_id, episodes=args.episodes, seed=args.seed,
+    mean, std, returns = evaluate(run, env_id, episodes=args.episodes, seed=args.seed,
                                      deterministic=not args.stochastic)
     mode = "sampled actions" if args.stochastic else "greedy"
     print(f"{run.config.algo} on {env_id}: mean return {mean:.1f} ± {std:.1f} over {args.episodes} episodes "
@@ -131,10 +132,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_gif(args: argparse.Namespace) -> int:
-    import pgcourse as pg
+    from .render import rollout_gif
+    from .run import load
 
-    run = pg.load(args.run_dir)
-    path = pg.rollout_gif(run, args.env, args.out, seed=args.seed, deterministic=not args.stochastic)
+    run = load(args.run_dir)
+    path = rollout_gif(run, args.env, args.out, seed=args.seed, deterministic=not args.stochastic)
     size = Path(path).stat().st_size
     print(f"wrote {path} ({size / 1024:.1f} KiB)")
     return 0
@@ -164,7 +166,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
 # -- the parser -------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from ._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="pgcourse", description="Policy-gradient course tools: train, evaluate, record GIFs, benchmark.",
