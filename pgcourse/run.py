@@ -21,6 +21,7 @@ from torch import nn
 from .config import BaseConfig, ConfigError, config_from_dict
 from .envs import ObsNormalizerState, action_space_kind
 from .history import History
+from .losses import env_action
 from .networks import ValueNet, make_policy
 
 FORMAT_NAME = "pgcourse-run"
@@ -132,10 +133,9 @@ class Run:
         obs_tensor = torch.as_tensor(observations, dtype=torch.float32, device=self.device)  # [B, obs_dim]
         with torch.no_grad():
             actions, _ = self.policy.sample(obs_tensor, deterministic=deterministic)
-        actions_np = actions.cpu().numpy()
-        if self.action_kind == "continuous":
-            return np.clip(actions_np, self.action_space.low, self.action_space.high).astype(np.float32)
-        return actions_np.astype(np.int64)
+        if self.action_kind == "continuous":  # the same clipping as in training (losses.env_action)
+            return env_action(actions, self.action_space.low, self.action_space.high).cpu().numpy().astype(np.float32)
+        return actions.cpu().numpy().astype(np.int64)
 
     # -- saving ----------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:

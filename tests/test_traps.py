@@ -97,6 +97,38 @@ def test_missing_detach_lets_the_policy_gradient_reach_the_critic():
     assert critic_weight.grad is not None and float(critic_weight.grad) != 0.0
 
 
+def test_missing_detach_in_reinforce_baseline_changes_the_critic_step():
+    """Planted in REINFORCE with baseline, the undetached advantages and the one backward of both losses
+    put the actor's gradient into the critic's update: its gradient differs from the value loss's alone."""
+    config = make_config("reinforce_baseline", "CartPole-v1", "discrete", traps=("missing_detach",),
+                         progress=False, device="cpu")
+    config, parts, hooks = traps.plant(config, Components(), Hooks())
+    trainer = Trainer(config, parts, hooks, needs_critic=True)
+    obs, actions, returns_ = torch.randn(6, 4), torch.tensor([0, 1, 1, 0, 1, 0]), torch.randn(6) * 10
+
+    def critic_gradient(components, step):
+        values = trainer.value_net(obs)
+        weights = components.baseline_advantages(returns_, values)
+        log_probs, _ = trainer.log_probs_and_entropy(obs, actions)
+        actor_loss, critic_loss = components.reinforce_loss(log_probs, weights), components.value_loss(values, returns_)
+        trainer.actor_optimizer.zero_grad()
+        trainer.critic_optimizer.zero_grad()
+        if step is None:  # the correct step: each network its own backward
+            actor_loss.backward()
+            trainer.critic_optimizer.zero_grad()
+            critic_loss.backward()
+        else:
+            trainer.actor_optimizer.step = trainer.critic_optimizer.step = lambda: None  # look, do not move
+            step(trainer, actor_loss, critic_loss)
+            del trainer.actor_optimizer.step, trainer.critic_optimizer.step
+        return torch.cat([p.grad.flatten() for p in trainer.value_net.parameters()])
+
+    correct = critic_gradient(Components(), None)
+    leaked = critic_gradient(parts, hooks.actor_critic_step)
+    assert not torch.allclose(correct, leaked)
+    trainer.finish()
+
+
 def test_ratio_from_probs_is_nan_once_probabilities_underflow():
     _, parts = components_for(mark_tested("ratio_from_probs"))
     moderate = torch.tensor([-1.0, -3.0])

@@ -28,13 +28,13 @@ from ..diagnostics import relative_value_error
 from ..run import Run
 from .components import Components
 from .rollout import collect_rollout, flatten_valid
-from .trainer import Hooks, Trainer
+from .trainer import Hooks, Means, Trainer
 
 
 def train_ppo(config: PPOConfig, components: Components | None = None, hooks: Hooks | None = None,
               on_update=None) -> Run:
     trainer = Trainer(config, components, hooks, on_update)
-    parts, policy, value_net = trainer.components, trainer.policy, trainer.value_net
+    parts, value_net = trainer.components, trainer.value_net
     compute_gae = parts.gae()
     normalize_batch = config.normalize_advantages and not config.normalize_per_minibatch
     normalize_minibatch = config.normalize_advantages and config.normalize_per_minibatch
@@ -52,9 +52,8 @@ def train_ppo(config: PPOConfig, components: Components | None = None, hooks: Ho
         if normalize_batch:
             advantages = parts.normalize(advantages)  # [B]
 
-        sums = {"policy_loss": 0.0, "value_loss": 0.0, "entropy": 0.0, "approx_kl": 0.0, "clip_fraction": 0.0,
-                "actor_grad_norm": 0.0, "critic_grad_norm": 0.0}
-        num_steps, epochs_run = 0, 0
+        per_step = Means()  # the history records each diagnostic's mean over the update's gradient steps
+        epochs_run = 0
         for epoch in range(config.update_epochs):
             epoch_kls = []
             for batch_idx in parts.minibatch_indices(obs.shape[0], config.minibatch_size, trainer.minibatch_generator):
@@ -76,22 +75,18 @@ def train_ppo(config: PPOConfig, components: Components | None = None, hooks: Ho
                 with torch.no_grad():
                     ratio = (new_log_probs - batch_old_log_probs).exp()  # [b]
                     kl = float(parts.approx_kl(batch_old_log_probs, new_log_probs))
-                    sums["clip_fraction"] += float(parts.clip_fraction(ratio, config.clip_eps))
+                    clipped = float(parts.clip_fraction(ratio, config.clip_eps))
                 epoch_kls.append(kl)
-                sums["policy_loss"] += float(policy_loss.detach())
-                sums["value_loss"] += float(critic_loss.detach())
-                sums["entropy"] += float(entropy.detach().mean())
-                sums["approx_kl"] += kl
-                sums["actor_grad_norm"] += actor_norm
-                sums["critic_grad_norm"] += critic_norm
-                num_steps += 1
+                per_step.add(policy_loss=float(policy_loss.detach()), value_loss=float(critic_loss.detach()),
+                             entropy=float(entropy.detach().mean()), approx_kl=kl, clip_fraction=clipped,
+                             actor_grad_norm=actor_norm, critic_grad_norm=critic_norm)
             epochs_run += 1
             if config.target_kl is not None and np.mean(epoch_kls) > config.target_kl:
                 break  # the policy moved far enough from pi_old: stop this update's epochs
 
         with torch.no_grad():
             values_after = value_net(obs)  # [B]
-        trainer.end_update(**{name: total / num_steps for name, total in sums.items()},
+        trainer.end_update(**per_step.means(),
                            explained_variance=parts.explained_variance(values_after, returns),
                            value_rel_error=relative_value_error(values_after, returns),
                            advantage_std=advantage_std, epochs_run=epochs_run)

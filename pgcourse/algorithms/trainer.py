@@ -71,6 +71,22 @@ class Hooks:
     old_log_probs: Callable[[Tensor, Tensor], Tensor] = stored_old_log_probs
 
 
+class Means:
+    """Running means of named numbers (e.g. PPO's diagnostics over the gradient steps of one update)."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {}
+        self.count = 0
+
+    def add(self, **values: float) -> None:
+        for name, value in values.items():
+            self.totals[name] = self.totals.get(name, 0.0) + value
+        self.count += 1
+
+    def means(self) -> dict[str, float]:
+        return {name: total / self.count for name, total in self.totals.items()}
+
+
 class Trainer:
     """The state of one training run and the plumbing every loop shares.
 

@@ -258,17 +258,41 @@ def _experiment_one(job):
     return kind, summarize_run(run, label, seed)
 
 
+# Traps whose single cached run above cannot tell harm from seed noise: the fixed and the buggy run over
+# OVER_SEEDS seeds each (only the returns are kept).
+OVER_SEEDS_RUNS = [
+    ("CartPole REINFORCE+baseline fixed", "reinforce_baseline", "CartPole-v1", (), 15_000),
+    ("CartPole REINFORCE+baseline missing_detach", "reinforce_baseline", "CartPole-v1", ("missing_detach",), 15_000),
+]
+OVER_SEEDS = 10
+
+
+def _returns_one(job) -> tuple[str, dict[str, Any]]:
+    kind, label, algo, env, trap_names, steps, seed = job
+    run = train(algo, env, seed=seed, total_steps=steps, device="cpu", progress=False, traps=trap_names)
+    return kind, {"label": label, "seed": seed, "traps": list(trap_names), "steps": steps,
+                  "returns": run.history.episodes["return"].tolist()}
+
+
+def over_seeds_jobs() -> list[tuple]:
+    return [("over_seeds", label, algo, env, names, steps, seed)
+            for label, algo, env, names, steps in OVER_SEEDS_RUNS for seed in range(OVER_SEEDS)]
+
+
 def experiments(json_out: str, seeds: int = 3, ablation_steps: int = 25_000, workers: int = 1) -> dict[str, Any]:
-    """The ablation of the three root causes (over ``seeds``) and one run per classic mistake; writes JSON."""
+    """The ablation of the three root causes (over ``seeds``), one run per classic mistake, and the
+    :data:`OVER_SEEDS_RUNS` over ten seeds; writes JSON."""
     jobs = [("ablation", label, "ppo", "CartPole-v1", names, ablation_steps, seed)
             for label, names in ABLATION.items() for seed in range(seeds)]
     jobs += [("more", label, algo, env, names, steps, 0) for label, algo, env, names, steps in MORE_TRAPS]
     started = time.perf_counter()
     done = _map_jobs(_experiment_one, jobs, workers, report=_print_progress)
+    done += _map_jobs(_returns_one, over_seeds_jobs(), workers, report=_print_progress)
     payload = {"command": f"python -m pgcourse.traps experiments --json {json_out} --seeds {seeds} "
                           f"--ablation-steps {ablation_steps}",
                "ablation": [r for kind, r in done if kind == "ablation"],
-               "more": [r for kind, r in done if kind == "more"], "seconds": time.perf_counter() - started}
+               "more": [r for kind, r in done if kind == "more"],
+               "over_seeds": [r for kind, r in done if kind == "over_seeds"], "seconds": time.perf_counter() - started}
     with open(json_out, "w") as f:
         json.dump(payload, f)
     return payload
