@@ -99,14 +99,16 @@ def test_td_errors_alone_feeds_the_reference_gae():
     assert not np.allclose(run.history.updates["policy_loss"], plain_run("a2c").history.updates["policy_loss"])
 
 
-def test_the_same_log_prob_function_samples_and_updates():
+@pytest.mark.parametrize("key, name", [("ppo", "action_log_probs"), ("ppo_pendulum", "gaussian_log_prob")])
+def test_the_same_log_prob_function_samples_and_updates(key, name):
     calls = {"sample": 0, "update": 0}
+    reference = getattr(Components(), name)
 
-    def counting_log_prob(logits, actions):
+    def counting_log_prob(*args):
         calls["update" if torch.is_grad_enabled() else "sample"] += 1
-        return pg.losses.categorical_log_prob(logits, actions)
+        return reference(*args)
 
-    train("ppo", action_log_probs=counting_log_prob)
+    train(key, **{name: counting_log_prob})
     assert calls["sample"] > 0 and calls["update"] > 0
 
 
