@@ -14,8 +14,9 @@ from typing import Any, TextIO
 
 from ..notebook_format import clear_outputs, grade_id_of
 from .course import Chapter, Course, GradingError, find_course, load_course
-from .gradebook import (ExerciseResult, GradeReport, StudentResult, Submission, _gradebook_paths, _number,
-                        check_gradebook_free, collect_submissions, read_submission, write_gradebook)
+from .gradebook import (ExerciseResult, GradeReport, StudentResult, Submission, _gradebook_paths, _NotRead, _number,
+                        check_gradebook_free, collect_submissions, read_limited, read_submission, shown,
+                        write_gradebook)
 from .pool import Grader
 from .sandbox import LIMITS_ONLY, SANDBOX, Limits
 
@@ -45,28 +46,114 @@ def _infer_chapter(course: Course, submissions: list[Submission]) -> str:
         raise GradingError("could not tell which chapter these notebooks belong to (none carries the course's "
                            "nbgrader cell ids); pass --chapter")
     if len(votes) > 1:
-        listing = "; ".join(f"{name}: {', '.join(sorted(students)[:5])}{' …' if len(students) > 5 else ''}"
+        listing = "; ".join(f"{name}: {', '.join(shown(s) for s in sorted(students)[:5])}"
+                            f"{' …' if len(students) > 5 else ''}"
                             for name, students in sorted(votes.items()))
         raise GradingError(f"the submissions belong to different chapters ({listing}); grade one chapter at a "
                            "time, or pass --chapter")
     return next(iter(votes))
 
 
-def _dedupe(course: Course, chapter: str | None, submissions: list[Submission]) -> list[Submission]:
+def _dedupe(course: Course, chapter: str, submissions: list[Submission]) -> tuple[list[Submission], list[str]]:
+    """One submission per student (sorted by student), and a warning for each student who handed in more.
+
+    Handing in two notebooks must not stop the class being graded, and which one counts must not
+    depend on the order of a folder listing: a notebook holding this chapter's cells beats one that
+    does not (a scratch file, a symlink), then the most recently modified wins, ties going to the
+    last path. The student's notes and the summary say which file was graded and which were not.
+    """
     by_student: dict[str, list[Submission]] = {}
     for submission in submissions:
         by_student.setdefault(submission.student, []).append(submission)
-    kept = []
+    kept, warnings = [], []
     for student, group in sorted(by_student.items()):
-        if len(group) > 1 and chapter is not None:
-            ids = course.grade_ids(chapter)
-            matching = [s for s in group if not s.problem and s.grade_ids & ids]
-            group = matching or group
-        if len(group) > 1:
-            files = ", ".join(str(s.path) for s in group)
-            raise GradingError(f"student {student!r} has {len(group)} notebooks ({files}); give one per student")
-        kept.append(group[0])
-    return kept
+        if len(group) == 1:
+            kept.append(group[0])
+            continue
+        ids = course.grade_ids(chapter)
+        for candidates, only in (([s for s in group if not s.problem and s.grade_ids & ids],
+                                  "the only one with this chapter's answer cells"),
+                                 ([s for s in group if not s.problem], "the only one that could be read"),
+                                 (group, "")):
+            if candidates:
+                break
+        chosen = max(candidates, key=lambda s: (s.mtime_ns, str(s.path)))
+        why = only if len(candidates) == 1 else "the most recently modified"
+        ignored = ", ".join(f"{s.path}" + (f" ({s.problem})" if s.problem else "")
+                            for s in sorted(group, key=lambda s: str(s.path)) if s is not chosen)
+        note = f"{len(group)} notebooks handed in: graded {chosen.path} ({why}); ignored {ignored}"
+        chosen.notes.append(note)
+        warnings.append(f"student {student!r}: {note}")
+        kept.append(chosen)
+    return kept, warnings
+
+
+def _read(path: Path, student: str) -> Submission:
+    """:func:`read_submission`, but whatever goes wrong costs this student only: their row says why."""
+    try:
+        return read_submission(path, student)
+    except Exception as error:  # noqa: BLE001 (one odd file or grader bug must not lose the class's rows)
+        return Submission(student, Path(path), None,
+                          problem=f"the grader could not read this file ({type(error).__name__}: {error})")
+
+
+def _grade_all(pool: Any, chapter: Chapter, tasks: list[tuple[str, dict[str, list[str]]]], limits: Limits,
+               advance: Any) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Results by student, and why for each student the grader failed on.
+
+    The class is graded in one batch (the workers run in parallel); if the batch fails for a reason
+    that is not the course's (a :class:`GradingError`: a failed self-test, no worker), the results
+    delivered so far are kept and each remaining submission is graded on its own, so an exception
+    costs the submission it happened on and no other student's row.
+    """
+    raw: dict[str, dict[str, Any]] = {}
+    failed: dict[str, str] = {}
+
+    def keep(key: str, exercises: dict[str, Any]) -> None:
+        raw[key] = exercises
+        advance(key, exercises)
+
+    if not tasks:
+        return raw, failed
+    try:
+        raw.update(pool.grade(chapter, tasks, limits, on_result=keep))
+        return raw, failed
+    except GradingError:
+        raise
+    except Exception:  # noqa: BLE001 (grade the rest one by one, below)
+        pass
+    for key, answers in tasks:
+        if key in raw:
+            continue
+        try:
+            raw.update(pool.grade(chapter, [(key, answers)], limits, on_result=keep))
+        except GradingError:
+            raise
+        except Exception as error:  # noqa: BLE001
+            failed[key] = f"{type(error).__name__}: {error}"
+    return raw, failed
+
+
+def _row(submission: Submission, chapter: Chapter, raw: dict[str, dict[str, Any]], failed: dict[str, str],
+         notes: list[str]) -> StudentResult:
+    """A student's row from the workers' results; a missing or malformed result is an error for that student."""
+    exercises = {}
+    for exercise in chapter.exercises:
+        if submission.problem is not None:
+            result = ExerciseResult(0, exercise.points, "invalid", f"not graded: {submission.problem}")
+        else:
+            try:
+                got = raw[submission.student][exercise.id]
+                points = float(got["points"]) if got["status"] == "passed" else 0.0
+                result = ExerciseResult(_number(min(points, exercise.points)), exercise.points, str(got["status"]),
+                                        str(got["feedback"]))
+            except Exception as error:  # noqa: BLE001
+                reason = failed.get(submission.student) or f"no result for this exercise ({type(error).__name__})"
+                result = ExerciseResult(0, exercise.points, "error",
+                                        f"not graded: the grader failed on this submission ({reason})")
+        exercises[exercise.id] = result
+    return StudentResult(submission.student, str(submission.path), submission.sha256, exercises, submission.problem,
+                         [*submission.notes, *notes])
 
 
 def grade_paths(paths: Sequence[str | Path], *, out: str | Path | None = None, json_out: str | Path | None = None,
@@ -81,19 +168,25 @@ def grade_paths(paths: Sequence[str | Path], *, out: str | Path | None = None, j
     course = course if isinstance(course, Course) else (load_course(course) if course else find_course())
     found = collect_submissions(paths, course.names)
     if out is not None:
+        # A symlink in the class's folder is never followed, so it is compared as a path, not its target:
+        # a link to the gradebook is a refused submission, not a reason to stop grading everyone.
         gradebook = {p.resolve() for p in _gradebook_paths(out, json_out)}
-        clash = [str(path) for _, path in found if path.resolve() in gradebook]
+        clash = [str(path) for _, path in found if path.parent.resolve() / path.name in gradebook]
         if clash:
             raise GradingError(f"--out would overwrite a submission: {clash[0]}")
-    submissions = [read_submission(path, student) for student, path in found]
+    submissions = [_read(path, student) for student, path in found]
     name = course.resolve(chapter) if chapter else _infer_chapter(course, submissions)
-    submissions = _dedupe(course, name, submissions)
+    submissions, warnings = _dedupe(course, name, submissions)
     the_chapter = course.chapter(name)
 
     tasks, notes = [], {}
     for submission in submissions:
         if submission.problem is None:
-            answers, notes[submission.student] = submission.answers(the_chapter)
+            try:
+                answers, notes[submission.student] = submission.answers(the_chapter)
+            except Exception as error:  # noqa: BLE001 (this student's row says why; the others are graded)
+                submission.problem = f"the grader could not take the answer cells ({type(error).__name__}: {error})"
+                continue
             tasks.append((submission.student, answers))
     bar = None
     if progress:
@@ -105,7 +198,7 @@ def grade_paths(paths: Sequence[str | Path], *, out: str | Path | None = None, j
 
     def advance(key: str, exercises: dict[str, Any]) -> None:
         if bar is not None:
-            bar.set_postfix_str(key[:20])
+            bar.set_postfix_str(shown(key)[:20])
             bar.update(1)
 
     own = grader is None
@@ -113,7 +206,7 @@ def grade_paths(paths: Sequence[str | Path], *, out: str | Path | None = None, j
         jobs = min(jobs or min(os.cpu_count() or 1, 8), max(1, len(tasks)))
     pool = grader or Grader(jobs=jobs, isolation=isolation, cwd=the_chapter.path.parent)
     try:
-        raw = pool.grade(the_chapter, tasks, limits, on_result=advance) if tasks else {}
+        raw, failed = _grade_all(pool, the_chapter, tasks, limits, advance)
         mode, detail = pool.mode, pool.detail
     finally:
         if own:
@@ -121,25 +214,14 @@ def grade_paths(paths: Sequence[str | Path], *, out: str | Path | None = None, j
         if bar is not None:
             bar.close()
 
-    students = []
-    for submission in submissions:
-        exercises = {}
-        for exercise in the_chapter.exercises:
-            if submission.problem is not None:
-                result = ExerciseResult(0, exercise.points, "invalid", f"not graded: {submission.problem}")
-            else:
-                got = raw[submission.student][exercise.id]
-                points = float(got["points"]) if got["status"] == "passed" else 0.0
-                result = ExerciseResult(_number(min(points, exercise.points)), exercise.points, got["status"],
-                                        got["feedback"])
-            exercises[exercise.id] = result
-        students.append(StudentResult(submission.student, str(submission.path), submission.sha256, exercises,
-                                      submission.problem, notes.get(submission.student, [])))
-    warnings = []
+    students = [_row(submission, the_chapter, raw, failed, notes.get(submission.student, []))
+                for submission in submissions]
     for submission in submissions:  # read-only: a changed file means something else touched it
+        if submission.sha256 is None:
+            continue
         try:
-            now = hashlib.sha256(submission.path.read_bytes()).hexdigest()
-        except OSError:
+            now = hashlib.sha256(read_limited(submission.path)[0]).hexdigest()
+        except (_NotRead, OSError):
             now = None
         if now != submission.sha256:
             warnings.append(f"{submission.path} changed while it was being graded (graded: the version read first)")

@@ -1,0 +1,346 @@
+"""pgcourse grade against a hostile class: what a submissions folder can hold, and the gradebook it makes.
+
+Each attack here was reproduced on the grader before these tests: a symlink to a solution or a
+classmate's notebook got full marks, a file named ``=HYPERLINK(...)`` became a spreadsheet formula,
+a 700 MB sparse notebook was read whole before the size check, two notebooks from one student
+aborted the whole batch, and one submission's exception lost every other student's row.
+
+Most tests only collect, read or write (no student process starts); the grading itself is
+replaced by :class:`FakePool`, which "grades" an answer by looking at its text. One test grades a
+hostile folder for real through the command line, with one worker and a one-exercise chapter.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tracemalloc
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+import pgcourse.grading.grader as grader_module
+from pgcourse import exercisegen, grading
+from pgcourse.cli import main as cli_main
+from pgcourse.grading import ExerciseResult, GradeReport, Limits, StudentResult
+
+LIMITS = Limits(exercise_s=10.0, submission_s=60.0, memory_mb=1024, output_mb=2)
+BIG = 700 * 2**20  # the issue's sparse notebook: no disk space, 700 MB to whoever reads it
+
+
+# -- a one-exercise course ---------------------------------------------------------------------------
+def _nbgrader(grade_id, **flags):
+    return {"nbgrader": {"grade": False, "solution": False, "locked": True, "grade_id": grade_id,
+                         "schema_version": 3, **flags}}
+
+
+SOLUTION = "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION"
+RIGHT = "def double(x):\n    return 2 * x\n"
+CHECK = 'assert double(3) == 6, f"double(3) should be 6, not {double(3)!r}"\nprint("✓ double")'
+
+
+def solution_notebook():
+    cells = [new_markdown_cell("# Demo", metadata=_nbgrader("ch01_intro")),
+             new_code_cell("import math"),
+             new_code_cell(SOLUTION, metadata=_nbgrader("ch01_double", solution=True, locked=False)),
+             new_code_cell(CHECK, metadata=_nbgrader("ch01_double_check", grade=True, points=2))]
+    return new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                              "language": "python"}})
+
+
+EXERCISE = exercisegen.make_exercise_notebook(solution_notebook())
+
+
+def write_submission(path: Path, right: bool = True) -> Path:
+    notebook = nbformat.from_dict(json.loads(nbformat.writes(EXERCISE)))
+    if right:
+        for cell in notebook.cells:
+            if cell.metadata.get("nbgrader", {}).get("grade_id") == "ch01_double":
+                cell.source = RIGHT
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    root = tmp_path_factory.mktemp("course")
+    (root / "solutions").mkdir()
+    (root / "exercises").mkdir()
+    nbformat.write(solution_notebook(), root / "solutions" / "01_demo.ipynb")
+    nbformat.write(EXERCISE, root / "exercises" / "01_demo.ipynb")
+    return grading.load_course(root)
+
+
+class FakePool:
+    """Stands in for :class:`grading.Grader`: full points when the answer is ``RIGHT``'s text, no processes."""
+
+    mode, detail = "fake", "no student process"
+
+    def __init__(self, fail_for=()):
+        self.fail_for = set(fail_for)
+        self.graded: list[str] = []
+
+    def grade(self, chapter, tasks, limits, on_result=None):
+        results = {}
+        for key, answers in tasks:
+            if key in self.fail_for:
+                raise RuntimeError(f"injected failure while grading {key}")
+            self.graded.append(key)
+            right = "return 2 * x" in "".join(answers.get("ch01_double", []))
+            exercises = {e.id: {"points": e.points if right else 0, "status": "passed" if right else "failed",
+                                "feedback": "ok" if right else "double(3) should be 6"} for e in chapter.exercises}
+            results[key] = exercises
+            if on_result is not None:
+                on_result(key, exercises)
+        return results
+
+
+def fake_grade(paths, course, pool=None, **kwargs):
+    return grading.grade_paths(paths, course=course, chapter="01_demo", limits=LIMITS, grader=pool or FakePool(),
+                               progress=False, **kwargs)
+
+
+@pytest.fixture
+def opened(monkeypatch):
+    """The real paths of every file opened from now on (io.open and os.open): to show what was never read."""
+    paths: list[str] = []
+    real_io_open, real_os_open = io.open, os.open
+
+    def record(file):
+        if isinstance(file, (str, bytes, os.PathLike)):
+            paths.append(os.path.realpath(os.fsdecode(file)))
+
+    def io_open(file, *args, **kwargs):
+        record(file)
+        return real_io_open(file, *args, **kwargs)
+
+    def os_open(path, *args, **kwargs):
+        record(path)
+        return real_os_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(io, "open", io_open)
+    monkeypatch.setattr(os, "open", os_open)
+    return paths
+
+
+# -- symlinks: never followed, an error row for the student ------------------------------------------------
+@pytest.fixture
+def linked_class(tmp_path):
+    """alice hands in a notebook; bob, carol and dave hand in links to a solution or to alice's work."""
+    elsewhere = tmp_path / "elsewhere"
+    secret = write_submission(elsewhere / "01_demo.ipynb")             # a solution the students can see
+    submitted = tmp_path / "submitted"
+    write_submission(submitted / "alice.ipynb")
+    (submitted / "bob.ipynb").symlink_to(secret)                        # a symlinked notebook
+    (submitted / "carol").symlink_to(elsewhere, target_is_directory=True)  # a symlinked student folder
+    (submitted / "dave").mkdir()
+    (submitted / "dave" / "01_demo.ipynb").symlink_to(submitted / "alice.ipynb")  # a classmate's notebook
+    return submitted, secret
+
+
+def test_symlinks_are_listed_but_never_read(linked_class, opened):
+    submitted, secret = linked_class
+    found = grading.collect_submissions([submitted], ["01_demo"])
+    assert sorted(student for student, _ in found) == ["alice", "bob", "carol", "dave"]
+    for student, path in found:
+        if student == "alice":
+            continue
+        opened.clear()
+        submission = grading.read_submission(path, student)
+        assert submission.problem is not None and "symlinks are not graded" in submission.problem, (student,
+                                                                                                   submission.problem)
+        assert submission.cells == [] and not submission.sha256
+        assert opened == [], f"{student}'s link was opened: {opened}"
+    # given by name (the shell expands submitted/*.ipynb to links too): still not followed
+    assert "symlinks are not graded" in grading.read_submission(submitted / "bob.ipynb").problem
+
+
+def test_symlinks_get_an_error_row_with_zero_points(course, linked_class, opened):
+    submitted, secret = linked_class
+    report = fake_grade([submitted], course)
+    assert report.points() == {"alice": {"ch01_double": 2}, "bob": {"ch01_double": 0},
+                               "carol": {"ch01_double": 0}, "dave": {"ch01_double": 0}}
+    for student in ("bob", "carol", "dave"):
+        result = report.student(student).exercises["ch01_double"]
+        assert result.status == "invalid" and "symlinks are not graded" in result.feedback
+    assert str(secret) not in opened
+    assert report.student("alice").total == 2
+
+
+# -- formula-like names: neutralised in the CSV; odd bytes cannot break the JSON or the terminal -----------
+def _report(chapter, rows):
+    students = [StudentResult(name, f"{name}.ipynb", "0" * 64,
+                              {"ch01_double": ExerciseResult(points, 2, "passed", "ok")}) for name, points in rows]
+    return GradeReport(chapter, students, LIMITS, "fake", "test", 0.0)
+
+
+FORMULAS = ['=HYPERLINK("http://evil.example","click me")', "+1+1", "-1", "@SUM(A1:A9)", "\t=1", "\r=1",
+            "=cmd|' /C calc'!A0"]
+
+
+def test_formula_like_student_names_are_neutralised_in_the_csv(course):
+    report = _report(course.chapter("01_demo"), [*[(name, 2) for name in FORMULAS], ("plain", 2), ("o'neil", 0),
+                                                 ("negative", -1)])
+    rows = list(csv.reader(io.StringIO(report.csv_text(), newline="")))
+    assert rows[0] == ["student", "ch01_double", "total"]
+    names = [row[0] for row in rows[1:]]
+    assert names == [*["'" + name for name in FORMULAS], "plain", "o'neil", "negative"]
+    assert [row[1:] for row in rows[1:]] == [["2", "2"]] * len(FORMULAS) + [["2", "2"], ["0", "0"], ["-1", "-1"]]
+
+
+def test_odd_bytes_in_a_file_name_cannot_break_the_gradebook_or_the_terminal(course, tmp_path):
+    submitted = tmp_path / "submitted"
+    for name in (b"\xff\xfe", b"esc\x1b[2Jape", b"new\nline", b"=1+2"):
+        write_submission(Path(os.fsdecode(bytes(submitted) + b"/" + name + b".ipynb")))
+    out = tmp_path / "grades.csv"
+    report = fake_grade([submitted], course, out=out)
+    assert sorted(report.points()) == sorted(["\udcff\udcfe", "esc\x1b[2Jape", "new\nline", "=1+2"])
+    feedback = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+    assert sorted(s["student"] for s in feedback["students"]) == sorted(["\\xff\\xfe", "esc\x1b[2Jape", "new\nline",
+                                                                        "=1+2"])
+    with open(out, newline="", encoding="utf-8") as handle:
+        names = sorted(row[0] for row in list(csv.reader(handle))[1:])
+    assert names == sorted(["'=1+2", "\\xff\\xfe", "esc\x1b[2Jape", "new\nline"])
+    summary = report.summary()
+    assert "\x1b" not in summary and "new\nline" not in summary and "\udcff" not in summary
+    assert r"'esc\x1b[2Jape'" in summary and r"'new\nline'" in summary
+
+
+# -- oversized files: the size is checked before the file is opened ---------------------------------------
+def test_oversized_notebook_is_refused_before_it_is_opened(tmp_path, opened):
+    big = tmp_path / "big.ipynb"
+    with open(big, "wb") as handle:
+        handle.truncate(BIG)  # sparse: takes no disk space
+    opened.clear()
+    submission = grading.read_submission(big, "mallory")
+    assert str(big) not in opened, "the oversized file was opened for reading"
+    assert submission.problem is not None and "too large" in submission.problem, submission.problem
+    assert "50 MB" in submission.problem
+
+
+def test_a_file_that_grows_after_the_size_check_is_read_only_up_to_the_limit(tmp_path, monkeypatch):
+    path = write_submission(tmp_path / "grows.ipynb")
+    real_fstat = os.fstat
+
+    def fstat_then_grow(fd):  # the file is small when looked at, 700 MB when read
+        result = real_fstat(fd)
+        if os.path.exists(path) and os.path.samestat(result, os.stat(path)) and os.stat(path).st_size < BIG:
+            os.truncate(path, BIG)
+        return result
+
+    monkeypatch.setattr(os, "fstat", fstat_then_grow)
+    tracemalloc.start()
+    try:
+        submission = grading.read_submission(path, "mallory")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert submission.problem is not None and "too large" in submission.problem, submission.problem
+    assert peak < 3 * grading.MAX_NOTEBOOK_BYTES, f"read {peak / 2**20:.0f} MB of a growing file"
+
+
+def test_oversized_notebook_gets_a_row_saying_so(course, tmp_path, opened):
+    submitted = tmp_path / "submitted"
+    write_submission(submitted / "alice.ipynb")
+    with open(submitted / "big.ipynb", "wb") as handle:
+        handle.truncate(BIG)
+    opened.clear()
+    report = fake_grade([submitted], course)
+    assert str(submitted / "big.ipynb") not in opened, "the oversized file was opened (to read or to hash it)"
+    result = report.student("big").exercises["ch01_double"]
+    assert result.points == 0 and "too large" in result.feedback and "50 MB" in result.feedback
+    assert report.student("alice").total == 2
+
+
+# -- two notebooks from one student: graded once, said so; the batch goes on ------------------------------
+def test_two_notebooks_from_one_student_are_graded_once_with_a_warning(course, tmp_path):
+    submitted = tmp_path / "submitted"
+    write_submission(submitted / "alice.ipynb")
+    older = write_submission(submitted / "bob" / "01_demo.ipynb", right=True)
+    newer = write_submission(submitted / "bob" / "01_demo-final.ipynb", right=False)
+    os.utime(older, ns=(1_600_000_000 * 10**9,) * 2)
+    os.utime(newer, ns=(1_700_000_000 * 10**9,) * 2)
+    tie_a = write_submission(submitted / "carol" / "a.ipynb", right=False)
+    tie_b = write_submission(submitted / "carol" / "b.ipynb", right=True)
+    for path in (tie_a, tie_b):
+        os.utime(path, ns=(1_650_000_000 * 10**9,) * 2)
+    pool = FakePool()
+    report = fake_grade([submitted], course, pool=pool)
+    assert sorted(pool.graded) == ["alice", "bob", "carol"]  # each student graded once
+    assert [s.student for s in report.students] == ["alice", "bob", "carol"]
+    bob, carol = report.student("bob"), report.student("carol")
+    assert bob.file == str(newer) and bob.total == 0     # the most recently modified
+    assert carol.file == str(tie_b) and carol.total == 2  # same time: the last by path
+    bob_note = " ".join(bob.notes)
+    assert "2 notebooks" in bob_note and f"graded {newer}" in bob_note and f"ignored {older}" in bob_note
+    summary = report.summary()
+    assert f"graded {newer}" in summary and f"ignored {older}" in summary and "'bob'" in summary
+
+
+# -- one student's failure never loses another student's row ----------------------------------------------
+def test_an_exception_reading_one_submission_costs_that_student_only(course, tmp_path, monkeypatch):
+    submitted = tmp_path / "submitted"
+    for student in ("alice", "mallory", "zoe"):
+        write_submission(submitted / f"{student}.ipynb")
+    real_read = grader_module.read_submission
+
+    def read_or_fail(path, student=None, *args, **kwargs):
+        if student == "mallory":
+            raise RuntimeError("injected failure while reading mallory")
+        return real_read(path, student, *args, **kwargs)
+
+    monkeypatch.setattr(grader_module, "read_submission", read_or_fail)
+    out = tmp_path / "grades.csv"
+    report = fake_grade([submitted], course, out=out)
+    assert report.points() == {"alice": {"ch01_double": 2}, "mallory": {"ch01_double": 0}, "zoe": {"ch01_double": 2}}
+    mallory = report.student("mallory")
+    assert "injected failure while reading mallory" in mallory.exercises["ch01_double"].feedback
+    with open(out, newline="") as handle:
+        assert [row[0] for row in csv.reader(handle)] == ["student", "alice", "mallory", "zoe"]
+
+
+def test_an_exception_grading_one_submission_costs_that_student_only(course, tmp_path):
+    submitted = tmp_path / "submitted"
+    for student in ("alice", "mallory", "zoe"):
+        write_submission(submitted / f"{student}.ipynb")
+    out = tmp_path / "grades.csv"
+    report = fake_grade([submitted], course, pool=FakePool(fail_for={"mallory"}), out=out)
+    assert report.points() == {"alice": {"ch01_double": 2}, "mallory": {"ch01_double": 0}, "zoe": {"ch01_double": 2}}
+    result = report.student("mallory").exercises["ch01_double"]
+    assert result.status == "error" and "injected failure while grading mallory" in result.feedback
+    with open(out, newline="") as handle:
+        assert [row[-1] for row in csv.reader(handle)] == ["total", "2", "0", "2"]
+
+
+# -- the whole hostile folder, graded for real through the command line -----------------------------------
+def test_cli_grades_a_hostile_folder(course, tmp_path, capsys):
+    submitted = tmp_path / "submitted"
+    solution = course.notebooks["01_demo"]
+    write_submission(submitted / "alice.ipynb")
+    (submitted / "eve.ipynb").symlink_to(solution)
+    formula = '=HYPERLINK("evil.example","click me")'
+    write_submission(submitted / f"{formula}.ipynb")
+    older = write_submission(submitted / "bob" / "draft.ipynb", right=False)
+    newer = write_submission(submitted / "bob" / "01_demo.ipynb", right=True)
+    os.utime(older, ns=(1_600_000_000 * 10**9,) * 2)
+    os.utime(newer, ns=(1_700_000_000 * 10**9,) * 2)
+    with open(submitted / "big.ipynb", "wb") as handle:
+        handle.truncate(BIG)
+    out = tmp_path / "grades.csv"
+    code = cli_main(["grade", str(submitted), "--out", str(out), "--course", str(course.root), "--quiet",
+                     "--jobs", "1", "--timeout", "10", "--memory", "1024"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    with open(out, newline="") as handle:
+        rows = {row[0]: row[1:] for row in list(csv.reader(handle))[1:]}
+    assert rows == {"'" + formula: ["2", "2"], "alice": ["2", "2"], "big": ["0", "0"], "bob": ["2", "2"],
+                    "eve": ["0", "0"]}
+    feedback = {s["student"]: s for s in json.loads(out.with_suffix(".json").read_text())["students"]}
+    assert "symlinks are not graded" in feedback["eve"]["exercises"]["ch01_double"]["feedback"]
+    assert "too large" in feedback["big"]["problem"]
+    assert f"ignored {older}" in " ".join(feedback["bob"]["notes"])
+    assert f"ignored {older}" in printed.out
