@@ -206,7 +206,10 @@ def one_backward_step(trainer, actor_loss: Tensor, critic_loss: Tensor) -> tuple
 
 
 def act_storing_clipped_action(trainer, obs: Tensor) -> tuple[Tensor, Tensor]:
-    """Sample, then store the action clipped to the bounds and *its* log-prob."""
+    """Sample, then store the action clipped to the bounds and *its* log-prob (Discrete actions have no
+    bounds: there the step is the correct one)."""
+    if trainer.action_kind != "continuous":
+        return sample_actions(trainer, obs)
     actions, _ = sample_actions(trainer, obs)
     actions = trainer.components.env_action(actions, trainer.action_low, trainer.action_high)  # BUG: stored clipped
     log_probs = trainer.policy.log_prob_entropy(obs, actions, trainer.log_prob_fn, trainer.entropy_fn)[0]

@@ -1,14 +1,45 @@
-"""``python -m pgcourse.traps reproduce|experiments``: regenerate lesson 06's cached results.
+"""``python -m pgcourse.traps reproduce|experiments|mysteries``: regenerate lesson 06's cached results.
 
 A command-line entry point (the top layer, beside ``pgcourse.cli``, whose ``--set`` parser it shares).
+``mysteries`` rewrites the bug hunt's three saved runs; it takes the answers on the command line
+(``--answers 1=NAME,2=NAME,3=NAME``) and stores them nowhere, so keep them out of scripts in the repo.
 """
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 from ..cli import UsageError, parse_settings
 from ..config import ConfigError
+from .bug_hunt import MYSTERIES, MYSTERY_DIR, MYSTERY_STEPS, write_mysteries
 from .experiments import REPRO_SETTINGS, experiments, reproduce
+
+
+def _numbered(text: str, what: str, value=str) -> dict[int, object]:
+    """``"1=a,2=b,3=c"`` -> ``{1: "a", 2: "b", 3: "c"}`` (one entry per mystery trainer)."""
+    pairs: dict[int, object] = {}
+    for item in text.split(","):
+        key, sep, val = item.partition("=")
+        try:
+            if not sep or int(key) not in MYSTERIES or int(key) in pairs:
+                raise ValueError
+            pairs[int(key)] = value(val.strip())
+        except ValueError:
+            raise UsageError(f"--{what}: expected {','.join(f'{k}=...' for k in MYSTERIES)}, got {text!r}") from None
+    if sorted(pairs) != list(MYSTERIES):
+        raise UsageError(f"--{what}: give one entry for each of the mystery trainers {MYSTERIES}, got {text!r}")
+    return pairs
+
+
+def _saved_seeds(folder: Path) -> dict[int, int]:
+    """The seeds of the saved mystery runs in ``folder`` (trainer ``k`` without one: seed ``k``)."""
+    seeds = {}
+    for k in MYSTERIES:
+        config = folder / str(k) / "config.json"
+        seeds[k] = int(json.loads(config.read_text())["seed"]) if config.is_file() else k
+    return seeds
+
 
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pgcourse.traps", description=__doc__.splitlines()[0])
@@ -28,7 +59,23 @@ def _main(argv: list[str] | None = None) -> int:
     exp.add_argument("--seeds", type=int, default=3)
     exp.add_argument("--ablation-steps", type=int, default=25_000)
     exp.add_argument("--workers", type=int, default=1)
+    mys = sub.add_parser("mysteries", help="retrain and save the bug hunt's three mystery runs (course maintainers)")
+    mys.add_argument("--answers", required=True, metavar="1=TRAP,2=TRAP,3=TRAP",
+                     help="the trap planted in each mystery trainer (stored nowhere; the saved configs have traps=())")
+    mys.add_argument("--seeds", metavar="1=SEED,2=SEED,3=SEED",
+                     help="training seed of each trainer (default: the seeds of the runs saved now)")
+    mys.add_argument("--out", default=str(MYSTERY_DIR), help="folder of the runs (default: the package's own)")
+    mys.add_argument("--steps", type=int, default=MYSTERY_STEPS, help="env steps per mystery trainer")
     args = parser.parse_args(argv)
+    if args.command == "mysteries":
+        try:
+            answers = _numbered(args.answers, "answers")
+            seeds = _numbered(args.seeds, "seeds", int) if args.seeds else _saved_seeds(Path(args.out))
+            paths = write_mysteries(answers, seeds, args.out, args.steps)
+        except (UsageError, ValueError) as error:
+            parser.error(str(error))
+        for k, path in zip(MYSTERIES, paths):
+            print(f"mystery trainer {k}: seed {seeds[k]}, saved to {path}")
     if args.command == "experiments":
         experiments(args.json, args.seeds, args.ablation_steps, args.workers)
     if args.command == "reproduce":
