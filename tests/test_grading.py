@@ -30,6 +30,10 @@ from pgcourse.grading import GradingError, Limits, sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 SANDBOX = sandbox.probe_sandbox()[0] == sandbox.SANDBOX
+# Without bubblewrap (a machine where `make test` could not install it) the grader refuses to run student code
+# unless asked; these tests then grade without the sandbox (the attack tests skip: test_grading_attacks.py).
+ISOLATION = "auto" if SANDBOX else sandbox.UNSAFE
+UNSAFE_FLAG = [] if SANDBOX else ["--unsafe-no-sandbox"]
 LIMITS = Limits(exercise_s=4.0, submission_s=60.0, memory_mb=1024, output_mb=2)
 
 
@@ -85,14 +89,7 @@ SOLUTIONS = {
     return list(torch.randperm(batch_size, generator=generator).split(minibatch_size))
     ### END SOLUTION''',
 }
-PLAY_CHECK = '''# Check for play_episode (do not edit this cell)
-def _check_play_episode(play_episode):
-    env = gym.make("CartPole-v1")
-    result = play_episode(env, lambda obs: 0, 0)
-    expected = (11.0, 11, True, False)
-    assert tuple(result) == expected, f"always pushing left from seed 0 gives {expected}, you returned {result}"
-    print("✓ play_episode: 1 episode passed")
-_check_play_episode(play_episode)'''
+PLAY_CHECK = "pg.checks.check_play_episode(play_episode)"
 CHECKS = [("ch01_discounted_returns", 2, "pg.checks.check_discounted_returns(discounted_returns)"),
           ("ch01_normalize", 1, "pg.checks.check_normalize(normalize)"),
           ("ch01_reinforce_loss", 2, "pg.checks.check_reinforce_loss(reinforce_loss)"),
@@ -288,8 +285,10 @@ def class_of(paths):
         students["forge_files"] = (submission({"ch01_discounted_returns": forge_files_source(paths),
                                                **RIGHT_LATER}), [0, 0, 0, 1, 1])
         students["forge_kill_grader"] = (submission({**RIGHT, "ch01_discounted_returns":
-                                                     "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"
-                                                     "os.killpg(0, signal.SIGKILL)\n"
+                                                     "import os, signal\n"
+                                                     "for _kill in (lambda: os.kill(os.getppid(), signal.SIGKILL),\n"
+                                                     "              lambda: os.kill(1, signal.SIGKILL)):\n"
+                                                     "    try:\n        _kill()\n    except OSError:\n        pass\n"
                                                      + RIGHT["ch01_discounted_returns"]}), [2, 1, 2, 1, 1])
     return students
 
@@ -311,7 +310,7 @@ def course_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def grader():
-    with grading.Grader(jobs=2) as pool:
+    with grading.Grader(jobs=2, isolation=ISOLATION) as pool:
         yield pool
 
 
@@ -424,7 +423,7 @@ def test_existing_gradebook_is_refused_before_grading(graded, course_dir, tmp_pa
     out = tmp_path / "grades.csv"
     out.write_text("precious\n")
     with pytest.raises(FileExistsError, match="--overwrite"):
-        grading.grade_paths([graded["submitted"]], out=out, course=course_dir, limits=LIMITS, progress=False)
+        grading.grade_paths([graded["submitted"]], out=out, course=course_dir, limits=LIMITS, progress=False, isolation=ISOLATION)
     assert out.read_text() == "precious\n"
     assert not out.with_suffix(".json").exists()
 
@@ -432,7 +431,8 @@ def test_existing_gradebook_is_refused_before_grading(graded, course_dir, tmp_pa
 def test_cli_grades_writes_and_refuses_to_overwrite(graded, course_dir, tmp_path, capsys):
     out = tmp_path / "grades.csv"
     files = [str(graded["submitted"] / f"{name}.ipynb") for name in ("correct", "partial", "empty")]
-    common = ["--course", str(course_dir), "--quiet", "--timeout", "4", "--memory", "1024", "--jobs", "1"]
+    common = ["--course", str(course_dir), "--quiet", "--timeout", "4", "--memory", "1024", "--jobs", "1",
+              *UNSAFE_FLAG]
     assert cli_main(["grade", *files, "--out", str(out), *common]) == 0
     printed = capsys.readouterr().out
     assert "correct" in printed and "7/7" in printed and "5/7" in printed and f"wrote {out}" in printed
@@ -465,11 +465,11 @@ def test_chapter_problems_are_usage_errors(graded, course_dir, tmp_path):
     stray = tmp_path / "eve.ipynb"
     nbformat.write(exercisegen.make_exercise_notebook(second), stray)
     with pytest.raises(GradingError, match="different chapters"):
-        grading.grade_paths([graded["submitted"] / "correct.ipynb", stray], course=other, progress=False)
+        grading.grade_paths([graded["submitted"] / "correct.ipynb", stray], course=other, progress=False, isolation=ISOLATION)
     with pytest.raises(GradingError, match="could not tell which chapter"):
-        grading.grade_paths([graded["submitted"] / "empty.ipynb"], course=other, progress=False)
+        grading.grade_paths([graded["submitted"] / "empty.ipynb"], course=other, progress=False, isolation=ISOLATION)
     with pytest.raises(GradingError, match="unknown chapter"):
-        grading.grade_paths([stray], course=other, chapter="07", progress=False)
+        grading.grade_paths([stray], course=other, chapter="07", progress=False, isolation=ISOLATION)
     assert grading.load_course(other).resolve("2") == "02_other"
 
 
@@ -502,11 +502,11 @@ def test_real_chapter_solution_full_points_exercise_zero(solution, grader, tmp_p
     assert report.student("handout").total == 0
 
 
-# -- the fallback without the namespace sandbox -------------------------------------------------------------
-def test_limits_only_mode_still_isolates_failures(graded, course_dir):
+# -- the mode without the sandbox (--unsafe-no-sandbox) -----------------------------------------------------
+def test_unsafe_mode_still_isolates_failures(graded, course_dir):
     names = ("correct", "loop_in_function", "segfault", "forge_allclose")
     report = grading.grade_paths([graded["submitted"] / f"{name}.ipynb" for name in names], course=course_dir,
-                                 limits=LIMITS, jobs=1, isolation="limits-only", progress=False)
-    assert report.isolation == "limits-only"
+                                 limits=LIMITS, jobs=1, isolation=grading.UNSAFE, progress=False)
+    assert report.isolation == grading.UNSAFE
     expected = _expected(graded["students"])
     assert report.points() == {name: expected[name] for name in names}

@@ -25,6 +25,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 import pgcourse.grading.grader as grader_module
 from pgcourse import exercisegen, grading
 from pgcourse.cli import main as cli_main
+from pgcourse.grading.sandbox import SANDBOX, probe_sandbox
 from pgcourse.grading import ExerciseResult, GradeReport, Limits, StudentResult
 
 LIMITS = Limits(exercise_s=10.0, submission_s=60.0, memory_mb=1024, output_mb=2)
@@ -332,7 +333,8 @@ def test_cli_grades_a_hostile_folder(course, tmp_path, capsys):
         handle.truncate(BIG)
     out = tmp_path / "grades.csv"
     code = cli_main(["grade", str(submitted), "--out", str(out), "--course", str(course.root), "--quiet",
-                     "--jobs", "1", "--timeout", "10", "--memory", "1024"])
+                     "--jobs", "1", "--timeout", "10", "--memory", "1024",
+                     *([] if probe_sandbox()[0] == SANDBOX else ["--unsafe-no-sandbox"])])
     printed = capsys.readouterr()
     assert code == 0, printed.err
     with open(out, newline="") as handle:

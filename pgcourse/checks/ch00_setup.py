@@ -8,12 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from .. import envs
-from .harness import (_STEPS_NOTE, Case, Exercise, LearnerCodeError, Mistake, _bool, _call_learner, _make_check,
+from .. import envs, episode_cases
+from .harness import (_STEPS_NOTE, Case, Exercise, LearnerCodeError, Mistake, _bool, _make_check,
                       _message, _t)
 
 
@@ -21,69 +20,44 @@ from .harness import (_STEPS_NOTE, Case, Exercise, LearnerCodeError, Mistake, _b
 # play_episode (plays real episodes, so it has its own check)
 # --------------------------------------------------------------------------------------------------
 
-class _EpisodeGuard:
-    """Wraps an env for the play_episode check: records whether ``step`` was called after the episode
-    ended (then raises, so a loop that ignores ``truncated`` cannot run forever)."""
-
-    def __init__(self, env: Any):
-        self.env = env
-        self.action_space, self.observation_space = env.action_space, env.observation_space
-        self.ended = False
-        self.stepped_past_end = False
-        self.reset_seed: Any = "never reset"
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        self.ended = False
-        self.reset_seed = seed
-        return self.env.reset(seed=seed, options=options)
-
-    def step(self, action: Any):
-        if self.ended:
-            self.stepped_past_end = True
-            raise RuntimeError("env.step() called after the episode ended (terminated or truncated)")
-        result = self.env.step(action)
-        self.ended = bool(result[2] or result[3])
-        return result
-
-
-def _play_episode_cases() -> list[tuple[str, str, Callable[[Any], Any], int]]:
-    return [
-        ("CartPole-v1, always push left (ends by termination)", "CartPole-v1", lambda obs: 0, 0),
-        ("CartPole-v1, a balancing controller (truncated at the 500-step limit)", "CartPole-v1",
-         lambda obs: int(obs[2] + obs[3] > 0), 1),
-        ("Pendulum-v1, zero torque (Pendulum never terminates: truncated at 200 steps)", "Pendulum-v1",
-         lambda obs: np.zeros(1, dtype=np.float32), 0),
-    ]
-
-
 def check_play_episode(fn: Callable[..., Any]) -> None:
-    """Check ``play_episode(env, policy, seed) -> (episode_return, length, terminated, truncated)``."""
+    """Check ``play_episode(env, policy, seed) -> (episode_return, length, terminated, truncated)``.
+
+    The episodes are described as data (:mod:`pgcourse.episode_cases`): in a notebook they are played
+    here; in the grader, the sandbox builds the environment and the controller and sends back data.
+    """
     import gymnasium as gym
 
     name = "play_episode"
-    cases = _play_episode_cases()
-    for description, env_id, policy, seed in cases:
-        expected = envs.play_episode(gym.make(env_id), policy, seed)
-        guard = _EpisodeGuard(gym.make(env_id))
+    for description, env_id, controller, seed in episode_cases.CASES:
+        expected = envs.play_episode(gym.make(env_id), episode_cases.CONTROLLERS[controller], seed)
         case = Case(description, dict(env=env_id, policy="a fixed controller", seed=seed))
-        try:
-            received = _call_learner(fn, name, [guard, policy, seed], ["env", "policy", "seed"])
-        except LearnerCodeError:
-            if guard.stepped_past_end:
+        if hasattr(fn, "play_episode_case"):  # the grader's handle on a function in the sandbox
+            outcome = fn.play_episode_case(env_id, controller, seed)
+        else:
+            outcome = episode_cases.play(fn, env_id, controller, seed)
+        if "error" in outcome:
+            if outcome.get("error_type") == "NotImplementedError":
+                raise AssertionError(f"{name}: not implemented yet. Replace `raise NotImplementedError()` with your "
+                                     "code, then run the check again.")
+            if outcome.get("stepped_past_end"):
                 raise AssertionError(_message(
                     name, "your loop called env.step() after the episode had ended.",
                     "stop when terminated OR truncated: a time limit (truncated=True) ends the episode too, and "
                     "Pendulum only ever truncates.", True, case, expected=expected,
-                    received="a step after the last one")) from None
-            raise
+                    received="a step after the last one"))
+            raise LearnerCodeError(f"{name}: your function raised an exception (this is a crash in your code, not "
+                                   f"a wrong answer). Your traceback:\n\n{outcome['error']}")
+        received = outcome["result"]
         if not (isinstance(received, tuple) and len(received) == 4):
             raise AssertionError(_message(name, "the result is not a 4-tuple.",
                                           "return (episode_return, length, terminated, truncated).", True, case,
                                           expected=expected, received=received))
         episode_return, length, terminated, truncated = received
         hint = None
-        if guard.reset_seed != seed:
-            hint = f"reset with env.reset(seed=seed) so the episode starts from the seeded state (you used {guard.reset_seed!r})."
+        if outcome["reset_seed"] != seed:
+            hint = (f"reset with env.reset(seed=seed) so the episode starts from the seeded state (you used "
+                    f"{outcome['reset_seed']!r}).")
         elif int(length) != expected[1]:
             hint = "count every step, the last one included (length = number of env.step calls)."
         elif abs(float(episode_return) - expected[0]) > 1e-3 * max(1.0, abs(expected[0])):
@@ -93,7 +67,7 @@ def check_play_episode(fn: Callable[..., Any]) -> None:
         if hint is not None:
             raise AssertionError(_message(name, "the episode you played differs from the reference.", hint, True,
                                           case, expected=expected, received=received))
-    print(f"✓ {name}: {len(cases)} cases passed")
+    print(f"✓ {name}: {len(episode_cases.CASES)} cases passed")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ from .gradebook import (STATUSES, ExerciseResult, GradeReport, StudentResult, Su
                         check_gradebook_free, collect_submissions, read_submission, write_gradebook)
 from .grader import add_arguments, bench, grade_paths, main, run, synthetic_notebook  # noqa: F401
 from .pool import Grader  # noqa: F401
-from .sandbox import LIMITS_ONLY, SANDBOX, Limits, probe_sandbox  # noqa: F401
+from .sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox  # noqa: F401
 
 __all__ = ["Limits", "GradingError", "Course", "Chapter", "Exercise", "Submission", "ExerciseResult",
            "StudentResult", "GradeReport", "Grader", "load_course", "find_course", "read_submission",

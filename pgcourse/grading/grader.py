@@ -18,7 +18,7 @@ from .gradebook import (ExerciseResult, GradeReport, StudentResult, Submission, 
                         check_gradebook_free, collect_submissions, read_limited, read_submission, shown,
                         write_gradebook)
 from .pool import Grader
-from .sandbox import LIMITS_ONLY, SANDBOX, Limits
+from .sandbox import UNSAFE, Limits
 
 DESCRIPTION = "Classroom grading: ``pgcourse grade SUBMISSION... --out grades.csv``."
 
@@ -309,8 +309,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"wall-clock seconds per submission (default {Limits.submission_s:g})")
     parser.add_argument("--memory", type=int, default=Limits.memory_mb, metavar="MB",
                         help=f"memory a submission's code may use (default {Limits.memory_mb})")
-    parser.add_argument("--isolation", choices=["auto", SANDBOX, LIMITS_ONLY], default="auto",
-                        help="auto: the namespace sandbox where it works, else resource limits only")
+    parser.add_argument("--unsafe-no-sandbox", action="store_true",
+                        help="grade without the bubblewrap sandbox (student code then sees this machine's files and "
+                             "processes: see docs/teachers.md); without it, grading refuses to start where no "
+                             "sandbox can be made")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing gradebook")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--bench", action="store_true",
@@ -333,7 +335,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.out:
         raise GradingError("give --out FILE.csv for the gradebook")
     report = grade_paths(args.submissions, out=args.out, json_out=args.json, chapter=args.chapter,
-                         course=args.course, limits=limits, jobs=args.jobs, isolation=args.isolation,
+                         course=args.course, limits=limits, jobs=args.jobs,
+                         isolation=UNSAFE if args.unsafe_no_sandbox else "auto",
                          overwrite=args.overwrite, progress=not args.quiet)
     print(report.summary())
     csv_path, json_path = _gradebook_paths(args.out, args.json)

@@ -1,13 +1,17 @@
 """One end of the socket between the grading worker and the student process.
 
-:class:`Link` sends and receives the frames of :mod:`pgcourse.grading.wire`, serves the other
-side's requests (they may nest: while the worker waits for the student's function, that function
-may call back into objects the check passed it) and encodes values: as data where they can be,
-else as a reference, a :class:`Remote` on the other side whose public methods and attributes go
-back over the socket. A returned tensor that requires grad is connected to the check's inputs by
-:class:`_RemoteGrad`, whose backward asks the student process for the vector-Jacobian product.
-The same class runs on both sides: ``trusted=True`` in the grading worker, where anything the
-student process sends that breaks the protocol ends that process (:class:`Lost`).
+:class:`Link` sends and receives the frames of :mod:`pgcourse.grading.wire` and encodes values as
+data only: numbers, strings, tensors and arrays (raw bytes with dtype and shape), generators'
+states, containers of those. Nothing else crosses, in either direction: no reference to a live
+object, so student code can never reach an object of the grading worker (an environment, a
+policy, the check's own state) and the worker never holds an object of the student's.
+
+The worker (``trusted=True``) sends requests; the student process only answers them. The worker
+calls the student's functions through :class:`StudentFunction`, a handle that can only be called
+(by name, in the student process); a returned tensor that requires grad is connected to the
+check's inputs by :class:`_RemoteGrad`, whose backward asks the student process for the
+vector-Jacobian product (data in, data out). Anything the student process sends that breaks the
+protocol ends that process (:class:`Lost`).
 """
 from __future__ import annotations
 
@@ -17,89 +21,77 @@ import os
 import select
 import socket
 import time
-import types
 from typing import Any
 
 import numpy as np
 import torch
 
-from .wire import (_HEADER, _NUMPY_KINDS, _TORCH_DTYPES, MAX_DEPTH, MAX_MESSAGE, MAX_NODES, Lost, ProtocolError,
-                   StudentError, TooLarge, _array_from, _array_payload, _b64, _Dec, _Enc, _reject_constant,
+from .wire import (_HEADER, _NUMPY_KINDS, _TORCH_DTYPES, MAX_DEPTH, MAX_MESSAGE, MAX_NODES, Lost, NotData,
+                   ProtocolError, StudentError, TooLarge, _array_from, _array_payload, _b64, _Dec, _Enc, _reject_constant,
                    _rng_get, _rng_set, _short, _tensor_from, _tensor_payload, _unb64)
 
 
-class Remote:
-    """A reference to an object that lives in the other process: calls and public attributes go there."""
+class StudentFunction:
+    """The worker's handle on a function the student defined: it can be called, nothing else.
 
-    __slots__ = ("_link", "_rid", "_type", "_callable")
+    The call goes to the student process by name, with the check's arguments as data; the result
+    comes back as data (see :meth:`Link.call_student`).
+    """
 
-    def __init__(self, link: Link, rid: int, type_name: str, is_callable: bool):
-        self._link, self._rid, self._type, self._callable = link, rid, type_name, is_callable
+    __slots__ = ("_link", "_name")
+
+    def __init__(self, link: Link, name: str):
+        self._link, self._name = link, name
+
+    @property
+    def __name__(self) -> str:  # noqa: A003 - what a check prints
+        return self._name
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._link.call_remote(self, args, kwargs)
+        return self._link.call_student(self._name, args, kwargs)
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(f"{self._type!r} object (in the other process) has no attribute {name!r} "
-                                 "available here")
-        return self._link.request_value("getattr", {"target": self._rid, "name": name})
-
-    def __getitem__(self, key: Any) -> Any:
-        return self._link.request_value("item", {"target": self._rid, "key": key})
-
-    def __len__(self) -> int:
-        value = self._link.request_value("len", {"target": self._rid})
-        if type(value) is not int or value < 0:
-            raise TypeError("len() of a remote object did not return an int")
-        return value
-
-    def __iter__(self):
-        value = self._link.request_value("list", {"target": self._rid})
-        if not isinstance(value, list):
-            raise TypeError("iterating over a remote object did not give a list")
-        return iter(value)
-
-    def __bool__(self) -> bool:
-        if self._link.trusted:  # a check never needs the truth value of an object it cannot inspect
-            raise TypeError(f"the truth value of a {self._type!r} object returned by the student's code "
-                            "is not available to the check")
-        return True
+    def play_episode_case(self, env_id: str, controller: str, seed: int) -> dict[str, Any]:
+        """One case of the play_episode check, played in the student process (see pgcourse.episode_cases)."""
+        outcome = self._link._answer(self._link.request(
+            "episode", {"function": self._name, "env_id": env_id, "controller": controller, "seed": seed}))
+        if not isinstance(outcome, dict) or not isinstance(outcome.get("stepped_past_end"), bool):
+            raise self._link._protocol("bad episode outcome")
+        return outcome
 
     def __repr__(self) -> str:
-        return f"<{self._type} object in the {'student' if self._link.trusted else 'grading'} process>"
+        return f"<your function {self._name} (in the student process)>"
 
 
-def _is_forbidden_export(value: Any) -> bool:
-    """Objects the grading worker never hands to student code: modules, classes and module-level builtins
-    (the student process may only use the public methods of what the check passes it)."""
-    if isinstance(value, types.ModuleType | type):
-        return True
-    if isinstance(value, types.BuiltinFunctionType) and isinstance(getattr(value, "__self__", None), types.ModuleType):
-        return True
-    return False
+class Unavailable:
+    """Stands for a name the student defined whose value is not data nor a function: any use says so."""
+
+    def __init__(self, name: str, type_name: str):
+        self._message = (f"{name} is a {type_name} object in your notebook: the grader takes only functions and "
+                         "data (numbers, strings, tensors, arrays, lists, dicts) from your answer cells")
+
+    def __getattr__(self, item: str) -> Any:
+        raise TypeError(self.__dict__.get("_message", "not available"))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(self._message)
 
 
 class Link:
     """One end of the socket between the grading worker (``trusted=True``) and the student process.
 
-    Requests and responses may nest: while the worker waits for the student's function, that
-    function may call back into objects the check passed it (an environment, a policy), and the
-    worker serves those calls. The worker never sends a request while serving one.
+    The worker sends requests and waits for each answer; the student process serves them (its
+    ``handlers``) and never sends a request: a request from it is a broken protocol.
     """
 
     def __init__(self, sock: socket.socket, trusted: bool):
         self.sock = sock
         self.trusted = trusted
-        self.exports: dict[int, Any] = {}
-        self._next_export = 1
         self._next_request = 1
         self.deadline: float | None = None   # worker: when waiting raises Lost("timeout")
         self.timeout_reason = "time limit"
         self.lost: Lost | None = None
         self.last_student_error: StudentError | None = None
-        self.handlers: dict[str, Any] = {"getattr": self._h_getattr, "call": self._h_call, "item": self._h_item,
-                                         "len": self._h_len, "list": self._h_list}
+        self.handlers: dict[str, Any] = {}  # the student process's server fills these in
         if trusted:
             sock.setblocking(False)
 
@@ -191,9 +183,6 @@ class Link:
             kind = message.get("k")
             if kind == "r" and message.get("id") == number:
                 return message
-            if kind == "q":
-                self.serve(message)
-                continue
             if self.trusted:
                 raise self._fail("protocol", "the student process sent an unexpected message")
             os._exit(0)
@@ -221,13 +210,6 @@ class Link:
 
     def _describe_error(self, error: BaseException) -> dict[str, Any]:
         return {"type": type(error).__name__, "message": _short(str(error), 2000)}
-
-    def request_value(self, op: str, payload: dict[str, Any]) -> Any:
-        """A simple request (getattr, item, len, list) whose answer is one value."""
-        if "key" in payload:
-            payload = {**payload, "key": self.enc(payload["key"], _Enc())}
-        response = self.request(op, payload)
-        return self._answer(response)
 
     def _answer(self, response: dict[str, Any], dec: _Dec | None = None) -> Any:
         if "err" in response:
@@ -259,16 +241,6 @@ class Link:
         raise known.get(kind, RuntimeError)(message if kind in known else f"{kind}: {message}")
 
     # -- values -----------------------------------------------------------------------------------
-    def export(self, value: Any) -> dict[str, Any]:
-        if self.trusted and _is_forbidden_export(value):
-            raise TypeError(f"a {type(value).__name__} cannot be passed to student code")
-        if not self.trusted and isinstance(value, types.ModuleType):
-            raise TooLarge("a module cannot be graded")
-        rid = self._next_export
-        self._next_export += 1
-        self.exports[rid] = value
-        return {"ref": rid, "type": type(value).__name__[:100], "callable": callable(value)}
-
     def enc(self, value: Any, enc: _Enc, depth: int = 0) -> Any:
         enc.nodes += 1
         if enc.nodes > MAX_NODES or depth > MAX_DEPTH:
@@ -284,8 +256,6 @@ class Link:
             return int(value) if abs(value) < 2**62 else {"bigint": str(int(value))}
         if isinstance(value, float):
             return float(value) if math.isfinite(value) else {"float": repr(float(value))}
-        if isinstance(value, Remote) and value._link is self:
-            return {"back": value._rid}
         if isinstance(value, torch.Tensor):
             payload = _tensor_payload(value, enc)
             if enc.collect:
@@ -326,7 +296,11 @@ class Link:
             return {"ellipsis": True}
         if isinstance(value, torch.device):
             return {"device": str(value)}
-        return self.export(value)
+        what = "a function" if callable(value) else f"a {type(value).__name__[:100]} object"
+        if self.trusted:
+            raise NotData(f"the check passed {what} to your function: only data crosses into the sandbox")
+        raise NotData(f"it is {what}, not data (return tensors, arrays, numbers, strings or lists, tuples and "
+                      "dicts of them)")
 
     def dec(self, data: Any, dec: _Dec, depth: int = 0) -> Any:
         dec.nodes += 1
@@ -394,7 +368,7 @@ class Link:
                 if not isinstance(pair, list) or len(pair) != 2:
                     raise ProtocolError("bad dict item")
                 key = self.dec(pair[0], dec, depth + 1)
-                if isinstance(key, list | dict | Remote | torch.Tensor | np.ndarray):
+                if isinstance(key, list | dict | torch.Tensor | np.ndarray):
                     raise ProtocolError("unhashable dict key")
                 result[key] = self.dec(pair[1], dec, depth + 1)
             return result
@@ -429,33 +403,14 @@ class Link:
             if data["device"] != "cpu":
                 raise ProtocolError("only cpu tensors are graded")
             return torch.device("cpu")
-        if "back" in data:
-            rid = data["back"]
-            if type(rid) is not int or rid not in self.exports:
-                raise ProtocolError("unknown reference")
-            return self.exports[rid]
-        if "ref" in data:
-            rid = data["ref"]
-            if type(rid) is not int:
-                raise ProtocolError("bad reference")
-            if not dec.allow_foreign_refs:
-                raise TypeError("student objects cannot be passed into the grader's objects")
-            return Remote(self, rid, str(data.get("type", "object"))[:100], data.get("callable") is True)
         raise ProtocolError("unknown value")
 
     # -- calls ------------------------------------------------------------------------------------
-    def call_remote(self, remote: Remote, args: tuple, kwargs: dict) -> Any:
-        if not self.trusted:  # student side: a call into an object of the grader (an env, a policy)
-            try:
-                payload = {"target": remote._rid, "args": self.enc(list(args), _Enc()),
-                           "kwargs": self.enc(dict(kwargs), _Enc())}
-            except TooLarge as error:
-                raise ValueError(str(error)) from None
-            return self._answer(self.request("call", payload))
-        # grading worker: the check calls the student's function
+    def call_student(self, name: str, args: tuple, kwargs: dict) -> Any:
+        """Worker side: the check calls the student's function ``name`` (arguments and result as data)."""
         enc = _Enc(collect=True)
         try:
-            payload = {"target": remote._rid, "args": self.enc(list(args), enc), "kwargs": self.enc(dict(kwargs), enc),
+            payload = {"function": name, "args": self.enc(list(args), enc), "kwargs": self.enc(dict(kwargs), enc),
                        "rng": _rng_get()}
         except TooLarge as error:
             raise ValueError(f"the check's arguments cannot be sent: {error}") from None
@@ -511,43 +466,6 @@ class Link:
                 not all(g is None or isinstance(g, torch.Tensor) for g in grads):
             raise self._protocol("bad gradients")
         return grads
-
-    # -- handlers for requests from the other side --------------------------------------------------
-    def _target(self, message: dict[str, Any]) -> Any:
-        rid = message.get("target")
-        if type(rid) is not int or rid not in self.exports:
-            raise ProtocolError("unknown reference")
-        return self.exports[rid]
-
-    def _h_getattr(self, message: dict[str, Any]) -> Any:
-        name = message.get("name")
-        if not isinstance(name, str) or name.startswith("_"):
-            raise AttributeError(f"attribute {name!r} is not available")
-        return getattr(self._target(message), name)
-
-    def _h_item(self, message: dict[str, Any]) -> Any:
-        key = self.dec(message.get("key"), _Dec(allow_foreign_refs=False))
-        return self._target(message)[key]
-
-    def _h_len(self, message: dict[str, Any]) -> Any:
-        return len(self._target(message))
-
-    def _h_list(self, message: dict[str, Any]) -> Any:
-        items = []
-        for item in self._target(message):
-            items.append(item)
-            if len(items) > 100_000:
-                raise ValueError("too many items")
-        return items
-
-    def _h_call(self, message: dict[str, Any]) -> Any:
-        target = self._target(message)
-        dec = _Dec(allow_foreign_refs=False)
-        args = self.dec(message.get("args"), dec)
-        kwargs = self.dec(message.get("kwargs"), dec)
-        if not isinstance(args, list) or not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
-            raise ProtocolError("bad call")
-        return target(*args, **kwargs)
 
 
 class _RemoteGrad(torch.autograd.Function):

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .course import Chapter, GradingError
-from .sandbox import LIMITS_ONLY, SANDBOX, Limits
+from .sandbox import SANDBOX, UNSAFE, Limits
 
 
 # --------------------------------------------------------------------------------------------------
@@ -94,8 +94,8 @@ class Grader:
     def __init__(self, jobs: int | None = None, isolation: str = "auto", cwd: str | Path | None = None):
         if not hasattr(os, "fork") or sys.platform == "win32":
             raise GradingError("pgcourse grade needs Linux or macOS (it forks sandboxed student processes)")
-        if isolation not in ("auto", SANDBOX, LIMITS_ONLY):
-            raise GradingError(f"isolation must be auto, {SANDBOX} or {LIMITS_ONLY}")
+        if isolation not in ("auto", SANDBOX, UNSAFE):
+            raise GradingError(f"isolation must be auto, {SANDBOX} or {UNSAFE}")
         self.jobs = max(1, int(jobs or min(os.cpu_count() or 1, 8)))
         self.isolation = isolation
         self.cwd = Path(cwd) if cwd else None

@@ -1,37 +1,49 @@
-"""Sandboxing of the student process: resource limits, Linux namespaces, the isolation modes.
+"""Where a student's code runs: a fresh bubblewrap sandbox per submission, and the limits it gets.
 
-:class:`Limits` are the teacher's limits for one submission. The student process, forked from the
-grading worker, enters the sandbox before it runs any cell: on Linux where unprivileged
-namespaces work (:func:`probe_sandbox` tries it in a throwaway child), its own user, mount, PID,
-network, IPC and UTS namespaces with the whole filesystem read-only except a small private /tmp
-(:data:`SANDBOX`); everywhere, limits on address space, file size, CPU time and open files, and
-without namespaces, as root, the ``nobody`` user (:data:`LIMITS_ONLY`). :func:`_kill_orphans`
-reaps what student code left behind in the worker. Only libc (through ctypes) and the standard
-library: no torch here.
+:class:`Limits` are the teacher's limits for one submission. :func:`student_command` is the command
+line that starts the student process (:mod:`pgcourse.grading.runner`):
+
+- **sandbox** (the default, Linux with bubblewrap): ``bwrap`` gives the process its own mount, PID,
+  network, IPC and UTS namespaces. Its filesystem holds only the Python interpreter, the installed
+  packages (read-only; the course package ``pgcourse`` itself is hidden), the runner's own files and
+  an empty private ``/tmp``: no course folder, no ``solutions/``, no submissions, no gradebook, no
+  ``/etc`` beyond the dynamic linker's cache. The environment is cleared. A seccomp filter (below)
+  refuses every new process (threads are allowed), so the address-space limit bounds the whole
+  student's memory. The runner then switches to the unprivileged ``nobody`` user when bwrap ran as
+  root (CI, containers), or stays the teacher's own unprivileged user otherwise.
+- **unsafe-no-sandbox** (only when the teacher asks for it with ``--unsafe-no-sandbox``): the same
+  runner as a plain process, as ``nobody`` when the grader runs as root, with the same resource
+  limits. It sees the machine's files and processes: see docs/teachers.md for what is lost.
+
+Hand-written low-level code is limited to what bubblewrap 0.8 (Debian 12) does not offer: the
+seccomp program (bwrap loads it, from a file descriptor) and, in the runner, a size limit on
+``/tmp`` (``--size`` came in bubblewrap 0.9) and the switch to ``nobody``.
 """
 from __future__ import annotations
 
-import contextlib
-import ctypes
+import json
 import math
 import os
-import re
-import signal
-import socket
+import platform
+import shutil
+import struct
+import subprocess
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
-try:
-    import resource
-except ImportError:  # not on Windows (where pgcourse grade refuses to run anyway)
-    resource = None
+SANDBOX = "sandbox"
+UNSAFE = "unsafe-no-sandbox"
+NOBODY = 65534
+RUNNER_PACKAGE = "sandboxside"  # the runner's modules as the student process imports them (not "pgcourse")
+RUNNER_MODULES = ("wire", "link", "student", "runner", "episode_cases")
+SANDBOX_RUNNER_FOLDER = "/grading"  # where the sandbox sees the copy of the runner's modules
 
 
 # --------------------------------------------------------------------------------------------------
 # Limits
 # --------------------------------------------------------------------------------------------------
-
 
 @dataclass(frozen=True)
 class Limits:
@@ -54,189 +66,160 @@ class Limits:
 
 
 # --------------------------------------------------------------------------------------------------
-# Sandboxing (Linux namespaces through libc; everything else: resource limits only)
+# seccomp: no new processes
 # --------------------------------------------------------------------------------------------------
 
-_CLONE_NEWNS, _CLONE_NEWUTS, _CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
-_CLONE_NEWUSER, _CLONE_NEWPID, _CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
-_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
-_MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 32, 4096, 16384, 1 << 18
-_MS_NOATIME, _MS_NODIRATIME, _MS_RELATIME = 1024, 2048, 1 << 21
-_MOUNT_FLAGS = {"nosuid": _MS_NOSUID, "nodev": _MS_NODEV, "noexec": _MS_NOEXEC, "noatime": _MS_NOATIME,
-                "nodiratime": _MS_NODIRATIME, "relatime": _MS_RELATIME}
-_PR_SET_PDEATHSIG, _PR_SET_CHILD_SUBREAPER = 1, 36
-
-_NOBODY = 65534
-SANDBOX = "sandbox"          # namespaces + read-only filesystem + limits
-LIMITS_ONLY = "limits-only"  # resource limits and process groups only
+_AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
+# syscalls that create a process or a namespace: fork, vfork, clone (without CLONE_THREAD), clone3, unshare
+_SYSCALLS = {"x86_64": {"fork": 57, "vfork": 58, "clone": 56, "clone3": 435, "unshare": 272},
+             "aarch64": {"clone": 220, "clone3": 435, "unshare": 97}}
+_CLONE_THREAD = 0x00010000
+_EPERM, _ENOSYS = 1, 38
+_RET_ALLOW, _RET_ERRNO, _RET_KILL = 0x7FFF0000, 0x00050000, 0x80000000
+_LD_W_ABS, _JEQ_K, _JGE_K, _JSET_K, _RET_K = 0x20, 0x15, 0x35, 0x45, 0x06
 
 
-def _libc() -> Any:
-    return ctypes.CDLL(None, use_errno=True)
+def seccomp_program(machine: str | None = None) -> bytes | None:
+    """A classic-BPF seccomp filter (``struct sock_filter[]``) that refuses every new process.
 
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        number = ctypes.get_errno()
-        raise OSError(number, f"{what}: {os.strerror(number)}")
-
-
-def _prctl(option: int, value: int) -> None:
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(Exception):
-            _libc().prctl(option, value, 0, 0, 0)
-
-
-def _write_file(path: str, text: str) -> None:
-    with open(path, "w") as handle:
-        handle.write(text)
-
-
-def _mount(libc: Any, source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    _check(libc.mount(source and source.encode(), target.encode(), fstype and fstype.encode(), ctypes.c_ulong(flags),
-                      data and data.encode()), f"mount {target}")
-
-
-def _unescape_mount_path(path: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
-
-
-def _enter_sandbox(sock_fd: int, scratch_mb: int) -> None:
-    """Move this (single-threaded) process into fresh namespaces with a read-only filesystem.
-
-    Returns in the sandboxed grandchild (PID 1 of a new PID namespace); the intermediate process
-    waits for it and exits with its status, so the worker sees one process that ends with it.
+    fork/vfork/unshare fail with EPERM; clone is allowed only with CLONE_THREAD (a thread: torch and
+    numpy need them); clone3 fails with ENOSYS so that the C library falls back to clone. A syscall of
+    another ABI (x32) kills the process. ``None`` on an architecture this module does not know.
     """
-    libc = _libc()
-    uid, gid = os.getuid(), os.getgid()
-    _check(libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNS | _CLONE_NEWPID | _CLONE_NEWNET | _CLONE_NEWIPC | _CLONE_NEWUTS),
-           "unshare")
-    _write_file("/proc/self/setgroups", "deny")
-    _write_file("/proc/self/uid_map", f"0 {uid} 1")
-    _write_file("/proc/self/gid_map", f"0 {gid} 1")
-    _mount(libc, None, "/", None, _MS_REC | _MS_PRIVATE)
-    with open("/proc/self/mountinfo") as handle:
-        mounts = [(_unescape_mount_path(line.split()[4]), line.split()[5].split(",")) for line in handle]
-    for mount_point, options in mounts:
-        flags = _MS_REMOUNT | _MS_BIND | _MS_RDONLY
-        for option in options:
-            flags |= _MOUNT_FLAGS.get(option, 0)
-        try:
-            _mount(libc, None, mount_point, None, flags)
-        except OSError:
-            if not mount_point.startswith(("/proc", "/sys", "/dev")):
-                raise
-    _mount(libc, "tmpfs", "/tmp", "tmpfs", _MS_NOSUID | _MS_NODEV, f"size={int(scratch_mb)}m,mode=1777")
-    child = os.fork()
-    if child:
-        os.close(sock_fd)
-        _, status = os.waitpid(child, 0)
-        code = os.waitstatus_to_exitcode(status)
-        os._exit(code if code >= 0 else 128 - code)
-    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    os.setsid()  # its own process group: kill(0, ...) cannot reach the intermediate process outside
-    _mount(libc, "proc", "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
-    # A nested user + mount namespace locks every mount: root of the inner namespace cannot undo read-only.
-    _check(libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNS), "unshare (lock)")
-    _write_file("/proc/self/setgroups", "deny")
-    _write_file("/proc/self/uid_map", "0 0 1")
-    _write_file("/proc/self/gid_map", "0 0 1")
+    machine = machine or platform.machine()
+    if machine not in _AUDIT_ARCH:
+        return None
+    calls = _SYSCALLS[machine]
+    code: list[tuple[int, int, int, int]] = []
+
+    def op(kind: int, k: int, jt: int = 0, jf: int = 0) -> None:
+        code.append((kind, jt, jf, k))
+
+    op(_LD_W_ABS, 4)                                   # seccomp_data.arch
+    op(_JEQ_K, _AUDIT_ARCH[machine], jt=1)             # the expected ABI: go on
+    op(_RET_K, _RET_KILL)
+    op(_LD_W_ABS, 0)                                   # seccomp_data.nr
+    if machine == "x86_64":
+        op(_JGE_K, 0x40000000, jt=0, jf=1)             # x32 syscall numbers
+        op(_RET_K, _RET_KILL)
+    refused = [(calls[name], _ENOSYS if name == "clone3" else _EPERM)
+               for name in ("fork", "vfork", "unshare", "clone3") if name in calls]
+    for number, errno in refused:
+        op(_JEQ_K, number, jt=0, jf=1)
+        op(_RET_K, _RET_ERRNO | errno)
+    op(_JEQ_K, calls["clone"], jt=0, jf=3)
+    op(_LD_W_ABS, 16)                                  # clone's flags: low 32 bits of args[0]
+    op(_JSET_K, _CLONE_THREAD, jt=1, jf=0)
+    op(_RET_K, _RET_ERRNO | _EPERM)                    # a new process
+    op(_RET_K, _RET_ALLOW)
+    return b"".join(struct.pack("HBBI", *instruction) for instruction in code)
 
 
-def _close_fds_except(keep: int) -> None:
-    try:
-        max_fd = os.sysconf("SC_OPEN_MAX")
-    except (ValueError, OSError):
-        max_fd = 4096
-    max_fd = min(max_fd, 65536)
-    os.closerange(3, keep)
-    os.closerange(keep + 1, max_fd)
+# --------------------------------------------------------------------------------------------------
+# The command line of the student process
+# --------------------------------------------------------------------------------------------------
+
+def _read_only_roots() -> list[str]:
+    """Folders the interpreter and the installed packages need, nothing of the course."""
+    roots = {sys.base_prefix, sys.prefix, sys.exec_prefix}
+    for entry in sys.path:  # site-packages outside the prefixes (e.g. a user site); never the course folder
+        if entry.endswith(("site-packages", "dist-packages")) and os.path.isdir(entry):
+            roots.add(entry)
+    return sorted(root for root in roots if root and os.path.isdir(root))
 
 
-def _vm_size() -> int:
-    try:
-        with open("/proc/self/status") as handle:
-            for line in handle:
-                if line.startswith("VmSize:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+def _hidden_package_dirs() -> list[str]:
+    """Installed copies of ``pgcourse`` (a non-editable install) to cover with an empty folder."""
+    found = []
+    for entry in sys.path:
+        candidate = os.path.join(entry, "pgcourse")
+        if entry.endswith(("site-packages", "dist-packages")) and os.path.isdir(candidate):
+            found.append(candidate)
+    return found
 
 
-def _set_limit(name: str, value: int) -> None:
-    if resource is None:
-        return
-    kind = getattr(resource, name, None)
-    if kind is None:
-        return
-    with contextlib.suppress(ValueError, OSError):
-        soft, hard = resource.getrlimit(kind)
-        if hard != resource.RLIM_INFINITY:
-            value = min(value, hard)
-        resource.setrlimit(kind, (value, value))
+def write_runner_package(folder: str | Path) -> Path:
+    """Copy the runner's modules (which import nothing of pgcourse) into ``folder/sandboxside``."""
+    target = Path(folder) / RUNNER_PACKAGE
+    target.mkdir(parents=True, exist_ok=True)
+    here = Path(__file__).resolve().parent
+    (target / "__init__.py").write_text('"""The grader\'s runner, as the sandboxed student process sees it."""\n')
+    for name in RUNNER_MODULES:
+        source = here / f"{name}.py" if name != "episode_cases" else here.parent / "episode_cases.py"
+        shutil.copyfile(source, target / f"{name}.py")
+    for path in [target, *target.iterdir()]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    Path(folder).chmod(0o755)
+    return Path(folder)
 
 
-def probe_sandbox(scratch_mb: int = 16) -> tuple[str, str]:
-    """(mode, detail): whether the namespace sandbox works on this machine, tried in a throwaway child."""
+def student_command(mode: str, runner_folder: str | Path, sock_fd: int, limits: dict[str, Any],
+                    seccomp_fd: int | None = None, scratch: str | None = None) -> list[str]:
+    """The argv that starts the student process in ``mode`` (``SANDBOX``, or ``UNSAFE`` with a ``scratch``
+    folder of its own)."""
+    config = json.dumps({"fd": sock_fd, "limits": limits, "mode": mode, "scratch": scratch})
+    where = str(runner_folder) if mode == UNSAFE else SANDBOX_RUNNER_FOLDER
+    python = [sys.executable, "-I", "-B", "-c",
+              f"import sys; sys.path.insert(0, {where!r}); from {RUNNER_PACKAGE}.runner import main; main(sys.argv[1])",
+              config]
+    if mode == UNSAFE:
+        return python
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise RuntimeError("bubblewrap (bwrap) is not installed")
+    argv = [bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+            "--die-with-parent", "--new-session", "--clearenv",
+            "--setenv", "HOME", "/tmp", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "MPLCONFIGDIR", "/tmp",
+            "--setenv", "MPLBACKEND", "Agg", "--setenv", "OMP_NUM_THREADS", "1", "--setenv", "MKL_NUM_THREADS", "1",
+            "--setenv", "OPENBLAS_NUM_THREADS", "1", "--setenv", "PYTHONHASHSEED", "0",
+            "--setenv", "SDL_VIDEODRIVER", "dummy", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
+            "--ro-bind", "/usr", "/usr"]
+    for link in ("lib", "lib64", "bin", "sbin", "lib32"):
+        if os.path.islink(f"/{link}"):
+            argv += ["--symlink", os.readlink(f"/{link}"), f"/{link}"]
+        elif os.path.isdir(f"/{link}"):
+            argv += ["--ro-bind", f"/{link}", f"/{link}"]
+    if os.path.exists("/etc/ld.so.cache"):
+        argv += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    roots = _read_only_roots()
+    parents = sorted({str(parent) for root in roots for parent in Path(root).parents if str(parent) != "/"}
+                     - set(roots), key=lambda path: path.count("/"))
+    for parent in parents:  # readable by the unprivileged user (bwrap would make them like their host folders)
+        argv += ["--perms", "0755", "--dir", parent]
+    for root in roots:
+        argv += ["--ro-bind", root, root]
+    for hidden in _hidden_package_dirs():
+        argv += ["--tmpfs", hidden]
+    argv += ["--ro-bind", str(runner_folder), SANDBOX_RUNNER_FOLDER, "--tmpfs", "/tmp", "--proc", "/proc",
+             "--dev", "/dev", "--chdir", "/tmp"]
+    if os.geteuid() != 0:
+        argv += ["--unshare-user", "--disable-userns"]
+    if seccomp_fd is not None:
+        argv += ["--seccomp", str(seccomp_fd)]
+    return argv + ["--", *python]
+
+
+def probe_sandbox() -> tuple[str | None, str]:
+    """(SANDBOX, detail) when a bubblewrap sandbox starts here, else (None, the reason it does not)."""
     if not sys.platform.startswith("linux"):
-        return LIMITS_ONLY, f"no namespace sandbox on {sys.platform}"
-    ours, theirs = socket.socketpair()
-    pid = os.fork()
-    if pid == 0:
-        ours.close()
-        try:
-            os.setsid()
-            _enter_sandbox(theirs.fileno(), scratch_mb)
-            ok = True
-            try:
-                with open("/etc/pgcourse-grade-probe", "w"):
-                    ok = False
-            except OSError:
-                pass
-            theirs.sendall(b"ok" if ok else b"rw")
-        except BaseException as error:  # noqa: BLE001
-            with contextlib.suppress(BaseException):
-                theirs.sendall(f"fail {error}".encode()[:500])
-        os._exit(0)
-    theirs.close()
-    ours.settimeout(20)
+        return None, f"no bubblewrap sandbox on {sys.platform}"
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return None, "bubblewrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
+    argv = [bwrap, "--unshare-pid", "--unshare-net", "--die-with-parent", "--ro-bind", "/", "/",
+            "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
+    if os.geteuid() != 0:
+        argv += ["--unshare-user"]
     try:
-        answer = ours.recv(600).decode(errors="replace")
-    except OSError as error:
-        answer = f"fail {error}"
-    finally:
-        ours.close()
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
-    if answer == "ok":
-        return SANDBOX, "namespaces: read-only filesystem, private /tmp, no network, own PID namespace"
-    if answer == "rw":
-        return LIMITS_ONLY, "the sandbox could not make the filesystem read-only"
-    return LIMITS_ONLY, f"namespace sandbox unavailable ({answer.removeprefix('fail ').strip() or 'no answer'})"
-
-
-def _kill_orphans() -> None:
-    """Kill processes that student code left behind and that were re-parented to this worker (Linux)."""
-    if not sys.platform.startswith("linux"):
-        return
-    me = os.getpid()
-    for _ in range(3):
-        found = False
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    stat = handle.read()
-                parent = int(stat[stat.rindex(")") + 2:].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            if parent == me:
-                found = True
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(int(entry), signal.SIGKILL)
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(int(entry), 0)
-        if not found:
-            return
+        done = subprocess.run(argv + ["--", "/bin/sh", "-c", "test -d /proc/self && ! touch /probe 2>/dev/null"],
+                              capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return None, f"bubblewrap did not start ({error})"
+    if done.returncode != 0:
+        reason = done.stderr.decode(errors="replace").strip().splitlines()
+        return None, f"bubblewrap cannot create namespaces here ({reason[-1] if reason else done.returncode})"
+    if seccomp_program() is None:
+        return None, f"no seccomp filter for this processor ({platform.machine()})"
+    who = "as nobody" if os.geteuid() == 0 else "as your own unprivileged user"
+    return SANDBOX, (f"bubblewrap: a fresh sandbox per submission ({who}), only the interpreter and packages "
+                     "visible, private /tmp, no network, own PIDs, no new processes")

@@ -1,10 +1,13 @@
-"""The student process: the server that runs the course's setup cells and the student's answer cells.
+"""The student process's server: runs the course's setup cells and the student's answer cells, and
+answers the grading worker's requests with data.
 
-:func:`_student_main` is the body of the process the grading worker forks for a submission: it
-enters the sandbox (:mod:`pgcourse.grading.sandbox`), sends its output to a size-limited file
-nobody reads, and serves the worker's requests with :class:`StudentServer` (run a cell, look up
-a name, call a function with the check's arguments, a vector-Jacobian product). Nothing here can
-reach the verdict: the worker only receives data and references over the socket.
+Requests: run a cell (``exec``), look up the names a check reads (``lookup``: a function becomes a
+handle by name, any other value must be data), call one of the student's functions with the
+check's arguments (``call``), a vector-Jacobian product of a returned tensor (``vjp``), play one
+case of the ``play_episode`` check with an environment built here (``episode``). Only data goes
+back: numbers, strings, tensors and arrays (raw bytes, dtype, shape), containers of those. A
+value that is not data (an object, a module, a generator of ours) is an error of the student's
+code, never a reference. The process itself starts in :mod:`pgcourse.grading.runner`.
 """
 from __future__ import annotations
 
@@ -13,10 +16,7 @@ import contextlib
 import errno
 import linecache
 import os
-import signal
-import socket
 import sys
-import tempfile
 import traceback
 import types
 import warnings
@@ -25,16 +25,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import episode_cases
 from .link import Link
-from .sandbox import (_NOBODY, _PR_SET_PDEATHSIG, SANDBOX, _close_fds_except, _enter_sandbox, _prctl, _set_limit,
-                      _vm_size)
-from .wire import (ProtocolError, TooLarge, _array_payload, _b64, _Dec, _Enc, _rng_get, _rng_set, _seed_everything,
-                   _short, _tensor_payload)
+from .wire import (NotData, ProtocolError, TooLarge, _array_payload, _b64, _Dec, _Enc, _rng_get, _rng_set, _short,
+                   _tensor_payload)
 
 # The grading machinery's own source files (all of what was one module, pgcourse._gradeworker): their
 # frames are dropped from the front of the student's tracebacks.
 _MACHINERY_FILES = frozenset(os.path.join(os.path.dirname(__file__), f"{name}.py")
-                             for name in ("wire", "link", "sandbox", "student", "worker"))
+                             for name in ("wire", "link", "student", "runner", "episode_cases"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -53,8 +52,9 @@ class StudentServer:
         self.ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins, "display": _noop_display}
         self.calls: dict[int, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
         self._next_call = 1
-        link.handlers.update({"exec": self._h_exec, "lookup": self._h_lookup, "call": self._h_call_student,
-                              "vjp": self._h_vjp, "release": self._h_release, "ping": lambda message: "pong"})
+        link.handlers = {"exec": self._h_exec, "lookup": self._h_lookup, "call": self._h_call_student,
+                         "vjp": self._h_vjp, "release": self._h_release, "episode": self._h_episode,
+                         "ping": lambda message: "pong"}
 
     def serve_forever(self) -> None:
         while True:
@@ -78,17 +78,33 @@ class StudentServer:
         return {}
 
     def _h_lookup(self, message: dict[str, Any]) -> Any:
+        """The names a check reads: functions as handles (by name), data as data, anything else as its type."""
         names = message.get("names")
         if not isinstance(names, list):
             raise ProtocolError("bad lookup")
-        found = {}
+        found: dict[str, Any] = {}
         for name in names:
-            if isinstance(name, str) and name in self.ns and not isinstance(self.ns[name], types.ModuleType):
-                found[name] = self.ns[name]
-        return found
+            if not isinstance(name, str) or name not in self.ns or isinstance(self.ns[name], types.ModuleType):
+                continue
+            value = self.ns[name]
+            if callable(value) and not isinstance(value, type):
+                found[name] = {"function": name}
+                continue
+            try:
+                found[name] = {"data": self.link.enc(value, _Enc())}
+            except (NotData, TooLarge):
+                found[name] = {"unavailable": type(value).__name__[:100]}
+        return _Raw({"dict": [[name, {"dict": [[key, item] for key, item in entry.items()]}]
+                              for name, entry in found.items()]})
+
+    def _function(self, message: dict[str, Any]) -> Any:
+        name = message.get("function")
+        if not isinstance(name, str) or name not in self.ns or not callable(self.ns[name]):
+            raise ProtocolError("unknown function")
+        return self.ns[name]
 
     def _h_call_student(self, message: dict[str, Any]) -> Any:
-        target = self.link._target(message)
+        target = self._function(message)
         if "rng" in message:
             _rng_set(message["rng"])
         dec = _Dec(collect=True)
@@ -108,7 +124,7 @@ class StudentServer:
         outputs: list[torch.Tensor] = []
         try:
             encoded = self.link.enc(value, _Enc(grad_outputs=outputs))
-        except TooLarge as error:
+        except (TooLarge, NotData) as error:
             raise _Reported(ValueError(f"your function's return value cannot be graded: {error}")) from None
         call_id = self._next_call
         self._next_call += 1
@@ -142,9 +158,24 @@ class StudentServer:
             raise _Reported(error) from None
         return [None if grad is None else grad.detach() for grad in grads]
 
+    def _h_episode(self, message: dict[str, Any]) -> Any:
+        """One case of the play_episode check: the environment and the controller are built here."""
+        env_id, controller, seed = message.get("env_id"), message.get("controller"), message.get("seed")
+        if env_id not in {case[1] for case in episode_cases.CASES} or controller not in episode_cases.CONTROLLERS \
+                or type(seed) is not int:
+            raise ProtocolError("bad episode case")
+        target = self._function(message)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            outcome = episode_cases.play(target, env_id, controller, seed)
+        _flush_output()
+        try:
+            return _Raw(self.link.enc(outcome, _Enc()))
+        except (TooLarge, NotData) as error:
+            raise _Reported(ValueError(f"your function's return value cannot be graded: {error}")) from None
+
     def _h_release(self, message: dict[str, Any]) -> Any:
         self.calls.clear()
-        self.link.exports.clear()
         _flush_output()
         with contextlib.suppress(OSError):  # the output limit counts per exercise
             os.ftruncate(1, 0)
@@ -191,10 +222,6 @@ def _flush_output() -> None:
             stream.flush()
 
 
-# Student-side serving: results already encoded (_Raw) and student exceptions (_Reported) need care.
-_original_serve = Link.serve
-
-
 def _student_serve(self: Link, message: dict[str, Any]) -> None:
     handler = self.handlers.get(message.get("op")) if isinstance(message.get("op"), str) else None
     number = message.get("id")
@@ -228,59 +255,6 @@ def _safe_str(error: BaseException) -> str:
         return type(error).__name__
 
 
-def _student_main(sock: socket.socket, config: dict[str, Any]) -> None:
-    """Body of the forked student process; never returns."""
-    code = 70
-    try:
-        os.setsid()
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        for number in (signal.SIGALRM, signal.SIGINT, signal.SIGTERM):
-            signal.signal(number, signal.SIG_DFL)
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # too much output: the write fails (EFBIG)
-        sock_fd = sock.fileno()
-        isolation = config["isolation"]
-        if isolation == SANDBOX:
-            _enter_sandbox(sock_fd, config["limits"]["scratch_mb"])
-            scratch = "/tmp"
-        else:
-            scratch = config["scratch"]
-        _close_fds_except(sock_fd)
-        os.chdir(scratch)
-        null = os.open(os.devnull, os.O_RDONLY)
-        output = os.open(os.path.join(scratch, "output.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        if isolation != SANDBOX and os.geteuid() == 0:
-            # Without namespaces, root would be all-powerful: run as nobody, who cannot write the course,
-            # the gradebook or the submissions (unless world-writable) nor signal the grader.
-            os.chown(scratch, _NOBODY, _NOBODY)
-            os.fchown(output, _NOBODY, _NOBODY)
-            os.setgroups([])
-            os.setgid(_NOBODY)
-            os.setuid(_NOBODY)
-        os.dup2(null, 0)
-        os.dup2(output, 1)
-        os.dup2(output, 2)
-        os.close(null)
-        os.close(output)
-        limits = config["limits"]
-        _set_limit("RLIMIT_CORE", 0)
-        _set_limit("RLIMIT_FSIZE", int(limits["output_mb"] * 2**20))
-        _set_limit("RLIMIT_NOFILE", 256)
-        _set_limit("RLIMIT_CPU", int(limits["submission_s"]) + 10)
-        if isolation != SANDBOX:
-            _set_limit("RLIMIT_NPROC", 0)    # no new processes or threads (ignored for root)
-        if sys.platform.startswith("linux"):
-            _set_limit("RLIMIT_AS", _vm_size() + int(limits["memory_mb"] * 2**20))
-        os.environ["HOME"] = scratch
-        tempfile.tempdir = scratch
-        _seed_everything(0)
-        link = Link(sock, trusted=False)
-        link.serve = types.MethodType(_student_serve, link)
-        server = StudentServer(link)
-        link.send({"k": "hello", "isolation": isolation, "pid": os.getpid()})
-        server.serve_forever()
-        code = 0
-    except BaseException:  # noqa: BLE001 - nothing can be reported from here
-        code = 71
-    finally:
-        os._exit(code)
+def install_student_serving(link: Link) -> None:
+    """Student-side serving: results already encoded (_Raw) and student exceptions (_Reported) need care."""
+    link.serve = types.MethodType(_student_serve, link)

@@ -5,7 +5,8 @@ values, :data:`MAX_DEPTH` levels of nesting). Tensors, arrays, numpy scalars, ge
 global RNG states travel as raw bytes (base64) with their dtype and shape, checked on arrival; a
 payload that breaks the format is a :class:`ProtocolError`. The exceptions both sides share
 (:class:`Lost`, :class:`StudentError`, :class:`TooLarge`) are here too. The framing itself and
-the encoding of whole values (data or references) is :class:`pgcourse.grading.link.Link`.
+the encoding of whole values (data only: never a reference to a live object) is
+:class:`pgcourse.grading.link.Link`.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import torch
 
 
 # --------------------------------------------------------------------------------------------------
-# The wire: length-prefixed JSON frames, values encoded as data or references
+# The wire: length-prefixed JSON frames, values encoded as data
 # --------------------------------------------------------------------------------------------------
 
 _HEADER = struct.Struct("!I")
@@ -42,6 +43,10 @@ class ProtocolError(Exception):
 
 class TooLarge(Exception):
     """A value too large (or too deeply nested) to send."""
+
+
+class NotData(TypeError):
+    """A value that is not data (an object, a function, a module): it never crosses between the processes."""
 
 
 class Lost(BaseException):
@@ -97,10 +102,9 @@ class _Enc:
 class _Dec:
     """Bookkeeping of one decoding pass."""
 
-    def __init__(self, collect: bool = False, allow_foreign_refs: bool = True, grad_link: Any = None):
+    def __init__(self, collect: bool = False, grad_link: Any = None):
         self.nodes = 0
         self.collect = collect
-        self.allow_foreign_refs = allow_foreign_refs
         self.grad_link = grad_link        # worker side: (link, call_id, inputs) for returned tensors
         self.tensors: list[torch.Tensor] = []
         self.arrays: list[np.ndarray] = []
@@ -116,7 +120,10 @@ def _tensor_payload(tensor: torch.Tensor, enc: _Enc) -> dict[str, Any]:
         raise TooLarge(f"cannot send a tensor of dtype {tensor.dtype} / layout {tensor.layout}")
     if tensor.numel() > MAX_ELEMENTS:
         raise TooLarge(f"a tensor of {tensor.numel():,} elements is too large to grade")
-    plain = torch.Tensor.detach(tensor).cpu().contiguous().reshape(-1)
+    # A fresh, densely packed copy: .contiguous() keeps the strides of size-1 views (logp[:, a] with B = 1
+    # has stride 2), which a byte view refuses; the values are all that travel.
+    detached = torch.Tensor.detach(tensor).cpu()
+    plain = torch.empty(detached.shape, dtype=detached.dtype).copy_(detached).reshape(-1)
     raw = plain.view(torch.uint8).numpy().tobytes() if plain.numel() else b""
     enc.bytes += len(raw)
     if enc.bytes > MAX_MESSAGE:

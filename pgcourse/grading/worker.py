@@ -1,40 +1,27 @@
-"""Inside ``pgcourse grade``: the trusted grading worker and the sandboxed student process it forks.
+"""Inside ``pgcourse grade``: the trusted grading worker and the sandboxed student process it starts.
 
 Who runs what (see :mod:`pgcourse.grading.grader` for the teacher's side)::
 
     pgcourse grade (parent)          reads the course and the submissions, writes the gradebook
-      └─ grading worker (trusted)    pgcourse.grading.worker.worker_main; imports torch, pgcourse and the checks
-           │                         before any student code exists; runs the course's check cells
-           └─ student process        os.fork() of the worker, then sandboxed; runs the course's setup
-                                     cells and the student's answer cells, and nothing else
+      └─ grading worker (trusted)    pgcourse.grading.worker.worker_main; imports torch, pgcourse and the checks;
+           │                         runs the course's check cells
+           └─ student process        a fresh process per submission, started in a bubblewrap sandbox
+                                     (pgcourse.grading.sandbox, .runner); runs the course's setup cells and
+                                     the student's answer cells, and nothing else
 
 The verdict is computed in the grading worker, by the course's own check cell and the real
 ``pgcourse.checks``: student code never runs in that process. When a check calls the student's
-function, the call goes to the student process over a socket, as *data* (JSON: numbers, strings,
+function, the call goes to the student process over a socket as *data* (JSON: numbers, strings,
 tensors and arrays as raw bytes, containers); the return value, the arguments as the function
-left them (in-place changes), the generator and global RNG states come back the same way. A
-returned tensor that requires grad is connected to the check's inputs by :class:`_RemoteGrad`,
-whose backward asks the student process for the vector-Jacobian product, so gradient checks work
-as in a notebook. Objects that cannot travel as data (an environment, a policy callable) travel
-as references whose public methods the other side may call, nothing more.
+left them (in-place changes), the generator and global RNG states come back the same way. Nothing
+else crosses (:mod:`pgcourse.grading.link`): a check that needs an environment has it built in
+the student process from a description (:mod:`pgcourse.episode_cases`).
 
-So a student can monkeypatch anything in *their* process (``pgcourse.checks``, ``torch.allclose``,
-``numpy.testing``), print what they like (their output goes to a size-limited file nobody reads),
-exit with any status: none of it reaches the verdict. The only way to make a check pass is to
-return the right values.
-
-The student process is forked from the worker (warm imports, so a restart costs milliseconds),
-then, on Linux where unprivileged namespaces work, moved into its own user, mount, PID, network
-and IPC namespaces with the whole filesystem read-only except a small private /tmp: it cannot
-write the gradebook, the course or the submissions, cannot signal the grader, has no network.
-Everywhere: limits on address space (memory), file size (output), CPU time and open files; the
-worker enforces wall-clock limits and kills the process group (and the PID namespace) on expiry.
-
-The parts: :mod:`~pgcourse.grading.wire` (frames and value payloads), :mod:`~pgcourse.grading.link`
-(the socket's ends, references and remote gradients), :mod:`~pgcourse.grading.sandbox` (limits and
-namespaces), :mod:`~pgcourse.grading.student` (the student process) and this module: the worker's
-handle on the student process, the grading of one submission (:class:`_Session`) and the entry
-point the grader spawns (:func:`worker_main`).
+So a student can monkeypatch anything in *their* process, print what they like (their output goes
+to a size-limited file nobody reads), exit with any status: none of it reaches the verdict. The
+student process is fresh for every submission (nothing of an earlier student is in its memory),
+cannot import the course package (the reference answers), sees only the interpreter and the
+installed packages, has no network and no view of other processes, and cannot start processes.
 """
 from __future__ import annotations
 
@@ -48,6 +35,7 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 import time
 import traceback
@@ -56,31 +44,42 @@ from typing import Any
 
 import torch
 
-from .link import Link
-from .sandbox import _PR_SET_CHILD_SUBREAPER, LIMITS_ONLY, SANDBOX, _kill_orphans, _prctl, probe_sandbox
-from .student import _flush_output, _student_main
+from .link import Link, StudentFunction, Unavailable
+from .sandbox import SANDBOX, UNSAFE, probe_sandbox, seccomp_program, student_command, write_runner_package
 from .wire import Lost, StudentError, _seed_everything, _short
 
-ALARM_GRACE = 2.0          # seconds the worker's own work in a check may run past the exercise deadline
+ALARM_GRACE = 2.0
+COURSE_BLOCKED = "is not available while grading"  # the runner's ImportError for the course package          # seconds the worker's own work in a check may run past the exercise deadline
 
 
 class StudentProcess:
-    """The worker's handle on one forked student process."""
+    """The worker's handle on one student process (a fresh ``python`` in the sandbox, see :mod:`.runner`)."""
 
     def __init__(self, config: dict[str, Any], deadline: float):
         self.scratch = None
-        if config["isolation"] != SANDBOX:
-            self.scratch = tempfile.mkdtemp(prefix="pgcourse-grade-")
-            config = {**config, "scratch": self.scratch}
+        limits = dict(config["limits"])
+        mode = config["isolation"]
         ours, theirs = socket.socketpair()
-        _flush_output()
-        gc.freeze()  # the child's garbage collector then skips the (many) objects of the warm imports
-        pid = os.fork()
-        if pid == 0:
-            ours.close()
-            _student_main(theirs, config)
-        theirs.close()
-        self.pid = pid
+        keep = [theirs.fileno()]
+        seccomp_read = None
+        if mode == UNSAFE:
+            self.scratch = tempfile.mkdtemp(prefix="pgcourse-grade-")
+        program = seccomp_program() if mode == SANDBOX else None
+        if program is not None:
+            seccomp_read, seccomp_write = os.pipe()
+            os.write(seccomp_write, program)
+            os.close(seccomp_write)
+            keep.append(seccomp_read)
+        argv = student_command(mode, config["runner_folder"], theirs.fileno(), limits, seccomp_read, self.scratch)
+        try:
+            self.proc = subprocess.Popen(argv, pass_fds=keep, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin"},
+                                         cwd=self.scratch or "/", start_new_session=True)
+        finally:
+            theirs.close()
+            if seccomp_read is not None:
+                os.close(seccomp_read)
+        self.pid = self.proc.pid
         self.link = Link(ours, trusted=True)
         self.status: int | None = None
         self.link.deadline = deadline
@@ -94,25 +93,19 @@ class StudentProcess:
         return self.status is None and self.link.lost is None
 
     def end(self, wait: float = 0.0) -> int | None:
-        """Stop the process (its whole group; in the sandbox its PID namespace goes with it)."""
+        """Stop the process (its whole session; in the sandbox its PID namespace goes with it)."""
         if self.status is None:
             if wait > 0:
-                stop = time.monotonic() + wait
-                while time.monotonic() < stop:
-                    done, status = os.waitpid(self.pid, os.WNOHANG)
-                    if done:
-                        self.status = os.waitstatus_to_exitcode(status)
-                        break
-                    time.sleep(0.01)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.status = self.proc.wait(timeout=wait)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, signal.SIGKILL)
             if self.status is None:
-                with contextlib.suppress(ChildProcessError):
-                    _, status = os.waitpid(self.pid, 0)
-                    self.status = os.waitstatus_to_exitcode(status)
+                self.status = self.proc.wait()
+            if self.status is not None and self.status < 0:
+                self.status = 128 - self.status
         with contextlib.suppress(OSError):
             self.link.sock.close()
-        _kill_orphans()
         if self.scratch:
             shutil.rmtree(self.scratch, ignore_errors=True)
             self.scratch = None
@@ -206,14 +199,16 @@ class Worker:
     """The trusted grading worker: grades submissions one at a time, each in forked student processes."""
 
     def __init__(self, isolation: str = "auto"):
-        if isolation == "auto":
-            self.isolation, self.isolation_detail = probe_sandbox()
-        elif isolation == SANDBOX:
-            self.isolation, self.isolation_detail = probe_sandbox()
-            if self.isolation != SANDBOX:
-                raise RuntimeError(f"the sandbox was required but is not available: {self.isolation_detail}")
+        if isolation == UNSAFE:
+            self.isolation, self.isolation_detail = UNSAFE, ("no sandbox (--unsafe-no-sandbox): student code sees "
+                                                             "this machine's files and processes")
         else:
-            self.isolation, self.isolation_detail = LIMITS_ONLY, "sandbox switched off"
+            mode, detail = probe_sandbox()
+            if mode is None:
+                raise RuntimeError(f"no sandbox for student code: {detail}. Install bubblewrap, or pass "
+                                   "--unsafe-no-sandbox to grade without one (see docs/teachers.md for what is lost)")
+            self.isolation, self.isolation_detail = mode, detail
+        self.runner_folder = write_runner_package(tempfile.mkdtemp(prefix="pgcourse-runner-"))
         self._contexts: dict[str, dict[str, Any]] = {}
 
     def _context(self, course: dict[str, Any]) -> dict[str, Any]:
@@ -249,7 +244,7 @@ class _Session:
         self.poisoned: set[str] = set()
         self.start = time.monotonic()
         self.submission_deadline = self.start + float(limits["submission_s"])
-        self.config = {"isolation": worker.isolation, "limits": limits}
+        self.config = {"isolation": worker.isolation, "limits": limits, "runner_folder": str(worker.runner_folder)}
 
     def close(self) -> None:
         if self.student is not None:
@@ -288,9 +283,11 @@ class _Session:
         link.deadline, link.timeout_reason = deadline, "the course's setup cells did not finish in time"
         for label, source in self.course["context"]:
             answer = link._answer(link.request("exec", {"source": source, "filename": label}))
-            if isinstance(answer, dict) and answer.get("error"):
-                raise RuntimeError(f"the course's setup cell {label} failed in the student process:\n"
-                                   f"{answer['error']}")
+            error = answer.get("error") if isinstance(answer, dict) else None
+            # A setup cell that uses the course package (training the lesson's runs, say) stops where it does:
+            # the package is not in the sandbox, and answer cells cannot use it either.
+            if isinstance(error, str) and COURSE_BLOCKED not in error:
+                raise RuntimeError(f"the course's setup cell {label} failed in the student process:\n{error}")
         link.deadline = None
 
     def _exec_answer(self, grade_id: str, deadline: float, reason: str) -> str | None:
@@ -374,7 +371,6 @@ class _Session:
             link.deadline, link.timeout_reason = time.monotonic() + 10.0, "the student process stopped answering"
             link.request("release", {})
             link.deadline = None
-            link.exports.clear()
         except Lost as lost:
             self._lose(lost)
 
@@ -389,9 +385,16 @@ class _Session:
             if name not in self.trusted_names:
                 self.ns.pop(name, None)
         self.inserted = {}
-        for name, value in found.items():
-            if isinstance(name, str) and name in wanted:
-                self.ns[name] = self.inserted[name] = value
+        for name, entry in found.items():
+            if not (isinstance(name, str) and name in wanted and isinstance(entry, dict)):
+                continue
+            if entry.get("function") == name:
+                value: Any = StudentFunction(link, name)
+            elif "data" in entry:
+                value = entry["data"]
+            else:
+                value = Unavailable(name, str(entry.get("unavailable", "object")))
+            self.ns[name] = self.inserted[name] = value
         code = compile(exercise["check_source"], f"<check cell {exercise['check_grade_id']}>", "exec",
                        dont_inherit=True)
         link.last_student_error = None
@@ -487,7 +490,6 @@ def worker_main(fd: int) -> None:
     try:
         hello = conn.recv()
         _preload()
-        _prctl(_PR_SET_CHILD_SUBREAPER, 1)
         worker = Worker(hello.get("isolation", "auto"))
         gc.collect()
         gc.freeze()

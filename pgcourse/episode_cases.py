@@ -1,0 +1,91 @@
+"""The episodes of the ``play_episode`` check, described as data so that they can be played wherever the
+learner's function runs: in the notebook, or in the grader's sandbox (where only data crosses, so the
+environment and the controller are built there from their names).
+
+Imports only gymnasium and numpy: the grader copies this module into its sandbox.
+"""
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+# (description, env id, controller name, seed)
+CASES: list[tuple[str, str, str, int]] = [
+    ("CartPole-v1, always push left (ends by termination)", "CartPole-v1", "push_left", 0),
+    ("CartPole-v1, a balancing controller (truncated at the 500-step limit)", "CartPole-v1", "balance", 1),
+    ("Pendulum-v1, zero torque (Pendulum never terminates: truncated at 200 steps)", "Pendulum-v1", "zero_torque", 0),
+]
+
+CONTROLLERS: dict[str, Callable[[Any], Any]] = {
+    "push_left": lambda obs: 0,
+    "balance": lambda obs: int(obs[2] + obs[3] > 0),
+    "zero_torque": lambda obs: np.zeros(1, dtype=np.float32),
+}
+
+
+class EpisodeGuard:
+    """Wraps an env for the play_episode check: records the reset seed and whether ``step`` was called
+    after the episode ended (then raises, so a loop that ignores ``truncated`` cannot run forever)."""
+
+    def __init__(self, env: Any):
+        self.env = env
+        self.action_space, self.observation_space = env.action_space, env.observation_space
+        self.ended = False
+        self.stepped_past_end = False
+        self.reset_seed: Any = "never reset"
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        self.ended = False
+        self.reset_seed = seed
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action: Any):
+        if self.ended:
+            self.stepped_past_end = True
+            raise RuntimeError("env.step() called after the episode ended (terminated or truncated)")
+        result = self.env.step(action)
+        self.ended = bool(result[2] or result[3])
+        return result
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays to Python numbers and lists (the outcome is data)."""
+    if isinstance(value, tuple | list):
+        return type(value)(_plain(item) for item in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def play(fn: Callable[..., Any], env_id: str, controller: str, seed: int) -> dict[str, Any]:
+    """Call ``fn(env, policy, seed)`` on a guarded ``env_id`` with the named controller.
+
+    Returns data: ``{"result": ..., "reset_seed": ..., "stepped_past_end": bool}``, or with ``"error"``
+    (the learner's traceback) and ``"error_type"`` instead of ``"result"`` when their function raised.
+    """
+    import gymnasium as gym
+
+    guard = EpisodeGuard(gym.make(env_id))
+    outcome: dict[str, Any] = {}
+    try:
+        outcome["result"] = _plain(fn(guard, CONTROLLERS[controller], seed))
+    except Exception as error:  # noqa: BLE001 - the learner's crash, reported as data
+        outcome["error_type"] = type(error).__name__
+        outcome["error"] = "".join(traceback.format_exception(type(error), error, error.__traceback__.tb_next))
+    finally:
+        guard.env.close()
+    reset_seed = guard.reset_seed
+    outcome["reset_seed"] = reset_seed if reset_seed is None or isinstance(reset_seed, int | str) else repr(reset_seed)
+    outcome["stepped_past_end"] = guard.stepped_past_end
+    return outcome
+
+
+def warm_up() -> None:
+    """Import and build what the cases use once (in the sandbox, before any student code)."""
+    import gymnasium as gym
+
+    for env_id in {env_id for _, env_id, _, _ in CASES}:
+        gym.make(env_id).close()
