@@ -117,7 +117,12 @@ def chapter00(outside, listener, tmp_path_factory):
             "            import time; time.sleep(30)\n")},
         "network": {"ch00_play_episode": play_answer(
             f"    import socket\n    socket.create_connection(('127.0.0.1', {port}), timeout=2).sendall(b'leak')\n")},
+        "kills_everyone": {"ch00_play_episode": play_answer(
+            "    import os, signal\n    for pid in [int(p) for p in os.listdir('/proc') if p.isdigit()]:\n"
+            "        if pid != os.getpid():\n            try:\n                os.kill(pid, signal.SIGKILL)\n"
+            "            except OSError:\n                pass\n")},
         "honest": {"ch00_play_episode": play_answer("")},
+        "honest_too": {"ch00_play_episode": play_answer("")},
     }
     os.environ["PGCOURSE_TEACHER_TOKEN"] = SECRET
     try:
@@ -154,6 +159,14 @@ def test_no_new_processes(chapter00):
     report, _, _ = chapter00
     state, points, feedback = status(report, "forks", "ch00_play_episode")
     assert (state, points) == ("error", 0) and "Operation not permitted" in feedback
+
+
+def test_no_student_can_reach_another_students_process(chapter00):
+    """With two workers grading at once, a student who kills every process it can see harms nobody."""
+    report, _, _ = chapter00
+    assert status(report, "kills_everyone", "ch00_play_episode")[:2] == ("passed", 1)  # it sees only itself
+    assert status(report, "honest", "ch00_play_episode")[:2] == ("passed", 1)
+    assert status(report, "honest_too", "ch00_play_episode")[:2] == ("passed", 1)
 
 
 def test_no_network(chapter00, listener):
