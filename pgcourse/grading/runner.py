@@ -148,8 +148,10 @@ def _enter(config: dict[str, Any]) -> tuple[int, str]:
     _set_limit("RLIMIT_FSIZE", int(limits["output_mb"] * 2**20))
     _set_limit("RLIMIT_NOFILE", 256)
     _set_limit("RLIMIT_CPU", int(limits["submission_s"]) + 10)
-    if mode != "sandbox":
-        _set_limit("RLIMIT_NPROC", 64)  # no seccomp filter here: bound the number of processes of this user
+    if mode != "sandbox" or os.getuid() == NOBODY:
+        # Processes and threads of this user (seccomp already refuses processes in the sandbox: this bounds a
+        # thread bomb there, and everything without it). Never for the teacher's own user, whom it would count.
+        _set_limit("RLIMIT_NPROC", 256)
     os.environ.clear()
     os.environ.update(HOME=scratch, MPLCONFIGDIR=scratch, MPLBACKEND="Agg", OMP_NUM_THREADS="1",
                       PYTHONHASHSEED="0", SDL_VIDEODRIVER="dummy")
