@@ -123,6 +123,10 @@ def chapter00(outside, listener, tmp_path_factory):
             "            except OSError:\n                pass\n")},
         "honest": {"ch00_play_episode": play_answer("")},
         "honest_too": {"ch00_play_episode": play_answer("")},
+        # 2^25 booleans: 44 MB on the wire, which the check would turn into gigabytes of Python floats
+        "huge_result": {"ch00_completed_returns": "import torch\n_BIG = torch.ones(1 << 25, dtype=torch.bool)\n"
+                                                  "def completed_episode_returns(rewards, terminated, truncated):\n"
+                                                  "    return _BIG\n"},
     }
     os.environ["PGCOURSE_TEACHER_TOKEN"] = SECRET
     try:
@@ -167,6 +171,12 @@ def test_no_student_can_reach_another_students_process(chapter00):
     assert status(report, "kills_everyone", "ch00_play_episode")[:2] == ("passed", 1)  # it sees only itself
     assert status(report, "honest", "ch00_play_episode")[:2] == ("passed", 1)
     assert status(report, "honest_too", "ch00_play_episode")[:2] == ("passed", 1)
+
+
+def test_a_huge_result_costs_only_its_exercise(chapter00):
+    report, _, _ = chapter00
+    state, points, feedback = status(report, "huge_result", "ch00_completed_returns")
+    assert (state, points) == ("error", 0) and "more than 1,048,576 numbers" in feedback, feedback
 
 
 def test_no_network(chapter00, listener):
@@ -258,11 +268,12 @@ def test_the_reference_answers_cannot_be_imported(chapter01):
     assert points == 0 and "not available while grading" in feedback
 
 
-def test_the_student_is_nobody_with_a_clean_environment(chapter01):
+def test_the_student_is_an_unprivileged_user_with_a_clean_environment(chapter01):
     report, text = chapter01
     _, _, feedback = status(report, "mallory_spy", "ch01_normalize")
-    expected_uid = 65534 if os.getuid() == 0 else os.getuid()  # never root, even when the teacher is
-    assert f"uid={expected_uid}" in feedback
+    uid = int(feedback.rsplit("uid=", 1)[1].split()[0])  # the message, not the source line in the traceback
+    assert uid != 0  # never root, even when the teacher is
+    assert uid >= 200_000 if os.getuid() == 0 else uid == os.getuid()  # a uid of its own (no account, no files)
     assert "PGCOURSE_TEACHER_TOKEN" not in feedback and SECRET not in text
     assert "shadow=False" in feedback
     # beside the interpreter's folder (the course folder, for a venv inside it) only the interpreter's folder

@@ -1187,6 +1187,19 @@ def play_episode_returns_only_the_return(env, policy, seed):
     return episode_return
 
 
+@wrong("play_episode", "must be finite numbers")
+def play_episode_nan_return(env, policy, seed):
+    """Never sums the rewards: returns NaN (a comparison with NaN is always False, so a check that tests
+    `abs(received - expected) > tol` lets it through)."""
+    obs, _ = env.reset(seed=seed)
+    length = 0
+    while True:
+        obs, reward, terminated, truncated, _ = env.step(policy(obs))
+        length += 1
+        if terminated or truncated:
+            return float("nan"), length, bool(terminated), bool(truncated)
+
+
 @wrong("play_episode", "flags of the last step")
 def play_episode_merges_flags(env, policy, seed):
     """Reports every end as a termination."""

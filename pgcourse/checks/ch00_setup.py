@@ -5,9 +5,11 @@
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -19,6 +21,14 @@ from .harness import (_STEPS_NOTE, Case, Exercise, LearnerCodeError, Mistake, _b
 # --------------------------------------------------------------------------------------------------
 # play_episode (plays real episodes, so it has its own check)
 # --------------------------------------------------------------------------------------------------
+
+def _is_real_number(value: Any) -> bool:
+    """A finite int or float (numpy scalars and one-element tensors included); NaN and strings are not."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() == 1 and not value.dtype == torch.bool and math.isfinite(float(value))
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool) and \
+        math.isfinite(float(value))
+
 
 def check_play_episode(fn: Callable[..., Any]) -> None:
     """Check ``play_episode(env, policy, seed) -> (episode_return, length, terminated, truncated)``.
@@ -55,6 +65,10 @@ def check_play_episode(fn: Callable[..., Any]) -> None:
                                           expected=expected, received=received))
         episode_return, length, terminated, truncated = received
         hint = None
+        if not _is_real_number(episode_return) or not _is_real_number(length):
+            raise AssertionError(_message(name, "the return and the length must be finite numbers.",
+                                          "episode_return is the sum of the rewards (a float), length the number of "
+                                          "env.step calls (an int).", True, case, expected=expected, received=received))
         if outcome["reset_seed"] != seed:
             hint = (f"reset with env.reset(seed=seed) so the episode starts from the seeded state (you used "
                     f"{outcome['reset_seed']!r}).")

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .wire import (_HEADER, _NUMPY_KINDS, _TORCH_DTYPES, MAX_DEPTH, MAX_MESSAGE, MAX_NODES, Lost, NotData,
+from .wire import (_HEADER, _NUMPY_KINDS, _TORCH_DTYPES, MAX_DEPTH, MAX_MESSAGE, MAX_NODES, MAX_RESULT_ELEMENTS, Lost,
+                   NotData,
                    ProtocolError, StudentError, TooLarge, _array_from, _array_payload, _b64, _Dec, _Enc, _reject_constant,
                    _rng_get, _rng_set, _short, _tensor_from, _tensor_payload, _unb64)
 
@@ -52,8 +53,12 @@ class StudentFunction:
 
     def play_episode_case(self, env_id: str, controller: str, seed: int) -> dict[str, Any]:
         """One case of the play_episode check, played in the student process (see pgcourse.episode_cases)."""
-        outcome = self._link._answer(self._link.request(
-            "episode", {"function": self._name, "env_id": env_id, "controller": controller, "seed": seed}))
+        response = self._link.request(
+            "episode", {"function": self._name, "env_id": env_id, "controller": controller, "seed": seed})
+        try:
+            outcome = self._link._answer(response, _Dec(max_elements=MAX_RESULT_ELEMENTS))
+        except TooLarge as error:
+            raise StudentError(f"ValueError: your function's result cannot be graded: {error}") from None
         if not isinstance(outcome, dict) or not isinstance(outcome.get("stepped_past_end"), bool):
             raise self._link._protocol("bad episode outcome")
         return outcome
@@ -323,7 +328,18 @@ class Link:
         except (KeyError, TypeError, ValueError, IndexError, OverflowError, RuntimeError) as error:
             raise self._protocol(f"bad value ({type(error).__name__})") from None
 
+    def _count_elements(self, data: dict[str, Any], dec: _Dec) -> None:
+        shape = data.get("shape")
+        if dec.max_elements is None or not isinstance(shape, list) or not all(type(n) is int for n in shape):
+            return
+        dec.elements += math.prod(shape)
+        if dec.elements > dec.max_elements:
+            raise TooLarge(f"it holds more than {dec.max_elements:,} numbers (tensors and arrays together), far more "
+                           "than any exercise's answer")
+
     def _dec_tagged(self, data: dict[str, Any], dec: _Dec, depth: int) -> Any:
+        if "tensor" in data or "ndarray" in data:
+            self._count_elements(data, dec)
         if "tensor" in data:
             if dec.grad_link is not None:   # worker side, a returned tensor
                 tensor = _tensor_from(data, requires_grad=False)
@@ -428,7 +444,10 @@ class Link:
         if type(call_id) is not int:
             raise self._protocol("bad call id")
         inputs = [tensor for tensor in enc.tensors if tensor.requires_grad]
-        return self.dec(result.get("value"), _Dec(grad_link=(self, call_id, inputs)))
+        try:
+            return self.dec(result.get("value"), _Dec(grad_link=(self, call_id, inputs), max_elements=MAX_RESULT_ELEMENTS))
+        except TooLarge as error:
+            raise StudentError(f"ValueError: your function's result cannot be graded: {error}") from None
 
     def _apply_side_effects(self, result: dict[str, Any], enc: _Enc) -> None:
         """In-place changes of the arguments, generator states and the global RNGs, as the function left them."""

@@ -22,7 +22,7 @@ try:
 except ImportError:  # pragma: no cover - the grader runs on Linux and macOS only
     resource = None
 
-NOBODY = 65534
+NOBODY = 65534  # the group; the user is the worker's own unprivileged uid (config["uid"]), see sandbox.student_uid
 _PR_SET_PDEATHSIG, _PR_SET_NO_NEW_PRIVS = 1, 38
 POLICY = ("{name} is not available while grading: the course package holds the reference answers that the "
           "exercises re-implement, so it is kept out of the sandbox. Write your answer with torch and numpy.")
@@ -80,10 +80,10 @@ def _private_tmp(scratch_mb: int) -> None:
         raise OSError(number, f"mount /tmp: {os.strerror(number)}")
 
 
-def _become_nobody() -> None:
+def _become(uid: int) -> None:
     os.setgroups([])
     os.setgid(NOBODY)
-    os.setuid(NOBODY)
+    os.setuid(uid)
     if os.getuid() == 0 or os.geteuid() == 0:
         raise RuntimeError("could not leave the root user")
 
@@ -130,11 +130,12 @@ def _enter(config: dict[str, Any]) -> tuple[int, str]:
     os.chdir(scratch)
     null = os.open(os.devnull, os.O_RDONLY)
     output = os.open(os.path.join(scratch, "output.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    _warm_imports()  # as the user we started as: the interpreter's files may be unreadable for nobody
+    _warm_imports()  # as the user we started as: the interpreter's files may be unreadable for another user
+    uid = int(config.get("uid") or NOBODY)
     if os.geteuid() == 0:
         os.chmod(scratch, 0o1777)
-        os.fchown(output, NOBODY, NOBODY)
-        _become_nobody()
+        os.fchown(output, uid, NOBODY)
+        _become(uid)
     if sys.platform.startswith("linux"):
         _libc().prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     os.dup2(null, 0)
@@ -148,9 +149,10 @@ def _enter(config: dict[str, Any]) -> tuple[int, str]:
     _set_limit("RLIMIT_FSIZE", int(limits["output_mb"] * 2**20))
     _set_limit("RLIMIT_NOFILE", 256)
     _set_limit("RLIMIT_CPU", int(limits["submission_s"]) + 10)
-    if mode != "sandbox" or os.getuid() == NOBODY:
+    if os.getuid() == uid:
         # Processes and threads of this user (seccomp already refuses processes in the sandbox: this bounds a
-        # thread bomb there, and everything without it). Never for the teacher's own user, whom it would count.
+        # thread bomb). The uid is this grading worker's own, so one student's threads never count against
+        # another's; never set for the teacher's own user (no switch happened), whom it would count.
         _set_limit("RLIMIT_NPROC", 256)
     os.environ.clear()
     os.environ.update(HOME=scratch, MPLCONFIGDIR=scratch, MPLBACKEND="Agg", OMP_NUM_THREADS="1",

@@ -9,15 +9,16 @@ line that starts the student process (:mod:`pgcourse.grading.runner`):
   an empty private ``/tmp``: no course folder, no ``solutions/``, no submissions, no gradebook, no
   ``/etc`` beyond the dynamic linker's cache. The environment is cleared. A seccomp filter (below)
   refuses every new process (threads are allowed), so the address-space limit bounds the whole
-  student's memory. The runner then switches to the unprivileged ``nobody`` user when bwrap ran as
+  student's memory. The runner then switches to an unprivileged user of its own (:func:`student_uid`,
+  one per grading worker, so students graded at once never share a process limit) when bwrap ran as
   root (CI, containers), or stays the teacher's own unprivileged user otherwise.
 - **unsafe-no-sandbox** (only when the teacher asks for it with ``--unsafe-no-sandbox``): the same
-  runner as a plain process, as ``nobody`` when the grader runs as root, with the same resource
+  runner as a plain process, as that unprivileged user when the grader runs as root, with the same resource
   limits. It sees the machine's files and processes: see docs/teachers.md for what is lost.
 
 Hand-written low-level code is limited to what bubblewrap 0.8 (Debian 12) does not offer: the
 seccomp program (bwrap loads it, from a file descriptor) and, in the runner, a size limit on
-``/tmp`` (``--size`` came in bubblewrap 0.9) and the switch to ``nobody``.
+``/tmp`` (``--size`` came in bubblewrap 0.9) and the switch to the unprivileged user.
 """
 from __future__ import annotations
 
@@ -36,6 +37,12 @@ from typing import Any
 SANDBOX = "sandbox"
 UNSAFE = "unsafe-no-sandbox"
 NOBODY = 65534
+STUDENT_UID_BASE = 200_000  # unprivileged uids with no account on the machine: 200000 + the worker's pid
+
+
+def student_uid() -> int:
+    """The uid a grading worker's student processes run as (when the grader is root): its own, unused."""
+    return STUDENT_UID_BASE + os.getpid() % 100_000
 RUNNER_PACKAGE = "sandboxside"  # the runner's modules as the student process imports them (not "pgcourse")
 RUNNER_MODULES = ("wire", "link", "student", "runner", "episode_cases")
 SANDBOX_RUNNER_FOLDER = "/grading"  # where the sandbox sees the copy of the runner's modules
@@ -157,7 +164,7 @@ def student_command(mode: str, runner_folder: str | Path, sock_fd: int, limits: 
                     seccomp_fd: int | None = None, scratch: str | None = None) -> list[str]:
     """The argv that starts the student process in ``mode`` (``SANDBOX``, or ``UNSAFE`` with a ``scratch``
     folder of its own)."""
-    config = json.dumps({"fd": sock_fd, "limits": limits, "mode": mode, "scratch": scratch})
+    config = json.dumps({"fd": sock_fd, "limits": limits, "mode": mode, "scratch": scratch, "uid": student_uid()})
     where = str(runner_folder) if mode == UNSAFE else SANDBOX_RUNNER_FOLDER
     python = [sys.executable, "-I", "-B", "-c",
               f"import sys; sys.path.insert(0, {where!r}); from {RUNNER_PACKAGE}.runner import main; main(sys.argv[1])",
@@ -220,6 +227,6 @@ def probe_sandbox() -> tuple[str | None, str]:
         return None, f"bubblewrap cannot create namespaces here ({reason[-1] if reason else done.returncode})"
     if seccomp_program() is None:
         return None, f"no seccomp filter for this processor ({platform.machine()})"
-    who = "as nobody" if os.geteuid() == 0 else "as your own unprivileged user"
+    who = "as an unprivileged user of its own" if os.geteuid() == 0 else "as your own unprivileged user"
     return SANDBOX, (f"bubblewrap: a fresh sandbox per submission ({who}), only the interpreter and packages "
                      "visible, private /tmp, no network, own PIDs, no new processes")

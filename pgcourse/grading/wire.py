@@ -30,6 +30,7 @@ MAX_NODES = 200_000        # values in one message
 MAX_DEPTH = 48             # nesting of containers
 MAX_ELEMENTS = 2**26       # elements of one tensor or array
 MAX_TEXT = 12_000          # characters of a traceback or error message sent back
+MAX_RESULT_ELEMENTS = 2**20  # elements of all tensors and arrays one call of the student's function may return
 
 _TORCH_DTYPES = {name: getattr(torch, name) for name in (
     "float16", "bfloat16", "float32", "float64", "complex64", "complex128",
@@ -102,8 +103,10 @@ class _Enc:
 class _Dec:
     """Bookkeeping of one decoding pass."""
 
-    def __init__(self, collect: bool = False, grad_link: Any = None):
+    def __init__(self, collect: bool = False, grad_link: Any = None, max_elements: int | None = None):
         self.nodes = 0
+        self.elements = 0
+        self.max_elements = max_elements  # worker side, a student's result: checks turn values into lists
         self.collect = collect
         self.grad_link = grad_link        # worker side: (link, call_id, inputs) for returned tensors
         self.tensors: list[torch.Tensor] = []

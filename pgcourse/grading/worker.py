@@ -480,6 +480,22 @@ def _preload() -> None:
     traceback.format_exception(ValueError, ValueError("warm-up"), None)
 
 
+WORKER_MEMORY_MB = 4096  # what the grading worker may add to its address space after its imports
+
+
+def _limit_own_memory(megabytes: int) -> None:
+    """A backstop on the trusted worker: results that a check turns into big Python objects then fail with a
+    MemoryError (that student's exercise) instead of taking the machine's memory from every other worker."""
+    try:
+        import resource
+
+        with open("/proc/self/status") as handle:
+            size = next(int(line.split()[1]) * 1024 for line in handle if line.startswith("VmSize:"))
+        resource.setrlimit(resource.RLIMIT_AS, (size + megabytes * 2**20, resource.RLIM_INFINITY))
+    except (ImportError, OSError, StopIteration, ValueError):
+        pass
+
+
 def worker_main(fd: int) -> None:
     from multiprocessing.connection import Connection
 
@@ -490,6 +506,7 @@ def worker_main(fd: int) -> None:
     try:
         hello = conn.recv()
         _preload()
+        _limit_own_memory(WORKER_MEMORY_MB)
         worker = Worker(hello.get("isolation", "auto"))
         gc.collect()
         gc.freeze()
@@ -514,6 +531,9 @@ def worker_main(fd: int) -> None:
     except Exception:  # noqa: BLE001
         with contextlib.suppress(Exception):
             conn.send({"op": "crash", "error": traceback.format_exc()})
+    finally:
+        if "worker" in locals():
+            shutil.rmtree(worker.runner_folder, ignore_errors=True)
 
 
 # Started as: python -c "from pgcourse.grading.worker import worker_main; worker_main(FD)" (not with -m, so
