@@ -96,3 +96,19 @@ def test_unsafe_mode_is_a_plain_process():
     runner = write_runner_package(tempfile.mkdtemp())
     argv = student_command(UNSAFE, runner, 3, Limits().to_dict(), scratch="/tmp/x")
     assert argv[0] == sys.executable and "bwrap" not in " ".join(argv)
+
+
+@needs_sandbox
+def test_an_interpreter_under_tmp_stays_visible(monkeypatch):
+    """A venv in a clone under /tmp (as CI's may be) is bound on top of the sandbox's own /tmp, not hidden by it."""
+    from pgcourse.grading import sandbox
+
+    folder = Path(tempfile.mkdtemp(prefix="pgcourse-venv-like-", dir="/tmp"))
+    (folder / "marker.txt").write_text("visible")
+    real_roots = sandbox._read_only_roots
+    monkeypatch.setattr(sandbox, "_read_only_roots", lambda: [*real_roots(), str(folder)])
+    argv = sandbox.student_command(SANDBOX, write_runner_package(tempfile.mkdtemp()), 3, Limits().to_dict())
+    argv = argv[:argv.index("--") + 1] + [sys.executable, "-I", "-c",
+                                          f"print(open({str(folder / 'marker.txt')!r}).read())"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "visible", done.stderr

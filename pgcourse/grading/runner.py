@@ -22,6 +22,7 @@ try:
 except ImportError:  # pragma: no cover - the grader runs on Linux and macOS only
     resource = None
 
+SANDBOX_SCRATCH = "/scratch"  # pgcourse.grading.sandbox.SANDBOX_SCRATCH (this module cannot import it)
 NOBODY = 65534  # the group; the user is the worker's own unprivileged uid (config["uid"]), see sandbox.student_uid
 _PR_SET_PDEATHSIG, _PR_SET_NO_NEW_PRIVS = 1, 38
 POLICY = ("{name} is not available while grading: the course package holds the reference answers that the "
@@ -71,13 +72,18 @@ def _vm_size() -> int:
     return 0
 
 
-def _private_tmp(scratch_mb: int) -> None:
-    """A size-limited tmpfs on /tmp (bubblewrap 0.8's --tmpfs has no size); needs root in this mount namespace."""
-    libc = _libc()
-    options = f"size={int(scratch_mb)}m,mode=1777".encode()
-    if libc.mount(b"tmpfs", b"/tmp", b"tmpfs", ctypes.c_ulong(2 | 4), options) != 0:  # MS_NOSUID | MS_NODEV
+def _mount(source: bytes, target: bytes, fstype: bytes | None, flags: int, options: bytes | None) -> None:
+    if _libc().mount(source, target, fstype, ctypes.c_ulong(flags), options) != 0:
         number = ctypes.get_errno()
-        raise OSError(number, f"mount /tmp: {os.strerror(number)}")
+        raise OSError(number, f"mount {target.decode()}: {os.strerror(number)}")
+
+
+def _private_scratch(scratch: str, scratch_mb: int) -> None:
+    """A size-limited tmpfs as the student's only writable folder (bubblewrap 0.8's --tmpfs has no size), and
+    bwrap's unsized /tmp made read-only; needs root in this mount namespace."""
+    ms_rdonly, ms_nosuid, ms_nodev, ms_remount = 1, 2, 4, 32
+    _mount(b"tmpfs", scratch.encode(), b"tmpfs", ms_nosuid | ms_nodev, f"size={int(scratch_mb)}m,mode=1777".encode())
+    _mount(b"tmpfs", b"/tmp", None, ms_remount | ms_rdonly | ms_nosuid | ms_nodev, None)
 
 
 def _become(uid: int) -> None:
@@ -121,10 +127,11 @@ def _enter(config: dict[str, Any]) -> tuple[int, str]:
     for number in (signal.SIGALRM, signal.SIGINT, signal.SIGTERM):
         signal.signal(number, signal.SIG_DFL)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # too much output: the write fails (EFBIG)
-    if mode == "sandbox":
-        scratch = "/tmp"
-        if os.geteuid() == 0:
-            _private_tmp(limits["scratch_mb"])
+    if mode == "sandbox" and os.geteuid() == 0:
+        scratch = SANDBOX_SCRATCH
+        _private_scratch(scratch, limits["scratch_mb"])
+    elif mode == "sandbox":
+        scratch = "/tmp"  # bwrap's tmpfs (a teacher who is not root: no size limit but RLIMIT_FSIZE)
     else:
         scratch = config["scratch"]
     os.chdir(scratch)
@@ -155,7 +162,7 @@ def _enter(config: dict[str, Any]) -> tuple[int, str]:
         # another's; never set for the teacher's own user (no switch happened), whom it would count.
         _set_limit("RLIMIT_NPROC", 256)
     os.environ.clear()
-    os.environ.update(HOME=scratch, MPLCONFIGDIR=scratch, MPLBACKEND="Agg", OMP_NUM_THREADS="1",
+    os.environ.update(HOME=scratch, TMPDIR=scratch, MPLCONFIGDIR=scratch, MPLBACKEND="Agg", OMP_NUM_THREADS="1",
                       PYTHONHASHSEED="0", SDL_VIDEODRIVER="dummy")
     return sock_fd, scratch
 

@@ -6,7 +6,7 @@ line that starts the student process (:mod:`pgcourse.grading.runner`):
 - **sandbox** (the default, Linux with bubblewrap): ``bwrap`` gives the process its own mount, PID,
   network, IPC and UTS namespaces. Its filesystem holds only the Python interpreter, the installed
   packages (read-only; the course package ``pgcourse`` itself is hidden), the runner's own files and
-  an empty private ``/tmp``: no course folder, no ``solutions/``, no submissions, no gradebook, no
+  an empty private scratch folder (``/scratch``, also ``HOME`` and ``TMPDIR``): no course folder, no ``solutions/``, no submissions, no gradebook, no
   ``/etc`` beyond the dynamic linker's cache. The environment is cleared. A seccomp filter (below)
   refuses every new process (threads are allowed), so the address-space limit bounds the whole
   student's memory. The runner then switches to an unprivileged user of its own (:func:`student_uid`,
@@ -46,6 +46,7 @@ def student_uid() -> int:
 RUNNER_PACKAGE = "sandboxside"  # the runner's modules as the student process imports them (not "pgcourse")
 RUNNER_MODULES = ("wire", "link", "student", "runner", "episode_cases")
 SANDBOX_RUNNER_FOLDER = "/grading"  # where the sandbox sees the copy of the runner's modules
+SANDBOX_SCRATCH = "/scratch"       # the student's writable folder (a size-limited tmpfs when bwrap ran as root)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -180,6 +181,7 @@ def student_command(mode: str, runner_folder: str | Path, sock_fd: int, limits: 
             "--setenv", "MPLBACKEND", "Agg", "--setenv", "OMP_NUM_THREADS", "1", "--setenv", "MKL_NUM_THREADS", "1",
             "--setenv", "OPENBLAS_NUM_THREADS", "1", "--setenv", "PYTHONHASHSEED", "0",
             "--setenv", "SDL_VIDEODRIVER", "dummy", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
+            "--tmpfs", "/tmp", "--dir", SANDBOX_SCRATCH,  # first: a venv or runner under /tmp is bound on top
             "--ro-bind", "/usr", "/usr"]
     for link in ("lib", "lib64", "bin", "sbin", "lib32"):
         if os.path.islink(f"/{link}"):
@@ -197,8 +199,8 @@ def student_command(mode: str, runner_folder: str | Path, sock_fd: int, limits: 
         argv += ["--ro-bind", root, root]
     for hidden in _hidden_package_dirs():
         argv += ["--tmpfs", hidden]
-    argv += ["--ro-bind", str(runner_folder), SANDBOX_RUNNER_FOLDER, "--tmpfs", "/tmp", "--proc", "/proc",
-             "--dev", "/dev", "--chdir", "/tmp"]
+    argv += ["--ro-bind", str(runner_folder), SANDBOX_RUNNER_FOLDER, "--proc", "/proc", "--dev", "/dev",
+             "--chdir", "/"]
     if os.geteuid() != 0:
         argv += ["--unshare-user", "--disable-userns"]
     if seccomp_fd is not None:
