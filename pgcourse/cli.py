@@ -75,11 +75,11 @@ def _check_env_id(env_id: str) -> None:
 
 def _check_out_free(out: Path, overwrite: bool) -> None:
     """The same rule as ``Run.save``, checked before training so no time is wasted."""
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out} exists and is not a folder; choose another --out")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise UsageError(f"{out} already holds files (a previous run?); pass --overwrite to replace it "
-                         "or choose another --out")
+    from .run import save_target_problem
+
+    problem = save_target_problem(out, overwrite, "--overwrite")
+    if problem is not None:
+        raise UsageError(problem)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -141,15 +141,14 @@ class Run:
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
         """Write the run to folder ``path`` (created) and return it.
 
-        Raises ``FileExistsError`` if ``path`` exists and is not empty, unless ``overwrite=True``;
-        even then the old folder is replaced only after the new one is completely written.
+        Raises ``FileExistsError`` if ``path`` exists and is not empty, unless ``overwrite=True`` and it
+        holds a saved run and nothing else (other files are never deleted); even then the old folder is
+        replaced only after the new one is completely written.
         """
-        target = Path(path)
-        if target.exists() and not target.is_dir():
-            raise FileExistsError(f"{target} exists and is not a folder; choose another path")
-        if target.exists() and any(target.iterdir()) and not overwrite:
-            raise FileExistsError(f"{target} already holds files (a previous run?); pass overwrite=True to replace it "
-                                  "or choose another path")
+        problem = save_target_problem(path, overwrite, "overwrite=True")
+        if problem is not None:
+            raise FileExistsError(problem)
+        target = Path(path).expanduser().resolve()  # "." has no name to build the staging folder's name from
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.saving-", dir=target.parent))
         try:
@@ -164,7 +163,11 @@ class Run:
             torch.save(weights, staging / "weights.pt")
             (staging / "normalizer.json").write_text(json.dumps(self.normalizer_state, indent=1))
             (staging / "history.json").write_text(json.dumps(self.history.to_dict()))
-            if target.exists():
+            if target.is_dir() and not any(target.iterdir()):
+                # an empty folder (perhaps the current one, '--out .'): fill it, keep the folder itself
+                for item in staging.iterdir():
+                    os.replace(item, target / item.name)
+            elif target.exists():
                 old = target.with_name(f".{target.name}.replaced-{os.getpid()}")
                 os.replace(target, old)
                 try:
@@ -182,6 +185,36 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run({self.config.algo} on {self.config.env_id}, seed={self.config.seed}, {self.history!r})"
+
+
+def save_target_problem(path: str | os.PathLike, overwrite: bool, overwrite_flag: str = "overwrite=True") -> str | None:
+    """Why a run cannot be saved to ``path`` (None if it can): a file, a non-empty folder without
+    ``overwrite``, or, even with it, a folder that holds anything but a saved run (never deleted)."""
+    target = Path(path).expanduser()
+    if not target.exists():
+        return None
+    if not target.is_dir():
+        return f"{target} exists and is not a folder; choose another path"
+    entries = sorted(entry.name for entry in target.iterdir())
+    if not entries:
+        return None
+    if not overwrite:
+        return (f"{target} already holds files (a previous run?); pass {overwrite_flag} to replace a saved run, "
+                "or choose another path")
+    meta = target / "meta.json"
+    try:
+        is_run = json.loads(meta.read_text()).get("format") == FORMAT_NAME
+    except (OSError, ValueError, AttributeError):
+        is_run = False
+    others = [name for name in entries if name not in RUN_FILES]
+    if not is_run:
+        shown = ", ".join(entries[:5]) + (", …" if len(entries) > 5 else "")
+        return (f"{target} is not a saved pgcourse run (it holds {shown}); {overwrite_flag} replaces only a saved "
+                "run, never other files: choose another path")
+    if others:
+        return (f"{target} holds a saved run and other files ({', '.join(others[:5])}); {overwrite_flag} would "
+                "delete them: move them away or choose another path")
+    return None
 
 
 def _read_json(folder: Path, name: str) -> Any:
