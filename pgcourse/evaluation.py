@@ -5,6 +5,7 @@ from typing import NamedTuple
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 from .envs import AUTORESET_MODE
 from .run import Run, spaces_match
@@ -32,14 +33,23 @@ def evaluate(run: Run, env_id: str | None = None, episodes: int = 20, seed: int 
         episodes: number of evaluation episodes.
         seed: seed of the first episode.
         deterministic: greedy actions (argmax / Gaussian mean); False samples from the policy.
+
+    Runs with the run's ``config.torch_threads`` (1 by default, as training does), then restores the
+    process's thread count.
     """
     env_id = env_id or run.config.env_id
     if not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes={episodes!r} is invalid: expected an integer >= 1")
     returns: list[float] = []
-    while len(returns) < episodes:
-        batch = min(max_parallel, episodes - len(returns))
-        returns.extend(_play_first_episodes(run, env_id, batch, seed + len(returns), deterministic))
+    threads_before = torch.get_num_threads()
+    if run.config.torch_threads is not None:  # as in training: small networks run fastest on one thread
+        torch.set_num_threads(run.config.torch_threads)
+    try:
+        while len(returns) < episodes:
+            batch = min(max_parallel, episodes - len(returns))
+            returns.extend(_play_first_episodes(run, env_id, batch, seed + len(returns), deterministic))
+    finally:
+        torch.set_num_threads(threads_before)
     returns_array = np.asarray(returns, dtype=np.float64)
     return EvalResult(float(returns_array.mean()), float(returns_array.std()), returns_array)
 
