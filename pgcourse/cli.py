@@ -136,7 +136,9 @@ def cmd_gif(args: argparse.Namespace) -> int:
     from .run import load
 
     run = load(args.run_dir)
-    path = rollout_gif(run, args.env, args.out, seed=args.seed, deterministic=not args.stochastic)
+    out = args.out or str(Path.cwd() / f"{Path(args.run_dir).resolve().name}.gif")
+    path = rollout_gif(run, args.env, out, seed=args.seed, deterministic=not args.stochastic,
+                       caption=not args.no_caption)
     size = Path(path).stat().st_size
     print(f"wrote {path} ({size / 1024:.1f} KiB)")
     return 0
@@ -207,7 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     gif = commands.add_parser("gif", help="record one episode of a saved run as a GIF",
                               description="Record one episode of a saved run to a looping GIF.")
     gif.add_argument("run_dir", metavar="RUN_DIR", help="folder written by 'pgcourse train' or run.save")
-    gif.add_argument("--out", required=True, metavar="FILE.gif", help="GIF to write (replaced if it exists)")
+    gif.add_argument("--out", metavar="FILE.gif",
+                     help="GIF to write (replaced if it exists; default: RUN_DIR's name + .gif, in this folder)")
+    gif.add_argument("--no-caption", action="store_true",
+                     help="no caption (default: algorithm, env and the episode's return under the frames)")
     gif.add_argument("--seed", type=_int_at_least(0), default=0, help="episode seed (default 0)")
     gif.add_argument("--env", metavar="ENV", help="environment (default: the one the run was trained on)")
     gif.add_argument("--stochastic", action="store_true", help="sample actions instead of the greedy action")

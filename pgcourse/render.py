@@ -74,20 +74,31 @@ def write_gif(frames: list[np.ndarray], path: str | os.PathLike, fps: float = 25
     return target
 
 
+def default_caption(agent: Agent, env_id: str, episode_return: float) -> str:
+    """``"ppo on CartPole-v1: return 500"``: who played, where, and how well."""
+    who = agent.config.algo if isinstance(agent, Run) else "random agent" if agent is None else "policy"
+    return f"{who} on {env_id}: return {episode_return:.0f}"
+
+
 def rollout_gif(agent: Agent, env_id: str | None = None, path: str | os.PathLike = "rollout.gif", seed: int = 0,
-                deterministic: bool = True, fps: float = 25.0, frame_skip: int = 2, max_width: int = 320) -> Path:
+                deterministic: bool = True, fps: float = 25.0, frame_skip: int = 2, max_width: int = 320,
+                caption: bool | str = True) -> Path:
     """Record one episode of ``agent`` on ``env_id`` to a looping GIF at ``path`` and return the path.
 
     ``agent`` is a :class:`Run` (``env_id`` defaults to the one it was trained on), a function
-    ``obs -> action``, or None for a random agent. GIFs are generated output: an existing file at
-    ``path`` is replaced.
+    ``obs -> action``, or None for a random agent. ``caption``: True writes the algorithm, the env
+    and the episode's return under the frames (:func:`default_caption`), a string writes that text,
+    False none. GIFs are generated output: an existing file at ``path`` is replaced.
     """
     if env_id is None:
         if not isinstance(agent, Run):
             raise ValueError("env_id is required unless agent is a Run")
         env_id = agent.config.env_id
-    frames, _ = rollout_frames(agent, env_id, seed=seed, deterministic=deterministic, frame_skip=frame_skip,
-                               max_width=max_width)
+    frames, episode_return = rollout_frames(agent, env_id, seed=seed, deterministic=deterministic,
+                                            frame_skip=frame_skip, max_width=max_width)
+    if caption:
+        text = caption if isinstance(caption, str) else default_caption(agent, env_id, episode_return)
+        frames = [_caption(frame, text) for frame in frames]
     return write_gif(frames, path, fps=fps)
 
 

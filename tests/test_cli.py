@@ -7,6 +7,7 @@ import subprocess
 import sys
 import types
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -119,6 +120,20 @@ def test_gif_writes_an_animated_gif(run_dir, tmp_path, capsys):
     with Image.open(out) as image:
         assert image.n_frames > 3
     assert str(out) in capsys.readouterr().out
+
+
+def test_gif_has_a_default_out_and_a_caption(run_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["gif", str(run_dir), "--seed", "1"]) == 0
+    out = tmp_path / f"{run_dir.name}.gif"
+    assert str(out) in capsys.readouterr().out
+    with Image.open(out) as captioned:
+        frame = np.asarray(captioned.convert("RGB"))
+    assert main(["gif", str(run_dir), "--seed", "1", "--out", str(tmp_path / "plain.gif"), "--no-caption"]) == 0
+    with Image.open(tmp_path / "plain.gif") as plain:
+        assert captioned.size[1] == plain.size[1] + 22  # a caption strip under the frames
+    strip = frame[-20:]
+    assert (strip > 200).mean() > 0.8 and (strip < 100).any()  # white strip with dark text
 
 
 # -- help, exercises ------------------------------------------------------------------------------------
