@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch first and pinned: this is the CPU wheel; an unpinned torch pulls GBs of CUDA packages.
 	$(BIN)/python -m pip install "torch==2.13.0"
-	$(BIN)/python -m pip install -e ".[course,dev,bench]"
+	$(BIN)/python -m pip install -e ".[course,dev,bench,scale]"
 	touch $(STAMP)
 
 # The browser test (tests/test_browser.py) drives Debian's chromium through playwright (no browser

@@ -16,13 +16,13 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pgcourse"
 
 # Lowest first. A module may import modules of its own layer or of layers below it, never above.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("math", {"returns", "losses", "diagnostics", "batching", "notebook_format", "_version", "episode_cases"}),
+    ("math", {"returns", "losses", "diagnostics", "batching", "notebook_format", "_version", "episode_cases", "stats"}),
     ("parts", {"envs", "networks", "config", "history"}),
     ("runs", {"run", "evaluation"}),
     ("views", {"plotting", "render", "live"}),
     ("training", {"algorithms"}),
     ("entry", {"planted", "api"}),
-    ("course tools", {"widgets", "checks", "traps", "exercisegen"}),
+    ("course tools", {"widgets", "checks", "traps", "exercisegen", "sweeps"}),
     ("grading", {"grading"}),
     ("commands", {"cli", "bench", "traps.__main__"}),
 ]
