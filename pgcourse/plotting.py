@@ -1,4 +1,5 @@
-"""Learning curves that state what they show: one run, or mean with a band over seeds."""
+"""Learning curves that state what they show: one run, mean with a band over seeds, or (with
+:mod:`pgcourse.stats`) interval estimates, aggregate curves with bootstrap bands and performance profiles."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -7,17 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .run import Run
-
-
-def moving_average(values: np.ndarray, window: int) -> np.ndarray:
-    """Trailing mean over the last ``window`` values (shorter at the start), same length as ``values``."""
-    values = np.asarray(values, dtype=np.float64)
-    if window < 1:
-        raise ValueError(f"window={window} must be >= 1")
-    cumsum = np.cumsum(np.insert(values, 0, 0.0))
-    counts = np.minimum(np.arange(1, len(values) + 1), window)
-    starts = np.arange(1, len(values) + 1) - counts
-    return (cumsum[1:] - cumsum[starts]) / counts
+from .stats import Band, Estimate, moving_average  # noqa: F401  (moving_average: re-exported)
 
 
 def plot_learning_curve(run: Run, window: int = 20, x: str = "env_step", ax=None, label: str | None = None):
@@ -95,3 +86,126 @@ def plot_diagnostics(run: Run, names: Sequence[str] = ("entropy", "approx_kl", "
         ax.set_xlabel("env steps")
         ax.grid(alpha=0.3)
     return axes
+
+
+_METRIC_TITLES = {"mean": "Mean", "median": "Median", "iqm": "IQM", "optimality_gap": "Optimality gap"}
+
+
+def _given_axes(axes, count: int, figsize: tuple[float, float], sharey: bool = False) -> list:
+    """``count`` axes: the ones given (an Axes or a sequence of them) or a new row of panels."""
+    if axes is None:
+        return list(plt.subplots(1, count, figsize=figsize, sharey=sharey, squeeze=False)[1][0])
+    axes = list(np.atleast_1d(np.asarray(axes, dtype=object)).ravel())
+    if len(axes) != count:
+        raise ValueError(f"got {len(axes)} axes for {count} panel(s): pass one Axes per panel, or none")
+    return axes
+
+
+def plot_interval_estimates(estimates: dict[str, dict[str, Estimate]], metrics: Sequence[str] | None = None,
+                            axes=None, title: str | None = None):
+    """Interval estimates as in Agarwal et al. (2021): one panel per metric, one row per arm, the point
+    estimate (tick) inside its interval (bar), annotated ``point [low, high]``.
+
+    ``estimates`` is :func:`pgcourse.stats.interval_estimates`' ``{arm: {metric: Estimate}}``; ``metrics``
+    defaults to the first arm's. Returns the Figure.
+    """
+    if not estimates:
+        raise ValueError("estimates is empty: expected {arm: {metric: Estimate}} (pgcourse.stats.interval_estimates)")
+    arms = list(estimates)
+    metrics = list(metrics or estimates[arms[0]])
+    missing = [f"{arm}/{m}" for arm in arms for m in metrics if m not in estimates[arm]]
+    if missing:
+        raise ValueError(f"no estimate for {missing}: every arm needs every metric plotted")
+    axes = _given_axes(axes, len(metrics), (3.4 * len(metrics), 0.6 * len(arms) + 1.4), sharey=True)
+    for ax, metric in zip(axes, metrics):
+        column = [estimates[arm][metric] for arm in arms]
+        values = [v for e in column for v in (e.low, e.point, e.high) if np.isfinite(v)]
+        lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+        pad = 0.08 * (hi - lo) or 1.0
+        for row, e in enumerate(column):
+            low = e.low if np.isfinite(e.low) else lo - pad  # an infinite end runs to the panel's edge
+            high = e.high if np.isfinite(e.high) else hi + pad
+            ax.barh(row, high - low, left=low, height=0.5, color=f"C{row}", alpha=0.4)
+            ax.plot([e.point], [row], marker="|", markersize=14, markeredgewidth=2.5, color=f"C{row}")
+            ax.annotate(str(e), (e.point if np.isfinite(e.point) else hi, row), xytext=(0, 9),
+                        textcoords="offset points", ha="center", fontsize=8)
+        ax.set_xlim(lo - 1.5 * pad, hi + 1.5 * pad)
+        ax.set_title(_METRIC_TITLES.get(metric, metric))
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(range(len(arms)), arms)
+    axes[0].set_ylim(len(arms) - 0.4, -0.7)  # first arm on top, room for the annotation
+    confidence = estimates[arms[0]][metrics[0]].confidence
+    figure = axes[0].figure
+    figure.suptitle(f"{title + ': ' if title else ''}point estimates with {confidence:.0%} bootstrap intervals")
+    figure.tight_layout()
+    return figure
+
+
+def _band_label(arm: str, curve, statistic: bool = True) -> str:
+    """``arm (IQM of 10 runs, 95% CI)``: what the line and band are (a bare tuple: just the arm)."""
+    if not isinstance(curve, Band):
+        return arm
+    counts = curve.runs_at[curve.runs_at > 0] if curve.runs_at is not None else np.array([curve.runs])
+    runs = f"{counts.min()}" if counts.size and counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
+    what = f"{_METRIC_TITLES.get(curve.statistic, curve.statistic)} of " if statistic else ""
+    return f"{arm} ({what}{runs} runs, {curve.confidence:.0%} CI)"
+
+
+def _draw_band(ax, x, point, low, high, label: str, step: bool = False):
+    line, = ax.plot(x, point, label=label, drawstyle="steps-post" if step else "default")
+    shown = np.isfinite(low) & np.isfinite(high)
+    ax.fill_between(x, np.where(shown, low, 0), np.where(shown, high, 0), where=shown, alpha=0.2,
+                    color=line.get_color(), step="post" if step else None, linewidth=0)
+    return line
+
+
+def plot_aggregate_curves(curves_by_arm: dict, ax=None, xlabel: str = "env steps", ylabel: str = "return",
+                          threshold: float | None = None, title: str | None = None):
+    """One line per arm with its pointwise confidence band, from :func:`pgcourse.stats.aggregate_curves`.
+
+    Each value is a :class:`~pgcourse.stats.Band` (the legend then states statistic, runs and CI level)
+    or a ``(grid, point, low, high)`` tuple. ``threshold`` draws a dashed target line. Returns the Figure.
+    """
+    if not curves_by_arm:
+        raise ValueError("curves_by_arm is empty: expected {arm: aggregate_curves(...)}")
+    ax = ax or plt.subplots(figsize=(7, 4))[1]
+    for arm, curve in curves_by_arm.items():
+        _draw_band(ax, *curve, label=_band_label(arm, curve))
+    if threshold is not None:
+        ax.axhline(threshold, linestyle="--", color="gray", linewidth=1, label=f"threshold {threshold:g}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return ax.figure
+
+
+def plot_performance_profiles(profiles_by_arm: dict, taus=None, ax=None, xlabel: str = "score threshold τ",
+                              title: str | None = None):
+    """Performance profiles (fraction of runs scoring above tau, against tau) with their bands.
+
+    Each value is a :class:`~pgcourse.stats.Band` from :func:`pgcourse.stats.performance_profile`, or a
+    ``(point, low, high)`` tuple when ``taus`` is given. A profile that lies above another everywhere
+    dominates it (stochastic dominance). Returns the Figure.
+    """
+    if not profiles_by_arm:
+        raise ValueError("profiles_by_arm is empty: expected {arm: performance_profile(...)}")
+    ax = ax or plt.subplots(figsize=(7, 4))[1]
+    for arm, profile in profiles_by_arm.items():
+        if isinstance(profile, Band):
+            xs, point, low, high = profile
+        elif taus is None:
+            raise ValueError(f"profile {arm!r} is a tuple: pass taus, or the Band from performance_profile")
+        else:
+            xs, (point, low, high) = np.asarray(taus), profile
+        _draw_band(ax, xs, point, low, high, _band_label(arm, profile, statistic=False), step=True)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("fraction of runs with score > τ")
+    ax.set_ylim(-0.02, 1.02)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return ax.figure
