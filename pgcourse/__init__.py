@@ -5,12 +5,14 @@ Where things live (layers import only downward; docs/architecture.md has the dia
                 pgcourse.losses       reinforce_loss, a2c_policy_loss, clipped_surrogate_loss, value_loss, ...
                 pgcourse.diagnostics  approx_kl, clip_fraction, explained_variance, grad_norm
                 pgcourse.batching     minibatch_indices
+                pgcourse.stats        IQM, optimality gap, stratified-bootstrap intervals, P(improvement), curves
     parts       pgcourse.envs, .networks, .config, .history
     runs        pgcourse.run (Run, save, load), pgcourse.evaluation (evaluate)
     training    pgcourse.algorithms   reinforce.py, a2c.py, ppo.py: one loop each; components.py: the math they
                                       call (replaceable); trainer.py: plumbing and named hooks; rollout.py
                 pgcourse.planted      lesson 06's planted bugs; pgcourse.api: pg.train
     course      pgcourse.plotting, .render, .live, .widgets, .checks, .traps (diagnose, experiments, bug hunt)
+                pgcourse.sweeps       pg.sweep: grids x seeds on a process pool or Ray, resumable, verified
     classroom   pgcourse.grading, pgcourse.exercisegen, pgcourse.notebook_format
     commands    pgcourse.cli, pgcourse.bench
 """
@@ -43,6 +45,18 @@ def diagnose(*args, **kwargs):
     return _diagnose(*args, **kwargs)
 
 
+def sweep(*args, **kwargs):
+    """Train a grid of settings x seeds in parallel, resumably (see :func:`pgcourse.sweeps.sweep`)."""
+    from .sweeps import sweep as _sweep
+    return _sweep(*args, **kwargs)
+
+
+def plot_sweep(*args, **kwargs):
+    """Curves with bootstrap bands and interval estimates of a sweep (see :func:`pgcourse.sweeps.plot_sweep`)."""
+    from .sweeps import plot_sweep as _plot_sweep
+    return _plot_sweep(*args, **kwargs)
+
+
 def show_gif(*args, **kwargs):
     """Display a GIF inline in a notebook (see :func:`pgcourse.render.show_gif`)."""
     from .render import show_gif as _show_gif
@@ -50,7 +64,8 @@ def show_gif(*args, **kwargs):
 
 
 _LAZY_SUBMODULES = {"checks", "plotting", "render", "bench", "cli", "exercisegen", "traps", "envs", "networks",
-                    "config", "algorithms", "widgets", "grading", "live", "planted", "notebook_format"}
+                    "config", "algorithms", "widgets", "grading", "live", "planted", "notebook_format",
+                    "stats", "sweeps"}
 
 
 def __getattr__(name: str):
@@ -66,4 +81,4 @@ __all__ = ["train", "load", "evaluate", "rollout_gif", "show_gif", "Run", "Histo
            "ConfigError", "RunLoadError", "NonFiniteError", "BaseConfig", "ReinforceConfig", "A2CConfig", "PPOConfig",
            "discounted_returns", "normalize", "compute_gae", "reinforce_loss", "clipped_surrogate_loss", "value_loss",
            "gaussian_log_prob", "approx_kl", "clip_fraction", "explained_variance", "minibatch_indices",
-           "resolve_device", "returns", "losses", "diagnostics", "diagnose"]
+           "resolve_device", "returns", "losses", "diagnostics", "diagnose", "sweep", "plot_sweep"]

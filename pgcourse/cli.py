@@ -4,6 +4,8 @@
     pgcourse eval runs/ppo-cartpole --episodes 20
     pgcourse gif runs/ppo-cartpole --out ppo.gif
     pgcourse bench --quick
+    pgcourse sweep ppo --env CartPole-v1 --seeds 10 --grid clip_eps=0.1,0.2,100 --out sweeps/clip
+    pgcourse plot sweeps/clip --out clip.png
     pgcourse exercises --check
 
 Bad input (an unknown setting, a value out of range, an unknown environment, a run folder that
@@ -152,6 +154,115 @@ def cmd_bench(args: argparse.Namespace) -> int:
                       device=args.device)
 
 
+def parse_grid_axis(text: str) -> tuple[str, list[Any]]:
+    """``"clip_eps=0.1,0.2,100"`` -> ``("clip_eps", [0.1, 0.2, 100])``; tuples keep their commas
+    (``"hidden_sizes=(32,32),(64,64)"``); words are strings (``"traps=long_rollout,low_critic_lr"``)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier() or not raw.strip():
+        raise UsageError(f"--grid expects key=value1,value2,... (e.g. --grid clip_eps=0.1,0.2), got {text!r}")
+    if key in _DEDICATED:
+        raise UsageError(f"--grid {key}=...: {'use --seeds' if key == 'seed' else 'cannot be swept here'}")
+    try:
+        values = ast.literal_eval(f"[{raw}]")
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        values = [parse_setting(f"{key}={item}")[1] for item in raw.split(",")]
+    return key, list(values)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"10"`` -> seeds 0..9; ``"3-7"`` -> 3..7; ``"0,4,9"`` -> those seeds."""
+    try:
+        if "," in text:
+            seeds = [int(item) for item in text.split(",")]
+        elif "-" in text:
+            low, high = (int(item) for item in text.split("-", 1))
+            seeds = list(range(low, high + 1))
+        else:
+            seeds = list(range(int(text)))
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0:
+        raise UsageError(f"--seeds expects a count (10), a range (0-9) or a list (0,4,9) of seeds >= 0, got {text!r}")
+    return seeds
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweeps import SweepResultsError, sweep, verify
+
+    if args.verify:
+        if args.algo or args.env or args.grid or args.set:
+            raise UsageError("--verify FOLDER re-runs trials of a finished sweep; give no ALGO, --env, --grid or --set")
+        try:
+            report = verify(args.verify, sample=args.sample, seed=args.sample_seed, workers=args.workers,
+                            progress=not args.quiet)
+        except SweepResultsError as error:
+            raise UsageError(str(error)) from None
+        print(report)
+        return 0 if report.ok else 1
+    if not args.algo or not args.env:
+        raise UsageError("give ALGO and --env (e.g. pgcourse sweep ppo --env CartPole-v1 --seeds 10 --out sweeps/ppo), "
+                         "or --verify FOLDER")
+    if not args.out:
+        raise UsageError("--out FOLDER is required: every finished trial is written there (and a rerun resumes)")
+    grid = dict(parse_grid_axis(item) for item in args.grid or []) or None
+    overrides = parse_settings(args.set)
+    try:
+        results = sweep(args.algo.split(","), args.env.split(","), parse_seeds(args.seeds), grid, folder=args.out,
+                        backend=args.backend, workers=args.workers, address=args.address, num_gpus=args.num_gpus,
+                        retries=args.retries, progress=not args.quiet, compress=args.compress,
+                        total_steps=args.steps, **overrides)
+    except SweepResultsError as error:
+        raise UsageError(str(error)) from None
+    if results.interrupted:
+        print(f"pgcourse sweep: interrupted; {len(results.trials)} finished trials are kept in {results.folder}; "
+              "run the same command again to resume", file=sys.stderr)
+        return 130
+    print(results.summary())
+    return 1 if results.failed else 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from .run import FORMAT_NAME, load
+    from .sweeps import plot_sweep
+
+    folders = [Path(item) for item in args.folders]
+    for folder in folders:
+        if not folder.is_dir():
+            raise UsageError(f"{folder} is not a folder (expected a sweep's results folder or a saved run)")
+    sweeps = [folder for folder in folders if (folder / "sweep.json").is_file()]
+    if sweeps and len(folders) > 1:
+        raise UsageError("give one sweep folder, or one or more saved runs (not both)")
+    out = Path(args.out or f"{folders[0].resolve().name}.png")
+    if out.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise UsageError(f"--out {out}: expected a .png, .svg or .pdf file")
+    if sweeps:
+        plot_sweep(sweeps[0], statistic=args.statistic, window=args.window, path=out)
+    else:
+        import matplotlib.pyplot as plt
+
+        from .plotting import plot_learning_curve
+
+        runs = []
+        for folder in folders:
+            if not (folder / "meta.json").is_file():
+                raise UsageError(f"{folder} is neither a sweep folder (sweep.json) nor a saved {FORMAT_NAME} (meta.json)")
+            runs.append((folder, load(folder)))
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        for folder, run in runs:
+            plot_learning_curve(run, window=args.window, ax=ax,
+                                label=f"{folder.name} ({run.config.algo}, seed {run.config.seed})")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=100)
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_exercises(args: argparse.Namespace) -> int:
     try:
         from . import exercisegen
@@ -235,6 +346,53 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", metavar="FILE", help="also write every per-seed result to this JSON file")
     bench.add_argument("--device", default="cpu", help="training device (default cpu: fastest for these small nets)")
     bench.set_defaults(handler=cmd_bench)
+
+    sweep = commands.add_parser(
+        "sweep", help="train a grid of settings x seeds in parallel (this machine or a Ray cluster), resumably",
+        description="Train every combination of ALGO(s), --env(s) and --grid values, for every seed, on a process "
+                    "pool (default: one worker per core) or a Ray cluster. Each finished trial is written at once to "
+                    "--out; running the same command again resumes. --verify re-runs a sample of finished trials "
+                    "and checks their histories are identical.",
+        epilog="examples:\n  pgcourse sweep ppo --env CartPole-v1 --seeds 10 --grid clip_eps=0.1,0.2,100 --steps 50000 "
+               "--out sweeps/clip\n  pgcourse sweep ppo,a2c --env CartPole-v1,Acrobot-v1 --seeds 0-9 --backend ray "
+               "--address ray://head:10001 --out sweeps/big\n  pgcourse sweep --verify sweeps/clip --sample 3",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sweep.add_argument("algo", metavar="ALGO[,ALGO]", nargs="?", help=f"one or more of {', '.join(ALGORITHMS)}")
+    sweep.add_argument("--env", metavar="ENV[,ENV]", help="gymnasium id(s), e.g. CartPole-v1")
+    sweep.add_argument("--seeds", default="10", metavar="N|A-B|A,B,...", help="10 = seeds 0-9 (default), 3-7, or 0,4,9")
+    sweep.add_argument("--grid", action="append", metavar="KEY=V1,V2,...",
+                       help="a setting and its values, repeatable (every combination is run): clip_eps=0.1,0.2")
+    sweep.add_argument("--set", action="append", metavar="KEY=VALUE", help="a setting every trial shares, repeatable")
+    sweep.add_argument("--steps", type=_int_at_least(1), default=None, metavar="N", help="env-step budget per trial")
+    sweep.add_argument("--out", metavar="FOLDER", help="results folder (created; an existing sweep there is resumed)")
+    sweep.add_argument("--backend", choices=("local", "ray"), default="local",
+                       help="local: a process pool on this machine (default); ray: a Ray cluster (pgcourse[scale])")
+    sweep.add_argument("--workers", type=_int_at_least(1), default=None,
+                       help="processes (local) or CPUs of the Ray instance started here (default: one per core)")
+    sweep.add_argument("--address", default=None,
+                       help="Ray cluster: ray://HEAD:10001 or HEAD:6379 (default: RAY_ADDRESS, else start Ray here)")
+    sweep.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per trial (ray backend; trials train on cuda)")
+    sweep.add_argument("--retries", type=_int_at_least(0), default=1, help="re-runs of a failed trial (default 1)")
+    sweep.add_argument("--compress", action="store_true", help="write trials as .json.gz")
+    sweep.add_argument("--verify", metavar="FOLDER", help="re-run finished trials of FOLDER; exit 1 if any differs")
+    sweep.add_argument("--sample", type=_int_at_least(1), default=3, help="trials --verify re-runs (default 3)")
+    sweep.add_argument("--sample-seed", type=_int_at_least(0), default=None,
+                       help="seed of --verify's random choice (default: a fresh one, printed)")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.set_defaults(handler=cmd_sweep)
+
+    plot = commands.add_parser(
+        "plot", help="plot learning curves of a sweep (with confidence bands) or of saved runs",
+        description="Plot a sweep's results folder (curves aggregated over seeds with 95%% bootstrap bands, and "
+                    "interval estimates of the final returns), or the learning curves of one or more saved runs.",
+        epilog="examples:\n  pgcourse plot sweeps/clip --out clip.png\n  pgcourse plot runs/ppo-seed0 runs/ppo-seed1",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    plot.add_argument("folders", nargs="+", metavar="FOLDER", help="a sweep's results folder, or saved run folders")
+    plot.add_argument("--out", metavar="FILE.png", help="image to write (default: the first folder's name + .png)")
+    plot.add_argument("--window", type=_int_at_least(1), default=20, help="moving-average window in episodes (20)")
+    plot.add_argument("--statistic", choices=("iqm", "mean", "median"), default="iqm",
+                      help="aggregate over seeds in a sweep plot (default iqm)")
+    plot.set_defaults(handler=cmd_plot)
 
     exercises = commands.add_parser(
         "exercises", help="generate exercises/ from solutions/",

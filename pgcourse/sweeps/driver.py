@@ -1,0 +1,273 @@
+"""``pg.sweep``: run every trial of a grid, write each as it finishes, resume, retry, verify.
+
+The loop, in words: expand the grid into trials; skip those the results folder already holds; hand
+the rest to a backend; as each trial ends, write its record (or, if it raised or its worker died,
+run it once more before recording the failure); on Ctrl-C stop the workers and keep every finished
+trial. ``verify`` re-runs a random sample of finished trials and compares their histories.
+"""
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..algorithms import Components, Hooks
+from ..config import ConfigError, make_config
+from ..planted import plant
+from .backends import Lost, available_cores, make_backend
+from .results import SweepResults
+from .spec import TrialSpec, action_kind_of, expand
+from .store import ResultsFolder, SweepResultsError
+from .trial import deterministic_part
+
+_NOT_COMPARED = ("device", "progress")  # config fields a backend sets, not the experiment
+
+
+def _expected_config(spec: TrialSpec) -> dict[str, Any]:
+    config = make_config(spec.algo, spec.env_id, action_kind_of(spec.env_id), seed=spec.seed,
+                         **dict(spec.overrides))
+    config, _, _ = plant(config, Components(), Hooks())
+    return {k: v for k, v in config.to_dict().items() if k not in _NOT_COMPARED}
+
+
+def _check_same_experiment(folder: ResultsFolder, specs: Sequence[TrialSpec], finished: set[str]) -> None:
+    """A finished trial is reused only if today's package would run it with the same config."""
+    for spec in specs:
+        if spec.trial_id not in finished:
+            continue
+        record = folder.read(spec.trial_id)
+        saved = {k: v for k, v in record.config.items() if k not in _NOT_COMPARED}
+        expected = _expected_config(spec)
+        changed = sorted(k for k in set(saved) | set(expected) if saved.get(k) != expected.get(k))
+        if changed:
+            name = changed[0]
+            raise SweepResultsError(
+                f"{folder.path}: finished trial {spec.trial_id} ran with {name}={saved.get(name)!r}, but this "
+                f"pgcourse would run it with {name}={expected.get(name)!r} (defaults changed?); resuming would mix "
+                "two experiments: use a new results folder")
+
+
+class _Progress:
+    """A tqdm bar: trials done of those to run, with running and failed counts beside it."""
+
+    def __init__(self, total: int, enabled: bool, description: str):
+        self.bar = None
+        if enabled and total:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=total, desc=description, unit="trial", dynamic_ncols=True)
+
+    def show(self, done: int, running: int, failed: int) -> None:
+        if self.bar is not None:
+            self.bar.n = done
+            self.bar.set_postfix(running=running, failed=failed, refresh=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_specs(specs: Sequence[TrialSpec], folder: ResultsFolder | None, backend, retries: int = 1,
+              progress: bool = True, on_record=None) -> dict[str, Any]:
+    """Run ``specs`` on ``backend``; write each record to ``folder`` (if given) as it arrives.
+
+    Returns counts and the records in the order they finished: ``{"records": [...], "failed": n,
+    "interrupted": bool}``. A trial whose record says ``"failed"`` or whose worker was lost is run again
+    up to ``retries`` more times; then its failed record is written (a lost one is recorded as lost).
+    """
+    queue = deque(specs)
+    attempts: dict[str, int] = {}
+    records: list[dict[str, Any]] = []
+    failed = 0
+    bar = _Progress(len(specs), progress, "sweep")
+    interrupted = False
+    try:
+        while queue or backend.in_flight:
+            while queue and backend.in_flight < backend.capacity:
+                spec = queue.popleft()
+                attempts[spec.trial_id] = attempts.get(spec.trial_id, 0) + 1
+                backend.submit(spec)
+            bar.show(len(records), min(backend.in_flight, backend.capacity), failed)
+            spec, outcome = backend.next_result()
+            if isinstance(outcome, Lost):
+                outcome = {**spec.to_dict(), "format": "pgcourse-trial", "version": 1, "trial_id": spec.trial_id,
+                           "arm": spec.arm, "status": "failed", "error": f"lost: {outcome.reason}"}
+            outcome["attempts"] = attempts[spec.trial_id]
+            if outcome["status"] != "ok" and attempts[spec.trial_id] <= retries:
+                queue.appendleft(spec)  # once more, before anything else
+                continue
+            failed += outcome["status"] != "ok"
+            if folder is not None:
+                folder.write(outcome)
+            records.append(outcome)
+            if on_record is not None:
+                on_record(outcome)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        backend.close(interrupted=interrupted)
+        bar.show(len(records), 0, failed)
+        bar.close()
+    return {"records": records, "failed": failed, "interrupted": interrupted}
+
+
+def sweep(algo: str | Sequence[str] | None, env_id: str | Sequence[str] | None, seeds: int | Iterable[int] = 10,
+          grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]] | None = None, *,
+          folder: str | Path | None = None, backend: str = "local", workers: int | None = None,
+          address: str | None = None, num_gpus: float = 0.0, device: str = "cpu", retries: int = 1,
+          progress: bool = True, compress: bool = False, total_steps: int | None = None,
+          **overrides: Any) -> SweepResults:
+    """Train every (arm, seed) of a grid and return the results; with ``folder``, resumable.
+
+    Example::
+
+        results = pg.sweep("ppo", "CartPole-v1", seeds=range(10), grid={"clip_eps": [0.1, 0.2, 100.0]},
+                           folder="sweeps/clip", total_steps=50_000)
+        results.summary()          # IQM and mean of the final returns per arm, with 95% intervals
+
+    Args:
+        algo, env_id: one or a list (every combination is run); an arm may also name its own.
+        seeds: a count (``10`` = seeds 0..9) or the seeds themselves.
+        grid: ``{field: [values]}`` (the Cartesian product) or a list of arm dicts, each a set of config
+            overrides with an optional ``"label"`` (and ``"algo"``/``"env_id"``), e.g.
+            ``[{"label": "buggy", "traps": ["long_rollout"]}, {"label": "fixed"}]``.
+        folder: results folder. Each finished trial is written there at once (``trials/<id>.json``);
+            calling again with the same folder skips finished trials (resume, or extend the grid).
+            None: nothing is written (results only in memory).
+        backend: ``"local"`` (``workers`` processes, default one per core) or ``"ray"`` (see
+            :class:`pgcourse.sweeps.backends.RayBackend`: ``address``, ``num_gpus``).
+        retries: times a trial that raised, or whose worker died, is run again before it is recorded
+            as failed (failed trials are run again when the sweep is resumed).
+        progress: a bar with trials done, running and failed.
+        compress: write ``.json.gz`` trial files.
+        total_steps, **overrides: settings every arm shares (any config field).
+
+    Returns:
+        :class:`~pgcourse.sweeps.results.SweepResults` of every requested trial that finished (including
+        those found in ``folder``); ``.interrupted`` is True after Ctrl-C, ``.failed`` lists failures.
+    """
+    if total_steps is not None:
+        overrides["total_steps"] = total_steps
+    specs = expand(algo, env_id, seeds, grid, overrides)
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise ConfigError(f"retries={retries!r} is invalid: expected an integer >= 0")
+    store = ResultsFolder(folder, compress) if folder is not None else None
+    todo = specs
+    if store is not None:
+        store.check_writable()
+        finished = store.finished_ids() if store.is_sweep() else set()
+        _check_same_experiment(store, specs, finished)
+        store.record_request(specs)
+        todo = [spec for spec in specs if spec.trial_id not in finished]
+    runner = make_backend(backend, workers, address, num_gpus, device)
+    started = time.perf_counter()
+    outcome = run_specs(todo, store, runner, retries, progress)
+    seconds = time.perf_counter() - started
+    if store is not None:
+        results = SweepResults.from_folder(store.path, specs)
+    else:
+        results = SweepResults.from_records(outcome["records"], specs)
+    results.interrupted = outcome["interrupted"]
+    results.seconds = seconds
+    results.skipped = len(specs) - len(todo)
+    if progress or outcome["interrupted"]:
+        where = f" in {store.path}" if store is not None else ""
+        state = "interrupted: " if outcome["interrupted"] else ""
+        print(f"sweep {state}{len(outcome['records'])} of {len(todo)} trials ran in {seconds:.0f} s"
+              f"{f' ({results.skipped} already finished)' if results.skipped else ''}, {outcome['failed']} failed"
+              f"{where}" + (" — run it again with the same folder to resume" if outcome["interrupted"] and store else ""),
+              flush=True)
+    return results
+
+
+def load_results(folder: str | Path) -> SweepResults:
+    """The finished trials of a results folder (every trial it was asked for)."""
+    store = ResultsFolder(folder)
+    return SweepResults.from_folder(store.path, store.requested())
+
+
+@dataclass
+class VerifyReport:
+    """What ``verify`` re-ran, and every trial whose history came out different."""
+
+    folder: Path
+    sample_seed: int
+    checked: list[str] = field(default_factory=list)
+    mismatches: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checked) and not self.mismatches and not self.failed
+
+    def __str__(self) -> str:
+        lines = [f"verified {len(self.checked)} trial(s) of {self.folder} (sample seed {self.sample_seed}): "
+                 + ("all identical" if self.ok else f"{len(self.mismatches)} differ, {len(self.failed)} failed")]
+        lines += [f"  DIFFERENT {trial}: {why}" for trial, why in self.mismatches.items()]
+        lines += [f"  FAILED {trial}: {why}" for trial, why in self.failed.items()]
+        return "\n".join(lines)
+
+
+def first_difference(saved: Any, rerun: Any, where: str = "") -> str | None:
+    """Where two JSON values first differ (``"updates.entropy[12]: 0.61 vs 0.62"``), None if equal."""
+    if isinstance(saved, dict) and isinstance(rerun, dict):
+        for key in sorted(set(saved) | set(rerun)):
+            found = first_difference(saved.get(key), rerun.get(key), f"{where}.{key}" if where else key)
+            if found:
+                return found
+        return None
+    if isinstance(saved, list) and isinstance(rerun, list):
+        if len(saved) != len(rerun):
+            return f"{where}: {len(saved)} entries saved vs {len(rerun)} re-run"
+        for index, (a, b) in enumerate(zip(saved, rerun)):
+            found = first_difference(a, b, f"{where}[{index}]")
+            if found:
+                return found
+        return None
+    return None if saved == rerun else f"{where}: saved {saved!r} vs re-run {rerun!r}"
+
+
+def verify(folder: str | Path, sample: int = 3, seed: int | None = None, workers: int | None = None,
+           progress: bool = False) -> VerifyReport:
+    """Re-run ``sample`` randomly chosen finished trials of ``folder`` and compare them with the saved ones.
+
+    Same seed, same numbers: the config and every history column except wall times must be identical
+    (a trial run on another kind of processor may differ in the last bits; verify where it was made).
+    ``seed`` picks the sample (None: a fresh random choice, printed in the report so it can be repeated).
+    """
+    if not isinstance(sample, int) or isinstance(sample, bool) or sample < 1:
+        raise ValueError(f"sample={sample!r} is invalid: expected a positive integer")
+    store = ResultsFolder(folder)
+    store.read_manifest()
+    finished = sorted(store.finished_ids())
+    if not finished:
+        raise SweepResultsError(f"{store.path} has no finished trial to verify")
+    sample_seed = random.SystemRandom().randrange(2**31) if seed is None else seed
+    chosen = sorted(random.Random(sample_seed).sample(finished, min(sample, len(finished))))
+    saved = {trial_id: store.read(trial_id) for trial_id in chosen}  # also checks each file's digest
+    report = VerifyReport(store.path, sample_seed)
+
+    def compare(record: dict[str, Any]) -> None:
+        trial_id = record["trial_id"]
+        report.checked.append(trial_id)
+        if record["status"] != "ok":
+            report.failed[trial_id] = record.get("error", "failed")
+            return
+        old = saved[trial_id].data
+        difference = first_difference(
+            {"config": {k: v for k, v in old["config"].items() if k not in _NOT_COMPARED},
+             "history": deterministic_part(old["history"])},
+            {"config": {k: v for k, v in record["config"].items() if k not in _NOT_COMPARED},
+             "history": deterministic_part(record["history"])})
+        if difference:
+            report.mismatches[trial_id] = difference
+
+    specs = [saved[trial_id].spec for trial_id in chosen]
+    outcome = run_specs(specs, None, make_backend("local", workers or min(len(specs), available_cores())), retries=0,
+                        progress=progress, on_record=compare)
+    if outcome["interrupted"]:
+        raise KeyboardInterrupt
+    return report
