@@ -393,17 +393,18 @@ def test_reproduction_table_helpers():
 def test_reproduce_command_runs_every_algorithm_for_the_episodes_asked(tmp_path):
     """The documented regenerate command, tiny: every algorithm (A2C and PPO too) stops at --episodes,
     and ``python -m pgcourse.traps`` runs without runpy's 'found in sys.modules' warning."""
-    import json
     import subprocess
     import sys
 
-    out, json_out = tmp_path / "repro.png", tmp_path / "repro.json"
+    out, folder = tmp_path / "repro.png", tmp_path / "repro"
     done = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m", "pgcourse.traps", "reproduce",
-                           "--out", str(out), "--json", str(json_out), "--seeds", "1", "--episodes", "6",
+                           "--out", str(out), "--folder", str(folder), "--seeds", "1", "--episodes", "6",
                            "--max-steps", "5000"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "RuntimeWarning" not in done.stderr
-    payload = json.loads(json_out.read_text())
+    payload = traps.load_reproduction(folder)  # a sweep's results folder: one JSON file per trial
+    assert len(list((folder / "trials").glob("*.json.gz"))) == len(traps.REPRO_ALGOS)
+    assert payload["command"].startswith("python -m pgcourse.traps reproduce")
     assert out.stat().st_size > 0
     assert {row["algorithm"] for row in payload["table"]} == set(traps.REPRO_ALGOS)
     for run in payload["runs"]:
@@ -418,10 +419,10 @@ def test_reproduce_rejects_a_bad_setting_before_running(tmp_path):
     import sys
 
     done = subprocess.run([sys.executable, "-m", "pgcourse.traps", "reproduce", "--out", str(tmp_path / "r.png"),
-                           "--json", str(tmp_path / "r.json"), "--set", "lr=-1"], capture_output=True, text=True,
+                           "--folder", str(tmp_path / "r"), "--set", "lr=-1"], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 2 and "lr=-1 is invalid" in done.stderr
-    assert not (tmp_path / "r.json").exists()
+    assert not (tmp_path / "r").exists()
 
 
 def test_every_trap_is_tested():

@@ -231,20 +231,24 @@ def first_difference(saved: Any, rerun: Any, where: str = "") -> str | None:
 
 
 def verify(folder: str | Path, sample: int = 3, seed: int | None = None, workers: int | None = None,
-           progress: bool = False) -> VerifyReport:
+           progress: bool = False, max_seconds: float | None = None) -> VerifyReport:
     """Re-run ``sample`` randomly chosen finished trials of ``folder`` and compare them with the saved ones.
 
     Same seed, same numbers: the config and every history column except wall times must be identical
     (a trial run on another kind of processor may differ in the last bits; verify where it was made).
     ``seed`` picks the sample (None: a fresh random choice, printed in the report so it can be repeated).
+    ``max_seconds`` draws only among trials that took at most that long (a CI check with a time budget).
     """
     if not isinstance(sample, int) or isinstance(sample, bool) or sample < 1:
         raise ValueError(f"sample={sample!r} is invalid: expected a positive integer")
     store = ResultsFolder(folder)
     store.read_manifest()
     finished = sorted(store.finished_ids())
+    if max_seconds is not None:
+        finished = [trial_id for trial_id in finished if store.read(trial_id, check=False).wall_seconds <= max_seconds]
     if not finished:
-        raise SweepResultsError(f"{store.path} has no finished trial to verify")
+        raise SweepResultsError(f"{store.path} has no finished trial to verify"
+                                + (f" that took at most {max_seconds:g} s" if max_seconds is not None else ""))
     sample_seed = random.SystemRandom().randrange(2**31) if seed is None else seed
     chosen = sorted(random.Random(sample_seed).sample(finished, min(sample, len(finished))))
     saved = {trial_id: store.read(trial_id) for trial_id in chosen}  # also checks each file's digest

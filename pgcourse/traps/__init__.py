@@ -2,7 +2,7 @@
 
 - ``signals.py``: ``pg.diagnose(run)``, the seven signals read from a run's history;
 - ``experiments.py``: the reproduction table, the ablation of the flat-line PPO and one run per classic
-  mistake (``python -m pgcourse.traps reproduce|experiments``, see ``__main__.py``);
+  mistake, each a ``pg.sweep`` cached in ``figures/`` (``python -m pgcourse.traps reproduce|experiments``);
 - ``bug_hunt.py``: the mystery trainers and the check of the answers.
 
 The registry (``TRAPS``, ``PRESETS``, ``describe``) and the buggy functions are re-exported here, so
@@ -15,12 +15,14 @@ from ..plotting import moving_average
 from .bug_hunt import MYSTERY_STEPS, check_bug_hunt, mystery_run
 from .signals import Finding, diagnose, top_causes
 from .experiments import (ABLATION, BUGGY_PPO, FIXED_PPO, MORE_TRAPS, REPRO_ALGOS, REPRO_SETTINGS, episodes_to,
-                          experiments, gradient_steps_per_100_episodes, plot_reproduction, reproduce,
-                          reproduction_table, summarize_run, updates_per_100_episodes)
+                          experiment_sweeps, experiments, gradient_steps_per_100_episodes, load_experiments,
+                          load_reproduction, plot_reproduction, reproduce, reproduction_arms, reproduction_table,
+                          summarize_run, updates_per_100_episodes)
 
 __all__ = ["FLAT_LINE_TRAPS", "PRESETS", "TRAPS", "describe", "entropy_bonus_wrong_sign",
            "gae_truncation_as_termination", "gaussian_log_prob_not_summed", "plant", "surrogate_ratio_from_probs",
            "validate_traps", "moving_average", "MYSTERY_STEPS", "check_bug_hunt", "mystery_run", "Finding",
            "diagnose", "top_causes", "ABLATION", "BUGGY_PPO", "FIXED_PPO", "MORE_TRAPS", "REPRO_ALGOS",
            "REPRO_SETTINGS", "episodes_to", "experiments", "gradient_steps_per_100_episodes", "plot_reproduction",
-           "reproduce", "reproduction_table", "summarize_run", "updates_per_100_episodes"]
+           "reproduce", "reproduction_table", "summarize_run", "updates_per_100_episodes", "experiment_sweeps",
+           "load_experiments", "load_reproduction", "reproduction_arms"]

@@ -46,19 +46,20 @@ def _main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("reproduce", help="run the reproduction table (5 algorithms x 5 seeds on CartPole-v1)")
     rep.add_argument("--out", default="figures/06_reproduction.png")
-    rep.add_argument("--json", default="figures/06_reproduction.json")
+    rep.add_argument("--folder", default="figures/06_reproduction",
+                     help="the sweep's results folder (an unfinished one is resumed)")
     rep.add_argument("--seeds", type=int, default=5)
     rep.add_argument("--episodes", type=int, default=1000)
     rep.add_argument("--max-steps", type=int, default=600_000,
                      help="safety cap on env steps per run (1,000 CartPole episodes are at most 500,000)")
-    rep.add_argument("--workers", type=int, default=1)
+    rep.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
     rep.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help=f"change a setting for every algorithm (default {REPRO_SETTINGS}), e.g. --set anneal_lr=True")
     exp = sub.add_parser("experiments", help="ablation of the three root causes + one run per classic mistake")
-    exp.add_argument("--json", default="figures/06_traps.json")
+    exp.add_argument("--folder", default="figures/06_traps", help="the sweep's results folder (resumed if unfinished)")
     exp.add_argument("--seeds", type=int, default=3)
     exp.add_argument("--ablation-steps", type=int, default=25_000)
-    exp.add_argument("--workers", type=int, default=1)
+    exp.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
     mys = sub.add_parser("mysteries", help="retrain and save the bug hunt's three mystery runs (course maintainers)")
     mys.add_argument("--answers", required=True, metavar="1=TRAP,2=TRAP,3=TRAP",
                      help="the trap planted in each mystery trainer (stored nowhere; the saved configs have traps=())")
@@ -77,10 +78,10 @@ def _main(argv: list[str] | None = None) -> int:
         for k, path in zip(MYSTERIES, paths):
             print(f"mystery trainer {k}: seed {seeds[k]}, saved to {path}")
     if args.command == "experiments":
-        experiments(args.json, args.seeds, args.ablation_steps, args.workers)
+        experiments(args.folder, args.seeds, args.ablation_steps, args.workers)
     if args.command == "reproduce":
         try:
-            reproduce(args.out, args.json, args.seeds, args.episodes, args.max_steps, args.workers,
+            reproduce(args.out, args.folder, args.seeds, args.episodes, args.max_steps, args.workers,
                       parse_settings(args.set))
         except (UsageError, ConfigError) as error:
             parser.error(str(error))

@@ -1,50 +1,23 @@
 """Lesson 06's experiments: the reproduction table of the five algorithms, the ablation of the flat-line
-PPO's three root causes and one run per classic mistake (``python -m pgcourse.traps reproduce`` /
-``experiments`` regenerate the cached figures and JSON in ``figures/``).
+PPO's three root causes and one run per classic mistake. Each is a :func:`pgcourse.sweep` whose results
+folder is cached in ``figures/`` (``python -m pgcourse.traps reproduce`` / ``experiments`` regenerate
+them, resuming where a previous call stopped; ``pgcourse sweep --verify figures/06_traps`` re-runs a
+sample and checks the cached numbers); the lesson reads them with :func:`load_reproduction` and
+:func:`load_experiments`.
 """
 from __future__ import annotations
 
-import json
-import time
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-from ..api import train
-from ..config import make_config
+from ..config import config_from_dict
 from ..planted import FLAT_LINE_TRAPS
 from ..plotting import moving_average
+from ..sweeps import SweepResults, TrialRecord, load_results, sweep
 from .signals import diagnose, top_causes
-
-def _map_jobs(function, jobs: list, workers: int, report=None) -> list:
-    """``[function(job) for job in jobs]``, in ``workers`` processes when ``workers > 1`` (order kept).
-    ``report(done, total, result)`` is called as each job finishes (the full reproduction takes ~21 min)."""
-    results: list = [None] * len(jobs)
-    if workers > 1:
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        with ProcessPoolExecutor(workers) as pool:
-            futures = {pool.submit(function, job): i for i, job in enumerate(jobs)}
-            for done, future in enumerate(as_completed(futures), start=1):
-                results[futures[future]] = future.result()
-                if report is not None:
-                    report(done, len(jobs), results[futures[future]])
-        return results
-    for i, job in enumerate(jobs):
-        results[i] = function(job)
-        if report is not None:
-            report(i + 1, len(jobs), results[i])
-    return results
-
-
-def _print_progress(done: int, total: int, result) -> None:
-    summary = result[-1] if isinstance(result, tuple) else result  # experiments return (kind, summary)
-    returns = summary.get("returns") or []
-    last = f"last return {returns[-1]:.0f}" if returns else "no episode finished"
-    seconds = f", {summary['seconds']:.0f} s" if "seconds" in summary else ""
-    print(f"[{done}/{total}] {summary.get('label')} seed {summary.get('seed')}: {len(returns)} episodes, {last}{seconds}",
-          flush=True)
-
 
 # --------------------------------------------------------------------------------------------------
 # The lesson's experiments
@@ -86,18 +59,17 @@ REPRO_ALGOS: dict[str, tuple[str, dict[str, Any]]] = {
 REPRO_SETTINGS: dict[str, Any] = {"anneal_lr": False}
 
 
-def _repro_one(job: tuple[str, int, int, int, dict[str, Any]]) -> dict[str, Any]:
-    label, seed, episodes, max_steps, settings = job
-    algo, overrides = REPRO_ALGOS[label]
-    started = time.perf_counter()
-    run = train(algo, "CartPole-v1", seed=seed, total_steps=max_steps, max_episodes=episodes, device="cpu",
-                progress=False, **{**settings, **overrides})
-    returns = run.history.episodes["return"][:episodes]
-    steps = run.history.episodes["env_step"][:episodes]
-    return {"label": label, "seed": seed, "returns": returns.tolist(), "env_steps": steps.tolist(),
-            "seconds": time.perf_counter() - started,
-            "updates_per_100_episodes": updates_per_100_episodes(run)}
+def _as_run(record: TrialRecord) -> SimpleNamespace:
+    """What the summaries read from a run (its config and history), rebuilt from a sweep's record."""
+    return SimpleNamespace(config=config_from_dict(record.config), history=record.history)
 
+
+def _repro_summary(record: TrialRecord, episodes: int) -> dict[str, Any]:
+    returns = record.episode_returns[:episodes]
+    steps = record.episode_env_steps[:episodes]
+    return {"label": record.label, "seed": record.seed, "returns": returns.tolist(),
+            "env_steps": [int(s) for s in steps], "seconds": record.wall_seconds,
+            "updates_per_100_episodes": updates_per_100_episodes(_as_run(record))}
 
 
 def episodes_to(returns, threshold: float = 475.0, window: int = 50) -> int | None:
@@ -194,31 +166,49 @@ def plot_reproduction(results: list[dict[str, Any]], path=None, window: int = 50
     return fig
 
 
-def reproduce(out: str, json_out: str, seeds: int = 5, episodes: int = 1000, max_steps: int = 600_000,
-              workers: int = 1, settings: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def reproduction_arms(episodes: int = 1000, max_steps: int = 600_000,
+                      settings: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The reproduction table as a sweep's arms: each algorithm of :data:`REPRO_ALGOS` until ``episodes``
+    episodes (``max_steps`` env steps as a safety cap), with :data:`REPRO_SETTINGS` updated by ``settings``."""
+    settings = {**REPRO_SETTINGS, **(settings or {})}
+    return [{"label": label, "algo": algo, "total_steps": max_steps, "max_episodes": episodes,
+             **settings, **{k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}}
+            for label, (algo, overrides) in REPRO_ALGOS.items()]
+
+
+def reproduce(out: str, folder: str, seeds: int = 5, episodes: int = 1000, max_steps: int = 600_000,
+              workers: int | None = None, settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the reproduction table (5 algorithms x ``seeds``, each until ``episodes`` episodes, with
-    ``max_steps`` env steps as a safety cap) and write the figure and the JSON.
+    ``max_steps`` env steps as a safety cap) as a sweep into ``folder`` and draw the figure ``out``.
 
     ``settings`` replace :data:`REPRO_SETTINGS` (e.g. ``{"anneal_lr": True}``) for every algorithm.
+    Calling it again with the same folder resumes (finished trials are kept).
     """
-    settings = {**REPRO_SETTINGS, **(settings or {})}
-    for label, (algo, overrides) in REPRO_ALGOS.items():  # a bad setting fails now, not after an hour
-        make_config(algo, "CartPole-v1", "discrete", total_steps=max_steps, max_episodes=episodes,
-                    **{**settings, **overrides})
-    jobs = [(label, seed, episodes, max_steps, settings) for label in REPRO_ALGOS for seed in range(seeds)]
-    started = time.perf_counter()
-    results = _map_jobs(_repro_one, jobs, workers, report=_print_progress)
-    table = reproduction_table(results)
-    extra = "".join(f" --set {key}={value!r}" for key, value in settings.items() if REPRO_SETTINGS.get(key, object()) != value)
-    payload = {"command": f"python -m pgcourse.traps reproduce --out {out} --json {json_out} --seeds {seeds} "
-                          f"--episodes {episodes} --max-steps {max_steps}{extra}",
-               "seconds": time.perf_counter() - started, "episodes": episodes, "max_steps": max_steps,
-               "settings": {label: {**settings, **overrides} for label, (_, overrides) in REPRO_ALGOS.items()},
-               "table": table, "runs": results}
-    with open(json_out, "w") as f:
-        json.dump(payload, f)
-    plot_reproduction(results, out)
-    return results
+    sweep(None, "CartPole-v1", seeds=range(seeds), grid=reproduction_arms(episodes, max_steps, settings),
+          folder=folder, workers=workers, compress=True)
+    payload = load_reproduction(folder)
+    plot_reproduction(payload["runs"], out)
+    return payload
+
+
+def load_reproduction(folder: str | Path) -> dict[str, Any]:
+    """The cached reproduction sweep in ``folder`` as the lesson reads it: ``table`` (one row per algorithm,
+    :func:`reproduction_table`), ``runs`` (per seed: returns and env steps of the first ``episodes``),
+    ``episodes``, ``settings`` (each algorithm's overrides), ``seconds`` (training time summed over runs)."""
+    results = load_results(folder)
+    if results.missing or results.failed:
+        raise ValueError(f"{folder}: {len(results.missing)} trials not run and {len(results.failed)} failed; "
+                         "run `python -m pgcourse.traps reproduce` with this folder to finish it")
+    first = results.trials[0].config
+    episodes = int(first["max_episodes"])
+    runs = [_repro_summary(record, episodes) for record in results.trials]
+    changed = "".join(f" --set {key}={first[key]!r}" for key, value in REPRO_SETTINGS.items() if first[key] != value)
+    shown = f"figures/{Path(folder).name}" if Path(folder).parent.name == "figures" else Path(folder).as_posix()
+    command = (f"python -m pgcourse.traps reproduce --folder {shown} --seeds "
+               f"{len({r.seed for r in results.trials})} --episodes {episodes} --max-steps {first['total_steps']}{changed}")
+    return {"command": command, "episodes": episodes, "runs": runs, "table": reproduction_table(runs),
+            "settings": {r.label: r.spec.overrides for r in results.trials if r.seed == results.trials[0].seed},
+            "seconds": float(sum(r.wall_seconds for r in results.trials)), "results": results}
 
 
 ABLATION = {"PPO fixed": (), "joint_grad_clip only": ("joint_grad_clip",), "long_rollout only": ("long_rollout",),
@@ -252,14 +242,8 @@ def summarize_run(run, label: str, seed: int) -> dict[str, Any]:
             "findings": [str(f) for f in findings[:3]], "top_causes": top_causes(findings, 3)}
 
 
-def _experiment_one(job):
-    kind, label, algo, env, trap_names, steps, seed = job
-    run = train(algo, env, seed=seed, total_steps=steps, device="cpu", progress=False, traps=trap_names)
-    return kind, summarize_run(run, label, seed)
-
-
 # Traps whose single cached run above cannot tell harm from seed noise: the fixed and the buggy run over
-# OVER_SEEDS seeds each (only the returns are kept).
+# OVER_SEEDS seeds each.
 OVER_SEEDS_RUNS = [
     ("CartPole REINFORCE+baseline fixed", "reinforce_baseline", "CartPole-v1", (), 15_000),
     ("CartPole REINFORCE+baseline missing_detach", "reinforce_baseline", "CartPole-v1", ("missing_detach",), 15_000),
@@ -267,32 +251,45 @@ OVER_SEEDS_RUNS = [
 OVER_SEEDS = 10
 
 
-def _returns_one(job) -> tuple[str, dict[str, Any]]:
-    kind, label, algo, env, trap_names, steps, seed = job
-    run = train(algo, env, seed=seed, total_steps=steps, device="cpu", progress=False, traps=trap_names)
-    return kind, {"label": label, "seed": seed, "traps": list(trap_names), "steps": steps,
-                  "returns": run.history.episodes["return"].tolist()}
+def _arm(label: str, algo: str, env: str, trap_names, steps: int) -> dict[str, Any]:
+    return {"label": label, "algo": algo, "env_id": env, "traps": list(trap_names), "total_steps": steps}
 
 
-def over_seeds_jobs() -> list[tuple]:
-    return [("over_seeds", label, algo, env, names, steps, seed)
-            for label, algo, env, names, steps in OVER_SEEDS_RUNS for seed in range(OVER_SEEDS)]
+def experiment_sweeps(seeds: int = 3, ablation_steps: int = 25_000) -> dict[str, tuple[list[int], list[dict]]]:
+    """The three parts of the traps experiments as (seeds, arms) of a sweep: the ablation of the three root
+    causes, one run per classic mistake (:data:`MORE_TRAPS`, seed 0) and :data:`OVER_SEEDS_RUNS`."""
+    return {"ablation": (list(range(seeds)), [_arm(label, "ppo", "CartPole-v1", names, ablation_steps)
+                                              for label, names in ABLATION.items()]),
+            "more": ([0], [_arm(*item) for item in MORE_TRAPS]),
+            "over_seeds": (list(range(OVER_SEEDS)), [_arm(*item) for item in OVER_SEEDS_RUNS])}
 
 
-def experiments(json_out: str, seeds: int = 3, ablation_steps: int = 25_000, workers: int = 1) -> dict[str, Any]:
-    """The ablation of the three root causes (over ``seeds``), one run per classic mistake, and the
-    :data:`OVER_SEEDS_RUNS` over ten seeds; writes JSON."""
-    jobs = [("ablation", label, "ppo", "CartPole-v1", names, ablation_steps, seed)
-            for label, names in ABLATION.items() for seed in range(seeds)]
-    jobs += [("more", label, algo, env, names, steps, 0) for label, algo, env, names, steps in MORE_TRAPS]
-    started = time.perf_counter()
-    done = _map_jobs(_experiment_one, jobs, workers, report=_print_progress)
-    done += _map_jobs(_returns_one, over_seeds_jobs(), workers, report=_print_progress)
-    payload = {"command": f"python -m pgcourse.traps experiments --json {json_out} --seeds {seeds} "
-                          f"--ablation-steps {ablation_steps}",
-               "ablation": [r for kind, r in done if kind == "ablation"],
-               "more": [r for kind, r in done if kind == "more"],
-               "over_seeds": [r for kind, r in done if kind == "over_seeds"], "seconds": time.perf_counter() - started}
-    with open(json_out, "w") as f:
-        json.dump(payload, f)
+def experiments(folder: str, seeds: int = 3, ablation_steps: int = 25_000, workers: int | None = None) -> dict[str, Any]:
+    """Run the three parts of :func:`experiment_sweeps` into one results folder (resumable) and return
+    :func:`load_experiments` of it."""
+    for seed_list, arms in experiment_sweeps(seeds, ablation_steps).values():
+        sweep(None, None, seeds=seed_list, grid=arms, folder=folder, workers=workers, compress=True)
+    return load_experiments(folder, seeds, ablation_steps)
+
+
+def load_experiments(folder: str | Path, seeds: int = 3, ablation_steps: int = 25_000) -> dict[str, Any]:
+    """The cached traps experiments as the lesson reads them: ``ablation`` and ``more`` (a summary per run:
+    returns, diagnostic columns, diagnose's top causes) and ``over_seeds`` (returns per seed)."""
+    from ..sweeps import ResultsFolder, expand
+
+    store = ResultsFolder(folder)
+    payload: dict[str, Any] = {"seconds": 0.0}
+    for part, (seed_list, arms) in experiment_sweeps(seeds, ablation_steps).items():
+        specs = expand(None, None, seed_list, arms)
+        results = SweepResults.from_folder(store.path, specs)
+        if results.missing or results.failed:
+            raise ValueError(f"{folder}: part {part!r} has {len(results.missing)} trials not run and "
+                             f"{len(results.failed)} failed; run `python -m pgcourse.traps experiments` to finish it")
+        if part == "over_seeds":
+            payload[part] = [{"label": r.label, "seed": r.seed, "traps": r.config["traps"],
+                              "steps": r.config["total_steps"], "returns": r.episode_returns.tolist()}
+                             for r in results.trials]
+        else:
+            payload[part] = [summarize_run(_as_run(r), r.label, r.seed) for r in results.trials]
+        payload["seconds"] += float(sum(r.wall_seconds for r in results.trials))
     return payload

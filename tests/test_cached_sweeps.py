@@ -1,0 +1,63 @@
+"""The lessons' cached experiments are pg.sweep results folders, and they hold what the code computes.
+
+Every trial file is read and its digest checked (a hand-edited or damaged file fails), the lesson's
+loaders read every folder, and one randomly drawn trial per folder is re-run and must give the same
+numbers bit for bit (``pgcourse sweep --verify``). The draw is among trials that took at most
+``MAX_SECONDS`` to keep CI short; its seed is printed, so a failure can be repeated.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from pgcourse import traps
+from pgcourse.sweeps import ResultsFolder, load_results, verify
+from pgcourse.traps.experiments import OVER_SEEDS
+
+FIGURES = Path(__file__).resolve().parent.parent / "figures"
+CACHED = sorted(path.parent for path in FIGURES.glob("*/sweep.json"))
+MAX_SECONDS = 40.0
+
+
+def test_lesson_06_caches_are_sweep_folders():
+    names = {folder.name for folder in CACHED}
+    assert {"06_reproduction", "06_reproduction_annealed", "06_traps"} <= names
+    assert not list(FIGURES.glob("06_*.json")), "a cached result outside a sweep folder (the old format)"
+
+
+@pytest.mark.parametrize("folder", CACHED, ids=lambda folder: folder.name)
+def test_every_cached_trial_is_complete_and_unedited(folder):
+    results = load_results(folder)  # reads every trial, checks each digest
+    assert results.trials and not results.failed and not results.missing
+    for record in results.trials:
+        assert record.data["versions"]["pgcourse"], record.trial_id
+
+
+def test_the_lesson_loaders_read_the_cached_folders():
+    repro = traps.load_reproduction(FIGURES / "06_reproduction")
+    assert {row["algorithm"] for row in repro["table"]} == set(traps.REPRO_ALGOS)
+    assert all(len(run["returns"]) == repro["episodes"] for run in repro["runs"])
+    annealed = traps.load_reproduction(FIGURES / "06_reproduction_annealed")
+    assert "--set anneal_lr=True" in annealed["command"]
+    experiments = traps.load_experiments(FIGURES / "06_traps")
+    assert len(experiments["over_seeds"]) == 2 * OVER_SEEDS
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("folder", CACHED, ids=lambda folder: folder.name)
+def test_a_random_cached_trial_reruns_to_the_same_numbers(folder):
+    seed = random.SystemRandom().randrange(2**31)
+    print(f"verify sample seed for {folder.name}: {seed}")
+    report = verify(folder, sample=1, seed=seed, max_seconds=MAX_SECONDS)
+    assert report.ok, str(report)
+
+
+def test_cached_folders_are_compressed_and_small():
+    for folder in CACHED:
+        store = ResultsFolder(folder)
+        files = list(store.trials_dir.iterdir())
+        assert files and all(path.name.endswith(".json.gz") for path in files), folder
+    total = sum(path.stat().st_size for folder in CACHED for path in folder.rglob("*") if path.is_file())
+    assert total < 15 * 2**20, f"cached sweeps take {total / 2**20:.1f} MiB"
