@@ -1,5 +1,5 @@
-# Two commands do everything on a fresh machine (Python 3.11 with venv):
-#   make lab    set up .venv and open the course in JupyterLab
+# Two commands do everything on a fresh machine (Python 3.11, 3.12 or 3.13 with venv; PYTHON=python3.12 picks one):
+#   make lab    set up .venv and open the course (START_HERE.ipynb) in JupyterLab (make notebook: in Notebook 7)
 #   make test   set up .venv and run the whole test suite
 # Set-up is skipped when pyproject.toml has not changed since the last install.
 PYTHON ?= python3
@@ -7,14 +7,18 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.pgcourse-installed
 
-.PHONY: setup browser sandbox lab test bench exercises clean-venv
+.PHONY: setup browser sandbox lab notebook test bench exercises clean-venv
 
 setup: $(STAMP)
 
+# TORCH_INDEX: where torch comes from; on Linux, PyPI's torch is the CUDA build (~2.7 GB with its NVIDIA
+# libraries), so a laptop wants TORCH_INDEX=https://download.pytorch.org/whl/cpu (README, "Quick start").
+TORCH_INDEX ?=
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	# torch first and pinned: this is the CPU wheel; an unpinned torch pulls GBs of CUDA packages.
-	$(BIN)/python -m pip install "torch==2.13.0"
+	# torch first and pinned (the pin accepts the CPU build, 2.13.0+cpu); an unpinned torch pulls GBs of CUDA packages.
+	$(BIN)/python -m pip install "torch==2.13.0" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install -e ".[course,dev,bench,scale]"
 	touch $(STAMP)
 
@@ -37,9 +41,15 @@ sandbox:
 		 (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y bubblewrap)); \
 	else echo "bubblewrap not found and not root: the sandboxed grading tests will be skipped (apt-get install bubblewrap)"; fi
 
+# The server is rooted at the repository (the folder of START_HERE.ipynb), so the lessons (notebooks/), the
+# exercises and the solutions are all inside it and the links between them open; it opens the start page.
 # JupyterLab refuses to run as root unless told to (containers, CI machines): say so only when root.
 lab: setup
-	SDL_VIDEODRIVER=dummy $(BIN)/jupyter lab notebooks/ $$([ "$$(id -u)" = "0" ] && echo --allow-root)
+	SDL_VIDEODRIVER=dummy $(BIN)/jupyter lab START_HERE.ipynb $$([ "$$(id -u)" = "0" ] && echo --allow-root)
+
+# The same course in Notebook 7 (`jupyter notebook`: one document per browser tab).
+notebook: setup
+	SDL_VIDEODRIVER=dummy $(BIN)/jupyter notebook START_HERE.ipynb $$([ "$$(id -u)" = "0" ] && echo --allow-root)
 
 test: setup browser sandbox
 	SDL_VIDEODRIVER=dummy $(BIN)/python -m pytest

@@ -40,7 +40,8 @@ def rollout_gif(*args, **kwargs):
 
 
 def diagnose(*args, **kwargs):
-    """Read a run's history and name the unhealthy signals (see :func:`pgcourse.traps.signals.diagnose`)."""
+    """Read a run's history and name the unhealthy signals; returns a list of findings that displays itself
+    as the report (``print`` it in a script; see :func:`pgcourse.traps.signals.diagnose`)."""
     from .traps.signals import diagnose as _diagnose
     return _diagnose(*args, **kwargs)
 

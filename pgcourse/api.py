@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from .algorithms import TRAINERS, Components, Hooks
-from .config import ALGORITHMS, ConfigError, make_config
+from .config import ALGORITHMS, ConfigError, check_setting_names, make_config
 from .envs import action_space_kind, env_spaces
 from .planted import plant
 from .run import Run
@@ -30,12 +30,14 @@ def train(algo: str, env_id: str, seed: int = 0, total_steps: int | None = None,
             ``traps=("joint_grad_clip",)`` plants lesson 06's bugs (:mod:`pgcourse.planted`).
 
     Raises:
-        ConfigError: unknown setting, a value out of range, or an algorithm that cannot act in
+        ConfigError: unknown setting (with a "did you mean" and the valid settings and replaceable
+            functions listed), a value out of range, or an algorithm that cannot act in
             this environment's action space.
     """
     if algo not in ALGORITHMS:
         raise ConfigError(f"algo={algo!r} is invalid: expected one of {ALGORITHMS}")
     component_names = Components.names()
+    check_setting_names(algo, overrides, replaceable=component_names)
     pieces = {name: overrides.pop(name) for name in list(overrides) if name in component_names}
     for name, fn in pieces.items():
         if not callable(fn):

@@ -6,7 +6,9 @@ typo in a notebook never turns into a silent, slow, wrong training run.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -311,18 +313,123 @@ def default_overrides(algo: str, action_kind: str) -> dict[str, Any]:
     return dict(_ENV_DEFAULTS.get((algo, action_kind), {}))
 
 
+# Names other RL libraries give to pgcourse's settings: a learner coming from them gets "did you mean"
+# with the right name, which spelling distance alone would miss (learning_rate is far from lr).
+# Each entry: other name -> (pgcourse's name, what the other name is: "<other name> is <this>").
+_SB3, _CLEANRL, _SPINUP, _RLLIB = "Stable-Baselines3", "CleanRL", "Spinning Up", "RLlib"
+SETTING_ALIASES: dict[str, tuple[str, str]] = {
+    "learning_rate": ("lr", f"its name in {_SB3} and {_CLEANRL}"),
+    "pi_lr": ("lr", f"its name in {_SPINUP}"),
+    "actor_lr": ("lr", "the actor's learning rate, called lr here"),
+    "vf_lr": ("critic_lr", f"its name in {_SPINUP}"),
+    "value_lr": ("critic_lr", "the critic's learning rate, called critic_lr here"),
+    "n_epochs": ("update_epochs", f"its name in {_SB3}"),
+    "num_epochs": ("update_epochs", f"its name in {_RLLIB}"),
+    "num_sgd_iter": ("update_epochs", f"its name in older {_RLLIB}"),
+    "train_pi_iters": ("update_epochs", f"its name in {_SPINUP}"),
+    "epochs": ("update_epochs", "the passes over each batch, called update_epochs here"),
+    "batch_size": ("minibatch_size", f"its name in {_SB3}, where it is the minibatch size"),
+    "sgd_minibatch_size": ("minibatch_size", f"its name in older {_RLLIB}"),
+    "num_minibatches": ("minibatch_size", f"{_CLEANRL}'s count of minibatches; here you give their size, "
+                                          "num_envs * n_steps // num_minibatches"),
+    "clip_range": ("clip_eps", f"its name in {_SB3}"),
+    "clip_coef": ("clip_eps", f"its name in {_CLEANRL}"),
+    "clip_ratio": ("clip_eps", f"its name in {_SPINUP}"),
+    "clip_param": ("clip_eps", f"its name in {_RLLIB}"),
+    "clip_range_vf": ("clip_value_loss", f"{_SB3}'s range for clipping the value loss; here it is True/False "
+                                         "and uses clip_eps"),
+    "clip_vloss": ("clip_value_loss", f"its name in {_CLEANRL}"),
+    "num_steps": ("n_steps", f"its name in {_CLEANRL}"),
+    "n_envs": ("num_envs", f"its name in {_SB3}"),
+    "total_timesteps": ("total_steps", f"its name in {_SB3} and {_CLEANRL}"),
+    "lam": ("gae_lambda", f"its name in {_SPINUP}"),
+    "lambda_": ("gae_lambda", f"its name in {_RLLIB}"),
+    "norm_adv": ("normalize_advantages", f"its name in {_CLEANRL}"),
+    "normalize_advantage": ("normalize_advantages", f"its name in {_SB3}"),
+    "entropy_coef": ("ent_coef", "the entropy bonus, called ent_coef here"),
+    "entropy_coeff": ("ent_coef", f"its name in {_RLLIB}"),
+    "grad_clip": ("max_grad_norm", f"its name in {_RLLIB}"),
+    "kl_target": ("target_kl", f"its name in {_RLLIB}"),
+    "adam_epsilon": ("adam_eps", "Adam's epsilon, called adam_eps here"),
+    "discount": ("gamma", "the discount, called gamma here"),
+    "net_arch": ("hidden_sizes", f"its name in {_SB3} (policy_kwargs)"),
+    "hidden_dims": ("hidden_sizes", "the hidden layer widths, called hidden_sizes here"),
+    "norm_obs": ("normalize_obs", f"its name in {_SB3}'s VecNormalize"),
+    "norm_reward": ("normalize_reward", f"its name in {_SB3}'s VecNormalize"),
+    "n_episodes": ("max_episodes", "an episode budget, called max_episodes here"),
+    "num_episodes": ("max_episodes", "an episode budget, called max_episodes here"),
+}
+
+
+def valid_setting_names(algo: str) -> list[str]:
+    """The settings ``make_config`` accepts for ``algo`` (its config's fields, less algo and env_id)."""
+    return sorted({f.name for f in fields(CONFIG_CLASSES[algo])} - {"algo", "env_id"})
+
+
+def suggest_setting(name: str, valid: list[str]) -> tuple[str, str] | None:
+    """``(suggested name, why)`` for an unknown setting ``name`` (``why`` empty for a mere typo), or None
+    when nothing is close.
+
+    Another library's name for the setting comes first (``learning_rate`` -> ``lr``), then the closest
+    spelling among ``valid`` (``clip_epz`` -> ``clip_eps``, by :func:`difflib.get_close_matches`)."""
+    alias = SETTING_ALIASES.get(name.lower())
+    if alias is not None and alias[0] in valid:
+        return alias[0], f"{name} is {alias[1]}"
+    close = difflib.get_close_matches(name.lower(), valid, n=1, cutoff=0.75)
+    return (close[0], "") if close else None
+
+
+def _algorithms_with_setting(name: str) -> list[str]:
+    return [algo for algo in ALGORITHMS if name in valid_setting_names(algo)]
+
+
+def _algos_phrase(algos: list[str]) -> str:
+    return " and ".join(f"algo={algo!r}" for algo in algos)
+
+
+def _describe_unknown(name: str, algo: str, valid: list[str]) -> str:
+    """``'learning_rate' (did you mean 'lr'? learning_rate is its name in Stable-Baselines3 and CleanRL)``."""
+    owners = _algorithms_with_setting(name)
+    if owners:
+        return f"{name!r} (a setting of {_algos_phrase(owners)}, not of algo={algo!r})"
+    alias = SETTING_ALIASES.get(name.lower())
+    alias_owners = _algorithms_with_setting(alias[0]) if alias is not None and alias[0] not in valid else []
+    if alias_owners:
+        return f"{name!r} (pgcourse calls it {alias[0]!r}, a setting of {_algos_phrase(alias_owners)}, not of algo={algo!r})"
+    suggestion = suggest_setting(name, valid)
+    if suggestion is None:
+        return repr(name)
+    meant, why = suggestion
+    return f"{name!r} (did you mean {meant!r}?{' ' + why if why else ''})"
+
+
+def check_setting_names(algo: str, names: Iterable[str], replaceable: Iterable[str] = ()) -> None:
+    """Raise :class:`ConfigError` naming every unknown setting in ``names``, with a "did you mean" for each
+    that resembles a valid one, and the valid settings listed.
+
+    ``replaceable``: names of functions that may also be passed (``pg.train``'s replaceable pieces of
+    the math, :meth:`pgcourse.algorithms.Components.names`); they count as valid and are listed too.
+    """
+    settings, functions = valid_setting_names(algo), sorted(replaceable)
+    unknown = [name for name in names if name not in settings and name not in functions]
+    if not unknown:
+        return
+    described = ", ".join(_describe_unknown(name, algo, settings + functions) for name in unknown)
+    lines = [f"unknown setting{'s' if len(unknown) > 1 else ''} for algo={algo!r}: {described}",
+             f"valid settings: {settings}"]
+    if functions:
+        lines.append(f"replaceable functions (pass your own, e.g. compute_gae=my_compute_gae): {functions}")
+    raise ConfigError("\n".join(lines))
+
+
 def make_config(algo: str, env_id: str, action_kind: str, **overrides: Any) -> BaseConfig:
     """Build the validated config: class defaults < per-(algo, action kind) defaults < ``overrides``."""
     if algo not in ALGORITHMS:
         raise ConfigError(f"algo={algo!r} is invalid: expected one of {ALGORITHMS}")
-    cls = CONFIG_CLASSES[algo]
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise ConfigError(f"unknown setting(s) {unknown} for algo={algo!r}; valid settings: {sorted(names - {'algo', 'env_id'})}")
+    check_setting_names(algo, overrides)
     values = default_overrides(algo, action_kind)
     values.update(overrides)
-    return cls(algo=algo, env_id=env_id, **values)
+    return CONFIG_CLASSES[algo](algo=algo, env_id=env_id, **values)
 
 
 def config_from_dict(data: dict[str, Any]) -> BaseConfig:
@@ -340,4 +447,5 @@ def config_from_dict(data: dict[str, Any]) -> BaseConfig:
 
 
 __all__ = ["ALGORITHMS", "BaseConfig", "ReinforceConfig", "A2CConfig", "PPOConfig", "ConfigError",
-           "make_config", "config_from_dict", "default_overrides", "SOLVE_THRESHOLDS"]
+           "make_config", "check_setting_names", "suggest_setting", "config_from_dict", "default_overrides",
+           "SOLVE_THRESHOLDS"]

@@ -13,9 +13,15 @@ import imageio.v3 as iio  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from .run import Run  # noqa: E402
+from .run import Run, as_run, check_env_fits  # noqa: E402
 
-Agent = Run | Callable[[np.ndarray], np.ndarray] | None
+# A Run, a saved run's folder (str or Path), a function obs -> action, or None for a random agent.
+Agent = Run | str | os.PathLike | Callable[[np.ndarray], np.ndarray] | None
+
+
+def _as_agent(agent: Agent) -> Run | Callable[[np.ndarray], np.ndarray] | None:
+    """A run folder given as a path becomes the loaded :class:`Run`; anything else is kept."""
+    return as_run(agent) if isinstance(agent, (str, os.PathLike)) else agent
 
 
 def _act(agent: Agent, env: gym.Env, obs: np.ndarray, deterministic: bool) -> np.ndarray:
@@ -30,14 +36,20 @@ def rollout_frames(agent: Agent, env_id: str, seed: int = 0, deterministic: bool
                    max_width: int = 320, max_steps: int | None = None) -> tuple[list[np.ndarray], float]:
     """Play one episode and return ``(frames, episode_return)``.
 
-    ``agent`` is a :class:`Run`, a function ``obs [obs_dim] -> action``, or None for a uniformly
-    random agent. Every ``frame_skip``-th frame is kept (and the last one), resized to at most
-    ``max_width`` pixels wide.
+    ``agent`` is a :class:`Run` (or the folder of a saved one), a function ``obs [obs_dim] -> action``,
+    or None for a uniformly random agent. Every ``frame_skip``-th frame is kept (and the last one),
+    resized to at most ``max_width`` pixels wide.
+
+    Raises:
+        ValueError: ``env_id``'s observation or action space is not the one the run was trained on.
     """
     if frame_skip < 1:
         raise ValueError(f"frame_skip={frame_skip!r} is invalid: expected an integer >= 1")
+    agent = _as_agent(agent)
     env = gym.make(env_id, render_mode="rgb_array")
     try:
+        if isinstance(agent, Run):
+            check_env_fits(agent, env_id, env.observation_space, env.action_space)
         env.action_space.seed(seed)
         obs, _ = env.reset(seed=seed)
         frames = [env.render()]
@@ -85,14 +97,16 @@ def rollout_gif(agent: Agent, env_id: str | None = None, path: str | os.PathLike
                 caption: bool | str = True) -> Path:
     """Record one episode of ``agent`` on ``env_id`` to a looping GIF at ``path`` and return the path.
 
-    ``agent`` is a :class:`Run` (``env_id`` defaults to the one it was trained on), a function
+    ``agent`` is a :class:`Run` or the folder of a saved run (``"runs/ppo-cartpole"``; ``env_id``
+    defaults to the one it was trained on, and another env must have the same spaces), a function
     ``obs -> action``, or None for a random agent. ``caption``: True writes the algorithm, the env
     and the episode's return under the frames (:func:`default_caption`), a string writes that text,
     False none. GIFs are generated output: an existing file at ``path`` is replaced.
     """
+    agent = _as_agent(agent)
     if env_id is None:
         if not isinstance(agent, Run):
-            raise ValueError("env_id is required unless agent is a Run")
+            raise ValueError("env_id is required unless agent is a Run or a saved run's folder")
         env_id = agent.config.env_id
     frames, episode_return = rollout_frames(agent, env_id, seed=seed, deterministic=deterministic,
                                             frame_skip=frame_skip, max_width=max_width)

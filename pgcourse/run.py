@@ -70,7 +70,37 @@ def _space_from_dict(data: dict[str, Any]) -> gym.Space:
 
 def spaces_match(a: gym.Space, b: gym.Space) -> bool:
     """Same kind and shape (and same number of actions / bounds)."""
-    return _space_to_dict(a) == _space_to_dict(b)
+    try:
+        return _space_to_dict(a) == _space_to_dict(b)
+    except ValueError:  # a kind of space a run can never have been trained on
+        return False
+
+
+def check_env_fits(run: Run, env_id: str, observation_space: gym.Space, action_space: gym.Space) -> None:
+    """Raise ``ValueError`` unless ``env_id``'s spaces are the ones ``run`` was trained on.
+
+    Without this check a run of CartPole playing Acrobot fails deep inside torch with a shape error."""
+    if spaces_match(observation_space, run.observation_space) and spaces_match(action_space, run.action_space):
+        return
+    raise ValueError(
+        f"the environments differ: {env_id} has observation space {_short(observation_space)} and action space "
+        f"{_short(action_space)}, but this run was trained on {run.config.env_id}, whose observation space is "
+        f"{_short(run.observation_space)} and action space {_short(run.action_space)}; play it on "
+        f"{run.config.env_id} (leave the env out), or train a run on {env_id}")
+
+
+def _short(space: gym.Space) -> str:
+    """``Box(shape=(4,))`` or ``Discrete(2)``: a space without the bounds that make its repr long."""
+    if isinstance(space, gym.spaces.Box):
+        return f"Box(shape={space.shape})"
+    return str(space)
+
+
+def as_run(run_or_path: Run | str | os.PathLike) -> Run:
+    """``run_or_path`` itself if it is a :class:`Run`, else the run saved in that folder (:func:`load`)."""
+    if isinstance(run_or_path, (str, os.PathLike)):
+        return load(run_or_path)
+    return run_or_path
 
 
 class Run:
@@ -217,7 +247,20 @@ def save_target_problem(path: str | os.PathLike, overwrite: bool, overwrite_flag
     return None
 
 
+def _error_text(error: BaseException) -> str:
+    """The error's message, or its type's name when it has none (torch's EOFError on a cut file has none)."""
+    if isinstance(error, KeyError) and error.args:
+        return f"missing key {error.args[0]!r}"
+    return str(error).strip() or type(error).__name__
+
+
+def _require_not_empty(path: Path) -> None:
+    if path.stat().st_size == 0:
+        raise RunLoadError(f"{path} is empty (the save was cut short?); save the run again")
+
+
 def _read_json(folder: Path, name: str) -> Any:
+    _require_not_empty(folder / name)
     try:
         return json.loads((folder / name).read_text())
     except json.JSONDecodeError as error:
@@ -238,25 +281,28 @@ def load(path: str | os.PathLike, device: str = "cpu") -> Run:
     if meta.get("version") != FORMAT_VERSION:
         raise RunLoadError(f"{folder} was saved in format version {meta.get('version')}; this pgcourse reads "
                            f"version {FORMAT_VERSION}")
+    config_data = _read_json(folder, "config.json")
     try:
-        config = config_from_dict(_read_json(folder, "config.json"))
+        config = config_from_dict(config_data)
     except (ConfigError, TypeError) as error:
-        raise RunLoadError(f"{folder / 'config.json'} is not a valid config: {error}") from error
+        raise RunLoadError(f"{folder / 'config.json'} is not a valid config: {_error_text(error)}") from error
     try:
         observation_space = _space_from_dict(meta["observation_space"])
         action_space = _space_from_dict(meta["action_space"])
         kind = action_space_kind(action_space)
     except (KeyError, ValueError, TypeError) as error:
-        raise RunLoadError(f"{folder / 'meta.json'} has invalid spaces: {error}") from error
+        raise RunLoadError(f"{folder / 'meta.json'} has invalid spaces: {_error_text(error)}") from error
     torch_device = resolve_device(device)
     action_dim = int(action_space.n) if kind == "discrete" else int(action_space.shape[0])
     obs_dim = int(observation_space.shape[0])
     policy = make_policy(kind, obs_dim, action_dim, config.hidden_sizes, config.log_std_init)
     value_net = None if config.algo == "reinforce" else ValueNet(obs_dim, config.hidden_sizes)
+    _require_not_empty(folder / "weights.pt")
     try:
         weights = torch.load(folder / "weights.pt", map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for a damaged file
-        raise RunLoadError(f"{folder / 'weights.pt'} is corrupt or not a pgcourse weights file: {error}") from error
+        raise RunLoadError(f"{folder / 'weights.pt'} is corrupt or not a pgcourse weights file: "
+                           f"{_error_text(error)}") from error
     if not isinstance(weights, dict) or "policy" not in weights:
         raise RunLoadError(f"{folder / 'weights.pt'} does not hold a 'policy' state dict")
     try:
@@ -267,15 +313,16 @@ def load(path: str | os.PathLike, device: str = "cpu") -> Run:
             value_net.load_state_dict(weights["value_net"])
     except RuntimeError as error:
         raise RunLoadError(f"{folder / 'weights.pt'} does not match config.json (hidden_sizes={config.hidden_sizes}, "
-                           f"obs_dim={obs_dim}, action_dim={action_dim}): {error}") from error
+                           f"obs_dim={obs_dim}, action_dim={action_dim}): {_error_text(error)}") from error
     normalizer = _read_json(folder, "normalizer.json")
     if "obs" in normalizer and len(normalizer["obs"].get("mean", [])) != obs_dim:
         raise RunLoadError(f"{folder / 'normalizer.json'} has statistics for {len(normalizer['obs']['mean'])} "
                            f"observation dimensions, expected {obs_dim}")
+    history_data = _read_json(folder, "history.json")  # raises its own "not valid JSON" error
     try:
-        history = History.from_dict(_read_json(folder, "history.json"))
+        history = History.from_dict(history_data)
     except (KeyError, ValueError, TypeError) as error:
-        raise RunLoadError(f"{folder / 'history.json'} is corrupt: {error}") from error
+        raise RunLoadError(f"{folder / 'history.json'} is corrupt: {_error_text(error)}") from error
     policy.to(torch_device)
     if value_net is not None:
         value_net.to(torch_device)

@@ -136,6 +136,15 @@ def test_gif_has_a_default_out_and_a_caption(run_dir, tmp_path, monkeypatch, cap
     assert (strip > 200).mean() > 0.8 and (strip < 100).any()  # white strip with dark text
 
 
+def test_gif_on_an_env_with_other_spaces_says_the_envs_differ(run_dir, tmp_path, capsys):
+    out = tmp_path / "acrobot.gif"
+    assert main(["gif", str(run_dir), "--env", "Acrobot-v1", "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "Acrobot-v1" in error and "CartPole-v1" in error and "observation space" in error, error
+    assert "shape" not in error.lower() or "mat1" not in error, error  # not torch's matmul error
+    assert not out.exists()
+
+
 # -- help, exercises ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("command", ["train", "eval", "gif", "bench", "exercises"])
 def test_help_of_each_subcommand_exits_0(command, capsys):

@@ -125,6 +125,50 @@ def test_unknown_override_key_via_train():
         pg.train("ppo", "CartPole-v1", learning_rate=1e-3, progress=False)
 
 
+@pytest.mark.parametrize("name, meant", [
+    ("learning_rate", "lr"),          # Stable-Baselines3 / CleanRL
+    ("clip_range", "clip_eps"),       # Stable-Baselines3
+    ("n_epochs", "update_epochs"),    # Stable-Baselines3
+    ("batch_size", "minibatch_size"),  # Stable-Baselines3's minibatch
+    ("clip_coef", "clip_eps"),        # CleanRL
+    ("clip_epz", "clip_eps"),         # a typo: difflib
+    ("gae_lamda", "gae_lambda"),      # a typo: difflib
+])
+def test_misspelt_setting_says_did_you_mean(name, meant):
+    message = config_error(**{name: 0.1})
+    assert f"did you mean '{meant}'?" in message, message
+
+
+def test_another_librarys_name_says_which_library_calls_it_so():
+    message = config_error(learning_rate=1e-3)
+    assert "did you mean 'lr'?" in message and "Stable-Baselines3" in message
+
+
+def test_setting_of_another_algorithm_names_the_algorithm_that_has_it():
+    message = config_error("a2c", clip_eps=0.1)
+    assert "clip_eps" in message and "algo='ppo'" in message, message
+
+
+def test_name_with_no_near_match_gets_no_guess():
+    message = config_error(zzzz=1)
+    assert "did you mean" not in message and "unknown setting for algo='ppo': 'zzzz'" in message
+
+
+def test_unknown_setting_via_train_lists_the_replaceable_functions():
+    with pytest.raises(ConfigError) as info:
+        pg.train("ppo", "CartPole-v1", learning_rate=1e-3, progress=False)
+    message = str(info.value)
+    assert "did you mean 'lr'?" in message
+    for name in pg.Components.names():
+        assert name in message, f"replaceable function {name} not listed"
+
+
+def test_misspelt_replaceable_function_via_train_suggests_it():
+    with pytest.raises(ConfigError) as info:
+        pg.train("a2c", "CartPole-v1", compute_gea=pg.compute_gae, progress=False)
+    assert "did you mean 'compute_gae'?" in str(info.value)
+
+
 def test_bad_value_via_train():
     with pytest.raises(ConfigError, match=re.escape("gamma=1.5")):
         pg.train("a2c", "CartPole-v1", gamma=1.5, progress=False)

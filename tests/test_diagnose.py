@@ -29,10 +29,10 @@ def synthetic_run(algo="ppo", n_actions=2, rows=40, returns=None, status="comple
     return SimpleNamespace(history=history, config=SimpleNamespace(algo=algo), action_space=space)
 
 
-def test_healthy_synthetic_run_has_no_alarm(capsys):
+def test_healthy_synthetic_run_has_no_alarm():
     findings = pg.diagnose(synthetic_run())
     assert all(f.severity != "alarm" for f in findings)
-    assert "healthy" in capsys.readouterr().out
+    assert "all signals look healthy" in str(findings)
 
 
 def test_nonfinite_is_the_top_finding():
@@ -67,12 +67,14 @@ def test_low_critic_lr_signature_synthetic():
     assert "low_critic_lr" in top_causes(pg.diagnose(run, verbose=False), 2)
 
 
-def test_negative_explained_variance_of_an_accurate_critic_on_constant_targets_is_not_an_alarm(capsys):
+def test_negative_explained_variance_of_an_accurate_critic_on_constant_targets_is_not_an_alarm():
     # a solved run (every episode 500): EV < 0 only because the targets barely vary; the critic is off by 1%
-    solved = synthetic_run(explained_variance=-0.8, value_rel_error=0.01, returns=np.full(100, 500.0))
-    assert all(f.signal != "explained variance" for f in pg.diagnose(solved))
-    printed = capsys.readouterr().out
-    assert "note: [OK   ] explained variance" in printed and "barely vary" in printed
+    diagnosis = pg.diagnose(solved := synthetic_run(explained_variance=-0.8, value_rel_error=0.01,
+                                                    returns=np.full(100, 500.0)))
+    assert all(f.signal != "explained variance" for f in diagnosis)
+    assert "note: [OK   ] explained variance" in str(diagnosis) and "barely vary" in str(diagnosis)
+    assert "explained variance" in diagnosis._repr_markdown_().split("note:")[1]
+    assert solved.history.status == "completed"
     # the same EV with a critic that is really off (30% error) is still the alarm
     lagging = synthetic_run(explained_variance=-0.8, value_rel_error=0.3, returns=np.full(100, 500.0))
     finding = next(f for f in pg.diagnose(lagging, verbose=False) if f.signal == "explained variance")
@@ -84,3 +86,51 @@ def test_short_real_runs_name_the_planted_cause(trap):
     run = pg.train("ppo", "CartPole-v1", seed=0, total_steps=6000, device="cpu", progress=False, traps=(trap,))
     findings = pg.diagnose(run, verbose=False)
     assert trap in top_causes(findings, 3), [str(f) for f in findings]
+
+
+# ---------------------------------------------------------------------------------------------
+# what pg.diagnose shows: once, in a notebook as in a script
+# ---------------------------------------------------------------------------------------------
+def test_diagnose_prints_nothing_by_default_and_returns_a_list_of_findings(capsys):
+    diagnosis = pg.diagnose(synthetic_run(approx_kl=0.0, clip_fraction=0.0))
+    assert capsys.readouterr().out == ""
+    assert isinstance(diagnosis, list) and diagnosis[0].signal == "KL / clip fraction"
+    assert top_causes(diagnosis, 1) == ["stale_old_log_probs"]
+
+
+def test_diagnosis_shows_itself_as_the_report():
+    diagnosis = pg.diagnose(synthetic_run(approx_kl=0.0, clip_fraction=0.0))
+    for text in (str(diagnosis), repr(diagnosis)):
+        assert text.startswith("1 signal(s) look unhealthy") and "[ALARM] KL / clip fraction" in text
+        assert "healthy: " in text
+    markdown = diagnosis._repr_markdown_()
+    assert "KL / clip fraction" in markdown and "`stale_old_log_probs" in markdown
+
+
+def test_verbose_prints_the_report(capsys):
+    diagnosis = pg.diagnose(synthetic_run(), verbose=True)
+    assert capsys.readouterr().out.strip() == str(diagnosis).strip()
+
+
+def test_diagnose_as_a_cells_last_line_shows_its_findings_once():
+    """In IPython (a notebook's kernel), `pg.diagnose(run)` as the last line displays the report once."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    shell = InteractiveShell.instance()
+    shell.user_ns.update(pg=pg, run=synthetic_run(approx_kl=0.0, clip_fraction=0.0))
+    with capture_output() as captured:
+        shell.run_cell("pg.diagnose(run)", store_history=True)
+    # what the cell prints and the result it displays (Out[...], written to stdout by a terminal shell)
+    shown = captured.stdout + "".join(output.data.get("text/plain", "") for output in captured.outputs)
+    assert shown.count("KL / clip fraction") == 1, shown
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env_id, total_steps", [("CartPole-v1", 20_000), ("Pendulum-v1", 30_000)])
+def test_no_alarm_on_a_healthy_default_run(env_id, total_steps):
+    """The course's default PPO, cut short (the full default runs, 3 seeds each, raised no alarm either;
+    CartPole ~1 min, Pendulum ~1-2 min per seed on the 2-core machine)."""
+    run = pg.train("ppo", env_id, seed=0, total_steps=total_steps, device="cpu", progress=False)
+    alarms = [str(f) for f in pg.diagnose(run) if f.severity == "alarm"]
+    assert not alarms, alarms

@@ -232,6 +232,39 @@ def test_load_damaged_weights(saved_copy, damage):
         pg.load(saved_copy)
 
 
+@pytest.mark.parametrize("name", ["meta.json", "config.json", "normalizer.json", "history.json"])
+def test_load_corrupt_json_says_corrupt_once(saved_copy, name):
+    text = (saved_copy / name).read_text()
+    (saved_copy / name).write_text(text[: len(text) // 2])
+    with pytest.raises(RunLoadError) as info:
+        pg.load(saved_copy)
+    message = str(info.value).replace(str(saved_copy), "RUN")  # the test's own folder name says "corrupt"
+    assert message.count("corrupt") == 1 and message.count(name) == 1, message
+
+
+def _has_empty_text_after_a_colon(message: str) -> bool:
+    return any(part.strip() == "" for part in message.split(":")[1:]) or message.rstrip().endswith(":")
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "empty_history"])
+def test_load_errors_have_text_after_every_colon(saved_copy, damage):
+    weights = saved_copy / "weights.pt"
+    if damage == "garbage":
+        weights.write_bytes(b"this is not a torch file" * 10)
+    elif damage == "truncated":
+        weights.write_bytes(weights.read_bytes()[:100])
+    elif damage == "empty":
+        weights.write_bytes(b"")
+    else:
+        (saved_copy / "history.json").write_text("")
+    with pytest.raises(RunLoadError) as info:
+        pg.load(saved_copy)
+    message = str(info.value)
+    assert not _has_empty_text_after_a_colon(message.replace(str(saved_copy), "RUN")), message
+    if damage == "empty":
+        assert "empty" in message, message
+
+
 def test_load_weights_that_do_not_match_config(saved_copy):
     config = json.loads((saved_copy / "config.json").read_text())
     config["hidden_sizes"] = [32, 32]
@@ -413,3 +446,25 @@ def test_evaluation_runs_on_the_runs_thread_count_and_restores_it(ppo_cartpole, 
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------------------------------------
+# GIFs of a saved run
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("as_type", [str, Path])
+def test_rollout_gif_accepts_a_run_folder_path(saved_cartpole, tmp_path, as_type):
+    path = pg.rollout_gif(as_type(saved_cartpole), path=tmp_path / "run.gif", frame_skip=10)
+    assert Path(path).read_bytes()[:6] == b"GIF89a"
+
+
+def test_rollout_gif_of_a_folder_that_is_no_run_says_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no saved run"):
+        pg.rollout_gif(str(tmp_path / "nowhere"), path=tmp_path / "x.gif")
+
+
+def test_rollout_gif_on_an_env_with_other_spaces_says_the_envs_differ(ppo_cartpole, tmp_path):
+    with pytest.raises(ValueError) as info:
+        pg.rollout_gif(ppo_cartpole, "Acrobot-v1", tmp_path / "x.gif")
+    message = str(info.value)
+    assert "Acrobot-v1" in message and "CartPole-v1" in message and "observation space" in message, message
+    assert not (tmp_path / "x.gif").exists()

@@ -62,3 +62,10 @@ def test_ci_calls_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in readme and "make lab" in readme
     assert re.search(r"^make test\s*$", ci, flags=re.MULTILINE)
+
+
+def test_the_course_extra_installs_both_front_ends():
+    """JupyterLab and Notebook 7 (``jupyter notebook``): the browser test opens the course in each."""
+    course = _parse(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["course"])
+    assert "jupyterlab" in course and "notebook" in course
+    assert course["notebook"].startswith("7."), "Notebook 7 is built on JupyterLab 4 (the same widgets and renderers)"

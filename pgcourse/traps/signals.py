@@ -74,11 +74,78 @@ def _max_entropy(run) -> float | None:
     return math.log(int(n)) if n is not None else None
 
 
-def diagnose(run, verbose: bool = True, top: int | None = None) -> list[Finding]:
+class Diagnosis(list):
+    """What :func:`diagnose` found: the unhealthy findings, most alarming first (a ``list`` of
+    :class:`Finding`), and the healthy ones in ``.healthy``.
+
+    It shows itself as the report, once: as text (``print(diagnosis)``, the Python prompt) and as
+    markdown when it is the last line of a notebook cell.
+    """
+
+    def __init__(self, unhealthy: list[Finding] = (), healthy: list[Finding] = ()):
+        super().__init__(unhealthy)
+        self.healthy = list(healthy)
+
+    def report_lines(self) -> list[str]:
+        """The report as plain-text lines: the unhealthy findings, the healthy signals, then the notes."""
+        if self:
+            lines = [f"{len(self)} signal(s) look unhealthy, most alarming first:"]
+            lines += [f"  {number}. {finding}" for number, finding in enumerate(self, 1)]
+        else:
+            lines = ["all signals look healthy"]
+        if self.healthy:
+            lines.append("healthy: " + ", ".join(finding.signal for finding in self.healthy))
+        lines += [f"  note: {finding}" for finding in self.healthy if finding.note]
+        return lines
+
+    def __str__(self) -> str:
+        return "\n".join(self.report_lines())
+
+    __repr__ = __str__
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        """IPython's text display (it would otherwise print a list subclass as a list)."""
+        printer.text(str(self))
+
+    def _repr_markdown_(self) -> str:
+        """The report in a notebook: one numbered item per unhealthy finding, causes in code font."""
+        if self:
+            lines = [f"**{len(self)} signal(s) look unhealthy**, most alarming first:", ""]
+            lines += [f"{number}. {_markdown(finding)}" for number, finding in enumerate(self, 1)]
+        else:
+            lines = ["**all signals look healthy**"]
+        if self.healthy:
+            lines += ["", "healthy: " + ", ".join(_escape(finding.signal) for finding in self.healthy)]
+        lines += ["", *(f"- note: {_markdown(finding)}" for finding in self.healthy if finding.note)]
+        return "\n".join(lines)
+
+
+def _escape(text: str) -> str:
+    """``text`` with the characters markdown would read as formatting escaped."""
+    return "".join("\\" + char if char in "\\`*_[]<>#|" else char for char in text)
+
+
+def _markdown(finding: Finding) -> str:
+    """One finding as a markdown list item: severity, signal, message, evidence and likely causes."""
+    evidence = ", ".join(f"`{name}={_fmt(value)}`" for name, value in finding.evidence.items())
+    text = f"**{finding.severity.upper()}** {_escape(finding.signal)}: {_escape(finding.message)}"
+    text += f" ({evidence})" if evidence else ""
+    if finding.causes and finding.severity != "ok":
+        causes = []
+        for cause in finding.causes:
+            name, _, rest = cause.partition(" ")
+            causes.append(f"`{name}` {_escape(rest)}".rstrip() if name in TRAPS else _escape(cause))
+        text += "<br>likely causes: " + "; ".join(causes)
+    return text
+
+
+def diagnose(run, verbose: bool = False, top: int | None = None) -> Diagnosis:
     """Check the seven signals of ``run`` (a :class:`~pgcourse.run.Run` or anything with ``.history``).
 
-    Returns the unhealthy findings, most alarming first (``top`` keeps only the first few), and prints
-    them, followed by the signals that looked healthy.
+    Returns a :class:`Diagnosis`: the unhealthy findings, most alarming first (``top`` keeps only the
+    first few), a list that shows itself as the report (as the last line of a notebook cell, or with
+    ``print``), followed by the signals that looked healthy. ``verbose=True`` also prints the report
+    (for scripts; in a notebook the returned value is displayed anyway).
     """
     history = run.history
     updates, episodes = history.updates, history.episodes
@@ -258,22 +325,11 @@ def diagnose(run, verbose: bool = True, top: int | None = None) -> list[Finding]
 
     unhealthy = sorted((f for f in findings if f.severity != "ok"),
                        key=lambda f: (SEVERITY_RANK[f.severity], f.score), reverse=True)
-    if top is not None:
-        unhealthy = unhealthy[:top]
+    diagnosis = Diagnosis(unhealthy[:top] if top is not None else unhealthy,
+                          [f for f in findings if f.severity == "ok"])
     if verbose:
-        if unhealthy:
-            print(f"{len(unhealthy)} signal(s) look unhealthy, most alarming first:")
-            for number, finding in enumerate(unhealthy, 1):
-                print(f"  {number}. {finding}")
-        else:
-            print("all signals look healthy")
-        healthy = [f.signal for f in findings if f.severity == "ok"]
-        if healthy:
-            print("healthy: " + ", ".join(healthy))
-        for finding in findings:
-            if finding.severity == "ok" and finding.note:
-                print(f"  note: {finding}")
-    return unhealthy
+        print(diagnosis)
+    return diagnosis
 
 
 def run_algo(run) -> str | None:
