@@ -205,7 +205,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                          "or --verify FOLDER")
     if not args.out:
         raise UsageError("--out FOLDER is required: every finished trial is written there (and a rerun resumes)")
-    grid = dict(parse_grid_axis(item) for item in args.grid or []) or None
+    axes = [parse_grid_axis(item) for item in args.grid or []]
+    repeated = sorted({key for key, _ in axes if sum(other == key for other, _ in axes) > 1})
+    if repeated:
+        raise UsageError(f"--grid {repeated[0]}=... is given twice; list every value once: "
+                         f"--grid {repeated[0]}=VALUE1,VALUE2")
+    grid = dict(axes) or None
     overrides = parse_settings(args.set)
     try:
         results = sweep(args.algo.split(","), args.env.split(","), parse_seeds(args.seeds), grid, folder=args.out,

@@ -14,11 +14,18 @@ from __future__ import annotations
 
 from .backends import LocalBackend, RayBackend, available_cores
 from .driver import VerifyReport, load_results, sweep, verify
-from .plots import plot_sweep
 from .results import SweepResults
 from .spec import TrialSpec, expand
 from .store import ResultsFolder, SweepResultsError, TrialRecord
 from .trial import run_trial
+
+
+
+def plot_sweep(*args, **kwargs):
+    """See :func:`pgcourse.sweeps.plots.plot_sweep` (imported on use: workers need no matplotlib)."""
+    from .plots import plot_sweep as _plot_sweep
+    return _plot_sweep(*args, **kwargs)
+
 
 __all__ = ["sweep", "load_results", "verify", "SweepResults", "TrialSpec", "TrialRecord", "ResultsFolder",
            "SweepResultsError", "VerifyReport", "LocalBackend", "RayBackend", "available_cores", "expand",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import signal
 import sys
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -25,9 +26,14 @@ RAY_INSTALL_HINT = "pip install 'pgcourse[scale]' (Ray, pinned)"
 
 @dataclass
 class Lost:
-    """The worker running a trial died before returning a record."""
+    """The worker running a trial died before returning a record.
+
+    ``shared``: other trials were lost with it (a local pool breaks as a whole when one worker dies), so
+    this trial's own worker may not be the one that died.
+    """
 
     reason: str
+    shared: bool = False
 
 
 def available_cores() -> int:
@@ -59,7 +65,8 @@ class LocalBackend:
         self.function = function  # what runs one trial: run_trial (the tests pass one that kills its worker)
         self.capacity = self.workers
         self._pool: ProcessPoolExecutor | None = None
-        self._futures: dict[Future, TrialSpec] = {}
+        self._futures: dict[Future, tuple[TrialSpec, ProcessPoolExecutor]] = {}  # each trial and its pool
+        self._casualties: dict[ProcessPoolExecutor, int] = {}  # a broken pool: how many trials it lost
 
     def _make_pool(self) -> ProcessPoolExecutor:
         method = "forkserver" if sys.platform.startswith("linux") else "spawn"
@@ -71,7 +78,13 @@ class LocalBackend:
     def submit(self, spec: TrialSpec) -> None:
         if self._pool is None:
             self._pool = self._make_pool()
-        self._futures[self._pool.submit(self.function, spec.to_dict(), self.device)] = spec
+        try:
+            future = self._pool.submit(self.function, spec.to_dict(), self.device)
+        except BrokenProcessPool:  # a worker died since the last result; its trials come back as Lost
+            self._discard_pool()
+            self._pool = self._make_pool()
+            future = self._pool.submit(self.function, spec.to_dict(), self.device)
+        self._futures[future] = (spec, self._pool)
 
     @property
     def in_flight(self) -> int:
@@ -80,12 +93,22 @@ class LocalBackend:
     def next_result(self) -> tuple[TrialSpec, dict[str, Any] | Lost]:
         done, _ = wait(list(self._futures), return_when=FIRST_COMPLETED)
         future = next(iter(done))
-        spec = self._futures.pop(future)
+        spec, pool = self._futures.pop(future)
         try:
             return spec, future.result()
         except BrokenProcessPool as error:
-            self._discard_pool()  # every trial in flight is lost with it; the next submit starts a new pool
-            return spec, Lost(f"worker process died ({error})")
+            if pool not in self._casualties:  # every trial in flight in it is lost with it
+                self._casualties[pool] = 1 + sum(other is pool for _, other in self._futures.values())
+            lost = self._casualties[pool]
+            if not any(other is pool for _, other in self._futures.values()):
+                del self._casualties[pool]
+            if pool is self._pool:  # not a newer pool that runs the retries of an earlier loss
+                self._discard_pool()  # the next submit starts a new pool
+            return spec, Lost(f"worker process died ({error})" + (f"; {lost} trials were lost with that pool, "
+                                                                   "whichever killed it" if lost > 1 else ""),
+                              shared=lost > 1)
+        except Exception as error:  # the trial function raised (run_trial returns its errors as records)
+            return spec, Lost(f"the trial function raised {type(error).__name__}: {error}")
 
     def _discard_pool(self) -> None:
         if self._pool is not None:
@@ -93,14 +116,14 @@ class LocalBackend:
             self._pool = None
 
     def close(self, interrupted: bool = False) -> None:
-        if self._pool is None:
-            return
-        if interrupted:  # stop now: running trials are abandoned (their results were never written)
-            for process in list(getattr(self._pool, "_processes", {}).values()):
-                process.terminate()
-        self._pool.shutdown(wait=not interrupted, cancel_futures=True)
-        self._pool = None
+        if self._pool is not None:
+            if interrupted:  # stop now: running trials are abandoned (their results were never written)
+                for process in list(getattr(self._pool, "_processes", {}).values()):
+                    process.terminate()
+            self._pool.shutdown(wait=not interrupted, cancel_futures=True)
+            self._pool = None
         self._futures.clear()
+        self._casualties.clear()
 
 
 class RayBackend:
@@ -127,9 +150,9 @@ class RayBackend:
         address = address or os.environ.get("RAY_ADDRESS") or None
         self._started_here = False
         if not ray.is_initialized():
-            if address is None:
-                ray.init(num_cpus=workers or available_cores(), include_dashboard=False, log_to_driver=False,
-                         configure_logging=False)
+            if address is None:  # "local": a new instance, even where `ray start` left a cluster's address
+                ray.init(address="local", num_cpus=workers or available_cores(), include_dashboard=False,
+                         log_to_driver=False, configure_logging=False)
             else:
                 ray.init(address=address, log_to_driver=False, configure_logging=False)
             self._started_here = True
@@ -150,8 +173,13 @@ class RayBackend:
         spec = self._refs.pop(ref)
         try:
             return spec, self.ray.get(ref)
+        except self.ray.exceptions.RayTaskError as error:  # the trial function raised (run_trial never does)
+            cause = getattr(error, "cause", None)
+            if isinstance(cause, BaseException):  # as the local backend says it (Ray's own text is colored)
+                return spec, Lost(f"the trial function raised {type(cause).__name__}: {cause}")
+            return spec, Lost(_plain(error))
         except self.ray.exceptions.RayError as error:  # worker or node died (the trial's own errors are records)
-            return spec, Lost(f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}")
+            return spec, Lost(_plain(error))
 
     def close(self, interrupted: bool = False) -> None:
         for ref in list(self._refs):
@@ -162,6 +190,12 @@ class RayBackend:
         self._refs.clear()
         if self._started_here:
             self.ray.shutdown()
+
+
+def _plain(error: BaseException) -> str:
+    """``"WorkerCrashedError: ..."``: the error's first line, without Ray's terminal colors."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 def make_backend(backend, workers: int | None = None, address: str | None = None, num_gpus: float = 0.0,

@@ -77,26 +77,48 @@ def run_specs(specs: Sequence[TrialSpec], folder: ResultsFolder | None, backend,
     Returns counts and the records in the order they finished: ``{"records": [...], "failed": n,
     "interrupted": bool}``. A trial whose record says ``"failed"`` or whose worker was lost is run again
     up to ``retries`` more times; then its failed record is written (a lost one is recorded as lost).
+
+    A local pool that loses one worker loses every trial in flight with it, and cannot say whose worker
+    died: such a loss (``Lost.shared``) is not counted against any of them; each runs again on its own
+    (nothing beside it), where a second loss is its own. So one trial that kills its worker (out of memory,
+    say) never uses up the retries of the trials that happened to run beside it.
     """
     queue = deque(specs)
-    attempts: dict[str, int] = {}
+    attempts: dict[str, int] = {}  # runs submitted, as written in each record (one lost with a broken pool
+    #                                 may not have started yet)
+    charged: dict[str, int] = {}  # runs that count against ``retries``
+    suspects: set[str] = set()  # lost with others in flight: runs alone next time
+    alone = False  # a suspect is running: nothing is submitted beside it
     records: list[dict[str, Any]] = []
     failed = 0
     bar = _Progress(len(specs), progress, "sweep")
     interrupted = False
     try:
         while queue or backend.in_flight:
-            while queue and backend.in_flight < backend.capacity:
+            while queue and backend.in_flight < backend.capacity and not alone:
+                if queue[0].trial_id in suspects and backend.in_flight:
+                    break  # it waits until the trials in flight are done
                 spec = queue.popleft()
                 attempts[spec.trial_id] = attempts.get(spec.trial_id, 0) + 1
+                charged[spec.trial_id] = charged.get(spec.trial_id, 0) + 1
+                alone = spec.trial_id in suspects
                 backend.submit(spec)
             bar.show(len(records), min(backend.in_flight, backend.capacity), failed)
             spec, outcome = backend.next_result()
+            if spec.trial_id in suspects:
+                suspects.discard(spec.trial_id)
+                alone = False
             if isinstance(outcome, Lost):
+                if outcome.shared:  # perhaps another trial's fault: not counted, run again on its own
+                    charged[spec.trial_id] -= 1
+                    suspects.add(spec.trial_id)
+                    queue.appendleft(spec)
+                    continue
                 outcome = {**spec.to_dict(), "format": "pgcourse-trial", "version": 1, "trial_id": spec.trial_id,
                            "arm": spec.arm, "status": "failed", "error": f"lost: {outcome.reason}"}
             outcome["attempts"] = attempts[spec.trial_id]
-            if outcome["status"] != "ok" and attempts[spec.trial_id] <= retries:
+            outcome["backend"] = getattr(backend, "name", type(backend).__name__)
+            if outcome["status"] != "ok" and charged[spec.trial_id] <= retries:
                 queue.appendleft(spec)  # once more, before anything else
                 continue
             failed += outcome["status"] != "ok"
@@ -160,9 +182,15 @@ def sweep(algo: str | Sequence[str] | None, env_id: str | Sequence[str] | None, 
         store.check_writable()
         finished = store.finished_ids() if store.is_sweep() else set()
         _check_same_experiment(store, specs, finished)
-        store.record_request(specs)
+        store.check_request(specs)
         todo = [spec for spec in specs if spec.trial_id not in finished]
-    runner = make_backend(backend, workers, address, num_gpus, device)
+    runner = make_backend(backend, workers, address, num_gpus, device)  # bad settings: nothing is written
+    if store is not None:
+        try:
+            store.record_request(specs)
+        except BaseException:
+            runner.close()
+            raise
     started = time.perf_counter()
     outcome = run_specs(todo, store, runner, retries, progress)
     seconds = time.perf_counter() - started

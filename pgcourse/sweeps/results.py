@@ -100,6 +100,8 @@ class SweepResults:
         """Mean, median, IQM (and optimality gap when ``threshold`` is given) of ``scores(measure)`` per
         arm, with stratified-bootstrap 95% intervals (arms with fewer than 2 finished seeds left out)."""
         scores = {arm: values for arm, values in self.scores(measure, last).items() if len(values) >= 2}
+        if not scores:  # no arm has 2 finished seeds (yet): nothing to estimate, not an error
+            return {}
         return stats.interval_estimates(scores, metrics=metrics, threshold=threshold, reps=reps, seed=seed)
 
     def steps_to_threshold(self, threshold: float, window: int = 20) -> dict[str, stats.ThresholdEstimate]:

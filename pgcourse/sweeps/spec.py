@@ -23,6 +23,7 @@ from ..planted import plant
 # Settings a sweep decides itself: every trial runs without a progress bar, on the backend's device.
 SWEEP_OWNED = {"seed": "seeds=", "device": "device=", "progress": None}
 ARM_KEYS = ("label", "algo", "env_id")  # an arm (a dict of a grid list) may also name these
+MAX_SEED = 2**32 - 1  # the config's range for seed (checked here, not in a worker after the sweep started)
 
 
 @dataclass(frozen=True)
@@ -48,13 +49,17 @@ class TrialSpec:
         return f"{self.algo} {self.env_id} {self.label}"
 
     @property
-    def trial_id(self) -> str:
-        """A file-name-safe id, readable and unique: slug of the arm and seed + a hash of the content."""
+    def content_digest(self) -> str:
+        """SHA-256 of what is run (algorithm, environment, overrides, seed), whatever the arm is called."""
         canonical = json.dumps({"algo": self.algo, "env_id": self.env_id, "seed": self.seed,
                                 "overrides": dict(self.overrides)}, sort_keys=True)
-        digest = hashlib.sha256(canonical.encode()).hexdigest()[:10]
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    @property
+    def trial_id(self) -> str:
+        """A file-name-safe id, readable and unique: slug of the arm and seed + a hash of the content."""
         slug = re.sub(r"[^A-Za-z0-9.=+-]+", "_", f"{self.algo}_{self.env_id}_{self.label}").strip("_")[:80]
-        return f"{slug}_seed{self.seed}-{digest}"
+        return f"{slug}_seed{self.seed}-{self.content_digest[:10]}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"algo": self.algo, "env_id": self.env_id, "seed": self.seed, "overrides": dict(self.overrides),
@@ -78,8 +83,8 @@ def _as_list(value: str | Sequence[str] | None, what: str) -> list[str]:
 
 def _seeds(seeds: int | Iterable[int]) -> list[int]:
     items = list(range(seeds)) if isinstance(seeds, int) and not isinstance(seeds, bool) else list(seeds)
-    if not items or any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in items):
-        raise ConfigError(f"seeds={seeds!r} is invalid: expected a count (e.g. 10) or non-negative integers "
+    if not items or any(not isinstance(s, int) or isinstance(s, bool) or not 0 <= s <= MAX_SEED for s in items):
+        raise ConfigError(f"seeds={seeds!r} is invalid: expected a count (e.g. 10) or integers in [0, {MAX_SEED}] "
                           "(e.g. range(10))")
     if len(set(items)) != len(items):
         raise ConfigError(f"seeds={seeds!r} repeats a seed: a seed gives the same run twice")
@@ -177,8 +182,36 @@ def expand(algo: str | Sequence[str] | None, env_id: str | Sequence[str] | None,
             config.check_env(kind, "a Box action space" if kind == "continuous" else "a Discrete action space")
             plant(config, Components(), Hooks())  # unknown trap names fail here, not in a worker
             specs.extend(TrialSpec(one_algo, one_env, seed, overrides, label) for seed in seed_list)
-    ids = [spec.trial_id for spec in specs]
-    repeated = sorted({i for i in ids if ids.count(i) > 1})
-    if repeated:
-        raise ConfigError(f"the grid names the same trial twice ({repeated[0]}): two arms with identical settings")
+    seen: dict[str, TrialSpec] = {}
+    for spec in specs:  # the same run twice, whatever the arms are called
+        twin = seen.setdefault(spec.content_digest, spec)
+        if twin is not spec:
+            raise ConfigError(f"the grid names the same trial twice ({twin.trial_id} and {spec.trial_id}): two arms "
+                              f"with identical settings ({twin.label!r} and {spec.label!r})")
+    check_arm_names(specs)
     return specs
+
+
+def arm_conflict(specs: Iterable[TrialSpec]) -> tuple[TrialSpec, TrialSpec] | None:
+    """Two trials that share an arm name but not their settings (their seeds would be pooled as one arm)."""
+    settings: dict[str, TrialSpec] = {}
+    for spec in specs:
+        first = settings.setdefault(spec.arm, spec)
+        if dict(first.overrides) != dict(spec.overrides):
+            return first, spec
+    return None
+
+
+def describe_difference(a: Mapping[str, Any], b: Mapping[str, Any]) -> str:
+    """``"total_steps 1024 vs 2048"``: the settings two override dicts disagree on."""
+    names = sorted(k for k in set(a) | set(b) if a.get(k, "(default)") != b.get(k, "(default)"))
+    return ", ".join(f"{k} {a.get(k, '(default)')!r} vs {b.get(k, '(default)')!r}" for k in names)
+
+
+def check_arm_names(specs: Sequence[TrialSpec]) -> None:
+    conflict = arm_conflict(specs)
+    if conflict is not None:
+        first, second = conflict
+        raise ConfigError(f"two arms named {first.arm!r} with different settings "
+                          f"({describe_difference(first.overrides, second.overrides)}): their seeds would be "
+                          "pooled as one arm; give them different labels")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..history import History
-from .spec import TrialSpec
+from .spec import TrialSpec, arm_conflict, describe_difference
 from .trial import TRIAL_FORMAT, history_digest, package_versions
 
 SWEEP_FORMAT = "pgcourse-sweep"
@@ -123,9 +123,23 @@ class ResultsFolder:
             raise SweepResultsError(f"{self.manifest_path} does not describe a pgcourse sweep")
         return manifest
 
+    def check_request(self, specs: Sequence[TrialSpec]) -> None:
+        """Refuse trials whose arm name the folder already holds with other settings: the statistics group
+        trials by arm name, so both experiments' seeds would be pooled as one arm."""
+        if not self.is_sweep():
+            return
+        conflict = arm_conflict([*self.requested(), *specs])
+        if conflict is not None:
+            old, new = conflict
+            raise SweepResultsError(
+                f"{self.path}: arm {old.arm!r} is already in this folder with other settings "
+                f"({describe_difference(old.overrides, new.overrides)}); its seeds would be pooled with this "
+                "sweep's as one arm: use a new results folder, or another label for the arm")
+
     def record_request(self, specs: Sequence[TrialSpec], command: str | None = None) -> None:
         """Add the requested trials to ``sweep.json`` (a resumed or extended sweep keeps earlier ones)."""
         self.check_writable()
+        self.check_request(specs)
         self.trials_dir.mkdir(parents=True, exist_ok=True)
         manifest = self.read_manifest() if self.is_sweep() else {
             "format": SWEEP_FORMAT, "version": SWEEP_FORMAT_VERSION, "trials": [], "runs": []}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import platform
 import socket
 import time
@@ -53,6 +54,16 @@ def history_digest(config: dict[str, Any], history: dict[str, Any]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_none(item) for item in value]
+    return value
+
+
 def run_trial(spec_data: dict[str, Any], device: str = "cpu") -> dict[str, Any]:
     """Train the trial described by ``spec_data`` (:meth:`TrialSpec.to_dict`) and return its record."""
     spec = TrialSpec.from_dict(spec_data)
@@ -67,7 +78,7 @@ def run_trial(spec_data: dict[str, Any], device: str = "cpu") -> dict[str, Any]:
                       traceback=traceback.format_exc()[-6000:], wall_seconds=time.perf_counter() - started,
                       finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         return record
-    history = run.history.to_dict()
+    history = _finite_or_none(run.history.to_dict())  # strict JSON: inf written as null, as NaN already is
     config = run.config.to_dict()
     env_steps = int(run.history.episodes["env_step"][-1]) if len(run.history.episodes) else 0
     if len(run.history.updates):

@@ -1,0 +1,94 @@
+"""Trial functions that misbehave on purpose, for tests/test_sweeps.py and tests/test_sweeps_ray.py.
+
+A backend runs them in place of :func:`pgcourse.sweeps.trial.run_trial` (``LocalBackend(function=...)``).
+They live in a module of their own so a worker process can import them: multiprocessing hands its
+children the parent's ``sys.path`` (which holds tests/ under pytest), and the Ray tests register this
+module with ``ray.cloudpickle.register_pickle_by_value`` so the cluster's workers get it by value.
+
+Each call writes a marker file ``<marker_dir>/<trial_id>.attempt<N>`` (holding the worker's pid) before
+doing anything else, so a test can count how often, and in which processes, each trial was started.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pgcourse.sweeps import trial as trial_module
+from pgcourse.sweeps.spec import TrialSpec
+from pgcourse.sweeps.trial import run_trial
+
+
+def start_attempt(marker_dir: str, spec_data: dict) -> int:
+    """Record one more start of this trial; return its number (1 on the first attempt)."""
+    trial_id = TrialSpec.from_dict(spec_data).trial_id
+    folder = Path(marker_dir)
+    attempt = len(list(folder.glob(f"{trial_id}.attempt*"))) + 1
+    (folder / f"{trial_id}.attempt{attempt}").write_text(str(os.getpid()))
+    return attempt
+
+
+def attempts(marker_dir: str, trial_id: str) -> list[int]:
+    """The pids of every recorded start of ``trial_id``, in order."""
+    files = sorted(Path(marker_dir).glob(f"{trial_id}.attempt*"), key=lambda p: int(p.name.rsplit("attempt", 1)[1]))
+    return [int(path.read_text()) for path in files]
+
+
+def dies_on_first_attempt(spec_data: dict, device: str = "cpu", *, marker_dir: str, seeds=(0,), times: int = 1,
+                          labels=None) -> dict:
+    """The worker process exits abruptly (as if killed, or out of memory) on the first ``times`` attempts
+    of the trials whose seed is in ``seeds`` (and label in ``labels``, if given); every other attempt is
+    an ordinary ``run_trial``."""
+    attempt = start_attempt(marker_dir, spec_data)
+    if attempt <= times and spec_data["seed"] in seeds and (labels is None or spec_data["label"] in labels):
+        os._exit(1)
+    return run_trial(spec_data, device)
+
+
+def training_raises(spec_data: dict, device: str = "cpu", *, marker_dir: str, failures: dict | None = None) -> dict:
+    """``run_trial`` where ``pg.train`` raises on the first ``failures[seed]`` attempts of a trial (so the
+    failure goes through run_trial's own handling: a ``"failed"`` record with the error and traceback)."""
+    attempt = start_attempt(marker_dir, spec_data)
+    if attempt > (failures or {}).get(spec_data["seed"], 0):
+        return run_trial(spec_data, device)
+
+    def broken_train(*args, **kwargs):
+        raise RuntimeError(f"planted failure on attempt {attempt}")
+
+    original = trial_module.train
+    trial_module.train = broken_train
+    try:
+        return run_trial(spec_data, device)
+    finally:
+        trial_module.train = original
+
+
+def raises_on_first_attempt(spec_data: dict, device: str = "cpu", *, marker_dir: str) -> dict:
+    """The trial function itself raises (not training): on the first attempt of every trial."""
+    if start_attempt(marker_dir, spec_data) == 1:
+        raise RuntimeError("the trial function raised on its first attempt")
+    return run_trial(spec_data, device)
+
+
+def noting_the_ray_node(function):
+    """``function`` as a plain function (``ray.remote`` takes no ``functools.partial``) that also notes, in
+    the record, the id of the Ray node it ran on."""
+
+    def trial(spec_data: dict, device: str = "cpu") -> dict:
+        import ray
+
+        record = function(spec_data, device)
+        record["ray_node"] = ray.get_runtime_context().get_node_id()
+        return record
+
+    return trial
+
+
+def crashes_or_raises_once(spec_data: dict, device: str = "cpu", *, marker_dir: str, dies=(), raises=()) -> dict:
+    """On its first attempt, a trial whose ``(label, seed)`` is ``dies`` kills its worker and one that is
+    ``raises`` raises; every other attempt is an ordinary ``run_trial``."""
+    attempt = start_attempt(marker_dir, spec_data)
+    if attempt == 1 and (spec_data["label"], spec_data["seed"]) == tuple(dies):
+        os._exit(1)
+    if attempt == 1 and (spec_data["label"], spec_data["seed"]) == tuple(raises):
+        raise RuntimeError("the trial function raised on its first attempt")
+    return run_trial(spec_data, device)
