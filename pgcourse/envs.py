@@ -6,6 +6,12 @@ observation*; the environment resets on the *next* call to ``step``, which ignor
 returns reward 0 and the first observation of the new episode. That "reset step" is not a
 transition and must never be trained on. :class:`RolloutStepper` below turns the raw stream into
 transitions and a ``valid`` mask so the algorithms never see a reset step.
+
+Training and evaluation run CartPole on gymnasium's numpy-vectorised ``CartPoleVectorEnv`` (one array
+step for all the sub-environments instead of a Python loop over them), given one random generator per
+sub-environment so that it plays exactly the episodes a ``SyncVectorEnv`` of ``CartPoleEnv`` plays for the
+same seed (:class:`SeededCartPoleVectorEnv`, ``vectorization="auto"``); every other environment, and every
+vector env made with the default ``vectorization="sync"``, is a ``SyncVectorEnv``.
 """
 from __future__ import annotations
 
@@ -15,6 +21,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
+from gymnasium.utils import seeding
 from gymnasium.wrappers.vector import NormalizeObservation, NormalizeReward, RecordEpisodeStatistics
 
 AUTORESET_MODE = gym.vector.AutoresetMode.NEXT_STEP
@@ -32,8 +40,28 @@ def action_space_kind(space: gym.Space) -> str:
 def check_observation_space(space: gym.Space, env_id: str) -> int:
     """Return the observation dimension, or raise if observations are not flat float vectors."""
     if not (isinstance(space, gym.spaces.Box) and len(space.shape) == 1):
-        raise ValueError(f"{env_id}: unsupported observation space {space}; expected a 1-D Box (a flat vector)")
+        raise ValueError(unsupported_observation_message(space, env_id))
     return int(space.shape[0])
+
+
+def unsupported_observation_message(space: gym.Space, env_id: str) -> str:
+    """Why ``env_id``'s observations cannot feed the policy (an MLP on a flat vector), with the code that
+    makes them fit: gymnasium's ``FlattenObservation`` (``Discrete(n)`` becomes a one-hot vector of ``n``)."""
+    discrete = isinstance(space, gym.spaces.Discrete)
+    namespace, name, version = gym.envs.registration.parse_env_id(env_id.split(":")[-1])
+    wrapped_id = gym.envs.registration.get_env_id(namespace, name + ("OneHot" if discrete else "Flat"), version)
+    what = (f"a state number, 0 to {space.n - 1}: give the policy the state one-hot encoded instead"
+            if discrete else "not a flat vector: flatten it")
+    return (f"{env_id}: unsupported observation space {space} ({what}); expected a 1-D Box (a flat vector). "
+            f"gymnasium's FlattenObservation wrapper does it{' (Discrete(n) becomes a one-hot Box of n)' if discrete else ''}."
+            f" Register the wrapped environment and train on it:\n\n"
+            f"    import gymnasium as gym\n"
+            f"    from gymnasium.wrappers import FlattenObservation\n"
+            f"    gym.register({wrapped_id!r}, entry_point=lambda **kwargs: "
+            f"FlattenObservation(gym.make({env_id!r}, **kwargs)))\n"
+            f"    run = pg.train('ppo', {wrapped_id!r})\n\n"
+            f"(For a saved run or pg.sweep's worker processes, put the register call in a module of yours, "
+            f"say my_envs.py, and use the id 'my_envs:{wrapped_id}': gymnasium imports my_envs first.)")
 
 
 def env_spaces(env_id: str) -> tuple[gym.Space, gym.Space]:
@@ -48,19 +76,107 @@ def env_spaces(env_id: str) -> tuple[gym.Space, gym.Space]:
         env.close()
 
 
+CARTPOLE_ENTRY_POINT = "gymnasium.envs.classic_control.cartpole:CartPoleEnv"
+
+
+class SeededCartPoleVectorEnv(CartPoleVectorEnv):
+    """Gymnasium's numpy-vectorised CartPole (NEXT_STEP autoreset) playing exactly the episodes of a
+    ``SyncVectorEnv`` of ``CartPoleEnv``: same observations, rewards, flags, bit for bit.
+
+    ``CartPoleVectorEnv`` draws the starting states of all sub-environments from one generator; a
+    ``SyncVectorEnv`` gives sub-environment ``i`` its own, seeded ``seed + i``, and each episode of
+    ``i`` starts from the next draw of that generator. This class keeps those generators (the dynamics,
+    time limit and autoreset are gymnasium's), so switching the vectorisation changes no number.
+    """
+
+    def __init__(self, num_envs: int = 1, max_episode_steps: int = 500):
+        super().__init__(num_envs=num_envs, max_episode_steps=max_episode_steps)
+        self._env_rngs: list[np.random.Generator | None] = [None] * num_envs
+
+    def _draw_start(self, i: int) -> np.ndarray:
+        """The next starting state of sub-environment ``i``, as ``CartPoleEnv.reset`` draws it."""
+        if self._env_rngs[i] is None:  # never seeded: a random seed, as an unseeded CartPoleEnv
+            self._env_rngs[i], _ = seeding.np_random()
+        return self._env_rngs[i].uniform(low=self.low, high=self.high, size=(4,))
+
+    def reset(self, *, seed: int | list[int | None] | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        if options is not None and set(options) - {"low", "high"}:
+            raise ValueError(f"{type(self).__name__}.reset supports the options 'low' and 'high' only, got {options}")
+        seeds = list(seed) if isinstance(seed, (list, tuple)) else \
+            [None if seed is None else seed + i for i in range(self.num_envs)]
+        if len(seeds) != self.num_envs:
+            raise ValueError(f"{len(seeds)} seeds for {self.num_envs} sub-environments")
+        _, info = super().reset(seed=None if seed is None else seeds[0], options=options)
+        for i, env_seed in enumerate(seeds):
+            if env_seed is not None:
+                self._env_rngs[i], _ = seeding.np_random(env_seed)
+            self.state[:, i] = self._draw_start(i)  # within options' bounds, as CartPoleEnv.reset(options=...)
+        self.low, self.high = -0.05, 0.05  # a sub-environment's later resets (autoresets) take no options
+        return self.state.T.astype(np.float32), info
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        restarting = np.flatnonzero(self.prev_done)  # sub-environments whose step is a reset step
+        obs, reward, terminated, truncated, info = super().step(action)
+        if restarting.size:  # gymnasium drew their new starting states from its shared generator: redraw
+            for i in restarting:
+                self.state[:, i] = self._draw_start(int(i))
+            obs = self.state.T.astype(np.float32)
+        return obs, reward.astype(np.float64), terminated, truncated, info  # float64 rewards, as SyncVectorEnv
+
+
+def fast_vectorization(env_id: str, render_mode: str | None = None) -> bool:
+    """True when ``env_id`` runs on :class:`SeededCartPoleVectorEnv`: gymnasium's ``CartPoleEnv`` with
+    its default arguments, a time limit, no extra wrapper, no rendering."""
+    try:
+        spec = gym.spec(env_id)
+    except gym.error.Error:
+        return False
+    return (render_mode is None and spec.entry_point == CARTPOLE_ENTRY_POINT and not spec.kwargs
+            and not spec.additional_wrappers and spec.max_episode_steps is not None)
+
+
+def make_raw_vector_env(env_id: str, num_envs: int, *, render_mode: str | None = None,
+                        vectorization: str = "sync") -> gym.vector.VectorEnv:
+    """``num_envs`` copies of ``env_id`` in NEXT_STEP autoreset mode, without wrappers.
+
+    ``vectorization="sync"``: a ``SyncVectorEnv`` (a Python loop over gymnasium envs); ``"auto"``:
+    :class:`SeededCartPoleVectorEnv` for CartPole (the same episodes, bit for bit, several times faster;
+    what training and ``pg.evaluate`` use), a ``SyncVectorEnv`` for anything else.
+    Seed it with ``envs.reset(seed=seed)`` (sub-environment ``i`` gets ``seed + i``).
+    """
+    if vectorization not in ("auto", "sync"):
+        raise ValueError(f"vectorization={vectorization!r} is invalid: expected 'auto' or 'sync'")
+    if vectorization == "auto" and fast_vectorization(env_id, render_mode):
+        spec = gym.spec(env_id)
+        envs = SeededCartPoleVectorEnv(num_envs, max_episode_steps=spec.max_episode_steps)
+        envs.spec = spec
+        return envs
+    kwargs: dict[str, Any] = {} if render_mode is None else {"render_mode": render_mode}
+    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
+                        vector_kwargs={"autoreset_mode": AUTORESET_MODE}, **kwargs)
+
+
 def make_vector_env(env_id: str, num_envs: int, *, normalize_obs: bool = False, normalize_reward: bool = False,
-                    gamma: float = 0.99, render_mode: str | None = None) -> gym.vector.VectorEnv:
-    """A ``SyncVectorEnv`` of ``num_envs`` copies of ``env_id`` in NEXT_STEP autoreset mode.
+                    gamma: float = 0.99, render_mode: str | None = None,
+                    vectorization: str = "sync") -> gym.vector.VectorEnv:
+    """``num_envs`` copies of ``env_id`` in NEXT_STEP autoreset mode (see :func:`make_raw_vector_env`).
 
     Wrapper order (inside to outside): episode statistics on the *raw* rewards, then observation
     normalisation, then reward scaling, all from ``gymnasium.wrappers.vector``. Seed it with
     ``envs.reset(seed=seed)`` (sub-environment ``i`` gets ``seed + i``).
     """
-    kwargs: dict[str, Any] = {} if render_mode is None else {"render_mode": render_mode}
-    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
-                        vector_kwargs={"autoreset_mode": AUTORESET_MODE}, **kwargs)
+    envs = make_raw_vector_env(env_id, num_envs, render_mode=render_mode, vectorization=vectorization)
     return add_normalization(RecordEpisodeStatistics(envs), normalize_obs=normalize_obs,
                              normalize_reward=normalize_reward, gamma=gamma)
+
+
+def max_episode_steps(envs: gym.vector.VectorEnv) -> int | None:
+    """The time limit of the sub-environments of an unwrapped vector env from :func:`make_raw_vector_env`."""
+    if isinstance(envs, CartPoleVectorEnv):
+        return int(envs.max_episode_steps)
+    spec = envs.envs[0].spec if hasattr(envs, "envs") else getattr(envs, "spec", None)
+    return spec.max_episode_steps if spec is not None else None
 
 
 def add_normalization(envs: gym.vector.VectorEnv, *, normalize_obs: bool, normalize_reward: bool,

@@ -32,6 +32,15 @@ def mlp(in_dim: int, hidden_sizes: tuple[int, ...], out_dim: int, out_gain: floa
     return nn.Sequential(*layers)
 
 
+def sample_categorical(logits: Tensor) -> Tensor:
+    """One action per row of ``logits [B, A]``: ``torch.distributions.Categorical(logits=logits).sample()``
+    computed the same way (same numbers, same draws from torch's generator) without building the
+    distribution object, whose argument checks cost more than the sampling itself."""
+    normalized = logits - logits.logsumexp(dim=-1, keepdim=True)  # [B, A], as Categorical.__init__
+    probs = torch.softmax(normalized, dim=-1)  # [B, A], as Categorical.probs
+    return torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, True).T.reshape(probs.shape[:-1])  # [B]
+
+
 class CategoricalPolicy(nn.Module):
     """Softmax policy over ``n_actions``: ``forward(obs [B, obs_dim]) -> logits [B, n_actions]``.
 
@@ -54,7 +63,7 @@ class CategoricalPolicy(nn.Module):
         if deterministic:
             actions = logits.argmax(dim=-1)
         else:
-            actions = torch.distributions.Categorical(logits=logits).sample()
+            actions = sample_categorical(logits)
         return actions, log_prob_fn(logits, actions)
 
     def log_prob_entropy(self, obs: Tensor, actions: Tensor, log_prob_fn: Callable = categorical_log_prob,

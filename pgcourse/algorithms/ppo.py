@@ -58,7 +58,8 @@ def train_ppo(config: PPOConfig, components: Components | None = None, hooks: Ho
             epoch_kls = []
             for batch_idx in parts.minibatch_indices(obs.shape[0], config.minibatch_size, trainer.minibatch_generator):
                 batch_idx = batch_idx.to(trainer.device)  # [b]
-                new_log_probs, entropy = trainer.log_probs_and_entropy(obs[batch_idx], actions[batch_idx])  # [b], [b]
+                batch_obs = obs[batch_idx]  # [b, obs_dim]
+                new_log_probs, entropy = trainer.log_probs_and_entropy(batch_obs, actions[batch_idx])  # [b], [b]
                 batch_old_log_probs = trainer.hooks.old_log_probs(old_log_probs[batch_idx], new_log_probs)  # [b]
                 batch_advantages = advantages[batch_idx]  # [b]
                 if normalize_minibatch:
@@ -66,7 +67,7 @@ def train_ppo(config: PPOConfig, components: Components | None = None, hooks: Ho
                 policy_loss = parts.clipped_surrogate_loss(new_log_probs, batch_old_log_probs, batch_advantages,
                                                            config.clip_eps)
                 actor_loss = policy_loss + parts.entropy_bonus_loss(entropy, config.ent_coef)
-                new_values = value_net(obs[batch_idx])  # [b]
+                new_values = value_net(batch_obs)  # [b]
                 old_v = old_values[batch_idx] if config.clip_value_loss else None
                 critic_loss = parts.value_loss(new_values, returns[batch_idx], old_v,
                                                config.clip_eps if config.clip_value_loss else None)

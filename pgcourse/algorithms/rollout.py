@@ -61,7 +61,7 @@ def collect_rollout(trainer: Trainer, n_steps: int) -> Rollout:
             values_buffer[t] = trainer.value_net(obs)
             result = stepper.step(trainer.env_actions(actions))
             rewards[t], terminated[t + 1], truncated[t + 1] = result.rewards, result.terminated, result.truncated
-            trainer.env_step += int(result.valid.sum())
+            trainer.env_step += int(np.count_nonzero(result.valid))
             trainer.record_episodes(result.episode_returns, result.episode_lengths)
         values_buffer[n_steps] = trainer.value_net(trainer.obs_tensor(stepper.obs))
 

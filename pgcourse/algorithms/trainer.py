@@ -8,9 +8,9 @@
 """
 from __future__ import annotations
 
-import copy
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +19,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .. import diagnostics
 from ..config import BaseConfig
 from ..envs import (RolloutStepper, action_space_kind, add_normalization, check_observation_space, make_vector_env,
                     normalizer_state)
@@ -28,6 +27,7 @@ from ..history import History
 from ..networks import ValueNet, make_policy
 from ..run import Run, resolve_device
 from .components import Components
+from .optim import LeanAdam
 
 
 class NonFiniteError(FloatingPointError):
@@ -109,7 +109,8 @@ class Trainer:
         set_seed(config.seed)
         self.device = resolve_device(config.device)
 
-        envs = make_vector_env(config.env_id, config.num_envs)  # spaces are read from the envs trained on
+        # spaces are read from the envs trained on; CartPole runs numpy-vectorised (the same episodes, faster)
+        envs = make_vector_env(config.env_id, config.num_envs, vectorization="auto")
         observation_space, action_space = envs.single_observation_space, envs.single_action_space
         try:
             self.obs_dim = check_observation_space(observation_space, config.env_id)
@@ -133,8 +134,11 @@ class Trainer:
         self.policy = make_policy(self.action_kind, self.obs_dim, action_dim, config.hidden_sizes,
                                   config.log_std_init).to(self.device)
         self.value_net = ValueNet(self.obs_dim, config.hidden_sizes).to(self.device) if needs_critic else None
-        self.actor_optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.lr, eps=config.adam_eps)
-        self.critic_optimizer = (torch.optim.Adam(self.value_net.parameters(), lr=config.critic_lr, eps=config.adam_eps)
+        # the parameter lists, listed once (a module lists its parameters by walking its submodules)
+        self.actor_parameters = list(self.policy.parameters())
+        self.critic_parameters = list(self.value_net.parameters()) if self.value_net is not None else []
+        self.actor_optimizer = LeanAdam(self.actor_parameters, lr=config.lr, eps=config.adam_eps)
+        self.critic_optimizer = (LeanAdam(self.critic_parameters, lr=config.critic_lr, eps=config.adam_eps)
                                  if self.value_net is not None else None)
         self.minibatch_generator = torch.Generator().manual_seed(config.seed)
 
@@ -202,40 +206,54 @@ class Trainer:
 
     # -- optimisation ----------------------------------------------------------------------------
     @staticmethod
-    def clip_and_step(optimizer: torch.optim.Optimizer, parameters: Iterable[torch.nn.Parameter],
+    def clip_and_step(optimizer: LeanAdam | torch.optim.Optimizer, parameters: Iterable[torch.nn.Parameter],
                       max_norm: float | None) -> float:
         """Clip the gradient norm of ``parameters`` to ``max_norm`` (if set) and step; returns the
         norm *before* clipping (the number worth plotting)."""
-        parameters = list(parameters)
-        norm_before = diagnostics.grad_norm(parameters)
+        parameters = parameters if isinstance(parameters, list) else list(parameters)
+        grads = [p.grad for p in parameters if p.grad is not None]
+        if not grads:
+            optimizer.step()
+            return 0.0
+        # clip_grad_norm_ returns the norm it clipped by, measured before clipping (on CPU the same number
+        # as diagnostics.grad_norm): one norm computation, not two
         if max_norm is not None:
-            torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+            norm_before = torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+        else:
+            norm_before = torch.nn.utils.get_total_norm(grads)
         optimizer.step()
-        return norm_before
+        return float(norm_before)
 
     def actor_step(self, actor_loss: Tensor) -> float:
         """One Adam step of the policy on ``actor_loss``; returns its gradient norm before clipping."""
         self.actor_optimizer.zero_grad()
         actor_loss.backward()
-        return self.clip_and_step(self.actor_optimizer, self.policy.parameters(), self.config.max_grad_norm)
+        return self.clip_and_step(self.actor_optimizer, self.actor_parameters, self.config.max_grad_norm)
 
     def critic_step(self, critic_loss: Tensor) -> float:
         """One Adam step of the critic on ``critic_loss``; returns its gradient norm before clipping."""
         self.critic_optimizer.zero_grad()
         critic_loss.backward()
-        return self.clip_and_step(self.critic_optimizer, self.value_net.parameters(), self.config.critic_max_grad_norm)
+        return self.clip_and_step(self.critic_optimizer, self.critic_parameters, self.config.critic_max_grad_norm)
 
     def actor_critic_step(self, actor_loss: Tensor, critic_loss: Tensor) -> tuple[float, float]:
         """Update both networks (the ``actor_critic_step`` hook); returns both gradient norms."""
         return self.hooks.actor_critic_step(self, actor_loss, critic_loss)
 
+    @staticmethod
+    def _copy_state(module: torch.nn.Module) -> dict[str, Tensor]:
+        state = module.state_dict()
+        copied = OrderedDict((name, tensor.detach().clone()) for name, tensor in state.items())
+        copied._metadata = getattr(state, "_metadata", None)  # type: ignore[attr-defined]
+        return copied
+
     def _snapshot(self) -> dict[str, Any]:
-        return {"policy": copy.deepcopy(self.policy.state_dict()),
-                "value_net": None if self.value_net is None else copy.deepcopy(self.value_net.state_dict())}
+        return {"policy": self._copy_state(self.policy),
+                "value_net": None if self.value_net is None else self._copy_state(self.value_net)}
 
     def _parameters_finite(self) -> bool:
-        modules = [self.policy] + ([self.value_net] if self.value_net is not None else [])
-        return all(torch.isfinite(p).all() for module in modules for p in module.parameters())
+        return bool(torch.stack([p.detach().isfinite().all()
+                                 for p in [*self.actor_parameters, *self.critic_parameters]]).all())
 
     def end_update(self, **metrics: float) -> None:
         """Record one update's diagnostics, guard against NaN/inf, evaluate if due, show progress."""

@@ -1,0 +1,309 @@
+"""The benchmark's data: the suite's cases, the results of each run, and the numbers drawn from them."""
+from __future__ import annotations
+
+import os
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import SOLVE_THRESHOLDS
+
+EVAL_EPISODES = 20
+EVAL_SEED = 10_000
+DEFAULT_SEEDS = (0, 1, 2, 3, 4)
+QUICK_SEEDS = (0, 1)
+SB3_TIMESTEPS = 100_000
+SB3_ENV_ID = "CartPole-v1"
+SPEED_TARGET = 1 / 3        # time to solve, same rule: pgcourse / SB3 at most this
+THROUGHPUT_TARGET = 2.0     # equal work: pgcourse env steps/s at least this many times SB3's
+TINY_ENV_VAR = "PGCOURSE_BENCH_TINY"  # test-only: tiny budgets, one seed, a 512-step SB3 run
+INSTALL_HINT = "pip install -e .[bench]"
+_MANY_STEPS = 100_000_000  # step budget of episode-limited cases (the episode count stops them first)
+
+# rl-zoo's tuned PPO for CartPole-v1 (hyperparams/ppo.yml): what SB3 runs, and, translated, what pgcourse runs
+# in the equal-work throughput comparison (learning rates annealed linearly to 0 on both sides)
+ZOO_PPO_CARTPOLE = {"n_envs": 8, "n_steps": 32, "batch_size": 256, "n_epochs": 20, "gamma": 0.98,
+                    "gae_lambda": 0.8, "ent_coef": 0.0, "learning_rate": "lin_0.001", "clip_range": "lin_0.2"}
+PGCOURSE_AT_ZOO_SETTINGS = {"num_envs": 8, "n_steps": 32, "minibatch_size": 256, "update_epochs": 20,
+                            "gamma": 0.98, "gae_lambda": 0.8, "ent_coef": 0.0, "lr": 1e-3, "critic_lr": 1e-3,
+                            "anneal_lr": True, "clip_eps": 0.2, "max_grad_norm": 0.5, "critic_max_grad_norm": 0.5}
+
+
+# -- the suite ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BenchCase:
+    """One (algorithm, environment, budget) of the suite.
+
+    ``max_episodes`` set: the budget is episodes (``total_steps`` is only a safety cap).
+    """
+
+    algo: str
+    env_id: str
+    total_steps: int
+    eval_every: int
+    max_episodes: int | None = None
+
+    @property
+    def budget(self) -> str:
+        if self.max_episodes is not None:
+            return f"{self.max_episodes:,} episodes"
+        return f"{self.total_steps // 1000:,}k steps" if self.total_steps % 1000 == 0 else f"{self.total_steps:,} steps"
+
+    @property
+    def threshold(self) -> float | None:
+        return SOLVE_THRESHOLDS.get(self.env_id)
+
+    def train_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"total_steps": self.total_steps, "eval_every": self.eval_every}
+        if self.max_episodes is not None:
+            kwargs["max_episodes"] = self.max_episodes
+        return kwargs
+
+
+DEFAULT_SUITE = (
+    BenchCase("ppo", "CartPole-v1", total_steps=100_000, eval_every=2_500),
+    BenchCase("a2c", "CartPole-v1", total_steps=200_000, eval_every=5_000),
+    BenchCase("reinforce_baseline", "CartPole-v1", total_steps=_MANY_STEPS, eval_every=10_000, max_episodes=2_000),
+    BenchCase("reinforce", "CartPole-v1", total_steps=_MANY_STEPS, eval_every=10_000, max_episodes=2_000),
+    BenchCase("ppo", "Pendulum-v1", total_steps=150_000, eval_every=10_000),  # the course default budget
+)
+
+# A smoke run: the whole pipeline in a few minutes; the numbers say little.
+QUICK_SUITE = (
+    BenchCase("ppo", "CartPole-v1", total_steps=20_000, eval_every=2_500),
+    BenchCase("a2c", "CartPole-v1", total_steps=20_000, eval_every=5_000),
+    BenchCase("reinforce_baseline", "CartPole-v1", total_steps=_MANY_STEPS, eval_every=5_000, max_episodes=100),
+    BenchCase("reinforce", "CartPole-v1", total_steps=_MANY_STEPS, eval_every=5_000, max_episodes=100),
+    BenchCase("ppo", "Pendulum-v1", total_steps=20_000, eval_every=10_000),
+)
+
+# For the tests only (PGCOURSE_BENCH_TINY=1): seconds per case.
+TINY_SUITE = (
+    BenchCase("ppo", "CartPole-v1", total_steps=1_024, eval_every=512),
+    BenchCase("a2c", "CartPole-v1", total_steps=1_024, eval_every=512),
+    BenchCase("reinforce_baseline", "CartPole-v1", total_steps=_MANY_STEPS, eval_every=500, max_episodes=8),
+    BenchCase("reinforce", "CartPole-v1", total_steps=_MANY_STEPS, eval_every=500, max_episodes=8),
+    BenchCase("ppo", "Pendulum-v1", total_steps=1_024, eval_every=2_048),
+)
+
+
+def tiny_mode() -> bool:
+    """True when the test-only environment variable ``PGCOURSE_BENCH_TINY=1`` is set."""
+    return os.environ.get(TINY_ENV_VAR, "") not in ("", "0")
+
+
+def select_cases(suite: Sequence[BenchCase], algos: Sequence[str] | None = None,
+                 envs: Sequence[str] | None = None) -> list[BenchCase]:
+    """The cases of ``suite`` whose algorithm is in ``algos`` and environment in ``envs`` (None: all)."""
+    return [case for case in suite
+            if (not algos or case.algo in algos) and (not envs or case.env_id in envs)]
+
+
+# -- results ------------------------------------------------------------------------------------
+@dataclass
+class SeedResult:
+    """One training run of one case with one seed, and the evaluation of its final policy.
+
+    ``solved_*`` describe the first evaluation that reached the threshold: one during training
+    (``history.solved_at``) or, failing that, the final evaluation (then at the end of training).
+    They are None when no evaluation reached it. Wall times exclude evaluation time.
+    """
+
+    algo: str
+    env_id: str
+    seed: int
+    budget: str
+    threshold: float | None
+    solved: bool
+    solved_env_step: int | None
+    solved_episodes: int | None
+    solved_wall_seconds: float | None
+    final_mean: float | None
+    final_std: float | None
+    total_env_steps: int
+    episodes: int
+    train_wall_seconds: float
+    status: str
+    error: str | None = None
+
+
+@dataclass
+class CaseSummary:
+    """One table row: a case over all its seeds (medians over the seeds that solved)."""
+
+    algo: str
+    env_id: str
+    budget: str
+    seeds_solved: int
+    seeds_total: int
+    median_steps_to_solve: float | None
+    median_episodes_to_solve: float | None
+    median_wall_seconds_to_solve: float | None
+    final_mean: float | None       # mean over seeds of each seed's final evaluation mean
+    final_std: float | None        # std over seeds of the same
+    final_min: float | None        # worst seed's final evaluation mean
+    env_steps_per_second: float | None
+    failures: int = 0
+
+
+@dataclass
+class SB3Result:
+    """One Stable-Baselines3 PPO run on CartPole-v1 (rl-zoo hyperparameters) over a whole budget."""
+
+    seed: int
+    timesteps: int
+    wall_seconds: float          # model.learn only
+    final_mean: float
+    final_std: float
+    solved: bool
+    env_steps: int | None = None  # transitions SB3 collected (whole rollouts: a little over ``timesteps``)
+
+
+@dataclass(frozen=True)
+class CompareSettings:
+    """What the side-by-side comparisons with SB3 run (both sides alike)."""
+
+    seeds: tuple[int, ...] = DEFAULT_SEEDS          # time to solve
+    throughput_seeds: tuple[int, ...] = (0, 1, 2)   # equal work
+    budget: int = SB3_TIMESTEPS                     # time to solve: each side's tuned budget (both 100k)
+    eval_every: int = 4_096
+    eval_episodes: int = EVAL_EPISODES
+    eval_seed: int = EVAL_SEED
+    threshold: float = SOLVE_THRESHOLDS[SB3_ENV_ID]
+    throughput_steps: int = SB3_TIMESTEPS
+    sb3: bool = True                                # False: pgcourse's side only
+
+
+@dataclass
+class SolveRun:
+    """One side's run under the same stopping rule: evaluate every ``eval_every`` env steps, stop at the first
+    evaluation that reaches the threshold. ``wall_seconds``: from building the agent to the end of that
+    evaluation, evaluations included (the whole budget if it never solved)."""
+
+    side: str                 # "pgcourse" or "sb3"
+    seed: int
+    solved: bool
+    solved_env_step: int | None
+    wall_seconds: float
+    eval_seconds: float       # of which evaluating (pgcourse: and building the envs and networks)
+    evaluations: int
+    last_eval_mean: float | None
+    error: str | None = None
+
+
+@dataclass
+class ThroughputRun:
+    """One side's run of a fixed budget with rl-zoo's settings, no evaluation while training."""
+
+    side: str
+    seed: int
+    env_steps: int            # transitions trained on
+    wall_seconds: float
+    final_mean: float | None  # the final policy's 20-episode mean (not timed)
+    error: str | None = None
+
+    @property
+    def steps_per_second(self) -> float | None:
+        return self.env_steps / self.wall_seconds if self.error is None and self.wall_seconds > 0 else None
+
+
+@dataclass
+class ReportSection:
+    """A titled block of the printed report and its data in the JSON (``data`` must be JSON-able).
+
+    The hook for comparisons added from outside this module: pass providers, functions
+    ``provider(log) -> ReportSection | None``, as ``run_benchmark(..., extra_sections=[...])`` (or
+    ``main(extra_sections=...)``); each runs after the built-in comparisons and its section is printed last.
+    The sweep-scaling comparison (``pgcourse.sweeps.scaling``) is meant to plug in here.
+    """
+
+    title: str
+    lines: list[str]
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BenchReport:
+    """Everything one benchmark produced; :func:`print_report` and :func:`write_json` present it."""
+
+    cases: list[BenchCase]
+    seeds: list[int]
+    device: str
+    stop_when_solved: bool
+    results: list[SeedResult] = field(default_factory=list)
+    sb3_results: list[SB3Result] = field(default_factory=list)
+    sb3_skipped: str | None = None      # why SB3 did not run (None: it ran)
+    sb3_timesteps: int = SB3_TIMESTEPS
+    tiny: bool = False
+    comparisons: CompareSettings | None = None   # None: the side-by-side comparisons did not run
+    solve_runs: list[SolveRun] = field(default_factory=list)
+    throughput_runs: list[ThroughputRun] = field(default_factory=list)
+    machine: dict[str, Any] = field(default_factory=dict)
+    command: str | None = None
+    extra_sections: list[ReportSection] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return any(result.error for result in [*self.results, *self.solve_runs, *self.throughput_runs])
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    present = [value for value in values if value is not None]
+    return float(statistics.median(present)) if present else None
+
+
+def summarize_case(case: BenchCase, results: Sequence[SeedResult]) -> CaseSummary:
+    """Aggregate the seeds of one case into a table row."""
+    mine = [r for r in results if (r.algo, r.env_id, r.budget) == (case.algo, case.env_id, case.budget)]
+    ran = [r for r in mine if r.error is None]
+    solved = [r for r in ran if r.solved]
+    finals = [r.final_mean for r in ran if r.final_mean is not None]
+    train_seconds = sum(r.train_wall_seconds for r in ran)
+    return CaseSummary(
+        case.algo, case.env_id, case.budget, len(solved), len(mine),
+        _median([r.solved_env_step for r in solved]), _median([r.solved_episodes for r in solved]),
+        _median([r.solved_wall_seconds for r in solved]),
+        float(statistics.fmean(finals)) if finals else None,
+        float(statistics.pstdev(finals)) if finals else None,
+        float(min(finals)) if finals else None,
+        sum(r.total_env_steps for r in ran) / train_seconds if train_seconds > 0 else None,
+        failures=len(mine) - len(ran))
+
+
+def _side_runs(runs: Sequence[Any], side: str) -> list[Any]:
+    return [run for run in runs if run.side == side and run.error is None]
+
+
+def time_to_solve_medians(report: BenchReport) -> tuple[float | None, float | None, float | None]:
+    """(pgcourse median s, SB3 median s, ratio) of the same-rule time to solve. A seed that never solved
+    counts with its whole-budget time (a lower bound), so a side cannot look faster by failing."""
+    ours = _median([r.wall_seconds for r in _side_runs(report.solve_runs, "pgcourse")])
+    theirs = _median([r.wall_seconds for r in _side_runs(report.solve_runs, "sb3")])
+    return ours, theirs, (ours / theirs if ours is not None and theirs else None)
+
+
+def throughput_medians(report: BenchReport) -> tuple[float | None, float | None, float | None]:
+    """(pgcourse median env steps/s, SB3 median env steps/s, ratio pgcourse / SB3) at equal work."""
+    ours = _median([r.steps_per_second for r in _side_runs(report.throughput_runs, "pgcourse")])
+    theirs = _median([r.steps_per_second for r in _side_runs(report.throughput_runs, "sb3")])
+    return ours, theirs, (ours / theirs if ours is not None and theirs else None)
+
+
+def speed_ratio(report: BenchReport) -> float | None:
+    """The old rule: median pgcourse PPO wall seconds to solve CartPole in the suite (learning alone) /
+    median SB3 PPO whole-budget wall seconds. Not like with like: kept to compare with earlier reports."""
+    ppo = [r for r in report.results if r.algo == "ppo" and r.env_id == SB3_ENV_ID and r.solved]
+    ours = _median([r.solved_wall_seconds for r in ppo])
+    theirs = _median([r.wall_seconds for r in report.sb3_results])
+    if ours is None or theirs is None or theirs <= 0:
+        return None
+    return ours / theirs
+
+
+# For the tests only: a few seconds. With threshold 5 (no CartPole episode is that short) both sides "solve" at
+# their first evaluation, so every line of the report is exercised.
+TINY_COMPARISONS = CompareSettings(seeds=(0,), throughput_seeds=(0,), budget=1_024, eval_every=512,
+                                   threshold=5.0, throughput_steps=512)
+
+

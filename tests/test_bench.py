@@ -1,0 +1,194 @@
+"""``pgcourse bench``'s side-by-side comparisons with Stable-Baselines3, with tiny budgets (never timed).
+
+The test mode ``PGCOURSE_BENCH_TINY=1`` runs every part of the benchmark in seconds; the comparisons' threshold
+is then 5, so both sides "solve" at their first evaluation and every line of the report is printed. The
+numbers themselves mean nothing here; the arithmetic of medians and ratios is checked on made-up results.
+"""
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+from pgcourse import bench
+from pgcourse.cli import main as cli_main
+
+needs_sb3 = pytest.mark.skipif(not bench.sb3_available(), reason="stable-baselines3 is not installed")
+
+
+@pytest.fixture(scope="module")
+def tiny_comparisons():
+    """One tiny run of both comparisons (both sides, if SB3 is installed), shared by the read-only tests."""
+    lines: list[str] = []
+    report = bench.run_benchmark([], [0], comparisons=bench.TINY_COMPARISONS, log=lines.append, command="test")
+    return report, lines
+
+
+def _printed(report) -> str:
+    """The printed report with its line breaks and runs of spaces made single spaces (long lines are wrapped)."""
+    out = io.StringIO()
+    bench.print_report(report, file=out)
+    return " ".join(out.getvalue().split())
+
+
+def test_the_comparisons_run_both_sides_seed_by_seed(tiny_comparisons):
+    report, lines = tiny_comparisons
+    sides = ["pgcourse", "sb3"] if bench.sb3_available() else ["pgcourse"]
+    assert [(r.side, r.seed) for r in report.solve_runs] == [(side, 0) for side in sides]
+    assert [(r.side, r.seed) for r in report.throughput_runs] == [(side, 0) for side in sides]
+    assert not report.failed, [r.error for r in [*report.solve_runs, *report.throughput_runs]]
+    for run in report.solve_runs:  # threshold 5: solved at the first evaluation, which is timed too
+        assert run.solved and run.evaluations == 1 and run.solved_env_step >= bench.TINY_COMPARISONS.eval_every
+        assert 0 < run.eval_seconds < run.wall_seconds and run.last_eval_mean >= 5
+    for run in report.throughput_runs:
+        assert run.env_steps >= bench.TINY_COMPARISONS.throughput_steps and run.steps_per_second > 0
+    assert any(line.startswith("[time to solve] pgcourse seed 0: solved at") for line in lines)
+    assert any(line.startswith("[equal work] pgcourse seed 0:") for line in lines)
+
+
+def test_report_shows_both_rules_the_machine_and_the_command(tiny_comparisons):
+    report, _ = tiny_comparisons
+    printed = _printed(report)
+    assert "command: test" in printed
+    assert "machine: " in printed and "cores" in printed and "torch threads 1" in printed and "load average" in printed
+    assert "(a) time to solve CartPole-v1, the same rule for both" in printed and "evaluations included" in printed
+    assert "(b) throughput at equal work" in printed and "median env steps/s: pgcourse" in printed
+    if bench.sb3_available():
+        assert "ratio pgcourse / SB3 = " in printed
+        assert "(c) the old rule" in printed and "speed ratio: n/a (old rule" in printed  # no suite, no numerator
+    else:
+        assert "not installed" in printed and "pgcourse's side ran alone" in printed
+    data = bench.report_to_dict(report)
+    json.dumps(data)  # JSON-able
+    comparisons = data["comparisons"]
+    assert comparisons["settings"]["threshold"] == 5.0 and data["command"] == "test"
+    assert data["machine"]["torch_threads"] == 1 and data["machine"]["cores"] >= 1
+    assert len(comparisons["time_to_solve"]["runs"]) == len(report.solve_runs)
+    assert all(row["steps_per_second"] > 0 for row in comparisons["throughput"]["runs"])
+    if bench.sb3_available():
+        assert comparisons["time_to_solve"]["ratio"] > 0 and comparisons["throughput"]["ratio"] > 0
+
+
+@needs_sb3
+def test_sb3_evaluates_the_same_seeded_episodes_as_one_by_one():
+    """SB3's vectorised evaluation (one DummyVecEnv of 20 envs, reseeded each time) plays the episodes seeded
+    10000..10019, as the sequential evaluation does, and gives the same returns on every call (listed in the
+    order the episodes ended, so compared as sets of episodes)."""
+    model = bench._zoo_ppo(0)
+    model.learn(total_timesteps=512)
+    evaluate_model = bench.sb3_vector_evaluator(episodes=20, seed=10_000)
+    try:
+        first, again = evaluate_model(model), evaluate_model(model)
+    finally:
+        evaluate_model.env.close()
+    alone = bench.evaluate_sb3(model, episodes=20, seed=10_000)
+    assert len(set(alone)) > 1  # different seeds, different episodes
+    np.testing.assert_array_equal(sorted(first), sorted(alone))
+    np.testing.assert_array_equal(again, first)
+
+
+def _solve(side, seed, wall, solved=True):
+    return bench.SolveRun(side, seed, solved, 10_000 if solved else None, wall, 0.5, 3, 500.0 if solved else 100.0)
+
+
+def _throughput(side, seed, steps, wall):
+    return bench.ThroughputRun(side, seed, steps, wall, 500.0)
+
+
+def test_medians_ratios_and_verdicts():
+    report = bench.BenchReport([], [0, 1, 2], "cpu", False, comparisons=bench.CompareSettings(seeds=(0, 1, 2)))
+    report.solve_runs = [_solve("pgcourse", 0, 2.0), _solve("sb3", 0, 10.0), _solve("pgcourse", 1, 3.0),
+                         _solve("sb3", 1, 20.0, solved=False), _solve("pgcourse", 2, 9.0), _solve("sb3", 2, 9.0)]
+    ours, theirs, ratio = bench.time_to_solve_medians(report)
+    # SB3's unsolved seed counts with its whole-budget time (a lower bound), not left out
+    assert (ours, theirs, ratio) == (3.0, 10.0, pytest.approx(0.3))
+    report.throughput_runs = [_throughput("pgcourse", 0, 100_000, 10.0), _throughput("sb3", 0, 100_096, 25.0),
+                              _throughput("pgcourse", 1, 100_000, 12.5), _throughput("sb3", 1, 100_096, 32.0)]
+    ours, theirs, ratio = bench.throughput_medians(report)
+    assert ours == pytest.approx(9_000.0) and theirs == pytest.approx((100_096 / 25 + 100_096 / 32) / 2)
+    assert ratio == pytest.approx(ours / theirs) and ratio > 2
+    printed = _printed(report)
+    assert "ratio pgcourse / SB3 = 0.30 (target <= 0.33: met)" in printed
+    assert f"ratio pgcourse / SB3 = {ratio:.2f}x (target >= 2x: met)" in printed
+    assert "20.00 (>=)" in printed  # the unsolved seed is marked as a lower bound
+    assert "pgcourse 3.00 s (3/3 solved), SB3 10.00 s (2/3 solved)" in printed
+
+
+def test_a_failed_run_is_reported_and_fails_the_benchmark():
+    report = bench.BenchReport([], [0], "cpu", False, comparisons=bench.CompareSettings(seeds=(0,)))
+    report.solve_runs = [bench.SolveRun("pgcourse", 0, False, None, 0.0, 0.0, 0, None, "RuntimeError: boom"),
+                         _solve("sb3", 0, 10.0)]
+    assert report.failed
+    assert bench.time_to_solve_medians(report)[0] is None
+    assert "FAILED" in _printed(report)
+
+
+def test_extra_sections_are_printed_last_and_saved(tmp_path):
+    calls = []
+
+    def sweep_scaling(log):
+        calls.append(log)
+        return bench.ReportSection("Sweep scaling (a test stand-in)", ["  20 trials: 1.9x on 2 workers"],
+                                   {"speedup": 1.9})
+
+    report = bench.run_benchmark([], [0], sb3=False, extra_sections=[sweep_scaling, lambda log: None],
+                                 log=lambda line: None)
+    assert len(calls) == 1 and [s.title for s in report.extra_sections] == ["Sweep scaling (a test stand-in)"]
+    printed = _printed(report)
+    assert printed.endswith("Sweep scaling (a test stand-in) 20 trials: 1.9x on 2 workers")
+    data = json.loads(bench.write_json(report, tmp_path / "bench.json").read_text())
+    assert data["extra_sections"] == [{"title": "Sweep scaling (a test stand-in)",
+                                       "lines": ["  20 trials: 1.9x on 2 workers"], "data": {"speedup": 1.9}}]
+
+
+def test_without_sb3_pgcourse_side_still_runs(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(bench, "sb3_available", lambda: False)
+    monkeypatch.setenv(bench.TINY_ENV_VAR, "1")
+    json_path = tmp_path / "bench.json"
+    assert cli_main(["bench", "--skip-suite", "--json", str(json_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "stable-baselines3 is not installed" in printed and bench.INSTALL_HINT in printed
+    assert "[time to solve] pgcourse seed 0" in printed and "[equal work] pgcourse seed 0" in printed
+    assert "[SB3]" not in printed and "sb3 seed" not in printed
+    assert "command: pgcourse bench --skip-suite --json" in printed
+    data = json.loads(json_path.read_text())
+    assert data["results"] == [] and data["comparisons"]["time_to_solve"]["ratio"] is None
+    assert [row["side"] for row in data["comparisons"]["throughput"]["runs"]] == ["pgcourse"]
+
+
+def test_skip_comparisons_and_selections_without_ppo_cartpole_run_no_comparison(monkeypatch, capsys):
+    monkeypatch.setenv(bench.TINY_ENV_VAR, "1")
+    assert cli_main(["bench", "--algos", "a2c", "--envs", "CartPole-v1", "--no-sb3"]) == 0
+    printed = capsys.readouterr().out
+    assert "a2c CartPole-v1 seed 0" in printed and "(a) time to solve" not in printed
+    assert cli_main(["bench", "--algos", "ppo", "--envs", "CartPole-v1", "--skip-comparisons", "--no-sb3"]) == 0
+    printed = capsys.readouterr().out
+    assert "ppo CartPole-v1 seed 0" in printed and "(b) throughput" not in printed
+    assert "command: pgcourse bench --algos ppo --envs CartPole-v1 --no-sb3 --skip-comparisons" in printed
+
+
+def test_format_command():
+    assert bench.format_command() == "pgcourse bench"
+    assert bench.format_command(algos=["ppo"], seeds=[0, 1], quick=True, sb3=False, suite=False,
+                                compare_seeds=[3], json_path="out.json") == \
+        "pgcourse bench --algos ppo --seeds 0 1 --compare-seeds 3 --quick --no-sb3 --skip-suite --json out.json"
+
+
+def test_the_sweep_scaling_section_runs_the_same_trials_on_one_and_all_workers(monkeypatch, tmp_path, capsys):
+    """The third comparison of the report (tiny: 4 trials, no Ray): wall times, speed-up, overhead, and the
+    histories identical on every backend; --skip-scaling leaves it out."""
+    monkeypatch.setenv(bench.TINY_ENV_VAR, "1")
+    json_path = tmp_path / "bench.json"
+    assert cli_main(["bench", "--skip-suite", "--no-sb3", "--json", str(json_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "Sweep scaling: 4 PPO CartPole-v1 trials of 512 steps each" in printed
+    assert "local 1 worker(s)" in printed
+    from pgcourse.sweeps import available_cores
+    assert ("speed-up on" in printed) == (available_cores() > 1)
+    assert "histories identical on every backend: yes" in printed
+    section = json.loads(json_path.read_text())["extra_sections"][-1]
+    assert section["data"]["identical"] is True and section["data"]["runs"][0]["workers"] == 1
+    assert cli_main(["bench", "--skip-suite", "--no-sb3", "--skip-scaling"]) == 0
+    assert "Sweep scaling" not in capsys.readouterr().out
