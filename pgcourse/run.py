@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._version import package_versions
 from .config import BaseConfig, ConfigError, config_from_dict
 from .envs import ObsNormalizerState, action_space_kind
 from .history import History
@@ -184,7 +185,7 @@ class Run:
         try:
             meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION,
                     "observation_space": _space_to_dict(self.observation_space),
-                    "action_space": _space_to_dict(self.action_space)}
+                    "action_space": _space_to_dict(self.action_space), "versions": package_versions()}
             (staging / "meta.json").write_text(json.dumps(meta, indent=1))
             (staging / "config.json").write_text(json.dumps(self.config.to_dict(), indent=1))
             weights = {"policy": {k: v.detach().cpu() for k, v in self.policy.state_dict().items()},

@@ -468,3 +468,15 @@ def test_rollout_gif_on_an_env_with_other_spaces_says_the_envs_differ(ppo_cartpo
     message = str(info.value)
     assert "Acrobot-v1" in message and "CartPole-v1" in message and "observation space" in message, message
     assert not (tmp_path / "x.gif").exists()
+
+
+def test_a_saved_run_records_the_package_versions_that_made_it(tmp_path):
+    """Issue 15, item 6: meta.json names pgcourse, torch, gymnasium, numpy and Python, so a run that no
+    longer reproduces can be traced to an upgrade."""
+    import platform
+
+    run = pg.train("reinforce", "CartPole-v1", total_steps=200, progress=False)
+    meta = json.loads((run.save(tmp_path / "run") / "meta.json").read_text())
+    assert meta["versions"]["pgcourse"] == pg.__version__ and meta["versions"]["python"] == platform.python_version()
+    assert set(meta["versions"]) >= {"pgcourse", "torch", "gymnasium", "numpy", "python"}
+    assert pg.load(tmp_path / "run").history.status == run.history.status  # still loads

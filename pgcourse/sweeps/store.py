@@ -21,7 +21,8 @@ import numpy as np
 
 from ..history import History
 from .spec import TrialSpec, arm_conflict, describe_difference
-from .trial import TRIAL_FORMAT, history_digest, package_versions
+from .._version import package_versions
+from .trial import TRIAL_FORMAT, history_digest
 
 SWEEP_FORMAT = "pgcourse-sweep"
 SWEEP_FORMAT_VERSION = 1

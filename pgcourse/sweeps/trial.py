@@ -7,32 +7,19 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import platform
 import socket
 import time
 import traceback
 from datetime import datetime, timezone
-from importlib import metadata
 from typing import Any
 
-from .._version import __version__
+from .._version import package_versions
 from ..api import train
 from .spec import TrialSpec
 
 TRIAL_FORMAT = "pgcourse-trial"
 TRIAL_FORMAT_VERSION = 1
 WALL_TIME_KEYS = ("wall_time",)  # history columns (and solved_at keys) that differ between identical runs
-
-
-def package_versions() -> dict[str, str]:
-    """Versions that decide the numbers of a run: pgcourse, torch, gymnasium, numpy and Python."""
-    versions = {"pgcourse": __version__, "python": platform.python_version()}
-    for name in ("torch", "gymnasium", "numpy"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
 
 
 def deterministic_part(history: dict[str, Any]) -> dict[str, Any]:
