@@ -27,6 +27,7 @@ $(STAMP): pyproject.toml
 browser:
 	@if command -v chromium >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium (Debian's browser, for tests/test_browser.py; no browser download)"; \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
 	else echo "chromium not found and not root: tests/test_browser.py will be skipped (apt-get install chromium)"; fi
 

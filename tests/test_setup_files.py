@@ -69,3 +69,18 @@ def test_the_course_extra_installs_both_front_ends():
     course = _parse(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["course"])
     assert "jupyterlab" in course and "notebook" in course
     assert course["notebook"].startswith("7."), "Notebook 7 is built on JupyterLab 4 (the same widgets and renderers)"
+
+
+def test_the_license_pyproject_names_is_in_the_repository():
+    """Issue 15, item 11: pyproject says MIT; the license text must ship with the code."""
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"] == {"text": "MIT"}
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("MIT License") and "WITHOUT WARRANTY OF ANY KIND" in text
+
+
+def test_make_test_says_what_it_installs_before_installing_it():
+    """Issue 15, item 11: `make test` as root apt-installs chromium and bubblewrap; it says so first."""
+    makefile = (ROOT / "Makefile").read_text()
+    for package in ("chromium", "bubblewrap"):
+        install = makefile.index(f"apt-get install -y {package}")
+        assert re.search(rf"echo \"installing {package}", makefile[:install]), package
