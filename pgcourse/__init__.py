@@ -9,8 +9,9 @@ Where things live (layers import only downward; docs/architecture.md has the dia
     parts       pgcourse.envs, .networks, .config, .history
     runs        pgcourse.run (Run, save, load), pgcourse.evaluation (evaluate)
     training    pgcourse.algorithms   reinforce.py, a2c.py, ppo.py: one loop each; components.py: the math they
-                                      call (replaceable); trainer.py: plumbing and named hooks; rollout.py
-                pgcourse.planted      lesson 06's planted bugs; pgcourse.api: pg.train
+                                      call (replaceable); trainer.py: plumbing and named hooks; rollout.py;
+                                      checkpoint.py, interrupts.py: Ctrl-C, checkpoints, resuming exactly
+                pgcourse.planted      lesson 06's planted bugs; pgcourse.api: pg.train, pg.resume
     course      pgcourse.plotting, .render, .live, .widgets, .checks, .traps (diagnose, experiments, bug hunt)
                 pgcourse.sweeps       pg.sweep: grids x seeds on a process pool or Ray, resumable, verified
     classroom   pgcourse.grading, pgcourse.exercisegen, pgcourse.notebook_format
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 from . import diagnostics, losses, returns
 from .algorithms import Components, NonFiniteError
-from .api import train
+from .api import resume, train
 from .batching import minibatch_indices
 from .config import A2CConfig, BaseConfig, ConfigError, PPOConfig, ReinforceConfig
 from .diagnostics import approx_kl, clip_fraction, explained_variance
@@ -78,7 +79,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'pgcourse' has no attribute {name!r}")
 
 
-__all__ = ["train", "load", "evaluate", "rollout_gif", "show_gif", "Run", "History", "EvalResult", "Components",
+__all__ = ["train", "resume", "load", "evaluate", "rollout_gif", "show_gif", "Run", "History", "EvalResult",
+           "Components",
            "ConfigError", "RunLoadError", "NonFiniteError", "BaseConfig", "ReinforceConfig", "A2CConfig", "PPOConfig",
            "discounted_returns", "normalize", "compute_gae", "reinforce_loss", "clipped_surrogate_loss", "value_loss",
            "gaussian_log_prob", "approx_kl", "clip_fraction", "explained_variance", "minibatch_indices",

@@ -85,7 +85,7 @@ def _check_out_free(out: Path, overwrite: bool) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .api import train
+    from .api import run_training as train
     from .run import resolve_device
 
     overrides = parse_settings(args.set)
@@ -95,22 +95,58 @@ def cmd_train(args: argparse.Namespace) -> int:
     resolve_device(args.device)  # an unavailable device fails now, not after building everything
     overrides.setdefault("progress", not args.quiet)
     started = time.perf_counter()
-    run = train(args.algo, args.env, seed=args.seed, total_steps=args.steps, device=args.device, **overrides)
-    seconds = time.perf_counter() - started
-    path = run.save(out, overwrite=args.overwrite)
+    checkpoints = {"checkpoint_every": args.checkpoint_every, "checkpoint_dir": out} if args.checkpoint_every else {}
+    run = train(args.algo, args.env, seed=args.seed, total_steps=args.steps, device=args.device,
+                log_dir=args.log_dir, **checkpoints, **overrides)
+    return _report_training(run, time.perf_counter() - started, out, args.overwrite, bool(checkpoints))
 
-    history = run.history
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from .api import resume_quietly as resume
+    from .run import load, resolve_device
+
+    source = Path(args.run_dir)
+    out = Path(args.out) if args.out else source
+    previous = load(source)
+    if out.resolve() != source.resolve():
+        _check_out_free(out, args.overwrite)
+    resolve_device(args.device)
+    checkpoints = {"checkpoint_every": args.checkpoint_every, "checkpoint_dir": out} if args.checkpoint_every else {}
+    started = time.perf_counter()
+    run = resume(previous, total_steps=args.steps, device=args.device, progress=not args.quiet,
+                 log_dir=args.log_dir, **checkpoints)
+    return _report_training(run, time.perf_counter() - started, out, True, bool(checkpoints))
+
+
+def _report_training(run: Any, seconds: float, out: Path, overwrite: bool, checkpointed: bool) -> int:
+    """Save the run (unless a hard stop would replace a resumable checkpoint) and say what happened;
+    130 after Ctrl-C, as a shell expects of an interrupted command."""
+    config, history = run.config, run.history
+    interrupted = history.status.startswith("interrupted")
+    if checkpointed and run.training_state is None:
+        path = out.resolve()
+        saved = f"the last checkpoint is kept in {path} (this stop was inside an update)"
+    else:
+        path = run.save(out, overwrite=overwrite or checkpointed)
+        saved = f"saved to {path}"
     returns = history.episode_returns
     last = returns[-20:]
-    print(f"trained {args.algo} on {args.env} (seed {args.seed}): {run.config.total_steps:,}-step budget, "
-          f"{len(returns):,} episodes, status {history.status}")
+    steps = history.updates["env_step"]
+    print(f"trained {config.algo} on {config.env_id} (seed {config.seed}): {int(steps[-1]) if len(steps) else 0:,} "
+          f"of {config.total_steps:,} env steps, {len(returns):,} episodes, status {history.status}")
     if len(last):
         print(f"mean return of the last {len(last)} episodes: {last.mean():.1f}")
     if history.solved_at is not None:
         print(f"solved (evaluation mean {history.solved_at['mean']:.1f}) at env step "
               f"{int(history.solved_at['env_step']):,}, after {history.solved_at['wall_time']:.1f} s")
     print(f"wall time: {seconds:.1f} s")
-    print(f"saved to {path}")
+    print(saved)
+    if interrupted:
+        can_resume = run.training_state is not None or checkpointed
+        print(f"interrupted: continue with 'pgcourse resume {path}'" if can_resume else
+              "interrupted inside an update: this run cannot be resumed exactly (use --checkpoint-every next time)",
+              file=sys.stderr)
+        return 130
     return 0
 
 
@@ -310,7 +346,34 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a config field, repeatable: lr=1e-3, hidden_sizes=(32,32), anneal_lr=False")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run folder at --out")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--checkpoint-every", type=_int_at_least(1), metavar="N",
+                       help="save the run, resumable, to --out every N env steps (and at the end); after a crash "
+                            "or a second Ctrl-C, 'pgcourse resume DIR' continues from the last checkpoint")
+    train.add_argument("--log-dir", metavar="DIR",
+                       help="also write the history as CSV and TensorBoard event files to DIR as training goes")
     train.set_defaults(handler=cmd_train)
+
+    resume = commands.add_parser(
+        "resume", help="continue a saved run where it stopped (an interrupted run, a checkpoint, or more steps)",
+        description="Continue a saved run with its own settings, optimiser state, random generators and "
+                    "environments: the result equals a run that never stopped. Ctrl-C in 'pgcourse train' stops "
+                    "after the current update and saves a run this command continues.",
+        epilog="examples:\n  pgcourse resume runs/ppo-CartPole-v1-seed0\n"
+               "  pgcourse resume runs/ppo-CartPole-v1-seed0 --steps 200000   (train a finished run further)",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    resume.add_argument("run_dir", metavar="RUN_DIR", help="folder written by 'pgcourse train' (or a checkpoint)")
+    resume.add_argument("--steps", type=_int_at_least(1), default=None, metavar="N",
+                        help="new env-step budget (default: the run's own; larger to train a finished run further)")
+    resume.add_argument("--out", metavar="DIR", help="where the continued run is saved (default: RUN_DIR, replaced "
+                                                      "by the continued run, which holds all of its history)")
+    resume.add_argument("--overwrite", action="store_true", help="replace an existing run folder at --out")
+    resume.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
+    resume.add_argument("--checkpoint-every", type=_int_at_least(1), metavar="N",
+                        help="save the run, resumable, to --out every N env steps")
+    resume.add_argument("--log-dir", metavar="DIR",
+                        help="append the new history rows to the CSV/TensorBoard logs in DIR")
+    resume.add_argument("--quiet", action="store_true", help="no progress bar")
+    resume.set_defaults(handler=cmd_resume)
 
     evaluate = commands.add_parser(
         "eval", help="evaluate a saved run",
@@ -348,7 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--envs", nargs="+", metavar="ENV", help="only these environments (CartPole-v1, Pendulum-v1)")
     bench.add_argument("--seeds", nargs="+", type=_int_at_least(0), metavar="N",
                        help="seeds (default 0 1 2 3 4; with --quick 0 1)")
-    bench.add_argument("--quick", action="store_true", help="smoke run: 2 seeds, small budgets, SB3 on <= 3 seeds")
+    bench.add_argument("--quick", action="store_true",
+                       help="under a minute on a 2-core laptop: 2 seeds, small budgets, each run stops when solved, "
+                            "sweep scaling without Ray; a row its budget cannot solve says so instead of a number")
     bench.add_argument("--stop-when-solved", action="store_true",
                        help="end each run at its first solving evaluation (faster; 'final' = at solve time)")
     bench.add_argument("--no-sb3", action="store_true",
@@ -359,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--skip-scaling", action="store_true",
                        help="skip the sweep-scaling measurement (20 PPO trials on 1 and all workers, and on Ray)")
     bench.add_argument("--compare-seeds", nargs="+", type=_int_at_least(0), metavar="N",
-                       help="seeds of the comparisons (default: --seeds; equal work uses the first 3, 2 with --quick)")
+                       help="seeds of the comparisons (default: --seeds; equal work uses the first 3, 1 with --quick)")
     bench.add_argument("--json", metavar="FILE", help="also write every per-seed result to this JSON file")
     bench.add_argument("--device", default="cpu", help="training device (default cpu: fastest for these small nets)")
     bench.set_defaults(handler=cmd_bench)

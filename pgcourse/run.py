@@ -2,7 +2,9 @@
 
 ``run.save(dir)`` writes a small folder; ``pgcourse.load(dir)`` reads it back and checks it. An
 existing run is never overwritten unless ``overwrite=True``; a corrupt or mismatched folder raises
-:class:`RunLoadError` saying which file is wrong.
+:class:`RunLoadError` saying which file is wrong. A run that can be trained on (``pg.train(...,
+resume=dir)``) also holds ``training_state.pt``: optimisers, random generators and the environments
+mid-episode (a pickle: resume only runs you trust; :mod:`pgcourse.algorithms.checkpoint`).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from .networks import ValueNet, make_policy
 FORMAT_NAME = "pgcourse-run"
 FORMAT_VERSION = 1
 RUN_FILES = ("meta.json", "config.json", "weights.pt", "normalizer.json", "history.json")
+TRAINING_STATE_FILE = "training_state.pt"  # optional: present when the run can be resumed
 
 
 class RunLoadError(ValueError):
@@ -115,6 +118,8 @@ class Run:
         obs_normalizer: frozen observation statistics (None if observations were not normalised).
         normalizer_state: all running statistics of the env wrappers, as saved.
         observation_space, action_space: the single-env spaces the agent was trained on.
+        training_state: what resuming needs besides weights and history (None: cannot be resumed);
+            read from ``training_state.pt`` only when asked for (:meth:`resume_state`).
     """
 
     def __init__(self, config: BaseConfig, policy: nn.Module, value_net: nn.Module | None, history: History,
@@ -128,6 +133,22 @@ class Run:
         self.action_space = action_space
         self.device = device or next(policy.parameters()).device
         self.set_normalizer_state(normalizer_state or {})
+        self.training_state: dict[str, Any] | None = None
+        self.saved_training_state: Path | None = None  # the file it comes from, for a loaded run
+
+    def resume_state(self) -> dict[str, Any] | None:
+        """The training state to resume from (loaded from the run's folder the first time), or None."""
+        if self.training_state is None and self.saved_training_state is not None:
+            path = self.saved_training_state
+            try:  # a pickle (it holds the environments): trusted like any pickle the user made
+                self.training_state = torch.load(path, map_location="cpu", weights_only=False)
+            except Exception as error:
+                raise RunLoadError(f"{path} is corrupt or not a pgcourse training state: "
+                                   f"{_error_text(error)}") from error
+            if not isinstance(self.training_state, dict) or "envs" not in self.training_state:
+                self.training_state = None
+                raise RunLoadError(f"{path} is not a pgcourse training state")
+        return self.training_state
 
     def set_normalizer_state(self, state: dict[str, Any]) -> None:
         self.normalizer_state = state
@@ -194,6 +215,9 @@ class Run:
             torch.save(weights, staging / "weights.pt")
             (staging / "normalizer.json").write_text(json.dumps(self.normalizer_state, indent=1))
             (staging / "history.json").write_text(json.dumps(self.history.to_dict()))
+            training_state = self.resume_state()
+            if training_state is not None:
+                torch.save(training_state, staging / TRAINING_STATE_FILE)
             if target.is_dir() and not any(target.iterdir()):
                 # an empty folder (perhaps the current one, '--out .'): fill it, keep the folder itself
                 for item in staging.iterdir():
@@ -237,7 +261,7 @@ def save_target_problem(path: str | os.PathLike, overwrite: bool, overwrite_flag
         is_run = json.loads(meta.read_text()).get("format") == FORMAT_NAME
     except (OSError, ValueError, AttributeError):
         is_run = False
-    others = [name for name in entries if name not in RUN_FILES]
+    others = [name for name in entries if name not in (*RUN_FILES, TRAINING_STATE_FILE)]
     if not is_run:
         shown = ", ".join(entries[:5]) + (", …" if len(entries) > 5 else "")
         return (f"{target} is not a saved pgcourse run (it holds {shown}); {overwrite_flag} replaces only a saved "
@@ -327,4 +351,7 @@ def load(path: str | os.PathLike, device: str = "cpu") -> Run:
     policy.to(torch_device)
     if value_net is not None:
         value_net.to(torch_device)
-    return Run(config, policy, value_net, history, observation_space, action_space, normalizer, torch_device)
+    run = Run(config, policy, value_net, history, observation_space, action_space, normalizer, torch_device)
+    if (folder / TRAINING_STATE_FILE).is_file():
+        run.saved_training_state = (folder / TRAINING_STATE_FILE).resolve()
+    return run

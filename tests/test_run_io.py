@@ -11,7 +11,7 @@ import torch
 
 import pgcourse as pg
 from conftest import TINY_PPO_CONTINUOUS, TINY_PPO_DISCRETE, assert_history_equal
-from pgcourse.run import RUN_FILES, RunLoadError
+from pgcourse.run import RUN_FILES, TRAINING_STATE_FILE, RunLoadError
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,8 @@ def test_save_load_round_trip(run_name, request, tmp_path):
     run = request.getfixturevalue(run_name)
     assert run.history.status == "completed"
     path = run.save(tmp_path / "run")
-    assert sorted(p.name for p in path.iterdir()) == sorted(RUN_FILES)
+    # a finished run can be trained further: it keeps its training state (tests/test_resume.py)
+    assert sorted(p.name for p in path.iterdir()) == sorted([*RUN_FILES, TRAINING_STATE_FILE])
     loaded = pg.load(path)
     assert loaded.config == run.config
     assert state_dicts_equal(loaded.policy, run.policy)
@@ -139,7 +140,7 @@ def test_save_refuses_a_file(ppo_cartpole, tmp_path):
 def test_overwrite_replaces_the_folder(ppo_cartpole, ppo_pendulum, tmp_path):
     path = ppo_cartpole.save(tmp_path / "run")
     ppo_pendulum.save(path, overwrite=True)
-    assert sorted(p.name for p in path.iterdir()) == sorted(RUN_FILES)
+    assert sorted(p.name for p in path.iterdir()) == sorted([*RUN_FILES, TRAINING_STATE_FILE])
     assert pg.load(path).config.env_id == "Pendulum-v1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no leftovers beside it
 

@@ -5,7 +5,8 @@
   named steps where lesson 06's planted bugs plug in from outside;
 - ``rollout.py``: collecting rollouts and whole episodes.
 
-Every loop has the signature ``train_<algo>(config, components=None, hooks=None, on_update=None) -> Run``.
+Every loop has the signature
+``train_<algo>(config, components=None, hooks=None, on_update=None, resume=None) -> Run``.
 """
 from .a2c import train_a2c
 from .components import Components

@@ -26,35 +26,36 @@ from .trainer import Hooks, Trainer
 
 
 def train_a2c(config: A2CConfig, components: Components | None = None, hooks: Hooks | None = None,
-              on_update=None) -> Run:
-    trainer = Trainer(config, components, hooks, on_update)
-    parts, value_net = trainer.components, trainer.value_net
-    compute_gae = parts.gae()
+              on_update=None, resume=None) -> Run:
+    with Trainer(config, components, hooks, on_update, resume=resume) as trainer:
+        parts, value_net = trainer.components, trainer.value_net
+        compute_gae = parts.gae()
 
-    while not trainer.done:
-        trainer.anneal_learning_rates()
-        rollout = collect_rollout(trainer, config.n_steps)
+        while not trainer.done:
+            trainer.anneal_learning_rates()
+            rollout = collect_rollout(trainer, config.n_steps)
 
-        advantages = compute_gae(rollout.rewards, rollout.values, rollout.next_values, rollout.terminated,
-                                 rollout.truncated, config.gamma, config.gae_lambda)  # [T, N]
-        returns = advantages + rollout.values  # [T, N]
-        obs, actions, advantages, returns = flatten_valid(rollout, rollout.obs, rollout.actions, advantages, returns)
-        advantage_std = float(advantages.std())
-        if config.normalize_advantages:
-            advantages = parts.normalize(advantages)  # [B]
+            advantages = compute_gae(rollout.rewards, rollout.values, rollout.next_values, rollout.terminated,
+                                     rollout.truncated, config.gamma, config.gae_lambda)  # [T, N]
+            returns = advantages + rollout.values  # [T, N]
+            obs, actions, advantages, returns = flatten_valid(rollout, rollout.obs, rollout.actions, advantages,
+                                                              returns)  # [B, ...]
+            advantage_std = float(advantages.std())
+            if config.normalize_advantages:
+                advantages = parts.normalize(advantages)  # [B]
 
-        log_probs, entropy = trainer.log_probs_and_entropy(obs, actions)  # [B], [B]
-        actor_loss = parts.a2c_policy_loss(log_probs, advantages, entropy, config.ent_coef)
-        values = value_net(obs)  # [B]
-        critic_loss = parts.value_loss(values, returns)
-        actor_norm, critic_norm = trainer.actor_critic_step(actor_loss, critic_loss)
+            log_probs, entropy = trainer.log_probs_and_entropy(obs, actions)  # [B], [B]
+            actor_loss = parts.a2c_policy_loss(log_probs, advantages, entropy, config.ent_coef)
+            values = value_net(obs)  # [B]
+            critic_loss = parts.value_loss(values, returns)
+            actor_norm, critic_norm = trainer.actor_critic_step(actor_loss, critic_loss)
 
-        with torch.no_grad():  # the policy-gradient term alone, for the history
-            policy_loss = parts.a2c_policy_loss(log_probs, advantages, entropy, 0.0)
-        trainer.end_update(policy_loss=policy_loss.item(), value_loss=critic_loss.item(),
-                           entropy=entropy.mean().item(),
-                           explained_variance=parts.explained_variance(values.detach(), returns),
-                           value_rel_error=relative_value_error(values, returns),
-                           actor_grad_norm=actor_norm, critic_grad_norm=critic_norm, advantage_std=advantage_std,
-                           epochs_run=1)
+            with torch.no_grad():  # the policy-gradient term alone, for the history
+                policy_loss = parts.a2c_policy_loss(log_probs, advantages, entropy, 0.0)
+            trainer.end_update(policy_loss=policy_loss.item(), value_loss=critic_loss.item(),
+                               entropy=entropy.mean().item(),
+                               explained_variance=parts.explained_variance(values.detach(), returns),
+                               value_rel_error=relative_value_error(values, returns),
+                               actor_grad_norm=actor_norm, critic_grad_norm=critic_norm, advantage_std=advantage_std,
+                               epochs_run=1)
     return trainer.finish()

@@ -50,7 +50,8 @@ class LeanAdam:
 
     Not a ``torch.optim.Optimizer``: constructing the first one in a process imports ``torch._dynamo``
     (about 2 s). It has what the loops and the planted bugs use: ``param_groups`` (their ``"lr"`` is
-    annealed), ``state`` (per parameter: ``step``, ``exp_avg``, ``exp_avg_sq``), ``zero_grad()``, ``step()``.
+    annealed), ``state`` (per parameter: ``step``, ``exp_avg``, ``exp_avg_sq``), ``zero_grad()``, ``step()``,
+    and ``state_dict()`` / ``load_state_dict()`` for checkpoints (a resumed run continues bit for bit).
     """
 
     def __init__(self, params: Iterable[torch.nn.Parameter], lr: float, eps: float = 1e-8,
@@ -70,6 +71,33 @@ class LeanAdam:
                     parameter.grad = None
                 elif parameter.grad is not None:
                     parameter.grad.detach_().zero_()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Learning rates and moments, parameters named by their position (as ``torch.optim``'s)."""
+        groups = [{key: value for key, value in group.items() if key != "params"} for group in self.param_groups]
+        state = [[None if p not in self.state else
+                  {"step": self.state[p]["step"], "exp_avg": self.state[p]["exp_avg"].detach().clone(),
+                   "exp_avg_sq": self.state[p]["exp_avg_sq"].detach().clone()} for p in group["params"]]
+                 for group in self.param_groups]
+        return {"param_groups": groups, "state": state}
+
+    @torch.no_grad()
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s numbers into this optimiser (same parameters, same order)."""
+        groups, states = state_dict["param_groups"], state_dict["state"]
+        if len(groups) != len(self.param_groups) or any(
+                len(saved) != len(group["params"]) for saved, group in zip(states, self.param_groups)):
+            raise ValueError("the optimiser state is for other parameters (a different network size?)")
+        for index, (group, saved_group, saved_states) in enumerate(zip(self.param_groups, groups, states)):
+            group.update(saved_group)
+            if all(saved is None for saved in saved_states):
+                continue  # saved before the first step: nothing to restore
+            self._init_state(index, group["params"])  # flat buffers first, then copy into their views
+            for p, saved in zip(group["params"], saved_states):
+                if saved is not None:
+                    self.state[p]["step"] = saved["step"]
+                    self.state[p]["exp_avg"].copy_(saved["exp_avg"])
+                    self.state[p]["exp_avg_sq"].copy_(saved["exp_avg_sq"])
 
     def _init_state(self, index: int, params: list[Tensor]) -> None:
         """Moments at zero: one flat buffer pair for :func:`flat_members` (each member's state holds views

@@ -32,63 +32,65 @@ from .trainer import Hooks, Means, Trainer
 
 
 def train_ppo(config: PPOConfig, components: Components | None = None, hooks: Hooks | None = None,
-              on_update=None) -> Run:
-    trainer = Trainer(config, components, hooks, on_update)
-    parts, value_net = trainer.components, trainer.value_net
-    compute_gae = parts.gae()
-    normalize_batch = config.normalize_advantages and not config.normalize_per_minibatch
-    normalize_minibatch = config.normalize_advantages and config.normalize_per_minibatch
+              on_update=None, resume=None) -> Run:
+    with Trainer(config, components, hooks, on_update, resume=resume) as trainer:
+        parts, value_net = trainer.components, trainer.value_net
+        compute_gae = parts.gae()
+        normalize_batch = config.normalize_advantages and not config.normalize_per_minibatch
+        normalize_minibatch = config.normalize_advantages and config.normalize_per_minibatch
 
-    while not trainer.done:
-        trainer.anneal_learning_rates()
-        rollout = collect_rollout(trainer, config.n_steps)
+        while not trainer.done:
+            trainer.anneal_learning_rates()
+            rollout = collect_rollout(trainer, config.n_steps)
 
-        advantages = compute_gae(rollout.rewards, rollout.values, rollout.next_values, rollout.terminated,
-                                 rollout.truncated, config.gamma, config.gae_lambda)  # [T, N]
-        returns = advantages + rollout.values  # [T, N] critic targets
-        obs, actions, old_log_probs, old_values, advantages, returns = flatten_valid(
-            rollout, rollout.obs, rollout.actions, rollout.log_probs, rollout.values, advantages, returns)  # [B, ...]
-        advantage_std = float(advantages.std())  # scale before normalisation (a diagnostic)
-        if normalize_batch:
-            advantages = parts.normalize(advantages)  # [B]
+            advantages = compute_gae(rollout.rewards, rollout.values, rollout.next_values, rollout.terminated,
+                                     rollout.truncated, config.gamma, config.gae_lambda)  # [T, N]
+            returns = advantages + rollout.values  # [T, N] critic targets
+            obs, actions, old_log_probs, old_values, advantages, returns = flatten_valid(
+                rollout, rollout.obs, rollout.actions, rollout.log_probs, rollout.values, advantages,
+                returns)  # [B, ...]
+            advantage_std = float(advantages.std())  # scale before normalisation (a diagnostic)
+            if normalize_batch:
+                advantages = parts.normalize(advantages)  # [B]
 
-        per_step = Means()  # the history records each diagnostic's mean over the update's gradient steps
-        epochs_run = 0
-        for epoch in range(config.update_epochs):
-            epoch_kls = []
-            for batch_idx in parts.minibatch_indices(obs.shape[0], config.minibatch_size, trainer.minibatch_generator):
-                batch_idx = batch_idx.to(trainer.device)  # [b]
-                batch_obs = obs[batch_idx]  # [b, obs_dim]
-                new_log_probs, entropy = trainer.log_probs_and_entropy(batch_obs, actions[batch_idx])  # [b], [b]
-                batch_old_log_probs = trainer.hooks.old_log_probs(old_log_probs[batch_idx], new_log_probs)  # [b]
-                batch_advantages = advantages[batch_idx]  # [b]
-                if normalize_minibatch:
-                    batch_advantages = parts.normalize(batch_advantages)
-                policy_loss = parts.clipped_surrogate_loss(new_log_probs, batch_old_log_probs, batch_advantages,
-                                                           config.clip_eps)
-                actor_loss = policy_loss + parts.entropy_bonus_loss(entropy, config.ent_coef)
-                new_values = value_net(batch_obs)  # [b]
-                old_v = old_values[batch_idx] if config.clip_value_loss else None
-                critic_loss = parts.value_loss(new_values, returns[batch_idx], old_v,
-                                               config.clip_eps if config.clip_value_loss else None)
-                actor_norm, critic_norm = trainer.actor_critic_step(actor_loss, critic_loss)
+            per_step = Means()  # the history records each diagnostic's mean over the update's gradient steps
+            epochs_run = 0
+            for epoch in range(config.update_epochs):
+                epoch_kls = []
+                minibatches = parts.minibatch_indices(obs.shape[0], config.minibatch_size, trainer.minibatch_generator)
+                for batch_idx in minibatches:
+                    batch_idx = batch_idx.to(trainer.device)  # [b]
+                    batch_obs = obs[batch_idx]  # [b, obs_dim]
+                    new_log_probs, entropy = trainer.log_probs_and_entropy(batch_obs, actions[batch_idx])  # [b], [b]
+                    batch_old_log_probs = trainer.hooks.old_log_probs(old_log_probs[batch_idx], new_log_probs)  # [b]
+                    batch_advantages = advantages[batch_idx]  # [b]
+                    if normalize_minibatch:
+                        batch_advantages = parts.normalize(batch_advantages)
+                    policy_loss = parts.clipped_surrogate_loss(new_log_probs, batch_old_log_probs, batch_advantages,
+                                                               config.clip_eps)
+                    actor_loss = policy_loss + parts.entropy_bonus_loss(entropy, config.ent_coef)
+                    new_values = value_net(batch_obs)  # [b]
+                    old_v = old_values[batch_idx] if config.clip_value_loss else None
+                    critic_loss = parts.value_loss(new_values, returns[batch_idx], old_v,
+                                                   config.clip_eps if config.clip_value_loss else None)
+                    actor_norm, critic_norm = trainer.actor_critic_step(actor_loss, critic_loss)
 
-                with torch.no_grad():
-                    ratio = (new_log_probs - batch_old_log_probs).exp()  # [b]
-                    kl = float(parts.approx_kl(batch_old_log_probs, new_log_probs))
-                    clipped = float(parts.clip_fraction(ratio, config.clip_eps))
-                epoch_kls.append(kl)
-                per_step.add(policy_loss=float(policy_loss.detach()), value_loss=float(critic_loss.detach()),
-                             entropy=float(entropy.detach().mean()), approx_kl=kl, clip_fraction=clipped,
-                             actor_grad_norm=actor_norm, critic_grad_norm=critic_norm)
-            epochs_run += 1
-            if config.target_kl is not None and np.mean(epoch_kls) > config.target_kl:
-                break  # the policy moved far enough from pi_old: stop this update's epochs
+                    with torch.no_grad():
+                        ratio = (new_log_probs - batch_old_log_probs).exp()  # [b]
+                        kl = float(parts.approx_kl(batch_old_log_probs, new_log_probs))
+                        clipped = float(parts.clip_fraction(ratio, config.clip_eps))
+                    epoch_kls.append(kl)
+                    per_step.add(policy_loss=float(policy_loss.detach()), value_loss=float(critic_loss.detach()),
+                                 entropy=float(entropy.detach().mean()), approx_kl=kl, clip_fraction=clipped,
+                                 actor_grad_norm=actor_norm, critic_grad_norm=critic_norm)
+                epochs_run += 1
+                if config.target_kl is not None and np.mean(epoch_kls) > config.target_kl:
+                    break  # the policy moved far enough from pi_old: stop this update's epochs
 
-        with torch.no_grad():
-            values_after = value_net(obs)  # [B]
-        trainer.end_update(**per_step.means(),
-                           explained_variance=parts.explained_variance(values_after, returns),
-                           value_rel_error=relative_value_error(values_after, returns),
-                           advantage_std=advantage_std, epochs_run=epochs_run)
+            with torch.no_grad():
+                values_after = value_net(obs)  # [B]
+            trainer.end_update(**per_step.means(),
+                               explained_variance=parts.explained_variance(values_after, returns),
+                               value_rel_error=relative_value_error(values_after, returns),
+                               advantage_std=advantage_std, epochs_run=epochs_run)
     return trainer.finish()

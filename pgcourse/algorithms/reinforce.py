@@ -31,39 +31,41 @@ from .trainer import Hooks, Trainer
 
 
 def train_reinforce(config: ReinforceConfig, components: Components | None = None, hooks: Hooks | None = None,
-                    on_update=None) -> Run:
+                    on_update=None, resume=None) -> Run:
     with_baseline = config.algo == "reinforce_baseline"
-    trainer = Trainer(config, components, hooks, on_update, needs_critic=with_baseline)
-    parts, value_net = trainer.components, trainer.value_net
+    with Trainer(config, components, hooks, on_update, needs_critic=with_baseline,
+                 resume=resume) as trainer:
+        parts, value_net = trainer.components, trainer.value_net
 
-    while not trainer.done:
-        trainer.anneal_learning_rates()
-        obs, actions, episode_rewards, raw_returns = collect_episodes(trainer)
-        for rewards, raw_return in zip(episode_rewards, raw_returns):
-            trainer.env_step += int(rewards.shape[0])
-            trainer.record_episodes([raw_return], [int(rewards.shape[0])])
-        returns = torch.cat([parts.discounted_returns(rewards, config.gamma) for rewards in episode_rewards])  # [B]
+        while not trainer.done:
+            trainer.anneal_learning_rates()
+            obs, actions, episode_rewards, raw_returns = collect_episodes(trainer)
+            for rewards, raw_return in zip(episode_rewards, raw_returns):
+                trainer.env_step += int(rewards.shape[0])
+                trainer.record_episodes([raw_return], [int(rewards.shape[0])])
+            returns = torch.cat([parts.discounted_returns(rewards, config.gamma) for rewards in episode_rewards])  # [B]
 
-        metrics: dict[str, float] = {}
-        if with_baseline:
-            values = value_net(obs)  # [B]
-            weights = parts.baseline_advantages(returns, values)  # [B] G_t - V(s_t), V a constant
-            critic_loss = parts.value_loss(values, returns)
-            metrics["value_loss"] = critic_loss.item()
-            metrics["explained_variance"] = parts.explained_variance(values.detach(), returns)
-            metrics["value_rel_error"] = relative_value_error(values, returns)
-        else:
-            weights = returns  # [B]
-        metrics["advantage_std"] = float(weights.detach().std())
-        if config.normalize_weights:
-            weights = parts.normalize(weights)
+            metrics: dict[str, float] = {}
+            if with_baseline:
+                values = value_net(obs)  # [B]
+                weights = parts.baseline_advantages(returns, values)  # [B] G_t - V(s_t), V a constant
+                critic_loss = parts.value_loss(values, returns)
+                metrics["value_loss"] = critic_loss.item()
+                metrics["explained_variance"] = parts.explained_variance(values.detach(), returns)
+                metrics["value_rel_error"] = relative_value_error(values, returns)
+            else:
+                weights = returns  # [B]
+            metrics["advantage_std"] = float(weights.detach().std())
+            if config.normalize_weights:
+                weights = parts.normalize(weights)
 
-        log_probs, entropy = trainer.log_probs_and_entropy(obs, actions)  # [B], [B]
-        policy_loss = parts.reinforce_loss(log_probs, weights)
-        actor_loss = policy_loss + parts.entropy_bonus_loss(entropy, config.ent_coef)
-        if with_baseline:
-            metrics["actor_grad_norm"], metrics["critic_grad_norm"] = trainer.actor_critic_step(actor_loss, critic_loss)
-        else:
-            metrics["actor_grad_norm"] = trainer.actor_step(actor_loss)
-        trainer.end_update(policy_loss=policy_loss.item(), entropy=entropy.mean().item(), epochs_run=1, **metrics)
+            log_probs, entropy = trainer.log_probs_and_entropy(obs, actions)  # [B], [B]
+            policy_loss = parts.reinforce_loss(log_probs, weights)
+            actor_loss = policy_loss + parts.entropy_bonus_loss(entropy, config.ent_coef)
+            if with_baseline:
+                actor_norm, critic_norm = trainer.actor_critic_step(actor_loss, critic_loss)
+                metrics.update(actor_grad_norm=actor_norm, critic_grad_norm=critic_norm)
+            else:
+                metrics["actor_grad_norm"] = trainer.actor_step(actor_loss)
+            trainer.end_update(policy_loss=policy_loss.item(), entropy=entropy.mean().item(), epochs_run=1, **metrics)
     return trainer.finish()

@@ -1,7 +1,9 @@
 """Everything around an update rule, shared by the loops: build, act, step, record, evaluate, guard, finish.
 
 - :class:`Trainer`: seeding, device, vector env, networks, optimisers, learning-rate annealing,
-  gradient clipping, NaN/inf guard, history, evaluation during training and the progress bar.
+  gradient clipping, NaN/inf guard, history, evaluation during training, the progress bar, Ctrl-C
+  (the first press stops after the current update: :mod:`.interrupts`) and resuming a run exactly
+  where it stopped (:mod:`.checkpoint`). A loop uses it as ``with Trainer(...) as trainer:``.
 - :class:`Hooks`: the named steps of the loops (sample an action, step actor and critic, read the
   old log-probs). The defaults are the correct steps; lesson 06's planted bugs
   (:mod:`pgcourse.traps`) replace them from outside, so no loop knows about any bug.
@@ -13,6 +15,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +29,9 @@ from ..evaluation import evaluate
 from ..history import History
 from ..networks import ValueNet, make_policy
 from ..run import Run, resolve_device
+from . import checkpoint
 from .components import Components
+from .interrupts import InterruptGuard
 from .optim import LeanAdam
 
 
@@ -94,12 +99,17 @@ class Trainer:
         config: the validated config (:mod:`pgcourse.config`).
         components: the math the loop calls (:class:`Components`; a learner's functions go here).
         hooks: the named steps (:class:`Hooks`; planted bugs go here).
-        on_update: called with the trainer after every update (e.g. a live plot); never changes training.
+        on_update: called with the trainer after every update (e.g. a live plot, a checkpoint); never
+            changes training.
         needs_critic: build a value network and its optimiser.
+        resume: continue a run from where it stopped (:class:`~.checkpoint.ResumePoint`: the run, whose
+            weights and history are taken, and its training state); ``config`` is that run's config,
+            with perhaps a larger ``total_steps``.
     """
 
     def __init__(self, config: BaseConfig, components: Components | None = None, hooks: Hooks | None = None,
-                 on_update: Callable[[Trainer], None] | None = None, needs_critic: bool = True):
+                 on_update: Callable[[Trainer], None] | None = None, needs_critic: bool = True,
+                 resume: checkpoint.ResumePoint | None = None):
         self.config = config
         self.components = components or Components()
         self.hooks = hooks or Hooks()
@@ -143,20 +153,46 @@ class Trainer:
         self.minibatch_generator = torch.Generator().manual_seed(config.seed)
 
         self.history = History()
-        self.run = Run(config, self.policy, self.value_net, self.history, observation_space, action_space, {},
-                       self.device)
         self.env_step = 0
         self.num_updates = 0
-        self.stopped = False
-        self._start = time.perf_counter()
-        self._eval_seconds = 0.0
         self._next_eval = config.eval_every if config.eval_every > 0 else None
+        elapsed_before = 0.0
+        if resume is not None:
+            self.history = checkpoint.continue_from(self, resume)
+            elapsed_before = float(resume.state["elapsed"])
+        self.run = Run(config, self.policy, self.value_net, self.history, observation_space, action_space, {},
+                       self.device)
+        self.stopped = False
+        self._start = time.perf_counter() - elapsed_before
+        self._eval_seconds = 0.0
         self._last_good = self._snapshot()
+        self.interrupt = InterruptGuard()
+        self.interrupted_inside_update = False
+        self._closed = False
         self.progress = None
         if config.progress:
             from tqdm.auto import tqdm
-            self.progress = tqdm(total=config.total_steps, desc=f"{config.algo} {config.env_id}", unit="step",
-                                 mininterval=0.5, leave=True)
+            self.progress = tqdm(total=config.total_steps, initial=min(self.env_step, config.total_steps),
+                                 desc=f"{config.algo} {config.env_id}", unit="step", mininterval=0.5, leave=True)
+
+    # -- the with-block around a loop: Ctrl-C and clean-up ----------------------------------------
+    def __enter__(self) -> Trainer:
+        self.interrupt.__enter__()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+        guarded = self.interrupt.active
+        self.interrupt.__exit__(exc_type, exc, tb)
+        if exc_type is KeyboardInterrupt and guarded:
+            # the second Ctrl-C, inside an update: keep the weights of the last complete update
+            self.interrupted_inside_update = True
+            self.policy.load_state_dict(self._last_good["policy"])
+            if self.value_net is not None:
+                self.value_net.load_state_dict(self._last_good["value_net"])
+            return True  # the loop's function goes on to ``trainer.finish()``
+        if exc_type is not None:
+            self._close()  # an error: close envs and progress bar, let the error through
+        return False
 
     # -- time and stopping -----------------------------------------------------------------------
     def elapsed(self) -> float:
@@ -166,7 +202,7 @@ class Trainer:
     @property
     def done(self) -> bool:
         max_episodes = self.config.max_episodes
-        return (self.stopped or self.env_step >= self.config.total_steps
+        return (self.stopped or self.interrupt.requested or self.env_step >= self.config.total_steps
                 or (max_episodes is not None and len(self.history.episodes) >= max_episodes))
 
     def anneal_learning_rates(self) -> None:
@@ -312,13 +348,48 @@ class Trainer:
             if self.config.stop_when_solved:
                 self.stopped = True
 
-    def finish(self) -> Run:
-        """Close envs and progress bar, freeze the normaliser statistics into the run, set its status."""
+    # -- the end, and checkpoints on the way ----------------------------------------------------------
+    def save_checkpoint(self, folder: str | Path) -> Path:
+        """Save the run as it is now, with its training state, to ``folder`` (between updates only):
+        ``pg.train(..., resume=folder)`` continues it as if it had never stopped."""
         self.run.set_normalizer_state(normalizer_state(self.envs))
+        self.run.training_state = checkpoint.capture(self)
+        status, self.history.status = self.history.status, "checkpoint"
+        try:
+            return self.run.save(folder, overwrite=True)
+        finally:
+            self.history.status = status
+
+    def finish(self) -> Run:
+        """Freeze the normaliser statistics and the training state into the run, set its status, close
+        envs and progress bar."""
+        self.run.set_normalizer_state(normalizer_state(self.envs))
+        if self.interrupted_inside_update:
+            self.history.status = ("interrupted inside an update; the weights of the last complete update were "
+                                   "kept (resume from a checkpoint)")
+            self.run.training_state = None  # envs and generators are mid-update: no exact continuation
+        else:
+            if self.history.status == "running":
+                if self.stopped and self.history.solved_at:
+                    self.history.status = "solved"
+                elif self.interrupt.requested and self.env_step < self.config.total_steps:
+                    self.history.status = "interrupted"
+                else:
+                    self.history.status = "completed"
+            try:  # a run stopped by NaN/inf keeps older weights than its optimisers: not resumable
+                stopped_nonfinite = self.history.status.startswith("stopped")
+                self.run.training_state = None if stopped_nonfinite else checkpoint.capture(self)
+            except TypeError as error:  # envs that cannot be pickled: the run is fine, it just cannot resume
+                self.run.training_state = None
+                warnings.warn(f"{error}; the run cannot be resumed", RuntimeWarning, stacklevel=3)
+        self._close()
+        return self.run
+
+    def _close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         self.envs.close()
         if self.progress is not None:
             self.progress.update(min(self.env_step, self.config.total_steps) - self.progress.n)
             self.progress.close()
-        if self.history.status == "running":
-            self.history.status = "solved" if (self.stopped and self.history.solved_at) else "completed"
-        return self.run
