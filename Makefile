@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch first and pinned (the pin accepts the CPU build, 2.13.0+cpu); an unpinned torch pulls GBs of CUDA packages.
 	$(BIN)/python -m pip install "torch==2.13.0" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(BIN)/python -m pip install -e ".[course,dev,bench,scale]"
+	$(BIN)/python -m pip install -e ".[course,dev,bench,scale,tensorboard]"
 	touch $(STAMP)
 
 # The browser test (tests/test_browser.py) drives Debian's chromium through playwright (no browser

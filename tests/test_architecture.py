@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("math", {"returns", "losses", "diagnostics", "batching", "notebook_format", "_version", "episode_cases", "stats"}),
     ("parts", {"envs", "networks", "config", "history"}),
     ("runs", {"run", "evaluation"}),
-    ("views", {"plotting", "render", "live"}),
+    ("views", {"plotting", "render", "live", "loggers"}),
     ("training", {"algorithms"}),
     ("entry", {"planted", "api"}),
     ("course tools", {"widgets", "checks", "traps", "exercisegen", "sweeps"}),
