@@ -278,3 +278,18 @@ def test_cli_ctrl_c_saves_the_run_and_pgcourse_resume_finishes_it_exactly(tmp_pa
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     uninterrupted = pg.train("ppo", "CartPole-v1", seed=0, total_steps=steps, progress=False)
     assert_same_run(pg.load(out), uninterrupted)
+
+
+def test_a_sweep_trial_interrupted_in_its_worker_is_not_recorded_as_finished(monkeypatch, finished_run):
+    """A Ctrl-C that reaches a Ray worker stops its training gracefully: the trial must not count as done."""
+    from pgcourse.sweeps import trial
+    from pgcourse.sweeps.spec import TrialSpec
+
+    finished_run.history.status = "interrupted"
+    try:
+        monkeypatch.setattr(trial, "train", lambda *args, **kwargs: finished_run)
+        spec = TrialSpec(algo="a2c", env_id="CartPole-v1", seed=0, overrides={"total_steps": 512})
+        with pytest.raises(KeyboardInterrupt):
+            trial.run_trial(spec.to_dict())
+    finally:
+        finished_run.history.status = "completed"

@@ -65,6 +65,8 @@ def run_trial(spec_data: dict[str, Any], device: str = "cpu") -> dict[str, Any]:
                       traceback=traceback.format_exc()[-6000:], wall_seconds=time.perf_counter() - started,
                       finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         return record
+    if run.history.status.startswith("interrupted"):  # Ctrl-C reached this worker: not a finished trial
+        raise KeyboardInterrupt(f"trial {spec.trial_id} was interrupted")
     history = _finite_or_none(run.history.to_dict())  # strict JSON: inf written as null, as NaN already is
     config = run.config.to_dict()
     env_steps = int(run.history.episodes["env_step"][-1]) if len(run.history.episodes) else 0
