@@ -3,11 +3,13 @@
 For each check: the reference solution passes with one printed line, the notebook stub fails with
 "not implemented yet", a crash inside the learner's function is reported as *their* error (with
 their traceback), and every wrong version in tests/wrong_versions.py is rejected with the hint
-that names its own mistake.
+that names its own mistake. The messages point at the concept, the smallest failing case and where
+the expected and received values differ; they never hand over the solution's code.
 """
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from collections import defaultdict
 
@@ -139,7 +141,54 @@ def test_failure_message_shows_the_smallest_failing_case():
     assert "Probable mistake: you bootstrap through a terminal state" in message
     assert "Smallest failing case: T=1, N=2" in message  # the 1-step case where env 0 terminates
     assert "expected: [[0.5, 1.4]]" in message and "received: [[1.4, 1.4]]" in message
+    assert "1 of 2 entries differ, first at [0, 0]: expected 0.5, received 1.4" in message
     assert "terminated = [[1, 0]]" in message
+
+
+# Code, not words: a method call (x.std(, weights.detach(, torch.clamp() or a keyword argument (unbiased=False;
+# the value of a flag, truncated=True, is words).
+SOLUTION_CODE = re.compile(r"[A-Za-z_]\w*\.[A-Za-z_]\w*\(|\b(?!terminated=|truncated=)[a-z_]+=[A-Za-z_(]")
+
+
+def test_what_a_check_says_holds_no_solution_code():
+    """The concept shown when no known mistake matches, every named mistake and every hint of the
+    declared exercises, and every diagnosis the wrong versions get, explain without handing over code."""
+    for exercise in checks.EXERCISES.values():
+        texts = [exercise.concept, exercise.detached_output_hint or "", exercise.inplace_hint or "",
+                 *exercise.leak_hints.values(), *exercise.no_grad_hints.values(),
+                 *(mistake.hint for mistake in exercise.mistakes)]
+        for text in texts:
+            assert not SOLUTION_CODE.search(text), f"{exercise.name}: {text!r}"
+        assert exercise.concept in checks.ALL_CHECKS[exercise.name].__doc__
+    for wrong_version in WRONG_VERSIONS:
+        for line in rejection_message(wrong_version).splitlines():
+            if line.startswith(("Probable mistake:", "Possible cause", "No known mistake")):
+                assert not SOLUTION_CODE.search(line), f"{wrong_version.id}: {line}"
+
+
+def test_without_a_known_mistake_the_message_names_the_concept_and_where_results_differ():
+    def normalize_with_a_large_epsilon(x):
+        return (x - x.mean()) / (x.std(unbiased=False) + 1e-3)
+
+    with pytest.raises(AssertionError) as info:
+        checks.check_normalize(normalize_with_a_large_epsilon)
+    message = str(info.value)
+    assert "Probable mistake" not in message and "Possible cause" not in message
+    assert "No known mistake reproduces your results. What normalize computes: x shifted to mean 0" in message
+    assert "Smallest failing case: five values" in message
+    assert "4 of 5 entries differ, first at [0]: expected -0.9487, received -0.9484" in message
+    assert "(and 1 more)" in message
+    assert "unbiased" not in message and "x.mean()" not in message and "Compare with the definition" not in message
+
+    def reinforce_loss_scaled(log_probs, weights):
+        return -1.01 * (log_probs * weights.detach()).mean()
+
+    with pytest.raises(AssertionError) as info:
+        checks.check_reinforce_loss(reinforce_loss_scaled)
+    message = str(info.value)
+    assert "What reinforce_loss computes: the REINFORCE loss" in message
+    assert "Smallest failing case: B=1" in message and "expected: 1 " in message and "received: 1.01 " in message
+    assert ".detach()" not in message and "-mean(" not in message
 
 
 def test_in_place_change_of_a_leaf_that_requires_grad_is_explained():

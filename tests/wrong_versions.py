@@ -99,11 +99,31 @@ def transition_mask_missing_first_row(terminated, truncated):
     return ~(terminated[:-1] | truncated[:-1])
 
 
+@wrong("transition_mask", "can both be True on the same step")
+def transition_mask_unclamped_sum(terminated, truncated):
+    """done = terminated + truncated as 0/1 numbers: when both flags are set on one step (the pole falls on
+    the time-limit step), 1 - done is -1, which .bool() reads as True, so the reset step after it counts
+    as a transition."""
+    done = terminated.float() + truncated.float()
+    valid = torch.ones_like(done)
+    valid[1:] = 1 - done[:-1]
+    return valid.bool()
+
+
 @wrong("transition_mask", "return a bool tensor")
 def transition_mask_float(terminated, truncated):
     """Right values, but a float 0/1 tensor instead of a bool mask."""
     valid = torch.ones(terminated.shape)
     valid[1:] = 1.0 - (terminated[:-1] | truncated[:-1]).float()
+    return valid
+
+
+@correct("transition_mask")
+def transition_mask_from_a_count(terminated, truncated):
+    """Counts the flags as numbers, and a step after a count above 0 is a reset step (both flags count once)."""
+    ends = terminated.int() + truncated.int()
+    valid = torch.ones_like(terminated, dtype=torch.bool)
+    valid[1:] = ends[:-1] == 0
     return valid
 
 
@@ -173,6 +193,22 @@ def episode_returns_recorded_at_reset(rewards, terminated, truncated):
                 result.append(float(running[i]))
                 running[i] = 0.0
         running += rewards[t]
+    return result
+
+
+@wrong("completed_episode_returns", "can both be True on the same step")
+def episode_returns_unclamped_sum(rewards, terminated, truncated):
+    """done = terminated + truncated as numbers, and the running sums reset by multiplying with (1 - done):
+    when both flags are set on one step, 1 - done is -1, so the next episode starts from minus the return
+    of the one that just ended."""
+    done = terminated.double() + truncated.double()
+    running = torch.zeros(rewards.shape[1], dtype=torch.float64)
+    result = []
+    for t in range(rewards.shape[0]):
+        running = running + rewards[t].double()
+        for i in torch.nonzero(done[t]).flatten().tolist():
+            result.append(float(running[i]))
+        running = running * (1 - done[t])
     return result
 
 
@@ -694,6 +730,42 @@ def gae_float32(rewards, values, next_values, terminated, truncated, gamma, lam)
     return advantages
 
 
+@wrong("compute_gae", "can both be True on the same step")
+def gae_unclamped_done_sum(rewards, values, next_values, terminated, truncated, gamma, lam):
+    """done = terminated + truncated, unclamped: when both flags are set on one step (gymnasium does that
+    when the pole falls on the time-limit step, and collect_rollout stores the raw flags), done is 2 and
+    (1 - done) = -1 flips the sign of the trace instead of cutting it."""
+    done = terminated + truncated
+    return _gae_loop(rewards, values, next_values, 1 - terminated, 1 - done, gamma, gamma * lam)
+
+
+@wrong("compute_gae", "is still a terminal state")
+def gae_truncation_overrides_termination(rewards, values, next_values, terminated, truncated, gamma, lam):
+    """Tests `truncated` before `terminated`: a step where the pole falls on the time-limit step bootstraps
+    from V(s') as if it had only been cut by the time limit."""
+    rewards, values, next_values = rewards.detach(), values.detach(), next_values.detach()
+    steps, num_envs = rewards.shape
+    advantages = torch.zeros_like(rewards)
+    for i in range(num_envs):
+        last = 0.0
+        for t in reversed(range(steps)):
+            if truncated[t, i]:
+                delta = rewards[t, i] + gamma * next_values[t, i] - values[t, i]
+                last = delta
+            elif terminated[t, i]:
+                last = rewards[t, i] - values[t, i]
+            else:
+                last = rewards[t, i] + gamma * next_values[t, i] - values[t, i] + gamma * lam * last
+            advantages[t, i] = last
+    return advantages
+
+
+@correct("compute_gae")
+def gae_clamped_flag_sum(rewards, values, next_values, terminated, truncated, gamma, lam):
+    done = torch.clamp(terminated + truncated, max=1)
+    return _gae_loop(rewards, values, next_values, 1 - terminated, 1 - done, gamma, gamma * lam)
+
+
 @correct("compute_gae")
 def gae_bool_flags(rewards, values, next_values, terminated, truncated, gamma, lam):
     with torch.no_grad():
@@ -1149,7 +1221,7 @@ def play_episode_ignores_truncation(env, policy, seed):
     return episode_return, length, terminated, truncated
 
 
-@wrong("play_episode", "env.reset(seed=seed)")
+@wrong("play_episode", "must start from the seeded state")
 def play_episode_unseeded(env, policy, seed):
     """Forgets to pass the seed to reset."""
     obs, _ = env.reset()
@@ -1215,7 +1287,7 @@ def play_episode_merges_flags(env, policy, seed):
 
 # -------------------------------------------------------------------------- ch01 action_log_probs
 
-@wrong("action_log_probs", "log_softmax, not softmax")
+@wrong("action_log_probs", "you return probabilities")
 def action_log_probs_probabilities(logits, actions):
     """Returns probabilities instead of log-probabilities."""
     return torch.softmax(logits, dim=-1)[torch.arange(len(actions)), actions]

@@ -1,11 +1,13 @@
 """Instant feedback for the course exercises: ``pg.checks.check_<exercise>(your_function)``.
 
 A check runs your function on a set of cases (small hand-made ones and seeded random ones, with
-the edge cases that matter: an episode ending mid-rollout, a time-limit truncation, T=1, one env
-and several, float64 inputs, inputs that require grad), compares every result with the reference
-implementation in this package, and then either prints one line (``✓ compute_gae: 14 cases
-passed``) or raises an ``AssertionError`` that names the probable mistake and shows the smallest
-case that goes wrong, with what was expected and what your function returned.
+the edge cases that matter: an episode ending mid-rollout, a time-limit truncation, a step that is
+both terminated and truncated, T=1, one env and several, float64 inputs, inputs that require grad),
+compares every result with the reference implementation in this package, and then either prints
+one line (``✓ compute_gae: 13 cases passed``) or raises an ``AssertionError`` that names the
+probable mistake and shows the smallest case that goes wrong, with what was expected, what your
+function returned and where the two differ. When no known mistake explains it, the message says
+what the function computes, in words: the checks never hand over the solution's code.
 
 How a mistake gets its name: each check knows the classic wrong versions of its exercise and
 computes them on the same cases. If your results agree with one of them on every case, the

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from .. import envs, episode_cases
-from .harness import (_STEPS_NOTE, Case, Exercise, LearnerCodeError, Mistake, _bool, _make_check,
+from .harness import (_BOTH_FLAGS_HINT, _STEPS_NOTE, Case, Exercise, LearnerCodeError, Mistake, _bool, _make_check,
                       _message, _t)
 
 
@@ -70,8 +70,8 @@ def check_play_episode(fn: Callable[..., Any]) -> None:
                                           "episode_return is the sum of the rewards (a float), length the number of "
                                           "env.step calls (an int).", True, case, expected=expected, received=received))
         if outcome["reset_seed"] != seed:
-            hint = (f"reset with env.reset(seed=seed) so the episode starts from the seeded state (you used "
-                    f"{outcome['reset_seed']!r}).")
+            hint = (f"the episode must start from the seeded state: reset the environment with the `seed` you are "
+                    f"given (you used {outcome['reset_seed']!r}).")
         elif int(length) != expected[1]:
             hint = "count every step, the last one included (length = number of env.step calls)."
         elif abs(float(episode_return) - expected[0]) > 1e-3 * max(1.0, abs(expected[0])):
@@ -89,7 +89,12 @@ def check_play_episode(fn: Callable[..., Any]) -> None:
 # --------------------------------------------------------------------------------------------------
 
 def _episode_flags(g: torch.Generator, steps: int, num_envs: int, p_end: float = 0.25) -> tuple[Tensor, Tensor]:
-    """Bool [T, N] flags as a NEXT_STEP vector env makes them: after every episode end, one reset step."""
+    """Bool [T, N] flags as a NEXT_STEP vector env makes them: after every episode end, one reset step.
+
+    An end is a termination, a truncation, or both on the same step (gymnasium raises both when the
+    terminal state comes on the time-limit step, e.g. CartPole's pole falling on step 500): the flags
+    are NOT mutually exclusive.
+    """
     terminated = torch.zeros(steps, num_envs, dtype=torch.bool)
     truncated = torch.zeros(steps, num_envs, dtype=torch.bool)
     draws = torch.rand(steps, num_envs, generator=g).tolist()
@@ -133,6 +138,12 @@ def _cases_transition_mask() -> list[Case]:
         Case("termination in env 0 and truncation in env 1 at the same step, env 2 ends on the last step (T=5, N=3)",
              dict(terminated=_bool([[0, 0, 0], [1, 0, 0], [0, 0, 0], [1, 0, 0], [0, 0, 1]]),
                   truncated=_bool([[0, 0, 0], [0, 1, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0]]))),
+        # gymnasium raises both flags when the terminal state comes on the time-limit step
+        Case("terminated and truncated both True at step 1: the pole falls on the time-limit step (T=3, N=1)",
+             dict(terminated=_bool([[0], [1], [0]]), truncated=_bool([[0], [1], [0]]))),
+        Case("both flags on one step mid-rollout in env 0 and on the last step in env 1 (T=5, N=2)",
+             dict(terminated=_bool([[0, 1], [1, 0], [0, 0], [0, 0], [0, 1]]),
+                  truncated=_bool([[0, 0], [1, 0], [0, 0], [0, 0], [0, 1]]))),
     ]
     for steps, num_envs in [(8, 2), (12, 4), (30, 3)]:
         terminated, truncated = _episode_flags(g, steps, num_envs)
@@ -145,28 +156,34 @@ TRANSITION_MASK = Exercise(
     name="transition_mask",
     reference=envs.transition_mask,
     make_cases=_cases_transition_mask,
-    formula="valid[0] = True; valid[t] = not (terminated[t-1] or truncated[t-1]).",
+    concept="a [T, N] bool mask, True for the real transitions: step 0 (the rollout starts right after a reset) "
+            "and every step whose previous step did not end an episode; the step right after an end (terminated, "
+            "truncated, or both) is the autoreset step, not a transition.",
     note=_STEPS_NOTE,
     mistakes=[
         Mistake("off by one: you used the flags of step t itself. Step t is a real transition even if the episode "
-                "ends there; it is the step AFTER an end (the reset step) that is not: "
-                "valid[t] = not (terminated[t-1] or truncated[t-1]).",
+                "ends there; it is the step AFTER an end (the reset step) that is not, so step t depends on the "
+                "flags of step t-1.",
                 lambda terminated, truncated: ~(terminated | truncated)),
-        Mistake("you only look at `terminated`: a truncated step (time limit) is followed by a reset step too. "
-                "Use terminated | truncated.",
+        Mistake("you only look at `terminated`: a truncated step (time limit) ends the episode too, so it is "
+                "followed by a reset step as well.",
                 lambda terminated, truncated: _shift_mask(terminated)),
-        Mistake("you only look at `truncated`: a terminated step is followed by a reset step too. "
-                "Use terminated | truncated.",
+        Mistake("you only look at `truncated`: a terminated step ends the episode too, so it is followed by a "
+                "reset step as well.",
                 lambda terminated, truncated: _shift_mask(truncated)),
+        # done = terminated + truncated as numbers and valid = 1 - done: -1 where both are set, which is True
+        Mistake(_BOTH_FLAGS_HINT + " The step after such an end is a reset step, not a transition.",
+                lambda terminated, truncated: _shift_mask(terminated ^ truncated)),
         Mistake("the mask is inverted: it must be True for real transitions and False for the reset steps.",
                 lambda terminated, truncated: ~_shift_mask(terminated | truncated)),
         Mistake("valid[0] must be True: the rollout starts right after a fresh reset, so step 0 is a real "
                 "transition.",
                 lambda terminated, truncated: _shift_mask(terminated | truncated, first=False)),
         Mistake("torch.roll wraps the last step round to step 0: when an episode ends on the last step, "
-                "your valid[0] becomes False. Set valid[0] = True and shift only the other rows.",
+                "your valid[0] becomes False, but step 0 follows a fresh reset whatever happens at the end of the "
+                "rollout.",
                 lambda terminated, truncated: ~torch.roll(terminated | truncated, 1, dims=0)),
-        Mistake("you dropped step 0: the mask has one row per step, shape [T, N]. Prepend a row of True.",
+        Mistake("you dropped step 0: the mask has one row per step, step 0 included, shape [T, N].",
                 lambda terminated, truncated: ~(terminated | truncated)[:-1]),
     ],
 )
@@ -174,8 +191,12 @@ TRANSITION_MASK = Exercise(
 
 def _returns_by_env(rewards: Tensor, terminated: Tensor, truncated: Tensor, *, ends: Tensor | None = None,
                     reset_running: bool = True, at_reset_step: bool = False, keep_unfinished: bool = False,
-                    env_major: bool = False) -> list[float]:
-    """Episode returns with one knob per classic mistake (all knobs off gives the right answer)."""
+                    env_major: bool = False, reset_by_flag_sum: bool = False) -> list[float]:
+    """Episode returns with one knob per classic mistake (all knobs off gives the right answer).
+
+    ``reset_by_flag_sum``: the running sum is reset by multiplying it with 1 - (terminated + truncated),
+    which is -1 where both flags are set.
+    """
     done = (terminated | truncated) if ends is None else ends
     rewards = rewards.double()
     steps, num_envs = rewards.shape
@@ -189,7 +210,9 @@ def _returns_by_env(rewards: Tensor, terminated: Tensor, truncated: Tensor, *, e
             running[i] += float(rewards[t, i])
             if not at_reset_step and done[t, i]:
                 found.append((t, i, running[i]))
-                if reset_running:
+                if reset_by_flag_sum:
+                    running[i] *= 1.0 - (float(terminated[t, i]) + float(truncated[t, i]))
+                elif reset_running:
                     running[i] = 0.0
     found.sort(key=lambda item: (item[1], item[0]) if env_major else (item[0], item[1]))
     result = [value for _, _, value in found]
@@ -212,6 +235,14 @@ def _cases_completed_episode_returns() -> list[Case]:
              dict(rewards=_t([[1.0, 0.5, 2.0], [2.0, 0.5, 2.0], [3.0, 0.0, 0.0], [4.0, 1.0, 3.0], [0.0, 1.0, 3.0]]),
                   terminated=_bool([[0, 0, 0], [0, 0, 1], [0, 0, 0], [1, 0, 0], [0, 0, 1]]),
                   truncated=_bool([[0, 0, 0], [0, 1, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0]]))),
+        # gymnasium raises both flags when the terminal state comes on the time-limit step: ONE episode ends
+        Case("terminated and truncated both True on the last step: the pole falls on the time-limit step "
+             "(T=3, N=2)",
+             dict(rewards=_t([[1.0, 2.0], [1.0, 0.0], [2.0, 1.0]]), terminated=_bool([[0, 1], [0, 0], [1, 0]]),
+                  truncated=_bool([[0, 0], [0, 0], [1, 1]]))),
+        Case("an episode ends with both flags mid-rollout, the next one ends too (T=5, N=1)",
+             dict(rewards=_t([[1.0], [2.0], [0.0], [1.0], [3.0]]), terminated=_bool([[0], [1], [0], [0], [1]]),
+                  truncated=_bool([[0], [1], [0], [0], [0]]))),
     ]
     for steps, num_envs, dtype in [(12, 3, torch.float32), (10, 2, torch.float64), (25, 4, torch.float32)]:
         terminated, truncated = _episode_flags(g, steps, num_envs)
@@ -226,8 +257,9 @@ COMPLETED_EPISODE_RETURNS = Exercise(
     reference=envs.completed_episode_returns,
     make_cases=_cases_completed_episode_returns,
     output="numbers",
-    formula="sum the rewards of each episode from its first step to the step where terminated or truncated is "
-            "True; list the finished episodes by (end step, env index).",
+    concept="the undiscounted return (the sum of the rewards) of every episode that ended inside the rollout, "
+            "from its first step to the step where it terminated, was truncated, or both; episodes still running "
+            "at the last step are left out; the finished episodes are listed by end step, then env index.",
     note=_STEPS_NOTE,
     mistakes=[
         Mistake("an episode cut by a time limit (truncated) has ended too: close the episode when terminated OR "
@@ -247,9 +279,17 @@ COMPLETED_EPISODE_RETURNS = Exercise(
                 lambda rewards, terminated, truncated: _returns_by_env(rewards, terminated, truncated,
                                                                        env_major=True)),
         Mistake("you close an episode when you see its reset step, so an episode ending on the last step of the "
-                "rollout is lost: record the return at the step where terminated or truncated is True.",
+                "rollout is lost: an episode is over at the step where it terminated or was truncated.",
                 lambda rewards, terminated, truncated: _returns_by_env(rewards, terminated, truncated,
                                                                        at_reset_step=True)),
+        # done = terminated + truncated as numbers: `done == 1` misses a step with both flags ...
+        Mistake(_BOTH_FLAGS_HINT + " Such a step ends ONE episode, which must be counted once.",
+                lambda rewards, terminated, truncated: _returns_by_env(rewards, terminated, truncated,
+                                                                       ends=terminated ^ truncated)),
+        # ... and a reset by multiplying with 1 - done turns the running sum into minus itself
+        Mistake(_BOTH_FLAGS_HINT + " Such a step ends ONE episode, which must be counted once.",
+                lambda rewards, terminated, truncated: _returns_by_env(rewards, terminated, truncated,
+                                                                       reset_by_flag_sum=True)),
     ],
 )
 

@@ -37,21 +37,24 @@ ACTION_LOG_PROBS = Exercise(
     name="action_log_probs",
     reference=losses.categorical_log_prob,
     make_cases=_cases_action_log_probs,
-    formula="log_probs[i] = log_softmax(logits[i])[actions[i]] (Categorical(logits=logits).log_prob(actions)).",
+    concept="the log-probability of the action taken in each state, under the categorical policy whose logits "
+            "are given (the probabilities of a state sum to 1 over its actions): one number per state, <= 0.",
     grad_args=("logits",),
     no_grad_hints={"logits": "the result must keep its gradient with respect to the logits (no .detach(), "
                              "no .item(), no numpy)."},
     mistakes=[
-        Mistake("take the LOG of the probability: log_softmax, not softmax.",
+        Mistake("you return probabilities: the function returns their LOG, numbers <= 0.",
                 lambda logits, actions: _gather(torch.softmax(logits, -1), actions)),
-        Mistake("the logits are not log-probabilities: normalise them first (log_softmax over the actions).",
+        Mistake("the logits are not log-probabilities: normalise them over the actions first, so that the "
+                "probabilities of a state sum to 1.",
                 lambda logits, actions: _gather(logits, actions)),
-        Mistake("normalise over the actions (dim=-1), not over the batch (dim=0).",
+        Mistake("normalise over the actions (the last dim), not over the batch (dim=0).",
                 lambda logits, actions: _gather(torch.log_softmax(logits, 0), actions)),
         Mistake("return the log-prob of the action taken, one per state, not of every action.",
                 lambda logits, actions: torch.log_softmax(logits, -1)),
-        Mistake("log(softmax(logits)) underflows to log(0) = -inf for a confident policy: use log_softmax "
-                "or Categorical(logits=...).",
+        Mistake("the log of the softmax underflows to log(0) = -inf for a confident policy (a probability of "
+                "e^-120 rounds to 0): compute the log-probabilities in log space, never through the "
+                "probabilities themselves.",
                 lambda logits, actions: _gather(torch.log(torch.softmax(logits, -1)), actions)),
         Mistake("sign flipped: a log-probability is <= 0.",
                 lambda logits, actions: -_gather(torch.log_softmax(logits, -1), actions)),
@@ -101,14 +104,15 @@ DISCOUNTED_RETURNS = Exercise(
     name="discounted_returns",
     reference=returns.discounted_returns,
     make_cases=_cases_discounted_returns,
-    formula="G_t = r_t + gamma * G_{t+1}, with G_T = 0 (loop backwards from the last step).",
-    detached_output_hint="returns are targets, not something to differentiate through: compute them from "
-                         "rewards.detach() (or under torch.no_grad()).",
+    concept="the discounted return of every step of one episode: the reward of that step plus gamma times the "
+            "return of the next step, the return after the last step being 0.",
+    detached_output_hint="returns are targets, not something to differentiate through: your output must not be "
+                         "connected to the autograd graph of the rewards.",
     mistakes=[
         Mistake("you accumulate forwards in time (from t=0): a return sums the rewards that come AFTER step t, "
                 "so loop backwards from the last step.", _returns_forwards),
         Mistake("gamma applied one step late: you discount after adding r_t, so r_t itself gets multiplied by "
-                "gamma. Only the future is discounted: G_t = r_t + gamma * G_{t+1}.",
+                "gamma. Only the future is discounted: the reward of step t enters its own return as it is.",
                 lambda rewards, gamma: gamma * returns.discounted_returns(rewards, gamma)),
         Mistake("off by one: returns[t] holds G_{t+1} (you store the running return before adding r_t).",
                 _returns_shifted),
@@ -118,7 +122,8 @@ DISCOUNTED_RETURNS = Exercise(
                 "on (reward-to-go).",
                 lambda rewards, gamma: returns.discounted_returns(rewards, gamma)[0].expand(rewards.shape)),
         Mistake("the discount exponent counts from the start of the episode (gamma^k); it must count from "
-                "step t: G_t = sum_k gamma^(k-t) r_k.", _returns_exponent_from_start),
+                "step t: in G_t the reward of step t is not discounted, the next one once, and so on.",
+                _returns_exponent_from_start),
     ],
 )
 
@@ -141,19 +146,21 @@ NORMALIZE = Exercise(
     name="normalize",
     reference=returns.normalize,
     make_cases=_cases_normalize,
-    formula="(x - x.mean()) / (x.std(unbiased=False) + 1e-8), over all elements.",
+    concept="x shifted to mean 0 and scaled to standard deviation 1, the mean and the population standard "
+            "deviation (divided by n) being taken over ALL elements at once, and a small epsilon (1e-8) added to "
+            "the standard deviation so that a constant input stays finite.",
     mistakes=[
-        Mistake("you normalise each column separately (along dim=0): normalise over ALL elements, "
-                "x.mean() and x.std(unbiased=False) without a dim.",
+        Mistake("you normalise each column separately (along dim=0): the mean and the standard deviation are "
+                "taken over ALL elements at once.",
                 lambda x: (x - x.mean(0)) / (x.std(0, unbiased=False) + 1e-8)),
-        Mistake("you normalise each row separately (along the last dim): normalise over ALL elements, "
-                "x.mean() and x.std(unbiased=False) without a dim.",
+        Mistake("you normalise each row separately (along the last dim): the mean and the standard deviation are "
+                "taken over ALL elements at once.",
                 lambda x: (x - x.mean(-1, keepdim=True)) / (x.std(-1, unbiased=False, keepdim=True) + 1e-8)),
-        Mistake("no epsilon: a constant input (or a single element) has std 0 and gives 0/0 = nan. "
-                "Divide by (std + 1e-8).",
+        Mistake("no epsilon: a constant input (or a single element) has standard deviation 0 and gives "
+                "0/0 = nan; the small epsilon of the definition keeps the division finite.",
                 lambda x: (x - x.mean()) / x.std(unbiased=False)),
-        Mistake("use the population standard deviation, x.std(unbiased=False): the default (unbiased, n-1) "
-                "is nan for a single element.",
+        Mistake("use the population standard deviation (divided by n): torch's default standard deviation is "
+                "the unbiased one (divided by n-1), nan for a single element.",
                 lambda x: (x - x.mean()) / (x.std() + 1e-8)),
         Mistake("you forgot to subtract the mean.", lambda x: x / (x.std(unbiased=False) + 1e-8)),
         Mistake("you divide by the variance; divide by the standard deviation.",
@@ -181,17 +188,19 @@ REINFORCE_LOSS = Exercise(
     name="reinforce_loss",
     reference=losses.reinforce_loss,
     make_cases=_cases_reinforce_loss,
-    formula="loss = -mean(log_probs * weights.detach()).",
+    concept="the REINFORCE loss, one number: minus the batch average of each log-probability times its "
+            "weight, the weights being constants (no gradient flows into them).",
     grad_args=("log_probs",),
     leak_hints={"weights": "missing .detach() on the weights: returns/advantages are constants of the policy "
-                           "gradient; use weights.detach() so no gradient flows into them."},
+                           "gradient, so no gradient may flow into them."},
     mistakes=[
-        Mistake("loss sign flipped: the loss is MINUS the mean of log_probs * weights (gradient descent on it "
-                "must raise the log-probability of high-return actions).",
+        Mistake("loss sign flipped: gradient DEScent on the loss must raise the log-probability of high-return "
+                "actions, so the loss is the negative of the objective.",
                 lambda log_probs, weights: (log_probs * weights).mean()),
-        Mistake("average over the batch with .mean(), not .sum(): the loss scale must not grow with the "
-                "batch size.", lambda log_probs, weights: -(log_probs * weights).sum()),
-        Mistake("the loss must be a single number (a 0-dim tensor): reduce log_probs * weights with .mean().",
+        Mistake("average over the batch, not .sum(): the loss scale must not grow with the batch size.",
+                lambda log_probs, weights: -(log_probs * weights).sum()),
+        Mistake("the loss must be a single number (a 0-dim tensor): average the per-sample terms over the "
+                "batch.",
                 lambda log_probs, weights: -(log_probs * weights)),
         Mistake("use the log-probabilities as they are (the score function is the gradient of log pi), "
                 "not exp(log_probs).", lambda log_probs, weights: -(log_probs.exp() * weights).mean()),

@@ -32,14 +32,15 @@ BASELINE_ADVANTAGES = Exercise(
     name="baseline_advantages",
     reference=returns.baseline_advantages,
     make_cases=_cases_baseline_advantages,
-    formula="advantages = returns - values.detach().",
-    detached_output_hint="missing .detach() on the values: the advantages are constants for the policy loss; "
-                         "with returns - values.detach() no gradient leaks into the critic through them.",
+    concept="the advantage of each sample: its return minus the critic's value of its state, the values being "
+            "constants here (no gradient flows through them).",
+    detached_output_hint="missing .detach() on the values: the advantages are constants for the policy loss, so "
+                         "no gradient may leak into the critic through them.",
     mistakes=[
-        Mistake("sign flipped: the advantage is returns - values (how much better than expected the outcome "
-                "was), not values - returns.", lambda returns_, values: values - returns_),
+        Mistake("sign flipped: an advantage says how much better than expected the outcome was (the return "
+                "above the critic's value), not values - returns.", lambda returns_, values: values - returns_),
         Mistake("you return the returns unchanged: subtract the baseline values.", lambda returns_, values: returns_),
-        Mistake("you normalise the advantages here: baseline_advantages is just returns - values "
+        Mistake("you normalise the advantages here: baseline_advantages only subtracts the baseline "
                 "(normalisation is a separate step).",
                 lambda returns_, values: returns.normalize(returns_ - values)),
     ],
@@ -63,17 +64,19 @@ VALUE_LOSS = Exercise(
     name="value_loss",
     reference=losses.value_loss,
     make_cases=_cases_value_loss,
-    formula="loss = 0.5 * mean((values - returns.detach())**2).",
+    concept="half the mean squared error between the critic's values and the returns, the returns being fixed "
+            "regression targets (only the values get a gradient).",
     grad_args=("values",),
-    leak_hints={"returns": "missing .detach() on the returns: they are regression targets; use "
-                           "returns.detach() so only the critic's values get a gradient."},
+    leak_hints={"returns": "missing .detach() on the returns: they are regression targets, so only the critic's "
+                           "values may get a gradient."},
     no_grad_hints={"values": "the critic must learn from this loss: do not detach the values (only the returns)."},
     mistakes=[
-        Mistake("missing the factor 0.5: loss = 0.5 * mean((values - returns)**2).",
+        Mistake("missing the factor 0.5 in front of the mean squared error.",
                 lambda values, returns_: ((values - returns_) ** 2).mean()),
-        Mistake("average the squared errors with .mean(), not .sum().",
+        Mistake("average the squared errors over the batch, not .sum(): the loss scale must not grow with the "
+                "batch size.",
                 lambda values, returns_: 0.5 * ((values - returns_) ** 2).sum()),
-        Mistake("use the squared error (values - returns)**2, not the absolute error.",
+        Mistake("use the squared error, not the absolute error.",
                 lambda values, returns_: 0.5 * (values - returns_).abs().mean()),
         Mistake("sign flipped: a squared-error loss is never negative; minimising it pulls the values towards "
                 "the returns.", lambda values, returns_: -0.5 * ((values - returns_) ** 2).mean()),
@@ -98,18 +101,18 @@ GRADIENT_VARIANCE = Exercise(
     reference=diagnostics.gradient_variance,
     make_cases=_cases_gradient_variance,
     output="number",
-    formula="grads.var(dim=0, unbiased=True).sum(): the variance across the K samples of each of the P "
-            "coordinates, summed over the coordinates.",
+    concept="the total variance of the K sampled gradients: the unbiased sample variance (divided by K-1) "
+            "across the K samples of each of the P coordinates, summed over the coordinates.",
     mistakes=[
         Mistake("you computed the mean gradient, not its variance: measure the spread of the K samples around "
                 "their mean with the sample variance across dim 0.", lambda grads: grads.mean(dim=0).sum()),
-        Mistake("use the unbiased sample variance (divide by K-1): grads.var(dim=0, unbiased=True).",
+        Mistake("use the unbiased sample variance (divide by K-1, not by K).",
                 lambda grads: grads.var(dim=0, unbiased=False).sum()),
         Mistake("variance along the wrong axis: take it across the K samples (dim=0) for each coordinate, "
                 "then sum over the P coordinates.", lambda grads: grads.var(dim=1).sum()),
         Mistake("the total variance SUMS the per-coordinate variances (the trace of the covariance); you "
                 "averaged them.", lambda grads: grads.var(dim=0).mean()),
-        Mistake("variance, not standard deviation: sum grads.var(dim=0), not grads.std(dim=0).",
+        Mistake("variance, not standard deviation: sum the per-coordinate variances, not their square roots.",
                 lambda grads: grads.std(dim=0).sum()),
         Mistake("not the variance of the gradient norms: take the variance of each coordinate across the "
                 "samples, then sum.", lambda grads: grads.norm(dim=1).var()),
@@ -136,21 +139,24 @@ CATEGORICAL_ENTROPY = Exercise(
     name="categorical_entropy",
     reference=losses.categorical_entropy,
     make_cases=_cases_categorical_entropy,
-    formula="H = -sum_a p_a log p_a over the last dim, with log p = log_softmax(logits).",
+    concept="the entropy of each state's action distribution, minus the sum over the actions of p times log p, "
+            "computed stably from the logits (a probability that underflows to 0 contributes 0): one number per "
+            "state.",
     grad_args=("logits",),
     mistakes=[
         Mistake("lost the minus sign: entropy is -sum p log p (it is never negative).",
                 lambda logits: (torch.softmax(logits, -1) * torch.log_softmax(logits, -1)).sum(-1)),
-        Mistake("log(softmax(logits)) is -inf where a probability underflows to 0, and 0 * -inf = nan: use "
-                "torch.log_softmax(logits, dim=-1) for the log-probabilities.",
+        Mistake("the log of the softmax is -inf where a probability underflows to 0, and 0 * -inf = nan: compute "
+                "the log-probabilities in log space, never through the probabilities themselves.",
                 lambda logits: -(torch.softmax(logits, -1) * torch.log(torch.softmax(logits, -1))).sum(-1)),
-        Mistake("logits are not log-probabilities: normalise them first with log_softmax (p = softmax(logits)).",
+        Mistake("logits are not log-probabilities: normalise them over the actions first, so that the "
+                "probabilities of a state sum to 1.",
                 lambda logits: -(logits.exp() * logits).sum(-1)),
         Mistake("you summed over the batch (dim=0): the entropy of each state sums over its ACTIONS, the last dim.",
                 lambda logits: -(torch.softmax(logits, -1) * torch.log_softmax(logits, -1)).sum(0)),
         Mistake("you forgot to sum over the actions: the entropy is one number per state, shape [B].",
                 lambda logits: -(torch.softmax(logits, -1) * torch.log_softmax(logits, -1))),
-        Mistake("sum over the actions, not mean: H = -sum_a p_a log p_a.",
+        Mistake("sum over the actions, not mean: the entropy adds up the contribution of every action.",
                 lambda logits: -(torch.softmax(logits, -1) * torch.log_softmax(logits, -1)).mean(-1)),
     ],
 )

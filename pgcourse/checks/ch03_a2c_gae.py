@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from .. import losses, returns
-from .harness import _STEPS_NOTE, Case, Exercise, Mistake, _log_probs, _make_check, _randn, _t
+from .harness import _BOTH_FLAGS_HINT, _STEPS_NOTE, Case, Exercise, Mistake, _log_probs, _make_check, _randn, _t
 
 
 # --------------------------------------------------------------------------------------------------
@@ -16,9 +16,11 @@ from .harness import _STEPS_NOTE, Case, Exercise, Mistake, _log_probs, _make_che
 # --------------------------------------------------------------------------------------------------
 
 def _gae_flags(g: torch.Generator, steps: int, num_envs: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-    """Float 0/1 flags as the package's rollouts store them (terminations and truncations)."""
+    """Float 0/1 flags as the package's rollouts store them: terminations, truncations, and now and then both
+    on the same step (gymnasium raises both when the terminal state comes on the time-limit step, and
+    ``collect_rollout`` stores the raw flags), so the two are NOT mutually exclusive."""
     u = torch.rand(steps, num_envs, generator=g)
-    return (u < 0.12).to(dtype), ((u >= 0.12) & (u < 0.2)).to(dtype)
+    return (u < 0.12).to(dtype), ((u >= 0.10) & (u < 0.2)).to(dtype)
 
 
 def _cases_td_errors() -> list[Case]:
@@ -52,25 +54,27 @@ TD_ERRORS = Exercise(
     name="td_errors",
     reference=returns.td_errors,
     make_cases=_cases_td_errors,
-    formula="delta = rewards + gamma * (1 - terminated) * next_values - values.",
+    concept="the one-step TD error of each step: its reward plus the discounted value of the next state, minus "
+            "the value of the current state; after a termination there is no next state to add.",
     note=_STEPS_NOTE,
-    detached_output_hint="TD errors are advantage estimates, constants for the policy gradient: compute them from "
-                         "values.detach() and next_values.detach() (or under torch.no_grad()).",
+    detached_output_hint="TD errors are advantage estimates, constants for the policy gradient: your output must "
+                         "not be connected to the autograd graph of the values.",
     mistakes=[
-        Mistake("you bootstrap through a terminal state: next_values must be multiplied by (1 - terminated), "
-                "because a terminated episode has no future.",
+        Mistake("you bootstrap through a terminal state: a terminated episode has no future, so its last step "
+                "adds no next-state value.",
                 lambda rewards, values, next_values, terminated, gamma: rewards + gamma * next_values - values),
-        Mistake("values and next_values are swapped: delta = r + gamma * V(s') - V(s), with V(s') = next_values.",
+        Mistake("values and next_values are swapped: the TD error adds the discounted value of the NEXT state "
+                "(next_values) and subtracts the value of the current one (values).",
                 lambda rewards, values, next_values, terminated, gamma:
                 rewards + gamma * (1 - terminated) * values - next_values),
-        Mistake("sign flipped: delta = r + gamma * V(s') - V(s) (the target minus the current estimate).",
+        Mistake("sign flipped: a TD error is the target minus the current estimate.",
                 lambda rewards, values, next_values, terminated, gamma:
                 values - rewards - gamma * (1 - terminated) * next_values),
-        Mistake("the next value must be discounted: gamma * (1 - terminated) * next_values.",
+        Mistake("the next value must be discounted by gamma.",
                 lambda rewards, values, next_values, terminated, gamma:
                 rewards + (1 - terminated) * next_values - values),
-        Mistake("only the bootstrap term gamma * V(s') is cut at a terminal state: r_t - V(s_t) still count, "
-                "so don't multiply the whole delta by (1 - terminated).",
+        Mistake("only the bootstrap term (the next state's value) is cut at a terminal state: the reward and the "
+                "current value still count, so don't multiply the whole delta by the termination mask.",
                 lambda rewards, values, next_values, terminated, gamma:
                 (1 - terminated) * (rewards + gamma * next_values - values)),
     ],
@@ -95,10 +99,11 @@ def _gae_mistake(**knobs: Any) -> Callable[..., Tensor]:
     def compute(rewards, values, next_values, terminated, truncated, gamma, lam):
         not_terminated = 1 - terminated
         not_done = 1 - torch.clamp(terminated + truncated, max=1)
-        bootstrap = {"not_terminated": not_terminated, "not_done": not_done, "always": torch.ones_like(rewards)}[
-            knobs.get("bootstrap", "not_terminated")]
-        trace = {"not_terminated": not_terminated, "not_done": not_done, "always": torch.ones_like(rewards)}[
-            knobs.get("trace", "not_done")]
+        masks = {"not_terminated": not_terminated, "not_done": not_done, "always": torch.ones_like(rewards),
+                 "flag_sum": 1 - (terminated + truncated),  # -1 where both flags are set
+                 "truncation_first": 1 - terminated * (1 - truncated)}  # both flags: bootstraps as if truncated
+        bootstrap = masks[knobs.get("bootstrap", "not_terminated")]
+        trace = masks[knobs.get("trace", "not_done")]
         if knobs.get("swap"):
             values, next_values = next_values, values
         decay = gamma if knobs.get("no_lambda") else gamma * lam
@@ -136,6 +141,17 @@ def _cases_compute_gae() -> list[Case]:
                   truncated=_t([[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0],
                                 [0.0, 0.0, 0.0]]),
                   gamma=0.9, lam=0.8)),
+        # gymnasium raises both flags when the terminal state comes on the time-limit step; step 2 is the reset step
+        Case("terminated and truncated both True at step 1: the pole falls on the time-limit step (T=3, N=1)",
+             dict(rewards=_t([[1.0], [1.0], [0.0]]), values=_t([[0.5], [0.5], [1.5]]),
+                  next_values=_t([[0.5], [1.5], [1.0]]), terminated=_t([[0.0], [1.0], [0.0]]),
+                  truncated=_t([[0.0], [1.0], [0.0]]), gamma=0.9, lam=0.8)),
+        Case("both flags on one step mid-rollout in env 0 and on the last step in env 1 (T=4, N=2)",
+             dict(rewards=_t([[1.0, 0.5], [2.0, 0.0], [0.0, 1.0], [1.0, 2.0]]),
+                  values=_t([[1.0, 0.5], [0.5, 1.0], [2.0, 0.0], [1.0, 1.0]]),
+                  next_values=_t([[0.5, 1.0], [2.0, 0.0], [1.0, 1.0], [1.5, 2.5]]),
+                  terminated=_t([[0.0, 1.0], [1.0, 0.0], [0.0, 0.0], [0.0, 1.0]]),
+                  truncated=_t([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0], [0.0, 1.0]]), gamma=0.9, lam=0.8)),
     ]
     for steps, num_envs, dtype, grad, gamma, lam, what in [
             (4, 2, torch.float32, False, 0.9, 0.0, "lambda = 0 (one-step TD errors)"),
@@ -158,26 +174,34 @@ COMPUTE_GAE = Exercise(
     name="compute_gae",
     reference=returns.compute_gae,
     make_cases=_cases_compute_gae,
-    formula="delta_t = r_t + gamma * (1 - terminated_t) * next_values_t - values_t; "
-            "A_t = delta_t + gamma * lam * (1 - done_t) * A_{t+1}, done = terminated or truncated, "
-            "looping backwards.",
+    concept="GAE: the advantage of a step is its TD error (no next-state value after a termination) plus "
+            "gamma * lam times the advantage of the next step, that chain being cut wherever an episode ended "
+            "(terminated, truncated, or both), so the advantages are built from the last step backwards.",
     note=_STEPS_NOTE,
-    detached_output_hint="advantages are targets, constants for the losses: compute them from values.detach() "
-                         "and next_values.detach() (or under torch.no_grad()).",
+    detached_output_hint="advantages are targets, constants for the losses: your output must not be connected "
+                         "to the autograd graph of the values.",
     mistakes=[
-        Mistake("you bootstrap through a terminal state: next_values must be multiplied by (1 - terminated).",
+        Mistake("you bootstrap through a terminal state: a terminated episode has no future, so its last step "
+                "adds no next-state value.",
                 _gae_mistake(bootstrap="always")),
-        Mistake("a truncated step (time limit) must still bootstrap from next_values: cut the bootstrap with "
-                "(1 - terminated) only, not with (1 - done).",
+        Mistake("a truncated step (time limit) must still bootstrap from next_values: the episode was cut, not "
+                "finished, so only a termination removes the next-state value.",
                 _gae_mistake(bootstrap="not_done")),
-        Mistake("the lambda-trace is not reset at episode ends: multiply the running advantage by (1 - done), "
-                "done = terminated or truncated, so an advantage never mixes in the next episode.",
+        Mistake("the lambda-trace is not reset at episode ends: an advantage must never mix in the TD errors of "
+                "the next episode, so the chain is cut after every episode end (terminated or truncated).",
                 _gae_mistake(trace="always")),
         Mistake("the lambda-trace must also be cut at a truncation: after a truncated step comes another "
-                "episode; multiply the running advantage by (1 - done) with done = terminated or truncated.",
+                "episode, whose TD errors must not leak into this one's advantages.",
                 _gae_mistake(trace="not_terminated")),
-        Mistake("values and next_values are swapped: delta_t = r_t + gamma * (1 - terminated_t) * next_values_t "
-                "- values_t.", _gae_mistake(swap=True)),
+        Mistake(_BOTH_FLAGS_HINT + " With done = 2, 1 - done = -1 flips the sign of the running advantage instead "
+                "of cutting it at the episode end.",
+                _gae_mistake(trace="flag_sum")),
+        Mistake("a step that is both terminated and truncated (the pole fell on the time-limit step) is still a "
+                "terminal state: there is no next state to bootstrap from. Only a truncation WITHOUT a "
+                "termination bootstraps.",
+                _gae_mistake(bootstrap="truncation_first")),
+        Mistake("values and next_values are swapped: the TD error adds the discounted value of the NEXT state "
+                "(next_values) and subtracts the value of the current one (values).", _gae_mistake(swap=True)),
         Mistake("you loop forwards in time: A_t depends on A_{t+1}, so loop backwards from the last step.",
                 _gae_mistake(forwards=True)),
         Mistake("the episode-end mask is off by one step: the flags of step t itself decide whether A_{t+1} is "
@@ -215,30 +239,31 @@ A2C_POLICY_LOSS = Exercise(
     name="a2c_policy_loss",
     reference=losses.a2c_policy_loss,
     make_cases=_cases_a2c_policy_loss,
-    formula="loss = -mean(log_probs * advantages.detach()) - ent_coef * mean(entropy).",
+    concept="the actor loss, one number: minus the batch average of log-probability times advantage (the "
+            "advantages being constants), minus ent_coef times the batch average of the entropy (an entropy "
+            "bonus).",
     grad_args=("log_probs", "entropy"),
-    leak_hints={"advantages": "missing .detach() on the advantages: they are constants of the policy gradient; "
-                              "use advantages.detach() so the actor loss does not train the critic."},
+    leak_hints={"advantages": "missing .detach() on the advantages: they are constants of the policy gradient, "
+                              "so the actor loss must not train the critic through them."},
     no_grad_hints={"entropy": "the entropy bonus must carry gradient into the policy: don't detach the entropy."},
     mistakes=[
         Mistake("the whole loss has the wrong sign: you return the objective (to maximise); the loss to minimise "
                 "is its negative.",
                 lambda log_probs, advantages, entropy, ent_coef:
                 -losses.a2c_policy_loss(log_probs, advantages, entropy, ent_coef)),
-        Mistake("the policy term has the wrong sign: it is -mean(log_probs * advantages), so that minimising the "
-                "loss raises the log-probability of actions with positive advantage.",
+        Mistake("the policy term has the wrong sign: minimising the loss must raise the log-probability of "
+                "actions with a positive advantage.",
                 lambda log_probs, advantages, entropy, ent_coef:
                 (log_probs * advantages).mean() - ent_coef * entropy.mean()),
-        Mistake("entropy sign flipped: the bonus enters the loss as -ent_coef * mean(entropy), so that minimising "
-                "the loss RAISES the entropy.",
+        Mistake("entropy sign flipped: it is a bonus, so minimising the loss must RAISE the entropy.",
                 lambda log_probs, advantages, entropy, ent_coef:
                 -(log_probs * advantages).mean() + ent_coef * entropy.mean()),
-        Mistake("the entropy bonus is missing: add -ent_coef * mean(entropy).",
+        Mistake("the entropy bonus is missing: the loss also rewards entropy, weighted by ent_coef.",
                 lambda log_probs, advantages, entropy, ent_coef: -(log_probs * advantages).mean()),
         Mistake("take the mean of the entropy over the batch, not the sum.",
                 lambda log_probs, advantages, entropy, ent_coef:
                 -(log_probs * advantages).mean() - ent_coef * entropy.sum()),
-        Mistake("average the policy term over the batch with .mean(), not .sum().",
+        Mistake("average the policy term over the batch, not .sum().",
                 lambda log_probs, advantages, entropy, ent_coef:
                 -(log_probs * advantages).sum() - ent_coef * entropy.mean()),
     ],

@@ -57,30 +57,34 @@ CLIPPED_SURROGATE_LOSS = Exercise(
     name="clipped_surrogate_loss",
     reference=losses.clipped_surrogate_loss,
     make_cases=_cases_clipped_surrogate_loss,
-    formula="ratio = exp(new_log_probs - old_log_probs); loss = -mean(min(ratio * A, clamp(ratio, 1 - eps, "
-            "1 + eps) * A)).",
+    concept="PPO's clipped loss, one number: minus the batch average of the pessimistic (smaller) of two "
+            "surrogates, the ratio pi_new / pi_old times the advantage and the same with the ratio clipped to "
+            "[1 - eps, 1 + eps]; the ratio is formed from the log-probabilities.",
     grad_args=("new_log_probs",),
     mistakes=[
-        Mistake("you form the ratio from raw probabilities, exp(new) / exp(old): small probabilities underflow "
-                "to 0 and 0/0 = nan. Form it in log space: exp(new_log_probs - old_log_probs).",
+        Mistake("you form the ratio from raw probabilities: small probabilities underflow to 0 and 0/0 = nan. "
+                "Form it in log space, from the difference of the log-probabilities.",
                 lambda new, old, advantages, clip_eps: _surrogate(new.exp() / old.exp(), advantages, clip_eps)),
-        Mistake("the ratio is pi_new / pi_old = exp(new_log_probs - old_log_probs), not the quotient of the "
+        Mistake("the ratio is pi_new / pi_old, a quotient of probabilities, not the quotient of the "
                 "log-probs.", lambda new, old, advantages, clip_eps: _surrogate(new / old, advantages, clip_eps)),
         Mistake("you forgot the exp: new_log_probs - old_log_probs is the LOG of the ratio.",
                 lambda new, old, advantages, clip_eps: _surrogate(new - old, advantages, clip_eps)),
-        Mistake("the ratio is upside down: pi_new / pi_old = exp(new_log_probs - old_log_probs).",
+        Mistake("the ratio is upside down: it is pi_new over pi_old.",
                 lambda new, old, advantages, clip_eps: _surrogate((old - new).exp(), advantages, clip_eps)),
         Mistake("max instead of min: PPO takes the pessimistic MIN of the unclipped and clipped surrogates.",
                 lambda new, old, advantages, clip_eps:
                 _surrogate((new - old).exp(), advantages, clip_eps, reduce=torch.max)),
-        Mistake("you clip the advantage instead of the ratio: clamp(ratio, 1 - eps, 1 + eps) * advantages.",
+        Mistake("you clip the advantage instead of the ratio: the ratio is what must stay within "
+                "[1 - eps, 1 + eps].",
                 lambda new, old, advantages, clip_eps:
                 _surrogate((new - old).exp(), advantages, clip_eps, clip_advantage=True)),
         Mistake("loss sign flipped: this is a LOSS to minimise, the negative of the clipped objective.",
                 lambda new, old, advantages, clip_eps: -_surrogate((new - old).exp(), advantages, clip_eps)),
-        Mistake("you never clip: the clipped term clamp(ratio, 1 - eps, 1 + eps) * advantages is missing.",
+        Mistake("you never clip: the clipped surrogate (the ratio clipped to [1 - eps, 1 + eps], times the "
+                "advantage) is missing.",
                 lambda new, old, advantages, clip_eps: -((new - old).exp() * advantages).mean()),
-        Mistake("you only kept the clipped term: take the min of ratio * A and clamp(ratio, 1 - eps, 1 + eps) * A.",
+        Mistake("you only kept the clipped term: PPO takes the smaller of the unclipped and the clipped "
+                "surrogate.",
                 lambda new, old, advantages, clip_eps:
                 -(torch.clamp((new - old).exp(), 1 - clip_eps, 1 + clip_eps) * advantages).mean()),
     ],
@@ -114,17 +118,19 @@ APPROX_KL = Exercise(
     reference=diagnostics.approx_kl,
     make_cases=_cases_approx_kl,
     output="number",
-    formula="log_r = new_log_probs - old_log_probs; KL = mean((exp(log_r) - 1) - log_r)  (the k3 estimator).",
+    concept="the k3 estimate (see the lesson) of the KL divergence between the old and the new policy, from "
+            "the log-probabilities of the sampled actions: a batch average, never negative, 0 for identical "
+            "policies.",
     mistakes=[
-        Mistake("KL with the wrong sign of the log-ratio: log r = new_log_probs - old_log_probs (you used "
-                "old - new).", lambda old, new: _k3(old - new)),
-        Mistake("your KL is negative: the k3 estimator mean((r - 1) - log r) is never negative; you flipped "
-                "its sign.", lambda old, new: -_k3(new - old)),
-        Mistake("that is the k1 estimator mean(old - new), which is noisy and can be negative: use k3, "
-                "mean((r - 1) - log r).", lambda old, new: (old - new).mean()),
-        Mistake("the log term must be subtracted: mean((r - 1) - log r), not (r - 1) + log r.",
+        Mistake("KL with the wrong sign of the log-ratio: log r is the log of pi_new / pi_old (you used its "
+                "negative, old minus new).", lambda old, new: _k3(old - new)),
+        Mistake("your KL is negative: the k3 estimator is never negative; you flipped its sign.",
+                lambda old, new: -_k3(new - old)),
+        Mistake("that is the k1 estimator (the average log-ratio), which is noisy and can be negative: use the "
+                "k3 estimator of the lesson.", lambda old, new: (old - new).mean()),
+        Mistake("the log term must be subtracted from (r - 1), not added.",
                 lambda old, new: ((new - old).exp() - 1 + (new - old)).mean()),
-        Mistake("that is the k2 estimator mean(0.5 * log_r**2): use k3, mean((r - 1) - log r).",
+        Mistake("that is the k2 estimator (half the squared log-ratio): use the k3 estimator of the lesson.",
                 lambda old, new: (0.5 * (new - old) ** 2).mean()),
     ],
 )
@@ -147,15 +153,17 @@ CLIP_FRACTION = Exercise(
     reference=diagnostics.clip_fraction,
     make_cases=_cases_clip_fraction,
     output="number",
-    formula="mean of (|ratio - 1| > clip_eps), as a float.",
+    concept="the fraction (a number between 0 and 1) of the ratios that lie outside [1 - clip_eps, "
+            "1 + clip_eps], on either side.",
     mistakes=[
-        Mistake("ratios below 1 - clip_eps are clipped too: count |ratio - 1| > clip_eps, both sides.",
+        Mistake("ratios below 1 - clip_eps are clipped too: count the ratios outside the range on both sides.",
                 lambda ratio, clip_eps: (ratio > 1 + clip_eps).float().mean()),
         Mistake("you measured the fraction INSIDE the range: the clip fraction counts the ratios outside it.",
                 lambda ratio, clip_eps: ((ratio - 1).abs() <= clip_eps).float().mean()),
-        Mistake("that is a count: divide by the batch size to get a fraction (use .float().mean()).",
+        Mistake("that is a count: a fraction divides it by the batch size.",
                 lambda ratio, clip_eps: ((ratio - 1).abs() > clip_eps).float().sum()),
-        Mistake("compare |ratio - 1| with clip_eps, not the ratio itself.",
+        Mistake("clip_eps is a distance from 1: compare how far each ratio is from 1 with clip_eps, not the "
+                "ratio itself.",
                 lambda ratio, clip_eps: (ratio.abs() > clip_eps).float().mean()),
     ],
 )
@@ -188,10 +196,12 @@ EXPLAINED_VARIANCE = Exercise(
     reference=diagnostics.explained_variance,
     make_cases=_cases_explained_variance,
     output="number",
-    formula="1 - Var[returns - values] / Var[returns].",
+    concept="the fraction of the variance of the returns that the critic's values explain: 1 for a perfect "
+            "critic, 0 for one that always predicts the mean return, negative for a worse one; it compares the "
+            "variance of the residuals (returns - values) with the variance of the returns.",
     mistakes=[
-        Mistake("explained variance upside down: it is 1 - Var[returns - values] / Var[returns] (the residual "
-                "variance on top).", lambda values, returns_: 1 - 1 / _residual_ratio(values, returns_)),
+        Mistake("explained variance upside down: the residual variance goes on top of the fraction, the "
+                "variance of the returns below.", lambda values, returns_: 1 - 1 / _residual_ratio(values, returns_)),
         Mistake("Var[returns - values] / Var[returns] is the UNexplained fraction: subtract it from 1.",
                 _residual_ratio),
         Mistake("divide by the variance of the returns (the targets), not of the values.",
@@ -211,16 +221,16 @@ def _minibatch_problem(chunks: Any, batch_size: int, minibatch_size: int) -> tup
         return "your function returned None.", "did you forget the `return` statement?"
     if isinstance(chunks, Tensor) or not isinstance(chunks, list | tuple):
         return (f"expected a list of index tensors, got a {type(chunks).__name__}.",
-                "return a list of 1-D index tensors, e.g. list(permutation.split(minibatch_size)).")
+                "return a list of 1-D index tensors, one per minibatch.")
     if not all(isinstance(c, Tensor) and c.dim() == 1 and not c.is_floating_point() and c.dtype != torch.bool
                for c in chunks):
         return ("every minibatch must be a 1-D tensor of integer indices.",
-                "cut a permutation tensor (torch.randperm) into pieces; don't convert them to lists or floats.")
+                "cut a permutation tensor into pieces; don't convert them to lists or floats.")
     flat = torch.cat([c.cpu().long() for c in chunks]) if chunks else torch.zeros(0, dtype=torch.long)
     if flat.unique().numel() != flat.numel():
         return ("some indices appear more than once.",
                 "the minibatches overlap: every index must be in exactly one minibatch. Shuffle without "
-                "replacement (torch.randperm), then cut the permutation into pieces.")
+                "replacement (a random permutation), then cut it into pieces.")
     if sorted(flat.tolist()) != list(range(batch_size)):
         return ("some indices of range(batch_size) never appear (or indices are out of range).",
                 "every index must be in exactly one minibatch: don't drop the last, smaller minibatch.")
@@ -235,8 +245,8 @@ def _minibatch_problem(chunks: Any, batch_size: int, minibatch_size: int) -> tup
                 "needlessly small ones).")
     if batch_size >= 8 and flat.tolist() == list(range(batch_size)):
         return ("the indices come in their original order.",
-                "not shuffled: draw a random permutation, torch.randperm(batch_size, generator=generator), "
-                "so each epoch visits the batch in a new order.")
+                "not shuffled: each epoch must visit the batch in a new, random order (a random permutation "
+                "of the indices).")
     return None
 
 
@@ -285,8 +295,8 @@ def check_minibatch_indices(fn: Callable[..., Any]) -> None:
     if first != same_seed:
         raise AssertionError(_message(
             name, "two generators seeded with the same seed gave different minibatches.",
-            "not reproducible: draw the permutation from the generator you are given, "
-            "torch.randperm(batch_size, generator=generator), not from the global random state.", True, case,
+            "not reproducible: draw the permutation from the generator you are given, not from the global "
+            "random state.", True, case,
             expected=f"the same order twice: {first}", received=f"{first} then {same_seed}"))
     other_seed = _order(_call_minibatch(fn, batch_size, minibatch_size, seed=8, global_seed=1))
     generator = torch.Generator().manual_seed(9)

@@ -48,16 +48,17 @@ GAUSSIAN_LOG_PROB = Exercise(
     name="gaussian_log_prob",
     reference=losses.gaussian_log_prob,
     make_cases=_cases_gaussian_log_prob,
-    formula="sum over the last dim of -0.5 * ((actions - mean) / std)**2 - log_std - 0.5 * log(2 pi), "
-            "std = exp(log_std).",
+    concept="the log-density of each action vector under a diagonal Gaussian with the given mean and standard "
+            "deviation exp(log_std): the action dimensions are independent, so it is the sum over the last dim "
+            "of the one-dimensional Gaussian log-densities, one number per row.",
     grad_args=("mean", "log_std"),
     mistakes=[
         Mistake("Gaussian log-prob not summed over action dims: the dimensions are independent, so the joint "
-                "log-prob is the SUM over the last dim, shape [B] (.sum(-1)).",
+                "log-prob is the SUM over the last dim, shape [B].",
                 lambda mean, log_std, actions: _gaussian_terms(mean, log_std, actions)),
         Mistake("sum the per-dimension log-probs over the action dims, don't average them.",
                 lambda mean, log_std, actions: _gaussian_terms(mean, log_std, actions).mean(-1)),
-        Mistake("log_std used as std: log_std is the LOG of the standard deviation; std = log_std.exp().",
+        Mistake("log_std used as std: log_std is the LOG of the standard deviation.",
                 lambda mean, log_std, actions:
                 (-0.5 * ((actions - mean) / log_std) ** 2 - torch.log(log_std) - LOG_SQRT_2PI).sum(-1)),
         Mistake("missing the normaliser -log(std) = -log_std in each dimension.",
@@ -66,8 +67,7 @@ GAUSSIAN_LOG_PROB = Exercise(
         Mistake("missing the constant -0.5 * log(2 pi) in each dimension.",
                 lambda mean, log_std, actions:
                 (-0.5 * ((actions - mean) / log_std.exp()) ** 2 - log_std).sum(-1)),
-        Mistake("you divided (actions - mean) by the variance: standardise with the std, "
-                "z = (actions - mean) / exp(log_std).",
+        Mistake("you divided (actions - mean) by the variance: standardise with the standard deviation.",
                 lambda mean, log_std, actions:
                 (-0.5 * ((actions - mean) / (2 * log_std).exp()) ** 2 - log_std - LOG_SQRT_2PI).sum(-1)),
         Mistake("sign flipped: you return the negative log-likelihood; this function returns log pi(a|s).",
@@ -94,11 +94,12 @@ GAUSSIAN_ENTROPY = Exercise(
     name="gaussian_entropy",
     reference=losses.gaussian_entropy,
     make_cases=_cases_gaussian_entropy,
-    formula="(log_std + 0.5 * log(2 pi e)).sum(-1).",
+    concept="the entropy of a diagonal Gaussian with standard deviation exp(log_std): the action dimensions (the "
+            "last dim) are independent, so it is the sum over the last dim of the one-dimensional entropies.",
     grad_args=("log_std",),
     mistakes=[
         Mistake("gaussian entropy not summed: the entropy of independent dimensions is the SUM over the last "
-                "(action) dim, .sum(-1).", lambda log_std: log_std + _ENTROPY_CONSTANT),
+                "(action) dim.", lambda log_std: log_std + _ENTROPY_CONSTANT),
         Mistake("you summed over the first dim (dim=0): sum over the LAST dim, the action dimensions.",
                 lambda log_std: (log_std + _ENTROPY_CONSTANT).sum(0)),
         Mistake("sum over the action dims, don't average them.",
@@ -131,10 +132,10 @@ ENV_ACTION = Exercise(
     name="env_action",
     reference=losses.env_action,
     make_cases=_cases_env_action,
-    formula="torch.clamp(actions, low, high), a new tensor.",
+    concept="a new tensor: the actions clipped into the box [low, high] of the environment, each dimension to "
+            "its own bounds, the input left as it was.",
     inplace_hint="you clip `actions` in place (clamp_, out=, or assigning into it): the rollout must store the "
-                 "action as SAMPLED (its log-prob is what PPO's ratio uses). Return a clipped copy: "
-                 "torch.clamp(actions, low, high).",
+                 "action as SAMPLED (its log-prob is what PPO's ratio uses). Return a clipped copy instead.",
     mistakes=[
         Mistake("you return the actions unclipped: clip them to [low, high] before they go to env.step.",
                 lambda actions, low, high: actions),

@@ -1,11 +1,13 @@
 """The machinery shared by every chapter's checks.
 
 An exercise is declared once, as an :class:`Exercise`: its reference implementation, a function
-that builds its :class:`Case` s, the formula to show, and the classic wrong versions as
-:class:`Mistake` s. :func:`_make_check` turns it into ``check_<name>``, which calls :func:`_run`:
-run the learner's function on every case (smallest first), compare values, in-place changes,
-gradients and dtype with the reference, and either print one line or raise an ``AssertionError``
-built by :func:`_message`, naming the known mistake that reproduces the learner's results.
+that builds its :class:`Case` s, what it computes in words (its ``concept``, never the solution's
+code), and the classic wrong versions as :class:`Mistake` s. :func:`_make_check` turns it into
+``check_<name>``, which calls :func:`_run`: run the learner's function on every case (smallest
+first), compare values, in-place changes, gradients and dtype with the reference, and either print
+one line or raise an ``AssertionError`` built by :func:`_message`, naming the known mistake that
+reproduces the learner's results (else what the exercise computes, in words), with the smallest
+failing case and where the expected and received values differ.
 
 The end of this module has the tensor helpers the chapters build their cases with (``_t``,
 ``_bool``, ``_randn``, ``_log_probs``). This module imports no chapter module.
@@ -64,7 +66,8 @@ class Exercise:
     name: str
     reference: Callable[..., Any]
     make_cases: Callable[[], list[Case]]
-    formula: str                         # shown when no known mistake explains the failure
+    concept: str                         # what it computes, in words, no solution code: shown when no known
+                                         # mistake explains the failure
     mistakes: list[Mistake] = field(default_factory=list)
     output: str = "tensor"               # "tensor" | "number" (float or 1-element tensor) | "numbers" (list)
     detached_output_hint: str | None = None       # the output must not require grad
@@ -212,7 +215,7 @@ def _grad_failure(ex: Exercise, case: Case, learner_args: list[Any], received: T
         missing = [names[i] for i in with_grad if names[i] in ex.grad_args]
         if not missing:
             return None
-        hint = ex.no_grad_hints.get(missing[0], "did you use .detach(), .item(), .numpy() or torch.tensor(...) on "
+        hint = ex.no_grad_hints.get(missing[0], "did you use .detach(), .item(), .numpy() or torch.tensor on "
                                                 "an input? Keep the computation in torch operations.")
         return _Failure("grad", case, f"no gradient flows back into `{missing[0]}`: your output is not connected "
                         f"to it.", hint, show_values=False)
@@ -236,7 +239,7 @@ def _grad_failure(ex: Exercise, case: Case, learner_args: list[Any], received: T
         reference_grad = ref_grad if ref_grad is not None else torch.zeros_like(ref_args[i])
         if learner_grad is None:
             if bool(reference_grad.abs().max() > 0):
-                hint = ex.no_grad_hints.get(name, "did you detach it, or rebuild it with torch.tensor(...)?")
+                hint = ex.no_grad_hints.get(name, "did you detach it, or rebuild it with torch.tensor?")
                 return _Failure("grad", case, f"no gradient flows back into `{name}`.", hint, show_values=False)
             continue
         if not _close(learner_grad, reference_grad, "tensor", _tolerance(case)):
@@ -275,9 +278,9 @@ def _check_case(ex: Exercise, case: Case, learner_args: list[Any], output: Any) 
         if expected.dtype == torch.bool:
             hint = "return a bool tensor: comparisons and ~, |, & on bool tensors give one (or call .bool())."
         else:
-            hint = (f"keep the dtype of the inputs: create new tensors with torch.zeros_like(x) / x.new_zeros(...) "
-                    f"or dtype=x.dtype (plain torch.zeros(...) or torch.tensor([...]) gives "
-                    f"{torch.get_default_dtype()}).")
+            hint = (f"keep the dtype of the inputs: a new tensor created without a dtype gets torch's default, "
+                    f"{str(torch.get_default_dtype()).removeprefix('torch.')}; create the tensors you return with "
+                    f"the dtype of the inputs (the *_like constructors copy it).")
         return _Failure("dtype", case, f"your output has dtype {received.dtype}, expected {expected.dtype}.", hint,
                         show_values=False)
     return None
@@ -346,20 +349,56 @@ def _fmt(value: Any, meta: bool = True) -> str:
     return repr(value)
 
 
-def _message(name: str, problem: str, hint: str | None, certain: bool, case: Case, *, formula: str = "",
+def _differences(expected: Any, received: Any, tolerance: tuple[float, float], max_shown: int = 3) -> str | None:
+    """Where two results of the same shape differ, ``N of M entries differ, first at [1, 0]: expected 0,
+    received 1; …`` (None if they cannot be compared entry by entry)."""
+    rtol, atol = tolerance
+    if isinstance(expected, Tensor) and isinstance(received, Tensor):
+        if tuple(expected.shape) != tuple(received.shape) or expected.dim() == 0:
+            return None
+        want, got = expected.detach().cpu().double(), received.detach().cpu().double()
+        wrong = ~torch.isclose(got, want, rtol=rtol, atol=atol, equal_nan=True)
+        spots = [tuple(index) for index in wrong.nonzero().tolist()]
+        values = [(_fmt_number(want[spot].item()), _fmt_number(got[spot].item())) for spot in spots]
+    elif isinstance(expected, list) and isinstance(received, list) and len(expected) == len(received):
+        spots = [(i,) for i, (want, got) in enumerate(zip(expected, received))
+                 if not torch.isclose(torch.tensor(float(got), dtype=torch.float64),
+                                      torch.tensor(float(want), dtype=torch.float64), rtol=rtol, atol=atol,
+                                      equal_nan=True)]
+        values = [(_fmt_number(float(expected[i])), _fmt_number(float(received[i]))) for (i,) in spots]
+    else:
+        return None
+    if not spots:
+        return None
+    shown = "; ".join(f"at [{', '.join(map(str, spot))}]: expected {want}, received {got}"
+                      for spot, (want, got) in zip(spots[:max_shown], values[:max_shown]))
+    more = f" (and {len(spots) - max_shown} more)" if len(spots) > max_shown else ""
+    return f"  {len(spots)} of {_count(expected)} entries differ, first {shown}{more}"
+
+
+def _count(value: Any) -> int:
+    return value.numel() if isinstance(value, Tensor) else len(value)
+
+
+def _message(name: str, problem: str, hint: str | None, certain: bool, case: Case, *, concept: str = "",
              expected: Any = None, received: Any = None, show_values: bool = True, note: str = "",
-             labels: tuple[str, str] = ("expected", "received")) -> str:
+             labels: tuple[str, str] = ("expected", "received"),
+             tolerance: tuple[float, float] | None = None) -> str:
     lines = [f"{name}: {problem}"]
     if hint:
         lines.append(("Probable mistake: " if certain else "Possible cause (it reproduces this case): ") + hint)
-    elif formula:
-        lines.append(f"Compare with the definition: {formula}")
+    elif concept:
+        lines.append(f"No known mistake reproduces your results. What {name} computes: {concept}")
+        lines.append("Work out the smallest failing case below by hand and compare it with your result.")
     lines.append(f"Smallest failing case: {case.description}")
     lines += [f"    {arg} = {_fmt(value)}" for arg, value in case.args.items()]
     if show_values:
         width = max(len(label) for label in labels)
         lines.append(f"  {labels[0] + ':':<{width + 1}} {_fmt(expected)}")
         lines.append(f"  {labels[1] + ':':<{width + 1}} {_fmt(received)}")
+        differences = _differences(expected, received, tolerance) if tolerance is not None else None
+        if differences is not None:
+            lines.append(differences)
     if note:
         lines.append(note)
     return "\n".join(lines)
@@ -390,9 +429,11 @@ def _run(ex: Exercise, fn: Callable[..., Any]) -> None:
             if ex.output == "tensor" and tuple(received.shape) != tuple(expected.shape):
                 failure.problem = (f"wrong shape: expected {tuple(expected.shape)}, got {tuple(received.shape)} "
                                    f"({n_wrong} of {len(cases)} cases wrong).")
-    raise AssertionError(_message(ex.name, failure.problem, hint, certain, failure.case, formula=ex.formula,
+    tolerance = _tolerance(failure.case, failure.received, failure.expected) if failure.kind == "value" else None
+    raise AssertionError(_message(ex.name, failure.problem, hint, certain, failure.case, concept=ex.concept,
                                   expected=failure.expected, received=failure.received,
-                                  show_values=failure.show_values, note=ex.note, labels=failure.labels))
+                                  show_values=failure.show_values, note=ex.note, labels=failure.labels,
+                                  tolerance=tolerance))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -422,6 +463,11 @@ def _log_probs(g: torch.Generator, *shape: int, dtype: torch.dtype = torch.float
 
 _STEPS_NOTE = "([T, N] tensors are printed one row per step t, one column per environment.)"
 
+# The exercises that take both flags share this diagnosis of `done = terminated + truncated`.
+_BOTH_FLAGS_HINT = ("terminated and truncated can both be True on the same step (a time limit reached as the pole "
+                    "falls: gymnasium then returns both, and the rollouts keep them as they come). Added as numbers "
+                    "they make 2, not 1: combine the two flags with a logical or, or clamp their sum to 1.")
+
 
 # --------------------------------------------------------------------------------------------------
 # From an exercise to its check
@@ -433,6 +479,6 @@ def _make_check(ex: Exercise) -> Callable[[Callable[..., Any]], None]:
     check.__name__ = check.__qualname__ = f"check_{ex.name}"
     check.__module__ = _PACKAGE  # where check_<name> is found (pg.checks.check_<name>)
     check.__doc__ = (f"Check your ``{ex.name}`` against the reference on small, edge and random cases.\n\n"
-                     f"Expected: {ex.formula}\nPrints one line on success; raises AssertionError naming the probable "
-                     f"mistake otherwise, LearnerCodeError if your function crashes.")
+                     f"What it computes: {ex.concept}\nPrints one line on success; raises AssertionError naming the "
+                     f"probable mistake otherwise, LearnerCodeError if your function crashes.")
     return check
