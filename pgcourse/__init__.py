@@ -14,6 +14,7 @@ Where things live (layers import only downward; docs/architecture.md has the dia
                 pgcourse.planted      lesson 06's planted bugs; pgcourse.api: pg.train, pg.resume
     course      pgcourse.plotting, .render, .live, .widgets, .checks, .traps (diagnose, experiments, bug hunt)
                 pgcourse.sweeps       pg.sweep: grids x seeds on a process pool or Ray, resumable, verified
+                pgcourse.claims       pg.claim: a lesson's sentence checked against the numbers beside it
     classroom   pgcourse.grading, pgcourse.exercisegen, pgcourse.notebook_format
     commands    pgcourse.cli, pgcourse.bench
 """
@@ -23,6 +24,7 @@ from . import diagnostics, losses, returns
 from .algorithms import Components, NonFiniteError
 from .api import resume, train
 from .batching import minibatch_indices
+from .claims import ClaimError, claim
 from .config import A2CConfig, BaseConfig, ConfigError, PPOConfig, ReinforceConfig
 from .diagnostics import approx_kl, clip_fraction, explained_variance
 from .evaluation import EvalResult, evaluate
@@ -84,4 +86,5 @@ __all__ = ["train", "resume", "load", "evaluate", "rollout_gif", "show_gif", "Ru
            "ConfigError", "RunLoadError", "NonFiniteError", "BaseConfig", "ReinforceConfig", "A2CConfig", "PPOConfig",
            "discounted_returns", "normalize", "compute_gae", "reinforce_loss", "clipped_surrogate_loss", "value_loss",
            "gaussian_log_prob", "approx_kl", "clip_fraction", "explained_variance", "minibatch_indices",
-           "resolve_device", "returns", "losses", "diagnostics", "diagnose", "sweep", "plot_sweep"]
+           "resolve_device", "returns", "losses", "diagnostics", "diagnose", "sweep", "plot_sweep", "claim",
+           "ClaimError"]
