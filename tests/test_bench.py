@@ -192,3 +192,122 @@ def test_the_sweep_scaling_section_runs_the_same_trials_on_one_and_all_workers(m
     assert section["data"]["identical"] is True and section["data"]["runs"][0]["workers"] == 1
     assert cli_main(["bench", "--skip-suite", "--no-sb3", "--skip-scaling"]) == 0
     assert "Sweep scaling" not in capsys.readouterr().out
+
+
+# -- --quick: a bounded plan, and rows a quick budget did not solve say so -----------------------------------
+def test_the_quick_plan_is_a_bounded_fraction_of_the_full_one():
+    """The quick plan's work (env steps x seeds of every run at its full budget, both sides, an upper bound) is
+    bounded, and a small fraction of the full benchmark's; no timing here (speed is the benchmark's business)."""
+    quick, full = bench.make_plan(quick=True, tiny=False), bench.make_plan(tiny=False)
+    assert quick.total_training_steps() <= 500_000, quick.training_steps()
+    assert quick.total_training_steps() * 20 <= full.total_training_steps()
+    # the same cases as the full suite, on fewer seeds, each stopping at its first solving evaluation
+    assert [(c.algo, c.env_id) for c in quick.cases] == [(c.algo, c.env_id) for c in full.cases]
+    assert len(quick.seeds) == 2 and len(full.seeds) == 5 and quick.stop_when_solved and not full.stop_when_solved
+    assert all(quick.case_steps(case) <= 30_000 for case in quick.cases)
+    # the comparisons on fewer seeds and steps; the sweep scaling without Ray; no 100k-step SB3 reference run
+    assert len(quick.comparisons.seeds) == 2 and quick.comparisons.budget <= 50_000
+    assert len(quick.comparisons.throughput_seeds) == 1 and quick.comparisons.throughput_steps <= 20_000
+    trials, steps, ray = quick.scaling
+    assert trials * steps <= 10_000 and not ray and full.scaling[2]
+    assert quick.sb3_seeds == () and "sb3 reference" not in bench.make_plan(
+        quick=True, comparisons=False, tiny=False).training_steps()
+    # the stop rule stays the full run's: same threshold, same evaluation
+    assert (quick.comparisons.threshold, quick.comparisons.eval_every, quick.comparisons.eval_episodes) == \
+        (full.comparisons.threshold, full.comparisons.eval_every, full.comparisons.eval_episodes)
+
+
+def _seed(case, seed, solved):
+    return bench.SeedResult(case.algo, case.env_id, seed, case.budget, case.threshold, solved,
+                            5_000 if solved else None, 80 if solved else None, 0.5 if solved else None,
+                            490.0 if solved else -1100.0, 10.0, 5_000 if solved else case.total_steps, 80, 0.5,
+                            "solved" if solved else "completed")
+
+
+def _quick_report(quick=True):
+    ppo, a2c, pendulum = (bench.BenchCase("ppo", "CartPole-v1", total_steps=20_000, eval_every=2_500),
+                          bench.BenchCase("a2c", "CartPole-v1", total_steps=20_000, eval_every=5_000),
+                          bench.BenchCase("ppo", "Pendulum-v1", total_steps=5_000, eval_every=2_500))
+    results = [_seed(ppo, 0, True), _seed(ppo, 1, True), _seed(a2c, 0, True), _seed(a2c, 1, False),
+               _seed(pendulum, 0, False), _seed(pendulum, 1, False)]
+    report = bench.BenchReport([ppo, a2c, pendulum], [0, 1], "cpu", True, results=results, quick=quick,
+                               comparisons=bench.QUICK_COMPARISONS)
+    report.solve_runs = [_solve("pgcourse", 0, 1.4), _solve("sb3", 0, 9.0, solved=False),
+                         _solve("pgcourse", 1, 1.3), _solve("sb3", 1, 2.0)]
+    report.throughput_runs = [_throughput("pgcourse", 0, 10_336, 1.3), _throughput("sb3", 0, 10_240, 1.8)]
+    report.sb3_results = [bench.SB3Result(0, 10_240, 1.8, 439.0, 60.0, False)]
+    return report
+
+
+def _lines(report) -> list[str]:
+    out = io.StringIO()
+    bench.print_report(report, file=out)
+    return out.getvalue().splitlines()
+
+
+def _row(lines, *words) -> str:
+    return next(line for line in lines if all(word in line for word in words) and " seed " not in line)
+
+
+def test_quick_rows_a_budget_did_not_solve_say_so_instead_of_a_number():
+    report = _quick_report()
+    lines = _lines(report)
+    assert any(line.startswith("--quick: ") for line in lines)
+    # the suite: Pendulum needs ~50k steps, the quick budget is 5k: the row explains, the medians stay blank
+    pendulum = _row(lines, "ppo", "Pendulum-v1", "5k steps", "0/2")
+    assert pendulum.endswith(bench.quick_unreached("5k steps"))
+    assert pendulum.endswith("not solved within the quick budget of 5k steps: run without --quick for the full "
+                             "comparison")
+    assert pendulum.split("0/2")[1].split()[:3] == ["—", "—", "—"]
+    a2c = _row(lines, "a2c", "CartPole-v1", "1/2")
+    assert "1 of 2 seeds " + bench.quick_unreached("20k steps") in a2c
+    assert a2c.endswith("the medians are over the 1 that solved")
+    assert "quick budget" not in _row(lines, "ppo", "CartPole-v1", "2/2")
+    # the comparisons: the unsolved SB3 seed gets the explanation, not a lower bound, and no ratio is given
+    sb3_seed_0 = next(line for line in lines if line.startswith("sb3 ") and line.split()[1] == "0")
+    assert sb3_seed_0.endswith(bench.quick_unreached("40,960 steps")) and "(>=)" not in sb3_seed_0
+    printed = " ".join(" ".join(lines).split())
+    assert "median time to solve: not given (pgcourse 2/2 solved, SB3 1/2 solved)" in printed
+    assert "ratio pgcourse / SB3 = 0." not in printed  # the time-to-solve ratio
+    assert "Quick: 10,240 steps on 1 seed(s)" in printed  # the equal-work rows say what they rest on
+    assert "the old rule (pgcourse's suite time to solve / SB3's whole 100,000-step run): not given" in printed
+    assert "speed ratio:" not in printed
+    data = bench.report_to_dict(report)
+    json.dumps(data)
+    assert data["settings"]["quick"] is True
+    assert [row["note"] for row in data["summary"]] == [
+        None, "1 of 2 seeds " + bench.quick_unreached("20k steps") + "; the medians are over the 1 that solved",
+        bench.quick_unreached("5k steps")]
+    assert data["comparisons"]["time_to_solve"]["ratio"] is None
+
+
+def test_without_quick_the_same_rows_keep_their_lower_bounds_and_no_quick_notes():
+    lines = _lines(_quick_report(quick=False))
+    printed = " ".join(" ".join(lines).split())
+    assert "quick budget" not in printed and "--quick:" not in printed
+    assert "9.00 (>=)" in printed and "ratio pgcourse / SB3 = " in printed
+    assert _row(lines, "ppo", "Pendulum-v1", "5k steps", "0/2").endswith("10,000")  # steps/s, no note column
+
+
+def test_quick_in_the_test_mode_explains_every_row_its_tiny_budgets_cannot_solve(monkeypatch, tmp_path, capsys):
+    """The whole --quick path through the command line, with the test mode's tiny budgets: no suite run can solve
+    in them, so every suite row carries the explanation; the comparisons' threshold of 5 is reached."""
+    monkeypatch.setenv(bench.TINY_ENV_VAR, "1")
+    json_path = tmp_path / "bench.json"
+    assert cli_main(["bench", "--quick", "--algos", "ppo", "--no-sb3", "--skip-scaling", "--json", str(json_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("--quick: ") for line in lines)
+    assert any(line.startswith("command: pgcourse bench --algos ppo --quick --no-sb3") for line in lines)
+    assert any(line.startswith("stop_when_solved: on") for line in lines)
+    for case in bench.select_cases(bench.TINY_SUITE, ["ppo"]):
+        assert _row(lines, case.algo, case.env_id, case.budget, "0/1").endswith(bench.quick_unreached(case.budget))
+    data = json.loads(json_path.read_text())
+    assert data["settings"]["quick"] is True and data["settings"]["stop_when_solved"] is True
+    assert all(row["note"] == bench.quick_unreached(row["budget"]) for row in data["summary"])
+    assert all(run["solved"] for run in data["comparisons"]["time_to_solve"]["runs"])
+
+
+def test_an_episode_budget_with_a_step_cap_says_both():
+    case = bench.BenchCase("reinforce", "CartPole-v1", total_steps=30_000, eval_every=5_000, max_episodes=200)
+    assert case.budget == "200 episodes (<= 30k steps)"
+    assert bench.DEFAULT_SUITE[2].budget == "2,000 episodes"  # the full suite's safety cap is not a budget

@@ -22,6 +22,11 @@ only pgcourse's side runs). Each seed runs pgcourse then SB3, seed after seed, i
   (learning alone) / SB3's whole 100k-step run. It divides unlike things.
 
 Both sides run with ``torch.set_num_threads(1)``. The report names the command and the machine.
+
+**--quick** runs the same parts with a bounded plan (:func:`make_plan`, :class:`BenchPlan`): two seeds, small
+budgets, every suite run stopping at its first solving evaluation, a short equal-work run, the sweep scaling
+without Ray. Under a minute on a 2-core machine (docs/benchmark.md). Where a quick budget does not reach the
+stop rule, the row says so (:func:`quick_unreached`) instead of giving a number.
 Further comparisons plug in as :class:`ReportSection` providers (``extra_sections``).
 
 Run it with ``pgcourse bench`` (see ``pgcourse bench --help``), or from Python::
@@ -36,6 +41,7 @@ import dataclasses
 import os
 import platform
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -43,13 +49,14 @@ from typing import Any
 
 from ..api import train
 from ..evaluation import evaluate
-from .report import (detail_table, format_table, machine_lines, print_report, report_to_dict, sb3_lines,
-                     summary_table, throughput_lines, time_to_solve_lines, write_json)
+from .report import (detail_table, format_table, machine_lines, print_report, quick_case_note, report_to_dict,
+                     sb3_lines, summary_table, throughput_lines, time_to_solve_lines, write_json)
 from .results import (DEFAULT_SEEDS, DEFAULT_SUITE, EVAL_EPISODES, EVAL_SEED, INSTALL_HINT, PGCOURSE_AT_ZOO_SETTINGS,
-                      QUICK_SEEDS, QUICK_SUITE, SB3_ENV_ID, SB3_TIMESTEPS, SPEED_TARGET, THROUGHPUT_TARGET,
-                      TINY_COMPARISONS, TINY_ENV_VAR, TINY_SUITE, ZOO_PPO_CARTPOLE, BenchCase, BenchReport, CaseSummary,
-                      CompareSettings, ReportSection, SB3Result, SeedResult, SolveRun, ThroughputRun, select_cases,
-                      speed_ratio, summarize_case, throughput_medians, time_to_solve_medians, tiny_mode)
+                      QUICK_COMPARISONS, QUICK_SCALING, QUICK_SEEDS, QUICK_SUITE, QUICK_UNREACHED, SB3_ENV_ID,
+                      SB3_TIMESTEPS, SPEED_TARGET, THROUGHPUT_TARGET, TINY_COMPARISONS, TINY_ENV_VAR, TINY_SUITE,
+                      ZOO_PPO_CARTPOLE, BenchCase, BenchPlan, BenchReport, CaseSummary, CompareSettings, ReportSection,
+                      SB3Result, SeedResult, SolveRun, ThroughputRun, quick_unreached, select_cases, speed_ratio,
+                      summarize_case, throughput_medians, time_to_solve_medians, tiny_mode)
 from .sb3 import _zoo_ppo, evaluate_sb3, run_sb3_ppo, run_sb3_time_to_solve, sb3_available, sb3_vector_evaluator
 
 
@@ -152,7 +159,8 @@ def run_comparisons(report: BenchReport, settings: CompareSettings, log: Callabl
             report.solve_runs.append(result)
             log(f"[time to solve] {side} seed {seed}: " + (f"FAILED ({result.error})" if result.error else
                 (f"solved at {result.solved_env_step:,} steps in {result.wall_seconds:.1f} s" if result.solved
-                 else f"not solved within {settings.budget:,} steps ({result.wall_seconds:.1f} s)")
+                 else f"not solved within {'the quick budget of ' if report.quick else ''}{settings.budget:,} steps "
+                      f"({result.wall_seconds:.1f} s)")
                 + f", {result.evaluations} evaluations ({result.eval_seconds:.1f} s)"))
     for seed in settings.throughput_seeds:
         ours = _guarded(lambda: run_pgcourse_throughput(seed, settings.throughput_steps),
@@ -242,20 +250,22 @@ def run_benchmark(cases: Sequence[BenchCase], seeds: Sequence[int], *, device: s
                   stop_when_solved: bool = False, sb3: bool = True, sb3_seeds: Sequence[int] | None = None,
                   sb3_timesteps: int = SB3_TIMESTEPS, log: Callable[[str], None] | None = None,
                   tiny: bool = False, comparisons: CompareSettings | None = None,
-                  extra_sections: Sequence[SectionProvider] = (), command: str | None = None) -> BenchReport:
+                  extra_sections: Sequence[SectionProvider] = (), command: str | None = None,
+                  quick: bool = False) -> BenchReport:
     """Train every case with every seed, then run the comparisons with SB3; return the report.
 
     ``comparisons`` None: no side-by-side comparison; SB3 (if ``sb3``) runs its 100k-step reference alone,
     for the old rule. A run that raises is recorded as failed (its error kept) and the benchmark goes on.
     ``log`` receives one progress line per run (default: print to stdout). ``extra_sections``: see
-    :class:`ReportSection`.
+    :class:`ReportSection`. ``quick``: the budgets are ``--quick``'s; the report then explains, row by row,
+    where a quick budget did not reach the stop rule, and leaves out the old rule (it needs SB3's whole 100k-step run).
     """
     import torch
 
     log = log or (lambda line: print(line, flush=True))
     torch.set_num_threads(1)
     report = BenchReport(list(cases), list(seeds), device, stop_when_solved, sb3_timesteps=sb3_timesteps, tiny=tiny,
-                         comparisons=comparisons, machine=machine_info(), command=command)
+                         comparisons=comparisons, machine=machine_info(), command=command, quick=quick)
     total = len(cases) * len(seeds)
     for index, (case, seed) in enumerate(((case, seed) for case in cases for seed in seeds), start=1):
         try:
@@ -275,6 +285,9 @@ def run_benchmark(cases: Sequence[BenchCase], seeds: Sequence[int], *, device: s
     if comparisons is not None:
         report.sb3_timesteps = comparisons.throughput_steps
         run_comparisons(report, comparisons, log)
+    elif quick and report.sb3_skipped is None:
+        report.sb3_skipped = (f"the old rule needs SB3's whole {sb3_timesteps:,}-step run, left out of the quick "
+                              "budget: run without --quick for the full comparison")
     elif report.sb3_skipped is None:
         for seed in (sb3_seeds if sb3_seeds is not None else seeds):
             result = run_sb3_ppo(seed, sb3_timesteps)
@@ -290,16 +303,18 @@ def run_benchmark(cases: Sequence[BenchCase], seeds: Sequence[int], *, device: s
     return report
 
 
-def sweep_scaling_provider(trials: int = 20, total_steps: int = 10_000, ray: bool = True) -> SectionProvider:
+def sweep_scaling_provider(trials: int = 20, total_steps: int = 10_000, ray: bool = True,
+                           note: str | None = None) -> SectionProvider:
     """The third comparison: ``trials`` PPO CartPole trials on 1 and on every core's worker, and on a Ray
-    instance started here (:mod:`pgcourse.sweeps.scaling`): the speed-up and the overhead per trial."""
+    instance started here (:mod:`pgcourse.sweeps.scaling`): the speed-up and the overhead per trial.
+    ``note``: a last line for the section (``--quick`` says there why Ray is left out)."""
     def provider(log: Callable[[str], None]) -> ReportSection:
         from ..sweeps.scaling import measure_scaling
 
         log(f"[scaling] {trials} PPO CartPole trials of {total_steps:,} steps on 1 and on all local workers"
             + (" and on Ray" if ray else ""))
         result = measure_scaling(trials, total_steps, ray=ray)
-        lines = result.lines()
+        lines = result.lines() + [f"  {line}" for line in textwrap.wrap(note or "", width=116)]
         data = {"trials": trials, "total_steps": total_steps, "speedup": result.speedup,
                 "ray_start_seconds": result.ray_start_seconds, "ray_skipped": result.ray_skipped,
                 "identical": result.identical,
@@ -309,47 +324,80 @@ def sweep_scaling_provider(trials: int = 20, total_steps: int = 10_000, ray: boo
     return provider
 
 
-def main(algos: Sequence[str] | None = None, envs: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
-         quick: bool = False, stop_when_solved: bool = False, sb3: bool = True, json_path: str | None = None,
-         device: str = "cpu", suite: bool = True, comparisons: bool = True, compare_seeds: Sequence[int] | None = None,
-         extra_sections: Sequence[SectionProvider] = (), scaling: bool = True) -> int:
-    """What ``pgcourse bench`` runs; returns the exit code (1 if any training run failed).
+QUICK_SCALING_NOTE = ("quick: {trials} short trials, so starting the worker processes weighs more than in the full "
+                      "run's 20 trials of 10,000 steps (the target is the full run's); Ray is left out (starting it "
+                      "alone takes several seconds): run without --quick for the full comparison")
 
-    ``scaling``: also measure how a sweep scales (:func:`sweep_scaling_provider`; 20 trials, 8 with ``quick``,
-    4 tiny ones without Ray in the test mode).
 
-    ``suite=False`` runs only the comparisons with SB3; ``comparisons=False`` only the suite (then SB3, if
-    asked, runs its 100k-step reference for the old rule). The comparisons run when the selection includes
-    PPO on CartPole-v1 (or without the suite). In the test mode (``PGCOURSE_BENCH_TINY=1``) budgets are tiny
-    and the comparisons' threshold is 15, so both sides "solve" at their first evaluation.
+def make_plan(algos: Sequence[str] | None = None, envs: Sequence[str] | None = None,
+              seeds: Sequence[int] | None = None, quick: bool = False, sb3: bool = True, suite: bool = True,
+              comparisons: bool = True, compare_seeds: Sequence[int] | None = None, scaling: bool = True,
+              tiny: bool | None = None, stop_when_solved: bool = False) -> BenchPlan:
+    """What ``pgcourse bench`` with these options runs (:class:`BenchPlan`), before anything runs.
+
+    Full: the suite on seeds 0-4, the comparisons on the same seeds (equal work on the first 3), the sweep scaling
+    with 20 trials of 10k steps and Ray. ``quick``: :data:`QUICK_SUITE` on seeds 0-1, each run ending at its first
+    solving evaluation, :data:`QUICK_COMPARISONS` (time to solve with a 40,960-step budget, equal work over 10,240
+    steps on the first seed), 4 scaling trials of 2,000 steps without Ray, no SB3 reference run. ``tiny`` (None: the
+    test mode ``PGCOURSE_BENCH_TINY=1``): tiny budgets, one seed. Raises ValueError when ``algos``/``envs`` match
+    no case of the suite.
     """
-    command = format_command(algos, envs, seeds, quick, stop_when_solved, sb3, json_path, device, suite, comparisons,
-                             compare_seeds)
-    tiny = tiny_mode()
+    tiny = tiny_mode() if tiny is None else tiny
     suite_cases = TINY_SUITE if tiny else QUICK_SUITE if quick else DEFAULT_SUITE
     cases = select_cases(suite_cases, algos, envs) if suite else []
     if suite and not cases:
         raise ValueError(f"no benchmark case matches algos={list(algos or [])} envs={list(envs or [])}; the suite "
                          f"has {[(c.algo, c.env_id) for c in suite_cases]}")
-    if seeds is None:
-        seeds = [0] if tiny else QUICK_SEEDS if quick else DEFAULT_SEEDS
-    seeds = list(seeds)
+    seeds = tuple(seeds) if seeds is not None else (0,) if tiny else QUICK_SEEDS if quick else DEFAULT_SEEDS
     wants_ppo_cartpole = not suite or any(c.algo == "ppo" and c.env_id == SB3_ENV_ID for c in cases)
     settings = None
     if comparisons and wants_ppo_cartpole:
-        compare = tuple(compare_seeds) if compare_seeds else tuple(seeds)
+        compare = tuple(compare_seeds) if compare_seeds else seeds
         if tiny:
             settings = dataclasses.replace(TINY_COMPARISONS, seeds=compare[:1], throughput_seeds=compare[:1], sb3=sb3)
+        elif quick:
+            settings = dataclasses.replace(QUICK_COMPARISONS, seeds=compare, throughput_seeds=compare[:1], sb3=sb3)
         else:
-            settings = CompareSettings(seeds=compare, throughput_seeds=compare[:2] if quick else compare[:3], sb3=sb3)
-    sb3_seeds = seeds[:1] if tiny else seeds[:3] if quick else seeds
+            settings = CompareSettings(seeds=compare, throughput_seeds=compare[:3], sb3=sb3)
+    scaling_plan = None
     if scaling:
-        extra_sections = [*extra_sections, sweep_scaling_provider(4, 512, ray=False) if tiny else
-                          sweep_scaling_provider(8, 5_000) if quick else sweep_scaling_provider()]
+        scaling_plan = (4, 512, False) if tiny else (*QUICK_SCALING, False) if quick else (20, 10_000, True)
+    return BenchPlan(tuple(cases), seeds, settings, scaling_plan, sb3,
+                     sb3_seeds=seeds[:1] if tiny else () if quick else seeds,
+                     sb3_timesteps=512 if tiny else SB3_TIMESTEPS, quick=quick, tiny=tiny,
+                     stop_when_solved=stop_when_solved or quick)
+
+
+def main(algos: Sequence[str] | None = None, envs: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
+         quick: bool = False, stop_when_solved: bool = False, sb3: bool = True, json_path: str | None = None,
+         device: str = "cpu", suite: bool = True, comparisons: bool = True, compare_seeds: Sequence[int] | None = None,
+         extra_sections: Sequence[SectionProvider] = (), scaling: bool = True) -> int:
+    """What ``pgcourse bench`` runs (the plan of :func:`make_plan`); returns the exit code (1 if any training run
+    failed).
+
+    ``scaling``: also measure how a sweep scales (:func:`sweep_scaling_provider`; 20 trials, 4 short ones without
+    Ray with ``quick`` or in the test mode).
+
+    ``suite=False`` runs only the comparisons with SB3; ``comparisons=False`` only the suite (then SB3, if
+    asked, runs its 100k-step reference for the old rule; not with ``quick``). The comparisons run when the
+    selection includes PPO on CartPole-v1 (or without the suite). ``quick`` takes about a minute on a 2-core
+    machine; where its budgets do not reach the stop rule, the report says so row by row instead of giving a
+    number. In the test mode (``PGCOURSE_BENCH_TINY=1``) budgets are tiny and the comparisons' threshold is 5,
+    so both sides "solve" at their first evaluation.
+    """
+    command = format_command(algos, envs, seeds, quick, stop_when_solved, sb3, json_path, device, suite, comparisons,
+                             compare_seeds)
+    plan = make_plan(algos, envs, seeds, quick, sb3, suite, comparisons, compare_seeds, scaling,
+                     stop_when_solved=stop_when_solved)
+    if plan.scaling is not None:
+        trials, steps, ray = plan.scaling
+        note = QUICK_SCALING_NOTE.format(trials=trials) if plan.quick and not plan.tiny else None
+        extra_sections = [*extra_sections, sweep_scaling_provider(trials, steps, ray=ray, note=note)]
     started = time.perf_counter()
-    report = run_benchmark(cases, seeds, device=device, stop_when_solved=stop_when_solved, sb3=sb3,
-                           sb3_seeds=sb3_seeds, sb3_timesteps=512 if tiny else SB3_TIMESTEPS, tiny=tiny,
-                           comparisons=settings, extra_sections=extra_sections, command=command)
+    report = run_benchmark(plan.cases, plan.seeds, device=device, stop_when_solved=plan.stop_when_solved, sb3=sb3,
+                           sb3_seeds=plan.sb3_seeds, sb3_timesteps=plan.sb3_timesteps, tiny=plan.tiny,
+                           comparisons=plan.comparisons, extra_sections=extra_sections, command=command,
+                           quick=plan.quick)
     print_report(report)
     print(f"\nbenchmark took {time.perf_counter() - started:.0f} s")
     if json_path:
@@ -364,6 +412,9 @@ __all__ = [
     # the suite and its results
     "BenchCase", "DEFAULT_SUITE", "QUICK_SUITE", "TINY_SUITE", "DEFAULT_SEEDS", "QUICK_SEEDS", "SeedResult",
     "CaseSummary", "select_cases", "tiny_mode", "run_case_seed", "summarize_case",
+    # what one call runs, and --quick
+    "BenchPlan", "make_plan", "QUICK_COMPARISONS", "QUICK_SCALING", "QUICK_UNREACHED", "QUICK_SCALING_NOTE",
+    "quick_unreached", "quick_case_note",
     # the comparisons with SB3
     "CompareSettings", "TINY_COMPARISONS", "SolveRun", "ThroughputRun", "SB3Result", "ZOO_PPO_CARTPOLE",
     "PGCOURSE_AT_ZOO_SETTINGS", "SB3_ENV_ID", "SB3_TIMESTEPS", "SPEED_TARGET", "THROUGHPUT_TARGET", "EVAL_EPISODES",

@@ -14,16 +14,18 @@ from typing import Any, TextIO
 
 from ..config import SOLVE_THRESHOLDS
 from .results import (EVAL_EPISODES, EVAL_SEED, PGCOURSE_AT_ZOO_SETTINGS, SB3_ENV_ID, SPEED_TARGET, THROUGHPUT_TARGET,
-                      TINY_ENV_VAR, ZOO_PPO_CARTPOLE, BenchReport, _median, _side_runs, speed_ratio, summarize_case,
-                      throughput_medians, time_to_solve_medians)
+                      TINY_ENV_VAR, ZOO_PPO_CARTPOLE, BenchReport, CaseSummary, _median, _side_runs, quick_unreached,
+                      speed_ratio, summarize_case, throughput_medians, time_to_solve_medians)
 
 
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A plain-text table: first column left-aligned, the others right-aligned."""
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: Sequence[int] = (0,)) -> str:
+    """A plain-text table: the columns numbered in ``left`` (default: the first) left-aligned, the others
+    right-aligned."""
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    left_columns = {i % len(widths) for i in left} if widths else set()
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(str(cell).ljust(width) if i == 0 else str(cell).rjust(width)
+        return "  ".join(str(cell).ljust(width) if i in left_columns else str(cell).rjust(width)
                          for i, (cell, width) in enumerate(zip(cells, widths))).rstrip()
 
     rule = "  ".join("-" * width for width in widths)
@@ -38,7 +40,21 @@ def _mean_std(mean: float | None, std: float | None) -> str:
     return "—" if mean is None else f"{mean:.1f} ± {_fmt(std, '.1f')}"
 
 
+def quick_case_note(summary: CaseSummary) -> str:
+    """A ``--quick`` row's explanation where seeds did not solve within the quick budget ("" where all did)."""
+    ran = summary.seeds_total - summary.failures
+    unsolved = ran - summary.seeds_solved
+    if unsolved <= 0:
+        return ""
+    if summary.seeds_solved == 0:
+        return quick_unreached(summary.budget)
+    return (f"{unsolved} of {ran} seeds {quick_unreached(summary.budget)}; the medians are over the "
+            f"{summary.seeds_solved} that solved")
+
+
 def summary_table(report: BenchReport) -> str:
+    """One row per case. With ``--quick``, a last column explains the rows whose quick budget did not reach the
+    stop rule: their steps, episodes and seconds to solve are left blank rather than guessed."""
     headers = ["algo", "env", "budget", "solved", "med steps", "med episodes", "med wall s",
                "final mean ± std", "final min", "steps/s"]
     rows = []
@@ -47,18 +63,27 @@ def summary_table(report: BenchReport) -> str:
         solved = f"{s.seeds_solved}/{s.seeds_total}" + (f" ({s.failures} failed)" if s.failures else "")
         rows.append([s.algo, s.env_id, s.budget, solved, _fmt(s.median_steps_to_solve),
                      _fmt(s.median_episodes_to_solve), _fmt(s.median_wall_seconds_to_solve, ".1f"),
-                     _mean_std(s.final_mean, s.final_std), _fmt(s.final_min, ".1f"), _fmt(s.env_steps_per_second)])
-    return format_table(headers, rows)
+                     _mean_std(s.final_mean, s.final_std), _fmt(s.final_min, ".1f"), _fmt(s.env_steps_per_second)]
+                    + ([quick_case_note(s)] if report.quick else []))
+    if report.quick and any(row[-1] for row in rows):
+        return format_table([*headers, "note"], rows, left=(0, -1))
+    return format_table(headers, [row[:len(headers)] for row in rows])
 
 
 def detail_table(report: BenchReport) -> str:
     headers = ["algo", "env", "seed", "solved", "steps", "episodes", "wall s", "final mean ± std",
                "env steps", "train s", "status"]
+
+    def status(r) -> str:
+        if r.error or not report.quick or r.solved:
+            return r.error or r.status
+        return f"{r.status}; not solved within the quick budget ({r.budget})"
+
     rows = [[r.algo, r.env_id, str(r.seed), "yes" if r.solved else "no", _fmt(r.solved_env_step),
              _fmt(r.solved_episodes), _fmt(r.solved_wall_seconds, ".1f"), _mean_std(r.final_mean, r.final_std),
-             _fmt(r.total_env_steps), _fmt(r.train_wall_seconds, ".1f"), r.error or r.status]
+             _fmt(r.total_env_steps), _fmt(r.train_wall_seconds, ".1f"), status(r)]
             for r in report.results]
-    return format_table(headers, rows)
+    return format_table(headers, rows, left=(0, -1) if report.quick else (0,))
 
 
 def machine_lines(report: BenchReport) -> list[str]:
@@ -99,13 +124,28 @@ def time_to_solve_lines(report: BenchReport) -> list[str]:
         lines.append(missing)
     headers = ["side", "seed", "solved", "at env step", "wall s (evals incl.)", "evaluating s*", "evaluations",
                "last eval mean"]
+    unreached = quick_unreached(f"{settings.budget:,} steps")
+
+    def wall(r) -> str:
+        if r.solved or r.error:
+            return _fmt(r.wall_seconds, ".2f")
+        return "—" if report.quick else _fmt(r.wall_seconds, ".2f") + " (>=)"  # quick: no lower bound
+
     rows = [[r.side, str(r.seed), "FAILED" if r.error else "yes" if r.solved else "no", _fmt(r.solved_env_step),
-             _fmt(r.wall_seconds, ".2f") + ("" if r.solved or r.error else " (>=)"), _fmt(r.eval_seconds, ".2f"),
-             str(r.evaluations), _fmt(r.last_eval_mean, ".1f")] for r in report.solve_runs]
-    lines.append(format_table(headers, rows))
+             wall(r), _fmt(r.eval_seconds, ".2f"), str(r.evaluations), _fmt(r.last_eval_mean, ".1f")]
+            + ([unreached if not (r.solved or r.error) else ""] if report.quick else [])
+            for r in report.solve_runs]
+    if report.quick and any(row[-1] for row in rows):
+        lines.append(format_table([*headers, "note"], rows, left=(0, -1)))
+    else:
+        lines.append(format_table(headers, [row[:len(headers)] for row in rows]))
     ours, theirs, ratio = time_to_solve_medians(report)
     counts = {side: f"{sum(r.solved for r in _side_runs(report.solve_runs, side))}/"
                     f"{sum(r.side == side for r in report.solve_runs)}" for side in ("pgcourse", "sb3")}
+    if report.quick and any(not r.solved for r in _side_runs(report.solve_runs, "pgcourse") +
+                            _side_runs(report.solve_runs, "sb3")):
+        return lines + _wrap(f"median time to solve: not given (pgcourse {counts['pgcourse']} solved, SB3 "
+                             f"{counts['sb3']} solved): a run {unreached}")
     line = (f"median time to solve: pgcourse {_fmt(ours, '.2f')} s ({counts['pgcourse']} solved), SB3 "
             f"{_fmt(theirs, '.2f')} s ({counts['sb3']} solved)")
     if ratio is not None:
@@ -123,7 +163,9 @@ def throughput_lines(report: BenchReport) -> list[str]:
     lines = _wrap(f"(b) throughput at equal work: {settings.throughput_steps:,} env steps of PPO {SB3_ENV_ID} with "
                   "rl-zoo's settings on both sides (8 envs x 32 steps, minibatch 256, 20 epochs, gamma 0.98, lambda "
                   "0.8, lr 1e-3 annealed), no evaluation while training; timed: pgcourse's whole pg.train call, SB3's "
-                  "model.learn. Seed by seed, pgcourse then SB3.")
+                  "model.learn. Seed by seed, pgcourse then SB3."
+                  + (f" Quick: {settings.throughput_steps:,} steps on {len(settings.throughput_seeds)} seed(s), so "
+                     "start-up weighs more than in the full run's 100,000 steps on 3 seeds." if report.quick else ""))
     if (missing := _sb3_missing_line(report)) is not None:
         lines.append(missing)
     headers = ["side", "seed", "env steps", "wall s", "env steps/s", "final mean (not timed)"]
@@ -143,6 +185,10 @@ def sb3_lines(report: BenchReport) -> list[str]:
     """The old rule: pgcourse's suite time to solve (learning alone) / SB3's whole 100k-step run."""
     if report.sb3_skipped:
         return [f"SB3 comparison: {report.sb3_skipped}"]
+    if report.quick and report.sb3_results:
+        return _wrap(f"the old rule (pgcourse's suite time to solve / SB3's whole 100,000-step run): not given, SB3 "
+                     f"ran {report.sb3_timesteps:,} steps within the quick budget: run without --quick for the full "
+                     "comparison")
     results = report.sb3_results
     if not results:
         return []
@@ -177,6 +223,12 @@ def print_report(report: BenchReport, file: TextIO | None = None) -> None:
     say()
     if report.tiny:
         say(f"(test mode {TINY_ENV_VAR}=1: tiny budgets, the numbers mean nothing)")
+    if report.quick:
+        for line in _wrap("--quick: a fraction of the full budgets and seeds (learning rates that anneal do so over "
+                          "the smaller budget), so the numbers are indicative; where a quick budget did not reach "
+                          "the stop rule the row says so instead of giving a number. The full comparison: "
+                          "`pgcourse bench` without --quick."):
+            say(line)
     for line in machine_lines(report):
         say(line)
     say(f"pgcourse benchmark: seeds {report.seeds}, device {report.device}, torch threads 1 "
@@ -232,7 +284,7 @@ def report_to_dict(report: BenchReport) -> dict[str, Any]:
         "machine": report.machine,
         "settings": {"seeds": report.seeds, "device": report.device, "stop_when_solved": report.stop_when_solved,
                      "eval_episodes": EVAL_EPISODES, "eval_seed": EVAL_SEED, "torch_threads": 1,
-                     "tiny_test_mode": report.tiny, "cases": rows(report.cases)},
+                     "tiny_test_mode": report.tiny, "quick": report.quick, "cases": rows(report.cases)},
         "results": rows(report.results),
         "summary": rows([summarize_case(case, report.results) for case in report.cases]),
         "sb3": {"skipped": report.sb3_skipped, "timesteps": report.sb3_timesteps,
@@ -241,6 +293,9 @@ def report_to_dict(report: BenchReport) -> dict[str, Any]:
         "comparisons": None,
         "extra_sections": [{"title": s.title, "lines": s.lines, "data": s.data} for s in report.extra_sections],
     }
+    if report.quick:
+        for row, case in zip(data["summary"], report.cases):
+            row["note"] = quick_case_note(summarize_case(case, report.results)) or None
     if report.comparisons is not None:
         ours_s, theirs_s, solve_ratio = time_to_solve_medians(report)
         ours_t, theirs_t, throughput_ratio = throughput_medians(report)

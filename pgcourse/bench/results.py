@@ -46,9 +46,12 @@ class BenchCase:
 
     @property
     def budget(self) -> str:
+        steps = (f"{self.total_steps // 1000:,}k steps" if self.total_steps % 1000 == 0
+                 else f"{self.total_steps:,} steps")
         if self.max_episodes is not None:
-            return f"{self.max_episodes:,} episodes"
-        return f"{self.total_steps // 1000:,}k steps" if self.total_steps % 1000 == 0 else f"{self.total_steps:,} steps"
+            # an episode budget; a step cap below the safety cap is part of the budget too (the quick suite's)
+            return f"{self.max_episodes:,} episodes" + (f" (<= {steps})" if self.total_steps < _MANY_STEPS else "")
+        return steps
 
     @property
     def threshold(self) -> float | None:
@@ -69,13 +72,17 @@ DEFAULT_SUITE = (
     BenchCase("ppo", "Pendulum-v1", total_steps=150_000, eval_every=10_000),  # the course default budget
 )
 
-# A smoke run: the whole pipeline in a few minutes; the numbers say little.
+# ``pgcourse bench --quick``: the same pipeline in under a minute on a 2-core machine (measured in docs/benchmark.md).
+# Budgets are a fraction of the full ones (learning-rate schedules that anneal do so over the smaller budget) and
+# every run stops at its first solving evaluation, so the numbers are indicative; a row whose quick budget does not
+# reach the stop rule says so (QUICK_UNREACHED) instead of showing a number. PPO on Pendulum-v1 needs ~50k steps
+# to solve: its quick row can only say that.
 QUICK_SUITE = (
     BenchCase("ppo", "CartPole-v1", total_steps=20_000, eval_every=2_500),
     BenchCase("a2c", "CartPole-v1", total_steps=20_000, eval_every=5_000),
-    BenchCase("reinforce_baseline", "CartPole-v1", total_steps=_MANY_STEPS, eval_every=5_000, max_episodes=100),
-    BenchCase("reinforce", "CartPole-v1", total_steps=_MANY_STEPS, eval_every=5_000, max_episodes=100),
-    BenchCase("ppo", "Pendulum-v1", total_steps=20_000, eval_every=10_000),
+    BenchCase("reinforce_baseline", "CartPole-v1", total_steps=30_000, eval_every=5_000, max_episodes=200),
+    BenchCase("reinforce", "CartPole-v1", total_steps=30_000, eval_every=5_000, max_episodes=200),
+    BenchCase("ppo", "Pendulum-v1", total_steps=5_000, eval_every=2_500),
 )
 
 # For the tests only (PGCOURSE_BENCH_TINY=1): seconds per case.
@@ -86,6 +93,59 @@ TINY_SUITE = (
     BenchCase("reinforce", "CartPole-v1", total_steps=_MANY_STEPS, eval_every=500, max_episodes=8),
     BenchCase("ppo", "Pendulum-v1", total_steps=1_024, eval_every=2_048),
 )
+
+
+# the longest episode of each environment (its time limit): bounds the steps of an episode-limited budget
+MAX_EPISODE_STEPS = {"CartPole-v1": 500, "Pendulum-v1": 200}
+WARM_UP_STEPS = 512 + 256  # the untimed warm-up before the comparisons: one tiny run per side
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    """What one ``pgcourse bench`` call runs, decided before anything runs (:func:`pgcourse.bench.make_plan`).
+
+    ``scaling``: (trials, steps per trial, with Ray) of the sweep-scaling measurement, or None.
+    ``sb3_seeds`` / ``sb3_timesteps``: SB3's whole-budget reference runs for the old rule, which run only when
+    the comparisons do not (the comparisons' equal-work runs serve as the reference otherwise).
+    ``stop_when_solved``: the suite's runs end at their first solving evaluation (always with ``quick``).
+    """
+
+    cases: tuple[BenchCase, ...]
+    seeds: tuple[int, ...]
+    comparisons: CompareSettings | None
+    scaling: tuple[int, int, bool] | None
+    sb3: bool
+    sb3_seeds: tuple[int, ...] = ()
+    sb3_timesteps: int = SB3_TIMESTEPS
+    quick: bool = False
+    tiny: bool = False
+    stop_when_solved: bool = False
+
+    def case_steps(self, case: BenchCase) -> int:
+        """The most env steps one seed of ``case`` can train on (its step budget, or its episodes x the
+        environment's time limit when that is smaller)."""
+        if case.max_episodes is not None and case.env_id in MAX_EPISODE_STEPS:
+            return min(case.total_steps, case.max_episodes * MAX_EPISODE_STEPS[case.env_id])
+        return case.total_steps
+
+    def training_steps(self) -> dict[str, int]:
+        """The work of the plan, part by part: env steps x seeds of every training run at its full budget (an
+        upper bound: a run that solves under a stop rule ends sooner), SB3's side counted where it runs;
+        evaluation episodes not counted."""
+        work = {"suite": sum(self.case_steps(case) for case in self.cases) * len(self.seeds)}
+        if self.comparisons is not None:
+            c = self.comparisons
+            work["comparisons"] = (len(c.seeds) * c.budget + len(c.throughput_seeds) * c.throughput_steps) * \
+                (2 if c.sb3 and self.sb3 else 1) + WARM_UP_STEPS
+        elif self.sb3 and self.sb3_seeds and any(c.algo == "ppo" and c.env_id == SB3_ENV_ID for c in self.cases):
+            work["sb3 reference"] = len(self.sb3_seeds) * self.sb3_timesteps
+        if self.scaling is not None:
+            trials, steps, ray = self.scaling
+            work["scaling"] = trials * steps * (3 if ray else 2)  # 1 worker, all workers (and Ray)
+        return work
+
+    def total_training_steps(self) -> int:
+        return sum(self.training_steps().values())
 
 
 def tiny_mode() -> bool:
@@ -237,6 +297,7 @@ class BenchReport:
     sb3_timesteps: int = SB3_TIMESTEPS
     tiny: bool = False
     comparisons: CompareSettings | None = None   # None: the side-by-side comparisons did not run
+    quick: bool = False                 # --quick: rows a quick budget did not solve say so instead of a number
     solve_runs: list[SolveRun] = field(default_factory=list)
     throughput_runs: list[ThroughputRun] = field(default_factory=list)
     machine: dict[str, Any] = field(default_factory=dict)
@@ -277,7 +338,10 @@ def _side_runs(runs: Sequence[Any], side: str) -> list[Any]:
 
 def time_to_solve_medians(report: BenchReport) -> tuple[float | None, float | None, float | None]:
     """(pgcourse median s, SB3 median s, ratio) of the same-rule time to solve. A seed that never solved
-    counts with its whole-budget time (a lower bound), so a side cannot look faster by failing."""
+    counts with its whole-budget time (a lower bound), so a side cannot look faster by failing. With ``--quick``
+    (``report.quick``) a seed that did not solve leaves all three None: a quick budget's lower bound says too little."""
+    if report.quick and any(not r.solved for r in report.solve_runs if r.error is None):
+        return None, None, None
     ours = _median([r.wall_seconds for r in _side_runs(report.solve_runs, "pgcourse")])
     theirs = _median([r.wall_seconds for r in _side_runs(report.solve_runs, "sb3")])
     return ours, theirs, (ours / theirs if ours is not None and theirs else None)
@@ -299,6 +363,20 @@ def speed_ratio(report: BenchReport) -> float | None:
     if ours is None or theirs is None or theirs <= 0:
         return None
     return ours / theirs
+
+
+# The comparisons of ``--quick``: time to solve on 2 seeds with a 40,960-step budget (10 evaluations; over 10 seeds
+# of the full run pgcourse solved by 20.8k steps and SB3 by 28.7k), equal work over 10,240 steps (40 rollouts of
+# 8 envs x 32 steps) on 1 seed.
+QUICK_COMPARISONS = CompareSettings(seeds=QUICK_SEEDS, throughput_seeds=QUICK_SEEDS[:1], budget=40_960,
+                                    throughput_steps=10_240)
+QUICK_SCALING = (4, 2_000)  # the sweep-scaling measurement of --quick: 4 trials of 2,000 steps, local workers only
+QUICK_UNREACHED = "not solved within the quick budget of {budget}: run without --quick for the full comparison"
+
+
+def quick_unreached(budget: str) -> str:
+    """The explanation a quick row shows where its budget did not reach the stop rule (instead of a number)."""
+    return QUICK_UNREACHED.format(budget=budget)
 
 
 # For the tests only: a few seconds. With threshold 5 (no CartPole episode is that short) both sides "solve" at
