@@ -87,7 +87,8 @@ def run_training(algo: str, env_id: str, seed: int | None = None, total_steps: i
         if not callable(fn):
             raise ConfigError(f"{name}={fn!r} is invalid: expected a function with the signature of "
                               f"pgcourse's reference {name}")
-    _, action_space = env_spaces(env_id)
+    env_kwargs = previous.config.env_kwargs if resume is not None else overrides.get("env_kwargs")
+    _, action_space = env_spaces(env_id, env_kwargs)
     kind = action_space_kind(action_space)
     if total_steps is not None:
         overrides["total_steps"] = total_steps

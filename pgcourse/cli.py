@@ -1,7 +1,8 @@
 """The ``pgcourse`` command: train, evaluate, record a GIF, benchmark, build the exercises.
 
     pgcourse train ppo --env CartPole-v1 --seed 0 --steps 50000 --out runs/ppo-cartpole
-    pgcourse eval runs/ppo-cartpole --episodes 20
+    pgcourse train ppo --env LunarLander-v3 --env-arg continuous=true --out runs/ppo-lunar-continuous
+    pgcourse eval runs/ppo-cartpole --episodes 20 --mode both
     pgcourse gif runs/ppo-cartpole --out ppo.gif
     pgcourse bench --quick
     pgcourse sweep ppo --env CartPole-v1 --seeds 10 --grid clip_eps=0.1,0.2,100 --out sweeps/clip
@@ -66,11 +67,54 @@ def parse_settings(items: Sequence[str] | None) -> dict[str, Any]:
     return dict(parse_setting(item) for item in items or [])
 
 
+def parse_env_arg(text: str) -> tuple[str, Any]:
+    """``"continuous=true"`` -> ``("continuous", True)``: the value is read as JSON (``true``, ``0.5``,
+    ``[1, 2]``, ``"text"``), else as a Python literal (``True``, ``None``), else taken as the string itself."""
+    import json
+
+    key, sep, raw = text.partition("=")
+    key, raw = key.strip(), raw.strip()
+    if not sep or not key.isidentifier():
+        raise UsageError(f"--env-arg expects KEY=VALUE, a keyword argument of the environment (e.g. --env-arg "
+                         f"continuous=true), got {text!r}")
+    try:
+        return key, json.loads(raw)
+    except ValueError:
+        pass
+    try:
+        return key, ast.literal_eval(raw)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return key, raw
+
+
+def parse_env_args(items: Sequence[str] | None) -> dict[str, Any] | None:
+    """``--env-arg`` options as ``env_kwargs`` (None when there are none); a key given twice is an error."""
+    if not items:
+        return None
+    pairs = [parse_env_arg(item) for item in items]
+    keys = [key for key, _ in pairs]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise UsageError(f"--env-arg {repeated[0]}=... is given twice; give each keyword argument once")
+    return dict(pairs)
+
+
+def _env_kwargs_option(args: argparse.Namespace, overrides: dict[str, Any]) -> None:
+    """Put ``--env-arg`` into ``overrides["env_kwargs"]`` (refusing a second ``--set env_kwargs=...``)."""
+    env_kwargs = parse_env_args(args.env_arg)
+    if env_kwargs is None:
+        return
+    if "env_kwargs" in overrides:
+        raise UsageError("give the environment's keyword arguments with --env-arg KEY=VALUE or with "
+                         "--set env_kwargs={...}, not both")
+    overrides["env_kwargs"] = env_kwargs
+
+
 # -- subcommands -----------------------------------------------------------------------------------
-def _check_env_id(env_id: str) -> None:
+def _check_env_id(env_id: str, env_kwargs: dict[str, Any] | None = None) -> None:
     from .envs import env_spaces
     try:
-        env_spaces(env_id)
+        env_spaces(env_id, env_kwargs)
     except ValueError as error:
         raise UsageError(str(error)) from None
 
@@ -89,9 +133,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .run import resolve_device
 
     overrides = parse_settings(args.set)
+    _env_kwargs_option(args, overrides)
     out = Path(args.out or f"runs/{args.algo}-{args.env}-seed{args.seed}")
     _check_out_free(out, args.overwrite)
-    _check_env_id(args.env)
+    _check_env_id(args.env, overrides.get("env_kwargs"))
     resolve_device(args.device)  # an unavailable device fails now, not after building everything
     overrides.setdefault("progress", not args.quiet)
     started = time.perf_counter()
@@ -150,22 +195,50 @@ def _report_training(run: Any, seconds: float, out: Path, overwrite: bool, check
     return 0
 
 
+def _asked_mode(args: argparse.Namespace) -> str | None:
+    """``--mode`` (or the older ``--stochastic``, which is ``--mode sample``); None: the run's eval_mode."""
+    if args.stochastic and args.mode not in (None, "sample"):
+        raise UsageError(f"--stochastic is --mode sample; it contradicts --mode {args.mode}")
+    return args.mode or ("sample" if args.stochastic else None)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from .config import SOLVE_THRESHOLDS
-    from .evaluation import evaluate
+    from .envs import describe_env
+    from .evaluation import RANGE_FRACTION, disagreement_note, evaluate, modes_disagree, resolve_env
     from .run import load
 
     run = load(args.run_dir)
-    env_id = args.env or run.config.env_id
-    mean, std, returns = evaluate(run, env_id, episodes=args.episodes, seed=args.seed,
-                                     deterministic=not args.stochastic)
-    mode = "sampled actions" if args.stochastic else "greedy"
-    print(f"{run.config.algo} on {env_id}: mean return {mean:.1f} ± {std:.1f} over {args.episodes} episodes "
-          f"(seeds {args.seed}..{args.seed + args.episodes - 1}, {mode})")
+    asked = _asked_mode(args)
+    run_mode = run.config.eval_mode
+    first = asked if asked in ("greedy", "sample") else run_mode
+    other = "sample" if first == "greedy" else "greedy"
+    env_id, env_kwargs = resolve_env(run, args.env, parse_env_args(args.env_arg))
+    results = {mode: evaluate(run, env_id, episodes=args.episodes, seed=args.seed, mode=mode, env_kwargs=env_kwargs)
+               for mode in (first, other)}
+    sharp = modes_disagree(results["greedy"], results["sample"])
     threshold = SOLVE_THRESHOLDS.get(env_id)
+
+    def solved(mean: float) -> str:
+        return "" if threshold is None else f"solved: {'yes' if mean >= threshold else 'no'} (threshold {threshold:g})"
+
+    label = (f"{first}: the run's eval_mode" if first == run_mode else
+             f"{first}, as asked; the run's eval_mode is {run_mode}")
+    mean, std, returns = results[first]
+    print(f"{run.config.algo} on {describe_env(env_id, env_kwargs)}: mean return {mean:.1f} ± {std:.1f} over "
+          f"{args.episodes} episodes (seeds {args.seed}..{args.seed + args.episodes - 1}, {label})")
     if threshold is not None:
-        print(f"solved: {'yes' if mean >= threshold else 'no'} (threshold {threshold:g})")
+        print(solved(mean))
     print("returns: " + " ".join(f"{value:.1f}" for value in returns))
+    if sharp or asked == "both":
+        mean, std, returns = results[other]
+        print(f"{other}: mean return {mean:.1f} ± {std:.1f} over the same episodes"
+              + (f"; {solved(mean)}" if threshold is not None else ""))
+        print(f"returns ({other}): " + " ".join(f"{value:.1f}" for value in returns))
+    if sharp:
+        print(f"the two modes disagree sharply (their means differ by more than both stds and more than "
+              f"{RANGE_FRACTION:.0%} of the range of the returns): "
+              f"{disagreement_note(results['greedy'], results['sample'])}")
     return 0
 
 
@@ -174,9 +247,10 @@ def cmd_gif(args: argparse.Namespace) -> int:
     from .run import load
 
     run = load(args.run_dir)
+    asked = _asked_mode(args)
     out = args.out or str(Path.cwd() / f"{Path(args.run_dir).resolve().name}.gif")
-    path = rollout_gif(run, args.env, out, seed=args.seed, deterministic=not args.stochastic,
-                       caption=not args.no_caption)
+    path = rollout_gif(run, args.env, out, seed=args.seed, deterministic=None if asked is None else asked == "greedy",
+                       caption=not args.no_caption, env_kwargs=parse_env_args(args.env_arg))
     size = Path(path).stat().st_size
     print(f"wrote {path} ({size / 1024:.1f} KiB)")
     return 0
@@ -249,6 +323,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                          f"--grid {repeated[0]}=VALUE1,VALUE2")
     grid = dict(axes) or None
     overrides = parse_settings(args.set)
+    _env_kwargs_option(args, overrides)
     try:
         results = sweep(args.algo.split(","), args.env.split(","), parse_seeds(args.seeds), grid, folder=args.out,
                         backend=args.backend, workers=args.workers, address=args.address, num_gpus=args.num_gpus,
@@ -344,6 +419,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override a config field, repeatable: lr=1e-3, hidden_sizes=(32,32), anneal_lr=False")
+    train.add_argument("--env-arg", action="append", metavar="KEY=VALUE",
+                       help="a keyword argument of the environment, repeatable: gym.make(ENV, KEY=VALUE, ...), saved "
+                            "as the run's env_kwargs; VALUE is read as JSON (true, 0.5, [1, 2]), else as a Python "
+                            "literal, else as text: --env-arg continuous=true")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run folder at --out")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--checkpoint-every", type=_int_at_least(1), metavar="N",
@@ -383,7 +462,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=_int_at_least(0), default=10_000,
                           help="seed of the first episode; episode i uses seed + i (default 10000)")
     evaluate.add_argument("--env", metavar="ENV", help="environment (default: the one the run was trained on)")
-    evaluate.add_argument("--stochastic", action="store_true", help="sample actions instead of the greedy action")
+    evaluate.add_argument("--env-arg", action="append", metavar="KEY=VALUE",
+                          help="a keyword argument of the environment, repeatable (default: the run's own env_kwargs "
+                               "on its own environment); VALUE is read as JSON, else as a Python literal, else as text")
+    evaluate.add_argument("--mode", choices=("greedy", "sample", "both"), default=None,
+                          help="greedy: the most likely action (argmax / Gaussian mean); sample: actions drawn from "
+                               "the policy (seeded); both: print both (default: the run's eval_mode; the other mode "
+                               "is printed too when it disagrees sharply)")
+    evaluate.add_argument("--stochastic", action="store_true", help="the same as --mode sample")
     evaluate.set_defaults(handler=cmd_eval)
 
     gif = commands.add_parser("gif", help="record one episode of a saved run as a GIF",
@@ -395,7 +481,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="no caption (default: algorithm, env and the episode's return under the frames)")
     gif.add_argument("--seed", type=_int_at_least(0), default=0, help="episode seed (default 0)")
     gif.add_argument("--env", metavar="ENV", help="environment (default: the one the run was trained on)")
-    gif.add_argument("--stochastic", action="store_true", help="sample actions instead of the greedy action")
+    gif.add_argument("--env-arg", action="append", metavar="KEY=VALUE",
+                     help="a keyword argument of the environment, repeatable (default: the run's own env_kwargs "
+                          "on its own environment); VALUE is read as JSON, else as a Python literal, else as text")
+    gif.add_argument("--mode", choices=("greedy", "sample"), default=None,
+                     help="greedy: the most likely action; sample: actions drawn from the policy, seeded with --seed "
+                          "(default: the run's eval_mode)")
+    gif.add_argument("--stochastic", action="store_true", help="the same as --mode sample")
     gif.set_defaults(handler=cmd_gif)
 
     bench = commands.add_parser(
@@ -412,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seeds", nargs="+", type=_int_at_least(0), metavar="N",
                        help="seeds (default 0 1 2 3 4; with --quick 0 1)")
     bench.add_argument("--quick", action="store_true",
-                       help="under a minute on a 2-core laptop: 2 seeds, small budgets, each run stops when solved, "
+                       help="under a minute on a 2-core machine: 2 seeds, small budgets, each run stops when solved, "
                             "sweep scaling without Ray; a row its budget cannot solve says so instead of a number")
     bench.add_argument("--stop-when-solved", action="store_true",
                        help="end each run at its first solving evaluation (faster; 'final' = at solve time)")
@@ -445,6 +537,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--grid", action="append", metavar="KEY=V1,V2,...",
                        help="a setting and its values, repeatable (every combination is run): clip_eps=0.1,0.2")
     sweep.add_argument("--set", action="append", metavar="KEY=VALUE", help="a setting every trial shares, repeatable")
+    sweep.add_argument("--env-arg", action="append", metavar="KEY=VALUE",
+                       help="a keyword argument of the environment(s) every trial shares, repeatable (env_kwargs); "
+                            "VALUE is read as JSON, else as a Python literal, else as text")
     sweep.add_argument("--steps", type=_int_at_least(1), default=None, metavar="N", help="env-step budget per trial")
     sweep.add_argument("--out", metavar="FOLDER", help="results folder (created; an existing sweep there is resumed)")
     sweep.add_argument("--backend", choices=("local", "ray"), default="local",

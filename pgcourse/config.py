@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 ALGORITHMS = ("reinforce", "reinforce_baseline", "a2c", "ppo")
@@ -18,6 +19,27 @@ DISCRETE_ONLY = ("reinforce", "reinforce_baseline")
 # "Solved" thresholds used by evaluation and the benchmark: mean return over the evaluation episodes.
 SOLVE_THRESHOLDS = {"CartPole-v1": 475.0, "Pendulum-v1": -200.0, "Acrobot-v1": -100.0,
                     "MountainCar-v0": -110.0, "LunarLander-v3": 200.0}
+
+
+# How evaluations play the policy (``eval_mode``): "greedy" takes the most likely action (argmax of the
+# logits; the Gaussian's mean), "sample" draws the action from pi as training does.
+EVAL_MODES = ("greedy", "sample")
+# pg.train's eval_mode where "greedy" misjudges the policy. Acrobot-v1, PPO with the course defaults, 20
+# episodes per evaluation, every 10k steps: the greedy policy scored -500 +- 0 where sampling from the same
+# policy already reached the top, e.g. seeds 3, 6, 7 at 10k steps: greedy -500, sampled -227, -283, -204 (each
+# greedy policy took one action in all 2500 steps of 5 episodes: it never swings up); over 24 seeds (another
+# machine), 17 of 320 evaluations had the greedy mean below the sampled one by more than both stds, 4 the other
+# way. Runs trained 10k or 20k steps (seeds 0-7) ended with the greedy mean sharply below the sampled one in 6 of
+# 16 (20k steps, seed 5: -500 +- 0 against -105.4 +- 33.9) and above it in 2 (by 32 and 41): sampling costs little
+# where greedy fails badly. After 100k steps the two agree within noise (seeds 0-9: greedy -79.0 to -106.4,
+# sampled -76.5 to -92.9).
+# CartPole-v1 and Pendulum-v1 keep "greedy": after training (5 seeds each, on that other machine) the two modes'
+# means were equal (500) and within 13 of each other, and lesson 06's cached sweeps used greedy evaluations.
+EVAL_MODE_DEFAULTS = {"Acrobot-v1": "sample"}
+# Keyword arguments gym.make takes itself or pgcourse sets: not accepted in env_kwargs.
+RESERVED_ENV_KWARGS = {"render_mode": "pgcourse sets it itself (rgb_array for GIFs, none for training)",
+                       "num_envs": "use the num_envs setting", "vectorization_mode": "pgcourse chooses it",
+                       "vector_kwargs": "pgcourse chooses them", "wrappers": "register a wrapped environment instead"}
 
 
 class ConfigError(ValueError):
@@ -55,6 +77,49 @@ def _check_bool(name: str, value: Any, allow_none: bool = False) -> None:
         _fail(name, value, "True or False" + (" (or None for automatic)" if allow_none else ""))
 
 
+# other words for an evaluation mode -> the mode
+_EVAL_MODE_WORDS = {"deterministic": "greedy", "argmax": "greedy", "mean": "greedy", "mode": "greedy",
+                    "stochastic": "sample", "sampled": "sample", "sampling": "sample", "random": "sample"}
+
+
+def check_eval_mode(value: Any, name: str = "eval_mode") -> str:
+    """``value`` if it is ``"greedy"`` or ``"sample"``; otherwise a :class:`ConfigError` saying what the modes
+    mean, with a "did you mean" (``"stochastic"`` -> ``"sample"``, ``"gredy"`` -> ``"greedy"``)."""
+    if isinstance(value, str) and value in EVAL_MODES:
+        return value
+    expected = "'greedy' (the most likely action: argmax / Gaussian mean) or 'sample' (actions drawn from the policy)"
+    if isinstance(value, str):
+        meant = _EVAL_MODE_WORDS.get(value.strip().lower())
+        close = difflib.get_close_matches(value.strip().lower(), EVAL_MODES, n=1, cutoff=0.6)
+        meant = meant or (close[0] if close else None)
+        if meant is not None:
+            expected += f" (did you mean {meant!r}?)"
+    _fail(name, value, expected)
+    raise AssertionError  # unreachable: _fail raises
+
+
+def check_env_kwargs(value: Any, name: str = "env_kwargs") -> dict[str, Any]:
+    """``value`` as a plain JSON dict (tuples become lists), or a :class:`ConfigError` saying what is wrong.
+
+    ``env_kwargs`` are passed to ``gym.make(env_id, **env_kwargs)`` wherever the environment is made and are
+    saved with the run, so they must be keyword names (strings) with JSON values (numbers, strings, bools,
+    None, lists and dicts of them)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        _fail(name, value, "a dict of keyword arguments for gym.make, e.g. {'continuous': True}")
+    for key in value:
+        if not isinstance(key, str) or not key.isidentifier():
+            _fail(name, dict(value), f"keyword names (strings such as 'continuous'); {key!r} is not one")
+        if key in RESERVED_ENV_KWARGS:
+            _fail(name, dict(value), f"no {key!r} key: {RESERVED_ENV_KWARGS[key]}")
+    try:
+        return json.loads(json.dumps(dict(value), allow_nan=False))
+    except (TypeError, ValueError) as error:
+        _fail(name, dict(value), f"JSON values only (numbers, strings, bools, None, lists, dicts; finite): {error}")
+    raise AssertionError  # unreachable
+
+
 @dataclass
 class BaseConfig:
     """Settings every algorithm shares.
@@ -80,9 +145,20 @@ class BaseConfig:
         normalize_obs: running observation normalisation (gymnasium wrapper); None = on for Box actions.
         normalize_reward: reward scaling by the running std of the discounted return; None = on for Box actions.
         log_std_init: initial state-independent log standard deviation of a Gaussian policy.
-        eval_every: evaluate the greedy policy every this many env steps (0: never during training).
+        eval_every: evaluate the policy every this many env steps (0: never during training).
         eval_episodes: episodes per evaluation.
         eval_seed: first seed of the evaluation episodes (episode i uses ``eval_seed + i``).
+        eval_mode: how evaluations play the policy: ``"greedy"``, the most likely action (argmax of the
+            logits; the Gaussian's mean), or ``"sample"``, actions drawn from :math:`\\pi` as in training
+            (from a generator seeded with the episodes' seed, so an evaluation is repeatable and never
+            changes training). Used by the evaluations during training (``history.evals``,
+            ``solve_threshold``) and the default of ``pg.evaluate``, ``pgcourse eval`` and GIFs of the run.
+            The class default is ``"greedy"``; ``pg.train`` uses ``EVAL_MODE_DEFAULTS`` per environment
+            (``"sample"`` on Acrobot-v1, where a greedy policy can take one action forever and score
+            -500 while the policy it comes from reaches the goal).
+        env_kwargs: keyword arguments of ``gym.make(env_id, **env_kwargs)``, used wherever the environment
+            is made (training, evaluation, GIFs, sweeps), e.g. ``{"continuous": True}`` for LunarLander-v3.
+            JSON values only (saved with the run; tuples become lists); not ``render_mode``.
         solve_threshold: mean evaluation return that counts as solved (None: the env's known threshold).
         stop_when_solved: end training at the first evaluation that reaches ``solve_threshold``.
         progress: show a tqdm progress bar.
@@ -121,12 +197,16 @@ class BaseConfig:
     torch_threads: int | None = 1
     on_nonfinite: str = "stop"
     traps: tuple[str, ...] = ()
+    # added after the first saved runs and sweeps: a saved config without them had these defaults
+    eval_mode: str = "greedy"
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.hidden_sizes, list):
             self.hidden_sizes = tuple(self.hidden_sizes)
         if isinstance(self.traps, (list, str)):
             self.traps = (self.traps,) if isinstance(self.traps, str) else tuple(self.traps)
+        self.env_kwargs = check_env_kwargs(self.env_kwargs)
         self.validate()
 
     # -- validation ------------------------------------------------------------------------------
@@ -172,6 +252,8 @@ class BaseConfig:
             _fail("on_nonfinite", self.on_nonfinite, "'stop' or 'raise'")
         if not all(isinstance(name, str) for name in self.traps):
             _fail("traps", self.traps, "a tuple of trap names (strings); see pgcourse.planted.TRAPS")
+        check_eval_mode(self.eval_mode)
+        check_env_kwargs(self.env_kwargs)
 
     def check_env(self, action_space_kind: str, action_space_repr: str) -> None:
         """Raise if this algorithm cannot act in an action space of this kind ('discrete'/'continuous')."""
@@ -358,6 +440,11 @@ SETTING_ALIASES: dict[str, tuple[str, str]] = {
     "norm_reward": ("normalize_reward", f"its name in {_SB3}'s VecNormalize"),
     "n_episodes": ("max_episodes", "an episode budget, called max_episodes here"),
     "num_episodes": ("max_episodes", "an episode budget, called max_episodes here"),
+    "deterministic": ("eval_mode", f"{_SB3}'s evaluation flag: deterministic=True is eval_mode='greedy' here, "
+                                   "False is eval_mode='sample'"),
+    "deterministic_eval": ("eval_mode", "an evaluation flag: True is eval_mode='greedy' here, False 'sample'"),
+    "env_config": ("env_kwargs", f"its name in {_RLLIB}"),
+    "env_args": ("env_kwargs", "the environment's keyword arguments, called env_kwargs here"),
 }
 
 
@@ -428,8 +515,33 @@ def make_config(algo: str, env_id: str, action_kind: str, **overrides: Any) -> B
         raise ConfigError(f"algo={algo!r} is invalid: expected one of {ALGORITHMS}")
     check_setting_names(algo, overrides)
     values = default_overrides(algo, action_kind)
+    if env_id in EVAL_MODE_DEFAULTS:
+        values["eval_mode"] = EVAL_MODE_DEFAULTS[env_id]
     values.update(overrides)
     return CONFIG_CLASSES[algo](algo=algo, env_id=env_id, **values)
+
+
+def default_config_dict(algo: str) -> dict[str, Any]:
+    """The config class's own defaults for ``algo``, as :meth:`BaseConfig.to_dict` writes them (``env_id``
+    aside): what a config saved before a field existed had for it."""
+    if algo not in CONFIG_CLASSES:
+        raise ConfigError(f"algo={algo!r} is invalid: expected one of {ALGORITHMS}")
+    data = CONFIG_CLASSES[algo](algo=algo, env_id="(any)").to_dict()
+    data.pop("env_id")
+    return data
+
+
+def fill_absent_defaults(saved: Mapping[str, Any], expected: Mapping[str, Any]) -> dict[str, Any]:
+    """``saved`` (a config dict written by an older pgcourse) with each field it lacks taken from ``expected``
+    where ``expected`` holds that field's default, since the old config ran with it; a field it lacks whose
+    ``expected`` value is not the default stays absent, so a comparison still flags it."""
+    filled = dict(saved)
+    algo = expected.get("algo", saved.get("algo"))
+    defaults = default_config_dict(algo) if algo in CONFIG_CLASSES else {}
+    for name, value in expected.items():
+        if name not in filled and name in defaults and value == defaults[name]:
+            filled[name] = value
+    return filled
 
 
 def config_from_dict(data: dict[str, Any]) -> BaseConfig:
@@ -443,9 +555,10 @@ def config_from_dict(data: dict[str, Any]) -> BaseConfig:
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"saved config has unknown field(s) {unknown} for algo {data['algo']!r}")
-    return cls(**data)
+    return cls(**data)  # a field the saved config lacks (saved by an older pgcourse) gets its class default
 
 
 __all__ = ["ALGORITHMS", "BaseConfig", "ReinforceConfig", "A2CConfig", "PPOConfig", "ConfigError",
            "make_config", "check_setting_names", "suggest_setting", "config_from_dict", "default_overrides",
-           "SOLVE_THRESHOLDS"]
+           "SOLVE_THRESHOLDS", "EVAL_MODES", "EVAL_MODE_DEFAULTS", "check_eval_mode", "check_env_kwargs",
+           "default_config_dict", "fill_absent_defaults"]

@@ -15,6 +15,10 @@ vector env made with the default ``vectorization="sync"``, is a ``SyncVectorEnv`
 """
 from __future__ import annotations
 
+import difflib
+import inspect
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +28,8 @@ import torch
 from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 from gymnasium.utils import seeding
 from gymnasium.wrappers.vector import NormalizeObservation, NormalizeReward, RecordEpisodeStatistics
+
+from .config import check_env_kwargs
 
 AUTORESET_MODE = gym.vector.AutoresetMode.NEXT_STEP
 
@@ -64,12 +70,82 @@ def unsupported_observation_message(space: gym.Space, env_id: str) -> str:
             f"say my_envs.py, and use the id 'my_envs:{wrapped_id}': gymnasium imports my_envs first.)")
 
 
-def env_spaces(env_id: str) -> tuple[gym.Space, gym.Space]:
-    """(single observation space, single action space) of ``env_id``, without keeping the env."""
+def describe_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> str:
+    """``"LunarLander-v3 with env_kwargs={'continuous': True}"``, or the id alone without keyword arguments."""
+    return f"{env_id} with env_kwargs={dict(env_kwargs)!r}" if env_kwargs else env_id
+
+
+def _unregistered_hint(env_id: str) -> str:
+    name = env_id.split(":")[-1]
+    return (f"if it is your own environment, run its gymnasium.register(id={name!r}, entry_point=...) first in this "
+            f"process; for pg.sweep's worker processes (or another session), put the register call in a module of "
+            f"yours, say my_envs.py, and use the id 'my_envs:{name}' (gymnasium imports my_envs first)")
+
+
+def _constructor_parameters(env_id: str) -> list[str] | None:
+    """The keyword arguments ``env_id``'s entry point accepts, or None when it takes any (``**kwargs``)."""
     try:
-        env = gym.make(env_id)
+        entry_point = gym.spec(env_id).entry_point
+        creator = gym.envs.registration.load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+        parameters = inspect.signature(creator).parameters.values()
+    except Exception:  # an entry point we cannot inspect: no suggestion
+        return None
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters):
+        return None
+    return [parameter.name for parameter in parameters if parameter.name not in ("self", "render_mode")
+            and parameter.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+
+
+def _bad_kwargs_hint(env_id: str, env_kwargs: Mapping[str, Any]) -> str:
+    accepted = _constructor_parameters(env_id)
+    if accepted is None:
+        return ""
+    allowed = accepted + ["max_episode_steps", "disable_env_checker"]  # gym.make's own
+    unknown = [key for key in env_kwargs if key not in allowed]
+    guesses = [f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key)
+               for key in unknown for close in [difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)]]
+    return ((f"; unknown: {', '.join(guesses)}" if guesses else "")
+            + f"; {env_id} accepts {', '.join(accepted) or 'no keyword arguments'} (and gym.make's max_episode_steps)")
+
+
+@contextmanager
+def making(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> Iterator[None]:
+    """Turn the errors of making ``env_id`` into a ``ValueError`` that says which environment, with which
+    keyword arguments, failed and what to do: an unknown id (registered in another process?), a keyword
+    argument its constructor does not take (did you mean ...), a module that cannot be imported."""
+    what = describe_env(env_id, env_kwargs)
+    try:
+        yield
+    except (gym.error.NameNotFound, gym.error.NamespaceNotFound) as error:
+        raise ValueError(f"cannot make gymnasium environment {what!r}: {error} ({_unregistered_hint(env_id)})") \
+            from error
     except gym.error.Error as error:
-        raise ValueError(f"cannot make gymnasium environment {env_id!r}: {error}") from error
+        raise ValueError(f"cannot make gymnasium environment {what!r}: {error}") from error
+    except ImportError as error:
+        module = env_id.split(":")[0] if ":" in env_id else None
+        hint = "" if module is None else (
+            f" (the module {module!r} that registers the environment must be importable: a {module}.py in the "
+            "folder a notebook or 'python -m' runs in, or on PYTHONPATH for the pgcourse command)")
+        raise ValueError(f"cannot make gymnasium environment {what!r}: {error}{hint}") from error
+    except TypeError as error:
+        if not env_kwargs:
+            raise
+        raise ValueError(f"cannot make gymnasium environment {what}: {error}"
+                         f"{_bad_kwargs_hint(env_id, env_kwargs)}") from error
+
+
+def make_env(env_id: str, env_kwargs: Mapping[str, Any] | None = None, render_mode: str | None = None) -> gym.Env:
+    """``gym.make(env_id, **env_kwargs)`` (with ``render_mode`` if given), its errors made readable
+    (:func:`making`); ``env_kwargs`` are checked as the config checks them."""
+    env_kwargs = check_env_kwargs(env_kwargs)
+    with making(env_id, env_kwargs):
+        return gym.make(env_id, **env_kwargs, **({} if render_mode is None else {"render_mode": render_mode}))
+
+
+def env_spaces(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> tuple[gym.Space, gym.Space]:
+    """(single observation space, single action space) of ``env_id`` made with ``env_kwargs``, without
+    keeping the env."""
+    env = make_env(env_id, env_kwargs)
     try:
         return env.observation_space, env.action_space
     finally:
@@ -125,48 +201,57 @@ class SeededCartPoleVectorEnv(CartPoleVectorEnv):
         return obs, reward.astype(np.float64), terminated, truncated, info  # float64 rewards, as SyncVectorEnv
 
 
-def fast_vectorization(env_id: str, render_mode: str | None = None) -> bool:
+def fast_vectorization(env_id: str, render_mode: str | None = None,
+                       env_kwargs: Mapping[str, Any] | None = None) -> bool:
     """True when ``env_id`` runs on :class:`SeededCartPoleVectorEnv`: gymnasium's ``CartPoleEnv`` with
-    its default arguments, a time limit, no extra wrapper, no rendering."""
+    its default arguments (no ``env_kwargs``), a time limit, no extra wrapper, no rendering."""
+    if env_kwargs:
+        return False
     try:
         spec = gym.spec(env_id)
-    except gym.error.Error:
+    except (gym.error.Error, ImportError):
         return False
     return (render_mode is None and spec.entry_point == CARTPOLE_ENTRY_POINT and not spec.kwargs
             and not spec.additional_wrappers and spec.max_episode_steps is not None)
 
 
 def make_raw_vector_env(env_id: str, num_envs: int, *, render_mode: str | None = None,
-                        vectorization: str = "sync") -> gym.vector.VectorEnv:
+                        vectorization: str = "sync", env_kwargs: Mapping[str, Any] | None = None
+                        ) -> gym.vector.VectorEnv:
     """``num_envs`` copies of ``env_id`` in NEXT_STEP autoreset mode, without wrappers.
 
     ``vectorization="sync"``: a ``SyncVectorEnv`` (a Python loop over gymnasium envs); ``"auto"``:
     :class:`SeededCartPoleVectorEnv` for CartPole (the same episodes, bit for bit, several times faster;
     what training and ``pg.evaluate`` use), a ``SyncVectorEnv`` for anything else.
-    Seed it with ``envs.reset(seed=seed)`` (sub-environment ``i`` gets ``seed + i``).
+    Seed it with ``envs.reset(seed=seed)`` (sub-environment ``i`` gets ``seed + i``). ``env_kwargs`` go to
+    each sub-environment's constructor, ``gym.make(env_id, **env_kwargs)``.
     """
     if vectorization not in ("auto", "sync"):
         raise ValueError(f"vectorization={vectorization!r} is invalid: expected 'auto' or 'sync'")
-    if vectorization == "auto" and fast_vectorization(env_id, render_mode):
+    env_kwargs = check_env_kwargs(env_kwargs)
+    if vectorization == "auto" and fast_vectorization(env_id, render_mode, env_kwargs):
         spec = gym.spec(env_id)
         envs = SeededCartPoleVectorEnv(num_envs, max_episode_steps=spec.max_episode_steps)
         envs.spec = spec
         return envs
     kwargs: dict[str, Any] = {} if render_mode is None else {"render_mode": render_mode}
-    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
-                        vector_kwargs={"autoreset_mode": AUTORESET_MODE}, **kwargs)
+    with making(env_id, env_kwargs):
+        return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
+                            vector_kwargs={"autoreset_mode": AUTORESET_MODE}, **env_kwargs, **kwargs)
 
 
 def make_vector_env(env_id: str, num_envs: int, *, normalize_obs: bool = False, normalize_reward: bool = False,
-                    gamma: float = 0.99, render_mode: str | None = None,
-                    vectorization: str = "sync") -> gym.vector.VectorEnv:
-    """``num_envs`` copies of ``env_id`` in NEXT_STEP autoreset mode (see :func:`make_raw_vector_env`).
+                    gamma: float = 0.99, render_mode: str | None = None, vectorization: str = "sync",
+                    env_kwargs: Mapping[str, Any] | None = None) -> gym.vector.VectorEnv:
+    """``num_envs`` copies of ``env_id`` (made with ``env_kwargs``) in NEXT_STEP autoreset mode (see
+    :func:`make_raw_vector_env`).
 
     Wrapper order (inside to outside): episode statistics on the *raw* rewards, then observation
     normalisation, then reward scaling, all from ``gymnasium.wrappers.vector``. Seed it with
     ``envs.reset(seed=seed)`` (sub-environment ``i`` gets ``seed + i``).
     """
-    envs = make_raw_vector_env(env_id, num_envs, render_mode=render_mode, vectorization=vectorization)
+    envs = make_raw_vector_env(env_id, num_envs, render_mode=render_mode, vectorization=vectorization,
+                               env_kwargs=env_kwargs)
     return add_normalization(RecordEpisodeStatistics(envs), normalize_obs=normalize_obs,
                              normalize_reward=normalize_reward, gamma=gamma)
 

@@ -80,6 +80,9 @@ def test_device_strings_accepted(device):
     ("on_nonfinite", "ignore", "'stop' or 'raise'"),
     ("anneal_lr", 1, "True or False"),
     ("normalize_obs", "yes", "True or False"),
+    ("eval_mode", "argmax_please", "'greedy' (the most likely action"),
+    ("env_kwargs", "continuous=True", "a dict of keyword arguments for gym.make"),
+    ("env_kwargs", {"render_mode": "human"}, "no 'render_mode' key"),
 ])
 def test_other_bad_values(field, value, words):
     message = config_error(**{field: value})
@@ -234,7 +237,8 @@ def test_overrides_beat_defaults():
 @pytest.mark.parametrize("algo", ALGORITHMS)
 def test_to_dict_round_trip_through_json(algo):
     config = make_config(algo, "CartPole-v1", "discrete", seed=7, hidden_sizes=(16, 8), eval_every=100,
-                         stop_when_solved=True, solve_threshold=10.0)
+                         stop_when_solved=True, solve_threshold=10.0, eval_mode="sample",
+                         env_kwargs={"sutton_barto_reward": True})
     data = json.loads(json.dumps(config.to_dict()))
     restored = config_from_dict(data)
     assert type(restored) is type(config)

@@ -120,7 +120,7 @@ class Trainer:
         self.device = resolve_device(config.device)
 
         # spaces are read from the envs trained on; CartPole runs numpy-vectorised (the same episodes, faster)
-        envs = make_vector_env(config.env_id, config.num_envs, vectorization="auto")
+        envs = make_vector_env(config.env_id, config.num_envs, vectorization="auto", env_kwargs=config.env_kwargs)
         observation_space, action_space = envs.single_observation_space, envs.single_action_space
         try:
             self.obs_dim = check_observation_space(observation_space, config.env_id)
@@ -333,12 +333,13 @@ class Trainer:
         warnings.warn(message, RuntimeWarning, stacklevel=3)
 
     def evaluate_now(self) -> None:
-        """Greedy evaluation with the normaliser statistics of this moment (what ``pg.evaluate`` of
-        the run saved now would give)."""
+        """Evaluation in the config's ``eval_mode`` with the normaliser statistics of this moment (what
+        ``pg.evaluate`` of the run saved now would give); a sampled one leaves training's random draws as
+        they were."""
         started = time.perf_counter()
         self.run.set_normalizer_state(normalizer_state(self.envs))
         mean, std, _ = evaluate(self.run, self.config.env_id, episodes=self.config.eval_episodes,
-                                seed=self.config.eval_seed)
+                                seed=self.config.eval_seed, mode=self.config.eval_mode)
         self._eval_seconds += time.perf_counter() - started
         self.history.evals.append(env_step=self.env_step, wall_time=self.elapsed(), mean=mean, std=std)
         threshold = self.config.resolved_solve_threshold

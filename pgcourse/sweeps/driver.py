@@ -16,22 +16,30 @@ from pathlib import Path
 from typing import Any
 
 from ..algorithms import Components, Hooks
-from ..config import ConfigError, make_config
+from ..config import ConfigError, fill_absent_defaults, make_config
 from ..planted import plant
 from .backends import Lost, available_cores, make_backend
 from .results import SweepResults
-from .spec import TrialSpec, action_kind_of, expand
+from .spec import TrialSpec, action_kind_of, check_workers_can_make, expand
 from .store import ResultsFolder, SweepResultsError
 from .trial import deterministic_part
 
 _NOT_COMPARED = ("device", "progress")  # config fields a backend sets, not the experiment
+_ABSENT = object()  # a field a saved config does not have
 
 
 def _expected_config(spec: TrialSpec) -> dict[str, Any]:
-    config = make_config(spec.algo, spec.env_id, action_kind_of(spec.env_id), seed=spec.seed,
-                         **dict(spec.overrides))
+    config = make_config(spec.algo, spec.env_id, action_kind_of(spec.env_id, spec.overrides.get("env_kwargs")),
+                         seed=spec.seed, **dict(spec.overrides))
     config, _, _ = plant(config, Components(), Hooks())
     return {k: v for k, v in config.to_dict().items() if k not in _NOT_COMPARED}
+
+
+def comparable_config(saved: Mapping[str, Any], today: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's saved config made comparable with ``today``'s: the fields a backend sets are left out, and a
+    field added to pgcourse after the trial was recorded (absent from ``saved``) counts as equal when today's
+    value is that field's default (the value the old trial ran with), and stays absent, so it differs, if not."""
+    return {k: v for k, v in fill_absent_defaults(saved, today).items() if k not in _NOT_COMPARED}
 
 
 def _check_same_experiment(folder: ResultsFolder, specs: Sequence[TrialSpec], finished: set[str]) -> None:
@@ -40,13 +48,14 @@ def _check_same_experiment(folder: ResultsFolder, specs: Sequence[TrialSpec], fi
         if spec.trial_id not in finished:
             continue
         record = folder.read(spec.trial_id)
-        saved = {k: v for k, v in record.config.items() if k not in _NOT_COMPARED}
         expected = _expected_config(spec)
-        changed = sorted(k for k in set(saved) | set(expected) if saved.get(k) != expected.get(k))
+        saved = comparable_config(record.config, expected)
+        changed = sorted(k for k in set(saved) | set(expected) if saved.get(k, _ABSENT) != expected.get(k, _ABSENT))
         if changed:
             name = changed[0]
+            ran = f"{name}={saved[name]!r}" if name in saved else f"no {name} setting (recorded before it existed)"
             raise SweepResultsError(
-                f"{folder.path}: finished trial {spec.trial_id} ran with {name}={saved.get(name)!r}, but this "
+                f"{folder.path}: finished trial {spec.trial_id} ran with {ran}, but this "
                 f"pgcourse would run it with {name}={expected.get(name)!r} (defaults changed?); resuming would mix "
                 "two experiments: use a new results folder")
 
@@ -176,6 +185,7 @@ def sweep(algo: str | Sequence[str] | None, env_id: str | Sequence[str] | None, 
     specs = expand(algo, env_id, seeds, grid, overrides)
     if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
         raise ConfigError(f"retries={retries!r} is invalid: expected an integer >= 0")
+    check_workers_can_make(spec.env_id for spec in specs)  # trials run in fresh processes (both backends)
     store = ResultsFolder(folder, compress) if folder is not None else None
     todo = specs
     if store is not None:
@@ -290,7 +300,7 @@ def verify(folder: str | Path, sample: int = 3, seed: int | None = None, workers
             return
         old = saved[trial_id].data
         difference = first_difference(
-            {"config": {k: v for k, v in old["config"].items() if k not in _NOT_COMPARED},
+            {"config": comparable_config(old["config"], record["config"]),
              "history": deterministic_part(old["history"])},
             {"config": {k: v for k, v in record["config"].items() if k not in _NOT_COMPARED},
              "history": deterministic_part(record["history"])})
@@ -298,6 +308,7 @@ def verify(folder: str | Path, sample: int = 3, seed: int | None = None, workers
             report.mismatches[trial_id] = difference
 
     specs = [saved[trial_id].spec for trial_id in chosen]
+    check_workers_can_make(spec.env_id for spec in specs)
     outcome = run_specs(specs, None, make_backend("local", workers or min(len(specs), available_cores())), retries=0,
                         progress=progress, on_record=compare)
     if outcome["interrupted"]:

@@ -7,16 +7,20 @@ are already finished by name.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
 import itertools
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..algorithms import Components, Hooks
-from ..config import ALGORITHMS, ConfigError, make_config
+from ..config import ALGORITHMS, ConfigError, check_env_kwargs, make_config
 from ..envs import action_space_kind, env_spaces
 from ..planted import plant
 
@@ -136,13 +140,80 @@ def _check_json(name: str, value: Any) -> Any:
                           "None or a list of them)") from None
 
 
-_KIND_CACHE: dict[str, str] = {}
+_KIND_CACHE: dict[tuple[str, str], str] = {}  # (env_id, env_kwargs as canonical JSON) -> action kind
 
 
-def action_kind_of(env_id: str) -> str:
-    if env_id not in _KIND_CACHE:
-        _KIND_CACHE[env_id] = action_space_kind(env_spaces(env_id)[1])
-    return _KIND_CACHE[env_id]
+def action_kind_of(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> str:
+    """``"discrete"`` or ``"continuous"``: the action space of ``env_id`` made with ``env_kwargs`` (LunarLander-v3
+    is discrete, with ``{"continuous": True}`` continuous), cached per environment and keyword arguments."""
+    try:
+        env_kwargs = check_env_kwargs(env_kwargs)
+    except ConfigError as error:
+        raise ValueError(str(error)) from None
+    key = (env_id, json.dumps(env_kwargs, sort_keys=True))
+    if key not in _KIND_CACHE:
+        _KIND_CACHE[key] = action_space_kind(env_spaces(env_id, env_kwargs)[1])
+    return _KIND_CACHE[key]
+
+
+@functools.lru_cache(maxsize=1)
+def ids_known_to_a_fresh_process() -> frozenset[str] | None:
+    """The environment ids a new Python process knows after importing gymnasium (what a sweep's worker knows
+    before it makes an environment), asked of a new process once; None if it could not be asked."""
+    code = "import json, gymnasium; print(json.dumps(sorted(gymnasium.registry)))"
+    try:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+        return frozenset(json.loads(done.stdout.strip().splitlines()[-1]))
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+def check_workers_can_make(env_ids: Iterable[str]) -> None:
+    """Raise :class:`ConfigError` for an environment only this process knows: registered here (in a notebook,
+    say) with ``gymnasium.register``, it does not exist in the fresh processes that run a sweep's trials. An id
+    ``"module:EnvId"`` makes gymnasium import ``module`` (which registers it) in each worker first: that works."""
+    env_ids = list(dict.fromkeys(env_ids))
+    pending = [env_id for env_id in env_ids if ":" not in env_id]
+    for env_id in env_ids:
+        module = env_id.split(":")[0] if ":" in env_id else None
+        if module is not None and (module == "__main__" or not _importable(module)):
+            raise ConfigError(f"env_id={env_id!r}: a worker process cannot import module {module!r}; put the "
+                              "gymnasium.register call in a module file (say my_envs.py) that Python can import "
+                              "from this folder, and use the id 'my_envs:<EnvId>'")
+    if not pending:
+        return
+    known = ids_known_to_a_fresh_process()
+    if known is None:
+        return  # could not ask: the workers will say so if they cannot make it
+    for env_id in pending:
+        if env_id in known:
+            continue
+        entry_point = gym_entry_point(env_id)
+        module = entry_point.split(":")[0] if isinstance(entry_point, str) else getattr(entry_point, "__module__", None)
+        example = module if module and module != "__main__" and not module.startswith("gymnasium") else "my_envs"
+        raise ConfigError(
+            f"env_id={env_id!r} is registered only in this process (a gymnasium.register call made here, e.g. in the "
+            f"notebook), and a sweep's trials run in fresh worker processes that do not know it. Put the register "
+            f"call in a module of yours (say {example}.py, importable from this folder) and sweep "
+            f"env_id='{example}:{env_id}': gymnasium imports {example} in each worker before making the environment. "
+            f"(pg.train, pg.evaluate and GIFs in this process work with the id as it is.)")
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def gym_entry_point(env_id: str) -> Any:
+    """The entry point ``env_id`` is registered with in this process (None if it is not registered)."""
+    import gymnasium as gym
+
+    try:
+        return gym.spec(env_id).entry_point
+    except Exception:  # not registered here either: make_config's env check reports it
+        return None
 
 
 def expand(algo: str | Sequence[str] | None, env_id: str | Sequence[str] | None, seeds: int | Iterable[int],
@@ -175,7 +246,7 @@ def expand(algo: str | Sequence[str] | None, env_id: str | Sequence[str] | None,
                 raise ConfigError(f"{name}={overrides[name]!r} cannot be a swept setting: {hint}")
         for one_algo, one_env in itertools.product(arm_algos, arm_envs):
             try:
-                kind = action_kind_of(one_env)
+                kind = action_kind_of(one_env, overrides.get("env_kwargs"))
             except ValueError as error:
                 raise ConfigError(str(error)) from None
             config = make_config(one_algo, one_env, kind, **overrides)  # raises ConfigError on a bad value
