@@ -9,7 +9,7 @@ import numpy as np
 EPISODE_FIELDS = ("return", "length", "env_step", "wall_time")
 UPDATE_FIELDS = ("env_step", "wall_time", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction",
                  "explained_variance", "actor_grad_norm", "critic_grad_norm", "lr", "critic_lr",
-                 "advantage_std", "log_std_mean", "epochs_run", "value_rel_error")
+                 "advantage_std", "log_std_mean", "epochs_run", "value_rel_error", "update_kl")
 EVAL_FIELDS = ("env_step", "wall_time", "mean", "std")
 
 
@@ -73,9 +73,13 @@ class History:
 
     ``history.episodes["return"]`` – raw (unscaled) episode returns, in the order episodes ended;
     ``history.episodes["env_step"]`` – env transitions collected when each ended;
-    ``history.updates[...]`` – diagnostics after each gradient update (see ``UPDATE_FIELDS``);
-    ``history.evals[...]`` – greedy-policy evaluations during training (if ``eval_every > 0``);
-    ``history.status`` – ``"completed"``, ``"solved"`` or ``"stopped: <reason>"``.
+    ``history.updates[...]`` – diagnostics after each gradient update (see ``UPDATE_FIELDS``; a column an
+    algorithm does not measure is NaN). PPO logs two KLs: ``approx_kl``, the mean over the update's
+    gradient steps of the minibatch KL measured before each step (what ``target_kl`` is compared
+    with), and ``update_kl``, KL(pi_old || pi_new) over the whole batch after the last epoch;
+    ``history.evals[...]`` – evaluations during training in the config's ``eval_mode`` (if ``eval_every > 0``);
+    ``history.status`` – ``"completed"``, ``"solved"``, ``"interrupted"`` (Ctrl-C), ``"checkpoint"`` (a
+    saved checkpoint) or ``"stopped: <reason>"``.
     """
 
     def __init__(self) -> None:

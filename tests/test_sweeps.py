@@ -615,6 +615,18 @@ def test_verify_catches_an_edit_whose_digest_was_recomputed(swept, tmp_path, cap
     assert "DIFFERENT" in printed and "history.episodes.return[3]" in printed and "sample seed 0" in printed
 
 
+def test_a_record_made_before_a_column_existed_still_verifies_on_the_columns_it_has(swept, tmp_path):
+    """A column pgcourse started logging later (PPO's update_kl) is missing from old records: they verify
+    on every column they hold, and a changed number in one of those is still caught."""
+    folder = _copy(swept, tmp_path)
+    for path in _trial_files(folder):
+        _edit_trial(path, lambda data: data["history"]["updates"].pop("update_kl"), recompute_digest=True)
+    assert verify(folder, sample=1, seed=0).ok
+    for path in _trial_files(folder):
+        _edit_trial(path, _add_to_return_3, recompute_digest=True)
+    assert not verify(folder, sample=1, seed=0).ok
+
+
 def test_an_untouched_folder_verifies(swept, capsys):
     assert main(["sweep", "--verify", str(swept.folder), "--sample", "2", "--sample-seed", "1", "--quiet"]) == 0
     printed = capsys.readouterr().out

@@ -13,6 +13,12 @@ Pseudo-code this file follows, line for line (lesson 04):
                 critic: L = 1/2 mean((V(s) - R)^2)
                 clip each network's gradient norm separately, step both Adams
             stop the epochs early if approx-KL > target_kl                          (optional)
+        diagnostics: update_kl = KL(pi_old || pi_new) over the whole batch after the last epoch
+
+Two KLs are logged. ``approx_kl`` is the mean, over the update's gradient steps, of the minibatch KL
+measured *before* each step (what ``target_kl`` is compared with): it lags the policy and understates
+how far the update moved it. ``update_kl`` is the KL between the policy that collected the batch and
+the policy after the update, estimated on the whole batch: how far the update went.
 
 Hyperparameters are the fields of :class:`pgcourse.config.PPOConfig` (clip_eps = epsilon,
 gae_lambda = lambda, ent_coef = beta, target_kl, update_epochs, minibatch_size, ...). Every piece of
@@ -89,8 +95,10 @@ def train_ppo(config: PPOConfig, components: Components | None = None, hooks: Ho
 
             with torch.no_grad():
                 values_after = value_net(obs)  # [B]
+                log_probs_after, _ = trainer.log_probs_and_entropy(obs, actions)  # [B] under pi_new
+                update_kl = float(parts.approx_kl(old_log_probs, log_probs_after))  # KL(pi_old || pi_new)
             trainer.end_update(**per_step.means(),
                                explained_variance=parts.explained_variance(values_after, returns),
                                value_rel_error=relative_value_error(values_after, returns),
-                               advantage_std=advantage_std, epochs_run=epochs_run)
+                               advantage_std=advantage_std, epochs_run=epochs_run, update_kl=update_kl)
     return trainer.finish()

@@ -42,6 +42,18 @@ def comparable_config(saved: Mapping[str, Any], today: Mapping[str, Any]) -> dic
     return {k: v for k, v in fill_absent_defaults(saved, today).items() if k not in _NOT_COMPARED}
 
 
+def comparable_history(saved: Mapping[str, Any], rerun: Mapping[str, Any]) -> dict[str, Any]:
+    """The re-run's deterministic history with only the columns the saved record has: a column pgcourse
+    started logging after the trial was recorded (e.g. PPO's ``update_kl``) cannot be compared, and every
+    column the record does hold must still be identical. (A column deleted from a record by hand is
+    caught by the record's digest, checked when it is read.)"""
+    rerun = deterministic_part(dict(rerun))
+    for table in ("episodes", "updates", "evals"):
+        columns = saved[table].keys()
+        rerun[table] = {name: values for name, values in rerun[table].items() if name in columns}
+    return rerun
+
+
 def _check_same_experiment(folder: ResultsFolder, specs: Sequence[TrialSpec], finished: set[str]) -> None:
     """A finished trial is reused only if today's package would run it with the same config."""
     for spec in specs:
@@ -303,7 +315,7 @@ def verify(folder: str | Path, sample: int = 3, seed: int | None = None, workers
             {"config": comparable_config(old["config"], record["config"]),
              "history": deterministic_part(old["history"])},
             {"config": {k: v for k, v in record["config"].items() if k not in _NOT_COMPARED},
-             "history": deterministic_part(record["history"])})
+             "history": comparable_history(deterministic_part(old["history"]), record["history"])})
         if difference:
             report.mismatches[trial_id] = difference
 
