@@ -582,12 +582,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     grade = commands.add_parser(
         "grade", help="grade the students' exercise notebooks (a whole class at once)",
-        description="Grade filled exercise notebooks: only the answer cells are taken from a submission; checks, "
-                    "setup and points come from the course. Each submission runs sandboxed, with time and memory "
-                    "limits. Writes a CSV gradebook and a JSON file with each check's feedback.",
+        description="Grade filled exercise notebooks: only the student's code (the answer cells and code cells they "
+                    "added) is taken from a submission; checks, setup and points come from the course. Each "
+                    "submission runs sandboxed, with time and memory limits. Writes a CSV gradebook and a JSON file "
+                    "with each check's feedback; with the term options, also feedback files, a term gradebook and "
+                    "Canvas/Moodle exports.",
         epilog="examples:\n  pgcourse grade submitted/ --out grades.csv\n"
                "  pgcourse grade alice.ipynb bob.ipynb --chapter 01_reinforce --out grades.csv\n"
-               "  pgcourse grade --bench --chapter 01_reinforce",
+               "  pgcourse grade downloads/hw2 --assignment hw2.toml --out grades/hw2.csv --gradebook term.csv "
+               "--feedback feedback/hw2\n"
+               "  pgcourse grade downloads/hw2 --student jonescarol --update --out grades/hw2.csv --gradebook term.csv\n"
+               "  pgcourse grade --update --manual hw2-manual.csv --out grades/hw2.csv --gradebook term.csv\n"
+               "  pgcourse grade --export canvas --gradebook term.csv --roster canvas-export.csv --out canvas.csv\n"
+               "  pgcourse grade --bench --chapter 01_reinforce\n"
+               "the term plan: docs/teachers.md",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_grade_arguments(grade)
     grade.set_defaults(handler=cmd_grade)

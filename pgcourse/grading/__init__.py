@@ -36,13 +36,20 @@ Programmatic use::
 The parts, none importing this package or a part listed after it: in the grading worker,
 :mod:`~pgcourse.grading.wire` (message frames and value payloads), :mod:`~pgcourse.grading.link`
 (the socket's ends, references), :mod:`~pgcourse.grading.sandbox` (limits, namespaces),
-:mod:`~pgcourse.grading.student` (the student process) and :mod:`~pgcourse.grading.worker` (the
-trusted grading worker); in ``pgcourse grade``, :mod:`~pgcourse.grading.course` (the course's
-notebooks), :mod:`~pgcourse.grading.gradebook` (submissions, results, CSV/JSON),
-:mod:`~pgcourse.grading.pool` (the workers, seen from here) and :mod:`~pgcourse.grading.grader`
-(grading a class, the command line). Notebook files and their nbgrader conventions are read by
-:mod:`pgcourse.notebook_format`, which the exercise generator shares. This package
-imports the grader's side only: the worker's parts load in the worker.
+:mod:`~pgcourse.grading.student` (the student process), :mod:`~pgcourse.grading.partial` (partial
+credit by cases) and :mod:`~pgcourse.grading.worker` (the trusted grading worker); in ``pgcourse
+grade``, :mod:`~pgcourse.grading.course` (the course's notebooks), :mod:`~pgcourse.grading.records`
+(files kept: history, audit), :mod:`~pgcourse.grading.identity` (student ids from file names: plain,
+nbgrader, Canvas, Moodle; submission times), :mod:`~pgcourse.grading.assignment` (points, deadline,
+late policy), :mod:`~pgcourse.grading.gradebook` (submissions, results, CSV/JSON),
+:mod:`~pgcourse.grading.timing` (which notebook counts, lateness), :mod:`~pgcourse.grading.manual`
+(the teacher's points, free-text answers), :mod:`~pgcourse.grading.feedback` (a file per student),
+:mod:`~pgcourse.grading.similarity` (hints), :mod:`~pgcourse.grading.lms` and
+:mod:`~pgcourse.grading.term` (the term gradebook, Canvas and Moodle), :mod:`~pgcourse.grading.pool`
+(the workers, seen from here), :mod:`~pgcourse.grading.grader` (grading a class) and
+:mod:`~pgcourse.grading.command` (the command line). Notebook files and their nbgrader conventions are
+read by :mod:`pgcourse.notebook_format`, which the exercise generator shares. This package imports
+the grader's side only: the worker's parts load in the worker. A term with all of it: docs/teachers.md.
 """
 from __future__ import annotations
 
@@ -50,12 +57,16 @@ from __future__ import annotations
 from ..notebook_format import (BEGIN_SOLUTION, END_SOLUTION, MAX_NOTEBOOK_BYTES, Cell,  # noqa: F401
                                NotebookError, parse_notebook, stub_source)
 from .course import Chapter, Course, Exercise, GradingError, build_chapter, find_course, load_course  # noqa: F401
+from .assignment import Assignment, LatePolicy, make_assignment  # noqa: F401
+from .command import add_arguments, main, run  # noqa: F401
 from .gradebook import (STATUSES, ExerciseResult, GradeReport, StudentResult, Submission,  # noqa: F401
-                        check_gradebook_free, collect_submissions, read_submission, write_gradebook)
-from .grader import add_arguments, bench, grade_paths, main, run, synthetic_notebook  # noqa: F401
+                        check_gradebook_free, collect_identified, collect_submissions, read_submission,
+                        write_gradebook)
+from .grader import bench, grade_paths, synthetic_notebook  # noqa: F401
 from .pool import Grader  # noqa: F401
 from .sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox  # noqa: F401
 
 __all__ = ["Limits", "GradingError", "Course", "Chapter", "Exercise", "Submission", "ExerciseResult",
            "StudentResult", "GradeReport", "Grader", "load_course", "find_course", "read_submission",
-           "collect_submissions", "grade_paths", "write_gradebook", "bench", "main"]
+           "collect_submissions", "grade_paths", "write_gradebook", "bench", "main", "Assignment", "LatePolicy",
+           "make_assignment"]

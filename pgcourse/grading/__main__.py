@@ -1,5 +1,5 @@
 """``python -m pgcourse.grading``: the same as ``pgcourse grade``."""
-from .grader import main
+from .command import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -47,6 +47,8 @@ class Exercise:
     points: float
     check_source: str
     answer_ids: tuple[str, ...]
+    kind: str = "auto"            # "auto": a check cell grades it; "manual": a free-text answer the teacher grades
+    partial: bool = False         # partial credit by cases (see pgcourse.grading.partial)
 
     @property
     def label(self) -> str:
@@ -65,17 +67,35 @@ class Chapter:
     grade_ids: frozenset[str]
     reference: dict[str, list[str]] | None      # solution answers (for the self-test), if a solutions notebook
     stubs: dict[str, list[str]]                  # the answers as handed out
+    course_cells: frozenset[str] = frozenset()   # cell ids and sources of the course's own cells (not the student's)
 
     @property
     def max_points(self) -> float:
         return sum(exercise.points for exercise in self.exercises)
 
+    @property
+    def auto_exercises(self) -> list[Exercise]:
+        """The exercises a check cell grades (the grading workers' part)."""
+        return [exercise for exercise in self.exercises if exercise.kind == "auto"]
+
+    @property
+    def manual_exercises(self) -> list[Exercise]:
+        """Free-text questions (nbgrader's manually graded markdown answers): graded by the teacher."""
+        return [exercise for exercise in self.exercises if exercise.kind == "manual"]
+
+    def exercise(self, exercise_id: str) -> Exercise:
+        for exercise in self.exercises:
+            if exercise.id == exercise_id:
+                return exercise
+        raise KeyError(exercise_id)
+
     def spec(self) -> dict[str, Any]:
         """What a grading worker needs (plain data)."""
         spec = {"context": self.context,
                 "exercises": [{"id": e.id, "check_grade_id": e.check_grade_id, "points": e.points,
-                               "check_source": e.check_source, "answer_ids": list(e.answer_ids)}
-                              for e in self.exercises]}
+                               "check_source": e.check_source, "answer_ids": list(e.answer_ids),
+                               "partial": e.partial}
+                              for e in self.auto_exercises]}
         spec["key"] = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
         return spec
 
@@ -99,6 +119,9 @@ def build_chapter(name: str, path: Path, cells: list[Cell]) -> Chapter:
         meta = cell.nbgrader
         if cell.grade_id:
             grade_ids.add(cell.grade_id)
+        if cell.cell_type == "markdown" and meta.get("solution") and meta.get("grade"):
+            exercises.append(_manual_exercise(path, cell))
+            continue
         if cell.cell_type != "code":
             continue
         if SOLUTION_ONLY_TAG in cell.tags:
@@ -113,10 +136,7 @@ def build_chapter(name: str, path: Path, cells: list[Cell]) -> Chapter:
             reference[cell.grade_id] = [source]
             stubs[cell.grade_id] = [stub_source(source)]
         elif meta.get("grade"):
-            points = meta.get("points")
-            if not cell.grade_id or not isinstance(points, int | float) or isinstance(points, bool) or \
-                    not math.isfinite(points) or points < 0:
-                raise GradingError(f"{path}: graded cell {cell.index} needs a grade_id and non-negative points")
+            points = _points_of(path, cell)
             exercise_id = cell.grade_id.removesuffix("_check") or cell.grade_id
             exercises.append(Exercise(exercise_id, cell.grade_id, points, _strip_magics(cell.source),
                                       tuple(pending_answers)))
@@ -126,12 +146,47 @@ def build_chapter(name: str, path: Path, cells: list[Cell]) -> Chapter:
         elif _is_locked_readonly(cell):
             context.append((f"<read-only cell {cell.grade_id or cell.index}>", _strip_magics(cell.source)))
     if not exercises:
-        raise GradingError(f"{path} has no auto-graded exercises (no nbgrader cell with grade: true)")
+        raise GradingError(f"{path} has no graded exercises (no nbgrader cell with grade: true)")
     if len({e.id for e in exercises}) != len(exercises):
         raise GradingError(f"{path}: two check cells give the same exercise id")
     is_solution = any(BEGIN_SOLUTION in src for sources in reference.values() for src in sources)
     return Chapter(name, path, context, exercises, answer_order, frozenset(grade_ids),
                    reference if is_solution else None, stubs)
+
+
+def _points_of(path: Path, cell: Cell) -> float:
+    points = cell.nbgrader.get("points")
+    if not cell.grade_id or not isinstance(points, int | float) or isinstance(points, bool) or \
+            not math.isfinite(points) or points < 0:
+        raise GradingError(f"{path}: graded cell {cell.index} needs a grade_id and non-negative points")
+    return points
+
+
+def _manual_exercise(path: Path, cell: Cell) -> Exercise:
+    """A free-text question: a markdown answer cell with points (nbgrader's "manually graded answer")."""
+    return Exercise(cell.grade_id or "", cell.grade_id or "", _points_of(path, cell), "", (cell.grade_id or "",),
+                    kind="manual")
+
+
+def cell_ids(data: bytes) -> dict[int, str]:
+    """The nbformat 4.5 cell ids of a notebook file, by cell index (``{}`` for older notebooks or bad JSON)."""
+    try:
+        raw = json.loads(data.decode("utf-8-sig"))
+    except (ValueError, RecursionError):
+        return {}
+    cells = raw.get("cells") if isinstance(raw, dict) else None
+    if not isinstance(cells, list):
+        return {}
+    return {index: cell["id"] for index, cell in enumerate(cells)
+            if isinstance(cell, dict) and isinstance(cell.get("id"), str) and cell["id"]}
+
+
+def course_cell_keys(cells: list[Cell], ids: dict[int, str]) -> frozenset[str]:
+    """What identifies the course's own cells in a student's copy: their ids and their sources (a cell that
+    matches neither, and carries none of the course's grade_ids, is one the student added)."""
+    found = {f"id:{ids[cell.index]}" for cell in cells if cell.index in ids}
+    found |= {f"src:{cell.source.strip()}" for cell in cells if not cell.nbgrader.get("solution")}
+    return frozenset(found)
 
 
 @dataclass
@@ -156,12 +211,36 @@ class Course:
     def chapter(self, name: str) -> Chapter:
         if name not in self._chapters:
             path = self.notebooks[name]
+            data = path.read_bytes()
             try:
-                cells, _, _ = parse_notebook(path.read_bytes())
+                cells, _, _ = parse_notebook(data)
             except NotebookError as error:
                 raise GradingError(f"course notebook {path}: {error}") from None
-            self._chapters[name] = build_chapter(name, path, cells)
+            chapter = build_chapter(name, path, cells)
+            chapter.course_cells = course_cell_keys(cells, cell_ids(data))
+            self._chapters[name] = chapter
         return self._chapters[name]
+
+    def handout_disagreements(self, name: str) -> list[str]:
+        """Where the handed-out ``exercises/NAME.ipynb`` gives other points than the course notebook the grader
+        uses (``solutions/``): editing the handout changes nothing, so say so."""
+        chapter = self.chapter(name)
+        handout = self.root / "exercises" / f"{name}.ipynb"
+        if chapter.path.resolve() == handout.resolve() or not handout.is_file():
+            return []
+        try:
+            cells, _, _ = parse_notebook(handout.read_bytes())
+        except (NotebookError, OSError):
+            return [f"{handout} could not be read to compare its points with {chapter.path}"]
+        given = {cell.grade_id: cell.nbgrader.get("points") for cell in cells if cell.nbgrader.get("grade")}
+        problems = []
+        for exercise in chapter.exercises:
+            there = given.get(exercise.check_grade_id)
+            if there is not None and there != exercise.points:
+                problems.append(f"{handout} gives {exercise.id} {there} point(s) but {chapter.path} gives "
+                                f"{exercise.points:g}: the grader uses {chapter.path} (edit it and run `pgcourse "
+                                "exercises`, or set the points in an assignment file with --assignment)")
+        return problems
 
     def resolve(self, chapter: str) -> str:
         """A chapter name from what a teacher may type: ``01_reinforce``, ``01_reinforce.ipynb``, ``01`` or ``1``."""

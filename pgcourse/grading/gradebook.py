@@ -2,7 +2,9 @@
 
 A submission is read once, from memory (the file is never written); the gradebook is one CSV row
 per student and one column per exercise, and a JSON file with each check's feedback, written
-atomically and never over an existing file unless asked.
+atomically and never over an existing file unless asked (and then the previous one is kept: see
+:mod:`.records`). The JSON is read back (:func:`report_from_json`) to update a gradebook: re-grade
+some students, merge the teacher's points, apply another late policy.
 
 The submissions folder is written by the class, so nothing in it is trusted: a symlink is listed
 (its student gets a row saying why there are no points) but never followed, a file's size is
@@ -18,17 +20,21 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ..notebook_format import MAX_NOTEBOOK_BYTES, Cell, NotebookError, parse_notebook
-from .course import Chapter, GradingError, _strip_magics
+from .assignment import LatePolicy
+from .course import Chapter, GradingError, _strip_magics, cell_ids
+from .identity import Identity, identity_of, students_of_files
+from .records import atomic_write, run_stamp, write_kept
 from .sandbox import Limits
 
-STATUSES = ("passed", "failed", "error", "timeout", "crashed", "missing", "invalid")
+STATUSES = ("passed", "failed", "error", "timeout", "crashed", "missing", "invalid", "manual", "reviewed")
+# manual: a free-text answer waiting for the teacher's points; reviewed: the teacher gave them (--manual)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -46,30 +52,78 @@ class Submission:
     cells: list[Cell] = field(default_factory=list, repr=False)
     chapter_hint: str | None = None
     nbformat: int | None = None
-    mtime_ns: int = 0             # when the file was last modified (picks one of a student's notebooks)
+    mtime_ns: int = 0             # when the file was last modified (the least trusted submission time)
     notes: list[str] = field(default_factory=list)
+    cell_ids: dict[int, str] = field(default_factory=dict, repr=False)
+    identity: Identity | None = None
+    submitted_at: datetime | None = None   # the most trusted submission time known (see identity.py)
+    time_source: str = ""
+    not_taken: list[Cell] = field(default_factory=list, repr=False)  # the student's cells the grader does not run
 
     @property
     def grade_ids(self) -> frozenset[str]:
         return frozenset(cell.grade_id for cell in self.cells if cell.grade_id)
 
-    def answers(self, chapter: Chapter) -> tuple[dict[str, list[str]], list[str]]:
-        """The student's answer cells by grade_id (code cells only, in notebook order), and notes."""
-        answers: dict[str, list[str]] = {}
+    def answers(self, chapter: Chapter) -> tuple[dict[str, list[Any]], list[str]]:
+        """The student's answer cells by grade_id (code cells only, in notebook order), and notes.
+
+        A code cell the student added (no grade_id of the course, not one of the course's cells by id or
+        source) runs too, as in their notebook: with the exercise whose answer or check cell comes next,
+        as ``{"added": cell number, "source": ...}`` (its errors are notes, not failures). Added cells
+        after the last exercise's check, or before a check whose answer cell is missing, are not taken
+        (:attr:`not_taken`).
+        """
+        answers: dict[str, list[Any]] = {}
         notes = []
         wanted = set(chapter.answer_order)
+        manual = {exercise.id for exercise in chapter.manual_exercises}
+        check_of = {exercise.check_grade_id: exercise for exercise in chapter.auto_exercises}
+        pending: list[Cell] = []
+        self.not_taken = []
         for cell in self.cells:
             if cell.grade_id in wanted:
                 if cell.cell_type == "code":
-                    answers.setdefault(cell.grade_id, []).append(_strip_magics(cell.source))
+                    answers.setdefault(cell.grade_id, []).extend([_added(c) for c in pending]
+                                                                 + [_strip_magics(cell.source)])
+                    pending = []
                 else:
                     notes.append(f"answer cell {cell.grade_id} is a {cell.cell_type} cell, not code: ignored")
+            elif cell.grade_id in check_of:
+                last = next((g for g in reversed(check_of[cell.grade_id].answer_ids) if g in answers), None)
+                if last is not None:
+                    answers[last].extend(_added(c) for c in pending)
+                else:
+                    self.not_taken += pending
+                pending = []
+            elif cell.cell_type == "code" and cell.grade_id not in chapter.grade_ids and cell.grade_id not in manual \
+                    and not self._is_course_cell(cell, chapter) and cell.source.strip():
+                pending.append(cell)
+        self.not_taken += pending
         for grade_id, sources in answers.items():
-            if len(sources) > 1:
-                notes.append(f"answer cell {grade_id} appears {len(sources)} times: all copies ran, in notebook order")
-        if not answers and chapter.answer_order:
+            copies = sum(isinstance(source, str) for source in sources)
+            if copies > 1:
+                notes.append(f"answer cell {grade_id} appears {copies} times: all copies ran, in notebook order")
+        if not any(isinstance(s, str) for sources in answers.values() for s in sources) and chapter.answer_order:
             notes.append(f"none of the answer cells of {chapter.name} is in this notebook: is it the right notebook?")
         return answers, notes
+
+    def _is_course_cell(self, cell: Cell, chapter: Chapter) -> bool:
+        cell_id = self.cell_ids.get(cell.index)
+        return (cell_id is not None and f"id:{cell_id}" in chapter.course_cells) or \
+            f"src:{cell.source.strip()}" in chapter.course_cells
+
+    def free_text(self, chapter: Chapter) -> dict[str, str]:
+        """The student's free-text answers (markdown answer cells of the chapter's manual exercises)."""
+        wanted = {exercise.id for exercise in chapter.manual_exercises}
+        found: dict[str, str] = {}
+        for cell in self.cells:
+            if cell.grade_id in wanted and cell.cell_type == "markdown":
+                found[cell.grade_id] = (found.get(cell.grade_id, "") + "\n\n" + cell.source).strip()
+        return found
+
+
+def _added(cell: Cell) -> dict[str, Any]:
+    return {"added": cell.index + 1, "source": _strip_magics(cell.source)}
 
 
 class _NotRead(Exception):
@@ -154,15 +208,11 @@ def read_submission(path: str | Path, student: str | None = None) -> Submission:
     except NotebookError as error:
         submission.problem = str(error)
         return submission
+    submission.cell_ids = cell_ids(data)
     hint = metadata.get("pgcourse")
     if isinstance(hint, dict) and isinstance(hint.get("chapter"), str):
         submission.chapter_hint = hint["chapter"]
     return submission
-
-
-def _student_of(name: str) -> str:
-    """``alice.ipynb`` and ``alice/`` are both student ``alice``."""
-    return name[: -len(".ipynb")] if name.endswith(".ipynb") and len(name) > len(".ipynb") else name
 
 
 def _notebooks_below(folder: Path) -> list[Path]:
@@ -178,16 +228,17 @@ def _notebooks_below(folder: Path) -> list[Path]:
     return sorted(found)
 
 
-def collect_submissions(paths: Sequence[str | Path], chapter_names: Iterable[str] = ()) -> list[tuple[str, Path]]:
-    """(student id, file) for each submission: a file's own name, or for a folder, the name of its entry
-    (``folder/alice.ipynb`` and ``folder/alice/<anything>.ipynb`` are both student ``alice``).
+def collect_identified(paths: Sequence[str | Path], chapter_names: Iterable[str] = ()) -> list[tuple[Identity, Path]]:
+    """(who, file) for each submission: see :mod:`pgcourse.grading.identity` for the layouts (a file per
+    student, a folder per student, nbgrader, Canvas and Moodle downloads).
 
     A folder given here is the teacher's and is opened even through a symlink; inside it, nothing is
     followed: a symlinked notebook or student folder is still listed, so that its student gets a row
     (0 points, "symlinks are not graded") instead of silently nothing, or a classmate's work.
     """
     chapter_names = set(chapter_names)
-    found: list[tuple[str, Path]] = []
+    found: list[tuple[Identity, Path]] = []
+    files: list[Path] = []
     for given in paths:
         path = Path(given)
         if path.is_dir():
@@ -198,21 +249,24 @@ def collect_submissions(paths: Sequence[str | Path], chapter_names: Iterable[str
                     continue
                 if entry.is_symlink():
                     if entry.name.endswith(".ipynb") or os.path.isdir(entry.path):  # stat only, never listed
-                        found.append((_student_of(entry.name), Path(entry.path)))
+                        found.append((identity_of(entry.name), Path(entry.path)))
                 elif entry.is_dir(follow_symlinks=False):
-                    found += [(_student_of(entry.name), file) for file in _notebooks_below(Path(entry.path))]
+                    found += [(identity_of(entry.name), file) for file in _notebooks_below(Path(entry.path))]
                 elif entry.name.endswith(".ipynb") and entry.is_file(follow_symlinks=False):
-                    found.append((_student_of(entry.name), Path(entry.path)))
+                    found.append((identity_of(entry.name), Path(entry.path)))
         elif path.is_file() or path.is_symlink():  # a link given by name is refused when it is read
-            stem = path.stem
-            if stem in chapter_names and path.parent.name not in ("", ".", "submitted", "submissions"):
-                stem = path.parent.name  # submitted/alice/01_reinforce.ipynb given directly
-            found.append((stem, path))
+            files.append(path)
         else:
             raise GradingError(f"no such file or folder: {given}")
+    found += list(zip(students_of_files(files, chapter_names), files))
     if not found:
         raise GradingError("no submissions found (give .ipynb files or folders holding them)")
     return found
+
+
+def collect_submissions(paths: Sequence[str | Path], chapter_names: Iterable[str] = ()) -> list[tuple[str, Path]]:
+    """(student id, file) for each submission (:func:`collect_identified` without the LMS details)."""
+    return [(identity.student, path) for identity, path in collect_identified(paths, chapter_names)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -266,10 +320,14 @@ def _json_safe(value: Any) -> Any:
 
 @dataclass
 class ExerciseResult:
-    points: float
+    points: float        # what counts: the grader's points, or the teacher's where they gave some
     max_points: float
-    status: str          # passed | failed | error | timeout | crashed | missing | invalid
+    status: str          # one of STATUSES
     feedback: str
+    graded_points: float | None = None   # the grader's own points (None: a free-text question)
+    teacher_points: float | None = None  # the teacher's, from a --manual file (override or free-text grade)
+    comment: str = ""                    # the teacher's comment, from the --manual file
+    answer: str = ""                     # a free-text answer, as written (for the teacher, never run)
 
 
 @dataclass
@@ -280,10 +338,22 @@ class StudentResult:
     exercises: dict[str, ExerciseResult]
     problem: str | None = None
     notes: list[str] = field(default_factory=list)
+    identity: dict[str, Any] = field(default_factory=dict)   # from the file name: LMS, LMS id, name
+    submitted_at: str | None = None      # ISO 8601, UTC
+    time_source: str = ""                # where submitted_at comes from (nbgrader, LMS, Canvas flag, file time)
+    late_s: float = 0.0                  # seconds late, after the grace period
+    late_units: int = 0                  # days (hours) charged
+    penalty: float = 0.0                 # points taken for lateness
+
+    @property
+    def earned(self) -> float:
+        """Points before the late penalty."""
+        return sum(result.points for result in self.exercises.values())
 
     @property
     def total(self) -> float:
-        return sum(result.points for result in self.exercises.values())
+        earned = self.earned  # a late penalty takes at most what was earned
+        return earned - min(self.penalty, max(earned, 0.0)) if self.penalty else earned
 
     @property
     def max_total(self) -> float:
@@ -292,6 +362,9 @@ class StudentResult:
 
 def _number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else round(float(value), 6)
+
+
+GRADEBOOK_FORMAT = "pgcourse-grades/2"
 
 
 @dataclass
@@ -303,6 +376,14 @@ class GradeReport:
     isolation_detail: str
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    assignment: str = ""                 # the gradebook column in a term gradebook (default: the chapter)
+    policy: LatePolicy = field(default_factory=LatePolicy)
+    submissions: list[Submission] = field(default_factory=list, repr=False)  # graded in this run (not saved)
+    hide_expected: bool = False          # the feedback files hide the checks' expected values
+
+    @property
+    def name(self) -> str:
+        return self.assignment or self.chapter.name
 
     def student(self, name: str) -> StudentResult:
         for result in self.students:
@@ -322,45 +403,49 @@ class GradeReport:
         # neutralised (csv_text_cell); the grader's own numbers are written as numbers, untouched.
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
-        writer.writerow([csv_text_cell(text) for text in ["student", *[e.id for e in self.chapter.exercises], "total"]])
+        late = self.policy.deadline is not None
+        writer.writerow([csv_text_cell(text) for text in ["student", *[e.id for e in self.chapter.exercises],
+                                                          *(["late_penalty"] if late else []), "total"]])
         for result in self.students:
             writer.writerow([csv_text_cell(result.student),
                              *[_number(result.exercises[e.id].points) for e in self.chapter.exercises],
-                             _number(result.total)])
+                             *([_number(result.penalty)] if late else []), _number(result.total)])
         return buffer.getvalue()
 
     def to_json(self) -> dict[str, Any]:
         """The JSON feedback; every string valid UTF-8 (names and messages may come from the class)."""
         return _json_safe({
+            "format": GRADEBOOK_FORMAT,
+            "assignment": self.name,
             "chapter": self.chapter.name,
             "course_notebook": str(self.chapter.path),
             "max_total": _number(self.chapter.max_points),
             "exercises": [{"id": e.id, "points": _number(e.points), "check_cell": e.check_grade_id,
-                           "answer_cells": list(e.answer_ids)} for e in self.chapter.exercises],
+                           "answer_cells": list(e.answer_ids), "kind": e.kind, "partial_credit": e.partial}
+                          for e in self.chapter.exercises],
+            "late_policy": self.policy.to_json(),
+            "settings": {"hide_expected": self.hide_expected},
             "limits": self.limits.to_dict(),
             "isolation": {"mode": self.isolation, "detail": self.isolation_detail},
             "warnings": self.warnings,
-            "students": [{
-                "student": s.student, "file": s.file, "sha256": s.sha256,
-                "total": _number(s.total), "max_total": _number(s.max_total),
-                "problem": s.problem, "notes": s.notes,
-                "exercises": {k: {"points": _number(v.points), "max_points": _number(v.max_points),
-                                  "status": v.status, "feedback": v.feedback} for k, v in s.exercises.items()},
-            } for s in self.students],
+            "students": [_student_json(s) for s in self.students],
         })
 
     def summary(self) -> str:
         """The table printed after grading."""
-        marks = {"timeout": "T", "crashed": "C", "error": "E", "missing": "M", "invalid": "I"}
+        marks = {"timeout": "T", "crashed": "C", "error": "E", "missing": "M", "invalid": "I", "manual": "?"}
         labels = [e.label for e in self.chapter.exercises]
+        late = self.policy.deadline is not None
         rows = []
         for s in self.students:
             cells = []
             for e in self.chapter.exercises:
                 r = s.exercises[e.id]
-                cells.append(f"{_number(r.points)}{' ' + marks[r.status] if r.status in marks else ''}")
-            rows.append([shown(s.student), *cells, f"{_number(s.total)}/{_number(s.max_total)}"])
-        header = ["student", *labels, "total"]
+                mark = marks.get(r.status, "") + ("*" if r.teacher_points is not None else "")
+                cells.append(f"{_number(r.points)}{' ' + mark if mark else ''}")
+            penalty = [f"-{_number(s.penalty)}" if s.penalty else ""] if late else []
+            rows.append([shown(s.student), *cells, *penalty, f"{_number(s.total)}/{_number(s.max_total)}"])
+        header = ["student", *labels, *(["late"] if late else []), "total"]
         widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
         lines = ["  ".join(str(v).ljust(widths[0]) if i == 0 else str(v).rjust(widths[i]) for i, v in enumerate(row))
                  for row in [header, *rows]]
@@ -371,35 +456,92 @@ class GradeReport:
             lines.append(f"{len(totals)} submission(s) of {self.chapter.name}, mean {sum(totals) / len(totals):.2f} / "
                          f"{_number(self.chapter.max_points)}; graded in {self.seconds:.1f} s")
         lines.append("marks: T time limit, C crashed, E exception, M answer cell missing, I not graded (not a "
-                     "notebook, a symlink, too large; details per exercise in the JSON)")
+                     "notebook, a symlink, too large; details per exercise in the JSON)"
+                     + (", ? free-text answer to grade (--manual)" if self.chapter.manual_exercises else "")
+                     + (", * the teacher's points" if any(r.teacher_points is not None for s in self.students
+                                                            for r in s.exercises.values()) else ""))
+        if late:
+            lines.append(f"late policy: {self.policy.describe()}")
         lines.append(f"isolation: {self.isolation} ({self.isolation_detail})")
         lines += [f"warning: {shown_line(warning)}" for warning in self.warnings]
         return "\n".join(lines)
 
 
-def _atomic_write(path: Path, text: str, overwrite: bool) -> Path:
-    """Write ``text`` to ``path`` atomically; without ``overwrite`` never replace an existing file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.",
-                                         suffix=".tmp", delete=False)
+def _student_json(s: StudentResult) -> dict[str, Any]:
+    found = {"student": s.student, "file": s.file, "sha256": s.sha256,
+             "total": _number(s.total), "max_total": _number(s.max_total),
+             "problem": s.problem, "notes": s.notes,
+             "exercises": {k: _exercise_json(v) for k, v in s.exercises.items()}}
+    if s.identity:
+        found["identity"] = s.identity
+    if s.submitted_at is not None:
+        found.update(submitted_at=s.submitted_at, time_source=s.time_source)
+    if s.late_s or s.penalty:
+        found.update(late_s=_number(s.late_s), late_units=s.late_units, penalty=_number(s.penalty))
+    return found
+
+
+def _exercise_json(result: ExerciseResult) -> dict[str, Any]:
+    found: dict[str, Any] = {"points": _number(result.points), "max_points": _number(result.max_points),
+                             "status": result.status, "feedback": result.feedback}
+    if result.graded_points is not None and result.graded_points != result.points:
+        found["graded_points"] = _number(result.graded_points)
+    if result.teacher_points is not None:
+        found["teacher_points"] = _number(result.teacher_points)
+    if result.comment:
+        found["comment"] = result.comment
+    if result.answer:
+        found["answer"] = result.answer
+    return found
+
+
+def report_from_json(data: dict[str, Any], chapter: Chapter, where: str) -> GradeReport:
+    """A gradebook written by :meth:`GradeReport.to_json`, read back (to update it: re-grade some students,
+    merge the teacher's points, re-apply a late policy). :class:`GradingError` if it is not one of this chapter."""
+    if not isinstance(data, dict) or not isinstance(data.get("students"), list) or "chapter" not in data:
+        raise GradingError(f"{where} is not a gradebook written by pgcourse grade (no chapter and students)")
+    if data["chapter"] != chapter.name:
+        raise GradingError(f"{where} grades chapter {data['chapter']}, not {chapter.name}: give --out the "
+                           f"gradebook of {chapter.name}, or --chapter {data['chapter']}")
+    students = []
+    for entry in data["students"]:
+        exercises = {}
+        for exercise in chapter.exercises:
+            got = entry.get("exercises", {}).get(exercise.id)
+            if got is None:
+                exercises[exercise.id] = ExerciseResult(0, exercise.points, "missing",
+                                                        "not in the earlier gradebook (the chapter changed since)")
+                continue
+            graded = got.get("graded_points", got["points"] if got.get("teacher_points") is None else None)
+            if exercise.kind == "manual":
+                graded = None  # a free-text answer: only the teacher gives points
+            exercises[exercise.id] = ExerciseResult(got["points"], exercise.points, got["status"], got["feedback"],
+                                                    graded, got.get("teacher_points"), got.get("comment", ""),
+                                                    got.get("answer", ""))
+        students.append(StudentResult(entry["student"], entry["file"], entry.get("sha256"), exercises,
+                                      entry.get("problem"), list(entry.get("notes", [])), entry.get("identity", {}),
+                                      entry.get("submitted_at"), entry.get("time_source", ""),
+                                      float(entry.get("late_s", 0)), int(entry.get("late_units", 0)),
+                                      float(entry.get("penalty", 0))))
+    isolation = data.get("isolation", {})
+    return GradeReport(chapter, students, Limits(**data.get("limits", {})), isolation.get("mode", "none"),
+                       isolation.get("detail", ""), 0.0, list(data.get("warnings", [])),
+                       data.get("assignment", "") if data.get("assignment") != chapter.name else "",
+                       LatePolicy.from_json(data.get("late_policy", {})))
+
+
+def read_report(json_path: Path, chapter: Chapter) -> GradeReport:
     try:
-        with handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(handle.name, 0o644)
-        if overwrite:
-            os.replace(handle.name, path)
-        else:
-            try:
-                os.link(handle.name, path)     # atomic "create if absent"
-            except FileExistsError:
-                raise FileExistsError(f"{path} already exists; pass --overwrite to replace it") from None
-            os.unlink(handle.name)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(handle.name)
-    return path
+        data = json.loads(json_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise GradingError(f"--update: there is no gradebook {json_path} to update yet (grade the class first, "
+                           "without --update)") from None
+    except (OSError, ValueError) as error:
+        raise GradingError(f"{json_path} cannot be read as a gradebook ({error})") from None
+    return report_from_json(data, chapter, str(json_path))
+
+
+_atomic_write = atomic_write  # the earlier name
 
 
 def _gradebook_paths(out: str | Path, json_out: str | Path | None) -> tuple[Path, Path]:
@@ -419,10 +561,19 @@ def check_gradebook_free(out: str | Path, json_out: str | Path | None = None, ov
 
 
 def write_gradebook(report: GradeReport, out: str | Path, json_out: str | Path | None = None,
-                    overwrite: bool = False) -> tuple[Path, Path]:
-    """Write the CSV and the JSON (atomically; existing files only with ``overwrite``)."""
+                    overwrite: bool = False, kept: list[Path] | None = None) -> tuple[Path, Path]:
+    """Write the CSV and the JSON (atomically; existing files only with ``overwrite``, and then the previous
+    version is kept in ``<stem>.history/``, its path appended to ``kept``)."""
     csv_path, json_path = _gradebook_paths(out, json_out)
     check_gradebook_free(csv_path, json_path, overwrite)
-    _atomic_write(json_path, json.dumps(report.to_json(), indent=1, ensure_ascii=False) + "\n", overwrite)
-    _atomic_write(csv_path, report.csv_text(), overwrite)
+    texts = {json_path: json.dumps(report.to_json(), indent=1, ensure_ascii=False) + "\n",
+             csv_path: report.csv_text()}
+    stamp = run_stamp()
+    for path, text in texts.items():
+        if overwrite:
+            previous = write_kept(path, text, stamp)
+            if previous is not None and kept is not None:
+                kept.append(previous)
+        else:
+            atomic_write(path, text, overwrite=False)
     return csv_path, json_path

@@ -1,7 +1,15 @@
-"""Grading a class (:func:`grade_paths`), the benchmark and the command line ``pgcourse grade``."""
+"""Grading a class (:func:`grade_paths`) and the benchmark (:func:`bench`).
+
+One run grades one assignment: it collects the submissions (:mod:`.identity` says who and when),
+keeps one per student (the latest, :mod:`.timing`), grades them in the pool of sandboxed workers,
+adds lateness, free-text answers and the teacher's points (:mod:`.manual`), and writes the
+assignment's gradebook, keeping the previous one (:mod:`.records`). The term gradebook, feedback
+files, similarity hints and LMS exports are built from that gradebook (:mod:`.term`, :mod:`.feedback`,
+:mod:`.similarity`); the command line is :mod:`.command`.
+"""
 from __future__ import annotations
 
-import argparse
+import ast
 import hashlib
 import json
 import os
@@ -9,35 +17,44 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from ..notebook_format import clear_outputs, grade_id_of
+from .assignment import Assignment
 from .course import Chapter, Course, GradingError, find_course, load_course
 from .gradebook import (ExerciseResult, GradeReport, StudentResult, Submission, _gradebook_paths, _NotRead, _number,
-                        check_gradebook_free, collect_submissions, read_limited, read_submission, shown,
+                        check_gradebook_free, collect_identified, read_limited, read_report, read_submission, shown,
                         write_gradebook)
+from .identity import Identity
+from .manual import answers_of, apply_manual, carry_over, free_text_result, read_manual
 from .pool import Grader
-from .sandbox import UNSAFE, Limits
-
-DESCRIPTION = "Classroom grading: ``pgcourse grade SUBMISSION... --out grades.csv``."
-
+from .sandbox import Limits
+from .timing import apply_lateness, choose, stamp_submission, untrusted_times
 
 # --------------------------------------------------------------------------------------------------
-# Grading a class
+# Which chapter, which notebook
 # --------------------------------------------------------------------------------------------------
+
+
+def _best_chapter(course: Course, submission: Submission) -> str | None:
+    """The course chapter whose cell ids this notebook shares most (None: none)."""
+    ids = submission.grade_ids
+    best, best_overlap = None, 0
+    for name in course.names:
+        overlap = len(ids & course.grade_ids(name))
+        if overlap > best_overlap:
+            best, best_overlap = name, overlap
+    return best
+
 
 def _infer_chapter(course: Course, submissions: list[Submission]) -> str:
     votes: dict[str, list[str]] = {}
     for submission in submissions:
         if submission.problem:
             continue
-        ids = submission.grade_ids
-        best, best_overlap = None, 0
-        for name in course.names:
-            overlap = len(ids & course.grade_ids(name))
-            if overlap > best_overlap:
-                best, best_overlap = name, overlap
+        best = _best_chapter(course, submission)
         if best is None and submission.chapter_hint in course.notebooks:
             best = submission.chapter_hint
         if best is not None:
@@ -54,13 +71,30 @@ def _infer_chapter(course: Course, submissions: list[Submission]) -> str:
     return next(iter(votes))
 
 
+def _wrong_notebooks(course: Course, chapter: Chapter, submissions: list[Submission], chosen: bool) -> list[str]:
+    """A warning per student whose notebook holds none of the chapter's answer cells; a :class:`GradingError`
+    when that is most of the class (a wrong ``--chapter`` must not give everyone 0 and succeed)."""
+    answer_ids = set(chapter.answer_order) | {exercise.id for exercise in chapter.manual_exercises}
+    readable = [s for s in submissions if s.problem is None]
+    wrong = [s for s in readable if not s.grade_ids & answer_ids]
+    if not wrong:
+        return []
+    guesses = sorted({_best_chapter(course, s) or "no chapter of the course" for s in wrong})
+    if len(wrong) * 2 > len(readable):
+        how = f"--chapter {chapter.name}" if chosen else f"chapter {chapter.name} (inferred)"
+        raise GradingError(f"{how}: {len(wrong)} of {len(readable)} submissions hold none of its answer cells (they "
+                           f"look like {', '.join(guesses)}); check --chapter, or the folder you gave")
+    return [f"student {shown(s.student)!r}: {s.path} holds none of the answer cells of {chapter.name} (it looks like "
+            f"{_best_chapter(course, s) or 'no chapter of the course'}): every exercise gets 0; is it the right "
+            "notebook?" for s in wrong]
+
+
 def _dedupe(course: Course, chapter: str, submissions: list[Submission]) -> tuple[list[Submission], list[str]]:
     """One submission per student (sorted by student), and a warning for each student who handed in more.
 
     Handing in two notebooks must not stop the class being graded, and which one counts must not
-    depend on the order of a folder listing: a notebook holding this chapter's cells beats one that
-    does not (a scratch file, a symlink), then the most recently modified wins, ties going to the
-    last path. The student's notes and the summary say which file was graded and which were not.
+    depend on the order of a folder listing (:func:`pgcourse.grading.timing.choose`: the chapter's
+    notebook, then the latest). The student's notes and the summary say which file was graded.
     """
     by_student: dict[str, list[Submission]] = {}
     for submission in submissions:
@@ -70,15 +104,7 @@ def _dedupe(course: Course, chapter: str, submissions: list[Submission]) -> tupl
         if len(group) == 1:
             kept.append(group[0])
             continue
-        ids = course.grade_ids(chapter)
-        for candidates, only in (([s for s in group if not s.problem and s.grade_ids & ids],
-                                  "the only one with this chapter's answer cells"),
-                                 ([s for s in group if not s.problem], "the only one that could be read"),
-                                 (group, "")):
-            if candidates:
-                break
-        chosen = max(candidates, key=lambda s: (s.mtime_ns, str(s.path)))
-        why = only if len(candidates) == 1 else "the most recently modified"
+        chosen, why = choose(course, chapter, group)
         ignored = ", ".join(f"{s.path}" + (f" ({s.problem})" if s.problem else "")
                             for s in sorted(group, key=lambda s: str(s.path)) if s is not chosen)
         note = f"{len(group)} notebooks handed in: graded {chosen.path} ({why}); ignored {ignored}"
@@ -88,16 +114,23 @@ def _dedupe(course: Course, chapter: str, submissions: list[Submission]) -> tupl
     return kept, warnings
 
 
-def _read(path: Path, student: str) -> Submission:
+def _read(path: Path, identity: Identity, lms_times: dict[str, datetime], roots: set[Path]) -> Submission:
     """:func:`read_submission`, but whatever goes wrong costs this student only: their row says why."""
     try:
-        return read_submission(path, student)
+        submission = read_submission(path, identity.student)
     except Exception as error:  # noqa: BLE001 (one odd file or grader bug must not lose the class's rows)
-        return Submission(student, Path(path), None,
-                          problem=f"the grader could not read this file ({type(error).__name__}: {error})")
+        submission = Submission(identity.student, Path(path), None,
+                                problem=f"the grader could not read this file ({type(error).__name__}: {error})")
+    submission.identity = identity
+    stamp_submission(submission, lms_times, roots)
+    return submission
 
 
-def _grade_all(pool: Any, chapter: Chapter, tasks: list[tuple[str, dict[str, list[str]]]], limits: Limits,
+# --------------------------------------------------------------------------------------------------
+# Grading
+# --------------------------------------------------------------------------------------------------
+
+def _grade_all(pool: Any, chapter: Chapter, tasks: list[tuple[str, dict[str, list[Any]]]], limits: Limits,
                advance: Any) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """Results by student, and why for each student the grader failed on.
 
@@ -138,63 +171,135 @@ def _row(submission: Submission, chapter: Chapter, raw: dict[str, dict[str, Any]
          notes: list[str]) -> StudentResult:
     """A student's row from the workers' results; a missing or malformed result is an error for that student."""
     exercises = {}
+    free_text = answers_of(submission, chapter)
     for exercise in chapter.exercises:
         if submission.problem is not None:
             result = ExerciseResult(0, exercise.points, "invalid", f"not graded: {submission.problem}")
+        elif exercise.kind == "manual":
+            result = free_text_result(exercise.points, free_text.get(exercise.id))
         else:
             try:
                 got = raw[submission.student][exercise.id]
-                points = float(got["points"]) if got["status"] == "passed" else 0.0
+                # passed: the exercise's points; failed: partial credit, if any (the worker is trusted)
+                points = float(got["points"]) if got["status"] in ("passed", "failed") else 0.0
                 result = ExerciseResult(_number(min(points, exercise.points)), exercise.points, str(got["status"]),
                                         str(got["feedback"]))
             except Exception as error:  # noqa: BLE001
                 reason = failed.get(submission.student) or f"no result for this exercise ({type(error).__name__})"
                 result = ExerciseResult(0, exercise.points, "error",
                                         f"not graded: the grader failed on this submission ({reason})")
+            result.graded_points = result.points
         exercises[exercise.id] = result
-    return StudentResult(submission.student, str(submission.path), submission.sha256, exercises, submission.problem,
-                         [*submission.notes, *notes])
+    row = StudentResult(submission.student, str(submission.path), submission.sha256, exercises, submission.problem,
+                        [*submission.notes, *notes], submission.identity.to_json() if submission.identity else {})
+    _hint_untaken_cells(submission, chapter, row)
+    return row
 
 
-def grade_paths(paths: Sequence[str | Path], *, out: str | Path | None = None, json_out: str | Path | None = None,
-                chapter: str | None = None, course: str | Path | Course | None = None, limits: Limits | None = None,
-                jobs: int | None = None, isolation: str = "auto", overwrite: bool = False, progress: bool = True,
-                grader: Grader | None = None) -> GradeReport:
-    """Grade the notebooks at ``paths`` (files or folders); with ``out``, also write the gradebook."""
-    started = time.monotonic()
-    limits = limits or Limits()
-    if out is not None:
-        check_gradebook_free(out, json_out, overwrite)  # fail before grading, not after
-    course = course if isinstance(course, Course) else (load_course(course) if course else find_course())
-    found = collect_submissions(paths, course.names)
-    if out is not None:
-        # A symlink in the class's folder is never followed, so it is compared as a path, not its target:
-        # a link to the gradebook is a refused submission, not a reason to stop grading everyone.
-        gradebook = {p.resolve() for p in _gradebook_paths(out, json_out)}
-        clash = [str(path) for _, path in found if path.parent.resolve() / path.name in gradebook]
-        if clash:
-            raise GradingError(f"--out would overwrite a submission: {clash[0]}")
-    submissions = [_read(path, student) for student, path in found]
-    name = course.resolve(chapter) if chapter else _infer_chapter(course, submissions)
-    submissions, warnings = _dedupe(course, name, submissions)
-    the_chapter = course.chapter(name)
+def _defined_names(source: str) -> set[str]:
+    """Names a cell defines at top level (functions, classes, assignments, imports)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(t.id for target in targets for t in ast.walk(target) if isinstance(t, ast.Name))
+    return names
 
+
+def _hint_untaken_cells(submission: Submission, chapter: Chapter, row: StudentResult) -> None:
+    """Where an exercise failed on a name the student defines in a cell the grader does not take (after the
+    last exercise, or before a check whose answer cell is missing), say so in that exercise's feedback."""
+    if not submission.not_taken:
+        return
+    defined = [(cell.index + 1, _defined_names(cell.source)) for cell in submission.not_taken]
+    for exercise in chapter.auto_exercises:
+        result = row.exercises[exercise.id]
+        if result.status not in ("failed", "error", "missing"):
+            continue
+        try:
+            wanted = {node.id for node in ast.walk(ast.parse(exercise.check_source)) if isinstance(node, ast.Name)}
+        except SyntaxError:
+            continue
+        for number, names in defined:
+            for name in sorted(names & wanted - {"pg", "np", "torch"}):
+                result.feedback += (f"\n\nHint: `{name}` is defined in cell {number} of your notebook, which the "
+                                    f"grader does not take (only the answer cells, and cells you add before an "
+                                    f"exercise's check): move it into the answer cell of {exercise.id}.")
+
+
+# --------------------------------------------------------------------------------------------------
+# Grading a class
+# --------------------------------------------------------------------------------------------------
+
+def _collect(paths: Sequence[str | Path], course: Course, students: Sequence[str] | None,
+             lms_times: dict[str, datetime]) -> list[Submission]:
+    """The submissions at ``paths`` (only ``students``' when given), read once."""
+    found = collect_identified(paths, course.names)
+    if students:
+        wanted = set(students)
+        missing = sorted(wanted - {identity.student for identity, _ in found})
+        if missing:
+            listed = ", ".join(sorted({identity.student for identity, _ in found})[:10])
+            raise GradingError(f"--student {', '.join(missing)}: not among the submissions given (found: {listed})")
+        found = [(identity, path) for identity, path in found if identity.student in wanted]
+    roots = {Path(p).resolve() for p in paths if Path(p).is_dir()}
+    return [_read(path, identity, lms_times, roots) for identity, path in found]
+
+
+def _check_out_paths(found: list[Submission], out: str | Path, json_out: str | Path | None) -> None:
+    # A symlink in the class's folder is never followed, so it is compared as a path, not its target:
+    # a link to the gradebook is a refused submission, not a reason to stop grading everyone.
+    gradebook = {p.resolve() for p in _gradebook_paths(out, json_out)}
+    clash = [str(s.path) for s in found if s.path.parent.resolve() / s.path.name in gradebook]
+    if clash:
+        raise GradingError(f"--out would overwrite a submission: {clash[0]}")
+
+
+def _tasks(submissions: list[Submission], chapter: Chapter) -> tuple[list[tuple[str, Any]], dict[str, list[str]]]:
     tasks, notes = [], {}
     for submission in submissions:
         if submission.problem is None:
             try:
-                answers, notes[submission.student] = submission.answers(the_chapter)
+                answers, notes[submission.student] = submission.answers(chapter)
             except Exception as error:  # noqa: BLE001 (this student's row says why; the others are graded)
                 submission.problem = f"the grader could not take the answer cells ({type(error).__name__}: {error})"
                 continue
             tasks.append((submission.student, answers))
+    return tasks, notes
+
+
+def _changed_files(submissions: list[Submission]) -> list[str]:
+    """Read-only: a submission whose file changed meanwhile was touched by something else; say so."""
+    warnings = []
+    for submission in submissions:
+        if submission.sha256 is None:
+            continue
+        try:
+            now = hashlib.sha256(read_limited(submission.path)[0]).hexdigest()
+        except (_NotRead, OSError):
+            now = None
+        if now != submission.sha256:
+            warnings.append(f"{submission.path} changed while it was being graded (graded: the version read first)")
+    return warnings
+
+
+def _run_pool(grader: Grader | None, chapter: Chapter, tasks: list[tuple[str, Any]], limits: Limits,
+              jobs: int | None, isolation: str, progress: bool, skipped: int) -> tuple[dict, dict, str, str]:
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(submissions), desc=f"grading {name}", unit="notebook", file=sys.stderr,
+        bar = tqdm(total=len(tasks) + skipped, desc=f"grading {chapter.name}", unit="notebook", file=sys.stderr,
                    dynamic_ncols=True)
-        bar.update(len(submissions) - len(tasks))
+        bar.update(skipped)
 
     def advance(key: str, exercises: dict[str, Any]) -> None:
         if bar is not None:
@@ -204,39 +309,116 @@ def grade_paths(paths: Sequence[str | Path], *, out: str | Path | None = None, j
     own = grader is None
     if grader is None:  # no more workers than submissions: each one costs seconds of start-up
         jobs = min(jobs or min(os.cpu_count() or 1, 8), max(1, len(tasks)))
-    pool = grader or Grader(jobs=jobs, isolation=isolation, cwd=the_chapter.path.parent)
+    pool = grader or Grader(jobs=jobs, isolation=isolation, cwd=chapter.path.parent)
     try:
-        raw, failed = _grade_all(pool, the_chapter, tasks, limits, advance)
-        mode, detail = pool.mode, pool.detail
+        raw, failed = _grade_all(pool, chapter, tasks, limits, advance) if tasks else ({}, {})
+        return raw, failed, pool.mode, pool.detail
     finally:
         if own:
             pool.close()
         if bar is not None:
             bar.close()
 
-    students = [_row(submission, the_chapter, raw, failed, notes.get(submission.student, []))
-                for submission in submissions]
-    for submission in submissions:  # read-only: a changed file means something else touched it
-        if submission.sha256 is None:
-            continue
-        try:
-            now = hashlib.sha256(read_limited(submission.path)[0]).hexdigest()
-        except (_NotRead, OSError):
-            now = None
-        if now != submission.sha256:
-            warnings.append(f"{submission.path} changed while it was being graded (graded: the version read first)")
-    report = GradeReport(the_chapter, students, limits, mode or "none", detail or "no submission needed a worker",
-                         time.monotonic() - started, warnings)
+
+def grade_paths(paths: Sequence[str | Path], *, out: str | Path | None = None, json_out: str | Path | None = None,
+                chapter: str | None = None, course: str | Path | Course | None = None, limits: Limits | None = None,
+                jobs: int | None = None, isolation: str = "auto", overwrite: bool = False, progress: bool = True,
+                grader: Grader | None = None, assignment: Assignment | None = None, update: bool = False,
+                students: Sequence[str] | None = None, manual: str | Path | None = None,
+                timestamps: dict[str, datetime] | None = None, kept: list[Path] | None = None) -> GradeReport:
+    """Grade the notebooks at ``paths`` (files or folders); with ``out``, also write the gradebook.
+
+    ``assignment``: points, deadline and late policy, partial credit (:mod:`.assignment`). ``update``:
+    merge into the gradebook at ``out`` (the students graded now replace their rows, the others are
+    kept; with no ``paths``, only ``manual`` and the late policy are applied again). ``students``: grade
+    only these of the submissions found. ``manual``: the teacher's points (:mod:`.manual`).
+    ``timestamps``: submission times from the LMS. Previous gradebook files are kept (``kept``).
+    """
+    started = time.monotonic()
+    limits = limits or Limits()
+    assignment = assignment or Assignment()
+    if out is not None and not update:
+        check_gradebook_free(out, json_out, overwrite)  # fail before grading, not after
+    if update:
+        if out is None:
+            raise GradingError("--update needs --out: the gradebook to update")
+        assignment.inherit(_previous_gradebook(out, json_out))
+    elif not paths:
+        raise GradingError("give the submissions to grade (notebooks or folders)")
+    course = course if isinstance(course, Course) else (load_course(course) if course else find_course())
+    manual_entries = read_manual(manual) if manual else []  # a bad file fails now, not after grading
+    submissions = _collect(paths, course, students, timestamps or {}) if paths else []
     if out is not None:
-        # The paths were checked free (or --overwrite given) before grading; a file that appeared since
-        # (a submission's code without the sandbox, another program) is replaced, and said so.
+        _check_out_paths(submissions, out, json_out)
+    chosen = chapter or assignment.chapter
+    name = course.resolve(chosen) if chosen else _infer_chapter(course, submissions)
+    the_chapter = assignment.apply(course.chapter(name))
+    previous = read_report(_gradebook_paths(out, json_out)[1], the_chapter) if update else None
+    warnings = course.handout_disagreements(name)
+    warnings += _wrong_notebooks(course, the_chapter, submissions, bool(chosen))
+    submissions, more = _dedupe(course, name, submissions)
+    warnings += more
+    tasks, notes = _tasks(submissions, the_chapter)
+    raw, failed, mode, detail = _run_pool(grader, the_chapter, tasks, limits, jobs, isolation, progress,
+                                          len(submissions) - len(tasks))
+    rows = [_row(submission, the_chapter, raw, failed, notes.get(submission.student, []))
+            for submission in submissions]
+    for row, submission in zip(rows, submissions):
+        apply_lateness(row, submission, assignment.policy)
+    warnings += _changed_files(submissions)
+    report = GradeReport(the_chapter, rows, limits, mode or "none", detail or "no submission needed a worker",
+                         time.monotonic() - started, warnings, assignment.name or "", assignment.policy,
+                         hide_expected=bool(assignment.hide_expected))
+    if previous is not None:
+        report = _merge(previous, report, assignment)
+    report.submissions = submissions
+    report.warnings += untrusted_times(report.students, report.policy)
+    if manual_entries:
+        apply_manual(report, manual_entries, f"--manual {manual}")
+    if out is not None:
+        # The paths were checked free (or --overwrite/--update given) before grading; a file that appeared
+        # since (a submission's code without the sandbox, another program) is kept in the history, and said so.
         for path in _gradebook_paths(out, json_out):
-            if path.exists() and not overwrite:
-                warnings.append(f"{path} appeared while grading (not written by this run); replaced")
-        write_gradebook(report, out, json_out, overwrite=True)
+            if path.exists() and not overwrite and not update:
+                report.warnings.append(f"{path} appeared while grading (not written by this run); kept in the history")
+        write_gradebook(report, out, json_out, overwrite=True, kept=kept)
     return report
 
 
+def _previous_gradebook(out: str | Path, json_out: str | Path | None) -> dict[str, Any]:
+    """The JSON of the gradebook ``--update`` merges into (its settings are this run's defaults)."""
+    json_path = _gradebook_paths(out, json_out)[1]
+    try:
+        data = json.loads(json_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise GradingError(f"--update: there is no gradebook {json_path} to update yet (grade the class first, "
+                           "without --update)") from None
+    except (OSError, ValueError) as error:
+        raise GradingError(f"{json_path} cannot be read as a gradebook ({error})") from None
+    if not isinstance(data, dict) or "chapter" not in data:
+        raise GradingError(f"{json_path} is not a gradebook written by pgcourse grade")
+    return data
+
+
+def _merge(previous: GradeReport, now: GradeReport, assignment: Assignment) -> GradeReport:
+    """``previous`` with the students graded ``now`` replacing their rows (the teacher's points kept)."""
+    rows = {row.student: row for row in previous.students}
+    for row in now.students:
+        if row.student in rows:
+            carry_over(row, rows[row.student])
+        rows[row.student] = row
+    policy = assignment.policy if assignment.policy.deadline is not None else previous.policy
+    for row in rows.values():
+        for exercise in now.chapter.exercises:  # points from this run's assignment
+            row.exercises[exercise.id].max_points = exercise.points
+        apply_lateness(row, None, policy)
+    warnings = [w for w in previous.warnings if not any(w.startswith(f"student {s.student!r}") for s in now.students)]
+    graded_now = now.isolation != "none"  # no worker ran: nothing was graded now (a merge of points)
+    isolation, detail = (now.isolation, now.isolation_detail) if graded_now else (previous.isolation,
+                                                                                  previous.isolation_detail)
+    return GradeReport(now.chapter, [rows[name] for name in sorted(rows)], now.limits, isolation,
+                       detail, now.seconds, warnings + now.warnings,
+                       now.assignment or previous.assignment, policy, hide_expected=now.hide_expected)
 # --------------------------------------------------------------------------------------------------
 # Benchmark: 30 synthetic submissions of one chapter
 # --------------------------------------------------------------------------------------------------
@@ -290,66 +472,3 @@ def bench(count: int = 30, chapter: str | None = None, course: str | Path | Cour
             "totals": {s.student: s.total for s in report.students}}
 
 
-# --------------------------------------------------------------------------------------------------
-# Command line (``pgcourse grade``; also ``python -m pgcourse.grading``)
-# --------------------------------------------------------------------------------------------------
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("submissions", nargs="*", metavar="SUBMISSION",
-                        help="student notebooks, or folders of them (folder/alice.ipynb or folder/alice/*.ipynb)")
-    parser.add_argument("--out", metavar="FILE.csv", help="gradebook CSV to write (the JSON feedback goes next to it)")
-    parser.add_argument("--json", metavar="FILE.json", help="feedback JSON (default: --out with .json)")
-    parser.add_argument("--chapter", metavar="NAME", help="e.g. 01_reinforce or 01 (default: from the notebooks)")
-    parser.add_argument("--course", metavar="DIR", help="course folder with solutions/ or exercises/ (default: found "
-                                                        "from the current folder)")
-    parser.add_argument("--jobs", type=int, metavar="N", help="parallel grading workers (default: one per CPU core)")
-    parser.add_argument("--timeout", type=float, default=Limits.exercise_s, metavar="S",
-                        help=f"wall-clock seconds per exercise (default {Limits.exercise_s:g})")
-    parser.add_argument("--submission-timeout", type=float, default=Limits.submission_s, metavar="S",
-                        help=f"wall-clock seconds per submission (default {Limits.submission_s:g})")
-    parser.add_argument("--memory", type=int, default=Limits.memory_mb, metavar="MB",
-                        help=f"memory a submission's code may use (default {Limits.memory_mb})")
-    parser.add_argument("--unsafe-no-sandbox", action="store_true",
-                        help="grade without the bubblewrap sandbox (student code then sees this machine's files and "
-                             "processes: see docs/teachers.md); without it, grading refuses to start where no "
-                             "sandbox can be made")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing gradebook")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--bench", action="store_true",
-                        help="benchmark: grade --count synthetic submissions of --chapter and print the time")
-    parser.add_argument("--count", type=int, default=30, metavar="N", help="submissions for --bench (default 30)")
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        limits = Limits(exercise_s=args.timeout, submission_s=args.submission_timeout, memory_mb=args.memory)
-    except ValueError as error:
-        raise GradingError(str(error)) from None
-    if args.jobs is not None and args.jobs < 1:
-        raise GradingError("--jobs must be at least 1")
-    if args.bench:
-        bench(count=args.count, chapter=args.chapter, course=args.course, jobs=args.jobs, limits=limits)
-        return 0
-    if not args.submissions:
-        raise GradingError("give the submissions to grade (notebooks or folders)")
-    if not args.out:
-        raise GradingError("give --out FILE.csv for the gradebook")
-    report = grade_paths(args.submissions, out=args.out, json_out=args.json, chapter=args.chapter,
-                         course=args.course, limits=limits, jobs=args.jobs,
-                         isolation=UNSAFE if args.unsafe_no_sandbox else "auto",
-                         overwrite=args.overwrite, progress=not args.quiet)
-    print(report.summary())
-    csv_path, json_path = _gradebook_paths(args.out, args.json)
-    print(f"wrote {csv_path} and {json_path}")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pgcourse.grading", description=DESCRIPTION)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except (GradingError, FileExistsError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2

@@ -185,7 +185,7 @@ class Grader:
             exercises = {e.id: {"points": 0, "status": "error",
                                 "feedback": "grading failed (not caused by this answer): "
                                             + message.get("error", "").strip().splitlines()[-1][:500]}
-                         for e in chapter.exercises}
+                         for e in chapter.auto_exercises}
         else:
             exercises = message["exercises"]
         if task["key"] == "\0selftest":
@@ -199,7 +199,7 @@ class Grader:
     def _check_selftest(self, chapter: Chapter, exercises: dict[str, Any]) -> None:
         if chapter.reference is None:
             return
-        wrong = [(e.id, exercises[e.id]) for e in chapter.exercises if exercises[e.id]["status"] != "passed"]
+        wrong = [(e.id, exercises[e.id]) for e in chapter.auto_exercises if exercises[e.id]["status"] != "passed"]
         if wrong:
             details = "; ".join(f"{key}: {r['status']}: {r['feedback'].strip().splitlines()[0][:300] if r['feedback'] else ''}"
                                 for key, r in wrong)
@@ -222,7 +222,7 @@ class Grader:
             raise GradingError(f"the self-test of {chapter.name} could not run: {reason}")
         exercises = {e.id: {"points": 0, "status": "crashed", "feedback": f"not graded: {reason} while grading "
                                                                           "this submission"}
-                     for e in chapter.exercises}
+                     for e in chapter.auto_exercises}
         results[task["key"]] = exercises
         if on_result is not None:
             on_result(task["key"], exercises)

@@ -242,6 +242,8 @@ class _Session:
         self.student: StudentProcess | None = None
         self.executed: set[str] = set()
         self.poisoned: set[str] = set()
+        self.skipped_added: dict[int, str] = {}  # cells the student added that lost the process: never run again
+        self.added_notes: list[str] = []         # what the student's added cells raised (this exercise)
         self.start = time.monotonic()
         self.submission_deadline = self.start + float(limits["submission_s"])
         self.config = {"isolation": worker.isolation, "limits": limits, "runner_folder": str(worker.runner_folder)}
@@ -291,15 +293,21 @@ class _Session:
         link.deadline = None
 
     def _exec_answer(self, grade_id: str, deadline: float, reason: str) -> str | None:
-        """Run the student's answer cell(s) ``grade_id``; their exception text, if any."""
+        """Run the student's answer cell(s) ``grade_id`` and the cells they added before it; the answer
+        cells' exception text, if any (an added cell's exception is a note, see :meth:`_run_added`)."""
         link = self.student.link
         link.deadline, link.timeout_reason = deadline, reason
         errors = []
-        for number, source in enumerate(self.answers[grade_id]):
-            label = f"<answer cell {grade_id}>" if len(self.answers[grade_id]) == 1 else \
-                f"<answer cell {grade_id} #{number + 1}>"
+        sources = [entry for entry in self.answers[grade_id] if isinstance(entry, str)]
+        number = 0
+        for entry in self.answers[grade_id]:
+            if isinstance(entry, dict):
+                self._run_added(entry)
+                continue
+            number += 1
+            label = f"<answer cell {grade_id}>" if len(sources) == 1 else f"<answer cell {grade_id} #{number}>"
             try:
-                answer = link._answer(link.request("exec", {"source": source, "filename": label}))
+                answer = link._answer(link.request("exec", {"source": entry, "filename": label}))
                 link.request("ping", {})  # a death the cell caused a moment after it returned is its own
             except Lost:
                 self.poisoned.add(grade_id)
@@ -309,6 +317,25 @@ class _Session:
         self.executed.add(grade_id)
         link.deadline = None
         return "\n".join(errors) or None
+
+    def _run_added(self, entry: dict[str, Any]) -> None:
+        """A code cell the student added: run as in their notebook, but what goes wrong in it costs nothing by
+        itself (an exception is a note; a cell that hangs or crashes the process is skipped from then on)."""
+        number = int(entry.get("added", 0))
+        if number in self.skipped_added:
+            return
+        link = self.student.link
+        try:
+            answer = link._answer(link.request("exec", {"source": str(entry.get("source", "")),
+                                                        "filename": f"<your added cell {number}>"}))
+            link.request("ping", {})
+        except Lost as lost:
+            self.skipped_added[number] = lost.reason
+            raise
+        if isinstance(answer, dict) and isinstance(answer.get("error"), str):
+            last = answer["error"].strip().splitlines()[-1:] or [""]
+            self.added_notes.append(f"note: cell {number}, which you added, raised {last[0]} (the grader ran it "
+                                    "before your answer, as the notebook does, and went on)")
 
     def _ensure_student(self, position: int) -> None:
         """A live student process that has run the answer cells of every exercise before this one."""
@@ -335,9 +362,26 @@ class _Session:
             cells = ", ".join(answer_ids)
             return _result(0, "missing", f"answer cell {cells} is missing from the notebook (deleted, or its "
                                          "metadata was changed): there is nothing to grade")
+        skipped_before = set(self.skipped_added)
+        while True:
+            skipped = len(self.skipped_added)
+            result = self._grade_once(position, exercise)
+            if len(self.skipped_added) == skipped or time.monotonic() >= self.submission_deadline:
+                break  # no added cell of theirs was the problem: this is the result (else once more without it)
+        notes = self.added_notes + [f"note: cell {number}, which you added, was skipped: {reason}"
+                                    for number, reason in sorted(self.skipped_added.items())
+                                    if number not in skipped_before]
+        if notes and result["status"] != "passed":
+            result = _result(result["points"], result["status"], result["feedback"] + "\n\n" + "\n".join(notes))
+        return result
+
+    def _grade_once(self, position: int, exercise: dict[str, Any]) -> dict[str, Any]:
+        answer_ids = exercise["answer_ids"]
+        present = [grade_id for grade_id in answer_ids if grade_id in self.answers]
         limit = float(self.limits["exercise_s"])
         try:
             self._ensure_student(position)
+            self.added_notes = []  # notes of this exercise's cells only (not of the earlier ones replayed)
             deadline = min(time.monotonic() + limit, self.submission_deadline)
             reason = (f"time limit: your code ran longer than {limit:g} s" if deadline < self.submission_deadline
                       else f"time limit: the submission used up its {self.limits['submission_s']:g} s")
@@ -431,6 +475,9 @@ class _Session:
                 status, feedback = "error", f"the check stopped with {type(error).__name__}: {error}"
         if link.lost is not None:
             raise link.lost
+        points = 0.0
+        if status == "failed" and exercise.get("partial"):
+            points, feedback = self._partial_credit(exercise, feedback, deadline)
         link.deadline = None
         # names the check cell defined become part of the trusted namespace for later checks
         for name, value in list(self.ns.items()):
@@ -440,7 +487,26 @@ class _Session:
             self.inserted.pop(name, None)
         if status == "passed":
             return _result(exercise["points"], "passed", output.getvalue() or "passed")
-        return _result(0, status, feedback)
+        return _result(points, status, feedback)
+
+    def _partial_credit(self, exercise: dict[str, Any], feedback: str, deadline: float) -> tuple[float, str]:
+        """(points, feedback) for a failed standard check under ``--partial-credit`` (see :mod:`.partial`)."""
+        from .partial import count_cases, describe, partial_points, standard_check
+
+        found = standard_check(exercise["check_source"])
+        function = self.ns.get(found[1]) if found else None
+        if not isinstance(function, StudentFunction):
+            return 0.0, feedback
+        try:
+            with _Deadline(self.student.link, deadline + ALARM_GRACE), warnings.catch_warnings(), \
+                    contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                warnings.simplefilter("ignore")
+                _seed_everything(0)
+                right, total, informative = count_cases(found[0], function)
+        except Lost as lost:  # the check's verdict stands; the next exercise starts a fresh student process
+            return 0.0, f"{feedback}\n\nPartial credit: none ({lost.reason} while counting the cases)"
+        earned = min(partial_points(exercise["points"], right, total, informative), exercise["points"])
+        return earned, f"{feedback}\n\n{describe(right, total, informative, earned, exercise['points'])}"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,0 +1,133 @@
+"""One feedback file per student (Markdown or HTML), to hand back.
+
+Each file has the assignment, the student's total (and any late penalty), then per exercise its
+points, its status in words, the check's message (the likely mistake, the smallest failing case),
+their traceback, the teacher's comment and a hint on what to do next that does not give the answer
+away. With ``hide_expected`` (``--hide-expected``, as nbgrader's hidden tests) the values the
+standard checks expected are replaced by ``(hidden)``; the teacher's JSON keeps them.
+
+File names are the student ids made safe for any file system (letters, digits, ``-``, ``_``, ``.``;
+anything else becomes ``_``, and a short hash keeps two ids apart). Everything a student wrote
+(their name, traceback, answer) is escaped in the HTML, so a feedback file cannot run script in the
+browser that opens it.
+"""
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+from pathlib import Path
+
+from .gradebook import GradeReport, StudentResult, _number, writable
+from .records import write_kept
+
+STATUS_WORDS = {"passed": "passed", "failed": "the check failed", "error": "your code raised an exception",
+                "timeout": "time limit reached", "crashed": "the process running your code crashed",
+                "missing": "answer missing", "invalid": "not graded", "manual": "to be graded by your teacher",
+                "reviewed": "graded by your teacher"}
+NEXT_STEP = {
+    "failed": "Run the check cell in your notebook: it shows the same message. Work the smallest failing case "
+              "out by hand and compare it with what your function returns.",
+    "error": "Run your answer cell and then the check cell in a fresh kernel (Kernel → Restart & Run All): the "
+             "traceback above shows the line that failed.",
+    "timeout": "Look for a loop that never ends or work that grows with the input far more than needed; the "
+               "check's cases are small.",
+    "crashed": "Your code ended the process (os._exit, a segfault, using too much memory): remove that call, or "
+               "work on smaller tensors.",
+    "missing": "Hand in the notebook you were given, with your answer in its answer cell; do not delete or "
+               "re-create answer cells (the grader finds them by their metadata).",
+    "invalid": "Hand in the .ipynb notebook file itself (not a link, not another format).",
+}
+_EXPECTED_LINE = re.compile(r"^(\s*expected[^:\n]*:)[^\n]*$", re.MULTILINE)
+_EXPECTED_PAIR = re.compile(r"expected [^,;\n]+, received")
+
+
+def hide_expected_values(text: str) -> str:
+    """The check's message without the expected values (labels kept: ``expected: (hidden)``)."""
+    text = _EXPECTED_LINE.sub(lambda match: f"{match.group(1)} (hidden)", text)
+    return _EXPECTED_PAIR.sub("expected (hidden), received", text)
+
+
+def file_stem(student: str) -> str:
+    """A file name for ``student`` that is safe everywhere and never collides with another student's."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", writable(student)).strip("._") or "student"
+    if safe != student:
+        safe += "-" + hashlib.sha256(writable(student).encode()).hexdigest()[:6]
+    return safe[:120]
+
+
+def markdown(report: GradeReport, row: StudentResult, hide_expected: bool = False) -> str:
+    """The feedback for one student, as Markdown."""
+    lines = [f"# Feedback: {report.name}", "", f"Student: `{row.student}`  ", f"Notebook: `{Path(row.file).name}`",
+             "", f"**Total: {_number(row.total)} / {_number(row.max_total)}**"]
+    if row.penalty:
+        lines.append(f"(late penalty: {_number(row.penalty)} point(s) taken from {_number(row.earned)})")
+    if row.problem:
+        lines += ["", f"Your notebook could not be graded: {row.problem}"]
+    for exercise in report.chapter.exercises:
+        result = row.exercises[exercise.id]
+        lines += ["", f"## {exercise.label}: {_number(result.points)} / {_number(result.max_points)} — "
+                      f"{STATUS_WORDS.get(result.status, result.status)}"]
+        message = hide_expected_values(result.feedback) if hide_expected else result.feedback
+        if result.status not in ("passed", "manual", "reviewed") and message:
+            lines += ["", "```text", message.replace("```", "'''"), "```"]
+        if result.answer and result.status in ("manual", "reviewed"):
+            lines += ["", "Your answer:", "", *[f"> {line}" for line in result.answer.splitlines()]]
+        if result.teacher_points is not None and result.graded_points is not None:
+            lines += ["", f"Your teacher set the points to {_number(result.teacher_points)} (the grader gave "
+                          f"{_number(result.graded_points)})."]
+        if result.comment:
+            lines += ["", f"Comment from your teacher: {result.comment}"]
+        if result.status in NEXT_STEP and result.teacher_points is None:
+            lines += ["", f"What to do: {NEXT_STEP[result.status]}"]
+    if row.notes:
+        lines += ["", "## Notes", "", *[f"- {note}" for note in row.notes]]
+    return "\n".join(lines) + "\n"
+
+
+def html_page(report: GradeReport, row: StudentResult, hide_expected: bool = False) -> str:
+    """The feedback for one student, as a self-contained HTML page (everything escaped)."""
+    escape = html.escape
+    parts = [f"<h1>Feedback: {escape(report.name)}</h1>",
+             f"<p>Student: <code>{escape(row.student)}</code><br>Notebook: <code>{escape(Path(row.file).name)}</code></p>",
+             f"<p><strong>Total: {_number(row.total)} / {_number(row.max_total)}</strong>"
+             + (f" (late penalty: {_number(row.penalty)} point(s) taken)" if row.penalty else "") + "</p>"]
+    if row.problem:
+        parts.append(f"<p>Your notebook could not be graded: {escape(row.problem)}</p>")
+    for exercise in report.chapter.exercises:
+        result = row.exercises[exercise.id]
+        parts.append(f"<h2>{escape(exercise.label)}: {_number(result.points)} / {_number(result.max_points)} — "
+                     f"{escape(STATUS_WORDS.get(result.status, result.status))}</h2>")
+        message = hide_expected_values(result.feedback) if hide_expected else result.feedback
+        if result.status not in ("passed", "manual", "reviewed") and message:
+            parts.append(f"<pre>{escape(message)}</pre>")
+        if result.answer and result.status in ("manual", "reviewed"):
+            parts.append(f"<p>Your answer:</p><blockquote><pre>{escape(result.answer)}</pre></blockquote>")
+        if result.comment:
+            parts.append(f"<p>Comment from your teacher: {escape(result.comment)}</p>")
+        if result.status in NEXT_STEP and result.teacher_points is None:
+            parts.append(f"<p>What to do: {escape(NEXT_STEP[result.status])}</p>")
+    if row.notes:
+        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{escape(note)}</li>" for note in row.notes) + "</ul>")
+    body = "\n".join(parts)
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Feedback: {escape(report.name)}</title>"
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
+            "<style>body{font-family:sans-serif;max-width:50em;margin:2em auto}pre{white-space:pre-wrap;"
+            f"background:#f4f4f4;padding:.5em}}</style></head>\n<body>\n{body}\n</body></html>\n")
+
+
+def write_feedback(report: GradeReport, folder: str | Path, fmt: str = "md", hide_expected: bool = False,
+                   students: set[str] | None = None, stamp: str = "") -> list[Path]:
+    """Write one file per student (only ``students`` when given) into ``folder``; a file that changes keeps
+    its previous version in ``<folder>/<name>.history/``. Returns the files written."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    render = html_page if fmt == "html" else markdown
+    written = []
+    for row in report.students:
+        if students is not None and row.student not in students:
+            continue
+        path = folder / f"{file_stem(row.student)}.{fmt}"
+        write_kept(path, writable(render(report, row, hide_expected)), stamp)
+        written.append(path)
+    return written

@@ -1,0 +1,192 @@
+"""The class list of the LMS (a roster) and the CSV files Canvas and Moodle import.
+
+**Roster** (``--roster FILE.csv``): the file the LMS gives, read as is —
+
+- Canvas: the gradebook export (Grades → Export): ``Student`` ("Jones, Carol"), ``ID`` (the Canvas user
+  id of its download names), ``SIS User ID``, ``SIS Login ID``, ``Section``, then one column per
+  assignment (``HW2 (4321)``) and a ``Points Possible`` row, which is skipped;
+- Moodle: the gradebook export (Grades → Export → Plain text file): ``First name``, ``Last name``,
+  ``ID number``, ``Email address``, …;
+- or any CSV with a ``student`` column and some of ``name``, ``email``, ``id``.
+
+A student id of the gradebook is matched to one roster row by the LMS user id from a Canvas
+download name, else by any of: the roster's student, login, email (or its part before ``@``), ID
+number, SIS ids, or the name (``Jones, Carol``, ``Carol Jones`` and Canvas's ``jonescarol`` are
+alike: letters and digits, lower case). Two matching rows are no match (and a warning).
+
+**Canvas** (Grades → Import): ``Student, ID, SIS User ID, SIS Login ID, Section``, then one column per
+assignment, and a second row ``Points Possible`` with each assignment's points. Canvas finds the
+student by ``ID`` (or the SIS ids), and the assignment by the column name: ``HW2 (4321)`` as in the
+roster for an existing assignment, a new name creates one. A blank cell changes nothing.
+
+**Moodle** (Grades → Import → CSV file): one row per student with ``Email address``, ``ID number`` and
+``Full name``, then one column per assignment; on import map ``Email address`` (or ``ID number``) to
+the user and each assignment column to a grade item. Moodle takes no points-possible row: the grade
+item's maximum is set in Moodle (the export prints each assignment's points to set it to).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .course import GradingError
+from .gradebook import _number, csv_text_cell
+from .identity import read_csv_rows
+
+
+def name_keys(text: str) -> set[str]:
+    """A name's letters and digits, lower case, its words in any order: ``Jones, Carol``, ``Carol Jones`` and
+    Canvas's ``jonescarol`` share ``jonescarol``."""
+    words = re.sub(r"[^0-9a-z ]", "", re.sub(r"[,._@-]", " ", text.lower())).split()
+    if not words:
+        return set()
+    orders = itertools.permutations(words) if len(words) <= 4 else [words, words[::-1]]
+    return {"".join(order) for order in orders}
+
+
+@dataclass
+class RosterEntry:
+    """One student of the LMS's class list."""
+
+    fields: dict[str, str]
+    keys: set[str] = field(default_factory=set)
+
+    def get(self, *names: str) -> str:
+        for name in names:
+            value = self.fields.get(name.lower(), "").strip()
+            if value:
+                return value
+        return ""
+
+    @property
+    def name(self) -> str:
+        full = self.get("student", "full name", "name")
+        return full or " ".join(part for part in (self.get("first name"), self.get("last name")) if part)
+
+
+@dataclass
+class Roster:
+    entries: list[RosterEntry]
+    header: list[str]
+    source: str
+
+    def assignment_header(self, name: str) -> str:
+        """The roster's own column for assignment ``name`` (``HW2 (4321)``), else ``name``."""
+        for column in self.header:
+            if column == name or re.fullmatch(re.escape(name) + r" \(\d+\)", column):
+                return column
+        return name
+
+    def match(self, student: str, identity: dict[str, Any]) -> RosterEntry | None:
+        if identity.get("lms") == "canvas" and identity.get("lms_id"):
+            by_id = [entry for entry in self.entries if entry.get("id") == identity["lms_id"]]
+            if len(by_id) == 1:
+                return by_id[0]
+        wanted = {student.strip().lower(), "".join(re.findall(r"[0-9a-z]", student.lower()))}
+        if identity.get("name"):
+            wanted |= name_keys(identity["name"])
+        found = [entry for entry in self.entries if entry.keys & wanted]
+        return found[0] if len(found) == 1 else None
+
+
+def read_roster(path: str | Path) -> Roster:
+    rows = read_csv_rows(path, "--roster")
+    if not rows:
+        raise GradingError(f"--roster {path}: the file is empty; expected the class list exported from the LMS")
+    header = [name.strip() for name in rows[0]]
+    lower = [name.lower() for name in header]
+    if not {"student", "id", "email address", "email", "first name", "full name", "name"} & set(lower):
+        raise GradingError(f"--roster {path}: no student column; expected a Canvas gradebook export (Student, ID, …), "
+                           f"a Moodle export (First name, Last name, Email address, …) or a CSV with a student column")
+    entries = []
+    for row in rows[1:]:
+        fields = dict(zip(lower, row))
+        if fields.get("student", "").strip().lower() in ("points possible", "test student"):
+            continue
+        entry = RosterEntry(fields)
+        email = entry.get("email address", "email")
+        keys = {entry.get(name).lower() for name in ("student", "sis login id", "sis user id", "id number", "username",
+                                                      "login") if entry.get(name)}
+        keys |= {email.lower(), email.split("@")[0].lower()} if email else set()
+        keys |= name_keys(entry.name)
+        entry.keys = {key for key in keys if key}
+        entries.append(entry)
+    return Roster(entries, header, str(path))
+
+
+def _lms_rows(term: dict[str, Any], roster: Roster | None) -> tuple[list[tuple[dict, RosterEntry | None]], list[str]]:
+    """(term student, roster entry) for each student of the term gradebook, and warnings."""
+    rows, warnings = [], []
+    for student in term["students"]:
+        entry = roster.match(student["student"], student.get("identity", {})) if roster else None
+        if roster is not None and entry is None:
+            warnings.append(f"{student['student']!r} matches no single student of --roster {roster.source}")
+        rows.append((student, entry))
+    return rows, warnings
+
+
+def canvas_csv(term: dict[str, Any], roster: Roster | None) -> tuple[str, list[str]]:
+    """The term gradebook as a Canvas gradebook import (see the module's docstring); (text, warnings)."""
+    rows, warnings = _lms_rows(term, roster)
+    assignments = term["assignments"]
+    headers = [roster.assignment_header(a["name"]) if roster else a["name"] for a in assignments]
+    lines = []
+    unmatched = []
+    for student, entry in rows:
+        identity = student.get("identity", {})
+        canvas_id = (entry.get("id") if entry else "") or (identity.get("lms_id") if identity.get("lms") == "canvas"
+                                                            else "")
+        sis_user, sis_login = (entry.get("sis user id"), entry.get("sis login id")) if entry else ("", "")
+        if not (canvas_id or sis_user or sis_login):
+            unmatched.append(student["student"])
+            continue
+        name = (entry.name if entry else "") or identity.get("name") or student["student"]
+        section = entry.get("section") if entry else ""
+        lines.append([csv_text_cell(name), canvas_id, sis_user, sis_login, csv_text_cell(section),
+                      *[_cell(student["scores"].get(a["name"])) for a in assignments]])
+    if unmatched:
+        raise GradingError(f"Canvas needs each student's Canvas ID or SIS id, and {len(unmatched)} student(s) have none "
+                           f"({', '.join(unmatched[:6])}{' …' if len(unmatched) > 6 else ''}): give --roster with the "
+                           "Canvas gradebook export (Grades → Export), or collect with Canvas's download names")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", *headers])
+    writer.writerow(["Points Possible", "", "", "", "", *[_cell(a["max_points"]) for a in assignments]])
+    writer.writerows(lines)
+    return buffer.getvalue(), warnings
+
+
+def moodle_csv(term: dict[str, Any], roster: Roster | None) -> tuple[str, list[str]]:
+    """The term gradebook as a Moodle grade import (see the module's docstring); (text, warnings)."""
+    rows, warnings = _lms_rows(term, roster)
+    assignments = term["assignments"]
+    lines, unmatched = [], []
+    for student, entry in rows:
+        email = entry.get("email address", "email") if entry else ""
+        id_number = entry.get("id number") if entry else ""
+        if not (email or id_number):
+            unmatched.append(student["student"])
+            continue
+        name = (entry.name if entry else "") or student.get("identity", {}).get("name") or student["student"]
+        lines.append([email, id_number, csv_text_cell(name), *[_cell(student["scores"].get(a["name"]))
+                                                               for a in assignments]])
+    if unmatched:
+        raise GradingError(f"Moodle finds a student by email or ID number, and {len(unmatched)} student(s) have "
+                           f"neither ({', '.join(unmatched[:6])}{' …' if len(unmatched) > 6 else ''}): give --roster "
+                           "with Moodle's gradebook export (Grades → Export → Plain text file)")
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["Email address", "ID number", "Full name", *[a["name"] for a in assignments]])
+    writer.writerows(lines)
+    warnings.append("Moodle: set each grade item's maximum to " + ", ".join(
+        f"{a['name']} {_number(a['max_points'])}" for a in assignments) + " (Moodle takes no points-possible row)")
+    return buffer.getvalue(), warnings
+
+
+def _cell(value: Any) -> Any:
+    return "" if value is None else _number(value)
