@@ -156,7 +156,8 @@ def main(check: bool = False, solutions_dir: str | Path = "solutions", exercises
                     for path in differing]
         problems += [f"{path} has no solution notebook {solutions_dir / path.name}" for path in extra]
         if problems:
-            print("exercise notebooks are out of date (run `python -m pgcourse.exercisegen`):", file=sys.stderr)
+            print("exercise notebooks are out of date (run `pgcourse exercises`, or `python -m pgcourse.exercisegen`):",
+                  file=sys.stderr)
             for problem in problems:
                 print(f"  {problem}", file=sys.stderr)
             return 1

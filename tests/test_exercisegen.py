@@ -151,6 +151,7 @@ def test_main_writes_then_check_passes_and_detects_drift(tmp_path, capsys):
     assert exercisegen.main(check=True, solutions_dir=solutions, exercises_dir=exercises) == 1
     err = capsys.readouterr().err
     assert "00_demo.ipynb differs" in err and "99_orphan.ipynb has no solution notebook" in err
+    assert "run `pgcourse exercises`" in err  # the command a course author types
 
 
 def test_main_reports_bad_solution_notebook(tmp_path, capsys):
