@@ -29,6 +29,7 @@ from .config import A2CConfig, BaseConfig, ConfigError, PPOConfig, ReinforceConf
 from .diagnostics import approx_kl, clip_fraction, explained_variance
 from .evaluation import EvalResult, evaluate
 from .history import History
+from .hints import hint
 from .losses import clipped_surrogate_loss, gaussian_log_prob, reinforce_loss, value_loss
 from .returns import compute_gae, discounted_returns, normalize
 from .run import Run, RunLoadError, load, resolve_device
@@ -87,4 +88,4 @@ __all__ = ["train", "resume", "load", "evaluate", "rollout_gif", "show_gif", "Ru
            "discounted_returns", "normalize", "compute_gae", "reinforce_loss", "clipped_surrogate_loss", "value_loss",
            "gaussian_log_prob", "approx_kl", "clip_fraction", "explained_variance", "minibatch_indices",
            "resolve_device", "returns", "losses", "diagnostics", "diagnose", "sweep", "plot_sweep", "claim",
-           "ClaimError"]
+           "ClaimError", "hint"]

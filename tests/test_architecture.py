@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("views", {"plotting", "render", "live", "loggers"}),
     ("training", {"algorithms"}),
     ("entry", {"planted", "api"}),
-    ("course tools", {"widgets", "checks", "traps", "exercisegen", "sweeps", "claims"}),
+    ("course tools", {"widgets", "checks", "traps", "exercisegen", "sweeps", "claims", "hints"}),
     ("grading", {"grading"}),
     ("commands", {"cli", "bench", "traps.__main__"}),
 ]

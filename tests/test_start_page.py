@@ -19,6 +19,24 @@ LESSONS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
 
+def lesson_of(exercise: Path) -> Path:
+    """The lesson an exercise notebook goes with: the lesson of the same name, else (an exercises-only chapter
+    such as 04b_ppo_from_scratch) the lesson whose number its own starts with (04_ppo)."""
+    same = ROOT / "notebooks" / exercise.name
+    if same.exists():
+        return same
+    number = re.match(r"\d+", exercise.name).group(0)
+    matches = [lesson for lesson in LESSONS if lesson.name.split("_")[0] == number]
+    assert len(matches) == 1, f"{exercise.name}: no lesson numbered {number}"
+    return matches[0]
+
+
+def exercises_of(lesson: Path) -> list[Path]:
+    """The exercise notebooks that go with ``lesson``, the one of its own name first."""
+    return sorted((e for e in (ROOT / "exercises").glob("*.ipynb") if lesson_of(e) == lesson),
+                  key=lambda e: (e.name != lesson.name, e.name))
+
+
 def markdown_links(path: Path) -> list[str]:
     """The targets of the markdown links in ``path``'s markdown cells, in order (web links left out)."""
     notebook = json.loads(path.read_text())
@@ -38,7 +56,8 @@ def test_start_page_exists_and_has_no_code_to_run():
 
 def test_start_page_gives_the_path_lesson_then_exercise_in_order():
     links = [link for link in markdown_links(START) if link.startswith(("notebooks/", "exercises/"))]
-    expected = [f"{folder}/{lesson.name}" for lesson in LESSONS for folder in ("notebooks", "exercises")]
+    expected = [f"{folder}/{path.name}" for lesson in LESSONS
+                for folder, path in [("notebooks", lesson)] + [("exercises", e) for e in exercises_of(lesson)]]
     first_seen = list(dict.fromkeys(links))
     assert first_seen == expected, "the path must be lesson 00 -> exercise 00 -> lesson 01 -> ..."
 
@@ -65,7 +84,7 @@ def test_each_lesson_links_to_its_exercises_with_a_link_that_resolves(lesson):
 def test_exercise_notebooks_link_back_to_their_lesson(folder):
     for path in sorted((ROOT / folder).glob("*.ipynb")):
         targets = [resolve(link, path) for link in markdown_links(path)]
-        assert ROOT / "notebooks" / path.name in targets, f"{folder}/{path.name} does not link to its lesson"
+        assert lesson_of(path) in targets, f"{folder}/{path.name} does not link to its lesson"
         assert all(target.is_relative_to(ROOT) and target.exists() for target in targets), path.name
 
 

@@ -63,3 +63,14 @@ REFERENCES: dict[str, Callable[..., Any]] = {
 }
 
 __all__ = ["LearnerCodeError", "ALL_CHECKS", "REFERENCES", *(f"check_{name}" for name in ALL_CHECKS)]
+
+# The write-the-loop exercises (lesson 01's REINFORCE loop, 04b's PPO from scratch): stage checks of the learner's
+# own rollout, update and training loop against the package's loops (``stages``, ``ch01_loop``, ``ch04b_ppo_loop``).
+from . import ch01_loop, ch04b_ppo_loop  # noqa: E402
+from .ch01_loop import check_collect_episodes, check_reinforce_update, check_train_reinforce  # noqa: E402
+from .ch04b_ppo_loop import (check_advantages_and_returns, check_collect_rollout, check_ppo_update,  # noqa: E402
+                             check_train_ppo)
+
+STAGE_CHECKS: dict[str, Callable[..., Any]] = {**ch01_loop.STAGE_CHECKS, **ch04b_ppo_loop.STAGE_CHECKS}
+STAGE_REFERENCES: dict[str, Callable[..., Any]] = {**ch01_loop.REFERENCES, **ch04b_ppo_loop.REFERENCES}
+__all__ += ["STAGE_CHECKS", *(f"check_{name}" for name in STAGE_CHECKS)]

@@ -1,0 +1,415 @@
+"""Stage checks of lesson 01's last exercises: the learner writes the REINFORCE loop.
+
+- ``collect_episodes(envs, policy) -> (obs, actions, episode_rewards)``: one complete episode per env from
+  ``envs.reset()``; on fixed seeds and a fixed policy, everything must equal the reference exactly.
+- ``reinforce_update(policy, optimizer, obs, actions, episode_rewards, config)``: one gradient step; from
+  the same batches, the parameters after two successive calls within a stated tolerance.
+- ``train_reinforce(envs, config) -> policy``: end to end, the learner's loop learns CartPole on 3 of 3
+  seeds within 200 episodes.
+
+The reference is this package's REINFORCE (``algorithms/reinforce.py``, ``collect_episodes`` in
+``algorithms/rollout.py``) written as these three functions; ``tests/test_loop_checks.py`` shows the three
+glued together train exactly the run ``pg.train("reinforce", ...)`` trains.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..config import ReinforceConfig, make_config
+from ..envs import make_raw_vector_env
+from ..losses import categorical_log_prob, reinforce_loss
+from ..networks import CategoricalPolicy, sample_categorical
+from ..returns import discounted_returns, normalize
+from .stages import (PARAMETER_TOLERANCE, RUNNERS, CountingEnvs, LoopReport, Mismatch, SeedResult, StageMistake,
+                     Timer, call_learner, cartpole_envs, compare, diagnose, failure_message, fixed_networks,
+                     learner_data, learner_run, seeded_torch, tensor_data)
+
+
+# --------------------------------------------------------------------------------------------------
+# The reference (``mistake`` switches on a known wrong version)
+# --------------------------------------------------------------------------------------------------
+
+def reference_collect_episodes(envs, policy, *, mistake: str | None = None) -> tuple[Tensor, Tensor, list[Tensor]]:
+    """One complete episode per env from ``envs.reset()``: ``obs [B, obs_dim]``, ``actions [B]`` (env 0's
+    episode first) and each episode's rewards ``[T_i]``."""
+    obs_np, _ = envs.reset(seed=0) if mistake == "reseeded" else envs.reset()
+    num_envs = envs.num_envs
+    lengths = np.zeros(num_envs, dtype=np.int64)  # [N] length of the first episode, 0 while it runs
+    obs_rows, action_rows, reward_rows = [], [], []
+    with torch.no_grad():
+        while not (lengths.any() if mistake == "stops_at_first_end" else lengths.all()):
+            obs = torch.as_tensor(obs_np, dtype=torch.float32)  # [N, obs_dim]
+            logits = policy(obs)  # [N, A]
+            if mistake == "greedy":
+                actions = logits.argmax(dim=-1)
+            elif mistake == "samples_running_envs_only":
+                actions = torch.zeros(num_envs, dtype=torch.long)
+                running = torch.as_tensor(lengths == 0)
+                actions[running] = sample_categorical(logits[running])
+            else:
+                actions = sample_categorical(logits)  # [N]
+            obs_np, rewards, terminated, truncated, _ = envs.step(actions.numpy())
+            obs_rows.append(torch.as_tensor(obs_np, dtype=torch.float32) if mistake == "obs_after_step" else obs)
+            action_rows.append(actions)
+            reward_rows.append(torch.as_tensor(np.asarray(rewards, dtype=np.float32)))
+            ends = np.asarray(terminated) if mistake == "truncation_ignored" else \
+                np.asarray(terminated) | np.asarray(truncated)
+            ended_now = ends & (lengths == 0)
+            lengths[ended_now] = len(reward_rows) - (1 if mistake == "drops_last_step" else 0)
+    if mistake == "stops_at_first_end":
+        lengths[lengths == 0] = len(reward_rows)
+    if mistake == "keeps_steps_after_the_end":
+        lengths[:] = len(reward_rows)
+    order = np.argsort(lengths, kind="stable") if mistake == "finish_order" else range(num_envs)
+    obs_all, actions_all, rewards_all = torch.stack(obs_rows), torch.stack(action_rows), torch.stack(reward_rows)
+    obs = torch.cat([obs_all[:lengths[i], i] for i in order])  # [B, obs_dim]
+    actions = torch.cat([actions_all[:lengths[i], i] for i in order])  # [B]
+    return obs, actions, [rewards_all[:lengths[i], i] for i in order]
+
+
+def reference_reinforce_update(policy, optimizer, obs, actions, episode_rewards, config, *,
+                               mistake: str | None = None) -> float:
+    """One REINFORCE step: discounted returns per episode, normalised over the batch if the config says so,
+    the REINFORCE loss, one optimiser step."""
+    gamma = 1.0 if mistake == "undiscounted" else config.gamma
+    if mistake == "discounted_across_episodes":
+        returns = discounted_returns(torch.cat(list(episode_rewards)), gamma)
+    elif mistake == "episode_return_everywhere":
+        returns = torch.cat([torch.full_like(rewards, float(discounted_returns(rewards, gamma)[0]))
+                             for rewards in episode_rewards])
+    elif mistake == "normalized_per_episode":
+        returns = torch.cat([normalize(discounted_returns(rewards, gamma)) for rewards in episode_rewards])
+    else:
+        returns = torch.cat([discounted_returns(rewards, gamma) for rewards in episode_rewards])  # [B]
+    normalizing = config.normalize_weights != (mistake == "normalization_flag_ignored")
+    weights = normalize(returns) if normalizing else returns  # [B]
+    loss = reinforce_loss(categorical_log_prob(policy(obs), actions), weights)
+    if mistake == "sign_flipped":
+        loss = -loss
+    if mistake != "no_zero_grad":
+        optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
+def reference_train_reinforce(envs, config: ReinforceConfig, collect=reference_collect_episodes,
+                              update=reference_reinforce_update) -> CategoricalPolicy:
+    """REINFORCE on ``envs`` until ``config.max_episodes`` episodes, seeded as ``pg.train`` seeds."""
+    torch.manual_seed(config.seed)
+    envs.reset(seed=config.seed)
+    policy = CategoricalPolicy(envs.single_observation_space.shape[0], int(envs.single_action_space.n),
+                               config.hidden_sizes)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr, eps=config.adam_eps)
+    episodes = 0
+    while episodes < config.max_episodes:
+        obs, actions, episode_rewards = collect(envs, policy)
+        episodes += len(episode_rewards)
+        update(policy, optimizer, obs, actions, episode_rewards, config)
+    return policy
+
+
+# --------------------------------------------------------------------------------------------------
+# Stage 1: a batch of episodes
+# --------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class EpisodesCase:
+    num_envs: int
+    time_limit: int | None = None
+    env_seed: int = 0
+    torch_seed: int = 0
+    net_seed: int = 0
+
+    @property
+    def description(self) -> str:
+        limit = f" with a {self.time_limit}-step time limit" if self.time_limit else ""
+        return f"{self.num_envs} CartPole-v1 env(s){limit}"
+
+    def run(self, collect: Callable[..., Any]) -> Any:
+        envs = cartpole_envs(self.num_envs, self.time_limit)
+        try:
+            envs.reset(seed=self.env_seed)  # seeded once by the caller; collect_episodes continues from there
+            policy, _ = fixed_networks(self.net_seed)
+            with seeded_torch(self.torch_seed):
+                return collect(envs, policy)
+        finally:
+            envs.close()
+
+
+EPISODES_CASES = [
+    EpisodesCase(num_envs=1, env_seed=1, torch_seed=1, net_seed=1),
+    EpisodesCase(num_envs=3, time_limit=12, env_seed=2, torch_seed=2, net_seed=2),
+    EpisodesCase(num_envs=4, env_seed=3, torch_seed=3, net_seed=3),
+]
+
+
+def episodes_data(result: Any) -> dict[str, Any]:
+    """What a ``collect_episodes`` returned, as data (or the problem, in words)."""
+    if not (isinstance(result, tuple | list) and len(result) == 3):
+        return {"problem": "collect_episodes must return (obs, actions, episode_rewards); got "
+                           f"{type(result).__name__}."}
+    obs, actions, episode_rewards = result
+    if not isinstance(episode_rewards, list | tuple):
+        return {"problem": f"episode_rewards should be a list of tensors, one per env; got "
+                           f"{type(episode_rewards).__name__}."}
+    return {"obs": tensor_data(obs), "actions": tensor_data(actions),
+            "episode_rewards": [tensor_data(rewards) for rewards in episode_rewards]}
+
+
+def run_episodes_case(fn: Callable[..., Any], index: int) -> dict[str, Any]:
+    """Case ``index`` of the episodes check with ``fn`` as ``collect_episodes``, as data."""
+    return episodes_data(EPISODES_CASES[index].run(fn))
+
+
+def _episodes_mistake(name: str) -> Callable[[EpisodesCase], Any]:
+    return lambda case: episodes_data(case.run(lambda envs, policy: reference_collect_episodes(envs, policy,
+                                                                                               mistake=name)))
+
+
+EPISODES_MISTAKES = [
+    StageMistake("you stop when the FIRST env finishes: play until every env has finished its first episode (the "
+                 "finished ones keep stepping, and those steps are dropped).", _episodes_mistake("stops_at_first_end")),
+    StageMistake("you keep the steps after an env's episode ended: in NEXT_STEP mode the next step only resets that "
+                 "env, and what follows is another episode, not part of this one.",
+                 _episodes_mistake("keeps_steps_after_the_end")),
+    StageMistake("a truncation (the time limit) ends an episode too: stop counting an env's steps at its first "
+                 "step with terminated OR truncated.", _episodes_mistake("truncation_ignored")),
+    StageMistake("each episode lacks its last step: the step that returns terminated or truncated is part of the "
+                 "episode (its reward counts).", _episodes_mistake("drops_last_step")),
+    StageMistake("you store the observation the step RETURNED; store the observation the action was chosen on.",
+                 _episodes_mistake("obs_after_step")),
+    StageMistake("you take the most likely action: REINFORCE samples its actions from the policy.",
+                 _episodes_mistake("greedy")),
+    StageMistake("you sample actions only for the envs still playing: sample one action per env every step (a "
+                 "vector env needs an action for every env, and the check replays the same random draws).",
+                 _episodes_mistake("samples_running_envs_only")),
+    StageMistake("you reset the envs with a seed inside collect_episodes: the caller seeds them once; each batch "
+                 "starts with a reset without a seed, so every batch plays new episodes.",
+                 _episodes_mistake("reseeded")),
+    StageMistake("the episodes are in the order they finished: keep env order (env 0's episode first).",
+                 _episodes_mistake("finish_order")),
+]
+
+
+def _length(value: Any) -> int | None:
+    return int(value.shape[0]) if isinstance(value, Tensor) and value.dim() == 1 else None
+
+
+def _compare_episodes(expected: dict[str, Any], received: dict[str, Any]) -> Mismatch | None:
+    if "problem" in received:
+        return Mismatch("result", received["problem"])
+    lengths = [_length(rewards) for rewards in expected["episode_rewards"]]
+    got_lengths = [_length(rewards) for rewards in received["episode_rewards"]]
+    if len(got_lengths) != len(lengths):
+        return Mismatch("episode_rewards", f"episode_rewards should hold {len(lengths)} episodes, one per env; it "
+                                           f"holds {len(got_lengths)}.")
+    if None in got_lengths:
+        return Mismatch("episode_rewards", "each entry of episode_rewards should be a 1-D tensor of the episode's "
+                                           "rewards.")
+    if got_lengths != lengths:
+        return Mismatch("episode_rewards", f"your episodes have lengths {got_lengths}; the reference's have {lengths}.",
+                        expected=torch.tensor(lengths), received=torch.tensor(got_lengths))
+    for index, (want, got) in enumerate(zip(expected["episode_rewards"], received["episode_rewards"])):
+        mismatch = compare(f"episode_rewards[{index}]", want, got, exact=True, kind="float")
+        if mismatch is not None:
+            mismatch.field = "episode_rewards"
+            return mismatch
+    return (compare("obs", expected["obs"], received["obs"], exact=True)
+            or compare("actions", expected["actions"], received["actions"], exact=True, kind="integer"))
+
+
+def check_collect_episodes(fn: Callable[..., Any]) -> None:
+    """Check your ``collect_episodes(envs, policy)`` against the reference on fixed seeds and a fixed policy:
+    observations, actions and each episode's rewards must be equal, exactly."""
+    for index, case in enumerate(EPISODES_CASES):
+        expected = run_episodes_case(reference_collect_episodes, index)
+        received = learner_data("collect_episodes", fn, index)
+        mismatch = _compare_episodes(expected, received)
+        if mismatch is None:
+            continue
+        hint = diagnose(EPISODES_MISTAKES, mismatch,
+                        lambda mistake: _compare_episodes(mistake.compute(case), received) is None)
+        lengths = [_length(rewards) for rewards in expected["episode_rewards"]]
+        situation = f"{case.description}, one episode each from a reset: lengths {lengths}"
+        raise AssertionError(failure_message(
+            "collect_episodes", mismatch, hint, situation,
+            "each env's first episode from the reset, every step up to and including the one that ended it, "
+            "the actions sampled from the policy, env 0's episode first.",
+            "The check replays the reference's random draws: one action per env every step, sampled from torch's "
+            "generator."))
+    print(f"✓ collect_episodes: {len(EPISODES_CASES)} batches of episodes equal to the reference (observations, "
+          f"actions and rewards exactly)")
+
+
+RUNNERS["collect_episodes"] = run_episodes_case
+
+
+# --------------------------------------------------------------------------------------------------
+# Stage 2: one update
+# --------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class ReinforceUpdateCase:
+    description: str
+    episodes: EpisodesCase
+    overrides: dict[str, Any]
+
+    def run(self, update: Callable[..., Any]) -> list[list[Tensor]]:
+        """Two successive updates on two batches (played by the reference); the parameters after each."""
+        config = make_config("reinforce", "CartPole-v1", "discrete", progress=False, **self.overrides)
+        policy, _ = fixed_networks(self.episodes.net_seed)
+        optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr, eps=config.adam_eps)
+        batches = [self.episodes.run(reference_collect_episodes),
+                   dataclasses.replace(self.episodes, torch_seed=self.episodes.torch_seed + 100).run(
+                       reference_collect_episodes)]
+        after = []
+        for obs, actions, episode_rewards in batches:
+            with seeded_torch(0):
+                update(policy, optimizer, obs.clone(), actions.clone(), [r.clone() for r in episode_rewards], config)
+            after.append([p.detach().clone() for p in policy.parameters()])
+        return after
+
+
+REINFORCE_UPDATE_CASES = [
+    ReinforceUpdateCase("the course's CartPole config (gamma 0.99, returns normalised over the batch)",
+                        EpisodesCase(num_envs=4, env_seed=4, torch_seed=4, net_seed=4), {}),
+    ReinforceUpdateCase("normalize_weights=False, gamma 0.9, a 15-step time limit",
+                        EpisodesCase(num_envs=3, time_limit=15, env_seed=5, torch_seed=5, net_seed=5),
+                        dict(normalize_weights=False, gamma=0.9)),
+]
+
+
+def run_reinforce_update_case(fn: Callable[..., Any], index: int) -> list[list[Tensor]]:
+    """Case ``index`` of the update check with ``fn`` as ``reinforce_update``: the parameters after each update."""
+    return REINFORCE_UPDATE_CASES[index].run(fn)
+
+
+def _update_mistake(name: str) -> Callable[[ReinforceUpdateCase], Any]:
+    return lambda case: case.run(lambda *args: reference_reinforce_update(*args, mistake=name))
+
+
+REINFORCE_UPDATE_MISTAKES = [
+    StageMistake("config.normalize_weights is not followed: standardise the returns over the batch only when it "
+                 "is True.", _update_mistake("normalization_flag_ignored")),
+    StageMistake("the returns are discounted across episode boundaries: compute G_t within each episode; an "
+                 "episode's return never includes the next episode's rewards.",
+                 _update_mistake("discounted_across_episodes")),
+    StageMistake("every step of an episode is weighted by the whole episode's return: weight step t by the return "
+                 "from t on (the rewards before t do not depend on the action at t).",
+                 _update_mistake("episode_return_everywhere")),
+    StageMistake("the returns are not discounted: G_t = r_t + gamma G_{t+1} with config.gamma.",
+                 _update_mistake("undiscounted")),
+    StageMistake("the returns are normalised episode by episode: standardise them once, over the whole batch.",
+                 _update_mistake("normalized_per_episode")),
+    StageMistake("the step goes the wrong way: the optimiser minimises the loss, and minimising it must raise the "
+                 "log-probability of actions with a high return.", _update_mistake("sign_flipped")),
+    StageMistake("the gradients are not zeroed before the backward pass, so each update also adds the previous "
+                 "update's gradient (the first update is right, the second is not).", _update_mistake("no_zero_grad")),
+]
+
+
+def _compare_parameters(expected: list[list[Tensor]], received: list[list[Tensor]]) -> Mismatch | None:
+    for index, (want, got) in enumerate(zip(expected, received)):
+        mismatch = compare("policy parameters", torch.cat([p.flatten() for p in want]),
+                           torch.cat([p.flatten() for p in got]), exact=False, tolerance=PARAMETER_TOLERANCE)
+        if mismatch is not None:
+            which = "first" if index == 0 else "second (the first was right)"
+            mismatch.field = "policy"
+            mismatch.problem = (f"the policy's parameters after your {which} update differ from the reference's "
+                                f"(beyond rtol {PARAMETER_TOLERANCE[0]:g}, atol {PARAMETER_TOLERANCE[1]:g}).")
+            return mismatch
+    return None
+
+
+def check_reinforce_update(fn: Callable[..., Any]) -> None:
+    """Check your ``reinforce_update(policy, optimizer, obs, actions, episode_rewards, config)``: two successive
+    updates from the same batches must leave the policy's parameters within rtol 1e-3, atol 1e-5 of the
+    reference's."""
+    for index, case in enumerate(REINFORCE_UPDATE_CASES):
+        expected = run_reinforce_update_case(reference_reinforce_update, index)
+        received = learner_data("reinforce_update", fn, index)
+        mismatch = _compare_parameters(expected, received)
+        if mismatch is None:
+            continue
+        hint = diagnose(REINFORCE_UPDATE_MISTAKES, mismatch,
+                        lambda mistake: _compare_parameters(mistake.compute(case), received) is None)
+        raise AssertionError(failure_message(
+            "reinforce_update", mismatch, hint, f"{case.description}; batches of {case.episodes.description}",
+            "the policy after one optimiser step on the REINFORCE loss: the log-probabilities of the actions "
+            "weighted by the discounted returns of each episode (normalised over the batch if the config says "
+            "so), the weights being constants."))
+    print(f"✓ reinforce_update: {len(REINFORCE_UPDATE_CASES)} cases of two updates equal to the reference "
+          f"(parameters within rtol {PARAMETER_TOLERANCE[0]:g}, atol {PARAMETER_TOLERANCE[1]:g})")
+
+
+RUNNERS["reinforce_update"] = run_reinforce_update_case
+
+
+# --------------------------------------------------------------------------------------------------
+# Stage 3: end to end
+# --------------------------------------------------------------------------------------------------
+
+LEARNED_RETURN = 100.0   # mean of the last 20 training episodes; a random policy scores about 22, and the
+                         # reference 194 to 500 after 200 episodes (seeds 0-11)
+
+
+def check_train_reinforce(fn: Callable[..., Any], seeds: Sequence[int] = (0, 1, 2), max_episodes: int = 200,
+                         env_id: str = "CartPole-v1") -> LoopReport:
+    """End to end: your ``train_reinforce(envs, config)`` trains from scratch on each seed with the course's
+    CartPole config until ``max_episodes`` episodes; the mean return of its last 20 episodes must reach 100 on
+    every seed. Slow: it trains for real (a few seconds per seed). Returns a :class:`LoopReport`."""
+    print(f"check_train_reinforce: training your loop on {len(seeds)} seed(s) x {max_episodes} episodes of {env_id}; "
+          f"a line appears as each seed finishes.")
+    results: list[SeedResult] = []
+    for seed in seeds:
+        config = make_config("reinforce", env_id, "discrete", seed=seed, max_episodes=max_episodes, progress=False)
+        envs = CountingEnvs(make_raw_vector_env(env_id, config.num_envs, vectorization="auto"), first_episode_only=True)
+        try:
+            with seeded_torch(seed), Timer() as timer:
+                policy = call_learner(fn, "train_reinforce", [envs, config], ["envs", "config"])
+            envs.flush()
+        finally:
+            envs.close()
+        if not isinstance(policy, torch.nn.Module):
+            raise AssertionError(f"train_reinforce: return the trained policy (a torch module); got "
+                                 f"{type(policy).__name__}.")
+        returns = np.array([episode[0] for episode in envs.episodes])
+        last = float(returns[-20:].mean()) if len(returns) else float("nan")
+        result = SeedResult(seed, last, returns, envs.transitions, len(returns) // config.num_envs, timer.seconds)
+        if not max_episodes <= len(returns) < max_episodes + config.num_envs:
+            result.problems.append(f"it played {len(returns)} episodes; train until config.max_episodes = "
+                                   f"{max_episodes} (one batch of {config.num_envs} episodes at a time).")
+        if not last >= LEARNED_RETURN:
+            result.problems.append(f"the mean return of the last 20 episodes is {last:.1f}, below {LEARNED_RETURN:g} "
+                                   f"(the first 20: {returns[:20].mean():.1f}).")
+        result.run = learner_run(policy, None, config, envs, [], 1)
+        results.append(result)
+        print(f"  seed {seed}: mean return of the last 20 of {len(returns)} episodes {last:.1f}, "
+              f"{envs.transitions:,} transitions, {timer.seconds:.1f} s" + ("" if result.passed else "  <- failed"))
+        if not result.passed:
+            lines = [f"train_reinforce: your loop did not learn on seed {seed}."]
+            lines += [f"  - {problem}" for problem in result.problems]
+            lines.append("Run the stage checks above first; a loop whose stages pass and that fails here usually "
+                         "glues them wrongly (seeding, the optimiser's settings, the number of batches).")
+            raise AssertionError("\n".join(lines))
+    print(f"✓ train_reinforce: learned on {len(seeds)}/{len(seeds)} seeds (last 20 episodes >= {LEARNED_RETURN:g})")
+    return LoopReport("train_reinforce", results)
+
+
+STAGE_CHECKS: dict[str, Callable[..., Any]] = {
+    "collect_episodes": check_collect_episodes,
+    "reinforce_update": check_reinforce_update,
+    "train_reinforce": check_train_reinforce,
+}
+REFERENCES: dict[str, Callable[..., Any]] = {
+    "collect_episodes": reference_collect_episodes,
+    "reinforce_update": reference_reinforce_update,
+    "train_reinforce": reference_train_reinforce,
+}

@@ -1,0 +1,275 @@
+"""The stage checks of the write-the-loop exercises (lesson 01's REINFORCE loop, exercises 04b's PPO from scratch).
+
+Every stage check passes the reference with one line, fails a stub with "not implemented yet", reports a crash
+as the learner's own, rejects each wrong version of tests/wrong_loops.py with the hint that names its mistake
+(without handing over code), and accepts the right versions written another way. The cases contain what they
+claim (terminations, truncations, a step with both flags, a rollout that starts on a reset step, updates that
+clip). The references ARE the package's loops: glued together, they train exactly the run ``pg.train`` trains
+(slow tests, as are the end-to-end checks on real training).
+"""
+from __future__ import annotations
+
+import itertools
+import re
+import time
+from collections import defaultdict
+
+import numpy as np
+import pytest
+import torch
+
+import pgcourse as pg
+from pgcourse import checks
+from pgcourse.checks import ch01_loop, ch04b_ppo_loop
+from pgcourse.checks.stages import CountingEnvs
+from pgcourse.envs import make_raw_vector_env
+
+from wrong_loops import CORRECT_LOOPS, WRONG_LOOPS
+
+FAST_STAGES = ["collect_episodes", "reinforce_update", "collect_rollout", "advantages_and_returns", "ppo_update"]
+END_TO_END = ["train_reinforce", "train_ppo"]
+# Code, not words (as tests/test_checks.py): a method call or a keyword argument
+SOLUTION_CODE = re.compile(r"[A-Za-z_]\w*\.[A-Za-z_]\w*\(|\b(?!terminated=|truncated=)[a-z_]+=[A-Za-z_(]")
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError()
+
+
+def _crashing_helper(x):
+    return x / 0
+
+
+def learner_crashes(*args, **kwargs):
+    return _crashing_helper(1)
+
+
+_messages: dict[str, str] = {}
+
+
+def rejection(wrong_loop, **kwargs) -> str:
+    if wrong_loop.id not in _messages:
+        with pytest.raises(AssertionError) as info:
+            checks.STAGE_CHECKS[wrong_loop.stage](wrong_loop.fn, **kwargs)
+        _messages[wrong_loop.id] = str(info.value)
+    return _messages[wrong_loop.id]
+
+
+def test_every_stage_is_registered_with_a_reference():
+    assert sorted(checks.STAGE_CHECKS) == sorted(FAST_STAGES + END_TO_END)
+    assert set(checks.STAGE_REFERENCES) == set(checks.STAGE_CHECKS)
+    for name, check in checks.STAGE_CHECKS.items():
+        assert getattr(checks, f"check_{name}") is check and check.__name__ == f"check_{name}"
+        assert name in pg.hints.HINTS, f"{name} has no hints"
+
+
+@pytest.mark.parametrize("name", FAST_STAGES)
+def test_reference_passes_with_one_line(name, capsys):
+    checks.STAGE_CHECKS[name](checks.STAGE_REFERENCES[name])
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith(f"✓ {name}: ")
+
+
+@pytest.mark.parametrize("name", FAST_STAGES + END_TO_END)
+def test_stub_is_not_implemented_yet(name, capsys):
+    with pytest.raises(AssertionError, match="not implemented yet"):
+        checks.STAGE_CHECKS[name](stub)
+
+
+@pytest.mark.parametrize("name", FAST_STAGES + END_TO_END)
+def test_learner_exception_is_reported_as_theirs(name, capsys):
+    with pytest.raises(checks.LearnerCodeError) as info:
+        checks.STAGE_CHECKS[name](learner_crashes)
+    message = str(info.value)
+    assert "ZeroDivisionError" in message and "_crashing_helper" in message and "pgcourse/checks/" not in message
+
+
+@pytest.mark.parametrize("wrong_loop", [w for w in WRONG_LOOPS if w.stage in FAST_STAGES], ids=lambda w: w.id)
+def test_wrong_version_is_rejected_by_its_stage_with_its_own_hint(wrong_loop):
+    message = rejection(wrong_loop)
+    assert message.startswith(f"{wrong_loop.stage}: ")
+    assert wrong_loop.hint in message, f"expected {wrong_loop.hint!r}, got:\n{message}"
+    assert "Failing case:" in message
+
+
+@pytest.mark.parametrize("stage, fn", [v for v in CORRECT_LOOPS if v[0] in FAST_STAGES],
+                         ids=lambda v: getattr(v, "__name__", v))
+def test_other_correct_versions_pass(stage, fn, capsys):
+    checks.STAGE_CHECKS[stage](fn)
+    assert capsys.readouterr().out.startswith(f"✓ {stage}")
+
+
+def test_the_catalogue_covers_every_stage_and_the_mistakes_the_issue_names():
+    assert {w.stage for w in WRONG_LOOPS} == set(FAST_STAGES + END_TO_END)
+    assert {stage for stage, _ in CORRECT_LOOPS} == set(FAST_STAGES + END_TO_END)
+    assert len({w.id for w in WRONG_LOOPS}) == len(WRONG_LOOPS)
+    for wrong_loop in WRONG_LOOPS:
+        assert wrong_loop.fn.__doc__, f"{wrong_loop.id} needs a docstring naming its mistake"
+    docs = " ".join(w.fn.__doc__.lower() for w in WRONG_LOOPS)
+    for mistake in ("reset step trained on", "stale old log-probs", "advantages not detached", "gae over the env axis",
+                    "normalising per minibatch when the config asks", "truncation treated as termination",
+                    "bootstrapping from the reset observation"):
+        assert mistake in docs, mistake
+
+
+def test_hints_of_one_stage_are_all_different_and_name_no_other_mistake():
+    by_stage = defaultdict(list)
+    for wrong_loop in WRONG_LOOPS:
+        if wrong_loop.stage in FAST_STAGES:
+            by_stage[wrong_loop.stage].append(wrong_loop)
+    for stage, versions in by_stage.items():
+        assert len({w.hint for w in versions}) == len(versions), stage
+        for a, b in itertools.permutations(versions, 2):
+            assert b.hint not in rejection(a), f"{a.id} is rejected with the hint of {b.id}:\n{rejection(a)}"
+
+
+def test_what_a_stage_check_says_holds_no_solution_code():
+    mistakes = (ch04b_ppo_loop.ROLLOUT_MISTAKES + ch04b_ppo_loop.GAE_MISTAKES + ch04b_ppo_loop.UPDATE_MISTAKES
+                + ch01_loop.EPISODES_MISTAKES + ch01_loop.REINFORCE_UPDATE_MISTAKES)
+    texts = [m.hint for m in mistakes] + list(ch04b_ppo_loop._ROLLOUT_CONCEPT.values()) + \
+        list(ch04b_ppo_loop._UPDATE_CONCEPT.values()) + [ch04b_ppo_loop._GAE_CONCEPT]
+    for text in texts:
+        assert not SOLUTION_CODE.search(text), text
+    for wrong_loop in WRONG_LOOPS:
+        if wrong_loop.stage in FAST_STAGES:
+            for line in rejection(wrong_loop).splitlines():
+                if line.startswith(("Probable mistake:", "No known mistake", "collect_", "ppo_update:",
+                                    "advantages_", "reinforce_")):
+                    assert not SOLUTION_CODE.search(line), f"{wrong_loop.id}: {line}"
+
+
+def test_without_a_known_mistake_the_message_says_what_the_field_holds():
+    def rollout_with_doubled_rewards(envs, policy, value_net, start, n_steps):
+        rollout, next_start = ch04b_ppo_loop.reference_collect_rollout(envs, policy, value_net, start, n_steps)
+        rollout.rewards = rollout.rewards * 2
+        return rollout, next_start
+
+    with pytest.raises(AssertionError) as info:
+        checks.check_collect_rollout(rollout_with_doubled_rewards)
+    message = str(info.value)
+    assert message.startswith("collect_rollout: your `rewards` are not equal to the reference's.")
+    assert "Probable mistake" not in message and "Failing case: 1 CartPole-v1 env(s)" in message
+    assert "6 of 6 entries differ, first at [0, 0]: expected 1, received 2" in message
+
+
+def test_the_cases_contain_what_the_checks_claim():
+    rollouts = [case.run(ch04b_ppo_loop.reference_collect_rollout) for case in ch04b_ppo_loop.ROLLOUT_CASES]
+    terminated = [r.terminated.bool() for (r, _), _ in rollouts]
+    truncated = [r.truncated.bool() for (r, _), _ in rollouts]
+    assert any(t.any() for t in terminated) and any(t.any() for t in truncated)
+    assert any((a & b).any() for a, b in zip(terminated, truncated)), "a step with both flags"
+    continued = [(case, start) for case, (_, start) in zip(ch04b_ppo_loop.ROLLOUT_CASES, rollouts) if case.warmup_steps]
+    assert continued and all(np.asarray(start[1]).any() for _, start in continued), "a rollout starts on a reset step"
+    assert any(not (r.valid[0].all()) for (r, _), _ in rollouts)
+    for case in ch04b_ppo_loop.UPDATE_CASES[:2]:
+        result = case.run(ch04b_ppo_loop.reference_ppo_update)[0]
+        assert result["clip_fraction"] > 0.1 and result["approx_kl"] > 0, case.description
+    lengths = [[len(r) for r in case.run(ch01_loop.reference_collect_episodes)[2]] for case in ch01_loop.EPISODES_CASES]
+    assert any(len(set(batch)) > 1 for batch in lengths), "episodes of different lengths in one batch"
+    assert 12 in lengths[1], "an episode ended by the time limit"
+
+
+def test_stage_checks_are_fast_and_leave_the_random_state_alone(capsys):
+    state = torch.get_rng_state()
+    for name in FAST_STAGES:
+        checks.STAGE_CHECKS[name](checks.STAGE_REFERENCES[name])  # warm-up (the first Adam imports torch._dynamo)
+        start = time.perf_counter()
+        checks.STAGE_CHECKS[name](checks.STAGE_REFERENCES[name])
+        assert time.perf_counter() - start < 2.0, name
+    assert torch.equal(state, torch.get_rng_state())
+
+
+def test_counting_envs_count_like_pg_train():
+    envs = CountingEnvs(make_raw_vector_env("CartPole-v1", 2, vectorization="auto"))
+    envs.reset(seed=0)
+    for _ in range(60):
+        envs.step(np.array([0, 1]))
+    ended = len(envs.episodes)
+    assert ended > 0 and envs.steps == 60 and envs.transitions == 120 - ended  # one reset step per episode end
+    assert sum(length for _, length, _ in envs.episodes) <= envs.transitions
+
+
+def test_hint_levels_and_errors():
+    first, last = pg.hint("collect_rollout"), pg.hint("collect_rollout", level=3)
+    assert "Hint 1/3" in str(first) and "level=2" in str(first) and "```python" in last.text
+    assert first._repr_markdown_().startswith("**Hint 1/3 for collect_rollout (the idea)**")
+    with pytest.raises(ValueError, match="did you mean 'collect_rollout'"):
+        pg.hint("collect_rolout")
+    with pytest.raises(ValueError, match="level=4 is invalid"):
+        pg.hint("ppo_update", level=4)
+    for name, levels in pg.hints.HINTS.items():
+        assert len(levels) == 3 and all(levels), name
+
+
+# -- slow: the references are the package's loops; the end-to-end checks train for real ----------------------------
+@pytest.mark.slow
+def test_the_ppo_reference_trains_exactly_what_pg_train_trains():
+    config = pg.config.make_config("ppo", "CartPole-v1", "discrete", seed=1, total_steps=10_000, progress=False)
+    envs = CountingEnvs(make_raw_vector_env("CartPole-v1", config.num_envs, vectorization="auto"))
+    policy, value_net, history = ch04b_ppo_loop.reference_train_ppo(envs, config)
+    run = pg.train("ppo", "CartPole-v1", seed=1, total_steps=10_000, progress=False)
+    assert [episode[0] for episode in envs.episodes] == run.history.episodes["return"].tolist()
+    assert [episode[2] for episode in envs.episodes] == run.history.episodes["env_step"].tolist()
+    for name in ("approx_kl", "clip_fraction", "explained_variance"):
+        assert [entry[name] for entry in history] == run.history.updates[name].tolist(), name
+    for mine, theirs in zip([*policy.parameters(), *value_net.parameters()],
+                            [*run.policy.parameters(), *run.value_net.parameters()]):
+        assert torch.equal(mine, theirs)
+
+
+@pytest.mark.slow
+def test_the_reinforce_reference_trains_exactly_what_pg_train_trains():
+    config = pg.config.make_config("reinforce", "CartPole-v1", "discrete", seed=3, max_episodes=40, progress=False)
+    envs = CountingEnvs(make_raw_vector_env("CartPole-v1", config.num_envs, vectorization="auto"),
+                        first_episode_only=True)
+    policy = ch01_loop.reference_train_reinforce(envs, config)
+    envs.flush()
+    run = pg.train("reinforce", "CartPole-v1", seed=3, max_episodes=40, progress=False)
+    assert [episode[0] for episode in envs.episodes] == run.history.episodes["return"].tolist()
+    assert [episode[2] for episode in envs.episodes] == run.history.episodes["env_step"].tolist()
+    assert all(torch.equal(a, b) for a, b in zip(policy.parameters(), run.policy.parameters()))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("wrong_loop", [w for w in WRONG_LOOPS if w.stage in END_TO_END], ids=lambda w: w.id)
+def test_end_to_end_rejects_the_wrong_loops(wrong_loop, capsys):
+    short = {"train_ppo": dict(seeds=(0,), total_steps=5_000), "train_reinforce": dict(seeds=(0,), max_episodes=100)}
+    message = rejection(wrong_loop, **short[wrong_loop.stage])
+    assert wrong_loop.hint in message, message
+    assert "seed 0" in message
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage, fn", [v for v in CORRECT_LOOPS if v[0] in END_TO_END] +
+                         [(name, checks.STAGE_REFERENCES[name]) for name in END_TO_END],
+                         ids=lambda v: getattr(v, "__name__", v))
+def test_end_to_end_accepts_the_reference_and_another_loop_on_one_seed(stage, fn, capsys):
+    report = checks.STAGE_CHECKS[stage](fn, seeds=(1,))
+    assert capsys.readouterr().out.rstrip().splitlines()[-1].startswith(f"✓ {stage}: ")
+    run = report.runs[0]
+    assert len(run.history.episodes) > 0
+    if stage == "train_ppo":
+        assert report.results[0].eval_mean >= 475 and len(run.history.updates) == report.results[0].updates
+
+
+def test_a_handle_that_can_play_a_stage_where_the_function_lives_is_used():
+    """The grader's hook: a handle on a function in another process, with ``play_stage(stage, case_index)``
+    returning the case's data, is played through that method (the function is never called here)."""
+    from pgcourse.checks.stages import RUNNERS
+
+    class Handle:
+        __name__ = "collect_rollout"
+
+        def __init__(self):
+            self.played = []
+
+        def __call__(self, *args):
+            raise AssertionError("a handle is not called with live objects")
+
+        def play_stage(self, stage, case_index):
+            self.played.append((stage, case_index))
+            return RUNNERS[stage](ch04b_ppo_loop.reference_collect_rollout, case_index)
+
+    handle = Handle()
+    checks.check_collect_rollout(handle)
+    assert handle.played == [("collect_rollout", i) for i in range(len(ch04b_ppo_loop.ROLLOUT_CASES))]

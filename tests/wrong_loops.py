@@ -1,0 +1,579 @@
+"""Wrong versions of the write-the-loop exercises, written the way a learner might, and correct ones written
+differently from the reference.
+
+Lesson 01's REINFORCE loop (``collect_episodes``, ``reinforce_update``, ``train_reinforce``) and exercise
+04b's PPO from scratch (``collect_rollout``, ``advantages_and_returns``, ``ppo_update``, ``train_ppo``).
+Each stage has one learner-style implementation here, written independently of the checks' references
+(other buffers, ``torch.distributions.Categorical``, CleanRL's form of the loss), with ``bug=`` switching
+on one classic mistake. ``@wrong(stage, hint)`` registers a wrong version: the stage's check must reject it
+with a message containing ``hint``. ``@correct(stage)`` registers a right version written another way: the
+check must accept it.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.distributions import Categorical
+
+from pgcourse.algorithms.rollout import Rollout
+from pgcourse.batching import minibatch_indices
+from pgcourse.networks import CategoricalPolicy, ValueNet
+
+
+@dataclass(frozen=True)
+class WrongLoop:
+    stage: str
+    fn: Callable
+    hint: str  # distinctive substring of the message the check must give
+
+    @property
+    def id(self) -> str:
+        return f"{self.stage}:{self.fn.__name__}"
+
+
+WRONG_LOOPS: list[WrongLoop] = []
+CORRECT_LOOPS: list[tuple[str, Callable]] = []
+
+
+def wrong(stage: str, hint: str) -> Callable[[Callable], Callable]:
+    def register(fn: Callable) -> Callable:
+        WRONG_LOOPS.append(WrongLoop(stage, fn, hint))
+        return fn
+    return register
+
+
+def correct(stage: str) -> Callable[[Callable], Callable]:
+    def register(fn: Callable) -> Callable:
+        CORRECT_LOOPS.append((stage, fn))
+        return fn
+    return register
+
+
+# ====================================================================================== 04b collect_rollout
+
+def learner_rollout(envs, policy, value_net, start, n_steps, bug=None):
+    """CleanRL-style: preallocated buffers, a Categorical per step, the flags of the previous step carried."""
+    next_obs, next_resetting = start
+    num_envs = envs.num_envs
+    obs = torch.zeros((n_steps, num_envs) + envs.single_observation_space.shape)
+    actions = torch.zeros((n_steps, num_envs), dtype=torch.long)
+    log_probs, values = torch.zeros((n_steps, num_envs)), torch.zeros((n_steps, num_envs))
+    rewards, terminated, truncated = (torch.zeros((n_steps, num_envs)) for _ in range(3))
+    valid = torch.zeros((n_steps, num_envs), dtype=torch.bool)
+    resetting = np.array(next_resetting, dtype=bool)
+    if bug == "start_ignored":
+        resetting[:] = False
+    with contextlib.nullcontext() if bug == "with_grad" else torch.no_grad():
+        for t in range(n_steps):
+            observation = torch.tensor(next_obs, dtype=torch.float32)
+            dist = Categorical(logits=policy(observation))
+            action = dist.probs.argmax(-1) if bug == "greedy" else dist.sample()
+            obs[t], actions[t], log_probs[t] = observation, action, dist.log_prob(action)
+            values[t] = value_net(observation)
+            valid[t] = True if bug == "reset_step_trained" else torch.tensor(~resetting)
+            next_obs, reward, term, trunc, _ = envs.step(action.numpy())
+            if bug == "obs_after_step":
+                obs[t] = torch.tensor(next_obs, dtype=torch.float32)
+            rewards[t] = torch.tensor(reward, dtype=torch.float32)
+            terminated[t] = torch.tensor(term | trunc if bug == "flags_merged" else term, dtype=torch.float32)
+            truncated[t] = torch.tensor(trunc, dtype=torch.float32)
+            resetting = np.asarray(term) if bug == "truncation_no_reset" else np.asarray(term | trunc)
+            if bug == "valid_same_step":
+                valid[t] = torch.tensor(~resetting)
+        last_value = value_net(torch.tensor(next_obs, dtype=torch.float32))
+    next_values = torch.cat([values[1:], last_value[None]])
+    if bug == "bootstrap_from_reset_obs":  # "the next state after an ending is the new episode's first state"
+        all_values = torch.cat([values, last_value[None]])
+        ended = (terminated + truncated).bool()
+        for t in range(n_steps - 1):
+            for n in range(num_envs):
+                if ended[t, n]:
+                    next_values[t, n] = all_values[t + 2, n]
+    if bug == "no_last_bootstrap":
+        next_values[-1] = 0.0
+    rollout = Rollout(obs=obs, actions=actions, log_probs=log_probs, values=values, next_values=next_values,
+                      rewards=rewards, terminated=terminated, truncated=truncated, valid=valid)
+    return rollout, (next_obs, resetting)
+
+
+@correct("collect_rollout")
+def rollout_cleanrl_style(envs, policy, value_net, start, n_steps):
+    """Preallocated buffers, Categorical.log_prob (rounds differently from log_softmax)."""
+    return learner_rollout(envs, policy, value_net, start, n_steps)
+
+
+@correct("collect_rollout")
+def rollout_values_batched_after_the_loop(envs, policy, value_net, start, n_steps):
+    """Lists of numpy arrays; the values of all observations in one forward pass after the loop."""
+    obs_np, resetting = start
+    resetting = np.array(resetting, dtype=bool)
+    observations, actions, log_probs, rewards, terminated, truncated, valid = [], [], [], [], [], [], []
+    with torch.no_grad():
+        for _ in range(n_steps):
+            observation = torch.as_tensor(obs_np, dtype=torch.float32)
+            log_pi = torch.log_softmax(policy(observation), dim=-1)
+            action = Categorical(logits=policy(observation)).sample()
+            observations.append(observation)
+            actions.append(action)
+            log_probs.append(log_pi[torch.arange(len(action)), action])
+            valid.append(~resetting)
+            obs_np, reward, term, trunc, _ = envs.step(action.numpy())
+            rewards.append(reward)
+            terminated.append(term)
+            truncated.append(trunc)
+            resetting = term | trunc
+        all_obs = torch.stack(observations + [torch.as_tensor(obs_np, dtype=torch.float32)])  # [T + 1, N, 4]
+        all_values = value_net(all_obs.reshape(-1, all_obs.shape[-1])).reshape(all_obs.shape[:2])
+    rollout = Rollout(obs=all_obs[:-1], actions=torch.stack(actions), log_probs=torch.stack(log_probs),
+                      values=all_values[:-1], next_values=all_values[1:],
+                      rewards=torch.as_tensor(np.array(rewards), dtype=torch.float32),
+                      terminated=torch.as_tensor(np.array(terminated), dtype=torch.float32),
+                      truncated=torch.as_tensor(np.array(truncated), dtype=torch.float32),
+                      valid=torch.as_tensor(np.array(valid)))
+    return rollout, (obs_np, resetting)
+
+
+@wrong("collect_rollout", "reset steps are marked as real transitions")
+def rollout_trains_on_reset_steps(envs, policy, value_net, start, n_steps):
+    """Reset step trained on: every step is marked valid."""
+    return learner_rollout(envs, policy, value_net, start, n_steps, bug="reset_step_trained")
+
+
+@wrong("collect_rollout", "the mask is one step early")
+def rollout_valid_from_this_steps_flags(envs, policy, value_net, start, n_steps):
+    """Marks the step that ends an episode invalid (its own flags) instead of the reset step after it."""
+    return learner_rollout(envs, policy, value_net, start, n_steps, bug="valid_same_step")
+
+
+@wrong("collect_rollout", "a truncation is followed by a reset step too")
+def rollout_no_reset_after_truncation(envs, policy, value_net, start, n_steps):
+    """Only a termination makes the next step a reset step."""
+    return learner_rollout(envs, policy, value_net, start, n_steps, bug="truncation_no_reset")
+
+
+@wrong("collect_rollout", "ignores where the previous one stopped")
+def rollout_ignores_start_flags(envs, policy, value_net, start, n_steps):
+    """The first step of a continued rollout is taken as a real transition even after an episode end."""
+    return learner_rollout(envs, policy, value_net, start, n_steps, bug="start_ignored")
+
+
+@wrong("collect_rollout", "bootstrap from the NEW episode's first observation")
+def rollout_bootstraps_from_reset_observation(envs, policy, value_net, start, n_steps):
+    """Bootstrapping from the reset observation: next value of an ending step is V(first obs of the next episode)."""
+    return learner_rollout(envs, policy, value_net, start, n_steps, bug="bootstrap_from_reset_obs")
+
+
+@wrong("collect_rollout", "the last step's next value is missing")
+def rollout_without_last_bootstrap(envs, policy, value_net, start, n_steps):
+    """No V(last observation): the last step's next value is 0."""
+    return learner_rollout(envs, policy, value_net, start, n_steps, bug="no_last_bootstrap")
+
+
+@wrong("collect_rollout", "you store the observation the step RETURNED")
+def rollout_stores_next_observation(envs, policy, value_net, start, n_steps):
+    """Stores s_{t+1} in obs[t]."""
+    return learner_rollout(envs, policy, value_net, start, n_steps, bug="obs_after_step")
+
+
+@wrong("collect_rollout", "your terminated flags include the truncations")
+def rollout_merges_flags(envs, policy, value_net, start, n_steps):
+    """Truncation treated as termination at collection: terminated = terminated or truncated."""
+    return learner_rollout(envs, policy, value_net, start, n_steps, bug="flags_merged")
+
+
+@wrong("collect_rollout", "you take the most likely action")
+def rollout_greedy(envs, policy, value_net, start, n_steps):
+    """Acts greedily instead of sampling."""
+    return learner_rollout(envs, policy, value_net, start, n_steps, bug="greedy")
+
+
+@wrong("collect_rollout", "connected to the autograd graph")
+def rollout_with_grad(envs, policy, value_net, start, n_steps):
+    """Collects with autograd on: the stored values carry a graph (advantages not detached downstream)."""
+    return learner_rollout(envs, policy, value_net, start, n_steps, bug="with_grad")
+
+
+# ================================================================================ 04b advantages_and_returns
+
+def learner_gae(rewards, values, next_values, terminated, truncated, gamma, lam, bug=None):
+    """A backward loop over time, flags combined with maximum (a logical or of 0/1 floats)."""
+    if bug != "not_detached":
+        values, next_values = values.detach(), next_values.detach()
+    if bug == "env_axis":
+        rewards, terminated, truncated, values, next_values = (
+            x.T for x in (rewards, terminated, truncated, values, next_values))
+    advantages = torch.zeros_like(rewards)
+    last = torch.zeros_like(rewards[0])
+    for t in reversed(range(rewards.shape[0])):
+        ended = terminated[t] + truncated[t] if bug == "flags_summed" else torch.maximum(terminated[t], truncated[t])
+        no_future = ended if bug == "truncation_as_termination" else terminated[t]
+        delta = rewards[t] + gamma * next_values[t] * (1.0 - no_future) - values[t]
+        cut = 0.0 if bug == "trace_not_cut" else ended
+        last = delta + gamma * lam * (1.0 - cut) * last
+        advantages[t] = last
+    if bug == "env_axis":
+        advantages, values = advantages.T, values.T
+    return advantages, (advantages if bug == "returns_are_advantages" else advantages + values)
+
+
+@correct("advantages_and_returns")
+def gae_backward_loop(rewards, values, next_values, terminated, truncated, gamma, lam):
+    """Backward loop with torch.maximum for the episode end."""
+    return learner_gae(rewards, values, next_values, terminated, truncated, gamma, lam)
+
+
+@correct("advantages_and_returns")
+def gae_vectorised_deltas_in_float64(rewards, values, next_values, terminated, truncated, gamma, lam):
+    """Float64 arithmetic, the TD errors vectorised, the advantages collected in a list and stacked."""
+    values64, next_values64 = values.detach().double(), next_values.detach().double()
+    deltas = rewards.double() + gamma * (1.0 - terminated.double()) * next_values64 - values64  # [T, N]
+    continues = 1.0 - torch.logical_or(terminated.bool(), truncated.bool()).double()  # [T, N]
+    rows, following = [], torch.zeros_like(deltas[0])
+    for t in range(deltas.shape[0] - 1, -1, -1):
+        following = deltas[t] + gamma * lam * continues[t] * following
+        rows.append(following)
+    advantages = torch.stack(rows[::-1]).float()
+    return advantages, advantages + values.detach()
+
+
+@wrong("advantages_and_returns", "a truncation is treated as a termination")
+def gae_truncation_as_termination(*args):
+    """Truncation treated as termination: no bootstrap after a time-limit end."""
+    return learner_gae(*args, bug="truncation_as_termination")
+
+
+@wrong("advantages_and_returns", "your recursion runs along the env axis")
+def gae_over_the_env_axis(*args):
+    """GAE over the env axis: the backward loop runs over the columns."""
+    return learner_gae(*args, bug="env_axis")
+
+
+@wrong("advantages_and_returns", "1 - done = -1")
+def gae_flags_summed(*args):
+    """done = terminated + truncated, 2 where both flags are set."""
+    return learner_gae(*args, bug="flags_summed")
+
+
+@wrong("advantages_and_returns", "the lambda-trace is not cut at episode ends")
+def gae_trace_not_cut(*args):
+    """The trace runs on into the next episode."""
+    return learner_gae(*args, bug="trace_not_cut")
+
+
+@wrong("advantages_and_returns", "advantages not detached")
+def gae_not_detached(*args):
+    """Advantages not detached: built from values that carry a graph."""
+    return learner_gae(*args, bug="not_detached")
+
+
+@wrong("advantages_and_returns", "advantages plus the values")
+def gae_returns_are_advantages(*args):
+    """Returns the advantages as the critic targets."""
+    return learner_gae(*args, bug="returns_are_advantages")
+
+
+# ============================================================================================ 04b ppo_update
+
+def learner_update(policy, value_net, actor_optimizer, critic_optimizer, rollout, advantages, returns,
+                   minibatches, config, bug=None):
+    """CleanRL's form: Categorical, the loss as max of the negated terms, diagnostics inline."""
+    keep = torch.ones_like(rollout.valid).flatten() if bug == "reset_steps_trained" else rollout.valid.flatten()
+    b_obs = rollout.obs.flatten(0, 1)[keep]
+    b_actions, b_old = rollout.actions.flatten()[keep], rollout.log_probs.flatten()[keep]
+    b_advantages, b_returns = advantages.flatten()[keep], returns.flatten()[keep]
+    per_minibatch = config.normalize_per_minibatch or bug == "always_per_minibatch"
+    if config.normalize_advantages and not per_minibatch:
+        b_advantages = (b_advantages - b_advantages.mean()) / (b_advantages.std(unbiased=False) + 1e-8)
+    kls, fractions = [], []
+    for epoch in minibatches:
+        if bug == "old_per_epoch":
+            with torch.no_grad():
+                b_old = Categorical(logits=policy(b_obs)).log_prob(b_actions)
+        for mb in epoch:
+            dist = Categorical(logits=policy(b_obs[mb]))
+            new_log_probs = dist.log_prob(b_actions[mb])
+            old = new_log_probs.detach() if bug == "stale_old_log_probs" else b_old[mb]
+            log_ratio = new_log_probs - old
+            ratio = log_ratio.exp()
+            mb_advantages = b_advantages[mb]
+            if config.normalize_advantages and per_minibatch:
+                mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std(unbiased=False) + 1e-8)
+            surrogate = torch.max(-mb_advantages * ratio,
+                                  -mb_advantages * ratio.clamp(1 - config.clip_eps, 1 + config.clip_eps)).mean()
+            actor_loss = surrogate - config.ent_coef * dist.entropy().mean()
+            critic_loss = 0.5 * ((value_net(b_obs[mb]) - b_returns[mb]) ** 2).mean()
+            if bug == "joint_clipping":
+                actor_optimizer.zero_grad()
+                critic_optimizer.zero_grad()
+                (actor_loss + critic_loss).backward()
+                if config.max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(list(policy.parameters()) + list(value_net.parameters()),
+                                                   config.max_grad_norm)
+                actor_optimizer.step()
+                critic_optimizer.step()
+            else:
+                steps = ((critic_optimizer, critic_loss, value_net, config.critic_max_grad_norm),
+                         (actor_optimizer, actor_loss, policy, config.max_grad_norm))
+                for optimizer, loss, net, limit in steps:
+                    optimizer.zero_grad()
+                    loss.backward()
+                    if limit is not None:
+                        torch.nn.utils.clip_grad_norm_(net.parameters(), limit)
+                    optimizer.step()
+            with torch.no_grad():
+                kls.append(((ratio - 1) - log_ratio).mean().item() if bug != "kl_swapped"
+                           else ((1 / ratio - 1) + log_ratio).mean().item())
+                fractions.append(((ratio - 1.0).abs() > config.clip_eps).float().mean().item())
+    with torch.no_grad():
+        predicted = rollout.values.flatten()[keep].detach().clone() if bug == "ev_before_update" else value_net(b_obs)
+        explained = 1 - (b_returns - predicted).var(unbiased=False) / b_returns.var(unbiased=False)
+    return {"approx_kl": float(np.mean(kls)), "clip_fraction": float(np.mean(fractions)),
+            "explained_variance": float(explained)}
+
+
+@correct("ppo_update")
+def update_cleanrl_style(*args):
+    """Categorical log-probs, max of negated terms, critic stepped before the actor."""
+    return learner_update(*args)
+
+
+@correct("ppo_update")
+def update_old_log_probs_recomputed_once(policy, value_net, actor_optimizer, critic_optimizer, rollout, advantages,
+                                         returns, minibatches, config):
+    """pi_old's log-probs recomputed once, before the first step, from the policy that collected the rollout:
+    the same numbers as the stored ones, up to rounding."""
+    with torch.no_grad():
+        logits = policy(rollout.obs.flatten(0, 1))
+        recomputed = torch.log_softmax(logits, -1).gather(-1, rollout.actions.flatten()[:, None]).squeeze(-1)
+    fresh = Rollout(**{**rollout.__dict__, "log_probs": recomputed.reshape(rollout.log_probs.shape)})
+    return learner_update(policy, value_net, actor_optimizer, critic_optimizer, fresh, advantages, returns,
+                          minibatches, config)
+
+
+@wrong("ppo_update", "the 'old' log-probs are recomputed from the policy being updated")
+def update_stale_old_log_probs(*args):
+    """Stale old log-probs: pi_old is the current policy in every minibatch, so the ratio is always 1."""
+    return learner_update(*args, bug="stale_old_log_probs")
+
+
+@wrong("ppo_update", "pi_old moves from epoch to epoch")
+def update_old_log_probs_each_epoch(*args):
+    """Recomputes pi_old's log-probs at the start of every epoch."""
+    return learner_update(*args, bug="old_per_epoch")
+
+
+@wrong("ppo_update", "reset steps are in your batch")
+def update_trains_on_reset_steps(*args):
+    """Reset step trained on: the batch is all T * N rows, valid or not."""
+    return learner_update(*args, bug="reset_steps_trained")
+
+
+@wrong("ppo_update", "the advantages are normalised at the wrong level")
+def update_normalises_per_minibatch(*args):
+    """Normalising per minibatch when the config asks for the whole batch."""
+    return learner_update(*args, bug="always_per_minibatch")
+
+
+@wrong("ppo_update", "clip the actor's and the critic's gradients separately")
+def update_joint_clipping(*args):
+    """One backward over both losses, one gradient clip over both networks."""
+    return learner_update(*args, bug="joint_clipping")
+
+
+@wrong("ppo_update", "approx_kl has its arguments swapped")
+def update_kl_swapped(*args):
+    """k3 estimator of KL(pi_new || pi_old)."""
+    return learner_update(*args, bug="kl_swapped")
+
+
+@wrong("ppo_update", "explained_variance uses the values stored in the rollout")
+def update_ev_before_the_update(*args):
+    """Explained variance of the rollout's values, measured before the update."""
+    return learner_update(*args, bug="ev_before_update")
+
+
+# ============================================================================================= 04b train_ppo
+
+def learner_train_ppo(envs, config, update=learner_update, bug=None):
+    """A different loop structure from the reference: the number of updates fixed up front from the budget
+    (reset steps included, so it never overshoots), the learning rates annealed by update index."""
+    torch.manual_seed(config.seed)
+    obs, _ = envs.reset(seed=config.seed)
+    policy, value_net = CategoricalPolicy(4, 2, config.hidden_sizes), ValueNet(4, config.hidden_sizes)
+    actor_optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr, eps=config.adam_eps)
+    critic_optimizer = torch.optim.Adam(value_net.parameters(), lr=config.critic_lr, eps=config.adam_eps)
+    generator = torch.Generator().manual_seed(config.seed)
+    start, history = (obs, np.zeros(envs.num_envs, dtype=bool)), []
+    num_updates = config.total_steps // (config.num_envs * config.n_steps) * (2 if bug == "double_budget" else 1)
+    for update_index in range(num_updates):
+        fraction = 1.0 - update_index / num_updates
+        actor_optimizer.param_groups[0]["lr"] = fraction * config.lr
+        critic_optimizer.param_groups[0]["lr"] = fraction * config.critic_lr
+        rollout, start = learner_rollout(envs, policy, value_net, start, config.n_steps)
+        advantages, returns = learner_gae(rollout.rewards, rollout.values, rollout.next_values, rollout.terminated,
+                                          rollout.truncated, config.gamma, config.gae_lambda)
+        batch = int(rollout.valid.sum())
+        minibatches = [minibatch_indices(batch, config.minibatch_size, generator) for _ in range(config.update_epochs)]
+        history.append(update(policy, value_net, actor_optimizer, critic_optimizer, rollout, advantages, returns,
+                              minibatches, config))
+    return policy, history
+
+
+@correct("train_ppo")
+def train_ppo_updates_counted_up_front(envs, config):
+    """A fixed number of updates, annealing by update index, Categorical everywhere."""
+    return learner_train_ppo(envs, config)
+
+
+@wrong("train_ppo", "ratio is always 1, so pi_old is the policy being updated")
+def train_ppo_stale_old_log_probs(envs, config):
+    """The whole loop with stale old log-probs: KL and clip fraction exactly 0."""
+    return learner_train_ppo(envs, config, update=lambda *args: learner_update(*args, bug="stale_old_log_probs"))
+
+
+@wrong("train_ppo", "stop at the first update that reaches it")
+def train_ppo_twice_the_budget(envs, config):
+    """Runs twice total_steps."""
+    return learner_train_ppo(envs, config, bug="double_budget")
+
+
+# ================================================================================ 01 collect_episodes
+
+def learner_collect_episodes(envs, policy, bug=None):
+    """Per-env lists, appended while an env's first episode runs."""
+    obs, _ = envs.reset(seed=0) if bug == "reseeded" else envs.reset()
+    num_envs = envs.num_envs
+    playing = np.ones(num_envs, dtype=bool)
+    per_env = [([], [], []) for _ in range(num_envs)]
+    with torch.no_grad():
+        while playing.any() if bug != "stop_at_first" else playing.all():
+            observation = torch.as_tensor(obs, dtype=torch.float32)
+            actions = Categorical(logits=policy(observation)).sample()
+            next_obs, rewards, terminated, truncated, _ = envs.step(actions.numpy())
+            ended = terminated if bug == "truncation_ignored" else terminated | truncated
+            for i in np.flatnonzero(playing):
+                if bug == "drop_last" and ended[i]:
+                    continue
+                per_env[i][0].append(observation[i])
+                per_env[i][1].append(actions[i])
+                per_env[i][2].append(float(rewards[i]))
+            playing &= ~ended
+            obs = next_obs
+    obs_out = torch.stack([o for observations, _, _ in per_env for o in observations])
+    actions_out = torch.stack([a for _, acts, _ in per_env for a in acts])
+    return obs_out, actions_out, [torch.tensor(rewards, dtype=torch.float32) for _, _, rewards in per_env]
+
+
+@correct("collect_episodes")
+def episodes_in_per_env_lists(envs, policy):
+    """Appends each env's steps to its own lists while its first episode runs."""
+    return learner_collect_episodes(envs, policy)
+
+
+@wrong("collect_episodes", "you stop when the FIRST env finishes")
+def episodes_stop_at_first_end(envs, policy):
+    """Stops the batch when any env finishes."""
+    return learner_collect_episodes(envs, policy, bug="stop_at_first")
+
+
+@wrong("collect_episodes", "a truncation (the time limit) ends an episode too")
+def episodes_ignore_truncation(envs, policy):
+    """Plays on after a time-limit end, into the reset step and the next episode."""
+    return learner_collect_episodes(envs, policy, bug="truncation_ignored")
+
+
+@wrong("collect_episodes", "each episode lacks its last step")
+def episodes_drop_the_last_step(envs, policy):
+    """The ending step's reward is lost."""
+    return learner_collect_episodes(envs, policy, bug="drop_last")
+
+
+@wrong("collect_episodes", "you reset the envs with a seed inside collect_episodes")
+def episodes_reseeded(envs, policy):
+    """Resets with seed=0 every batch: the same starting states every time."""
+    return learner_collect_episodes(envs, policy, bug="reseeded")
+
+
+# ================================================================================ 01 reinforce_update
+
+def learner_reinforce_update(policy, optimizer, obs, actions, episode_rewards, config, bug=None):
+    """Returns by a vectorised cumulative sum of discounted rewards, Categorical log-probs."""
+    weights = []
+    for rewards in ([torch.cat(list(episode_rewards))] if bug == "across_episodes" else episode_rewards):
+        discounts = config.gamma ** torch.arange(len(rewards), dtype=torch.float64)
+        discounted = (rewards.double() * discounts).flip(0).cumsum(0).flip(0) / discounts
+        weights.append(discounted.float())
+    weights = torch.cat(weights)
+    if config.normalize_weights or bug == "always_normalise":
+        weights = (weights - weights.mean()) / (weights.std(unbiased=False) + 1e-8)
+    loss = -(Categorical(logits=policy(obs)).log_prob(actions) * weights).mean()
+    if bug == "ascent":
+        loss = -loss
+    if bug != "no_zero_grad":
+        optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+
+
+@correct("reinforce_update")
+def reinforce_update_vectorised_returns(policy, optimizer, obs, actions, episode_rewards, config):
+    """Discounted returns as a reversed cumulative sum (float64), Categorical log-probs."""
+    learner_reinforce_update(policy, optimizer, obs, actions, episode_rewards, config)
+
+
+@wrong("reinforce_update", "config.normalize_weights is not followed")
+def reinforce_update_always_normalises(policy, optimizer, obs, actions, episode_rewards, config):
+    """Normalising when asked not to."""
+    learner_reinforce_update(policy, optimizer, obs, actions, episode_rewards, config, bug="always_normalise")
+
+
+@wrong("reinforce_update", "discounted across episode boundaries")
+def reinforce_update_one_long_episode(policy, optimizer, obs, actions, episode_rewards, config):
+    """Discounts the concatenated batch as if it were one episode."""
+    learner_reinforce_update(policy, optimizer, obs, actions, episode_rewards, config, bug="across_episodes")
+
+
+@wrong("reinforce_update", "the gradients are not zeroed")
+def reinforce_update_without_zero_grad(policy, optimizer, obs, actions, episode_rewards, config):
+    """Gradients accumulate from one update to the next."""
+    learner_reinforce_update(policy, optimizer, obs, actions, episode_rewards, config, bug="no_zero_grad")
+
+
+@wrong("reinforce_update", "the step goes the wrong way")
+def reinforce_update_ascends_the_loss(policy, optimizer, obs, actions, episode_rewards, config):
+    """Gradient ascent on the loss."""
+    learner_reinforce_update(policy, optimizer, obs, actions, episode_rewards, config, bug="ascent")
+
+
+# ================================================================================ 01 train_reinforce
+
+def learner_train_reinforce(envs, config, update=learner_reinforce_update, batches=None):
+    torch.manual_seed(config.seed)
+    envs.reset(seed=config.seed)
+    policy = CategoricalPolicy(4, 2, config.hidden_sizes)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr, eps=config.adam_eps)
+    for _ in range(batches or -(-config.max_episodes // envs.num_envs)):
+        update(policy, optimizer, *learner_collect_episodes(envs, policy), config)
+    return policy
+
+
+@correct("train_reinforce")
+def train_reinforce_batches_counted_up_front(envs, config):
+    """ceil(max_episodes / num_envs) batches, Categorical everywhere."""
+    return learner_train_reinforce(envs, config)
+
+
+@wrong("train_reinforce", "below 100")
+def train_reinforce_ascending(envs, config):
+    """The whole loop with the loss ascended: the policy unlearns."""
+    return learner_train_reinforce(envs, config, update=lambda *args: learner_reinforce_update(*args, bug="ascent"))
+
+
+@wrong("train_reinforce", "train until config.max_episodes")
+def train_reinforce_one_batch(envs, config):
+    """Stops after one batch."""
+    return learner_train_reinforce(envs, config, batches=1)
