@@ -14,11 +14,16 @@ import pytest
 
 from pgcourse import traps
 from pgcourse.sweeps import ResultsFolder, load_results, verify
-from pgcourse.traps.experiments import OVER_SEEDS
+from pgcourse.traps.experiments import ABLATION, OVER_SEEDS, OVER_SEEDS_RUNS
 
 FIGURES = Path(__file__).resolve().parent.parent / "figures"
 CACHED = sorted(path.parent for path in FIGURES.glob("*/sweep.json"))
 MAX_SECONDS = 40.0
+
+
+def test_lesson_04_caches_are_sweep_folders():
+    # tools/regenerate_04.py writes them; notebooks/04_ppo.ipynb reads them (sections 7, 8 and 10)
+    assert {"04_clip", "04_sensitivity"} <= {folder.name for folder in CACHED}
 
 
 def test_lesson_06_caches_are_sweep_folders():
@@ -42,7 +47,9 @@ def test_the_lesson_loaders_read_the_cached_folders():
     annealed = traps.load_reproduction(FIGURES / "06_reproduction_annealed")
     assert "--set anneal_lr=True" in annealed["command"]
     experiments = traps.load_experiments(FIGURES / "06_traps")
-    assert len(experiments["over_seeds"]) == 2 * OVER_SEEDS
+    assert len(experiments["over_seeds"]) == len(OVER_SEEDS_RUNS) * OVER_SEEDS
+    assert len(experiments["ablation"]) == len(ABLATION) * 10  # every comparison over ten seeds
+    assert len({run["seed"] for run in repro["runs"]}) == 10 and len({run["seed"] for run in annealed["runs"]}) == 10
 
 
 @pytest.mark.slow

@@ -44,11 +44,11 @@ def _saved_seeds(folder: Path) -> dict[int, int]:
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pgcourse.traps", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    rep = sub.add_parser("reproduce", help="run the reproduction table (5 algorithms x 5 seeds on CartPole-v1)")
+    rep = sub.add_parser("reproduce", help="run the reproduction table (5 algorithms x 10 seeds on CartPole-v1)")
     rep.add_argument("--out", default="figures/06_reproduction.png")
     rep.add_argument("--folder", default="figures/06_reproduction",
                      help="the sweep's results folder (an unfinished one is resumed)")
-    rep.add_argument("--seeds", type=int, default=5)
+    rep.add_argument("--seeds", type=int, default=10)
     rep.add_argument("--episodes", type=int, default=1000)
     rep.add_argument("--max-steps", type=int, default=600_000,
                      help="safety cap on env steps per run (1,000 CartPole episodes are at most 500,000)")
@@ -57,7 +57,7 @@ def _main(argv: list[str] | None = None) -> int:
                      help=f"change a setting for every algorithm (default {REPRO_SETTINGS}), e.g. --set anneal_lr=True")
     exp = sub.add_parser("experiments", help="ablation of the three root causes + one run per classic mistake")
     exp.add_argument("--folder", default="figures/06_traps", help="the sweep's results folder (resumed if unfinished)")
-    exp.add_argument("--seeds", type=int, default=3)
+    exp.add_argument("--seeds", type=int, default=10)
     exp.add_argument("--ablation-steps", type=int, default=25_000)
     exp.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
     mys = sub.add_parser("mysteries", help="retrain and save the bug hunt's three mystery runs (course maintainers)")

@@ -110,11 +110,14 @@ def _seed_curves(runs: list[dict[str, Any]], window: int):
 def plot_reproduction(results: list[dict[str, Any]], path=None, window: int = 50):
     """Moving-average return of every algorithm over seeds.
 
-    Top: mean over seeds (line) and min..max over seeds (band), against completed episodes and against
-    env steps (each seed interpolated onto a common grid that ends where its shortest seed ends).
+    Top: mean over seeds (line) and its 95% bootstrap interval (band: whole seeds redrawn,
+    :func:`pgcourse.stats.aggregate_curves`), against completed episodes and against env steps (each
+    seed interpolated onto a common grid that ends where its shortest seed ends).
     Bottom: one panel per algorithm with every seed drawn, so a collapse or an outlier seed is visible.
     """
     import matplotlib.pyplot as plt
+
+    from ..stats import aggregate_curves
 
     labels = [label for label in REPRO_ALGOS if any(r["label"] == label for r in results)]
     fig = plt.figure(figsize=(15, 8.5))
@@ -126,15 +129,17 @@ def plot_reproduction(results: list[dict[str, Any]], path=None, window: int = 50
         runs = [r for r in results if r["label"] == label]
         episodes, curves = _seed_curves(runs, window)
         color = colors[label]
-        ax_ep.plot(episodes, curves.mean(0), color=color, label=f"{label} ({len(runs)} seeds)")
-        ax_ep.fill_between(episodes, curves.min(0), curves.max(0), color=color, alpha=0.12)
-        # against env steps: interpolate each seed onto a common grid of env steps
+        band = aggregate_curves([episodes] * len(runs), list(curves), grid=episodes[::5], statistic="mean", seed=0)
+        ax_ep.plot(band.x, band.point, color=color, label=f"{label} ({len(runs)} seeds)")
+        ax_ep.fill_between(band.x, band.low, band.high, color=color, alpha=0.15)
+        # against env steps: each seed interpolated onto a common grid of env steps
         n = len(episodes)
         max_step = min(r["env_steps"][n - 1] for r in runs)
         steps = np.linspace(0, max_step, 300)
-        on_grid = np.stack([np.interp(steps, np.asarray(r["env_steps"][:n]), c) for r, c in zip(runs, curves)])
-        ax_st.plot(steps, on_grid.mean(0), color=color, label=label)
-        ax_st.fill_between(steps, on_grid.min(0), on_grid.max(0), color=color, alpha=0.12)
+        band = aggregate_curves([np.asarray(r["env_steps"][:n]) for r in runs], list(curves), grid=steps,
+                                statistic="mean", seed=0)
+        ax_st.plot(band.x, band.point, color=color, label=label)
+        ax_st.fill_between(band.x, band.low, band.high, color=color, alpha=0.15)
         # bottom row: every seed of this algorithm
         ax = fig.add_subplot(grid[1, 2 * i:2 * i + 2], sharey=ax_ep)
         for seed_curve in curves:
@@ -149,11 +154,11 @@ def plot_reproduction(results: list[dict[str, Any]], path=None, window: int = 50
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=8)
         if i == 0:
-            ax.set_ylabel("each seed", fontsize=8)
+            ax.set_ylabel("return (moving average), each seed", fontsize=8)
         else:
             ax.tick_params(labelleft=False)
     ax_ep.set(xlabel="completed episodes", ylabel=f"return (moving average of {window})",
-              title="CartPole-v1: mean over seeds, band = min..max, against episodes")
+              title="CartPole-v1: mean over seeds, band = its 95% bootstrap interval, against episodes")
     ax_st.set(xlabel="env steps (each curve ends where its shortest seed ends)",
               title="... and against env steps")
     for ax in (ax_ep, ax_st):
@@ -176,7 +181,7 @@ def reproduction_arms(episodes: int = 1000, max_steps: int = 600_000,
             for label, (algo, overrides) in REPRO_ALGOS.items()]
 
 
-def reproduce(out: str, folder: str, seeds: int = 5, episodes: int = 1000, max_steps: int = 600_000,
+def reproduce(out: str, folder: str, seeds: int = 10, episodes: int = 1000, max_steps: int = 600_000,
               workers: int | None = None, settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the reproduction table (5 algorithms x ``seeds``, each until ``episodes`` episodes, with
     ``max_steps`` env steps as a safety cap) as a sweep into ``folder`` and draw the figure ``out``.
@@ -247,6 +252,9 @@ def summarize_run(run, label: str, seed: int) -> dict[str, Any]:
 OVER_SEEDS_RUNS = [
     ("CartPole REINFORCE+baseline fixed", "reinforce_baseline", "CartPole-v1", (), 15_000),
     ("CartPole REINFORCE+baseline missing_detach", "reinforce_baseline", "CartPole-v1", ("missing_detach",), 15_000),
+    ("CartPole PPO fixed", "ppo", "CartPole-v1", (), 15_000),
+    ("CartPole PPO ratio_from_probs", "ppo", "CartPole-v1", ("ratio_from_probs",), 15_000),
+    ("CartPole PPO per_minibatch_adv_norm", "ppo", "CartPole-v1", ("per_minibatch_adv_norm",), 15_000),
 ]
 OVER_SEEDS = 10
 
@@ -255,7 +263,7 @@ def _arm(label: str, algo: str, env: str, trap_names, steps: int) -> dict[str, A
     return {"label": label, "algo": algo, "env_id": env, "traps": list(trap_names), "total_steps": steps}
 
 
-def experiment_sweeps(seeds: int = 3, ablation_steps: int = 25_000) -> dict[str, tuple[list[int], list[dict]]]:
+def experiment_sweeps(seeds: int = 10, ablation_steps: int = 25_000) -> dict[str, tuple[list[int], list[dict]]]:
     """The three parts of the traps experiments as (seeds, arms) of a sweep: the ablation of the three root
     causes, one run per classic mistake (:data:`MORE_TRAPS`, seed 0) and :data:`OVER_SEEDS_RUNS`."""
     return {"ablation": (list(range(seeds)), [_arm(label, "ppo", "CartPole-v1", names, ablation_steps)
@@ -264,7 +272,7 @@ def experiment_sweeps(seeds: int = 3, ablation_steps: int = 25_000) -> dict[str,
             "over_seeds": (list(range(OVER_SEEDS)), [_arm(*item) for item in OVER_SEEDS_RUNS])}
 
 
-def experiments(folder: str, seeds: int = 3, ablation_steps: int = 25_000, workers: int | None = None) -> dict[str, Any]:
+def experiments(folder: str, seeds: int = 10, ablation_steps: int = 25_000, workers: int | None = None) -> dict[str, Any]:
     """Run the three parts of :func:`experiment_sweeps` into one results folder (resumable) and return
     :func:`load_experiments` of it."""
     for seed_list, arms in experiment_sweeps(seeds, ablation_steps).values():
@@ -272,7 +280,7 @@ def experiments(folder: str, seeds: int = 3, ablation_steps: int = 25_000, worke
     return load_experiments(folder, seeds, ablation_steps)
 
 
-def load_experiments(folder: str | Path, seeds: int = 3, ablation_steps: int = 25_000) -> dict[str, Any]:
+def load_experiments(folder: str | Path, seeds: int = 10, ablation_steps: int = 25_000) -> dict[str, Any]:
     """The cached traps experiments as the lesson reads them: ``ablation`` and ``more`` (a summary per run:
     returns, diagnostic columns, diagnose's top causes) and ``over_seeds`` (returns per seed)."""
     from ..sweeps import ResultsFolder, expand
