@@ -52,13 +52,14 @@ def figure_png(fig: Figure, dpi: int = 80) -> bytes:
 # ---------------------------------------------------------------------------------------------
 # Live training view
 # ---------------------------------------------------------------------------------------------
-LIVE_PANELS = (("return", "episode return"), ("entropy", "entropy"), ("approx_kl", "approx KL"),
+LIVE_PANELS = (("return", "episode return"), ("entropy", "entropy"), ("update_kl", "KL per update"),
                ("clip_fraction", "clip fraction"), ("explained_variance", "explained variance"))
 
 
 def plot_live(history, title: str = "", window: int = 20) -> Figure:
     """Five panels of a (possibly unfinished) run's history: episode return (moving average), entropy,
-    approx KL, clip fraction and explained variance against environment steps."""
+    KL per update (PPO's update KL, with approx KL dashed beside it), clip fraction and explained variance
+    against environment steps."""
     fig = CourseFigure(figsize=(13, 2.8), layout="constrained")
     axes = [fig.add_subplot(1, len(LIVE_PANELS), i + 1) for i in range(len(LIVE_PANELS))]
     for ax, (name, label) in zip(axes, LIVE_PANELS):
@@ -70,7 +71,10 @@ def plot_live(history, title: str = "", window: int = 20) -> Figure:
         else:
             xs, ys = history.updates["env_step"], history.updates[name]
         if len(ys) and np.isfinite(ys).any():
-            ax.plot(xs, ys, color="tab:blue")
+            ax.plot(xs, ys, color="tab:blue", label="KL(pi_old || pi_new)" if name == "update_kl" else None)
+            if name == "update_kl":  # the lagging minibatch estimate target_kl reads, for comparison
+                ax.plot(xs, history.updates["approx_kl"], color="tab:orange", linestyle="--", label="approx KL")
+                ax.legend(fontsize=6)
         else:
             ax.text(0.5, 0.5, "not measured\nby this algorithm" if len(history.updates) else "waiting…",
                     ha="center", va="center", transform=ax.transAxes, color="gray")

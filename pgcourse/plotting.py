@@ -73,16 +73,28 @@ def plot_mean_band(runs: Sequence[Run], label: str | None = None, window: int = 
     return ax
 
 
-def plot_diagnostics(run: Run, names: Sequence[str] = ("entropy", "approx_kl", "clip_fraction", "explained_variance"),
+# what each column of ``history.updates`` is, in words: panel titles and axis labels
+DIAGNOSTIC_LABELS = {
+    "policy_loss": "policy loss", "value_loss": "value loss", "entropy": "entropy (nats)",
+    "approx_kl": "approx KL (minibatch mean)", "update_kl": "update KL (old to new policy)",
+    "clip_fraction": "clip fraction", "explained_variance": "explained variance", "actor_grad_norm": "actor grad norm",
+    "critic_grad_norm": "critic grad norm", "lr": "learning rate (actor)", "critic_lr": "learning rate (critic)",
+    "advantage_std": "advantage std (raw)", "log_std_mean": "mean log std", "epochs_run": "epochs run",
+    "value_rel_error": "critic's relative error",
+}
+
+
+def plot_diagnostics(run: Run, names: Sequence[str] = ("entropy", "update_kl", "clip_fraction", "explained_variance"),
                      axes=None):
-    """One small panel per update diagnostic, against env steps."""
+    """One small panel per update diagnostic (a column of ``history.updates``), against env steps, titled in
+    words (:data:`DIAGNOSTIC_LABELS`)."""
     if axes is None:
         _, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 2.8), squeeze=False)
         axes = axes[0]
     steps = run.history.updates["env_step"]
     for ax, name in zip(axes, names):
         ax.plot(steps, run.history.updates[name])
-        ax.set_title(name)
+        ax.set_title(DIAGNOSTIC_LABELS.get(name, name.replace("_", " ")), fontsize=9)
         ax.set_xlabel("env steps")
         ax.grid(alpha=0.3)
     return axes
