@@ -243,12 +243,14 @@ class Course:
         return problems
 
     def resolve(self, chapter: str) -> str:
-        """A chapter name from what a teacher may type: ``01_reinforce``, ``01_reinforce.ipynb``, ``01`` or ``1``."""
+        """A chapter name from what a teacher may type: ``01_reinforce``, ``01_reinforce.ipynb``, ``01``, ``1``,
+        or a lettered chapter's number such as ``04b``."""
         text = Path(chapter).name.removesuffix(".ipynb")
         if text in self.notebooks:
             return text
-        matches = [name for name in self.names if name.split("_")[0].lstrip("0") == text.lstrip("0")
-                   and text.isdigit()]
+        number = re.fullmatch(r"0*(\d+[a-z]?)", text.lower())
+        matches = [name for name in self.names
+                   if number and name.split("_")[0].lower().lstrip("0") == number.group(1)]
         if len(matches) == 1:
             return matches[0]
         raise GradingError(f"unknown chapter {chapter!r}; the course at {self.root} has: {', '.join(self.names)}")
