@@ -514,8 +514,8 @@ def test_unsafe_mode_still_isolates_failures(graded, course_dir):
 
 def test_a_teacher_can_name_a_chapter_by_its_number_lettered_chapters_too():
     course = grading.load_course(ROOT)
-    assert [course.resolve(text) for text in ("1", "01", "4", "04b", "4b", "04b_ppo_from_scratch.ipynb")] == [
-        "01_reinforce", "01_reinforce", "04_ppo", "04b_ppo_from_scratch", "04b_ppo_from_scratch",
-        "04b_ppo_from_scratch"]
+    assert [course.resolve(text) for text in ("0", "00", "1", "01", "4", "04b", "4b", "04b_ppo_from_scratch.ipynb")] == [
+        "00_setup_and_tour", "00_setup_and_tour", "01_reinforce", "01_reinforce", "04_ppo", "04b_ppo_from_scratch",
+        "04b_ppo_from_scratch", "04b_ppo_from_scratch"]
     with pytest.raises(GradingError, match="unknown chapter '9'"):
         course.resolve("9")

@@ -248,9 +248,9 @@ class Course:
         text = Path(chapter).name.removesuffix(".ipynb")
         if text in self.notebooks:
             return text
-        number = re.fullmatch(r"0*(\d+[a-z]?)", text.lower())
+        number = text.lower() if re.fullmatch(r"\d+[a-z]?", text.lower()) else None  # "1", "01", "04b"
         matches = [name for name in self.names
-                   if number and name.split("_")[0].lower().lstrip("0") == number.group(1)]
+                   if number is not None and name.split("_")[0].lower().lstrip("0") == number.lstrip("0")]
         if len(matches) == 1:
             return matches[0]
         raise GradingError(f"unknown chapter {chapter!r}; the course at {self.root} has: {', '.join(self.names)}")
