@@ -530,15 +530,19 @@ def report_from_json(data: dict[str, Any], chapter: Chapter, where: str) -> Grad
                        LatePolicy.from_json(data.get("late_policy", {})))
 
 
-def read_report(json_path: Path, chapter: Chapter) -> GradeReport:
+def read_gradebook_json(json_path: Path) -> Any:
+    """The JSON of the gradebook ``--update`` merges into, or a GradingError saying why it cannot be read."""
     try:
-        data = json.loads(json_path.read_text(encoding="utf-8"))
+        return json.loads(json_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise GradingError(f"--update: there is no gradebook {json_path} to update yet (grade the class first, "
                            "without --update)") from None
     except (OSError, ValueError) as error:
         raise GradingError(f"{json_path} cannot be read as a gradebook ({error})") from None
-    return report_from_json(data, chapter, str(json_path))
+
+
+def read_report(json_path: Path, chapter: Chapter) -> GradeReport:
+    return report_from_json(read_gradebook_json(json_path), chapter, str(json_path))
 
 
 _atomic_write = atomic_write  # the earlier name

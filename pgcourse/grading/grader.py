@@ -25,7 +25,7 @@ from ..notebook_format import clear_outputs, grade_id_of
 from .assignment import Assignment
 from .course import Chapter, Course, GradingError, find_course, load_course
 from .gradebook import (ExerciseResult, GradeReport, StudentResult, Submission, _gradebook_paths, _NotRead, _number,
-                        check_gradebook_free, collect_identified, read_limited, read_report, read_submission, shown,
+                        check_gradebook_free, collect_identified, read_gradebook_json, read_limited, read_report, read_submission, shown,
                         write_gradebook)
 from .identity import Identity
 from .manual import answers_of, apply_manual, carry_over, free_text_result, read_manual
@@ -388,13 +388,7 @@ def grade_paths(paths: Sequence[str | Path], *, out: str | Path | None = None, j
 def _previous_gradebook(out: str | Path, json_out: str | Path | None) -> dict[str, Any]:
     """The JSON of the gradebook ``--update`` merges into (its settings are this run's defaults)."""
     json_path = _gradebook_paths(out, json_out)[1]
-    try:
-        data = json.loads(json_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise GradingError(f"--update: there is no gradebook {json_path} to update yet (grade the class first, "
-                           "without --update)") from None
-    except (OSError, ValueError) as error:
-        raise GradingError(f"{json_path} cannot be read as a gradebook ({error})") from None
+    data = read_gradebook_json(json_path)
     if not isinstance(data, dict) or "chapter" not in data:
         raise GradingError(f"{json_path} is not a gradebook written by pgcourse grade")
     return data
