@@ -4,7 +4,8 @@ pgcourse's PPO compares with Stable-Baselines3's on the same machine.
 **The course suite.** For every case (algorithm, environment, budget) and every seed we train with the
 course defaults, evaluating the greedy policy during training every ``eval_every`` env steps, then
 evaluate the final policy on 20 fixed episodes (seeds 10000..10019). "Solved" means a mean return
-over those 20 episodes at or above the environment's threshold (CartPole-v1: 475, Pendulum-v1: -200).
+over those 20 episodes at or above the environment's threshold (CartPole-v1: 475, Pendulum-v1: -200,
+Acrobot-v1: -100, LunarLander-v3: 200; Acrobot-v1 is evaluated with sampled actions, the others greedily).
 The time to solve is the first evaluation that reached it (``history.solved_at``); its wall time
 excludes the time spent evaluating, so it measures learning alone.
 

@@ -70,19 +70,25 @@ DEFAULT_SUITE = (
     BenchCase("reinforce_baseline", "CartPole-v1", total_steps=_MANY_STEPS, eval_every=10_000, max_episodes=2_000),
     BenchCase("reinforce", "CartPole-v1", total_steps=_MANY_STEPS, eval_every=10_000, max_episodes=2_000),
     BenchCase("ppo", "Pendulum-v1", total_steps=150_000, eval_every=10_000),  # the course default budget
+    # the environments where CartPole hides an effect (issue 13); Acrobot-v1 is judged on sampled actions
+    # (config.EVAL_MODE_DEFAULTS), LunarLander-v3 with its own defaults (config._ENV_ID_DEFAULTS)
+    BenchCase("ppo", "Acrobot-v1", total_steps=100_000, eval_every=5_000),
+    BenchCase("ppo", "LunarLander-v3", total_steps=1_000_000, eval_every=50_000),
 )
 
 # ``pgcourse bench --quick``: the same pipeline in under a minute on a 2-core machine (measured in docs/benchmark.md).
 # Budgets are a fraction of the full ones (learning-rate schedules that anneal do so over the smaller budget) and
 # every run stops at its first solving evaluation, so the numbers are indicative; a row whose quick budget does not
 # reach the stop rule says so (QUICK_UNREACHED) instead of showing a number. PPO on Pendulum-v1 needs ~50k steps
-# to solve: its quick row can only say that.
+# to solve and on LunarLander-v3 ~500k: their quick rows can only say that.
 QUICK_SUITE = (
     BenchCase("ppo", "CartPole-v1", total_steps=20_000, eval_every=2_500),
     BenchCase("a2c", "CartPole-v1", total_steps=20_000, eval_every=5_000),
     BenchCase("reinforce_baseline", "CartPole-v1", total_steps=30_000, eval_every=5_000, max_episodes=200),
     BenchCase("reinforce", "CartPole-v1", total_steps=30_000, eval_every=5_000, max_episodes=200),
     BenchCase("ppo", "Pendulum-v1", total_steps=5_000, eval_every=2_500),
+    BenchCase("ppo", "Acrobot-v1", total_steps=20_000, eval_every=5_000),
+    BenchCase("ppo", "LunarLander-v3", total_steps=20_000, eval_every=10_000),  # needs ~500k: says so
 )
 
 # For the tests only (PGCOURSE_BENCH_TINY=1): seconds per case.
@@ -92,11 +98,13 @@ TINY_SUITE = (
     BenchCase("reinforce_baseline", "CartPole-v1", total_steps=_MANY_STEPS, eval_every=500, max_episodes=8),
     BenchCase("reinforce", "CartPole-v1", total_steps=_MANY_STEPS, eval_every=500, max_episodes=8),
     BenchCase("ppo", "Pendulum-v1", total_steps=1_024, eval_every=2_048),
+    BenchCase("ppo", "Acrobot-v1", total_steps=1_024, eval_every=512),
+    BenchCase("ppo", "LunarLander-v3", total_steps=2_048, eval_every=2_048),
 )
 
 
 # the longest episode of each environment (its time limit): bounds the steps of an episode-limited budget
-MAX_EPISODE_STEPS = {"CartPole-v1": 500, "Pendulum-v1": 200}
+MAX_EPISODE_STEPS = {"CartPole-v1": 500, "Pendulum-v1": 200, "Acrobot-v1": 500, "LunarLander-v3": 1000}
 WARM_UP_STEPS = 512 + 256  # the untimed warm-up before the comparisons: one tiny run per side
 
 
