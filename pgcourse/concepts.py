@@ -1,0 +1,443 @@
+"""Concept questions: a few multiple-choice questions per chapter, checked with feedback on every choice.
+
+Each exercise notebook of chapters 00-05 ends with a "Check your understanding" section: the questions
+(:func:`questions_markdown`, written into the notebook), an answer cell where the learner fills in
+``answers = {"q1": "b", ...}``, and a check cell, ``pg.concepts.check_concepts("03", answers)``. The check
+prints one line per question: a right answer gets the reason it is right, a wrong one the reason *that
+choice* is wrong (never which choice is right), a missing one what to write. It raises an ``AssertionError``
+when any answer is wrong or missing, like the function checks.
+
+The questions test understanding (why a baseline leaves the gradient unbiased, what GAE does at a
+truncated step), not numbers to remember. :func:`count_correct` gives (right, total), what a grader
+needs for per-question partial credit. This module imports nothing from the rest of the package.
+"""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Question", "QUESTIONS", "check_concepts", "count_correct", "blank_answers", "questions_markdown",
+           "show", "POINTS_PER_QUESTION"]
+
+POINTS_PER_QUESTION = 0.5  # the check cell's points are this times the number of questions
+
+
+@dataclass(frozen=True)
+class Question:
+    """One multiple-choice question: ``choices`` maps a letter to its text; ``explanations`` maps every
+    letter to why that choice is right (the answer) or wrong (every other letter)."""
+
+    id: str
+    text: str
+    choices: dict[str, str]
+    answer: str
+    explanations: dict[str, str]
+
+    def __post_init__(self) -> None:
+        if self.answer not in self.choices:
+            raise ValueError(f"{self.id}: the answer {self.answer!r} is not one of the choices {list(self.choices)}")
+        if set(self.explanations) != set(self.choices):
+            raise ValueError(f"{self.id}: every choice needs an explanation (choices {sorted(self.choices)}, "
+                             f"explained {sorted(self.explanations)})")
+
+
+def _q(qid: str, text: str, answer: str, *choices: tuple[str, str]) -> Question:
+    """A question from (choice text, explanation) pairs, lettered a, b, c, …"""
+    letters = "abcdefgh"[: len(choices)]
+    return Question(qid, text, {k: c[0] for k, c in zip(letters, choices)}, answer,
+                    {k: c[1] for k, c in zip(letters, choices)})
+
+
+QUESTIONS: dict[str, list[Question]] = {
+    "00": [
+        _q("q1", "A CartPole episode ends with `terminated=False, truncated=True`. What does that say about the last "
+                 "state?", "b",
+           ("The pole fell or the cart left the track on the last step.",
+            "That is what `terminated=True` reports: the task itself ended. Here `terminated` is False."),
+           ("The time limit cut the episode: the last state was not terminal, and the future from it would still "
+            "have been worth something.",
+            "Right: truncation is a property of the clock, not of the state, so the state keeps its value."),
+           ("The environment hit an error and stopped early.",
+            "Errors raise exceptions; `truncated` is an ordinary flag, set here by the TimeLimit wrapper."),
+           ("The agent reached the goal, so the future from the last state is worth 0.",
+            "Reaching a terminal state is termination. Truncation says nothing about the state; treating it as "
+            "'worth 0' is the truncation-as-termination mistake of lesson 03.")),
+        _q("q2", "A vector env in next-step autoreset mode: env `i`'s episode ends at step `t`. What is row `t+1` "
+                 "of env `i`?", "c",
+           ("The first transition of the new episode: train on it like any other step.",
+            "The action of that step is ignored and its reward is 0: it connects no state to a next state by an "
+            "action, so training on it teaches the policy noise."),
+           ("The final observation of the old episode, repeated.",
+            "The final observation was already returned by step t itself; step t+1 returns the new episode's first "
+            "observation."),
+           ("A reset step: the env ignores the action, returns reward 0 and the first observation of a new "
+            "episode. It is not a transition and is masked out.",
+            "Right: that is what `transition_mask` marks as invalid."),
+           ("Nothing: env `i` pauses until the other envs' episodes end.",
+            "A vector env steps all its envs on every call; none of them waits.")),
+        _q("q3", "Next-step autoreset: where is the true final observation of an episode that ended at step `t`?",
+           "a",
+           ("In the observation returned by step `t` itself.",
+            "Right: in next-step mode the ending step returns the real last state; the reset happens one step "
+            "later."),
+           ("In `info[\"final_obs\"]` of step `t+1`.",
+            "That key belongs to gymnasium's same-step autoreset mode, where the reset happens on the ending step. "
+            "In next-step mode there is no such entry."),
+           ("In the observation returned by step `t+1`.",
+            "Step t+1 is the reset step: its observation is the first one of the next episode."),
+           ("Nowhere: it is lost, so a truncated episode cannot be bootstrapped.",
+            "It is not lost: it is the observation of step t, and lesson 03 bootstraps truncated steps from it.")),
+        _q("q4", "Why combine the two flags with a logical *or* (`terminated | truncated`) and not with "
+                 "`terminated + truncated`?", "b",
+           ("The sum is slower.", "Both are a single elementwise operation; speed is not the point."),
+           ("Both flags can be true on the same step; the sum is then 2, and a factor `1 - done` becomes -1 and "
+            "flips the sign of whatever it multiplies.",
+            "Right: CartPole whose pole falls on the time-limit step gives both flags, and the checks test that "
+            "case."),
+           ("gymnasium never sets both, so it is only a matter of style.",
+            "It does: a wrapper's time limit and the environment's own termination can fall on the same step."),
+           ("The sum would count truncations as terminations.",
+            "Neither form tells the two apart: both say 'the episode ended'. The problem of the sum is the value "
+            "2.")),
+    ],
+    "01": [
+        _q("q1", "Why does the REINFORCE loss multiply the *log*-probability of each action by its return, rather "
+                 "than differentiate the return itself?", "a",
+           ("The return depends on the parameters only through which actions get sampled, which autograd cannot "
+            "differentiate; the identity grad pi = pi grad log pi turns the gradient of the expected return into an "
+            "average of return times grad log pi over the sampled episodes.",
+            "Right: that is the score-function (likelihood-ratio) derivation of lesson 01, section 2."),
+           ("The log makes the loss positive, which the optimiser needs.",
+            "Optimisers minimise any real number; the loss here is usually negative anyway. Its value means "
+            "nothing, only its gradient does."),
+           ("Only for numerical stability: probabilities would work as well.",
+            "Stability is why log_softmax computes the log, but the log itself comes from the derivation: with "
+            "probabilities in its place the gradient would be a different, wrong quantity."),
+           ("So that the loss equals minus the expected return.",
+            "The surrogate's value is not the expected return; only its gradient matches the policy gradient "
+            "(in expectation).")),
+        _q("q2", "Without normalisation, every reward is multiplied by 10. What happens to the REINFORCE gradient "
+                 "estimate of a batch?", "c",
+           ("Nothing: the log-probabilities do not depend on the rewards.",
+            "The estimate is a weighted sum of grad log pi with the returns as weights; the weights are 10 times "
+            "larger."),
+           ("Its direction changes, so the agent learns a different policy.",
+            "Every weight is multiplied by the same positive number, and a vector scaled by a positive number keeps "
+            "its direction."),
+           ("It points the same way and is 10 times longer: with plain SGD the step is 10 times larger.",
+            "Right: a positive factor on every weight scales the estimate. With plain SGD the step grows with it; "
+            "Adam, which divides by a running average of the gradient's size, largely cancels a constant factor."),
+           ("It becomes biased.",
+            "Scaling the objective by a constant scales its gradient by the same constant; the estimate stays "
+            "unbiased for the scaled objective.")),
+        _q("q3", "Normalisation subtracts the batch mean from the returns. Why does subtracting a constant `b` from "
+                 "every weight leave the expected gradient unchanged?", "b",
+           ("Because the mean of the returns is small compared with the returns.",
+            "CartPole returns are all positive and their mean is large; the argument does not depend on size."),
+           ("Because the expected score is zero: E over a ~ pi of grad log pi(a|s) = grad of the sum of pi(a|s) "
+            "= grad 1 = 0, so b times it averages to zero.",
+            "Right: the same identity makes any baseline that does not depend on the action unbiased (lesson 02)."),
+           ("Because dividing by the standard deviation afterwards cancels it.",
+            "Dividing rescales the weights; it cannot undo a shift. The shift drops out in expectation for a "
+            "different reason."),
+           ("It does not: it biases the gradient, which is why normalisation is optional.",
+            "A constant baseline is unbiased in expectation. The batch mean is constant up to a term that "
+            "vanishes as the batch grows; normalisation is optional because it changes the variance and the step "
+            "size, not because of bias.")),
+        _q("q4", "Two seeds of the same REINFORCE configuration give very different learning curves on CPU. What is "
+                 "the most likely reason?", "d",
+           ("A bug in the training loop.",
+            "A bug would show up on every seed; different seeds differing is expected of this algorithm."),
+           ("Floating-point nondeterminism of the CPU.",
+            "On CPU a fixed seed reproduces a run bit for bit: the same seed run twice gives the same curve."),
+           ("The learning rate is too small.",
+            "A small learning rate makes every seed slow, not the seeds different from each other."),
+           ("The gradient is a Monte Carlo estimate from a few sampled episodes: different seeds sample different "
+            "episodes, and the high variance sends the runs along different paths.",
+            "Right: which is why the course compares algorithms over many seeds, with intervals.")),
+    ],
+    "02": [
+        _q("q1", "Why does subtracting a learned state value `V(s)` from the returns leave the policy gradient "
+                 "unbiased?", "c",
+           ("Because the critic is trained to be accurate.",
+            "Unbiasedness holds for any function of the state, even a badly trained critic. Accuracy matters for "
+            "the variance, not for the bias."),
+           ("Because the advantages are normalised afterwards.",
+            "Normalising is a separate step; the argument holds without it."),
+           ("Because for a fixed state, E over a ~ pi of V(s) grad log pi(a|s) = V(s) times the gradient of the "
+            "sum of probabilities, which is grad 1 = 0.",
+            "Right: the baseline can depend on the state but not on the action (lesson 02, section 2.1)."),
+           ("It is slightly biased, but the lower variance is worth it.",
+            "There is no bias at all, as long as the baseline does not depend on the action taken.")),
+        _q("q2", "Which of these baselines would bias the policy gradient?", "d",
+           ("A constant, the same for every step.", "A constant does not depend on the action: unbiased."),
+           ("The value of a critic that has barely been trained.",
+            "A bad critic is still a function of the state only: unbiased, just less variance reduction."),
+           ("No baseline at all (`b = 0`).", "That is plain REINFORCE, the unbiased estimator we started from."),
+           ("A baseline that depends on the action taken, `b(s, a)`.",
+            "Right: the identity that makes the baseline term vanish sums over actions with b held fixed; a b that "
+            "changes with the action does not drop out.")),
+        _q("q3", "The advantage `G - V(s)` weights the policy's log-probabilities. Why must it be detached from the "
+                 "critic's graph?", "a",
+           ("Otherwise the policy loss also sends gradients into the critic, which then learns to change the "
+            "advantages to lower the policy loss instead of learning to predict returns.",
+            "Right: the critic has its own loss; the advantage is a constant weight for the policy."),
+           ("Detaching lowers the variance of the gradient.",
+            "Detaching changes no value and not the policy's gradient; it only stops gradient from reaching the "
+            "critic."),
+           ("Autograd cannot differentiate through the critic network.",
+            "It can: that is how the value loss trains the critic."),
+           ("The advantage is an integer tensor, which has no gradient.",
+            "Returns and values are floating-point tensors, and the critic's values do carry a gradient.")),
+        _q("q4", "What is the entropy bonus (`beta > 0`) for?", "b",
+           ("It makes the policy gradient unbiased.", "The estimator is already unbiased; the bonus adds a "
+                                                      "different term to the objective."),
+           ("It rewards keeping the policy random, so that it does not collapse onto one action before it has "
+            "tried the others enough.",
+            "Right: its gradient pushes the action probabilities towards uniform."),
+           ("It lowers the variance of the gradient estimate.",
+            "That is the baseline's job; the entropy term changes the objective, not the estimator's noise."),
+           ("It increases the return directly.", "The environment's reward does not change; the bonus only "
+                                                  "changes what the optimiser maximises.")),
+    ],
+    "03": [
+        _q("q1", "A rollout step `t` is truncated by the time limit (not terminated). What does GAE do at that "
+                 "step?", "a",
+           ("Its TD error still bootstraps from the value of the true final observation, but the blend of later "
+            "TD errors stops there: the next row belongs to another episode.",
+            "Right: the bootstrap is cut on `terminated` only, the lambda-trace on any episode end."),
+           ("It treats the step as terminal: no bootstrap, the future is worth 0.",
+            "That is the truncation-as-termination mistake: the state had a future, and a future worth 0 biases the "
+            "critic's targets and the advantages (lesson 03, section 5, on Pendulum)."),
+           ("Nothing special: the trace goes on into the following rows.",
+            "The following rows are the reset step and a new episode; blending their TD errors mixes two episodes."),
+           ("The step is dropped from the batch.",
+            "It is a real transition and is trained on; only the reset step after it is masked.")),
+        _q("q2", "Which lambda gives the lowest-variance advantages (for a fixed critic)?", "a",
+           ("`lambda = 0`: the advantage is the one-step TD error.",
+            "Right: it uses one reward and the critic's values, so it has the least noise and the most bias from "
+            "the critic's errors."),
+           ("`lambda = 1`: the Monte Carlo return minus V.",
+            "That sums all the rewards' noise: the highest variance, and no bias from the critic beyond the "
+            "baseline."),
+           ("`lambda = 0.95`, the usual default.",
+            "0.95 is a compromise between bias and variance, not the variance minimum."),
+           ("The variance does not depend on lambda.",
+            "Lambda sets how many noisy rewards enter each advantage, so it sets the variance.")),
+        _q("q3", "With `lambda = 1` and no episode end inside the rollout, what is GAE's advantage of step `t`?",
+           "c",
+           ("The TD error of step t.", "That is `lambda = 0`."),
+           ("The discounted return from step t.", "Close, but the critic's value V(s_t) is subtracted."),
+           ("The discounted return from step t (bootstrapped with V after the rollout's last step) minus V(s_t).",
+            "Right: the TD errors telescope; a good self-check of a GAE implementation."),
+           ("Zero, because the TD errors cancel.", "They telescope, they do not cancel: the rewards and the "
+                                                   "bootstrap value remain.")),
+        _q("q4", "The TD error of step `t` uses `next_values[t]`, not `values[t+1]`. Why?", "b",
+           ("They are equal; `next_values` is only a convenience.",
+            "They differ exactly where it matters: at an episode end."),
+           ("At an episode end, row `t+1` holds the reset step of a new episode; `next_values[t]` is the value of "
+            "the observation step `t` returned, the true next state.",
+            "Right: inside an episode the two are equal; at a truncation only `next_values[t]` bootstraps from the "
+            "right state."),
+           ("`next_values` carries a gradient that the critic needs.",
+            "Both are detached in the TD error: the advantages are constants."),
+           ("`values[t+1]` does not exist for any step.",
+            "It exists for every step but the last; the last step needs the value after the rollout.")),
+    ],
+    "04": [
+        _q("q1", "A sample has a negative advantage. What does PPO's clip do for it?", "c",
+           ("It stops the gain once the ratio rises above `1 + eps`.",
+            "For a negative advantage, raising the ratio lowers the objective: the min keeps the unclipped term "
+            "there, so the full penalty applies."),
+           ("Nothing: the clip only acts on positive advantages.", "It acts on both signs, at opposite ends of "
+                                                                   "the interval."),
+           ("Once the ratio has fallen below `1 - eps`, lowering that action's probability further gains nothing "
+            "(zero gradient).",
+            "Right: the update may make a bad action less likely, but only by a bounded factor per batch."),
+           ("It flips the sign of the advantage.", "No sign changes: the clip bounds the ratio, it does not touch "
+                                                    "the advantage.")),
+        _q("q2", "Why does L^CLIP take the minimum of the unclipped and the clipped term, instead of using the "
+                 "clipped term alone?", "a",
+           ("With the clipped term alone, a ratio that moved the wrong way past the interval would get zero "
+            "gradient and could not be pulled back; the min keeps the full penalty for that case.",
+            "Right: the min makes the objective a pessimistic bound, clipping only the gains."),
+           ("The minimum is cheaper to compute.", "Both terms are computed anyway; cost is not the reason."),
+           ("The minimum makes the objective an unbiased estimate of the return.",
+            "Neither term estimates the return; the surrogate only has the right gradient near ratio 1."),
+           ("The minimum makes advantage normalisation unnecessary.",
+            "Normalisation concerns the advantages' scale, which the min does not change.")),
+        _q("q3", "During an update, approx-KL climbs far above its usual level and the clip fraction approaches 0.5. "
+                 "What is the most likely cause?", "d",
+           ("The critic fits the returns too well.", "The critic's fit enters neither the KL nor the clip "
+                                                     "fraction: both compare two policies."),
+           ("The entropy coefficient is too high.",
+            "A strong entropy bonus keeps the policy spread out; it does not make successive policies far apart."),
+           ("Nothing: a clip fraction near 0.5 is what PPO aims for.",
+            "Half of the samples outside the interval means the policy has moved far beyond the trust region."),
+           ("The steps are too large for one batch: learning rate too high, too many epochs or too many small "
+            "minibatches, so the policy moves far from the one that collected the data.",
+            "Right: lower the learning rate or the epochs, or stop early on KL (lesson 04, sections 8 and 10).")),
+        _q("q4", "The explained variance of the critic is -0.3. What does that mean?", "b",
+           ("The critic explains 30% of the returns' variance.",
+            "That would be +0.3: a positive number means the critic accounts for part of the variance."),
+           ("The critic's errors vary more than the returns themselves: predicting the mean return everywhere "
+            "would do better.",
+            "Right: EV = 1 - Var[R - V] / Var[R] < 0 means Var[R - V] > Var[R]."),
+           ("The returns are all equal.", "Then Var[R] = 0 and the explained variance is undefined (nan), not "
+                                          "negative."),
+           ("Nothing: explained variance always lies in [0, 1], so the number is a bug.",
+            "It is at most 1 but has no lower bound: a bad critic can be arbitrarily negative.")),
+        _q("q5", "Why are the old log-probabilities stored when the rollout is collected, instead of recomputed at "
+                 "the start of each epoch?", "a",
+           ("pi_old is the policy that collected the data; recomputed with the current network they would equal the "
+            "new log-probabilities, the ratio would be 1 at every epoch and the clip would never act.",
+            "Right: the ratio measures the distance from the data-collecting policy, which must stay fixed "
+            "during the update."),
+           ("To save compute.", "A forward pass is cheap; the reason is what the ratio means."),
+           ("Because the environment needs them.", "The environment only receives actions."),
+           ("It makes no difference.", "It changes the ratio, and with it what the clip does, from the second "
+                                       "minibatch on.")),
+    ],
+    "05": [
+        _q("q1", "The environment receives a clipped action. Which action's log-probability goes into the PPO "
+                 "ratio?", "b",
+           ("The clipped one, since that is what the environment executed.",
+            "The clipped action was not sampled from the Gaussian: every action beyond the bound maps to the same "
+            "clipped value, and its density under the Gaussian is a different number, which distorts the ratio and "
+            "the gradient."),
+           ("The sampled, unclipped one: the log-probability must be that of the draw from the policy's "
+            "distribution.",
+            "Right: the clip belongs to the environment, not to the policy (lesson 05, section 4)."),
+           ("Either: they give the same log-probability.",
+            "They differ for every action outside the bounds, which is common early in training."),
+           ("Neither: continuous actions have no log-probability.",
+            "They have a log-density, which plays the same role in the policy gradient.")),
+        _q("q2", "Pendulum-v1 episodes always end with `truncated=True` after 200 steps. What happens if the agent "
+                 "treats that end as terminal?", "a",
+           ("The targets of the last steps assume a future worth 0; the observation carries no clock, so the critic "
+            "sees similar states with very different targets, and learning gets worse.",
+            "Right: lesson 03, section 5 measured this on Pendulum."),
+           ("Nothing: Pendulum's rewards are negative anyway.",
+            "A future worth 0 is better than Pendulum's true (negative) future, so the targets become biased, "
+            "upward here; the sign of the rewards does not make the error vanish."),
+           ("Learning gets more stable, because the episodes look shorter.",
+            "The episodes are the same length; only the targets of their last steps change, and they become "
+            "wrong."),
+           ("GAE ignores the flags, so the choice has no effect.",
+            "GAE reads them: `terminated` cuts the bootstrap, any end cuts the trace.")),
+        _q("q3", "Why does the Gaussian policy learn `log sigma` rather than `sigma`?", "c",
+           ("Only for speed: the log-probability needs `log sigma` anyway.",
+            "It does use log sigma, but the main reason is the constraint on sigma."),
+           ("So that the entropy no longer depends on sigma.",
+            "The entropy is log sigma plus a constant per dimension: it still depends on it."),
+           ("sigma must stay positive; log sigma can be any real number, and a gradient step on it changes sigma by "
+            "a factor rather than by an amount.",
+            "Right: no clamping is needed, and small and large sigmas are updated alike in relative terms."),
+           ("So that sigma shrinks automatically during training.",
+            "Nothing in the parametrisation makes sigma shrink; the gradient of the objective decides.")),
+        _q("q4", "The agent trained with observation normalisation. Why must the running statistics be saved with "
+                 "the network?", "d",
+           ("They are needed to compute the rewards.", "The environment computes the rewards; the statistics only "
+                                                        "transform the observations."),
+           ("They are only used during training, so they need not be saved.",
+            "The network was trained on normalised inputs: evaluation has to feed it inputs normalised the same "
+            "way."),
+           ("They make the saved file smaller.", "They add a few numbers; size is not the reason."),
+           ("The network learned on observations normalised with those statistics; without them (or with fresh "
+            "ones) it sees inputs from a different distribution and acts differently.",
+            "Right: the statistics are part of the agent (lesson 05, section 8).")),
+    ],
+}
+
+
+def _chapter(chapter: Any) -> str:
+    key = str(chapter).strip().lower().removeprefix("ch")
+    if key.isdigit():
+        key = f"{int(key):02d}"
+    if key not in QUESTIONS:
+        raise ValueError(f"no concept questions for chapter {chapter!r}; chapters with questions: "
+                         f"{', '.join(sorted(QUESTIONS))}")
+    return key
+
+
+def blank_answers(chapter: Any) -> dict[str, None]:
+    """``{"q1": None, ...}``: the answer dictionary as handed out."""
+    return {question.id: None for question in QUESTIONS[_chapter(chapter)]}
+
+
+def questions_markdown(chapter: Any) -> str:
+    """The questions of ``chapter`` as markdown (the text of the notebook's questions cell)."""
+    parts = []
+    for number, question in enumerate(QUESTIONS[_chapter(chapter)], start=1):
+        lines = [f"**{question.id}.** {question.text}", ""]
+        lines += [f"- **({letter})** {text}" for letter, text in question.choices.items()]
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+class _Markdown(str):
+    def _repr_markdown_(self) -> str:
+        return str(self)
+
+
+def show(chapter: Any) -> _Markdown:
+    """The questions of ``chapter``, shown as markdown in a notebook (as text in a terminal)."""
+    return _Markdown(questions_markdown(chapter))
+
+
+def _normalise(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.strip().lower().strip("()") if isinstance(value, str) else repr(value)
+
+
+def _feedback(chapter: str, answers: Any) -> tuple[list[str], int, int]:
+    """(lines of feedback, right, total)."""
+    questions = QUESTIONS[chapter]
+    if not isinstance(answers, Mapping):
+        lines = [f"`answers` must be a dict like {blank_answers(chapter)!r} with each None replaced by a letter; "
+                 f"got a {type(answers).__name__}."]
+        return lines, 0, len(questions)
+    lines, right = [], 0
+    known = {question.id for question in questions}
+    for question in questions:
+        given = _normalise(answers.get(question.id))
+        letters = ", ".join(repr(letter) for letter in question.choices)
+        if given is None:
+            lines.append(f"- {question.id}: not answered yet (None). Choose one of {letters}.")
+        elif given not in question.choices:
+            lines.append(f"- {question.id}: {answers.get(question.id)!r} is not a choice. Choose one of {letters}.")
+        elif given == question.answer:
+            right += 1
+            lines.append(f"✓ {question.id} ({given}): {question.explanations[given]}")
+        else:
+            lines.append(f"✗ {question.id} ({given}): {question.explanations[given]}")
+    extra = sorted(str(key) for key in answers if key not in known)
+    if extra:
+        close = {key: difflib.get_close_matches(key, sorted(known), n=1) for key in extra}
+        named = ", ".join(f"{key!r}" + (f" (did you mean {close[key][0]!r}?)" if close[key] else "")
+                          for key in extra)
+        lines.append(f"- unknown question(s) {named}: the questions are {', '.join(sorted(known))}.")
+    return lines, right, len(questions)
+
+
+def count_correct(chapter: Any, answers: Any) -> tuple[int, int]:
+    """(questions answered right, questions) of ``chapter``: what per-question partial credit needs."""
+    _, right, total = _feedback(_chapter(chapter), answers)
+    return right, total
+
+
+def check_concepts(chapter: Any, answers: Any) -> None:
+    """Check the concept questions of ``chapter``: print the feedback on every answer when all are right,
+    raise an ``AssertionError`` carrying the same feedback when any is wrong or missing."""
+    key = _chapter(chapter)
+    lines, right, total = _feedback(key, answers)
+    if right == total:
+        print("\n".join(lines))
+        print(f"✓ concept questions of chapter {key}: {right} of {total} right")
+        return
+    raise AssertionError(f"concept questions of chapter {key}: {right} of {total} right. For each answer, why it "
+                         "is right or why that choice is wrong (reread the lesson section it points to and try "
+                         "again):\n" + "\n".join(lines))
