@@ -1,0 +1,104 @@
+"""Lesson 03 (A2C and GAE): the identities the lesson asserts, the planted truncation bug it measures, and
+the cached sweeps it loads.
+
+- GAE at lambda = 1 is lesson 01's discounted return minus V for an episode that terminates in the rollout,
+  and at lambda = 0 the TD error;
+- the planted trap ``truncation_as_termination`` changes A2C's advantages only through the time limits:
+  it equals the correct GAE where no episode is truncated, and drops the bootstrap where one is;
+- ``env_kwargs={"max_episode_steps": ...}`` (the lesson's short time limit) truncates CartPole episodes there;
+- tools/regenerate_03.py describes the sweeps the lesson loads (six lambdas, ten seeds per arm), and the
+  cached folders hold exactly those trials.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import pgcourse as pg
+from pgcourse.planted import gae_truncation_as_termination
+from pgcourse.sweeps import load_results
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def regenerate_03():
+    spec = importlib.util.spec_from_file_location("regenerate_03", ROOT / "tools" / "regenerate_03.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def one_episode(length: int = 30, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    rewards = torch.rand(length, generator=generator)  # [T]
+    values = 3 * torch.randn(length, generator=generator)  # [T]
+    next_values = torch.cat([values[1:], torch.zeros(1)])  # [T]
+    terminated = torch.zeros(length)
+    terminated[-1] = 1.0
+    return rewards, values, next_values, terminated, torch.zeros(length)
+
+
+@pytest.mark.parametrize("gamma", [0.9, 0.99, 1.0])
+def test_gae_at_lambda_1_is_the_discounted_return_minus_v(gamma):
+    rewards, values, next_values, terminated, truncated = one_episode()
+    gae = pg.compute_gae(rewards[:, None], values[:, None], next_values[:, None], terminated[:, None],
+                         truncated[:, None], gamma, 1.0)[:, 0]
+    torch.testing.assert_close(gae, pg.discounted_returns(rewards, gamma) - values, atol=1e-5, rtol=0)
+
+
+def test_gae_at_lambda_0_is_the_td_error():
+    rewards, values, next_values, terminated, truncated = (x[:, None] for x in one_episode())
+    gae = pg.compute_gae(rewards, values, next_values, terminated, truncated, 0.99, 0.0)
+    torch.testing.assert_close(gae, pg.returns.td_errors(rewards, values, next_values, terminated, 0.99))
+
+
+def test_the_truncation_trap_only_changes_truncated_steps_and_the_trace_before_them():
+    T = 8
+    rewards, values, next_values = torch.ones(T, 2), torch.full((T, 2), 10.0), torch.full((T, 2), 10.0)
+    terminated = torch.zeros(T, 2)
+    truncated = torch.zeros(T, 2)
+    truncated[3, 1] = 1.0  # env 1 hits its time limit at step 3; env 0 never ends
+    right = pg.compute_gae(rewards, values, next_values, terminated, truncated, 0.99, 0.95)
+    wrong = gae_truncation_as_termination(pg.compute_gae)(rewards, values, next_values, terminated, truncated, 0.99, 0.95)
+    torch.testing.assert_close(wrong[:, 0], right[:, 0])  # no time limit: the same advantages
+    torch.testing.assert_close(wrong[4:, 1], right[4:, 1])  # after the cut: the next episode is untouched
+    assert wrong[3, 1].item() == pytest.approx(1.0 - 10.0)  # the bootstrap is dropped at the cut
+    assert right[3, 1].item() == pytest.approx(1.0 + 0.99 * 10.0 - 10.0)
+    assert (wrong[:4, 1] < right[:4, 1]).all()  # and the error flows back through the trace
+
+
+def test_the_trap_and_the_short_time_limit_run_in_a2c():
+    run = pg.train("a2c", "CartPole-v1", seed=0, total_steps=1_024, progress=False, device="cpu",
+                   env_kwargs={"max_episode_steps": 10}, traps=("truncation_as_termination",))
+    lengths = run.history.episodes["length"]
+    assert lengths.max() <= 10 and (lengths == 10).any()
+    assert run.config.traps == ("truncation_as_termination",)
+
+
+def test_regenerate_03_describes_the_lessons_sweeps():
+    module = regenerate_03()
+    assert module.LAMBDAS == (0.0, 0.5, 0.9, 0.95, 0.99, 1.0)
+    assert [arm["gae_lambda"] for arm in module.LAMBDA_ARMS] == list(module.LAMBDAS)
+    assert module.LAMBDA_SEEDS >= 10 and module.TRUNCATION_SEEDS >= 10
+    assert [arm.get("traps", []) for arm in module.TRUNCATION_ARMS] == [[], ["truncation_as_termination"]]
+    assert module.command("lambda") == "python tools/regenerate_03.py lambda --workers 2"
+
+
+@pytest.mark.parametrize("name", ["lambda", "truncation"])
+def test_the_cached_sweeps_hold_the_requested_trials(name):
+    module = regenerate_03()
+    folder, arms, seeds, settings = module.SWEEPS[name]
+    results = load_results(folder)
+    assert not results.missing and not results.failed
+    assert len(results.trials) == len(arms) * seeds
+    for record in results.trials:
+        assert record.algo == "a2c" and record.env_id == "CartPole-v1"
+        for key, value in settings.items():
+            assert record.config[key] == value, (record.trial_id, key)
+    by_arm = results.by_arm()
+    assert all(len(records) == seeds for records in by_arm.values())
+    assert np.all([record.history.evals["env_step"][-1] >= settings["total_steps"] for record in results.trials])

@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Regenerate the cached sweeps of lesson 03 (A2C and GAE) in ``figures/03_*``.
+
+    python tools/regenerate_03.py lambda        # figures/03_lambda: the GAE lambda sweep
+    python tools/regenerate_03.py truncation    # figures/03_truncation: bootstrapping at the time limit, or not
+    python tools/regenerate_03.py all --workers 2
+
+Every trial is A2C on CartPole-v1 with the course defaults (``pg.config.default_overrides("a2c",
+"discrete")``) and the budget in ``SWEEPS``; everything not listed in an arm is the default. Each sweep is
+a ``pg.sweep`` results folder (resumable: run the command again and finished trials are kept);
+``pgcourse sweep --verify figures/03_lambda --sample 1`` re-runs a random trial and checks it gives the
+same numbers bit for bit. The lesson loads the folders with ``pgcourse.sweeps.load_results`` and prints
+the command beside each result.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import pgcourse as pg
+
+ROOT = Path(__file__).resolve().parents[1]
+FIGURES = ROOT / "figures"
+
+# The lambda sweep: 50k env steps, the learning rates annealed to 0 over them (the default), one greedy
+# evaluation of 20 episodes after the last update (eval_every = total_steps; evaluating never changes
+# training). A2C logs a row per update (every 128 steps): about 47 kB per compressed trial at this budget
+# (2.7 MiB for the folder); 100k steps would double it.
+LAMBDA_SETTINGS = {"total_steps": 50_000, "eval_every": 50_000}
+LAMBDA_SEEDS = 10
+LAMBDAS = (0.0, 0.5, 0.9, 0.95, 0.99, 1.0)
+LAMBDA_ARMS = [{"label": f"lambda {lam}", "gae_lambda": lam} for lam in LAMBDAS]
+
+# The truncation experiment: CartPole with a time limit of 100 steps instead of 500 (gym.make's
+# max_episode_steps, through env_kwargs), so that a learning agent hits the limit early and often (with the
+# 500-step limit A2C reaches it only late in a 100k-step run: 2 seeds per arm at 100k steps gave training
+# averages of the last 50 episodes 465, 459 correct and 450, 206 with the bug, at ~85 kB per trial); the bug
+# is the planted trap "truncation_as_termination" (pgcourse.planted), GAE cutting the bootstrap at every time
+# limit. 30k steps: every run of both arms balances for the full 100 steps by then.
+TRUNCATION_SETTINGS = {"total_steps": 30_000, "eval_every": 30_000, "env_kwargs": {"max_episode_steps": 100}}
+TRUNCATION_SEEDS = 10
+TRUNCATION_ARMS = [
+    {"label": "correct"},
+    {"label": "truncation as termination", "traps": ["truncation_as_termination"]},
+]
+
+SWEEPS = {
+    "lambda": (FIGURES / "03_lambda", LAMBDA_ARMS, LAMBDA_SEEDS, LAMBDA_SETTINGS),
+    "truncation": (FIGURES / "03_truncation", TRUNCATION_ARMS, TRUNCATION_SEEDS, TRUNCATION_SETTINGS),
+}
+
+
+def command(name: str) -> str:
+    """The shell command that regenerates sweep ``name`` (printed by the lesson beside its results)."""
+    return f"python tools/regenerate_03.py {name} --workers 2"
+
+
+def run(name: str, workers: int = 2) -> pg.sweeps.SweepResults:
+    folder, arms, seeds, settings = SWEEPS[name]
+    started = time.perf_counter()
+    results = pg.sweep("a2c", "CartPole-v1", seeds=range(seeds), grid=arms, folder=folder, workers=workers,
+                       compress=True, **settings)
+    size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+    trained = sum(record.wall_seconds for record in results.trials)
+    print(f"{name}: {len(results.trials)} trials, {time.perf_counter() - started:.0f} s wall now, "
+          f"{trained:.0f} s of training summed over trials, folder {size / 2**20:.2f} MiB")
+    print(results.summary("final_eval"))
+    return results
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweep", choices=[*SWEEPS, "all"])
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    args = parser.parse_args(argv)
+    for name in SWEEPS if args.sweep == "all" else [args.sweep]:
+        run(name, args.workers)
+
+
+if __name__ == "__main__":
+    main()
