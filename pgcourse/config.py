@@ -274,6 +274,9 @@ class BaseConfig:
         return self.solve_threshold if self.solve_threshold is not None else SOLVE_THRESHOLDS.get(self.env_id)
 
 
+RETURN_WEIGHTINGS = ("reward_to_go", "total")  # ReinforceConfig.return_weighting
+
+
 @dataclass
 class ReinforceConfig(BaseConfig):
     """REINFORCE (``algo="reinforce"``) and REINFORCE with a learned baseline (``"reinforce_baseline"``).
@@ -285,15 +288,43 @@ class ReinforceConfig(BaseConfig):
     Args:
         normalize_weights: standardise the returns (REINFORCE) or the advantages (with baseline)
             over the batch before weighting the log-probs.
+        center_weights: with ``normalize_weights``, subtract the batch mean before dividing by the batch
+            std (the default). ``False`` only divides by the std, so plain REINFORCE keeps no baseline at
+            all (lesson 02's "no baseline" arm, on the same step scale as the others).
+        critic_epochs: full-batch Adam steps of the critic on each batch (``reinforce_baseline`` only).
+            The first is the step taken together with the actor's; each extra one refits the critic to the
+            same returns after the advantages were computed, so the baseline still never sees the actions
+            it weights. 1 (the default) is one step per batch; lesson 02 measures how far that lags.
+        return_weighting: which return weights the log-prob of step :math:`t` of an episode of length
+            :math:`T`. ``"reward_to_go"`` (the default): :math:`G_t = \\sum_{k=t}^{T-1} \\gamma^{k-t} r_k`,
+            only the rewards that came after the action. ``"total"``: the whole episode's discounted
+            return :math:`G_0` for every step, Williams' original estimator
+            :math:`\\nabla_\\theta \\log p_\\theta(\\tau)\\, G_0`. Its expectation is
+            :math:`\\mathbb{E}[\\sum_t \\gamma^t G_t \\nabla_\\theta \\log \\pi_\\theta(a_t \\mid s_t)]`: the reward-to-go's
+            with the factor :math:`\\gamma^t` that the reward-to-go form drops (the same when
+            :math:`\\gamma = 1`); the rewards before step :math:`t` add only noise to its term
+            (lesson 01 measures how much).
     """
 
     normalize_weights: bool = True
+    # added after the first saved runs and sweeps (lesson 02): a saved config without them had these defaults
+    center_weights: bool = True
+    critic_epochs: int = 1
+    return_weighting: str = "reward_to_go"
 
     def validate(self) -> None:
         super().validate()
         if self.algo not in ("reinforce", "reinforce_baseline"):
             _fail("algo", self.algo, "'reinforce' or 'reinforce_baseline' for a ReinforceConfig")
         _check_bool("normalize_weights", self.normalize_weights)
+        _check_bool("center_weights", self.center_weights)
+        _check_int("critic_epochs", self.critic_epochs, 1, 1000)
+        if self.critic_epochs > 1 and self.algo != "reinforce_baseline":
+            _fail("critic_epochs", self.critic_epochs, "1 for algo='reinforce' (it has no critic to fit)")
+        if self.return_weighting not in RETURN_WEIGHTINGS:
+            _fail("return_weighting", self.return_weighting,
+                  "'reward_to_go' (G_t, the rewards from step t on) or 'total' (the episode's return G_0 "
+                  "for every step)")
 
 
 @dataclass

@@ -1,0 +1,130 @@
+"""Lesson 01's package piece: ``ReinforceConfig.return_weighting`` (total return vs reward-to-go).
+
+- the option is validated with an error that names the field and the allowed values;
+- the default (``"reward_to_go"``) is today's behaviour, to the bit, and older saved configs without the
+  field load with it;
+- ``"total"`` weights every step of an episode by that episode's G_0 (Williams' estimator), with or
+  without normalisation and with the learned baseline;
+- the lesson's regenerate script describes the sweep the lesson loads.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+import pgcourse as pg
+from conftest import assert_history_equal
+from pgcourse.algorithms import Components
+from pgcourse.config import ConfigError, ReinforceConfig, config_from_dict, make_config
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(max_episodes=12, num_envs=4)
+
+
+def train(algo: str = "reinforce", seed: int = 7, **overrides) -> pg.Run:
+    return pg.train(algo, "CartPole-v1", seed=seed, device="cpu", progress=False, **{**TINY, **overrides})
+
+
+def spy(name: str, record: list):
+    reference = getattr(Components(), name)
+
+    def spying(*args, **kwargs):
+        result = reference(*args, **kwargs)
+        record.append((args, kwargs, result))
+        return result
+    return spying
+
+
+@pytest.mark.parametrize("value", ["rtg", "Total", "", None, 1, True])
+def test_bad_return_weighting_names_field_and_choices(value):
+    with pytest.raises(ConfigError, match=r"return_weighting=.* is invalid: expected 'reward_to_go' .* or 'total'"):
+        make_config("reinforce", "CartPole-v1", "discrete", return_weighting=value)
+
+
+def test_bad_return_weighting_via_train_fails_before_training():
+    with pytest.raises(ConfigError, match="return_weighting"):
+        train(return_weighting="reward-to-go")
+
+
+@pytest.mark.parametrize("algo", ["reinforce", "reinforce_baseline"])
+def test_return_weighting_defaults_to_reward_to_go(algo):
+    assert ReinforceConfig(algo=algo, env_id="CartPole-v1").return_weighting == "reward_to_go"
+    assert make_config(algo, "CartPole-v1", "discrete").return_weighting == "reward_to_go"
+
+
+def test_return_weighting_is_not_a_setting_of_other_algorithms():
+    with pytest.raises(ConfigError, match="return_weighting"):
+        make_config("ppo", "CartPole-v1", "discrete", return_weighting="total")
+
+
+def test_saved_config_without_the_field_loads_with_the_default():
+    saved = make_config("reinforce", "CartPole-v1", "discrete", seed=3).to_dict()
+    del saved["return_weighting"]  # a run saved before the option existed
+    loaded = config_from_dict(saved)
+    assert loaded.return_weighting == "reward_to_go" and loaded.seed == 3
+
+
+def test_round_trip_keeps_total():
+    config = make_config("reinforce", "CartPole-v1", "discrete", return_weighting="total")
+    assert config_from_dict(config.to_dict()).return_weighting == "total"
+
+
+@pytest.mark.parametrize("algo", ["reinforce", "reinforce_baseline"])
+def test_explicit_reward_to_go_is_the_default_run_to_the_bit(algo):
+    assert_history_equal(train(algo).history, train(algo, return_weighting="reward_to_go").history,
+                         ignore=("wall_time",))
+
+
+@pytest.mark.parametrize("normalize_weights", [False, True])
+def test_total_weights_every_step_by_its_episodes_return(normalize_weights):
+    returns_calls, loss_calls = [], []
+    train(return_weighting="total", normalize_weights=normalize_weights,
+          discounted_returns=spy("discounted_returns", returns_calls), reinforce_loss=spy("reinforce_loss", loss_calls))
+    per_update = TINY["num_envs"]
+    assert len(returns_calls) == per_update * len(loss_calls) and len(loss_calls) >= 2
+    for update, (args, _, _) in enumerate(loss_calls):
+        episodes = [result for _, _, result in returns_calls[update * per_update:(update + 1) * per_update]]
+        expected = torch.cat([torch.full_like(g, float(g[0])) for g in episodes])  # [B] G_0 at every step
+        weights = args[1]
+        if normalize_weights:
+            expected = pg.returns.normalize(expected)
+        assert torch.allclose(weights, expected)
+        reward_to_go = torch.cat(episodes)
+        assert not torch.allclose(weights, pg.returns.normalize(reward_to_go) if normalize_weights else reward_to_go)
+
+
+def test_total_with_baseline_subtracts_the_value_from_the_total_return_and_fits_the_critic_to_reward_to_go():
+    returns_calls, value_calls, loss_calls = [], [], []
+    train("reinforce_baseline", return_weighting="total", normalize_weights=False,
+          discounted_returns=spy("discounted_returns", returns_calls), value_loss=spy("value_loss", value_calls),
+          reinforce_loss=spy("reinforce_loss", loss_calls))
+    per_update = TINY["num_envs"]
+    for update, (args, _, _) in enumerate(loss_calls):
+        episodes = [result for _, _, result in returns_calls[update * per_update:(update + 1) * per_update]]
+        totals = torch.cat([torch.full_like(g, float(g[0])) for g in episodes])  # [B]
+        values, critic_targets = value_calls[update][0]  # value_loss(values, returns)
+        assert torch.allclose(args[1], totals - values.detach())
+        assert torch.equal(critic_targets, torch.cat(episodes))  # the critic still learns V(s_t) from G_t
+
+
+def test_total_changes_the_run():
+    total, reward_to_go = train(return_weighting="total", normalize_weights=False), train(normalize_weights=False)
+    assert total.history.updates["policy_loss"][0] != reward_to_go.history.updates["policy_loss"][0]
+    assert total.history.updates["advantage_std"][0] != reward_to_go.history.updates["advantage_std"][0]
+
+
+def test_regenerate_01_describes_the_lessons_sweep():
+    spec = importlib.util.spec_from_file_location("regenerate_01", ROOT / "tools" / "regenerate_01.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    folder, arms, seeds = module.SWEEPS["weighting"]
+    assert folder == ROOT / "figures" / "01_weighting" and seeds >= 10
+    for arm in arms:  # every arm is a valid config
+        overrides = {k: v for k, v in arm.items() if k != "label"}
+        make_config("reinforce", "CartPole-v1", "discrete", **overrides, **module.SETTINGS)
+    weightings = {(arm.get("return_weighting", "reward_to_go"), arm.get("normalize_weights", True)) for arm in arms}
+    assert weightings == {(w, n) for w in ("reward_to_go", "total") for n in (False, True)}
+    assert module.command("weighting") == "python tools/regenerate_01.py weighting --workers 2"
