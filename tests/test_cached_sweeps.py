@@ -29,7 +29,9 @@ def test_lesson_04_caches_are_sweep_folders():
 def test_lesson_06_caches_are_sweep_folders():
     names = {folder.name for folder in CACHED}
     assert {"06_reproduction", "06_reproduction_annealed", "06_traps"} <= names
-    assert not list(FIGURES.glob("06_*.json")), "a cached result outside a sweep folder (the old format)"
+    # 06_probes.json is a table of pgcourse.probes.run_probes rows, not a sweep (checked below, a row re-run)
+    assert [path.name for path in FIGURES.glob("06_*.json")] == ["06_probes.json"], \
+        "a cached result outside a sweep folder (the old format)"
 
 
 @pytest.mark.parametrize("folder", CACHED, ids=lambda folder: folder.name)
@@ -70,3 +72,30 @@ def test_cached_folders_are_compressed_and_small():
     # 15 MiB held lessons 04 and 06; lessons 01, 02, 03, 05 and 06's diagnose and probe tables brought ~5 more
     # (every lesson now measures over 10-20 seeds). A new sweep that needs more should log less per trial.
     assert total < 22 * 2**20, f"cached sweeps take {total / 2**20:.1f} MiB"
+
+
+@pytest.mark.slow
+def test_a_random_row_of_the_probe_table_reruns_to_the_same_numbers():
+    import json
+    import math
+
+    from pgcourse import probes
+
+    table = json.loads((FIGURES / "06_probes.json").read_text())
+    assert table["command"] == "python tools/regenerate_06.py probes" and len(table["rows"]) >= 300
+    seed = random.SystemRandom().randrange(2**31)
+    print(f"probe-table row drawn with seed {seed}")
+    row = random.Random(seed).choice([row for row in table["rows"] if row["seconds"] < 20])
+    [again] = probes.run_probes(row["algo"], row["traps"], seeds=[row["seed"]], probes=[row["probe"]],
+                                total_steps=row["total_steps"])
+
+    def same(a, b):
+        return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+
+    for column in ("values", "best_action_prob", "passed"):
+        received, cached = again[column], row[column]
+        if isinstance(cached, list):
+            assert len(received) == len(cached) and all(same(float(x), float(y)) for x, y in zip(received, cached)), \
+                (row["probe"], row["algo"], row["traps"], row["seed"], column, received, cached)
+        else:
+            assert same(received, cached), (row["probe"], row["algo"], row["traps"], row["seed"], column)

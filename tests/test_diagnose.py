@@ -12,7 +12,8 @@ from pgcourse.traps.signals import top_causes
 from pgcourse.history import History
 
 
-def synthetic_run(algo="ppo", n_actions=2, rows=40, returns=None, status="completed", **columns):
+def synthetic_run(algo="ppo", n_actions=2, rows=40, returns=None, status="completed", steps_per_update=512,
+                  **columns):
     """A fake run whose history has ``rows`` updates; ``columns`` give per-update values (scalar or array)."""
     history = History()
     defaults = dict(policy_loss=0.0, value_loss=1.0, entropy=0.6, approx_kl=0.01, clip_fraction=0.1,
@@ -20,7 +21,8 @@ def synthetic_run(algo="ppo", n_actions=2, rows=40, returns=None, status="comple
     defaults.update(columns)
     for i in range(rows):
         row = {name: (value[i] if isinstance(value, (list, np.ndarray)) else value) for name, value in defaults.items()}
-        history.updates.append(env_step=(i + 1) * 512, wall_time=float(i), lr=1e-3, critic_lr=1e-3, epochs_run=10,
+        history.updates.append(env_step=(i + 1) * steps_per_update, wall_time=float(i), lr=1e-3, critic_lr=1e-3,
+                               epochs_run=10,
                                **row)
     for i, ret in enumerate(returns if returns is not None else np.linspace(20, 300, 100)):
         history.episodes.append(**{"return": float(ret), "length": 1.0, "env_step": float(i), "wall_time": 0.0})
@@ -134,3 +136,98 @@ def test_no_alarm_on_a_healthy_default_run(env_id, total_steps):
     run = pg.train("ppo", env_id, seed=0, total_steps=total_steps, device="cpu", progress=False)
     alarms = [str(f) for f in pg.diagnose(run) if f.severity == "alarm"]
     assert not alarms, alarms
+
+
+# ---------------------------------------------------------------------------------------------
+# healthy runs come out clean; causes fit the algorithm (issue 13)
+# ---------------------------------------------------------------------------------------------
+def with_config(run, **config):
+    run.config = SimpleNamespace(**{"algo": run.config.algo, **config})
+    return run
+
+
+def test_causes_name_only_traps_the_algorithm_has():
+    from pgcourse.traps.signals import applicable_causes
+
+    causes = ["low_critic_lr", "joint_grad_clip (why)", "advantage_sign_flipped", "learning rate too high"]
+    assert applicable_causes(causes, "reinforce") == ["advantage_sign_flipped", "learning rate too high"]
+    assert applicable_causes(causes, "ppo") == causes and applicable_causes(causes, None) == causes
+    # a REINFORCE+baseline run whose critic lags names no actor-critic trap (it has none of them)
+    run = synthetic_run(algo="reinforce_baseline", explained_variance=0.01, value_rel_error=0.7, advantage_std=25.0,
+                        approx_kl=float("nan"), clip_fraction=float("nan"))
+    diagnosis = pg.diagnose(with_config(run, normalize_weights=True))
+    assert [f.signal for f in diagnosis] == ["explained variance"] and diagnosis[0].severity == "warn"
+    assert top_causes(diagnosis, 3) == []
+
+
+def test_large_raw_advantages_are_no_finding_when_they_are_normalised():
+    run = synthetic_run(algo="reinforce", advantage_std=60.0, explained_variance=float("nan"),
+                        critic_grad_norm=float("nan"), approx_kl=float("nan"), clip_fraction=float("nan"))
+    assert not pg.diagnose(with_config(run, normalize_weights=True))
+    unnormalised = pg.diagnose(with_config(synthetic_run(algo="ppo", advantage_std=60.0), normalize_advantages=False))
+    assert [f.signal for f in unnormalised] == ["advantage scale"]
+
+
+def test_a_large_critic_to_actor_ratio_with_a_moving_policy_is_healthy():
+    diagnosis = pg.diagnose(synthetic_run(actor_grad_norm=0.1, critic_grad_norm=20.0))  # ratio 200, KL 0.01
+    assert not diagnosis and "grad norms" in [f.signal for f in diagnosis.healthy]
+
+
+@pytest.mark.parametrize("error, severity", [(0.1, "ok"), (0.25, "warn"), (0.8, "alarm")])
+def test_the_critic_is_judged_by_its_relative_error(error, severity):
+    diagnosis = pg.diagnose(synthetic_run(explained_variance=0.1, value_rel_error=error))
+    finding = next(f for f in [*diagnosis, *diagnosis.healthy] if f.signal == "explained variance")
+    assert finding.severity == severity
+    if severity != "ok":
+        assert top_causes(diagnosis, 1)[0] == "low_critic_lr"
+
+
+def test_a_lagging_critic_with_long_rollouts_blames_the_rollout_first():
+    run = synthetic_run(explained_variance=0.02, value_rel_error=0.8, steps_per_update=4096)
+    assert top_causes(pg.diagnose(run), 1)[0] == "long_rollout"
+
+
+def test_every_cached_healthy_default_run_raises_no_alarm_and_names_no_trap():
+    """Lesson 06's cached runs: REINFORCE, REINFORCE+baseline, A2C and PPO with the course defaults, ten seeds
+    each, with constant and annealed learning rates (80 runs, 1,000 episodes each)."""
+    from pathlib import Path
+
+    from pgcourse.sweeps import load_results
+    from pgcourse.traps.experiments import _as_run
+
+    figures = Path(pg.__file__).resolve().parents[1] / "figures"
+    checked = 0
+    for folder in ("06_reproduction", "06_reproduction_annealed"):
+        for record in load_results(figures / folder).trials:
+            if record.config["traps"]:
+                continue
+            diagnosis = pg.diagnose(_as_run(record))
+            assert not [f for f in diagnosis if f.severity == "alarm"] and not top_causes(diagnosis, 3), \
+                (folder, record.label, record.seed, str(diagnosis))
+            checked += 1
+    assert checked == 80
+
+
+def test_a_kl_of_several_nats_per_update_is_an_alarm_that_names_the_unsummed_log_prob_first():
+    run = synthetic_run(n_actions=None, approx_kl=3.0, clip_fraction=0.6, log_std_mean=0.5, entropy=1.5,
+                        returns=np.linspace(-1200, -1450, 100))
+    diagnosis = pg.diagnose(run)
+    assert diagnosis[0].signal == "KL / clip fraction" and diagnosis[0].severity == "alarm"
+    assert top_causes(diagnosis, 1)[0] == "log_prob_not_summed"
+    discrete = pg.diagnose(synthetic_run(approx_kl=3.0, clip_fraction=0.6))
+    assert discrete[0].severity == "alarm" and "log_prob_not_summed" not in top_causes(discrete, 3)
+
+
+def test_diagnose_record_reads_a_cached_trial_with_its_action_space():
+    from pathlib import Path
+
+    from pgcourse.sweeps import load_results
+    from pgcourse.traps.signals import diagnose_record
+
+    figures = Path(pg.__file__).resolve().parents[1] / "figures"
+    record = next(r for r in load_results(figures / "06_diagnose").trials
+                  if r.label == "CartPole PPO advantage_sign_flipped" and r.seed == 0)
+    diagnosis = diagnose_record(record)
+    assert top_causes(diagnosis, 1)[0] == "advantage_sign_flipped"
+    entropy = next(f for f in diagnosis if f.signal == "entropy")  # needs the action space: log(2) nats at most
+    assert entropy.severity == "alarm" and entropy.evidence["entropy_max"] == pytest.approx(math.log(2))

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Regenerate the cached sweep of lesson 06 that measures ``pg.diagnose`` in ``figures/06_diagnose``.
+
+    python tools/regenerate_06.py diagnose --workers 2
+    python tools/regenerate_06.py probes       # figures/06_probes.json: the probe table (one process)
+
+Lesson 06 scores ``pg.diagnose`` on every cached run of the lesson: the healthy default runs of
+``figures/06_reproduction`` and ``figures/06_reproduction_annealed`` (REINFORCE, REINFORCE+baseline, A2C,
+PPO, ten seeds each), the traps of ``figures/06_traps`` and, here, ten seeds of each CartPole trap that
+``figures/06_traps`` holds for one seed only (15,000 env steps, the budget of ``pgcourse.traps.MORE_TRAPS``).
+It is a ``pg.sweep`` results folder (resumable: run the command again and finished trials are kept);
+``pgcourse sweep --verify figures/06_diagnose --sample 1`` re-runs a random trial bit for bit. (The
+Pendulum traps stay at one seed each: at 50,000 env steps a Pendulum run took 90 s on the shared 2-core
+machine, and forty of them did not fit the time this cache was built in.)
+
+The probe table (``probes``) is described at :data:`PROBE_ARMS`.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import pgcourse as pg
+
+ROOT = Path(__file__).resolve().parents[1]
+FIGURES = ROOT / "figures"
+
+DIAGNOSE_SEEDS = 10
+CARTPOLE_STEPS = 15_000
+DIAGNOSE_ARMS = [
+    {"label": f"CartPole PPO {name}", "algo": "ppo", "env_id": "CartPole-v1", "traps": [name],
+     "total_steps": CARTPOLE_STEPS}
+    for name in ("advantage_sign_flipped", "stale_old_log_probs", "entropy_wrong_sign", "missing_detach")
+]
+
+SWEEPS = {"diagnose": (FIGURES / "06_diagnose", DIAGNOSE_ARMS, DIAGNOSE_SEEDS)}
+
+# The probe table (pgcourse.probes): the correct PPO and A2C and three planted traps, every probe, ten seeds.
+# A probe run keeps no history worth caching (the verdict is read from the trained networks), so this is a
+# JSON of pgcourse.probes.run_probes rows, not a sweep folder; each run is a few seconds, bit for bit on CPU.
+PROBE_SEEDS = 10
+PROBE_ARMS = [("ppo", ()), ("ppo", ("advantage_sign_flipped",)), ("ppo", ("truncation_as_termination",)),
+              ("a2c", ()), ("ppo", ("low_critic_lr",))]
+PROBES_FILE = FIGURES / "06_probes.json"
+
+
+def command(name: str) -> str:
+    """The shell command that regenerates sweep ``name`` (printed by the lesson beside its results)."""
+    return f"python tools/regenerate_06.py {name} --workers 2"
+
+
+def run(name: str, workers: int = 2) -> pg.sweeps.SweepResults:
+    folder, arms, seeds = SWEEPS[name]
+    started = time.perf_counter()
+    results = pg.sweep(None, None, seeds=range(seeds), grid=arms, folder=folder, workers=workers, compress=True)
+    size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+    trained = sum(record.wall_seconds for record in results.trials)
+    print(f"{name}: {len(results.trials)} trials, {time.perf_counter() - started:.0f} s wall now, "
+          f"{trained:.0f} s of training summed over trials, folder {size / 2**20:.2f} MiB")
+    return results
+
+
+def run_probe_table(path: Path = PROBES_FILE, arms=None) -> dict:
+    """Train every arm of :data:`PROBE_ARMS` on every probe for :data:`PROBE_SEEDS` seeds and write the rows
+    to ``path`` after each arm (an arm already in the file is kept: run again to finish an interrupted table)."""
+    import json
+
+    from pgcourse import probes
+
+    started = time.perf_counter()
+    payload = json.loads(path.read_text()) if path.is_file() else {"rows": []}
+    payload.update(command="python tools/regenerate_06.py probes", gamma=probes.PROBE_GAMMA, steps=probes.PROBE_STEPS,
+                   seeds=PROBE_SEEDS, arms=[[algo, list(traps)] for algo, traps in PROBE_ARMS])
+    for algo, traps in (PROBE_ARMS if arms is None else arms):
+        if any(row["algo"] == algo and row["traps"] == list(traps) for row in payload["rows"]):
+            continue
+        rows = probes.run_probes(algo, traps, seeds=range(PROBE_SEEDS))
+        for row in rows:  # wall times vary from run to run: rounded, they are only a guide
+            row["seconds"] = round(row["seconds"], 1)
+        payload["rows"] += rows
+        payload["seconds"] = round(sum(row["seconds"] for row in payload["rows"]), 1)
+        path.write_text(json.dumps(payload, indent=0) + "\n")
+        print(f"{algo} {list(traps)}: {len(rows)} runs, {time.perf_counter() - started:.0f} s wall", flush=True)
+    return payload
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweep", choices=[*SWEEPS, "probes", "all"])
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    args = parser.parse_args(argv)
+    for name in SWEEPS if args.sweep == "all" else [args.sweep] if args.sweep != "probes" else []:
+        run(name, args.workers)
+    if args.sweep in ("probes", "all"):
+        run_probe_table()
+
+
+if __name__ == "__main__":
+    main()
