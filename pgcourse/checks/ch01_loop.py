@@ -26,9 +26,10 @@ from ..envs import make_raw_vector_env
 from ..losses import categorical_log_prob, reinforce_loss
 from ..networks import CategoricalPolicy, sample_categorical
 from ..returns import discounted_returns, normalize
-from .stages import (PARAMETER_TOLERANCE, RUNNERS, CountingEnvs, LoopReport, Mismatch, SeedResult, StageMistake,
-                     Timer, call_learner, cartpole_envs, compare, diagnose, failure_message, fixed_networks,
-                     learner_data, learner_run, seeded_torch, tensor_data)
+from .stages import (PARAMETER_TOLERANCE, REMOTE_CASES, RUNNERS, CountingEnvs, LoopReport, Mismatch, SeedResult,
+                     StageMistake, Timer, call_learner, call_spec, cartpole_envs, case_mistake, compare, config_spec,
+                     fixed_networks, is_remote, learner_run, network_spec, play_training, policy_from_state,
+                     run_stage_check, sampled_returns, seeded_torch, tensor_data, train_on_seeds)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -142,6 +143,13 @@ class EpisodesCase:
         finally:
             envs.close()
 
+    def spec(self) -> dict[str, Any]:
+        """This case as data, for a grader's handle that plays it where the learner's function lives."""
+        policy, _ = fixed_networks(self.net_seed)
+        return {"envs": {"num_envs": self.num_envs, "time_limit": self.time_limit, "seed": self.env_seed},
+                "networks": {"policy": network_spec(policy)},
+                "calls": [call_spec([{"ref": "envs"}, {"ref": "policy"}], seed=self.torch_seed)]}
+
 
 EPISODES_CASES = [
     EpisodesCase(num_envs=1, env_seed=1, torch_seed=1, net_seed=1),
@@ -169,8 +177,7 @@ def run_episodes_case(fn: Callable[..., Any], index: int) -> dict[str, Any]:
 
 
 def _episodes_mistake(name: str) -> Callable[[EpisodesCase], Any]:
-    return lambda case: episodes_data(case.run(lambda envs, policy: reference_collect_episodes(envs, policy,
-                                                                                               mistake=name)))
+    return lambda case: case_mistake(case.run, reference_collect_episodes, episodes_data, name)
 
 
 EPISODES_MISTAKES = [
@@ -225,30 +232,30 @@ def _compare_episodes(expected: dict[str, Any], received: dict[str, Any]) -> Mis
             or compare("actions", expected["actions"], received["actions"], exact=True, kind="integer"))
 
 
+def _episodes_situation(index: int, expected: dict[str, Any]) -> str:
+    lengths = [_length(rewards) for rewards in expected["episode_rewards"]]
+    return f"{EPISODES_CASES[index].description}, one episode each from a reset: lengths {lengths}"
+
+
 def check_collect_episodes(fn: Callable[..., Any]) -> None:
     """Check your ``collect_episodes(envs, policy)`` against the reference on fixed seeds and a fixed policy:
     observations, actions and each episode's rewards must be equal, exactly."""
-    for index, case in enumerate(EPISODES_CASES):
-        expected = run_episodes_case(reference_collect_episodes, index)
-        received = learner_data("collect_episodes", fn, index)
-        mismatch = _compare_episodes(expected, received)
-        if mismatch is None:
-            continue
-        hint = diagnose(EPISODES_MISTAKES, mismatch,
-                        lambda mistake: _compare_episodes(mistake.compute(case), received) is None)
-        lengths = [_length(rewards) for rewards in expected["episode_rewards"]]
-        situation = f"{case.description}, one episode each from a reset: lengths {lengths}"
-        raise AssertionError(failure_message(
-            "collect_episodes", mismatch, hint, situation,
-            "each env's first episode from the reset, every step up to and including the one that ended it, "
-            "the actions sampled from the policy, env 0's episode first.",
-            "The check replays the reference's random draws: one action per env every step, sampled from torch's "
-            "generator."))
+    run_stage_check(
+        "collect_episodes", fn, len(EPISODES_CASES), reference_collect_episodes,
+        compare=lambda expected, received, index: _compare_episodes(expected, received),
+        mistakes=EPISODES_MISTAKES, mistake_data=lambda mistake, index: mistake.compute(EPISODES_CASES[index]),
+        situation=_episodes_situation,
+        concept=lambda mismatch: "each env's first episode from the reset, every step up to and including the one "
+                                 "that ended it, the actions sampled from the policy, env 0's episode first.",
+        note=lambda mismatch: "The check replays the reference's random draws: one action per env every step, "
+                              "sampled from torch's generator.")
     print(f"✓ collect_episodes: {len(EPISODES_CASES)} batches of episodes equal to the reference (observations, "
           f"actions and rewards exactly)")
 
 
 RUNNERS["collect_episodes"] = run_episodes_case
+REMOTE_CASES["collect_episodes"] = (lambda index: EPISODES_CASES[index].spec(),
+                                    lambda outcome, index: episodes_data(outcome["calls"][0]["result"]))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -261,14 +268,33 @@ class ReinforceUpdateCase:
     episodes: EpisodesCase
     overrides: dict[str, Any]
 
+    @property
+    def config(self) -> ReinforceConfig:
+        return make_config("reinforce", "CartPole-v1", "discrete", progress=False, **self.overrides)
+
+    def batches(self) -> list[tuple[Tensor, Tensor, list[Tensor]]]:
+        """The two batches of the case, played by the reference."""
+        return [self.episodes.run(reference_collect_episodes),
+                dataclasses.replace(self.episodes, torch_seed=self.episodes.torch_seed + 100).run(
+                    reference_collect_episodes)]
+
+    def spec(self) -> dict[str, Any]:
+        """This case as data, for a grader's handle that plays it where the learner's function lives."""
+        config = self.config
+        policy, _ = fixed_networks(self.episodes.net_seed)
+        calls = [call_spec([{"ref": "policy"}, {"ref": "optimizer"}, {"value": obs}, {"value": actions},
+                            {"value": list(episode_rewards)}, {"ref": "config"}], seed=0, parameters=["policy"])
+                 for obs, actions, episode_rewards in self.batches()]
+        return {"networks": {"policy": network_spec(policy)},
+                "optimizers": {"optimizer": {"params_of": "policy", "lr": config.lr, "eps": config.adam_eps}},
+                "config": config_spec(config), "config_name": "ReinforceConfig", "calls": calls}
+
     def run(self, update: Callable[..., Any]) -> list[list[Tensor]]:
         """Two successive updates on two batches (played by the reference); the parameters after each."""
-        config = make_config("reinforce", "CartPole-v1", "discrete", progress=False, **self.overrides)
+        config = self.config
         policy, _ = fixed_networks(self.episodes.net_seed)
         optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr, eps=config.adam_eps)
-        batches = [self.episodes.run(reference_collect_episodes),
-                   dataclasses.replace(self.episodes, torch_seed=self.episodes.torch_seed + 100).run(
-                       reference_collect_episodes)]
+        batches = self.batches()
         after = []
         for obs, actions, episode_rewards in batches:
             with seeded_torch(0):
@@ -292,7 +318,7 @@ def run_reinforce_update_case(fn: Callable[..., Any], index: int) -> list[list[T
 
 
 def _update_mistake(name: str) -> Callable[[ReinforceUpdateCase], Any]:
-    return lambda case: case.run(lambda *args: reference_reinforce_update(*args, mistake=name))
+    return lambda case: case_mistake(case.run, reference_reinforce_update, lambda after: after, name)
 
 
 REINFORCE_UPDATE_MISTAKES = [
@@ -332,24 +358,24 @@ def check_reinforce_update(fn: Callable[..., Any]) -> None:
     """Check your ``reinforce_update(policy, optimizer, obs, actions, episode_rewards, config)``: two successive
     updates from the same batches must leave the policy's parameters within rtol 1e-3, atol 1e-5 of the
     reference's."""
-    for index, case in enumerate(REINFORCE_UPDATE_CASES):
-        expected = run_reinforce_update_case(reference_reinforce_update, index)
-        received = learner_data("reinforce_update", fn, index)
-        mismatch = _compare_parameters(expected, received)
-        if mismatch is None:
-            continue
-        hint = diagnose(REINFORCE_UPDATE_MISTAKES, mismatch,
-                        lambda mistake: _compare_parameters(mistake.compute(case), received) is None)
-        raise AssertionError(failure_message(
-            "reinforce_update", mismatch, hint, f"{case.description}; batches of {case.episodes.description}",
-            "the policy after one optimiser step on the REINFORCE loss: the log-probabilities of the actions "
-            "weighted by the discounted returns of each episode (normalised over the batch if the config says "
-            "so), the weights being constants."))
+    run_stage_check(
+        "reinforce_update", fn, len(REINFORCE_UPDATE_CASES), reference_reinforce_update,
+        compare=lambda expected, received, index: _compare_parameters(expected, received),
+        mistakes=REINFORCE_UPDATE_MISTAKES,
+        mistake_data=lambda mistake, index: mistake.compute(REINFORCE_UPDATE_CASES[index]),
+        situation=lambda index, expected: (f"{REINFORCE_UPDATE_CASES[index].description}; batches of "
+                                           f"{REINFORCE_UPDATE_CASES[index].episodes.description}"),
+        concept=lambda mismatch: "the policy after one optimiser step on the REINFORCE loss: the log-probabilities "
+                                 "of the actions weighted by the discounted returns of each episode (normalised over "
+                                 "the batch if the config says so), the weights being constants.")
     print(f"✓ reinforce_update: {len(REINFORCE_UPDATE_CASES)} cases of two updates equal to the reference "
           f"(parameters within rtol {PARAMETER_TOLERANCE[0]:g}, atol {PARAMETER_TOLERANCE[1]:g})")
 
 
 RUNNERS["reinforce_update"] = run_reinforce_update_case
+REMOTE_CASES["reinforce_update"] = (
+    lambda index: REINFORCE_UPDATE_CASES[index].spec(),
+    lambda outcome, index: [call["parameters"]["policy"] for call in outcome["calls"]])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -364,11 +390,14 @@ def check_train_reinforce(fn: Callable[..., Any], seeds: Sequence[int] = (0, 1, 
                          env_id: str = "CartPole-v1") -> LoopReport:
     """End to end: your ``train_reinforce(envs, config)`` trains from scratch on each seed with the course's
     CartPole config until ``max_episodes`` episodes; the mean return of its last 20 episodes must reach 100 on
-    every seed. Slow: it trains for real (a few seconds per seed). Returns a :class:`LoopReport`."""
-    print(f"check_train_reinforce: training your loop on {len(seeds)} seed(s) x {max_episodes} episodes of {env_id}; "
-          f"a line appears as each seed finishes.")
-    results: list[SeedResult] = []
-    for seed in seeds:
+    every seed. Slow: it trains for real (a few seconds per seed). Returns a :class:`LoopReport`.
+
+    Graded (a grader's handle, see :func:`graded_train_reinforce`): a reduced check, one seed and a shorter
+    budget, the policy evaluated by the grader."""
+    if is_remote(fn):
+        return graded_train_reinforce(fn)
+
+    def train_one(seed: int) -> SeedResult:
         config = make_config("reinforce", env_id, "discrete", seed=seed, max_episodes=max_episodes, progress=False)
         envs = CountingEnvs(make_raw_vector_env(env_id, config.num_envs, vectorization="auto"), first_episode_only=True)
         try:
@@ -381,26 +410,87 @@ def check_train_reinforce(fn: Callable[..., Any], seeds: Sequence[int] = (0, 1, 
             raise AssertionError(f"train_reinforce: return the trained policy (a torch module); got "
                                  f"{type(policy).__name__}.")
         returns = np.array([episode[0] for episode in envs.episodes])
-        last = float(returns[-20:].mean()) if len(returns) else float("nan")
-        result = SeedResult(seed, last, returns, envs.transitions, len(returns) // config.num_envs, timer.seconds)
-        if not max_episodes <= len(returns) < max_episodes + config.num_envs:
-            result.problems.append(f"it played {len(returns)} episodes; train until config.max_episodes = "
-                                   f"{max_episodes} (one batch of {config.num_envs} episodes at a time).")
-        if not last >= LEARNED_RETURN:
-            result.problems.append(f"the mean return of the last 20 episodes is {last:.1f}, below {LEARNED_RETURN:g} "
-                                   f"(the first 20: {returns[:20].mean():.1f}).")
+        result = _reinforce_result(seed, returns, envs.transitions, timer.seconds, max_episodes, config.num_envs)
         result.run = learner_run(policy, None, config, envs, [], 1)
-        results.append(result)
-        print(f"  seed {seed}: mean return of the last 20 of {len(returns)} episodes {last:.1f}, "
-              f"{envs.transitions:,} transitions, {timer.seconds:.1f} s" + ("" if result.passed else "  <- failed"))
-        if not result.passed:
-            lines = [f"train_reinforce: your loop did not learn on seed {seed}."]
-            lines += [f"  - {problem}" for problem in result.problems]
-            lines.append("Run the stage checks above first; a loop whose stages pass and that fails here usually "
-                         "glues them wrongly (seeding, the optimiser's settings, the number of batches).")
-            raise AssertionError("\n".join(lines))
-    print(f"✓ train_reinforce: learned on {len(seeds)}/{len(seeds)} seeds (last 20 episodes >= {LEARNED_RETURN:g})")
-    return LoopReport("train_reinforce", results)
+        return result
+
+    return train_on_seeds(
+        "train_reinforce", seeds,
+        f"check_train_reinforce: training your loop on {len(seeds)} seed(s) x {max_episodes} episodes of {env_id}; "
+        f"a line appears as each seed finishes.",
+        train_one,
+        lambda r: (f"  seed {r.seed}: mean return of the last 20 of {len(r.eval_returns)} episodes {r.eval_mean:.1f}, "
+                   f"{r.transitions:,} transitions, {r.seconds:.1f} s"),
+        _reinforce_failure,
+        f"✓ train_reinforce: learned on {len(seeds)}/{len(seeds)} seeds (last 20 episodes >= {LEARNED_RETURN:g})")
+
+
+def _reinforce_result(seed: int, returns: np.ndarray, transitions: int, seconds: float, max_episodes: int,
+                      num_envs: int) -> SeedResult:
+    last = float(returns[-20:].mean()) if len(returns) else float("nan")
+    result = SeedResult(seed, last, returns, transitions, len(returns) // num_envs, seconds)
+    if not max_episodes <= len(returns) < max_episodes + num_envs:
+        result.problems.append(f"it played {len(returns)} episodes; train until config.max_episodes = "
+                               f"{max_episodes} (one batch of {num_envs} episodes at a time).")
+    if not last >= LEARNED_RETURN:
+        result.problems.append(f"the mean return of the last 20 episodes is {last:.1f}, below {LEARNED_RETURN:g} "
+                               f"(the first 20: {returns[:20].mean():.1f}).")
+    return result
+
+
+def _reinforce_failure(results: list[SeedResult], failed: SeedResult) -> str:
+    lines = [f"train_reinforce: your loop did not learn on seed {failed.seed}."]
+    lines += [f"  - {problem}" for problem in failed.problems]
+    lines.append("Run the stage checks above first; a loop whose stages pass and that fails here usually "
+                 "glues them wrongly (seeding, the optimiser's settings, the number of batches).")
+    return "\n".join(lines)
+
+
+# Graded (pgcourse grade): 30 submissions must be graded in minutes, and 3 seeds x 200 episodes cost 10-20 s per
+# submission. One seed, 50 episodes, the policy evaluated by the grader (never by the learner's process) over 20
+# episodes with its actions sampled (stages.sampled_returns: a greedy evaluation would reward a lucky untrained
+# network). Measured after 50 episodes (seeds 0-11): the reference's policy scores 47.8 to 135.2 (seed 0: 92.7),
+# after 0.4-1.3 s of training (load average about 9); an untrained policy scores 24.7 to 25.4.
+GRADED_SEED, GRADED_EPISODES, GRADED_RETURN = 0, 50, 40.0
+
+
+def graded_train_reinforce(fn: Any) -> LoopReport:
+    """The reduced end-to-end check the grader runs: your loop trains on seed 0 for 50 episodes where your
+    functions live; it must play the budget, and the policy it returns, played by the grader for 20 episodes
+    with its actions sampled, must reach a mean return of 40 (an untrained policy scores about 25, the
+    reference 92.7)."""
+    config = make_config("reinforce", "CartPole-v1", "discrete", seed=GRADED_SEED, max_episodes=GRADED_EPISODES,
+                         progress=False)
+
+    def train_one(seed: int) -> SeedResult:
+        output, counts, seconds = play_training("train_reinforce", fn, config, first_episode_only=True)
+        policy = policy_from_state(output, 4, 2, config.hidden_sizes)
+        played = counts.get("episodes") or []
+        evaluated = sampled_returns(policy, "CartPole-v1", EVAL_EPISODES, EVAL_SEED)
+        result = SeedResult(seed, float(evaluated.mean()), evaluated, int(counts.get("transitions", 0)),
+                            len(played) // config.num_envs, seconds)
+        if not GRADED_EPISODES <= len(played) < GRADED_EPISODES + config.num_envs:
+            result.problems.append(f"it played {len(played)} episodes; train until config.max_episodes = "
+                                   f"{GRADED_EPISODES} (one batch of {config.num_envs} episodes at a time).")
+        if not result.eval_mean >= GRADED_RETURN:
+            result.problems.append(f"the policy it returned scores a mean return of {result.eval_mean:.1f} over "
+                                   f"{EVAL_EPISODES} episodes (actions sampled), below {GRADED_RETURN:g} after "
+                                   f"{GRADED_EPISODES} episodes of training (an untrained policy scores about 25).")
+        return result
+
+    return train_on_seeds(
+        "train_reinforce", [GRADED_SEED],
+        f"train_reinforce (graded, reduced): your loop trains on seed {GRADED_SEED} for {GRADED_EPISODES} episodes of "
+        f"CartPole-v1; the grader plays {EVAL_EPISODES} episodes of the policy it returns.",
+        train_one,
+        lambda r: (f"  seed {r.seed}: mean return {r.eval_mean:.1f} over {EVAL_EPISODES} episodes (actions sampled), "
+                   f"{r.transitions:,} transitions, {r.seconds:.1f} s"),
+        _reinforce_failure,
+        f"✓ train_reinforce (graded): learned on seed {GRADED_SEED} (mean return >= {GRADED_RETURN:g} after "
+        f"{GRADED_EPISODES} episodes)")
+
+
+EVAL_EPISODES, EVAL_SEED = 20, 10_000
 
 
 STAGE_CHECKS: dict[str, Callable[..., Any]] = {

@@ -15,17 +15,23 @@ dicts), and the check compares that data with the reference's. In a notebook the
 The grader runs the learner's code in a sandbox that lets only data out and has no ``pgcourse`` inside: a
 stage whose arguments are tensors (``advantages_and_returns``) is graded as it is, the runner calling the
 grader's handle on the learner's function with data; a stage that hands the learner live objects
-(environments, networks, optimisers) needs the case played inside the sandbox, which the grader can offer
-by giving its handle a ``play_stage(stage, case_index)`` method (:func:`learner_data` uses it when present).
+(environments, networks, optimisers) is played inside the sandbox: the grader's handle has a
+``play_case(spec)`` method, the stage describes its case as data (:data:`REMOTE_CASES`: envs' seed and
+replayed actions, networks' weights, optimisers' settings, config fields, torch's generator state at each
+call), :mod:`pgcourse.grading.loops` builds and plays it there, and the stage turns what comes back into the
+runner's data (:func:`remote_play`; a handle may instead offer ``play_stage(stage, case_index)``). Graded, the
+end-to-end checks are reduced (one seed, a shorter budget, the returned weights evaluated by the checker).
 
 The chapter modules (``ch01_loop``, ``ch04b_ppo_loop``) declare the references, the cases, the runners and
 the mistakes; this module has what they share: the environments and networks the cases are built from, the
-player, the comparison of one field, the failure message, the random-state guard, the step counter the
-end-to-end checks wrap around the learner's environments, and the greedy evaluation that decides "solved".
+player, the loop every stage check runs (:func:`run_stage_check`) and the one every end-to-end check runs
+(:func:`train_on_seeds`), the comparison of one field, the failure message, the random-state guard, the step
+counter the end-to-end checks wrap around the learner's environments, and the evaluations that decide "solved".
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import time
 import traceback
@@ -106,6 +112,8 @@ _CHECKS_DIR = os.path.dirname(os.path.abspath(__file__))
 
 def tensor_data(value: Any) -> Any:
     """A learner's value as data: a detached tensor copy, or ``"not a tensor: <type>"``."""
+    if isinstance(value, str) and value.startswith(NOT_A_TENSOR):  # already said so where it was played
+        return value
     if isinstance(value, Tensor):
         return value.detach().clone()
     tensor = as_tensor(value)
@@ -118,25 +126,138 @@ def _is_stub(error: BaseException) -> bool:
         type(error).__name__ == "StudentError" and bool(lines) and lines[-1].startswith("NotImplementedError"))
 
 
-def learner_data(stage: str, fn: Callable[..., Any], case_index: int) -> Any:
-    """The data of the learner's side of one case: played where their function lives if its handle can
-    (``fn.play_stage``, a grader's), else here. Their exception becomes a :class:`LearnerCodeError` with their
-    traceback (the check's frames left out); a stub becomes "not implemented yet"."""
+# stage -> (case index -> the case as data, (what playing it gave, case index) -> the runner's data): the stages
+# whose learner side gets live objects, played where the learner's function lives by a handle with ``play_case``
+REMOTE_CASES: dict[str, tuple[Callable[[int], dict[str, Any]], Callable[[dict[str, Any], int], Any]]] = {}
+
+
+def is_remote(fn: Any) -> bool:
+    """True for a handle on a function that lives elsewhere (the grader's): it plays cases, it is not called
+    with live objects."""
+    return callable(getattr(fn, "play_case", None)) or callable(getattr(fn, "play_stage", None))
+
+
+def remote_play(stage: str, fn: Any, case_index: int) -> Any:
+    """The learner's side of case ``case_index`` of ``stage``: with ``fn.play_stage(stage, case_index)`` when the
+    handle offers it; with ``fn.play_case(spec)`` on the case described as data (:data:`REMOTE_CASES`, played by
+    :mod:`pgcourse.grading.loops`); a stage whose arguments are data calls the handle like a function."""
     play = getattr(fn, "play_stage", None)
-    try:
-        if callable(play):
-            return play(stage, case_index)
-        return RUNNERS[stage](fn, case_index)
-    except Exception as error:  # noqa: BLE001 - a crash in their code is reported as theirs
-        if _is_stub(error):
-            raise AssertionError(f"{stage}: not implemented yet. Replace `raise NotImplementedError()` with your "
-                                 f"code, then run the check again.") from None
+    if callable(play):
+        return play(stage, case_index)
+    if stage in REMOTE_CASES and callable(getattr(fn, "play_case", None)):
+        describe, adapt = REMOTE_CASES[stage]
+        return adapt(fn.play_case(describe(case_index)), case_index)
+    return RUNNERS[stage](fn, case_index)
+
+
+def learner_crash(stage: str, error: BaseException) -> Exception:
+    """What to raise for an exception of the learner's code: "not implemented yet" for a stub, else a
+    :class:`LearnerCodeError` with their traceback (the check's frames left out)."""
+    if _is_stub(error):
+        return AssertionError(f"{stage}: not implemented yet. Replace `raise NotImplementedError()` with your "
+                              f"code, then run the check again.")
+    if type(error).__name__ == "StudentError":  # the grader's: the text is their traceback, from their process
+        text = str(error)
+    else:
         frames = [frame for frame in traceback.extract_tb(error.__traceback__)
                   if not os.path.abspath(frame.filename).startswith(_CHECKS_DIR)
                   and os.path.basename(frame.filename) != "contextlib.py"]
         text = "".join(traceback.format_list(frames) + traceback.format_exception_only(type(error), error))
-        raise LearnerCodeError(f"{stage}: your function raised an exception (this is a crash in your code, not a "
-                               f"wrong answer). Your traceback:\n\n{text}") from None
+    return LearnerCodeError(f"{stage}: your function raised an exception (this is a crash in your code, not a "
+                            f"wrong answer). Your traceback:\n\n{text}")
+
+
+def learner_data(stage: str, fn: Callable[..., Any], case_index: int) -> Any:
+    """The data of the learner's side of one case: played where their function lives if its handle can
+    (:func:`remote_play`, a grader's), else here. Their exception becomes a :class:`LearnerCodeError` with their
+    traceback (the check's frames left out); a stub becomes "not implemented yet"."""
+    try:
+        if is_remote(fn):
+            return remote_play(stage, fn, case_index)
+        return RUNNERS[stage](fn, case_index)
+    except Exception as error:  # noqa: BLE001 - a crash in their code is reported as theirs
+        raise learner_crash(stage, error) from None
+
+
+# --------------------------------------------------------------------------------------------------
+# A case as data (for a handle that plays it where the learner's function lives)
+# --------------------------------------------------------------------------------------------------
+
+def torch_state(seed: int | None = None) -> Tensor:
+    """The state of torch's global generator after ``manual_seed(seed)`` (now, if None)."""
+    if seed is None:
+        return torch.get_rng_state()
+    with seeded_torch(seed):
+        return torch.get_rng_state()
+
+
+def network_spec(module: torch.nn.Module) -> dict[str, Any]:
+    """A :class:`CategoricalPolicy` or :class:`ValueNet` as data: its class, sizes and weights."""
+    linear = [layer for layer in module.net if isinstance(layer, torch.nn.Linear)]
+    spec = {"class": type(module).__name__, "obs_dim": linear[0].in_features,
+            "hidden_sizes": [layer.out_features for layer in linear[:-1]],
+            "state": {key: value.detach().clone() for key, value in module.state_dict().items()}}
+    if isinstance(module, CategoricalPolicy):
+        spec["n_actions"] = linear[-1].out_features
+    return spec
+
+
+def config_spec(config: Any) -> dict[str, Any]:
+    """A config's fields as data."""
+    return {field_.name: getattr(config, field_.name) for field_ in dataclasses.fields(config)}
+
+
+def call_spec(args: list[Any], seed: int | None = 0, state: Tensor | None = None,
+              parameters: Sequence[str] = ()) -> dict[str, Any]:
+    """One call of the learner's function in a case: ``args`` (``{"ref": name}`` for a live object of the case,
+    ``{"rollout": fields}``, ``{"value": data}``), torch's generator state at the call, the networks whose
+    parameters to report after it."""
+    return {"args": args, "torch_state": state if state is not None else torch_state(seed),
+            "parameters": list(parameters)}
+
+
+def policy_from_state(data: Any, obs_dim: int, n_actions: int, hidden_sizes: Sequence[int]) -> CategoricalPolicy:
+    """The policy a learner's loop returned (as data, played elsewhere), rebuilt here to evaluate it; an
+    AssertionError that says what to return when it is not a :class:`CategoricalPolicy`'s weights."""
+    policy = CategoricalPolicy(obs_dim, n_actions, tuple(hidden_sizes))
+    state = data.get("state") if isinstance(data, dict) and "module" in data else None
+    try:
+        policy.load_state_dict(state)
+    except Exception:  # noqa: BLE001 - anything else is the learner's mistake, said in words
+        what = data.get("module") if isinstance(data, dict) and "module" in data else (
+            data[len(NOT_A_TENSOR):] if isinstance(data, str) and data.startswith(NOT_A_TENSOR) else type(data).__name__)
+        raise AssertionError(f"return the policy you trained, a CategoricalPolicy(obs_dim, n_actions, "
+                             f"config.hidden_sizes) as the exercise says; got a {what}.") from None
+    return policy
+
+
+# --------------------------------------------------------------------------------------------------
+# The loop every fast stage check runs
+# --------------------------------------------------------------------------------------------------
+
+def run_stage_check(stage: str, fn: Callable[..., Any], count: int, reference: Callable[..., Any], *,
+                    compare: Callable[[Any, Any, int], Mismatch | None], mistakes: Sequence[StageMistake],
+                    mistake_data: Callable[[StageMistake, int], Any], situation: Callable[[int, Any], str],
+                    concept: Callable[[Mismatch], str], note: Callable[[Mismatch], str] = lambda mismatch: "") -> None:
+    """Each of the ``count`` cases: the reference's data and the learner's, compared; at the first mismatch, the
+    known mistake that reproduces the learner's data on that case is named and the check fails (AssertionError
+    with :func:`failure_message`)."""
+    for index in range(count):
+        expected = RUNNERS[stage](reference, index)
+        received = learner_data(stage, fn, index)
+        mismatch = compare(expected, received, index)
+        if mismatch is None:
+            continue
+        hint = diagnose(mistakes, mismatch, lambda mistake: compare(mistake_data(mistake, index), received,
+                                                                    index) is None)
+        raise AssertionError(failure_message(stage, mismatch, hint, situation(index, expected), concept(mismatch),
+                                             note(mismatch)))
+
+
+def case_mistake(run_case: Callable[[Callable[..., Any]], Any], reference: Callable[..., Any],
+                 to_data: Callable[[Any], Any], name: str) -> Any:
+    """A case played by the reference with its known mistake ``name`` switched on, as data."""
+    return to_data(run_case(lambda *args: reference(*args, mistake=name)))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -339,6 +460,29 @@ def greedy_returns(policy: torch.nn.Module, env_id: str, episodes: int = 20, see
         envs.close()
 
 
+def sampled_returns(policy: torch.nn.Module, env_id: str, episodes: int = 20, seed: int = 10_000) -> np.ndarray:
+    """Returns of ``episodes`` episodes of ``policy`` acting as it trains, its actions sampled from its logits
+    (torch's generator seeded with ``seed``, the caller's state restored), episode ``i`` from
+    ``reset(seed=seed + i)``. Unlike the greedy return, it does not reward a lucky untrained network (the argmax
+    of a near-uniform policy balances CartPole for 9 to 500 steps, depending on its initial weights; sampled, an
+    untrained policy scores about 22 whatever its weights)."""
+    envs = make_raw_vector_env(env_id, episodes, vectorization="auto")
+    try:
+        obs, _ = envs.reset(seed=seed)
+        totals, finished = np.zeros(episodes), np.zeros(episodes, dtype=bool)
+        with seeded_torch(seed):
+            while not finished.all():
+                with torch.no_grad():
+                    logits = policy(torch.as_tensor(obs, dtype=torch.float32))
+                    actions = torch.distributions.Categorical(logits=logits).sample()
+                obs, rewards, terminated, truncated, _ = envs.step(actions.cpu().numpy())
+                totals += np.where(finished, 0.0, rewards)
+                finished |= np.asarray(terminated) | np.asarray(truncated)
+        return totals
+    finally:
+        envs.close()
+
+
 @dataclass
 class SeedResult:
     """What one seed of an end-to-end check measured."""
@@ -371,6 +515,38 @@ class LoopReport:
     def __repr__(self) -> str:
         rows = ", ".join(f"seed {r.seed}: {r.eval_mean:.1f}" for r in self.results)
         return f"LoopReport({self.name}: {rows})"
+
+
+def train_on_seeds(stage: str, seeds: Sequence[int], header: str, train_one: Callable[[int], SeedResult],
+                   line: Callable[[SeedResult], str], failure: Callable[[list[SeedResult], SeedResult], str],
+                   success: str) -> LoopReport:
+    """The end-to-end checks' loop: print ``header``, train on each seed (``train_one``), print its line, stop with
+    ``failure`` at the first seed that fails, else print ``success``."""
+    print(header)
+    results: list[SeedResult] = []
+    for seed in seeds:
+        result = train_one(seed)
+        results.append(result)
+        print(line(result) + ("" if result.passed else "  <- failed"))
+        if not result.passed:
+            raise AssertionError(failure(results, result))
+    print(success)
+    return LoopReport(stage, results)
+
+
+def play_training(stage: str, fn: Any, config: Any, first_episode_only: bool) -> tuple[Any, dict[str, Any], float]:
+    """The learner's training loop ``fn(envs, config)`` played where it lives (a grader's handle), on fresh
+    CartPole envs that count what it does; (what it returned, as data; the counts; seconds)."""
+    spec = {"envs": {"num_envs": config.num_envs, "time_limit": None, "fast": True,
+                     "counting": "first_episode_only" if first_episode_only else "all"},
+            "config": config_spec(config), "config_name": type(config).__name__,
+            "calls": [call_spec([{"ref": "envs"}, {"ref": "config"}], seed=config.seed)]}
+    with Timer() as timer:
+        try:
+            outcome = fn.play_case(spec)
+        except Exception as error:  # noqa: BLE001 - a crash in their code is reported as theirs
+            raise learner_crash(stage, error) from None
+    return outcome["calls"][0]["result"], outcome.get("counts") or {}, timer.seconds
 
 
 class Timer:

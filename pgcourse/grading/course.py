@@ -7,6 +7,7 @@ points), the setup cells before the first exercise and locked read-only cells.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import math
@@ -95,9 +96,29 @@ class Chapter:
                 "exercises": [{"id": e.id, "check_grade_id": e.check_grade_id, "points": e.points,
                                "check_source": e.check_source, "answer_ids": list(e.answer_ids),
                                "partial": e.partial}
-                              for e in self.auto_exercises]}
+                              for e in self.auto_exercises],
+                # names the answer cells define: the sandbox never offers the course's own version of one
+                # (pgcourse.grading.loops.install_kit)
+                "answer_names": sorted({name for sources in self.stubs.values() for source in sources
+                                        for name in _top_level_names(source)})}
         spec["key"] = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
         return spec
+
+
+def _top_level_names(source: str) -> set[str]:
+    """Functions, classes and variables a cell defines at top level (none if it does not parse)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(t.id for target in targets for t in ast.walk(target) if isinstance(t, ast.Name))
+    return names
 
 
 def _is_locked_readonly(cell: Cell) -> bool:

@@ -63,6 +63,22 @@ class StudentFunction:
             raise self._link._protocol("bad episode outcome")
         return outcome
 
+    def play_case(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """One case of a loop stage, built and played in the student process from ``spec`` (data; see
+        :mod:`pgcourse.grading.loops`): ``{"calls": [...], "counts": ...}`` as data."""
+        try:
+            payload = self._link.enc(spec, _Enc())
+        except TooLarge as error:
+            raise ValueError(f"the check's case cannot be sent: {error}") from None
+        response = self._link.request("stage", {"function": self._name, "spec": payload})
+        try:
+            outcome = self._link._answer(response, _Dec(max_elements=MAX_RESULT_ELEMENTS))
+        except TooLarge as error:
+            raise StudentError(f"ValueError: your function's result cannot be graded: {error}") from None
+        if not isinstance(outcome, dict) or not isinstance(outcome.get("calls"), list):
+            raise self._link._protocol("bad stage outcome")
+        return outcome
+
     def __repr__(self) -> str:
         return f"<your function {self._name} (in the student process)>"
 

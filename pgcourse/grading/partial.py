@@ -10,8 +10,10 @@ rounded down to a quarter point (so always less than the full points), but only 
 right at least one *informative* case: one that neither of two do-nothing answers passes (all zeros
 shaped like the right result, and the first input returned unchanged). So a stub, a crash, or an
 answer that returns zeros earns nothing. A case "gets right" means exactly what the check requires
-of it (values, in-place changes, gradients, dtype). Checks written as custom code (several calls,
-an environment, the bug hunt) are all or nothing. The check's own message is kept; a line saying
+of it (values, in-place changes, gradients, dtype). A chapter's concept questions
+(``pg.concepts.check_concepts("NN", answers)``) earn ``points × (questions right) / (questions)``, rounded
+down the same way. Other checks written as custom code (several calls, an environment, the bug hunt, the
+loop stages) are all or nothing. The check's own message is kept; a line saying
 how many cases were right is added.
 """
 from __future__ import annotations
@@ -47,6 +49,39 @@ def standard_check(check_source: str) -> tuple[str, str] | None:
 
     exercise = name.removeprefix("check_")
     return (exercise, call.args[0].id) if exercise in EXERCISES else None
+
+
+def concept_check(check_source: str) -> tuple[str, str] | None:
+    """(chapter, name of the answers) when the check cell is exactly ``pg.concepts.check_concepts("NN", <name>)``
+    (comments aside): a chapter's concept questions, whose partial credit is per question right."""
+    try:
+        body = ast.parse(check_source).body
+    except SyntaxError:
+        return None
+    if len(body) != 1 or not isinstance(body[0], ast.Expr) or not isinstance(body[0].value, ast.Call):
+        return None
+    call, target = body[0].value, body[0].value.func
+    if not (isinstance(target, ast.Attribute) and target.attr == "check_concepts"
+            and isinstance(target.value, ast.Attribute) and target.value.attr == "concepts"
+            and isinstance(target.value.value, ast.Name) and target.value.value.id == "pg"):
+        return None
+    if call.keywords or len(call.args) != 2 or not isinstance(call.args[0], ast.Constant) or \
+            not isinstance(call.args[0].value, str | int) or not isinstance(call.args[1], ast.Name):
+        return None
+    return str(call.args[0].value), call.args[1].id
+
+
+def concept_points(points: float, chapter: str, answers: Any) -> tuple[float, str]:
+    """Partial credit of failed concept questions: ``points × right / questions`` rounded down to :data:`STEP`
+    (a missing answer is not right), and the line that says so."""
+    from ..concepts import count_correct
+
+    try:
+        right, total = count_correct(chapter, answers)
+    except Exception:  # noqa: BLE001 - answers that are not a dict of letters earn nothing
+        return 0.0, "Partial credit: none (the answers are not a dict of letters)."
+    earned = min(partial_points(points, right, total, right), points)
+    return earned, f"Partial credit: {right} of {total} questions right: {earned:g} of {points:g} point(s)."
 
 
 def _trivial_outputs(exercise: Any, case: Any, expected: Any) -> list[Any]:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import episode_cases
+from . import episode_cases, loops
 from .link import Link
 from .wire import (NotData, ProtocolError, TooLarge, _array_payload, _b64, _Dec, _Enc, _rng_get, _rng_set, _short,
                    _tensor_payload)
@@ -33,7 +33,7 @@ from .wire import (NotData, ProtocolError, TooLarge, _array_payload, _b64, _Dec,
 # The grading machinery's own source files (all of what was one module, pgcourse._gradeworker): their
 # frames are dropped from the front of the student's tracebacks.
 _MACHINERY_FILES = frozenset(os.path.join(os.path.dirname(__file__), f"{name}.py")
-                             for name in ("wire", "link", "student", "runner", "episode_cases"))
+                             for name in ("wire", "link", "student", "runner", "episode_cases", "loops"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -54,6 +54,7 @@ class StudentServer:
         self._next_call = 1
         link.handlers = {"exec": self._h_exec, "lookup": self._h_lookup, "call": self._h_call_student,
                          "vjp": self._h_vjp, "release": self._h_release, "episode": self._h_episode,
+                         "stage": self._h_stage, "kit": self._h_kit,
                          "ping": lambda message: "pong"}
 
     def serve_forever(self) -> None:
@@ -173,6 +174,33 @@ class StudentServer:
             return _Raw(self.link.enc(outcome, _Enc()))
         except (TooLarge, NotData) as error:
             raise _Reported(ValueError(f"your function's return value cannot be graded: {error}")) from None
+
+    def _h_stage(self, message: dict[str, Any]) -> Any:
+        """One case of a loop stage (:mod:`.loops`): built here from its description, played with the student's
+        function; their exception is reported as theirs."""
+        target = self._function(message)
+        spec = self.link.dec(message.get("spec"), _Dec())
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                outcome = loops.play(target, spec)
+        except loops.SpecError:
+            raise
+        except BaseException as error:  # noqa: BLE001 - their exception, whatever it is, is reported
+            _flush_output()
+            raise _Reported(error) from None
+        _flush_output()
+        try:
+            return _Raw(self.link.enc(outcome, _Enc()))
+        except (TooLarge, NotData) as error:
+            raise _Reported(ValueError(f"your function's result cannot be graded: {error}")) from None
+
+    def _h_kit(self, message: dict[str, Any]) -> Any:
+        """Offer the parts of the course package a loop is given (:func:`.loops.install_kit`)."""
+        names = message.get("names")
+        if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+            raise ProtocolError("bad kit")
+        return loops.install_kit(names)
 
     def _h_release(self, message: dict[str, Any]) -> Any:
         self.calls.clear()

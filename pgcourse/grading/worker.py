@@ -45,6 +45,7 @@ from typing import Any
 import torch
 
 from .link import Link, StudentFunction, Unavailable
+from .loops import KIT_NAMES
 from .sandbox import SANDBOX, UNSAFE, probe_sandbox, seccomp_program, student_command, write_runner_package
 from .wire import Lost, StudentError, _seed_everything, _short
 
@@ -283,6 +284,8 @@ class _Session:
         self.executed = set()
         link = self.student.link
         link.deadline, link.timeout_reason = deadline, "the course's setup cells did not finish in time"
+        answer_names = set(self.course.get("answer_names", []))
+        link._answer(link.request("kit", {"names": [name for name in KIT_NAMES if name not in answer_names]}))
         for label, source in self.course["context"]:
             answer = link._answer(link.request("exec", {"source": source, "filename": label}))
             error = answer.get("error") if isinstance(answer, dict) else None
@@ -491,8 +494,14 @@ class _Session:
 
     def _partial_credit(self, exercise: dict[str, Any], feedback: str, deadline: float) -> tuple[float, str]:
         """(points, feedback) for a failed standard check under ``--partial-credit`` (see :mod:`.partial`)."""
-        from .partial import count_cases, describe, partial_points, standard_check
+        from .partial import concept_check, concept_points, count_cases, describe, partial_points, standard_check
 
+        concepts = concept_check(exercise["check_source"])
+        if concepts is not None:
+            answers = self.ns.get(concepts[1])
+            earned, line = concept_points(exercise["points"], concepts[0], None if isinstance(
+                answers, StudentFunction | Unavailable) else answers)
+            return earned, f"{feedback}\n\n{line}"
         found = standard_check(exercise["check_source"])
         function = self.ns.get(found[1]) if found else None
         if not isinstance(function, StudentFunction):

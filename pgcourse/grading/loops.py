@@ -1,0 +1,383 @@
+"""The loop stages in the sandbox: what the learner's loops may use there, and the player of a stage's case.
+
+The write-the-loop exercises (lesson 01's REINFORCE loop, chapter 04b's PPO from scratch) hand the
+learner's functions live objects: vector environments, networks, optimisers, a config, a rollout. Those
+never cross the wire (only data does), so the grading worker describes a stage's case as data (a *spec*:
+the environments' seed and the actions that bring them to the case's state, the networks' weights, the
+optimisers' settings, the config's fields, the exact state of torch's generator at each call) and
+:func:`play` builds the case here, next to the learner's functions, calls them and sends back data
+(their results, the networks' parameters after each call, the inputs as the call left them). The check,
+in the trusted worker, compares that data with the reference's, exactly as in the notebook.
+
+The course package is not in the sandbox (it holds the reference answers). The few pieces of it that a
+loop is *given* by the exercise contracts, and that answer no exercise of the chapter being graded, are
+offered by :func:`install_kit` as ``pgcourse.networks.CategoricalPolicy`` / ``ValueNet``,
+``pgcourse.algorithms.rollout.Rollout`` and ``pgcourse.minibatch_indices`` (``pg.networks...``): copies
+of the package's code (``tests/test_grading_loops.py`` checks they give the same numbers), offered only
+when no answer cell of the chapter defines that name (chapter 04 asks for ``minibatch_indices``).
+
+Imports only torch, numpy and gymnasium: the grader copies this module into its sandbox.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import types
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+KIT_NAMES = ("CategoricalPolicy", "ValueNet", "Rollout", "minibatch_indices")
+NOT_A_TENSOR = "not a tensor: "  # pgcourse.checks.stages.NOT_A_TENSOR
+
+
+# --------------------------------------------------------------------------------------------------
+# The kit: copies of the package's networks, Rollout, minibatch_indices and CartPole vector env
+# --------------------------------------------------------------------------------------------------
+
+def _orthogonal_init(layer: nn.Linear, gain: float) -> nn.Linear:
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def _mlp(in_dim: int, hidden_sizes: tuple[int, ...], out_dim: int, out_gain: float) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    width = in_dim
+    for hidden in hidden_sizes:
+        layers += [_orthogonal_init(nn.Linear(width, hidden), math.sqrt(2.0)), nn.Tanh()]
+        width = hidden
+    layers.append(_orthogonal_init(nn.Linear(width, out_dim), out_gain))
+    return nn.Sequential(*layers)
+
+
+class CategoricalPolicy(nn.Module):
+    """``pgcourse.networks.CategoricalPolicy`` (its network and initialisation): obs [B, obs_dim] -> logits."""
+
+    kind = "discrete"
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden_sizes: tuple[int, ...] = (64, 64)):
+        super().__init__()
+        self.net = _mlp(obs_dim, tuple(hidden_sizes), n_actions, out_gain=0.01)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.net(obs)
+
+
+class ValueNet(nn.Module):
+    """``pgcourse.networks.ValueNet``: obs [B, obs_dim] -> values [B]."""
+
+    def __init__(self, obs_dim: int, hidden_sizes: tuple[int, ...] = (64, 64)):
+        super().__init__()
+        self.net = _mlp(obs_dim, tuple(hidden_sizes), 1, out_gain=1.0)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.net(obs).squeeze(-1)
+
+
+@dataclasses.dataclass
+class Rollout:
+    """``pgcourse.algorithms.rollout.Rollout``: the [T, N] fields of a rollout."""
+
+    obs: Tensor
+    actions: Tensor
+    log_probs: Tensor
+    values: Tensor
+    next_values: Tensor
+    rewards: Tensor
+    terminated: Tensor
+    truncated: Tensor
+    valid: Tensor
+
+
+ROLLOUT_FIELDS = tuple(field.name for field in dataclasses.fields(Rollout))
+
+
+def minibatch_indices(batch_size: int, minibatch_size: int, generator: torch.Generator | None = None,
+                      device: torch.device | str = "cpu") -> list[Tensor]:
+    """``pgcourse.batching.minibatch_indices``."""
+    if batch_size < 1 or minibatch_size < 1:
+        raise ValueError(f"batch_size and minibatch_size must be >= 1, got {batch_size} and {minibatch_size}")
+    num_minibatches = -(-batch_size // minibatch_size)
+    permutation = torch.randperm(batch_size, generator=generator).to(device)
+    return list(torch.tensor_split(permutation, num_minibatches))
+
+
+def _kit_module(name: str, items: dict[str, Any], blocked: Any) -> types.ModuleType:
+    """A module offering ``items``; any other attribute behaves as the blocked course package's."""
+    base = type(blocked) if isinstance(blocked, types.ModuleType) else types.ModuleType
+    module = base(name, f"{name}: what the grader offers of it in the sandbox")
+    module.__path__ = []
+    for key, value in items.items():
+        setattr(module, key, value)
+    return module
+
+
+def install_kit(allowed: list[str]) -> list[str]:
+    """Offer the kit's ``allowed`` names through the (blocked) course package; returns the names offered."""
+    names = [name for name in allowed if name in KIT_NAMES]
+    blocked = sys.modules.get("pgcourse")
+    if blocked is None or not names:
+        return []
+    kit = {name: globals()[name] for name in names}
+    networks = {name: kit[name] for name in ("CategoricalPolicy", "ValueNet") if name in kit}
+    if networks:
+        module = _kit_module("pgcourse.networks", networks, blocked)
+        sys.modules["pgcourse.networks"] = module
+        blocked.networks = module
+    if "Rollout" in kit:
+        algorithms = _kit_module("pgcourse.algorithms", {}, blocked)
+        rollout = _kit_module("pgcourse.algorithms.rollout", {"Rollout": Rollout}, blocked)
+        algorithms.rollout = rollout
+        sys.modules["pgcourse.algorithms"], sys.modules["pgcourse.algorithms.rollout"] = algorithms, rollout
+        blocked.algorithms = algorithms
+    if "minibatch_indices" in kit:
+        batching = _kit_module("pgcourse.batching", {"minibatch_indices": minibatch_indices}, blocked)
+        sys.modules["pgcourse.batching"] = batching
+        blocked.batching = batching
+        blocked.minibatch_indices = minibatch_indices
+    return names
+
+
+def _seeded_cartpole_class() -> type:
+    """``pgcourse.envs.SeededCartPoleVectorEnv``: gymnasium's vectorised CartPole playing a SyncVectorEnv's
+    episodes bit for bit (built lazily: gymnasium is imported only when a stage needs it)."""
+    from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
+    from gymnasium.utils import seeding
+
+    class SeededCartPoleVectorEnv(CartPoleVectorEnv):
+        def __init__(self, num_envs: int = 1, max_episode_steps: int = 500):
+            super().__init__(num_envs=num_envs, max_episode_steps=max_episode_steps)
+            self._env_rngs: list[Any] = [None] * num_envs
+
+        def _draw_start(self, i: int) -> np.ndarray:
+            if self._env_rngs[i] is None:
+                self._env_rngs[i], _ = seeding.np_random()
+            return self._env_rngs[i].uniform(low=self.low, high=self.high, size=(4,))
+
+        def reset(self, *, seed: Any = None, options: dict[str, Any] | None = None):
+            seeds = list(seed) if isinstance(seed, list | tuple) else \
+                [None if seed is None else seed + i for i in range(self.num_envs)]
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"{len(seeds)} seeds for {self.num_envs} sub-environments")
+            _, info = super().reset(seed=None if seed is None else seeds[0], options=options)
+            for i, env_seed in enumerate(seeds):
+                if env_seed is not None:
+                    self._env_rngs[i], _ = seeding.np_random(env_seed)
+                self.state[:, i] = self._draw_start(i)
+            self.low, self.high = -0.05, 0.05
+            return self.state.T.astype(np.float32), info
+
+        def step(self, action: np.ndarray):
+            restarting = np.flatnonzero(self.prev_done)
+            obs, reward, terminated, truncated, info = super().step(action)
+            if restarting.size:
+                for i in restarting:
+                    self.state[:, i] = self._draw_start(int(i))
+                obs = self.state.T.astype(np.float32)
+            return obs, reward.astype(np.float64), terminated, truncated, info
+
+    return SeededCartPoleVectorEnv
+
+
+def cartpole_envs(num_envs: int, time_limit: int | None, fast: bool) -> Any:
+    """CartPole-v1 vector envs with NEXT_STEP autoreset: the stage cases' ``SyncVectorEnv`` (``fast=False``,
+    ``pgcourse.checks.stages.cartpole_envs``), or training's fast one (``make_raw_vector_env(..., "auto")``)."""
+    import gymnasium as gym
+
+    if fast:
+        envs = _seeded_cartpole_class()(num_envs, max_episode_steps=time_limit or 500)
+        envs.spec = gym.spec("CartPole-v1")
+        return envs
+
+    def make() -> Any:
+        return gym.make("CartPole-v1") if time_limit is None else gym.make("CartPole-v1", max_episode_steps=time_limit)
+    return gym.vector.SyncVectorEnv([make for _ in range(num_envs)], autoreset_mode=gym.vector.AutoresetMode.NEXT_STEP)
+
+
+def _counting_envs_class() -> type:
+    """``pgcourse.checks.stages.CountingEnvs``: counts what the learner's loop does with the envs."""
+    import gymnasium as gym
+
+    class CountingEnvs(gym.vector.VectorWrapper):
+        def __init__(self, env: Any, first_episode_only: bool = False):
+            super().__init__(env)
+            self.first_episode_only = first_episode_only
+            self.steps, self.transitions = 0, 0
+            self.transitions_at_step: list[int] = []
+            self.episodes: list[tuple[float, int, int]] = []
+            self._resetting = np.zeros(self.num_envs, dtype=bool)
+            self._returns = np.zeros(self.num_envs)
+            self._lengths = np.zeros(self.num_envs, dtype=np.int64)
+            self._finished: dict[int, tuple[float, int]] = {}
+
+        def flush(self) -> None:
+            for index in sorted(self._finished):
+                episode_return, length = self._finished[index]
+                self.transitions += length
+                self.episodes.append((episode_return, length, self.transitions))
+            self._finished = {}
+
+        def reset(self, *, seed: Any = None, options: Any = None):
+            self.flush()
+            self._resetting[:] = False
+            self._returns[:] = 0.0
+            self._lengths[:] = 0
+            return self.env.reset(seed=seed, options=options)
+
+        def step(self, actions: Any):
+            valid = ~self._resetting
+            if self.first_episode_only:
+                valid &= ~np.isin(np.arange(self.num_envs), list(self._finished))
+            obs, rewards, terminated, truncated, infos = self.env.step(actions)
+            ended = (np.asarray(terminated) | np.asarray(truncated)) & valid
+            self.steps += 1
+            if not self.first_episode_only:
+                self.transitions += int(valid.sum())
+            self._returns += np.where(valid, rewards, 0.0)
+            self._lengths += valid
+            for i in np.flatnonzero(ended):
+                if self.first_episode_only:
+                    self._finished[int(i)] = (float(self._returns[i]), int(self._lengths[i]))
+                else:
+                    self.episodes.append((float(self._returns[i]), int(self._lengths[i]), self.transitions))
+                self._returns[i], self._lengths[i] = 0.0, 0
+            self._resetting = np.asarray(terminated) | np.asarray(truncated)
+            self.transitions_at_step.append(self.transitions)
+            return obs, rewards, terminated, truncated, infos
+
+    return CountingEnvs
+
+
+# --------------------------------------------------------------------------------------------------
+# Playing a case
+# --------------------------------------------------------------------------------------------------
+
+class SpecError(ValueError):
+    """A case description this module cannot play (the worker's mistake, never the learner's)."""
+
+
+def make_config(fields: dict[str, Any], name: str = "Config") -> Any:
+    """A frozen dataclass instance with the config's fields (what the learner's code reads as ``config.x``)."""
+    if not isinstance(fields, dict) or not all(isinstance(key, str) and key.isidentifier() for key in fields):
+        raise SpecError("bad config")
+    cls = dataclasses.make_dataclass(name, [(key, Any) for key in fields], frozen=True)
+    return cls(**fields)
+
+
+def _network(description: dict[str, Any]) -> nn.Module:
+    kinds = {"CategoricalPolicy": CategoricalPolicy, "ValueNet": ValueNet}
+    cls = kinds.get(description.get("class"))
+    if cls is None:
+        raise SpecError("bad network")
+    args = [int(description["obs_dim"])] + ([int(description["n_actions"])] if cls is CategoricalPolicy else [])
+    module = cls(*args, tuple(int(h) for h in description["hidden_sizes"]))
+    module.load_state_dict(description["state"])
+    return module
+
+
+def _to_data(value: Any, depth: int = 0) -> Any:
+    """What a learner's function returned, as data: tensors (their requires_grad kept), arrays, numbers,
+    strings, containers, dataclasses (a Rollout) as dicts of their fields, modules as their type and weights;
+    anything else as ``"not a tensor: <type>"``."""
+    if depth > 8:
+        return NOT_A_TENSOR + type(value).__name__
+    if value is None or isinstance(value, bool | int | float | str | Tensor | np.ndarray | np.generic):
+        return value
+    if isinstance(value, tuple | list):
+        return type(value)(_to_data(item, depth + 1) for item in value)
+    if isinstance(value, dict):
+        return {key: _to_data(item, depth + 1) for key, item in value.items()
+                if isinstance(key, str | int | float | bool)}
+    if isinstance(value, nn.Module):
+        return {"module": type(value).__name__[:100],
+                "state": {key: tensor.detach().clone() for key, tensor in value.state_dict().items()}}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {field.name: _to_data(getattr(value, field.name), depth + 1) for field in dataclasses.fields(value)}
+    if any(hasattr(value, name) for name in ROLLOUT_FIELDS):
+        return {name: _to_data(getattr(value, name), depth + 1) for name in ROLLOUT_FIELDS if hasattr(value, name)}
+    return NOT_A_TENSOR + type(value).__name__[:100]
+
+
+def _argument(item: Any, objects: dict[str, Any]) -> Any:
+    if not isinstance(item, dict) or len(item) != 1:
+        raise SpecError("bad argument")
+    (kind, value), = item.items()
+    if kind == "ref":
+        if value not in objects:
+            raise SpecError(f"unknown object {value!r}")
+        return objects[value]
+    if kind == "rollout":
+        return Rollout(**{name: value[name] for name in ROLLOUT_FIELDS})
+    if kind == "value":
+        return value
+    raise SpecError(f"bad argument kind {kind!r}")
+
+
+def _parameters(module: nn.Module) -> list[Tensor]:
+    return [parameter.detach().clone() for parameter in module.parameters()]
+
+
+def _build(spec: dict[str, Any]) -> dict[str, Any]:
+    """The live objects of a case: envs (seeded, then brought to the case's state), networks, optimisers, config."""
+    objects: dict[str, Any] = {}
+    envs_spec = spec.get("envs")
+    if envs_spec is not None:
+        envs = cartpole_envs(int(envs_spec["num_envs"]), envs_spec.get("time_limit"), bool(envs_spec.get("fast")))
+        if envs_spec.get("counting") is not None:
+            envs = _counting_envs_class()(envs, first_episode_only=envs_spec["counting"] == "first_episode_only")
+        if envs_spec.get("seed") is not None:
+            envs.reset(seed=int(envs_spec["seed"]))
+            for actions in envs_spec.get("replay", []):
+                envs.step(np.asarray(actions))
+        objects["envs"] = envs
+    for name, description in (spec.get("networks") or {}).items():
+        objects[name] = _network(description)
+    for name, description in (spec.get("optimizers") or {}).items():
+        objects[name] = torch.optim.Adam(objects[description["params_of"]].parameters(), lr=float(description["lr"]),
+                                         eps=float(description["eps"]))
+    if spec.get("config") is not None:
+        objects["config"] = make_config(spec["config"], str(spec.get("config_name", "Config")))
+    return objects
+
+
+def play(fn: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """Play one case of a loop stage with the learner's ``fn``: build its objects, make its calls (each with
+    torch's generator in the given state, the caller's state restored afterwards), return data.
+
+    A call's record: ``result`` (what ``fn`` returned, as data), ``parameters`` (the named networks'
+    parameters after the call), ``inputs`` (the data arguments as the call left them). With counting envs,
+    ``counts``: the episodes, transitions and steps of the learner's loop. The learner's exception propagates
+    (the caller reports it as theirs)."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("calls"), list):
+        raise SpecError("bad stage case")
+    objects = _build(spec)
+    records = []
+    try:
+        for call in spec["calls"]:
+            args = [_argument(item, objects) for item in call["args"]]
+            with torch.random.fork_rng(devices=[]):
+                torch.set_rng_state(call["torch_state"])
+                result = fn(*args)
+            record = {"result": _to_data(result),
+                      "parameters": {name: _parameters(objects[name]) for name in call.get("parameters", [])},
+                      "inputs": [_to_data(arg) for item, arg in zip(call["args"], args) if "ref" not in item]}
+            records.append(record)
+        outcome: dict[str, Any] = {"calls": records}
+        envs = objects.get("envs")
+        if envs is not None and hasattr(envs, "episodes"):
+            envs.flush()
+            outcome["counts"] = {"episodes": [list(episode) for episode in envs.episodes],
+                                 "transitions": int(envs.transitions), "steps": int(envs.steps),
+                                 "transitions_at_step": list(envs.transitions_at_step)}
+        return outcome
+    finally:
+        envs = objects.get("envs")
+        if envs is not None:
+            try:
+                envs.close()
+            except Exception:  # noqa: BLE001 - the learner may have closed them
+                pass
