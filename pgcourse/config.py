@@ -145,6 +145,10 @@ class BaseConfig:
         normalize_obs: running observation normalisation (gymnasium wrapper); None = on for Box actions.
         normalize_reward: reward scaling by the running std of the discounted return; None = on for Box actions.
         log_std_init: initial state-independent log standard deviation of a Gaussian policy.
+        log_std_min: lower bound of a Gaussian policy's ``log_std`` (None, the default: unbounded). After
+            every actor step ``log_std`` is projected onto ``[log_std_min, inf)``, so
+            :math:`\\sigma \\ge e^{\\texttt{log\\_std\\_min}}` and exploration cannot collapse (lesson 05).
+            At most ``log_std_init``; ignored for discrete actions.
         eval_every: evaluate the policy every this many env steps (0: never during training).
         eval_episodes: episodes per evaluation.
         eval_seed: first seed of the evaluation episodes (episode i uses ``eval_seed + i``).
@@ -200,6 +204,7 @@ class BaseConfig:
     # added after the first saved runs and sweeps: a saved config without them had these defaults
     eval_mode: str = "greedy"
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    log_std_min: float | None = None  # lesson 05
 
     def __post_init__(self) -> None:
         if isinstance(self.hidden_sizes, list):
@@ -238,6 +243,10 @@ class BaseConfig:
         _check_bool("normalize_obs", self.normalize_obs, allow_none=True)
         _check_bool("normalize_reward", self.normalize_reward, allow_none=True)
         _check_float("log_std_init", self.log_std_init, -5.0, 2.0)
+        _check_float("log_std_min", self.log_std_min, -20.0, 2.0, allow_none=True)
+        if self.log_std_min is not None and self.log_std_min > self.log_std_init:
+            _fail("log_std_min", self.log_std_min,
+                  f"at most log_std_init={self.log_std_init} (the bound holds from the start), or None")
         _check_int("eval_every", self.eval_every, 0)
         _check_int("eval_episodes", self.eval_episodes, 1, 1000)
         _check_int("eval_seed", self.eval_seed, 0, 2**31 - 1)

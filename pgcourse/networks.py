@@ -93,6 +93,12 @@ class GaussianPolicy(nn.Module):
     def forward(self, obs: Tensor) -> Tensor:
         return self.net(obs)
 
+    def clamp_log_std_(self, low: float) -> None:
+        """Project ``log_std`` onto ``[low, inf)`` in place (``config.log_std_min``): afterwards
+        :math:`\\sigma = e^{\\texttt{log\\_std}} \\ge e^{\\text{low}}`, so the policy never stops exploring."""
+        with torch.no_grad():
+            self.log_std.clamp_(min=low)
+
     def sample(self, obs: Tensor, deterministic: bool = False,
                log_prob_fn: Callable = gaussian_log_prob) -> tuple[Tensor, Tensor]:
         """Actions ``[B, D]`` (unclipped) and their log-probs ``[B]``, ``log_prob_fn(mean, log_std, actions)``."""

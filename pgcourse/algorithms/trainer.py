@@ -273,8 +273,12 @@ class Trainer:
         return self.clip_and_step(self.critic_optimizer, self.critic_parameters, self.config.critic_max_grad_norm)
 
     def actor_critic_step(self, actor_loss: Tensor, critic_loss: Tensor) -> tuple[float, float]:
-        """Update both networks (the ``actor_critic_step`` hook); returns both gradient norms."""
-        return self.hooks.actor_critic_step(self, actor_loss, critic_loss)
+        """Update both networks (the ``actor_critic_step`` hook); returns both gradient norms. With
+        ``config.log_std_min``, a Gaussian policy's ``log_std`` is then projected back onto its bound."""
+        norms = self.hooks.actor_critic_step(self, actor_loss, critic_loss)
+        if self.config.log_std_min is not None and self.action_kind == "continuous":
+            self.policy.clamp_log_std_(self.config.log_std_min)
+        return norms
 
     @staticmethod
     def _copy_state(module: torch.nn.Module) -> dict[str, Tensor]:

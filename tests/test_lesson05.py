@@ -1,0 +1,89 @@
+"""Lesson 05 (PPO on Pendulum-v1): the ``log_std_min`` clamp and the cached sweeps the lesson reads."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import pgcourse as pg
+from pgcourse.config import ConfigError, PPOConfig, config_from_dict, default_config_dict, make_config
+from pgcourse.networks import GaussianPolicy
+
+FIGURES = Path(__file__).resolve().parent.parent / "figures"
+LESSON_05_FOLDERS = ("05_pendulum", "05_log_std")
+
+
+# -- the option: validated, off by default, older saved configs load without it -----------------------
+@pytest.mark.parametrize("value, allowed", [(-21.0, "[-20.0, 2.0]"), (float("nan"), "[-20.0, 2.0]"),
+                                            ("-1", "[-20.0, 2.0]"), (True, "[-20.0, 2.0]")])
+def test_log_std_min_out_of_range_names_field_and_range(value, allowed):
+    with pytest.raises(ConfigError) as info:
+        make_config("ppo", "Pendulum-v1", "continuous", log_std_min=value)
+    message = str(info.value)
+    assert message.startswith("log_std_min=") and allowed in message and "or None" in message
+
+
+def test_log_std_min_above_log_std_init_says_why():
+    with pytest.raises(ConfigError, match=r"log_std_min=0\.5 is invalid: expected at most log_std_init=0\.0"):
+        make_config("ppo", "Pendulum-v1", "continuous", log_std_min=0.5)
+    config = make_config("ppo", "Pendulum-v1", "continuous", log_std_min=0.5, log_std_init=1.0)
+    assert config.log_std_min == 0.5
+
+
+def test_log_std_min_defaults_to_none_and_old_saved_configs_load_without_it():
+    assert PPOConfig(algo="ppo", env_id="Pendulum-v1").log_std_min is None
+    assert default_config_dict("ppo")["log_std_min"] is None and default_config_dict("a2c")["log_std_min"] is None
+    saved = PPOConfig(algo="ppo", env_id="Pendulum-v1").to_dict()
+    del saved["log_std_min"]  # written by a pgcourse without the option
+    assert config_from_dict(saved).log_std_min is None
+
+
+def test_clamp_log_std_projects_onto_the_bound_only_from_below():
+    policy = GaussianPolicy(3, 2, (8,), log_std_init=0.0)
+    with torch.no_grad():
+        policy.log_std.copy_(torch.tensor([-3.0, 0.5]))
+    policy.clamp_log_std_(-1.0)
+    assert policy.log_std.tolist() == [-1.0, 0.5]
+    assert policy.log_std.requires_grad  # still the trained parameter
+
+
+# -- the behaviour: off changes nothing, on holds the bound in every update -----------------------------
+SHORT = dict(total_steps=4096, num_envs=4, n_steps=256, minibatch_size=256, update_epochs=4, progress=False)
+
+
+def test_log_std_min_none_is_todays_run_bit_for_bit():
+    plain = pg.train("ppo", "Pendulum-v1", seed=3, **SHORT)
+    explicit = pg.train("ppo", "Pendulum-v1", seed=3, log_std_min=None, **SHORT)
+    assert np.array_equal(plain.history.episodes["return"], explicit.history.episodes["return"])
+    assert np.array_equal(plain.history.updates["log_std_mean"], explicit.history.updates["log_std_mean"])
+
+
+def test_a_binding_bound_holds_at_every_update_and_changes_the_run():
+    # lr 0.03 without annealing moves log_std fast (to -0.096 in 5 updates here); a bound at -0.05 stops it there
+    fast = dict(SHORT, lr=0.03, anneal_lr=False)
+    free = pg.train("ppo", "Pendulum-v1", seed=1, **fast)
+    bounded = pg.train("ppo", "Pendulum-v1", seed=1, log_std_min=-0.05, **fast)
+    free_log_std = free.history.updates["log_std_mean"]
+    bounded_log_std = bounded.history.updates["log_std_mean"]
+    assert free_log_std.min() < -0.05, "the test needs a run whose log_std falls below the bound"
+    assert bounded_log_std.min() >= -0.05 - 1e-7
+    assert float(bounded.policy.log_std.detach().min()) >= -0.05 - 1e-7
+    assert bounded.config.log_std_min == -0.05
+    assert not np.array_equal(free.history.episodes["return"], bounded.history.episodes["return"])
+
+
+def test_the_bound_is_saved_with_the_run(tmp_path):
+    run = pg.train("ppo", "Pendulum-v1", seed=0, log_std_min=-0.5, **dict(SHORT, total_steps=1024))
+    run.save(tmp_path / "run")
+    assert pg.load(tmp_path / "run").config.log_std_min == -0.5
+
+
+# -- the lesson's caches -------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", LESSON_05_FOLDERS)
+def test_lesson_05_caches_are_complete_sweep_folders_with_ten_seeds_per_arm(name):
+    results = pg.sweeps.load_results(FIGURES / name)
+    assert results.trials and not results.failed and not results.missing
+    assert all(len(records) >= 10 for records in results.by_arm().values())
+    assert {record.env_id for record in results.trials} == {"Pendulum-v1"}

@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Regenerate the cached sweeps of lesson 05 (PPO on Pendulum-v1) in ``figures/05_*``.
+
+    python tools/regenerate_05.py pendulum       # figures/05_pendulum: the course defaults, and the normalisation ablation
+    python tools/regenerate_05.py log_std        # figures/05_log_std: log_std collapse at a high lr, and the clamp
+    python tools/regenerate_05.py all --workers 2
+
+Every trial is PPO on Pendulum-v1 with the course's continuous defaults (``pgcourse.config._ENV_DEFAULTS``)
+and the lesson's budget (``SETTINGS``: 80,000 env steps, learning rates annealed to 0 over them unless an
+arm says otherwise, one greedy evaluation of 20 episodes after the last update). Each sweep is a
+``pg.sweep`` results folder (resumable: run the command again and finished trials are kept);
+``pgcourse sweep --verify figures/05_pendulum --sample 1`` re-runs a random trial and checks it gives the
+same numbers bit for bit. The lesson loads the folders with ``pgcourse.sweeps.load_results`` and prints
+the command beside each result.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import pgcourse as pg
+
+ROOT = Path(__file__).resolve().parents[1]
+FIGURES = ROOT / "figures"
+
+# The lesson's budget: about half the course default (150k), which the machine's time allowed for 10 seeds
+# per arm. eval_every = total_steps gives one greedy evaluation (20 episodes) after the last update;
+# evaluating never changes training.
+SETTINGS = {"total_steps": 80_000, "eval_every": 80_000}
+
+PENDULUM_SEEDS = 10
+# Both wrappers are on by default for Box actions (normalize_obs=None, normalize_reward=None); each arm
+# switches one off in *training* (the statistics the policy acts with are then simply absent).
+PENDULUM_ARMS = [
+    {"label": "default (both normalised)"},
+    {"label": "no reward normalisation", "normalize_reward": False},
+    {"label": "no observation normalisation", "normalize_obs": False},
+]
+
+LOG_STD_SEEDS = 10
+# A constant, high learning rate (no annealing) lets the policy gradient move log_std fast; the clamp
+# (log_std_min) keeps sigma >= e^-0.5 = 0.61. The default arm of figures/05_pendulum is the reference.
+HIGH_LR = {"lr": 1e-2, "anneal_lr": False}
+LOG_STD_ARMS = [
+    {"label": "lr 1e-2, constant", **HIGH_LR},
+    {"label": "lr 1e-2, constant, log_std_min -0.5", **HIGH_LR, "log_std_min": -0.5},
+]
+
+SWEEPS = {
+    "pendulum": (FIGURES / "05_pendulum", PENDULUM_ARMS, PENDULUM_SEEDS),
+    "log_std": (FIGURES / "05_log_std", LOG_STD_ARMS, LOG_STD_SEEDS),
+}
+
+
+def command(name: str) -> str:
+    """The shell command that regenerates sweep ``name`` (printed by the lesson beside its results)."""
+    return f"python tools/regenerate_05.py {name} --workers 2"
+
+
+def run(name: str, workers: int = 2) -> pg.sweeps.SweepResults:
+    folder, arms, seeds = SWEEPS[name]
+    started = time.perf_counter()
+    results = pg.sweep("ppo", "Pendulum-v1", seeds=range(seeds), grid=arms, folder=folder, workers=workers,
+                       compress=True, **SETTINGS)
+    size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+    trained = sum(record.wall_seconds for record in results.trials)
+    print(f"{name}: {len(results.trials)} trials, {time.perf_counter() - started:.0f} s wall now, "
+          f"{trained:.0f} s of training summed over trials, folder {size / 2**20:.2f} MiB")
+    print(results.summary("final_eval"))
+    return results
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweep", choices=[*SWEEPS, "all"])
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    args = parser.parse_args(argv)
+    for name in SWEEPS if args.sweep == "all" else [args.sweep]:
+        run(name, args.workers)
+
+
+if __name__ == "__main__":
+    main()
