@@ -45,7 +45,7 @@ from .ch04_ppo import (APPROX_KL, CLIP_FRACTION, CLIPPED_SURROGATE_LOSS, EXPLAIN
                        check_minibatch_indices)
 from .ch05_continuous import (ENV_ACTION, GAUSSIAN_ENTROPY, GAUSSIAN_LOG_PROB, LOG_SQRT_2PI, check_env_action,
                               check_gaussian_entropy, check_gaussian_log_prob)
-from .ch06_traps import check_bug_hunt
+from .ch06_traps import check_bug_hunt, check_mystery, check_train_actor_critic
 from .harness import (Case, Exercise, LearnerCodeError, Mistake, _check_case, _close, _make_check, _message,
                       _run)
 

@@ -1,15 +1,175 @@
-"""Checks of chapter 06 (debugging traps): the bug hunt.
+"""Checks of chapter 06 (debugging traps): the bug hunt and "find the bug in this code".
 
-The answers are checked by :mod:`pgcourse.traps`, which knows the traps; it is imported only when
-the check runs.
+- ``check_mystery(k, answer)`` / ``check_bug_hunt(answers)``: the trap planted in mystery trainer ``k``,
+  checked by behaviour in :mod:`pgcourse.traps.bug_hunt` (imported only when the check runs; it knows the
+  traps).
+- ``check_train_actor_critic(fn)``: the learner's repaired actor-critic loop. The notebook shows a short
+  loop with one subtle bug; the learner fixes it. The check trains the fixed loop on two probe environments
+  whose right answer is known in closed form (the critic's value of their one state), then on CartPole,
+  where it must learn. A probe environment is the smallest case in which a bug cannot hide: one state,
+  reward 1 per step, an episode of 10 steps that ends by termination in one probe and by the time limit in
+  the other.
+
+The contract of the loop: ``fn(env_name, total_steps, seed=0, gamma=0.99, lr=3e-3, n_steps=16)``; the loop
+builds its environments with ``make_envs(env_name)`` (a read-only cell of the notebook: ``"CartPole-v1"`` or one
+of the two probes, :data:`PROBES`) and returns ``(policy.state_dict(), value_net.state_dict(),
+episode_returns)``: only data, so that the sandboxed grader can run it where the learner's code lives (no
+environment or network crosses), and the check rebuilds the critic (``Linear(obs_dim, 64), Tanh,
+Linear(64, 1)``) from its parameters.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from .harness import LearnerCodeError
+
+PROBE_GAMMA = 0.9
+PROBE_LENGTH = 10
+PROBE_STEPS = 16_384
+PROBE_LR = 3e-3
+PROBE_TOLERANCE = 0.6  # |V - expected|; measured on the fixed loop: within 0.1 (see tests/test_bug_hunt.py)
+# The value of the probe's one state: every step is worth 1 and the next state is the same state, so
+# V = 1 + gamma V where the episode goes on. After a time limit it goes on (the state has a future):
+# V = 1 / (1 - gamma) = 10. After a termination it does not: 9 of every 10 targets are 1 + gamma V and the
+# 10th is 1, so (all steps being the same state) the TD fixed point is V = 1 + gamma (9/10) V, V = 5.26.
+TRUNCATION_VALUE = 1.0 / (1.0 - PROBE_GAMMA)
+
+LEARN_ENV, LEARN_ENVS, LEARN_STEPS, LEARN_SEED = "CartPole-v1", 8, 30_000, 0
+LEARN_WINDOW, LEARN_THRESHOLD = 50, 35.0  # best 50-episode average return; a random policy gets ~22
+
+
+def _termination_fixed_point(gamma: float = PROBE_GAMMA, length: int = PROBE_LENGTH) -> float:
+    """V with V = mean over the episode's steps of the TD target: (length - 1) targets 1 + gamma V and one 1."""
+    return 1.0 / (1.0 - gamma * (length - 1) / length)
+
+
+TERMINATION_VALUE = _termination_fixed_point()
+
+
+PROBES = {True: "probe-terminates", False: "probe-time-limit"}  # terminates? -> the env name make_envs knows
+
+
+def _is_stub(error: BaseException) -> bool:
+    return isinstance(error, NotImplementedError) or "NotImplementedError" in f"{type(error).__name__}: {error}"
+
+
+def _call(fn: Callable[..., Any], env_name: str, total_steps: int, **kwargs: Any) -> tuple[Any, Any, list]:
+    try:
+        result = fn(env_name, total_steps, **kwargs)
+    except Exception as error:
+        if _is_stub(error):
+            raise AssertionError("train_actor_critic is not implemented yet: copy the loop above into the answer "
+                                 "cell and fix it") from None
+        raise LearnerCodeError(f"train_actor_critic raised {type(error).__name__}: {error}") from error
+    if not (isinstance(result, tuple) and len(result) == 3):
+        raise AssertionError("train_actor_critic must return (policy.state_dict(), value_net.state_dict(), "
+                             f"episode_returns), as the loop above does; it returned {type(result).__name__}")
+    return result
+
+
+def _critic(value_state: Any, obs_dim: int = 1) -> torch.nn.Module:
+    """The loop's critic, rebuilt from the parameters it returned."""
+    value_net = torch.nn.Sequential(torch.nn.Linear(obs_dim, 64), torch.nn.Tanh(), torch.nn.Linear(64, 1))
+    try:
+        value_net.load_state_dict({str(k): torch.as_tensor(v) for k, v in dict(value_state).items()})
+    except Exception as error:
+        raise AssertionError("train_actor_critic's second result must be value_net.state_dict() of the loop's critic "
+                             f"(Linear(obs_dim, 64), Tanh, Linear(64, 1)), as in the loop above: {error}") from None
+    return value_net
+
+
+def probe_value(fn: Callable[..., Any], terminates: bool, steps: int = PROBE_STEPS, lr: float = PROBE_LR,
+                seed: int = 0) -> float:
+    """Train loop ``fn`` on the probe (``make_envs(PROBES[terminates])``: one state, observation [1.0], reward 1
+    per step, episodes of 10 steps ending by termination or by a time limit) and return its critic's value of
+    the state."""
+    torch_threads = torch.get_num_threads()
+    try:
+        _, value_state, _ = _call(fn, PROBES[terminates], steps, seed=seed, gamma=PROBE_GAMMA, lr=lr)
+    finally:
+        torch.set_num_threads(torch_threads)
+    with torch.no_grad():
+        return float(_critic(value_state)(torch.ones(1, 1)).reshape(-1)[0])
+
+
+def _probe_message(value: float, terminates: bool) -> str:
+    expected = TERMINATION_VALUE if terminates else TRUNCATION_VALUE
+    other = TRUNCATION_VALUE if terminates else TERMINATION_VALUE
+    how = "terminates" if terminates else "is cut by a time limit (truncated, never terminated)"
+    lines = [f"Probe environment: one state, reward 1 per step, gamma = {PROBE_GAMMA}; each episode {how} after "
+             f"{PROBE_LENGTH} steps. After training your loop for {PROBE_STEPS} steps, its critic values the state at "
+             f"{value:.2f}; the right value is {expected:.2f}."]
+    if not np.isfinite(value):
+        lines.append("The value is not finite: the critic diverged.")
+    elif abs(value - other) < PROBE_TOLERANCE:
+        if terminates:
+            lines.append(f"{other:.2f} = 1 / (1 - gamma) is the value of a state whose future never ends: your TD "
+                         "targets bootstrap from V(s') after the terminal step too. There is no next state there.")
+        else:
+            lines.append(f"{other:.2f} is the TD fixed point when the target drops V(s') at every episode end. A "
+                         "time limit is not a terminal state: the same state, the same future. Which flag decides "
+                         "whether your target bootstraps?")
+    elif value > max(expected, other) + PROBE_TOLERANCE:
+        lines.append(f"That is above the largest discounted return any policy can get here ({TRUNCATION_VALUE:.0f}): "
+                     "the critic is pushed by something other than its TD error. List the terms of your loss and "
+                     "ask which of them send gradient into value_net's parameters (torch.autograd.grad of each term "
+                     "with respect to list(value_net.parameters()), allow_unused=True, tells you).")
+    else:
+        lines.append("The critic has not reached the TD fixed point: are the targets r + gamma V(s') (with V(s') a "
+                     "constant), and does the critic get a gradient step on every update?")
+    return "\n".join(lines)
+
+
+def learning_score(episode_returns: Sequence[float], window: int = LEARN_WINDOW) -> float:
+    """The best average return over ``window`` consecutive finished episodes (NaN if fewer)."""
+    returns = np.asarray(list(episode_returns), dtype=float)
+    if len(returns) < window:
+        return float("nan")
+    return float(np.convolve(returns, np.ones(window) / window, mode="valid").max())
+
+
+def check_train_actor_critic(fn: Callable[..., Any]) -> None:
+    """Check the repaired actor-critic loop: both probe environments give the critic the value their
+    dynamics imply, and the loop learns CartPole-v1 (best 50-episode average return >= 35 within 30,000
+    steps; a random policy gets ~22). A few seconds."""
+    for terminates in (True, False):
+        value = probe_value(fn, terminates)
+        expected = TERMINATION_VALUE if terminates else TRUNCATION_VALUE
+        if not (np.isfinite(value) and abs(value - expected) < PROBE_TOLERANCE):
+            raise AssertionError(_probe_message(value, terminates))
+    _, _, returns = _call(fn, LEARN_ENV, LEARN_STEPS, seed=LEARN_SEED)
+    try:
+        returns = [float(x) for x in returns]
+    except (TypeError, ValueError):
+        raise AssertionError("train_actor_critic's third result must be the list of the returns of the episodes "
+                             "that ended during training") from None
+    score = learning_score(returns)
+    if not score >= LEARN_THRESHOLD:
+        raise AssertionError(
+            f"On {LEARN_ENV} (make_envs: {LEARN_ENVS} envs; seed {LEARN_SEED}, {LEARN_STEPS} steps) your loop's best "
+            f"{LEARN_WINDOW}-episode average return is {score:.1f} (over {len(returns)} finished episodes); a loop "
+            f"that learns reaches {LEARN_THRESHOLD:.0f} (a random policy gets ~22). The probes passed, so the critic "
+            "is right: look at the actor's loss (its sign, and which actions' log-probs it weights).")
+    print(f"✓ train_actor_critic: both probe critics right ({TERMINATION_VALUE:.2f} after terminations, "
+          f"{TRUNCATION_VALUE:.2f} after time limits), and it learns {LEARN_ENV} (best {LEARN_WINDOW}-episode "
+          f"average {score:.0f})")
+
+
+def check_mystery(k: int, answer: str) -> None:
+    """Check the bug hunt's answer for mystery trainer ``k``: ``answer`` names the trap planted in it (a key of
+    ``pgcourse.traps.TRAPS``). Behaviour is compared, not names: the named trap is planted in the course's
+    algorithm, trained from the mystery's saved config, and its first updates must match the mystery's."""
+    from ..traps.bug_hunt import check_mystery as _check
+
+    _check(k, answer)
+
 
 def check_bug_hunt(answers: dict) -> None:
-    """Check the bug hunt of chapter 06: ``answers[k]`` names the trap planted in mystery trainer ``k``
-    (a key of ``pgcourse.traps.TRAPS``). Behaviour is compared, not names: the named trap is planted in the
-    course's PPO, trained at the mystery's seed, and its first updates must match the mystery's."""
+    """Check all the bug hunt's answers at once: ``answers[k]`` names the trap planted in mystery trainer ``k``."""
     from ..traps import check_bug_hunt as _check
 
     _check(answers)

@@ -1,8 +1,9 @@
 """``python -m pgcourse.traps reproduce|experiments|mysteries``: regenerate lesson 06's cached results.
 
 A command-line entry point (the top layer, beside ``pgcourse.cli``, whose ``--set`` parser it shares).
-``mysteries`` rewrites the bug hunt's three saved runs; it takes the answers on the command line
-(``--answers 1=NAME,2=NAME,3=NAME``) and stores them nowhere, so keep them out of scripts in the repo.
+``mysteries`` rewrites the bug hunt's saved runs; it takes the answers on the command line
+(``--answers 1=NAME,2=NAME,...``; ``tools/make_mysteries.py`` reads them from the solution notebook) and
+stores them nowhere, so keep them out of scripts in the repo.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from ..cli import UsageError, parse_settings
 from ..config import ConfigError
-from .bug_hunt import MYSTERIES, MYSTERY_DIR, MYSTERY_STEPS, write_mysteries
+from .bug_hunt import MYSTERIES, MYSTERY_DIR, write_mysteries
 from .experiments import REPRO_SETTINGS, experiments, reproduce
 
 
@@ -60,13 +61,14 @@ def _main(argv: list[str] | None = None) -> int:
     exp.add_argument("--seeds", type=int, default=10)
     exp.add_argument("--ablation-steps", type=int, default=25_000)
     exp.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
-    mys = sub.add_parser("mysteries", help="retrain and save the bug hunt's three mystery runs (course maintainers)")
+    mys = sub.add_parser("mysteries", help="retrain and save the bug hunt's mystery runs (course maintainers)")
     mys.add_argument("--answers", required=True, metavar="1=TRAP,2=TRAP,3=TRAP",
                      help="the trap planted in each mystery trainer (stored nowhere; the saved configs have traps=())")
     mys.add_argument("--seeds", metavar="1=SEED,2=SEED,3=SEED",
                      help="training seed of each trainer (default: the seeds of the runs saved now)")
     mys.add_argument("--out", default=str(MYSTERY_DIR), help="folder of the runs (default: the package's own)")
-    mys.add_argument("--steps", type=int, default=MYSTERY_STEPS, help="env steps per mystery trainer")
+    mys.add_argument("--steps", type=int, default=None,
+                     help="env steps per mystery trainer (default: each one's own, bug_hunt.MYSTERY_SPECS)")
     args = parser.parse_args(argv)
     if args.command == "mysteries":
         try:

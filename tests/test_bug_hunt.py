@@ -1,0 +1,300 @@
+"""Lesson 06's bug hunt (pgcourse.traps.bug_hunt, pgcourse.checks.ch06_traps): six mystery trainers whose bug
+cannot be read from the saved run, checks that accept the planted trap and reject every other (with feedback
+that points at the evidence, never at the answer), and the "find the bug in this code" exercise, whose check
+trains the learner's loop on probe environments and on CartPole."""
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import pgcourse as pg
+from pgcourse import traps
+from pgcourse.checks import ch06_traps
+from pgcourse.traps import bug_hunt
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTION = ROOT / "solutions" / "06_debugging_traps.ipynb"
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("make_mysteries", ROOT / "tools" / "make_mysteries.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ANSWERS = _tool().answers_from_notebook(SOLUTION)
+
+
+def _cell(grade_id: str) -> str:
+    for cell in json.loads(SOLUTION.read_text())["cells"]:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
+            return "".join(cell["source"])
+    raise KeyError(grade_id)
+
+
+def _loop(grade_id: str, name: str, edit=lambda source: source):
+    """A loop function defined by a notebook cell (markers stripped), after ``edit`` of its source."""
+    source = "\n".join(line for line in _cell(grade_id).splitlines() if not line.startswith("### "))
+    namespace = {"np": np, "torch": torch}
+    exec(_cell("ch06_envs"), namespace)  # make_envs and the imports the notebook's loops share
+    exec(_cell("ch06_buggy_loop"), namespace)
+    exec(edit(source), namespace)
+    return namespace[name]
+
+
+def _strings(value, seen=None, depth=0):
+    """Every string reachable from ``value`` (attributes, dict keys and values, sequences), for leak tests."""
+    seen = set() if seen is None else seen
+    if id(value) in seen or depth > 6:
+        return
+    seen.add(id(value))
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(k, seen, depth + 1)
+            yield from _strings(v, seen, depth + 1)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for v in value:
+            yield from _strings(v, seen, depth + 1)
+    elif isinstance(value, (torch.Tensor, np.ndarray, int, float, bool, type(None))):
+        return
+    elif dataclasses.is_dataclass(value):
+        for f in dataclasses.fields(value):
+            yield from _strings(getattr(value, f.name), seen, depth + 1)
+    elif hasattr(value, "__dict__"):
+        yield repr(type(value))
+        yield from _strings(vars(value), seen, depth + 1)
+
+
+# -- the mysteries ----------------------------------------------------------------------------------
+
+def test_answers_live_in_the_solution_notebook_only():
+    assert sorted(ANSWERS) == list(bug_hunt.MYSTERIES) and len(bug_hunt.MYSTERIES) >= 5
+    assert all(name in traps.TRAPS for name in ANSWERS.values())
+    assert len(set(ANSWERS.values())) == len(ANSWERS)  # six different bugs
+    # the two bugs pg.diagnose does not name are among them
+    assert {"truncation_as_termination", "clipped_action_log_prob"} <= set(ANSWERS.values())
+    package = Path(pg.__file__).parent
+    for path in package.rglob("*.py"):
+        text = path.read_text()
+        for k, answer in ANSWERS.items():
+            assert not re.search(rf"\b{k}\s*[:=]\s*\W?{answer}", text), (path, k)
+    for path in (package / "traps" / "bug_hunt.py", package / "traps" / "__main__.py",
+                 package / "checks" / "ch06_traps.py", ROOT / "tools" / "make_mysteries.py"):
+        text = path.read_text()
+        assert not [trap for trap in traps.TRAPS if trap in text], path
+        assert "hashlib" not in text and not re.search(r"[0-9a-f]{16}", text), path
+
+
+def test_mystery_runs_do_not_carry_their_answer():
+    """Not in the saved files, not in repr(run), not in any attribute of the loaded run, not in the config."""
+    cached = sorted(bug_hunt.MYSTERY_DIR.glob("*/*"))
+    assert {path.parent.name for path in cached} == {str(k) for k in bug_hunt.MYSTERIES}
+    assert not [path for path in cached if path.name == "training_state.pt"]  # no resumable state
+    assert sum(path.stat().st_size for path in cached) < 1_000_000
+    for path in cached:
+        data = path.read_bytes()
+        assert not [name for name in traps.TRAPS if name.encode() in data], path
+    for k in bug_hunt.MYSTERIES:
+        run = traps.mystery_run(k)
+        assert run.config.traps == () and run.history.status == "completed"
+        assert len(run.history.updates["env_step"]) >= bug_hunt.CHECKED_UPDATES
+        spec = bug_hunt.MYSTERY_SPECS[k]
+        assert (run.config.algo, run.config.env_id, run.config.total_steps) == (
+            spec["algo"], spec["env_id"], spec["total_steps"])
+        texts = [repr(run), str(run), repr(run.config), json.dumps(run.config.to_dict()), *_strings(run)]
+        leaked = {name for name in traps.TRAPS for text in texts if name in text}
+        assert not leaked, (k, leaked)
+        assert not any(trap_preset_values_match(run.config, name) for name in traps.PRESETS), k
+    with pytest.raises(ValueError, match="numbered 1 to 6"):
+        traps.mystery_run(7)
+
+
+def trap_preset_values_match(config, name: str) -> bool:
+    """Whether ``config`` carries every value trap ``name`` writes (a preset would give the trap away)."""
+    return all(getattr(config, key, None) == value for key, value in traps.PRESETS[name].items())
+
+
+def test_mystery_feedback_says_where_to_look_without_naming_the_answer():
+    for k in bug_hunt.MYSTERIES:
+        assert not [name for name in traps.TRAPS if name in bug_hunt.EVIDENCE[k]], k
+    # a PPO-only trap in the A2C trainer: cannot be planted, crossed off, with the evidence
+    assert bug_hunt.MYSTERY_SPECS[2]["algo"] == "a2c" and ANSWERS[2] != "stale_old_log_probs"
+    message = bug_hunt.mystery_feedback(2, "stale_old_log_probs")
+    assert "cannot be planted" in message and bug_hunt.EVIDENCE[2] in message
+    # not a trap
+    assert "not a trap name" in bug_hunt.mystery_feedback(2, "flipped")
+    assert "no mystery trainer" in bug_hunt.mystery_feedback(9, "flipped")
+    # a wrong trap: where the replay parts from the mystery, the evidence, the experiment; no other trap named
+    guess = "low_critic_lr" if ANSWERS[3] != "low_critic_lr" else "long_rollout"
+    message = bug_hunt.mystery_feedback(3, guess)
+    assert "does not behave like it" in message and "at update 1" in message
+    assert bug_hunt.EVIDENCE[3] in message and "train_like(m, traps=" in message
+    assert {name for name in traps.TRAPS if name in message} == {guess}
+    # a trap that changes nothing in this setting says so (Box actions only: a no-op on CartPole)
+    assert bug_hunt.MYSTERY_SPECS[1]["env_id"] == "CartPole-v1" and ANSWERS[1] != "clipped_action_log_prob"
+    assert "changes nothing at all" in bug_hunt.mystery_feedback(1, "clipped_action_log_prob")
+
+
+def test_check_accepts_each_answer_and_rejects_a_wrong_one(capsys):
+    for k, answer in ANSWERS.items():
+        pg.checks.check_mystery(k, answer)
+        assert capsys.readouterr().out.startswith(f"✓ mystery trainer {k}")
+    wrong = {k: ("advantage_sign_flipped" if v != "advantage_sign_flipped" else "stale_old_log_probs")
+             for k, v in ANSWERS.items()}
+    with pytest.raises(AssertionError, match="mystery trainer 1"):
+        pg.checks.check_mystery(1, wrong[1])
+    with pytest.raises(AssertionError, match="no entry"):
+        pg.checks.check_bug_hunt({1: ANSWERS[1]})
+    with pytest.raises(AssertionError, match="must be a dict"):
+        pg.checks.check_bug_hunt([ANSWERS[1]])
+
+
+@pytest.mark.slow
+def test_every_mystery_is_sound():
+    """Each mystery's own trap reproduces it; no other trap, and no trap at all, does."""
+    for k, answer in ANSWERS.items():
+        mystery = traps.mystery_run(k)
+        assert bug_hunt.behaves_like(answer, mystery), k
+        assert bug_hunt.indistinguishable(answer, mystery) == [], k
+
+
+def test_train_like_reproduces_a_mystery_with_its_trap():
+    m = traps.mystery_run(2)
+    mine = bug_hunt.train_like(m, traps=(ANSWERS[2],))  # the same budget: it sets the lr schedule
+    assert mine.config.seed == m.config.seed and mine.config.algo == m.config.algo
+    n = len(mine.history.updates["env_step"])
+    assert bug_hunt._close(bug_hunt._signature(mine, n), bug_hunt._signature(m, n))
+
+
+def test_write_mysteries_refuses_a_trap_the_check_cannot_tell_apart(tmp_path):
+    """ratio_from_probs changes a CartPole PPO run only by rounding: its mystery could not be checked."""
+    spec = {1: dict(algo="ppo", env_id="CartPole-v1", total_steps=1024)}
+    with pytest.raises(ValueError, match="cannot tell its trap from"):
+        bug_hunt.write_mysteries({1: "ratio_from_probs"}, {1: 0}, tmp_path, specs=spec)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="give an answer and a seed"):
+        bug_hunt.write_mysteries({1: "ratio_from_probs"}, {2: 0}, tmp_path, specs=spec)
+
+
+# -- find the bug in this code ----------------------------------------------------------------------
+
+def fixed_loop():
+    return _loop("ch06_train_actor_critic", "train_actor_critic")
+
+
+def buggy_loop():
+    return _loop("ch06_buggy_loop", "buggy_train_actor_critic")
+
+
+def test_the_notebook_loops_differ_by_the_fix_only():
+    buggy, fixed = _cell("ch06_buggy_loop"), _cell("ch06_train_actor_critic")
+    assert "### BEGIN SOLUTION" in fixed and "### BEGIN SOLUTION" not in buggy
+
+    def code_lines(source):  # after the docstring, without comments and markers
+        body = source.split('"""', 2)[2]
+        return [line for line in body.splitlines() if line.strip() and not line.strip().startswith("#")]
+
+    assert len(code_lines(buggy)) == len(code_lines(fixed))
+    changed = [(a, b) for a, b in zip(code_lines(buggy), code_lines(fixed)) if a != b]
+    assert len(changed) == 1, changed
+    assert "float(truncated)" in changed[0][0] and "float(terminated)" in changed[0][1]
+
+
+def test_probe_values_of_the_fixed_loop_and_the_buggy_one():
+    fixed, buggy = fixed_loop(), buggy_loop()
+    for terminates, expected in ((True, ch06_traps.TERMINATION_VALUE), (False, ch06_traps.TRUNCATION_VALUE)):
+        assert abs(ch06_traps.probe_value(fixed, terminates) - expected) < ch06_traps.PROBE_TOLERANCE / 2
+    assert ch06_traps.probe_value(buggy, terminates=False) < ch06_traps.TRUNCATION_VALUE - 2
+    assert ch06_traps.probe_value(buggy, terminates=True) > ch06_traps.TERMINATION_VALUE + 2
+
+
+def test_check_accepts_the_fixed_loop(capsys):
+    pg.checks.check_train_actor_critic(fixed_loop())
+    assert capsys.readouterr().out.startswith("✓ train_actor_critic")
+
+
+def _flag(new):
+    return lambda source: source.replace("next_obs, float(truncated)))", f"next_obs, {new}))")
+
+
+WRONG_FIXES = {  # name -> (edit of the buggy loop, what the message must say)
+    "unfixed": (lambda source: source, "bootstrap from V(s') after the terminal step"),
+    "cut at every end": (_flag("float(terminated or truncated)"), "A time limit is not a terminal state"),
+    "never cut": (_flag("0.0"), "bootstrap from V(s') after the terminal step"),
+    "flag as a sum": (_flag("float(terminated) + float(truncated)"), "A time limit is not a terminal state"),
+    "actor ascends the loss": (lambda source: _flag("float(terminated)")(source).replace(
+        "loss = -(log_probs * weights)", "loss = (log_probs * weights)"), "look at the actor's loss"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRONG_FIXES))
+def test_check_rejects_wrong_fixes(name):
+    edit, hint = WRONG_FIXES[name]
+    source = _cell("ch06_buggy_loop")
+    assert edit(source) != source or name == "unfixed"
+    fn = _loop("ch06_buggy_loop", "buggy_train_actor_critic", edit)
+    with pytest.raises(AssertionError, match=re.escape(hint)):
+        pg.checks.check_train_actor_critic(fn)
+
+
+def test_check_of_the_loop_reports_stubs_and_bad_returns():
+    def stub(envs, total_steps, **kwargs):
+        raise NotImplementedError()
+
+    with pytest.raises(AssertionError, match="not implemented yet"):
+        pg.checks.check_train_actor_critic(stub)
+    with pytest.raises(AssertionError, match="must return"):
+        pg.checks.check_train_actor_critic(lambda envs, total_steps, **kwargs: None)
+    with pytest.raises(pg.checks.LearnerCodeError, match="ZeroDivisionError"):
+        pg.checks.check_train_actor_critic(lambda envs, total_steps, **kwargs: 1 / 0)
+
+
+def test_learning_score():
+    assert np.isnan(ch06_traps.learning_score([10.0] * 49))
+    assert ch06_traps.learning_score([10.0] * 50 + [110.0] * 50) == pytest.approx(110.0)
+    assert ch06_traps.TERMINATION_VALUE == pytest.approx(1 / (1 - 0.9 * 0.9))
+
+
+@pytest.mark.slow
+def test_check_survives_other_cpu_kernels():
+    """Another processor rounds differently: emulate it with torch's scalar (non-vectorised) kernels."""
+    import os
+    import subprocess
+    import sys
+
+    code = f"import pgcourse as pg; pg.checks.check_bug_hunt({ANSWERS!r})"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"})
+    assert done.returncode == 0 and "✓ bug hunt" in done.stdout, done.stdout + done.stderr
+
+
+def test_mysteries_command_rejects_bad_arguments(tmp_path):
+    from pgcourse.traps.__main__ import _main
+
+    six = ",".join(f"{k}=long_rollout" for k in bug_hunt.MYSTERIES)
+    for bad in (["--answers", "1=long_rollout"], ["--answers", ",".join(f"{k}=x" for k in bug_hunt.MYSTERIES)],
+                ["--answers", six, "--seeds", "1=x,2=0,3=0,4=0,5=0,6=0"]):
+        with pytest.raises(SystemExit) as stop:
+            _main(["mysteries", "--out", str(tmp_path), *bad])
+        assert stop.value.code == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_exercise_notebook_names_no_answer():
+    """Hints, texts and code of the learner's notebook name no trap: the answers are found, not read."""
+    cells = json.loads((ROOT / "exercises" / "06_debugging_traps.ipynb").read_text())["cells"]
+    for cell in cells:
+        source = "".join(cell["source"])
+        assert not [name for name in traps.TRAPS if name in source], cell.get("id")
+    texts = "".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "markdown")
+    assert texts.count("<details>") >= 2 * len(bug_hunt.MYSTERIES)  # two folded hints per mystery
