@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 EXERCISES = sorted((ROOT / "exercises").glob("*.ipynb"))
 # "## Exercise 2 · Discounted returns  *(easy, ~15 min)*"
-TIME_LABEL = re.compile(r"^#+ Exercise .*\(\w+, ~(\d+) min\)", re.MULTILINE)
+TIME_LABEL = re.compile(r"^#+ (?:Exercise|Mystery) .*\(\w+, ~(\d+) min\)", re.MULTILINE)  # mysteries: the bug hunt
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 HTML_SRC = re.compile(r"""<(?:img|a)\b[^>]*\b(?:src|href)=["']([^"']+)["']""")
 
