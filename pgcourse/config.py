@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-ALGORITHMS = ("reinforce", "reinforce_baseline", "a2c", "ppo")
+ALGORITHMS = ("reinforce", "reinforce_baseline", "a2c", "ppo", "trpo")
 DISCRETE_ONLY = ("reinforce", "reinforce_baseline")
 
 # "Solved" thresholds used by evaluation and the benchmark: mean return over the evaluation episodes.
@@ -401,8 +401,55 @@ class PPOConfig(A2CConfig):
         _check_bool("normalize_per_minibatch", self.normalize_per_minibatch)
 
 
+@dataclass
+class TRPOConfig(A2CConfig):
+    """Trust Region Policy Optimisation: one natural-gradient step per rollout, inside a KL trust region.
+
+    The policy has no learning rate (``lr`` is unused): the step is :math:`\\sqrt{2\\delta / s^\\top F s}\\, s`
+    with :math:`s \\approx F^{-1} g` from conjugate gradient, shrunk by a backtracking line search.
+
+    Args:
+        max_kl: :math:`\\delta`, the largest mean KL(pi_old || pi_new) an update may reach.
+        cg_iters: conjugate-gradient iterations (Fisher-vector products) per update.
+        cg_damping: :math:`\\lambda` added to the Fisher matrix's diagonal, :math:`(F + \\lambda I) s = g`.
+        line_search_steps: fractions of the full step tried at most (1, shrink, shrink², …).
+        line_search_shrink: the factor between two tries, in (0, 1).
+        accept_ratio: the least ratio of the surrogate's real improvement to its linear prediction.
+        critic_epochs: passes over the batch of the critic's minibatch regression (its own Adam, ``critic_lr``).
+        minibatch_size: transitions per critic step; at most ``num_envs * n_steps``.
+    """
+
+    max_kl: float = 0.01
+    cg_iters: int = 10
+    cg_damping: float = 0.1
+    line_search_steps: int = 10
+    line_search_shrink: float = 0.5
+    accept_ratio: float = 0.1
+    critic_epochs: int = 5
+    minibatch_size: int = 256
+
+    def validate(self) -> None:
+        super().validate()
+        if self.algo != "trpo":
+            _fail("algo", self.algo, "'trpo' for a TRPOConfig")
+        _check_float("max_kl", self.max_kl, 0.0, 10.0, low_open=True)
+        _check_int("cg_iters", self.cg_iters, 1, 10_000)
+        _check_float("cg_damping", self.cg_damping, 0.0, 1e6)
+        _check_int("line_search_steps", self.line_search_steps, 1, 100)
+        _check_float("line_search_shrink", self.line_search_shrink, 0.0, 1.0, low_open=True)
+        if self.line_search_shrink >= 1.0:
+            _fail("line_search_shrink", self.line_search_shrink, "a number in (0, 1): each try shrinks the step")
+        _check_float("accept_ratio", self.accept_ratio, 0.0, 1.0)
+        _check_int("critic_epochs", self.critic_epochs, 1, 1000)
+        _check_int("minibatch_size", self.minibatch_size, 1)
+        if self.minibatch_size > self.batch_size:
+            _fail("minibatch_size", self.minibatch_size,
+                  f"at most the batch num_envs * n_steps = {self.num_envs} * {self.n_steps} = {self.batch_size}")
+
+
 CONFIG_CLASSES: dict[str, type[BaseConfig]] = {
     "reinforce": ReinforceConfig, "reinforce_baseline": ReinforceConfig, "a2c": A2CConfig, "ppo": PPOConfig,
+    "trpo": TRPOConfig,
 }
 
 # Defaults tuned on this course's benchmark (see README, "Benchmarks"); anything here can be overridden.
@@ -422,6 +469,12 @@ _ENV_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
     ("ppo", "discrete"): dict(num_envs=8, n_steps=64, minibatch_size=128, update_epochs=10, lr=1e-3,
                               critic_lr=1e-3, gamma=0.99, gae_lambda=0.95, clip_eps=0.2, ent_coef=0.0,
                               anneal_lr=True, total_steps=100_000),
+    # TRPO: batches of 2,048 transitions (Spinning Up uses 4,000), delta = 0.01, lambda 0.97 as in the paper's
+    # follow-up (GAE, Schulman et al. 2016); the critic gets 10 passes of minibatch regression per batch.
+    ("trpo", "discrete"): dict(num_envs=8, n_steps=256, minibatch_size=256, critic_epochs=10, critic_lr=1e-3,
+                               gamma=0.99, gae_lambda=0.97, max_kl=0.01, total_steps=200_000),
+    ("trpo", "continuous"): dict(num_envs=8, n_steps=256, minibatch_size=256, critic_epochs=10, critic_lr=1e-3,
+                                 gamma=0.9, gae_lambda=0.95, max_kl=0.01, total_steps=200_000),
     # Pendulum: minibatches of 256 (not 64) reached the same returns (-152, -137 at 120k steps, seeds 0-1)
     # with a quarter of the gradient steps.
     ("ppo", "continuous"): dict(num_envs=8, n_steps=256, minibatch_size=256, update_epochs=10, lr=1e-3,
@@ -615,7 +668,7 @@ def config_from_dict(data: dict[str, Any]) -> BaseConfig:
     return cls(**data)  # a field the saved config lacks (saved by an older pgcourse) gets its class default
 
 
-__all__ = ["ALGORITHMS", "BaseConfig", "ReinforceConfig", "A2CConfig", "PPOConfig", "ConfigError",
+__all__ = ["ALGORITHMS", "BaseConfig", "ReinforceConfig", "A2CConfig", "PPOConfig", "TRPOConfig", "ConfigError",
            "make_config", "check_setting_names", "suggest_setting", "config_from_dict", "default_overrides",
            "SOLVE_THRESHOLDS", "EVAL_MODES", "EVAL_MODE_DEFAULTS", "check_eval_mode", "check_env_kwargs",
            "default_config_dict", "fill_absent_defaults"]

@@ -9,7 +9,11 @@ import numpy as np
 EPISODE_FIELDS = ("return", "length", "env_step", "wall_time")
 UPDATE_FIELDS = ("env_step", "wall_time", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction",
                  "explained_variance", "actor_grad_norm", "critic_grad_norm", "lr", "critic_lr",
-                 "advantage_std", "log_std_mean", "epochs_run", "value_rel_error", "update_kl")
+                 "advantage_std", "log_std_mean", "epochs_run", "value_rel_error", "update_kl",
+                 # TRPO's: candidate steps the line search tried, the fraction of the full step taken (0: none),
+                 # conjugate gradient's residual norm, the surrogate's real and linearly predicted improvement
+                 "line_search_steps", "step_fraction", "cg_residual", "surrogate_improvement",
+                 "expected_improvement")
 EVAL_FIELDS = ("env_step", "wall_time", "mean", "std")
 
 

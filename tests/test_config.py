@@ -105,10 +105,10 @@ def test_unknown_trap_is_rejected():
 
 
 def test_unknown_algo():
-    with pytest.raises(ConfigError, match="algo='trpo'"):
-        make_config("trpo", "CartPole-v1", "discrete")
-    with pytest.raises(ConfigError, match="algo='trpo'"):
-        pg.train("trpo", "CartPole-v1", progress=False)
+    with pytest.raises(ConfigError, match="algo='sac'"):
+        make_config("sac", "CartPole-v1", "discrete")
+    with pytest.raises(ConfigError, match="algo='sac'"):
+        pg.train("sac", "CartPole-v1", progress=False)
 
 
 def test_setting_of_another_algorithm_is_unknown():

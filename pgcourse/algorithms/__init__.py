@@ -1,4 +1,4 @@
-"""One readable training loop per algorithm (``reinforce.py``, ``a2c.py``, ``ppo.py``) over shared parts:
+"""One readable training loop per algorithm (``reinforce.py``, ``a2c.py``, ``ppo.py``, ``trpo.py``) over shared parts:
 
 - ``components.py``: :class:`Components`, the math the loops call (every field a learner can replace);
 - ``trainer.py``: :class:`Trainer` (build, act, step, record, evaluate, guard) and :class:`Hooks`, the
@@ -12,9 +12,11 @@ from .a2c import train_a2c
 from .components import Components
 from .ppo import train_ppo
 from .reinforce import train_reinforce
+from .trpo import train_trpo
 from .trainer import Hooks, NonFiniteError, Trainer
 
-TRAINERS = {"reinforce": train_reinforce, "reinforce_baseline": train_reinforce, "a2c": train_a2c, "ppo": train_ppo}
+TRAINERS = {"reinforce": train_reinforce, "reinforce_baseline": train_reinforce, "a2c": train_a2c, "ppo": train_ppo,
+            "trpo": train_trpo}
 
-__all__ = ["train_a2c", "train_ppo", "train_reinforce", "Components", "Hooks", "NonFiniteError", "Trainer",
+__all__ = ["train_a2c", "train_ppo", "train_reinforce", "train_trpo", "Components", "Hooks", "NonFiniteError", "Trainer",
            "TRAINERS"]

@@ -1,0 +1,125 @@
+"""Trust Region Policy Optimisation (TRPO), discrete and continuous, on gymnasium vector envs.
+
+Pseudo-code this file follows (chapter 07; the math is in :mod:`pgcourse.trust_region`):
+
+    for each update:
+        collect n_steps from num_envs envs with pi_old          -> obs, a, log pi_old(a|s), V(s), r, done flags
+        A = GAE(r, V(s), V(s'), terminated, truncated, gamma, lambda);  R = A + V(s)     (A normalised)
+        g = grad of the surrogate L(theta) = mean(rho A) at theta_old                      (rho = 1 there)
+        s = F^-1 g by conjugate gradient, F v by differentiating KL(pi_old || pi_theta) twice
+        full step = sqrt(2 delta / s^T F s) s
+        backtracking line search: the largest fraction 1, 1/2, 1/4, ... with KL <= delta and L improved
+        critic: critic_epochs passes of minibatch regression of V(s) on R (Adam), separately
+        diagnostics: the KL reached, line-search steps, CG residual, the step's surrogate improvement
+
+There is no learning rate for the policy: the KL constraint ``max_kl`` (delta) sets the step size. Entropy
+bonuses and gradient clipping do not apply to the policy. Hyperparameters are the fields of
+:class:`pgcourse.config.TRPOConfig`.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..config import TRPOConfig
+from ..diagnostics import relative_value_error
+from ..run import Run
+from ..trust_region import (backtracking_line_search, categorical_kl, conjugate_gradient, fisher_vector_product,
+                            flat_grad, gaussian_kl, max_step_length)
+from .components import Components
+from .rollout import collect_rollout, flatten_valid
+from .trainer import Hooks, Means, Trainer
+
+
+def policy_kl(policy: torch.nn.Module, obs: torch.Tensor, old_output: torch.Tensor,
+              old_log_std: torch.Tensor | None) -> torch.Tensor:
+    """Mean over the batch of KL(pi_old(.|s) || pi_theta(.|s)), exact for both policy kinds (a scalar).
+    ``old_output`` is the old policy's logits ``[B, n]`` or means ``[B, D]``, detached."""
+    new_output = policy(obs)
+    if old_log_std is None:
+        return categorical_kl(old_output, new_output).mean()
+    return gaussian_kl(old_output, old_log_std, new_output, policy.log_std).mean()
+
+
+def train_trpo(config: TRPOConfig, components: Components | None = None, hooks: Hooks | None = None,
+               on_update=None, resume=None) -> Run:
+    with Trainer(config, components, hooks, on_update, resume=resume) as trainer:
+        parts, policy, value_net = trainer.components, trainer.policy, trainer.value_net
+        parameters = trainer.actor_parameters
+        compute_gae = parts.gae()
+        continuous = trainer.action_kind == "continuous"
+
+        while not trainer.done:
+            trainer.anneal_learning_rates()  # the critic's only: TRPO's policy step has no learning rate
+            rollout = collect_rollout(trainer, config.n_steps)
+
+            advantages = compute_gae(rollout.rewards, rollout.values, rollout.next_values, rollout.terminated,
+                                     rollout.truncated, config.gamma, config.gae_lambda)  # [T, N]
+            returns = advantages + rollout.values  # [T, N] critic targets
+            obs, actions, old_log_probs, advantages, returns = flatten_valid(
+                rollout, rollout.obs, rollout.actions, rollout.log_probs, advantages, returns)  # [B, ...]
+            advantage_std = float(advantages.std())
+            if config.normalize_advantages:
+                advantages = parts.normalize(advantages)  # [B]
+
+            # -- the policy: one natural-gradient step inside the trust region --------------------------
+            with torch.no_grad():
+                old_output = policy(obs)  # logits [B, n] or means [B, D]
+                old_log_std = policy.log_std.detach().clone() if continuous else None  # [D]
+                old_params = torch.nn.utils.parameters_to_vector(parameters)  # [P]
+
+            def surrogate() -> torch.Tensor:  # L(theta) = mean(rho A), rho = pi_theta / pi_old
+                new_log_probs, _ = trainer.log_probs_and_entropy(obs, actions)  # [B]
+                return ((new_log_probs - old_log_probs).exp() * advantages).mean()
+
+            surrogate_old = surrogate()
+            gradient = flat_grad(surrogate_old, parameters)  # g, [P]
+            kl_grad = flat_grad(policy_kl(policy, obs, old_output, old_log_std), parameters,
+                                create_graph=True)  # [P], zero in value; its derivative is F
+
+            def fisher(vector: torch.Tensor) -> torch.Tensor:
+                return fisher_vector_product(kl_grad, parameters, vector, config.cg_damping)
+
+            cg = conjugate_gradient(fisher, gradient, config.cg_iters)
+            direction = cg.x  # s ~ F^-1 g, [P]
+            step_length = max_step_length(direction, fisher(direction), config.max_kl)
+            full_step = step_length * direction  # [P]
+            expected_improvement = float(gradient @ full_step)
+            surrogate_before = float(surrogate_old.detach())
+
+            def try_step(fraction: float) -> tuple[float, float]:
+                torch.nn.utils.vector_to_parameters(old_params + fraction * full_step, parameters)
+                with torch.no_grad():
+                    improvement = float(surrogate()) - surrogate_before
+                    kl = float(policy_kl(policy, obs, old_output, old_log_std))
+                return improvement, kl
+
+            search = backtracking_line_search(try_step, expected_improvement, config.max_kl,
+                                              config.line_search_steps, config.line_search_shrink,
+                                              config.accept_ratio)
+            with torch.no_grad():
+                torch.nn.utils.vector_to_parameters(old_params + search.fraction * full_step, parameters)
+                update_kl = float(policy_kl(policy, obs, old_output, old_log_std))
+                _, entropy = trainer.log_probs_and_entropy(obs, actions)  # [B]
+
+            # -- the critic: minibatch regression on the returns, a separate optimiser ------------------
+            per_step = Means()
+            for _ in range(config.critic_epochs):
+                for batch_idx in parts.minibatch_indices(obs.shape[0], config.minibatch_size,
+                                                         trainer.minibatch_generator):
+                    batch_idx = batch_idx.to(trainer.device)  # [b]
+                    critic_loss = parts.value_loss(value_net(obs[batch_idx]), returns[batch_idx])
+                    critic_norm = trainer.critic_step(critic_loss)
+                    per_step.add(value_loss=float(critic_loss.detach()), critic_grad_norm=critic_norm)
+
+            with torch.no_grad():
+                values_after = value_net(obs)  # [B]
+            trainer.end_update(**per_step.means(), policy_loss=-surrogate_before, entropy=float(entropy.mean()),
+                               actor_grad_norm=float(gradient.norm()), update_kl=update_kl,
+                               explained_variance=parts.explained_variance(values_after, returns),
+                               value_rel_error=relative_value_error(values_after, returns),
+                               advantage_std=advantage_std, epochs_run=1,
+                               line_search_steps=search.steps_tried,
+                               step_fraction=search.fraction, cg_residual=cg.residual_norm,
+                               surrogate_improvement=search.improvement if search.accepted else 0.0,
+                               expected_improvement=expected_improvement)
+    return trainer.finish()
