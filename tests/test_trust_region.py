@@ -225,3 +225,16 @@ def test_trpo_is_reproducible_and_resumes_bit_for_bit(tmp_path):
 def test_trpo_solves_cartpole_with_its_defaults():
     run = pg.train("trpo", "CartPole-v1", seed=0, total_steps=100_000, progress=False)
     assert pg.evaluate(run, episodes=20).mean >= 475
+
+
+def test_trpo_keeps_log_std_above_its_bound():
+    run = pg.train("trpo", "Pendulum-v1", seed=0, total_steps=4_096, progress=False, num_envs=4, n_steps=256,
+                   critic_epochs=1, log_std_min=-0.05, max_kl=0.5)
+    assert float(run.policy.log_std.min()) >= -0.05
+
+
+def test_diagnose_does_not_call_trpos_big_batches_a_trap():
+    run = pg.train("trpo", "CartPole-v1", seed=0, total_steps=8_192, progress=False)
+    diagnosis = pg.diagnose(run)
+    assert "updates per episode" in {finding.signal for finding in diagnosis.healthy}
+    assert not any("long_rollout" in finding.causes for finding in [*diagnosis, *diagnosis.healthy])

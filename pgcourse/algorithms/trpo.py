@@ -98,6 +98,8 @@ def train_trpo(config: TRPOConfig, components: Components | None = None, hooks: 
                                               config.accept_ratio)
             with torch.no_grad():
                 torch.nn.utils.vector_to_parameters(old_params + search.fraction * full_step, parameters)
+                if continuous and config.log_std_min is not None:  # the bound holds after every policy step
+                    policy.clamp_log_std_(config.log_std_min)
                 update_kl = float(policy_kl(policy, obs, old_output, old_log_std))
                 _, entropy = trainer.log_probs_and_entropy(obs, actions)  # [B]
 

@@ -74,6 +74,7 @@ DEFAULT_SUITE = (
     # (config.EVAL_MODE_DEFAULTS), LunarLander-v3 with its own defaults (config._ENV_ID_DEFAULTS)
     BenchCase("ppo", "Acrobot-v1", total_steps=100_000, eval_every=5_000),
     BenchCase("ppo", "LunarLander-v3", total_steps=1_000_000, eval_every=50_000),
+    BenchCase("trpo", "CartPole-v1", total_steps=200_000, eval_every=10_000),  # chapter 07 (issue 16)
 )
 
 # ``pgcourse bench --quick``: the same pipeline in under a minute on a 2-core machine (measured in docs/benchmark.md).
@@ -87,8 +88,9 @@ QUICK_SUITE = (
     BenchCase("reinforce_baseline", "CartPole-v1", total_steps=30_000, eval_every=5_000, max_episodes=200),
     BenchCase("reinforce", "CartPole-v1", total_steps=30_000, eval_every=5_000, max_episodes=200),
     BenchCase("ppo", "Pendulum-v1", total_steps=5_000, eval_every=2_500),
-    BenchCase("ppo", "Acrobot-v1", total_steps=20_000, eval_every=5_000),
-    BenchCase("ppo", "LunarLander-v3", total_steps=20_000, eval_every=10_000),  # needs ~500k: says so
+    BenchCase("ppo", "Acrobot-v1", total_steps=15_000, eval_every=5_000),
+    BenchCase("ppo", "LunarLander-v3", total_steps=5_000, eval_every=5_000),  # needs ~500k: its row says so
+    BenchCase("trpo", "CartPole-v1", total_steps=20_000, eval_every=5_000),
 )
 
 # For the tests only (PGCOURSE_BENCH_TINY=1): seconds per case.
@@ -100,6 +102,7 @@ TINY_SUITE = (
     BenchCase("ppo", "Pendulum-v1", total_steps=1_024, eval_every=2_048),
     BenchCase("ppo", "Acrobot-v1", total_steps=1_024, eval_every=512),
     BenchCase("ppo", "LunarLander-v3", total_steps=2_048, eval_every=2_048),
+    BenchCase("trpo", "CartPole-v1", total_steps=2_048, eval_every=2_048),
 )
 
 

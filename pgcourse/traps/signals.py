@@ -342,7 +342,9 @@ def diagnose(run, verbose: bool = False, top: int | None = None) -> Diagnosis:
         per_100 = 100.0 * len(updates) / len(returns)
         evidence = {"updates_per_100_episodes": per_100, "env_steps_per_update":
                     float(_column(updates, "env_step")[-1] / len(updates))}
-        if per_100 < 5:
+        if run_algo(run) == "trpo":  # one trust-region step per large batch is TRPO's design, not a trap
+            findings.append(Finding("updates per episode", "ok", "one trust-region step per batch (TRPO)", evidence))
+        elif per_100 < 5:
             findings.append(Finding("updates per episode", "warn", "few updates per completed episode (per env step "
                                     "it may be fine: short episodes inflate the episode count)", evidence,
                                     ["long_rollout"], score=0.2))
