@@ -210,7 +210,7 @@ QUESTIONS: dict[str, list[Question]] = {
             "Right: the bootstrap is cut on `terminated` only, the lambda-trace on any episode end."),
            ("It treats the step as terminal: no bootstrap, the future is worth 0.",
             "That is the truncation-as-termination mistake: the state had a future, and a future worth 0 biases the "
-            "critic's targets and the advantages (lesson 03, section 5, on Pendulum)."),
+            "critic's targets and the advantages (lesson 03, section 6, measures it with A2C)."),
            ("Nothing special: the trace goes on into the following rows.",
             "The following rows are the reset step and a new episode; blending their TD errors mixes two episodes."),
            ("The step is dropped from the batch.",
@@ -317,8 +317,9 @@ QUESTIONS: dict[str, list[Question]] = {
         _q("q2", "Pendulum-v1 episodes always end with `truncated=True` after 200 steps. What happens if the agent "
                  "treats that end as terminal?", "a",
            ("The targets of the last steps assume a future worth 0; the observation carries no clock, so the critic "
-            "sees similar states with very different targets, and learning gets worse.",
-            "Right: lesson 03, section 5 measured this on Pendulum."),
+            "sees similar states with very different targets, and its values and the advantages become biased.",
+            "Right: lesson 03, section 6 measured it with A2C under a 100-step time limit: the critic's loss "
+            "tripled and the TD error at the cut was far off, even where the learning curve barely moved."),
            ("Nothing: Pendulum's rewards are negative anyway.",
             "A future worth 0 is better than Pendulum's true (negative) future, so the targets become biased, "
             "upward here; the sign of the rewards does not make the error vanish."),
