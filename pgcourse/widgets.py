@@ -99,9 +99,26 @@ def sample_rollout(length: int = 16, end_at: int = 5, truncate_at: int = 11, see
             "terminated": terminated[:, None], "truncated": truncated[:, None]}
 
 
-def plot_gae_weights(gamma: float = 0.99, lam: float = 0.95, max_n: int = 20, rollout: dict | None = None) -> Figure:
+def _learners_output(function, args: list, name: str, shape: tuple[int, ...]) -> tuple[np.ndarray | None, str]:
+    """Run a learner's function on copies of ``args`` for an explorer: (its output as numpy, "") or (None, why not)."""
+    try:
+        output = function(*[arg.clone() if isinstance(arg, torch.Tensor) else arg for arg in args])
+    except NotImplementedError:
+        return None, f"your {name}: not implemented yet"
+    except Exception as error:  # noqa: BLE001 - an explorer shows the learner's crash, it does not raise it
+        return None, f"your {name} raised {type(error).__name__}: {str(error)[:60]}"
+    if not isinstance(output, torch.Tensor) or tuple(output.shape) != shape:
+        got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        return None, f"your {name} returned {got}, expected a tensor of shape {shape}"
+    return output.detach().double().numpy(), ""
+
+
+def plot_gae_weights(gamma: float = 0.99, lam: float = 0.95, max_n: int = 20, rollout: dict | None = None,
+                     your_compute_gae=None) -> Figure:
     r"""GAE as a blend: the weight :math:`(1-\lambda)\lambda^{n-1}` on each n-step advantage, and the
-    advantages :func:`pgcourse.compute_gae` gives on a sample rollout with an episode end and a truncation."""
+    advantages :func:`pgcourse.compute_gae` gives on a sample rollout with an episode end and a truncation.
+    With ``your_compute_gae`` (the learner's function, same signature), its advantages are drawn over the
+    reference's and the title gives the largest difference."""
     if not 0.0 < gamma <= 1.0 or not 0.0 <= lam <= 1.0:
         raise ValueError(f"gamma={gamma!r}, lam={lam!r} are invalid: expected 0 < gamma <= 1 and 0 <= lam <= 1")
     n = np.arange(1, max_n + 1)
@@ -112,6 +129,12 @@ def plot_gae_weights(gamma: float = 0.99, lam: float = 0.95, max_n: int = 20, ro
                              rollout["truncated"], gamma, lam)[:, 0].numpy()  # [T]
     td = compute_gae(rollout["rewards"], rollout["values"], rollout["next_values"], rollout["terminated"],
                      rollout["truncated"], gamma, 0.0)[:, 0].numpy()  # [T] one-step TD errors
+    yours, yours_note = None, ""
+    if your_compute_gae is not None:
+        yours, yours_note = _learners_output(
+            your_compute_gae, [rollout["rewards"], rollout["values"], rollout["next_values"], rollout["terminated"],
+                               rollout["truncated"], gamma, lam], "compute_gae", tuple(rollout["rewards"].shape))
+        yours = None if yours is None else yours[:, 0]  # [T]
 
     fig, (ax_weights, ax_adv) = _new_figure(2)
     ax_weights.bar(n, weights, color="tab:blue")
@@ -131,11 +154,19 @@ def plot_gae_weights(gamma: float = 0.99, lam: float = 0.95, max_n: int = 20, ro
     ax_adv.axvline(truncate_at + 0.5, color="tab:orange", linestyle="--", label="truncated (bootstrap)")
     ax_adv.set_xlabel("step t of the rollout")
     ax_adv.set_ylabel("advantage Â_t")
-    ax_adv.set_title(f"GAE with γ = {gamma:.3f}, λ = {lam:.2f}")
+    title = f"GAE with γ = {gamma:.3f}, λ = {lam:.2f}"
+    max_difference = None
+    if yours is not None:
+        max_difference = float(np.max(np.abs(yours - advantages)))
+        ax_adv.plot(steps, yours, "o", markerfacecolor="none", color="tab:purple", label="your compute_gae")
+        title += f"\nyours vs the reference: largest difference {max_difference:.2g}"
+    elif yours_note:
+        title += f"\n{yours_note}"
+    ax_adv.set_title(title, fontsize=9 if yours_note or yours is not None else None)
     ax_adv.legend(fontsize=7, loc="lower left")
     ax_adv.grid(alpha=0.3)
     fig.course_data = {"gamma": gamma, "lam": lam, "weights": weights, "tail": tail, "advantages": advantages,
-                       "td_errors": td}
+                       "td_errors": td, "yours": yours, "yours_note": yours_note, "max_difference": max_difference}
     return fig
 
 
@@ -251,10 +282,12 @@ def discount_explorer(gamma: float = 0.99, rewards: np.ndarray | None = None) ->
                     rewards=rewards)
 
 
-def gae_explorer(gamma: float = 0.99, lam: float = 0.95) -> Explorer:
-    """Sliders for gamma and lambda -> :func:`plot_gae_weights`."""
+def gae_explorer(gamma: float = 0.99, lam: float = 0.95, your_compute_gae=None) -> Explorer:
+    """Sliders for gamma and lambda -> :func:`plot_gae_weights`; pass ``your_compute_gae=compute_gae`` to see
+    your function's advantages drawn over the reference's at every setting."""
     return Explorer(plot_gae_weights, {"gamma": _slider("γ (gamma)", gamma, 0.5, 1.0, 0.005, ".3f"),
-                                       "lam": _slider("λ (lambda)", lam, 0.0, 1.0, 0.01)})
+                                       "lam": _slider("λ (lambda)", lam, 0.0, 1.0, 0.01)},
+                    your_compute_gae=your_compute_gae)
 
 
 def clip_explorer(clip_eps: float = 0.2) -> Explorer:

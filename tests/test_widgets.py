@@ -215,3 +215,29 @@ def test_side_by_side_gif_shrinks_to_the_size_limit(tmp_path):
 def test_widgets_module_is_reachable_lazily():
     assert pg.widgets is widgets
     assert matplotlib.get_backend()  # importing the widgets never forces an interactive backend
+
+
+def test_the_gae_explorer_draws_the_learners_function_over_the_reference():
+    import torch
+
+    from pgcourse import returns
+    from pgcourse.widgets import gae_explorer, plot_gae_weights
+
+    right = plot_gae_weights(0.9, 0.8, your_compute_gae=returns.compute_gae).course_data
+    assert right["max_difference"] == 0.0 and right["yours_note"] == ""
+
+    def summed_flags(rewards, values, next_values, terminated, truncated, gamma, lam):  # a classic mistake
+        return returns.compute_gae(rewards, values, next_values, terminated + truncated, truncated, gamma, lam)
+
+    wrong = plot_gae_weights(0.9, 0.8, your_compute_gae=summed_flags).course_data
+    assert wrong["max_difference"] > 0.1
+
+    def stub(*args):
+        raise NotImplementedError()
+
+    assert plot_gae_weights(your_compute_gae=stub).course_data["yours_note"] == "your compute_gae: not implemented yet"
+    assert "expected a tensor of shape (16, 1)" in plot_gae_weights(
+        your_compute_gae=lambda *args: torch.zeros(3)).course_data["yours_note"]
+    assert "raised ZeroDivisionError" in plot_gae_weights(your_compute_gae=lambda *args: 1 / 0).course_data["yours_note"]
+    explorer = gae_explorer(your_compute_gae=returns.compute_gae)
+    assert explorer.data["max_difference"] == 0.0
