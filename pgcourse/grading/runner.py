@@ -116,6 +116,11 @@ def _warm_imports() -> None:
     leaf = torch.ones(3, requires_grad=True)
     torch.autograd.grad([leaf * 2.0], [leaf], [torch.ones(3)], retain_graph=True, allow_unused=True)
     torch.autograd.grad((leaf * torch.linspace(0.5, 1.5, 3)).sum(), [leaf], allow_unused=True)
+    # The first optimiser imports torch._dynamo (and the standard library's cProfile with it): a loop stage that
+    # builds one after the switch to another user found the interpreter's files unreadable (unsafe mode, as root).
+    optimizer = torch.optim.Adam([leaf], lr=1e-3)
+    leaf.grad = torch.ones(3)
+    optimizer.step()
 
 
 def _enter(config: dict[str, Any]) -> tuple[int, str]:
