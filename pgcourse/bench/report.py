@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..config import SOLVE_THRESHOLDS
+from ..config import EVAL_MODE_DEFAULTS, SOLVE_THRESHOLDS
 from .results import (EVAL_EPISODES, EVAL_SEED, PGCOURSE_AT_ZOO_SETTINGS, SB3_ENV_ID, SPEED_TARGET, THROUGHPUT_TARGET,
                       TINY_ENV_VAR, ZOO_PPO_CARTPOLE, BenchReport, CaseSummary, _median, _side_runs, quick_unreached,
                       speed_ratio, summarize_case, throughput_medians, time_to_solve_medians)
@@ -234,10 +234,12 @@ def print_report(report: BenchReport, file: TextIO | None = None) -> None:
     say(f"pgcourse benchmark: seeds {report.seeds}, device {report.device}, torch threads 1 "
         "(pgcourse and SB3 alike, for a fair comparison)")
     if report.cases:
-        say(f"solved = mean return of {EVAL_EPISODES} greedy evaluation episodes (seeds {EVAL_SEED}.."
+        envs = sorted({c.env_id for c in report.cases})
+        sampled = [env for env in envs if EVAL_MODE_DEFAULTS.get(env) == "sample"]
+        say(f"solved = mean return of {EVAL_EPISODES} evaluation episodes (seeds {EVAL_SEED}.."
             f"{EVAL_SEED + EVAL_EPISODES - 1}) >= threshold "
-            + ", ".join(f"{env}: {SOLVE_THRESHOLDS[env]:g}" for env in sorted({c.env_id for c in report.cases})
-                        if env in SOLVE_THRESHOLDS))
+            + ", ".join(f"{env}: {SOLVE_THRESHOLDS[env]:g}" for env in envs if env in SOLVE_THRESHOLDS)
+            + "; greedy actions" + (f", sampled on {', '.join(sampled)} (its eval_mode)" if sampled else ""))
         say("steps/episodes/wall to solve: first evaluation reaching it, medians over solved seeds; "
             "wall seconds exclude evaluation time")
         say(f"final = the final policy's {EVAL_EPISODES}-episode mean; the table shows its mean ± std and min over "
