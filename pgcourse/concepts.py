@@ -350,6 +350,54 @@ QUESTIONS: dict[str, list[Question]] = {
             "ones) it sees inputs from a different distribution and acts differently.",
             "Right: the statistics are part of the agent (lesson 05, section 8).")),
     ],
+    "06": [
+        _q("q1", "`pg.diagnose` reports every signal healthy for your new training loop. What may you conclude?", "c",
+           ("The loop has no bug.",
+            "Some bugs leave no mark on the signals it reads: lesson 06's bug hunt has mysteries (truncation treated "
+            "as termination, the clipped action's log-prob) whose runs it calls healthy."),
+           ("The hyperparameters are well tuned.",
+            "The signals watch for the signatures of known bugs, not for how good a setting is: a healthy-looking "
+            "run can still learn slowly."),
+           ("Only that none of the bugs it knows shows its signature here; a probe environment with a known answer, "
+            "or a correct twin trained with the same seed, tests the rest.",
+            "Right: the diagnosis is a lead, not a verdict (lesson 06, section 4)."),
+           ("The run will solve the environment if trained longer.",
+            "Nothing in the signals predicts that; a flat return with healthy signals is exactly what some bugs give.")),
+        _q("q2", "You wrote a new actor-critic and suspect its value loss. Which test isolates the critic fastest?",
+           "b",
+           ("Train on CartPole for longer and watch the return.",
+            "The return mixes the policy, the critic and the environment: a broken critic may only slow learning, "
+            "and you cannot tell which part failed."),
+           ("Train on a probe with one observation, one step per episode and reward +1, and check that V is 1.",
+            "Right: with nothing to learn but the value, a critic that does not reach the exact answer is broken "
+            "(lesson 06's probe environments)."),
+           ("Raise the critic's learning rate until the explained variance is high.",
+            "That tunes around a bug instead of finding it; a broken loss can still fit something."),
+           ("Compare your return curve with Stable-Baselines3's on the same environment.",
+            "Different defaults and seeds give different curves; the comparison cannot say which line is wrong.")),
+        _q("q3", "On the time-limit probe (reward +1 every step, every episode cut by the time limit, discount "
+                 "gamma) the true value is 1 / (1 - gamma), but your critic settles well below it, at the same value "
+                 "on every seed. Which bug fits?", "a",
+           ("The time limit is treated as termination: the bootstrap is cut at the cut-off, so the critic learns the "
+            "average value of a short episode that has no future.",
+            "Right: that average is what the buggy targets converge to (lesson 06 predicts it and measures it)."),
+           ("The advantage has the wrong sign.",
+            "That breaks the policy, not the value targets: it fails the probes where the action matters."),
+           ("The critic's learning rate is too low.",
+            "A slow critic is still moving towards 5; settling on one wrong value, the same on every seed, points at "
+            "wrong targets."),
+           ("The entropy bonus has the wrong sign.",
+            "The entropy term acts on the policy; with one observation and no action choice it cannot move V.")),
+        _q("q4", "Why does the bug hunt train each mystery's correct twin with the same seed?", "d",
+           ("To make training faster.", "It doubles the training; the point is the comparison."),
+           ("Because `pg.diagnose` needs two runs to work.", "It diagnoses one run on its own."),
+           ("Because one twin averages out the noise like ten seeds would.",
+            "One run averages nothing; the twin is useful because its randomness is the same, not because it "
+            "is another sample."),
+           ("With the same seed the two runs are identical until the bug first acts, so where they part shows what "
+            "the bug changes; with different seeds, seed-to-seed noise hides small differences.",
+            "Right: the same seed makes the comparison exact on CPU (lesson 06 and the bug hunt's hints)."))
+    ],
 }
 
 
