@@ -246,12 +246,16 @@ def test_env_kwargs_are_validated_and_saved_as_json():
         assert expected in str(error.value)
 
 
-def test_old_saved_configs_load_with_the_defaults_of_the_new_fields():
-    shipped = REPO / "pgcourse" / "traps" / "mysteries" / "1"
-    saved = json.loads((shipped / "config.json").read_text())
-    assert "eval_mode" not in saved and "env_kwargs" not in saved  # written before the fields existed
-    run = pg.load(shipped)
-    assert run.config.eval_mode == "greedy" and run.config.env_kwargs == {}
+def test_old_saved_configs_load_with_the_defaults_of_the_new_fields(tmp_path):
+    # a run saved before the fields existed: today's save with them taken out of its config.json (the shipped
+    # mystery runs used to be such runs; they were regenerated with every field)
+    folder = _train_tiny(total_steps=1024).save(tmp_path / "old")
+    saved = json.loads((folder / "config.json").read_text())
+    for added_later in ("eval_mode", "env_kwargs", "log_std_min"):
+        saved.pop(added_later)
+    (folder / "config.json").write_text(json.dumps(saved))
+    run = pg.load(folder)
+    assert run.config.eval_mode == "greedy" and run.config.env_kwargs == {} and run.config.log_std_min is None
 
 
 def test_training_evaluation_and_gifs_use_the_env_kwargs(tmp_path):
