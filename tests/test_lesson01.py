@@ -120,7 +120,8 @@ def test_regenerate_01_describes_the_lessons_sweep():
     spec = importlib.util.spec_from_file_location("regenerate_01", ROOT / "tools" / "regenerate_01.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    folder, arms, seeds = module.SWEEPS["weighting"]
+    sweep = module.SWEEPS["weighting"]
+    folder, arms, seeds = sweep.folder, sweep.arms, sweep.seeds
     assert folder == ROOT / "figures" / "01_weighting" and seeds >= 10
     for arm in arms:  # every arm is a valid config
         overrides = {k: v for k, v in arm.items() if k != "label"}

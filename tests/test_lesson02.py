@@ -93,7 +93,8 @@ def test_lesson_02_caches_are_the_sweeps_regenerate_02_describes():
     spec = importlib.util.spec_from_file_location("regenerate_02", root / "tools" / "regenerate_02.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    for name, (folder, algo, arms, seeds, settings) in module.SWEEPS.items():
+    for name, sweep in module.SWEEPS.items():
+        folder, algo, arms, seeds, settings = sweep.folder, sweep.algo, sweep.arms, sweep.seeds, sweep.settings
         results = load_results(folder)  # reads every trial and checks its digest
         assert not results.missing and not results.failed, name
         assert len(results.trials) == len(arms) * seeds >= 10 * len(arms), name

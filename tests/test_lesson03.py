@@ -91,7 +91,8 @@ def test_regenerate_03_describes_the_lessons_sweeps():
 @pytest.mark.parametrize("name", ["lambda", "truncation"])
 def test_the_cached_sweeps_hold_the_requested_trials(name):
     module = regenerate_03()
-    folder, arms, seeds, settings = module.SWEEPS[name]
+    sweep = module.SWEEPS[name]
+    folder, arms, seeds, settings = sweep.folder, sweep.arms, sweep.seeds, sweep.settings
     results = load_results(folder)
     assert not results.missing and not results.failed
     assert len(results.trials) == len(arms) * seeds

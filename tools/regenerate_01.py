@@ -15,14 +15,11 @@ the folder with ``pgcourse.sweeps.load_results`` and prints the command beside e
 """
 from __future__ import annotations
 
-import argparse
-import time
+import sys
 from pathlib import Path
 
-import pgcourse as pg
-
-ROOT = Path(__file__).resolve().parents[1]
-FIGURES = ROOT / "figures"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/_regenerate.py, also when a test imports this file
+from _regenerate import FIGURES, Sweep, command as _command, main  # noqa: E402
 
 # The lesson's budget: 200 episodes (50 updates of 4 episodes), the same as its own live run.
 SETTINGS = {"max_episodes": 200}
@@ -36,36 +33,15 @@ WEIGHTING_ARMS = [
 ]
 
 SWEEPS = {
-    "weighting": (FIGURES / "01_weighting", WEIGHTING_ARMS, WEIGHTING_SEEDS),
+    "weighting": Sweep(FIGURES / "01_weighting", "reinforce", "CartPole-v1", WEIGHTING_ARMS, WEIGHTING_SEEDS, SETTINGS,
+                       measure="final_return", last=20),
 }
 
 
 def command(name: str) -> str:
     """The shell command that regenerates sweep ``name`` (printed by the lesson beside its results)."""
-    return f"python tools/regenerate_01.py {name} --workers 2"
-
-
-def run(name: str, workers: int = 2) -> pg.sweeps.SweepResults:
-    folder, arms, seeds = SWEEPS[name]
-    started = time.perf_counter()
-    results = pg.sweep("reinforce", "CartPole-v1", seeds=range(seeds), grid=arms, folder=folder, workers=workers,
-                       compress=True, **SETTINGS)
-    size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
-    trained = sum(record.wall_seconds for record in results.trials)
-    print(f"{name}: {len(results.trials)} trials, {time.perf_counter() - started:.0f} s wall now, "
-          f"{trained:.0f} s of training summed over trials, folder {size / 2**20:.2f} MiB")
-    print(results.summary("final_return", last=20))
-    return results
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sweep", choices=[*SWEEPS, "all"])
-    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
-    args = parser.parse_args(argv)
-    for name in SWEEPS if args.sweep == "all" else [args.sweep]:
-        run(name, args.workers)
+    return _command("regenerate_01", name)
 
 
 if __name__ == "__main__":
-    main()
+    main(__doc__.splitlines()[0], SWEEPS)

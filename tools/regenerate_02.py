@@ -13,14 +13,11 @@ The lesson loads the folders with ``pgcourse.sweeps.load_results`` and prints th
 """
 from __future__ import annotations
 
-import argparse
-import time
+import sys
 from pathlib import Path
 
-import pgcourse as pg
-
-ROOT = Path(__file__).resolve().parents[1]
-FIGURES = ROOT / "figures"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/_regenerate.py, also when a test imports this file
+from _regenerate import FIGURES, Sweep, command as _command, main  # noqa: E402
 
 BASELINE_SEEDS = 10
 BASELINE_STEPS = 20_000
@@ -38,40 +35,17 @@ ENTROPY_LR = 2e-2  # a fast actor (4x the default 5e-3): the setting where a pol
 ENTROPY_ARMS = [{"label": f"beta {beta:g}", "ent_coef": beta} for beta in (0.0, 0.01, 0.05, 0.1, 0.3, 1.0)]
 
 SWEEPS = {
-    "baselines": (FIGURES / "02_baselines", "reinforce", BASELINE_ARMS, BASELINE_SEEDS,
-                  {"total_steps": BASELINE_STEPS}),
-    "entropy": (FIGURES / "02_entropy", "reinforce_baseline", ENTROPY_ARMS, ENTROPY_SEEDS,
-                {"total_steps": ENTROPY_STEPS, "lr": ENTROPY_LR}),
+    "baselines": Sweep(FIGURES / "02_baselines", "reinforce", "CartPole-v1", BASELINE_ARMS, BASELINE_SEEDS,
+                       {"total_steps": BASELINE_STEPS}, measure="final_return", last=20),
+    "entropy": Sweep(FIGURES / "02_entropy", "reinforce_baseline", "CartPole-v1", ENTROPY_ARMS, ENTROPY_SEEDS,
+                     {"total_steps": ENTROPY_STEPS, "lr": ENTROPY_LR}, measure="final_return", last=20),
 }
 
 
 def command(name: str) -> str:
     """The shell command that regenerates sweep ``name`` (printed by the lesson beside its results)."""
-    return f"python tools/regenerate_02.py {name} --workers 2"
-
-
-def run(name: str, workers: int = 2) -> pg.sweeps.SweepResults:
-    folder, algo, arms, seeds, settings = SWEEPS[name]
-    started = time.perf_counter()
-    results = pg.sweep(algo, "CartPole-v1", seeds=range(seeds), grid=arms, folder=folder, workers=workers,
-                       compress=True, **settings)
-    size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
-    trained = sum(record.wall_seconds for record in results.trials)
-    longest = max(record.wall_seconds for record in results.trials)
-    print(f"{name}: {len(results.trials)} trials, {time.perf_counter() - started:.0f} s wall now, "
-          f"{trained:.0f} s of training summed over trials (longest {longest:.0f} s), folder {size / 2**20:.2f} MiB")
-    print(results.summary("final_return", last=20))
-    return results
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sweep", choices=[*SWEEPS, "all"])
-    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
-    args = parser.parse_args(argv)
-    for name in SWEEPS if args.sweep == "all" else [args.sweep]:
-        run(name, args.workers)
+    return _command("regenerate_02", name)
 
 
 if __name__ == "__main__":
-    main()
+    main(__doc__.splitlines()[0], SWEEPS)

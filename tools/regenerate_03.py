@@ -14,14 +14,11 @@ the command beside each result.
 """
 from __future__ import annotations
 
-import argparse
-import time
+import sys
 from pathlib import Path
 
-import pgcourse as pg
-
-ROOT = Path(__file__).resolve().parents[1]
-FIGURES = ROOT / "figures"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/_regenerate.py, also when a test imports this file
+from _regenerate import FIGURES, Sweep, command as _command, main  # noqa: E402
 
 # The lambda sweep: 50k env steps, the learning rates annealed to 0 over them (the default), one greedy
 # evaluation of 20 episodes after the last update (eval_every = total_steps; evaluating never changes
@@ -46,37 +43,16 @@ TRUNCATION_ARMS = [
 ]
 
 SWEEPS = {
-    "lambda": (FIGURES / "03_lambda", LAMBDA_ARMS, LAMBDA_SEEDS, LAMBDA_SETTINGS),
-    "truncation": (FIGURES / "03_truncation", TRUNCATION_ARMS, TRUNCATION_SEEDS, TRUNCATION_SETTINGS),
+    "lambda": Sweep(FIGURES / "03_lambda", "a2c", "CartPole-v1", LAMBDA_ARMS, LAMBDA_SEEDS, LAMBDA_SETTINGS),
+    "truncation": Sweep(FIGURES / "03_truncation", "a2c", "CartPole-v1", TRUNCATION_ARMS, TRUNCATION_SEEDS,
+                        TRUNCATION_SETTINGS),
 }
 
 
 def command(name: str) -> str:
     """The shell command that regenerates sweep ``name`` (printed by the lesson beside its results)."""
-    return f"python tools/regenerate_03.py {name} --workers 2"
-
-
-def run(name: str, workers: int = 2) -> pg.sweeps.SweepResults:
-    folder, arms, seeds, settings = SWEEPS[name]
-    started = time.perf_counter()
-    results = pg.sweep("a2c", "CartPole-v1", seeds=range(seeds), grid=arms, folder=folder, workers=workers,
-                       compress=True, **settings)
-    size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
-    trained = sum(record.wall_seconds for record in results.trials)
-    print(f"{name}: {len(results.trials)} trials, {time.perf_counter() - started:.0f} s wall now, "
-          f"{trained:.0f} s of training summed over trials, folder {size / 2**20:.2f} MiB")
-    print(results.summary("final_eval"))
-    return results
-
-
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sweep", choices=[*SWEEPS, "all"])
-    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
-    args = parser.parse_args(argv)
-    for name in SWEEPS if args.sweep == "all" else [args.sweep]:
-        run(name, args.workers)
+    return _command("regenerate_03", name)
 
 
 if __name__ == "__main__":
-    main()
+    main(__doc__.splitlines()[0], SWEEPS)

@@ -17,14 +17,12 @@ The probe table (``probes``) is described at :data:`PROBE_ARMS`.
 """
 from __future__ import annotations
 
-import argparse
+import sys
 import time
 from pathlib import Path
 
-import pgcourse as pg
-
-ROOT = Path(__file__).resolve().parents[1]
-FIGURES = ROOT / "figures"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/_regenerate.py, also when a test imports this file
+from _regenerate import FIGURES, Sweep, command as _command, main  # noqa: E402
 
 DIAGNOSE_SEEDS = 10
 CARTPOLE_STEPS = 15_000
@@ -34,7 +32,8 @@ DIAGNOSE_ARMS = [
     for name in ("advantage_sign_flipped", "stale_old_log_probs", "entropy_wrong_sign", "missing_detach")
 ]
 
-SWEEPS = {"diagnose": (FIGURES / "06_diagnose", DIAGNOSE_ARMS, DIAGNOSE_SEEDS)}
+# Every arm names its own algorithm and environment (algo, env_id None here).
+SWEEPS = {"diagnose": Sweep(FIGURES / "06_diagnose", None, None, DIAGNOSE_ARMS, DIAGNOSE_SEEDS, measure=None)}
 
 # The probe table (pgcourse.probes): the correct PPO and A2C and three planted traps, every probe, ten seeds.
 # A probe run keeps no history worth caching (the verdict is read from the trained networks), so this is a
@@ -47,18 +46,7 @@ PROBES_FILE = FIGURES / "06_probes.json"
 
 def command(name: str) -> str:
     """The shell command that regenerates sweep ``name`` (printed by the lesson beside its results)."""
-    return f"python tools/regenerate_06.py {name} --workers 2"
-
-
-def run(name: str, workers: int = 2) -> pg.sweeps.SweepResults:
-    folder, arms, seeds = SWEEPS[name]
-    started = time.perf_counter()
-    results = pg.sweep(None, None, seeds=range(seeds), grid=arms, folder=folder, workers=workers, compress=True)
-    size = sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
-    trained = sum(record.wall_seconds for record in results.trials)
-    print(f"{name}: {len(results.trials)} trials, {time.perf_counter() - started:.0f} s wall now, "
-          f"{trained:.0f} s of training summed over trials, folder {size / 2**20:.2f} MiB")
-    return results
+    return _command("regenerate_06", name)
 
 
 def run_probe_table(path: Path = PROBES_FILE, arms=None) -> dict:
@@ -85,16 +73,5 @@ def run_probe_table(path: Path = PROBES_FILE, arms=None) -> dict:
     return payload
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sweep", choices=[*SWEEPS, "probes", "all"])
-    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
-    args = parser.parse_args(argv)
-    for name in SWEEPS if args.sweep == "all" else [args.sweep] if args.sweep != "probes" else []:
-        run(name, args.workers)
-    if args.sweep in ("probes", "all"):
-        run_probe_table()
-
-
 if __name__ == "__main__":
-    main()
+    main(__doc__.splitlines()[0], SWEEPS, extra={"probes": run_probe_table})
