@@ -70,7 +70,7 @@ def show_gif(*args, **kwargs):
 
 _LAZY_SUBMODULES = {"checks", "plotting", "render", "bench", "cli", "exercisegen", "traps", "envs", "networks",
                     "config", "algorithms", "widgets", "grading", "live", "planted", "notebook_format",
-                    "stats", "sweeps"}
+                    "stats", "sweeps", "lm"}
 
 
 def __getattr__(name: str):

@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("parts", {"envs", "networks", "config", "history"}),
     ("runs", {"run", "evaluation"}),
     ("views", {"plotting", "render", "live", "loggers"}),
-    ("training", {"algorithms"}),
+    ("training", {"algorithms", "lm"}),
     ("entry", {"planted", "api"}),
     ("course tools", {"widgets", "checks", "traps", "exercisegen", "sweeps", "claims", "hints",
                       "concepts", "probes"}),
