@@ -41,6 +41,23 @@ def flat_grad(output: Tensor, parameters: Sequence[torch.nn.Parameter], create_g
     return torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, parameters)])
 
 
+def assign_flat_(parameters: Sequence[torch.nn.Parameter], flat: Tensor) -> None:
+    """Write the flat vector ``flat`` ``[P]`` into ``parameters`` in place (the inverse of concatenating them).
+
+    Unlike ``torch.nn.utils.vector_to_parameters``, which makes every parameter a *view* into one new vector,
+    each parameter keeps its own storage: a run resumed from a checkpoint (separate tensors) then computes
+    exactly what the uninterrupted run computes (views into one buffer can round differently in CPU kernels).
+    """
+    offset = 0
+    with torch.no_grad():
+        for parameter in parameters:
+            count = parameter.numel()
+            parameter.copy_(flat[offset:offset + count].view_as(parameter))
+            offset += count
+    if offset != flat.numel():
+        raise ValueError(f"flat has {flat.numel()} values but the parameters hold {offset}")
+
+
 def categorical_kl(old_logits: Tensor, new_logits: Tensor) -> Tensor:
     """:math:`D_{KL}(\\pi_{old}(\\cdot|s) \\| \\pi_{new}(\\cdot|s)) = \\sum_a p_{old}(a) (\\log p_{old}(a) - \\log p_{new}(a))`
     per state: ``[B, n_actions]`` logits in, ``[B]`` out. ``old_logits`` should be detached (a constant)."""

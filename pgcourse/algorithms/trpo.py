@@ -23,8 +23,8 @@ import torch
 from ..config import TRPOConfig
 from ..diagnostics import relative_value_error
 from ..run import Run
-from ..trust_region import (backtracking_line_search, categorical_kl, conjugate_gradient, fisher_vector_product,
-                            flat_grad, gaussian_kl, max_step_length)
+from ..trust_region import (assign_flat_, backtracking_line_search, categorical_kl, conjugate_gradient,
+                            fisher_vector_product, flat_grad, gaussian_kl, max_step_length)
 from .components import Components
 from .rollout import collect_rollout, flatten_valid
 from .trainer import Hooks, Means, Trainer
@@ -87,7 +87,7 @@ def train_trpo(config: TRPOConfig, components: Components | None = None, hooks: 
             surrogate_before = float(surrogate_old.detach())
 
             def try_step(fraction: float) -> tuple[float, float]:
-                torch.nn.utils.vector_to_parameters(old_params + fraction * full_step, parameters)
+                assign_flat_(parameters, old_params + fraction * full_step)
                 with torch.no_grad():
                     improvement = float(surrogate()) - surrogate_before
                     kl = float(policy_kl(policy, obs, old_output, old_log_std))
@@ -97,7 +97,7 @@ def train_trpo(config: TRPOConfig, components: Components | None = None, hooks: 
                                               config.line_search_steps, config.line_search_shrink,
                                               config.accept_ratio)
             with torch.no_grad():
-                torch.nn.utils.vector_to_parameters(old_params + search.fraction * full_step, parameters)
+                assign_flat_(parameters, old_params + search.fraction * full_step)
                 if continuous and config.log_std_min is not None:  # the bound holds after every policy step
                     policy.clamp_log_std_(config.log_std_min)
                 update_kl = float(policy_kl(policy, obs, old_output, old_log_std))
