@@ -35,6 +35,11 @@ CASES = [
                                 eval_every=512, eval_episodes=2)),
     ("ppo", "Pendulum-v1", dict(total_steps=2048, num_envs=2, n_steps=256, minibatch_size=128, update_epochs=2,
                                 eval_every=1024, eval_episodes=1)),
+    # TRPO (chapter 07); tests/test_trpo_interrupt.py also presses Ctrl-C inside its CG and line search
+    ("trpo", "CartPole-v1", dict(total_steps=1536, num_envs=4, n_steps=64, minibatch_size=64, critic_epochs=2,
+                                 eval_every=512, eval_episodes=2)),
+    ("trpo", "Pendulum-v1", dict(total_steps=1536, num_envs=2, n_steps=128, minibatch_size=128, critic_epochs=2,
+                                 eval_every=768, eval_episodes=1)),
 ]
 
 
