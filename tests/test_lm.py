@@ -338,3 +338,21 @@ def test_evaluate_sorting_splits_by_repeated_digits(pretrained):
     result = evaluate_sorting(pretrained, ["3313", "413"], max_new_tokens=12)
     assert result["prompts"] == 2 and result["prompts_with_repeat"] == 1
     assert set(result) >= {"sampled_exact", "greedy_exact", "greedy_exact_repeat", "greedy_exact_distinct"}
+
+
+# Found by review (chapter 08): each of these failed on the first version of finetune.py.
+def test_grpo_stays_finite_at_a_low_sampling_temperature():
+    result = finetune(method="grpo", temperature=0.1, updates=2, prompts_per_update=2, group_size=4,
+                      eval_prompts=8, device="cpu")
+    assert all(math.isfinite(value) for key in ("reward", "kl", "entropy") for value in result.history[key])
+
+
+def test_grpo_refuses_k1_in_its_loss():
+    with pytest.raises(ConfigError, match="kl_estimator.*zero expected gradient"):
+        FinetuneConfig(method="grpo", kl_estimator="k1", kl_coef=0.1)
+    FinetuneConfig(method="grpo", kl_estimator="k1", kl_coef=0.0)  # no leash: nothing to refuse
+
+
+def test_a_response_budget_longer_than_the_model_fits_is_refused_before_training():
+    with pytest.raises(ConfigError, match="max_new_tokens.*max_len=32"):
+        finetune(method="grpo", max_new_tokens=30, updates=1, device="cpu")

@@ -23,7 +23,11 @@ One loop, read top to bottom. Every update:
      ``update_epochs`` full-batch steps.
 
 The per-token KL estimator is ``kl_estimator`` (``"k1"``: in the reward for REINFORCE and PPO; ``"k3"``: in
-GRPO's loss; each method's default is its paper's). The history's ``kl`` uses neither: at every sampled response
+GRPO's loss; each method's default is its paper's). In a loss on the policy's own samples the two behave
+differently from their values: k1's expected gradient is zero, so GRPO refuses it, and k3's expected gradient is
+that of the *reverse* KL, :math:`\nabla_\theta D_{KL}(\pi_{ref} \| \pi_\theta)`, although its value estimates
+:math:`D_{KL}(\pi_\theta \| \pi_{ref})` (both KLs are zero at the same place, so the leash still pulls towards the
+reference). The history's ``kl`` uses neither: at every sampled response
 position it takes the exact KL between the two next-token distributions (over the 14-token vocabulary), sums it
 over the response and averages over the batch,
 :math:`\\frac1B\\sum_i\\sum_t m_{i,t}\\,\\mathrm{KL}(\\pi_\\theta(\\cdot|s_{i,t}) \\| \\pi_{ref}(\\cdot|s_{i,t}))`: an estimate
@@ -61,7 +65,8 @@ KL_ESTIMATORS = {"k1": kl_k1, "k3": kl_k3}
 # GRPO take 2 epochs per batch: 4 cost about 40% more CPU for no clear gain on seed 0 (PPO 0.67 with 4 epochs, 0.76
 # with 2; GRPO 0.72 with 4 at kl_coef 0.02, 0.68 with 2 at 0.1: single seeds, within their noise). With these defaults
 # every one of the 10 cached seeds per method (figures/08_lm) raised the held-out sampled exact accuracy from
-# 0.37-0.42 to 0.62-0.79, in 6-10 s of CPU per run; GRPO's leash is stronger (k3 in the loss, averaged per token).
+# 0.37-0.42 to 0.62-0.79, in 6-10 s of CPU per run. The leashes are not the same strength: k1 at 0.05 in the
+# reward (REINFORCE, PPO) and k3 at 0.1 in the loss (GRPO) are different pulls; compare their KLs as measured.
 METHOD_DEFAULTS = {
     "reinforce": {"lr": 3e-4, "kl_coef": 0.05, "kl_estimator": "k1", "update_epochs": 1},
     "ppo": {"lr": 3e-4, "kl_coef": 0.05, "kl_estimator": "k1", "update_epochs": 2},
@@ -146,6 +151,10 @@ class FinetuneConfig:
             _fail("max_digits", self.max_digits, f"an integer >= min_digits={self.min_digits}")
         if self.method == "grpo" and self.group_size < 2:
             _fail("group_size", self.group_size, "an integer >= 2 for method='grpo' (advantages compare a prompt's samples)")
+        if self.method == "grpo" and self.kl_estimator == "k1" and self.kl_coef > 0:
+            _fail("kl_estimator", self.kl_estimator, "'k3' for method='grpo': GRPO puts the KL estimate in its loss, "
+                  "and k1 = log pi - log pi_ref as a loss on the policy's own samples has zero expected gradient (the "
+                  "leash would pull nothing); k1 belongs in the reward (method='ppo' or 'reinforce')")
         if self.method == "reinforce" and self.update_epochs != 1:
             _fail("update_epochs", self.update_epochs, "1 for method='reinforce' (one on-policy step per batch; "
                   "several epochs need PPO's or GRPO's clipped ratio)")
@@ -286,6 +295,11 @@ def finetune(config: FinetuneConfig | None = None, model: TinyLM | None = None, 
     started, cpu_started = time.perf_counter(), time.process_time()
     torch.manual_seed(c.seed)
     start_model = model if model is not None else load_pretrained()
+    longest = c.max_digits + 2 + c.max_new_tokens  # BOS + the prompt's digits + ">" + the response
+    if longest > start_model.config.max_len:
+        _fail("max_new_tokens", c.max_new_tokens, f"an integer <= {start_model.config.max_len - c.max_digits - 2}: a "
+              f"{c.max_digits}-digit prompt takes {c.max_digits + 2} positions and the model has max_len="
+              f"{start_model.config.max_len}")
     policy = copy.deepcopy(start_model).to(device)
     if c.method == "ppo" and policy.value_head is None:
         policy.add_value_head().to(device)
@@ -365,7 +379,9 @@ def finetune(config: FinetuneConfig | None = None, model: TinyLM | None = None, 
                     new_logits = response_logits(policy, prompt_tokens, tokens, c.temperature)
                     new_log_probs = token_log_probs(new_logits, tokens)  # [B, T]
                     policy_loss = masked_clipped_loss(new_log_probs, old_log_probs, advantages, mask, c.clip_eps)
-                    kl_loss = masked_mean(kl_estimator(new_log_probs, ref_log_probs), mask)
+                    # both log-probs masked: on padding, an unmasked log pi(PAD) (-60 at temperature 0.2) would send
+                    # k3's exp(log pi_ref - log pi) to inf, and inf x 0 is NaN in the loss and its gradient
+                    kl_loss = masked_mean(kl_estimator(new_log_probs * mask, ref_log_probs), mask)
                     loss = policy_loss + c.kl_coef * kl_loss
                     optimizer.zero_grad()
                     loss.backward()
