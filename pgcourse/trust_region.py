@@ -12,7 +12,9 @@ where :math:`g = \\nabla_\\theta L(\\theta_{old})` is the gradient of the surrog
 Hessian of :math:`\\bar{D}_{KL}(\\pi_{old} \\| \\pi_\\theta)` at :math:`\\theta_{old}`. The solution is the
 natural gradient :math:`s = F^{-1} g` scaled to the constraint's edge,
 :math:`\\theta = \\theta_{old} + \\sqrt{2\\delta / (s^\\top F s)}\\, s`, then shrunk by a backtracking line
-search until the real KL is within :math:`\\delta` and the surrogate improves.
+search until the real KL is within :math:`\\delta` and the surrogate improves. In practice both the solve and the
+step length use the damped matrix :math:`F + \\lambda I` (``cg_damping``), so the undamped quadratic estimate
+:math:`\\tfrac12 \\beta^2 s^\\top F s` of the full step's KL is a little below :math:`\\delta`.
 
 :math:`F` has as many rows as the policy has parameters (~4,500 for a 64-64 CartPole policy, millions for
 large nets), so it is never formed: :func:`fisher_vector_product` computes :math:`Fv` by differentiating
@@ -143,7 +145,8 @@ def conjugate_gradient(matrix_vector_product: Callable[[Tensor], Tensor], b: Ten
 def max_step_length(direction: Tensor, fisher_direction: Tensor, max_kl: float) -> float:
     """:math:`\\beta = \\sqrt{2\\delta / (s^\\top F s)}`: the step along ``direction`` :math:`s` whose quadratic
     KL estimate :math:`\\tfrac12 \\beta^2 s^\\top F s` equals ``max_kl`` :math:`\\delta`. ``fisher_direction`` is
-    :math:`F s` ``[P]``."""
+    :math:`F s` ``[P]``; TRPO passes the damped product :math:`(F + \\lambda I) s` that conjugate gradient used, so
+    the damped estimate equals :math:`\\delta` and the undamped one is a little below."""
     curvature = float(direction @ fisher_direction)  # s^T F s
     if not curvature > 0:
         raise ValueError(f"s^T F s = {curvature:.3g} must be > 0 (the damped Fisher matrix is positive definite)")

@@ -1,6 +1,7 @@
 """Chapter 07's checks (pgcourse/checks/ch07_trpo.py): the references pass, the known wrong versions are named."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -50,6 +51,9 @@ WRONG_KL = {
 }
 
 
+WRONG_KL["must stay connected to new_logits"] = lambda old, new: categorical_kl(old, new.detach())
+
+
 @pytest.mark.parametrize("expected, wrong", list(WRONG_KL.items()), ids=list(WRONG_KL))
 def test_wrong_kls_are_named(expected, wrong):
     with pytest.raises(AssertionError, match=expected):
@@ -70,7 +74,7 @@ def _fvp_frees_the_graph(kl_grad, parameters, vector, damping):
 
 @pytest.mark.parametrize("wrong, expected", [(_fvp_without_damping, "damping is missing"),
                                              (_fvp_damping_multiplies, "damping multiplies"),
-                                             (_fvp_frees_the_graph, "retain_graph=True")])
+                                             (_fvp_frees_the_graph, "retain_graph set to True")])
 def test_wrong_fisher_vector_products_are_named(wrong, expected):
     with pytest.raises(AssertionError, match=expected):
         ch07_trpo.check_fisher_vector_product(wrong)
@@ -129,9 +133,159 @@ def _rejects_by_comparison(evaluate, expected_improvement, max_kl, max_backtrack
     return 0.0
 
 
+def _unscaled_ratio(evaluate, expected_improvement, max_kl, max_backtracks=10, shrink=0.5, accept_ratio=0.1):
+    fraction = 1.0
+    for _ in range(max_backtracks):
+        improvement, kl = evaluate(fraction)
+        if kl <= max_kl and improvement > accept_ratio * expected_improvement:  # no x fraction
+            return fraction
+        fraction *= shrink
+    return 0.0
+
+
+def _returns_predicted_improvement(evaluate, expected_improvement, max_kl, max_backtracks=10, shrink=0.5,
+                                   accept_ratio=0.1):
+    return backtracking_line_search(evaluate, expected_improvement, max_kl, max_backtracks, shrink,
+                                    accept_ratio).fraction * expected_improvement
+
+
+def _one_try_short(evaluate, expected_improvement, max_kl, max_backtracks=10, shrink=0.5, accept_ratio=0.1):
+    return backtracking_line_search(evaluate, expected_improvement, max_kl, max_backtracks - 1, shrink,
+                                    accept_ratio).fraction
+
+
 @pytest.mark.parametrize("wrong, expected", [(_never_shrinks, "never shrinks"), (_ignores_kl, "KL was not checked"),
                                              (_accepts_any_improvement, "accept_ratio x expected_improvement"),
-                                             (_rejects_by_comparison, "NaN")])
+                                             (_rejects_by_comparison, "NaN"),
+                                             (_unscaled_ratio, "Probable mistake: the required improvement is not "
+                                                               "scaled by the fraction tried"),
+                                             (_returns_predicted_improvement, "Probable mistake: you returned the "
+                                                                              "improvement the linear model"),
+                                             (_one_try_short, "Probable mistake: one try short")])
 def test_wrong_line_searches_are_named(wrong, expected):
     with pytest.raises(AssertionError, match=expected):
         ch07_trpo.check_line_search(wrong)
+
+
+# -- trpo_step: one whole update, assembled from the four pieces ------------------------------------------------------
+def _update_like(direction="natural", line_search=True, returned=None, damped_length=True):
+    """A trpo_step that moves the policy as the package's update does, with one knob turned (``returned``: a value
+    to return instead of the fraction, or a function of the step giving it)."""
+    def trpo_step(policy, obs, actions, old_log_probs, advantages, max_kl, cg_iters, cg_damping):
+        batch = ch07_trpo.TRPOBatch(policy, obs, actions, old_log_probs, advantages, max_kl, cg_iters, cg_damping,
+                                    10, 0.5, 0.1)
+        step = ch07_trpo.reference_trpo_step(batch, direction=direction, line_search=line_search,
+                                             damped_length=damped_length)
+        torch.nn.utils.vector_to_parameters(step.parameters, policy.parameters())
+        if returned is None:
+            return step.fraction
+        return returned(step) if callable(returned) else returned
+    return trpo_step
+
+
+def _trpo_step_via_distributions(policy, obs, actions, old_log_probs, advantages, max_kl, cg_iters, cg_damping):
+    """An honest variant: log-probs and KL through torch.distributions, flat gradients by hand."""
+    parameters = list(policy.parameters())
+    theta_old = torch.nn.utils.parameters_to_vector(parameters).detach()
+    with torch.no_grad():
+        old = torch.distributions.Categorical(logits=policy(obs))
+
+    def surrogate():
+        new_log_probs = torch.distributions.Categorical(logits=policy(obs)).log_prob(actions)
+        return (torch.exp(new_log_probs - old_log_probs) * advantages).mean()
+
+    def mean_kl():
+        return torch.distributions.kl_divergence(old, torch.distributions.Categorical(logits=policy(obs))).mean()
+
+    def flat(grads):
+        return torch.cat([g.reshape(-1) for g in grads])
+
+    surrogate_old = surrogate()
+    gradient = flat(torch.autograd.grad(surrogate_old, parameters))
+    kl_grad = flat(torch.autograd.grad(mean_kl(), parameters, create_graph=True))
+
+    def fisher(vector):
+        return fisher_vector_product(kl_grad, parameters, vector, cg_damping)
+
+    direction = conjugate_gradient(fisher, gradient, cg_iters).x
+    full_step = (2 * max_kl / float(direction @ fisher(direction))) ** 0.5 * direction
+    before = float(surrogate_old.detach())
+
+    def evaluate(fraction):
+        torch.nn.utils.vector_to_parameters(theta_old + fraction * full_step, parameters)
+        with torch.no_grad():
+            return float(surrogate()) - before, float(mean_kl())
+
+    fraction = backtracking_line_search(evaluate, float(gradient @ full_step), max_kl).fraction
+    torch.nn.utils.vector_to_parameters(theta_old + fraction * full_step, parameters)
+    return fraction
+
+
+def test_trpo_step_reference_and_an_honest_variant_pass(capsys):
+    ch07_trpo.check_trpo_step(_update_like())
+    ch07_trpo.check_trpo_step(_trpo_step_via_distributions)
+    assert capsys.readouterr().out.count("✓ trpo_step: 3 CartPole batches") == 2
+
+
+def test_the_third_trpo_case_needs_the_line_search():
+    seed, overrides, _ = ch07_trpo.TRPO_STEP_CASES[2]
+    batch = ch07_trpo.cartpole_batch(seed, **overrides)
+    assert ch07_trpo.reference_trpo_step(batch).fraction < 1.0
+    assert ch07_trpo.reference_trpo_step(batch, line_search=False).kl > batch.max_kl
+
+
+def _policy_unchanged(policy, obs, actions, old_log_probs, advantages, max_kl, cg_iters, cg_damping):
+    return 1.0
+
+
+@pytest.mark.parametrize("wrong, expected", [
+    (_update_like(direction="gradient"), "plain gradient"),
+    (_update_like(line_search=False), "the line search must check the KL"),
+    (_update_like(returned=0.5), "return the fraction of the full step the line search accepted"),
+    (_policy_unchanged, "parameters did not change"),
+], ids=["plain gradient", "no line search", "wrong fraction returned", "policy unchanged"])
+def test_wrong_trpo_steps_are_named(wrong, expected):
+    with pytest.raises(AssertionError, match=expected):
+        ch07_trpo.check_trpo_step(wrong)
+
+
+@pytest.mark.parametrize("convert", [float, np.float32, np.float64, torch.tensor,
+                                     lambda x: torch.tensor(x, dtype=torch.float64)],
+                         ids=["float", "np.float32", "np.float64", "0-d float32 tensor", "0-d float64 tensor"])
+def test_a_fraction_of_any_real_number_type_is_accepted(convert, capsys):
+    ch07_trpo.check_line_search(lambda *args: convert(backtracking_line_search(*args).fraction))
+    ch07_trpo.check_trpo_step(_update_like(returned=lambda step: convert(step.fraction)))
+    assert capsys.readouterr().out.count("✓") == 2
+
+
+@pytest.mark.parametrize("returned", [None, [1.0], True, "1.0"], ids=["None", "list", "bool", "str"])
+def test_a_line_search_that_returns_no_number_is_told_to_return_a_float(returned):
+    with pytest.raises(AssertionError, match="return a Python float"):
+        ch07_trpo.check_line_search(lambda *args: returned)
+
+
+@pytest.mark.parametrize("returned", [lambda step: None, lambda step: step.parameters, lambda step: "1.0"],
+                         ids=["None", "the step vector", "a string"])
+def test_a_trpo_step_that_returns_no_number_fails_even_when_the_policy_moved_right(returned):
+    with pytest.raises(AssertionError, match=r"return the accepted fraction \(a float\)"):
+        ch07_trpo.check_trpo_step(_update_like(returned=returned))
+
+
+def test_the_undamped_step_length_is_named():
+    with pytest.raises(AssertionError, match="the step length was computed from an undamped product F s"):
+        ch07_trpo.check_trpo_step(_update_like(damped_length=False))
+
+
+def _trpo_step_without_create_graph(policy, obs, actions, old_log_probs, advantages, max_kl, cg_iters, cg_damping):
+    parameters = list(policy.parameters())
+    with torch.no_grad():
+        old_logits = policy(obs)
+    kl_grad = flat_grad(categorical_kl(old_logits, policy(obs)).mean(), parameters)  # no graph kept
+    fisher_vector_product(kl_grad, parameters, torch.ones_like(kl_grad), cg_damping)
+    return 1.0
+
+
+def test_a_kl_gradient_without_a_graph_gets_a_hint():
+    with pytest.raises(ch07_trpo.LearnerCodeError, match="compute kl_grad with create_graph=True, and keep "
+                                                          "categorical_kl connected to new_logits"):
+        ch07_trpo.check_trpo_step(_trpo_step_without_create_graph)

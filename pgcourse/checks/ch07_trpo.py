@@ -5,20 +5,34 @@
 graph, so each has its own check: it builds small problems whose answer is known exactly (an explicit Fisher
 matrix from full second derivatives of a tiny policy, symmetric positive-definite systems, a line search over a
 KL that grows with the step), compares, and names the classic wrong versions (the damping forgotten or
-multiplied in, a search direction never made conjugate, a line search that never shrinks or ignores the KL).
+multiplied in, a search direction never made conjugate, a line search that never shrinks, ignores the KL, holds a
+shortened step to the full step's predicted improvement or stops one try short, a step length from an undamped
+product).
 The reference solutions are in :mod:`pgcourse.trust_region`.
+
+``check_trpo_step`` checks the assembly exercise, one whole TRPO update written from those four pieces, on real
+CartPole batches against the package's update; :func:`cartpole_batch` and :func:`reference_trpo_step` (a batch as
+``train_trpo`` builds it, and the package's update of it) serve it and lesson 07's measurements. Every check also
+plays its cases where a grader's handle lives (``fn.play_case``: the live arguments rebuilt from data by
+:mod:`pgcourse.grading.loops`).
 """
 from __future__ import annotations
 
+import copy
 import math
+import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from ..trust_region import backtracking_line_search, categorical_kl, conjugate_gradient, flat_grad
-from .harness import Case, Exercise, Mistake, _call_learner, _make_check, _message, _randn
+from ..trust_region import (backtracking_line_search, categorical_kl, conjugate_gradient, fisher_vector_product,
+                            flat_grad, max_step_length)
+from .harness import Case, Exercise, LearnerCodeError, Mistake, _call_learner, _make_check, _message, _randn
+from .stages import call_spec, is_remote, learner_crash
 
 # --------------------------------------------------------------------------------------------------
 # categorical_kl (a tensor function: the harness checks it)
@@ -37,15 +51,10 @@ def _cases_categorical_kl() -> list[Case]:
     for batch, actions, scale in [(5, 3, 1.0), (16, 4, 3.0)]:
         cases.append(Case(f"random logits: {batch} states x {actions} actions, scale {scale}",
                           dict(old_logits=_randn(g, batch, actions, scale=scale),
-                               new_logits=_randn(g, batch, actions, scale=scale))))
+                               new_logits=_randn(g, batch, actions, scale=scale, requires_grad=True))))
     cases.append(Case("float64 logits", dict(old_logits=_randn(g, 4, 2, dtype=torch.float64),
-                                             new_logits=_randn(g, 4, 2, dtype=torch.float64))))
+                                             new_logits=_randn(g, 4, 2, dtype=torch.float64, requires_grad=True))))
     return cases
-
-
-def _probabilities_kl(old_logits: Tensor, new_logits: Tensor) -> Tensor:
-    old_p, new_p = old_logits.softmax(-1), new_logits.softmax(-1)
-    return (old_p * (old_p.log() - new_p.log())).sum(-1)
 
 
 CATEGORICAL_KL = Exercise(
@@ -70,6 +79,10 @@ CATEGORICAL_KL = Exercise(
                 lambda old_logits, new_logits: categorical_kl(old_logits, new_logits).mean()),
     ],
     grad_args=("new_logits",),
+    no_grad_hints={"new_logits": (
+        "the KL must stay connected to new_logits: TRPO differentiates it twice (its Hessian in the new "
+        "policy's parameters is the Fisher matrix), so do not detach new_logits or turn them into numbers; only "
+        "old_logits are constants.")},
     note="Your result must be differentiable with respect to new_logits (its Hessian is the Fisher matrix).",
 )
 
@@ -103,13 +116,40 @@ def _tiny_policy_problem(seed: int, obs_dim: int = 3, hidden: int = 4, actions: 
     hidden_out = torch.tanh(obs @ w1.T + b1)
     kl = categorical_kl(old_logits, hidden_out @ w2.T + b2).mean()
     kl_grad = flat_grad(kl, parameters, create_graph=True)
-    return parameters, kl_grad, fisher
+    data = dict(w1=w1.detach(), b1=b1.detach(), w2=w2.detach(), b2=b2.detach(), obs=obs, old_logits=old_logits)
+    return parameters, kl_grad, fisher, data
 
 
 def _fvp_problem(fn_output: Any, expected: Tensor) -> Tensor | None:
     if isinstance(fn_output, Tensor) and fn_output.shape == expected.shape:
         return fn_output.detach()
     return None
+
+
+_GRAPH_FREED = "backward through the graph a second time"
+
+
+def _graph_freed_message(name: str, case: Case) -> str:
+    return _message(name, "the second call on the same kl_grad crashed: the graph was freed by the first.",
+                    "keep kl_grad's graph: differentiate with retain_graph set to True, because conjugate gradient "
+                    "asks for many products of the same Fisher matrix.", True, case, show_values=False)
+
+
+def _remote_fvp_outputs(fn: Any, name: str, data: dict[str, Tensor], vectors: list[Tensor],
+                        dampings: tuple[float, ...]) -> list[Any]:
+    """The learner's products, played where their function lives (the grader's sandbox): the tiny policy and
+    ``kl_grad`` are rebuilt there from ``data`` (:mod:`pgcourse.grading.loops`), the calls made in order."""
+    spec = {"trust_region": {"kl_problem": data},
+            "calls": [call_spec([{"ref": "kl_grad"}, {"ref": "parameters"}, {"value": vector}, {"value": damping}])
+                      for vector, damping in zip(vectors, dampings)]}
+    try:
+        outcome = fn.play_case(spec)
+    except Exception as error:  # noqa: BLE001 - a crash in their code is reported as theirs
+        if _GRAPH_FREED in str(error):
+            raise AssertionError(_graph_freed_message(name, Case("a tiny tanh policy, call 2 on the same kl_grad",
+                                                                 {}))) from None
+        raise learner_crash(name, error) from None
+    return [call["result"] for call in outcome["calls"]]
 
 
 def check_fisher_vector_product(fn: Callable[..., Any]) -> None:
@@ -119,24 +159,25 @@ def check_fisher_vector_product(fn: Callable[..., Any]) -> None:
     name = "fisher_vector_product"
     checked = 0
     for seed in (0, 1):
-        parameters, kl_grad, fisher = _tiny_policy_problem(seed)
+        parameters, kl_grad, fisher, data = _tiny_policy_problem(seed)
         size = fisher.shape[0]
-        eye = torch.eye(size, dtype=fisher.dtype)
-        for number, damping in enumerate((0.0, 0.1, 1.0)):
-            vector = torch.randn(size, generator=torch.Generator().manual_seed(100 * seed + number),
-                                 dtype=fisher.dtype)
+        dampings = (0.0, 0.1, 1.0)
+        vectors = [torch.randn(size, generator=torch.Generator().manual_seed(100 * seed + number), dtype=fisher.dtype)
+                   for number in range(len(dampings))]
+        remote_outputs = _remote_fvp_outputs(fn, name, data, vectors, dampings) if is_remote(fn) else None
+        for number, (damping, vector) in enumerate(zip(dampings, vectors)):
             case = Case(f"a tiny tanh policy (seed {seed}, {size} parameters), damping={damping}, call "
                         f"{number + 1} on the same kl_grad", dict(vector=vector, damping=damping))
-            try:
-                output = _call_learner(fn, name, [kl_grad, parameters, vector, damping],
-                                       ["kl_grad", "parameters", "vector", "damping"])
-            except Exception as error:
-                if number > 0 and "backward through the graph a second time" in str(error):
-                    raise AssertionError(_message(
-                        name, "the second call on the same kl_grad crashed: the graph was freed by the first.",
-                        "keep kl_grad's graph: differentiate with retain_graph=True, because conjugate gradient "
-                        "asks for many products of the same Fisher matrix.", True, case, show_values=False)) from None
-                raise
+            if remote_outputs is not None:
+                output = remote_outputs[number]
+            else:
+                try:
+                    output = _call_learner(fn, name, [kl_grad, parameters, vector, damping],
+                                           ["kl_grad", "parameters", "vector", "damping"])
+                except Exception as error:
+                    if number > 0 and _GRAPH_FREED in str(error):
+                        raise AssertionError(_graph_freed_message(name, case)) from None
+                    raise
             expected = fisher @ vector + damping * vector
             received = _fvp_problem(output, expected)
             if received is None:
@@ -164,7 +205,7 @@ def check_fisher_vector_product(fn: Callable[..., Any]) -> None:
                              "the (constant) vector, plus damping times the vector"),
                     expected=expected, received=received))
             checked += 1
-    print(f"✓ {name}: {checked} products matched the explicit Fisher matrix")
+    print(f"✓ {name}: {checked} products matched the explicit Fisher matrix, {checked} cases passed")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -209,7 +250,21 @@ def _cg_swapped_beta(matvec: Callable[[Tensor], Tensor], b: Tensor, iterations: 
 
 
 def _x_of(output: Any) -> Any:
+    if isinstance(output, dict) and isinstance(output.get("x"), Tensor):  # an object with .x, sent back as data
+        return output["x"]
     return output.x if hasattr(output, "x") and isinstance(getattr(output, "x"), Tensor) else output
+
+
+def _remote_cg(fn: Any, name: str, matrix: Tensor, b: Tensor, iterations: int, residual_tol: float) -> tuple[Any, int]:
+    """The learner's conjugate gradient played in the grader's sandbox on a matrix known there only through a
+    counting product: (x, the number of products taken)."""
+    spec = {"trust_region": {"matvec": matrix},
+            "calls": [call_spec([{"ref": "matvec"}, {"value": b}, {"value": iterations}, {"value": residual_tol}])]}
+    try:
+        outcome = fn.play_case(spec)
+    except Exception as error:  # noqa: BLE001 - a crash in their code is reported as theirs
+        raise learner_crash(name, error) from None
+    return _x_of(outcome["calls"][0]["result"]), int(outcome.get("products", 0))
 
 
 def check_conjugate_gradient(fn: Callable[..., Any]) -> None:
@@ -241,8 +296,12 @@ def check_conjugate_gradient(fn: Callable[..., Any]) -> None:
             return matrix @ vector
 
         case = Case(description, dict(matrix=matrix, b=b, iterations=iterations))
-        output = _x_of(_call_learner(fn, name, [matvec, b, iterations, 1e-20],
-                                     ["matrix_vector_product", "b", "iterations", "residual_tol"]))
+        if is_remote(fn):
+            output, count = _remote_cg(fn, name, matrix, b, iterations, 1e-20)
+            products.extend([b] * count)
+        else:
+            output = _x_of(_call_learner(fn, name, [matvec, b, iterations, 1e-20],
+                                         ["matrix_vector_product", "b", "iterations", "residual_tol"]))
         expected = conjugate_gradient(lambda v, matrix=matrix: matrix @ v, b, iterations, 1e-20).x
         if not isinstance(output, Tensor) or output.shape != b.shape:
             raise AssertionError(_message(name, f"expected x of shape {tuple(b.shape)}, got {type(output).__name__}.",
@@ -269,13 +328,17 @@ def check_conjugate_gradient(fn: Callable[..., Any]) -> None:
                 expected=expected, received=output.detach()))
     zero_products: list[Tensor] = []
     b = torch.zeros(4, dtype=torch.float64)
-    output = _x_of(_call_learner(fn, name, [lambda v: zero_products.append(v) or 2 * v, b, 10, 1e-10]))
+    if is_remote(fn):
+        output, count = _remote_cg(fn, name, 2 * torch.eye(4, dtype=torch.float64), b, 10, 1e-10)
+        zero_products.extend([b] * count)
+    else:
+        output = _x_of(_call_learner(fn, name, [lambda v: zero_products.append(v) or 2 * v, b, 10, 1e-10]))
     if not isinstance(output, Tensor) or not torch.equal(output, b) or zero_products:
         raise AssertionError(_message(
             name, "for b = 0 the answer is x = 0, with no product needed.",
             "stop as soon as the residual's squared norm is below residual_tol (check before each product).",
             True, Case("b = 0", dict(b=b)), expected=b, received=output))
-    print(f"✓ {name}: {len(problems) + 1} systems solved like the reference")
+    print(f"✓ {name}: {len(problems) + 1} systems solved like the reference, {len(problems) + 1} cases passed")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -284,14 +347,70 @@ def check_conjugate_gradient(fn: Callable[..., Any]) -> None:
 
 
 def _fraction_of(output: Any) -> Any:
+    if isinstance(output, dict) and "fraction" in output:  # an object with .fraction, sent back as data
+        return output["fraction"]
     return output.fraction if hasattr(output, "fraction") else output
+
+
+def _real_number(output: Any) -> float | None:
+    """``output`` as a Python float if it is one real number (int, float, numpy scalar, 0-d tensor), else None
+    (a bool, None, a vector, anything else)."""
+    if isinstance(output, (bool, np.bool_)):
+        return None
+    if isinstance(output, (int, float, np.integer, np.floating)):
+        return float(output)
+    if isinstance(output, Tensor) and output.dim() == 0 and not output.is_complex() and output.dtype != torch.bool:
+        return float(output.detach())
+    return None
+
+
+def _describe(output: Any) -> str:
+    if isinstance(output, Tensor):
+        return f"a tensor of shape {tuple(output.shape)}"
+    return "None" if output is None else f"a {type(output).__name__}"
+
+
+_UNSCALED_HINT = ("the required improvement is not scaled by the fraction tried: the linear model predicts "
+                  "expected_improvement x fraction for a shortened step, so a step shrunk to fit the trust region "
+                  "must beat accept_ratio x that, not accept_ratio x the full step's prediction (which a short step "
+                  "may never reach).")
+
+
+def _search_unscaled_ratio(evaluate: Callable[[float], tuple[float, float]], expected_improvement: float,
+                           max_kl: float, max_backtracks: int, shrink: float, accept_ratio: float) -> float:
+    """A wrong line search: the improvement compared with accept_ratio times the FULL step's prediction."""
+    for tried in range(max_backtracks):
+        fraction = shrink ** tried
+        improvement, kl = evaluate(fraction)
+        if kl <= max_kl and improvement > accept_ratio * expected_improvement:
+            return fraction
+    return 0.0
+
+
+def _remote_line_search(fn: Any, name: str, evaluate: Callable[[float], tuple[float, float]], args: list[Any],
+                        tried: list[float]) -> Any:
+    """The learner's line search played in the grader's sandbox, its ``evaluate`` a table of the fractions
+    ``shrink^k`` (any other fraction evaluates to NaNs there); the fractions it tried go into ``tried``."""
+    expected_improvement, max_kl, backtracks, shrink, ratio = args
+    fractions = [shrink ** k for k in range(backtracks)]
+    table = {"fractions": torch.tensor(fractions, dtype=torch.float64),
+             "values": torch.tensor([list(evaluate(f)) for f in fractions], dtype=torch.float64)}
+    spec = {"trust_region": {"evaluate": table},
+            "calls": [call_spec([{"ref": "evaluate"}, *({"value": value} for value in args)])]}
+    try:
+        outcome = fn.play_case(spec)
+    except Exception as error:  # noqa: BLE001 - a crash in their code is reported as theirs
+        raise learner_crash(name, error) from None
+    tried.extend(float(f) for f in outcome.get("tried", []))
+    return _fraction_of(outcome["calls"][0]["result"])
 
 
 def check_line_search(fn: Callable[..., Any]) -> None:
     """Check ``line_search(evaluate, expected_improvement, max_kl, max_backtracks, shrink, accept_ratio) ->
-    fraction`` (a float, or an object with ``.fraction``; 0.0 when no step is accepted) on searches whose answer
-    is known: a KL that grows with the step, a surrogate that gets worse, NaNs, improvements below the accepted
-    ratio of the prediction."""
+    fraction`` (a real number: a float, an int, a numpy scalar or a 0-d tensor; or an object with ``.fraction``;
+    0.0 when no step is accepted) on searches whose answer is known: a KL that grows with the step, a surrogate
+    that gets worse, NaNs, improvements below the accepted ratio of the prediction for the fraction tried, a last
+    try that is the accepted one, a prediction other than 1."""
     name = "line_search"
     scenarios = [
         ("KL = 0.04 f^2, improvement = f (the full step is twice too far: accept f = 0.5)",
@@ -313,6 +432,14 @@ def check_line_search(fn: Callable[..., Any]) -> None:
         ("shrink = 0.8, KL = 0.02 f^2: accept 0.8^n, the first with KL <= 0.01 (0.8^2 = 0.64)",
          lambda f: (f, 0.02 * f * f), 1.0, 0.01, 10, 0.8, 0.1, 0.64,
          "multiply the fraction by `shrink` after each rejected try (fractions 1, shrink, shrink^2, ...)."),
+        ("improvement = 0.15 f, KL = 0.12 f^2: only f = 0.25 is inside (0.0075); its improvement 0.0375 beats "
+         "10% of the prediction for f = 0.25 (0.025), not 10% of the full step's (0.1): accept f = 0.25",
+         lambda f: (0.15 * f, 0.12 * f * f), 1.0, 0.01, 10, 0.5, 0.1, 0.25,
+         _UNSCALED_HINT),
+        ("expected_improvement = 2, improvement = f, KL = 0.12 f^2, max_backtracks = 3: the third and last try, "
+         "f = 0.25, is accepted",
+         lambda f: (f, 0.12 * f * f), 2.0, 0.01, 3, 0.5, 0.1, 0.25,
+         "try max_backtracks fractions (here the last one is accepted) and return the accepted fraction as it is."),
     ]
     for description, evaluate, expected_improvement, max_kl, backtracks, shrink, ratio, expected, hint in scenarios:
         tried: list[float] = []
@@ -323,24 +450,304 @@ def check_line_search(fn: Callable[..., Any]) -> None:
 
         case = Case(description, dict(expected_improvement=expected_improvement, max_kl=max_kl,
                                       max_backtracks=backtracks, shrink=shrink, accept_ratio=ratio))
-        output = _fraction_of(_call_learner(
-            fn, name, [counted, expected_improvement, max_kl, backtracks, shrink, ratio],
-            ["evaluate", "expected_improvement", "max_kl", "max_backtracks", "shrink", "accept_ratio"]))
+        if is_remote(fn):
+            output = _remote_line_search(fn, name, evaluate, [expected_improvement, max_kl, backtracks, shrink, ratio],
+                                         tried)
+        else:
+            output = _fraction_of(_call_learner(
+                fn, name, [counted, expected_improvement, max_kl, backtracks, shrink, ratio],
+                ["evaluate", "expected_improvement", "max_kl", "max_backtracks", "shrink", "accept_ratio"]))
         reference = backtracking_line_search(evaluate, expected_improvement, max_kl, backtracks, shrink, ratio)
         assert math.isclose(reference.fraction, expected, abs_tol=1e-12), (description, reference)
         if len(tried) > backtracks:
             raise AssertionError(_message(name, f"{len(tried)} tries for max_backtracks={backtracks}.",
                                           "stop after max_backtracks tries and return 0.0.", True, case,
                                           show_values=False))
-        if not isinstance(output, (int, float)) or isinstance(output, bool) or not math.isclose(
-                float(output), expected, abs_tol=1e-9):
-            never_shrinks = len(tried) > 1 and all(t == 1.0 for t in tried)
-            chosen = ("the line search never shrinks: every try was the full step (fraction 1)."
-                      if never_shrinks and expected != 1.0 else hint)
+        fraction = _real_number(output)
+        if fraction is None:
             raise AssertionError(_message(
-                name, f"accepted fraction {output!r}, expected {expected!r} (fractions tried: {tried}).", chosen,
-                never_shrinks and expected != 1.0, case, expected=expected, received=output, show_values=False))
-    print(f"✓ {name}: {len(scenarios)} searches ended where the reference's do")
+                name, f"you returned {_describe(output)}, not a number.",
+                "return a Python float: the accepted fraction itself (0.0 when no fraction is accepted).", True, case,
+                show_values=False))
+        if not math.isclose(fraction, expected, abs_tol=1e-6):  # float32 returns pass
+            never_shrinks = len(tried) > 1 and all(t == 1.0 for t in tried)
+            chosen, certain = hint, False
+            unscaled = _search_unscaled_ratio(evaluate, expected_improvement, max_kl, backtracks, shrink, ratio)
+            if unscaled != expected and math.isclose(fraction, unscaled, abs_tol=1e-6):
+                chosen, certain = _UNSCALED_HINT, True
+            elif never_shrinks and expected != 1.0:
+                chosen, certain = "the line search never shrinks: every try was the full step (fraction 1).", True
+            elif expected > 0 and expected_improvement != 1.0 and math.isclose(
+                    fraction, expected * expected_improvement, abs_tol=1e-6):
+                chosen, certain = ("you returned the improvement the linear model predicts for the accepted step "
+                                   "(fraction x expected_improvement): return the fraction itself."), True
+            elif (backtracks > 1 and fraction == 0.0 and expected == shrink ** (backtracks - 1)
+                  and len(tried) == backtracks - 1):
+                chosen, certain = (f"one try short: your loop stopped after {len(tried)} tries for "
+                                   f"max_backtracks={backtracks}; try max_backtracks fractions, 1 up to "
+                                   f"shrink^(max_backtracks - 1), the last of which is accepted here."), True
+            raise AssertionError(_message(
+                name, f"accepted fraction {fraction!r}, expected {expected!r} (fractions tried: {tried}).", chosen,
+                certain, case, expected=expected, received=output, show_values=False))
+    print(f"✓ {name}: {len(scenarios)} searches ended where the reference's do, {len(scenarios)} cases passed")
+
+
+# --------------------------------------------------------------------------------------------------
+# one TRPO update on a real CartPole batch (the assembly exercise and the lesson's measurements)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TRPOBatch:
+    """One TRPO batch of CartPole-v1, as :func:`pgcourse.algorithms.trpo.train_trpo` builds it before its
+    policy step: the policy that collected it (:math:`\\pi_{old}`), the valid transitions and their
+    normalised GAE advantages, and the config's trust-region settings."""
+
+    policy: torch.nn.Module   # pi_old: obs [B, obs_dim] -> logits [B, n_actions]
+    obs: Tensor               # [B, obs_dim]
+    actions: Tensor           # [B] int64
+    old_log_probs: Tensor     # [B], log pi_old(a|s) stored at collection time
+    advantages: Tensor        # [B], normalised
+    max_kl: float
+    cg_iters: int
+    cg_damping: float
+    line_search_steps: int
+    line_search_shrink: float
+    accept_ratio: float
+
+    def copy_policy(self) -> torch.nn.Module:
+        """A fresh copy of pi_old (every update starts from the same parameters)."""
+        return copy.deepcopy(self.policy)
+
+
+def cartpole_batch(seed: int = 0, policy: torch.nn.Module | None = None, **overrides: Any) -> TRPOBatch:
+    """Collect one TRPO batch on CartPole-v1 with the course's TRPO defaults (``overrides`` change any field,
+    e.g. ``max_kl=0.05``): ``num_envs * n_steps`` steps of the policy initialised with ``seed`` (or of a copy of
+    ``policy``, e.g. a trained ``run.policy``), GAE advantages normalised, reset steps dropped."""
+    from ..algorithms.rollout import collect_rollout, flatten_valid
+    from ..algorithms.trainer import Trainer
+    from ..config import make_config
+
+    config = make_config("trpo", "CartPole-v1", "discrete", seed=seed, progress=False, **overrides)
+    random_state, numpy_state, torch_state = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    try:  # the trainer seeds the global generators (and samples the actions from torch's): put back after
+        with Trainer(config) as trainer:
+            if policy is not None:
+                trainer.policy.load_state_dict(policy.state_dict())
+            parts = trainer.components
+            rollout = collect_rollout(trainer, config.n_steps)
+            advantages = parts.gae()(rollout.rewards, rollout.values, rollout.next_values, rollout.terminated,
+                                     rollout.truncated, config.gamma, config.gae_lambda)  # [T, N]
+            obs, actions, old_log_probs, advantages = flatten_valid(rollout, rollout.obs, rollout.actions,
+                                                                    rollout.log_probs, advantages)  # [B, ...]
+            if config.normalize_advantages:
+                advantages = parts.normalize(advantages)  # [B]
+            batch_policy = copy.deepcopy(trainer.policy)
+            trainer._close()
+    finally:
+        random.setstate(random_state)
+        np.random.set_state(numpy_state)
+        torch.set_rng_state(torch_state)
+    return TRPOBatch(batch_policy, obs, actions, old_log_probs, advantages.detach(), config.max_kl, config.cg_iters,
+                     config.cg_damping, config.line_search_steps, config.line_search_shrink, config.accept_ratio)
+
+
+def _log_probs(policy: torch.nn.Module, obs: Tensor, actions: Tensor) -> Tensor:
+    return torch.log_softmax(policy(obs), dim=-1).gather(-1, actions.unsqueeze(-1)).squeeze(-1)  # [B]
+
+
+def batch_surrogate(policy: torch.nn.Module, batch: TRPOBatch) -> Tensor:
+    """:math:`L(\\theta) = \\frac1B \\sum_i \\rho_i A_i` of ``policy`` on ``batch`` (a scalar with its graph)."""
+    return ((_log_probs(policy, batch.obs, batch.actions) - batch.old_log_probs).exp() * batch.advantages).mean()
+
+
+def batch_kl(policy: torch.nn.Module, batch: TRPOBatch) -> Tensor:
+    """Mean over the batch's states of KL(pi_old || pi_policy) (a scalar with its graph)."""
+    with torch.no_grad():
+        old_logits = batch.policy(batch.obs)  # [B, n]
+    return categorical_kl(old_logits, policy(batch.obs)).mean()
+
+
+@dataclass(frozen=True)
+class TRPOStep:
+    """What one TRPO update did: the new parameters ``[P]``, the accepted fraction of the full step, the real
+    surrogate improvement and KL there, the linear prediction for the full step and conjugate gradient's
+    iterations and final residual norm."""
+
+    parameters: Tensor
+    fraction: float
+    improvement: float
+    kl: float
+    expected_improvement: float
+    cg_iterations: int
+    cg_residual: float
+
+
+def reference_trpo_step(batch: TRPOBatch, direction: str = "natural", line_search: bool = True,
+                        damped_length: bool = True) -> TRPOStep:
+    """One TRPO update of a copy of ``batch.policy`` with the package's functions, in ``train_trpo``'s order:
+    surrogate gradient, conjugate gradient, step length, line search. The step length
+    :math:`\\beta = \\sqrt{2\\delta / s^\\top (F + \\lambda I) s}` uses the same damped product as conjugate gradient.
+    ``direction="gradient"`` (the plain gradient scaled to the same quadratic KL), ``line_search=False`` (always the
+    full step) and ``damped_length=False`` (the step length from an undamped product :math:`F s`) are the wrong
+    versions the check names."""
+    policy = batch.copy_policy()
+    parameters = list(policy.parameters())
+    old_params = torch.nn.utils.parameters_to_vector(parameters).detach()  # [P]
+    surrogate_old = batch_surrogate(policy, batch)
+    gradient = flat_grad(surrogate_old, parameters)  # g, [P]
+    kl_grad = flat_grad(batch_kl(policy, batch), parameters, create_graph=True)  # [P]
+
+    def fisher(vector: Tensor) -> Tensor:
+        return fisher_vector_product(kl_grad, parameters, vector, batch.cg_damping)
+
+    cg = conjugate_gradient(fisher, gradient, batch.cg_iters)
+    step_direction = cg.x if direction == "natural" else gradient
+    fisher_direction = (fisher(step_direction) if damped_length
+                        else fisher_vector_product(kl_grad, parameters, step_direction, 0.0))  # (F + λI) s, or F s
+    full_step = max_step_length(step_direction, fisher_direction, batch.max_kl) * step_direction  # [P]
+    expected = float(gradient @ full_step)
+    before = float(surrogate_old.detach())
+
+    def evaluate(fraction: float) -> tuple[float, float]:
+        torch.nn.utils.vector_to_parameters(old_params + fraction * full_step, parameters)
+        with torch.no_grad():
+            return float(batch_surrogate(policy, batch)) - before, float(batch_kl(policy, batch))
+
+    if line_search:
+        search = backtracking_line_search(evaluate, expected, batch.max_kl, batch.line_search_steps,
+                                          batch.line_search_shrink, batch.accept_ratio)
+        fraction, improvement, kl = search.fraction, search.improvement, search.kl
+    else:
+        fraction = 1.0
+        improvement, kl = evaluate(1.0)
+    new_params = (old_params + fraction * full_step).detach()
+    if fraction == 0.0:
+        improvement, kl = 0.0, 0.0
+    return TRPOStep(new_params, fraction, improvement, kl, expected, cg.iterations, cg.residual_norm)
+
+
+def _remote_trpo_step(fn: Any, name: str, batch: TRPOBatch, data: list[Any]) -> tuple[Any, Tensor]:
+    """The learner's update played in the grader's sandbox on a copy of ``batch.policy`` rebuilt there from its
+    weights: (what it returned, the policy's parameters after the call, flattened ``[P]``)."""
+    layers = [module for module in batch.policy.net if isinstance(module, torch.nn.Linear)]
+    network = {"class": "CategoricalPolicy", "obs_dim": layers[0].in_features, "n_actions": layers[-1].out_features,
+               "hidden_sizes": [layer.out_features for layer in layers[:-1]],
+               "state": {key: value.detach().clone() for key, value in batch.policy.state_dict().items()}}
+    spec = {"networks": {"policy": network},
+            "calls": [call_spec([{"ref": "policy"}, *({"value": value} for value in data)], parameters=["policy"])]}
+    try:
+        outcome = fn.play_case(spec)
+    except Exception as error:  # noqa: BLE001 - a crash in their code is reported as theirs
+        raise learner_crash(name, error) from None
+    call = outcome["calls"][0]
+    after = torch.cat([tensor.reshape(-1) for tensor in call["parameters"]["policy"]])  # [P]
+    return _fraction_of(call["result"]), after
+
+
+# (seed, overrides of the TRPO defaults, what the case tests): the third batch's step is computed with little
+# damping, so the quadratic model overshoots and the line search must halve the full step (real KL 0.0123 > 0.01).
+TRPO_STEP_CASES: tuple[tuple[int, dict[str, Any], str], ...] = (
+    (0, {}, "the course defaults"),
+    (1, {}, "the course defaults"),
+    (1, dict(cg_damping=1e-4, cg_iters=20), "cg_damping=1e-4 and 20 CG iterations: the full step leaves the trust "
+                                            "region, the line search must shrink it"),
+)
+
+
+_NO_GRAPH = "does not require grad"
+
+
+def _no_graph_crash(error: LearnerCodeError) -> LearnerCodeError:
+    """Their crash, with a hint when autograd found no graph to differentiate (a detached KL, or kl_grad computed
+    without create_graph): the Fisher-vector product differentiates the KL's gradient once more."""
+    if _NO_GRAPH not in str(error):
+        return error
+    return LearnerCodeError(f"{error}\nHint: autograd found no graph to differentiate: compute kl_grad with "
+                            f"create_graph=True, and keep categorical_kl connected to new_logits (the new policy's "
+                            f"logits, computed from the policy's parameters, not detached).")
+
+
+def check_trpo_step(fn: Callable[..., Any], cases: tuple[tuple[int, dict[str, Any], str], ...] = TRPO_STEP_CASES
+                    ) -> None:
+    """Check ``trpo_step(policy, obs, actions, old_log_probs, advantages, max_kl, cg_iters, cg_damping) ->
+    fraction`` (it changes ``policy``'s parameters in place and returns the accepted fraction, a real number: a
+    float, an int, a numpy scalar or a 0-d tensor; or an object with ``.fraction``) on real CartPole-v1 batches
+    against the package's update: the step's real KL within ``max_kl``, the surrogate's improvement and the new
+    parameters those of the reference, within float32 tolerance, and the fraction returned the reference's."""
+    name = "trpo_step"
+    for seed, overrides, what in cases:
+        batch = cartpole_batch(seed, **overrides)
+        reference = reference_trpo_step(batch)
+        policy = batch.copy_policy()
+        case = Case(f"a CartPole-v1 batch of {batch.obs.shape[0]} transitions (reset steps dropped), policy "
+                    f"initialised with seed {seed}, max_kl={batch.max_kl}, {what}",
+                    dict(seed=seed, cg_damping=batch.cg_damping, cg_iters=batch.cg_iters))
+        data = [batch.obs, batch.actions, batch.old_log_probs, batch.advantages, batch.max_kl, batch.cg_iters,
+                batch.cg_damping]
+        try:
+            if is_remote(fn):
+                output, after = _remote_trpo_step(fn, name, batch, data)
+                torch.nn.utils.vector_to_parameters(after, policy.parameters())
+            else:
+                output = _fraction_of(_call_learner(
+                    fn, name, [policy, *data],
+                    ["policy", "obs", "actions", "old_log_probs", "advantages", "max_kl", "cg_iters", "cg_damping"]))
+        except LearnerCodeError as error:
+            raise _no_graph_crash(error) from None
+        fraction = _real_number(output)
+        if fraction is None:
+            raise AssertionError(_message(
+                name, f"you returned {_describe(output)}, not a number.",
+                "return the accepted fraction (a float), the fraction of the full step your line search accepted "
+                "(0.0 when it accepted none), after writing that step into the policy's parameters.", True, case,
+                show_values=False))
+        new_params = torch.nn.utils.parameters_to_vector(policy.parameters()).detach()  # [P]
+        old_params = torch.nn.utils.parameters_to_vector(batch.policy.parameters()).detach()
+        with torch.no_grad():
+            kl = float(batch_kl(policy, batch))
+            improvement = float(batch_surrogate(policy, batch)) - float(batch_surrogate(batch.policy, batch))
+        step, reference_step = new_params - old_params, reference.parameters - old_params
+        distance = float((step - reference_step).norm() / reference_step.norm().clamp_min(1e-12))
+        moved_like_reference = distance < 1e-2 and kl <= batch.max_kl * (1 + 1e-3) and math.isclose(
+            improvement, reference.improvement, rel_tol=2e-2, abs_tol=1e-6)
+        if moved_like_reference:
+            if math.isclose(fraction, reference.fraction, rel_tol=0.0, abs_tol=1e-6):
+                continue
+            raise AssertionError(_message(
+                name, f"the policy moved like the reference's, but you returned {fraction!r} as the accepted fraction "
+                      f"(the reference's: {reference.fraction!r}).",
+                "return the fraction of the full step the line search accepted.", True, case, show_values=False))
+        hint = None
+        if float(step.norm()) == 0.0 and reference.fraction > 0:
+            hint = ("the policy's parameters did not change: write the accepted step into the policy's own "
+                    "parameters (in place), as the line search's evaluate does for each try.")
+        elif kl > batch.max_kl * (1 + 1e-3):
+            hint = (f"the step's real KL is {kl:.4g} > max_kl = {batch.max_kl}: the line search must check the KL of "
+                    "each try, from the old policy to the new one, and leave the parameters at the accepted try.")
+        else:
+            for label, variant in (
+                    ("the step follows the plain gradient g, not the natural gradient: solve F s = g with conjugate "
+                     "gradient (your Fisher-vector product) and step along s.", dict(direction="gradient")),
+                    ("no line search: the full step was taken without checking the real KL and improvement.",
+                     dict(line_search=False)),
+                    ("the step length was computed from an undamped product F s: use the same damped product "
+                     "(F + cg_damping I) s that conjugate gradient used, "
+                     "beta = sqrt(2 max_kl / s.(F + cg_damping I)s).",
+                     dict(damped_length=False))):
+                wrong = reference_trpo_step(batch, **variant).parameters - old_params
+                if float((step - wrong).norm() / wrong.norm().clamp_min(1e-12)) < 1e-2:
+                    hint = label
+                    break
+        raise AssertionError(_message(
+            name, f"your update differs from the package's: relative distance between the two steps {distance:.3g}, "
+                  f"real KL {kl:.4g} (reference {reference.kl:.4g}), surrogate improvement {improvement:.4g} "
+                  f"(reference {reference.improvement:.4g}).", hint, hint is not None, case,
+            concept=("the surrogate's gradient g at theta_old, s from conjugate gradient on (F + cg_damping I) s = g, "
+                     "the full step sqrt(2 max_kl / s.(F + cg_damping I)s) s with the same damped product, then the "
+                     "line search along it with the real KL and surrogate"),
+            show_values=False))
+    print(f"✓ {name}: {len(cases)} CartPole batches updated like the package's TRPO, {len(cases)} cases passed")
 
 
 CHECKS: dict[str, Callable[[Callable[..., Any]], None]] = {
@@ -350,7 +757,15 @@ CHECKS: dict[str, Callable[[Callable[..., Any]], None]] = {
     "line_search": check_line_search,
 }
 
-REFERENCES: dict[str, Callable[..., Any]] = {"categorical_kl": categorical_kl}
+EXERCISES: list[Exercise] = [CATEGORICAL_KL]  # the harness-checked one; the other three have their own checks
+
+REFERENCES: dict[str, Callable[..., Any]] = {
+    "categorical_kl": categorical_kl,
+    "fisher_vector_product": fisher_vector_product,
+    "conjugate_gradient": conjugate_gradient,
+    "line_search": backtracking_line_search,
+}
 
 __all__ = ["CATEGORICAL_KL", "check_categorical_kl", "check_fisher_vector_product", "check_conjugate_gradient",
-           "check_line_search", "CHECKS", "REFERENCES"]
+           "check_line_search", "check_trpo_step", "TRPOBatch", "TRPOStep", "cartpole_batch", "batch_surrogate", "batch_kl",
+           "reference_trpo_step", "CHECKS", "EXERCISES", "REFERENCES"]

@@ -341,7 +341,49 @@ def _build(spec: dict[str, Any]) -> dict[str, Any]:
                                          eps=float(description["eps"]))
     if spec.get("config") is not None:
         objects["config"] = make_config(spec["config"], str(spec.get("config_name", "Config")))
+    if spec.get("trust_region") is not None:
+        _trust_region_objects(spec["trust_region"], objects)
     return objects
+
+
+def _trust_region_objects(description: dict[str, Any], objects: dict[str, Any]) -> None:
+    """Chapter 07's live arguments, built here from data: ``kl_problem`` (a tiny tanh policy's ``parameters`` and
+    ``kl_grad``, the gradient of its mean KL(pi_old || pi_theta) at theta_old, with its graph), ``matvec`` (a
+    symmetric matrix known only through products, counted) and ``evaluate`` (a line search's evaluate, read from
+    a table of fractions; a fraction not in the table gives NaNs; the fractions tried are recorded)."""
+    if not isinstance(description, dict):
+        raise SpecError("bad trust-region case")
+    problem = description.get("kl_problem")
+    if problem is not None:
+        parameters = [problem[name].detach().clone().requires_grad_(True) for name in ("w1", "b1", "w2", "b2")]
+        w1, b1, w2, b2 = parameters
+        new_logits = torch.tanh(problem["obs"] @ w1.T + b1) @ w2.T + b2  # [B, n]
+        old_log_p = torch.log_softmax(problem["old_logits"], dim=-1)  # [B, n]
+        kl = (old_log_p.exp() * (old_log_p - torch.log_softmax(new_logits, dim=-1))).sum(-1).mean()
+        grads = torch.autograd.grad(kl, parameters, create_graph=True)
+        objects["parameters"], objects["kl_grad"] = parameters, torch.cat([g.reshape(-1) for g in grads])  # [P]
+    matrix = description.get("matvec")
+    if matrix is not None:
+        products = objects.setdefault("_products", [])
+
+        def matrix_vector_product(vector: Tensor) -> Tensor:
+            products.append(1)
+            return matrix @ vector
+
+        objects["matvec"] = matrix_vector_product
+    table = description.get("evaluate")
+    if table is not None:
+        tried = objects.setdefault("_tried", [])
+        known = [(float(fraction), (float(value[0]), float(value[1])))
+                 for fraction, value in zip(table["fractions"], table["values"])]
+
+        def evaluate(fraction: float) -> tuple[float, float]:
+            fraction = float(fraction)
+            tried.append(fraction)
+            return next((value for at, value in known if math.isclose(fraction, at, rel_tol=1e-9, abs_tol=1e-15)),
+                        (math.nan, math.nan))
+
+        objects["evaluate"] = evaluate
 
 
 def play(fn: Any, spec: dict[str, Any]) -> dict[str, Any]:
@@ -367,6 +409,10 @@ def play(fn: Any, spec: dict[str, Any]) -> dict[str, Any]:
                       "inputs": [_to_data(arg) for item, arg in zip(call["args"], args) if "ref" not in item]}
             records.append(record)
         outcome: dict[str, Any] = {"calls": records}
+        if "_products" in objects:  # chapter 07: the products conjugate gradient took, the fractions tried
+            outcome["products"] = len(objects["_products"])
+        if "_tried" in objects:
+            outcome["tried"] = list(objects["_tried"])
         envs = objects.get("envs")
         if envs is not None and hasattr(envs, "episodes"):
             envs.flush()

@@ -1,0 +1,215 @@
+"""Chapter 07 (TRPO): the CartPole batch and reference update the lesson and the exercises use, the checks played
+the way the grader plays them (only data crosses, the live arguments built by ``pgcourse.grading.loops``), and the
+cached sweep the lesson reads."""
+from __future__ import annotations
+
+import json
+import random
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import pgcourse as pg
+from pgcourse.checks import ch07_trpo
+from pgcourse.grading import loops
+from pgcourse.grading.link import Link
+from pgcourse.grading.wire import _Dec, _Enc
+from pgcourse.trust_region import backtracking_line_search, conjugate_gradient, fisher_vector_product, flat_grad
+
+FIGURES = Path(__file__).resolve().parent.parent / "figures"
+
+
+# -- the batch and the reference update -------------------------------------------------------------------
+def test_cartpole_batch_is_deterministic_and_leaves_the_global_generators_alone():
+    torch.manual_seed(123)
+    np.random.seed(123)
+    random.seed(123)
+    states = torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate()
+    first, second = ch07_trpo.cartpole_batch(seed=5), ch07_trpo.cartpole_batch(seed=5)
+    assert torch.equal(torch.get_rng_state(), states[0])
+    assert np.array_equal(np.random.get_state()[1], states[1]) and random.getstate() == states[2]
+    assert torch.equal(first.obs, second.obs) and torch.equal(first.actions, second.actions)
+    assert first.obs.shape[1] == 4 and first.actions.dtype == torch.int64
+    assert first.obs.shape[0] == first.old_log_probs.shape[0] == first.advantages.shape[0] <= 8 * 256
+    assert abs(float(first.advantages.mean())) < 1e-5  # normalised, as train_trpo does
+
+
+def test_the_batch_can_come_from_a_trained_policy():
+    run = pg.train("trpo", "CartPole-v1", seed=0, total_steps=4_096, progress=False)
+    batch = ch07_trpo.cartpole_batch(seed=1, policy=run.policy)
+    assert all(torch.equal(a, b) for a, b in zip(batch.policy.state_dict().values(), run.policy.state_dict().values()))
+    assert batch.policy is not run.policy
+
+
+def test_the_reference_update_stays_in_the_trust_region_and_improves_the_surrogate():
+    batch = ch07_trpo.cartpole_batch(seed=2)
+    step = ch07_trpo.reference_trpo_step(batch)
+    assert 0 < step.kl <= batch.max_kl and step.fraction > 0 and step.improvement > 0
+    assert 1 <= step.cg_iterations <= batch.cg_iters
+    policy = batch.copy_policy()
+    torch.nn.utils.vector_to_parameters(step.parameters, policy.parameters())
+    with torch.no_grad():
+        assert abs(float(ch07_trpo.batch_kl(policy, batch)) - step.kl) < 1e-7
+    # the plain-gradient variant is a different step of the same quadratic KL
+    plain = ch07_trpo.reference_trpo_step(batch, direction="gradient")
+    assert not torch.allclose(plain.parameters, step.parameters)
+
+
+# -- the checks, played as the grader plays them ----------------------------------------------------------
+_LINK = Link(socket.socketpair()[0], trusted=True)
+
+
+def _wire(value):
+    """``value`` after the trip through the wire's encoding (what crosses between the worker and the sandbox)."""
+    return _LINK.dec(json.loads(json.dumps(_LINK.enc(value, _Enc()))), _Dec())
+
+
+class WireHandle:
+    """A grader-like handle on ``fn``: called with data only; live arguments are built by :func:`loops.play`."""
+
+    def __init__(self, fn):
+        self._fn = fn
+        self.cases = 0
+
+    @property
+    def __name__(self):
+        return self._fn.__name__
+
+    def __call__(self, *args):
+        return _wire(self._fn(*_wire(list(args))))
+
+    def play_case(self, spec):
+        self.cases += 1
+        return _wire(loops.play(self._fn, _wire(spec)))
+
+
+def _trpo_step(policy, obs, actions, old_log_probs, advantages, max_kl, cg_iters, cg_damping):
+    batch = ch07_trpo.TRPOBatch(policy, obs, actions, old_log_probs, advantages, max_kl, cg_iters, cg_damping, 10,
+                                0.5, 0.1)
+    step = ch07_trpo.reference_trpo_step(batch)
+    torch.nn.utils.vector_to_parameters(step.parameters, policy.parameters())
+    return step.fraction
+
+
+REFERENCES = {
+    "fisher_vector_product": (ch07_trpo.check_fisher_vector_product, fisher_vector_product),
+    "conjugate_gradient": (ch07_trpo.check_conjugate_gradient, lambda *args: conjugate_gradient(*args).x),
+    "line_search": (ch07_trpo.check_line_search, lambda *args: backtracking_line_search(*args).fraction),
+    "trpo_step": (ch07_trpo.check_trpo_step, _trpo_step),
+}
+
+
+@pytest.mark.parametrize("name", list(REFERENCES))
+def test_each_check_is_played_as_data_and_the_reference_passes(name, capsys):
+    check, reference = REFERENCES[name]
+    handle = WireHandle(reference)
+    check(handle)
+    assert capsys.readouterr().out.startswith(f"✓ {name}: ")
+    assert handle.cases > 0
+
+
+def _fvp_without_damping(kl_grad, parameters, vector, damping):
+    return flat_grad((kl_grad * vector).sum(), parameters, retain_graph=True)
+
+
+def _fvp_frees_the_graph(kl_grad, parameters, vector, damping):
+    return flat_grad((kl_grad * vector).sum(), parameters) + damping * vector
+
+
+def _cg_steepest(matvec, b, iterations=10, residual_tol=1e-10):
+    return ch07_trpo._steepest_descent(matvec, b, iterations, residual_tol)
+
+
+def _cg_two_products(matvec, b, iterations=10, residual_tol=1e-10):
+    x = conjugate_gradient(matvec, b, iterations, residual_tol).x
+    matvec(x)  # one product too many
+    return x
+
+
+def _search_never_shrinks(evaluate, expected_improvement, max_kl, max_backtracks=10, shrink=0.5, accept_ratio=0.1):
+    for _ in range(max_backtracks):
+        improvement, kl = evaluate(1.0)
+        if kl <= max_kl and improvement > accept_ratio * expected_improvement:
+            return 1.0
+    return 0.0
+
+
+def _search_accepts_nan(evaluate, expected_improvement, max_kl, max_backtracks=10, shrink=0.5, accept_ratio=0.1):
+    fraction = 1.0
+    for _ in range(max_backtracks):
+        improvement, kl = evaluate(fraction)
+        if not (kl > max_kl or improvement <= accept_ratio * expected_improvement * fraction):
+            return fraction
+        fraction *= shrink
+    return 0.0
+
+
+def _trpo_plain_gradient(policy, obs, actions, old_log_probs, advantages, max_kl, cg_iters, cg_damping):
+    batch = ch07_trpo.TRPOBatch(policy, obs, actions, old_log_probs, advantages, max_kl, cg_iters, cg_damping, 10,
+                                0.5, 0.1)
+    step = ch07_trpo.reference_trpo_step(batch, direction="gradient")
+    torch.nn.utils.vector_to_parameters(step.parameters, policy.parameters())
+    return step.fraction
+
+
+def _trpo_forgets_the_policy(policy, obs, actions, old_log_probs, advantages, max_kl, cg_iters, cg_damping):
+    return 1.0
+
+
+def _trpo_no_line_search(policy, obs, actions, old_log_probs, advantages, max_kl, cg_iters, cg_damping):
+    batch = ch07_trpo.TRPOBatch(policy, obs, actions, old_log_probs, advantages, max_kl, cg_iters, cg_damping, 10,
+                                0.5, 0.1)
+    step = ch07_trpo.reference_trpo_step(batch, line_search=False)
+    torch.nn.utils.vector_to_parameters(step.parameters, policy.parameters())
+    return step.fraction
+
+
+WRONG = [
+    (ch07_trpo.check_fisher_vector_product, _fvp_without_damping, "the damping is missing"),
+    (ch07_trpo.check_fisher_vector_product, _fvp_frees_the_graph, "retain_graph set to True"),
+    (ch07_trpo.check_conjugate_gradient, _cg_steepest, "steepest descent"),
+    (ch07_trpo.check_conjugate_gradient, _cg_two_products, "products for iterations"),
+    (ch07_trpo.check_line_search, _search_never_shrinks, "never shrinks"),
+    (ch07_trpo.check_line_search, _search_accepts_nan, "NaN"),
+    (ch07_trpo.check_trpo_step, _trpo_plain_gradient, "plain gradient"),
+    (ch07_trpo.check_trpo_step, _trpo_forgets_the_policy, "did not change"),
+    (ch07_trpo.check_trpo_step, _trpo_no_line_search, "the line search must check the KL"),
+]
+
+
+@pytest.mark.parametrize("check, wrong, hint", WRONG, ids=[w.__name__ for _, w, _ in WRONG])
+def test_wrong_versions_played_as_data_are_named(check, wrong, hint):
+    with pytest.raises(AssertionError, match=hint):
+        check(WireHandle(wrong))
+
+
+def test_a_stub_played_as_data_is_not_implemented_yet():
+    def stub(*args):
+        raise NotImplementedError()
+
+    for check in (ch07_trpo.check_fisher_vector_product, ch07_trpo.check_conjugate_gradient,
+                  ch07_trpo.check_line_search, ch07_trpo.check_trpo_step):
+        with pytest.raises(AssertionError, match="not implemented yet"):
+            check(WireHandle(stub))
+
+
+def test_the_sandbox_builds_the_same_kl_grad_as_the_check():
+    parameters, kl_grad, fisher, data = ch07_trpo._tiny_policy_problem(0)
+    objects = loops._build({"trust_region": {"kl_problem": _wire(data)}})
+    vector = torch.randn(len(kl_grad), dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    there = fisher_vector_product(objects["kl_grad"], objects["parameters"], vector, 0.0)
+    assert torch.allclose(there, fisher @ vector, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(objects["kl_grad"].detach(), kl_grad.detach(), atol=1e-12)
+
+
+# -- the cached sweep ---------------------------------------------------------------------------------------
+def test_the_lesson_07_cache_is_a_complete_sweep_with_ten_seeds_per_algorithm_and_env():
+    results = pg.sweeps.load_results(FIGURES / "07_trpo_vs_ppo")
+    assert results.trials and not results.failed and not results.missing
+    cells = {(r.algo, r.env_id) for r in results.trials}
+    assert cells == {(a, e) for a in ("trpo", "ppo") for e in ("CartPole-v1", "Acrobot-v1", "Pendulum-v1")}
+    assert all(len(records) >= 10 for records in results.by_arm().values())
+    assert all(r.wall_seconds > 0 and len(r.history.evals) == 10 for r in results.trials)
