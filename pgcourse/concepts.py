@@ -398,6 +398,116 @@ QUESTIONS: dict[str, list[Question]] = {
             "the bug changes; with different seeds, seed-to-seed noise hides small differences.",
             "Right: the same seed makes the comparison exact on CPU (lesson 06 and the bug hunt's hints)."))
     ],
+    "07": [
+        _q("q1", "Why does TRPO bound the KL divergence between the old and the new policy instead of the Euclidean "
+                 "length of the parameter step?", "b",
+           ("The Euclidean length is more expensive to compute.",
+            "It is the cheapest quantity there is (one norm); TRPO pays for conjugate gradient and a line search to "
+            "use the KL instead."),
+           ("The same Euclidean step can change the action probabilities a lot in one direction and hardly at all "
+            "in another; the KL measures the change of the policy itself, whatever the parametrisation.",
+            "Right: the natural gradient is the steepest ascent when distance is measured in KL, whose local "
+            "metric is the Fisher matrix (lesson 07)."),
+           ("The KL bound makes the surrogate an unbiased estimate of the return.",
+            "The surrogate is a local approximation whatever the bound; the bound keeps the new policy close "
+            "enough for that approximation to be trusted."),
+           ("With a KL bound no gradient is needed.",
+            "TRPO still needs the surrogate's gradient g: the natural step is F^-1 g.")),
+        _q("q2", "TRPO needs F^-1 g, with F the Fisher matrix of a policy with P parameters. Why does it never form F?",
+           "a",
+           ("F has P x P entries, quadratic in the network's size, while a product F v costs about one more "
+            "backward pass (the gradient of kl_grad . v); conjugate gradient needs only products.",
+            "Right: the lesson prints how large F would be for the CartPole policy and measures what a product "
+            "costs."),
+           ("F is not symmetric, so it cannot be stored.",
+            "F is symmetric (a Hessian, and an expected outer product of score vectors); size is the problem."),
+           ("F is always the identity at theta_old.",
+            "F is the KL's Hessian at theta_old, not the identity; if it were, the natural gradient would be the "
+            "ordinary gradient."),
+           ("Forming F would change the policy's parameters.",
+            "Computing second derivatives changes no parameter; it costs memory and time.")),
+        _q("q3", "The step length beta = sqrt(2 max_kl / s^T (F + damping I) s), with the damped product conjugate "
+                 "gradient used, puts the damped quadratic KL estimate exactly on max_kl (the undamped one, "
+                 "1/2 beta^2 s^T F s, a little below), yet the line search sometimes rejects the full step because "
+                 "the real KL is larger. Why?", "d",
+           ("Conjugate gradient returned the wrong sign.",
+            "A wrong sign would make the surrogate worse; it does not explain a KL above the bound."),
+           ("The damping makes the estimate exact, so this cannot happen.",
+            "Damping adds a multiple of the identity to F for stability (and keeps the undamped estimate a little "
+            "below max_kl); the estimate stays second order."),
+           ("max_kl is measured per state, the estimate per batch.",
+            "Both are the mean KL over the batch's states."),
+           ("1/2 beta^2 s^T F s is only the second-order Taylor term of the KL around theta_old; a finite step "
+            "meets the higher-order terms, so the real KL can exceed the prediction.",
+            "Right: that is why TRPO checks the real KL and backtracks (lesson 07 counts how often it does).")),
+        _q("q4", "What made PPO, rather than TRPO, the default in practice?", "c",
+           ("TRPO cannot solve simple tasks such as CartPole.",
+            "It can: lesson 07's TRPO solves CartPole with its defaults."),
+           ("PPO comes with a monotonic-improvement guarantee that TRPO lacks.",
+            "The other way round: TRPO is derived from such a bound (with approximations); PPO's clip is a "
+            "heuristic."),
+           ("PPO reaches similar returns with first-order code: several epochs of minibatch Adam steps on one "
+            "batch, no conjugate gradient, no line search, and it works with a shared actor-critic network.",
+            "Right: lesson 07 measures both per env step, per second and per update, and counts the code each "
+            "update needs."),
+           ("TRPO's updates leave the trust region more often than PPO's.",
+            "TRPO's line search enforces KL <= max_kl on every update; PPO has no hard bound.")),
+    ],
+    "08": [
+        _q("q1", "A batch holds two responses, of 3 and of 9 tokens, padded to 9. Your `sequence_log_probs` forgets "
+                 "the mask. What goes wrong?", "b",
+           ("Nothing: the padding's log-probabilities are 0, so they add nothing to the sum.",
+            "A padded position holds some token id (PAD or leftovers) and the model gives it a probability below "
+            "1: its log-probability is negative, not 0."),
+           ("The short response's log-probability includes six padding positions' log-probabilities, so it is "
+            "wrong, and the policy gradient pushes on tokens the policy never wrote.",
+            "Right: the padding enters the sum and its gradient; the mask keeps a response's log-probability the "
+            "log of the probability of what was actually sampled (exercise 1)."),
+           ("Only the longest response is affected, because it has no padding.",
+            "The longest response has no padding and is the one that comes out right; the short one is wrong."),
+           ("The sum becomes a mean.", "Leaving out the mask changes which positions are summed, not the "
+                                         "reduction.")),
+        _q("q2", "GRPO samples 8 responses to a prompt and all 8 are right (exact reward 1). What does this prompt "
+                 "contribute to the update?", "c",
+           ("A large push towards these 8 responses: they all earned the highest reward.",
+            "The advantages are relative to the group: every response is exactly as good as its group's mean, "
+            "so there is nothing to push towards."),
+           ("NaN, because the group's standard deviation is 0.",
+            "That is what eps prevents: 0 / (0 + eps) = 0, never NaN (exercise 4)."),
+           ("Nothing through the clipped loss, whose advantages are all 0; only the KL term still acts on its tokens.",
+            "Right: a group whose rewards are all equal carries no signal about which response is better; "
+            "GRPO learns from prompts the policy sometimes gets right and sometimes wrong."),
+           ("A push away from these responses, to keep the policy close to the reference.",
+            "With advantage 0 the clipped loss pushes nowhere; the KL term pulls towards the reference whatever "
+            "the rewards, and it is small here.")),
+        _q("q3", "Both k1 and k3 estimate KL(pi_theta || pi_ref) without bias from tokens sampled from pi_theta. "
+                 "Why does GRPO put k3 in its loss?", "a",
+           ("k3 is never negative on a single token and, when the two policies are close, varies less from token "
+            "to token than k1.",
+            "Right: exercise 3's measurement shows both means on the exact KL, k1 negative on a large share of "
+            "tokens, and k3's spread smaller."),
+           ("k1 is biased: its mean over sampled tokens is not the KL.",
+            "k1 is unbiased: the KL is by definition the expectation of the log-ratio under pi_theta's samples."),
+           ("k3 needs no reference model.",
+            "Both need the reference's log-probability of each sampled token: the ratio r is pi_ref over pi_theta."),
+           ("k3 is exact: it equals the KL on every token.",
+            "No single-token estimate is exact; k3 only matches the KL on average (its mean).")),
+        _q("q4", "You fine-tune with a verifier that has a loophole and watch the training curve: the reward keeps "
+                 "rising. How do you find out whether the model is learning the task or gaming the verifier?", "d",
+           ("The rising reward is the answer: the verifier is the definition of the task.",
+            "A verifier with a loophole rewards things that are not the task; the training reward is exactly the "
+            "number the policy learned to push up, so it cannot tell the two apart."),
+           ("Watch the loss: if it falls, the model is learning the task.",
+            "The policy-gradient loss is a surrogate whose value does not measure how well the task is done "
+            "(lesson 01); it falls in both cases."),
+           ("A small KL to the reference proves the model did not game the verifier.",
+            "A small KL limits how far the policy moved, not where it moved; a small, targeted change can game "
+            "a verifier."),
+           ("Read samples and score them with an independent, exact check of the task (here the exact reward): "
+            "the proxy rising while the exact score falls is reward hacking.",
+            "Right: the lesson shows the samples of a policy trained on the loophole reward and its exact reward "
+            "beside the proxy.")),
+    ],
 }
 
 

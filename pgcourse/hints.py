@@ -317,6 +317,118 @@ HINTS: dict[str, tuple[str, str, str]] = {
         "```python\nnext_obs, reward, terminated, truncated, _ = env.step(int(actions[i]))\n"
         "rows.append((obs[i], int(actions[i]), float(reward), next_obs, …))   # the flag that removes the "
         "bootstrap\n…\ntargets = r + gamma * (1.0 - ended) * value_net(o2).squeeze(-1)   # unchanged\n```"),
+    # chapter 07: TRPO and the natural gradient
+    "categorical_kl": (
+        "The KL divergence from the old policy to the new one is an expectation over the actions the OLD policy "
+        "takes of how much less likely the new policy makes them (in log space). With a handful of actions the "
+        "expectation is an exact sum, no sampling; the logits are not yet log-probabilities.",
+        "KL_s = sum_a p_old(a|s) (log p_old(a|s) - log p_new(a|s)), with log p = log_softmax(logits) over the "
+        "last dimension; [B, n] in, [B] out (one KL per state; the caller averages).",
+        "```python\nold_log_p = …(old_logits, dim=-1)   # [B, n]\nnew_log_p = …                       # [B, n]\n"
+        "return (… * (old_log_p - new_log_p)).sum(dim=…)   # weights: the old probabilities\n```"),
+    "fisher_vector_product": (
+        "The Fisher matrix is the Hessian of the mean KL at theta_old, and a Hessian times a vector is the "
+        "gradient of (gradient . vector): differentiate twice, never form the P x P matrix. kl_grad already holds "
+        "the first derivative with its graph, so one more autograd call gives F v; conjugate gradient calls this "
+        "about ten times on the same kl_grad, so its graph must survive each call.",
+        "F v = grad_theta (kl_grad . v), with v held constant; then add damping * v (the damped matrix F + "
+        "damping I). Flatten each parameter's gradient and concatenate them in the order of `parameters`: [P].",
+        "```python\ndot = (kl_grad * …).sum()                     # a scalar; v is a constant\n"
+        "grads = torch.autograd.grad(dot, parameters, retain_graph=…)\n"
+        "fv = torch.cat([g.reshape(-1) for g in grads])  # [P]\nreturn fv + …\n```"),
+    "conjugate_gradient": (
+        "Conjugate gradient solves A x = b using only products A p. It walks from x = 0 along search directions "
+        "that are A-conjugate to each other, so no direction undoes the progress of an earlier one (steepest "
+        "descent zig-zags). One product per iteration; stop early when the residual is tiny or after `iterations`.",
+        "x = 0, r = b, p = r. Each iteration, if r.r < residual_tol stop; else Ap = A p, alpha = r.r / p.Ap, "
+        "x += alpha p, r -= alpha Ap, beta = r_new.r_new / r_old.r_old, p = r + beta p.",
+        "```python\nx, r, p = torch.zeros_like(b), b.clone(), b.clone()\nrr = r @ r\nfor _ in range(iterations):\n"
+        "    if rr < residual_tol:\n        break\n    Ap = …\n    alpha = …\n    x, r = …, …\n    rr_new = r @ r\n"
+        "    p = …\n    rr = rr_new\nreturn x\n```"),
+    "line_search": (
+        "The step was sized with a quadratic model of the KL and a linear model of the surrogate; the real "
+        "functions may disagree. So try the full step, and if it breaks the trust region or does not improve "
+        "the surrogate enough, halve it (or shrink it by `shrink`) and try again; give up after max_backtracks.",
+        "Try fraction f = shrink^k for k = 0, 1, ..., max_backtracks - 1: (improvement, kl) = evaluate(f); accept the "
+        "first f with kl <= max_kl and improvement > accept_ratio * expected_improvement * f. None accepted: 0.0. "
+        "A NaN must not be accepted.",
+        "```python\nfor k in range(max_backtracks):\n    fraction = …\n    improvement, kl = evaluate(fraction)\n"
+        "    if … and …:          # test for acceptance (a NaN fails it)\n        return fraction\nreturn 0.0\n```"),
+    "trpo_step": (
+        "One TRPO update is the package's order with your pieces: the surrogate's gradient g at theta_old, the "
+        "natural direction s = F^-1 g from conjugate gradient (F v from your Fisher-vector product, damped), the "
+        "step length that puts the damped quadratic KL estimate on max_kl, and a line search along that step with "
+        "the real KL (your categorical_kl) and the real surrogate.",
+        "g = grad of mean(exp(logp_new - logp_old) * A) at theta_old; kl_grad = grad of mean KL(pi_old || pi_theta) "
+        "with create_graph=True; s = CG(F + damping I, g); beta = sqrt(2 max_kl / s.(F + damping I)s), with the same "
+        "damped product CG used; full step = beta s; expected improvement = g . full step; evaluate(f) sets "
+        "theta_old + f full step and returns (L(f) - L(0), KL(f)). Return f, the accepted fraction (a float).",
+        "```python\ng = flat_grad(surrogate(), params)\nkl_grad = flat_grad(mean_kl(), params, create_graph=True)\n"
+        "s = conjugate_gradient(lambda v: fisher_vector_product(…), g, cg_iters)\n"
+        "full_step = … * s\ndef evaluate(fraction):\n    vector_to_parameters(old_params + fraction * full_step, params)\n"
+        "    …\nfraction = line_search(evaluate, float(g @ full_step), max_kl, …)\n"
+        "vector_to_parameters(…, params)\n```"),
+    # chapter 08: policy gradients for language models
+    "sequence_log_probs": (
+        "The probability of a whole response is the product of the probabilities of its tokens, each given the "
+        "tokens before it, so its log is a sum. Two traps: the logits are not log-probabilities yet (normalise "
+        "over the vocabulary, stably: a token can be very unlikely), and the padding positions hold garbage that "
+        "must not enter the sum.",
+        "log pi(y_t | x, y_<t) = log_softmax(logits[:, t])[tokens[:, t]], a [B, T] tensor picked from [B, T, V]; "
+        "then log pi(y | x) = sum over t of mask[:, t] * that, [B]. A bool mask must become the logits' dtype "
+        "before multiplying.",
+        "```python\nall_log_probs = …                                   # [B, T, V], stable, over the vocabulary\n"
+        "per_token = all_log_probs.gather(-1, …).squeeze(-1)   # [B, T]: the sampled tokens\n"
+        "return (per_token * …).sum(…)                       # [B]: padding zeroed, summed over T\n```"),
+    "kl_k1": (
+        "The KL from the policy to the reference is the expected log-ratio of the two models' probabilities, the "
+        "expectation taken over tokens the POLICY samples. The sampled tokens are such samples, so the log-ratio "
+        "on each one, in the right order, is already an unbiased estimate.",
+        "k1_t = log pi_theta(y_t) - log pi_ref(y_t): the policy's log-prob first. [B, T] in, [B, T] out, no "
+        "reduction and no mask (the caller does both), no detach.",
+        "```python\nreturn …   # one subtraction; which of the two log-probs comes first?\n```"),
+    "kl_k3": (
+        "k3 is built from the ratio r of the REFERENCE's probability over the policy's on each sampled token. "
+        "Its mean under the policy is 1, so r - 1 has mean 0 and subtracting log r (whose mean is minus the KL) "
+        "leaves an estimate of the KL; r - 1 - log r is never negative because log r <= r - 1.",
+        "log r_t = ref_log_probs - log_probs (a log-ratio: form r from it with exp, never by dividing "
+        "probabilities); k3_t = (r_t - 1) - log r_t, elementwise, [B, T], differentiable.",
+        "```python\nlog_ratio = …                  # log r = log pi_ref - log pi_theta, [B, T]\n"
+        "return (… - 1.0) - …           # torch.expm1(x) computes exp(x) - 1 accurately near 0\n```"),
+    "group_relative_advantages": (
+        "Each row of rewards is one prompt's group of samples. A sample's advantage is how much better it did than "
+        "its own group on average, in units of its group's spread; nothing crosses from one row to another. A "
+        "group whose rewards are all equal has spread 0: eps keeps the division finite.",
+        "mean and std over dim=1 with keepdim=True ([P, 1], so they broadcast over the row); std is torch's default "
+        "sample std (divides by G - 1). A = (r - mean) / (std + eps) if scale, else r - mean.",
+        "```python\ncentred = rewards - …          # the row's mean, [P, 1]\nif not scale:\n    return …\n"
+        "return centred / (… + eps)      # the row's std, [P, 1]\n```"),
+    "masked_clipped_loss": (
+        "Lesson 04's clipped surrogate, one token at a time, then averaged over the real tokens only. Three pieces "
+        "of bookkeeping: a per-response advantage [B] must reach every token of its own response; the old "
+        "log-probs are constants; the mask decides both what is summed and what is counted.",
+        "rho = exp(log_probs - old_log_probs.detach()); per token min(rho A, clip(rho, 1-eps, 1+eps) A), with A "
+        "[B, 1] (advantages.unsqueeze(-1)) when it is [B]; loss = -(sum of mask * that) / (sum of mask).",
+        "```python\nif advantages.dim() == 1:\n    advantages = …                  # [B, 1]\n"
+        "ratio = torch.exp(…)                # [B, T], old log-probs detached\nsurrogate = torch.min(…, …)         "
+        "# [B, T]\nmask = mask.to(surrogate.dtype)\nreturn -… / …                        # token-level masked mean\n```"),
+    "grpo_update": (
+        "Lesson 04's PPO update with the rollout replaced by sampling text: sample a group of responses per "
+        "prompt, score them with the verifier, compare each with its group, and take a few clipped steps, with the "
+        "frozen reference's KL as a leash. Everything the update compares against (old and reference log-probs, "
+        "advantages) is computed once, before the epochs, without gradient.",
+        "repeated = each prompt G times in a row; rollout = generate(policy, prompt_batch(repeated), "
+        "generator=generator); rewards = score(repeated, rollout.texts, \"exact\").view(P, G) -> your advantages, "
+        "reshaped to [B]. Under no_grad: old and reference per-token log-probs via token_log_probs(response_logits"
+        "(model, prompt_tokens, rollout.tokens), rollout.tokens). Each epoch: loss = your masked clipped loss + "
+        "kl_coef * masked_mean(your kl_k3, mask).",
+        "```python\nrepeated = [p for p in prompts for _ in range(group_size)]\nprompt_tokens = …\nrollout = …\n"
+        "tokens, mask = rollout.tokens, rollout.mask\nadvantages = …                        # [B]\n"
+        "with torch.no_grad():\n    logits, ref_logits = …, …\n    old_log_probs, ref_log_probs = …, …\n"
+        "    kl = …                            # [B], your sequence_log_probs, policy minus reference\n"
+        "policy.train()\nfor _ in range(epochs):\n    log_probs = …\n    loss = … + kl_coef * …\n"
+        "    …                                 # zero_grad, backward, clip the grad norm at 1, step\npolicy.eval()\n"
+        "return {\"reward\": …, \"kl\": …}\n```"),
 }
 
 

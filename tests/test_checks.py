@@ -27,6 +27,8 @@ EXERCISES = [
     "td_errors", "compute_gae", "a2c_policy_loss",
     "clipped_surrogate_loss", "approx_kl", "clip_fraction", "explained_variance", "minibatch_indices",
     "gaussian_log_prob", "gaussian_entropy", "env_action",
+    "categorical_kl", "fisher_vector_product", "conjugate_gradient", "line_search",
+    "sequence_log_probs", "kl_k1", "kl_k3", "group_relative_advantages", "masked_clipped_loss",
 ]
 
 

@@ -14,7 +14,7 @@ from pgcourse import concepts, exercisegen
 from pgcourse.notebook_format import stub_source
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAPTERS = ["00", "01", "02", "03", "04", "05", "06"]
+CHAPTERS = ["00", "01", "02", "03", "04", "05", "06", "07", "08"]
 NOTEBOOK = {path.name.split("_")[0]: path for path in sorted((ROOT / "solutions").glob("*.ipynb"))}
 LABEL = re.compile(r"^## Exercise .*\((easy|medium|hard), ~(\d+) min\)", re.MULTILINE)
 RANK = {"easy": 0, "medium": 1, "hard": 2}

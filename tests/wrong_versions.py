@@ -1320,3 +1320,452 @@ def action_log_probs_detached(logits, actions):
 @correct("action_log_probs")
 def action_log_probs_categorical(logits, actions):
     return torch.distributions.Categorical(logits=logits).log_prob(actions)
+
+
+# ----------------------------------------------------------------------------- ch07 TRPO
+
+@wrong("categorical_kl", "measured the wrong way round")
+def categorical_kl_reversed(old_logits, new_logits):
+    """KL(pi_new || pi_old): weighs the log-ratio by the new policy's probabilities."""
+    new_p = torch.softmax(new_logits, dim=-1)
+    return (new_p * (torch.log_softmax(new_logits, dim=-1) - torch.log_softmax(old_logits, dim=-1))).sum(dim=-1)
+
+
+@wrong("categorical_kl", "not weighted by the old policy's probabilities")
+def categorical_kl_unweighted(old_logits, new_logits):
+    """Sums the log-ratio over actions without weighting it by p_old."""
+    return (torch.log_softmax(old_logits, dim=-1) - torch.log_softmax(new_logits, dim=-1)).sum(dim=-1)
+
+
+@wrong("categorical_kl", "as if they were log-probabilities")
+def categorical_kl_raw_logits(old_logits, new_logits):
+    """Treats the logits as log-probabilities (no softmax)."""
+    return (torch.exp(old_logits) * (old_logits - new_logits)).sum(dim=-1)
+
+
+@wrong("categorical_kl", "one number for the whole batch")
+def categorical_kl_batch_mean(old_logits, new_logits):
+    """Averages over the states: a scalar instead of one KL per state."""
+    old_p = torch.softmax(old_logits, dim=-1)
+    return (old_p * (torch.log(old_p) - torch.log_softmax(new_logits, dim=-1))).sum(dim=-1).mean()
+
+
+@wrong("categorical_kl", "the KL must stay connected to new_logits")
+def categorical_kl_detached(old_logits, new_logits):
+    """Detaches the new logits: the right values, but no gradient (TRPO's Fisher-vector products need two)."""
+    old_p = torch.softmax(old_logits, dim=-1)
+    return (old_p * (torch.log_softmax(old_logits, dim=-1) - torch.log_softmax(new_logits.detach(), dim=-1))).sum(-1)
+
+
+@correct("categorical_kl")
+def categorical_kl_distributions(old_logits, new_logits):
+    return torch.distributions.kl_divergence(torch.distributions.Categorical(logits=old_logits),
+                                             torch.distributions.Categorical(logits=new_logits))
+
+
+def _hessian_vector(kl_grad, parameters, vector, retain_graph=True):
+    grads = torch.autograd.grad((kl_grad * vector).sum(), list(parameters), retain_graph=retain_graph,
+                                allow_unused=True)
+    return torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, parameters)])
+
+
+@wrong("fisher_vector_product", "the damping is missing")
+def fisher_vector_product_no_damping(kl_grad, parameters, vector, damping):
+    """F v without the damping term."""
+    return _hessian_vector(kl_grad, parameters, vector)
+
+
+@wrong("fisher_vector_product", "the damping multiplies F v")
+def fisher_vector_product_damping_scales(kl_grad, parameters, vector, damping):
+    """(1 + damping) F v: the damping scales the product instead of adding damping * v."""
+    return (1 + damping) * _hessian_vector(kl_grad, parameters, vector)
+
+
+@wrong("fisher_vector_product", "the graph was freed by the first")
+def fisher_vector_product_frees_graph(kl_grad, parameters, vector, damping):
+    """Differentiates without retain_graph: the second call on the same kl_grad crashes."""
+    return _hessian_vector(kl_grad, parameters, vector, retain_graph=False) + damping * vector
+
+
+@wrong("fisher_vector_product", "this is the KL's gradient itself")
+def fisher_vector_product_returns_kl_grad(kl_grad, parameters, vector, damping):
+    """Returns the KL's gradient (zero at theta_old) instead of differentiating it again."""
+    return kl_grad.detach().clone()
+
+
+@wrong("fisher_vector_product", "damping was added to every entry")
+def fisher_vector_product_scalar_damping(kl_grad, parameters, vector, damping):
+    """Adds the damping as a scalar to every entry, not damping * v."""
+    return _hessian_vector(kl_grad, parameters, vector) + damping
+
+
+@wrong("conjugate_gradient", "that is steepest descent")
+def conjugate_gradient_steepest(matrix_vector_product, b, iterations=10, residual_tol=1e-10):
+    """Searches along the residual every time: steepest descent, not conjugate directions."""
+    x, r = torch.zeros_like(b), b.clone()
+    for _ in range(iterations):
+        rr = torch.dot(r, r)
+        if rr < residual_tol:
+            break
+        Ar = matrix_vector_product(r)
+        alpha = rr / torch.dot(r, Ar)
+        x, r = x + alpha * r, r - alpha * Ar
+    return x
+
+
+@wrong("conjugate_gradient", "beta is upside down")
+def conjugate_gradient_inverted_beta(matrix_vector_product, b, iterations=10, residual_tol=1e-10):
+    """beta = old r.r / new r.r instead of new over old."""
+    x, r, p = torch.zeros_like(b), b.clone(), b.clone()
+    rr = torch.dot(r, r)
+    for _ in range(iterations):
+        if rr < residual_tol:
+            break
+        Ap = matrix_vector_product(p)
+        alpha = rr / torch.dot(p, Ap)
+        x, r = x + alpha * p, r - alpha * Ap
+        rr_new = torch.dot(r, r)
+        p = r + (rr / rr_new) * p
+        rr = rr_new
+    return x
+
+
+@wrong("conjugate_gradient", "matrix-vector products for iterations")
+def conjugate_gradient_recomputes_residual(matrix_vector_product, b, iterations=10, residual_tol=1e-10):
+    """Recomputes the residual as b - A x every iteration: two products per iteration."""
+    x, r, p = torch.zeros_like(b), b.clone(), b.clone()
+    rr = torch.dot(r, r)
+    for _ in range(iterations):
+        if rr < residual_tol:
+            break
+        alpha = rr / torch.dot(p, matrix_vector_product(p))
+        x = x + alpha * p
+        r = b - matrix_vector_product(x)
+        rr_new = torch.dot(r, r)
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    return x
+
+
+@wrong("conjugate_gradient", "for b = 0 the answer is x = 0")
+def conjugate_gradient_no_stop_check(matrix_vector_product, b, iterations=10, residual_tol=1e-10):
+    """Never checks the residual before a product (and divides 0 by 0 for b = 0)."""
+    x, r, p = torch.zeros_like(b), b.clone(), b.clone()
+    rr = torch.dot(r, r)
+    for _ in range(iterations):
+        Ap = matrix_vector_product(p)
+        alpha = rr / torch.dot(p, Ap)
+        x, r = x + alpha * p, r - alpha * Ap
+        rr_new = torch.dot(r, r)
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    return torch.nan_to_num(x)
+
+
+@wrong("line_search", "the line search never shrinks")
+def line_search_full_step_only(evaluate, expected_improvement, max_kl, max_backtracks=10, shrink=0.5,
+                               accept_ratio=0.1):
+    """Retries the full step every time instead of shrinking it."""
+    for _ in range(max_backtracks):
+        improvement, kl = evaluate(1.0)
+        if kl <= max_kl and improvement > accept_ratio * expected_improvement:
+            return 1.0
+    return 0.0
+
+
+@wrong("line_search", "the KL was not checked")
+def line_search_no_kl(evaluate, expected_improvement, max_kl, max_backtracks=10, shrink=0.5, accept_ratio=0.1):
+    """Accepts on the improvement alone: the trust region is never enforced."""
+    for tried in range(max_backtracks):
+        fraction = shrink ** tried
+        improvement, _ = evaluate(fraction)
+        if improvement > accept_ratio * expected_improvement * fraction:
+            return fraction
+    return 0.0
+
+
+@wrong("line_search", "compare the real improvement with accept_ratio")
+def line_search_any_improvement(evaluate, expected_improvement, max_kl, max_backtracks=10, shrink=0.5,
+                                accept_ratio=0.1):
+    """Accepts any positive improvement, however far below the linear prediction."""
+    for tried in range(max_backtracks):
+        fraction = shrink ** tried
+        improvement, kl = evaluate(fraction)
+        if kl <= max_kl and improvement > 0:
+            return fraction
+    return 0.0
+
+
+@wrong("line_search", "must count as a rejection")
+def line_search_nan_passes(evaluate, expected_improvement, max_kl, max_backtracks=10, shrink=0.5, accept_ratio=0.1):
+    """Tests for rejection, so a NaN KL (every comparison False) is accepted."""
+    for tried in range(max_backtracks):
+        fraction = shrink ** tried
+        improvement, kl = evaluate(fraction)
+        if kl > max_kl or improvement <= accept_ratio * expected_improvement * fraction:
+            continue
+        return fraction
+    return 0.0
+
+
+@wrong("line_search", "not scaled by the fraction tried")
+def line_search_unscaled_ratio(evaluate, expected_improvement, max_kl, max_backtracks=10, shrink=0.5,
+                               accept_ratio=0.1):
+    """Compares the improvement with accept_ratio x the FULL step's prediction (no x fraction)."""
+    for tried in range(max_backtracks):
+        fraction = shrink ** tried
+        improvement, kl = evaluate(fraction)
+        if kl <= max_kl and improvement > accept_ratio * expected_improvement:
+            return fraction
+    return 0.0
+
+
+@wrong("line_search", "you returned the improvement the linear model predicts")
+def line_search_returns_predicted_improvement(evaluate, expected_improvement, max_kl, max_backtracks=10, shrink=0.5,
+                                              accept_ratio=0.1):
+    """Returns fraction x expected_improvement instead of the fraction."""
+    for tried in range(max_backtracks):
+        fraction = shrink ** tried
+        improvement, kl = evaluate(fraction)
+        if kl <= max_kl and improvement > accept_ratio * expected_improvement * fraction:
+            return fraction * expected_improvement
+    return 0.0
+
+
+@wrong("line_search", "one try short")
+def line_search_one_try_short(evaluate, expected_improvement, max_kl, max_backtracks=10, shrink=0.5, accept_ratio=0.1):
+    """Off by one: tries only max_backtracks - 1 fractions."""
+    fraction = 1.0
+    for _ in range(max_backtracks - 1):
+        improvement, kl = evaluate(fraction)
+        if kl <= max_kl and improvement > accept_ratio * expected_improvement * fraction:
+            return fraction
+        fraction *= shrink
+    return 0.0
+
+
+@correct("line_search")
+def line_search_float32_tensor(evaluate, expected_improvement, max_kl, max_backtracks=10, shrink=0.5,
+                               accept_ratio=0.1):
+    fraction = 1.0
+    for _ in range(max_backtracks):
+        improvement, kl = evaluate(fraction)
+        if kl <= max_kl and improvement > accept_ratio * expected_improvement * fraction:
+            return torch.tensor(fraction)  # a 0-d float32 tensor: a real number, rounded to float32
+        fraction *= shrink
+    return torch.tensor(0.0)
+
+
+@correct("line_search")
+def line_search_while_loop(evaluate, expected_improvement, max_kl, max_backtracks=10, shrink=0.5, accept_ratio=0.1):
+    fraction, tries = 1.0, 0
+    while tries < max_backtracks:
+        improvement, kl = evaluate(fraction)
+        tries += 1
+        if kl <= max_kl and improvement > accept_ratio * expected_improvement * fraction:
+            return fraction
+        fraction *= shrink
+    return 0.0
+
+
+# -- chapter 08: policy gradients for language models -------------------------------------------------------------
+
+def _picked_log_probs(logits, tokens):
+    return torch.log_softmax(logits, dim=-1).gather(-1, tokens.long().unsqueeze(-1)).squeeze(-1)
+
+
+@wrong("sequence_log_probs", "the padding is not masked")
+def sequence_log_probs_unmasked(logits, tokens, mask):
+    """Sums every position, the padding's garbage included."""
+    return _picked_log_probs(logits, tokens).sum(dim=1)
+
+
+@wrong("sequence_log_probs", "a mean over the tokens instead of a sum")
+def sequence_log_probs_mean(logits, tokens, mask):
+    """Averages over the real tokens: a long response looks as likely as a short one."""
+    rows = []
+    for per_token, row_mask in zip(_picked_log_probs(logits, tokens), mask.float()):
+        rows.append((per_token * row_mask).sum() / row_mask.sum())
+    return torch.stack(rows)
+
+
+@wrong("sequence_log_probs", "as if they were log-probabilities")
+def sequence_log_probs_raw_logits(logits, tokens, mask):
+    """Picks the raw logits, never normalised over the vocabulary."""
+    return (logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1) * mask).sum(-1)
+
+
+@wrong("sequence_log_probs", "log(softmax(...)) underflows")
+def sequence_log_probs_log_of_softmax(logits, tokens, mask):
+    """Takes the log of the softmax: a tiny probability rounds to 0 and its log is -inf."""
+    probs = torch.softmax(logits, dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+    return (torch.log(probs) * mask).sum(-1)
+
+
+@wrong("sequence_log_probs", "shifted by one position again")
+def sequence_log_probs_shifted(logits, tokens, mask):
+    """Shifts the logits by one, as if they were not already aligned with the tokens."""
+    return (_picked_log_probs(logits[:, :-1], tokens[:, 1:]) * mask[:, 1:]).sum(-1)
+
+
+@correct("sequence_log_probs")
+def sequence_log_probs_categorical(logits, tokens, mask):
+    per_token = torch.distributions.Categorical(logits=logits).log_prob(tokens)
+    return torch.where(mask.bool(), per_token, torch.zeros_like(per_token)).sum(-1)
+
+
+@wrong("kl_k1", "k1's sign is flipped")
+def kl_k1_flipped(log_probs, ref_log_probs):
+    """The reference's log-prob minus the policy's."""
+    return ref_log_probs - log_probs
+
+
+@wrong("kl_k1", "the absolute value of the log-ratio is not k1")
+def kl_k1_absolute(log_probs, ref_log_probs):
+    """Makes every token's estimate non-negative with abs."""
+    return torch.abs(log_probs - ref_log_probs)
+
+
+@wrong("kl_k1", "that is the k3 estimator")
+def kl_k1_is_k3(log_probs, ref_log_probs):
+    """Computes k3 instead."""
+    ratio = torch.exp(ref_log_probs - log_probs)
+    return ratio - 1 - torch.log(ratio)
+
+
+@wrong("kl_k3", "the ratio is upside down")
+def kl_k3_upside_down(log_probs, ref_log_probs):
+    """r = pi_theta / pi_ref instead of pi_ref / pi_theta."""
+    ratio = torch.exp(log_probs - ref_log_probs)
+    return (ratio - 1) - torch.log(ratio)
+
+
+@wrong("kl_k3", "the k2 estimator")
+def kl_k3_is_k2(log_probs, ref_log_probs):
+    """Half the squared log-ratio."""
+    return (log_probs - ref_log_probs) ** 2 / 2
+
+
+@wrong("kl_k3", "the log term is added")
+def kl_k3_plus_log(log_probs, ref_log_probs):
+    """(r - 1) + log r."""
+    ratio = torch.exp(ref_log_probs - log_probs)
+    return (ratio - 1) + torch.log(ratio)
+
+
+@wrong("kl_k3", "the leash only pulls if the gradient flows")
+def kl_k3_detached(log_probs, ref_log_probs):
+    """Detaches the policy's log-probs: right values, no gradient."""
+    log_ratio = ref_log_probs - log_probs.detach()
+    return torch.exp(log_ratio) - 1 - log_ratio
+
+
+@correct("kl_k3")
+def kl_k3_with_exp(log_probs, ref_log_probs):
+    ratio = torch.exp(ref_log_probs - log_probs)
+    return ratio - 1 - torch.log(ratio)
+
+
+@wrong("group_relative_advantages", "the batch's mean (and std) instead of the group's")
+def group_advantages_whole_batch(rewards, eps=1e-6, scale=True):
+    """Normalises over the whole batch."""
+    centred = rewards - rewards.mean()
+    return centred / (rewards.std() + eps) if scale else centred
+
+
+@wrong("group_relative_advantages", "without eps")
+def group_advantages_no_eps(rewards, eps=1e-6, scale=True):
+    """Divides by the std alone: an all-equal group gives 0 / 0 = NaN."""
+    rows = [row - row.mean() for row in rewards]
+    if scale:
+        rows = [centred / row.std() for centred, row in zip(rows, rewards)]
+    return torch.stack(rows)
+
+
+@wrong("group_relative_advantages", "you only centred the rewards")
+def group_advantages_never_scaled(rewards, eps=1e-6, scale=True):
+    """Ignores scale=True."""
+    return rewards - rewards.mean(dim=1, keepdim=True)
+
+
+@wrong("group_relative_advantages", "the population std")
+def group_advantages_population_std(rewards, eps=1e-6, scale=True):
+    """Divides by the population std (G), not the sample std (G - 1)."""
+    centred = rewards - rewards.mean(dim=1, keepdim=True)
+    if not scale:
+        return centred
+    return centred / (centred.pow(2).mean(dim=1, keepdim=True).sqrt() + eps)
+
+
+@wrong("group_relative_advantages", "over the prompts (dim 0)")
+def group_advantages_over_prompts(rewards, eps=1e-6, scale=True):
+    """Takes the statistics down the columns."""
+    centred = rewards - rewards.mean(dim=0, keepdim=True)
+    return centred / (rewards.std(dim=0, keepdim=True) + eps) if scale else centred
+
+
+@correct("group_relative_advantages")
+def group_advantages_row_by_row(rewards, eps=1e-6, scale=True):
+    rows = []
+    for row in rewards:
+        centred = row - row.mean()
+        rows.append(centred / (row.std() + eps) if scale else centred)
+    return torch.stack(rows)
+
+
+def _token_objective(log_probs, old_log_probs, advantages, clip_eps, pick=torch.min):
+    if advantages.dim() == 1:
+        advantages = advantages[:, None]
+    ratio = torch.exp(log_probs - old_log_probs.detach())
+    return pick(ratio * advantages, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * advantages)
+
+
+@wrong("masked_clipped_loss", "max instead of min")
+def masked_clipped_loss_max(log_probs, old_log_probs, advantages, mask, clip_eps=0.2):
+    """The optimistic max of the two surrogates."""
+    mask = mask.float()
+    return -(_token_objective(log_probs, old_log_probs, advantages, clip_eps, torch.max) * mask).sum() / mask.sum()
+
+
+@wrong("masked_clipped_loss", "the mask is ignored")
+def masked_clipped_loss_unmasked(log_probs, old_log_probs, advantages, mask, clip_eps=0.2):
+    """Averages over every position, padding included."""
+    return -_token_objective(log_probs, old_log_probs, advantages, clip_eps).mean()
+
+
+@wrong("masked_clipped_loss", "a per-sequence mean")
+def masked_clipped_loss_per_sequence(log_probs, old_log_probs, advantages, mask, clip_eps=0.2):
+    """Averages each response's tokens, then the responses (GRPO paper's form, not the contract)."""
+    mask = mask.float()
+    objective = _token_objective(log_probs, old_log_probs, advantages, clip_eps)
+    return -torch.stack([(o * m).sum() / m.sum() for o, m in zip(objective, mask)]).mean()
+
+
+@wrong("masked_clipped_loss", "a sum over the tokens, not a mean")
+def masked_clipped_loss_sum(log_probs, old_log_probs, advantages, mask, clip_eps=0.2):
+    """Sums over the real tokens without dividing by their number."""
+    return -(_token_objective(log_probs, old_log_probs, advantages, clip_eps) * mask.float()).sum()
+
+
+@wrong("masked_clipped_loss", "does not detach the old log-probabilities")
+def masked_clipped_loss_old_with_grad(log_probs, old_log_probs, advantages, mask, clip_eps=0.2):
+    """Forms the ratio with old_log_probs still attached to its graph."""
+    if advantages.dim() == 1:
+        advantages = advantages[:, None]
+    ratio = torch.exp(log_probs - old_log_probs)
+    objective = torch.min(ratio * advantages, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * advantages)
+    mask = mask.float()
+    return -(objective * mask).sum() / mask.sum()
+
+
+@wrong("masked_clipped_loss", "zeroed but still counted")
+def masked_clipped_loss_divides_by_all(log_probs, old_log_probs, advantages, mask, clip_eps=0.2):
+    """Zeroes the padding but divides by B * T."""
+    return -(_token_objective(log_probs, old_log_probs, advantages, clip_eps) * mask.float()).mean()
+
+
+@correct("masked_clipped_loss")
+def masked_clipped_loss_where(log_probs, old_log_probs, advantages, mask, clip_eps=0.2):
+    objective = _token_objective(log_probs, old_log_probs, advantages, clip_eps)
+    keep = mask.bool()
+    return -torch.where(keep, objective, torch.zeros_like(objective)).sum() / keep.sum()

@@ -22,7 +22,7 @@ stub and is reported as "not implemented yet".
 Where the checks live: ``harness`` has the shared machinery (``Exercise``, ``Mistake``, ``Case``,
 running and comparing, the failure messages); each chapter's exercises are declared in their own
 module, ``ch00_setup``, ``ch01_reinforce``, ``ch02_baseline``, ``ch03_a2c_gae``, ``ch04_ppo``,
-``ch05_continuous`` and ``ch06_traps`` (the bug hunt). Everything is re-exported here.
+``ch05_continuous``, ``ch06_traps`` (the bug hunt), ``ch07_trpo`` and ``ch08_lm``. Everything is re-exported here.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import batching, envs
-from . import ch00_setup, ch01_reinforce, ch02_baseline, ch03_a2c_gae, ch04_ppo, ch05_continuous
+from . import ch00_setup, ch01_reinforce, ch02_baseline, ch03_a2c_gae, ch04_ppo, ch05_continuous, ch07_trpo, ch08_lm
 from .ch00_setup import (COMPLETED_EPISODE_RETURNS, TRANSITION_MASK, check_completed_episode_returns,
                          check_play_episode, check_transition_mask)
 from .ch01_reinforce import (ACTION_LOG_PROBS, DISCOUNTED_RETURNS, NORMALIZE, REINFORCE_LOSS, check_action_log_probs,
@@ -46,10 +46,15 @@ from .ch04_ppo import (APPROX_KL, CLIP_FRACTION, CLIPPED_SURROGATE_LOSS, EXPLAIN
 from .ch05_continuous import (ENV_ACTION, GAUSSIAN_ENTROPY, GAUSSIAN_LOG_PROB, LOG_SQRT_2PI, check_env_action,
                               check_gaussian_entropy, check_gaussian_log_prob)
 from .ch06_traps import check_bug_hunt, check_mystery, check_train_actor_critic
+from .ch07_trpo import (CATEGORICAL_KL, check_categorical_kl, check_conjugate_gradient, check_fisher_vector_product,
+                        check_line_search, check_trpo_step)
+from .ch08_lm import (GROUP_RELATIVE_ADVANTAGES, KL_K1, KL_K3, MASKED_CLIPPED_LOSS, SEQUENCE_LOG_PROBS,
+                      check_group_relative_advantages, check_kl_k1, check_kl_k3, check_masked_clipped_loss,
+                      check_sequence_log_probs)
 from .harness import (Case, Exercise, LearnerCodeError, Mistake, _check_case, _close, _make_check, _message,
                       _run)
 
-_CHAPTERS = [ch00_setup, ch01_reinforce, ch02_baseline, ch03_a2c_gae, ch04_ppo, ch05_continuous]
+_CHAPTERS = [ch00_setup, ch01_reinforce, ch02_baseline, ch03_a2c_gae, ch04_ppo, ch05_continuous, ch07_trpo, ch08_lm]
 
 EXERCISES: dict[str, Exercise] = {ex.name: ex for chapter in _CHAPTERS for ex in chapter.EXERCISES}
 
@@ -60,9 +65,11 @@ REFERENCES: dict[str, Callable[..., Any]] = {
     **{name: ex.reference for name, ex in EXERCISES.items()},
     "minibatch_indices": batching.minibatch_indices,
     "play_episode": envs.play_episode,
+    **ch07_trpo.REFERENCES,
 }
 
 __all__ = ["LearnerCodeError", "ALL_CHECKS", "REFERENCES", *(f"check_{name}" for name in ALL_CHECKS)]
+__all__ += ["check_trpo_step"]  # chapter 07's assembly exercise: one TRPO update on a real CartPole batch
 
 # The write-the-loop exercises (lesson 01's REINFORCE loop, 04b's PPO from scratch): stage checks of the learner's
 # own rollout, update and training loop against the package's loops (``stages``, ``ch01_loop``, ``ch04b_ppo_loop``).
@@ -74,3 +81,8 @@ from .ch04b_ppo_loop import (check_advantages_and_returns, check_collect_rollout
 STAGE_CHECKS: dict[str, Callable[..., Any]] = {**ch01_loop.STAGE_CHECKS, **ch04b_ppo_loop.STAGE_CHECKS}
 STAGE_REFERENCES: dict[str, Callable[..., Any]] = {**ch01_loop.REFERENCES, **ch04b_ppo_loop.REFERENCES}
 __all__ += ["STAGE_CHECKS", *(f"check_{name}" for name in STAGE_CHECKS)]
+
+# Chapter 08's GRPO update, checked by a short fine-tuning run (``ch08_lm.check_grpo_update``).
+from .ch08_lm import check_grpo_update  # noqa: E402
+
+__all__ += ["check_grpo_update"]
