@@ -405,7 +405,7 @@ class PPOConfig(A2CConfig):
 class TRPOConfig(A2CConfig):
     """Trust Region Policy Optimisation: one natural-gradient step per rollout, inside a KL trust region.
 
-    The policy has no learning rate (``lr`` is unused): the step is :math:`\\sqrt{2\\delta / s^\\top F s}\\, s`
+    The policy has no learning rate (``lr`` is unused): the step is :math:`\\sqrt{2\\delta / s^\\top (F + \\lambda I) s}\\, s`
     with :math:`s \\approx F^{-1} g` from conjugate gradient, shrunk by a backtracking line search.
 
     Args:
@@ -417,8 +417,10 @@ class TRPOConfig(A2CConfig):
         accept_ratio: the least ratio of the surrogate's real improvement to its linear prediction.
         critic_epochs: passes over the batch of the critic's minibatch regression (its own Adam, ``critic_lr``).
         minibatch_size: transitions per critic step; at most ``num_envs * n_steps``.
+        n_steps: steps per env per rollout (A2C's 16 would make batches smaller than one critic minibatch).
     """
 
+    n_steps: int = 256
     max_kl: float = 0.01
     cg_iters: int = 10
     cg_damping: float = 0.1
