@@ -481,11 +481,13 @@ QUESTIONS: dict[str, list[Question]] = {
             "With advantage 0 the clipped loss pushes nowhere; the KL term pulls towards the reference whatever "
             "the rewards, and it is small here.")),
         _q("q3", "Both k1 and k3 estimate KL(pi_theta || pi_ref) without bias from tokens sampled from pi_theta. "
-                 "Why does GRPO put k3 in its loss?", "a",
-           ("k3 is never negative on a single token and, when the two policies are close, varies less from token "
-            "to token than k1.",
-            "Right: exercise 3's measurement shows both means on the exact KL, k1 negative on a large share of "
-            "tokens, and k3's spread smaller."),
+                 "Why does GRPO put k3, not k1, in its loss?", "a",
+           ("As a loss on the policy's own samples, k1's expected gradient is zero, so it would not pull; k3's "
+            "pulls towards the reference (and k3 is never negative on a single token).",
+            "Right: the gradient of k1 on a sampled token is grad log pi_theta, whose mean under pi_theta is 0. "
+            "k3's mean gradient is that of the REVERSE KL, grad KL(pi_ref || pi_theta): not the KL its value "
+            "estimates, but zero only at the reference, so it leashes. Exercise 3 also measures k3's smaller "
+            "spread."),
            ("k1 is biased: its mean over sampled tokens is not the KL.",
             "k1 is unbiased: the KL is by definition the expectation of the log-ratio under pi_theta's samples."),
            ("k3 needs no reference model.",

@@ -408,7 +408,8 @@ HINTS: dict[str, tuple[str, str, str]] = {
         "of bookkeeping: a per-response advantage [B] must reach every token of its own response; the old "
         "log-probs are constants; the mask decides both what is summed and what is counted.",
         "rho = exp(log_probs - old_log_probs.detach()); per token min(rho A, clip(rho, 1-eps, 1+eps) A), with A "
-        "[B, 1] (advantages.unsqueeze(-1)) when it is [B]; loss = -(sum of mask * that) / (sum of mask).",
+        "[B, 1] (advantages.unsqueeze(-1)) when it is [B]; loss = -(sum of mask * that) / (sum of mask, clamped at "
+        "1 so that an all-padding mask gives 0, not NaN).",
         "```python\nif advantages.dim() == 1:\n    advantages = …                  # [B, 1]\n"
         "ratio = torch.exp(…)                # [B, T], old log-probs detached\nsurrogate = torch.min(…, …)         "
         "# [B, T]\nmask = mask.to(surrogate.dtype)\nreturn -… / …                        # token-level masked mean\n```"),

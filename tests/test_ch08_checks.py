@@ -93,6 +93,9 @@ WRONG_SEQUENCE_LOG_PROBS = {
         (torch.softmax(logits, -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1).log() * mask).sum(-1),
     "shifted by one position again": lambda logits, tokens, mask:
         (_per_token(logits[:, :-1], tokens[:, 1:]) * mask[:, 1:]).sum(-1),
+    # the end-of-sequence token dropped: it once read as "the wrong dimension" (both give 0 on a one-token response)
+    r"the end mark \(the last real token\) is left out": lambda logits, tokens, mask: torch.stack(
+        [row[:int(m.sum()) - 1].sum() for row, m in zip(_per_token(logits, tokens), mask.float())]),
     "no .detach\\(\\), .item\\(\\)": lambda logits, tokens, mask: losses.sequence_log_probs(logits.detach(), tokens,
                                                                                           mask),
 }
@@ -133,6 +136,7 @@ WRONG_GROUP_ADVANTAGES = {
     r"over the prompts \(dim 0\)": lambda r, eps=1e-6, scale=True: _grpo(
         r, eps, scale, centre=lambda x: x.mean(0, keepdim=True), std=lambda x: x.std(0, keepdim=True)),
     "without eps": lambda r, eps=1e-6, scale=True: _grpo(r, eps, scale, use_eps=False),
+    "the eps argument is ignored": lambda r, eps=1e-6, scale=True: _grpo(r, 1e-8, scale),
     "you only centred the rewards": lambda r, eps=1e-6, scale=True: _grpo(r, eps, False),
     "only the centring is kept": lambda r, eps=1e-6, scale=True: _grpo(r, eps, True),
     "population std": lambda r, eps=1e-6, scale=True: _grpo(r, eps, scale,
@@ -170,7 +174,7 @@ WRONG_CLIPPED_LOSS = {
     "the mask is ignored": lambda lp, old, adv, mask, eps=0.2: -torch.min(*_surrogate_terms(lp, old, adv, eps)).mean(),
     "zeroed but still counted": lambda lp, old, adv, mask, eps=0.2:
         -(torch.min(*_surrogate_terms(lp, old, adv, eps)) * mask).mean(),
-    "a per-sequence mean": _sequence_mean,
+    "the paper's per-sequence mean": _sequence_mean,
     "a sum over the tokens, not a mean": lambda lp, old, adv, mask, eps=0.2:
         -(torch.min(*_surrogate_terms(lp, old, adv, eps)) * mask).sum(),
     "you never clip": lambda lp, old, adv, mask, eps=0.2: -_token_mean(_surrogate_terms(lp, old, adv, eps)[0], mask),
@@ -314,4 +318,76 @@ def test_a_grpo_update_that_pushes_the_wrong_way_fails_on_the_held_out_accuracy(
             monkeypatch.setattr(losses, "group_relative_advantages", real)
 
     with pytest.raises(AssertionError, match="exact accuracy on 256 held-out prompts went from"):
-        ch08_lm.check_grpo_update(upside_down, updates=15, verbose=False)
+        ch08_lm.check_grpo_update(upside_down, updates=15, verbose=False, compare=False)
+    with pytest.raises(AssertionError, match="moved the policy's parameters differently"):  # the smoke call sees it
+        ch08_lm.check_grpo_update(upside_down, updates=0, verbose=False)
+
+
+def _learner_grpo(kl_sign=1.0, report_kl_sign=1.0, reward_is_mean_advantage=False, old_in_loop=False,
+                  zero_grad=True, group_major=False, reorder=False):
+    """A learner's GRPO loop written from the exercise's steps, with one of the known mistakes switched on (or, with
+    ``reorder``, a valid loop in another order: reference first, the KL from per-token sums, zero_grad first)."""
+    from pgcourse.lm import generate, prompt_batch, response_logits, score, token_log_probs
+
+    def grpo_update(policy, reference, optimizer, prompts, generator, group_size, epochs, clip_eps, kl_coef):
+        repeated = [p for p in prompts for _ in range(group_size)]
+        prompt_tokens = prompt_batch(repeated)
+        rollout = generate(policy, prompt_tokens, generator=generator)
+        tokens, mask = rollout.tokens, rollout.mask
+        rewards = score(repeated, rollout.texts, "exact")
+        shape = (group_size, len(prompts)) if group_major else (len(prompts), group_size)
+        advantages = losses.group_relative_advantages(rewards.view(*shape)).reshape(-1)
+        with torch.no_grad():
+            if reorder:
+                ref = token_log_probs(response_logits(reference, prompt_tokens, tokens), tokens)
+                old = token_log_probs(response_logits(policy, prompt_tokens, tokens), tokens)
+                kl = ((old - ref) * mask).sum(-1)
+            else:
+                logits = response_logits(policy, prompt_tokens, tokens)
+                ref_logits = response_logits(reference, prompt_tokens, tokens)
+                old, ref = token_log_probs(logits, tokens), token_log_probs(ref_logits, tokens)
+                kl = (losses.sequence_log_probs(logits, tokens, mask)
+                      - losses.sequence_log_probs(ref_logits, tokens, mask))
+        for _ in range(epochs):
+            if reorder:
+                optimizer.zero_grad()
+            log_probs = token_log_probs(response_logits(policy, prompt_tokens, tokens), tokens)
+            loss = (losses.masked_clipped_loss(log_probs, log_probs.detach() if old_in_loop else old, advantages,
+                                               mask, clip_eps)
+                    + kl_sign * kl_coef * losses.masked_mean(losses.kl_k3(log_probs, ref), mask))
+            if zero_grad and not reorder:
+                optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+            optimizer.step()
+        reward = advantages.mean() if reward_is_mean_advantage else rewards.mean()
+        return {"reward": reward.item(), "kl": report_kl_sign * kl.mean().item()}
+
+    return grpo_update
+
+
+# Three wrong loops a reviewer found passing the training run alone (gains +0.24 to +0.40): the smoke call, on a policy
+# moved off the reference and compared with the reference loop, rejects each.
+@pytest.mark.parametrize("wrong, expected", [
+    (_learner_grpo(kl_sign=-1.0, report_kl_sign=-1.0, reward_is_mean_advantage=True), "not of the advantages"),
+    (_learner_grpo(kl_sign=-1.0, report_kl_sign=-1.0), "the sign is flipped"),
+    (_learner_grpo(kl_sign=-1.0), "the KL term is subtracted"),
+    (_learner_grpo(group_major=True), "grouped group-major"),
+    (_learner_grpo(old_in_loop=True, zero_grad=False), r"recomputed inside the epochs .*zero_grad\(\) is missing"),
+    (_learner_grpo(old_in_loop=True), "recomputed inside the epochs"),
+    (_learner_grpo(zero_grad=False), r"zero_grad\(\) is missing"),
+], ids=["kl subtracted, kl negated, reward = mean advantage", "kl negated", "kl subtracted", "group-major",
+        "old in the loop, no zero_grad", "old in the loop", "no zero_grad"])
+def test_wrong_grpo_loops_are_rejected_and_named_by_the_smoke_call(wrong, expected):
+    with pytest.raises(AssertionError, match=expected):
+        ch08_lm.check_grpo_update(wrong, updates=0, verbose=False)
+
+
+def test_a_valid_grpo_loop_in_another_order_passes_the_smoke_call():
+    # updates=0: the smoke call passes, then the (empty) training run fails on its gain, nothing earlier.
+    with pytest.raises(AssertionError, match="exact accuracy on 256 held-out prompts went from"):
+        ch08_lm.check_grpo_update(_learner_grpo(reorder=True), updates=0, verbose=False)
+    stats, delta, _, _ = ch08_lm._smoke_run(_learner_grpo(reorder=True), *ch08_lm._smoke_models(None))
+    expected, expected_delta, _, _ = ch08_lm._smoke_run(ch08_lm.reference_grpo_update, *ch08_lm._smoke_models(None))
+    assert abs(stats["kl"] - expected["kl"]) < 1e-4 and stats["reward"] == expected["reward"]
+    assert ((delta - expected_delta).norm() / expected_delta.norm()).item() < ch08_lm.SMOKE_RTOL / 10

@@ -60,6 +60,23 @@ def test_the_strongest_leash_keeps_the_policy_near_the_reference(table):
         pg.stats.stratified_bootstrap(last(free, "exact_reward"), statistic="mean").high
 
 
+def test_the_strongest_leash_limits_how_far_the_policy_games_not_whether(table):
+    leashed = sorted((arm for arm in table["arms"] if arm.startswith("loophole_kl") and arm != "loophole_kl0"),
+                     key=lambda arm: table["arms"][arm]["kl_coef"])
+    strongest = runs(table, leashed[-1])
+    first = np.array([np.mean(row["history"]["loophole_reward"][:10]) for row in strongest])
+    assert pg.stats.stratified_bootstrap(last(strongest, "loophole_reward"), statistic="mean").low > \
+        pg.stats.stratified_bootstrap(first, statistic="mean").high  # it still games the loophole
+
+    def too_long(entry):  # finished, wrong, and a loophole score above 1: a run longer than the prompt
+        pairs = [text.split(">", 1) for text in entry["texts"]]
+        return sum(r.endswith(lm.END_MARK) and not lm.exact_reward(p, r) and lm.loophole_reward(p, r) > 1
+                   for p, r in pairs)
+
+    first_count, last_count = (sum(too_long(row["samples"][i]) for row in strongest) for i in (0, -1))
+    assert last_count > first_count  # 8 -> 22 of the 80 pooled samples
+
+
 def test_the_pretrained_model_keeps_its_corpus_habit_on_repeated_digits():
     evaluation = lm.pretrained_info()["evaluation"]
     assert evaluation["greedy_exact_distinct"] > evaluation["greedy_exact_repeat"] + 0.3

@@ -1608,6 +1608,16 @@ def sequence_log_probs_shifted(logits, tokens, mask):
     return (_picked_log_probs(logits[:, :-1], tokens[:, 1:]) * mask[:, 1:]).sum(-1)
 
 
+@wrong("sequence_log_probs", "the end mark (the last real token) is left out")
+def sequence_log_probs_without_end_mark(logits, tokens, mask):
+    """Stops one token short: the end-of-sequence token's log-prob is not summed."""
+    rows = []
+    for per_token, row_mask in zip(_picked_log_probs(logits, tokens), mask.float()):
+        n = int(row_mask.sum())
+        rows.append(per_token[:max(n - 1, 0)].sum())
+    return torch.stack(rows)
+
+
 @correct("sequence_log_probs")
 def sequence_log_probs_categorical(logits, tokens, mask):
     per_token = torch.distributions.Categorical(logits=logits).log_prob(tokens)
@@ -1682,6 +1692,13 @@ def group_advantages_no_eps(rewards, eps=1e-6, scale=True):
     return torch.stack(rows)
 
 
+@wrong("group_relative_advantages", "the eps argument is ignored")
+def group_advantages_hard_coded_eps(rewards, eps=1e-6, scale=True):
+    """Adds a constant 1e-8 to the std, whatever eps is passed."""
+    centred = rewards - rewards.mean(dim=1, keepdim=True)
+    return centred / (rewards.std(dim=1, keepdim=True) + 1e-8) if scale else centred
+
+
 @wrong("group_relative_advantages", "you only centred the rewards")
 def group_advantages_never_scaled(rewards, eps=1e-6, scale=True):
     """Ignores scale=True."""
@@ -1733,7 +1750,7 @@ def masked_clipped_loss_unmasked(log_probs, old_log_probs, advantages, mask, cli
     return -_token_objective(log_probs, old_log_probs, advantages, clip_eps).mean()
 
 
-@wrong("masked_clipped_loss", "a per-sequence mean")
+@wrong("masked_clipped_loss", "the paper's per-sequence mean")
 def masked_clipped_loss_per_sequence(log_probs, old_log_probs, advantages, mask, clip_eps=0.2):
     """Averages each response's tokens, then the responses (GRPO paper's form, not the contract)."""
     mask = mask.float()

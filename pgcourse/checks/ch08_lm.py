@@ -6,11 +6,11 @@ chapter is bookkeeping: responses of different lengths padded to one ``T``, a ma
 out of every sum and mean, and groups of samples per prompt. So the cases pad at different lengths, put
 arbitrary token ids and log-probabilities on the padding (a forgotten mask then changes the answer), include a
 response of a single token, a group whose rewards are all equal, float64 inputs and inputs that require grad,
-and the known wrong versions are named: the padding summed in, a mean where the contract says a sum (or the
-other way round), k1's sign flipped, k3's ratio upside down, k2 given for k3, the batch's mean instead of the
-group's, a standard deviation without eps (NaN) or the population one, max instead of min, the mask ignored, a
-per-sequence mean where the contract says token-level, a ratio through which gradient leaks into the old
-log-probabilities.
+and the known wrong versions are named: the padding summed in, a mean where the contract says a sum (or the other
+way round), the end mark left out, k1's sign flipped, k3's ratio upside down, k2 given for k3, the batch's mean
+instead of the group's, a standard deviation without eps (NaN), with a constant instead of the eps argument, or
+the population one, max instead of min, the mask ignored, a per-sequence mean where the contract says token-level,
+a ratio through which gradient leaks into the old log-probabilities.
 """
 from __future__ import annotations
 
@@ -71,6 +71,13 @@ def _cases_sequence_log_probs() -> list[Case]:
     ]
 
 
+def _without_end_mark(logits: Tensor, tokens: Tensor, mask: Tensor) -> Tensor:
+    """The masked sum with each response's last real token (its end mark) left out."""
+    mask = mask.to(logits.dtype)
+    last = mask.sum(-1).long().clamp(min=1) - 1  # [B], the index of each row's last real token
+    return _masked_sum(losses.token_log_probs(logits, tokens), mask.scatter(-1, last.unsqueeze(-1), 0.0))
+
+
 def _log_of_softmax(logits: Tensor, tokens: Tensor, mask: Tensor) -> Tensor:
     per_token = torch.softmax(logits, -1).gather(-1, tokens.long().unsqueeze(-1)).squeeze(-1).log()
     return _masked_sum(per_token, mask)
@@ -110,6 +117,9 @@ SEQUENCE_LOG_PROBS = Exercise(
                 "vocabulary first (a log-softmax over the last dimension).",
                 lambda logits, tokens, mask: _masked_sum(logits.gather(-1, tokens.long().unsqueeze(-1)).squeeze(-1),
                                                          mask)),
+        Mistake("the end mark (the last real token) is left out: a response's log-probability includes every real "
+                "token, the end-of-sequence one too (the policy chose to stop; its probability counts).",
+                _without_end_mark),
         Mistake("the log-softmax is taken over the wrong dimension: normalise over the vocabulary (the last "
                 "dimension, V), not over the positions.",
                 lambda logits, tokens, mask: _masked_sum(
@@ -273,6 +283,8 @@ GROUP_RELATIVE_ADVANTAGES = Exercise(
              "when scale is True, by that row's sample standard deviation plus eps; [P, G] in and out, the dtype "
              "of the rewards."),
     mistakes=[
+        Mistake("the eps argument is ignored (a constant of your own instead): use the eps you are given.",
+                lambda rewards, eps, scale: _grouped(rewards, 1e-8, scale)),
         Mistake("the std is divided without eps: a group whose samples all got the same reward has std 0, and "
                 "0 / 0 is NaN. Add eps to the std (the advantage is then 0: nothing to learn from that prompt).",
                 lambda rewards, eps, scale: _grouped(rewards, eps, scale, use_eps=False)),
@@ -386,8 +398,9 @@ MASKED_CLIPPED_LOSS = Exercise(
         Mistake("the padding is zeroed but still counted: divide the masked sum by the number of REAL tokens "
                 "(the sum of the mask), not by B * T.",
                 lambda lp, old, adv, mask, eps: -(_token_surrogate(lp, old, adv, eps) * mask.to(lp.dtype)).mean()),
-        Mistake("a per-sequence mean (each response's tokens averaged, then the responses averaged): the contract "
-                "is a token-level mean over every real token of the batch, so a long response counts by its tokens.",
+        Mistake("the paper's per-sequence mean (DeepSeekMath averages each response over its own tokens, then the "
+                "responses); this contract is token-level (as DAPO and Dr. GRPO): the masked sum over every real "
+                "token of the batch divided by their number, so a long response counts by its tokens.",
                 _sequence_mean_loss),
         Mistake("a sum over the tokens, not a mean: divide by the number of real tokens.",
                 lambda lp, old, adv, mask, eps: -(_token_surrogate(lp, old, adv, eps) * mask.to(lp.dtype)).sum()),
@@ -454,6 +467,14 @@ def reference_grpo_update(policy, reference, optimizer, prompts, generator, grou
     """The check's own GRPO update (the solved notebook's): sample ``group_size`` responses per prompt, score them
     with the exact verifier, group-relative advantages, ``epochs`` steps of the masked clipped loss plus
     ``kl_coef`` times the masked mean k3 to the frozen reference. Returns ``{"reward", "kl"}`` of the batch."""
+    return _grpo_update(policy, reference, optimizer, prompts, generator, group_size, epochs, clip_eps, kl_coef)
+
+
+def _grpo_update(policy, reference, optimizer, prompts, generator, group_size, epochs, clip_eps, kl_coef, *,
+                 group_major=False, old_in_loop=False, zero_grad=True, kl_sign=1.0):
+    """:func:`reference_grpo_update`, or (with a keyword changed) one of the known wrong versions the smoke call
+    names: the rewards reshaped group-major, the old log-probs recomputed inside the epochs (no trust region), the
+    gradients never zeroed, the KL term subtracted."""
     from ..lm import task
     from ..lm.model import generate, response_logits
 
@@ -462,7 +483,8 @@ def reference_grpo_update(policy, reference, optimizer, prompts, generator, grou
     rollout = generate(policy, prompt_tokens, generator=generator)
     tokens, mask = rollout.tokens, rollout.mask  # [B, T]
     rewards = task.score(repeated, rollout.texts, "exact")  # [B]
-    advantages = losses.group_relative_advantages(rewards.view(len(prompts), group_size)).reshape(-1)  # [B]
+    grouped = rewards.view(group_size, len(prompts)) if group_major else rewards.view(len(prompts), group_size)
+    advantages = losses.group_relative_advantages(grouped).reshape(-1)  # [B]
     with torch.no_grad():
         logits = response_logits(policy, prompt_tokens, tokens)  # [B, T, V]
         ref_logits = response_logits(reference, prompt_tokens, tokens)
@@ -472,14 +494,74 @@ def reference_grpo_update(policy, reference, optimizer, prompts, generator, grou
     policy.train()
     for _ in range(epochs):
         log_probs = losses.token_log_probs(response_logits(policy, prompt_tokens, tokens), tokens)  # [B, T]
-        loss = (losses.masked_clipped_loss(log_probs, old_log_probs, advantages, mask, clip_eps)
-                + kl_coef * losses.masked_mean(losses.kl_k3(log_probs, ref_log_probs), mask))
-        optimizer.zero_grad()
+        old = log_probs.detach() if old_in_loop else old_log_probs
+        loss = (losses.masked_clipped_loss(log_probs, old, advantages, mask, clip_eps)
+                + kl_sign * kl_coef * losses.masked_mean(losses.kl_k3(log_probs, ref_log_probs), mask))
+        if zero_grad:
+            optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
         optimizer.step()
     policy.eval()
     return {"reward": rewards.mean().item(), "kl": kl.mean().item()}
+
+
+# The smoke call's comparison with the reference loop: the policy is moved off the reference (Gaussian noise of
+# SMOKE_NOISE on every parameter, so the KL term is not 0), plain SGD at SMOKE_LR (deterministic, no state), three
+# epochs (so a missing trust region or a missing zero_grad shows in the second and third steps); the learner's
+# returned numbers must match the reference loop's and its parameter change must be within SMOKE_RTOL of it
+# (relative, in norm). Measured: the loop written in another valid order (reference first, the KL from per-token
+# sums, zero_grad first) matches exactly; the known wrong versions differ by 0.46 (the old log-probs recomputed in
+# the epochs, or zero_grad missing), 0.66 (both), 0.84 (group-major) and 1.95 (the KL term subtracted).
+SMOKE_PROMPTS = ["413", "9071", "555", "20", "8812", "64"]
+SMOKE_GROUP = 4
+SMOKE_EPOCHS = 3
+SMOKE_LR = 0.3
+SMOKE_NOISE = 0.02
+SMOKE_RTOL = 1e-2
+_GRPO_MISTAKES = [
+    (dict(group_major=True), "the rewards are grouped group-major: rewards.view(group_size, P) puts samples of "
+                             "different prompts in one group. The batch is prompt-major (the G samples of a prompt "
+                             "are adjacent): rewards.view(P, G)."),
+    (dict(old_in_loop=True), "the old log-probs are recomputed inside the epochs: then the ratio is 1 at every epoch "
+                             "and nothing is clipped (no trust region). Compute them once, under torch.no_grad(), "
+                             "before the epochs."),
+    (dict(zero_grad=False), "optimizer.zero_grad() is missing: each epoch's gradient is added to the previous ones'."),
+    (dict(old_in_loop=True, zero_grad=False), "the old log-probs are recomputed inside the epochs (compute them once, "
+                                              "before the epochs, under torch.no_grad()) and optimizer.zero_grad() "
+                                              "is missing (the gradients pile up across epochs)."),
+    (dict(kl_sign=-1.0), "the KL term is subtracted: add kl_coef times the masked mean k3 to the loss (the leash "
+                         "pulls towards the reference)."),
+]
+
+
+def _smoke_models(start_model):
+    import copy
+
+    from ..lm.pretrain import load_pretrained
+    start = start_model if start_model is not None else load_pretrained()
+    policy = copy.deepcopy(start).eval()
+    with torch.no_grad():
+        noise = torch.Generator().manual_seed(5)
+        for parameter in policy.parameters():
+            parameter.add_(SMOKE_NOISE * torch.randn(parameter.shape, generator=noise, dtype=parameter.dtype))
+    reference = copy.deepcopy(start).eval().requires_grad_(False)
+    return policy, reference
+
+
+def _smoke_run(fn, policy, reference, name=None, arg_names=None):
+    """One call of ``fn`` (the learner's through the harness when ``name`` is given) on copies of the smoke models,
+    with SGD; returns (stats, the parameter change, the copies)."""
+    import copy
+
+    policy, reference = copy.deepcopy(policy), copy.deepcopy(reference)
+    before = [p.detach().clone() for p in policy.parameters()]
+    optimizer = torch.optim.SGD(policy.parameters(), lr=SMOKE_LR)
+    args = [policy, reference, optimizer, list(SMOKE_PROMPTS), torch.Generator().manual_seed(1), SMOKE_GROUP,
+            SMOKE_EPOCHS, RUN_CLIP_EPS, RUN_KL_COEF]
+    stats = _call_learner(fn, name, args, arg_names) if name is not None else fn(*args)
+    delta = torch.cat([(p.detach() - b).flatten() for p, b in zip(policy.parameters(), before)])
+    return stats, delta, policy, reference
 
 
 class GRPOReport:
@@ -522,12 +604,14 @@ def _number(stats: Any, key: str) -> float | None:
 
 
 def check_grpo_update(fn: Callable[..., Any], start_model=None, seed: int = RUN_SEED, updates: int = RUN_UPDATES,
-                      verbose: bool = True) -> GRPOReport:
+                      verbose: bool = True, compare: bool = True) -> GRPOReport:
     """Check ``grpo_update(policy, reference, optimizer, prompts, generator, group_size, epochs, clip_eps, kl_coef)``
-    by what it does: one small call first (it returns the batch's ``reward`` and ``kl``, changes the policy, leaves
-    the reference alone, and the reward is the mean exact reward of the samples, in [0, 1]); then a training run
-    from the pretrained model, which passes when the exact accuracy on 256 held-out prompts rose by at least
-    ``MIN_GAIN``. Returns a :class:`GRPOReport`."""
+    by what it does: one small call first, on a policy moved off the reference (it returns the batch's ``reward`` and
+    ``kl``, changes the policy, leaves the reference alone; with ``compare``, the numbers and the parameter change
+    must match :func:`reference_grpo_update`'s on the same samples, and a known wrong version is named); then a
+    training run from the pretrained model, which passes when the exact accuracy on 256 held-out prompts rose by at
+    least ``MIN_GAIN``. ``compare=False`` skips the comparison, to measure another algorithm with the same signature
+    (the chapter's stretch task). Returns a :class:`GRPOReport`."""
     import time
 
     from ..lm.pretrain import evaluate_sorting, held_out_prompts
@@ -536,14 +620,9 @@ def check_grpo_update(fn: Callable[..., Any], start_model=None, seed: int = RUN_
     name = "grpo_update"
     arg_names = ["policy", "reference", "optimizer", "prompts", "generator", "group_size", "epochs", "clip_eps",
                  "kl_coef"]
-    # 1. the smoke call
-    policy, reference = _fresh_models(start_model)
-    before_policy = [p.detach().clone() for p in policy.parameters()]
-    before_reference = [p.detach().clone() for p in reference.parameters()]
-    optimizer = torch.optim.Adam(policy.parameters(), lr=RUN_LR)
-    prompts = ["413", "9071", "555", "20"]
-    stats = _call_learner(fn, name, [policy, reference, optimizer, prompts, torch.Generator().manual_seed(1), 4, 1,
-                                     RUN_CLIP_EPS, RUN_KL_COEF], arg_names)
+    # 1. the smoke call: on a policy moved off the reference, compared with the reference loop
+    smoke_policy, smoke_reference = _smoke_models(start_model)
+    stats, delta, policy, reference = _smoke_run(fn, smoke_policy, smoke_reference, name, arg_names)
     if not isinstance(stats, dict):
         raise _grpo_fail(f"it returned a {type(stats).__name__}, expected a dict with the batch's 'reward' and 'kl'.",
                          "return {'reward': mean exact reward of the sampled responses, 'kl': mean over them of "
@@ -556,14 +635,49 @@ def check_grpo_update(fn: Callable[..., Any], start_model=None, seed: int = RUN_
         raise _grpo_fail(f"the batch's reward is {stats['reward']!r}, outside [0, 1].",
                          "'reward' is the mean of the exact rewards (0 or 1 each) of the sampled responses, before "
                          "any advantage is computed.")
-    if any(not torch.equal(a, b.detach()) for a, b in zip(before_reference, reference.parameters())):
+    if any(not torch.equal(a, b.detach()) for a, b in zip(smoke_reference.parameters(), reference.parameters())):
         raise _grpo_fail("the reference model's parameters changed.",
                          "the reference is frozen: only the policy's parameters are in the optimizer; compute the "
                          "reference's log-probs under torch.no_grad() and never step it.")
-    if all(torch.equal(a, b.detach()) for a, b in zip(before_policy, policy.parameters())):
+    if not bool(delta.abs().max() > 0):
         raise _grpo_fail("the policy's parameters did not change.",
                          "after the loss is computed: optimizer.zero_grad(), loss.backward(), optimizer.step(), for "
                          "each of the `epochs` epochs.")
+    if compare:
+        expected, expected_delta, _, _ = _smoke_run(reference_grpo_update, smoke_policy, smoke_reference)
+        setting = (f"one call on prompts {SMOKE_PROMPTS} x {SMOKE_GROUP} samples, {SMOKE_EPOCHS} epochs, SGD at lr "
+                   f"{SMOKE_LR}, a policy moved off the reference")
+        got_reward, got_kl = _number(stats, "reward"), _number(stats, "kl")
+        if abs(got_reward - expected["reward"]) > 1e-5:
+            raise _grpo_fail(f"{setting}: the returned reward is {got_reward:.6f}, expected {expected['reward']:.6f} "
+                             f"(the mean exact reward of the {len(SMOKE_PROMPTS) * SMOKE_GROUP} samples).",
+                             "'reward' is the mean of the raw exact rewards (score(..., 'exact')), not of the "
+                             "advantages (those average to 0 in every group)." if abs(got_reward) < 1e-5 else
+                             "sample with generate(policy, prompt_batch(repeated), generator=generator) from the "
+                             "generator you are given, prompt-major, and score with the exact verifier.")
+        kl_tol = 1e-4 * max(1.0, abs(expected["kl"]))
+        if abs(got_kl - expected["kl"]) > kl_tol:
+            negated = abs(got_kl + expected["kl"]) <= kl_tol
+            raise _grpo_fail(f"{setting}: the returned kl is {got_kl:.6f}, expected {expected['kl']:.6f}.",
+                             "the sign is flipped: the KL is the policy's sequence log-prob MINUS the reference's."
+                             if negated else
+                             "'kl' is the mean over the responses of sequence_log_probs under the policy (before "
+                             "the update) minus under the reference, on the logits computed once before the epochs.")
+        difference = ((delta - expected_delta).norm() / expected_delta.norm()).item()
+        if difference > SMOKE_RTOL:
+            named = None
+            for keywords, message in _GRPO_MISTAKES:
+                wrong_delta = _smoke_run(lambda *args, kw=keywords: _grpo_update(*args, **kw), smoke_policy,
+                                         smoke_reference)[1]
+                if ((delta - wrong_delta).norm() / expected_delta.norm()).item() <= SMOKE_RTOL:
+                    named = message
+                    break
+            raise _grpo_fail(
+                f"{setting}: the update moved the policy's parameters differently from the reference loop (relative "
+                f"difference {difference:.3f}, at most {SMOKE_RTOL} allowed).",
+                named or "compare your loop with the steps above: prompt-major groups ([P, G]), old and reference "
+                         "log-probs once under torch.no_grad() before the epochs, loss = masked clipped loss + kl_coef "
+                         "* masked mean k3, then zero_grad, backward, clip the gradient norm at 1, step, each epoch.")
     # 2. the training run
     started = time.perf_counter()
     torch.manual_seed(seed)
