@@ -19,7 +19,6 @@ from __future__ import annotations
 import inspect
 import json
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -35,10 +34,8 @@ from pgcourse.checks.stages import REMOTE_CASES, CountingEnvs, fixed_networks
 from pgcourse.envs import SeededCartPoleVectorEnv
 from pgcourse.grading import loops
 from pgcourse.grading.grader import synthetic_notebook
-from pgcourse.grading.link import Link
 from pgcourse.grading.partial import partial_points
 from pgcourse.grading.sandbox import SANDBOX, probe_sandbox
-from pgcourse.grading.wire import _Dec, _Enc
 
 import wrong_loops
 from wrong_loops import CORRECT_LOOPS, WRONG_LOOPS
@@ -93,31 +90,7 @@ def test_a_config_in_the_sandbox_reads_like_the_packages():
 
 # -- every stage, played through a handle that sends only data -----------------------------------------------------------
 
-_LINK = Link(socket.socketpair()[0], trusted=True)
-
-
-def _wire(value):
-    """``value`` after the trip through the wire's encoding (what crosses between the worker and the sandbox)."""
-    return _LINK.dec(json.loads(json.dumps(_LINK.enc(value, _Enc()))), _Dec())
-
-
-class WireHandle:
-    """A grader-like handle on ``fn``: no ``__call__`` with live objects; cases played by :func:`loops.play`."""
-
-    def __init__(self, fn):
-        self._fn = fn
-        self.cases = 0
-
-    @property
-    def __name__(self):
-        return self._fn.__name__
-
-    def __call__(self, *args):  # a stage whose arguments are data (advantages_and_returns) calls it
-        return _wire(self._fn(*_wire(list(args))))
-
-    def play_case(self, spec):
-        self.cases += 1
-        return _wire(loops.play(self._fn, _wire(spec)))
+from wire_helpers import WireHandle  # noqa: E402  (shared with tests/test_lesson07.py)
 
 
 @pytest.mark.parametrize("stage", LOOP_STAGES)

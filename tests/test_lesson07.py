@@ -3,9 +3,7 @@ the way the grader plays them (only data crosses, the live arguments built by ``
 cached sweep the lesson reads."""
 from __future__ import annotations
 
-import json
 import random
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +13,6 @@ import torch
 import pgcourse as pg
 from pgcourse.checks import ch07_trpo
 from pgcourse.grading import loops
-from pgcourse.grading.link import Link
-from pgcourse.grading.wire import _Dec, _Enc
 from pgcourse.trust_region import backtracking_line_search, conjugate_gradient, fisher_vector_product, flat_grad
 
 FIGURES = Path(__file__).resolve().parent.parent / "figures"
@@ -59,31 +55,7 @@ def test_the_reference_update_stays_in_the_trust_region_and_improves_the_surroga
 
 
 # -- the checks, played as the grader plays them ----------------------------------------------------------
-_LINK = Link(socket.socketpair()[0], trusted=True)
-
-
-def _wire(value):
-    """``value`` after the trip through the wire's encoding (what crosses between the worker and the sandbox)."""
-    return _LINK.dec(json.loads(json.dumps(_LINK.enc(value, _Enc()))), _Dec())
-
-
-class WireHandle:
-    """A grader-like handle on ``fn``: called with data only; live arguments are built by :func:`loops.play`."""
-
-    def __init__(self, fn):
-        self._fn = fn
-        self.cases = 0
-
-    @property
-    def __name__(self):
-        return self._fn.__name__
-
-    def __call__(self, *args):
-        return _wire(self._fn(*_wire(list(args))))
-
-    def play_case(self, spec):
-        self.cases += 1
-        return _wire(loops.play(self._fn, _wire(spec)))
+from wire_helpers import WireHandle, wire as _wire  # noqa: E402  (shared with the other wire test)
 
 
 def _trpo_step(policy, obs, actions, old_log_probs, advantages, max_kl, cg_iters, cg_damping):
