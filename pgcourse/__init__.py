@@ -6,6 +6,7 @@ Where things live (layers import only downward; docs/architecture.md has the dia
                 pgcourse.diagnostics  approx_kl, clip_fraction, explained_variance, grad_norm
                 pgcourse.batching     minibatch_indices
                 pgcourse.stats        IQM, optimality gap, stratified-bootstrap intervals, P(improvement), curves
+                pgcourse.agreement    a re-run against a cache: bit for bit, within tolerance, inside the spread
     parts       pgcourse.envs, .networks, .config, .history
     runs        pgcourse.run (Run, save, load), pgcourse.evaluation (evaluate)
     training    pgcourse.algorithms   reinforce.py, a2c.py, ppo.py: one loop each; components.py: the math they
@@ -20,7 +21,7 @@ Where things live (layers import only downward; docs/architecture.md has the dia
 """
 from __future__ import annotations
 
-from . import concepts, diagnostics, losses, returns  # concepts: imported eagerly, the grader preloads it
+from . import agreement, concepts, diagnostics, losses, returns  # concepts: imported eagerly, the grader preloads it
 from .algorithms import Components, NonFiniteError
 from .api import resume, train
 from .batching import minibatch_indices

@@ -306,11 +306,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             raise UsageError("--verify FOLDER re-runs trials of a finished sweep; give no ALGO, --env, --grid or --set")
         try:
             report = verify(args.verify, sample=args.sample, seed=args.sample_seed, workers=args.workers,
-                            progress=not args.quiet)
+                            progress=not args.quiet, exact=args.exact)
         except SweepResultsError as error:
             raise UsageError(str(error)) from None
         print(report)
         return 0 if report.ok else 1
+    if args.exact:
+        raise UsageError("--exact goes with --verify FOLDER (accept bit-for-bit re-runs only)")
     if not args.algo or not args.env:
         raise UsageError("give ALGO and --env (e.g. pgcourse sweep ppo --env CartPole-v1 --seeds 10 --out sweeps/ppo), "
                          "or --verify FOLDER")
@@ -551,8 +553,13 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per trial (ray backend; trials train on cuda)")
     sweep.add_argument("--retries", type=_int_at_least(0), default=1, help="re-runs of a failed trial (default 1)")
     sweep.add_argument("--compress", action="store_true", help="write trials as .json.gz")
-    sweep.add_argument("--verify", metavar="FOLDER", help="re-run finished trials of FOLDER; exit 1 if any differs")
+    sweep.add_argument("--verify", metavar="FOLDER", help="re-run finished trials of FOLDER and say how each agrees (bit for bit, "
+                       "within tolerance, or inside the arm's spread); exit 1 if any does not")
     sweep.add_argument("--sample", type=_int_at_least(1), default=3, help="trials --verify re-runs (default 3)")
+    sweep.add_argument("--exact", action="store_true",
+                       help="with --verify: accept bit-for-bit re-runs only (on the machine that made the folder); "
+                            "by default a re-run may also agree within a tolerance, or part over a rounding "
+                            "difference and land inside the spread of the arm's other seeds (another CPU)")
     sweep.add_argument("--sample-seed", type=_int_at_least(0), default=None,
                        help="seed of --verify's random choice (default: a fresh one, printed)")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")

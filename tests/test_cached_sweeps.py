@@ -1,12 +1,16 @@
 """The lessons' cached experiments are pg.sweep results folders, and they hold what the code computes.
 
 Every trial file is read and its digest checked (a hand-edited or damaged file fails), the lesson's
-loaders read every folder, and one randomly drawn trial per folder is re-run and must give the same
-numbers bit for bit (``pgcourse sweep --verify``). The draw is among trials that took at most
-``MAX_SECONDS`` to keep CI short; its seed is printed, so a failure can be repeated.
+loaders read every folder, and one randomly drawn trial per folder is re-run (``pgcourse sweep
+--verify``): bit for bit on a machine that rounds as the one that made the cache; elsewhere (another CPU,
+thread count or torch: ``make test-portable``) the re-run must part from the stored trial over a rounding
+difference and land inside the spread of its arm's other seeds (``pgcourse.agreement``). A number edited
+by hand differs by more than rounding where it first differs, and fails on any machine. The draw is among
+trials that took at most ``MAX_SECONDS`` to keep CI short; its seed is printed, so a failure can be repeated.
 """
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -56,10 +60,11 @@ def test_the_lesson_loaders_read_the_cached_folders():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("folder", CACHED, ids=lambda folder: folder.name)
-def test_a_random_cached_trial_reruns_to_the_same_numbers(folder):
-    seed = random.SystemRandom().randrange(2**31)
-    print(f"verify sample seed for {folder.name}: {seed}")
+def test_a_random_cached_trial_reruns_to_numbers_that_agree(folder):
+    seed = int(os.environ.get("PGCOURSE_VERIFY_SEED", random.SystemRandom().randrange(2**31)))
+    print(f"verify sample seed for {folder.name}: {seed} (PGCOURSE_VERIFY_SEED={seed} repeats it)")
     report = verify(folder, sample=1, seed=seed, max_seconds=MAX_SECONDS)
+    print(report)
     assert report.ok, str(report)
 
 
@@ -75,27 +80,33 @@ def test_cached_folders_are_compressed_and_small():
 
 
 @pytest.mark.slow
-def test_a_random_row_of_the_probe_table_reruns_to_the_same_numbers():
+def test_a_random_row_of_the_probe_table_reruns_to_numbers_that_agree():
+    """One row re-run: bit for bit where this machine rounds as the one that made the table, else each
+    learned value inside the spread of the same (algorithm, traps, probe) row's other seeds, and the
+    verdict the same wherever those seeds agree on it (see pgcourse.agreement)."""
     import json
-    import math
 
     from pgcourse import probes
+    from pgcourse.agreement import compare, spread_check
 
     table = json.loads((FIGURES / "06_probes.json").read_text())
     assert table["command"] == "python tools/regenerate_06.py probes" and len(table["rows"]) >= 300
-    seed = random.SystemRandom().randrange(2**31)
-    print(f"probe-table row drawn with seed {seed}")
+    seed = int(os.environ.get("PGCOURSE_PROBE_ROW_SEED", random.SystemRandom().randrange(2**31)))
+    print(f"probe-table row drawn with seed {seed} (PGCOURSE_PROBE_ROW_SEED={seed} repeats it)")
     row = random.Random(seed).choice([row for row in table["rows"] if row["seconds"] < 20])
     [again] = probes.run_probes(row["algo"], row["traps"], seeds=[row["seed"]], probes=[row["probe"]],
                                 total_steps=row["total_steps"])
-
-    def same(a, b):
-        return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
-
-    for column in ("values", "best_action_prob", "passed"):
-        received, cached = again[column], row[column]
-        if isinstance(cached, list):
-            assert len(received) == len(cached) and all(same(float(x), float(y)) for x, y in zip(received, cached)), \
-                (row["probe"], row["algo"], row["traps"], row["seed"], column, received, cached)
-        else:
-            assert same(received, cached), (row["probe"], row["algo"], row["traps"], row["seed"], column)
+    columns = ("values", "best_action_prob", "passed")
+    agreement = compare({c: row[c] for c in columns}, {c: again[c] for c in columns})
+    print(row["probe"], row["algo"], row["traps"], row["seed"], agreement)
+    if agreement.close:
+        return
+    others = [other for other in table["rows"] if other["seed"] != row["seed"] and
+              (other["algo"], other["traps"], other["probe"]) == (row["algo"], row["traps"], row["probe"])]
+    assert len(others) >= 9
+    for index, value in enumerate(again["values"]):
+        check = spread_check(value, [other["values"][index] for other in others])
+        assert check.inside, (row["probe"], row["algo"], row["traps"], row["seed"], f"values[{index}]", str(check))
+    verdicts = {other["passed"] for other in others}
+    if len(verdicts) == 1:
+        assert again["passed"] in verdicts, (row["probe"], row["algo"], row["traps"], row["seed"], again["passed"])

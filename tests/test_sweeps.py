@@ -607,12 +607,36 @@ def test_verify_catches_an_edit_whose_digest_was_recomputed(swept, tmp_path, cap
     report = verify(folder, sample=1, seed=0)
     assert not report.ok and len(report.checked) == 1 and report.sample_seed == 0
     [(trial_id, difference)] = report.mismatches.items()
-    assert difference.startswith("history.episodes.return[3]: saved ")
-    assert f"DIFFERENT {trial_id}: history.episodes.return[3]" in str(report)
+    # the first row that differs differs by more than rounding: an edit, not another machine's last bits
+    assert difference.startswith("history: first apart at env step ") and "episodes[3]" in difference
+    assert "a difference larger than rounding; return: stored " in difference
+    assert f"DIFFERENT {trial_id}: history: first apart" in str(report)
     capsys.readouterr()
     assert main(["sweep", "--verify", str(folder), "--sample", "1", "--sample-seed", "0", "--quiet"]) == 1
     printed = capsys.readouterr().out
-    assert "DIFFERENT" in printed and "history.episodes.return[3]" in printed and "sample seed 0" in printed
+    assert "DIFFERENT" in printed and "episodes[3]" in printed and "sample seed 0" in printed
+
+
+def _nudge_first_loss(data):
+    """A last-bit change of one logged float, as another processor's rounding would make."""
+    losses = data["history"]["updates"]["policy_loss"]
+    losses[0] = losses[0] * (1 + 1e-9)
+
+
+def test_a_rounding_difference_verifies_within_tolerance_and_fails_exact(swept, tmp_path, capsys):
+    folder = _copy(swept, tmp_path)
+    for path in _trial_files(folder):
+        _edit_trial(path, _nudge_first_loss, recompute_digest=True)
+    report = verify(folder, sample=1, seed=0)
+    assert report.ok and not report.identical and list(report.levels.values()) == ["within tolerance"]
+    assert "updates.policy_loss[0]" in str(report) and "1 within tolerance" in str(report)
+    exact = verify(folder, sample=1, seed=0, exact=True)
+    assert not exact.ok and "not bit for bit" in next(iter(exact.mismatches.values()))
+    capsys.readouterr()
+    assert main(["sweep", "--verify", str(folder), "--sample", "1", "--sample-seed", "0", "--quiet"]) == 0
+    assert main(["sweep", "--verify", str(folder), "--sample", "1", "--sample-seed", "0", "--quiet", "--exact"]) == 1
+    printed = capsys.readouterr().out
+    assert "within tolerance" in printed and "not bit for bit" in printed
 
 
 def test_a_record_made_before_a_column_existed_still_verifies_on_the_columns_it_has(swept, tmp_path):
@@ -630,7 +654,7 @@ def test_a_record_made_before_a_column_existed_still_verifies_on_the_columns_it_
 def test_an_untouched_folder_verifies(swept, capsys):
     assert main(["sweep", "--verify", str(swept.folder), "--sample", "2", "--sample-seed", "1", "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert "verified 2 trial(s)" in printed and "all identical" in printed and "sample seed 1" in printed
+    assert "verified 2 trial(s)" in printed and "all agree: 2 bit for bit" in printed and "sample seed 1" in printed
     assert "DIFFERENT" not in printed
 
 

@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from ..agreement import compare as agreement_of
+from ..agreement import divergence_onset, spread_check
 from ..algorithms import Components, Hooks
 from ..config import ConfigError, fill_absent_defaults, make_config
 from ..planted import plant
@@ -241,11 +245,22 @@ def load_results(folder: str | Path) -> SweepResults:
 
 @dataclass
 class VerifyReport:
-    """What ``verify`` re-ran, and every trial whose history came out different."""
+    """What ``verify`` re-ran, and how each re-run agreed with its saved trial.
+
+    ``levels`` maps each checked trial to the strongest agreement found: ``"bit for bit"``, ``"within
+    tolerance"`` (every number within ``rtol``) or ``"inside the spread"`` (the runs parted over a rounding
+    difference and the re-run's mean episode return lies inside the arm's other seeds' widened range; see
+    :mod:`pgcourse.agreement`). ``mismatches`` holds the trials that agree at none of these (a changed
+    config, a first difference larger than rounding, a result outside the spread); with ``exact=True``
+    anything short of bit for bit is a mismatch.
+    """
 
     folder: Path
     sample_seed: int
+    exact: bool = False
     checked: list[str] = field(default_factory=list)
+    levels: dict[str, str] = field(default_factory=dict)
+    details: dict[str, str] = field(default_factory=dict)
     mismatches: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
 
@@ -253,12 +268,31 @@ class VerifyReport:
     def ok(self) -> bool:
         return bool(self.checked) and not self.mismatches and not self.failed
 
+    @property
+    def identical(self) -> bool:
+        """Every checked trial re-ran bit for bit (a fact about this machine, not about the code)."""
+        return self.ok and all(level == "bit for bit" for level in self.levels.values())
+
     def __str__(self) -> str:
-        lines = [f"verified {len(self.checked)} trial(s) of {self.folder} (sample seed {self.sample_seed}): "
-                 + ("all identical" if self.ok else f"{len(self.mismatches)} differ, {len(self.failed)} failed")]
+        if self.ok:
+            counts = {level: sum(value == level for value in self.levels.values()) for level in VERIFY_LEVELS}
+            verdict = "all agree: " + ", ".join(f"{n} {level}" for level, n in counts.items() if n)
+        else:
+            verdict = f"{len(self.mismatches)} differ, {len(self.failed)} failed"
+        lines = [f"verified {len(self.checked)} trial(s) of {self.folder} (sample seed {self.sample_seed}"
+                 f"{', exact' if self.exact else ''}): {verdict}"]
+        lines += [f"  {self.levels[trial]}: {trial}" + (f" — {self.details[trial]}" if trial in self.details else "")
+                  for trial in self.checked if trial in self.levels]
+        if any(level != "bit for bit" for level in self.levels.values()):
+            lines.append("  (bit for bit holds only on a machine that rounds as the one that made the folder; "
+                         "elsewhere a correct re-run agrees within tolerance or inside the spread)")
         lines += [f"  DIFFERENT {trial}: {why}" for trial, why in self.mismatches.items()]
         lines += [f"  FAILED {trial}: {why}" for trial, why in self.failed.items()]
         return "\n".join(lines)
+
+
+VERIFY_LEVELS = ("bit for bit", "within tolerance", "inside the spread")
+VERIFY_RTOL = 1e-4  # float32 training rounds at ~1e-7 an operation; 1e-4 leaves room for thousands of them
 
 
 def first_difference(saved: Any, rerun: Any, where: str = "") -> str | None:
@@ -280,12 +314,50 @@ def first_difference(saved: Any, rerun: Any, where: str = "") -> str | None:
     return None if saved == rerun else f"{where}: saved {saved!r} vs re-run {rerun!r}"
 
 
+def _mean_return(history: Mapping[str, Any]) -> float:
+    """A run's summary for the spread check: its mean training-episode return (the learning curve's area)."""
+    returns = np.asarray([np.nan if v is None else v for v in history["episodes"]["return"]], dtype=np.float64)
+    return float(np.nanmean(returns)) if np.isfinite(returns).any() else float("nan")
+
+
+def compare_rerun(saved: Mapping[str, Any], rerun_history: Mapping[str, Any], arm_histories: Sequence[Mapping[str, Any]],
+                  exact: bool = False, rtol: float = VERIFY_RTOL) -> tuple[str | None, str]:
+    """How a re-run's history agrees with its saved trial: ``(level, detail)``, level None if it does not.
+
+    ``saved`` is the trial's deterministic history, ``rerun_history`` the re-run's (same columns), and
+    ``arm_histories`` the other seeds of the same arm (for the spread). See :class:`VerifyReport`.
+    """
+    agreement = agreement_of(saved, rerun_history, rtol=rtol)
+    if agreement.identical:
+        return "bit for bit", ""
+    where = f"first difference {agreement.first_difference}"
+    if exact:
+        return None, f"not bit for bit ({where}; exact was asked for)"
+    if agreement.close:
+        return "within tolerance", f"{where}; every number within rtol {rtol:g}"
+    if saved.get("status") != rerun_history.get("status"):
+        return None, f"status: saved {saved.get('status')!r} vs re-run {rerun_history.get('status')!r}"
+    onset = divergence_onset(saved, rerun_history, rtol=rtol)
+    if onset is None or not onset.rounding:
+        return None, str(onset) if onset else where
+    others = [_mean_return(history) for history in arm_histories]
+    if sum(np.isfinite(others)) < 2:
+        return None, f"{onset}; the arm has fewer than 2 other seeds to compare the outcome with"
+    check = spread_check(_mean_return(rerun_history), others)
+    if not check.inside:
+        return None, f"{onset}; mean episode return {check}"
+    return "inside the spread", f"{onset}; mean episode return {check}"
+
+
 def verify(folder: str | Path, sample: int = 3, seed: int | None = None, workers: int | None = None,
-           progress: bool = False, max_seconds: float | None = None) -> VerifyReport:
+           progress: bool = False, max_seconds: float | None = None, exact: bool = False) -> VerifyReport:
     """Re-run ``sample`` randomly chosen finished trials of ``folder`` and compare them with the saved ones.
 
-    Same seed, same numbers: the config and every history column except wall times must be identical
-    (a trial run on another kind of processor may differ in the last bits; verify where it was made).
+    The config must be the same. The history (every column except wall times) agrees at one of three
+    levels, and the report says which (:class:`VerifyReport`): bit for bit (the same seed on a machine
+    that rounds as the one that made the folder), within a tolerance, or — another CPU, thread count or
+    torch makes the runs part over a rounding difference — inside the spread of the arm's other seeds.
+    ``exact=True`` accepts bit for bit only (check a folder on the machine that made it).
     ``seed`` picks the sample (None: a fresh random choice, printed in the report so it can be repeated).
     ``max_seconds`` draws only among trials that took at most that long (a CI check with a time budget).
     """
@@ -302,7 +374,16 @@ def verify(folder: str | Path, sample: int = 3, seed: int | None = None, workers
     sample_seed = random.SystemRandom().randrange(2**31) if seed is None else seed
     chosen = sorted(random.Random(sample_seed).sample(finished, min(sample, len(finished))))
     saved = {trial_id: store.read(trial_id) for trial_id in chosen}  # also checks each file's digest
-    report = VerifyReport(store.path, sample_seed)
+    report = VerifyReport(store.path, sample_seed, exact=exact)
+
+    every_record: list = []
+
+    def arm_histories(trial_id: str) -> list[dict[str, Any]]:
+        """The other seeds of the trial's arm (digests checked: they set the range a re-run must fall in)."""
+        if not every_record:
+            every_record.extend(record for record in store.records(check=True) if record.ok)
+        return [record.data["history"] for record in every_record
+                if record.trial_id != trial_id and record.arm == saved[trial_id].arm]
 
     def compare(record: dict[str, Any]) -> None:
         trial_id = record["trial_id"]
@@ -312,12 +393,20 @@ def verify(folder: str | Path, sample: int = 3, seed: int | None = None, workers
             return
         old = saved[trial_id].data
         difference = first_difference(
-            {"config": comparable_config(old["config"], record["config"]),
-             "history": deterministic_part(old["history"])},
-            {"config": {k: v for k, v in record["config"].items() if k not in _NOT_COMPARED},
-             "history": comparable_history(deterministic_part(old["history"]), record["history"])})
+            {"config": comparable_config(old["config"], record["config"])},
+            {"config": {k: v for k, v in record["config"].items() if k not in _NOT_COMPARED}})
         if difference:
             report.mismatches[trial_id] = difference
+            return
+        old_history = deterministic_part(old["history"])
+        level, detail = compare_rerun(old_history, comparable_history(old_history, record["history"]),
+                                      [] if exact else arm_histories(trial_id), exact=exact)
+        if level is None:
+            report.mismatches[trial_id] = f"history: {detail}"
+        else:
+            report.levels[trial_id] = level
+            if detail:
+                report.details[trial_id] = detail
 
     specs = [saved[trial_id].spec for trial_id in chosen]
     check_workers_can_make(spec.env_id for spec in specs)
