@@ -18,10 +18,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from ._version import package_versions
 from .config import BaseConfig, ConfigError, config_from_dict
+from .diagnostics import accumulation_dtype
 from .envs import ObsNormalizerState, action_space_kind
 from .history import History
 from .losses import env_action
@@ -52,6 +53,16 @@ def resolve_device(device: str = "auto") -> torch.device:
     if resolved.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ValueError(f"device={device!r} requested but MPS is not available; use device='auto' or 'cpu'")
     return resolved
+
+
+def bounds_on_device(bounds: np.ndarray, device: torch.device) -> Tensor:
+    """A Box's ``low`` or ``high`` ``[D]`` as a tensor on ``device``, in the space's own dtype, except that
+    float64 becomes :func:`~pgcourse.diagnostics.accumulation_dtype` of ``device`` (float64 on CPU and CUDA,
+    float32 on MPS, which has no float64)."""
+    bounds = np.asarray(bounds)  # [D]
+    if bounds.dtype == np.float64 and accumulation_dtype(device) != torch.float64:
+        bounds = bounds.astype(np.float32)  # cast on the host: no float64 tensor is ever made
+    return torch.as_tensor(bounds, device=device)
 
 
 def _space_to_dict(space: gym.Space) -> dict[str, Any]:
@@ -186,7 +197,9 @@ class Run:
         with torch.no_grad():
             actions, _ = self.policy.sample(obs_tensor, deterministic=deterministic)
         if self.action_kind == "continuous":  # the same clipping as in training (losses.env_action)
-            return env_action(actions, self.action_space.low, self.action_space.high).cpu().numpy().astype(np.float32)
+            low, high = bounds_on_device(self.action_space.low, self.device), bounds_on_device(
+                self.action_space.high, self.device)  # [D], [D]
+            return env_action(actions, low, high).cpu().numpy().astype(np.float32)
         return actions.cpu().numpy().astype(np.int64)
 
     # -- saving ----------------------------------------------------------------------------------

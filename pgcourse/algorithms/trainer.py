@@ -28,7 +28,7 @@ from ..envs import (RolloutStepper, action_space_kind, add_normalization, check_
 from ..evaluation import evaluate
 from ..history import History
 from ..networks import ValueNet, make_policy
-from ..run import Run, resolve_device
+from ..run import Run, bounds_on_device, resolve_device
 from . import checkpoint
 from .components import Components
 from .interrupts import InterruptGuard
@@ -137,8 +137,8 @@ class Trainer:
         self.stepper = RolloutStepper(self.envs, config.seed)
         self.log_prob_fn, self.entropy_fn = self.components.policy_math(self.action_kind)
         if self.action_kind == "continuous":
-            self.action_low = torch.as_tensor(action_space.low, device=self.device)  # [D]
-            self.action_high = torch.as_tensor(action_space.high, device=self.device)  # [D]
+            self.action_low = bounds_on_device(action_space.low, self.device)  # [D]
+            self.action_high = bounds_on_device(action_space.high, self.device)  # [D]
 
         action_dim = int(action_space.n) if not continuous else int(action_space.shape[0])
         self.policy = make_policy(self.action_kind, self.obs_dim, action_dim, config.hidden_sizes,
