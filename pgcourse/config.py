@@ -11,7 +11,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar, Union
 
 ALGORITHMS = ("reinforce", "reinforce_baseline", "a2c", "ppo", "trpo")
 DISCRETE_ONLY = ("reinforce", "reinforce_baseline")
@@ -54,27 +54,107 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+# -- what each setting may be: one table per config class (``value_ranges()``), read by ``validate`` and by
+# tests that draw valid and invalid values from it, so a range changed here is a range changed everywhere
+@dataclass(frozen=True)
+class IntRange:
+    """An integer in ``[low, high]`` (``high=None``: no upper bound), or also None with ``allow_none``."""
+
+    low: int
+    high: int | None = None
+    allow_none: bool = False
+
+    def describe(self) -> str:
+        return (f"an integer in [{self.low}, {self.high if self.high is not None else 'inf'}]"
+                + (" or None" if self.allow_none else ""))
+
+    def check(self, name: str, value: Any) -> None:
+        if value is None and self.allow_none:
+            return
+        if (not isinstance(value, int) or isinstance(value, bool) or value < self.low
+                or (self.high is not None and value > self.high)):
+            _fail(name, value, self.describe())
+
+
+@dataclass(frozen=True)
+class FloatRange:
+    """A finite number in ``[low, high]`` (each end open with ``low_open`` / ``high_open``), or also None."""
+
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = False
+    allow_none: bool = False
+
+    @property
+    def interval(self) -> str:
+        return f"{'(' if self.low_open else '['}{self.low}, {self.high}{')' if self.high_open else ']'}"
+
+    def describe(self) -> str:
+        return f"a number in {self.interval}" + (" or None" if self.allow_none else "")
+
+    def check(self, name: str, value: Any) -> None:
+        if value is None and self.allow_none:
+            return
+        if not _is_number(value) or not math.isfinite(value):
+            _fail(name, value, "a finite " + self.describe()[2:])
+        too_low = value <= self.low if self.low_open else value < self.low
+        too_high = value >= self.high if self.high_open else value > self.high
+        if too_low or too_high:
+            _fail(name, value, self.describe())
+
+
+@dataclass(frozen=True)
+class Flag:
+    """True or False, or also None (the automatic choice) with ``allow_none``."""
+
+    allow_none: bool = False
+
+    def describe(self) -> str:
+        return "True or False" + (" (or None for automatic)" if self.allow_none else "")
+
+    def check(self, name: str, value: Any) -> None:
+        if not (isinstance(value, bool) or (self.allow_none and value is None)):
+            _fail(name, value, self.describe())
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of ``values`` (strings); ``meaning`` says what they are in the error message."""
+
+    values: tuple[str, ...]
+    meaning: str = ""
+
+    def describe(self) -> str:
+        return self.meaning or " or ".join(repr(value) for value in self.values)
+
+    def check(self, name: str, value: Any) -> None:
+        if not (isinstance(value, str) and value in self.values):
+            _fail(name, value, self.describe())
+
+
+Range = Union[IntRange, FloatRange, Flag, Choice]
+
+
 def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low or (high is not None and value > high):
-        _fail(name, value, f"an integer in [{low}, {high if high is not None else 'inf'}]")
+    IntRange(low, high).check(name, value)
 
 
 def _check_float(name: str, value: Any, low: float, high: float, low_open: bool = False,
                  high_open: bool = False, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-    if not _is_number(value) or not math.isfinite(value):
-        _fail(name, value, f"a finite number in {interval}" + (" or None" if allow_none else ""))
-    too_low = value <= low if low_open else value < low
-    too_high = value >= high if high_open else value > high
-    if too_low or too_high:
-        _fail(name, value, f"a number in {interval}" + (" or None" if allow_none else ""))
+    FloatRange(low, high, low_open, high_open, allow_none).check(name, value)
 
 
 def _check_bool(name: str, value: Any, allow_none: bool = False) -> None:
-    if not (isinstance(value, bool) or (allow_none and value is None)):
-        _fail(name, value, "True or False" + (" (or None for automatic)" if allow_none else ""))
+    Flag(allow_none).check(name, value)
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar (``np.int64(8)`` from ``np.arange``, ``np.float32(1e-3)``, ``np.True_``) as the Python
+    number or bool it holds; anything else as it is."""
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+        return value.item()
+    return value
 
 
 # other words for an evaluation mode -> the mode
@@ -137,7 +217,8 @@ class BaseConfig:
         hidden_sizes: widths of the hidden layers of the actor and of the critic (tanh MLPs).
         lr: actor learning rate (Adam).
         critic_lr: critic learning rate (a separate Adam, so actor and critic step independently).
-        adam_eps: Adam's epsilon (1e-5, as in the PPO reference implementations, not torch's 1e-8).
+        adam_eps: Adam's epsilon (1e-5, as in the PPO reference implementations, not torch's 1e-8); at least
+            1e-30 (a smaller one is 0 in float32, and a zero gradient then gives 0/0 = NaN).
         anneal_lr: decay both learning rates linearly to 0 over ``total_steps``.
         ent_coef: entropy bonus :math:`\\beta` (loss term :math:`-\\beta H[\\pi]`).
         max_grad_norm: clip the actor's gradient norm to this (None: no clipping).
@@ -206,9 +287,56 @@ class BaseConfig:
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     log_std_min: float | None = None  # lesson 05
 
+    # what each setting with a range may be (a subclass adds its own: see value_ranges)
+    RANGES: ClassVar[dict[str, Range]] = {
+        "seed": IntRange(0, 2**32 - 1),
+        "total_steps": IntRange(1),
+        "max_episodes": IntRange(1, allow_none=True),
+        "num_envs": IntRange(1, 4096),
+        "gamma": FloatRange(0.0, 1.0, low_open=True),
+        "lr": FloatRange(0.0, 1.0, low_open=True),
+        "critic_lr": FloatRange(0.0, 1.0, low_open=True),
+        # added to the float32 sqrt(v) of Adam's step: an eps below float32's smallest normal number (1.2e-38)
+        # rounds to 0 (5e-324 did), and a zero gradient, which a batch of equal advantages gives, then makes 0/0
+        # = NaN in every parameter; 1e-30 leaves a margin (torch's default is 1e-8, this course's 1e-5)
+        "adam_eps": FloatRange(1e-30, 1.0),
+        "anneal_lr": Flag(),
+        "ent_coef": FloatRange(0.0, 1.0),
+        "max_grad_norm": FloatRange(0.0, 1e6, low_open=True, allow_none=True),
+        "critic_max_grad_norm": FloatRange(0.0, 1e6, low_open=True, allow_none=True),
+        "normalize_obs": Flag(allow_none=True),
+        "normalize_reward": Flag(allow_none=True),
+        "log_std_init": FloatRange(-5.0, 2.0),
+        "log_std_min": FloatRange(-20.0, 2.0, allow_none=True),
+        "eval_every": IntRange(0),
+        "eval_episodes": IntRange(1, 1000),
+        "eval_seed": IntRange(0, 2**31 - 1),
+        "solve_threshold": FloatRange(-1e12, 1e12, allow_none=True),
+        "stop_when_solved": Flag(),
+        "progress": Flag(),
+        "torch_threads": IntRange(1, 256, allow_none=True),
+        "on_nonfinite": Choice(("stop", "raise")),
+    }
+    HIDDEN_WIDTH: ClassVar[IntRange] = IntRange(1, 65536)  # each entry of hidden_sizes
+
+    @classmethod
+    def value_ranges(cls) -> dict[str, Range]:
+        """Every setting of this config class that has a range or a set of values -> what it may be
+        (:class:`IntRange`, :class:`FloatRange`, :class:`Flag`, :class:`Choice`), the base class's first.
+        ``validate`` checks these, then the settings that depend on each other (``minibatch_size`` at most
+        the batch, ``log_std_min`` at most ``log_std_init``, ...)."""
+        ranges: dict[str, Range] = {}
+        for klass in reversed(cls.__mro__):
+            ranges.update(vars(klass).get("RANGES", {}))
+        return ranges
+
     def __post_init__(self) -> None:
+        for name in self.value_ranges():  # numpy scalars (a sweep over np.arange) become Python numbers
+            setattr(self, name, _plain(getattr(self, name)))
         if isinstance(self.hidden_sizes, list):
             self.hidden_sizes = tuple(self.hidden_sizes)
+        if isinstance(self.hidden_sizes, tuple):
+            self.hidden_sizes = tuple(_plain(width) for width in self.hidden_sizes)
         if isinstance(self.traps, (list, str)):
             self.traps = (self.traps,) if isinstance(self.traps, str) else tuple(self.traps)
         self.env_kwargs = check_env_kwargs(self.env_kwargs)
@@ -220,46 +348,23 @@ class BaseConfig:
             _fail("algo", self.algo, f"one of {ALGORITHMS}")
         if not isinstance(self.env_id, str) or not self.env_id:
             _fail("env_id", self.env_id, "a gymnasium environment id such as 'CartPole-v1'")
-        _check_int("seed", self.seed, 0, 2**32 - 1)
-        _check_int("total_steps", self.total_steps, 1)
-        if self.max_episodes is not None:
-            _check_int("max_episodes", self.max_episodes, 1)
         if not isinstance(self.device, str) or not (
                 self.device in ("auto", "cpu", "mps", "cuda") or self.device.startswith("cuda:")):
             _fail("device", self.device, "'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps'")
-        _check_int("num_envs", self.num_envs, 1, 4096)
-        _check_float("gamma", self.gamma, 0.0, 1.0, low_open=True)
+        width = self.HIDDEN_WIDTH
         if (not isinstance(self.hidden_sizes, tuple) or not self.hidden_sizes
-                or not all(isinstance(h, int) and not isinstance(h, bool) and 1 <= h <= 65536
+                or not all(isinstance(h, int) and not isinstance(h, bool) and width.low <= h <= width.high
                            for h in self.hidden_sizes)):
-            _fail("hidden_sizes", self.hidden_sizes, "a non-empty tuple of positive layer widths, e.g. (64, 64)")
-        _check_float("lr", self.lr, 0.0, 1.0, low_open=True)
-        _check_float("critic_lr", self.critic_lr, 0.0, 1.0, low_open=True)
-        _check_float("adam_eps", self.adam_eps, 0.0, 1.0, low_open=True)
-        _check_bool("anneal_lr", self.anneal_lr)
-        _check_float("ent_coef", self.ent_coef, 0.0, 1.0)
-        _check_float("max_grad_norm", self.max_grad_norm, 0.0, 1e6, low_open=True, allow_none=True)
-        _check_float("critic_max_grad_norm", self.critic_max_grad_norm, 0.0, 1e6, low_open=True, allow_none=True)
-        _check_bool("normalize_obs", self.normalize_obs, allow_none=True)
-        _check_bool("normalize_reward", self.normalize_reward, allow_none=True)
-        _check_float("log_std_init", self.log_std_init, -5.0, 2.0)
-        _check_float("log_std_min", self.log_std_min, -20.0, 2.0, allow_none=True)
+            _fail("hidden_sizes", self.hidden_sizes, f"a non-empty tuple of positive layer widths (each "
+                                                     f"{width.describe()}), e.g. (64, 64)")
+        for name, allowed in self.value_ranges().items():
+            allowed.check(name, getattr(self, name))
         if self.log_std_min is not None and self.log_std_min > self.log_std_init:
             _fail("log_std_min", self.log_std_min,
                   f"at most log_std_init={self.log_std_init} (the bound holds from the start), or None")
-        _check_int("eval_every", self.eval_every, 0)
-        _check_int("eval_episodes", self.eval_episodes, 1, 1000)
-        _check_int("eval_seed", self.eval_seed, 0, 2**31 - 1)
-        _check_float("solve_threshold", self.solve_threshold, -1e12, 1e12, allow_none=True)
-        _check_bool("stop_when_solved", self.stop_when_solved)
         if self.stop_when_solved and self.eval_every == 0:
             _fail("stop_when_solved", True, "False unless eval_every > 0 (solving is judged by evaluations)")
-        _check_bool("progress", self.progress)
-        if self.torch_threads is not None:
-            _check_int("torch_threads", self.torch_threads, 1, 256)
-        if self.on_nonfinite not in ("stop", "raise"):
-            _fail("on_nonfinite", self.on_nonfinite, "'stop' or 'raise'")
-        if not all(isinstance(name, str) for name in self.traps):
+        if not isinstance(self.traps, tuple) or not all(isinstance(name, str) for name in self.traps):
             _fail("traps", self.traps, "a tuple of trap names (strings); see pgcourse.planted.TRAPS")
         check_eval_mode(self.eval_mode)
         check_env_kwargs(self.env_kwargs)
@@ -321,19 +426,20 @@ class ReinforceConfig(BaseConfig):
     critic_epochs: int = 1
     return_weighting: str = "reward_to_go"
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "normalize_weights": Flag(),
+        "center_weights": Flag(),
+        "critic_epochs": IntRange(1, 1000),
+        "return_weighting": Choice(RETURN_WEIGHTINGS, "'reward_to_go' (G_t, the rewards from step t on) or 'total' "
+                                                      "(the episode's return G_0 for every step)"),
+    }
+
     def validate(self) -> None:
         super().validate()
         if self.algo not in ("reinforce", "reinforce_baseline"):
             _fail("algo", self.algo, "'reinforce' or 'reinforce_baseline' for a ReinforceConfig")
-        _check_bool("normalize_weights", self.normalize_weights)
-        _check_bool("center_weights", self.center_weights)
-        _check_int("critic_epochs", self.critic_epochs, 1, 1000)
         if self.critic_epochs > 1 and self.algo != "reinforce_baseline":
             _fail("critic_epochs", self.critic_epochs, "1 for algo='reinforce' (it has no critic to fit)")
-        if self.return_weighting not in RETURN_WEIGHTINGS:
-            _fail("return_weighting", self.return_weighting,
-                  "'reward_to_go' (G_t, the rewards from step t on) or 'total' (the episode's return G_0 "
-                  "for every step)")
 
 
 @dataclass
@@ -351,13 +457,16 @@ class A2CConfig(BaseConfig):
     gae_lambda: float = 0.95
     normalize_advantages: bool = True
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "n_steps": IntRange(1, 100_000),
+        "gae_lambda": FloatRange(0.0, 1.0),
+        "normalize_advantages": Flag(),
+    }
+
     def validate(self) -> None:
         super().validate()
         if type(self) is A2CConfig and self.algo != "a2c":
             _fail("algo", self.algo, "'a2c' for an A2CConfig")
-        _check_int("n_steps", self.n_steps, 1, 100_000)
-        _check_float("gae_lambda", self.gae_lambda, 0.0, 1.0)
-        _check_bool("normalize_advantages", self.normalize_advantages)
 
     @property
     def batch_size(self) -> int:
@@ -386,19 +495,22 @@ class PPOConfig(A2CConfig):
     target_kl: float | None = None
     normalize_per_minibatch: bool = False
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "update_epochs": IntRange(1, 1000),
+        "minibatch_size": IntRange(1),  # and at most the batch, num_envs * n_steps
+        "clip_eps": FloatRange(0.0, 1e6, low_open=True),
+        "clip_value_loss": Flag(),
+        "target_kl": FloatRange(0.0, 1e6, low_open=True, allow_none=True),
+        "normalize_per_minibatch": Flag(),
+    }
+
     def validate(self) -> None:
         super().validate()
         if self.algo != "ppo":
             _fail("algo", self.algo, "'ppo' for a PPOConfig")
-        _check_int("update_epochs", self.update_epochs, 1, 1000)
-        _check_int("minibatch_size", self.minibatch_size, 1)
         if self.minibatch_size > self.batch_size:
             _fail("minibatch_size", self.minibatch_size,
                   f"at most the batch num_envs * n_steps = {self.num_envs} * {self.n_steps} = {self.batch_size}")
-        _check_float("clip_eps", self.clip_eps, 0.0, 1e6, low_open=True)
-        _check_bool("clip_value_loss", self.clip_value_loss)
-        _check_float("target_kl", self.target_kl, 0.0, 1e6, low_open=True, allow_none=True)
-        _check_bool("normalize_per_minibatch", self.normalize_per_minibatch)
 
 
 @dataclass
@@ -430,20 +542,21 @@ class TRPOConfig(A2CConfig):
     critic_epochs: int = 5
     minibatch_size: int = 256
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "max_kl": FloatRange(0.0, 10.0, low_open=True),
+        "cg_iters": IntRange(1, 10_000),
+        "cg_damping": FloatRange(0.0, 1e6),
+        "line_search_steps": IntRange(1, 100),
+        "line_search_shrink": FloatRange(0.0, 1.0, low_open=True, high_open=True),  # each try shrinks the step
+        "accept_ratio": FloatRange(0.0, 1.0),
+        "critic_epochs": IntRange(1, 1000),
+        "minibatch_size": IntRange(1),  # and at most the batch, num_envs * n_steps
+    }
+
     def validate(self) -> None:
         super().validate()
         if self.algo != "trpo":
             _fail("algo", self.algo, "'trpo' for a TRPOConfig")
-        _check_float("max_kl", self.max_kl, 0.0, 10.0, low_open=True)
-        _check_int("cg_iters", self.cg_iters, 1, 10_000)
-        _check_float("cg_damping", self.cg_damping, 0.0, 1e6)
-        _check_int("line_search_steps", self.line_search_steps, 1, 100)
-        _check_float("line_search_shrink", self.line_search_shrink, 0.0, 1.0, low_open=True)
-        if self.line_search_shrink >= 1.0:
-            _fail("line_search_shrink", self.line_search_shrink, "a number in (0, 1): each try shrinks the step")
-        _check_float("accept_ratio", self.accept_ratio, 0.0, 1.0)
-        _check_int("critic_epochs", self.critic_epochs, 1, 1000)
-        _check_int("minibatch_size", self.minibatch_size, 1)
         if self.minibatch_size > self.batch_size:
             _fail("minibatch_size", self.minibatch_size,
                   f"at most the batch num_envs * n_steps = {self.num_envs} * {self.n_steps} = {self.batch_size}")
@@ -670,7 +783,7 @@ def config_from_dict(data: dict[str, Any]) -> BaseConfig:
     return cls(**data)  # a field the saved config lacks (saved by an older pgcourse) gets its class default
 
 
-__all__ = ["ALGORITHMS", "BaseConfig", "ReinforceConfig", "A2CConfig", "PPOConfig", "TRPOConfig", "ConfigError",
+__all__ = ["ALGORITHMS", "BaseConfig", "IntRange", "FloatRange", "Flag", "Choice", "ReinforceConfig", "A2CConfig", "PPOConfig", "TRPOConfig", "ConfigError",
            "make_config", "check_setting_names", "suggest_setting", "config_from_dict", "default_overrides",
            "SOLVE_THRESHOLDS", "EVAL_MODES", "EVAL_MODE_DEFAULTS", "check_eval_mode", "check_env_kwargs",
            "default_config_dict", "fill_absent_defaults"]

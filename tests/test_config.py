@@ -42,6 +42,9 @@ def config_error(algo: str = "ppo", env_id: str = "CartPole-v1", kind: str = "di
     ("log_std_init", 5.0, "[-5.0, 2.0]"),
     ("eval_episodes", 0, "[1, 1000]"),
     ("eval_every", -5, "[0, inf]"),
+    ("adam_eps", 1e-40, "[1e-30, 1.0]"),  # below float32's normal numbers (5e-324 is 0 there: NaN on a zero gradient)
+    ("max_episodes", 0, "[1, inf] or None"),
+    ("torch_threads", 0, "[1, 256] or None"),
 ])
 def test_bad_numeric_values_name_field_and_range(field, value, allowed):
     message = config_error(**{field: value})
@@ -77,6 +80,7 @@ def test_device_strings_accepted(device):
 @pytest.mark.parametrize("field, value, words", [
     ("hidden_sizes", (), "hidden_sizes"),
     ("hidden_sizes", (64, 0), "positive layer widths"),
+    ("hidden_sizes", (100_000,), "an integer in [1, 65536]"),
     ("on_nonfinite", "ignore", "'stop' or 'raise'"),
     ("anneal_lr", 1, "True or False"),
     ("normalize_obs", "yes", "True or False"),

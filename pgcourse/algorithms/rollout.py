@@ -37,7 +37,20 @@ class Rollout:
 
 
 def collect_rollout(trainer: Trainer, n_steps: int) -> Rollout:
-    """Step every env ``n_steps`` times with the current policy (the trainer's ``act`` hook)."""
+    """Step every env ``n_steps`` times with the current policy (the trainer's ``act`` hook).
+
+    A rollout always holds at least one transition. With ``n_steps=1``, a rollout that starts when every
+    env's episode has just ended (on one-step episodes, every second rollout) would hold autoreset steps only,
+    an empty batch to learn from; it is collected once more, and that one holds a transition from every env
+    (the step after an autoreset step is a real transition).
+    """
+    rollout = _collect_rollout(trainer, n_steps)
+    if not bool(rollout.valid.any()):
+        rollout = _collect_rollout(trainer, n_steps)
+    return rollout
+
+
+def _collect_rollout(trainer: Trainer, n_steps: int) -> Rollout:
     num_envs, device = trainer.config.num_envs, trainer.device
     obs_buffer = torch.empty((n_steps, num_envs, trainer.obs_dim), device=device)  # [T, N, obs_dim]
     action_shape = (n_steps, num_envs) if trainer.action_kind == "discrete" else \
