@@ -1,15 +1,33 @@
 """``pg.sweep(backend="ray")`` on a real Ray cluster of two nodes started on this machine for the module.
 
 The cluster (a head and a worker node, one CPU each, on 127.0.0.1) is started with the venv's ``ray``
-CLI and Ray 2.60's token authentication, and stopped by killing exactly the processes it started (the
-process group of each ``ray start``): ``ray stop`` would kill every Ray process of this user on the
-machine, a developer's own cluster included. Skipped only when Ray is not installed (``make test``
-installs the ``scale`` extra). About a minute: most of it is Ray starting processes.
+CLI and Ray 2.60's token authentication, and stopped by killing exactly the processes it started: every
+process in the session of each ``ray start`` (its daemons, and the workers its raylets start in process
+groups of their own). ``ray stop`` would kill every Ray process of this user on the machine, a
+developer's own cluster included. Skipped only when Ray is not installed (``make test`` installs the
+``scale`` extra). About a minute on an idle machine: most of it is Ray starting processes.
+
+Built to start on a busy 2-core machine (issue 25). Ray 2.60 gives a starting node two limits that no
+setting changes: the raylet aborts if the dashboard agent it starts (a Python process) has not written
+its port file within 15 s (raylet.err: "Check failed ... Timed out waiting for file
+.../metrics_agent_port_<node>"), and ``ray start`` gives up 30 s after starting the raylet ("The
+current node timed out during startup"). At a load average of 10-13 on 2 cores the agent took 23-28 s,
+two thirds of it importing jsonschema, which builds an Earley parser for IRIs at import whenever
+rfc3987-syntax is installed (Jupyter's jsonschema[format-nongpl] installs it; Ray never checks formats).
+So the cluster's processes (and the Ray started by ``backend="ray"`` in the second test) get a
+PYTHONPATH entry whose ``rfc3987_syntax`` fails to import, as if not installed; a node is started alone
+(the worker node after the head has started), with no autoscaler monitor, log monitor, dashboard or
+usage stats and a 100 MiB object store; the waits that Ray lets us set (its GCS, worker-registration
+and Ray client timeouts) and the test's own waits get one budget, ``PGCOURSE_RAY_START_TIMEOUT`` seconds
+(600), and a node that still fails is started again (3 tries in all, each in a fresh session). If it
+never starts, the error names the node and says, per try, which of its processes were running, what
+``ray start`` said and the tail of each of its error logs.
 """
 from __future__ import annotations
 
 import functools
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -39,6 +57,13 @@ ray.cloudpickle.register_pickle_by_value(sweep_helpers)
 GRID = {"clip_eps": [0.1, 0.2]}
 STEPS = 1024
 RAY_CLI = Path(sys.executable).parent / "ray"
+START_TIMEOUT = float(os.environ.get("PGCOURSE_RAY_START_TIMEOUT", "600"))  # seconds, for the whole cluster
+NODE_TRIES = 3
+RAY_BOILERPLATE = re.compile(r" An unexpected system state has occurred\..*?work with you to fix it\.")  # in raylet.err
+# Both nodes: one CPU, a small object store (the trials' records are small; Ray's minimum is 75 MiB), no
+# log monitor (log_to_driver=False) and no usage stats.
+NODE_OPTIONS = ["--node-ip-address=127.0.0.1", "--num-cpus=1", f"--object-store-memory={100 * 2**20}",
+                "--include-log-monitor=false", "--disable-usage-stats"]
 
 
 def _free_port() -> int:
@@ -47,85 +72,182 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes in the process group ``pgid``."""
-    members = []
+def _without_iri_grammar(base: Path) -> str:
+    """A PYTHONPATH that makes ``import rfc3987_syntax`` fail (jsonschema then leaves out its IRI formats,
+    as when the package is not installed), followed by this process's own PYTHONPATH."""
+    shim = base / "py"
+    shim.mkdir()
+    (shim / "rfc3987_syntax.py").write_text('raise ImportError("left out of the Ray test cluster: it costs every '
+                                            'Ray process ~2 s of CPU at import (tests/test_sweeps_ray.py)")\n')
+    return os.pathsep.join(filter(None, [str(shim), os.environ.get("PYTHONPATH")]))
+
+
+def _processes() -> dict[int, tuple[int, int, str]]:
+    """Every live (not zombie) process: pid -> (session id, parent pid, command line or [name])."""
+    table = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            name, fields = stat.read_text().split(" (", 1)[1].rsplit(")", 1)
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:  # it ended while we looked
+            continue
+        state, ppid, _pgid, sid = fields.split()[:4]
+        if state != "Z":
+            table[int(stat.parent.name)] = (int(sid), int(ppid), command or f"[{name}]")
+    return table
+
+
+def _in_sessions(sessions) -> dict[int, str]:
+    """The live processes of these sessions (each ``ray start`` runs in a session of its own): pid -> command."""
+    return {pid: command for pid, (sid, _, command) in _processes().items() if sid in set(sessions)}
+
+
+def _short(command: str) -> str:
+    """``raylet``, ``gcs_server``, ``dashboard/agent.py``, ``-m ray.util.client.server``, ``ray::DashboardAgent``."""
+    words = command.split()
+    if not words:
+        return "?"
+    if Path(words[0]).name.startswith("python") and len(words) > 1:
+        if words[1] == "-m" and len(words) > 2:
+            return f"-m {words[2]}"
+        if Path(words[1]).name == "ray" and len(words) > 2:  # the CLI itself
+            return f"ray {words[2]}"
+        return "/".join(Path(words[1]).parts[-2:])
+    return Path(words[0]).name
+
+
+def _kill_sessions(sessions, timeout: float = 30.0) -> dict[int, str]:
+    """SIGKILL every process of these sessions until none is left (or ``timeout``); returns what is left."""
+    deadline = time.monotonic() + timeout
+    while True:
+        members = _in_sessions(sessions)
+        if not members or time.monotonic() > deadline:
+            return members
+        for pid in members:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.2)
+
+
+def _log_tails(logs: Path, since: float, lines: int = 4) -> list[str]:
+    """The first and last lines of each error log written since ``since``, Ray's stack traces left out."""
+    tails = []
+    for path in sorted(logs.glob("*.err")) if logs.is_dir() else []:
+        try:
+            if path.stat().st_mtime < since:
+                continue
+            text = [RAY_BOILERPLATE.sub("", line)[:500] for line in path.read_text(errors="replace").splitlines()
+                    if line.strip() and not line.lstrip().startswith(("/", "*** ", "[state-dump]"))]
         except OSError:
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(stat.parent.name))
-    return members
+        if text:
+            shown = text if len(text) <= 2 * lines else [*text[:lines], "...", *text[-lines:]]
+            tails.append(f"  {path.name}:\n" + "\n".join(f"    {line}" for line in shown))
+            if path.name.startswith("raylet") and "Timed out waiting for file" in text[0] and "agent" in text[0]:
+                tails[-1] += ("\n    (the raylet stopped waiting for its dashboard agent: Ray 2.60 allows it 15 s, "
+                              "which no setting changes)")
+    return tails
 
 
-def _kill_group(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
-
-
-def _ray_start(arguments: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen:
-    # its own session: every daemon it starts stays in its process group, which teardown kills
-    return subprocess.Popen([str(RAY_CLI), "start", *arguments, "--num-cpus=1", "--disable-usage-stats"], env=env,
-                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+def _start_node(what: str, arguments, env: dict[str, str], base: Path, sessions: list[int], deadline: float) -> None:
+    """``ray start <arguments()>`` until it succeeds (up to NODE_TRIES times, each in a session of its own and
+    with fresh ports from ``arguments``), killing what a failed try left; fails naming what did not start."""
+    failures, first = [], time.monotonic()
+    for attempt in range(1, NODE_TRIES + 1):
+        began, started = time.time(), time.monotonic()
+        process = subprocess.Popen([str(RAY_CLI), "start", *arguments(), *NODE_OPTIONS], env=env, cwd=base,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   start_new_session=True)
+        sessions.append(process.pid)
+        try:
+            output, _ = process.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            output = None
+        if output is not None and process.returncode == 0:
+            print(f"{what}: started in {time.monotonic() - started:.0f} s (try {attempt}) in {base}, load average "
+                  f"{os.getloadavg()[0]:.1f}")  # shown with -rA or -s
+            return
+        running = sorted({_short(command) for command in _in_sessions([process.pid]).values()})
+        left = _kill_sessions([process.pid])
+        if output is None:  # still running at the deadline: its pipe closes once its session is killed
+            output = process.communicate()[0] + f"\n(still starting after {time.monotonic() - started:.0f} s)"
+        said = [line for line in output.strip().splitlines() if line.strip()][-3:]
+        failures.append(
+            f"try {attempt} ({time.monotonic() - started:.0f} s, exit status {process.returncode}); running when "
+            f"it stopped: {', '.join(running) or 'nothing'}\n  ray start said:\n"
+            + "\n".join(f"    {line[:400]}" for line in said) + "\n"
+            + "\n".join(_log_tails(base / "ray" / "session_latest" / "logs", began) or ["  (no error logs)"]))
+        assert not left, f"{what}: processes of a failed start survived SIGKILL: {left}"
+        sessions.remove(process.pid)  # ended: its number may be reused by someone else's session
+        print(f"{what}: try {attempt} failed:\n{failures[-1]}")
+        if time.monotonic() >= deadline:
+            break
+    pytest.fail(f"{what} did not start: {len(failures)} tries in {time.monotonic() - first:.0f} s (the cluster may "
+                f"take PGCOURSE_RAY_START_TIMEOUT={START_TIMEOUT:.0f} s in all), on a machine at load average "
+                f"{os.getloadavg()[0]:.1f} with {os.cpu_count()} CPUs\n\n" + "\n\n".join(failures), pytrace=False)
 
 
 class Cluster:
-    def __init__(self, base: Path, client_port: int):
+    def __init__(self, base: Path, client_port: int, pythonpath: str, sessions: list[int]):
         self.base = base  # the head's temp dir is base/ray: where `ray start` puts it when RAY_TMPDIR=base
         self.address = f"ray://127.0.0.1:{client_port}"
+        self.pythonpath = pythonpath  # what the cluster's processes run with (the second test's Ray too)
+        self.sessions = sessions  # of each `ray start`: every process of the cluster is in one of them
         self.node_ids: set[str] = set()
 
 
 @pytest.fixture(scope="module")
 def cluster():
     assert RAY_CLI.exists(), f"{RAY_CLI} not found although ray imports"
+    deadline = time.monotonic() + START_TIMEOUT
     base = Path(tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: Ray's socket paths have a length limit
-    port, client_port = _free_port(), _free_port()
+    budget = str(int(START_TIMEOUT))
     # GRPC_POLL_STRATEGY=poll: under gVisor (this sandbox; some CI runners) gRPC's default epoll poller fails
     # in the Ray client's per-connection server ("epoll_wait error: Bad file descriptor") and every
     # ray:// connection times out; poll works everywhere.
-    settings = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), "GRPC_POLL_STRATEGY": "poll"}
-    env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"} | settings
+    settings = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), "GRPC_POLL_STRATEGY": "poll",
+                # this process's Ray client: how long one try to connect to the cluster may wait (5 s, then 10 s ...)
+                "RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S": "30", "RAY_CLIENT_MAX_CONNECTION_TIMEOUT_S": "120"}
+    pythonpath = _without_iri_grammar(base)
+    env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"} | settings | {
+        "PYTHONPATH": pythonpath, "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_gcs_server_port_wait_time_s": budget,  # the GCS's port file, and each node's first GCS connection
+        "RAY_worker_register_timeout_seconds": budget,  # a worker process's start, until it registers
+        "RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S": budget}  # the Ray client's per-connection server's start
     saved = {name: os.environ.get(name) for name in (*settings, "RAY_ADDRESS")}
-    started: list[subprocess.Popen] = []
+    sessions: list[int] = []
+    ports: dict[str, int] = {}
+
+    def head():
+        ports.update(gcs=_free_port(), client=_free_port(), dashboard=_free_port())
+        # --dashboard-port: the API server runs even without the dashboard, by default on 8265; --no-monitor:
+        # no autoscaler (the cluster is fixed)
+        return ["--head", f"--port={ports['gcs']}", f"--ray-client-server-port={ports['client']}",
+                "--include-dashboard=false", f"--dashboard-port={ports['dashboard']}", "--no-monitor",
+                f"--temp-dir={base / 'ray'}"]
+
     try:
-        started.append(_ray_start(["--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-                                   f"--ray-client-server-port={client_port}", "--include-dashboard=false",
-                                   f"--dashboard-port={_free_port()}", f"--temp-dir={base / 'ray'}"], env, base))
-        deadline = time.monotonic() + 120
-        while True:  # the worker node can start as soon as the head's GCS answers
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                assert started[0].poll() is None, started[0].communicate()[0][-3000:]
-                assert time.monotonic() < deadline, "the head's GCS did not start in 120 s"
-                time.sleep(0.2)
-        started.append(_ray_start([f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1"], env, base))
-        for process, what in zip(started, ("ray start --head", "ray start (worker node)")):
-            output, _ = process.communicate(timeout=180)
-            assert process.returncode == 0, f"{what} failed:\n{output[-3000:]}"
+        _start_node("the head node (ray start --head)", head, env, base, sessions, deadline)
+        _start_node("the worker node (ray start --address)", lambda: [f"--address=127.0.0.1:{ports['gcs']}"], env,
+                    base, sessions, deadline)
         for name in saved:
             os.environ.pop(name, None)
         os.environ.update(settings)  # this process is the driver: it needs the token too
         reset_auth_token_state()
-        result = Cluster(base, client_port)
+        result = Cluster(base, ports["client"], pythonpath, sessions)
         ray.init(address=result.address, log_to_driver=False)
         try:
-            deadline = time.monotonic() + 60
-            while ray.cluster_resources().get("CPU", 0) < 2:
-                assert time.monotonic() < deadline, f"the cluster has {ray.cluster_resources()} after 60 s"
+            while True:  # (a node of a failed try that registered is marked dead only after a while)
+                result.node_ids = {node["NodeID"] for node in ray.nodes() if node["Alive"]}
+                if len(result.node_ids) == 2 and ray.cluster_resources().get("CPU") == 2:
+                    break
+                assert time.monotonic() < deadline, (f"the cluster has {len(result.node_ids)} live nodes and "
+                                                     f"{ray.cluster_resources()} after {budget} s")
                 time.sleep(0.5)
-            result.node_ids = {node["NodeID"] for node in ray.nodes() if node["Alive"]}
         finally:
             ray.shutdown()
-        assert len(result.node_ids) == 2
         yield result
     finally:
         if ray.is_initialized():
@@ -136,16 +258,12 @@ def cluster():
             else:
                 os.environ[name] = value
         reset_auth_token_state()
-        deadline = time.monotonic() + 15
-        while True:
-            for process in started:
-                _kill_group(process)
-            left = [pid for process in started for pid in _group_members(process.pid)]
-            if not left or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
+        left = _kill_sessions(sessions)
+        # anything else still using the cluster's directory (nothing should: every process is in a session above)
+        strays = {pid: command for pid, (_, _, command) in _processes().items()
+                  if str(base) in command and pid != os.getpid()}
         shutil.rmtree(base, ignore_errors=True)
-        assert not left, f"Ray processes left running: {left}"
+        assert not left and not strays, f"Ray processes left running: {left | strays}"
 
 
 @pytest.fixture(scope="module")
@@ -215,9 +333,11 @@ def test_a_sweep_on_the_cluster_equals_the_local_one_and_survives_a_lost_worker(
 
 
 def test_ray_started_here_when_no_address_is_given(cluster, reference, tmp_path, monkeypatch):
-    """``address=None`` starts a Ray instance in this process for the call, and stops it after, even while
-    a cluster started with ``ray start`` runs on this machine (RAY_TMPDIR: where Ray looks for one)."""
+    """``address=None`` starts a Ray instance in this process for the call, and stops it after (every process
+    of it), even while a cluster started with ``ray start`` runs on this machine (RAY_TMPDIR: where Ray
+    looks for one; this Ray's session goes there too)."""
     monkeypatch.setenv("RAY_TMPDIR", str(cluster.base))
+    monkeypatch.setenv("PYTHONPATH", cluster.pythonpath)  # its processes start as quickly as the cluster's
     assert (cluster.base / "ray" / "ray_current_cluster").is_file()  # what ray.init() would connect to
     monkeypatch.setattr(backends, "RayBackend", _ray_backend_running(sweep_helpers.noting_the_ray_node(run_trial)))
     results = pg.sweep("ppo", "CartPole-v1", seeds=2, grid=GRID, folder=tmp_path / "here", backend="ray", workers=2,
@@ -226,3 +346,7 @@ def test_ray_started_here_when_no_address_is_given(cluster, reference, tmp_path,
     assert not ray.is_initialized()
     nodes = {r.data["ray_node"] for r in results.trials}
     assert len(nodes) == 1 and not nodes & cluster.node_ids  # one node, this process's: not the cluster
+    # ray.shutdown() stopped what ray.init() started: nothing outside the cluster's sessions uses its directory
+    left = {pid: command for pid, (sid, _, command) in _processes().items()
+            if str(cluster.base) in command and sid not in cluster.sessions and pid != os.getpid()}
+    assert not left, f"the Ray started for the call left processes running: {left}"

@@ -8,11 +8,13 @@ finish, in any order; the driver (:func:`pgcourse.sweeps.sweep`) writes and retr
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import re
 import signal
 import sys
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -135,6 +137,9 @@ class RayBackend:
     of the cluster. A task whose worker died is retried by Ray once (``max_retries=1``); if it is lost
     again the driver sees a :class:`Lost` and may resubmit it. Every node needs the same pgcourse,
     torch and gymnasium versions installed (each record stores the versions it ran with).
+
+    The Ray started here is small (no dashboard, no usage stats, a 128 MiB object store) and patient
+    with a busy machine: see :func:`_start_local_ray`.
     """
 
     name = "ray"
@@ -151,8 +156,7 @@ class RayBackend:
         self._started_here = False
         if not ray.is_initialized():
             if address is None:  # "local": a new instance, even where `ray start` left a cluster's address
-                ray.init(address="local", num_cpus=workers or available_cores(), include_dashboard=False,
-                         log_to_driver=False, configure_logging=False)
+                _start_local_ray(ray, workers or available_cores())
             else:
                 ray.init(address=address, log_to_driver=False, configure_logging=False)
             self._started_here = True
@@ -190,6 +194,121 @@ class RayBackend:
         self._refs.clear()
         if self._started_here:
             self.ray.shutdown()
+
+
+# The Ray that backend="ray" starts on this machine (address=None).
+LOCAL_OBJECT_STORE_BYTES = 128 * 2**20  # the trials' records are small (Ray's minimum is 75 MiB; default: 30% of RAM)
+LOCAL_START_TRIES = 3
+# Ray's waits that a setting can lengthen, for a busy machine (each only where the user has not set it): its
+# GCS's port file and first connection (30 s) and a worker process's registration. (ray.init turns usage
+# stats off itself, except in nightly builds.)
+LOCAL_RAY_ENV = {"RAY_gcs_server_port_wait_time_s": "300", "RAY_worker_register_timeout_seconds": "300"}
+
+
+def _start_local_ray(ray, num_cpus: int) -> None:
+    """``ray.init`` of a new Ray instance on this machine with ``num_cpus`` CPUs, up to LOCAL_START_TRIES tries.
+
+    Ray 2.60 limits a starting node in ways no setting changes: its raylet aborts if the dashboard agent
+    (a Python process) has not started within 15 s, and ``ray.init`` gives up 30 s after starting the
+    raylet ("The current node timed out during startup"); on a busy 2-core machine either can happen. A
+    failed try's processes (this process's Ray children and theirs) are killed before the next one, and
+    if every try fails the error says, for each, what Ray said and the first lines of its error logs.
+    """
+    failures = []
+    for attempt in range(1, LOCAL_START_TRIES + 1):
+        before, began = _ray_processes_started_here(ray), time.time()
+        try:
+            with _environ_defaults(LOCAL_RAY_ENV):
+                ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
+                         object_store_memory=LOCAL_OBJECT_STORE_BYTES, log_to_driver=False, configure_logging=False)
+            return
+        except (TypeError, ValueError):  # a bad setting: another try would not help
+            raise
+        except Exception as error:
+            logs = "".join(f"\n  {line}" for line in _error_logs(ray, began))
+            failures.append(f"try {attempt}: {_plain(error)}{logs}")
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+            _kill(_ray_processes_started_here(ray) - before)
+    raise RuntimeError(f"Ray did not start on this machine ({LOCAL_START_TRIES} tries; load average "
+                       f"{_load_average()}, {available_cores()} cores):\n" + "\n".join(failures))
+
+
+@contextlib.contextmanager
+def _environ_defaults(values: dict[str, str]):
+    """``values`` in os.environ (for the processes Ray starts meanwhile) where not set already; removed after."""
+    added = [name for name in values if name not in os.environ]
+    os.environ.update({name: values[name] for name in added})
+    try:
+        yield
+    finally:
+        for name in added:
+            if os.environ.get(name) == values[name]:
+                del os.environ[name]
+
+
+def _ray_processes_started_here(ray) -> set[int]:
+    """This process's children that run Ray's programs (raylet, gcs_server, Ray's Python daemons) and their
+    descendants (Linux; elsewhere none are found, and a failed start's processes end with this process)."""
+    ray_dir, parents = os.path.dirname(ray.__file__), {}
+    for stat in (os.scandir("/proc") if os.path.isdir("/proc") else ()):
+        if stat.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                with open(f"/proc/{stat.name}/stat") as file:
+                    parents[int(stat.name)] = int(file.read().rsplit(")", 1)[1].split()[1])
+    found = set()
+    for pid, parent in parents.items():
+        if parent == os.getpid():
+            with contextlib.suppress(OSError):
+                with open(f"/proc/{pid}/cmdline", "rb") as file:
+                    if ray_dir.encode() in file.read():
+                        found.add(pid)
+    frontier = found
+    while frontier:
+        frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _kill(pids: set[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    for pid in pids:  # reap this process's own children (the rest are reparented and reaped by init)
+        while time.monotonic() < deadline:
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0]:
+                    break
+            except ChildProcessError:  # not our child, or already reaped
+                break
+            time.sleep(0.05)
+
+
+def _error_logs(ray, since: float, lines: int = 2) -> list[str]:
+    """``name.err: first lines`` for each of Ray's error logs written since ``since`` (the session's logs)."""
+    try:
+        temp_dir = ray._common.utils.get_default_ray_temp_dir()
+    except Exception:  # Ray's layout changed: its default
+        temp_dir = os.path.join(os.environ.get("RAY_TMPDIR", "/tmp"), "ray")
+    logs, found = os.path.join(temp_dir, "session_latest", "logs"), []
+    with contextlib.suppress(OSError):
+        for name in sorted(os.listdir(logs)):
+            path = os.path.join(logs, name)
+            if name.endswith(".err") and os.path.getmtime(path) >= since:
+                with open(path, errors="replace") as file:
+                    text = [line.strip()[:300] for line in file if line.strip() and not line.lstrip().startswith(
+                        ("/", "*** ", "File ", "^"))]
+                if text:
+                    found.append(f"{name}: " + " | ".join(text[:lines]))
+    return found
+
+
+def _load_average() -> str:
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except OSError:  # not on this platform
+        return "unknown"
 
 
 def _plain(error: BaseException) -> str:
