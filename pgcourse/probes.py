@@ -230,7 +230,13 @@ def check_probe(run, probe: Probe | str) -> dict[str, Any]:
 PROBE_GAMMA = 0.8
 # Env steps per probe and algorithm: enough for the course's default PPO and A2C to reach every answer
 # (lesson 06 measures it over ten seeds), a few seconds each. A2C takes one gradient step per 128 env steps.
-PROBE_STEPS = {"ppo": 2048, "a2c": 8192, "reinforce_baseline": 8192, "reinforce": 8192}
+# TRPO takes one policy step per rollout of 8 envs x 256 steps (~1,024 transitions on the one-step probes, the
+# others being autoreset steps), each at most max_kl = 0.01 of KL: the action probes need ~12 updates
+# (at 8,192 steps every seed failed them, at 12,288 they passed by a 0.03 value margin), so 16,384 steps,
+# 16 updates: measured on seeds 0-29, every probe passed, every value within 0.05 of the answer, P(best) >= 0.99.
+# On ProbeConstant (and in a batch where a converged policy always took the rewarded action) every advantage is
+# equal, the policy gradient zero, and TRPO takes no policy step (pgcourse.algorithms.trpo): only the critic learns.
+PROBE_STEPS = {"ppo": 2048, "a2c": 8192, "reinforce_baseline": 8192, "reinforce": 8192, "trpo": 16384}
 
 
 def run_probes(algo: str = "ppo", traps: Sequence[str] = (), seeds: Iterable[int] = (0,),

@@ -153,10 +153,35 @@ def max_step_length(direction: Tensor, fisher_direction: Tensor, max_kl: float) 
     return math.sqrt(2.0 * max_kl / curvature)
 
 
+def quadratic_form_is_zero(direction: Tensor, fisher_direction: Tensor) -> bool:
+    """Whether :math:`s^\\top F s` is zero to the precision it is computed in: then there is no step to take.
+
+    Computed in the vectors' floating-point type (machine epsilon :math:`\\varepsilon` = ``torch.finfo(dtype).eps``,
+    1.2e-7 in float32), a dot product of length :math:`P` may be off by up to
+    :math:`P \\varepsilon \\sum_i |s_i (F s)_i| \\le P \\varepsilon \\|s\\| \\|F s\\|` (Cauchy-Schwarz). A value
+    below even one rounding of the largest the product could be,
+
+    .. math:: |s^\\top F s| \\le \\varepsilon \\, \\|s\\| \\, \\|F s\\|,
+
+    cannot be told from 0, and :math:`\\beta = \\sqrt{2\\delta / s^\\top F s}` would be infinite or noise. This is
+    what a zero policy gradient gives (every advantage equal, e.g. a reward that ignores the action): conjugate
+    gradient starts at :math:`s = 0`, and a gradient with :math:`\\|g\\|^2` below its ``residual_tol`` leaves it
+    there, so both sides are 0. The test is relative (scaling :math:`s` or :math:`F` does not change it), and with
+    the damped :math:`F + \\lambda I` TRPO passes it can hold for :math:`s \\ne 0` only if the largest eigenvalue of
+    :math:`F` exceeds :math:`\\lambda / \\varepsilon` (8e5 for ``cg_damping = 0.1``): it does not stop a healthy
+    step. A clearly negative or a non-finite :math:`s^\\top F s` is not "zero" but a bug (the KL's Hessian is
+    positive semi-definite), and :func:`max_step_length` raises on it.
+    """
+    curvature = float(direction @ fisher_direction)  # s^T F s
+    bound = torch.finfo(direction.dtype).eps * float(direction.norm()) * float(fisher_direction.norm())
+    return math.isfinite(curvature) and abs(curvature) <= bound
+
+
 @dataclass(frozen=True)
 class LineSearchResult:
     """The accepted fraction of the full step (0.0: none accepted, the policy is left as it was), the number
-    of candidate steps tried, and the surrogate improvement and KL at the accepted (or last tried) step."""
+    of candidate steps tried, and the surrogate improvement and KL at the accepted (or last tried) step.
+    :data:`NO_STEP` (0 steps tried) is the result when there was no step to search along."""
 
     fraction: float
     steps_tried: int
@@ -166,6 +191,9 @@ class LineSearchResult:
     @property
     def accepted(self) -> bool:
         return self.fraction > 0.0
+
+
+NO_STEP = LineSearchResult(0.0, 0, 0.0, 0.0)  # no search: a zero step (quadratic_form_is_zero), nothing tried
 
 
 def backtracking_line_search(evaluate: Callable[[float], tuple[float, float]], expected_improvement: float,
@@ -197,4 +225,4 @@ def backtracking_line_search(evaluate: Callable[[float], tuple[float, float]], e
 
 
 __all__ = ["flat_grad", "categorical_kl", "gaussian_kl", "fisher_vector_product", "CGResult", "conjugate_gradient",
-           "max_step_length", "LineSearchResult", "backtracking_line_search"]
+           "quadratic_form_is_zero", "max_step_length", "LineSearchResult", "NO_STEP", "backtracking_line_search"]

@@ -113,6 +113,13 @@ def test_correct_ppo_passes_and_planted_traps_fail_the_probe_they_break():
     assert not cut["passed"] and cut["values"][0] < 4.0  # regresses on ~3.2, not 5
 
 
+def test_trpo_passes_every_probe_on_three_seeds():
+    """TRPO at its PROBE_STEPS budget (16 updates), eighteen runs of about a second each: ProbeConstant, where every
+    advantage is equal and TRPO takes no policy step, and the action probes, where each step is held to max_kl."""
+    rows = probes.assert_probes_pass("trpo", seeds=(0, 1, 2))
+    assert len(rows) == 3 * len(probes.PROBES) and {row["total_steps"] for row in rows} == {probes.PROBE_STEPS["trpo"]}
+
+
 def test_a_run_on_a_probe_resumes_to_the_same_result_as_one_that_never_stopped():
     env_id = "pgcourse.probes:ProbeDelayed-v0"  # constant rates: an annealed schedule depends on total_steps
     straight = pg.train("ppo", env_id, seed=1, total_steps=1024, device="cpu", progress=False, anneal_lr=False)

@@ -11,7 +11,8 @@ import pgcourse as pg
 from pgcourse.config import ConfigError, make_config
 from pgcourse.networks import CategoricalPolicy, GaussianPolicy
 from pgcourse.trust_region import (backtracking_line_search, categorical_kl, conjugate_gradient,
-                                   fisher_vector_product, flat_grad, gaussian_kl, max_step_length)
+                                   fisher_vector_product, flat_grad, gaussian_kl, max_step_length,
+                                   quadratic_form_is_zero)
 
 
 def test_categorical_kl_matches_torch():
@@ -238,3 +239,48 @@ def test_diagnose_does_not_call_trpos_big_batches_a_trap():
     diagnosis = pg.diagnose(run)
     assert "updates per episode" in {finding.signal for finding in diagnosis.healthy}
     assert not any("long_rollout" in finding.causes for finding in [*diagnosis, *diagnosis.healthy])
+
+
+
+def test_a_quadratic_form_is_zero_only_to_float_precision():
+    matrix = _spd(5, 3)
+    s = torch.randn(5, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    assert not quadratic_form_is_zero(s, matrix @ s)
+    assert not quadratic_form_is_zero(1e-150 * s, matrix @ (1e-150 * s))  # relative: a tiny s still has a length
+    zero = torch.zeros(5, dtype=torch.float64)
+    assert quadratic_form_is_zero(zero, matrix @ zero)  # g = 0 -> s = 0: no step
+    eps = torch.finfo(torch.float32).eps
+    along, across = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    assert quadratic_form_is_zero(along, across + 0.5 * eps * along)  # below one rounding of |s| |F s|
+    assert not quadratic_form_is_zero(along, across + 1e-3 * along)
+    # a clearly negative or a NaN s^T F s is a bug, not "zero": max_step_length still raises on it
+    assert not quadratic_form_is_zero(s, -s) and not quadratic_form_is_zero(s, s * float("nan"))
+    with pytest.raises(ValueError, match="must be > 0"):
+        max_step_length(zero, zero, 0.01)
+
+
+def test_trpo_on_equal_advantages_takes_no_step_instead_of_crashing():
+    # issue 25: on ProbeConstant every advantage is equal, so the policy gradient is zero, conjugate gradient
+    # returns s = 0, and max_step_length raised "s^T F s = 0 must be > 0"
+    run = pg.train("trpo", "pgcourse.probes:ProbeConstant-v0", seed=0, total_steps=4_096, device="cpu",
+                   progress=False)
+    updates = run.history.updates
+    assert len(updates) >= 2 and np.all(updates["actor_grad_norm"] == 0)
+    assert np.all(updates["step_fraction"] == 0) and np.all(updates["update_kl"] == 0)  # the policy stayed
+    assert updates["value_loss"][-1] < updates["value_loss"][0]  # the critic still trained
+
+
+def test_the_update_log_marks_the_updates_that_took_no_step():
+    # ProbeAction: once every action in a batch is the rewarded one, every advantage is equal and the gradient
+    # zero; those updates log line_search_steps = 0, which an update that searched never does (it tries >= 1).
+    # Small batches of 256 transitions: near P(best) = 1 some batches hold the other action and some do not.
+    run = pg.train("trpo", "pgcourse.probes:ProbeAction-v0", seed=0, total_steps=6_144, device="cpu",
+                   progress=False, gamma=0.8, num_envs=4, n_steps=128, critic_epochs=1)
+    updates = run.history.updates
+    no_step = updates["line_search_steps"] == 0
+    assert no_step.any() and not no_step[0] and np.all(updates["line_search_steps"][~no_step] >= 1)
+    assert np.all(updates["step_fraction"][~no_step] > 0)  # every update with a gradient stepped
+    for column in ("step_fraction", "update_kl", "expected_improvement", "surrogate_improvement"):
+        assert np.all(updates[column][no_step] == 0), column
+    assert np.all(updates["actor_grad_norm"][no_step] ** 2 < 1e-10)  # below conjugate gradient's residual_tol
+    assert np.all(np.isfinite(updates["value_loss"]))

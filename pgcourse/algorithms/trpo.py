@@ -12,6 +12,14 @@ Pseudo-code this file follows (chapter 07; the math is in :mod:`pgcourse.trust_r
         critic: critic_epochs passes of minibatch regression of V(s) on R (Adam), separately
         diagnostics: the KL reached, line-search steps, CG residual, the step's surrogate improvement
 
+No step is taken when s^T F s is zero to float precision (:func:`pgcourse.trust_region.quadratic_form_is_zero`):
+a zero policy gradient, as when every advantage in the batch is equal (ProbeConstant, whose episodes are all
+alike, or a batch in which a converged policy took the rewarded action every time), gives s = 0 and no direction
+to step along. The update then leaves the policy as it was, still trains the critic, and logs
+``line_search_steps = 0`` (no candidate step tried; a search that ran tried at least one) with ``step_fraction``,
+``expected_improvement``, ``surrogate_improvement`` and ``update_kl`` all 0; ``actor_grad_norm`` shows the
+gradient's size.
+
 There is no learning rate for the policy: the KL constraint ``max_kl`` (delta) sets the step size. Entropy
 bonuses and gradient clipping do not apply to the policy. Hyperparameters are the fields of
 :class:`pgcourse.config.TRPOConfig`.
@@ -23,8 +31,8 @@ import torch
 from ..config import TRPOConfig
 from ..diagnostics import relative_value_error
 from ..run import Run
-from ..trust_region import (assign_flat_, backtracking_line_search, categorical_kl, conjugate_gradient,
-                            fisher_vector_product, flat_grad, gaussian_kl, max_step_length)
+from ..trust_region import (NO_STEP, assign_flat_, backtracking_line_search, categorical_kl, conjugate_gradient,
+                            fisher_vector_product, flat_grad, gaussian_kl, max_step_length, quadratic_form_is_zero)
 from .components import Components
 from .rollout import collect_rollout, flatten_valid
 from .trainer import Hooks, Means, Trainer
@@ -81,9 +89,7 @@ def train_trpo(config: TRPOConfig, components: Components | None = None, hooks: 
 
             cg = conjugate_gradient(fisher, gradient, config.cg_iters)
             direction = cg.x  # s ~ F^-1 g, [P]
-            step_length = max_step_length(direction, fisher(direction), config.max_kl)
-            full_step = step_length * direction  # [P]
-            expected_improvement = float(gradient @ full_step)
+            fisher_direction = fisher(direction)  # (F + lambda I) s, [P]
             surrogate_before = float(surrogate_old.detach())
 
             def try_step(fraction: float) -> tuple[float, float]:
@@ -93,9 +99,15 @@ def train_trpo(config: TRPOConfig, components: Components | None = None, hooks: 
                     kl = float(policy_kl(policy, obs, old_output, old_log_std))
                 return improvement, kl
 
-            search = backtracking_line_search(try_step, expected_improvement, config.max_kl,
-                                              config.line_search_steps, config.line_search_shrink,
-                                              config.accept_ratio)
+            if quadratic_form_is_zero(direction, fisher_direction):  # e.g. g = 0: every advantage equal
+                full_step = torch.zeros_like(direction)  # no step: the policy stays, the critic still trains
+                expected_improvement, search = 0.0, NO_STEP  # logged as line_search_steps = 0
+            else:
+                full_step = max_step_length(direction, fisher_direction, config.max_kl) * direction  # [P]
+                expected_improvement = float(gradient @ full_step)
+                search = backtracking_line_search(try_step, expected_improvement, config.max_kl,
+                                                  config.line_search_steps, config.line_search_shrink,
+                                                  config.accept_ratio)
             with torch.no_grad():
                 assign_flat_(parameters, old_params + search.fraction * full_step)
                 if continuous and config.log_std_min is not None:  # the bound holds after every policy step
