@@ -219,11 +219,15 @@ class Onset:
     Attributes:
         table, row: the first differing row (``"updates"``, 0).
         env_step: the env step of that row.
-        rounding: every column of that row agrees within the tolerance (relative to the column's largest
-            stored magnitude, since a loss of cancelling terms rounds at its terms' scale): the runs parted
-            over a rounding difference, as on another processor. False: the first thing that differs, differs by more
-            than rounding (an edited number, or code that computes something else).
-        detail: the first column of that row that differs, with both values.
+        rounding: most of the row's differing columns agree within the tolerance (relative to each column's
+            largest stored magnitude, since a loss of cancelling terms rounds at its terms' scale): the runs
+            parted over rounding, as on another processor. A few columns may differ by more, because their
+            value *is* cancellation noise (a surrogate at the old policy with centred advantages is ~1e-8 of
+            noise; a conjugate-gradient residual sits at the solver's tolerance). False: the first row that
+            differs differs mostly by more than rounding — one edited number alone in an identical row, or
+            code that computes something else.
+        detail: how many differing columns agree within tolerance, and the first column beyond it (or the
+            first that differs) with both values.
     """
 
     table: str
@@ -256,7 +260,9 @@ def divergence_onset(stored: dict[str, dict[str, list]], again: dict[str, dict[s
     Why it matters: a run re-made on another machine first differs in the last bits of a float (a loss
     after the first update), and only later in discrete things (an episode ending a step earlier). A number
     edited in a stored file, or code that changed what it computes, differs by more than rounding at the
-    very first row that differs. So ``onset.rounding`` tells an honest divergence from one to distrust.
+    very first row that differs. So ``onset.rounding`` tells an honest divergence from one to distrust. (On
+    another machine the honest onset usually comes first, at the first update, so an edit further on is
+    then judged by the spread alone.)
     """
     found: list[tuple[float, int, Onset]] = []
     for order, table in enumerate(tables):
@@ -277,10 +283,12 @@ def divergence_onset(stored: dict[str, dict[str, list]], again: dict[str, dict[s
                 steps = [v for v in (a.get(step_column, [None] * (row + 1))[row:row + 1]
                                      + b.get(step_column, [None] * (row + 1))[row:row + 1]) if _is_number(v)]
                 env_step = float(min(steps)) if steps else math.inf
-                column, x, y, _ = differing[0]
+                near = sum(close for *_, close in differing)
+                column, x, y, _ = next((item for item in differing if not item[3]), differing[0])
                 found.append((env_step, order, Onset(table=table, row=row, env_step=env_step,
-                                                     rounding=all(near for *_, near in differing),
-                                                     detail=f"{column}: stored {x!r} vs re-run {y!r}")))
+                                                     rounding=near > len(differing) - near,
+                                                     detail=f"{near} of {len(differing)} differing columns within "
+                                                            f"tolerance; {column}: stored {x!r} vs re-run {y!r}")))
                 break
     if not found:
         return None

@@ -103,3 +103,19 @@ def test_compare_rerun_levels():
     assert level is None and "larger than rounding" in detail
     crashed = dict(_history([10, 13, 14, 22], [0.5 * (1 + 1e-9), 0.41]), status="diverged")
     assert compare_rerun(stored, crashed, others)[0] is None
+
+
+def test_a_row_of_rounding_differences_may_hold_a_column_of_pure_cancellation_noise():
+    """TRPO's first update re-run with ATEN_CPU_CAPABILITY=default (figures/07_trpo_vs_ppo, CartPole seed 9):
+    eight columns agree to ~1e-7, while the surrogate at the old policy (a mean of centred advantages, pure
+    rounding noise) and the conjugate-gradient residual (at the solver's tolerance) differ wholly."""
+    stored = {"updates": {"env_step": [1962], "policy_loss": [-3.402507786631759e-08], "advantage_std": [5.476780414581299],
+                          "value_loss": [45.42939808368683], "update_kl": [0.008828172460198402],
+                          "cg_residual": [8.7594923780774e-06]}}
+    again = {"updates": {"env_step": [1962], "policy_loss": [1.2346242783678463e-07], "advantage_std": [5.476780891418457],
+                         "value_loss": [45.429401707649234], "update_kl": [0.00882817804813385],
+                         "cg_residual": [8.841302186396043e-06]}}
+    onset = divergence_onset(stored, again)
+    assert onset.rounding and "3 of 5 differing columns within tolerance" in str(onset)
+    edited = {"updates": {**stored["updates"], "advantage_std": [6.0], "value_loss": [50.0], "update_kl": [0.02]}}
+    assert not divergence_onset(stored, edited).rounding

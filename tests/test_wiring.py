@@ -208,7 +208,11 @@ PINNED = {
 
 @pytest.mark.parametrize("key", sorted(PINNED))
 def test_pinned_history(key):
+    """Same numbers within what another machine's rounding moves: with ATEN_CPU_CAPABILITY=default and one
+    thread, Pendulum's returns moved by 1.4e-6 relative and the policy-loss sums (means of centred
+    advantages, ~1e-3 made of ~1 terms) by up to 2.6e-5 relative (was rel=1e-6: failed there). A change of
+    the algorithm moves an episode's length or these sums by far more than 1e-4."""
     run = plain_run(key)
-    np.testing.assert_allclose(run.history.episodes["return"], PINNED[key]["returns"], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(run.history.episodes["return"], PINNED[key]["returns"], rtol=1e-4, atol=1e-5)
     for column, total in PINNED[key]["update_sums"].items():
-        assert float(np.nansum(run.history.updates[column])) == pytest.approx(total, rel=1e-6, abs=1e-9), column
+        assert float(np.nansum(run.history.updates[column])) == pytest.approx(total, rel=1e-4, abs=1e-6), column
