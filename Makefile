@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.pgcourse-installed
 
-.PHONY: setup browser sandbox lab notebook test test-portable test-all-portable bench exercises clean-venv
+.PHONY: setup browser sandbox lab notebook test test-portable test-all-portable test-fake-gpu bench exercises clean-venv
 
 setup: $(STAMP)
 
@@ -71,6 +71,11 @@ test: setup browser sandbox
 # Only the claim-bearing part, on the other kernel path and one thread (see PORTABLE_ENV above).
 test-portable: setup
 	SDL_VIDEODRIVER=dummy $(PORTABLE_ENV) $(BIN)/python -m pytest $(PORTABLE_TESTS)
+
+# Every lesson and solution notebook as on a CUDA machine (device="auto" picks a fake GPU that computes on
+# the CPU and raises on a device mix-up as CUDA does: tests/fake_cuda.py); ~8 min on 2 cores.
+test-fake-gpu: setup
+	SDL_VIDEODRIVER=dummy PGCOURSE_FAKE_GPU_NOTEBOOKS=1 $(BIN)/python -m pytest tests/test_fake_device.py
 
 test-all-portable: setup browser sandbox
 	SDL_VIDEODRIVER=dummy $(PORTABLE_ENV) $(BIN)/python -m pytest

@@ -501,7 +501,10 @@ def check_line_search(fn: Callable[..., Any]) -> None:
 class TRPOBatch:
     """One TRPO batch of CartPole-v1, as :func:`pgcourse.algorithms.trpo.train_trpo` builds it before its
     policy step: the policy that collected it (:math:`\\pi_{old}`), the valid transitions and their
-    normalised GAE advantages, and the config's trust-region settings."""
+    normalised GAE advantages, and the config's trust-region settings.
+
+    On the CPU, the policy and every tensor (the one device rule for what helpers hand to lesson code): a
+    lesson's own CPU networks and tensors combine with it on any machine, a GPU one included."""
 
     policy: torch.nn.Module   # pi_old: obs [B, obs_dim] -> logits [B, n_actions]
     obs: Tensor               # [B, obs_dim]
@@ -523,11 +526,15 @@ class TRPOBatch:
 def cartpole_batch(seed: int = 0, policy: torch.nn.Module | None = None, **overrides: Any) -> TRPOBatch:
     """Collect one TRPO batch on CartPole-v1 with the course's TRPO defaults (``overrides`` change any field,
     e.g. ``max_kl=0.05``): ``num_envs * n_steps`` steps of the policy initialised with ``seed`` (or of a copy of
-    ``policy``, e.g. a trained ``run.policy``), GAE advantages normalised, reset steps dropped."""
+    ``policy``, e.g. a trained ``run.policy`` on any device), GAE advantages normalised, reset steps dropped.
+
+    Collected on the CPU unless ``device=`` says otherwise (so the batch is the same on every machine), and
+    returned on the CPU whatever the device: ``batch.policy`` and every tensor of the batch live there."""
     from ..algorithms.rollout import collect_rollout, flatten_valid
     from ..algorithms.trainer import Trainer
     from ..config import make_config
 
+    overrides = {"device": "cpu", **overrides}
     config = make_config("trpo", "CartPole-v1", "discrete", seed=seed, progress=False, **overrides)
     random_state, numpy_state, torch_state = random.getstate(), np.random.get_state(), torch.get_rng_state()
     try:  # the trainer seeds the global generators (and samples the actions from torch's): put back after
@@ -542,13 +549,15 @@ def cartpole_batch(seed: int = 0, policy: torch.nn.Module | None = None, **overr
                                                                     rollout.log_probs, advantages)  # [B, ...]
             if config.normalize_advantages:
                 advantages = parts.normalize(advantages)  # [B]
-            batch_policy = copy.deepcopy(trainer.policy)
+            batch_policy = copy.deepcopy(trainer.policy).cpu()  # a no-op on the CPU
             trainer._close()
     finally:
         random.setstate(random_state)
         np.random.set_state(numpy_state)
         torch.set_rng_state(torch_state)
-    return TRPOBatch(batch_policy, obs, actions, old_log_probs, advantages.detach(), config.max_kl, config.cg_iters,
+    obs, actions, old_log_probs, advantages = (tensor.cpu() for tensor in (obs, actions, old_log_probs,
+                                                                            advantages.detach()))
+    return TRPOBatch(batch_policy, obs, actions, old_log_probs, advantages, config.max_kl, config.cg_iters,
                      config.cg_damping, config.line_search_steps, config.line_search_shrink, config.accept_ratio)
 
 
