@@ -185,3 +185,60 @@ def test_the_lesson_07_cache_is_a_complete_sweep_with_ten_seeds_per_algorithm_an
     assert cells == {(a, e) for a in ("trpo", "ppo") for e in ("CartPole-v1", "Acrobot-v1", "Pendulum-v1")}
     assert all(len(records) >= 10 for records in results.by_arm().values())
     assert all(r.wall_seconds > 0 and len(r.history.evals) == 10 for r in results.trials)
+
+
+# -- the lesson's claims about cost: counted work, the same on any machine -------------------------------------
+LESSON = Path(__file__).resolve().parent.parent / "notebooks" / "07_trpo.ipynb"
+
+
+def _flops(fn) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def test_a_fisher_vector_product_costs_the_arithmetic_of_about_two_gradients():
+    """Section 2's claim, counted by torch (shapes only: the same on every processor and kernel path): a product
+    is one more backward pass through the KL's gradient, about two gradients' arithmetic, never P of them."""
+    batch = ch07_trpo.cartpole_batch(seed=0)
+    policy = batch.copy_policy()
+    parameters = list(policy.parameters())
+    gradient = _flops(lambda: flat_grad(ch07_trpo.batch_surrogate(policy, batch), parameters))
+    kl_grad = flat_grad(ch07_trpo.batch_kl(policy, batch), parameters, create_graph=True)
+    vector = torch.randn(sum(p.numel() for p in parameters), generator=torch.Generator().manual_seed(0))
+    product = _flops(lambda: fisher_vector_product(kl_grad, parameters, vector, 0.1))
+    assert 1.5 < product / gradient < 3, product / gradient
+
+
+def test_per_run_ppo_takes_over_a_hundred_times_more_parameter_updates_for_the_same_transitions():
+    """Section 7's counted claim, from the cached sweep's configs and histories: per env step both back-propagate
+    the same number of transitions through the policy, PPO in over a hundred times more optimiser steps."""
+    results = pg.sweeps.load_results(FIGURES / "07_trpo_vs_ppo")
+    trpo = next(r for r in results.trials if r.algo == "trpo" and r.env_id == "CartPole-v1")
+    ppo = next(r for r in results.trials if r.algo == "ppo" and r.env_id == "CartPole-v1")
+    t, p = trpo.config, ppo.config
+    trpo_batch, ppo_batch = t["num_envs"] * t["n_steps"], p["num_envs"] * p["n_steps"]
+    ppo_steps_per_update = p["update_epochs"] * -(-ppo_batch // p["minibatch_size"])
+    assert set(ppo.history.updates["epochs_run"]) == {p["update_epochs"]}  # no KL early stop: every epoch ran
+    trpo_updates, ppo_updates = len(trpo.history.updates), len(ppo.history.updates)
+    assert ppo_steps_per_update * ppo_updates > 100 * trpo_updates
+    # transitions through a policy backward pass: TRPO 2 gradients + at most cg_iters + 1 products per batch
+    trpo_most = (2 + t["cg_iters"] + 1) * trpo_batch * trpo_updates
+    ppo_transitions = p["update_epochs"] * ppo_batch * ppo_updates
+    assert 0.5 < ppo_transitions / trpo_most < 2
+
+
+def test_the_lesson_asserts_no_wall_clock_claim_and_labels_its_seconds():
+    """Seconds are facts about one machine: the lesson prints them with the machine's label and asserts about time
+    only ratios measured in one run (the CPU time of the process, both algorithms alternately)."""
+    import json
+    import re
+
+    cells = [("".join(c["source"]), c["cell_type"]) for c in json.loads(LESSON.read_text())["cells"]]
+    code = "\n".join(source for source, kind in cells if kind == "code")
+    statements = re.findall(r'pg\.claim\(\s*"([^"]*)"', code)
+    assert statements and not [s for s in statements if re.search(r"\bfaster\b|\bwall\b|\bseconds\b|per second", s)]
+    timed = [source for source, kind in cells if kind == "code" and ("perf_counter" in source or "process_time" in source)]
+    assert timed and all("this_machine()" in source for source in timed)
