@@ -609,7 +609,7 @@ def test_verify_catches_an_edit_whose_digest_was_recomputed(swept, tmp_path, cap
     [(trial_id, difference)] = report.mismatches.items()
     # the first row that differs differs by more than rounding: an edit, not another machine's last bits
     assert difference.startswith("history: first apart at env step ") and "episodes[3]" in difference
-    assert "a difference larger than rounding; return: stored " in difference
+    assert "a difference larger than rounding; 0 of 1 differing columns within tolerance; return: stored " in difference
     assert f"DIFFERENT {trial_id}: history: first apart" in str(report)
     capsys.readouterr()
     assert main(["sweep", "--verify", str(folder), "--sample", "1", "--sample-seed", "0", "--quiet"]) == 1
