@@ -45,3 +45,17 @@ def assert_history_equal(a, b, ignore: tuple[str, ...] = ()) -> None:
     assert a.status == b.status
     strip = lambda solved: None if solved is None else {k: v for k, v in solved.items() if k not in ignore}  # noqa: E731
     assert strip(a.solved_at) == strip(b.solved_at)
+
+
+TINY_TRPO = dict(total_steps=256, num_envs=4, n_steps=32, minibatch_size=64, critic_epochs=1)
+# every training loop once on a short discrete and a short continuous env (REINFORCE refuses Box actions)
+EVERY_LOOP_SHORT = [
+    ("reinforce", SHORT_CARTPOLE, dict(max_episodes=4, num_envs=2)),
+    ("reinforce_baseline", SHORT_CARTPOLE, dict(max_episodes=4, num_envs=2)),
+    ("a2c", SHORT_CARTPOLE, dict(TINY_A2C, total_steps=256)),
+    ("a2c", SHORT_PENDULUM, dict(TINY_A2C, num_envs=2, total_steps=256)),
+    ("ppo", SHORT_CARTPOLE, dict(TINY_PPO_DISCRETE, total_steps=256)),
+    ("ppo", SHORT_PENDULUM, dict(TINY_PPO_CONTINUOUS, total_steps=256)),
+    ("trpo", SHORT_CARTPOLE, TINY_TRPO),
+    ("trpo", SHORT_PENDULUM, dict(TINY_TRPO, num_envs=2, n_steps=64)),
+]

@@ -18,7 +18,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 import pgcourse as pg
-from conftest import SHORT_CARTPOLE, SHORT_PENDULUM, TINY_A2C, TINY_PPO_CONTINUOUS, TINY_PPO_DISCRETE
+from conftest import EVERY_LOOP_SHORT, SHORT_CARTPOLE, SHORT_PENDULUM, TINY_A2C, TINY_PPO_CONTINUOUS, TINY_PPO_DISCRETE
 from pgcourse import diagnostics
 from pgcourse.algorithms import checkpoint
 from pgcourse.run import bounds_on_device
@@ -179,16 +179,7 @@ FLOAT64_ACTION_PENDULUM = "pgcourse_test/PendulumFloat64Actions-v0"
 if FLOAT64_ACTION_PENDULUM not in gym.registry:
     gym.register(id=FLOAT64_ACTION_PENDULUM, entry_point=make_float64_action_pendulum)
 
-TINY_TRPO = dict(total_steps=256, num_envs=4, n_steps=32, minibatch_size=64, critic_epochs=1)
-EVERY_LOOP = [
-    ("reinforce", SHORT_CARTPOLE, dict(max_episodes=4, num_envs=2)),
-    ("reinforce_baseline", SHORT_CARTPOLE, dict(max_episodes=4, num_envs=2)),
-    ("a2c", SHORT_CARTPOLE, dict(TINY_A2C, total_steps=256)),
-    ("a2c", SHORT_PENDULUM, dict(TINY_A2C, num_envs=2, total_steps=256)),
-    ("ppo", SHORT_CARTPOLE, dict(TINY_PPO_DISCRETE, total_steps=256)),
-    ("ppo", SHORT_PENDULUM, dict(TINY_PPO_CONTINUOUS, total_steps=256)),
-    ("trpo", SHORT_CARTPOLE, TINY_TRPO),
-    ("trpo", SHORT_PENDULUM, dict(TINY_TRPO, num_envs=2, n_steps=64)),
+EVERY_LOOP = EVERY_LOOP_SHORT + [
     ("a2c", FLOAT64_ACTION_PENDULUM, dict(TINY_A2C, num_envs=2, total_steps=128)),
 ]
 

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 import pgcourse as pg
-from conftest import SHORT_CARTPOLE, SHORT_PENDULUM, TINY_A2C, TINY_PPO_CONTINUOUS, TINY_PPO_DISCRETE
+from conftest import EVERY_LOOP_SHORT, SHORT_CARTPOLE, SHORT_PENDULUM, TINY_A2C, TINY_PPO_CONTINUOUS, TINY_PPO_DISCRETE
 from fake_cuda import FakeCudaTensor, fake_cuda, on_fake_cuda
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,17 +153,7 @@ def test_the_gpu_draws_from_its_own_generator(gpu):
 # ---------------------------------------------------------------------------------------------
 # training on the GPU, and what the helpers hand back
 # ---------------------------------------------------------------------------------------------
-TINY_TRPO = dict(total_steps=256, num_envs=4, n_steps=32, minibatch_size=64, critic_epochs=1)
-LOOPS = [
-    ("reinforce", SHORT_CARTPOLE, dict(max_episodes=4, num_envs=2)),
-    ("reinforce_baseline", SHORT_CARTPOLE, dict(max_episodes=4, num_envs=2)),
-    ("a2c", SHORT_CARTPOLE, dict(TINY_A2C, total_steps=128)),
-    ("a2c", SHORT_PENDULUM, dict(TINY_A2C, num_envs=2, total_steps=128)),
-    ("ppo", SHORT_CARTPOLE, dict(TINY_PPO_DISCRETE, total_steps=256)),
-    ("ppo", SHORT_PENDULUM, dict(TINY_PPO_CONTINUOUS, total_steps=256)),
-    ("trpo", SHORT_CARTPOLE, TINY_TRPO),
-    ("trpo", SHORT_PENDULUM, dict(TINY_TRPO, num_envs=2, n_steps=64)),
-]
+LOOPS = EVERY_LOOP_SHORT
 
 
 def _tensors_in(value, seen=None) -> list[torch.Tensor]:
@@ -246,7 +236,7 @@ def test_a_gpu_run_resumes_on_the_gpu(gpu_runs, tmp_path):
         run.save(tmp_path / "run")
         state = torch.load(tmp_path / "run" / "training_state.pt", map_location="cpu", weights_only=False)
         assert state["device"].startswith("cuda") and state["cuda_rng"] is not None
-        resumed = pg.resume(tmp_path / "run", total_steps=256, device="cuda", progress=False)
+        resumed = pg.resume(tmp_path / "run", total_steps=2 * run.config.total_steps, device="cuda", progress=False)
         assert resumed.history.status == "completed" and resumed.device.type == "cuda"
         assert_on_run_device(resumed.policy, "resumed.policy")
 
