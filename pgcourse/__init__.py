@@ -21,7 +21,7 @@ Where things live (layers import only downward; docs/architecture.md has the dia
 """
 from __future__ import annotations
 
-from . import agreement, concepts, diagnostics, losses, returns  # concepts: imported eagerly, the grader preloads it
+from . import agreement, concepts, devices, diagnostics, losses, returns  # concepts: imported eagerly, the grader preloads it
 from .algorithms import Components, NonFiniteError
 from .api import resume, train
 from .batching import minibatch_indices
@@ -33,7 +33,8 @@ from .history import History
 from .hints import hint
 from .losses import clipped_surrogate_loss, gaussian_log_prob, reinforce_loss, value_loss
 from .returns import compute_gae, discounted_returns, normalize
-from .run import Run, RunLoadError, load, resolve_device
+from .devices import choose_device, resolve_device
+from .run import Run, RunLoadError, load
 
 from ._version import __version__
 
@@ -88,5 +89,5 @@ __all__ = ["train", "resume", "load", "evaluate", "rollout_gif", "show_gif", "Ru
            "ConfigError", "RunLoadError", "NonFiniteError", "BaseConfig", "ReinforceConfig", "A2CConfig", "PPOConfig",
            "discounted_returns", "normalize", "compute_gae", "reinforce_loss", "clipped_surrogate_loss", "value_loss",
            "gaussian_log_prob", "approx_kl", "clip_fraction", "explained_variance", "minibatch_indices",
-           "resolve_device", "returns", "losses", "diagnostics", "diagnose", "sweep", "plot_sweep", "claim",
+           "resolve_device", "choose_device", "devices", "returns", "losses", "diagnostics", "diagnose", "sweep", "plot_sweep", "claim",
            "ClaimError", "hint"]

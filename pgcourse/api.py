@@ -30,7 +30,10 @@ def train(algo: str, env_id: str, seed: int | None = None, total_steps: int | No
         seed: same seed on CPU gives the same run (history identical apart from wall times); None: 0,
             or the resumed run's seed.
         total_steps: env-step budget (None: the course default for this algorithm and action space).
-        device: ``"auto"`` picks cuda, then mps, then cpu.
+        device: ``"auto"`` trains on the CPU (the course's environments step on the CPU and at its sizes
+            a GPU is slower: :mod:`pgcourse.devices`), unless the environment variable ``PGCOURSE_DEVICE``
+            names a device; ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` ask for one. The choice and its
+            reason are in ``run.device`` and ``run.device_reason``.
         live: in a notebook, redraw return, entropy, approx KL, clip fraction and explained variance
             every few updates while training runs, then leave a static figure
             (:class:`pgcourse.live.LiveView`; pass a ``LiveView`` to choose where it draws). Not a

@@ -128,16 +128,25 @@ def _check_out_free(out: Path, overwrite: bool) -> None:
         raise UsageError(problem)
 
 
+def _check_device(name: str) -> None:
+    """--device names a device this machine has (the error says which names exist and what is missing)."""
+    from .devices import resolve_device
+
+    try:
+        resolve_device(name)
+    except ValueError as error:
+        raise UsageError(f"--device: {error}") from None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .api import run_training as train
-    from .run import resolve_device
 
     overrides = parse_settings(args.set)
     _env_kwargs_option(args, overrides)
     out = Path(args.out or f"runs/{args.algo}-{args.env}-seed{args.seed}")
     _check_out_free(out, args.overwrite)
     _check_env_id(args.env, overrides.get("env_kwargs"))
-    resolve_device(args.device)  # an unavailable device fails now, not after building everything
+    _check_device(args.device)  # an unknown or unavailable device fails now, not after building everything
     overrides.setdefault("progress", not args.quiet)
     started = time.perf_counter()
     checkpoints = {"checkpoint_every": args.checkpoint_every, "checkpoint_dir": out} if args.checkpoint_every else {}
@@ -148,14 +157,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from .api import resume_quietly as resume
-    from .run import load, resolve_device
+    from .run import load
 
     source = Path(args.run_dir)
     out = Path(args.out) if args.out else source
     previous = load(source)
     if out.resolve() != source.resolve():
         _check_out_free(out, args.overwrite)
-    resolve_device(args.device)
+    _check_device(args.device)
     checkpoints = {"checkpoint_every": args.checkpoint_every, "checkpoint_dir": out} if args.checkpoint_every else {}
     started = time.perf_counter()
     run = resume(previous, total_steps=args.steps, device=args.device, progress=not args.quiet,
@@ -418,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=_int_at_least(1), default=None, metavar="N",
                        help="env-step budget (default: the course default for ALGO and the action space)")
     train.add_argument("--out", metavar="DIR", help="run folder (default runs/<algo>-<env>-seed<seed>)")
-    train.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
+    train.add_argument("--device", default="auto", help="auto (the CPU, or $PGCOURSE_DEVICE), cpu, cuda, cuda:N, mps")
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override a config field, repeatable: lr=1e-3, hidden_sizes=(32,32), anneal_lr=False")
     train.add_argument("--env-arg", action="append", metavar="KEY=VALUE",
@@ -448,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--out", metavar="DIR", help="where the continued run is saved (default: RUN_DIR, replaced "
                                                       "by the continued run, which holds all of its history)")
     resume.add_argument("--overwrite", action="store_true", help="replace an existing run folder at --out")
-    resume.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
+    resume.add_argument("--device", default="auto", help="auto (the CPU, or $PGCOURSE_DEVICE), cpu, cuda, cuda:N, mps")
     resume.add_argument("--checkpoint-every", type=_int_at_least(1), metavar="N",
                         help="save the run, resumable, to --out every N env steps")
     resume.add_argument("--log-dir", metavar="DIR",

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Union
 
+from .devices import VALID_DEVICES, is_valid_device_name
+
 ALGORITHMS = ("reinforce", "reinforce_baseline", "a2c", "ppo", "trpo")
 DISCRETE_ONLY = ("reinforce", "reinforce_baseline")
 
@@ -211,7 +213,8 @@ class BaseConfig:
         total_steps: budget of environment transitions (summed over the vector envs).
         max_episodes: also stop once this many episodes have completed (None: only ``total_steps``
             limits the run). Checked between updates, so vector-env algorithms may finish a few more.
-        device: ``"auto"`` (cuda, then mps, then cpu), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
+        device: ``"auto"`` (the CPU for the course's numpy environments, or what the environment variable
+            ``PGCOURSE_DEVICE`` names: :mod:`pgcourse.devices`), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
         num_envs: parallel environments in the gymnasium vector env.
         gamma: discount :math:`\\gamma \\in (0, 1]`.
         hidden_sizes: widths of the hidden layers of the actor and of the critic (tanh MLPs).
@@ -348,9 +351,8 @@ class BaseConfig:
             _fail("algo", self.algo, f"one of {ALGORITHMS}")
         if not isinstance(self.env_id, str) or not self.env_id:
             _fail("env_id", self.env_id, "a gymnasium environment id such as 'CartPole-v1'")
-        if not isinstance(self.device, str) or not (
-                self.device in ("auto", "cpu", "mps", "cuda") or self.device.startswith("cuda:")):
-            _fail("device", self.device, "'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps'")
+        if not is_valid_device_name(self.device):
+            _fail("device", self.device, VALID_DEVICES)
         width = self.HIDDEN_WIDTH
         if (not isinstance(self.hidden_sizes, tuple) or not self.hidden_sizes
                 or not all(isinstance(h, int) and not isinstance(h, bool) and width.low <= h <= width.high

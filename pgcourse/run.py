@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from ._version import package_versions
 from .config import BaseConfig, ConfigError, config_from_dict
+from .devices import choose_device
 from .diagnostics import accumulation_dtype
 from .envs import ObsNormalizerState, action_space_kind
 from .history import History
@@ -36,23 +37,6 @@ TRAINING_STATE_FILE = "training_state.pt"  # optional: present when the run can 
 
 class RunLoadError(ValueError):
     """A saved run is missing, corrupt, or does not match its own config."""
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``"auto"`` -> cuda if available, else mps if available, else cpu; anything else as given (checked)."""
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} requested but CUDA is not available; use device='auto' or 'cpu'")
-    if resolved.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError(f"device={device!r} requested but MPS is not available; use device='auto' or 'cpu'")
-    return resolved
 
 
 def bounds_on_device(bounds: np.ndarray, device: torch.device) -> Tensor:
@@ -131,11 +115,16 @@ class Run:
         observation_space, action_space: the single-env spaces the agent was trained on.
         training_state: what resuming needs besides weights and history (None: cannot be resumed);
             read from ``training_state.pt`` only when asked for (:meth:`resume_state`).
+        device: where ``policy`` and ``value_net`` live (the device the run trained on, or the one it was
+            loaded onto). Everything else a run hands out for analysis (``history``, :meth:`act`'s actions,
+            :func:`~pgcourse.evaluation.evaluate`'s results) is numpy or on the CPU.
+        device_reason: why that device, in words (:func:`pgcourse.devices.choose_device`); saved in
+            ``meta.json`` with the device.
     """
 
     def __init__(self, config: BaseConfig, policy: nn.Module, value_net: nn.Module | None, history: History,
                  observation_space: gym.Space, action_space: gym.Space, normalizer_state: dict[str, Any] | None = None,
-                 device: torch.device | None = None):
+                 device: torch.device | None = None, device_reason: str | None = None):
         self.config = config
         self.policy = policy
         self.value_net = value_net
@@ -143,6 +132,7 @@ class Run:
         self.observation_space = observation_space
         self.action_space = action_space
         self.device = device or next(policy.parameters()).device
+        self.device_reason = device_reason  # why this device (pgcourse.devices.choose_device), or None
         self.set_normalizer_state(normalizer_state or {})
         self.training_state: dict[str, Any] | None = None
         self.saved_training_state: Path | None = None  # the file it comes from, for a loaded run
@@ -219,7 +209,8 @@ class Run:
         try:
             meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION,
                     "observation_space": _space_to_dict(self.observation_space),
-                    "action_space": _space_to_dict(self.action_space), "versions": package_versions()}
+                    "action_space": _space_to_dict(self.action_space), "versions": package_versions(),
+                    "device": str(self.device), "device_reason": self.device_reason}
             (staging / "meta.json").write_text(json.dumps(meta, indent=1))
             (staging / "config.json").write_text(json.dumps(self.config.to_dict(), indent=1))
             weights = {"policy": {k: v.detach().cpu() for k, v in self.policy.state_dict().items()},
@@ -330,7 +321,8 @@ def load(path: str | os.PathLike, device: str = "cpu") -> Run:
         kind = action_space_kind(action_space)
     except (KeyError, ValueError, TypeError) as error:
         raise RunLoadError(f"{folder / 'meta.json'} has invalid spaces: {_error_text(error)}") from error
-    torch_device = resolve_device(device)
+    choice = choose_device(device)
+    torch_device = choice.device
     action_dim = int(action_space.n) if kind == "discrete" else int(action_space.shape[0])
     obs_dim = int(observation_space.shape[0])
     policy = make_policy(kind, obs_dim, action_dim, config.hidden_sizes, config.log_std_init)
@@ -364,7 +356,8 @@ def load(path: str | os.PathLike, device: str = "cpu") -> Run:
     policy.to(torch_device)
     if value_net is not None:
         value_net.to(torch_device)
-    run = Run(config, policy, value_net, history, observation_space, action_space, normalizer, torch_device)
+    run = Run(config, policy, value_net, history, observation_space, action_space, normalizer, torch_device,
+              f"loaded onto it ({choice.reason}); trained on {meta.get('device', 'a device not recorded')}")
     if (folder / TRAINING_STATE_FILE).is_file():
         run.saved_training_state = (folder / TRAINING_STATE_FILE).resolve()
     return run

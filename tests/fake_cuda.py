@@ -1,7 +1,8 @@
 """A CPU stand-in for one CUDA GPU, to catch device mix-ups without a GPU (issue 32).
 
 ``with fake_cuda(): ...`` (or :func:`install` for a whole process, e.g. a notebook kernel) makes
-``torch.cuda.is_available()`` say yes, so ``pg.resolve_device("auto")`` picks ``cuda``; a tensor put "on
+``torch.cuda.is_available()`` say yes, so ``device="cuda"`` (or ``device="auto"`` with ``PGCOURSE_DEVICE=cuda``;
+plain ``"auto"`` is the CPU on a GPU machine too: :mod:`pgcourse.devices`) trains "on the GPU"; a tensor put "on
 the GPU" is a :class:`FakeCudaTensor`, a wrapper whose ``.device`` says ``cuda:0`` and whose numbers live in
 a plain CPU tensor (``.elem``) that every op really computes with. What a real GPU refuses, it refuses:
 

@@ -37,10 +37,14 @@ def gpu():
 # ---------------------------------------------------------------------------------------------
 # the double behaves as CUDA does where devices matter
 # ---------------------------------------------------------------------------------------------
-def test_cuda_is_available_only_inside_the_double():
+def test_cuda_is_available_only_inside_the_double(monkeypatch):
+    monkeypatch.delenv("PGCOURSE_DEVICE", raising=False)
     before = torch.cuda.is_available()
     with fake_cuda():
-        assert torch.cuda.is_available() and pg.resolve_device("auto") == torch.device("cuda")
+        assert torch.cuda.is_available() and pg.resolve_device("cuda") == torch.device("cuda")
+        assert pg.resolve_device("auto") == torch.device("cpu")  # auto: the CPU, GPU or not (pgcourse.devices)
+        monkeypatch.setenv("PGCOURSE_DEVICE", "cuda")
+        assert pg.resolve_device("auto") == torch.device("cuda")  # forced for every "auto"
         assert torch.zeros(2, device="cuda").device == torch.device("cuda", 0)
     assert torch.cuda.is_available() == before
     assert torch.Generator is torch._C.Generator
@@ -189,12 +193,12 @@ def assert_on_run_device(module: torch.nn.Module, what: str) -> None:
 
 @pytest.fixture(scope="module")
 def gpu_runs():
-    """Each loop of LOOPS trained once on the fake GPU, ``device="auto"`` (which picks it)."""
+    """Each loop of LOOPS trained once on the fake GPU, ``device="cuda"``."""
     runs = {}
     with fake_cuda(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for algo, env_id, settings in LOOPS:
-            runs[algo, env_id] = pg.train(algo, env_id, seed=0, device="auto", progress=False, eval_every=128,
+            runs[algo, env_id] = pg.train(algo, env_id, seed=0, device="cuda", progress=False, eval_every=128,
                                           eval_episodes=1, **settings)
     return runs
 

@@ -28,7 +28,8 @@ from ..envs import (RolloutStepper, action_space_kind, add_normalization, check_
 from ..evaluation import evaluate
 from ..history import History
 from ..networks import ValueNet, make_policy
-from ..run import Run, bounds_on_device, resolve_device
+from ..devices import choose_device
+from ..run import Run, bounds_on_device
 from . import checkpoint
 from .components import Components
 from .interrupts import InterruptGuard
@@ -117,7 +118,8 @@ class Trainer:
         if config.torch_threads is not None:
             torch.set_num_threads(config.torch_threads)
         set_seed(config.seed)
-        self.device = resolve_device(config.device)
+        device_choice = choose_device(config.device)  # "auto": the CPU (pgcourse.devices says why)
+        self.device, self.device_reason = device_choice.device, device_choice.reason
 
         # spaces are read from the envs trained on; CartPole runs numpy-vectorised (the same episodes, faster)
         envs = make_vector_env(config.env_id, config.num_envs, vectorization="auto", env_kwargs=config.env_kwargs)
@@ -161,7 +163,7 @@ class Trainer:
             self.history = checkpoint.continue_from(self, resume)
             elapsed_before = float(resume.state["elapsed"])
         self.run = Run(config, self.policy, self.value_net, self.history, observation_space, action_space, {},
-                       self.device)
+                       self.device, self.device_reason)
         self.stopped = False
         self._start = time.perf_counter() - elapsed_before
         self._eval_seconds = 0.0

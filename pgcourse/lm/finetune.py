@@ -50,6 +50,7 @@ import torch
 
 from ..algorithms.interrupts import InterruptGuard
 from ..config import ConfigError
+from ..devices import resolve_device
 from ..returns import compute_gae
 from .losses import (group_relative_advantages, kl_k1, kl_k3, kl_penalized_rewards, masked_clipped_loss, masked_mean,
                      sequence_log_probs, token_log_probs)
@@ -115,7 +116,7 @@ class FinetuneConfig:
     eval_prompts: int = 256  # held-out prompts for the start and end evaluations
     sample_every: int = 20  # record decoded samples every this many updates (and at the last)
     seed: int = 0
-    device: str = "auto"  # "auto" (cuda if available, else cpu) | "cpu" | "cuda"
+    device: str = "auto"  # "auto" (the CPU, or PGCOURSE_DEVICE: pgcourse.devices) | "cpu" | "cuda" | "cuda:<index>"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -227,12 +228,6 @@ class FinetuneResult:
     @classmethod
     def load(cls, path: str | Path) -> FinetuneResult:
         return cls.from_dict(json.loads(Path(path).read_text()))
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def exact_kl(logits: torch.Tensor, ref_logits: torch.Tensor) -> torch.Tensor:
