@@ -356,6 +356,125 @@ def test_export_refuses_to_overwrite_and_bad_input_is_one_line(tmp_path, fake_cl
     assert "is not a term gradebook written by pgcourse grade" in capsys.readouterr().err
 
 
+
+# issue 30: with a deadline the gradebook once wrote total before late_penalty under a header that lists them the
+# other way. Every CSV the grader writes (the assignment's gradebook, its free-text and similarity files, the term
+# gradebook, the Canvas and Moodle imports), for each combination of options: each row has as many fields as its
+# header, and each value sits under its own column (compared with the numbers the grader computed, its JSON).
+DEADLINE = "2025-03-07T23:59:00+00:00"
+LATE_OPTIONS = {"no deadline": [], "deadline, no penalty": ["--deadline", DEADLINE],
+                "deadline and penalty": ["--deadline", DEADLINE, "--late-penalty", "10%/day"]}
+COLUMNS_ROSTERS = {"canvas": "Student,ID,SIS User ID,SIS Login ID,Section\n"
+                             '"Jones, Carol",12346,S1,cjones,A\n"Smith, Alice",12347,S2,asmith,A\n'
+                             '"Lee, Bob",12348,S3,blee,B\n',
+                   "moodle": "First name,Last name,ID number,Email address\nCarol,Jones,S1,carol@uni.example\n"
+                             "Alice,Smith,S2,alice@uni.example\nBob,Lee,S3,bob@uni.example\n"}
+
+
+def _csv_rows(path: Path, header: list[str]) -> list[dict[str, str]]:
+    """The rows of ``path`` under its header (which must be ``header``), each checked to have as many fields."""
+    text = path.read_text(encoding="utf-8")
+    raw = list(csv.reader(io.StringIO(text, newline="")))
+    assert raw[0] == header, f"{path.name}: header {raw[0]}"
+    for number, row in enumerate(raw[1:], start=2):
+        assert len(row) == len(header), f"{path.name} line {number}: {len(row)} fields under {len(header)} columns"
+    return list(csv.DictReader(io.StringIO(text, newline="")))
+
+
+@pytest.mark.parametrize("manual", [False, True], ids=["grader's points", "teacher's points"])
+@pytest.mark.parametrize("late", list(LATE_OPTIONS))
+def test_every_csv_the_grader_writes_puts_each_value_under_its_own_column(course_dir, tmp_path, fake_cli, late,
+                                                                          manual):
+    dl = tmp_path / "dl"
+    write_submission(dl / "jonescarol_12346_901_01_demo.ipynb", why="Its expectation is zero.")
+    write_submission(dl / "smithalice_12347_902_01_demo.ipynb", why="=a formula-like answer")
+    write_submission(dl / "leebob_12348_903_01_demo.ipynb", right=("double",))
+    for name, source in (("jonescarol_12346_901", LONG), ("smithalice_12347_902", LONG_RENAMED)):  # a similar pair
+        path = dl / f"{name}_01_demo.ipynb"
+        notebook = nbformat.read(path, as_version=4)
+        for cell in notebook.cells:
+            if cell.metadata.get("nbgrader", {}).get("grade_id") == "ch01_double":
+                cell.source = source + "# (FakePool: return 2 * x)\n"
+        nbformat.write(notebook, path)
+    (tmp_path / "times.csv").write_text("student,submitted_at\n12346,2025-03-07T20:00:00+00:00\n"
+                                        "12347,2025-03-09T11:00:00+00:00\n12348,2025-03-08T03:00:00+00:00\n")
+    for lms, roster in COLUMNS_ROSTERS.items():
+        (tmp_path / f"{lms}-roster.csv").write_text(roster)
+    out, term_csv = tmp_path / "grades" / "hw1.csv", tmp_path / "term.csv"
+    common = ["--course", str(course_dir), "--gradebook", str(term_csv), "--out", str(out)]
+    assert fake_cli(str(dl), "--chapter", "01", "--name", "HW1", "--timestamps", str(tmp_path / "times.csv"),
+                    "--similarity", *LATE_OPTIONS[late], *common) == 0
+    if manual:  # the free-text grades, and an override of the grader's points, merged back
+        (tmp_path / "manual.csv").write_text("student,exercise,points,comment\njonescarol,ch01_why,2,\n"
+                                             "smithalice,ch01_why,1.5,see the notes\nleebob,ch01_halve,0.5,close\n")
+        assert fake_cli("--update", "--manual", str(tmp_path / "manual.csv"), *common) == 0
+    for lms in COLUMNS_ROSTERS:
+        assert fake_cli("--export", lms, "--gradebook", str(term_csv), "--roster", str(tmp_path / f"{lms}-roster.csv"),
+                        "--out", str(tmp_path / f"{lms}-import.csv")) == 0
+
+    # the assignment's gradebook: one column per exercise, late_penalty with a deadline, total
+    data = json.loads(out.with_suffix(".json").read_text())
+    computed = {s["student"]: s for s in data["students"]}
+    exercises = [e["id"] for e in data["exercises"]]
+    has_deadline = late != "no deadline"
+    rows = _csv_rows(out, ["student", *exercises, *(["late_penalty"] if has_deadline else []), "total"])
+    assert sorted(row["student"] for row in rows) == sorted(computed) == ["jonescarol", "leebob", "smithalice"]
+    for row in rows:
+        student = computed[row["student"]]
+        for exercise in exercises:
+            assert float(row[exercise]) == student["exercises"][exercise]["points"], (row["student"], exercise)
+        if has_deadline:
+            assert float(row["late_penalty"]) == student.get("penalty", 0), (
+                f"{row['student']}: the late_penalty column holds {row['late_penalty']}, the grader's penalty is "
+                f"{student.get('penalty', 0)} (total {student['total']}): {row}")
+        assert float(row["total"]) == student["total"], (
+            f"{row['student']}: the total column holds {row['total']}, the grader's total is {student['total']}: {row}")
+    penalties = [student.get("penalty", 0) for student in computed.values()]
+    assert (max(penalties) > 0) == (late == "deadline and penalty")  # Alice and Bob are late: charged with a penalty
+    assert all(student["total"] > 0 for student in computed.values())  # a total never looks like a zero penalty
+    teacher = {(name, k) for name, s in computed.items() for k, e in s["exercises"].items() if "teacher_points" in e}
+    assert teacher == ({("jonescarol", "ch01_why"), ("smithalice", "ch01_why"), ("leebob", "ch01_halve")}
+                       if manual else set())
+
+    # the free-text answers to grade (rewritten after the teacher's points were merged)
+    rows = _csv_rows(out.with_name("hw1.free-text.csv"), ["student", "exercise", "points", "comment", "max_points",
+                                                          "answer"])
+    assert [(row["student"], row["exercise"]) for row in rows] == [(name, "ch01_why") for name in sorted(computed)]
+    for row in rows:
+        result = computed[row["student"]]["exercises"]["ch01_why"]
+        assert row["points"] == (f"{result['teacher_points']:g}" if "teacher_points" in result else ""), row
+        assert row["comment"] == result.get("comment", "") and float(row["max_points"]) == result["max_points"]
+        assert row["answer"].lstrip("'") == result.get("answer", ""), row
+
+    # the similarity hints: Carol's and Alice's double, its numbers where the numbers go
+    [row] = _csv_rows(out.with_name("hw1.similarity.csv"),
+                      ["exercise", "student", "other_student", "overlap", "shared_fingerprints"])
+    assert (row["exercise"], row["student"], row["other_student"]) == ("ch01_double", "jonescarol", "smithalice")
+    assert 0 < float(row["overlap"]) <= 1 and int(row["shared_fingerprints"]) > 0, row
+
+    # the term gradebook: the assignment's totals, and their sum
+    term = json.loads(term_csv.with_suffix(".json").read_text())
+    scores = {s["student"]: s["scores"] for s in term["students"]}
+    assert scores == {name: {"HW1": student["total"]} for name, student in computed.items()}
+    for row in _csv_rows(term_csv, ["student", "HW1", "total"]):
+        assert float(row["HW1"]) == float(row["total"]) == scores[row["student"]]["HW1"], row
+
+    # the LMS imports: each student's score under the assignment, found by the roster's ids
+    by_canvas_id = {"12346": "jonescarol", "12347": "smithalice", "12348": "leebob"}
+    rows = _csv_rows(tmp_path / "canvas-import.csv", ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "HW1"])
+    assert rows[0] == {"Student": "Points Possible", "ID": "", "SIS User ID": "", "SIS Login ID": "", "Section": "",
+                       "HW1": f"{data['max_total']:g}"}
+    assert sorted(row["ID"] for row in rows[1:]) == sorted(by_canvas_id)
+    for row in rows[1:]:
+        assert float(row["HW1"]) == computed[by_canvas_id[row["ID"]]]["total"], row
+        assert row["SIS User ID"].startswith("S") and row["Section"] in ("A", "B"), row
+    by_email = {"carol@uni.example": "jonescarol", "alice@uni.example": "smithalice", "bob@uni.example": "leebob"}
+    rows = _csv_rows(tmp_path / "moodle-import.csv", ["Email address", "ID number", "Full name", "HW1"])
+    assert sorted(row["Email address"] for row in rows) == sorted(by_email)
+    for row in rows:
+        assert float(row["HW1"]) == computed[by_email[row["Email address"]]]["total"], row
+        assert row["ID number"].startswith("S") and row["Full name"].split()[0] in ("Carol", "Alice", "Bob"), row
+
 # -- 6. feedback files -----------------------------------------------------------------------------------
 def test_feedback_files_escape_what_students_wrote_and_can_hide_expected_values(course, tmp_path):
     name = "<img src=x onerror=alert(1)>"
