@@ -39,6 +39,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 STARTUP = """\
 import os, sys
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ["PGCOURSE_DEVICE"] = "cuda"
 sys.path.insert(0, {tests!r})
 import fake_cuda as _fake_cuda
 _fake_cuda.install()
