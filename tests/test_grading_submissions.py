@@ -3,7 +3,9 @@
 Each attack here was reproduced on the grader before these tests: a symlink to a solution or a
 classmate's notebook got full marks, a file named ``=HYPERLINK(...)`` became a spreadsheet formula,
 a 700 MB sparse notebook was read whole before the size check, two notebooks from one student
-aborted the whole batch, and one submission's exception lost every other student's row.
+aborted the whole batch, and one submission's exception lost every other student's row. Issue 26:
+a stub named ``bob.ipynb`` in mallory's own folder was graded as bob's (0/15, his notebook ignored),
+and two Moodle participants named "Alice Smith" were one student (one notebook silently dropped).
 
 Most tests only collect, read or write (no student process starts); the grading itself is
 replaced by :class:`FakePool`, which "grades" an answer by looking at its text. One test grades a
@@ -346,3 +348,147 @@ def test_cli_grades_a_hostile_folder(course, tmp_path, capsys):
     assert "too large" in feedback["big"]["problem"]
     assert f"ignored {older}" in " ".join(feedback["bob"]["notes"])
     assert f"ignored {older}" in printed.out
+
+
+# -- a notebook named for a classmate (issue 26, finding 1): a file in a student's folder is that student's ---------
+STAMP, LATER = "2025-03-07 10:00:00 UTC", "2025-03-08 09:00:00 UTC"
+MOODLE_FOLDERS = {"alice": "Alice Smith_123450_assignsubmission_file_", "bob": "Bob Lee_123451_assignsubmission_file_",
+                  "carol": "Carol Jones_12345_assignsubmission_file_",
+                  "mallory": "Mallory Evil_123459_assignsubmission_file_"}
+
+
+def framed_class(root: Path, layout: str, frame: str, own: bool) -> tuple[dict[str, Path], Path]:
+    """alice, bob and carol hand in right notebooks; mallory adds a stub named ``frame`` inside her own folder, her
+    submission time making it the latest of all (with ``own``, she also hands in a right notebook of her own).
+    ``layout``: nbgrader's (``root/<student>/ch01/`` with timestamp.txt) or Moodle's "download in folders" (file
+    times). Returns {student folder: her or his own notebook} and the stub."""
+    own_files = {}
+    for student in ("alice", "bob", "carol", "mallory"):
+        folder = root / student / "ch01" if layout == "nbgrader" else root / MOODLE_FOLDERS[student]
+        folder.mkdir(parents=True)
+        if layout == "nbgrader":
+            (folder / "timestamp.txt").write_text(LATER if student == "mallory" else STAMP)
+        if student != "mallory" or own:
+            own_files[student] = write_submission(folder / "01_demo.ipynb")
+            os.utime(own_files[student], ns=(1_700_000_000 * 10**9,) * 2)
+    hers = root / "mallory" / "ch01" if layout == "nbgrader" else root / MOODLE_FOLDERS["mallory"]
+    stub = write_submission(hers / frame, right=False)
+    os.utime(stub, ns=(1_800_000_000 * 10**9,) * 2)
+    if own:  # an older draft named for no one of the class: simply hers (and no row for a "dave")
+        os.utime(write_submission(hers / "dave_12399_777_01_demo.ipynb", right=False), ns=(1_600_000_000 * 10**9,) * 2)
+    return own_files, stub
+
+
+FRAMES = [  # (layout, the student the file names, the file's name)
+    ("nbgrader", "bob", "bob.ipynb"),
+    ("nbgrader", "carol", "carol_12345_678_01_demo.ipynb"),                          # a Canvas download's name
+    ("nbgrader", "bob", "Bob_12346_assignsubmission_file_01_demo.ipynb"),            # a Moodle download's name
+    ("moodle", "Carol Jones", "Carol Jones_12345_assignsubmission_file_01_demo.ipynb"),
+    ("moodle", "Bob Lee", "Bob Lee.ipynb"),
+]
+
+
+@pytest.mark.parametrize("given", ["files", "folder"])
+@pytest.mark.parametrize("own", [True, False], ids=["with-her-own", "only-the-stub"])
+@pytest.mark.parametrize("layout, victim, frame", FRAMES, ids=[f"{layout}-{frame}" for layout, _, frame in FRAMES])
+def test_a_notebook_named_for_a_classmate_is_never_graded_for_the_classmate(course, tmp_path, layout, victim, frame,
+                                                                            own, given):
+    own_files, stub = framed_class(tmp_path / "submitted", layout, frame, own)
+    students = {"alice": "alice", "bob": "bob", "carol": "carol", "mallory": "mallory"} if layout == "nbgrader" else \
+        {folder: name.split("_")[0] for folder, name in MOODLE_FOLDERS.items()}
+    paths = ([tmp_path / "submitted"] if given == "folder" else  # as docs/teachers.md shows: submitted/*/ch01/*.ipynb
+             sorted((tmp_path / "submitted").glob("*/ch01/*.ipynb" if layout == "nbgrader" else "*/*.ipynb")))
+    report = fake_grade(paths, course)
+    # every student is graded on their own notebook; the stub counts for nobody but the student whose folder holds it
+    assert sorted(report.points()) == sorted(students.values()), "one row per student, mallory's too, and no other"
+    for folder, student in students.items():
+        if folder == "mallory":
+            continue
+        row = report.student(student)
+        assert (row.file, row.total) == (str(own_files[folder]), 2), (student, row.file, row.notes)
+        assert not any(str(stub) in note for note in row.notes), row.notes
+    mallory = report.student(students["mallory"])
+    if own:  # her own notebook counts; the stub is hers, not graded, and said so
+        assert (mallory.file, mallory.total) == (str(own_files["mallory"]), 2), (mallory.file, mallory.notes)
+        assert any(str(stub) in note and "named for another student" in note for note in mallory.notes), mallory.notes
+    else:    # the stub alone: an error row for her, never a grade for the one it names
+        result = mallory.exercises["ch01_double"]
+        assert (mallory.file, mallory.total, result.status) == (str(stub), 0, "invalid"), (mallory.file, result)
+        assert "named for another student" in mallory.problem and "named for another student" in result.feedback
+    assert any(str(stub) in w and "named for another student" in w and repr(victim) in w for w in report.warnings), \
+        report.warnings
+
+
+# -- Moodle participants who share a name (issue 26, finding 2): two students, in the gradebook and the exports ----
+def test_moodle_participants_with_the_same_name_are_two_students(course, tmp_path):
+    from datetime import datetime, timezone
+
+    from pgcourse.grading.assignment import make_assignment
+    from pgcourse.grading.lms import read_roster
+    from pgcourse.grading.term import TERM_FORMAT, export, update_term
+
+    flat, folders = tmp_path / "download", tmp_path / "in-folders"  # "Download all submissions", with and without folders
+    for number, right in ((123456, True), (123457, False)):
+        write_submission(flat / f"Alice Smith_{number}_assignsubmission_file_01_demo.ipynb", right=right)
+        write_submission(folders / f"Alice Smith_{number}_assignsubmission_file_" / "01_demo.ipynb", right=right)
+    write_submission(flat / "Bob Lee_123458_assignsubmission_file_01_demo.ipynb")
+    write_submission(folders / "Bob Lee_123458_assignsubmission_file_" / "01_demo.ipynb")
+    times = {"Participant 123456": datetime(2025, 3, 7, 10, tzinfo=timezone.utc),  # the grading worksheet's times
+             "Participant 123457": datetime(2025, 3, 9, 10, tzinfo=timezone.utc),
+             "Alice Smith": datetime(2025, 3, 1, 10, tzinfo=timezone.utc)}        # a name: whose time would it be?
+    for given in ([flat], sorted(flat.glob("*.ipynb")), [folders], sorted(folders.glob("*/*.ipynb"))):
+        report = fake_grade(given, course, timestamps=times)
+        assert report.points() == {"Alice Smith_123456": {"ch01_double": 2}, "Alice Smith_123457": {"ch01_double": 0},
+                                   "Bob Lee": {"ch01_double": 2}}, given
+        first, second = report.student("Alice Smith_123456"), report.student("Alice Smith_123457")
+        assert first.identity == {"lms": "moodle", "lms_id": "123456", "name": "Alice Smith"}
+        assert second.identity == {"lms": "moodle", "lms_id": "123457", "name": "Alice Smith"}
+        assert (first.submitted_at, second.submitted_at) == ("2025-03-07T10:00:00+00:00", "2025-03-09T10:00:00+00:00")
+        assert any("'Alice Smith'" in w and "123456" in w and "123457" in w for w in report.warnings), report.warnings
+    # the term gradebook keeps them apart, and so do the exports
+    term = {"format": TERM_FORMAT, "assignments": [], "students": []}
+    update_term(term, report, "grades.json")
+    assert [(s["student"], s["scores"]) for s in term["students"]] == [
+        ("Alice Smith_123456", {"01_demo": 2}), ("Alice Smith_123457", {"01_demo": 0}), ("Bob Lee", {"01_demo": 2})]
+    worksheet = tmp_path / "worksheet.csv"  # Moodle's grading worksheet: who each participant number is
+    worksheet.write_text("Identifier,Full name,Email address,Status\n"
+                         "Participant 123457,Alice Smith,alice.b@uni.example,Submitted\n"
+                         "Participant 123456,Alice Smith,alice.a@uni.example,Submitted\n"
+                         "Participant 123458,Bob Lee,bob@uni.example,Submitted\n")
+    text, _ = export(term, "moodle", read_roster(worksheet))
+    assert list(csv.reader(io.StringIO(text))) == [["Email address", "ID number", "Full name", "01_demo"],
+                                                   ["alice.a@uni.example", "", "Alice Smith", "2"],
+                                                   ["alice.b@uni.example", "", "Alice Smith", "0"],
+                                                   ["bob@uni.example", "", "Bob Lee", "2"]]
+    # the next assignment: Moodle numbers its participants anew; both worksheets together say who is who
+    hw2 = tmp_path / "hw2"
+    for number, right in ((223456, False), (223457, True)):
+        write_submission(hw2 / f"Alice Smith_{number}_assignsubmission_file_01_demo.ipynb", right=right)
+    write_submission(hw2 / "Bob Lee_223458_assignsubmission_file_01_demo.ipynb")
+    update_term(term, fake_grade([hw2], course, assignment=make_assignment(name="HW2")), "hw2.json")
+    with open(worksheet, "a") as handle:
+        handle.write("Participant 223457,Alice Smith,alice.b@uni.example,Submitted\n"
+                     "Participant 223456,Alice Smith,alice.a@uni.example,Submitted\n"
+                     "Participant 223458,Bob Lee,bob@uni.example,Submitted\n")
+    text, warnings = export(term, "moodle", read_roster(worksheet))
+    assert list(csv.reader(io.StringIO(text))) == [["Email address", "ID number", "Full name", "01_demo", "HW2"],
+                                                   ["alice.a@uni.example", "", "Alice Smith", "2", "0"],
+                                                   ["alice.b@uni.example", "", "Alice Smith", "0", "2"],
+                                                   ["bob@uni.example", "", "Bob Lee", "2", "2"]]
+    assert any("'Alice Smith_123456', 'Alice Smith_223456' are one student" in w for w in warnings), warnings
+    # a roster that cannot tell them apart (Moodle's gradebook export: names, no participant numbers): refused
+    both = tmp_path / "gradebook-export.csv"
+    both.write_text("First name,Last name,ID number,Email address\nAlice,Smith,S1,alice.a@uni.example\n"
+                    "Alice,Smith,S2,alice.b@uni.example\nBob,Lee,S3,bob@uni.example\n")
+    with pytest.raises(grading.GradingError, match=r"Alice Smith_123456, Alice Smith_123457"):
+        export(term, "moodle", read_roster(both))
+    one = tmp_path / "one-alice.csv"  # one Alice on the roster: she must not get either grade, let alone both
+    one.write_text("First name,Last name,ID number,Email address\nAlice,Smith,S1,alice.a@uni.example\n"
+                   "Bob,Lee,S3,bob@uni.example\n")
+    canvas = tmp_path / "canvas-gradebook.csv"
+    canvas.write_text("Student,ID,SIS User ID,SIS Login ID,Section\n    Points Possible,,,,\n"
+                      "\"Smith, Alice\",777,S1,asmith,A\n\"Lee, Bob\",778,S3,blee,A\n")
+    for lms, roster in (("moodle", one), ("canvas", canvas)):
+        with pytest.raises(grading.GradingError, match=r"Alice Smith_123456, Alice Smith_123457.*one student"):
+            export(term, lms, read_roster(roster))
+

@@ -29,7 +29,7 @@ from typing import Any
 from ..notebook_format import MAX_NOTEBOOK_BYTES, Cell, NotebookError, parse_notebook
 from .assignment import LatePolicy
 from .course import Chapter, GradingError, _strip_magics, cell_ids
-from .identity import Identity, identity_of, students_of_files
+from .identity import Identity, attribute_files, identity_of, owners_of_files
 from .records import atomic_write, run_stamp, write_kept
 from .sandbox import Limits
 
@@ -235,9 +235,13 @@ def collect_identified(paths: Sequence[str | Path], chapter_names: Iterable[str]
     A folder given here is the teacher's and is opened even through a symlink; inside it, nothing is
     followed: a symlinked notebook or student folder is still listed, so that its student gets a row
     (0 points, "symlinks are not graded") instead of silently nothing, or a classmate's work.
+
+    A notebook in a student's folder is that student's whatever its name; one named for a classmate is
+    marked (``named_for``: not graded, never the classmate's), and Moodle participants who share a name are
+    told apart by their participant numbers (:func:`pgcourse.grading.identity.attribute_files`).
     """
     chapter_names = set(chapter_names)
-    found: list[tuple[Identity, Path]] = []
+    owned: list[tuple[Identity, Path, bool]] = []  # (whose, the file, it lies in its student's folder)
     files: list[Path] = []
     for given in paths:
         path = Path(given)
@@ -249,19 +253,20 @@ def collect_identified(paths: Sequence[str | Path], chapter_names: Iterable[str]
                     continue
                 if entry.is_symlink():
                     if entry.name.endswith(".ipynb") or os.path.isdir(entry.path):  # stat only, never listed
-                        found.append((identity_of(entry.name), Path(entry.path)))
+                        owned.append((identity_of(entry.name), Path(entry.path), False))
                 elif entry.is_dir(follow_symlinks=False):
-                    found += [(identity_of(entry.name), file) for file in _notebooks_below(Path(entry.path))]
+                    owner = identity_of(entry.name)
+                    owned += [(owner, file, True) for file in _notebooks_below(Path(entry.path))]
                 elif entry.name.endswith(".ipynb") and entry.is_file(follow_symlinks=False):
-                    found.append((identity_of(entry.name), Path(entry.path)))
+                    owned.append((identity_of(entry.name), Path(entry.path), False))
         elif path.is_file() or path.is_symlink():  # a link given by name is refused when it is read
             files.append(path)
         else:
             raise GradingError(f"no such file or folder: {given}")
-    found += list(zip(students_of_files(files, chapter_names), files))
-    if not found:
+    owned += [(owner, path, inside) for (owner, inside), path in zip(owners_of_files(files, chapter_names), files)]
+    if not owned:
         raise GradingError("no submissions found (give .ipynb files or folders holding them)")
-    return found
+    return list(zip(attribute_files(owned, chapter_names), (path for _, path, _ in owned)))
 
 
 def collect_submissions(paths: Sequence[str | Path], chapter_names: Iterable[str] = ()) -> list[tuple[str, Path]]:

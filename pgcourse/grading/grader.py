@@ -27,7 +27,7 @@ from .course import Chapter, Course, GradingError, find_course, load_course
 from .gradebook import (ExerciseResult, GradeReport, StudentResult, Submission, _gradebook_paths, _NotRead, _number,
                         check_gradebook_free, collect_identified, read_gradebook_json, read_limited, read_report, read_submission, shown,
                         write_gradebook)
-from .identity import Identity
+from .identity import Identity, identity_warnings, problem_of
 from .manual import answers_of, apply_manual, carry_over, free_text_result, read_manual
 from .pool import Grader
 from .sandbox import Limits
@@ -122,6 +122,8 @@ def _read(path: Path, identity: Identity, lms_times: dict[str, datetime], roots:
         submission = Submission(identity.student, Path(path), None,
                                 problem=f"the grader could not read this file ({type(error).__name__}: {error})")
     submission.identity = identity
+    if submission.problem is None:
+        submission.problem = problem_of(identity)  # a file named for a classmate: graded for no one
     stamp_submission(submission, lms_times, roots)
     return submission
 
@@ -355,6 +357,7 @@ def grade_paths(paths: Sequence[str | Path], *, out: str | Path | None = None, j
     the_chapter = assignment.apply(course.chapter(name))
     previous = read_report(_gradebook_paths(out, json_out)[1], the_chapter) if update else None
     warnings = course.handout_disagreements(name)
+    warnings += identity_warnings((s.identity, s.path) for s in submissions if s.identity is not None)
     warnings += _wrong_notebooks(course, the_chapter, submissions, bool(chosen))
     submissions, more = _dedupe(course, name, submissions)
     warnings += more

@@ -10,11 +10,19 @@ Where a student id comes from, for each layout a teacher may collect (the first 
 - **Moodle** ("Download all submissions"): ``Alice Smith_123456_assignsubmission_file_02.ipynb``, or a folder
   ``Alice Smith_123456_assignsubmission_file_/`` holding the notebook: the student is ``Alice Smith``;
   ``123456`` is Moodle's participant number for this assignment (the ``Participant 123456`` of its
-  grading worksheet).
+  grading worksheet; Moodle gives each participant a new one in each assignment). Two participants of one
+  download with the same name are two students, ``Alice Smith_123456`` and ``Alice Smith_123457`` (Moodle's
+  own prefix): a name alone never merges two people (:func:`attribute_files`).
 - **nbgrader** (``submitted/<student>/<assignment>/<notebook>.ipynb``, with nbgrader's ``timestamp.txt``
   in the assignment folder): the student folder.
 - **A folder per student** (``submitted/bob/anything.ipynb``) or **a file per student**
   (``submitted/alice.ipynb``): the folder's or the file's name.
+
+A notebook inside a student's folder is that student's, whatever its name: the class writes those names
+(nbgrader keeps what the student handed in), so a file there named for a classmate (``bob.ipynb``,
+``carol_12345_678_….ipynb``, ``Carol Jones_12345_assignsubmission_file_….ipynb`` in mallory's folder) stays
+mallory's and is marked :attr:`Identity.named_for`: the grader does not grade it (an error for mallory,
+reported to the teacher), and it is never a grade for the classmate.
 
 Submission times, most trusted first: a CSV of times from the LMS (``--timestamps``: a student column
 and a time column, e.g. Moodle's grading worksheet with its ``Last modified (submission)``), which is
@@ -26,9 +34,11 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -50,6 +60,8 @@ class Identity:
     name: str = ""
     late_flag: bool = False
     upload: int = 0         # Canvas's attachment id: larger for a later upload
+    namesake: bool = False  # a Moodle participant another one of the download shares a name with (id ``Name_number``)
+    named_for: str = ""     # a file in this student's folder named for another student (that one): not graded
 
     def to_json(self) -> dict[str, str | bool]:
         found: dict[str, str | bool] = {"lms": self.lms, "lms_id": self.lms_id, "name": self.name}
@@ -71,48 +83,143 @@ def identity_of(entry: str) -> Identity:
     return Identity(stem)
 
 
-def students_of_files(paths: list[Path], chapter_names: set[str]) -> list[Identity]:
-    """Student ids for notebook files given one by one (the shell expanded ``submitted/*/ch02/*.ipynb``).
+def person_keys(text: str) -> set[str]:
+    """What a name is matched on: its words (letters and digits, any script), lower case, in any order, joined:
+    ``Carol Jones``, ``Jones, Carol`` and Canvas's ``jonescarol`` share ``jonescarol``."""
+    words = [word for word in re.split(r"[\W_]+", text.casefold()) if word]
+    orders = itertools.permutations(words) if len(words) <= 4 else [words, words[::-1]]
+    return {"".join(order) for order in orders} if words else set()
 
-    A file named like an LMS download is parsed as one. A file named like the assignment (a course
-    chapter, or a name all the given files share) is not the student: the nearest folder above it
-    that tells the given files apart is, or, for one file, its folder, skipping an nbgrader assignment
-    folder (one holding ``timestamp.txt``, or named like the assignment).
+
+def _keys(identity: Identity) -> set[str]:
+    return person_keys(identity.student) | person_keys(identity.name)
+
+
+def owners_of_files(paths: Sequence[Path], chapter_names: Iterable[str]) -> list[tuple[Identity, bool]]:
+    """For notebook files given one by one (the shell expanded ``submitted/*/ch02/*.ipynb``): whose each one
+    is, and whether it lies in that student's folder (then its own name is the class's, not the student id).
+
+    The files are read as if the folder above all of them had been given: a file directly in it is its
+    student's by its name (a file per student, or an LMS download: Canvas and Moodle chose those names), a
+    file below it is the student's whose folder (the first one below it) holds it. When that common folder is
+    an nbgrader assignment folder (it holds ``timestamp.txt``), the files are one student's: the folder above
+    it. A file named like the assignment (a chapter of the course) is never the student: its folder is,
+    skipping assignment folders (``ch02``, ``hw2``, ``02``, a chapter's name).
     """
-    stems = [path.stem for path in paths]
-    shared = {stem for stem in stems if stems.count(stem) > 1}
+    if not paths:
+        return []
+    chapter_names = set(chapter_names)
+    files = [Path(os.path.abspath(path)) for path in paths]  # the paths as given: a linked folder is not followed
+    top = Path(os.path.commonpath([str(file.parent) for file in files]))
+    if (top / "timestamp.txt").is_file():
+        owner = identity_of(_student_folder(top, chapter_names).name)
+        return [(owner, True) for _ in files]
     found = []
-    for path in paths:
-        identity = identity_of(path.name)
-        if identity.lms or (path.stem not in chapter_names and path.stem not in shared):
-            found.append(identity)
-            continue
-        found.append(Identity(_folder_student(path, paths, chapter_names)))
+    for file in files:
+        if file.parent != top:
+            found.append((identity_of(file.relative_to(top).parts[0]), True))
+        elif file.stem in chapter_names:
+            found.append((identity_of(_student_folder(top, chapter_names).name or file.stem), True))
+        else:
+            found.append((identity_of(file.name), False))
     return found
 
 
-def _folder_student(path: Path, paths: list[Path], chapter_names: set[str]) -> str:
-    """The folder above ``path`` that names its student (see :func:`students_of_files`)."""
-    parents = [p.parent.resolve() for p in paths]
-    here = path.parent.resolve()
-    depth = 0
-    if len(paths) > 1:  # the first level (going up) where the given files' folders differ
-        while depth < len(here.parts) - 1:
-            names = {parent.parents[depth - 1].name if depth else parent.name for parent in parents
-                     if depth < len(parent.parts) - 1}
-            if len(names) > 1:
-                break
-            depth += 1
-        else:
-            depth = 0
-    folder = here.parents[depth - 1] if depth else here
-    while (folder / "timestamp.txt").is_file() or folder.name in chapter_names or re.fullmatch(r"(ch|hw|ps|week)?\d+",
-                                                                                                folder.name):
+def _student_folder(folder: Path, chapter_names: set[str]) -> Path:
+    """``folder``, or the first folder above it that is not an assignment's (see :func:`owners_of_files`)."""
+    while (folder / "timestamp.txt").is_file() or folder.name in chapter_names or \
+            re.fullmatch(r"(ch|hw|ps|week)?\d+", folder.name):
         if folder.parent == folder:
             break
         folder = folder.parent
-    identity = identity_of(folder.name)
-    return identity.student or path.stem
+    return folder
+
+
+def attribute_files(owned: Sequence[tuple[Identity, Path, bool]], chapter_names: Iterable[str] = ()) -> list[Identity]:
+    """The identity of each (owner, file, the file lies in the owner's folder), read together as one class.
+
+    - Moodle participants who share a name are told apart by their participant number: their student ids
+      become Moodle's own prefix, ``Alice Smith_123456`` (:attr:`Identity.namesake`).
+    - A file in a student's folder stays that student's. If its name names another student of the class (an
+      LMS download's name with their LMS id or name, or their id or name as the file name: ``bob.ipynb``,
+      ``carol_12345_678_02.ipynb``, ``Carol Jones_12345_assignsubmission_file_02.ipynb``), it is marked
+      :attr:`Identity.named_for` (not graded; the teacher is told). A name that names no one of the class (any
+      other name) is simply the folder's student's notebook.
+    """
+    chapter_names = set(chapter_names)
+    ids_by_name: dict[str, set[str]] = {}
+    for owner, _, _ in owned:
+        if owner.lms == "moodle":
+            ids_by_name.setdefault(owner.student, set()).add(owner.lms_id)
+    shared = {name for name, ids in ids_by_name.items() if len(ids) > 1}
+
+    def final(owner: Identity) -> Identity:
+        if owner.lms == "moodle" and owner.student in shared:
+            return replace(owner, student=f"{owner.name}_{owner.lms_id}", namesake=True)
+        return owner
+
+    owners = [final(owner) for owner, _, _ in owned]
+    by_lms_id = {(owner.lms, owner.lms_id): owner.student for owner in owners if owner.lms_id}
+    by_key: dict[str, set[str]] = {}
+    for owner in owners:
+        for key in _keys(owner):
+            by_key.setdefault(key, set()).add(owner.student)
+    found = []
+    for owner, (_, path, inside) in zip(owners, owned):
+        other = _named_for(path.name, owner, by_lms_id, by_key, chapter_names) if inside else None
+        found.append(replace(owner, named_for=other) if other is not None else owner)
+    return found
+
+
+def _named_for(file_name: str, owner: Identity, by_lms_id: dict[tuple[str, str], str], by_key: dict[str, set[str]],
+               chapter_names: set[str]) -> str | None:
+    """The other student of the class a file's name names, if any (see :func:`attribute_files`)."""
+    named = identity_of(file_name)
+    if named.student in chapter_names:
+        return None
+    if named.lms and (named.lms, named.lms_id) in by_lms_id:  # an LMS id names one participant, whatever the name
+        other = by_lms_id[(named.lms, named.lms_id)]
+        return other if other != owner.student else None
+    keys = _keys(named)
+    if keys & _keys(owner):
+        return None
+    others = sorted({student for key in keys for student in by_key.get(key, ())} - {owner.student})
+    return others[0] if others else None
+
+
+def students_of_files(paths: Sequence[Path], chapter_names: Iterable[str]) -> list[Identity]:
+    """Student ids for notebook files given one by one (:func:`owners_of_files`, then :func:`attribute_files`)."""
+    owners = owners_of_files(paths, chapter_names)
+    return attribute_files([(owner, Path(path), inside) for (owner, inside), path in zip(owners, paths)],
+                           chapter_names)
+
+
+def identity_warnings(found: Iterable[tuple[Identity, Path]]) -> list[str]:
+    """What the teacher must hear about who handed what in: files named for a classmate, Moodle namesakes."""
+    warnings, namesakes = [], {}
+    for identity, path in found:
+        if identity.named_for:
+            warnings.append(f"student {identity.student!r}: {path} is named for another student, {identity.named_for!r}, "
+                            f"but lies in {identity.student!r}'s folder: not graded, for either of them (a notebook "
+                            "counts only for the student whose folder holds it)")
+        if identity.namesake:
+            namesakes.setdefault(identity.name, set()).add((identity.lms_id, identity.student))
+    for name, participants in sorted(namesakes.items()):
+        numbers = ", ".join(number for number, _ in sorted(participants))
+        students = ", ".join(repr(student) for _, student in sorted(participants))
+        warnings.append(f"Moodle participants {numbers} are all named {name!r}: graded as {students}, two students; "
+                        "Moodle numbers participants anew in each assignment, so give the export a roster that tells "
+                        "them apart (Moodle's grading worksheet, with its Identifier column)")
+    return warnings
+
+
+def problem_of(identity: Identity) -> str | None:
+    """Why a file is not graded for its student, from its name alone (None: nothing in the name stops it)."""
+    if identity.named_for:
+        return (f"the file is named for another student, {identity.named_for!r}, but lies in {identity.student!r}'s "
+                "folder: it is not graded (a notebook counts only for the student whose folder holds it; hand in "
+                "your own notebook, named as you like)")
+    return None
 
 
 # --------------------------------------------------------------------------------------------------

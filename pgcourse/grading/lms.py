@@ -6,13 +6,21 @@
   id of its download names), ``SIS User ID``, ``SIS Login ID``, ``Section``, then one column per
   assignment (``HW2 (4321)``) and a ``Points Possible`` row, which is skipped;
 - Moodle: the gradebook export (Grades → Export → Plain text file): ``First name``, ``Last name``,
-  ``ID number``, ``Email address``, …;
+  ``ID number``, ``Email address``, …; or an assignment's grading worksheet (``Identifier`` —
+  ``Participant 123456`` —, ``Full name``, ``Email address``, …), which alone tells apart two participants
+  with the same name;
 - or any CSV with a ``student`` column and some of ``name``, ``email``, ``id``.
 
 A student id of the gradebook is matched to one roster row by the LMS user id from a Canvas
-download name, else by any of: the roster's student, login, email (or its part before ``@``), ID
+download name or the participant number from a Moodle one (when the roster has an ``Identifier``
+column), else by any of: the roster's student, login, email (or its part before ``@``), ID
 number, SIS ids, or the name (``Jones, Carol``, ``Carol Jones`` and Canvas's ``jonescarol`` are
-alike: letters and digits, lower case). Two matching rows are no match (and a warning).
+alike: letters and digits, lower case). Two matching rows are no match (and a warning). Students of the
+term gradebook whom the LMS would take for one user (the same Canvas ID or SIS id; the same email or ID
+number) are one line of the export when their grades are for different assignments (one person under two
+ids: a Moodle participant's number changes from one assignment to the next); when two have a grade for
+the same assignment they are two people the roster does not tell apart, and the export stops with their
+names rather than give one of them the other's grade.
 
 **Canvas** (Grades → Import): ``Student, ID, SIS User ID, SIS Login ID, Section``, then one column per
 assignment, and a second row ``Points Possible`` with each assignment's points. Canvas finds the
@@ -87,6 +95,12 @@ class Roster:
             by_id = [entry for entry in self.entries if entry.get("id") == identity["lms_id"]]
             if len(by_id) == 1:
                 return by_id[0]
+        if identity.get("lms") == "moodle" and identity.get("lms_id"):  # a grading worksheet's "Participant 123456"
+            number = identity["lms_id"]
+            by_number = [entry for entry in self.entries
+                         if entry.get("identifier").lower().removeprefix("participant").strip() == number]
+            if len(by_number) == 1:
+                return by_number[0]
         wanted = {student.strip().lower(), "".join(re.findall(r"[0-9a-z]", student.lower()))}
         if identity.get("name"):
             wanted |= name_keys(identity["name"])
@@ -130,12 +144,41 @@ def _lms_rows(term: dict[str, Any], roster: Roster | None) -> tuple[list[tuple[d
     return rows, warnings
 
 
+def _one_line_per_user(lms: str, found: list[tuple[str, dict, list[str]]],
+                       assignments: list[dict[str, Any]]) -> tuple[list[list[Any]], list[str]]:
+    """The export's lines, one per LMS user (``found``: the user's key as the LMS finds them, the term student,
+    the line's first cells): term students the LMS would take for one user are one line if their grades are for
+    different assignments, and a :class:`GradingError` if two have a grade for one assignment (module docstring)."""
+    users: dict[str, tuple[list[str], list[dict]]] = {}
+    for key, student, cells in found:
+        users.setdefault(key, (cells, []))[1].append(student)
+    lines, warnings, clashes = [], [], []
+    for key, (cells, students) in users.items():
+        names, scores, both = [student["student"] for student in students], {}, set()
+        for student in students:
+            both |= set(scores) & set(student["scores"])
+            scores.update(student["scores"])
+        if both:
+            clashes.append(f"{', '.join(names)} are one student for {lms} ({key}) and have each a grade for "
+                           f"{', '.join(sorted(both))}")
+        elif len(students) > 1:
+            warnings.append(f"{', '.join(map(repr, names))} are one student for {lms} ({key}), graded in different "
+                            "assignments: exported as one line")
+        lines.append([*cells, *[_cell(scores.get(a["name"])) for a in assignments]])
+    if clashes:
+        raise GradingError(f"the {lms} export cannot tell whose grade is whose: " + "; ".join(clashes) + ". They are "
+                           "two people the roster does not tell apart (or one person graded twice): give a roster that "
+                           "tells them apart (for Moodle participants with the same name, the assignments' grading "
+                           "worksheets, whose Identifier column holds the participant numbers of their file names)")
+    return lines, warnings
+
+
 def canvas_csv(term: dict[str, Any], roster: Roster | None) -> tuple[str, list[str]]:
     """The term gradebook as a Canvas gradebook import (see the module's docstring); (text, warnings)."""
     rows, warnings = _lms_rows(term, roster)
     assignments = term["assignments"]
     headers = [roster.assignment_header(a["name"]) if roster else a["name"] for a in assignments]
-    lines = []
+    found = []
     unmatched = []
     for student, entry in rows:
         identity = student.get("identity", {})
@@ -147,25 +190,26 @@ def canvas_csv(term: dict[str, Any], roster: Roster | None) -> tuple[str, list[s
             continue
         name = (entry.name if entry else "") or identity.get("name") or student["student"]
         section = entry.get("section") if entry else ""
-        lines.append([csv_text_cell(name), canvas_id, sis_user, sis_login, csv_text_cell(section),
-                      *[_cell(student["scores"].get(a["name"])) for a in assignments]])
+        key = f"ID {canvas_id}" if canvas_id else f"SIS User ID {sis_user}" if sis_user else f"SIS Login ID {sis_login}"
+        found.append((key, student, [csv_text_cell(name), canvas_id, sis_user, sis_login, csv_text_cell(section)]))
     if unmatched:
         raise GradingError(f"Canvas needs each student's Canvas ID or SIS id, and {len(unmatched)} student(s) have none "
                            f"({', '.join(unmatched[:6])}{' …' if len(unmatched) > 6 else ''}): give --roster with the "
                            "Canvas gradebook export (Grades → Export), or collect with Canvas's download names")
+    lines, more = _one_line_per_user("Canvas", found, assignments)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", *headers])
     writer.writerow(["Points Possible", "", "", "", "", *[_cell(a["max_points"]) for a in assignments]])
     writer.writerows(lines)
-    return buffer.getvalue(), warnings
+    return buffer.getvalue(), warnings + more
 
 
 def moodle_csv(term: dict[str, Any], roster: Roster | None) -> tuple[str, list[str]]:
     """The term gradebook as a Moodle grade import (see the module's docstring); (text, warnings)."""
     rows, warnings = _lms_rows(term, roster)
     assignments = term["assignments"]
-    lines, unmatched = [], []
+    found, unmatched = [], []
     for student, entry in rows:
         email = entry.get("email address", "email") if entry else ""
         id_number = entry.get("id number") if entry else ""
@@ -173,16 +217,18 @@ def moodle_csv(term: dict[str, Any], roster: Roster | None) -> tuple[str, list[s
             unmatched.append(student["student"])
             continue
         name = (entry.name if entry else "") or student.get("identity", {}).get("name") or student["student"]
-        lines.append([email, id_number, csv_text_cell(name), *[_cell(student["scores"].get(a["name"]))
-                                                               for a in assignments]])
+        key = f"email {email.lower()}" if email else f"ID number {id_number}"
+        found.append((key, student, [email, id_number, csv_text_cell(name)]))
     if unmatched:
         raise GradingError(f"Moodle finds a student by email or ID number, and {len(unmatched)} student(s) have "
                            f"neither ({', '.join(unmatched[:6])}{' …' if len(unmatched) > 6 else ''}): give --roster "
                            "with Moodle's gradebook export (Grades → Export → Plain text file)")
+    lines, more = _one_line_per_user("Moodle", found, assignments)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["Email address", "ID number", "Full name", *[a["name"] for a in assignments]])
     writer.writerows(lines)
+    warnings += more
     warnings.append("Moodle: set each grade item's maximum to " + ", ".join(
         f"{a['name']} {_number(a['max_points'])}" for a in assignments) + " (Moodle takes no points-possible row)")
     return buffer.getvalue(), warnings

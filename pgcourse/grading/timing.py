@@ -43,9 +43,9 @@ def stamp_submission(submission: Submission, lms_times: dict[str, datetime], roo
 def _lms_keys(submission: Submission) -> list[str]:
     identity = submission.identity
     keys = [submission.student]
-    if identity is not None:
-        keys += [identity.lms_id, identity.name, f"Participant {identity.lms_id}"]
-    return [key for key in keys if key]
+    if identity is not None:  # a name two Moodle participants share is neither's (their numbers are theirs)
+        keys += [identity.lms_id, "" if identity.namesake else identity.name, f"Participant {identity.lms_id}"]
+    return [key for key in keys if key and key != "Participant "]
 
 
 def choose(course: Course, chapter: str, group: list[Submission]) -> tuple[Submission, str]:
