@@ -5,7 +5,8 @@ classmate's notebook got full marks, a file named ``=HYPERLINK(...)`` became a s
 a 700 MB sparse notebook was read whole before the size check, two notebooks from one student
 aborted the whole batch, and one submission's exception lost every other student's row. Issue 26:
 a stub named ``bob.ipynb`` in mallory's own folder was graded as bob's (0/15, his notebook ignored),
-and two Moodle participants named "Alice Smith" were one student (one notebook silently dropped).
+two Moodle participants named "Alice Smith" were one student (one notebook silently dropped), and a
+notebook named ``x` <img src=x onerror=alert(1)> `.ipynb`` was live HTML in its Markdown feedback.
 
 Most tests only collect, read or write (no student process starts); the grading itself is
 replaced by :class:`FakePool`, which "grades" an answer by looking at its text. One test grades a
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 import pgcourse.grading.grader as grader_module
@@ -492,3 +495,127 @@ def test_moodle_participants_with_the_same_name_are_two_students(course, tmp_pat
         with pytest.raises(grading.GradingError, match=r"Alice Smith_123456, Alice Smith_123457.*one student"):
             export(term, lms, read_roster(roster))
 
+
+# -- feedback files: nothing a student wrote becomes markup (issue 26, finding 3) ----------------------------------
+HOSTILE_NAME = "x` <img src=x onerror=alert(1)> `*em* [link](javascript:alert(2)) <!-- &amp; \\"
+HOSTILE_TEXT = ("```\n<img src=x onerror=alert(3)>\n```\n\n<script>alert(4)</script>\n~~~\n# heading\n"
+                "    </pre></code><b onclick=alert(5)>bold</b> **strong** [x](javascript:alert(6)) ![i](x.png)\n"
+                "&lt;script&gt; http://evil.example <http://evil.example> `` ` `` |a|b|\n---|---\n<!-- -->")
+PAGE_TAGS = {"html", "head", "meta", "title", "style", "body", "blockquote"}  # the HTML page's own
+FEEDBACK_TAGS = {"h1", "h2", "p", "code", "pre", "strong", "ul", "li", "br"}  # what the grader's own text makes
+
+
+class EchoPool(FakePool):
+    """Fails every answer with the student's own text as the message, as their exception's message would be."""
+
+    def grade(self, chapter, tasks, limits, on_result=None):
+        results = {}
+        for key, answers in tasks:
+            text = "".join(a for a in answers.get("ch01_double", []) if isinstance(a, str))
+            results[key] = {e.id: {"points": 0, "status": "error", "feedback": "Traceback (most recent call last):\n"
+                                   + text} for e in chapter.exercises}
+            if on_result is not None:
+                on_result(key, results[key])
+        return results
+
+
+def _renderings(text: str) -> dict[str, str]:
+    """A Markdown feedback file as a student's viewer shows it: Jupyter's renderer (mistune, as nbconvert uses it)
+    and Python-Markdown (with and without fenced code blocks). Both pass raw HTML through, as most do."""
+    mistune = pytest.importorskip("mistune")
+    markdown = pytest.importorskip("markdown")
+    return {"mistune": mistune.html(text), "python-markdown": markdown.markdown(text, extensions=["fenced_code"]),
+            "python-markdown, core only": markdown.markdown(text)}
+
+
+def assert_only_text(page: str, student_texts: list[str], tags: set[str], attributes=frozenset(), where=""):
+    """``page`` holds no element or attribute but ``tags`` and ``attributes``, and shows each line of each student
+    text as written (so no part of it was taken as markup: an emphasis, a link, a tag would change or drop it)."""
+    from html.parser import HTMLParser
+
+    class Page(HTMLParser):
+        def __init__(self):
+            super().__init__(convert_charrefs=True)
+            self.tags, self.attributes, self.text = [], [], []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+            self.attributes += [(tag, name) for name, _ in attrs]
+
+        handle_startendtag = handle_starttag
+
+        def handle_comment(self, data):
+            self.tags.append("<!-- comment -->")
+
+        def handle_data(self, data):
+            self.text.append(data)
+
+    parser = Page()
+    parser.feed(page)
+    parser.close()
+    assert set(parser.tags) <= tags, f"{where}: markup from a student: {set(parser.tags) - tags}\n{page}"
+    assert set(parser.attributes) <= set(attributes), f"{where}: attributes {set(parser.attributes)}\n{page}"
+    shown = "".join(parser.text)
+    for text in student_texts:
+        for line in text.splitlines():
+            assert line.strip() in shown, f"{where}: {line.strip()!r} is not shown as written\n{page}"
+
+
+def test_feedback_files_show_what_students_wrote_as_text_never_as_markup(course, tmp_path):
+    from pgcourse.grading.feedback import html_page, markdown, write_feedback
+
+    submitted = tmp_path / "submitted"
+    hostile = write_submission(submitted / f"{HOSTILE_NAME}.ipynb")   # its name, and its answer as the message
+    notebook = nbformat.read(hostile, as_version=4)
+    next(c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "ch01_double").source = \
+        HOSTILE_TEXT
+    nbformat.write(notebook, hostile)
+    write_submission(submitted / "eve" / "01_demo.ipynb")               # a note naming her other file
+    os.utime(write_submission(submitted / "eve" / f"{HOSTILE_NAME}.ipynb"), ns=(1_600_000_000 * 10**9,) * 2)
+    (submitted / "<b onmouseover=alert(9)>.ipynb").write_text("<img src=x onerror=alert(10)>")  # not a notebook
+    report = fake_grade([submitted], course, pool=EchoPool())
+    # a free-text answer and a teacher's comment, which no grading of this one-exercise chapter makes
+    crafted = StudentResult(HOSTILE_NAME, f"/tmp/{HOSTILE_NAME}.ipynb", None,
+                            {"ch01_double": ExerciseResult(0, 2, "manual", "", comment=HOSTILE_NAME,
+                                                           answer=HOSTILE_TEXT)}, notes=[HOSTILE_TEXT])
+    rows = [report.student(HOSTILE_NAME), *[row for row in report.students if row.student != HOSTILE_NAME], crafted]
+    assert len(rows) == 4 and any(HOSTILE_NAME in note for note in report.student("eve").notes)
+    for fmt in ("md", "html"):
+        written = write_feedback(report, tmp_path / "feedback", fmt)
+        assert len(written) == 3 and all(path.parent == tmp_path / "feedback" for path in written)
+    for row in rows:
+        texts = [row.student, Path(row.file).name, *row.notes, *([row.problem] if row.problem else []),
+                 *[result.feedback for result in row.exercises.values() if result.status not in ("passed", "manual")],
+                 *[result.answer for result in row.exercises.values() if result.answer],
+                 *[result.comment for result in row.exercises.values() if result.comment]]
+        for hide in (False, True):
+            for renderer, page in _renderings(markdown(report, row, hide)).items():
+                assert_only_text(page, texts, FEEDBACK_TAGS, {("code", "class")},  # a code block's language
+                                 where=f"{renderer} of {row.student!r}'s Markdown")
+            assert_only_text(html_page(report, row, hide), texts, FEEDBACK_TAGS | PAGE_TAGS,
+                             {("meta", "charset"), ("meta", "http-equiv"), ("meta", "content")},
+                             where=f"{row.student!r}'s HTML")
+
+
+MARKDOWN_PIECES = st.sampled_from(list("`*_<>&[]()!#\\ -~|:.@=$^\"';/\n\t") + [
+    "&amp;", "&#60;", "<img src=x onerror=alert(1)>", "```", "~~~", "<!--", "-->", "http://evil.example", "www.e.xx",
+    "a@b.cc", "    ", "1. ", "> ", "| a |", "---", "***", "[x]: http://e.xx", "\x1b[2J", "\u2028"])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(MARKDOWN_PIECES | st.text(max_size=3), max_size=12).map("".join))
+def test_markdown_escapes_show_any_text_as_written(text):
+    """The three ways the Markdown feedback writes text it did not write itself, on any text: a name's code span, a
+    message's code block, the teacher's prose; each renders as the text (unprintables escaped), never as markup."""
+    from pgcourse.grading.feedback import md_block, md_code, md_text
+    from pgcourse.grading.gradebook import shown_line
+
+    line = shown_line(text).strip()
+    block = "\n".join(md_block(text))
+    for renderer, page in _renderings(f"Student: {md_code(text)}\n").items():
+        assert_only_text(page, [line] if line else [], {"p", "code"}, where=f"{renderer}, code span of {text!r}")
+    for renderer, page in _renderings(f"## Notes\n\n{block}\n\nWhat to do: nothing.\n").items():
+        assert_only_text(page, [shown_line(part) for part in text.expandtabs(4).splitlines()],
+                         {"h2", "p", "pre", "code"}, where=f"{renderer}, code block of {text!r}")
+    for renderer, page in _renderings(f"Comment from your teacher: {md_text(text)}\n").items():
+        assert_only_text(page, [line] if line else [], {"p"}, where=f"{renderer}, prose of {text!r}")

@@ -7,9 +7,18 @@ away. With ``hide_expected`` (``--hide-expected``, as nbgrader's hidden tests) t
 standard checks expected are replaced by ``(hidden)``; the teacher's JSON keeps them.
 
 File names are the student ids made safe for any file system (letters, digits, ``-``, ``_``, ``.``;
-anything else becomes ``_``, and a short hash keeps two ids apart). Everything a student wrote
-(their name, traceback, answer) is escaped in the HTML, so a feedback file cannot run script in the
-browser that opens it.
+anything else becomes ``_``, and a short hash keeps two ids apart). Nothing a student wrote (their
+name and file names, which are theirs in most layouts, their traceback and exception messages, their
+answers, and the notes that quote any of these) becomes markup in either format, so a feedback file
+cannot run script, or show a link or a heading of the student's making, wherever it is opened:
+
+- HTML: everything is escaped (``html.escape``), and the page's Content-Security-Policy allows no script;
+- Markdown, whose renderers pass raw HTML through: a name is a code span whose backtick fence is longer
+  than any run of backticks in it (:func:`md_code`); a message, traceback, answer or note is an indented
+  code block (:func:`md_block`), which every Markdown renders as text, whatever it holds (no fence to
+  close); the teacher's own text (the assignment's name, comments) is prose whose inline markup characters
+  are written as character references (:func:`md_text`). Characters that are not printable
+  (a newline in a file name, a terminal escape) are shown as ``\n``, ``\x1b``.
 """
 from __future__ import annotations
 
@@ -18,7 +27,7 @@ import html
 import re
 from pathlib import Path
 
-from .gradebook import GradeReport, StudentResult, _number, writable
+from .gradebook import GradeReport, StudentResult, _number, shown_line, writable
 from .records import write_kept
 
 STATUS_WORDS = {"passed": "passed", "failed": "the check failed", "error": "your code raised an exception",
@@ -56,32 +65,69 @@ def file_stem(student: str) -> str:
     return safe[:120]
 
 
+def md_code(text: str) -> str:
+    """``text`` (one line, such as a student id or a file name) as a Markdown code span: shown as written, never
+    markup. The backtick fence is one longer than the longest run of backticks in it; unprintable characters
+    (a newline would end the span) are shown escaped."""
+    text = shown_line(writable(text))
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith(("`", " ")) or text.endswith(("`", " ")) else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def md_block(text: str) -> list[str]:
+    """``text`` (any number of lines: a message, a traceback, an answer) as the lines of a Markdown indented code
+    block, to follow a blank line: every Markdown renders it as text, whatever it holds (nothing in it can end
+    it early, as a line of backticks ends a fenced block). Unprintable characters are shown escaped."""
+    lines = [_printable(line).rstrip() for line in writable(text).expandtabs(4).splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    while lines and not lines[0]:
+        lines.pop(0)
+    return [f"    {line}" if line else "" for line in lines] or ["    (empty)"]
+
+
+_MD_SPECIAL = re.compile(r"[\\`*_{}\[\]()<>#!|~&]")
+
+
+def md_text(text: str) -> str:
+    """``text`` (one line, after a label: never at the start of a line) inside Markdown prose, shown as written:
+    the characters that make Markdown's and HTML's inline markup (emphasis, code, links and images, tags,
+    character references, escapes) become numeric character references, which every renderer shows as the
+    character and none takes for markup."""
+    return _MD_SPECIAL.sub(lambda match: f"&#{ord(match.group())};", shown_line(writable(text)))
+
+
+def _printable(line: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
+
+
 def markdown(report: GradeReport, row: StudentResult, hide_expected: bool = False) -> str:
-    """The feedback for one student, as Markdown."""
-    lines = [f"# Feedback: {report.name}", "", f"Student: `{row.student}`  ", f"Notebook: `{Path(row.file).name}`",
-             "", f"**Total: {_number(row.total)} / {_number(row.max_total)}**"]
+    """The feedback for one student, as Markdown (nothing of the student's is markup: see the module's docstring)."""
+    lines = [f"# Feedback: {md_text(report.name)}", "", f"Student: {md_code(row.student)}  ",
+             f"Notebook: {md_code(Path(row.file).name)}", "", f"**Total: {_number(row.total)} / {_number(row.max_total)}**"]
     if row.penalty:
         lines.append(f"(late penalty: {_number(row.penalty)} point(s) taken from {_number(row.earned)})")
     if row.problem:
-        lines += ["", f"Your notebook could not be graded: {row.problem}"]
+        lines += ["", "Your notebook could not be graded:", "", *md_block(row.problem)]
     for exercise in report.chapter.exercises:
         result = row.exercises[exercise.id]
         lines += ["", f"## {exercise.label}: {_number(result.points)} / {_number(result.max_points)} — "
                       f"{STATUS_WORDS.get(result.status, result.status)}"]
         message = hide_expected_values(result.feedback) if hide_expected else result.feedback
         if result.status not in ("passed", "manual", "reviewed") and message:
-            lines += ["", "```text", message.replace("```", "'''"), "```"]
+            lines += ["", *md_block(message)]
         if result.answer and result.status in ("manual", "reviewed"):
-            lines += ["", "Your answer:", "", *[f"> {line}" for line in result.answer.splitlines()]]
+            lines += ["", "Your answer:", "", *md_block(result.answer)]
         if result.teacher_points is not None and result.graded_points is not None:
             lines += ["", f"Your teacher set the points to {_number(result.teacher_points)} (the grader gave "
                           f"{_number(result.graded_points)})."]
         if result.comment:
-            lines += ["", f"Comment from your teacher: {result.comment}"]
+            lines += ["", f"Comment from your teacher: {md_text(result.comment)}"]
         if result.status in NEXT_STEP and result.teacher_points is None:
             lines += ["", f"What to do: {NEXT_STEP[result.status]}"]
-    if row.notes:
-        lines += ["", "## Notes", "", *[f"- {note}" for note in row.notes]]
+    if row.notes:  # notes quote file names and the student's messages: a code block, one "- " line per note
+        lines += ["", "## Notes", "", *md_block("\n".join(f"- {note}" for note in row.notes))]
     return "\n".join(lines) + "\n"
 
 
