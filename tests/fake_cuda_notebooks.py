@@ -60,26 +60,7 @@ def make_ipython_dir(folder: Path, fake: bool = True) -> Path:
 # The smallest fix of each cell that fails on a GPU (issue 32), as (code cell, old text, new text): code cells
 # count from 0 (the execution count minus one). ``--with-suggested-fixes`` applies them in memory, to check
 # that they suffice and to find failures the first one hid; the notebooks' owners apply them for real.
-SUGGESTED_FIXES: dict[str, list[tuple[int, str, str]]] = {
-    "notebooks/01_reinforce.ipynb": [
-        (10, 'seed=1, max_episodes=40, progress=False)', 'seed=1, max_episodes=40, device="cpu", progress=False)'),
-        (19, 'max_episodes=num_episodes, progress=False)', 'max_episodes=num_episodes, device="cpu", progress=False)'),
-    ],
-    "notebooks/02_reinforce_baseline.ipynb": [
-        (3, 'seed=0, max_episodes=60, progress=False)', 'seed=0, max_episodes=60, device="cpu", progress=False)'),
-    ],
-    "notebooks/03_a2c_gae.ipynb": [
-        (8, 'seed=0, total_steps=20_000, progress=False)', 'seed=0, total_steps=20_000, device="cpu", progress=False)'),
-        (17, 'traps=traps, progress=False)', 'traps=traps, device="cpu", progress=False)'),
-    ],
-    "notebooks/04_ppo.ipynb": [
-        (10, 'total_steps=total_steps, progress=False)', 'total_steps=total_steps, device="cpu", progress=False)'),
-    ],
-    "solutions/02_reinforce_baseline.ipynb": [
-        (9, 'budget = dict(seed=0, max_episodes=80, progress=False)',
-         'budget = dict(seed=0, max_episodes=80, device="cpu", progress=False)'),
-    ],
-}
+SUGGESTED_FIXES: dict[str, list[tuple[int, str, str]]] = {}  # none left: the notebooks carry their fixes (issue 32)
 
 
 def apply_fixes(notebook: nbformat.NotebookNode, fixes: list[tuple[int, str, str]]) -> None:

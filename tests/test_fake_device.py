@@ -281,17 +281,12 @@ def test_cartpole_batch_is_on_the_cpu_whatever_the_device(gpu_runs):
 NOTEBOOKS = sorted(str(path.relative_to(ROOT)) for folder in ("notebooks", "solutions")
                    for path in (ROOT / folder).glob("*.ipynb"))
 
-# Notebooks that fail on a GPU as committed (issue 32, found by this test): each one's owner applies the
-# smallest fix (tests/fake_cuda_notebooks.py, SUGGESTED_FIXES: code cell, old text, new text) and takes the
-# notebook off this list. PGCOURSE_FAKE_GPU_ALL=1 runs them anyway.
-FAILS_ON_A_GPU = {
-    "notebooks/01_reinforce.ipynb": "code cells 10 (a CPU batch into a GPU run's policy) and 19 (a claim of "
-                                    "bit-equality with a CPU cache)",
-    "notebooks/02_reinforce_baseline.ipynb": "code cell 4 (a CPU batch into a GPU run's policy)",
-    "notebooks/03_a2c_gae.ipynb": "code cells 8 and 17 (CPU observations into a GPU run's policy/critic)",
-    "notebooks/04_ppo.ipynb": "code cells 11 and 29 (claims on a run trained on the GPU's random stream)",
-    "solutions/02_reinforce_baseline.ipynb": "code cell 12 (CPU observations into a GPU run's policy)",
-}
+# Notebooks that fail on a GPU as committed (issue 32, found by this test), with what fails: each one's owner applies
+# the smallest fix (tests/fake_cuda_notebooks.py, SUGGESTED_FIXES: code cell, old text, new text) and takes the
+# notebook off this list. PGCOURSE_FAKE_GPU_ALL=1 runs them anyway. Empty: every lesson and solution runs on a GPU
+# (the lessons train the runs they feed their own CPU tensors with device="cpu", lesson 00 section 1; the
+# solutions train with the learner's functions on the CPU, where the checks ran them).
+FAILS_ON_A_GPU: dict[str, str] = {}
 
 
 @pytest.mark.slow
