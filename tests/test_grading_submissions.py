@@ -422,7 +422,7 @@ def test_a_notebook_named_for_a_classmate_is_never_graded_for_the_classmate(cour
         report.warnings
 
 
-# -- Moodle participants who share a name (issue 26, finding 2): two students, in the gradebook and the exports ----
+# -- Moodle participants who share a name (issue 26, finding 3): two students, in the gradebook and the exports ----
 def test_moodle_participants_with_the_same_name_are_two_students(course, tmp_path):
     from datetime import datetime, timezone
 
@@ -430,7 +430,7 @@ def test_moodle_participants_with_the_same_name_are_two_students(course, tmp_pat
     from pgcourse.grading.lms import read_roster
     from pgcourse.grading.term import TERM_FORMAT, export, update_term
 
-    flat, folders = tmp_path / "download", tmp_path / "in-folders"  # "Download all submissions", with and without folders
+    flat, folders = tmp_path / "download", tmp_path / "in-folders"  # "Download all submissions", without, with folders
     for number, right in ((123456, True), (123457, False)):
         write_submission(flat / f"Alice Smith_{number}_assignsubmission_file_01_demo.ipynb", right=right)
         write_submission(folders / f"Alice Smith_{number}_assignsubmission_file_" / "01_demo.ipynb", right=right)
@@ -496,7 +496,7 @@ def test_moodle_participants_with_the_same_name_are_two_students(course, tmp_pat
             export(term, lms, read_roster(roster))
 
 
-# -- feedback files: nothing a student wrote becomes markup (issue 26, finding 3) ----------------------------------
+# -- feedback files: nothing a student wrote becomes markup (issue 26, finding 7) ----------------------------------
 HOSTILE_NAME = "x` <img src=x onerror=alert(1)> `*em* [link](javascript:alert(2)) <!-- &amp; \\"
 HOSTILE_TEXT = ("```\n<img src=x onerror=alert(3)>\n```\n\n<script>alert(4)</script>\n~~~\n# heading\n"
                 "    </pre></code><b onclick=alert(5)>bold</b> **strong** [x](javascript:alert(6)) ![i](x.png)\n"

@@ -105,7 +105,8 @@ def _printable(line: str) -> str:
 def markdown(report: GradeReport, row: StudentResult, hide_expected: bool = False) -> str:
     """The feedback for one student, as Markdown (nothing of the student's is markup: see the module's docstring)."""
     lines = [f"# Feedback: {md_text(report.name)}", "", f"Student: {md_code(row.student)}  ",
-             f"Notebook: {md_code(Path(row.file).name)}", "", f"**Total: {_number(row.total)} / {_number(row.max_total)}**"]
+             f"Notebook: {md_code(Path(row.file).name)}", "",
+             f"**Total: {_number(row.total)} / {_number(row.max_total)}**"]
     if row.penalty:
         lines.append(f"(late penalty: {_number(row.penalty)} point(s) taken from {_number(row.earned)})")
     if row.problem:

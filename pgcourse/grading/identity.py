@@ -199,9 +199,9 @@ def identity_warnings(found: Iterable[tuple[Identity, Path]]) -> list[str]:
     warnings, namesakes = [], {}
     for identity, path in found:
         if identity.named_for:
-            warnings.append(f"student {identity.student!r}: {path} is named for another student, {identity.named_for!r}, "
-                            f"but lies in {identity.student!r}'s folder: not graded, for either of them (a notebook "
-                            "counts only for the student whose folder holds it)")
+            warnings.append(f"student {identity.student!r}: {path} is named for another student, "
+                            f"{identity.named_for!r}, but lies in {identity.student!r}'s folder: not graded, for either "
+                            "of them (a notebook counts only for the student whose folder holds it)")
         if identity.namesake:
             namesakes.setdefault(identity.name, set()).add((identity.lms_id, identity.student))
     for name, participants in sorted(namesakes.items()):
