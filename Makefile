@@ -64,18 +64,30 @@ PORTABLE_TESTS := tests/test_agreement.py tests/test_cached_sweeps.py tests/test
 	notebooks/05_continuous_pendulum.ipynb notebooks/07_trpo.ipynb notebooks/08_llm_policy_gradients.ipynb \
 	solutions/06_debugging_traps.ipynb
 
+# The lessons and solutions on a fake GPU (FAKE_GPU_RUN, below) run beside the main pass: each pass keeps about
+# one core busy (small networks: Python overhead, not arithmetic), so on 2 cores the pair takes about as long as
+# the main pass alone. Its log is printed after the main pass; either pass failing fails `make test`.
+FAKE_GPU_LOG := test-artifacts/fake-gpu-notebooks.log
 test: setup browser sandbox
-	SDL_VIDEODRIVER=dummy $(BIN)/python -m pytest $(addprefix --ignore=,$(PORTABLE_TESTS))
+	@mkdir -p test-artifacts; \
+	$(FAKE_GPU_RUN) -q -p no:cacheprovider > $(FAKE_GPU_LOG) 2>&1 & fake_gpu=$$!; \
+	SDL_VIDEODRIVER=dummy $(BIN)/python -m pytest $(addprefix --ignore=,$(PORTABLE_TESTS)); main=$$?; \
+	wait $$fake_gpu; fake_gpu_status=$$?; \
+	echo "--- the lessons and solutions on a fake GPU (PGCOURSE_DEVICE=cuda; $(FAKE_GPU_LOG)) ---"; \
+	cat $(FAKE_GPU_LOG); \
+	[ $$main -eq 0 ] && [ $$fake_gpu_status -eq 0 ]
 	$(MAKE) --no-print-directory test-portable
 
 # Only the claim-bearing part, on the other kernel path and one thread (see PORTABLE_ENV above).
 test-portable: setup
 	SDL_VIDEODRIVER=dummy $(PORTABLE_ENV) $(BIN)/python -m pytest $(PORTABLE_TESTS)
 
-# Every lesson and solution notebook as on a CUDA machine (device="auto" picks a fake GPU that computes on
-# the CPU and raises on a device mix-up as CUDA does: tests/fake_cuda.py); ~8 min on 2 cores.
+# Every lesson and solution notebook as on a CUDA machine with the GPU asked for (PGCOURSE_DEVICE=cuda, so
+# device="auto" trains on a fake GPU that computes on the CPU and raises on a device mix-up as CUDA does:
+# tests/fake_cuda.py); ~8 min on 2 cores. `make test` runs it beside its main pass.
+FAKE_GPU_RUN = SDL_VIDEODRIVER=dummy PGCOURSE_FAKE_GPU_NOTEBOOKS=1 $(BIN)/python -m pytest tests/test_fake_device.py -k notebook
 test-fake-gpu: setup
-	SDL_VIDEODRIVER=dummy PGCOURSE_FAKE_GPU_NOTEBOOKS=1 $(BIN)/python -m pytest tests/test_fake_device.py
+	$(FAKE_GPU_RUN)
 
 test-all-portable: setup browser sandbox
 	SDL_VIDEODRIVER=dummy $(PORTABLE_ENV) $(BIN)/python -m pytest
