@@ -25,13 +25,13 @@ def train(algo: str, env_id: str, seed: int | None = None, total_steps: int | No
     """Train ``algo`` on ``env_id`` and return the :class:`~pgcourse.run.Run`.
 
     Args:
-        algo: ``"reinforce"``, ``"reinforce_baseline"``, ``"a2c"`` or ``"ppo"``.
+        algo: ``"reinforce"``, ``"reinforce_baseline"``, ``"a2c"``, ``"ppo"`` or ``"trpo"``.
         env_id: a gymnasium id with a ``Discrete`` or 1-D ``Box`` action space.
         seed: same seed on CPU gives the same run (history identical apart from wall times); None: 0,
             or the resumed run's seed.
         total_steps: env-step budget (None: the course default for this algorithm and action space).
-        device: ``"auto"`` trains on the CPU (the course's environments step on the CPU and at its sizes
-            a GPU is slower: :mod:`pgcourse.devices`), unless the environment variable ``PGCOURSE_DEVICE``
+        device: ``"auto"`` trains on the CPU (the course's runs are small and its environments step on the
+            CPU: :mod:`pgcourse.devices` says what was measured), unless the environment variable ``PGCOURSE_DEVICE``
             names a device; ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` ask for one. The choice and its
             reason are in ``run.device`` and ``run.device_reason``.
         live: in a notebook, redraw return, entropy, approx KL, clip fraction and explained variance

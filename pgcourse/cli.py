@@ -134,8 +134,8 @@ def _check_device(name: str) -> None:
 
     try:
         resolve_device(name)
-    except ValueError as error:
-        raise UsageError(f"--device: {error}") from None
+    except ValueError as error:  # (with --device auto, the error is PGCOURSE_DEVICE's, and says so)
+        raise UsageError(f"--device: {error}" if name != "auto" else str(error)) from None
 
 
 def cmd_train(args: argparse.Namespace) -> int:

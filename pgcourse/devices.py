@@ -1,18 +1,26 @@
-"""Which device a run trains on, and why: the one rule behind ``device="auto"``.
+"""Which device a run trains on, and why: the rule that picks the device behind ``device="auto"``.
+
+(Where a run's tensors live once it has a device is another rule, the course's *device rule*: a run's
+modules on ``run.device``; histories, batches and evaluation results handed to lesson code on the CPU.)
 
 The course's environments are gymnasium's, stepped as numpy on the CPU, and its networks and batches are
-small (two 64-unit layers, a few thousand transitions per update). At that size a GPU is slower than the
-CPU: every environment step copies observations to the device and actions back, and each copy waits for
-the GPU. Measured on one NVIDIA H100 80GB with torch 2.11 (issue 33): ``pg.train("ppo", "CartPole-v1")``
-for 100k steps took 20.6 s on the CPU and 54.0 s on CUDA, both reaching a return of 500. So ``"auto"``
-means **the CPU** for every workload the course runs, on a laptop, a GPU box and Colab's GPU runtime alike
-(which also gives a learner there the same numbers and verdicts as on a CPU-only machine). Apple's MPS is
-never chosen unless asked for. When a GPU is present and not chosen, one line says so, once per process.
+small (two 64-unit layers; hundreds to a few thousand transitions per update). Every environment step then
+copies observations to the device and actions back, and each copy waits for the GPU. One measurement, one
+run each, on one NVIDIA H100 80GB machine (16-core Intel Xeon, torch 2.11.0+cu130; reported in the
+project's issue 33): ``pg.train("ppo", "CartPole-v1")`` for 100k steps took 20.6 s on its CPU and 54.0 s on
+CUDA, both reaching a return of 500. Nothing the course runs has been measured faster on a GPU (the
+language-model loop of lesson 08 and TRPO have not been timed on one; Apple's MPS never). So ``"auto"``
+means **the CPU**, on a laptop, a GPU box and Colab's GPU runtime alike: there a run is on the same device
+as on a CPU-only machine, so it gives the numbers of a CPU that rounds alike and the verdicts the lessons
+assert on any CPU. When a GPU is present and not chosen, one line says so, once per process.
 
 A device is asked for explicitly with ``device="cuda"`` (``"cuda:1"``, ``"mps"``, ``"cpu"``), or for every
 ``device="auto"`` at once with the environment variable ``PGCOURSE_DEVICE`` (e.g. ``PGCOURSE_DEVICE=cuda``
-before starting Jupyter, or ``os.environ["PGCOURSE_DEVICE"] = "cuda"`` at the top of a notebook). A
-device that is asked for and absent is an error that says so; nothing falls back silently.
+before starting Jupyter, or ``os.environ["PGCOURSE_DEVICE"] = "cuda"`` at the top of a notebook). It needs a
+CUDA build of torch. It reaches what defaults to ``"auto"`` (``pg.train``, ``pg.resume``, the CLI's train and
+resume, ``pg.lm.finetune``); ``pg.load``, ``pg.sweep``, ``pg.lm.pretrain`` and ``pgcourse bench`` default to
+``"cpu"``, and a lesson's runs with ``device="cpu"`` stay on the CPU. A device that is asked for and absent
+is an error that says so; nothing falls back silently.
 
 Only ``torch`` is imported here, so the training loops, the language-model loop and the CLI share the rule.
 """
@@ -27,10 +35,10 @@ import torch
 DEVICE_ENV_VAR = "PGCOURSE_DEVICE"
 VALID_DEVICES = "'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps'"
 
-# Why "auto" is the CPU, in one sentence (it goes into each run's record and the one-line notice).
-AUTO_CPU_REASON = ("auto: the CPU, since the course's environments step as numpy on the CPU and at its batch "
-                   "sizes a GPU is slower (measured: 54.0 s on an H100 against 20.6 s on the CPU for 100k steps of "
-                   "PPO on CartPole)")
+# Why "auto" is the CPU, in one sentence (it goes into each run's record).
+AUTO_CPU_REASON = ("auto: the CPU, since the course's runs are small and its environments step on the CPU; nothing "
+                   "it runs was measured faster on a GPU (PPO on CartPole, 100k steps: 54.0 s on an H100 against "
+                   "20.6 s on that machine's CPU, one run each)")
 
 _notice_shown = False
 
@@ -50,7 +58,7 @@ def is_valid_device_name(name: object) -> bool:
     if name in ("auto", "cpu", "mps", "cuda"):
         return True
     index = name.removeprefix("cuda:")
-    return name.startswith("cuda:") and index.isdigit()
+    return name.startswith("cuda:") and index.isdigit() and index.isascii() and str(int(index)) == index
 
 
 def gpu_present() -> str | None:
@@ -82,10 +90,12 @@ def choose_device(device: str = "auto") -> DeviceChoice:
             if not is_valid_device_name(forced):
                 raise ValueError(f"the environment variable {DEVICE_ENV_VAR}={forced!r} is invalid: expected "
                                  f"{VALID_DEVICES} (or unset it)")
-            return DeviceChoice(_available(forced, f"{DEVICE_ENV_VAR}={forced}"), f"{DEVICE_ENV_VAR}={forced}")
+            return DeviceChoice(_available(forced, f"{DEVICE_ENV_VAR}={forced}",
+                                           f"unset {DEVICE_ENV_VAR} or set it to 'cpu'"), f"{DEVICE_ENV_VAR}={forced}")
         _notice_gpu_not_chosen()
         return DeviceChoice(torch.device("cpu"), AUTO_CPU_REASON)
-    return DeviceChoice(_available(device, f"device={device!r}"), f"asked for: device={device!r}")
+    return DeviceChoice(_available(device, f"device={device!r}", "use device='auto' or 'cpu'"),
+                        f"asked for: device={device!r}")
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -93,18 +103,17 @@ def resolve_device(device: str = "auto") -> torch.device:
     return choose_device(device).device
 
 
-def _available(name: str, asked: str) -> torch.device:
+def _available(name: str, asked: str, instead: str) -> torch.device:
     resolved = torch.device(name)
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"{asked} asks for CUDA, but CUDA is not available on this machine (torch "
-                             f"{torch.__version__}); use device='auto' or 'cpu'")
+                             f"{torch.__version__}{'' if torch.version.cuda else ', a build without CUDA'}); {instead}")
         if resolved.index is not None and resolved.index >= torch.cuda.device_count():
             raise ValueError(f"{asked} asks for GPU {resolved.index}, but this machine has "
                              f"{torch.cuda.device_count()} (numbered from 0)")
     if resolved.type == "mps" and gpu_present() != "mps":
-        raise ValueError(f"{asked} asks for MPS, but MPS is not available on this machine; use device='auto' or "
-                         "'cpu'")
+        raise ValueError(f"{asked} asks for MPS, but MPS is not available on this machine; {instead}")
     return resolved
 
 
@@ -115,6 +124,6 @@ def _notice_gpu_not_chosen() -> None:
     if kind is None or _notice_shown:
         return
     _notice_shown = True
-    print(f"pgcourse: device='auto' trains on the CPU although {kind.upper()} is available: the course's "
-          f"environments step on the CPU and at its sizes the GPU is slower. device={kind!r} (or "
-          f"{DEVICE_ENV_VAR}={kind}) trains there.", file=sys.stderr)
+    print(f"pgcourse: device='auto' trains on the CPU although {kind.upper()} is available: the course's runs are "
+          f"small and nothing it runs was measured faster on a GPU. device={kind!r} (or {DEVICE_ENV_VAR}={kind}) "
+          "trains there.", file=sys.stderr)

@@ -66,7 +66,7 @@ def test_the_environment_variable_forces_every_auto_and_an_explicit_device_wins(
     assert pg.choose_device("auto").reason == devices.AUTO_CPU_REASON
 
 
-@pytest.mark.parametrize("name", ["gpu", "cuda:x", "CUDA", "cuda:-1", " cpu"])
+@pytest.mark.parametrize("name", ["gpu", "cuda:x", "CUDA", "cuda:-1", " cpu", "cuda:01", "cuda:１", "cpu:0"])
 def test_a_name_that_is_no_device_is_refused_naming_what_exists(name, monkeypatch):
     with pytest.raises(ValueError, match="'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps'"):
         pg.choose_device(name)
@@ -86,7 +86,7 @@ def test_a_device_asked_for_and_absent_is_an_error_not_a_fallback(name, missing,
     with pytest.raises(ValueError, match=missing):
         _tiny(device=name)
     monkeypatch.setenv(devices.DEVICE_ENV_VAR, name)
-    with pytest.raises(ValueError, match=f"PGCOURSE_DEVICE={name}.*{missing}"):
+    with pytest.raises(ValueError, match=f"PGCOURSE_DEVICE={name}.*{missing}.*unset PGCOURSE_DEVICE"):
         _tiny()
 
 
@@ -128,3 +128,12 @@ def test_the_cli_names_a_bad_device_in_one_line(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("pgcourse train: error: --device: device='gpu' is invalid"), err
     assert "Traceback" not in "\n".join(err)
+
+
+def test_the_cli_blames_the_environment_variable_not_a_device_flag_it_was_not_given(capsys, monkeypatch):
+    from pgcourse.cli import main
+
+    monkeypatch.setenv(devices.DEVICE_ENV_VAR, "gpu")
+    assert main(["train", "ppo", "--env", "CartPole-v1", "--steps", "64", "--quiet"]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("pgcourse train: error: the environment variable PGCOURSE_DEVICE='gpu' is invalid"), last
