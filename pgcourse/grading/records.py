@@ -62,9 +62,9 @@ def keep_previous(path: Path, stamp: str) -> Path | None:
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{stamp}-{path.name}"
     number = 1
-    while target.exists():  # two runs in one second: never overwrite a kept version
+    while target.exists():  # two runs in one second: never overwrite a kept version (and list in order: '.' > '-')
         number += 1
-        target = folder / f"{stamp}-{number}-{path.name}"
+        target = folder / f"{stamp}.{number:03d}-{path.name}"
     shutil.copy2(path, target)
     return target
 
