@@ -669,3 +669,183 @@ def test_the_teachers_points_survive_a_regrade(course_dir, tmp_path, fake_cli):
     assert alice["total"] == 5 and alice["exercises"]["ch01_why"]["comment"] == "good"
     assert "your teacher's points for ch01_why (2) were kept" in " ".join(alice["notes"])
     assert len(list((tmp_path / "grades.history").glob("*-grades.json"))) == 2
+
+
+# -- issue 30: a teacher's term without surprises (findings 1, 2, 5 and 6) --------------------------------------------
+# The class of 01_demo (5 points: double 2, halve 1, the free-text why 2) is collected from Canvas and graded with a
+# deadline; the teacher then changes what a term changes: the LMS's times, the late policy, one student's deadline.
+D0 = datetime(2025, 3, 7, 23, 59, tzinfo=timezone.utc)
+
+
+def _at(hours: float) -> str:
+    """A time ``hours`` after the deadline D0, as the LMS writes it."""
+    from datetime import timedelta
+
+    return (D0 + timedelta(hours=hours)).isoformat()
+
+
+def _students(out: Path) -> dict[str, dict]:
+    return {s["student"]: s for s in json.loads(out.with_suffix(".json").read_text())["students"]}
+
+
+def _canvas_class(folder: Path, late_flag=("smithalice",)) -> None:
+    for name, number in (("jonescarol", 12346), ("smithalice", 12347), ("leebob", 12348)):
+        flag = "_LATE" if name in late_flag else ""
+        write_submission(folder / f"{name}{flag}_{number}_90{number % 10}_01_demo.ipynb")
+
+
+def test_an_update_with_the_lms_times_applies_them_and_never_drops_a_penalty_silently(course_dir, tmp_path, fake_cli,
+                                                                                     capsys):
+    # finding 1: Alice's Canvas file is flagged LATE: charged one day. The teacher then gives Canvas's times (she was
+    # 34 h late: two started days) with --update: her penalty must become two days, and say why, everywhere.
+    _canvas_class(tmp_path / "dl")
+    out, term = tmp_path / "grades" / "hw1.csv", tmp_path / "term.csv"
+    common = ["--course", str(course_dir), "--out", str(out), "--gradebook", str(term), "--feedback",
+              str(tmp_path / "feedback")]
+    assert fake_cli(str(tmp_path / "dl"), "--chapter", "01", "--name", "HW1", "--deadline", D0.isoformat(),
+                    "--late-penalty", "10%/day", *common) == 0
+    alice = _students(out)["smithalice"]
+    assert (alice["penalty"], alice["late_units"], alice["total"]) == (0.5, 1, 2.5)
+    capsys.readouterr()
+
+    (tmp_path / "times.csv").write_text(f"student,submitted_at\n12346,{_at(-5)}\n12347,{_at(34)}\n12348,{_at(-1)}\n")
+    assert fake_cli("--update", "--timestamps", str(tmp_path / "times.csv"), *common) == 0
+    printed = capsys.readouterr().out
+    alice = _students(out)["smithalice"]
+    assert (alice.get("penalty", 0), alice.get("late_units", 0), alice["total"]) == (1, 2, 2), alice
+    assert (alice["time_source"], alice["submitted_at"]) == ("--timestamps", "2025-03-09T09:59:00+00:00"), alice
+    assert any("handed in 34.0 h after the deadline (--timestamps): 1 point(s) taken" in n for n in alice["notes"])
+    assert not any("Canvas marked this submission LATE" in n for n in alice["notes"])
+    rows = {row["student"]: row for row in csv.DictReader(io.StringIO(out.read_text()))}
+    assert (rows["smithalice"]["late_penalty"], rows["smithalice"]["total"]) == ("1", "2")
+    assert {row["student"]: row["HW1"] for row in csv.DictReader(io.StringIO(term.read_text()))}["smithalice"] == "2"
+    # the change says why: in the report, the student's notes and her feedback file, and the audit line
+    [line] = [line for line in printed.splitlines() if line.startswith("changed: smithalice")]
+    assert "2.5 → 2" in line and "late penalty 0.5 → 1" in line and "--timestamps" in line, printed
+    assert not any(line.startswith("changed: jonescarol") for line in printed.splitlines())  # on time: unchanged
+    feedback = (tmp_path / "feedback" / "smithalice.md").read_text()
+    assert "late penalty: 1 point(s) taken from 3" in feedback and "34.0 h after the deadline" in feedback
+    assert "late penalty changed from 0.5 to 1 point(s)" in feedback, feedback
+    audit = [json.loads(line) for line in out.with_name("hw1.audit.jsonl").read_text().splitlines()]
+    assert audit[-1]["changed"] == {"smithalice": [2.5, 2]}, audit[-1]
+
+
+def test_an_update_that_changes_no_time_keeps_a_canvas_late_flag_penalty(course_dir, tmp_path, fake_cli):
+    # finding 1's cause: the gradebook did not keep that a time came from Canvas's LATE flag, so any --update (here
+    # merging the teacher's points) re-applied the late policy to a submission without a time: no penalty
+    _canvas_class(tmp_path / "dl")
+    out = tmp_path / "hw1.csv"
+    common = ["--course", str(course_dir), "--out", str(out)]
+    assert fake_cli(str(tmp_path / "dl"), "--chapter", "01", "--deadline", D0.isoformat(), "--late-penalty",
+                    "10%/day", *common) == 0
+    (tmp_path / "manual.csv").write_text("student,exercise,points,comment\njonescarol,ch01_why,2,\n")
+    assert fake_cli("--update", "--manual", str(tmp_path / "manual.csv"), *common) == 0
+    alice = _students(out)["smithalice"]
+    assert (alice.get("penalty"), alice["total"]) == (0.5, 2.5), "an --update --manual dropped the Canvas LATE penalty"
+    assert any("Canvas marked this submission LATE" in note for note in alice["notes"])
+
+
+def test_an_update_changes_only_the_late_settings_given(course_dir, tmp_path, fake_cli, capsys):
+    # finding 2: the gradebook stores the deadline, the penalty (and its unit) and the grace; an --update that gives
+    # one of them keeps the others
+    _canvas_class(tmp_path / "dl", late_flag=())
+    (tmp_path / "times.csv").write_text(f"student,submitted_at\n12346,{_at(0.2)}\n12347,{_at(26)}\n12348,{_at(-1)}\n")
+    out = tmp_path / "hw1.csv"
+    common = ["--course", str(course_dir), "--out", str(out)]
+    assert fake_cli(str(tmp_path / "dl"), "--chapter", "01", "--deadline", D0.isoformat(), "--late-penalty",
+                    "10%/day", "--grace", "15m", "--timestamps", str(tmp_path / "times.csv"), *common) == 0
+    penalties = lambda: {name: s.get("penalty", 0) for name, s in _students(out).items()}  # noqa: E731
+    assert penalties() == {"jonescarol": 0, "smithalice": 1, "leebob": 0}  # Carol within the grace; Alice 2 days
+    capsys.readouterr()
+
+    assert fake_cli("--update", "--late-penalty", "5%/day", *common) == 0, capsys.readouterr().err
+    policy = json.loads(out.with_suffix(".json").read_text())["late_policy"]
+    assert policy == {"deadline": D0.isoformat(), "late_penalty": "5%/day", "grace_s": 900}, policy
+    assert penalties() == {"jonescarol": 0, "smithalice": 0.5, "leebob": 0}  # the grace is still there
+    assert "late policy: deadline 2025-03-07T23:59:00+00:00, grace 15 min, late penalty 5%/day" in \
+        capsys.readouterr().out
+
+    assert fake_cli("--update", "--deadline", _at(3), *common) == 0  # three hours more for everyone
+    policy = json.loads(out.with_suffix(".json").read_text())["late_policy"]
+    assert policy == {"deadline": _at(3), "late_penalty": "5%/day", "grace_s": 900}, policy
+    assert penalties() == {"jonescarol": 0, "smithalice": 0.25, "leebob": 0}  # 22.75 h late: one day of 5%
+
+
+def test_an_extension_for_one_student_moves_that_student_only(course_dir, tmp_path, fake_cli, capsys):
+    # finding 5: --update --student jonescarol --deadline … is an extension for Carol; the class keeps its deadline
+    _canvas_class(tmp_path / "dl", late_flag=())
+    (tmp_path / "times.csv").write_text(f"student,submitted_at\n12346,{_at(30)}\n12347,{_at(26)}\n12348,{_at(-1)}\n")
+    out = tmp_path / "hw1.csv"
+    common = ["--course", str(course_dir), "--out", str(out)]
+    assert fake_cli(str(tmp_path / "dl"), "--chapter", "01", "--deadline", D0.isoformat(), "--late-penalty",
+                    "10%/day", "--timestamps", str(tmp_path / "times.csv"), *common) == 0
+    penalties = lambda: {name: s.get("penalty", 0) for name, s in _students(out).items()}  # noqa: E731
+    assert penalties() == {"jonescarol": 1, "smithalice": 1, "leebob": 0}
+    capsys.readouterr()
+
+    assert fake_cli("--update", "--student", "jonescarol", "--deadline", _at(48), *common) == 0, \
+        capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert penalties() == {"jonescarol": 0, "smithalice": 1, "leebob": 0}, "the extension moved the whole class"
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert data["late_policy"]["deadline"] == D0.isoformat()   # the class's deadline is unchanged
+    carol = _students(out)["jonescarol"]
+    assert carol["late_policy"] == {"deadline": _at(48)}       # Carol's own
+    assert any("your deadline: 2025-03-09T23:59:00+00:00 (an extension" in note for note in carol["notes"]), carol
+    [line] = [line for line in printed.splitlines() if line.startswith("changed:")]
+    assert line.startswith("changed: jonescarol 2 → 3: late penalty 1 → 0") and "2025-03-09T23:59:00+00:00" in line
+    audit = [json.loads(line) for line in out.with_name("hw1.audit.jsonl").read_text().splitlines()]
+    assert audit[-1]["changed"] == {"jonescarol": [2, 3]}, audit[-1]
+
+    # a change for the class later keeps her extension; so does re-grading her
+    assert fake_cli("--update", "--deadline", _at(1), "--late-penalty", "20%/day", *common) == 0
+    assert penalties() == {"jonescarol": 0, "smithalice": 2, "leebob": 0}
+    assert "note: jonescarol keeps their own deadline 2025-03-09T23:59:00+00:00" in capsys.readouterr().out
+    assert fake_cli(str(tmp_path / "dl"), "--update", "--student", "jonescarol", *common) == 0
+    assert penalties() == {"jonescarol": 0, "smithalice": 2, "leebob": 0}
+    assert _students(out)["jonescarol"]["late_policy"] == {"deadline": _at(48)}
+    # a student the gradebook does not have is refused, and nothing changes
+    assert fake_cli("--update", "--student", "zoe", "--deadline", _at(48), *common) == 2
+    assert "--student zoe" in capsys.readouterr().err
+
+
+CANVAS_ROSTER_OF_FOUR = ("Student,ID,SIS User ID,SIS Login ID,Section\n    Points Possible,,,,\n"
+                         '"Jones, Carol",12346,S1,cjones,A\n"Smith, Alice",12347,S2,asmith,A\n'
+                         '"Lee, Bob",12348,S3,blee,B\n"Davis, Dave",12349,S4,ddavis,B\n')
+MOODLE_ROSTER_OF_FOUR = ("First name,Last name,ID number,Email address\nCarol,Jones,S1,carol@uni.example\n"
+                         "Alice,Smith,S2,alice@uni.example\nBob,Lee,S3,bob@uni.example\n"
+                         "Dave,Davis,S4,dave@uni.example\n")
+
+
+@pytest.mark.parametrize("when", ["grading", "export"], ids=["roster when grading", "roster at the export only"])
+def test_a_rostered_student_who_handed_in_nothing_is_in_the_gradebook_and_the_exports(course_dir, tmp_path, fake_cli,
+                                                                                     capsys, when):
+    # finding 6: Dave is on the class list and handed in nothing: 0, marked "no submission", never left out
+    _canvas_class(tmp_path / "dl", late_flag=())
+    (tmp_path / "canvas-roster.csv").write_text(CANVAS_ROSTER_OF_FOUR)
+    (tmp_path / "moodle-roster.csv").write_text(MOODLE_ROSTER_OF_FOUR)
+    out, term = tmp_path / "grades" / "hw1.csv", tmp_path / "term.csv"
+    roster = ["--roster", str(tmp_path / "canvas-roster.csv")] if when == "grading" else []
+    assert fake_cli(str(tmp_path / "dl"), "--chapter", "01", "--name", "HW1", "--course", str(course_dir), "--out",
+                    str(out), "--gradebook", str(term), *roster) == 0
+    printed = capsys.readouterr().out
+    if when == "grading":
+        dave = _students(out)["davisdave"]
+        assert dave["total"] == 0 and dave["no_submission"] is True and "no submission" in dave["problem"]
+        assert any("davisdave" in line and "no submission" in line for line in printed.splitlines()
+                   if line.startswith("warning:")), printed
+        rows = {row["student"]: row for row in csv.DictReader(io.StringIO(term.read_text()))}
+        assert rows["davisdave"]["HW1"] == "0" and rows["davisdave"]["no_submission"] == "HW1", rows
+        assert rows["jonescarol"]["no_submission"] == ""
+    for lms in ("canvas", "moodle"):
+        assert fake_cli("--export", lms, "--gradebook", str(term), "--roster", str(tmp_path / f"{lms}-roster.csv"),
+                        "--out", str(tmp_path / f"{lms}-import.csv")) == 0, capsys.readouterr().err
+        printed = capsys.readouterr().out
+        assert any("no submission" in line and ("Davis" in line or "davisdave" in line) for line in printed.splitlines()
+                   if line.startswith("warning:")), printed
+    canvas = list(csv.reader(io.StringIO((tmp_path / "canvas-import.csv").read_text())))
+    assert ["Davis, Dave", "12349", "S4", "ddavis", "B", "0"] in canvas, canvas
+    assert len(canvas) == 2 + 4
+    moodle = list(csv.reader(io.StringIO((tmp_path / "moodle-import.csv").read_text())))
+    assert ["dave@uni.example", "S4", "Dave Davis", "0"] in moodle, moodle
+    assert len(moodle) == 1 + 4

@@ -5,8 +5,9 @@ assignment collected as a Canvas download (on time, late by Canvas's times, a re
 answer, an answer copied with the names changed, a free-text question), the second with nbgrader
 (a helper and an import in cells the student added, a late hand-in past the grace period, a wrong
 notebook re-graded after the student handed in the right one, a function defined after the last
-check). Both go into one term gradebook, which is exported for Canvas and for Moodle, with a
-feedback file per student. Every number is checked exactly.
+check, an extension granted afterwards). Both go into one term gradebook, which is exported for Canvas
+and for Moodle, with a feedback file per student; a sixth student on the class list handed in nothing
+all term and is exported with 0s. Every number is checked exactly.
 
 Everything goes through the command line, as a teacher types it.
 """
@@ -194,6 +195,7 @@ CANVAS_ROSTER = '''Student,ID,SIS User ID,SIS Login ID,Section,HW1 (5001),Curren
 "Lee, Bob",12348,S003,blee,Section B,,
 "Ng, Dave",12349,S004,dng,Section B,,
 "Wu, Erin",12350,S005,ewu,Section B,,
+"Fox, Frank",12351,S006,ffox,Section B,,
 '''
 MOODLE_ROSTER = '''First name,Last name,ID number,Institution,Department,Email address
 Carol,Jones,S001,Uni,CS,carol@uni.example
@@ -201,6 +203,7 @@ Alice,Smith,S002,Uni,CS,alice@uni.example
 Bob,Lee,S003,Uni,CS,bob@uni.example
 Dave,Ng,S004,Uni,CS,dave@uni.example
 Erin,Wu,S005,Uni,CS,erin@uni.example
+Frank,Fox,S006,Uni,CS,frank@uni.example
 '''
 TIMES_1 = '''student,submitted_at
 12346,2025-03-07T20:00:00+00:00
@@ -282,6 +285,10 @@ def run_term(course: Path):
     steps["regrade"] = grade("nbgrader/submitted", "--student", "ngdave", "--update", "--assignment", "hw2.toml",
                              "--out", "grades/hw2.csv", "--feedback", "feedback/hw2", "--feedback-format", "html",
                              *common)
+    # Bob was ill: an extension to 04:00 for him alone (nothing graded again; the class keeps its deadline)
+    steps["extension"] = grade("--update", "--student", "leebob", "--deadline", "2025-03-15T04:00:00+00:00",
+                               "--out", "grades/hw2.csv", "--feedback", "feedback/hw2", "--feedback-format", "html",
+                               *common)
     # after the term: the exports
     steps["canvas"] = cli_main(["grade", "--export", "canvas", "--gradebook", "term.csv", "--roster",
                                 "canvas-roster.csv", "--out", "canvas-import.csv"])
@@ -296,7 +303,8 @@ def table(path):
 
 
 def test_every_step_succeeds(term):
-    assert term["steps"] == {"hw1": 0, "again": 0, "manual": 0, "hw2": 0, "regrade": 0, "canvas": 0, "moodle": 0}
+    assert term["steps"] == {"hw1": 0, "again": 0, "manual": 0, "hw2": 0, "regrade": 0, "extension": 0, "canvas": 0,
+                             "moodle": 0}
 
 
 def test_output_is_the_same_with_one_worker_or_two(term):
@@ -356,9 +364,16 @@ def test_assignment_two_added_cells_lateness_wrong_notebook_regraded(term):
     data = json.loads((term["root"] / "grades/hw2.json").read_text())
     students = {s["student"]: s for s in data["students"]}
     totals = {name: s["total"] for name, s in students.items()}
-    # triple is worth 3 here (the assignment file), quadruple 2
-    assert totals == {"jonescarol": 5, "smithalice": 5, "leebob": 4.5, "ngdave": 5, "wuerin": 3}
-    assert students["leebob"]["penalty"] == 0.5 and students["leebob"]["time_source"] == "nbgrader timestamp.txt"
+    # triple is worth 3 here (the assignment file), quadruple 2; Bob's extension took his penalty away
+    assert totals == {"jonescarol": 5, "smithalice": 5, "leebob": 5, "ngdave": 5, "wuerin": 3}
+    before = sorted((term["root"] / "grades/hw2.history").glob("*-hw2.json"))[-1]  # before the extension
+    bob = {s["student"]: s for s in json.loads(before.read_text())["students"]}["leebob"]
+    assert bob["penalty"] == 0.5 and bob["total"] == 4.5 and bob["time_source"] == "nbgrader timestamp.txt"
+    bob = students["leebob"]
+    assert "penalty" not in bob and bob["late_policy"] == {"deadline": "2025-03-15T04:00:00+00:00"}
+    assert data["late_policy"]["deadline"] == "2025-03-14T23:59:00+00:00" and data["late_policy"]["grace_s"] == 3600
+    assert any(n.startswith("late penalty changed from 0.5 to 0 point(s): own deadline: 2025-03-15T04:00:00+00:00")
+               for n in bob["notes"]), bob["notes"]
     erin = students["wuerin"]["exercises"]["ch02_quadruple"]
     assert "move it into the answer cell of ch02_quadruple" in erin["feedback"]
     assert data["assignment"] == "HW2" and data["max_total"] == 5
@@ -372,8 +387,10 @@ def test_the_wrong_notebook_was_said_loudly_then_regraded_alone(term):
     assert {e["status"] for e in before["ngdave"]["exercises"].values()} == {"missing"}
     assert any("holds none of the answer cells of 02_beta" in w for w in json.loads(first.read_text())["warnings"])
     audit = [json.loads(line) for line in (root / "grades/hw2.audit.jsonl").read_text().splitlines()]
-    assert [entry["action"] for entry in audit] == ["grade", "update"]
+    assert [entry["action"] for entry in audit] == ["grade", "update", "update"]
     assert audit[1]["graded"] == ["ngdave"] and audit[1]["course"]["pgcourse"]
+    assert audit[1]["changed"] == {"ngdave": [0, 5]} and audit[2]["changed"] == {"leebob": [4.5, 5]}
+    assert audit[2]["graded"] == [] and audit[2]["options"]["student"] == ["leebob"]
     assert "course_notebook" in audit[1]["course"] and audit[1]["options"]["student"] == ["ngdave"]
 
 
@@ -381,7 +398,7 @@ def test_term_gradebook(term):
     rows = table(term["root"] / "term.csv")
     assert rows[0] == ["student", "HW1", "HW2", "total"]
     body = {row[0]: [float(v) for v in row[1:]] for row in rows[1:]}
-    assert body == {"jonescarol": [6, 5, 11], "leebob": [3.25, 4.5, 7.75], "ngdave": [2, 5, 7],
+    assert body == {"jonescarol": [6, 5, 11], "leebob": [3.25, 5, 8.25], "ngdave": [2, 5, 7],
                     "smithalice": [3.8, 5, 8.8], "wuerin": [5.5, 3, 8.5]}
     kept = sorted(p.name for p in (term["root"] / "term.history").iterdir())
     assert len(kept) >= 6  # the term gradebook before each of its updates: never silently replaced
@@ -393,7 +410,8 @@ def test_canvas_export(term):
     assert rows[1] == ["Points Possible", "", "", "", "", "6", "5"]
     assert rows[2] == ["Jones, Carol", "12346", "S001", "cjones", "Section A", "6", "5"]
     assert rows[5] == ["Smith, Alice", "12347", "S002", "asmith", "Section A", "3.8", "5"]
-    assert [row[1] for row in rows[2:]] == ["12346", "12348", "12349", "12347", "12350"]
+    assert [row[1] for row in rows[2:]] == ["12346", "12348", "12349", "12347", "12350", "12351"]
+    assert rows[7] == ["Fox, Frank", "12351", "S006", "ffox", "Section B", "0", "0"]  # on the class list, nothing in
 
 
 def test_moodle_export(term):
@@ -401,7 +419,8 @@ def test_moodle_export(term):
     assert rows[0] == ["Email address", "ID number", "Full name", "HW1", "HW2"]
     assert rows[1] == ["carol@uni.example", "S001", "Carol Jones", "6", "5"]
     assert rows[4] == ["alice@uni.example", "S002", "Alice Smith", "3.8", "5"]
-    assert len(rows) == 6
+    assert rows[6] == ["frank@uni.example", "S006", "Frank Fox", "0", "0"]
+    assert len(rows) == 7
 
 
 def test_feedback_files(term):
@@ -417,4 +436,6 @@ def test_feedback_files(term):
     assert erin.startswith("<!DOCTYPE html>") and "move it into the answer cell" in erin
     dave = (root / "feedback/hw2/ngdave.html").read_text()
     assert "Total: 5 / 5" in dave
+    bob = (root / "feedback/hw2/leebob.html").read_text()
+    assert "Total: 5 / 5" in bob and "late penalty changed from 0.5 to 0 point(s)" in bob and "an extension" in bob
     assert any((root / "feedback/hw2").glob("ngdave.history/*-ngdave.html"))  # his first feedback is kept

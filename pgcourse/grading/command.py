@@ -3,9 +3,12 @@
 Three things it does (docs/teachers.md walks a term through them):
 
 - grade an assignment: ``pgcourse grade SUBMISSIONS --out grades/02.csv`` (with ``--update`` and
-  ``--student``: re-grade some students into that gradebook; with ``--update`` and no submissions: only
-  merge ``--manual`` points or a changed late policy), and with ``--gradebook term.csv`` update the term
-  gradebook, with ``--feedback DIR`` write a file per student, with ``--similarity`` write the hints;
+  ``--student``: re-grade some students into that gradebook; with ``--update`` and no submissions: grade
+  nothing, apply ``--manual`` points, the LMS's ``--timestamps`` or a change of the late policy to the results
+  it holds — the late settings not given again are the gradebook's, and with ``--student`` they change only
+  those students: an extension), and with ``--gradebook term.csv`` update the term gradebook, with
+  ``--feedback DIR`` write a file per student, with ``--similarity`` write the hints; with ``--roster`` a
+  student of the class list who handed in nothing gets a row (0, "no submission");
 - export the term gradebook: ``pgcourse grade --export canvas --gradebook term.csv --out canvas.csv``;
 - measure: ``pgcourse grade --bench``.
 """
@@ -17,11 +20,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .assignment import make_assignment
+from .assignment import make_assignment, read_assignment_file
 from .course import GradingError, find_course, load_course
 from .feedback import write_feedback
-from .gradebook import GradeReport, _gradebook_paths
-from .grader import bench, grade_paths
+from .gradebook import GradeReport, _gradebook_paths, _number
+from .grader import bench, grade_paths, stored_policy
 from .identity import read_timestamps
 from .lms import read_roster
 from .manual import free_text_csv
@@ -29,6 +32,7 @@ from .records import audit, course_version, run_stamp, write_kept
 from .sandbox import UNSAFE, Limits
 from .similarity import report_csv, similar_pairs, summary_lines
 from .term import export, read_term, term_paths, update_term, write_term
+from .timing import settings_for_update
 
 DESCRIPTION = "Classroom grading: ``pgcourse grade SUBMISSION... --out grades.csv``."
 LIMIT_OPTIONS = {"exercise_s": "--timeout", "submission_s": "--submission-timeout", "memory_mb": "--memory"}
@@ -73,8 +77,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     term.add_argument("--hide-expected", action="store_true", default=None,
                       help="feedback files do not show the values the checks expected")
     term.add_argument("--update", action="store_true",
-                      help="merge into the existing --out gradebook: the students graded now replace their rows")
-    term.add_argument("--student", action="append", metavar="ID", help="grade only this student (repeatable)")
+                      help="merge into the existing --out gradebook: the students graded now replace their rows; "
+                           "without submissions, apply --manual, --timestamps or late settings to the results it holds "
+                           "(the settings not given again are the gradebook's)")
+    term.add_argument("--student", action="append", metavar="ID",
+                      help="grade only this student (repeatable); with --update, change only this student (a "
+                           "--deadline given is their extension)")
     term.add_argument("--manual", metavar="FILE.csv", help="the teacher's points and comments: student,exercise,"
                                                            "points,comment (free-text answers, overrides)")
     term.add_argument("--feedback", metavar="DIR", help="write one feedback file per student into DIR")
@@ -131,9 +139,10 @@ def run(args: argparse.Namespace) -> int:
             raise GradingError(f"--gradebook {args.gradebook} and --out {args.out} are the same files: the term "
                                "gradebook (all assignments) and this assignment's gradebook need names of their own")
         read_term(args.gradebook)
-    assignment = make_assignment(args.assignment, name=args.name, chapter=args.chapter, deadline=args.deadline,
-                                 late_penalty=args.late_penalty, grace=args.grace, partial_credit=args.partial_credit,
-                                 hide_expected=args.hide_expected)
+    late, late_changes = _late_settings(args)
+    assignment = make_assignment(args.assignment, name=args.name, chapter=args.chapter, deadline=late.get("deadline"),
+                                 late_penalty=late.get("late_penalty"), grace=late.get("grace"),
+                                 partial_credit=args.partial_credit, hide_expected=args.hide_expected)
     timestamps = read_timestamps(args.timestamps) if args.timestamps else None
     roster = read_roster(args.roster) if args.roster else None
     course = load_course(args.course) if args.course else find_course()
@@ -141,24 +150,43 @@ def run(args: argparse.Namespace) -> int:
     report = grade_paths(args.submissions, out=args.out, json_out=args.json, chapter=args.chapter, course=course,
                          limits=limits, jobs=args.jobs, isolation=UNSAFE if args.unsafe_no_sandbox else "auto",
                          overwrite=args.overwrite, progress=not args.quiet, assignment=assignment, update=args.update,
-                         students=args.student, manual=args.manual, timestamps=timestamps, kept=kept)
+                         students=args.student, manual=args.manual, timestamps=timestamps, kept=kept,
+                         late_changes=late_changes, roster=roster)
     stamp = run_stamp()
     written = list(_gradebook_paths(args.out, args.json))
     extra_lines = _after_grading(args, report, report.hide_expected, roster, stamp, written, kept)
     print(report.summary())
     for line in extra_lines:
         print(line)
+    if report.changes and not args.feedback:
+        print(f"note: {len(report.changes)} grade(s) changed: give --feedback DIR to write their students' feedback "
+              "files again (they say why)")
     csv_path = written[0]
     audit(csv_path, {"action": "update" if args.update else "grade", "assignment": report.name,
                      "chapter": report.chapter.name, "course": course_version(course.root, report.chapter.path),
                      "options": _options(args), "students": len(report.students),
                      "graded": sorted(s.student for s in report.submissions),
+                     **({"changed": {student: [_number(before), _number(after)]
+                                     for student, before, after, _ in report.changes}} if args.update else {}),
                      "written": [str(p) for p in written], "kept": [str(p) for p in kept]})
     print("wrote " + ", ".join(str(p) for p in written[:2]) + ("" if len(written) <= 2 else
                                                                 f" and {len(written) - 2} more file(s)"))
     if kept:
         print(f"kept the previous version(s) in {kept[0].parent}")
     return 0
+
+
+def _late_settings(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, Any] | None]:
+    """The deadline, late penalty and grace to grade with (as text), and with ``--update`` the ones this run
+    changes (:func:`pgcourse.grading.timing.settings_for_update`: a setting not given again is the gradebook's)."""
+    options = {key: value for key, value in (("deadline", args.deadline), ("late_penalty", args.late_penalty),
+                                             ("grace", args.grace)) if value is not None}
+    stored = stored_policy(args.out, args.json) if args.update and args.out else None
+    if stored is None:  # not an update (or no gradebook to update: grading says so)
+        return options, None
+    data = read_assignment_file(args.assignment) if args.assignment else {}
+    from_file = {key: data[key] for key in ("deadline", "late_penalty", "grace") if key in data}
+    return settings_for_update(stored, options, from_file)
 
 
 def _after_grading(args: argparse.Namespace, report: GradeReport, hide_expected: bool, roster: Any, stamp: str,

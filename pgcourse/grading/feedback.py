@@ -4,7 +4,9 @@ Each file has the assignment, the student's total (and any late penalty), then p
 points, its status in words, the check's message (the likely mistake, the smallest failing case),
 their traceback, the teacher's comment and a hint on what to do next that does not give the answer
 away. With ``hide_expected`` (``--hide-expected``, as nbgrader's hidden tests) the values the
-standard checks expected are replaced by ``(hidden)``; the teacher's JSON keeps them.
+standard checks expected are replaced by ``(hidden)``; the teacher's JSON keeps them. The notes at the end
+say what lateness cost and why a grade changed when the teacher updated it (the LMS's times, a new late
+policy, an extension). A student of the class list who handed in nothing gets a file saying so (0 points).
 
 File names are the student ids made safe for any file system (letters, digits, ``-``, ``_``, ``.``;
 anything else becomes ``_``, and a short hash keeps two ids apart). Nothing a student wrote (their
@@ -47,6 +49,8 @@ NEXT_STEP = {
                "re-create answer cells (the grader finds them by their metadata).",
     "invalid": "Hand in the .ipynb notebook file itself (not a link, not another format).",
 }
+NO_SUBMISSION = ("No submission: nothing was handed in for this assignment, so every exercise gets 0. If you did "
+                 "hand something in, tell your teacher.")
 _EXPECTED_LINE = re.compile(r"^(\s*expected[^:\n]*:)[^\n]*$", re.MULTILINE)
 _EXPECTED_PAIR = re.compile(r"expected [^,;\n]+, received")
 
@@ -105,14 +109,19 @@ def _printable(line: str) -> str:
 def markdown(report: GradeReport, row: StudentResult, hide_expected: bool = False) -> str:
     """The feedback for one student, as Markdown (nothing of the student's is markup: see the module's docstring)."""
     lines = [f"# Feedback: {md_text(report.name)}", "", f"Student: {md_code(row.student)}  ",
-             f"Notebook: {md_code(Path(row.file).name)}", "",
+             f"Notebook: {md_code(Path(row.file).name) if row.file else 'none handed in'}", "",
              f"**Total: {_number(row.total)} / {_number(row.max_total)}**"]
     if row.penalty:
         lines.append(f"(late penalty: {_number(row.penalty)} point(s) taken from {_number(row.earned)})")
-    if row.problem:
+    if row.no_submission:
+        lines += ["", NO_SUBMISSION]
+    elif row.problem:
         lines += ["", "Your notebook could not be graded:", "", *md_block(row.problem)]
     for exercise in report.chapter.exercises:
         result = row.exercises[exercise.id]
+        if row.no_submission and result.teacher_points is None and not result.comment:
+            lines += ["", f"## {exercise.label}: 0 / {_number(result.max_points)} — no submission"]
+            continue
         lines += ["", f"## {exercise.label}: {_number(result.points)} / {_number(result.max_points)} — "
                       f"{STATUS_WORDS.get(result.status, result.status)}"]
         message = hide_expected_values(result.feedback) if hide_expected else result.feedback
@@ -135,14 +144,20 @@ def markdown(report: GradeReport, row: StudentResult, hide_expected: bool = Fals
 def html_page(report: GradeReport, row: StudentResult, hide_expected: bool = False) -> str:
     """The feedback for one student, as a self-contained HTML page (everything escaped)."""
     escape = html.escape
+    notebook = f"<code>{escape(Path(row.file).name)}</code>" if row.file else "none handed in"
     parts = [f"<h1>Feedback: {escape(report.name)}</h1>",
-             f"<p>Student: <code>{escape(row.student)}</code><br>Notebook: <code>{escape(Path(row.file).name)}</code></p>",
+             f"<p>Student: <code>{escape(row.student)}</code><br>Notebook: {notebook}</p>",
              f"<p><strong>Total: {_number(row.total)} / {_number(row.max_total)}</strong>"
              + (f" (late penalty: {_number(row.penalty)} point(s) taken)" if row.penalty else "") + "</p>"]
-    if row.problem:
+    if row.no_submission:
+        parts.append(f"<p>{escape(NO_SUBMISSION)}</p>")
+    elif row.problem:
         parts.append(f"<p>Your notebook could not be graded: {escape(row.problem)}</p>")
     for exercise in report.chapter.exercises:
         result = row.exercises[exercise.id]
+        if row.no_submission and result.teacher_points is None and not result.comment:
+            parts.append(f"<h2>{escape(exercise.label)}: 0 / {_number(result.max_points)} — no submission</h2>")
+            continue
         parts.append(f"<h2>{escape(exercise.label)}: {_number(result.points)} / {_number(result.max_points)} — "
                      f"{escape(STATUS_WORDS.get(result.status, result.status))}</h2>")
         message = hide_expected_values(result.feedback) if hide_expected else result.feedback

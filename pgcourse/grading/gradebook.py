@@ -349,6 +349,9 @@ class StudentResult:
     late_s: float = 0.0                  # seconds late, after the grace period
     late_units: int = 0                  # days (hours) charged
     penalty: float = 0.0                 # points taken for lateness
+    late_policy: dict[str, Any] = field(default_factory=dict)  # this student's own settings (an extension), as
+    #                                      LatePolicy.to_json's: deadline, late_penalty, grace_s; the class's otherwise
+    no_submission: bool = False          # on the roster, nothing handed in: 0 points, said so
 
     @property
     def earned(self) -> float:
@@ -385,6 +388,10 @@ class GradeReport:
     policy: LatePolicy = field(default_factory=LatePolicy)
     submissions: list[Submission] = field(default_factory=list, repr=False)  # graded in this run (not saved)
     hide_expected: bool = False          # the feedback files hide the checks' expected values
+    changes: list[tuple[str, float, float, str]] = field(default_factory=list)  # this run's changed totals (not
+    #                                      saved): (student, before, after, why), said in the summary and the audit
+    notices: list[str] = field(default_factory=list)  # this run's notes for the teacher (not saved): a student's
+    #                                      own late setting that a change for the class left alone
 
     @property
     def name(self) -> str:
@@ -447,7 +454,8 @@ class GradeReport:
             for e in self.chapter.exercises:
                 r = s.exercises[e.id]
                 mark = marks.get(r.status, "") + ("*" if r.teacher_points is not None else "")
-                cells.append(f"{_number(r.points)}{' ' + mark if mark else ''}")
+                cells.append("-" if s.no_submission and r.teacher_points is None else
+                             f"{_number(r.points)}{' ' + mark if mark else ''}")
             penalty = [f"-{_number(s.penalty)}" if s.penalty else ""] if late else []
             rows.append([shown(s.student), *cells, *penalty, f"{_number(s.total)}/{_number(s.max_total)}"])
         header = ["student", *labels, *(["late"] if late else []), "total"]
@@ -455,19 +463,27 @@ class GradeReport:
         lines = ["  ".join(str(v).ljust(widths[0]) if i == 0 else str(v).rjust(widths[i]) for i, v in enumerate(row))
                  for row in [header, *rows]]
         lines.insert(1, "  ".join("-" * w for w in widths))
-        totals = [s.total for s in self.students]
-        if totals:
+        totals = [s.total for s in self.students if not s.no_submission]
+        absent = sum(s.no_submission for s in self.students)
+        if self.students:
             lines.append("")
-            lines.append(f"{len(totals)} submission(s) of {self.chapter.name}, mean {sum(totals) / len(totals):.2f} / "
-                         f"{_number(self.chapter.max_points)}; graded in {self.seconds:.1f} s")
+            mean = f", mean {sum(totals) / len(totals):.2f} / {_number(self.chapter.max_points)}" if totals else ""
+            lines.append(f"{len(totals)} submission(s) of {self.chapter.name}"
+                         + (f" and {absent} student(s) of the class list with none (0 each)" if absent else "")
+                         + f"{mean}; graded in {self.seconds:.1f} s")
         lines.append("marks: T time limit, C crashed, E exception, M answer cell missing, I not graded (not a "
                      "notebook, a symlink, too large; details per exercise in the JSON)"
                      + (", ? free-text answer to grade (--manual)" if self.chapter.manual_exercises else "")
+                     + (", - no submission (on the roster, nothing handed in: 0)" if any(
+                         s.no_submission for s in self.students) else "")
                      + (", * the teacher's points" if any(r.teacher_points is not None for s in self.students
                                                             for r in s.exercises.values()) else ""))
         if late:
             lines.append(f"late policy: {self.policy.describe()}")
         lines.append(f"isolation: {self.isolation} ({self.isolation_detail})")
+        lines += [f"changed: {shown_line(f'{student} {_number(before)} → {_number(after)}: {why}')}"
+                  for student, before, after, why in self.changes]
+        lines += [f"note: {shown_line(notice)}" for notice in self.notices]
         lines += [f"warning: {shown_line(warning)}" for warning in self.warnings]
         return "\n".join(lines)
 
@@ -479,10 +495,14 @@ def _student_json(s: StudentResult) -> dict[str, Any]:
              "exercises": {k: _exercise_json(v) for k, v in s.exercises.items()}}
     if s.identity:
         found["identity"] = s.identity
-    if s.submitted_at is not None:
+    if s.submitted_at is not None or s.time_source:  # a Canvas LATE flag is a source without a time: kept too
         found.update(submitted_at=s.submitted_at, time_source=s.time_source)
     if s.late_s or s.penalty:
         found.update(late_s=_number(s.late_s), late_units=s.late_units, penalty=_number(s.penalty))
+    if s.late_policy:
+        found["late_policy"] = s.late_policy
+    if s.no_submission:
+        found["no_submission"] = True
     return found
 
 
@@ -527,7 +547,8 @@ def report_from_json(data: dict[str, Any], chapter: Chapter, where: str) -> Grad
                                       entry.get("problem"), list(entry.get("notes", [])), entry.get("identity", {}),
                                       entry.get("submitted_at"), entry.get("time_source", ""),
                                       float(entry.get("late_s", 0)), int(entry.get("late_units", 0)),
-                                      float(entry.get("penalty", 0))))
+                                      float(entry.get("penalty", 0)), dict(entry.get("late_policy") or {}),
+                                      bool(entry.get("no_submission"))))
     isolation = data.get("isolation", {})
     return GradeReport(chapter, students, Limits(**data.get("limits", {})), isolation.get("mode", "none"),
                        isolation.get("detail", ""), 0.0, list(data.get("warnings", [])),

@@ -10,6 +10,7 @@ files, similarity hints and LMS exports are built from that gradebook (:mod:`.te
 from __future__ import annotations
 
 import ast
+import copy
 import hashlib
 import json
 import os
@@ -22,16 +23,17 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..notebook_format import clear_outputs, grade_id_of
-from .assignment import Assignment
+from .assignment import Assignment, LatePolicy
 from .course import Chapter, Course, GradingError, find_course, load_course
 from .gradebook import (ExerciseResult, GradeReport, StudentResult, Submission, _gradebook_paths, _NotRead, _number,
                         check_gradebook_free, collect_identified, read_gradebook_json, read_limited, read_report, read_submission, shown,
                         write_gradebook)
 from .identity import Identity, identity_warnings, problem_of
+from .lms import Roster
 from .manual import answers_of, apply_manual, carry_over, free_text_result, read_manual
 from .pool import Grader
 from .sandbox import Limits
-from .timing import apply_lateness, choose, stamp_submission, untrusted_times
+from .timing import apply_lateness, choose, late_change, restamp, stamp_submission, untrusted_times
 
 # --------------------------------------------------------------------------------------------------
 # Which chapter, which notebook
@@ -327,24 +329,37 @@ def grade_paths(paths: Sequence[str | Path], *, out: str | Path | None = None, j
                 jobs: int | None = None, isolation: str = "auto", overwrite: bool = False, progress: bool = True,
                 grader: Grader | None = None, assignment: Assignment | None = None, update: bool = False,
                 students: Sequence[str] | None = None, manual: str | Path | None = None,
-                timestamps: dict[str, datetime] | None = None, kept: list[Path] | None = None) -> GradeReport:
+                timestamps: dict[str, datetime] | None = None, kept: list[Path] | None = None,
+                late_changes: dict[str, Any] | None = None, roster: Roster | None = None) -> GradeReport:
     """Grade the notebooks at ``paths`` (files or folders); with ``out``, also write the gradebook.
 
     ``assignment``: points, deadline and late policy, partial credit (:mod:`.assignment`). ``update``:
     merge into the gradebook at ``out`` (the students graded now replace their rows, the others are
-    kept; with no ``paths``, only ``manual`` and the late policy are applied again). ``students``: grade
-    only these of the submissions found. ``manual``: the teacher's points (:mod:`.manual`).
-    ``timestamps``: submission times from the LMS. Previous gradebook files are kept (``kept``).
+    kept; with no ``paths``, nothing is graded: ``manual``, ``timestamps`` and the late policy are applied
+    to the results the gradebook holds). ``students``: grade only these of the submissions found; with
+    ``update``, also change no other student (``timestamps``, and a late policy that differs from the
+    gradebook's, which becomes these students' own: an extension). ``late_changes``: with ``update``, the late
+    settings this run gives (:func:`pgcourse.grading.timing.settings_for_update`; default: those in which
+    ``assignment``'s policy differs from the gradebook's). ``manual``: the teacher's points (:mod:`.manual`).
+    ``timestamps``: submission times from the LMS. ``roster``: the class list; a student on it who handed in
+    nothing gets a row (0, "no submission"). Previous gradebook files are kept (``kept``). A total that an
+    update changes is in ``report.changes``, with why.
     """
     started = time.monotonic()
     limits = limits or Limits()
     assignment = assignment or Assignment()
     if out is not None and not update:
         check_gradebook_free(out, json_out, overwrite)  # fail before grading, not after
+    stored_points: dict[str, float] = {}
     if update:
         if out is None:
             raise GradingError("--update needs --out: the gradebook to update")
-        assignment.inherit(_previous_gradebook(out, json_out))
+        stored = _previous_gradebook(out, json_out)
+        stored_points = {e["id"]: float(e["points"]) for e in stored.get("exercises", [])
+                         if isinstance(e, dict) and "id" in e and isinstance(e.get("points"), int | float)}
+        if assignment.points:  # points not given again are the gradebook's, not the course notebook's
+            assignment.points = {**stored_points, **assignment.points}
+        assignment.inherit(stored)
     elif not paths:
         raise GradingError("give the submissions to grade (notebooks or folders)")
     course = course if isinstance(course, Course) else (load_course(course) if course else find_course())
@@ -356,6 +371,14 @@ def grade_paths(paths: Sequence[str | Path], *, out: str | Path | None = None, j
     name = course.resolve(chosen) if chosen else _infer_chapter(course, submissions)
     the_chapter = assignment.apply(course.chapter(name))
     previous = read_report(_gradebook_paths(out, json_out)[1], the_chapter) if update else None
+    if previous is not None and students and not paths:
+        known = {row.student for row in previous.students}
+        unknown = sorted(set(students) - known)
+        if unknown:
+            listed = ", ".join(sorted(known)[:10]) + (" …" if len(known) > 10 else "")
+            where = _gradebook_paths(out, json_out)[1]
+            raise GradingError(f"--student {', '.join(unknown)}: not in the gradebook {where} (its students: {listed})")
+    before = {row.student: copy.deepcopy(row) for row in previous.students} if previous is not None else {}
     warnings = course.handout_disagreements(name)
     warnings += identity_warnings((s.identity, s.path) for s in submissions if s.identity is not None)
     warnings += _wrong_notebooks(course, the_chapter, submissions, bool(chosen))
@@ -373,11 +396,23 @@ def grade_paths(paths: Sequence[str | Path], *, out: str | Path | None = None, j
                          time.monotonic() - started, warnings, assignment.name or "", assignment.policy,
                          hide_expected=bool(assignment.hide_expected))
     if previous is not None:
-        report = _merge(previous, report, assignment)
+        report = _merge(previous, report, assignment, students, late_changes, timestamps or {})
     report.submissions = submissions
+    if roster is not None and not students:
+        _add_non_submitters(report, roster)
     report.warnings += untrusted_times(report.students, report.policy)
+    report.warnings = list(dict.fromkeys(report.warnings))  # an update says again what the gradebook said
     if manual_entries:
         apply_manual(report, manual_entries, f"--manual {manual}")
+    if previous is not None:
+        report.changes = _changes(before, previous.policy, report)
+        moved = [f"{e.id} {_number(stored_points[e.id])} → {_number(e.points)}" for e in the_chapter.exercises
+                 if stored_points.get(e.id, e.points) != e.points]
+        kept_rows = len(report.students) - len(report.submissions)
+        if moved and kept_rows:
+            report.notices.append(f"the exercises' points changed ({', '.join(moved)}): the {kept_rows} student(s) not "
+                                  "graded now keep the points they earned before (a passed exercise is not worth the "
+                                  "new points): grade the class again (--overwrite) to apply them")
     if out is not None:
         # The paths were checked free (or --overwrite/--update given) before grading; a file that appeared
         # since (a submission's code without the sandbox, another program) is kept in the history, and said so.
@@ -386,6 +421,14 @@ def grade_paths(paths: Sequence[str | Path], *, out: str | Path | None = None, j
                 report.warnings.append(f"{path} appeared while grading (not written by this run); kept in the history")
         write_gradebook(report, out, json_out, overwrite=True, kept=kept)
     return report
+
+
+def stored_policy(out: str | Path, json_out: str | Path | None) -> LatePolicy | None:
+    """The late policy of the gradebook at ``out`` (None when there is none to read: grading says why)."""
+    try:
+        return LatePolicy.from_json(_previous_gradebook(out, json_out).get("late_policy") or {})
+    except GradingError:
+        return None
 
 
 def _previous_gradebook(out: str | Path, json_out: str | Path | None) -> dict[str, Any]:
@@ -397,25 +440,137 @@ def _previous_gradebook(out: str | Path, json_out: str | Path | None) -> dict[st
     return data
 
 
-def _merge(previous: GradeReport, now: GradeReport, assignment: Assignment) -> GradeReport:
-    """``previous`` with the students graded ``now`` replacing their rows (the teacher's points kept)."""
+def _merge(previous: GradeReport, now: GradeReport, assignment: Assignment, students: Sequence[str] | None,
+           late_changes: dict[str, Any] | None, lms_times: dict[str, datetime]) -> GradeReport:
+    """``previous`` with the students graded ``now`` replacing their rows (the teacher's points and the student's
+    own late settings kept), the LMS's times (``lms_times``) and the late policy applied to the rows it holds.
+
+    With ``students``, only their rows change: a late setting this run gives (``late_changes``) becomes theirs
+    (an extension; a setting equal to the class's removes theirs) and the class keeps its policy. Without, the
+    class's policy takes the settings given, and a student's own setting stays theirs (said in the notices)."""
     rows = {row.student: row for row in previous.students}
     for row in now.students:
-        if row.student in rows:
-            carry_over(row, rows[row.student])
+        old = rows.get(row.student)
+        if old is not None:
+            carry_over(row, old)
+            row.late_policy = dict(old.late_policy)
+        for other in [r for r in rows.values() if r.no_submission and r.student != row.student
+                      and _same_lms_user(r.identity, row.identity)]:
+            del rows[other.student]  # the class list's row of a student who has now handed in
         rows[row.student] = row
-    policy = assignment.policy if assignment.policy.deadline is not None else previous.policy
+    if late_changes is None:  # the API: what the assignment's policy changes
+        before, given = previous.policy.to_json(), assignment.policy.to_json()
+        late_changes = {key: given.get(key, "") for key in ("deadline", "late_penalty", "grace_s")
+                        if given.get(key, "") != before.get(key, "")} if assignment.policy.deadline else {}
+    named = set(students or ())
+    notices = []
+    if named:
+        policy = previous.policy
+        class_json = policy.to_json()
+        for name in sorted(named):
+            own = rows[name].late_policy
+            for key, value in late_changes.items():
+                if value == class_json.get(key, ""):
+                    own.pop(key, None)
+                else:
+                    own[key] = value
+    else:
+        policy = assignment.policy if late_changes else previous.policy
+        class_json = policy.to_json()
+        for row in rows.values():
+            for key, value in list(row.late_policy.items()):
+                if value == class_json.get(key, ""):
+                    del row.late_policy[key]  # the class's setting now: no longer the student's own
+            kept = sorted(key for key in late_changes if key in row.late_policy)
+            if kept:
+                said = ", ".join(_setting(key, row.late_policy[key]) for key in kept)
+                notices.append(f"{row.student} keeps their own {said} (give --update --student {row.student} with the "
+                               "class's setting to remove it)")
+    graded_now = {row.student for row in now.students}
     for row in rows.values():
+        if row.student not in graded_now and (not named or row.student in named):
+            restamp(row, lms_times)
         for exercise in now.chapter.exercises:  # points from this run's assignment
             row.exercises[exercise.id].max_points = exercise.points
         apply_lateness(row, None, policy)
     warnings = [w for w in previous.warnings if not any(w.startswith(f"student {s.student!r}") for s in now.students)]
-    graded_now = now.isolation != "none"  # no worker ran: nothing was graded now (a merge of points)
-    isolation, detail = (now.isolation, now.isolation_detail) if graded_now else (previous.isolation,
-                                                                                  previous.isolation_detail)
-    return GradeReport(now.chapter, [rows[name] for name in sorted(rows)], now.limits, isolation,
-                       detail, now.seconds, warnings + now.warnings,
-                       now.assignment or previous.assignment, policy, hide_expected=now.hide_expected)
+    graded_now_ran = now.isolation != "none"  # no worker ran: nothing was graded now (a merge of points)
+    isolation, detail = (now.isolation, now.isolation_detail) if graded_now_ran else (previous.isolation,
+                                                                                      previous.isolation_detail)
+    report = GradeReport(now.chapter, [rows[name] for name in sorted(rows)], now.limits, isolation,
+                         detail, now.seconds, warnings + now.warnings,
+                         now.assignment or previous.assignment, policy, hide_expected=now.hide_expected)
+    report.notices = notices
+    return report
+
+
+def _setting(key: str, value: Any) -> str:
+    """A late setting as a teacher gives it: ``deadline 2025-03-09T23:59:00+00:00``, ``grace 15 min``."""
+    if key == "grace_s":
+        return f"grace {float(value) / 60:g} min"
+    return f"{key.replace('_', ' ')} {value or 'none'}"
+
+
+def _same_lms_user(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two rows' identities are one LMS user (the same Canvas ID or Moodle participant, email, ID number)."""
+    if a.get("lms") and a.get("lms") == b.get("lms") and a.get("lms_id") and a.get("lms_id") == b.get("lms_id"):
+        return True
+    return any(a.get(key) and a.get(key) == b.get(key) for key in ("email", "id_number"))
+
+
+def _changes(before: dict[str, StudentResult], class_before: Any, report: GradeReport) -> list[tuple[str, float,
+                                                                                                     float, str]]:
+    """The totals this update changed, each with why; a changed late penalty is also a note for the student (their
+    feedback says it), unless they were graded again (then their notes are new, and say when they handed in)."""
+    regraded = {submission.student for submission in report.submissions}
+    changes = []
+    for row in report.students:
+        old = before.get(row.student)
+        if old is None or (_number(old.total) == _number(row.total) and old.penalty == row.penalty):
+            continue
+        why = []
+        if row.student in regraded:
+            why.append("graded again" + (f" ({Path(row.file).name})" if row.file != old.file else ""))
+        late = late_change(old, row, class_before, report.policy)
+        if late:
+            why.append(f"late penalty {_number(old.penalty)} → {_number(row.penalty)} ({late})")
+            if row.student not in regraded:
+                row.notes.append(f"late penalty changed from {_number(old.penalty)} to {_number(row.penalty)} "
+                                 f"point(s): {late}")
+        teacher = [key for key, result in row.exercises.items() if key in old.exercises and
+                   (result.teacher_points, result.points) != (old.exercises[key].teacher_points,
+                                                             old.exercises[key].points)]
+        if teacher and row.student not in regraded:
+            why.append(f"your points for {', '.join(teacher)}")
+        if any(result.max_points != old.exercises[key].max_points for key, result in row.exercises.items()
+               if key in old.exercises):
+            why.append("the exercises' points changed")
+        changes.append((row.student, old.total, row.total, "; ".join(why) or "points"))
+    return changes
+
+
+def _add_non_submitters(report: GradeReport, roster: Roster) -> None:
+    """A row for each student of the class list whom no row of ``report`` is (0 points, "no submission")."""
+    claimed = {id(entry) for row in report.students for entry in roster.candidates(row.student, row.identity)}
+    taken = {row.student for row in report.students}
+    for entry in roster.entries:
+        if id(entry) in claimed:
+            continue
+        student, identity = roster.student_of(entry)
+        if student in taken:
+            student = f"{student} ({identity.get('lms_id') or identity.get('email') or identity.get('id_number')})"
+        taken.add(student)
+        exercises = {exercise.id: ExerciseResult(0, exercise.points, "missing", "no submission: nothing was handed in",
+                                                 graded_points=None if exercise.kind == "manual" else 0)
+                     for exercise in report.chapter.exercises}
+        report.students.append(StudentResult(student, "", None, exercises,
+                                             f"no submission: on the class list (--roster {Path(roster.source).name}),"
+                                             " nothing was handed in", [], identity, no_submission=True))
+        report.warnings.append(f"student {student!r}: on the class list (--roster {Path(roster.source).name}), "
+                               "handed in nothing: 0 points, marked \"no submission\"")
+    report.students.sort(key=lambda row: row.student)
+
+
 # --------------------------------------------------------------------------------------------------
 # Benchmark: 30 synthetic submissions of one chapter
 # --------------------------------------------------------------------------------------------------

@@ -22,10 +22,17 @@ ids: a Moodle participant's number changes from one assignment to the next); whe
 the same assignment they are two people the roster does not tell apart, and the export stops with their
 names rather than give one of them the other's grade.
 
+**Every student is exported, a non-submitter as 0.** A student with no grade for an assignment (no row in its
+gradebook, or a row marked "no submission") is exported with 0 for it, and a warning names them; a student of
+the roster whom no student of the term gradebook could be (:meth:`Roster.candidates`) handed in nothing all
+term: their line has 0 for every assignment, and a warning names them too. A grade always wins over a "no
+submission" of the same person under another id.
+
 **Canvas** (Grades → Import): ``Student, ID, SIS User ID, SIS Login ID, Section``, then one column per
 assignment, and a second row ``Points Possible`` with each assignment's points. Canvas finds the
 student by ``ID`` (or the SIS ids), and the assignment by the column name: ``HW2 (4321)`` as in the
-roster for an existing assignment, a new name creates one. A blank cell changes nothing.
+roster for an existing assignment, a new name creates one. (A blank cell would change nothing: the export
+writes none.)
 
 **Moodle** (Grades → Import → CSV file): one row per student with ``Email address``, ``ID number`` and
 ``Full name``, then one column per assignment; on import map ``Email address`` (or ``ID number``) to
@@ -90,7 +97,19 @@ class Roster:
                 return column
         return name
 
+    def _exact(self, identity: dict[str, Any]) -> list[RosterEntry]:
+        """The rows a class-list student's identity names (their email or ID number: see :meth:`student_of`)."""
+        if identity.get("email"):
+            return [entry for entry in self.entries if entry.get("email address", "email").lower() ==
+                    identity["email"].lower()]
+        if identity.get("id_number"):
+            return [entry for entry in self.entries if entry.get("id number") == identity["id_number"]]
+        return []
+
     def match(self, student: str, identity: dict[str, Any]) -> RosterEntry | None:
+        exact = self._exact(identity)
+        if len(exact) == 1:
+            return exact[0]
         if identity.get("lms") == "canvas" and identity.get("lms_id"):
             by_id = [entry for entry in self.entries if entry.get("id") == identity["lms_id"]]
             if len(by_id) == 1:
@@ -106,6 +125,46 @@ class Roster:
             wanted |= name_keys(identity["name"])
         found = [entry for entry in self.entries if entry.keys & wanted]
         return found[0] if len(found) == 1 else None
+
+    def candidates(self, student: str, identity: dict[str, Any]) -> list[RosterEntry]:
+        """Every row that could be this student (:meth:`match` needs exactly one): a row none of the class's
+        students could be is a student who handed in nothing."""
+        found = self._exact(identity)
+        number = identity.get("lms_id")
+        if identity.get("lms") == "canvas" and number:
+            found += [entry for entry in self.entries if entry.get("id") == number]
+        if identity.get("lms") == "moodle" and number:
+            found += [entry for entry in self.entries
+                      if entry.get("identifier").lower().removeprefix("participant").strip() == number]
+        wanted = {student.strip().lower(), "".join(re.findall(r"[0-9a-z]", student.lower()))}
+        if identity.get("name"):
+            wanted |= name_keys(identity["name"])
+        found += [entry for entry in self.entries if entry.keys & wanted]
+        return list({id(entry): entry for entry in found}.values())
+
+    def student_of(self, entry: RosterEntry) -> tuple[str, dict[str, str]]:
+        """The student id and identity of a class-list row no submission is (a student who handed in nothing): the id
+        the LMS's downloads would give them (Canvas's ``jonescarol``, Moodle's ``Carol Jones``), and what finds their
+        row again (the Canvas ID, the Moodle participant number, the email or ID number)."""
+        name = entry.name
+        canvas_id = entry.get("id") if "sis user id" in self.fields or "sis login id" in self.fields else ""
+        if canvas_id:
+            student = "".join(re.findall(r"[0-9a-z]", name.lower())) or canvas_id
+            return student, {"lms": "canvas", "lms_id": canvas_id, "name": name}
+        identity = {"name": name}
+        number = entry.get("identifier").lower().removeprefix("participant").strip()
+        if number:
+            identity.update(lms="moodle", lms_id=number)
+        email, id_number = entry.get("email address", "email"), entry.get("id number")
+        if email:
+            identity["email"] = email
+        elif id_number:
+            identity["id_number"] = id_number
+        return entry.get("student") or name or email or id_number, identity
+
+    @property
+    def fields(self) -> set[str]:
+        return {column.lower() for column in self.header}
 
 
 def read_roster(path: str | Path) -> Roster:
@@ -134,13 +193,26 @@ def read_roster(path: str | Path) -> Roster:
 
 
 def _lms_rows(term: dict[str, Any], roster: Roster | None) -> tuple[list[tuple[dict, RosterEntry | None]], list[str]]:
-    """(term student, roster entry) for each student of the term gradebook, and warnings."""
+    """(term student, roster entry) for each student of the term gradebook, then for each student of the roster
+    whom no term student could be (they handed in nothing: a line with 0 for every assignment), and warnings."""
     rows, warnings = [], []
+    claimed: set[int] = set()
     for student in term["students"]:
         entry = roster.match(student["student"], student.get("identity", {})) if roster else None
         if roster is not None and entry is None:
             warnings.append(f"{student['student']!r} matches no single student of --roster {roster.source}")
+        if roster is not None:
+            claimed |= {id(e) for e in roster.candidates(student["student"], student.get("identity", {}))}
         rows.append((student, entry))
+    absent = [entry for entry in roster.entries if id(entry) not in claimed] if roster is not None else []
+    for entry in absent:
+        name, identity = roster.student_of(entry)
+        rows.append(({"student": name, "identity": identity, "scores": {}, "roster_only": True}, entry))
+    if absent:
+        names = [entry.name or roster.student_of(entry)[0] for entry in absent]
+        warnings.append(f"{len(absent)} student(s) of --roster {roster.source} have no grade in the term gradebook "
+                        f"(no submission): exported with 0 for every assignment: {', '.join(names[:10])}"
+                        f"{' …' if len(names) > 10 else ''}")
     return rows, warnings
 
 
@@ -153,18 +225,29 @@ def _one_line_per_user(lms: str, found: list[tuple[str, dict, list[str]]],
     for key, student, cells in found:
         users.setdefault(key, (cells, []))[1].append(student)
     lines, warnings, clashes = [], [], []
+    absent: dict[str, list[str]] = {}  # assignment: the students with no submission for it, exported as 0
     for key, (cells, students) in users.items():
         names, scores, both = [student["student"] for student in students], {}, set()
         for student in students:
-            both |= set(scores) & set(student["scores"])
-            scores.update(student["scores"])
+            graded = {name: score for name, score in student["scores"].items()
+                      if name not in student.get("no_submission", ())}
+            both |= set(scores) & set(graded)
+            scores.update(graded)
         if both:
             clashes.append(f"{', '.join(names)} are one student for {lms} ({key}) and have each a grade for "
                            f"{', '.join(sorted(both))}")
         elif len(students) > 1:
             warnings.append(f"{', '.join(map(repr, names))} are one student for {lms} ({key}), graded in different "
                             "assignments: exported as one line")
-        lines.append([*cells, *[_cell(scores.get(a["name"])) for a in assignments]])
+        if not all(student.get("roster_only") for student in students):  # (those are said on their own)
+            for assignment in assignments:
+                if assignment["name"] not in scores:
+                    absent.setdefault(assignment["name"], []).append(" / ".join(names))
+        lines.append([*cells, *[_cell(scores.get(a["name"], 0)) for a in assignments]])
+    if absent:
+        warnings.append("no submission, exported as 0: " + "; ".join(
+            f"{name}: {', '.join(students[:10])}{' …' if len(students) > 10 else ''}"
+            for name, students in sorted(absent.items())))
     if clashes:
         raise GradingError(f"the {lms} export cannot tell whose grade is whose: " + "; ".join(clashes) + ". They are "
                            "two people the roster does not tell apart (or one person graded twice): give a roster that "

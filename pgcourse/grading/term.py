@@ -3,13 +3,16 @@
 ``pgcourse grade … --out grades/02.csv --gradebook term.csv`` grades an assignment, then sets the
 assignment's column of ``term.csv`` (and ``term.json``) to the totals of its gradebook
 (``grades/02.json``): a student's re-grade, the teacher's points, a late policy changed later all
-reach the term gradebook the same way. The other columns are untouched; a student who has no result
-for an assignment has an empty cell. The previous ``term.csv``/``term.json`` are kept in
+reach the term gradebook the same way. The other columns are untouched. A student who handed in nothing
+for an assignment (a row of its gradebook marked "no submission": on the class list, ``--roster``, with
+no notebook; or no row at all) has 0 there, and ``term.csv``'s last column, ``no_submission``, names those
+assignments (a warning too, at each update). The previous ``term.csv``/``term.json`` are kept in
 ``term.history/`` and each update appends a line to ``term.audit.jsonl``.
 
 ``term.json`` holds the assignments (name, chapter, points possible, the gradebook they come from) and
-per student the scores and what the file names told about them (LMS, LMS id, name), for the exports
-to Canvas and Moodle (:mod:`pgcourse.grading.lms`).
+per student the scores (one per row of an assignment's gradebook), the assignments of those rows that are
+"no submission", and what the file names told about them (LMS, LMS id, name), for the exports to Canvas and
+Moodle (:mod:`pgcourse.grading.lms`).
 """
 from __future__ import annotations
 
@@ -62,6 +65,7 @@ def update_term(term: dict[str, Any], report: GradeReport, source: str, roster: 
     students = {s["student"]: s for s in term["students"]}
     for student in students.values():
         student["scores"].pop(name, None)
+        _mark(student, name, False)
     warnings = []
     for row in report.students:
         key = row.student
@@ -74,19 +78,41 @@ def update_term(term: dict[str, Any], report: GradeReport, source: str, roster: 
             if field != "late_flag":
                 student["identity"].setdefault(field, value)
         student["scores"][name] = _number(row.total)
+        _mark(student, name, row.no_submission)
     term["students"] = [students[key] for key in sorted(students) if students[key]["scores"]]
+    absent = [s["student"] for s in term["students"] if name in no_submission(s, [name])]
+    if absent:
+        warnings.append(f"no submission for {name}: {', '.join(absent[:10])}{' …' if len(absent) > 10 else ''} "
+                        f"({len(absent)} student(s): 0 in the term gradebook, named in its no_submission column)")
     return warnings
+
+
+def _mark(student: dict[str, Any], name: str, absent: bool) -> None:
+    marked = [n for n in student.get("no_submission", []) if n != name] + ([name] if absent else [])
+    if marked:
+        student["no_submission"] = sorted(marked)
+    else:
+        student.pop("no_submission", None)
+
+
+def no_submission(student: dict[str, Any], names: list[str]) -> list[str]:
+    """Of the assignments ``names``, those ``student`` handed in nothing for: a row marked so, or no row (0 each)."""
+    marked = set(student.get("no_submission", []))
+    return [name for name in names if name not in student["scores"] or name in marked]
 
 
 def term_csv(term: dict[str, Any]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
     names = [a["name"] for a in term["assignments"]]
-    writer.writerow([csv_text_cell(text) for text in ["student", *names, "total"]])
+    absent = {student["student"]: no_submission(student, names) for student in term["students"]}
+    marked = any(absent.values())  # the column is there once someone handed in nothing
+    writer.writerow([csv_text_cell(text) for text in ["student", *names, "total", *(["no_submission"] if marked
+                                                                                      else [])]])
     for student in term["students"]:
-        scores = [student["scores"].get(name) for name in names]
-        writer.writerow([csv_text_cell(student["student"]), *["" if s is None else s for s in scores],
-                         _number(sum(s for s in scores if s is not None))])
+        scores = [student["scores"].get(name, 0) for name in names]
+        writer.writerow([csv_text_cell(student["student"]), *scores, _number(sum(scores)),
+                         *([csv_text_cell("; ".join(absent[student["student"]]))] if marked else [])])
     return buffer.getvalue()
 
 
