@@ -154,12 +154,12 @@ def restamp(row: StudentResult, lms_times: dict[str, datetime]) -> bool:
     return False
 
 
-def _source(submitted_at: str | None, time_source: str) -> str:
-    if time_source == CANVAS_FLAG:
-        return "Canvas's LATE flag, no time"
-    if submitted_at is None:
+def _source(row: StudentResult) -> str:
+    if row.time_source == CANVAS_FLAG:
+        return "Canvas's LATE flag, no time" if row.identity.get("late_flag") else "no time (Canvas: not flagged LATE)"
+    if row.submitted_at is None:
         return "no time"
-    return f"{submitted_at}, {time_source}"
+    return f"{row.submitted_at}, {row.time_source}"
 
 
 def late_change(before: StudentResult, row: StudentResult, class_before: LatePolicy, class_now: LatePolicy) -> str:
@@ -170,8 +170,7 @@ def late_change(before: StudentResult, row: StudentResult, class_before: LatePol
         return ""
     why = []
     if (before.submitted_at, before.time_source) != (row.submitted_at, row.time_source):
-        why.append(f"submission time {_source(row.submitted_at, row.time_source)}; was "
-                   f"{_source(before.submitted_at, before.time_source)}")
+        why.append(f"submission time {_source(row)}; was {_source(before)}")
     own_before, own_now = student_policy(class_before, before.late_policy), student_policy(class_now, row.late_policy)
     if own_now != own_before:
         if row.late_policy:
