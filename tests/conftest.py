@@ -2,8 +2,16 @@
 from __future__ import annotations
 
 import os
+import signal
 
 os.environ["SDL_VIDEODRIVER"] = "dummy"  # pygame (CartPole rendering) without a display
+
+# The Ctrl-C tests send SIGINT to this process (and a sweep's workers). A launcher that starts the suite in the
+# background without job control (nohup, `cmd &` in a script) hands it SIGINT ignored, which Python keeps, so the
+# run would never see the Ctrl-C they test: 18 tests failed that way. Restore Python's own handler (and so the
+# default for child processes, which inherit an ignored signal across exec but not a handler).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
