@@ -804,6 +804,12 @@ def test_an_extension_for_one_student_moves_that_student_only(course_dir, tmp_pa
     assert fake_cli(str(tmp_path / "dl"), "--update", "--student", "jonescarol", *common) == 0
     assert penalties() == {"jonescarol": 0, "smithalice": 2, "leebob": 0}
     assert _students(out)["jonescarol"]["late_policy"] == {"deadline": _at(48)}
+    # --student changes no one else, whatever a --manual file holds
+    (tmp_path / "manual.csv").write_text("student,exercise,points,comment\njonescarol,ch01_why,2,\n"
+                                         "smithalice,ch01_why,2,\n")
+    assert fake_cli("--update", "--student", "jonescarol", "--manual", str(tmp_path / "manual.csv"), *common) == 0
+    assert {name: s["total"] for name, s in _students(out).items()} == {"jonescarol": 5, "smithalice": 1, "leebob": 3}
+    assert "the rows of 1 student(s) not given with --student were not applied (smithalice)" in capsys.readouterr().out
     # a student the gradebook does not have is refused, and nothing changes
     assert fake_cli("--update", "--student", "zoe", "--deadline", _at(48), *common) == 2
     assert "--student zoe" in capsys.readouterr().err

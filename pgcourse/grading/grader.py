@@ -402,6 +402,12 @@ def grade_paths(paths: Sequence[str | Path], *, out: str | Path | None = None, j
         _add_non_submitters(report, roster)
     report.warnings += untrusted_times(report.students, report.policy)
     report.warnings = list(dict.fromkeys(report.warnings))  # an update says again what the gradebook said
+    if manual_entries and students:  # --student: no other student changes, whatever the file holds
+        others = sorted({entry.student for entry in manual_entries if entry.student not in set(students)})
+        manual_entries = [entry for entry in manual_entries if entry.student in set(students)]
+        if others:
+            report.notices.append(f"--manual {manual}: the rows of {len(others)} student(s) not given with --student "
+                                  f"were not applied ({', '.join(others[:5])}{' …' if len(others) > 5 else ''})")
     if manual_entries:
         apply_manual(report, manual_entries, f"--manual {manual}")
     if previous is not None:
