@@ -71,6 +71,7 @@ FAKE_GPU_LOG := test-artifacts/fake-gpu-notebooks.log
 test: setup browser sandbox
 	@mkdir -p test-artifacts; \
 	$(FAKE_GPU_RUN) -q -p no:cacheprovider > $(FAKE_GPU_LOG) 2>&1 & fake_gpu=$$!; \
+	trap 'kill $$fake_gpu 2>/dev/null' INT TERM; \
 	SDL_VIDEODRIVER=dummy $(BIN)/python -m pytest $(addprefix --ignore=,$(PORTABLE_TESTS)); main=$$?; \
 	wait $$fake_gpu; fake_gpu_status=$$?; \
 	echo "--- the lessons and solutions on a fake GPU (PGCOURSE_DEVICE=cuda; $(FAKE_GPU_LOG)) ---"; \
