@@ -61,6 +61,18 @@ FAKE_DEVICE = torch.device("cuda", 0)
 CPU = torch.device("cpu")
 
 
+def unusable_reason() -> str | None:
+    """Why the double cannot stand in for CUDA in this torch (None: it can). It plays CUDA on a CPU build of torch
+    (the course's pin, 2.13.0+cpu, and CI's). A CUDA build without a GPU calls its real runtime from places the
+    double does not reach and fails there: torch 2.14.1+cu130's Adam asks ``torch.accelerator`` for the current
+    stream ("CUDA driver version is insufficient"), so every run trained on the fake GPU would crash for a reason
+    that is the double's, not the course's. Tests that train on it skip with this reason on such a build."""
+    if torch.version.cuda is not None:
+        return (f"the fake GPU needs a CPU build of torch; this is torch {torch.__version__}, a CUDA build, whose "
+                "runtime the double cannot stand in for")
+    return None
+
+
 class FakeDeviceError(RuntimeError):
     """Raised where a real GPU raises ``RuntimeError`` over devices (so ``pytest.raises(RuntimeError)`` holds)."""
 

@@ -12,7 +12,7 @@ import torch
 
 import pgcourse as pg
 from conftest import TINY_A2C
-from fake_cuda import fake_cuda, on_fake_cuda
+from fake_cuda import fake_cuda, on_fake_cuda, unusable_reason
 from pgcourse import devices
 
 
@@ -55,6 +55,7 @@ def test_auto_on_a_gpu_machine_gives_the_cpu_run_bit_for_bit():
                 assert a.tobytes() == b.tobytes(), f"{table}.{column} differs"
 
 
+@pytest.mark.skipif(unusable_reason() is not None, reason=str(unusable_reason()))
 def test_the_environment_variable_forces_every_auto_and_an_explicit_device_wins(monkeypatch):
     monkeypatch.setenv(devices.DEVICE_ENV_VAR, "cuda")
     with fake_cuda():

@@ -23,9 +23,10 @@ import torch
 
 import pgcourse as pg
 from conftest import EVERY_LOOP_SHORT, SHORT_CARTPOLE, SHORT_PENDULUM, TINY_A2C, TINY_PPO_CONTINUOUS, TINY_PPO_DISCRETE
-from fake_cuda import FakeCudaTensor, fake_cuda, on_fake_cuda
+from fake_cuda import FakeCudaTensor, fake_cuda, on_fake_cuda, unusable_reason
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(unusable_reason() is not None, reason=str(unusable_reason()))
 
 
 @pytest.fixture
