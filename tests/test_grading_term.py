@@ -745,16 +745,23 @@ def test_an_update_that_changes_no_time_keeps_a_canvas_late_flag_penalty(course_
     assert any("Canvas marked this submission LATE" in note for note in alice["notes"])
 
 
-def test_an_update_changes_only_the_late_settings_given(course_dir, tmp_path, fake_cli, capsys):
-    # finding 2: the gradebook stores the deadline, the penalty (and its unit) and the grace; an --update that gives
-    # one of them keeps the others
+def _graded_late_class(tmp_path, course_dir, fake_cli, hours_late: tuple[float, float, float], *options: str):
+    """Three Canvas students (ids 12346-12348) handed in ``hours_late`` after the deadline D0, graded with a 10%/day
+    late penalty and ``options``; returns (gradebook path, the options every update repeats, penalties())."""
     _canvas_class(tmp_path / "dl", late_flag=())
-    (tmp_path / "times.csv").write_text(f"student,submitted_at\n12346,{_at(0.2)}\n12347,{_at(26)}\n12348,{_at(-1)}\n")
+    rows = "".join(f"{canvas_id},{_at(hours)}\n" for canvas_id, hours in zip((12346, 12347, 12348), hours_late))
+    (tmp_path / "times.csv").write_text(f"student,submitted_at\n{rows}")
     out = tmp_path / "hw1.csv"
     common = ["--course", str(course_dir), "--out", str(out)]
     assert fake_cli(str(tmp_path / "dl"), "--chapter", "01", "--deadline", D0.isoformat(), "--late-penalty",
-                    "10%/day", "--grace", "15m", "--timestamps", str(tmp_path / "times.csv"), *common) == 0
-    penalties = lambda: {name: s.get("penalty", 0) for name, s in _students(out).items()}  # noqa: E731
+                    "10%/day", *options, "--timestamps", str(tmp_path / "times.csv"), *common) == 0
+    return out, common, lambda: {name: s.get("penalty", 0) for name, s in _students(out).items()}
+
+
+def test_an_update_changes_only_the_late_settings_given(course_dir, tmp_path, fake_cli, capsys):
+    # finding 2: the gradebook stores the deadline, the penalty (and its unit) and the grace; an --update that gives
+    # one of them keeps the others
+    out, common, penalties = _graded_late_class(tmp_path, course_dir, fake_cli, (0.2, 26, -1), "--grace", "15m")
     assert penalties() == {"jonescarol": 0, "smithalice": 1, "leebob": 0}  # Carol within the grace; Alice 2 days
     capsys.readouterr()
 
@@ -773,13 +780,7 @@ def test_an_update_changes_only_the_late_settings_given(course_dir, tmp_path, fa
 
 def test_an_extension_for_one_student_moves_that_student_only(course_dir, tmp_path, fake_cli, capsys):
     # finding 5: --update --student jonescarol --deadline … is an extension for Carol; the class keeps its deadline
-    _canvas_class(tmp_path / "dl", late_flag=())
-    (tmp_path / "times.csv").write_text(f"student,submitted_at\n12346,{_at(30)}\n12347,{_at(26)}\n12348,{_at(-1)}\n")
-    out = tmp_path / "hw1.csv"
-    common = ["--course", str(course_dir), "--out", str(out)]
-    assert fake_cli(str(tmp_path / "dl"), "--chapter", "01", "--deadline", D0.isoformat(), "--late-penalty",
-                    "10%/day", "--timestamps", str(tmp_path / "times.csv"), *common) == 0
-    penalties = lambda: {name: s.get("penalty", 0) for name, s in _students(out).items()}  # noqa: E731
+    out, common, penalties = _graded_late_class(tmp_path, course_dir, fake_cli, (30, 26, -1))
     assert penalties() == {"jonescarol": 1, "smithalice": 1, "leebob": 0}
     capsys.readouterr()
 
