@@ -112,3 +112,22 @@ def test_an_interpreter_under_tmp_stays_visible(monkeypatch):
                                           f"print(open({str(folder / 'marker.txt')!r}).read())"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "visible", done.stderr
+
+
+
+@needs_sandbox
+def test_an_interpreter_started_through_a_dotdot_path_runs_in_the_sandbox(monkeypatch):
+    """``python`` started as ``<folder>/../venv/bin/python`` (sys.executable keeps the ``..``): inside the sandbox
+    ``<folder>`` does not exist, so the path could not be resolved and every student process died at start
+    (224 setup errors in a run started that way, with the venv beside a clone under /tmp)."""
+    from pgcourse.grading import sandbox
+
+    folder = tempfile.mkdtemp(prefix="pgcourse-detour-", dir="/tmp")  # /tmp is the sandbox's own, empty tmpfs
+    detour = os.path.join(folder, os.path.relpath(os.path.abspath(sys.executable), folder))  # folder/../../…/python
+    assert ".." in detour and os.path.samefile(detour, sys.executable)
+    monkeypatch.setattr(sys, "executable", detour)
+    argv = sandbox.student_command(SANDBOX, write_runner_package(tempfile.mkdtemp()), 3, Limits().to_dict())
+    start = argv.index("--") + 1
+    done = subprocess.run(argv[:start] + [argv[start], "-I", "-c", "print('ran')"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.strip() == "ran", done.stderr

@@ -167,7 +167,9 @@ def student_command(mode: str, runner_folder: str | Path, sock_fd: int, limits: 
     folder of its own)."""
     config = json.dumps({"fd": sock_fd, "limits": limits, "mode": mode, "scratch": scratch, "uid": student_uid()})
     where = str(runner_folder) if mode == UNSAFE else SANDBOX_RUNNER_FOLDER
-    python = [sys.executable, "-I", "-B", "-c",
+    # '..' collapsed (a folder on the way may not exist in the sandbox); symlinks kept: a venv's python is found
+    # as a venv only through its own path (pyvenv.cfg beside it), so realpath would lose its packages
+    python = [os.path.normpath(os.path.abspath(sys.executable)), "-I", "-B", "-c",
               f"import sys; sys.path.insert(0, {where!r}); from {RUNNER_PACKAGE}.runner import main; main(sys.argv[1])",
               config]
     if mode == UNSAFE:
