@@ -138,3 +138,12 @@ def test_the_cli_blames_the_environment_variable_not_a_device_flag_it_was_not_gi
     assert main(["train", "ppo", "--env", "CartPole-v1", "--steps", "64", "--quiet"]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("pgcourse train: error: the environment variable PGCOURSE_DEVICE='gpu' is invalid"), last
+
+
+@pytest.mark.parametrize("name", ["cuda:x", "cuda:01", "gpu", "mps"])
+def test_the_language_model_config_refuses_what_is_no_device_for_it(name):
+    import importlib
+
+    finetune = importlib.import_module("pgcourse.lm.finetune")
+    with pytest.raises(pg.ConfigError, match="device"):
+        finetune.FinetuneConfig(device=name)

@@ -50,7 +50,7 @@ import torch
 
 from ..algorithms.interrupts import InterruptGuard
 from ..config import ConfigError
-from ..devices import resolve_device
+from ..devices import is_valid_device_name, resolve_device
 from ..returns import compute_gae
 from .losses import (group_relative_advantages, kl_k1, kl_k3, kl_penalized_rewards, masked_clipped_loss, masked_mean,
                      sequence_log_probs, token_log_probs)
@@ -131,8 +131,8 @@ class FinetuneConfig:
             _fail("reward", self.reward, f"one of {REWARD_NAMES}")
         if self.kl_estimator not in KL_ESTIMATORS:
             _fail("kl_estimator", self.kl_estimator, f"one of {tuple(KL_ESTIMATORS)}")
-        if self.device not in ("auto", "cpu", "cuda") and not str(self.device).startswith("cuda:"):
-            _fail("device", self.device, "'auto', 'cpu' or 'cuda'")
+        if not is_valid_device_name(self.device) or self.device == "mps":
+            _fail("device", self.device, "'auto', 'cpu', 'cuda' or 'cuda:<index>'")
         ints = {"group_size": (1, None), "prompts_per_update": (1, None), "updates": (1, None),
                 "update_epochs": (1, None), "max_new_tokens": (1, 64), "min_digits": (1, 10), "max_digits": (1, 10),
                 "eval_prompts": (1, None), "sample_every": (1, None), "seed": (0, None)}
