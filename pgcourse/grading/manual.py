@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .course import Chapter, GradingError
@@ -86,14 +86,16 @@ def apply_manual(report: GradeReport, entries: list[ManualEntry], where: str) ->
     the exercise is worth, is a :class:`GradingError` naming the line and what is expected."""
     students = {row.student: row for row in report.students}
     exercises = {exercise.id: exercise for exercise in report.chapter.exercises}
+    entries = [resolve_exercise(entry, report.chapter) for entry in entries]
     for entry in entries:
         if entry.student not in students:
             known = ", ".join(sorted(students)[:8]) + (" …" if len(students) > 8 else "")
             raise GradingError(f"{where} line {entry.line}: no student {entry.student!r} in the gradebook of "
                                f"{report.name} (students: {known})")
         if entry.exercise not in exercises:
+            names = ", ".join(f"{e.id} ({e.label})" if e.label != e.id else e.id for e in report.chapter.exercises)
             raise GradingError(f"{where} line {entry.line}: {entry.exercise!r} is not an exercise of {report.chapter.name}"
-                               f"; expected one of {', '.join(exercises)}")
+                               f"; expected one of {names} (the id, or the short name the table shows)")
         limit = exercises[entry.exercise].points
         if entry.points is not None and not math.isnan(entry.points) and entry.points > limit:
             raise GradingError(f"{where} line {entry.line}: {entry.points:g} points for {entry.exercise}, which is "
@@ -106,6 +108,15 @@ def apply_manual(report: GradeReport, entries: list[ManualEntry], where: str) ->
             result.comment = entry.comment
         settle(result)
     return len(entries)
+
+
+def resolve_exercise(entry: ManualEntry, chapter: Chapter) -> ManualEntry:
+    """``entry`` with its exercise as the chapter's id: the table's short name (``normalize``) names the exercise
+    whose id it is without the chapter prefix (``ch01_normalize``); an id, or a name matching nothing, stays."""
+    if any(exercise.id == entry.exercise for exercise in chapter.exercises):
+        return entry
+    found = [exercise.id for exercise in chapter.exercises if exercise.label == entry.exercise]
+    return replace(entry, exercise=found[0]) if len(found) == 1 else entry
 
 
 def settle(result: ExerciseResult) -> None:
