@@ -138,6 +138,30 @@ def test_what_a_stage_check_says_holds_no_solution_code():
                     assert not SOLUTION_CODE.search(line), f"{wrong_loop.id}: {line}"
 
 
+def _advantages_messages() -> dict[str, str]:
+    """The advantages check's message for each wrong version of the catalogue and each known mistake of the check."""
+    messages = {w.id: rejection(w) for w in WRONG_LOOPS if w.stage == "advantages_and_returns"}
+    for number, mistake in enumerate(ch04b_ppo_loop.GAE_MISTAKES):
+        with pytest.raises(AssertionError) as info:
+            checks.check_advantages_and_returns(mistake.compute)
+        messages[f"GAE_MISTAKES[{number}]"] = str(info.value)
+    return messages
+
+
+def test_an_advantages_message_never_names_a_mistake_and_then_says_none_is_known():
+    """A message that names the mistake (in its first line or as the probable mistake) never adds "No known mistake
+    reproduces ...", and what a field should hold is said of advantages and returns only (an input changed in place
+    is not described as advantages)."""
+    for label, message in _advantages_messages().items():
+        field = re.match(r"advantages_and_returns: your (?:function changed its input )?`(\w+)`", message)
+        assert field is not None, f"{label}: {message}"
+        assert message.count("Probable mistake:") + message.count("No known mistake") == 1, f"{label}:\n{message}"
+        if "No known mistake" in message:
+            assert field.group(1) in ("advantages", "returns"), f"{label}:\n{message}"
+        if "requires grad" in message.splitlines()[0] or "in place" in message.splitlines()[0]:
+            assert "Probable mistake:" in message, f"{label}:\n{message}"
+
+
 def test_without_a_known_mistake_the_message_says_what_the_field_holds():
     def rollout_with_doubled_rewards(envs, policy, value_net, start, n_steps):
         rollout, next_start = ch04b_ppo_loop.reference_collect_rollout(envs, policy, value_net, start, n_steps)

@@ -201,6 +201,11 @@ def rollout_with_grad(envs, policy, value_net, start, n_steps):
 
 def learner_gae(rewards, values, next_values, terminated, truncated, gamma, lam, bug=None):
     """A backward loop over time, flags combined with maximum (a logical or of 0/1 floats)."""
+    if bug == "next_values_masked_in_place":  # detach() shares the caller's storage: mul_ writes into it
+        next_values.detach().mul_(1.0 - terminated)
+    if bug == "values_shifted_in_place":
+        values.detach().add_(1.0)
+        values = values - 1.0
     if bug != "not_detached":
         values, next_values = values.detach(), next_values.detach()
     if bug == "env_axis":
@@ -274,6 +279,19 @@ def gae_not_detached(*args):
 def gae_returns_are_advantages(*args):
     """Returns the advantages as the critic targets."""
     return learner_gae(*args, bug="returns_are_advantages")
+
+
+@wrong("advantages_and_returns", "an operation wrote into `next_values`")
+def gae_masks_next_values_in_place(*args):
+    """Zeroes next_values after terminations in place (right advantages, but the caller's next_values changed)."""
+    return learner_gae(*args, bug="next_values_masked_in_place")
+
+
+@wrong("advantages_and_returns", "an operation wrote into `values`")
+def gae_shifts_values_in_place(*args):
+    """Adds 1 to values in place and takes it off again in its own arithmetic (right results, the caller's values
+    changed)."""
+    return learner_gae(*args, bug="values_shifted_in_place")
 
 
 # ============================================================================================ 04b ppo_update

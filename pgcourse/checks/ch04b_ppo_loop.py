@@ -393,14 +393,22 @@ def _compare_advantages(expected: dict[str, Any], received: dict[str, Any], vali
             return mismatch
     if received["requires_grad"]:
         name = received["requires_grad"][0]
-        return Mismatch(name, f"your `{name}` is connected to the autograd graph of the values (it requires grad). "
-                              "Advantages and returns are constants of the losses: built from values that carry a "
-                              "graph, they let the actor's loss push the critic (advantages not detached).")
+        return Mismatch(name, f"your `{name}` is connected to the autograd graph of the values (it requires grad).",
+                        hint="advantages not detached: advantages and returns are constants of the losses; built "
+                             "from values that carry a graph, they let the actor's loss push the critic. Compute "
+                             "them from the values' numbers, cut from the graph.")
     if received["changed"]:
         name = received["changed"][0]
-        return Mismatch(name, f"your function changed its input `{name}` in place; the update still needs it as "
-                              f"it was.")
+        return Mismatch(name, f"your function changed its input `{name}` in place.",
+                        hint=f"an operation wrote into `{name}` (x *= …, x[...] = …, or a method ending in _): "
+                             f"the update still needs it as it was. Build new tensors instead of changing an input.")
     return None
+
+
+def _gae_concept(mismatch: Mismatch) -> str:
+    """What the mismatching field should hold: only advantages and returns are described (a mismatch on an input,
+    changed in place, names its mistake itself)."""
+    return _GAE_CONCEPT if mismatch.field in ("advantages", "returns") else ""
 
 
 def check_advantages_and_returns(fn: Callable[..., Any]) -> None:
@@ -412,7 +420,7 @@ def check_advantages_and_returns(fn: Callable[..., Any]) -> None:
         "advantages_and_returns", fn, len(cases), reference_advantages_and_returns,
         compare=lambda expected, received, index: _compare_advantages(expected, received, cases[index][1].valid),
         mistakes=GAE_MISTAKES, mistake_data=lambda mistake, index: run_gae_case(mistake.compute, index),
-        situation=lambda index, expected: cases[index][0], concept=lambda mismatch: _GAE_CONCEPT,
+        situation=lambda index, expected: cases[index][0], concept=_gae_concept,
         note=lambda mismatch: STEP_NOTE)
     print(f"✓ advantages_and_returns: {len(cases)} cases equal to the reference on the valid steps (rtol 1e-4, "
           f"atol 1e-5)")

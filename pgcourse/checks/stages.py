@@ -248,8 +248,8 @@ def run_stage_check(stage: str, fn: Callable[..., Any], count: int, reference: C
         mismatch = compare(expected, received, index)
         if mismatch is None:
             continue
-        hint = diagnose(mistakes, mismatch, lambda mistake: compare(mistake_data(mistake, index), received,
-                                                                    index) is None)
+        hint = mismatch.hint or diagnose(mistakes, mismatch, lambda mistake: compare(mistake_data(mistake, index),
+                                                                                     received, index) is None)
         raise AssertionError(failure_message(stage, mismatch, hint, situation(index, expected), concept(mismatch),
                                              note(mismatch)))
 
@@ -273,6 +273,9 @@ class Mismatch:
     expected: Any = None
     received: Any = None
     details: str | None = None   # where the values differ, entry by entry
+    hint: str | None = None      # the mistake, when the mismatch itself shows it (an input changed in place, a
+                                 # result still attached to the graph): named as the probable mistake, and no
+                                 # known wrong version is searched for
 
 
 def as_tensor(value: Any) -> Tensor | None:
