@@ -353,8 +353,8 @@ QUESTIONS: dict[str, list[Question]] = {
     "06": [
         _q("q1", "`pg.diagnose` reports every signal healthy for your new training loop. What may you conclude?", "c",
            ("The loop has no bug.",
-            "Some bugs leave no mark on the signals it reads: lesson 06's bug hunt has mysteries (truncation treated "
-            "as termination, the clipped action's log-prob) whose runs it calls healthy."),
+            "Some bugs leave no mark on the signals it reads: some of lesson 06's mystery trainers are runs it calls "
+            "healthy, though each has a bug."),
            ("The hyperparameters are well tuned.",
             "The signals watch for the signatures of known bugs, not for how good a setting is: a healthy-looking "
             "run can still learn slowly."),
@@ -384,8 +384,8 @@ QUESTIONS: dict[str, list[Question]] = {
            ("The advantage has the wrong sign.",
             "That breaks the policy, not the value targets: it fails the probes where the action matters."),
            ("The critic's learning rate is too low.",
-            "A slow critic is still moving towards 5; settling on one wrong value, the same on every seed, points at "
-            "wrong targets."),
+            "A slow critic is still moving towards the true value, 1 / (1 - gamma); settling on one wrong value, the "
+            "same on every seed, points at wrong targets."),
            ("The entropy bonus has the wrong sign.",
             "The entropy term acts on the policy; with one observation and no action choice it cannot move V.")),
         _q("q4", "Why does the bug hunt train each mystery's correct twin with the same seed?", "d",

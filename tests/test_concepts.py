@@ -196,3 +196,59 @@ def test_the_lesson_sections_named_in_questions_and_exercise_texts_exist():
     missing = [(where, lesson, section) for where, lesson, section in references
                if section.rstrip(".") not in _lesson_sections(lesson)]
     assert not missing, f"these point to lesson sections that do not exist (renumbered?): {missing}"
+
+
+# -- chapter 06: the feedback gives no bug-hunt answer away, and its numbers are the exercise's (issue 26) -----
+
+def _bug_hunt_answers() -> dict[int, str]:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_mysteries", ROOT / "tools" / "make_mysteries.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.answers_from_notebook(NOTEBOOK["06"])
+
+
+def test_chapter_06_feedback_names_no_mystery_answer():
+    """Issue 26, item 4: q1(a)'s feedback said which mysteries pg.diagnose calls healthy ("truncation treated as
+    termination, the clipped action's log-prob"): the answers to mysteries 5 and 6."""
+    from pgcourse.planted import TRAPS
+
+    generic = {"advantage", "action", "sign", "flipped", "wrong", "entropy", "log", "prob", "probs", "not", "from",
+               "as", "old", "critic", "lr", "low", "grad", "clip", "long", "per", "norm", "adv", "missing"}
+    for question in concepts.QUESTIONS["06"]:
+        for letter, text in question.explanations.items():
+            if not re.search(r"myster|bug hunt", text, re.IGNORECASE):
+                continue
+            for answer in _bug_hunt_answers().values():
+                words = [word for word in answer.split("_") if word not in generic and word in TRAPS[answer][1]]
+                said = [word for word in words if re.search(rf"\b{word[:7]}", text, re.IGNORECASE)]
+                assert not said, (question.id, letter, answer, said)
+
+
+def test_chapter_06_q3_feedback_uses_the_exercise_value():
+    """q3(c) said a slow critic is "still moving towards 5", where the time-limit probe's true value (the one the
+    question asks about, 1 / (1 - gamma): 10 in the exercise) is what a slow critic approaches."""
+    from pgcourse.checks import ch06_traps
+
+    q3 = next(question for question in concepts.QUESTIONS["06"] if question.id == "q3")
+    text = q3.explanations["c"]
+    numbers = {float(n) for n in re.findall(r"(?<![\w.])\d+(?:\.\d+)?(?![\w.])", text)}
+    assert numbers <= {1.0, round(ch06_traps.TRUNCATION_VALUE, 2)}, text
+    assert "1 / (1 - gamma)" in text, text
+
+
+def test_chapter_06_header_points_are_the_graders():
+    """The header's table of exercises and points said 14 in all, the grader gives 16 (the concept check's 2 were
+    missing): each row's points and the total must be what the grader reads from the graded cells."""
+    from pgcourse.grading.course import load_course
+
+    header = source(cells(NOTEBOOK["06"])[0])
+    rows = re.findall(r"^\|\s*([^|]+?)\s*\|[^|]*\|[^|]*\|\s*\**([\d.]+)\**\s*\|\s*$", header, re.MULTILINE)
+    table = {name.strip("* "): float(points) for name, points in rows}
+    total = table.pop("total")
+    course = load_course(ROOT)
+    chapter = course.chapter(next(name for name in course.names if name.startswith("06")))
+    graded = {exercise.id: exercise.points for exercise in chapter.exercises}
+    assert total == chapter.max_points == sum(table.values()), (total, chapter.max_points, table)
+    assert sorted(table.values()) == sorted(graded.values()), (table, graded)
