@@ -11,12 +11,13 @@ teacher can type.
 """
 from __future__ import annotations
 
+import nbformat
 import pytest
 
 from pgcourse import grading
 from pgcourse.grading import GradingError
 
-from test_grading_term import FakePool, LIMITS, course, course_dir, write_submission  # noqa: F401  (fixtures)
+from test_grading_term import ISOLATION, LIMITS, FakePool, course, course_dir, write_submission  # noqa: F401 (fixtures)
 
 
 def _fake_grade(paths, course, **kwargs):
@@ -43,3 +44,50 @@ def test_an_unknown_short_name_lists_both_spellings(course, tmp_path):
     message = str(error.value)
     assert "'triple' is not an exercise of 01_demo" in message
     assert "ch01_double (double)" in message and "\n" not in message
+
+
+# -- a failure caused by an earlier cell says so, graded for real --------------------------------------------
+@pytest.fixture(scope="module")
+def pool():
+    with grading.Grader(jobs=1, isolation=ISOLATION) as shared:
+        yield shared
+
+
+def test_an_exercise_that_failed_because_an_earlier_cell_did_says_which(course_dir, tmp_path, pool):
+    """One missing ``:`` in double's cell: halve (right, but written with double) fails too, and says why."""
+    path = write_submission(tmp_path / "submitted" / "alice.ipynb", right=())
+    notebook = nbformat.read(path, as_version=4)
+    numbers = {}
+    for number, cell in enumerate(notebook.cells, start=1):
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        numbers[grade_id] = number
+        if grade_id == "ch01_double":
+            cell.source = "def double(x)\n    return 2 * x\n"
+        if grade_id == "ch01_halve":
+            cell.source = "def halve(x):\n    return double(x) / 4\n"
+    nbformat.write(notebook, path)
+    report = grading.grade_paths([tmp_path / "submitted"], course=course_dir, chapter="01", limits=LIMITS,
+                                 grader=pool, progress=False)
+    double, halve = (report.student("alice").exercises[name] for name in ("ch01_double", "ch01_halve"))
+    assert double.status == "error" and "SyntaxError" in double.feedback
+    assert halve.status == "error" and "name 'double' is not defined" in halve.feedback
+    assert (f"this exercise failed because cell {numbers['ch01_double']} (your answer cell ch01_double) raised "
+            "SyntaxError") in halve.feedback
+    assert "`double` is defined there" in halve.feedback and "fix that cell first" in halve.feedback
+    assert "failed because cell" not in double.feedback  # its own failure needs no such note
+
+
+def test_a_name_no_earlier_failed_cell_defines_gets_no_such_note(course_dir, tmp_path, pool):
+    path = write_submission(tmp_path / "submitted" / "bob.ipynb", right=())
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id == "ch01_double":
+            cell.source = "def double(x)\n    return 2 * x\n"
+        if grade_id == "ch01_halve":
+            cell.source = "def halve(x):\n    return triple(x) / 6\n"
+    nbformat.write(notebook, path)
+    report = grading.grade_paths([tmp_path / "submitted"], course=course_dir, chapter="01", limits=LIMITS,
+                                 grader=pool, progress=False)
+    halve = report.student("bob").exercises["ch01_halve"]
+    assert "name 'triple' is not defined" in halve.feedback and "failed because cell" not in halve.feedback

@@ -14,6 +14,7 @@ import copy
 import hashlib
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -197,6 +198,7 @@ def _row(submission: Submission, chapter: Chapter, raw: dict[str, dict[str, Any]
     row = StudentResult(submission.student, str(submission.path), submission.sha256, exercises, submission.problem,
                         [*submission.notes, *notes], submission.identity.to_json() if submission.identity else {})
     _hint_untaken_cells(submission, chapter, row)
+    _hint_earlier_failures(submission, chapter, row)
     return row
 
 
@@ -216,6 +218,47 @@ def _defined_names(source: str) -> set[str]:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             names.update(t.id for target in targets for t in ast.walk(target) if isinstance(t, ast.Name))
     return names
+
+
+_UNDEFINED = re.compile(r"name '(\w+)' is not defined")
+_DEFINES = r"^(?:async[ \t]+)?def[ \t]+{0}\b|^class[ \t]+{0}\b|^{0}[ \t]*(?::[^=\n]*)?=(?!=)"
+
+
+def _cell_defines(source: str, name: str) -> bool:
+    """Whether ``source`` defines ``name`` at top level (def, class, assignment), read line by line so that a cell
+    that does not parse (the SyntaxError that stopped it) is still read."""
+    return re.search(_DEFINES.format(re.escape(name)), source, re.MULTILINE) is not None
+
+
+def _exception_line(feedback: str) -> str:
+    """The exception a failed cell raised (``SyntaxError: expected ':'``): the last line of its traceback."""
+    lines = [line.strip() for line in feedback.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "an exception"
+
+
+def _hint_earlier_failures(submission: Submission, chapter: Chapter, row: StudentResult) -> None:
+    """Where an exercise failed on a name that an earlier answer cell defines but never got to define (it
+    raised: one missing ``:``), say that this exercise failed because of that cell, naming it and its exception,
+    so that one mistake does not read as several."""
+    numbers: dict[str, int] = {}
+    for cell in submission.cells:
+        if cell.grade_id and cell.cell_type == "code":
+            numbers.setdefault(cell.grade_id, cell.index + 1)
+    broken: list[tuple[str, str, str]] = []  # (answer cell, its source, its exception) of earlier cells that raised
+    for exercise in chapter.auto_exercises:
+        result = row.exercises[exercise.id]
+        missing = set(_UNDEFINED.findall(result.feedback)) if result.status in ("failed", "error") else set()
+        for grade_id, source, exception in broken:
+            for name in sorted(name for name in missing if _cell_defines(source, name)):
+                result.feedback += (f"\n\nNote: this exercise failed because cell {numbers.get(grade_id, '?')} (your "
+                                    f"answer cell {grade_id}) raised {exception}"
+                                    f" when it ran: `{name}` is defined there, so it was never defined. This may be "
+                                    f"the only mistake here: fix that cell first.")
+                missing.discard(name)
+        for grade_id in exercise.answer_ids:
+            if result.status == "error" and f"your answer cell {grade_id} raised an exception" in result.feedback:
+                sources = [c.source for c in submission.cells if c.grade_id == grade_id and c.cell_type == "code"]
+                broken.append((grade_id, "\n".join(sources), _exception_line(result.feedback)))
 
 
 def _hint_untaken_cells(submission: Submission, chapter: Chapter, row: StudentResult) -> None:
