@@ -1,6 +1,8 @@
 """Chapter 07's checks (pgcourse/checks/ch07_trpo.py): the references pass, the known wrong versions are named."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -183,8 +185,12 @@ def _update_like(direction="natural", line_search=True, returned=None, damped_le
     return trpo_step
 
 
-def _trpo_step_via_distributions(policy, obs, actions, old_log_probs, advantages, max_kl, cg_iters, cg_damping):
-    """An honest variant: log-probs and KL through torch.distributions, flat gradients by hand."""
+def _trpo_step_via_distributions(policy, obs, actions, old_log_probs, advantages, max_kl, cg_iters, cg_damping,
+                                 bug=None):
+    """An honest variant: log-probs and KL through torch.distributions, flat gradients by hand (``bug``: one
+    learner's mistake switched on)."""
+    if bug == "advantages_restandardised_in_place":
+        advantages.div_(advantages.std() + 1e-8)
     parameters = list(policy.parameters())
     theta_old = torch.nn.utils.parameters_to_vector(parameters).detach()
     with torch.no_grad():
@@ -208,6 +214,8 @@ def _trpo_step_via_distributions(policy, obs, actions, old_log_probs, advantages
         return fisher_vector_product(kl_grad, parameters, vector, cg_damping)
 
     direction = conjugate_gradient(fisher, gradient, cg_iters).x
+    if bug == "downhill":
+        direction = -direction
     full_step = (2 * max_kl / float(direction @ fisher(direction))) ** 0.5 * direction
     before = float(surrogate_old.detach())
 
@@ -217,14 +225,33 @@ def _trpo_step_via_distributions(policy, obs, actions, old_log_probs, advantages
             return float(surrogate()) - before, float(mean_kl())
 
     fraction = backtracking_line_search(evaluate, float(gradient @ full_step), max_kl).fraction
-    torch.nn.utils.vector_to_parameters(theta_old + fraction * full_step, parameters)
+    if fraction > 0 or bug != "theta_old_not_restored":
+        torch.nn.utils.vector_to_parameters(theta_old + fraction * full_step, parameters)
     return fraction
+
+
+def _trpo_step_with(bug):
+    def trpo_step(*args):
+        return _trpo_step_via_distributions(*args, bug=bug)
+    trpo_step.__name__ = f"trpo_step_{bug}"
+    return trpo_step
 
 
 def test_trpo_step_reference_and_an_honest_variant_pass(capsys):
     ch07_trpo.check_trpo_step(_update_like())
     ch07_trpo.check_trpo_step(_trpo_step_via_distributions)
-    assert capsys.readouterr().out.count("✓ trpo_step: 3 CartPole batches") == 2
+    assert capsys.readouterr().out.count("✓ trpo_step: 4 CartPole batches") == 2
+
+
+def test_the_fourth_trpo_case_rejects_every_fraction_and_a_downhill_step_is_not_called_unwritten():
+    """max_kl=1e8: the package's line search accepts no fraction (so theta_old must be restored); the sign-flipped
+    step is told that its steps go downhill, not that it forgot to write the step into the policy."""
+    seed, overrides, _ = ch07_trpo.TRPO_STEP_CASES[3]
+    batch = dataclasses.replace(ch07_trpo.cartpole_batch(seed), **overrides)
+    assert ch07_trpo.reference_trpo_step(batch).fraction == 0.0
+    with pytest.raises(AssertionError) as info:
+        ch07_trpo.check_trpo_step(_trpo_step_with("downhill"))
+    assert "parameters did not change" not in str(info.value)
 
 
 def test_the_third_trpo_case_needs_the_line_search():
@@ -243,7 +270,12 @@ def _policy_unchanged(policy, obs, actions, old_log_probs, advantages, max_kl, c
     (_update_like(line_search=False), "the line search must check the KL"),
     (_update_like(returned=0.5), "return the fraction of the full step the line search accepted"),
     (_policy_unchanged, "parameters did not change"),
-], ids=["plain gradient", "no line search", "wrong fraction returned", "policy unchanged"])
+    (_update_like(direction="reversed"), "that is what a step that goes downhill gives"),
+    (_trpo_step_with("downhill"), "that is what a step that goes downhill gives"),
+    (_trpo_step_with("theta_old_not_restored"), "write theta_old back into the policy"),
+    (_trpo_step_with("advantages_restandardised_in_place"), "an operation wrote into `advantages`"),
+], ids=["plain gradient", "no line search", "wrong fraction returned", "policy unchanged", "ascent sign flipped",
+        "ascent sign flipped, learner-style", "theta_old not restored", "advantages changed in place"])
 def test_wrong_trpo_steps_are_named(wrong, expected):
     with pytest.raises(AssertionError, match=expected):
         ch07_trpo.check_trpo_step(wrong)

@@ -56,6 +56,8 @@ def test_the_reference_update_stays_in_the_trust_region_and_improves_the_surroga
 
 # -- the checks, played as the grader plays them ----------------------------------------------------------
 from wire_helpers import WireHandle, wire as _wire  # noqa: E402  (shared with the other wire test)
+import wrong_versions  # noqa: E402
+from test_ch07_checks import _trpo_step_with  # noqa: E402  (learner-style TRPO updates with one mistake)
 
 
 def _trpo_step(policy, obs, actions, old_log_probs, advantages, max_kl, cg_iters, cg_damping):
@@ -149,6 +151,14 @@ WRONG = [
     (ch07_trpo.check_trpo_step, _trpo_plain_gradient, "plain gradient"),
     (ch07_trpo.check_trpo_step, _trpo_forgets_the_policy, "did not change"),
     (ch07_trpo.check_trpo_step, _trpo_no_line_search, "the line search must check the KL"),
+    (ch07_trpo.check_conjugate_gradient, wrong_versions.conjugate_gradient_residual_is_b,
+     "x is right, but b came back changed"),
+    (ch07_trpo.check_fisher_vector_product, wrong_versions.fisher_vector_product_damps_vector_in_place,
+     "changed its input `vector` in place"),
+    (ch07_trpo.check_trpo_step, _trpo_step_with("downhill"), "that is what a step that goes downhill gives"),
+    (ch07_trpo.check_trpo_step, _trpo_step_with("theta_old_not_restored"), "write theta_old back into the policy"),
+    (ch07_trpo.check_trpo_step, _trpo_step_with("advantages_restandardised_in_place"),
+     "an operation wrote into `advantages`"),
 ]
 
 

@@ -1462,6 +1462,44 @@ def conjugate_gradient_no_stop_check(matrix_vector_product, b, iterations=10, re
     return torch.nan_to_num(x)
 
 
+def _cg(matrix_vector_product, b, iterations, residual_tol, r):
+    """Conjugate gradient from the residual ``r`` (b itself, or a copy of it): r is updated in place."""
+    x, p = torch.zeros_like(b), r.clone()
+    rr = torch.dot(r, r)
+    for _ in range(iterations):
+        if rr < residual_tol:
+            break
+        Ap = matrix_vector_product(p)
+        alpha = rr / torch.dot(p, Ap)
+        x = x + alpha * p
+        r -= alpha * Ap
+        rr_new = torch.dot(r, r)
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    return x
+
+
+@wrong("conjugate_gradient", "x is right, but b came back changed")
+def conjugate_gradient_residual_is_b(matrix_vector_product, b, iterations=10, residual_tol=1e-10):
+    """r = b, then r -= alpha * Ap: the residual is the caller's b, zeroed in place (x is right)."""
+    return _cg(matrix_vector_product, b, iterations, residual_tol, r=b)
+
+
+@correct("conjugate_gradient")
+def conjugate_gradient_residual_cloned(matrix_vector_product, b, iterations=10, residual_tol=1e-10):
+    """r = b.clone(), then r -= alpha * Ap in place: only the copy changes."""
+    return _cg(matrix_vector_product, b, iterations, residual_tol, r=b.clone())
+
+
+@wrong("fisher_vector_product", "your function changed its input `vector` in place")
+def fisher_vector_product_damps_vector_in_place(kl_grad, parameters, vector, damping):
+    """Hv + damping * v with v scaled in place (vector *= damping), the product taken first: right result, the
+    caller's search direction changed."""
+    product = _hessian_vector(kl_grad, parameters, vector)
+    vector *= damping
+    return product + vector
+
+
 @wrong("line_search", "the line search never shrinks")
 def line_search_full_step_only(evaluate, expected_improvement, max_kl, max_backtracks=10, shrink=0.5,
                                accept_ratio=0.1):

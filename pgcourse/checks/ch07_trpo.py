@@ -19,6 +19,7 @@ plays its cases where a grader's handle lives (``fn.play_case``: the live argume
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import random
 from collections.abc import Callable
@@ -31,7 +32,8 @@ from torch import Tensor
 
 from ..trust_region import (backtracking_line_search, categorical_kl, conjugate_gradient, fisher_vector_product,
                             flat_grad, max_step_length)
-from .harness import Case, Exercise, LearnerCodeError, Mistake, _call_learner, _make_check, _message, _randn
+from .harness import (Case, Exercise, LearnerCodeError, Mistake, _call_learner, _changed_input, _clone_values,
+                      _make_check, _message, _randn)
 from .stages import call_spec, is_remote, learner_crash
 
 # --------------------------------------------------------------------------------------------------
@@ -149,7 +151,7 @@ def _remote_fvp_outputs(fn: Any, name: str, data: dict[str, Tensor], vectors: li
             raise AssertionError(_graph_freed_message(name, Case("a tiny tanh policy, call 2 on the same kl_grad",
                                                                  {}))) from None
         raise learner_crash(name, error) from None
-    return [call["result"] for call in outcome["calls"]]
+    return [(call["result"], (call.get("inputs") or [vector])[0]) for call, vector in zip(outcome["calls"], vectors)]
 
 
 def check_fisher_vector_product(fn: Callable[..., Any]) -> None:
@@ -169,10 +171,11 @@ def check_fisher_vector_product(fn: Callable[..., Any]) -> None:
             case = Case(f"a tiny tanh policy (seed {seed}, {size} parameters), damping={damping}, call "
                         f"{number + 1} on the same kl_grad", dict(vector=vector, damping=damping))
             if remote_outputs is not None:
-                output = remote_outputs[number]
+                output, vector_after = remote_outputs[number]
             else:
+                vector_after = _clone_values([vector])[0]  # theirs; the expectation uses the untouched vector
                 try:
-                    output = _call_learner(fn, name, [kl_grad, parameters, vector, damping],
+                    output = _call_learner(fn, name, [kl_grad, parameters, vector_after, damping],
                                            ["kl_grad", "parameters", "vector", "damping"])
                 except Exception as error:
                     if number > 0 and _GRAPH_FREED in str(error):
@@ -204,6 +207,13 @@ def check_fisher_vector_product(fn: Callable[..., Any]) -> None:
                     concept=("the derivative, with respect to the parameters, of the dot product of kl_grad with "
                              "the (constant) vector, plus damping times the vector"),
                     expected=expected, received=received))
+            if _changed_input(["vector"], [vector], [vector_after]) is not None:
+                raise AssertionError(_message(
+                    name, "the product is right, but `vector` came back changed.",
+                    "your function changed its input `vector` in place: conjugate gradient still needs its search "
+                    "direction after the product (it steps along it). Build new tensors instead of writing into "
+                    "an input.", True, case, expected=vector, received=vector_after,
+                    labels=("`vector` before your call", "`vector` after your call")))
             checked += 1
     print(f"✓ {name}: {checked} products matched the explicit Fisher matrix, {checked} cases passed")
 
@@ -255,16 +265,38 @@ def _x_of(output: Any) -> Any:
     return output.x if hasattr(output, "x") and isinstance(getattr(output, "x"), Tensor) else output
 
 
-def _remote_cg(fn: Any, name: str, matrix: Tensor, b: Tensor, iterations: int, residual_tol: float) -> tuple[Any, int]:
+def _remote_cg(fn: Any, name: str, matrix: Tensor, b: Tensor, iterations: int, residual_tol: float
+               ) -> tuple[Any, int, Any]:
     """The learner's conjugate gradient played in the grader's sandbox on a matrix known there only through a
-    counting product: (x, the number of products taken)."""
+    counting product: (x, the number of products taken, ``b`` as the call left it)."""
     spec = {"trust_region": {"matvec": matrix},
             "calls": [call_spec([{"ref": "matvec"}, {"value": b}, {"value": iterations}, {"value": residual_tol}])]}
     try:
         outcome = fn.play_case(spec)
     except Exception as error:  # noqa: BLE001 - a crash in their code is reported as theirs
         raise learner_crash(name, error) from None
-    return _x_of(outcome["calls"][0]["result"]), int(outcome.get("products", 0))
+    call = outcome["calls"][0]
+    return _x_of(call["result"]), int(outcome.get("products", 0)), (call.get("inputs") or [b])[0]
+
+
+_CG_CHANGED_B = ("your function changed its input `b` in place (with r = b, the residual IS b: r -= ... then writes "
+                 "into it). In TRPO b is the surrogate's gradient g, which the update uses again after conjugate "
+                 "gradient (the step length's predicted improvement g.s, the line search), so it comes back zeroed "
+                 "or shrunk. Start the residual from a copy of b.")
+
+
+def _learner_cg(fn: Any, name: str, matvec: Callable[[Tensor], Tensor], matrix: Tensor, b: Tensor, iterations: int,
+                residual_tol: float, products: list[Tensor]) -> tuple[Any, Any]:
+    """The learner's conjugate gradient on a copy of ``b`` (here or in the grader's sandbox): (x, the copy of ``b``
+    as their call left it). ``products`` receives one entry per product taken."""
+    if is_remote(fn):
+        output, count, b_after = _remote_cg(fn, name, matrix, b, iterations, residual_tol)
+        products.extend([b] * count)
+        return output, b_after
+    given = _clone_values([b])
+    output = _x_of(_call_learner(fn, name, [matvec, given[0], iterations, residual_tol],
+                                 ["matrix_vector_product", "b", "iterations", "residual_tol"]))
+    return output, given[0]
 
 
 def check_conjugate_gradient(fn: Callable[..., Any]) -> None:
@@ -296,13 +328,9 @@ def check_conjugate_gradient(fn: Callable[..., Any]) -> None:
             return matrix @ vector
 
         case = Case(description, dict(matrix=matrix, b=b, iterations=iterations))
-        if is_remote(fn):
-            output, count = _remote_cg(fn, name, matrix, b, iterations, 1e-20)
-            products.extend([b] * count)
-        else:
-            output = _x_of(_call_learner(fn, name, [matvec, b, iterations, 1e-20],
-                                         ["matrix_vector_product", "b", "iterations", "residual_tol"]))
-        expected = conjugate_gradient(lambda v, matrix=matrix: matrix @ v, b, iterations, 1e-20).x
+        output, b_after = _learner_cg(fn, name, matvec, matrix, b, iterations, 1e-20, products)
+        changed = _changed_input(["b"], [b], [b_after]) is not None
+        expected = conjugate_gradient(lambda v, matrix=matrix: matrix @ v, b, iterations, 1e-20).x  # from b untouched
         if not isinstance(output, Tensor) or output.shape != b.shape:
             raise AssertionError(_message(name, f"expected x of shape {tuple(b.shape)}, got {type(output).__name__}.",
                                           "return the solution x (or an object whose .x is it).", True, case,
@@ -325,14 +353,16 @@ def check_conjugate_gradient(fn: Callable[..., Any]) -> None:
                 concept=("start from x = 0 with residual r = b and direction p = r; each iteration steps along p by "
                          "r.r / p.Ap, updates r with that product, and makes the next direction the new residual "
                          "plus (new r.r / old r.r) times the old direction"),
-                expected=expected, received=output.detach()))
+                expected=expected, received=output.detach(),
+                note=f"Your function also changed b in place: {_CG_CHANGED_B}" if changed else ""))
+        if changed:
+            raise AssertionError(_message(
+                name, "x is right, but b came back changed.", _CG_CHANGED_B, True, case, expected=b,
+                received=b_after, labels=("`b` before your call", "`b` after your call")))
     zero_products: list[Tensor] = []
     b = torch.zeros(4, dtype=torch.float64)
-    if is_remote(fn):
-        output, count = _remote_cg(fn, name, 2 * torch.eye(4, dtype=torch.float64), b, 10, 1e-10)
-        zero_products.extend([b] * count)
-    else:
-        output = _x_of(_call_learner(fn, name, [lambda v: zero_products.append(v) or 2 * v, b, 10, 1e-10]))
+    output, _ = _learner_cg(fn, name, lambda v: zero_products.append(v) or 2 * v, 2 * torch.eye(4, dtype=torch.float64),
+                            b, 10, 1e-10, zero_products)
     if not isinstance(output, Tensor) or not torch.equal(output, b) or zero_products:
         raise AssertionError(_message(
             name, "for b = 0 the answer is x = 0, with no product needed.",
@@ -597,7 +627,8 @@ def reference_trpo_step(batch: TRPOBatch, direction: str = "natural", line_searc
     """One TRPO update of a copy of ``batch.policy`` with the package's functions, in ``train_trpo``'s order:
     surrogate gradient, conjugate gradient, step length, line search. The step length
     :math:`\\beta = \\sqrt{2\\delta / s^\\top (F + \\lambda I) s}` uses the same damped product as conjugate gradient.
-    ``direction="gradient"`` (the plain gradient scaled to the same quadratic KL), ``line_search=False`` (always the
+    ``direction="gradient"`` (the plain gradient scaled to the same quadratic KL), ``direction="reversed"`` (the
+    natural step downhill, the ascent's sign flipped), ``line_search=False`` (always the
     full step) and ``damped_length=False`` (the step length from an undamped product :math:`F s`) are the wrong
     versions the check names."""
     policy = batch.copy_policy()
@@ -611,7 +642,7 @@ def reference_trpo_step(batch: TRPOBatch, direction: str = "natural", line_searc
         return fisher_vector_product(kl_grad, parameters, vector, batch.cg_damping)
 
     cg = conjugate_gradient(fisher, gradient, batch.cg_iters)
-    step_direction = cg.x if direction == "natural" else gradient
+    step_direction = {"natural": cg.x, "gradient": gradient, "reversed": -cg.x}[direction]
     fisher_direction = (fisher(step_direction) if damped_length
                         else fisher_vector_product(kl_grad, parameters, step_direction, 0.0))  # (F + λI) s, or F s
     full_step = max_step_length(step_direction, fisher_direction, batch.max_kl) * step_direction  # [P]
@@ -636,9 +667,10 @@ def reference_trpo_step(batch: TRPOBatch, direction: str = "natural", line_searc
     return TRPOStep(new_params, fraction, improvement, kl, expected, cg.iterations, cg.residual_norm)
 
 
-def _remote_trpo_step(fn: Any, name: str, batch: TRPOBatch, data: list[Any]) -> tuple[Any, Tensor]:
+def _remote_trpo_step(fn: Any, name: str, batch: TRPOBatch, data: list[Any]) -> tuple[Any, Tensor, list[Any]]:
     """The learner's update played in the grader's sandbox on a copy of ``batch.policy`` rebuilt there from its
-    weights: (what it returned, the policy's parameters after the call, flattened ``[P]``)."""
+    weights: (what it returned, the policy's parameters after the call, flattened ``[P]``, the data arguments as the
+    call left them)."""
     layers = [module for module in batch.policy.net if isinstance(module, torch.nn.Linear)]
     network = {"class": "CategoricalPolicy", "obs_dim": layers[0].in_features, "n_actions": layers[-1].out_features,
                "hidden_sizes": [layer.out_features for layer in layers[:-1]],
@@ -651,7 +683,9 @@ def _remote_trpo_step(fn: Any, name: str, batch: TRPOBatch, data: list[Any]) -> 
         raise learner_crash(name, error) from None
     call = outcome["calls"][0]
     after = torch.cat([tensor.reshape(-1) for tensor in call["parameters"]["policy"]])  # [P]
-    return _fraction_of(call["result"]), after
+    inputs = call.get("inputs")
+    return _fraction_of(call["result"]), after, list(inputs) if isinstance(inputs, list) and len(inputs) == len(
+        data) else list(data)
 
 
 # (seed, overrides of the TRPO defaults, what the case tests): the third batch's step is computed with little
@@ -661,7 +695,22 @@ TRPO_STEP_CASES: tuple[tuple[int, dict[str, Any], str], ...] = (
     (1, {}, "the course defaults"),
     (1, dict(cg_damping=1e-4, cg_iters=20), "cg_damping=1e-4 and 20 CG iterations: the full step leaves the trust "
                                             "region, the line search must shrink it"),
+    (0, dict(max_kl=1e8), "max_kl=1e8, a trust region so wide that every fraction the line search tries (1 down to "
+                          "1/512) improves the surrogate by less than 10% of the linear prediction (at most 0.18 "
+                          "against 0.45 and more): no fraction is accepted, and the policy must be left at theta_old"),
 )
+# max_kl is a setting of the update, not of the collection: set on the collected batch (so a value beyond the
+# config's range can be tried); every other override goes to the config the batch is collected with.
+_BATCH_FIELDS = ("max_kl",)
+
+_SIGN_FLIP_HINT = ("your line search accepted no fraction, where the package's accepts {reference}: that is what a "
+                   "step that goes downhill gives (every try makes the surrogate worse). TRPO maximises the "
+                   "surrogate L: s solves "
+                   "(F + cg_damping I) s = g with g the gradient of L itself (not of a loss -L), and the step is "
+                   "+beta s.")
+_NOT_RESTORED_HINT = ("the line search accepted no fraction here (every try improved the surrogate by less than "
+                      "accept_ratio x the prediction), but your policy was left where the last try put it: when no "
+                      "fraction is accepted, write theta_old back into the policy (a fraction of 0).")
 
 
 _NO_GRAPH = "does not require grad"
@@ -686,7 +735,9 @@ def check_trpo_step(fn: Callable[..., Any], cases: tuple[tuple[int, dict[str, An
     parameters those of the reference, within float32 tolerance, and the fraction returned the reference's."""
     name = "trpo_step"
     for seed, overrides, what in cases:
-        batch = cartpole_batch(seed, **overrides)
+        batch = dataclasses.replace(cartpole_batch(seed, **{k: v for k, v in overrides.items()
+                                                            if k not in _BATCH_FIELDS}),
+                                    **{k: v for k, v in overrides.items() if k in _BATCH_FIELDS})
         reference = reference_trpo_step(batch)
         policy = batch.copy_policy()
         case = Case(f"a CartPole-v1 batch of {batch.obs.shape[0]} transitions (reset steps dropped), policy "
@@ -694,16 +745,19 @@ def check_trpo_step(fn: Callable[..., Any], cases: tuple[tuple[int, dict[str, An
                     dict(seed=seed, cg_damping=batch.cg_damping, cg_iters=batch.cg_iters))
         data = [batch.obs, batch.actions, batch.old_log_probs, batch.advantages, batch.max_kl, batch.cg_iters,
                 batch.cg_damping]
+        data_names = ["obs", "actions", "old_log_probs", "advantages", "max_kl", "cg_iters", "cg_damping"]
         try:
             if is_remote(fn):
-                output, after = _remote_trpo_step(fn, name, batch, data)
+                output, after, given = _remote_trpo_step(fn, name, batch, data)
                 torch.nn.utils.vector_to_parameters(after, policy.parameters())
             else:
-                output = _fraction_of(_call_learner(
-                    fn, name, [policy, *data],
-                    ["policy", "obs", "actions", "old_log_probs", "advantages", "max_kl", "cg_iters", "cg_damping"]))
+                given = _clone_values(data)  # theirs; the batch keeps the originals for the comparisons
+                output = _fraction_of(_call_learner(fn, name, [policy, *given], ["policy", *data_names]))
         except LearnerCodeError as error:
             raise _no_graph_crash(error) from None
+        changed = _changed_input(data_names, data, given)
+        changed_note = (f"Your function also changed its input `{changed}` in place: the caller's batch must come "
+                        f"back as it was." if changed else "")
         fraction = _real_number(output)
         if fraction is None:
             raise AssertionError(_message(
@@ -722,15 +776,27 @@ def check_trpo_step(fn: Callable[..., Any], cases: tuple[tuple[int, dict[str, An
             improvement, reference.improvement, rel_tol=2e-2, abs_tol=1e-6)
         if moved_like_reference:
             if math.isclose(fraction, reference.fraction, rel_tol=0.0, abs_tol=1e-6):
+                if changed:
+                    raise AssertionError(_message(
+                        name, f"the policy moved like the reference's, but your function changed its input "
+                              f"`{changed}` in place.",
+                        f"an operation wrote into `{changed}` (x -= …, x[...] = …, or a method ending in _): the "
+                        f"caller still needs its batch as it was. Build new tensors instead.", True, case,
+                        show_values=False))
                 continue
             raise AssertionError(_message(
                 name, f"the policy moved like the reference's, but you returned {fraction!r} as the accepted fraction "
                       f"(the reference's: {reference.fraction!r}).",
                 "return the fraction of the full step the line search accepted.", True, case, show_values=False))
         hint = None
-        if float(step.norm()) == 0.0 and reference.fraction > 0:
+        moved = float(step.norm()) > 0.0
+        if reference.fraction > 0 and fraction == 0.0 and reference_trpo_step(batch, direction="reversed").fraction == 0:
+            hint = _SIGN_FLIP_HINT.format(reference=f"{reference.fraction:g}")
+        elif not moved and reference.fraction > 0:
             hint = ("the policy's parameters did not change: write the accepted step into the policy's own "
                     "parameters (in place), as the line search's evaluate does for each try.")
+        elif moved and reference.fraction == 0:
+            hint = _NOT_RESTORED_HINT
         elif kl > batch.max_kl * (1 + 1e-3):
             hint = (f"the step's real KL is {kl:.4g} > max_kl = {batch.max_kl}: the line search must check the KL of "
                     "each try, from the old policy to the new one, and leave the parameters at the accepted try.")
@@ -755,7 +821,7 @@ def check_trpo_step(fn: Callable[..., Any], cases: tuple[tuple[int, dict[str, An
             concept=("the surrogate's gradient g at theta_old, s from conjugate gradient on (F + cg_damping I) s = g, "
                      "the full step sqrt(2 max_kl / s.(F + cg_damping I)s) s with the same damped product, then the "
                      "line search along it with the real KL and surrogate"),
-            show_values=False))
+            show_values=False, note=changed_note))
     print(f"✓ {name}: {len(cases)} CartPole batches updated like the package's TRPO, {len(cases)} cases passed")
 
 

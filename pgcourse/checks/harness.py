@@ -93,16 +93,34 @@ class _Failure:
 _PRIORITY = ("value", "inplace", "grad", "dtype")
 
 
-def _clone_args(args: dict[str, Any]) -> list[Any]:
-    """Fresh copies of the case's arguments (leaf tensors, keeping requires_grad)."""
+def _clone_values(values: Any) -> list[Any]:
+    """Fresh copies of a call's arguments (tensors become leaf copies, keeping requires_grad; anything else is
+    passed as it is). Every check hands the learner's function copies and keeps the originals: its expectations
+    are computed from untouched inputs, and comparing the copies with the originals afterwards shows an input the
+    learner's function changed in place (:func:`_changed_input`)."""
     cloned = []
-    for value in args.values():
+    for value in values:
         if isinstance(value, Tensor):
             copy = value.detach().clone()
             cloned.append(copy.requires_grad_(True) if value.requires_grad else copy)
         else:
             cloned.append(value)
     return cloned
+
+
+def _clone_args(args: dict[str, Any]) -> list[Any]:
+    """Fresh copies of the case's arguments (leaf tensors, keeping requires_grad)."""
+    return _clone_values(args.values())
+
+
+def _changed_input(names: list[str], originals: list[Any], passed: list[Any]) -> str | None:
+    """The name of the first tensor argument whose copy, as the learner's function left it, differs from the
+    original (changed in place), else None."""
+    for name, original, after in zip(names, originals, passed):
+        if isinstance(original, Tensor) and isinstance(after, Tensor) and not torch.equal(
+                torch.nan_to_num(original.detach().cpu(), nan=1e300), torch.nan_to_num(after.detach().cpu(), nan=1e300)):
+            return name
+    return None
 
 
 def _call_learner(fn: Callable[..., Any], name: str, args: list[Any], arg_names: list[str] | None = None) -> Any:
