@@ -40,7 +40,7 @@ def train_a2c(config: A2CConfig, components: Components | None = None, hooks: Ho
             returns = advantages + rollout.values  # [T, N]
             obs, actions, advantages, returns = flatten_valid(rollout, rollout.obs, rollout.actions, advantages,
                                                               returns)  # [B, ...]
-            advantage_std = float(advantages.std())
+            advantage_std = advantages.std()  # a diagnostic, read with the others at end_update
             if config.normalize_advantages:
                 advantages = parts.normalize(advantages)  # [B]
 
@@ -52,8 +52,8 @@ def train_a2c(config: A2CConfig, components: Components | None = None, hooks: Ho
 
             with torch.no_grad():  # the policy-gradient term alone, for the history
                 policy_loss = parts.a2c_policy_loss(log_probs, advantages, entropy, 0.0)
-            trainer.end_update(policy_loss=policy_loss.item(), value_loss=critic_loss.item(),
-                               entropy=entropy.mean().item(),
+            trainer.end_update(policy_loss=policy_loss, value_loss=critic_loss.detach(),
+                               entropy=entropy.detach().mean(),
                                explained_variance=parts.explained_variance(values.detach(), returns),
                                value_rel_error=relative_value_error(values, returns),
                                actor_grad_norm=actor_norm, critic_grad_norm=critic_norm, advantage_std=advantage_std,

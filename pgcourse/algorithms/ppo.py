@@ -34,7 +34,7 @@ from ..diagnostics import relative_value_error
 from ..run import Run
 from .components import Components
 from .rollout import collect_rollout, flatten_valid
-from .trainer import Hooks, Means, Trainer
+from .trainer import Hooks, Means, Trainer, read_numbers
 
 
 def train_ppo(config: PPOConfig, components: Components | None = None, hooks: Hooks | None = None,
@@ -55,7 +55,7 @@ def train_ppo(config: PPOConfig, components: Components | None = None, hooks: Ho
             obs, actions, old_log_probs, old_values, advantages, returns = flatten_valid(
                 rollout, rollout.obs, rollout.actions, rollout.log_probs, rollout.values, advantages,
                 returns)  # [B, ...]
-            advantage_std = float(advantages.std())  # scale before normalisation (a diagnostic)
+            advantage_std = advantages.std()  # scale before normalisation (a diagnostic; read at end_update)
             if normalize_batch:
                 advantages = parts.normalize(advantages)  # [B]
 
@@ -81,22 +81,24 @@ def train_ppo(config: PPOConfig, components: Components | None = None, hooks: Ho
                                                    config.clip_eps if config.clip_value_loss else None)
                     actor_norm, critic_norm = trainer.actor_critic_step(actor_loss, critic_loss)
 
-                    with torch.no_grad():
+                    with torch.no_grad():  # diagnostics stay 0-d tensors: read once per update, not per step
                         ratio = (new_log_probs - batch_old_log_probs).exp()  # [b]
-                        kl = float(parts.approx_kl(batch_old_log_probs, new_log_probs))
-                        clipped = float(parts.clip_fraction(ratio, config.clip_eps))
+                        kl = parts.approx_kl(batch_old_log_probs, new_log_probs)
+                        clipped = parts.clip_fraction(ratio, config.clip_eps)
                     epoch_kls.append(kl)
-                    per_step.add(policy_loss=float(policy_loss.detach()), value_loss=float(critic_loss.detach()),
-                                 entropy=float(entropy.detach().mean()), approx_kl=kl, clip_fraction=clipped,
+                    per_step.add(policy_loss=policy_loss.detach(), value_loss=critic_loss.detach(),
+                                 entropy=entropy.detach().mean(), approx_kl=kl, clip_fraction=clipped,
                                  actor_grad_norm=actor_norm, critic_grad_norm=critic_norm)
                 epochs_run += 1
-                if config.target_kl is not None and np.mean(epoch_kls) > config.target_kl:
-                    break  # the policy moved far enough from pi_old: stop this update's epochs
+                if config.target_kl is not None:  # the one read per epoch, and only when it decides something
+                    epoch_kl = np.mean(list(read_numbers(dict(enumerate(epoch_kls))).values()))
+                    if epoch_kl > config.target_kl:
+                        break  # the policy moved far enough from pi_old: stop this update's epochs
 
             with torch.no_grad():
                 values_after = value_net(obs)  # [B]
                 log_probs_after, _ = trainer.log_probs_and_entropy(obs, actions)  # [B] under pi_new
-                update_kl = float(parts.approx_kl(old_log_probs, log_probs_after))  # KL(pi_old || pi_new)
+                update_kl = parts.approx_kl(old_log_probs, log_probs_after)  # KL(pi_old || pi_new)
             trainer.end_update(**per_step.means(),
                                explained_variance=parts.explained_variance(values_after, returns),
                                value_rel_error=relative_value_error(values_after, returns),

@@ -28,7 +28,7 @@ from ..diagnostics import relative_value_error
 from ..run import Run
 from .components import Components
 from .rollout import collect_episodes
-from .trainer import Hooks, Trainer
+from .trainer import Hooks, Number, Trainer
 
 
 def train_reinforce(config: ReinforceConfig, components: Components | None = None, hooks: Hooks | None = None,
@@ -51,17 +51,17 @@ def train_reinforce(config: ReinforceConfig, components: Components | None = Non
             else:
                 returns_to_weight = returns  # [B]
 
-            metrics: dict[str, float] = {}
+            metrics: dict[str, Number] = {}  # diagnostics, 0-d tensors read once at end_update
             if with_baseline:
                 values = value_net(obs)  # [B]
                 weights = parts.baseline_advantages(returns_to_weight, values)  # [B] G_t - V(s_t), V a constant
                 critic_loss = parts.value_loss(values, returns)
-                metrics["value_loss"] = critic_loss.item()
+                metrics["value_loss"] = critic_loss.detach()
                 metrics["explained_variance"] = parts.explained_variance(values.detach(), returns)
                 metrics["value_rel_error"] = relative_value_error(values, returns)
             else:
                 weights = returns_to_weight  # [B]
-            metrics["advantage_std"] = float(weights.detach().std())
+            metrics["advantage_std"] = weights.detach().std()
             if config.normalize_weights and config.center_weights:
                 weights = parts.normalize(weights)
             elif config.normalize_weights:  # center_weights=False: scale only, no batch-mean baseline
@@ -77,5 +77,6 @@ def train_reinforce(config: ReinforceConfig, components: Components | None = Non
                 metrics.update(actor_grad_norm=actor_norm, critic_grad_norm=critic_norm)
             else:
                 metrics["actor_grad_norm"] = trainer.actor_step(actor_loss)
-            trainer.end_update(policy_loss=policy_loss.item(), entropy=entropy.mean().item(), epochs_run=1, **metrics)
+            trainer.end_update(policy_loss=policy_loss.detach(), entropy=entropy.detach().mean(), epochs_run=1,
+                               **metrics)
     return trainer.finish()

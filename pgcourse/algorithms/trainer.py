@@ -36,6 +36,9 @@ from .interrupts import InterruptGuard
 from .optim import LeanAdam
 
 
+Number = float | Tensor  # a diagnostic: a Python number, or a 0-d tensor not yet read off the device
+
+
 class NonFiniteError(FloatingPointError):
     """A loss or a parameter became NaN/inf during training (raised when ``on_nonfinite="raise"``)."""
 
@@ -52,7 +55,7 @@ def sample_actions(trainer: Trainer, obs: Tensor) -> tuple[Tensor, Tensor]:
     return trainer.policy.sample(obs, log_prob_fn=trainer.log_prob_fn)
 
 
-def step_actor_then_critic(trainer: Trainer, actor_loss: Tensor, critic_loss: Tensor) -> tuple[float, float]:
+def step_actor_then_critic(trainer: Trainer, actor_loss: Tensor, critic_loss: Tensor) -> tuple[Number, Number]:
     """Backward, clip and step each network with its own optimiser; returns both gradient norms
     (before clipping)."""
     return trainer.actor_step(actor_loss), trainer.critic_step(critic_loss)
@@ -73,24 +76,53 @@ class Hooks:
     """
 
     act: Callable[..., tuple[Tensor, Tensor]] = sample_actions
-    actor_critic_step: Callable[..., tuple[float, float]] = step_actor_then_critic
+    actor_critic_step: Callable[..., tuple[Number, Number]] = step_actor_then_critic
     old_log_probs: Callable[[Tensor, Tensor], Tensor] = stored_old_log_probs
 
 
+def read_numbers(values: dict[str, Number]) -> dict[str, float]:
+    """The diagnostics as Python floats, every tensor among them read in **one** device-to-host copy.
+
+    ``float(t)`` on a CUDA tensor waits for the GPU: one wait per number, several per gradient step. Here the
+    tensors are stacked on their device (widened to float64, which is exact for float32 and float16) and
+    copied once, so a loop reads its diagnostics once per update. The floats equal ``float(t)`` bit for bit.
+    """
+    names = [name for name, value in values.items() if isinstance(value, Tensor)]
+    if not names:
+        return {name: float(value) for name, value in values.items()}
+    wide = [values[name].detach().reshape(()).to(torch.float64) for name in names]
+    read = dict(zip(names, torch.stack(wide).tolist()))
+    return {name: read[name] if name in read else float(value) for name, value in values.items()}
+
+
 class Means:
-    """Running means of named numbers (e.g. PPO's diagnostics over the gradient steps of one update)."""
+    """Running means of named numbers (e.g. PPO's diagnostics over the gradient steps of one update).
+
+    ``add`` takes Python numbers or 0-d tensors and keeps them as they are; ``means`` reads every tensor in
+    one copy (:func:`read_numbers`), so on a GPU the gradient steps never wait for the host. The sum runs in
+    the order the numbers were added, as ``total += value`` (not ``sum()``, which compensates since Python
+    3.12), so the means are the same floats whether the numbers came as tensors or floats.
+    """
 
     def __init__(self) -> None:
-        self.totals: dict[str, float] = {}
+        self.added: dict[str, list[Number]] = {}
         self.count = 0
 
-    def add(self, **values: float) -> None:
+    def add(self, **values: Number) -> None:
         for name, value in values.items():
-            self.totals[name] = self.totals.get(name, 0.0) + value
+            self.added.setdefault(name, []).append(value)
         self.count += 1
 
     def means(self) -> dict[str, float]:
-        return {name: total / self.count for name, total in self.totals.items()}
+        keys = [(name, i) for name, values in self.added.items() for i in range(len(values))]
+        read = read_numbers({f"{name}/{i}": self.added[name][i] for name, i in keys})
+        means = {}
+        for name, values in self.added.items():
+            total = 0.0
+            for i in range(len(values)):
+                total += read[f"{name}/{i}"]
+            means[name] = total / self.count
+        return means
 
 
 class Trainer:
@@ -245,9 +277,10 @@ class Trainer:
     # -- optimisation ----------------------------------------------------------------------------
     @staticmethod
     def clip_and_step(optimizer: LeanAdam | torch.optim.Optimizer, parameters: Iterable[torch.nn.Parameter],
-                      max_norm: float | None) -> float:
+                      max_norm: float | None) -> Number:
         """Clip the gradient norm of ``parameters`` to ``max_norm`` (if set) and step; returns the
-        norm *before* clipping (the number worth plotting)."""
+        norm *before* clipping (the number worth plotting), as a 0-d tensor on the parameters' device: it is
+        read with the update's other diagnostics (:func:`read_numbers`), not here."""
         parameters = parameters if isinstance(parameters, list) else list(parameters)
         grads = [p.grad for p in parameters if p.grad is not None]
         if not grads:
@@ -260,21 +293,21 @@ class Trainer:
         else:
             norm_before = torch.nn.utils.get_total_norm(grads)
         optimizer.step()
-        return float(norm_before)
+        return norm_before.detach()
 
-    def actor_step(self, actor_loss: Tensor) -> float:
+    def actor_step(self, actor_loss: Tensor) -> Number:
         """One Adam step of the policy on ``actor_loss``; returns its gradient norm before clipping."""
         self.actor_optimizer.zero_grad()
         actor_loss.backward()
         return self.clip_and_step(self.actor_optimizer, self.actor_parameters, self.config.max_grad_norm)
 
-    def critic_step(self, critic_loss: Tensor) -> float:
+    def critic_step(self, critic_loss: Tensor) -> Number:
         """One Adam step of the critic on ``critic_loss``; returns its gradient norm before clipping."""
         self.critic_optimizer.zero_grad()
         critic_loss.backward()
         return self.clip_and_step(self.critic_optimizer, self.critic_parameters, self.config.critic_max_grad_norm)
 
-    def actor_critic_step(self, actor_loss: Tensor, critic_loss: Tensor) -> tuple[float, float]:
+    def actor_critic_step(self, actor_loss: Tensor, critic_loss: Tensor) -> tuple[Number, Number]:
         """Update both networks (the ``actor_critic_step`` hook); returns both gradient norms. With
         ``config.log_std_min``, a Gaussian policy's ``log_std`` is then projected back onto its bound."""
         norms = self.hooks.actor_critic_step(self, actor_loss, critic_loss)
@@ -297,9 +330,11 @@ class Trainer:
         return bool(torch.stack([p.detach().isfinite().all()
                                  for p in [*self.actor_parameters, *self.critic_parameters]]).all())
 
-    def end_update(self, **metrics: float) -> None:
-        """Record one update's diagnostics, guard against NaN/inf, evaluate if due, show progress."""
+    def end_update(self, **metrics: Number) -> None:
+        """Record one update's diagnostics, guard against NaN/inf, evaluate if due, show progress. Tensors
+        among ``metrics`` are read here, in one copy (:func:`read_numbers`)."""
         self.num_updates += 1
+        metrics = read_numbers(metrics)
         bad = [name for name in ("policy_loss", "value_loss") if name in metrics and not np.isfinite(metrics[name])]
         if bad or not self._parameters_finite():
             what = f"{', '.join(bad)} became non-finite" if bad else "a parameter became non-finite"

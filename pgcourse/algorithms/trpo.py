@@ -123,7 +123,7 @@ def train_trpo(config: TRPOConfig, components: Components | None = None, hooks: 
                     batch_idx = batch_idx.to(trainer.device)  # [b]
                     critic_loss = parts.value_loss(value_net(obs[batch_idx]), returns[batch_idx])
                     critic_norm = trainer.critic_step(critic_loss)
-                    per_step.add(value_loss=float(critic_loss.detach()), critic_grad_norm=critic_norm)
+                    per_step.add(value_loss=critic_loss.detach(), critic_grad_norm=critic_norm)  # read once per update
 
             with torch.no_grad():
                 values_after = value_net(obs)  # [B]
