@@ -391,6 +391,18 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_handout(args: argparse.Namespace) -> int:
+    from .handout import HandoutError, write_handout
+
+    try:
+        written = write_handout(args.dir, args.course)
+    except HandoutError as error:
+        raise UsageError(str(error)) from None
+    print(f"wrote the handout into {args.dir}: {', '.join(path.name for path in written)} "
+          "(no solutions/, tests/, tools/ or docs/; see docs/teachers.md for what the package still shows)")
+    return 0
+
+
 def cmd_exercises(args: argparse.Namespace) -> int:
     try:
         from . import exercisegen
@@ -593,6 +605,17 @@ def build_parser() -> argparse.ArgumentParser:
     exercises.add_argument("--check", action="store_true",
                            help="only check that exercises/ is up to date; exit 1 if it is not")
     exercises.set_defaults(handler=cmd_exercises)
+
+    handout = commands.add_parser(
+        "handout", help="write the course a graded class receives (no solutions/) into a new or empty folder",
+        description="Write the course for a graded class into DIR: START_HERE (without its column of solutions), "
+                    "the lessons, the exercises, the cached figures and the package, without solutions/, tests/, "
+                    "tools/ and the teachers' docs. DIR must be new or empty. What it cannot hide (the package's "
+                    "reference code): docs/teachers.md, 'A handout for graded use'.")
+    handout.add_argument("dir", metavar="DIR", help="the folder to write (new or empty)")
+    handout.add_argument("--course", metavar="ROOT", help="the course folder (default: this folder or a parent, "
+                         "else pgcourse's own repository)")
+    handout.set_defaults(handler=cmd_handout)
 
     from .grading import add_arguments as add_grade_arguments
 

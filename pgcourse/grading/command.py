@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .assignment import make_assignment, read_assignment_file
+from .copies import csv_rows as copies_csv, reference_copies, summary_lines as copies_summary
 from .course import GradingError, find_course, load_course
 from .feedback import write_feedback
 from .gradebook import GradeReport, _gradebook_paths, _number
@@ -205,12 +206,15 @@ def _after_grading(args: argparse.Namespace, report: GradeReport, hide_expected:
         files = write_feedback(report, args.feedback, args.feedback_format, hide_expected, only, stamp)
         written += files
         lines.append(f"feedback: {len(files)} file(s) in {args.feedback}")
+    copies = reference_copies(report.chapter, report.submissions) if report.submissions else []
     if args.similarity and report.submissions:
         pairs = similar_pairs(report.chapter, report.submissions)
         path = csv_path.with_name(f"{csv_path.stem}.similarity.csv")
-        _keep(kept, write_kept(path, report_csv(pairs), stamp))
+        _keep(kept, write_kept(path, report_csv(pairs) + copies_csv(copies, report.chapter), stamp))
         written.append(path)
         lines += summary_lines(pairs)
+    if report.submissions:
+        lines += copies_summary(copies, report.chapter)
     if args.gradebook:
         term = read_term(args.gradebook)
         warnings = update_term(term, report, str(_gradebook_paths(args.out, args.json)[1]), roster)
