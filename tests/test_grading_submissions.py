@@ -619,3 +619,119 @@ def test_markdown_escapes_show_any_text_as_written(text):
                          {"h2", "p", "pre", "code"}, where=f"{renderer}, code block of {text!r}")
     for renderer, page in _renderings(f"Comment from your teacher: {md_text(text)}\n").items():
         assert_only_text(page, [line] if line else [], {"p"}, where=f"{renderer}, prose of {text!r}")
+
+
+# -- issue 26, item 5.3: similarity on the syntax tree, groups of any size, not one-liners ---------------------
+LOOPED = '''def double(x):
+    total = 0
+    for step in range(2):
+        total = total + x
+    if total != total:
+        raise ValueError("not a number")
+    return total
+'''
+PADDED = '''def double(x):
+    """Twice x."""
+    pass
+    total = 0
+    pass
+    for step in range(2):
+        pass
+        total = total + x
+        pass
+    pass
+    if total != total:
+        pass
+        raise ValueError("not a number")
+    pass
+    return total
+'''
+RENAMED = '''def double(value):
+    # adding it twice
+    acc = 0
+    for i in range(2):
+        acc = acc + value
+
+    if acc != acc:
+        raise ValueError('nan')  # never
+    return acc
+'''
+OWN_WAYS = ['''def double(x):
+    import torch
+    if isinstance(x, torch.Tensor):
+        return x.mul(2.0).to(x.dtype)
+    result = x * 2
+    return result
+''', '''def double(x):
+    parts = [x, x]
+    while len(parts) > 1:
+        parts = [parts[0] + parts[1]] + parts[2:]
+    return parts[0]
+''', '''def double(x):
+    try:
+        return x.__add__(x)
+    except AttributeError:
+        numbers = list(x)
+        return type(x)(a * 2 for a in numbers)
+''', '''def double(x):
+    from functools import reduce
+    import operator
+    return reduce(operator.add, [x] * 2, 0 * x)
+''']
+ONE_LINERS = ["def double(x):\n    return 2 * x\n", "def double(x):\n    return x * 2\n",
+              "def double(value):\n    return 2 * value  # easy\n", "def double(x):\n    return x + x\n",
+              "def double(x):\n    '''Doubles.'''\n    return 2.0 * x\n"]
+
+
+def _similar(course, tmp_path, answers: dict[str, str]):
+    from pgcourse.grading.similarity import similar_pairs
+
+    chapter = course.chapter("01_demo")
+    submissions = []
+    for student, source in answers.items():
+        path = write_submission(tmp_path / f"{student}.ipynb")
+        notebook = nbformat.read(path, as_version=4)
+        for cell in notebook.cells:
+            if cell.metadata.get("nbgrader", {}).get("grade_id") == "ch01_double":
+                cell.source = source
+        nbformat.write(notebook, path)
+        submissions.append(grading.read_submission(path, student))
+    return similar_pairs(chapter, submissions)
+
+
+def test_a_copy_padded_with_pass_and_a_docstring_is_reported(course, tmp_path):
+    """``pass`` after every line broke every window of the old token fingerprints: not reported."""
+    pairs = _similar(course, tmp_path, {"carol": LOOPED, "mallory": PADDED, "erin": OWN_WAYS[0]})
+    assert [(p.first, p.second, p.overlap) for p in pairs] == [("carol", "mallory", 1.0)]
+
+
+def test_a_copy_with_other_names_comments_and_layout_is_reported(course, tmp_path):
+    pairs = _similar(course, tmp_path, {"carol": LOOPED, "erin": RENAMED, "frank": OWN_WAYS[1]})
+    assert [(p.first, p.second, p.overlap) for p in pairs] == [("carol", "erin", 1.0)]
+
+
+def test_a_group_of_three_copiers_in_a_class_of_seven_is_reported(course, tmp_path):
+    """The old rule dropped what more than max(2, a quarter of the class) shared: three copiers of seven hid each
+    other. Now only the handout is common: three pairs, one group."""
+    answers = {"ann": LOOPED, "ben": RENAMED, "cat": RENAMED.replace("acc", "twice"),
+               **{name: own for name, own in zip(["dan", "eve", "fay", "gus"], OWN_WAYS)}}
+    pairs = _similar(course, tmp_path, answers)
+    assert sorted((p.first, p.second) for p in pairs) == [("ann", "ben"), ("ann", "cat"), ("ben", "cat")]
+    from pgcourse.grading.similarity import groups, summary_lines
+
+    assert groups(pairs) == [("ch01_double", ["ann", "ben", "cat"])]
+    assert summary_lines(pairs)[1] == "  ch01_double: ann ~ ben ~ cat (100% of fingerprints shared)"
+
+
+def test_one_line_answers_written_alike_are_not_reported(course, tmp_path):
+    """Five students who wrote the natural one-liner have identical trees (names and literals normalised): below
+    the size floor nothing is compared, so no pair says they copied; the long copy beside them is reported."""
+    from pgcourse.grading.similarity import MIN_TOKENS, normalised_tokens, summary_lines
+
+    assert all(len(normalised_tokens(source)) < MIN_TOKENS for source in ONE_LINERS)
+    assert len(normalised_tokens(LOOPED)) >= MIN_TOKENS
+    answers = {f"s{i}": source for i, source in enumerate(ONE_LINERS)}
+    assert _similar(course, tmp_path, answers) == []
+    assert "answers under 36 tokens are not compared" in summary_lines([])[0]
+    pairs = _similar(course, tmp_path / "b", {**answers, "carol": LOOPED, "mallory": PADDED})
+    assert [(p.first, p.second) for p in pairs] == [("carol", "mallory")]

@@ -1,60 +1,109 @@
 """Similarity hints: answer cells that are near-identical across students, for the teacher to look at.
 
-Never a penalty, never in a student's points or feedback: a hint that two students may have worked
-together or copied, which the teacher judges by reading the two notebooks.
+Never a penalty, never in a student's points or feedback: a hint that two students (or a group) may
+have worked together or copied, which the teacher judges by reading the notebooks.
 
-How: each student's code answer cells (per exercise) are tokenised with Python's own tokenizer,
-comments, blank lines and formatting dropped, every identifier renamed by order of first use
-(``x``/``eps`` and ``values``/``tiny`` look alike) and every string made ``S``. Windows of
-:data:`K` tokens are hashed (fingerprints). Fingerprints of the handed-out stub, and those that more
-than a quarter of the class shares (the natural way to write a short answer), are dropped, so a
-short right answer that everyone writes alike is not a hint. Two students' answers to one exercise
-are reported when their remaining fingerprints overlap by at least :data:`THRESHOLD` of the smaller
-set and the smaller set has at least :data:`MIN_FINGERPRINTS` of them.
+How (issue 26, item 5.3):
+
+1. **Normalise** each student's code answer cells (per exercise) through Python's own parser: the
+   syntax tree, pre-order, as a list of node kinds (:func:`normalised_tokens`). Every variable,
+   argument and function name becomes ``v0``, ``v1``, … by order of first use; every literal
+   (number, string) becomes ``C``; attribute names stay (``.mean`` is what the code does, not what the
+   student called something). Statements that do nothing are dropped: ``pass``, docstrings and any
+   other bare constant (``...``, ``0``). Comments and layout are not in the tree. So a copy with
+   ``pass`` after every line, or with other names and comments, has the same tokens as the original.
+   A cell that does not parse is compared by its words.
+2. **Fingerprint** by winnowing: hashes of every :data:`K` consecutive tokens, and of every :data:`W`
+   consecutive hashes the smallest (:func:`fingerprints`): two answers that share a run of at least
+   ``K + W - 1`` tokens share a fingerprint. The handout's starter code is dropped (every one of its
+   ``K``-token hashes): only the student's own part counts.
+3. **Report** two students' answers to one exercise when they share at least :data:`THRESHOLD` of the
+   smaller set of fingerprints, and groups of any size (students linked by such pairs). How many others
+   wrote the same thing does not hide a pair: a group of three copiers in a class of seven is three pairs
+   and one group.
+4. **Size floor**: an answer of fewer than :data:`MIN_TOKENS` normalised tokens is not compared at all.
+   Short answers have few ways to be written (``return 2 * x``, ``return (x - x.mean()) / (x.std() +
+   eps)``): students who wrote them on their own get identical trees, so a match there says nothing.
+   :data:`MIN_TOKENS` (36) is above every one-statement answer of the course's solutions (``normalize``:
+   31 tokens, the concept questions' answers: 25–29, ``approx_kl``: 35) and below a function of a few
+   statements (a seven-line loop: 38). Pairs are listed by overlap, then by the fingerprints they share:
+   a short answer shares few, so a match there weighs less.
 """
 from __future__ import annotations
 
+import ast
 import csv
 import hashlib
 import io
-import keyword
-import tokenize
-from collections import Counter
 from dataclasses import dataclass
 
 from .course import Chapter
 from .gradebook import Submission, csv_text_cell
 
-K = 8
-THRESHOLD = 0.8
-MIN_FINGERPRINTS = 12
-COMMON_SHARE = 0.25
-_SKIP = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENCODING,
-         tokenize.ENDMARKER}
+K = 6                # tokens per hashed window
+W = 4                # winnowing window: the smallest of every W consecutive hashes is kept
+THRESHOLD = 0.8      # shared share of the smaller answer's fingerprints
+MIN_TOKENS = 36      # answers shorter than this (normalised tokens) are not compared
+
+
+def _is_no_op(node: ast.AST) -> bool:
+    """``pass``, a docstring or any other bare constant as a statement."""
+    return isinstance(node, ast.Pass) or (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))
 
 
 def normalised_tokens(source: str) -> list[str]:
-    """The tokens of ``source`` with names renamed by first use, strings as ``S``; layout and comments gone."""
+    """The syntax tree of ``source`` pre-order as node kinds, names renamed by first use (``v0``, ``v1``, …),
+    literals as ``C``, attribute names kept, no-op statements dropped; the words of a cell that does not parse."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return source.split()
     names: dict[str, str] = {}
     tokens: list[str] = []
-    try:
-        for token in tokenize.generate_tokens(io.StringIO(source).readline):
-            if token.type in _SKIP:
-                continue
-            if token.type == tokenize.NAME and not keyword.iskeyword(token.string):
-                tokens.append(names.setdefault(token.string, f"v{len(names)}"))
-            elif token.type == tokenize.STRING:
-                tokens.append("S")
-            else:
-                tokens.append(token.string)
-    except (tokenize.TokenError, IndentationError, SyntaxError):
-        tokens += source.split()  # not Python: compare its words
+
+    def name(identifier: str) -> str:
+        return names.setdefault(identifier, f"v{len(names)}")
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.expr_context):
+            return
+        if isinstance(node, ast.Name):
+            tokens.append(name(node.id))
+            return
+        if isinstance(node, ast.Constant):
+            tokens.append("C")
+            return
+        tokens.append(type(node).__name__)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            tokens.append(name(node.name))
+        elif isinstance(node, ast.arg):
+            tokens.append(name(node.arg))
+        elif isinstance(node, ast.Attribute):
+            tokens.append("." + node.attr)
+        elif isinstance(node, ast.keyword) and node.arg is not None:
+            tokens.append(node.arg + "=")
+        for field, value in ast.iter_fields(node):
+            children = value if isinstance(value, list) else [value]
+            for child in children:
+                if isinstance(child, ast.AST) and not (field in ("body", "orelse", "finalbody") and _is_no_op(child)):
+                    visit(child)
+        if isinstance(node, ast.stmt):
+            tokens.append("end")
+
+    visit(tree)
     return tokens
 
 
-def fingerprints(source: str) -> set[str]:
-    tokens = normalised_tokens(source)
-    return {hashlib.sha1(" ".join(tokens[i:i + K]).encode()).hexdigest()[:16] for i in range(len(tokens) - K + 1)}
+def _hashes(tokens: list[str]) -> list[int]:
+    """A hash of every K consecutive tokens (of all the tokens when there are fewer)."""
+    windows = [tokens[i:i + K] for i in range(max(1, len(tokens) - K + 1))] if tokens else []
+    return [int.from_bytes(hashlib.sha1(" ".join(window).encode()).digest()[:8], "big") for window in windows]
+
+
+def fingerprints(source: str) -> set[int]:
+    """Winnowed fingerprints of ``source``: the smallest hash of every W consecutive K-token hashes."""
+    hashes = _hashes(normalised_tokens(source))
+    return {min(hashes[i:i + W]) for i in range(max(1, len(hashes) - W + 1))} if hashes else set()
 
 
 @dataclass(frozen=True)
@@ -70,27 +119,47 @@ def similar_pairs(chapter: Chapter, submissions: list[Submission]) -> list[Pair]
     """Pairs of students whose answers to one exercise look alike (see the module's docstring), sorted."""
     pairs: list[Pair] = []
     for grade_id in chapter.answer_order:
-        stub = set().union(*(fingerprints(source) for source in chapter.stubs.get(grade_id, [])))
-        prints: dict[str, set[str]] = {}
+        handout = set().union(*(_hashes(normalised_tokens(source)) for source in chapter.stubs.get(grade_id, [])))
+        prints: dict[str, set[int]] = {}
         for submission in submissions:
             if submission.problem is not None:
                 continue
             sources = [c.source for c in submission.cells if c.grade_id == grade_id and c.cell_type == "code"]
-            if sources:
-                prints[submission.student] = fingerprints("\n".join(sources)) - stub
-        counts = Counter(fp for found in prints.values() for fp in found)
-        common = {fp for fp, count in counts.items() if count > max(2, COMMON_SHARE * len(prints))}
-        kept = {student: found - common for student, found in prints.items()}
-        students = sorted(kept)
+            source = "\n".join(sources)
+            if sources and len(normalised_tokens(source)) >= MIN_TOKENS:
+                prints[submission.student] = fingerprints(source) - handout
+        students = sorted(student for student, found in prints.items() if found)
         for i, first in enumerate(students):
             for second in students[i + 1:]:
-                smaller = min(len(kept[first]), len(kept[second]))
-                if smaller < MIN_FINGERPRINTS:
-                    continue
-                shared = len(kept[first] & kept[second])
+                smaller = min(len(prints[first]), len(prints[second]))
+                shared = len(prints[first] & prints[second])
                 if shared / smaller >= THRESHOLD:
                     pairs.append(Pair(grade_id, first, second, round(shared / smaller, 3), shared))
-    return sorted(pairs, key=lambda pair: (-pair.overlap, pair.exercise, pair.first, pair.second))
+    return sorted(pairs, key=lambda pair: (-pair.overlap, -pair.shared, pair.exercise, pair.first, pair.second))
+
+
+def groups(pairs: list[Pair]) -> list[tuple[str, list[str]]]:
+    """(exercise, students) for every group of students linked by similar pairs in one exercise, largest first."""
+    found: list[tuple[str, list[str]]] = []
+    for exercise in sorted({pair.exercise for pair in pairs}):
+        links: dict[str, set[str]] = {}
+        for pair in pairs:
+            if pair.exercise == exercise:
+                links.setdefault(pair.first, set()).add(pair.second)
+                links.setdefault(pair.second, set()).add(pair.first)
+        seen: set[str] = set()
+        for start in sorted(links):
+            if start in seen:
+                continue
+            group, todo = set(), [start]
+            while todo:
+                student = todo.pop()
+                if student not in group:
+                    group.add(student)
+                    todo += links[student] - group
+            seen |= group
+            found.append((exercise, sorted(group)))
+    return sorted(found, key=lambda item: (-len(item[1]), item[0], item[1]))
 
 
 def report_csv(pairs: list[Pair]) -> str:
@@ -105,10 +174,16 @@ def report_csv(pairs: list[Pair]) -> str:
 
 def summary_lines(pairs: list[Pair], limit: int = 10) -> list[str]:
     if not pairs:
-        return ["similarity: no two students' answers look alike beyond what much of the class writes"]
-    lines = [f"similarity (a hint to read the notebooks, never a verdict): {len(pairs)} pair(s)"]
-    lines += [f"  {pair.exercise}: {pair.first} ~ {pair.second} ({pair.overlap:.0%} of fingerprints shared)"
-              for pair in pairs[:limit]]
-    if len(pairs) > limit:
-        lines.append(f"  … {len(pairs) - limit} more in the similarity file")
+        return [f"similarity: no two students' answers look alike (answers under {MIN_TOKENS} tokens are not "
+                "compared: too short to tell copying from the natural way to write them)"]
+    linked = groups(pairs)
+    lines = [f"similarity (a hint to read the notebooks, never a verdict): {len(pairs)} pair(s) in {len(linked)} "
+             "group(s)"]
+    for exercise, students in linked[:limit]:
+        inside = [pair for pair in pairs if pair.exercise == exercise and pair.first in students]
+        low, high = min(pair.overlap for pair in inside), max(pair.overlap for pair in inside)
+        share = f"{high:.0%}" if low == high else f"{low:.0%}–{high:.0%}"
+        lines.append(f"  {exercise}: {' ~ '.join(students)} ({share} of fingerprints shared)")
+    if len(linked) > limit:
+        lines.append(f"  … {len(linked) - limit} more group(s) in the similarity file")
     return lines
