@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pgcourse"
 LAYERS: list[tuple[str, set[str]]] = [
     ("math", {"returns", "losses", "diagnostics", "batching", "notebook_format", "_version", "episode_cases", "stats",
               "trust_region", "agreement", "devices"}),
-    ("parts", {"envs", "networks", "config", "history"}),
+    ("parts", {"envs", "networks", "config", "history", "tensor_dynamics", "tensor_envs"}),
     ("runs", {"run", "evaluation"}),
     ("views", {"plotting", "render", "live", "loggers"}),
     ("training", {"algorithms", "lm"}),

@@ -1,0 +1,259 @@
+r"""Vector environments in torch: CartPole-v1, Acrobot-v1 and Pendulum-v1, batched over ``num_envs``, on any
+device, with gymnasium's dynamics, rewards, terminations, time limits and autoreset.
+
+    envs = TensorVectorEnv("CartPole-v1", num_envs=64)              # CPU, float64
+    obs, _ = envs.reset(seed=0)                                     # [64, 4] float32
+    obs, reward, terminated, truncated, _ = envs.step(actions)      # actions: [64] int64
+
+**What is gymnasium's, exactly.** The physics (:mod:`pgcourse.tensor_dynamics`) repeats gymnasium's
+arithmetic operation for operation. In float64 on CPU (the default there) the states are gymnasium's bit
+for bit, so observations, rewards and flags are too, from the same start states (tests/test_tensor_envs.py
+checks thousands of steps against ``SyncVectorEnv``). In float32 (the default on a GPU) the same equations
+round differently: a trajectory drifts from gymnasium's after some hundred steps, while the statistics
+(episode lengths, returns) stay the environment's.
+
+**Autoreset: gymnasium's NEXT_STEP mode**, the convention of the course (lesson 00, :mod:`pgcourse.envs`).
+A step that ends an episode (``terminated`` or ``truncated``) returns that episode's *true final
+observation*, so a truncated step bootstraps from it. The *next* call to :meth:`TensorVectorEnv.step` is
+the sub-environment's reset step: its action is ignored, it returns reward 0, both flags False and the
+first observation of a new episode. :func:`pgcourse.envs.transition_mask` and
+:func:`pgcourse.returns.compute_gae` read these streams as they read gymnasium's.
+
+**Seeding.** One ``torch.Generator`` for the batch, on the batch's device; ``reset(seed=s)`` seeds it. Start
+states are uniform in gymnasium's ranges (Acrobot's rounded to float32, as gymnasium stores them), but the
+random stream is torch's, so a seed gives other episodes than gymnasium's for the same seed. To replay
+gymnasium's episodes, inject the start states: ``reset(options={"state": states})``.
+
+**No host synchronisation in step().** Nothing in :meth:`TensorVectorEnv.step` reads a tensor's value on
+the host (no ``.item()``, no ``if`` on a tensor, no boolean indexing): every sub-environment is stepped,
+the ones that autoreset take a fresh start state through ``torch.where``. The action range check of the
+discrete environments is ``torch._assert_async``: immediate on CPU, reported by the device without
+waiting for it elsewhere.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import torch
+from torch import Tensor
+
+from . import tensor_dynamics as dyn
+from .envs import env_spaces
+
+StepFunction = Callable[[Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]
+
+
+@dataclass(frozen=True)
+class TensorEnvSpec:
+    """One environment: its physics (:mod:`pgcourse.tensor_dynamics`) and its start-state distribution.
+
+    ``step(state [N, D], action) -> (next_state [N, D], reward [N], terminated [N])``;
+    ``observe(state [N, D]) -> obs [N, obs_dim]`` float32; start states uniform in
+    ``[start_low, start_high]`` (each ``D`` floats), rounded to float32 when ``start_in_float32``.
+    ``discrete_actions`` is ``n`` for ``Discrete(n)`` (actions ``[N]`` integers), None for a torque
+    ``[N, 1]``. The time limit is gymnasium's registered ``max_episode_steps``.
+    """
+
+    env_id: str
+    step: StepFunction
+    observe: Callable[[Tensor], Tensor]
+    start_low: tuple[float, ...]
+    start_high: tuple[float, ...]
+    discrete_actions: int | None
+    start_in_float32: bool = False
+
+    @property
+    def state_dim(self) -> int:
+        return len(self.start_low)
+
+
+TENSOR_ENVS: dict[str, TensorEnvSpec] = {
+    "CartPole-v1": TensorEnvSpec("CartPole-v1", dyn.cartpole_step, dyn.cartpole_observe,
+                                 dyn.CARTPOLE_START_LOW, dyn.CARTPOLE_START_HIGH, discrete_actions=2),
+    # AcrobotEnv.reset stores its start state as float32 (the steps after are float64)
+    "Acrobot-v1": TensorEnvSpec("Acrobot-v1", dyn.acrobot_step, dyn.acrobot_observe,
+                                dyn.ACROBOT_START_LOW, dyn.ACROBOT_START_HIGH, discrete_actions=3,
+                                start_in_float32=True),
+    "Pendulum-v1": TensorEnvSpec("Pendulum-v1", dyn.pendulum_step, dyn.pendulum_observe,
+                                 dyn.PENDULUM_START_LOW, dyn.PENDULUM_START_HIGH, discrete_actions=None),
+}
+
+
+def tensor_env_spec(env_id: str) -> TensorEnvSpec:
+    """The spec of ``env_id``, or a ValueError naming the environments there are."""
+    if env_id not in TENSOR_ENVS:
+        raise ValueError(f"no torch vector environment for {env_id!r}: there are {', '.join(TENSOR_ENVS)} "
+                         f"(other environments run on gymnasium: pgcourse.envs.make_vector_env)")
+    return TENSOR_ENVS[env_id]
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """float64 on CPU (gymnasium's states, bit for bit), float32 elsewhere (GPUs are slow in float64, some
+    have none)."""
+    return torch.float64 if device.type == "cpu" else torch.float32
+
+
+def check_num_envs(num_envs: Any) -> int:
+    """``num_envs`` as an int >= 1, or a ValueError that says what it was."""
+    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+        raise ValueError(f"num_envs must be an integer >= 1 (how many environments the batch steps), "
+                         f"got {num_envs!r}")
+    return num_envs
+
+
+def sample_start_states(low: Tensor, high: Tensor, num_envs: int, generator: torch.Generator,
+                        in_float32: bool = False) -> Tensor:
+    r"""``[num_envs, D]`` start states, uniform in ``[low, high]`` (each ``[D]``) per coordinate as gymnasium's
+    ``np_random.uniform``: :math:`s = \text{low} + (\text{high} - \text{low})\,U`, :math:`U \sim U[0, 1)`;
+    rounded to float32 when ``in_float32``. Drawn from ``generator`` on ``low``'s device, in its dtype."""
+    uniform = torch.rand((num_envs, low.shape[0]), generator=generator, dtype=low.dtype, device=low.device)  # [N, D]
+    states = low + (high - low) * uniform  # [N, D]
+    return states.to(torch.float32).to(low.dtype) if in_float32 else states
+
+
+def autoreset(resetting: Tensor, next_state: Tensor, start_state: Tensor, reward: Tensor, terminated: Tensor,
+              truncated: Tensor, elapsed: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """NEXT_STEP autoreset of the sub-environments flagged in ``resetting`` ``[N]`` (their previous step
+    ended an episode): the step's result is replaced by a reset's, a start state with reward 0, both
+    flags False and the episode clock at 0. Returns ``(state, reward, terminated, truncated, elapsed)``."""
+    state = torch.where(resetting[:, None], start_state, next_state)  # [N, D]
+    reward = torch.where(resetting, torch.zeros_like(reward), reward)  # [N]
+    return state, reward, terminated & ~resetting, truncated & ~resetting, torch.where(resetting, 0, elapsed)
+
+
+def on_device(tensor: Tensor, device: torch.device) -> bool:
+    """Whether ``tensor`` is on ``device`` (``"cuda"`` without an index means the current CUDA device)."""
+    if tensor.device.type != device.type:
+        return False
+    return device.index is None or tensor.device.index in (device.index, None)
+
+
+class TensorVectorEnv:
+    """``num_envs`` copies of a classic-control environment stepped as one batch of tensors (see the module).
+
+    Args:
+        env_id: ``"CartPole-v1"``, ``"Acrobot-v1"`` or ``"Pendulum-v1"``.
+        num_envs: how many sub-environments, >= 1.
+        device: where the states live (``"cpu"``, ``"cuda"``, ...).
+        dtype: of the states and rewards: ``torch.float64`` (default on CPU: gymnasium's numbers exactly) or
+            ``torch.float32`` (default elsewhere). Observations are float32 either way, as gymnasium's.
+        max_episode_steps: the time limit (a step with this many steps in its episode is ``truncated``);
+            gymnasium's registered limit by default (500, 500, 200).
+
+    Attributes ``single_observation_space``, ``single_action_space`` are gymnasium's spaces of ``env_id``.
+    """
+
+    def __init__(self, env_id: str, num_envs: int, *, device: str | torch.device = "cpu",
+                 dtype: torch.dtype | None = None, max_episode_steps: int | None = None):
+        self.spec = tensor_env_spec(env_id)
+        self.num_envs = check_num_envs(num_envs)
+        self.device = torch.device(device)
+        self.dtype = default_dtype(self.device) if dtype is None else dtype
+        if self.dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype must be torch.float64 or torch.float32, got {self.dtype}")
+        limit = gym.spec(env_id).max_episode_steps if max_episode_steps is None else max_episode_steps
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"max_episode_steps must be an integer >= 1, got {limit!r}")
+        self.max_episode_steps = limit
+        self.single_observation_space, self.single_action_space = env_spaces(env_id)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.seed()  # unseeded: a random stream, as an unseeded gymnasium env
+        self._start_low = torch.tensor(self.spec.start_low, dtype=self.dtype, device=self.device)  # [D]
+        self._start_high = torch.tensor(self.spec.start_high, dtype=self.dtype, device=self.device)  # [D]
+        self._state: Tensor | None = None
+        self._elapsed = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)  # [N]
+        self._done = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)  # [N]
+
+    def __repr__(self) -> str:
+        return (f"TensorVectorEnv({self.spec.env_id!r}, num_envs={self.num_envs}, device={str(self.device)!r}, "
+                f"dtype={self.dtype}, max_episode_steps={self.max_episode_steps})")
+
+    @property
+    def state(self) -> Tensor:
+        """``[N, D]`` the physical states (``dtype``): CartPole (x, x_dot, theta, theta_dot), Acrobot (theta1,
+        theta2, dtheta1, dtheta2), Pendulum (theta, theta_dot). A view: do not modify it."""
+        if self._state is None:
+            raise RuntimeError(f"{self!r} has no state before reset(): call envs.reset(seed=...) first")
+        return self._state
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Tensor, dict]:
+        """Start a new episode in every sub-environment. Returns ``(obs [N, obs_dim] float32, {})``.
+
+        Args:
+            seed: seeds the batch's generator (then every start state, here and at autoresets, follows).
+            options: ``{"state": [N, D]}`` starts from these states instead of drawn ones (later autoresets
+                draw); any other key is an error.
+        """
+        options = dict(options or {})
+        unknown = set(options) - {"state"}
+        if unknown:
+            raise ValueError(f"unknown reset option(s) {sorted(unknown)}: the only option is 'state', "
+                             f"a [num_envs, {self.spec.state_dim}] tensor of start states")
+        if seed is not None:
+            self.generator.manual_seed(seed)
+        if "state" in options:
+            self._state = self._check_states(options["state"])
+        else:
+            self._state = self._draw_start_states()
+        self._elapsed.zero_()
+        self._done.zero_()
+        return self.spec.observe(self._state), {}
+
+    @torch.no_grad()
+    def step(self, actions: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, dict]:
+        """One step of every sub-environment (a reset step for those whose last step ended an episode).
+
+        Args:
+            actions: ``[N]`` integers for CartPole and Acrobot, ``[N, 1]`` floats for Pendulum, on ``device``.
+
+        Returns:
+            ``(obs [N, obs_dim] float32, reward [N] dtype, terminated [N] bool, truncated [N] bool, {})``.
+        """
+        if self._state is None:
+            raise RuntimeError(f"{self!r}.step() before reset(): call envs.reset(seed=...) first")
+        self._check_actions(actions)
+        next_state, reward, terminated = self.spec.step(self._state, actions)  # [N, D], [N], [N]
+        elapsed = self._elapsed + 1  # [N]
+        truncated = elapsed >= self.max_episode_steps  # [N]
+        start = self._draw_start_states()  # [N, D], used by the sub-environments that autoreset
+        self._state, reward, terminated, truncated, self._elapsed = autoreset(
+            self._done, next_state, start, reward, terminated, truncated, elapsed)
+        self._done = terminated | truncated
+        return self.spec.observe(self._state), reward, terminated, truncated, {}
+
+    def _draw_start_states(self) -> Tensor:
+        return sample_start_states(self._start_low, self._start_high, self.num_envs, self.generator,
+                                   self.spec.start_in_float32)
+
+    def _check_states(self, states: Any) -> Tensor:
+        states = torch.as_tensor(states)
+        shape = (self.num_envs, self.spec.state_dim)
+        if tuple(states.shape) != shape or not states.is_floating_point():
+            raise ValueError(f"options['state'] must be a float tensor of shape {list(shape)} "
+                             f"(num_envs, state_dim) for {self.spec.env_id}, got {states.dtype} {list(states.shape)}")
+        return states.detach().to(device=self.device, dtype=self.dtype).clone()
+
+    def _check_actions(self, actions: Any) -> None:
+        """Shape, dtype and device of ``actions`` (metadata only); the range of discrete ones, asynchronously."""
+        env_id, n = self.spec.env_id, self.spec.discrete_actions
+        expected = (f"a [{self.num_envs}] integer tensor (one action in 0..{n - 1} per sub-environment)"
+                    if n is not None else f"a [{self.num_envs}, 1] float tensor (one torque per sub-environment)")
+        if not isinstance(actions, Tensor):
+            raise TypeError(f"{env_id} actions must be {expected}, got {type(actions).__name__} "
+                            f"(torch.as_tensor(actions, device={str(self.device)!r}) makes one)")
+        shape = (self.num_envs,) if n is not None else (self.num_envs, 1)
+        if tuple(actions.shape) != shape:
+            raise ValueError(f"{env_id} actions must be {expected}, got shape {list(actions.shape)}")
+        wrong_dtype = (actions.is_floating_point() or actions.is_complex() or actions.dtype == torch.bool
+                       if n is not None else not actions.is_floating_point())
+        if wrong_dtype:
+            raise TypeError(f"{env_id} actions must be {expected}, got dtype {actions.dtype}")
+        if not on_device(actions, self.device):
+            raise ValueError(f"{env_id} actions are on {actions.device}, the environments on {self.device}: "
+                             f"move them with actions.to({str(self.device)!r})")
+        if n is not None:
+            torch._assert_async(((actions >= 0) & (actions < n)).all(),
+                                f"{env_id} actions must be in 0..{n - 1} (Discrete({n}))")
