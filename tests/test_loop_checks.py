@@ -10,9 +10,11 @@ clip). The references ARE the package's loops: glued together, they train exactl
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,6 +30,7 @@ from wrong_loops import CORRECT_LOOPS, WRONG_LOOPS
 
 FAST_STAGES = ["collect_episodes", "reinforce_update", "collect_rollout", "advantages_and_returns", "ppo_update"]
 END_TO_END = ["train_reinforce", "train_ppo"]
+ROOT = Path(__file__).resolve().parent.parent
 # Code, not words (as tests/test_checks.py): a method call or a keyword argument
 SOLUTION_CODE = re.compile(r"[A-Za-z_]\w*\.[A-Za-z_]\w*\(|\b(?!terminated=|truncated=)[a-z_]+=[A-Za-z_(]")
 
@@ -160,6 +163,26 @@ def test_an_advantages_message_never_names_a_mistake_and_then_says_none_is_known
             assert field.group(1) in ("advantages", "returns"), f"{label}:\n{message}"
         if "requires grad" in message.splitlines()[0] or "in place" in message.splitlines()[0]:
             assert "Probable mistake:" in message, f"{label}:\n{message}"
+
+
+def _markdown(notebook: str, grade_id: str) -> str:
+    cells = json.loads((ROOT / "solutions" / notebook).read_text(encoding="utf-8"))["cells"]
+    return " ".join("".join(cell["source"]) for cell in cells
+                    if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id).replace("\n", " ")
+
+
+def test_each_exercise_text_says_which_std_its_check_takes():
+    """04b's ppo_update check accepts the population and the sample std (tests/wrong_loops.py has a correct update
+    with each); 08's group-relative advantages take the sample std and name the population one as a mistake
+    (tests/wrong_versions.py). Each exercise's text says which, and points at the other's rule."""
+    ppo = _markdown("04b_ppo_from_scratch.ipynb", "ch04b_ppo_update_text")
+    assert "the population one (it divides by $B$" in ppo and "the sample one (it divides by $B - 1$" in ppo
+    assert "the check accepts both" in ppo.lower()
+    grpo = _markdown("08_llm_policy_gradients.ipynb", "ch08_group_relative_advantages_text")
+    assert "with the sample standard deviation (the one that divides by $G - 1$" in grpo
+    assert "the population std (which divides by $G$)" in grpo and "the check names it as a mistake" in grpo
+    assert {"update_cleanrl_style", "update_standardised_with_the_sample_std"} <= {
+        fn.__name__ for stage, fn in CORRECT_LOOPS if stage == "ppo_update"}
 
 
 def test_without_a_known_mistake_the_message_says_what_the_field_holds():

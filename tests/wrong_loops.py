@@ -304,8 +304,9 @@ def learner_update(policy, value_net, actor_optimizer, critic_optimizer, rollout
     b_actions, b_old = rollout.actions.flatten()[keep], rollout.log_probs.flatten()[keep]
     b_advantages, b_returns = advantages.flatten()[keep], returns.flatten()[keep]
     per_minibatch = config.normalize_per_minibatch or bug == "always_per_minibatch"
+    unbiased = bug == "sample_std"  # not a bug: the sample std (divides by B - 1) is as right as the population one
     if config.normalize_advantages and not per_minibatch:
-        b_advantages = (b_advantages - b_advantages.mean()) / (b_advantages.std(unbiased=False) + 1e-8)
+        b_advantages = (b_advantages - b_advantages.mean()) / (b_advantages.std(unbiased=unbiased) + 1e-8)
     kls, fractions = [], []
     for epoch in minibatches:
         if bug == "old_per_epoch":
@@ -319,7 +320,7 @@ def learner_update(policy, value_net, actor_optimizer, critic_optimizer, rollout
             ratio = log_ratio.exp()
             mb_advantages = b_advantages[mb]
             if config.normalize_advantages and per_minibatch:
-                mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std(unbiased=False) + 1e-8)
+                mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std(unbiased=unbiased) + 1e-8)
             surrogate = torch.max(-mb_advantages * ratio,
                                   -mb_advantages * ratio.clamp(1 - config.clip_eps, 1 + config.clip_eps)).mean()
             actor_loss = surrogate - config.ent_coef * dist.entropy().mean()
@@ -357,6 +358,13 @@ def learner_update(policy, value_net, actor_optimizer, critic_optimizer, rollout
 def update_cleanrl_style(*args):
     """Categorical log-probs, max of negated terms, critic stepped before the actor."""
     return learner_update(*args)
+
+
+@correct("ppo_update")
+def update_standardised_with_the_sample_std(*args):
+    """CleanRL's form with torch's default std, the sample one (divides by B - 1), where the reference uses the
+    population std: a 1/B difference PPO does not care about, accepted."""
+    return learner_update(*args, bug="sample_std")
 
 
 @correct("ppo_update")

@@ -557,6 +557,13 @@ def _update_mistake(name: str) -> Callable[[UpdateCase], Any]:
     return lambda case: case_mistake(case.run, reference_ppo_update, lambda ran: update_data(*ran), name)
 
 
+def _update_with_sample_std(index: int) -> dict[str, Any]:
+    """Case ``index`` played by the reference with the advantages standardised by the sample std (divides by
+    B - 1, torch's default) instead of the population std: as right (the two differ by a factor sqrt(B / (B - 1)),
+    which PPO does not notice), so the check accepts either."""
+    return update_data(*UPDATE_CASES[index].run(functools.partial(reference_ppo_update, sample_std=True)))
+
+
 UPDATE_MISTAKES = [
     StageMistake("the 'old' log-probs are recomputed from the policy being updated, so the ratio is always 1 and "
                  "nothing is ever clipped: pi_old is the policy that COLLECTED the rollout, and its log-probs are the "
@@ -641,7 +648,8 @@ def _compare_update(expected: dict[str, Any], received: dict[str, Any],
 def check_ppo_update(fn: Callable[..., Any]) -> None:
     """Check your ``ppo_update(policy, value_net, actor_optimizer, critic_optimizer, rollout, advantages, returns,
     minibatches, config)``: from the same batch and minibatch order, the networks after the update within
-    rtol 1e-3, atol 1e-5 of the reference's, and the diagnostics."""
+    rtol 1e-3, atol 1e-5 of the reference's, and the diagnostics. The advantages may be standardised with the
+    population std or the sample std (the reference's with either is accepted)."""
     def initial(index: int) -> dict[str, list[Tensor]]:
         policy, value_net = fixed_networks(UPDATE_CASES[index].rollout_case.net_seed)
         return {"policy": [p.detach().clone() for p in policy.parameters()],
@@ -658,7 +666,8 @@ def check_ppo_update(fn: Callable[..., Any]) -> None:
         "ppo_update", fn, len(UPDATE_CASES), reference_ppo_update,
         compare=lambda expected, received, index: _compare_update(expected, received, initial(index)),
         mistakes=UPDATE_MISTAKES, mistake_data=lambda mistake, index: mistake.compute(UPDATE_CASES[index]),
-        situation=situation, concept=lambda mismatch: _UPDATE_CONCEPT.get(mismatch.field, ""))
+        situation=situation, concept=lambda mismatch: _UPDATE_CONCEPT.get(mismatch.field, ""),
+        alternatives=[_update_with_sample_std])
     print(f"✓ ppo_update: {len(UPDATE_CASES)} updates equal to the reference (parameters within rtol "
           f"{PARAMETER_TOLERANCE[0]:g}, atol {PARAMETER_TOLERANCE[1]:g}; approx_kl, clip_fraction and "
           f"explained_variance too)")

@@ -95,11 +95,21 @@ def _clip_and_step(optimizer, parameters: list[Tensor], max_norm: float | None) 
     optimizer.step()
 
 
+def _standardise(x: Tensor, sample_std: bool) -> Tensor:
+    """:math:`(x - \bar x) / (\sigma + 10^{-8})` with the population std (divides by B, ``pg.normalize``) or the
+    sample std (divides by B - 1, torch's default)."""
+    if not sample_std:
+        return normalize(x)
+    return (x - x.mean()) / (x.std() + 1e-8)
+
+
 def reference_ppo_update(policy, value_net, actor_optimizer, critic_optimizer, rollout, advantages, returns,
-                         minibatches, config, *, mistake: str | None = None) -> dict[str, float]:
+                         minibatches, config, *, mistake: str | None = None, sample_std: bool = False
+                         ) -> dict[str, float]:
     """One PPO update: for each epoch, for each minibatch (indices into the valid transitions, in order), the
     clipped surrogate step of the actor and the value step of the critic, each network's gradient norm
-    clipped separately; returns the update's diagnostics."""
+    clipped separately; returns the update's diagnostics. The advantages are standardised with the population
+    std, or with the sample std if ``sample_std`` (both correct: the exercise accepts either)."""
     mask = torch.ones_like(rollout.valid) if mistake == "reset_steps_trained" else rollout.valid
     obs, actions, old_log_probs, advantages, returns = _flatten_valid(
         rollout, mask, rollout.obs, rollout.actions, rollout.log_probs, advantages, returns)  # [B, ...]
@@ -108,7 +118,7 @@ def reference_ppo_update(policy, value_net, actor_optimizer, critic_optimizer, r
         per_minibatch = not per_minibatch
     normalizing = config.normalize_advantages != (mistake == "normalization_flag_ignored")
     if normalizing and not per_minibatch:
-        advantages = normalize(advantages)
+        advantages = _standardise(advantages, sample_std)
     actor_parameters, critic_parameters = list(policy.parameters()), list(value_net.parameters())
     max_norm, critic_max_norm = config.max_grad_norm, config.critic_max_grad_norm
     if mistake == "no_grad_clipping":
@@ -125,7 +135,7 @@ def reference_ppo_update(policy, value_net, actor_optimizer, critic_optimizer, r
             batch_old = new_log_probs.detach() if mistake == "old_log_probs_from_current" else old_log_probs[batch_idx]
             batch_advantages = advantages[batch_idx]
             if normalizing and per_minibatch:
-                batch_advantages = normalize(batch_advantages)
+                batch_advantages = _standardise(batch_advantages, sample_std)
             policy_loss = clipped_surrogate_loss(new_log_probs, batch_old, batch_advantages, config.clip_eps)
             actor_loss = policy_loss + entropy_bonus_loss(entropy, config.ent_coef)
             critic_loss = value_loss(value_net(obs[batch_idx]), returns[batch_idx])

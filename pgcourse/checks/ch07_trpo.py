@@ -790,7 +790,9 @@ def check_trpo_step(fn: Callable[..., Any], cases: tuple[tuple[int, dict[str, An
                 "return the fraction of the full step the line search accepted.", True, case, show_values=False))
         hint = None
         moved = float(step.norm()) > 0.0
-        if reference.fraction > 0 and fraction == 0.0 and reference_trpo_step(batch, direction="reversed").fraction == 0:
+        downhill_rejected = reference.fraction > 0 and fraction == 0.0 and reference_trpo_step(
+            batch, direction="reversed").fraction == 0
+        if downhill_rejected:
             hint = _SIGN_FLIP_HINT.format(reference=f"{reference.fraction:g}")
         elif not moved and reference.fraction > 0:
             hint = ("the policy's parameters did not change: write the accepted step into the policy's own "

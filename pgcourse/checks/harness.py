@@ -116,9 +116,12 @@ def _clone_args(args: dict[str, Any]) -> list[Any]:
 def _changed_input(names: list[str], originals: list[Any], passed: list[Any]) -> str | None:
     """The name of the first tensor argument whose copy, as the learner's function left it, differs from the
     original (changed in place), else None."""
+    def plain(tensor: Tensor) -> Tensor:  # NaNs compare equal to NaNs
+        return torch.nan_to_num(tensor.detach().cpu(), nan=1e300)
+
     for name, original, after in zip(names, originals, passed):
-        if isinstance(original, Tensor) and isinstance(after, Tensor) and not torch.equal(
-                torch.nan_to_num(original.detach().cpu(), nan=1e300), torch.nan_to_num(after.detach().cpu(), nan=1e300)):
+        if isinstance(original, Tensor) and isinstance(after, Tensor) and not torch.equal(plain(original),
+                                                                                           plain(after)):
             return name
     return None
 

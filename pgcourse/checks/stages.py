@@ -238,15 +238,18 @@ def policy_from_state(data: Any, obs_dim: int, n_actions: int, hidden_sizes: Seq
 def run_stage_check(stage: str, fn: Callable[..., Any], count: int, reference: Callable[..., Any], *,
                     compare: Callable[[Any, Any, int], Mismatch | None], mistakes: Sequence[StageMistake],
                     mistake_data: Callable[[StageMistake, int], Any], situation: Callable[[int, Any], str],
-                    concept: Callable[[Mismatch], str], note: Callable[[Mismatch], str] = lambda mismatch: "") -> None:
+                    concept: Callable[[Mismatch], str], note: Callable[[Mismatch], str] = lambda mismatch: "",
+                    alternatives: Sequence[Callable[[int], Any]] = ()) -> None:
     """Each of the ``count`` cases: the reference's data and the learner's, compared; at the first mismatch, the
     known mistake that reproduces the learner's data on that case is named and the check fails (AssertionError
-    with :func:`failure_message`)."""
+    with :func:`failure_message`). ``alternatives``: other correct versions of the stage (case index -> their
+    data, computed only when the learner's data differs from the reference's); data equal to one of them passes."""
     for index in range(count):
         expected = RUNNERS[stage](reference, index)
         received = learner_data(stage, fn, index)
         mismatch = compare(expected, received, index)
-        if mismatch is None:
+        if mismatch is None or any(compare(alternative(index), received, index) is None
+                                   for alternative in alternatives):
             continue
         hint = mismatch.hint or diagnose(mistakes, mismatch, lambda mistake: compare(mistake_data(mistake, index),
                                                                                      received, index) is None)
