@@ -735,3 +735,33 @@ def test_one_line_answers_written_alike_are_not_reported(course, tmp_path):
     assert "answers under 36 tokens are not compared" in summary_lines([])[0]
     pairs = _similar(course, tmp_path / "b", {**answers, "carol": LOOPED, "mallory": PADDED})
     assert [(p.first, p.second) for p in pairs] == [("carol", "mallory")]
+
+
+# -- issue 26, item 5.4: one student's folder given alone is one student ---------------------------------------
+@pytest.mark.parametrize("layout", ["plain", "trailing slash", "linked", "nbgrader", "nbgrader assignment"])
+def test_one_students_folder_given_alone_is_that_student(tmp_path, layout):
+    """``pgcourse grade submitted/alice/`` graded each of alice's notebooks as a student named after the file
+    (``01_demo``, ``scratch``); given through a symlink the same. A folder that holds a notebook named like a
+    chapter, or an nbgrader assignment folder, is one student's: the folder's name (the link's, as given)."""
+    submitted = tmp_path / "submitted"
+    if layout == "nbgrader" or layout == "nbgrader assignment":
+        write_submission(submitted / "alice" / "01_demo" / "01_demo.ipynb")
+        (submitted / "alice" / "01_demo" / "timestamp.txt").write_text("2025-03-01 10:00:00.000000 UTC")
+        given = submitted / "alice" / ("01_demo" if layout == "nbgrader assignment" else "")
+    elif layout == "linked":
+        write_submission(tmp_path / "elsewhere" / "01_demo.ipynb")
+        write_submission(tmp_path / "elsewhere" / "scratch.ipynb")
+        submitted.mkdir()
+        (submitted / "alice").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+        given = submitted / "alice"
+    else:
+        write_submission(submitted / "alice" / "01_demo.ipynb")
+        write_submission(submitted / "alice" / "scratch.ipynb")
+        given = submitted / "alice"
+    argument = str(given) + ("/" if layout == "trailing slash" else "")
+    found = grading.collect_submissions([argument], ["01_demo"])
+    assert {student for student, _ in found} == {"alice"}, found
+    # a class's folder is still a class, one student per folder
+    write_submission(tmp_path / "class" / "bob" / "01_demo.ipynb")
+    write_submission(tmp_path / "class" / "carol" / "01_demo.ipynb")
+    assert sorted(s for s, _ in grading.collect_submissions([tmp_path / "class"], ["01_demo"])) == ["bob", "carol"]

@@ -228,11 +228,35 @@ def _notebooks_below(folder: Path) -> list[Path]:
     return sorted(found)
 
 
+def one_students_folder(folder: Path, chapter_names: set[str]) -> Path | None:
+    """The folder named for its student when ``folder`` (given by the teacher) is one student's, not a class's:
+    it holds a notebook named like a chapter (``alice/01_reinforce.ipynb``: a class's folder names notebooks
+    for students), or it or a folder in it is an nbgrader assignment folder (``timestamp.txt``). The name is
+    the folder's as given (a symlink's own name, never its target's), or the first folder above an assignment
+    folder (``alice`` for ``submitted/alice/ch01``). ``None`` for a class's folder."""
+    folder = Path(os.path.abspath(folder))  # '..' and a trailing slash collapsed, a link's name kept
+    try:
+        with os.scandir(folder) as scan:
+            entries = [entry for entry in scan if not entry.name.startswith(".")]
+    except OSError:
+        return None
+    own = (folder / "timestamp.txt").is_file() or any(
+        entry.name.endswith(".ipynb") and entry.name[:-len(".ipynb")] in chapter_names
+        and entry.is_file(follow_symlinks=False) for entry in entries) or any(
+        entry.is_dir(follow_symlinks=False) and (Path(entry.path) / "timestamp.txt").is_file() for entry in entries)
+    if not own:
+        return None
+    while ((folder / "timestamp.txt").is_file() or folder.name in chapter_names) and folder.parent != folder:
+        folder = folder.parent
+    return folder
+
+
 def collect_identified(paths: Sequence[str | Path], chapter_names: Iterable[str] = ()) -> list[tuple[Identity, Path]]:
     """(who, file) for each submission: see :mod:`pgcourse.grading.identity` for the layouts (a file per
     student, a folder per student, nbgrader, Canvas and Moodle downloads).
 
-    A folder given here is the teacher's and is opened even through a symlink; inside it, nothing is
+    A folder given here is the teacher's and is opened even through a symlink. One student's folder given alone
+    (:func:`one_students_folder`) is that student: all its notebooks are theirs. Inside a folder, nothing is
     followed: a symlinked notebook or student folder is still listed, so that its student gets a row
     (0 points, "symlinks are not graded") instead of silently nothing, or a classmate's work.
 
@@ -245,7 +269,11 @@ def collect_identified(paths: Sequence[str | Path], chapter_names: Iterable[str]
     files: list[Path] = []
     for given in paths:
         path = Path(given)
-        if path.is_dir():
+        student_folder = one_students_folder(path, chapter_names) if path.is_dir() else None
+        if student_folder is not None:
+            owner = identity_of(student_folder.name)
+            owned += [(owner, file, True) for file in _notebooks_below(path)]
+        elif path.is_dir():
             with os.scandir(path) as scan:
                 entries = sorted(scan, key=lambda entry: entry.name)
             for entry in entries:
