@@ -91,3 +91,87 @@ def test_a_name_no_earlier_failed_cell_defines_gets_no_such_note(course_dir, tmp
                                  grader=pool, progress=False)
     halve = report.student("bob").exercises["ch01_halve"]
     assert "name 'triple' is not defined" in halve.feedback and "failed because cell" not in halve.feedback
+
+
+# -- one verdict: the notebook's check runs the answer under the grader's rules -------------------------------
+PG_NORMALIZE = "def normalize(x, eps=1e-8):\n    return pg.normalize(x, eps)\n"
+RIGHT_NORMALIZE = "def normalize(x, eps=1e-8):\n    return (x - x.mean()) / (x.std(unbiased=False) + eps)\n"
+
+
+def _notebook_function(source, name):
+    """``name`` defined as a notebook cell defines it: in the kernel's namespace, module ``__main__``."""
+    import pgcourse as pg
+    import torch
+
+    namespace = {"__name__": "__main__", "pg": pg, "torch": torch}
+    exec(compile(source, "<notebook cell>", "exec"), namespace)  # noqa: S102 - the test's own source
+    return namespace[name], namespace
+
+
+def _last_line(text):
+    return [line for line in text.strip().splitlines() if line.strip()][-1].strip()
+
+
+def test_an_answer_that_calls_the_package_fails_in_the_notebook_as_when_graded(tmp_path, pool):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    import pgcourse as pg
+    from pgcourse.checks import LearnerCodeError
+
+    function, namespace = _notebook_function(PG_NORMALIZE, "normalize")
+    with pytest.raises(LearnerCodeError) as notebook:
+        pg.checks.check_normalize(function)
+    assert namespace["pg"] is pg  # the learner's names are given back after the check
+    # the same answer, graded: a one-exercise course whose check cell is the notebook's
+    meta = {"grade": False, "solution": False, "locked": True, "schema_version": 3}
+    cells = [new_code_cell("import torch\nimport pgcourse as pg", metadata={"nbgrader": {**meta, "grade_id": "setup"}}),
+             new_code_cell(RIGHT_NORMALIZE, metadata={"nbgrader": {**meta, "grade_id": "ch01_normalize",
+                                                                   "solution": True, "locked": False}}),
+             new_code_cell("pg.checks.check_normalize(normalize)",
+                           metadata={"nbgrader": {**meta, "grade_id": "ch01_normalize_check", "grade": True,
+                                                  "points": 1}})]
+    for folder in ("solutions", "exercises"):
+        (tmp_path / "course" / folder).mkdir(parents=True)
+        nbformat.write(new_notebook(cells=cells), tmp_path / "course" / folder / "01_norm.ipynb")
+    cells[1].source = PG_NORMALIZE
+    (tmp_path / "submitted").mkdir()
+    nbformat.write(new_notebook(cells=cells), tmp_path / "submitted" / "alice.ipynb")
+    report = grading.grade_paths([tmp_path / "submitted"], course=tmp_path / "course", chapter="01", limits=LIMITS,
+                                 grader=pool, progress=False)
+    graded = report.student("alice").exercises["ch01_normalize"]
+    assert graded.points == 0 and "pgcourse.normalize is not available while grading" in graded.feedback
+    assert _last_line(str(notebook.value)) == _last_line(graded.feedback)
+    assert str(notebook.value).split("\n")[0] == graded.feedback.split("\n")[0]
+
+
+def test_the_grading_rules_keep_the_kit_and_right_answers(capsys):
+    import pgcourse as pg
+    from pgcourse.checks import rules
+    from pgcourse.grading.loops import KIT_NAMES
+
+    assert {name for items in rules.KIT.values() for name in items} == set(KIT_NAMES)
+    pg.checks.check_normalize(_notebook_function(RIGHT_NORMALIZE, "normalize")[0])
+    assert "7 cases passed" in capsys.readouterr().out
+    policy_net, namespace = _notebook_function(
+        "def build(n):\n    return pg.networks.CategoricalPolicy(4, 2, (8,)), pg.minibatch_indices(n, 2)\n", "build")
+    with rules.grading_rules(policy_net):
+        assert namespace["pg"] is not pg and len(policy_net(4)[1]) == 2  # what the sandbox offers a loop
+        with pytest.raises(ImportError, match="pgcourse.train is not available while grading"):
+            namespace["pg"].train
+    with rules.grading_rules(policy_net, withheld=frozenset({"minibatch_indices"})):
+        with pytest.raises(ImportError, match="pgcourse.minibatch_indices is not available while grading"):
+            policy_net(4)
+    assert namespace["pg"] is pg
+
+
+def test_a_function_imported_from_the_package_is_withheld_too():
+    import pgcourse as pg
+    from pgcourse.checks import LearnerCodeError
+
+    function, namespace = _notebook_function("from pgcourse.returns import discounted_returns as reference\n"
+                                             "def discounted_returns(rewards, gamma):\n"
+                                             "    return reference(rewards, gamma)\n", "discounted_returns")
+    with pytest.raises(LearnerCodeError, match="is not available while grading"):
+        pg.checks.check_discounted_returns(function)
+    assert namespace["reference"] is pg.returns.discounted_returns

@@ -86,3 +86,14 @@ __all__ += ["STAGE_CHECKS", *(f"check_{name}" for name in STAGE_CHECKS)]
 from .ch08_lm import check_grpo_update  # noqa: E402
 
 __all__ += ["check_grpo_update"]
+
+# A check run in the notebook runs the learner's function under the grader's rules (pgcourse.checks.rules): the
+# course package's own answers are unavailable to it, so the notebook shows the verdict `pgcourse grade` gives.
+# Not chapter 08's check_grpo_update, which is not graded (its check fine-tunes with pgcourse.lm).
+from . import rules  # noqa: E402
+
+for _name in sorted({name for name in __all__ if name.startswith("check_") and name != "check_grpo_update"}):
+    globals()[_name] = rules.under_grading_rules(globals()[_name])
+del _name
+ALL_CHECKS = {name: globals()[f"check_{name}"] for name in ALL_CHECKS}
+STAGE_CHECKS = {name: globals()[f"check_{name}"] for name in STAGE_CHECKS}
