@@ -81,6 +81,35 @@ def _strings(value, seen=None, depth=0):
         yield from _strings(vars(value), seen, depth + 1)
 
 
+@pytest.fixture(autouse=True)
+def _own_record_of_tries(tmp_path, monkeypatch):
+    """Each test records its bug-hunt tries in a file of its own and starts with none in memory."""
+    monkeypatch.setenv("PGCOURSE_BUG_HUNT_RECORD", str(tmp_path / "bug_hunt_tries.json"))
+    if hasattr(bug_hunt, "_KERNEL_TRIES"):
+        monkeypatch.setattr(bug_hunt, "_KERNEL_TRIES", {})
+
+
+def _signal_of(k: int) -> str:
+    """A signal through which mystery ``k``'s bug shows (the solution's)."""
+    return SIGNAL_ANSWERS[k]
+
+
+def _signals_from_notebook() -> dict[int, str]:
+    found = {}
+    for k in ANSWERS:
+        namespace: dict = {}
+        try:
+            exec(_cell(f"ch06_mystery_{k}"), namespace)
+        except KeyError:
+            continue
+        if f"signal_{k}" in namespace:
+            found[k] = namespace[f"signal_{k}"]
+    return found
+
+
+SIGNAL_ANSWERS = _signals_from_notebook()
+
+
 # -- the mysteries ----------------------------------------------------------------------------------
 
 def test_answers_live_in_the_solution_notebook_only():
@@ -153,16 +182,112 @@ def test_mystery_feedback_says_where_to_look_without_naming_the_answer():
 
 def test_check_accepts_each_answer_and_rejects_a_wrong_one(capsys):
     for k, answer in ANSWERS.items():
-        pg.checks.check_mystery(k, answer)
-        assert capsys.readouterr().out.startswith(f"✓ mystery trainer {k}")
+        assert SIGNAL_ANSWERS[k] in traps.signals.SHOWS_IN[answer], k  # the solution's signal is one the check takes
+        for signal in traps.signals.SHOWS_IN[answer]:  # every signal the bug acts on is a right answer
+            pg.checks.check_mystery(k, answer, signal)
+            assert capsys.readouterr().out.startswith(f"✓ mystery trainer {k}")
     wrong = {k: ("advantage_sign_flipped" if v != "advantage_sign_flipped" else "stale_old_log_probs")
              for k, v in ANSWERS.items()}
     with pytest.raises(AssertionError, match="mystery trainer 1"):
-        pg.checks.check_mystery(1, wrong[1])
+        pg.checks.check_mystery(1, wrong[1], "entropy")
     with pytest.raises(AssertionError, match="no entry"):
-        pg.checks.check_bug_hunt({1: ANSWERS[1]})
+        pg.checks.check_bug_hunt({1: (ANSWERS[1], _signal_of(1))})
     with pytest.raises(AssertionError, match="must be a dict"):
         pg.checks.check_bug_hunt([ANSWERS[1]])
+    with pytest.raises(AssertionError, match=r"a pair \(trap, signal\)"):
+        pg.checks.check_bug_hunt({k: answer for k, answer in ANSWERS.items()})
+    pg.checks.check_bug_hunt({k: (answer, _signal_of(k)) for k, answer in ANSWERS.items()})
+    assert "all 6 planted bugs and their signals" in capsys.readouterr().out
+
+
+def test_the_answer_is_the_trap_and_the_signal_it_shows_in(capsys):
+    """Issue 26, item 4: naming the trap alone passed, so looping the 12 trap names solved every mystery. Now the
+    answer is the trap and a signal of pg.diagnose it acts on; each half that is wrong is named as such."""
+    k, answer = 3, ANSWERS[3]
+    with pytest.raises(AssertionError, match="name the signal too"):
+        pg.checks.check_mystery(k, answer)
+    off = next(signal for signal in traps.SIGNALS if signal not in traps.signals.SHOWS_IN[answer])
+    with pytest.raises(AssertionError, match=r"the trap is right\), but .* is not a signal this bug acts on"):
+        pg.checks.check_mystery(k, answer, off)
+    with pytest.raises(AssertionError, match="not one of pg.diagnose's signals") as failed:
+        pg.checks.check_mystery(k, answer, "the loss")
+    assert "not counted as a try" in str(failed.value)
+    pg.checks.check_mystery(k, answer, "  " + _signal_of(k).upper())  # case and spacing as you like
+    assert "try 2 of 2" in capsys.readouterr().out
+    # a signal does not rescue a wrong trap, and the message is about the trap
+    wrong = "per_minibatch_adv_norm" if answer != "per_minibatch_adv_norm" else "long_rollout"
+    problem, counts = bug_hunt._verdict(k, wrong, traps.signals.SHOWS_IN[wrong][0])
+    assert "does not behave like it" in problem and "the trap is right" not in problem and counts
+    assert set(traps.signals.SHOWS_IN) == set(traps.TRAPS)
+    assert all(set(signals) <= set(traps.SIGNALS) for signals in traps.signals.SHOWS_IN.values())
+    named = {finding.signal for k in bug_hunt.MYSTERIES
+             for finding in [*traps.diagnose(traps.mystery_run(k)), *traps.diagnose(traps.mystery_run(k)).healthy]}
+    assert named <= set(traps.SIGNALS), named - set(traps.SIGNALS)
+
+
+def test_tries_are_limited_recorded_and_outlive_the_kernel(tmp_path):
+    """Issue 26, item 4: nothing limited or recorded tries. The check takes MAX_TRIES different answers per
+    mystery, records them in a file, refuses more (even the right one) and says so; the same answer again costs
+    nothing (re-running a notebook), malformed ones cost nothing, and a new kernel still finds the record."""
+    assert bug_hunt.MAX_TRIES == 2
+    k, answer = 2, ANSWERS[2]
+    algo = bug_hunt.MYSTERY_SPECS[k]["algo"]
+    wrongs = [t for t in traps.TRAPS if t != answer and algo in traps.TRAPS[t][0]][:2]
+    with pytest.raises(AssertionError, match="not counted as a try"):  # a PPO-only trap in the A2C trainer
+        pg.checks.check_mystery(k, "stale_old_log_probs", "entropy")
+    with pytest.raises(AssertionError, match=r"try 1 of 2"):
+        pg.checks.check_mystery(k, wrongs[0], "entropy")
+    with pytest.raises(AssertionError, match=r"try 2 of 2"):
+        pg.checks.check_mystery(k, wrongs[1], "return trend")
+    with pytest.raises(AssertionError, match=r"try 2 of 2"):  # the same answer again: the same verdict, no cost
+        pg.checks.check_mystery(k, wrongs[1], "Return Trend")
+    with pytest.raises(AssertionError, match="no tries left") as refused:
+        pg.checks.check_mystery(k, answer, _signal_of(k))
+    assert wrongs[0] in str(refused.value) and "answer cell" in str(refused.value)
+    record = json.loads((tmp_path / "bug_hunt_tries.json").read_text())
+    assert record["2"] == [{"trap": wrongs[0], "signal": "entropy", "right": False},
+                           {"trap": wrongs[1], "signal": "return trend", "right": False}]
+    bug_hunt._KERNEL_TRIES.clear()  # a new kernel: the file remembers
+    with pytest.raises(AssertionError, match="no tries left"):
+        pg.checks.check_mystery(k, answer, _signal_of(k))
+    (tmp_path / "bug_hunt_tries.json").unlink()
+    pg.checks.check_mystery(1, ANSWERS[1], _signal_of(1))  # other mysteries have their own tries
+    bug_hunt._record(k, {"trap": wrongs[0], "signal": "entropy", "right": False})
+    bug_hunt._record(k, {"trap": wrongs[1], "signal": "return trend", "right": False})
+    (tmp_path / "bug_hunt_tries.json").unlink()  # a deleted file: this kernel still remembers
+    with pytest.raises(AssertionError, match="no tries left"):
+        pg.checks.check_mystery(k, answer, _signal_of(k))
+
+
+def test_the_grader_keeps_no_tries(monkeypatch, capsys):
+    """The grading worker grades many students' answer cells in one process: there the check keeps no record and
+    no limit (RECORD_VARIABLE off), so a student's grade never depends on another's answers."""
+    monkeypatch.setenv(bug_hunt.RECORD_VARIABLE, "off")
+    for wrong in ("low_critic_lr", "joint_grad_clip", "missing_detach"):
+        if wrong != ANSWERS[2]:
+            with pytest.raises(AssertionError, match="does not behave like it"):
+                pg.checks.check_mystery(2, wrong, "entropy")
+    pg.checks.check_mystery(2, ANSWERS[2], _signal_of(2))
+    assert capsys.readouterr().out.startswith("✓ mystery trainer 2")
+    assert bug_hunt._KERNEL_TRIES == {}
+    source = (ROOT / "pgcourse" / "grading" / "worker.py").read_text()
+    assert f'os.environ["{bug_hunt.RECORD_VARIABLE}"] = "off"' in source
+
+
+def test_a_wrong_answer_shows_no_number_of_another_mystery():
+    """Issue 26, item 4: trainers 4, 5 and 6 share one config, so another mystery's answer replayed in one of them
+    *is* that mystery's run: the old message printed its first policy_loss ("... is -0.01234 with it planted"),
+    which is that mystery's own number and told the learner its answer."""
+    runs = {k: traps.mystery_run(k) for k in bug_hunt.MYSTERIES}
+    pairs = [(k, j) for k in runs for j in runs if j != k and runs[j].config.to_dict() == runs[k].config.to_dict()]
+    assert len(pairs) >= 2
+    for k, j in pairs:
+        message = bug_hunt.mystery_feedback(k, ANSWERS[j])
+        assert message is not None
+        values = bug_hunt._signature(runs[j], bug_hunt.CHECKED_UPDATES)[1:]  # not env_step: the same in all
+        shown = {f"{x:.4g}" for x in values.ravel() if np.isfinite(x) and x != 0}
+        leaked = [text for text in shown if re.search(rf"(?<![\d.]){re.escape(text)}(?!\d)", message)]
+        assert not leaked, (k, j, leaked)
 
 
 @pytest.mark.slow
@@ -425,3 +550,45 @@ def test_the_exercise_notebook_names_no_answer():
         assert not [name for name in traps.TRAPS if name in source], cell.get("id")
     texts = "".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "markdown")
     assert texts.count("<details>") >= 2 * len(bug_hunt.MYSTERIES)  # two folded hints per mystery
+
+
+def _hints(notebook: Path) -> dict[int, str]:
+    """The folded hints of each mystery in ``notebook``."""
+    hints = {}
+    for cell in json.loads(notebook.read_text())["cells"]:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "")
+        found = re.fullmatch(r"ch06_mystery_(\d)_text", grade_id)
+        if found:
+            hints[int(found.group(1))] = "".join(cell["source"])
+    return hints
+
+
+def _telling_words(trap: str) -> set[str]:
+    """Words of the trap's description (5 letters or more, or a tensor shape) that no more than one other trap's
+    description uses, less plain words any hint needs: the words that describe this bug's mechanism."""
+    plain = {"always", "being", "nothing", "ratio", "likely", "makes", "actions", "action", "actor", "networks",
+             "before", "state", "updated", "returned", "limit"}
+
+    def words(text):
+        return set(re.findall(r"[a-z]{5,}|\[[^\]]*\]", text.lower())) - plain
+    others = [words(description) for name, (_, description) in traps.TRAPS.items() if name != trap]
+    return {word for word in words(traps.TRAPS[trap][1]) if sum(word in other for other in others) <= 1}
+
+
+def test_hints_point_at_signals_not_at_the_answer():
+    """Issue 26, item 4: the hints of mysteries 4-6 nearly named the bug ("what is [B] - [B, 1]?", "what is
+    stored for such a step" beside "outside the bounds"). Each mystery's first hint names the signals to read, by
+    pg.diagnose's names, and neither hint nor a wrong answer's evidence uses a word that describes its answer's
+    mechanism."""
+    for notebook in (SOLUTION, ROOT / "exercises" / "06_debugging_traps.ipynb"):
+        hints = _hints(notebook)
+        assert sorted(hints) == list(bug_hunt.MYSTERIES)
+        for k, text in hints.items():
+            first = text.split("Hint 2")[0]
+            assert [signal for signal in traps.SIGNALS if f"`{signal}`" in first], (notebook.name, k)
+            said = {word for word in _telling_words(ANSWERS[k]) if word in text.lower()}
+            assert not said, (notebook.name, k, said)
+    for k in bug_hunt.MYSTERIES:
+        assert [signal for signal in traps.SIGNALS if f"'{signal}'" in bug_hunt.EVIDENCE[k]], k
+        said = {word for word in _telling_words(ANSWERS[k]) if word in bug_hunt.EVIDENCE[k].lower()}
+        assert not said, (k, said)

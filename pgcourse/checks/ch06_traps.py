@@ -159,17 +159,19 @@ def check_train_actor_critic(fn: Callable[..., Any]) -> None:
           f"average {score:.0f})")
 
 
-def check_mystery(k: int, answer: str) -> None:
+def check_mystery(k: int, answer: str, signal: str | None = None) -> None:
     """Check the bug hunt's answer for mystery trainer ``k``: ``answer`` names the trap planted in it (a key of
-    ``pgcourse.traps.TRAPS``). Behaviour is compared, not names: the named trap is planted in the course's
-    algorithm, trained from the mystery's saved config, and its first updates must match the mystery's."""
+    ``pgcourse.traps.TRAPS``) and ``signal`` the signal of ``pg.diagnose`` it shows in (one of
+    ``pgcourse.traps.SIGNALS``). Behaviour is compared, not names: the named trap is planted in the course's
+    algorithm, trained from the mystery's saved config, and its first updates must match the mystery's. The check
+    takes two different answers per mystery (``pgcourse.traps.bug_hunt.MAX_TRIES``) and records them."""
     from ..traps.bug_hunt import check_mystery as _check
 
-    _check(k, answer)
+    _check(k, answer, signal)
 
 
 def check_bug_hunt(answers: dict) -> None:
-    """Check all the bug hunt's answers at once: ``answers[k]`` names the trap planted in mystery trainer ``k``."""
+    """Check all the bug hunt's answers at once: ``answers[k]`` is ``(trap, signal)`` for mystery trainer ``k``."""
     from ..traps import check_bug_hunt as _check
 
     _check(answers)

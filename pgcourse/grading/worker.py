@@ -577,6 +577,9 @@ def worker_main(fd: int) -> None:
     torch.set_num_threads(1)
     with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(1)
+    # The bug hunt's checks keep no record of tries here: this process grades one answer per student, many students
+    # (pgcourse.traps.bug_hunt.RECORD_VARIABLE).
+    os.environ["PGCOURSE_BUG_HUNT_RECORD"] = "off"
     conn = Connection(fd)
     try:
         hello = conn.recv()

@@ -13,7 +13,7 @@ from ..planted import (FLAT_LINE_TRAPS, PRESETS, TRAPS, describe, entropy_bonus_
                        validate_traps)
 from ..plotting import moving_average
 from .bug_hunt import MYSTERY_STEPS, check_bug_hunt, mystery_run
-from .signals import Diagnosis, Finding, diagnose, top_causes
+from .signals import SIGNALS, Diagnosis, Finding, diagnose, top_causes
 from .experiments import (ABLATION, BUGGY_PPO, FIXED_PPO, MORE_TRAPS, REPRO_ALGOS, REPRO_SETTINGS, episodes_to,
                           experiment_sweeps, experiments, gradient_steps_per_100_episodes, load_experiments,
                           load_reproduction, plot_reproduction, reproduce, reproduction_arms, reproduction_table,
@@ -21,7 +21,7 @@ from .experiments import (ABLATION, BUGGY_PPO, FIXED_PPO, MORE_TRAPS, REPRO_ALGO
 
 __all__ = ["FLAT_LINE_TRAPS", "PRESETS", "TRAPS", "describe", "entropy_bonus_wrong_sign",
            "gae_truncation_as_termination", "gaussian_log_prob_not_summed", "plant", "surrogate_ratio_from_probs",
-           "validate_traps", "moving_average", "MYSTERY_STEPS", "check_bug_hunt", "mystery_run", "Diagnosis",
+           "validate_traps", "moving_average", "MYSTERY_STEPS", "SIGNALS", "check_bug_hunt", "mystery_run", "Diagnosis",
            "Finding", "diagnose", "top_causes", "ABLATION", "BUGGY_PPO", "FIXED_PPO", "MORE_TRAPS", "REPRO_ALGOS",
            "REPRO_SETTINGS", "episodes_to", "experiments", "gradient_steps_per_100_episodes", "plot_reproduction",
            "reproduce", "reproduction_table", "summarize_run", "updates_per_100_episodes", "experiment_sweeps",

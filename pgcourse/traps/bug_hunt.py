@@ -70,6 +70,7 @@ from ..api import train
 from ..config import ConfigError
 from ..planted import TRAPS, plant, validate_traps
 from ..run import Run, load
+from .signals import SHOWS_IN, SIGNALS, signal_name
 
 MYSTERIES = (1, 2, 3, 4, 5, 6)
 MYSTERY_STEPS = 12_000  # env steps of the CartPole mystery trainers (the Pendulum ones: see MYSTERY_SPECS)
@@ -105,29 +106,27 @@ OTHER_ROUNDING = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE", "O
 # Where to look, per trainer: the evidence that tells its bug apart, for a wrong answer's message. It points at
 # signals and at the experiment to run; it never names the bug.
 EVIDENCE: dict[int, str] = {
-    1: "Look at approx_kl and clip_fraction in m.history.updates: not small, exactly 0.0 on every update. In the "
-       "clipped surrogate the ratio is exp(log pi_theta(a|s) - log pi_old(a|s)). Which of its two terms would have "
-       "to change, during the update, for the ratio to stay exactly 1?",
-    2: "Put the returns beside the entropy: the entropy falls (the policy becomes more certain, so it is learning) "
-       "while the return falls below what a random policy gets. It learns the wrong thing. Then read its config: "
-       "which suspects would have written another value into a setting (pg.traps.PRESETS, the trap descriptions)?",
-    3: "Train a correct twin from the mystery's config (twin = "
-       "pg.traps.bug_hunt.train_like(m)) and put the two side by side: the mystery's approx_kl and clip_fraction "
-       "are clearly smaller, so its policy moves less per update with the same lr, epochs and clip range, and its "
-       "critic explains less. What can shrink both networks' steps without touching a learning rate? Compare "
-       "actor_grad_norm with critic_grad_norm, and think about where and how the gradients are clipped.",
-    4: "Look at the first update: approx_kl far above the 0.01-0.02 of a healthy PPO and most samples clipped, "
-       "with PPO's usual lr and epochs. A ratio that far from 1 on the first update means the update's log-probs "
-       "disagree with the rollout's before the policy has moved. Pendulum's action is a vector of one number: "
-       "what shape has a log-prob of it ([B] or [B, 1]), and what does [B] - [B, 1] give?",
-    5: "Beside a correct run from the same config, the actor's signals look alike but the critic fits worse: "
-       "explained_variance lower, value_loss and advantage_std larger. How do Pendulum's episodes end (never by "
-       "termination; every one at the 200-step time limit)? Which part of the update uses how an episode ended?",
-    6: "Its return rises much as a correct run's does and no signal stands out, yet its very first update "
-       "already differs from that of a correct twin (train_like(m)): a bug present from the first rollout that "
-       "bites quietly. Its policy starts wide (std e^0.5 ~ 1.65) on actions bounded to [-2, 2], so many sampled "
-       "actions fall outside the bounds. Which action, and which log-prob, does the update then believe was "
-       "played?",
+    1: "Read the 'KL / clip fraction' signal over every update (approx_kl and clip_fraction in m.history.updates) "
+       "beside a correct twin's (twin = pg.traps.bug_hunt.train_like(m)). What do those two numbers measure, and "
+       "what would have to stay fixed during an update for them to read as they do?",
+    2: "Read the 'return trend' and 'entropy' signals together: the entropy falls (the policy becomes more "
+       "certain, so it is learning) while the return falls below what a random policy gets. Then read its config "
+       "beside pg.traps.PRESETS: a suspect that writes a setting would show there.",
+    3: "pg.diagnose is quiet, so compare with a correct twin (twin = pg.traps.bug_hunt.train_like(m)): the "
+       "'KL / clip fraction' and 'explained variance' signals show smaller steps of both networks with the same "
+       "lr, epochs and clip range. Then read the 'grad norms' signal (actor_grad_norm, critic_grad_norm) of both.",
+    4: "Put the first update's 'KL / clip fraction' signal (approx_kl, clip_fraction) beside a correct twin's "
+       "(twin = pg.traps.bug_hunt.train_like(m)), with the same lr and epochs. A ratio far from 1 before the "
+       "policy has moved means the update's log-probs disagree with the rollout's: which suspects change how a "
+       "log-prob is computed or stored? Test each by experiment.",
+    5: "Put the critic's signals ('explained variance', 'advantage scale': value_loss and advantage_std in "
+       "m.history.updates) beside a correct twin's (twin = pg.traps.bug_hunt.train_like(m)), then the actor's "
+       "('KL / clip fraction', 'entropy'). Which of the two networks is taught something else? List the suspects "
+       "that change what it is taught, and test each by experiment.",
+    6: "pg.diagnose calls it healthy, yet its first update already differs from a correct twin's "
+       "(twin = pg.traps.bug_hunt.train_like(m)): a bug present from the first rollout that bites quietly. Compare "
+       "the 'policy std' and 'entropy' signals (log_std_mean, entropy) of the two over the whole run, and test by "
+       "experiment the suspects that only a Box action space can have.",
 }
 
 
@@ -231,7 +230,9 @@ def behaves_like(trap: str | None, mystery: Run, updates: int = CHECKED_UPDATES)
 
 
 def _first_difference(replay: np.ndarray, expected: np.ndarray) -> str:
-    """Where a replay first parts from the mystery, in words."""
+    """Where a replay first parts from the mystery, in words: the update and the diagnostic, and no number of
+    the replay. (Trainers 4, 5 and 6 share one config, so a wrong answer's replay can be another mystery's run:
+    its numbers would give that mystery's answer away.)"""
     differences = _differences(replay, expected)
     tolerances = _tolerances(expected.shape[1])
     for u in range(expected.shape[1]):
@@ -239,10 +240,8 @@ def _first_difference(replay: np.ndarray, expected: np.ndarray) -> str:
             return f"it stopped before update {u + 1}"
         for c, column in enumerate(COMPARED):
             if differences[c, u] > tolerances[u]:
-                a, b = replay[c, u], expected[c, u]
-                apart = (f", a relative difference of {differences[c, u]:.2g} (the check allows {tolerances[u]:g} "
-                         "there, for another processor's rounding)" if np.isfinite(differences[c, u]) else "")
-                return f"at update {u + 1}, {column} is {a:.4g} with it planted and {b:.4g} in the mystery{apart}"
+                return (f"at update {u + 1}, its {column} differs from the mystery's by more than another "
+                        "processor's rounding could explain")
     return "its updates match"
 
 
@@ -284,20 +283,122 @@ def mystery_feedback(k: int, answer: Any) -> str | None:
     return "\n".join(lines)
 
 
-def check_mystery(k: int, answer: str) -> None:
-    """Check one answer of the bug hunt: ``answer`` names the trap (a key of ``TRAPS``) planted in mystery
-    trainer ``k``. Behaviour is compared, not names (a second or two: a replay of two updates)."""
+def signal_feedback(k: int, answer: str, signal: Any) -> str | None:
+    """None if ``signal`` is one of the signals through which ``answer`` (the right trap of trainer ``k``)
+    acts (:data:`~pgcourse.traps.signals.SHOWS_IN`); otherwise why not, without naming the ones that are."""
+    name = signal_name(signal)
+    if name is None:
+        return (f"mystery trainer {k}: {signal!r} is not one of pg.diagnose's signals; name the signal with one of "
+                f"pg.traps.SIGNALS: {list(SIGNALS)}")
+    if name in SHOWS_IN[answer]:
+        return None
+    return (f"mystery trainer {k}: {answer!r} reproduces it (the trap is right), but {name!r} is not a signal this "
+            f"bug acts on: what does it change in the update, and which of pg.diagnose's signals reads that? Put "
+            f"that signal of the mystery beside its correct twin's (pg.traps.bug_hunt.train_like(m)).")
+
+
+MAX_TRIES = 2  # distinct answers per mystery trainer that the check takes on one machine account
+# Where the tries are recorded, if not in the default file; "off": no record and no limit. The grader's worker sets
+# it off: it grades the answer in each student's answer cell once, in a process that grades many students.
+RECORD_VARIABLE = "PGCOURSE_BUG_HUNT_RECORD"
+_KERNEL_TRIES: dict[str, list[dict[str, Any]]] = {}  # this Python's tries, kept even where no file can be written
+
+
+def record_path() -> Path:
+    """The file that records the bug hunt's tries: ``$PGCOURSE_BUG_HUNT_RECORD``, else
+    ``~/.pgcourse/bug_hunt_tries.json``."""
+    return Path(os.environ.get(RECORD_VARIABLE) or Path.home() / ".pgcourse" / "bug_hunt_tries.json")
+
+
+def recorded_tries(k: int) -> list[dict[str, Any]]:
+    """The answers given for trainer ``k`` on this machine account, in order: ``{"trap", "signal", "right"}``
+    each, from the record file and this Python's own memory (a deleted file does not forget this kernel's)."""
+    try:
+        stored = json.loads(record_path().read_text()).get(str(k), [])
+    except (OSError, ValueError, AttributeError):
+        stored = []
+    tries = [t for t in stored if isinstance(t, dict) and {"trap", "signal", "right"} <= set(t)]
+    for kept in _KERNEL_TRIES.get(str(k), []):
+        if not any((t["trap"], t["signal"]) == (kept["trap"], kept["signal"]) for t in tries):
+            tries.append(kept)
+    return tries
+
+
+def _record(k: int, entry: dict[str, Any]) -> None:
+    """Add ``entry`` to trainer ``k``'s tries, in memory and in the record file (if it can be written)."""
+    _KERNEL_TRIES.setdefault(str(k), []).append(entry)
+    path = record_path()
+    try:
+        record = json.loads(path.read_text()) if path.is_file() else {}
+        record = record if isinstance(record, dict) else {}
+    except (OSError, ValueError):
+        record = {}
+    record[str(k)] = recorded_tries(k)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=1))
+    except OSError:  # a read-only home (e.g. the grader's sandbox): this kernel's memory still counts
+        pass
+
+
+def _verdict(k: int, answer: Any, signal: Any) -> tuple[str | None, bool]:
+    """The check's message (None: right) and whether the answer counts as a try (a well-formed trap that can be
+    planted here, and a signal name: malformed answers and crossed-off traps cost nothing)."""
     problem = mystery_feedback(k, answer)
+    if problem is not None and (not isinstance(answer, str) or answer not in TRAPS or "cannot be planted" in problem):
+        return problem, False
+    if signal_name(signal) is None:
+        return signal_feedback(k, answer, signal), False
     if problem is not None:
-        raise AssertionError(problem)
+        return problem, True
+    return signal_feedback(k, answer, signal), True
+
+
+def check_mystery(k: int, answer: str, signal: str | None = None) -> None:
+    """Check one answer of the bug hunt: ``answer`` names the trap (a key of ``TRAPS``) planted in mystery
+    trainer ``k`` and ``signal`` the signal of ``pg.diagnose`` (one of ``pg.traps.SIGNALS``) through which it
+    shows. Behaviour is compared, not names (a second or two: a replay of two updates).
+
+    Tries are limited: the check takes :data:`MAX_TRIES` different answers per trainer on one machine account
+    and records each (:func:`record_path`); giving the same answer again costs nothing, and once a right answer
+    is recorded the mystery is solved and further answers cost nothing either."""
+    if signal is None:
+        raise AssertionError(f"mystery trainer {k}: name the signal too: check_mystery({k}, trap, signal), the signal "
+                             f"of pg.diagnose through which the bug shows, one of pg.traps.SIGNALS: {list(SIGNALS)}")
+    if os.environ.get(RECORD_VARIABLE) == "off":  # the grader: one answer per student, graded once
+        problem, _ = _verdict(k, answer, signal)
+        if problem is not None:
+            raise AssertionError(problem)
+        print(f"✓ mystery trainer {k}: {answer!r} planted gives its first {CHECKED_UPDATES} updates, and it shows in "
+              f"{signal_name(signal)!r}")
+        return
+    tries = recorded_tries(k) if k in MYSTERIES else []
+    name = signal_name(signal)
+    again = next((t for t in tries if (t["trap"], t["signal"]) == (answer, name)), None)
+    solved = any(t["right"] for t in tries)  # a solved mystery may be checked again, with any answer
+    if again is None and len(tries) >= MAX_TRIES and not solved:
+        given = "; ".join(f"({t['trap']!r}, {t['signal']!r})" for t in tries)
+        raise AssertionError(f"mystery trainer {k}: no tries left. The check takes {MAX_TRIES} different answers per "
+                             f"mystery, and you have given {given} (recorded in {record_path()}). The grader grades "
+                             "the answer in your notebook's answer cell, once.")
+    problem, counts = _verdict(k, answer, signal)
+    if counts and again is None and not solved:
+        _record(k, {"trap": answer, "signal": name, "right": problem is None})
+        tries = recorded_tries(k)
+    used = (f" (try {len(tries)} of {MAX_TRIES})" if counts and not solved else
+            " (solved before: not counted)" if counts else " (not counted as a try)")
+    if problem is not None:
+        raise AssertionError(problem + used)
     print(f"✓ mystery trainer {k}: the course's {mystery_run(k).config.algo.upper()} with {answer!r} planted "
-          f"gives its first {CHECKED_UPDATES} updates")
+          f"gives its first {CHECKED_UPDATES} updates, and it shows in {name!r}{used}")
 
 
-def check_bug_hunt(answers: dict[int, str]) -> None:
-    """Check all the answers at once: ``answers[k]`` is the trap name planted in mystery trainer ``k``."""
+def check_bug_hunt(answers: dict[int, tuple[str, str]]) -> None:
+    """Check all the answers at once: ``answers[k]`` is ``(trap, signal)`` for mystery trainer ``k`` (each counts
+    as a try of :func:`check_mystery`)."""
     if not isinstance(answers, dict):
-        raise AssertionError(f"answers must be a dict {{1: 'trap name', 2: ..., ...}}, got {type(answers).__name__}")
+        raise AssertionError("answers must be a dict {1: ('trap name', 'signal'), 2: ..., ...}, got "
+                             f"{type(answers).__name__}")
     try:  # keys may arrive as strings (e.g. through JSON)
         answers = {int(k): v for k, v in answers.items()}
     except (TypeError, ValueError):
@@ -305,10 +406,19 @@ def check_bug_hunt(answers: dict[int, str]) -> None:
     missing = [k for k in MYSTERIES if k not in answers]
     if missing:
         raise AssertionError(f"answers has no entry for mystery trainer(s) {missing}")
-    problems = [p for p in (mystery_feedback(k, answers[k]) for k in MYSTERIES) if p is not None]
+    problems = []
+    for k in MYSTERIES:
+        pair = answers[k]
+        if not (isinstance(pair, tuple | list) and len(pair) == 2):
+            problems.append(f"mystery trainer {k}: answer with a pair (trap, signal), got {pair!r}")
+            continue
+        try:
+            check_mystery(k, *pair)
+        except AssertionError as error:
+            problems.append(str(error))
     if problems:
         raise AssertionError("\n\n".join(problems))
-    print(f"✓ bug hunt: all {len(MYSTERIES)} planted bugs named correctly")
+    print(f"✓ bug hunt: all {len(MYSTERIES)} planted bugs and their signals named correctly")
 
 
 # -- for whoever maintains the course -------------------------------------------------------------

@@ -29,6 +29,36 @@ import numpy as np
 from ..planted import TRAPS
 
 SEVERITY_RANK = {"alarm": 2, "warn": 1, "ok": 0}
+# The names of the signals diagnose() reports (each Finding's ``signal``), in the order it reads them.
+SIGNALS = ("non-finite log-probs/losses", "entropy", "policy std", "advantage scale", "explained variance",
+           "KL / clip fraction", "grad norms", "return trend", "updates per episode")
+# Where each trap acts: the signals whose numbers it moves by what it does to the update (the bug hunt's answer is
+# a trap and one of its signals). A trap that corrupts the ratio or pi_old shows in the KL and clip fraction; one
+# that corrupts the critic's step or targets, in the critic's fit (explained variance, and the advantages it
+# leaves); one that scales steps, in the gradient norms; one that changes what the policy is pushed towards, in its
+# entropy or std (and the return, when it pushes the wrong way).
+SHOWS_IN: dict[str, tuple[str, ...]] = {
+    "joint_grad_clip": ("grad norms", "KL / clip fraction", "explained variance"),
+    "long_rollout": ("updates per episode", "explained variance"),
+    "low_critic_lr": ("explained variance", "advantage scale"),
+    "truncation_as_termination": ("explained variance", "advantage scale"),
+    "advantage_sign_flipped": ("return trend", "entropy", "policy std"),
+    "missing_detach": ("explained variance", "grad norms"),
+    "ratio_from_probs": ("non-finite log-probs/losses", "KL / clip fraction"),
+    "log_prob_not_summed": ("KL / clip fraction", "policy std"),
+    "clipped_action_log_prob": ("policy std", "entropy"),
+    "stale_old_log_probs": ("KL / clip fraction",),
+    "entropy_wrong_sign": ("entropy", "policy std"),
+    "per_minibatch_adv_norm": ("KL / clip fraction", "advantage scale"),
+}
+
+
+def signal_name(text: Any) -> str | None:
+    """The signal of :data:`SIGNALS` that ``text`` names (case and spacing as you like), or None."""
+    if not isinstance(text, str):
+        return None
+    wanted = " ".join(text.lower().split())
+    return next((name for name in SIGNALS if name.lower() == wanted), None)
 # The critic's rms error relative to its targets (``value_rel_error``), median over the last half of the run.
 # Set from lesson 06's cached CartPole runs: the default PPO at 15k-25k env steps stays at or under 0.18 on 20
 # of 20 seeds, critic_lr 3e-4 sits at 0.25-0.27, long rollouts at ~0.84, the flat-line PPO at ~1.06.
