@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("training", {"algorithms", "lm"}),
     ("entry", {"planted", "api"}),
     ("course tools", {"widgets", "checks", "traps", "exercisegen", "sweeps", "claims", "hints",
-                      "concepts", "probes"}),
+                      "concepts", "probes", "handout"}),
     ("grading", {"grading"}),
     ("commands", {"cli", "bench", "traps.__main__"}),
 ]

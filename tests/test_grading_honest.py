@@ -150,7 +150,10 @@ def test_the_grading_rules_keep_the_kit_and_right_answers(capsys):
     from pgcourse.checks import rules
     from pgcourse.grading.loops import KIT_NAMES
 
+    from pgcourse.grading.runner import POLICY
+
     assert {name for items in rules.KIT.values() for name in items} == set(KIT_NAMES)
+    assert rules.POLICY == POLICY  # the notebook's message is the grader's, word for word
     pg.checks.check_normalize(_notebook_function(RIGHT_NORMALIZE, "normalize")[0])
     assert "7 cases passed" in capsys.readouterr().out
     policy_net, namespace = _notebook_function(

@@ -34,10 +34,14 @@ KIT = {
 OWN_PIECES = {"pgcourse.checks.ch04_ppo": frozenset({"minibatch_indices"})}
 
 
+# The grader's message, word for word (pgcourse.grading.runner.POLICY: the sandbox's copy of the runner imports
+# nothing of the package, so the text lives in both; tests/test_grading_honest.py holds them equal).
+POLICY = ("{name} is not available while grading: the course package holds the reference answers that the "
+          "exercises re-implement, so it is kept out of the sandbox. Write your answer with torch and numpy.")
+
+
 def policy(name: str) -> str:
     """The grader's message for a use of ``name`` (``pgcourse.normalize``) by a student's code."""
-    from ..grading.runner import POLICY
-
     return POLICY.format(name=name)
 
 
