@@ -164,10 +164,10 @@ def acrobot_derivatives(s: Tensor, torque: Tensor) -> Tensor:
     m1, m2, l1 = ACROBOT_LINK_MASS_1, ACROBOT_LINK_MASS_2, ACROBOT_LINK_LENGTH_1
     lc1, lc2, i1, i2, g = ACROBOT_LINK_COM_1, ACROBOT_LINK_COM_2, ACROBOT_LINK_MOI, ACROBOT_LINK_MOI, ACROBOT_GRAVITY
     theta1, theta2, dtheta1, dtheta2 = s.unbind(-1)  # each [N]
-    sin_theta2 = sin(theta2)  # [N]
+    sin_theta2, cos_theta2 = sin(theta2), cos(theta2)  # [N], [N]
     # Each line keeps gymnasium's association: (a * b * c) * tensor folds a * b * c first, as Python does there.
-    d1 = m1 * lc1**2 + m2 * (l1**2 + lc2**2 + 2 * l1 * lc2 * cos(theta2)) + i1 + i2  # [N]
-    d2 = m2 * (lc2**2 + l1 * lc2 * cos(theta2)) + i2  # [N]
+    d1 = m1 * lc1**2 + m2 * (l1**2 + lc2**2 + 2 * l1 * lc2 * cos_theta2) + i1 + i2  # [N]
+    d2 = m2 * (lc2**2 + l1 * lc2 * cos_theta2) + i2  # [N]
     phi2 = m2 * lc2 * g * cos(theta1 + theta2 - math.pi / 2.0)  # [N]
     phi1 = (-m2 * l1 * lc2 * pow2(dtheta2) * sin_theta2
             - 2 * m2 * l1 * lc2 * dtheta2 * dtheta1 * sin_theta2

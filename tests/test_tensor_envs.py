@@ -201,6 +201,24 @@ def test_reset_steps_ignore_the_action_and_are_the_steps_transition_mask_drops()
     assert not torch.equal(torch.stack(obs_a), torch.stack(obs_c))
 
 
+def test_a_truncated_step_returns_the_true_final_observation_to_bootstrap_from():
+    """NEXT_STEP: the step that hits the time limit continues the physics (its observation is the final state's,
+    what a truncated step's value bootstraps from); the step after it is the new episode's start."""
+    envs = TensorVectorEnv("Pendulum-v1", 6, max_episode_steps=5)
+    envs.reset(seed=0)
+    actions = torch.full((6, 1), 0.5)
+    for _ in range(4):
+        envs.step(actions)
+    before = envs.state.clone()
+    obs, reward, terminated, truncated, _ = envs.step(actions)
+    final_state, final_reward, _ = tensor_dynamics.pendulum_step(before, actions)
+    assert truncated.all() and not terminated.any()
+    assert torch.equal(obs, tensor_dynamics.pendulum_observe(final_state)) and torch.equal(reward, final_reward)
+    obs, reward, terminated, truncated, _ = envs.step(actions)  # the reset step
+    assert not (terminated | truncated).any() and (reward == 0).all()
+    assert (envs.state[:, 0].abs() <= math.pi).all() and (envs.state[:, 1].abs() <= 1).all()
+
+
 # ---------------------------------------------------------------------------------------------------------
 # seeding and start states
 # ---------------------------------------------------------------------------------------------------------
@@ -423,3 +441,24 @@ def test_observations_are_copies_the_caller_may_change(dtype):
         obs.zero_()
         reference.step(torch.ones(4, dtype=torch.int64))
     assert torch.equal(envs.state, reference.state)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the speed measurement (python -m pgcourse.bench.env_speed): its plumbing, not its numbers
+# ---------------------------------------------------------------------------------------------------------
+def test_env_speed_measures_every_implementation_and_reports_them():
+    import json
+
+    from pgcourse.bench import env_speed
+
+    rows = env_speed.measure_env_speed(num_envs=(2, 80), seconds=0.01, repeats=1)
+    assert [(row.implementation, row.num_envs) for row in rows] == (
+        [(name, 2) for name in env_speed.IMPLEMENTATIONS]
+        + [(name, 80) for name in env_speed.IMPLEMENTATIONS if name != "gymnasium SyncVectorEnv"])  # > SYNC_MAX_ENVS
+    assert all(row.steps >= 16 and row.seconds >= 0.01 and row.env_steps_per_second > 0 for row in rows)
+    table = env_speed.speed_table(rows).splitlines()
+    assert len(table) == 2 + len(rows) and table[2].split()[-1] != "—"  # a ratio to CartPoleVectorEnv
+    section = env_speed.env_speed_section(num_envs=(2,), seconds=0.01, repeats=1)(lambda line: None)
+    assert "steps per second" in section.title and len(json.loads(json.dumps(section.data))["rows"]) == 5
+    with pytest.raises(ValueError, match="unknown implementation"):
+        env_speed.measure_env_speed(implementations=["jax"])
