@@ -38,7 +38,13 @@ def _int_at_least(low: int):
         try:
             value = int(text.replace("_", ""))
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+            try:  # 1e5 or 100000.0: an integral float is that integer, as in pg.train(total_steps=1e5)
+                number = float(text.replace("_", ""))
+            except ValueError:
+                number = float("nan")
+            if not number.is_integer():
+                raise argparse.ArgumentTypeError(f"expected an integer (such as 50000 or 5e4), got {text!r}") from None
+            value = int(number)
         if value < low:
             raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
         return value

@@ -159,6 +159,37 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _as_range_type(allowed: Any, value: Any) -> Any:
+    """A setting's value as the type its range holds, so that one setting has one spelling: a numpy scalar
+    (np.arange's) as the Python number, an integral float for an integer setting as the int
+    (``total_steps=1e5`` is 100,000 steps; 1e5 + 0.5 is still refused), an int for a float setting as the float
+    (``clip_eps=100`` is ``clip_eps=100.0``: one sweep trial, not two). Anything else as it is, for ``validate``."""
+    value = _plain(value)
+    if isinstance(value, bool):
+        return value
+    if isinstance(allowed, IntRange) and isinstance(value, float) and value.is_integer():
+        converted: Any = int(value)
+    elif isinstance(allowed, FloatRange) and isinstance(value, int):
+        converted = float(value)
+    else:
+        return value
+    try:
+        allowed.check("value", converted)
+    except ConfigError:
+        return value  # out of range either way: the error quotes the value as it was written
+    return converted
+
+
+def plain_setting(name: str, value: Any) -> Any:
+    """``value`` as config field ``name`` stores it (:func:`_as_range_type` with the field's range in any
+    algorithm's config; unknown names and values unchanged). Sweeps name their trials with it."""
+    for config_class in CONFIG_CLASSES.values():
+        allowed = config_class.value_ranges().get(name)
+        if allowed is not None:
+            return _as_range_type(allowed, value)
+    return value
+
+
 # other words for an evaluation mode -> the mode
 _EVAL_MODE_WORDS = {"deterministic": "greedy", "argmax": "greedy", "mean": "greedy", "mode": "greedy",
                     "stochastic": "sample", "sampled": "sample", "sampling": "sample", "random": "sample"}
@@ -334,8 +365,8 @@ class BaseConfig:
         return ranges
 
     def __post_init__(self) -> None:
-        for name in self.value_ranges():  # numpy scalars (a sweep over np.arange) become Python numbers
-            setattr(self, name, _plain(getattr(self, name)))
+        for name, allowed in self.value_ranges().items():
+            setattr(self, name, _as_range_type(allowed, getattr(self, name)))
         if isinstance(self.hidden_sizes, list):
             self.hidden_sizes = tuple(self.hidden_sizes)
         if isinstance(self.hidden_sizes, tuple):

@@ -1,6 +1,7 @@
 """The ``pgcourse`` command line and the benchmark, with tiny budgets (the whole file runs in well under a minute)."""
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import subprocess
@@ -240,3 +241,17 @@ def test_bench_without_sb3_installed_says_how_to_install(monkeypatch, capsys):
     bench.print_report(report)
     printed = capsys.readouterr().out
     assert "pip install -e .[bench]" in printed
+
+
+def test_steps_accept_an_integral_float_and_refuse_a_fraction(tmp_path, capsys):
+    """``--steps 1e5`` was refused ("expected an integer"), as was ``total_steps=1e4`` in Python; it is 100,000."""
+    from pgcourse.cli import _int_at_least
+
+    parse = _int_at_least(1)
+    assert parse("5e2") == 500 and parse("1_000") == 1000 and parse("2000.0") == 2000
+    for bad in ("12.5", "1e-3", "nan", "inf", "steps"):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected an integer"):
+            parse(bad)
+    out = tmp_path / "run"
+    assert main(["train", "a2c", "--env", "CartPole-v1", "--steps", "2.56e2", "--quiet", "--out", str(out)]) == 0
+    assert pgcourse.load(out).config.total_steps == 256

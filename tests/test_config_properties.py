@@ -157,7 +157,8 @@ def invalid_values(allowed) -> st.SearchStrategy:
                     st.booleans(), st.sampled_from([value.upper() for value in allowed.values])]
     elif isinstance(allowed, IntRange):
         options += [st.integers(max_value=allowed.low - 1), st.booleans(), NOT_NUMBERS,
-                    st.floats(allowed.low, allowed.high if allowed.high is not None else 1e9),  # 8.0 is not 8
+                    st.floats(allowed.low, allowed.high if allowed.high is not None else 1e9).filter(
+                        lambda x: not x.is_integer()),  # 8.5 steps is not a number of steps (8.0 is 8: below)
                     st.sampled_from([math.nan, math.inf, -math.inf])]
         if allowed.high is not None:
             options.append(st.integers(min_value=allowed.high + 1))
@@ -296,3 +297,21 @@ def test_hidden_sizes_message_names_the_widths_range():
     message = str(pytest.raises(ConfigError, make_config, "ppo", "CartPole-v1", "discrete",
                                 hidden_sizes=(100_000,)).value)
     assert "[1, 65536]" in message
+
+
+@pytest.mark.parametrize("algo", ALGORITHMS)
+def test_an_integral_float_is_an_integer_setting_and_an_int_is_a_float_setting(algo):
+    """``total_steps=1e5`` (how people write 100,000) and ``--steps 1e5`` train 100,000 steps; ``clip_eps=1`` is
+    stored as 1.0, so a setting has one spelling (a sweep names its trials by it). Both were refused / kept."""
+    ranges = CONFIG_CLASSES[algo].value_ranges()
+    ints = [name for name, allowed in ranges.items() if isinstance(allowed, IntRange) and not allowed.allow_none]
+    defaults = make_config(algo, "CartPole-v1", "discrete")
+    config = make_config(algo, "CartPole-v1", "discrete", **{name: float(getattr(defaults, name)) for name in ints})
+    for name in ints:
+        assert getattr(config, name) == getattr(defaults, name) and type(getattr(config, name)) is int, name
+    floats = {name: getattr(defaults, name) for name, allowed in ranges.items()
+              if isinstance(allowed, FloatRange) and isinstance(getattr(defaults, name), float)
+              and getattr(defaults, name).is_integer()}
+    config = make_config(algo, "CartPole-v1", "discrete", **{name: int(value) for name, value in floats.items()})
+    for name, value in floats.items():
+        assert getattr(config, name) == value and type(getattr(config, name)) is float, name

@@ -865,3 +865,17 @@ def test_non_finite_numbers_in_a_history_are_written_as_null_not_crash_the_write
 
     history = {"updates": {"approx_kl": [0.1, float("inf"), -float("inf"), None]}, "status": "stopped: inf"}
     assert _finite_or_none(history) == {"updates": {"approx_kl": [0.1, None, None, None]}, "status": "stopped: inf"}
+
+
+def test_a_setting_has_one_spelling_in_a_sweep_int_or_float():
+    """``clip_eps=100`` (the CLI's ``--grid clip_eps=100``) and ``clip_eps=100.0`` (Python) were two trials, with two
+    ids, in one folder; ``total_steps=2e3`` and ``2000`` likewise. One trial now, named by the config's value."""
+    from pgcourse.sweeps.spec import expand
+
+    as_int = expand("ppo", "CartPole-v1", [0], grid={"clip_eps": [100]}, fixed={"total_steps": 2000})
+    as_float = expand("ppo", "CartPole-v1", [0], grid={"clip_eps": [100.0]}, fixed={"total_steps": 2e3})
+    as_arm = expand("ppo", "CartPole-v1", [0], grid=[{"clip_eps": 100}], fixed={"total_steps": 2000.0})
+    assert as_int[0].trial_id == as_float[0].trial_id == as_arm[0].trial_id
+    assert as_int[0].label == "clip_eps=100.0" and as_int[0].overrides == {"total_steps": 2000, "clip_eps": 100.0}
+    with pytest.raises(pg.ConfigError, match="same trial twice"):
+        expand("ppo", "CartPole-v1", [0], grid={"clip_eps": [100, 100.0]})

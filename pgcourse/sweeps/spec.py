@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..algorithms import Components, Hooks
-from ..config import ALGORITHMS, ConfigError, check_env_kwargs, make_config
+from ..config import ALGORITHMS, ConfigError, check_env_kwargs, make_config, plain_setting
 from ..envs import action_space_kind, env_spaces
 from ..planted import plant
 
@@ -112,7 +112,7 @@ def _arms(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]] | None
                                   f"(e.g. grid={{{name!r}: [0.1, 0.2]}})")
         arms = []
         for combo in itertools.product(*(grid[name] for name in names)):
-            arm = dict(zip(names, combo))
+            arm = {name: plain_setting(name, value) for name, value in zip(names, combo)}
             arm["label"] = ", ".join(f"{name}={_value_text(value)}" for name, value in arm.items()) or "default"
             arms.append(arm)
         return arms
@@ -122,7 +122,7 @@ def _arms(grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]] | None
     for index, arm in enumerate(grid):
         if not isinstance(arm, Mapping):
             raise ConfigError(f"grid[{index}]={arm!r} is invalid: expected a dict of settings")
-        arm = dict(arm)
+        arm = {name: plain_setting(name, value) for name, value in arm.items()}
         arm.setdefault("label", ", ".join(f"{k}={_value_text(v)}" for k, v in arm.items()
                                           if k not in ARM_KEYS) or "default")
         arms.append(arm)
@@ -230,7 +230,7 @@ def expand(algo: str | Sequence[str] | None, env_id: str | Sequence[str] | None,
     for name in algos:
         if name not in ALGORITHMS:
             raise ConfigError(f"algo={name!r} is invalid: expected one of {ALGORITHMS}")
-    fixed = {name: _check_json(name, value) for name, value in (fixed or {}).items()}
+    fixed = {name: _check_json(name, plain_setting(name, value)) for name, value in (fixed or {}).items()}
     specs: list[TrialSpec] = []
     for arm in _arms(grid):
         label = str(arm.pop("label"))
