@@ -592,3 +592,32 @@ def test_hints_point_at_signals_not_at_the_answer():
         assert [signal for signal in traps.SIGNALS if f"'{signal}'" in bug_hunt.EVIDENCE[k]], k
         said = {word for word in _telling_words(ANSWERS[k]) if word in bug_hunt.EVIDENCE[k].lower()}
         assert not said, (k, said)
+
+
+@pytest.mark.slow
+def test_the_grader_grades_each_students_bug_hunt_on_its_own(tmp_path):
+    """One grading worker grades every student's check cells: two students who gave two different wrong answers to
+    mystery 2 before a third gave the right one must not use up her tries (the worker keeps no record of tries),
+    and each wrong answer loses that mystery's points and no other."""
+    from pgcourse import grading
+
+    solution = json.loads(SOLUTION.read_text())
+    algo = bug_hunt.MYSTERY_SPECS[2]["algo"]
+    wrongs = [t for t in traps.TRAPS if t != ANSWERS[2] and algo in traps.TRAPS[t][0]][:2]
+    folder = tmp_path / "class"
+    folder.mkdir()
+    for student, trap in (("ann", wrongs[0]), ("bob", wrongs[1]), ("cat", ANSWERS[2])):
+        notebook = copy.deepcopy(solution)
+        for cell in notebook["cells"]:
+            if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "ch06_mystery_2":
+                text = "".join(cell["source"]).replace(f'answer_2 = "{ANSWERS[2]}"', f'answer_2 = "{trap}"')
+                cell["source"] = text.splitlines(keepends=True)
+        (folder / f"{student}.ipynb").write_text(json.dumps(notebook))
+    report = grading.grade_paths([folder], course=ROOT, progress=False, jobs=1)
+    full = report.chapter.max_points
+    mystery_2 = next(e.points for e in report.chapter.exercises if e.id.startswith("ch06_mystery_2"))
+    assert report.student("cat").total == full, report.student("cat").exercises
+    for student in ("ann", "bob"):
+        assert report.student(student).total == full - mystery_2, report.student(student).exercises
+        feedback = [r.feedback for e, r in report.student(student).exercises.items() if e.startswith("ch06_mystery_2")]
+        assert "does not behave like it" in feedback[0] and "no tries left" not in feedback[0]
