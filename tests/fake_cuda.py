@@ -397,7 +397,8 @@ def _parse_to(tensor: torch.Tensor, args, kwargs):
     elif len(positional_copy) > 1 or (len(args) > 3):  # .to(device, dtype, non_blocking, copy)
         copy = args[3]
         args = args[:3]
-    device, dtype, _non_blocking, memory_format = torch._C._nn._parse_to(*args, **kwargs)
+    with _no_mode():  # the mode would turn the parser's own device="cuda" keyword into the CPU
+        device, dtype, _non_blocking, memory_format = torch._C._nn._parse_to(*args, **kwargs)
     return device, dtype, copy, {} if memory_format is None else {"memory_format": memory_format}
 
 

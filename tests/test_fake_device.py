@@ -87,6 +87,19 @@ def test_the_host_sees_only_copies(gpu):
     assert x.cpu().cuda().device.type == "cuda" and torch.ones(2).to(x).device.type == "cuda"
 
 
+@pytest.mark.parametrize("move", [
+    lambda t: t.to(device="cuda"), lambda t: t.to(device=torch.device("cuda")),
+    lambda t: t.to(device="cuda", dtype=torch.float64), lambda t: t.to(dtype=torch.float64, device="cuda:0"),
+], ids=["device=str", "device=torch.device", "device-and-dtype", "dtype-and-device-index"])
+def test_to_with_the_device_as_a_keyword_moves_too(gpu, move):
+    # the double once rewrote the device keyword of torch's own argument parser to the CPU: these moved nowhere
+    # (a CPU tensor stayed on the CPU, a GPU tensor came back to it)
+    for start in (torch.ones(3), torch.ones(3, device="cuda")):
+        moved = move(start)
+        assert on_fake_cuda(moved) and moved.tolist() == [1, 1, 1]
+    assert move(torch.ones(3)).to(device="cpu").device.type == "cpu"
+
+
 def test_moves_are_differentiable_both_ways(gpu):
     leaf_cpu = torch.ones(3, requires_grad=True)
     (leaf_cpu.cuda() * 2).sum().backward()
