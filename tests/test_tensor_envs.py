@@ -462,3 +462,32 @@ def test_env_speed_measures_every_implementation_and_reports_them():
     assert "steps per second" in section.title and len(json.loads(json.dumps(section.data))["rows"]) == 5
     with pytest.raises(ValueError, match="unknown implementation"):
         env_speed.measure_env_speed(implementations=["jax"])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# on a GPU: the fake one of tests/fake_cuda.py (CPU numbers, CUDA's device rules). No GPU was lent to this work.
+# ---------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("env_id", list(TENSOR_ENVS))
+def test_runs_on_a_cuda_device_in_float32_and_refuses_cpu_actions(env_id):
+    from fake_cuda import fake_cuda, on_fake_cuda, unusable_reason
+
+    if unusable_reason() is not None:
+        pytest.skip(str(unusable_reason()))
+    discrete = TENSOR_ENVS[env_id].discrete_actions is not None
+    cpu = TensorVectorEnv(env_id, 8, dtype=torch.float32, max_episode_steps=7)
+    start, _ = cpu.reset(seed=0)
+    start_state = cpu.state.clone()
+    with fake_cuda():
+        envs = TensorVectorEnv(env_id, 8, device="cuda", max_episode_steps=7)
+        assert envs.dtype == torch.float32  # the default off the CPU
+        obs, _ = envs.reset(seed=0, options={"state": start_state.to("cuda")})
+        for t in range(20):
+            actions = torch.full((8,), t % 2) if discrete else torch.full((8, 1), 0.5)
+            out = envs.step(actions.to("cuda"))
+            expected = cpu.step(actions)
+            assert all(on_fake_cuda(x) for x in out[:4]) and out[0].dtype == torch.float32
+            if t < 7:  # until the first autoreset, whose start states come from the CUDA generator
+                for x, y in zip(out[:4], expected[:4]):
+                    assert torch.equal(x.cpu(), y)
+        with pytest.raises(ValueError, match=r"actions are on cpu, the environments on cuda"):
+            envs.step(actions)
