@@ -3,6 +3,7 @@ a run where it stopped."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,8 @@ def run_training(algo: str, env_id: str, seed: int | None = None, total_steps: i
     if resume is not None:
         previous, state = _resumable(resume, algo, env_id, seed)
         seed = previous.config.seed
+        log_dir, checkpoint_every, checkpoint_dir = _outputs_of_resumed(previous, log_dir, checkpoint_every,
+                                                                        checkpoint_dir)
     elif seed is None:
         seed = 0
     _check_checkpointing(checkpoint_every, checkpoint_dir, resume)
@@ -117,8 +120,10 @@ def run_training(algo: str, env_id: str, seed: int | None = None, total_steps: i
 
         logger = TrainingLogger(log_dir)
         callbacks.append(lambda trainer: logger.write(trainer.history))
+    outputs = {name: value for name, value in (("log_dir", _absolute(log_dir)), ("checkpoint_every", checkpoint_every),
+                                                ("checkpoint_dir", _absolute(checkpoint_dir))) if value is not None}
     if checkpoint_every is not None:
-        callbacks.append(_Checkpoints(checkpoint_every, checkpoint_dir, start))
+        callbacks.append(_Checkpoints(checkpoint_every, checkpoint_dir, start, outputs))
 
     def on_update(trainer: Any) -> None:
         for callback in callbacks:
@@ -128,6 +133,7 @@ def run_training(algo: str, env_id: str, seed: int | None = None, total_steps: i
         view.show()
     try:
         run = TRAINERS[algo](config, components, hooks, on_update=on_update if callbacks else None, resume=start)
+        run.outputs = outputs
         if logger is not None:
             logger.write(run.history)
     finally:
@@ -222,23 +228,55 @@ def _check_checkpointing(every: int | None, folder: str | os.PathLike | None,
     holds_run = target.is_dir() and any(target.iterdir())
     if isinstance(resume, Run):
         resumed_from = resume.saved_training_state.parent if resume.saved_training_state is not None else None
+        own = resume.outputs.get("checkpoint_dir")  # the folder this run checkpointed to holds its own checkpoint
     else:
         resumed_from = Path(resume).expanduser().resolve() if resume is not None else None
-    if holds_run and resumed_from != target.resolve():
+        own = None
+    if holds_run and target.resolve() not in (resumed_from, Path(own) if own else None):
         raise ConfigError(f"checkpoint_dir {target} already holds a saved run; checkpoints would replace it. Choose "
                           f"a new folder, or resume that run (resume={str(folder)!r}) to checkpoint into it")
+
+
+def _absolute(path: str | os.PathLike | None) -> str | None:
+    return None if path is None else str(Path(path).expanduser().resolve())
+
+
+def _outputs_of_resumed(previous: Run, log_dir: Any, checkpoint_every: Any, checkpoint_dir: Any) -> tuple[Any, Any, Any]:
+    """A resumed run goes on writing where it wrote (``previous.outputs``): its log folder unless ``log_dir`` is
+    given, its checkpoint cadence and folder unless either checkpoint argument is given. One line on stderr
+    says what was taken, so a resumed run never stops logging silently (nor starts unasked)."""
+    taken = []
+    recorded = previous.outputs
+    if log_dir is None and recorded.get("log_dir"):
+        log_dir = recorded["log_dir"]
+        taken.append(f"logs to {log_dir}")
+    if checkpoint_every is None and checkpoint_dir is None and recorded.get("checkpoint_every"):
+        folder = Path(recorded.get("checkpoint_dir") or "")
+        loaded_from = previous.saved_training_state.parent if previous.saved_training_state is not None else None
+        if loaded_from is None or loaded_from == folder or not (folder.is_dir() and any(folder.iterdir())):
+            checkpoint_every, checkpoint_dir = recorded["checkpoint_every"], str(folder)
+            taken.append(f"a checkpoint every {checkpoint_every:,} env steps to {checkpoint_dir}")
+        else:  # loaded from a copy: its checkpoint folder holds the original, which checkpoints would replace
+            taken.append(f"no checkpoints (it checkpointed to {folder}, which holds another copy of it; pass "
+                         f"checkpoint_every= and checkpoint_dir= to checkpoint this one)")
+    if taken:
+        print(f"resuming as the run trained: {' and '.join(taken)} (pass log_dir= / checkpoint_every= and "
+              "checkpoint_dir= to change that)", file=sys.stderr)
+    return log_dir, checkpoint_every, checkpoint_dir
 
 
 class _Checkpoints:
     """The ``on_update`` callback that saves a checkpoint each time ``every`` more env steps are done."""
 
-    def __init__(self, every: int, folder: str | os.PathLike, start: ResumePoint | None):
-        self.every, self.folder = every, folder
+    def __init__(self, every: int, folder: str | os.PathLike, start: ResumePoint | None,
+                 outputs: dict[str, Any] | None = None):
+        self.every, self.folder, self.outputs = every, folder, outputs or {}
         done = int(start.state["env_step"]) if start is not None else 0
         self.next_at = (done // every + 1) * every
 
     def __call__(self, trainer: Any) -> None:
         if trainer.env_step >= self.next_at:
+            trainer.run.outputs = self.outputs  # a checkpoint resumed later goes on writing where this run writes
             trainer.save_checkpoint(self.folder)
             while self.next_at <= trainer.env_step:
                 self.next_at += self.every

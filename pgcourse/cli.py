@@ -171,7 +171,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if out.resolve() != source.resolve():
         _check_out_free(out, args.overwrite)
     _check_device(args.device)
-    checkpoints = {"checkpoint_every": args.checkpoint_every, "checkpoint_dir": out} if args.checkpoint_every else {}
+    every = args.checkpoint_every or previous.outputs.get("checkpoint_every")  # a run keeps its own cadence
+    checkpoints = {"checkpoint_every": every, "checkpoint_dir": out} if every else {}
     started = time.perf_counter()
     run = resume(previous, total_steps=args.steps, device=args.device, progress=not args.quiet,
                  log_dir=args.log_dir, **checkpoints)

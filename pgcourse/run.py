@@ -120,6 +120,9 @@ class Run:
             :func:`~pgcourse.evaluation.evaluate`'s results) is numpy or on the CPU.
         device_reason: why that device, in words (:func:`pgcourse.devices.choose_device`); saved in
             ``meta.json`` with the device.
+        outputs: where the run wrote while it trained, saved in ``meta.json``: ``log_dir``,
+            ``checkpoint_every`` and ``checkpoint_dir`` (absolute paths; absent: not used). Resuming the run
+            goes on writing there unless told otherwise (:func:`pgcourse.train`'s ``resume``).
     """
 
     def __init__(self, config: BaseConfig, policy: nn.Module, value_net: nn.Module | None, history: History,
@@ -136,6 +139,7 @@ class Run:
         self.set_normalizer_state(normalizer_state or {})
         self.training_state: dict[str, Any] | None = None
         self.saved_training_state: Path | None = None  # the file it comes from, for a loaded run
+        self.outputs: dict[str, Any] = {}  # log_dir, checkpoint_every, checkpoint_dir of the training
 
     def resume_state(self) -> dict[str, Any] | None:
         """The training state to resume from (loaded from the run's folder the first time), or None."""
@@ -210,7 +214,7 @@ class Run:
             meta = {"format": FORMAT_NAME, "version": FORMAT_VERSION,
                     "observation_space": _space_to_dict(self.observation_space),
                     "action_space": _space_to_dict(self.action_space), "versions": package_versions(),
-                    "device": str(self.device), "device_reason": self.device_reason}
+                    "device": str(self.device), "device_reason": self.device_reason, "outputs": self.outputs}
             (staging / "meta.json").write_text(json.dumps(meta, indent=1))
             (staging / "config.json").write_text(json.dumps(self.config.to_dict(), indent=1))
             weights = {"policy": {k: v.detach().cpu() for k, v in self.policy.state_dict().items()},
@@ -360,4 +364,6 @@ def load(path: str | os.PathLike, device: str = "cpu") -> Run:
               f"loaded onto it ({choice.reason}); trained on {meta.get('device', 'a device not recorded')}")
     if (folder / TRAINING_STATE_FILE).is_file():
         run.saved_training_state = (folder / TRAINING_STATE_FILE).resolve()
+    outputs = meta.get("outputs")
+    run.outputs = dict(outputs) if isinstance(outputs, dict) else {}  # absent in runs saved before it existed
     return run

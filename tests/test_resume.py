@@ -189,6 +189,46 @@ def test_log_dir_of_an_interrupted_and_resumed_run_holds_each_row_once(ctrl_c_af
     assert len(list((tmp_path / "logs").glob("events.out.tfevents.*"))) == 2  # one per training session
 
 
+def _csv_rows(path) -> int:
+    with open(path, newline="") as file:
+        return len(list(csv.DictReader(file)))
+
+
+def test_a_resumed_run_goes_on_logging_and_checkpointing_where_it_did(tmp_path, capsys):
+    """``pg.resume(folder)`` (and ``pgcourse resume RUN``) after a crash trained on but stopped writing the run's
+    CSV logs and checkpoints unless ``log_dir``/``checkpoint_every`` were given again (issue 29): a run now
+    remembers where it wrote (``run.outputs``, in meta.json) and its resumption says, on one line, that it goes
+    on there."""
+    logs, checkpoints = tmp_path / "logs", tmp_path / "checkpoints"
+    first = pg.train("a2c", "CartPole-v1", seed=3, progress=False, log_dir=logs, checkpoint_every=256,
+                     checkpoint_dir=checkpoints, **TINY_A2C)
+    assert first.outputs == {"log_dir": str(logs.resolve()), "checkpoint_every": 256,
+                             "checkpoint_dir": str(checkpoints.resolve())}
+    rows_before = _csv_rows(logs / "updates.csv")
+    assert rows_before == len(first.history.updates)
+    capsys.readouterr()
+    resumed = pg.resume(checkpoints, total_steps=1024, progress=False)
+    said = capsys.readouterr().err
+    assert f"logs to {logs.resolve()}" in said and "a checkpoint every 256 env steps" in said
+    assert _csv_rows(logs / "updates.csv") == len(resumed.history.updates) > rows_before
+    assert pg.load(checkpoints).history.updates["env_step"][-1] == resumed.history.updates["env_step"][-1]
+    assert pg.load(checkpoints).outputs == first.outputs
+
+
+def test_a_resumed_copy_does_not_checkpoint_over_the_original(tmp_path, capsys):
+    import shutil
+
+    checkpoints = tmp_path / "checkpoints"
+    pg.train("a2c", "CartPole-v1", seed=3, progress=False, checkpoint_every=256, checkpoint_dir=checkpoints,
+             **TINY_A2C)
+    original = (checkpoints / "weights.pt").read_bytes()
+    shutil.copytree(checkpoints, tmp_path / "copy")
+    capsys.readouterr()
+    pg.resume(tmp_path / "copy", total_steps=1024, progress=False)
+    assert "no checkpoints (it checkpointed to" in capsys.readouterr().err
+    assert (checkpoints / "weights.pt").read_bytes() == original
+
+
 # -- what resuming refuses, with reasons ------------------------------------------------------------
 @pytest.fixture(scope="module")
 def finished_run():
