@@ -235,6 +235,8 @@ def test_tries_are_limited_recorded_and_outlive_the_kernel(tmp_path):
     wrongs = [t for t in traps.TRAPS if t != answer and algo in traps.TRAPS[t][0]][:2]
     with pytest.raises(AssertionError, match="not counted as a try"):  # a PPO-only trap in the A2C trainer
         pg.checks.check_mystery(k, "stale_old_log_probs", "entropy")
+    with pytest.raises(AssertionError, match="no mystery trainer 9.*not counted as a try"):
+        pg.checks.check_mystery(9, answer, "entropy")
     with pytest.raises(AssertionError, match=r"try 1 of 2"):
         pg.checks.check_mystery(k, wrongs[0], "entropy")
     with pytest.raises(AssertionError, match=r"try 2 of 2"):

@@ -44,8 +44,13 @@ is nearer than :data:`MARGIN`. A check costs one replay of at most two updates (
 update where it parts, and its message replays a correct twin as far): about 1 s of CPU for a Pendulum
 trainer, 0.05-0.3 s for a CartPole one, 2 s for all six.
 
-A wrong answer's message says where the learner's replay first parts from the mystery, and points at the
-evidence that tells this trainer's bug apart (:data:`EVIDENCE`), without naming it.
+An answer is a trap and the signal of ``pg.diagnose`` through which it shows (:data:`~.signals.SIGNALS`; the
+signals each trap acts on: :data:`~.signals.SHOWS_IN`). A wrong answer's message says whether the trap or the
+signal is wrong, where the learner's replay first parts from the mystery (the update and the diagnostic, never a
+number of the replay: trainers 4, 5 and 6 share a config, so one's replay can be another's run), and points at the
+signals that tell this trainer's bug apart (:data:`EVIDENCE`), without naming it. :func:`check_mystery` takes
+:data:`MAX_TRIES` different answers per trainer and records them (:func:`record_path`); the grader's worker turns
+the record off (:data:`RECORD_VARIABLE`) and grades each student's answer cell once.
 
 ``python tools/make_mysteries.py`` (or ``python -m pgcourse.traps mysteries --answers 1=NAME,...``)
 (re)writes the runs; the answers are read from the solution notebook or the command line, never stored here.
@@ -345,7 +350,8 @@ def _verdict(k: int, answer: Any, signal: Any) -> tuple[str | None, bool]:
     """The check's message (None: right) and whether the answer counts as a try (a well-formed trap that can be
     planted here, and a signal name: malformed answers and crossed-off traps cost nothing)."""
     problem = mystery_feedback(k, answer)
-    if problem is not None and (not isinstance(answer, str) or answer not in TRAPS or "cannot be planted" in problem):
+    if problem is not None and (k not in MYSTERIES or not isinstance(answer, str) or answer not in TRAPS
+                                or "cannot be planted" in problem):
         return problem, False
     if signal_name(signal) is None:
         return signal_feedback(k, answer, signal), False
