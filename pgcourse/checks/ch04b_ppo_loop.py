@@ -421,7 +421,7 @@ def check_advantages_and_returns(fn: Callable[..., Any]) -> None:
         compare=lambda expected, received, index: _compare_advantages(expected, received, cases[index][1].valid),
         mistakes=GAE_MISTAKES, mistake_data=lambda mistake, index: run_gae_case(mistake.compute, index),
         situation=lambda index, expected: cases[index][0], concept=_gae_concept,
-        note=lambda mismatch: STEP_NOTE)
+        note=lambda mismatch: STEP_NOTE, confirm_on_every_case=True)
     print(f"✓ advantages_and_returns: {len(cases)} cases equal to the reference on the valid steps (rtol 1e-4, "
           f"atol 1e-5)")
 

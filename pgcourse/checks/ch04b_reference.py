@@ -96,7 +96,7 @@ def _clip_and_step(optimizer, parameters: list[Tensor], max_norm: float | None) 
 
 
 def _standardise(x: Tensor, sample_std: bool) -> Tensor:
-    """:math:`(x - \bar x) / (\sigma + 10^{-8})` with the population std (divides by B, ``pg.normalize``) or the
+    """:math:`(x - \\bar x) / (\\sigma + 10^{-8})` with the population std (divides by B, ``pg.normalize``) or the
     sample std (divides by B - 1, torch's default)."""
     if not sample_std:
         return normalize(x)

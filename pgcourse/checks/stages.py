@@ -239,11 +239,13 @@ def run_stage_check(stage: str, fn: Callable[..., Any], count: int, reference: C
                     compare: Callable[[Any, Any, int], Mismatch | None], mistakes: Sequence[StageMistake],
                     mistake_data: Callable[[StageMistake, int], Any], situation: Callable[[int, Any], str],
                     concept: Callable[[Mismatch], str], note: Callable[[Mismatch], str] = lambda mismatch: "",
-                    alternatives: Sequence[Callable[[int], Any]] = ()) -> None:
+                    alternatives: Sequence[Callable[[int], Any]] = (), confirm_on_every_case: bool = False) -> None:
     """Each of the ``count`` cases: the reference's data and the learner's, compared; at the first mismatch, the
     known mistake that reproduces the learner's data on that case is named and the check fails (AssertionError
     with :func:`failure_message`). ``alternatives``: other correct versions of the stage (case index -> their
-    data, computed only when the learner's data differs from the reference's); data equal to one of them passes."""
+    data, computed only when the learner's data differs from the reference's); data equal to one of them passes.
+    ``confirm_on_every_case`` (for cheap stages): among the mistakes that reproduce the failing case, the first
+    that reproduces the learner's data on every case is named (two mistakes can agree on one small case)."""
     for index in range(count):
         expected = RUNNERS[stage](reference, index)
         received = learner_data(stage, fn, index)
@@ -251,10 +253,27 @@ def run_stage_check(stage: str, fn: Callable[..., Any], count: int, reference: C
         if mismatch is None or any(compare(alternative(index), received, index) is None
                                    for alternative in alternatives):
             continue
-        hint = mismatch.hint or diagnose(mistakes, mismatch, lambda mistake: compare(mistake_data(mistake, index),
-                                                                                     received, index) is None)
+
+        def reproduces(mistake: StageMistake, at: int = index, data: Any = received) -> bool:
+            return compare(mistake_data(mistake, at), data, at) is None
+
+        hint = mismatch.hint
+        if hint is None and confirm_on_every_case:
+            others = [(at, learner_data(stage, fn, at)) for at in range(count) if at != index]
+            everywhere = [mistake for mistake in mistakes if _reproduces_all(reproduces, mistake, others)]
+            hint = diagnose(everywhere, mismatch, reproduces)
+        if hint is None:
+            hint = diagnose(mistakes, mismatch, reproduces)
         raise AssertionError(failure_message(stage, mismatch, hint, situation(index, expected), concept(mismatch),
                                              note(mismatch)))
+
+
+def _reproduces_all(reproduces: Callable[..., bool], mistake: StageMistake, cases: list[tuple[int, Any]]) -> bool:
+    """Whether ``mistake`` gives the learner's data on every (case index, data) of ``cases``."""
+    try:
+        return all(reproduces(mistake, at, data) for at, data in cases)
+    except Exception:  # noqa: BLE001 - a mistake that cannot run on a case does not reproduce it
+        return False
 
 
 def case_mistake(run_case: Callable[[Callable[..., Any]], Any], reference: Callable[..., Any],
