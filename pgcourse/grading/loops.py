@@ -253,6 +253,121 @@ def _counting_envs_class() -> type:
 
 
 # --------------------------------------------------------------------------------------------------
+# Exercise 04b's train_ppo: what the loop did with its envs and optimisers
+# (``pgcourse.checks.ch04b_glue`` records the same in a notebook and checks the record)
+# --------------------------------------------------------------------------------------------------
+
+def _glue_recorder_class() -> type:
+    """``pgcourse.checks.ch04b_glue.GlueRecorder`` (built lazily: gymnasium is imported only when a stage needs
+    it): while active, records the loop's resets and steps of ``recorder.envs``, whether each step's actions were
+    chosen on the observation the envs had just returned, and every optimiser step (its env step, learning
+    rates, the parameters it left)."""
+    import gymnasium as gym
+
+    class GlueRecorder:
+        def __init__(self, envs: Any):
+            self.envs = WatchedEnvs(envs, self)
+            self.clock = 0
+            self.resets: list[list[Any]] = []
+            self.stale: list[int] = []
+            self.optimizers: dict[int, dict[str, Any]] = {}
+            self.returned: int | None = None
+            self._obs: Tensor | None = None
+            self._fed = True
+            self._handles: list[Any] = []
+
+        def __enter__(self) -> Any:
+            from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+            self._handles = [register_optimizer_step_pre_hook(self._stepping),
+                             register_optimizer_step_post_hook(self._stepped),
+                             torch.nn.modules.module.register_module_forward_pre_hook(self._forward)]
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            for handle in self._handles:
+                handle.remove()
+            self._handles = []
+
+        def saw(self, obs: Any) -> None:
+            self._obs, self._fed = torch.as_tensor(np.asarray(obs, dtype=np.float32)), False
+
+        def stepping(self) -> None:
+            if not self._fed:
+                self.stale.append(self.clock)
+            self.clock += 1
+
+        def _forward(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+            if self._obs is None or not args or not isinstance(args[0], Tensor):
+                return
+            x = args[0]
+            if tuple(x.shape) == tuple(self._obs.shape):
+                self._fed = torch.equal(x.detach().to("cpu", torch.float32), self._obs)
+
+        @staticmethod
+        def _flat(optimizer: Any) -> Tensor:
+            return torch.cat([p.detach().reshape(-1).to("cpu") for group in optimizer.param_groups
+                              for p in group["params"]]).clone()
+
+        def _stepping(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+            if id(optimizer) not in self.optimizers:
+                self.optimizers[id(optimizer)] = {
+                    "optimizer": optimizer, "shapes": [list(p.shape) for group in optimizer.param_groups
+                                                       for p in group["params"]],
+                    "clock": [], "lr": [], "first": self._flat(optimizer), "last": None}
+
+        def _stepped(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+            record = self.optimizers[id(optimizer)]
+            record["clock"].append(self.clock)
+            record["lr"].append([float(group["lr"]) for group in optimizer.param_groups])
+            record["last"] = self._flat(optimizer)
+
+        def finish(self, output: Any) -> None:
+            policy = output[0] if isinstance(output, tuple | list) and output else output
+            if not isinstance(policy, nn.Module):
+                return
+            shapes = [list(p.shape) for p in policy.parameters()]
+            weights = torch.cat([p.detach().reshape(-1).to("cpu") for p in policy.parameters()]) if shapes else None
+            for index, record in enumerate(self.optimizers.values()):
+                if record["shapes"] == shapes and torch.equal(record["last"], weights):
+                    self.returned = index
+                    return
+
+        def data(self) -> dict[str, Any]:
+            return {"steps": self.clock, "resets": [list(reset) for reset in self.resets],
+                    "stale": self.stale[:20], "stale_count": len(self.stale), "returned": self.returned,
+                    "optimizers": [{"shapes": record["shapes"], "clock": record["clock"], "lr": record["lr"],
+                                    "moved": not torch.equal(record["first"], record["last"])}
+                                   for record in self.optimizers.values()]}
+
+    class WatchedEnvs(gym.vector.VectorWrapper):
+        def __init__(self, env: Any, recorder: GlueRecorder):
+            super().__init__(env)
+            self.recorder = recorder
+
+        def reset(self, *, seed: Any = None, options: Any = None):
+            obs, info = self.env.reset(seed=seed, options=options)
+            self.recorder.resets.append([self.recorder.clock, _seed_data(seed)])
+            self.recorder.saw(obs)
+            return obs, info
+
+        def step(self, actions: Any):
+            self.recorder.stepping()
+            obs, rewards, terminated, truncated, infos = self.env.step(actions)
+            self.recorder.saw(obs)
+            return obs, rewards, terminated, truncated, infos
+
+    return GlueRecorder
+
+
+def _seed_data(seed: Any) -> Any:
+    if seed is None or isinstance(seed, bool):
+        return None if seed is None else str(seed)
+    if isinstance(seed, int | np.integer):
+        return int(seed)
+    return type(seed).__name__[:50]
+
+
+# --------------------------------------------------------------------------------------------------
 # Playing a case
 # --------------------------------------------------------------------------------------------------
 
@@ -396,6 +511,8 @@ def play(fn: Any, spec: dict[str, Any]) -> dict[str, Any]:
     (the caller reports it as theirs)."""
     if not isinstance(spec, dict) or not isinstance(spec.get("calls"), list):
         raise SpecError("bad stage case")
+    if spec.get("glue"):  # exercise 04b's train_ppo: the loop's glue is recorded as it runs
+        return _play_glued(fn, spec)
     objects = _build(spec)
     records = []
     try:
@@ -427,3 +544,21 @@ def play(fn: Any, spec: dict[str, Any]) -> dict[str, Any]:
                 envs.close()
             except Exception:  # noqa: BLE001 - the learner may have closed them
                 pass
+
+
+def _play_glued(fn: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """:func:`play` with the loop ``fn(envs, config)`` watched by a glue recorder (``outcome["glue"]``: its
+    record as data, None when the loop raised before returning)."""
+    recorders: list[Any] = []
+
+    def watched(envs: Any, config: Any) -> Any:
+        recorder = _glue_recorder_class()(envs)
+        recorders.append(recorder)
+        with recorder:
+            output = fn(recorder.envs, config)
+        recorder.finish(output)
+        return output
+
+    outcome = play(watched, {**spec, "glue": False})
+    outcome["glue"] = recorders[0].data() if recorders else None
+    return outcome

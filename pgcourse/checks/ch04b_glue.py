@@ -1,0 +1,288 @@
+"""The glue of exercise 04b's ``train_ppo``, checked directly: what the learner's loop did with the envs and the
+optimisers it made, recorded while it runs, and the exercise's rules for it.
+
+One seed's return cannot tell a loop that glues the stages rightly from one that does not (a loop that never
+anneals its learning rates learns CartPole as well, and a correct loop that rounds its log-probs another way
+ends on another return). So the end-to-end check records, on its side of the loop:
+
+- every ``reset`` of the envs (when, with which seed) and every ``step``, and whether the actions of a step were
+  chosen on the observation the envs had just returned (a global forward pre-hook sees the inputs of every
+  network call: the last call on a batch of ``[num_envs, obs_dim]`` observations before a step must be on that
+  observation);
+- every ``optimizer.step()`` (torch's global optimiser hooks): which optimiser (known by the shapes of its
+  parameters: the policy's or the value net's), the env step it came after, its learning rate, and whether the
+  policy the loop returns holds exactly the weights its optimiser's last step left.
+
+:func:`glue_problems` reads that record with the exercise's rules: one seeded reset, the start carried from
+rollout to rollout, one rollout of ``n_steps`` before each update, ``update_epochs * ceil(B / minibatch_size)``
+steps of each optimiser per update (``B`` the rollout's valid transitions, counted by the envs), the learning
+rates annealed by the transitions collected before each rollout, the budget reached by the last update and not
+before it, one history entry per update, and the returned policy the product of the actor's steps.
+
+The grader records the same in its sandbox (``pgcourse.grading.loops``, a copy of :class:`GlueRecorder` that
+imports only torch, numpy and gymnasium; ``tests/test_train_ppo_agreement.py`` checks the two record the same).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+LR_TOLERANCE = (1e-6, 1e-12)  # (rtol, atol) of a learning rate against the exercise's schedule
+
+
+# --------------------------------------------------------------------------------------------------
+# Recording (the sandbox has a copy of this class in pgcourse.grading.loops)
+# --------------------------------------------------------------------------------------------------
+
+class GlueRecorder:
+    """While active (``with recorder:``), records what a training loop does with ``recorder.envs`` (its
+    resets, its steps, the observations its actions were chosen on) and with every torch optimiser (each step's
+    env step, learning rates, and the parameters it left). Changes nothing the loop sees."""
+
+    def __init__(self, envs: gym.vector.VectorEnv):
+        self.envs = _WatchedEnvs(envs, self)
+        self.clock = 0                                   # env steps so far
+        self.resets: list[list[Any]] = []                # [env steps before it, its seed]
+        self.stale: list[int] = []                       # env steps whose actions saw no call on the current obs
+        self.optimizers: dict[int, dict[str, Any]] = {}  # id(optimizer) -> its record, in the order they stepped
+        self.returned: int | None = None                 # the optimiser whose last step left the returned weights
+        self._obs: Tensor | None = None
+        self._fed = True
+        self._handles: list[Any] = []
+
+    def __enter__(self) -> GlueRecorder:
+        from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+        self._handles = [register_optimizer_step_pre_hook(self._stepping),
+                         register_optimizer_step_post_hook(self._stepped),
+                         torch.nn.modules.module.register_module_forward_pre_hook(self._forward)]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def saw(self, obs: Any) -> None:
+        """The envs returned ``obs``: the next step's actions must be chosen on it."""
+        self._obs, self._fed = torch.as_tensor(np.asarray(obs, dtype=np.float32)), False
+
+    def stepping(self) -> None:
+        if not self._fed:
+            self.stale.append(self.clock)
+        self.clock += 1
+
+    def _forward(self, module: torch.nn.Module, args: tuple[Any, ...]) -> None:
+        if self._obs is None or not args or not isinstance(args[0], Tensor):
+            return
+        x = args[0]
+        if tuple(x.shape) == tuple(self._obs.shape):  # the last call on a batch of observations decides
+            self._fed = torch.equal(x.detach().to("cpu", torch.float32), self._obs)
+
+    @staticmethod
+    def _flat(optimizer: Any) -> Tensor:
+        return torch.cat([p.detach().reshape(-1).to("cpu") for group in optimizer.param_groups
+                          for p in group["params"]]).clone()
+
+    def _stepping(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        if id(optimizer) not in self.optimizers:  # its weights before its first step
+            self.optimizers[id(optimizer)] = {
+                "optimizer": optimizer, "shapes": [list(p.shape) for group in optimizer.param_groups
+                                                   for p in group["params"]],
+                "clock": [], "lr": [], "first": self._flat(optimizer), "last": None}
+
+    def _stepped(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        record = self.optimizers[id(optimizer)]
+        record["clock"].append(self.clock)
+        record["lr"].append([float(group["lr"]) for group in optimizer.param_groups])
+        record["last"] = self._flat(optimizer)
+
+    def finish(self, output: Any) -> None:
+        """What the loop returned: which optimiser's last step left exactly the returned policy's weights."""
+        policy = output[0] if isinstance(output, tuple | list) and output else output
+        if not isinstance(policy, torch.nn.Module):
+            return
+        shapes = [list(p.shape) for p in policy.parameters()]
+        weights = torch.cat([p.detach().reshape(-1).to("cpu") for p in policy.parameters()]) if shapes else None
+        for index, record in enumerate(self.optimizers.values()):
+            if record["shapes"] == shapes and torch.equal(record["last"], weights):
+                self.returned = index
+                return
+
+    def data(self) -> dict[str, Any]:
+        """The record as data (see :func:`glue_problems`)."""
+        return {"steps": self.clock, "resets": [list(reset) for reset in self.resets],
+                "stale": self.stale[:20], "stale_count": len(self.stale), "returned": self.returned,
+                "optimizers": [{"shapes": record["shapes"], "clock": record["clock"], "lr": record["lr"],
+                                "moved": not torch.equal(record["first"], record["last"])}
+                               for record in self.optimizers.values()]}
+
+
+class _WatchedEnvs(gym.vector.VectorWrapper):
+    def __init__(self, env: gym.vector.VectorEnv, recorder: GlueRecorder):
+        super().__init__(env)
+        self.recorder = recorder
+
+    def reset(self, *, seed: Any = None, options: Any = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        self.recorder.resets.append([self.recorder.clock, _seed_data(seed)])
+        self.recorder.saw(obs)
+        return obs, info
+
+    def step(self, actions: Any):
+        self.recorder.stepping()
+        obs, rewards, terminated, truncated, infos = self.env.step(actions)
+        self.recorder.saw(obs)
+        return obs, rewards, terminated, truncated, infos
+
+
+def _seed_data(seed: Any) -> Any:
+    if seed is None or isinstance(seed, bool):
+        return None if seed is None else str(seed)
+    if isinstance(seed, int | np.integer):
+        return int(seed)
+    return type(seed).__name__[:50]
+
+
+# --------------------------------------------------------------------------------------------------
+# The rules
+# --------------------------------------------------------------------------------------------------
+
+def network_shapes(obs_dim: int, hidden_sizes: Sequence[int], out_dim: int) -> list[list[int]]:
+    """The parameter shapes of the course's MLP (``CategoricalPolicy``: ``out_dim`` actions; ``ValueNet``: 1)."""
+    widths = [obs_dim, *hidden_sizes, out_dim]
+    return [shape for i, o in zip(widths[:-1], widths[1:]) for shape in ([o, i], [o])]
+
+
+def _transitions_before(transitions_at_step: Sequence[int], clock: int) -> int:
+    """The valid transitions the envs counted in their first ``clock`` steps."""
+    return int(transitions_at_step[clock - 1]) if clock > 0 else 0
+
+
+def _lr_problem(name: str, setting: str, initial: float, lrs: list[list[float]], clocks: list[int],
+                starts: list[int], transitions: Sequence[int], config: Any) -> str | None:
+    """The learning rates of one optimiser's steps against the schedule: ``initial`` throughout, or with
+    ``config.anneal_lr``, ``(1 - T / config.total_steps) * initial`` for the steps after the rollout that began
+    when the envs had counted ``T`` transitions."""
+    start_of = dict(zip(sorted(set(clocks)), starts))
+    never_annealed = config.anneal_lr and len(set(clocks)) > 1 and all(
+        math.isclose(lr, initial, rel_tol=LR_TOLERANCE[0]) for group in lrs for lr in group)
+    for k, (clock, group_lrs) in enumerate(zip(clocks, lrs)):
+        before = _transitions_before(transitions, start_of[clock])
+        expected = (1.0 - before / config.total_steps) * initial if config.anneal_lr else initial
+        bad = [lr for lr in group_lrs if not math.isclose(lr, expected, rel_tol=LR_TOLERANCE[0],
+                                                          abs_tol=LR_TOLERANCE[1])]
+        if not bad:
+            continue
+        update = sorted(set(clocks)).index(clock) + 1
+        if never_annealed:
+            return (f"the learning rates are never annealed: the {name}'s lr stayed {initial:g} in every update. With "
+                    f"config.anneal_lr, set both before each rollout to (1 - transitions so far / config.total_steps) "
+                    f"times their initial value (update {update}, after {before:,} transitions: {expected:.6g}).")
+        how = (f"(1 - {before:,} / config.total_steps) * {setting} = {expected:.6g}" if config.anneal_lr else
+               f"{setting} = {expected:g} (config.anneal_lr is False)")
+        return (f"the {name}'s learning rate is not annealed as the exercise says: update {update} began its rollout "
+                f"after {before:,} valid transitions and stepped with lr {bad[0]:.6g}; expected {how}. Set the lr of "
+                f"both optimisers before each rollout, from the valid transitions collected so far.")
+    return None
+
+
+def _updates_problem(name: str, clocks: list[int], starts: list[int], transitions: Sequence[int],
+                     config: Any) -> str | None:
+    """One optimiser's steps per update: ``update_epochs * ceil(B / minibatch_size)``, ``B`` the valid
+    transitions of the rollout before it."""
+    ends = sorted(set(clocks))
+    for k, (start, end) in enumerate(zip(starts, ends)):
+        valid = _transitions_before(transitions, end) - _transitions_before(transitions, start)
+        expected = config.update_epochs * -(-valid // config.minibatch_size) if valid else 0
+        taken = clocks.count(end)
+        if taken != expected:
+            return (f"update {k + 1} took {taken} steps of the {name}'s optimiser; its rollout had B = {valid} valid "
+                    f"transitions, so config.update_epochs = {config.update_epochs} lists of "
+                    f"pg.minibatch_indices(B, config.minibatch_size, generator) give {expected} minibatches, one "
+                    f"step each. B is the rollout's number of VALID transitions (rollout.valid.sum()).")
+    return None
+
+
+def glue_problems(record: dict[str, Any], transitions_at_step: Sequence[int], history_length: int, config: Any,
+                  obs_dim: int = 4, n_actions: int = 2) -> list[str]:
+    """What the recorded loop did against the exercise's rules (the module's docstring), as sentences for the
+    learner; empty when the glue is right. ``transitions_at_step``: the valid transitions the envs counted
+    after each step."""
+    if record["steps"] == 0:
+        return ["your loop never stepped the envs it was given: train_ppo must collect its rollouts from `envs` "
+                "(collect_rollout(envs, ...)), config.total_steps valid transitions in all."]
+    problems = []
+    resets = record["resets"]
+    if not resets or resets[0][0] != 0 or resets[0][1] != config.seed:
+        problems.append(f"start with obs, _ = envs.reset(seed=config.seed) before the first step (your first reset: "
+                        f"{'none' if not resets else f'seed {resets[0][1]}, after {resets[0][0]} steps'}).")
+    if len(resets) > 1:
+        at = ", ".join(str(reset[0]) for reset in resets[1:6]) + (", ..." if len(resets) > 6 else "")
+        problems.append(f"your loop reset the envs {len(resets) - 1} more time(s) after the first (after env steps "
+                        f"{at}): reset once, at the start, and carry `start` (the second thing collect_rollout "
+                        f"returns) into the next rollout. A reset at every rollout cuts every episode at the rollout's "
+                        f"end: no episode lasts more than config.n_steps = {config.n_steps} steps.")
+    elif record["stale_count"]:
+        problems.append(f"at {record['stale_count']} env step(s) (the first: step {record['stale'][0]}) your loop "
+                        f"chose its actions on an observation other than the one the envs had just returned: carry "
+                        f"start = the next_start collect_rollout returned into the next rollout.")
+    actor_shapes = network_shapes(obs_dim, config.hidden_sizes, n_actions)
+    critic_shapes = network_shapes(obs_dim, config.hidden_sizes, 1)
+    optimizers = record["optimizers"]
+    actor = next((i for i, o in enumerate(optimizers) if o["shapes"] == actor_shapes), None)
+    critic = next((i for i, o in enumerate(optimizers) if o["shapes"] == critic_shapes), None)
+    if actor is None or critic is None:
+        missing = " and ".join(name for name, index in (("the policy", actor), ("the value net", critic))
+                               if index is None)
+        problems.append(f"no optimiser stepped exactly the parameters of {missing}: build one torch.optim.Adam on "
+                        f"policy.parameters() and one on value_net.parameters(), and let ppo_update step them.")
+        return problems
+    if record["returned"] != actor:
+        problems.append("the policy you return is not the one your actor's optimiser trained: its weights differ "
+                        "from those the optimiser's last step left (a copy made before training, another network, "
+                        "or weights changed after the last update). Return the policy your updates stepped.")
+    elif not optimizers[actor]["moved"]:
+        problems.append("your actor's optimiser steps never changed the policy's weights.")
+    clocks = optimizers[actor]["clock"]
+    ends = sorted(set(clocks))
+    starts = [0, *ends[:-1]]
+    transitions = list(transitions_at_step)
+    for k, (start, end) in enumerate(zip(starts, ends)):
+        if end - start != config.n_steps:
+            problems.append(f"update {k + 1} came after {end - start} env steps: each update follows one rollout of "
+                            f"config.n_steps = {config.n_steps} steps.")
+            break
+    if history_length != len(ends):
+        problems.append(f"your history has {history_length} entries for {len(ends)} updates: append the dict each "
+                        f"ppo_update returns, one per update.")
+    for name, index, setting, initial in (("actor", actor, "config.lr", config.lr),
+                                          ("critic", critic, "config.critic_lr", config.critic_lr)):
+        o = optimizers[index]
+        if sorted(set(o["clock"])) != ends:
+            problems.append(f"the {name}'s optimiser stepped after other rollouts than the actor's: each update steps "
+                            f"both, once per minibatch.")
+            continue
+        problem = _updates_problem(name, o["clock"], starts, transitions, config) or \
+            _lr_problem(name, setting, initial, o["lr"], o["clock"], starts, transitions, config)
+        if problem:
+            problems.append(problem)
+            break
+    total = _transitions_before(transitions, record["steps"])
+    last_start = _transitions_before(transitions, starts[-1])
+    if total < config.total_steps:
+        problems.append(f"your loop stopped after {total:,} valid transitions, short of config.total_steps = "
+                        f"{config.total_steps:,}: keep collecting while fewer than config.total_steps VALID "
+                        f"transitions were collected (the sum of rollout.valid, not num_envs * n_steps a rollout).")
+    elif last_start >= config.total_steps:
+        problems.append(f"it collected {total:,} transitions; the budget is total_steps = {config.total_steps:,}: "
+                        f"stop at the first update that reaches it (your last rollout began after {last_start:,}).")
+    if record["steps"] > ends[-1]:
+        problems.append(f"your loop played {record['steps'] - ends[-1]} env steps after its last update: end the loop "
+                        f"with an update.")
+    return problems
