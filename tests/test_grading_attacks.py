@@ -93,7 +93,8 @@ def grade(folder: Path, chapter: str, answers: dict[str, dict[str, str]], jobs: 
     for student, cells in answers.items():
         (folder / f"{student}.ipynb").write_text(json.dumps(synthetic_notebook(the_chapter, cells)))
     out = folder / "grades.csv"
-    report = grading.grade_paths([folder], out=out, chapter=chapter, course=ROOT, limits=LIMITS, jobs=jobs,
+    limits = kwargs.pop("limits", LIMITS)
+    report = grading.grade_paths([folder], out=out, chapter=chapter, course=ROOT, limits=limits, jobs=jobs,
                                  progress=False, **kwargs)
     return report, (folder / "grades.json").read_text() + out.read_text()
 
@@ -121,6 +122,10 @@ def chapter00(outside, listener, tmp_path_factory):
             "    import os, signal\n    for pid in [int(p) for p in os.listdir('/proc') if p.isdigit()]:\n"
             "        if pid != os.getpid():\n            try:\n                os.kill(pid, signal.SIGKILL)\n"
             "            except OSError:\n                pass\n")},
+        # issue 26 item 5.1: memory that RLIMIT_AS does not count (memfd files, kept open, never mapped)
+        "memfd_hoard": {"ch00_play_episode": "import os\n_HOARD = []\nfor _ in range(100):\n"
+                                             "    _HOARD.append(os.memfd_create('hoard'))\n"
+                                             "    os.write(_HOARD[-1], bytes(4 << 20))\n" + play_answer("")},
         "honest": {"ch00_play_episode": play_answer("")},
         "honest_too": {"ch00_play_episode": play_answer("")},
         # 2^25 booleans: 44 MB on the wire, which the check would turn into gigabytes of Python floats
@@ -156,6 +161,16 @@ def test_memory_and_crashes_stay_in_the_student_process(chapter00):
     assert status(report, "env_memory", "ch00_play_episode")[:2] in (("error", 0), ("crashed", 0))
     segfault = status(report, "env_segfault", "ch00_play_episode")
     assert segfault[:2] == ("crashed", 0), segfault
+    assert status(report, "honest", "ch00_play_episode")[:2] == ("passed", 1)
+
+
+def test_memory_outside_the_address_space_is_refused(chapter00):
+    """100 memfd files of 4 MB (400 MB held, --memory 256): RLIMIT_AS counts no unmapped file, so the old grader
+    let the answer pass holding it (issue 26, item 5.1); memfd_create is refused, and the student is told why."""
+    report, _, _ = chapter00
+    state, points, feedback = status(report, "memfd_hoard", "ch00_play_episode")
+    assert (state, points) == ("error", 0), (state, points, feedback)
+    assert "memfd_create is not available while grading" in feedback, feedback
     assert status(report, "honest", "ch00_play_episode")[:2] == ("passed", 1)
 
 
@@ -286,3 +301,28 @@ def test_without_a_sandbox_grading_refuses_unless_asked(outside, monkeypatch):
         grade(outside / "refused", "01", {"someone": {}})
     report, _ = grade(outside / "unsafe", "01", {"someone": {}}, isolation=grading.UNSAFE)
     assert report.isolation == grading.UNSAFE
+
+
+def test_cells_that_sleep_cost_their_exercises_budget_not_the_timeout(outside):
+    """Four answer cells that sleep (issue 26, item 5.2: one submission took 152 s instead of ~17 s, each sleep
+    costing the whole --timeout): each costs its exercise's budget (10 x the solution's own time, at least 5 s),
+    its points and a message, and nothing else; the right answer beside them passes."""
+    import time
+
+    sleeper = "import time\ntime.sleep(600)\n"
+    answers = {"sleepy": {"ch01_log_probs": sleeper, "ch01_normalize": sleeper, "ch01_reinforce_loss": sleeper,
+                          "ch01_collect_episodes": sleeper, "ch01_discounted_returns": RIGHT_RETURNS}}
+    limits = grading.Limits(exercise_s=60, submission_s=400, memory_mb=256)
+    started = time.monotonic()
+    report, _ = grade(outside / "sleepy", "01", answers, limits=limits)
+    elapsed = time.monotonic() - started
+    for exercise in ("ch01_log_probs", "ch01_normalize", "ch01_reinforce_loss", "ch01_collect_episodes"):
+        state, points, feedback = status(report, "sleepy", exercise)
+        assert (state, points) == ("timeout", 0), (exercise, state, feedback)
+        assert "this exercise's budget of" in feedback and "Only this exercise lost its points" in feedback, feedback
+        budget = float(feedback.split("budget of ", 1)[1].split()[0])
+        assert 5 <= budget < limits.exercise_s, feedback
+    assert status(report, "sleepy", "ch01_discounted_returns")[:2] == ("passed", 2)
+    # the old grader slept the whole --timeout four times: at least 240 s (and started, self-tested, graded too;
+    # 287 s with --timeout 40 on the shared 2-core machine, this code 129 s there)
+    assert elapsed < 4 * limits.exercise_s, elapsed

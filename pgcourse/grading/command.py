@@ -36,7 +36,10 @@ from .term import export, read_term, term_paths, update_term, write_term
 from .timing import settings_for_update
 
 DESCRIPTION = "Classroom grading: ``pgcourse grade SUBMISSION... --out grades.csv``."
-LIMIT_OPTIONS = {"exercise_s": "--timeout", "submission_s": "--submission-timeout", "memory_mb": "--memory"}
+LIMIT_OPTIONS = {"exercise_s": "--timeout", "submission_s": "--submission-timeout", "memory_mb": "--memory",
+                 "budget_factor": "--time-budget", "budget_floor_s": "--time-budget-floor"}
+LIMIT_ARGUMENTS = {"exercise_s": "timeout", "submission_s": "submission_timeout", "memory_mb": "memory",
+                   "budget_factor": "time_budget", "budget_floor_s": "time_budget_floor"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"wall-clock seconds per submission (default {Limits.submission_s:g})")
     parser.add_argument("--memory", type=int, default=Limits.memory_mb, metavar="MB",
                         help=f"memory a submission's code may use (default {Limits.memory_mb})")
+    parser.add_argument("--time-budget", type=float, default=Limits.budget_factor, metavar="FACTOR",
+                        help="an exercise's time budget: FACTOR times the course solution's own time for it in the "
+                             f"self-test, at least --time-budget-floor, at most --timeout (default "
+                             f"{Limits.budget_factor:g})")
+    parser.add_argument("--time-budget-floor", type=float, default=Limits.budget_floor_s, metavar="S",
+                        help=f"the smallest time budget of an exercise, in seconds (default {Limits.budget_floor_s:g})")
     parser.add_argument("--unsafe-no-sandbox", action="store_true",
                         help="grade without the bubblewrap sandbox (student code then sees this machine's files and "
                              "processes: see docs/teachers.md); without it, grading refuses to start where no "
@@ -103,13 +112,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _limits(args: argparse.Namespace) -> Limits:
     try:
-        return Limits(exercise_s=args.timeout, submission_s=args.submission_timeout, memory_mb=args.memory)
+        return Limits(**{field: getattr(args, name) for field, name in LIMIT_ARGUMENTS.items()})
     except ValueError as error:
         text = str(error)
         for field, option in LIMIT_OPTIONS.items():
             if f"limit {field} " in text:
-                value = getattr(args, {"exercise_s": "timeout", "submission_s": "submission_timeout",
-                                       "memory_mb": "memory"}[field])
+                value = getattr(args, LIMIT_ARGUMENTS[field])
                 raise GradingError(f"{option} must be a positive number, got {value!r}") from None
         raise GradingError(text) from None
 

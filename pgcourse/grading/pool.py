@@ -101,6 +101,7 @@ class Grader:
         self.cwd = Path(cwd) if cwd else None
         self.workers: list[_WorkerHandle] = []
         self.mode, self.detail = "", ""
+        self.reference_s: dict[str, dict[str, float]] = {}  # chapter key -> exercise -> the solution's seconds
 
     def __enter__(self) -> Grader:
         self.start()
@@ -143,7 +144,8 @@ class Grader:
                             "limits": limit_dict}
                 elif pending:
                     key, answers = pending.pop(0)
-                    task = {"op": "grade", "key": key, "course": spec, "answers": answers, "limits": limit_dict}
+                    task = {"op": "grade", "key": key, "course": spec, "answers": answers,
+                            "limits": self._with_budgets(spec["key"], chapter, limits, limit_dict)}
                 else:
                     continue
                 worker.task, worker.deadline = task, now + hard_limit
@@ -190,11 +192,22 @@ class Grader:
             exercises = message["exercises"]
         if task["key"] == "\0selftest":
             self._check_selftest(chapter, exercises)
+            if chapter.reference is not None:  # the slowest of the workers' self-tests (stubs time nothing)
+                known = self.reference_s.setdefault(spec["key"], {})
+                for exercise_id, seconds in (message.get("seconds") or {}).items():
+                    known[exercise_id] = max(known.get(exercise_id, 0.0), float(seconds))
             worker.warm.add(spec["key"])
             return
         results[task["key"]] = exercises
         if on_result is not None:
             on_result(task["key"], exercises)
+
+    def _with_budgets(self, key: str, chapter: Chapter, limits: Limits, limit_dict: dict[str, Any]) -> dict[str, Any]:
+        """The limits of a task, with each exercise's time budget (Limits.budget of the self-test's seconds)."""
+        reference = self.reference_s.get(key, {})
+        budgets = {e.id: limits.budget(reference.get(e.id)) for e in chapter.auto_exercises}
+        references = {e.id: round(reference[e.id], 3) for e in chapter.auto_exercises if e.id in reference}
+        return {**limit_dict, "budgets": budgets, "reference_s": references}
 
     def _check_selftest(self, chapter: Chapter, exercises: dict[str, Any]) -> None:
         if chapter.reference is None:

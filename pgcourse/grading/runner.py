@@ -47,6 +47,25 @@ class _BlockCourse(importlib.abc.MetaPathFinder):
         return None
 
 
+MEMORY_POLICY = ("{name} is not available while grading: memory held in an anonymous file or a shared segment is "
+                 "not counted by the memory limit (--memory), so the sandbox refuses it. Keep your data in tensors, "
+                 "arrays or Python objects.")
+
+
+def _refuse_outside_memory() -> None:
+    """Python's own doors to what the seccomp filter refuses (sandbox.MEMORY_OUTSIDE) say why, instead of a bare
+    EPERM; a student who calls the syscall another way gets the EPERM."""
+    import errno
+
+    def refused(name: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            raise PermissionError(errno.EPERM, MEMORY_POLICY.format(name=name))
+        return call
+
+    if hasattr(os, "memfd_create"):
+        os.memfd_create = refused("memfd_create")
+
+
 def _libc() -> Any:
     return ctypes.CDLL(None, use_errno=True)
 
@@ -178,6 +197,8 @@ def main(config_json: str) -> None:
     try:
         config = json.loads(config_json)
         sock_fd, scratch = _enter(config)
+        if config["mode"] == "sandbox":
+            _refuse_outside_memory()
         sys.meta_path.insert(0, _BlockCourse())
         blocked = _CourseBlocked("pgcourse", "the course package (not available while grading)")
         blocked.__path__ = []  # a package: `import pgcourse.x` then asks the finders, and _BlockCourse says why not

@@ -9,7 +9,9 @@ line that starts the student process (:mod:`pgcourse.grading.runner`):
   an empty private scratch folder (``/scratch``, also ``HOME`` and ``TMPDIR``): no course folder, no ``solutions/``, no submissions, no gradebook, no
   ``/etc`` beyond the dynamic linker's cache. The environment is cleared. A seccomp filter (below)
   refuses every new process (threads are allowed), so the address-space limit bounds the whole
-  student's memory. The runner then switches to an unprivileged user of its own (:func:`student_uid`,
+  student's mappings, and every memory a process can hold unmapped (anonymous files, System V
+  segments; ``/dev/shm`` is read-only): RLIMIT_AS would not count it. Where the machine lets the
+  grader make one, a memory cgroup bounds the process too (:mod:`.memcg`). The runner then switches to an unprivileged user of its own (:func:`student_uid`,
   one per grading worker, so students graded at once never share a process limit) when bwrap ran as
   root (CI, containers), or stays the teacher's own unprivileged user otherwise.
 - **unsafe-no-sandbox** (only when the teacher asks for it with ``--unsafe-no-sandbox``): the same
@@ -57,17 +59,29 @@ SANDBOX_SCRATCH = "/scratch"       # the student's writable folder (a size-limit
 class Limits:
     """Resource limits for one submission (the defaults suit the course's small exercises)."""
 
-    exercise_s: float = 30.0      # wall clock per exercise: its answer cells plus its check
+    exercise_s: float = 30.0      # wall clock per exercise: its answer cells plus its check (the cap of a budget)
     submission_s: float = 300.0   # wall clock for the whole submission
     memory_mb: int = 2048         # address space the student's code may add to the process
     output_mb: int = 8            # printed output (and any one file written) per exercise
     scratch_mb: int = 64          # private /tmp of the sandbox
+    budget_factor: float = 10.0   # an exercise's time budget: this many times the course solution's own time ...
+    budget_floor_s: float = 5.0   # ... and never less than this (see budget())
 
     def __post_init__(self) -> None:
-        for name in ("exercise_s", "submission_s", "memory_mb", "output_mb", "scratch_mb"):
+        for name in ("exercise_s", "submission_s", "memory_mb", "output_mb", "scratch_mb", "budget_factor",
+                     "budget_floor_s"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise ValueError(f"limit {name} must be a positive number, got {value!r}")
+
+    def budget(self, reference_s: float | None) -> float:
+        """An exercise's wall-clock budget, from ``reference_s``, the seconds the course's own solution took for it
+        in the grader's self-test (answer cells plus check): min(exercise_s, max(budget_floor_s, budget_factor ×
+        reference_s)); exercise_s when there is no reference time. A cell that sleeps or loops costs that
+        exercise's budget, not --timeout, so a few of them do not slow the class."""
+        if reference_s is None or not math.isfinite(reference_s) or reference_s < 0:
+            return float(self.exercise_s)
+        return min(float(self.exercise_s), max(float(self.budget_floor_s), float(self.budget_factor) * reference_s))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,9 +92,14 @@ class Limits:
 # --------------------------------------------------------------------------------------------------
 
 _AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
-# syscalls that create a process or a namespace: fork, vfork, clone (without CLONE_THREAD), clone3, unshare
-_SYSCALLS = {"x86_64": {"fork": 57, "vfork": 58, "clone": 56, "clone3": 435, "unshare": 272},
-             "aarch64": {"clone": 220, "clone3": 435, "unshare": 97}}
+# syscalls that create a process or a namespace: fork, vfork, clone (without CLONE_THREAD), clone3, unshare;
+# and those that hold memory no address space counts (RLIMIT_AS counts mappings only): an anonymous file
+# (memfd_create, memfd_secret) or a System V segment (shmget) keeps its pages after the last munmap
+_SYSCALLS = {"x86_64": {"fork": 57, "vfork": 58, "clone": 56, "clone3": 435, "unshare": 272,
+                        "memfd_create": 319, "memfd_secret": 447, "shmget": 29},
+             "aarch64": {"clone": 220, "clone3": 435, "unshare": 97,
+                         "memfd_create": 279, "memfd_secret": 447, "shmget": 194}}
+MEMORY_OUTSIDE = ("memfd_create", "memfd_secret", "shmget")
 _CLONE_THREAD = 0x00010000
 _EPERM, _ENOSYS = 1, 38
 _RET_ALLOW, _RET_ERRNO, _RET_KILL = 0x7FFF0000, 0x00050000, 0x80000000
@@ -88,9 +107,10 @@ _LD_W_ABS, _JEQ_K, _JGE_K, _JSET_K, _RET_K = 0x20, 0x15, 0x35, 0x45, 0x06
 
 
 def seccomp_program(machine: str | None = None) -> bytes | None:
-    """A classic-BPF seccomp filter (``struct sock_filter[]``) that refuses every new process.
+    """A classic-BPF seccomp filter (``struct sock_filter[]``) that refuses every new process and every
+    memory outside the address space.
 
-    fork/vfork/unshare fail with EPERM; clone is allowed only with CLONE_THREAD (a thread: torch and
+    fork/vfork/unshare and memfd_create/memfd_secret/shmget fail with EPERM; clone is allowed only with CLONE_THREAD (a thread: torch and
     numpy need them); clone3 fails with ENOSYS so that the C library falls back to clone. A syscall of
     another ABI (x32) kills the process. ``None`` on an architecture this module does not know.
     """
@@ -111,7 +131,7 @@ def seccomp_program(machine: str | None = None) -> bytes | None:
         op(_JGE_K, 0x40000000, jt=0, jf=1)             # x32 syscall numbers
         op(_RET_K, _RET_KILL)
     refused = [(calls[name], _ENOSYS if name == "clone3" else _EPERM)
-               for name in ("fork", "vfork", "unshare", "clone3") if name in calls]
+               for name in ("fork", "vfork", "unshare", "clone3", *MEMORY_OUTSIDE) if name in calls]
     for number, errno in refused:
         op(_JEQ_K, number, jt=0, jf=1)
         op(_RET_K, _RET_ERRNO | errno)
@@ -201,8 +221,10 @@ def student_command(mode: str, runner_folder: str | Path, sock_fd: int, limits: 
         argv += ["--ro-bind", root, root]
     for hidden in _hidden_package_dirs():
         argv += ["--tmpfs", hidden]
+    # /dev/shm read-only: a file there holds memory that no address-space limit counts (shm_open, a tmpfs of
+    # half the machine's memory otherwise)
     argv += ["--ro-bind", str(runner_folder), SANDBOX_RUNNER_FOLDER, "--proc", "/proc", "--dev", "/dev",
-             "--chdir", "/"]
+             "--tmpfs", "/dev/shm", "--remount-ro", "/dev/shm", "--chdir", "/"]
     if os.geteuid() != 0:
         argv += ["--unshare-user", "--disable-userns"]
     if seccomp_fd is not None:

@@ -46,6 +46,7 @@ import torch
 
 from .link import Link, StudentFunction, Unavailable
 from .loops import KIT_NAMES
+from .memcg import StudentCgroup, find_hierarchy
 from .sandbox import SANDBOX, UNSAFE, probe_sandbox, seccomp_program, student_command, write_runner_package
 from .wire import Lost, StudentError, _seed_everything, _short
 
@@ -72,6 +73,10 @@ class StudentProcess:
             os.close(seccomp_write)
             keep.append(seccomp_read)
         argv = student_command(mode, config["runner_folder"], theirs.fileno(), limits, seccomp_read, self.scratch)
+        hierarchy = config.get("memory_cgroup")
+        self.cgroup = StudentCgroup(hierarchy) if hierarchy is not None else None
+        if self.cgroup is not None:
+            argv = self.cgroup.entry_command(argv)
         try:
             self.proc = subprocess.Popen(argv, pass_fds=keep, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                          stderr=subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin"},
@@ -88,6 +93,8 @@ class StudentProcess:
         hello = self.link.recv()
         if hello.get("k") != "hello":
             raise self.link._fail("protocol", "the student process did not start")
+        if self.cgroup is not None:  # what it holds now (interpreter, imports: no student code yet) + --memory
+            self.cgroup.limit(int(limits["memory_mb"] * 2**20))
         self.link.deadline = None
 
     def alive(self) -> bool:
@@ -110,6 +117,9 @@ class StudentProcess:
         if self.scratch:
             shutil.rmtree(self.scratch, ignore_errors=True)
             self.scratch = None
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None
         return self.status
 
 
@@ -196,6 +206,18 @@ def _result(points: float, status: str, feedback: str) -> dict[str, Any]:
     return {"points": points, "status": status, "feedback": _short(feedback.strip(), 6000)}
 
 
+def _usable_hierarchy():
+    """(memcg.Hierarchy or None, what bounds a student's memory): a cgroup is used only if one can be made here."""
+    hierarchy, detail = find_hierarchy()
+    if hierarchy is None:
+        return None, f"the address-space limit (--memory), {detail}"
+    try:
+        StudentCgroup(hierarchy).remove()
+    except OSError as error:
+        return None, f"the address-space limit (--memory), no memory cgroup ({error.strerror} in {hierarchy.parent})"
+    return hierarchy, f"the address-space limit and {detail}"
+
+
 class Worker:
     """The trusted grading worker: grades submissions one at a time, each in forked student processes."""
 
@@ -209,6 +231,8 @@ class Worker:
                 raise RuntimeError(f"no sandbox for student code: {detail}. Install bubblewrap, or pass "
                                    "--unsafe-no-sandbox to grade without one (see docs/teachers.md for what is lost)")
             self.isolation, self.isolation_detail = mode, detail
+        self.memory_cgroup, memory_detail = _usable_hierarchy()
+        self.isolation_detail += f"; memory: {memory_detail}"
         self.runner_folder = write_runner_package(tempfile.mkdtemp(prefix="pgcourse-runner-"))
         self._contexts: dict[str, dict[str, Any]] = {}
 
@@ -228,7 +252,7 @@ class Worker:
             results = session.run()
         finally:
             session.close()
-        return {"exercises": results, "isolation": self.isolation}
+        return {"exercises": results, "isolation": self.isolation, "seconds": session.seconds}
 
 
 class _Session:
@@ -245,9 +269,11 @@ class _Session:
         self.poisoned: set[str] = set()
         self.skipped_added: dict[int, str] = {}  # cells the student added that lost the process: never run again
         self.added_notes: list[str] = []         # what the student's added cells raised (this exercise)
+        self.seconds: dict[str, float] = {}      # per exercise: its answer cells and check (the self-test's times)
         self.start = time.monotonic()
         self.submission_deadline = self.start + float(limits["submission_s"])
-        self.config = {"isolation": worker.isolation, "limits": limits, "runner_folder": str(worker.runner_folder)}
+        self.config = {"isolation": worker.isolation, "limits": limits, "runner_folder": str(worker.runner_folder),
+                       "memory_cgroup": worker.memory_cgroup}
 
     def close(self) -> None:
         if self.student is not None:
@@ -381,12 +407,14 @@ class _Session:
     def _grade_once(self, position: int, exercise: dict[str, Any]) -> dict[str, Any]:
         answer_ids = exercise["answer_ids"]
         present = [grade_id for grade_id in answer_ids if grade_id in self.answers]
-        limit = float(self.limits["exercise_s"])
+        limit, why = self._budget(exercise["id"])
+        began = None
         try:
             self._ensure_student(position)
             self.added_notes = []  # notes of this exercise's cells only (not of the earlier ones replayed)
-            deadline = min(time.monotonic() + limit, self.submission_deadline)
-            reason = (f"time limit: your code ran longer than {limit:g} s" if deadline < self.submission_deadline
+            began = time.monotonic()
+            deadline = min(began + limit, self.submission_deadline)
+            reason = (f"time limit: your code ran longer than {why}" if deadline < self.submission_deadline
                       else f"time limit: the submission used up its {self.limits['submission_s']:g} s")
             errors = []
             for grade_id in present:
@@ -406,7 +434,22 @@ class _Session:
             return _result(0, "error", f"grading problem (not caused by your answer, tell your teacher): "
                                        f"{type(error).__name__}: {error}")
         finally:
+            if began is not None:
+                self.seconds[exercise["id"]] = time.monotonic() - began
             self._release()
+
+    def _budget(self, exercise_id: str) -> tuple[float, str]:
+        """(seconds, how they were set) for one exercise: its budget from the pool (Limits.budget), else --timeout."""
+        cap = float(self.limits["exercise_s"])
+        budget = (self.limits.get("budgets") or {}).get(exercise_id)
+        if budget is None or float(budget) >= cap:
+            return cap, f"{cap:g} s (--timeout)"
+        reference = (self.limits.get("reference_s") or {}).get(exercise_id)
+        solution = f"the course's solution took {reference:.2g} s; " if reference is not None else ""
+        return float(budget), (f"this exercise's budget of {float(budget):.3g} s ({solution}the budget is "
+                               f"{self.limits.get('budget_factor', 10):g} times that, at least "
+                               f"{self.limits.get('budget_floor_s', 5):g} s, at most --timeout). Only this exercise "
+                               "lost its points: the grader went on with the next one")
 
     def _release(self) -> None:
         if self.student is None:
