@@ -856,3 +856,63 @@ def test_a_rostered_student_who_handed_in_nothing_is_in_the_gradebook_and_the_ex
     moodle = list(csv.reader(io.StringIO((tmp_path / "moodle-import.csv").read_text())))
     assert ["dave@uni.example", "S4", "Dave Davis", "0"] in moodle, moodle
     assert len(moodle) == 1 + 4
+
+
+# issue 26, item 5.5: nothing a student wrote is a formula in any CSV the grader writes (OWASP CSV injection): names
+# (file names, the LMS roster's names), free-text answers, similarity pairs, the term gradebook and Canvas's import
+# (Moodle's writes its names the same way; its roster matches students by name, so it cannot hold these).
+CSV_FORMULAS = ['=HYPERLINK("http://evil.example","click")', "+1+1", "-2", "@SUM(A1 A9)", "\t=1", "=cmd|' /C calc'!A0"]
+
+
+def _formula_cells(path: Path) -> list[str]:
+    """The cells of ``path`` that a spreadsheet would read as a formula (a number the grader wrote is not one)."""
+    from pgcourse.grading.gradebook import FORMULA_START
+
+    found = []
+    for row in csv.reader(io.StringIO(path.read_text(encoding="utf-8"), newline="")):
+        for cell in row:
+            try:
+                float(cell)
+                continue
+            except ValueError:
+                pass
+            if cell.startswith(FORMULA_START):
+                found.append(cell)
+    return found
+
+
+def test_no_csv_the_grader_writes_holds_a_students_formula(course_dir, tmp_path, fake_cli):
+    files = tmp_path / "files"
+    for number, text in enumerate(CSV_FORMULAS):  # named by their files, and each a formula-like free-text answer
+        write_submission(files / f"{text}.ipynb", why=text)
+    for text, source in ((CSV_FORMULAS[0], LONG), (CSV_FORMULAS[3], LONG_RENAMED)):  # a similar pair
+        path = files / f"{text}.ipynb"
+        notebook = nbformat.read(path, as_version=4)
+        for cell in notebook.cells:
+            if cell.metadata.get("nbgrader", {}).get("grade_id") == "ch01_double":
+                cell.source = source + "# (FakePool: return 2 * x)\n"
+        nbformat.write(notebook, path)
+    out, term_csv = tmp_path / "grades" / "hw1.csv", tmp_path / "term.csv"
+    assert fake_cli(str(files), "--course", str(course_dir), "--chapter", "01", "--similarity", "--gradebook",
+                    str(term_csv), "--out", str(out)) == 0
+    # a Canvas download whose roster (the LMS's names, which students may choose) holds formulas
+    canvas = tmp_path / "canvas"
+    write_submission(canvas / "jonescarol_12346_901_01_demo.ipynb")
+    write_submission(canvas / "smithalice_12347_902_01_demo.ipynb")
+    (tmp_path / "roster.csv").write_text('Student,ID,SIS User ID,SIS Login ID,Section\n'
+                                         f'"{CSV_FORMULAS[1]}",12346,S1,cjones,"{CSV_FORMULAS[4]}"\n'
+                                         f'"{CSV_FORMULAS[5]}",12347,S2,asmith,A\n')
+    lms_term = tmp_path / "lms-term.csv"
+    assert fake_cli(str(canvas), "--course", str(course_dir), "--chapter", "01", "--gradebook", str(lms_term),
+                    "--out", str(tmp_path / "lms" / "hw1.csv")) == 0
+    assert fake_cli("--export", "canvas", "--gradebook", str(lms_term), "--roster", str(tmp_path / "roster.csv"),
+                    "--out", str(tmp_path / "canvas-import.csv")) == 0
+    written = [out, out.with_name("hw1.free-text.csv"), out.with_name("hw1.similarity.csv"), term_csv,
+               tmp_path / "canvas-import.csv"]
+    assert all(path.is_file() for path in written), [path for path in written if not path.is_file()]
+    assert len(out.with_name("hw1.similarity.csv").read_text().splitlines()) == 2  # the header and the pair
+    for path in written:
+        assert _formula_cells(path) == [], path.name
+    text = "".join(path.read_text(encoding="utf-8") for path in written)
+    for formula in CSV_FORMULAS:  # each is there, as text
+        assert "'" + formula.replace('"', '""') in text or "'" + formula in text, formula
