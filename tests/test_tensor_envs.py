@@ -416,6 +416,18 @@ def test_other_misuse_is_refused_clearly():
         envs.reset(options={"state": torch.zeros(4, 2)})
 
 
+def test_acrobot_wraps_angles_turn_by_turn_as_gymnasium():
+    from gymnasium.envs.classic_control.acrobot import wrap
+
+    # up to ACROBOT_WRAP_ITERATIONS turns by construction; up to 5 (a step's worst, measured) with torch.remainder
+    x = np.random.default_rng(0).uniform(-11 * np.pi, 11 * np.pi, 40_000)
+    x[:4] = [np.pi, -np.pi, np.nextafter(np.pi, 4), np.nextafter(-np.pi, -4)]  # the edges
+    wrapped = tensor_dynamics.acrobot_wrap_angle(torch.from_numpy(x)).numpy()
+    assert np.array_equal(wrapped, [wrap(value, -np.pi, np.pi) for value in x])  # bit for bit
+    far = tensor_dynamics.acrobot_wrap_angle(torch.tensor([40 * np.pi + 1.0, -50.5 * np.pi], dtype=torch.float64))  # beyond: remainder
+    assert torch.allclose(far, torch.tensor([1.0, -0.5 * np.pi], dtype=torch.float64), atol=1e-12)
+
+
 def test_libm_helpers_are_numpys_functions_on_cpu_float64():
     """The three places where torch's own functions give other bits than gymnasium's numpy (see tensor_dynamics)."""
     x = np.random.default_rng(0).uniform(-30, 30, 100_000)
