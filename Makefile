@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.pgcourse-installed
 
-.PHONY: setup browser sandbox lab notebook test test-portable test-all-portable test-fake-gpu bench exercises clean-venv
+.PHONY: setup browser sandbox lab notebook site test test-portable test-all-portable test-fake-gpu bench exercises clean-venv
 
 setup: $(STAMP)
 
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch first and pinned (the pin accepts the CPU build, 2.13.0+cpu); an unpinned torch pulls GBs of CUDA packages.
 	$(BIN)/python -m pip install "torch==2.13.0" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(BIN)/python -m pip install -e ".[course,dev,bench,scale,tensorboard]"
+	$(BIN)/python -m pip install -e ".[course,dev,bench,scale,tensorboard,docs]"
 	touch $(STAMP)
 
 # The browser test (tests/test_browser.py) drives Debian's chromium through playwright (no browser
@@ -51,6 +51,15 @@ lab: setup
 # The same course in Notebook 7 (`jupyter notebook`: one document per browser tab).
 notebook: setup
 	SDL_VIDEODRIVER=dummy $(BIN)/jupyter notebook START_HERE.ipynb $$([ "$$(id -u)" = "0" ] && echo --allow-root)
+
+# The course as a static website (docs/site.md), built from the notebooks' stored outputs: nothing is executed and
+# nothing is fetched; warnings are errors. SOLUTIONS=0 leaves the solutions out (a teacher's site), in its own folder.
+SOLUTIONS ?= 1
+SITE_BUILD := site/_build/$(if $(filter 0,$(SOLUTIONS)),html-no-solutions,html)
+site: setup
+	PGCOURSE_SITE_SOLUTIONS=$(SOLUTIONS) $(BIN)/python -m sphinx -W --keep-going -q -b html -c site \
+		-d $(SITE_BUILD)-doctrees . $(SITE_BUILD)
+	@echo "the site: $(SITE_BUILD)/index.html (serve it: $(BIN)/python -m http.server -d $(SITE_BUILD))"
 
 # A learner's machine rounds differently from ours: another processor takes another SIMD kernel path, another
 # thread count sums in another order, and RL turns the last bit into another run. PORTABLE_ENV makes this

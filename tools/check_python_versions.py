@@ -2,8 +2,8 @@
 """Does every pinned requirement install, as a wheel, on each Python version the course supports?
 
 For each version (3.11, 3.12, 3.13 by default) this runs pip's resolver in dry-run mode on every pin of
-pyproject.toml (the dependencies and every extra: course, dev, bench, scale, tensorboard), as if installing on that
-version of Python, on this machine's platform:
+pyproject.toml (the dependencies and every extra: course, dev, bench, scale, tensorboard, docs), as if
+installing on that version of Python, on this machine's platform:
 
     pip install --dry-run --ignore-installed --python-version 3.12 --only-binary=:all: --report FILE PINS...
 
