@@ -2,6 +2,11 @@
 learner's function runs: in the notebook, or in the grader's sandbox (where only data crosses, so the
 environment and the controller are built there from their names).
 
+Also the environments other checks build by id where the learner's function runs (gymnasium ids registered when
+this module is imported, which both processes do: ``pgcourse.checks`` imports it, and the grader's sandboxed
+student process imports it when it starts):
+:class:`TwoStateTimeLimitProbe`, exercise 06 Part B's probe of what a truncated step bootstraps from.
+
 Imports only gymnasium and numpy: the grader copies this module into its sandbox.
 """
 from __future__ import annotations
@@ -10,6 +15,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 # (description, env id, controller name, seed)
@@ -89,3 +95,58 @@ def warm_up() -> None:
 
     for env_id in {env_id for _, env_id, _, _ in CASES}:
         gym.make(env_id).close()
+
+
+class TwoStateTimeLimitProbe(gym.Env):
+    """Two states that alternate whatever the action, A (observation [1.0], reward 1) and B (observation [-1.0],
+    reward 0); an episode starts in A and is cut by a time limit after 3 steps (A, B, A), never terminated, so
+    its final observation is B while the next episode starts in A.
+
+    With discount gamma the episode goes on after the time limit: V(A) = 1 + gamma V(B) and V(B) = gamma V(A),
+    V(A) = 1 / (1 - gamma^2). A loop that bootstraps the truncated step from the observation reset() returned (A,
+    the next episode's first state) instead of the step's own final observation (B) learns another fixed point
+    (:func:`two_state_values`)."""
+
+    LENGTH = 3
+
+    def __init__(self) -> None:
+        self.observation_space = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+        self.t = 0
+
+    @staticmethod
+    def _observation(t: int) -> np.ndarray:
+        return np.full(1, 1.0 if t % 2 == 0 else -1.0, dtype=np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._observation(0), {}
+
+    def step(self, action: Any):
+        reward = 1.0 if self.t % 2 == 0 else 0.0
+        self.t += 1
+        return self._observation(self.t), reward, False, self.t >= self.LENGTH, {}
+
+
+def two_state_values(gamma: float, bootstrap_from_reset: bool = False) -> tuple[float, float]:
+    """(V(A), V(B)) at the TD fixed point of :class:`TwoStateTimeLimitProbe`, each state's value the mean of its
+    targets. A's two steps per episode have targets 1 + gamma V(B) and, on the truncated step, 1 + gamma V(B) again
+    (or 1 + gamma V(A) when the loop bootstraps from the observation reset() returned); B's one step has
+    gamma V(A)."""
+    if bootstrap_from_reset:  # V(A) = 1 + gamma (V(B) + V(A)) / 2 with V(B) = gamma V(A)
+        value_a = 1.0 / (1.0 - gamma * (1.0 + gamma) / 2.0)
+    else:
+        value_a = 1.0 / (1.0 - gamma * gamma)
+    return value_a, gamma * value_a
+
+
+TWO_STATE_PROBE_ID = "TwoStateTimeLimitProbe-v0"
+
+
+def _register() -> None:
+    if TWO_STATE_PROBE_ID not in gym.registry:
+        gym.register(TWO_STATE_PROBE_ID, entry_point=TwoStateTimeLimitProbe)
+
+
+_register()

@@ -8,11 +8,15 @@
   whose right answer is known in closed form (the critic's value of their one state), then on CartPole,
   where it must learn. A probe environment is the smallest case in which a bug cannot hide: one state,
   reward 1 per step, an episode of 10 steps that ends by termination in one probe and by the time limit in
-  the other.
+  the other. A third probe, two alternating states cut by a time limit on the state the next episode does not
+  start from, tells which observation a truncated step bootstraps from (storing the row after ``env.reset()``
+  bootstraps from the next episode's first observation, which the one-state probes cannot show).
 
 The contract of the loop: ``fn(env_name, total_steps, seed=0, gamma=0.99, lr=3e-3, n_steps=16)``; the loop
-builds its environments with ``make_envs(env_name)`` (a read-only cell of the notebook: ``"CartPole-v1"`` or one
-of the two probes, :data:`PROBES`) and returns ``(policy.state_dict(), value_net.state_dict(),
+builds its environments with ``make_envs(env_name)`` (a read-only cell of the notebook: ``"CartPole-v1"``, one
+of the two probes, :data:`PROBES`, or another gymnasium id: the two-state probe is
+``"TwoStateTimeLimitProbe-v0"``, registered by :mod:`pgcourse.episode_cases`, which the grader's sandbox imports
+too) and returns ``(policy.state_dict(), value_net.state_dict(),
 episode_returns)``: only data, so that the sandboxed grader can run it where the learner's code lives (no
 environment or network crosses), and the check rebuilds the critic (``Linear(obs_dim, 64), Tanh,
 Linear(64, 1)``) from its parameters.
@@ -25,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..episode_cases import TWO_STATE_PROBE_ID, two_state_values  # importing it registers the two-state probe
 from .harness import LearnerCodeError
 
 PROBE_GAMMA = 0.9
@@ -124,6 +129,51 @@ def _probe_message(value: float, terminates: bool) -> str:
     return "\n".join(lines)
 
 
+def two_state_probe_values(fn: Callable[..., Any], steps: int = PROBE_STEPS, lr: float = PROBE_LR,
+                           seed: int = 0) -> tuple[float, float]:
+    """Train loop ``fn`` on the two-state probe (``make_envs("TwoStateTimeLimitProbe-v0")``, a gymnasium id: states
+    A = [1.0] with reward 1 and B = [-1.0] with reward 0 alternate, every episode A, B, A cut by the time limit, its
+    final observation B) and return its critic's (V(A), V(B)). The one-state probes cannot tell which observation
+    a truncated step bootstraps from (the final observation and the next episode's first are the same); here they
+    differ, A after reset, B at the end."""
+    torch_threads = torch.get_num_threads()
+    try:
+        _, value_state, _ = _call(fn, TWO_STATE_PROBE_ID, steps, seed=seed, gamma=PROBE_GAMMA, lr=lr)
+    finally:
+        torch.set_num_threads(torch_threads)
+    with torch.no_grad():
+        values = _critic(value_state)(torch.tensor([[1.0], [-1.0]])).reshape(-1)
+    return float(values[0]), float(values[1])
+
+
+TWO_STATE_VALUES = two_state_values(PROBE_GAMMA)  # (5.26, 4.74)
+FROM_RESET_VALUES = two_state_values(PROBE_GAMMA, bootstrap_from_reset=True)  # (6.90, 6.21)
+
+
+def _two_state_message(values: tuple[float, float]) -> str:
+    (a, b), (right_a, right_b) = values, TWO_STATE_VALUES
+    lines = [f"Two-state probe: states A (observation [1.0], reward 1) and B (observation [-1.0], reward 0) "
+             f"alternate whatever the action; every episode is A, B, A, cut by a time limit after 3 steps (truncated, "
+             f"never terminated), so its final observation is B and the next episode starts in A. gamma = "
+             f"{PROBE_GAMMA}. After training your loop for {PROBE_STEPS} steps its critic gives V(A) = {a:.2f}, "
+             f"V(B) = {b:.2f}; the right values are {right_a:.2f} and {right_b:.2f} (V(A) = 1 + gamma V(B), "
+             f"V(B) = gamma V(A): the episode goes on after a time limit)."]
+    wrong_a, wrong_b = FROM_RESET_VALUES
+    if not (np.isfinite(a) and np.isfinite(b)):
+        lines.append("The values are not finite: the critic diverged.")
+    elif abs(a - wrong_a) < PROBE_TOLERANCE and abs(b - wrong_b) < PROBE_TOLERANCE:
+        lines.append(f"{wrong_a:.2f} and {wrong_b:.2f} are the fixed point of targets that bootstrap the truncated "
+                     "step from V(A), the observation reset() returned, the next episode's first state, instead of "
+                     "V(B), the final observation that step itself returned. The one-state probes cannot show it "
+                     "(there the two observations are the same). Which observation does your stored row hold when "
+                     "an episode ends?")
+    else:
+        lines.append("The critic has not reached the TD fixed point: are the targets r + gamma V(s'), with s' the "
+                     "observation the step returned (not the one after a reset), V(s') a constant, and does the "
+                     "critic get a gradient step on every update?")
+    return "\n".join(lines)
+
+
 def learning_score(episode_returns: Sequence[float], window: int = LEARN_WINDOW) -> float:
     """The best average return over ``window`` consecutive finished episodes (NaN if fewer)."""
     returns = np.asarray(list(episode_returns), dtype=float)
@@ -133,14 +183,18 @@ def learning_score(episode_returns: Sequence[float], window: int = LEARN_WINDOW)
 
 
 def check_train_actor_critic(fn: Callable[..., Any]) -> None:
-    """Check the repaired actor-critic loop: both probe environments give the critic the value their
-    dynamics imply, and the loop learns CartPole-v1 (best 50-episode average return >= 35 within 30,000
+    """Check the repaired actor-critic loop: the three probe environments (termination, time limit, and the
+    two-state probe whose truncated step ends on another observation than the next reset's) give the critic the
+    values their dynamics imply, and the loop learns CartPole-v1 (best 50-episode average return >= 35 within 30,000
     steps; a random policy gets ~22). A few seconds."""
     for terminates in (True, False):
         value = probe_value(fn, terminates)
         expected = TERMINATION_VALUE if terminates else TRUNCATION_VALUE
         if not (np.isfinite(value) and abs(value - expected) < PROBE_TOLERANCE):
             raise AssertionError(_probe_message(value, terminates))
+    values = two_state_probe_values(fn)
+    if not all(np.isfinite(v) and abs(v - right) < PROBE_TOLERANCE for v, right in zip(values, TWO_STATE_VALUES)):
+        raise AssertionError(_two_state_message(values))
     _, _, returns = _call(fn, LEARN_ENV, LEARN_STEPS, seed=LEARN_SEED)
     try:
         returns = [float(x) for x in returns]
@@ -154,9 +208,10 @@ def check_train_actor_critic(fn: Callable[..., Any]) -> None:
             f"{LEARN_WINDOW}-episode average return is {score:.1f} (over {len(returns)} finished episodes); a loop "
             f"that learns reaches {LEARN_THRESHOLD:.0f} (a random policy gets ~22). The probes passed, so the critic "
             "is right: look at the actor's loss (its sign, and which actions' log-probs it weights).")
-    print(f"✓ train_actor_critic: both probe critics right ({TERMINATION_VALUE:.2f} after terminations, "
-          f"{TRUNCATION_VALUE:.2f} after time limits), and it learns {LEARN_ENV} (best {LEARN_WINDOW}-episode "
-          f"average {score:.0f})")
+    print(f"✓ train_actor_critic: the probe critics right ({TERMINATION_VALUE:.2f} after terminations, "
+          f"{TRUNCATION_VALUE:.2f} after time limits, {TWO_STATE_VALUES[0]:.2f} and {TWO_STATE_VALUES[1]:.2f} where "
+          f"the truncated step's final observation is not the reset one), and it learns {LEARN_ENV} (best "
+          f"{LEARN_WINDOW}-episode average {score:.0f})")
 
 
 def check_mystery(k: int, answer: str, signal: str | None = None) -> None:
