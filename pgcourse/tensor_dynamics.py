@@ -7,17 +7,22 @@ Each environment is three functions of a batch of states ``[N, state_dim]``:
 - the start-state range (``*_START_LOW`` / ``*_START_HIGH``), drawn uniformly by the environment.
 
 The arithmetic is gymnasium 1.x's (gymnasium/envs/classic_control/), operation for operation and in the
-same order, so that in float64 every state is *bit for bit* the state gymnasium computes. Three details
+same order, so that in float64 every state is *bit for bit* the state gymnasium computes. Four details
 make that so, and each is a place where "mathematically equal" code gives other bits:
 
 - **the same evaluation order**: ``a * b * c`` is ``(a * b) * c``; constants such as
   ``(m1 * lc1 + m2 * l1) * g`` are folded in Python exactly as gymnasium's expression folds them;
 - **the same trig**: torch's CPU ``sin``/``cos`` (SLEEF, 1 ulp) differ from numpy's (the C library's,
-  which gymnasium calls) in the last bit for about 0.1-0.3 % of float64 arguments, and Acrobot's chaotic
-  dynamics turn one bit into a different trajectory. :func:`sin` and :func:`cos` below use numpy's on a
-  float64 CPU tensor (zero-copy, no device involved) and torch's everywhere else;
+  which gymnasium calls) in the last bit for about 0.03-0.3 % of float64 arguments (measured here), and
+  Acrobot's chaotic dynamics turn one bit into a different trajectory. :func:`sin` and :func:`cos` below
+  use numpy's on a float64 CPU tensor (zero-copy, no device involved) and torch's everywhere else;
+- **the same squares**: gymnasium's ``x**2`` on a numpy float64 scalar is the C library's ``pow``, which is
+  not always the correctly rounded ``x * x`` (:func:`pow2`);
 - **Pendulum's float32 action**: gymnasium's action space is float32, so ``u ** 2`` and ``3 * u`` are
-  float32 products before they meet the float64 state; :func:`pendulum_step` rounds the same way.
+  float32 products before they meet the float64 state; :func:`pendulum_step` rounds the same way. The one
+  difference left: numpy's float32 ``u**2`` is the C library's ``powf``, here ``u * u``; they differ in the last
+  bit for ~0.1 % of torques, so a Pendulum reward may differ from gymnasium's by one float32 ulp of
+  :math:`0.001 u^2` (at most 4.7e-10). The states do not use it and are equal.
 
 All functions are free of host synchronisation: no ``.item()``, no Python branch on a tensor's values,
 only shape-preserving ``torch.where``/``clamp``, so a batch on a GPU is stepped without waiting for it.
@@ -278,7 +283,8 @@ def pendulum_step(state: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor
               + \tfrac{3}{m l^2} u\bigr) dt,\ -8,\ 8\Bigr), \qquad \theta' = \theta + \dot\theta'\, dt
 
     The reward is the cost of the state the action was taken in. ``u`` is float32 (the action space's
-    dtype), so :math:`0.001 u^2` and :math:`3u / (m l^2)` are float32 products, as in gymnasium.
+    dtype), so :math:`0.001 u^2` and :math:`3u / (m l^2)` are float32 products, as in gymnasium (whose float32
+    ``u**2`` is ``powf``: the reward may differ by one float32 ulp of :math:`0.001 u^2`, see the module).
 
     Args:
         state: ``[N, 2]`` (theta, theta_dot).
