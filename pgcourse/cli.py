@@ -357,6 +357,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if results.failed else 0
 
 
+def runs_title(runs: list[Any]) -> str:
+    """A figure's title for saved runs: what they share ("ppo on CartPole-v1, 2 seeds"), each part that differs
+    as the list of its values ("a2c and ppo on CartPole-v1")."""
+    def listed(values: list[str]) -> str:
+        unique = list(dict.fromkeys(values))
+        return unique[0] if len(unique) == 1 else ", ".join(unique[:-1]) + " and " + unique[-1]
+    title = (f"{listed([run.config.algo for run in runs])} on {listed([run.config.env_id for run in runs])}")
+    seeds = sorted({run.config.seed for run in runs})
+    return title + (f", seed {seeds[0]}" if len(seeds) == 1 else f", {len(seeds)} seeds")
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     import matplotlib
 
@@ -390,6 +401,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         for folder, run in runs:
             plot_learning_curve(run, window=args.window, ax=ax,
                                 label=f"{folder.name} ({run.config.algo}, seed {run.config.seed})")
+        ax.set_title(runs_title([run for _, run in runs]))  # not the last run's own "<algo> on <env>"
         ax.legend(fontsize=8)
         fig.tight_layout()
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -595,7 +607,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     plot = commands.add_parser(
         "plot", help="plot learning curves of a sweep (with confidence bands) or of saved runs",
-        description="Plot a sweep's results folder (curves aggregated over seeds with 95%% bootstrap bands, and "
+        description="Plot a sweep's results folder (curves aggregated over seeds with 95% bootstrap bands, and "
                     "interval estimates of the final returns), or the learning curves of one or more saved runs.",
         epilog="examples:\n  pgcourse plot sweeps/clip --out clip.png\n  pgcourse plot runs/ppo-seed0 runs/ppo-seed1",
         formatter_class=argparse.RawDescriptionHelpFormatter)

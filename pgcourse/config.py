@@ -407,7 +407,8 @@ class BaseConfig:
         if action_space_kind == "continuous" and self.algo in DISCRETE_ONLY:
             raise ConfigError(
                 f"algo={self.algo!r} supports Discrete action spaces only, but {self.env_id} has "
-                f"{action_space_repr}. Use 'a2c' or 'ppo' for continuous (Box) actions.")
+                f"{action_space_repr}. For continuous (Box) actions use one of "
+                f"{', '.join(repr(algo) for algo in ALGORITHMS if algo not in DISCRETE_ONLY)}.")
 
     # -- helpers ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -75,12 +75,14 @@ class TrainingLogger:
     Args:
         log_dir: folder of the logs (created if missing; an existing folder is appended to, see the
             module docstring on resuming).
-        formats: any of ``"csv"`` and ``"tensorboard"`` (a single name may be given as a string).
+        formats: any of ``"csv"`` and ``"tensorboard"`` (a single name may be given as a string). None (the
+            default, what ``pg.train(log_dir=...)`` uses): both, or CSV alone with one warning when the
+            ``tensorboard`` package is not installed.
 
     Raises:
         LogDirError: ``log_dir`` is a file, or a CSV in it has an incomplete last line.
         ValueError: an unknown format name, or no format.
-        ImportError: ``"tensorboard"`` asked for but the ``tensorboard`` package is not installed.
+        ImportError: ``"tensorboard"`` asked for by name but the ``tensorboard`` package is not installed.
 
     Use it as a context manager, or call :meth:`close` when done::
 
@@ -88,7 +90,12 @@ class TrainingLogger:
             logger.write(run.history)
     """
 
-    def __init__(self, log_dir: str | Path, formats: str | Iterable[str] = FORMATS):
+    def __init__(self, log_dir: str | Path, formats: str | Iterable[str] | None = None):
+        if formats is None:
+            formats = FORMATS if tensorboard_installed() else ("csv",)
+            if "tensorboard" not in formats:
+                warnings.warn(f"logging CSV only to {log_dir}: TensorBoard needs the tensorboard package "
+                              f"({INSTALL_TENSORBOARD})", stacklevel=2)
         self.formats = check_formats(formats)
         writer_class = summary_writer_class() if "tensorboard" in self.formats else None
         self.log_dir = make_log_dir(log_dir)
@@ -260,6 +267,16 @@ def read_csv_shape(path: Path) -> tuple[tuple[str, ...] | None, int]:
     return tuple(header), len(rows)
 
 
+def tensorboard_installed() -> bool:
+    """Whether the ``tensorboard`` package can be imported (found, not imported: it is slow to import)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("tensorboard") is not None
+    except (ImportError, ValueError):  # a None in sys.modules (blocked), or a broken spec
+        return False
+
+
 def summary_writer_class() -> type:
     """torch's ``SummaryWriter``; tensorboard is imported here only, when that format is asked for."""
     try:
@@ -267,7 +284,8 @@ def summary_writer_class() -> type:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as error:
         raise ImportError(f"TensorBoard logging needs the tensorboard package, which is not installed ({error}). "
-                          f"Install it with: {INSTALL_TENSORBOARD}   or log CSV only: formats=('csv',)") from error
+                          f"Install it with: {INSTALL_TENSORBOARD}   or log CSV only: TrainingLogger(log_dir, formats=('csv',)) "
+                          "(pg.train(log_dir=...) does that by itself when tensorboard is missing)") from error
     return SummaryWriter
 
 

@@ -304,7 +304,8 @@ def load(path: str | os.PathLike, device: str = "cpu") -> Run:
     """Load a run saved with :meth:`Run.save` onto ``device`` and check that its parts fit together."""
     folder = Path(path)
     if not folder.is_dir():
-        raise FileNotFoundError(f"no saved run at {folder} (expected a folder written by run.save)")
+        raise FileNotFoundError(f"no saved run at {folder} (expected the folder of a saved run, as "
+                                "`pgcourse train --out FOLDER` or run.save(FOLDER) writes it)")
     missing = [name for name in RUN_FILES if not (folder / name).is_file()]
     if missing:
         raise RunLoadError(f"{folder} is not a complete pgcourse run: missing {missing}")

@@ -255,3 +255,25 @@ def test_steps_accept_an_integral_float_and_refuse_a_fraction(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "a2c", "--env", "CartPole-v1", "--steps", "2.56e2", "--quiet", "--out", str(out)]) == 0
     assert pgcourse.load(out).config.total_steps == 256
+
+
+def test_a_plot_of_several_runs_is_titled_by_what_they_are_not_by_the_last_one():
+    """``pgcourse plot`` of an a2c and a ppo run was titled "ppo on CartPole-v1" (the last run's own title)."""
+    from pgcourse.cli import runs_title
+
+    def run(algo, env_id, seed):
+        return types.SimpleNamespace(config=types.SimpleNamespace(algo=algo, env_id=env_id, seed=seed))
+    assert runs_title([run("a2c", "CartPole-v1", 0), run("ppo", "CartPole-v1", 0)]) == \
+        "a2c and ppo on CartPole-v1, seed 0"
+    assert runs_title([run("ppo", "CartPole-v1", 0), run("ppo", "CartPole-v1", 1)]) == "ppo on CartPole-v1, 2 seeds"
+    assert runs_title([run("ppo", "Acrobot-v1", 0), run("a2c", "CartPole-v1", 1), run("trpo", "CartPole-v1", 2)]) \
+        == "ppo, a2c and trpo on Acrobot-v1 and CartPole-v1, 3 seeds"
+
+
+@pytest.mark.parametrize("command", ["train", "resume", "sweep", "plot", "stats", "bench", "grade", "exercises"])
+def test_help_shows_percent_signs_as_one(command, capsys):
+    """``pgcourse plot --help`` said "95%% bootstrap bands" (a description is printed as written)."""
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    assert "%%" not in text and (command != "plot" or "95% bootstrap" in text)

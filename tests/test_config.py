@@ -278,3 +278,10 @@ def test_every_algorithms_class_defaults_form_a_valid_config():
 
     for algo in ALGORITHMS:
         assert default_config_dict(algo)["algo"] == algo
+
+
+def test_a_discrete_only_algorithm_on_box_actions_names_every_algorithm_that_can():
+    """The error said "Use 'a2c' or 'ppo'" and left out trpo, which lesson 07 trains on Pendulum."""
+    with pytest.raises(pg.ConfigError) as info:
+        pg.train("reinforce", "Pendulum-v1", total_steps=10)
+    assert "'a2c', 'ppo', 'trpo'" in str(info.value)

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import pgcourse as pg
 from pgcourse.history import UPDATE_FIELDS, History, Table
-from pgcourse.loggers import LogDirError, TrainingLogger, format_value
+from pgcourse.loggers import FORMATS, LogDirError, TrainingLogger, format_value
 
 pytest.importorskip("tensorboard", reason='the tensorboard extra is not installed: pip install "pgcourse[tensorboard]"')
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
@@ -258,15 +259,28 @@ def test_one_format_may_be_a_plain_string(tmp_path):
         assert logger.formats == ("csv",)
 
 
-def test_tensorboard_missing_says_how_to_install_it_or_log_csv_only(tmp_path, monkeypatch):
+def test_tensorboard_asked_for_but_missing_says_how_to_install_it_or_log_csv_only(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # `import tensorboard` now fails as if not installed
     with pytest.raises(ImportError) as raised:
-        TrainingLogger(tmp_path / "logs")
+        TrainingLogger(tmp_path / "logs", formats=FORMATS)
     assert 'pip install "pgcourse[tensorboard]"' in str(raised.value)
     assert "formats=('csv',)" in str(raised.value)
     assert not (tmp_path / "logs").exists()
     with TrainingLogger(tmp_path / "logs", formats=("csv",)) as logger:  # CSV alone needs no tensorboard
         logger.write(grow(History(), 1))
+
+
+def test_without_tensorboard_a_training_run_logs_csv_and_says_so_once(tmp_path, monkeypatch):
+    """The README's install without make has no tensorboard; pg.train(log_dir=...) then raised and wrote nothing,
+    suggesting formats=('csv',), which neither pg.train nor the CLI accepts (issue 29)."""
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
+    with pytest.warns(UserWarning, match="logging CSV only") as warned:
+        run = pg.train("a2c", "CartPole-v1", seed=0, progress=False, log_dir=tmp_path / "logs", total_steps=256,
+                       num_envs=4, n_steps=16)
+    assert len([w for w in warned if "logging CSV only" in str(w.message)]) == 1
+    with open(tmp_path / "logs" / "updates.csv", newline="") as file:
+        assert len(list(csv.DictReader(file))) == len(run.history.updates) > 0
+    assert not list((tmp_path / "logs").glob("events.out.tfevents.*"))
 
 
 def test_importing_pgcourse_or_logging_csv_does_not_import_tensorboard(tmp_path):
