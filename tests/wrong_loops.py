@@ -593,7 +593,7 @@ def train_reinforce_batches_counted_up_front(envs, config):
     return learner_train_reinforce(envs, config)
 
 
-@wrong("train_reinforce", "below 100")
+@wrong("train_reinforce", "the step goes the wrong way")
 def train_reinforce_ascending(envs, config):
     """The whole loop with the loss ascended: the policy unlearns."""
     return learner_train_reinforce(envs, config, update=lambda *args: learner_reinforce_update(*args, bug="ascent"))

@@ -26,9 +26,10 @@ from ..envs import make_raw_vector_env
 from ..losses import categorical_log_prob, reinforce_loss
 from ..networks import CategoricalPolicy, sample_categorical
 from ..returns import discounted_returns, normalize
+from .learning_proof import Batch, LoopContract, RecordingEnvs, StepRecorder, prove_learning
 from .stages import (PARAMETER_TOLERANCE, REMOTE_CASES, RUNNERS, CountingEnvs, LoopReport, Mismatch, SeedResult,
                      StageMistake, Timer, call_learner, call_spec, cartpole_envs, case_mistake, compare, config_spec,
-                     fixed_networks, is_remote, learner_run, network_spec, play_training, policy_from_state,
+                     fixed_networks, is_remote, learner_crash, learner_run, network_spec, policy_from_state,
                      run_stage_check, sampled_returns, seeded_torch, tensor_data, train_on_seeds)
 
 
@@ -78,6 +79,17 @@ def reference_reinforce_update(policy, optimizer, obs, actions, episode_rewards,
                                mistake: str | None = None) -> float:
     """One REINFORCE step: discounted returns per episode, normalised over the batch if the config says so,
     the REINFORCE loss, one optimiser step."""
+    loss = reference_reinforce_loss(policy, obs, actions, episode_rewards, config, mistake=mistake)
+    if mistake != "no_zero_grad":
+        optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
+def reference_reinforce_loss(policy, obs, actions, episode_rewards, config, *, mistake: str | None = None) -> Tensor:
+    """The REINFORCE loss of a batch: :math:`-\\frac{1}{B}\\sum_b \\log\\pi_\\theta(a_b|s_b) w_b`, with
+    :math:`w` the discounted returns within each episode, normalised over the batch if the config says so."""
     gamma = 1.0 if mistake == "undiscounted" else config.gamma
     if mistake == "discounted_across_episodes":
         returns = discounted_returns(torch.cat(list(episode_rewards)), gamma)
@@ -91,13 +103,7 @@ def reference_reinforce_update(policy, optimizer, obs, actions, episode_rewards,
     normalizing = config.normalize_weights != (mistake == "normalization_flag_ignored")
     weights = normalize(returns) if normalizing else returns  # [B]
     loss = reinforce_loss(categorical_log_prob(policy(obs), actions), weights)
-    if mistake == "sign_flipped":
-        loss = -loss
-    if mistake != "no_zero_grad":
-        optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    return float(loss.detach())
+    return -loss if mistake == "sign_flipped" else loss
 
 
 def reference_train_reinforce(envs, config: ReinforceConfig, collect=reference_collect_episodes,
@@ -321,24 +327,24 @@ def _update_mistake(name: str) -> Callable[[ReinforceUpdateCase], Any]:
     return lambda case: case_mistake(case.run, reference_reinforce_update, lambda after: after, name)
 
 
-REINFORCE_UPDATE_MISTAKES = [
-    StageMistake("config.normalize_weights is not followed: standardise the returns over the batch only when it "
-                 "is True.", _update_mistake("normalization_flag_ignored")),
-    StageMistake("the returns are discounted across episode boundaries: compute G_t within each episode; an "
-                 "episode's return never includes the next episode's rewards.",
-                 _update_mistake("discounted_across_episodes")),
-    StageMistake("every step of an episode is weighted by the whole episode's return: weight step t by the return "
-                 "from t on (the rewards before t do not depend on the action at t).",
-                 _update_mistake("episode_return_everywhere")),
-    StageMistake("the returns are not discounted: G_t = r_t + gamma G_{t+1} with config.gamma.",
-                 _update_mistake("undiscounted")),
-    StageMistake("the returns are normalised episode by episode: standardise them once, over the whole batch.",
-                 _update_mistake("normalized_per_episode")),
-    StageMistake("the step goes the wrong way: the optimiser minimises the loss, and minimising it must raise the "
-                 "log-probability of actions with a high return.", _update_mistake("sign_flipped")),
-    StageMistake("the gradients are not zeroed before the backward pass, so each update also adds the previous "
-                 "update's gradient (the first update is right, the second is not).", _update_mistake("no_zero_grad")),
+# (the wrong version's name in reference_reinforce_loss, what to tell the learner): the update check names them, and
+# so does the end-to-end check when an update's gradient is one of them (learning_proof)
+REINFORCE_UPDATE_MISTAKE_TEXTS = [
+    ("normalization_flag_ignored", "config.normalize_weights is not followed: standardise the returns over the batch "
+                                   "only when it is True."),
+    ("discounted_across_episodes", "the returns are discounted across episode boundaries: compute G_t within each "
+                                   "episode; an episode's return never includes the next episode's rewards."),
+    ("episode_return_everywhere", "every step of an episode is weighted by the whole episode's return: weight step t "
+                                  "by the return from t on (the rewards before t do not depend on the action at t)."),
+    ("undiscounted", "the returns are not discounted: G_t = r_t + gamma G_{t+1} with config.gamma."),
+    ("normalized_per_episode", "the returns are normalised episode by episode: standardise them once, over the whole "
+                               "batch."),
+    ("sign_flipped", "the step goes the wrong way: the optimiser minimises the loss, and minimising it must raise the "
+                     "log-probability of actions with a high return."),
+    ("no_zero_grad", "the gradients are not zeroed before the backward pass, so each update also adds the previous "
+                     "update's gradient (the first update is right, the second is not)."),
 ]
+REINFORCE_UPDATE_MISTAKES = [StageMistake(text, _update_mistake(name)) for name, text in REINFORCE_UPDATE_MISTAKE_TEXTS]
 
 
 def _compare_parameters(expected: list[list[Tensor]], received: list[list[Tensor]]) -> Mismatch | None:
@@ -399,9 +405,10 @@ def check_train_reinforce(fn: Callable[..., Any], seeds: Sequence[int] = (0, 1, 
 
     def train_one(seed: int) -> SeedResult:
         config = make_config("reinforce", env_id, "discrete", seed=seed, max_episodes=max_episodes, progress=False)
-        envs = CountingEnvs(make_raw_vector_env(env_id, config.num_envs, vectorization="auto"), first_episode_only=True)
+        recording = RecordingEnvs(make_raw_vector_env(env_id, config.num_envs, vectorization="auto"))
+        envs = CountingEnvs(recording, first_episode_only=True)
         try:
-            with seeded_torch(seed), Timer() as timer:
+            with seeded_torch(seed), Timer() as timer, StepRecorder(lambda: recording.clock) as recorder:
                 policy = call_learner(fn, "train_reinforce", [envs, config], ["envs", "config"])
             envs.flush()
         finally:
@@ -411,6 +418,7 @@ def check_train_reinforce(fn: Callable[..., Any], seeds: Sequence[int] = (0, 1, 
                                  f"{type(policy).__name__}.")
         returns = np.array([episode[0] for episode in envs.episodes])
         result = _reinforce_result(seed, returns, envs.transitions, timer.seconds, max_episodes, config.num_envs)
+        _add_proof(result, recording.data(), recorder.data(policy), dict(policy.named_parameters()), config)
         result.run = learner_run(policy, None, config, envs, [], 1)
         return result
 
@@ -433,9 +441,41 @@ def _reinforce_result(seed: int, returns: np.ndarray, transitions: int, seconds:
         result.problems.append(f"it played {len(returns)} episodes; train until config.max_episodes = "
                                f"{max_episodes} (one batch of {num_envs} episodes at a time).")
     if not last >= LEARNED_RETURN:
-        result.problems.append(f"the mean return of the last 20 episodes is {last:.1f}, below {LEARNED_RETURN:g} "
-                               f"(the first 20: {returns[:20].mean():.1f}).")
+        first = f" (the first 20: {returns[:20].mean():.1f})" if len(returns) else " (it played no episode)"
+        result.problems.append(f"the mean return of the last 20 episodes is {last:.1f}, below {LEARNED_RETURN:g}"
+                               f"{first}.")
     return result
+
+
+def reinforce_contract(config: ReinforceConfig, obs_dim: int = 4, n_actions: int = 2) -> LoopContract:
+    """What Exercise 7 asks of the loop, for :func:`~.learning_proof.prove_learning`: the policy built right after
+    ``torch.manual_seed(config.seed)``, Adam with the config's lr and eps, one update per batch of
+    ``envs.num_envs`` episodes until ``config.max_episodes``, each on the gradient of the REINFORCE loss."""
+    hidden = tuple(config.hidden_sizes)
+    with seeded_torch(config.seed):
+        initial = dict(CategoricalPolicy(obs_dim, n_actions, hidden).named_parameters())
+
+    def policy(weights: dict[str, Tensor]) -> CategoricalPolicy:
+        module = CategoricalPolicy(obs_dim, n_actions, hidden)
+        module.load_state_dict({name: torch.as_tensor(value) for name, value in weights.items()})
+        return module
+
+    def gradient(module: CategoricalPolicy, batch: Batch, mistake: str | None) -> Tensor:
+        loss = reference_reinforce_loss(module, batch.obs, batch.actions, batch.episode_rewards, config,
+                                        mistake=mistake)
+        return torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, list(module.parameters()))]).double()
+
+    return LoopContract({name: p.detach().clone() for name, p in initial.items()}, policy, gradient,
+                        REINFORCE_UPDATE_MISTAKE_TEXTS, config.lr, config.adam_eps,
+                        -(-config.max_episodes // config.num_envs))
+
+
+def _add_proof(result: SeedResult, played: dict[str, Any], steps: list[dict[str, Any]], returned: dict[str, Any],
+               config: ReinforceConfig) -> None:
+    """Put the broken rule of the learning proof, if any, first among the seed's problems."""
+    problem = prove_learning(played, steps, returned, reinforce_contract(config))
+    if problem:
+        result.problems.insert(0, problem)
 
 
 def _reinforce_failure(results: list[SeedResult], failed: SeedResult) -> str:
@@ -463,7 +503,7 @@ def graded_train_reinforce(fn: Any) -> LoopReport:
                          progress=False)
 
     def train_one(seed: int) -> SeedResult:
-        output, counts, seconds = play_training("train_reinforce", fn, config, first_episode_only=True)
+        output, counts, record, seconds = _play_recorded(fn, config)
         policy = policy_from_state(output, 4, 2, config.hidden_sizes)
         played = counts.get("episodes") or []
         evaluated = sampled_returns(policy, "CartPole-v1", EVAL_EPISODES, EVAL_SEED)
@@ -476,6 +516,7 @@ def graded_train_reinforce(fn: Any) -> LoopReport:
             result.problems.append(f"the policy it returned scores a mean return of {result.eval_mean:.1f} over "
                                    f"{EVAL_EPISODES} episodes (actions sampled), below {GRADED_RETURN:g} after "
                                    f"{GRADED_EPISODES} episodes of training (an untrained policy scores about 25).")
+        _add_proof(result, record["played"], record["steps"], output["state"], config)
         return result
 
     return train_on_seeds(
@@ -491,6 +532,28 @@ def graded_train_reinforce(fn: Any) -> LoopReport:
 
 
 EVAL_EPISODES, EVAL_SEED = 20, 10_000
+
+
+RECORDED_STEPS = 64  # the graded loop's optimiser steps recorded in full (13 are due; 64 x 4,610 parameters x 3
+                    # stay within the wire's 2**20 elements), the others counted
+
+
+def _play_recorded(fn: Any, config: ReinforceConfig) -> tuple[Any, dict[str, Any], dict[str, Any], float]:
+    """The learner's loop played where it lives (a grader's handle) on fresh CartPole envs that count and record
+    what it does, its optimiser steps recorded: (what it returned, as data; the counts; the record, ``played`` and
+    ``steps``; seconds)."""
+    spec = {"envs": {"num_envs": config.num_envs, "time_limit": None, "fast": True, "recording": True,
+                     "counting": "first_episode_only"},
+            "config": config_spec(config), "config_name": type(config).__name__, "record_steps": RECORDED_STEPS,
+            "calls": [call_spec([{"ref": "envs"}, {"ref": "config"}], seed=config.seed)]}
+    with Timer() as timer:
+        try:
+            outcome = fn.play_case(spec)
+        except Exception as error:  # noqa: BLE001 - a crash in their code is reported as theirs
+            raise learner_crash("train_reinforce", error) from None
+    call = outcome["calls"][0]
+    return (call["result"], outcome.get("counts") or {},
+            {"played": outcome.get("played"), "steps": call.get("optimizer_steps") or []}, timer.seconds)
 
 
 STAGE_CHECKS: dict[str, Callable[..., Any]] = {

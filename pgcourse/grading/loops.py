@@ -20,6 +20,7 @@ Imports only torch, numpy and gymnasium: the grader copies this module into its 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import sys
@@ -253,6 +254,114 @@ def _counting_envs_class() -> type:
 
 
 # --------------------------------------------------------------------------------------------------
+# The proof that a training loop learned: what it played and every optimiser step it took
+# (``pgcourse.checks.learning_proof`` records the same in a notebook and checks the record)
+# --------------------------------------------------------------------------------------------------
+
+def _recording_envs_class() -> type:
+    """``pgcourse.checks.learning_proof.RecordingEnvs``: records every reset and step of the learner's loop."""
+    import gymnasium as gym
+
+    class RecordingEnvs(gym.vector.VectorWrapper):
+        def __init__(self, env: Any):
+            super().__init__(env)
+            self.resets: list[list[Any]] = []
+            self.rows: dict[str, list[np.ndarray]] = {name: [] for name in ("obs", "actions", "rewards",
+                                                                              "terminated", "truncated")}
+            self._obs: np.ndarray | None = None
+
+        @property
+        def clock(self) -> int:
+            return len(self.rows["actions"])
+
+        def reset(self, *, seed: Any = None, options: Any = None):
+            obs, info = self.env.reset(seed=seed, options=options)
+            self.resets.append([self.clock, seed is not None])
+            self._obs = np.array(obs, dtype=np.float32)
+            return obs, info
+
+        def step(self, actions: Any):
+            obs, rewards, terminated, truncated, infos = self.env.step(actions)
+            row = {"obs": self._obs, "actions": np.array(actions, dtype=np.int64).reshape(self.num_envs),
+                   "rewards": np.array(rewards, dtype=np.float32), "terminated": np.array(terminated, dtype=bool),
+                   "truncated": np.array(truncated, dtype=bool)}
+            for name, value in row.items():
+                self.rows[name].append(value)
+            self._obs = np.array(obs, dtype=np.float32)
+            return obs, rewards, terminated, truncated, infos
+
+        def data(self) -> dict[str, Any]:
+            empty = {"obs": np.zeros((0, self.num_envs, 4), dtype=np.float32)}  # no step played: [0, N] of each
+            return {"resets": [list(reset) for reset in self.resets],
+                    **{name: torch.as_tensor(np.stack(rows) if rows else empty.get(name, np.zeros((0, self.num_envs))))
+                       for name, rows in self.rows.items()}}
+
+    return RecordingEnvs
+
+
+OPTIMIZER_SETTINGS = ("lr", "eps", "betas", "weight_decay", "amsgrad", "maximize")
+
+
+class StepRecorder:
+    """``pgcourse.checks.learning_proof.StepRecorder``: while active, every ``optimizer.step()`` of any torch
+    optimiser is recorded (the parameters before and after it, the gradients it used, the optimiser's settings and
+    identity, the env step it came after), through torch's global optimiser hooks."""
+
+    def __init__(self, clock: Any, keep: int | None = None):
+        self.clock = clock
+        self.keep = keep  # record the tensors of the first `keep` steps only (all if None); the rest are counted
+        self.steps: list[dict[str, Any]] = []
+        self._handles: list[Any] = []
+        self._optimizers: dict[int, Any] = {}  # held, so that no other optimiser gets one's id while recording
+
+    def __enter__(self) -> StepRecorder:
+        from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+        self._handles = [register_optimizer_step_pre_hook(self._before), register_optimizer_step_post_hook(self._after)]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+    @staticmethod
+    def _params(optimizer: Any) -> list[Tensor]:
+        return [p for group in optimizer.param_groups for p in group["params"]]
+
+    def _before(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        params = self._params(optimizer)
+        group = optimizer.param_groups[0]
+        settings = {key: (tuple(float(b) for b in group[key]) if key == "betas" else
+                          (bool(group[key]) if isinstance(group[key], bool) else float(group[key])))
+                    for key in OPTIMIZER_SETTINGS if key in group}
+        self._optimizers[id(optimizer)] = optimizer
+        kept = self.keep is None or len(self.steps) < self.keep
+        self.steps.append({"optimizer": type(optimizer).__name__[:100], "optimizer_id": id(optimizer),
+                           "groups": len(optimizer.param_groups), "settings": settings, "env_step": int(self.clock()),
+                           "ids": [id(p) for p in params], "kept": kept,
+                           "before": [p.detach().clone() for p in params] if kept else [],
+                           "grad": [torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in params]
+                           if kept else []})
+
+    def _after(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        if self.steps and self.steps[-1]["kept"]:
+            self.steps[-1]["after"] = [p.detach().clone() for p in self._params(optimizer)]
+
+    def data(self, returned: Any) -> list[dict[str, Any]]:
+        """The steps as data, each parameter named by the returned module's name for it (``None``: a tensor of
+        no returned module's); the optimisers numbered in the order they first stepped."""
+        names = {id(p): name for name, p in returned.named_parameters()} if isinstance(returned, nn.Module) else {}
+        numbers: dict[int, int] = {}
+        steps = []
+        for step in self.steps:
+            step = dict(step)
+            step["optimizer_number"] = numbers.setdefault(step.pop("optimizer_id"), len(numbers))
+            step["names"] = [names.get(i) for i in step.pop("ids")]
+            step.setdefault("after", step["before"])
+            steps.append(step)
+        return steps
+
+
+# --------------------------------------------------------------------------------------------------
 # Exercise 04b's train_ppo: what the loop did with its envs and optimisers
 # (``pgcourse.checks.ch04b_glue`` records the same in a notebook and checks the record)
 # --------------------------------------------------------------------------------------------------
@@ -442,6 +551,8 @@ def _build(spec: dict[str, Any]) -> dict[str, Any]:
     envs_spec = spec.get("envs")
     if envs_spec is not None:
         envs = cartpole_envs(int(envs_spec["num_envs"]), envs_spec.get("time_limit"), bool(envs_spec.get("fast")))
+        if envs_spec.get("recording"):
+            envs = objects["_recording"] = _recording_envs_class()(envs)
         if envs_spec.get("counting") is not None:
             envs = _counting_envs_class()(envs, first_episode_only=envs_spec["counting"] == "first_episode_only")
         if envs_spec.get("seed") is not None:
@@ -518,18 +629,24 @@ def play(fn: Any, spec: dict[str, Any]) -> dict[str, Any]:
     try:
         for call in spec["calls"]:
             args = [_argument(item, objects) for item in call["args"]]
-            with torch.random.fork_rng(devices=[]):
+            recorder = StepRecorder(lambda: objects["_recording"].clock if "_recording" in objects else 0,
+                                    keep=int(spec.get("record_steps") or 0))
+            with torch.random.fork_rng(devices=[]), recorder if spec.get("record_steps") else contextlib.nullcontext():
                 torch.set_rng_state(call["torch_state"])
                 result = fn(*args)
             record = {"result": _to_data(result),
                       "parameters": {name: _parameters(objects[name]) for name in call.get("parameters", [])},
                       "inputs": [_to_data(arg) for item, arg in zip(call["args"], args) if "ref" not in item]}
+            if spec.get("record_steps"):
+                record["optimizer_steps"] = recorder.data(result)
             records.append(record)
         outcome: dict[str, Any] = {"calls": records}
         if "_products" in objects:  # chapter 07: the products conjugate gradient took, the fractions tried
             outcome["products"] = len(objects["_products"])
         if "_tried" in objects:
             outcome["tried"] = list(objects["_tried"])
+        if "_recording" in objects:  # what the loop played, for the proof that it learned
+            outcome["played"] = objects["_recording"].data()
         envs = objects.get("envs")
         if envs is not None and hasattr(envs, "episodes"):
             envs.flush()
