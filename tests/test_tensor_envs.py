@@ -182,7 +182,7 @@ def test_reset_steps_ignore_the_action_and_are_the_steps_transition_mask_drops()
     for envs in batches:
         envs.reset(seed=3)
     rng = np.random.default_rng(0)
-    terminated, truncated, obs_a, obs_c = [], [], [], []
+    terminated, truncated, obs_a, obs_c, valids = [], [], [], [], []
     valid = torch.ones(8, dtype=torch.bool)  # [N]: the next step is a transition (NEXT_STEP: not a reset step)
     for _ in range(300):
         actions = torch.as_tensor(rng.integers(0, 2, 8))
@@ -195,9 +195,10 @@ def test_reset_steps_ignore_the_action_and_are_the_steps_transition_mask_drops()
         assert not out_a[1][~valid].any(), "a reset step's reward is not 0"
         terminated.append(out_a[2])
         truncated.append(out_a[3])
+        valids.append(valid)
         valid = ~(out_a[2] | out_a[3])
     mask = transition_mask(torch.stack(terminated), torch.stack(truncated))  # [T, N]
-    assert (~mask).sum() >= 50
+    assert torch.equal(mask, torch.stack(valids)) and (~mask).sum() >= 50
     assert not torch.equal(torch.stack(obs_a), torch.stack(obs_c))
 
 
