@@ -116,8 +116,12 @@ def run_training(algo: str, env_id: str, seed: int | None = None, total_steps: i
         view = live if isinstance(live, LiveView) else LiveView(title=f"{algo} on {env_id} (seed {seed})")
         callbacks.append(view.update)
     if log_dir is not None:
-        from .loggers import TrainingLogger
+        from .loggers import TrainingLogger, logged_rows
 
+        if start is None and logged_rows(log_dir):
+            raise ConfigError(f"log_dir {log_dir} already holds the logs of another run ({logged_rows(log_dir)} "
+                              "rows); a new run's rows would not be written there. Choose a new folder, or resume "
+                              "that run (pg.resume / pgcourse resume) to go on logging into it")
         logger = TrainingLogger(log_dir)
         callbacks.append(lambda trainer: logger.write(trainer.history))
     outputs = {name: value for name, value in (("log_dir", _absolute(log_dir)), ("checkpoint_every", checkpoint_every),

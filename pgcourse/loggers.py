@@ -267,6 +267,21 @@ def read_csv_shape(path: Path) -> tuple[tuple[str, ...] | None, int]:
     return tuple(header), len(rows)
 
 
+def logged_rows(log_dir: str | Path) -> int:
+    """Rows the CSVs in ``log_dir`` already hold (0: no logs there yet). A new run refuses such a folder
+    (:func:`pgcourse.train`): its own rows would be skipped as if it were those logs' run resumed."""
+    folder = Path(log_dir).expanduser()
+    if not folder.is_dir():
+        return 0
+    total = 0
+    for name, _ in TABLES:
+        try:
+            total += read_csv_shape(folder / f"{name}.csv")[1]
+        except (LogDirError, ValueError, csv.Error):
+            total += 1  # a damaged CSV is still someone's log
+    return total
+
+
 def tensorboard_installed() -> bool:
     """Whether the ``tensorboard`` package can be imported (found, not imported: it is slow to import)."""
     import importlib.util

@@ -261,19 +261,18 @@ def save_target_problem(path: str | os.PathLike, overwrite: bool, overwrite_flag
     entries = sorted(entry.name for entry in target.iterdir())
     if not entries:
         return None
-    if not overwrite:
-        return (f"{target} already holds files (a previous run?); pass {overwrite_flag} to replace a saved run, "
-                "or choose another path")
     meta = target / "meta.json"
     try:
         is_run = json.loads(meta.read_text()).get("format") == FORMAT_NAME
     except (OSError, ValueError, AttributeError):
         is_run = False
     others = [name for name in entries if name not in (*RUN_FILES, TRAINING_STATE_FILE)]
-    if not is_run:
+    if not is_run:  # a folder of the user's own: never suggest the flag that cannot replace it
         shown = ", ".join(entries[:5]) + (", …" if len(entries) > 5 else "")
-        return (f"{target} is not a saved pgcourse run (it holds {shown}); {overwrite_flag} replaces only a saved "
-                "run, never other files: choose another path")
+        return (f"{target} is not a saved pgcourse run (it holds {shown}); a run is saved only into a new or "
+                f"empty folder or over a saved run ({overwrite_flag}): choose another path")
+    if not overwrite:
+        return (f"{target} already holds a saved run; pass {overwrite_flag} to replace it, or choose another path")
     if others:
         return (f"{target} holds a saved run and other files ({', '.join(others[:5])}); {overwrite_flag} would "
                 "delete them: move them away or choose another path")

@@ -51,9 +51,21 @@ def test_train_refuses_an_existing_run_before_training(run_dir, monkeypatch, cap
     monkeypatch.setattr(pgcourse, "train", lambda *a, **k: pytest.fail("trained although the folder is taken"))
     assert main(["train", "ppo", *TINY_TRAIN, "--out", str(run_dir)]) == 2
     error = capsys.readouterr().err
-    assert "already holds files" in error and "--overwrite" in error
+    assert "already holds a saved run" in error and "--overwrite" in error
     assert len(error.strip().splitlines()) == 1
     assert _snapshot(run_dir) == before
+
+
+def test_train_into_a_folder_of_your_own_does_not_first_suggest_overwrite(tmp_path, capsys):
+    """``--out`` on a folder holding the user's own files said "pass --overwrite to replace a saved run", and
+    --overwrite then refused too: the first message now says at once that this folder is not a run."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    assert main(["train", "a2c", *TINY_TRAIN, "--out", str(mine)]) == 2
+    error = capsys.readouterr().err
+    assert "is not a saved pgcourse run (it holds notes.txt)" in error and "pass --overwrite" not in error
+    assert (mine / "notes.txt").read_text() == "keep me"
 
 
 def test_overwrite_replaces_the_run_and_set_values_are_parsed(tmp_path):

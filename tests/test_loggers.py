@@ -296,3 +296,19 @@ def test_csv_cells_are_exact_and_nan_is_empty():
     assert [format_value(v) for v in (4096.0, 0.1, 3e-4, float("nan"), float("inf"), -2.0)] == \
         ["4096", "0.1", "0.0003", "", "inf", "-2"]
     assert float(format_value(1 / 3)) == 1 / 3
+
+
+def test_a_new_run_refuses_a_log_dir_holding_another_runs_logs(tmp_path, capsys):
+    """``--log-dir`` naming another run's logs trained with a warning and logged nothing of the new run (its rows
+    were skipped as if it were that run resumed); it is refused before training, as ``--out`` is."""
+    from pgcourse.cli import main
+
+    tiny = dict(total_steps=256, num_envs=4, n_steps=16, progress=False)
+    pg.train("a2c", "CartPole-v1", seed=0, log_dir=tmp_path / "logs", **tiny)
+    before = (tmp_path / "logs" / "updates.csv").read_text()
+    with pytest.raises(pg.ConfigError, match="already holds the logs of another run"):
+        pg.train("a2c", "CartPole-v1", seed=1, log_dir=tmp_path / "logs", **tiny)
+    assert main(["train", "a2c", "--env", "CartPole-v1", "--steps", "256", "--quiet", "--log-dir",
+                 str(tmp_path / "logs"), "--out", str(tmp_path / "run")]) == 2
+    assert "already holds the logs of another run" in capsys.readouterr().err
+    assert (tmp_path / "logs" / "updates.csv").read_text() == before and not (tmp_path / "run").exists()
