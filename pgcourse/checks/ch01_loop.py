@@ -5,7 +5,8 @@
 - ``reinforce_update(policy, optimizer, obs, actions, episode_rewards, config)``: one gradient step; from
   the same batches, the parameters after two successive calls within a stated tolerance.
 - ``train_reinforce(envs, config) -> policy``: end to end, the learner's loop learns CartPole on 3 of 3
-  seeds within 200 episodes.
+  seeds within 200 episodes, and the policy it returns is the product of its own updates on the episodes it
+  played (:mod:`.learning_proof`: what it played and every optimiser step are recorded and checked).
 
 The reference is this package's REINFORCE (``algorithms/reinforce.py``, ``collect_episodes`` in
 ``algorithms/rollout.py``) written as these three functions; ``tests/test_loop_checks.py`` shows the three
@@ -396,7 +397,10 @@ def check_train_reinforce(fn: Callable[..., Any], seeds: Sequence[int] = (0, 1, 
                          env_id: str = "CartPole-v1") -> LoopReport:
     """End to end: your ``train_reinforce(envs, config)`` trains from scratch on each seed with the course's
     CartPole config until ``max_episodes`` episodes; the mean return of its last 20 episodes must reach 100 on
-    every seed. Slow: it trains for real (a few seconds per seed). Returns a :class:`LoopReport`.
+    every seed, and the returned policy must be the product of the loop's own updates: one Adam step per batch
+    of episodes played on ``envs``, from the seeded initial weights, on the REINFORCE gradient of that batch,
+    its actions sampled from the policy (:func:`~.learning_proof.prove_learning`; the first rule broken is
+    named). Slow: it trains for real (a few seconds per seed). Returns a :class:`LoopReport`.
 
     Graded (a grader's handle, see :func:`graded_train_reinforce`): a reduced check, one seed and a shorter
     budget, the policy evaluated by the grader."""
@@ -496,9 +500,10 @@ GRADED_SEED, GRADED_EPISODES, GRADED_RETURN = 0, 50, 40.0
 
 def graded_train_reinforce(fn: Any) -> LoopReport:
     """The reduced end-to-end check the grader runs: your loop trains on seed 0 for 50 episodes where your
-    functions live; it must play the budget, and the policy it returns, played by the grader for 20 episodes
+    functions live; it must play the budget, the policy it returns, played by the grader for 20 episodes
     with its actions sampled, must reach a mean return of 40 (an untrained policy scores about 25, the
-    reference 92.7)."""
+    reference 92.7), and the record of what it played and of its optimiser steps, taken next to it, must
+    prove that policy the product of its own updates (the notebook's rules, :func:`_add_proof`)."""
     config = make_config("reinforce", "CartPole-v1", "discrete", seed=GRADED_SEED, max_episodes=GRADED_EPISODES,
                          progress=False)
 
