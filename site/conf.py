@@ -73,10 +73,13 @@ html_show_sourcelink = False
 html_copy_source = False
 
 
-def _leave_out_solution_links(app, docname, source):
+def _site_edits(app, docname, source):
+    """The start page says what a static page can and cannot do; without the solutions, links to them go."""
+    if docname == course_toc.START_PAGE:
+        source[0] = course_toc.with_site_note(source[0])
     if not SOLUTIONS:
         source[0] = course_toc.without_solution_links(source[0])
 
 
 def setup(app):
-    app.connect("source-read", _leave_out_solution_links)
+    app.connect("source-read", _site_edits)

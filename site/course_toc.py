@@ -100,5 +100,19 @@ def without_solution_links(source: str) -> str:
     return _SOLUTION_LINK.sub(LEFT_OUT, source)
 
 
+SITE_NOTE = ("```{note}\nThis is the course as a website: the pages show the notebooks as they were saved, each "
+             "lesson with its outputs. Nothing runs here (a slider shows the figure it was saved with), and the links "
+             "open pages, not notebooks. To run the lessons and do the exercises, open the course in Jupyter: "
+             "`make lab` in the repository's folder (the [README](README.md) says how to set it up).\n```")
+
+
+def with_site_note(start_page_source: str) -> str:
+    """START_HERE.ipynb's text (JSON) with SITE_NOTE as a markdown cell after its first cell: the start page
+    tells a learner to run the notebooks in Jupyter, which a static page cannot do."""
+    notebook = json.loads(start_page_source)
+    notebook["cells"].insert(1, {"cell_type": "markdown", "id": "site-note", "metadata": {}, "source": SITE_NOTE})
+    return json.dumps(notebook)
+
+
 def read_course_table(root: Path) -> list[Chapter]:
     return course_table(json.loads((root / f"{START_PAGE}.ipynb").read_text()))

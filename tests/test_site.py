@@ -16,6 +16,7 @@ import functools
 import html
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -148,6 +149,15 @@ def _title(page: Path) -> str:
     """The page's own title (its first heading), without the site's name after the dash."""
     text = page.read_text(encoding="utf-8")
     return html.unescape(text[text.index("<title>") + 7:text.index("</title>")]).split(" \u2014 ")[0]
+
+
+def test_the_start_page_says_what_a_static_page_cannot_do(site):
+    """START_HERE tells a learner to run each lesson; on the site a note says that nothing runs there."""
+    text = re.sub(r"<[^>]+>", "", (site / "START_HERE.html").read_text(encoding="utf-8"))  # the words only
+    assert "This is the course as a website" in text and "Jupyter: make lab" in text
+    notebook = json.loads(course_toc.with_site_note((ROOT / "START_HERE.ipynb").read_text()))
+    assert notebook["cells"][1]["source"] == course_toc.SITE_NOTE
+    assert len(notebook["cells"]) == len(json.loads((ROOT / "START_HERE.ipynb").read_text())["cells"]) + 1
 
 
 def test_page_titles_are_uniform(site):
