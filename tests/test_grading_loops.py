@@ -128,7 +128,7 @@ def test_a_stub_and_a_crash_played_as_data_are_reported_as_the_learners():
 def test_the_graded_end_to_end_checks_are_reduced_and_evaluate_the_policy_here():
     """A handle gets the graded check: one seed, a short budget, greedy episodes played by the checker on the
     weights the loop returned (a loop that returns something else is told what to return)."""
-    assert ch01_loop.GRADED_EPISODES < 200 and ch04b_ppo_loop.GRADED_STEPS < 50_000
+    assert ch01_loop.GRADED_EPISODES < 200
     handle = WireHandle(lambda envs, config: {"not": "a policy"})
     with pytest.raises(AssertionError, match="return the policy you trained, a CategoricalPolicy"):
         checks.check_train_reinforce(handle)
@@ -141,7 +141,8 @@ def test_the_graded_end_to_end_checks_are_reduced_and_evaluate_the_policy_here()
 def test_the_graded_end_to_end_checks_pass_the_references_and_reject_the_wrong_loops(capsys):
     for stage in ("train_reinforce", "train_ppo"):
         report = checks.STAGE_CHECKS[stage](WireHandle(checks.STAGE_REFERENCES[stage]))
-        assert capsys.readouterr().out.rstrip().splitlines()[-1].startswith(f"✓ {stage} (graded)")
+        graded = f"✓ {stage} (graded)" if stage == "train_reinforce" else f"✓ {stage}: "  # 04b: the notebook's check
+        assert capsys.readouterr().out.rstrip().splitlines()[-1].startswith(graded)
         assert len(report.results) == 1 and report.results[0].seed == 0
     for wrong_loop in [w for w in WRONG_LOOPS if w.stage in ("train_reinforce", "train_ppo")]:
         with pytest.raises(AssertionError) as info:

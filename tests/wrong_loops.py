@@ -424,35 +424,82 @@ def update_ev_before_the_update(*args):
 
 # ============================================================================================= 04b train_ppo
 
-def learner_train_ppo(envs, config, update=learner_update, bug=None):
-    """A different loop structure from the reference: the number of updates fixed up front from the budget
-    (reset steps included, so it never overshoots), the learning rates annealed by update index."""
+def learner_train_ppo(envs, config, collect=learner_rollout, update=learner_update, bug=None):
+    """The loop as the docstring says it, written the learner's way: Categorical log-probs everywhere (they round
+    differently from the reference's log_softmax, so the run drifts from the package's), a while loop over the valid
+    transitions collected; ``bug=`` one glue mistake."""
     torch.manual_seed(config.seed)
     obs, _ = envs.reset(seed=config.seed)
     policy, value_net = CategoricalPolicy(4, 2, config.hidden_sizes), ValueNet(4, config.hidden_sizes)
+    untrained = CategoricalPolicy(4, 2, config.hidden_sizes)
+    untrained.load_state_dict(policy.state_dict())
     actor_optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr, eps=config.adam_eps)
     critic_optimizer = torch.optim.Adam(value_net.parameters(), lr=config.critic_lr, eps=config.adam_eps)
     generator = torch.Generator().manual_seed(config.seed)
-    start, history = (obs, np.zeros(envs.num_envs, dtype=bool)), []
-    num_updates = config.total_steps // (config.num_envs * config.n_steps) * (2 if bug == "double_budget" else 1)
-    for update_index in range(num_updates):
-        fraction = 1.0 - update_index / num_updates
-        actor_optimizer.param_groups[0]["lr"] = fraction * config.lr
-        critic_optimizer.param_groups[0]["lr"] = fraction * config.critic_lr
-        rollout, start = learner_rollout(envs, policy, value_net, start, config.n_steps)
+    first_start = start = (obs, np.zeros(envs.num_envs, dtype=bool))
+    transitions, history = 0, []
+    budget = config.total_steps * (2 if bug == "double_budget" else 1)
+    updates_up_front = config.total_steps // (config.num_envs * config.n_steps)  # reset steps counted: too few
+    while len(history) < updates_up_front if bug == "updates_up_front" else transitions < budget:
+        if config.anneal_lr and bug != "no_anneal":
+            fraction = 1.0 - transitions / config.total_steps
+            actor_optimizer.param_groups[0]["lr"] = fraction * config.lr
+            critic_optimizer.param_groups[0]["lr"] = fraction * config.critic_lr
+        if bug == "reset_every_rollout":
+            obs, _ = envs.reset()
+            start = (obs, np.zeros(envs.num_envs, dtype=bool))
+        given = first_start if bug == "stale_start" else start
+        rollout, start = collect(envs, policy, value_net, given, config.n_steps)
+        transitions += int(rollout.valid.sum())
         advantages, returns = learner_gae(rollout.rewards, rollout.values, rollout.next_values, rollout.terminated,
                                           rollout.truncated, config.gamma, config.gae_lambda)
         batch = int(rollout.valid.sum())
-        minibatches = [minibatch_indices(batch, config.minibatch_size, generator) for _ in range(config.update_epochs)]
+        epochs = 1 if bug == "one_epoch" else config.update_epochs
+        minibatches = [minibatch_indices(batch, config.minibatch_size, generator) for _ in range(epochs)]
         history.append(update(policy, value_net, actor_optimizer, critic_optimizer, rollout, advantages, returns,
                               minibatches, config))
-    return policy, history
+    return (untrained if bug == "untrained_copy" else policy), history
 
 
 @correct("train_ppo")
-def train_ppo_updates_counted_up_front(envs, config):
-    """A fixed number of updates, annealing by update index, Categorical everywhere."""
+def train_ppo_with_categorical_log_probs(envs, config):
+    """Categorical(logits).log_prob(a) in the rollout and the update, as the docstring invites."""
     return learner_train_ppo(envs, config)
+
+
+@correct("train_ppo")
+def train_ppo_with_log_softmax_gather(envs, config):
+    """log_softmax + gather in the rollout (values in one pass after it), pi_old's log-probs recomputed once."""
+    return learner_train_ppo(envs, config, collect=rollout_values_batched_after_the_loop,
+                             update=update_old_log_probs_recomputed_once)
+
+
+@correct("train_ppo")
+def train_ppo_minibatches_split_by_size(envs, config):
+    """Other minibatch code: a permutation cut into chunks of minibatch_size (the last one smaller), the same
+    number of minibatches as minibatch_indices; the annealing written as lr - lr * fraction used."""
+    torch.manual_seed(config.seed)
+    obs, _ = envs.reset(seed=config.seed)
+    policy, value_net = CategoricalPolicy(4, 2, config.hidden_sizes), ValueNet(4, config.hidden_sizes)
+    optimizers = (torch.optim.Adam(policy.parameters(), lr=config.lr, eps=config.adam_eps),
+                  torch.optim.Adam(value_net.parameters(), lr=config.critic_lr, eps=config.adam_eps))
+    generator = torch.Generator().manual_seed(config.seed)
+    start, collected, history = (obs, np.zeros(envs.num_envs, dtype=bool)), 0, []
+    while collected < config.total_steps:
+        for optimizer, initial in zip(optimizers, (config.lr, config.critic_lr)):
+            optimizer.param_groups[0]["lr"] = initial - initial * collected / config.total_steps if \
+                config.anneal_lr else initial
+        rollout, start = learner_rollout(envs, policy, value_net, start, config.n_steps)
+        size = int(rollout.valid.sum())
+        collected += size
+        advantages, returns = gae_vectorised_deltas_in_float64(rollout.rewards, rollout.values, rollout.next_values,
+                                                               rollout.terminated, rollout.truncated, config.gamma,
+                                                               config.gae_lambda)
+        minibatches = [list(torch.randperm(size, generator=generator).split(config.minibatch_size))
+                       for _ in range(config.update_epochs)]
+        history.append(learner_update(policy, value_net, *optimizers, rollout, advantages, returns, minibatches,
+                                      config))
+    return policy, history
 
 
 @wrong("train_ppo", "ratio is always 1, so pi_old is the policy being updated")
@@ -465,6 +512,51 @@ def train_ppo_stale_old_log_probs(envs, config):
 def train_ppo_twice_the_budget(envs, config):
     """Runs twice total_steps."""
     return learner_train_ppo(envs, config, bug="double_budget")
+
+
+@wrong("train_ppo", "short of config.total_steps")
+def train_ppo_updates_counted_up_front(envs, config):
+    """total_steps // (num_envs * n_steps) updates: the reset steps are not transitions, so it stops short."""
+    return learner_train_ppo(envs, config, bug="updates_up_front")
+
+
+@wrong("train_ppo", "the learning rates are never annealed")
+def train_ppo_without_annealing(envs, config):
+    """config.anneal_lr ignored: the learning rates stay at their initial values."""
+    return learner_train_ppo(envs, config, bug="no_anneal")
+
+
+@wrong("train_ppo", "reset once, at the start")
+def train_ppo_resets_every_rollout(envs, config):
+    """Each rollout starts from envs.reset(): no episode outlives a rollout."""
+    return learner_train_ppo(envs, config, bug="reset_every_rollout")
+
+
+@wrong("train_ppo", "carry start = the next_start collect_rollout returned")
+def train_ppo_start_not_carried(envs, config):
+    """Every rollout is given the start of the first one."""
+    return learner_train_ppo(envs, config, bug="stale_start")
+
+
+@wrong("train_ppo", "config.update_epochs = 10 lists")
+def train_ppo_one_epoch(envs, config):
+    """One list of minibatches per update instead of config.update_epochs."""
+    return learner_train_ppo(envs, config, bug="one_epoch")
+
+
+@wrong("train_ppo", "is not the one your actor's optimiser trained")
+def train_ppo_returns_an_untrained_copy(envs, config):
+    """Trains, then returns a copy of the policy made before training."""
+    return learner_train_ppo(envs, config, bug="untrained_copy")
+
+
+@wrong("train_ppo", "never stepped the envs")
+def train_ppo_without_envs(envs, config):
+    """Touches no environment: returns the untrained policy and made-up, healthy-looking diagnostics."""
+    torch.manual_seed(config.seed)
+    made_up = {"approx_kl": 0.004, "clip_fraction": 0.04, "explained_variance": 0.8}
+    updates = config.total_steps // (config.num_envs * config.n_steps)
+    return CategoricalPolicy(4, 2, config.hidden_sizes), [dict(made_up) for _ in range(updates)]
 
 
 # ================================================================================ 01 collect_episodes
