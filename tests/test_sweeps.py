@@ -879,3 +879,23 @@ def test_a_setting_has_one_spelling_in_a_sweep_int_or_float():
     assert as_int[0].label == "clip_eps=100.0" and as_int[0].overrides == {"total_steps": 2000, "clip_eps": 100.0}
     with pytest.raises(pg.ConfigError, match="same trial twice"):
         expand("ppo", "CartPole-v1", [0], grid={"clip_eps": [100, 100.0]})
+
+
+def test_a_sweep_at_the_top_level_of_a_script_is_refused_with_the_main_guard_advice(tmp_path):
+    """The README's pg.sweep example, put in a script as shown, spawned workers that each re-ran the script: ten
+    screens of multiprocessing tracebacks and "worker process died" (issue 29). It is now refused before any worker
+    starts; the same call under ``if __name__ == "__main__":`` runs."""
+    call = ('pg.sweep("a2c", "CartPole-v1", seeds=range(2), total_steps=256, num_envs=4, n_steps=16, '
+            f'workers=2, folder={str(tmp_path / "sweep")!r})')
+    unguarded = tmp_path / "unguarded.py"
+    unguarded.write_text(f"import pgcourse as pg\ndef main():\n    {call}\nmain()\n")
+    done = subprocess.run([sys.executable, str(unguarded)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "SDL_VIDEODRIVER": "dummy"})
+    assert done.returncode != 0 and 'if __name__ == "__main__"' in done.stderr and "line 4" in done.stderr
+    assert "Traceback" in done.stderr and done.stderr.count("Traceback") == 1  # one error, no worker's
+    assert not (tmp_path / "sweep").exists()
+    guarded = tmp_path / "guarded.py"
+    guarded.write_text(f"import pgcourse as pg\nif __name__ == '__main__':\n    {call}\n    print('swept')\n")
+    done = subprocess.run([sys.executable, str(guarded)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "SDL_VIDEODRIVER": "dummy"})
+    assert done.returncode == 0 and "swept" in done.stdout, done.stderr

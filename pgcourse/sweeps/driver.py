@@ -7,7 +7,9 @@ trial. ``verify`` re-runs a random sample of finished trials and compares their 
 """
 from __future__ import annotations
 
+import ast
 import random
+import sys
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -161,6 +163,47 @@ def run_specs(specs: Sequence[TrialSpec], folder: ResultsFolder | None, backend,
     return {"records": records, "failed": failed, "interrupted": interrupted}
 
 
+MAIN_GUARD_ADVICE = ("pg.sweep starts worker processes, and each one imports your script again (Python's "
+                     "'spawn'/'forkserver' start), so a pg.sweep at the top level of a script runs again in every worker. "
+                     "Put it under  if __name__ == \"__main__\":  (notebooks need nothing)")
+
+
+def _under_main_guard(tree: ast.AST, line: int) -> bool:
+    """Whether source line ``line`` lies inside an ``if __name__ == "__main__":`` block of module ``tree``."""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.If) or not isinstance(node.test, ast.Compare):
+            continue
+        names = [part for part in (node.test.left, *node.test.comparators)]
+        if (any(isinstance(part, ast.Name) and part.id == "__name__" for part in names)
+                and any(isinstance(part, ast.Constant) and part.value == "__main__" for part in names)
+                and any(child.lineno <= line <= (child.end_lineno or child.lineno) for child in node.body)):
+            return True
+    return False
+
+
+def check_called_under_main_guard() -> None:
+    """Refuse, before any worker starts, a ``pg.sweep`` written at the top level of a script (each worker would
+    import the script and run the sweep again: screens of multiprocessing tracebacks, "worker process died"):
+    the script's top-level statement that led to this call, directly or through its functions, must lie inside
+    ``if __name__ == "__main__":``. Calls from a notebook, the REPL or ``python -c`` pass, as does a script that
+    cannot be read."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or not path or not str(path).endswith(".py"):
+        return  # a notebook, the REPL, python -c: workers do not re-import a main module
+    frame = sys._getframe(1)  # the script's top-level statement that led here (perhaps through its functions)
+    while frame is not None and not (frame.f_globals is vars(main) and frame.f_code.co_name == "<module>"):
+        frame = frame.f_back
+    if frame is None:
+        return  # not reached from the script's top level (a thread, a callback): nothing to check
+    try:
+        tree = ast.parse(Path(path).read_text(), filename=str(path))
+    except (OSError, SyntaxError, ValueError):
+        return
+    if not _under_main_guard(tree, frame.f_lineno):
+        raise ConfigError(f"{path}, line {frame.f_lineno}: {MAIN_GUARD_ADVICE}")
+
+
 def sweep(algo: str | Sequence[str] | None, env_id: str | Sequence[str] | None, seeds: int | Iterable[int] = 10,
           grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]] | None = None, *,
           folder: str | Path | None = None, backend: str = "local", workers: int | None = None,
@@ -196,6 +239,8 @@ def sweep(algo: str | Sequence[str] | None, env_id: str | Sequence[str] | None, 
         :class:`~pgcourse.sweeps.results.SweepResults` of every requested trial that finished (including
         those found in ``folder``); ``.interrupted`` is True after Ctrl-C, ``.failed`` lists failures.
     """
+    if backend == "local":  # Ray's workers do not import the main script
+        check_called_under_main_guard()
     if total_steps is not None:
         overrides["total_steps"] = total_steps
     specs = expand(algo, env_id, seeds, grid, overrides)
