@@ -458,6 +458,10 @@ def learner_train_ppo(envs, config, collect=learner_rollout, update=learner_upda
         minibatches = [minibatch_indices(batch, config.minibatch_size, generator) for _ in range(epochs)]
         history.append(update(policy, value_net, actor_optimizer, critic_optimizer, rollout, advantages, returns,
                               minibatches, config))
+        if bug == "weight_noise":  # "parameter noise for exploration"
+            with torch.no_grad():
+                for parameter in policy.parameters():
+                    parameter.add_(1e-3 * torch.randn_like(parameter))
     return (untrained if bug == "untrained_copy" else policy), history
 
 
@@ -548,6 +552,12 @@ def train_ppo_one_epoch(envs, config):
 def train_ppo_returns_an_untrained_copy(envs, config):
     """Trains, then returns a copy of the policy made before training."""
     return learner_train_ppo(envs, config, bug="untrained_copy")
+
+
+@wrong("train_ppo", "the policy's weights changed between two of its optimiser's steps, not by a step")
+def train_ppo_adds_weight_noise(envs, config):
+    """Adds noise to the policy's weights after each update (parameter-space exploration, not PPO)."""
+    return learner_train_ppo(envs, config, bug="weight_noise")
 
 
 @wrong("train_ppo", "never stepped the envs")

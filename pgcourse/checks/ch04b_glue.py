@@ -10,14 +10,16 @@ ends on another return). So the end-to-end check records, on its side of the loo
   network call: the last call on a batch of ``[num_envs, obs_dim]`` observations before a step must be on that
   observation);
 - every ``optimizer.step()`` (torch's global optimiser hooks): which optimiser (known by the shapes of its
-  parameters: the policy's or the value net's), the env step it came after, its learning rate, and whether the
-  policy the loop returns holds exactly the weights its optimiser's last step left.
+  parameters: the policy's or the value net's), the env step it came after, its learning rate, whether the
+  weights it starts from are those its previous step left (nothing else wrote them), and whether the policy the
+  loop returns holds exactly the weights its optimiser's last step left.
 
 :func:`glue_problems` reads that record with the exercise's rules: one seeded reset, the start carried from
 rollout to rollout, one rollout of ``n_steps`` before each update, ``update_epochs * ceil(B / minibatch_size)``
 steps of each optimiser per update (``B`` the rollout's valid transitions, counted by the envs), the learning
 rates annealed by the transitions collected before each rollout, the budget reached by the last update and not
-before it, one history entry per update, and the returned policy the product of the actor's steps.
+before it, one history entry per update, nothing but the optimisers writing the weights, and the returned policy
+the product of the actor's steps.
 
 The grader records the same in its sandbox (``pgcourse.grading.loops``, a copy of :class:`GlueRecorder` that
 imports only torch, numpy and gymnasium; ``tests/test_train_ppo_agreement.py`` checks the two record the same).
@@ -94,7 +96,10 @@ class GlueRecorder:
             self.optimizers[id(optimizer)] = {
                 "optimizer": optimizer, "shapes": [list(p.shape) for group in optimizer.param_groups
                                                    for p in group["params"]],
-                "clock": [], "lr": [], "first": self._flat(optimizer), "last": None}
+                "clock": [], "lr": [], "outside": [], "first": self._flat(optimizer), "last": None}
+        record = self.optimizers[id(optimizer)]
+        if record["last"] is not None and not torch.equal(self._flat(optimizer), record["last"]):
+            record["outside"].append(len(record["clock"]))  # written since its last step, not by it
 
     def _stepped(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         record = self.optimizers[id(optimizer)]
@@ -119,6 +124,7 @@ class GlueRecorder:
         return {"steps": self.clock, "resets": [list(reset) for reset in self.resets],
                 "stale": self.stale[:20], "stale_count": len(self.stale), "returned": self.returned,
                 "optimizers": [{"shapes": record["shapes"], "clock": record["clock"], "lr": record["lr"],
+                                "outside": record["outside"][:20], "outside_count": len(record["outside"]),
                                 "moved": not torch.equal(record["first"], record["last"])}
                                for record in self.optimizers.values()]}
 
@@ -172,7 +178,7 @@ def _lr_problem(name: str, setting: str, initial: float, lrs: list[list[float]],
     start_of = dict(zip(sorted(set(clocks)), starts))
     never_annealed = config.anneal_lr and len(set(clocks)) > 1 and all(
         math.isclose(lr, initial, rel_tol=LR_TOLERANCE[0]) for group in lrs for lr in group)
-    for k, (clock, group_lrs) in enumerate(zip(clocks, lrs)):
+    for clock, group_lrs in zip(clocks, lrs):
         before = _transitions_before(transitions, start_of[clock])
         expected = (1.0 - before / config.total_steps) * initial if config.anneal_lr else initial
         bad = [lr for lr in group_lrs if not math.isclose(lr, expected, rel_tol=LR_TOLERANCE[0],
@@ -243,6 +249,13 @@ def glue_problems(record: dict[str, Any], transitions_at_step: Sequence[int], hi
         problems.append(f"no optimiser stepped exactly the parameters of {missing}: build one torch.optim.Adam on "
                         f"policy.parameters() and one on value_net.parameters(), and let ppo_update step them.")
         return problems
+    for name, index in (("policy", actor), ("value net", critic)):
+        outside = optimizers[index]
+        if outside["outside_count"]:
+            problems.append(f"the {name}'s weights changed between two of its optimiser's steps, not by a step "
+                            f"({outside['outside_count']} time(s), the first before step {outside['outside'][0] + 1}): "
+                            f"only optimizer.step() may change them (no noise added, no load_state_dict, no writes "
+                            f"into the parameters).")
     if record["returned"] != actor:
         problems.append("the policy you return is not the one your actor's optimiser trained: its weights differ "
                         "from those the optimiser's last step left (a copy made before training, another network, "

@@ -422,7 +422,10 @@ def _glue_recorder_class() -> type:
                 self.optimizers[id(optimizer)] = {
                     "optimizer": optimizer, "shapes": [list(p.shape) for group in optimizer.param_groups
                                                        for p in group["params"]],
-                    "clock": [], "lr": [], "first": self._flat(optimizer), "last": None}
+                    "clock": [], "lr": [], "outside": [], "first": self._flat(optimizer), "last": None}
+            record = self.optimizers[id(optimizer)]
+            if record["last"] is not None and not torch.equal(self._flat(optimizer), record["last"]):
+                record["outside"].append(len(record["clock"]))  # written since its last step, not by it
 
         def _stepped(self, optimizer: Any, args: Any, kwargs: Any) -> None:
             record = self.optimizers[id(optimizer)]
@@ -445,6 +448,7 @@ def _glue_recorder_class() -> type:
             return {"steps": self.clock, "resets": [list(reset) for reset in self.resets],
                     "stale": self.stale[:20], "stale_count": len(self.stale), "returned": self.returned,
                     "optimizers": [{"shapes": record["shapes"], "clock": record["clock"], "lr": record["lr"],
+                                    "outside": record["outside"][:20], "outside_count": len(record["outside"]),
                                     "moved": not torch.equal(record["first"], record["last"])}
                                    for record in self.optimizers.values()]}
 
