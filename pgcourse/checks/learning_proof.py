@@ -44,8 +44,10 @@ from torch import Tensor
 OPTIMIZER_SETTINGS = ("lr", "eps", "betas", "weight_decay", "amsgrad", "maximize")
 Z_LIMIT = 5.0            # |z| of the on-policy test beyond which the actions are not the policy's samples
 GRADIENT_RESIDUAL = 1e-3  # relative distance of a gradient from the expected direction; measured on seed 0 (50
-                          # and 100 episodes): the right loops of tests/training_loops.py 1.8e-6 at most, the
-                          # known wrong gradients (not discounted, not normalised, ...) 0.3 or more
+                          # and 100 episodes, every update): the right loops of tests/training_loops.py 1.8e-6 at
+                          # most; the wrong gradients' updates 6.0e-3 at their closest (returns not discounted, on a
+                          # batch of short episodes), 0.07 (across episodes), 0.19 (not normalised), inf (the sign);
+                          # one update beyond the bound names the mistake
 ADAM_TOLERANCE = (1e-4, 1e-7)  # (rtol, atol) of a replayed Adam step against the recorded one
 
 
