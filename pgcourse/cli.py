@@ -179,6 +179,15 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return _report_training(run, time.perf_counter() - started, out, True, bool(checkpoints))
 
 
+def _overshoot(config: Any, done: int) -> str:
+    """Why a run that finished did more env steps than its budget: the loops stop at the end of a whole update."""
+    if done <= config.total_steps:
+        return ""
+    if config.algo in ("reinforce", "reinforce_baseline"):
+        return " (whole episodes: an update ends when its last episode does)"
+    return f" (whole rollouts of num_envs x n_steps = {config.num_envs} x {config.n_steps} steps)"
+
+
 def _report_training(run: Any, seconds: float, out: Path, overwrite: bool, checkpointed: bool) -> int:
     """Save the run (unless a hard stop would replace a resumable checkpoint) and say what happened;
     130 after Ctrl-C, as a shell expects of an interrupted command."""
@@ -193,8 +202,12 @@ def _report_training(run: Any, seconds: float, out: Path, overwrite: bool, check
     returns = history.episode_returns
     last = returns[-20:]
     steps = history.updates["env_step"]
-    print(f"trained {config.algo} on {config.env_id} (seed {config.seed}): {int(steps[-1]) if len(steps) else 0:,} "
-          f"of {config.total_steps:,} env steps, {len(returns):,} episodes, status {history.status}")
+    done = int(steps[-1]) if len(steps) else 0
+    print(f"trained {config.algo} on {config.env_id} (seed {config.seed}) on {run.device}: {done:,} "
+          f"of {config.total_steps:,} env steps{_overshoot(config, done)}, {len(returns):,} episodes, "
+          f"status {history.status}")
+    if run.device_reason:
+        print(f"device: {run.device} ({run.device_reason})")
     if len(last):
         print(f"mean return of the last {len(last)} episodes: {last.mean():.1f}")
     if history.solved_at is not None:

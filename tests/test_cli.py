@@ -289,3 +289,12 @@ def test_help_shows_percent_signs_as_one(command, capsys):
         main([command, "--help"])
     text = capsys.readouterr().out
     assert "%%" not in text and (command != "plot" or "95% bootstrap" in text)
+
+
+def test_the_summary_says_why_it_overshot_the_budget_and_which_device_auto_picked(tmp_path, capsys):
+    """"1,109 of 1,000 env steps" read as a bug: the summary now says the loops stop at whole rollouts (or whole
+    episodes), and on which device the run trained and why."""
+    assert main(["train", "a2c", "--env", "CartPole-v1", "--steps", "1000", "--quiet", "--out", str(tmp_path / "a")]) == 0
+    printed = capsys.readouterr().out
+    assert "of 1,000 env steps (whole rollouts of num_envs x n_steps = 8 x 16 steps)" in printed
+    assert "on cpu:" in printed and "device: cpu (auto: the CPU" in printed
