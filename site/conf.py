@@ -74,9 +74,12 @@ html_copy_source = False
 
 
 def _site_edits(app, docname, source):
-    """The start page says what a static page can and cannot do; without the solutions, links to them go."""
+    """The start page says what a static page can and cannot do; a solution page is titled "Solutions NN · ..."
+    (the notebook shares its exercises' title); without the solutions, links to them go."""
     if docname == course_toc.START_PAGE:
         source[0] = course_toc.with_site_note(source[0])
+    if docname.startswith("solutions/"):
+        source[0] = course_toc.as_solutions(source[0])
     if not SOLUTIONS:
         source[0] = course_toc.without_solution_links(source[0])
 

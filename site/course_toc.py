@@ -114,5 +114,17 @@ def with_site_note(start_page_source: str) -> str:
     return json.dumps(notebook)
 
 
+def as_solutions(notebook_source: str) -> str:
+    """A solution notebook's text (JSON) with its title "# Exercises NN · ..." read "# Solutions NN · ...": the
+    generator gives an exercise notebook and its solutions one title, and on the site both are pages."""
+    notebook = json.loads(notebook_source)
+    first = next(cell for cell in notebook["cells"] if cell["cell_type"] == "markdown")
+    text = "".join(first["source"])
+    if not text.startswith("# Exercises "):
+        raise ValueError(f"a solution notebook's first heading is not '# Exercises NN · ...': {text[:60]!r}")
+    first["source"] = "# Solutions " + text.removeprefix("# Exercises ")
+    return json.dumps(notebook)
+
+
 def read_course_table(root: Path) -> list[Chapter]:
     return course_table(json.loads((root / f"{START_PAGE}.ipynb").read_text()))

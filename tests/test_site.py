@@ -161,15 +161,19 @@ def test_the_start_page_says_what_a_static_page_cannot_do(site):
 
 
 def test_page_titles_are_uniform(site):
-    """A lesson's title is "NN · <its title in START_HERE's table>"; exercises and their solutions are
-    "Exercises NN · ..." (lesson 08 was "Lesson 08 · ...", unlike the eight before it)."""
+    """A lesson's title is "NN · <its title in START_HERE's table>" (lesson 08 was "Lesson 08 · ...", unlike
+    the eight before it); exercises are "Exercises NN · <title>" and their solutions "Solutions NN · <the
+    same title>" (the solution notebooks share their exercises' title, and a reader could not tell the pages
+    apart)."""
     wrong = []
     for chapter in CHAPTERS:
         if chapter.lesson and _title(site / f"{chapter.lesson[0]}.html") != f"{chapter.number} · {chapter.lesson[1]}":
             wrong.append(_title(site / f"{chapter.lesson[0]}.html"))
-        for page in (chapter.exercises, chapter.solutions):
-            if not _title(site / f"{page[0]}.html").startswith(f"Exercises {chapter.number} · "):
-                wrong.append(_title(site / f"{page[0]}.html"))
+        exercises = _title(site / f"{chapter.exercises[0]}.html")
+        if not exercises.startswith(f"Exercises {chapter.number} · "):
+            wrong.append(exercises)
+        if _title(site / f"{chapter.solutions[0]}.html") != exercises.replace("Exercises", "Solutions", 1):
+            wrong.append(_title(site / f"{chapter.solutions[0]}.html"))
     assert not wrong, wrong
 
 
@@ -277,6 +281,16 @@ def test_solution_links_become_a_note_only_for_solutions():
     assert course_toc.without_solution_links(text) == (
         "| 00 | [Setup](notebooks/00_setup_and_tour.ipynb) | [Episodes](exercises/00_setup_and_tour.ipynb) | "
         f"{course_toc.LEFT_OUT} |\nsee {course_toc.LEFT_OUT}")
+
+
+def test_a_solution_notebook_is_retitled_and_nothing_else_changes():
+    source = json.dumps({"cells": [{"cell_type": "code", "source": "x = 1", "outputs": []},
+                                   {"cell_type": "markdown", "source": ["# Exercises 04b · PPO\n", "# Exercises 9"]}]})
+    retitled = json.loads(course_toc.as_solutions(source))
+    assert retitled["cells"][1]["source"] == "# Solutions 04b · PPO\n# Exercises 9"
+    assert retitled["cells"][0] == json.loads(source)["cells"][0]
+    with pytest.raises(ValueError, match="first heading"):
+        course_toc.as_solutions(json.dumps({"cells": [{"cell_type": "markdown", "source": "# Lesson 1"}]}))
 
 
 def test_the_course_table_is_read_row_by_row():
