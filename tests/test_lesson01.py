@@ -5,13 +5,17 @@
   field load with it;
 - ``"total"`` weights every step of an episode by that episode's G_0 (Williams' estimator), with or
   without normalisation and with the learned baseline;
-- the lesson's regenerate script describes the sweep the lesson loads.
+- the lesson's regenerate script describes the sweep the lesson loads;
+- the lesson's text no longer says what its own outputs contradict (issue 27), checked against the cached sweep
+  where the evidence is there.
 """
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
 
+import nbformat
+import numpy as np
 import pytest
 import torch
 
@@ -19,6 +23,7 @@ import pgcourse as pg
 from conftest import assert_history_equal
 from pgcourse.algorithms import Components
 from pgcourse.config import ConfigError, ReinforceConfig, config_from_dict, make_config
+from pgcourse.sweeps import load_results
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(max_episodes=12, num_envs=4)
@@ -129,3 +134,49 @@ def test_regenerate_01_describes_the_lessons_sweep():
     weightings = {(arm.get("return_weighting", "reward_to_go"), arm.get("normalize_weights", True)) for arm in arms}
     assert weightings == {(w, n) for w in ("reward_to_go", "total") for n in (False, True)}
     assert module.command("weighting") == "python tools/regenerate_01.py weighting --workers 2"
+
+
+# The lesson's words against its evidence (issue 27): sentences the lesson used to say, each contradicted by an
+# output of its own or by a known result, and the evidence that retired it.
+def lesson_markdown(name: str = "01_reinforce.ipynb") -> str:
+    """The lesson's markdown with its whitespace collapsed (a sentence may break across lines anywhere)."""
+    notebook = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    return " ".join(" ".join(cell.source.split()) for cell in notebook.cells if cell.cell_type == "markdown")
+
+
+RETIRED_01 = {
+    "we then follow the gradient of a slightly different objective":
+        "with gamma < 1 the gamma^t-dropped update is the gradient of no objective (Nota and Thomas)",
+    "the weights, and with them the gradient, grow about fivefold":
+        "section 7 prints the raw gradient norm growing by 1.503, not five, from 22.2- to 113.7-step episodes",
+    "the first steps of a long episode all get a weight close to 100":
+        "the plot beside the sentence is a 200-step episode, whose G_0 is 86.6 and whose G_t falls all along",
+    "the size of a gradient step no longer depends on how good the agent already is":
+        "section 7 prints the normalised gradient norm changing by a factor 0.4825",
+    "With hundreds to thousands of steps per batch this is negligible":
+        "a batch is 4 episodes of 22.2 steps at the untrained policy, and the bias is not measured",
+    "the normalised norm shrinks), as section 5 predicted":
+        "section 5 predicted no shrinking",
+    "the longer the episodes, the more of them there are":
+        "implied a growing factor; total / reward-to-go was 5.8, then 5.7",
+}
+
+
+@pytest.mark.parametrize("sentence", list(RETIRED_01), ids=list(RETIRED_01.values()))
+def test_lesson_01_no_longer_says_what_its_evidence_contradicts(sentence):
+    assert sentence not in lesson_markdown(), f"lesson 01 says {sentence!r}, but {RETIRED_01[sentence]}"
+
+
+def test_lesson_01_says_what_the_worst_default_seed_did():
+    """The default arm's worst seed at episode 200 climbed far above where it ended and fell back; the lesson
+    said it 'stalled'. It must now quote that peak, as the cached sweep has it."""
+    sweep = load_results(ROOT / "figures" / "01_weighting")
+    names = sweep.short_names()
+    runs = next(records for arm, records in sweep.by_arm().items() if names[arm] == "reward-to-go, normalised")
+    curves = np.stack([pg.stats.moving_average(r.episode_returns, 20) for r in runs])  # [seeds, episodes]
+    worst = curves[curves[:, -1].argmin()]  # [episodes]
+    assert worst.max() - worst[-1] > 100, "the worst seed no longer climbs and falls back: rewrite lesson 01, section 9"
+    text = lesson_markdown()
+    assert "it stalled" not in text, "lesson 01 says the worst seed stalled; it climbed and fell back"
+    assert f"rose to {worst.max():.1f} at episode {int(worst.argmax()) + 1}" in text, \
+        f"lesson 01 should say the worst seed rose to {worst.max():.1f} at episode {int(worst.argmax()) + 1}"

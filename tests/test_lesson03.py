@@ -8,12 +8,15 @@ the cached sweeps it loads.
 - ``env_kwargs={"max_episode_steps": ...}`` (the lesson's short time limit) truncates CartPole episodes there;
 - tools/regenerate_03.py describes the sweeps the lesson loads (six lambdas, ten seeds per arm), and the
   cached folders hold exactly those trials.
+- the lesson's text no longer says more than its outputs show (issue 27), checked against the cached truncation
+  sweep where the evidence is there.
 """
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
 import torch
@@ -103,3 +106,43 @@ def test_the_cached_sweeps_hold_the_requested_trials(name):
     by_arm = results.by_arm()
     assert all(len(records) == seeds for records in by_arm.values())
     assert np.all([record.history.evals["env_step"][-1] >= settings["total_steps"] for record in results.trials])
+
+
+# The lesson's words against its evidence (issue 27): sentences the lesson used to say, each saying more than its
+# outputs show, and why they were retired.
+def lesson_markdown(name: str = "03_a2c_gae.ipynb") -> str:
+    """The lesson's markdown with its whitespace collapsed (a sentence may break across lines anywhere)."""
+    notebook = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    return " ".join(" ".join(cell.source.split()) for cell in notebook.cells if cell.cell_type == "markdown")
+
+
+RETIRED_03 = {
+    "The slow arms are the ones whose advantages were most biased":
+        "the sweep's critics' bias was not measured; section 4 measured one critic of another run",
+    "the bias of small $\\lambda$ is what hurt here":
+        "a mechanism the sweep does not measure",
+    "and its spread is exactly zero":
+        "the printed spread is 9.306e-08 (float rounding)",
+    "after normalisation that spread is mostly this contradiction":
+        "nothing measures how much of the normalised advantages the contradiction is",
+    "Falling is punished far more clearly than the bug's spurious punishment at the time limit, so":
+        "an unmeasured reason given as the cause",
+}
+
+
+@pytest.mark.parametrize("sentence", list(RETIRED_03), ids=list(RETIRED_03.values()))
+def test_lesson_03_no_longer_says_what_its_evidence_contradicts(sentence):
+    assert sentence not in lesson_markdown(), f"lesson 03 says {sentence!r}, but {RETIRED_03[sentence]}"
+
+
+def test_lesson_03_does_not_put_the_correct_critics_fixed_point_at_an_endless_future():
+    """1/(1 - gamma) is the value of a policy that never falls. In the cached truncation sweep the correct arm's
+    sampled policy still falls in part of its second-half episodes, so the value its critic moves towards is
+    below that, and the lesson may not call 1/(1 - gamma) its fixed point."""
+    sweep = load_results(ROOT / "figures" / "03_truncation")
+    correct = next(records for records in sweep.by_arm().values() if not records[0].config["traps"])
+    limit, steps = correct[0].config["env_kwargs"]["max_episode_steps"], correct[0].config["total_steps"]
+    share = np.mean([np.mean(r.history.episodes["length"][r.episode_env_steps > steps / 2] >= limit) for r in correct])
+    assert share < 1, "every second-half episode of the correct arm now reaches the limit: rewrite lesson 03, section 6"
+    assert "the fixed point it moves towards is that value" not in lesson_markdown(), \
+        f"lesson 03 puts the correct critic's fixed point at 1/(1 - gamma), but only {share:.3f} of its episodes reach the limit"
