@@ -559,7 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seeds", nargs="+", type=_int_at_least(0), metavar="N",
                        help="seeds (default 0 1 2 3 4; with --quick 0 1)")
     bench.add_argument("--quick", action="store_true",
-                       help="under a minute on a 2-core machine: 2 seeds, small budgets, each run stops when solved, "
+                       help="about 45 s on an idle 2-core machine (longer when it is busy): 2 seeds, small budgets, each run stops when solved, "
                             "sweep scaling without Ray; a row its budget cannot solve says so instead of a number")
     bench.add_argument("--stop-when-solved", action="store_true",
                        help="end each run at its first solving evaluation (faster; 'final' = at solve time)")

@@ -149,11 +149,16 @@ def time_to_solve_lines(report: BenchReport) -> list[str]:
     line = (f"median time to solve: pgcourse {_fmt(ours, '.2f')} s ({counts['pgcourse']} solved), SB3 "
             f"{_fmt(theirs, '.2f')} s ({counts['sb3']} solved)")
     if ratio is not None:
-        line += (f"; ratio pgcourse / SB3 = {ratio:.2f} (target <= {SPEED_TARGET:.2f}: "
-                 f"{'met' if ratio <= SPEED_TARGET else 'MISSED'})")
+        line += (f"; ratio pgcourse / SB3 = {ratio:.2f} ({goal_verdict(ratio <= SPEED_TARGET, f'<= {SPEED_TARGET:.2f}')})")
     lines += _wrap(line + ". A seed that did not solve counts with its whole-budget time (>=). *pgcourse: evaluations "
                           "and set-up (the wall time its history leaves out); SB3: evaluations.")
     return lines
+
+
+def goal_verdict(met: bool, target: str) -> str:
+    """A speed goal's verdict, worded as what it is: the project's goal for its own code, measured here -- not a
+    test of the user's install (a 'MISSED' read as 'your install is broken')."""
+    return f"project goal {target}: {'met' if met else 'not met yet'} on this machine"
 
 
 def throughput_lines(report: BenchReport) -> list[str]:
@@ -175,8 +180,8 @@ def throughput_lines(report: BenchReport) -> list[str]:
     ours, theirs, ratio = throughput_medians(report)
     line = f"median env steps/s: pgcourse {_fmt(ours)}, SB3 {_fmt(theirs)}"
     if ratio is not None:
-        line += (f"; ratio pgcourse / SB3 = {ratio:.2f}x (target >= {THROUGHPUT_TARGET:g}x: "
-                 f"{'met' if ratio >= THROUGHPUT_TARGET else 'MISSED'})")
+        line += (f"; ratio pgcourse / SB3 = {ratio:.2f}x "
+                 f"({goal_verdict(ratio >= THROUGHPUT_TARGET, f'>= {THROUGHPUT_TARGET:g}x')})")
     lines.append(line)
     return lines
 
@@ -205,7 +210,7 @@ def sb3_lines(report: BenchReport) -> list[str]:
                        f"{sum(r.solved for r in ppo)}/{len(ppo)} seeds; the ratio needs at least one)")
     else:
         ours = _median([r.solved_wall_seconds for r in ppo if r.solved])
-        verdict = "met" if ratio <= SPEED_TARGET else "MISSED"
+        verdict = "met" if ratio <= SPEED_TARGET else "not met"
         lines += _wrap(f"speed ratio: {ours:.1f} / {statistics.median(walls):.1f} = {ratio:.2f}, the old rule, not "
                        f"like with like: median pgcourse PPO wall s to solve {SB3_ENV_ID} in the suite (learning alone, "
                        f"evaluations left out) / median SB3 {report.sb3_timesteps:,}-step wall s (old target <= "

@@ -77,7 +77,8 @@ DEFAULT_SUITE = (
     BenchCase("trpo", "CartPole-v1", total_steps=200_000, eval_every=10_000),  # chapter 07 (issue 16)
 )
 
-# ``pgcourse bench --quick``: the same pipeline in under a minute on a 2-core machine (measured in docs/benchmark.md).
+# ``pgcourse bench --quick``: the same pipeline in ~45 s on an idle 2-core machine (measured in docs/benchmark.md;
+# 214 s was seen on a busy one).
 # Budgets are a fraction of the full ones (learning-rate schedules that anneal do so over the smaller budget) and
 # every run stops at its first solving evaluation, so the numbers are indicative; a row whose quick budget does not
 # reach the stop rule says so (QUICK_UNREACHED) instead of showing a number. PPO on Pendulum-v1 needs ~50k steps
