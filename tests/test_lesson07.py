@@ -252,3 +252,46 @@ def test_the_lesson_asserts_no_wall_clock_claim_and_labels_its_seconds():
     assert statements and not [s for s in statements if re.search(r"\bfaster\b|\bwall\b|\bseconds\b|per second", s)]
     timed = [source for source, kind in cells if kind == "code" and ("perf_counter" in source or "process_time" in source)]
     assert timed and all("this_machine()" in source for source in timed)
+
+
+# -- the lesson's text against its evidence (issue 27) -----------------------------------------------------
+def lesson_markdown(name: str = "07_trpo.ipynb") -> str:
+    """The lesson's markdown with its whitespace collapsed (a sentence may break across lines anywhere)."""
+    import nbformat
+
+    notebook = nbformat.read(FIGURES.parent / "notebooks" / name, as_version=4)
+    return " ".join(" ".join(cell.source.split()) for cell in notebook.cells if cell.cell_type == "markdown")
+
+
+RETIRED_07 = {
+    "**Final returns: a tie.**": "P(TRPO > PPO) runs from about 1/4 to 3/4: no measurable difference, not a tie",
+    "the two algorithms end at the same greedy returns": "intervals overlap; equality is not shown",
+    "in markedly fewer env steps (the medians above, intervals apart)":
+        "steps to the threshold are evaluation points on a 20,000-step grid",
+    "**Final returns: no difference**": "no measurable difference",
+    "the same final returns on all three environments": "no measurable difference",
+    "PPO learns faster per env step on Acrobot": "it reached the threshold at an earlier evaluation; how much earlier "
+                                                "is not measured",
+    "That is a fact of small networks on a CPU, where each small step pays a fixed overhead":
+        "the overhead was not profiled",
+    "(it cannot go lower:": "twenty products go a little lower (5.8e-07 against 6.6e-07)",
+}
+
+
+@pytest.mark.parametrize("sentence", list(RETIRED_07), ids=list(RETIRED_07.values()))
+def test_lesson_07_no_longer_says_what_its_evidence_contradicts(sentence):
+    assert sentence not in lesson_markdown(), f"lesson 07 says {sentence!r}, but {RETIRED_07[sentence]}"
+
+
+def test_lesson_07s_steps_to_a_threshold_are_evaluation_points_and_the_lesson_says_so():
+    """Every run's steps to a threshold is one of its own evaluation steps (a 20,000-step grid, no interpolation), so
+    the medians the lesson prints are evaluation points; the lesson must say so before it compares them."""
+    sweep = pg.sweeps.load_results(FIGURES / "07_trpo_vs_ppo")
+    for record in sweep.trials:
+        steps, means = record.history.evals["env_step"], record.history.evals["mean"]
+        assert np.all(np.diff(steps) > 15_000), record.trial_id  # the evaluations are a coarse grid
+        reached = pg.stats.steps_to_threshold(steps, means, pg.config.SOLVE_THRESHOLDS[record.env_id])
+        assert np.isinf(reached) or reached in set(steps.tolist()), record.trial_id
+    text = lesson_markdown()
+    assert "the medians and their intervals are evaluation points, not measured crossing times" in text
+    assert "how much sooner PPO really crossed is not measured" in text
