@@ -13,6 +13,7 @@ Where things live (layers import only downward; docs/architecture.md has the dia
                                       call (replaceable); trainer.py: plumbing and named hooks; rollout.py;
                                       checkpoint.py, interrupts.py: Ctrl-C, checkpoints, resuming exactly
                 pgcourse.planted      lesson 06's planted bugs; pgcourse.api: pg.train, pg.resume
+                pgcourse.many         pg.train_many: many seeds as one batch (algorithms/ppo_many.py, stacked.py)
     course      pgcourse.plotting, .render, .live, .widgets, .checks, .traps (diagnose, experiments, bug hunt)
                 pgcourse.sweeps       pg.sweep: grids x seeds on a process pool or Ray, resumable, verified
                 pgcourse.claims       pg.claim: a lesson's sentence checked against the numbers beside it
@@ -24,6 +25,7 @@ from __future__ import annotations
 from . import agreement, concepts, devices, diagnostics, losses, returns  # concepts: imported eagerly, the grader preloads it
 from .algorithms import Components, NonFiniteError
 from .api import resume, train
+from .many import train_many
 from .batching import minibatch_indices
 from .claims import ClaimError, claim
 from .config import A2CConfig, BaseConfig, ConfigError, PPOConfig, ReinforceConfig

@@ -32,13 +32,14 @@ def mlp(in_dim: int, hidden_sizes: tuple[int, ...], out_dim: int, out_gain: floa
     return nn.Sequential(*layers)
 
 
-def sample_categorical(logits: Tensor) -> Tensor:
+def sample_categorical(logits: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """One action per row of ``logits [B, A]``: ``torch.distributions.Categorical(logits=logits).sample()``
-    computed the same way (same numbers, same draws from torch's generator) without building the
-    distribution object, whose argument checks cost more than the sampling itself."""
+    computed the same way (same numbers, same draws from torch's generator, or from ``generator``) without
+    building the distribution object, whose argument checks cost more than the sampling itself."""
     normalized = logits - logits.logsumexp(dim=-1, keepdim=True)  # [B, A], as Categorical.__init__
     probs = torch.softmax(normalized, dim=-1)  # [B, A], as Categorical.probs
-    return torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, True).T.reshape(probs.shape[:-1])  # [B]
+    draws = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, True, generator=generator)  # [B, 1]
+    return draws.T.reshape(probs.shape[:-1])  # [B]
 
 
 class CategoricalPolicy(nn.Module):

@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("runs", {"run", "evaluation"}),
     ("views", {"plotting", "render", "live", "loggers"}),
     ("training", {"algorithms", "lm"}),
-    ("entry", {"planted", "api"}),
+    ("entry", {"planted", "api", "many"}),
     ("course tools", {"widgets", "checks", "traps", "exercisegen", "sweeps", "claims", "hints",
                       "concepts", "probes", "handout"}),
     ("grading", {"grading"}),

@@ -1,0 +1,235 @@
+"""A agents' networks as one set of stacked weights ``[A, ...]``: forward, sampling, clipping and Adam per agent.
+
+:class:`AgentStack` takes the :class:`~.trainer.Trainer` of each agent (each built, seeded and holding its
+envs exactly as ``pg.train`` builds it) and stacks their policies' and critics' parameters along a leading
+agent axis. Each agent's modules keep working: their parameters become views of its slice, so
+``trainer.policy`` always holds that agent's current weights (evaluation, NaN guard, ``Run.save``).
+
+What is per agent, and why it stays exact:
+
+- forward: ``baddbmm`` over the agent axis, one matrix product per agent in one call; agent ``a``'s rows
+  are computed from agent ``a``'s weights only. Backward: :class:`StackedLinear`, ``nn.Linear``'s formulas.
+- sampling: each agent draws from its own ``torch.Generator``, started from the state torch's global
+  generator had when that agent's trainer was built (where ``pg.train`` samples from), so the draws are
+  ``pg.train``'s draws.
+- gradients: the loss is the sum of the agents' losses, and agent ``a``'s weights appear in agent ``a``'s
+  loss only, so the gradient of the sum on slice ``a`` is the gradient of agent ``a``'s loss.
+- clipping: each agent's norm is taken over its own slices (as ``clip_grad_norm_`` over its parameters).
+- Adam: element-wise, so one update of the stacked tensors is A updates; each agent has its own step
+  count and learning rate, and an agent that is not stepping (``active[a]`` False: its epochs stopped
+  early, or its budget is spent) keeps weights and moments unchanged.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..networks import sample_categorical
+from .trainer import Trainer
+
+
+class StackedLinear(torch.autograd.Function):
+    """``y[a] = x[a] W[a]^T + b[a]`` for every agent ``a`` (``x [A, b, in]``, ``W [A, out, in]``, ``b [A, out]``),
+    with the gradients computed as ``nn.Linear``'s backward computes them for one agent (``dW = g^T x``,
+    ``dx = g W``, ``db = sum of g over rows``), so that each agent's gradients are those of its own network
+    bit for bit (autograd's backward of ``baddbmm`` forms ``dW`` as ``(x^T g)^T``, which rounds differently
+    when ``in`` is small)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))  # [A, b, out]
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor, Tensor]:
+        x, weight = ctx.saved_tensors
+        grad_x = torch.bmm(grad, weight) if ctx.needs_input_grad[0] else None  # [A, b, in]
+        return grad_x, torch.bmm(grad.transpose(1, 2), x), grad.sum(1)  # [A, out, in], [A, out]
+
+
+def stacked_mlp(net: nn.Sequential, weights: dict[str, Tensor], x: Tensor) -> Tensor:
+    """``net``'s layers (Linear, Tanh: :func:`pgcourse.networks.mlp`) on ``x [A, b, in]`` with stacked
+    ``weights[name] [A, ...]`` (the names of ``net.named_parameters()``): ``[A, b, out]``."""
+    for index, layer in enumerate(net):
+        if isinstance(layer, nn.Linear):
+            x = StackedLinear.apply(x, weights[f"{index}.weight"], weights[f"{index}.bias"])  # [A, b, out]
+        elif isinstance(layer, nn.Tanh):
+            x = torch.tanh(x)
+        else:
+            raise TypeError(f"stacked_mlp knows Linear and Tanh layers, not {type(layer).__name__}")
+    return x
+
+
+def _stack_module(modules: Sequence[nn.Module]) -> dict[str, Tensor]:
+    """One leaf ``[A, ...]`` per parameter name; each module's parameter becomes a view of its slice."""
+    names = [name for name, _ in modules[0].named_parameters()]
+    stacked = {}
+    for name in names:
+        parameters = [dict(module.named_parameters())[name] for module in modules]
+        stacked[name] = torch.stack([p.detach() for p in parameters]).requires_grad_(True)
+        for agent, parameter in enumerate(parameters):
+            parameter.data = stacked[name].data[agent]
+    return stacked
+
+
+class StackedAdam:
+    """``LeanAdam``'s (so ``torch.optim.Adam``'s) arithmetic on stacked tensors, with a step count and a
+    learning rate per agent: ``m <- lerp(m, g, 1 - beta1)``, ``v <- beta2 v + (1 - beta2) g^2``,
+    ``p <- p - lr_a / (1 - beta1^t_a) * m / (sqrt(v) / sqrt(1 - beta2^t_a) + eps)``, for the agents in
+    ``active`` only."""
+
+    def __init__(self, params: list[Tensor], eps: float, betas: tuple[float, float] = (0.9, 0.999)):
+        self.params, self.eps, self.betas = params, eps, betas
+        self.exp_avg = [torch.zeros_like(p) for p in params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in params]
+        self.steps = [0] * params[0].shape[0]  # [A]
+
+    @torch.no_grad()
+    def step(self, lrs: Sequence[float], active: Sequence[bool]) -> None:
+        beta1, beta2 = self.betas
+        agents = len(self.steps)
+        for agent in range(agents):
+            self.steps[agent] += int(active[agent])
+        steps = [max(step, 1) for step in self.steps]  # an agent that never stepped is masked out below
+        device, dtype = self.params[0].device, self.params[0].dtype
+        correction2 = torch.tensor([(1 - beta2 ** s) ** 0.5 for s in steps], dtype=dtype, device=device)  # [A]
+        step_size = torch.tensor([-(lr / (1 - beta1 ** s)) for lr, s in zip(lrs, steps)], dtype=dtype,
+                                 device=device)  # [A]
+        mask = torch.tensor(list(active), dtype=torch.bool, device=device)  # [A]
+        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
+            shape = (agents,) + (1,) * (p.dim() - 1)
+            keep = mask.view(shape)
+            grad = p.grad if p.grad is not None else torch.zeros_like(p)
+            new_m = m.lerp(grad, 1 - beta1)
+            new_v = (v * beta2).addcmul_(grad, grad, value=1 - beta2)
+            denominator = (new_v.sqrt() / correction2.view(shape)).add_(self.eps)
+            new_p = p + step_size.view(shape) * new_m / denominator  # addcdiv's order: (value * m) / denominator
+            m.copy_(torch.where(keep, new_m, m))
+            v.copy_(torch.where(keep, new_v, v))
+            p.copy_(torch.where(keep, new_p, p))
+
+
+def clip_per_agent(params: list[Tensor], max_norms: Sequence[float | None]) -> Tensor:
+    """Each agent's gradient norm over its slices of ``params`` ``[A]`` (before clipping); scales agent ``a``'s
+    gradients by ``min(1, max_norms[a] / (norm_a + 1e-6))``, as ``clip_grad_norm_`` (None: no clipping)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    agents = params[0].shape[0]
+    per_tensor = torch.stack([torch.linalg.vector_norm(g.reshape(agents, -1), dim=1) for g in grads])  # [P, A]
+    norms = torch.linalg.vector_norm(per_tensor, dim=0)  # [A]
+    if any(max_norm is not None for max_norm in max_norms):
+        limits = torch.tensor([math.inf if m is None else m for m in max_norms], dtype=norms.dtype,
+                              device=norms.device)  # [A]; inf / (norm + 1e-6) clamps to exactly 1
+        coefficient = torch.clamp(limits / (norms + 1e-6), max=1.0)  # [A]
+        for g in grads:
+            g.mul_(coefficient.view((agents,) + (1,) * (g.dim() - 1)))
+    return norms
+
+
+class AgentStack:
+    """The networks, random generators and optimisers of A agents (see the module docstring)."""
+
+    def __init__(self, trainers: Sequence[Trainer], generators: Sequence[torch.Generator]):
+        first = trainers[0]
+        self.trainers, self.generators = list(trainers), list(generators)
+        self.agents = len(trainers)
+        self.device, self.action_kind = first.device, first.action_kind
+        self.policy_template, self.value_template = first.policy, first.value_net
+        self.actor = _stack_module([t.policy for t in trainers])
+        self.critic = _stack_module([t.value_net for t in trainers])
+        self.actor_optimizer = StackedAdam(list(self.actor.values()), eps=first.config.adam_eps)
+        self.critic_optimizer = StackedAdam(list(self.critic.values()), eps=first.config.adam_eps)
+
+    def _net_weights(self, stacked: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {name.removeprefix("net."): value for name, value in stacked.items() if name.startswith("net.")}
+
+    def policy_output(self, obs: Tensor) -> Tensor:
+        """Logits ``[A, b, n_actions]`` or Gaussian means ``[A, b, D]`` of ``obs [A, b, obs_dim]``."""
+        return stacked_mlp(self.policy_template.net, self._net_weights(self.actor), obs)
+
+    def values(self, obs: Tensor) -> Tensor:
+        """``V(s)`` ``[A, b]`` of ``obs [A, b, obs_dim]``."""
+        return stacked_mlp(self.value_template.net, self._net_weights(self.critic), obs).squeeze(-1)
+
+    def log_std(self, agent: int) -> Tensor:
+        return self.actor["log_std"][agent]
+
+    def sample(self, agent: int, output: Tensor) -> Tensor:
+        """Agent ``agent``'s actions for its policy output ``[N, ...]``, drawn from its own generator as
+        ``CategoricalPolicy.sample`` / ``GaussianPolicy.sample`` draw them."""
+        generator = self.generators[agent]
+        if self.action_kind == "discrete":
+            return sample_categorical(output, generator=generator)
+        noise = torch.randn(output.shape, generator=generator, device=output.device, dtype=output.dtype)
+        return output + torch.exp(self.log_std(agent)) * noise
+
+    def log_prob(self, agent: int, output: Tensor, actions: Tensor) -> Tensor:
+        """Agent ``agent``'s ``log pi(a|s)`` ``[N]`` of the actions it sampled (the trainer's log-prob function)."""
+        trainer = self.trainers[agent]
+        if self.action_kind == "discrete":
+            return trainer.log_prob_fn(output, actions)
+        return trainer.log_prob_fn(output, self.log_std(agent).expand_as(output), actions)
+
+    def log_prob_entropy(self, agent: int, output: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """Agent ``agent``'s ``log pi(a|s)`` ``[b]`` and entropy ``[b]`` from its policy output ``[b, ...]``,
+        with the trainer's (so the components') log-prob and entropy functions."""
+        trainer = self.trainers[agent]
+        if self.action_kind == "discrete":
+            return trainer.log_prob_fn(output, actions), trainer.entropy_fn(output)
+        log_std = self.log_std(agent)
+        log_probs = trainer.log_prob_fn(output, log_std.expand_as(output), actions)
+        return log_probs, trainer.entropy_fn(log_std).expand(output.shape[0])
+
+    def zero_grad(self) -> None:
+        for p in [*self.actor.values(), *self.critic.values()]:
+            p.grad = None
+
+    def step(self, active: Sequence[bool]) -> tuple[Tensor, Tensor]:
+        """Clip each agent's gradients (actor and critic separately, each agent with its own limits) and step
+        both Adams for the ``active`` agents; returns the gradient norms before clipping, ``[A]`` each."""
+        configs = [trainer.config for trainer in self.trainers]
+        actor_norms = clip_per_agent(list(self.actor.values()), [c.max_grad_norm for c in configs])
+        critic_norms = clip_per_agent(list(self.critic.values()), [c.critic_max_grad_norm for c in configs])
+        self.actor_optimizer.step([t.actor_optimizer.param_groups[0]["lr"] for t in self.trainers], active)
+        self.critic_optimizer.step([t.critic_optimizer.param_groups[0]["lr"] for t in self.trainers], active)
+        if self.action_kind == "continuous":
+            with torch.no_grad():
+                for agent, config in enumerate(configs):
+                    if config.log_std_min is not None and active[agent]:
+                        self.actor["log_std"][agent].clamp_(min=config.log_std_min)
+        return actor_norms.detach(), critic_norms.detach()
+
+    def optimizer_states(self, agent: int) -> tuple[dict, dict]:
+        """Agent ``agent``'s Adam states in ``LeanAdam.state_dict()``'s form (so its run can be resumed by
+        ``pg.resume``, one agent, as if ``pg.train`` had trained it)."""
+        def one(optimizer: StackedAdam, lr: float) -> dict:
+            group = {"lr": lr, "eps": optimizer.eps, "betas": optimizer.betas}
+            state = [None if optimizer.steps[agent] == 0 else
+                     {"step": optimizer.steps[agent], "exp_avg": m[agent].clone(), "exp_avg_sq": v[agent].clone()}
+                     for m, v in zip(optimizer.exp_avg, optimizer.exp_avg_sq)]
+            return {"param_groups": [group], "state": [state]}
+
+        trainer = self.trainers[agent]
+        return (one(self.actor_optimizer, trainer.actor_optimizer.param_groups[0]["lr"]),
+                one(self.critic_optimizer, trainer.critic_optimizer.param_groups[0]["lr"]))
+
+    def finish(self) -> list:
+        """Each agent's :class:`~pgcourse.run.Run` (``Trainer.finish``): its modules get parameters of their
+        own (not views of the stack), its optimisers the agent's Adam states and torch's generator the agent's
+        state, so that the run saves, loads and resumes as one from ``pg.train``."""
+        runs = []
+        global_state = torch.get_rng_state()
+        for agent, trainer in enumerate(self.trainers):
+            for module in (trainer.policy, trainer.value_net):
+                for parameter in module.parameters():
+                    parameter.data = parameter.data.clone()
+            actor_state, critic_state = self.optimizer_states(agent)
+            trainer.actor_optimizer.load_state_dict(actor_state)
+            trainer.critic_optimizer.load_state_dict(critic_state)
+            if self.device.type == "cpu":
+                torch.set_rng_state(self.generators[agent].get_state())
+            runs.append(trainer.finish())
+        torch.set_rng_state(global_state)
+        return runs

@@ -1,0 +1,125 @@
+"""pg.train_many: many PPO seeds as one batch, one ordinary Run per seed (issue 33, item 3)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import pgcourse as pg
+from pgcourse.algorithms.stacked import StackedAdam, clip_per_agent, stacked_mlp
+from pgcourse.algorithms.optim import LeanAdam
+from pgcourse.config import ConfigError
+from pgcourse.networks import CategoricalPolicy
+
+SMALL = dict(total_steps=3072, progress=False)  # seven updates of 8 envs x 64 steps
+
+
+def updates_without_wall_time(run):
+    table = run.history.updates
+    return {name: np.asarray(table[name]) for name in table if name != "wall_time"}
+
+
+def assert_runs_identical(run, other):
+    ours, theirs = updates_without_wall_time(run), updates_without_wall_time(other)
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        np.testing.assert_array_equal(ours[name], theirs[name], err_msg=name)
+    np.testing.assert_array_equal(np.asarray(run.history.episodes["return"]),
+                                  np.asarray(other.history.episodes["return"]))
+    for module, other_module in ((run.policy, other.policy), (run.value_net, other.value_net)):
+        for (name, p), (_, q) in zip(module.named_parameters(), other_module.named_parameters()):
+            assert torch.equal(p, q), name
+
+
+@pytest.mark.parametrize("env_id, settings", [
+    ("CartPole-v1", {}),
+    ("CartPole-v1", dict(target_kl=0.005, anneal_lr=True, normalize_per_minibatch=True)),
+    ("Pendulum-v1", dict(total_steps=4096)),
+])
+def test_one_agent_is_pg_train_bit_for_bit(env_id, settings):
+    settings = {**SMALL, **settings}
+    [run] = pg.train_many("ppo", env_id, seeds=[3], **settings)
+    assert_runs_identical(run, pg.train("ppo", env_id, seed=3, **settings))
+
+
+def test_changing_one_agents_seed_leaves_the_others_bit_identical():
+    settings = dict(total_steps=6144, progress=False, target_kl=0.01)  # early stops differ between agents
+    first = pg.train_many("ppo", "CartPole-v1", seeds=[0, 1, 2], **settings)
+    second = pg.train_many("ppo", "CartPole-v1", seeds=[0, 5, 2], **settings)
+    assert_runs_identical(first[0], second[0])
+    assert_runs_identical(first[2], second[2])
+    assert not torch.equal(first[1].policy.net[0].weight, second[1].policy.net[0].weight)
+    epochs = [np.asarray(run.history.updates["epochs_run"]) for run in first]
+    assert any((e < first[0].config.update_epochs).any() for e in epochs)  # KL early stopping was exercised
+
+
+def test_agents_in_a_batch_follow_pg_train_to_float_rounding():
+    """With other agents the stacked products round some rows differently (measured: policy losses within
+    1e-7 over the first three updates); the first update's losses and diagnostics agree to 1e-6."""
+    runs = pg.train_many("ppo", "CartPole-v1", seeds=[0, 1], **SMALL)
+    for seed, run in zip([0, 1], runs):
+        ours, theirs = updates_without_wall_time(run), updates_without_wall_time(pg.train("ppo", "CartPole-v1",
+                                                                                          seed=seed, **SMALL))
+        for name in ("policy_loss", "value_loss", "approx_kl", "update_kl", "explained_variance"):
+            np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-5, atol=1e-6, err_msg=name)
+        assert run.config.seed == seed
+
+
+def test_runs_are_ordinary_runs(tmp_path):
+    runs = pg.train_many("ppo", "CartPole-v1", seeds=[4, 5], **SMALL, per_agent={"lr": [1e-3, 3e-4]})
+    assert [run.config.lr for run in runs] == [1e-3, 3e-4]
+    loaded = pg.load(runs[1].save(tmp_path / "agent"))
+    assert loaded.config.seed == 5
+    for p, q in zip(runs[1].policy.parameters(), loaded.policy.parameters()):
+        assert torch.equal(p, q)
+        assert p.untyped_storage().nbytes() == p.numel() * p.element_size()  # not a view of the stack
+    assert not torch.equal(runs[0].policy.net[0].weight, runs[1].policy.net[0].weight)
+
+
+def test_a_resumed_agent_continues_as_pg_train_would():
+    [run] = pg.train_many("ppo", "CartPole-v1", seeds=[2], total_steps=2048, progress=False)
+    single = pg.train("ppo", "CartPole-v1", seed=2, total_steps=2048, progress=False)
+    assert_runs_identical(pg.resume(run, total_steps=3072), pg.resume(single, total_steps=3072))
+
+
+def test_stacked_parts_are_one_agents_parts_per_slice():
+    torch.manual_seed(0)
+    policy = CategoricalPolicy(4, 2, (64, 64))
+    weights = {name.removeprefix("net."): torch.stack([p.detach()] * 3).clone().requires_grad_()
+               for name, p in policy.named_parameters()}
+    obs, grad = torch.randn(37, 4), torch.randn(37, 2)
+    policy(obs).backward(grad)
+    stacked_mlp(policy.net, weights, torch.stack([obs] * 3)).backward(torch.stack([grad] * 3))
+    for name, p in policy.named_parameters():
+        for agent in range(3):
+            assert torch.equal(p.grad, weights[name.removeprefix("net.")].grad[agent]), name
+    # clipping and Adam per agent; agent 1 inactive keeps weights and moments
+    params = [p.detach().clone().requires_grad_() for p in policy.parameters()]
+    stacked = [torch.stack([p.detach()] * 3).clone().requires_grad_() for p in policy.parameters()]
+    lean, adam = LeanAdam(params, lr=1e-3), StackedAdam(stacked, eps=1e-8)
+    for p, s in zip(params, stacked):
+        p.grad = p.detach() * 3.0
+        s.grad = s.detach() * 3.0
+    norm = torch.nn.utils.clip_grad_norm_(params, 0.5)
+    norms = clip_per_agent(stacked, [0.5, 0.5, None])
+    assert torch.equal(norms, torch.stack([norm] * 3))
+    before = [s.detach().clone() for s in stacked]
+    lean.step()
+    adam.step([1e-3, 1e-3, 1e-3], [True, False, True])
+    for p, s, old in zip(params, stacked, before):
+        assert torch.equal(p, s[0]) and torch.equal(s[1], old[1])
+    assert adam.steps == [1, 0, 1]
+
+
+@pytest.mark.parametrize("call, says", [
+    (dict(algo="a2c"), "no batched loop"),
+    (dict(seeds=[]), "at least one seed"),
+    (dict(per_agent={"lr": [1e-3]}), "one value per seed (2)"),
+    (dict(per_agent={"n_steps": [64, 128]}), "same for every agent"),
+    (dict(lrr=1e-3), "lrr"),
+])
+def test_clear_errors(call, says):
+    arguments = dict(algo="ppo", env_id="CartPole-v1", seeds=[0, 1], progress=False) | call
+    with pytest.raises(ConfigError, match=None) as error:
+        pg.train_many(**arguments)
+    assert says in str(error.value)
