@@ -95,3 +95,16 @@ def test_lesson_04s_training_returns_do_not_separate_the_clip_arms():
     p = pg.stats.probability_of_improvement(last20["clip 0.2"], last20["no clip"])
     assert p.low < 0.5 < p.high, p
     assert "their curve ends above, inside overlapping bands" in lesson_markdown()
+
+
+def test_lesson_04_does_not_say_the_stop_is_idle_beside_the_clip():
+    """In the 'clip 0.2 + target_kl 0.01' arm the stop cut more than a tenth of the updates, though the clip alone
+    kept the update KL below 0.01 in 97% of them: the stop checks the lagging epoch KL, not the update KL."""
+    sweep = load_results(ROOT / "figures" / "04_clip")
+    names = sweep.short_names()
+    records = next(records for arm, records in sweep.by_arm().items() if names[arm] == "clip 0.2 + target_kl 0.01")
+    epochs = np.concatenate([r.history.updates["epochs_run"] for r in records])
+    assert np.mean(epochs < records[0].config["update_epochs"]) > 0.1
+    text = lesson_markdown()
+    assert "so the stop rarely has anything to do" not in text
+    assert "That is not the same as the stop never acting" in text
