@@ -1,19 +1,31 @@
 # Two commands do everything on a fresh machine (Python 3.11, 3.12 or 3.13 with venv; PYTHON=python3.12 picks one):
-#   make lab    set up .venv and open the course (START_HERE.ipynb) in JupyterLab (make notebook: in Notebook 7)
-#   make test   set up .venv and run the whole test suite
+#   make lab    set up .venv for learning and open the course (START_HERE.ipynb) in JupyterLab (make notebook: in
+#               Notebook 7): torch, gymnasium and JupyterLab only (the CPU build of torch unless the machine has an
+#               NVIDIA GPU), about 2 GB
+#   make test   set up .venv with everything the tests and tools need (pytest, the benchmark's SB3, Ray, TensorBoard,
+#               the site builder) and run the whole test suite
 # Set-up is skipped when pyproject.toml has not changed since the last install.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.pgcourse-installed
+LEARNER_STAMP := $(VENV)/.pgcourse-learner-installed
 
-.PHONY: setup browser sandbox lab notebook site test test-portable test-all-portable test-fake-gpu bench exercises clean-venv
+.PHONY: setup setup-learner browser sandbox lab notebook site site-build test test-portable test-all-portable test-fake-gpu bench exercises clean-venv
 
 setup: $(STAMP)
+setup-learner: $(LEARNER_STAMP)
 
-# TORCH_INDEX: where torch comes from; on Linux, PyPI's torch is the CUDA build (~2.7 GB with its NVIDIA
-# libraries), so a laptop wants TORCH_INDEX=https://download.pytorch.org/whl/cpu (README, "Quick start").
+# TORCH_INDEX: where torch comes from. On Linux, PyPI's torch is the CUDA build (~2.7 GB with its NVIDIA libraries,
+# 5.7 GB of .venv on Python 3.13), which a machine without an NVIDIA GPU cannot use. `make lab` therefore takes
+# the CPU build from PyTorch's own index on Linux when `nvidia-smi` is absent (LEARNER_TORCH_INDEX; give
+# TORCH_INDEX= to choose yourself); macOS and Windows get PyPI's build, which is the CPU/MPS one there.
+# `make test` uses TORCH_INDEX as given (empty: the configured package index, as CI's).
 TORCH_INDEX ?=
+CPU_TORCH_INDEX := https://download.pytorch.org/whl/cpu
+HAS_NVIDIA_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo yes)
+ON_LINUX := $(filter Linux,$(shell uname -s))
+LEARNER_TORCH_INDEX ?= $(if $(TORCH_INDEX),$(TORCH_INDEX),$(if $(ON_LINUX),$(if $(HAS_NVIDIA_GPU),,$(CPU_TORCH_INDEX))))
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +33,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install "torch==2.13.0" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install -e ".[course,dev,bench,scale,tensorboard,docs]"
 	touch $(STAMP)
+
+# The learner's set-up: what the lessons, exercises and GIFs need, nothing of the test and tool extras. On a machine
+# set up for the tests it only checks that all is there.
+$(LEARNER_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	@echo "torch: $(if $(LEARNER_TORCH_INDEX),from $(LEARNER_TORCH_INDEX)$(if $(filter $(CPU_TORCH_INDEX),$(LEARNER_TORCH_INDEX)), (the CPU build: no NVIDIA GPU found)),from the default package index$(if $(HAS_NVIDIA_GPU), (an NVIDIA GPU is present: the CUDA build)))"
+	$(BIN)/python -m pip install "torch==2.13.0" $(if $(LEARNER_TORCH_INDEX),--index-url $(LEARNER_TORCH_INDEX))
+	$(BIN)/python -m pip install -e ".[course]"
+	touch $(LEARNER_STAMP)
 
 # The browser test (tests/test_browser.py) drives Debian's chromium through playwright (no browser
 # download). Installed here when missing and running as root (CI); otherwise that one test skips.
@@ -45,11 +66,11 @@ sandbox:
 # The server is rooted at the repository (the folder of START_HERE.ipynb), so the lessons (notebooks/), the
 # exercises and the solutions are all inside it and the links between them open; it opens the start page.
 # JupyterLab refuses to run as root unless told to (containers, CI machines): say so only when root.
-lab: setup
+lab: setup-learner
 	SDL_VIDEODRIVER=dummy $(BIN)/jupyter lab START_HERE.ipynb $$([ "$$(id -u)" = "0" ] && echo --allow-root)
 
 # The same course in Notebook 7 (`jupyter notebook`: one document per browser tab).
-notebook: setup
+notebook: setup-learner
 	SDL_VIDEODRIVER=dummy $(BIN)/jupyter notebook START_HERE.ipynb $$([ "$$(id -u)" = "0" ] && echo --allow-root)
 
 # The course as a static website (docs/site.md), built from the notebooks' stored outputs: nothing is executed and
@@ -57,9 +78,15 @@ notebook: setup
 SOLUTIONS ?= 1
 SITE_BUILD := site/_build/$(if $(filter 0,$(SOLUTIONS)),html-no-solutions,html)
 site: setup
-	PGCOURSE_SITE_SOLUTIONS=$(SOLUTIONS) $(BIN)/python -m sphinx -W --keep-going -q -b html -c site \
+	$(MAKE) --no-print-directory site-build SITE_PYTHON=$(BIN)/python
+
+# The build alone, with a Python that has the docs extra (.github/workflows/site.yml installs only that extra's
+# pins: python tools/docs_requirements.py).
+SITE_PYTHON ?= python3
+site-build:
+	PGCOURSE_SITE_SOLUTIONS=$(SOLUTIONS) $(SITE_PYTHON) -m sphinx -W --keep-going -q -b html -c site \
 		-d $(SITE_BUILD)-doctrees . $(SITE_BUILD)
-	@echo "the site: $(SITE_BUILD)/index.html (serve it: $(BIN)/python -m http.server -d $(SITE_BUILD))"
+	@echo "the site: $(SITE_BUILD)/index.html (serve it: $(SITE_PYTHON) -m http.server -d $(SITE_BUILD))"
 
 # A learner's machine rounds differently from ours: another processor takes another SIMD kernel path, another
 # thread count sums in another order, and RL turns the last bit into another run. PORTABLE_ENV makes this

@@ -85,3 +85,57 @@ def test_make_test_says_what_it_installs_before_installing_it():
     for package in ("chromium", "bubblewrap"):
         install = makefile.index(f"apt-get install -y {package}")
         assert re.search(rf"echo \"installing {package}", makefile[:install]), package
+
+
+def _dry_run(*arguments: str) -> str:
+    import subprocess
+
+    done = subprocess.run(["make", "-n", *arguments, "VENV=/nonexistent-venv"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_make_lab_installs_the_learners_set_without_the_test_extras():
+    """`make lab` installed the dev/bench/scale extras (Ray, playwright, SB3) a learner never uses, and on Linux
+    the CUDA torch (5.7 GB of .venv on Python 3.13 against 2.0 GB): issue 29, item 5."""
+    lab = _dry_run("lab", "HAS_NVIDIA_GPU=", "ON_LINUX=Linux")
+    assert 'pip install -e ".[course]"' in lab
+    for extra in ("dev", "bench", "scale", "docs"):
+        assert extra not in lab.split('pip install -e ".[')[1].split("]")[0]
+    assert '"torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu' in lab
+    gpu = _dry_run("lab", "HAS_NVIDIA_GPU=yes", "ON_LINUX=Linux")
+    assert '"torch==2.13.0" \n' in gpu.replace('"torch==2.13.0" --', "X") + "\n" or "--index-url" not in gpu
+    assert "--index-url" not in gpu and "the CUDA build" in gpu
+    mac = _dry_run("lab", "HAS_NVIDIA_GPU=", "ON_LINUX=")
+    assert "--index-url" not in mac
+    chosen = _dry_run("lab", "TORCH_INDEX=https://example.org/simple", "HAS_NVIDIA_GPU=", "ON_LINUX=Linux")
+    assert "--index-url https://example.org/simple" in chosen
+
+
+def test_make_test_still_installs_everything_the_tests_need():
+    test = _dry_run("setup")
+    assert 'pip install -e ".[course,dev,bench,scale,tensorboard,docs]"' in test
+    assert "--index-url" not in test  # CI's configured index, as before
+
+
+def test_the_pages_workflow_builds_the_site_as_make_site_does_from_the_docs_extra_only():
+    import yaml
+
+    sys_path = str(ROOT / "tools")
+    import sys
+
+    sys.path.insert(0, sys_path)
+    try:
+        from docs_requirements import docs_requirements
+    finally:
+        sys.path.remove(sys_path)
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert docs_requirements() == extras["docs"] and all("==" in pin for pin in extras["docs"])
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "site.yml").read_text())
+    steps = [step.get("run", "") for step in workflow["jobs"]["build"]["steps"]]
+    assert "python -m pip install $(python tools/docs_requirements.py)" in steps
+    assert "make site-build SITE_PYTHON=python SOLUTIONS=1" in steps
+    assert workflow["jobs"]["deploy"]["needs"] == "build"
+    site = _dry_run("site-build", "SITE_PYTHON=python")
+    assert "python -m sphinx -W --keep-going -q -b html -c site" in site and "site/_build/html" in site
