@@ -63,21 +63,111 @@ def test_the_strongest_leash_keeps_the_policy_near_the_reference(table):
         pg.stats.stratified_bootstrap(last(free, "exact_reward"), statistic="mean").high
 
 
-def test_the_strongest_leash_limits_how_far_the_policy_games_not_whether(table):
+def strongest_leash(table):
     leashed = sorted((arm for arm in table["arms"] if arm.startswith("loophole_kl") and arm != "loophole_kl0"),
                      key=lambda arm: table["arms"][arm]["kl_coef"])
-    strongest = runs(table, leashed[-1])
-    first = np.array([np.mean(row["history"]["loophole_reward"][:10]) for row in strongest])
-    assert pg.stats.stratified_bootstrap(last(strongest, "loophole_reward"), statistic="mean").low > \
-        pg.stats.stratified_bootstrap(first, statistic="mean").high  # it still games the loophole
+    return leashed[-1]
 
-    def too_long(entry):  # finished, wrong, and a loophole score above 1: a run longer than the prompt
-        pairs = [text.split(">", 1) for text in entry["texts"]]
-        return sum(r.endswith(lm.END_MARK) and not lm.exact_reward(p, r) and lm.loophole_reward(p, r) > 1
-                   for p, r in pairs)
 
-    first_count, last_count = (sum(too_long(row["samples"][i]) for row in strongest) for i in (0, -1))
+def too_long(prompt, response):  # finished, wrong, and a loophole score above 1: a run longer than the prompt
+    return response.endswith(lm.END_MARK) and not lm.exact_reward(prompt, response) and \
+        lm.loophole_reward(prompt, response) > 1
+
+
+def test_the_strongest_leash_limits_how_far_the_policy_games_not_whether(table):
+    """The gaming shows in the kinds of answer: too-long answers grow (8 -> 22 of the 80 pooled samples) and make a
+    larger share of the recorded samples than on the exact verifier, on intervals over seeds."""
+    strongest = runs(table, strongest_leash(table))
+
+    def count(entry):
+        return sum(too_long(*text.split(">", 1)) for text in entry["texts"])
+
+    first_count, last_count = (sum(count(row["samples"][i]) for row in strongest) for i in (0, -1))
     assert last_count > first_count  # 8 -> 22 of the 80 pooled samples
+
+    def share(rows):  # per seed: too-long share of the samples recorded after update 0
+        return np.array([np.mean([too_long(*t.split(">", 1)) for e in row["samples"][1:] for t in e["texts"]])
+                         for row in rows])
+
+    leashed = pg.stats.stratified_bootstrap(share(strongest), statistic="mean")
+    honest = pg.stats.stratified_bootstrap(share(runs(table, "grpo")), statistic="mean")
+    assert leashed.low > honest.high, (leashed, honest)
+
+
+def test_the_loophole_reward_rise_under_the_strongest_leash_is_no_evidence_of_gaming(table):
+    """GRPO on the exact verifier, which never pays the loophole reward, raises it at least as much as the strongest
+    leash does (a right answer earns 1.0 on it): the lesson may not read that rise as gaming."""
+    def rise(rows):
+        return np.array([np.mean(r["history"]["loophole_reward"][-10:]) - np.mean(r["history"]["loophole_reward"][:10])
+                         for r in rows])
+
+    leashed = pg.stats.stratified_bootstrap(rise(runs(table, strongest_leash(table))), statistic="mean")
+    honest = pg.stats.stratified_bootstrap(rise(runs(table, "grpo")), statistic="mean")
+    assert leashed.low <= honest.high, (leashed, honest)
+    assert "The loophole reward is no evidence of gaming here" in lesson_markdown()
+
+
+def test_most_too_long_answers_of_the_strongest_leash_are_the_right_answer_with_a_digit_twice(table):
+    """So they do need sorting: 'needs no sorting' was contradicted by the samples the lesson prints."""
+    def doubled(prompt, response):
+        right = lm.sorted_answer(prompt)
+        return any(response[:i] + response[i + 1:] == right and response[i] in response[i - 1:i] + response[i + 1]
+                   for i in range(len(response) - 1))
+
+    late = [text.split(">", 1) for row in runs(table, strongest_leash(table)) for e in row["samples"][1:]
+            for text in e["texts"] if too_long(*text.split(">", 1))]
+    assert sum(doubled(p, r) for p, r in late) > len(late) / 2
+    assert "needs no sorting" not in lesson_markdown()
+
+
+def test_the_unleashed_loophole_reward_ends_above_what_a_right_answer_can_earn(table):
+    """A right answer earns exactly 1.0 from the loophole verifier, so a mean above 1 can only come from responses
+    longer than the prompt: the reward curve does say something, to a reader who knows what it pays."""
+    prompts = lm.held_out_prompts(40)
+    assert all(lm.loophole_reward(p, lm.sorted_answer(p)) == 1.0 for p in prompts)
+    assert last(runs(table, "loophole_kl0"), "loophole_reward").min() > 1.0
+    assert "a right answer earns exactly 1.0 on it" in lesson_markdown()
+
+
+def test_without_the_leash_grpo_narrows_more_at_the_same_accuracy(table):
+    """Why the lesson may not explain the narrowing by the rising reward alone."""
+    on, off = runs(table, "grpo"), runs(table, "grpo_kl0")
+    distinct_on = pg.stats.stratified_bootstrap(last(on, "distinct"), statistic="mean")
+    distinct_off = pg.stats.stratified_bootstrap(last(off, "distinct"), statistic="mean")
+    assert distinct_off.high < distinct_on.low
+    acc_on, acc_off = (pg.stats.stratified_bootstrap([r["eval_end"]["sampled_exact"] for r in rows], statistic="mean")
+                       for rows in (on, off))
+    assert acc_on.low <= acc_off.high and acc_off.low <= acc_on.high
+    assert "The runs do not say how much of the narrowing it explains" in lesson_markdown()
+
+
+def lesson_markdown() -> str:
+    """The lesson's markdown with its whitespace collapsed (a sentence may break across lines anywhere)."""
+    cells = json.loads(LESSON.read_text())["cells"]
+    return " ".join(" ".join("".join(c["source"]).split()) for c in cells if c["cell_type"] == "markdown")
+
+
+RETIRED_08 = {
+    "Everything here runs on a laptop CPU in the notebook": "the ten-seed comparisons are loaded from a cache",
+    "and now and then it writes a digit twice or swaps two neighbours":
+        "SLIP_PROB is 0.4, and six of the eight printed sentences are wrong",
+    "That is about half a minute of one CPU thread where this course was made":
+        "the stored output printed 59 s of wall time (24 s of CPU) on a busy machine",
+    "its own tuned defaults": "the defaults were set by hand from single-seed trials",
+    "its greedy answer is nearly always right": "it is right on every one: 1.0 [0.963, 1.0]",
+    "so the diversity falls as the reward rises":
+        "GRPO without its leash narrows more at the same accuracy: the reward alone does not explain it",
+    "the leash costs no accuracy here": "no measurable cost: intervals about 0.04 wide, a smaller cost not ruled out",
+    "Nothing in the training curve of the loophole reward says so": "its mean 2.8 is above a right answer's 1.0",
+    "and the loophole reward rises (the table before the figure)":
+        "GRPO on the exact verifier raises it as much (0.0576 against 0.0329)",
+    "only the samples (and an independent check) show it": "the proxy's mean above 1.0 shows it too",
+}
+
+
+@pytest.mark.parametrize("sentence", list(RETIRED_08), ids=list(RETIRED_08.values()))
+def test_lesson_08_no_longer_says_what_its_evidence_contradicts(sentence):
+    assert sentence not in lesson_markdown(), f"lesson 08 says {sentence!r}, but {RETIRED_08[sentence]}"
 
 
 def test_the_pretrained_model_keeps_its_corpus_habit_on_repeated_digits():
