@@ -291,7 +291,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench.main(algos=args.algos, envs=args.envs, seeds=args.seeds, quick=args.quick,
                       stop_when_solved=args.stop_when_solved, sb3=not args.no_sb3, json_path=args.json,
                       device=args.device, suite=not args.skip_suite, comparisons=not args.skip_comparisons,
-                      compare_seeds=args.compare_seeds, scaling=not args.skip_scaling)
+                      compare_seeds=args.compare_seeds, scaling=not args.skip_scaling,
+                      batched_seeds=not args.skip_batched_seeds)
 
 
 def parse_grid_axis(text: str) -> tuple[str, list[Any]]:
@@ -570,6 +571,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="only the suite (SB3, unless --no-sb3, runs its 100k-step reference for the old rule)")
     bench.add_argument("--skip-scaling", action="store_true",
                        help="skip the sweep-scaling measurement (20 PPO trials on 1 and all workers, and on Ray)")
+    bench.add_argument("--skip-batched-seeds", action="store_true",
+                       help="skip timing 10 PPO seeds as one batch (pg.train_many) against one after another")
     bench.add_argument("--compare-seeds", nargs="+", type=_int_at_least(0), metavar="N",
                        help="seeds of the comparisons (default: --seeds; equal work uses the first 3, 1 with --quick)")
     bench.add_argument("--json", metavar="FILE", help="also write every per-seed result to this JSON file")

@@ -321,3 +321,31 @@ def test_a_goal_not_reached_reads_as_the_projects_goal_not_as_a_broken_install()
     printed = _printed(report)
     assert "MISSED" not in printed
     assert "ratio pgcourse / SB3 = 0.90 (project goal <= 0.33: not met yet on this machine)" in printed
+
+
+def test_the_batched_seeds_section_times_one_batch_against_one_after_another(monkeypatch, tmp_path, capsys):
+    """Issue 33, item 3 (tiny: 2 seeds of 512 steps, never timed): CPU seconds of both sides, the speed-up and
+    the final returns of both sides, in the report and the JSON; --skip-batched-seeds leaves it out."""
+    monkeypatch.setenv(bench.TINY_ENV_VAR, "1")
+    json_path = tmp_path / "bench.json"
+    assert cli_main(["bench", "--skip-suite", "--skip-comparisons", "--no-sb3", "--skip-scaling",
+                     "--json", str(json_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "Many seeds as one batch: 2 PPO CartPole-v1 seeds of 512 steps" in printed
+    assert "speed-up:" in printed and "mean final return" in printed
+    [section] = json.loads(json_path.read_text())["extra_sections"]
+    data = section["data"]
+    assert data["seeds"] == [0, 1] and len(data["batch_final_returns"]) == len(data["one_by_one_final_returns"]) == 2
+    assert data["speedup"] == data["one_by_one_cpu_seconds"] / data["batch_cpu_seconds"]
+    assert cli_main(["bench", "--skip-suite", "--skip-comparisons", "--no-sb3", "--skip-scaling",
+                     "--skip-batched-seeds"]) == 0
+    assert "Many seeds as one batch" not in capsys.readouterr().out
+
+
+def test_welch_t_of_the_final_returns():
+    from pgcourse.bench.many_seeds import welch_t
+    assert welch_t([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == 0.0
+    assert welch_t([500.0, 500.0], [500.0, 500.0]) == 0.0
+    assert welch_t([1.0], [2.0, 3.0]) is None
+    # (2 - 4) / sqrt(1/3 + 1/3)
+    assert welch_t([1.0, 2.0, 3.0], [3.0, 4.0, 5.0]) == pytest.approx(-2.0 / np.sqrt(2.0 / 3.0))

@@ -325,6 +325,28 @@ def sweep_scaling_provider(trials: int = 20, total_steps: int = 10_000, ray: boo
     return provider
 
 
+def batched_seeds_provider(seeds: Sequence[int], total_steps: int) -> SectionProvider:
+    """Ten (``seeds``) PPO CartPole seeds as one batch (``pg.train_many``) against one after another
+    (``pg.train``): CPU seconds, speed-up and the final returns of both sides (:mod:`.many_seeds`)."""
+    def provider(log: Callable[[str], None]) -> ReportSection:
+        from .many_seeds import measure_batched_seeds
+
+        log(f"[batched seeds] {len(seeds)} PPO CartPole seeds of {total_steps:,} steps as one batch, then one "
+            "after another")
+        result = measure_batched_seeds(list(seeds), total_steps)
+        lines = result.lines()
+        return ReportSection(lines[0], lines[1:], result.data())
+    return provider
+
+
+def batched_seeds_plan(quick: bool, tiny: bool) -> tuple[tuple[int, ...], int]:
+    """(seeds, steps per seed) of the batched-seeds measurement: ten seeds of the course's 100k steps; ten of
+    4,096 with ``quick``; two of 512 in the test mode."""
+    if tiny:
+        return (0, 1), 512
+    return tuple(range(10)), 4_096 if quick else 100_000
+
+
 QUICK_SCALING_NOTE = ("quick: {trials} short trials, so starting the worker processes weighs more than in the full "
                       "run's 20 trials of 10,000 steps (the target is the full run's); Ray is left out (starting it "
                       "alone takes several seconds): run without --quick for the full comparison")
@@ -372,12 +394,13 @@ def make_plan(algos: Sequence[str] | None = None, envs: Sequence[str] | None = N
 def main(algos: Sequence[str] | None = None, envs: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
          quick: bool = False, stop_when_solved: bool = False, sb3: bool = True, json_path: str | None = None,
          device: str = "cpu", suite: bool = True, comparisons: bool = True, compare_seeds: Sequence[int] | None = None,
-         extra_sections: Sequence[SectionProvider] = (), scaling: bool = True) -> int:
+         extra_sections: Sequence[SectionProvider] = (), scaling: bool = True, batched_seeds: bool = True) -> int:
     """What ``pgcourse bench`` runs (the plan of :func:`make_plan`); returns the exit code (1 if any training run
     failed).
 
     ``scaling``: also measure how a sweep scales (:func:`sweep_scaling_provider`; 20 trials, 4 short ones without
-    Ray with ``quick`` or in the test mode).
+    Ray with ``quick`` or in the test mode). ``batched_seeds``: also time ten seeds as one batch against one after
+    another (:func:`batched_seeds_provider`, :func:`batched_seeds_plan`).
 
     ``suite=False`` runs only the comparisons with SB3; ``comparisons=False`` only the suite (then SB3, if
     asked, runs its 100k-step reference for the old rule; not with ``quick``). The comparisons run when the
@@ -390,6 +413,8 @@ def main(algos: Sequence[str] | None = None, envs: Sequence[str] | None = None, 
                              compare_seeds)
     plan = make_plan(algos, envs, seeds, quick, sb3, suite, comparisons, compare_seeds, scaling,
                      stop_when_solved=stop_when_solved)
+    if batched_seeds:
+        extra_sections = [*extra_sections, batched_seeds_provider(*batched_seeds_plan(plan.quick, plan.tiny))]
     if plan.scaling is not None:
         trials, steps, ray = plan.scaling
         note = QUICK_SCALING_NOTE.format(trials=trials) if plan.quick and not plan.tiny else None
@@ -425,5 +450,6 @@ __all__ = [
     # the whole benchmark and its report
     "BenchReport", "ReportSection", "run_benchmark", "machine_info", "format_command", "print_report",
     "summary_table", "detail_table", "machine_lines", "time_to_solve_lines", "throughput_lines", "sb3_lines",
-    "format_table", "report_to_dict", "write_json", "main", "sweep_scaling_provider",
+    "format_table", "report_to_dict", "write_json", "main", "sweep_scaling_provider", "batched_seeds_provider",
+    "batched_seeds_plan",
 ]
