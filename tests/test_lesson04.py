@@ -108,3 +108,14 @@ def test_lesson_04_does_not_say_the_stop_is_idle_beside_the_clip():
     text = lesson_markdown()
     assert "so the stop rarely has anything to do" not in text
     assert "That is not the same as the stop never acting" in text
+
+
+def test_lesson_04_runs_the_annealing_control_it_reads():
+    """Section 9 credits the shrinking of the late updates to annealing: the lesson must train the same runs with
+    anneal_lr=False, assert the difference over seeds, and say that the return is not settled by it."""
+    notebook = nbformat.read(ROOT / "notebooks" / "04_ppo.ipynb", as_version=4)
+    control = [cell.source for cell in notebook.cells if cell.cell_type == "code" and "anneal_lr=False" in cell.source]
+    assert control, "lesson 04 credits annealing without an anneal_lr=False control"
+    assert "range(10)" in control[0] and "pg.claim" in control[0], "the control is asserted over ten seeds"
+    text = lesson_markdown()
+    assert "the shrinking is the annealing's doing" in text and "these runs do not settle it" in text
