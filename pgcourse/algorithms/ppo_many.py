@@ -106,11 +106,11 @@ def collect_rollouts(agents: AgentStack, running: Sequence[bool], n_steps: int) 
             output = agents.policy_output(obs)  # [A, N, n_actions] or [A, N, D]
             values_buffer[t] = agents.values(obs)
             obs_buffer[t] = obs
+            actions_buffer[t] = agents.sample(output, live)  # [A, N] or [A, N, D]
+            log_probs_buffer[t] = agents.log_prob(output, actions_buffer[t])  # [A, N]
             for a in live:
                 trainer = trainers[a]
-                actions = agents.sample(a, output[a])  # [N] or [N, D]
-                actions_buffer[t, a], log_probs_buffer[t, a] = actions, agents.log_prob(a, output[a], actions)
-                result = trainer.stepper.step(trainer.env_actions(actions))
+                result = trainer.stepper.step(trainer.env_actions(actions_buffer[t, a]))
                 rewards[t, a], terminated[t + 1, a], truncated[t + 1, a] = (result.rewards, result.terminated,
                                                                             result.truncated)
                 trainer.env_step += int(np.count_nonzero(result.valid))
@@ -196,13 +196,16 @@ def _train(trainers: list[Trainer], generators: list[torch.Generator]) -> list[R
                 indices = {a: minibatches[a][k].to(agents.device) for a in stepping}  # [b_a]
                 obs_rows = [batch[a][0][indices[a]] if a in indices else None for a in range(count)]
                 batch_obs = padded(obs_rows, batch[stepping[0]][0], minibatch_rows)  # [A, b_max, obs_dim]
+                batch_actions = padded([batch[a][1][indices[a]] if a in indices else None for a in range(count)],
+                                       batch[stepping[0]][1], minibatch_rows)  # [A, b_max(, D)]
                 outputs, new_values_all = agents.policy_output(batch_obs), agents.values(batch_obs)
+                log_probs_all, entropy_all = agents.log_prob_entropy(outputs, batch_actions)  # [A, b_max] each
                 total_loss = 0.0
                 diagnostics = {}
                 for a in stepping:
                     config, idx, size = trainers[a].config, indices[a], indices[a].shape[0]
-                    _, actions, old_log_probs, old_values, advantages, returns = batch[a]
-                    new_log_probs, entropy = agents.log_prob_entropy(a, outputs[a, :size], actions[idx])  # [b], [b]
+                    _, _, old_log_probs, old_values, advantages, returns = batch[a]
+                    new_log_probs, entropy = log_probs_all[a, :size], entropy_all[a, :size]  # [b], [b]
                     batch_old_log_probs, batch_advantages = old_log_probs[idx], advantages[idx]  # [b]
                     if config.normalize_advantages and config.normalize_per_minibatch:
                         batch_advantages = parts[a].normalize(batch_advantages)
@@ -238,13 +241,15 @@ def _train(trainers: list[Trainer], generators: list[torch.Generator]) -> list[R
         with torch.no_grad():
             all_obs = padded([batch[a][0] if a in batch else None for a in range(count)], batch[live[0]][0],
                              shape.batch_size)
-            outputs_after, values_after_all = agents.policy_output(all_obs), agents.values(all_obs)  # [A, B_max, ...]
+            all_actions = padded([batch[a][1] if a in batch else None for a in range(count)], batch[live[0]][1],
+                                 shape.batch_size)
+            values_after_all = agents.values(all_obs)  # [A, B_max]
+            log_probs_after_all, _ = agents.log_prob_entropy(agents.policy_output(all_obs), all_actions)  # pi_new
         for a in live:
-            obs, actions, old_log_probs, _, _, returns = batch[a]
+            obs, _, old_log_probs, _, _, returns = batch[a]
             size = obs.shape[0]
             with torch.no_grad():
-                values_after = values_after_all[a, :size]  # [B_a]
-                log_probs_after, _ = agents.log_prob_entropy(a, outputs_after[a, :size], actions)  # under pi_new
+                values_after, log_probs_after = values_after_all[a, :size], log_probs_after_all[a, :size]  # [B_a]
                 update_kl = parts[a].approx_kl(old_log_probs, log_probs_after)
             trainers[a].end_update(**per_step[a].means(),
                                    explained_variance=parts[a].explained_variance(values_after, returns),

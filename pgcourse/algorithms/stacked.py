@@ -27,7 +27,6 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..networks import sample_categorical
 from .trainer import Trainer
 
 
@@ -99,17 +98,21 @@ class StackedAdam:
         step_size = torch.tensor([-(lr / (1 - beta1 ** s)) for lr, s in zip(lrs, steps)], dtype=dtype,
                                  device=device)  # [A]
         mask = torch.tensor(list(active), dtype=torch.bool, device=device)  # [A]
+        everyone = all(active)
         for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
             shape = (agents,) + (1,) * (p.dim() - 1)
-            keep = mask.view(shape)
             grad = p.grad if p.grad is not None else torch.zeros_like(p)
-            new_m = m.lerp(grad, 1 - beta1)
-            new_v = (v * beta2).addcmul_(grad, grad, value=1 - beta2)
+            new_m = m.lerp_(grad, 1 - beta1) if everyone else m.lerp(grad, 1 - beta1)
+            new_v = (v.mul_(beta2) if everyone else v * beta2).addcmul_(grad, grad, value=1 - beta2)
             denominator = (new_v.sqrt() / correction2.view(shape)).add_(self.eps)
-            new_p = p + step_size.view(shape) * new_m / denominator  # addcdiv's order: (value * m) / denominator
-            m.copy_(torch.where(keep, new_m, m))
-            v.copy_(torch.where(keep, new_v, v))
-            p.copy_(torch.where(keep, new_p, p))
+            step = step_size.view(shape) * new_m / denominator  # addcdiv's order: (value * m) / denominator
+            if everyone:
+                p.add_(step)
+            else:  # the agents not stepping keep weights and moments
+                keep = mask.view(shape)
+                m.copy_(torch.where(keep, new_m, m))
+                v.copy_(torch.where(keep, new_v, v))
+                p.copy_(torch.where(keep, p + step, p))
 
 
 def clip_per_agent(params: list[Tensor], max_norms: Sequence[float | None]) -> Tensor:
@@ -153,34 +156,42 @@ class AgentStack:
         """``V(s)`` ``[A, b]`` of ``obs [A, b, obs_dim]``."""
         return stacked_mlp(self.value_template.net, self._net_weights(self.critic), obs).squeeze(-1)
 
-    def log_std(self, agent: int) -> Tensor:
-        return self.actor["log_std"][agent]
-
-    def sample(self, agent: int, output: Tensor) -> Tensor:
-        """Agent ``agent``'s actions for its policy output ``[N, ...]``, drawn from its own generator as
-        ``CategoricalPolicy.sample`` / ``GaussianPolicy.sample`` draw them."""
-        generator = self.generators[agent]
+    def sample(self, output: Tensor, agents: Sequence[int]) -> Tensor:
+        """Actions ``[A, N]`` (or ``[A, N, D]``) for the policy outputs ``[A, N, ...]``, each agent in ``agents``
+        drawing from its own generator as ``CategoricalPolicy.sample`` / ``GaussianPolicy.sample`` draw (the
+        others' rows stay 0). The softmax runs once for all agents (row by row, so each row's numbers are those
+        of its agent's own call); only the draws are per agent."""
         if self.action_kind == "discrete":
-            return sample_categorical(output, generator=generator)
-        noise = torch.randn(output.shape, generator=generator, device=output.device, dtype=output.dtype)
-        return output + torch.exp(self.log_std(agent)) * noise
+            normalized = output - output.logsumexp(dim=-1, keepdim=True)  # [A, N, k], as sample_categorical
+            probs = torch.softmax(normalized, dim=-1)
+            actions = torch.zeros(output.shape[:-1], dtype=torch.long, device=output.device)  # [A, N]
+            for agent in agents:
+                actions[agent] = torch.multinomial(probs[agent], 1, True, generator=self.generators[agent]).T[0]
+            return actions
+        actions = torch.zeros_like(output)  # [A, N, D]
+        for agent in agents:
+            noise = torch.randn(output.shape[1:], generator=self.generators[agent], device=output.device,
+                                dtype=output.dtype)
+            actions[agent] = output[agent] + torch.exp(self.actor["log_std"][agent]) * noise
+        return actions
 
-    def log_prob(self, agent: int, output: Tensor, actions: Tensor) -> Tensor:
-        """Agent ``agent``'s ``log pi(a|s)`` ``[N]`` of the actions it sampled (the trainer's log-prob function)."""
-        trainer = self.trainers[agent]
+    def log_prob(self, output: Tensor, actions: Tensor) -> Tensor:
+        """``log pi(a|s)`` ``[A, N]`` of the actions sampled, with the components' log-prob function applied once
+        over the agent axis (it works row by row)."""
+        trainer = self.trainers[0]
         if self.action_kind == "discrete":
             return trainer.log_prob_fn(output, actions)
-        return trainer.log_prob_fn(output, self.log_std(agent).expand_as(output), actions)
+        return trainer.log_prob_fn(output, self.actor["log_std"].unsqueeze(1).expand_as(output), actions)
 
-    def log_prob_entropy(self, agent: int, output: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
-        """Agent ``agent``'s ``log pi(a|s)`` ``[b]`` and entropy ``[b]`` from its policy output ``[b, ...]``,
-        with the trainer's (so the components') log-prob and entropy functions."""
-        trainer = self.trainers[agent]
+    def log_prob_entropy(self, output: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """``log pi(a|s)`` ``[A, b]`` and entropy ``[A, b]`` from the policy outputs ``[A, b, ...]``, with the
+        components' functions applied once over the agent axis."""
+        trainer = self.trainers[0]
         if self.action_kind == "discrete":
             return trainer.log_prob_fn(output, actions), trainer.entropy_fn(output)
-        log_std = self.log_std(agent)
-        log_probs = trainer.log_prob_fn(output, log_std.expand_as(output), actions)
-        return log_probs, trainer.entropy_fn(log_std).expand(output.shape[0])
+        log_std = self.actor["log_std"]  # [A, D]
+        log_probs = trainer.log_prob_fn(output, log_std.unsqueeze(1).expand_as(output), actions)  # [A, b]
+        return log_probs, trainer.entropy_fn(log_std).unsqueeze(1).expand(output.shape[:2])
 
     def zero_grad(self) -> None:
         for p in [*self.actor.values(), *self.critic.values()]:
