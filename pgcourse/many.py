@@ -33,6 +33,9 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
     two runs that differ in rounding do; its learning is the same (``pgcourse bench`` measures ten seeds both
     ways). ``wall_time`` in a history is the batch's clock (the agents train together).
 
+    Not offered (use ``pg.train`` or ``pg.sweep`` for them): live plots, ``log_dir``, checkpoints during training and
+    planted traps; Ctrl-C stops at once with an error (each returned run can be resumed with ``pg.resume``).
+
     Args:
         algo: ``"ppo"`` (the algorithm with a batched loop).
         env_id: as for ``pg.train``.
@@ -61,6 +64,8 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
         if isinstance(values, (str, bytes)) or len(values) != len(seeds):
             raise ConfigError(f"per_agent[{name!r}] is invalid: expected one value per seed ({len(seeds)}), "
                               f"got {values!r}")
+    if "seed" in overrides or "seed" in per_agent:
+        raise ConfigError(f"seed= is invalid in train_many: each agent's seed is an entry of seeds= (got seeds={seeds})")
     if "traps" in overrides or "traps" in per_agent:
         raise ConfigError("traps= is invalid in train_many: planted bugs replace the single-agent loop's steps; "
                           "train them with pg.train")

@@ -117,9 +117,11 @@ def test_stacked_parts_are_one_agents_parts_per_slice():
     (dict(per_agent={"lr": [1e-3]}), "one value per seed (2)"),
     (dict(per_agent={"n_steps": [64, 128]}), "same for every agent"),
     (dict(lrr=1e-3), "lrr"),
+    (dict(seed=3), "an entry of seeds="),
+    (dict(traps=("joint_grad_clip",)), "train them with pg.train"),
 ])
 def test_clear_errors(call, says):
     arguments = dict(algo="ppo", env_id="CartPole-v1", seeds=[0, 1], progress=False) | call
-    with pytest.raises(ConfigError, match=None) as error:
+    with pytest.raises(ConfigError) as error:
         pg.train_many(**arguments)
     assert says in str(error.value)
