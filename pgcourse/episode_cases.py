@@ -5,7 +5,8 @@ environment and the controller are built there from their names).
 Also the environments other checks build by id where the learner's function runs (gymnasium ids registered when
 this module is imported, which both processes do: ``pgcourse.checks`` imports it, and the grader's sandboxed
 student process imports it when it starts):
-:class:`TwoStateTimeLimitProbe`, exercise 06 Part B's probe of what a truncated step bootstraps from.
+:class:`TwoStateTimeLimitProbe`, exercise 06 Part B's probe of what a truncated step bootstraps from, and
+:class:`OneStateProbe`, its two one-state probes (the check builds Part B's envs itself, recorded).
 
 Imports only gymnasium and numpy: the grader copies this module into its sandbox.
 """
@@ -144,9 +145,37 @@ def two_state_values(gamma: float, bootstrap_from_reset: bool = False) -> tuple[
 TWO_STATE_PROBE_ID = "TwoStateTimeLimitProbe-v0"
 
 
+class OneStateProbe(gym.Env):
+    """Exercise 06 Part B's one-state probe (the notebook's ``ProbeEnv``): observation [1.0], two actions that do
+    the same, reward 1 per step; every episode ends after ``length`` steps, by termination (``terminates``) or by a
+    time limit. The check builds it where the learner's loop runs (its envs are the check's, recorded)."""
+
+    def __init__(self, terminates: bool, length: int = 10) -> None:
+        self.observation_space = gym.spaces.Box(-2.0, 2.0, (1,), np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+        self.terminates, self.length, self.t = bool(terminates), int(length), 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.ones(1, np.float32), {}
+
+    def step(self, action: Any):
+        self.t += 1
+        end = self.t >= self.length
+        return np.ones(1, np.float32), 1.0, end and self.terminates, end and not self.terminates, {}
+
+
+# Part B's env names (its make_envs) -> the gymnasium ids the check builds them by
+PART_B_PROBES = {"probe-terminates": "OneStateTerminatingProbe-v0", "probe-time-limit": "OneStateTimeLimitProbe-v0"}
+
+
 def _register() -> None:
     if TWO_STATE_PROBE_ID not in gym.registry:
         gym.register(TWO_STATE_PROBE_ID, entry_point=TwoStateTimeLimitProbe)
+    for name, env_id in PART_B_PROBES.items():
+        if env_id not in gym.registry:
+            gym.register(env_id, entry_point=OneStateProbe, kwargs={"terminates": name == "probe-terminates"})
 
 
 _register()

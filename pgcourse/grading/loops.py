@@ -481,6 +481,136 @@ def _seed_data(seed: Any) -> Any:
 
 
 # --------------------------------------------------------------------------------------------------
+# Exercise 06 Part B: the loop builds its envs with make_envs(env_name); during the check that name is the
+# check's, building recorded envs (pgcourse.checks.ch06_proof reads the record)
+# --------------------------------------------------------------------------------------------------
+
+PART_B_PROBES = {"probe-terminates": "OneStateTerminatingProbe-v0", "probe-time-limit": "OneStateTimeLimitProbe-v0"}
+
+
+class EnvLog:
+    """What the loop did on the envs the check's ``make_envs`` built, all envs on one clock (the number of
+    ``step`` calls so far): each step's env, observation, action, reward and flags, the final observation of a
+    step that ended an episode, every reset, and each finished episode's return."""
+
+    def __init__(self) -> None:
+        self.envs_built = 0
+        self.rows: dict[str, list[Any]] = {name: [] for name in ("env", "obs", "actions", "rewards", "terminated",
+                                                                  "truncated")}
+        self.final: list[list[Any]] = []     # [clock of the step, its final observation]
+        self.resets: list[list[Any]] = []    # [clock, env, seeded]
+        self.episodes: list[list[Any]] = []  # [clock after the step that ended it, env, return]
+
+    @property
+    def clock(self) -> int:
+        return len(self.rows["actions"])
+
+    def data(self) -> dict[str, Any]:
+        dim = len(self.rows["obs"][0]) if self.rows["obs"] else 1
+        kinds = {"env": torch.int64, "obs": torch.float32, "actions": torch.int64, "rewards": torch.float32,
+                 "terminated": torch.bool, "truncated": torch.bool}
+        rows = {name: torch.as_tensor(np.asarray(values)) if values else
+                torch.zeros((0, dim) if name == "obs" else (0,), dtype=kinds[name])
+                for name, values in self.rows.items()}
+        return {"envs_built": self.envs_built, **rows, "final": [[int(c), list(o)] for c, o in self.final],
+                "resets": [list(r) for r in self.resets], "episodes": [list(e) for e in self.episodes]}
+
+
+def _recorded_env_class() -> type:
+    import gymnasium as gym
+
+    class RecordedEnv(gym.Wrapper):
+        """One env of the check's make_envs: records into the shared :class:`EnvLog`; changes nothing."""
+
+        def __init__(self, env: Any, index: int, log: EnvLog):
+            super().__init__(env)
+            self.index, self.log = index, log
+            self._obs: list[float] | None = None
+            self._return: float | None = None
+
+        def reset(self, *, seed: Any = None, options: Any = None):
+            obs, info = self.env.reset(seed=seed, options=options)
+            self.log.resets.append([self.log.clock, self.index, seed is not None])
+            self._obs, self._return = np.asarray(obs, dtype=np.float32).reshape(-1).tolist(), 0.0
+            return obs, info
+
+        def step(self, action: Any):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            log = self.log
+            for name, value in (("env", self.index), ("obs", self._obs),
+                                ("actions", int(np.asarray(action).reshape(-1)[0])), ("rewards", float(reward)),
+                                ("terminated", bool(terminated)), ("truncated", bool(truncated))):
+                log.rows[name].append(value)
+            self._obs = np.asarray(obs, dtype=np.float32).reshape(-1).tolist()
+            if self._return is not None:
+                self._return += float(reward)
+            if terminated or truncated:
+                log.final.append([log.clock - 1, self._obs])
+                if self._return is not None:
+                    log.episodes.append([log.clock, self.index, self._return])
+                self._return = None  # the next episode counts from the next reset
+            return obs, reward, terminated, truncated, info
+
+    return RecordedEnv
+
+
+def recording_make_envs(log: EnvLog) -> Any:
+    """The check's ``make_envs(name, num_envs=8)``: Part B's probes (``pgcourse.episode_cases.OneStateProbe``) or
+    ``gymnasium.make(name)``, each wrapped to record into ``log``."""
+    import gymnasium as gym
+
+    recorded = _recorded_env_class()
+
+    def make_envs(name: str, num_envs: int = 8) -> list[Any]:
+        envs = [recorded(gym.make(PART_B_PROBES.get(name, name)), log.envs_built + i, log) for i in range(num_envs)]
+        log.envs_built += num_envs
+        return envs
+
+    return make_envs
+
+
+def steps_data(recorder: StepRecorder) -> list[dict[str, Any]]:
+    """The recorded optimiser steps as data, the parameters numbered in the order they first stepped
+    (``params``), the optimisers too."""
+    numbers: dict[int, int] = {}
+    optimizers: dict[int, int] = {}
+    steps = []
+    for step in recorder.steps:
+        step = dict(step)
+        step["optimizer_number"] = optimizers.setdefault(step.pop("optimizer_id"), len(optimizers))
+        step["params"] = [numbers.setdefault(i, len(numbers)) for i in step.pop("ids")]
+        step.setdefault("after", step["before"])
+        steps.append(step)
+    return steps
+
+
+def play_with_make_envs(fn: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """Call ``fn(*args, **kwargs)`` (``spec["make_envs"]``) with the name ``make_envs`` of its module (the notebook's
+    namespace) swapped, for the call, for :func:`recording_make_envs`, every optimiser step recorded (the tensors of
+    the first ``keep``); returns ``{"calls": [{"result", "optimizer_steps"}], "played": the EnvLog's data}``. The
+    learner's exception propagates."""
+    call = spec["make_envs"]
+    namespace = getattr(fn, "__globals__", None)
+    log = EnvLog()
+    missing = object()
+    original = missing if namespace is None else namespace.get("make_envs", missing)
+    if namespace is not None:
+        namespace["make_envs"] = recording_make_envs(log)
+    threads = torch.get_num_threads()
+    try:
+        with StepRecorder(lambda: log.clock, keep=int(call["keep"])) as recorder:
+            result = fn(*call.get("args", []), **call.get("kwargs", {}))
+    finally:
+        torch.set_num_threads(threads)
+        if namespace is not None:
+            if original is missing:
+                namespace.pop("make_envs", None)
+            else:
+                namespace["make_envs"] = original
+    return {"calls": [{"result": _to_data(result), "optimizer_steps": steps_data(recorder)}], "played": log.data()}
+
+
+# --------------------------------------------------------------------------------------------------
 # Playing a case
 # --------------------------------------------------------------------------------------------------
 
@@ -628,6 +758,8 @@ def play(fn: Any, spec: dict[str, Any]) -> dict[str, Any]:
         raise SpecError("bad stage case")
     if spec.get("glue"):  # exercise 04b's train_ppo: the loop's glue is recorded as it runs
         return _play_glued(fn, spec)
+    if spec.get("make_envs"):  # exercise 06's train_actor_critic: its envs are the check's, recorded
+        return play_with_make_envs(fn, spec)
     objects = _build(spec)
     records = []
     try:
