@@ -27,9 +27,9 @@ def test_the_references_pass(capsys):
 
 
 def test_the_checks_are_wired_into_pg_checks():
-    for name in REFERENCES:
-        assert pg.checks.ALL_CHECKS[name] is ch08_lm.CHECKS[name]
-        assert getattr(pg.checks, f"check_{name}") is ch08_lm.CHECKS[name]
+    for name in REFERENCES:  # the public checks run ch08's under the grader's rules (pgcourse.checks.rules)
+        assert pg.checks.ALL_CHECKS[name].__wrapped__ is ch08_lm.CHECKS[name]
+        assert getattr(pg.checks, f"check_{name}") is pg.checks.ALL_CHECKS[name]
         assert pg.checks.REFERENCES[name] is REFERENCES[name]
 
 
