@@ -41,7 +41,8 @@ TRAPS: dict[str, tuple[tuple[str, ...], str]] = {
                                       "(the critic's big gradient shrinks the actor's step)"),
     "long_rollout": (("ppo",), "16 envs x 256 steps per rollout, 4 epochs of 4 minibatches: 16 gradient steps per "
                                "4096 transitions (default: 40 per 512)"),
-    "low_critic_lr": (ACTOR_CRITIC, "critic_lr = 3e-4 (and actor lr = 3e-4), too slow to fit returns up to 500"),
+    "low_critic_lr": (ACTOR_CRITIC, "critic_lr = 3e-4 (and actor lr = 3e-4), too slow to fit returns that grow "
+                                    "towards 1/(1-gamma) = 100"),
     # the classic mistakes
     "truncation_as_termination": (ACTOR_CRITIC, "GAE cuts the bootstrap on truncation too (time limit treated as "
                                                 "a terminal state)"),

@@ -266,7 +266,7 @@ def diagnose(run, verbose: bool = False, top: int | None = None) -> Diagnosis:
         elif median > 20.0:
             findings.append(Finding("advantage scale", "warn", "raw advantages are large: the critic is far from the "
                                     "returns (fine if you normalise, a problem for the value loss)", evidence,
-                                    ["low_critic_lr (critic lags returns up to 500)", "joint_grad_clip",
+                                    ["low_critic_lr (critic lags its returns)", "joint_grad_clip",
                                      "truncation_as_termination", "rewards not normalised"], score=median / 20.0))
         elif median < 1e-4:
             findings.append(Finding("advantage scale", "warn", "advantages are ~0: nothing to learn from", evidence,
