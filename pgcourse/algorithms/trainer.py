@@ -84,14 +84,18 @@ def read_numbers(values: dict[str, Number]) -> dict[str, float]:
     """The diagnostics as Python floats, every tensor among them read in **one** device-to-host copy.
 
     ``float(t)`` on a CUDA tensor waits for the GPU: one wait per number, several per gradient step. Here the
-    tensors are stacked on their device (widened to float64, which is exact for float32 and float16) and
-    copied once, so a loop reads its diagnostics once per update. The floats equal ``float(t)`` bit for bit.
+    tensors are stacked on their device, one stack per dtype (nothing is widened there: MPS has no float64),
+    and each stack is copied once, so a loop reads its diagnostics once per update. ``tolist`` gives the floats
+    ``float(t)`` gives, bit for bit.
     """
-    names = [name for name, value in values.items() if isinstance(value, Tensor)]
-    if not names:
-        return {name: float(value) for name, value in values.items()}
-    wide = [values[name].detach().reshape(()).to(torch.float64) for name in names]
-    read = dict(zip(names, torch.stack(wide).tolist()))
+    groups: dict[tuple[torch.dtype, torch.device], list[str]] = {}
+    for name, value in values.items():
+        if isinstance(value, Tensor):
+            groups.setdefault((value.dtype, value.device), []).append(name)
+    read: dict[str, float] = {}
+    for names in groups.values():
+        stacked = torch.stack([values[name].detach().reshape(()) for name in names])  # [k] on the device
+        read.update((name, float(number)) for name, number in zip(names, stacked.cpu().tolist()))  # bools, ints too
     return {name: read[name] if name in read else float(value) for name, value in values.items()}
 
 
