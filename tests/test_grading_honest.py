@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import nbformat
 import pytest
+import torch
 
+import pgcourse as pg
 from pgcourse import grading
 from pgcourse.grading import GradingError
 
@@ -178,3 +180,17 @@ def test_a_function_imported_from_the_package_is_withheld_too():
     with pytest.raises(LearnerCodeError, match="is not available while grading"):
         pg.checks.check_discounted_returns(function)
     assert namespace["reference"] is pg.returns.discounted_returns
+
+
+def test_chapter_06_part_b_loop_is_checked_under_the_graders_rules_too():
+    """check_train_actor_critic was not among the wrapped checks (chapter 06 is not in pg.checks' chapter list), so a
+    Part B loop calling the package passed the notebook's check and then failed when graded."""
+    from pgcourse.checks import LearnerCodeError
+
+    notebook = {"__name__": "__main__", "pg": pg, "torch": torch}  # a notebook's namespace: the loop's module
+    exec("def train_actor_critic(env_name, total_steps, seed=0, gamma=0.99, lr=3e-3, n_steps=16):\n"
+         "    pg.normalize(torch.ones(3))\n"
+         "    raise RuntimeError('the package answer was available to the loop')\n", notebook)
+    with pytest.raises(LearnerCodeError, match="pgcourse.normalize is not available while grading"):
+        pg.checks.check_train_actor_critic(notebook["train_actor_critic"])
+    assert notebook["pg"] is pg  # the notebook's names are given back

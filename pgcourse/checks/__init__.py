@@ -92,6 +92,7 @@ __all__ += ["check_grpo_update"]
 # Not chapter 08's check_grpo_update, which is not graded (its check fine-tunes with pgcourse.lm).
 from . import rules  # noqa: E402
 
+__all__ += ["check_train_actor_critic"]  # chapter 06 Part B's loop: graded, so it runs under the rules too
 for _name in sorted({name for name in __all__ if name.startswith("check_") and name != "check_grpo_update"}):
     globals()[_name] = rules.under_grading_rules(globals()[_name])
 del _name
