@@ -39,6 +39,7 @@ from .devices import choose_device, resolve_device
 from .run import Run, RunLoadError, load
 
 from ._version import __version__
+from .course_files import figures_dir
 
 
 def rollout_gif(*args, **kwargs):
@@ -92,4 +93,4 @@ __all__ = ["train", "resume", "load", "evaluate", "rollout_gif", "show_gif", "Ru
            "discounted_returns", "normalize", "compute_gae", "reinforce_loss", "clipped_surrogate_loss", "value_loss",
            "gaussian_log_prob", "approx_kl", "clip_fraction", "explained_variance", "minibatch_indices",
            "resolve_device", "choose_device", "devices", "returns", "losses", "diagnostics", "diagnose", "sweep", "plot_sweep", "claim",
-           "ClaimError", "hint"]
+           "ClaimError", "hint", "figures_dir"]

@@ -10,7 +10,8 @@ Each exercise in ``solutions/NAME.ipynb`` is an nbgrader-style pair of cells:
 ``exercises/NAME.ipynb`` is the same notebook with every marked region (markers included) replaced
 by ``raise NotImplementedError()`` at the marker's indentation (so a function's signature and
 docstring above the markers stay), all outputs and execution counts removed, cells tagged
-``solution_only`` dropped, and all other cell and notebook metadata kept (nbgrader reads it).
+``solution_only`` dropped, and all other cell and notebook metadata kept (nbgrader reads it). The "Open in
+Colab" badge and the Colab set-up cell (``pgcourse.colab_cells``) are re-pointed at ``exercises/NAME``.
 The output is written with ``nbformat.write``, so the same input always gives the same bytes.
 
 Usage::
@@ -29,7 +30,7 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from . import notebook_format
+from . import colab_cells, notebook_format
 from .notebook_format import (BEGIN_SOLUTION, CODE_STUB, END_SOLUTION, MARKDOWN_STUB, SOLUTION_ONLY_TAG,
                               SolutionMarkerError, cell_tags, clear_outputs, nbgrader_metadata)
 
@@ -114,6 +115,7 @@ def make_exercise_notebook(solution: NotebookNode, name: str = "notebook") -> No
             clear_outputs(cell)
         cells.append(cell)
     exercise.cells = cells
+    colab_cells.retarget(exercise, "exercises")  # the badge and set-up cell name the exercise's own file
     nbformat.validate(exercise)
     return exercise
 

@@ -17,14 +17,14 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pgcourse"
 # Lowest first. A module may import modules of its own layer or of layers below it, never above.
 LAYERS: list[tuple[str, set[str]]] = [
     ("math", {"returns", "losses", "diagnostics", "batching", "notebook_format", "_version", "episode_cases", "stats",
-              "trust_region", "agreement", "devices"}),
+              "trust_region", "agreement", "devices", "course_files", "colab"}),
     ("parts", {"envs", "networks", "config", "history", "tensor_dynamics", "tensor_envs"}),
     ("runs", {"run", "evaluation"}),
     ("views", {"plotting", "render", "live", "loggers"}),
     ("training", {"algorithms", "lm"}),
     ("entry", {"planted", "api", "many"}),
     ("course tools", {"widgets", "checks", "traps", "exercisegen", "sweeps", "claims", "hints",
-                      "concepts", "probes", "handout"}),
+                      "concepts", "probes", "handout", "colab_cells"}),
     ("grading", {"grading"}),
     ("commands", {"cli", "bench", "traps.__main__"}),
 ]

@@ -63,7 +63,7 @@ Fine-tuning (``finetune``).
 
 Cached experiments (``figures/08_lm/``, written by ``python tools/regenerate_08.py all``):
 
-    load_cached(path=CACHED) -> dict   # {"command", "arms": {name: FinetuneConfig fields}, "seeds": 10,
+    load_cached(path=None) -> dict     # {"command", "arms": {name: FinetuneConfig fields}, "seeds": 10,
                                        #  "rows": [FinetuneResult.to_dict() (floats rounded) + "arm", "seed"]}
     ARMS: dict[str, dict]   # "reinforce", "ppo", "grpo" (exact reward, method defaults), "grpo_kl0" (kl_coef 0),
                             # "loophole_kl0", "loophole_kl_0.5", "loophole_kl_2" (GRPO on the loophole reward,

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..agreement import Agreement, Onset, SpreadCheck, compare, divergence_onset, spread_check
+from ..course_files import figures_dir
 from .finetune import FinetuneConfig, finetune
 from .model import ModelConfig
 from .pretrain import PretrainResult, pretrain, pretrained_info
@@ -73,9 +74,16 @@ def rerun_row(row: dict[str, Any]) -> dict[str, Any]:
     return {"arm": row["arm"], "seed": row["seed"], **rounded(result.to_dict())}
 
 
-def load_cached(path: str | Path = CACHED) -> dict[str, Any]:
-    """The cached table: ``{"command", "arms": {name: fields}, "seeds", "rows": [row, ...]}``."""
-    path = Path(path)
+def cached_path() -> Path:
+    """:data:`CACHED` in a source checkout or an editable install; with a regular install (Colab), where the
+    package is not inside the course, the same file in the course folder :func:`pgcourse.figures_dir` finds."""
+    return CACHED if CACHED.exists() else figures_dir() / CACHED.relative_to(CACHED.parents[2] / "figures")
+
+
+def load_cached(path: str | Path | None = None) -> dict[str, Any]:
+    """The cached table (``path``, default :func:`cached_path`): ``{"command", "arms": {name: fields}, "seeds",
+    "rows": [row, ...]}``."""
+    path = cached_path() if path is None else Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no cached fine-tuning runs at {path}: run `{COMMAND}`")
     return json.loads(path.read_text())
