@@ -17,6 +17,11 @@ from .devices import VALID_DEVICES, is_valid_device_name
 
 ALGORITHMS = ("reinforce", "reinforce_baseline", "a2c", "ppo", "trpo")
 DISCRETE_ONLY = ("reinforce", "reinforce_baseline")
+# env_backend="torch": the algorithms whose loop steps a torch vector env, and the envs there are as tensors
+# (pgcourse.tensor_envs.TENSOR_ENVS; a test keeps the two lists equal)
+ENV_BACKENDS = ("numpy", "torch")
+TENSOR_BACKEND_ALGOS = ("a2c", "ppo")
+TENSOR_ENV_IDS = ("CartPole-v1", "Acrobot-v1", "Pendulum-v1")
 
 # "Solved" thresholds used by evaluation and the benchmark: mean return over the evaluation episodes.
 SOLVE_THRESHOLDS = {"CartPole-v1": 475.0, "Pendulum-v1": -200.0, "Acrobot-v1": -100.0,
@@ -286,6 +291,10 @@ class BaseConfig:
             last good weights, return the run) or ``"raise"``.
         traps: names of planted bugs to switch on (see ``pgcourse.planted``; ``pg.train`` plants them and
             checks the names); empty for the correct algorithm.
+        env_backend: ``"numpy"`` (gymnasium's envs on the CPU, the default) or ``"torch"``: the environment as
+            tensors on the run's device (:mod:`pgcourse.tensor_envs`; ``"a2c"`` and ``"ppo"`` on CartPole-v1,
+            Acrobot-v1 and Pendulum-v1, without ``env_kwargs``), with nothing read on the host per step.
+            Other episodes than numpy's for a seed (torch draws the start states).
     """
 
     algo: str
@@ -320,6 +329,7 @@ class BaseConfig:
     eval_mode: str = "greedy"
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     log_std_min: float | None = None  # lesson 05
+    env_backend: str = "numpy"  # issue 33
 
     # what each setting with a range may be (a subclass adds its own: see value_ranges)
     RANGES: ClassVar[dict[str, Range]] = {
@@ -350,6 +360,7 @@ class BaseConfig:
         "progress": Flag(),
         "torch_threads": IntRange(1, 256, allow_none=True),
         "on_nonfinite": Choice(("stop", "raise")),
+        "env_backend": Choice(ENV_BACKENDS),
     }
     HIDDEN_WIDTH: ClassVar[IntRange] = IntRange(1, 65536)  # each entry of hidden_sizes
 
@@ -401,6 +412,21 @@ class BaseConfig:
             _fail("traps", self.traps, "a tuple of trap names (strings); see pgcourse.planted.TRAPS")
         check_eval_mode(self.eval_mode)
         check_env_kwargs(self.env_kwargs)
+        self._check_env_backend()
+
+    def _check_env_backend(self) -> None:
+        """``env_backend="torch"`` only where a torch env and a loop that steps it exist."""
+        if self.env_backend != "torch":
+            return
+        if self.algo not in TENSOR_BACKEND_ALGOS:
+            _fail("env_backend", self.env_backend, f"'numpy' for algo={self.algo!r} (the torch envs are stepped "
+                  f"by {' and '.join(repr(a) for a in TENSOR_BACKEND_ALGOS)} only)")
+        if self.env_id not in TENSOR_ENV_IDS:
+            _fail("env_backend", self.env_backend, f"'numpy' for env_id={self.env_id!r} (torch envs exist for "
+                  f"{', '.join(TENSOR_ENV_IDS)})")
+        if self.env_kwargs:
+            _fail("env_backend", self.env_backend, f"'numpy' with env_kwargs={self.env_kwargs!r} (a torch env "
+                  "has gymnasium's default settings only)")
 
     def check_env(self, action_space_kind: str, action_space_repr: str) -> None:
         """Raise if this algorithm cannot act in an action space of this kind ('discrete'/'continuous')."""

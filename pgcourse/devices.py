@@ -22,13 +22,26 @@ resume, ``pg.lm.finetune``); ``pg.load``, ``pg.sweep``, ``pg.lm.pretrain`` and `
 ``"cpu"``, and a lesson's runs with ``device="cpu"`` stay on the CPU. A device that is asked for and absent
 is an error that says so; nothing falls back silently.
 
-Only ``torch`` is imported here, so the training loops, the language-model loop and the CLI share the rule.
+**The one exception: a torch environment past the measured crossover.** With ``env_backend="torch"`` the
+environment itself is tensors (:mod:`pgcourse.tensor_envs`) and a step waits for no host copy, so a wide batch
+can be faster on a GPU. Where that starts is a property of the machine: ``pgcourse bench device`` measures
+PPO's env steps per second on the CPU and the GPU at a few widths and writes the smallest width from which
+the GPU is faster at every width it measured (the crossover) to a cache file (:func:`crossover_path`).
+``"auto"`` picks CUDA only when the run has ``env_backend="torch"``, CUDA is present, that file holds a
+crossover measured on this GPU (its name) with this torch, and ``num_envs`` is at or past it; otherwise the
+CPU, and the reason says which condition was missing. Never MPS unless asked.
+
+Only ``torch`` and the standard library are imported here, so the training loops, the language-model loop and
+the CLI share the rule.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -71,12 +84,68 @@ def gpu_present() -> str | None:
     return None
 
 
-def choose_device(device: str = "auto") -> DeviceChoice:
+CACHE_ENV_VAR = "PGCOURSE_CACHE_DIR"
+CROSSOVER_FORMAT = "pgcourse-device-crossover"
+
+
+def crossover_path() -> Path:
+    """Where ``pgcourse bench device`` writes the measured crossover: ``$PGCOURSE_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/pgcourse``, else ``~/.cache/pgcourse``; the file ``device_crossover.json``."""
+    folder = os.environ.get(CACHE_ENV_VAR) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "pgcourse")
+    return Path(folder) / "device_crossover.json"
+
+
+def cuda_identity() -> dict[str, str]:
+    """What a crossover measured on this machine is valid for: the GPU's name and the torch version."""
+    return {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
+
+
+def write_crossover(crossover_envs: int | None, measured: dict[str, Any], path: Path | None = None) -> Path:
+    """Store a crossover (``num_envs`` from which the GPU was faster at every measured width; None: never) for
+    this GPU and torch, with the measurements it rests on."""
+    path = crossover_path() if path is None else path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"format": CROSSOVER_FORMAT, "version": 1, **cuda_identity(), "crossover_envs": crossover_envs,
+              "measured": measured}
+    path.write_text(json.dumps(record, indent=1))
+    return path
+
+
+def read_crossover() -> tuple[int | None, str]:
+    """``(crossover num_envs or None, why)`` for this machine's GPU, from :func:`crossover_path`: None when the
+    file is missing, unreadable, from another GPU or torch, or says the GPU was never faster."""
+    path = crossover_path()
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None, "no crossover measured on this machine (pgcourse bench device measures it)"
+    except (OSError, ValueError) as error:
+        return None, f"the crossover file {path} cannot be read ({error}); pgcourse bench device rewrites it"
+    if not isinstance(record, dict) or record.get("format") != CROSSOVER_FORMAT:
+        return None, f"{path} is not a crossover file of pgcourse bench device"
+    here = cuda_identity()
+    if record.get("gpu") != here["gpu"] or record.get("torch") != here["torch"]:
+        return None, (f"the crossover in {path} was measured on {record.get('gpu')!r} with torch "
+                      f"{record.get('torch')}, not this {here['gpu']!r} with torch {here['torch']} "
+                      "(pgcourse bench device measures it here)")
+    crossover = record.get("crossover_envs")
+    if crossover is None:
+        widest = max((int(width) for width in record.get("measured", {}).get("widths", [])), default=0)
+        return None, f"pgcourse bench device measured the GPU slower than the CPU at every width up to {widest} envs"
+    if isinstance(crossover, bool) or not isinstance(crossover, int) or crossover < 1:
+        return None, f"{path} holds no valid crossover ({crossover!r})"
+    return crossover, f"crossover {crossover} envs, measured by pgcourse bench device on this {here['gpu']}"
+
+
+def choose_device(device: str = "auto", *, env_backend: str = "numpy", num_envs: int | None = None) -> DeviceChoice:
     """The device for ``device`` and why.
 
     Args:
-        device: ``"auto"`` (the CPU, or what ``PGCOURSE_DEVICE`` names), ``"cpu"``, ``"cuda"``,
-            ``"cuda:<index>"`` or ``"mps"``.
+        device: ``"auto"`` (the CPU, or what ``PGCOURSE_DEVICE`` names, or CUDA for a torch environment past the
+            measured crossover: see the module), ``"cpu"``, ``"cuda"``, ``"cuda:<index>"`` or ``"mps"``.
+        env_backend: the run's ``env_backend`` (``"torch"``: the environment can live on the GPU).
+        num_envs: the run's batch width, compared with the crossover.
 
     Raises:
         ValueError: a name that is none of those, in the argument or in ``PGCOURSE_DEVICE``, or a device
@@ -92,6 +161,17 @@ def choose_device(device: str = "auto") -> DeviceChoice:
                                  f"{VALID_DEVICES} (or unset it)")
             return DeviceChoice(_available(forced, f"{DEVICE_ENV_VAR}={forced}",
                                            f"unset {DEVICE_ENV_VAR} or set it to 'cpu'"), f"{DEVICE_ENV_VAR}={forced}")
+        if env_backend == "torch" and torch.cuda.is_available():
+            crossover, why = read_crossover()
+            if crossover is not None and num_envs is not None and num_envs >= crossover:
+                return DeviceChoice(torch.device("cuda"), f"auto: CUDA, since env_backend='torch' and num_envs="
+                                                          f"{num_envs} is at or past the {why}")
+            _notice_gpu_not_chosen()
+            if crossover is not None:
+                return DeviceChoice(torch.device("cpu"), f"auto: the CPU, since num_envs={num_envs} is below the "
+                                                         f"{why}")
+            return DeviceChoice(torch.device("cpu"), f"auto: the CPU, although env_backend='torch' could run on "
+                                                     f"CUDA: {why}")
         _notice_gpu_not_chosen()
         return DeviceChoice(torch.device("cpu"), AUTO_CPU_REASON)
     return DeviceChoice(_available(device, f"device={device!r}", "use device='auto' or 'cpu'"),

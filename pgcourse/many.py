@@ -69,6 +69,10 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
     if "traps" in overrides or "traps" in per_agent:
         raise ConfigError("traps= is invalid in train_many: planted bugs replace the single-agent loop's steps; "
                           "train them with pg.train")
+    backend = per_agent.get("env_backend", overrides.get("env_backend", "numpy"))
+    if backend != "numpy":
+        raise ConfigError(f"env_backend={backend!r} is invalid in train_many: its batched loop steps numpy envs; "
+                          "env_backend='torch' runs one agent at a time with pg.train")
     component_names = Components.names()
     check_setting_names(algo, {**overrides, **per_agent}, replaceable=component_names)
     pieces = {name: overrides.pop(name) for name in list(overrides) if name in component_names}

@@ -34,6 +34,7 @@ waiting for it elsewhere.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -169,6 +170,9 @@ class TensorVectorEnv:
         self._elapsed = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)  # [N]
         self._done = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)  # [N]
 
+    def close(self) -> None:
+        """Nothing to release (the protocol of gymnasium's vector envs, which training calls at the end)."""
+
     def __repr__(self) -> str:
         return (f"TensorVectorEnv({self.spec.env_id!r}, num_envs={self.num_envs}, device={str(self.device)!r}, "
                 f"dtype={self.dtype}, max_episode_steps={self.max_episode_steps})")
@@ -259,3 +263,183 @@ class TensorVectorEnv:
         if n is not None:
             torch._assert_async(((actions >= 0) & (actions < n)).all(),
                                 f"{env_id} actions must be in 0..{n - 1} (Discrete({n}))")
+
+
+# -- the training side: normalisers and a stepper that keep everything on the device ---------------------------
+class TensorObsNormalizer:
+    r"""gymnasium's ``NormalizeObservation`` (vector wrapper) as tensors on the observations' device.
+
+    Every batch ``x [N, obs_dim]`` (the reset's, then every step's) updates running moments, then
+    ``(x - mean) / sqrt(var + epsilon)`` is returned as float32. The moments are float32 as gymnasium's;
+    the count (``1e-4 + N`` per batch) is a host number, since it never depends on the data:
+
+    .. math:: \delta = \bar x_B - \mu, \quad n' = n + N, \quad \mu' = \mu + \delta N / n', \quad
+              \sigma'^2 = \bigl(\sigma^2 n + \sigma_B^2 N + \delta^2 n N / n'\bigr) / n'
+
+    Not bit-equal to gymnasium's in general: numpy sums the batch's float32 rows one after another, torch's
+    ``sum`` in its own order (and its CPU ``cumsum`` accumulates in float64), so the moments can differ in
+    their last float32 bits (``tests/test_tensor_backend.py`` measures how far that carries).
+    """
+
+    def __init__(self, obs_dim: int, device: torch.device, epsilon: float = 1e-8):
+        self.mean = torch.zeros(obs_dim, dtype=torch.float32, device=device)  # [obs_dim]
+        self.var = torch.ones(obs_dim, dtype=torch.float32, device=device)  # [obs_dim]
+        self.count = 1e-4
+        self.epsilon = epsilon
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """Update the moments with ``x [N, obs_dim]`` and return it normalised ``[N, obs_dim]`` float32."""
+        x = x.to(torch.float32)
+        n = x.shape[0]
+        batch_mean = (x.sum(0).double() / n).float()  # [obs_dim] float32, as np.mean's float64 division
+        batch_var = ((x - batch_mean).square().sum(0).double() / n).float()  # [obs_dim]
+        delta = batch_mean - self.mean
+        total = self.count + n
+        self.mean = self.mean + delta * n / total
+        m2 = self.var * self.count + batch_var * n + delta.square() * self.count * n / total
+        self.var, self.count = m2 / total, total
+        return ((x - self.mean) / torch.sqrt(self.var + self.epsilon)).to(torch.float32)
+
+    def state(self) -> dict[str, Any]:
+        """The statistics as ``pgcourse.envs.normalizer_state`` writes them (read off the device: call it
+        between updates only)."""
+        return {"mean": self.mean.double().cpu().tolist(), "var": self.var.double().cpu().tolist(),
+                "count": float(self.count), "epsilon": float(self.epsilon)}
+
+
+class TensorRewardNormalizer:
+    r"""gymnasium's ``NormalizeReward`` (vector wrapper, NEXT_STEP) as tensors: each reward is divided by the
+    running standard deviation of the discounted return, :math:`r / \sqrt{\sigma_G^2 + \epsilon}`.
+
+    Per step, on the sub-environments that are not autoresetting (``active``):
+    :math:`G \leftarrow \gamma G (1 - \text{term}) + r`, and the running moments of :math:`G` (float64) take
+    the batch of the active ones. The batch is a masked one here (a fixed shape, no host read), so its sum
+    runs in another order than numpy's pairwise sum of the selected entries: not bit-equal to gymnasium's.
+    """
+
+    def __init__(self, num_envs: int, gamma: float, device: torch.device, epsilon: float = 1e-8):
+        self.accumulated = torch.zeros(num_envs, dtype=torch.float32, device=device)  # [N] G, float32 as gymnasium
+        self.prev_done = torch.zeros(num_envs, dtype=torch.bool, device=device)  # [N]
+        self.mean = torch.zeros((), dtype=torch.float64, device=device)
+        self.var = torch.ones((), dtype=torch.float64, device=device)
+        self.count = torch.full((), 1e-4, dtype=torch.float64, device=device)  # grows by the active count
+        self.gamma, self.epsilon = gamma, epsilon
+
+    def __call__(self, reward: Tensor, terminated: Tensor, truncated: Tensor) -> Tensor:
+        """``reward [N]`` scaled (float64), after updating the statistics with this step."""
+        active = ~self.prev_done  # [N]
+        grown = ((self.accumulated * self.gamma).double() * (~terminated).double() + reward.double()).float()
+        self.accumulated = torch.where(active, grown, self.accumulated)  # [N]
+        k = active.sum().double()  # how many entries the batch has (0: no update)
+        safe_k = k.clamp(min=1.0)
+        values = torch.where(active, self.accumulated, 0.0)  # [N] float32
+        batch_mean = (values.sum().double() / safe_k).float()
+        batch_var = (torch.where(active, (self.accumulated - batch_mean).square(), 0.0).sum().double()
+                     / safe_k).float()
+        delta = batch_mean.double() - self.mean
+        total = self.count + k
+        new_mean = self.mean + delta * k / total
+        m2 = self.var * self.count + (batch_var * k.float()).double() + delta.square() * self.count * k / total
+        some = k > 0
+        self.mean = torch.where(some, new_mean, self.mean)
+        self.var = torch.where(some, m2 / total, self.var)
+        self.count = torch.where(some, total, self.count)
+        self.prev_done = terminated | truncated
+        return reward.double() / torch.sqrt(self.var + self.epsilon)
+
+    def state(self) -> dict[str, Any]:
+        """The statistics as ``pgcourse.envs.normalizer_state`` writes them (a host read: between updates)."""
+        mean, var, count = torch.stack([self.mean, self.var, self.count]).cpu().tolist()
+        return {"var": var, "mean": mean, "count": count, "epsilon": float(self.epsilon)}
+
+
+@dataclass
+class StepRecord:
+    """What one rollout's steps leave for the history, read once at its end: per step, how many
+    sub-environments made a transition, the returns and lengths of the episodes that ended (in env order)
+    and the host clock when the step was taken."""
+
+    valid_counts: list[int]
+    episode_returns: list[list[float]]
+    episode_lengths: list[list[int]]
+    clock: list[float]
+
+
+class TensorRolloutStepper:
+    """Steps a :class:`TensorVectorEnv` for training with nothing read on the host per step: the training
+    side of the env, the same protocol as the numpy path's stepper (``pgcourse.algorithms.trainer``).
+
+    Per step it keeps on the device what gymnasium's ``RecordEpisodeStatistics`` keeps (returns of the raw
+    rewards and lengths, reset on the step after an episode end) and the optional normalisers
+    (:class:`TensorObsNormalizer`, :class:`TensorRewardNormalizer`, gymnasium's order: episode statistics,
+    then observations, then rewards); :meth:`end_rollout` reads the finished episodes in one copy.
+
+    Args:
+        envs: the environments (reset here with ``seed``).
+        device: where the training tensors live (the envs' device).
+    """
+
+    def __init__(self, envs: TensorVectorEnv, seed: int, *, normalize_obs: bool, normalize_reward: bool,
+                 gamma: float):
+        self.envs, self.device = envs, envs.device
+        n = envs.num_envs
+        obs_dim = int(envs.single_observation_space.shape[0])
+        self.obs_normalizer = TensorObsNormalizer(obs_dim, self.device) if normalize_obs else None
+        self.reward_normalizer = TensorRewardNormalizer(n, gamma, self.device) if normalize_reward else None
+        raw_obs, _ = envs.reset(seed=seed)
+        self.obs = self._observe(raw_obs)  # [N, obs_dim] float32
+        self.autoresetting = torch.zeros(n, dtype=torch.bool, device=self.device)  # [N]
+        self._episode_return = torch.zeros(n, dtype=envs.dtype, device=self.device)  # [N] raw rewards
+        self._episode_length = torch.zeros(n, dtype=torch.int64, device=self.device)  # [N]
+        self._records: list[Tensor] = []  # per step [4, N]: valid, done, return, length
+        self._clock: list[float] = []
+
+    def _observe(self, raw_obs: Tensor) -> Tensor:
+        return raw_obs if self.obs_normalizer is None else self.obs_normalizer(raw_obs)
+
+    def observation(self) -> Tensor:
+        """``[N, obs_dim]`` float32 on the device: what the policy sees now."""
+        return self.obs
+
+    def begin_rollout(self) -> Tensor:
+        """The flags of the step before the rollout, ``[N]`` bool: True where its first step is a reset step."""
+        self._records, self._clock = [], []
+        return self.autoresetting
+
+    def step(self, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Step with ``actions`` (on the device); returns ``(rewards [N] float32, terminated [N] bool,
+        truncated [N] bool)`` on the device, rewards scaled if reward normalisation is on."""
+        valid = ~self.autoresetting  # [N]
+        raw_obs, reward, terminated, truncated, _ = self.envs.step(actions)
+        done = terminated | truncated  # [N]
+        self._episode_return = torch.where(valid, self._episode_return + reward, torch.zeros_like(reward))
+        self._episode_length = torch.where(valid, self._episode_length + 1, 0)
+        self._records.append(torch.stack([valid.to(self.envs.dtype), done.to(self.envs.dtype),
+                                          self._episode_return, self._episode_length.to(self.envs.dtype)]))
+        self._clock.append(time.perf_counter())
+        self.obs = self._observe(raw_obs)
+        if self.reward_normalizer is not None:
+            reward = self.reward_normalizer(reward, terminated, truncated)
+        self.autoresetting = done
+        return reward.to(torch.float32), terminated, truncated
+
+    def end_rollout(self) -> StepRecord:
+        """The rollout's finished episodes and transition counts, read off the device in **one** copy."""
+        if not self._records:
+            return StepRecord([], [], [], [])
+        table = torch.stack(self._records).cpu().numpy()  # [T, 4, N]: the one host read of the rollout
+        valid, done, returns, lengths = table[:, 0] > 0, table[:, 1] > 0, table[:, 2], table[:, 3]
+        record = StepRecord([int(row.sum()) for row in valid],
+                            [[float(r) for r in returns[t][done[t]]] for t in range(len(table))],
+                            [[int(n) for n in lengths[t][done[t]]] for t in range(len(table))], list(self._clock))
+        self._records, self._clock = [], []
+        return record
+
+    def normalizer_state(self) -> dict[str, Any]:
+        """The normalisers' statistics in :func:`pgcourse.envs.normalizer_state`'s format (empty without)."""
+        state: dict[str, Any] = {}
+        if self.obs_normalizer is not None:
+            state["obs"] = self.obs_normalizer.state()
+        if self.reward_normalizer is not None:
+            state["reward"] = self.reward_normalizer.state()
+        return state

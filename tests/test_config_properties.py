@@ -26,8 +26,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import pgcourse as pg
-from pgcourse.config import (ALGORITHMS, CONFIG_CLASSES, DISCRETE_ONLY, EVAL_MODES, BaseConfig, Choice, ConfigError,
-                             Flag, FloatRange, IntRange, make_config, valid_setting_names)
+from pgcourse.config import (ALGORITHMS, CONFIG_CLASSES, DISCRETE_ONLY, ENV_BACKENDS, EVAL_MODES, TENSOR_BACKEND_ALGOS,
+                             TENSOR_ENV_IDS, BaseConfig, Choice, ConfigError, Flag, FloatRange, IntRange, make_config,
+                             valid_setting_names)
 from pgcourse.probes import PROBES
 
 ENV_FAMILIES = {
@@ -46,7 +47,8 @@ COST_CAPS = {"num_envs": 3, "n_steps": 6, "update_epochs": 3, "critic_epochs": 3
              "torch_threads": 1}  # a process-wide torch setting: the test session runs on one thread
 HIDDEN_WIDTH_CAP, HIDDEN_LAYERS_CAP = 16, 3
 # settings drawn below from the others (bounds that depend on other settings), not from their range alone
-DEPENDENT = ("total_steps", "minibatch_size", "eval_every", "stop_when_solved", "log_std_min", "critic_epochs")
+DEPENDENT = ("total_steps", "minibatch_size", "eval_every", "stop_when_solved", "log_std_min", "critic_epochs",
+             "env_backend")
 # settings without a range in value_ranges(), drawn by strategies of this file
 OWN_STRATEGIES = ("device", "env_kwargs", "eval_mode", "hidden_sizes", "traps")
 ENV_KWARGS = {"CartPole-v1": st.just({}) | st.fixed_dictionaries({"sutton_barto_reward": st.booleans()}),
@@ -88,6 +90,8 @@ def valid_settings(draw, algo: str, family: str) -> tuple[str, dict]:
     values["device"] = "cpu"
     values["eval_mode"] = draw(st.sampled_from(EVAL_MODES), label="eval_mode")
     values["env_kwargs"] = draw(ENV_KWARGS.get(env_id, st.just({})), label="env_kwargs")
+    torch_env = algo in TENSOR_BACKEND_ALGOS and env_id in TENSOR_ENV_IDS and not values["env_kwargs"]
+    values["env_backend"] = draw(st.sampled_from(ENV_BACKENDS if torch_env else ("numpy",)), label="env_backend")
     values["traps"] = ()  # planted bugs (lesson 06) are checked by pg.train, not by the config: tests/test_traps.py
     log_std = ranges["log_std_min"]
     values["log_std_min"] = draw(values_in(FloatRange(log_std.low, min(log_std.high, values["log_std_init"]),

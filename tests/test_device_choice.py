@@ -147,3 +147,56 @@ def test_the_language_model_config_refuses_what_is_no_device_for_it(name):
     finetune = importlib.import_module("pgcourse.lm.finetune")
     with pytest.raises(pg.ConfigError, match="device"):
         finetune.FinetuneConfig(device=name)
+
+
+# -- env_backend="torch": CUDA past the crossover measured on this machine (issue 33, item 4) ---------------------
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(devices.CACHE_ENV_VAR, str(tmp_path))
+    return tmp_path
+
+
+def _torch_tiny(num_envs, device="auto"):
+    return pg.train("ppo", "CartPole-v1", seed=0, device=device, progress=False, env_backend="torch",
+                    num_envs=num_envs, n_steps=16, minibatch_size=16 * num_envs, update_epochs=1,
+                    total_steps=32 * num_envs)
+
+
+def test_auto_keeps_the_cpu_for_a_torch_env_without_a_measured_crossover_and_says_why(cache):
+    with fake_cuda():
+        run = _torch_tiny(4)
+    assert run.device == torch.device("cpu")
+    assert "no crossover measured on this machine (pgcourse bench device measures it)" in run.device_reason
+
+
+@pytest.mark.skipif(unusable_reason() is not None, reason=str(unusable_reason()))
+def test_auto_picks_cuda_for_a_torch_env_at_or_past_the_measured_crossover_only(cache):
+    with fake_cuda():
+        devices.write_crossover(8, {"widths": [4, 8, 16]})
+        below, at = _torch_tiny(4), _torch_tiny(8)
+        numpy_run = _tiny()  # a numpy env never goes to the GPU, whatever the crossover
+    assert below.device == torch.device("cpu") and "num_envs=4 is below the crossover 8 envs" in below.device_reason
+    assert at.device.type == "cuda" and "num_envs=8 is at or past the crossover 8 envs" in at.device_reason
+    assert numpy_run.device == torch.device("cpu") and numpy_run.device_reason == devices.AUTO_CPU_REASON
+
+
+def test_a_crossover_from_another_gpu_or_a_never_faster_one_keeps_the_cpu(cache):
+    with fake_cuda():
+        path = devices.write_crossover(1, {"widths": [8]})
+        record = json.loads(path.read_text())
+        path.write_text(json.dumps({**record, "gpu": "NVIDIA H100 80GB HBM3"}))
+        other = pg.choose_device("auto", env_backend="torch", num_envs=4096)
+        devices.write_crossover(None, {"widths": [8, 64, 512]})
+        never = pg.choose_device("auto", env_backend="torch", num_envs=4096)
+        path.write_text("{not json")
+        broken = pg.choose_device("auto", env_backend="torch", num_envs=4096)
+    assert other.device == torch.device("cpu") and "measured on 'NVIDIA H100 80GB HBM3'" in other.reason
+    assert never.device == torch.device("cpu") and "slower than the CPU at every width up to 512" in never.reason
+    assert broken.device == torch.device("cpu") and "cannot be read" in broken.reason
+
+
+def test_without_a_gpu_a_torch_env_stays_on_the_cpu_whatever_the_cache(cache, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    (cache / "device_crossover.json").write_text(json.dumps({"format": devices.CROSSOVER_FORMAT, "crossover_envs": 1}))
+    choice = pg.choose_device("auto", env_backend="torch", num_envs=4096)
+    assert choice.device == torch.device("cpu") and choice.reason == devices.AUTO_CPU_REASON

@@ -1,7 +1,8 @@
 """Collecting experience: fixed-length rollouts of vector envs (A2C, PPO) and whole episodes (REINFORCE).
 
-Per step only the observations go to the training device and the actions come back; rewards and
-done flags travel once, at the end of the rollout.
+The env is behind one protocol (``trainer.env_stepper``): with ``env_backend="torch"`` it is a torch vector
+env on the training device and nothing is read on the host per step; with the numpy envs the observations go
+to the device and the actions come back every step. Finished episodes are recorded once per rollout.
 """
 from __future__ import annotations
 
@@ -51,6 +52,9 @@ def collect_rollout(trainer: Trainer, n_steps: int) -> Rollout:
 
 
 def _collect_rollout(trainer: Trainer, n_steps: int) -> Rollout:
+    """The steps of one rollout. The env is behind one protocol (``trainer.env_stepper``): a torch env keeps
+    observations, actions, rewards and flags on the device, a numpy env copies them each step; either way the
+    finished episodes are recorded once, after the last step."""
     num_envs, device = trainer.config.num_envs, trainer.device
     obs_buffer = torch.empty((n_steps, num_envs, trainer.obs_dim), device=device)  # [T, N, obs_dim]
     action_shape = (n_steps, num_envs) if trainer.action_kind == "discrete" else \
@@ -59,40 +63,39 @@ def _collect_rollout(trainer: Trainer, n_steps: int) -> Rollout:
                                  dtype=torch.long if trainer.action_kind == "discrete" else torch.float32)
     log_probs_buffer = torch.empty((n_steps, num_envs), device=device)  # [T, N]
     values_buffer = torch.empty((n_steps + 1, num_envs), device=device)  # [T + 1, N]
-    rewards = np.zeros((n_steps, num_envs), dtype=np.float32)
+    rewards = torch.empty((n_steps, num_envs), device=device)  # [T, N] float32
     # row 0: the flags of the step before this rollout (its first step is a reset step after an episode end)
-    terminated = np.zeros((n_steps + 1, num_envs), dtype=bool)
-    truncated = np.zeros((n_steps + 1, num_envs), dtype=bool)
-    terminated[0], truncated[0] = trainer.stepper.autoresetting, False
+    terminated = torch.zeros((n_steps + 1, num_envs), dtype=torch.bool, device=device)  # [T + 1, N]
+    truncated = torch.zeros((n_steps + 1, num_envs), dtype=torch.bool, device=device)  # [T + 1, N]
 
-    stepper = trainer.stepper
+    stepper = trainer.env_stepper
+    terminated[0] = stepper.begin_rollout()
     with torch.no_grad():
         for t in range(n_steps):
-            obs = trainer.obs_tensor(stepper.obs)  # [N, obs_dim]
+            obs = stepper.observation()  # [N, obs_dim]
             actions, log_probs = trainer.act(obs)  # [N] or [N, D], [N]
             obs_buffer[t], actions_buffer[t], log_probs_buffer[t] = obs, actions, log_probs
             values_buffer[t] = trainer.value_net(obs)
-            result = stepper.step(trainer.env_actions(actions))
-            rewards[t], terminated[t + 1], truncated[t + 1] = result.rewards, result.terminated, result.truncated
-            trainer.env_step += int(np.count_nonzero(result.valid))
-            trainer.record_episodes(result.episode_returns, result.episode_lengths)
-        values_buffer[n_steps] = trainer.value_net(trainer.obs_tensor(stepper.obs))
+            rewards[t], terminated[t + 1], truncated[t + 1] = stepper.step(trainer.env_action_tensor(actions))
+        values_buffer[n_steps] = trainer.value_net(stepper.observation())
+    trainer.record_rollout(stepper.end_rollout())
 
-    def to_device(array: np.ndarray) -> Tensor:
-        return torch.as_tensor(array, device=device)
-
-    terminated_all, truncated_all = to_device(terminated), to_device(truncated)  # [T + 1, N]
-    valid = trainer.components.transition_mask(terminated_all, truncated_all)[1:]  # [T, N]
+    valid = trainer.components.transition_mask(terminated, truncated)[1:]  # [T, N]
     return Rollout(obs=obs_buffer, actions=actions_buffer, log_probs=log_probs_buffer, values=values_buffer[:-1],
-                   next_values=values_buffer[1:], rewards=to_device(rewards),
-                   terminated=terminated_all[1:].float(), truncated=truncated_all[1:].float(),
+                   next_values=values_buffer[1:], rewards=rewards,
+                   terminated=terminated[1:].float(), truncated=truncated[1:].float(),
                    valid=torch.as_tensor(valid, device=device).bool())
 
 
 def flatten_valid(rollout: Rollout, *tensors: Tensor) -> list[Tensor]:
-    """Flatten ``[T, N, ...]`` tensors to ``[B, ...]`` keeping only real transitions (``valid``)."""
+    """Flatten ``[T, N, ...]`` tensors to ``[B, ...]`` keeping only real transitions (``valid``).
+
+    The rows kept are found once (``nonzero``: the batch size ``B`` has to reach the host, one read) and
+    gathered from every tensor, the rows boolean indexing keeps, in its order (one read for all the tensors,
+    not one each)."""
     mask = rollout.valid.reshape(-1)  # [T * N]
-    return [tensor.reshape(mask.shape[0], *tensor.shape[2:])[mask] for tensor in tensors]
+    rows = mask.nonzero().squeeze(1)  # [B]
+    return [tensor.reshape(mask.shape[0], *tensor.shape[2:]).index_select(0, rows) for tensor in tensors]
 
 
 def collect_episodes(trainer: Trainer) -> tuple[Tensor, Tensor, list[Tensor], list[float]]:

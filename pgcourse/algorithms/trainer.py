@@ -25,6 +25,7 @@ from torch import Tensor
 from ..config import BaseConfig
 from ..envs import (RolloutStepper, action_space_kind, add_normalization, check_observation_space, make_vector_env,
                     normalizer_state)
+from ..tensor_envs import StepRecord, TensorRolloutStepper, TensorVectorEnv
 from ..evaluation import evaluate
 from ..history import History
 from ..networks import ValueNet, make_policy
@@ -129,6 +130,44 @@ class Means:
         return means
 
 
+def make_tensor_env(env_id: str, num_envs: int, device: torch.device) -> TensorVectorEnv:
+    """The torch vector env of ``env_backend="torch"`` (float64 on CPU, float32 on a GPU)."""
+    return TensorVectorEnv(env_id, num_envs, device=device)
+
+
+class HostRolloutStepper:
+    """The numpy path behind the rollout's env protocol (:class:`~pgcourse.tensor_envs.TensorRolloutStepper` is
+    the tensor path): a gymnasium vector env stepped through :class:`~pgcourse.envs.RolloutStepper`, whose
+    observations go to the device and whose actions come back every step (one host copy per step: the env is
+    numpy). Finished episodes are kept as they come and handed over by :meth:`end_rollout`, as the tensor path
+    hands over its own."""
+
+    def __init__(self, trainer: Trainer):
+        self.trainer = trainer
+        self._record = StepRecord([], [], [], [])
+
+    def observation(self) -> Tensor:
+        return self.trainer.obs_tensor(self.trainer.stepper.obs)  # [N, obs_dim]
+
+    def begin_rollout(self) -> Tensor:
+        self._record = StepRecord([], [], [], [])
+        return torch.as_tensor(self.trainer.stepper.autoresetting, device=self.trainer.device)  # [N] bool
+
+    def step(self, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        result = self.trainer.stepper.step(actions.cpu().numpy())  # the env's actions, clipped if a Box
+        self._record.valid_counts.append(int(np.count_nonzero(result.valid)))
+        self._record.episode_returns.append(result.episode_returns)
+        self._record.episode_lengths.append(result.episode_lengths)
+        self._record.clock.append(time.perf_counter())
+        device = self.trainer.device
+        return (torch.as_tensor(result.rewards.astype(np.float32), device=device),
+                torch.as_tensor(result.terminated, device=device), torch.as_tensor(result.truncated, device=device))
+
+    def end_rollout(self) -> StepRecord:
+        record, self._record = self._record, StepRecord([], [], [], [])
+        return record
+
+
 class Trainer:
     """The state of one training run and the plumbing every loop shares.
 
@@ -154,11 +193,17 @@ class Trainer:
         if config.torch_threads is not None:
             torch.set_num_threads(config.torch_threads)
         set_seed(config.seed)
-        device_choice = choose_device(config.device)  # "auto": the CPU (pgcourse.devices says why)
+        # "auto": the CPU, or CUDA for a torch env past the measured crossover (pgcourse.devices says why)
+        device_choice = choose_device(config.device, env_backend=getattr(config, "env_backend", "numpy"),
+                                      num_envs=config.num_envs)
         self.device, self.device_reason = device_choice.device, device_choice.reason
 
         # spaces are read from the envs trained on; CartPole runs numpy-vectorised (the same episodes, faster)
-        envs = make_vector_env(config.env_id, config.num_envs, vectorization="auto", env_kwargs=config.env_kwargs)
+        self.env_backend = getattr(config, "env_backend", "numpy")
+        if self.env_backend == "torch":  # the env as tensors on the run's device: no host copy per step
+            envs = make_tensor_env(config.env_id, config.num_envs, self.device)
+        else:
+            envs = make_vector_env(config.env_id, config.num_envs, vectorization="auto", env_kwargs=config.env_kwargs)
         observation_space, action_space = envs.single_observation_space, envs.single_action_space
         try:
             self.obs_dim = check_observation_space(observation_space, config.env_id)
@@ -170,9 +215,15 @@ class Trainer:
         continuous = self.action_kind == "continuous"
         self.normalize_obs = continuous if config.normalize_obs is None else config.normalize_obs
         self.normalize_reward = continuous if config.normalize_reward is None else config.normalize_reward
-        self.envs = add_normalization(envs, normalize_obs=self.normalize_obs, normalize_reward=self.normalize_reward,
-                                      gamma=config.gamma)
-        self.stepper = RolloutStepper(self.envs, config.seed)
+        if self.env_backend == "torch":
+            self.envs = envs
+            self.stepper = TensorRolloutStepper(envs, config.seed, normalize_obs=self.normalize_obs,
+                                                normalize_reward=self.normalize_reward, gamma=config.gamma)
+        else:
+            self.envs = add_normalization(envs, normalize_obs=self.normalize_obs,
+                                          normalize_reward=self.normalize_reward, gamma=config.gamma)
+            self.stepper = RolloutStepper(self.envs, config.seed)
+        self._host_stepper = HostRolloutStepper(self)
         self.log_prob_fn, self.entropy_fn = self.components.policy_math(self.action_kind)
         if self.action_kind == "continuous":
             self.action_low = bounds_on_device(action_space.low, self.device)  # [D]
@@ -255,6 +306,11 @@ class Trainer:
                 group["lr"] = fraction_left * self.config.critic_lr
 
     # -- tensors in, actions out -----------------------------------------------------------------
+    @property
+    def env_stepper(self) -> HostRolloutStepper | TensorRolloutStepper:
+        """What the rollout steps: the tensor env's stepper, or the numpy path behind the same protocol."""
+        return self.stepper if isinstance(self.stepper, TensorRolloutStepper) else self._host_stepper
+
     def obs_tensor(self, observations: np.ndarray) -> Tensor:
         return torch.as_tensor(observations, dtype=torch.float32, device=self.device)
 
@@ -265,18 +321,40 @@ class Trainer:
     def env_actions(self, actions: Tensor) -> np.ndarray:
         """Host copy of the stored actions for ``env.step``: Box actions go through ``env_action``
         (a clipped copy; the stored, trained-on action stays the unclipped sample)."""
+        return self.env_action_tensor(actions).cpu().numpy()
+
+    def env_action_tensor(self, actions: Tensor) -> Tensor:
+        """The stored actions as ``env.step`` takes them, on the device (Box actions clipped, a copy)."""
         if self.action_kind == "continuous":
             actions = self.components.env_action(actions, self.action_low, self.action_high)  # [N, D]
-        return actions.cpu().numpy()
+        return actions
 
     def log_probs_and_entropy(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
         """``log pi(a|s)`` ``[B]`` and entropy ``[B]`` under the current policy, with grad."""
         return self.policy.log_prob_entropy(obs, actions, self.log_prob_fn, self.entropy_fn)
 
-    def record_episodes(self, episode_returns: list[float], episode_lengths: list[int]) -> None:
+    def record_episodes(self, episode_returns: list[float], episode_lengths: list[int],
+                        clock: float | None = None) -> None:
+        """Episodes that ended at ``self.env_step``; ``clock``: the ``time.perf_counter()`` of the step that
+        ended them (now, if None)."""
+        wall_time = self.elapsed() if clock is None else clock - self._start - self._eval_seconds
         for episode_return, length in zip(episode_returns, episode_lengths):
             self.history.episodes.append(**{"return": episode_return, "length": length, "env_step": self.env_step,
-                                            "wall_time": self.elapsed()})
+                                            "wall_time": wall_time})
+
+    def record_rollout(self, record: StepRecord) -> None:
+        """Count a rollout's transitions and record its finished episodes, step by step (each episode gets
+        the env step at which it ended, as if recorded at that step)."""
+        for count, returns, lengths, clock in zip(record.valid_counts, record.episode_returns,
+                                                  record.episode_lengths, record.clock):
+            self.env_step += count
+            self.record_episodes(returns, lengths, clock)
+
+    def normalizer_state(self) -> dict[str, Any]:
+        """The normalisers' running statistics now (:func:`pgcourse.envs.normalizer_state`'s format)."""
+        if isinstance(self.stepper, TensorRolloutStepper):
+            return self.stepper.normalizer_state()
+        return normalizer_state(self.envs)
 
     # -- optimisation ----------------------------------------------------------------------------
     @staticmethod
@@ -382,7 +460,7 @@ class Trainer:
         ``pg.evaluate`` of the run saved now would give); a sampled one leaves training's random draws as
         they were."""
         started = time.perf_counter()
-        self.run.set_normalizer_state(normalizer_state(self.envs))
+        self.run.set_normalizer_state(self.normalizer_state())
         mean, std, _ = evaluate(self.run, self.config.env_id, episodes=self.config.eval_episodes,
                                 seed=self.config.eval_seed, mode=self.config.eval_mode)
         self._eval_seconds += time.perf_counter() - started
@@ -398,7 +476,7 @@ class Trainer:
     def save_checkpoint(self, folder: str | Path) -> Path:
         """Save the run as it is now, with its training state, to ``folder`` (between updates only):
         ``pg.train(..., resume=folder)`` continues it as if it had never stopped."""
-        self.run.set_normalizer_state(normalizer_state(self.envs))
+        self.run.set_normalizer_state(self.normalizer_state())
         self.run.training_state = checkpoint.capture(self)
         status, self.history.status = self.history.status, "checkpoint"
         try:
@@ -409,7 +487,7 @@ class Trainer:
     def finish(self) -> Run:
         """Freeze the normaliser statistics and the training state into the run, set its status, close
         envs and progress bar."""
-        self.run.set_normalizer_state(normalizer_state(self.envs))
+        self.run.set_normalizer_state(self.normalizer_state())
         if self.interrupted_inside_update:
             self.history.status = ("interrupted inside an update; the weights of the last complete update were "
                                    "kept (resume from a checkpoint)")
