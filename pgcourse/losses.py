@@ -94,6 +94,30 @@ def gaussian_log_prob(mean: Tensor, log_std: Tensor, actions: Tensor) -> Tensor:
     return (-0.5 * z.pow(2) - log_std - LOG_SQRT_2PI).sum(dim=-1)
 
 
+def tanh_squashed_log_prob(mean: Tensor, log_std: Tensor, pre_tanh: Tensor, high: Tensor) -> Tensor:
+    r"""Log-density of the squashed action :math:`a = \text{high} \odot \tanh(u)`, :math:`u \sim
+    \mathcal N(\mu, \operatorname{diag}\sigma^2)`, summed over action dimensions (change of variables).
+
+    .. math::
+        \log\pi(a|s) = \log\mathcal N(u;\mu,\sigma) - \sum_{d=1}^{D}\Big[\log\text{high}_d
+                        + \log\big(1-\tanh^2 u_d\big)\Big],
+        \qquad \log\big(1-\tanh^2 u\big) = 2\big(\log 2 - u - \operatorname{softplus}(-2u)\big)
+
+    The right-hand form is exact and stays finite where :math:`\tanh^2 u` rounds to 1 (large :math:`|u|`).
+
+    Args:
+        mean: ``[B, D]`` means :math:`\mu(s)` of the Gaussian before the squash.
+        log_std: ``[D]`` or ``[B, D]`` log standard deviations.
+        pre_tanh: ``[B, D]`` the Gaussian sample :math:`u` itself (the squash loses it where tanh saturates).
+        high: ``[D]`` positive half-widths of the symmetric action box ``[-high, high]``.
+
+    Returns:
+        ``[B]`` log-densities of the squashed actions.
+    """
+    log_det = torch.log(high) + 2.0 * (math.log(2.0) - pre_tanh - torch.nn.functional.softplus(-2.0 * pre_tanh))
+    return gaussian_log_prob(mean, log_std, pre_tanh) - log_det.sum(dim=-1)  # [B]
+
+
 def gaussian_entropy(log_std: Tensor) -> Tensor:
     r"""Entropy of a diagonal Gaussian, :math:`\sum_d (\log\sigma_d + \tfrac12\log 2\pi e)`, over the last dim."""
     return (log_std + 0.5 + LOG_SQRT_2PI).sum(dim=-1)

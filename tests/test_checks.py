@@ -25,8 +25,8 @@ EXERCISES = [
     "action_log_probs", "discounted_returns", "normalize", "reinforce_loss",
     "baseline_advantages", "value_loss", "gradient_variance", "categorical_entropy",
     "td_errors", "compute_gae", "a2c_policy_loss",
-    "clipped_surrogate_loss", "approx_kl", "clip_fraction", "explained_variance", "minibatch_indices",
-    "gaussian_log_prob", "gaussian_entropy", "env_action",
+    "clipped_surrogate_loss", "approx_kl", "clip_fraction", "explained_variance", "minibatch_indices", "ppo_epochs",
+    "gaussian_log_prob", "gaussian_entropy", "env_action", "squashed_log_prob", "gaussian_policy_head",
     "categorical_kl", "fisher_vector_product", "conjugate_gradient", "line_search",
     "sequence_log_probs", "kl_k1", "kl_k3", "group_relative_advantages", "masked_clipped_loss",
 ]

@@ -1071,6 +1071,173 @@ def minibatches_split(batch_size, minibatch_size, generator):
     return list(torch.randperm(batch_size, generator=generator).split(minibatch_size))
 
 
+# ---------------------------------------------------------------------------------- ch04 ppo_epochs
+# A learner's loop, written independently of the check's reference (torch.distributions, split, tensor means);
+# each registered version below switches on one mistake.
+
+def _ppo_epochs_learner(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                        minibatch_size, target_kl, generator, slip=None):
+    params = weights.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([params], lr=lr)
+    size = obs.shape[0]
+    if slip == "no_reshuffle":
+        fixed_order = torch.randperm(size, generator=generator).split(minibatch_size)
+    epoch_kls = []
+    for epoch in range(update_epochs):
+        if slip == "no_reshuffle":
+            chunks = fixed_order
+        elif slip == "randint":
+            chunks = [torch.randint(0, size, (minibatch_size,), generator=generator)
+                      for _ in range(size // minibatch_size)]
+        else:
+            chunks = torch.randperm(size, generator=generator).split(minibatch_size)
+        if slip == "half_batch":
+            chunks = torch.cat(list(chunks))[: size // 2].split(minibatch_size)
+        if slip == "skip_last":
+            chunks = chunks[:-1]
+        reference_log_probs = old_log_probs
+        if slip == "old_per_epoch":
+            with torch.no_grad():
+                reference_log_probs = torch.distributions.Categorical(logits=obs @ params).log_prob(actions)
+        kls = []
+        for idx in chunks:
+            dist = torch.distributions.Categorical(logits=obs[idx] @ params)
+            new_lp = dist.log_prob(actions[idx])
+            log_ratio = new_lp - reference_log_probs[idx]
+            if slip == "test_before_step" and target_kl is not None:
+                if ((log_ratio.exp() - 1) - log_ratio).mean() > target_kl:
+                    break
+            ratio = log_ratio.exp()
+            adv = advantages[idx]
+            loss = -torch.min(ratio * adv, ratio.clamp(1 - clip_eps, 1 + clip_eps) * adv).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                if slip == "after_step":
+                    log_ratio = (torch.distributions.Categorical(logits=obs[idx] @ params).log_prob(actions[idx])
+                                 - reference_log_probs[idx])
+                log_ratio = log_ratio.detach()
+                if slip == "reversed":
+                    log_ratio = -log_ratio
+                kls.append(((log_ratio.exp() - 1) - log_ratio).mean())
+        epoch_kl = torch.stack(kls).mean() if kls else torch.tensor(0.0)
+        epoch_kls.append(float(epoch_kl))
+        if slip == "test_before_step" and len(kls) < len(chunks):
+            break
+        if slip != "no_stop" and target_kl is not None and epoch_kl > target_kl:
+            break
+    return params.detach(), epoch_kls
+
+
+@correct("ppo_epochs")
+def ppo_epochs_distributions(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                             minibatch_size, target_kl, generator):
+    return _ppo_epochs_learner(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                               minibatch_size, target_kl, generator)
+
+
+@correct("ppo_epochs")
+def ppo_epochs_while_running_sum(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                                 minibatch_size, target_kl, generator):
+    """Another right loop: while, index-sorted minibatches of one randperm, log_softmax, a running KL sum, the
+    stop written as 'keep going while'; the trained tensor is the input itself, returned with its grad flag."""
+    weights.requires_grad_(True)
+    optimizer = torch.optim.Adam([weights], lr=lr)
+    count = -(-obs.shape[0] // minibatch_size)
+    epoch_kls, keep_going, epoch = [], True, 0
+    while keep_going and epoch < update_epochs:
+        order = torch.randperm(obs.shape[0], generator=generator)
+        total, steps = 0.0, 0
+        for k in range(count):
+            idx = order[k * minibatch_size:(k + 1) * minibatch_size]
+            logp = torch.log_softmax(obs[idx] @ weights, dim=-1).gather(1, actions[idx].long()[:, None])[:, 0]
+            diff = logp - old_log_probs[idx]
+            objective = torch.minimum(diff.exp() * advantages[idx],
+                                      torch.clamp(diff.exp(), 1 - clip_eps, 1 + clip_eps) * advantages[idx])
+            optimizer.zero_grad()
+            (-objective.sum() / idx.numel()).backward()
+            optimizer.step()
+            total += float((torch.expm1(diff.detach()) - diff.detach()).mean())
+            steps += 1
+        epoch_kls.append(total / steps)
+        epoch += 1
+        keep_going = target_kl is None or epoch_kls[-1] <= target_kl
+    return weights, epoch_kls
+
+
+@wrong("ppo_epochs", "never stops early")
+def ppo_epochs_never_stops(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                           minibatch_size, target_kl, generator):
+    """Ignores target_kl: always runs update_epochs epochs."""
+    return _ppo_epochs_learner(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                               minibatch_size, target_kl, generator, slip="no_stop")
+
+
+@wrong("ppo_epochs", "no reshuffle per epoch")
+def ppo_epochs_one_shuffle(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                           minibatch_size, target_kl, generator):
+    """Shuffles once before the epochs and reuses that order in every epoch."""
+    return _ppo_epochs_learner(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                               minibatch_size, target_kl, generator, slip="no_reshuffle")
+
+
+@wrong("ppo_epochs", "the KL test sits before the gradient step")
+def ppo_epochs_test_before_step(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                                minibatch_size, target_kl, generator):
+    """Tests each minibatch's KL before its step and stops there."""
+    return _ppo_epochs_learner(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                               minibatch_size, target_kl, generator, slip="test_before_step")
+
+
+@wrong("ppo_epochs", "KL of the wrong sign/direction")
+def ppo_epochs_kl_reversed(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                           minibatch_size, target_kl, generator):
+    """k3 of log pi_old - log pi_new (the arguments of approx_kl swapped)."""
+    return _ppo_epochs_learner(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                               minibatch_size, target_kl, generator, slip="reversed")
+
+
+@wrong("ppo_epochs", "measured after the gradient step")
+def ppo_epochs_kl_after_step(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                             minibatch_size, target_kl, generator):
+    """Recomputes the log-probs after the step for the KL."""
+    return _ppo_epochs_learner(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                               minibatch_size, target_kl, generator, slip="after_step")
+
+
+@wrong("ppo_epochs", "against the wrong policy")
+def ppo_epochs_old_recomputed(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                              minibatch_size, target_kl, generator):
+    """Recomputes the 'old' log-probs at the start of each epoch."""
+    return _ppo_epochs_learner(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                               minibatch_size, target_kl, generator, slip="old_per_epoch")
+
+
+@wrong("ppo_epochs", "overlapping minibatches")
+def ppo_epochs_randint(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                       minibatch_size, target_kl, generator):
+    """Draws each minibatch with replacement (randint)."""
+    return _ppo_epochs_learner(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                               minibatch_size, target_kl, generator, slip="randint")
+
+
+@wrong("ppo_epochs", "skips the last minibatch")
+def ppo_epochs_skip_last(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                         minibatch_size, target_kl, generator):
+    """Drops the last minibatch of every epoch."""
+    return _ppo_epochs_learner(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                               minibatch_size, target_kl, generator, slip="skip_last")
+
+
+@wrong("ppo_epochs", "never took part in a gradient step")
+def ppo_epochs_half_batch(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                          minibatch_size, target_kl, generator):
+    """Trains on the first half of each shuffle only (a slip no named mistake plays)."""
+    return _ppo_epochs_learner(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                               minibatch_size, target_kl, generator, slip="half_batch")
+
+
 # -------------------------------------------------------------------------- ch05 gaussian_log_prob
 
 LOG_2PI = math.log(2 * math.pi)
@@ -1205,6 +1372,143 @@ def env_action_tanh(actions, low, high):
 @correct("env_action")
 def env_action_min_max(actions, low, high):
     return torch.max(torch.min(actions, high), low)
+
+
+# ------------------------------------------------------------------------- ch05 squashed_log_prob
+
+def _normal_log_prob_sum(mean, log_std, x):
+    return torch.distributions.Normal(mean, log_std.exp()).log_prob(x).sum(-1)
+
+
+@correct("squashed_log_prob")
+def squashed_log_prob_plain_eps(mean, log_std, u, high):
+    """The plain correction log(1 - tanh^2 + eps), eps = 1e-6 (CleanRL's SAC form), and log(high) apart."""
+    correction = torch.log(1 - torch.tanh(u).pow(2) + 1e-6) + torch.log(high)
+    return _normal_log_prob_sum(mean, log_std, u) - correction.sum(-1)
+
+
+@correct("squashed_log_prob")
+def squashed_log_prob_transformed_distribution(mean, log_std, u, high):
+    """torch's own change of variables: Normal -> TanhTransform -> scale by high."""
+    from torch.distributions import AffineTransform, Normal, TanhTransform, TransformedDistribution
+    dist = TransformedDistribution(Normal(mean, log_std.exp()), [TanhTransform(), AffineTransform(0.0, high)])
+    return dist.log_prob(high * torch.tanh(u)).sum(-1)
+
+
+@correct("squashed_log_prob")
+def squashed_log_prob_stable(mean, log_std, u, high):
+    """The exact, stable form 2 (log 2 - u - softplus(-2u))."""
+    log_slope = 2 * (math.log(2) - u - torch.nn.functional.softplus(-2 * u)) + high.log()
+    return _normal_log_prob_sum(mean, log_std, u) - log_slope.sum(dim=-1)
+
+
+@wrong("squashed_log_prob", "change of variables is missing")
+def squashed_log_prob_no_jacobian(mean, log_std, u, high):
+    """Forgets the Jacobian: the Gaussian log-density of u alone."""
+    return _normal_log_prob_sum(mean, log_std, u)
+
+
+@wrong("squashed_log_prob", "log-determinant has the wrong sign")
+def squashed_log_prob_plus_jacobian(mean, log_std, u, high):
+    """Adds the log-determinant instead of subtracting it."""
+    correction = torch.log(1 - torch.tanh(u) ** 2 + 1e-6) + torch.log(high)
+    return _normal_log_prob_sum(mean, log_std, u) + correction.sum(-1)
+
+
+@wrong("squashed_log_prob", "not summed over action dims")
+def squashed_log_prob_per_dim(mean, log_std, u, high):
+    """Keeps the per-dimension terms, [B, D]."""
+    per_dim = torch.distributions.Normal(mean, log_std.exp()).log_prob(u)
+    return per_dim - torch.log(high * (1 - torch.tanh(u) ** 2) + 1e-6)
+
+
+@wrong("squashed_log_prob", "log_std used as std in the Gaussian part")
+def squashed_log_prob_log_std_as_std(mean, log_std, u, high):
+    """Divides by log_std as if it were the standard deviation."""
+    correction = torch.log(1 - torch.tanh(u) ** 2 + 1e-6) + torch.log(high)
+    gaussian = -0.5 * ((u - mean) / log_std) ** 2 - torch.log(log_std) - 0.5 * math.log(2 * math.pi)
+    return gaussian.sum(-1) - correction.sum(-1)
+
+
+@wrong("squashed_log_prob", "the scale of the squash is missing")
+def squashed_log_prob_no_scale(mean, log_std, u, high):
+    """Corrects for tanh but not for the scaling by high."""
+    return _normal_log_prob_sum(mean, log_std, u) - torch.log(1 - torch.tanh(u) ** 2 + 1e-6).sum(-1)
+
+
+@wrong("squashed_log_prob", "taken at the squashed action")
+def squashed_log_prob_density_of_a(mean, log_std, u, high):
+    """Evaluates the Gaussian at a = high * tanh(u) instead of u."""
+    a = high * torch.tanh(u)
+    return _normal_log_prob_sum(mean, log_std, a) - torch.log(high * (1 - torch.tanh(u) ** 2)).sum(-1)
+
+
+# ---------------------------------------------------------------------- ch05 gaussian_policy_head
+
+@correct("gaussian_policy_head")
+def gaussian_policy_head_distributions(obs, mean_weight, mean_bias, log_std, actions):
+    """torch.nn.functional.linear and torch.distributions.Normal."""
+    mean = torch.nn.functional.linear(obs, mean_weight, mean_bias)
+    dist = torch.distributions.Normal(mean, log_std.exp().expand_as(mean))
+    return dist.log_prob(actions).sum(-1), dist.entropy().sum(-1)
+
+
+@correct("gaussian_policy_head")
+def gaussian_policy_head_by_hand(obs, mean_weight, mean_bias, log_std, actions):
+    """The formulas written out; the entropy built once and repeated for the batch."""
+    mean = obs @ mean_weight.t() + mean_bias
+    z = (actions - mean) * torch.exp(-log_std)
+    log_probs = (-0.5 * z * z - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+    entropy = (0.5 * math.log(2 * math.pi * math.e) + log_std).sum()
+    return log_probs, entropy.repeat(obs.shape[0])
+
+
+@wrong("gaussian_policy_head", "log-probs not summed over action dims")
+def gaussian_policy_head_not_summed(obs, mean_weight, mean_bias, log_std, actions):
+    """Returns the per-dimension log-densities."""
+    mean = obs @ mean_weight.T + mean_bias
+    dist = torch.distributions.Normal(mean, log_std.exp())
+    return dist.log_prob(actions), dist.entropy().sum(-1)
+
+
+@wrong("gaussian_policy_head", "log_std used as std in the log-probs")
+def gaussian_policy_head_log_std_as_std(obs, mean_weight, mean_bias, log_std, actions):
+    """Uses log_std as the scale."""
+    mean = obs @ mean_weight.T + mean_bias
+    log_probs = (-0.5 * ((actions - mean) / log_std) ** 2 - log_std.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
+    return log_probs, (log_std + 0.5 + 0.5 * math.log(2 * math.pi)).sum(-1).expand(obs.shape[0])
+
+
+@wrong("gaussian_policy_head", "bias is missing")
+def gaussian_policy_head_no_bias(obs, mean_weight, mean_bias, log_std, actions):
+    """Forgets the mean layer's bias."""
+    mean = obs @ mean_weight.T
+    dist = torch.distributions.Normal(mean, log_std.exp().expand_as(mean))
+    return dist.log_prob(actions).sum(-1), dist.entropy().sum(-1)
+
+
+@wrong("gaussian_policy_head", "one number per row, shape [B]")
+def gaussian_policy_head_scalar_entropy(obs, mean_weight, mean_bias, log_std, actions):
+    """Returns the entropy of the distribution once, a scalar, not one per row."""
+    mean = obs @ mean_weight.T + mean_bias
+    log_probs = torch.distributions.Normal(mean, log_std.exp()).log_prob(actions).sum(-1)
+    return log_probs, (log_std + 0.5 + 0.5 * math.log(2 * math.pi)).sum()
+
+
+@wrong("gaussian_policy_head", "log_std used as std in the entropy")
+def gaussian_policy_head_entropy_of_std(obs, mean_weight, mean_bias, log_std, actions):
+    """The entropy formula with std in place of log std."""
+    mean = obs @ mean_weight.T + mean_bias
+    log_probs = torch.distributions.Normal(mean, log_std.exp()).log_prob(actions).sum(-1)
+    entropy = (log_std.exp() + 0.5 + 0.5 * math.log(2 * math.pi)).sum()
+    return log_probs, entropy.expand(obs.shape[0])
+
+
+@wrong("gaussian_policy_head", "expected a pair (log_probs, entropy)")
+def gaussian_policy_head_log_probs_only(obs, mean_weight, mean_bias, log_std, actions):
+    """Returns the log-probs alone."""
+    mean = obs @ mean_weight.T + mean_bias
+    return torch.distributions.Normal(mean, log_std.exp()).log_prob(actions).sum(-1)
 
 
 # ------------------------------------------------------------------------------ ch00 play_episode

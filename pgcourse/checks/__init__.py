@@ -42,9 +42,10 @@ from .ch03_a2c_gae import (A2C_POLICY_LOSS, COMPUTE_GAE, TD_ERRORS, check_a2c_po
                            check_td_errors)
 from .ch04_ppo import (APPROX_KL, CLIP_FRACTION, CLIPPED_SURROGATE_LOSS, EXPLAINED_VARIANCE, check_approx_kl,
                        check_clip_fraction, check_clipped_surrogate_loss, check_explained_variance,
-                       check_minibatch_indices)
-from .ch05_continuous import (ENV_ACTION, GAUSSIAN_ENTROPY, GAUSSIAN_LOG_PROB, LOG_SQRT_2PI, check_env_action,
-                              check_gaussian_entropy, check_gaussian_log_prob)
+                       check_minibatch_indices, check_ppo_epochs)
+from .ch05_continuous import (ENV_ACTION, GAUSSIAN_ENTROPY, GAUSSIAN_LOG_PROB, LOG_SQRT_2PI, SQUASHED_LOG_PROB,
+                              check_env_action, check_gaussian_entropy, check_gaussian_log_prob,
+                              check_gaussian_policy_head, check_squashed_log_prob)
 from .ch06_traps import check_bug_hunt, check_mystery, check_train_actor_critic
 from .ch07_trpo import (CATEGORICAL_KL, check_categorical_kl, check_conjugate_gradient, check_fisher_vector_product,
                         check_line_search, check_trpo_step)
@@ -64,6 +65,8 @@ ALL_CHECKS: dict[str, Callable[[Callable[..., Any]], None]] = {
 REFERENCES: dict[str, Callable[..., Any]] = {
     **{name: ex.reference for name, ex in EXERCISES.items()},
     "minibatch_indices": batching.minibatch_indices,
+    "ppo_epochs": ch04_ppo.reference_ppo_epochs,
+    "gaussian_policy_head": ch05_continuous.reference_gaussian_policy_head,
     "play_episode": envs.play_episode,
     **ch07_trpo.REFERENCES,
 }

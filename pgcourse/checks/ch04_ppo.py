@@ -1,5 +1,5 @@
 """Checks of chapter 04 (PPO): clipped_surrogate_loss, approx_kl, clip_fraction, explained_variance,
-minibatch_indices.
+minibatch_indices, ppo_epochs (the epoch/minibatch loop with KL early stopping).
 
 ``minibatch_indices`` is random by design, so it has its own check: any shuffle passes, as long as
 it is a reproducible partition of the batch.
@@ -7,13 +7,14 @@ it is a reproducible partition of the batch.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from .. import diagnostics, losses
-from .harness import Case, Exercise, Mistake, _call_learner, _log_probs, _make_check, _message, _randn, _t
+from .. import batching, diagnostics, losses
+from .harness import Case, Exercise, Mistake, _call_learner, _fmt, _log_probs, _make_check, _message, _randn, _t
 
 
 # --------------------------------------------------------------------------------------------------
@@ -313,6 +314,289 @@ def check_minibatch_indices(fn: Callable[..., Any]) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# ppo_epochs: the epoch / minibatch loop with KL early stopping (a loop with state, so its own check)
+# --------------------------------------------------------------------------------------------------
+
+def _linear_log_probs(weights: Tensor, obs: Tensor, actions: Tensor) -> Tensor:
+    """[b] log pi(a|s) of a linear softmax policy, logits = obs @ weights ([b, obs_dim] @ [obs_dim, A])."""
+    return losses.categorical_log_prob(obs @ weights, actions)
+
+
+def reference_ppo_epochs(weights: Tensor, obs: Tensor, actions: Tensor, old_log_probs: Tensor, advantages: Tensor,
+                         clip_eps: float, lr: float, update_epochs: int, minibatch_size: int,
+                         target_kl: float | None, generator: torch.Generator, *,
+                         mistake: str | None = None) -> tuple[Tensor, list[float]]:
+    """PPO's update epochs for a linear softmax policy, as ``pgcourse/algorithms/ppo.py`` runs them (actor only).
+
+    For each epoch: one ``minibatch_indices(B, minibatch_size, generator)`` call (a new shuffle); for each
+    minibatch, the log-probs under the current weights, the clipped surrogate loss against the stored
+    ``old_log_probs`` and one Adam step; the minibatch's approx-KL (k3) is measured with the log-probs of that
+    same forward pass, i.e. *before* its step. After the epoch's last minibatch, the epoch's KL is the mean of
+    its minibatch KLs; if ``target_kl`` is set and that mean exceeds it, the epochs stop (the epoch that crossed
+    it is complete and counted). Returns (trained weights ``[obs_dim, A]``, one KL per epoch run).
+
+    ``mistake`` plays a known wrong loop (the check names it when it reproduces a learner's results).
+    """
+    weights = weights.detach().clone().requires_grad_(True)  # [obs_dim, A]
+    optimizer = torch.optim.Adam([weights], lr=lr)
+    batch_size = obs.shape[0]
+    count = -(-batch_size // minibatch_size)
+    first_shuffle = batching.minibatch_indices(batch_size, minibatch_size, generator) \
+        if mistake == "no_reshuffle" else None
+    epoch_kls: list[float] = []
+    for _ in range(update_epochs):
+        if mistake == "no_reshuffle":
+            minibatches = first_shuffle
+        elif mistake == "overlapping":
+            minibatches = [torch.randint(batch_size, (minibatch_size,), generator=generator) for _ in range(count)]
+        else:
+            minibatches = batching.minibatch_indices(batch_size, minibatch_size, generator)
+        if mistake == "drop_last":
+            minibatches = minibatches[:-1]
+        anchor = old_log_probs  # [B] pi_old: the policy that collected the batch
+        if mistake == "old_per_epoch":
+            with torch.no_grad():
+                anchor = _linear_log_probs(weights, obs, actions)
+        kls: list[float] = []
+        stopped = False
+        for batch_idx in minibatches:
+            new_log_probs = _linear_log_probs(weights, obs[batch_idx], actions[batch_idx])  # [b]
+            if mistake == "stop_before_step" and target_kl is not None:
+                if float(diagnostics.approx_kl(anchor[batch_idx], new_log_probs)) > target_kl:
+                    stopped = True
+                    break
+            loss = losses.clipped_surrogate_loss(new_log_probs, anchor[batch_idx], advantages[batch_idx], clip_eps)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if mistake == "kl_after_step":
+                with torch.no_grad():
+                    new_log_probs = _linear_log_probs(weights, obs[batch_idx], actions[batch_idx])
+            if mistake == "kl_swapped":
+                kl = diagnostics.approx_kl(new_log_probs.detach(), anchor[batch_idx])
+            else:
+                kl = diagnostics.approx_kl(anchor[batch_idx], new_log_probs.detach())
+            kls.append(float(kl))
+        if kls:
+            epoch_kls.append(sum(kls) / len(kls))
+        if stopped:
+            break
+        if mistake != "never_stops" and target_kl is not None and epoch_kls[-1] > target_kl:
+            break  # the policy moved far enough from pi_old: no further epoch on this batch
+    return weights.detach(), epoch_kls
+
+
+@dataclass(frozen=True)
+class _EpochsCase:
+    description: str
+    batch_size: int
+    minibatch_size: int
+    update_epochs: int
+    target_kl: float | None
+    lr: float
+    seed: int
+    one_hot: bool = False      # obs are one-hot rows: sample i moves only row i of the weights
+    obs_dim: int = 4
+    n_actions: int = 3
+    clip_eps: float = 0.2
+
+    def args(self) -> dict[str, Any]:
+        """The call's arguments (fresh tensors and a freshly seeded generator every time)."""
+        g = torch.Generator().manual_seed(self.seed)
+        obs_dim = self.batch_size if self.one_hot else self.obs_dim
+        obs = torch.eye(self.batch_size) if self.one_hot else torch.randn(self.batch_size, obs_dim, generator=g)
+        weights = 0.5 * torch.randn(obs_dim, self.n_actions, generator=g)  # [obs_dim, A] pi_old's weights
+        with torch.no_grad():
+            probs = torch.softmax(obs @ weights, dim=-1)  # [B, A]
+            actions = torch.multinomial(probs, 1, generator=g).squeeze(-1)  # [B] sampled from pi_old
+            old_log_probs = _linear_log_probs(weights, obs, actions)  # [B]
+        advantages = torch.randn(self.batch_size, generator=g)
+        advantages = (advantages - advantages.mean()) / advantages.std()  # [B] normalised, as PPO's
+        return dict(weights=weights, obs=obs, actions=actions, old_log_probs=old_log_probs, advantages=advantages,
+                    clip_eps=self.clip_eps, lr=self.lr, update_epochs=self.update_epochs,
+                    minibatch_size=self.minibatch_size, target_kl=self.target_kl,
+                    generator=torch.Generator().manual_seed(1000 + self.seed))
+
+
+# The epoch KLs of these cases stay at least 30% away from target_kl (tests/test_ppo_epochs.py), so a correct
+# loop that rounds differently never takes the other decision.
+EPOCHS_CASES = [
+    _EpochsCase("one-hot observations, 1 epoch of 3 minibatches (each sample moves its own row of the weights)",
+                batch_size=12, minibatch_size=4, update_epochs=1, target_kl=None, lr=0.05, seed=30, one_hot=True),
+    _EpochsCase("4 epochs of 4 minibatches, target_kl=None (no early stop)",
+                batch_size=32, minibatch_size=8, update_epochs=4, target_kl=None, lr=0.05, seed=31),
+    _EpochsCase("6 epochs of 4 minibatches, target_kl=0.02: the KL passes it during the run",
+                batch_size=32, minibatch_size=8, update_epochs=6, target_kl=0.02, lr=0.05, seed=32),
+    _EpochsCase("3 epochs of 2 minibatches, target_kl=1.0: never reached", batch_size=16, minibatch_size=8,
+                update_epochs=3, target_kl=1.0, lr=0.02, seed=33),
+    _EpochsCase("5 epochs of 4 minibatches, a small target_kl=0.002: the first epoch already passes it",
+                batch_size=48, minibatch_size=12, update_epochs=5, target_kl=0.002, lr=0.1, seed=34),
+]
+
+# Known wrong loops: (mistake played by the reference, what must match: "weights" and/or "kls", the hint)
+EPOCHS_MISTAKES: list[tuple[str, tuple[str, ...], str]] = [
+    ("never_stops", ("weights", "kls"),
+     "your loop never stops early: after each epoch, compare the epoch's mean approx-KL with target_kl and stop "
+     "the epochs when it is larger (target_kl=None: never stop)."),
+    ("no_reshuffle", ("weights", "kls"),
+     "no reshuffle per epoch: you shuffle once and visit the minibatches in the same order every epoch; draw "
+     "a new shuffle (one minibatch_indices call) at the start of every epoch."),
+    ("stop_before_step", ("weights",),
+     "the KL test sits before the gradient step, inside the minibatch loop, so a minibatch is skipped and the "
+     "epoch cut short; the package tests once per epoch, after the epoch's last step, on the mean of the "
+     "epoch's minibatch KLs."),
+    ("kl_swapped", ("kls",),
+     "KL of the wrong sign/direction: approx_kl takes the OLD log-probs first (k3 of log pi_new - log pi_old); "
+     "you passed them the other way round."),
+    ("kl_after_step", ("kls",),
+     "your KL is measured after the gradient step (log-probs recomputed with the updated weights): the "
+     "package measures each minibatch's KL with the log-probs of the forward pass that built the loss, "
+     "before the step."),
+    ("old_per_epoch", ("weights",),
+     "KL and ratio against the wrong policy: your 'old' log-probs are recomputed at the start of each epoch; "
+     "pi_old is the policy that collected the batch, so use the stored old_log_probs in every epoch."),
+    ("overlapping", ("weights",),
+     "overlapping minibatches: indices drawn with replacement (randint) repeat some samples and miss others; "
+     "each epoch must visit every sample exactly once (a permutation, as minibatch_indices makes)."),
+    ("drop_last", ("weights",),
+     "samples missing: your loop skips the last minibatch of every epoch; visit every minibatch that "
+     "minibatch_indices returns."),
+]
+
+EPOCHS_CONCEPT = ("each epoch draws one new shuffle (minibatch_indices) and takes one clipped-surrogate Adam step "
+                  "per minibatch against the stored old log-probs; each minibatch's approx-KL(old, new) is measured "
+                  "with the log-probs of that step's forward pass, before the step; after the epoch, the mean of "
+                  "its minibatch KLs is the epoch's KL, and the epochs stop when it exceeds target_kl.")
+
+_WEIGHT_TOLERANCE = (1e-3, 1e-5)  # (rtol, atol) after a few Adam steps computed in another operation order
+_KL_TOLERANCE = (1e-3, 1e-7)
+
+
+def _epochs_result(result: Any, shape: tuple[int, ...]) -> tuple[tuple[Tensor, list[float]] | None, str | None]:
+    """(weights, kls) from a learner's return value, or a problem saying what was wrong with its form."""
+    if result is None:
+        return None, "your function returned None. Did you forget the `return` statement?"
+    if not isinstance(result, tuple | list) or len(result) != 2:
+        return None, ("expected a pair (weights, epoch_kls): the trained weights and the list of the epochs' KLs, "
+                      f"got a {type(result).__name__}.")
+    weights, kls = result
+    if not isinstance(weights, Tensor) or tuple(weights.shape) != shape:
+        return None, (f"the first element must be the trained weights, a tensor of shape {shape}, got "
+                      f"{_describe(weights)}.")
+    if isinstance(kls, Tensor):
+        kls = kls.detach().flatten().tolist()
+    if not isinstance(kls, list | tuple):
+        return None, f"the second element must be a list with one KL per epoch run, got a {type(kls).__name__}."
+    numbers = []
+    for kl in kls:
+        if isinstance(kl, Tensor) and kl.numel() == 1:
+            numbers.append(float(kl.detach()))
+        elif isinstance(kl, int | float) and not isinstance(kl, bool):
+            numbers.append(float(kl))
+        else:
+            return None, "every epoch's KL must be a number (a float or a one-element tensor)."
+    return (weights.detach().float(), numbers), None
+
+
+def _shown_args(case: _EpochsCase) -> dict[str, Any]:
+    """The case's arguments as a failure message shows them: the numbers, and the tensors by shape."""
+    shown: dict[str, Any] = {}
+    for key, value in case.args().items():
+        if isinstance(value, Tensor) and value.numel() > 12:
+            kind = "one-hot rows" if key == "obs" and case.one_hot else "seeded values"
+            shown[key] = f"{kind}, shape {tuple(value.shape)}, {str(value.dtype).removeprefix('torch.')}"
+        else:
+            shown[key] = value
+    shown["generator"] = f"torch.Generator seeded {1000 + case.seed}"
+    return shown
+
+
+def _describe(value: Any) -> str:
+    return f"a tensor of shape {tuple(value.shape)}" if isinstance(value, Tensor) else f"a {type(value).__name__}"
+
+
+def _same(weights: Tensor, kls: list[float], other: tuple[Tensor, list[float]], fields: tuple[str, ...]) -> bool:
+    other_weights, other_kls = other
+    if "weights" in fields and not torch.allclose(weights, other_weights.float(), rtol=_WEIGHT_TOLERANCE[0],
+                                                  atol=_WEIGHT_TOLERANCE[1]):
+        return False
+    if "kls" in fields and (len(kls) != len(other_kls) or not torch.allclose(
+            torch.tensor(kls, dtype=torch.float64), torch.tensor(other_kls, dtype=torch.float64),
+            rtol=_KL_TOLERANCE[0], atol=_KL_TOLERANCE[1])):
+        return False
+    return True
+
+
+def _epochs_failure(case: _EpochsCase, weights: Tensor, kls: list[float], learner_generator: torch.Generator,
+                    expected: tuple[Tensor, list[float]], reference_generator: torch.Generator,
+                    ) -> tuple[str, str | None, bool] | None:
+    """(problem, hint, certain) for one case, or None if the learner's loop did what the reference did."""
+    if _same(weights, kls, expected, ("weights", "kls")) and \
+            torch.equal(learner_generator.get_state(), reference_generator.get_state()):
+        return None
+    for mistake, fields, hint in EPOCHS_MISTAKES:
+        played = reference_ppo_epochs(**case.args(), mistake=mistake)
+        if _same(weights, kls, played, fields) and not _same(*played, expected, fields):
+            return "your loop's results differ from the reference's, and a known wrong loop reproduces them.", hint, True
+    if case.one_hot:
+        start = case.args()["weights"]
+        untouched = [i for i in range(case.batch_size) if torch.equal(weights[i], start[i])]
+        if untouched:
+            return (f"samples {untouched} never took part in a gradient step (their rows of the weights did not "
+                    "move).", "every epoch must visit every sample of the batch exactly once: use every minibatch "
+                    "of a full shuffle (minibatch_indices).", True)
+    if len(kls) != len(expected[1]):
+        return (f"your loop ran {len(kls)} epoch(s), the reference {len(expected[1])}.",
+                "the early stop: after each complete epoch (never before its first step), stop when the mean of the "
+                "epoch's minibatch approx-KLs exceeds target_kl; return one KL per epoch run.", False)
+    if not torch.equal(learner_generator.get_state(), reference_generator.get_state()):
+        return ("your loop drew from the generator differently from one shuffle per epoch.",
+                "call minibatch_indices(batch_size, minibatch_size, generator) once at the start of every epoch "
+                "run, and draw nothing else from the generator.", False)
+    if not _same(weights, kls, expected, ("kls",)):
+        return "the epochs' KLs differ from the reference's.", None, False
+    return "the trained weights differ from the reference's.", None, False
+
+
+def check_ppo_epochs(fn: Callable[..., Any]) -> None:
+    """Check ``ppo_epochs(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+    minibatch_size, target_kl, generator) -> (weights, epoch_kls)`` against :func:`reference_ppo_epochs`.
+
+    On each case both loops start from the same weights and the same seeded generator; the trained weights
+    must agree within Adam's rounding (rtol 1e-3), the epochs' KLs within rtol 1e-3, their number exactly,
+    and the generator must be left where the reference leaves it (one shuffle per epoch run). A failure
+    names the known wrong loop that reproduces the learner's results (:data:`EPOCHS_MISTAKES`).
+    """
+    name = "ppo_epochs"
+    arg_names = list(EPOCHS_CASES[0].args())
+    for case in EPOCHS_CASES:
+        args = case.args()
+        shape = tuple(args["weights"].shape)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            result = _call_learner(fn, name, list(args.values()), arg_names)
+        learner_generator = args["generator"]
+        reference_args = case.args()
+        expected = reference_ppo_epochs(**reference_args)
+        found, problem = _epochs_result(result, shape)
+        shown = Case(case.description, _shown_args(case))
+        if problem is not None:
+            raise AssertionError(_message(name, problem, None, True, shown, concept=EPOCHS_CONCEPT,
+                                          expected="(weights, epoch_kls)", received=result))
+        weights, kls = found
+        failure = _epochs_failure(case, weights, kls, learner_generator, expected, reference_args["generator"])
+        if failure is not None:
+            problem, hint, certain = failure
+            received_kls = "[" + ", ".join(f"{kl:.5g}" for kl in kls) + "]"
+            expected_kls = "[" + ", ".join(f"{kl:.5g}" for kl in expected[1]) + "]"
+            raise AssertionError(_message(
+                name, problem, hint, certain, shown, concept=EPOCHS_CONCEPT,
+                expected=f"{len(expected[1])} epoch(s), KLs {expected_kls}; weights {_fmt(expected[0], meta=False)}",
+                received=f"{len(kls)} epoch(s), KLs {received_kls}; weights {_fmt(weights, meta=False)}"))
+    print(f"✓ {name}: {len(EPOCHS_CASES)} cases passed")
+
+
+# --------------------------------------------------------------------------------------------------
 # The checks of this chapter
 # --------------------------------------------------------------------------------------------------
 
@@ -329,4 +613,5 @@ CHECKS: dict[str, Callable[[Callable[..., Any]], None]] = {
     "clip_fraction": check_clip_fraction,
     "explained_variance": check_explained_variance,
     "minibatch_indices": check_minibatch_indices,
+    "ppo_epochs": check_ppo_epochs,
 }
