@@ -288,6 +288,9 @@ def cmd_gif(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
+    if args.part == "device":
+        from .bench import device
+        return device.main(widths=args.widths, quick=args.quick)
     return bench.main(algos=args.algos, envs=args.envs, seeds=args.seeds, quick=args.quick,
                       stop_when_solved=args.stop_when_solved, sb3=not args.no_sb3, json_path=args.json,
                       device=args.device, suite=not args.skip_suite, comparisons=not args.skip_comparisons,
@@ -554,6 +557,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "at 475) and env steps per second at equal work (rl-zoo's settings, 100k steps). The report "
                     "names the command and the machine. The full benchmark takes a long time (many minutes per "
                     "seed); try --quick first, or --skip-suite for the comparisons alone.")
+    bench.add_argument("part", nargs="?", choices=("device",),
+                       help="device: PPO with env_backend='torch' on the CPU and the GPU at a few widths; writes the "
+                            "crossover that device='auto' reads (on a machine without CUDA it says so)")
+    bench.add_argument("--widths", nargs="+", type=_int_at_least(1), metavar="N",
+                       help="bench device: the num_envs widths to time (default 8 64 512 4096; --quick 8 64 512)")
     bench.add_argument("--algos", nargs="+", choices=ALGORITHMS, metavar="ALGO",
                        help=f"only these algorithms ({', '.join(ALGORITHMS)})")
     bench.add_argument("--envs", nargs="+", metavar="ENV", help="only these environments (CartPole-v1, Pendulum-v1)")
