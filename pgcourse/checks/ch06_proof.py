@@ -11,6 +11,9 @@ settings, the env step it came after). :func:`prove_actor_critic` checks the rec
 order (the first broken is named):
 
 1. the loop took optimiser steps and played on the envs make_envs gave it;
+   1b. on CartPole-v1, every step of every episode is CartPole-v1's, replayed with its equations
+   (:mod:`.cartpole_replay`): a loop that widened the env's thresholds recorded episodes of 500 with an actor that
+   learned nothing, and passed;
 2. the optimisers are built once: the same ones step at every update, each once;
 3. one update per batch: update k comes after exactly k * n_steps steps of each env (``n_steps * num_envs``
    transitions per update), ``total_steps // (n_steps * num_envs)`` updates, no step played after the last;
@@ -35,7 +38,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .cartpole_replay import cartpole_problem
+
 Z_LIMIT = 5.0                  # as pgcourse.checks.learning_proof
+CARTPOLE = "CartPole-v1"       # the env whose recorded steps are replayed (rule 1b)
 ADAM_TOLERANCE = (1e-4, 1e-7)  # (rtol, atol) of a replayed Adam step against the recorded one
 RETURN_TOLERANCE = 1e-3        # |reported - recorded| of an episode's return (sums of float rewards)
 
@@ -256,12 +262,15 @@ def _returns_problem(played: dict[str, Any], reported: Any) -> str | None:
 
 
 def prove_actor_critic(outcome: dict[str, Any], contract: ActorCriticContract, obs_dim: int,
-                       n_actions: int) -> str | None:
+                       n_actions: int, env_name: str | None = None) -> str | None:
     """The first rule of the module's docstring that the record (``outcome`` of ``play_with_make_envs``) breaks,
-    in words; None if the returned networks are the product of the loop's own steps on what it played."""
+    in words; None if the returned networks are the product of the loop's own steps on what it played
+    (``env_name`` "CartPole-v1": and every step played is CartPole-v1's, rule 1b)."""
     played, call = outcome["played"], outcome["calls"][0]
     steps, result = call["optimizer_steps"], call["result"]
     problem = _structure_problem(played, steps, contract)
+    if not problem and env_name == CARTPOLE:
+        problem = cartpole_problem(played)
     if problem:
         return problem
     problem, names = _weights_problem(steps, result, contract, obs_dim, n_actions)

@@ -119,7 +119,7 @@ def _call(fn: Callable[..., Any], env_name: str, total_steps: int, **kwargs: Any
     env = gym.make(loops.PART_B_PROBES.get(env_name, env_name))
     obs_dim, n_actions = int(env.observation_space.shape[0]), int(env.action_space.n)
     env.close()
-    problem = prove_actor_critic(outcome, contract, obs_dim, n_actions)
+    problem = prove_actor_critic(outcome, contract, obs_dim, n_actions, env_name)
     if problem:
         raise AssertionError(f"train_actor_critic on {env_name} ({total_steps} steps, seed {contract.seed}): "
                              f"{problem}")
