@@ -41,7 +41,7 @@ class ColabSetupError(RuntimeError):
 
 
 def requirement_name(requirement: str) -> str:
-    """The distribution name of a requirement, normalised (PEP 503): ``"gymnasium[box2d]==1.4.0"`` -> ``"gymnasium"``."""
+    """The distribution name of a requirement, normalised (PEP 503): ``gymnasium[box2d]==1.4.0`` -> ``gymnasium``."""
     match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
     if not match:
         raise ColabSetupError(f"cannot read the package name of the requirement {requirement!r}")
@@ -91,8 +91,22 @@ def pip_commands(python: str, root: Path, requirements: Sequence[str], constrain
     """The two pip runs: the package alone (no dependencies), then ``requirements`` under the constraints."""
     commands = [[python, "-m", "pip", "install", "--quiet", "--no-deps", str(root)]]
     if requirements:
-        commands.append([python, "-m", "pip", "install", "--quiet", "-c", str(constraints_file), *requirements])
+        # --no-warn-conflicts: pip would list every pin of pgcourse that Colab's packages do not meet, in red, as
+        # an ERROR; they are kept on purpose, and setup() names the ones that differ in one line instead
+        commands.append([python, "-m", "pip", "install", "--quiet", "--no-warn-conflicts", "-c", str(constraints_file),
+                         *requirements])
     return commands
+
+
+def differing_pins(dependencies: Sequence[str], installed: Mapping[str, str]) -> list[str]:
+    """``"name version (course: pin)"`` for each ``name==pin`` dependency installed at another version."""
+    found = []
+    for requirement in dependencies:
+        pin = requirement.partition("==")[2].strip()
+        name = requirement_name(requirement)
+        if pin and name in installed and installed[name] != pin:
+            found.append(f"{name} {installed[name]} (course: {pin})")
+    return found
 
 
 def installed_versions() -> dict[str, str]:
@@ -154,4 +168,8 @@ def setup(folder: str = "notebooks", root: str | Path | None = None,
     kept = ", ".join(f"{name} {version}" for name, version in record["kept"].items())
     print(f"pgcourse is ready: Colab's own {kept} kept; working in {work}"
           + ("; ipywidgets' custom widget manager on" if widgets else ""))
+    differ = differing_pins(dependencies, installed_versions())
+    if differ:
+        print(f"Versions other than the course was tested with: {', '.join(differ)}. A run's numbers may differ "
+              "from the outputs stored in the lessons (docs/colab.md).")
     return work

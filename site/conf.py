@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tomllib
 from pathlib import Path
 
 SITE = Path(__file__).resolve().parent
@@ -58,6 +59,10 @@ myst_heading_anchors = 3
 suppress_warnings = []
 
 # --- the pages
+# "Open in Colab" on every notebook page: the theme's launch button, at the release the notebooks' own badges name
+# (pyproject's [project.urls] Repository at the tag v<version>, pgcourse/colab_cells.py; the badge cells themselves
+# are tagged remove-cell, so the pages load no image from Colab's site)
+_project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
 html_theme = "sphinx_book_theme"
 html_title = "Policy gradients: the course"
 html_static_path = ["_static"]
@@ -67,7 +72,9 @@ html_theme_options = {
     "use_download_button": False,
     "use_fullscreen_button": False,
     "use_repository_button": False,
-    "launch_buttons": {},
+    "repository_url": _project["urls"]["Repository"],
+    "repository_branch": f"v{_project['version']}",
+    "launch_buttons": {"colab_url": "https://colab.research.google.com"},
 }
 html_show_sourcelink = False
 html_copy_source = False

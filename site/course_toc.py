@@ -15,7 +15,8 @@ from pathlib import Path
 START_PAGE = "START_HERE"
 # the guides in docs/, in the order a reader of the site wants them (a learner first, then a teacher,
 # then the maintainer's pages)
-GUIDES = ("README", "docs/site", "docs/figures", "docs/teachers", "docs/architecture", "docs/scaling", "docs/benchmark")
+GUIDES = ("README", "docs/site", "docs/colab", "docs/figures", "docs/teachers", "docs/architecture", "docs/scaling",
+          "docs/benchmark")
 
 _LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+\.ipynb)\)")
 _SOLUTION_LINK = re.compile(r"\[([^\]]*)\]\((?:\.\./)?solutions/[^)\s]*\)")
@@ -118,7 +119,8 @@ def as_solutions(notebook_source: str) -> str:
     """A solution notebook's text (JSON) with its title "# Exercises NN · ..." read "# Solutions NN · ...": the
     generator gives an exercise notebook and its solutions one title, and on the site both are pages."""
     notebook = json.loads(notebook_source)
-    first = next(cell for cell in notebook["cells"] if cell["cell_type"] == "markdown")
+    first = next(cell for cell in notebook["cells"]  # the first shown: the Colab badge's cell is remove-cell
+                 if cell["cell_type"] == "markdown" and "remove-cell" not in cell.get("metadata", {}).get("tags", []))
     text = "".join(first["source"])
     if not text.startswith("# Exercises "):
         raise ValueError(f"a solution notebook's first heading is not '# Exercises NN · ...': {text[:60]!r}")

@@ -56,7 +56,16 @@ def test_the_constraints_pin_colabs_own_versions_and_pip_gets_the_package_withou
     assert colab.constraints(COLAB_HAS) == "torch==2.12.1\nnumpy==2.0.2\nmatplotlib==3.10.0\n"
     first, second = colab.pip_commands("py", tmp_path, COLAB_EXTRA, tmp_path / "c.txt")
     assert first == ["py", "-m", "pip", "install", "--quiet", "--no-deps", str(tmp_path)]
-    assert second == ["py", "-m", "pip", "install", "--quiet", "-c", str(tmp_path / "c.txt"), *COLAB_EXTRA]
+    assert second == ["py", "-m", "pip", "install", "--quiet", "--no-warn-conflicts", "-c", str(tmp_path / "c.txt"),
+                      *COLAB_EXTRA]
+
+
+def test_the_versions_colab_keeps_are_named_against_the_courses_pins():
+    assert colab.differing_pins(DEPENDENCIES, COLAB_HAS) == [
+        "torch 2.12.1 (course: 2.13.0)", "gymnasium 0.29.1 (course: 1.4.0)", "numpy 2.0.2 (course: 2.4.6)",
+        "matplotlib 3.10.0 (course: 3.11.2)", "imageio 2.37.0 (course: 2.38.1)", "ipywidgets 7.7.1 (course: 8.1.9)",
+        "scipy 1.15.3 (course: 1.17.1)"]
+    assert colab.differing_pins(["torch==2.13.0"], {"torch": "2.13.0"}) == []
 
 
 def test_pyprojects_colab_extra_is_what_the_set_up_reads():
@@ -84,7 +93,7 @@ def test_setup_installs_once_then_works_in_the_notebooks_folder(tmp_path, monkey
 
     assert colab.setup("notebooks", root=root, run=run) == root / "notebooks"
     assert Path.cwd() == root / "notebooks" and os.environ["PGCOURSE_ROOT"] == str(root)
-    assert [c[4:6] for c in commands] == [["--quiet", "--no-deps"], ["--quiet", "-c"]]
+    assert [c[4:6] for c in commands] == [["--quiet", "--no-deps"], ["--quiet", "--no-warn-conflicts"]]
     assert (root / ".colab-constraints.txt").read_text().startswith("torch==")
     stamp = json.loads((root / colab.STAMP).read_text())
     assert set(stamp["kept"]) == {"torch", "numpy", "matplotlib"}
@@ -108,7 +117,8 @@ def test_setup_stops_on_a_failed_pip_and_on_a_folder_that_is_not_the_clones(tmp_
 def _notebook() -> nbformat.NotebookNode:
     return nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_markdown_cell("# 01 · A lesson"),
-        nbformat.v4.new_code_cell('import pgcourse as pg\nFIGURES = Path(pg.__file__).resolve().parents[1] / "figures"'),
+        nbformat.v4.new_code_cell("import pgcourse as pg\n"
+                                  'FIGURES = Path(pg.__file__).resolve().parents[1] / "figures"'),
     ])
 
 
@@ -137,9 +147,9 @@ def test_the_writer_puts_the_badge_first_and_the_setup_after_the_title_and_is_id
 
 def test_the_check_names_each_mistake():
     fresh = _notebook()
-    assert any("cell 0 is not the Colab badge" in p for p in colab_cells.problems(fresh, "notebooks/01_x.ipynb", RELEASE))
-    assert any("find figures/ through the package's file" in p
-               for p in colab_cells.problems(fresh, "notebooks/01_x.ipynb", RELEASE))
+    found = colab_cells.problems(fresh, "notebooks/01_x.ipynb", RELEASE)
+    assert any("cell 0 is not the Colab badge" in p for p in found)
+    assert any("find figures/ through the package's file" in p for p in found)
     copied = colab_cells.with_colab_cells(_notebook(), "solutions/01_x.ipynb", RELEASE)
     found = colab_cells.problems(copied, "exercises/01_x.ipynb", RELEASE)
     assert any("expected one linking" in p and "exercises/01_x.ipynb" in p for p in found)

@@ -221,6 +221,19 @@ def test_no_page_loads_anything_from_another_host(site):
     assert (site / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").is_dir(), "MathJax's fonts"
 
 
+def test_every_notebook_page_opens_its_own_notebook_in_colab_at_the_release(site):
+    """The theme's Colab button names the page's own notebook at the tag the notebooks' badges name (one setting:
+    pyproject's [project.urls] Repository and version; the badge cells are left off the pages, remove-cell)."""
+    from pgcourse.colab_cells import BADGE_IMAGE, release_from_pyproject
+
+    release = release_from_pyproject((ROOT / "pyproject.toml").read_text())
+    pages = [page[0] for chapter in CHAPTERS for page in (chapter.lesson, chapter.exercises, chapter.solutions)
+             if page]
+    missing = [page for page in pages if release.colab_url(f"{page}.ipynb") not in _parse(site / f"{page}.html").links]
+    assert not missing, f"no Colab button opening {release.colab_url('<page>.ipynb')} on {missing}"
+    assert not [path for path in _pages(site) if BADGE_IMAGE in path.read_text(encoding="utf-8")]
+
+
 class _Cells(HTMLParser):
     """For each code cell of a myst-nb page (div.cell), its number of output blocks and of images in them."""
 
@@ -251,7 +264,9 @@ def test_every_lesson_page_shows_the_outputs_stored_in_its_notebook(site, lesson
     """Cell by cell: a code cell with stored outputs has them on its page (images as images), a cell without
     none; and the lesson was saved run (every code cell numbered: the site executes nothing)."""
     notebook = json.loads((ROOT / f"{lesson}.ipynb").read_text())
-    code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    # a cell tagged remove-cell (the Colab set-up cell) is not on the page: the site leaves it out
+    code = [cell for cell in notebook["cells"]
+            if cell["cell_type"] == "code" and "remove-cell" not in cell.get("metadata", {}).get("tags", [])]
     assert all(cell["execution_count"] for cell in code), f"{lesson} was saved with cells not run"
     assert sum(bool(cell["outputs"]) for cell in code) >= len(code) // 2, f"{lesson} lost its outputs"
     parser = _Cells()
@@ -291,6 +306,14 @@ def test_a_solution_notebook_is_retitled_and_nothing_else_changes():
     assert retitled["cells"][0] == json.loads(source)["cells"][0]
     with pytest.raises(ValueError, match="first heading"):
         course_toc.as_solutions(json.dumps({"cells": [{"cell_type": "markdown", "source": "# Lesson 1"}]}))
+
+
+def test_the_colab_badge_cell_before_a_solutions_title_is_passed_over():
+    """The badge's cell (tagged remove-cell, left off the page) comes before the title; the title is retitled."""
+    badge = {"cell_type": "markdown", "metadata": {"tags": ["colab-badge", "remove-cell"]}, "source": "[![Open]"}
+    source = json.dumps({"cells": [badge, {"cell_type": "markdown", "metadata": {}, "source": "# Exercises 01 · R"}]})
+    retitled = json.loads(course_toc.as_solutions(source))
+    assert [cell["source"] for cell in retitled["cells"]] == ["[![Open]", "# Solutions 01 · R"]
 
 
 def test_the_course_table_is_read_row_by_row():
@@ -381,8 +404,9 @@ def test_a_lesson_page_in_a_real_browser(site):
             assert page.locator("article h1", has_text="00 · Setup and a tour of the tools").count() == 1
 
             # the lesson: images loaded, maths typeset, saved widgets rendered
-            for index in range(page.locator("img").count()):
-                page.locator("img").nth(index).scroll_into_view_if_needed()
+            shown = page.locator("img:visible")  # not the Colab button's logo, inside a closed menu
+            for index in range(shown.count()):
+                shown.nth(index).scroll_into_view_if_needed()
             _wait_for(page, ALL_IMAGES_LOADED)
             assert page.evaluate(BROKEN_IMAGES) == [], f"images that did not load; failed requests: {failed}"
             assert page.evaluate("() => document.images.length") >= 5
