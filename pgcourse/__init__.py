@@ -18,6 +18,8 @@ Where things live (layers import only downward; docs/architecture.md has the dia
                 pgcourse.sweeps       pg.sweep: grids x seeds on a process pool or Ray, resumable, verified
                 pgcourse.claims       pg.claim: a lesson's sentence checked against the numbers beside it
     classroom   pgcourse.grading, pgcourse.exercisegen, pgcourse.notebook_format
+                pgcourse.colab_cells, pgcourse.colab   "Open in Colab": the cells, the set-up that keeps Colab's torch
+                pgcourse.course_files  pg.figures_dir: the course's files with or without an editable install
     commands    pgcourse.cli, pgcourse.bench
 """
 from __future__ import annotations
