@@ -291,14 +291,18 @@ QUESTIONS: dict[str, list[Question]] = {
             "It is at most 1 but has no lower bound: a bad critic can be arbitrarily negative.")),
         _q("q5", "Why are the old log-probabilities stored when the rollout is collected, instead of recomputed at "
                  "the start of each epoch?", "a",
-           ("pi_old is the policy that collected the data; recomputed with the current network they would equal the "
-            "new log-probabilities, the ratio would be 1 at every epoch and the clip would never act.",
-            "Right: the ratio measures the distance from the data-collecting policy, which must stay fixed "
-            "during the update."),
+           ("pi_old is the policy that collected the data, and the ratio must compare with it in every epoch; "
+            "recomputed at the start of each epoch, the ratio would restart at 1 every epoch, so the clip would "
+            "bound only each epoch's own move and nothing would bound the update's total move from pi_old.",
+            "Right: the samples and their advantages belong to pi_old, so the ratio pi_theta / pi_old is the "
+            "importance weight and the clip's interval lies around pi_old. Recomputed per epoch, only the first "
+            "minibatch of each epoch has ratio 1; the later ones measure the move since that epoch began (the clip "
+            "acts on it), and the moves of the epochs add up unclipped."),
            ("To save compute.", "A forward pass is cheap; the reason is what the ratio means."),
            ("Because the environment needs them.", "The environment only receives actions."),
-           ("It makes no difference.", "It changes the ratio, and with it what the clip does, from the second "
-                                       "minibatch on.")),
+           ("It makes no difference.", "In the first epoch it makes none (the policy has not moved yet); from the "
+                                       "second epoch on, every ratio, and with it what the clip does, is measured "
+                                       "from another policy than the one that collected the data.")),
     ],
     "05": [
         _q("q1", "The environment receives a clipped action. Which action's log-probability goes into the PPO "

@@ -166,6 +166,43 @@ HINTS: dict[str, tuple[str, str, str]] = {
         "consecutive pieces as nearly equal in size as torch's own splitting gives; a list of int64 tensors.",
         "```python\nnum_minibatches = …                     # ceil division\npermutation = torch.randperm(…, "
         "generator=generator)\nreturn list(torch.tensor_split(permutation, …))\n```"),
+    "ppo_epochs": (
+        "One PPO update reuses one batch for several epochs. Each epoch visits the whole batch once, in a new order, "
+        "one Adam step per minibatch, and every ratio is taken against the log-probs stored at collection (pi_old "
+        "stays the policy that collected the batch). The KL that decides the stop is the one each minibatch measures "
+        "anyway, with the log-probs its loss was built from, i.e. before its step; the test comes once per epoch, "
+        "after the epoch.",
+        "Train a copy of the weights with Adam(lr). For each epoch: minibatches = minibatch_indices(B, "
+        "minibatch_size, generator) (one call per epoch); for each index tensor idx: new_log_probs [b] = log "
+        "softmax(obs[idx] @ W) at actions[idx]; loss = clipped_surrogate_loss(new, old[idx], adv[idx], clip_eps); "
+        "zero_grad, backward, step; kl_i = approx_kl(old[idx], new_log_probs) (old first). After the epoch: "
+        "epoch_kl = mean of its kl_i, appended to the list; stop if target_kl is not None and epoch_kl > target_kl.\n\n"
+        "Return (trained weights [obs_dim, A], list of the epochs' KLs as floats).",
+        "```python\nweights = weights.detach().clone().requires_grad_(True)\noptimizer = …\nepoch_kls = []\n"
+        "for epoch in range(update_epochs):\n    kls = []\n    for idx in …:                  # a new shuffle each "
+        "epoch\n        new_log_probs = …        # [b], from obs[idx] @ weights\n        loss = …\n        …"
+        "                      # zero_grad, backward, step\n        kls.append(…)            # this pass's "
+        "log-probs: before the step\n    epoch_kls.append(…)\n    if …:\n        break\nreturn …\n```"),
+    "gaussian_policy_head": (
+        "The policy's head turns an observation into a diagonal Gaussian: the mean comes from a linear layer of the "
+        "observation, the spread from one learned log_std per action dim, the same for every state. PPO needs two "
+        "numbers per row from it: the log-probability of the stored action vector and the entropy.",
+        "mean [B, D] = obs [B, obs_dim] @ mean_weight.T [obs_dim, D] + mean_bias [D]. log_probs [B]: your "
+        "gaussian_log_prob(mean, log_std, actions), summed over D. entropy [B]: your gaussian_entropy(log_std) "
+        "(one number, since log_std is [D]) repeated for each of the B rows.",
+        "```python\nmean = …                              # [B, D], a linear layer\nlog_probs = …"
+        "                         # [B]\nentropy = ….expand(obs.shape[0])      # [B], the same in every row\n"
+        "return log_probs, entropy\n```"),
+    "squashed_log_prob": (
+        "Squashing a Gaussian sample u through a = high * tanh(u) changes the density: where tanh flattens, many u "
+        "land on nearly the same a, so the density of a is the density of u divided by how much the squash "
+        "stretches there, |da/du| (the change of variables). Each action dim is squashed on its own, so the "
+        "log-determinant is a sum over dims.",
+        "log pi(a|s) = gaussian_log_prob(mean, log_std, u) - sum_d [log high_d + log(1 - tanh(u_d)^2)], [B].\n\n"
+        "log(1 - tanh(u)^2) plainly, with a small eps inside the log (1e-6), or exactly and stably as "
+        "2 (log 2 - u - softplus(-2u)) (torch.nn.functional.softplus).",
+        "```python\nlog_slope = …                    # [B, D]: log high + log(1 - tanh(u)^2), either form\n"
+        "return gaussian_log_prob(…) - …  # [B]\n```"),
     "gaussian_log_prob": (
         "A diagonal Gaussian is D independent 1-D Gaussians, so the log-density of an action vector is the sum of "
         "D one-dimensional log-densities. Work with log_std directly (no log of an exponential), and let log_std "
