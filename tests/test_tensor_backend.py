@@ -220,7 +220,8 @@ def test_on_cuda_no_step_of_the_rollout_waits_for_the_gpu():
     def syncs_between_updates(n_steps):
         config = config_module.make_config("ppo", "CartPole-v1", "discrete", seed=0, device="cuda", progress=False,
                                            env_backend="torch", num_envs=64, n_steps=n_steps,
-                                           total_steps=64 * n_steps * 4, minibatch_size=256, update_epochs=2)
+                                           total_steps=64 * n_steps * 4, minibatch_size=16 * n_steps,
+                                           update_epochs=2)  # 4 minibatches an epoch at either length
         seen: list[int] = []
         torch.cuda.set_sync_debug_mode("warn")
         try:
