@@ -166,7 +166,8 @@ def choose_device(device: str = "auto", *, env_backend: str = "numpy", num_envs:
             if crossover is not None and num_envs is not None and num_envs >= crossover:
                 return DeviceChoice(torch.device("cuda"), f"auto: CUDA, since env_backend='torch' and num_envs="
                                                           f"{num_envs} is at or past the {why}")
-            _notice_gpu_not_chosen()
+            _notice_gpu_not_chosen(" For env_backend='torch', pgcourse bench device measures from which num_envs the "
+                                   "GPU is faster, and device='auto' then uses it there.")
             if crossover is not None:
                 return DeviceChoice(torch.device("cpu"), f"auto: the CPU, since num_envs={num_envs} is below the "
                                                          f"{why}")
@@ -197,8 +198,8 @@ def _available(name: str, asked: str, instead: str) -> torch.device:
     return resolved
 
 
-def _notice_gpu_not_chosen() -> None:
-    """One line, once per process, when a GPU is present and ``auto`` chose the CPU."""
+def _notice_gpu_not_chosen(more: str = "") -> None:
+    """One line, once per process, when a GPU is present and ``auto`` chose the CPU (``more`` is added to it)."""
     global _notice_shown
     kind = gpu_present()
     if kind is None or _notice_shown:
@@ -206,4 +207,4 @@ def _notice_gpu_not_chosen() -> None:
     _notice_shown = True
     print(f"pgcourse: device='auto' trains on the CPU although {kind.upper()} is available: the course's runs are "
           f"small and nothing it runs was measured faster on a GPU. device={kind!r} (or {DEVICE_ENV_VAR}={kind}) "
-          "trains there.", file=sys.stderr)
+          f"trains there.{more}", file=sys.stderr)

@@ -162,11 +162,13 @@ def _torch_tiny(num_envs, device="auto"):
                     total_steps=32 * num_envs)
 
 
-def test_auto_keeps_the_cpu_for_a_torch_env_without_a_measured_crossover_and_says_why(cache):
+def test_auto_keeps_the_cpu_for_a_torch_env_without_a_measured_crossover_and_says_why(cache, capsys):
     with fake_cuda():
         run = _torch_tiny(4)
     assert run.device == torch.device("cpu")
     assert "no crossover measured on this machine (pgcourse bench device measures it)" in run.device_reason
+    notice = capsys.readouterr().err.strip().splitlines()
+    assert len(notice) == 1 and "CUDA is available" in notice[0] and "pgcourse bench device measures" in notice[0]
 
 
 @pytest.mark.skipif(unusable_reason() is not None, reason=str(unusable_reason()))
