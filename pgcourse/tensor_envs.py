@@ -391,7 +391,7 @@ class TensorRolloutStepper:
         self.autoresetting = torch.zeros(n, dtype=torch.bool, device=self.device)  # [N]
         self._episode_return = torch.zeros(n, dtype=envs.dtype, device=self.device)  # [N] raw rewards
         self._episode_length = torch.zeros(n, dtype=torch.int64, device=self.device)  # [N]
-        self._records: list[Tensor] = []  # per step [4, N]: valid, done, return, length
+        self._records: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []  # per step: valid, done, return, length [N]
         self._clock: list[float] = []
 
     def _observe(self, raw_obs: Tensor) -> Tensor:
@@ -414,8 +414,7 @@ class TensorRolloutStepper:
         done = terminated | truncated  # [N]
         self._episode_return = torch.where(valid, self._episode_return + reward, torch.zeros_like(reward))
         self._episode_length = torch.where(valid, self._episode_length + 1, 0)
-        self._records.append(torch.stack([valid.to(self.envs.dtype), done.to(self.envs.dtype),
-                                          self._episode_return, self._episode_length.to(self.envs.dtype)]))
+        self._records.append((valid, done, self._episode_return, self._episode_length))  # stacked at the end
         self._clock.append(time.perf_counter())
         self.obs = self._observe(raw_obs)
         if self.reward_normalizer is not None:
@@ -427,11 +426,13 @@ class TensorRolloutStepper:
         """The rollout's finished episodes and transition counts, read off the device in **one** copy."""
         if not self._records:
             return StepRecord([], [], [], [])
-        table = torch.stack(self._records).cpu().numpy()  # [T, 4, N]: the one host read of the rollout
-        valid, done, returns, lengths = table[:, 0] > 0, table[:, 1] > 0, table[:, 2], table[:, 3]
+        dtype = self.envs.dtype  # flags, lengths (< 2**24) and returns are exact in it
+        columns = [torch.stack(column).to(dtype) for column in zip(*self._records)]  # 4 x [T, N]
+        table = torch.stack(columns).cpu().numpy()  # [4, T, N]: the one host read of the rollout
+        valid, done, returns, lengths = table[0] > 0, table[1] > 0, table[2], table[3]
         record = StepRecord([int(row.sum()) for row in valid],
-                            [[float(r) for r in returns[t][done[t]]] for t in range(len(table))],
-                            [[int(n) for n in lengths[t][done[t]]] for t in range(len(table))], list(self._clock))
+                            [[float(r) for r in returns[t][done[t]]] for t in range(len(valid))],
+                            [[int(n) for n in lengths[t][done[t]]] for t in range(len(valid))], list(self._clock))
         self._records, self._clock = [], []
         return record
 
