@@ -48,6 +48,7 @@ from .link import Link, StudentFunction, Unavailable
 from .loops import KIT_NAMES
 from .memcg import StudentCgroup, find_hierarchy
 from .sandbox import SANDBOX, UNSAFE, probe_sandbox, seccomp_program, student_command, write_runner_package
+from .scratch import FULL, ScratchWatch, folder_used, tmpfs_used
 from .wire import Lost, StudentError, _seed_everything, _short
 
 ALARM_GRACE = 2.0
@@ -59,6 +60,7 @@ class StudentProcess:
 
     def __init__(self, config: dict[str, Any], deadline: float):
         self.scratch = None
+        self.watch: ScratchWatch | None = None
         limits = dict(config["limits"])
         mode = config["isolation"]
         ours, theirs = socket.socketpair()
@@ -95,13 +97,37 @@ class StudentProcess:
             raise self.link._fail("protocol", "the student process did not start")
         if self.cgroup is not None:  # what it holds now (interpreter, imports: no student code yet) + --memory
             self.cgroup.limit(int(limits["memory_mb"] * 2**20))
+        self.watch = self._watch_scratch(mode, limits)
         self.link.deadline = None
+
+    def _watch_scratch(self, mode: str, limits: dict[str, Any]) -> ScratchWatch | None:
+        """Where no mount bounds the student's writable folder (not root: bwrap's unsized /tmp; no sandbox: a
+        folder on the teacher's disk), a :class:`.scratch.ScratchWatch` stops the process beyond ``scratch_mb``."""
+        limit = int(limits.get("scratch_mb", 64) * 2**20)
+        if mode == SANDBOX and os.geteuid() != 0:
+            return ScratchWatch(lambda: tmpfs_used(self.pid), limit, self._kill)
+        if mode == UNSAFE and self.scratch:
+            folder = self.scratch
+            return ScratchWatch(lambda: folder_used(folder), limit, self._kill)
+        return None
+
+    def _kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+
+    def scratch_full(self, limits: dict[str, Any]) -> str | None:
+        """Why the process was stopped, if it was for the files it wrote."""
+        if self.watch is None or self.watch.exceeded is None:
+            return None
+        return FULL.format(mb=f"{limits.get('scratch_mb', 64):g}")
 
     def alive(self) -> bool:
         return self.status is None and self.link.lost is None
 
     def end(self, wait: float = 0.0) -> int | None:
         """Stop the process (its whole session; in the sandbox its PID namespace goes with it)."""
+        if self.watch is not None:
+            self.watch.close()
         if self.status is None:
             if wait > 0:
                 with contextlib.suppress(subprocess.TimeoutExpired):
@@ -300,6 +326,9 @@ class _Session:
         if student is None:
             return lost.reason
         status = student.end(wait=0.3 if lost.kind in ("crashed", "protocol") else 0.0)
+        full = student.scratch_full(self.limits)
+        if full:
+            return full
         if lost.kind == "crashed":
             return describe_exit(status, self.limits)
         return lost.reason
