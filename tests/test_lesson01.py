@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import nbformat
@@ -180,3 +181,51 @@ def test_lesson_01_says_what_the_worst_default_seed_did():
     assert "it stalled" not in text, "lesson 01 says the worst seed stalled; it climbed and fell back"
     assert f"rose to {worst.max():.1f} at episode {int(worst.argmax()) + 1}" in text, \
         f"lesson 01 should say the worst seed rose to {worst.max():.1f} at episode {int(worst.argmax()) + 1}"
+
+
+def test_lesson_01_folds_its_detail_to_one_number_per_35_words():
+    """Issue 27, item 2: at most one number per 35 words of markdown outside <details> (tools/number_density.py)."""
+    spec = importlib.util.spec_from_file_location("number_density", ROOT / "tools" / "number_density.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("number_density", module)
+    spec.loader.exec_module(module)
+    counted = module.notebook_density(ROOT / "notebooks" / "01_reinforce.ipynb")
+    assert counted.words_per_number >= 35, (
+        f"lesson 01's prose outside <details> has {counted}; expected at least 35 words per number: fold per-seed "
+        "tables and second-order numbers into <details> blocks, keep at most three bold takeaways per section")
+
+
+PRIMER_TOOLS = ("pg.stats.iqm_weights", "pg.stats.stratified_bootstrap", "pg.stats.probability_of_improvement",
+                "pg.stats.wilson_interval")
+
+
+def statistics_primer_problems(notebook) -> list[str]:
+    """What lesson 01's statistics primer lacks (issue 27, item 3): it must come before the first cell that compares
+    seeds, define mean vs IQM, the bootstrap interval, P(improvement) and the Wilson interval, and test each on a
+    re-runnable simulation (numpy with a fixed seed) whose claims are asserted."""
+    cells = notebook.cells
+    first_comparison = next(i for i, cell in enumerate(cells) if cell.cell_type == "code"
+                            and "probability_of_improvement(final[" in cell.source)
+    heading = [i for i, cell in enumerate(cells) if cell.cell_type == "markdown"
+               and any(line.startswith("#") and "statistics primer" in line for line in cell.source.splitlines())]
+    if not heading or heading[0] > first_comparison:
+        return ["no statistics primer (a heading with 'statistics primer') before the first comparison of seeds"]
+    end = next(i for i in range(heading[0], len(cells)) if "Predict before you run" in cells[i].source)  # section 8's
+    primer = cells[heading[0]:end]
+    text = " ".join(cell.source for cell in primer if cell.cell_type == "markdown")
+    code = [cell for cell in primer if cell.cell_type == "code"]
+    problems = [f"the primer's text does not define {term}" for term in
+                ("IQM", "mean", "bootstrap", "Probability of improvement", "Wilson") if term not in text]
+    problems += [f"no primer cell simulates with {tool}" for tool in PRIMER_TOOLS
+                 if not any(tool in cell.source for cell in code)]
+    for cell in code:
+        if "np.random.default_rng(" not in cell.source or "pg.claim(" not in cell.source:
+            problems.append(f"primer cell {cell.source[:40]!r} needs a fixed-seed simulation and an asserted claim")
+        if "✓" not in "".join(output.get("text", "") for output in cell.get("outputs", [])):
+            problems.append(f"primer cell {cell.source[:40]!r} shows no asserted claim in its stored output")
+    return problems
+
+
+def test_lesson_01_teaches_its_statistics_before_it_compares_seeds():
+    notebook = nbformat.read(ROOT / "notebooks" / "01_reinforce.ipynb", as_version=4)
+    assert statistics_primer_problems(notebook) == []
