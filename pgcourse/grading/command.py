@@ -156,11 +156,15 @@ def run(args: argparse.Namespace) -> int:
     roster = read_roster(args.roster) if args.roster else None
     course = load_course(args.course) if args.course else find_course()
     kept: list[Path] = []
-    report = grade_paths(args.submissions, out=args.out, json_out=args.json, chapter=args.chapter, course=course,
-                         limits=limits, jobs=args.jobs, isolation=UNSAFE if args.unsafe_no_sandbox else "auto",
-                         overwrite=args.overwrite, progress=not args.quiet, assignment=assignment, update=args.update,
-                         students=args.student, manual=args.manual, timestamps=timestamps, kept=kept,
-                         late_changes=late_changes, roster=roster)
+    try:
+        report = grade_paths(args.submissions, out=args.out, json_out=args.json, chapter=args.chapter, course=course,
+                             limits=limits, jobs=args.jobs, isolation=UNSAFE if args.unsafe_no_sandbox else "auto",
+                             overwrite=args.overwrite, progress=not args.quiet, assignment=assignment,
+                             update=args.update, students=args.student, manual=args.manual, timestamps=timestamps,
+                             kept=kept, late_changes=late_changes, roster=roster)
+    except KeyboardInterrupt:
+        print(interrupted_message(_gradebook_paths(args.out, args.json)), file=sys.stderr)
+        return 130
     stamp = run_stamp()
     written = list(_gradebook_paths(args.out, args.json))
     extra_lines = _after_grading(args, report, report.hide_expected, roster, stamp, written, kept)
@@ -183,6 +187,16 @@ def run(args: argparse.Namespace) -> int:
     if kept:
         print(f"kept the previous version(s) in {kept[0].parent}")
     return 0
+
+
+def interrupted_message(gradebook: Sequence[Path]) -> str:
+    """What Ctrl-C during the grading left: the gradebook files are written at the end, in one step each
+    (atomically), so they are either as they were or not there; the same command grades from the start."""
+    there = [str(p) for p in gradebook if Path(p).exists()]
+    state = (f"{' and '.join(there)} {'is' if len(there) == 1 else 'are'} as before" if there
+             else "no gradebook was written")
+    return (f"pgcourse grade: interrupted (Ctrl-C) before the grades were written: {state}, and no submission was "
+            f"changed. Run the same command again to grade from the start.")
 
 
 def _late_settings(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, Any] | None]:

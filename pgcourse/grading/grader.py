@@ -360,6 +360,10 @@ def _run_pool(grader: Grader | None, chapter: Chapter, tasks: list[tuple[str, An
     try:
         raw, failed = _grade_all(pool, chapter, tasks, limits, advance) if tasks else ({}, {})
         return raw, failed, pool.mode, pool.detail
+    except KeyboardInterrupt:
+        if own:
+            pool.kill()  # the teacher pressed Ctrl-C: stop at once
+        raise
     finally:
         if own:
             pool.close()
