@@ -145,7 +145,9 @@ def setup(folder: str = "notebooks", root: str | Path | None = None,
     before = installed_versions()
     wanted = plan(dependencies, colab_extra, before)
     stamp = root / STAMP
-    record = {"requirements": wanted, "kept": {name: before[name] for name in NEVER_INSTALLED}}
+    # what the course asks for, not the plan: the plan shrinks once the missing dependencies are installed
+    record = {"dependencies": dependencies, "colab": colab_extra,
+              "kept": {name: before[name] for name in NEVER_INSTALLED}}
     if not (stamp.is_file() and json.loads(stamp.read_text()) == record and "pgcourse" in before):
         constraints_file = root / ".colab-constraints.txt"
         constraints_file.write_text(constraints(before))

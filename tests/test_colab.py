@@ -101,6 +101,26 @@ def test_setup_installs_once_then_works_in_the_notebooks_folder(tmp_path, monkey
     assert len(commands) == 2, "a second run installs nothing"
 
 
+def test_a_second_setup_installs_nothing_after_the_first_installed_a_missing_dependency(tmp_path, monkeypatch):
+    """The stamp records what the course asks for, not the plan: the plan shrinks once the missing are installed."""
+    root, commands = _fake_clone(tmp_path), []
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PGCOURSE_ROOT", "unset")
+    installed = {"torch": "2.12.1", "numpy": "2.0.2", "matplotlib": "3.10.0"}
+    monkeypatch.setattr(colab, "installed_versions", lambda: dict(installed))
+
+    def run(command):  # pip installs everything asked for
+        commands.append(command)
+        asked = command[command.index("-c") + 2:] if "-c" in command else ["pgcourse"]
+        installed.update({colab.requirement_name(r): "x" for r in asked})
+        return subprocess.CompletedProcess(command, 0)
+
+    colab.setup("notebooks", root=root, run=run)
+    assert "scipy==1.17.1" in commands[-1], "scipy was missing: installed at the course's pin"
+    colab.setup("notebooks", root=root, run=run)
+    assert len(commands) == 2, "the second set-up ran pip again"
+
+
 def test_setup_stops_on_a_failed_pip_and_on_a_folder_that_is_not_the_clones(tmp_path, monkeypatch):
     root = _fake_clone(tmp_path)
     monkeypatch.chdir(tmp_path)
