@@ -251,7 +251,8 @@ class BaseConfig:
             limits the run). Checked between updates, so vector-env algorithms may finish a few more.
         device: ``"auto"`` (the CPU for the course's numpy environments, or what the environment variable
             ``PGCOURSE_DEVICE`` names: :mod:`pgcourse.devices`), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``.
-        num_envs: parallel environments in the gymnasium vector env.
+        num_envs: parallel environments in the gymnasium vector env; as many as the rollout's memory allows on
+            the run's device (a ConfigError says the estimate and the widest that fits: :mod:`pgcourse.memory`).
         gamma: discount :math:`\\gamma \\in (0, 1]`.
         hidden_sizes: widths of the hidden layers of the actor and of the critic (tanh MLPs).
         lr: actor learning rate (Adam).
@@ -336,7 +337,7 @@ class BaseConfig:
         "seed": IntRange(0, 2**32 - 1),
         "total_steps": IntRange(1),
         "max_episodes": IntRange(1, allow_none=True),
-        "num_envs": IntRange(1, 4096),
+        "num_envs": IntRange(1),  # and the rollout must fit in memory: check_rollout_memory
         "gamma": FloatRange(0.0, 1.0, low_open=True),
         "lr": FloatRange(0.0, 1.0, low_open=True),
         "critic_lr": FloatRange(0.0, 1.0, low_open=True),
@@ -413,6 +414,32 @@ class BaseConfig:
         check_eval_mode(self.eval_mode)
         check_env_kwargs(self.env_kwargs)
         self._check_env_backend()
+        self.check_rollout_memory()
+
+    def rollout_length(self) -> int | None:
+        """Steps per sub-environment in one rollout: ``n_steps``, or for an algorithm that collects whole episodes
+        the environment's time limit (None when it has none)."""
+        n_steps = getattr(self, "n_steps", None)
+        if n_steps is not None:
+            return int(n_steps)
+        from .memory import time_limit
+
+        return time_limit(self.env_id)
+
+    def check_rollout_memory(self, agents: int = 1) -> None:
+        """Refuse a ``num_envs`` (times ``agents``, for ``pg.train_many``) whose rollout cannot fit in the free
+        memory of the run's device (:mod:`pgcourse.memory`'s estimate, a lower bound). Skipped when the
+        environment cannot be made here (the trainer reports that) or has no time limit and no ``n_steps``."""
+        from . import memory
+
+        steps, spaces = self.rollout_length(), memory.env_dimensions(self.env_id, self.env_kwargs)
+        if steps is None or spaces is None:
+            return
+        obs_dim, action_size = spaces
+        for device in memory.memory_devices(self.device, self.env_backend):
+            estimate = memory.rollout_memory(self.num_envs, steps, obs_dim, action_size, device, agents=agents)
+            if not estimate.fits:
+                raise ConfigError(estimate.refusal(self.num_envs, steps))
 
     def _check_env_backend(self) -> None:
         """``env_backend="torch"`` only where a torch env and a loop that steps it exist."""

@@ -83,4 +83,5 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
     configs = [make_config(algo, env_id, kind, seed=seed, device=device, **overrides,
                            **{name: values[agent] for name, values in per_agent.items()})
                for agent, seed in enumerate(seeds)]
+    configs[0].check_rollout_memory(agents=len(seeds))  # the agents' rollouts are one batch in memory
     return train_ppo_many(configs, Components(**pieces))

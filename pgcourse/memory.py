@@ -1,0 +1,139 @@
+"""Does a rollout of ``agents x num_envs x n_steps`` transitions fit in the run's memory? (issue 33, item 7)
+
+A rollout stores, per transition (one sub-environment, one step):
+
+.. math:: b = 4\\,d_{obs} + b_{action} + 5 \\cdot 4 + 3
+
+bytes: the observation (``d_obs`` float32), the action (``b_action``: 8 for a discrete action, an int64;
+``4 d_act`` for a continuous one), five float32 (reward, value, log-probability, advantage, return) and three
+bools (terminated, truncated, valid). The rollout needs ``agents * num_envs * n_steps * b`` bytes, plus one
+observation per sub-environment to bootstrap from. This is a lower bound on what a run needs (the networks,
+their activations in the update and the environments add to it), so a width it refuses cannot run, and a width
+it accepts may still be tight.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+FLOAT_BYTES = 4  # float32
+SCALARS_PER_TRANSITION = 5  # reward, value, log-probability, advantage, return
+FLAGS_PER_TRANSITION = 3  # terminated, truncated, valid (one byte each)
+
+
+def transition_bytes(obs_dim: int, action_bytes: int) -> int:
+    """``b = 4 d_obs + b_action + 5 * 4 + 3``: the bytes one stored transition takes."""
+    return FLOAT_BYTES * obs_dim + action_bytes + SCALARS_PER_TRANSITION * FLOAT_BYTES + FLAGS_PER_TRANSITION
+
+
+def action_bytes(discrete: bool, action_dim: int) -> int:
+    """8 for a discrete action (an int64), ``4 * action_dim`` for a continuous one (float32)."""
+    return 8 if discrete else FLOAT_BYTES * action_dim
+
+
+def rollout_bytes(num_envs: int, n_steps: int, obs_dim: int, action_size: int, agents: int = 1) -> int:
+    """``agents * num_envs * (n_steps * b + 4 d_obs)``: the rollout's transitions and the observations that
+    bootstrap its last step (``action_size``: bytes per action, :func:`action_bytes`)."""
+    per_env = n_steps * transition_bytes(obs_dim, action_size) + FLOAT_BYTES * obs_dim
+    return agents * num_envs * per_env
+
+
+def available_bytes(device: torch.device) -> int:
+    """Free memory on ``device``: ``torch.cuda.mem_get_info`` on a CUDA device, the host's available memory
+    otherwise (psutil's ``virtual_memory().available``; ``os.sysconf`` free pages where psutil is missing)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        import psutil
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+@dataclass(frozen=True)
+class RolloutMemory:
+    """A rollout's estimated bytes against what the device has free."""
+
+    needed: int
+    available: int
+    per_env: int  # bytes one sub-environment of one agent adds
+    agents: int
+    device: str
+
+    @property
+    def fits(self) -> bool:
+        return self.needed <= self.available
+
+    @property
+    def largest_num_envs(self) -> int:
+        """The widest ``num_envs`` whose rollout fits: ``floor(available / (agents * per_env))``."""
+        return self.available // (self.agents * self.per_env)
+
+    def refusal(self, num_envs: int, n_steps: int) -> str:
+        """Why ``num_envs`` is too wide, with the numbers and the width that fits."""
+        who = f"{self.agents} agents x " if self.agents > 1 else ""
+        return (f"num_envs={num_envs} is too wide for the memory of {self.device}: a rollout of {who}{num_envs} envs "
+                f"x {n_steps} steps needs at least {gib(self.needed)} ({self.per_env:,} bytes per env), "
+                f"{gib(self.available)} is available; the largest num_envs that fits is "
+                f"{self.largest_num_envs}{' for ' + str(self.agents) + ' agents' if self.agents > 1 else ''}")
+
+
+def gib(num_bytes: int) -> str:
+    """``1.5 GiB``-style size (MiB below one GiB)."""
+    return f"{num_bytes / 2**30:,.1f} GiB" if num_bytes >= 2**30 else f"{num_bytes / 2**20:,.1f} MiB"
+
+
+def rollout_memory(num_envs: int, n_steps: int, obs_dim: int, action_size: int, device: torch.device,
+                   agents: int = 1, available: int | None = None) -> RolloutMemory:
+    """The estimate of :func:`rollout_bytes` against ``available`` bytes (default: :func:`available_bytes`)."""
+    per_env = rollout_bytes(1, n_steps, obs_dim, action_size)
+    free = available_bytes(device) if available is None else available
+    return RolloutMemory(agents * num_envs * per_env, free, per_env, agents, str(device))
+
+
+_DIMENSIONS: dict[str, tuple[int, int] | None] = {}
+
+
+def env_dimensions(env_id: str, env_kwargs: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(observation size, bytes per action) of ``env_id`` made with ``env_kwargs`` (remembered per id and
+    arguments), or None when it cannot be made or its spaces are not a flat Box and a Discrete/1-D Box."""
+    key = json.dumps([env_id, dict(env_kwargs)], sort_keys=True, default=repr)
+    if key not in _DIMENSIONS:
+        try:
+            import gymnasium as gym
+            env = gym.make(env_id, **env_kwargs)
+            obs_space, action_space = env.observation_space, env.action_space
+            env.close()
+            discrete = isinstance(action_space, gym.spaces.Discrete)
+            _DIMENSIONS[key] = (int(math.prod(obs_space.shape)),
+                                action_bytes(discrete, 1 if discrete else int(math.prod(action_space.shape))))
+        except Exception:  # unknown id, bad arguments, other spaces: the trainer says what is wrong
+            _DIMENSIONS[key] = None
+    return _DIMENSIONS[key]
+
+
+def time_limit(env_id: str) -> int | None:
+    """``env_id``'s registered time limit (``max_episode_steps``), or None."""
+    try:
+        import gymnasium as gym
+        return gym.spec(env_id).max_episode_steps
+    except Exception:
+        return None
+
+
+def memory_devices(device: str, env_backend: str) -> list[torch.device]:
+    """The devices whose free memory a rollout must fit in: the named one; for ``"auto"`` the CPU, and the GPU
+    too when the env is a torch env and CUDA is present (auto may put the run there)."""
+    if device.startswith("cuda"):
+        return [torch.device(device)] if torch.cuda.is_available() else []
+    devices = [torch.device("cpu")]
+    if device == "auto" and env_backend == "torch" and torch.cuda.is_available():
+        devices.append(torch.device("cuda"))
+    return devices
