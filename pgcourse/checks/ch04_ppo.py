@@ -437,7 +437,7 @@ EPOCHS_CASES = [
 EPOCHS_MISTAKES: list[tuple[str, tuple[str, ...], str]] = [
     ("never_stops", ("weights", "kls"),
      "your loop never stops early: after each epoch, compare the epoch's mean approx-KL with target_kl and stop "
-     "the epochs when it is larger (target_kl=None: never stop)."),
+     "the epochs when it is larger (a target_kl of None never stops)."),
     ("no_reshuffle", ("weights", "kls"),
      "no reshuffle per epoch: you shuffle once and visit the minibatches in the same order every epoch; draw "
      "a new shuffle (one minibatch_indices call) at the start of every epoch."),
