@@ -36,7 +36,13 @@ def _tool():
     return module
 
 
-ANSWERS = _tool().answers_from_notebook(SOLUTION)
+ANSWERS = _tool().answers_from_notebook(SOLUTION)  # trainer k of the default draw -> its trap
+POOL_ANSWERS = _tool().pool_answers_from_notebook(SOLUTION)  # pool id -> its trap
+
+
+def _spec(k: int) -> dict:
+    """How trainer ``k`` of the default draw was trained (its pool run's spec)."""
+    return bug_hunt.MYSTERY_SPECS[bug_hunt.DEFAULT_DRAW[k - 1]]
 
 
 def _cell(grade_id: str) -> str:
@@ -114,33 +120,36 @@ SIGNAL_ANSWERS = _signals_from_notebook()
 
 def test_answers_live_in_the_solution_notebook_only():
     assert sorted(ANSWERS) == list(bug_hunt.MYSTERIES) and len(bug_hunt.MYSTERIES) >= 5
-    assert all(name in traps.TRAPS for name in ANSWERS.values())
-    assert len(set(ANSWERS.values())) == len(ANSWERS)  # six different bugs
+    assert sorted(POOL_ANSWERS) == sorted(bug_hunt.MYSTERY_SPECS) == list(bug_hunt.pool_ids())
+    assert len(POOL_ANSWERS) >= 12 and all(name in traps.TRAPS for name in POOL_ANSWERS.values())
+    assert [POOL_ANSWERS[i] for i in bug_hunt.DEFAULT_DRAW] == [ANSWERS[k] for k in bug_hunt.MYSTERIES]
+    assert len(set(ANSWERS.values())) >= 5  # the solution's six: five different bugs (one twice, other seeds)
     # the two bugs pg.diagnose does not name are among them
     assert {"truncation_as_termination", "clipped_action_log_prob"} <= set(ANSWERS.values())
     package = Path(pg.__file__).parent
     for path in package.rglob("*.py"):
         text = path.read_text()
-        for k, answer in ANSWERS.items():
+        for k, answer in [*ANSWERS.items(), *POOL_ANSWERS.items()]:
             assert not re.search(rf"\b{k}\s*[:=]\s*\W?{answer}", text), (path, k)
-    for path in (package / "traps" / "bug_hunt.py", package / "traps" / "__main__.py",
+    for path in (package / "traps" / "bug_hunt.py", package / "traps" / "__main__.py", package / "traps" / "pool.py",
                  package / "checks" / "ch06_traps.py", ROOT / "tools" / "make_mysteries.py"):
         text = path.read_text()
         assert not [trap for trap in traps.TRAPS if trap in text], path
-        assert "hashlib" not in text and not re.search(r"[0-9a-f]{16}", text), path
+        # no answer stored as a hash (pool.py hashes student ids to draw, never an answer)
+        assert ("hashlib" not in text or path.name == "pool.py") and not re.search(r"[0-9a-f]{16}", text), path
 
 
 def test_mystery_runs_do_not_carry_their_answer():
     """Not in the saved files, not in repr(run), not in any attribute of the loaded run, not in the config."""
     cached = sorted(bug_hunt.MYSTERY_DIR.glob("*/*"))
-    assert {path.parent.name for path in cached} == {str(k) for k in bug_hunt.MYSTERIES}
+    assert {path.parent.name for path in cached} == {str(i) for i in bug_hunt.MYSTERY_SPECS}
     assert not [path for path in cached if path.name == "training_state.pt"]  # no resumable state
     assert sum(path.stat().st_size for path in cached) < 1_000_000
     for path in cached:
         data = path.read_bytes()
         assert not [name for name in traps.TRAPS if name.encode() in data], path
-    for k in bug_hunt.MYSTERIES:
-        run = traps.mystery_run(k)
+    for k in bug_hunt.MYSTERY_SPECS:
+        run = bug_hunt.pool_run(k)
         assert run.config.traps == () and run.history.status == "completed"
         assert len(run.history.updates["env_step"]) >= bug_hunt.CHECKED_UPDATES
         spec = bug_hunt.MYSTERY_SPECS[k]
@@ -160,12 +169,12 @@ def trap_preset_values_match(config, name: str) -> bool:
 
 
 def test_mystery_feedback_says_where_to_look_without_naming_the_answer():
-    for k in bug_hunt.MYSTERIES:
+    for k in bug_hunt.MYSTERY_SPECS:
         assert not [name for name in traps.TRAPS if name in bug_hunt.EVIDENCE[k]], k
     # a PPO-only trap in the A2C trainer: cannot be planted, crossed off, with the evidence
-    assert bug_hunt.MYSTERY_SPECS[2]["algo"] == "a2c" and ANSWERS[2] != "stale_old_log_probs"
-    message = bug_hunt.mystery_feedback(2, "stale_old_log_probs")
-    assert "cannot be planted" in message and bug_hunt.EVIDENCE[2] in message
+    assert _spec(4)["algo"] == "a2c" and ANSWERS[4] != "stale_old_log_probs"
+    message = bug_hunt.mystery_feedback(4, "stale_old_log_probs")
+    assert "cannot be planted" in message and bug_hunt.where_to_look(4) in message
     # not a trap
     assert "not a trap name" in bug_hunt.mystery_feedback(2, "flipped")
     assert "no mystery trainer" in bug_hunt.mystery_feedback(9, "flipped")
@@ -173,10 +182,10 @@ def test_mystery_feedback_says_where_to_look_without_naming_the_answer():
     guess = "low_critic_lr" if ANSWERS[3] != "low_critic_lr" else "long_rollout"
     message = bug_hunt.mystery_feedback(3, guess)
     assert "does not behave like it" in message and "at update 1" in message
-    assert bug_hunt.EVIDENCE[3] in message and "train_like(m, traps=" in message
+    assert bug_hunt.where_to_look(3) in message and "train_like(m, traps=" in message
     assert {name for name in traps.TRAPS if name in message} == {guess}
     # a trap that changes nothing in this setting says so (Box actions only: a no-op on CartPole)
-    assert bug_hunt.MYSTERY_SPECS[1]["env_id"] == "CartPole-v1" and ANSWERS[1] != "clipped_action_log_prob"
+    assert _spec(1)["env_id"] == "CartPole-v1" and ANSWERS[1] != "clipped_action_log_prob"
     assert "changes nothing at all" in bug_hunt.mystery_feedback(1, "clipped_action_log_prob")
 
 
@@ -230,8 +239,8 @@ def test_tries_are_limited_recorded_and_outlive_the_kernel(tmp_path):
     mystery, records them in a file, refuses more (even the right one) and says so; the same answer again costs
     nothing (re-running a notebook), malformed ones cost nothing, and a new kernel still finds the record."""
     assert bug_hunt.MAX_TRIES == 2
-    k, answer = 2, ANSWERS[2]
-    algo = bug_hunt.MYSTERY_SPECS[k]["algo"]
+    k, answer = 4, ANSWERS[4]
+    algo = _spec(k)["algo"]
     wrongs = [t for t in traps.TRAPS if t != answer and algo in traps.TRAPS[t][0]][:2]
     with pytest.raises(AssertionError, match="not counted as a try"):  # a PPO-only trap in the A2C trainer
         pg.checks.check_mystery(k, "stale_old_log_probs", "entropy")
@@ -247,7 +256,7 @@ def test_tries_are_limited_recorded_and_outlive_the_kernel(tmp_path):
         pg.checks.check_mystery(k, answer, _signal_of(k))
     assert wrongs[0] in str(refused.value) and "answer cell" in str(refused.value)
     record = json.loads((tmp_path / "bug_hunt_tries.json").read_text())
-    assert record["2"] == [{"trap": wrongs[0], "signal": "entropy", "right": False},
+    assert record[f"pool {bug_hunt.DEFAULT_DRAW[k - 1]}"] == [{"trap": wrongs[0], "signal": "entropy", "right": False},
                            {"trap": wrongs[1], "signal": "return trend", "right": False}]
     bug_hunt._KERNEL_TRIES.clear()  # a new kernel: the file remembers
     with pytest.raises(AssertionError, match="no tries left"):
@@ -277,16 +286,19 @@ def test_the_grader_keeps_no_tries(monkeypatch, capsys):
 
 
 def test_a_wrong_answer_shows_no_number_of_another_mystery():
-    """Issue 26, item 4: trainers 4, 5 and 6 share one config, so another mystery's answer replayed in one of them
-    *is* that mystery's run: the old message printed its first policy_loss ("... is -0.01234 with it planted"),
-    which is that mystery's own number and told the learner its answer."""
+    """Issue 26, item 4: trainers 4, 5 and 6 shared one config, so another mystery's answer replayed in one of them
+    *was* that mystery's run: the old message printed its first policy_loss ("... is -0.01234 with it planted"),
+    which is that mystery's own number and told the learner its answer. The pool's runs may share a config in a
+    later pool, so no number of a wrong answer's replay may show in its message."""
     runs = {k: traps.mystery_run(k) for k in bug_hunt.MYSTERIES}
-    pairs = [(k, j) for k in runs for j in runs if j != k and runs[j].config.to_dict() == runs[k].config.to_dict()]
+    pairs = [(k, j) for k in runs for j in runs if ANSWERS[j] != ANSWERS[k]
+             and runs[k].config.algo in traps.TRAPS[ANSWERS[j]][0]][:6]
     assert len(pairs) >= 2
     for k, j in pairs:
         message = bug_hunt.mystery_feedback(k, ANSWERS[j])
         assert message is not None
-        values = bug_hunt._signature(runs[j], bug_hunt.CHECKED_UPDATES)[1:]  # not env_step: the same in all
+        replay = bug_hunt._replay(ANSWERS[j], runs[k], stop_beyond=None)
+        values = replay[1:]  # not env_step: the same in all
         shown = {f"{x:.4g}" for x in values.ravel() if np.isfinite(x) and x != 0}
         leaked = [text for text in shown if re.search(rf"(?<![\d.]){re.escape(text)}(?!\d)", message)]
         assert not leaked, (k, j, leaked)
@@ -580,47 +592,78 @@ def _telling_words(trap: str) -> set[str]:
 
 def test_hints_point_at_signals_not_at_the_answer():
     """Issue 26, item 4: the hints of mysteries 4-6 nearly named the bug ("what is [B] - [B, 1]?", "what is
-    stored for such a step" beside "outside the bounds"). Each mystery's first hint names the signals to read, by
-    pg.diagnose's names, and neither hint nor a wrong answer's evidence uses a word that describes its answer's
-    mechanism."""
+    stored for such a step" beside "outside the bounds"). With a draw per student the notebook's first hint prints
+    where to look for the learner's own trainer k (bug_hunt.where_to_look, the pool run's evidence): each names the
+    signals to read, by pg.diagnose's names, and neither it nor the notebook's hints use a word that describes the
+    mechanism of the bug of any run it may be shown for."""
     for notebook in (SOLUTION, ROOT / "exercises" / "06_debugging_traps.ipynb"):
         hints = _hints(notebook)
         assert sorted(hints) == list(bug_hunt.MYSTERIES)
         for k, text in hints.items():
             first = text.split("Hint 2")[0]
-            assert [signal for signal in traps.SIGNALS if f"`{signal}`" in first], (notebook.name, k)
-            said = {word for word in _telling_words(ANSWERS[k]) if word in text.lower()}
+            assert f"pg.traps.bug_hunt.where_to_look({k})" in first, (notebook.name, k)
+            said = {word for trap in set(POOL_ANSWERS.values()) for word in _telling_words(trap)
+                    if word in text.lower()}
             assert not said, (notebook.name, k, said)
-    for k in bug_hunt.MYSTERIES:
-        assert [signal for signal in traps.SIGNALS if f"'{signal}'" in bug_hunt.EVIDENCE[k]], k
-        said = {word for word in _telling_words(ANSWERS[k]) if word in bug_hunt.EVIDENCE[k].lower()}
-        assert not said, (k, said)
+    for pool_id, answer in POOL_ANSWERS.items():
+        evidence = bug_hunt.EVIDENCE[pool_id]
+        assert [signal for signal in traps.SIGNALS if f"'{signal}'" in evidence], pool_id
+        said = {word for word in _telling_words(answer) if word in evidence.lower()}
+        assert not said, (pool_id, said)
+
+
+def _with_answers(notebook: dict, answers: dict[int, tuple[str, str]]) -> dict:
+    """A copy of ``notebook`` whose answer cell k assigns ``answers[k]`` (trap, signal)."""
+    notebook = copy.deepcopy(notebook)
+    for cell in notebook["cells"]:
+        found = re.fullmatch(r"ch06_mystery_(\d)", cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", ""))
+        if found and int(found.group(1)) in answers:
+            k = int(found.group(1))
+            trap, signal = answers[k]
+            cell["source"] = f'answer_{k} = "{trap}"\nsignal_{k} = "{signal}"\n'
+    return notebook
 
 
 @pytest.mark.slow
 def test_the_grader_grades_each_students_bug_hunt_on_its_own(tmp_path):
-    """One grading worker grades every student's check cells: two students who gave two different wrong answers to
-    mystery 2 before a third gave the right one must not use up her tries (the worker keeps no record of tries),
-    and each wrong answer loses that mystery's points and no other."""
+    """One grading worker grades every student's check cells, each on that student's own draw (the submission's
+    student id): her draw's answers give cat full marks; ann and bob, who gave two different wrong answers to their
+    mystery 2, lose that mystery's points and no other, and do not use up anyone's tries (the worker keeps no record
+    of tries); dan, who copied the solution's answers (the default draw), loses the points of every trainer where his
+    draw's bug differs."""
     from pgcourse import grading
+    from pgcourse.traps import pool
+
+    signal_of = {trap: traps.signals.SHOWS_IN[trap][0] for trap in traps.TRAPS}
+
+    def right(student):
+        return {k: (POOL_ANSWERS[i], signal_of[POOL_ANSWERS[i]]) for k, i in zip(bug_hunt.MYSTERIES, pool.draw(student))}
 
     solution = json.loads(SOLUTION.read_text())
-    algo = bug_hunt.MYSTERY_SPECS[2]["algo"]
-    wrongs = [t for t in traps.TRAPS if t != ANSWERS[2] and algo in traps.TRAPS[t][0]][:2]
     folder = tmp_path / "class"
     folder.mkdir()
-    for student, trap in (("ann", wrongs[0]), ("bob", wrongs[1]), ("cat", ANSWERS[2])):
-        notebook = copy.deepcopy(solution)
-        for cell in notebook["cells"]:
-            if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "ch06_mystery_2":
-                text = "".join(cell["source"]).replace(f'answer_2 = "{ANSWERS[2]}"', f'answer_2 = "{trap}"')
-                cell["source"] = text.splitlines(keepends=True)
-        (folder / f"{student}.ipynb").write_text(json.dumps(notebook))
+    expected_wrong = {}
+    for student in ("ann", "bob", "cat", "dan"):
+        answers = right(student)
+        if student in ("ann", "bob"):
+            algo = bug_hunt.pool_run(pool.draw(student)[1]).config.algo
+            wrongs = [t for t in traps.TRAPS if t != answers[2][0] and algo in traps.TRAPS[t][0]]
+            trap = wrongs[0] if student == "ann" else wrongs[1]
+            answers[2] = (trap, signal_of[trap])
+            expected_wrong[student] = [2]
+        if student == "dan":
+            answers = {k: (ANSWERS[k], SIGNAL_ANSWERS[k]) for k in bug_hunt.MYSTERIES}
+            expected_wrong[student] = [k for k in bug_hunt.MYSTERIES if ANSWERS[k] != right("dan")[k][0]]
+            assert expected_wrong[student]
+        (folder / f"{student}.ipynb").write_text(json.dumps(_with_answers(solution, answers)))
     report = grading.grade_paths([folder], course=ROOT, progress=False, jobs=1)
     full = report.chapter.max_points
-    mystery_2 = next(e.points for e in report.chapter.exercises if e.id.startswith("ch06_mystery_2"))
+    points = {int(e.id[len("ch06_mystery_")]): e.points for e in report.chapter.exercises
+              if e.id.startswith("ch06_mystery_")}
     assert report.student("cat").total == full, report.student("cat").exercises
-    for student in ("ann", "bob"):
-        assert report.student(student).total == full - mystery_2, report.student(student).exercises
-        feedback = [r.feedback for e, r in report.student(student).exercises.items() if e.startswith("ch06_mystery_2")]
-        assert "does not behave like it" in feedback[0] and "no tries left" not in feedback[0]
+    for student, wrong in expected_wrong.items():
+        assert report.student(student).total == full - sum(points[k] for k in wrong), report.student(student).exercises
+        for k in wrong:
+            feedback = [r.feedback for e, r in report.student(student).exercises.items()
+                        if e.startswith(f"ch06_mystery_{k}")]
+            assert "does not behave like it" in feedback[0] and "no tries left" not in feedback[0]

@@ -643,6 +643,17 @@ def _limit_own_memory(megabytes: int) -> None:
         pass
 
 
+def _bug_hunt_student(key: str) -> None:
+    """Grade the bug hunt of submission ``key`` on its student's own mysteries: the submission's key is its student
+    (the folder's id), and the bug hunt draws that student's trainers from it (``pgcourse.traps.pool``, which reads
+    ``$PGCOURSE_STUDENT_ID`` before whatever id the notebook gave). The self-test grades the solution's answers:
+    the default draw, no student."""
+    if key == "\0selftest":
+        os.environ.pop("PGCOURSE_STUDENT_ID", None)
+    else:
+        os.environ["PGCOURSE_STUDENT_ID"] = str(key)
+
+
 def worker_main(fd: int) -> None:
     from multiprocessing.connection import Connection
 
@@ -670,6 +681,7 @@ def worker_main(fd: int) -> None:
             if message.get("op") == "stop":
                 break
             if message.get("op") == "grade":
+                _bug_hunt_student(message["key"])
                 try:
                     reply = worker.grade(message["course"], message["answers"], message["limits"])
                     reply.update(op="result", key=message["key"])

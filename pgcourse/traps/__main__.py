@@ -2,7 +2,8 @@
 
 A command-line entry point (the top layer, beside ``pgcourse.cli``, whose ``--set`` parser it shares).
 ``mysteries`` rewrites the bug hunt's saved runs; it takes the answers on the command line
-(``--answers 1=NAME,2=NAME,...``; ``tools/make_mysteries.py`` reads them from the solution notebook) and
+(``--answers 3=NAME,5=NAME,...``, keyed by pool id: the folders ``mysteries/<id>/``;
+``tools/make_mysteries.py`` reads them from the solution notebook) and
 stores them nowhere, so keep them out of scripts in the repo.
 """
 from __future__ import annotations
@@ -13,30 +14,31 @@ from pathlib import Path
 
 from ..cli import UsageError, parse_settings
 from ..config import ConfigError
-from .bug_hunt import MYSTERIES, MYSTERY_DIR, write_mysteries
+from .bug_hunt import MYSTERY_DIR, MYSTERY_SPECS, write_mysteries
 from .experiments import REPRO_SETTINGS, experiments, reproduce
 
 
 def _numbered(text: str, what: str, value=str) -> dict[int, object]:
-    """``"1=a,2=b,3=c"`` -> ``{1: "a", 2: "b", 3: "c"}`` (one entry per mystery trainer)."""
+    """``"3=a,5=b,6=c"`` -> ``{3: "a", 5: "b", 6: "c"}`` (one entry per pool run written, each a pool id of
+    ``bug_hunt.MYSTERY_SPECS``)."""
     pairs: dict[int, object] = {}
+    ids = tuple(sorted(MYSTERY_SPECS))
     for item in text.split(","):
         key, sep, val = item.partition("=")
         try:
-            if not sep or int(key) not in MYSTERIES or int(key) in pairs:
+            if not sep or int(key) not in MYSTERY_SPECS or int(key) in pairs:
                 raise ValueError
             pairs[int(key)] = value(val.strip())
         except ValueError:
-            raise UsageError(f"--{what}: expected {','.join(f'{k}=...' for k in MYSTERIES)}, got {text!r}") from None
-    if sorted(pairs) != list(MYSTERIES):
-        raise UsageError(f"--{what}: give one entry for each of the mystery trainers {MYSTERIES}, got {text!r}")
+            raise UsageError(f"--{what}: expected ID=...,ID=... with each ID a pool id of {ids} at most once, "
+                             f"got {text!r}") from None
     return pairs
 
 
 def _saved_seeds(folder: Path) -> dict[int, int]:
-    """The seeds of the saved mystery runs in ``folder`` (trainer ``k`` without one: seed ``k``)."""
+    """The seeds of the saved pool runs in ``folder`` (a run not saved there: seed = its pool id)."""
     seeds = {}
-    for k in MYSTERIES:
+    for k in MYSTERY_SPECS:
         config = folder / str(k) / "config.json"
         seeds[k] = int(json.loads(config.read_text())["seed"]) if config.is_file() else k
     return seeds
@@ -62,9 +64,9 @@ def _main(argv: list[str] | None = None) -> int:
     exp.add_argument("--ablation-steps", type=int, default=25_000)
     exp.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
     mys = sub.add_parser("mysteries", help="retrain and save the bug hunt's mystery runs (course maintainers)")
-    mys.add_argument("--answers", required=True, metavar="1=TRAP,2=TRAP,3=TRAP",
-                     help="the trap planted in each mystery trainer (stored nowhere; the saved configs have traps=())")
-    mys.add_argument("--seeds", metavar="1=SEED,2=SEED,3=SEED",
+    mys.add_argument("--answers", required=True, metavar="ID=TRAP,ID=TRAP",
+                     help="the trap planted in each pool run to write (stored nowhere; the saved configs have traps=())")
+    mys.add_argument("--seeds", metavar="ID=SEED,ID=SEED",
                      help="training seed of each trainer (default: the seeds of the runs saved now)")
     mys.add_argument("--out", default=str(MYSTERY_DIR), help="folder of the runs (default: the package's own)")
     mys.add_argument("--steps", type=int, default=None,
@@ -73,12 +75,12 @@ def _main(argv: list[str] | None = None) -> int:
     if args.command == "mysteries":
         try:
             answers = _numbered(args.answers, "answers")
-            seeds = _numbered(args.seeds, "seeds", int) if args.seeds else _saved_seeds(Path(args.out))
+            seeds = {**_saved_seeds(Path(args.out)), **(_numbered(args.seeds, "seeds", int) if args.seeds else {})}
             paths = write_mysteries(answers, seeds, args.out, args.steps)
         except (UsageError, ValueError) as error:
             parser.error(str(error))
-        for k, path in zip(MYSTERIES, paths):
-            print(f"mystery trainer {k}: seed {seeds[k]}, saved to {path}")
+        for k, path in zip(sorted(answers), paths):
+            print(f"pool run {k}: seed {seeds[k]}, saved to {path}")
     if args.command == "experiments":
         experiments(args.folder, args.seeds, args.ablation_steps, args.workers)
     if args.command == "reproduce":

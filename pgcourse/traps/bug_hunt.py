@@ -75,21 +75,33 @@ from ..api import train
 from ..config import ConfigError
 from ..planted import TRAPS, plant, validate_traps
 from ..run import Run, load
-from .signals import SHOWS_IN, SIGNALS, signal_name
+from .pool import (DEFAULT_DRAW, MYSTERIES, MYSTERY_DIR, STUDENT_VARIABLE, choose_student, current_student, draw,
+                   pool_id, pool_ids)
+from .signals import SHOWS_IN, SIGNALS, diagnose, signal_name, top_causes
 
-MYSTERIES = (1, 2, 3, 4, 5, 6)
 MYSTERY_STEPS = 12_000  # env steps of the CartPole mystery trainers (the Pendulum ones: see MYSTERY_SPECS)
-MYSTERY_DIR = Path(__file__).parent / "mysteries"
 
-# How each mystery trainer was trained, apart from its bug (all of it is in its saved config as well).
-# The Pendulum trainers start with a wider policy (std e^0.5 ~ 1.65 on actions bounded to [-2, 2]).
+# The pool (mysteries/<id>/): how each run was trained, apart from its bug (all of it is in its saved config as well).
+# The Pendulum runs start with a wider policy (std e^0.5 ~ 1.65 on actions bounded to [-2, 2]); the A2C ones roll
+# out longer than A2C's default where two updates of 16 steps would not tell their bug from others'.
+# Ids 1, 2 and 4 were retired: pg.diagnose's first lead named their bug.
+_CARTPOLE = dict(env_id="CartPole-v1", total_steps=MYSTERY_STEPS)
+_PENDULUM = dict(env_id="Pendulum-v1", total_steps=20_480, log_std_init=0.5)
 MYSTERY_SPECS: dict[int, dict[str, Any]] = {
-    1: dict(algo="ppo", env_id="CartPole-v1", total_steps=MYSTERY_STEPS),
-    2: dict(algo="a2c", env_id="CartPole-v1", total_steps=MYSTERY_STEPS),
-    3: dict(algo="ppo", env_id="CartPole-v1", total_steps=MYSTERY_STEPS),
-    4: dict(algo="ppo", env_id="Pendulum-v1", total_steps=20_480, log_std_init=0.5),
-    5: dict(algo="ppo", env_id="Pendulum-v1", total_steps=20_480, log_std_init=0.5),
-    6: dict(algo="ppo", env_id="Pendulum-v1", total_steps=20_480, log_std_init=0.5),
+    3: dict(algo="ppo", **_CARTPOLE),
+    5: dict(algo="ppo", **_PENDULUM),
+    6: dict(algo="ppo", **_PENDULUM),
+    7: dict(algo="ppo", **_CARTPOLE),
+    8: dict(algo="ppo", **_CARTPOLE),
+    9: dict(algo="ppo", **_CARTPOLE),
+    10: dict(algo="a2c", **_PENDULUM),
+    11: dict(algo="a2c", **_PENDULUM),
+    12: dict(algo="ppo", **_PENDULUM),
+    13: dict(algo="a2c", **_PENDULUM),
+    14: dict(algo="ppo", **_PENDULUM),
+    15: dict(algo="a2c", **_PENDULUM),
+    16: dict(algo="ppo", **_CARTPOLE),
+    17: dict(algo="ppo", **_CARTPOLE),
 }
 
 # What the check compares: the first updates' diagnostics. How far a replay may be from the mystery, per
@@ -108,39 +120,85 @@ MARGIN = 5.0
 OTHER_ROUNDING = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE", "OMP_NUM_THREADS": "1",
                   "MKL_NUM_THREADS": "1"}
 
-# Where to look, per trainer: the evidence that tells its bug apart, for a wrong answer's message. It points at
-# signals and at the experiment to run; it never names the bug.
+# Where to look, per pool run: the evidence that tells its bug apart, for a wrong answer's message and the notebook's
+# hints (where_to_look). It points at signals and at the experiment to run; it never names the bug.
+_QUIET_STEPS = ("pg.diagnose is quiet, so compare with a correct twin (twin = pg.traps.bug_hunt.train_like(m)): the "
+                "'KL / clip fraction' and 'explained variance' signals show smaller steps of both networks with the "
+                "same lr, epochs and clip range. Then read the 'grad norms' signal (actor_grad_norm, "
+                "critic_grad_norm) of both.")
+_SMALL_STEPS = ("pg.diagnose's leads are suspects, not verdicts: check each against m.config before you believe it. "
+                "Then compare with a correct twin (twin = pg.traps.bug_hunt.train_like(m)): the 'KL / clip fraction' "
+                "and 'explained variance' signals show smaller steps of both networks with the same lr, epochs and "
+                "clip range. Then read the 'grad norms' signal (actor_grad_norm, critic_grad_norm) of both.")
+_CRITIC_TAUGHT = ("Put the critic's signals ('explained variance', 'advantage scale': value_loss and advantage_std in "
+                  "m.history.updates) beside a correct twin's (twin = pg.traps.bug_hunt.train_like(m)), then the "
+                  "actor's ('KL / clip fraction', 'entropy'). Which of the two networks is taught something else? "
+                  "List the suspects that change what it is taught, and test each by experiment.")
+_QUIET_BOX = ("pg.diagnose calls it healthy, yet its first update already differs from a correct twin's "
+              "(twin = pg.traps.bug_hunt.train_like(m)): a bug present from the first rollout that bites quietly. "
+              "Compare the 'policy std' and 'entropy' signals (log_std_mean, entropy) of the two over the whole run, "
+              "and test by experiment the suspects that only a Box action space can have.")
+_LEADS_BOX = ("pg.diagnose's leads are suspects, not verdicts: check each against m.config and a correct twin "
+              "(twin = pg.traps.bug_hunt.train_like(m)) before you believe it. Its first update already differs from "
+              "the twin's. Compare the 'policy std' and 'entropy' signals (log_std_mean, entropy) of the two over the "
+              "whole run, and test by experiment the suspects that only a Box action space can have.")
+_A2C_ACTOR_BOX = ("A2C has no pi_old, so there is no 'KL / clip fraction' to read: put the first updates' policy_loss, "
+                  "value_loss and the 'policy std' signal (log_std_mean) beside a correct twin's (twin = "
+                  "pg.traps.bug_hunt.train_like(m)). The critic's numbers agree at the first update and the actor's do "
+                  "not: which suspects change what the actor's loss is made of, for a Box action space only? Test each "
+                  "by experiment.")
+_SETTING = ("Put the first updates beside a correct twin's (twin = pg.traps.bug_hunt.train_like(m)): the same "
+            "settings, yet they part at update 1 while the 'KL / clip fraction' and 'explained variance' signals look "
+            "healthy. Read m.config against the defaults of pg.train: which setting is not the default, which term of "
+            "the loss does it weigh, and which of pg.diagnose's signals reads that term? Then test each suspect that "
+            "acts on that term by experiment.")
 EVIDENCE: dict[int, str] = {
-    1: "Read the 'KL / clip fraction' signal over every update (approx_kl and clip_fraction in m.history.updates) "
-       "beside a correct twin's (twin = pg.traps.bug_hunt.train_like(m)). What do those two numbers measure, and "
-       "what would have to stay fixed during an update for them to read as they do?",
-    2: "Read the 'return trend' and 'entropy' signals together: the entropy falls (the policy becomes more "
-       "certain, so it is learning) while the return falls below what a random policy gets. Then read its config "
-       "beside pg.traps.PRESETS: a suspect that writes a setting would show there.",
-    3: "pg.diagnose is quiet, so compare with a correct twin (twin = pg.traps.bug_hunt.train_like(m)): the "
-       "'KL / clip fraction' and 'explained variance' signals show smaller steps of both networks with the same "
-       "lr, epochs and clip range. Then read the 'grad norms' signal (actor_grad_norm, critic_grad_norm) of both.",
-    4: "Put the first update's 'KL / clip fraction' signal (approx_kl, clip_fraction) beside a correct twin's "
-       "(twin = pg.traps.bug_hunt.train_like(m)), with the same lr and epochs. A ratio far from 1 before the "
-       "policy has moved means the update's log-probs disagree with the rollout's: which suspects change how a "
-       "log-prob is computed or stored? Test each by experiment.",
-    5: "Put the critic's signals ('explained variance', 'advantage scale': value_loss and advantage_std in "
-       "m.history.updates) beside a correct twin's (twin = pg.traps.bug_hunt.train_like(m)), then the actor's "
-       "('KL / clip fraction', 'entropy'). Which of the two networks is taught something else? List the suspects "
-       "that change what it is taught, and test each by experiment.",
-    6: "pg.diagnose calls it healthy, yet its first update already differs from a correct twin's "
-       "(twin = pg.traps.bug_hunt.train_like(m)): a bug present from the first rollout that bites quietly. Compare "
-       "the 'policy std' and 'entropy' signals (log_std_mean, entropy) of the two over the whole run, and test by "
-       "experiment the suspects that only a Box action space can have.",
+    3: _QUIET_STEPS, 5: _CRITIC_TAUGHT, 6: _QUIET_BOX, 7: _SETTING, 8: _SETTING, 9: _SMALL_STEPS,
+    10: _LEADS_BOX, 11: _A2C_ACTOR_BOX, 12: _QUIET_STEPS, 13: _LEADS_BOX, 14: _LEADS_BOX, 15: _A2C_ACTOR_BOX,
+    16: _SETTING, 17: _QUIET_STEPS,
 }
 
 
+def pool_run(pool_id: int) -> Run:
+    """The saved run ``pool_id`` of the pool (``mysteries/<pool_id>/``), on CPU."""
+    if pool_id not in pool_ids():
+        raise ValueError(f"there is no run {pool_id!r} in the bug hunt's pool {pool_ids()}")
+    return load(MYSTERY_DIR / str(pool_id), device="cpu")
+
+
 def mystery_run(k: int) -> Run:
-    """Mystery trainer ``k`` (1 to 6): the course's PPO or A2C with one hidden planted bug, loaded from its
-    saved run (its config has ``traps=()``: the bug is for you to find)."""
-    if k not in MYSTERIES:
-        raise ValueError(f"mystery trainers are numbered {MYSTERIES[0]} to {MYSTERIES[-1]}, got {k!r}")
-    return load(MYSTERY_DIR / str(k), device="cpu")
+    """Mystery trainer ``k`` (1 to 6) of the current student (:func:`my_mysteries`; without one, the default six):
+    the course's PPO or A2C with one hidden planted bug, loaded from its saved run (its config has ``traps=()``: the
+    bug is for you to find)."""
+    return pool_run(pool_id(k))
+
+
+def my_mysteries(student: str | None) -> dict[int, str]:
+    """Use ``student``'s own six mystery trainers from now on (None: the default six, the solution's), drawn from
+    the pool by the student id (:mod:`.pool`); returns ``{k: "PPO on CartPole-v1", ...}``. Use the id your course
+    grades you under (the grader draws your trainers from it, whatever id the notebook gave)."""
+    choose_student(student)
+    graded = current_student()
+    if student is not None and graded != student.strip():
+        print(f"note: this Python grades as student {graded!r} (${STUDENT_VARIABLE} is set), not {student!r}")
+    described = {}
+    for k in MYSTERIES:
+        config = mystery_run(k).config
+        described[k] = f"{config.algo.upper()} on {config.env_id}"
+    return described
+
+
+def where_to_look(k: int) -> str:
+    """Where to look for the current student's trainer ``k``: the signals that tell its bug apart and the experiment
+    to run (:data:`EVIDENCE`), never the bug's name. The notebook's hints for any draw."""
+    return EVIDENCE[pool_id(k)]
+
+
+def first_lead(run: Run) -> str | None:
+    """pg.diagnose's first lead on ``run``: the first trap its most alarming finding names as a likely cause (None:
+    it names none). A pool run's own trap is never its first lead (:func:`write_mysteries`)."""
+    leads = top_causes(diagnose(run), 1)
+    return leads[0] if leads else None
 
 
 def train_like(mystery: Run, traps: tuple[str, ...] = (), **changes: Any) -> Run:
@@ -264,7 +322,7 @@ def mystery_feedback(k: int, answer: Any) -> str | None:
     except ConfigError:
         return (f"mystery trainer {k}: {answer!r} cannot be planted in this trainer: it is "
                 f"{mystery.config.algo.upper()} on {mystery.config.env_id} ({mystery.action_kind} actions), and "
-                f"{answer!r} exists for {TRAPS[answer][0]} only. Cross it off your list.\nWhere to look: {EVIDENCE[k]}")
+                f"{answer!r} exists for {TRAPS[answer][0]} only. Cross it off your list.\nWhere to look: {where_to_look(k)}")
     expected = _signature(mystery, CHECKED_UPDATES)
     replay = _replay(answer, mystery)
     if distance(replay, expected) <= 1.0:
@@ -278,7 +336,7 @@ def mystery_feedback(k: int, answer: Any) -> str | None:
     elif distance(replay, _replay(None, mystery, replay.shape[1], stop_beyond=None)) <= 1.0:
         lines.append(f"Here {answer!r} changes nothing at all: with it planted, the first updates are those of a "
                      "correct run, and the mystery's are not.")
-    lines.append(f"Where to look: {EVIDENCE[k]}")
+    lines.append(f"Where to look: {where_to_look(k)}")
     lines.append(f"Test a suspect by experiment: m = pg.traps.mystery_run({k}); "
                  f"mine = pg.traps.bug_hunt.train_like(m, traps=({answer!r},)) "
                  "(and twin = pg.traps.bug_hunt.train_like(m), a correct run from the same config); "
@@ -315,15 +373,20 @@ def record_path() -> Path:
     return Path(os.environ.get(RECORD_VARIABLE) or Path.home() / ".pgcourse" / "bug_hunt_tries.json")
 
 
+def _record_key(k: int) -> str:
+    """Tries are recorded per pool run (``"pool <id>"``): the same run is the same mystery in any student's draw."""
+    return f"pool {pool_id(k)}"
+
+
 def recorded_tries(k: int) -> list[dict[str, Any]]:
     """The answers given for trainer ``k`` on this machine account, in order: ``{"trap", "signal", "right"}``
     each, from the record file and this Python's own memory (a deleted file does not forget this kernel's)."""
     try:
-        stored = json.loads(record_path().read_text()).get(str(k), [])
+        stored = json.loads(record_path().read_text()).get(_record_key(k), [])
     except (OSError, ValueError, AttributeError):
         stored = []
     tries = [t for t in stored if isinstance(t, dict) and {"trap", "signal", "right"} <= set(t)]
-    for kept in _KERNEL_TRIES.get(str(k), []):
+    for kept in _KERNEL_TRIES.get(_record_key(k), []):
         if not any((t["trap"], t["signal"]) == (kept["trap"], kept["signal"]) for t in tries):
             tries.append(kept)
     return tries
@@ -331,14 +394,14 @@ def recorded_tries(k: int) -> list[dict[str, Any]]:
 
 def _record(k: int, entry: dict[str, Any]) -> None:
     """Add ``entry`` to trainer ``k``'s tries, in memory and in the record file (if it can be written)."""
-    _KERNEL_TRIES.setdefault(str(k), []).append(entry)
+    _KERNEL_TRIES.setdefault(_record_key(k), []).append(entry)
     path = record_path()
     try:
         record = json.loads(path.read_text()) if path.is_file() else {}
         record = record if isinstance(record, dict) else {}
     except (OSError, ValueError):
         record = {}
-    record[str(k)] = recorded_tries(k)
+    record[_record_key(k)] = recorded_tries(k)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=1))
@@ -463,16 +526,18 @@ def replay_elsewhere(trap: str | None, folder: str | Path, updates: int = CHECKE
 def write_mysteries(answers: dict[int, str], seeds: dict[int, int], folder: str | Path = MYSTERY_DIR,
                     total_steps: int | None = None,
                     specs: dict[int, dict[str, Any]] | None = None) -> list[Path]:
-    """Train mystery trainer ``k`` as ``specs[k]`` says (default :data:`MYSTERY_SPECS`; ``total_steps``
-    replaces every budget) with trap ``answers[k]`` at seed ``seeds[k]``, check that the check tells the
-    planted trap from every other one and from no trap by :data:`MARGIN` tolerances, and that a replay of its
-    own trap under another rounding (:func:`replay_elsewhere`) stays within ``1 / MARGIN``, and save the runs
-    to ``folder/<k>/`` with the trap's name removed from their config (``traps=()``). Nothing is written
+    """Train pool run ``k`` (a pool id) as ``specs[k]`` says (default :data:`MYSTERY_SPECS`; ``total_steps``
+    replaces every budget) with trap ``answers[k]`` at seed ``seeds[k]``, for each ``k`` of ``answers``; check that
+    pg.diagnose's first lead (:func:`first_lead`) is not the planted trap (diagnose alone must not settle it), that
+    the check tells the planted trap from every other one and from no trap by :data:`MARGIN` tolerances, and that a
+    replay of its own trap under another rounding (:func:`replay_elsewhere`) stays within ``1 / MARGIN``; save the
+    runs to ``folder/<k>/`` with the trap's name removed from their config (``traps=()``). Nothing is written
     unless all of them are sound."""
     specs = MYSTERY_SPECS if specs is None else specs
-    numbers = sorted(specs)
-    if sorted(answers) != numbers or sorted(seeds) != numbers:
-        raise ValueError(f"give an answer and a seed for each of the mystery trainers {tuple(numbers)}")
+    numbers = sorted(answers)
+    if not numbers or not set(numbers) <= set(specs) or not set(numbers) <= set(seeds):
+        raise ValueError(f"give an answer and a seed for pool runs among {tuple(sorted(specs))} (each with a spec), "
+                         f"got answers for {tuple(numbers)} and seeds for {tuple(sorted(seeds))}")
     for k in numbers:
         if answers[k] not in TRAPS:
             raise ValueError(f"mystery trainer {k}: {answers[k]!r} is not a trap name; choose one of {sorted(TRAPS)}")
@@ -486,6 +551,10 @@ def write_mysteries(answers: dict[int, str], seeds: dict[int, int], folder: str 
         run.config = dataclasses.replace(run.config, traps=())  # the presets stay, the name goes
         # no resumable state: it would resume without the bug, and an optimiser's state can tell which ran
         run.training_state, run.saved_training_state = None, None
+        lead = first_lead(run)
+        if lead == answers[k]:
+            raise ValueError(f"pool run {k}: pg.diagnose's first lead names its trap at seed {seeds[k]}, so diagnose "
+                             "alone would settle it; choose another trap or seed")
         if not behaves_like(answers[k], run):
             raise RuntimeError(f"mystery trainer {k}: a replay with its own trap does not match it; is training "
                                "deterministic on this machine?")

@@ -1,0 +1,162 @@
+"""The bug hunt's pool (issue 26, item 4): each student's six mystery trainers are drawn from a pool of saved runs by
+their student id, none of them settled by pg.diagnose's first lead, and the grader grades a student's answers on
+that student's draw, as the notebook's check does."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import pgcourse as pg
+from pgcourse import traps
+from pgcourse.traps import bug_hunt, pool
+from pgcourse.traps.signals import diagnose, top_causes
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTION = ROOT / "solutions" / "06_debugging_traps.ipynb"
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("make_mysteries", ROOT / "tools" / "make_mysteries.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+POOL_ANSWERS = _tool().pool_answers_from_notebook(SOLUTION)
+# The signal the solution would give for each bug of the pool (one of the signals it acts on).
+SIGNAL_OF = {"joint_grad_clip": "grad norms", "entropy_wrong_sign": "entropy", "log_prob_not_summed": "policy std",
+             "clipped_action_log_prob": "policy std", "truncation_as_termination": "explained variance"}
+
+
+@pytest.fixture(autouse=True)
+def _no_student(tmp_path, monkeypatch):
+    """Each test starts on the default draw, with its own record of tries."""
+    monkeypatch.delenv(pool.STUDENT_VARIABLE, raising=False)
+    monkeypatch.setenv(bug_hunt.RECORD_VARIABLE, str(tmp_path / "tries.json"))
+    monkeypatch.setattr(bug_hunt, "_KERNEL_TRIES", {})
+    pool.choose_student(None)
+    yield
+    pool.choose_student(None)
+
+
+def test_diagnose_first_lead_never_names_a_pool_runs_bug():
+    """pg.diagnose's first lead named the answer of mysteries 1, 2 and 4 of the six fixed ones (stale_old_log_probs,
+    advantage_sign_flipped, log_prob_not_summed: measured on the old runs), so reading its report solved them. No run
+    of the pool is settled that way: the first trap its most alarming finding names is never the run's own."""
+    assert len(POOL_ANSWERS) >= 12
+    for pool_id, answer in POOL_ANSWERS.items():
+        run = bug_hunt.pool_run(pool_id)
+        assert top_causes(diagnose(run), 1)[:1] != [answer], pool_id
+        assert bug_hunt.first_lead(run) != answer, pool_id
+
+
+def test_write_mysteries_refuses_a_run_whose_first_lead_names_its_trap(tmp_path):
+    """The pool's new rule, enforced where runs are written: stale_old_log_probs pins approx-KL and the clip fraction
+    at 0, and pg.diagnose's first lead says so; such a run is refused and nothing is written."""
+    spec = {1: dict(algo="ppo", env_id="CartPole-v1", total_steps=2048)}
+    with pytest.raises(ValueError, match="first lead names its trap"):
+        bug_hunt.write_mysteries({1: "stale_old_log_probs"}, {1: 0}, tmp_path, specs=spec)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_each_student_gets_a_balanced_draw_of_their_own():
+    """Three CartPole and three Pendulum runs per student, the same six every time for the same (term, id),
+    different six for most students, every run of the pool in some draws, and a new term reshuffles."""
+    ids = pool.pool_ids()
+    assert ids == tuple(sorted(POOL_ANSWERS)) and len(ids) >= 12
+    envs = {i: pool.pool_env(i) for i in ids}
+    students = [f"s{n:03d}" for n in range(200)]
+    draws = {s: pool.draw(s) for s in students}
+    for student, chosen in draws.items():
+        assert pool.draw(student) == chosen  # deterministic
+        assert len(set(chosen)) == 6
+        assert [envs[i] for i in chosen] == ["CartPole-v1"] * 3 + ["Pendulum-v1"] * 3, student
+    assert len(set(draws.values())) >= 150  # 20 x 56 = 1120 possible draws
+    counts = Counter(i for chosen in draws.values() for i in chosen)
+    assert set(counts) == set(ids)
+    assert sum(pool.draw(s, term="another term") != draws[s] for s in students) >= 150
+    assert pool.draw(" s001 ") == draws["s001"]  # spaces around an id do not change it
+    with pytest.raises(ValueError, match="non-empty string"):
+        pool.draw("")
+
+
+def test_the_notebook_learns_the_student_and_the_grader_wins(monkeypatch, capsys):
+    """my_mysteries(id) switches mystery_run to that student's draw; the grader's variable, when set, wins over what
+    the notebook said (a student cannot pick an easier draw by typing another id)."""
+    default = [bug_hunt.mystery_run(k).config.seed for k in bug_hunt.MYSTERIES]
+    assert default == [bug_hunt.pool_run(i).config.seed for i in pool.DEFAULT_DRAW]
+    described = bug_hunt.my_mysteries("s042")
+    assert list(described) == list(bug_hunt.MYSTERIES)
+    mine = pool.draw("s042")
+    assert [bug_hunt.mystery_run(k).config.seed for k in bug_hunt.MYSTERIES] == [
+        bug_hunt.pool_run(i).config.seed for i in mine]
+    assert described[1].endswith("on CartPole-v1") and described[6].endswith("on Pendulum-v1")
+    monkeypatch.setenv(pool.STUDENT_VARIABLE, "s007")
+    bug_hunt.my_mysteries("s042")
+    assert "grades as student 's007'" in capsys.readouterr().out
+    assert pool.current_draw() == pool.draw("s007")
+    bug_hunt.my_mysteries(None)
+    monkeypatch.delenv(pool.STUDENT_VARIABLE)
+    assert pool.current_draw() == pool.DEFAULT_DRAW
+
+
+def test_the_grading_worker_grades_each_submission_as_its_student(monkeypatch):
+    """The worker sets the student variable to the key of the submission it grades (its student), and clears it for
+    the self-test, which grades the solution's answers on the default draw."""
+    from pgcourse.grading import worker
+
+    monkeypatch.setenv(pool.STUDENT_VARIABLE, "left over")
+    worker._bug_hunt_student("ann")
+    assert pool.current_draw() == pool.draw("ann")
+    worker._bug_hunt_student("\0selftest")
+    assert pool.current_draw() == pool.DEFAULT_DRAW
+
+
+def test_the_check_grades_a_students_answers_on_that_students_draw(capsys):
+    """The notebook's check (tries recorded) and the grader's (record off, student from the variable) give the same
+    verdicts on a student's answers: her draw's answers pass both, the solution's answers fail both where her draw's
+    bug differs."""
+    student = "s042"
+    chosen = pool.draw(student)
+    right = {k: (POOL_ANSWERS[i], SIGNAL_OF[POOL_ANSWERS[i]]) for k, i in zip(bug_hunt.MYSTERIES, chosen)}
+    solution = {k: (POOL_ANSWERS[i], SIGNAL_OF[POOL_ANSWERS[i]]) for k, i in zip(bug_hunt.MYSTERIES, pool.DEFAULT_DRAW)}
+    differs = [k for k in bug_hunt.MYSTERIES if right[k][0] != solution[k][0]]
+    assert differs  # the solution's answers are not this student's
+    k = differs[0]
+
+    def verdicts(grader: bool) -> tuple[bool, bool]:
+        with pytest.MonkeyPatch.context() as patch:
+            if grader:
+                patch.setenv(bug_hunt.RECORD_VARIABLE, "off")
+                patch.setenv(pool.STUDENT_VARIABLE, student)
+            else:
+                bug_hunt.my_mysteries(student)
+            try:
+                pg.checks.check_mystery(k, *right[k])
+                good = True
+            except AssertionError:
+                good = False
+            try:
+                pg.checks.check_mystery(k, *solution[k])
+                bad = True
+            except AssertionError:
+                bad = False
+            bug_hunt.my_mysteries(None)
+        return good, bad
+
+    assert verdicts(grader=False) == verdicts(grader=True) == (True, False)
+    capsys.readouterr()
+
+
+def test_the_solution_notebook_keeps_the_answer_key_out_of_the_exercise():
+    """The pool's answer key lives in a solution_only cell of the solution notebook: not in the exercise."""
+    exercise = (ROOT / "exercises" / "06_debugging_traps.ipynb").read_text()
+    assert "pool_answers" not in exercise
+    assert not [trap for trap in traps.TRAPS if f'"{trap}"' in exercise]
+    cells = json.loads(SOLUTION.read_text())["cells"]
+    assert any("pool_answers = {" in "".join(c["source"]) and "solution_only" in c["metadata"].get("tags", [])
+               for c in cells)
