@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -155,25 +156,79 @@ def env_spaces(env_id: str, env_kwargs: Mapping[str, Any] | None = None) -> tupl
 CARTPOLE_ENTRY_POINT = "gymnasium.envs.classic_control.cartpole:CartPoleEnv"
 
 
+START_BLOCK = 32  # starting states drawn per sub-environment per generator call (see StartStates)
+
+
+class StartStates:
+    """The starting states of CartPole sub-environments, each from its own generator, as ``CartPoleEnv.reset``
+    draws them: state ``~ U(low, high)^4`` from sub-environment ``i``'s generator, one draw per episode.
+
+    Autoresets use the default bounds ``(-0.05, 0.05)``; their draws are made ``START_BLOCK`` episodes at a time,
+    ``rng.uniform(-0.05, 0.05, size=(START_BLOCK, 4))``, which yields the same numbers, in the same order, as
+    ``START_BLOCK`` calls of ``rng.uniform(-0.05, 0.05, size=(4,))`` (one C loop over the generator's doubles,
+    ``low + (high - low) * u``): one Python call per 32 episodes of a sub-environment instead of one per episode.
+    Before each block the generator's state is kept, so a reset with other bounds (or a reseed) first rewinds the
+    generator to just after the draws used so far: the block's unused draws were never made.
+    """
+
+    DEFAULT_BOUNDS = (-0.05, 0.05)
+
+    def __init__(self, num_envs: int):
+        self.rngs: list[np.random.Generator | None] = [None] * num_envs
+        self.block = np.zeros((num_envs, START_BLOCK, 4))  # [N, B, 4] drawn starting states
+        self.used = np.full(num_envs, START_BLOCK)        # [N] states of the block used so far (all: empty)
+        self.state_before: list[dict[str, Any] | None] = [None] * num_envs  # generator state before the block
+
+    def seed(self, i: int, seed: int | None) -> None:
+        """Reseed sub-environment ``i`` (a random seed when ``seed`` is None, as an unseeded ``CartPoleEnv``)."""
+        self.rngs[i], _ = seeding.np_random(seed)
+        self.used[i], self.state_before[i] = START_BLOCK, None
+
+    def rewind(self, i: int) -> None:
+        """Put sub-environment ``i``'s generator just after the draws used, and drop the rest of its block."""
+        if self.state_before[i] is not None:
+            rng = self.rngs[i]
+            rng.bit_generator.state = self.state_before[i]
+            rng.uniform(*self.DEFAULT_BOUNDS, size=(int(self.used[i]), 4))  # the draws used, made again
+            self.used[i], self.state_before[i] = START_BLOCK, None
+
+    def draw(self, i: int, low: float, high: float) -> np.ndarray:
+        """The next starting state ``[4]`` of sub-environment ``i`` with bounds ``(low, high)`` (a reset's)."""
+        if self.rngs[i] is None:
+            self.seed(i, None)
+        self.rewind(i)
+        return self.rngs[i].uniform(low=low, high=high, size=(4,))
+
+    def next_autoreset(self, indices: np.ndarray) -> np.ndarray:
+        """The next starting states ``[4, len(indices)]`` of the sub-environments ``indices`` (default bounds)."""
+        used = self.used[indices]  # [K]
+        for k in np.flatnonzero(used >= START_BLOCK):  # blocks used up: draw the next ones
+            i = indices[k]
+            rng = self.rngs[i]
+            self.state_before[i] = rng.bit_generator.state
+            self.block[i] = rng.uniform(*self.DEFAULT_BOUNDS, size=(START_BLOCK, 4))
+            used[k] = 0
+        self.used[indices] = used + 1
+        return self.block[indices, used].T
+
+
 class SeededCartPoleVectorEnv(CartPoleVectorEnv):
     """Gymnasium's numpy-vectorised CartPole (NEXT_STEP autoreset) playing exactly the episodes of a
     ``SyncVectorEnv`` of ``CartPoleEnv``: same observations, rewards, flags, bit for bit.
 
     ``CartPoleVectorEnv`` draws the starting states of all sub-environments from one generator; a
     ``SyncVectorEnv`` gives sub-environment ``i`` its own, seeded ``seed + i``, and each episode of
-    ``i`` starts from the next draw of that generator. This class keeps those generators (the dynamics,
-    time limit and autoreset are gymnasium's), so switching the vectorisation changes no number.
+    ``i`` starts from the next draw of that generator. This class keeps those generators
+    (:class:`StartStates`); the dynamics are ``CartPoleVectorEnv``'s equations, in its order of operations,
+    with its time limit and autoreset, so switching the vectorisation changes no number.
     """
 
     def __init__(self, num_envs: int = 1, max_episode_steps: int = 500):
         super().__init__(num_envs=num_envs, max_episode_steps=max_episode_steps)
-        self._env_rngs: list[np.random.Generator | None] = [None] * num_envs
-
-    def _draw_start(self, i: int) -> np.ndarray:
-        """The next starting state of sub-environment ``i``, as ``CartPoleEnv.reset`` draws it."""
-        if self._env_rngs[i] is None:  # never seeded: a random seed, as an unseeded CartPoleEnv
-            self._env_rngs[i], _ = seeding.np_random()
-        return self._env_rngs[i].uniform(low=self.low, high=self.high, size=(4,))
+        if self.kinematics_integrator != "euler" or self._sutton_barto_reward:
+            raise ValueError("SeededCartPoleVectorEnv plays CartPole-v1's defaults only (euler integrator, "
+                             "reward 1 per step)")
+        self.start_states = StartStates(num_envs)
 
     def reset(self, *, seed: int | list[int | None] | None = None,
               options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
@@ -186,19 +241,53 @@ class SeededCartPoleVectorEnv(CartPoleVectorEnv):
         _, info = super().reset(seed=None if seed is None else seeds[0], options=options)
         for i, env_seed in enumerate(seeds):
             if env_seed is not None:
-                self._env_rngs[i], _ = seeding.np_random(env_seed)
-            self.state[:, i] = self._draw_start(i)  # within options' bounds, as CartPoleEnv.reset(options=...)
-        self.low, self.high = -0.05, 0.05  # a sub-environment's later resets (autoresets) take no options
+                self.start_states.seed(i, env_seed)
+            # within options' bounds, as CartPoleEnv.reset(options=...)
+            self.state[:, i] = self.start_states.draw(i, self.low, self.high)
+        self.low, self.high = StartStates.DEFAULT_BOUNDS  # a sub-environment's later resets (autoresets) take no options
         return self.state.T.astype(np.float32), info
 
+    def pushes_right(self, action: Any) -> np.ndarray:
+        """``action == 1`` as a bool array ``[N]`` (0 pushes the cart left, 1 right), or a ValueError saying what
+        was wrong with ``action``."""
+        action = np.asarray(action)
+        right = action == 1
+        if action.shape != (self.num_envs,) or np.count_nonzero(right) + np.count_nonzero(action == 0) != self.num_envs:
+            raise ValueError(f"CartPole actions must be {self.num_envs} values, each 0 (push left) or 1 (push right); "
+                             f"got {action!r} (shape {action.shape})")
+        return right
+
     def step(self, action: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        restarting = np.flatnonzero(self.prev_done)  # sub-environments whose step is a reset step
-        obs, reward, terminated, truncated, info = super().step(action)
-        if restarting.size:  # gymnasium drew their new starting states from its shared generator: redraw
-            for i in restarting:
-                self.state[:, i] = self._draw_start(int(i))
-            obs = self.state.T.astype(np.float32)
-        return obs, reward.astype(np.float64), terminated, truncated, info  # float64 rewards, as SyncVectorEnv
+        """One step of every sub-environment; those that ended at the previous step restart instead (their action
+        ignored, reward 0, flags False, the next starting state of their own generator)."""
+        if self.state is None:
+            raise RuntimeError("call reset before step")
+        force = np.where(self.pushes_right(action), self.force_mag, -self.force_mag)  # [N]
+        x, x_dot, theta, theta_dot = self.state  # each [N]
+        costheta, sintheta = np.cos(theta), np.sin(theta)
+        # The cart-pole equations of motion (frictionless, as gymnasium writes them), one Euler step of tau
+        temp = (force + self.polemass_length * np.square(theta_dot) * sintheta) / self.total_mass
+        thetaacc = (self.gravity * sintheta - costheta * temp) / (
+            self.length * (4.0 / 3.0 - self.masspole * np.square(costheta) / self.total_mass))
+        xacc = temp - self.polemass_length * thetaacc * costheta / self.total_mass
+        self.state = np.empty_like(self.state)  # [4, N]: x, x_dot, theta, theta_dot one step later
+        np.add(x, self.tau * x_dot, out=self.state[0])
+        np.add(x_dot, self.tau * xacc, out=self.state[1])
+        np.add(theta, self.tau * theta_dot, out=self.state[2])
+        np.add(theta_dot, self.tau * thetaacc, out=self.state[3])
+        restarting = self.prev_done  # [N] bool: these sub-environments ended last step; this step resets them
+        running = ~restarting
+        # |x| > threshold is (x < -threshold) | (x > threshold), exactly (NaN compares False either way)
+        terminated = ((np.abs(self.state[0]) > self.x_threshold)
+                      | (np.abs(self.state[2]) > self.theta_threshold_radians)) & running
+        self.steps = np.where(restarting, 0, self.steps + 1)  # [N] steps into the episode
+        truncated = (self.steps >= self.max_episode_steps) & running
+        if restarting.any():
+            indices = np.flatnonzero(restarting)
+            self.state[:, indices] = self.start_states.next_autoreset(indices)
+        self.prev_done = terminated | truncated
+        reward = running.astype(np.float64)  # 1 per step, 0 for a reset step; float64, as SyncVectorEnv
+        return self.state.T.astype(np.float32), reward, terminated, truncated, {}
 
 
 def fast_vectorization(env_id: str, render_mode: str | None = None,
@@ -252,8 +341,46 @@ def make_vector_env(env_id: str, num_envs: int, *, normalize_obs: bool = False, 
     """
     envs = make_raw_vector_env(env_id, num_envs, render_mode=render_mode, vectorization=vectorization,
                                env_kwargs=env_kwargs)
-    return add_normalization(RecordEpisodeStatistics(envs), normalize_obs=normalize_obs,
+    return add_normalization(EpisodeStatistics(envs), normalize_obs=normalize_obs,
                              normalize_reward=normalize_reward, gamma=gamma)
+
+
+class EpisodeStatistics(RecordEpisodeStatistics):
+    """Gymnasium's ``RecordEpisodeStatistics`` for NEXT_STEP vector envs, with the same ``info["episode"]``
+    (``r``, ``l``, ``t`` of the sub-environments whose episode ended, 0 elsewhere), ``info["_episode"]``, queues
+    and counters, in fewer array operations per step (a step without an ending builds nothing).
+
+    Per sub-environment ``i``: a reset step (``i`` ended at the previous step) starts a new episode with
+    return 0 and length 0; any other step adds its raw reward to the return and 1 to the length.
+    """
+
+    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if self._autoreset_mode != AUTORESET_MODE:
+            return super().step(actions)
+        observations, rewards, terminations, truncations, infos = self.env.step(actions)
+        restarted = self.prev_dones  # [N] bool: this step was a reset step
+        self.episode_returns = np.where(restarted, 0.0, self.episode_returns + rewards)  # [N]
+        self.episode_lengths = np.where(restarted, 0, self.episode_lengths + 1)  # [N]
+        if restarted.any():
+            self.episode_start_times[restarted] = time.perf_counter()
+        self.prev_dones = dones = np.logical_or(terminations, truncations)  # [N]
+        if dones.any():
+            if self._stats_key in infos or f"_{self._stats_key}" in infos:
+                raise ValueError(f"Attempted to add episode stats with key '{self._stats_key}' but this key "
+                                 f"already exists in info: {list(infos.keys())}")
+            ended = np.flatnonzero(dones)
+            returns, lengths = self.episode_returns[ended], self.episode_lengths[ended]  # [E]
+            seconds = np.round(time.perf_counter() - self.episode_start_times[ended], 6)  # [E]
+            infos[self._stats_key] = {"r": np.where(dones, self.episode_returns, 0.0),
+                                      "l": np.where(dones, self.episode_lengths, 0),
+                                      "t": np.zeros(self.num_envs)}
+            infos[self._stats_key]["t"][ended] = seconds
+            infos[f"_{self._stats_key}"] = dones
+            self.episode_count += len(ended)
+            self.time_queue.extend(seconds.tolist())
+            self.return_queue.extend(returns.tolist())
+            self.length_queue.extend(lengths.tolist())
+        return observations, rewards, terminations, truncations, infos
 
 
 def max_episode_steps(envs: gym.vector.VectorEnv) -> int | None:
