@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -266,6 +267,17 @@ class TensorVectorEnv:
 
 
 # -- the training side: normalisers and a stepper that keep everything on the device ---------------------------
+def rounded_sqrt(x: Tensor) -> Tensor:
+    r""":math:`\sqrt{x}` correctly rounded, as numpy's: float32 through float64 (the square root rounded twice is
+    still the correctly rounded one); float64 on CPU by numpy, on the same memory (torch's CPU ``sqrt`` is not
+    always correctly rounded: measured, torch 2.13.0+cpu); ``torch.sqrt`` elsewhere (no host read on a GPU)."""
+    if x.dtype == torch.float32:
+        return torch.sqrt(x.double()).float()
+    if x.dtype == torch.float64 and x.device.type == "cpu":
+        return torch.from_numpy(np.asarray(np.sqrt(x.numpy())))
+    return torch.sqrt(x)
+
+
 class TensorObsNormalizer:
     r"""gymnasium's ``NormalizeObservation`` (vector wrapper) as tensors on the observations' device.
 
@@ -276,8 +288,10 @@ class TensorObsNormalizer:
     .. math:: \delta = \bar x_B - \mu, \quad n' = n + N, \quad \mu' = \mu + \delta N / n', \quad
               \sigma'^2 = \bigl(\sigma^2 n + \sigma_B^2 N + \delta^2 n N / n'\bigr) / n'
 
-    Not bit-equal to gymnasium's in general: numpy sums the batch's float32 rows one after another, torch's
-    ``sum`` in its own order (and its CPU ``cumsum`` accumulates in float64), so the moments can differ in
+    The division and the square root round as numpy's (:func:`rounded_sqrt`); the batch sums do not always:
+    numpy's order depends on the memory layout of the numpy env's batch (a ``SyncVectorEnv`` stacks rows: one row
+    after another, which torch's ``sum(0)`` repeats up to 17 rows, measured; the course's CartPole hands over a
+    column-major batch: numpy's pairwise sum down each column), so the moments can differ from gymnasium's in
     their last float32 bits (``tests/test_tensor_backend.py`` measures how far that carries).
     """
 
@@ -298,7 +312,7 @@ class TensorObsNormalizer:
         self.mean = self.mean + delta * n / total
         m2 = self.var * self.count + batch_var * n + delta.square() * self.count * n / total
         self.var, self.count = m2 / total, total
-        return ((x - self.mean) / torch.sqrt(self.var + self.epsilon)).to(torch.float32)
+        return ((x - self.mean) / rounded_sqrt(self.var + self.epsilon)).to(torch.float32)
 
     def state(self) -> dict[str, Any]:
         """The statistics as ``pgcourse.envs.normalizer_state`` writes them (read off the device: call it
@@ -307,14 +321,50 @@ class TensorObsNormalizer:
                 "count": float(self.count), "epsilon": float(self.epsilon)}
 
 
+NUMPY_SUM_EXACT_UP_TO = 128  # numpy's pairwise blocks: one block of 8 lanes up to 128 numbers, recursion beyond
+
+
+def masked_float32_sum(values: Tensor, keep: Tensor, numpy_order: bool) -> Tensor:
+    """The float32 sum of ``values[keep]`` (``[N]`` each) as a 0-d tensor, with no host read.
+
+    ``numpy_order``: in the order numpy's ``np.add.reduce`` sums the selected numbers (its pairwise sum), so the
+    float32 result is numpy's bit for bit, for ``N`` up to :data:`NUMPY_SUM_EXACT_UP_TO`; with ``k`` numbers kept:
+    below 8, one after another from -0.0; from 8, eight running lanes over the first ``k - k % 8`` numbers,
+    combined as ``((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))``, then the last ``k % 8`` one after another.
+    Otherwise (or for a wider batch) torch's ``sum`` of the masked values, whose order is torch's."""
+    n = values.shape[0]
+    masked = torch.where(keep, values, torch.zeros_like(values))  # [N]
+    if not numpy_order or n > NUMPY_SUM_EXACT_UP_TO:
+        return masked.sum()
+    order = torch.argsort((~keep).to(torch.int8), stable=True)  # kept ones first, in their order
+    a = masked[order]  # [N]: the k kept numbers, then zeros
+    k = keep.sum()  # 0-d
+    small = torch.full((), -0.0, dtype=values.dtype, device=values.device)
+    for i in range(min(n, 7)):  # k < 8: adding the zeros after the k-th changes nothing
+        small = small + a[i]
+    if n < 8:
+        return small
+    lanes = a[:8].clone()  # [8]
+    whole_rows = torch.div(k, 8, rounding_mode="floor")  # rows of 8 in the main block
+    for row in range(1, n // 8):
+        lanes = lanes + torch.where(whole_rows > row, a[8 * row:8 * row + 8], torch.zeros_like(lanes))
+    big = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]))
+    start = whole_rows * 8
+    for j in range(7):  # the remainder, k % 8 numbers
+        position = start + j
+        big = big + torch.where(position < k, a[position.clamp(max=n - 1)], torch.zeros_like(big))
+    return torch.where(k < 8, small, big)
+
+
 class TensorRewardNormalizer:
     r"""gymnasium's ``NormalizeReward`` (vector wrapper, NEXT_STEP) as tensors: each reward is divided by the
     running standard deviation of the discounted return, :math:`r / \sqrt{\sigma_G^2 + \epsilon}`.
 
     Per step, on the sub-environments that are not autoresetting (``active``):
     :math:`G \leftarrow \gamma G (1 - \text{term}) + r`, and the running moments of :math:`G` (float64) take
-    the batch of the active ones. The batch is a masked one here (a fixed shape, no host read), so its sum
-    runs in another order than numpy's pairwise sum of the selected entries: not bit-equal to gymnasium's.
+    the batch of the active ones. The batch is a masked one here (a fixed shape, no host read); on the CPU its
+    sums run in numpy's pairwise order (:func:`masked_float32_sum`), so the statistics and the scaled rewards are
+    gymnasium's bit for bit up to 128 envs; on a GPU, torch's order.
     """
 
     def __init__(self, num_envs: int, gamma: float, device: torch.device, epsilon: float = 1e-8):
@@ -324,6 +374,7 @@ class TensorRewardNormalizer:
         self.var = torch.ones((), dtype=torch.float64, device=device)
         self.count = torch.full((), 1e-4, dtype=torch.float64, device=device)  # grows by the active count
         self.gamma, self.epsilon = gamma, epsilon
+        self.numpy_order = device.type == "cpu"  # gymnasium's sums bit for bit where exactness is the point
 
     def __call__(self, reward: Tensor, terminated: Tensor, truncated: Tensor) -> Tensor:
         """``reward [N]`` scaled (float64), after updating the statistics with this step."""
@@ -332,10 +383,9 @@ class TensorRewardNormalizer:
         self.accumulated = torch.where(active, grown, self.accumulated)  # [N]
         k = active.sum().double()  # how many entries the batch has (0: no update)
         safe_k = k.clamp(min=1.0)
-        values = torch.where(active, self.accumulated, 0.0)  # [N] float32
-        batch_mean = (values.sum().double() / safe_k).float()
-        batch_var = (torch.where(active, (self.accumulated - batch_mean).square(), 0.0).sum().double()
-                     / safe_k).float()
+        batch_mean = (masked_float32_sum(self.accumulated, active, self.numpy_order).double() / safe_k).float()
+        squares = (self.accumulated - batch_mean).square()  # [N]
+        batch_var = (masked_float32_sum(squares, active, self.numpy_order).double() / safe_k).float()
         delta = batch_mean.double() - self.mean
         total = self.count + k
         new_mean = self.mean + delta * k / total
@@ -345,7 +395,7 @@ class TensorRewardNormalizer:
         self.var = torch.where(some, m2 / total, self.var)
         self.count = torch.where(some, total, self.count)
         self.prev_done = terminated | truncated
-        return reward.double() / torch.sqrt(self.var + self.epsilon)
+        return reward.double() / rounded_sqrt(self.var + self.epsilon)
 
     def state(self) -> dict[str, Any]:
         """The statistics as ``pgcourse.envs.normalizer_state`` writes them (a host read: between updates)."""
