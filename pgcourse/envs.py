@@ -282,8 +282,8 @@ class SeededCartPoleVectorEnv(CartPoleVectorEnv):
                       | (np.abs(self.state[2]) > self.theta_threshold_radians)) & running
         self.steps = np.where(restarting, 0, self.steps + 1)  # [N] steps into the episode
         truncated = (self.steps >= self.max_episode_steps) & running
-        if restarting.any():
-            indices = np.flatnonzero(restarting)
+        indices = restarting.nonzero()[0]  # [K]
+        if indices.size:
             self.state[:, indices] = self.start_states.next_autoreset(indices)
         self.prev_done = terminated | truncated
         reward = running.astype(np.float64)  # 1 per step, 0 for a reset step; float64, as SyncVectorEnv
@@ -361,14 +361,14 @@ class EpisodeStatistics(RecordEpisodeStatistics):
         restarted = self.prev_dones  # [N] bool: this step was a reset step
         self.episode_returns = np.where(restarted, 0.0, self.episode_returns + rewards)  # [N]
         self.episode_lengths = np.where(restarted, 0, self.episode_lengths + 1)  # [N]
-        if restarted.any():
+        if np.count_nonzero(restarted):
             self.episode_start_times[restarted] = time.perf_counter()
         self.prev_dones = dones = np.logical_or(terminations, truncations)  # [N]
-        if dones.any():
+        ended = dones.nonzero()[0]  # [E] the sub-environments whose episode ended
+        if ended.size:
             if self._stats_key in infos or f"_{self._stats_key}" in infos:
                 raise ValueError(f"Attempted to add episode stats with key '{self._stats_key}' but this key "
                                  f"already exists in info: {list(infos.keys())}")
-            ended = np.flatnonzero(dones)
             returns, lengths = self.episode_returns[ended], self.episode_lengths[ended]  # [E]
             seconds = np.round(time.perf_counter() - self.episode_start_times[ended], 6)  # [E]
             infos[self._stats_key] = {"r": np.where(dones, self.episode_returns, 0.0),
