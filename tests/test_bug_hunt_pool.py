@@ -160,3 +160,57 @@ def test_the_solution_notebook_keeps_the_answer_key_out_of_the_exercise():
     cells = json.loads(SOLUTION.read_text())["cells"]
     assert any("pool_answers = {" in "".join(c["source"]) and "solution_only" in c["metadata"].get("tags", [])
                for c in cells)
+
+
+def _notebook_with_outputs(texts: dict[int, str]) -> str:
+    """A saved notebook whose check cell of trainer k printed ``texts[k]``."""
+    cells = [{"cell_type": "code", "source": f"pg.checks.check_mystery({k}, answer_{k}, signal_{k})", "metadata": {},
+              "outputs": [{"output_type": "stream", "name": "stdout", "text": text.splitlines(keepends=True)}]}
+             for k, text in texts.items()]
+    return json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
+
+
+def test_the_check_writes_its_tries_into_the_notebook_and_the_grade_counts_the_first(capsys, tmp_path):
+    """Issue 26, item 4: tries were recorded only in a file on the student's machine, and the grader graded whatever
+    the answer cell held last: two wrong tries, the record file deleted, then the right answer scored full points.
+    Now each check prints its record of tries into its cell's output (stored with the notebook); the grade counts
+    the first MAX_TRIES answers recorded there (a right answer after them scores 0) and the teacher's report notes a
+    notebook with no record, or a record made on another student's draw."""
+    from types import SimpleNamespace
+
+    from pgcourse.grading import grader
+    from pgcourse.grading.gradebook import ExerciseResult
+
+    k = 2
+    answer = POOL_ANSWERS[pool.DEFAULT_DRAW[k - 1]]
+    algo = bug_hunt.mystery_run(k).config.algo
+    wrongs = [t for t in traps.TRAPS if t != answer and algo in traps.TRAPS[t][0]][:2]
+    for trap in wrongs:
+        with pytest.raises(AssertionError, match="does not behave like it"):
+            pg.checks.check_mystery(k, trap, "grad norms")
+    printed = capsys.readouterr().out
+    records = bug_hunt.records_in_notebook(_notebook_with_outputs({k: printed}))
+    assert records[k]["tries"] == [{"trap": t, "signal": "grad norms", "right": False} for t in wrongs]
+    assert records[k]["pool"] == pool.DEFAULT_DRAW[k - 1] and records[k]["student"] is None
+    counts, note = bug_hunt.first_answers_verdict(records[k], None)
+    assert not counts and "first 2 answers wrong" in note
+    assert bug_hunt.first_answers_verdict(None, "ann")[0] and "no record" in bug_hunt.first_answers_verdict(None, "ann")[1]
+    right = {"student": "ann", "pool": 7, "tries": [{"trap": wrongs[0], "signal": "grad norms", "right": False},
+                                                   {"trap": answer, "signal": "grad norms", "right": True}]}
+    assert bug_hunt.first_answers_verdict(right, "ann") == (True, None)
+    assert "another" not in (bug_hunt.first_answers_verdict(right, "bob")[1] or "") and \
+        "'ann'" in bug_hunt.first_answers_verdict(right, "bob")[1]
+    # the grader: the answer cell now holds the right answer (the check passed), the record says two wrong first
+    path = tmp_path / "ann.ipynb"
+    path.write_text(_notebook_with_outputs({k: printed, 3: "✓ mystery trainer 3\n"}))
+    submission = SimpleNamespace(path=path, problem=None, student=None)
+    chapter = SimpleNamespace(auto_exercises=[SimpleNamespace(id=f"ch06_mystery_{j}") for j in (2, 3)])
+    row = SimpleNamespace(notes=[], exercises={f"ch06_mystery_{j}": ExerciseResult(2, 2, "passed", "✓")
+                                               for j in (2, 3)})
+    grader._count_first_bug_hunt_answers(submission, chapter, row)
+    assert row.exercises["ch06_mystery_2"].points == 0 and row.exercises["ch06_mystery_2"].status == "failed"
+    assert "Not counted" in row.exercises["ch06_mystery_2"].feedback
+    assert row.exercises["ch06_mystery_3"].points == 2  # no record: graded, and noted for the teacher
+    assert any(n.startswith("ch06_mystery_3: no record of tries") for n in row.notes), row.notes
+    # a record that is not well formed is no record
+    assert bug_hunt.records_in_notebook(_notebook_with_outputs({k: f"{bug_hunt.RECORD_LINE}: {{broken\n"})) == {}

@@ -199,7 +199,39 @@ def _row(submission: Submission, chapter: Chapter, raw: dict[str, dict[str, Any]
                         [*submission.notes, *notes], submission.identity.to_json() if submission.identity else {})
     _hint_untaken_cells(submission, chapter, row)
     _hint_earlier_failures(submission, chapter, row)
+    _count_first_bug_hunt_answers(submission, chapter, row)
     return row
+
+
+_MYSTERY_EXERCISE = re.compile(r"ch06_mystery_(\d+)")
+
+
+def _count_first_bug_hunt_answers(submission: Submission, chapter: Chapter, row: StudentResult) -> None:
+    """Chapter 06's bug hunt: the grade counts the first answers the notebook recorded. Each check prints its record of
+    tries into its cell's output (``pgcourse.traps.bug_hunt.RECORD_LINE``); a mystery whose record shows its first
+    tries wrong scores 0 whatever its answer cell holds now, and a missing record (outputs cleared, record removed or
+    edited into nonsense) or one made on another student's draw is noted in the teacher's report. The record is
+    written by the student's own kernel: it can be forged (docs/teachers.md)."""
+    mysteries = [(e, int(m.group(1))) for e in chapter.auto_exercises if (m := _MYSTERY_EXERCISE.fullmatch(e.id))]
+    if not mysteries or submission.problem is not None:
+        return
+    from ..traps.bug_hunt import first_answers_verdict, records_in_notebook
+
+    try:
+        records = records_in_notebook(Path(submission.path).read_bytes())
+    except OSError:
+        records = {}
+    for exercise, k in mysteries:
+        result = row.exercises[exercise.id]
+        if result.status == "missing":
+            continue
+        counts, note = first_answers_verdict(records.get(k), submission.student)
+        if not counts and result.points > 0:
+            result.points = result.graded_points = 0
+            result.status = "failed"
+            result.feedback += f"\n\nNot counted: {note}."
+        if note:
+            row.notes.append(f"{exercise.id}: {note}")
 
 
 def _defined_names(source: str) -> set[str]:

@@ -1,8 +1,10 @@
-"""The bug hunt of lesson 06: six mystery trainers, each the course's PPO or A2C with one hidden planted bug,
-and the checks of the learner's answers.
+"""The bug hunt of lesson 06: six mystery trainers per student, each the course's PPO or A2C with one hidden planted
+bug, and the checks of the learner's answers.
 
-The mystery trainers are saved runs shipped with the package (``mysteries/<k>/``, folders written by
-:meth:`~pgcourse.run.Run.save`). Their config keeps every hyperparameter (a trap's presets would show as
+The mystery trainers are saved runs shipped with the package, a pool of them (``mysteries/<id>/``, folders written
+by :meth:`~pgcourse.run.Run.save`); each student's six are drawn from the pool by student id (:mod:`.pool`,
+:func:`my_mysteries`), and in none of them is ``pg.diagnose``'s first lead the bug (:func:`first_lead`, enforced by
+:func:`write_mysteries`). Their config keeps every hyperparameter (a trap's presets would show as
 any setting would), but not the trap's name: ``mystery_run(k).config.traps == ()``, and nothing in a saved
 run, in this package's code or in its messages names an answer, in plain text or as a hash
 (``tests/test_bug_hunt.py`` checks the files, ``repr`` and every attribute of the loaded runs).
@@ -49,8 +51,10 @@ signals each trap acts on: :data:`~.signals.SHOWS_IN`). A wrong answer's message
 signal is wrong, where the learner's replay first parts from the mystery (the update and the diagnostic, never a
 number of the replay: trainers 4, 5 and 6 share a config, so one's replay can be another's run), and points at the
 signals that tell this trainer's bug apart (:data:`EVIDENCE`), without naming it. :func:`check_mystery` takes
-:data:`MAX_TRIES` different answers per trainer and records them (:func:`record_path`); the grader's worker turns
-the record off (:data:`RECORD_VARIABLE`) and grades each student's answer cell once.
+:data:`MAX_TRIES` different answers per trainer and records them (:func:`record_path`), and prints the record into its
+cell's output (:data:`RECORD_LINE`), which the notebook stores. The grader's worker turns the file record off
+(:data:`RECORD_VARIABLE`) and grades each student's answer cell once, on that student's draw; the grade then counts
+the first answers the notebook recorded (:func:`first_answers_verdict`, applied by ``pgcourse.grading.grader``).
 
 ``python tools/make_mysteries.py`` (or ``python -m pgcourse.traps mysteries --answers 1=NAME,...``)
 (re)writes the runs; the answers are read from the solution notebook or the command line, never stored here.
@@ -447,6 +451,7 @@ def check_mystery(k: int, answer: str, signal: str | None = None) -> None:
     solved = any(t["right"] for t in tries)  # a solved mystery may be checked again, with any answer
     if again is None and len(tries) >= MAX_TRIES and not solved:
         given = "; ".join(f"({t['trap']!r}, {t['signal']!r})" for t in tries)
+        _print_record(k, tries)
         raise AssertionError(f"mystery trainer {k}: no tries left. The check takes {MAX_TRIES} different answers per "
                              f"mystery, and you have given {given} (recorded in {record_path()}). The grader grades "
                              "the answer in your notebook's answer cell, once.")
@@ -457,9 +462,73 @@ def check_mystery(k: int, answer: str, signal: str | None = None) -> None:
     used = (f" (try {len(tries)} of {MAX_TRIES})" if counts and not solved else
             " (solved before: not counted)" if counts else " (not counted as a try)")
     if problem is not None:
+        if k in MYSTERIES and tries:
+            _print_record(k, tries)
         raise AssertionError(problem + used)
     print(f"✓ mystery trainer {k}: the course's {mystery_run(k).config.algo.upper()} with {answer!r} planted "
           f"gives its first {CHECKED_UPDATES} updates, and it shows in {name!r}{used}")
+    _print_record(k, tries)
+
+
+# The record of tries in the notebook itself: the check prints it into its cell's output, which the notebook stores
+# and the grader reads (a line per check run; the last one of a cell is the record when the notebook was saved).
+RECORD_LINE = "bug-hunt record of tries"
+
+
+def _print_record(k: int, tries: list[dict[str, Any]]) -> None:
+    """Print trainer ``k``'s tries into the check cell's output: ``RECORD_LINE {json}``."""
+    record = {"trainer": k, "student": current_student(), "pool": pool_id(k),
+              "tries": [{"trap": t["trap"], "signal": t["signal"], "right": bool(t["right"])} for t in tries]}
+    print(f"{RECORD_LINE}: {json.dumps(record)}")
+
+
+def records_in_notebook(data: bytes | str) -> dict[int, dict[str, Any]]:
+    """The last record of tries each trainer's check printed in a saved notebook (``{k: record}``, see
+    :func:`_print_record`), read from the stored outputs of its code cells; a trainer with none is absent. Anything
+    that is not a well-formed record is ignored (an edited record is then simply missing)."""
+    try:
+        notebook = json.loads(data)
+    except (ValueError, TypeError, RecursionError):
+        return {}
+    found: dict[int, dict[str, Any]] = {}
+    cells = notebook.get("cells") if isinstance(notebook, dict) else None
+    for cell in cells if isinstance(cells, list) else []:
+        outputs = cell.get("outputs") if isinstance(cell, dict) else None
+        for output in outputs if isinstance(outputs, list) else []:
+            text = output.get("text", "") if isinstance(output, dict) else ""
+            text = "".join(text) if isinstance(text, list) else text
+            for line in str(text).splitlines():
+                if not line.startswith(RECORD_LINE + ": "):
+                    continue
+                try:
+                    record = json.loads(line[len(RECORD_LINE) + 2:])
+                    k = int(record["trainer"])
+                    tries = [{"trap": str(t["trap"]), "signal": str(t["signal"]), "right": bool(t["right"])}
+                             for t in record["tries"]]
+                except (ValueError, TypeError, KeyError):
+                    continue
+                found[k] = {"student": record.get("student"), "pool": record.get("pool"), "tries": tries}
+    return found
+
+
+def first_answers_verdict(record: dict[str, Any] | None, student: str | None) -> tuple[bool, str | None]:
+    """What the grade counts for one trainer, from the notebook's record of its tries: ``(counts, note)``.
+    ``counts`` is False when the record shows :data:`MAX_TRIES` wrong answers before any right one (the answer cell
+    is then a later try, and scores nothing); ``note`` is what the teacher's report says (None: nothing to say): no
+    record at all (outputs cleared or the record removed: the tries cannot be counted), or a record made for another
+    student's draw than ``student``'s."""
+    if record is None:
+        return True, "no record of tries in the notebook's outputs (cleared or removed): its tries cannot be counted"
+    tries = record["tries"]
+    first_right = next((i for i, t in enumerate(tries) if t["right"]), None)
+    if first_right is None and len(tries) >= MAX_TRIES or first_right is not None and first_right >= MAX_TRIES:
+        given = "; ".join(f"({t['trap']!r}, {t['signal']!r})" for t in tries[:MAX_TRIES])
+        return False, (f"the notebook's record shows its first {MAX_TRIES} answers wrong ({given}); the grade counts "
+                       "those, not a later answer")
+    if record.get("student") != student:
+        return True, (f"the record of tries was made for student {record.get('student')!r}'s draw, not "
+                      f"{student!r}'s")
+    return True, None
 
 
 def check_bug_hunt(answers: dict[int, tuple[str, str]]) -> None:
