@@ -473,7 +473,8 @@ def test_env_speed_measures_every_implementation_and_reports_them():
     table = env_speed.speed_table(rows).splitlines()
     assert len(table) == 2 + len(rows) and table[2].split()[-1] != "—"  # a ratio to CartPoleVectorEnv
     section = env_speed.env_speed_section(num_envs=(2,), seconds=0.01, repeats=1)(lambda line: None)
-    assert "steps per second" in section.title and len(json.loads(json.dumps(section.data))["rows"]) == 5
+    assert "steps per second" in section.title and len(json.loads(json.dumps(section.data))["rows"]) == len(
+        env_speed.IMPLEMENTATIONS)
     with pytest.raises(ValueError, match="unknown implementation"):
         env_speed.measure_env_speed(implementations=["jax"])
 

@@ -1,11 +1,15 @@
 """How many CartPole-v1 steps per second each vector environment makes on this machine: the torch batch
 (:mod:`pgcourse.tensor_envs`, float64 and float32) beside gymnasium's numpy ``CartPoleVectorEnv``, the
-course's seeded version of it (what training uses) and, for small batches, a ``SyncVectorEnv``.
+course's seeded CartPole (``SeededCartPoleVectorEnv``), the same two with their episode statistics
+(gymnasium's ``RecordEpisodeStatistics``; the course's ``EpisodeStatistics``, which is the env stack
+``pg.train`` steps for CartPole-v1) and, for small batches, a ``SyncVectorEnv``.
 
-A steps/s figure counts sub-environment steps: ``num_envs`` per call to ``step``. Each measurement steps with
-pre-drawn random actions (drawing them is not timed) for at least ``seconds``, after a few untimed steps, and
-keeps the best of ``repeats`` tries (the least disturbed by other processes). Autoresets are included: random
-actions end a CartPole episode every ~22 steps.
+A steps/s figure counts sub-environment steps: ``num_envs`` per call to ``step``, per second of the process's
+CPU time (``time.process_time``: other processes on a busy machine do not count). Each measurement steps with
+pre-drawn random actions (drawing them is not timed; every implementation gets the same actions) for at least
+``seconds``, after a few untimed steps. The implementations are measured in turn, ``repeats`` rounds, the
+order reversed every other round (interleaved A/B), and the median round is kept. Autoresets are included:
+random actions end a CartPole episode every ~22 steps.
 
     python -m pgcourse.bench.env_speed                 # 8, 64, 512, 4096 envs, one torch thread
     python -m pgcourse.bench.env_speed --num-envs 8 64 --seconds 0.5
@@ -24,8 +28,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
-from ..envs import AUTORESET_MODE, make_raw_vector_env
+from ..envs import AUTORESET_MODE, make_raw_vector_env, make_vector_env
 from ..tensor_envs import TensorVectorEnv
 from .report import format_table
 from .results import ReportSection
@@ -52,15 +57,16 @@ class SpeedRow:
 
 
 def time_steps(step: Callable[[Any], Any], actions: Sequence[Any], seconds: float) -> tuple[int, float]:
-    """Call ``step(actions[i % len(actions)])`` until ``seconds`` have passed; ``(calls, elapsed seconds)``."""
+    """Call ``step(actions[i % len(actions)])`` until ``seconds`` of CPU time have passed; ``(calls, CPU
+    seconds)``."""
     for i in range(WARMUP_STEPS):
         step(actions[i % len(actions)])
-    calls, started = 0, time.perf_counter()
+    calls, started = 0, time.process_time()
     while True:
         for _ in range(16):  # read the clock every 16 steps
             step(actions[calls % len(actions)])
             calls += 1
-        elapsed = time.perf_counter() - started
+        elapsed = time.process_time() - started
         if elapsed >= seconds:
             return calls, elapsed
 
@@ -86,7 +92,11 @@ IMPLEMENTATIONS: dict[str, Callable] = {
     "pgcourse.tensor_envs, float32": _torch_stepper(torch.float32),
     "gymnasium CartPoleVectorEnv (numpy)": _numpy_stepper(lambda n: gym.make_vec(
         ENV_ID, num_envs=n, vectorization_mode="vector_entry_point")),
-    "pgcourse SeededCartPoleVectorEnv (numpy; training's)": _numpy_stepper(lambda n: make_raw_vector_env(
+    "gymnasium CartPoleVectorEnv + RecordEpisodeStatistics": _numpy_stepper(lambda n: RecordEpisodeStatistics(
+        gym.make_vec(ENV_ID, num_envs=n, vectorization_mode="vector_entry_point"))),
+    "pgcourse SeededCartPoleVectorEnv (numpy)": _numpy_stepper(lambda n: make_raw_vector_env(
+        ENV_ID, n, vectorization="auto")),
+    "pgcourse SeededCartPoleVectorEnv + EpisodeStatistics (pg.train's)": _numpy_stepper(lambda n: make_vector_env(
         ENV_ID, n, vectorization="auto")),
     "gymnasium SyncVectorEnv": _numpy_stepper(lambda n: gym.make_vec(
         ENV_ID, num_envs=n, vectorization_mode="sync", vector_kwargs={"autoreset_mode": AUTORESET_MODE})),
@@ -95,22 +105,30 @@ IMPLEMENTATIONS: dict[str, Callable] = {
 
 def measure_env_speed(num_envs: Sequence[int] = DEFAULT_NUM_ENVS, seconds: float = 1.0, repeats: int = 3,
                       implementations: Sequence[str] | None = None, seed: int = 0) -> list[SpeedRow]:
-    """The best of ``repeats`` measurements of each implementation at each batch size (SyncVectorEnv only up to
-    ``SYNC_MAX_ENVS``)."""
+    """Each implementation at each batch size (SyncVectorEnv only up to ``SYNC_MAX_ENVS``): ``repeats`` rounds in
+    which the implementations take turns (in reverse order every other round), the median round kept."""
     names = list(IMPLEMENTATIONS) if implementations is None else list(implementations)
     unknown = [name for name in names if name not in IMPLEMENTATIONS]
     if unknown:
         raise ValueError(f"unknown implementation(s) {unknown}: choose from {list(IMPLEMENTATIONS)}")
     rows = []
     for n in num_envs:
-        for name in names:
-            if name == "gymnasium SyncVectorEnv" and n > SYNC_MAX_ENVS:
-                continue
-            step, actions = IMPLEMENTATIONS[name](n, np.random.default_rng(seed))
-            tries = [time_steps(step, actions, seconds) for _ in range(repeats)]
-            calls, elapsed = min(tries, key=lambda t: t[1] / t[0])
+        active = [name for name in names if not (name == "gymnasium SyncVectorEnv" and n > SYNC_MAX_ENVS)]
+        steppers = {name: IMPLEMENTATIONS[name](n, np.random.default_rng(seed)) for name in active}
+        tries: dict[str, list[tuple[int, float]]] = {name: [] for name in active}
+        for round_index in range(repeats):
+            for name in active if round_index % 2 == 0 else active[::-1]:
+                tries[name].append(time_steps(*steppers[name], seconds))
+        for name in active:
+            calls, elapsed = median_try(tries[name])
             rows.append(SpeedRow(name, n, calls, elapsed))
     return rows
+
+
+def median_try(tries: Sequence[tuple[int, float]]) -> tuple[int, float]:
+    """The ``(calls, seconds)`` try with the median seconds per call (the lower middle one of an even count)."""
+    ordered = sorted(tries, key=lambda t: t[1] / t[0])
+    return ordered[(len(ordered) - 1) // 2]
 
 
 def speed_table(rows: Sequence[SpeedRow]) -> str:
@@ -147,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pgcourse.bench.env_speed", description=__doc__.split("\n\n")[0])
     parser.add_argument("--num-envs", type=int, nargs="+", default=list(DEFAULT_NUM_ENVS))
     parser.add_argument("--seconds", type=float, default=1.0, help="least time per measurement")
-    parser.add_argument("--repeats", type=int, default=3, help="measurements per case; the best is kept")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of measurements; the median is kept")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as pgcourse bench)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
