@@ -506,6 +506,7 @@ def _cuda_functions() -> dict[str, Any]:
         "synchronize": lambda device=None: None,
         "empty_cache": lambda: None,
         "memory_allocated": lambda device=None: 0,
+        "mem_get_info": lambda device=None: (16 * 2 ** 30, 16 * 2 ** 30),  # (free, total): the properties' 16 GiB
         "max_memory_allocated": lambda device=None: 0,
         "reset_peak_memory_stats": lambda device=None: None,
         "get_device_name": lambda device=None: "fake cuda (CPU)",
