@@ -291,6 +291,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.part == "device":
         from .bench import device
         return device.main(widths=args.widths, quick=args.quick)
+    if args.part == "envs":
+        from .bench import env_speed
+        timing = ["--seconds", "0.3", "--repeats", "3"] if args.quick else []
+        return env_speed.main(["--num-envs", *map(str, args.widths or env_speed.DEFAULT_NUM_ENVS), *timing])
     return bench.main(algos=args.algos, envs=args.envs, seeds=args.seeds, quick=args.quick,
                       stop_when_solved=args.stop_when_solved, sb3=not args.no_sb3, json_path=args.json,
                       device=args.device, suite=not args.skip_suite, comparisons=not args.skip_comparisons,
@@ -557,11 +561,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "at 475) and env steps per second at equal work (rl-zoo's settings, 100k steps). The report "
                     "names the command and the machine. The full benchmark takes a long time (many minutes per "
                     "seed); try --quick first, or --skip-suite for the comparisons alone.")
-    bench.add_argument("part", nargs="?", choices=("device",),
+    bench.add_argument("part", nargs="?", choices=("device", "envs"),
                        help="device: PPO with env_backend='torch' on the CPU and the GPU at a few widths; writes the "
-                            "crossover that device='auto' reads (on a machine without CUDA it says so)")
+                            "crossover that device='auto' reads (on a machine without CUDA it says so). envs: "
+                            "CartPole-v1 steps per CPU second of each vector env (gymnasium's numpy CartPoleVectorEnv, "
+                            "the course's, with and without episode statistics, the torch env), interleaved rounds, "
+                            "medians")
     bench.add_argument("--widths", nargs="+", type=_int_at_least(1), metavar="N",
-                       help="bench device: the num_envs widths to time (default 8 64 512 4096; --quick 8 64 512)")
+                       help="bench device / envs: the num_envs widths to time (default 8 64 512 4096; --quick 8 64 512 "
+                            "for device, shorter measurements for envs)")
     bench.add_argument("--algos", nargs="+", choices=ALGORITHMS, metavar="ALGO",
                        help=f"only these algorithms ({', '.join(ALGORITHMS)})")
     bench.add_argument("--envs", nargs="+", metavar="ENV", help="only these environments (CartPole-v1, Pendulum-v1)")

@@ -112,3 +112,15 @@ def test_env_speed_keeps_the_median_round():
 
     assert median_try([(10, 3.0), (10, 1.0), (10, 2.0)]) == (10, 2.0)  # 0.2 s per call: the middle of three
     assert median_try([(100, 1.0), (10, 0.5), (10, 2.0), (30, 3.0)]) == (10, 0.5)  # 0.01, 0.05, 0.1, 0.2: the lower middle
+
+
+def test_pgcourse_bench_envs_runs_the_env_speed_measurement(monkeypatch):
+    from pgcourse.bench import env_speed
+    from pgcourse.cli import main
+
+    calls = []
+    monkeypatch.setattr(env_speed, "main", lambda argv: calls.append(argv) or 0)
+    assert main(["bench", "envs", "--widths", "8", "64", "512"]) == 0
+    assert main(["bench", "envs", "--quick"]) == 0
+    assert calls == [["--num-envs", "8", "64", "512"],
+                     ["--num-envs", "8", "64", "512", "4096", "--seconds", "0.3", "--repeats", "3"]]
