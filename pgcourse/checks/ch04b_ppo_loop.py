@@ -705,8 +705,13 @@ REMOTE_CASES["ppo_update"] = (lambda index: UPDATE_CASES[index].spec(),
 TRAIN_SEEDS, TRAIN_STEPS = (0,), 10_000
 LEARNED_RETURN = 50.0
 EVAL_EPISODES, EVAL_SEED = 20, 10_000
+# What the check accepts (a wide margin, not a "healthy" range: lesson 04 measures the course defaults below the
+# usual rules of thumb, approx-KL 0.01-0.02 and clip fraction 0.1-0.2) and where the reference's 60 runs lie (the
+# measurement above; lesson 04's 20 seeds of 12,000 steps: median approx-KL IQM 0.00364, mean clip fraction 0.0415).
 KL_RANGE = (5e-4, 0.02)
 CLIP_FRACTION_RANGE = (0.005, 0.2)
+REFERENCE_KL_SPAN = (0.0033, 0.0047)
+REFERENCE_CLIP_FRACTION_SPAN = (0.032, 0.055)
 BEST_EV_MIN = 0.05
 SAMPLED = "mean return (actions sampled)"
 
@@ -727,14 +732,16 @@ def _diagnostic_problems(history: list[dict[str, float]], best_ev_min: float = B
                         "is the policy being updated. Its log-probs must be the ones stored in the rollout.")
     else:
         if not KL_RANGE[0] <= kl <= KL_RANGE[1]:
-            problems.append(f"the mean approx_kl over the updates is {kl:.4g}, outside the healthy {KL_RANGE[0]:g} to "
-                            f"{KL_RANGE[1]:g}: " + ("the policy hardly moves (learning rate, annealing, advantages "
+            problems.append(f"the mean approx_kl over the updates is {kl:.4g}, outside the {KL_RANGE[0]:g} to "
+                            f"{KL_RANGE[1]:g} the check accepts (the reference loop's runs: {REFERENCE_KL_SPAN[0]:g} "
+                            f"to {REFERENCE_KL_SPAN[1]:g}): " + ("the policy hardly moves (learning rate, annealing, advantages "
                                                     "near 0?)." if kl < KL_RANGE[0] else
                                                     "the policy jumps far from pi_old in each update (the sign of "
                                                     "the ratio or of the advantages, or the clipping?)."))
         if not CLIP_FRACTION_RANGE[0] <= fraction <= CLIP_FRACTION_RANGE[1]:
-            problems.append(f"the mean clip_fraction is {fraction:.4g}, outside the healthy {CLIP_FRACTION_RANGE[0]:g} "
-                            f"to {CLIP_FRACTION_RANGE[1]:g}.")
+            problems.append(f"the mean clip_fraction is {fraction:.4g}, outside the {CLIP_FRACTION_RANGE[0]:g} to "
+                            f"{CLIP_FRACTION_RANGE[1]:g} the check accepts (the reference loop's runs: "
+                            f"{REFERENCE_CLIP_FRACTION_SPAN[0]:g} to {REFERENCE_CLIP_FRACTION_SPAN[1]:g}).")
     if ev < best_ev_min:
         problems.append(f"the critic never explains the returns: the best explained_variance of any update is "
                         f"{ev:.3g} (a learning critic passes {best_ev_min:g}). Check the critic's targets (advantages "
@@ -850,8 +857,8 @@ def check_train_ppo(fn: Callable[..., Any], seeds: Sequence[int] = TRAIN_SEEDS, 
         f"check_train_ppo: training your loop on {len(seeds)} seed(s) x {total_steps:,} steps of {env_id}, "
         f"recording what it does; a line appears as each seed finishes.",
         train_one, _ppo_line, _loop_failure,
-        f"✓ train_ppo: the glue is right, the diagnostics healthy, and the policy learned ({SAMPLED} >= "
-        f"{LEARNED_RETURN:g}) on {len(seeds)}/{len(seeds)} seed(s) of {total_steps:,} steps")
+        f"✓ train_ppo: the glue is right, the diagnostics inside the ranges it accepts, and the policy learned "
+        f"({SAMPLED} >= {LEARNED_RETURN:g}) on {len(seeds)}/{len(seeds)} seed(s) of {total_steps:,} steps")
 
 
 def _number(value: Any) -> float:
