@@ -438,7 +438,7 @@ class BaseConfig:
         obs_dim, action_size = spaces
         for device in memory.memory_devices(self.device, self.env_backend):
             estimate = memory.rollout_memory(self.num_envs, steps, obs_dim, action_size, device, agents=agents)
-            if not estimate.fits:
+            if estimate is not None and not estimate.fits:
                 raise ConfigError(estimate.refusal(self.num_envs, steps))
 
     def _check_env_backend(self) -> None:

@@ -48,7 +48,7 @@ def available_bytes(device: torch.device) -> int:
     """Free memory on ``device``: ``torch.cuda.mem_get_info`` on a CUDA device, the host's available memory
     otherwise (psutil's ``virtual_memory().available``; ``os.sysconf`` free pages where psutil is missing)."""
     if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
+        free, _ = torch.cuda.mem_get_info(device)  # (free, total) bytes
         return int(free)
     try:
         import psutil
@@ -91,11 +91,16 @@ def gib(num_bytes: int) -> str:
 
 
 def rollout_memory(num_envs: int, n_steps: int, obs_dim: int, action_size: int, device: torch.device,
-                   agents: int = 1, available: int | None = None) -> RolloutMemory:
-    """The estimate of :func:`rollout_bytes` against ``available`` bytes (default: :func:`available_bytes`)."""
+                   agents: int = 1, available: int | None = None) -> RolloutMemory | None:
+    """The estimate of :func:`rollout_bytes` against ``available`` bytes (default: :func:`available_bytes`), or
+    None when the device cannot say how much it has free (a CUDA error there is the run's to report)."""
     per_env = rollout_bytes(1, n_steps, obs_dim, action_size)
-    free = available_bytes(device) if available is None else available
-    return RolloutMemory(agents * num_envs * per_env, free, per_env, agents, str(device))
+    if available is None:
+        try:
+            available = available_bytes(device)
+        except (RuntimeError, AttributeError, AssertionError):
+            return None
+    return RolloutMemory(agents * num_envs * per_env, available, per_env, agents, str(device))
 
 
 _DIMENSIONS: dict[str, tuple[int, int] | None] = {}

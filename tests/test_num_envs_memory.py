@@ -78,3 +78,13 @@ def test_train_many_counts_agents_times_envs(monkeypatch):
 def test_an_env_that_cannot_be_made_is_left_to_the_trainer_to_report():
     config = make_config("ppo", "NoSuchEnv-v0", "discrete", num_envs=10**9, device="cpu", progress=False)
     assert config.num_envs == 10**9
+
+
+def test_a_gpu_that_cannot_report_its_free_memory_leaves_the_check_to_the_run(monkeypatch):
+    def broken(device=None):
+        raise RuntimeError("CUDA error: no CUDA-capable device is detected")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", broken)
+    config = make_config("ppo", "CartPole-v1", "discrete", num_envs=64, device="cuda", progress=False)
+    assert config.num_envs == 64
