@@ -630,7 +630,8 @@ def test_the_grader_grades_each_students_bug_hunt_on_its_own(tmp_path):
     student id): her draw's answers give cat full marks; ann and bob, who gave two different wrong answers to their
     mystery 2, lose that mystery's points and no other, and do not use up anyone's tries (the worker keeps no record
     of tries); dan, who copied the solution's answers (the default draw), loses the points of every trainer where his
-    draw's bug differs."""
+    draw's bug differs; eve's answer cells are right but her notebook's record shows two wrong first tries for
+    mystery 1 (the grade counts the first recorded answers): she loses mystery 1's points and the report says why."""
     from pgcourse import grading
     from pgcourse.traps import pool
 
@@ -643,7 +644,7 @@ def test_the_grader_grades_each_students_bug_hunt_on_its_own(tmp_path):
     folder = tmp_path / "class"
     folder.mkdir()
     expected_wrong = {}
-    for student in ("ann", "bob", "cat", "dan"):
+    for student in ("ann", "bob", "cat", "dan", "eve"):
         answers = right(student)
         if student in ("ann", "bob"):
             algo = bug_hunt.pool_run(pool.draw(student)[1]).config.algo
@@ -655,7 +656,17 @@ def test_the_grader_grades_each_students_bug_hunt_on_its_own(tmp_path):
             answers = {k: (ANSWERS[k], SIGNAL_ANSWERS[k]) for k in bug_hunt.MYSTERIES}
             expected_wrong[student] = [k for k in bug_hunt.MYSTERIES if ANSWERS[k] != right("dan")[k][0]]
             assert expected_wrong[student]
-        (folder / f"{student}.ipynb").write_text(json.dumps(_with_answers(solution, answers)))
+        notebook = _with_answers(solution, answers)
+        if student == "eve":
+            wrong = [t for t in traps.TRAPS if t != answers[1][0]][:2]
+            record = {"trainer": 1, "student": "eve", "pool": pool.draw("eve")[0],
+                      "tries": [{"trap": t, "signal": "entropy", "right": False} for t in wrong]}
+            check = next(c for c in notebook["cells"]
+                         if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "ch06_mystery_1_check")
+            check["outputs"] = [{"output_type": "stream", "name": "stdout",
+                                 "text": [f"{bug_hunt.RECORD_LINE}: {json.dumps(record)}\n"]}]
+            expected_wrong[student] = [1]
+        (folder / f"{student}.ipynb").write_text(json.dumps(notebook))
     report = grading.grade_paths([folder], course=ROOT, progress=False, jobs=1)
     full = report.chapter.max_points
     points = {int(e.id[len("ch06_mystery_")]): e.points for e in report.chapter.exercises
@@ -666,4 +677,8 @@ def test_the_grader_grades_each_students_bug_hunt_on_its_own(tmp_path):
         for k in wrong:
             feedback = [r.feedback for e, r in report.student(student).exercises.items()
                         if e.startswith(f"ch06_mystery_{k}")]
-            assert "does not behave like it" in feedback[0] and "no tries left" not in feedback[0]
+            if student == "eve":
+                assert "Not counted: the notebook's record shows its first 2 answers wrong" in feedback[0]
+            else:
+                assert "does not behave like it" in feedback[0] and "no tries left" not in feedback[0]
+    assert any(note.startswith("ch06_mystery_1: the notebook's record") for note in report.student("eve").notes)
