@@ -3,6 +3,8 @@ contradicted by its own outputs or resting on an experiment it did not run, must
 evidence is in the package or the cached sweeps, it is checked there."""
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 
 import nbformat
@@ -119,3 +121,15 @@ def test_lesson_04_runs_the_annealing_control_it_reads():
     assert "range(10)" in control[0] and "pg.claim" in control[0], "the control is asserted over ten seeds"
     text = lesson_markdown()
     assert "the shrinking is the annealing's doing" in text and "these runs do not settle it" in text
+
+
+def test_lesson_04_folds_its_detail_to_one_number_per_35_words():
+    """Issue 27, item 2: at most one number per 35 words of markdown outside <details> (tools/number_density.py)."""
+    spec = importlib.util.spec_from_file_location("number_density", ROOT / "tools" / "number_density.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("number_density", module)
+    spec.loader.exec_module(module)
+    counted = module.notebook_density(ROOT / "notebooks" / "04_ppo.ipynb")
+    assert counted.words_per_number >= 35, (
+        f"lesson 04's prose outside <details> has {counted}; expected at least 35 words per number: fold per-seed "
+        "tables and second-order numbers into <details> blocks, keep at most three bold takeaways per section")
