@@ -68,10 +68,16 @@ def pool_answers_from_notebook(path: Path = SOLUTION) -> dict[int, str]:
 
 
 def saved_seeds(folder: Path) -> dict[int, int]:
+    """The training seed of each pool run: that of its run saved in ``folder``, else of the package's own saved run
+    (so that ``--out`` elsewhere retrains the same runs), else its pool id."""
     seeds = {}
     for k in bug_hunt.MYSTERY_SPECS:
-        config = folder / str(k) / "config.json"
-        seeds[k] = int(json.loads(config.read_text())["seed"]) if config.is_file() else k
+        for config in (folder / str(k) / "config.json", bug_hunt.MYSTERY_DIR / str(k) / "config.json"):
+            if config.is_file():
+                seeds[k] = int(json.loads(config.read_text())["seed"])
+                break
+        else:
+            seeds[k] = k
     return seeds
 
 
