@@ -214,3 +214,12 @@ def test_the_check_writes_its_tries_into_the_notebook_and_the_grade_counts_the_f
     assert any(n.startswith("ch06_mystery_3: no record of tries") for n in row.notes), row.notes
     # a record that is not well formed is no record
     assert bug_hunt.records_in_notebook(_notebook_with_outputs({k: f"{bug_hunt.RECORD_LINE}: {{broken\n"})) == {}
+
+
+def test_without_a_student_id_the_notebook_says_these_are_not_yours(capsys):
+    """A student who leaves STUDENT_ID = None works the default six, and the grader grades their own: the cell says
+    so, and says nothing of the kind once an id is given."""
+    bug_hunt.my_mysteries(None)
+    assert "no student id given" in capsys.readouterr().out
+    bug_hunt.my_mysteries("s001")
+    assert "no student id given" not in capsys.readouterr().out
