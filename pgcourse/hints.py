@@ -99,6 +99,17 @@ HINTS: dict[str, tuple[str, str, str]] = {
         "L_V = 1/2 * mean over the batch of (V(s_i) - G_i)^2, a scalar; the gradient with respect to V(s_i) is "
         "(V(s_i) - G_i) / B.",
         "```python\ntargets = …               # returns, cut from the graph\nreturn 0.5 * (…).mean()\n```"),
+    "fit_critic": (
+        "Fitting the critic is an ordinary regression with an optimiser: its values should move towards the observed "
+        "returns, which stay fixed targets. Each step follows the same four moves in the same order, and the gradients "
+        "of the previous step must not leak into the next one (PyTorch adds new gradients to those already in .grad).",
+        "Train a copy of the weights (requires grad) with torch.optim.Adam([w], lr=lr). For each of the `steps` "
+        "steps: V = observations @ w, [B]; L_V = 1/2 * mean (V - G)^2 with G the returns (not G - V); clear the "
+        "gradients; backpropagate L_V; step. Record L_V before its step.",
+        "```python\nw = …                                 # a copy that requires grad\noptimizer = torch.optim.Adam([w], "
+        "lr=lr)\nfor _ in range(steps):\n    loss = 0.5 * (…).mean()            # values against the returns\n"
+        "    …                                 # zero_grad, backward, step: in this order\n    losses.append(…)\n"
+        "return w.detach(), losses\n```"),
     "categorical_entropy": (
         "The entropy of a distribution is the expected surprise, minus the average log-probability under the "
         "distribution itself. For a softmax, compute the log-probabilities stably: a probability that underflows to "

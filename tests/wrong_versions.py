@@ -2128,3 +2128,76 @@ def masked_clipped_loss_where(log_probs, old_log_probs, advantages, mask, clip_e
     objective = _token_objective(log_probs, old_log_probs, advantages, clip_eps)
     keep = mask.bool()
     return -torch.where(keep, objective, torch.zeros_like(objective)).sum() / keep.sum()
+
+
+# -------------------------------------------------------------------------------- ch02 fit_critic
+
+def _fit_critic_learner(weights, observations, returns, lr, steps, slip=None):
+    """A learner's fit_critic (Adam on a copy of the weights), with one known slip or none."""
+    w = torch.nn.Parameter(weights.detach().clone())
+    optimizer = torch.optim.Adam([w], lr=lr)
+    losses = []
+    for _ in range(steps + 1 if slip == "one_more_step" else steps):
+        values = (observations * w).sum(dim=1)  # [B]
+        targets = returns - values.detach() if slip == "advantage_targets" else returns
+        loss = torch.nn.functional.mse_loss(values, targets) * 0.5
+        if slip == "no_half":
+            loss = loss * 2
+        if slip == "sum":
+            loss = loss * values.shape[0]
+        if slip != "no_zero_grad":
+            w.grad = None
+        (-loss if slip == "ascent" else loss).backward()
+        if slip == "zero_grad_before_step":
+            optimizer.zero_grad()
+        if slip != "no_step":
+            optimizer.step()
+        losses.append(float(loss))
+    return w.detach(), losses
+
+
+@correct("fit_critic")
+def fit_critic_mse_loss(weights, observations, returns, lr, steps):
+    return _fit_critic_learner(weights, observations, returns, lr, steps)
+
+
+@wrong("fit_critic", "call optimizer.zero_grad() before loss.backward(), every step")
+def fit_critic_no_zero_grad(weights, observations, returns, lr, steps):
+    """Never clears the gradients: each step's gradient adds to those of the steps before."""
+    return _fit_critic_learner(weights, observations, returns, lr, steps, "no_zero_grad")
+
+
+@wrong("fit_critic", "minimise L_V")
+def fit_critic_ascent(weights, observations, returns, lr, steps):
+    """Backpropagates the negative loss: gradient ascent on the squared error."""
+    return _fit_critic_learner(weights, observations, returns, lr, steps, "ascent")
+
+
+@wrong("fit_critic", "not on the advantages")
+def fit_critic_advantage_targets(weights, observations, returns, lr, steps):
+    """Regresses the values on G - V instead of G."""
+    return _fit_critic_learner(weights, observations, returns, lr, steps, "advantage_targets")
+
+
+@wrong("fit_critic", "call optimizer.step() after loss.backward()")
+def fit_critic_zero_grad_before_step(weights, observations, returns, lr, steps):
+    """Clears the gradients between backward and step: the weights never move."""
+    return _fit_critic_learner(weights, observations, returns, lr, steps, "zero_grad_before_step")
+
+
+@wrong("fit_critic", "one step too many")
+def fit_critic_one_more_step(weights, observations, returns, lr, steps):
+    """Takes steps + 1 optimiser steps."""
+    return _fit_critic_learner(weights, observations, returns, lr, steps, "one_more_step")
+
+
+@wrong("fit_critic", "missing the factor 1/2")
+def fit_critic_no_half(weights, observations, returns, lr, steps):
+    """The mean squared error without its factor 1/2."""
+    return _fit_critic_learner(weights, observations, returns, lr, steps, "no_half")
+
+
+@wrong("fit_critic", "average the squared errors over the batch, not .sum()")
+def fit_critic_sum(weights, observations, returns, lr, steps):
+    """Sums the squared errors over the batch."""
+    return _fit_critic_learner(weights, observations, returns, lr, steps, "sum")

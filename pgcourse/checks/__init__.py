@@ -36,8 +36,8 @@ from .ch00_setup import (COMPLETED_EPISODE_RETURNS, TRANSITION_MASK, check_compl
 from .ch01_reinforce import (ACTION_LOG_PROBS, DISCOUNTED_RETURNS, NORMALIZE, REINFORCE_LOSS, check_action_log_probs,
                              check_discounted_returns, check_normalize, check_reinforce_loss)
 from .ch02_baseline import (BASELINE_ADVANTAGES, CATEGORICAL_ENTROPY, GRADIENT_VARIANCE, VALUE_LOSS,
-                            check_baseline_advantages, check_categorical_entropy, check_gradient_variance,
-                            check_value_loss)
+                            check_baseline_advantages, check_categorical_entropy, check_fit_critic,
+                            check_gradient_variance, check_value_loss)
 from .ch03_a2c_gae import (A2C_POLICY_LOSS, COMPUTE_GAE, TD_ERRORS, check_a2c_policy_loss, check_compute_gae,
                            check_td_errors)
 from .ch04_ppo import (APPROX_KL, CLIP_FRACTION, CLIPPED_SURROGATE_LOSS, EXPLAINED_VARIANCE, check_approx_kl,
@@ -65,6 +65,7 @@ ALL_CHECKS: dict[str, Callable[[Callable[..., Any]], None]] = {
 REFERENCES: dict[str, Callable[..., Any]] = {
     **{name: ex.reference for name, ex in EXERCISES.items()},
     "minibatch_indices": batching.minibatch_indices,
+    "fit_critic": ch02_baseline.reference_fit_critic,
     "ppo_epochs": ch04_ppo.reference_ppo_epochs,
     "gaussian_policy_head": ch05_continuous.reference_gaussian_policy_head,
     "play_episode": envs.play_episode,

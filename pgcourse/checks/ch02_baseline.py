@@ -1,14 +1,16 @@
 """Checks of chapter 02 (REINFORCE with a baseline): baseline_advantages, value_loss, gradient_variance,
-categorical_entropy."""
+categorical_entropy, fit_critic (the critic's regression steps with its optimiser)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from .. import diagnostics, losses, returns
-from .harness import Case, Exercise, Mistake, _make_check, _randn, _t
+from .harness import Case, Exercise, Mistake, _call_learner, _fmt, _make_check, _message, _randn, _t
 
 
 # --------------------------------------------------------------------------------------------------
@@ -163,6 +165,198 @@ CATEGORICAL_ENTROPY = Exercise(
 
 
 # --------------------------------------------------------------------------------------------------
+# fit_critic: the critic's regression steps with its optimiser (a loop with state, so its own check)
+# --------------------------------------------------------------------------------------------------
+
+CRITIC_CONCEPT = ("steps of Adam on a linear critic V(s) = observations @ weights, each on L_V = 1/2 mean_i "
+                  "(V(s_i) - G_i)^2 with the returns G_i as constant targets: clear the previous step's gradients, "
+                  "backpropagate L_V, step; return the trained weights and each step's L_V, measured before its step.")
+_WEIGHT_TOLERANCE = (1e-4, 1e-6)  # (rtol, atol) after a few Adam steps computed in another operation order
+_LOSS_TOLERANCE = (1e-5, 1e-7)
+
+
+def reference_fit_critic(weights: Tensor, observations: Tensor, returns: Tensor, lr: float, steps: int, *,
+                         mistake: str | None = None) -> tuple[Tensor, list[float]]:
+    """``steps`` full-batch Adam steps of the critic ``V(s) = observations @ w`` ([B, d] @ [d] -> [B]) on
+    ``L_V = 1/2 * mean_i (V(s_i) - G_i)^2``, ``G`` a constant target; each step: ``zero_grad``, the loss,
+    ``backward``, ``step``. Starts from a copy of ``weights`` (the input is left as it came). Returns the
+    trained weights [d] and the ``steps`` losses, each measured before its step.
+
+    ``mistake`` plays a known wrong loop (:data:`CRITIC_MISTAKES`; the check names it when it reproduces a
+    learner's results)."""
+    weights = weights.detach().clone().requires_grad_(True)  # [d]
+    optimizer = torch.optim.Adam([weights], lr=lr)
+    losses_: list[float] = []
+    for _ in range(steps + 1 if mistake == "one_more_step" else steps):
+        values = observations @ weights  # [B]
+        targets = returns.detach()  # [B] G, constants
+        if mistake == "advantage_targets":
+            targets = targets - values.detach()
+        errors = values - targets
+        loss = 0.5 * (errors ** 2).mean()
+        if mistake == "sum":
+            loss = 0.5 * (errors ** 2).sum()
+        elif mistake == "no_half":
+            loss = (errors ** 2).mean()
+        if mistake != "no_zero_grad":
+            optimizer.zero_grad()
+        (-loss if mistake == "ascent" else loss).backward()
+        if mistake != "no_step":
+            optimizer.step()
+        losses_.append(float(loss.detach()))
+    return weights.detach(), losses_
+
+
+CRITIC_MISTAKES: list[tuple[str, tuple[str, ...], str]] = [
+    # (mistake, what it changes: "weights" and/or "losses", the hint)
+    ("no_step", ("weights",), "the weights did not move: call optimizer.step() after loss.backward() (and clear the "
+                              "gradients before backward, not between backward and step)."),
+    ("no_zero_grad", ("weights",), "each step's gradient was added to those of the steps before: call "
+                                   "optimizer.zero_grad() before loss.backward(), every step."),
+    ("ascent", ("weights",), "the steps went uphill: minimise L_V (call backward on the loss itself, not on its "
+                             "negative)."),
+    # The targets G - V with V attached give exactly twice the gradient of G - V detached: Adam's steps and the
+    # losses are the same, so one entry names both.
+    ("advantage_targets", ("weights", "losses"), "the critic regresses on the returns G_i, not on the advantages "
+                                                 "G_i - V(s_i): its values should match the returns."),
+    ("one_more_step", ("weights", "losses"), "one step too many: take exactly `steps` optimiser steps."),
+    ("no_half", ("losses",), "missing the factor 1/2 in front of the mean squared error (the losses are twice the "
+                             "reference's; Adam's steps hide it, the losses do not)."),
+    ("sum", ("losses",), "average the squared errors over the batch, not .sum(): the loss must not grow with the "
+                         "batch size."),
+]
+
+
+@dataclass(frozen=True)
+class _CriticCase:
+    description: str
+    batch_size: int
+    obs_dim: int
+    lr: float
+    steps: int
+    seed: int
+    dtype: torch.dtype = torch.float32
+
+    def args(self) -> dict[str, Any]:
+        """Fresh, seeded arguments: weights [d], observations [B, d], returns [B], lr, steps."""
+        generator = torch.Generator().manual_seed(self.seed)
+        weights = torch.randn(self.obs_dim, generator=generator, dtype=self.dtype)
+        observations = torch.randn(self.batch_size, self.obs_dim, generator=generator, dtype=self.dtype)
+        returns_ = 5.0 * torch.rand(self.batch_size, generator=generator, dtype=self.dtype)
+        return dict(weights=weights, observations=observations, returns=returns_, lr=self.lr, steps=self.steps)
+
+
+CRITIC_CASES = [
+    _CriticCase("1 step, B=4, d=2", 4, 2, 0.1, 1, 0),
+    _CriticCase("3 steps, B=8, d=3", 8, 3, 0.05, 3, 1),
+    _CriticCase("5 steps, B=16, d=4, float64", 16, 4, 0.02, 5, 2, torch.float64),
+]
+
+
+def _critic_result(result: Any, shape: tuple[int, ...]) -> tuple[tuple[Tensor, list[float]] | None, str | None]:
+    """(weights, losses) from a learner's return value, or a problem saying what was wrong with its form."""
+    if result is None:
+        return None, "your function returned None. Did you forget the `return` statement?"
+    if not isinstance(result, tuple | list) or len(result) != 2:
+        return None, f"expected a pair (weights, losses), got {_fmt(result)}."
+    weights, losses_ = result
+    if not isinstance(weights, Tensor) or tuple(weights.shape) != shape:
+        return None, f"the first element must be the trained weights, a tensor of shape {shape}, got {_fmt(weights)}."
+    if isinstance(losses_, Tensor):
+        losses_ = losses_.detach().flatten().tolist()
+    if not isinstance(losses_, list | tuple) or not all(
+            (isinstance(x, Tensor) and x.numel() == 1) or (isinstance(x, int | float) and not isinstance(x, bool))
+            for x in losses_):
+        return None, "the second element must be a list with one loss (a number) per step."
+    return (weights.detach().double(), [float(x) for x in losses_]), None
+
+
+def _same_critic(found: tuple[Tensor, list[float]], other: tuple[Tensor, list[float]], fields: tuple[str, ...]) -> bool:
+    weights, losses_ = found
+    other_weights, other_losses = other
+    if "weights" in fields and not torch.allclose(weights.double(), other_weights.double(), rtol=_WEIGHT_TOLERANCE[0],
+                                                  atol=_WEIGHT_TOLERANCE[1]):
+        return False
+    if "losses" in fields and (len(losses_) != len(other_losses) or not torch.allclose(
+            torch.tensor(losses_, dtype=torch.float64), torch.tensor(other_losses, dtype=torch.float64),
+            rtol=_LOSS_TOLERANCE[0], atol=_LOSS_TOLERANCE[1])):
+        return False
+    return True
+
+
+def _reproduces(mistake: str, fields: tuple[str, ...], cases: list[_CriticCase],
+                founds: list[tuple[Tensor, list[float]]]) -> bool:
+    """True when the wrong loop ``mistake`` gives the learner's results on every one of ``cases``."""
+    return all(_same_critic(found, reference_fit_critic(**case.args(), mistake=mistake), fields)
+               for case, found in zip(cases, founds))
+
+
+def _critic_failure(cases: list[_CriticCase], founds: list[tuple[Tensor, list[float]]], failing: int,
+                    ) -> tuple[str, str | None, bool]:
+    """(problem, hint, certain) for the learner's results ``founds`` on ``cases``, ``cases[failing]`` being the
+    first that differs from the reference: the known wrong loop that reproduces every case is named as the
+    probable mistake; one that reproduces only the failing case, as a possible cause."""
+    case, found = cases[failing], founds[failing]
+    expected = reference_fit_critic(**case.args())
+    problem = "your results differ from the reference's, and a known wrong loop reproduces them."
+    for mistake, fields, hint in CRITIC_MISTAKES:
+        if _reproduces(mistake, fields, cases, founds):
+            return problem, hint, True
+    for mistake, fields, hint in CRITIC_MISTAKES:
+        played = reference_fit_critic(**case.args(), mistake=mistake)
+        if _same_critic(found, played, fields) and not _same_critic(played, expected, fields):
+            return "your results differ from the reference's on this case.", hint, False
+    if len(found[1]) != len(expected[1]):
+        return (f"you returned {len(found[1])} loss(es) for {case.steps} step(s).",
+                "one loss per step, measured before that step.", False)
+    if not _same_critic(found, expected, ("weights",)):
+        return "the trained weights differ from the reference's.", None, False
+    return ("the weights are right, but the losses differ from the reference's.",
+            "each step's L_V, measured before its optimiser step.", False)
+
+
+def check_fit_critic(fn: Callable[..., Any]) -> None:
+    """Check ``fit_critic(weights, observations, returns, lr, steps) -> (weights, losses)`` against
+    :func:`reference_fit_critic`.
+
+    On each case both loops start from the same seeded weights; the trained weights must agree within Adam's
+    rounding (rtol 1e-4), the losses within rtol 1e-5, their number exactly, and the inputs must come back as they
+    went in. A failure names the known wrong loop that reproduces the learner's results on every case
+    (:data:`CRITIC_MISTAKES`).
+    """
+    name = "fit_critic"
+    arg_names = list(CRITIC_CASES[0].args())
+    founds = []
+    for case in CRITIC_CASES:
+        args, originals = case.args(), case.args()
+        result = _call_learner(fn, name, list(args.values()), arg_names)
+        shown = Case(case.description, originals)
+        found, problem = _critic_result(result, (case.obs_dim,))
+        if problem is not None:
+            raise AssertionError(_message(name, problem, None, True, shown, concept=CRITIC_CONCEPT,
+                                          expected="(weights, losses)", received=result))
+        changed = next((key for key, value in originals.items() if isinstance(value, Tensor)
+                        and not torch.equal(value, args[key].detach())), None)
+        if changed is not None:
+            raise AssertionError(_message(name, f"your function changed its input {changed!r} in place.",
+                                          "train a copy of the weights (weights.detach().clone()), leave the "
+                                          "inputs as they came.", True, shown, concept=CRITIC_CONCEPT,
+                                          show_values=False))
+        founds.append(found)
+    failing = next((index for index, (case, found) in enumerate(zip(CRITIC_CASES, founds))
+                    if not _same_critic(found, reference_fit_critic(**case.args()), ("weights", "losses"))), None)
+    if failing is not None:
+        problem, hint, certain = _critic_failure(CRITIC_CASES, founds, failing)
+        case, found = CRITIC_CASES[failing], founds[failing]
+        expected = reference_fit_critic(**case.args())
+        raise AssertionError(_message(
+            name, problem, hint, certain, Case(case.description, case.args()), concept=CRITIC_CONCEPT,
+            expected=f"losses {[round(x, 6) for x in expected[1]]}; weights {_fmt(expected[0], meta=False)}",
+            received=f"losses {[round(x, 6) for x in found[1]]}; weights {_fmt(found[0], meta=False)}"))
+    print(f"✓ {name}: {len(CRITIC_CASES)} cases passed")
+
+
+# --------------------------------------------------------------------------------------------------
 # The checks of this chapter
 # --------------------------------------------------------------------------------------------------
 
@@ -178,4 +372,5 @@ CHECKS: dict[str, Callable[[Callable[..., Any]], None]] = {
     "value_loss": check_value_loss,
     "gradient_variance": check_gradient_variance,
     "categorical_entropy": check_categorical_entropy,
+    "fit_critic": check_fit_critic,
 }
