@@ -175,3 +175,22 @@ def test_old_log_probs_recomputed_per_epoch_leave_the_ratio_at_one_only_in_each_
             loss.backward()
             optimizer.step()
     assert all(first_ratios_one) and all(later_moved) and clipped > 0
+
+
+def test_an_answer_returning_nan_is_not_diagnosed_as_a_mistake_that_also_gives_nan():
+    """A NaN in a known mistake's output is no signature: an answer that returns NaN for another reason must not
+    be told it made that mistake ("log_std used as std" gives NaN for the negative log_std of the cases).
+    Found by an independent learner's try of exercise 05 (a head taking the square root of log_std)."""
+    import math
+
+    def nan_head(obs, mean_weight, mean_bias, log_std, actions):
+        mean = obs @ mean_weight.T + mean_bias
+        std = log_std ** 0.5  # NaN for a negative log_std, for a reason no known mistake names
+        z = (actions - mean) / std
+        log_probs = (-0.5 * z ** 2 - torch.log(std) - 0.5 * math.log(2 * math.pi)).sum(-1)
+        entropy = (0.5 * math.log(2 * math.pi * math.e) + log_std).sum(-1).expand(obs.shape[0])
+        return log_probs, entropy
+
+    with pytest.raises(AssertionError) as failure:
+        pg.checks.check_gaussian_policy_head(nan_head)
+    assert "log_std used as std" not in str(failure.value), str(failure.value)

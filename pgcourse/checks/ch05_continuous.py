@@ -44,6 +44,11 @@ def _cases_gaussian_log_prob() -> list[Case]:
         random_case("log_std of shape [B, D] (B=3, D=4)", 3, 4, True),
         random_case("float64 (B=4, D=2)", 4, 2, False, torch.float64),
         random_case("random (B=16, D=6)", 16, 6, False),
+        # every log_std positive (a wide policy): log(log_std) is a number here, so "log_std used as std" shows
+        # as a value and not only as NaN, which any answer's NaN would match
+        Case("a wide policy, every log_std > 0 (B=2, D=2)",
+             dict(mean=_t([[0.0, 0.5], [-0.5, 1.0]], requires_grad=True), log_std=_t([0.4, 0.9], requires_grad=True),
+                  actions=_t([[1.0, -0.5], [0.3, 2.0]]))),
     ]
 
 
@@ -180,6 +185,9 @@ def _cases_squashed_log_prob() -> list[Case]:
         random_case("B=4, D=3, bounds [2, 0.5, 1]", 4, 3, [2.0, 0.5, 1.0]),
         random_case("float64, B=6, D=2", 6, 2, [1.5, 3.0], torch.float64),
         random_case("random, B=16, D=4", 16, 4, [1.0, 2.0, 0.4, 1.0]),
+        Case("a wide policy, every log_std > 0 (B=2, D=2), high = 1",  # log(log_std) a number: see gaussian_log_prob
+             dict(mean=_t([[0.0, 0.5], [-0.5, 1.0]], requires_grad=True), log_std=_t([0.4, 0.9], requires_grad=True),
+                  u=_t([[1.0, -0.5], [0.3, 2.0]]), high=_t([1.0, 1.0]))),
     ]
 
 
@@ -256,7 +264,13 @@ def _cases_gaussian_policy_head() -> list[Case]:
     return [case("B=1, obs_dim=3, D=1 (Pendulum's shapes)", 1, 3, 1),
             case("B=3, obs_dim=4, D=2", 3, 4, 2),
             case("float64, B=5, obs_dim=3, D=3", 5, 3, 3, torch.float64),
-            case("random, B=16, obs_dim=6, D=4", 16, 6, 4)]
+            case("random, B=16, obs_dim=6, D=4", 16, 6, 4),
+            # every log_std positive (a wide policy): "log_std used as std" shows as a value, not only as NaN
+            Case("a wide policy, every log_std > 0 (B=2, obs_dim=3, D=2)",
+                 dict(obs=_t([[0.5, -1.0, 0.2], [1.0, 0.3, -0.4]]),
+                      mean_weight=_t([[0.3, -0.2, 0.1], [-0.5, 0.4, 0.2]], requires_grad=True),
+                      mean_bias=_t([0.1, -0.2], requires_grad=True), log_std=_t([0.4, 0.9], requires_grad=True),
+                      actions=_t([[1.0, -0.5], [0.3, 2.0]])))]
 
 
 def _head_mean(obs, mean_weight, mean_bias):

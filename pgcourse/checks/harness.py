@@ -14,6 +14,8 @@ The end of this module has the tensor helpers the chapters build their cases wit
 """
 from __future__ import annotations
 
+import math
+
 import traceback
 import warnings
 from collections.abc import Callable
@@ -309,28 +311,44 @@ def _check_case(ex: Exercise, case: Case, learner_args: list[Any], output: Any) 
     return None
 
 
-def _matches_mistake(ex: Exercise, mistake: Mistake, case: Case, output: Any) -> bool:
+def _matches_mistake(ex: Exercise, mistake: Mistake, case: Case, output: Any) -> str | None:
+    """Whether ``mistake`` reproduces the learner's ``output`` on ``case``: ``"value"`` when it does and some entry
+    of the mistake's output is a number, ``"nan"`` when it does only because both are NaN throughout, else None.
+    A NaN alone is no signature: an answer that returns NaN for any reason would "reproduce" a mistake whose output
+    is all NaN on that case (e.g. ``log(log_std)`` for a negative ``log_std``)."""
     received, problem = _as_output(ex.output, output)
     if problem is not None:
-        return False
+        return None
     try:
         with torch.no_grad():
             wrong = _quiet(mistake.compute, _clone_args(case.args))
     except Exception:  # noqa: BLE001 - a mistake that cannot be computed on this case does not match
-        return False
+        return None
     wrong_value, problem = _as_output(ex.output, wrong)
-    return problem is None and _close(received, wrong_value, ex.output,
-                                      ex.tolerance or _tolerance(case, received, wrong_value))
+    if problem is not None or not _close(received, wrong_value, ex.output,
+                                         ex.tolerance or _tolerance(case, received, wrong_value)):
+        return None
+    return "nan" if _all_nan(wrong_value) else "value"
+
+
+def _all_nan(value: Any) -> bool:
+    """Whether every entry of a normalised output (tensor, float or list of floats) is NaN."""
+    if isinstance(value, Tensor):
+        return value.is_floating_point() and value.numel() > 0 and bool(torch.isnan(value.detach()).all())
+    values = value if isinstance(value, list) else [value]
+    return len(values) > 0 and all(isinstance(v, float) and math.isnan(v) for v in values)
 
 
 def _diagnose(ex: Exercise, outcomes: list[tuple[Case, Any]], failing: Case) -> tuple[str | None, bool]:
-    """(hint, certain): a known mistake that reproduces every case, else one that reproduces ``failing``."""
+    """(hint, certain): a known mistake that reproduces every case (with a number, not only NaN, in one of them at
+    least), else one that reproduces ``failing`` with a number."""
     for mistake in ex.mistakes:
-        if all(_matches_mistake(ex, mistake, case, output) for case, output in outcomes):
+        matches = [_matches_mistake(ex, mistake, case, output) for case, output in outcomes]
+        if all(matches) and "value" in matches:
             return mistake.hint, True
     failing_output = next(output for case, output in outcomes if case is failing)
     for mistake in ex.mistakes:
-        if _matches_mistake(ex, mistake, failing, failing_output):
+        if _matches_mistake(ex, mistake, failing, failing_output) == "value":
             return mistake.hint, False
     return None, False
 
