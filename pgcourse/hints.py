@@ -199,7 +199,7 @@ HINTS: dict[str, tuple[str, str, str]] = {
         "observation, the spread from one learned log_std per action dim, the same for every state. PPO needs two "
         "numbers per row from it: the log-probability of the stored action vector and the entropy.",
         "mean [B, D] = obs [B, obs_dim] @ mean_weight.T [obs_dim, D] + mean_bias [D]. log_probs [B]: your "
-        "gaussian_log_prob(mean, log_std, actions), summed over D. entropy [B]: your gaussian_entropy(log_std) "
+        "gaussian_log_prob(mean, log_std, actions), which already sums over D. entropy [B]: your gaussian_entropy(log_std) "
         "(one number, since log_std is [D]) repeated for each of the B rows.",
         "```python\nmean = …                              # [B, D], a linear layer\nlog_probs = …"
         "                         # [B]\nentropy = ….expand(obs.shape[0])      # [B], the same in every row\n"
