@@ -3,6 +3,8 @@
 text against its evidence (issue 27)."""
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 
 import nbformat
@@ -153,3 +155,15 @@ def test_lesson_02_does_not_blame_a_larger_spread_of_g_minus_v_its_critic_does_n
     assert explained > 0, "the 1-step critic now spreads G - V more than G: rewrite lesson 02, section 5"
     text = lesson_markdown()
     assert "The measurement contradicts it" in text, "lesson 02 should say its explained variance rules the mechanism out"
+
+
+def test_lesson_02_folds_its_detail_to_one_number_per_35_words():
+    """Issue 27, item 2: at most one number per 35 words of markdown outside <details> (tools/number_density.py)."""
+    spec = importlib.util.spec_from_file_location("number_density", ROOT / "tools" / "number_density.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("number_density", module)
+    spec.loader.exec_module(module)
+    counted = module.notebook_density(ROOT / "notebooks" / "02_reinforce_baseline.ipynb")
+    assert counted.words_per_number >= 35, (
+        f"lesson 02's prose outside <details> has {counted}; expected at least 35 words per number: fold per-seed "
+        "tables and second-order numbers into <details> blocks, keep at most three bold takeaways per section")
