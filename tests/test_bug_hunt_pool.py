@@ -191,7 +191,7 @@ def test_the_check_writes_its_tries_into_the_notebook_and_the_grade_counts_the_f
     printed = capsys.readouterr().out
     records = bug_hunt.records_in_notebook(_notebook_with_outputs({k: printed}))
     assert records[k]["tries"] == [{"trap": t, "signal": "grad norms", "right": False} for t in wrongs]
-    assert records[k]["pool"] == pool.DEFAULT_DRAW[k - 1] and records[k]["student"] is None
+    assert "pool" not in records[k] and records[k]["student"] is None  # no pool id printed (it would map to the solution)
     counts, note = bug_hunt.first_answers_verdict(records[k], None)
     assert not counts and "first 2 answers wrong" in note
     assert bug_hunt.first_answers_verdict(None, "ann")[0] and "no record" in bug_hunt.first_answers_verdict(None, "ann")[1]
@@ -223,3 +223,24 @@ def test_without_a_student_id_the_notebook_says_these_are_not_yours(capsys):
     assert "no student id given" in capsys.readouterr().out
     bug_hunt.my_mysteries("s001")
     assert "no student id given" not in capsys.readouterr().out
+
+
+def test_the_printed_record_names_no_pool_run(capsys):
+    """A learner's record of tries, printed into the notebook, must not carry the pool id of the trainer: beside the
+    published solution's output it would say which of the solution's trainers (and so which answer) it is. Found by
+    an independent learner's try of exercise 06."""
+    from pgcourse.traps import bug_hunt
+
+    bug_hunt._print_record(1, [{"trap": "joint_grad_clip", "signal": "grad norms", "right": False}])
+    line = capsys.readouterr().out
+    assert bug_hunt.RECORD_LINE in line
+    assert '"pool"' not in line, line
+
+
+def test_log_prob_not_summed_is_accepted_on_the_signals_it_acts_on():
+    """log_prob_not_summed leaves the actor's gradient ~1e7 times smaller (A2C on Pendulum: the [B, B] mean is
+    mean(log-prob) x mean(advantages) = 0) and freezes log_std, hence the Gaussian's entropy: 'grad norms' and
+    'entropy' are signals it acts on, and the check refused them (an independent learner lost a try on it)."""
+    from pgcourse.traps.signals import SHOWS_IN
+
+    assert {"grad norms", "entropy"} <= set(SHOWS_IN["log_prob_not_summed"])

@@ -211,7 +211,9 @@ def first_lead(run: Run) -> str | None:
 def train_like(mystery: Run, traps: tuple[str, ...] = (), **changes: Any) -> Run:
     """Train the course's algorithm with the mystery's saved settings (algorithm, environment, seed, budget and
     every hyperparameter), on CPU, with ``traps`` planted (default none: a correct twin of the mystery).
-    ``changes`` override settings, e.g. ``total_steps=4096``. The experiment of the bug hunt:
+    ``changes`` override settings (keep ``total_steps`` when you compare with the mystery: with ``anneal_lr`` every
+    update's learning rate depends on the budget, so a shorter run is another experiment, whose first updates even
+    the right trap does not reproduce). The experiment of the bug hunt:
     ``pg.traps.bug_hunt.train_like(m, traps=("suspect",))`` beside ``m``."""
     config = mystery.config
     fixed = ("algo", "env_id", "device", "progress", "traps")
@@ -480,7 +482,8 @@ RECORD_LINE = "bug-hunt record of tries"
 
 def _print_record(k: int, tries: list[dict[str, Any]]) -> None:
     """Print trainer ``k``'s tries into the check cell's output: ``RECORD_LINE {json}``."""
-    record = {"trainer": k, "student": current_student(), "pool": pool_id(k),
+    # no pool id here: beside the published solution's, it would say which of the solution's trainers this one is
+    record = {"trainer": k, "student": current_student(),
               "tries": [{"trap": t["trap"], "signal": t["signal"], "right": bool(t["right"])} for t in tries]}
     print(f"{RECORD_LINE}: {json.dumps(record)}")
 
@@ -510,7 +513,7 @@ def records_in_notebook(data: bytes | str) -> dict[int, dict[str, Any]]:
                              for t in record["tries"]]
                 except (ValueError, TypeError, KeyError):
                     continue
-                found[k] = {"student": record.get("student"), "pool": record.get("pool"), "tries": tries}
+                found[k] = {"student": record.get("student"), "tries": tries}
     return found
 
 

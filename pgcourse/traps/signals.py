@@ -45,7 +45,7 @@ SHOWS_IN: dict[str, tuple[str, ...]] = {
     "advantage_sign_flipped": ("return trend", "entropy", "policy std"),
     "missing_detach": ("explained variance", "grad norms"),
     "ratio_from_probs": ("non-finite log-probs/losses", "KL / clip fraction"),
-    "log_prob_not_summed": ("KL / clip fraction", "policy std"),
+    "log_prob_not_summed": ("KL / clip fraction", "policy std", "entropy", "grad norms"),
     "clipped_action_log_prob": ("policy std", "entropy"),
     "stale_old_log_probs": ("KL / clip fraction",),
     "entropy_wrong_sign": ("entropy", "policy std"),
