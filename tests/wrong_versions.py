@@ -2161,7 +2161,7 @@ def fit_critic_mse_loss(weights, observations, returns, lr, steps):
     return _fit_critic_learner(weights, observations, returns, lr, steps)
 
 
-@wrong("fit_critic", "call optimizer.zero_grad() before loss.backward(), every step")
+@wrong("fit_critic", "zero the optimiser's gradients before each backward pass, every step")
 def fit_critic_no_zero_grad(weights, observations, returns, lr, steps):
     """Never clears the gradients: each step's gradient adds to those of the steps before."""
     return _fit_critic_learner(weights, observations, returns, lr, steps, "no_zero_grad")
@@ -2179,7 +2179,7 @@ def fit_critic_advantage_targets(weights, observations, returns, lr, steps):
     return _fit_critic_learner(weights, observations, returns, lr, steps, "advantage_targets")
 
 
-@wrong("fit_critic", "call optimizer.step() after loss.backward()")
+@wrong("fit_critic", "take the optimiser's step after each backward pass")
 def fit_critic_zero_grad_before_step(weights, observations, returns, lr, steps):
     """Clears the gradients between backward and step: the weights never move."""
     return _fit_critic_learner(weights, observations, returns, lr, steps, "zero_grad_before_step")

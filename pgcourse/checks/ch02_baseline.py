@@ -209,10 +209,10 @@ def reference_fit_critic(weights: Tensor, observations: Tensor, returns: Tensor,
 
 CRITIC_MISTAKES: list[tuple[str, tuple[str, ...], str]] = [
     # (mistake, what it changes: "weights" and/or "losses", the hint)
-    ("no_step", ("weights",), "the weights did not move: call optimizer.step() after loss.backward() (and clear the "
-                              "gradients before backward, not between backward and step)."),
-    ("no_zero_grad", ("weights",), "each step's gradient was added to those of the steps before: call "
-                                   "optimizer.zero_grad() before loss.backward(), every step."),
+    ("no_step", ("weights",), "the weights did not move: take the optimiser's step after each backward pass "
+                              "(and clear the gradients before backward, not between backward and step)."),
+    ("no_zero_grad", ("weights",), "each step's gradient was added to those of the steps before: zero "
+                                   "the optimiser's gradients before each backward pass, every step."),
     ("ascent", ("weights",), "the steps went uphill: minimise L_V (call backward on the loss itself, not on its "
                              "negative)."),
     # The targets G - V with V attached give exactly twice the gradient of G - V detached: Adam's steps and the
