@@ -515,6 +515,36 @@ def transition_mask(terminated: torch.Tensor, truncated: torch.Tensor) -> torch.
     return valid
 
 
+def first_episode_lengths(terminated: torch.Tensor, truncated: torch.Tensor) -> torch.Tensor:
+    r"""The length of each env's first episode in a NEXT_STEP rollout started from a fresh reset.
+
+    .. math:: T_i = 1 + \min\{t : \text{term}_{t,i} \lor \text{trunc}_{t,i}\}
+
+    The step that ended the episode (terminated, truncated, or both) belongs to it, hence the ``1 +``;
+    whatever env ``i`` did after ``T_i`` steps (the autoreset step, the next episode) is not counted.
+    REINFORCE keeps rows ``0 .. T_i - 1`` of env ``i``'s column of a batch.
+
+    Args:
+        terminated: ``[T, N]`` bool, as returned by ``envs.step`` at each step.
+        truncated: ``[T, N]`` bool.
+
+    Returns:
+        ``[N]`` int64 lengths, each between 1 and T.
+
+    Raises:
+        ValueError: when an env's episode did not end within the T steps (its first episode has no length yet).
+    """
+    done = torch.as_tensor(terminated).bool() | torch.as_tensor(truncated).bool()  # [T, N]
+    if done.dim() != 2:
+        raise ValueError(f"terminated and truncated are [T, N] step-by-env flags, got shape {tuple(done.shape)}")
+    unfinished = (~done.any(0)).nonzero().flatten().tolist()  # envs with no end yet
+    if unfinished:
+        raise ValueError(f"env(s) {unfinished} did not end an episode within the {done.shape[0]} steps: "
+                         "keep stepping until every env has ended one")
+    first_end = done.int().argmax(0)  # [N] argmax returns the first maximal index: the first end
+    return first_end.long() + 1
+
+
 def completed_episode_returns(rewards: torch.Tensor, terminated: torch.Tensor, truncated: torch.Tensor) -> list[float]:
     """Undiscounted returns of the episodes that ended within a NEXT_STEP rollout started from reset.
 

@@ -250,22 +250,29 @@ HINTS: dict[str, tuple[str, str, str]] = {
         "for t in reversed(range(T)):\n    delta = …            # uses terminated[t], next_values[t], values[t]\n"
         "    running = delta + … * running   # cut where step t ended an episode\n    advantages[t] = running\n"
         "return advantages.detach()   # targets are constants\n```"),
+    "first_episode_lengths": (
+        "A vector env keeps stepping every env, so each env's column of flags can hold several episode ends. The "
+        "first episode of env i runs from step 0 to its first end, and the step that ended it belongs to it.",
+        "done = terminated OR truncated, [T, N]. For each column i, find the smallest t with done[t, i] True; the "
+        "length is t + 1. Output [N], int64 (the dtype of indices).",
+        "```python\ndone = …                          # [T, N] bool: an episode ended at step t in env i\n"
+        "first_end = …                     # [N] index of the first True in each column\nreturn first_end + 1\n```"),
     "collect_episodes": (
         "Play one complete episode in every env at once. Envs finish at different times, but a vector env steps "
         "all of them together, so the finished ones keep stepping until the last one finishes. Keep only each "
         "env's first episode: everything after an env's first episode end (the reset step, the next episode) is "
-        "thrown away.",
+        "thrown away; Exercise 5a's first_episode_lengths says where each one ends.",
         "Per step: obs [N, 4] -> logits = policy(obs) [N, 2] -> one sampled action per env [N] -> "
-        "envs.step(actions) gives rewards, terminated, truncated [N]. An env's episode ends at its first step "
-        "with terminated OR truncated, and that step belongs to the episode. Record the length of each env's first "
-        "episode; at the end, cut each env's column of the stacked steps to its length and concatenate env 0's "
-        "episode first.",
-        "```python\nobs_np, _ = envs.reset()\nlengths = np.zeros(envs.num_envs, dtype=int)   # 0 while running\n"
-        "rows = []\nwith torch.no_grad():\n    while not lengths.all():\n        obs = torch.as_tensor(obs_np, "
+        "envs.step(actions) gives rewards, terminated, truncated [N]. Keep stepping while some env has not ended an "
+        "episode yet. Then stack the steps ([T, N, ...]), get each env's first-episode length from the stacked "
+        "flags with first_episode_lengths, cut each env's column to its length and concatenate env 0's episode first.",
+        "```python\nobs_np, _ = envs.reset()\nended = np.zeros(envs.num_envs, dtype=bool)\n"
+        "rows = []\nwith torch.no_grad():\n    while not ended.all():\n        obs = torch.as_tensor(obs_np, "
         "dtype=torch.float32)\n        actions = …                      # sampled, one per env\n"
         "        obs_np, rewards, terminated, truncated, _ = envs.step(actions.numpy())\n        rows.append((obs, "
-        "actions, rewards))\n        ended_now = … & (lengths == 0)\n        lengths[ended_now] = len(rows)\n"
-        "# stack the rows, take column i up to lengths[i] for each env i, concatenate\n```"),
+        "actions, rewards, terminated, truncated))\n        ended |= …\n"
+        "lengths = first_episode_lengths(…, …)   # from the stacked flags [T, N]\n"
+        "# take column i up to lengths[i] for each env i, concatenate\n```"),
     "reinforce_update": (
         "The policy-gradient step of lesson 01: make the actions that were followed by a high return more "
         "likely. The weight of a step is the return from that step on, inside its own episode, and it is a "

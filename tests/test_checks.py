@@ -22,7 +22,7 @@ from wrong_versions import CORRECT_VERSIONS, WRONG_VERSIONS
 
 EXERCISES = [
     "play_episode", "transition_mask", "completed_episode_returns",
-    "action_log_probs", "discounted_returns", "normalize", "reinforce_loss",
+    "action_log_probs", "discounted_returns", "normalize", "reinforce_loss", "first_episode_lengths",
     "baseline_advantages", "value_loss", "gradient_variance", "categorical_entropy", "fit_critic",
     "td_errors", "compute_gae", "a2c_policy_loss",
     "clipped_surrogate_loss", "approx_kl", "clip_fraction", "explained_variance", "minibatch_indices", "ppo_epochs",

@@ -322,6 +322,71 @@ def returns_matrix(rewards, gamma):
     return discounts @ rewards.detach()
 
 
+# ------------------------------------------------------------------------- ch01 first_episode_lengths
+
+def _ends_by_loop(terminated, truncated, end_of=lambda term, trunc: bool(term) or bool(trunc), plus=1, last=False):
+    """A learner's loop over envs and steps: the step index of each env's first (or last) end, plus ``plus``."""
+    steps, num_envs = terminated.shape
+    lengths = []
+    for i in range(num_envs):
+        found = 0
+        for t in range(steps):
+            if end_of(terminated[t, i], truncated[t, i]):
+                found = t + plus
+                if not last:
+                    break
+        lengths.append(found)
+    return torch.tensor(lengths, dtype=torch.int64)
+
+
+@correct("first_episode_lengths")
+def first_episode_lengths_loop(terminated, truncated):
+    return _ends_by_loop(terminated, truncated)
+
+
+@correct("first_episode_lengths")
+def first_episode_lengths_cumsum(terminated, truncated):
+    """Steps before the first end (the running count of ends is still 0), plus the end itself."""
+    ended_so_far = (terminated | truncated).long().cumsum(0)  # [T, N]
+    return (ended_so_far == 0).sum(0) + 1
+
+
+@correct("first_episode_lengths")
+def first_episode_lengths_nonzero(terminated, truncated):
+    done = torch.logical_or(terminated, truncated)
+    return torch.stack([done[:, i].nonzero()[0, 0] + 1 for i in range(done.shape[1])])
+
+
+@wrong("first_episode_lengths", "off by one")
+def first_episode_lengths_index_not_length(terminated, truncated):
+    """The index of the ending step, not the length: the ending step belongs to the episode."""
+    return _ends_by_loop(terminated, truncated, plus=0)
+
+
+@wrong("first_episode_lengths", "a truncation (the time limit) ends an episode too")
+def first_episode_lengths_terminated_only(terminated, truncated):
+    """Only terminated ends an episode: a time-limit end is missed."""
+    return _ends_by_loop(terminated, truncated, end_of=lambda term, trunc: bool(term))
+
+
+@wrong("first_episode_lengths", "Added as numbers they make 2")
+def first_episode_lengths_flags_added(terminated, truncated):
+    """done = terminated + truncated == 1: a step with both flags (2) is not seen as an end."""
+    return _ends_by_loop(terminated, truncated, end_of=lambda term, trunc: int(term) + int(trunc) == 1)
+
+
+@wrong("first_episode_lengths", "keep each env's FIRST episode")
+def first_episode_lengths_last_end(terminated, truncated):
+    """Runs to the last end in the rollout, not the first: later episodes are counted in."""
+    return _ends_by_loop(terminated, truncated, last=True)
+
+
+@wrong("first_episode_lengths", "expected torch.int64")
+def first_episode_lengths_float(terminated, truncated):
+    """Right numbers, float dtype: lengths are counts."""
+    return _ends_by_loop(terminated, truncated).float()
+
+
 # ------------------------------------------------------------------------------------ ch01 normalize
 
 @wrong("normalize", "each column separately")

@@ -33,8 +33,9 @@ from .. import batching, envs
 from . import ch00_setup, ch01_reinforce, ch02_baseline, ch03_a2c_gae, ch04_ppo, ch05_continuous, ch07_trpo, ch08_lm
 from .ch00_setup import (COMPLETED_EPISODE_RETURNS, TRANSITION_MASK, check_completed_episode_returns,
                          check_play_episode, check_transition_mask)
-from .ch01_reinforce import (ACTION_LOG_PROBS, DISCOUNTED_RETURNS, NORMALIZE, REINFORCE_LOSS, check_action_log_probs,
-                             check_discounted_returns, check_normalize, check_reinforce_loss)
+from .ch01_reinforce import (ACTION_LOG_PROBS, DISCOUNTED_RETURNS, FIRST_EPISODE_LENGTHS, NORMALIZE, REINFORCE_LOSS,
+                             check_action_log_probs, check_discounted_returns, check_first_episode_lengths,
+                             check_normalize, check_reinforce_loss)
 from .ch02_baseline import (BASELINE_ADVANTAGES, CATEGORICAL_ENTROPY, GRADIENT_VARIANCE, VALUE_LOSS,
                             check_baseline_advantages, check_categorical_entropy, check_fit_critic,
                             check_gradient_variance, check_value_loss)

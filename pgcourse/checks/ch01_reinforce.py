@@ -1,4 +1,5 @@
-"""Checks of chapter 01 (REINFORCE): action_log_probs, discounted_returns, normalize, reinforce_loss."""
+"""Checks of chapter 01 (REINFORCE): action_log_probs, discounted_returns, normalize, reinforce_loss,
+first_episode_lengths."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -7,8 +8,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .. import losses, returns
-from .harness import Case, Exercise, Mistake, _log_probs, _make_check, _randn, _t
+from .. import envs, losses, returns
+from .ch00_setup import _episode_flags
+from .harness import _BOTH_FLAGS_HINT, _STEPS_NOTE, Case, Exercise, Mistake, _bool, _log_probs, _make_check, _randn, _t
 
 
 # --------------------------------------------------------------------------------------------------
@@ -209,19 +211,99 @@ REINFORCE_LOSS = Exercise(
 
 
 # --------------------------------------------------------------------------------------------------
+# first_episode_lengths (the data half of collect_episodes)
+# --------------------------------------------------------------------------------------------------
+
+def _first_end(done: Tensor) -> Tensor:
+    """[N] index of each column's first True (0 for a column with none)."""
+    return done.int().argmax(0)
+
+
+def _last_end_length(done: Tensor) -> Tensor:
+    steps = done.shape[0]
+    return steps - done.flip(0).int().argmax(0)  # 1 + index of each column's LAST True
+
+
+def _every_env_ends(terminated: Tensor, truncated: Tensor) -> tuple[Tensor, Tensor]:
+    """The flags with a termination added on the last step of every env whose episode had not ended (a
+    first episode must end within the steps the function is given)."""
+    unfinished = ~(terminated | truncated).any(0)  # [N]
+    terminated = terminated.clone()
+    terminated[-1] |= unfinished
+    return terminated, truncated
+
+
+def _cases_first_episode_lengths() -> list[Case]:
+    g = torch.Generator().manual_seed(11)
+    cases = [
+        Case("T=1, N=1, the episode ends at step 0", dict(terminated=_bool([[1]]), truncated=_bool([[0]]))),
+        Case("one env, terminates at step 2 (T=4, N=1)",
+             dict(terminated=_bool([[0], [0], [1], [0]]), truncated=_bool([[0], [0], [0], [0]]))),
+        Case("one env, truncated (time limit) at step 1, then a reset step and a termination (T=4, N=1)",
+             dict(terminated=_bool([[0], [0], [0], [1]]), truncated=_bool([[0], [1], [0], [0]]))),
+        Case("env 0 ends twice, env 1 once, env 2 on the last step (T=6, N=3)",
+             dict(terminated=_bool([[0, 0, 0], [1, 0, 0], [0, 0, 0], [0, 1, 0], [1, 0, 0], [0, 0, 1]]),
+                  truncated=_bool([[0, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0]]))),
+        # gymnasium raises both flags when the terminal state comes on the time-limit step
+        Case("terminated and truncated both True at step 1 in env 0; env 1 terminates later (T=5, N=2)",
+             dict(terminated=_bool([[0, 0], [1, 0], [0, 0], [1, 1], [0, 0]]),
+                  truncated=_bool([[0, 0], [1, 0], [0, 0], [0, 0], [0, 0]]))),
+    ]
+    for steps, num_envs in [(8, 2), (12, 4), (30, 5)]:
+        terminated, truncated = _every_env_ends(*_episode_flags(g, steps, num_envs))
+        cases.append(Case(f"random rollout (T={steps}, N={num_envs})",
+                          dict(terminated=terminated, truncated=truncated)))
+    return cases
+
+
+FIRST_EPISODE_LENGTHS = Exercise(
+    name="first_episode_lengths",
+    reference=envs.first_episode_lengths,
+    make_cases=_cases_first_episode_lengths,
+    concept="a [N] int64 tensor: for each env (column), the number of steps of its first episode, from step 0 up to "
+            "and including the first step whose terminated or truncated flag is True; what the env did after "
+            "that step does not count.",
+    note=_STEPS_NOTE,
+    mistakes=[
+        Mistake("off by one: the step that ended the episode belongs to it. The length is the index of the first "
+                "end plus one.",
+                lambda terminated, truncated: _first_end(terminated | truncated)),
+        Mistake("a truncation (the time limit) ends an episode too: an episode ends at its first step with "
+                "terminated OR truncated.",
+                lambda terminated, truncated: _first_end(terminated) + 1),
+        Mistake("a termination ends an episode too: an episode ends at its first step with terminated OR "
+                "truncated.",
+                lambda terminated, truncated: _first_end(truncated) + 1),
+        Mistake(_BOTH_FLAGS_HINT + " Such a step ends the episode.",
+                lambda terminated, truncated: _first_end(terminated ^ truncated) + 1),
+        Mistake(_BOTH_FLAGS_HINT + " The argmax of the sum finds a step where both are True before an earlier end.",
+                lambda terminated, truncated: (terminated.long() + truncated.long()).argmax(0) + 1),
+        Mistake("keep each env's FIRST episode: its length runs to the first end, not to the last one in the "
+                "rollout (the steps after it belong to later episodes).",
+                lambda terminated, truncated: _last_end_length(terminated | truncated)),
+        Mistake("you counted the episode ends of each env; the length is a number of steps: up to and including "
+                "the first end.",
+                lambda terminated, truncated: (terminated | truncated).long().sum(0)),
+    ],
+)
+
+
+# --------------------------------------------------------------------------------------------------
 # The checks of this chapter
 # --------------------------------------------------------------------------------------------------
 
-EXERCISES: list[Exercise] = [ACTION_LOG_PROBS, DISCOUNTED_RETURNS, NORMALIZE, REINFORCE_LOSS]
+EXERCISES: list[Exercise] = [ACTION_LOG_PROBS, DISCOUNTED_RETURNS, NORMALIZE, REINFORCE_LOSS, FIRST_EPISODE_LENGTHS]
 
 check_action_log_probs = _make_check(ACTION_LOG_PROBS)
 check_discounted_returns = _make_check(DISCOUNTED_RETURNS)
 check_normalize = _make_check(NORMALIZE)
 check_reinforce_loss = _make_check(REINFORCE_LOSS)
+check_first_episode_lengths = _make_check(FIRST_EPISODE_LENGTHS)
 
 CHECKS: dict[str, Callable[[Callable[..., Any]], None]] = {
     "action_log_probs": check_action_log_probs,
     "discounted_returns": check_discounted_returns,
     "normalize": check_normalize,
     "reinforce_loss": check_reinforce_loss,
+    "first_episode_lengths": check_first_episode_lengths,
 }

@@ -302,6 +302,9 @@ def _check_case(ex: Exercise, case: Case, learner_args: list[Any], output: Any) 
     if ex.output == "tensor" and received.dtype != expected.dtype:
         if expected.dtype == torch.bool:
             hint = "return a bool tensor: comparisons and ~, |, & on bool tensors give one (or call .bool())."
+        elif not expected.dtype.is_floating_point:  # counts and indices
+            hint = (f"return {str(expected.dtype).removeprefix('torch.')} values, the dtype torch gives indices and "
+                    f"counts (.long() converts).")
         else:
             hint = (f"keep the dtype of the inputs: a new tensor created without a dtype gets torch's default, "
                     f"{str(torch.get_default_dtype()).removeprefix('torch.')}; create the tensors you return with "
