@@ -20,6 +20,7 @@ DISCRETE_ONLY = ("reinforce", "reinforce_baseline")
 # env_backend="torch": the algorithms whose loop steps a torch vector env, and the envs there are as tensors
 # (pgcourse.tensor_envs.TENSOR_ENVS; a test keeps the two lists equal)
 ENV_BACKENDS = ("numpy", "torch")
+BOX_ACTIONS = ("clip", "tanh")  # how a Gaussian sample becomes a Box action (BaseConfig.box_action)
 TENSOR_BACKEND_ALGOS = ("a2c", "ppo")
 TENSOR_ENV_IDS = ("CartPole-v1", "Acrobot-v1", "Pendulum-v1")
 
@@ -296,6 +297,14 @@ class BaseConfig:
             tensors on the run's device (:mod:`pgcourse.tensor_envs`; ``"a2c"`` and ``"ppo"`` on CartPole-v1,
             Acrobot-v1 and Pendulum-v1, without ``env_kwargs``), with nothing read on the host per step.
             Other episodes than numpy's for a seed (torch draws the start states).
+        box_action: how a Gaussian policy's sample :math:`u` becomes the action sent to a ``Box`` env:
+            ``"clip"`` (the default) sends :math:`\\operatorname{clip}(u, \\text{low}, \\text{high})`
+            (``losses.env_action``); ``"tanh"`` sends :math:`\\text{low} + (\\tanh u + 1)(\\text{high} -
+            \\text{low})/2` (``losses.tanh_env_action``, the squashed Gaussian of lesson 05). Either way the
+            rollout stores :math:`u`, whose Gaussian log-density the ratio uses: the squash's log-determinant
+            depends on :math:`u` alone, so it cancels in :math:`\\pi_\\theta / \\pi_{\\theta_\\text{old}}`
+            and in the policy gradient; the entropy bonus and the logged entropy stay :math:`u`'s (the squashed
+            action's entropy has no closed form). Ignored for discrete actions.
     """
 
     algo: str
@@ -331,6 +340,7 @@ class BaseConfig:
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     log_std_min: float | None = None  # lesson 05
     env_backend: str = "numpy"  # issue 33
+    box_action: str = "clip"  # lesson 05: "clip" or "tanh"
 
     # what each setting with a range may be (a subclass adds its own: see value_ranges)
     RANGES: ClassVar[dict[str, Range]] = {
@@ -362,6 +372,7 @@ class BaseConfig:
         "torch_threads": IntRange(1, 256, allow_none=True),
         "on_nonfinite": Choice(("stop", "raise")),
         "env_backend": Choice(ENV_BACKENDS),
+        "box_action": Choice(BOX_ACTIONS),
     }
     HIDDEN_WIDTH: ClassVar[IntRange] = IntRange(1, 65536)  # each entry of hidden_sizes
 

@@ -94,6 +94,29 @@ def gaussian_log_prob(mean: Tensor, log_std: Tensor, actions: Tensor) -> Tensor:
     return (-0.5 * z.pow(2) - log_std - LOG_SQRT_2PI).sum(dim=-1)
 
 
+def tanh_env_action(actions: Tensor, low: Tensor, high: Tensor) -> Tensor:
+    r"""The action to send to ``env.step`` when the policy is squashed: the Gaussian sample :math:`u` mapped
+    into the box by :math:`a = \text{low} + (\tanh u + 1)\,(\text{high} - \text{low}) / 2`.
+
+    The counterpart of :func:`env_action` (which clips) for ``box_action="tanh"``: every sample lands inside the
+    box, a large :math:`|u|` saturates smoothly instead of piling up on the bound, and the rollout
+    stores :math:`u` (its log-density :func:`tanh_squashed_log_prob` differs from :math:`u`'s Gaussian one by a
+    term without :math:`\theta`, so ratios and policy gradients are the Gaussian's).
+
+    Args:
+        actions: ``[B, D]`` Gaussian samples :math:`u`.
+        low: ``[D]`` lower bounds (``env.single_action_space.low``).
+        high: ``[D]`` upper bounds.
+
+    Returns:
+        ``[B, D]`` a new tensor inside ``[low, high]`` (strictly inside in exact arithmetic; in float32
+        :math:`\tanh u` rounds to :math:`\pm 1` from :math:`|u| \approx 9`, which gives the bound itself).
+    """
+    low = torch.as_tensor(low, dtype=actions.dtype, device=actions.device)  # [D]
+    high = torch.as_tensor(high, dtype=actions.dtype, device=actions.device)  # [D]
+    return low + (torch.tanh(actions) + 1.0) * (high - low) / 2.0  # [B, D]
+
+
 def tanh_squashed_log_prob(mean: Tensor, log_std: Tensor, pre_tanh: Tensor, high: Tensor) -> Tensor:
     r"""Log-density of the squashed action :math:`a = \text{high} \odot \tanh(u)`, :math:`u \sim
     \mathcal N(\mu, \operatorname{diag}\sigma^2)`, summed over action dimensions (change of variables).

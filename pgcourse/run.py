@@ -26,7 +26,7 @@ from .devices import choose_device
 from .diagnostics import accumulation_dtype
 from .envs import ObsNormalizerState, action_space_kind
 from .history import History
-from .losses import env_action
+from .losses import env_action, tanh_env_action
 from .networks import ValueNet, make_policy
 
 FORMAT_NAME = "pgcourse-run"
@@ -190,10 +190,11 @@ class Run:
         obs_tensor = torch.as_tensor(observations, dtype=torch.float32, device=self.device)  # [B, obs_dim]
         with torch.no_grad():
             actions, _ = self.policy.sample(obs_tensor, deterministic=deterministic)
-        if self.action_kind == "continuous":  # the same clipping as in training (losses.env_action)
+        if self.action_kind == "continuous":  # the same map into the box as in training (config.box_action)
             low, high = bounds_on_device(self.action_space.low, self.device), bounds_on_device(
                 self.action_space.high, self.device)  # [D], [D]
-            return env_action(actions, low, high).cpu().numpy().astype(np.float32)
+            to_box = tanh_env_action if getattr(self.config, "box_action", "clip") == "tanh" else env_action
+            return to_box(actions, low, high).cpu().numpy().astype(np.float32)
         return actions.cpu().numpy().astype(np.int64)
 
     # -- saving ----------------------------------------------------------------------------------

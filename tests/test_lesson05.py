@@ -14,7 +14,7 @@ from pgcourse.config import ConfigError, PPOConfig, config_from_dict, default_co
 from pgcourse.networks import GaussianPolicy
 
 FIGURES = Path(__file__).resolve().parent.parent / "figures"
-LESSON_05_FOLDERS = ("05_pendulum", "05_log_std")
+LESSON_05_FOLDERS = ("05_pendulum", "05_log_std", "05_squash")
 
 
 # -- the option: validated, off by default, older saved configs load without it -----------------------
@@ -175,3 +175,22 @@ def test_lesson_05_folds_its_detail_to_one_number_per_35_words():
     assert counted.words_per_number >= 35, (
         f"lesson 05's prose outside <details> has {counted}; expected at least 35 words per number: fold per-seed "
         "tables and second-order numbers into <details> blocks, keep at most three bold takeaways per section")
+
+
+def test_lesson_05_squash_arm_is_the_default_arm_with_only_box_action_changed():
+    """Section 11 compares figures/05_squash with section 7's default arm seed for seed: the cache must hold the same
+    seeds and settings but box_action (a field the default arm's configs predate: absent means its default)."""
+    default = pg.sweeps.load_results(FIGURES / "05_pendulum").by_arm()
+    clip = next(records for arm, records in default.items() if arm.endswith("default (both normalised)"))
+    (squash,) = pg.sweeps.load_results(FIGURES / "05_squash").by_arm().values()
+    assert [r.seed for r in squash] == [r.seed for r in clip]
+    defaults = default_config_dict("ppo")
+    differ = {key for key, value in squash[0].config.items()
+              if key not in ("seed", "device", "progress") and clip[0].config.get(key, defaults.get(key)) != value}
+    assert differ == {"box_action"} and squash[0].config["box_action"] == "tanh"
+
+
+def test_lesson_05_squash_section_claims_no_more_than_its_interval():
+    text = lesson_markdown()
+    assert "not measurably different" in text and "includes ½" in text
+    assert "squashing is better" not in text.lower()

@@ -3,6 +3,7 @@
 
     python tools/regenerate_05.py pendulum       # figures/05_pendulum: the course defaults, and the normalisation ablation
     python tools/regenerate_05.py log_std        # figures/05_log_std: log_std collapse at a high lr, and the clamp
+    python tools/regenerate_05.py squash         # figures/05_squash: the tanh-squashed Gaussian (box_action="tanh")
     python tools/regenerate_05.py all --workers 2
 
 Every trial is PPO on Pendulum-v1 with the course's continuous defaults (``pgcourse.config._ENV_DEFAULTS``)
@@ -44,9 +45,17 @@ LOG_STD_ARMS = [
     {"label": "lr 1e-2, constant, log_std_min -0.5", **HIGH_LR, "log_std_min": -0.5},
 ]
 
+SQUASH_SEEDS = 10
+# The same budget and seeds as the default arm of figures/05_pendulum, which is the clipping arm it is compared with:
+# only how a sample u becomes Pendulum's torque changes (clip(u, -2, 2) there, 2 tanh(u) here).
+SQUASH_ARMS = [
+    {"label": "tanh squash", "box_action": "tanh"},
+]
+
 SWEEPS = {
     "pendulum": Sweep(FIGURES / "05_pendulum", "ppo", "Pendulum-v1", PENDULUM_ARMS, PENDULUM_SEEDS, SETTINGS),
     "log_std": Sweep(FIGURES / "05_log_std", "ppo", "Pendulum-v1", LOG_STD_ARMS, LOG_STD_SEEDS, SETTINGS),
+    "squash": Sweep(FIGURES / "05_squash", "ppo", "Pendulum-v1", SQUASH_ARMS, SQUASH_SEEDS, SETTINGS),
 }
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .. import losses
 from ..config import BaseConfig
 from ..envs import (RolloutStepper, action_space_kind, add_normalization, check_observation_space, make_vector_env,
                     normalizer_state)
@@ -324,9 +325,11 @@ class Trainer:
         return self.env_action_tensor(actions).cpu().numpy()
 
     def env_action_tensor(self, actions: Tensor) -> Tensor:
-        """The stored actions as ``env.step`` takes them, on the device (Box actions clipped, a copy)."""
+        """The stored actions as ``env.step`` takes them, on the device (Box actions clipped, or squashed with
+        ``box_action="tanh"``: a copy either way)."""
         if self.action_kind == "continuous":
-            actions = self.components.env_action(actions, self.action_low, self.action_high)  # [N, D]
+            to_box = losses.tanh_env_action if self.config.box_action == "tanh" else self.components.env_action
+            actions = to_box(actions, self.action_low, self.action_high)  # [N, D]
         return actions
 
     def log_probs_and_entropy(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
