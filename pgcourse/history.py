@@ -10,6 +10,12 @@ EPISODE_FIELDS = ("return", "length", "env_step", "wall_time")
 UPDATE_FIELDS = ("env_step", "wall_time", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction",
                  "explained_variance", "actor_grad_norm", "critic_grad_norm", "lr", "critic_lr",
                  "advantage_std", "log_std_mean", "epochs_run", "value_rel_error", "update_kl",
+                 # the critic's explained variance of the update's returns, named by WHEN it is measured:
+                 # _before, with the values the batch was collected with (the critic has not trained on this batch:
+                 # out of sample); _after, after the update's critic steps, on the same batch (in sample).
+                 # "explained_variance" is kept for saved runs: it is _after for PPO and TRPO, _before for A2C
+                 # and REINFORCE with a baseline.
+                 "explained_variance_before", "explained_variance_after",
                  # TRPO's: candidate steps the line search tried, the fraction of the full step taken (0: none),
                  # conjugate gradient's residual norm, the surrogate's real and linearly predicted improvement
                  "line_search_steps", "step_fraction", "cg_residual", "surrogate_improvement",

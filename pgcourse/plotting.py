@@ -78,6 +78,8 @@ DIAGNOSTIC_LABELS = {
     "policy_loss": "policy loss", "value_loss": "value loss", "entropy": "entropy (nats)",
     "approx_kl": "approx KL (minibatch mean)", "update_kl": "update KL (old to new policy)",
     "clip_fraction": "clip fraction", "explained_variance": "explained variance", "actor_grad_norm": "actor grad norm",
+    "explained_variance_before": "explained variance before the update (out of sample)",
+    "explained_variance_after": "explained variance after the update (in sample)",
     "critic_grad_norm": "critic grad norm", "lr": "learning rate (actor)", "critic_lr": "learning rate (critic)",
     "advantage_std": "advantage std (raw)", "log_std_mean": "mean log std", "epochs_run": "epochs run",
     "value_rel_error": "critic's relative error",

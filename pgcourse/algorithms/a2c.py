@@ -50,11 +50,14 @@ def train_a2c(config: A2CConfig, components: Components | None = None, hooks: Ho
             critic_loss = parts.value_loss(values, returns)
             actor_norm, critic_norm = trainer.actor_critic_step(actor_loss, critic_loss)
 
-            with torch.no_grad():  # the policy-gradient term alone, for the history
+            with torch.no_grad():  # the policy-gradient term alone, and the critic after its step, for the history
                 policy_loss = parts.a2c_policy_loss(log_probs, advantages, entropy, 0.0)
+                values_after = value_net(obs)  # [B]
+            predicted_before = parts.explained_variance(values.detach(), returns)  # the critic before its step
             trainer.end_update(policy_loss=policy_loss, value_loss=critic_loss.detach(),
                                entropy=entropy.detach().mean(),
-                               explained_variance=parts.explained_variance(values.detach(), returns),
+                               explained_variance=predicted_before, explained_variance_before=predicted_before,
+                               explained_variance_after=parts.explained_variance(values_after, returns),
                                value_rel_error=relative_value_error(values, returns),
                                actor_grad_norm=actor_norm, critic_grad_norm=critic_norm, advantage_std=advantage_std,
                                epochs_run=1)

@@ -99,8 +99,9 @@ def train_ppo(config: PPOConfig, components: Components | None = None, hooks: Ho
                 values_after = value_net(obs)  # [B]
                 log_probs_after, _ = trainer.log_probs_and_entropy(obs, actions)  # [B] under pi_new
                 update_kl = parts.approx_kl(old_log_probs, log_probs_after)  # KL(pi_old || pi_new)
-            trainer.end_update(**per_step.means(),
-                               explained_variance=parts.explained_variance(values_after, returns),
+            fit_after = parts.explained_variance(values_after, returns)  # in sample: the batch the critic just fitted
+            trainer.end_update(**per_step.means(), explained_variance=fit_after, explained_variance_after=fit_after,
+                               explained_variance_before=parts.explained_variance(old_values, returns),
                                value_rel_error=relative_value_error(values_after, returns),
                                advantage_std=advantage_std, epochs_run=epochs_run, update_kl=update_kl)
     return trainer.finish()

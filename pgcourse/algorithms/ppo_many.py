@@ -246,13 +246,15 @@ def _train(trainers: list[Trainer], generators: list[torch.Generator]) -> list[R
             values_after_all = agents.values(all_obs)  # [A, B_max]
             log_probs_after_all, _ = agents.log_prob_entropy(agents.policy_output(all_obs), all_actions)  # pi_new
         for a in live:
-            obs, _, old_log_probs, _, _, returns = batch[a]
+            obs, _, old_log_probs, old_values, _, returns = batch[a]
             size = obs.shape[0]
             with torch.no_grad():
                 values_after, log_probs_after = values_after_all[a, :size], log_probs_after_all[a, :size]  # [B_a]
                 update_kl = parts[a].approx_kl(old_log_probs, log_probs_after)
-            trainers[a].end_update(**per_step[a].means(),
-                                   explained_variance=parts[a].explained_variance(values_after, returns),
+            fit_after = parts[a].explained_variance(values_after, returns)  # in sample, as in ppo.py
+            trainers[a].end_update(**per_step[a].means(), explained_variance=fit_after,
+                                   explained_variance_after=fit_after,
+                                   explained_variance_before=parts[a].explained_variance(old_values, returns),
                                    value_rel_error=relative_value_error(values_after, returns),
                                    advantage_std=advantage_std[a], epochs_run=epochs_run[a], update_kl=update_kl)
     return agents.finish()

@@ -58,6 +58,7 @@ def train_reinforce(config: ReinforceConfig, components: Components | None = Non
                 critic_loss = parts.value_loss(values, returns)
                 metrics["value_loss"] = critic_loss.detach()
                 metrics["explained_variance"] = parts.explained_variance(values.detach(), returns)
+                metrics["explained_variance_before"] = metrics["explained_variance"]  # the critic before its steps
                 metrics["value_rel_error"] = relative_value_error(values, returns)
             else:
                 weights = returns_to_weight  # [B]
@@ -75,6 +76,8 @@ def train_reinforce(config: ReinforceConfig, components: Components | None = Non
                 for _ in range(config.critic_epochs - 1):  # refit V on the same returns (weights already fixed)
                     critic_norm = trainer.critic_step(parts.value_loss(value_net(obs), returns))
                 metrics.update(actor_grad_norm=actor_norm, critic_grad_norm=critic_norm)
+                with torch.no_grad():  # the critic after its steps, on the batch it fitted (in-sample)
+                    metrics["explained_variance_after"] = parts.explained_variance(value_net(obs), returns)
             else:
                 metrics["actor_grad_norm"] = trainer.actor_step(actor_loss)
             trainer.end_update(policy_loss=policy_loss.detach(), entropy=entropy.detach().mean(), epochs_run=1,

@@ -63,8 +63,9 @@ def train_trpo(config: TRPOConfig, components: Components | None = None, hooks: 
             advantages = compute_gae(rollout.rewards, rollout.values, rollout.next_values, rollout.terminated,
                                      rollout.truncated, config.gamma, config.gae_lambda)  # [T, N]
             returns = advantages + rollout.values  # [T, N] critic targets
-            obs, actions, old_log_probs, advantages, returns = flatten_valid(
-                rollout, rollout.obs, rollout.actions, rollout.log_probs, advantages, returns)  # [B, ...]
+            obs, actions, old_log_probs, old_values, advantages, returns = flatten_valid(
+                rollout, rollout.obs, rollout.actions, rollout.log_probs, rollout.values, advantages,
+                returns)  # [B, ...]
             advantage_std = float(advantages.std())
             if config.normalize_advantages:
                 advantages = parts.normalize(advantages)  # [B]
@@ -127,9 +128,11 @@ def train_trpo(config: TRPOConfig, components: Components | None = None, hooks: 
 
             with torch.no_grad():
                 values_after = value_net(obs)  # [B]
+            fit_after = parts.explained_variance(values_after, returns)  # in sample: the batch the critic just fitted
             trainer.end_update(**per_step.means(), policy_loss=-surrogate_before, entropy=float(entropy.mean()),
                                actor_grad_norm=float(gradient.norm()), update_kl=update_kl,
-                               explained_variance=parts.explained_variance(values_after, returns),
+                               explained_variance=fit_after, explained_variance_after=fit_after,
+                               explained_variance_before=parts.explained_variance(old_values, returns),
                                value_rel_error=relative_value_error(values_after, returns),
                                advantage_std=advantage_std, epochs_run=1,
                                line_search_steps=search.steps_tried,
