@@ -113,7 +113,7 @@ def _record(recorder_class, fn, total_steps: int, seed: int = 0):
     with torch.random.fork_rng(devices=[]), recorder:
         torch.manual_seed(seed)
         output = fn(recorder.envs, config)
-    recorder.finish(output)
+    recorder.finish(output, config)
     return recorder.data(), envs.transitions_at_step, output, config
 
 
@@ -159,3 +159,14 @@ def test_a_learning_rate_off_the_schedule_is_named_with_its_update_and_the_expec
                      f"(1 - {before:,} / config.total_steps) * config.lr = "
                      f"{(1 - before / 1_500) * config.lr:.6g}. Set the lr of both optimisers before each rollout, "
                      f"from the valid transitions collected so far."]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["train_ppo_behaviour_cloning", "train_ppo_controller_advantages"])
+def test_a_loop_that_learns_from_another_loss_fails_at_the_checks_own_budget(name):
+    """Issue 26's red team: a loop with PPO's glue whose actor learns from another loss (a soft imitation of a
+    hand-made controller, or the clipped loss with +1/-1 agreement with it in place of the advantages) learned
+    CartPole well enough for the old gate at the check's own seed and budget (both passed it on the code before
+    the PPO-gradient proof). The proof names the mistake."""
+    local = verdict(getattr(wrong_loops, name))
+    assert local[0] == "rejected" and "your actor is not trained on PPO's loss" in local[1], local

@@ -324,6 +324,15 @@ def learner_update(policy, value_net, actor_optimizer, critic_optimizer, rollout
             surrogate = torch.max(-mb_advantages * ratio,
                                   -mb_advantages * ratio.clamp(1 - config.clip_eps, 1 + config.clip_eps)).mean()
             actor_loss = surrogate - config.ent_coef * dist.entropy().mean()
+            if bug == "behaviour_cloning":  # imitate a hand-made CartPole controller, softly (KL stays small)
+                pushes_right = (b_obs[mb][:, 2] + 0.5 * b_obs[mb][:, 3] > 0).long()  # angle + angular velocity
+                target = 0.25 + 0.5 * torch.nn.functional.one_hot(pushes_right, 2).float()  # [b, 2] 0.75 / 0.25
+                actor_loss = -(target * torch.log_softmax(dist.logits, -1)).sum(-1).mean()
+            elif bug == "controller_advantages":  # PPO's loss, the advantages replaced by agreement with it
+                pushes_right = (b_obs[mb][:, 2] + 0.5 * b_obs[mb][:, 3] > 0).long()
+                agree = 2.0 * (b_actions[mb] == pushes_right).float() - 1.0
+                actor_loss = torch.max(-agree * ratio, -agree * ratio.clamp(1 - config.clip_eps,
+                                                                            1 + config.clip_eps)).mean()
             critic_loss = 0.5 * ((value_net(b_obs[mb]) - b_returns[mb]) ** 2).mean()
             if bug == "joint_clipping":
                 actor_optimizer.zero_grad()
@@ -504,6 +513,25 @@ def train_ppo_minibatches_split_by_size(envs, config):
         history.append(learner_update(policy, value_net, *optimizers, rollout, advantages, returns, minibatches,
                                       config))
     return policy, history
+
+
+@correct("train_ppo")
+def train_ppo_with_sample_std(envs, config):
+    """Advantages standardised with the sample std (B - 1), which 04b accepts as well as the population std."""
+    return learner_train_ppo(envs, config, update=lambda *args: learner_update(*args, bug="sample_std"))
+
+
+@wrong("train_ppo", "your actor is not trained on PPO's loss")
+def train_ppo_behaviour_cloning(envs, config):
+    """PPO's structure (rollouts, GAE, epochs, minibatches, both optimisers) but the actor imitates a hand-made
+    controller (push towards the side the pole falls): it learns CartPole, not from PPO's loss."""
+    return learner_train_ppo(envs, config, update=lambda *args: learner_update(*args, bug="behaviour_cloning"))
+
+
+@wrong("train_ppo", "your actor is not trained on PPO's loss")
+def train_ppo_controller_advantages(envs, config):
+    """PPO's clipped loss, with +1/-1 for agreeing with a hand-made controller in place of the GAE advantages."""
+    return learner_train_ppo(envs, config, update=lambda *args: learner_update(*args, bug="controller_advantages"))
 
 
 @wrong("train_ppo", "ratio is always 1, so pi_old is the policy being updated")

@@ -21,8 +21,14 @@ rates annealed by the transitions collected before each rollout, the budget reac
 before it, one history entry per update, nothing but the optimisers writing the weights, and the returned policy
 the product of the actor's steps.
 
-The grader records the same in its sandbox (``pgcourse.grading.loops``, a copy of :class:`GlueRecorder` that
-imports only torch, numpy and gymnasium; ``tests/test_train_ppo_agreement.py`` checks the two record the same).
+And the loss: every step of the actor's optimiser must apply the gradient of PPO's clipped surrogate on a
+minibatch of the rollout just played, at the weights the step starts from, with pi_old the policy that played it
+and GAE advantages from the critic it was played with (``grading.loops.ppo_gradient_proof``: recomputed from the
+record, not from anything the loop reports). A loop that keeps PPO's structure but trains its actor on another loss
+(behaviour cloning of a hand-made controller learns CartPole well) is told so.
+
+The recorder is the grader's own (``pgcourse/grading/loops.py``, which imports only torch, numpy and gymnasium and
+is copied into the sandbox), loaded from its file (:mod:`.sandbox_code`): one code for both sides.
 """
 from __future__ import annotations
 
@@ -31,128 +37,26 @@ from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
-import torch
-from torch import Tensor
+
+from .sandbox_code import sandbox_loops
 
 LR_TOLERANCE = (1e-6, 1e-12)  # (rtol, atol) of a learning rate against the exercise's schedule
 
 
 # --------------------------------------------------------------------------------------------------
-# Recording (the sandbox has a copy of this class in pgcourse.grading.loops)
+# Recording: the sandbox's recorder itself (pgcourse/grading/loops.py, loaded from its file)
 # --------------------------------------------------------------------------------------------------
 
-class GlueRecorder:
-    """While active (``with recorder:``), records what a training loop does with ``recorder.envs`` (its
-    resets, its steps, the observations its actions were chosen on) and with every torch optimiser (each step's
-    env step, learning rates, and the parameters it left). Changes nothing the loop sees."""
-
-    def __init__(self, envs: gym.vector.VectorEnv):
-        self.envs = _WatchedEnvs(envs, self)
-        self.clock = 0                                   # env steps so far
-        self.resets: list[list[Any]] = []                # [env steps before it, its seed]
-        self.stale: list[int] = []                       # env steps whose actions saw no call on the current obs
-        self.optimizers: dict[int, dict[str, Any]] = {}  # id(optimizer) -> its record, in the order they stepped
-        self.returned: int | None = None                 # the optimiser whose last step left the returned weights
-        self._obs: Tensor | None = None
-        self._fed = True
-        self._handles: list[Any] = []
-
-    def __enter__(self) -> GlueRecorder:
-        from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
-        self._handles = [register_optimizer_step_pre_hook(self._stepping),
-                         register_optimizer_step_post_hook(self._stepped),
-                         torch.nn.modules.module.register_module_forward_pre_hook(self._forward)]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-
-    def saw(self, obs: Any) -> None:
-        """The envs returned ``obs``: the next step's actions must be chosen on it."""
-        self._obs, self._fed = torch.as_tensor(np.asarray(obs, dtype=np.float32)), False
-
-    def stepping(self) -> None:
-        if not self._fed:
-            self.stale.append(self.clock)
-        self.clock += 1
-
-    def _forward(self, module: torch.nn.Module, args: tuple[Any, ...]) -> None:
-        if self._obs is None or not args or not isinstance(args[0], Tensor):
-            return
-        x = args[0]
-        if tuple(x.shape) == tuple(self._obs.shape):  # the last call on a batch of observations decides
-            self._fed = torch.equal(x.detach().to("cpu", torch.float32), self._obs)
-
-    @staticmethod
-    def _flat(optimizer: Any) -> Tensor:
-        return torch.cat([p.detach().reshape(-1).to("cpu") for group in optimizer.param_groups
-                          for p in group["params"]]).clone()
-
-    def _stepping(self, optimizer: Any, args: Any, kwargs: Any) -> None:
-        if id(optimizer) not in self.optimizers:  # its weights before its first step
-            self.optimizers[id(optimizer)] = {
-                "optimizer": optimizer, "shapes": [list(p.shape) for group in optimizer.param_groups
-                                                   for p in group["params"]],
-                "clock": [], "lr": [], "outside": [], "first": self._flat(optimizer), "last": None}
-        record = self.optimizers[id(optimizer)]
-        if record["last"] is not None and not torch.equal(self._flat(optimizer), record["last"]):
-            record["outside"].append(len(record["clock"]))  # written since its last step, not by it
-
-    def _stepped(self, optimizer: Any, args: Any, kwargs: Any) -> None:
-        record = self.optimizers[id(optimizer)]
-        record["clock"].append(self.clock)
-        record["lr"].append([float(group["lr"]) for group in optimizer.param_groups])
-        record["last"] = self._flat(optimizer)
-
-    def finish(self, output: Any) -> None:
-        """What the loop returned: which optimiser's last step left exactly the returned policy's weights."""
-        policy = output[0] if isinstance(output, tuple | list) and output else output
-        if not isinstance(policy, torch.nn.Module):
-            return
-        shapes = [list(p.shape) for p in policy.parameters()]
-        weights = torch.cat([p.detach().reshape(-1).to("cpu") for p in policy.parameters()]) if shapes else None
-        for index, record in enumerate(self.optimizers.values()):
-            if record["shapes"] == shapes and torch.equal(record["last"], weights):
-                self.returned = index
-                return
-
-    def data(self) -> dict[str, Any]:
-        """The record as data (see :func:`glue_problems`)."""
-        return {"steps": self.clock, "resets": [list(reset) for reset in self.resets],
-                "stale": self.stale[:20], "stale_count": len(self.stale), "returned": self.returned,
-                "optimizers": [{"shapes": record["shapes"], "clock": record["clock"], "lr": record["lr"],
-                                "outside": record["outside"][:20], "outside_count": len(record["outside"]),
-                                "moved": not torch.equal(record["first"], record["last"])}
-                               for record in self.optimizers.values()]}
+def GlueRecorder(envs: gym.vector.VectorEnv) -> Any:  # noqa: N802 - builds the sandbox module's class
+    """A recorder of ``envs`` and of every torch optimiser, to use as ``with recorder:`` around the loop, then
+    ``recorder.finish(output, config)`` and ``recorder.data()``: the very class the grader's student process uses
+    (``pgcourse.grading.loops``), so the notebook and the grade read the same record."""
+    return sandbox_loops()._glue_recorder_class()(envs)
 
 
-class _WatchedEnvs(gym.vector.VectorWrapper):
-    def __init__(self, env: gym.vector.VectorEnv, recorder: GlueRecorder):
-        super().__init__(env)
-        self.recorder = recorder
-
-    def reset(self, *, seed: Any = None, options: Any = None):
-        obs, info = self.env.reset(seed=seed, options=options)
-        self.recorder.resets.append([self.recorder.clock, _seed_data(seed)])
-        self.recorder.saw(obs)
-        return obs, info
-
-    def step(self, actions: Any):
-        self.recorder.stepping()
-        obs, rewards, terminated, truncated, infos = self.env.step(actions)
-        self.recorder.saw(obs)
-        return obs, rewards, terminated, truncated, infos
-
-
-def _seed_data(seed: Any) -> Any:
-    if seed is None or isinstance(seed, bool):
-        return None if seed is None else str(seed)
-    if isinstance(seed, int | np.integer):
-        return int(seed)
-    return type(seed).__name__[:50]
+def gradient_tolerance() -> float:
+    """The PPO-gradient proof's tolerance (``grading/ppo_proof.py``: correct loops stay 400 times below it)."""
+    return sandbox_loops()._ppo_proof().GRADIENT_TOLERANCE
 
 
 # --------------------------------------------------------------------------------------------------
@@ -298,4 +202,35 @@ def glue_problems(record: dict[str, Any], transitions_at_step: Sequence[int], hi
     if record["steps"] > ends[-1]:
         problems.append(f"your loop played {record['steps'] - ends[-1]} env steps after its last update: end the loop "
                         f"with an update.")
+    if not problems:
+        problems += gradient_problems(record.get("ppo_gradient"))
     return problems
+
+
+def gradient_problems(proof: Any) -> list[str]:
+    """The PPO-gradient proof's verdict (``grading.loops.ppo_gradient_proof``) as sentences for the learner."""
+    tolerance = gradient_tolerance()
+    if not isinstance(proof, dict):
+        return ["the check could not compare your actor's steps with PPO's gradient (nothing was recorded)."]
+    if "error" in proof:
+        return [f"the check could not compare your actor's steps with PPO's gradient ({proof['error']})."]
+    if proof["checked"] == 0:
+        return ["none of your actor's optimiser steps came after a call of the policy on a minibatch of the rollout "
+                "just played: each step must follow policy(obs[idx]) on the rollout's valid observations."]
+    if proof["worst"] > tolerance and proof.get("ratio_always_one"):
+        return ["your actor's steps follow PPO's loss but the ratio is always 1, so pi_old is the policy being updated: "
+                "pi_old's log-probs must be the ones stored in the rollout (computed before the update), not "
+                "recomputed from the policy at each step (new_log_probs.detach() is not pi_old)."]
+    if proof["worst"] > tolerance:
+        update, step = proof["worst_at"]
+        return [f"your actor is not trained on PPO's loss: in update {update}, the gradient its optimiser applied at "
+                f"step {step} differs from the gradient of the clipped surrogate on that minibatch by "
+                f"{proof['worst']:.3g} of its size (a correct loop: under {tolerance:g}). The actor's loss is "
+                f"-mean(min(ratio * A, clip(ratio, 1 - clip_eps, 1 + clip_eps) * A)) - ent_coef * entropy, with A "
+                f"the rollout's GAE advantages (standardised) and ratio = pi(a|s) / pi_old(a|s), pi_old the policy "
+                f"that played the rollout; no other loss (no imitation of a hand-made controller, no extra terms)."]
+    if proof["unmatched"]:
+        return [f"{proof['unmatched']} of your actor's optimiser steps came after no call of the policy on a "
+                f"minibatch of the rollout just played: each step must follow policy(obs[idx]) on the rollout's "
+                f"valid observations."]
+    return []

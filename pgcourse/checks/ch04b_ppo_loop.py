@@ -820,7 +820,8 @@ def check_train_ppo(fn: Callable[..., Any], seeds: Sequence[int] = TRAIN_SEEDS, 
     reset, the start carried from rollout to rollout, one rollout of ``n_steps`` before each update,
     ``update_epochs * ceil(B / minibatch_size)`` steps of each optimiser per update, the learning rates annealed,
     the budget reached by the last update and not before, one history entry per update, the returned policy the
-    one the actor's optimiser trained), the diagnostics are healthy, and the policy learned: the mean return of 20
+    one the actor's optimiser trained), every step of the actor's optimiser applies the gradient of PPO's clipped
+    surrogate on its minibatch (``grading/ppo_proof.py``), the diagnostics are healthy, and the policy learned: the mean return of 20
     episodes, its actions sampled, reaches 50 (after 10,000 steps the reference scores 149 to 407 over 60 seeds).
 
     5 to 40 s per seed for a loop like the solution's (measured on a busy 2-core machine). The grader runs the same
@@ -842,7 +843,7 @@ def check_train_ppo(fn: Callable[..., Any], seeds: Sequence[int] = TRAIN_SEEDS, 
                 output = call_learner(fn, "train_ppo", [recorder.envs, config], ["envs", "config"])
         finally:
             envs.close()
-        recorder.finish(output)
+        recorder.finish(output, config)
         returned, history = _check_output(output)
         # rebuilt from its weights as the grader rebuilds it: the same verdict on what is not a CategoricalPolicy
         policy = policy_from_state({"module": type(returned).__name__, "state": returned.state_dict()}
@@ -857,7 +858,8 @@ def check_train_ppo(fn: Callable[..., Any], seeds: Sequence[int] = TRAIN_SEEDS, 
         f"check_train_ppo: training your loop on {len(seeds)} seed(s) x {total_steps:,} steps of {env_id}, "
         f"recording what it does; a line appears as each seed finishes.",
         train_one, _ppo_line, _loop_failure,
-        f"✓ train_ppo: the glue is right, the diagnostics inside the ranges it accepts, and the policy learned "
+        f"✓ train_ppo: the glue is right, the actor's steps follow PPO's loss, the diagnostics inside the ranges it "
+        f"accepts, and the policy learned "
         f"({SAMPLED} >= {LEARNED_RETURN:g}) on {len(seeds)}/{len(seeds)} seed(s) of {total_steps:,} steps")
 
 

@@ -27,11 +27,7 @@ steps (a loop that trained nothing, wrote the probes' critics by hand and report
 """
 from __future__ import annotations
 
-import importlib.util
-import sys
-import types
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -41,6 +37,7 @@ import torch
 from ..episode_cases import TWO_STATE_PROBE_ID, two_state_values  # importing it registers the two-state probe
 from .ch06_proof import ActorCriticContract, prove_actor_critic, recorded_returns
 from .harness import LearnerCodeError
+from .sandbox_code import sandbox_loops
 from .stages import is_remote
 
 PROBE_GAMMA = 0.9
@@ -73,26 +70,6 @@ def _is_stub(error: BaseException) -> bool:
     return isinstance(error, NotImplementedError) or "NotImplementedError" in f"{type(error).__name__}: {error}"
 
 
-def sandbox_loops() -> types.ModuleType:
-    """The grader's sandbox module ``pgcourse/grading/loops.py`` (it imports only torch, numpy and gymnasium, and
-    the grader copies it into its sandbox), loaded from its file as the sandbox loads it: the notebook's check plays
-    the loop with the very code the grader's student process uses, without importing the grading layer, which sits
-    above the checks (importing ``pgcourse.grading`` from here made an import cycle through its package)."""
-    module = sys.modules.get(_SANDBOX_LOOPS)
-    if module is None:
-        path = Path(__file__).resolve().parents[1] / "grading" / "loops.py"
-        spec = importlib.util.spec_from_file_location(_SANDBOX_LOOPS, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[_SANDBOX_LOOPS] = module  # its dataclasses look their module up by name
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[_SANDBOX_LOOPS]
-            raise
-    return module
-
-
-_SANDBOX_LOOPS = "pgcourse_sandbox_loops"  # the name it has here; in the sandbox it is its own module too
 
 
 def _call(fn: Callable[..., Any], env_name: str, total_steps: int, **kwargs: Any) -> tuple[Any, Any, list]:

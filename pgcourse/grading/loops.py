@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import math
 import sys
 import types
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -384,12 +386,25 @@ def _glue_recorder_class() -> type:
             self._obs: Tensor | None = None
             self._fed = True
             self._handles: list[Any] = []
+            # for the PPO-gradient proof (:func:`ppo_gradient_proof`): every env step as data, each actor step's
+            # weights, gradient and the observations the policy was called on since the previous actor step, the
+            # critic's weights when each update began, the modules called on observations
+            space = envs.single_action_space
+            self.obs_dim = int(envs.single_observation_space.shape[0])
+            self.n_actions = int(space.n) if hasattr(space, "n") else None
+            self.env_steps: list[tuple[Any, ...]] = []
+            self.actor_steps: list[dict[str, Any]] = []
+            self.critic_at: dict[int, Tensor] = {}
+            self.obs_modules: dict[int, nn.Module] = {}
+            self._policy_inputs: list[Tensor] = []
+            self.gradient_proof: dict[str, Any] | None = None
 
         def __enter__(self) -> Any:
             from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
             self._handles = [register_optimizer_step_pre_hook(self._stepping),
                              register_optimizer_step_post_hook(self._stepped),
-                             torch.nn.modules.module.register_module_forward_pre_hook(self._forward)]
+                             torch.nn.modules.module.register_module_forward_pre_hook(self._forward),
+                             torch.nn.modules.module.register_module_forward_hook(self._forward_done)]
             return self
 
         def __exit__(self, *exc: object) -> None:
@@ -412,6 +427,17 @@ def _glue_recorder_class() -> type:
             if tuple(x.shape) == tuple(self._obs.shape):
                 self._fed = torch.equal(x.detach().to("cpu", torch.float32), self._obs)
 
+        def _forward_done(self, module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+            """A call on a batch of observations: remember the module; a call that gave action logits is the
+            policy's, and its input is a candidate minibatch of the next actor step."""
+            if not args or not isinstance(args[0], Tensor) or args[0].dim() != 2 or args[0].shape[-1] != self.obs_dim:
+                return
+            self.obs_modules.setdefault(id(module), module)
+            if isinstance(output, Tensor) and output.dim() == 2 and output.shape[-1] == self.n_actions:
+                x = args[0].detach().to("cpu", torch.float32)
+                if not any(x.shape == seen.shape and torch.equal(x, seen) for seen in self._policy_inputs):
+                    self._policy_inputs.append(x.clone())
+
         @staticmethod
         def _flat(optimizer: Any) -> Tensor:
             return torch.cat([p.detach().reshape(-1).to("cpu") for group in optimizer.param_groups
@@ -426,6 +452,16 @@ def _glue_recorder_class() -> type:
             record = self.optimizers[id(optimizer)]
             if record["last"] is not None and not torch.equal(self._flat(optimizer), record["last"]):
                 record["outside"].append(len(record["clock"]))  # written since its last step, not by it
+            out_shape = record["shapes"][-1] if record["shapes"] else None
+            if out_shape == [self.n_actions]:  # the actor: its weights and gradient as it steps
+                params = [p for group in optimizer.param_groups for p in group["params"]]
+                grad = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).detach().reshape(-1)
+                                  .to("cpu", torch.float32) for p in params]).clone()
+                self.actor_steps.append({"clock": self.clock, "theta": self._flat(optimizer), "grad": grad,
+                                         "inputs": self._policy_inputs})
+                self._policy_inputs = []
+            elif out_shape == [1] and self.clock not in self.critic_at:  # the critic as the rollout saw it
+                self.critic_at[self.clock] = self._flat(optimizer)
 
         def _stepped(self, optimizer: Any, args: Any, kwargs: Any) -> None:
             record = self.optimizers[id(optimizer)]
@@ -433,8 +469,13 @@ def _glue_recorder_class() -> type:
             record["lr"].append([float(group["lr"]) for group in optimizer.param_groups])
             record["last"] = self._flat(optimizer)
 
-        def finish(self, output: Any) -> None:
+        def finish(self, output: Any, config: Any = None) -> None:
             policy = output[0] if isinstance(output, tuple | list) and output else output
+            if config is not None:
+                try:
+                    self.gradient_proof = _ppo_proof().ppo_gradient_proof(self, config)
+                except Exception as error:  # noqa: BLE001 - the loop's own objects may be anything
+                    self.gradient_proof = {"error": f"{type(error).__name__}: {str(error)[:200]}"}
             if not isinstance(policy, nn.Module):
                 return
             shapes = [list(p.shape) for p in policy.parameters()]
@@ -447,6 +488,7 @@ def _glue_recorder_class() -> type:
         def data(self) -> dict[str, Any]:
             return {"steps": self.clock, "resets": [list(reset) for reset in self.resets],
                     "stale": self.stale[:20], "stale_count": len(self.stale), "returned": self.returned,
+                    "ppo_gradient": self.gradient_proof,
                     "optimizers": [{"shapes": record["shapes"], "clock": record["clock"], "lr": record["lr"],
                                     "outside": record["outside"][:20], "outside_count": len(record["outside"]),
                                     "moved": not torch.equal(record["first"], record["last"])}
@@ -465,11 +507,30 @@ def _glue_recorder_class() -> type:
 
         def step(self, actions: Any):
             self.recorder.stepping()
+            seen = self.recorder._obs
             obs, rewards, terminated, truncated, infos = self.env.step(actions)
+            self.recorder.env_steps.append((seen, np.array(actions, copy=True), np.asarray(rewards, dtype=np.float32),
+                                            np.asarray(terminated, dtype=bool), np.asarray(truncated, dtype=bool),
+                                            np.asarray(obs, dtype=np.float32).copy()))
             self.recorder.saw(obs)
             return obs, rewards, terminated, truncated, infos
 
     return GlueRecorder
+
+
+def _ppo_proof() -> types.ModuleType:
+    """The sibling module ``ppo_proof`` (exercise 04b's PPO-gradient proof): imported from the package this module
+    is in (``sandboxside`` in the sandbox, ``pgcourse.grading`` in the grader), or loaded from its file next to this
+    one when this module was itself loaded from its file (the notebook's checks: ``pgcourse.checks.sandbox_code``)."""
+    if __package__:
+        return importlib.import_module(f"{__package__}.ppo_proof")
+    name = f"{__name__}_ppo_proof"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / "ppo_proof.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
 
 
 def _seed_data(seed: Any) -> Any:
@@ -809,7 +870,7 @@ def _play_glued(fn: Any, spec: dict[str, Any]) -> dict[str, Any]:
         recorders.append(recorder)
         with recorder:
             output = fn(recorder.envs, config)
-        recorder.finish(output)
+        recorder.finish(output, config)
         return output
 
     outcome = play(watched, {**spec, "glue": False})

@@ -46,7 +46,7 @@ def student_uid() -> int:
     """The uid a grading worker's student processes run as (when the grader is root): its own, unused."""
     return STUDENT_UID_BASE + os.getpid() % 100_000
 RUNNER_PACKAGE = "sandboxside"  # the runner's modules as the student process imports them (not "pgcourse")
-RUNNER_MODULES = ("wire", "link", "student", "runner", "episode_cases", "loops")
+RUNNER_MODULES = ("wire", "link", "student", "runner", "episode_cases", "loops", "ppo_proof")
 SANDBOX_RUNNER_FOLDER = "/grading"  # where the sandbox sees the copy of the runner's modules
 SANDBOX_SCRATCH = "/scratch"       # the student's writable folder (a size-limited tmpfs when bwrap ran as root)
 
