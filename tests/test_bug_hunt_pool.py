@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bug_hunt_key import LazyPoolKey
 import pgcourse as pg
 from pgcourse import traps
 from pgcourse.traps import bug_hunt, pool
@@ -26,7 +27,7 @@ def _tool():
     return module
 
 
-POOL_ANSWERS = _tool().pool_answers_from_notebook(SOLUTION)
+POOL_ANSWERS = LazyPoolKey()  # pool id -> its trap, found by replay (no file stores it)
 # The signal the solution would give for each bug of the pool (one of the signals it acts on).
 SIGNAL_OF = {"joint_grad_clip": "grad norms", "entropy_wrong_sign": "entropy", "log_prob_not_summed": "policy std",
              "clipped_action_log_prob": "policy std", "truncation_as_termination": "explained variance"}
@@ -65,7 +66,8 @@ def test_write_mysteries_refuses_a_run_whose_first_lead_names_its_trap(tmp_path)
 
 def test_each_student_gets_a_balanced_draw_of_their_own():
     """Three CartPole and three Pendulum runs per student, the same six every time for the same (term, id),
-    different six for most students, every run of the pool in some draws, and a new term reshuffles."""
+    different six for most students, every run of the pool but the solution's six in some draws, and a new term
+    reshuffles."""
     ids = pool.pool_ids()
     assert ids == tuple(sorted(POOL_ANSWERS)) and len(ids) >= 12
     envs = {i: pool.pool_env(i) for i in ids}
@@ -75,9 +77,9 @@ def test_each_student_gets_a_balanced_draw_of_their_own():
         assert pool.draw(student) == chosen  # deterministic
         assert len(set(chosen)) == 6
         assert [envs[i] for i in chosen] == ["CartPole-v1"] * 3 + ["Pendulum-v1"] * 3, student
-    assert len(set(draws.values())) >= 150  # 20 x 56 = 1120 possible draws
+    assert len(set(draws.values())) >= 150  # C(10, 3) x C(5, 3) = 1200 possible draws
     counts = Counter(i for chosen in draws.values() for i in chosen)
-    assert set(counts) == set(ids)
+    assert set(counts) == set(ids) - set(pool.DEFAULT_DRAW)
     assert sum(pool.draw(s, term="another term") != draws[s] for s in students) >= 150
     assert pool.draw(" s001 ") == draws["s001"]  # spaces around an id do not change it
     with pytest.raises(ValueError, match="non-empty string"):
@@ -152,14 +154,36 @@ def test_the_check_grades_a_students_answers_on_that_students_draw(capsys):
     capsys.readouterr()
 
 
-def test_the_solution_notebook_keeps_the_answer_key_out_of_the_exercise():
-    """The pool's answer key lives in a solution_only cell of the solution notebook: not in the exercise."""
+def test_no_file_of_the_course_publishes_the_pools_answer_key():
+    """Issue 26: the solution notebook held the whole pool's key (pool_answers = {id: trap, ...}), so with the
+    public pg.traps.pool.draw(student_id) any student read their six answers in the published solution. The
+    solution now answers its own six only (the default draw, which no student gets)."""
+    for folder in ("solutions", "exercises", "notebooks", "docs", "pgcourse", "tools", "site"):
+        for path in (ROOT / folder).rglob("*"):
+            if path.suffix in (".ipynb", ".py", ".md", ".json", ".txt") and path.is_file():
+                text = path.read_text(errors="ignore")
+                assert "pool_answers" not in text, path
     exercise = (ROOT / "exercises" / "06_debugging_traps.ipynb").read_text()
-    assert "pool_answers" not in exercise
     assert not [trap for trap in traps.TRAPS if f'"{trap}"' in exercise]
-    cells = json.loads(SOLUTION.read_text())["cells"]
-    assert any("pool_answers = {" in "".join(c["source"]) and "solution_only" in c["metadata"].get("tags", [])
-               for c in cells)
+
+
+def test_no_student_draws_a_run_the_solution_answers():
+    """The solution's six (DEFAULT_DRAW) recurred in students' draws: a student with one of them read its answer in
+    the published solution. Over 300 student ids, none draws one, and the draws still differ between students."""
+    draws = [pool.draw(f"s{n:04d}") for n in range(300)]
+    assert not [d for d in draws if set(d) & set(pool.DEFAULT_DRAW)]
+    assert len(set(draws)) > 100
+    cartpole = {i for d in draws for i in d[:3]}
+    assert len(cartpole) >= 6, cartpole  # students' CartPole runs come from six or more runs
+
+
+def test_a_runs_hint_text_does_not_map_to_its_bug():
+    """Same-bug runs shared a hint text no other bug had, so the solution's six mapped a student's hint to its answer.
+    Every hint text is now shown for runs with different bugs."""
+    bugs_of_text = {}
+    for pool_id, trap in POOL_ANSWERS.items():
+        bugs_of_text.setdefault(bug_hunt.EVIDENCE[pool_id], set()).add(trap)
+    assert all(len(bugs) >= 2 for bugs in bugs_of_text.values()), bugs_of_text
 
 
 def _notebook_with_outputs(texts: dict[int, str]) -> str:

@@ -1,17 +1,21 @@
 """Regenerate the bug hunt's pool of mystery runs (``pgcourse/traps/mysteries/<id>/``), for course maintainers.
 
-    python tools/make_mysteries.py                      # the whole pool: answers from the solution notebook, saved seeds
-    python tools/make_mysteries.py --ids 7,8            # only these pool runs
-    python tools/make_mysteries.py --seeds 7=3,8=5      # other training seeds
-    python tools/make_mysteries.py --out /tmp/m         # somewhere else (e.g. to compare)
+    python tools/make_mysteries.py                           # the whole pool again, each run with the trap it holds
+    python tools/make_mysteries.py --ids 7,8                 # only these pool runs
+    python tools/make_mysteries.py --seeds 7=3,8=5           # other training seeds
+    python tools/make_mysteries.py --answers 25=TRAP --ids 25       # a new run with trap TRAP (add its MYSTERY_SPECS entry)
+    python tools/make_mysteries.py --out /tmp/m              # somewhere else (e.g. to compare)
+    python tools/make_mysteries.py --key                     # print the pool's answer key (found by replay)
 
-The planted trap of each pool run is read from the solution notebook ``solutions/06_debugging_traps.ipynb`` (the one
-place the answers live): its ``solution_only`` cell assigns ``pool_answers = {id: "trap", ...}`` for the whole pool,
-and its answer cells ``answer_k = "..."`` must agree with it on the default draw (``pgcourse.traps.pool.DEFAULT_DRAW``),
-so neither this script nor the package stores them. How each run is trained apart from its bug is
-``pgcourse.traps.bug_hunt.MYSTERY_SPECS``. :func:`pgcourse.traps.bug_hunt.write_mysteries` trains each, checks that
-pg.diagnose's first lead is not its bug, that the bug-hunt check tells its trap from every other trap and from no
-trap, and that another rounding does not move it, and writes nothing unless all of them are sound.
+No file stores the pool's answer key: a published key (the solution notebook held one until issue 26) would answer
+every student's draw. The trap of each saved run is found by replaying every trap against it
+(:func:`identify_pool`: ``pg.traps.bug_hunt.behaves_like``, about 1 s of CPU per run), the way a student with time
+and the package's source could find it too (docs/teachers.md says what that costs). The solution notebook's answer
+cells ``answer_k = "..."`` must agree with it on the default draw (``pgcourse.traps.pool.DEFAULT_DRAW``). How each
+run is trained apart from its bug is ``pgcourse.traps.bug_hunt.MYSTERY_SPECS``.
+:func:`pgcourse.traps.bug_hunt.write_mysteries` trains each, checks that pg.diagnose's first lead is not its bug,
+that the bug-hunt check tells its trap from every other trap and from no trap, and that another rounding does not
+move it, and writes nothing unless all of them are sound.
 """
 from __future__ import annotations
 
@@ -55,16 +59,29 @@ def answers_from_notebook(path: Path = SOLUTION) -> dict[int, str]:
             if name.startswith("answer_") and name.removeprefix("answer_").isdigit() and isinstance(value, str)}
 
 
-def pool_answers_from_notebook(path: Path = SOLUTION) -> dict[int, str]:
-    """``{pool id: trap}`` for the whole pool, from the notebook's ``pool_answers = {...}``; checked against its
-    answer cells on the default draw."""
-    pool = {int(k): v for k, v in dict(_assignments(path).get("pool_answers") or {}).items()}
+def identify_pool(folder: Path = bug_hunt.MYSTERY_DIR) -> dict[int, str]:
+    """``{pool id: trap}`` for every run saved in ``folder``: the one trap whose replay behaves like the run (an
+    error if a run matches none or several: write_mysteries only keeps runs that match exactly one)."""
+    from pgcourse import traps
+    from pgcourse.run import load
+
+    key = {}
+    for pool_id in bug_hunt.pool_ids(folder):
+        run = load(folder / str(pool_id), device="cpu")
+        found = [name for name in traps.TRAPS if bug_hunt.behaves_like(name, run)]
+        if len(found) != 1:
+            raise ValueError(f"pool run {pool_id} in {folder} behaves like {found or 'no trap'}, not one trap")
+        key[pool_id] = found[0]
+    return key
+
+
+def check_solution_answers(key: dict[int, str], path: Path = SOLUTION) -> None:
+    """The solution's answer cells agree with the key on the default draw."""
     for k, trap in answers_from_notebook(path).items():
         pool_id = bug_hunt.DEFAULT_DRAW[k - 1]
-        if pool.get(pool_id) != trap:
-            raise ValueError(f"{path}: answer_{k} = {trap!r} but pool_answers[{pool_id}] = {pool.get(pool_id)!r} "
-                             f"(trainer {k} of the default draw is pool run {pool_id})")
-    return pool
+        if key.get(pool_id) != trap:
+            raise ValueError(f"{path}: answer_{k} = {trap!r} but pool run {pool_id} (trainer {k} of the default draw) "
+                             f"behaves like {key.get(pool_id)!r}")
 
 
 def saved_seeds(folder: Path) -> dict[int, int]:
@@ -86,15 +103,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ids", help="7,8,... (default: every pool run of bug_hunt.MYSTERY_SPECS)")
     parser.add_argument("--seeds", help="ID=SEED,ID=SEED,... (default: the seeds of the runs saved in --out)")
     parser.add_argument("--out", default=str(bug_hunt.MYSTERY_DIR))
+    parser.add_argument("--answers", help="ID=TRAP,... the traps of new pool runs (saved ones are found by replay)")
+    parser.add_argument("--key", action="store_true", help="print the saved pool's answer key and stop")
     args = parser.parse_args(argv)
+    given = {}
+    for item in (args.answers.split(",") if args.answers else []):
+        key_id, _, trap = item.partition("=")
+        given[int(key_id)] = trap
+    saved = {i: t for i, t in identify_pool().items() if i not in given}
+    if args.key:
+        for pool_id, trap in sorted(saved.items()):
+            print(f"pool run {pool_id}: {trap}")
+        return 0
     try:
-        pool = pool_answers_from_notebook()
+        check_solution_answers(saved)
     except ValueError as error:
         parser.error(str(error))
+    pool = {**saved, **given}
     ids = [int(i) for i in args.ids.split(",")] if args.ids else sorted(bug_hunt.MYSTERY_SPECS)
     missing = [i for i in ids if i not in pool or i not in bug_hunt.MYSTERY_SPECS]
     if missing:
-        parser.error(f"pool runs {missing} need an answer in {SOLUTION}'s pool_answers and a spec in "
+        parser.error(f"pool runs {missing} need a trap (a saved run of the pool, or --answers ID=TRAP) and a spec in "
                      "bug_hunt.MYSTERY_SPECS")
     seeds = saved_seeds(Path(args.out))
     if args.seeds:

@@ -106,6 +106,11 @@ MYSTERY_SPECS: dict[int, dict[str, Any]] = {
     15: dict(algo="a2c", **_PENDULUM),
     16: dict(algo="ppo", **_CARTPOLE),
     17: dict(algo="ppo", **_CARTPOLE),
+    # added for issue 26 (students' draws leave out the solution's six, DEFAULT_DRAW): of 40 CartPole PPO candidates
+    # (ten traps x seeds 101-104) only these seven passed write_mysteries' rules; four traps were named by
+    # pg.diagnose's first lead at every seed, four were not told apart from no trap in two updates (the session
+    # note of 2026-11-24 lists them: no trap is named in this file)
+    **{k: dict(algo="ppo", **_CARTPOLE) for k in range(18, 25)},
 }
 
 # What the check compares: the first updates' diagnostics. How far a replay may be from the mystery, per
@@ -124,43 +129,36 @@ MARGIN = 5.0
 OTHER_ROUNDING = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE", "OMP_NUM_THREADS": "1",
                   "MKL_NUM_THREADS": "1"}
 
-# Where to look, per pool run: the evidence that tells its bug apart, for a wrong answer's message and the notebook's
-# hints (where_to_look). It points at signals and at the experiment to run; it never names the bug.
-_QUIET_STEPS = ("pg.diagnose is quiet, so compare with a correct twin (twin = pg.traps.bug_hunt.train_like(m)): the "
-                "'KL / clip fraction' and 'explained variance' signals show smaller steps of both networks with the "
-                "same lr, epochs and clip range. Then read the 'grad norms' signal (actor_grad_norm, "
-                "critic_grad_norm) of both.")
-_SMALL_STEPS = ("pg.diagnose's leads are suspects, not verdicts: check each against m.config before you believe it. "
-                "Then compare with a correct twin (twin = pg.traps.bug_hunt.train_like(m)): the 'KL / clip fraction' "
-                "and 'explained variance' signals show smaller steps of both networks with the same lr, epochs and "
-                "clip range. Then read the 'grad norms' signal (actor_grad_norm, critic_grad_norm) of both.")
-_CRITIC_TAUGHT = ("Put the critic's signals ('explained variance', 'advantage scale': value_loss and advantage_std in "
-                  "m.history.updates) beside a correct twin's (twin = pg.traps.bug_hunt.train_like(m)), then the "
-                  "actor's ('KL / clip fraction', 'entropy'). Which of the two networks is taught something else? "
-                  "List the suspects that change what it is taught, and test each by experiment.")
-_QUIET_BOX = ("pg.diagnose calls it healthy, yet its first update already differs from a correct twin's "
-              "(twin = pg.traps.bug_hunt.train_like(m)): a bug present from the first rollout that bites quietly. "
-              "Compare the 'policy std' and 'entropy' signals (log_std_mean, entropy) of the two over the whole run, "
-              "and test by experiment the suspects that only a Box action space can have.")
-_LEADS_BOX = ("pg.diagnose's leads are suspects, not verdicts: check each against m.config and a correct twin "
-              "(twin = pg.traps.bug_hunt.train_like(m)) before you believe it. Its first update already differs from "
-              "the twin's. Compare the 'policy std' and 'entropy' signals (log_std_mean, entropy) of the two over the "
-              "whole run, and test by experiment the suspects that only a Box action space can have.")
-_A2C_ACTOR_BOX = ("A2C has no pi_old, so there is no 'KL / clip fraction' to read: put the first updates' policy_loss, "
-                  "value_loss and the 'policy std' signal (log_std_mean) beside a correct twin's (twin = "
-                  "pg.traps.bug_hunt.train_like(m)). The critic's numbers agree at the first update and the actor's do "
-                  "not: which suspects change what the actor's loss is made of, for a Box action space only? Test each "
-                  "by experiment.")
-_SETTING = ("Put the first updates beside a correct twin's (twin = pg.traps.bug_hunt.train_like(m)): the same "
-            "settings, yet they part at update 1 while the 'KL / clip fraction' and 'explained variance' signals look "
-            "healthy. Read m.config against the defaults of pg.train: which setting is not the default, which term of "
-            "the loss does it weigh, and which of pg.diagnose's signals reads that term? Then test each suspect that "
-            "acts on that term by experiment.")
-EVIDENCE: dict[int, str] = {
-    3: _QUIET_STEPS, 5: _CRITIC_TAUGHT, 6: _QUIET_BOX, 7: _SETTING, 8: _SETTING, 9: _SMALL_STEPS,
-    10: _LEADS_BOX, 11: _A2C_ACTOR_BOX, 12: _QUIET_STEPS, 13: _LEADS_BOX, 14: _LEADS_BOX, 15: _A2C_ACTOR_BOX,
-    16: _SETTING, 17: _QUIET_STEPS,
-}
+# Where to look, per pool run: the evidence to read and the experiment to run, for a wrong answer's message and the
+# notebook's hints (where_to_look). One text per kind of run (algorithm and environment), the same for every bug that
+# kind of run may hold: a text written per bug would map to its bug through the solution's six (issue 26). It points
+# at pg.diagnose's signals and at the experiment; it never names or describes a bug.
+_TWIN = "twin = pg.traps.bug_hunt.train_like(m)"
+_CARTPOLE_PPO = ("pg.diagnose's leads are suspects, not verdicts: check each against m.config (which setting is not "
+                 f"pg.train's default, and which term of the loss does it weigh?). Then compare with a correct twin "
+                 f"({_TWIN}): the 'KL / clip fraction', 'explained variance' and 'grad norms' signals (approx_kl, "
+                 "clip_fraction, explained_variance, actor_grad_norm, critic_grad_norm) of the first updates, and "
+                 "every other column of m.history.updates. Which part from the twin's, and which suspects act on "
+                 "them? Test each by experiment.")
+_PENDULUM_PPO = ("pg.diagnose's leads are suspects, not verdicts: check each against m.config and a correct twin "
+                 f"({_TWIN}) before you believe it. Compare the 'policy std', 'entropy', 'explained variance' and "
+                 "'grad norms' signals (log_std_mean, entropy, explained_variance, actor_grad_norm, critic_grad_norm) "
+                 "of the two, first over the first updates, then over the whole run; which network is taught "
+                 "something else? Test by experiment the suspects that act on what you found, those that only a Box "
+                 "action space can have among them.")
+_PENDULUM_A2C = ("A2C has no pi_old, so there is no 'KL / clip fraction' to read: put the first updates' policy_loss, "
+                 f"value_loss and the 'policy std' and 'explained variance' signals beside a correct twin's ({_TWIN}). "
+                 "Does the critic or the actor part from the twin first? Which suspects change what that network's "
+                 "loss is made of, those that only a Box action space can have among them? Test each by experiment.")
+
+
+def _evidence(spec: dict[str, Any]) -> str:
+    if spec["env_id"] == "CartPole-v1":
+        return _CARTPOLE_PPO
+    return _PENDULUM_A2C if spec["algo"] == "a2c" else _PENDULUM_PPO
+
+
+EVIDENCE: dict[int, str] = {k: _evidence(spec) for k, spec in MYSTERY_SPECS.items()}
 
 
 def pool_run(pool_id: int) -> Run:

@@ -3,7 +3,8 @@
 The package ships a pool of saved mystery runs (``mysteries/<id>/``, ids are plain numbers that say nothing about
 the bug). A student's six trainers are drawn from it by their student id: three CartPole runs (the learner's
 trainers 1-3) and three Pendulum runs (4-6), each group ordered and chosen by the SHA-256 of
-``f"{TERM}/{student}/{id}"`` (the three smallest digests of the group, smallest first). The draw is a pure
+``f"{TERM}/{student}/{id}"`` (the three smallest digests of the group, smallest first), leaving out the six of
+:data:`DEFAULT_DRAW`: those are the solution notebook's, whose answers are published. The draw is a pure
 function of (term, student id, the pool), so the notebook and the grader get the same six without storing who got
 what; changing :data:`TERM` reshuffles every student's draw for a new course run.
 
@@ -48,15 +49,17 @@ def _digest(term: str, student: str, pool_id: int) -> str:
 
 def draw(student: str, term: str = TERM, folder: Path = MYSTERY_DIR) -> tuple[int, ...]:
     """The pool ids of ``student``'s trainers 1-6: per group of :data:`GROUPS` (environment, count), the ``count``
-    runs of that environment with the smallest SHA-256 of ``f"{term}/{student}/{id}"``, smallest first."""
+    runs of that environment, other than :data:`DEFAULT_DRAW`'s, with the smallest SHA-256 of
+    ``f"{term}/{student}/{id}"``, smallest first."""
     if not isinstance(student, str) or not student.strip():
         raise ValueError(f"a student id is a non-empty string (e.g. 's123'), got {student!r}")
     ids = pool_ids(folder)
     chosen: list[int] = []
     for env_id, count in GROUPS:
-        group = [i for i in ids if pool_env(i, folder) == env_id]
+        group = [i for i in ids if pool_env(i, folder) == env_id and i not in DEFAULT_DRAW]  # not the solution's
         if len(group) < count:
-            raise ValueError(f"the pool in {folder} has {len(group)} {env_id} runs; a draw takes {count}")
+            raise ValueError(f"the pool in {folder} has {len(group)} {env_id} runs besides the solution's; a draw "
+                             f"takes {count}")
         chosen += sorted(group, key=lambda i: _digest(term, student.strip(), i))[:count]
     return tuple(chosen)
 
