@@ -34,7 +34,11 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
     ways). ``wall_time`` in a history is the batch's clock (the agents train together).
 
     Not offered (use ``pg.train`` or ``pg.sweep`` for them): live plots, ``log_dir``, checkpoints during training and
-    planted traps; Ctrl-C stops at once with an error (each returned run can be resumed with ``pg.resume``).
+    planted traps.
+
+    Ctrl-C: the first press stops every agent after the batched update it is in and returns the runs, each with
+    status ``"interrupted"`` and resumable with ``pg.resume`` (on its own, as a single-agent run); a second press
+    stops at once and returns nothing (``KeyboardInterrupt``).
 
     Args:
         algo: ``"ppo"`` (the algorithm with a batched loop).
@@ -84,4 +88,10 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
                            **{name: values[agent] for name, values in per_agent.items()})
                for agent, seed in enumerate(seeds)]
     configs[0].check_rollout_memory(agents=len(seeds))  # the agents' rollouts are one batch in memory
-    return train_ppo_many(configs, Components(**pieces))
+    runs = train_ppo_many(configs, Components(**pieces))
+    if any(run.history.status == "interrupted" for run in runs):
+        steps = [int(run.history.updates["env_step"][-1]) if len(run.history.updates) else 0 for run in runs]
+        print(f"training interrupted: every agent stopped after the same batched update (env steps {min(steps):,} to "
+              f"{max(steps):,} of {configs[0].total_steps:,}). Each run can be continued on its own with "
+              f"pg.resume(run) (as a single-agent run), or kept with run.save(folder).")
+    return runs

@@ -43,6 +43,7 @@ from ..diagnostics import relative_value_error
 from ..run import Run
 from .components import Components
 from .rollout import Rollout, flatten_valid
+from .interrupts import InterruptGuard
 from .stacked import AgentStack
 from .trainer import Means, Trainer, read_numbers
 
@@ -146,11 +147,17 @@ def train_ppo_many(configs: Sequence[PPOConfig], components: Components | None =
     lr, clip_eps, gamma, ent_coef may differ) as one batch; returns one :class:`Run` per config."""
     trainers: list[Trainer] = []
     generators: list[torch.Generator] = []
+    # one Ctrl-C guard for the batch: the first press stops every agent after the batched update it is in (each run
+    # comes back 'interrupted' and resumable, as from pg.train); a second press stops at once, returning nothing
+    guard = InterruptGuard("Ctrl-C: every agent stops after the current batched update (press Ctrl-C again to stop "
+                           "at once, with no runs returned)")
     try:
         for config in configs:
             trainers.append(Trainer(config, components))
+            trainers[-1].interrupt = guard  # each agent's `done` and status read the batch's guard
             generators.append(agent_generator(trainers[-1].device))
-        runs = _train(trainers, generators)
+        with guard:
+            runs = _train(trainers, generators)
     except BaseException:
         for trainer in trainers:
             trainer._close()
