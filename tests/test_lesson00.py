@@ -39,3 +39,18 @@ def test_lesson_00_calls_the_effective_horizon_a_rule_of_thumb():
     """The left panel of the discounting figure shows weight still left after k = 1/(1-gamma) (about 1/e there):
     the text may not read the horizon as a cut-off."""
     assert "rule of thumb, not a cut-off" in lesson_markdown()
+
+
+def test_lesson_00_folds_its_detail_to_one_number_per_35_words():
+    """Issue 27, item 2: at most one number per 35 words of markdown outside <details> (tools/number_density.py)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("number_density", ROOT / "tools" / "number_density.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("number_density", module)
+    spec.loader.exec_module(module)
+    counted = module.notebook_density(ROOT / "notebooks" / "00_setup_and_tour.ipynb")
+    assert counted.words_per_number >= 35, (
+        f"lesson 00's prose outside <details> has {counted}; expected at least 35 words per number: fold the "
+        "measured details into <details> blocks")
