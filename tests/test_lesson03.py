@@ -146,3 +146,19 @@ def test_lesson_03_does_not_put_the_correct_critics_fixed_point_at_an_endless_fu
     assert share < 1, "every second-half episode of the correct arm now reaches the limit: rewrite lesson 03, section 6"
     assert "the fixed point it moves towards is that value" not in lesson_markdown(), \
         f"lesson 03 puts the correct critic's fixed point at 1/(1 - gamma), but only {share:.3f} of its episodes reach the limit"
+
+
+def test_lesson_03_folds_its_detail_to_one_number_per_35_words():
+    """Issue 27, item 2: at most one number per 35 words of markdown outside <details> (tools/number_density.py)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("number_density", root / "tools" / "number_density.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("number_density", module)
+    spec.loader.exec_module(module)
+    counted = module.notebook_density(root / "notebooks" / "03_a2c_gae.ipynb")
+    assert counted.words_per_number >= 35, (
+        f"lesson 03's prose outside <details> has {counted}; expected at least 35 words per number")
