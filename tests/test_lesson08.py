@@ -244,3 +244,23 @@ def test_the_lesson_compares_live_runs_with_the_cache_at_the_levels_not_bit_for_
     assert "max_seconds" not in code  # the live pretraining is a number of steps: the same work on any machine
     assert "np.allclose" not in code and code.count("pg.agreement.compare(") >= 2
     assert "pg.agreement.spread_check(" in code
+
+
+def test_lesson_08_defaults_were_checked_on_seeds_it_does_not_report():
+    """Issue 27, item 5: METHOD_DEFAULTS were tuned on seeds 0-3, among the ten the lesson reports. The same choices
+    were tried again on seeds disjoint from 0-9 (tools/tune_08_disjoint.py); the lesson prints the result and says
+    why it matters."""
+    import json
+    from pathlib import Path
+
+    from pgcourse.lm.finetune import METHOD_DEFAULTS
+
+    root = Path(__file__).resolve().parents[1]
+    record = json.loads((root / "figures" / "08_lm" / "disjoint_tuning.json").read_text())
+    assert not set(record["seeds"]) & set(range(10)) and len(record["seeds"]) >= 4
+    for row in record["rows"]:
+        assert row["default"] == all(METHOD_DEFAULTS[row["method"]].get(k) == v for k, v in row["setting"].items())
+    markdown = " ".join(" ".join(c.source.split()) for c in
+                        __import__("nbformat").read(root / "notebooks" / "08_llm_policy_gradients.ipynb",
+                                                    as_version=4).cells if c.cell_type == "markdown")
+    assert "four seeds the lesson never reports" in markdown
