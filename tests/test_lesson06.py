@@ -3,6 +3,8 @@ not backed by an output of its own, and the evidence that retired it; and four f
 runs themselves (figures/06_traps, figures/06_diagnose), without running the notebook."""
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 
 import nbformat
@@ -112,3 +114,15 @@ def test_the_scores_hold_one_fixed_pendulum_run_and_the_critic_targets_stay_belo
     gammas = {r.config["gamma"] for r in traps if r.config["env_id"] == "CartPole-v1"}
     assert max(gammas) <= 0.99  # every discounted CartPole return (reward 1 per step) stays below 1/(1-gamma) = 100
     assert "they stay below $1/(1-\\gamma) = 100$" in lesson_markdown()
+
+
+def test_lesson_06_folds_its_detail_to_one_number_per_35_words():
+    """Issue 27, item 2: at most one number per 35 words of markdown outside <details> (tools/number_density.py)."""
+    spec = importlib.util.spec_from_file_location("number_density", ROOT / "tools" / "number_density.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("number_density", module)
+    spec.loader.exec_module(module)
+    counted = module.notebook_density(ROOT / "notebooks" / "06_debugging_traps.ipynb")
+    assert counted.words_per_number >= 35, (
+        f"lesson 06's prose outside <details> has {counted}; expected at least 35 words per number: fold per-seed "
+        "tables and second-order numbers into <details> blocks, keep at most three bold takeaways per section")
