@@ -54,8 +54,9 @@ def test_lesson_04_no_longer_says_what_its_evidence_contradicts(sentence):
 
 def test_ppo_logs_the_explained_variance_of_the_critic_after_its_update_and_the_lesson_says_so():
     """PPO computes explained variance with the critic after the update's epochs, on the batch those epochs fitted:
-    an in-sample number. The values it is given are not the rollout's (pre-update) values, and the lesson must
-    say what the number is before it reads it."""
+    an in-sample number (`explained_variance`, `explained_variance_after`), and separately with the rollout's
+    values (`explained_variance_before`, out of sample). The lesson must say what the number is before it reads
+    it."""
     seen = []
     last_advantages = {}
 
@@ -71,7 +72,11 @@ def test_ppo_logs_the_explained_variance_of_the_critic_after_its_update_and_the_
     torch.manual_seed(0)
     pg.train("ppo", "CartPole-v1", seed=0, total_steps=1024, num_envs=4, n_steps=64, minibatch_size=64,
              update_epochs=4, progress=False, normalize=normalize, explained_variance=explained_variance)
-    assert len(seen) >= 4 and min(seen) > 1e-4, f"explained variance was given the rollout's values: {seen}"
+    # Each update calls it twice, in this order: after (the updated critic) then before (the rollout's values).
+    after, before = seen[0::2], seen[1::2]
+    assert len(after) >= 4 and len(before) == len(after), seen
+    assert min(after) > 1e-4, f"explained_variance_after was given the rollout's values: {seen}"
+    assert max(before) < 1e-4, f"explained_variance_before was not given the rollout's values: {seen}"
     text = lesson_markdown()
     assert "*in-sample* fit" in text and "an optimistic figure for the critic's quality" in text, \
         "lesson 04 reads explained variance as the critic's quality without saying it is measured in-sample"
