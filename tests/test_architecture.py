@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "pgcourse"
 # Lowest first. A module may import modules of its own layer or of layers below it, never above.
 LAYERS: list[tuple[str, set[str]]] = [
     ("math", {"returns", "losses", "diagnostics", "batching", "notebook_format", "_version", "episode_cases", "stats",
-              "trust_region", "agreement", "devices", "course_files", "colab", "memory"}),
+              "trust_region", "agreement", "devices", "course_files", "colab", "memory", "tabular"}),
     ("parts", {"envs", "networks", "config", "history", "tensor_dynamics", "tensor_envs"}),
     ("runs", {"run", "evaluation"}),
     ("views", {"plotting", "render", "live", "loggers"}),
