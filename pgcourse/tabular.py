@@ -41,15 +41,22 @@ class TabularMDP:
 
 
 def random_mdp(n_states: int, n_actions: int, seed: int, reward_offset: float = 0.0,
-               reward_scale: float = 1.0) -> TabularMDP:
-    """A random MDP: Dirichlet(1) transition rows and start distribution, rewards
-    ``reward_offset + reward_scale * U(-1, 1)``. A large offset mimics CartPole's +1 per step."""
+               reward_scale: float = 1.0, sharpness: float = 1.0) -> TabularMDP:
+    """A random MDP: Dirichlet(1) transition rows raised to the power ``sharpness`` and renormalised
+    (1: Dirichlet(1); larger: closer to deterministic, so the state distribution reacts more to the
+    policy), a Dirichlet(1) start distribution, rewards ``reward_offset + reward_scale * U(-1, 1)``.
+    A large offset mimics CartPole's +1 per step."""
     if n_states < 1 or n_actions < 2:
         raise ValueError(f"need at least 1 state and 2 actions, got n_states={n_states}, n_actions={n_actions}")
+    if not sharpness > 0:
+        raise ValueError(f"sharpness must be a positive power (1 keeps Dirichlet(1) rows), got {sharpness!r}")
     generator = torch.Generator().manual_seed(seed)
     dirichlet = lambda *shape: -torch.log(torch.rand(*shape, generator=generator, dtype=torch.float64))
     transitions = dirichlet(n_states, n_actions, n_states)
     transitions = transitions / transitions.sum(-1, keepdim=True)                  # [S, A, S]
+    if sharpness != 1.0:
+        transitions = transitions ** sharpness
+        transitions = transitions / transitions.sum(-1, keepdim=True)
     start = dirichlet(n_states)
     start = start / start.sum()                                                     # [S]
     uniform = torch.rand(n_states, n_actions, generator=generator, dtype=torch.float64)

@@ -25,6 +25,15 @@ def test_random_mdp_is_a_valid_mdp():
     assert torch.equal(tabular.random_mdp(4, 3, seed=1).rewards, mdp.rewards)         # same seed, same MDP
 
 
+def test_sharpness_one_keeps_the_dirichlet_rows_and_larger_concentrates_them():
+    plain = tabular.random_mdp(4, 3, seed=5)
+    assert torch.equal(tabular.random_mdp(4, 3, seed=5, sharpness=1.0).transitions, plain.transitions)
+    sharp = tabular.random_mdp(4, 3, seed=5, sharpness=4.0)
+    assert (sharp.transitions.max(-1).values >= plain.transitions.max(-1).values).all()
+    with pytest.raises(ValueError, match="sharpness must be a positive power"):
+        tabular.random_mdp(4, 3, seed=5, sharpness=0.0)
+
+
 @pytest.mark.parametrize("n_states, n_actions", [(0, 2), (3, 1)])
 def test_random_mdp_rejects_degenerate_sizes(n_states, n_actions):
     with pytest.raises(ValueError, match="at least 1 state and 2 actions"):
