@@ -356,3 +356,31 @@ def test_grpo_refuses_k1_in_its_loss():
 def test_a_response_budget_longer_than_the_model_fits_is_refused_before_training():
     with pytest.raises(ConfigError, match="max_new_tokens.*max_len=32"):
         finetune(method="grpo", max_new_tokens=30, updates=1, device="cpu")
+
+
+def test_kl_estimators_exact_means_and_the_k3_tail_lesson_08_measures():
+    """Lesson 08 §5: summed over the vocabulary, k1 and k3 (the package's functions) have mean exactly the KL, k2 not;
+    close to the reference k3 varies less than k1, and where the policy avoids a token the reference likes, far more."""
+    generator = torch.Generator().manual_seed(0)
+    ref_logits = torch.randn(64, 14, generator=generator, dtype=torch.float64)        # [N prefixes, V]
+    log_q = torch.log_softmax(ref_logits, -1)
+
+    def moments(log_p):
+        p = log_p.exp()
+        kl = (p * (log_p - log_q)).sum(-1)                                             # exact KL(pi || ref), [N]
+        out = {}
+        for name, k in (("k1", losses.kl_k1(log_p, log_q)), ("k2", (log_q - log_p) ** 2 / 2),
+                        ("k3", losses.kl_k3(log_p, log_q))):                             # k(y) for every y, [N, V]
+            mean = (p * k).sum(-1)
+            out[name] = (mean - kl, (p * k ** 2).sum(-1) - mean ** 2)
+        return out
+
+    near = moments(torch.log_softmax(ref_logits + 0.05 * torch.randn(64, 14, generator=generator, dtype=torch.float64), -1))
+    for name in ("k1", "k3"):
+        assert near[name][0].abs().max() < 1e-12, name
+    assert near["k2"][0].abs().max() > 1e-6                                            # biased: the check can fail
+    assert (near["k3"][1] < near["k1"][1]).double().mean() > 0.9
+    avoiding = ref_logits.clone()
+    avoiding[:, 0] = ref_logits[:, 0] - 12.0                                            # pi avoids token 0 ...
+    far = moments(torch.log_softmax(avoiding, -1))
+    assert far["k3"][1].mean() > 10 * far["k1"][1].mean()                              # ... so k3's tail explodes
