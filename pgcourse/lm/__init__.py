@@ -70,6 +70,10 @@ Cached experiments (``figures/08_lm/``, written by ``python tools/regenerate_08.
                             # kl_coef 0, 0.5, 2)
     SEEDS = 10;  run_arm(arm, seed) -> row;  rerun_row(row) -> row (the same numbers, bit for bit, on the CPU)
 
+A learned reward (``reward_model``, lesson 08 section 8): preference_pairs(count, seed) -> PreferencePairs;
+fit_reward_model(pairs, steps=400, ...) -> RewardModelFit(model, train_accuracy, held_out_accuracy, ...);
+reward_model_scores(model, prompts, responses) -> [B]; finetune(..., reward="learned", reward_fn=fit.reward_fn()).
+
 The math (``losses``): masked_mean, token_log_probs, sequence_log_probs, kl_k1, kl_k3,
 group_relative_advantages, masked_clipped_loss, kl_penalized_rewards.
 """

@@ -44,7 +44,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Callable, Any
 
 import torch
 
@@ -59,7 +59,7 @@ from .pretrain import evaluate_sorting, held_out_prompts, load_pretrained
 from .task import make_prompts, prompt_batch, score
 
 METHODS = ("reinforce", "ppo", "grpo")
-REWARD_NAMES = ("exact", "loophole")
+REWARD_NAMES = ("exact", "loophole", "learned")  # "learned": finetune(..., reward_fn=...), a fitted reward model
 KL_ESTIMATORS = {"k1": kl_k1, "k3": kl_k3}
 # Each method's defaults (fields left at None take these). Tuned by hand on seeds 0-3 (one CPU thread, 100 updates of
 # 8 prompts x 8 samples): REINFORCE at lr 1e-3 ended at 0.45 sampled exact on seed 0 against 0.67 at 3e-4. PPO and
@@ -101,7 +101,8 @@ class FinetuneConfig:
     """
 
     method: str = "grpo"  # "reinforce" | "ppo" | "grpo"
-    reward: str = "exact"  # "exact" | "loophole": what the policy is trained on (the exact reward is always logged)
+    reward: str = "exact"  # "exact" | "loophole" | "learned" (give finetune a reward_fn): what the policy is trained on
+    # (the exact and loophole rewards are always logged)
     kl_coef: float | None = None  # beta, the KL leash to the reference; 0 switches it off
     kl_estimator: str | None = None  # "k1" | "k3"
     group_size: int = 8  # G responses per prompt (all methods sample this way; GRPO needs G >= 2)
@@ -270,7 +271,8 @@ def gae_over_tokens(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Ten
 
 
 def finetune(config: FinetuneConfig | None = None, model: TinyLM | None = None, reference: TinyLM | None = None,
-             verbose: bool = False, **overrides: Any) -> FinetuneResult:
+             verbose: bool = False, reward_fn: Callable[[list[str], list[str]], torch.Tensor] | None = None,
+             **overrides: Any) -> FinetuneResult:
     """Fine-tune a pretrained sorter with ``config.method`` (see the module docstring for the math).
 
     Args:
@@ -280,6 +282,9 @@ def finetune(config: FinetuneConfig | None = None, model: TinyLM | None = None, 
             never changed.
         reference: the frozen reference for the KL leash (default: a copy of the starting policy).
         verbose: print one line every ``sample_every`` updates.
+        reward_fn: with ``reward="learned"`` (and only then), the reward the policy is trained on:
+            ``reward_fn(prompts, responses) -> [B]`` float, e.g. a fitted reward model's
+            (:meth:`pgcourse.lm.reward_model.RewardModelFit.reward_fn`).
 
     Returns:
         A :class:`FinetuneResult`; ``result.model`` is the fine-tuned policy. Same seed on the CPU: the same
@@ -290,6 +295,10 @@ def finetune(config: FinetuneConfig | None = None, model: TinyLM | None = None, 
     elif overrides:
         config = FinetuneConfig(**{**config.to_dict(), **overrides})
     c = config
+    if (c.reward == "learned") != (reward_fn is not None):
+        _fail("reward", c.reward, "'learned' together with finetune(..., reward_fn=...), and reward_fn only with "
+              "reward='learned'" if reward_fn is not None else "'exact' or 'loophole', or 'learned' with a reward_fn "
+              "(a fitted reward model: pgcourse.lm.reward_model)")
     device = resolve_device(c.device)
     started, cpu_started = time.perf_counter(), time.process_time()
     torch.manual_seed(c.seed)
@@ -327,7 +336,10 @@ def finetune(config: FinetuneConfig | None = None, model: TinyLM | None = None, 
             tokens, mask = rollout.tokens, rollout.mask  # [B, T] each
 
             # 2. Score: the verifier's rewards; old and reference log-probs of the sampled tokens.
-            task_rewards = score(prompts, rollout.texts, c.reward).to(device)  # [B]
+            if reward_fn is not None:  # a learned reward model's scores
+                task_rewards = torch.as_tensor(reward_fn(prompts, rollout.texts), dtype=torch.float32).to(device)  # [B]
+            else:
+                task_rewards = score(prompts, rollout.texts, c.reward).to(device)  # [B]
             exact = score(prompts, rollout.texts, "exact")  # [B]
             loophole = score(prompts, rollout.texts, "loophole")  # [B]
             with torch.no_grad():
