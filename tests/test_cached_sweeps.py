@@ -75,8 +75,9 @@ def test_cached_folders_are_compressed_and_small():
         assert files and all(path.name.endswith(".json.gz") for path in files), folder
     total = sum(path.stat().st_size for folder in CACHED for path in folder.rglob("*") if path.is_file())
     # 15 MiB held lessons 04 and 06; lessons 01, 02, 03, 05 and 06's diagnose and probe tables brought ~5 more
-    # (every lesson now measures over 10-20 seeds). A new sweep that needs more should log less per trial.
-    assert total < 22 * 2**20, f"cached sweeps take {total / 2**20:.1f} MiB"
+    # (every lesson now measures over 10-20 seeds); lessons 03 and 04's Acrobot sweeps (issue 27: a second task in
+    # the main line) brought 4.3 more. A new sweep that needs more should log less per trial.
+    assert total < 26 * 2**20, f"cached sweeps take {total / 2**20:.1f} MiB"
 
 
 @pytest.mark.slow
