@@ -489,9 +489,9 @@ QUESTIONS: dict[str, list[Question]] = {
            ("As a loss on the policy's own samples, k1's expected gradient is zero, so it would not pull; k3's "
             "pulls towards the reference (and k3 is never negative on a single token).",
             "Right: the gradient of k1 on a sampled token is grad log pi_theta, whose mean under pi_theta is 0. "
-            "k3's mean gradient is that of the REVERSE KL, grad KL(pi_ref || pi_theta): not the KL its value "
-            "estimates, but zero only at the reference, so it leashes. Exercise 3 also measures k3's smaller "
-            "spread."),
+            "k3's mean gradient is that of the KL with its arguments swapped, grad KL(pi_ref || pi_theta): not "
+            "the KL its value estimates, but zero only at the reference, so it leashes. Exercise 3 also measures "
+            "k3's smaller spread."),
            ("k1 is biased: its mean over sampled tokens is not the KL.",
             "k1 is unbiased: the KL is by definition the expectation of the log-ratio under pi_theta's samples."),
            ("k3 needs no reference model.",

@@ -25,11 +25,11 @@ One loop, read top to bottom. Every update:
 The per-token KL estimator is ``kl_estimator`` (``"k1"``: in the reward for REINFORCE and PPO; ``"k3"``: in
 GRPO's loss; each method's default is its paper's). In a loss on the policy's own samples the two behave
 differently from their values: k1's expected gradient is zero, so GRPO refuses it, and k3's expected gradient is
-that of the *reverse* KL, :math:`\\nabla_\\theta D_{KL}(\\pi_{ref} \\| \\pi_\\theta)`, although its value estimates
-:math:`D_{KL}(\\pi_\\theta \\| \\pi_{ref})` (both KLs are zero at the same place, so the leash still pulls towards the
-reference). The history's ``kl`` uses neither: at every sampled response
-position it takes the exact KL between the two next-token distributions (over the 14-token vocabulary), sums it
-over the response and averages over the batch,
+that of the KL with its arguments swapped, :math:`\\nabla_\\theta D_{KL}(\\pi_{ref} \\| \\pi_\\theta)` (the *forward*
+KL in RLHF's naming), although its value estimates :math:`D_{KL}(\\pi_\\theta \\| \\pi_{ref})` (both KLs are zero
+at the same place, so the leash still pulls towards the reference). The history's ``kl`` uses neither: at every
+sampled response position it takes the exact KL between the two next-token distributions (over the 14-token
+vocabulary), sums it over the response and averages over the batch,
 :math:`\\frac1B\\sum_i\\sum_t m_{i,t}\\,\\mathrm{KL}(\\pi_\\theta(\\cdot|s_{i,t}) \\| \\pi_{ref}(\\cdot|s_{i,t}))`: an estimate
 of the responses' KL (the states are still sampled) that is never negative and has less variance than k1's.
 The logged ``reward`` is the task reward alone (no KL penalty), of the batch sampled before that update's step.
