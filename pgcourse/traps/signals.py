@@ -340,13 +340,15 @@ def diagnose(run, verbose: bool = False, top: int | None = None) -> Diagnosis:
         if np.isfinite(ratio) and ratio > CRITIC_TO_ACTOR and (frozen or (h_max is not None and len(entropy)
                                                              and np.mean(_tail(entropy, 0.1)) > 0.97 * h_max)):
             findings.append(Finding("grad norms", "alarm", "the critic's gradient is far larger than the actor's and the "
-                                    "policy is not moving: one clip over both networks would shrink the actor's step by "
-                                    "about this ratio", evidence,
+                                    "policy is not moving: one clip over both networks would scale the actor's gradient by "
+                                    "max_grad_norm / the joint norm, set by the critic's (with plain SGD that shrinks "
+                                    "the actor's step; Adam undoes a steady factor)", evidence,
                                     ["joint_grad_clip", "low_critic_lr (critic far from large returns)"],
                                     score=math.log10(ratio)))
         elif np.isfinite(ratio) and ratio > CRITIC_TO_ACTOR:
             # the usual picture: the critic regresses returns of tens to hundreds. Under one clip over both
-            # networks the actor's step would shrink by this ratio and the policy would stop moving; it moves.
+            # networks the critic's norm would set the actor's clip factor too (under plain SGD the policy would
+            # stop moving; Adam mostly undoes a steady factor); it moves.
             findings.append(Finding("grad norms", "ok", "critic gradient >> actor gradient, as usual for returns "
                                     "of this size; the policy still moves, so no shared clip is starving the actor",
                                     evidence))
