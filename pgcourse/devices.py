@@ -49,9 +49,9 @@ DEVICE_ENV_VAR = "PGCOURSE_DEVICE"
 VALID_DEVICES = "'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps'"
 
 # Why "auto" is the CPU, in one sentence (it goes into each run's record).
-AUTO_CPU_REASON = ("auto: the CPU, since the course's runs are small and its environments step on the CPU; nothing "
-                   "it runs was measured faster on a GPU (PPO on CartPole, 100k steps: 54.0 s on an H100 against "
-                   "20.6 s on that machine's CPU, one run each)")
+AUTO_CPU_REASON = ("auto: the CPU. The one course run timed on both was slower on a GPU (PPO on CartPole, 100k "
+                   "steps: 54.0 s on an H100 against 20.6 s on that machine's CPU, one run each); nothing else was "
+                   "timed there, and the course's networks are small and its environments step on the CPU")
 
 _notice_shown = False
 
@@ -206,5 +206,5 @@ def _notice_gpu_not_chosen(more: str = "") -> None:
         return
     _notice_shown = True
     print(f"pgcourse: device='auto' trains on the CPU although {kind.upper()} is available: the course's runs are "
-          f"small and nothing it runs was measured faster on a GPU. device={kind!r} (or {DEVICE_ENV_VAR}={kind}) "
+          f"small, and the one run timed on a GPU was slower there. device={kind!r} (or {DEVICE_ENV_VAR}={kind}) "
           f"trains there.{more}", file=sys.stderr)
