@@ -255,7 +255,9 @@ QUESTIONS: dict[str, list[Question]] = {
                                                                    "the interval."),
            ("Once the ratio has fallen below `1 - eps`, lowering that action's probability further gains nothing "
             "(zero gradient).",
-            "Right: the update may make a bad action less likely, but only by a bounded factor per batch."),
+            "Right: past 1 - eps this sample stops pushing the action's probability down; the probability can still "
+            "fall further through the other samples' steps: the clip removes the incentive, it does not bound the "
+            "move (lesson 04, sections 3 and 8)."),
            ("It flips the sign of the advantage.", "No sign changes: the clip bounds the ratio, it does not touch "
                                                     "the advantage.")),
         _q("q2", "Why does L^CLIP take the minimum of the unclipped and the clipped term, instead of using the "
@@ -278,7 +280,8 @@ QUESTIONS: dict[str, list[Question]] = {
             "Half of the samples outside the interval means the policy has moved far beyond the trust region."),
            ("The steps are too large for one batch: learning rate too high, too many epochs or too many small "
             "minibatches, so the policy moves far from the one that collected the data.",
-            "Right: lower the learning rate or the epochs, or stop early on KL (lesson 04, sections 8 and 10).")),
+            "Right: the usual remedies are a lower learning rate, fewer epochs, or a KL early stop, which brakes late "
+            "(lesson 04, section 8). Section 10 did not reach this regime: within its range more epochs helped.")),
         _q("q4", "The explained variance of the critic is -0.3. What does that mean?", "b",
            ("The critic explains 30% of the returns' variance.",
             "That would be +0.3: a positive number means the critic accounts for part of the variance."),
@@ -291,9 +294,10 @@ QUESTIONS: dict[str, list[Question]] = {
             "It is at most 1 but has no lower bound: a bad critic can be arbitrarily negative.")),
         _q("q5", "Why are the old log-probabilities stored when the rollout is collected, instead of recomputed at "
                  "the start of each epoch?", "a",
-           ("pi_old is the policy that collected the data, and the ratio must compare with it in every epoch; "
-            "recomputed at the start of each epoch, the ratio would restart at 1 every epoch, so the clip would "
-            "bound only each epoch's own move and nothing would bound the update's total move from pi_old.",
+           ("pi_old is the policy that collected the data and the advantages belong to it, so the ratio must compare "
+            "with it in every epoch; recomputed at the start of each epoch, the ratios would measure only the move "
+            "since that epoch began: the clip's interval would re-centre every epoch, and nothing would remove the "
+            "incentive to keep moving away from pi_old over the epochs.",
             "Right: the samples and their advantages belong to pi_old, so the ratio pi_theta / pi_old is the "
             "importance weight and the clip's interval lies around pi_old. Recomputed per epoch, only the first "
             "minibatch of each epoch has ratio 1; the later ones measure the move since that epoch began (the clip "
@@ -352,7 +356,7 @@ QUESTIONS: dict[str, list[Question]] = {
            ("They make the saved file smaller.", "They add a few numbers; size is not the reason."),
            ("The network learned on observations normalised with those statistics; without them (or with fresh "
             "ones) it sees inputs from a different distribution and acts differently.",
-            "Right: the statistics are part of the agent (lesson 05, section 8).")),
+            "Right: the statistics are part of the agent (lesson 05, section 9).")),
     ],
     "06": [
         _q("q1", "`pg.diagnose` reports every signal healthy for your new training loop. What may you conclude?", "c",
