@@ -110,8 +110,9 @@ QUESTIONS: dict[str, list[Question]] = {
             "average of return times grad log pi over the sampled episodes.",
             "Right: that is the score-function (likelihood-ratio) derivation of lesson 01, section 2."),
            ("The log makes the loss positive, which the optimiser needs.",
-            "Optimisers minimise any real number; the loss here is usually negative anyway. Its value means "
-            "nothing, only its gradient does."),
+            "Optimisers minimise any real number, positive or negative (with raw returns as weights this loss is "
+            "in fact never negative; with normalised weights it has either sign). Its value means nothing, only its "
+            "gradient does."),
            ("Only for numerical stability: probabilities would work as well.",
             "Stability is why log_softmax computes the log, but the log itself comes from the derivation: with "
             "probabilities in its place the gradient would be a different, wrong quantity."),
@@ -132,13 +133,15 @@ QUESTIONS: dict[str, list[Question]] = {
            ("It becomes biased.",
             "Scaling the objective by a constant scales its gradient by the same constant; the estimate stays "
             "unbiased for the scaled objective.")),
-        _q("q3", "Normalisation subtracts the batch mean from the returns. Why does subtracting a constant `b` from "
-                 "every weight leave the expected gradient unchanged?", "b",
+        _q("q3", "Normalisation subtracts the batch mean from the returns. Why would subtracting a fixed constant `b` "
+                 "(one not computed from the batch) from every weight leave the expected gradient unchanged?", "b",
            ("Because the mean of the returns is small compared with the returns.",
             "CartPole returns are all positive and their mean is large; the argument does not depend on size."),
            ("Because the expected score is zero: E over a ~ pi of grad log pi(a|s) = grad of the sum of pi(a|s) "
             "= grad 1 = 0, so b times it averages to zero.",
-            "Right: the same identity makes any baseline that does not depend on the action unbiased (lesson 02)."),
+            "Right: the same identity makes any baseline that does not depend on the action unbiased (lesson 02). "
+            "The batch mean is such a constant only approximately: it includes each step's own return, so it adds "
+            "a small bias that shrinks as the batch grows (lesson 01, section 5)."),
            ("Because dividing by the standard deviation afterwards cancels it.",
             "Dividing rescales the weights; it cannot undo a shift. The shift drops out in expectation for a "
             "different reason."),
@@ -149,7 +152,8 @@ QUESTIONS: dict[str, list[Question]] = {
         _q("q4", "Two seeds of the same REINFORCE configuration give very different learning curves on CPU. What is "
                  "the most likely reason?", "d",
            ("A bug in the training loop.",
-            "A bug would show up on every seed; different seeds differing is expected of this algorithm."),
+            "A bug is possible, but seeds that differ do not point to one: this algorithm's seeds differ widely "
+            "even when the code is right (lesson 01, section 9), and some bugs show on some seeds only."),
            ("Floating-point nondeterminism of the CPU.",
             "On CPU a fixed seed reproduces a run bit for bit: the same seed run twice gives the same curve."),
            ("The learning rate is too small.",

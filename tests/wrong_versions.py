@@ -313,6 +313,15 @@ def returns_forgot_return(rewards, gamma):
         out[t] = running
 
 
+@wrong("discounted_returns", "divide by gamma**t")
+def returns_rescaled_cumsum(rewards, gamma):
+    """Vectorised as a reversed cumulative sum of gamma^k r_k divided by gamma^t: right for 0 < gamma, but 0/0 = nan
+    at gamma = 0 (an edge case the docstring names)."""
+    rewards = rewards.detach()
+    discounts = gamma ** torch.arange(len(rewards), dtype=rewards.dtype)  # [T] gamma^t
+    return torch.flip(torch.cumsum(torch.flip(discounts * rewards, [0]), 0), [0]) / discounts
+
+
 @correct("discounted_returns")
 def returns_matrix(rewards, gamma):
     steps = len(rewards)

@@ -88,12 +88,18 @@ def _returns_shifted(rewards: Tensor, gamma: float) -> Tensor:
     return torch.cat([correct[1:], torch.zeros_like(correct[:1])])
 
 
+def _returns_rescaled_cumsum(rewards: Tensor, gamma: float) -> Tensor:
+    discounts = gamma ** torch.arange(rewards.shape[0], dtype=rewards.dtype)  # [T] gamma^t
+    return torch.flip(torch.cumsum(torch.flip(discounts * rewards.detach(), [0]), 0), [0]) / discounts
+
+
 def _cases_discounted_returns() -> list[Case]:
     g = torch.Generator().manual_seed(2)
     return [
         Case("T=1", dict(rewards=_t([2.0]), gamma=0.9)),
         Case("T=3", dict(rewards=_t([1.0, 2.0, 3.0]), gamma=0.5)),
         Case("T=4, gamma=1 (no discount)", dict(rewards=_t([1.0, 0.0, -1.0, 2.0]), gamma=1.0)),
+        Case("T=3, gamma=0 (each return is its own reward)", dict(rewards=_t([1.0, 2.0, 3.0]), gamma=0.0)),
         Case("T=5, rewards that require grad", dict(rewards=_t([0.5, 1.0, 0.0, 2.0, 1.0], requires_grad=True),
                                                      gamma=0.9)),
         Case("float64 rewards (T=6)", dict(rewards=_randn(g, 6, dtype=torch.float64), gamma=0.95)),
@@ -123,6 +129,9 @@ DISCOUNTED_RETURNS = Exercise(
         Mistake("every step gets the return of the whole episode (G_0): G_t only sums the rewards from step t "
                 "on (reward-to-go).",
                 lambda rewards, gamma: returns.discounted_returns(rewards, gamma)[0].expand(rewards.shape)),
+        Mistake("you divide by gamma**t (a reversed cumulative sum of gamma^k r_k, rescaled): at gamma = 0 that is "
+                "0/0 = nan, and for long episodes with a small gamma, gamma**t underflows to 0. Accumulate the return "
+                "backwards instead, G_t = r_t + gamma G_{t+1}.", _returns_rescaled_cumsum),
         Mistake("the discount exponent counts from the start of the episode (gamma^k); it must count from "
                 "step t: in G_t the reward of step t is not discounted, the next one once, and so on.",
                 _returns_exponent_from_start),
