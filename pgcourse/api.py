@@ -10,6 +10,7 @@ from typing import Any
 
 from .algorithms import TRAINERS, Components, Hooks
 from .algorithms.checkpoint import ResumePoint
+from .algorithms.components import refuse_uncalled
 from .config import ALGORITHMS, ConfigError, check_setting_names, config_from_dict, make_config
 from .envs import action_space_kind, env_spaces
 from .planted import plant
@@ -96,6 +97,7 @@ def run_training(algo: str, env_id: str, seed: int | None = None, total_steps: i
     env_kwargs = previous.config.env_kwargs if resume is not None else overrides.get("env_kwargs")
     _, action_space = env_spaces(env_id, env_kwargs)
     kind = action_space_kind(action_space)
+    refuse_uncalled(algo, kind, pieces)
     if total_steps is not None:
         overrides["total_steps"] = total_steps
     if live:

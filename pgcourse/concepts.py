@@ -219,10 +219,12 @@ QUESTIONS: dict[str, list[Question]] = {
             "The following rows are the reset step and a new episode; blending their TD errors mixes two episodes."),
            ("The step is dropped from the batch.",
             "It is a real transition and is trained on; only the reset step after it is masked.")),
-        _q("q2", "Which lambda gives the lowest-variance advantages (for a fixed critic)?", "a",
+        _q("q2", "Which lambda gives the lowest-variance advantages (for a fixed critic close to the true value "
+                 "function)?", "a",
            ("`lambda = 0`: the advantage is the one-step TD error.",
-            "Right: it uses one reward and the critic's values, so it has the least noise and the most bias from "
-            "the critic's errors."),
+            "Right: it uses one reward and one next-state value, so it has the least noise from the sampled future "
+            "and the most bias from the critic's errors. (A very inaccurate critic can add noise of its own through "
+            "V(s_{t+1}), which lambda = 1 cancels.)"),
            ("`lambda = 1`: the Monte Carlo return minus V.",
             "That sums all the rewards' noise: the highest variance, and no bias from the critic beyond the "
             "baseline."),
@@ -239,12 +241,16 @@ QUESTIONS: dict[str, list[Question]] = {
            ("Zero, because the TD errors cancel.", "They telescope, they do not cancel: the rewards and the "
                                                    "bootstrap value remain.")),
         _q("q4", "The TD error of step `t` uses `next_values[t]`, not `values[t+1]`. Why?", "b",
-           ("They are equal; `next_values` is only a convenience.",
-            "They differ exactly where it matters: at an episode end."),
-           ("At an episode end, row `t+1` holds the reset step of a new episode; `next_values[t]` is the value of "
-            "the observation step `t` returned, the true next state.",
-            "Right: inside an episode the two are equal; at a truncation only `next_values[t]` bootstraps from the "
-            "right state."),
+           ("They are always equal; `next_values` is only a convenience.",
+            "In pgcourse's rollouts they agree on every row but the last, which has no row t+1; and a GAE function "
+            "must also be right where row t+1 holds a new episode's first observation (same-step autoreset)."),
+           ("`values` has no row T, so the last step needs V of the observation after the rollout; and "
+            "`next_values[t]` is V of the observation step `t` really led to, whatever the autoreset mode put in "
+            "row t+1.",
+            "Right: with pgcourse's next-step autoreset the reset row is computed on the final observation, so the "
+            "two agree on every row but the last (lesson 03, section 2.5); `next_values` keeps the TD error right at "
+            "the rollout's end and under any autoreset mode (with same-step autoreset, row t+1 would start the new "
+            "episode)."),
            ("`next_values` carries a gradient that the critic needs.",
             "Both are detached in the TD error: the advantages are constants."),
            ("`values[t+1]` does not exist for any step.",

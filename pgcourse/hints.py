@@ -246,9 +246,10 @@ HINTS: dict[str, tuple[str, str, str]] = {
         "A_t = delta_t + gamma * lam * (1 - done_t) * A_{t+1}, where done_t is 1 if the episode ended at step t "
         "(terminated, truncated, or both: a logical or, never a sum), and A_T = 0 after the last step.\n\n"
         "Shapes: every tensor is [T, N]; the recursion runs over t, for all N envs at once.",
-        "```python\nadvantages = torch.zeros_like(rewards)\nrunning = torch.zeros_like(rewards[0])  # [N]\n"
-        "for t in reversed(range(T)):\n    delta = …            # uses terminated[t], next_values[t], values[t]\n"
-        "    running = delta + … * running   # cut where step t ended an episode\n    advantages[t] = running\n"
+        "```python\ndeltas = td_errors(rewards, values, next_values, terminated, gamma)  # [T, N], Exercise 1\n"
+        "advantages = torch.zeros_like(rewards)\nrunning = torch.zeros_like(rewards[0])  # [N]\n"
+        "for t in reversed(range(T)):\n"
+        "    running = deltas[t] + … * running   # cut where step t ended an episode\n    advantages[t] = running\n"
         "return advantages.detach()   # targets are constants\n```"),
     "first_episode_lengths": (
         "A vector env keeps stepping every env, so each env's column of flags can hold several episode ends. The "

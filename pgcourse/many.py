@@ -5,6 +5,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .algorithms import Components
+from .algorithms.components import refuse_uncalled
 from .algorithms.ppo_many import train_ppo_many
 from .config import ConfigError, check_setting_names, make_config
 from .envs import action_space_kind, env_spaces
@@ -82,6 +83,7 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
     pieces = {name: overrides.pop(name) for name in list(overrides) if name in component_names}
     _, action_space = env_spaces(env_id, overrides.get("env_kwargs"))
     kind = action_space_kind(action_space)
+    refuse_uncalled(algo, kind, pieces)
     if total_steps is not None:
         overrides["total_steps"] = total_steps
     configs = [make_config(algo, env_id, kind, seed=seed, device=device, **overrides,

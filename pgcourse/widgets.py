@@ -85,11 +85,12 @@ def plot_discounting(gamma: float = 0.99, rewards: np.ndarray | None = None) -> 
 def sample_rollout(length: int = 16, end_at: int = 5, truncate_at: int = 11, seed: int = 0) -> dict[str, torch.Tensor]:
     """One env's ``[T, 1]`` rollout with a terminated step at ``end_at`` and a truncated step at
     ``truncate_at``; rewards +1, values from a fixed random critic, ``next_values`` of the true next
-    observations (at the truncation: V of the final observation, which GAE bootstraps from)."""
+    observations (at both ends: V of the final observation, which GAE bootstraps from at the truncation only)."""
     generator = torch.Generator().manual_seed(seed)
     values = 5.0 + 2.0 * torch.rand(length + 1, generator=generator)  # [T + 1]
     next_values = values[1:].clone()  # [T]
-    next_values[end_at] = 0.0  # terminal state: never used (no bootstrap)
+    next_values[end_at] = 6.0  # V(final observation) of the terminated episode: a real critic does not know it is
+    # terminal, so a GAE that bootstraps through a termination shows here (the reference never uses it)
     next_values[truncate_at] = 6.5  # V(final observation) of the truncated episode
     terminated = torch.zeros(length)
     truncated = torch.zeros(length)

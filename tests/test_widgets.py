@@ -232,6 +232,13 @@ def test_the_gae_explorer_draws_the_learners_function_over_the_reference():
     wrong = plot_gae_weights(0.9, 0.8, your_compute_gae=summed_flags).course_data
     assert wrong["max_difference"] > 0.1
 
+    def bootstraps_through_termination(rewards, values, next_values, terminated, truncated, gamma, lam):
+        deltas = rewards + gamma * next_values - values  # the bootstrap is never cut; the trace still is
+        return _gae_from(deltas, terminated, truncated, gamma, lam)
+
+    shown = plot_gae_weights(0.9, 0.8, your_compute_gae=bootstraps_through_termination).course_data
+    assert shown["max_difference"] > 0.1  # the explorer's terminal step has a non-zero V(s'), as a real critic's
+
     def stub(*args):
         raise NotImplementedError()
 
@@ -241,3 +248,15 @@ def test_the_gae_explorer_draws_the_learners_function_over_the_reference():
     assert "raised ZeroDivisionError" in plot_gae_weights(your_compute_gae=lambda *args: 1 / 0).course_data["yours_note"]
     explorer = gae_explorer(your_compute_gae=returns.compute_gae)
     assert explorer.data["max_difference"] == 0.0
+
+
+def _gae_from(deltas, terminated, truncated, gamma, lam):
+    """GAE's backward recursion over given TD errors, the trace cut at any episode end."""
+    import torch
+
+    done = ((terminated + truncated) > 0).to(deltas.dtype)
+    advantages, running = torch.zeros_like(deltas), torch.zeros_like(deltas[0])
+    for t in reversed(range(deltas.shape[0])):
+        running = deltas[t] + gamma * lam * (1 - done[t]) * running
+        advantages[t] = running
+    return advantages

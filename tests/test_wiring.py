@@ -216,3 +216,36 @@ def test_pinned_history(key):
     np.testing.assert_allclose(run.history.episodes["return"], PINNED[key]["returns"], rtol=1e-4, atol=1e-5)
     for column, total in PINNED[key]["update_sums"].items():
         assert float(np.nansum(run.history.updates[column])) == pytest.approx(total, rel=1e-4, abs=1e-6), column
+
+
+IGNORED = [  # (algo, env, a function its loop never calls): passing it must fail, not train without it
+    ("a2c", "CartPole-v1", "reinforce_loss"),  # exercise 03 once passed its policy loss under this name
+    ("reinforce", "CartPole-v1", "compute_gae"),
+    ("reinforce_baseline", "CartPole-v1", "a2c_policy_loss"),
+    ("ppo", "CartPole-v1", "gaussian_log_prob"),  # a Box-action function on a Discrete env
+    ("ppo", "Pendulum-v1", "action_log_probs"),   # and the other way round
+    ("trpo", "Pendulum-v1", "clipped_surrogate_loss"),
+]
+
+
+@pytest.mark.parametrize("algo, env_id, name", IGNORED, ids=lambda v: str(v))
+def test_a_function_the_loop_never_calls_is_refused_by_name(algo, env_id, name):
+    reference = getattr(Components(), name)
+    with pytest.raises(pg.ConfigError) as info:
+        pg.train(algo, env_id, seed=0, device="cpu", progress=False, total_steps=64, **{name: reference})
+    message = str(info.value)
+    assert f"{name}=" in message and algo in message and "never calls" in message
+    assert "a2c_policy_loss" in message if name == "reinforce_loss" else True  # names what it does call
+    if algo == "ppo":
+        with pytest.raises(pg.ConfigError, match=f"{name}="):
+            pg.train_many(algo, env_id, seeds=[0, 1], device="cpu", total_steps=64, **{name: reference})
+
+
+def test_the_table_of_called_functions_matches_the_spied_runs():
+    """components.called_by is the table the refusal uses; every run of CALLED_BY calls exactly those."""
+    from pgcourse.algorithms.components import called_by
+
+    for key, (algo, env_id, _) in RUNS.items():
+        kind = "continuous" if env_id == "Pendulum-v1" else "discrete"
+        spied = {name for name, keys in CALLED_BY.items() if key in keys}
+        assert called_by(algo, kind) == spied, key

@@ -40,6 +40,40 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 from .. import batching, diagnostics, envs, losses, returns
+from ..config import ConfigError
+
+
+# Which fields each algorithm's loop calls (a test spies on every one of them in short runs). A function passed for
+# a field its loop never calls would be ignored without a word, so ``pg.train`` refuses it by name.
+_DISCRETE_ONLY = frozenset({"action_log_probs", "categorical_entropy"})
+_BOX_ONLY = frozenset({"env_action", "gaussian_log_prob", "gaussian_entropy"})
+_ACTOR_CRITIC = frozenset({"transition_mask", "td_errors", "compute_gae", "normalize", "value_loss",
+                           "explained_variance"})
+_CALLED_BY_ALGORITHM = {
+    "reinforce": frozenset({"discounted_returns", "normalize", "reinforce_loss", "entropy_bonus_loss"}),
+    "reinforce_baseline": frozenset({"discounted_returns", "baseline_advantages", "normalize", "reinforce_loss",
+                                     "entropy_bonus_loss", "value_loss", "explained_variance"}),
+    "a2c": _ACTOR_CRITIC | {"a2c_policy_loss"},
+    "ppo": _ACTOR_CRITIC | {"clipped_surrogate_loss", "entropy_bonus_loss", "minibatch_indices", "approx_kl",
+                            "clip_fraction"},
+    "trpo": _ACTOR_CRITIC | {"minibatch_indices"},
+}
+
+
+def called_by(algo: str, action_kind: str) -> set[str]:
+    """The fields of :class:`Components` that ``algo``'s loop calls on ``action_kind`` ("discrete" or
+    "continuous") actions (``td_errors`` through the reference ``compute_gae``)."""
+    return set(_CALLED_BY_ALGORITHM[algo] | (_DISCRETE_ONLY if action_kind == "discrete" else _BOX_ONLY))
+
+
+def refuse_uncalled(algo: str, action_kind: str, pieces: dict[str, Callable]) -> None:
+    """Raise ConfigError for a replaced function that ``algo``'s loop never calls (it would be silently ignored)."""
+    called = called_by(algo, action_kind)
+    for name in sorted(set(pieces) - called):
+        actions = "Discrete" if action_kind == "discrete" else "Box"
+        raise ConfigError(f"{name}=... is invalid here: {algo}'s loop never calls {name} on {actions} actions, so "
+                          f"your function would be ignored without a word. On {actions} actions {algo} calls: "
+                          f"{', '.join(sorted(called))}")
 
 
 @dataclass(frozen=True)
