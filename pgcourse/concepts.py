@@ -396,9 +396,10 @@ QUESTIONS: dict[str, list[Question]] = {
         _q("q3", "On the time-limit probe (reward +1 every step, every episode cut by the time limit, discount "
                  "gamma) the true value is 1 / (1 - gamma), but your critic settles well below it, at the same value "
                  "on every seed. Which bug fits?", "a",
-           ("The time limit is treated as termination: the bootstrap is cut at the cut-off, so the critic learns the "
-            "average value of a short episode that has no future.",
-            "Right: that average is what the buggy targets converge to (lesson 06 predicts it and measures it)."),
+           ("The time limit is treated as termination: the bootstrap is cut at the cut-off, so the critic converges "
+            "to the fixed point of targets that drop the future at every episode end.",
+            "Right: that TD fixed point, V = 1 + gamma (9/10) V for 10-step episodes, is what the buggy targets "
+            "converge to (lesson 06 predicts it and measures it)."),
            ("The advantage has the wrong sign.",
             "That breaks the policy, not the value targets: it fails the probes where the action matters."),
            ("The critic's learning rate is too low.",

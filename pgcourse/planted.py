@@ -38,7 +38,7 @@ ACTOR_CRITIC = ("a2c", "ppo")
 TRAPS: dict[str, tuple[tuple[str, ...], str]] = {
     # the three root causes of the "flat-line" diary
     "joint_grad_clip": (ACTOR_CRITIC, "one Adam over actor+critic, one loss, one clip_grad_norm_ over both networks "
-                                      "(the critic's big gradient shrinks the actor's step)"),
+                                      "(the critic's big gradient sets one clip factor that scales the actor's gradient too)"),
     "long_rollout": (("ppo",), "16 envs x 256 steps per rollout, 4 epochs of 4 minibatches: 16 gradient steps per "
                                "4096 transitions (default: 40 per 512)"),
     "low_critic_lr": (ACTOR_CRITIC, "critic_lr = 3e-4 (and actor lr = 3e-4), too slow to fit returns that grow "

@@ -194,7 +194,9 @@ def test_mystery_feedback_says_where_to_look_without_naming_the_answer():
 def test_check_accepts_each_answer_and_rejects_a_wrong_one(capsys):
     for k, answer in ANSWERS.items():
         assert SIGNAL_ANSWERS[k] in traps.signals.SHOWS_IN[answer], k  # the solution's signal is one the check takes
-        for signal in traps.signals.SHOWS_IN[answer]:  # every signal the bug acts on is a right answer
+        for signal in traps.signals.SHOWS_IN[answer]:  # every signal the bug acts on, and the run measures, is right
+            if signal in bug_hunt.unmeasured_signals(k):
+                continue
             pg.checks.check_mystery(k, answer, signal)
             assert capsys.readouterr().out.startswith(f"✓ mystery trainer {k}")
     wrong = {k: ("advantage_sign_flipped" if v != "advantage_sign_flipped" else "stale_old_log_probs")
@@ -320,7 +322,10 @@ def test_train_like_reproduces_a_mystery_with_its_trap():
     m = traps.mystery_run(2)
     mine = bug_hunt.train_like(m, traps=(ANSWERS[2],))  # the same budget: it sets the lr schedule
     assert mine.config.seed == m.config.seed and mine.config.algo == m.config.algo
-    n = len(mine.history.updates["env_step"])
+    assert len(mine.history.updates["env_step"]) == len(m.history.updates["env_step"])  # the same budget
+    # Alike over the updates the check compares. Past them rounding drift grows, and on another CPU than the one that
+    # recorded the pool the whole 24-update run parts from it (seen on an AMX Xeon): not something to assert.
+    n = bug_hunt.CHECKED_UPDATES
     assert bug_hunt._close(bug_hunt._signature(mine, n), bug_hunt._signature(m, n))
 
 
@@ -637,10 +642,11 @@ def test_the_grader_grades_each_students_bug_hunt_on_its_own(tmp_path):
     from pgcourse import grading
     from pgcourse.traps import pool
 
-    signal_of = {trap: traps.signals.SHOWS_IN[trap][0] for trap in traps.TRAPS}
+    def signal_for(trap, i):  # the first signal the trap acts on that pool run i measures
+        return next(s for s in traps.signals.SHOWS_IN[trap] if s not in bug_hunt.unmeasured_in(bug_hunt.MYSTERY_SPECS[i]))
 
     def right(student):
-        return {k: (POOL_ANSWERS[i], signal_of[POOL_ANSWERS[i]]) for k, i in zip(bug_hunt.MYSTERIES, pool.draw(student))}
+        return {k: (POOL_ANSWERS[i], signal_for(POOL_ANSWERS[i], i)) for k, i in zip(bug_hunt.MYSTERIES, pool.draw(student))}
 
     solution = json.loads(SOLUTION.read_text())
     folder = tmp_path / "class"
@@ -652,7 +658,7 @@ def test_the_grader_grades_each_students_bug_hunt_on_its_own(tmp_path):
             algo = bug_hunt.pool_run(pool.draw(student)[1]).config.algo
             wrongs = [t for t in traps.TRAPS if t != answers[2][0] and algo in traps.TRAPS[t][0]]
             trap = wrongs[0] if student == "ann" else wrongs[1]
-            answers[2] = (trap, signal_of[trap])
+            answers[2] = (trap, signal_for(trap, pool.draw(student)[1]))
             expected_wrong[student] = [2]
         if student == "dan":
             answers = {k: (ANSWERS[k], SIGNAL_ANSWERS[k]) for k in bug_hunt.MYSTERIES}
@@ -684,3 +690,18 @@ def test_the_grader_grades_each_students_bug_hunt_on_its_own(tmp_path):
             else:
                 assert "does not behave like it" in feedback[0] and "no tries left" not in feedback[0]
     assert any(note.startswith("ch06_mystery_1: the notebook's record") for note in report.student("eve").notes)
+
+
+def test_a_signal_the_trainer_does_not_measure_is_not_its_signal():
+    """An A2C run has no pi_old (no 'KL / clip fraction'), a CartPole run no Gaussian ('policy std'): naming such a
+    signal with the right trap was accepted, though the run holds no such numbers."""
+    for k, answer in ANSWERS.items():
+        spec = _spec(k)
+        unmeasured = bug_hunt.unmeasured_signals(k)
+        assert ("KL / clip fraction" in unmeasured) == (spec["algo"] == "a2c")
+        assert ("policy std" in unmeasured) == (spec["env_id"] == "CartPole-v1")
+        for signal in set(traps.signals.SHOWS_IN[answer]) & unmeasured:
+            message = bug_hunt.signal_feedback(k, answer, signal)
+            assert message is not None and "does not measure" in message, (k, signal)
+    checked = {(_spec(k)["algo"], _spec(k)["env_id"]) for k in ANSWERS}
+    assert ("a2c", "Pendulum-v1") in checked and ("ppo", "CartPole-v1") in checked

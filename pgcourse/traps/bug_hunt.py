@@ -353,6 +353,22 @@ def mystery_feedback(k: int, answer: Any) -> str | None:
     return "\n".join(lines)
 
 
+def unmeasured_signals(k: int) -> set[str]:
+    """The signals of :data:`~pgcourse.traps.signals.SIGNALS` that trainer ``k``'s run does not measure: A2C has no
+    pi_old ('KL / clip fraction'), a Discrete policy no Gaussian ('policy std')."""
+    return unmeasured_in(MYSTERY_SPECS[pool_id(k)])
+
+
+def unmeasured_in(spec: dict[str, Any]) -> set[str]:
+    """The signals a pool run of ``spec`` (:data:`MYSTERY_SPECS`) does not measure (:func:`unmeasured_signals`)."""
+    missing = set()
+    if spec["algo"] == "a2c":
+        missing.add("KL / clip fraction")
+    if spec["env_id"] == "CartPole-v1":
+        missing.add("policy std")
+    return missing
+
+
 def signal_feedback(k: int, answer: str, signal: Any) -> str | None:
     """None if ``signal`` is one of the signals through which ``answer`` (the right trap of trainer ``k``)
     acts (:data:`~pgcourse.traps.signals.SHOWS_IN`); otherwise why not, without naming the ones that are."""
@@ -360,6 +376,10 @@ def signal_feedback(k: int, answer: str, signal: Any) -> str | None:
     if name is None:
         return (f"mystery trainer {k}: {signal!r} is not one of pg.diagnose's signals; name the signal with one of "
                 f"pg.traps.SIGNALS: {list(SIGNALS)}")
+    if name in unmeasured_signals(k):
+        return (f"mystery trainer {k}: {answer!r} reproduces it (the trap is right), but this trainer does not measure "
+                f"{name!r} (its history has no such numbers), so it cannot be where the bug shows: which signal of "
+                f"its history does the bug move?")
     if name in SHOWS_IN[answer]:
         return None
     return (f"mystery trainer {k}: {answer!r} reproduces it (the trap is right), but {name!r} is not a signal this "

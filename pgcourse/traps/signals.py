@@ -227,7 +227,7 @@ def diagnose(run, verbose: bool = False, top: int | None = None) -> Diagnosis:
             elif end > 0.97 * h_max and (len(returns) < 2 or np.mean(_tail(returns, 0.1)) < 2 * max(np.mean(_head(returns)), 1.0)):
                 findings.append(Finding("entropy", "warn", "entropy stuck at its maximum: the policy is still "
                                         "uniformly random", evidence,
-                                        ["joint_grad_clip (the actor's step is scaled to almost nothing)",
+                                        ["joint_grad_clip (the actor's gradient is scaled to almost nothing)",
                                          "long_rollout (too few updates)", "low_critic_lr / learning rate too low"],
                                         score=end / h_max))
             else:
@@ -280,7 +280,7 @@ def diagnose(run, verbose: bool = False, top: int | None = None) -> Diagnosis:
     if len(ev) and np.isfinite(ev).any():
         median = float(np.median(_tail(ev, 0.5)))
         evidence = {"explained_variance_median_last_half": median}
-        causes = ["low_critic_lr", "joint_grad_clip (the critic's step is clipped too)", "truncation_as_termination "
+        causes = ["low_critic_lr", "joint_grad_clip (one clip factor for both networks)", "truncation_as_termination "
                   "(targets jump at time limits)", "long_rollout (few critic steps)"]
         error = float(np.median(_tail(rel_error, 0.5))) if len(rel_error) and np.isfinite(rel_error).any() else None
         steps = _column(updates, "env_step")
