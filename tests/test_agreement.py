@@ -119,3 +119,17 @@ def test_a_row_of_rounding_differences_may_hold_a_column_of_pure_cancellation_no
     assert onset.rounding and "3 of 5 differing columns within tolerance" in str(onset)
     edited = {"updates": {**stored["updates"], "advantage_std": [6.0], "value_loss": [50.0], "update_kl": [0.02]}}
     assert not divergence_onset(stored, edited).rounding
+
+
+def test_a_stored_rounded_history_shows_a_drift_with_one_column_still_within_rounding():
+    """Lesson 08's learned-reward row (seed 3) re-run on an AMX Xeon: the history is stored to five digits, so the
+    drift first shows at update 5, with one column within tolerance and the entropy beyond it (0.23725 vs 0.23709).
+    Half within is a rounding onset; an edited number alone in an otherwise identical row is not."""
+    stored = {"history": {"update": [0, 1, 2, 3, 4, 5], "reward": [0.1, 0.2, 0.3, 0.35, 0.4, 0.45],
+                          "entropy": [0.3, 0.29, 0.27, 0.26, 0.25, 0.23725]}}
+    again = {"history": {"update": [0, 1, 2, 3, 4, 5], "reward": [0.1, 0.2, 0.3, 0.35, 0.4, 0.45000002],
+                         "entropy": [0.3, 0.29, 0.27, 0.26, 0.25, 0.23709]}}
+    onset = divergence_onset(stored, again, tables=("history",), step_column="update", atol=1e-5)
+    assert onset.row == 5 and onset.rounding and "1 of 2 differing columns within tolerance" in str(onset)
+    edited = {"history": {**stored["history"], "entropy": [0.3, 0.29, 0.27, 0.26, 0.25, 0.3]}}
+    assert not divergence_onset(stored, edited, tables=("history",), step_column="update", atol=1e-5).rounding
