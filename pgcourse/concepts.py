@@ -465,10 +465,11 @@ QUESTIONS: dict[str, list[Question]] = {
            ("PPO comes with a monotonic-improvement guarantee that TRPO lacks.",
             "The other way round: TRPO is derived from such a bound (with approximations); PPO's clip is a "
             "heuristic."),
-           ("PPO reaches similar returns with first-order code: several epochs of minibatch Adam steps on one "
-            "batch, no conjugate gradient, no line search, and it works with a shared actor-critic network.",
-            "Right: lesson 07 measures both per env step, per second and per update, and counts the code each "
-            "update needs."),
+           ("PPO's returns could not be told from TRPO's in the lesson, with first-order code: several epochs of "
+            "minibatch Adam steps on one batch, no conjugate gradient, no line search; and it fits stock optimisers "
+            "and shared actor-critic networks (an argument the lesson did not test).",
+            "Right: lesson 07 measures returns per env step and per second, counts what one update costs and the "
+            "code each update needs; the optimiser and shared-network reasons are arguments it did not test."),
            ("TRPO's updates leave the trust region more often than PPO's.",
             "TRPO's line search enforces KL <= max_kl on every update; PPO has no hard bound.")),
     ],
