@@ -588,8 +588,9 @@ UPDATE_MISTAKES = [
     StageMistake("the gradients are not clipped: clip each network's gradient norm to config.max_grad_norm and "
                  "config.critic_max_grad_norm (None means no clipping) before its optimiser steps.",
                  _update_mistake("no_grad_clipping"), ("policy", "value_net")),
-    StageMistake("approx_kl has its arguments swapped: it estimates KL(pi_old || pi_new) from actions sampled by "
-                 "pi_old, old log-probs first.", _update_mistake("kl_swapped"), ("approx_kl",)),
+    StageMistake("approx_kl has its arguments swapped (the inverse ratio): with rho = exp(new log-probs - old "
+                 "log-probs) = pi_new / pi_old, k3 is mean((rho - 1) - log rho), an estimate of KL(pi_old || pi_new) "
+                 "from actions sampled by pi_old.", _update_mistake("kl_swapped"), ("approx_kl",)),
     StageMistake("approx_kl and clip_fraction are measured after the optimiser step: measure them on the log-probs "
                  "of the forward pass that the step's loss used.", _update_mistake("kl_after_step"),
                  ("approx_kl", "clip_fraction")),
