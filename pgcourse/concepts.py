@@ -494,8 +494,11 @@ QUESTIONS: dict[str, list[Question]] = {
             "so there is nothing to push towards."),
            ("NaN, because the group's standard deviation is 0.",
             "That is what eps prevents: 0 / (0 + eps) = 0, never NaN (exercise 4)."),
-           ("Nothing through the clipped loss, whose advantages are all 0; only the KL term still acts on its tokens.",
-            "Right: a group whose rewards are all equal carries no signal about which response is better; "
+           ("No push of its own through the clipped loss, whose advantages are all 0; only the KL term still acts "
+            "on its tokens.",
+            "Right: a group whose rewards are all equal carries no signal about which response is better (though "
+            "with the token-level mean its tokens still count in the denominator and dilute the other prompts' push; "
+            "DAPO filters such groups out); "
             "GRPO learns from prompts the policy sometimes gets right and sometimes wrong."),
            ("A push away from these responses, to keep the policy close to the reference.",
             "With advantage 0 the clipped loss pushes nowhere; the KL term pulls towards the reference whatever "
@@ -521,7 +524,8 @@ QUESTIONS: dict[str, list[Question]] = {
             "number the policy learned to push up, so it cannot tell the two apart."),
            ("Watch the loss: if it falls, the model is learning the task.",
             "The policy-gradient loss is a surrogate whose value does not measure how well the task is done "
-            "(lesson 01); it falls in both cases."),
+            "(lesson 01): with group-relative advantages it starts every update near 0, whether the model is "
+            "learning the task or gaming the verifier."),
            ("A small KL to the reference proves the model did not game the verifier.",
             "A small KL limits how far the policy moved, not where it moved; a small, targeted change can game "
             "a verifier."),

@@ -301,7 +301,7 @@ GROUP_RELATIVE_ADVANTAGES = Exercise(
         Mistake("with scale False only the centring is kept (Dr. GRPO's variant): do not divide by the std then.",
                 lambda rewards, eps, scale: _grouped(rewards, eps, True)),
         Mistake("the population std (dividing by G) instead of the sample std (dividing by G - 1, torch's default "
-                "and GRPO's).", lambda rewards, eps, scale: _grouped(rewards, eps, scale, unbiased=False)),
+                "and this exercise's convention, as in common GRPO implementations).", lambda rewards, eps, scale: _grouped(rewards, eps, scale, unbiased=False)),
         Mistake("the rewards are not centred: subtract the group's mean first (the mean is GRPO's baseline, "
                 "in place of a critic).",
                 lambda rewards, eps, scale: rewards / (rewards.std(1, keepdim=True) + eps) if scale else rewards),
@@ -399,7 +399,7 @@ MASKED_CLIPPED_LOSS = Exercise(
                 "(the sum of the mask), not by B * T.",
                 lambda lp, old, adv, mask, eps: -(_token_surrogate(lp, old, adv, eps) * mask.to(lp.dtype)).mean()),
         Mistake("the paper's per-sequence mean (DeepSeekMath averages each response over its own tokens, then the "
-                "responses); this contract is token-level (as DAPO and Dr. GRPO): the masked sum over every real "
+                "responses); this contract is token-level (as DAPO; Dr. GRPO divides by a constant): the masked sum over every real "
                 "token of the batch divided by their number, so a long response counts by its tokens.",
                 _sequence_mean_loss),
         Mistake("a sum over the tokens, not a mean: divide by the number of real tokens.",
