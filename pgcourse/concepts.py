@@ -415,7 +415,9 @@ QUESTIONS: dict[str, list[Question]] = {
             "is another sample."),
            ("With the same seed the two runs are identical until the bug first acts, so where they part shows what "
             "the bug changes; with different seeds, seed-to-seed noise hides small differences.",
-            "Right: the same seed makes the comparison exact on CPU (lesson 06 and the bug hunt's hints)."))
+            "Right: on the machine that recorded the run the same seed makes the comparison exact on CPU; on another, "
+            "rounding drift grows from update to update, so compare the first updates (lesson 06 and the bug "
+            "hunt's hints)."))
     ],
     "07": [
         _q("q1", "Why does TRPO bound the KL divergence between the old and the new policy instead of the Euclidean "

@@ -40,16 +40,17 @@ TRAPS: dict[str, tuple[tuple[str, ...], str]] = {
     "joint_grad_clip": (ACTOR_CRITIC, "one Adam over actor+critic, one loss, one clip_grad_norm_ over both networks "
                                       "(the critic's big gradient sets one clip factor that scales the actor's gradient too)"),
     "long_rollout": (("ppo",), "16 envs x 256 steps per rollout, 4 epochs of 4 minibatches: 16 gradient steps per "
-                               "4096 transitions (default: 40 per 512)"),
+                               "4096 transitions (CartPole default: 40 per 512)"),
     "low_critic_lr": (ACTOR_CRITIC, "critic_lr = 3e-4 (and actor lr = 3e-4), too slow to fit returns that grow "
-                                    "towards 1/(1-gamma) = 100"),
+                                    "as the policy learns (on CartPole towards 1/(1-gamma) = 100)"),
     # the classic mistakes
     "truncation_as_termination": (ACTOR_CRITIC, "GAE cuts the bootstrap on truncation too (time limit treated as "
                                                 "a terminal state)"),
     "advantage_sign_flipped": (ALL, "the policy loss uses -A: it makes bad actions more likely"),
-    "missing_detach": (ALL, "the policy loss does not detach its weights, so its gradient flows into whatever "
-                            "computed the advantage (the critic, in REINFORCE with baseline)"),
-    "ratio_from_probs": (("ppo",), "PPO ratio as exp(new)/exp(old) instead of exp(new - old)"),
+    "missing_detach": (ALL, "the policy loss does not detach the advantages that weight log pi, so its gradient "
+                            "flows into whatever computed them (the critic, in REINFORCE with baseline)"),
+    "ratio_from_probs": (("ppo",), "PPO ratio as exp(new)/exp(old) instead of exp(new - old): equal in exact "
+                                "arithmetic, but a very unlikely action underflows to 0/0"),
     "log_prob_not_summed": (ACTOR_CRITIC, "Gaussian log-prob returned per action dimension [B, D], not summed to [B]"),
     "clipped_action_log_prob": (ACTOR_CRITIC, "the sampled action is clipped to the bounds before it and its "
                                               "log-prob are stored"),
