@@ -449,8 +449,8 @@ QUESTIONS: dict[str, list[Question]] = {
             "Computing second derivatives changes no parameter; it costs memory and time.")),
         _q("q3", "The step length beta = sqrt(2 max_kl / s^T (F + damping I) s), with the damped product conjugate "
                  "gradient used, puts the damped quadratic KL estimate exactly on max_kl (the undamped one, "
-                 "1/2 beta^2 s^T F s, a little below), yet the line search sometimes rejects the full step because "
-                 "the real KL is larger. Why?", "d",
+                 "1/2 beta^2 s^T F s, a little below), yet the line search can reject the full step because the "
+                 "real KL is larger (the check's low-damping batch shows one). Why?", "d",
            ("Conjugate gradient returned the wrong sign.",
             "A wrong sign would make the surrogate worse; it does not explain a KL above the bound."),
            ("The damping makes the estimate exact, so this cannot happen.",
@@ -467,7 +467,7 @@ QUESTIONS: dict[str, list[Question]] = {
            ("PPO comes with a monotonic-improvement guarantee that TRPO lacks.",
             "The other way round: TRPO is derived from such a bound (with approximations); PPO's clip is a "
             "heuristic."),
-           ("PPO's returns could not be told from TRPO's in the lesson, with first-order code: several epochs of "
+           ("PPO's final returns could not be told from TRPO's in the lesson (and it was ahead early on), with first-order code: several epochs of "
             "minibatch Adam steps on one batch, no conjugate gradient, no line search; and it fits stock optimisers "
             "and shared actor-critic networks (an argument the lesson did not test).",
             "Right: lesson 07 measures returns per env step and per second, counts what one update costs and the "
