@@ -110,8 +110,9 @@ QUESTIONS: dict[str, list[Question]] = {
             "average of return times grad log pi over the sampled episodes.",
             "Right: that is the score-function (likelihood-ratio) derivation of lesson 01, section 2."),
            ("The log makes the loss positive, which the optimiser needs.",
-            "Optimisers minimise any real number, positive or negative (with raw returns as weights this loss is "
-            "in fact never negative; with normalised weights it has either sign). Its value means nothing, only its "
+            "Optimisers minimise any real number, positive or negative (with CartPole's raw returns as weights this "
+            "loss is never negative, since log pi <= 0 and the returns are positive; with negative rewards or "
+            "normalised weights it has either sign). Its value means nothing, only its "
             "gradient does."),
            ("Only for numerical stability: probabilities would work as well.",
             "Stability is why log_softmax computes the log, but the log itself comes from the derivation: with "
@@ -226,8 +227,8 @@ QUESTIONS: dict[str, list[Question]] = {
             "and the most bias from the critic's errors. (A very inaccurate critic can add noise of its own through "
             "V(s_{t+1}), which lambda = 1 cancels.)"),
            ("`lambda = 1`: the Monte Carlo return minus V.",
-            "That sums all the rewards' noise: the highest variance, and no bias from the critic beyond the "
-            "baseline."),
+            "That sums all the rewards' noise: the highest variance, and the least bias from the critic (only the "
+            "bootstrap after the rollout's last step, and the baseline)."),
            ("`lambda = 0.95`, the usual default.",
             "0.95 is a compromise between bias and variance, not the variance minimum."),
            ("The variance does not depend on lambda.",
