@@ -343,7 +343,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             raise UsageError("--verify FOLDER re-runs trials of a finished sweep; give no ALGO, --env, --grid or --set")
         try:
             report = verify(args.verify, sample=args.sample, seed=args.sample_seed, workers=args.workers,
-                            progress=not args.quiet, exact=args.exact)
+                            progress=not args.quiet, exact=args.exact, min_arm_seeds=args.min_arm_seeds)
         except SweepResultsError as error:
             raise UsageError(str(error)) from None
         print(report)
@@ -632,6 +632,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --verify: accept bit-for-bit re-runs only (on the machine that made the folder); "
                             "by default a re-run may also agree within a tolerance, or part over a rounding "
                             "difference and land inside the spread of the arm's other seeds (another CPU)")
+    sweep.add_argument("--min-arm-seeds", type=_int_at_least(1), default=1,
+                       help="with --verify: draw only trials whose arm has at least this many finished seeds (3: "
+                            "any machine can judge each one; a single-seed arm that parts over rounding on another "
+                            "CPU is reported unjudged)")
     sweep.add_argument("--sample-seed", type=_int_at_least(0), default=None,
                        help="seed of --verify's random choice (default: a fresh one, printed)")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")

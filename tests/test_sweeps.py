@@ -639,6 +639,37 @@ def test_a_rounding_difference_verifies_within_tolerance_and_fails_exact(swept, 
     assert "within tolerance" in printed and "not bit for bit" in printed
 
 
+def _part_over_rounding(data):
+    """What another CPU does to a re-run: its first update rounds in the last bits, then the episodes part."""
+    _nudge_first_loss(data)
+    data["history"]["episodes"]["return"][-1] += 50.0
+
+
+def test_a_trial_that_parts_over_rounding_without_other_seeds_is_unjudged_not_different(swept, tmp_path, capsys):
+    """The swept arms have one other seed each: too few for a spread. A re-run that parts over rounding there
+    cannot be judged on this machine (CI called a single-seed trial of figures/06_traps DIFFERENT on another CPU)."""
+    folder = _copy(swept, tmp_path)
+    for path in _trial_files(folder):
+        _edit_trial(path, _part_over_rounding, recompute_digest=True)
+    report = verify(folder, sample=1, seed=0)
+    assert not report.mismatches and not report.levels and len(report.unjudged) == 1
+    assert not report.ok  # nothing was confirmed
+    [(trial_id, why)] = report.unjudged.items()
+    assert "a rounding difference" in why and "fewer than 2 other seeds" in why
+    assert f"UNJUDGED {trial_id}" in str(report) and "DIFFERENT" not in str(report)
+    assert "none could be judged" in str(report)
+    capsys.readouterr()
+    assert main(["sweep", "--verify", str(folder), "--sample", "1", "--sample-seed", "0", "--quiet"]) == 1
+    assert "UNJUDGED" in capsys.readouterr().out
+    # the draw can be kept to trials that any machine can judge; here no arm has 3 seeds
+    with pytest.raises(SweepResultsError, match="whose arm has at least 3 finished seeds"):
+        verify(folder, sample=1, seed=0, min_arm_seeds=3)
+    assert verify(folder, sample=1, seed=0, min_arm_seeds=2).unjudged  # 2 seeds: one other, still no spread
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="min_arm_seeds"):
+            verify(folder, sample=1, seed=0, min_arm_seeds=bad)
+
+
 def test_a_record_made_before_a_column_existed_still_verifies_on_the_columns_it_has(swept, tmp_path):
     """A column pgcourse started logging later (PPO's update_kl) is missing from old records: they verify
     on every column they hold, and a changed number in one of those is still caught."""

@@ -11,7 +11,7 @@ import ast
 import random
 import sys
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -297,7 +297,11 @@ class VerifyReport:
     difference and the re-run's mean episode return lies inside the arm's other seeds' widened range; see
     :mod:`pgcourse.agreement`). ``mismatches`` holds the trials that agree at none of these (a changed
     config, a first difference larger than rounding, a result outside the spread); with ``exact=True``
-    anything short of bit for bit is a mismatch.
+    anything short of bit for bit is a mismatch. ``unjudged`` holds the trials that parted over a rounding
+    difference where their arm has fewer than 2 other seeds: with no spread to compare the outcome with, this
+    machine can say neither that they agree nor that they differ (a single-seed arm re-run on another CPU; on
+    the machine that made the folder they re-run bit for bit). ``ok`` needs at least one trial that agreed, and
+    none that differed or failed.
     """
 
     folder: Path
@@ -308,10 +312,11 @@ class VerifyReport:
     details: dict[str, str] = field(default_factory=dict)
     mismatches: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    unjudged: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return bool(self.checked) and not self.mismatches and not self.failed
+        return bool(self.levels) and not self.mismatches and not self.failed
 
     @property
     def identical(self) -> bool:
@@ -321,9 +326,14 @@ class VerifyReport:
     def __str__(self) -> str:
         if self.ok:
             counts = {level: sum(value == level for value in self.levels.values()) for level in VERIFY_LEVELS}
-            verdict = "all agree: " + ", ".join(f"{n} {level}" for level, n in counts.items() if n)
+            verdict = ("all agree: " if not self.unjudged else "the judged agree: ") + ", ".join(
+                f"{n} {level}" for level, n in counts.items() if n)
+        elif not self.levels and not self.mismatches and not self.failed and self.unjudged:
+            verdict = "none could be judged here"
         else:
             verdict = f"{len(self.mismatches)} differ, {len(self.failed)} failed"
+        if self.unjudged:
+            verdict += f", {len(self.unjudged)} unjudged"
         lines = [f"verified {len(self.checked)} trial(s) of {self.folder} (sample seed {self.sample_seed}"
                  f"{', exact' if self.exact else ''}): {verdict}"]
         lines += [f"  {self.levels[trial]}: {trial}" + (f" — {self.details[trial]}" if trial in self.details else "")
@@ -333,10 +343,16 @@ class VerifyReport:
                          "elsewhere a correct re-run agrees within tolerance or inside the spread)")
         lines += [f"  DIFFERENT {trial}: {why}" for trial, why in self.mismatches.items()]
         lines += [f"  FAILED {trial}: {why}" for trial, why in self.failed.items()]
+        lines += [f"  UNJUDGED {trial}: {why}" for trial, why in self.unjudged.items()]
+        if self.unjudged:
+            lines.append("  (an unjudged trial parted from its record over a rounding difference, as on another CPU, "
+                         "and its arm has too few other seeds to say whether the outcome agrees; min_arm_seeds=3 "
+                         "draws only trials any machine can judge; the CLI's --min-arm-seeds 3)")
         return "\n".join(lines)
 
 
 VERIFY_LEVELS = ("bit for bit", "within tolerance", "inside the spread")
+UNJUDGED = "unjudged"  # compare_rerun's level for a re-run parted over rounding with no spread to judge it by
 VERIFY_RTOL = 1e-4  # float32 training rounds at ~1e-7 an operation; 1e-4 leaves room for thousands of them
 
 
@@ -370,7 +386,9 @@ def compare_rerun(saved: Mapping[str, Any], rerun_history: Mapping[str, Any], ar
     """How a re-run's history agrees with its saved trial: ``(level, detail)``, level None if it does not.
 
     ``saved`` is the trial's deterministic history, ``rerun_history`` the re-run's (same columns), and
-    ``arm_histories`` the other seeds of the same arm (for the spread). See :class:`VerifyReport`.
+    ``arm_histories`` the other seeds of the same arm (for the spread). See :class:`VerifyReport`. Level
+    :data:`UNJUDGED`: the runs parted over a rounding difference and there are fewer than 2 other seeds, so
+    nothing can say whether the outcome agrees (not a difference: an edit still shows as larger than rounding).
     """
     agreement = agreement_of(saved, rerun_history, rtol=rtol)
     if agreement.identical:
@@ -387,7 +405,7 @@ def compare_rerun(saved: Mapping[str, Any], rerun_history: Mapping[str, Any], ar
         return None, str(onset) if onset else where
     others = [_mean_return(history) for history in arm_histories]
     if sum(np.isfinite(others)) < 2:
-        return None, f"{onset}; the arm has fewer than 2 other seeds to compare the outcome with"
+        return UNJUDGED, f"{onset}; the arm has fewer than 2 other seeds to compare the outcome with"
     check = spread_check(_mean_return(rerun_history), others)
     if not check.inside:
         return None, f"{onset}; mean episode return {check}"
@@ -395,7 +413,8 @@ def compare_rerun(saved: Mapping[str, Any], rerun_history: Mapping[str, Any], ar
 
 
 def verify(folder: str | Path, sample: int = 3, seed: int | None = None, workers: int | None = None,
-           progress: bool = False, max_seconds: float | None = None, exact: bool = False) -> VerifyReport:
+           progress: bool = False, max_seconds: float | None = None, exact: bool = False,
+           min_arm_seeds: int = 1) -> VerifyReport:
     """Re-run ``sample`` randomly chosen finished trials of ``folder`` and compare them with the saved ones.
 
     The config must be the same. The history (every column except wall times) agrees at one of three
@@ -405,17 +424,29 @@ def verify(folder: str | Path, sample: int = 3, seed: int | None = None, workers
     ``exact=True`` accepts bit for bit only (check a folder on the machine that made it).
     ``seed`` picks the sample (None: a fresh random choice, printed in the report so it can be repeated).
     ``max_seconds`` draws only among trials that took at most that long (a CI check with a time budget).
+    ``min_arm_seeds`` draws only among trials whose arm has at least that many finished seeds: 3 leaves each
+    drawn trial 2 others to judge it by on any machine (a single-seed arm can be judged only where it re-runs
+    within tolerance; elsewhere it is reported unjudged).
     """
     if not isinstance(sample, int) or isinstance(sample, bool) or sample < 1:
         raise ValueError(f"sample={sample!r} is invalid: expected a positive integer")
+    if not isinstance(min_arm_seeds, int) or isinstance(min_arm_seeds, bool) or min_arm_seeds < 1:
+        raise ValueError(f"min_arm_seeds={min_arm_seeds!r} is invalid: expected a positive integer (3 lets any "
+                         "machine judge every drawn trial)")
     store = ResultsFolder(folder)
     store.read_manifest()
     finished = sorted(store.finished_ids())
     if max_seconds is not None:
         finished = [trial_id for trial_id in finished if store.read(trial_id, check=False).wall_seconds <= max_seconds]
+    if min_arm_seeds > 1:
+        arms = {trial_id: store.read(trial_id, check=False).arm for trial_id in store.finished_ids()}
+        seeds_per_arm = Counter(arms.values())
+        finished = [trial_id for trial_id in finished if seeds_per_arm[arms[trial_id]] >= min_arm_seeds]
     if not finished:
         raise SweepResultsError(f"{store.path} has no finished trial to verify"
-                                + (f" that took at most {max_seconds:g} s" if max_seconds is not None else ""))
+                                + (f" that took at most {max_seconds:g} s" if max_seconds is not None else "")
+                                + (f" whose arm has at least {min_arm_seeds} finished seeds" if min_arm_seeds > 1
+                                   else ""))
     sample_seed = random.SystemRandom().randrange(2**31) if seed is None else seed
     chosen = sorted(random.Random(sample_seed).sample(finished, min(sample, len(finished))))
     saved = {trial_id: store.read(trial_id) for trial_id in chosen}  # also checks each file's digest
@@ -448,6 +479,8 @@ def verify(folder: str | Path, sample: int = 3, seed: int | None = None, workers
                                       [] if exact else arm_histories(trial_id), exact=exact)
         if level is None:
             report.mismatches[trial_id] = f"history: {detail}"
+        elif level == UNJUDGED:
+            report.unjudged[trial_id] = f"history: {detail}"
         else:
             report.levels[trial_id] = level
             if detail:
