@@ -167,19 +167,23 @@ QUESTIONS: dict[str, list[Question]] = {
         _q("q1", "Why does subtracting a learned state value `V(s)` from the returns leave the policy gradient "
                  "unbiased?", "c",
            ("Because the critic is trained to be accurate.",
-            "Unbiasedness holds for any function of the state, even a badly trained critic. Accuracy matters for "
-            "the variance, not for the bias."),
+            "Unbiasedness holds for any fixed function of the state (a critic fitted on earlier batches), even a "
+            "badly trained one. Accuracy matters for the variance, not for the bias."),
            ("Because the advantages are normalised afterwards.",
             "Normalising is a separate step; the argument holds without it."),
            ("Because for a fixed state, E over a ~ pi of V(s) grad log pi(a|s) = V(s) times the gradient of the "
             "sum of probabilities, which is grad 1 = 0.",
-            "Right: the baseline can depend on the state but not on the action (lesson 02, section 2.1)."),
+            "Right: the baseline may depend on the state, but not on the action or on anything after it, such as "
+            "this batch's own returns (the critic that weights a batch was fitted on earlier ones; lesson 02, "
+            "section 2.1)."),
            ("It is slightly biased, but the lower variance is worth it.",
             "There is no bias at all, as long as the baseline does not depend on the action taken.")),
         _q("q2", "Which of these baselines would bias the policy gradient?", "d",
            ("A constant, the same for every step.", "A constant does not depend on the action: unbiased."),
            ("The value of a critic that has barely been trained.",
-            "A bad critic is still a function of the state only: unbiased, just less variance reduction."),
+            "A bad critic fitted on earlier batches is still a fixed function of the state: unbiased. It may remove "
+            "little of the variance, or even add some (a critic far from the returns can make G - V spread more "
+            "than G), but it does not bias the gradient."),
            ("No baseline at all (`b = 0`).", "That is plain REINFORCE, the unbiased estimator we started from."),
            ("A baseline that depends on the action taken, `b(s, a)`.",
             "Right: the identity that makes the baseline term vanish sums over actions with b held fixed; a b that "
@@ -286,7 +290,9 @@ QUESTIONS: dict[str, list[Question]] = {
            ("The critic fits the returns too well.", "The critic's fit enters neither the KL nor the clip "
                                                      "fraction: both compare two policies."),
            ("The entropy coefficient is too high.",
-            "A strong entropy bonus keeps the policy spread out; it does not make successive policies far apart."),
+            "Less likely: the entropy term sits outside the clip, so a very strong bonus can move the policy (toward "
+            "uniform), but you would see the entropy rising; a KL jump with a clip fraction near 0.5 usually means "
+            "steps too large for the batch."),
            ("Nothing: a clip fraction near 0.5 is what PPO aims for.",
             "Half of the samples outside the interval means the policy has moved far beyond the trust region."),
            ("The steps are too large for one batch: learning rate too high, too many epochs or too many small "
@@ -330,7 +336,8 @@ QUESTIONS: dict[str, list[Question]] = {
             "distribution.",
             "Right: the clip belongs to the environment, not to the policy (lesson 05, section 4)."),
            ("Either: they give the same log-probability.",
-            "They differ for every action outside the bounds, which is common early in training."),
+            "They differ for every action outside the bounds: about 1 in 22 for a fresh policy (lesson 05, section "
+            "4), and more once the mean nears a bound, as a swing-up that wants full torque makes it."),
            ("Neither: continuous actions have no log-probability.",
             "They have a log-density, which plays the same role in the policy gradient.")),
         _q("q2", "Pendulum-v1 episodes always end with `truncated=True` after 200 steps. What happens if the agent "
@@ -513,7 +520,7 @@ QUESTIONS: dict[str, list[Question]] = {
             "Right: the gradient of k1 on a sampled token is grad log pi_theta, whose mean under pi_theta is 0. "
             "k3's mean gradient is that of the KL with its arguments swapped, grad KL(pi_ref || pi_theta): not "
             "the KL its value estimates, but zero only at the reference, so it leashes. Exercise 3 also measures "
-            "k3's smaller spread."),
+            "k3's smaller spread near the reference; far from it, k3 can be the noisier one (lesson 08)."),
            ("k1 is biased: its mean over sampled tokens is not the KL.",
             "k1 is unbiased: the KL is by definition the expectation of the log-ratio under pi_theta's samples."),
            ("k3 needs no reference model.",

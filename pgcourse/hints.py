@@ -216,7 +216,8 @@ HINTS: dict[str, tuple[str, str, str]] = {
         "return gaussian_log_prob(…) - …  # [B]\n```"),
     "gaussian_log_prob": (
         "A diagonal Gaussian is D independent 1-D Gaussians, so the log-density of an action vector is the sum of "
-        "D one-dimensional log-densities. Work with log_std directly (no log of an exponential), and let log_std "
+        "D one-dimensional log-densities. If you write the formula, use log_std directly for the log sigma term (no "
+        "log of an exponential; torch.distributions.Normal is fine too), and let log_std "
         "broadcast: it is [D] (one per action dim) or [B, D].",
         "log N(a; mu, sigma) = -1/2 ((a - mu) / sigma)^2 - log sigma - 1/2 log(2 pi) per dimension, sigma = "
         "exp(log_std); sum over the last dim: [B, D] -> [B]; keep the gradient into mean and log_std.",
@@ -232,8 +233,8 @@ HINTS: dict[str, tuple[str, str, str]] = {
         "The policy samples from an unbounded Gaussian; the environment accepts actions in [low, high]. The "
         "environment gets a clipped copy, while the rollout keeps the sampled action itself (its log-probability is "
         "what the update needs): so the input must not change.",
-        "out[b, d] = min(max(actions[b, d], low[d]), high[d]), a new [B, D] tensor of the actions' dtype; low and "
-        "high may arrive as numpy arrays.",
+        "out[b, d] = min(max(actions[b, d], low[d]), high[d]), a new [B, D] tensor of the actions' dtype (low and "
+        "high are [D] tensors; converting them to the actions' dtype first does no harm).",
         "```python\nlow = torch.as_tensor(low, dtype=actions.dtype)\nhigh = …\nreturn torch.clamp(…)     # not "
         "the in-place version\n```"),
     # chapter 03's GAE and the write-the-loop exercises (lesson 01, chapter 04b)

@@ -627,6 +627,14 @@ def categorical_entropy_log_of_softmax(logits):
     return -(p * torch.log(p)).sum(dim=-1)
 
 
+@wrong("categorical_entropy", "masked afterwards (torch.where, nan_to_num) still reaches the gradient")
+def categorical_entropy_nan_masked(logits):
+    """The value's nan masked after it is formed: right values, a nan gradient on the underflowing row
+    (exercise 02's second read: the old message blamed a detach; nan_to_num on the terms gets the same message)."""
+    p = torch.softmax(logits, dim=-1)
+    return -torch.where(p > 0, p * torch.log(p), torch.zeros_like(p)).sum(dim=-1)
+
+
 @wrong("categorical_entropy", "logits are not log-probabilities")
 def categorical_entropy_unnormalised(logits):
     """Treats the raw logits as log-probabilities."""
@@ -1081,8 +1089,23 @@ def explained_variance_ratio_of_variances(values, returns):
 
 
 @correct("explained_variance")
-def explained_variance_tensor(values, returns):
+def explained_variance_tensor(values, returns):  # the sample variance on top and bottom: the factor cancels
+    if torch.var(returns) == 0:
+        return float("nan")
     return 1 - torch.var(returns - values) / torch.var(returns)
+
+
+@wrong("explained_variance", "the returns do not vary")
+def explained_variance_no_nan_rule(values, returns):
+    """No guard: constant returns give -inf (or nan only by luck), not nan."""
+    return 1 - torch.var(returns - values) / torch.var(returns)
+
+
+@wrong("approx_kl", "detach the log-ratio")
+def approx_kl_attached(old_log_probs, new_log_probs):
+    """The right k3, left on the autograd graph of the new log-probs."""
+    log_ratio = new_log_probs - old_log_probs
+    return ((log_ratio.exp() - 1) - log_ratio).mean()
 
 
 # -------------------------------------------------------------------------- ch04 minibatch_indices
@@ -1141,8 +1164,16 @@ def minibatches_as_lists(batch_size, minibatch_size, generator):
 
 
 @correct("minibatch_indices")
-def minibatches_split(batch_size, minibatch_size, generator):
+def minibatches_split(batch_size, minibatch_size, generator):  # another cut of the same draw
     return list(torch.randperm(batch_size, generator=generator).split(minibatch_size))
+
+
+@wrong("minibatch_indices", "one randperm of batch_size from the generator")
+def minibatches_argsort_of_uniforms(batch_size, minibatch_size, generator):
+    """A valid, reproducible shuffle that is not randperm's draw (exercise 04's second read: it passed here and
+    then failed exercise 6 with a message about the loop)."""
+    order = torch.argsort(torch.rand(batch_size, generator=generator))
+    return list(torch.tensor_split(order, -(-batch_size // minibatch_size)))
 
 
 # ---------------------------------------------------------------------------------- ch04 ppo_epochs
@@ -2188,7 +2219,7 @@ def masked_clipped_loss_old_with_grad(log_probs, old_log_probs, advantages, mask
     ratio = torch.exp(log_probs - old_log_probs)
     objective = torch.min(ratio * advantages, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * advantages)
     mask = mask.float()
-    return -(objective * mask).sum() / mask.sum()
+    return -(objective * mask).sum() / mask.sum().clamp(min=1)
 
 
 @wrong("masked_clipped_loss", "zeroed but still counted")
@@ -2201,7 +2232,16 @@ def masked_clipped_loss_divides_by_all(log_probs, old_log_probs, advantages, mas
 def masked_clipped_loss_where(log_probs, old_log_probs, advantages, mask, clip_eps=0.2):
     objective = _token_objective(log_probs, old_log_probs, advantages, clip_eps)
     keep = mask.bool()
-    return -torch.where(keep, objective, torch.zeros_like(objective)).sum() / keep.sum()
+    return -torch.where(keep, objective, torch.zeros_like(objective)).sum() / keep.sum().clamp(min=1)
+
+
+@wrong("masked_clipped_loss", "an all-padding batch divides 0 by 0")
+def masked_clipped_loss_nan_on_padding(log_probs, old_log_probs, advantages, mask, clip_eps=0.2):
+    """Right on every batch with a real token; 0/0 = nan on one of padding only (exercise 08's second read: the
+    check had no such case)."""
+    objective = _token_objective(log_probs, old_log_probs, advantages, clip_eps)
+    mask = mask.to(objective.dtype)
+    return -(objective * mask).sum() / mask.sum()
 
 
 # -------------------------------------------------------------------------------- ch02 fit_critic

@@ -111,6 +111,8 @@ def _cases_approx_kl() -> list[Case]:
         random_case("float64 (B=10)", 10, 0.3, torch.float64),
         random_case("random, small policy change (B=64)", 64, 0.1),
         random_case("random, large policy change (B=16)", 16, 0.7),
+        Case("new_log_probs carry a gradient (as during training)",
+             dict(old_log_probs=_t([-1.0, -2.0, -0.5]), new_log_probs=_t([-0.9, -2.2, -0.5], requires_grad=True))),
     ]
 
 
@@ -119,6 +121,8 @@ APPROX_KL = Exercise(
     reference=diagnostics.approx_kl,
     make_cases=_cases_approx_kl,
     output="number",
+    detached_output_hint="the KL is a diagnostic the loop reads, never part of a loss: detach the log-ratio "
+                         "(or compute it with autograd off), as the package's approx_kl does.",
     concept="the k3 estimate (see the lesson) of the KL divergence between the old and the new policy, from "
             "the log-probabilities of the sampled actions: a batch average, never negative, 0 for identical "
             "policies.",
@@ -185,6 +189,10 @@ def _cases_explained_variance() -> list[Case]:
                                                           returns=_t([1.0, 2.0, 3.0, 4.0]))),
         Case("a critic that predicts the mean return", dict(values=_t([3.0, 3.0, 3.0]), returns=_t([1.0, 2.0, 6.0]))),
         Case("a critic worse than the mean", dict(values=_t([3.0, 2.0, 1.0]), returns=_t([1.0, 2.0, 3.0]))),
+        Case("returns that do not vary (explained variance undefined: nan)",
+             dict(values=_t([1.0, 2.0, 3.0]), returns=_t([2.0, 2.0, 2.0]))),
+        Case("a critic off by a constant (explained variance does not see an offset: 1)",
+             dict(values=_t([6.0, 7.0, 11.0]), returns=_t([1.0, 2.0, 6.0]))),
         Case("random, a decent critic (B=50)", dict(values=random_returns + _randn(g, 50), returns=random_returns)),
         Case("[T, N] = [8, 4] inputs", dict(values=returns_2d * 0.5 + _randn(g, 8, 4), returns=returns_2d)),
         Case("float64 (B=20)", dict(values=returns_64 + _randn(g, 20, dtype=torch.float64, scale=2.0),
@@ -201,6 +209,10 @@ EXPLAINED_VARIANCE = Exercise(
             "critic, 0 for one that always predicts the mean return, negative for a worse one; it compares the "
             "variance of the residuals (returns - values) with the variance of the returns.",
     mistakes=[
+        Mistake("the returns do not vary, so the ratio is undefined: return nan there (you return what the "
+                "division gives, -inf or nan by chance).",
+                lambda values, returns_: (1 - (returns_ - values).var() / returns_.var())
+                if float(returns_.var()) == 0 else torch.tensor(float("nan"))),
         Mistake("explained variance upside down: the residual variance goes on top of the fraction, the "
                 "variance of the returns below.", lambda values, returns_: 1 - 1 / _residual_ratio(values, returns_)),
         Mistake("Var[returns - values] / Var[returns] is the UNexplained fraction: subtract it from 1.",
@@ -213,7 +225,7 @@ EXPLAINED_VARIANCE = Exercise(
 )
 
 # --------------------------------------------------------------------------------------------------
-# minibatch_indices (any shuffle is fine, so it has its own check)
+# minibatch_indices (its properties first, then the package's draw; any cut; so it has its own check)
 # --------------------------------------------------------------------------------------------------
 
 def _minibatch_problem(chunks: Any, batch_size: int, minibatch_size: int) -> tuple[str, str] | None:
@@ -268,10 +280,13 @@ def _order(chunks: list[Tensor]) -> list[int]:
 def check_minibatch_indices(fn: Callable[..., Any]) -> None:
     """Check ``minibatch_indices(batch_size, minibatch_size, generator) -> list[Tensor]``.
 
-    Not compared with the reference element by element (any shuffle is fine): the result must be a
-    partition of ``range(batch_size)`` into ``ceil(batch_size / minibatch_size)`` minibatches of at
-    most ``minibatch_size`` indices, shuffled, reproducible with the same seeded generator, and
-    different for a different generator or the next call.
+    First the properties, each with its own message: a partition of ``range(batch_size)`` into
+    ``ceil(batch_size / minibatch_size)`` minibatches of at most ``minibatch_size`` indices, shuffled,
+    reproducible with the same seeded generator, and different for a different generator or the next call.
+    Then the package's draw: the order, read across the minibatches, must be that of one ``torch.randperm`` from
+    the generator (any cut of it passes). Exercise 6's loop and ``pg.train`` reproduce the package's run only with
+    that draw, so another valid shuffle is named as such (exercise 04's second read found one that passed here and
+    then failed exercise 6 with a message about the loop).
     """
     name = "minibatch_indices"
     sizes = [(1, 1), (5, 8), (7, 7), (10, 4), (13, 5), (16, 4), (64, 16), (100, 32)]
@@ -310,7 +325,21 @@ def check_minibatch_indices(fn: Callable[..., Any]) -> None:
             "you are given so each epoch gets a new order.", True, case,
             expected="a new order for another generator and for the next call with the same generator",
             received=f"seed 7: {first}; seed 8: {other_seed}; two successive calls: {again[0]} and {again[1]}"))
-    print(f"✓ {name}: {len(sizes) + 4} cases passed")
+    for number, (batch_size, minibatch_size) in enumerate(sizes):  # the draw and the cut the package makes
+        chunks = _call_minibatch(fn, batch_size, minibatch_size, seed=100 + number, global_seed=number)
+        expected = batching.minibatch_indices(batch_size, minibatch_size, torch.Generator().manual_seed(100 + number))
+        case = Case(f"batch_size={batch_size}, minibatch_size={minibatch_size}",
+                    dict(batch_size=batch_size, minibatch_size=minibatch_size,
+                         generator=torch.Generator().manual_seed(100 + number)))
+        if _order(chunks) != _order(expected):
+            raise AssertionError(_message(
+                name, "a valid shuffle, but not the order that one call of torch's randperm draws from this "
+                "generator.",
+                "draw the order with one randperm of batch_size from the generator you are given: exercise 6's loop "
+                "and the package's run are compared with that draw (another shuffle is as random, but a seed would "
+                "no longer give the package's minibatches).", True, case,
+                expected=[c.tolist() for c in expected], received=[c.tolist() for c in chunks]))
+    print(f"✓ {name}: {2 * len(sizes) + 4} cases passed")
 
 
 # --------------------------------------------------------------------------------------------------

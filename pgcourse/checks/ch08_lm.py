@@ -372,6 +372,8 @@ def _cases_masked_clipped_loss() -> list[Case]:
                    [5, 3], 5, per_token=False, old_grad=True),
         _loss_case(g, "random, 8 responses of lengths 1 to 12 (T=12)", [12, 1, 5, 9, 12, 3, 7, 2], 12,
                    per_token=False),
+        _loss_case(g, "no real token at all: padding only (the loss is 0, not nan)", [0, 0, 0, 0], 16,
+                   per_token=False),
     ]
 
 
@@ -402,6 +404,10 @@ MASKED_CLIPPED_LOSS = Exercise(
                 "responses); this contract is token-level (as DAPO; Dr. GRPO divides by a constant): the masked sum over every real "
                 "token of the batch divided by their number, so a long response counts by its tokens.",
                 _sequence_mean_loss),
+        Mistake("an all-padding batch divides 0 by 0 (nan): divide the masked sum by the number of real tokens, "
+                "but by at least 1.",
+                lambda lp, old, adv, mask, eps: -(_token_surrogate(lp, old, adv, eps) * mask.to(lp.dtype)).sum()
+                / mask.to(lp.dtype).sum()),
         Mistake("a sum over the tokens, not a mean: divide by the number of real tokens.",
                 lambda lp, old, adv, mask, eps: -(_token_surrogate(lp, old, adv, eps) * mask.to(lp.dtype)).sum()),
         Mistake("you never clip: the clipped surrogate (the ratio clipped to [1 - eps, 1 + eps], times the "
@@ -604,14 +610,15 @@ def _number(stats: Any, key: str) -> float | None:
 
 
 def check_grpo_update(fn: Callable[..., Any], start_model=None, seed: int = RUN_SEED, updates: int = RUN_UPDATES,
-                      verbose: bool = True, compare: bool = True) -> GRPOReport:
+                      verbose: bool = True, compare: bool = True, require_gain: bool = True) -> GRPOReport:
     """Check ``grpo_update(policy, reference, optimizer, prompts, generator, group_size, epochs, clip_eps, kl_coef)``
     by what it does: one small call first, on a policy moved off the reference (it returns the batch's ``reward`` and
     ``kl``, changes the policy, leaves the reference alone; with ``compare``, the numbers and the parameter change
     must match :func:`reference_grpo_update`'s on the same samples, and a known wrong version is named); then a
     training run from the pretrained model, which passes when the exact accuracy on 256 held-out prompts rose by at
     least ``MIN_GAIN``. ``compare=False`` skips the comparison, to measure another algorithm with the same signature
-    (the chapter's stretch task). Returns a :class:`GRPOReport`."""
+    (the chapter's stretch task); ``require_gain=False`` returns the report whatever the gain, so a comparison over
+    seeds keeps the seeds where a method did worst. Returns a :class:`GRPOReport`."""
     import time
 
     from ..lm.pretrain import evaluate_sorting, held_out_prompts
@@ -699,6 +706,10 @@ def check_grpo_update(fn: Callable[..., Any], start_model=None, seed: int = RUN_
                   f"{history['kl'][-1]:.3f}")
     after = evaluate_sorting(policy, evaluation, seed=seed)["sampled_exact"]
     report = GRPOReport(history, before, after, policy, reference, time.perf_counter() - started)
+    if not require_gain:
+        print(f"{name}: the exact accuracy on {EVAL_PROMPTS} held-out prompts went from {before:.3f} to {after:.3f} in "
+              f"{updates} updates (a gain of {report.gain:+.3f}; not checked: require_gain=False)")
+        return report
     if report.gain < MIN_GAIN:
         raise _grpo_fail(
             f"after {updates} updates the exact accuracy on {EVAL_PROMPTS} held-out prompts went from {before:.3f} to "

@@ -267,6 +267,15 @@ def _grad_failure(ex: Exercise, case: Case, learner_args: list[Any], received: T
                 hint = ex.no_grad_hints.get(name, "did you detach it, or rebuild it with torch.tensor?")
                 return _Failure("grad", case, f"no gradient flows back into `{name}`.", hint, show_values=False)
             continue
+        broken = ~torch.isfinite(learner_grad) & torch.isfinite(reference_grad)
+        if bool(broken.any()):
+            return _Failure("grad", case, f"the gradient with respect to `{name}` is nan or infinite in "
+                            f"{int(broken.sum())} entries where it should be finite, although the values are right.",
+                            "a nan or inf formed inside the computation and masked afterwards (torch.where, "
+                            "nan_to_num) still reaches the gradient: avoid forming it (a log of 0, a division by "
+                            "0) rather than masking it.",
+                            expected=reference_grad, received=learner_grad,
+                            labels=(f"expected gradient of `{name}`", "your gradient"))
         if not _close(learner_grad, reference_grad, "tensor", _tolerance(case)):
             return _Failure("grad", case, f"the gradient with respect to `{name}` is not the expected one, although "
                             f"the values are right.",
@@ -295,6 +304,10 @@ def _check_case(ex: Exercise, case: Case, learner_args: list[Any], output: Any) 
             return _Failure("inplace", case, f"your function modified its input `{name}` in place.", hint,
                             expected=original, received=passed,
                             labels=(f"`{name}` before your call", f"`{name}` after your call"))
+    if ex.output == "number" and ex.detached_output_hint is not None and isinstance(output, Tensor) \
+            and output.requires_grad:
+        return _Failure("grad", case, "your output still requires grad (it is connected to the autograd graph of "
+                        "the inputs).", ex.detached_output_hint, show_values=False)
     if ex.output == "tensor":
         grad_failure = _grad_failure(ex, case, learner_args, received, ref_args, expected)
         if grad_failure is not None:
