@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import pgcourse as pg
+from pgcourse.traps import bug_hunt
 from pgcourse.traps.signals import top_causes
 from pgcourse.history import History
 
@@ -74,13 +75,41 @@ def test_negative_explained_variance_of_an_accurate_critic_on_constant_targets_i
     diagnosis = pg.diagnose(solved := synthetic_run(explained_variance=-0.8, value_rel_error=0.01,
                                                     returns=np.full(100, 500.0)))
     assert all(f.signal != "explained variance" for f in diagnosis)
-    assert "note: [OK   ] explained variance" in str(diagnosis) and "barely vary" in str(diagnosis)
+    assert "note: [OK   ] explained variance" in str(diagnosis) and "vary little" in str(diagnosis)
     assert "explained variance" in diagnosis._repr_markdown_().split("note:")[1]
     assert solved.history.status == "completed"
     # the same EV with a critic that is really off (30% error) is still the alarm
     lagging = synthetic_run(explained_variance=-0.8, value_rel_error=0.3, returns=np.full(100, 500.0))
     finding = next(f for f in pg.diagnose(lagging, verbose=False) if f.signal == "explained variance")
     assert finding.severity == "alarm"
+
+
+def test_an_explained_variance_just_below_zero_beside_a_modest_error_is_a_lag_not_an_alarm():
+    """Exercise 06's mystery 2 (pool 9): EV -0.000156 at error 0.206 was an ALARM, 'far from its targets', beside
+    mystery 1's 'healthy' critic at EV 0.002 and error 0.177: a sign flip of noise around 0 made the alarm."""
+    near_zero = synthetic_run(explained_variance=-0.000156, value_rel_error=0.206)
+    finding = next(f for f in pg.diagnose(near_zero) if f.signal == "explained variance")
+    assert (finding.severity, finding.message) == ("warn", "the critic lags its targets")
+    real = bug_hunt.pool_run(9)
+    finding = next(f for f in pg.diagnose(real) if f.signal == "explained variance")
+    assert finding.severity == "warn"
+
+
+def test_the_return_trend_calls_no_change_within_the_episodes_noise_an_improvement():
+    """Exercise 06's mystery 4 (pool 11): a policy whose actor never moved (gradient ~1e-8) read 'returns
+    improve' from its first and last episodes' means, 145 apart with a standard error of ~136."""
+    frozen = bug_hunt.pool_run(11)
+    finding = next(f for f in [*pg.diagnose(frozen), *pg.diagnose(frozen).healthy] if f.signal == "return trend")
+    assert finding.severity == "warn" and "noise" in finding.message
+    assert finding.evidence["return_end"] - finding.evidence["return_start"] < 2 * finding.evidence["standard_error"]
+    rng = np.random.default_rng(0)
+    noisy_but_learning = np.linspace(20, 200, 200) + rng.normal(0, 40, 200)  # a real rise through the noise
+    learning = synthetic_run(returns=noisy_but_learning)
+    assert "return trend" in [f.signal for f in pg.diagnose(learning).healthy]
+    falling = synthetic_run(returns=noisy_but_learning[::-1])
+    assert [f.message for f in pg.diagnose(falling) if f.signal == "return trend"] == ["returns went DOWN"]
+    same_noise = synthetic_run(returns=rng.normal(100, 40, 200))  # no trend: flat, whichever way the means fall
+    assert [f.severity for f in pg.diagnose(same_noise) if f.signal == "return trend"] == ["warn"]
 
 
 @pytest.mark.parametrize("trap", ["stale_old_log_probs", "advantage_sign_flipped", "long_rollout"])
