@@ -177,7 +177,8 @@ QUESTIONS: dict[str, list[Question]] = {
             "this batch's own returns (the critic that weights a batch was fitted on earlier ones; lesson 02, "
             "section 2.1)."),
            ("It is slightly biased, but the lower variance is worth it.",
-            "There is no bias at all, as long as the baseline does not depend on the action taken.")),
+            "There is no bias at all, as long as the baseline depends on neither the action taken nor anything "
+            "after it.")),
         _q("q2", "Which of these baselines would bias the policy gradient?", "d",
            ("A constant, the same for every step.", "A constant does not depend on the action: unbiased."),
            ("The value of a critic that has barely been trained.",
@@ -291,8 +292,8 @@ QUESTIONS: dict[str, list[Question]] = {
                                                      "fraction: both compare two policies."),
            ("The entropy coefficient is too high.",
             "Less likely: the entropy term sits outside the clip, so a very strong bonus can move the policy (toward "
-            "uniform), but you would see the entropy rising; a KL jump with a clip fraction near 0.5 usually means "
-            "steps too large for the batch."),
+            "uniform), but you would see the entropy rising. Look for what else moves the policy this far in one "
+            "update."),
            ("Nothing: a clip fraction near 0.5 is what PPO aims for.",
             "Half of the samples outside the interval means the policy has moved far beyond the trust region."),
            ("The steps are too large for one batch: learning rate too high, too many epochs or too many small "
@@ -361,7 +362,8 @@ QUESTIONS: dict[str, list[Question]] = {
             "The entropy is log sigma plus a constant per dimension: it still depends on it."),
            ("sigma must stay positive; log sigma can be any real number, and a gradient step on it changes sigma by "
             "a factor rather than by an amount.",
-            "Right: no clamping is needed, and small and large sigmas are updated alike in relative terms."),
+            "Right: no clamp is needed to keep sigma positive (lesson 05's log_std_min is a floor on exploration, not "
+            "a positivity fix), and small and large sigmas are updated alike in relative terms."),
            ("So that sigma shrinks automatically during training.",
             "Nothing in the parametrisation makes sigma shrink; the gradient of the objective decides.")),
         _q("q4", "The agent trained with observation normalisation. Why must the running statistics be saved with "
@@ -394,8 +396,9 @@ QUESTIONS: dict[str, list[Question]] = {
            ("Train on CartPole for longer and watch the return.",
             "The return mixes the policy, the critic and the environment: a broken critic may only slow learning, "
             "and you cannot tell which part failed."),
-           ("Train on a probe with one observation, one step per episode and reward +1, and check that V is 1.",
-            "Right: with nothing to learn but the value, a critic that does not reach the exact answer is broken "
+           ("Train on a probe with one observation, one step per episode that terminates, and reward +1, and check "
+            "that V reaches 1.",
+            "Right: with nothing to learn but the value, a critic that does not get close to the known answer is broken "
             "(lesson 06's probe environments)."),
            ("Raise the critic's learning rate until the explained variance is high.",
             "That tunes around a bug instead of finding it; a broken loss can still fit something."),

@@ -103,11 +103,12 @@ HINTS: dict[str, tuple[str, str, str]] = {
         "Fitting the critic is an ordinary regression with an optimiser: its values should move towards the observed "
         "returns, which stay fixed targets. Each step follows the same four moves in the same order, and the gradients "
         "of the previous step must not leak into the next one (PyTorch adds new gradients to those already in .grad).",
-        "Train a copy of the weights (requires grad) with torch.optim.Adam([w], lr=lr). For each of the `steps` "
-        "steps: V = observations @ w, [B]; L_V = 1/2 * mean (V - G)^2 with G the returns (not G - V); clear the "
-        "gradients; backpropagate L_V; step. Record L_V before its step.",
+        "Train a copy of the weights (requires grad) with one torch.optim.Adam([w], lr=lr), made once before the "
+        "loop. For each of the `steps` steps: V = observations @ w, [B]; L_V = 1/2 * mean (V - G)^2 with G the "
+        "returns (not G - V); clear the gradients; backpropagate L_V; step. Record L_V before its step.",
         "```python\nw = …                                 # a copy that requires grad\noptimizer = torch.optim.Adam([w], "
-        "lr=lr)\nfor _ in range(steps):\n    loss = 0.5 * (…).mean()            # values against the returns\n"
+        "lr=lr)  # one optimiser, made once, for all the steps\nlosses = []\nfor _ in range(steps):\n"
+        "    loss = 0.5 * (…).mean()            # values against the returns\n"
         "    …                                 # zero_grad, backward, step: in this order\n    losses.append(…)\n"
         "return w.detach(), losses\n```"),
     "categorical_entropy": (
@@ -157,21 +158,22 @@ HINTS: dict[str, tuple[str, str, str]] = {
         "tensor or float.",
         "```python\nlog_ratio = (…).detach()\nreturn ((torch.exp(log_ratio) - 1) - …).mean()\n```"),
     "clip_fraction": (
-        "The share of samples whose ratio left the clipping interval, i.e. where the clip in the surrogate is "
-        "active. Exactly on the boundary is not outside.",
+        "The share of samples whose ratio left the clipping interval, on either side (the clip in the surrogate "
+        "acts only on those past it on the side their advantage favours, but all of them count here). Exactly on "
+        "the boundary is not outside.",
         "mean over the batch of [ |rho - 1| > eps ] (strictly greater), as a float; no gradient.",
         "```python\noutside = (… - 1.0).abs() > …\nreturn outside.float().mean()\n```"),
     "explained_variance": (
-        "How much of the returns' spread the critic accounts for: 1 means perfect predictions, 0 means no better "
-        "than predicting the mean, negative means worse than that. When the returns do not vary at all, the ratio "
+        "How much of the returns' spread the critic accounts for: 1 means its errors do not vary (perfect, or off by "
+        "one constant), 0 means no better than predicting the mean, negative means worse than that. When the returns do not vary at all, the ratio "
         "is undefined.",
-        "EV = 1 - Var[returns - values] / Var[returns] over all elements (population variances), computed in "
+        "EV = 1 - Var[returns - values] / Var[returns] over all elements (the same variance on top and bottom), computed in "
         "float64 and returned as a Python float; nan when Var[returns] = 0.",
         "```python\nv, r = …, …                      # detached, flattened, float64\nif …:                            "
         "# the returns do not vary\n    return float(\"nan\")\nreturn float(1.0 - … / …)\n```"),
     "minibatch_indices": (
-        "One epoch visits every sample of the batch exactly once, in a random order, in chunks of minibatch_size "
-        "(the last chunk may be smaller). The order must come from the generator you are given, so a seed "
+        "One epoch visits every sample of the batch exactly once, in a random order, in chunks of at most "
+        "minibatch_size, as nearly equal in size as possible. The order must come from the generator you are given, so a seed "
         "reproduces it.",
         "A permutation of range(batch_size) drawn with the generator, cut into ceil(batch_size / minibatch_size) "
         "consecutive pieces as nearly equal in size as torch's own splitting gives; a list of int64 tensors.",

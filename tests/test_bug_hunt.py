@@ -195,7 +195,7 @@ def test_check_accepts_each_answer_and_rejects_a_wrong_one(capsys):
     for k, answer in ANSWERS.items():
         assert SIGNAL_ANSWERS[k] in traps.signals.SHOWS_IN[answer], k  # the solution's signal is one the check takes
         for signal in traps.signals.SHOWS_IN[answer]:  # every signal the bug acts on, and the run measures, is right
-            if signal in bug_hunt.unmeasured_signals(k):
+            if signal in bug_hunt.unmeasured_signals(k) | bug_hunt.inert_signals(k, answer):
                 continue
             pg.checks.check_mystery(k, answer, signal)
             assert capsys.readouterr().out.startswith(f"✓ mystery trainer {k}")
@@ -690,6 +690,22 @@ def test_the_grader_grades_each_students_bug_hunt_on_its_own(tmp_path):
             else:
                 assert "does not behave like it" in feedback[0] and "no tries left" not in feedback[0]
     assert any(note.startswith("ch06_mystery_1: the notebook's record") for note in report.student("eve").notes)
+
+
+def test_a_signal_the_bug_cannot_move_in_this_trainer_is_not_its_signal(capsys):
+    """Exercise 06's third read: joint_grad_clip's 'explained variance' was accepted on mysteries 2 and 3, PPO runs whose
+    critic is clipped on its own at the same norm: one shared clip then changes the critic's clip factor by ~1e-5."""
+    joint = [k for k, answer in ANSWERS.items() if answer == "joint_grad_clip"]
+    assert joint
+    for k in joint:
+        assert bug_hunt.inert_signals(k, "joint_grad_clip") == {"explained variance"}
+        message = bug_hunt.signal_feedback(k, "joint_grad_clip", "explained variance")
+        assert message is not None and "clipped on its own" in message and "the trap is right" in message
+        with pytest.raises(AssertionError, match="clipped on its own"):
+            pg.checks.check_mystery(k, "joint_grad_clip", "explained variance")
+        pg.checks.check_mystery(k, "joint_grad_clip", "KL / clip fraction")
+        assert capsys.readouterr().out.count(f"✓ mystery trainer {k}") == 1
+    assert all(not bug_hunt.inert_signals(k, answer) for k, answer in ANSWERS.items() if answer != "joint_grad_clip")
 
 
 def test_a_signal_the_trainer_does_not_measure_is_not_its_signal():

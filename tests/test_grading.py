@@ -87,7 +87,8 @@ SOLUTIONS = {
     ### END SOLUTION''',
     "ch01_minibatch": '''def minibatch_indices(batch_size, minibatch_size, generator):
     ### BEGIN SOLUTION
-    return list(torch.randperm(batch_size, generator=generator).split(minibatch_size))
+    permutation = torch.randperm(batch_size, generator=generator)
+    return list(torch.tensor_split(permutation, -(-batch_size // minibatch_size)))
     ### END SOLUTION''',
 }
 PLAY_CHECK = "pg.checks.check_play_episode(play_episode)"

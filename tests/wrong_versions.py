@@ -1163,9 +1163,20 @@ def minibatches_as_lists(batch_size, minibatch_size, generator):
     return [chunk.tolist() for chunk in torch.randperm(batch_size, generator=generator).split(minibatch_size)]
 
 
-@correct("minibatch_indices")
-def minibatches_split(batch_size, minibatch_size, generator):  # another cut of the same draw
+@wrong("minibatch_indices", "cut it into nearly equal parts")
+def minibatches_split(batch_size, minibatch_size, generator):
+    """The right draw, cut into pieces of minibatch_size with a smaller last one (exercise 04's third read: PPO's batch
+    is its valid transitions, rarely a multiple of the minibatch size, so this cut changes the package's run)."""
     return list(torch.randperm(batch_size, generator=generator).split(minibatch_size))
+
+
+@correct("minibatch_indices")
+def minibatches_manual_cut(batch_size, minibatch_size, generator):  # tensor_split's sizes, written by hand
+    permutation = torch.randperm(batch_size, generator=generator)
+    count = -(-batch_size // minibatch_size)
+    base, extra = divmod(batch_size, count)
+    sizes = [base + 1] * extra + [base] * (count - extra)
+    return list(torch.split(permutation, sizes))
 
 
 @wrong("minibatch_indices", "one randperm of batch_size from the generator")
@@ -2252,6 +2263,8 @@ def _fit_critic_learner(weights, observations, returns, lr, steps, slip=None):
     optimizer = torch.optim.Adam([w], lr=lr)
     losses = []
     for _ in range(steps + 1 if slip == "one_more_step" else steps):
+        if slip == "new_optimizer_each_step":
+            optimizer = torch.optim.Adam([w], lr=lr)
         values = (observations * w).sum(dim=1)  # [B]
         targets = returns - values.detach() if slip == "advantage_targets" else returns
         loss = torch.nn.functional.mse_loss(values, targets) * 0.5
@@ -2273,6 +2286,13 @@ def _fit_critic_learner(weights, observations, returns, lr, steps, slip=None):
 @correct("fit_critic")
 def fit_critic_mse_loss(weights, observations, returns, lr, steps):
     return _fit_critic_learner(weights, observations, returns, lr, steps)
+
+
+@wrong("fit_critic", "create one optimiser before the loop")
+def fit_critic_new_adam_each_step(weights, observations, returns, lr, steps):
+    """A new Adam inside the loop (exercise 02's third read: it passed the 1-step case and then got 'no known mistake
+    reproduces your results', under a description of the loop that it matched word for word)."""
+    return _fit_critic_learner(weights, observations, returns, lr, steps, slip="new_optimizer_each_step")
 
 
 @wrong("fit_critic", "zero the optimiser's gradients before each backward pass, every step")

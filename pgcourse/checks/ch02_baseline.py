@@ -188,6 +188,8 @@ def reference_fit_critic(weights: Tensor, observations: Tensor, returns: Tensor,
     optimizer = torch.optim.Adam([weights], lr=lr)
     losses_: list[float] = []
     for _ in range(steps + 1 if mistake == "one_more_step" else steps):
+        if mistake == "new_optimizer_each_step":
+            optimizer = torch.optim.Adam([weights], lr=lr)  # forgets Adam's moment estimates every step
         values = observations @ weights  # [B]
         targets = returns.detach()  # [B] G, constants
         if mistake == "advantage_targets":
@@ -220,6 +222,9 @@ CRITIC_MISTAKES: list[tuple[str, tuple[str, ...], str]] = [
     ("advantage_targets", ("weights", "losses"), "the critic regresses on the returns G_i, not on the advantages "
                                                  "G_i - V(s_i): its values should match the returns."),
     ("one_more_step", ("weights", "losses"), "one step too many: take exactly `steps` optimiser steps."),
+    ("new_optimizer_each_step", ("weights",), "a new Adam at every step starts its moment estimates afresh, so "
+                                             "every step is Adam's first: create one optimiser before the loop and "
+                                             "let it serve all the steps."),
     ("no_half", ("losses",), "missing the factor 1/2 in front of the mean squared error (the losses are twice the "
                              "reference's; Adam's steps hide it, the losses do not)."),
     ("sum", ("losses",), "average the squared errors over the batch, not .sum(): the loss must not grow with the "

@@ -225,7 +225,7 @@ EXPLAINED_VARIANCE = Exercise(
 )
 
 # --------------------------------------------------------------------------------------------------
-# minibatch_indices (its properties first, then the package's draw; any cut; so it has its own check)
+# minibatch_indices (its properties first, then the package's draw and cut, so it has its own check)
 # --------------------------------------------------------------------------------------------------
 
 def _minibatch_problem(chunks: Any, batch_size: int, minibatch_size: int) -> tuple[str, str] | None:
@@ -283,10 +283,11 @@ def check_minibatch_indices(fn: Callable[..., Any]) -> None:
     First the properties, each with its own message: a partition of ``range(batch_size)`` into
     ``ceil(batch_size / minibatch_size)`` minibatches of at most ``minibatch_size`` indices, shuffled,
     reproducible with the same seeded generator, and different for a different generator or the next call.
-    Then the package's draw: the order, read across the minibatches, must be that of one ``torch.randperm`` from
-    the generator (any cut of it passes). Exercise 6's loop and ``pg.train`` reproduce the package's run only with
-    that draw, so another valid shuffle is named as such (exercise 04's second read found one that passed here and
-    then failed exercise 6 with a message about the loop).
+    Then the package's draw and cut: the order, read across the minibatches, must be that of one ``torch.randperm``
+    from the generator, cut as ``torch.tensor_split`` cuts it. Exercise 6's loop and ``pg.train`` reproduce the
+    package's run only with those (PPO's batch is its rollout's valid transitions, rarely a multiple of the
+    minibatch size), so another valid shuffle or cut is named as such (exercise 04's second read found a shuffle
+    that passed here and then failed exercise 6 with a message about the loop; its third read, a cut).
     """
     name = "minibatch_indices"
     sizes = [(1, 1), (5, 8), (7, 7), (10, 4), (13, 5), (16, 4), (64, 16), (100, 32)]
@@ -338,6 +339,14 @@ def check_minibatch_indices(fn: Callable[..., Any]) -> None:
                 "draw the order with one randperm of batch_size from the generator you are given: exercise 6's loop "
                 "and the package's run are compared with that draw (another shuffle is as random, but a seed would "
                 "no longer give the package's minibatches).", True, case,
+                expected=[c.tolist() for c in expected], received=[c.tolist() for c in chunks]))
+        if [c.numel() for c in chunks] != [c.numel() for c in expected]:
+            raise AssertionError(_message(
+                name, f"the right order, cut into sizes {[c.numel() for c in chunks]} instead of "
+                f"{[c.numel() for c in expected]}.",
+                "cut it into nearly equal parts, as torch's tensor_split does: PPO trains on the rollout's valid "
+                "transitions, a number that varies from update to update, so exercise 6's loop and the package's "
+                "run take those parts.", True, case,
                 expected=[c.tolist() for c in expected], received=[c.tolist() for c in chunks]))
     print(f"✓ {name}: {2 * len(sizes) + 4} cases passed")
 

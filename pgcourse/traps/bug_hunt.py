@@ -81,7 +81,8 @@ from ..planted import TRAPS, plant, validate_traps
 from ..run import Run, load
 from .pool import (DEFAULT_DRAW, MYSTERIES, MYSTERY_DIR, STUDENT_VARIABLE, choose_student, current_student, draw,
                    pool_id, pool_ids)
-from .signals import SHOWS_IN, SIGNALS, diagnose, signal_name, top_causes
+from .signals import INERT_BECAUSE, SHOWS_IN, SIGNALS, diagnose, signal_name, top_causes
+from .signals import inert_signals as signals_inert_in
 
 MYSTERY_STEPS = 12_000  # env steps of the CartPole mystery trainers (the Pendulum ones: see MYSTERY_SPECS)
 
@@ -369,6 +370,13 @@ def unmeasured_in(spec: dict[str, Any]) -> set[str]:
     return missing
 
 
+def inert_signals(k: int, answer: str) -> set[str]:
+    """Signals of :data:`~pgcourse.traps.signals.SHOWS_IN` through which ``answer`` cannot act in trainer ``k``'s
+    settings (:func:`~pgcourse.traps.signals.inert_signals` of its saved config)."""
+    config = json.loads((MYSTERY_DIR / str(pool_id(k)) / "config.json").read_text())
+    return signals_inert_in(answer, config)
+
+
 def signal_feedback(k: int, answer: str, signal: Any) -> str | None:
     """None if ``signal`` is one of the signals through which ``answer`` (the right trap of trainer ``k``)
     acts (:data:`~pgcourse.traps.signals.SHOWS_IN`); otherwise why not, without naming the ones that are."""
@@ -380,6 +388,9 @@ def signal_feedback(k: int, answer: str, signal: Any) -> str | None:
         return (f"mystery trainer {k}: {answer!r} reproduces it (the trap is right), but this trainer does not measure "
                 f"{name!r} (its history has no such numbers), so it cannot be where the bug shows: which signal of "
                 f"its history does the bug move?")
+    if name in inert_signals(k, answer):
+        return (f"mystery trainer {k}: {answer!r} reproduces it (the trap is right), but in this trainer's settings it "
+                f"cannot act through {name!r}: {INERT_BECAUSE[answer]} Which signal reads what it does change?")
     if name in SHOWS_IN[answer]:
         return None
     return (f"mystery trainer {k}: {answer!r} reproduces it (the trap is right), but {name!r} is not a signal this "

@@ -67,6 +67,9 @@ CRITIC_FAR = 0.5  # above: the critic is far from its targets (alarm)
 EV_WORSE_THAN_MEAN = -0.1  # explained variance below: the critic is clearly worse than a constant (alarm, if it lags)
 LONG_ROLLOUT_STEPS = 2048  # env steps per update from which a lagging critic is first blamed on the rollout
 CRITIC_TO_ACTOR = 30.0
+# median actor gradient norm below which the actor is not learning at all (healthy course runs: ~1e-2 to 1; exercise
+# 06's mystery 4 logged a median of ~5e-9, exactly 0 on 8 of 161 updates, and read 'grad norms' healthy)
+ACTOR_GRAD_DEAD = 1e-6
 # The return trend compares the mean of the first and the last 10% of episodes; a change counts only beyond
 # TREND_SE standard errors of that difference (a frozen Pendulum policy's first and last 11 episodes differed by
 # 145 with a standard error of ~130: initial-state luck, which the rule without it called "improving")
@@ -296,6 +299,8 @@ def diagnose(run, verbose: bool = False, top: int | None = None) -> Diagnosis:
         evidence = {"explained_variance_median_last_half": median}
         causes = ["low_critic_lr", "joint_grad_clip (one clip factor for both networks)", "truncation_as_termination "
                   "(targets jump at time limits)", "long_rollout (few critic steps)"]
+        if _critic_clipped_alone(run):  # one shared clip then leaves the critic's step as its own clip had it
+            causes.remove("joint_grad_clip (one clip factor for both networks)")
         error = float(np.median(_tail(rel_error, 0.5))) if len(rel_error) and np.isfinite(rel_error).any() else None
         steps = _column(updates, "env_step")
         if len(steps) and steps[-1] / len(steps) >= LONG_ROLLOUT_STEPS:  # few critic updates: the likeliest cause
@@ -351,7 +356,12 @@ def diagnose(run, verbose: bool = False, top: int | None = None) -> Diagnosis:
             ratio = float(np.nanmedian(critic / np.maximum(actor, 1e-12)))
             evidence["critic_to_actor_ratio"] = ratio
         frozen = len(kl) and np.isfinite(kl).any() and 0.0 < float(np.nanmean(kl)) < 1e-3  # exactly 0: signal 6
-        if np.isfinite(ratio) and ratio > CRITIC_TO_ACTOR and (frozen or (h_max is not None and len(entropy)
+        if float(np.nanmedian(actor)) < ACTOR_GRAD_DEAD:
+            findings.append(Finding("grad norms", "alarm", "the actor gets (almost) no gradient: its policy cannot "
+                                    "learn, whatever the returns say", evidence,
+                                    ["a policy loss that does not reach the actor's parameters (a detach, or a shape "
+                                     "bug in the policy loss)", "advantages that are all ~0"], score=8.0))
+        elif np.isfinite(ratio) and ratio > CRITIC_TO_ACTOR and (frozen or (h_max is not None and len(entropy)
                                                              and np.mean(_tail(entropy, 0.1)) > 0.97 * h_max)):
             findings.append(Finding("grad norms", "alarm", "the critic's gradient is far larger than the actor's and the "
                                     "policy is not moving: one clip over both networks would scale the actor's gradient by "
@@ -450,9 +460,9 @@ def _critic_finding(run, explained: float, error: float, causes: list[str]) -> F
     if error <= CRITIC_LAGS:
         note = explained < 0.3
         message = ("the critic's typical error is under 20% of its targets" +
-                   (" (explained variance is low because the targets vary little next to their size: a small "
-                    "error beside a low explained variance means just that, so it is no finding by itself)"
-                    if note else ""))
+                   (" (explained variance is low: it predicts the targets' spread little better than their mean, "
+                    "though its error is small next to their size; early in a run a correct critic often does the "
+                    "same, so it is no finding by itself: compare with a correct twin)" if note else ""))
         return Finding("explained variance", "ok", message, evidence, note=note)
     if monte_carlo:
         return Finding("explained variance", "warn", "the critic lags its Monte-Carlo targets (one critic step per "
@@ -463,6 +473,34 @@ def _critic_finding(run, explained: float, error: float, causes: list[str]) -> F
         return Finding("explained variance", "alarm", "the critic is far from its targets", evidence, causes,
                        score=1.0 + error)
     return Finding("explained variance", "warn", "the critic lags its targets", evidence, causes, score=error)
+
+
+# Why a trap's listed signal cannot move in some settings (see inert_signals)
+INERT_BECAUSE: dict[str, str] = {
+    "joint_grad_clip": "the critic is clipped on its own at the same norm, so one shared clip leaves the critic's "
+                       "step as it was (its clip factor changes by about 1e-5).",
+}
+
+
+def inert_signals(trap: str, config: Any) -> set[str]:
+    """Signals of :data:`SHOWS_IN` ``[trap]`` that the trap cannot move in a run of ``config`` (a config object or
+    its dict): ``joint_grad_clip`` where the critic is clipped on its own at the actor's norm (PPO's defaults)
+    leaves the critic's step, so 'explained variance' does not read it."""
+    if trap != "joint_grad_clip":
+        return set()
+    return {"explained variance"} if _clipped_alone(config) else set()
+
+
+def _clipped_alone(config: Any) -> bool:
+    get = config.get if isinstance(config, dict) else (lambda name: getattr(config, name, None))
+    critic_clip, clip = get("critic_max_grad_norm"), get("max_grad_norm")
+    return critic_clip is not None and clip is not None and critic_clip <= clip
+
+
+def _critic_clipped_alone(run) -> bool:
+    """Whether the run's critic is clipped on its own at the actor's norm (PPO's defaults): a shared clip over both
+    networks then changes the critic's step by a factor ~1 - (actor/critic norm)^2 / 2, nothing a signal can see."""
+    return _clipped_alone(getattr(run, "config", None))
 
 
 def diagnose_record(record, **kwargs) -> Diagnosis:
