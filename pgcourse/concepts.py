@@ -118,8 +118,8 @@ QUESTIONS: dict[str, list[Question]] = {
             "Stability is why log_softmax computes the log, but the log itself comes from the derivation: with "
             "probabilities in its place the gradient would be a different, wrong quantity."),
            ("So that the loss equals minus the expected return.",
-            "The surrogate's value is not the expected return; only its gradient matches the policy gradient "
-            "(in expectation).")),
+            "The surrogate's value is not the expected return; only its gradient is what matters (the policy "
+            "gradient's estimate, up to the gamma^t factor lesson 01 discusses).")),
         _q("q2", "Without normalisation, every reward is multiplied by 10. What happens to the REINFORCE gradient "
                  "estimate of a batch?", "c",
            ("Nothing: the log-probabilities do not depend on the rewards.",
@@ -159,9 +159,10 @@ QUESTIONS: dict[str, list[Question]] = {
             "On CPU a fixed seed reproduces a run bit for bit: the same seed run twice gives the same curve."),
            ("The learning rate is too small.",
             "A small learning rate makes every seed slow, not the seeds different from each other."),
-           ("The gradient is a Monte Carlo estimate from a few sampled episodes: different seeds sample different "
-            "episodes, and the high variance sends the runs along different paths.",
-            "Right: which is why the course compares algorithms over many seeds, with intervals.")),
+           ("The seed sets the initial weights and the sampled episodes, and the gradient is a high-variance Monte "
+            "Carlo estimate from a few of them: different seeds send the runs along different paths.",
+            "Right (lesson 01, section 9 cannot separate the initial weights from the sampling noise): which is why "
+            "the course compares algorithms over many seeds, with intervals.")),
     ],
     "02": [
         _q("q1", "Why does subtracting a learned state value `V(s)` from the returns leave the policy gradient "
@@ -232,16 +233,20 @@ QUESTIONS: dict[str, list[Question]] = {
             "and the most bias from the critic's errors. (A very inaccurate critic can add noise of its own through "
             "V(s_{t+1}), which lambda = 1 cancels.)"),
            ("`lambda = 1`: the Monte Carlo return minus V.",
-            "That sums all the rewards' noise: the highest variance, and the least bias from the critic (only the "
-            "bootstrap after the rollout's last step, and the baseline)."),
+            "That sums the noise of every reward up to the episode's or the rollout's end: the highest variance. It "
+            "has the least bias from the critic: only the bootstraps where the rollout or a time limit cuts the sum "
+            "remain (V(s_t) itself acts as a baseline)."),
            ("`lambda = 0.95`, the usual default.",
             "0.95 is a compromise between bias and variance, not the variance minimum."),
            ("The variance does not depend on lambda.",
-            "Lambda sets how many noisy rewards enter each advantage, so it sets the variance.")),
+            "Lambda sets how strongly the later, noisier rewards are weighted in each advantage, so it sets the "
+            "variance.")),
         _q("q3", "With `lambda = 1` and no episode end inside the rollout, what is GAE's advantage of step `t`?",
            "c",
            ("The TD error of step t.", "That is `lambda = 0`."),
-           ("The discounted return from step t.", "Close, but the critic's value V(s_t) is subtracted."),
+           ("The discounted return from step t.", "Close, but two things differ: the sum stops at the rollout's last "
+                                                  "step, where V of the next observation stands in for the rest of "
+                                                  "the episode, and the critic's value V(s_t) is subtracted."),
            ("The discounted return from step t (bootstrapped with V after the rollout's last step) minus V(s_t).",
             "Right: the TD errors telescope; a good self-check of a GAE implementation."),
            ("Zero, because the TD errors cancel.", "They telescope, they do not cancel: the rewards and the "
@@ -409,8 +414,10 @@ QUESTIONS: dict[str, list[Question]] = {
                  "on every seed. Which bug fits?", "a",
            ("The time limit is treated as termination: the bootstrap is cut at the cut-off, so the critic converges "
             "to the fixed point of targets that drop the future at every episode end.",
-            "Right: that TD fixed point, V = 1 + gamma (9/10) V for 10-step episodes, is what the buggy targets "
-            "converge to (lesson 06 predicts it and measures it)."),
+            "Right: the buggy targets drop the future at every episode end, so the critic settles below "
+            "1 / (1 - gamma), where depends on the targets: one-step TD targets (Part B's loop) settle at "
+            "V = 1 + gamma (9/10) V for 10-step episodes, Monte Carlo or GAE targets near the average cut return "
+            "that lesson 06 predicts and measures for PPO."),
            ("The advantage has the wrong sign.",
             "That breaks the policy, not the value targets: it fails the probes where the action matters."),
            ("The critic's learning rate is too low.",

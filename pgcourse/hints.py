@@ -76,8 +76,8 @@ HINTS: dict[str, tuple[str, str, str]] = {
         "dividing by B, not B - 1.",
         "```python\nmean = x.mean()\nstd = …             # population: divide by B\nreturn (x - mean) / (…)\n```"),
     "reinforce_loss": (
-        "The loss is a surrogate: its value means nothing, only its gradient matters, and that gradient must be "
-        "the policy-gradient estimate of lesson 01 (section 2). The weights say how good each action was; they are "
+        "The loss is a surrogate: its value means nothing by itself, only its gradient matters, and that gradient "
+        "must be minus the policy-gradient estimate of lesson 01 (section 2), because the optimiser minimises. The weights say how good each action was; they are "
         "numbers, not something to optimise. And the optimiser minimises.",
         "The estimate is the batch average of grad log pi(a_i | s_i) * w_i. A loss whose gradient is minus that "
         "(so that minimising it ascends the return) is the negative batch mean of log_probs times the weights, with "
@@ -133,7 +133,7 @@ HINTS: dict[str, tuple[str, str, str]] = {
         "delta_t = r_t + gamma * (1 - terminated_t) * V(s'_t) - V(s_t), elementwise over [T, N], with V(s'_t) = "
         "next_values[t]; all inputs detached; terminated is a 0/1 tensor of the rewards' dtype.",
         "```python\nrewards, values, next_values = …           # detached\nnot_terminal = …                           "
-        "# 1 where the episode goes on after t\nreturn rewards + … - values\n```"),
+        "# 1 unless s'_t is terminal (a truncated step keeps its future)\nreturn rewards + … - values\n```"),
     "a2c_policy_loss": (
         "Two parts: the policy-gradient surrogate of lesson 01 with the advantage as the weight, and an entropy "
         "bonus that rewards keeping the policy random. Both are things to maximise, and the optimiser minimises. The "

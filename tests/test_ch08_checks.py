@@ -54,7 +54,7 @@ def test_honest_variants_pass():
         advantages = advantages if advantages.dim() == 2 else advantages[:, None].expand_as(log_probs)
         ratio = (log_probs - old_log_probs.detach()).exp()
         objective = torch.minimum(ratio * advantages, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * advantages)
-        return -(objective * mask).sum() / mask.sum()
+        return -(objective * mask).sum() / mask.sum().clamp(min=1)  # 0, not nan, on a batch of padding only
 
     ch08_lm.check_sequence_log_probs(seq_via_distribution)
     ch08_lm.check_kl_k3(k3_with_exp)
@@ -153,7 +153,7 @@ def _surrogate_terms(lp, old, adv, eps):
 
 def _token_mean(values, mask):
     mask = mask.float() if mask.dtype == torch.bool else mask
-    return (values * mask).sum() / mask.sum()
+    return (values * mask).sum() / mask.sum().clamp(min=1)
 
 
 def _no_detach(lp, old, adv, mask, eps=0.2):

@@ -227,3 +227,22 @@ def test_each_check_is_fast(capsys):
             check(checks.REFERENCES[name])
             durations.append(time.perf_counter() - start)
         assert min(durations) < 0.5, f"check_{name} took {min(durations):.2f} s"
+
+
+def test_a_stub_called_by_the_learner_function_is_named():
+    """Exercise 03's third read: compute_gae calling a td_errors still stubbed said 'compute_gae: not implemented
+    yet'. The message names the stub the learner's function called."""
+    def td_errors(*args):
+        raise NotImplementedError()
+
+    def compute_gae(rewards, values, next_values, terminated, truncated, gamma, lam):
+        return td_errors(rewards, values, next_values, terminated, gamma)
+
+    with pytest.raises(AssertionError, match=r"td_errors \(called by your compute_gae\): not implemented yet"):
+        checks.check_compute_gae(compute_gae)
+
+    def compute_gae_stub(rewards, values, next_values, terminated, truncated, gamma, lam):
+        raise NotImplementedError()
+
+    with pytest.raises(AssertionError, match=r"^compute_gae: not implemented yet"):
+        checks.check_compute_gae(compute_gae_stub)

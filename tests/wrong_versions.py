@@ -669,6 +669,14 @@ def categorical_entropy_distribution(logits):
 
 # ----------------------------------------------------------------------------------- ch03 td_errors
 
+@wrong("td_errors", "you bootstrap from values[t + 1]")
+def td_errors_values_shifted(rewards, values, next_values, terminated, gamma):
+    """Reads the next state's value one row down in values (exercise 03's third read: q4 asks why not, and the check
+    did not name it)."""
+    following = torch.cat([values[1:], next_values[-1:]], dim=0)
+    return rewards + gamma * (1 - terminated) * following - values
+
+
 @wrong("td_errors", "bootstrap through a terminal state")
 def td_errors_no_terminal_mask(rewards, values, next_values, terminated, gamma):
     """TD error without (1 - terminated)."""
@@ -717,6 +725,18 @@ def _gae_loop(rewards, values, next_values, bootstrap_mask, trace_mask, gamma, d
         delta = rewards[t] + gamma * bootstrap_mask[t] * next_values[t] - values[t]
         last = delta + decay * trace_mask[t] * last
         advantages[t] = last
+    return advantages
+
+
+@wrong("compute_gae", "you bootstrap from values[t + 1]")
+def compute_gae_values_shifted(rewards, values, next_values, terminated, truncated, gamma, lam):
+    """The right recursion on TD errors that read the next value one row down in values."""
+    following = torch.cat([values[1:], next_values[-1:]], dim=0)
+    deltas = rewards + gamma * (1 - terminated) * following - values
+    advantages, running = torch.zeros_like(rewards), torch.zeros_like(rewards[0])
+    for t in reversed(range(rewards.shape[0])):
+        running = deltas[t] + gamma * lam * (1 - torch.clamp(terminated[t] + truncated[t], max=1)) * running
+        advantages[t] = running
     return advantages
 
 
@@ -860,6 +880,13 @@ def gae_bool_flags(rewards, values, next_values, terminated, truncated, gamma, l
 
 
 # ---------------------------------------------------------------------------- ch03 a2c_policy_loss
+
+@wrong("a2c_policy_loss", "don't normalise the advantages inside the loss")
+def a2c_policy_loss_normalises_again(log_probs, advantages, entropy, ent_coef):
+    """Normalises the advantages again, as lesson 02's section 2.4 formula does (exercise 03's third read)."""
+    weights = (advantages - advantages.mean()) / (advantages.std(unbiased=False) + 1e-8)  # lesson 01's normalize
+    return -(log_probs * weights.detach()).mean() - ent_coef * entropy.mean()
+
 
 @wrong("a2c_policy_loss", "entropy sign flipped")
 def a2c_entropy_sign_flipped(log_probs, advantages, entropy, ent_coef):

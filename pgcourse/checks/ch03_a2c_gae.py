@@ -50,6 +50,17 @@ def _cases_td_errors() -> list[Case]:
     return cases
 
 
+def _shifted_values(values: Tensor, next_values: Tensor) -> Tensor:
+    """[T, N] ``values[t + 1]`` for t < T - 1 and ``next_values[T - 1]`` at the last step: the 'next value' read from
+    the current values one row down, a mistake where an episode ended inside the rollout."""
+    return torch.cat([values[1:], next_values[-1:]], dim=0)
+
+
+_SHIFTED_HINT = ("you bootstrap from values[t + 1], the value of the row below: use next_values[t], the value of the "
+                 "observation step t really led to. Where an episode ended at t, the row below belongs to the next "
+                 "episode (its reset step); the check's next_values are not a shifted copy of values.")
+
+
 TD_ERRORS = Exercise(
     name="td_errors",
     reference=returns.td_errors,
@@ -73,6 +84,8 @@ TD_ERRORS = Exercise(
         Mistake("the next value must be discounted by gamma.",
                 lambda rewards, values, next_values, terminated, gamma:
                 rewards + (1 - terminated) * next_values - values),
+        Mistake(_SHIFTED_HINT, lambda rewards, values, next_values, terminated, gamma:
+                rewards + gamma * (1 - terminated) * _shifted_values(values, next_values) - values),
         Mistake("only the bootstrap term (the next state's value) is cut at a terminal state: the reward and the "
                 "current value still count, so don't multiply the whole delta by the termination mask.",
                 lambda rewards, values, next_values, terminated, gamma:
@@ -106,6 +119,8 @@ def _gae_mistake(**knobs: Any) -> Callable[..., Tensor]:
         trace = masks[knobs.get("trace", "not_done")]
         if knobs.get("swap"):
             values, next_values = next_values, values
+        if knobs.get("shifted"):  # values[t + 1] in place of next_values[t] (the rollout's last step keeps its own)
+            next_values = _shifted_values(values, next_values)
         decay = gamma if knobs.get("no_lambda") else gamma * lam
         return _gae_variant(rewards, values, next_values, bootstrap, trace, gamma, decay,
                             forwards=knobs.get("forwards", False),
@@ -184,6 +199,7 @@ COMPUTE_GAE = Exercise(
         Mistake("you bootstrap through a terminal state: a terminated episode has no future, so its last step "
                 "adds no next-state value.",
                 _gae_mistake(bootstrap="always")),
+        Mistake(_SHIFTED_HINT, _gae_mistake(shifted=True)),
         Mistake("a truncated step (time limit) must still bootstrap from next_values: the episode was cut, not "
                 "finished, so only a termination removes the next-state value.",
                 _gae_mistake(bootstrap="not_done")),
@@ -258,6 +274,10 @@ A2C_POLICY_LOSS = Exercise(
         Mistake("entropy sign flipped: it is a bonus, so minimising the loss must RAISE the entropy.",
                 lambda log_probs, advantages, entropy, ent_coef:
                 -(log_probs * advantages).mean() + ent_coef * entropy.mean()),
+        Mistake("don't normalise the advantages inside the loss: the A2C loop has already normalised them before the "
+                "call, so use them as they arrive.",
+                lambda log_probs, advantages, entropy, ent_coef:
+                -(log_probs * returns.normalize(advantages)).mean() - ent_coef * entropy.mean()),
         Mistake("the entropy bonus is missing: the loss also rewards entropy, weighted by ent_coef.",
                 lambda log_probs, advantages, entropy, ent_coef: -(log_probs * advantages).mean()),
         Mistake("take the mean of the entropy over the batch, not the sum.",

@@ -130,15 +130,25 @@ def _changed_input(names: list[str], originals: list[Any], passed: list[Any]) ->
     return None
 
 
+def _innermost_function(error: BaseException) -> str | None:
+    """The name of the function in whose frame ``error`` was raised (the last frame of its traceback)."""
+    trace = error.__traceback__
+    while trace is not None and trace.tb_next is not None:
+        trace = trace.tb_next
+    return trace.tb_frame.f_code.co_name if trace is not None else None
+
+
 def _call_learner(fn: Callable[..., Any], name: str, args: list[Any], arg_names: list[str] | None = None) -> Any:
     """Run the learner's function; their exceptions become LearnerCodeError (stubs: AssertionError)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return fn(*args)
-    except NotImplementedError:
+    except NotImplementedError as error:
+        raiser = _innermost_function(error)  # a stub the learner's function called, or the function itself
+        where = (f"{raiser} (called by your {name})" if raiser and raiser != getattr(fn, "__name__", name) else name)
         raise AssertionError(
-            f"{name}: not implemented yet. Replace `raise NotImplementedError()` with your code, "
+            f"{where}: not implemented yet. Replace `raise NotImplementedError()` with your code, "
             f"then run the check again.") from None
     except Exception as error:  # noqa: BLE001 - any crash in their code is reported as theirs
         # Drop the check's own frame: the traceback starts inside the learner's function.
