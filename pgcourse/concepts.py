@@ -454,8 +454,8 @@ QUESTIONS: dict[str, list[Question]] = {
             "TRPO still needs the surrogate's gradient g: the natural step is F^-1 g.")),
         _q("q2", "TRPO needs F^-1 g, with F the Fisher matrix of a policy with P parameters. Why does it never form F?",
            "a",
-           ("F has P x P entries, quadratic in the network's size, while a product F v costs about one more "
-            "backward pass (the gradient of kl_grad . v); conjugate gradient needs only products.",
+           ("F has P x P entries, quadratic in the network's size, while a product F v costs about two gradients' "
+            "worth of arithmetic (a backward pass through kl_grad . v); conjugate gradient needs only products.",
             "Right: the lesson prints how large F would be for the CartPole policy and measures what a product "
             "costs."),
            ("F is not symmetric, so it cannot be stored.",

@@ -399,8 +399,9 @@ HINTS: dict[str, tuple[str, str, str]] = {
         "Conjugate gradient solves A x = b using only products A p. It walks from x = 0 along search directions "
         "that are A-conjugate to each other, so no direction undoes the progress of an earlier one (steepest "
         "descent zig-zags). One product per iteration; stop early when the residual is tiny or after `iterations`.",
-        "x = 0, r = b, p = r. Each iteration, if r.r < residual_tol stop; else Ap = A p, alpha = r.r / p.Ap, "
-        "x += alpha p, r -= alpha Ap, beta = r_new.r_new / r_old.r_old, p = r + beta p.",
+        "x = 0, r = a copy of b, p = another copy (three separate tensors: r and p change, b must not). Each "
+        "iteration, if r.r < residual_tol stop; else Ap = A p, alpha = r.r / p.Ap, x = x + alpha p, "
+        "r = r - alpha Ap, beta = r_new.r_new / r_old.r_old, p = r + beta p.",
         "```python\nx, r, p = torch.zeros_like(b), b.clone(), b.clone()\nrr = r @ r\nfor _ in range(iterations):\n"
         "    if rr < residual_tol:\n        break\n    Ap = …\n    alpha = …\n    x, r = …, …\n    rr_new = r @ r\n"
         "    p = …\n    rr = rr_new\nreturn x\n```"),

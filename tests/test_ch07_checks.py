@@ -4,6 +4,8 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import math
+
 import pytest
 import torch
 
@@ -87,12 +89,55 @@ def _cg_exact(matvec, b, iterations=10, residual_tol=1e-10):
     return torch.linalg.solve(torch.stack(columns, 1), b)
 
 
+def _cg_tolerance_on_the_norm(matvec, b, iterations=10, residual_tol=1e-10, stop_on_norm=True, check_once=False):
+    """A learner's CG whose early stop compares the residual's norm (not its square), or is checked only once
+    (exercise 07's third read: the check tested the stop only with b = 0)."""
+    x, r = torch.zeros_like(b), b.clone()
+    p, rr = r.clone(), float(r @ r)
+    for i in range(iterations):
+        size = rr ** 0.5 if stop_on_norm else rr
+        if (i == 0 or not check_once) and size < residual_tol:
+            break
+        ap = matvec(p)
+        alpha = rr / float(p @ ap)
+        x, r = x + alpha * p, r - alpha * ap
+        new = float(r @ r)
+        if new == 0.0:
+            break
+        p, rr = r + (new / rr) * p, new
+    return x
+
+
+def _cg_tolerance_checked_once(matvec, b, iterations=10, residual_tol=1e-10):
+    return _cg_tolerance_on_the_norm(matvec, b, iterations, residual_tol, stop_on_norm=False, check_once=True)
+
+
 @pytest.mark.parametrize("wrong, expected", [(ch07_trpo._steepest_descent, "steepest descent"),
                                              (ch07_trpo._cg_swapped_beta, "upside down"),
-                                             (_cg_exact, "products for iterations")])
+                                             (_cg_exact, "products for iterations"),
+                                             (_cg_tolerance_on_the_norm, "squared norm"),
+                                             (_cg_tolerance_checked_once, "squared norm")])
 def test_wrong_conjugate_gradients_are_named(wrong, expected):
     with pytest.raises(AssertionError, match=expected):
         ch07_trpo.check_conjugate_gradient(wrong)
+
+
+def _rejects_only_a_nan_kl(evaluate, expected_improvement, max_kl, max_backtracks=10, shrink=0.5, accept_ratio=0.1):
+    """Tests for rejection: a NaN KL is caught by its explicit test, a NaN improvement slips through (exercise 07's
+    third read: the check had no NaN-improvement case)."""
+    fraction = 1.0
+    for _ in range(max_backtracks):
+        improvement, kl = evaluate(fraction)
+        if math.isnan(kl) or kl > max_kl or improvement < accept_ratio * expected_improvement * fraction:
+            fraction *= shrink
+            continue
+        return fraction
+    return 0.0
+
+
+def test_a_line_search_that_accepts_a_nan_improvement_is_named():
+    with pytest.raises(AssertionError, match="NaN KL or improvement must count as a rejection"):
+        ch07_trpo.check_line_search(_rejects_only_a_nan_kl)
 
 
 def _never_shrinks(evaluate, expected_improvement, max_kl, max_backtracks=10, shrink=0.5, accept_ratio=0.1):

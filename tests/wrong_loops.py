@@ -413,7 +413,7 @@ def update_normalises_per_minibatch(*args):
     return learner_update(*args, bug="always_per_minibatch")
 
 
-@wrong("ppo_update", "clip the actor's and the critic's gradients separately")
+@wrong("ppo_update", "clips each network's gradient to its own limit")
 def update_joint_clipping(*args):
     """One backward over both losses, one gradient clip over both networks."""
     return learner_update(*args, bug="joint_clipping")

@@ -1894,7 +1894,7 @@ def conjugate_gradient_recomputes_residual(matrix_vector_product, b, iterations=
     return x
 
 
-@wrong("conjugate_gradient", "for b = 0 the answer is x = 0")
+@wrong("conjugate_gradient", "check it before each product, not once before the loop")
 def conjugate_gradient_no_stop_check(matrix_vector_product, b, iterations=10, residual_tol=1e-10):
     """Never checks the residual before a product (and divides 0 by 0 for b = 0)."""
     x, r, p = torch.zeros_like(b), b.clone(), b.clone()

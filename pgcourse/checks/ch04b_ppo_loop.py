@@ -332,8 +332,9 @@ GAE_MISTAKES = [
                  "adds no next-state value.", _gae_mistake(bootstrap="always")),
     StageMistake("the lambda-trace is not cut at episode ends: an advantage must not mix in the TD errors of the next "
                  "episode (after a termination, a truncation, or both).", _gae_mistake(trace="always")),
-    StageMistake("the lambda-trace must also be cut at a truncation: the next row of that env belongs to another "
-                 "episode.", _gae_mistake(trace="not_terminated")),
+    StageMistake("the lambda-trace must also be cut at a truncation: after any episode end the next row of that env "
+                 "is the reset step (not a transition), and the rows after it belong to another episode.",
+                 _gae_mistake(trace="not_terminated")),
     StageMistake("terminated and truncated can both be 1 on the same step; added as numbers they make 2, and "
                  "1 - done = -1 flips the running advantage instead of cutting it.", _gae_mistake(trace="flag_sum")),
     StageMistake("your recursion runs along the env axis: the rows of a [T, N] rollout are time steps, the columns "
@@ -581,9 +582,11 @@ UPDATE_MISTAKES = [
                  _update_mistake("normalization_level_swapped"), ("policy",)),
     StageMistake("config.normalize_advantages is not followed: standardise the advantages only when it is True.",
                  _update_mistake("normalization_flag_ignored"), ("policy",)),
-    StageMistake("the gradient norm is clipped over both networks together: clip the actor's and the critic's "
-                 "gradients separately, each to its own limit, so the critic's large gradient does not shrink the "
-                 "actor's step (lesson 06, joint clipping).", _update_mistake("joint_grad_clipping"),
+    StageMistake("the gradient norm is clipped over both networks together: the exercise clips each network's "
+                 "gradient to its own limit (config.max_grad_norm, config.critic_max_grad_norm). One clip over both "
+                 "scales the actor's gradient by a factor the critic's larger gradient sets (Adam largely undoes a "
+                 "steady factor, lesson 06), but the update is not the one specified.",
+                 _update_mistake("joint_grad_clipping"),
                  ("policy", "value_net")),
     StageMistake("the gradients are not clipped: clip each network's gradient norm to config.max_grad_norm and "
                  "config.critic_max_grad_norm (None means no clipping) before its optimiser steps.",

@@ -359,6 +359,31 @@ def check_conjugate_gradient(fn: Callable[..., Any]) -> None:
             raise AssertionError(_message(
                 name, "x is right, but b came back changed.", _CG_CHANGED_B, True, case, expected=b,
                 received=b_after, labels=("`b` before your call", "`b` after your call")))
+    # the tolerance's early stop on a real system (exercise 07's third read: only b = 0 tested it): a tolerance just
+    # above the reference's squared residual after 3 products stops it there, before the 4th; a stop on the norm
+    # (not its square) or a check made once before the loop takes more products
+    matrix = _spd(6, 3)
+    b = torch.randn(6, generator=torch.Generator().manual_seed(60), dtype=torch.float64)
+    third = conjugate_gradient(lambda v: matrix @ v, b, 3, 1e-30)
+    tolerance = 1.5 * third.residual_norm ** 2
+    reference = conjugate_gradient(lambda v: matrix @ v, b, 10, tolerance)
+    early_products: list[Tensor] = []
+
+    def early_matvec(vector: Tensor) -> Tensor:
+        early_products.append(vector)
+        return matrix @ vector
+
+    case = Case(f"6x6 random, 10 iterations, residual_tol {tolerance:.3g} (the reference stops after "
+                f"{reference.iterations} products)", dict(matrix=matrix, b=b, iterations=10, residual_tol=tolerance))
+    output, _ = _learner_cg(fn, name, early_matvec, matrix, b, 10, tolerance, early_products)
+    if len(early_products) != reference.iterations or not (
+            isinstance(output, Tensor) and torch.allclose(output.detach(), reference.x, rtol=1e-6, atol=1e-8)):
+        raise AssertionError(_message(
+            name, f"{len(early_products)} products where the reference stops after {reference.iterations}, once the "
+            f"residual's squared norm fell below residual_tol.",
+            "stop as soon as the residual's squared norm (r.r, not its norm) is below residual_tol, and check it "
+            "before each product, not once before the loop.", True, case, expected=reference.x,
+            received=output.detach() if isinstance(output, Tensor) else output))
     zero_products: list[Tensor] = []
     b = torch.zeros(4, dtype=torch.float64)
     output, _ = _learner_cg(fn, name, lambda v: zero_products.append(v) or 2 * v, 2 * torch.eye(4, dtype=torch.float64),
@@ -368,7 +393,7 @@ def check_conjugate_gradient(fn: Callable[..., Any]) -> None:
             name, "for b = 0 the answer is x = 0, with no product needed.",
             "stop as soon as the residual's squared norm is below residual_tol (check before each product).",
             True, Case("b = 0", dict(b=b)), expected=b, received=output))
-    print(f"✓ {name}: {len(problems) + 1} systems solved like the reference, {len(problems) + 1} cases passed")
+    print(f"✓ {name}: {len(problems) + 2} systems solved like the reference, {len(problems) + 2} cases passed")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -457,6 +482,10 @@ def check_line_search(fn: Callable[..., Any]) -> None:
          "compare the real improvement with accept_ratio x expected_improvement x fraction, not with 0."),
         ("NaN KL for large steps, fine from f = 0.25 (shrink 0.5)",
          lambda f: (f, float("nan") if f > 0.3 else 0.0), 1.0, 0.01, 10, 0.5, 0.1, 0.25,
+         "a NaN KL or improvement must count as a rejection (every comparison with NaN is False: test for "
+         "acceptance, not for rejection)."),
+        ("NaN improvement for large steps, KL 0 everywhere, fine from f = 0.25 (shrink 0.5)",
+         lambda f: (float("nan") if f > 0.3 else f, 0.0), 1.0, 0.01, 10, 0.5, 0.1, 0.25,
          "a NaN KL or improvement must count as a rejection (every comparison with NaN is False: test for "
          "acceptance, not for rejection)."),
         ("shrink = 0.8, KL = 0.02 f^2: accept 0.8^n, the first with KL <= 0.01 (0.8^2 = 0.64)",
