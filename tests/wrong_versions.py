@@ -1197,6 +1197,15 @@ def minibatches_split(batch_size, minibatch_size, generator):
     return list(torch.randperm(batch_size, generator=generator).split(minibatch_size))
 
 
+@wrong("minibatch_indices", "the right draw, but its indices regrouped")
+def minibatches_strided(batch_size, minibatch_size, generator):
+    """The right randperm draw, cut into every n-th index instead of consecutive parts (final review of the change:
+    the check called it 'not the order randperm draws', which blamed the draw)."""
+    permutation = torch.randperm(batch_size, generator=generator)
+    count = -(-batch_size // minibatch_size)
+    return [permutation[i::count] for i in range(count)]
+
+
 @correct("minibatch_indices")
 def minibatches_manual_cut(batch_size, minibatch_size, generator):  # tensor_split's sizes, written by hand
     permutation = torch.randperm(batch_size, generator=generator)

@@ -277,6 +277,15 @@ def _order(chunks: list[Tensor]) -> list[int]:
     return torch.cat([c.cpu().long() for c in chunks]).tolist()
 
 
+def _same_draw_regrouped(chunks: list[Tensor], expected: list[Tensor]) -> bool:
+    """Whether ``chunks`` hold randperm's draw cut another way: its strided slices, or its consecutive parts in
+    another order (the learner drew right and grouped wrong)."""
+    permutation = torch.cat([c.cpu().long() for c in expected])
+    got = [c.cpu().long().tolist() for c in chunks]
+    strided = [permutation[i::len(chunks)].tolist() for i in range(len(chunks))]
+    return got == strided or sorted(got) == sorted(c.cpu().long().tolist() for c in expected)
+
+
 def check_minibatch_indices(fn: Callable[..., Any]) -> None:
     """Check ``minibatch_indices(batch_size, minibatch_size, generator) -> list[Tensor]``.
 
@@ -332,6 +341,13 @@ def check_minibatch_indices(fn: Callable[..., Any]) -> None:
         case = Case(f"batch_size={batch_size}, minibatch_size={minibatch_size}",
                     dict(batch_size=batch_size, minibatch_size=minibatch_size,
                          generator=torch.Generator().manual_seed(100 + number)))
+        if _order(chunks) != _order(expected) and _same_draw_regrouped(chunks, expected):
+            raise AssertionError(_message(
+                name, "the right draw, but its indices regrouped: the minibatches are not consecutive parts of the "
+                "permutation taken in order.",
+                "cut the permutation into consecutive pieces and keep them in order (as tensor_split does), not "
+                "every n-th index or another order of the pieces: the package's run takes those.", True, case,
+                expected=[c.tolist() for c in expected], received=[c.tolist() for c in chunks]))
         if _order(chunks) != _order(expected):
             raise AssertionError(_message(
                 name, "a valid shuffle, but not the order that one call of torch's randperm draws from this "
