@@ -92,8 +92,9 @@ QUESTIONS: dict[str, list[Question]] = {
         _q("q4", "Why combine the two flags with a logical *or* (`terminated | truncated`) and not with "
                  "`terminated + truncated`?", "b",
            ("The sum is slower.", "Both are a single elementwise operation; speed is not the point."),
-           ("Both flags can be true on the same step; the sum is then 2, and a factor `1 - done` becomes -1 and "
-            "flips the sign of whatever it multiplies.",
+           ("Both flags can be true on the same step; as numbers (float 0/1 flags, as a rollout stores them, or "
+            "Python bools) their sum is then 2, and a factor `1 - done` becomes -1 and flips the sign of whatever it "
+            "multiplies.",
             "Right: CartPole whose pole falls on the time-limit step gives both flags, and the checks test that "
             "case."),
            ("gymnasium never sets both, so it is only a matter of style.",

@@ -220,8 +220,23 @@ def episode_returns_cumsum(rewards, terminated, truncated):
         start = 0
         for t in torch.nonzero(done[i]).flatten().tolist():
             found.append((t, i, float(env_rewards[start:t + 1].sum())))
-            start = t + 1
+            start = t + 2  # the step after an end is a reset step: the next episode starts after it
     return [value for _, _, value in sorted(found)]
+
+
+@wrong("completed_episode_returns", "reward of a reset step")
+def episode_returns_without_mask(rewards, terminated, truncated):
+    """Sums every reward, reset steps included: right only while reset steps have reward 0 (gymnasium's), wrong
+    once a wrapper shifts or scales rewards."""
+    done = terminated | truncated
+    running = torch.zeros(rewards.shape[1], dtype=torch.float64)
+    result = []
+    for t in range(rewards.shape[0]):
+        running = running + rewards[t].double()
+        for i in torch.nonzero(done[t]).flatten().tolist():
+            result.append(float(running[i]))
+            running[i] = 0.0
+    return result
 
 
 # ----------------------------------------------------------------------------- ch01 discounted_returns

@@ -191,11 +191,13 @@ TRANSITION_MASK = Exercise(
 
 def _returns_by_env(rewards: Tensor, terminated: Tensor, truncated: Tensor, *, ends: Tensor | None = None,
                     reset_running: bool = True, at_reset_step: bool = False, keep_unfinished: bool = False,
-                    env_major: bool = False, reset_by_flag_sum: bool = False) -> list[float]:
+                    env_major: bool = False, reset_by_flag_sum: bool = False,
+                    add_reset_rewards: bool = False) -> list[float]:
     """Episode returns with one knob per classic mistake (all knobs off gives the right answer).
 
     ``reset_by_flag_sum``: the running sum is reset by multiplying it with 1 - (terminated + truncated),
-    which is -1 where both flags are set.
+    which is -1 where both flags are set. ``add_reset_rewards``: a reset step's reward is added to the next
+    episode (no transition mask).
     """
     done = (terminated | truncated) if ends is None else ends
     rewards = rewards.double()
@@ -207,7 +209,9 @@ def _returns_by_env(rewards: Tensor, terminated: Tensor, truncated: Tensor, *, e
             if at_reset_step and t > 0 and done[t - 1, i]:
                 found.append((t, i, running[i]))
                 running[i] = 0.0
-            running[i] += float(rewards[t, i])
+            reset_step = t > 0 and bool(done[t - 1, i])
+            if add_reset_rewards or not reset_step:
+                running[i] += float(rewards[t, i])
             if not at_reset_step and done[t, i]:
                 found.append((t, i, running[i]))
                 if reset_by_flag_sum:
@@ -243,6 +247,10 @@ def _cases_completed_episode_returns() -> list[Case]:
         Case("an episode ends with both flags mid-rollout, the next one ends too (T=5, N=1)",
              dict(rewards=_t([[1.0], [2.0], [0.0], [1.0], [3.0]]), terminated=_bool([[0], [1], [0], [0], [1]]),
                   truncated=_bool([[0], [1], [0], [0], [0]]))),
+        # a wrapper that shifts or scales rewards gives reset steps a reward too: it belongs to no episode
+        Case("reset steps with non-zero rewards (a reward wrapper's): they add nothing (T=5, N=2)",
+             dict(rewards=_t([[1.0, 1.0], [2.0, 1.0], [5.0, 1.0], [1.0, 7.0], [1.0, 1.0]]),
+                  terminated=_bool([[0, 0], [1, 1], [0, 0], [0, 0], [1, 0]]), truncated=_bool([[0, 0]] * 5))),
     ]
     for steps, num_envs, dtype in [(12, 3, torch.float32), (10, 2, torch.float64), (25, 4, torch.float32)]:
         terminated, truncated = _episode_flags(g, steps, num_envs)
@@ -278,6 +286,11 @@ COMPLETED_EPISODE_RETURNS = Exercise(
                 "envs inside).",
                 lambda rewards, terminated, truncated: _returns_by_env(rewards, terminated, truncated,
                                                                        env_major=True)),
+        Mistake("you added the reward of a reset step (the step after an episode's end) to the next episode: a reset "
+                "step is not a transition and belongs to no episode, so skip it (transition_mask marks it), whatever "
+                "its reward. gymnasium gives it reward 0, but a wrapper that shifts or scales rewards does not.",
+                lambda rewards, terminated, truncated: _returns_by_env(rewards, terminated, truncated,
+                                                                       add_reset_rewards=True)),
         Mistake("you close an episode when you see its reset step, so an episode ending on the last step of the "
                 "rollout is lost: an episode is over at the step where it terminated or was truncated.",
                 lambda rewards, terminated, truncated: _returns_by_env(rewards, terminated, truncated,
