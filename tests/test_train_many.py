@@ -125,3 +125,83 @@ def test_clear_errors(call, says):
     with pytest.raises(ConfigError) as error:
         pg.train_many(**arguments)
     assert says in str(error.value)
+
+
+def test_agent_axis_losses_are_each_agents_reference_losses():
+    """The losses over the agent axis (pg.train_many's path when every piece is the reference) are, agent by agent,
+    the reference functions on the agent's own rows: values and gradients; padded rows and an agent with no
+    minibatch add nothing and get no gradient."""
+    from pgcourse import losses, returns
+    from pgcourse.algorithms.ppo_many import agent_axis_losses
+    from pgcourse.diagnostics import approx_kl, clip_fraction
+
+    g = torch.Generator().manual_seed(0)
+    sizes, rows = [16, 11, 0], 16  # agent 1's minibatch is padded, agent 2 takes no step
+    clip_eps, ent_coef = [0.1, 0.2, 0.3], [0.0, 0.01, 0.1]
+    per_minibatch, clip_value = [True, False, True], [False, True, True]
+
+    def data():
+        return torch.randn(3, rows, generator=g)
+
+    new_log_probs, entropy, new_values = (data().requires_grad_() for _ in range(3))
+    old_log_probs = new_log_probs.detach() + 0.3 * data()
+    advantages, returns_, old_values = data(), data(), data()
+    mask = torch.arange(rows) < torch.tensor(sizes).unsqueeze(1)
+
+    def column(values, dtype=torch.float32):
+        return torch.tensor(values, dtype=dtype).unsqueeze(1)
+
+    settings = {"clip_eps": column(clip_eps), "ent_coef": column(ent_coef),
+                "clip_low": column([1 - e for e in clip_eps]), "clip_high": column([1 + e for e in clip_eps]),
+                "normalize_minibatch": column(per_minibatch, torch.bool), "clip_value_loss": column(clip_value, torch.bool)}
+    actor, critic, diagnostics = agent_axis_losses(new_log_probs, entropy, new_values, old_log_probs, advantages,
+                                                   returns_, old_values, mask, settings)
+    (actor + critic).sum().backward()
+    for a, size in enumerate(sizes):
+        if size == 0:
+            assert actor[a] == 0 and critic[a] == 0 and not diagnostics[:, a].any()
+            continue
+        own = slice(0, size)
+        new_lp, ent, values = (t.detach()[a, own].clone().requires_grad_() for t in (new_log_probs, entropy, new_values))
+        adv = returns.normalize(advantages[a, own]) if per_minibatch[a] else advantages[a, own]
+        policy = losses.clipped_surrogate_loss(new_lp, old_log_probs[a, own], adv, clip_eps[a])
+        actor_ref = policy + losses.entropy_bonus_loss(ent, ent_coef[a])
+        critic_ref = losses.value_loss(values, returns_[a, own], old_values[a, own] if clip_value[a] else None,
+                                       clip_eps[a] if clip_value[a] else None)
+        (actor_ref + critic_ref).backward()
+        ratio = (new_lp - old_log_probs[a, own]).exp().detach()
+        reference = [policy, critic_ref, ent.mean(), approx_kl(old_log_probs[a, own], new_lp),
+                     clip_fraction(ratio, clip_eps[a])]
+        for name, ours, theirs in zip(("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"),
+                                      diagnostics[:, a], reference):
+            torch.testing.assert_close(ours, theirs.detach(), rtol=1e-5, atol=1e-6, msg=name)
+        torch.testing.assert_close(actor[a], actor_ref, rtol=1e-5, atol=1e-6)
+        for stacked, single in ((new_log_probs, new_lp), (entropy, ent), (new_values, values)):
+            torch.testing.assert_close(stacked.grad[a, own], single.grad, rtol=1e-5, atol=1e-7)
+            assert not stacked.grad[a, size:].any()  # padded rows: no gradient
+    assert not new_log_probs.grad[2].any()
+
+
+@pytest.mark.parametrize("env_id, settings", [
+    ("CartPole-v1", dict(clip_value_loss=True, normalize_per_minibatch=True, target_kl=0.02)),
+    ("Pendulum-v1", dict(total_steps=4096, clip_value_loss=True)),
+])
+def test_a_replaced_piece_runs_agent_by_agent_and_agrees_with_the_agent_axis(env_id, settings):
+    """A replaced loss piece is called on each agent's own rows (the agent-axis math is for the reference pieces);
+    with the reference's own arithmetic inside it, the two paths agree to float rounding."""
+    from pgcourse import losses
+
+    calls = []
+
+    def surrogate(new_log_probs, old_log_probs, advantages, clip_eps):  # the reference, as a learner's piece
+        calls.append(new_log_probs.shape)
+        return losses.clipped_surrogate_loss(new_log_probs, old_log_probs, advantages, clip_eps)
+
+    settings = {**SMALL, **settings, "per_agent": {"clip_eps": [0.1, 0.3], "ent_coef": [0.0, 0.01]}}
+    axis = pg.train_many("ppo", env_id, seeds=[0, 1], **settings)
+    each = pg.train_many("ppo", env_id, seeds=[0, 1], clipped_surrogate_loss=surrogate, **settings)
+    assert calls and all(len(shape) == 1 for shape in calls)  # one agent's rows [b_a] per call
+    for ours, theirs in zip(axis, each):
+        first, other = updates_without_wall_time(ours), updates_without_wall_time(theirs)
+        for name in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "update_kl"):
+            np.testing.assert_allclose(first[name][:3], other[name][:3], rtol=1e-4, atol=1e-6, err_msg=name)

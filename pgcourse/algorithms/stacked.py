@@ -97,22 +97,29 @@ class StackedAdam:
         correction2 = torch.tensor([(1 - beta2 ** s) ** 0.5 for s in steps], dtype=dtype, device=device)  # [A]
         step_size = torch.tensor([-(lr / (1 - beta1 ** s)) for lr, s in zip(lrs, steps)], dtype=dtype,
                                  device=device)  # [A]
+        per_agent = [(agents,) + (1,) * (p.dim() - 1) for p in self.params]  # a view of [A] that broadcasts
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        if all(active):  # every agent steps: the arithmetic once over the list of tensors (torch._foreach_*)
+            torch._foreach_lerp_(self.exp_avg, grads, 1 - beta1)
+            torch._foreach_mul_(self.exp_avg_sq, beta2)
+            torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, value=1 - beta2)
+            denominators = torch._foreach_sqrt(self.exp_avg_sq)
+            torch._foreach_div_(denominators, [correction2.view(shape) for shape in per_agent])
+            torch._foreach_add_(denominators, self.eps)
+            steps = torch._foreach_mul(self.exp_avg, [step_size.view(shape) for shape in per_agent])
+            torch._foreach_div_(steps, denominators)  # addcdiv's order: (value * m) / denominator
+            torch._foreach_add_(self.params, steps)
+            return
         mask = torch.tensor(list(active), dtype=torch.bool, device=device)  # [A]
-        everyone = all(active)
-        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
-            shape = (agents,) + (1,) * (p.dim() - 1)
-            grad = p.grad if p.grad is not None else torch.zeros_like(p)
-            new_m = m.lerp_(grad, 1 - beta1) if everyone else m.lerp(grad, 1 - beta1)
-            new_v = (v.mul_(beta2) if everyone else v * beta2).addcmul_(grad, grad, value=1 - beta2)
+        for p, m, v, grad, shape in zip(self.params, self.exp_avg, self.exp_avg_sq, grads, per_agent):
+            new_m = m.lerp(grad, 1 - beta1)
+            new_v = (v * beta2).addcmul_(grad, grad, value=1 - beta2)
             denominator = (new_v.sqrt() / correction2.view(shape)).add_(self.eps)
-            step = step_size.view(shape) * new_m / denominator  # addcdiv's order: (value * m) / denominator
-            if everyone:
-                p.add_(step)
-            else:  # the agents not stepping keep weights and moments
-                keep = mask.view(shape)
-                m.copy_(torch.where(keep, new_m, m))
-                v.copy_(torch.where(keep, new_v, v))
-                p.copy_(torch.where(keep, p + step, p))
+            step = step_size.view(shape) * new_m / denominator
+            keep = mask.view(shape)  # the agents not stepping keep weights and moments
+            m.copy_(torch.where(keep, new_m, m))
+            v.copy_(torch.where(keep, new_v, v))
+            p.copy_(torch.where(keep, p + step, p))
 
 
 def clip_per_agent(params: list[Tensor], max_norms: Sequence[float | None]) -> Tensor:
