@@ -30,6 +30,11 @@ from torch import Tensor, nn
 from .trainer import Trainer
 
 
+def _stacked_linear_forward(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """``StackedLinear``'s forward without the autograd bookkeeping (for ``torch.no_grad`` passes)."""
+    return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))  # [A, b, out]
+
+
 class StackedLinear(torch.autograd.Function):
     """``y[a] = x[a] W[a]^T + b[a]`` for every agent ``a`` (``x [A, b, in]``, ``W [A, out, in]``, ``b [A, out]``),
     with the gradients computed as ``nn.Linear``'s backward computes them for one agent (``dW = g^T x``,
@@ -40,7 +45,7 @@ class StackedLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
         ctx.save_for_backward(x, weight)
-        return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))  # [A, b, out]
+        return _stacked_linear_forward(x, weight, bias)  # [A, b, out]
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor, Tensor]:
@@ -52,9 +57,10 @@ class StackedLinear(torch.autograd.Function):
 def stacked_mlp(net: nn.Sequential, weights: dict[str, Tensor], x: Tensor) -> Tensor:
     """``net``'s layers (Linear, Tanh: :func:`pgcourse.networks.mlp`) on ``x [A, b, in]`` with stacked
     ``weights[name] [A, ...]`` (the names of ``net.named_parameters()``): ``[A, b, out]``."""
+    linear = StackedLinear.apply if torch.is_grad_enabled() else _stacked_linear_forward  # the same product
     for index, layer in enumerate(net):
         if isinstance(layer, nn.Linear):
-            x = StackedLinear.apply(x, weights[f"{index}.weight"], weights[f"{index}.bias"])  # [A, b, out]
+            x = linear(x, weights[f"{index}.weight"], weights[f"{index}.bias"])  # [A, b, out]
         elif isinstance(layer, nn.Tanh):
             x = torch.tanh(x)
         else:
@@ -92,34 +98,28 @@ class StackedAdam:
         agents = len(self.steps)
         for agent in range(agents):
             self.steps[agent] += int(active[agent])
-        steps = [max(step, 1) for step in self.steps]  # an agent that never stepped is masked out below
+        steps = [max(step, 1) for step in self.steps]  # an agent that never stepped is put back below
         device, dtype = self.params[0].device, self.params[0].dtype
         correction2 = torch.tensor([(1 - beta2 ** s) ** 0.5 for s in steps], dtype=dtype, device=device)  # [A]
         step_size = torch.tensor([-(lr / (1 - beta1 ** s)) for lr, s in zip(lrs, steps)], dtype=dtype,
                                  device=device)  # [A]
         per_agent = [(agents,) + (1,) * (p.dim() - 1) for p in self.params]  # a view of [A] that broadcasts
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-        if all(active):  # every agent steps: the arithmetic once over the list of tensors (torch._foreach_*)
-            torch._foreach_lerp_(self.exp_avg, grads, 1 - beta1)
-            torch._foreach_mul_(self.exp_avg_sq, beta2)
-            torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, value=1 - beta2)
-            denominators = torch._foreach_sqrt(self.exp_avg_sq)
-            torch._foreach_div_(denominators, [correction2.view(shape) for shape in per_agent])
-            torch._foreach_add_(denominators, self.eps)
-            steps = torch._foreach_mul(self.exp_avg, [step_size.view(shape) for shape in per_agent])
-            torch._foreach_div_(steps, denominators)  # addcdiv's order: (value * m) / denominator
-            torch._foreach_add_(self.params, steps)
-            return
-        mask = torch.tensor(list(active), dtype=torch.bool, device=device)  # [A]
-        for p, m, v, grad, shape in zip(self.params, self.exp_avg, self.exp_avg_sq, grads, per_agent):
-            new_m = m.lerp(grad, 1 - beta1)
-            new_v = (v * beta2).addcmul_(grad, grad, value=1 - beta2)
-            denominator = (new_v.sqrt() / correction2.view(shape)).add_(self.eps)
-            step = step_size.view(shape) * new_m / denominator
-            keep = mask.view(shape)  # the agents not stepping keep weights and moments
-            m.copy_(torch.where(keep, new_m, m))
-            v.copy_(torch.where(keep, new_v, v))
-            p.copy_(torch.where(keep, p + step, p))
+        idle = [agent for agent in range(agents) if not active[agent]]
+        tensors = [*self.params, *self.exp_avg, *self.exp_avg_sq]
+        kept = [tensor[idle].clone() for tensor in tensors] if idle else []  # what the idle agents keep
+        # the arithmetic once over the list of stacked tensors (torch._foreach_*), for every agent
+        torch._foreach_lerp_(self.exp_avg, grads, 1 - beta1)
+        torch._foreach_mul_(self.exp_avg_sq, beta2)
+        torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, value=1 - beta2)
+        denominators = torch._foreach_sqrt(self.exp_avg_sq)
+        torch._foreach_div_(denominators, [correction2.view(shape) for shape in per_agent])
+        torch._foreach_add_(denominators, self.eps)
+        steps = torch._foreach_mul(self.exp_avg, [step_size.view(shape) for shape in per_agent])
+        torch._foreach_div_(steps, denominators)  # addcdiv's order: (value * m) / denominator
+        torch._foreach_add_(self.params, steps)
+        for tensor, old in zip(tensors, kept):  # the agents not stepping keep weights and moments, bit for bit
+            tensor[idle] = old
 
 
 def clip_per_agent(params: list[Tensor], max_norms: Sequence[float | None]) -> Tensor:
@@ -133,8 +133,7 @@ def clip_per_agent(params: list[Tensor], max_norms: Sequence[float | None]) -> T
         limits = torch.tensor([math.inf if m is None else m for m in max_norms], dtype=norms.dtype,
                               device=norms.device)  # [A]; inf / (norm + 1e-6) clamps to exactly 1
         coefficient = torch.clamp(limits / (norms + 1e-6), max=1.0)  # [A]
-        for g in grads:
-            g.mul_(coefficient.view((agents,) + (1,) * (g.dim() - 1)))
+        torch._foreach_mul_(grads, [coefficient.view((agents,) + (1,) * (g.dim() - 1)) for g in grads])
     return norms
 
 
