@@ -245,7 +245,8 @@ def diagnose(run, verbose: bool = False, top: int | None = None) -> Diagnosis:
             elif end > 0.97 * h_max and (len(returns) < 2 or np.mean(_tail(returns, 0.1)) < 2 * max(np.mean(_head(returns)), 1.0)):
                 findings.append(Finding("entropy", "warn", "entropy stuck at its maximum: the policy is still "
                                         "uniformly random", evidence,
-                                        ["joint_grad_clip (the actor's gradient is scaled to almost nothing)",
+                                        ["joint_grad_clip (one clip over both networks shrinks the actor's gradient; Adam undoes a steady "
+                                         "factor, and alone it cost no measurable return in lesson 06)",
                                          "long_rollout (too few updates)", "low_critic_lr / learning rate too low"],
                                         score=end / h_max))
             else:
