@@ -387,8 +387,8 @@ QUESTIONS: dict[str, list[Question]] = {
     "06": [
         _q("q1", "`pg.diagnose` reports every signal healthy for your new training loop. What may you conclude?", "c",
            ("The loop has no bug.",
-            "Some bugs leave no mark on the signals it reads: some of lesson 06's mystery trainers are runs it calls "
-            "healthy, though each has a bug."),
+            "Some bugs leave no mark on the signals it reads: in exercise 06, pg.diagnose calls some of the mystery "
+            "trainers healthy, though each has a bug."),
            ("The hyperparameters are well tuned.",
             "The signals watch for the signatures of known bugs, not for how good a setting is: a healthy-looking "
             "run can still learn slowly."),
