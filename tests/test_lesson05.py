@@ -153,11 +153,14 @@ def test_lesson_05_says_a_typical_high_lr_run_is_not_measurably_worse():
     assert "a typical high-lr run is not measurably worse" in text or "a typical high-lr run was not measurably" in text
 
 
-def test_lesson_05_calls_the_unsummed_log_prob_gradient_noise_as_lesson_06_does():
+def test_lesson_05_names_the_unsummed_log_prob_effects_as_lesson_06_does():
+    """One effect, one name: in a plain policy-gradient loss the [B, B] gradient is noise; in PPO what the clip keeps
+    pushes one way (lesson 05). Lesson 06 trains PPO with the bug, so it uses PPO's name, not 'noise'."""
     text = lesson_markdown()
-    assert "it is **noise**" in text and "vanishes" not in text
-    assert "The gradient is noise" in lesson_markdown("06_debugging_traps.ipynb"), \
-        "lesson 06 no longer calls it noise: name the effect the same way in both lessons"
+    assert "it is **noise**" in text and "pushes one way" in text and "vanishes" not in text
+    lesson_06 = lesson_markdown("06_debugging_traps.ipynb")
+    assert "pushes one way" in lesson_06 and "The gradient is noise" not in lesson_06, \
+        "lesson 06 names PPO's effect of the unsummed log-prob differently from lesson 05"
 
 
 def _by_label(results):
