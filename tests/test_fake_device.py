@@ -247,6 +247,27 @@ def test_a_run_trains_on_the_gpu_and_its_helpers_follow_the_rule(gpu_runs, algo,
                                                  deterministic=True))
 
 
+@pytest.mark.parametrize("env_id, replaced", [("CartPole-v1", False), ("CartPole-v1", True), ("Pendulum-v1", False)],
+                         ids=["cartpole-agent-axis", "cartpole-replaced-piece", "pendulum-agent-axis"])
+def test_train_many_trains_every_agent_on_the_gpu(env_id, replaced):
+    """pg.train_many on the GPU: the agent-axis losses (and a replaced piece's agent-by-agent path) keep every
+    tensor on the device, the runs' modules on run.device and their histories on the CPU."""
+    from pgcourse import losses
+
+    pieces = {"clipped_surrogate_loss": lambda *args: losses.clipped_surrogate_loss(*args)} if replaced else {}
+    with fake_cuda(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        runs = pg.train_many("ppo", env_id, seeds=[0, 1, 2], device="cuda", total_steps=1024, progress=False,
+                             clip_value_loss=True, normalize_per_minibatch=True, target_kl=0.005,
+                             per_agent={"clip_eps": [0.1, 0.2, 0.3]}, **pieces)
+        for run in runs:
+            assert run.device.type == "cuda"
+            assert_on_run_device(run.policy, "run.policy")
+            assert_on_run_device(run.value_net, "run.value_net")
+            assert_on_cpu(run.history, "run.history")
+            assert np.isfinite(np.asarray(run.history.updates["policy_loss"])).all()
+
+
 def test_a_gpu_run_resumes_on_the_gpu(gpu_runs, tmp_path):
     run = gpu_runs["a2c", SHORT_CARTPOLE]
     with fake_cuda(), warnings.catch_warnings():
