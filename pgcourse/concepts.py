@@ -645,5 +645,4 @@ def check_concepts(chapter: Any, answers: Any) -> None:
         print(f"✓ concept questions of chapter {key}: {right} of {total} right")
         return
     raise AssertionError(f"concept questions of chapter {key}: {right} of {total} right. For each answer, why it "
-                         "is right or why that choice is wrong (reread the lesson section it points to and try "
-                         "again):\n" + "\n".join(lines))
+                         "is right or why that choice is wrong (reread the lesson and try again):\n" + "\n".join(lines))

@@ -247,8 +247,8 @@ def _cases_completed_episode_returns() -> list[Case]:
         Case("an episode ends with both flags mid-rollout, the next one ends too (T=5, N=1)",
              dict(rewards=_t([[1.0], [2.0], [0.0], [1.0], [3.0]]), terminated=_bool([[0], [1], [0], [0], [1]]),
                   truncated=_bool([[0], [1], [0], [0], [0]]))),
-        # a wrapper that shifts or scales rewards gives reset steps a reward too: it belongs to no episode
-        Case("reset steps with non-zero rewards (a reward wrapper's): they add nothing (T=5, N=2)",
+        # a wrapper that shifts rewards gives reset steps a reward too: it belongs to no episode
+        Case("reset steps with non-zero rewards (a reward-shifting wrapper's): they add nothing (T=5, N=2)",
              dict(rewards=_t([[1.0, 1.0], [2.0, 1.0], [5.0, 1.0], [1.0, 7.0], [1.0, 1.0]]),
                   terminated=_bool([[0, 0], [1, 1], [0, 0], [0, 0], [1, 0]]), truncated=_bool([[0, 0]] * 5))),
     ]
@@ -288,7 +288,8 @@ COMPLETED_EPISODE_RETURNS = Exercise(
                                                                        env_major=True)),
         Mistake("you added the reward of a reset step (the step after an episode's end) to the next episode: a reset "
                 "step is not a transition and belongs to no episode, so skip it (transition_mask marks it), whatever "
-                "its reward. gymnasium gives it reward 0, but a wrapper that shifts or scales rewards does not.",
+                "its reward. gymnasium gives it reward 0, and a wrapper that only scales rewards keeps that 0, but one that "
+                "shifts them (a constant per-step penalty) does not.",
                 lambda rewards, terminated, truncated: _returns_by_env(rewards, terminated, truncated,
                                                                        add_reset_rewards=True)),
         Mistake("you close an episode when you see its reset step, so an episode ending on the last step of the "
@@ -300,7 +301,8 @@ COMPLETED_EPISODE_RETURNS = Exercise(
                 lambda rewards, terminated, truncated: _returns_by_env(rewards, terminated, truncated,
                                                                        ends=terminated ^ truncated)),
         # ... and a reset by multiplying with 1 - done turns the running sum into minus itself
-        Mistake(_BOTH_FLAGS_HINT + " Such a step ends ONE episode, which must be counted once.",
+        Mistake(_BOTH_FLAGS_HINT + " Where both are set, a reset by multiplying with 1 - done multiplies the "
+                "running sum by -1, so the next episode starts from minus the last return instead of 0.",
                 lambda rewards, terminated, truncated: _returns_by_env(rewards, terminated, truncated,
                                                                        reset_by_flag_sum=True)),
     ],
