@@ -266,7 +266,8 @@ def episode_returns_sum_equals_one(rewards, terminated, truncated):
     found = []
     for t in range(rewards.shape[0]):
         for i in range(rewards.shape[1]):
-            running[i] += float(rewards[t, i])
+            if t == 0 or done[t - 1, i] != 1:  # a reset step (after an end it saw) adds nothing
+                running[i] += float(rewards[t, i])
             if done[t, i] == 1:
                 found.append(running[i])
                 running[i] = 0.0

@@ -203,12 +203,14 @@ def episode_returns_unclamped_sum(rewards, terminated, truncated):
     of the one that just ended."""
     done = terminated.double() + truncated.double()
     running = torch.zeros(rewards.shape[1], dtype=torch.float64)
+    reset_step = torch.zeros(rewards.shape[1], dtype=torch.bool)  # reset steps add nothing (the one mistake is the sum)
     result = []
     for t in range(rewards.shape[0]):
-        running = running + rewards[t].double()
+        running = running + torch.where(reset_step, 0.0, rewards[t].double())
         for i in torch.nonzero(done[t]).flatten().tolist():
             result.append(float(running[i]))
         running = running * (1 - done[t])
+        reset_step = done[t] > 0
     return result
 
 
