@@ -193,6 +193,28 @@ def test_without_a_known_mistake_the_message_names_the_concept_and_where_results
     assert ".detach()" not in message and "-mean(" not in message
 
 
+def test_a_right_answer_of_the_wrong_type_is_told_the_type_not_to_recompute():
+    """A right mask returned as a numpy array (or a right return as a tensor of the wrong shape for a number) is a
+    type problem: the message names the type and the fix, and does not say that the values match no known mistake
+    or ask for the case to be worked out by hand (they are right)."""
+    from pgcourse import envs
+
+    def mask_as_numpy(terminated, truncated):
+        return envs.transition_mask(terminated, truncated).numpy()
+
+    def normalize_as_list(x):
+        return ((x - x.mean()) / (x.std(unbiased=False) + 1e-8)).tolist()
+
+    for check, fn, problem in ((checks.check_transition_mask, mask_as_numpy, "expected a torch tensor, got a ndarray"),
+                               (checks.check_normalize, normalize_as_list, "expected a torch tensor, got a list")):
+        with pytest.raises(AssertionError) as info:
+            check(fn)
+        message = str(info.value)
+        assert problem in message
+        assert "No known mistake" not in message and "by hand" not in message
+        assert "Smallest failing case" in message
+
+
 def test_in_place_change_of_a_leaf_that_requires_grad_is_explained():
     def returns_in_place(rewards, gamma):
         for t in reversed(range(len(rewards) - 1)):

@@ -371,7 +371,8 @@ def check_gaussian_policy_head(fn: Callable[..., Any]) -> None:
                                        f"{tuple(failure.received.shape)} ({n_wrong} of {len(cases)} cases wrong).")
         tolerance = _tolerance(failure.case, failure.received, failure.expected) if failure.kind == "value" else None
         raise AssertionError(_message(name, f"{label}: {failure.problem}", hint, certain, failure.case,
-                                      concept=part.concept, expected=failure.expected, received=failure.received,
+                                      concept="" if failure.kind == "type" else part.concept,
+                                      expected=failure.expected, received=failure.received,
                                       show_values=failure.show_values, labels=failure.labels, tolerance=tolerance))
     print(f"✓ {name}: {len(cases)} cases passed")
 

@@ -84,7 +84,7 @@ class Exercise:
 
 @dataclass
 class _Failure:
-    kind: str                 # "value", "inplace", "grad" or "dtype" (reported in that priority)
+    kind: str                 # "type", "value", "inplace", "grad" or "dtype" (reported in that priority)
     case: Case
     problem: str
     hint: str | None = None
@@ -94,7 +94,7 @@ class _Failure:
     labels: tuple[str, str] = ("expected", "received")
 
 
-_PRIORITY = ("value", "inplace", "grad", "dtype")
+_PRIORITY = ("type", "value", "inplace", "grad", "dtype")
 
 
 def _clone_values(values: Any) -> list[Any]:
@@ -303,8 +303,8 @@ def _check_case(ex: Exercise, case: Case, learner_args: list[Any], output: Any) 
     received, problem = _as_output(ex.output, output)
     if ex.output == "number":
         expected = float(expected)
-    if problem is not None:
-        return _Failure("value", case, problem, expected=expected, received=output)
+    if problem is not None:  # the output's type or form: its values are not compared, nor diagnosed
+        return _Failure("type", case, problem, expected=expected, received=output)
     if not _close(received, expected, ex.output, ex.tolerance or _tolerance(case, received, expected)):
         return _Failure("value", case, "", expected=expected, received=received)
     for name, original, passed in zip(case.args, case.args.values(), learner_args):
@@ -499,7 +499,8 @@ def _run(ex: Exercise, fn: Callable[..., Any]) -> None:
                                    f"({n_wrong} of {len(cases)} cases wrong).")
     tolerance = (ex.tolerance or _tolerance(failure.case, failure.received, failure.expected)
                  if failure.kind == "value" else None)
-    raise AssertionError(_message(ex.name, failure.problem, hint, certain, failure.case, concept=ex.concept,
+    concept = "" if failure.kind == "type" else ex.concept  # a type problem is not a wrong value: no "by hand"
+    raise AssertionError(_message(ex.name, failure.problem, hint, certain, failure.case, concept=concept,
                                   expected=failure.expected, received=failure.received,
                                   show_values=failure.show_values, note=ex.note, labels=failure.labels,
                                   tolerance=tolerance))
