@@ -268,3 +268,18 @@ def test_a_stub_called_by_the_learner_function_is_named():
 
     with pytest.raises(AssertionError, match=r"^compute_gae: not implemented yet"):
         checks.check_compute_gae(compute_gae_stub)
+
+
+def test_minibatches_cut_nearly_equal_but_smaller_first_are_told_the_order_of_sizes():
+    """Sizes [3, 3, 4] are as nearly equal as tensor_split's [4, 3, 3]: the message names the order of the sizes,
+    not "cut it into nearly equal parts" (exercise 04's read, F2)."""
+    def smaller_parts_first(batch_size, minibatch_size, generator):
+        order = torch.randperm(batch_size, generator=generator)
+        parts = list(torch.tensor_split(order, -(-batch_size // minibatch_size)))
+        sizes = sorted(p.numel() for p in parts)
+        return list(torch.split(order, sizes))
+
+    with pytest.raises(AssertionError) as info:
+        checks.check_minibatch_indices(smaller_parts_first)
+    message = str(info.value)
+    assert "cut into nearly equal parts, but with sizes" in message and "larger parts first" in message
