@@ -142,8 +142,10 @@ QUESTIONS: dict[str, list[Question]] = {
            ("Because the expected score is zero: E over a ~ pi of grad log pi(a|s) = grad of the sum of pi(a|s) "
             "= grad 1 = 0, so b times it averages to zero.",
             "Right: the same identity makes any baseline that does not depend on the action unbiased (lesson 02). "
-            "The batch mean is such a constant only approximately: it includes each step's own return, so it adds "
-            "a small bias that shrinks as the batch grows (lesson 01, section 5)."),
+            "The batch mean is such a constant only approximately: it is computed from the batch's own episodes, so "
+            "each step's weight shares a term with its own return and with the other returns of its episode. That "
+            "leaves a bias, not measured in lesson 01, which shrinks as the batch holds more episodes (lesson 01, "
+            "section 5)."),
            ("Because dividing by the standard deviation afterwards cancels it.",
             "Dividing rescales the weights; it cannot undo a shift. The shift drops out in expectation for a "
             "different reason."),
@@ -157,7 +159,9 @@ QUESTIONS: dict[str, list[Question]] = {
             "A bug is possible, but seeds that differ do not point to one: this algorithm's seeds differ widely "
             "even when the code is right (lesson 01, section 9), and some bugs show on some seeds only."),
            ("Floating-point nondeterminism of the CPU.",
-            "On CPU a fixed seed reproduces a run bit for bit: the same seed run twice gives the same curve."),
+            "On one machine (the same CPU, thread count and torch), a fixed seed reproduces a run bit for bit: the "
+            "same seed run twice there gives the same curve. Across machines the last bits can differ (lesson 01, "
+            "section 9), but that is not what makes two different seeds differ."),
            ("The learning rate is too small.",
             "A small learning rate makes every seed slow, not the seeds different from each other."),
            ("The seed sets the initial weights and the sampled episodes, and the gradient is a high-variance Monte "
@@ -305,7 +309,9 @@ QUESTIONS: dict[str, list[Question]] = {
            ("The steps are too large for one batch: learning rate too high, too many epochs or too many small "
             "minibatches, so the policy moves far from the one that collected the data.",
             "Right: the usual remedies are a lower learning rate, fewer epochs, or a KL early stop, which brakes late "
-            "(lesson 04, section 8). Section 10 did not reach this regime: within its range more epochs helped.")),
+            "(lesson 04, section 8). Section 10 reached this regime only without the clip: 30 epochs with no clip "
+            "moved the policy far past the trust region and ended far below the default, while with the clip more "
+            "epochs helped.")),
         _q("q4", "The explained variance of the critic is -0.3. What does that mean?", "b",
            ("The critic explains 30% of the returns' variance.",
             "That would be +0.3: a positive number means the critic accounts for part of the variance."),
@@ -486,9 +492,10 @@ QUESTIONS: dict[str, list[Question]] = {
            ("PPO comes with a monotonic-improvement guarantee that TRPO lacks.",
             "The other way round: TRPO is derived from such a bound (with approximations); PPO's clip is a "
             "heuristic."),
-           ("PPO's final returns could not be told from TRPO's in the lesson (and it was ahead early on), with first-order code: several epochs of "
-            "minibatch Adam steps on one batch, no conjugate gradient, no line search; and it fits stock optimisers "
-            "and shared actor-critic networks (an argument the lesson did not test).",
+           ("PPO's final returns could not be told from TRPO's in the lesson (and it was ahead early on Acrobot and "
+            "Pendulum, not on CartPole), with first-order code: several epochs of minibatch Adam steps on one batch, "
+            "no conjugate gradient, no line search; and it fits stock optimisers and shared actor-critic networks "
+            "(an argument the lesson did not test).",
             "Right: lesson 07 measures returns per env step and per second, counts what one update costs and the "
             "code each update needs; the optimiser and shared-network reasons are arguments it did not test."),
            ("TRPO's updates leave the trust region more often than PPO's.",
@@ -522,8 +529,10 @@ QUESTIONS: dict[str, list[Question]] = {
             "DAPO filters such groups out); "
             "GRPO learns from prompts the policy sometimes gets right and sometimes wrong."),
            ("A push away from these responses, to keep the policy close to the reference.",
-            "With advantage 0 the clipped loss pushes nowhere; the KL term pulls towards the reference whatever "
-            "the rewards, and it is small here.")),
+            "The rewards give this prompt no push: with advantage 0 the clipped loss pushes nowhere. What remains "
+            "is the KL term, which moves each sampled token's probability towards the reference's: down where the "
+            "policy now likes it more than the reference, up where it likes it less. That is the leash acting "
+            "whatever the rewards, not a push away from these responses because they were right.")),
         _q("q3", "Both k1 and k3 estimate KL(pi_theta || pi_ref) without bias from tokens sampled from pi_theta. "
                  "Why does GRPO put k3, not k1, in its loss?", "a",
            ("As a loss on the policy's own samples, k1's expected gradient is zero, so it would not pull; k3's "

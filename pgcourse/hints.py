@@ -152,8 +152,9 @@ HINTS: dict[str, tuple[str, str, str]] = {
         "unclipped = ratio * A\nclipped = torch.clamp(ratio, …, …) * A\nreturn -torch.…(unclipped, clipped).mean()\n```"),
     "approx_kl": (
         "A diagnostic: how far did the update move the policy, measured on the sampled actions. The k3 estimator of "
-        "KL(pi_old || pi_new) uses only the log-ratio of each sample, is never negative per sample, and has low "
-        "variance. It is a number to watch, not to differentiate.",
+        "KL(pi_old || pi_new) uses only the log-ratio of each sample, is never negative per sample, and, while "
+        "the two policies are close (as within one PPO update), varies far less than the plain average log-ratio "
+        "(k1). It is a number to watch, not to differentiate.",
         "With log r = new - old (per sample): k3 = (r - 1) - log r, averaged over the batch, detached; a scalar "
         "tensor or float.",
         "```python\nlog_ratio = (…).detach()\nreturn ((torch.exp(log_ratio) - 1) - …).mean()\n```"),
@@ -435,8 +436,8 @@ HINTS: dict[str, tuple[str, str, str]] = {
         "over the vocabulary, stably: a token can be very unlikely), and the padding positions hold garbage that "
         "must not enter the sum.",
         "log pi(y_t | x, y_<t) = log_softmax(logits[:, t])[tokens[:, t]], a [B, T] tensor picked from [B, T, V]; "
-        "then log pi(y | x) = sum over t of mask[:, t] * that, [B]. A bool mask must become the logits' dtype "
-        "before multiplying.",
+        "then log pi(y | x) = sum over t of mask[:, t] * that, [B]. A bool mask works in the product (torch "
+        "promotes it to the logits' dtype); mask.to(per_token.dtype) just makes that explicit.",
         "```python\nall_log_probs = …                                   # [B, T, V], stable, over the vocabulary\n"
         "per_token = all_log_probs.gather(-1, …).squeeze(-1)   # [B, T]: the sampled tokens\n"
         "return (per_token * …).sum(…)                       # [B]: padding zeroed, summed over T\n```"),

@@ -285,7 +285,7 @@ def _trpo_step_with(bug):
 def test_trpo_step_reference_and_an_honest_variant_pass(capsys):
     ch07_trpo.check_trpo_step(_update_like())
     ch07_trpo.check_trpo_step(_trpo_step_via_distributions)
-    assert capsys.readouterr().out.count("✓ trpo_step: 4 CartPole batches") == 2
+    assert capsys.readouterr().out.count("✓ trpo_step: 4 cases (CartPole batches collected with seeds 0, 1)") == 2
 
 
 def test_the_fourth_trpo_case_rejects_every_fraction_and_a_downhill_step_is_not_called_unwritten():

@@ -853,7 +853,9 @@ def check_trpo_step(fn: Callable[..., Any], cases: tuple[tuple[int, dict[str, An
                      "the full step sqrt(2 max_kl / s.(F + cg_damping I)s) s with the same damped product, then the "
                      "line search along it with the real KL and surrogate"),
             show_values=False, note=changed_note))
-    print(f"✓ {name}: {len(cases)} CartPole batches updated like the package's TRPO, {len(cases)} cases passed")
+    seeds = ", ".join(str(seed) for seed in sorted({seed for seed, _, _ in cases}))
+    print(f"✓ {name}: {len(cases)} cases (CartPole batches collected with seeds {seeds}) updated like the package's "
+          f"TRPO, {len(cases)} cases passed")
 
 
 CHECKS: dict[str, Callable[[Callable[..., Any]], None]] = {
