@@ -357,8 +357,9 @@ QUESTIONS: dict[str, list[Question]] = {
                  "treats that end as terminal?", "a",
            ("The targets of the last steps assume a future worth 0; the observation carries no clock, so the critic "
             "sees similar states with very different targets, and its values and the advantages become biased.",
-            "Right: lesson 03, section 6 measured it with A2C under a 100-step time limit: the critic's loss "
-            "tripled and the TD error at the cut was far off, even where the learning curve barely moved."),
+            "Right: lesson 03, section 6 measured it with A2C under a 100-step time limit: over ten seeds the "
+            "critic's loss tripled even where the learning curve barely moved, and in one seed's greedy episode the "
+            "TD error at the cut was far off."),
            ("Nothing: Pendulum's rewards are negative anyway.",
             "A future worth 0 is better than Pendulum's true (negative) future, so the targets become biased, "
             "upward here; the sign of the rewards does not make the error vanish."),

@@ -154,12 +154,13 @@ def test_lesson_05_says_a_typical_high_lr_run_is_not_measurably_worse():
 
 
 def test_lesson_05_names_the_unsummed_log_prob_effects_as_lesson_06_does():
-    """One effect, one name: in a plain policy-gradient loss the [B, B] gradient is noise; in PPO what the clip keeps
-    pushes one way (lesson 05). Lesson 06 trains PPO with the bug, so it uses PPO's name, not 'noise'."""
+    """One effect, one name: in a plain policy-gradient loss the [B, B] gradient is noise; in PPO most ratios start
+    outside the clip range (lesson 05, an argument it states as one). Lesson 06 trains PPO with the bug, so it uses
+    PPO's name, not 'noise'; neither says what the clip keeps 'pushes one way', which no cell shows."""
     text = lesson_markdown()
-    assert "it is **noise**" in text and "pushes one way" in text and "vanishes" not in text
+    assert "it is **noise**" in text and "most ratios start outside the clip range" in text and "vanishes" not in text
     lesson_06 = lesson_markdown("06_debugging_traps.ipynb")
-    assert "pushes one way" in lesson_06 and "The gradient is noise" not in lesson_06, \
+    assert "most ratios start outside the clip range" in lesson_06 and "The gradient is noise" not in lesson_06, \
         "lesson 06 names PPO's effect of the unsummed log-prob differently from lesson 05"
 
 

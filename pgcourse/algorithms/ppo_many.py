@@ -20,7 +20,7 @@ forward, one backward and one Adam step per minibatch for all agents. The math i
             an agent whose epoch KL exceeds target_kl stops its epochs (the others go on)
         per agent: diagnostics (read once per update) and ``trainer.end_update`` (history, NaN guard, evaluation)
 
-Agents differ in the number of valid transitions (autoreset steps are dropped), so in their minibatch sizes:
+Agents differ in the number of valid transitions (reset steps are dropped), so in their minibatch sizes:
 a minibatch pads each agent's rows to the largest minibatch size of the configs (a length no seed changes;
 a lone agent's rows are not padded), and each agent's means are taken over its own rows (a mask). An agent
 that has no k-th minibatch, stopped its epochs early or spent its budget takes no step.

@@ -288,8 +288,8 @@ COMPLETED_EPISODE_RETURNS = Exercise(
                                                                        env_major=True)),
         Mistake("you added the reward of a reset step (the step after an episode's end) to the next episode: a reset "
                 "step is not a transition and belongs to no episode, so skip it (transition_mask marks it), whatever "
-                "its reward. gymnasium gives it reward 0, and a wrapper that only scales rewards keeps that 0, but one that "
-                "shifts them (a constant per-step penalty) does not.",
+                "its reward. gymnasium gives it reward 0, and a wrapper around the vector env that only scales rewards keeps "
+                "that 0, but one that shifts them (a constant per-step penalty on the vector env) does not.",
                 lambda rewards, terminated, truncated: _returns_by_env(rewards, terminated, truncated,
                                                                        add_reset_rewards=True)),
         Mistake("you close an episode when you see its reset step, so an episode ending on the last step of the "
