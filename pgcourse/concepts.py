@@ -358,8 +358,9 @@ QUESTIONS: dict[str, list[Question]] = {
            ("The targets of the last steps assume a future worth 0; the observation carries no clock, so the critic "
             "sees similar states with very different targets, and its values and the advantages become biased.",
             "Right: lesson 03, section 6 measured it with A2C under a 100-step time limit: over ten seeds the "
-            "critic's loss tripled even where the learning curve barely moved, and in one seed's greedy episode the "
-            "TD error at the cut was far off."),
+            "critic's loss stayed about three times as high as with correct bootstrapping, while the learning curves "
+            "of the two arms could not be told apart, and in one seed's greedy episode the TD error at the cut was "
+            "far off."),
            ("Nothing: Pendulum's rewards are negative anyway.",
             "A future worth 0 is better than Pendulum's true (negative) future, so the targets become biased, "
             "upward here; the sign of the rewards does not make the error vanish."),
@@ -540,8 +541,10 @@ QUESTIONS: dict[str, list[Question]] = {
             "pulls towards the reference (and k3 is never negative on a single token).",
             "Right: the gradient of k1 on a sampled token is grad log pi_theta, whose mean under pi_theta is 0. "
             "k3's mean gradient is that of the KL with its arguments swapped, grad KL(pi_ref || pi_theta): not "
-            "the KL its value estimates, but zero only at the reference, so it leashes. Exercise 3 also measures "
-            "k3's smaller spread near the reference; far from it, k3 can be the noisier one (lesson 08)."),
+            "the KL its value estimates, but zero only at the reference, so it leashes. Exercise 3 measures "
+            "k3's smaller spread when the policy shifts all its logits smoothly; once the policy makes rare a token "
+            "the reference still likes (r large), k3 can be the noisier one even at a small KL (lesson 08, "
+            "section 5)."),
            ("k1 is biased: its mean over sampled tokens is not the KL.",
             "k1 is unbiased: the KL is by definition the expectation of the log-ratio under pi_theta's samples."),
            ("k3 needs no reference model.",

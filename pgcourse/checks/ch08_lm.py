@@ -707,21 +707,22 @@ def check_grpo_update(fn: Callable[..., Any], start_model=None, seed: int = RUN_
     after = evaluate_sorting(policy, evaluation, seed=seed)["sampled_exact"]
     report = GRPOReport(history, before, after, policy, reference, time.perf_counter() - started)
     if not require_gain:
-        print(f"{name}: the exact accuracy on {EVAL_PROMPTS} held-out prompts went from {before:.3f} to {after:.3f} in "
-              f"{updates} updates (a gain of {report.gain:+.3f}; not checked: require_gain=False)")
+        print(f"{name}: the exact accuracy on {EVAL_PROMPTS} held-out prompts went from {before:.3f} to {after:.3f} "
+              f"(one sampled answer per prompt) in {updates} updates (a gain of {report.gain:+.3f}; not checked: "
+              f"require_gain=False)")
         return report
     if report.gain < MIN_GAIN:
         raise _grpo_fail(
             f"after {updates} updates the exact accuracy on {EVAL_PROMPTS} held-out prompts went from {before:.3f} to "
-            f"{after:.3f} (a gain of {report.gain:+.3f}); the reference loop gains at least {MIN_GAIN:.2f} with the "
-            f"same settings.",
+            f"{after:.3f} (one sampled answer per prompt; a gain of {report.gain:+.3f}); the reference loop gains at "
+            f"least {MIN_GAIN:.2f} with the same settings.",
             "run the function checks above first. Then: are the advantages the group-relative ones of the EXACT "
             "rewards, [P, G] with the G samples of a prompt in one row (prompt-major)? Are the old and reference "
             "log-probs computed once, under torch.no_grad(), before the epochs? Is the KL term added to the loss "
             "(not subtracted)?")
-    print(f"✓ {name}: the exact accuracy on {EVAL_PROMPTS} held-out prompts went from {before:.3f} to {after:.3f} in "
-          f"{updates} updates of {RUN_PROMPTS} prompts x {RUN_GROUP} samples (a gain of {report.gain:+.3f}; at least "
-          f"{MIN_GAIN:.2f} needed; {report.seconds:.0f} s)")
+    print(f"✓ {name}: the exact accuracy on {EVAL_PROMPTS} held-out prompts went from {before:.3f} to {after:.3f} "
+          f"(one sampled answer per prompt) in {updates} updates of {RUN_PROMPTS} prompts x {RUN_GROUP} samples (a gain "
+          f"of {report.gain:+.3f}; at least {MIN_GAIN:.2f} needed; {report.seconds:.0f} s)")
     return report
 
 
