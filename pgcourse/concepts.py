@@ -309,9 +309,10 @@ QUESTIONS: dict[str, list[Question]] = {
            ("The steps are too large for one batch: learning rate too high, too many epochs or too many small "
             "minibatches, so the policy moves far from the one that collected the data.",
             "Right: the usual remedies are a lower learning rate, fewer epochs, or a KL early stop, which brakes late "
-            "(lesson 04, section 8). Section 10 reached this regime only without the clip: 30 epochs with no clip "
-            "moved the policy far past the trust region and ended far below the default, while with the clip more "
-            "epochs helped.")),
+            "(lesson 04, section 8). The course met a KL this large only without the clip: in section 10, 30 epochs "
+            "with no clip moved the policy far past the trust region and ended far below the same 30 epochs with "
+            "the clip (intervals apart), while with the clip more epochs helped. No arm there logged a clip "
+            "fraction near 0.5 (the unclipped arm's is measured against a clip range of 100).")),
         _q("q4", "The explained variance of the critic is -0.3. What does that mean?", "b",
            ("The critic explains 30% of the returns' variance.",
             "That would be +0.3: a positive number means the critic accounts for part of the variance."),
