@@ -229,3 +229,20 @@ def test_a_bad_time_budget_names_its_option(option, value, tmp_path, capsys):
     assert cli_main(["grade", str(tmp_path), "--out", str(tmp_path / "g.csv"), option, value]) == 2
     err = capsys.readouterr().err
     assert f"{option} must be a positive number" in err and "budget_f" not in err
+
+
+@needs_sandbox
+def test_the_student_process_computes_on_the_graders_kernel_path(monkeypatch):
+    """A grader run with ATEN_CPU_CAPABILITY set (CI's portable pass, or a teacher pinning a kernel path) checks the
+    student's numbers against ones it computes itself, some exactly: the seeded initial weights, whose orthogonal
+    init differs in its last bits between kernel paths. With the variable cleared in the sandbox, the course's own
+    solution 01 failed its self-test ('the policy's weights before your first update are not those ...')."""
+    from pgcourse.grading import sandbox
+
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "default")
+    argv = sandbox.student_command(SANDBOX, write_runner_package(tempfile.mkdtemp()), 3, Limits().to_dict())
+    start = argv.index("--") + 1
+    done = subprocess.run(argv[:start] + [argv[start], "-I", "-c",
+                                          "import torch; print(torch.backends.cpu.get_cpu_capability())"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "DEFAULT", done.stderr

@@ -221,7 +221,8 @@ class Grader:
             return
         wrong = [(e.id, exercises[e.id]) for e in chapter.auto_exercises if exercises[e.id]["status"] != "passed"]
         if wrong:
-            details = "; ".join(f"{key}: {r['status']}: {r['feedback'].strip().splitlines()[0][:300] if r['feedback'] else ''}"
+            # the feedback's first lines (its cause is on the second line and below), bounded
+            details = "; ".join(f"{key}: {r['status']}: {' / '.join(r['feedback'].strip().splitlines()[:6])[:900] if r['feedback'] else ''}"
                                 for key, r in wrong)
             self.close()
             raise GradingError(f"self-test failed: the course's own solution {chapter.path} does not pass its checks "

@@ -205,6 +205,11 @@ def student_command(mode: str, runner_folder: str | Path, sock_fd: int, limits: 
             "--setenv", "SDL_VIDEODRIVER", "dummy", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
             "--tmpfs", "/tmp", "--dir", SANDBOX_SCRATCH,  # first: a venv or runner under /tmp is bound on top
             "--ro-bind", "/usr", "/usr"]
+    # the grader's own kernel path: a check compares the student's numbers with ones it computes itself, some
+    # exactly (the seeded initial weights), and ATEN_CPU_CAPABILITY changes their last bits (orthogonal init's QR)
+    capability = os.environ.get("ATEN_CPU_CAPABILITY", "")
+    if capability.isalnum():
+        argv += ["--setenv", "ATEN_CPU_CAPABILITY", capability]
     for link in ("lib", "lib64", "bin", "sbin", "lib32"):
         if os.path.islink(f"/{link}"):
             argv += ["--symlink", os.readlink(f"/{link}"), f"/{link}"]
