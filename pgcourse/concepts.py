@@ -214,7 +214,9 @@ QUESTIONS: dict[str, list[Question]] = {
             "tried the others enough.",
             "Right: its gradient pushes the action probabilities towards uniform."),
            ("It lowers the variance of the gradient estimate.",
-            "That is the baseline's job; the entropy term changes the objective, not the estimator's noise."),
+            "That is the baseline's job: the entropy term changes the objective, pushing the policy towards "
+            "uniform; it is not there to reduce the gradient's noise (its own gradient, averaged over the sampled "
+            "states, is noisy too)."),
            ("It increases the return directly.", "The environment's reward does not change; the bonus only "
                                                   "changes what the optimiser maximises.")),
     ],

@@ -283,3 +283,18 @@ def test_minibatches_cut_nearly_equal_but_smaller_first_are_told_the_order_of_si
         checks.check_minibatch_indices(smaller_parts_first)
     message = str(info.value)
     assert "cut into nearly equal parts, but with sizes" in message and "larger parts first" in message
+
+
+def test_the_shifted_next_value_mistake_does_not_contradict_lesson_03():
+    """With the course's next-step autoreset, next_values[t] = values[t + 1] on every row but the last (lesson 03,
+    section 2.5): the message for a function that reads values[t + 1] may not say the row below an episode end is
+    the next episode's (exercise 03's second read, F1)."""
+    def td_errors_from_the_row_below(rewards, values, next_values, terminated, gamma):
+        below = torch.cat([values[1:], next_values[-1:]], dim=0)
+        return rewards + gamma * (1 - terminated) * below - values
+
+    with pytest.raises(AssertionError) as info:
+        checks.check_td_errors(td_errors_from_the_row_below)
+    message = str(info.value)
+    assert "values[t + 1]" in message and "agree on every row but the last" in message
+    assert "belongs to the next episode" not in message

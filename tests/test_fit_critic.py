@@ -150,6 +150,7 @@ AGREEMENT = {  # name: (source's changes from the right loop, the hint the check
     "zero_grad_between_backward_and_step": ({"zero": "pass", "step": "optimizer.zero_grad(); optimizer.step()"},
                                             "no_step"),
     "one_more_step": ({"steps": "steps + 1"}, "one_more_step"),
+    "one_fewer_step": ({"steps": "steps - 1"}, "one_fewer_step"),
     "no_half": ({"loss": "(errors ** 2).mean()"}, "no_half"),
     "sum": ({"loss": "0.5 * (errors ** 2).sum()"}, "sum"),
 }

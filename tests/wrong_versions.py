@@ -2315,7 +2315,7 @@ def _fit_critic_learner(weights, observations, returns, lr, steps, slip=None):
     w = torch.nn.Parameter(weights.detach().clone())
     optimizer = torch.optim.Adam([w], lr=lr)
     losses = []
-    for _ in range(steps + 1 if slip == "one_more_step" else steps):
+    for _ in range(steps + {"one_more_step": 1, "one_fewer_step": -1}.get(slip or "", 0)):
         if slip == "new_optimizer_each_step":
             optimizer = torch.optim.Adam([w], lr=lr)
         values = (observations * w).sum(dim=1)  # [B]
@@ -2376,6 +2376,13 @@ def fit_critic_zero_grad_before_step(weights, observations, returns, lr, steps):
 def fit_critic_one_more_step(weights, observations, returns, lr, steps):
     """Takes steps + 1 optimiser steps."""
     return _fit_critic_learner(weights, observations, returns, lr, steps, "one_more_step")
+
+
+@wrong("fit_critic", "one step too few")
+def fit_critic_one_fewer_step(weights, observations, returns, lr, steps):
+    """Takes steps - 1 optimiser steps: on a 1-step case none at all (exercise 02's third read: the check called it
+    'the weights did not move', a loop that never steps)."""
+    return _fit_critic_learner(weights, observations, returns, lr, steps, "one_fewer_step")
 
 
 @wrong("fit_critic", "missing the factor 1/2")

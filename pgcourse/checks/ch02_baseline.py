@@ -187,7 +187,7 @@ def reference_fit_critic(weights: Tensor, observations: Tensor, returns: Tensor,
     weights = weights.detach().clone().requires_grad_(True)  # [d]
     optimizer = torch.optim.Adam([weights], lr=lr)
     losses_: list[float] = []
-    for _ in range(steps + 1 if mistake == "one_more_step" else steps):
+    for _ in range(steps + {"one_more_step": 1, "one_fewer_step": -1}.get(mistake or "", 0)):
         if mistake == "new_optimizer_each_step":
             optimizer = torch.optim.Adam([weights], lr=lr)  # forgets Adam's moment estimates every step
         values = observations @ weights  # [B]
@@ -222,6 +222,7 @@ CRITIC_MISTAKES: list[tuple[str, tuple[str, ...], str]] = [
     ("advantage_targets", ("weights", "losses"), "the critic regresses on the returns G_i, not on the advantages "
                                                  "G_i - V(s_i): its values should match the returns."),
     ("one_more_step", ("weights", "losses"), "one step too many: take exactly `steps` optimiser steps."),
+    ("one_fewer_step", ("weights", "losses"), "one step too few: take exactly `steps` optimiser steps."),
     ("new_optimizer_each_step", ("weights",), "a new Adam at every step starts its moment estimates afresh, so "
                                              "every step is Adam's first: create one optimiser before the loop and "
                                              "let it serve all the steps."),
@@ -307,13 +308,13 @@ def _critic_failure(cases: list[_CriticCase], founds: list[tuple[Tensor, list[fl
     for mistake, fields, hint in CRITIC_MISTAKES:
         if _reproduces(mistake, fields, cases, founds):
             return problem, hint, True
+    if len(found[1]) != len(expected[1]):  # before a mistake that matches this case's weights alone
+        return (f"you returned {len(found[1])} loss(es) for {case.steps} step(s).",
+                "one loss per step, measured before that step.", False)
     for mistake, fields, hint in CRITIC_MISTAKES:
         played = reference_fit_critic(**case.args(), mistake=mistake)
         if _same_critic(found, played, fields) and not _same_critic(played, expected, fields):
             return "your results differ from the reference's on this case.", hint, False
-    if len(found[1]) != len(expected[1]):
-        return (f"you returned {len(found[1])} loss(es) for {case.steps} step(s).",
-                "one loss per step, measured before that step.", False)
     if not _same_critic(found, expected, ("weights",)):
         return "the trained weights differ from the reference's.", None, False
     return ("the weights are right, but the losses differ from the reference's.",

@@ -52,13 +52,17 @@ def _cases_td_errors() -> list[Case]:
 
 def _shifted_values(values: Tensor, next_values: Tensor) -> Tensor:
     """[T, N] ``values[t + 1]`` for t < T - 1 and ``next_values[T - 1]`` at the last step: the 'next value' read from
-    the current values one row down, a mistake where an episode ended inside the rollout."""
+    the current values one row down. The course's next-step rollouts happen to make it agree with next_values on
+    every row but the last (lesson 03, section 2.5); it is wrong on the last row and, under same-step autoreset,
+    after every episode end."""
     return torch.cat([values[1:], next_values[-1:]], dim=0)
 
 
 _SHIFTED_HINT = ("you bootstrap from values[t + 1], the value of the row below: use next_values[t], the value of the "
-                 "observation step t really led to. Where an episode ended at t, the row below belongs to the next "
-                 "episode (its reset step); the check's next_values are not a shifted copy of values.")
+                 "observation step t really led to. In pgcourse's rollouts the two agree on every row but the last "
+                 "(lesson 03, section 2.5), but a function must not rely on that: the last row has no row below, "
+                 "and where the env resets in the same step (same-step autoreset) the row below an episode end is "
+                 "the next episode's first state; the check's next_values are not a shifted copy of values.")
 
 
 TD_ERRORS = Exercise(
