@@ -480,7 +480,7 @@ QUESTIONS: dict[str, list[Question]] = {
         _q("q3", "The step length beta = sqrt(2 max_kl / s^T (F + damping I) s), with the damped product conjugate "
                  "gradient used, puts the damped quadratic KL estimate exactly on max_kl (the undamped one, "
                  "1/2 beta^2 s^T F s, a little below), yet the line search can reject the full step because the "
-                 "real KL is larger (the check's low-damping batch shows one). Why?", "d",
+                 "real KL is larger (the check's low-damping case is built to be one, exercise 5). Why?", "d",
            ("Conjugate gradient returned the wrong sign.",
             "A wrong sign would make the surrogate worse; it does not explain a KL above the bound."),
            ("The damping makes the estimate exact, so this cannot happen.",

@@ -200,7 +200,7 @@ def backtracking_line_search(evaluate: Callable[[float], tuple[float, float]], e
                              max_kl: float, max_backtracks: int = 10, shrink: float = 0.5,
                              accept_ratio: float = 0.1) -> LineSearchResult:
     """Try the fractions ``1, shrink, shrink^2, …`` of the full step until one keeps the real KL within
-    ``max_kl`` and improves the surrogate by at least ``accept_ratio`` times the first-order prediction.
+    ``max_kl`` and improves the surrogate by more than ``accept_ratio`` times the first-order prediction.
 
     Args:
         evaluate: ``fraction -> (surrogate improvement, mean KL(pi_old || pi_new))`` with the parameters set to
@@ -210,7 +210,7 @@ def backtracking_line_search(evaluate: Callable[[float], tuple[float, float]], e
         max_kl: :math:`\\delta`.
         max_backtracks: how many fractions to try at most.
         shrink: the factor between tries, in (0, 1).
-        accept_ratio: the least ratio of real to predicted improvement accepted.
+        accept_ratio: a try is accepted when its real improvement exceeds this share of the prediction.
     """
     if not 0.0 < shrink < 1.0:
         raise ValueError(f"shrink={shrink!r} is invalid: expected a number in (0, 1)")
