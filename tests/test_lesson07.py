@@ -285,7 +285,8 @@ def test_lesson_07_no_longer_says_what_its_evidence_contradicts(sentence):
 
 def test_lesson_07s_steps_to_a_threshold_are_evaluation_points_and_the_lesson_says_so():
     """Every run's steps to a threshold is one of its own evaluation steps (a 20,000-step grid, no interpolation), so
-    the medians the lesson prints are evaluation points; the lesson must say so before it compares them."""
+    the medians the lesson prints are evaluation points, or (ten seeds: the middle two averaged) midpoints between two;
+    the lesson must say so before it compares them."""
     sweep = pg.sweeps.load_results(FIGURES / "07_trpo_vs_ppo")
     for record in sweep.trials:
         steps, means = record.history.evals["env_step"], record.history.evals["mean"]
@@ -293,5 +294,7 @@ def test_lesson_07s_steps_to_a_threshold_are_evaluation_points_and_the_lesson_sa
         reached = pg.stats.steps_to_threshold(steps, means, pg.config.SOLVE_THRESHOLDS[record.env_id])
         assert np.isinf(reached) or reached in set(steps.tolist()), record.trial_id
     text = lesson_markdown()
-    assert "the medians and their intervals are evaluation points, not measured crossing times" in text
+    assert ("the medians and their intervals are evaluation points, or midpoints between two of them (a median of an "
+            "even number of runs averages the middle two") in text
+    assert "not measured crossing times" in text
     assert "how much sooner PPO really crossed is not measured" in text
