@@ -142,7 +142,9 @@ QUESTIONS: dict[str, list[Question]] = {
            ("Because the expected score is zero: E over a ~ pi of grad log pi(a|s) = grad of the sum of pi(a|s) "
             "= grad 1 = 0, so b times it averages to zero.",
             "Right: the same identity makes any baseline that does not depend on the action unbiased (lesson 02). "
-            "The batch mean is such a constant only approximately: it is computed from the batch's own episodes, so "
+            "Exactly so for the per-episode sum of lesson 01, section 2; for the per-step mean of your loss, whose "
+            "divisor B (the batch's steps) depends on the actions, b leaves a term -b grad E[1/B], small when "
+            "episode lengths vary little. The batch mean is such a constant only approximately: it is computed from the batch's own episodes, so "
             "each step's weight shares a term with its own return and with the other returns of its episode. That "
             "leaves a bias, not measured in lesson 01, which shrinks as the batch holds more episodes (lesson 01, "
             "section 5)."),

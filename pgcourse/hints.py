@@ -254,7 +254,7 @@ HINTS: dict[str, tuple[str, str, str]] = {
         "advantages = torch.zeros_like(rewards)\nrunning = torch.zeros_like(rewards[0])  # [N]\n"
         "for t in reversed(range(T)):\n"
         "    running = deltas[t] + … * running   # cut where step t ended an episode\n    advantages[t] = running\n"
-        "return advantages.detach()   # targets are constants\n```"),
+        "return advantages.detach()   # advantages are constants for the losses\n```"),
     "first_episode_lengths": (
         "A vector env keeps stepping every env, so each env's column of flags can hold several episode ends. The "
         "first episode of env i runs from step 0 to its first end, and the step that ended it belongs to it.",

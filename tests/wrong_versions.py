@@ -827,7 +827,7 @@ def gae_returns_targets(rewards, values, next_values, terminated, truncated, gam
     return advantages + values.detach()
 
 
-@wrong("compute_gae", "advantages are targets")
+@wrong("compute_gae", "advantages are constants for the losses")
 def gae_not_detached(rewards, values, next_values, terminated, truncated, gamma, lam):
     """Builds the advantages through the values' graph."""
     done = torch.maximum(terminated, truncated)

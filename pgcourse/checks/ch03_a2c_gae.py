@@ -197,8 +197,8 @@ COMPUTE_GAE = Exercise(
             "gamma * lam times the advantage of the next step, that chain being cut wherever an episode ended "
             "(terminated, truncated, or both), so the advantages are built from the last step backwards.",
     note=_STEPS_NOTE,
-    detached_output_hint="advantages are targets, constants for the losses: your output must not be connected "
-                         "to the autograd graph of the values.",
+    detached_output_hint="advantages are constants for the losses (the policy loss's weights): your output must not "
+                         "be connected to the autograd graph of the values.",
     mistakes=[
         Mistake("you bootstrap through a terminal state: a terminated episode has no future, so its last step "
                 "adds no next-state value.",
