@@ -213,6 +213,22 @@ def test_check_accepts_each_answer_and_rejects_a_wrong_one(capsys):
     assert "all 6 planted bugs and their signals" in capsys.readouterr().out
 
 
+def test_a_signal_that_shows_only_the_bugs_precondition_is_not_accepted():
+    """Exercise 06's rule: the signal is one whose numbers the bug moves by what it does to the update. The gradient
+    norms are logged before any clip, so joint_grad_clip (one clip over both networks) leaves them as they are (the
+    solution calls them alike in the bug's run and its twin); 'grad norms' was accepted for it (twelfth-round read
+    of exercise 06). A preset that changes how far the actor steps per update moves the KL and clip fraction."""
+    joint = [k for k, answer in ANSWERS.items() if answer == "joint_grad_clip"]
+    assert joint  # the default draw has joint_grad_clip mysteries (2 and 3)
+    with pytest.raises(AssertionError, match=r"the trap is right\), but 'grad norms' is not a signal this bug acts on"):
+        pg.checks.check_mystery(joint[0], "joint_grad_clip", "grad norms")
+    shows_in = traps.signals.SHOWS_IN
+    assert "KL / clip fraction" in shows_in["low_critic_lr"] and "KL / clip fraction" in shows_in["long_rollout"]
+    default_lr = pg.config.make_config("ppo", "CartPole-v1", "discrete").lr
+    assert traps.PRESETS["low_critic_lr"]["lr"] < default_lr  # the preset lowers the actor's lr too
+    assert "advantage scale" not in shows_in["per_minibatch_adv_norm"]  # logged before any normalisation
+
+
 def test_the_answer_is_the_trap_and_the_signal_it_shows_in(capsys):
     """Issue 26, item 4: naming the trap alone passed, so looping the 12 trap names solved every mystery. Now the
     answer is the trap and a signal of pg.diagnose it acts on; each half that is wrong is named as such."""

@@ -29,8 +29,9 @@ def _tool():
 
 POOL_ANSWERS = LazyPoolKey()  # pool id -> its trap, found by replay (no file stores it)
 # The signal the solution would give for each bug of the pool (one of the signals it acts on).
-SIGNAL_OF = {"joint_grad_clip": "grad norms", "entropy_wrong_sign": "entropy", "log_prob_not_summed": "policy std",
-             "clipped_action_log_prob": "policy std", "truncation_as_termination": "explained variance"}
+SIGNAL_OF = {"joint_grad_clip": "KL / clip fraction", "entropy_wrong_sign": "entropy",
+             "log_prob_not_summed": "policy std", "clipped_action_log_prob": "policy std",
+             "truncation_as_termination": "explained variance"}
 
 
 @pytest.fixture(autouse=True)

@@ -33,14 +33,18 @@ SEVERITY_RANK = {"alarm": 2, "warn": 1, "ok": 0}
 SIGNALS = ("non-finite log-probs/losses", "entropy", "policy std", "advantage scale", "explained variance",
            "KL / clip fraction", "grad norms", "return trend", "updates per episode")
 # Where each trap acts: the signals whose numbers it moves by what it does to the update (the bug hunt's answer is
-# a trap and one of its signals). A trap that corrupts the ratio or pi_old shows in the KL and clip fraction; one
-# that corrupts the critic's step or targets, in the critic's fit (explained variance, and the advantages it
-# leaves); one that scales steps, in the gradient norms; one that changes what the policy is pushed towards, in its
-# entropy or std (and the return, when it pushes the wrong way).
+# a trap and one of its signals). A trap that corrupts the ratio or pi_old shows in the KL and clip fraction, and so
+# does one that changes how far the actor steps per update (a clip scaled by the critic's norm, a lower actor lr,
+# fewer minibatch steps); one that corrupts the critic's step or targets, in the critic's fit (explained variance,
+# and the raw advantages it leaves); one that changes the actor's or critic's gradient itself, in the gradient norms;
+# one that changes what the policy is pushed towards, in its entropy or std (and the return, when it pushes the wrong
+# way). Not listed: a signal that shows only a trap's precondition (the gradient norms are logged before any clip, so
+# joint_grad_clip leaves them as they are, exercise 06's own reading of mysteries 2 and 3), or one read before the
+# trap acts (the advantage scale is logged before any normalisation, per-batch or per-minibatch).
 SHOWS_IN: dict[str, tuple[str, ...]] = {
-    "joint_grad_clip": ("grad norms", "KL / clip fraction", "explained variance"),
-    "long_rollout": ("updates per episode", "explained variance"),
-    "low_critic_lr": ("explained variance", "advantage scale"),
+    "joint_grad_clip": ("KL / clip fraction", "explained variance"),
+    "long_rollout": ("updates per episode", "explained variance", "KL / clip fraction"),
+    "low_critic_lr": ("explained variance", "advantage scale", "KL / clip fraction"),
     "truncation_as_termination": ("explained variance", "advantage scale"),
     "advantage_sign_flipped": ("return trend", "entropy", "policy std"),
     "missing_detach": ("explained variance", "grad norms"),
@@ -49,7 +53,7 @@ SHOWS_IN: dict[str, tuple[str, ...]] = {
     "clipped_action_log_prob": ("policy std", "entropy", "KL / clip fraction"),
     "stale_old_log_probs": ("KL / clip fraction",),
     "entropy_wrong_sign": ("entropy", "policy std"),
-    "per_minibatch_adv_norm": ("KL / clip fraction", "advantage scale"),
+    "per_minibatch_adv_norm": ("KL / clip fraction",),
 }
 
 
