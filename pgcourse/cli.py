@@ -616,10 +616,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "VALUE is read as JSON, else as a Python literal, else as text")
     sweep.add_argument("--steps", type=_int_at_least(1), default=None, metavar="N", help="env-step budget per trial")
     sweep.add_argument("--out", metavar="FOLDER", help="results folder (created; an existing sweep there is resumed)")
-    sweep.add_argument("--backend", choices=("local", "ray"), default="local",
-                       help="local: a process pool on this machine (default); ray: a Ray cluster (pgcourse[scale])")
+    sweep.add_argument("--backend", choices=("local", "batch", "ray"), default="local",
+                       help="local: a process pool on this machine (default); batch: the same pool, each arm's seeds "
+                            "trained as one pg.train_many batch where it can (PPO without traps); ray: a Ray cluster "
+                            "(pgcourse[scale])")
     sweep.add_argument("--workers", type=_int_at_least(1), default=None,
-                       help="processes (local) or CPUs of the Ray instance started here (default: one per core)")
+                       help="processes (local, batch) or CPUs of the Ray instance started here (default: one per core)")
     sweep.add_argument("--address", default=None,
                        help="Ray cluster: ray://HEAD:10001 or HEAD:6379 (default: RAY_ADDRESS, else start Ray here)")
     sweep.add_argument("--num-gpus", type=float, default=0.0, help="GPUs per trial (ray backend; trials train on cuda)")

@@ -32,15 +32,16 @@ class Sweep:
     last: int = 100  # episodes ``final_return`` averages over
 
 
-def run_sweep(name: str, sweep: Sweep, workers: int = 2) -> pg.sweeps.SweepResults:
-    """Run (or resume) ``sweep``; print its trial count, wall time, folder size and summary."""
+def run_sweep(name: str, sweep: Sweep, workers: int = 2, backend: str = "local") -> pg.sweeps.SweepResults:
+    """Run (or resume) ``sweep`` on ``backend``; print its trial count, wall time, folder size and summary."""
     started = time.perf_counter()
     results = pg.sweep(sweep.algo, sweep.env_id, seeds=range(sweep.seeds), grid=list(sweep.arms),
-                       folder=sweep.folder, workers=workers, compress=True, **dict(sweep.settings))
+                       folder=sweep.folder, workers=workers, backend=backend, compress=True, **dict(sweep.settings))
     size = sum(path.stat().st_size for path in sweep.folder.rglob("*") if path.is_file())
     trained = sum(record.wall_seconds for record in results.trials)
+    cpu = sum(record.data.get("cpu_seconds", float("nan")) for record in results.trials)  # older records lack it
     print(f"{name}: {len(results.trials)} trials, {time.perf_counter() - started:.0f} s wall now, "
-          f"{trained:.0f} s of training summed over trials, folder {size / 2**20:.2f} MiB")
+          f"{trained:.0f} s of training ({cpu:.0f} CPU-s) summed over trials, folder {size / 2**20:.2f} MiB")
     if sweep.measure is not None:
         print(results.summary(sweep.measure, last=sweep.last))
     return results
@@ -54,15 +55,20 @@ def command(script: str, name: str) -> str:
 
 def main(description: str, sweeps: Mapping[str, Sweep], argv: Sequence[str] | None = None,
          extra: Mapping[str, Callable[[], Any]] | None = None) -> None:
-    """``script NAME|all [--workers N]``: regenerate one sweep (or every one, then every ``extra`` job)."""
+    """``script NAME|all [--workers N] [--backend local|batch]``: regenerate one sweep (or every one, then every
+    ``extra`` job)."""
     extra = dict(extra or {})
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("sweep", choices=[*sweeps, *extra, "all"])
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--backend", choices=("local", "batch"), default="local",
+                        help="local: one trial at a time per worker, as the committed caches were made (default); "
+                             "batch: each PPO arm's seeds as one pg.train_many batch, several times less CPU, the "
+                             "same learning but not the same bits (docs/scaling.md)")
     args = parser.parse_args(argv)
     names = [*sweeps, *extra] if args.sweep == "all" else [args.sweep]
     for name in names:
         if name in sweeps:
-            run_sweep(name, sweeps[name], args.workers)
+            run_sweep(name, sweeps[name], args.workers, args.backend)
         else:
             extra[name]()

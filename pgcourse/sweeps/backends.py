@@ -1,5 +1,6 @@
-"""Where a sweep's trials run: ``"local"`` (a process pool on this machine, the default) or ``"ray"``
-(a Ray cluster: started on this machine for the call, or an existing one at ``address``).
+"""Where a sweep's trials run: ``"local"`` (a process pool on this machine, the default), ``"batch"`` (the same
+pool, each arm's seeds trained as one ``pg.train_many`` batch) or ``"ray"`` (a Ray cluster: started on this
+machine for the call, or an existing one at ``address``).
 
 Both have the same small interface: :meth:`submit` a trial, :meth:`next_result` blocks until any
 trial ends and returns ``(spec, record)`` — a trial's record, or a :class:`Lost` when the process
@@ -9,6 +10,7 @@ finish, in any order; the driver (:func:`pgcourse.sweeps.sweep`) writes and retr
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import os
 import re
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .spec import TrialSpec
-from .trial import run_trial
+from .trial import batchable, run_batch, run_trial
 
 RAY_INSTALL_HINT = "pip install 'pgcourse[scale]' (Ray, pinned)"
 
@@ -126,6 +128,79 @@ class LocalBackend:
             self._pool = None
         self._futures.clear()
         self._casualties.clear()
+
+
+class BatchBackend(LocalBackend):
+    """The local pool, with each arm's seeds trained as one batch: ``pg.train_many`` in one worker process.
+
+    The driver hands over every trial at once (``capacity`` is unbounded); when it asks for a result, the trials
+    handed over since are grouped by arm (algorithm, environment, overrides) in the order they came, each arm
+    that :func:`~pgcourse.sweeps.trial.batchable` accepts becomes one batch, and every other trial runs on its own
+    (as ``"local"`` runs it). ``workers`` batches train at once. Each trial's record names its batch (its seeds in
+    order, its size, its wall time): with other agents an agent's run follows its ``pg.train`` run to rounding,
+    then drifts (see ``pg.train_many``), so ``pg.sweeps.verify`` re-runs a batch-made trial in its batch.
+    """
+
+    name = "batch"
+
+    def __init__(self, workers: int | None = None, device: str = "cpu"):
+        super().__init__(workers, device, function=run_batch)
+        self.capacity = sys.maxsize
+        self._handed: list[TrialSpec] = []  # handed over, not yet started
+        self._batches: dict[Future, tuple[list[TrialSpec], ProcessPoolExecutor]] = {}
+        self._ready: list[tuple[TrialSpec, dict[str, Any] | Lost]] = []
+
+    def submit(self, spec: TrialSpec) -> None:
+        self._handed.append(spec)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._handed) + sum(len(specs) for specs, _ in self._batches.values()) + len(self._ready)
+
+    def _start_batches(self) -> None:
+        arms: dict[str, list[TrialSpec]] = {}
+        for spec in self._handed:
+            key = json.dumps([spec.algo, spec.env_id, dict(spec.overrides)], sort_keys=True) if batchable(spec) \
+                else spec.trial_id
+            arms.setdefault(key, []).append(spec)
+        self._handed = []
+        for specs in arms.values():
+            if self._pool is None:
+                self._pool = self._make_pool()
+            data = [spec.to_dict() for spec in specs]
+            try:
+                future = self._pool.submit(run_batch, data, self.device)
+            except BrokenProcessPool:
+                self._discard_pool()
+                self._pool = self._make_pool()
+                future = self._pool.submit(run_batch, data, self.device)
+            self._batches[future] = (specs, self._pool)
+
+    def next_result(self) -> tuple[TrialSpec, dict[str, Any] | Lost]:
+        if not self._ready:
+            self._start_batches()
+            done, _ = wait(list(self._batches), return_when=FIRST_COMPLETED)
+            future = next(iter(done))
+            specs, pool = self._batches.pop(future)
+            try:
+                self._ready.extend(zip(specs, future.result()))
+            except BrokenProcessPool as error:
+                lost = len(specs) + sum(len(others) for others, other in self._batches.values() if other is pool)
+                if pool is self._pool:
+                    self._discard_pool()
+                self._ready.extend((spec, Lost(f"worker process died ({error})" + (
+                    f"; {lost} trials were lost with that pool, whichever killed it" if lost > 1 else ""),
+                    shared=lost > 1)) for spec in specs)
+            except Exception as error:  # run_batch raised (it returns training errors as records)
+                self._ready.extend((spec, Lost(f"the batch function raised {type(error).__name__}: {error}"))
+                                   for spec in specs)
+        return self._ready.pop(0)
+
+    def close(self, interrupted: bool = False) -> None:
+        super().close(interrupted)
+        self._handed.clear()
+        self._batches.clear()
+        self._ready.clear()
 
 
 class RayBackend:
@@ -319,17 +394,18 @@ def _plain(error: BaseException) -> str:
 
 def make_backend(backend, workers: int | None = None, address: str | None = None, num_gpus: float = 0.0,
                  device: str = "cpu") -> LocalBackend | RayBackend:
-    """``"local"`` or ``"ray"`` with these settings; a backend object (``LocalBackend(...)``) as it is."""
+    """``"local"``, ``"batch"`` or ``"ray"`` with these settings; a backend object (``LocalBackend(...)``) as it is."""
     if isinstance(backend, (LocalBackend, RayBackend)):
         return backend
-    if backend == "local":
+    if backend in ("local", "batch"):
         if address is not None:
-            raise ValueError("address= is for backend='ray'; the local backend runs on this machine")
+            raise ValueError(f"address= is for backend='ray'; the {backend} backend runs on this machine")
         if num_gpus:
             raise ValueError("num_gpus= is for backend='ray'; locally pass device='cuda' to train on this machine's GPU")
-        return LocalBackend(workers, device)
+        return (LocalBackend if backend == "local" else BatchBackend)(workers, device)
     if backend == "ray":
         if num_gpus < 0:
             raise ValueError(f"num_gpus={num_gpus!r} is invalid: expected a number >= 0")
         return RayBackend(address, workers, num_gpus, "cuda" if num_gpus and device == "cpu" else device)
-    raise ValueError(f"backend={backend!r} is invalid: expected 'local' (this machine) or 'ray' (a Ray cluster)")
+    raise ValueError(f"backend={backend!r} is invalid: expected 'local' (this machine), 'batch' (this machine, each "
+                     "arm's seeds as one pg.train_many batch) or 'ray' (a Ray cluster)")

@@ -227,7 +227,9 @@ def sweep(algo: str | Sequence[str] | None, env_id: str | Sequence[str] | None, 
         folder: results folder. Each finished trial is written there at once (``trials/<id>.json``);
             calling again with the same folder skips finished trials (resume, or extend the grid).
             None: nothing is written (results only in memory).
-        backend: ``"local"`` (``workers`` processes, default one per core) or ``"ray"`` (see
+        backend: ``"local"`` (``workers`` processes, default one per core), ``"batch"`` (the same processes,
+            each arm's seeds trained as one ``pg.train_many`` batch where it can: PPO without traps; see
+            :class:`pgcourse.sweeps.backends.BatchBackend`) or ``"ray"`` (see
             :class:`pgcourse.sweeps.backends.RayBackend`: ``address``, ``num_gpus``).
         retries: times a trial that raised, or whose worker died, is run again before it is recorded
             as failed (failed trials are run again when the sweep is resumed).
@@ -239,7 +241,7 @@ def sweep(algo: str | Sequence[str] | None, env_id: str | Sequence[str] | None, 
         :class:`~pgcourse.sweeps.results.SweepResults` of every requested trial that finished (including
         those found in ``folder``); ``.interrupted`` is True after Ctrl-C, ``.failed`` lists failures.
     """
-    if backend == "local":  # Ray's workers do not import the main script
+    if backend in ("local", "batch"):  # Ray's workers do not import the main script
         check_called_under_main_guard()
     if total_steps is not None:
         overrides["total_steps"] = total_steps
@@ -427,6 +429,8 @@ def verify(folder: str | Path, sample: int = 3, seed: int | None = None, workers
     ``min_arm_seeds`` draws only among trials whose arm has at least that many finished seeds: 3 leaves each
     drawn trial 2 others to judge it by on any machine (a single-seed arm can be judged only where it re-runs
     within tolerance; elsewhere it is reported unjudged).
+    A trial made in a batch (``backend="batch"``) is re-run in that batch (its seeds in their order), on this
+    machine bit for bit as when it was made; the batch's other seeds are trained but not compared.
     """
     if not isinstance(sample, int) or isinstance(sample, bool) or sample < 1:
         raise ValueError(f"sample={sample!r} is invalid: expected a positive integer")
@@ -486,10 +490,25 @@ def verify(folder: str | Path, sample: int = 3, seed: int | None = None, workers
             if detail:
                 report.details[trial_id] = detail
 
-    specs = [saved[trial_id].spec for trial_id in chosen]
-    check_workers_can_make(spec.env_id for spec in specs)
-    outcome = run_specs(specs, None, make_backend("local", workers or min(len(specs), available_cores())), retries=0,
-                        progress=progress, on_record=compare)
-    if outcome["interrupted"]:
-        raise KeyboardInterrupt
+    def compare_chosen(record: dict[str, Any]) -> None:
+        if record["trial_id"] in saved:  # a batch re-runs its other seeds too; only the drawn ones are compared
+            compare(record)
+
+    # a trial made alone re-runs alone; one made in a batch (backend="batch") re-runs in that batch, its seeds in
+    # their order, since its rounding depends on the batch
+    alone = [saved[trial_id].spec for trial_id in chosen if not saved[trial_id].data.get("batch")]
+    batches: dict[tuple, list[TrialSpec]] = {}
+    for trial_id in chosen:
+        batch = saved[trial_id].data.get("batch")
+        if batch:
+            spec = saved[trial_id].spec
+            batches.setdefault((spec.arm, tuple(batch["seeds"])), [
+                TrialSpec(spec.algo, spec.env_id, int(seed), spec.overrides, spec.label) for seed in batch["seeds"]])
+    check_workers_can_make(spec.env_id for spec in [*alone, *(s for specs in batches.values() for s in specs)])
+    runs = [(alone, make_backend("local", workers or min(len(alone), available_cores())))] if alone else []
+    runs += [(specs, make_backend("batch", 1)) for specs in batches.values()]
+    for specs, backend in runs:
+        outcome = run_specs(specs, None, backend, retries=0, progress=progress, on_record=compare_chosen)
+        if outcome["interrupted"]:
+            raise KeyboardInterrupt
     return report
