@@ -510,7 +510,7 @@ class ReinforceConfig(BaseConfig):
         return_weighting: which return weights the log-prob of step :math:`t` of an episode of length
             :math:`T`. ``"reward_to_go"`` (the default): :math:`G_t = \\sum_{k=t}^{T-1} \\gamma^{k-t} r_k`,
             only the rewards that came after the action. ``"total"``: the whole episode's discounted
-            return :math:`G_0` for every step, Williams' original estimator
+            return :math:`G_0` for every step, Williams' estimator with its baseline at 0
             :math:`\\nabla_\\theta \\log p_\\theta(\\tau)\\, G_0`. Its expectation is
             :math:`\\mathbb{E}[\\sum_t \\gamma^t G_t \\nabla_\\theta \\log \\pi_\\theta(a_t \\mid s_t)]`: the reward-to-go's
             with the factor :math:`\\gamma^t` that the reward-to-go form drops (the same when
