@@ -1,4 +1,5 @@
-"""Trial functions that misbehave on purpose, for tests/test_sweeps.py and tests/test_sweeps_ray.py.
+"""Trial functions that misbehave on purpose, for tests/test_sweeps.py and tests/test_sweeps_ray.py, and the readers of a
+sweep's folder and processes that the Ctrl-C tests share.
 
 A backend runs them in place of :func:`pgcourse.sweeps.trial.run_trial` (``LocalBackend(function=...)``).
 They live in a module of their own so a worker process can import them: multiprocessing hands its
@@ -92,3 +93,39 @@ def crashes_or_raises_once(spec_data: dict, device: str = "cpu", *, marker_dir: 
     if attempt == 1 and (spec_data["label"], spec_data["seed"]) == tuple(raises):
         raise RuntimeError("the trial function raised on its first attempt")
     return run_trial(spec_data, device)
+
+
+# -- reading a sweep's folder and its processes (the Ctrl-C tests of test_sweeps.py and test_sweeps_batch.py) --
+def trial_files(folder: Path) -> list[Path]:
+    return sorted((folder / "trials").glob("*.json*"))
+
+
+def part_files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.name.endswith(".part")]
+
+
+def descendants(pid: int) -> dict[int, int]:
+    """Every process below ``pid`` (read from /proc), with its parent's pid."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    found: dict[int, int] = {}
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for child, its_parent in parents.items():
+            if its_parent == parent and child not in found:
+                found[child] = parent
+                todo.append(child)
+    return found
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an exited child its new parent has not reaped yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -26,6 +26,8 @@ from PIL import Image
 
 import pgcourse as pg
 import sweep_helpers
+from sweep_helpers import descendants as _descendants, part_files as _part_files, running as _running
+from sweep_helpers import trial_files as _trial_files
 from conftest import assert_history_equal
 from pgcourse import stats
 from pgcourse.cli import main, parse_grid_axis, parse_seeds
@@ -80,14 +82,6 @@ def _copy(results, tmp_path) -> Path:
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def _trial_files(folder: Path) -> list[Path]:
-    return sorted((folder / "trials").glob("*.json*"))
-
-
-def _part_files(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if p.name.endswith(".part")]
 
 
 def _edit_trial(path: Path, change, recompute_digest: bool) -> None:
@@ -491,33 +485,6 @@ def test_a_trial_that_always_kills_its_worker_fails_alone(tmp_path):
     failed = results.failed[0].data
     assert failed["error"].startswith("lost: worker process died") and "were lost with that pool" not in failed["error"]
     assert failed["attempts"] == len(sweep_helpers.attempts(str(markers), specs[0].trial_id)) >= 2
-
-
-def _descendants(pid: int) -> dict[int, int]:
-    """Every process below ``pid`` (read from /proc), with its parent's pid."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-    found: dict[int, int] = {}
-    todo = [pid]
-    while todo:
-        parent = todo.pop()
-        for child, its_parent in parents.items():
-            if its_parent == parent and child not in found:
-                found[child] = parent
-                todo.append(child)
-    return found
-
-
-def _running(pid: int) -> bool:
-    """Alive and not a zombie (an exited child its new parent has not reaped yet)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and sends SIGINT to a process group")

@@ -5,13 +5,23 @@ Budgets are tiny (1,024-2,048 CartPole steps); a batch of three seeds trains in 
 """
 from __future__ import annotations
 
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import pgcourse as pg
 from conftest import assert_history_equal
+from sweep_helpers import descendants, part_files, running, trial_files
 from pgcourse.cli import main
-from pgcourse.sweeps import load_results, verify
+from pgcourse.sweeps import ResultsFolder, load_results, verify
 from pgcourse.sweeps.backends import BatchBackend, Lost, make_backend
 from pgcourse.sweeps.spec import TrialSpec
 from pgcourse.sweeps.trial import batchable, run_batch
@@ -145,3 +155,59 @@ def test_a_dead_worker_loses_its_batch_as_shared_and_the_driver_reruns_each_alon
     assert [spec.seed for spec, _ in outcomes] == [0, 1]
     assert all(isinstance(outcome, Lost) and outcome.shared for _, outcome in outcomes)
     backend.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and sends SIGINT to a process group")
+def test_ctrl_c_keeps_every_finished_batch_stops_the_workers_and_a_rerun_trains_only_the_rest(tmp_path):
+    """Two arms, one short and one long (1 and 60 epochs per update), each a batch of two seeds in its own worker:
+    Ctrl-C after the short batch's trials are written keeps them whole and stops the long batch's worker; a rerun
+    keeps them as written and trains only what is missing."""
+    out = tmp_path / "sweep"
+    script = Path(sys.executable).parent / "pgcourse"
+    command = ([str(script)] if script.exists() else [sys.executable, "-m", "pgcourse.cli"]) + [
+        "sweep", "ppo", "--env", "CartPole-v1", "--seeds", "2", "--steps", "8192", "--grid", "update_epochs=1,60",
+        "--backend", "batch", "--workers", "2", "--out", str(out), "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)  # SIGINT to its whole process group, as Ctrl-C does
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stderr], daemon=True)
+    reader.start()
+    family: dict[int, int] = {}
+    try:
+        deadline = time.monotonic() + 120
+        while len(trial_files(out)) < 2:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the short batch did not finish in 120 s"
+            family.update(descendants(process.pid))
+            time.sleep(0.02)
+        family.update(descendants(process.pid))
+        os.killpg(process.pid, signal.SIGINT)
+        stderr = ""
+        while "interrupted" not in stderr:
+            stderr += lines.get(timeout=30)
+        process.wait(timeout=30)
+        reader.join(timeout=10)
+        while not lines.empty():
+            stderr += lines.get()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr, stderr
+    kept = trial_files(out)
+    assert len(kept) == 2 and part_files(out) == []  # the short batch's two trials, whole; nothing of the long one
+    records = [ResultsFolder(out).read(path.name.split(".json")[0]) for path in kept]
+    assert all(r.ok and r.config["update_epochs"] == 1 and r.data["batch"]["seeds"] == [0, 1] for r in records)
+    deadline = time.monotonic() + 10
+    while any(running(pid) for pid in family) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in family if running(pid)], "worker processes outlived the interrupted sweep"
+
+    before = {path.name: path.read_bytes() for path in kept}
+    rerun = subprocess.run([*command[:command.index("--grid") + 1], "update_epochs=1,2",
+                            *command[command.index("--grid") + 2:]], capture_output=True, text=True, timeout=300)
+    # the long arm replaced by one a test can afford (a new arm); the short arm's trials are kept as written
+    assert rerun.returncode == 0, rerun.stderr
+    assert all((out / "trials" / name).read_bytes() == data for name, data in before.items())
+    assert len(trial_files(out)) == 4
