@@ -12,6 +12,8 @@ doing anything else, so a test can count how often, and in which processes, each
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from pgcourse.sweeps import trial as trial_module
@@ -129,3 +131,67 @@ def running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def pgcourse_command(*arguments: str) -> list[str]:
+    """``pgcourse ARGUMENTS`` as the installed script, or through ``python -m`` where there is none."""
+    import sys
+
+    script = Path(sys.executable).parent / "pgcourse"
+    return ([str(script)] if script.exists() else [sys.executable, "-m", "pgcourse.cli"]) + list(arguments)
+
+
+@dataclass
+class Interrupted:
+    """What :func:`interrupt_when` saw: the process's exit code and stderr, every process below it while it ran
+    (pid -> parent pid, the workers among them), and the seconds from SIGINT to its exit."""
+
+    returncode: int
+    stderr: str
+    family: dict[int, int]
+    seconds: float
+
+
+def interrupt_when(command: list[str], ready: Callable[[], bool], what: str, after_stop=None,
+                   timeout: float = 120) -> Interrupted:
+    """Run ``command`` in its own session (so SIGINT reaches its whole process group, as Ctrl-C in a terminal does),
+    wait until ``ready()`` (at most ``timeout`` s; ``what`` names it in the failure), send SIGINT, and read stderr
+    until the sweep says it was interrupted; then ``after_stop(family, pid)`` (checks made before the process exits;
+    ``pid`` is the sweep's own process, the parent of its forkserver)."""
+    import queue
+    import signal
+    import subprocess
+    import threading
+    import time
+
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stderr], daemon=True)
+    reader.start()
+    family: dict[int, int] = {}
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, f"{what} within {timeout:g} s"
+            family.update(descendants(process.pid))
+            time.sleep(0.02)
+        family.update(descendants(process.pid))
+        os.killpg(process.pid, signal.SIGINT)
+        interrupted = time.monotonic()
+        stderr = ""
+        while "interrupted" not in stderr:  # the sweep says it stopped: by then its workers are stopped too
+            stderr += lines.get(timeout=30)
+        if after_stop is not None:
+            after_stop(family, process.pid)
+        process.wait(timeout=30)
+        seconds = time.monotonic() - interrupted
+        reader.join(timeout=10)
+        while not lines.empty():
+            stderr += lines.get()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    return Interrupted(process.returncode, stderr, family, seconds)

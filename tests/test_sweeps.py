@@ -10,12 +10,9 @@ import functools
 import gzip
 import json
 import os
-import queue
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -26,8 +23,8 @@ from PIL import Image
 
 import pgcourse as pg
 import sweep_helpers
-from sweep_helpers import descendants as _descendants, part_files as _part_files, running as _running
-from sweep_helpers import trial_files as _trial_files
+from sweep_helpers import part_files as _part_files, running as _running
+from sweep_helpers import interrupt_when, pgcourse_command, trial_files as _trial_files
 from conftest import assert_history_equal
 from pgcourse import stats
 from pgcourse.cli import main, parse_grid_axis, parse_seeds
@@ -490,44 +487,18 @@ def test_a_trial_that_always_kills_its_worker_fails_alone(tmp_path):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and sends SIGINT to a process group")
 def test_ctrl_c_keeps_every_finished_trial_stops_the_workers_and_a_rerun_resumes(tmp_path):
     out = tmp_path / "sweep"
-    script = Path(sys.executable).parent / "pgcourse"
-    command = ([str(script)] if script.exists() else [sys.executable, "-m", "pgcourse.cli"]) + [
-        "sweep", "ppo", "--env", "CartPole-v1", "--seeds", "3", "--steps", "2048", "--workers", "2",
-        "--out", str(out), "--quiet"]
-    # its own session, so SIGINT goes to its whole process group, as Ctrl-C in a terminal does
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stderr], daemon=True)
-    reader.start()
-    family: dict[int, int] = {}
-    try:
-        deadline = time.monotonic() + 120
-        while not _trial_files(out):
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "no trial finished in 120 s"
-            family.update(_descendants(process.pid))
-            time.sleep(0.02)
-        family.update(_descendants(process.pid))
-        workers = {pid for pid, parent in family.items() if parent != process.pid}  # the forkserver's children
+    command = pgcourse_command("sweep", "ppo", "--env", "CartPole-v1", "--seeds", "3", "--steps", "2048",
+                               "--workers", "2", "--out", str(out), "--quiet")
+
+    def workers_stopped(family: dict[int, int], sweep_pid: int) -> None:
+        workers = {pid for pid, parent in family.items() if parent != sweep_pid}  # the forkserver's children
         assert len(workers) >= 2, family
-        os.killpg(process.pid, signal.SIGINT)
-        interrupted = time.monotonic()
-        stderr = ""
-        while "interrupted" not in stderr:  # the sweep says it stopped: by then its workers are stopped too
-            stderr += lines.get(timeout=30)
         time.sleep(0.5)
         assert not [pid for pid in workers if _running(pid)], "a worker still runs after the sweep said it stopped"
-        process.wait(timeout=30)
-        seconds = time.monotonic() - interrupted
-        reader.join(timeout=10)
-        while not lines.empty():
-            stderr += lines.get()
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    assert process.returncode == 130, stderr
+
+    run = interrupt_when(command, lambda: bool(_trial_files(out)), "no trial finished", after_stop=workers_stopped)
+    stderr, family, seconds = run.stderr, run.family, run.seconds
+    assert run.returncode == 130, stderr
     assert seconds < 10, f"took {seconds:.1f} s to stop"  # about 2 s, most of it the interpreter's exit
     finished = _trial_files(out)
     assert 1 <= len(finished) < 3  # the third trial started when the first ended, and was stopped

@@ -5,21 +5,16 @@ Budgets are tiny (1,024-2,048 CartPole steps); a batch of three seeds trains in 
 """
 from __future__ import annotations
 
-import os
-import queue
-import signal
 import subprocess
 import sys
-import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import pgcourse as pg
 from conftest import assert_history_equal
-from sweep_helpers import descendants, part_files, running, trial_files
+from sweep_helpers import interrupt_when, part_files, pgcourse_command, running, trial_files
 from pgcourse.cli import main
 from pgcourse.sweeps import ResultsFolder, load_results, verify
 from pgcourse.sweeps.backends import BatchBackend, Lost, make_backend
@@ -163,37 +158,11 @@ def test_ctrl_c_keeps_every_finished_batch_stops_the_workers_and_a_rerun_trains_
     Ctrl-C after the short batch's trials are written keeps them whole and stops the long batch's worker; a rerun
     keeps them as written and trains only what is missing."""
     out = tmp_path / "sweep"
-    script = Path(sys.executable).parent / "pgcourse"
-    command = ([str(script)] if script.exists() else [sys.executable, "-m", "pgcourse.cli"]) + [
-        "sweep", "ppo", "--env", "CartPole-v1", "--seeds", "2", "--steps", "8192", "--grid", "update_epochs=1,60",
-        "--backend", "batch", "--workers", "2", "--out", str(out), "--quiet"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)  # SIGINT to its whole process group, as Ctrl-C does
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stderr], daemon=True)
-    reader.start()
-    family: dict[int, int] = {}
-    try:
-        deadline = time.monotonic() + 120
-        while len(trial_files(out)) < 2:
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "the short batch did not finish in 120 s"
-            family.update(descendants(process.pid))
-            time.sleep(0.02)
-        family.update(descendants(process.pid))
-        os.killpg(process.pid, signal.SIGINT)
-        stderr = ""
-        while "interrupted" not in stderr:
-            stderr += lines.get(timeout=30)
-        process.wait(timeout=30)
-        reader.join(timeout=10)
-        while not lines.empty():
-            stderr += lines.get()
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    assert process.returncode == 130, stderr
+    command = pgcourse_command("sweep", "ppo", "--env", "CartPole-v1", "--seeds", "2", "--steps", "8192", "--grid",
+                               "update_epochs=1,60", "--backend", "batch", "--workers", "2", "--out", str(out), "--quiet")
+    run = interrupt_when(command, lambda: len(trial_files(out)) >= 2, "the short batch did not finish")
+    stderr, family = run.stderr, run.family
+    assert run.returncode == 130, stderr
     assert "Traceback" not in stderr, stderr
     kept = trial_files(out)
     assert len(kept) == 2 and part_files(out) == []  # the short batch's two trials, whole; nothing of the long one
