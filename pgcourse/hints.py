@@ -417,9 +417,9 @@ HINTS: dict[str, tuple[str, str, str]] = {
         "    if … and …:          # test for acceptance (a NaN fails it)\n        return fraction\nreturn 0.0\n```"),
     "trpo_step": (
         "One TRPO update is the package's order with your pieces: the surrogate's gradient g at theta_old, the "
-        "natural direction s = F^-1 g from conjugate gradient (F v from your Fisher-vector product, damped), the "
-        "step length that puts the damped quadratic KL estimate on max_kl, and a line search along that step with "
-        "the real KL (your categorical_kl) and the real surrogate.",
+        "damped natural direction s = (F + damping I)^-1 g from conjugate gradient (F v from your Fisher-vector "
+        "product), the step length that puts the damped quadratic KL estimate on max_kl, and a line search along "
+        "that step with the real KL (your categorical_kl) and the real surrogate.",
         "g = grad of mean(exp(logp_new - logp_old) * A) at theta_old; kl_grad = grad of mean KL(pi_old || pi_theta) "
         "with create_graph=True; s = CG(F + damping I, g); beta = sqrt(2 max_kl / s.(F + damping I)s), with the same "
         "damped product CG used; full step = beta s; expected improvement = g . full step; evaluate(f) sets "
