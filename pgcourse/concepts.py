@@ -133,8 +133,9 @@ QUESTIONS: dict[str, list[Question]] = {
             "Right: a positive factor on every weight scales the estimate. With plain SGD the step grows with it; "
             "Adam, which divides by a running average of the gradient's size, largely cancels a constant factor."),
            ("It becomes biased.",
-            "Scaling the objective by a constant scales its gradient by the same constant; the estimate stays "
-            "unbiased for the scaled objective.")),
+            "Multiplying every weight by 10 multiplies the estimate, and its expectation, by 10: it aims where it "
+            "aimed before, so the scaling adds no bias of its own (whatever the estimate's expectation was, lesson 01, "
+            "section 2).")),
         _q("q3", "Normalisation subtracts the batch mean from the returns. Why would subtracting a fixed constant `b` "
                  "(one not computed from the batch) from every weight leave the expected gradient unchanged?", "b",
            ("Because the mean of the returns is small compared with the returns.",
