@@ -269,3 +269,31 @@ def test_log_prob_not_summed_is_accepted_on_the_signals_it_acts_on():
     from pgcourse.traps.signals import SHOWS_IN
 
     assert {"grad norms", "entropy"} <= set(SHOWS_IN["log_prob_not_summed"])
+
+
+def test_every_pool_run_has_a_signal_an_answer_can_name():
+    """An answer is a trap and a signal the trap moves in that trainer (measured there, and able to move in its
+    settings). A pool run whose trap has no such signal could not be answered at all: joint_grad_clip in an A2C
+    trainer with the critic clipped at the actor's norm has none (no KL; 'explained variance' inert). None is in the
+    pool, and write_mysteries refuses one before training (fourteenth-round read of exercise 06)."""
+    for pool_id, answer in POOL_ANSWERS.items():
+        config = json.loads((pool.MYSTERY_DIR / str(pool_id) / "config.json").read_text())
+        assert bug_hunt.answerable_signals(answer, config), (pool_id, answer)
+    assert bug_hunt.answerable_signals("joint_grad_clip", {"algo": "a2c", "env_id": "Pendulum-v1"}) == set()
+
+
+def test_write_mysteries_refuses_a_trap_no_signal_of_which_can_be_named(tmp_path):
+    spec = {1: dict(algo="a2c", env_id="Pendulum-v1", total_steps=2048)}
+    with pytest.raises(ValueError, match="no signal of 'joint_grad_clip'"):
+        bug_hunt.write_mysteries({1: "joint_grad_clip"}, {1: 0}, tmp_path, specs=spec)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_clipped_action_log_prob_is_accepted_on_the_actors_gradient(capsys):
+    """Storing the clipped action shrinks z = (a - mu) / sigma for every out-of-bounds sample, so the actor's gradient
+    changes from the first update (mystery 6 of the default draw logs 0.093 at update 1 where its near-twin, the same
+    seed and settings with another bug, logs 0.133): 'grad norms' counts by the exercise's rule, and was refused
+    (fourteenth-round read of exercise 06)."""
+    k = next(k for k, i in zip(bug_hunt.MYSTERIES, pool.DEFAULT_DRAW) if POOL_ANSWERS[i] == "clipped_action_log_prob")
+    pg.checks.check_mystery(k, "clipped_action_log_prob", "grad norms")
+    assert capsys.readouterr().out.startswith(f"✓ mystery trainer {k}")

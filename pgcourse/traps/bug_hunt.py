@@ -76,7 +76,8 @@ import torch
 
 from ..algorithms import TRAINERS, Components, Hooks
 from ..api import train
-from ..config import ConfigError
+from ..config import ConfigError, make_config
+from ..envs import action_space_kind, env_spaces
 from ..planted import TRAPS, plant, validate_traps
 from ..run import Run, load
 from .pool import (DEFAULT_DRAW, MYSTERIES, MYSTERY_DIR, STUDENT_VARIABLE, choose_student, current_student, draw,
@@ -370,6 +371,19 @@ def unmeasured_in(spec: dict[str, Any]) -> set[str]:
     return missing
 
 
+def answerable_signals(answer: str, spec: dict[str, Any]) -> set[str]:
+    """The signals of ``SHOWS_IN[answer]`` that a pool run of ``spec`` (:data:`MYSTERY_SPECS`, or its saved config)
+    measures and that ``answer`` can move in its settings (the course defaults fill what ``spec`` leaves out): the
+    right signal halves of that run's answer. A pool run with none could not be answered (:func:`write_mysteries`
+    refuses it)."""
+    _, action_space = env_spaces(spec["env_id"], spec.get("env_kwargs"))
+    kind = action_space_kind(action_space)
+    fields = {field.name for field in dataclasses.fields(make_config(spec["algo"], spec["env_id"], kind))}
+    config = make_config(spec["algo"], spec["env_id"], kind, **{name: value for name, value in spec.items()
+                                                                if name in fields - {"algo", "env_id"}})
+    return set(SHOWS_IN[answer]) - unmeasured_in(spec) - signals_inert_in(answer, config)
+
+
 def inert_signals(k: int, answer: str) -> set[str]:
     """Signals of :data:`~pgcourse.traps.signals.SHOWS_IN` through which ``answer`` cannot act in trainer ``k``'s
     settings (:func:`~pgcourse.traps.signals.inert_signals` of its saved config)."""
@@ -645,6 +659,10 @@ def write_mysteries(answers: dict[int, str], seeds: dict[int, int], folder: str 
     for k in numbers:
         if answers[k] not in TRAPS:
             raise ValueError(f"mystery trainer {k}: {answers[k]!r} is not a trap name; choose one of {sorted(TRAPS)}")
+        if not answerable_signals(answers[k], specs[k]):
+            raise ValueError(f"mystery trainer {k}: no signal of {answers[k]!r} (SHOWS_IN) is measured and able to move "
+                             f"in a {specs[k]['algo']} run on {specs[k]['env_id']} with these settings, so no answer "
+                             "could get the signal half right; choose another trap or setting")
     runs = {}
     for k in numbers:
         spec = dict(specs[k])

@@ -50,7 +50,7 @@ SHOWS_IN: dict[str, tuple[str, ...]] = {
     "missing_detach": ("explained variance", "grad norms"),
     "ratio_from_probs": ("non-finite log-probs/losses", "KL / clip fraction"),
     "log_prob_not_summed": ("KL / clip fraction", "policy std", "entropy", "grad norms"),
-    "clipped_action_log_prob": ("policy std", "entropy", "KL / clip fraction"),
+    "clipped_action_log_prob": ("policy std", "entropy", "KL / clip fraction", "grad norms"),
     "stale_old_log_probs": ("KL / clip fraction",),
     "entropy_wrong_sign": ("entropy", "policy std"),
     "per_minibatch_adv_norm": ("KL / clip fraction",),
