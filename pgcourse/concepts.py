@@ -467,7 +467,8 @@ QUESTIONS: dict[str, list[Question]] = {
             "enough for that approximation to be trusted."),
            ("With a KL bound no gradient is needed.",
             "TRPO still needs the surrogate's gradient g: the natural step is F^-1 g.")),
-        _q("q2", "TRPO needs F^-1 g, with F the Fisher matrix of a policy with P parameters. Why does it never form F?",
+        _q("q2", "TRPO needs s = (F + damping I)^-1 g, with F the Fisher matrix of a policy with P parameters. Why does "
+                 "it never form F?",
            "a",
            ("F has P x P entries, quadratic in the network's size, while a product F v costs about two gradients' "
             "worth of arithmetic (a backward pass through kl_grad . v); conjugate gradient needs only products.",
