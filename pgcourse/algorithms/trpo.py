@@ -6,9 +6,10 @@ Pseudo-code this file follows (chapter 07; the math is in :mod:`pgcourse.trust_r
         collect n_steps from num_envs envs with pi_old          -> obs, a, log pi_old(a|s), V(s), r, done flags
         A = GAE(r, V(s), V(s'), terminated, truncated, gamma, lambda);  R = A + V(s)     (A normalised)
         g = grad of the surrogate L(theta) = mean(rho A) at theta_old                      (rho = 1 there)
-        s = F^-1 g by conjugate gradient, F v by differentiating KL(pi_old || pi_theta) twice
+        s ~ (F + damping I)^-1 g by conjugate gradient, F v by differentiating KL(pi_old || pi_theta) twice
         full step = sqrt(2 delta / s^T (F + damping I) s) s      (the same damped product as CG)
-        backtracking line search: the largest fraction 1, 1/2, 1/4, ... with KL <= delta and L improved
+        backtracking line search: the largest fraction 1, 1/2, 1/4, ... with KL <= delta and L improved by more
+            than accept_ratio x the linear prediction g . (fraction x full step)
         critic: critic_epochs passes of minibatch regression of V(s) on R (Adam), separately
         diagnostics: the KL reached, line-search steps, CG residual, the step's surrogate improvement
 

@@ -833,8 +833,9 @@ def check_trpo_step(fn: Callable[..., Any], cases: tuple[tuple[int, dict[str, An
                     "each try, from the old policy to the new one, and leave the parameters at the accepted try.")
         else:
             for label, variant in (
-                    ("the step follows the plain gradient g, not the natural gradient: solve F s = g with conjugate "
-                     "gradient (your Fisher-vector product) and step along s.", dict(direction="gradient")),
+                    ("the step follows the plain gradient g, not the natural gradient: solve (F + cg_damping I) s = g "
+                     "with conjugate gradient (your Fisher-vector product) and step along s.",
+                     dict(direction="gradient")),
                     ("no line search: the full step was taken without checking the real KL and improvement.",
                      dict(line_search=False)),
                     ("the step length was computed from an undamped product F s: use the same damped product "
