@@ -145,16 +145,18 @@ QUESTIONS: dict[str, list[Question]] = {
             "Right: the same identity makes any baseline that does not depend on the action unbiased (lesson 02). "
             "Exactly so for the per-episode sum of lesson 01, section 2; for the per-step mean of your loss, whose "
             "divisor B (the batch's steps) depends on the actions, b leaves a term -b grad E[1/B], small when "
-            "episode lengths vary little. The batch mean is such a constant only approximately: it is computed from the batch's own episodes, so "
-            "each step's weight shares a term with its own return and with the other returns of its episode. That "
+            "episode lengths vary little. The batch mean is such a constant only approximately: it is computed from "
+            "the batch's own episodes, so each step's weight shares a term with its own return and with the other "
+            "returns of its episode. That "
             "leaves a bias, not measured in lesson 01, which shrinks as the batch holds more episodes (lesson 01, "
             "section 5)."),
            ("Because dividing by the standard deviation afterwards cancels it.",
             "Dividing rescales the weights; it cannot undo a shift. The shift drops out in expectation for a "
             "different reason."),
            ("It does not: it biases the gradient, which is why normalisation is optional.",
-            "A constant baseline is unbiased in expectation. The batch mean is constant up to a term that "
-            "vanishes as the batch grows; normalisation is optional because it changes the variance and the step "
+            "A constant baseline is unbiased in expectation (exactly for the per-episode sum of lesson 01, section "
+            "2; with your per-step mean up to a small term -b grad E[1/B]). The batch mean is constant up to a term "
+            "that vanishes as the batch grows; normalisation is optional because it changes the variance and the step "
             "size, not because of bias.")),
         _q("q4", "Two seeds of the same REINFORCE configuration give very different learning curves on CPU. What is "
                  "the most likely reason?", "d",

@@ -213,15 +213,26 @@ def test_check_accepts_each_answer_and_rejects_a_wrong_one(capsys):
     assert "all 6 planted bugs and their signals" in capsys.readouterr().out
 
 
-def test_a_signal_that_shows_only_the_bugs_precondition_is_not_accepted():
-    """Exercise 06's rule: the signal is one whose numbers the bug moves by what it does to the update. The gradient
-    norms are logged before any clip, so joint_grad_clip (one clip over both networks) leaves them as they are (the
-    solution calls them alike in the bug's run and its twin); 'grad norms' was accepted for it (twelfth-round read
-    of exercise 06). A preset that changes how far the actor steps per update moves the KL and clip fraction."""
-    joint = [k for k, answer in ANSWERS.items() if answer == "joint_grad_clip"]
-    assert joint  # the default draw has joint_grad_clip mysteries (2 and 3)
-    with pytest.raises(AssertionError, match=r"the trap is right\), but 'grad norms' is not a signal this bug acts on"):
-        pg.checks.check_mystery(joint[0], "joint_grad_clip", "grad norms")
+def test_the_accepted_signals_are_the_ones_each_trap_moves(capsys):
+    """Exercise 06's rule: the signal is one whose numbers the bug moves by what it does to the update. One clip over
+    both networks shrinks the actor's steps, and an update logs the mean actor gradient norm over its steps, each at
+    the weights the earlier steps left: in lesson 06's cached ablation the joint_grad_clip runs log an actor norm
+    below the fixed PPO's at update 1 on every seed, so 'grad norms' is that bug's signal (it was refused for a
+    while this session on the belief that the norms are logged before the clip: the fifteenth read of exercise 06
+    measured otherwise). The presets of low_critic_lr and long_rollout change how far the actor steps per update,
+    which the KL and clip fraction read; the advantage scale is logged before any normalisation."""
+    experiments = traps.load_experiments(pg.figures_dir() / "06_traps")
+    first = {(r["label"], r["seed"]): r["updates"] for r in experiments["ablation"]}
+    seeds = sorted(seed for label, seed in first if label == "PPO fixed")
+    assert len(seeds) >= 10
+    for seed in seeds:
+        fixed, joint = first[("PPO fixed", seed)], first[("joint_grad_clip only", seed)]
+        assert joint["actor_grad_norm"][0] < 0.97 * fixed["actor_grad_norm"][0], seed
+        assert joint["critic_grad_norm"][0] == pytest.approx(fixed["critic_grad_norm"][0], rel=1e-4), seed
+    joint_mysteries = [k for k, answer in ANSWERS.items() if answer == "joint_grad_clip"]
+    assert joint_mysteries  # the default draw has joint_grad_clip mysteries (2 and 3)
+    pg.checks.check_mystery(joint_mysteries[0], "joint_grad_clip", "grad norms")
+    assert capsys.readouterr().out.startswith(f"✓ mystery trainer {joint_mysteries[0]}")
     shows_in = traps.signals.SHOWS_IN
     assert "KL / clip fraction" in shows_in["low_critic_lr"] and "KL / clip fraction" in shows_in["long_rollout"]
     default_lr = pg.config.make_config("ppo", "CartPole-v1", "discrete").lr

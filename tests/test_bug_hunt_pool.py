@@ -273,16 +273,23 @@ def test_log_prob_not_summed_is_accepted_on_the_signals_it_acts_on():
 
 def test_every_pool_run_has_a_signal_an_answer_can_name():
     """An answer is a trap and a signal the trap moves in that trainer (measured there, and able to move in its
-    settings). A pool run whose trap has no such signal could not be answered at all: joint_grad_clip in an A2C
-    trainer with the critic clipped at the actor's norm has none (no KL; 'explained variance' inert). None is in the
-    pool, and write_mysteries refuses one before training (fourteenth-round read of exercise 06)."""
+    settings). A pool run whose trap has no such signal could not be answered at all; none is in the pool."""
     for pool_id, answer in POOL_ANSWERS.items():
         config = json.loads((pool.MYSTERY_DIR / str(pool_id) / "config.json").read_text())
         assert bug_hunt.answerable_signals(answer, config), (pool_id, answer)
-    assert bug_hunt.answerable_signals("joint_grad_clip", {"algo": "a2c", "env_id": "Pendulum-v1"}) == set()
+    # in an A2C trainer with the critic clipped at the actor's norm, joint_grad_clip has no KL and an inert
+    # 'explained variance': only its gradient norms are left
+    assert bug_hunt.answerable_signals("joint_grad_clip", {"algo": "a2c", "env_id": "Pendulum-v1"}) == {"grad norms"}
 
 
-def test_write_mysteries_refuses_a_trap_no_signal_of_which_can_be_named(tmp_path):
+def test_write_mysteries_refuses_a_trap_no_signal_of_which_can_be_named(tmp_path, monkeypatch):
+    """The guard, before any training: with a table that left joint_grad_clip only the KL and the critic's fit (as
+    it stood for part of this session), an A2C run of it could not be answered, and write_mysteries says so
+    (fourteenth-round read of exercise 06)."""
+    from pgcourse.traps import signals
+
+    monkeypatch.setitem(signals.SHOWS_IN, "joint_grad_clip", ("KL / clip fraction", "explained variance"))
+    monkeypatch.setattr(bug_hunt, "SHOWS_IN", signals.SHOWS_IN)
     spec = {1: dict(algo="a2c", env_id="Pendulum-v1", total_steps=2048)}
     with pytest.raises(ValueError, match="no signal of 'joint_grad_clip'"):
         bug_hunt.write_mysteries({1: "joint_grad_clip"}, {1: 0}, tmp_path, specs=spec)

@@ -265,7 +265,8 @@ def _trpo_step_via_distributions(policy, obs, actions, old_log_probs, advantages
     before = float(surrogate_old.detach())
 
     def evaluate(fraction):
-        torch.nn.utils.vector_to_parameters(theta_old + fraction * full_step, parameters)
+        if bug != "tries_not_written":
+            torch.nn.utils.vector_to_parameters(theta_old + fraction * full_step, parameters)
         with torch.no_grad():
             return float(surrogate()) - before, float(mean_kl())
 
@@ -319,8 +320,10 @@ def _policy_unchanged(policy, obs, actions, old_log_probs, advantages, max_kl, c
     (_trpo_step_with("downhill"), "that is what a step that goes downhill gives"),
     (_trpo_step_with("theta_old_not_restored"), "write theta_old back into the policy"),
     (_trpo_step_with("advantages_restandardised_in_place"), "an operation wrote into `advantages`"),
+    (_trpo_step_with("tries_not_written"), "Possible cause .* never writes theta_old \\+ fraction x full step"),
 ], ids=["plain gradient", "no line search", "wrong fraction returned", "policy unchanged", "ascent sign flipped",
-        "ascent sign flipped, learner-style", "theta_old not restored", "advantages changed in place"])
+        "ascent sign flipped, learner-style", "theta_old not restored", "advantages changed in place",
+        "tries never written into the policy"])
 def test_wrong_trpo_steps_are_named(wrong, expected):
     with pytest.raises(AssertionError, match=expected):
         ch07_trpo.check_trpo_step(wrong)

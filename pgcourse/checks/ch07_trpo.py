@@ -736,7 +736,8 @@ _SIGN_FLIP_HINT = ("your line search accepted no fraction, where the package's a
                    "step that goes downhill gives (every try makes the surrogate worse). TRPO maximises the "
                    "surrogate L: s solves "
                    "(F + cg_damping I) s = g with g the gradient of L itself (not of a loss -L), and the step is "
-                   "+beta s.")
+                   "+beta s. Or your evaluate(fraction) never writes theta_old + fraction x full step into the "
+                   "policy before it measures the surrogate and the KL (then no try improves anything).")
 _NOT_RESTORED_HINT = ("the line search accepted no fraction here (every try improved the surrogate by less than "
                       "accept_ratio x the prediction), but your policy was left where the last try put it: when no "
                       "fraction is accepted, write theta_old back into the policy (a fraction of 0).")
@@ -817,17 +818,20 @@ def check_trpo_step(fn: Callable[..., Any], cases: tuple[tuple[int, dict[str, An
                 name, f"the policy moved like the reference's, but you returned {fraction!r} as the accepted fraction "
                       f"(the reference's: {reference.fraction!r}).",
                 "return the fraction of the full step the line search accepted.", True, case, show_values=False))
-        hint = None
+        hint, certain = None, True
         moved = float(step.norm()) > 0.0
         downhill_rejected = reference.fraction > 0 and fraction == 0.0 and reference_trpo_step(
             batch, direction="reversed").fraction == 0
-        if downhill_rejected:
-            hint = _SIGN_FLIP_HINT.format(reference=f"{reference.fraction:g}")
+        if downhill_rejected:  # a possible cause: tries never written into the policy also give 0.0
+            hint, certain = _SIGN_FLIP_HINT.format(reference=f"{reference.fraction:g}"), False
         elif not moved and reference.fraction > 0:
             hint = ("the policy's parameters did not change: write the accepted step into the policy's own "
                     "parameters (in place), as the line search's evaluate does for each try.")
-        elif moved and reference.fraction == 0:
+        elif moved and reference.fraction == 0 and fraction == 0.0:
             hint = _NOT_RESTORED_HINT
+        elif moved and reference.fraction == 0:
+            hint, certain = (f"your line search accepted fraction {fraction:g} where the package's accepts none: the "
+                             "prediction passed to line_search must be the full step's, g . (beta s)."), False
         elif kl > batch.max_kl * (1 + 1e-3):
             hint = (f"the step's real KL is {kl:.4g} > max_kl = {batch.max_kl}: the line search must check the KL of "
                     "each try, from the old policy to the new one, and leave the parameters at the accepted try.")
@@ -849,7 +853,7 @@ def check_trpo_step(fn: Callable[..., Any], cases: tuple[tuple[int, dict[str, An
         raise AssertionError(_message(
             name, f"your update differs from the package's: relative distance between the two steps {distance:.3g}, "
                   f"real KL {kl:.4g} (reference {reference.kl:.4g}), surrogate improvement {improvement:.4g} "
-                  f"(reference {reference.improvement:.4g}).", hint, hint is not None, case,
+                  f"(reference {reference.improvement:.4g}).", hint, hint is not None and certain, case,
             concept=("the surrogate's gradient g at theta_old, s from conjugate gradient on (F + cg_damping I) s = g, "
                      "the full step sqrt(2 max_kl / s.(F + cg_damping I)s) s with the same damped product, then the "
                      "line search along it with the real KL and surrogate"),
