@@ -155,9 +155,10 @@ QUESTIONS: dict[str, list[Question]] = {
             "different reason."),
            ("It does not: it biases the gradient, which is why normalisation is optional.",
             "A constant baseline is unbiased in expectation (exactly for the per-episode sum of lesson 01, section "
-            "2; with your per-step mean up to a small term -b grad E[1/B]). The batch mean is constant up to a term "
-            "that vanishes as the batch grows; normalisation is optional because it changes the variance and the step "
-            "size, not because of bias.")),
+            "2; with your per-step mean up to a term -b grad E[1/B], small when episode lengths vary little). The "
+            "batch mean is constant up to a term that vanishes as the batch grows; normalisation is optional because "
+            "it mainly changes the variance and the step size (dividing by the batch's standard deviation also "
+            "reweights the estimate, lesson 01, section 5), not because the constant baseline is biased.")),
         _q("q4", "Two seeds of the same REINFORCE configuration give very different learning curves on CPU. What is "
                  "the most likely reason?", "d",
            ("A bug in the training loop.",
