@@ -88,8 +88,8 @@ from .signals import inert_signals as signals_inert_in
 MYSTERY_STEPS = 12_000  # env steps of the CartPole mystery trainers (the Pendulum ones: see MYSTERY_SPECS)
 
 # The pool (mysteries/<id>/): how each run was trained, apart from its bug (all of it is in its saved config as well).
-# The Pendulum runs start with a wider policy (std e^0.5 ~ 1.65 on actions bounded to [-2, 2]); the A2C ones roll
-# out longer than A2C's default where two updates of 16 steps would not tell their bug from others'.
+# The Pendulum runs start with a wider policy (std e^0.5 ~ 1.65 on actions bounded to [-2, 2]); the A2C ones use
+# A2C's defaults (16-step rollouts) over the same 20,480 steps.
 # Ids 1, 2 and 4 were retired: pg.diagnose's first lead named their bug.
 _CARTPOLE = dict(env_id="CartPole-v1", total_steps=MYSTERY_STEPS)
 _PENDULUM = dict(env_id="Pendulum-v1", total_steps=20_480, log_std_init=0.5)
@@ -373,9 +373,10 @@ def unmeasured_in(spec: dict[str, Any]) -> set[str]:
 
 def answerable_signals(answer: str, spec: dict[str, Any]) -> set[str]:
     """The signals of ``SHOWS_IN[answer]`` that a pool run of ``spec`` (:data:`MYSTERY_SPECS`, or its saved config)
-    measures and that ``answer`` can move in its settings (the course defaults fill what ``spec`` leaves out): the
-    right signal halves of that run's answer. A pool run with none could not be answered (:func:`write_mysteries`
-    refuses it)."""
+    measures and that ``answer`` is not kept from moving by its settings (:func:`~.signals.inert_signals`; the course
+    defaults fill what ``spec`` leaves out): the right signal halves of that run's answer. A pool run with none could
+    not be answered (:func:`write_mysteries` refuses it). Whether the trap acts at all in that run (a Box-only trap on
+    CartPole, a PPO-only trap in A2C) is not judged here: :func:`write_mysteries` refuses those runs otherwise."""
     _, action_space = env_spaces(spec["env_id"], spec.get("env_kwargs"))
     kind = action_space_kind(action_space)
     fields = {field.name for field in dataclasses.fields(make_config(spec["algo"], spec["env_id"], kind))}

@@ -54,7 +54,7 @@ SHOWS_IN: dict[str, tuple[str, ...]] = {
     "clipped_action_log_prob": ("policy std", "entropy", "KL / clip fraction", "grad norms"),
     "stale_old_log_probs": ("KL / clip fraction",),
     "entropy_wrong_sign": ("entropy", "policy std"),
-    "per_minibatch_adv_norm": ("KL / clip fraction",),
+    "per_minibatch_adv_norm": ("KL / clip fraction", "grad norms"),
 }
 
 
