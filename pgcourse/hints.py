@@ -77,9 +77,11 @@ HINTS: dict[str, tuple[str, str, str]] = {
         "```python\nmean = x.mean()\nstd = …             # population: divide by B\nreturn (x - mean) / (…)\n```"),
     "reinforce_loss": (
         "The loss is a surrogate: its value means nothing by itself, only its gradient matters, and that gradient "
-        "must be minus the policy-gradient estimate of lesson 01 (section 2), because the optimiser minimises. The weights say how good each action was; they are "
-        "numbers, not something to optimise. And the optimiser minimises.",
-        "The estimate is the batch average of grad log pi(a_i | s_i) * w_i. A loss whose gradient is minus that "
+        "must be minus the policy-gradient estimate of lesson 01 (section 2) averaged over the batch's steps, "
+        "because the optimiser minimises. The weights say how good each action was; they are numbers, not "
+        "something to optimise.",
+        "The batch average of grad log pi(a_i | s_i) * w_i is lesson 01's estimate divided by the mean episode "
+        "length (an average over steps, not a sum over each episode's). A loss whose gradient is minus that "
         "(so that minimising it ascends the return) is the negative batch mean of log_probs times the weights, with "
         "the weights cut from the graph. Output: a scalar.",
         "```python\nw = …                 # the weights, without their graph\nreturn …(log_probs * w)…   # sign and "

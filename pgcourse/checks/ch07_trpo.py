@@ -491,8 +491,8 @@ def check_line_search(fn: Callable[..., Any]) -> None:
         ("shrink = 0.8, KL = 0.02 f^2: accept 0.8^n, the first with KL <= 0.01 (0.8^2 = 0.64)",
          lambda f: (f, 0.02 * f * f), 1.0, 0.01, 10, 0.8, 0.1, 0.64,
          "multiply the fraction by `shrink` after each rejected try (fractions 1, shrink, shrink^2, ...)."),
-        ("improvement = 0.15 f, KL = 0.12 f^2: only f = 0.25 is inside (0.0075); its improvement 0.0375 beats "
-         "10% of the prediction for f = 0.25 (0.025), not 10% of the full step's (0.1): accept f = 0.25",
+        ("improvement = 0.15 f, KL = 0.12 f^2: the first fraction inside is f = 0.25 (0.0075); its improvement "
+         "0.0375 beats 10% of the prediction for f = 0.25 (0.025), not 10% of the full step's (0.1): accept f = 0.25",
          lambda f: (0.15 * f, 0.12 * f * f), 1.0, 0.01, 10, 0.5, 0.1, 0.25,
          _UNSCALED_HINT),
         ("expected_improvement = 2, improvement = f, KL = 0.12 f^2, max_backtracks = 3: the third and last try, "
