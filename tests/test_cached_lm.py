@@ -61,8 +61,11 @@ def test_the_table_has_every_arm_on_every_seed(table):
 
 @pytest.mark.slow
 def test_a_random_cached_row_reruns_to_the_same_numbers_or_inside_the_spread(table):
-    chosen = os.environ.get("PGCOURSE_LM_ROW")
-    row = pick(table, chosen) if chosen else random.SystemRandom().choice(table["rows"])
+    chosen = os.environ.get("PGCOURSE_LM_ROW")  # unset: a fixed row, so a run's verdict repeats; "random": anew
+    if chosen == "random":
+        row = random.SystemRandom().choice(table["rows"])
+    else:
+        row = pick(table, chosen) if chosen else random.Random(0).choice(table["rows"])
     print(f"re-running cached row {row['arm']}:{row['seed']} (PGCOURSE_LM_ROW={row['arm']}:{row['seed']} repeats it)")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as tools/regenerate_08.py runs
