@@ -137,7 +137,8 @@ QUESTIONS: dict[str, list[Question]] = {
             "aimed before, so the scaling adds no bias of its own (whatever the estimate's expectation was, lesson 01, "
             "section 2).")),
         _q("q3", "Normalisation subtracts the batch mean from the returns. Why would subtracting a fixed constant `b` "
-                 "(one not computed from the batch) from every weight leave the expected gradient unchanged?", "b",
+                 "(one not computed from the batch) from every weight leave the expected gradient unchanged (exactly, "
+                 "for the per-episode sum of lesson 01, section 2)?", "b",
            ("Because the mean of the returns is small compared with the returns.",
             "CartPole returns are all positive and their mean is large; the argument does not depend on size."),
            ("Because the expected score is zero: E over a ~ pi of grad log pi(a|s) = grad of the sum of pi(a|s) "
