@@ -578,6 +578,9 @@ class PPOConfig(A2CConfig):
     Args:
         update_epochs: passes over each rollout batch.
         minibatch_size: transitions per gradient step; at most ``num_envs * n_steps``.
+        num_minibatches: gradient steps per epoch instead (CleanRL's setting; None: use ``minibatch_size``): each
+            batch of ``B`` transitions is cut into minibatches of ``ceil(B / num_minibatches)``, so the steps per
+            update do not grow with ``num_envs`` (what a GPU wants). Give one of the two, not both.
         clip_eps: :math:`\\epsilon` of the clipped surrogate.
         clip_value_loss: also clip the critic's change per update (off by default; it rarely helps).
         target_kl: stop the epochs of an update early once approx-KL exceeds this (None: never).
@@ -588,6 +591,7 @@ class PPOConfig(A2CConfig):
     n_steps: int = 128
     update_epochs: int = 4
     minibatch_size: int = 256
+    num_minibatches: int | None = None
     clip_eps: float = 0.2
     clip_value_loss: bool = False
     target_kl: float | None = None
@@ -596,6 +600,7 @@ class PPOConfig(A2CConfig):
     RANGES: ClassVar[dict[str, Range]] = {
         "update_epochs": IntRange(1, 1000),
         "minibatch_size": IntRange(1),  # and at most the batch, num_envs * n_steps
+        "num_minibatches": IntRange(1, allow_none=True),  # and at most the batch
         "clip_eps": FloatRange(0.0, 1e6, low_open=True),
         "clip_value_loss": Flag(),
         "target_kl": FloatRange(0.0, 1e6, low_open=True, allow_none=True),
@@ -606,9 +611,11 @@ class PPOConfig(A2CConfig):
         super().validate()
         if self.algo != "ppo":
             _fail("algo", self.algo, "'ppo' for a PPOConfig")
-        if self.minibatch_size > self.batch_size:
-            _fail("minibatch_size", self.minibatch_size,
-                  f"at most the batch num_envs * n_steps = {self.num_envs} * {self.n_steps} = {self.batch_size}")
+        batch = f"the batch num_envs * n_steps = {self.num_envs} * {self.n_steps} = {self.batch_size}"
+        if self.num_minibatches is not None and self.num_minibatches > self.batch_size:
+            _fail("num_minibatches", self.num_minibatches, f"at most {batch}")
+        if self.num_minibatches is None and self.minibatch_size > self.batch_size:
+            _fail("minibatch_size", self.minibatch_size, f"at most {batch}")
 
 
 @dataclass
@@ -734,8 +741,6 @@ SETTING_ALIASES: dict[str, tuple[str, str]] = {
     "epochs": ("update_epochs", "the passes over each batch, called update_epochs here"),
     "batch_size": ("minibatch_size", f"its name in {_SB3}, where it is the minibatch size"),
     "sgd_minibatch_size": ("minibatch_size", f"its name in older {_RLLIB}"),
-    "num_minibatches": ("minibatch_size", f"{_CLEANRL}'s count of minibatches; here you give their size, "
-                                          "num_envs * n_steps // num_minibatches"),
     "clip_range": ("clip_eps", f"its name in {_SB3}"),
     "clip_coef": ("clip_eps", f"its name in {_CLEANRL}"),
     "clip_ratio": ("clip_eps", f"its name in {_SPINUP}"),
@@ -837,6 +842,9 @@ def make_config(algo: str, env_id: str, action_kind: str, **overrides: Any) -> B
     if algo not in ALGORITHMS:
         raise ConfigError(f"algo={algo!r} is invalid: expected one of {ALGORITHMS}")
     check_setting_names(algo, overrides)
+    if overrides.get("num_minibatches") is not None and "minibatch_size" in overrides:
+        raise ConfigError(f"minibatch_size={overrides['minibatch_size']!r} and num_minibatches="
+                          f"{overrides['num_minibatches']!r} were both given: expected one (a size or a count)")
     values = default_overrides(algo, action_kind, env_id)
     if env_id in EVAL_MODE_DEFAULTS:
         values["eval_mode"] = EVAL_MODE_DEFAULTS[env_id]

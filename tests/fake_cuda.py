@@ -49,7 +49,9 @@ What it does not simulate:
 """
 from __future__ import annotations
 
+import collections
 import contextlib
+import sys
 import threading
 import types
 from typing import Any, Iterator
@@ -178,6 +180,46 @@ class _OpInfo:
 
 _OP_INFO: dict = {}
 
+# What would make the host wait for a real GPU, counted as it happens (:func:`count_syncs`): every copy between the
+# host and the device (a blocking CUDA copy synchronises the stream), every value read (``item``, ``float``,
+# ``bool``: ``_local_scalar_dense``; ``tolist``) and the ops whose output size depends on the data (``nonzero``
+# behind boolean indexing, ``masked_select``, ``unique``).
+SYNCS: collections.Counter = collections.Counter()
+_SYNCING_OPS = {"_local_scalar_dense", "nonzero", "masked_select", "_unique", "_unique2", "unique_dim",
+                "unique_consecutive", "is_nonzero"}
+
+
+@contextlib.contextmanager
+def count_syncs() -> Iterator[collections.Counter]:
+    """``with count_syncs() as syncs:``: the syncs of the block by kind (what a real GPU would wait for; see SYNCS)."""
+    before = SYNCS.copy()
+    counted: collections.Counter = collections.Counter()
+    try:
+        yield counted
+    finally:
+        counted.update(SYNCS - before)
+
+
+def _from_torch_grouping() -> bool:
+    """Whether this move comes from ``clip_grad_norm_``'s grouping by device: torch groups the double's tensors
+    under the CPU (the device their C++ side has) and moves the norms "to" it; on CUDA it is the same device and
+    no copy (an artefact of the double, not counted as a sync)."""
+    frame = sys._getframe(1)
+    for _ in range(8):
+        if frame is None:
+            return False
+        if frame.f_code.co_filename.endswith(("nn/utils/clip_grad.py", "nn\\utils\\clip_grad.py")):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _count_copy(info: _OpInfo, args) -> None:
+    """A cross-device op (``copy_``, ``_to_copy``...) whose tensors are on both sides: a host-device copy."""
+    sides = {type(a) is FakeCudaTensor for a in args if isinstance(a, torch.Tensor)}
+    if len(sides) == 2:
+        SYNCS["copy between host and device"] += 1
+
 
 def _scan(values, found: list) -> None:
     """found[0]: a fake-CUDA tensor is among ``values``; found[1]: a CPU tensor of one or more dimensions."""
@@ -265,6 +307,10 @@ class FakeCudaTensor(torch.Tensor):
             info = _OP_INFO[func] = _OpInfo(func)
         if not _in_backward():  # autograd moves gradients itself; its internal zeros are made on the CPU
             _check_devices(info, args, kwargs)
+        if info.name in _SYNCING_OPS:
+            SYNCS[info.name] += 1
+        elif info.kind == "cross":
+            _count_copy(info, args)
         if info.generator is not None and kwargs.get("generator") is None and (
                 len(args) <= info.generator or args[info.generator] is None):
             args = args[:info.generator]  # GPU draws come from the GPU's generator
@@ -330,6 +376,7 @@ class FakeCudaTensor(torch.Tensor):
     __array__ = _to_numpy_error
 
     def tolist(self):
+        SYNCS["tolist"] += 1
         return self.elem.tolist()
 
     def __reduce_ex__(self, protocol):  # saved as the CPU tensor it holds (as if loaded with map_location="cpu")
@@ -360,6 +407,7 @@ class _ToFakeCuda(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, tensor):
+        SYNCS["copy to the device"] += 1
         return FakeCudaTensor(tensor.detach().clone())
 
     @staticmethod
@@ -372,6 +420,8 @@ class _ToCpu(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, tensor):
+        if not _from_torch_grouping():
+            SYNCS["copy to the host"] += 1
         return tensor.elem.clone()
 
     @staticmethod
@@ -461,6 +511,8 @@ class FakeCudaMode(TorchFunctionMode):
             return _move(args[0], (device,), {"dtype": kwargs["dtype"]} if kwargs.get("dtype") else {})
         if not on_gpu:
             return func(*args, **kwargs)
+        if name in _DATA_FACTORIES:  # host data (a list, an array) made into a GPU tensor: a copy
+            SYNCS["copy to the device"] += 1
         kwargs["device"] = CPU
         requires_grad = kwargs.pop("requires_grad", False)
         if name in _RANDOM_FACTORIES and generator is None:

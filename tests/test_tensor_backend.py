@@ -285,3 +285,58 @@ def test_on_cuda_no_step_of_the_rollout_waits_for_the_gpu():
 def test_train_many_refuses_the_torch_env_it_cannot_step():
     with pytest.raises(pg.ConfigError, match="env_backend='torch' is invalid in train_many.*pg.train"):
         pg.train_many("ppo", "CartPole-v1", seeds=[0, 1], total_steps=64, env_backend="torch")
+
+
+@pytest.mark.skipif(__import__("fake_cuda").unusable_reason() is not None, reason="the fake GPU cannot run here")
+def test_on_the_fake_gpu_an_update_syncs_as_often_at_any_width_and_minibatch_count():
+    """Everything that would make the host wait for a real GPU (tests/fake_cuda.py's ``count_syncs``: host-device
+    copies, value reads, data-dependent sizes), counted between two updates of PPO on the torch env. The
+    minibatch permutation went to the device once per minibatch: 28 syncs per update at 4 epochs x 4 minibatches,
+    44 at 8 minibatches (issue 44); now once per epoch, and nothing else grows with width or minibatch count."""
+    from fake_cuda import SYNCS, fake_cuda
+
+    def syncs_per_update(num_envs: int, num_minibatches: int) -> set[int]:
+        config = config_module.make_config("ppo", "CartPole-v1", "discrete", seed=0, device="cuda", progress=False,
+                                           env_backend="torch", num_envs=num_envs, n_steps=16,
+                                           total_steps=num_envs * 16 * 3, num_minibatches=num_minibatches,
+                                           update_epochs=4)
+        seen: list[collections.Counter] = []
+        with fake_cuda():
+            train_ppo(config, on_update=lambda trainer: seen.append(SYNCS.copy()))
+        return {sum((later - earlier).values()) for earlier, later in zip(seen, seen[1:])}
+
+    counts = {(width, k): syncs_per_update(width, k) for width, k in [(64, 4), (512, 4), (64, 8)]}
+    assert len(set(map(frozenset, counts.values()))) == 1 and len(counts[64, 4]) == 1, counts
+    assert max(counts[64, 4]) <= 16, counts
+
+
+def test_num_minibatches_fixes_the_gradient_steps_per_epoch_whatever_the_batch():
+    """``num_minibatches=k`` cuts each batch of B valid transitions into chunks of ceil(B / k) rows: k steps (at
+    most) per epoch at any width; ``minibatch_size`` keeps its meaning when the count is not given."""
+    calls: list[tuple[int, int, int]] = []
+
+    def recording(batch_size, minibatch_size, generator=None):
+        chunks = pg.minibatch_indices(batch_size, minibatch_size, generator)
+        calls.append((batch_size, minibatch_size, len(chunks)))
+        return chunks
+
+    for num_envs in (4, 16):
+        calls.clear()
+        pg.train("ppo", "CartPole-v1", seed=0, device="cpu", progress=False, total_steps=num_envs * 32 * 2,
+                 num_envs=num_envs, n_steps=32, num_minibatches=3, update_epochs=2, minibatch_indices=recording)
+        assert calls and all(size == -(-batch // 3) and 2 <= steps <= 3 for batch, size, steps in calls), calls
+    calls.clear()
+    pg.train("ppo", "CartPole-v1", seed=0, device="cpu", progress=False, total_steps=256, num_envs=4, n_steps=32,
+             minibatch_size=40, update_epochs=1, minibatch_indices=recording)
+    assert {size for _, size, _ in calls} == {40}
+
+
+@pytest.mark.parametrize("settings, words", [
+    ({"num_minibatches": 4, "minibatch_size": 64}, "were both given: expected one (a size or a count)"),
+    ({"num_minibatches": 0}, "num_minibatches=0 is invalid"),
+    ({"num_minibatches": 10_000, "num_envs": 2, "n_steps": 8}, "at most the batch num_envs * n_steps = 2 * 8 = 16"),
+])
+def test_a_minibatch_count_that_cannot_be_is_refused(settings, words):
+    with pytest.raises(pg.ConfigError) as info:
+        pg.train("ppo", "CartPole-v1", total_steps=64, progress=False, device="cpu", **settings)
+    assert words in str(info.value), str(info.value)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..batching import minibatch_size_for, on_device
 from ..config import PPOConfig
 from ..diagnostics import relative_value_error
 from ..run import Run
@@ -59,13 +60,15 @@ def train_ppo(config: PPOConfig, components: Components | None = None, hooks: Ho
             if normalize_batch:
                 advantages = parts.normalize(advantages)  # [B]
 
+            # rows per gradient step: minibatch_size, or B / num_minibatches (a fixed number of steps per epoch)
+            minibatch_size = minibatch_size_for(obs.shape[0], config.minibatch_size, config.num_minibatches)
             per_step = Means()  # the history records each diagnostic's mean over the update's gradient steps
             epochs_run = 0
             for epoch in range(config.update_epochs):
                 epoch_kls = []
-                minibatches = parts.minibatch_indices(obs.shape[0], config.minibatch_size, trainer.minibatch_generator)
-                for batch_idx in minibatches:
-                    batch_idx = batch_idx.to(trainer.device)  # [b]
+                minibatches = on_device(parts.minibatch_indices(obs.shape[0], minibatch_size,
+                                                                trainer.minibatch_generator), trainer.device)
+                for batch_idx in minibatches:  # [b] each, on the device
                     batch_obs = obs[batch_idx]  # [b, obs_dim]
                     new_log_probs, entropy = trainer.log_probs_and_entropy(batch_obs, actions[batch_idx])  # [b], [b]
                     batch_old_log_probs = trainer.hooks.old_log_probs(old_log_probs[batch_idx], new_log_probs)  # [b]

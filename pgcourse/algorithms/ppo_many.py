@@ -46,6 +46,7 @@ from torch import Tensor
 
 from .. import diagnostics, losses
 from .. import returns as returns_math
+from ..batching import minibatch_size_for, on_device
 from ..config import PPOConfig
 from ..diagnostics import relative_value_error
 from ..run import Run
@@ -275,7 +276,8 @@ def _train(trainers: list[Trainer], generators: list[torch.Generator]) -> list[R
     agents = AgentStack(trainers, generators)
     count, shape, device = agents.agents, trainers[0].config, agents.device
     configs = [trainer.config for trainer in trainers]
-    minibatch_rows = max(config.minibatch_size for config in configs)  # every minibatch fits
+    minibatch_rows = max(minibatch_size_for(config.batch_size, config.minibatch_size, config.num_minibatches)
+                         for config in configs)  # every minibatch fits (an agent's B_a <= batch_size)
     agent_rows = torch.arange(count, device=device).unsqueeze(1)  # [A, 1]: agent a's rows of a gather
     # the loss math over the agent axis (one set of ops for all agents) where every agent runs the reference
     # pieces; a replaced piece, or a lone agent (pg.train's run bit for bit), goes agent by agent
@@ -325,15 +327,20 @@ def _train(trainers: list[Trainer], generators: list[torch.Generator]) -> list[R
         epochs_run = dict.fromkeys(live, 0)
         updating = set(live)
         for _ in range(shape.update_epochs):
-            minibatches = {a: parts[a].minibatch_indices(batch_sizes[a], configs[a].minibatch_size,
-                                                         trainers[a].minibatch_generator) for a in sorted(updating)}
+            minibatches = {a: parts[a].minibatch_indices(
+                batch_sizes[a], minibatch_size_for(batch_sizes[a], configs[a].minibatch_size, configs[a].num_minibatches),
+                trainers[a].minibatch_generator) for a in sorted(updating)}  # each agent's chunks, on the CPU
             epoch_start = len(per_step_rows)
-            for k in range(max(len(chunks) for chunks in minibatches.values())):
-                stepping = [a for a in minibatches if k < len(minibatches[a])]
-                chunks = [minibatches[a][k].to(device) if a in stepping else None for a in range(count)]
-                index = padded(chunks, minibatches[stepping[0]][k].to(device), minibatch_rows)  # [A, b]
-                sizes = [0 if chunk is None else chunk.shape[0] for chunk in chunks]
-
+            stepping_at = [[a for a in minibatches if k < len(minibatches[a])]
+                           for k in range(max(len(chunks) for chunks in minibatches.values()))]
+            sizes_at = [[len(minibatches[a][k]) if a in stepping else 0 for a in range(count)]
+                        for k, stepping in enumerate(stepping_at)]  # each agent's rows per gradient step
+            rows_at = torch.tensor(sizes_at)  # [K, A]
+            # the epoch's indices padded side by side on the CPU, then sent to the device with the row counts in one copy
+            *indices, rows_at = on_device([*(padded([minibatches[a][k] if a in stepping else None for a in range(count)],
+                                                    minibatches[stepping[0]][k], minibatch_rows)
+                                             for k, stepping in enumerate(stepping_at)), rows_at], device)  # [A, b] each
+            for k, (stepping, index, sizes) in enumerate(zip(stepping_at, indices, sizes_at)):
                 flat_index = (index + agent_rows * batch_obs.shape[1]).reshape(-1)  # [A * b] rows of [A * B_max]
 
                 def rows_of(tensor: Tensor) -> Tensor:  # [A, B_max, ...] -> each agent's minibatch [A, b, ...]
@@ -345,7 +352,7 @@ def _train(trainers: list[Trainer], generators: list[torch.Generator]) -> list[R
                 outputs, new_values = agents.policy_output(obs_rows), agents.values(obs_rows)  # [A, b, ...], [A, b]
                 new_log_probs, entropy = agents.log_prob_entropy(outputs, rows_of(batch_actions))  # [A, b] each
                 if agent_axis:
-                    mask = torch.arange(index.shape[1], device=device) < torch.tensor(sizes, device=device).unsqueeze(1)
+                    mask = torch.arange(index.shape[1], device=device) < rows_at[k].unsqueeze(1)  # [A, b]
                     actor_loss, critic_loss, rows = agent_axis_losses(
                         new_log_probs, entropy, new_values, old_log_probs, advantages, returns, old_values, mask,
                         settings)  # [A], [A], [5, A]
@@ -355,7 +362,7 @@ def _train(trainers: list[Trainer], generators: list[torch.Generator]) -> list[R
                                                         old_log_probs, advantages, returns, old_values, sizes)
                 agents.zero_grad()
                 total_loss.backward()
-                actor_norms, critic_norms = agents.step([chunk is not None for chunk in chunks])  # [A], [A]
+                actor_norms, critic_norms = agents.step([a in stepping for a in range(count)])  # [A], [A]
                 per_step_rows.append(torch.cat([rows, actor_norms.unsqueeze(0), critic_norms.unsqueeze(0)]))
                 stepped.append(stepping)
             for a in minibatches:

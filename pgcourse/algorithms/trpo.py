@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import torch
 
+from ..batching import on_device
 from ..config import TRPOConfig
 from ..diagnostics import relative_value_error
 from ..run import Run
@@ -120,9 +121,8 @@ def train_trpo(config: TRPOConfig, components: Components | None = None, hooks: 
             # -- the critic: minibatch regression on the returns, a separate optimiser ------------------
             per_step = Means()
             for _ in range(config.critic_epochs):
-                for batch_idx in parts.minibatch_indices(obs.shape[0], config.minibatch_size,
-                                                         trainer.minibatch_generator):
-                    batch_idx = batch_idx.to(trainer.device)  # [b]
+                for batch_idx in on_device(parts.minibatch_indices(obs.shape[0], config.minibatch_size,
+                                                                   trainer.minibatch_generator), trainer.device):
                     critic_loss = parts.value_loss(value_net(obs[batch_idx]), returns[batch_idx])
                     critic_norm = trainer.critic_step(critic_loss)
                     per_step.add(value_loss=critic_loss.detach(), critic_grad_norm=critic_norm)  # read once per update
