@@ -109,19 +109,23 @@ PORTABLE_TESTS := tests/test_agreement.py tests/test_cached_sweeps.py tests/test
 # main pass 26.8 min, fake GPU 9.0 min beside it, portable 7 min after it). The logs are printed after the main
 # pass; any pass failing fails `make test`.
 BESIDE_TESTS := tests/test_grading_loops.py tests/test_training_loops_agree.py tests/test_term.py tests/test_bug_hunt.py
+# Every pass prints Python's own tracebacks (--tb=native): pytest's long format reads the failing source with the
+# AST, which on CPython 3.11 can stop a whole pass with an INTERNALERROR ("AST constructor recursion depth mismatch")
+# that names neither the test nor its error (issue 50); a notebook's failure names its notebook, cell and error.
+TB := --tb=native
 FAKE_GPU_LOG := test-artifacts/fake-gpu-notebooks.log
 PORTABLE_LOG := test-artifacts/portable.log
 BESIDE_LOG := test-artifacts/beside.log
 test: setup browser sandbox
 	@mkdir -p test-artifacts; \
 	( $(FAKE_GPU_RUN) -q -p no:cacheprovider > $(FAKE_GPU_LOG) 2>&1; fake_gpu_status=$$?; \
-	  SDL_VIDEODRIVER=dummy $(PORTABLE_ENV) $(BIN)/python -m pytest $(PORTABLE_TESTS) > $(PORTABLE_LOG) 2>&1; \
+	  SDL_VIDEODRIVER=dummy $(PORTABLE_ENV) $(BIN)/python -m pytest $(TB) $(PORTABLE_TESTS) > $(PORTABLE_LOG) 2>&1; \
 	  portable_status=$$?; \
-	  SDL_VIDEODRIVER=dummy $(BIN)/python -m pytest -p no:cacheprovider $(BESIDE_TESTS) > $(BESIDE_LOG) 2>&1; \
+	  SDL_VIDEODRIVER=dummy $(BIN)/python -m pytest $(TB) -p no:cacheprovider $(BESIDE_TESTS) > $(BESIDE_LOG) 2>&1; \
 	  beside_tests_status=$$?; \
 	  [ $$fake_gpu_status -eq 0 ] && [ $$portable_status -eq 0 ] && [ $$beside_tests_status -eq 0 ] ) & beside=$$!; \
 	trap 'kill $$beside 2>/dev/null' INT TERM; \
-	SDL_VIDEODRIVER=dummy $(BIN)/python -m pytest $(addprefix --ignore=,$(PORTABLE_TESTS) $(BESIDE_TESTS)); main=$$?; \
+	SDL_VIDEODRIVER=dummy $(BIN)/python -m pytest $(TB) $(addprefix --ignore=,$(PORTABLE_TESTS) $(BESIDE_TESTS)); main=$$?; \
 	wait $$beside; beside_status=$$?; \
 	echo "--- the lessons and solutions on a fake GPU (PGCOURSE_DEVICE=cuda; $(FAKE_GPU_LOG)) ---"; \
 	cat $(FAKE_GPU_LOG); \
@@ -129,21 +133,23 @@ test: setup browser sandbox
 	cat $(BESIDE_LOG); \
 	echo "--- the claim-bearing part on the other kernel path, one thread ($(PORTABLE_LOG)) ---"; \
 	cat $(PORTABLE_LOG); \
+	for log in $(FAKE_GPU_LOG) $(BESIDE_LOG) $(PORTABLE_LOG); do grep -q INTERNALERROR $$log && \
+	  echo "!!! pytest stopped with an INTERNALERROR in $$log: the tests after it did not run (see above)"; done; \
 	[ $$main -eq 0 ] && [ $$beside_status -eq 0 ]
 
 # Only the claim-bearing part, on the other kernel path and one thread (see PORTABLE_ENV above).
 test-portable: setup
-	SDL_VIDEODRIVER=dummy $(PORTABLE_ENV) $(BIN)/python -m pytest $(PORTABLE_TESTS)
+	SDL_VIDEODRIVER=dummy $(PORTABLE_ENV) $(BIN)/python -m pytest $(TB) $(PORTABLE_TESTS)
 
 # Every lesson and solution notebook as on a CUDA machine with the GPU asked for (PGCOURSE_DEVICE=cuda, so
 # device="auto" trains on a fake GPU that computes on the CPU and raises on a device mix-up as CUDA does:
 # tests/fake_cuda.py); ~8 min on 2 cores. `make test` runs it beside its main pass.
-FAKE_GPU_RUN = SDL_VIDEODRIVER=dummy PGCOURSE_FAKE_GPU_NOTEBOOKS=1 $(BIN)/python -m pytest tests/test_fake_device.py -k notebook
+FAKE_GPU_RUN = SDL_VIDEODRIVER=dummy PGCOURSE_FAKE_GPU_NOTEBOOKS=1 $(BIN)/python -m pytest $(TB) tests/test_fake_device.py -k notebook
 test-fake-gpu: setup
 	$(FAKE_GPU_RUN)
 
 test-all-portable: setup browser sandbox
-	SDL_VIDEODRIVER=dummy $(PORTABLE_ENV) $(BIN)/python -m pytest
+	SDL_VIDEODRIVER=dummy $(PORTABLE_ENV) $(BIN)/python -m pytest $(TB)
 
 bench: setup
 	$(BIN)/pgcourse bench

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import time
 from collections import defaultdict
 
 import pytest
@@ -240,15 +239,15 @@ def test_minibatch_check_leaves_the_global_random_state_alone():
     assert torch.equal(state, torch.get_rng_state())
 
 
-def test_each_check_is_fast(capsys):
-    for name, check in checks.ALL_CHECKS.items():
-        check(checks.REFERENCES[name])  # warm-up: first calls load torch kernels
-        durations = []
-        for _ in range(2):
-            start = time.perf_counter()
-            check(checks.REFERENCES[name])
-            durations.append(time.perf_counter() - start)
-        assert min(durations) < 0.5, f"check_{name} took {min(durations):.2f} s"
+def test_the_check_timings_the_benchmark_reports_cover_every_check():
+    """How fast a check answers is a speed goal, measured by ``pgcourse bench`` (its checks section), not asserted
+    here: a wall-clock assertion failed on a busy machine (issue 50). The benchmark times every check."""
+    from pgcourse.bench import checks_speed
+    data = checks_speed.measure_checks()
+    assert set(data["exercise_checks"]) == set(checks.ALL_CHECKS)
+    assert set(data["stage_checks"]) == set(checks_speed.FAST_STAGES) <= set(checks.STAGE_CHECKS)
+    assert all(seconds > 0 for seconds in [*data["exercise_checks"].values(), *data["stage_checks"].values()])
+    assert "over the goal:" in checks_speed.lines(data)[-1]
 
 
 def test_a_stub_called_by_the_learner_function_is_named():

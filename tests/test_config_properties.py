@@ -47,7 +47,7 @@ COST_CAPS = {"num_envs": 3, "n_steps": 6, "update_epochs": 3, "critic_epochs": 3
              "torch_threads": 1}  # a process-wide torch setting: the test session runs on one thread
 HIDDEN_WIDTH_CAP, HIDDEN_LAYERS_CAP = 16, 3
 # settings drawn below from the others (bounds that depend on other settings), not from their range alone
-DEPENDENT = ("total_steps", "minibatch_size", "eval_every", "stop_when_solved", "log_std_min", "critic_epochs",
+DEPENDENT = ("total_steps", "minibatch_size", "num_minibatches", "eval_every", "stop_when_solved", "log_std_min", "critic_epochs",
              "env_backend")
 # settings without a range in value_ranges(), drawn by strategies of this file
 OWN_STRATEGIES = ("device", "env_kwargs", "eval_mode", "hidden_sizes", "traps")
@@ -101,7 +101,9 @@ def valid_settings(draw, algo: str, family: str) -> tuple[str, dict]:
             values_in(ranges["critic_epochs"], COST_CAPS["critic_epochs"]), label="critic_epochs")
     if algo in ROLLOUT_ALGOS:
         batch = values["num_envs"] * values["n_steps"]
-        if "minibatch_size" in ranges:
+        if "num_minibatches" in ranges and draw(st.booleans(), label="a minibatch count"):
+            values["num_minibatches"] = draw(st.integers(1, batch), label="num_minibatches")  # a count, or a size
+        elif "minibatch_size" in ranges:
             values["minibatch_size"] = draw(st.integers(ranges["minibatch_size"].low, batch), label="minibatch_size")
         values["total_steps"] = draw(st.integers(1, 2 * batch), label="total_steps")  # one or two updates
     else:  # an update plays one episode in each env: any budget up to a short episode is one or two updates

@@ -532,3 +532,25 @@ def test_a_teacher_can_name_a_chapter_by_its_number_lettered_chapters_too():
         "04b_ppo_from_scratch", "04b_ppo_from_scratch"]
     with pytest.raises(GradingError, match="unknown chapter '9'"):
         course.resolve("9")
+
+
+def test_a_self_test_that_runs_out_of_time_blames_the_machine_not_the_course(tmp_path, graded):
+    """Issue 50: under load the course's own solution ran past --timeout and the grader said "fix the course before
+    grading". A self-test that only timed out says the machine is slow or busy (with its load), and what to do."""
+    other = tmp_path / "course"
+    (other / "solutions").mkdir(parents=True)
+    (other / "exercises").mkdir()
+    slow = solution_notebook()
+    for cell in slow.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "ch01_normalize":
+            cell.source = cell.source.replace("    ### BEGIN SOLUTION\n",
+                                              "    ### BEGIN SOLUTION\n    import time; time.sleep(3)\n")
+    nbformat.write(slow, other / "solutions" / "01_demo.ipynb")
+    nbformat.write(exercisegen.make_exercise_notebook(slow), other / "exercises" / "01_demo.ipynb")
+    limits = Limits(exercise_s=1.0, submission_s=60.0, memory_mb=1024, output_mb=2)
+    with pytest.raises(GradingError) as info:
+        grading.grade_paths([graded["submitted"] / "correct.ipynb"], course=other, limits=limits, jobs=1,
+                            progress=False, isolation=ISOLATION)
+    message = str(info.value)
+    assert "self-test ran out of time" in message and "ch01_normalize" in message, message
+    assert "not the course broken" in message and "load average" in message and "fix the course" not in message

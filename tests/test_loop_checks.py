@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -226,13 +225,11 @@ def test_the_cases_contain_what_the_checks_claim():
     assert 12 in lengths[1], "an episode ended by the time limit"
 
 
-def test_stage_checks_are_fast_and_leave_the_random_state_alone(capsys):
+def test_stage_checks_leave_the_random_state_alone(capsys):
+    """(Their speed is measured by ``pgcourse bench``'s checks section, not asserted here: issue 50.)"""
     state = torch.get_rng_state()
     for name in FAST_STAGES:
-        checks.STAGE_CHECKS[name](checks.STAGE_REFERENCES[name])  # warm-up (the first Adam imports torch._dynamo)
-        start = time.perf_counter()
         checks.STAGE_CHECKS[name](checks.STAGE_REFERENCES[name])
-        assert time.perf_counter() - start < 2.0, name
     assert torch.equal(state, torch.get_rng_state())
 
 

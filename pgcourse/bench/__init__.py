@@ -339,6 +339,18 @@ def batched_seeds_provider(seeds: Sequence[int], total_steps: int) -> SectionPro
     return provider
 
 
+def checks_speed_provider() -> SectionProvider:
+    """How long each exercise check takes on the course's own answer (:mod:`.checks_speed`; a few seconds)."""
+    def provider(log: Callable[[str], None]) -> ReportSection:
+        from . import checks_speed
+
+        log("[checks] every exercise check and stage check on the course's own answers")
+        data = checks_speed.measure_checks()
+        return ReportSection("How long the exercise checks take (the course's own answers)", checks_speed.lines(data),
+                             data)
+    return provider
+
+
 def batched_seeds_plan(quick: bool, tiny: bool) -> tuple[tuple[int, ...], int]:
     """(seeds, steps per seed) of the batched-seeds measurement: ten seeds of the course's 100k steps; ten of
     2,048 with ``quick`` (measured: 8.0 CPU-s both sides together, 25 s wall at load 6 on 2 cores); two of
@@ -414,6 +426,7 @@ def main(algos: Sequence[str] | None = None, envs: Sequence[str] | None = None, 
                              compare_seeds)
     plan = make_plan(algos, envs, seeds, quick, sb3, suite, comparisons, compare_seeds, scaling,
                      stop_when_solved=stop_when_solved)
+    extra_sections = [*extra_sections, checks_speed_provider()]
     if batched_seeds:
         extra_sections = [*extra_sections, batched_seeds_provider(*batched_seeds_plan(plan.quick, plan.tiny))]
     if plan.scaling is not None:
@@ -452,5 +465,5 @@ __all__ = [
     "BenchReport", "ReportSection", "run_benchmark", "machine_info", "format_command", "print_report",
     "summary_table", "detail_table", "machine_lines", "time_to_solve_lines", "throughput_lines", "sb3_lines",
     "format_table", "report_to_dict", "write_json", "main", "sweep_scaling_provider", "batched_seeds_provider",
-    "batched_seeds_plan",
+    "batched_seeds_plan", "checks_speed_provider",
 ]

@@ -27,6 +27,14 @@ from .sandbox import SANDBOX, UNSAFE, Limits
 # The pool of grading workers
 # --------------------------------------------------------------------------------------------------
 
+def machine_load() -> str:
+    """The load now, in words: ``load average 9.6 on 2 cores`` (where the system tells it)."""
+    cores = os.cpu_count() or 1
+    if not hasattr(os, "getloadavg"):
+        return f"{cores} cores"
+    return f"load average {os.getloadavg()[0]:.1f} on {cores} cores"
+
+
 def _worker_env() -> dict[str, str]:
     env = dict(os.environ)
     package_root = str(Path(__file__).resolve().parents[2])
@@ -225,6 +233,11 @@ class Grader:
             details = "; ".join(f"{key}: {r['status']}: {' / '.join(r['feedback'].strip().splitlines()[:6])[:900] if r['feedback'] else ''}"
                                 for key, r in wrong)
             self.close()
+            if all(r["status"] == "timeout" for _, r in wrong):  # it passed everything it had time for
+                raise GradingError(f"self-test ran out of time: the course's own solution {chapter.path} did not finish "
+                                   f"{', '.join(key for key, _ in wrong)} within the time limit ({details}). This "
+                                   f"machine is slow or busy now ({machine_load()}), not the course broken: grade "
+                                   "when it is quieter, with fewer --jobs, or with a larger --timeout")
             raise GradingError(f"self-test failed: the course's own solution {chapter.path} does not pass its checks "
                                f"in the grader ({details}); fix the course before grading")
 
