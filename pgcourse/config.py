@@ -448,7 +448,8 @@ class BaseConfig:
             return
         obs_dim, action_size = spaces
         for device in memory.memory_devices(self.device, self.env_backend):
-            estimate = memory.rollout_memory(self.num_envs, steps, obs_dim, action_size, device, agents=agents)
+            estimate = memory.rollout_memory(self.num_envs, steps, obs_dim, action_size, device, agents=agents,
+                                             widest_hidden=max(self.hidden_sizes, default=1))
             if estimate is not None and not estimate.fits:
                 raise ConfigError(estimate.refusal(self.num_envs, steps))
 
