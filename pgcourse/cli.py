@@ -291,6 +291,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.part == "device":
         from .bench import device
         return device.main(widths=args.widths, quick=args.quick)
+    if args.part == "scaling":
+        from .bench import scaling
+        return scaling.main(widths=args.widths, quick=args.quick, json_path=args.json)
     if args.part == "envs":
         from .bench import env_speed
         timing = ["--seconds", "0.3", "--repeats", "3"] if args.quick else []
@@ -561,15 +564,19 @@ def build_parser() -> argparse.ArgumentParser:
                     "at 475) and env steps per second at equal work (rl-zoo's settings, 100k steps). The report "
                     "names the command and the machine. The full benchmark takes a long time (many minutes per "
                     "seed); try --quick first, or --skip-suite for the comparisons alone.")
-    bench.add_argument("part", nargs="?", choices=("device", "envs"),
+    bench.add_argument("part", nargs="?", choices=("device", "envs", "scaling"),
                        help="device: PPO with env_backend='torch' on the CPU and the GPU at a few widths; writes the "
-                            "crossover that device='auto' reads (on a machine without CUDA it says so). envs: "
+                            "crossover that device='auto' reads (on a machine without CUDA it says so). scaling: "
+                            "env steps/s of PPO CartPole from 1,024 envs up (to 262,144 on a GPU) beside a plain-torch "
+                            "PPO loop doing the same work, and of A agents x N envs (pg.train_many), on the device "
+                            "present; --json writes the numbers with the device, torch version and date. envs: "
                             "CartPole-v1 steps per CPU second of each vector env (gymnasium's numpy CartPoleVectorEnv, "
                             "the course's, with and without episode statistics, the torch env), interleaved rounds, "
                             "medians")
     bench.add_argument("--widths", nargs="+", type=_int_at_least(1), metavar="N",
-                       help="bench device / envs: the num_envs widths to time (default 8 64 512 4096; --quick 8 64 512 "
-                            "for device, shorter measurements for envs)")
+                       help="bench device / envs / scaling: the num_envs widths to time (default 8 64 512 4096; --quick "
+                            "8 64 512 for device, shorter measurements for envs; scaling: 1024 to 262144 on a GPU, to "
+                            "16384 on a CPU, --quick 1024 4096)")
     bench.add_argument("--algos", nargs="+", choices=ALGORITHMS, metavar="ALGO",
                        help=f"only these algorithms ({', '.join(ALGORITHMS)})")
     bench.add_argument("--envs", nargs="+", metavar="ENV", help="only these environments (CartPole-v1, Pendulum-v1)")
