@@ -129,9 +129,9 @@ def plain_ppo(device: torch.device, num_envs: int, updates: int, seed: int = 0) 
 
 def agents_ppo(device: torch.device, agents: int, num_envs: int, updates: int) -> int:
     """``pg.train_many`` with ``agents`` seeds of ``num_envs`` numpy envs each, the 4x4 workload."""
-    import pgcourse as pg
+    from ..many import train_many
     batch = num_envs * N_STEPS
-    runs = pg.train_many("ppo", "CartPole-v1", seeds=range(agents), total_steps=batch * updates, device=str(device),
+    runs = train_many("ppo", "CartPole-v1", seeds=range(agents), total_steps=batch * updates, device=str(device),
                          progress=False, num_envs=num_envs, n_steps=N_STEPS, num_minibatches=MINIBATCHES,
                          update_epochs=EPOCHS, hidden_sizes=HIDDEN)
     return sum(len(run.history.updates) for run in runs) * batch
