@@ -765,3 +765,46 @@ def test_one_students_folder_given_alone_is_that_student(tmp_path, layout):
     write_submission(tmp_path / "class" / "bob" / "01_demo.ipynb")
     write_submission(tmp_path / "class" / "carol" / "01_demo.ipynb")
     assert sorted(s for s, _ in grading.collect_submissions([tmp_path / "class"], ["01_demo"])) == ["bob", "carol"]
+
+
+# -- identity: each file one student, or the run stops and says which files (issue 46, item 3) ----------------------
+def test_plain_names_that_look_like_canvas_are_each_their_own_student(course, tmp_path):
+    """A flat folder of ``hw1_2025_alice.ipynb`` and ``hw1_2025_bob.ipynb`` was one student ``hw1`` (Canvas's
+    ``name_userid_rest`` read into them): Bob's work was dropped with one warning line and neither got a row. A
+    first field that is an assignment's is no student's name."""
+    submitted = tmp_path / "submitted"
+    write_submission(submitted / "hw1_2025_alice.ipynb", right=True)
+    write_submission(submitted / "hw1_2025_bob.ipynb", right=False)
+    report = fake_grade([submitted], course)
+    assert report.points() == {"hw1_2025_alice": {"ch01_double": 2}, "hw1_2025_bob": {"ch01_double": 0}}
+    assert not any("notebooks handed in" in warning for warning in report.warnings), report.warnings
+
+
+def test_files_that_would_merge_with_nothing_saying_they_are_one_student_stop_the_run(course, tmp_path):
+    """Two files that read as one Canvas-like student and id but carry no Canvas attachment id (which tells a
+    student's uploads apart) may be two people: the run stops and lists them instead of dropping one."""
+    submitted = tmp_path / "submitted"
+    first = write_submission(submitted / "alice_2025_one.ipynb")
+    second = write_submission(submitted / "alice_2025_two.ipynb")
+    with pytest.raises(grading.GradingError) as info:
+        fake_grade([submitted], course)
+    message = str(info.value)
+    assert str(first) in message and str(second) in message and "Rename them" in message
+    # Canvas's own download tells two uploads apart by their attachment ids: the later counts, as before
+    canvas = tmp_path / "canvas"
+    write_submission(canvas / "jonescarol_12346_789_01_demo.ipynb", right=False)
+    write_submission(canvas / "jonescarol_12346_790_01_demo-1.ipynb", right=True)
+    report = fake_grade([canvas], course)
+    assert report.points() == {"jonescarol": {"ch01_double": 2}}
+
+
+def test_a_canvas_upload_named_like_moodle_keeps_its_late_flag_and_id(course, tmp_path):
+    """Canvas keeps the student's own file name after its ids; one that looks like Moodle's pattern was read as
+    Moodle's, losing Canvas's LATE flag and user id."""
+    submitted = tmp_path / "submitted"
+    write_submission(submitted / "jonescarol_LATE_12346_789_Carol Jones_5_assignsubmission_file_01_demo.ipynb")
+    write_submission(submitted / "smithbob_12347_790_01_demo.ipynb")
+    report = fake_grade([submitted], course)
+    carol = report.student("jonescarol")
+    assert carol.identity == {"lms": "canvas", "lms_id": "12346", "late_flag": True}
+    assert sorted(report.points()) == ["jonescarol", "smithbob"]

@@ -62,6 +62,7 @@ class Identity:
     upload: int = 0         # Canvas's attachment id: larger for a later upload
     namesake: bool = False  # a Moodle participant another one of the download shares a name with (id ``Name_number``)
     named_for: str = ""     # a file in this student's folder named for another student (that one): not graded
+    rest: str = ""          # what follows a Canvas name's ids: the student's own file name
 
     def to_json(self) -> dict[str, str | bool]:
         found: dict[str, str | bool] = {"lms": self.lms, "lms_id": self.lms_id, "name": self.name}
@@ -70,16 +71,28 @@ class Identity:
         return {key: value for key, value in found.items() if value}
 
 
+# A name that is an assignment's (``hw1``, ``ch02``, ``week3``, ``2025``) is no student's: Canvas's first field is a
+# person's sortable name, so ``hw1_2025_alice.ipynb`` is student ``hw1_2025_alice``, not ``hw1`` (issue 46)
+ASSIGNMENT_LIKE = re.compile(r"(ch|hw|ps|week|lab|ex|assignment|exercise)?\d+", re.IGNORECASE)
+
+
 def identity_of(entry: str) -> Identity:
-    """The student behind one entry of a submissions folder (a file or folder name)."""
+    """The student behind one entry of a submissions folder (a file or folder name).
+
+    Canvas's full name (with its attachment id) is read first: the student's own file name inside it may look like
+    Moodle's (a Canvas upload keeps its LATE flag and id). A Canvas-like name whose first field is an assignment's
+    (:data:`ASSIGNMENT_LIKE`) is a plain name."""
     stem = entry[: -len(".ipynb")] if entry.endswith(".ipynb") and len(entry) > len(".ipynb") else entry
+    full = CANVAS_NAME.match(stem)
+    if full and not ASSIGNMENT_LIKE.fullmatch(full["name"]):
+        return Identity(full["name"], "canvas", full["id"], late_flag=bool(full["late"]), upload=int(full["attachment"]),
+                        rest=full["rest"])
     moodle = MOODLE_NAME.match(entry)
     if moodle:
         return Identity(moodle["name"], "moodle", moodle["id"], moodle["name"])
-    canvas = CANVAS_NAME.match(stem) or CANVAS_SHORT.match(stem)
-    if canvas:
-        upload = int(canvas["attachment"]) if "attachment" in canvas.groupdict() else 0
-        return Identity(canvas["name"], "canvas", canvas["id"], late_flag=bool(canvas["late"]), upload=upload)
+    short = CANVAS_SHORT.match(stem)
+    if short and not ASSIGNMENT_LIKE.fullmatch(short["name"]):
+        return Identity(short["name"], "canvas", short["id"], late_flag=bool(short["late"]), rest=short["rest"] or "")
     return Identity(stem)
 
 
@@ -159,6 +172,7 @@ def attribute_files(owned: Sequence[tuple[Identity, Path, bool]], chapter_names:
         return owner
 
     owners = [final(owner) for owner, _, _ in owned]
+    _refuse_merged_files(owners, [path for _, path, _ in owned], [inside for _, _, inside in owned])
     by_lms_id = {(owner.lms, owner.lms_id): owner.student for owner in owners if owner.lms_id}
     by_key: dict[str, set[str]] = {}
     for owner in owners:
@@ -169,6 +183,27 @@ def attribute_files(owned: Sequence[tuple[Identity, Path, bool]], chapter_names:
         other = _named_for(path.name, owner, by_lms_id, by_key, chapter_names) if inside else None
         found.append(replace(owner, named_for=other) if other is not None else owner)
     return found
+
+
+def _refuse_merged_files(owners: Sequence[Identity], paths: Sequence[Path], inside: Sequence[bool]) -> None:
+    """Stop when files given side by side would be taken for one student with nothing that says they are.
+
+    A Canvas download names each upload with the student's user id *and* an attachment id, so two uploads of one
+    student are told apart (the later counts). Files that share a Canvas-like name and id but have no attachment id
+    (``alice_2025_x.ipynb``, ``alice_2025_y.ipynb``: plain names that look like ``name_number_rest``) may be two
+    people: merged, one of them would be dropped. The run stops and lists them (issue 46)."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for index, owner in enumerate(owners):
+        if owner.lms == "canvas" and not owner.upload and not inside[index]:
+            groups.setdefault((owner.student, owner.lms_id), []).append(index)
+    ambiguous = [indices for indices in groups.values()
+                 if len({re.sub(r"-\d+$", "", owners[i].rest) for i in indices}) > 1]
+    if ambiguous:
+        listed = "; ".join(", ".join(str(paths[i]) for i in indices) for indices in ambiguous)
+        raise GradingError(f"these files would be taken for one student each group, with nothing that says they are "
+                           f"(a Canvas-like name and id without Canvas's attachment id): {listed}. Rename them so that "
+                           "each file's name is its student (alice.ipynb), or put each in a folder named for its "
+                           "student, then grade again")
 
 
 def _named_for(file_name: str, owner: Identity, by_lms_id: dict[tuple[str, str], str], by_key: dict[str, set[str]],
