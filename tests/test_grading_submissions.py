@@ -808,3 +808,39 @@ def test_a_canvas_upload_named_like_moodle_keeps_its_late_flag_and_id(course, tm
     carol = report.student("jonescarol")
     assert carol.identity == {"lms": "canvas", "lms_id": "12346", "late_flag": True}
     assert sorted(report.points()) == ["jonescarol", "smithbob"]
+
+
+def _padded_with(line: str) -> str:
+    """LOOPED with ``line`` (a statement with no effect) after every statement of the function body."""
+    out = []
+    for source_line in LOOPED.splitlines():
+        out.append(source_line)
+        stripped = source_line.strip()
+        if source_line.startswith("    ") and stripped and not stripped.endswith(":"):
+            indent = source_line[:len(source_line) - len(source_line.lstrip())]
+            out.append(indent + line)
+    return "\n".join(out) + "\n"
+
+
+@pytest.mark.parametrize("padding", ["_ = 0", "int()", "if 0: _ = 1", "while False: pass", "for _ in (): pass",
+                                     "assert True", "x + 1", "unused: int = len('')", "_ += 0", "if x: pass"])
+def test_a_copy_padded_with_statements_that_have_no_effect_is_reported(course, tmp_path, padding):
+    """Issue 46, item 6: padding a copy with no-op statements other than ``pass`` (``_ = 0``, ``int()``,
+    ``if 0: _ = 1``) gave overlaps of 0.13-0.75, under the 0.8 threshold. The normalisation drops every statement
+    without effect, so the padded copy has the original's tokens and is reported; the solution-copy hint uses
+    the same tokens."""
+    from pgcourse.grading.similarity import normalised_tokens
+    padded = _padded_with(padding)
+    assert padded.count(padding) >= 4
+    assert normalised_tokens(padded) == normalised_tokens(LOOPED)
+    pairs = _similar(course, tmp_path, {"carol": LOOPED, "mallory": padded, "erin": OWN_WAYS[0]})
+    assert [(p.first, p.second, p.overlap) for p in pairs] == [("carol", "mallory", 1.0)]
+
+
+@pytest.mark.parametrize("statement", ["print(1)", "total = 0", "assert x", "if x: total = 1", "range = list",
+                                       "x.append(1)", "while x: pass", "for _ in x: pass", "_ = open('f')"])
+def test_statements_with_an_effect_are_kept(statement):
+    """What may change anything (a call that is not a pure builtin, a store into a name the answer reads, a
+    condition that is not a constant, a loop over data) stays in the tokens."""
+    from pgcourse.grading.similarity import normalised_tokens
+    assert normalised_tokens(_padded_with(statement)) != normalised_tokens(LOOPED)

@@ -9,9 +9,11 @@ How (issue 26, item 5.3):
    syntax tree, pre-order, as a list of node kinds (:func:`normalised_tokens`). Every variable,
    argument and function name becomes ``v0``, ``v1``, … by order of first use; every literal
    (number, string) becomes ``C``; attribute names stay (``.mean`` is what the code does, not what the
-   student called something). Statements that do nothing are dropped: ``pass``, docstrings and any
-   other bare constant (``...``, ``0``). Comments and layout are not in the tree. So a copy with
-   ``pass`` after every line, or with other names and comments, has the same tokens as the original.
+   student called something). Statements that have no effect are dropped (:class:`_Effects`): ``pass``,
+   docstrings and any other pure expression (``...``, ``0``, ``x + 1``, ``int()``), a pure value stored in a
+   name the cell never reads (``_ = 0``), ``assert True`` and the branch a constant condition never takes
+   (``if 0: ...``, ``while False: ...``). Comments and layout are not in the tree. So a copy padded with such
+   statements, or with other names and comments, has the same tokens as the original.
    A cell that does not parse is compared by its words.
 2. **Fingerprint** by winnowing: hashes of every :data:`K` consecutive tokens, and of every :data:`W`
    consecutive hashes the smallest (:func:`fingerprints`): two answers that share a run of at least
@@ -46,9 +48,85 @@ THRESHOLD = 0.8      # shared share of the smaller answer's fingerprints
 MIN_TOKENS = 36      # answers shorter than this (normalised tokens) are not compared
 
 
-def _is_no_op(node: ast.AST) -> bool:
-    """``pass``, a docstring or any other bare constant as a statement."""
-    return isinstance(node, ast.Pass) or (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))
+# builtins whose call on effect-free arguments has no effect (unless the cell binds the name itself)
+PURE_BUILTINS = frozenset({"int", "float", "str", "bool", "complex", "bytes", "len", "abs", "min", "max", "round",
+                           "tuple", "list", "dict", "set", "frozenset", "range", "type", "isinstance", "repr", "hash",
+                           "id", "sorted", "sum", "any", "all", "divmod", "pow", "chr", "ord", "hex", "oct", "bin"})
+
+
+class _Effects:
+    """Which statements of one cell have no effect (issue 46, item 6: a copy padded with ``_ = 0``, ``int()`` or
+    ``if 0: _ = 1`` hid from the fingerprints): a pure expression as a statement (constants, names, operators,
+    literal containers, a pure builtin called on pure arguments), ``pass``, a store of a pure value into a name the
+    cell never reads, ``assert`` of a true constant, and the branch a constant condition never takes (``if 0:``,
+    ``while False:``, ``for _ in ():``)."""
+
+    def __init__(self, tree: ast.AST):
+        self.read = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+        bound = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load)}
+        bound |= {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef
+                                                                           | ast.ClassDef)}
+        bound |= {alias.asname or alias.name.split(".")[0] for node in ast.walk(tree)
+                  if isinstance(node, ast.Import | ast.ImportFrom) for alias in node.names}
+        self.pure_calls = PURE_BUILTINS - bound
+
+    def pure(self, node: ast.AST | None) -> bool:
+        if node is None or isinstance(node, ast.Constant | ast.Name):
+            return True
+        if isinstance(node, ast.UnaryOp):
+            return self.pure(node.operand)
+        if isinstance(node, ast.BinOp):
+            return self.pure(node.left) and self.pure(node.right)
+        if isinstance(node, ast.BoolOp):
+            return all(self.pure(value) for value in node.values)
+        if isinstance(node, ast.Compare):
+            return self.pure(node.left) and all(self.pure(value) for value in node.comparators)
+        if isinstance(node, ast.Tuple | ast.List | ast.Set):
+            return all(self.pure(element) for element in node.elts)
+        if isinstance(node, ast.Dict):
+            return all(self.pure(part) for part in [*node.keys, *node.values])
+        if isinstance(node, ast.Call):
+            return (isinstance(node.func, ast.Name) and node.func.id in self.pure_calls and not node.keywords
+                    and all(self.pure(argument) for argument in node.args))
+        return False
+
+    def unread_store(self, target: ast.AST) -> bool:
+        return isinstance(target, ast.Name) and target.id not in self.read
+
+    def statements(self, body: list[ast.stmt]) -> list[ast.stmt]:
+        """``body`` without its statements that have no effect (nested bodies cleaned too)."""
+        kept: list[ast.stmt] = []
+        for node in body:
+            kept += self.statement(node)
+        return kept
+
+    def statement(self, node: ast.stmt) -> list[ast.stmt]:
+        constant = getattr(node, "test", None)
+        if isinstance(node, ast.Pass) or (isinstance(node, ast.Expr) and self.pure(node.value)):
+            return []
+        if isinstance(node, ast.Assign) and all(self.unread_store(t) for t in node.targets) and self.pure(node.value):
+            return []
+        if isinstance(node, ast.AnnAssign | ast.AugAssign) and self.unread_store(node.target) and self.pure(node.value):
+            return []
+        if isinstance(node, ast.Assert) and isinstance(constant, ast.Constant) and constant.value:
+            return []
+        if isinstance(node, ast.If | ast.While) and isinstance(constant, ast.Constant):
+            if not constant.value:
+                return self.statements(node.orelse)
+            if isinstance(node, ast.If):
+                return self.statements(node.body)
+        if isinstance(node, ast.For) and isinstance(node.iter, ast.Tuple | ast.List | ast.Set | ast.Dict | ast.Constant) \
+                and not (node.iter.elts if isinstance(node.iter, ast.Tuple | ast.List | ast.Set) else
+                         node.iter.keys if isinstance(node.iter, ast.Dict) else node.iter.value):
+            return self.statements(node.orelse)
+        for field in ("body", "orelse", "finalbody"):
+            if isinstance(getattr(node, field, None), list):
+                setattr(node, field, self.statements(getattr(node, field)))
+        for handler in getattr(node, "handlers", []):
+            handler.body = self.statements(handler.body)
+        if isinstance(node, ast.If) and not node.body and not node.orelse and self.pure(node.test):
+            return []
+        return [node]
 
 
 def normalised_tokens(source: str) -> list[str]:
@@ -58,6 +136,7 @@ def normalised_tokens(source: str) -> list[str]:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
         return source.split()
+    tree.body = _Effects(tree).statements(tree.body)
     names: dict[str, str] = {}
     tokens: list[str] = []
 
@@ -85,7 +164,7 @@ def normalised_tokens(source: str) -> list[str]:
         for field, value in ast.iter_fields(node):
             children = value if isinstance(value, list) else [value]
             for child in children:
-                if isinstance(child, ast.AST) and not (field in ("body", "orelse", "finalbody") and _is_no_op(child)):
+                if isinstance(child, ast.AST):
                     visit(child)
         if isinstance(node, ast.stmt):
             tokens.append("end")
