@@ -554,3 +554,45 @@ def test_a_self_test_that_runs_out_of_time_blames_the_machine_not_the_course(tmp
     message = str(info.value)
     assert "self-test ran out of time" in message and "ch01_normalize" in message, message
     assert "not the course broken" in message and "load average" in message and "fix the course" not in message
+
+
+def test_a_stub_left_in_the_sandbox_is_named_as_the_students_function_not_the_graders(graded):
+    """Issue 46, item 7: in the sandbox a learner's stub is reached through the grader's link code, and the check
+    named that code's function: "_raise_remote (called by your reinforce_loss): not implemented yet". The message
+    names the learner's function, and no student's feedback names a function of the grader's."""
+    report = graded["report"]
+    internal = ("_raise_remote", "_answer", "_call_remote", "pgcourse/grading", "pgcourse.grading.link")
+    for student in report.students:
+        for exercise_id, result in student.exercises.items():
+            assert not any(name in (result.feedback or "") for name in internal), (student.student, exercise_id,
+                                                                                    result.feedback)
+    stubbed = [result.feedback for student in report.students for result in student.exercises.values()
+               if "not implemented yet" in (result.feedback or "")]
+    assert stubbed and all(feedback.split(":")[0] in {"discounted_returns", "normalize", "reinforce_loss",
+                                                      "play_episode", "minibatch_indices"} for feedback in stubbed), stubbed
+
+
+def test_rng_states_from_the_sandbox_are_checked_before_any_is_set():
+    """Issue 46, item 7: numpy accepts a Mersenne-Twister position past its 624 words and crashes (or reads past
+    its state) at the next draw; every field of a global RNG state the other side sends is checked first, and a
+    bad one changes nothing."""
+    import copy
+    import random
+
+    import numpy as np
+    from pgcourse.grading import wire
+    state = wire._rng_get()
+    wire._rng_set(state)  # a state as the other side sends it goes through
+    before = (np.random.get_state()[2], random.getstate()[1][-1])
+    for field, index, value, words in [("np", 1, 10_000, "numpy position 10000"), ("np", 2, 7, "has_gauss 7"),
+                                       ("np", 3, float("nan"), "cached gaussian nan"),
+                                       ("py", 0, 2, "Python random state")]:
+        bad = copy.deepcopy(state)
+        bad[field][index] = value
+        with pytest.raises(wire.ProtocolError, match=words):
+            wire._rng_set(bad)
+        assert (np.random.get_state()[2], random.getstate()[1][-1]) == before
+    bad = copy.deepcopy(state)
+    bad["py"][1][-1] = 10**6
+    with pytest.raises(wire.ProtocolError, match="Python random state"):
+        wire._rng_set(bad)

@@ -196,6 +196,32 @@ def _rng_get() -> dict[str, Any]:
             "py": [int(version), list(internal), gauss]}
 
 
+MT_WORDS = 624  # MT19937's state: 624 words and a position in [0, 624], for numpy's generator and Python's
+
+
+def _check_rng_state(torch_state: torch.Tensor, np_keys: np.ndarray, pos: Any, has_gauss: Any, cached: Any,
+                     version: Any, internal: list[int], gauss: Any) -> None:
+    """Every field of a global RNG state from the other side in the range its generator needs, before any is set:
+    numpy accepts a position past its 624 words and crashes (or reads past its state) on the next draw, so nothing
+    the sandbox sends may reach ``set_state`` unchecked (issue 46, item 7)."""
+    problems = []
+    if torch_state.numel() != torch.get_rng_state().numel():
+        problems.append(f"torch state of {torch_state.numel()} bytes")
+    if np_keys.shape != (MT_WORDS,):
+        problems.append(f"numpy key of {np_keys.size} words")
+    if type(pos) is not int or not 0 <= pos <= MT_WORDS:
+        problems.append(f"numpy position {pos!r}")
+    if has_gauss not in (0, 1) or type(has_gauss) is not int:
+        problems.append(f"numpy has_gauss {has_gauss!r}")
+    if not isinstance(cached, float | int) or isinstance(cached, bool) or not np.isfinite(cached):
+        problems.append(f"numpy cached gaussian {cached!r}")
+    if version != 3 or len(internal) != MT_WORDS + 1 or not all(0 <= word < 2**32 for word in internal[:-1]) \
+            or not 0 <= internal[-1] <= MT_WORDS or not (gauss is None or isinstance(gauss, float)):
+        problems.append("Python random state")
+    if problems:
+        raise ProtocolError(f"bad RNG state: {', '.join(problems)}")
+
+
 def _rng_set(state: Any) -> None:
     try:
         torch_state = torch.frombuffer(bytearray(_unb64(state["torch"])), dtype=torch.uint8).clone()
@@ -204,6 +230,7 @@ def _rng_set(state: Any) -> None:
         version, internal, gauss = state["py"]
         if not (isinstance(internal, list) and all(type(v) is int for v in internal)):
             raise ProtocolError("bad random state")
+        _check_rng_state(torch_state, np_keys, pos, has_gauss, cached, version, internal, gauss)
         torch.set_rng_state(torch_state)
         np.random.set_state(("MT19937", np_keys, int(pos), int(has_gauss), float(cached)))
         random.setstate((int(version), tuple(internal), gauss if isinstance(gauss, float) else None))
