@@ -328,3 +328,14 @@ def test_a_handle_that_can_play_a_stage_where_the_function_lives_is_used():
     handle = Handle()
     checks.check_collect_rollout(handle)
     assert handle.played == [("collect_rollout", i) for i in range(len(ch04b_ppo_loop.ROLLOUT_CASES))]
+
+
+def test_the_short_truncation_case_names_a_loop_that_cuts_the_bootstrap_at_a_time_limit():
+    """Issue 46, item 5: at the graded budget a learning loop may never see CartPole's 500-step limit, so a loop
+    that treats a truncation as a termination could pass. The short case (a 16-step limit) truncates from the
+    first rollout: the reference and another correct loop pass it, the wrong one is named for its mistake."""
+    wrong = next(w for w in WRONG_LOOPS if w.stage == "train_ppo" and w.id.endswith("truncation_as_termination"))
+    problems = ch04b_ppo_loop._truncation_case(wrong.fn, remote=False)
+    assert len(problems) == 1 and "treats a truncated step as a terminated one" in problems[0], problems
+    for correct in (checks.STAGE_REFERENCES["train_ppo"], *(fn for stage, fn in CORRECT_LOOPS if stage == "train_ppo")):
+        assert ch04b_ppo_loop._truncation_case(correct, remote=False) == []

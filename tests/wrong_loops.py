@@ -460,7 +460,9 @@ def learner_train_ppo(envs, config, collect=learner_rollout, update=learner_upda
         given = first_start if bug == "stale_start" else start
         rollout, start = collect(envs, policy, value_net, given, config.n_steps)
         transitions += int(rollout.valid.sum())
-        advantages, returns = learner_gae(rollout.rewards, rollout.values, rollout.next_values, rollout.terminated,
+        terminated = ((rollout.terminated + rollout.truncated).clamp(max=1) if bug == "truncation_as_termination"
+                      else rollout.terminated)
+        advantages, returns = learner_gae(rollout.rewards, rollout.values, rollout.next_values, terminated,
                                           rollout.truncated, config.gamma, config.gae_lambda)
         batch = int(rollout.valid.sum())
         epochs = 1 if bug == "one_epoch" else config.update_epochs
@@ -538,6 +540,13 @@ def train_ppo_controller_advantages(envs, config):
 def train_ppo_stale_old_log_probs(envs, config):
     """The whole loop with stale old log-probs: KL and clip fraction exactly 0."""
     return learner_train_ppo(envs, config, update=lambda *args: learner_update(*args, bug="stale_old_log_probs"))
+
+
+@wrong("train_ppo", "treats a truncated step as a terminated one")
+def train_ppo_truncation_as_termination(envs, config):
+    """The glue passes terminated | truncated as `terminated` to the advantages: no bootstrap at a time limit. At
+    10,000 steps of CartPole no episode reaches 500 steps, so only the short truncation case can tell (issue 46)."""
+    return learner_train_ppo(envs, config, bug="truncation_as_termination")
 
 
 @wrong("train_ppo", "stop at the first update that reaches it")

@@ -221,6 +221,12 @@ def gradient_problems(proof: Any) -> list[str]:
         return ["your actor's steps follow PPO's loss but the ratio is always 1, so pi_old is the policy being updated: "
                 "pi_old's log-probs must be the ones stored in the rollout (computed before the update), not "
                 "recomputed from the policy at each step (new_log_probs.detach() is not pi_old)."]
+    if proof["worst"] > tolerance and proof.get("truncation_as_termination"):
+        return ["your actor's steps follow PPO's loss, but with the advantages of a loop that treats a truncated step "
+                "as a terminated one: a step cut by the time limit still has a future, so its TD error bootstraps from "
+                "next_values (the value of its true final observation); only `terminated` stops the bootstrap, while "
+                "the lambda-trace stops at every episode end. Pass rollout.terminated and rollout.truncated to "
+                "advantages_and_returns as they are."]
     if proof["worst"] > tolerance:
         update, step = proof["worst_at"]
         return [f"your actor is not trained on PPO's loss: in update {update}, the gradient its optimiser applied at "

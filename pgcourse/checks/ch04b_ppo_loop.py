@@ -36,6 +36,7 @@ from ..config import PPOConfig, make_config
 from ..envs import make_raw_vector_env
 from ..returns import normalize
 from .ch04b_glue import GlueRecorder, glue_problems
+from .sandbox_code import sandbox_loops
 from .ch04b_reference import (_gae_fields, reference_advantages_and_returns, reference_collect_rollout,
                               reference_ppo_update, reference_train_ppo)
 from .stages import (FLOAT_TOLERANCE, NOT_A_TENSOR, PARAMETER_TOLERANCE, REMOTE_CASES, RUNNERS, STEP_NOTE,
@@ -799,11 +800,12 @@ def _ppo_line(result: SeedResult) -> str:
             f"{result.transitions:,} transitions, {result.updates} updates, {result.seconds:.1f} s")
 
 
-def _play_recorded(fn: Any, config: PPOConfig) -> tuple[Any, dict[str, Any], dict[str, Any], float]:
-    """The learner's loop played where it lives (a grader's handle), on fresh CartPole envs that count its
-    transitions, with the sandbox's :class:`.ch04b_glue.GlueRecorder` watching: (what it returned, as data; the
-    counts; the glue record; seconds)."""
-    spec = {"envs": {"num_envs": config.num_envs, "time_limit": None, "fast": True, "counting": "all"},
+def _play_recorded(fn: Any, config: PPOConfig, time_limit: int | None = None
+                   ) -> tuple[Any, dict[str, Any], dict[str, Any], float]:
+    """The learner's loop played where it lives (a grader's handle), on fresh CartPole envs (``time_limit``: their
+    episodes' limit, CartPole's 500 by default) that count its transitions, with the sandbox's
+    :class:`.ch04b_glue.GlueRecorder` watching: (what it returned, as data; the counts; the glue record; seconds)."""
+    spec = {"envs": {"num_envs": config.num_envs, "time_limit": time_limit, "fast": True, "counting": "all"},
             "config": config_spec(config), "config_name": type(config).__name__, "glue": True,
             "calls": [call_spec([{"ref": "envs"}, {"ref": "config"}], seed=config.seed)]}
     with Timer() as timer:
@@ -815,6 +817,33 @@ def _play_recorded(fn: Any, config: PPOConfig) -> tuple[Any, dict[str, Any], dic
     if not isinstance(glue, dict):
         raise AssertionError("train_ppo: the grader could not record what your loop did.")
     return outcome["calls"][0]["result"], outcome.get("counts") or {}, glue, timer.seconds
+
+
+# A short graded case whose episodes end by truncation inside the budget (issue 46, item 5): at 10,000 steps of
+# CartPole no episode reaches the 500-step limit, so a loop that treats a truncation as a termination passed. On
+# CartPole with a 16-step limit (an untrained policy's episodes last about 20 steps) most episodes are truncated
+# from the first rollout; three updates, read by the glue rules and the PPO-gradient proof (no learning gate).
+TRUNCATION_LIMIT, TRUNCATION_STEPS, TRUNCATION_SEED = 16, 1_000, 1
+
+
+def _truncation_case(fn: Callable[..., Any], remote: bool) -> list[str]:
+    """What the glue rules and the gradient proof say of the learner's loop on the short truncation case."""
+    config = make_config("ppo", "CartPole-v1", "discrete", seed=TRUNCATION_SEED, total_steps=TRUNCATION_STEPS,
+                         progress=False)
+    if remote:
+        output, counts, glue, _ = _play_recorded(fn, config, TRUNCATION_LIMIT)
+        _, history = _check_output(output)
+        return glue_problems(glue, list(counts.get("transitions_at_step", [])), len(history), config)
+    envs = CountingEnvs(sandbox_loops().cartpole_envs(config.num_envs, TRUNCATION_LIMIT, True))
+    recorder = GlueRecorder(envs)
+    try:
+        with seeded_torch(config.seed), recorder:
+            output = call_learner(fn, "train_ppo", [recorder.envs, config], ["envs", "config"])
+    finally:
+        envs.close()
+    recorder.finish(output, config)
+    _, history = _check_output(output)
+    return glue_problems(recorder.data(), envs.transitions_at_step, len(history), config)
 
 
 def check_train_ppo(fn: Callable[..., Any], seeds: Sequence[int] = TRAIN_SEEDS, total_steps: int = TRAIN_STEPS,
@@ -857,14 +886,25 @@ def check_train_ppo(fn: Callable[..., Any], seeds: Sequence[int] = TRAIN_SEEDS, 
         result.run = learner_run(policy, None, config, envs, history, config.n_steps)
         return result
 
-    return train_on_seeds(
+    report = train_on_seeds(
         "train_ppo", seeds,
         f"check_train_ppo: training your loop on {len(seeds)} seed(s) x {total_steps:,} steps of {env_id}, "
         f"recording what it does; a line appears as each seed finishes.",
-        train_one, _ppo_line, _loop_failure,
-        f"✓ train_ppo: the glue is right, the actor's steps follow PPO's loss, the diagnostics inside the ranges it "
-        f"accepts, and the policy learned "
-        f"({SAMPLED} >= {LEARNED_RETURN:g}) on {len(seeds)}/{len(seeds)} seed(s) of {total_steps:,} steps")
+        train_one, _ppo_line, _loop_failure, "")
+    problems = _truncation_case(fn, remote)
+    print(f"  a short run on CartPole with a {TRUNCATION_LIMIT}-step time limit (episodes end by truncation): "
+          + ("failed" if problems else "the glue and the actor's steps are right"))
+    if problems:
+        raise AssertionError("\n".join([
+            f"train_ppo: your loop passed on seed {', '.join(map(str, seeds))} above, but on a short run where episodes "
+            f"end by the time limit "
+            f"(CartPole with a {TRUNCATION_LIMIT}-step limit, seed {TRUNCATION_SEED}, total_steps "
+            f"{TRUNCATION_STEPS:,}; at 10,000 steps of CartPole no episode reaches its 500-step limit):",
+            *(f"  - {problem}" for problem in problems)]))
+    print(f"✓ train_ppo: the glue is right, the actor's steps follow PPO's loss (a time-limit truncation bootstraps), "
+          f"the diagnostics inside the ranges it accepts, and the policy learned "
+          f"({SAMPLED} >= {LEARNED_RETURN:g}) on {len(seeds)}/{len(seeds)} seed(s) of {total_steps:,} steps")
+    return report
 
 
 def _number(value: Any) -> float:

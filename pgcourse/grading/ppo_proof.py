@@ -93,7 +93,7 @@ def ppo_gradient_proof(recorder: Any, config: Any) -> dict[str, Any] | None:
         by_update.setdefault(step["clock"], []).append(step)
     ends = sorted(by_update)
     starts = [0, *ends[:-1]]
-    checked, unmatched, worst, worst_at, stale_explains = 0, 0, 0.0, None, True
+    checked, unmatched, worst, worst_at, stale_explains, cut_explains, truncations = 0, 0, 0.0, None, True, True, 0
     for u, (start, end) in enumerate(zip(starts, ends)):
         critic_weights = recorder.critic_at.get(end)
         if critic_weights is None or end <= start:
@@ -105,16 +105,24 @@ def ppo_gradient_proof(recorder: Any, config: Any) -> dict[str, Any] | None:
             next_values = value_net(next_obs[window].reshape(-1, recorder.obs_dim)).reshape(end - start, -1)
             advantages = _gae(rewards[window], values, next_values, terminated[window], truncated[window],
                               float(config.gamma), float(config.gae_lambda))  # [T, N]
+            # the mistake's advantages: a truncated step's bootstrap cut as at a termination
+            cut = _gae(rewards[window], values, next_values, terminated[window] | truncated[window], truncated[window],
+                       float(config.gamma), float(config.gae_lambda))  # [T, N]
             mask = torch.as_tensor(valid[window]).reshape(-1)  # [T * N] in [t, n] order
             batch_obs = obs[window].reshape(-1, recorder.obs_dim)[mask]  # [B, obs_dim]
             batch_actions = actions[window].reshape(-1)[mask]  # [B]
             batch_advantages = advantages.reshape(-1)[mask]  # [B]
+            cut_advantages = cut.reshape(-1)[mask]  # [B]
+            truncations += int(truncated[window].sum())
             _load_flat(policy, by_update[end][0]["theta"])  # pi_old: the policy before the update's first step
             old_log_probs = torch.log_softmax(policy(batch_obs), -1).gather(-1, batch_actions[:, None]).squeeze(-1)
         row_of = {row.numpy().tobytes(): i for i, row in enumerate(batch_obs)}
         normalised = {how: _standardised(batch_advantages, how) for how in batch_norms}
+        normalised_cut = {how: _standardised(cut_advantages, how) for how in batch_norms}
         for j, step in enumerate(by_update[end]):
-            best = stale = math.inf  # stale: the same loss with the ratio's pi_old the policy being updated
+            # stale: the same loss with the ratio's pi_old the policy being updated; cut: with the advantages of a
+            # loop that treats a truncation as a termination
+            best = stale = cut_gap = math.inf
             params = _load_flat(policy, step["theta"])
             for candidate in step["inputs"]:
                 rows = [row_of.get(row.numpy().tobytes()) for row in candidate]
@@ -124,17 +132,21 @@ def ppo_gradient_proof(recorder: Any, config: Any) -> dict[str, Any] | None:
                 log_pi = torch.log_softmax(policy(batch_obs[idx]), -1)  # [b, n_actions]
                 new_log_probs = log_pi.gather(-1, batch_actions[idx][:, None]).squeeze(-1)  # [b]
                 entropy = -(log_pi.exp() * log_pi).sum(-1).mean()
-                for pi_old, ratio in ((False, torch.exp(new_log_probs - old_log_probs[idx])),
-                                      (True, torch.exp(new_log_probs - new_log_probs.detach()))):
-                    if pi_old and best <= GRADIENT_TOLERANCE:
-                        break  # PPO's gradient explains the step: the mistake's variant is not needed
+                fresh = torch.exp(new_log_probs - old_log_probs[idx])
+                for variant, ratio, table in (("ppo", fresh, normalised),
+                                              ("stale", torch.exp(new_log_probs - new_log_probs.detach()), normalised),
+                                              ("cut", fresh, normalised_cut)):
+                    if variant != "ppo" and best <= GRADIENT_TOLERANCE:
+                        break  # PPO's gradient explains the step: the mistakes' variants are not needed
                     for batch_how, mini_how in ((b, m) for b in batch_norms for m in minibatch_norms):
-                        adv = _standardised(normalised[batch_how][idx], mini_how)  # [b]
+                        adv = _standardised(table[batch_how][idx], mini_how)  # [b]
                         clipped = torch.clamp(ratio, 1 - config.clip_eps, 1 + config.clip_eps)
                         loss = -torch.min(ratio * adv, clipped * adv).mean() - config.ent_coef * entropy
                         gap = _relative_gap(step["grad"], loss, params, config.max_grad_norm)
-                        if pi_old:
+                        if variant == "stale":
                             stale = min(stale, gap)
+                        elif variant == "cut":
+                            cut_gap = min(cut_gap, gap)
                         else:
                             best = min(best, gap)
                         if gap <= GRADIENT_TOLERANCE:
@@ -145,10 +157,13 @@ def ppo_gradient_proof(recorder: Any, config: Any) -> dict[str, Any] | None:
             checked += 1
             if best > GRADIENT_TOLERANCE:
                 stale_explains = stale_explains and stale <= GRADIENT_TOLERANCE
+                cut_explains = cut_explains and cut_gap <= GRADIENT_TOLERANCE
             if best > worst:
                 worst, worst_at = best, [u + 1, j + 1]
     return {"checked": checked, "unmatched": unmatched, "worst": worst, "worst_at": worst_at,
-            "ratio_always_one": bool(worst > GRADIENT_TOLERANCE and stale_explains)}
+            "ratio_always_one": bool(worst > GRADIENT_TOLERANCE and stale_explains),
+            "truncation_as_termination": bool(worst > GRADIENT_TOLERANCE and cut_explains and truncations),
+            "truncations": truncations}
 
 
 def _relative_gap(applied: Tensor, loss: Tensor, params: list[Tensor], max_grad_norm: float | None) -> float:
