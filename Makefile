@@ -3,7 +3,7 @@
 #               Notebook 7): torch, gymnasium and JupyterLab only (the CPU build of torch unless the machine has an
 #               NVIDIA GPU), about 2 GB
 #   make test   set up .venv with everything the tests and tools need (pytest, the benchmark's SB3, Ray, TensorBoard,
-#               the site builder) and run the whole test suite
+#               the site builder) and run the whole test suite (make check: only its fast unit layer, a few minutes)
 # Set-up is skipped when pyproject.toml has not changed since the last install.
 PYTHON ?= python3
 VENV ?= .venv
@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.pgcourse-installed
 LEARNER_STAMP := $(VENV)/.pgcourse-learner-installed
 
-.PHONY: setup setup-learner browser sandbox lab notebook site site-build test test-portable test-all-portable test-fake-gpu bench exercises clean-venv
+.PHONY: setup setup-learner browser sandbox lab notebook site site-build check test test-portable test-all-portable test-fake-gpu bench exercises clean-venv
 
 setup: $(STAMP)
 setup-learner: $(LEARNER_STAMP)
@@ -136,6 +136,12 @@ test: setup browser sandbox
 	for log in $(FAKE_GPU_LOG) $(BESIDE_LOG) $(PORTABLE_LOG); do grep -q INTERNALERROR $$log && \
 	  echo "!!! pytest stopped with an INTERNALERROR in $$log: the tests after it did not run (see above)"; done; \
 	[ $$main -eq 0 ] && [ $$beside_status -eq 0 ]
+
+# The fast lane, for a contributor's first answer: the unit layer of tests/ (tests/layers.py: the math, envs,
+# configs, checks, CLI errors; nothing that trains, grades, re-runs a cached claim, builds the site or runs a
+# notebook). `make test` is the full gate.
+check: setup
+	SDL_VIDEODRIVER=dummy $(BIN)/python -m pytest $(TB) -q -p no:cacheprovider -m unit tests/
 
 # Only the claim-bearing part, on the other kernel path and one thread (see PORTABLE_ENV above).
 test-portable: setup

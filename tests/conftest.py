@@ -79,3 +79,12 @@ EVERY_LOOP_SHORT = [
     ("trpo", SHORT_CARTPOLE, TINY_TRPO),
     ("trpo", SHORT_PENDULUM, dict(TINY_TRPO, num_envs=2, n_steps=64)),
 ]
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Each test gets the marker of its layer (tests/layers.py): `pytest -m unit tests/` is the fast lane."""
+    import pytest
+    from layers import layer_of
+
+    for item in items:
+        item.add_marker(getattr(pytest.mark, layer_of(item.path, item.get_closest_marker("slow") is not None)))

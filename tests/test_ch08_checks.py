@@ -266,6 +266,7 @@ def test_masked_clipped_loss_ignores_the_padding_and_equals_the_surrogate_at_rat
 
 
 # -- the GRPO loop's check (it fine-tunes the cached pretrained model: ~20 s for the reference) ----------------------
+@pytest.mark.slow
 def test_the_reference_grpo_update_passes_and_gains_well_above_the_bar(capsys):
     report = ch08_lm.check_grpo_update(ch08_lm.reference_grpo_update, verbose=False)
     assert "✓ grpo_update" in capsys.readouterr().out
@@ -306,6 +307,7 @@ def test_broken_grpo_updates_are_named_on_the_small_call(wrong, expected):
         ch08_lm.check_grpo_update(wrong, verbose=False)
 
 
+@pytest.mark.slow
 def test_a_grpo_update_that_pushes_the_wrong_way_fails_on_the_held_out_accuracy(monkeypatch):
     real = losses.group_relative_advantages
 

@@ -135,6 +135,7 @@ def test_gif_writes_an_animated_gif(run_dir, tmp_path, capsys):
     assert str(out) in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_gif_has_a_default_out_and_a_caption(run_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["gif", str(run_dir), "--seed", "1"]) == 0
@@ -191,6 +192,7 @@ def test_exercises_calls_the_generator(monkeypatch, flags, check):
 
 
 # -- bench -------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_bench_tiny_runs_every_case_and_writes_json(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(bench.TINY_ENV_VAR, "1")
     json_path = tmp_path / "bench.json"

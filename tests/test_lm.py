@@ -327,6 +327,7 @@ def test_each_method_raises_the_exact_reward(pretrained, method):
     assert end["sampled_exact"] > start["sampled_exact"] + 0.1, (start, end)
 
 
+@pytest.mark.slow
 def test_the_kl_leash_keeps_the_policy_closer_to_the_reference(pretrained):
     runs = {beta: finetune(model=pretrained, method="grpo", reward="loophole", kl_coef=beta, seed=0, updates=20,
                            eval_prompts=16, device="cpu") for beta in (0.0, 2.0)}

@@ -101,6 +101,7 @@ def test_a_run_on_a_probe_saves_and_loads(tmp_path):
     assert torch.equal(loaded.value_net(obs), run.value_net(obs))
 
 
+@pytest.mark.slow
 def test_correct_ppo_passes_and_planted_traps_fail_the_probe_they_break():
     """A few seconds: the default PPO reaches the answers; a flipped advantage fails the action probe (and
     keeps the value probe), a bootstrap cut at the time limit fails the time-limit probe."""
@@ -113,6 +114,7 @@ def test_correct_ppo_passes_and_planted_traps_fail_the_probe_they_break():
     assert not cut["passed"] and cut["values"][0] < 4.0  # regresses on ~3.2, not 5
 
 
+@pytest.mark.slow
 def test_trpo_passes_every_probe_on_three_seeds():
     """TRPO at its PROBE_STEPS budget (16 updates), eighteen runs of about a second each: ProbeConstant, where every
     advantage is equal and TRPO takes no policy step, and the action probes, where each step is held to max_kl."""

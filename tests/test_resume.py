@@ -301,6 +301,7 @@ def test_the_guard_is_inactive_outside_the_main_thread():
 
 
 # -- the command line ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_cli_ctrl_c_saves_the_run_and_pgcourse_resume_finishes_it_exactly(tmp_path):
     steps = 12_288
     out = tmp_path / "run"

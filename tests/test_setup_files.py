@@ -150,3 +150,21 @@ def test_every_pytest_pass_of_make_test_prints_native_tracebacks():
     passes = [line for line in makefile.splitlines() if "-m pytest" in line and not line.lstrip().startswith("#")]
     assert len(passes) >= 6 and all("-m pytest $(TB)" in line for line in passes), passes
     assert "grep -q INTERNALERROR" in makefile
+
+
+def test_every_test_is_in_one_layer_and_the_layers_name_real_files():
+    """Issue 45, item 4: the layers (tests/layers.py) name files that exist, and `make check` runs the unit one."""
+    import sys
+    sys.path.insert(0, str(ROOT / "tests"))
+    from layers import FILE_LAYERS, LAYERS, layer_of
+    for layer, patterns in FILE_LAYERS.items():
+        assert layer in LAYERS
+        for pattern in patterns:
+            assert list((ROOT / "tests").glob(pattern)), f"{layer}: {pattern} names no test file"
+    assert layer_of(Path("tests/test_returns.py"), slow=False) == "unit"
+    assert layer_of(Path("tests/test_returns.py"), slow=True) == "training"
+    assert layer_of(Path("tests/test_grading_loops.py"), slow=False) == "grading"
+    assert layer_of(Path("notebooks/01_reinforce.ipynb"), slow=False) == "notebooks"
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^check: setup\n\t.*-m pytest \$\(TB\) .*-m unit tests/$", makefile, re.MULTILINE)
+    assert "make check" in (ROOT / "README.md").read_text(encoding="utf-8")

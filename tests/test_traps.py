@@ -300,6 +300,7 @@ def test_reproduction_table_helpers():
     assert rows[0]["solved_seeds"] == 2 and rows[0]["final_mean"] == 500.0
 
 
+@pytest.mark.slow
 def test_reproduce_command_runs_every_algorithm_for_the_episodes_asked(tmp_path):
     """The documented regenerate command, tiny: every algorithm (A2C and PPO too) stops at --episodes,
     and ``python -m pgcourse.traps`` runs without runpy's 'found in sys.modules' warning."""

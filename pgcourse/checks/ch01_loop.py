@@ -30,7 +30,7 @@ from ..returns import discounted_returns, normalize
 from .learning_proof import Batch, LoopContract, RecordingEnvs, StepRecorder, prove_learning
 from .stages import (PARAMETER_TOLERANCE, REMOTE_CASES, RUNNERS, CountingEnvs, LoopReport, Mismatch, SeedResult,
                      StageMistake, Timer, call_learner, call_spec, cartpole_envs, case_mistake, compare, config_spec,
-                     fixed_networks, is_remote, learner_crash, learner_run, network_spec, policy_from_state,
+                     fixed_networks, is_remote, learner_run, network_spec, play_loop, policy_from_state,
                      run_stage_check, sampled_returns, seeded_torch, tensor_data, train_on_seeds)
 
 
@@ -544,21 +544,14 @@ RECORDED_STEPS = 64  # the graded loop's optimiser steps recorded in full (13 ar
 
 
 def _play_recorded(fn: Any, config: ReinforceConfig) -> tuple[Any, dict[str, Any], dict[str, Any], float]:
-    """The learner's loop played where it lives (a grader's handle) on fresh CartPole envs that count and record
-    what it does, its optimiser steps recorded: (what it returned, as data; the counts; the record, ``played`` and
+    """The learner's loop played where it lives (:func:`.stages.play_loop`), its envs counting and recording what
+    it does and its optimiser steps recorded: (what it returned, as data; the counts; the record, ``played`` and
     ``steps``; seconds)."""
-    spec = {"envs": {"num_envs": config.num_envs, "time_limit": None, "fast": True, "recording": True,
-                     "counting": "first_episode_only"},
-            "config": config_spec(config), "config_name": type(config).__name__, "record_steps": RECORDED_STEPS,
-            "calls": [call_spec([{"ref": "envs"}, {"ref": "config"}], seed=config.seed)]}
-    with Timer() as timer:
-        try:
-            outcome = fn.play_case(spec)
-        except Exception as error:  # noqa: BLE001 - a crash in their code is reported as theirs
-            raise learner_crash("train_reinforce", error) from None
+    outcome, seconds = play_loop("train_reinforce", fn, config, {"recording": True, "counting": "first_episode_only"},
+                                 record_steps=RECORDED_STEPS)
     call = outcome["calls"][0]
     return (call["result"], outcome.get("counts") or {},
-            {"played": outcome.get("played"), "steps": call.get("optimizer_steps") or []}, timer.seconds)
+            {"played": outcome.get("played"), "steps": call.get("optimizer_steps") or []}, seconds)
 
 
 STAGE_CHECKS: dict[str, Callable[..., Any]] = {

@@ -41,8 +41,9 @@ from .ch04b_reference import (_gae_fields, reference_advantages_and_returns, ref
                               reference_ppo_update, reference_train_ppo)
 from .stages import (FLOAT_TOLERANCE, NOT_A_TENSOR, PARAMETER_TOLERANCE, REMOTE_CASES, RUNNERS, STEP_NOTE,
                      CountingEnvs, LoopReport, Mismatch, SeedResult, StageMistake, Timer, call_learner, call_spec,
-                     cartpole_envs, case_mistake, compare, config_spec, fixed_networks, is_remote, learner_crash,
-                     learner_run, network_spec, policy_from_state, run_stage_check, sampled_returns, seeded_torch,
+                     cartpole_envs, case_mistake, compare, config_spec, fixed_networks, is_remote,
+                     learner_run, network_spec, play_loop, policy_from_state, run_stage_check, sampled_returns,
+                     seeded_torch,
                      tensor_data, train_on_seeds)
 
 ROLLOUT_FIELDS = ("obs", "actions", "log_probs", "values", "next_values", "rewards", "terminated", "truncated", "valid")
@@ -689,24 +690,8 @@ REMOTE_CASES["ppo_update"] = (lambda index: UPDATE_CASES[index].spec(),
 # --------------------------------------------------------------------------------------------------
 
 # The check trains the learner's loop on seed 0 for 10,000 steps (20 updates), the same run in the notebook and in
-# the grader, and asks two things. The glue, checked directly on what the loop did (ch04b_glue: resets, the start
-# carried, rollouts, optimiser steps per update, learning rates, budget, the returned policy), deterministic. And
-# that it learned, a statistical gate calibrated on the reference's own distribution: the mean return of 20
-# episodes of the returned policy, its actions sampled (stages.sampled_returns: a greedy evaluation rewards a lucky
-# untrained network), must reach LEARNED_RETURN.
-# Measured on the reference (reference_train_ppo, 10,000 steps, seeds 0-59, torch 2.13 CPU, one thread, on the
-# course's 2-core development machine under load: 5-38 s a seed): the sampled mean return has min 148.7, 5th
-# percentile 180.5, median 244.3, max 406.5 (mean 256.5, sd 59.8; greedy: min 169, median 468); an untrained policy
-# scores about 22-25. LEARNED_RETURN = 50 is 3.4 sd below the mean and a third of the lowest of the 60 seeds: a
-# normal fit (conservative: the measured left tail is lighter, its lowest of 60 only 1.8 sd below the mean) puts a
-# correct loop's chance of failing it at 3e-4; 100 would have been 0.004. A correct loop that rounds its log-probs
-# another way is another draw from the same distribution. The diagnostics on the same 60 runs: mean approx-KL
-# 0.0033-0.0047, mean clip fraction 0.032-0.055, best explained variance 0.32-0.92 (the critic is young after 20
-# updates); the ranges below leave a wide margin. Why not 6,000 steps (the grader's old budget): on the same 60
-# seeds the sampled return is 98.8-268.9, but the best explained variance falls to 0.079 (5th percentile 0.105),
-# too near any floor that says the critic learned.
-# The whole check (glue and gate) on tests/wrong_loops.py's train_ppo_with_categorical_log_probs, seeds 0-49 at
-# this budget: 50/50 passed (sampled mean return 138.4-346.2, median 232.2).
+# the grader: the glue checked directly on what the loop did (ch04b_glue), then a learning gate calibrated on the
+# reference's own distribution (60 seeds: docs/teachers.md, "The end-to-end stages", gives the measurement).
 TRAIN_SEEDS, TRAIN_STEPS = (0,), 10_000
 LEARNED_RETURN = 50.0
 EVAL_EPISODES, EVAL_SEED = 20, 10_000
@@ -800,50 +785,46 @@ def _ppo_line(result: SeedResult) -> str:
             f"{result.transitions:,} transitions, {result.updates} updates, {result.seconds:.1f} s")
 
 
-def _play_recorded(fn: Any, config: PPOConfig, time_limit: int | None = None
-                   ) -> tuple[Any, dict[str, Any], dict[str, Any], float]:
-    """The learner's loop played where it lives (a grader's handle), on fresh CartPole envs (``time_limit``: their
-    episodes' limit, CartPole's 500 by default) that count its transitions, with the sandbox's
-    :class:`.ch04b_glue.GlueRecorder` watching: (what it returned, as data; the counts; the glue record; seconds)."""
-    spec = {"envs": {"num_envs": config.num_envs, "time_limit": time_limit, "fast": True, "counting": "all"},
-            "config": config_spec(config), "config_name": type(config).__name__, "glue": True,
-            "calls": [call_spec([{"ref": "envs"}, {"ref": "config"}], seed=config.seed)]}
-    with Timer() as timer:
-        try:
-            outcome = fn.play_case(spec)
-        except Exception as error:  # noqa: BLE001 - a crash in their code is reported as theirs
-            raise learner_crash("train_ppo", error) from None
-    glue = outcome.get("glue")
-    if not isinstance(glue, dict):
-        raise AssertionError("train_ppo: the grader could not record what your loop did.")
-    return outcome["calls"][0]["result"], outcome.get("counts") or {}, glue, timer.seconds
-
-
-# A short graded case whose episodes end by truncation inside the budget (issue 46, item 5): at 10,000 steps of
-# CartPole no episode reaches the 500-step limit, so a loop that treats a truncation as a termination passed. On
-# CartPole with a 16-step limit (an untrained policy's episodes last about 20 steps) most episodes are truncated
-# from the first rollout; three updates, read by the glue rules and the PPO-gradient proof (no learning gate).
+# A short graded case whose episodes end by truncation (issue 46, item 5: a 10,000-step run may never reach CartPole's
+# 500-step limit): a 16-step limit, three updates, read by the glue rules and the gradient proof (no learning gate).
 TRUNCATION_LIMIT, TRUNCATION_STEPS, TRUNCATION_SEED = 16, 1_000, 1
+
+
+def _record(fn: Callable[..., Any], config: PPOConfig, remote: bool, time_limit: int | None = None) -> tuple:
+    """The learner's loop trained once with the glue recorder watching, where the loop lives (in the grader's
+    sandbox, or here): (the policy, rebuilt from its weights as the grader rebuilds it; the history; the glue record;
+    the valid transitions after each step; seconds; the counting envs, None when remote)."""
+    if remote:
+        outcome, seconds = play_loop("train_ppo", fn, config, {"counting": "all", "time_limit": time_limit}, glue=True)
+        output, counts, glue = outcome["calls"][0]["result"], outcome.get("counts") or {}, outcome.get("glue")
+        if not isinstance(glue, dict):
+            raise AssertionError("train_ppo: the grader could not record what your loop did.")
+        policy_data, history = _check_output(output)
+        return (policy_from_state(policy_data, 4, 2, config.hidden_sizes), history, glue,
+                list(counts.get("transitions_at_step", [])), seconds, None)
+    envs = CountingEnvs(sandbox_loops().cartpole_envs(config.num_envs, time_limit, True) if time_limit else
+                        make_raw_vector_env(config.env_id, config.num_envs, vectorization="auto"))
+    recorder = GlueRecorder(envs)
+    try:
+        with seeded_torch(config.seed), Timer() as timer, recorder:
+            output = call_learner(fn, "train_ppo", [recorder.envs, config], ["envs", "config"])
+    finally:
+        envs.close()
+    recorder.finish(output, config)
+    returned, history = _check_output(output)
+    # the same verdict on what is not a CategoricalPolicy as the grader's
+    policy = policy_from_state({"module": type(returned).__name__, "state": returned.state_dict()}
+                               if isinstance(returned, torch.nn.Module) else type(returned).__name__, 4, 2,
+                               config.hidden_sizes)
+    return policy, history, recorder.data(), envs.transitions_at_step, timer.seconds, envs
 
 
 def _truncation_case(fn: Callable[..., Any], remote: bool) -> list[str]:
     """What the glue rules and the gradient proof say of the learner's loop on the short truncation case."""
     config = make_config("ppo", "CartPole-v1", "discrete", seed=TRUNCATION_SEED, total_steps=TRUNCATION_STEPS,
                          progress=False)
-    if remote:
-        output, counts, glue, _ = _play_recorded(fn, config, TRUNCATION_LIMIT)
-        _, history = _check_output(output)
-        return glue_problems(glue, list(counts.get("transitions_at_step", [])), len(history), config)
-    envs = CountingEnvs(sandbox_loops().cartpole_envs(config.num_envs, TRUNCATION_LIMIT, True))
-    recorder = GlueRecorder(envs)
-    try:
-        with seeded_torch(config.seed), recorder:
-            output = call_learner(fn, "train_ppo", [recorder.envs, config], ["envs", "config"])
-    finally:
-        envs.close()
-    recorder.finish(output, config)
-    _, history = _check_output(output)
-    return glue_problems(recorder.data(), envs.transitions_at_step, len(history), config)
+    _, history, glue, transitions_at_step, _, _ = _record(fn, config, remote, TRUNCATION_LIMIT)
+    return glue_problems(glue, transitions_at_step, len(history), config)
 
 
 def check_train_ppo(fn: Callable[..., Any], seeds: Sequence[int] = TRAIN_SEEDS, total_steps: int = TRAIN_STEPS,
@@ -863,27 +844,10 @@ def check_train_ppo(fn: Callable[..., Any], seeds: Sequence[int] = TRAIN_SEEDS, 
 
     def train_one(seed: int) -> SeedResult:
         config = make_config("ppo", env_id, "discrete", seed=seed, total_steps=total_steps, progress=False)
-        if remote:
-            output, counts, glue, seconds = _play_recorded(fn, config)
-            policy_data, history = _check_output(output)
-            policy = policy_from_state(policy_data, 4, 2, config.hidden_sizes)
-            return _ppo_result(seed, policy, history, glue, list(counts.get("transitions_at_step", [])), seconds,
-                               config)
-        envs = CountingEnvs(make_raw_vector_env(env_id, config.num_envs, vectorization="auto"))
-        recorder = GlueRecorder(envs)
-        try:
-            with seeded_torch(seed), Timer() as timer, recorder:
-                output = call_learner(fn, "train_ppo", [recorder.envs, config], ["envs", "config"])
-        finally:
-            envs.close()
-        recorder.finish(output, config)
-        returned, history = _check_output(output)
-        # rebuilt from its weights as the grader rebuilds it: the same verdict on what is not a CategoricalPolicy
-        policy = policy_from_state({"module": type(returned).__name__, "state": returned.state_dict()}
-                                   if isinstance(returned, torch.nn.Module) else type(returned).__name__, 4, 2,
-                                   config.hidden_sizes)
-        result = _ppo_result(seed, policy, history, recorder.data(), envs.transitions_at_step, timer.seconds, config)
-        result.run = learner_run(policy, None, config, envs, history, config.n_steps)
+        policy, history, glue, transitions_at_step, seconds, envs = _record(fn, config, remote)
+        result = _ppo_result(seed, policy, history, glue, transitions_at_step, seconds, config)
+        if envs is not None:
+            result.run = learner_run(policy, None, config, envs, history, config.n_steps)
         return result
 
     report = train_on_seeds(

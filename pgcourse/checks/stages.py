@@ -560,19 +560,26 @@ def train_on_seeds(stage: str, seeds: Sequence[int], header: str, train_one: Cal
     return LoopReport(stage, results)
 
 
-def play_training(stage: str, fn: Any, config: Any, first_episode_only: bool) -> tuple[Any, dict[str, Any], float]:
+def play_loop(stage: str, fn: Any, config: Any, envs: dict[str, Any], **spec: Any) -> tuple[dict[str, Any], float]:
     """The learner's training loop ``fn(envs, config)`` played where it lives (a grader's handle), on fresh
-    CartPole envs that count what it does; (what it returned, as data; the counts; seconds)."""
-    spec = {"envs": {"num_envs": config.num_envs, "time_limit": None, "fast": True,
-                     "counting": "first_episode_only" if first_episode_only else "all"},
-            "config": config_spec(config), "config_name": type(config).__name__,
+    CartPole envs (``envs``: the spec's settings beside the defaults, e.g. ``counting``, ``time_limit``; ``spec``:
+    what else to record, e.g. ``glue=True``); (the outcome, seconds)."""
+    spec = {"envs": {"num_envs": config.num_envs, "time_limit": None, "fast": True, **envs},
+            "config": config_spec(config), "config_name": type(config).__name__, **spec,
             "calls": [call_spec([{"ref": "envs"}, {"ref": "config"}], seed=config.seed)]}
     with Timer() as timer:
         try:
             outcome = fn.play_case(spec)
         except Exception as error:  # noqa: BLE001 - a crash in their code is reported as theirs
             raise learner_crash(stage, error) from None
-    return outcome["calls"][0]["result"], outcome.get("counts") or {}, timer.seconds
+    return outcome, timer.seconds
+
+
+def play_training(stage: str, fn: Any, config: Any, first_episode_only: bool) -> tuple[Any, dict[str, Any], float]:
+    """:func:`play_loop` counting the transitions (of each env's first episode only, or all): (what the loop
+    returned, as data; the counts; seconds)."""
+    outcome, seconds = play_loop(stage, fn, config, {"counting": "first_episode_only" if first_episode_only else "all"})
+    return outcome["calls"][0]["result"], outcome.get("counts") or {}, seconds
 
 
 class Timer:
