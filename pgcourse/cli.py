@@ -713,10 +713,45 @@ def _user_errors() -> tuple[type[BaseException], ...]:
             ValueError, gym.error.Error)
 
 
+def unknown_arguments(parser: argparse.ArgumentParser, command: str | None, extras: Sequence[str]) -> str:
+    """What to say of arguments ``command`` does not know: the option nearest a typo (``--stesp``: did you mean
+    ``--steps``?), and for a config setting written as an option (``--num-envs 4``) the ``--set`` it goes through."""
+    import difflib
+
+    sub = parser._subparsers._group_actions[0].choices.get(command) if command and parser._subparsers else None
+    known = [option for action in (sub or parser)._actions for option in action.option_strings]
+    said = []
+    for index, token in enumerate(extras):
+        if not token.startswith("--"):
+            continue
+        name = token[2:].split("=")[0]
+        setting = name.replace("-", "_")
+        value = token.split("=", 1)[1] if "=" in token else (extras[index + 1] if index + 1 < len(extras) else "VALUE")
+        close = difflib.get_close_matches(token.split("=")[0], known, n=1, cutoff=0.75)
+        if "--set" in known and setting in _setting_names():
+            said.append(f"{token}: settings go through --set, e.g. --set {setting}={value}")
+        elif close:
+            said.append(f"{token}: did you mean {close[0]}?")
+    usage = (sub or parser).format_usage().strip()
+    return (f"{usage}\npgcourse{' ' + command if command else ''}: error: unrecognized argument(s): {' '.join(extras)}"
+            + "".join(f"\n  {line}" for line in said))
+
+
+def _setting_names() -> set[str]:
+    """Every setting of every algorithm's config (what ``--set NAME=VALUE`` takes)."""
+    from dataclasses import fields
+
+    from .config import CONFIG_CLASSES
+    return {field.name for cls in CONFIG_CLASSES.values() for field in fields(cls)}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pgcourse`` command; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        print(unknown_arguments(parser, getattr(args, "command", None), extras), file=sys.stderr)
+        return 2
     if getattr(args, "handler", None) is None:
         parser.print_help(sys.stderr)
         return 2

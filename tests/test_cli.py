@@ -300,3 +300,20 @@ def test_the_summary_says_why_it_overshot_the_budget_and_which_device_auto_picke
     printed = capsys.readouterr().out
     assert "of 1,000 env steps (whole rollouts of num_envs x n_steps = 8 x 16 steps)" in printed
     assert "on cpu:" in printed and "device: cpu (auto: the CPU" in printed
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["train", "ppo", "--env", "CartPole-v1", "--stesp", "2000"], "--stesp: did you mean --steps?"),
+    (["train", "ppo", "--env", "CartPole-v1", "--num-envs", "-4"], "--num-envs: settings go through --set, e.g. "
+                                                                   "--set num_envs=-4"),
+    (["train", "ppo", "--env", "CartPole-v1", "--lr=3e-4"], "--lr=3e-4: settings go through --set, e.g. --set lr=3e-4"),
+    (["eval", "runs/x", "--episdoes", "3"], "--episdoes: did you mean --episodes?"),
+])
+def test_an_unknown_option_is_answered_with_the_one_meant(argv, words, capsys):
+    """Issue 48: `--stesp 2000` or `--num-envs -4` printed the top-level usage and "unrecognized arguments", with no
+    "did you mean --steps" and no pointer to `--set num_envs=4`. The command's own usage, the arguments it did not
+    know, and the option nearest each one."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: pgcourse {argv[0]}") and f"pgcourse {argv[0]}: error: unrecognized argument(s)" in err
+    assert words in err, err
