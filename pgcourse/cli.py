@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +147,26 @@ def _check_device(name: str) -> None:
         raise UsageError(f"--device: {error}" if name != "auto" else str(error)) from None
 
 
+@contextlib.contextmanager
+def _termination_as_interrupt() -> Iterator[None]:
+    """While training from the command line, SIGTERM (``timeout``, a cluster's job limit) and SIGHUP (a closed
+    terminal) arrive as Ctrl-C does: the first stops training after the update it is in and the run is saved,
+    resumable (issue 48: it was lost without ``--checkpoint-every``). Only in the main thread; the previous
+    handlers come back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    kinds = [kind for kind in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if kind is not None]
+    previous = {kind: signal.getsignal(kind) for kind in kinds}
+    for kind in kinds:
+        signal.signal(kind, lambda signum, frame: signal.raise_signal(signal.SIGINT))
+    try:
+        yield
+    finally:
+        for kind, handler in previous.items():
+            signal.signal(kind, handler if handler is not None else signal.SIG_DFL)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .api import run_training as train
 
@@ -156,8 +179,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     overrides.setdefault("progress", not args.quiet)
     started = time.perf_counter()
     checkpoints = {"checkpoint_every": args.checkpoint_every, "checkpoint_dir": out} if args.checkpoint_every else {}
-    run = train(args.algo, args.env, seed=args.seed, total_steps=args.steps, device=args.device,
-                log_dir=args.log_dir, **checkpoints, **overrides)
+    with _termination_as_interrupt():
+        run = train(args.algo, args.env, seed=args.seed, total_steps=args.steps, device=args.device,
+                    log_dir=args.log_dir, **checkpoints, **overrides)
     return _report_training(run, time.perf_counter() - started, out, args.overwrite, bool(checkpoints))
 
 
@@ -174,8 +198,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
     every = args.checkpoint_every or previous.outputs.get("checkpoint_every")  # a run keeps its own cadence
     checkpoints = {"checkpoint_every": every, "checkpoint_dir": out} if every else {}
     started = time.perf_counter()
-    run = resume(previous, total_steps=args.steps, device=args.device, progress=not args.quiet,
-                 log_dir=args.log_dir, **checkpoints)
+    with _termination_as_interrupt():
+        run = resume(previous, total_steps=args.steps, device=args.device, progress=not args.quiet,
+                     log_dir=args.log_dir, **checkpoints)
     return _report_training(run, time.perf_counter() - started, out, True, bool(checkpoints))
 
 

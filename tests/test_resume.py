@@ -339,3 +339,28 @@ def test_a_sweep_trial_interrupted_in_its_worker_is_not_recorded_as_finished(mon
             trial.run_trial(spec.to_dict())
     finally:
         finished_run.history.status = "completed"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["SIGTERM", "SIGHUP"])
+def test_cli_sigterm_or_a_closed_terminal_saves_the_run_without_checkpoints(tmp_path, kind):
+    """Issue 48: a run stopped with SIGTERM (`timeout`, a cluster's job limit) or SIGHUP (a closed terminal) without
+    --checkpoint-every was lost; Ctrl-C saved it. Now both stop it as Ctrl-C does: after the update it is in, the
+    run saved and resumable."""
+    out, log = tmp_path / "run", tmp_path / "stderr.txt"
+    env = dict(os.environ, SDL_VIDEODRIVER="dummy")
+    with open(log, "w") as stderr:
+        train = subprocess.Popen([sys.executable, "-m", "pgcourse.cli", "train", "ppo", "--env", "CartPole-v1",
+                                  "--steps", "200000", "--out", str(out)], stdout=subprocess.PIPE, stderr=stderr,
+                                 text=True, env=env)
+        deadline = time.monotonic() + 120
+        while "ppo CartPole-v1" not in log.read_text() and train.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # the progress bar is up: the trainer (and its Ctrl-C guard) is built
+        time.sleep(1.0)
+        train.send_signal(getattr(signal, kind))
+        stdout, _ = train.communicate(timeout=120)
+    assert train.returncode == 130, stdout + log.read_text()
+    assert "status interrupted" in stdout and f"saved to {out}" in stdout
+    run = pg.load(out)
+    assert run.history.status == "interrupted" and 0 < run.history.updates["env_step"][-1] < 200_000
+    assert run.resume_state() is not None  # training_state.pt: resumable exactly
