@@ -122,6 +122,40 @@ def test_wrong_conjugate_gradients_are_named(wrong, expected):
         ch07_trpo.check_conjugate_gradient(wrong)
 
 
+def _cg_returning_the_residual(matvec, b, iterations=10, residual_tol=1e-10):
+    """A learner's CG that returns its residual r in place of x (issue 49: "No known mistake" before)."""
+    x, r = torch.zeros_like(b), b.clone()
+    p, rr = r.clone(), float(r @ r)
+    for _ in range(iterations):
+        if rr < residual_tol:
+            break
+        ap = matvec(p)
+        alpha = rr / float(p @ ap)
+        x, r = x + alpha * p, r - alpha * ap
+        new = float(r @ r)
+        p, rr = r + (new / rr) * p, new
+    return r
+
+
+def _cg_never_moving(matvec, b, iterations=10, residual_tol=1e-10):
+    """x stays 0 (the update of x forgotten): its output is near the residual only where that is ~0."""
+    for _ in range(iterations):
+        matvec(b)
+    return torch.zeros_like(b)
+
+
+def test_a_cg_returning_its_residual_is_named_and_a_zero_one_is_not_told_so():
+    """Issue 49: a conjugate gradient that returns the residual (~1e-17 on the systems it solves exactly) got "No
+    known mistake". A mistake is named only when it explains every system, and not only where its output is ~0:
+    a CG that never moves x (zeros, as close to the residual on the exact systems) is not told it returns the
+    residual."""
+    with pytest.raises(AssertionError, match="you return the residual r = b - A x"):
+        ch07_trpo.check_conjugate_gradient(_cg_returning_the_residual)
+    with pytest.raises(AssertionError) as zero:
+        ch07_trpo.check_conjugate_gradient(_cg_never_moving)
+    assert "residual r = b - A x" not in str(zero.value) and "No known mistake" in str(zero.value), str(zero.value)
+
+
 def _rejects_only_a_nan_kl(evaluate, expected_improvement, max_kl, max_backtracks=10, shrink=0.5, accept_ratio=0.1):
     """Tests for rejection: a NaN KL is caught by its explicit test, a NaN improvement slips through (exercise 07's
     third read: the check had no NaN-improvement case)."""

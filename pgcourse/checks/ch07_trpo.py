@@ -259,6 +259,12 @@ def _cg_swapped_beta(matvec: Callable[[Tensor], Tensor], b: Tensor, iterations: 
     return x
 
 
+def _cg_returns_residual(matvec: Callable[[Tensor], Tensor], b: Tensor, iterations: int = 10,
+                         residual_tol: float = 1e-10) -> Tensor:
+    """The residual ``b - A x`` of conjugate gradient's iterate returned in place of ``x``."""
+    return b - matvec(conjugate_gradient(matvec, b, iterations, residual_tol).x)
+
+
 def _x_of(output: Any) -> Any:
     if isinstance(output, dict) and isinstance(output.get("x"), Tensor):  # an object with .x, sent back as data
         return output["x"]
@@ -318,17 +324,29 @@ def check_conjugate_gradient(fn: Callable[..., Any]) -> None:
          "direction must be the residual plus beta times the previous direction (conjugate to the earlier ones).",
          _steepest_descent),
         ("beta is upside down: it is the NEW residual's squared norm over the OLD one's.", _cg_swapped_beta),
+        ("you return the residual r = b - A x (it shrinks to 0 as x converges, so it looked like a solution on the "
+         "systems solved exactly): return x, the estimate of the solution.", _cg_returns_residual),
     ]
+    runs = []  # the learner's function on every system first, so that a mistake is named only if it explains them all
     for number, (description, matrix, iterations) in enumerate(problems):
         b = torch.randn(matrix.shape[0], generator=torch.Generator().manual_seed(50 + number), dtype=torch.float64)
         products: list[Tensor] = []
 
-        def matvec(vector: Tensor, matrix: Tensor = matrix) -> Tensor:
+        def matvec(vector: Tensor, matrix: Tensor = matrix, products: list[Tensor] = products) -> Tensor:
             products.append(vector)
             return matrix @ vector
 
+        runs.append((b, products, *_learner_cg(fn, name, matvec, matrix, b, iterations, 1e-20, products)))
+
+    def reproduces(wrong: Callable[..., Tensor]) -> bool:  # on every system, and not only where it is ~0
+        outs = [(output, wrong(lambda v, matrix=matrix: matrix @ v, b, iterations, 1e-20))
+                for (_, matrix, iterations), (b, _, output, _) in zip(problems, runs)]
+        return all(isinstance(out, Tensor) and out.shape == mistake.shape and
+                   torch.allclose(out.detach(), mistake, rtol=1e-6, atol=1e-8) for out, mistake in outs) and \
+            any(float(mistake.norm()) > 1e-6 for _, mistake in outs)
+
+    for number, ((description, matrix, iterations), (b, products, output, b_after)) in enumerate(zip(problems, runs)):
         case = Case(description, dict(matrix=matrix, b=b, iterations=iterations))
-        output, b_after = _learner_cg(fn, name, matvec, matrix, b, iterations, 1e-20, products)
         changed = _changed_input(["b"], [b], [b_after]) is not None
         expected = conjugate_gradient(lambda v, matrix=matrix: matrix @ v, b, iterations, 1e-20).x  # from b untouched
         if not isinstance(output, Tensor) or output.shape != b.shape:
@@ -341,9 +359,7 @@ def check_conjugate_gradient(fn: Callable[..., Any]) -> None:
                 "one product per iteration (A times the search direction); the residual is updated from that "
                 "product, not recomputed as b - A x.", True, case, show_values=False))
         if not torch.allclose(output.detach(), expected, rtol=1e-6, atol=1e-8):
-            hint = next((text for text, wrong in mistakes
-                         if torch.allclose(output.detach(), wrong(lambda v, matrix=matrix: matrix @ v, b, iterations,
-                                                                  1e-20), rtol=1e-6, atol=1e-8)), None)
+            hint = next((text for text, wrong in mistakes if reproduces(wrong)), None)
             exact = torch.linalg.solve(matrix, b)
             if hint is None and torch.allclose(output.detach(), exact, rtol=1e-5, atol=1e-7) and iterations < len(b):
                 hint = ("you solved the system exactly (or ran more iterations than asked): TRPO stops after "
