@@ -53,6 +53,19 @@ class Table(Mapping):
         for name in self.fields:
             self._columns[name].append(float(values[name]) if name not in missing else float("nan"))
 
+    def extend(self, **columns: np.ndarray) -> None:
+        """Append many rows at once, a sequence per column (all of one length), as :meth:`append` appends one."""
+        extra = set(columns) - set(self.fields)
+        if extra:
+            raise ValueError(f"unknown history column(s) {sorted(extra)}; expected {self.fields}")
+        lengths = {len(values) for values in columns.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"columns of different lengths: { {name: len(v) for name, v in columns.items()} }")
+        rows = lengths.pop() if lengths else 0
+        for name in self.fields:
+            self._columns[name].extend(np.asarray(columns[name], dtype=np.float64).tolist() if name in columns
+                                       else [float("nan")] * rows)
+
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in self._columns:
             raise KeyError(f"{name!r} is not a history column; columns: {self.fields}")

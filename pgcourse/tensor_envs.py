@@ -405,14 +405,20 @@ class TensorRewardNormalizer:
 
 @dataclass
 class StepRecord:
-    """What one rollout's steps leave for the history, read once at its end: per step, how many
-    sub-environments made a transition, the returns and lengths of the episodes that ended (in env order)
-    and the host clock when the step was taken."""
+    """What one rollout's steps leave for the history, read once at its end, as arrays (no Python object per
+    episode): per step ``[T]``, how many sub-environments made a transition and the host clock when the step was
+    taken; per finished episode ``[E]``, in the order they ended (step by step, env order within a step), the
+    step that ended it, its return and its length."""
 
-    valid_counts: list[int]
-    episode_returns: list[list[float]]
-    episode_lengths: list[list[int]]
-    clock: list[float]
+    valid_counts: np.ndarray     # [T] int64
+    clock: np.ndarray            # [T] float64, time.perf_counter() of each step
+    episode_steps: np.ndarray    # [E] int64, the rollout step that ended each episode
+    episode_returns: np.ndarray  # [E] float64
+    episode_lengths: np.ndarray  # [E] int64
+
+    @classmethod
+    def empty(cls) -> StepRecord:
+        return cls(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64))
 
 
 class TensorRolloutStepper:
@@ -475,14 +481,14 @@ class TensorRolloutStepper:
     def end_rollout(self) -> StepRecord:
         """The rollout's finished episodes and transition counts, read off the device in **one** copy."""
         if not self._records:
-            return StepRecord([], [], [], [])
+            return StepRecord.empty()
         dtype = self.envs.dtype  # flags, lengths (< 2**24) and returns are exact in it
         columns = [torch.stack(column).to(dtype) for column in zip(*self._records)]  # 4 x [T, N]
         table = torch.stack(columns).cpu().numpy()  # [4, T, N]: the one host read of the rollout
         valid, done, returns, lengths = table[0] > 0, table[1] > 0, table[2], table[3]
-        record = StepRecord([int(row.sum()) for row in valid],
-                            [[float(r) for r in returns[t][done[t]]] for t in range(len(valid))],
-                            [[int(n) for n in lengths[t][done[t]]] for t in range(len(valid))], list(self._clock))
+        steps, _ = np.nonzero(done)  # [E] row-major: step by step, env order within a step
+        record = StepRecord(valid.sum(axis=1).astype(np.int64), np.asarray(self._clock, dtype=np.float64), steps,
+                            returns[done].astype(np.float64), lengths[done].astype(np.int64))
         self._records, self._clock = [], []
         return record
 

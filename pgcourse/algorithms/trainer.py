@@ -145,28 +145,33 @@ class HostRolloutStepper:
 
     def __init__(self, trainer: Trainer):
         self.trainer = trainer
-        self._record = StepRecord([], [], [], [])
+        self._steps: list[tuple[int, float, list[float], list[int]]] = []  # per step: count, clock, episodes ended
 
     def observation(self) -> Tensor:
         return self.trainer.obs_tensor(self.trainer.stepper.obs)  # [N, obs_dim]
 
     def begin_rollout(self) -> Tensor:
-        self._record = StepRecord([], [], [], [])
+        self._steps = []
         return torch.as_tensor(self.trainer.stepper.autoresetting, device=self.trainer.device)  # [N] bool
 
     def step(self, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         result = self.trainer.stepper.step(actions.cpu().numpy())  # the env's actions, clipped if a Box
-        self._record.valid_counts.append(int(np.count_nonzero(result.valid)))
-        self._record.episode_returns.append(result.episode_returns)
-        self._record.episode_lengths.append(result.episode_lengths)
-        self._record.clock.append(time.perf_counter())
+        self._steps.append((int(np.count_nonzero(result.valid)), time.perf_counter(), result.episode_returns,
+                            result.episode_lengths))
         device = self.trainer.device
         return (torch.as_tensor(result.rewards.astype(np.float32), device=device),
                 torch.as_tensor(result.terminated, device=device), torch.as_tensor(result.truncated, device=device))
 
     def end_rollout(self) -> StepRecord:
-        record, self._record = self._record, StepRecord([], [], [], [])
-        return record
+        steps, self._steps = self._steps, []
+        if not steps:
+            return StepRecord.empty()
+        ended = [len(returns) for _, _, returns, _ in steps]
+        return StepRecord(np.array([count for count, _, _, _ in steps], dtype=np.int64),
+                          np.array([clock for _, clock, _, _ in steps], dtype=np.float64),
+                          np.repeat(np.arange(len(steps)), ended),
+                          np.array([r for _, _, returns, _ in steps for r in returns], dtype=np.float64),
+                          np.array([n for _, _, _, lengths in steps for n in lengths], dtype=np.int64))
 
 
 class Trainer:
@@ -341,17 +346,20 @@ class Trainer:
         """Episodes that ended at ``self.env_step``; ``clock``: the ``time.perf_counter()`` of the step that
         ended them (now, if None)."""
         wall_time = self.elapsed() if clock is None else clock - self._start - self._eval_seconds
-        for episode_return, length in zip(episode_returns, episode_lengths):
-            self.history.episodes.append(**{"return": episode_return, "length": length, "env_step": self.env_step,
-                                            "wall_time": wall_time})
+        count = len(episode_returns)
+        self.history.episodes.extend(**{"return": episode_returns, "length": episode_lengths,
+                                        "env_step": [self.env_step] * count, "wall_time": [wall_time] * count})
 
     def record_rollout(self, record: StepRecord) -> None:
-        """Count a rollout's transitions and record its finished episodes, step by step (each episode gets
-        the env step at which it ended, as if recorded at that step)."""
-        for count, returns, lengths, clock in zip(record.valid_counts, record.episode_returns,
-                                                  record.episode_lengths, record.clock):
-            self.env_step += count
-            self.record_episodes(returns, lengths, clock)
+        """Count a rollout's transitions and record its finished episodes, as arrays (no Python per episode: issue
+        44); each episode gets the env step at which it ended and the wall time of that step, as if recorded there."""
+        env_steps = self.env_step + np.cumsum(record.valid_counts)  # [T] the count after each step
+        wall_times = record.clock - self._start - self._eval_seconds  # [T]
+        self.history.episodes.extend(**{"return": record.episode_returns, "length": record.episode_lengths,
+                                        "env_step": env_steps[record.episode_steps],
+                                        "wall_time": wall_times[record.episode_steps]})
+        if len(env_steps):
+            self.env_step = int(env_steps[-1])
 
     def normalizer_state(self) -> dict[str, Any]:
         """The normalisers' running statistics now (:func:`pgcourse.envs.normalizer_state`'s format)."""
