@@ -28,8 +28,9 @@ can be faster on a GPU. Where that starts is a property of the machine: ``pgcour
 PPO's env steps per second on the CPU and the GPU at a few widths and writes the smallest width from which
 the GPU is faster at every width it measured (the crossover) to a cache file (:func:`crossover_path`).
 ``"auto"`` picks CUDA only when the run has ``env_backend="torch"``, CUDA is present, that file holds a
-crossover measured on this GPU (its name) with this torch, and ``num_envs`` is at or past it; otherwise the
-CPU, and the reason says which condition was missing. Never MPS unless asked.
+crossover measured on this GPU (its name) with this torch, the run is of the workload class measured (PPO with a
+minibatch count, ``num_minibatches``: :data:`MEASURED_WORKLOAD`) and ``num_envs`` is at or past it; otherwise
+the CPU, and the reason says which condition was missing. Never MPS unless asked.
 
 Only ``torch`` and the standard library are imported here, so the training loops, the language-model loop and
 the CLI share the rule.
@@ -101,13 +102,26 @@ def cuda_identity() -> dict[str, str]:
     return {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
 
 
+# The workload class pgcourse bench device measures: PPO whose gradient steps per update are a fixed count
+# (num_minibatches), not a fixed size that multiplies them with the width. A crossover says nothing of other classes
+# (A2C, PPO with the course's minibatch_size): "auto" keeps those on the CPU (issue 44, item 6).
+MEASURED_WORKLOAD = {"algo": "ppo", "minibatches": "count"}
+
+
+def workload_of(algo: str | None, num_minibatches: int | None) -> dict[str, str | None]:
+    """A run's workload class, as the crossover file names the one it measured."""
+    return {"algo": algo, "minibatches": "count" if num_minibatches is not None else "size"}
+
+
 def write_crossover(crossover_envs: int | None, measured: dict[str, Any], path: Path | None = None) -> Path:
     """Store a crossover (``num_envs`` from which the GPU was faster at every measured width; None: never) for
     this GPU and torch, with the measurements it rests on."""
     path = crossover_path() if path is None else path
     path.parent.mkdir(parents=True, exist_ok=True)
+    import datetime
     record = {"format": CROSSOVER_FORMAT, "version": 1, **cuda_identity(), "crossover_envs": crossover_envs,
-              "measured": measured}
+              "workload": measured.get("workload", MEASURED_WORKLOAD),
+              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "measured": measured}
     path.write_text(json.dumps(record, indent=1))
     return path
 
@@ -135,17 +149,32 @@ def read_crossover() -> tuple[int | None, str]:
         return None, f"pgcourse bench device measured the GPU slower than the CPU at every width up to {widest} envs"
     if isinstance(crossover, bool) or not isinstance(crossover, int) or crossover < 1:
         return None, f"{path} holds no valid crossover ({crossover!r})"
-    return crossover, f"crossover {crossover} envs, measured by pgcourse bench device on this {here['gpu']}"
+    workload = record.get("workload", MEASURED_WORKLOAD)  # files before issue 44 measured this class
+    when = f" on {record['date']}" if record.get("date") else ""
+    return crossover, (f"crossover {crossover} envs, measured by pgcourse bench device on this {here['gpu']}{when} "
+                       f"for {workload.get('algo')} with a minibatch {workload.get('minibatches')} ({path})")
 
 
-def choose_device(device: str = "auto", *, env_backend: str = "numpy", num_envs: int | None = None) -> DeviceChoice:
+def read_workload() -> dict[str, Any]:
+    """The workload class of this machine's crossover file (:data:`MEASURED_WORKLOAD` for older files)."""
+    try:
+        record = json.loads(crossover_path().read_text())
+    except (OSError, ValueError):
+        return MEASURED_WORKLOAD
+    return record.get("workload", MEASURED_WORKLOAD) if isinstance(record, dict) else MEASURED_WORKLOAD
+
+
+def choose_device(device: str = "auto", *, env_backend: str = "numpy", num_envs: int | None = None,
+                  algo: str | None = None, num_minibatches: int | None = None) -> DeviceChoice:
     """The device for ``device`` and why.
 
     Args:
         device: ``"auto"`` (the CPU, or what ``PGCOURSE_DEVICE`` names, or CUDA for a torch environment past the
-            measured crossover: see the module), ``"cpu"``, ``"cuda"``, ``"cuda:<index>"`` or ``"mps"``.
+            measured crossover, for the workload class it was measured on: see the module), ``"cpu"``, ``"cuda"``,
+            ``"cuda:<index>"`` or ``"mps"``.
         env_backend: the run's ``env_backend`` (``"torch"``: the environment can live on the GPU).
         num_envs: the run's batch width, compared with the crossover.
+        algo, num_minibatches: the run's workload class (:func:`workload_of`), compared with the measured one.
 
     Raises:
         ValueError: a name that is none of those, in the argument or in ``PGCOURSE_DEVICE``, or a device
@@ -163,6 +192,12 @@ def choose_device(device: str = "auto", *, env_backend: str = "numpy", num_envs:
                                            f"unset {DEVICE_ENV_VAR} or set it to 'cpu'"), f"{DEVICE_ENV_VAR}={forced}")
         if env_backend == "torch" and torch.cuda.is_available():
             crossover, why = read_crossover()
+            measured, run_class = read_workload(), workload_of(algo, num_minibatches)
+            if crossover is not None and run_class != measured:
+                _notice_gpu_not_chosen()
+                return DeviceChoice(torch.device("cpu"), f"auto: the CPU, since this run is {run_class['algo']} with a "
+                                                         f"minibatch {run_class['minibatches']}, not the workload the "
+                                                         f"{why} (a measurement of one class says nothing of another)")
             if crossover is not None and num_envs is not None and num_envs >= crossover:
                 return DeviceChoice(torch.device("cuda"), f"auto: CUDA, since env_backend='torch' and num_envs="
                                                           f"{num_envs} is at or past the {why}")

@@ -59,8 +59,10 @@ def test_with_a_gpu_the_crossover_is_written_for_auto_to_read(cache, capsys, mon
         assert bench_device.main(widths=[2, 4]) == 0
         record = json.loads((cache / "device_crossover.json").read_text())
         assert record["crossover_envs"] == 4 and record["gpu"] == torch.cuda.get_device_name(0)
-        assert pg.choose_device("auto", env_backend="torch", num_envs=4).device.type == "cuda"
-        assert pg.choose_device("auto", env_backend="torch", num_envs=2).device == torch.device("cpu")
+        measured = dict(env_backend="torch", algo="ppo", num_minibatches=4)  # the class bench device measures
+        assert pg.choose_device("auto", num_envs=4, **measured).device.type == "cuda"
+        assert pg.choose_device("auto", num_envs=2, **measured).device == torch.device("cpu")
+        assert record["workload"] == {"algo": "ppo", "minibatches": "count"}
     assert "crossover: 4 envs" in capsys.readouterr().out
 
 

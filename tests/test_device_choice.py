@@ -158,8 +158,7 @@ def cache(tmp_path, monkeypatch):
 
 def _torch_tiny(num_envs, device="auto"):
     return pg.train("ppo", "CartPole-v1", seed=0, device=device, progress=False, env_backend="torch",
-                    num_envs=num_envs, n_steps=16, minibatch_size=16 * num_envs, update_epochs=1,
-                    total_steps=32 * num_envs)
+                    num_envs=num_envs, n_steps=16, num_minibatches=1, update_epochs=1, total_steps=32 * num_envs)
 
 
 def test_auto_keeps_the_cpu_for_a_torch_env_without_a_measured_crossover_and_says_why(cache, capsys):
@@ -202,3 +201,22 @@ def test_without_a_gpu_a_torch_env_stays_on_the_cpu_whatever_the_cache(cache, mo
     (cache / "device_crossover.json").write_text(json.dumps({"format": devices.CROSSOVER_FORMAT, "crossover_envs": 1}))
     choice = pg.choose_device("auto", env_backend="torch", num_envs=4096)
     assert choice.device == torch.device("cpu") and choice.reason == devices.AUTO_CPU_REASON
+
+
+@pytest.mark.skipif(unusable_reason() is not None, reason=str(unusable_reason()))
+def test_auto_picks_cuda_only_for_the_workload_class_the_crossover_measured(cache):
+    """Issue 44, item 6: a crossover measured on PPO with a minibatch count was applied to A2C and to PPO with the
+    course's minibatch size (whose gradient steps grow with the width), never measured. Those stay on the CPU, and
+    the reason says which measurement decided and for what."""
+    with fake_cuda():
+        devices.write_crossover(8, {"widths": [4, 8, 16]})
+        counted = _torch_tiny(8)
+        sized = pg.train("ppo", "CartPole-v1", seed=0, progress=False, env_backend="torch", num_envs=8, n_steps=16,
+                         minibatch_size=64, update_epochs=1, total_steps=256)
+        a2c = pg.train("a2c", "CartPole-v1", seed=0, progress=False, env_backend="torch", num_envs=8, n_steps=16,
+                       total_steps=256)
+    assert counted.device.type == "cuda" and "for ppo with a minibatch count" in counted.device_reason
+    assert str(cache) in counted.device_reason and " on 20" in counted.device_reason  # the file and its date
+    for run, what in ((sized, "ppo with a minibatch size"), (a2c, "a2c with a minibatch size")):
+        assert run.device == torch.device("cpu"), run.device_reason
+        assert f"this run is {what}, not the workload the crossover 8 envs" in run.device_reason, run.device_reason

@@ -201,7 +201,8 @@ class Trainer:
         set_seed(config.seed)
         # "auto": the CPU, or CUDA for a torch env past the measured crossover (pgcourse.devices says why)
         device_choice = choose_device(config.device, env_backend=getattr(config, "env_backend", "numpy"),
-                                      num_envs=config.num_envs)
+                                      num_envs=config.num_envs, algo=config.algo,
+                                      num_minibatches=getattr(config, "num_minibatches", None))
         self.device, self.device_reason = device_choice.device, device_choice.reason
 
         # spaces are read from the envs trained on; CartPole runs numpy-vectorised (the same episodes, faster)

@@ -48,7 +48,7 @@ def ppo_config(device: str, num_envs: int, updates: int = UPDATES, n_steps: int 
     """The measured workload: PPO CartPole, torch env, ``updates`` updates of ``num_envs * n_steps`` steps."""
     batch = num_envs * n_steps
     return make_config("ppo", "CartPole-v1", "discrete", seed=0, device=device, env_backend="torch", progress=False,
-                       num_envs=num_envs, n_steps=n_steps, minibatch_size=max(1, batch // 4), update_epochs=4,
+                       num_envs=num_envs, n_steps=n_steps, num_minibatches=4, update_epochs=4,
                        total_steps=batch * updates)
 
 
@@ -91,6 +91,7 @@ def measure(widths: Sequence[int] = DEVICE_WIDTHS, updates: int = UPDATES) -> di
         if has_cuda:
             gpu_runs.append(time_ppo("cuda", width, updates))
     result: dict[str, Any] = {"widths": widths, "n_steps": N_STEPS, "updates": updates,
+                              "workload": dict(devices.MEASURED_WORKLOAD),
                               "cpu": [vars(run) for run in cpu_runs], "gpu": [vars(run) for run in gpu_runs] or None,
                               "cpu_steps_per_second": [run.steps_per_second for run in cpu_runs],
                               "gpu_steps_per_second": [run.steps_per_second for run in gpu_runs] or None}
