@@ -2,6 +2,7 @@
 a run where it stopped."""
 from __future__ import annotations
 
+import contextvars
 import os
 import sys
 from collections.abc import Callable
@@ -161,11 +162,22 @@ def resume(run: Run | str | os.PathLike, total_steps: int | None = None, **kwarg
     return train(previous.config.algo, previous.config.env_id, total_steps=total_steps, resume=previous, **kwargs)
 
 
+# what the messages call the outputs' settings: the Python arguments, or the CLI's options (in `pgcourse resume`)
+_SETTING_NAMES = contextvars.ContextVar("pgcourse_setting_names",
+                                        default={"log": "log_dir=", "every": "checkpoint_every=",
+                                                 "dir": "checkpoint_dir="})
+_CLI_NAMES = {"log": "--log-dir", "every": "--checkpoint-every", "dir": "--out"}
+
+
 def resume_quietly(run: Run | str | os.PathLike, total_steps: int | None = None, **kwargs: Any) -> Run:
-    """:func:`resume` without the message after Ctrl-C (the CLI's)."""
+    """:func:`resume` without the message after Ctrl-C (the CLI's); its messages name the CLI's options."""
     previous = as_run(run)
-    return run_training(previous.config.algo, previous.config.env_id, total_steps=total_steps, resume=previous,
-                        **kwargs)
+    token = _SETTING_NAMES.set(_CLI_NAMES)
+    try:
+        return run_training(previous.config.algo, previous.config.env_id, total_steps=total_steps, resume=previous,
+                            **kwargs)
+    finally:
+        _SETTING_NAMES.reset(token)
 
 
 def interruption_message(run: Run, checkpoint_dir: str | os.PathLike | None = None) -> str:
@@ -251,7 +263,7 @@ def _outputs_of_resumed(previous: Run, log_dir: Any, checkpoint_every: Any, chec
     """A resumed run goes on writing where it wrote (``previous.outputs``): its log folder unless ``log_dir`` is
     given, its checkpoint cadence and folder unless either checkpoint argument is given. One line on stderr
     says what was taken, so a resumed run never stops logging silently (nor starts unasked)."""
-    taken = []
+    taken, names = [], _SETTING_NAMES.get()
     recorded = previous.outputs
     if log_dir is None and recorded.get("log_dir"):
         log_dir = recorded["log_dir"]
@@ -264,10 +276,10 @@ def _outputs_of_resumed(previous: Run, log_dir: Any, checkpoint_every: Any, chec
             taken.append(f"a checkpoint every {checkpoint_every:,} env steps to {checkpoint_dir}")
         else:  # loaded from a copy: its checkpoint folder holds the original, which checkpoints would replace
             taken.append(f"no checkpoints (it checkpointed to {folder}, which holds another copy of it; pass "
-                         f"checkpoint_every= and checkpoint_dir= to checkpoint this one)")
+                         f"{names['every']} and {names['dir']} to checkpoint this one)")
     if taken:
-        print(f"resuming as the run trained: {' and '.join(taken)} (pass log_dir= / checkpoint_every= and "
-              "checkpoint_dir= to change that)", file=sys.stderr)
+        print(f"resuming as the run trained: {' and '.join(taken)} (pass {names['log']} / {names['every']} and "
+              f"{names['dir']} to change that)", file=sys.stderr)
     return log_dir, checkpoint_every, checkpoint_dir
 
 

@@ -36,7 +36,7 @@ class UsageError(Exception):
 
 
 # -- argument types --------------------------------------------------------------------------------
-def _int_at_least(low: int):
+def _int_at_least(low: int, example: str = "50000 or 5e4"):
     def parse(text: str) -> int:
         try:
             value = int(text.replace("_", ""))
@@ -46,7 +46,7 @@ def _int_at_least(low: int):
             except ValueError:
                 number = float("nan")
             if not number.is_integer():
-                raise argparse.ArgumentTypeError(f"expected an integer (such as 50000 or 5e4), got {text!r}") from None
+                raise argparse.ArgumentTypeError(f"expected an integer (such as {example}), got {text!r}") from None
             value = int(number)
         if value < low:
             raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
@@ -503,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("algo", metavar="ALGO", choices=ALGORITHMS, help=f"one of {', '.join(ALGORITHMS)}")
     train.add_argument("--env", required=True, metavar="ENV", help="gymnasium id, e.g. CartPole-v1 or Pendulum-v1")
-    train.add_argument("--seed", type=_int_at_least(0), default=0, help="seed (default 0)")
+    train.add_argument("--seed", type=_int_at_least(0, "0 or 42"), default=0, help="seed (default 0)")
     train.add_argument("--steps", type=_int_at_least(1), default=None, metavar="N",
                        help="env-step budget (default: the course default for ALGO and the action space)")
     train.add_argument("--out", metavar="DIR", help="run folder (default runs/<algo>-<env>-seed<seed>)")
@@ -550,7 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Play seeded episodes with a saved run and print the mean ± std of the returns.")
     evaluate.add_argument("run_dir", metavar="RUN_DIR", help="folder written by 'pgcourse train' or run.save")
     evaluate.add_argument("--episodes", type=_int_at_least(1), default=20, help="episodes (default 20)")
-    evaluate.add_argument("--seed", type=_int_at_least(0), default=10_000,
+    evaluate.add_argument("--seed", type=_int_at_least(0, "0 or 42"), default=10_000,
                           help="seed of the first episode; episode i uses seed + i (default 10000)")
     evaluate.add_argument("--env", metavar="ENV", help="environment (default: the one the run was trained on)")
     evaluate.add_argument("--env-arg", action="append", metavar="KEY=VALUE",
@@ -570,7 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="GIF to write (replaced if it exists; default: RUN_DIR's name + .gif, in this folder)")
     gif.add_argument("--no-caption", action="store_true",
                      help="no caption (default: algorithm, env and the episode's return under the frames)")
-    gif.add_argument("--seed", type=_int_at_least(0), default=0, help="episode seed (default 0)")
+    gif.add_argument("--seed", type=_int_at_least(0, "0 or 42"), default=0, help="episode seed (default 0)")
     gif.add_argument("--env", metavar="ENV", help="environment (default: the one the run was trained on)")
     gif.add_argument("--env-arg", action="append", metavar="KEY=VALUE",
                      help="a keyword argument of the environment, repeatable (default: the run's own env_kwargs "
@@ -605,7 +605,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--algos", nargs="+", choices=ALGORITHMS, metavar="ALGO",
                        help=f"only these algorithms ({', '.join(ALGORITHMS)})")
     bench.add_argument("--envs", nargs="+", metavar="ENV", help="only these environments (CartPole-v1, Pendulum-v1)")
-    bench.add_argument("--seeds", nargs="+", type=_int_at_least(0), metavar="N",
+    bench.add_argument("--seeds", nargs="+", type=_int_at_least(0, "0 or 42"), metavar="N",
                        help="seeds (default 0 1 2 3 4; with --quick 0 1)")
     bench.add_argument("--quick", action="store_true",
                        help="about 45 s on an idle 2-core machine (longer when it is busy): 2 seeds, small budgets, each run stops when solved, "
@@ -621,7 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="skip the sweep-scaling measurement (20 PPO trials on 1 and all workers, and on Ray)")
     bench.add_argument("--skip-batched-seeds", action="store_true",
                        help="skip timing 10 PPO seeds as one batch (pg.train_many) against one after another")
-    bench.add_argument("--compare-seeds", nargs="+", type=_int_at_least(0), metavar="N",
+    bench.add_argument("--compare-seeds", nargs="+", type=_int_at_least(0, "0 or 42"), metavar="N",
                        help="seeds of the comparisons (default: --seeds; equal work uses the first 3, 1 with --quick)")
     bench.add_argument("--json", metavar="FILE", help="also write every per-seed result to this JSON file")
     bench.add_argument("--device", default="cpu", help="training device (default cpu: fastest for these small nets)")
@@ -670,7 +670,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --verify: draw only trials whose arm has at least this many finished seeds (3: "
                             "any machine can judge each one; a single-seed arm that parts over rounding on another "
                             "CPU is reported unjudged)")
-    sweep.add_argument("--sample-seed", type=_int_at_least(0), default=None,
+    sweep.add_argument("--sample-seed", type=_int_at_least(0, "0 or 42"), default=None,
                        help="seed of --verify's random choice (default: a fresh one, printed)")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep.set_defaults(handler=cmd_sweep)

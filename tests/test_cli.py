@@ -317,3 +317,23 @@ def test_an_unknown_option_is_answered_with_the_one_meant(argv, words, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"usage: pgcourse {argv[0]}") and f"pgcourse {argv[0]}: error: unrecognized argument(s)" in err
     assert words in err, err
+
+
+def test_the_clis_messages_name_its_options_not_python_arguments(tmp_path, capsys):
+    """Issue 48: `pgcourse resume` said "pass log_dir= / checkpoint_every= and checkpoint_dir=" (pg.resume's Python
+    arguments) on the command line; and `--seed abc`'s example was "50000 or 5e4"."""
+    out = tmp_path / "run"
+    pytest.importorskip("torch.utils.tensorboard")
+    assert main(["train", "a2c", "--env", "CartPole-v1", "--steps", "256", "--out", str(out), "--quiet",
+                 "--log-dir", str(tmp_path / "logs")]) == 0
+    capsys.readouterr()
+    assert main(["resume", str(out), "--steps", "512", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "resuming as the run trained" in err and "pass --log-dir / --checkpoint-every" in err, err
+    assert "log_dir=" not in err, err
+    import pgcourse as pg
+    pg.resume(pg.load(out), total_steps=768, progress=False)  # in Python, the Python names
+    assert "pass log_dir= / checkpoint_every=" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "ppo", "--env", "CartPole-v1", "--seed", "abc"])
+    assert "expected an integer (such as 0 or 42), got 'abc'" in capsys.readouterr().err
