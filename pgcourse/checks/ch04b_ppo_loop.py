@@ -863,7 +863,7 @@ def check_train_ppo(fn: Callable[..., Any], seeds: Sequence[int] = TRAIN_SEEDS, 
             f"train_ppo: your loop passed on seed {', '.join(map(str, seeds))} above, but on a short run where episodes "
             f"end by the time limit "
             f"(CartPole with a {TRUNCATION_LIMIT}-step limit, seed {TRUNCATION_SEED}, total_steps "
-            f"{TRUNCATION_STEPS:,}; at 10,000 steps of CartPole no episode reaches its 500-step limit):",
+            f"{TRUNCATION_STEPS:,}; a 10,000-step run may never reach CartPole's 500-step limit):",
             *(f"  - {problem}" for problem in problems)]))
     print(f"✓ train_ppo: the glue is right, the actor's steps follow PPO's loss (a time-limit truncation bootstraps), "
           f"the diagnostics inside the ranges it accepts, and the policy learned "
