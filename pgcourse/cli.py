@@ -153,10 +153,13 @@ def _termination_as_interrupt() -> Iterator[None]:
     terminal) arrive as Ctrl-C does: the first stops training after the update it is in and the run is saved,
     resumable (issue 48: it was lost without ``--checkpoint-every``). Only in the main thread; the previous
     handlers come back after."""
-    if threading.current_thread() is not threading.main_thread():
+    # Ctrl-C ignored (a job started without job control): SIGTERM must still end the process, so nothing is
+    # redirected; a signal already ignored (SIGHUP under nohup) stays ignored
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         yield
         return
-    kinds = [kind for kind in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if kind is not None]
+    kinds = [kind for kind in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None))
+             if kind is not None and signal.getsignal(kind) != signal.SIG_IGN]
     previous = {kind: signal.getsignal(kind) for kind in kinds}
     for kind in kinds:
         signal.signal(kind, lambda signum, frame: signal.raise_signal(signal.SIGINT))

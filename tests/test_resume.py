@@ -364,3 +364,22 @@ def test_cli_sigterm_or_a_closed_terminal_saves_the_run_without_checkpoints(tmp_
     run = pg.load(out)
     assert run.history.status == "interrupted" and 0 < run.history.updates["env_step"][-1] < 200_000
     assert run.resume_state() is not None  # training_state.pt: resumable exactly
+
+
+def test_sigterm_is_not_redirected_where_ctrl_c_is_ignored_and_nohup_keeps_sighup_ignored():
+    """The redirection must never make a process unkillable: with SIGINT ignored (a background job without job
+    control) SIGTERM keeps its own handler; a SIGHUP ignored by nohup stays ignored (closing the terminal must not
+    stop a run started with nohup)."""
+    from pgcourse.cli import _termination_as_interrupt
+    saved = {kind: signal.getsignal(kind) for kind in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        with _termination_as_interrupt():
+            assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, saved[signal.SIGTERM])
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        with _termination_as_interrupt():
+            assert signal.getsignal(signal.SIGTERM) == saved[signal.SIGTERM]
+    finally:
+        for kind, handler in saved.items():
+            signal.signal(kind, handler)
