@@ -6,16 +6,21 @@ from torch import Tensor
 
 
 def minibatch_indices(batch_size: int, minibatch_size: int, generator: torch.Generator | None = None,
-                      device: torch.device | str = "cpu") -> list[Tensor]:
+                      device: torch.device | str | None = None) -> list[Tensor]:
     """A random permutation of ``range(batch_size)`` cut into ``ceil(batch_size / minibatch_size)`` chunks.
 
     Every index appears exactly once per epoch; chunk sizes differ by at most one, so no
-    minibatch is a tiny, noisy leftover.
+    minibatch is a tiny, noisy leftover. The permutation is drawn where ``generator`` lives (the CPU without
+    one; the trainer's is on the GPU when it trains there, so the indices never cross to it) and moved to
+    ``device`` if one is given.
     """
     if batch_size < 1 or minibatch_size < 1:
         raise ValueError(f"batch_size and minibatch_size must be >= 1, got {batch_size} and {minibatch_size}")
     num_minibatches = -(-batch_size // minibatch_size)
-    permutation = torch.randperm(batch_size, generator=generator).to(device)  # [batch_size]
+    drawn_on = generator.device if generator is not None else torch.device("cpu")
+    permutation = torch.randperm(batch_size, generator=generator, device=drawn_on)  # [batch_size]
+    if device is not None:
+        permutation = permutation.to(device)
     return list(torch.tensor_split(permutation, num_minibatches))
 
 
@@ -29,11 +34,13 @@ def minibatch_size_for(batch_size: int, minibatch_size: int, num_minibatches: in
 
 
 def on_device(minibatches: list[Tensor], device: torch.device) -> list[Tensor]:
-    """An epoch's minibatch indices on ``device`` in **one** host-to-device copy (the permutation is drawn on the
-    CPU, from the run's generator): a copy per minibatch would wait for the GPU once per gradient step. The
-    indices are the same numbers, in tensors of the same shapes; on the CPU they are returned as they are."""
-    if all(chunk.device.type == device.type for chunk in minibatches):
+    """An epoch's minibatch indices on ``device``, those not there yet in **one** host-to-device copy (a
+    learner's ``minibatch_indices`` may draw on the CPU): a copy per minibatch would wait for the GPU once per
+    gradient step. The indices are the same numbers, in tensors of the same shapes; those already on
+    ``device`` are returned as they are."""
+    away = [k for k, chunk in enumerate(minibatches) if chunk.device.type != device.type]
+    if not away:
         return list(minibatches)
-    flat = torch.cat([chunk.cpu().reshape(-1) for chunk in minibatches]).to(device)  # [sum of sizes]
-    parts = flat.split([chunk.numel() for chunk in minibatches])
-    return [part.view(chunk.shape) for part, chunk in zip(parts, minibatches)]
+    flat = torch.cat([minibatches[k].cpu().reshape(-1) for k in away]).to(device)  # [sum of sizes]
+    moved = dict(zip(away, flat.split([minibatches[k].numel() for k in away])))
+    return [moved[k].view(chunk.shape) if k in moved else chunk for k, chunk in enumerate(minibatches)]

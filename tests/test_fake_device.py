@@ -280,6 +280,36 @@ def test_a_gpu_run_resumes_on_the_gpu(gpu_runs, tmp_path):
         assert_on_run_device(resumed.policy, "resumed.policy")
 
 
+def test_ppo_on_the_gpu_draws_its_minibatch_permutations_there_and_resumes_them(gpu_runs, tmp_path):
+    """On a CUDA device the package's ``minibatch_indices`` draws each epoch's permutation from a generator on the
+    device (no host randperm, no copy: issue 44); a learner's own ``minibatch_indices`` gets the CPU generator it
+    always had. The generator's state is resumed on the same device; on another, the resume says it starts afresh."""
+    run = gpu_runs["ppo", SHORT_CARTPOLE]
+    drawn = []
+
+    def learners(batch_size, minibatch_size, generator=None):
+        drawn.append(generator.device.type)
+        return list(torch.randperm(batch_size, generator=generator).split(minibatch_size))
+
+    with fake_cuda(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pg.train("ppo", SHORT_CARTPOLE, seed=0, device="cuda", total_steps=256, progress=False,
+                 minibatch_indices=learners)
+        assert drawn and set(drawn) == {"cpu"}
+        run.save(tmp_path / "run")
+        state = torch.load(tmp_path / "run" / "training_state.pt", map_location="cpu", weights_only=False)
+        assert state["minibatch_rng_device"] == "cuda"
+    with fake_cuda(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pg.resume(tmp_path / "run", total_steps=run.config.total_steps + 256, device="cuda", progress=False)
+    assert not [w for w in caught if "minibatch permutations" in str(w.message)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resumed = pg.resume(tmp_path / "run", total_steps=run.config.total_steps + 256, device="cpu", progress=False)
+    assert resumed.history.status == "completed"
+    assert any("minibatch permutations were drawn on cuda and are now drawn on cpu" in str(w.message) for w in caught)
+
+
 def test_a_gpu_run_plays_its_gif(gpu_runs, tmp_path):
     run = gpu_runs["ppo", SHORT_CARTPOLE]
     with fake_cuda():

@@ -139,6 +139,7 @@ def capture(trainer: Any) -> dict[str, Any]:
         **accelerator_rng_states(),
         "numpy_rng": np.random.get_state(),
         "minibatch_rng": trainer.minibatch_generator.get_state(),
+        "minibatch_rng_device": trainer.minibatch_generator.device.type,
         "actor_optimizer": trainer.actor_optimizer.state_dict(),
         "critic_optimizer": None if trainer.critic_optimizer is None else trainer.critic_optimizer.state_dict(),
     }
@@ -161,7 +162,13 @@ def restore(trainer: Any, state: dict[str, Any]) -> None:
     for note in restore_accelerator_rng_states(state, trainer.device):
         warnings.warn(f"resuming: {note}", RuntimeWarning, stacklevel=4)
     np.random.set_state(state["numpy_rng"])
-    trainer.minibatch_generator.set_state(state["minibatch_rng"])
+    drawn_on = state.get("minibatch_rng_device", "cpu")  # older states: the CPU, where it always was
+    if drawn_on == trainer.minibatch_generator.device.type:
+        trainer.minibatch_generator.set_state(state["minibatch_rng"])
+    else:
+        warnings.warn(f"resuming: the minibatch permutations were drawn on {drawn_on} and are now drawn on "
+                      f"{trainer.minibatch_generator.device.type} (another generator, seeded afresh): the shuffles "
+                      "from now on differ from a run that never stopped", RuntimeWarning, stacklevel=4)
 
 
 def continue_from(trainer: Any, resume: ResumePoint) -> History:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .. import losses
+from .. import batching, losses
 from ..config import BaseConfig
 from ..envs import (RolloutStepper, action_space_kind, add_normalization, check_observation_space, make_vector_env,
                     normalizer_state)
@@ -246,7 +246,7 @@ class Trainer:
         self.actor_optimizer = LeanAdam(self.actor_parameters, lr=config.lr, eps=config.adam_eps)
         self.critic_optimizer = (LeanAdam(self.critic_parameters, lr=config.critic_lr, eps=config.adam_eps)
                                  if self.value_net is not None else None)
-        self.minibatch_generator = torch.Generator().manual_seed(config.seed)
+        self.minibatch_generator = torch.Generator(device=self.permutation_device()).manual_seed(config.seed)
 
         self.history = History()
         self.env_step = 0
@@ -361,6 +361,14 @@ class Trainer:
                                         "wall_time": wall_times[record.episode_steps]})
         if len(env_steps):
             self.env_step = int(env_steps[-1])
+
+    def permutation_device(self) -> torch.device:
+        """Where PPO's and TRPO's minibatch permutations are drawn: on a CUDA device the package's own
+        ``minibatch_indices`` draws them there (a permutation of a wide batch drawn on the CPU took more host time
+        than the update's kernels, issue 44); everywhere else, and for a learner's ``minibatch_indices`` (which
+        may call ``torch.randperm`` without a device), on the CPU, from the seed as before."""
+        package_draws = self.components.minibatch_indices is batching.minibatch_indices
+        return self.device if self.device.type == "cuda" and package_draws else torch.device("cpu")
 
     def normalizer_state(self) -> dict[str, Any]:
         """The normalisers' running statistics now (:func:`pgcourse.envs.normalizer_state`'s format)."""
