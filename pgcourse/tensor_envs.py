@@ -428,7 +428,8 @@ class TensorRolloutStepper:
     Per step it keeps on the device what gymnasium's ``RecordEpisodeStatistics`` keeps (returns of the raw
     rewards and lengths, reset on the step after an episode end) and the optional normalisers
     (:class:`TensorObsNormalizer`, :class:`TensorRewardNormalizer`, gymnasium's order: episode statistics,
-    then observations, then rewards); :meth:`end_rollout` reads the finished episodes in one copy.
+    then observations, then rewards); :meth:`end_rollout` picks the finished episodes out on the device and
+    reads them in one copy.
 
     Args:
         envs: the environments (reset here with ``seed``).
@@ -479,16 +480,23 @@ class TensorRolloutStepper:
         return reward.to(torch.float32), terminated, truncated
 
     def end_rollout(self) -> StepRecord:
-        """The rollout's finished episodes and transition counts, read off the device in **one** copy."""
+        """The rollout's finished episodes and transition counts, read off the device in **one** copy (after the
+        ``nonzero`` that finds them, which tells the host how many: the copy is the rollout's episodes, not its
+        ``[T, N]`` steps)."""
         if not self._records:
             return StepRecord.empty()
-        dtype = self.envs.dtype  # flags, lengths (< 2**24) and returns are exact in it
-        columns = [torch.stack(column).to(dtype) for column in zip(*self._records)]  # 4 x [T, N]
-        table = torch.stack(columns).cpu().numpy()  # [4, T, N]: the one host read of the rollout
-        valid, done, returns, lengths = table[0] > 0, table[1] > 0, table[2], table[3]
-        steps, _ = np.nonzero(done)  # [E] row-major: step by step, env order within a step
-        record = StepRecord(valid.sum(axis=1).astype(np.int64), np.asarray(self._clock, dtype=np.float64), steps,
-                            returns[done].astype(np.float64), lengths[done].astype(np.int64))
+        dtype = self.envs.dtype  # counts, steps, lengths (< 2**24) and returns are exact in it
+        valid, done, returns, lengths = (torch.stack(column) for column in zip(*self._records))  # 4 x [T, N]
+        steps = len(self._records)
+        ended = done.reshape(-1).nonzero().squeeze(1)  # [E] row-major: step by step, env order within a step
+        # the finished episodes picked out on the device, then one copy of [T] counts and [E] steps, returns, lengths
+        table = torch.cat([valid.sum(dim=1).to(dtype), (ended // done.shape[1]).to(dtype),
+                           returns.reshape(-1)[ended].to(dtype), lengths.reshape(-1)[ended].to(dtype)]).cpu().numpy()
+        counts, episode_steps, episode_returns, episode_lengths = np.split(table, [steps, steps + len(ended),
+                                                                                  steps + 2 * len(ended)])
+        record = StepRecord(counts.astype(np.int64), np.asarray(self._clock, dtype=np.float64),
+                            episode_steps.astype(np.int64), episode_returns.astype(np.float64),
+                            episode_lengths.astype(np.int64))
         self._records, self._clock = [], []
         return record
 

@@ -292,7 +292,9 @@ def test_on_the_fake_gpu_an_update_syncs_as_often_at_any_width_and_minibatch_cou
     """Everything that would make the host wait for a real GPU (tests/fake_cuda.py's ``count_syncs``: host-device
     copies, value reads, data-dependent sizes), counted between two updates of PPO on the torch env. The
     minibatch permutation went to the device once per minibatch: 28 syncs per update at 4 epochs x 4 minibatches,
-    44 at 8 minibatches (issue 44); now once per epoch, and nothing else grows with width or minibatch count."""
+    44 at 8 minibatches (issue 44), then once per epoch (16); now it is drawn on the device (12, and one more:
+    the finished episodes are picked out on the device before their one copy), and nothing else grows with width
+    or minibatch count."""
     from fake_cuda import SYNCS, fake_cuda
 
     def syncs_per_update(num_envs: int, num_minibatches: int) -> set[int]:
@@ -307,7 +309,7 @@ def test_on_the_fake_gpu_an_update_syncs_as_often_at_any_width_and_minibatch_cou
 
     counts = {(width, k): syncs_per_update(width, k) for width, k in [(64, 4), (512, 4), (64, 8)]}
     assert len(set(map(frozenset, counts.values()))) == 1 and len(counts[64, 4]) == 1, counts
-    assert max(counts[64, 4]) <= 16, counts
+    assert max(counts[64, 4]) <= 13, counts
 
 
 def test_num_minibatches_fixes_the_gradient_steps_per_epoch_whatever_the_batch():
