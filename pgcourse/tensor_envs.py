@@ -124,8 +124,9 @@ def autoreset(resetting: Tensor, next_state: Tensor, start_state: Tensor, reward
     ended an episode): the step's result is replaced by a reset's, a start state with reward 0, both
     flags False and the episode clock at 0. Returns ``(state, reward, terminated, truncated, elapsed)``."""
     state = torch.where(resetting[:, None], start_state, next_state)  # [N, D]
-    reward = torch.where(resetting, torch.zeros_like(reward), reward)  # [N]
-    return state, reward, terminated & ~resetting, truncated & ~resetting, torch.where(resetting, 0, elapsed)
+    running = ~resetting  # [N]
+    return (state, reward.masked_fill(resetting, 0.0), terminated & running, truncated & running,
+            elapsed.masked_fill(resetting, 0))
 
 
 def on_device(tensor: Tensor, device: torch.device) -> bool:
@@ -210,18 +211,20 @@ class TensorVectorEnv:
         return self.spec.observe(self._state), {}
 
     @torch.no_grad()
-    def step(self, actions: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, dict]:
+    def step(self, actions: Tensor, check_range: bool = True) -> tuple[Tensor, Tensor, Tensor, Tensor, dict]:
         """One step of every sub-environment (a reset step for those whose last step ended an episode).
 
         Args:
             actions: ``[N]`` integers for CartPole and Acrobot, ``[N, 1]`` floats for Pendulum, on ``device``.
+            check_range: check on the device that discrete actions are in range (five kernels a step; the
+                training loop, whose actions are drawn from the policy's categories, passes False).
 
         Returns:
             ``(obs [N, obs_dim] float32, reward [N] dtype, terminated [N] bool, truncated [N] bool, {})``.
         """
         if self._state is None:
             raise RuntimeError(f"{self!r}.step() before reset(): call envs.reset(seed=...) first")
-        self._check_actions(actions)
+        self._check_actions(actions, check_range)
         next_state, reward, terminated = self.spec.step(self._state, actions)  # [N, D], [N], [N]
         elapsed = self._elapsed + 1  # [N]
         truncated = elapsed >= self.max_episode_steps  # [N]
@@ -243,7 +246,7 @@ class TensorVectorEnv:
                              f"(num_envs, state_dim) for {self.spec.env_id}, got {states.dtype} {list(states.shape)}")
         return states.detach().to(device=self.device, dtype=self.dtype).clone()
 
-    def _check_actions(self, actions: Any) -> None:
+    def _check_actions(self, actions: Any, check_range: bool = True) -> None:
         """Shape, dtype and device of ``actions`` (metadata only); the range of discrete ones, asynchronously."""
         env_id, n = self.spec.env_id, self.spec.discrete_actions
         expected = (f"a [{self.num_envs}] integer tensor (one action in 0..{n - 1} per sub-environment)"
@@ -261,7 +264,7 @@ class TensorVectorEnv:
         if not on_device(actions, self.device):
             raise ValueError(f"{env_id} actions are on {actions.device}, the environments on {self.device}: "
                              f"move them with actions.to({str(self.device)!r})")
-        if n is not None:
+        if n is not None and check_range:
             torch._assert_async(((actions >= 0) & (actions < n)).all(),
                                 f"{env_id} actions must be in 0..{n - 1} (Discrete({n}))")
 
@@ -448,7 +451,7 @@ class TensorRolloutStepper:
         self.autoresetting = torch.zeros(n, dtype=torch.bool, device=self.device)  # [N]
         self._episode_return = torch.zeros(n, dtype=envs.dtype, device=self.device)  # [N] raw rewards
         self._episode_length = torch.zeros(n, dtype=torch.int64, device=self.device)  # [N]
-        self._records: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []  # per step: valid, done, return, length [N]
+        self._records: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []  # per step: resetting, done, return, length [N]
         self._clock: list[float] = []
 
     def _observe(self, raw_obs: Tensor) -> Tensor:
@@ -466,12 +469,12 @@ class TensorRolloutStepper:
     def step(self, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Step with ``actions`` (on the device); returns ``(rewards [N] float32, terminated [N] bool,
         truncated [N] bool)`` on the device, rewards scaled if reward normalisation is on."""
-        valid = ~self.autoresetting  # [N]
-        raw_obs, reward, terminated, truncated, _ = self.envs.step(actions)
+        resetting = self.autoresetting  # [N] this step is a reset step, not a transition
+        raw_obs, reward, terminated, truncated, _ = self.envs.step(actions, check_range=False)  # sampled: in range
         done = terminated | truncated  # [N]
-        self._episode_return = torch.where(valid, self._episode_return + reward, torch.zeros_like(reward))
-        self._episode_length = torch.where(valid, self._episode_length + 1, 0)
-        self._records.append((valid, done, self._episode_return, self._episode_length))  # stacked at the end
+        self._episode_return = (self._episode_return + reward).masked_fill_(resetting, 0.0)
+        self._episode_length = (self._episode_length + 1).masked_fill_(resetting, 0)
+        self._records.append((resetting, done, self._episode_return, self._episode_length))  # stacked at the end
         self._clock.append(time.perf_counter())
         self.obs = self._observe(raw_obs)
         if self.reward_normalizer is not None:
@@ -486,11 +489,11 @@ class TensorRolloutStepper:
         if not self._records:
             return StepRecord.empty()
         dtype = self.envs.dtype  # counts, steps, lengths (< 2**24) and returns are exact in it
-        valid, done, returns, lengths = (torch.stack(column) for column in zip(*self._records))  # 4 x [T, N]
+        resetting, done, returns, lengths = (torch.stack(column) for column in zip(*self._records))  # 4 x [T, N]
         steps = len(self._records)
         ended = done.reshape(-1).nonzero().squeeze(1)  # [E] row-major: step by step, env order within a step
         # the finished episodes picked out on the device, then one copy of [T] counts and [E] steps, returns, lengths
-        table = torch.cat([valid.sum(dim=1).to(dtype), (ended // done.shape[1]).to(dtype),
+        table = torch.cat([(~resetting).sum(dim=1).to(dtype), (ended // done.shape[1]).to(dtype),
                            returns.reshape(-1)[ended].to(dtype), lengths.reshape(-1)[ended].to(dtype)]).cpu().numpy()
         counts, episode_steps, episode_returns, episode_lengths = np.split(table, [steps, steps + len(ended),
                                                                                   steps + 2 * len(ended)])
