@@ -28,7 +28,7 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
     clipping, learning-rate annealing, advantage normalisation, KL early stopping and normalisers are its own:
     changing one agent's seed leaves the other agents' runs bit for bit the same.
 
-    How close an agent's run is to ``pg.train``'s: one seed (A = 1) gives ``pg.train``'s run bit for bit on CPU.
+    How close an agent's run is to ``pg.train``'s: one seed (A = 1) is trained by ``pg.train``'s loop, its run bit for bit.
     With other agents the batched matrix products round some rows differently, so an agent follows its
     ``pg.train`` run to float rounding (losses within about 1e-7 over the first updates) and then drifts as
     two runs that differ in rounding do; its learning is the same (``pgcourse bench`` measures ten seeds both

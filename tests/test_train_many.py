@@ -42,6 +42,14 @@ def test_one_agent_is_pg_train_bit_for_bit(env_id, settings):
     assert_runs_identical(run, pg.train("ppo", env_id, seed=3, **settings))
 
 
+def test_one_agent_is_pg_train_bit_for_bit_at_any_minibatch_size():
+    """A batch of one through the stacked products differed from pg.train in the first update for minibatches of
+    86 rows (found by a sweep of shapes; 64 and 128 agreed): one seed is trained by pg.train's loop itself."""
+    settings = dict(num_envs=4, n_steps=64, update_epochs=2, minibatch_size=86, total_steps=1024, progress=False)
+    [run] = pg.train_many("ppo", "CartPole-v1", seeds=[1], **settings)
+    assert_runs_identical(run, pg.train("ppo", "CartPole-v1", seed=1, **settings))
+
+
 def test_changing_one_agents_seed_leaves_the_others_bit_identical():
     settings = dict(total_steps=6144, progress=False, target_kl=0.01)  # early stops differ between agents
     first = pg.train_many("ppo", "CartPole-v1", seeds=[0, 1, 2], **settings)

@@ -21,17 +21,18 @@ forward, one backward and one Adam step per minibatch for all agents. The math i
         per agent: diagnostics (read once per update) and ``trainer.end_update`` (history, NaN guard, evaluation)
 
 Agents differ in the number of valid transitions (reset steps are dropped), so in their minibatch sizes:
-a minibatch pads each agent's rows to the largest minibatch size of the configs (a length no seed changes;
-a lone agent's rows are not padded), and each agent's means are taken over its own rows (a mask). An agent
+a minibatch pads each agent's rows to the largest minibatch size of the configs (a length no seed changes),
+and each agent's means are taken over its own rows (a mask). An agent
 that has no k-th minibatch, stopped its epochs early or spent its budget takes no step.
 
 The losses: where every agent runs the reference pieces (``AGENT_AXIS_PIECES``), :func:`agent_axis_losses`
 computes them for all agents at once, one set of tensor operations (and of autograd nodes) instead of one per
 agent. A replaced piece (a learner's function) is called agent by agent on that agent's rows
-(:func:`per_agent_losses`), and so is everything for a lone agent.
+(:func:`per_agent_losses`).
 
-How close to ``pg.train``: one agent (A = 1) is ``pg.train``'s run bit for bit on CPU (tests/test_train_many.py,
-discrete and continuous); with other agents some matrix products round an agent's rows differently (the
+How close to ``pg.train``: one agent (A = 1) is trained by ``pg.train``'s loop itself (:func:`train_ppo_many`),
+so it is that run bit for bit (a batch of one through the stacked products was not, for some minibatch sizes:
+seed 1, 4 envs x 64 steps, minibatches of 86 differed in the first update's losses); with other agents some matrix products round an agent's rows differently (the
 batched kernel for A > 1), and its means sum its rows in another grouping, so its run follows ``pg.train``'s to
 float rounding (1e-7 in the first updates' losses) and then drifts as any two runs that differ in rounding. An
 agent's run never depends on the other agents' seeds (tested bit for bit).
@@ -51,6 +52,7 @@ from ..config import PPOConfig
 from ..diagnostics import relative_value_error
 from ..run import Run
 from .components import Components
+from .ppo import train_ppo
 from .rollout import Rollout, flatten_valid
 from .interrupts import InterruptGuard
 from .stacked import AgentStack
@@ -73,10 +75,7 @@ def padded(rows: Sequence[Tensor | None], like: Tensor, length: int) -> Tensor:
     """Stack per-agent ``[b_a, ...]`` tensors into ``[A, length, ...]``, zeros after each agent's rows (and for
     an agent given None). ``length`` is fixed by the configs (a minibatch's or the batch's largest size), never
     by the other agents' row counts: the matrix products may round an agent's rows differently for another
-    number of rows, and an agent's numbers must not depend on the other agents' seeds. A lone agent's rows
-    are not padded."""
-    if len(rows) == 1:  # a lone agent: its rows as they are (then its run is pg.train's, bit for bit)
-        return rows[0].unsqueeze(0)
+    number of rows, and an agent's numbers must not depend on the other agents' seeds."""
     out = like.new_zeros((len(rows), length, *like.shape[1:]))
     for agent, row in enumerate(rows):
         if row is not None:
@@ -159,7 +158,10 @@ def gae_all(compute_gae, rollouts: list[Rollout], gamma: float, lam: float) -> l
 
 def train_ppo_many(configs: Sequence[PPOConfig], components: Components | None = None) -> list[Run]:
     """Train one PPO agent per config (same shapes: env, num_envs, n_steps, networks; scalars such as seed,
-    lr, clip_eps, gamma, ent_coef may differ) as one batch; returns one :class:`Run` per config."""
+    lr, clip_eps, gamma, ent_coef may differ) as one batch; returns one :class:`Run` per config. One config is
+    ``pg.train``'s run: :func:`.ppo.train_ppo` trains it."""
+    if len(configs) == 1:
+        return [train_ppo(configs[0], components)]
     trainers: list[Trainer] = []
     generators: list[torch.Generator] = []
     # one Ctrl-C guard for the batch: the first press stops every agent after the batched update it is in (each run
@@ -246,7 +248,7 @@ def per_agent_losses(parts: dict[int, Components], configs: Sequence[PPOConfig],
                      advantages: Tensor, returns: Tensor, old_values: Tensor,
                      sizes: Sequence[int]) -> tuple[Tensor, Tensor]:
     """The same losses agent by agent, each through its own ``parts.<name>`` calls on its own rows (``[b_a]``):
-    for replaced pieces, and for a lone agent (whose run is then ``pg.train``'s bit for bit). Returns the sum
+    for replaced pieces. Returns the sum
     of the agents' losses and the diagnostics ``[5, A]`` (zeros for agents not stepping)."""
     total_loss, rows = 0.0, torch.zeros((len(DIAGNOSTICS), len(configs)), device=new_log_probs.device)
     for a in stepping:
@@ -280,8 +282,8 @@ def _train(trainers: list[Trainer], generators: list[torch.Generator]) -> list[R
                          for config in configs)  # every minibatch fits (an agent's B_a <= batch_size)
     agent_rows = torch.arange(count, device=device).unsqueeze(1)  # [A, 1]: agent a's rows of a gather
     # the loss math over the agent axis (one set of ops for all agents) where every agent runs the reference
-    # pieces; a replaced piece, or a lone agent (pg.train's run bit for bit), goes agent by agent
-    agent_axis = count > 1 and all(getattr(trainer.components, name) is function
+    # pieces; a replaced piece goes agent by agent
+    agent_axis = all(getattr(trainer.components, name) is function
                                    for trainer in trainers for name, function in AGENT_AXIS_PIECES.items())
 
     def column(values: Sequence[float | bool], dtype=torch.float32) -> Tensor:  # [A, 1]
