@@ -403,3 +403,78 @@ def test_a_kl_gradient_without_a_graph_gets_a_hint():
     with pytest.raises(ch07_trpo.LearnerCodeError, match="compute kl_grad with create_graph=True, and keep "
                                                           "categorical_kl connected to new_logits"):
         ch07_trpo.check_trpo_step(_trpo_step_without_create_graph)
+
+
+def _strict_kl(evaluate, expected_improvement, max_kl, max_backtracks=10, shrink=0.5, accept_ratio=0.1):
+    fraction = 1.0
+    for _ in range(max_backtracks):
+        improvement, kl = evaluate(fraction)
+        if math.isfinite(improvement) and math.isfinite(kl) and kl < max_kl \
+                and improvement > accept_ratio * expected_improvement * fraction:
+            return fraction
+        fraction *= shrink
+    return 0.0
+
+
+def _linear_schedule(evaluate, expected_improvement, max_kl, max_backtracks=10, shrink=0.5, accept_ratio=0.1):
+    for k in range(max_backtracks):
+        fraction = 1.0 - 0.1 * k
+        improvement, kl = evaluate(fraction)
+        if math.isfinite(improvement) and math.isfinite(kl) and kl <= max_kl \
+                and improvement > accept_ratio * expected_improvement * fraction:
+            return fraction
+    return 0.0
+
+
+def _best_of_all_tries(evaluate, expected_improvement, max_kl, max_backtracks=10, shrink=0.5, accept_ratio=0.1):
+    best, best_improvement = 0.0, -math.inf
+    for k in range(max_backtracks):
+        fraction = shrink ** k
+        improvement, kl = evaluate(fraction)
+        if kl <= max_kl and improvement > accept_ratio * expected_improvement * fraction and improvement > best_improvement:
+            best, best_improvement = fraction, improvement
+    return best
+
+
+def _recursive_search(evaluate, expected_improvement, max_kl, max_backtracks=10, shrink=0.5, accept_ratio=0.1,
+                      fraction=1.0):
+    """Correct, written otherwise: recursion, acceptance tested with math.isnan, a numpy float returned."""
+    if max_backtracks == 0:
+        return np.float64(0.0)
+    improvement, kl = evaluate(fraction)
+    if not (math.isnan(improvement) or math.isnan(kl)) and kl <= max_kl and \
+            improvement > accept_ratio * expected_improvement * fraction:
+        return np.float64(fraction)
+    return _recursive_search(evaluate, expected_improvement, max_kl, max_backtracks - 1, shrink, accept_ratio,
+                             fraction * shrink)
+
+
+def _all_hints():
+    from pgcourse.checks.line_search_mistakes import LINE_SEARCH_MISTAKES
+    return [hint for hint, _ in LINE_SEARCH_MISTAKES]
+
+
+@pytest.mark.parametrize("wrong, named", [
+    (_strict_kl, "a KL equal to max_kl is inside the trust region"),
+    (_best_of_all_tries, "return the first acceptable fraction"),
+    (_linear_schedule, None),
+])
+def test_a_line_search_is_told_only_the_mistake_its_fractions_reproduce(wrong, named):
+    """Issue 49: a scenario's purpose was printed as the cause whatever the code did (a strict KL test was told
+    'the KL was not checked', a linear schedule 'a NaN KL must count as a rejection'). Now a known wrong search is
+    named only when it returns the learner's fractions; otherwise no cause is named, only what the search tests."""
+    with pytest.raises(AssertionError) as failure:
+        ch07_trpo.check_line_search(wrong)
+    message = str(failure.value)
+    others = [hint for hint in _all_hints() if named is None or not hint.startswith(named)]
+    assert not [hint for hint in others if hint in message], message
+    assert "This search was built to test" in message
+    if named is None:
+        assert "Possible cause" not in message and "Probable mistake" not in message, message
+    else:
+        assert named in message, message
+
+
+def test_a_line_search_written_otherwise_passes(capsys):
+    ch07_trpo.check_line_search(_recursive_search)
+    assert "✓ line_search" in capsys.readouterr().out

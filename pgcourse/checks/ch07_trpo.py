@@ -34,6 +34,7 @@ from ..trust_region import (backtracking_line_search, categorical_kl, conjugate_
                             flat_grad, max_step_length)
 from .harness import (Case, Exercise, LearnerCodeError, Mistake, _call_learner, _changed_input, _clone_values,
                       _make_check, _message, _randn)
+from .line_search_mistakes import matching_mistake
 from .stages import call_spec, is_remote, learner_crash
 
 # --------------------------------------------------------------------------------------------------
@@ -441,23 +442,6 @@ def _describe(output: Any) -> str:
     return "None" if output is None else f"a {type(output).__name__}"
 
 
-_UNSCALED_HINT = ("the required improvement is not scaled by the fraction tried: the linear model predicts "
-                  "expected_improvement x fraction for a shortened step, so a step shrunk to fit the trust region "
-                  "must beat accept_ratio x that, not accept_ratio x the full step's prediction (which a short step "
-                  "may never reach).")
-
-
-def _search_unscaled_ratio(evaluate: Callable[[float], tuple[float, float]], expected_improvement: float,
-                           max_kl: float, max_backtracks: int, shrink: float, accept_ratio: float) -> float:
-    """A wrong line search: the improvement compared with accept_ratio times the FULL step's prediction."""
-    for tried in range(max_backtracks):
-        fraction = shrink ** tried
-        improvement, kl = evaluate(fraction)
-        if kl <= max_kl and improvement > accept_ratio * expected_improvement:
-            return fraction
-    return 0.0
-
-
 def _remote_line_search(fn: Any, name: str, evaluate: Callable[[float], tuple[float, float]], args: list[Any],
                         tried: list[float]) -> Any:
     """The learner's line search played in the grader's sandbox, its ``evaluate`` a table of the fractions
@@ -481,42 +465,47 @@ def check_line_search(fn: Callable[..., Any]) -> None:
     fraction`` (a real number: a float, an int, a numpy scalar or a 0-d tensor; or an object with ``.fraction``;
     0.0 when no step is accepted) on searches whose answer is known: a KL that grows with the step, a surrogate
     that gets worse, NaNs, improvements below the accepted ratio of the prediction for the fraction tried, a last
-    try that is the accepted one, a prediction other than 1."""
+    try that is the accepted one, a prediction other than 1, an improvement that peaks below the first acceptable
+    fraction. A wrong fraction names a known wrong search (:mod:`.line_search_mistakes`) only when it returns the
+    learner's fractions; otherwise the message says what the failing search was built to test."""
     name = "line_search"
-    scenarios = [
+    scenarios = [  # description, evaluate, expected_improvement, max_kl, backtracks, shrink, ratio, answer, what it tests
         ("KL = 0.04 f^2, improvement = f (the full step is twice too far: accept f = 0.5)",
          lambda f: (f, 0.04 * f * f), 1.0, 0.01, 10, 0.5, 0.1, 0.5,
-         "the KL was not checked: accept a step only if its KL is at most max_kl (the full step here reaches 0.04)."),
+         "that a step is accepted only if its KL is at most max_kl (the full step here reaches 0.04)."),
         ("KL = 0.01 f, improvement = f (the full step is on the constraint's edge: accept f = 1)",
          lambda f: (f, 0.01 * f), 1.0, 0.01, 10, 0.5, 0.1, 1.0,
-         "the full step satisfies both conditions: try fraction 1 first (KL <= max_kl counts as inside)."),
+         "that fraction 1 is tried first and that KL <= max_kl counts as inside."),
         ("the surrogate gets worse at every step: accept nothing (0.0)",
          lambda f: (-f, 0.0), 1.0, 0.01, 5, 0.5, 0.1, 0.0,
-         "a step that makes the surrogate worse is never accepted, even inside the trust region: return 0.0."),
+         "that a step making the surrogate worse is never accepted, even inside the trust region (return 0.0)."),
         ("improvement = 0.05 f, 10% of the prediction = 0.1 f: too little everywhere (0.0)",
          lambda f: (0.05 * f, 0.0), 1.0, 0.01, 6, 0.5, 0.1, 0.0,
-         "compare the real improvement with accept_ratio x expected_improvement x fraction, not with 0."),
+         "that the real improvement must beat accept_ratio x expected_improvement x fraction, not 0."),
         ("NaN KL for large steps, fine from f = 0.25 (shrink 0.5)",
          lambda f: (f, float("nan") if f > 0.3 else 0.0), 1.0, 0.01, 10, 0.5, 0.1, 0.25,
-         "a NaN KL or improvement must count as a rejection (every comparison with NaN is False: test for "
-         "acceptance, not for rejection)."),
+         "that a NaN KL counts as a rejection."),
         ("NaN improvement for large steps, KL 0 everywhere, fine from f = 0.25 (shrink 0.5)",
          lambda f: (float("nan") if f > 0.3 else f, 0.0), 1.0, 0.01, 10, 0.5, 0.1, 0.25,
-         "a NaN KL or improvement must count as a rejection (every comparison with NaN is False: test for "
-         "acceptance, not for rejection)."),
+         "that a NaN improvement counts as a rejection."),
         ("shrink = 0.8, KL = 0.02 f^2: accept 0.8^n, the first with KL <= 0.01 (0.8^2 = 0.64)",
          lambda f: (f, 0.02 * f * f), 1.0, 0.01, 10, 0.8, 0.1, 0.64,
-         "multiply the fraction by `shrink` after each rejected try (fractions 1, shrink, shrink^2, ...)."),
+         "the fractions 1, shrink, shrink^2, ... for a shrink other than 0.5."),
         ("improvement = 0.15 f, KL = 0.12 f^2: the first fraction inside is f = 0.25 (0.0075); its improvement "
          "0.0375 beats 10% of the prediction for f = 0.25 (0.025), not 10% of the full step's (0.1): accept f = 0.25",
          lambda f: (0.15 * f, 0.12 * f * f), 1.0, 0.01, 10, 0.5, 0.1, 0.25,
-         _UNSCALED_HINT),
+         "that the required improvement is scaled by the fraction tried."),
         ("expected_improvement = 2, improvement = f, KL = 0.12 f^2, max_backtracks = 3: the third and last try, "
          "f = 0.25, is accepted",
          lambda f: (f, 0.12 * f * f), 2.0, 0.01, 3, 0.5, 0.1, 0.25,
-         "try max_backtracks fractions (here the last one is accepted) and return the accepted fraction as it is."),
+         "that max_backtracks fractions are tried (the last one is accepted here) and the fraction returned as it is."),
+        ("improvement = f - 1.5 f^2, KL 0: f = 1 makes it worse, f = 0.5 is the first acceptable (0.125 > 0.05), "
+         "though f = 0.25 would improve more (0.156): accept f = 0.5",
+         lambda f: (f - 1.5 * f * f, 0.0), 1.0, 0.01, 10, 0.5, 0.1, 0.5,
+         "that the search stops at the first acceptable fraction."),
     ]
-    for description, evaluate, expected_improvement, max_kl, backtracks, shrink, ratio, expected, hint in scenarios:
+    fractions, tries, cases = [], [], []
+    for description, evaluate, expected_improvement, max_kl, backtracks, shrink, ratio, expected, _ in scenarios:
         tried: list[float] = []
 
         def counted(fraction: float, evaluate=evaluate) -> tuple[float, float]:
@@ -544,26 +533,20 @@ def check_line_search(fn: Callable[..., Any]) -> None:
                 name, f"you returned {_describe(output)}, not a number.",
                 "return a Python float: the accepted fraction itself (0.0 when no fraction is accepted).", True, case,
                 show_values=False))
-        if not math.isclose(fraction, expected, abs_tol=1e-6):  # float32 returns pass
-            never_shrinks = len(tried) > 1 and all(t == 1.0 for t in tried)
-            chosen, certain = hint, False
-            unscaled = _search_unscaled_ratio(evaluate, expected_improvement, max_kl, backtracks, shrink, ratio)
-            if unscaled != expected and math.isclose(fraction, unscaled, abs_tol=1e-6):
-                chosen, certain = _UNSCALED_HINT, True
-            elif never_shrinks and expected != 1.0:
-                chosen, certain = "the line search never shrinks: every try was the full step (fraction 1).", True
-            elif expected > 0 and expected_improvement != 1.0 and math.isclose(
-                    fraction, expected * expected_improvement, abs_tol=1e-6):
-                chosen, certain = ("you returned the improvement the linear model predicts for the accepted step "
-                                   "(fraction x expected_improvement): return the fraction itself."), True
-            elif (backtracks > 1 and fraction == 0.0 and expected == shrink ** (backtracks - 1)
-                  and len(tried) == backtracks - 1):
-                chosen, certain = (f"one try short: your loop stopped after {len(tried)} tries for "
-                                   f"max_backtracks={backtracks}; try max_backtracks fractions, 1 up to "
-                                   f"shrink^(max_backtracks - 1), the last of which is accepted here."), True
-            raise AssertionError(_message(
-                name, f"accepted fraction {fraction!r}, expected {expected!r} (fractions tried: {tried}).", chosen,
-                certain, case, expected=expected, received=output, show_values=False))
+        fractions.append(fraction)
+        tries.append(tried)
+        cases.append(case)
+    wrong = [k for k, scenario in enumerate(scenarios) if not math.isclose(fractions[k], scenario[7], abs_tol=1e-6)]
+    if wrong:  # float32 returns pass
+        k = wrong[0]
+        expected, purpose, tried = scenarios[k][7], scenarios[k][8], tries[k]
+        hint, certain = matching_mistake(fractions, [scenario[1:7] for scenario in scenarios], k)
+        if hint is None and len(tried) > 1 and all(t == 1.0 for t in tried) and expected != 1.0:
+            hint, certain = "the line search never shrinks: every try was the full step (fraction 1).", True
+        problem = (f"accepted fraction {fractions[k]!r}, expected {expected!r} (fractions tried: {tried}). This search "
+                   f"was built to test {purpose}")
+        raise AssertionError(_message(name, problem, hint, certain, cases[k], expected=expected,
+                                      received=fractions[k], show_values=False))
     print(f"✓ {name}: {len(scenarios)} searches ended where the reference's do, {len(scenarios)} cases passed")
 
 
