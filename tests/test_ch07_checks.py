@@ -249,14 +249,14 @@ def test_wrong_line_searches_are_named(wrong, expected):
 
 
 # -- trpo_step: one whole update, assembled from the four pieces ------------------------------------------------------
-def _update_like(direction="natural", line_search=True, returned=None, damped_length=True):
+def _update_like(direction="natural", line_search=True, returned=None, damped_length=True, **variant):
     """A trpo_step that moves the policy as the package's update does, with one knob turned (``returned``: a value
     to return instead of the fraction, or a function of the step giving it)."""
     def trpo_step(policy, obs, actions, old_log_probs, advantages, max_kl, cg_iters, cg_damping):
         batch = ch07_trpo.TRPOBatch(policy, obs, actions, old_log_probs, advantages, max_kl, cg_iters, cg_damping,
                                     10, 0.5, 0.1)
         step = ch07_trpo.reference_trpo_step(batch, direction=direction, line_search=line_search,
-                                             damped_length=damped_length)
+                                             damped_length=damped_length, **variant)
         torch.nn.utils.vector_to_parameters(step.parameters, policy.parameters())
         if returned is None:
             return step.fraction
@@ -351,12 +351,14 @@ def _policy_unchanged(policy, obs, actions, old_log_probs, advantages, max_kl, c
     (_update_like(returned=0.5), "return the fraction of the full step the line search accepted"),
     (_policy_unchanged, "parameters did not change"),
     (_update_like(direction="reversed"), "that is what a step that goes downhill gives"),
+    (_update_like(prediction="unscaled"), "must be the full step's, g . \\(beta s\\), not g . s"),
+    (_update_like(surrogate="log_prob"), "not mean\\(log_prob \\* A\\)"),
     (_trpo_step_with("downhill"), "that is what a step that goes downhill gives"),
     (_trpo_step_with("theta_old_not_restored"), "write theta_old back into the policy"),
     (_trpo_step_with("advantages_restandardised_in_place"), "an operation wrote into `advantages`"),
     (_trpo_step_with("tries_not_written"), "Possible cause .* never writes theta_old \\+ fraction x full step"),
 ], ids=["plain gradient", "no line search", "wrong fraction returned", "policy unchanged", "ascent sign flipped",
-        "ascent sign flipped, learner-style", "theta_old not restored", "advantages changed in place",
+        "prediction g.s, not g.(beta s)", "surrogate mean(log_prob * A)", "ascent sign flipped, learner-style", "theta_old not restored", "advantages changed in place",
         "tries never written into the policy"])
 def test_wrong_trpo_steps_are_named(wrong, expected):
     with pytest.raises(AssertionError, match=expected):

@@ -651,18 +651,22 @@ class TRPOStep:
 
 
 def reference_trpo_step(batch: TRPOBatch, direction: str = "natural", line_search: bool = True,
-                        damped_length: bool = True) -> TRPOStep:
+                        damped_length: bool = True, prediction: str = "full", surrogate: str = "ratio") -> TRPOStep:
     """One TRPO update of a copy of ``batch.policy`` with the package's functions, in ``train_trpo``'s order:
     surrogate gradient, conjugate gradient, step length, line search. The step length
     :math:`\\beta = \\sqrt{2\\delta / s^\\top (F + \\lambda I) s}` uses the same damped product as conjugate gradient.
     ``direction="gradient"`` (the plain gradient scaled to the same quadratic KL), ``direction="reversed"`` (the
     natural step downhill, the ascent's sign flipped), ``line_search=False`` (always the
-    full step) and ``damped_length=False`` (the step length from an undamped product :math:`F s`) are the wrong
-    versions the check names."""
+    full step), ``damped_length=False`` (the step length from an undamped product :math:`F s`),
+    ``prediction="unscaled"`` (the line search told :math:`g^\\top s`, not :math:`g^\\top \\beta s`) and
+    ``surrogate="log_prob"`` (:math:`\\frac1B\\sum_i \\log\\pi(a_i|s_i) A_i`: the same gradient at
+    :math:`\\theta_{old}`, other improvements) are the wrong versions the check names."""
     policy = batch.copy_policy()
     parameters = list(policy.parameters())
     old_params = torch.nn.utils.parameters_to_vector(parameters).detach()  # [P]
-    surrogate_old = batch_surrogate(policy, batch)
+    objective = batch_surrogate if surrogate == "ratio" else (
+        lambda net, data: (_log_probs(net, data.obs, data.actions) * data.advantages).mean())
+    surrogate_old = objective(policy, batch)
     gradient = flat_grad(surrogate_old, parameters)  # g, [P]
     kl_grad = flat_grad(batch_kl(policy, batch), parameters, create_graph=True)  # [P]
 
@@ -674,13 +678,13 @@ def reference_trpo_step(batch: TRPOBatch, direction: str = "natural", line_searc
     fisher_direction = (fisher(step_direction) if damped_length
                         else fisher_vector_product(kl_grad, parameters, step_direction, 0.0))  # (F + λI) s, or F s
     full_step = max_step_length(step_direction, fisher_direction, batch.max_kl) * step_direction  # [P]
-    expected = float(gradient @ full_step)
+    expected = float(gradient @ (full_step if prediction == "full" else step_direction))
     before = float(surrogate_old.detach())
 
     def evaluate(fraction: float) -> tuple[float, float]:
         torch.nn.utils.vector_to_parameters(old_params + fraction * full_step, parameters)
         with torch.no_grad():
-            return float(batch_surrogate(policy, batch)) - before, float(batch_kl(policy, batch))
+            return float(objective(policy, batch)) - before, float(batch_kl(policy, batch))
 
     if line_search:
         search = backtracking_line_search(evaluate, expected, batch.max_kl, batch.line_search_steps,
@@ -828,9 +832,6 @@ def check_trpo_step(fn: Callable[..., Any], cases: tuple[tuple[int, dict[str, An
                     "parameters (in place), as the line search's evaluate does for each try.")
         elif moved and reference.fraction == 0 and fraction == 0.0:
             hint = _NOT_RESTORED_HINT
-        elif moved and reference.fraction == 0:
-            hint, certain = (f"your line search accepted fraction {fraction:g} where the package's accepts none: the "
-                             "prediction passed to line_search must be the full step's, g . (beta s)."), False
         elif kl > batch.max_kl * (1 + 1e-3):
             hint = (f"the step's real KL is {kl:.4g} > max_kl = {batch.max_kl}: the line search must check the KL of "
                     "each try, from the old policy to the new one, and leave the parameters at the accepted try.")
@@ -844,7 +845,12 @@ def check_trpo_step(fn: Callable[..., Any], cases: tuple[tuple[int, dict[str, An
                     ("the step length was computed from an undamped product F s: use the same damped product "
                      "(F + cg_damping I) s that conjugate gradient used, "
                      "beta = sqrt(2 max_kl / s.(F + cg_damping I)s).",
-                     dict(damped_length=False))):
+                     dict(damped_length=False)),
+                    ("the prediction passed to line_search must be the full step's, g . (beta s), not g . s.",
+                     dict(prediction="unscaled")),
+                    ("the surrogate is the probability ratio's, mean(exp(log_prob - old_log_prob) * A), not "
+                     "mean(log_prob * A): their gradients agree at the old policy, their improvements do not.",
+                     dict(surrogate="log_prob"))):
                 wrong = reference_trpo_step(batch, **variant).parameters - old_params
                 if float((step - wrong).norm() / wrong.norm().clamp_min(1e-12)) < 1e-2:
                     hint = label
