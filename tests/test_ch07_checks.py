@@ -480,3 +480,43 @@ def test_a_line_search_is_told_only_the_mistake_its_fractions_reproduce(wrong, n
 def test_a_line_search_written_otherwise_passes(capsys):
     ch07_trpo.check_line_search(_recursive_search)
     assert "✓ line_search" in capsys.readouterr().out
+
+
+def _old_logits_on_the_graph(policy, obs, actions, old_log_probs, advantages, max_kl, cg_iters, cg_damping):
+    """A learner's trpo_step whose KL takes the old logits from the policy itself, not detached: the KL's gradient is
+    identically 0, so the Fisher-vector product is the damping alone (issue 49: told 'No known mistake')."""
+    parameters = list(policy.parameters())
+    theta_old = torch.nn.utils.parameters_to_vector(parameters).detach()
+    old_logits_value = policy(obs).detach()
+
+    def surrogate():
+        new_log_probs = torch.log_softmax(policy(obs), -1).gather(1, actions[:, None]).squeeze(1)
+        return (torch.exp(new_log_probs - old_log_probs) * advantages).mean()
+
+    surrogate_old = surrogate()
+    gradient = torch.cat([g.reshape(-1) for g in torch.autograd.grad(surrogate_old, parameters)])
+    logits = policy(obs)
+    kl_grad = torch.cat([g.reshape(-1) for g in torch.autograd.grad(categorical_kl(logits, policy(obs)).mean(),
+                                                                    parameters, create_graph=True)])
+
+    def fisher(vector):
+        return fisher_vector_product(kl_grad, parameters, vector, cg_damping)
+
+    direction = conjugate_gradient(fisher, gradient, cg_iters).x
+    full_step = (2 * max_kl / float(direction @ fisher(direction))) ** 0.5 * direction
+    before = float(surrogate_old.detach())
+
+    def evaluate(fraction):
+        torch.nn.utils.vector_to_parameters(theta_old + fraction * full_step, parameters)
+        with torch.no_grad():
+            return float(surrogate()) - before, float(categorical_kl(old_logits_value, policy(obs)).mean())
+
+    fraction = backtracking_line_search(evaluate, float(gradient @ full_step), max_kl).fraction
+    torch.nn.utils.vector_to_parameters(theta_old + fraction * full_step, parameters)
+    return fraction
+
+
+def test_a_trpo_step_whose_kl_keeps_the_old_logits_on_the_graph_is_named():
+    with pytest.raises(AssertionError, match="Probable mistake: the Fisher-vector product is 0") as failure:
+        ch07_trpo.check_trpo_step(_old_logits_on_the_graph)
+    assert "No known mistake" not in str(failure.value)

@@ -651,7 +651,8 @@ class TRPOStep:
 
 
 def reference_trpo_step(batch: TRPOBatch, direction: str = "natural", line_search: bool = True,
-                        damped_length: bool = True, prediction: str = "full", surrogate: str = "ratio") -> TRPOStep:
+                        damped_length: bool = True, prediction: str = "full", surrogate: str = "ratio",
+                        fisher_zero: bool = False) -> TRPOStep:
     """One TRPO update of a copy of ``batch.policy`` with the package's functions, in ``train_trpo``'s order:
     surrogate gradient, conjugate gradient, step length, line search. The step length
     :math:`\\beta = \\sqrt{2\\delta / s^\\top (F + \\lambda I) s}` uses the same damped product as conjugate gradient.
@@ -660,7 +661,8 @@ def reference_trpo_step(batch: TRPOBatch, direction: str = "natural", line_searc
     full step), ``damped_length=False`` (the step length from an undamped product :math:`F s`),
     ``prediction="unscaled"`` (the line search told :math:`g^\\top s`, not :math:`g^\\top \\beta s`) and
     ``surrogate="log_prob"`` (:math:`\\frac1B\\sum_i \\log\\pi(a_i|s_i) A_i`: the same gradient at
-    :math:`\\theta_{old}`, other improvements) are the wrong versions the check names."""
+    :math:`\\theta_{old}`, other improvements) and ``fisher_zero`` (the KL's old logits not detached: its Hessian, the
+    Fisher matrix, is 0, leaving the damping) are the wrong versions the check names."""
     policy = batch.copy_policy()
     parameters = list(policy.parameters())
     old_params = torch.nn.utils.parameters_to_vector(parameters).detach()  # [P]
@@ -671,6 +673,8 @@ def reference_trpo_step(batch: TRPOBatch, direction: str = "natural", line_searc
     kl_grad = flat_grad(batch_kl(policy, batch), parameters, create_graph=True)  # [P]
 
     def fisher(vector: Tensor) -> Tensor:
+        if fisher_zero:
+            return batch.cg_damping * vector
         return fisher_vector_product(kl_grad, parameters, vector, batch.cg_damping)
 
     cg = conjugate_gradient(fisher, gradient, batch.cg_iters)
@@ -850,7 +854,10 @@ def check_trpo_step(fn: Callable[..., Any], cases: tuple[tuple[int, dict[str, An
                      dict(prediction="unscaled")),
                     ("the surrogate is the probability ratio's, mean(exp(log_prob - old_log_prob) * A), not "
                      "mean(log_prob * A): their gradients agree at the old policy, their improvements do not.",
-                     dict(surrogate="log_prob"))):
+                     dict(surrogate="log_prob")),
+                    ("the Fisher-vector product is 0 (only the damping is left): the KL's old logits must be a "
+                     "constant, computed under torch.no_grad() or detached; KL(pi || pi) with both sides on the graph "
+                     "has a zero Hessian.", dict(fisher_zero=True))):
                 wrong = reference_trpo_step(batch, **variant).parameters - old_params
                 if float((step - wrong).norm() / wrong.norm().clamp_min(1e-12)) < 1e-2:
                     hint = label
