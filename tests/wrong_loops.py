@@ -319,11 +319,15 @@ def learner_update(policy, value_net, actor_optimizer, critic_optimizer, rollout
             log_ratio = new_log_probs - old
             ratio = log_ratio.exp()
             mb_advantages = b_advantages[mb]
+            if bug == "advantages_from_current_critic":
+                with torch.no_grad():
+                    mb_advantages = b_returns[mb] - value_net(b_obs[mb])
             if config.normalize_advantages and per_minibatch:
                 mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std(unbiased=unbiased) + 1e-8)
             surrogate = torch.max(-mb_advantages * ratio,
                                   -mb_advantages * ratio.clamp(1 - config.clip_eps, 1 + config.clip_eps)).mean()
-            actor_loss = surrogate - config.ent_coef * dist.entropy().mean()
+            entropy_sign = 1 if bug == "entropy_added" else -1
+            actor_loss = surrogate + entropy_sign * config.ent_coef * dist.entropy().mean()
             if bug == "behaviour_cloning":  # imitate a hand-made CartPole controller, softly (KL stays small)
                 pushes_right = (b_obs[mb][:, 2] + 0.5 * b_obs[mb][:, 3] > 0).long()  # angle + angular velocity
                 target = 0.25 + 0.5 * torch.nn.functional.one_hot(pushes_right, 2).float()  # [b, 2] 0.75 / 0.25
@@ -423,6 +427,18 @@ def update_joint_clipping(*args):
 def update_kl_swapped(*args):
     """k3 estimator of KL(pi_new || pi_old)."""
     return learner_update(*args, bug="kl_swapped")
+
+
+@wrong("ppo_update", "the entropy term has the wrong sign")
+def update_entropy_added(*args):
+    """The entropy added to the loss (minimised: it drives the policy to collapse), not subtracted."""
+    return learner_update(*args, bug="entropy_added")
+
+
+@wrong("ppo_update", "the advantages are recomputed from the critic being updated")
+def update_advantages_from_the_current_critic(*args):
+    """Each minibatch's advantages recomputed as returns - V(s) with the critic as it is being trained."""
+    return learner_update(*args, bug="advantages_from_current_critic")
 
 
 @wrong("ppo_update", "explained_variance uses the values stored in the rollout")

@@ -603,6 +603,12 @@ UPDATE_MISTAKES = [
                  _update_mistake("kl_last_minibatch"), ("approx_kl",)),
     StageMistake("clip_fraction counts only ratios above 1 + clip_eps: count both sides of the clip range.",
                  _update_mistake("clip_fraction_upper_only"), ("clip_fraction",)),
+    StageMistake("the entropy term has the wrong sign: the actor's loss SUBTRACTS ent_coef x the mean entropy (a "
+                 "bonus that keeps the policy exploring); added, it pushes the policy to collapse.",
+                 _update_mistake("entropy_sign_flipped"), ("policy",)),
+    StageMistake("the advantages are recomputed from the critic being updated (returns - V(s) inside the loop): use "
+                 "the advantages given, computed once by GAE from the rollout's values.",
+                 _update_mistake("advantages_from_current_critic"), ("policy",)),
     StageMistake("explained_variance uses the values stored in the rollout: measure it with the critic's "
                  "predictions AFTER the update, on the whole batch of valid transitions.",
                  _update_mistake("ev_before_update"), ("explained_variance",)),

@@ -134,10 +134,14 @@ def reference_ppo_update(policy, value_net, actor_optimizer, critic_optimizer, r
             entropy = categorical_entropy(logits)  # [b]
             batch_old = new_log_probs.detach() if mistake == "old_log_probs_from_current" else old_log_probs[batch_idx]
             batch_advantages = advantages[batch_idx]
+            if mistake == "advantages_from_current_critic":  # returns - V(s) of the critic being updated
+                with torch.no_grad():
+                    batch_advantages = returns[batch_idx] - value_net(obs[batch_idx])
             if normalizing and per_minibatch:
                 batch_advantages = _standardise(batch_advantages, sample_std)
             policy_loss = clipped_surrogate_loss(new_log_probs, batch_old, batch_advantages, config.clip_eps)
-            actor_loss = policy_loss + entropy_bonus_loss(entropy, config.ent_coef)
+            actor_loss = policy_loss + entropy_bonus_loss(entropy, config.ent_coef) * (
+                -1 if mistake == "entropy_sign_flipped" else 1)
             critic_loss = value_loss(value_net(obs[batch_idx]), returns[batch_idx])
             if mistake == "joint_grad_clipping":
                 actor_optimizer.zero_grad()
