@@ -326,7 +326,7 @@ def test_a_grpo_update_that_pushes_the_wrong_way_fails_on_the_held_out_accuracy(
 
 
 def _learner_grpo(kl_sign=1.0, report_kl_sign=1.0, reward_is_mean_advantage=False, old_in_loop=False,
-                  zero_grad=True, group_major=False, reorder=False):
+                  zero_grad=True, group_major=False, reorder=False, bug=None):
     """A learner's GRPO loop written from the exercise's steps, with one of the known mistakes switched on (or, with
     ``reorder``, a valid loop in another order: reference first, the KL from per-token sums, zero_grad first)."""
     from pgcourse.lm import generate, prompt_batch, response_logits, score, token_log_probs
@@ -339,6 +339,12 @@ def _learner_grpo(kl_sign=1.0, report_kl_sign=1.0, reward_is_mean_advantage=Fals
         rewards = score(repeated, rollout.texts, "exact")
         shape = (group_size, len(prompts)) if group_major else (len(prompts), group_size)
         advantages = losses.group_relative_advantages(rewards.view(*shape)).reshape(-1)
+        if bug == "whole_batch":
+            advantages = (rewards - rewards.mean()) / (rewards.std() + 1e-6)
+        elif bug == "population_std":
+            groups = rewards.view(len(prompts), group_size)
+            advantages = ((groups - groups.mean(-1, keepdim=True))
+                          / (groups.var(-1, unbiased=False, keepdim=True).sqrt() + 1e-6)).flatten()
         with torch.no_grad():
             if reorder:
                 ref = token_log_probs(response_logits(reference, prompt_tokens, tokens), tokens)
@@ -354,13 +360,20 @@ def _learner_grpo(kl_sign=1.0, report_kl_sign=1.0, reward_is_mean_advantage=Fals
             if reorder:
                 optimizer.zero_grad()
             log_probs = token_log_probs(response_logits(policy, prompt_tokens, tokens), tokens)
-            loss = (losses.masked_clipped_loss(log_probs, log_probs.detach() if old_in_loop else old, advantages,
-                                               mask, clip_eps)
-                    + kl_sign * kl_coef * losses.masked_mean(losses.kl_k3(log_probs, ref), mask))
+            if bug == "no_clip":
+                ratio = torch.exp(log_probs - old)
+                policy_loss = -(ratio * advantages[:, None] * mask).sum() / mask.sum()
+            else:
+                policy_loss = losses.masked_clipped_loss(log_probs, log_probs.detach() if old_in_loop else old,
+                                                         advantages, mask, clip_eps)
+            log_ratio = ref - log_probs  # k3 = exp(ref - logp) - (ref - logp) - 1, per token
+            k3 = torch.exp(log_ratio) - log_ratio - 1
+            kl_term = {"no_kl": 0.0, "k3_over_padding": k3.mean()}.get(bug, (k3 * mask).sum() / mask.sum())
+            loss = policy_loss + kl_sign * kl_coef * kl_term
             if zero_grad and not reorder:
                 optimizer.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), 0.05 if bug == "grad_clip_small" else 1.0)
             optimizer.step()
         reward = advantages.mean() if reward_is_mean_advantage else rewards.mean()
         return {"reward": reward.item(), "kl": report_kl_sign * kl.mean().item()}
@@ -378,11 +391,26 @@ def _learner_grpo(kl_sign=1.0, report_kl_sign=1.0, reward_is_mean_advantage=Fals
     (_learner_grpo(old_in_loop=True, zero_grad=False), r"recomputed inside the epochs .*zero_grad\(\) is missing"),
     (_learner_grpo(old_in_loop=True), "recomputed inside the epochs"),
     (_learner_grpo(zero_grad=False), r"zero_grad\(\) is missing"),
+    (_learner_grpo(bug="whole_batch"), "standardised over the whole batch"),
+    (_learner_grpo(bug="population_std"), "the group std is the population std"),
+    (_learner_grpo(bug="k3_over_padding"), "k3 is averaged over the padding too"),
+    (_learner_grpo(bug="no_kl"), "the KL term is missing"),
+    (_learner_grpo(bug="no_clip"), "the ratio is never clipped"),
 ], ids=["kl subtracted, kl negated, reward = mean advantage", "kl negated", "kl subtracted", "group-major",
-        "old in the loop, no zero_grad", "old in the loop", "no zero_grad"])
+        "old in the loop, no zero_grad", "old in the loop", "no zero_grad", "whole-batch standardisation",
+        "population std", "k3 over padding", "no KL term", "no clipping"])
 def test_wrong_grpo_loops_are_rejected_and_named_by_the_smoke_call(wrong, expected):
     with pytest.raises(AssertionError, match=expected):
         ch08_lm.check_grpo_update(wrong, updates=0, verbose=False)
+
+
+def test_a_grpo_loop_no_known_mistake_reproduces_is_not_told_a_probable_mistake():
+    """Issue 49: every unexplained difference was printed as 'Probable mistake:' with a checklist of the loop."""
+    with pytest.raises(AssertionError) as failure:
+        ch08_lm.check_grpo_update(_learner_grpo(bug="grad_clip_small"), updates=0, verbose=False)
+    message = str(failure.value)
+    assert "No known mistake reproduces your update" in message and "Probable mistake" not in message, message
+    assert not [hint for _, hint in ch08_lm._GRPO_MISTAKES if hint in message], message
 
 
 def test_a_valid_grpo_loop_in_another_order_passes_the_smoke_call():

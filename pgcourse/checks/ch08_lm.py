@@ -14,6 +14,7 @@ a ratio through which gradient leaks into the old log-probabilities.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -477,10 +478,12 @@ def reference_grpo_update(policy, reference, optimizer, prompts, generator, grou
 
 
 def _grpo_update(policy, reference, optimizer, prompts, generator, group_size, epochs, clip_eps, kl_coef, *,
-                 group_major=False, old_in_loop=False, zero_grad=True, kl_sign=1.0):
+                 group_major=False, old_in_loop=False, zero_grad=True, kl_sign=1.0, whole_batch=False,
+                 population_std=False, k3_over_padding=False, no_clip=False):
     """:func:`reference_grpo_update`, or (with a keyword changed) one of the known wrong versions the smoke call
     names: the rewards reshaped group-major, the old log-probs recomputed inside the epochs (no trust region), the
-    gradients never zeroed, the KL term subtracted."""
+    gradients never zeroed, the KL term subtracted or left out (``kl_sign`` -1 or 0), the advantages standardised
+    over the whole batch or with the population std, k3 averaged over the padding too, the ratio never clipped."""
     from ..lm import task
     from ..lm.model import generate, response_logits
 
@@ -490,7 +493,13 @@ def _grpo_update(policy, reference, optimizer, prompts, generator, group_size, e
     tokens, mask = rollout.tokens, rollout.mask  # [B, T]
     rewards = task.score(repeated, rollout.texts, "exact")  # [B]
     grouped = rewards.view(group_size, len(prompts)) if group_major else rewards.view(len(prompts), group_size)
-    advantages = losses.group_relative_advantages(grouped).reshape(-1)  # [B]
+    if whole_batch:
+        advantages = (rewards - rewards.mean()) / (rewards.std() + 1e-6)  # [B]
+    elif population_std:
+        advantages = ((grouped - grouped.mean(1, keepdim=True)) / (grouped.std(1, keepdim=True, unbiased=False)
+                                                                   + 1e-6)).reshape(-1)  # [B]
+    else:
+        advantages = losses.group_relative_advantages(grouped).reshape(-1)  # [B]
     with torch.no_grad():
         logits = response_logits(policy, prompt_tokens, tokens)  # [B, T, V]
         ref_logits = response_logits(reference, prompt_tokens, tokens)
@@ -501,8 +510,9 @@ def _grpo_update(policy, reference, optimizer, prompts, generator, group_size, e
     for _ in range(epochs):
         log_probs = losses.token_log_probs(response_logits(policy, prompt_tokens, tokens), tokens)  # [B, T]
         old = log_probs.detach() if old_in_loop else old_log_probs
-        loss = (losses.masked_clipped_loss(log_probs, old, advantages, mask, clip_eps)
-                + kl_sign * kl_coef * losses.masked_mean(losses.kl_k3(log_probs, ref_log_probs), mask))
+        k3 = losses.kl_k3(log_probs, ref_log_probs)  # [B, T]
+        loss = (losses.masked_clipped_loss(log_probs, old, advantages, mask, math.inf if no_clip else clip_eps)
+                + kl_sign * kl_coef * (k3.mean() if k3_over_padding else losses.masked_mean(k3, mask)))
         if zero_grad:
             optimizer.zero_grad()
         loss.backward()
@@ -518,7 +528,9 @@ def _grpo_update(policy, reference, optimizer, prompts, generator, group_size, e
 # returned numbers must match the reference loop's and its parameter change must be within SMOKE_RTOL of it
 # (relative, in norm). Measured: the loop written in another valid order (reference first, the KL from per-token
 # sums, zero_grad first) matches exactly; the known wrong versions differ by 0.46 (the old log-probs recomputed in
-# the epochs, or zero_grad missing), 0.66 (both), 0.84 (group-major) and 1.95 (the KL term subtracted).
+# the epochs, or zero_grad missing), 0.66 (both), 0.84 (group-major) and 1.95 (the KL term subtracted), 1.15 (no KL
+# term), 1.31 (whole-batch standardisation), 0.11 (population std, and k3 averaged over the padding), 0.13 (no
+# clipping); no two of them within 0.05 of each other (2026-11-26).
 SMOKE_PROMPTS = ["413", "9071", "555", "20", "8812", "64"]
 SMOKE_GROUP = 4
 SMOKE_EPOCHS = 3
@@ -538,6 +550,16 @@ _GRPO_MISTAKES = [
                                               "is missing (the gradients pile up across epochs)."),
     (dict(kl_sign=-1.0), "the KL term is subtracted: add kl_coef times the masked mean k3 to the loss (the leash "
                          "pulls towards the reference)."),
+    (dict(kl_sign=0.0), "the KL term is missing: add kl_coef times the masked mean k3 to the loss (the leash that "
+                        "keeps the policy near the reference)."),
+    (dict(whole_batch=True), "the advantages are standardised over the whole batch: GRPO compares each response with "
+                             "the other samples of its own prompt (mean and std per group of G, rewards.view(P, G))."),
+    (dict(population_std=True), "the group std is the population std (divides by G): GRPO's, and the package's "
+                                "group_relative_advantages, is the sample std (divides by G - 1), torch's default."),
+    (dict(k3_over_padding=True), "k3 is averaged over the padding too: take its masked mean over the real tokens "
+                                 "(losses.masked_mean(k3, mask)), as the clipped loss does."),
+    (dict(no_clip=True), "the ratio is never clipped: the loss is PPO's clipped surrogate on tokens, "
+                         "min(rho A, clip(rho, 1 - clip_eps, 1 + clip_eps) A)."),
 ]
 
 
@@ -597,8 +619,9 @@ def _fresh_models(start_model=None):
     return policy, reference
 
 
-def _grpo_fail(problem: str, hint: str) -> AssertionError:
-    return AssertionError(f"grpo_update: {problem}\nProbable mistake: {hint}")
+def _grpo_fail(problem: str, hint: str, certain: bool = True) -> AssertionError:
+    label = "Probable mistake: " if certain else "No known mistake reproduces your update. What the reference loop does: "
+    return AssertionError(f"grpo_update: {problem}\n{label}{hint}")
 
 
 def _number(stats: Any, key: str) -> float | None:
@@ -682,9 +705,10 @@ def check_grpo_update(fn: Callable[..., Any], start_model=None, seed: int = RUN_
             raise _grpo_fail(
                 f"{setting}: the update moved the policy's parameters differently from the reference loop (relative "
                 f"difference {difference:.3f}, at most {SMOKE_RTOL} allowed).",
-                named or "compare your loop with the steps above: prompt-major groups ([P, G]), old and reference "
-                         "log-probs once under torch.no_grad() before the epochs, loss = masked clipped loss + kl_coef "
-                         "* masked mean k3, then zero_grad, backward, clip the gradient norm at 1, step, each epoch.")
+                named or "prompt-major groups ([P, G]) standardised per group, old and reference log-probs once "
+                         "under torch.no_grad() before the epochs, loss = masked clipped loss + kl_coef * masked mean "
+                         "k3, then zero_grad, backward, clip the gradient norm at 1, step, each epoch.",
+                certain=named is not None)
     # 2. the training run
     started = time.perf_counter()
     torch.manual_seed(seed)
