@@ -452,7 +452,7 @@ def _recursive_search(evaluate, expected_improvement, max_kl, max_backtracks=10,
 
 
 def _all_hints():
-    from pgcourse.checks.line_search_mistakes import LINE_SEARCH_MISTAKES
+    from pgcourse.checks.ch07_line_search import LINE_SEARCH_MISTAKES
     return [hint for hint, _ in LINE_SEARCH_MISTAKES]
 
 
@@ -520,3 +520,15 @@ def test_a_trpo_step_whose_kl_keeps_the_old_logits_on_the_graph_is_named():
     with pytest.raises(AssertionError, match="Probable mistake: the Fisher-vector product is 0") as failure:
         ch07_trpo.check_trpo_step(_old_logits_on_the_graph)
     assert "No known mistake" not in str(failure.value)
+
+
+def test_a_kl_through_log_of_softmax_is_named_on_a_peaked_policy():
+    """Issue 49: a KL via log(softmax) passed, and gives NaN where a probability underflows to 0 in float32."""
+    def through_log_of_softmax(old_logits, new_logits):
+        p_old = torch.softmax(old_logits, -1)
+        return (p_old * (torch.log(p_old) - torch.log(torch.softmax(new_logits, -1)))).sum(-1)
+
+    with pytest.raises(AssertionError, match="Probable mistake: log\\(softmax\\(...\\)\\) is -inf"):
+        ch07_trpo.check_categorical_kl(through_log_of_softmax)
+    ch07_trpo.check_categorical_kl(lambda old, new: torch.distributions.kl_divergence(
+        torch.distributions.Categorical(logits=old), torch.distributions.Categorical(logits=new)))

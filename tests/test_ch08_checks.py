@@ -421,3 +421,15 @@ def test_a_valid_grpo_loop_in_another_order_passes_the_smoke_call():
     expected, expected_delta, _, _ = ch08_lm._smoke_run(ch08_lm.reference_grpo_update, *ch08_lm._smoke_models(None))
     assert abs(stats["kl"] - expected["kl"]) < 1e-4 and stats["reward"] == expected["reward"]
     assert ((delta - expected_delta).norm() / expected_delta.norm()).item() < ch08_lm.SMOKE_RTOL / 10
+
+
+def test_a_k3_ratio_of_exponentials_is_named_on_a_rare_token():
+    """Issue 49: a k3 ratio as exp(ref) / exp(log_probs) passed, and is 0 / 0 = NaN on a token both models find
+    rare (log-probs near -120 underflow in float32)."""
+    def ratio_of_exponentials(log_probs, ref_log_probs):
+        r = torch.exp(ref_log_probs) / torch.exp(log_probs)
+        return r - torch.log(r) - 1
+
+    with pytest.raises(AssertionError, match="Probable mistake: r as exp\\(ref_log_probs\\) / exp\\(log_probs\\)"):
+        ch08_lm.check_kl_k3(ratio_of_exponentials)
+    ch08_lm.check_kl_k3(lambda log_probs, ref: torch.exp(ref - log_probs) - (ref - log_probs) - 1)

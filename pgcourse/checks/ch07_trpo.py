@@ -34,7 +34,7 @@ from ..trust_region import (backtracking_line_search, categorical_kl, conjugate_
                             flat_grad, max_step_length)
 from .harness import (Case, Exercise, LearnerCodeError, Mistake, _call_learner, _changed_input, _clone_values,
                       _make_check, _message, _randn)
-from .line_search_mistakes import matching_mistake
+from .ch07_line_search import LINE_SEARCH_SCENARIOS, matching_mistake
 from .stages import call_spec, is_remote, learner_crash
 
 # --------------------------------------------------------------------------------------------------
@@ -57,6 +57,9 @@ def _cases_categorical_kl() -> list[Case]:
                                new_logits=_randn(g, batch, actions, scale=scale, requires_grad=True))))
     cases.append(Case("float64 logits", dict(old_logits=_randn(g, 4, 2, dtype=torch.float64),
                                              new_logits=_randn(g, 4, 2, dtype=torch.float64, requires_grad=True))))
+    cases.append(Case("a peaked policy: an action 110 logits below the others (its float32 probability is 0)",
+                      dict(old_logits=torch.tensor([[40.0, 38.0, -70.0]]),
+                           new_logits=torch.tensor([[38.0, 40.0, -70.0]], requires_grad=True))))
     return cases
 
 
@@ -80,6 +83,10 @@ CATEGORICAL_KL = Exercise(
         Mistake("one number for the whole batch: keep one KL per state (shape [B]); the mean over states is "
                 "taken by the caller.",
                 lambda old_logits, new_logits: categorical_kl(old_logits, new_logits).mean()),
+        Mistake("log(softmax(...)) is -inf where a probability underflows to 0, and 0 x -inf is NaN: take the "
+                "log-probabilities with log_softmax, which stays finite.",
+                lambda old_logits, new_logits: (old_logits.softmax(-1) * (old_logits.softmax(-1).log()
+                                                                          - new_logits.softmax(-1).log())).sum(-1)),
     ],
     grad_args=("new_logits",),
     no_grad_hints={"new_logits": (
@@ -466,44 +473,10 @@ def check_line_search(fn: Callable[..., Any]) -> None:
     0.0 when no step is accepted) on searches whose answer is known: a KL that grows with the step, a surrogate
     that gets worse, NaNs, improvements below the accepted ratio of the prediction for the fraction tried, a last
     try that is the accepted one, a prediction other than 1, an improvement that peaks below the first acceptable
-    fraction. A wrong fraction names a known wrong search (:mod:`.line_search_mistakes`) only when it returns the
+    fraction. A wrong fraction names a known wrong search (:mod:`.ch07_line_search`) only when it returns the
     learner's fractions; otherwise the message says what the failing search was built to test."""
     name = "line_search"
-    scenarios = [  # description, evaluate, expected_improvement, max_kl, backtracks, shrink, ratio, answer, what it tests
-        ("KL = 0.04 f^2, improvement = f (the full step is twice too far: accept f = 0.5)",
-         lambda f: (f, 0.04 * f * f), 1.0, 0.01, 10, 0.5, 0.1, 0.5,
-         "that a step is accepted only if its KL is at most max_kl (the full step here reaches 0.04)."),
-        ("KL = 0.01 f, improvement = f (the full step is on the constraint's edge: accept f = 1)",
-         lambda f: (f, 0.01 * f), 1.0, 0.01, 10, 0.5, 0.1, 1.0,
-         "that fraction 1 is tried first and that KL <= max_kl counts as inside."),
-        ("the surrogate gets worse at every step: accept nothing (0.0)",
-         lambda f: (-f, 0.0), 1.0, 0.01, 5, 0.5, 0.1, 0.0,
-         "that a step making the surrogate worse is never accepted, even inside the trust region (return 0.0)."),
-        ("improvement = 0.05 f, 10% of the prediction = 0.1 f: too little everywhere (0.0)",
-         lambda f: (0.05 * f, 0.0), 1.0, 0.01, 6, 0.5, 0.1, 0.0,
-         "that the real improvement must beat accept_ratio x expected_improvement x fraction, not 0."),
-        ("NaN KL for large steps, fine from f = 0.25 (shrink 0.5)",
-         lambda f: (f, float("nan") if f > 0.3 else 0.0), 1.0, 0.01, 10, 0.5, 0.1, 0.25,
-         "that a NaN KL counts as a rejection."),
-        ("NaN improvement for large steps, KL 0 everywhere, fine from f = 0.25 (shrink 0.5)",
-         lambda f: (float("nan") if f > 0.3 else f, 0.0), 1.0, 0.01, 10, 0.5, 0.1, 0.25,
-         "that a NaN improvement counts as a rejection."),
-        ("shrink = 0.8, KL = 0.02 f^2: accept 0.8^n, the first with KL <= 0.01 (0.8^2 = 0.64)",
-         lambda f: (f, 0.02 * f * f), 1.0, 0.01, 10, 0.8, 0.1, 0.64,
-         "the fractions 1, shrink, shrink^2, ... for a shrink other than 0.5."),
-        ("improvement = 0.15 f, KL = 0.12 f^2: the first fraction inside is f = 0.25 (0.0075); its improvement "
-         "0.0375 beats 10% of the prediction for f = 0.25 (0.025), not 10% of the full step's (0.1): accept f = 0.25",
-         lambda f: (0.15 * f, 0.12 * f * f), 1.0, 0.01, 10, 0.5, 0.1, 0.25,
-         "that the required improvement is scaled by the fraction tried."),
-        ("expected_improvement = 2, improvement = f, KL = 0.12 f^2, max_backtracks = 3: the third and last try, "
-         "f = 0.25, is accepted",
-         lambda f: (f, 0.12 * f * f), 2.0, 0.01, 3, 0.5, 0.1, 0.25,
-         "that max_backtracks fractions are tried (the last one is accepted here) and the fraction returned as it is."),
-        ("improvement = f - 1.5 f^2, KL 0: f = 1 makes it worse, f = 0.5 is the first acceptable (0.125 > 0.05), "
-         "though f = 0.25 would improve more (0.156): accept f = 0.5",
-         lambda f: (f - 1.5 * f * f, 0.0), 1.0, 0.01, 10, 0.5, 0.1, 0.5,
-         "that the search stops at the first acceptable fraction."),
-    ]
+    scenarios = LINE_SEARCH_SCENARIOS
     fractions, tries, cases = [], [], []
     for description, evaluate, expected_improvement, max_kl, backtracks, shrink, ratio, expected, _ in scenarios:
         tried: list[float] = []

@@ -168,6 +168,8 @@ def _cases_kl() -> list[Case]:
         random_case("random, close policies (B=4, T=8)", 4, 8, 0.1),
         random_case("random, far-apart policies (B=6, T=10)", 6, 10, 1.5),
         random_case("no gradient needed (B=2, T=4)", 2, 4, 0.5, grad=False),
+        Case("a rare token: log-probs near -120 (its float32 probabilities underflow to 0)",
+             dict(log_probs=_t([[-120.0, -0.5]], requires_grad=True), ref_log_probs=_t([[-118.0, -0.7]]))),
     ]
 
 
@@ -224,6 +226,10 @@ KL_K3 = Exercise(
                 lambda log_probs, ref_log_probs: -losses.kl_k3(log_probs, ref_log_probs)),
         Mistake("one number for the whole batch: k3 is per token, [B, T]; the caller masks and averages.",
                 lambda log_probs, ref_log_probs: losses.kl_k3(log_probs, ref_log_probs).mean()),
+        Mistake("r as exp(ref_log_probs) / exp(log_probs) is 0 / 0 = NaN where both probabilities underflow (a rare "
+                "token): take r = exp(ref_log_probs - log_probs), the exp of the difference.",
+                lambda log_probs, ref_log_probs: (ref_log_probs.exp() / log_probs.exp() - 1)
+                - (ref_log_probs.exp() / log_probs.exp()).log()),
         Mistake("the log-probabilities are used as if they were probabilities: r is the ratio of the "
                 "probabilities, exp of the difference of the log-probs.",
                 lambda log_probs, ref_log_probs: (ref_log_probs / log_probs - 1) - (ref_log_probs / log_probs).log()),

@@ -1,6 +1,7 @@
-"""Known wrong backtracking line searches (exercise 07), each with the hint that names it.
+"""Exercise 07's line search: the searches ``check_line_search`` (:mod:`.ch07_trpo`) plays, and the known wrong
+searches, each with the hint that names it.
 
-``check_line_search`` (:mod:`.ch07_trpo`) replays each of them on its scenarios and names one only when it returns
+The check replays each wrong search on the scenarios and names one only when it returns
 the learner's fractions: on every scenario ("Probable mistake"), or on the failing one ("Possible cause"). A
 scenario's own purpose is never presented as the learner's cause. Every search here takes the reference's
 arguments ``(evaluate, expected_improvement, max_kl, max_backtracks, shrink, accept_ratio)`` and returns the
@@ -58,6 +59,43 @@ UNSCALED_HINT = ("the required improvement is not scaled by the fraction tried: 
                  "may never reach).")
 NAN_HINT = ("a NaN KL or improvement must count as a rejection (every comparison with NaN is False: test for "
             "acceptance, not for rejection).")
+
+# description, evaluate, expected_improvement, max_kl, max_backtracks, shrink, accept_ratio, the answer, what it tests
+LINE_SEARCH_SCENARIOS = [
+    ("KL = 0.04 f^2, improvement = f (the full step is twice too far: accept f = 0.5)",
+     lambda f: (f, 0.04 * f * f), 1.0, 0.01, 10, 0.5, 0.1, 0.5,
+     "that a step is accepted only if its KL is at most max_kl (the full step here reaches 0.04)."),
+    ("KL = 0.01 f, improvement = f (the full step is on the constraint's edge: accept f = 1)",
+     lambda f: (f, 0.01 * f), 1.0, 0.01, 10, 0.5, 0.1, 1.0,
+     "that fraction 1 is tried first and that KL <= max_kl counts as inside."),
+    ("the surrogate gets worse at every step: accept nothing (0.0)",
+     lambda f: (-f, 0.0), 1.0, 0.01, 5, 0.5, 0.1, 0.0,
+     "that a step making the surrogate worse is never accepted, even inside the trust region (return 0.0)."),
+    ("improvement = 0.05 f, 10% of the prediction = 0.1 f: too little everywhere (0.0)",
+     lambda f: (0.05 * f, 0.0), 1.0, 0.01, 6, 0.5, 0.1, 0.0,
+     "that the real improvement must beat accept_ratio x expected_improvement x fraction, not 0."),
+    ("NaN KL for large steps, fine from f = 0.25 (shrink 0.5)",
+     lambda f: (f, float("nan") if f > 0.3 else 0.0), 1.0, 0.01, 10, 0.5, 0.1, 0.25,
+     "that a NaN KL counts as a rejection."),
+    ("NaN improvement for large steps, KL 0 everywhere, fine from f = 0.25 (shrink 0.5)",
+     lambda f: (float("nan") if f > 0.3 else f, 0.0), 1.0, 0.01, 10, 0.5, 0.1, 0.25,
+     "that a NaN improvement counts as a rejection."),
+    ("shrink = 0.8, KL = 0.02 f^2: accept 0.8^n, the first with KL <= 0.01 (0.8^2 = 0.64)",
+     lambda f: (f, 0.02 * f * f), 1.0, 0.01, 10, 0.8, 0.1, 0.64,
+     "the fractions 1, shrink, shrink^2, ... for a shrink other than 0.5."),
+    ("improvement = 0.15 f, KL = 0.12 f^2: the first fraction inside is f = 0.25 (0.0075); its improvement "
+     "0.0375 beats 10% of the prediction for f = 0.25 (0.025), not 10% of the full step's (0.1): accept f = 0.25",
+     lambda f: (0.15 * f, 0.12 * f * f), 1.0, 0.01, 10, 0.5, 0.1, 0.25,
+     "that the required improvement is scaled by the fraction tried."),
+    ("expected_improvement = 2, improvement = f, KL = 0.12 f^2, max_backtracks = 3: the third and last try, "
+     "f = 0.25, is accepted",
+     lambda f: (f, 0.12 * f * f), 2.0, 0.01, 3, 0.5, 0.1, 0.25,
+     "that max_backtracks fractions are tried (the last one is accepted here) and the fraction returned as it is."),
+    ("improvement = f - 1.5 f^2, KL 0: f = 1 makes it worse, f = 0.5 is the first acceptable (0.125 > 0.05), "
+     "though f = 0.25 would improve more (0.156): accept f = 0.5",
+     lambda f: (f - 1.5 * f * f, 0.0), 1.0, 0.01, 10, 0.5, 0.1, 0.5,
+     "that the search stops at the first acceptable fraction."),
+]
 
 # (hint, the wrong search): the first that reproduces the learner's fractions is named
 LINE_SEARCH_MISTAKES: list[tuple[str, LineSearch]] = [
