@@ -54,28 +54,26 @@ QUESTIONS: dict[str, list[Question]] = {
     "00": [
         _q("q1", "A CartPole episode ends with `terminated=False, truncated=True`. What does that say about the last "
                  "state?", "b",
-           ("The pole fell or the cart left the track on the last step.",
+           ("The pole fell or the cart left the track, so the episode ended in a failure.",
             "That is what `terminated=True` reports: the task itself ended. Here `terminated` is False."),
-           ("The time limit cut the episode: the last state was not terminal, and the future from it would still "
-            "have been worth something.",
+           ("The time limit cut the episode, and the last state had a future that was worth something.",
             "Right: truncation is a property of the clock, not of the state, so the state keeps its value."),
-           ("The environment hit an error and stopped early.",
+           ("The environment hit an internal error and stopped early, before the pole could fall.",
             "Errors raise exceptions; `truncated` is an ordinary flag, set here by the TimeLimit wrapper."),
            ("The agent reached the goal, so the future from the last state is worth 0.",
             "Reaching a terminal state is termination. Truncation says nothing about the state; treating it as "
             "'worth 0' is the truncation-as-termination mistake of lesson 03.")),
         _q("q2", "A vector env in next-step autoreset mode: env `i`'s episode ends at step `t`. What is row `t+1` "
                  "of env `i`?", "c",
-           ("The first transition of the new episode: train on it like any other step.",
+           ("The first step of the new episode: a normal transition, trained on like any other row.",
             "The action of that step is ignored and its reward is 0: it connects no state to a next state by an "
             "action, so training on it teaches the policy noise."),
-           ("The final observation of the old episode, repeated.",
+           ("The old episode's final observation, repeated once so that its value can be bootstrapped.",
             "The final observation was already returned by step t itself; step t+1 returns the new episode's first "
             "observation."),
-           ("A reset step: the env ignores the action, returns reward 0 and the first observation of a new "
-            "episode. It is not a transition and is masked out.",
+           ("A reset step: the action is ignored, the reward is 0, and the row is masked out.",
             "Right: that is what `transition_mask` marks as invalid."),
-           ("Nothing: env `i` pauses until the other envs' episodes end.",
+           ("Nothing new: env `i` pauses and waits until the other envs' episodes end too.",
             "A vector env steps all its envs on every call; none of them waits.")),
         _q("q3", "Next-step autoreset: where is the true final observation of an episode that ended at step `t`?",
            "a",
@@ -91,58 +89,58 @@ QUESTIONS: dict[str, list[Question]] = {
             "It is not lost: it is the observation of step t, and lesson 03 bootstraps truncated steps from it.")),
         _q("q4", "Why combine the two flags with a logical *or* (`terminated | truncated`) and not with "
                  "`terminated + truncated`?", "b",
-           ("The sum is slower.", "Both are a single elementwise operation; speed is not the point."),
-           ("Both flags can be true on the same step; as numbers (float 0/1 flags, as a rollout stores them, or "
-            "Python bools) their sum is then 2, and a factor `1 - done` becomes -1 and flips the sign of whatever it "
-            "multiplies.",
+           ("The sum is slower on large batches, because adding has to turn the flags into numbers first.",
+            "Both are a single elementwise operation; speed is not the point."),
+           ("Both flags can be true on one step, so the sum is then 2 and `1 - done` becomes -1.",
             "Right: CartPole whose pole falls on the time-limit step gives both flags, and the checks test that "
             "case."),
-           ("gymnasium never sets both, so it is only a matter of style.",
+           ("gymnasium never sets `terminated` and `truncated` on the same step, so it is a matter of style.",
             "It does: a wrapper's time limit and the environment's own termination can fall on the same step."),
-           ("The sum would count truncations as terminations.",
+           ("The sum would count every truncation as a termination, so time limits would cut the bootstrap.",
             "Neither form tells the two apart: both say 'the episode ended'. The problem of the sum is the value "
             "2.")),
     ],
     "01": [
         _q("q1", "Why does the REINFORCE loss multiply the *log*-probability of each action by its return, rather "
                  "than differentiate the return itself?", "a",
-           ("The return depends on the parameters only through which actions get sampled, which autograd cannot "
-            "differentiate; the identity grad pi = pi grad log pi turns the gradient of the expected return into an "
-            "average of return times grad log pi over the sampled episodes.",
+           ("Sampling has no gradient, so grad pi = pi grad log pi rewrites the gradient as an average over episodes.",
             "Right: that is the score-function (likelihood-ratio) derivation of lesson 01, section 2."),
-           ("The log makes the loss positive, which the optimiser needs.",
+           ("The log makes the loss positive, and the optimiser needs a positive loss that it can push towards 0.",
             "Optimisers minimise any real number, positive or negative (with CartPole's raw returns as weights this "
             "loss is never negative, since log pi <= 0 and the returns are positive; with negative rewards or "
             "normalised weights it has either sign). Its value means nothing, only its "
             "gradient does."),
-           ("Only for numerical stability: probabilities would work as well.",
+           ("Only for numerical stability: products of small probabilities underflow, but probabilities would work "
+            "just as well.",
             "Stability is why log_softmax computes the log, but the log itself comes from the derivation: with "
             "probabilities in its place the gradient would be a different, wrong quantity."),
-           ("So that the loss equals minus the expected return.",
+           ("So that the loss equals minus the expected return, E[G], which the optimiser can then lower directly.",
             "The surrogate's value is not the expected return; only its gradient is what matters (the policy "
             "gradient's estimate, up to the gamma^t factor lesson 01 discusses).")),
         _q("q2", "Without normalisation, every reward is multiplied by 10. What happens to the REINFORCE gradient "
                  "estimate of a batch?", "c",
-           ("Nothing: the log-probabilities do not depend on the rewards.",
+           ("Nothing changes: the log-probabilities and their gradients do not depend on the rewards at all.",
             "The estimate is a weighted sum of grad log pi with the returns as weights; the weights are 10 times "
             "larger."),
-           ("Its direction changes, so the agent learns a different policy.",
+           ("Its direction changes: the episodes with large returns dominate the sum, so the agent learns a different "
+            "policy.",
             "Every weight is multiplied by the same positive number, and a vector scaled by a positive number keeps "
             "its direction."),
-           ("It points the same way and is 10 times longer: with plain SGD the step is 10 times larger.",
+           ("It points the same way and is 10 times longer: with plain SGD the steps are 10 times larger.",
             "Right: a positive factor on every weight scales the estimate. With plain SGD the step grows with it; "
             "Adam, which divides by a running average of the gradient's size, largely cancels a constant factor."),
-           ("It becomes biased.",
+           ("It becomes biased: the weights are now 10 times the returns that the derivation of the gradient assumes.",
             "Multiplying every weight by 10 multiplies the estimate, and its expectation, by 10: it aims where it "
             "aimed before, so the scaling adds no bias of its own (whatever the estimate's expectation was, lesson 01, "
             "section 2).")),
         _q("q3", "Normalisation subtracts the batch mean from the returns. Why would subtracting a fixed constant `b` "
                  "(one not computed from the batch) from every weight leave the expected gradient unchanged (exactly, "
                  "for the per-episode sum of lesson 01, section 2)?", "b",
-           ("Because the mean of the returns is small compared with the returns.",
+           ("Because the mean of the returns is small compared with the returns, so removing it barely changes the "
+            "weights.",
             "CartPole returns are all positive and their mean is large; the argument does not depend on size."),
-           ("Because the expected score is zero: E over a ~ pi of grad log pi(a|s) = grad of the sum of pi(a|s) "
-            "= grad 1 = 0, so b times it averages to zero.",
+           ("Because E over a ~ pi of grad log pi(a|s) = grad of sum pi(a|s) = grad 1 = 0, so b times it averages to "
+            "0.",
             "Right: the same identity makes any baseline that does not depend on the action unbiased (lesson 02). "
             "Exactly so for the per-episode sum of lesson 01, section 2; for the per-step mean of your loss, whose "
             "divisor B (the batch's steps) depends on the actions, b leaves a term -b grad E[1/B], small when "
@@ -151,10 +149,10 @@ QUESTIONS: dict[str, list[Question]] = {
             "returns of its episode. That "
             "leaves a bias, not measured in lesson 01, which shrinks as the batch holds more episodes (lesson 01, "
             "section 5)."),
-           ("Because dividing by the standard deviation afterwards cancels it.",
+           ("Because dividing by the standard deviation afterwards rescales the weights, which cancels the shift.",
             "Dividing rescales the weights; it cannot undo a shift. The shift drops out in expectation for a "
             "different reason."),
-           ("It does not: it biases the gradient, which is why normalisation is optional.",
+           ("It does not: a constant shift biases the gradient, which is why normalisation is left optional.",
             "A constant baseline is unbiased in expectation (exactly for the per-episode sum of lesson 01, section "
             "2; with your per-step mean up to a term -b grad E[1/B], small when episode lengths vary little). The "
             "batch mean is constant up to a term that vanishes as the batch grows; normalisation is optional because "
@@ -162,83 +160,85 @@ QUESTIONS: dict[str, list[Question]] = {
             "reweights the estimate, lesson 01, section 5), not because the constant baseline is biased.")),
         _q("q4", "Two seeds of the same REINFORCE configuration give very different learning curves on CPU. What is "
                  "the most likely reason?", "d",
-           ("A bug in the training loop.",
+           ("A bug in the training loop: correct code gives similar curves whatever the seed.",
             "A bug is possible, but seeds that differ do not point to one: this algorithm's seeds differ widely "
             "even when the code is right (lesson 01, section 9), and some bugs show on some seeds only."),
-           ("Floating-point nondeterminism of the CPU.",
+           ("Floating-point nondeterminism of the CPU, which sends each run along a slightly different path.",
             "On one machine (the same CPU, thread count and torch), a fixed seed reproduces a run bit for bit: the "
             "same seed run twice there gives the same curve. Across machines the last bits can differ (lesson 01, "
             "section 9), but that is not what makes two different seeds differ."),
-           ("The learning rate is too small.",
+           ("The learning rate is too small, so each run drifts slowly and the seeds spread apart.",
             "A small learning rate makes every seed slow, not the seeds different from each other."),
-           ("The seed sets the initial weights and the sampled episodes, and the gradient is a high-variance Monte "
-            "Carlo estimate from a few of them: different seeds send the runs along different paths.",
+           ("The seed sets the initial weights and the sampled episodes, and the gradient estimate is very noisy.",
             "Right (lesson 01, section 9 cannot separate the initial weights from the sampling noise): which is why "
             "the course compares algorithms over many seeds, with intervals.")),
     ],
     "02": [
         _q("q1", "Why does subtracting a learned state value `V(s)` from the returns leave the policy gradient "
                  "unbiased?", "c",
-           ("Because the critic is trained to be accurate.",
+           ("Because the critic is trained to predict the returns accurately, and only an accurate baseline adds no "
+            "bias.",
             "Unbiasedness holds for any fixed function of the state (a critic fitted on earlier batches), even a "
             "badly trained one. Accuracy matters for the variance, not for the bias."),
-           ("Because the advantages are normalised afterwards.",
+           ("Because normalising the advantages afterwards removes any bias that the critic's errors bring in.",
             "Normalising is a separate step; the argument holds without it."),
-           ("Because for a fixed state, E over a ~ pi of V(s) grad log pi(a|s) = V(s) times the gradient of the "
-            "sum of probabilities, which is grad 1 = 0.",
+           ("Because for a fixed state V(s) is a constant, and E over a ~ pi of grad log pi(a|s) = grad 1 = 0.",
             "Right: the baseline may depend on the state, but not on the action or on anything after it, such as "
             "this batch's own returns (the critic that weights a batch was fitted on earlier ones; lesson 02, "
             "section 2.1)."),
-           ("It is slightly biased, but the lower variance is worth it.",
+           ("It is not: it adds a small bias, but the lower variance makes the trade worth it.",
             "There is no bias at all, as long as the baseline depends on neither the action taken nor anything "
             "after it.")),
         _q("q2", "Which of these baselines would bias the policy gradient?", "d",
-           ("A constant, the same for every step.", "A constant does not depend on the action: unbiased."),
-           ("The value of a critic that has barely been trained.",
+           ("A constant, such as the average return of the previous batch, the same for every step.",
+            "A constant does not depend on the action: unbiased."),
+           ("The value of a critic that has barely been trained and is still far from the returns.",
             "A bad critic fitted on earlier batches is still a fixed function of the state: unbiased. It may remove "
             "little of the variance, or even add some (a critic far from the returns can make G - V spread more "
             "than G), but it does not bias the gradient."),
-           ("No baseline at all (`b = 0`).", "That is plain REINFORCE, the unbiased estimator we started from."),
+           ("No baseline at all (`b = 0`), as in plain REINFORCE.",
+            "That is plain REINFORCE, the unbiased estimator we started from."),
            ("A baseline that depends on the action taken, `b(s, a)`.",
             "Right: the identity that makes the baseline term vanish sums over actions with b held fixed; a b that "
             "changes with the action does not drop out.")),
         _q("q3", "The advantage `G - V(s)` weights the policy's log-probabilities. Why must it be detached from the "
                  "critic's graph?", "a",
-           ("Otherwise the policy loss also sends gradients into the critic, which then learns to change the "
-            "advantages to lower the policy loss instead of learning to predict returns.",
+           ("Otherwise the policy loss also trains the critic, which learns to move the advantages instead of "
+            "predicting returns.",
             "Right: the critic has its own loss; the advantage is a constant weight for the policy."),
-           ("Detaching lowers the variance of the gradient.",
+           ("Detaching lowers the variance of the policy gradient, because the critic's noise no longer flows into "
+            "it.",
             "Detaching changes no value and not the policy's gradient; it only stops gradient from reaching the "
             "critic."),
-           ("Autograd cannot differentiate through the critic network.",
+           ("Without it autograd raises an error: the critic's values cannot be differentiated inside the policy "
+            "loss.",
             "It can: that is how the value loss trains the critic."),
-           ("The advantage is an integer tensor, which has no gradient.",
+           ("The advantage is an integer tensor, since CartPole's rewards are whole numbers, and has no gradient.",
             "Returns and values are floating-point tensors, and the critic's values do carry a gradient.")),
         _q("q4", "What is the entropy bonus (`beta > 0`) for?", "b",
-           ("It makes the policy gradient unbiased.", "The estimator is already unbiased; the bonus adds a "
-                                                      "different term to the objective."),
-           ("It rewards keeping the policy random, so that it does not collapse onto one action before it has "
-            "tried the others enough.",
+           ("It makes the policy gradient unbiased, correcting for the actions that the policy samples more often.",
+            "The estimator is already unbiased; the bonus adds a different term to the objective."),
+           ("It rewards a random policy, so that it does not settle on one action before trying the others.",
             "Right: its gradient pushes the action probabilities towards uniform."),
-           ("It lowers the variance of the gradient estimate.",
+           ("It lowers the variance of the gradient estimate, as the baseline does, by averaging over the actions.",
             "That is the baseline's job: the entropy term changes the objective, pushing the policy towards "
             "uniform; it is not there to reduce the gradient's noise (its own gradient, averaged over the sampled "
             "states, is noisy too)."),
-           ("It increases the return directly.", "The environment's reward does not change; the bonus only "
-                                                  "changes what the optimiser maximises.")),
+           ("It adds to the reward, so the return the agent collects from the environment grows directly.",
+            "The environment's reward does not change; the bonus only changes what the optimiser maximises.")),
     ],
     "03": [
         _q("q1", "A rollout step `t` is truncated by the time limit (not terminated). What does GAE do at that "
                  "step?", "a",
-           ("Its TD error still bootstraps from the value of the true final observation, but the blend of later "
-            "TD errors stops there: the next row belongs to another episode.",
+           ("It still bootstraps from V of the final observation, but the trace stops: the next row is another "
+            "episode.",
             "Right: the bootstrap is cut on `terminated` only, the lambda-trace on any episode end."),
-           ("It treats the step as terminal: no bootstrap, the future is worth 0.",
+           ("It treats the step as terminal: no bootstrap from the next state, and the future counts as worth 0.",
             "That is the truncation-as-termination mistake: the state had a future, and a future worth 0 biases the "
             "critic's targets and the advantages (lesson 03, section 6, measures it with A2C)."),
-           ("Nothing special: the trace goes on into the following rows.",
+           ("Nothing special: both the bootstrap and the trace go on into the following rows, as for any other step.",
             "The following rows are the reset step and a new episode; blending their TD errors mixes two episodes."),
-           ("The step is dropped from the batch.",
+           ("The step is dropped from the batch, since its return was cut short and would bias the advantages.",
             "It is a real transition and is trained on; only the reset step after it is masked.")),
         _q("q2", "Which lambda gives the lowest-variance advantages (for a fixed critic close to the true value "
                  "function)?", "a",
@@ -246,212 +246,207 @@ QUESTIONS: dict[str, list[Question]] = {
             "Right: it uses one reward and one next-state value, so it has the least noise from the sampled future "
             "and the most bias from the critic's errors. (A very inaccurate critic can add noise of its own through "
             "V(s_{t+1}), which lambda = 1 cancels.)"),
-           ("`lambda = 1`: the Monte Carlo return minus V.",
+           ("`lambda = 1`: the Monte Carlo return minus V, which averages over the most rewards.",
             "That sums the noise of every reward up to the episode's or the rollout's end: the highest variance. It "
             "has the least bias from the critic: only the bootstraps where the rollout or a time limit cuts the sum "
             "remain (V(s_t) itself acts as a baseline)."),
-           ("`lambda = 0.95`, the usual default.",
+           ("`lambda = 0.95`, the usual default, which balances the noise of both ends.",
             "0.95 is a compromise between bias and variance, not the variance minimum."),
-           ("The variance does not depend on lambda.",
+           ("The variance does not depend on lambda; only the bias does.",
             "Lambda sets how strongly the later, noisier rewards are weighted in each advantage, so it sets the "
             "variance.")),
         _q("q3", "With `lambda = 1` and no episode end inside the rollout, what is GAE's advantage of step `t`?",
            "c",
-           ("The TD error of step t.", "That is `lambda = 0`."),
-           ("The discounted return from step t.", "Close, but two things differ: the sum stops at the rollout's last "
-                                                  "step, where V of the next observation stands in for the rest of "
-                                                  "the episode, and the critic's value V(s_t) is subtracted."),
-           ("The discounted return from step t (bootstrapped with V after the rollout's last step) minus V(s_t).",
+           ("The TD error of step t alone: the later TD errors do not enter the sum.",
+            "That is `lambda = 0`."),
+           ("The discounted return from step t to the end of the episode, with no value subtracted from it.",
+            "Close, but two things differ: the sum stops at the rollout's last step, where V of the next observation "
+            "stands in for the rest of the episode, and the critic's value V(s_t) is subtracted."),
+           ("The discounted return from step t, bootstrapped after the rollout's end, minus V(s_t).",
             "Right: the TD errors telescope; a good self-check of a GAE implementation."),
-           ("Zero, because the TD errors cancel.", "They telescope, they do not cancel: the rewards and the "
-                                                   "bootstrap value remain.")),
+           ("Zero: with lambda = 1 the TD errors of neighbouring steps cancel in pairs.",
+            "They telescope, they do not cancel: the rewards and the bootstrap value remain.")),
         _q("q4", "The TD error of step `t` uses `next_values[t]`, not `values[t+1]`. Why?", "b",
-           ("They are always equal; `next_values` is only a convenience.",
+           ("They are always equal; `next_values` is a convenience that saves indexing one row further.",
             "In pgcourse's rollouts they agree on every row but the last, which has no row t+1; and a GAE function "
             "must also be right where row t+1 holds a new episode's first observation (same-step autoreset)."),
-           ("`values` has no row T, so the last step needs V of the observation after the rollout; and "
-            "`next_values[t]` is V of the observation step `t` really led to, whatever the autoreset mode put in "
-            "row t+1.",
+           ("Row t+1 may be missing or hold a new episode; `next_values[t]` is V of where step t really led.",
             "Right: with pgcourse's next-step autoreset the reset row is computed on the final observation, so the "
             "two agree on every row but the last (lesson 03, section 2.5); `next_values` keeps the TD error right at "
             "the rollout's end and under any autoreset mode (with same-step autoreset, row t+1 would start the new "
             "episode)."),
-           ("`next_values` carries a gradient that the critic needs.",
+           ("`next_values` carries a gradient that the critic needs in order to learn from its own bootstrap targets.",
             "Both are detached in the TD error: the advantages are constants."),
-           ("`values[t+1]` does not exist for any step.",
+           ("`values[t+1]` is out of range for every step, so the TD error needs a tensor of its own.",
             "It exists for every step but the last; the last step needs the value after the rollout.")),
     ],
     "04": [
         _q("q1", "A sample has a negative advantage. What does PPO's clip do for it?", "c",
-           ("It stops the gain once the ratio rises above `1 + eps`.",
+           ("It stops the gain once the ratio rises above `1 + eps`, as it does for a positive advantage.",
             "For a negative advantage, raising the ratio lowers the objective: the min keeps the unclipped term "
             "there, so the full penalty applies."),
-           ("Nothing: the clip only acts on positive advantages.", "It acts on both signs, at opposite ends of "
-                                                                   "the interval."),
-           ("Once the ratio has fallen below `1 - eps`, lowering that action's probability further gains nothing "
-            "(zero gradient).",
+           ("Nothing: the clip only acts on positive advantages, where the policy could be over-rewarded.",
+            "It acts on both signs, at opposite ends of the interval."),
+           ("Once the ratio is below `1 - eps`, pushing that action's probability lower gains nothing.",
             "Right: past 1 - eps this sample stops pushing the action's probability down; the probability can still "
             "fall further through the other samples' steps: the clip removes the incentive, it does not bound the "
             "move (lesson 04, sections 3 and 8)."),
-           ("It flips the sign of the advantage.", "No sign changes: the clip bounds the ratio, it does not touch "
-                                                    "the advantage.")),
+           ("It flips the sign of the advantage once the ratio leaves the interval, so the push reverses.",
+            "No sign changes: the clip bounds the ratio, it does not touch the advantage.")),
         _q("q2", "Why does L^CLIP take the minimum of the unclipped and the clipped term, instead of using the "
                  "clipped term alone?", "a",
-           ("With the clipped term alone, a ratio that moved the wrong way past the interval would get zero "
-            "gradient and could not be pulled back; the min keeps the full penalty for that case.",
+           ("With the clipped term alone, a ratio pushed the wrong way past the interval could not be pulled back.",
             "Right: the min makes the objective a pessimistic bound, clipping only the gains."),
-           ("The minimum is cheaper to compute.", "Both terms are computed anyway; cost is not the reason."),
-           ("The minimum makes the objective an unbiased estimate of the return.",
+           ("The minimum is cheaper to compute than the clipped term, which needs every ratio clamped first.",
+            "Both terms are computed anyway; cost is not the reason."),
+           ("The minimum makes the objective an unbiased estimate of the return, which the clipped term alone is not.",
             "Neither term estimates the return; the surrogate only has the right gradient near ratio 1."),
-           ("The minimum makes advantage normalisation unnecessary.",
+           ("The minimum makes advantage normalisation unnecessary, since it bounds each sample's term.",
             "Normalisation concerns the advantages' scale, which the min does not change.")),
         _q("q3", "During an update, approx-KL climbs far above its usual level and the clip fraction approaches 0.5. "
                  "What is the most likely cause?", "d",
-           ("The critic fits the returns too well.", "The critic's fit enters neither the KL nor the clip "
-                                                     "fraction: both compare two policies."),
-           ("The entropy coefficient is too high.",
+           ("The critic fits the returns too closely, overfitting this batch, so its advantages become noise.",
+            "The critic's fit enters neither the KL nor the clip fraction: both compare two policies."),
+           ("The entropy coefficient is too high, so the bonus pushes the policy towards uniform at every step.",
             "Less likely: the entropy term sits outside the clip, so a very strong bonus can move the policy (toward "
             "uniform), but you would see the entropy rising. Look for what else moves the policy this far in one "
             "update."),
-           ("Nothing: a clip fraction near 0.5 is what PPO aims for.",
+           ("Nothing is wrong: a clip fraction near 0.5 is what PPO aims for, with half of the samples clipped.",
             "Half of the samples outside the interval means the policy has moved far beyond the trust region."),
-           ("The steps are too large for one batch: learning rate too high, too many epochs or too many small "
-            "minibatches, so the policy moves far from the one that collected the data.",
+           ("The steps are too large for one batch: learning rate too high, or too many epochs or minibatches.",
             "Right: the usual remedies are a lower learning rate, fewer epochs, or a KL early stop, which brakes late "
             "(lesson 04, section 8). The course met a KL this large only without the clip: in section 10, 30 epochs "
             "with no clip moved the policy far past the trust region and ended far below the same 30 epochs with "
             "the clip (intervals apart), while with the clip more epochs helped. No arm there logged a clip "
             "fraction near 0.5 (the unclipped arm's is measured against a clip range of 100).")),
         _q("q4", "The explained variance of the critic is -0.3. What does that mean?", "b",
-           ("The critic explains 30% of the returns' variance.",
+           ("The critic explains 30% of the returns' variance; the sign says that it underestimates them.",
             "That would be +0.3: a positive number means the critic accounts for part of the variance."),
-           ("The critic's errors vary more than the returns themselves: predicting the mean return everywhere "
-            "would do better.",
+           ("The critic's errors vary more than the returns do: predicting the mean return would do better.",
             "Right: EV = 1 - Var[R - V] / Var[R] < 0 means Var[R - V] > Var[R]."),
-           ("The returns are all equal.", "Then Var[R] = 0 and the explained variance is undefined (nan), not "
-                                          "negative."),
-           ("Nothing: explained variance always lies in [0, 1], so the number is a bug.",
+           ("The returns are all equal, so there is no variance left for the critic to explain.",
+            "Then Var[R] = 0 and the explained variance is undefined (nan), not negative."),
+           ("Nothing about the critic: explained variance always lies in [0, 1], so the number must come from a bug.",
             "It is at most 1 but has no lower bound: a bad critic can be arbitrarily negative.")),
         _q("q5", "Why are the old log-probabilities stored when the rollout is collected, instead of recomputed at "
                  "the start of each epoch?", "a",
-           ("pi_old is the policy that collected the data and the advantages belong to it, so the ratio must compare "
-            "with it in every epoch; recomputed at the start of each epoch, the ratios would measure only the move "
-            "since that epoch began: the clip's interval would re-centre every epoch, and nothing would remove the "
-            "incentive to keep moving away from pi_old over the epochs.",
+           ("The ratio must compare with the policy that collected the data, or the clip re-centres every epoch.",
             "Right: the samples and their advantages belong to pi_old, so the ratio pi_theta / pi_old is the "
             "importance weight and the clip's interval lies around pi_old. Recomputed per epoch, only the first "
             "minibatch of each epoch has ratio 1; the later ones measure the move since that epoch began (the clip "
             "acts on it), and the moves of the epochs add up unclipped."),
-           ("To save compute.", "A forward pass is cheap; the reason is what the ratio means."),
-           ("Because the environment needs them.", "The environment only receives actions."),
-           ("It makes no difference.", "In the first epoch it makes none (the policy has not moved yet); from the "
-                                       "second epoch on, every ratio, and with it what the clip does, is measured "
-                                       "from another policy than the one that collected the data.")),
+           ("To save compute: recomputing them would cost a full forward pass over the whole batch at the start of "
+            "every epoch.",
+            "A forward pass is cheap; the reason is what the ratio means."),
+           ("Because the environment needs them: it is stepped with each action together with that action's "
+            "log-probability.",
+            "The environment only receives actions."),
+           ("It makes no difference: the policy is the same network, so the log-probabilities come out the same.",
+            "In the first epoch it makes none (the policy has not moved yet); from the second epoch on, every ratio, "
+            "and with it what the clip does, is measured from another policy than the one that collected the data.")),
     ],
     "05": [
         _q("q1", "The environment receives a clipped action. Which action's log-probability goes into the PPO "
                  "ratio?", "b",
-           ("The clipped one, since that is what the environment executed.",
+           ("The clipped one, since that is the action the environment actually executed and rewarded.",
             "The clipped action was not sampled from the Gaussian: every action beyond the bound maps to the same "
             "clipped value, and its density under the Gaussian is a different number, which distorts the ratio and "
             "the gradient."),
-           ("The sampled, unclipped one: the log-probability must be that of the draw from the policy's "
-            "distribution.",
+           ("The sampled, unclipped one: the ratio needs the probability of the policy's own draw.",
             "Right: the clip belongs to the environment, not to the policy (lesson 05, section 4)."),
-           ("Either: they give the same log-probability.",
+           ("Either one: they give the same log-probability, because the clip changes only rare actions.",
             "They differ for every action outside the bounds: about 1 in 22 for a fresh policy (lesson 05, section "
             "4), and more once the mean nears a bound, as a swing-up that wants full torque makes it."),
-           ("Neither: continuous actions have no log-probability.",
+           ("Neither: continuous actions have no log-probability, so the ratio is computed from the means.",
             "They have a log-density, which plays the same role in the policy gradient.")),
         _q("q2", "Pendulum-v1 episodes always end with `truncated=True` after 200 steps. What happens if the agent "
                  "treats that end as terminal?", "a",
-           ("The targets of the last steps assume a future worth 0; the observation carries no clock, so the critic "
-            "sees similar states with very different targets, and its values and the advantages become biased.",
+           ("The last steps' targets assume a future worth 0, so the critic, which sees no clock, becomes biased.",
             "Right: lesson 03, section 6 measured it with A2C under a 100-step time limit: over ten seeds the "
             "critic's loss stayed about three times as high as with correct bootstrapping, while the learning curves "
             "of the two arms could not be told apart, and in one seed's greedy episode the TD error at the cut was "
             "far off."),
-           ("Nothing: Pendulum's rewards are negative anyway.",
+           ("Nothing goes wrong: Pendulum's rewards are negative anyway, so a future worth 0 is close enough.",
             "A future worth 0 is better than Pendulum's true (negative) future, so the targets become biased, "
             "upward here; the sign of the rewards does not make the error vanish."),
-           ("Learning gets more stable, because the episodes look shorter.",
+           ("Learning gets more stable, because the episodes look shorter and their returns vary less.",
             "The episodes are the same length; only the targets of their last steps change, and they become "
             "wrong."),
-           ("GAE ignores the flags, so the choice has no effect.",
+           ("GAE ignores the flags and uses the rollout's length, so the choice has no effect.",
             "GAE reads them: `terminated` cuts the bootstrap, any end cuts the trace.")),
         _q("q3", "Why does the Gaussian policy learn `log sigma` rather than `sigma`?", "c",
-           ("Only for speed: the log-probability needs `log sigma` anyway.",
+           ("Only for speed: the log-probability formula needs `log sigma` anyway, so learning it saves computing one "
+            "log.",
             "It does use log sigma, but the main reason is the constraint on sigma."),
-           ("So that the entropy no longer depends on sigma.",
+           ("So that the entropy no longer depends on sigma and the bonus cannot inflate it.",
             "The entropy is log sigma plus a constant per dimension: it still depends on it."),
-           ("sigma must stay positive; log sigma can be any real number, and a gradient step on it changes sigma by "
-            "a factor rather than by an amount.",
+           ("sigma must stay positive, but log sigma can be any real number and a step changes sigma by a factor.",
             "Right: no clamp is needed to keep sigma positive (lesson 05's log_std_min is a floor on exploration, not "
             "a positivity fix), and small and large sigmas are updated alike in relative terms."),
-           ("So that sigma shrinks automatically during training.",
+           ("So that sigma shrinks automatically during training, as the policy becomes more certain.",
             "Nothing in the parametrisation makes sigma shrink; the gradient of the objective decides.")),
         _q("q4", "The agent trained with observation normalisation. Why must the running statistics be saved with "
                  "the network?", "d",
-           ("They are needed to compute the rewards.", "The environment computes the rewards; the statistics only "
-                                                        "transform the observations."),
-           ("They are only used during training, so they need not be saved.",
+           ("They are needed to compute the rewards, which are normalised with the same running statistics.",
+            "The environment computes the rewards; the statistics only transform the observations."),
+           ("They are only used during training, to speed up learning, so they need not be saved.",
             "The network was trained on normalised inputs: evaluation has to feed it inputs normalised the same "
             "way."),
-           ("They make the saved file smaller.", "They add a few numbers; size is not the reason."),
-           ("The network learned on observations normalised with those statistics; without them (or with fresh "
-            "ones) it sees inputs from a different distribution and acts differently.",
+           ("They make the saved file smaller and the trained agent faster to load.",
+            "They add a few numbers; neither size nor loading speed is the reason."),
+           ("The network learned on inputs normalised with them, and without them its inputs look different.",
             "Right: the statistics are part of the agent (lesson 05, section 9).")),
     ],
     "06": [
         _q("q1", "`pg.diagnose` reports every signal healthy for your new training loop. What may you conclude?", "c",
-           ("The loop has no bug.",
+           ("The loop has no bug: the signals cover the ways a training loop can fail.",
             "Some bugs leave no mark on the signals it reads: in exercise 06, pg.diagnose calls some of the mystery "
             "trainers healthy, though each has a bug."),
-           ("The hyperparameters are well tuned.",
+           ("The hyperparameters are well tuned, since a poor setting would show up as an unhealthy signal.",
             "The signals watch for the signatures of known bugs, not for how good a setting is: a healthy-looking "
             "run can still learn slowly."),
-           ("Only that none of the bugs it knows shows its signature here; a probe environment with a known answer, "
-            "or a correct twin trained with the same seed, tests the rest.",
+           ("That none of the bugs it knows left its mark: other bugs need a probe or a correct twin.",
             "Right: the diagnosis is a lead, not a verdict (lesson 06, section 4)."),
-           ("The run will solve the environment if trained longer.",
+           ("The run will solve the environment if trained longer, since nothing in the signals is holding it back.",
             "Nothing in the signals predicts that; a flat return with healthy signals is exactly what some bugs give.")),
         _q("q2", "You wrote a new actor-critic and suspect its value loss. Which test isolates the critic fastest?",
            "b",
-           ("Train on CartPole for longer and watch the return.",
+           ("Train on CartPole for longer and watch the return: with a working critic it rises steadily.",
             "The return mixes the policy, the critic and the environment: a broken critic may only slow learning, "
             "and you cannot tell which part failed."),
-           ("Train on a probe with one observation, one step per episode that terminates, and reward +1, and check "
-            "that V reaches 1.",
+           ("Train on a probe with one observation and one terminating step of reward +1, and check that V reaches 1.",
             "Right: with nothing to learn but the value, a critic that does not get close to the known answer is broken "
             "(lesson 06's probe environments)."),
-           ("Raise the critic's learning rate until the explained variance is high.",
+           ("Raise the critic's learning rate until the explained variance is high, then see if the return improves.",
             "That tunes around a bug instead of finding it; a broken loss can still fit something."),
-           ("Compare your return curve with Stable-Baselines3's on the same environment.",
+           ("Compare your return curve with Stable-Baselines3's PPO on the same environment and seed.",
             "Different defaults and seeds give different curves; the comparison cannot say which line is wrong.")),
         _q("q3", "On the time-limit probe (reward +1 every step, every episode cut by the time limit, discount "
                  "gamma) the true value is 1 / (1 - gamma), but your critic settles well below it, at the same value "
                  "on every seed. Which bug fits?", "a",
-           ("The time limit is treated as termination: the bootstrap is cut at the cut-off, so the critic converges "
-            "to the fixed point of targets that drop the future at every episode end.",
+           ("The time limit is treated as termination, so the targets drop the future at every episode end.",
             "Right: the buggy targets drop the future at every episode end, so the critic settles below "
             "1 / (1 - gamma), where depends on the targets: one-step TD targets (Part B's loop) settle at "
             "V = 1 + gamma (9/10) V for 10-step episodes, Monte Carlo or GAE targets near the average cut return "
             "that lesson 06 predicts and measures for PPO."),
-           ("The advantage has the wrong sign.",
+           ("The advantage has the wrong sign, so the critic is pushed away from the returns it should predict.",
             "That breaks the policy, not the value targets: it fails the probes where the action matters."),
-           ("The critic's learning rate is too low.",
+           ("The critic's learning rate is too low, so after the same number of updates it stops short of the true "
+            "value.",
             "A slow critic is still moving towards the true value, 1 / (1 - gamma); settling on one wrong value, the "
             "same on every seed, points at wrong targets."),
-           ("The entropy bonus has the wrong sign.",
+           ("The entropy bonus has the wrong sign, which drags every value estimate down.",
             "The entropy term acts on the policy; with one observation and no action choice it cannot move V.")),
         _q("q4", "Why does the bug hunt train each mystery's correct twin with the same seed?", "d",
-           ("To make training faster.", "It doubles the training; the point is the comparison."),
-           ("Because `pg.diagnose` needs two runs to work.", "It diagnoses one run on its own."),
-           ("Because one twin averages out the noise like ten seeds would.",
+           ("To make training faster, since the twin can reuse the rollouts of the mystery it shadows.",
+            "It doubles the training; the point is the comparison."),
+           ("Because `pg.diagnose` needs two runs with the same seed, one of them correct, to compare before it can "
+            "report.",
+            "It diagnoses one run on its own."),
+           ("Because one twin with the same seed averages out the noise as well as ten seeds would.",
             "One run averages nothing; the twin is useful because its randomness is the same, not because it "
             "is another sample."),
-           ("With the same seed the two runs are identical until the bug first acts, so where they part shows what "
-            "the bug changes; with different seeds, seed-to-seed noise hides small differences.",
+           ("The runs stay identical until the bug first acts, so where they part shows what the bug changes.",
             "Right: on the machine that recorded the run the same seed makes the comparison exact on CPU; on another, "
             "rounding drift grows from update to update, so compare the first updates (lesson 06 and the bug "
             "hunt's hints)."))
@@ -459,59 +454,62 @@ QUESTIONS: dict[str, list[Question]] = {
     "07": [
         _q("q1", "Why does TRPO bound the KL divergence between the old and the new policy instead of the Euclidean "
                  "length of the parameter step?", "b",
-           ("The Euclidean length is more expensive to compute.",
+           ("The Euclidean length is more expensive to compute for a network with many parameters.",
             "It is the cheapest quantity there is (one norm); TRPO pays for conjugate gradient and a line search to "
             "use the KL instead."),
-           ("The same Euclidean step can change the action probabilities a lot in one direction and hardly at all "
-            "in another; the KL measures the change of the policy itself, whatever the parametrisation.",
+           ("Equal Euclidean steps can change the policy a lot or hardly at all, while the KL measures the policy's "
+            "change.",
             "Right: the natural gradient is the steepest ascent when distance is measured in KL, whose local "
             "metric is the Fisher matrix (lesson 07)."),
-           ("The KL bound makes the surrogate an unbiased estimate of the return.",
+           ("The KL bound makes the surrogate an unbiased estimate of the new policy's expected return, not just a "
+            "local one.",
             "The surrogate is a local approximation whatever the bound; the bound keeps the new policy close "
             "enough for that approximation to be trusted."),
-           ("With a KL bound no gradient is needed.",
+           ("With a KL bound no gradient of the surrogate is needed, only the curvature of the KL around the old "
+            "policy's parameters.",
             "TRPO still needs the surrogate's gradient g: the natural step is F^-1 g.")),
         _q("q2", "TRPO needs s = (F + damping I)^-1 g, with F the Fisher matrix of a policy with P parameters. Why does "
                  "it never form F?",
            "a",
-           ("F has P x P entries, quadratic in the network's size, while a product F v costs about two gradients' "
-            "worth of arithmetic (a backward pass through kl_grad . v); conjugate gradient needs only products.",
+           ("F has P x P entries, so conjugate gradient uses only products F v, each costing about two gradients.",
             "Right: the lesson prints how large F would be for the CartPole policy and measures what a product "
             "costs."),
-           ("F is not symmetric, so it cannot be stored.",
+           ("F is not symmetric, so it cannot be stored compactly or inverted the way conjugate gradient needs.",
             "F is symmetric (a Hessian, and an expected outer product of score vectors); size is the problem."),
-           ("F is always the identity at theta_old.",
+           ("F is always the identity at theta_old, so the product F v is just v and nothing needs forming.",
             "F is the KL's Hessian at theta_old, not the identity; if it were, the natural gradient would be the "
             "ordinary gradient."),
-           ("Forming F would change the policy's parameters.",
+           ("Forming F would change the policy's parameters, since its second derivatives need a backward pass.",
             "Computing second derivatives changes no parameter; it costs memory and time.")),
         _q("q3", "The step length beta = sqrt(2 max_kl / s^T (F + damping I) s), with the damped product conjugate "
                  "gradient used, puts the damped quadratic KL estimate exactly on max_kl (the undamped one, "
                  "1/2 beta^2 s^T F s, a little below), yet the line search can reject the full step because the "
                  "real KL is larger (the check's low-damping case is built to be one, exercise 5). Why?", "d",
-           ("Conjugate gradient returned the wrong sign.",
+           ("Conjugate gradient returned a step with the wrong sign, which moves the policy further than planned.",
             "A wrong sign would make the surrogate worse; it does not explain a KL above the bound."),
-           ("The damping makes the estimate exact, so this cannot happen.",
+           ("The damping makes the quadratic estimate exact, so this cannot happen in a correct step.",
             "Damping adds a multiple of the identity to F for stability (and keeps the undamped estimate a little "
             "below max_kl); the estimate stays second order."),
-           ("max_kl is measured per state, the estimate per batch.",
+           ("max_kl is measured per state, while the quadratic estimate is an average over the batch's states.",
             "Both are the mean KL over the batch's states."),
-           ("1/2 beta^2 s^T F s is only the second-order Taylor term of the KL around theta_old; a finite step "
-            "meets the higher-order terms, so the real KL can exceed the prediction.",
+           ("The quadratic is a second-order estimate of the KL, and a finite step meets the higher-order terms.",
             "Right: that is why TRPO checks the real KL and backtracks (lesson 07 counts how often it does).")),
         _q("q4", "What made PPO, rather than TRPO, the default in practice?", "c",
-           ("TRPO cannot solve simple tasks such as CartPole.",
+           ("TRPO cannot solve simple tasks such as CartPole: its KL-bounded steps are too small to make progress in "
+            "time.",
             "It can: lesson 07's TRPO solves CartPole with its defaults."),
-           ("PPO comes with a monotonic-improvement guarantee that TRPO lacks.",
+           ("PPO comes with a monotonic-improvement guarantee that TRPO lacks, so its updates fail less often in "
+            "practice.",
             "The other way round: TRPO is derived from such a bound (with approximations); PPO's clip is a "
             "heuristic."),
-           ("PPO's final returns could not be told from TRPO's in the lesson (and it was ahead early on Acrobot and "
-            "Pendulum, not on CartPole), with first-order code: several epochs of minibatch Adam steps on one batch, "
-            "no conjugate gradient, no line search; and it fits stock optimisers and shared actor-critic networks "
-            "(an argument the lesson did not test).",
-            "Right: lesson 07 measures returns per env step and per second, counts what one update costs and the "
-            "code each update needs; the optimiser and shared-network reasons are arguments it did not test."),
-           ("TRPO's updates leave the trust region more often than PPO's.",
+           ("Returns no worse than TRPO's in the lesson, from simpler code: no conjugate gradient, no line search.",
+            "Right: in lesson 07 PPO's final returns could not be told from TRPO's (it was ahead early on Acrobot and "
+            "Pendulum, not on CartPole), from first-order code: several epochs of minibatch Adam steps on one batch. "
+            "The lesson measures returns per env step and per second, counts what one update costs and the code each "
+            "update needs; that PPO also fits stock optimisers and shared actor-critic networks is an argument it did "
+            "not test."),
+           ("TRPO's updates leave the trust region more often than PPO's, which makes its learning less stable "
+            "overall.",
             "TRPO's line search enforces KL <= max_kl on every update; PPO has no hard bound.")),
     ],
     "08": [
@@ -520,23 +518,24 @@ QUESTIONS: dict[str, list[Question]] = {
            ("Nothing: the padding's log-probabilities are 0, so they add nothing to the sum.",
             "A padded position holds some token id (PAD or leftovers) and the model gives it a probability below "
             "1: its log-probability is negative, not 0."),
-           ("The short response's log-probability includes six padding positions' log-probabilities, so it is "
-            "wrong, and the policy gradient pushes on tokens the policy never wrote.",
+           ("The short response's sum takes in six padding positions, so the gradient pushes on unwritten tokens.",
             "Right: the padding enters the sum and its gradient; the mask keeps a response's log-probability the "
             "log of the probability of what was actually sampled (exercise 1)."),
-           ("Only the longest response is affected, because it has no padding.",
+           ("Only the longest response is affected, since it has no padding and so no mask to line up with its "
+            "tokens.",
             "The longest response has no padding and is the one that comes out right; the short one is wrong."),
-           ("The sum becomes a mean.", "Leaving out the mask changes which positions are summed, not the "
-                                         "reduction.")),
+           ("The sum becomes a mean over all nine positions, so both responses' log-probabilities shrink by the same "
+            "factor.",
+            "Leaving out the mask changes which positions are summed, not the reduction.")),
         _q("q2", "GRPO samples 8 responses to a prompt and all 8 are right (exact reward 1). What does this prompt "
                  "contribute to the update?", "c",
-           ("A large push towards these 8 responses: they all earned the highest reward.",
+           ("A large push towards these 8 responses: they all earned the highest reward, so each gets a large "
+            "advantage.",
             "The advantages are relative to the group: every response is exactly as good as its group's mean, "
             "so there is nothing to push towards."),
-           ("NaN, because the group's standard deviation is 0.",
+           ("NaN: the group's standard deviation is 0, and the advantages are divided by it.",
             "That is what eps prevents: 0 / (0 + eps) = 0, never NaN (exercise 4)."),
-           ("No push of its own through the clipped loss, whose advantages are all 0; only the KL term still acts "
-            "on its tokens.",
+           ("Nothing from the clipped loss, since all advantages are 0, but the KL term acts on its tokens as usual.",
             "Right: a group whose rewards are all equal carries no signal about which response is better (though "
             "with the token-level mean its tokens still count in the denominator and dilute the other prompts' push; "
             "DAPO filters such groups out); "
@@ -548,34 +547,34 @@ QUESTIONS: dict[str, list[Question]] = {
             "whatever the rewards, not a push away from these responses because they were right.")),
         _q("q3", "Both k1 and k3 estimate KL(pi_theta || pi_ref) without bias from tokens sampled from pi_theta. "
                  "Why does GRPO put k3, not k1, in its loss?", "a",
-           ("As a loss on the policy's own samples, k1's expected gradient is zero, so it would not pull; k3's "
-            "pulls towards the reference (and k3 is never negative on a single token).",
+           ("On the policy's own samples k1's expected gradient is zero, so it would not pull, but k3's does.",
             "Right: the gradient of k1 on a sampled token is grad log pi_theta, whose mean under pi_theta is 0. "
             "k3's mean gradient is that of the KL with its arguments swapped, grad KL(pi_ref || pi_theta): not "
             "the KL its value estimates, but zero only at the reference, so it leashes. Exercise 3 measures "
             "k3's smaller spread when the policy shifts all its logits smoothly; once the policy makes rare a token "
             "the reference still likes (r large), k3 can be the noisier one even at a small KL (lesson 08, "
             "section 5)."),
-           ("k1 is biased: its mean over sampled tokens is not the KL.",
+           ("k1 is biased: its mean over tokens sampled from pi_theta is not the KL that it claims to estimate.",
             "k1 is unbiased: the KL is by definition the expectation of the log-ratio under pi_theta's samples."),
-           ("k3 needs no reference model.",
+           ("k3 needs no reference model, so GRPO can drop the reference's forward pass.",
             "Both need the reference's log-probability of each sampled token: the ratio r is pi_ref over pi_theta."),
-           ("k3 is exact: it equals the KL on every token.",
+           ("k3 is exact: it equals the KL on every single token, while k1 only matches it on average over many.",
             "No single-token estimate is exact; k3 only matches the KL on average (its mean).")),
         _q("q4", "You fine-tune with a verifier that has a loophole and watch the training curve: the reward keeps "
                  "rising. How do you find out whether the model is learning the task or gaming the verifier?", "d",
            ("The rising reward is the answer: the verifier is the definition of the task.",
             "A verifier with a loophole rewards things that are not the task; the training reward is exactly the "
             "number the policy learned to push up, so it cannot tell the two apart."),
-           ("Watch the loss: if it falls, the model is learning the task.",
+           ("Watch the loss: if it keeps falling while the reward rises, the model is learning the task and not the "
+            "loophole.",
             "The policy-gradient loss is a surrogate whose value does not measure how well the task is done "
             "(lesson 01): with group-relative advantages it starts every update near 0, whether the model is "
             "learning the task or gaming the verifier."),
-           ("A small KL to the reference proves the model did not game the verifier.",
+           ("A small KL to the reference proves that the model did not game the verifier.",
             "A small KL limits how far the policy moved, not where it moved; a small, targeted change can game "
             "a verifier."),
-           ("Read samples and score them with an independent, exact check of the task (here the exact reward): "
-            "the proxy rising while the exact score falls is reward hacking.",
+           ("Read samples and score them with an independent, exact check: the proxy rising as it falls is reward "
+            "hacking.",
             "Right: the lesson shows the samples of a policy trained on the loophole reward and its exact reward "
             "beside the proxy.")),
     ],

@@ -56,6 +56,32 @@ def test_every_choice_is_explained_and_only_the_answer_is_called_right(chapter):
     assert len({q.answer for q in concepts.QUESTIONS[chapter]}) > 1
 
 
+
+def test_the_right_choice_cannot_be_picked_by_its_length():
+    """Issue 49, item 4: a learner who always picked the longest choice got 36 of 37 questions right, because the
+    right answer was the longest, most qualified text. Neither the longest nor the shortest choice may give the
+    answer away (a tie with the right answer counts as a win for the learner), no chapter may be won that way, and
+    no right answer may stand out by being much longer than the wrong ones beside it."""
+    longest, shortest, per_chapter, too_long = 0, 0, {}, []
+    for chapter, questions in concepts.QUESTIONS.items():
+        won = 0
+        for question in questions:
+            lengths = {letter: len(text) for letter, text in question.choices.items()}
+            right = lengths[question.answer]
+            wrong = [n for letter, n in lengths.items() if letter != question.answer]
+            won += right == max(lengths.values())
+            shortest += right == min(lengths.values())
+            ratio = right / (sum(wrong) / len(wrong))
+            if ratio > 1.6:
+                too_long.append((chapter, question.id, round(ratio, 2)))
+        longest += won
+        per_chapter[chapter] = won
+    total = sum(len(questions) for questions in concepts.QUESTIONS.values())
+    assert longest <= 10, f"picking the longest choice gets {longest} of {total} right: {per_chapter}"
+    assert all(won <= 2 for won in per_chapter.values()), f"won by the longest choice, per chapter: {per_chapter}"
+    assert shortest <= 10, f"picking the shortest choice gets {shortest} of {total} right"
+    assert not too_long, f"right answers more than 1.6 times the wrong ones' mean length: {too_long}"
+
 def test_a_question_needs_an_explanation_for_every_choice():
     with pytest.raises(ValueError, match="every choice needs an explanation"):
         concepts.Question("q1", "?", {"a": "x", "b": "y"}, "a", {"a": "Right."})
