@@ -339,3 +339,15 @@ def test_the_short_truncation_case_names_a_loop_that_cuts_the_bootstrap_at_a_tim
     assert len(problems) == 1 and "treats a truncated step as a terminated one" in problems[0], problems
     for correct in (checks.STAGE_REFERENCES["train_ppo"], *(fn for stage, fn in CORRECT_LOOPS if stage == "train_ppo")):
         assert ch04b_ppo_loop._truncation_case(correct, remote=False) == []
+
+
+def test_a_loop_whose_returns_pass_is_not_told_it_did_not_learn():
+    """Issue 49: 'your loop did not learn on seed 0' was printed beside returns of 394-444 when the failure was a
+    glue rule; the headline now says which it is."""
+    from pgcourse.checks.stages import SeedResult
+
+    glue = SeedResult(0, 420.5, np.zeros(20), 40_000, 50, 3.0, problems=["your loop took 49 updates; train until ..."])
+    message = ch01_loop._reinforce_failure([glue], glue)
+    assert "did not learn" not in message and "reached the threshold on seed 0 (mean 420.5)" in message, message
+    flat = SeedResult(0, 21.0, np.zeros(20), 4_000, 50, 3.0, problems=["the mean return ... below 100"], learned=False)
+    assert "your loop did not learn on seed 0" in ch01_loop._reinforce_failure([flat], flat)

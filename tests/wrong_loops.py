@@ -754,6 +754,19 @@ def train_reinforce_ascending(envs, config):
     return learner_train_reinforce(envs, config, update=lambda *args: learner_reinforce_update(*args, bug="ascent"))
 
 
+@wrong("train_reinforce", "seed first, then build the policy")
+def train_reinforce_builds_the_policy_before_seeding(envs, config):
+    """The policy built before torch.manual_seed(config.seed): its initial weights are not the exercise's (the check
+    used to seed torch with config.seed itself before calling the loop, which hid it: issue 49)."""
+    policy = CategoricalPolicy(4, 2, config.hidden_sizes)
+    torch.manual_seed(config.seed)
+    envs.reset(seed=config.seed)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr, eps=config.adam_eps)
+    for _ in range(-(-config.max_episodes // envs.num_envs)):
+        learner_reinforce_update(policy, optimizer, *learner_collect_episodes(envs, policy), config)
+    return policy
+
+
 @wrong("train_reinforce", "train until config.max_episodes")
 def train_reinforce_one_batch(envs, config):
     """Stops after one batch."""

@@ -29,9 +29,9 @@ from ..networks import CategoricalPolicy, sample_categorical
 from ..returns import discounted_returns, normalize
 from .learning_proof import Batch, LoopContract, RecordingEnvs, StepRecorder, prove_learning
 from .stages import (PARAMETER_TOLERANCE, REMOTE_CASES, RUNNERS, CountingEnvs, LoopReport, Mismatch, SeedResult,
-                     StageMistake, Timer, call_learner, call_spec, cartpole_envs, case_mistake, compare, config_spec,
-                     fixed_networks, is_remote, learner_run, network_spec, play_loop, policy_from_state,
-                     run_stage_check, sampled_returns, seeded_torch, tensor_data, train_on_seeds)
+                     StageMistake, Timer, before_the_loop_seeds, call_learner, call_spec, cartpole_envs, case_mistake,
+                     compare, config_spec, fixed_networks, is_remote, learner_run, network_spec, play_loop,
+                     policy_from_state, run_stage_check, sampled_returns, seeded_torch, tensor_data, train_on_seeds)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -412,7 +412,8 @@ def check_train_reinforce(fn: Callable[..., Any], seeds: Sequence[int] = (0, 1, 
         recording = RecordingEnvs(make_raw_vector_env(env_id, config.num_envs, vectorization="auto"))
         envs = CountingEnvs(recording, first_episode_only=True)
         try:
-            with seeded_torch(seed), Timer() as timer, StepRecorder(lambda: recording.clock) as recorder:
+            with seeded_torch(before_the_loop_seeds(seed)), Timer() as timer, \
+                    StepRecorder(lambda: recording.clock) as recorder:
                 policy = call_learner(fn, "train_reinforce", [envs, config], ["envs", "config"])
             envs.flush()
         finally:
@@ -445,6 +446,7 @@ def _reinforce_result(seed: int, returns: np.ndarray, transitions: int, seconds:
         result.problems.append(f"it played {len(returns)} episodes; train until config.max_episodes = "
                                f"{max_episodes} (one batch of {num_envs} episodes at a time).")
     if not last >= LEARNED_RETURN:
+        result.learned = False
         first = f" (the first 20: {returns[:20].mean():.1f})" if len(returns) else " (it played no episode)"
         result.problems.append(f"the mean return of the last 20 episodes is {last:.1f}, below {LEARNED_RETURN:g}"
                                f"{first}.")
@@ -483,8 +485,10 @@ def _add_proof(result: SeedResult, played: dict[str, Any], steps: list[dict[str,
 
 
 def _reinforce_failure(results: list[SeedResult], failed: SeedResult) -> str:
-    lines = [f"train_reinforce: your loop did not learn on seed {failed.seed}."]
-    lines += [f"  - {problem}" for problem in failed.problems]
+    headline = (f"your loop did not learn on seed {failed.seed}." if not failed.learned else
+                f"your loop's returns reached the threshold on seed {failed.seed} (mean {failed.eval_mean:.1f}), but "
+                f"it does not do what the exercise specifies:")
+    lines = [f"train_reinforce: {headline}"] + [f"  - {problem}" for problem in failed.problems]
     lines.append("Run the stage checks above first; a loop whose stages pass and that fails here usually "
                  "glues them wrongly (seeding, the optimiser's settings, the number of batches).")
     return "\n".join(lines)
@@ -518,6 +522,7 @@ def graded_train_reinforce(fn: Any) -> LoopReport:
             result.problems.append(f"it played {len(played)} episodes; train until config.max_episodes = "
                                    f"{GRADED_EPISODES} (one batch of {config.num_envs} episodes at a time).")
         if not result.eval_mean >= GRADED_RETURN:
+            result.learned = False
             result.problems.append(f"the policy it returned scores a mean return of {result.eval_mean:.1f} over "
                                    f"{EVAL_EPISODES} episodes (actions sampled), below {GRADED_RETURN:g} after "
                                    f"{GRADED_EPISODES} episodes of training (an untrained policy scores about 25).")

@@ -43,8 +43,7 @@ from .stages import (FLOAT_TOLERANCE, NOT_A_TENSOR, PARAMETER_TOLERANCE, REMOTE_
                      CountingEnvs, LoopReport, Mismatch, SeedResult, StageMistake, Timer, call_learner, call_spec,
                      cartpole_envs, case_mistake, compare, config_spec, fixed_networks, is_remote,
                      learner_run, network_spec, play_loop, policy_from_state, run_stage_check, sampled_returns,
-                     seeded_torch,
-                     tensor_data, train_on_seeds)
+                     before_the_loop_seeds, seeded_torch, tensor_data, train_on_seeds)
 
 ROLLOUT_FIELDS = ("obs", "actions", "log_probs", "values", "next_values", "rewards", "terminated", "truncated", "valid")
 
@@ -812,7 +811,7 @@ def _record(fn: Callable[..., Any], config: PPOConfig, remote: bool, time_limit:
                         make_raw_vector_env(config.env_id, config.num_envs, vectorization="auto"))
     recorder = GlueRecorder(envs)
     try:
-        with seeded_torch(config.seed), Timer() as timer, recorder:
+        with seeded_torch(before_the_loop_seeds(config.seed)), Timer() as timer, recorder:
             output = call_learner(fn, "train_ppo", [recorder.envs, config], ["envs", "config"])
     finally:
         envs.close()
