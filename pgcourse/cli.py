@@ -234,8 +234,10 @@ def _report_training(run: Any, seconds: float, out: Path, overwrite: bool, check
     print(f"trained {config.algo} on {config.env_id} (seed {config.seed}) on {run.device}: {done:,} "
           f"of {config.total_steps:,} env steps{_overshoot(config, done)}, {len(returns):,} episodes, "
           f"status {history.status}")
-    if run.device_reason:
-        print(f"device: {run.device} ({run.device_reason})")
+    if run.device_reason:  # its first clause: the whole reason is the run's device_reason (meta.json when saved)
+        reason = run.device_reason.split(". ")[0].split(" (")[0]
+        more = "; the reason in full: device_reason in the run's meta.json" if reason != run.device_reason else ""
+        print(f"device: {run.device} ({reason}{more})")
     if len(last):
         print(f"mean return of the last {len(last)} episodes: {last.mean():.1f}")
     if history.solved_at is not None:

@@ -300,6 +300,8 @@ def test_the_summary_says_why_it_overshot_the_budget_and_which_device_auto_picke
     printed = capsys.readouterr().out
     assert "of 1,000 env steps (whole rollouts of num_envs x n_steps = 8 x 16 steps)" in printed
     assert "on cpu:" in printed and "device: cpu (auto: the CPU" in printed
+    device_line = next(line for line in printed.splitlines() if line.startswith("device: "))
+    assert len(device_line) <= 120, device_line  # issue 48: it was 300 characters on every train and resume
 
 
 @pytest.mark.parametrize("argv, words", [
