@@ -654,7 +654,7 @@ def test_by_arm_groups_the_seeds_in_the_grid_order(swept):
 
 
 def test_summary_shows_iqm_mean_and_median_with_their_intervals(swept):
-    text = swept.summary(reps=500)
+    text = swept.summary(reps=500, min_seeds=2)
     lines = text.splitlines()
     assert "95%" in lines[0] and all(word in lines[1] for word in ("arm", "seeds", "IQM", "mean", "median"))
     expected = stats.interval_estimates(swept.scores(), metrics=("iqm", "mean", "median"), reps=500, seed=0)
@@ -664,6 +664,15 @@ def test_summary_shows_iqm_mean_and_median_with_their_intervals(swept):
         for metric in ("iqm", "mean", "median"):
             assert str(expected[arm][metric]) in row
     assert "steps to threshold" in swept.summary(threshold=1.0, reps=100)
+
+
+def test_summary_prints_no_interval_from_two_seeds(swept):
+    """Issue 48: two seeds printed a '95%' interval (their range); the summary shows their values instead."""
+    text = swept.summary(reps=200)
+    for name, arm in zip(("clip_eps=0.1", "clip_eps=0.2"), swept.arms):
+        [row] = [line for line in text.splitlines() if line.startswith(name)]
+        values = ", ".join(f"{value:.4g}" for value in swept.scores()[arm])
+        assert f"per seed: {values} (an interval needs 5 or more seeds)" in row and "[" not in row, row
 
 
 def test_steps_to_threshold_per_arm(swept):
@@ -822,7 +831,8 @@ def test_summary_and_plots_work_with_fewer_than_two_seeds_per_arm(tmp_path, caps
     results = pg.sweep("ppo", "CartPole-v1", seeds=1, grid=GRID, folder=folder, backend=InlineBackend(),
                        progress=False, total_steps=512)
     assert results.intervals() == {}
-    assert results.summary(reps=100).count("(fewer than 2 seeds finished)") == 2
+    summary = results.summary(reps=100)
+    assert summary.count("per seed: ") == 2 and "fewer than 2 seeds finished" not in summary, summary
     plt.close(plot_sweep(results, path=tmp_path / "one.png", reps=100))
     assert main(["plot", str(folder), "--out", str(tmp_path / "cli.png")]) == 0
     with Image.open(tmp_path / "cli.png") as image:

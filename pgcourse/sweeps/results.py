@@ -12,6 +12,11 @@ from .spec import TrialSpec
 from .store import ResultsFolder, TrialRecord
 
 
+# The fewest finished seeds from which summary() prints an interval (a percentile bootstrap of n values covers
+# poorly for small n: rliable's guidance is many runs; the course's claims use ten or more).
+INTERVAL_MIN_SEEDS = 5
+
+
 class SweepResults:
     """Every requested trial of a sweep: the finished ones (``trials``), the failed, the missing.
 
@@ -117,11 +122,14 @@ class SweepResults:
         return found
 
     def summary(self, measure: str = "final_return", last: int = 100, threshold: float | None = None,
-                reps: int = 2000, seed: int = 0) -> str:
+                reps: int = 2000, seed: int = 0, min_seeds: int = INTERVAL_MIN_SEEDS) -> str:
         """A table: per arm, finished seeds, and the IQM, mean and median of ``measure`` with 95% intervals;
-        with ``threshold``, also the env steps until the smoothed return reaches it."""
+        with ``threshold``, also the env steps until the smoothed return reaches it. An arm with fewer than
+        ``min_seeds`` finished seeds shows its seeds' values instead: a bootstrap "95%" interval from two or three
+        values is their range, not an interval anyone should read as 95%."""
         names = self.short_names()
         estimates = self.intervals(measure, last, ("iqm", "mean", "median"), reps=reps, seed=seed)
+        scores = self.scores(measure, last)
         reach = self.steps_to_threshold(threshold) if threshold is not None else {}
         what = f"mean return of the last {last} episodes" if measure == "final_return" else str(measure)
         lines = [f"{what} per seed, aggregated over seeds (95% stratified-bootstrap intervals, {reps} resamples)"]
@@ -131,10 +139,11 @@ class SweepResults:
         groups = self.by_arm()
         for arm in self.arms:
             row = f"{names[arm]:{width}s}  {len(groups[arm]):>5d}"
-            if arm in estimates:
+            if arm in estimates and len(groups[arm]) >= min_seeds:
                 row += "".join(f"  {str(estimates[arm][m]):>24s}" for m in ("iqm", "mean", "median"))
             else:
-                row += f"  {'(fewer than 2 seeds finished)':>24s}"
+                values = ", ".join(f"{value:.4g}" for value in scores.get(arm, []))
+                row += f"  per seed: {values} (an interval needs {min_seeds} or more seeds)"
             if arm in reach:
                 row += f"  {reach[arm]}"
             lines.append(row)
