@@ -21,6 +21,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -786,7 +787,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return args.handler(args)
+        with warnings.catch_warnings():  # a warning is one line of the command's, not Python's file:line and source
+            warnings.showwarning = lambda message, category, *rest: print(
+                f"pgcourse {args.command}: warning: {message}", file=sys.stderr)
+            return args.handler(args)
     except KeyboardInterrupt:
         print(f"pgcourse {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -339,3 +339,15 @@ def test_the_clis_messages_name_its_options_not_python_arguments(tmp_path, capsy
     with pytest.raises(SystemExit):
         main(["train", "ppo", "--env", "CartPole-v1", "--seed", "abc"])
     assert "expected an integer (such as 0 or 42), got 'abc'" in capsys.readouterr().err
+
+
+def test_a_warning_is_one_line_of_the_commands(tmp_path, capsys, monkeypatch):
+    """Issue 48: --log-dir without TensorBoard printed Python's warning with its file, line and source line."""
+    from pgcourse import loggers
+
+    monkeypatch.setattr(loggers, "tensorboard_installed", lambda: False)
+    assert main(["train", "a2c", "--env", "CartPole-v1", "--steps", "256", "--quiet", "--out", str(tmp_path / "a"),
+                 "--log-dir", str(tmp_path / "logs")]) == 0
+    err = capsys.readouterr().err
+    [line] = [line for line in err.splitlines() if "TensorBoard" in line]
+    assert line.startswith("pgcourse train: warning: logging CSV only to ") and ".py:" not in err, err
