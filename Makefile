@@ -10,6 +10,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.pgcourse-installed
 LEARNER_STAMP := $(VENV)/.pgcourse-learner-installed
+SITE_STAMP := $(VENV)/.pgcourse-site-installed
 
 .PHONY: setup setup-learner browser sandbox lab notebook site site-build check test test-portable test-all-portable test-fake-gpu bench exercises clean-venv
 
@@ -77,8 +78,15 @@ notebook: setup-learner
 # nothing is fetched; warnings are errors. SOLUTIONS=0 leaves the solutions out (a teacher's site), in its own folder.
 SOLUTIONS ?= 1
 SITE_BUILD := site/_build/$(if $(filter 0,$(SOLUTIONS)),html-no-solutions,html)
-site: setup
+site: $(SITE_STAMP)
 	$(MAKE) --no-print-directory site-build SITE_PYTHON=$(BIN)/python
+
+# What the site needs and nothing more: the docs extra's pins (no torch, no test tools; after `make lab` a few
+# packages; from nothing, no torch either), in the same .venv (tools/docs_requirements.py lists them).
+$(SITE_STAMP): pyproject.toml
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install $$($(BIN)/python tools/docs_requirements.py)
+	touch $(SITE_STAMP)
 
 # The build alone, with a Python that has the docs extra (.github/workflows/site.yml installs only that extra's
 # pins: python tools/docs_requirements.py).
