@@ -548,6 +548,26 @@ def test_a_bad_manual_file_is_one_clear_line_before_any_grading(course, tmp_path
         assert pool.graded == []  # the file was checked before grading
 
 
+def test_a_manual_file_with_several_bad_rows_names_them_all_at_once(course, tmp_path):
+    """Issue 48: `grade --update --manual` reported one bad row per run, so a teacher fixed them one run at a time."""
+    write_submission(tmp_path / "submitted" / "alice.ipynb")
+    (tmp_path / "bad.csv").write_text("student,exercise,points\nalice,ch01_double,two\nalice,ch01_double,-1\n"
+                                      "alice,ch01_double,1\n")
+    with pytest.raises(GradingError) as error:
+        grading.grade_paths([tmp_path / "submitted"], course=course, manual=tmp_path / "bad.csv", grader=FakePool(),
+                            progress=False)
+    assert "2 rows to fix, nothing applied" in str(error.value)
+    assert "line 2: points 'two' is not a number" in str(error.value) and "line 3: points must be ≥ 0" in str(error.value)
+    (tmp_path / "unknown.csv").write_text("student,exercise,points\nzoe,ch01_double,1\nalice,ch01_nope,1\n"
+                                          "alice,ch01_double,3\n")
+    with pytest.raises(GradingError) as error:
+        grading.grade_paths([tmp_path / "submitted"], course=course, manual=tmp_path / "unknown.csv",
+                            grader=FakePool(), progress=False)
+    message = str(error.value)
+    assert "3 rows to fix" in message and "line 2: no student 'zoe'" in message and "line 3: 'ch01_nope'" in message \
+        and "line 4: 3 points for ch01_double" in message, message
+
+
 # -- 8. similarity hints ---------------------------------------------------------------------------------
 LONG = '''def double(x):
     result = 0
@@ -728,6 +748,26 @@ def test_an_update_with_the_lms_times_applies_them_and_never_drops_a_penalty_sil
     assert "late penalty changed from 0.5 to 1 point(s)" in feedback, feedback
     audit = [json.loads(line) for line in out.with_name("hw1.audit.jsonl").read_text().splitlines()]
     assert audit[-1]["changed"] == {"smithalice": [2.5, 2]}, audit[-1]
+
+
+def test_an_update_with_every_lms_time_no_longer_warns_of_file_modification_times(course_dir, tmp_path, fake_cli,
+                                                                                     capsys):
+    """Issue 48: after `--update --timestamps` gave every student's time, the gradebook still warned that the times
+    were file modification times (the first run's warning was carried over)."""
+    for name in ("alice", "bob"):
+        write_submission(tmp_path / "dl" / f"{name}.ipynb")
+    out = tmp_path / "hw1.csv"
+    common = ["--course", str(course_dir), "--out", str(out)]
+    assert fake_cli(str(tmp_path / "dl"), "--chapter", "01", "--deadline", D0.isoformat(), "--late-penalty",
+                    "10%/day", *common) == 0
+    assert "are file modification times" in capsys.readouterr().out
+    (tmp_path / "times.csv").write_text(f"student,submitted_at\nalice,{_at(-5)}\nbob,{_at(-1)}\n")
+    assert fake_cli("--update", "--timestamps", str(tmp_path / "times.csv"), *common) == 0
+    printed = capsys.readouterr()
+    assert "file modification times" not in printed.out + printed.err, printed.out
+    assert not [w for w in json.loads(out.with_suffix(".json").read_text()).get("warnings", [])
+                if "file modification times" in w]
+    assert "0notebook" not in printed.err
 
 
 def test_an_update_that_changes_no_time_keeps_a_canvas_late_flag_penalty(course_dir, tmp_path, fake_cli):

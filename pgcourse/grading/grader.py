@@ -34,7 +34,8 @@ from .lms import Roster
 from .manual import answers_of, apply_manual, carry_over, free_text_result, read_manual
 from .pool import Grader
 from .sandbox import Limits
-from .timing import apply_lateness, choose, late_change, restamp, stamp_submission, untrusted_times
+from .timing import (UNTRUSTED_TIMES, apply_lateness, choose, late_change, restamp, stamp_submission,
+                     untrusted_times)
 
 # --------------------------------------------------------------------------------------------------
 # Which chapter, which notebook
@@ -373,7 +374,7 @@ def _changed_files(submissions: list[Submission]) -> list[str]:
 def _run_pool(grader: Grader | None, chapter: Chapter, tasks: list[tuple[str, Any]], limits: Limits,
               jobs: int | None, isolation: str, progress: bool, skipped: int) -> tuple[dict, dict, str, str]:
     bar = None
-    if progress:
+    if progress and tasks:  # an update that grades nothing draws no empty "0notebook" bar
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(tasks) + skipped, desc=f"grading {chapter.name}", unit="notebook", file=sys.stderr,
@@ -578,7 +579,8 @@ def _merge(previous: GradeReport, now: GradeReport, assignment: Assignment, stud
         for exercise in now.chapter.exercises:  # points from this run's assignment
             row.exercises[exercise.id].max_points = exercise.points
         apply_lateness(row, None, policy)
-    warnings = [w for w in previous.warnings if not any(w.startswith(f"student {s.student!r}") for s in now.students)]
+    warnings = [w for w in previous.warnings if not any(w.startswith(f"student {s.student!r}") for s in now.students)
+                and not w.startswith(UNTRUSTED_TIMES)]  # said afresh from the rows as they are now (--timestamps)
     graded_now_ran = now.isolation != "none"  # no worker ran: nothing was graded now (a merge of points)
     isolation, detail = (now.isolation, now.isolation_detail) if graded_now_ran else (previous.isolation,
                                                                                       previous.isolation_detail)

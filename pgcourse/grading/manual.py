@@ -56,7 +56,7 @@ def read_manual(path: str | Path) -> list[ManualEntry]:
     if missing:
         raise GradingError(f"--manual {path}: no {', '.join(missing)} column; expected a header "
                            f"student,exercise,points,comment (found {','.join(rows[0])})")
-    entries = []
+    entries, problems = [], []
     for line, row in enumerate(rows[1:], start=2):
         record = dict(zip(header, row + [""] * (len(header) - len(row))))
         text = record["points"].strip()
@@ -68,15 +68,27 @@ def read_manual(path: str | Path) -> list[ManualEntry]:
             try:
                 points = float(text.replace(",", ".") if text.count(",") == 1 and "." not in text else text)
             except ValueError:
-                raise GradingError(f"--manual {path} line {line}: points {text!r} is not a number (or 'auto' to "
-                                   "remove an override, or empty to give only a comment)") from None
+                problems.append(f"line {line}: points {text!r} is not a number (or 'auto' to remove an override, "
+                                "or empty to give only a comment)")
+                continue
             if not math.isfinite(points) or points < 0:
-                raise GradingError(f"--manual {path} line {line}: points must be ≥ 0, got {text!r}")
+                problems.append(f"line {line}: points must be ≥ 0, got {text!r}")
+                continue
         comment = record.get("comment", "").strip()
         if points is None and not comment:
             continue
         entries.append(ManualEntry(_plain(record["student"]), record["exercise"].strip(), points, comment, line))
+    _refuse(f"--manual {path}", problems)
     return entries
+
+
+def _refuse(where: str, problems: list[str]) -> None:
+    """Every bad row at once (a teacher fixing them one run at a time saw one per run): one line each."""
+    if len(problems) == 1:
+        raise GradingError(f"{where} {problems[0]}")
+    if problems:
+        raise GradingError(f"{where}: {len(problems)} rows to fix, nothing applied:\n" +
+                           "\n".join(f"  {problem}" for problem in problems))
 
 
 def apply_manual(report: GradeReport, entries: list[ManualEntry], where: str) -> int:
@@ -87,19 +99,22 @@ def apply_manual(report: GradeReport, entries: list[ManualEntry], where: str) ->
     students = {row.student: row for row in report.students}
     exercises = {exercise.id: exercise for exercise in report.chapter.exercises}
     entries = [resolve_exercise(entry, report.chapter) for entry in entries]
+    problems = []
     for entry in entries:
         if entry.student not in students:
             known = ", ".join(sorted(students)[:8]) + (" …" if len(students) > 8 else "")
-            raise GradingError(f"{where} line {entry.line}: no student {entry.student!r} in the gradebook of "
-                               f"{report.name} (students: {known})")
-        if entry.exercise not in exercises:
+            problems.append(f"line {entry.line}: no student {entry.student!r} in the gradebook of {report.name} "
+                            f"(students: {known})")
+        elif entry.exercise not in exercises:
             names = ", ".join(f"{e.id} ({e.label})" if e.label != e.id else e.id for e in report.chapter.exercises)
-            raise GradingError(f"{where} line {entry.line}: {entry.exercise!r} is not an exercise of {report.chapter.name}"
-                               f"; expected one of {names} (the id, or the short name the table shows)")
-        limit = exercises[entry.exercise].points
-        if entry.points is not None and not math.isnan(entry.points) and entry.points > limit:
-            raise GradingError(f"{where} line {entry.line}: {entry.points:g} points for {entry.exercise}, which is "
-                               f"worth {limit:g}; give at most {limit:g}")
+            problems.append(f"line {entry.line}: {entry.exercise!r} is not an exercise of {report.chapter.name}; "
+                            f"expected one of {names} (the id, or the short name the table shows)")
+        elif entry.points is not None and not math.isnan(entry.points) and \
+                entry.points > exercises[entry.exercise].points:
+            limit = exercises[entry.exercise].points
+            problems.append(f"line {entry.line}: {entry.points:g} points for {entry.exercise}, which is worth "
+                            f"{limit:g}; give at most {limit:g}")
+    _refuse(where, problems)
     for entry in entries:
         result = students[entry.student].exercises[entry.exercise]
         if entry.points is not None:

@@ -215,6 +215,9 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
+UNTRUSTED_TIMES = "the submission times of "  # how untrusted_times' warning starts (an update says it afresh)
+
+
 def untrusted_times(rows: list[StudentResult], policy: LatePolicy) -> list[str]:
     """A warning when a deadline is judged on file modification times (unzipping can change them)."""
     if policy.deadline is None:
@@ -223,5 +226,5 @@ def untrusted_times(rows: list[StudentResult], policy: LatePolicy) -> list[str]:
     if not weak:
         return []
     listed = ", ".join(weak[:5]) + (" …" if len(weak) > 5 else "")
-    return [f"the submission times of {len(weak)} student(s) ({listed}) are file modification times, the least "
+    return [f"{UNTRUSTED_TIMES}{len(weak)} student(s) ({listed}) are file modification times, the least "
             "trusted source: give the LMS's times with --timestamps, or collect with nbgrader (timestamp.txt)"]
