@@ -223,3 +223,21 @@ def test_the_benchmark_numbers_in_the_readme_are_the_ones_docs_record_from_print
         cells = re.sub(r"(CartPole|Pendulum)-v1", "", row)
         for number in re.findall(r"−?\d[\d,]*(?:\.\d+)?", cells):
             assert number in docs, f"{number} ({row.strip()}) is not in docs/benchmark.md"
+
+
+def test_the_first_screen_says_what_the_course_covers_how_long_it_takes_and_the_two_commands():
+    """Issue 48: the opening list stopped at the debugging traps (07 and 08 missing), and the two commands were
+    about 70 lines down. The first screen (before the first figure) names every chapter, the exercises' total time
+    (the sum of their labels, as 'How long it takes' states it) and the two commands."""
+    top = readme().split("![", 1)[0]
+    for chapter in ("00", "01", "02", "03", "04", "04b", "05", "06", "07", "08"):
+        assert f"**{chapter}**" in top, chapter
+    hours, rest = divmod(sum(course_minutes().values()), 60)
+    assert f"{hours} h {rest} min" in top
+    assert "make lab" in top and "make test" in top and len(top.splitlines()) <= 25
+
+
+def test_the_readme_says_the_colab_badges_lead_nowhere_until_the_course_is_published():
+    """Issue 48: the README sent Colab users to badges that docs/colab.md says point at an unpublished address."""
+    text = sections(readme())["start here"]
+    assert "Not yet usable" in text and "lead nowhere" in text
