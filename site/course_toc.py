@@ -107,10 +107,24 @@ SITE_NOTE = ("```{note}\nThis is the course as a website: the pages show the not
              "`make lab` in the repository's folder (the [README](README.md) says how to set it up).\n```")
 
 
+# START_HERE's first step, as Jupyter reads it and as the site reads it (a static page runs nothing: the site said
+# both "Run All Cells" and "Nothing runs here")
+RUN_STEP = ("1. **Read and run the lesson.** Click its link (it opens in a new tab), then *Run ▸ Run All Cells*\n"
+            "   and read the text beside each output.")
+READ_STEP = ("1. **Read the lesson.** Click its link and read the text beside each output (here, the outputs it was "
+             "saved with; in Jupyter you run them yourself).")
+
+
 def with_site_note(start_page_source: str) -> str:
-    """START_HERE.ipynb's text (JSON) with SITE_NOTE as a markdown cell after its first cell: the start page
-    tells a learner to run the notebooks in Jupyter, which a static page cannot do."""
+    """START_HERE.ipynb's text (JSON) with SITE_NOTE as a markdown cell after its first cell, and its first step
+    read for the site (:data:`READ_STEP`): the start page tells a learner to run the notebooks in Jupyter, which a
+    static page cannot do."""
     notebook = json.loads(start_page_source)
+    first = notebook["cells"][0]
+    text = "".join(first["source"])
+    if RUN_STEP not in text:
+        raise ValueError("START_HERE.ipynb's first step changed: update site/course_toc.py's RUN_STEP and READ_STEP")
+    first["source"] = text.replace(RUN_STEP, READ_STEP)
     notebook["cells"].insert(1, {"cell_type": "markdown", "id": "site-note", "metadata": {}, "source": SITE_NOTE})
     return json.dumps(notebook)
 

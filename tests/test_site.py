@@ -158,6 +158,9 @@ def test_the_start_page_says_what_a_static_page_cannot_do(site):
     notebook = json.loads(course_toc.with_site_note((ROOT / "START_HERE.ipynb").read_text()))
     assert notebook["cells"][1]["source"] == course_toc.SITE_NOTE
     assert len(notebook["cells"]) == len(json.loads((ROOT / "START_HERE.ipynb").read_text())["cells"]) + 1
+    # issue 48: the same page said "Run All Cells" and "Nothing runs here"; the site's version reads the lessons
+    assert "Run All Cells" not in text and "Read the lesson." in text
+    assert "<img" in (site / "START_HERE.html").read_text(encoding="utf-8")  # the home page has a picture
 
 
 def test_page_titles_are_uniform(site):
