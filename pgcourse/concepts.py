@@ -65,16 +65,16 @@ QUESTIONS: dict[str, list[Question]] = {
             "'worth 0' is the truncation-as-termination mistake of lesson 03.")),
         _q("q2", "A vector env in next-step autoreset mode: env `i`'s episode ends at step `t`. What is row `t+1` "
                  "of env `i`?", "c",
-           ("The first step of the new episode: a normal transition, trained on like any other row.",
-            "The action of that step is ignored and its reward is 0: it connects no state to a next state by an "
-            "action, so training on it teaches the policy noise."),
+           ("A transition from the old final observation to the new first one, trained on like any other row.",
+            "The action of that step is ignored and its reward is 0: no action led from the old episode's last "
+            "state to the new episode's first, so training on it teaches the policy noise."),
            ("The old episode's final observation, repeated once so that its value can be bootstrapped.",
-            "The final observation was already returned by step t itself; step t+1 returns the new episode's first "
-            "observation."),
-           ("A reset step: the action is ignored, the reward is 0, and the row is masked out.",
+            "The final observation was already returned by step t itself, and step t bootstraps from it there; step "
+            "t+1 returns the new episode's first observation."),
+           ("A reset step: the new episode's first observation, reward 0, an ignored action; the row is masked.",
             "Right: that is what `transition_mask` marks as invalid."),
-           ("Nothing new: env `i` pauses and waits until the other envs' episodes end too.",
-            "A vector env steps all its envs on every call; none of them waits.")),
+           ("Nothing new: env `i` pauses, repeating its last observation, until the other envs' episodes end too.",
+            "A vector env steps all its envs on every call; none of them waits or repeats an observation.")),
         _q("q3", "Next-step autoreset: where is the true final observation of an episode that ended at step `t`?",
            "a",
            ("In the observation returned by step `t` itself.",
@@ -87,13 +87,15 @@ QUESTIONS: dict[str, list[Question]] = {
             "Step t+1 is the reset step: its observation is the first one of the next episode."),
            ("Nowhere: it is lost, so a truncated episode cannot be bootstrapped.",
             "It is not lost: it is the observation of step t, and lesson 03 bootstraps truncated steps from it.")),
-        _q("q4", "Why combine the two flags with a logical *or* (`terminated | truncated`) and not with "
-                 "`terminated + truncated`?", "b",
-           ("The sum is slower on large batches, because adding has to turn the flags into numbers first.",
-            "Both are a single elementwise operation; speed is not the point."),
-           ("Both flags can be true on one step, so the sum is then 2 and `1 - done` becomes -1.",
+        _q("q4", "A rollout stores `terminated` and `truncated` as float 0/1 tensors. Why combine them as "
+                 "`terminated.bool() | truncated.bool()` and not as `terminated + truncated`?", "b",
+           ("The sum is slower on large batches, because adding floats costs more than a logical or on bools.",
+            "Each is one cheap elementwise operation (the `.bool()` conversions add two more); speed is not the "
+            "point."),
+           ("Both flags can be true on one step, so the float sum is then 2 and `1 - done` becomes -1.",
             "Right: CartPole whose pole falls on the time-limit step gives both flags, and the checks test that "
-            "case."),
+            "case. The `.bool()` is needed because torch has no `|` for float tensors; on bool tensors `+` would "
+            "give True, not 2, but the rollout's flags are floats."),
            ("gymnasium never sets `terminated` and `truncated` on the same step, so it is a matter of style.",
             "It does: a wrapper's time limit and the environment's own termination can fall on the same step."),
            ("The sum would count every truncation as a termination, so time limits would cut the bootstrap.",
@@ -103,16 +105,18 @@ QUESTIONS: dict[str, list[Question]] = {
     "01": [
         _q("q1", "Why does the REINFORCE loss multiply the *log*-probability of each action by its return, rather "
                  "than differentiate the return itself?", "a",
-           ("Sampling has no gradient, so grad pi = pi grad log pi rewrites the gradient as an average over episodes.",
+           ("The return depends on theta only through which actions get sampled, which autograd cannot "
+            "differentiate; grad pi = pi grad log pi fixes that.",
             "Right: that is the score-function (likelihood-ratio) derivation of lesson 01, section 2."),
            ("The log makes the loss positive, and the optimiser needs a positive loss that it can push towards 0.",
             "Optimisers minimise any real number, positive or negative (with CartPole's raw returns as weights this "
             "loss is never negative, since log pi <= 0 and the returns are positive; with negative rewards or "
             "normalised weights it has either sign). Its value means nothing, only its "
             "gradient does."),
-           ("Only for numerical stability: products of small probabilities underflow, but probabilities would work "
-            "just as well.",
-            "Stability is why log_softmax computes the log, but the log itself comes from the derivation: with "
+           ("Only for numerical stability: log(p1 p2 ... pT) = log p1 + ... + log pT avoids the underflow of long "
+            "products; probabilities would work as well.",
+            "The sum of logs does avoid underflow (which is why log_softmax computes the log), but the log itself "
+            "comes from the derivation: with "
             "probabilities in its place the gradient would be a different, wrong quantity."),
            ("So that the loss equals minus the expected return, E[G], which the optimiser can then lower directly.",
             "The surrogate's value is not the expected return; only its gradient is what matters (the policy "
@@ -152,12 +156,10 @@ QUESTIONS: dict[str, list[Question]] = {
            ("Because dividing by the standard deviation afterwards rescales the weights, which cancels the shift.",
             "Dividing rescales the weights; it cannot undo a shift. The shift drops out in expectation for a "
             "different reason."),
-           ("It does not: a constant shift biases the gradient, which is why normalisation is left optional.",
-            "A constant baseline is unbiased in expectation (exactly for the per-episode sum of lesson 01, section "
-            "2; with your per-step mean up to a term -b grad E[1/B], small when episode lengths vary little). The "
-            "batch mean is constant up to a term that vanishes as the batch grows; normalisation is optional because "
-            "it mainly changes the variance and the step size (dividing by the batch's standard deviation also "
-            "reweights the estimate, lesson 01, section 5), not because the constant baseline is biased.")),
+           ("Because b does not depend on theta, grad b = 0, so the b term drops out of each sample's gradient.",
+            "b is not what gets differentiated: it multiplies grad log pi(a|s), so each sample keeps a term "
+            "-b grad log pi(a|s), which is not zero. Only its expectation over a ~ pi is 0, and that is why the "
+            "shift leaves the expected gradient unchanged, not each sample's.")),
         _q("q4", "Two seeds of the same REINFORCE configuration give very different learning curves on CPU. What is "
                  "the most likely reason?", "d",
            ("A bug in the training loop: correct code gives similar curves whatever the seed.",
@@ -180,15 +182,17 @@ QUESTIONS: dict[str, list[Question]] = {
             "bias.",
             "Unbiasedness holds for any fixed function of the state (a critic fitted on earlier batches), even a "
             "badly trained one. Accuracy matters for the variance, not for the bias."),
-           ("Because normalising the advantages afterwards removes any bias that the critic's errors bring in.",
+           ("Because normalising the advantages afterwards removes any bias that the critic's errors may bring in.",
             "Normalising is a separate step; the argument holds without it."),
            ("Because for a fixed state V(s) is a constant, and E over a ~ pi of grad log pi(a|s) = grad 1 = 0.",
             "Right: the baseline may depend on the state, but not on the action or on anything after it, such as "
             "this batch's own returns (the critic that weights a batch was fitted on earlier ones; lesson 02, "
             "section 2.1)."),
-           ("It is not: it adds a small bias, but the lower variance makes the trade worth it.",
-            "There is no bias at all, as long as the baseline depends on neither the action taken nor anything "
-            "after it.")),
+           ("Because the critic's parameters are separate, grad_theta V(s) = 0, so V(s) grad log pi vanishes for each "
+            "sample.",
+            "grad_theta V(s) = 0 is true but beside the point: V(s) multiplies grad log pi(a|s), which is not zero for "
+            "a single sample, so each sample keeps a term -V(s) grad log pi(a|s). Only its expectation over a ~ pi "
+            "is 0.")),
         _q("q2", "Which of these baselines would bias the policy gradient?", "d",
            ("A constant, such as the average return of the previous batch, the same for every step.",
             "A constant does not depend on the action: unbiased."),
@@ -224,8 +228,9 @@ QUESTIONS: dict[str, list[Question]] = {
             "That is the baseline's job: the entropy term changes the objective, pushing the policy towards "
             "uniform; it is not there to reduce the gradient's noise (its own gradient, averaged over the sampled "
             "states, is noisy too)."),
-           ("It adds to the reward, so the return the agent collects from the environment grows directly.",
-            "The environment's reward does not change; the bonus only changes what the optimiser maximises.")),
+           ("It raises the environment's own reward, so the return the environment reports grows directly.",
+            "The environment's reward does not change; the bonus is added only to what the optimiser maximises, not "
+            "to the return the environment reports.")),
     ],
     "03": [
         _q("q1", "A rollout step `t` is truncated by the time limit (not terminated). What does GAE do at that "
@@ -237,7 +242,8 @@ QUESTIONS: dict[str, list[Question]] = {
             "That is the truncation-as-termination mistake: the state had a future, and a future worth 0 biases the "
             "critic's targets and the advantages (lesson 03, section 6, measures it with A2C)."),
            ("Nothing special: both the bootstrap and the trace go on into the following rows, as for any other step.",
-            "The following rows are the reset step and a new episode; blending their TD errors mixes two episodes."),
+            "The bootstrap does continue (truncation keeps it), but the trace must not: the following rows are the "
+            "reset step and a new episode, and blending their TD errors mixes two episodes."),
            ("The step is dropped from the batch, since its return was cut short and would bias the advantages.",
             "It is a real transition and is trained on; only the reset step after it is masked.")),
         _q("q2", "Which lambda gives the lowest-variance advantages (for a fixed critic close to the true value "
@@ -287,19 +293,22 @@ QUESTIONS: dict[str, list[Question]] = {
             "there, so the full penalty applies."),
            ("Nothing: the clip only acts on positive advantages, where the policy could be over-rewarded.",
             "It acts on both signs, at opposite ends of the interval."),
-           ("Once the ratio is below `1 - eps`, pushing that action's probability lower gains nothing.",
+           ("Once the ratio is below `1 - eps`, pushing that action's probability lower gains nothing (zero gradient).",
             "Right: past 1 - eps this sample stops pushing the action's probability down; the probability can still "
             "fall further through the other samples' steps: the clip removes the incentive, it does not bound the "
             "move (lesson 04, sections 3 and 8)."),
-           ("It flips the sign of the advantage once the ratio leaves the interval, so the push reverses.",
+           ("It flips the sign of the advantage once the ratio leaves the interval, so the push on the probability "
+            "reverses.",
             "No sign changes: the clip bounds the ratio, it does not touch the advantage.")),
         _q("q2", "Why does L^CLIP take the minimum of the unclipped and the clipped term, instead of using the "
                  "clipped term alone?", "a",
-           ("With the clipped term alone, a ratio pushed the wrong way past the interval could not be pulled back.",
+           ("With the clipped term alone, a ratio pushed the wrong way past the interval gets zero gradient and "
+            "cannot be pulled back.",
             "Right: the min makes the objective a pessimistic bound, clipping only the gains."),
            ("The minimum is cheaper to compute than the clipped term, which needs every ratio clamped first.",
             "Both terms are computed anyway; cost is not the reason."),
-           ("The minimum makes the objective an unbiased estimate of the return, which the clipped term alone is not.",
+           ("The minimum makes the objective an unbiased estimate of the new policy's expected return, which the "
+            "clipped term alone is not.",
             "Neither term estimates the return; the surrogate only has the right gradient near ratio 1."),
            ("The minimum makes advantage normalisation unnecessary, since it bounds each sample's term.",
             "Normalisation concerns the advantages' scale, which the min does not change.")),
@@ -321,7 +330,9 @@ QUESTIONS: dict[str, list[Question]] = {
             "fraction near 0.5 (the unclipped arm's is measured against a clip range of 100).")),
         _q("q4", "The explained variance of the critic is -0.3. What does that mean?", "b",
            ("The critic explains 30% of the returns' variance; the sign says that it underestimates them.",
-            "That would be +0.3: a positive number means the critic accounts for part of the variance."),
+            "That would be +0.3: a positive number means the critic accounts for part of the variance. And EV's sign "
+            "says nothing about over- or underestimation: a constant offset in V leaves Var[R - V], and so EV, "
+            "unchanged."),
            ("The critic's errors vary more than the returns do: predicting the mean return would do better.",
             "Right: EV = 1 - Var[R - V] / Var[R] < 0 means Var[R - V] > Var[R]."),
            ("The returns are all equal, so there is no variance left for the critic to explain.",
@@ -361,8 +372,11 @@ QUESTIONS: dict[str, list[Question]] = {
             "They have a log-density, which plays the same role in the policy gradient.")),
         _q("q2", "Pendulum-v1 episodes always end with `truncated=True` after 200 steps. What happens if the agent "
                  "treats that end as terminal?", "a",
-           ("The last steps' targets assume a future worth 0, so the critic, which sees no clock, becomes biased.",
-            "Right: lesson 03, section 6 measured it with A2C under a 100-step time limit: over ten seeds the "
+           ("The last steps' targets assume a future worth 0: the clockless critic sees similar states with very "
+            "different targets.",
+            "Right: the critic cannot fit both kinds of target, so its values and the advantages become biased. "
+            "Lesson 03, "
+            "section 6 measured it with A2C under a 100-step time limit: over ten seeds the "
             "critic's loss stayed about three times as high as with correct bootstrapping, while the learning curves "
             "of the two arms could not be told apart, and in one seed's greedy episode the TD error at the cut was "
             "far off."),
@@ -372,7 +386,7 @@ QUESTIONS: dict[str, list[Question]] = {
            ("Learning gets more stable, because the episodes look shorter and their returns vary less.",
             "The episodes are the same length; only the targets of their last steps change, and they become "
             "wrong."),
-           ("GAE ignores the flags and uses the rollout's length, so the choice has no effect.",
+           ("GAE ignores the flags and cuts only at the rollout's end, so treating the end as terminal has no effect.",
             "GAE reads them: `terminated` cuts the bootstrap, any end cuts the trace.")),
         _q("q3", "Why does the Gaussian policy learn `log sigma` rather than `sigma`?", "c",
            ("Only for speed: the log-probability formula needs `log sigma` anyway, so learning it saves computing one "
@@ -388,7 +402,9 @@ QUESTIONS: dict[str, list[Question]] = {
         _q("q4", "The agent trained with observation normalisation. Why must the running statistics be saved with "
                  "the network?", "d",
            ("They are needed to compute the rewards, which are normalised with the same running statistics.",
-            "The environment computes the rewards; the statistics only transform the observations."),
+            "The environment computes the rewards. Reward normalisation (`NormalizeReward`) keeps statistics of its "
+            "own, of a discounted sum of rewards, not the observations'; and scaled rewards serve only in training: "
+            "acting needs none."),
            ("They are only used during training, to speed up learning, so they need not be saved.",
             "The network was trained on normalised inputs: evaluation has to feed it inputs normalised the same "
             "way."),
@@ -407,8 +423,9 @@ QUESTIONS: dict[str, list[Question]] = {
             "run can still learn slowly."),
            ("That none of the bugs it knows left its mark: other bugs need a probe or a correct twin.",
             "Right: the diagnosis is a lead, not a verdict (lesson 06, section 4)."),
-           ("The run will solve the environment if trained longer, since nothing in the signals is holding it back.",
-            "Nothing in the signals predicts that; a flat return with healthy signals is exactly what some bugs give.")),
+           ("That the loop is correct at least on CartPole, the environment whose runs set pg.diagnose's thresholds.",
+            "Where its thresholds were set changes nothing here: the signals cannot see a bug that changes nothing "
+            "they measure, on CartPole as on any other environment (lesson 06, section 4).")),
         _q("q2", "You wrote a new actor-critic and suspect its value loss. Which test isolates the critic fastest?",
            "b",
            ("Train on CartPole for longer and watch the return: with a working critic it rises steadily.",
@@ -420,7 +437,8 @@ QUESTIONS: dict[str, list[Question]] = {
            ("Raise the critic's learning rate until the explained variance is high, then see if the return improves.",
             "That tunes around a bug instead of finding it; a broken loss can still fit something."),
            ("Compare your return curve with Stable-Baselines3's PPO on the same environment and seed.",
-            "Different defaults and seeds give different curves; the comparison cannot say which line is wrong.")),
+            "Even with the same seed, the two libraries differ in defaults, initialisation and how they draw random "
+            "numbers; the comparison cannot say which line is wrong.")),
         _q("q3", "On the time-limit probe (reward +1 every step, every episode cut by the time limit, discount "
                  "gamma) the true value is 1 / (1 - gamma), but your critic settles well below it, at the same value "
                  "on every seed. Which bug fits?", "a",
@@ -435,18 +453,20 @@ QUESTIONS: dict[str, list[Question]] = {
             "value.",
             "A slow critic is still moving towards the true value, 1 / (1 - gamma); settling on one wrong value, the "
             "same on every seed, points at wrong targets."),
-           ("The entropy bonus has the wrong sign, which drags every value estimate down.",
-            "The entropy term acts on the policy; with one observation and no action choice it cannot move V.")),
+           ("At the time limit the TD error bootstraps from the reset observation, not the final one.",
+            "On this probe every observation is the same, so V of the reset observation is V of the final one, and "
+            "the critic would still reach 1 / (1 - gamma).")),
         _q("q4", "Why does the bug hunt train each mystery's correct twin with the same seed?", "d",
            ("To make training faster, since the twin can reuse the rollouts of the mystery it shadows.",
             "It doubles the training; the point is the comparison."),
            ("Because `pg.diagnose` needs two runs with the same seed, one of them correct, to compare before it can "
-            "report.",
+            "report a bug.",
             "It diagnoses one run on its own."),
            ("Because one twin with the same seed averages out the noise as well as ten seeds would.",
             "One run averages nothing; the twin is useful because its randomness is the same, not because it "
             "is another sample."),
-           ("The runs stay identical until the bug first acts, so where they part shows what the bug changes.",
+           ("The runs match until the bug first acts, so where they part shows its effect, which seed-to-seed noise "
+            "would hide.",
             "Right: on the machine that recorded the run the same seed makes the comparison exact on CPU; on another, "
             "rounding drift grows from update to update, so compare the first updates (lesson 06 and the bug "
             "hunt's hints)."))
@@ -457,10 +477,11 @@ QUESTIONS: dict[str, list[Question]] = {
            ("The Euclidean length is more expensive to compute for a network with many parameters.",
             "It is the cheapest quantity there is (one norm); TRPO pays for conjugate gradient and a line search to "
             "use the KL instead."),
-           ("Equal Euclidean steps can change the policy a lot or hardly at all, while the KL measures the policy's "
-            "change.",
+           ("Equal steps in theta can move the policy a lot or barely; the KL measures its change whatever the "
+            "parametrisation.",
             "Right: the natural gradient is the steepest ascent when distance is measured in KL, whose local "
-            "metric is the Fisher matrix (lesson 07)."),
+            "metric is the Fisher matrix, and it asks for the same change of the policy in any parametrisation "
+            "(exactly for a linear reparametrisation, to first order otherwise; lesson 07)."),
            ("The KL bound makes the surrogate an unbiased estimate of the new policy's expected return, not just a "
             "local one.",
             "The surrogate is a local approximation whatever the bound; the bound keeps the new policy close "
@@ -487,9 +508,10 @@ QUESTIONS: dict[str, list[Question]] = {
                  "real KL is larger (the check's low-damping case is built to be one, exercise 5). Why?", "d",
            ("Conjugate gradient returned a step with the wrong sign, which moves the policy further than planned.",
             "A wrong sign would make the surrogate worse; it does not explain a KL above the bound."),
-           ("The damping makes the quadratic estimate exact, so this cannot happen in a correct step.",
-            "Damping adds a multiple of the identity to F for stability (and keeps the undamped estimate a little "
-            "below max_kl); the estimate stays second order."),
+           ("CG stopped after a few iterations, so s^T (F + damping I) s misjudges the KL of the step it takes.",
+            "beta uses the damped product of the very s that CG returned, so the quadratic estimate is exact for that "
+            "s, whatever CG's accuracy (an inexact s only changes the step's direction); what it leaves out are the "
+            "KL's higher-order terms."),
            ("max_kl is measured per state, while the quadratic estimate is an average over the batch's states.",
             "Both are the mean KL over the batch's states."),
            ("The quadratic is a second-order estimate of the KL, and a finite step meets the higher-order terms.",
@@ -502,15 +524,18 @@ QUESTIONS: dict[str, list[Question]] = {
             "practice.",
             "The other way round: TRPO is derived from such a bound (with approximations); PPO's clip is a "
             "heuristic."),
-           ("Returns no worse than TRPO's in the lesson, from simpler code: no conjugate gradient, no line search.",
-            "Right: in lesson 07 PPO's final returns could not be told from TRPO's (it was ahead early on Acrobot and "
-            "Pendulum, not on CartPole), from first-order code: several epochs of minibatch Adam steps on one batch. "
+           ("Final returns the lesson could not tell apart, from simpler first-order code reusing each batch for "
+            "several epochs.",
+            "Right: in lesson 07 ten seeds could not tell PPO's final returns from TRPO's (not proof that they are "
+            "equal), and PPO was ahead early on Acrobot and Pendulum, not on CartPole, from first-order code with no "
+            "conjugate gradient and no line search: several epochs of minibatch Adam steps on one batch. "
             "The lesson measures returns per env step and per second, counts what one update costs and the code each "
             "update needs; that PPO also fits stock optimisers and shared actor-critic networks is an argument it did "
             "not test."),
-           ("TRPO's updates leave the trust region more often than PPO's, which makes its learning less stable "
-            "overall.",
-            "TRPO's line search enforces KL <= max_kl on every update; PPO has no hard bound.")),
+           ("In the lesson TRPO's updates left the trust region more often than PPO's, which made its learning less "
+            "stable overall.",
+            "The other way round: in lesson 07 not one TRPO update ended outside max_kl (its line search checks the "
+            "real KL), while PPO, with no hard bound, had a tail of larger update KLs.")),
     ],
     "08": [
         _q("q1", "A batch holds two responses, of 3 and of 9 tokens, padded to 9. Your `sequence_log_probs` forgets "
@@ -518,14 +543,15 @@ QUESTIONS: dict[str, list[Question]] = {
            ("Nothing: the padding's log-probabilities are 0, so they add nothing to the sum.",
             "A padded position holds some token id (PAD or leftovers) and the model gives it a probability below "
             "1: its log-probability is negative, not 0."),
-           ("The short response's sum takes in six padding positions, so the gradient pushes on unwritten tokens.",
+           ("The short response's sum takes in six padding positions: a wrong log-probability, and a push on "
+            "unwritten tokens.",
             "Right: the padding enters the sum and its gradient; the mask keeps a response's log-probability the "
             "log of the probability of what was actually sampled (exercise 1)."),
            ("Only the longest response is affected, since it has no padding and so no mask to line up with its "
             "tokens.",
             "The longest response has no padding and is the one that comes out right; the short one is wrong."),
            ("The sum becomes a mean over all nine positions, so both responses' log-probabilities shrink by the same "
-            "factor.",
+            "factor of nine.",
             "Leaving out the mask changes which positions are summed, not the reduction.")),
         _q("q2", "GRPO samples 8 responses to a prompt and all 8 are right (exact reward 1). What does this prompt "
                  "contribute to the update?", "c",
@@ -540,43 +566,49 @@ QUESTIONS: dict[str, list[Question]] = {
             "with the token-level mean its tokens still count in the denominator and dilute the other prompts' push; "
             "DAPO filters such groups out); "
             "GRPO learns from prompts the policy sometimes gets right and sometimes wrong."),
-           ("A push away from these responses, to keep the policy close to the reference.",
-            "The rewards give this prompt no push: with advantage 0 the clipped loss pushes nowhere. What remains "
-            "is the KL term, which moves each sampled token's probability towards the reference's: down where the "
-            "policy now likes it more than the reference, up where it likes it less. That is the leash acting "
-            "whatever the rewards, not a push away from these responses because they were right.")),
+           ("A push away from these responses: a group with no spread gets negative advantages to prevent collapse.",
+            "No such rule: with all rewards equal every advantage is 0 (exercise 4), so the clipped loss pushes "
+            "nowhere. What remains is the KL term, which moves each sampled token's probability towards the "
+            "reference's: down where the policy now likes it more than the reference, up where it likes it less. "
+            "That is the leash acting whatever the rewards, not a push away from these responses.")),
         _q("q3", "Both k1 and k3 estimate KL(pi_theta || pi_ref) without bias from tokens sampled from pi_theta. "
                  "Why does GRPO put k3, not k1, in its loss?", "a",
            ("On the policy's own samples k1's expected gradient is zero, so it would not pull, but k3's does.",
             "Right: the gradient of k1 on a sampled token is grad log pi_theta, whose mean under pi_theta is 0. "
             "k3's mean gradient is that of the KL with its arguments swapped, grad KL(pi_ref || pi_theta): not "
-            "the KL its value estimates, but zero only at the reference, so it leashes. Exercise 3 measures "
+            "the KL its value estimates, but zero only at the reference, so it leashes (and k3 is never negative "
+            "on a single token, where k1 can be). Exercise 3 measures "
             "k3's smaller spread when the policy shifts all its logits smoothly; once the policy makes rare a token "
             "the reference still likes (r large), k3 can be the noisier one even at a small KL (lesson 08, "
             "section 5)."),
-           ("k1 is biased: its mean over tokens sampled from pi_theta is not the KL that it claims to estimate.",
-            "k1 is unbiased: the KL is by definition the expectation of the log-ratio under pi_theta's samples."),
+           ("k1 is larger than k3 on every token, so as a penalty it would outweigh the clipped loss.",
+            "With r = pi_ref / pi_theta, k1 = -log r and k3 = (r - 1) - log r, so k3 - k1 = r - 1, which has either "
+            "sign: k1 is the larger only on tokens the policy likes more than the reference does (r < 1). And both "
+            "have the KL as their mean."),
            ("k3 needs no reference model, so GRPO can drop the reference's forward pass.",
             "Both need the reference's log-probability of each sampled token: the ratio r is pi_ref over pi_theta."),
            ("k3 is exact: it equals the KL on every single token, while k1 only matches it on average over many.",
             "No single-token estimate is exact; k3 only matches the KL on average (its mean).")),
         _q("q4", "You fine-tune with a verifier that has a loophole and watch the training curve: the reward keeps "
                  "rising. How do you find out whether the model is learning the task or gaming the verifier?", "d",
-           ("The rising reward is the answer: the verifier is the definition of the task.",
+           ("The rising reward is the answer: the verifier is the definition of the task, so whatever it pays for is "
+            "the task.",
             "A verifier with a loophole rewards things that are not the task; the training reward is exactly the "
             "number the policy learned to push up, so it cannot tell the two apart."),
-           ("Watch the loss: if it keeps falling while the reward rises, the model is learning the task and not the "
-            "loophole.",
+           ("Watch the loss: if it keeps falling while the reward rises, the model is learning the task rather than "
+            "exploiting the loophole.",
             "The policy-gradient loss is a surrogate whose value does not measure how well the task is done "
             "(lesson 01): with group-relative advantages it starts every update near 0, whether the model is "
             "learning the task or gaming the verifier."),
-           ("A small KL to the reference proves that the model did not game the verifier.",
+           ("A small KL to the reference proves that the model did not game the verifier, since gaming it needs a "
+            "large change.",
             "A small KL limits how far the policy moved, not where it moved; a small, targeted change can game "
-            "a verifier."),
-           ("Read samples and score them with an independent, exact check: the proxy rising as it falls is reward "
-            "hacking.",
-            "Right: the lesson shows the samples of a policy trained on the loophole reward and its exact reward "
-            "beside the proxy.")),
+            "a verifier (in lesson 08, under the strongest leash, the too-long answers the loophole pays for still "
+            "grew)."),
+           ("Read samples and score them with an independent exact check: a proxy rising while the exact score does "
+            "not is reward hacking.",
+            "Right: lesson 08 trains GRPO on the loophole verifier and shows its samples, the exact reward beside the "
+            "proxy, and what the proxy pays (a mean above a right answer's 1.0 can only come from gaming).")),
     ],
 }
 
