@@ -26,6 +26,7 @@ import copy
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import nbformat
 from nbformat import NotebookNode
@@ -167,12 +168,53 @@ def main(check: bool = False, solutions_dir: str | Path = "solutions", exercises
         return 0
     exercises_dir.mkdir(parents=True, exist_ok=True)
     for path in differing:
+        if path.is_file() and holds_learner_work(path.read_text(encoding="utf-8"), wanted[path]):
+            kept = keep_learner_copy(path)
+            print(f"kept your version of {path.name} as {kept} (it holds your answers or outputs)")
         path.write_text(wanted[path], encoding="utf-8")
         print(f"wrote {path}")
     for path in extra:
         print(f"warning: {path} has no solution notebook in {solutions_dir} (left as is)", file=sys.stderr)
     print(f"{len(wanted)} exercise notebook(s), {len(differing)} rewritten")
     return 0
+
+
+KEPT_FOLDER = "your-work"  # beside the exercises: a learner's notebook that the generator is about to replace
+
+
+def holds_learner_work(current: str, generated: str) -> bool:
+    """Whether an exercise notebook as it is (``current``) holds work the generator's version (``generated``) would
+    erase: any output or execution count, or an answer cell whose text is not the generated one. When in doubt
+    (a notebook that cannot be read), yes: a copy too many costs nothing, a learner's answers lost cost hours."""
+    try:
+        ours, theirs = nbformat.reads(current, as_version=4), nbformat.reads(generated, as_version=4)
+    except Exception:  # noqa: BLE001 - unreadable: keep it
+        return True
+    if any(cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count") is not None)
+           for cell in ours.cells):
+        return True
+    def answer_cells(notebook: NotebookNode) -> dict[Any, str]:
+        return {nbgrader_metadata(cell.metadata).get("grade_id"): cell.source for cell in notebook.cells
+                if nbgrader_metadata(cell.metadata).get("solution")}
+
+    stubs = answer_cells(theirs)
+    return any(source != stubs.get(grade_id) for grade_id, source in answer_cells(ours).items())
+
+
+def keep_learner_copy(path: Path) -> Path:
+    """Copy ``path`` to ``<its folder>/your-work/<name>-<date-time>.ipynb`` (never over an earlier copy)."""
+    import datetime
+    import shutil
+
+    folder = path.parent / KEPT_FOLDER
+    folder.mkdir(exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    target, number = folder / f"{path.stem}-{stamp}.ipynb", 1
+    while target.exists():
+        number += 1
+        target = folder / f"{path.stem}-{stamp}-{number}.ipynb"
+    shutil.copy2(path, target)
+    return target
 
 
 def cli(argv: Sequence[str] | None = None) -> int:

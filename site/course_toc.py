@@ -104,28 +104,43 @@ def without_solution_links(source: str) -> str:
 SITE_NOTE = ("```{note}\nThis is the course as a website: the pages show the notebooks as they were saved, each "
              "lesson with its outputs. Nothing runs here (a slider shows the figure it was saved with), and the links "
              "open pages, not notebooks. To run the lessons and do the exercises, open the course in Jupyter: "
-             "`make lab` in the repository's folder (the [README](README.md) says how to set it up).\n```")
+             "`make lab` in the repository's folder (the [README](README.md) says how to set it up). The Colab button "
+             "does not work yet (the course is not published at the address it opens).\n```")
 
 
-# START_HERE's first step, as Jupyter reads it and as the site reads it (a static page runs nothing: the site said
-# both "Run All Cells" and "Nothing runs here")
-RUN_STEP = ("1. **Read and run the lesson.** Click its link (it opens in a new tab), then *Run ▸ Run All Cells*\n"
-            "   and read the text beside each output.")
-READ_STEP = ("1. **Read the lesson.** Click its link and read the text beside each output (here, the outputs it was "
-             "saved with; in Jupyter you run them yourself).")
+# START_HERE's sentences as Jupyter reads them, and as the site reads them (a static page runs nothing: the site said
+# both "Run All Cells" and "Nothing runs here"; its links open pages in the same tab)
+SITE_READINGS = [
+    ("1. **Read and run the lesson.** Click its link (it opens in a new tab), then *Run ▸ Run All Cells*\n"
+     "   and read the text beside each output.",
+     "1. **Read the lesson.** Click its link and read the text beside each output (here, the outputs it was saved "
+     "with; in Jupyter you run them yourself)."),
+    ("2. **Do its exercises.** Replace each `raise NotImplementedError()` with your code and run the check\n"
+     "   cell below it.",
+     "2. **Do its exercises** in Jupyter (`make lab`): replace each `raise NotImplementedError()` with your code "
+     "and run the check cell below it; here you can only read them."),
+    ("Then come back to this tab for the next row.", "Then come back to this page for the next row."),
+    ("- The links on this page and in the lessons open only when the server runs from the repository's\n  folder,",
+     "- In Jupyter (on this website every link works), the links on this page and in the lessons open only when "
+     "the server runs from the repository's\n  folder,"),
+]
 
 
 def with_site_note(start_page_source: str) -> str:
-    """START_HERE.ipynb's text (JSON) with SITE_NOTE as a markdown cell after its first cell, and its first step
-    read for the site (:data:`READ_STEP`): the start page tells a learner to run the notebooks in Jupyter, which a
-    static page cannot do."""
+    """START_HERE.ipynb's text (JSON) read for the site: SITE_NOTE right under its title, and the sentences of
+    :data:`SITE_READINGS` in their site reading: the start page tells a learner to run the notebooks in Jupyter,
+    which a static page cannot do."""
     notebook = json.loads(start_page_source)
+    for jupyter, site in SITE_READINGS:
+        cells = [cell for cell in notebook["cells"] if jupyter in "".join(cell["source"])]
+        if not cells:
+            raise ValueError(f"START_HERE.ipynb no longer says {jupyter[:60]!r}: update site/course_toc.py's "
+                             "SITE_READINGS")
+        for cell in cells:
+            cell["source"] = "".join(cell["source"]).replace(jupyter, site)
     first = notebook["cells"][0]
-    text = "".join(first["source"])
-    if RUN_STEP not in text:
-        raise ValueError("START_HERE.ipynb's first step changed: update site/course_toc.py's RUN_STEP and READ_STEP")
-    first["source"] = text.replace(RUN_STEP, READ_STEP)
-    notebook["cells"].insert(1, {"cell_type": "markdown", "id": "site-note", "metadata": {}, "source": SITE_NOTE})
+    title, _, rest = "".join(first["source"]).partition("\n")
+    first["source"] = f"{title}\n\n{SITE_NOTE}\n{rest}"
     return json.dumps(notebook)
 
 

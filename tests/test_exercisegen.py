@@ -192,3 +192,30 @@ def test_committed_exercise_has_no_outputs(exercise):
         if cell.cell_type == "code":
             assert not cell.outputs and cell.execution_count is None, f"{exercise.name} cell {index} has outputs"
         assert "### BEGIN SOLUTION" not in cell.source, f"{exercise.name} cell {index} contains a solution"
+
+
+def test_regenerating_keeps_a_copy_of_the_learners_work_before_replacing_it(tmp_path, capsys):
+    """A newcomer read found that `pgcourse exercises`, which the start page names, rewrote every exercise notebook
+    that differs from its solution: a learner's answers were gone. Now a notebook holding answers or outputs is
+    copied to exercises/your-work/ first; a notebook as generated is replaced without a copy."""
+    import shutil
+
+    from pgcourse import exercisegen
+
+    solutions, exercises = tmp_path / "solutions", tmp_path / "exercises"
+    shutil.copytree(ROOT / "solutions", solutions, ignore=shutil.ignore_patterns("*.py"))
+    assert exercisegen.main(solutions_dir=solutions, exercises_dir=exercises) == 0
+    mine = exercises / "00_setup_and_tour.ipynb"
+    notebook = nbformat.read(mine, as_version=4)
+    answer = next(cell for cell in notebook.cells if cell.metadata.get("nbgrader", {}).get("solution"))
+    answer.source = answer.source.replace("raise NotImplementedError()", "return 42  # my answer")
+    nbformat.write(notebook, mine)
+    untouched = exercises / "01_reinforce.ipynb"
+    untouched.write_text(untouched.read_text().replace('"metadata": {', '"metadata": {"x": 1, ', 1))  # differs, no work
+    capsys.readouterr()
+    assert exercisegen.main(solutions_dir=solutions, exercises_dir=exercises) == 0
+    kept = list((exercises / "your-work").glob("00_setup_and_tour-*.ipynb"))
+    assert len(kept) == 1 and "return 42  # my answer" in kept[0].read_text()
+    assert "return 42" not in mine.read_text()
+    assert not list((exercises / "your-work").glob("01_reinforce-*.ipynb"))
+    assert f"kept your version of 00_setup_and_tour.ipynb as {kept[0]}" in capsys.readouterr().out

@@ -240,4 +240,5 @@ def test_the_first_screen_says_what_the_course_covers_how_long_it_takes_and_the_
 def test_the_readme_says_the_colab_badges_lead_nowhere_until_the_course_is_published():
     """Issue 48: the README sent Colab users to badges that docs/colab.md says point at an unpublished address."""
     text = sections(readme())["start here"]
-    assert "Not yet usable" in text and "lead nowhere" in text
+    assert "Google Colab: not working yet." in text and "lead nowhere" in text
+    assert "Google Colab does not work yet" in readme().split("![", 1)[0]
