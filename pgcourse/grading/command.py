@@ -54,9 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                         "from the current folder)")
     parser.add_argument("--jobs", type=int, metavar="N", help="parallel grading workers (default: one per CPU core)")
     parser.add_argument("--timeout", type=float, default=Limits.exercise_s, metavar="S",
-                        help=f"wall-clock seconds per exercise (default {Limits.exercise_s:g})")
+                        help=f"seconds of work per exercise: CPU time of its answer cells and its check, the same "
+                             f"at any load (default {Limits.exercise_s:g})")
     parser.add_argument("--submission-timeout", type=float, default=Limits.submission_s, metavar="S",
-                        help=f"wall-clock seconds per submission (default {Limits.submission_s:g})")
+                        help=f"seconds of work (CPU time) per submission (default {Limits.submission_s:g})")
     parser.add_argument("--memory", type=int, default=Limits.memory_mb, metavar="MB",
                         help=f"memory a submission's code may use (default {Limits.memory_mb})")
     parser.add_argument("--time-budget", type=float, default=Limits.budget_factor, metavar="FACTOR",

@@ -26,10 +26,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from .clock import wall_backstop
 from .wire import (_HEADER, _NUMPY_KINDS, _TORCH_DTYPES, MAX_DEPTH, MAX_MESSAGE, MAX_NODES, MAX_RESULT_ELEMENTS, Lost,
                    NotData,
                    ProtocolError, StudentError, TooLarge, _array_from, _array_payload, _b64, _Dec, _Enc, _reject_constant,
                    _rng_get, _rng_set, _short, _tensor_from, _tensor_payload, _unb64)
+
+
+POLL_S = 0.25  # how often a wait with a deadline looks at the work clock
 
 
 class StudentFunction:
@@ -104,11 +108,16 @@ class Link:
     ``handlers``) and never sends a request: a request from it is a broken protocol.
     """
 
-    def __init__(self, sock: socket.socket, trusted: bool):
+    def __init__(self, sock: socket.socket, trusted: bool, clock: Any = None):
         self.sock = sock
         self.trusted = trusted
         self._next_request = 1
-        self.deadline: float | None = None   # worker: when waiting raises Lost("timeout")
+        # worker: the clock deadlines are read on (a grading.clock.WorkClock: seconds of work, not of the machine's
+        # queue), and when waiting on it raises Lost("timeout"); also when the work waits instead of computing
+        # (WorkClock.idle), and past a wall-clock backstop (clock.wall_backstop of the budget)
+        self.clock = clock or time.monotonic
+        self._deadline: float | None = None
+        self._armed_wall = self._backstop = 0.0
         self.timeout_reason = "time limit"
         self.lost: Lost | None = None
         self.last_student_error: StudentError | None = None
@@ -122,24 +131,45 @@ class Link:
             self.lost = Lost(kind, reason)
         return self.lost
 
+    @property
+    def deadline(self) -> float | None:
+        return self._deadline
+
+    @deadline.setter
+    def deadline(self, value: float | None) -> None:
+        """A deadline on :attr:`clock`; setting one starts its wall-clock backstop and its idle watch."""
+        self._deadline = value
+        if value is not None:
+            self._armed_wall = time.monotonic()
+            self._backstop = self._armed_wall + wall_backstop(value - self.clock())
+
     def _check_deadline(self) -> None:
         if self.lost is not None:
             raise self.lost
-        if self.deadline is not None and time.monotonic() >= self.deadline:
+        if self._deadline is None:
+            return
+        if self.clock() >= self._deadline:
             raise self._fail("timeout", self.timeout_reason)
+        waited = self.clock.idle(self._armed_wall) if hasattr(self.clock, "idle") else None
+        if waited is not None:
+            raise self._fail("timeout", f"{self.timeout_reason} (your code waited {waited:.0f} s without "
+                                        "computing: a sleep, input(), a lock or a read that never returns)")
+        if time.monotonic() >= self._backstop:
+            raise self._fail("timeout", f"{self.timeout_reason} (the machine was too busy to give it that time "
+                                        f"within {self._backstop - self._armed_wall:.0f} s: grade again on a "
+                                        "quieter machine)")
 
     def _wait(self, write: bool) -> None:
-        if self.lost is not None:
-            raise self.lost
-        timeout = None
-        if self.deadline is not None:
-            timeout = self.deadline - time.monotonic()
-            if timeout <= 0:
-                raise self._fail("timeout", self.timeout_reason)
-        readable, writable, _ = select.select([] if write else [self.sock], [self.sock] if write else [], [],
-                                              timeout)
-        if not readable and not writable:
-            raise self._fail("timeout", self.timeout_reason)
+        """Until the socket is ready, checking the deadline (on the work clock: polled) between looks."""
+        while True:
+            self._check_deadline()
+            if hasattr(self.clock, "sample"):
+                self.clock.sample()
+            timeout = None if self._deadline is None else POLL_S
+            readable, writable, _ = select.select([] if write else [self.sock], [self.sock] if write else [], [],
+                                                  timeout)
+            if readable or writable:
+                return
 
     def send(self, message: dict[str, Any]) -> None:
         data = json.dumps(message, separators=(",", ":"), allow_nan=False).encode("utf-8")

@@ -19,6 +19,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from .clock import wall_backstop
 from .course import Chapter, GradingError
 from .sandbox import SANDBOX, UNSAFE, Limits
 
@@ -148,7 +149,7 @@ class Grader:
         selftest_answers = chapter.reference if chapter.reference is not None else chapter.stubs
         pending = list(submissions)
         results: dict[str, dict[str, Any]] = {}
-        hard_limit = float(limits.submission_s) + 60.0
+        hard_limit = wall_backstop(float(limits.submission_s))  # wall: the budgets inside are seconds of work
         while pending or any(w.task for w in self.workers):
             now = time.monotonic()
             for worker in list(self.workers):

@@ -46,7 +46,7 @@ def student_uid() -> int:
     """The uid a grading worker's student processes run as (when the grader is root): its own, unused."""
     return STUDENT_UID_BASE + os.getpid() % 100_000
 RUNNER_PACKAGE = "sandboxside"  # the runner's modules as the student process imports them (not "pgcourse")
-RUNNER_MODULES = ("wire", "link", "student", "runner", "episode_cases", "loops", "ppo_proof")
+RUNNER_MODULES = ("wire", "clock", "link", "student", "runner", "episode_cases", "loops", "ppo_proof")
 SANDBOX_RUNNER_FOLDER = "/grading"  # where the sandbox sees the copy of the runner's modules
 SANDBOX_SCRATCH = "/scratch"       # the student's writable folder (a size-limited tmpfs when bwrap ran as root)
 
@@ -59,8 +59,9 @@ SANDBOX_SCRATCH = "/scratch"       # the student's writable folder (a size-limit
 class Limits:
     """Resource limits for one submission (the defaults suit the course's small exercises)."""
 
-    exercise_s: float = 30.0      # wall clock per exercise: its answer cells plus its check (the cap of a budget)
-    submission_s: float = 300.0   # wall clock for the whole submission
+    exercise_s: float = 30.0      # seconds of work per exercise (grading.clock: CPU time of its answer cells and its
+                                  # check, not the wall clock), the cap of a budget
+    submission_s: float = 300.0   # seconds of work for the whole submission
     memory_mb: int = 2048         # address space the student's code may add to the process
     output_mb: int = 8            # printed output (and any one file written) per exercise
     scratch_mb: int = 64          # private /tmp of the sandbox
@@ -75,8 +76,9 @@ class Limits:
                 raise ValueError(f"limit {name} must be a positive number, got {value!r}")
 
     def budget(self, reference_s: float | None) -> float:
-        """An exercise's wall-clock budget, from ``reference_s``, the seconds the course's own solution took for it
-        in the grader's self-test (answer cells plus check): min(exercise_s, max(budget_floor_s, budget_factor ×
+        """An exercise's budget of work (CPU seconds, :mod:`.clock`), from ``reference_s``, the seconds of work the
+        course's solution took for it in the grader's self-test (answer cells plus check): min(exercise_s,
+        max(budget_floor_s, budget_factor ×
         reference_s)); exercise_s when there is no reference time. A cell that sleeps or loops costs that
         exercise's budget, not --timeout, so a few of them do not slow the class."""
         if reference_s is None or not math.isfinite(reference_s) or reference_s < 0:

@@ -44,6 +44,7 @@ from typing import Any
 
 import torch
 
+from .clock import WorkClock
 from .link import Link, StudentFunction, Unavailable
 from .loops import KIT_NAMES
 from .memcg import StudentCgroup, find_hierarchy
@@ -58,8 +59,9 @@ COURSE_BLOCKED = "is not available while grading"  # the runner's ImportError fo
 class StudentProcess:
     """The worker's handle on one student process (a fresh ``python`` in the sandbox, see :mod:`.runner`)."""
 
-    def __init__(self, config: dict[str, Any], deadline: float):
+    def __init__(self, config: dict[str, Any], deadline: float, clock: WorkClock):
         self.scratch = None
+        self.clock = clock
         self.watch: ScratchWatch | None = None
         limits = dict(config["limits"])
         mode = config["isolation"]
@@ -88,7 +90,8 @@ class StudentProcess:
             if seccomp_read is not None:
                 os.close(seccomp_read)
         self.pid = self.proc.pid
-        self.link = Link(ours, trusted=True)
+        clock.watch(self.pid)  # its CPU time, and its tree's, counts towards every budget from now on
+        self.link = Link(ours, trusted=True, clock=clock)
         self.status: int | None = None
         self.link.deadline = deadline
         self.link.timeout_reason = "the student process did not start in time"
@@ -128,6 +131,7 @@ class StudentProcess:
         """Stop the process (its whole session; in the sandbox its PID namespace goes with it)."""
         if self.watch is not None:
             self.watch.close()
+        self.clock.forget(self.pid)
         if self.status is None:
             if wait > 0:
                 with contextlib.suppress(subprocess.TimeoutExpired):
@@ -198,10 +202,12 @@ def _top_level_targets(tree: ast.Module) -> list[ast.Name]:
 
 
 class _Deadline:
-    """SIGALRM safety net for the worker's own (trusted but possibly slow) work in a check."""
+    """Safety net for the worker's own (trusted but possibly slow) work in a check: SIGPROF after the worker's
+    own CPU time has used what is left of the budget ``at`` on ``clock`` (the work clock: a busy machine's queue
+    is not the check's time)."""
 
-    def __init__(self, link: Link | None, at: float):
-        self.link, self.at = link, at
+    def __init__(self, link: Link | None, at: float, clock: Any = time.monotonic):
+        self.link, self.at, self.clock = link, at, clock
 
     def _fire(self, signum: int, frame: Any) -> None:
         lost = Lost("timeout", "time limit")
@@ -210,13 +216,13 @@ class _Deadline:
         raise lost
 
     def __enter__(self) -> _Deadline:
-        self.previous = signal.signal(signal.SIGALRM, self._fire)
-        signal.setitimer(signal.ITIMER_REAL, max(0.01, self.at - time.monotonic()))
+        self.previous = signal.signal(signal.SIGPROF, self._fire)
+        signal.setitimer(signal.ITIMER_PROF, max(0.01, self.at - self.clock()))
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, self.previous)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, self.previous)
 
 
 _GRADER_FRAMES = re.compile(r"Traceback \(most recent call last\):\n(?:[ \t].*\n)*?"
@@ -296,7 +302,8 @@ class _Session:
         self.skipped_added: dict[int, str] = {}  # cells the student added that lost the process: never run again
         self.added_notes: list[str] = []         # what the student's added cells raised (this exercise)
         self.seconds: dict[str, float] = {}      # per exercise: its answer cells and check (the self-test's times)
-        self.start = time.monotonic()
+        self.clock = WorkClock()  # budgets are seconds of work: this worker's CPU and its student processes'
+        self.start = self.clock()
         self.submission_deadline = self.start + float(limits["submission_s"])
         self.config = {"isolation": worker.isolation, "limits": limits, "runner_folder": str(worker.runner_folder),
                        "memory_cgroup": worker.memory_cgroup}
@@ -310,7 +317,7 @@ class _Session:
     def run(self) -> dict[str, dict[str, Any]]:
         results: dict[str, dict[str, Any]] = {}
         for position, exercise in enumerate(self.course["exercises"]):
-            started = time.monotonic()
+            started = self.clock()
             if started >= self.submission_deadline:
                 results[exercise["id"]] = _result(0, "timeout", f"not graded: the submission used up its time limit "
                                                                f"of {self.limits['submission_s']:g} s")
@@ -334,8 +341,8 @@ class _Session:
         return lost.reason
 
     def _start(self) -> None:
-        deadline = min(time.monotonic() + 30.0, self.submission_deadline)
-        self.student = StudentProcess(self.config, deadline)
+        deadline = min(self.clock() + 30.0, self.submission_deadline)
+        self.student = StudentProcess(self.config, deadline, self.clock)
         self.executed = set()
         link = self.student.link
         link.deadline, link.timeout_reason = deadline, "the course's setup cells did not finish in time"
@@ -401,7 +408,7 @@ class _Session:
         while True:
             if self.student is None:
                 self._start()
-            deadline = min(time.monotonic() + float(self.limits["exercise_s"]), self.submission_deadline)
+            deadline = min(self.clock() + float(self.limits["exercise_s"]), self.submission_deadline)
             try:
                 for grade_id in earlier:
                     if grade_id in self.answers and grade_id not in self.poisoned and grade_id not in self.executed:
@@ -409,7 +416,7 @@ class _Session:
                 return
             except Lost as lost:
                 self._lose(lost)
-                if time.monotonic() >= self.submission_deadline:
+                if self.clock() >= self.submission_deadline:
                     raise
 
     # -- one exercise --------------------------------------------------------------------------------
@@ -424,7 +431,7 @@ class _Session:
         while True:
             skipped = len(self.skipped_added)
             result = self._grade_once(position, exercise)
-            if len(self.skipped_added) == skipped or time.monotonic() >= self.submission_deadline:
+            if len(self.skipped_added) == skipped or self.clock() >= self.submission_deadline:
                 break  # no added cell of theirs was the problem: this is the result (else once more without it)
         notes = self.added_notes + [f"note: cell {number}, which you added, was skipped: {reason}"
                                     for number, reason in sorted(self.skipped_added.items())
@@ -441,7 +448,7 @@ class _Session:
         try:
             self._ensure_student(position)
             self.added_notes = []  # notes of this exercise's cells only (not of the earlier ones replayed)
-            began = time.monotonic()
+            began = self.clock()
             deadline = min(began + limit, self.submission_deadline)
             reason = (f"time limit: your code ran longer than {why}" if deadline < self.submission_deadline
                       else f"time limit: the submission used up its {self.limits['submission_s']:g} s")
@@ -464,7 +471,7 @@ class _Session:
                                        f"{type(error).__name__}: {error}")
         finally:
             if began is not None:
-                self.seconds[exercise["id"]] = time.monotonic() - began
+                self.seconds[exercise["id"]] = self.clock() - began  # seconds of work, as the budgets
             self._release()
 
     def _budget(self, exercise_id: str) -> tuple[float, str]:
@@ -487,7 +494,7 @@ class _Session:
         try:
             if link.lost is not None:
                 raise link.lost
-            link.deadline, link.timeout_reason = time.monotonic() + 10.0, "the student process stopped answering"
+            link.deadline, link.timeout_reason = self.clock() + 10.0, "the student process stopped answering"
             link.request("release", {})
             link.deadline = None
         except Lost as lost:
@@ -521,7 +528,7 @@ class _Session:
         output = io.StringIO()
         status, feedback = "passed", ""
         with contextlib.ExitStack() as stack:
-            stack.enter_context(_Deadline(link, deadline + ALARM_GRACE))
+            stack.enter_context(_Deadline(link, deadline + ALARM_GRACE, self.clock))
             stack.enter_context(contextlib.redirect_stdout(output))
             stack.enter_context(contextlib.redirect_stderr(output))
             stack.enter_context(warnings.catch_warnings())
@@ -579,7 +586,7 @@ class _Session:
         if not isinstance(function, StudentFunction):
             return 0.0, feedback
         try:
-            with _Deadline(self.student.link, deadline + ALARM_GRACE), warnings.catch_warnings(), \
+            with _Deadline(self.student.link, deadline + ALARM_GRACE, self.clock), warnings.catch_warnings(), \
                     contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                 warnings.simplefilter("ignore")
                 _seed_everything(0)
