@@ -532,3 +532,24 @@ def test_a_kl_through_log_of_softmax_is_named_on_a_peaked_policy():
         ch07_trpo.check_categorical_kl(through_log_of_softmax)
     ch07_trpo.check_categorical_kl(lambda old, new: torch.distributions.kl_divergence(
         torch.distributions.Categorical(logits=old), torch.distributions.Categorical(logits=new)))
+
+
+def _shrinks_before_the_first_try(evaluate, expected_improvement, max_kl, max_backtracks=10, shrink=0.5,
+                                  accept_ratio=0.1):
+    fraction = 1.0
+    for _ in range(max_backtracks):
+        fraction *= shrink
+        improvement, kl = evaluate(fraction)
+        if kl <= max_kl and improvement > accept_ratio * expected_improvement * fraction:
+            return fraction
+    return 0.0
+
+
+def test_a_search_is_not_told_a_mistake_whose_tries_differ_from_its_own():
+    """A student's read: a search that never tried fraction 1 was told 'accept with kl <= max_kl' (the strict-KL
+    search returns the same 0.5 there, after trying 1.0 first): a named mistake must also try what the learner tried,
+    and get right what the learner got right."""
+    with pytest.raises(AssertionError) as failure:
+        ch07_trpo.check_line_search(_shrinks_before_the_first_try)
+    message = str(failure.value)
+    assert "fractions tried: [0.5]" in message and "kl < max_kl" not in message, message

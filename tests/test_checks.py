@@ -297,3 +297,19 @@ def test_the_shifted_next_value_mistake_does_not_contradict_lesson_03():
     message = str(info.value)
     assert "values[t + 1]" in message and "agree on every row but the last" in message
     assert "belongs to the next episode" not in message
+
+
+def test_a_cause_that_would_fail_a_case_the_learner_passed_is_not_named():
+    """A student's read: an explained_variance returning 0.0 where the returns do not vary was told 'divide by the
+    variance of the returns, not of the values' (that mistake happens to give 0 there too, and fails every other
+    case, which the learner passed); now it is told its own mistake."""
+    from pgcourse import checks
+
+    def zero_when_constant(values, returns):
+        variance = returns.var()
+        return 0.0 if float(variance) == 0 else float(1 - (returns - values).var() / variance)
+
+    with pytest.raises(AssertionError) as failure:
+        checks.check_explained_variance(zero_when_constant)
+    message = str(failure.value)
+    assert "not of the values" not in message and "return nan there, not 0" in message, message

@@ -211,8 +211,11 @@ EXPLAINED_VARIANCE = Exercise(
     mistakes=[
         Mistake("the returns do not vary, so the ratio is undefined: return nan there (you return what the "
                 "division gives, -inf or nan by chance).",
-                lambda values, returns_: (1 - (returns_ - values).var() / returns_.var())
-                if float(returns_.var()) == 0 else torch.tensor(float("nan"))),
+                lambda values, returns_: 1 - (returns_ - values).var() / returns_.var()),
+        Mistake("the returns do not vary, so the ratio is undefined: return nan there, not 0 (0 reads as a critic "
+                "that predicts the mean return, which it may not be).",
+                lambda values, returns_: torch.tensor(0.0) if float(returns_.var()) == 0
+                else 1 - (returns_ - values).var() / returns_.var()),
         Mistake("explained variance upside down: the residual variance goes on top of the fraction, the "
                 "variance of the returns below.", lambda values, returns_: 1 - 1 / _residual_ratio(values, returns_)),
         Mistake("Var[returns - values] / Var[returns] is the UNexplained fraction: subtract it from 1.",

@@ -106,6 +106,10 @@ LINE_SEARCH_MISTAKES: list[tuple[str, LineSearch]] = [
     ("compare the real improvement with accept_ratio x expected_improvement x fraction, not with 0.",
      _search(lambda imp, kl, threshold, max_kl: kl <= max_kl and imp > 0, _geometric)),
     (NAN_HINT, _search(lambda imp, kl, threshold, max_kl: not (kl > max_kl or imp <= threshold), _geometric)),
+    (NAN_HINT, _search(lambda imp, kl, threshold, max_kl: math.isfinite(kl) and not (kl > max_kl or imp <= threshold),
+                       _geometric)),  # a NaN KL caught, a NaN improvement let through
+    (NAN_HINT, _search(lambda imp, kl, threshold, max_kl: math.isfinite(imp) and not (kl > max_kl or imp <= threshold),
+                       _geometric)),  # the other way round
     (UNSCALED_HINT,
      lambda evaluate, expected, max_kl, backtracks, shrink, ratio: _search(
          lambda imp, kl, threshold, max_kl: kl <= max_kl and imp > ratio * expected, _geometric)(
@@ -124,24 +128,38 @@ LINE_SEARCH_MISTAKES: list[tuple[str, LineSearch]] = [
 ]
 
 
-def matching_mistake(fractions: list[float], scenarios: list[tuple], failing: int) -> tuple[str | None, bool]:
+def matching_mistake(fractions: list[float], scenarios: list[tuple], failing: int, answers: list[float] | None = None,
+                     tries: list[list[float]] | None = None) -> tuple[str | None, bool]:
     """(hint, certain): the known wrong search that returns the learner's ``fractions`` on every scenario (certain),
-    else one that returns it on scenario ``failing``, else (None, False). ``scenarios`` hold ``(evaluate,
-    expected_improvement, max_kl, max_backtracks, shrink, accept_ratio)``, in ``fractions``' order."""
-    def replay(search: LineSearch, scenario: tuple) -> float | None:
+    else one that returns it on scenario ``failing`` and on every scenario the learner got right (``answers``: the
+    right fractions; a wrong search that would have failed a scenario the learner passed is not theirs), else
+    (None, False). Where the fractions the learner tried are known (``tries``), the wrong search must have tried
+    the same ones on ``failing`` too. ``scenarios`` hold ``(evaluate, expected_improvement, max_kl,
+    max_backtracks, shrink, accept_ratio)``, in ``fractions``' order."""
+    def replay(search: LineSearch, index: int) -> tuple[float, list[float]] | None:
+        tried: list[float] = []
+        evaluate, *rest = scenarios[index]
+
+        def counted(fraction: float) -> tuple[float, float]:
+            tried.append(float(fraction))
+            return evaluate(fraction)
         try:
-            return float(search(*scenario))
+            return float(search(counted, *rest)), tried
         except Exception:  # noqa: BLE001 - a wrong search that cannot run on a scenario does not match it
             return None
 
-    def same(search: LineSearch, index: int) -> bool:
-        replayed = replay(search, scenarios[index])
-        return replayed is not None and math.isclose(replayed, fractions[index], abs_tol=1e-6)
+    def same(search: LineSearch, index: int, with_tries: bool = False) -> bool:
+        replayed = replay(search, index)
+        if replayed is None or not math.isclose(replayed[0], fractions[index], abs_tol=1e-6):
+            return False
+        return not (with_tries and tries and tries[index]) or replayed[1] == tries[index]
 
+    right = [k for k in range(len(scenarios))
+             if answers is not None and math.isclose(fractions[k], answers[k], abs_tol=1e-6)]
     for hint, search in LINE_SEARCH_MISTAKES:
         if all(same(search, index) for index in range(len(scenarios))):
             return hint, True
     for hint, search in LINE_SEARCH_MISTAKES:
-        if same(search, failing):
+        if same(search, failing, with_tries=True) and all(same(search, index) for index in right):
             return hint, False
     return None, False

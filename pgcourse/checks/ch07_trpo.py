@@ -513,7 +513,8 @@ def check_line_search(fn: Callable[..., Any]) -> None:
     if wrong:  # float32 returns pass
         k = wrong[0]
         expected, purpose, tried = scenarios[k][7], scenarios[k][8], tries[k]
-        hint, certain = matching_mistake(fractions, [scenario[1:7] for scenario in scenarios], k)
+        hint, certain = matching_mistake(fractions, [scenario[1:7] for scenario in scenarios], k,
+                                         [scenario[7] for scenario in scenarios], tries)
         if hint is None and len(tried) > 1 and all(t == 1.0 for t in tried) and expected != 1.0:
             hint, certain = "the line search never shrinks: every try was the full step (fraction 1).", True
         problem = (f"accepted fraction {fractions[k]!r}, expected {expected!r} (fractions tried: {tried}). This search "

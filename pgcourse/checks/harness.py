@@ -18,7 +18,7 @@ import math
 
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -373,16 +373,19 @@ def _all_nan(value: Any) -> bool:
     return len(values) > 0 and all(isinstance(v, float) and math.isnan(v) for v in values)
 
 
-def _diagnose(ex: Exercise, outcomes: list[tuple[Case, Any]], failing: Case) -> tuple[str | None, bool]:
+def _diagnose(ex: Exercise, outcomes: list[tuple[Case, Any]], failing: Case,
+              passed: Sequence[Case] = ()) -> tuple[str | None, bool]:
     """(hint, certain): a known mistake that reproduces every case (with a number, not only NaN, in one of them at
-    least), else one that reproduces ``failing`` with a number."""
+    least), else one that reproduces ``failing`` with a number and every case the learner got right (``passed``):
+    a mistake that would have failed a case the learner passed is not theirs, whatever it gives on ``failing``."""
     for mistake in ex.mistakes:
         matches = [_matches_mistake(ex, mistake, case, output) for case, output in outcomes]
         if all(matches) and "value" in matches:
             return mistake.hint, True
-    failing_output = next(output for case, output in outcomes if case is failing)
+    output_of = {id(case): output for case, output in outcomes}
     for mistake in ex.mistakes:
-        if _matches_mistake(ex, mistake, failing, failing_output) == "value":
+        if _matches_mistake(ex, mistake, failing, output_of[id(failing)]) == "value" and all(
+                _matches_mistake(ex, mistake, case, output_of[id(case)]) for case in passed):
             return mistake.hint, False
     return None, False
 
@@ -497,7 +500,8 @@ def _run(ex: Exercise, fn: Callable[..., Any]) -> None:
     failure = min(failures, key=lambda f: _PRIORITY.index(f.kind))  # min keeps the smallest case of a kind
     hint, certain = failure.hint, True
     if failure.kind == "value":
-        hint, certain = _diagnose(ex, outcomes, failure.case)
+        failed = {id(f.case) for f in failures}
+        hint, certain = _diagnose(ex, outcomes, failure.case, [case for case, _ in outcomes if id(case) not in failed])
         if not failure.problem:
             n_wrong = sum(f.kind == "value" for f in failures)
             failure.problem = f"wrong result in {n_wrong} of {len(cases)} cases."
