@@ -63,16 +63,19 @@ QUESTIONS: dict[str, list[Question]] = {
            ("The agent reached the goal, so the future from the last state is worth 0.",
             "Reaching a terminal state is termination. Truncation says nothing about the state; treating it as "
             "'worth 0' is the truncation-as-termination mistake of lesson 03.")),
-        _q("q2", "A vector env in next-step autoreset mode: env `i`'s episode ends at step `t`. What is row `t+1` "
-                 "of env `i`?", "c",
-           ("A transition from the old final observation to the new first one, trained on like any other row.",
+        _q("q2", "A vector env in next-step autoreset mode: env `i`'s episode ends at step `t`. What does env `i`'s "
+                 "call to `step` at `t+1` do and return?", "c",
+           ("A transition from the old final observation to the new first one, with the reward the action earned; "
+            "it is trained on like any other row.",
             "The action of that step is ignored and its reward is 0: no action led from the old episode's last "
             "state to the new episode's first, so training on it teaches the policy noise."),
-           ("The old episode's final observation, repeated once so that its value can be bootstrapped.",
-            "The final observation was already returned by step t itself, and step t bootstraps from it there; step "
-            "t+1 returns the new episode's first observation."),
-           ("A reset step: the new episode's first observation, reward 0, an ignored action; the row is masked.",
-            "Right: that is what `transition_mask` marks as invalid."),
+           ("It returns the old episode's final observation again, so that its value can be bootstrapped.",
+            "Step t already returned the final observation; step t+1 returns the new episode's first one (the "
+            "rollout keeps the final observation for the bootstrap, but the step does not return it again)."),
+           ("A reset step: it ignores the action and returns reward 0, both flags False and the new episode's first "
+            "observation; the row is masked.",
+            "Right: the rollout's row t+1 (the old final observation, whose value is step t's bootstrap, the ignored "
+            "action, reward 0) is what `transition_mask` marks as invalid."),
            ("Nothing new: env `i` pauses, repeating its last observation, until the other envs' episodes end too.",
             "A vector env steps all its envs on every call; none of them waits or repeats an observation.")),
         _q("q3", "Next-step autoreset: where is the true final observation of an episode that ended at step `t`?",
@@ -96,8 +99,8 @@ QUESTIONS: dict[str, list[Question]] = {
             "Right: CartPole whose pole falls on the time-limit step gives both flags, and the checks test that "
             "case. The `.bool()` is needed because torch has no `|` for float tensors; on bool tensors `+` would "
             "give True, not 2, but the rollout's flags are floats."),
-           ("gymnasium never sets `terminated` and `truncated` on the same step, so it is a matter of style.",
-            "It does: a wrapper's time limit and the environment's own termination can fall on the same step."),
+           ("The float sum is promoted to float64, so `1 - done` no longer matches the float32 values.",
+            "float32 + float32 stays float32 (checked); the problem is the value 2."),
            ("The sum would count every truncation as a termination, so time limits would cut the bootstrap.",
             "Neither form tells the two apart: both say 'the episode ended'. The problem of the sum is the value "
             "2.")),
@@ -105,8 +108,8 @@ QUESTIONS: dict[str, list[Question]] = {
     "01": [
         _q("q1", "Why does the REINFORCE loss multiply the *log*-probability of each action by its return, rather "
                  "than differentiate the return itself?", "a",
-           ("The return depends on theta only through which actions get sampled, which autograd cannot "
-            "differentiate; grad pi = pi grad log pi fixes that.",
+           ("The return depends on theta only through which actions get sampled, a discrete draw with no "
+            "derivative; grad pi = pi grad log pi fixes that.",
             "Right: that is the score-function (likelihood-ratio) derivation of lesson 01, section 2."),
            ("The log makes the loss positive, and the optimiser needs a positive loss that it can push towards 0.",
             "Optimisers minimise any real number, positive or negative (with CartPole's raw returns as weights this "
@@ -134,9 +137,8 @@ QUESTIONS: dict[str, list[Question]] = {
             "Right: a positive factor on every weight scales the estimate. With plain SGD the step grows with it; "
             "Adam, which divides by a running average of the gradient's size, largely cancels a constant factor."),
            ("It becomes biased: the weights are now 10 times the returns that the derivation of the gradient assumes.",
-            "Multiplying every weight by 10 multiplies the estimate, and its expectation, by 10: it aims where it "
-            "aimed before, so the scaling adds no bias of its own (whatever the estimate's expectation was, lesson 01, "
-            "section 2).")),
+            "Multiplying every weight by 10 multiplies the estimate and its expectation by 10: it is still an "
+            "unbiased estimate of the gradient of the scaled objective, which points where the old one did.")),
         _q("q3", "Normalisation subtracts the batch mean from the returns. Why would subtracting a fixed constant `b` "
                  "(one not computed from the batch) from every weight leave the expected gradient unchanged (exactly, "
                  "for the per-episode sum of lesson 01, section 2)?", "b",
@@ -235,8 +237,8 @@ QUESTIONS: dict[str, list[Question]] = {
     "03": [
         _q("q1", "A rollout step `t` is truncated by the time limit (not terminated). What does GAE do at that "
                  "step?", "a",
-           ("It still bootstraps from V of the final observation, but the trace stops: the next row is another "
-            "episode.",
+           ("It still bootstraps from V of the final observation, but the trace stops: the rows after it belong "
+            "to another episode.",
             "Right: the bootstrap is cut on `terminated` only, the lambda-trace on any episode end."),
            ("It treats the step as terminal: no bootstrap from the next state, and the future counts as worth 0.",
             "That is the truncation-as-termination mistake: the state had a future, and a future worth 0 biases the "
@@ -415,12 +417,12 @@ QUESTIONS: dict[str, list[Question]] = {
     ],
     "06": [
         _q("q1", "`pg.diagnose` reports every signal healthy for your new training loop. What may you conclude?", "c",
-           ("The loop has no bug: the signals cover the ways a training loop can fail.",
+           ("That the loop has no bug: the signals cover the ways a training loop can fail.",
             "Some bugs leave no mark on the signals it reads: in exercise 06, pg.diagnose calls some of the mystery "
             "trainers healthy, though each has a bug."),
-           ("The hyperparameters are well tuned, since a poor setting would show up as an unhealthy signal.",
-            "The signals watch for the signatures of known bugs, not for how good a setting is: a healthy-looking "
-            "run can still learn slowly."),
+           ("That the hyperparameters are well tuned, since a poor setting would show up as an unhealthy signal.",
+            "It flags some bad settings (a low critic learning rate, a long rollout) when they leave a signature, "
+            "but healthy signals do not mean well tuned: a healthy run can still learn slowly."),
            ("That none of the bugs it knows left its mark: other bugs need a probe or a correct twin.",
             "Right: the diagnosis is a lead, not a verdict (lesson 06, section 4)."),
            ("That the loop is correct at least on CartPole, the environment whose runs set pg.diagnose's thresholds.",
@@ -440,19 +442,20 @@ QUESTIONS: dict[str, list[Question]] = {
             "Even with the same seed, the two libraries differ in defaults, initialisation and how they draw random "
             "numbers; the comparison cannot say which line is wrong.")),
         _q("q3", "On the time-limit probe (reward +1 every step, every episode cut by the time limit, discount "
-                 "gamma) the true value is 1 / (1 - gamma), but your critic settles well below it, at the same value "
-                 "on every seed. Which bug fits?", "a",
+                 "gamma) the true value is 1 / (1 - gamma), but your critic settles well below it and stays there "
+                 "however long you train, at the same value on every seed. Which bug fits?", "a",
            ("The time limit is treated as termination, so the targets drop the future at every episode end.",
             "Right: the buggy targets drop the future at every episode end, so the critic settles below "
-            "1 / (1 - gamma), where depends on the targets: one-step TD targets (Part B's loop) settle at "
+            "1 / (1 - gamma), where it settles depends on the targets: one-step TD targets (Part B's loop) settle at "
             "V = 1 + gamma (9/10) V for 10-step episodes, Monte Carlo or GAE targets near the average cut return "
             "that lesson 06 predicts and measures for PPO."),
            ("The advantage has the wrong sign, so the critic is pushed away from the returns it should predict.",
             "That breaks the policy, not the value targets: it fails the probes where the action matters."),
            ("The critic's learning rate is too low, so after the same number of updates it stops short of the true "
             "value.",
-            "A slow critic is still moving towards the true value, 1 / (1 - gamma); settling on one wrong value, the "
-            "same on every seed, points at wrong targets."),
+            "A slow critic is still moving towards the true value, 1 / (1 - gamma): after a fixed budget it can sit "
+            "well below it (the lesson's probe table), but longer training moves it on; one wrong value that longer "
+            "training does not change, the same on every seed, points at wrong targets."),
            ("At the time limit the TD error bootstraps from the reset observation, not the final one.",
             "On this probe every observation is the same, so V of the reset observation is V of the final one, and "
             "the critic would still reach 1 / (1 - gamma).")),
@@ -505,35 +508,36 @@ QUESTIONS: dict[str, list[Question]] = {
         _q("q3", "The step length beta = sqrt(2 max_kl / s^T (F + damping I) s), with the damped product conjugate "
                  "gradient used, puts the damped quadratic KL estimate exactly on max_kl (the undamped one, "
                  "1/2 beta^2 s^T F s, a little below), yet the line search can reject the full step because the "
-                 "real KL is larger (the check's low-damping case is built to be one, exercise 5). Why?", "d",
+                 "real KL is larger (exercise 5's check builds such a case with low damping). Why?", "d",
            ("Conjugate gradient returned a step with the wrong sign, which moves the policy further than planned.",
             "A wrong sign would make the surrogate worse; it does not explain a KL above the bound."),
            ("CG stopped after a few iterations, so s^T (F + damping I) s misjudges the KL of the step it takes.",
-            "beta uses the damped product of the very s that CG returned, so the quadratic estimate is exact for that "
-            "s, whatever CG's accuracy (an inexact s only changes the step's direction); what it leaves out are the "
+            "beta uses the damped product of the s that CG returned, so the quadratic estimate is computed for the "
+            "very s CG returned, whatever CG's accuracy (an inexact s only changes the step's direction); what it leaves out are the "
             "KL's higher-order terms."),
            ("max_kl is measured per state, while the quadratic estimate is an average over the batch's states.",
             "Both are the mean KL over the batch's states."),
            ("The quadratic is a second-order estimate of the KL, and a finite step meets the higher-order terms.",
             "Right: that is why TRPO checks the real KL and backtracks (lesson 07 counts how often it does).")),
-        _q("q4", "What made PPO, rather than TRPO, the default in practice?", "c",
-           ("TRPO cannot solve simple tasks such as CartPole: its KL-bounded steps are too small to make progress in "
-            "time.",
-            "It can: lesson 07's TRPO solves CartPole with its defaults."),
-           ("PPO comes with a monotonic-improvement guarantee that TRPO lacks, so its updates fail less often in "
+        _q("q4", "By lesson 07's measurements, what favours PPO over TRPO?", "c",
+           ("Progress on simple tasks such as CartPole, where TRPO's KL-bounded steps are too small to get anywhere "
+            "in time.",
+            "TRPO gets there: lesson 07's TRPO solves CartPole with its defaults, and PPO was not ahead of it on "
+            "CartPole."),
+           ("A monotonic-improvement guarantee that TRPO lacks, so that PPO's updates fail less often in "
             "practice.",
             "The other way round: TRPO is derived from such a bound (with approximations); PPO's clip is a "
             "heuristic."),
-           ("Final returns the lesson could not tell apart, from simpler first-order code reusing each batch for "
-            "several epochs.",
+           ("Simpler first-order code that reuses each batch for several epochs, with final returns that ten seeds "
+            "could not tell apart.",
             "Right: in lesson 07 ten seeds could not tell PPO's final returns from TRPO's (not proof that they are "
             "equal), and PPO was ahead early on Acrobot and Pendulum, not on CartPole, from first-order code with no "
             "conjugate gradient and no line search: several epochs of minibatch Adam steps on one batch. "
             "The lesson measures returns per env step and per second, counts what one update costs and the code each "
             "update needs; that PPO also fits stock optimisers and shared actor-critic networks is an argument it did "
             "not test."),
-           ("In the lesson TRPO's updates left the trust region more often than PPO's, which made its learning less "
-            "stable overall.",
+           ("Updates that left the trust region less often than TRPO's did in the lesson's runs, which made PPO's "
+            "learning more stable overall.",
             "The other way round: in lesson 07 not one TRPO update ended outside max_kl (its line search checks the "
             "real KL), while PPO, with no hard bound, had a tail of larger update KLs.")),
     ],
@@ -572,7 +576,7 @@ QUESTIONS: dict[str, list[Question]] = {
             "reference's: down where the policy now likes it more than the reference, up where it likes it less. "
             "That is the leash acting whatever the rewards, not a push away from these responses.")),
         _q("q3", "Both k1 and k3 estimate KL(pi_theta || pi_ref) without bias from tokens sampled from pi_theta. "
-                 "Why does GRPO put k3, not k1, in its loss?", "a",
+                 "Why must a KL term in the loss be k3 rather than k1?", "a",
            ("On the policy's own samples k1's expected gradient is zero, so it would not pull, but k3's does.",
             "Right: the gradient of k1 on a sampled token is grad log pi_theta, whose mean under pi_theta is 0. "
             "k3's mean gradient is that of the KL with its arguments swapped, grad KL(pi_ref || pi_theta): not "
