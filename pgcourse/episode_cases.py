@@ -42,6 +42,7 @@ class EpisodeGuard:
         self.action_space, self.observation_space = env.action_space, env.observation_space
         self.ended = False
         self.stepped_past_end = False
+        self.steps = 0  # env.step calls within the episode (what a right count of the length gives)
         self.reset_seed: Any = "never reset"
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -54,6 +55,7 @@ class EpisodeGuard:
             self.stepped_past_end = True
             raise RuntimeError("env.step() called after the episode ended (terminated or truncated)")
         result = self.env.step(action)
+        self.steps += 1
         self.ended = bool(result[2] or result[3])
         return result
 
@@ -70,7 +72,7 @@ def _plain(value: Any) -> Any:
 def play(fn: Callable[..., Any], env_id: str, controller: str, seed: int) -> dict[str, Any]:
     """Call ``fn(env, policy, seed)`` on a guarded ``env_id`` with the named controller.
 
-    Returns data: ``{"result": ..., "reset_seed": ..., "stepped_past_end": bool}``, or with ``"error"``
+    Returns data: ``{"result": ..., "reset_seed": ..., "stepped_past_end": bool, "steps": int}``, or with ``"error"``
     (the learner's traceback) and ``"error_type"`` instead of ``"result"`` when their function raised.
     """
     import gymnasium as gym
@@ -87,6 +89,7 @@ def play(fn: Callable[..., Any], env_id: str, controller: str, seed: int) -> dic
     reset_seed = guard.reset_seed
     outcome["reset_seed"] = reset_seed if reset_seed is None or isinstance(reset_seed, int | str) else repr(reset_seed)
     outcome["stepped_past_end"] = guard.stepped_past_end
+    outcome["steps"] = guard.steps
     return outcome
 
 

@@ -313,3 +313,35 @@ def test_a_cause_that_would_fail_a_case_the_learner_passed_is_not_named():
         checks.check_explained_variance(zero_when_constant)
     message = str(failure.value)
     assert "not of the values" not in message and "return nan there, not 0" in message, message
+
+
+def test_play_episode_counted_right_is_not_told_to_count_every_step():
+    """A student's read: a loop that gave the policy the reset observation at every step played a 9-step episode,
+    counted 9, and was told 'Probable mistake: count every step', which its own numbers contradict."""
+    from pgcourse import checks
+
+    def stale_observation(env, policy, seed):
+        first, _ = env.reset(seed=seed)
+        total, length = 0.0, 0
+        while True:
+            _, reward, terminated, truncated, _ = env.step(policy(first))
+            total, length = total + float(reward), length + 1
+            if terminated or truncated:
+                return total, length, terminated, truncated
+
+    with pytest.raises(AssertionError) as failure:
+        checks.check_play_episode(stale_observation)
+    message = str(failure.value)
+    assert "count every step" not in message and "you counted its" in message and "steps right" in message, message
+
+    def one_short(env, policy, seed):
+        obs, _ = env.reset(seed=seed)
+        total, length = 0.0, -1
+        while True:
+            obs, reward, terminated, truncated, _ = env.step(policy(obs))
+            total, length = total + float(reward), length + 1
+            if terminated or truncated:
+                return total, length, terminated, truncated
+
+    with pytest.raises(AssertionError, match="count every step"):
+        checks.check_play_episode(one_short)

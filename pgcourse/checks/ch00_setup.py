@@ -73,6 +73,13 @@ def check_play_episode(fn: Callable[..., Any]) -> None:
             hint = (f"the episode must start from the seeded state: reset the environment with the `seed` you are "
                     f"given (you used {outcome['reset_seed']!r}).")
         elif int(length) != expected[1]:
+            steps = outcome.get("steps")  # data from where the function ran: used only when it is a count
+            if isinstance(steps, int) and not isinstance(steps, bool) and steps == int(length) >= 0:
+                raise AssertionError(_message(  # the count is right: the episode itself is another one
+                    name, f"the episode you played differs from the reference: you counted its {steps} steps right, "
+                          f"but the reference's lasts {expected[1]}, so your loop took other actions than the policy "
+                          "gives on the reference's states (does the policy see each new observation?).", None,
+                    False, case, expected=expected, received=received))
             hint = "count every step, the last one included (length = number of env.step calls)."
         elif abs(float(episode_return) - expected[0]) > 1e-3 * max(1.0, abs(expected[0])):
             hint = "sum every reward, the last one included."
