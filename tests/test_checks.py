@@ -345,3 +345,12 @@ def test_play_episode_counted_right_is_not_told_to_count_every_step():
 
     with pytest.raises(AssertionError, match="count every step"):
         checks.check_play_episode(one_short)
+
+
+def test_a_normalize_that_detaches_its_input_is_caught():
+    """A student's read: a normalize that calls .detach() passed, though its docstring says the result keeps the
+    graph (advantages can carry one)."""
+    from pgcourse import checks
+
+    with pytest.raises(AssertionError, match="no gradient flows back into `x`"):
+        checks.check_normalize(lambda x, eps=1e-8: ((x - x.mean()) / (x.std(unbiased=False) + eps)).detach())

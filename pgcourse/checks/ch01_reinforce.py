@@ -150,6 +150,8 @@ def _cases_normalize() -> list[Case]:
         Case("random 2-D input [4, 3]", dict(x=_randn(g, 4, 3) + _t([0.0, 5.0, -3.0]))),
         Case("float64 input", dict(x=_randn(g, 7, dtype=torch.float64, scale=3.0, shift=1.0))),
         Case("random input (64 values)", dict(x=_randn(g, 64, scale=10.0, shift=-2.0))),
+        Case("an input with a graph (advantages can carry one: the result keeps it)",
+             dict(x=_randn(g, 6, scale=2.0, requires_grad=True))),
     ]
 
 
@@ -157,6 +159,9 @@ NORMALIZE = Exercise(
     name="normalize",
     reference=returns.normalize,
     make_cases=_cases_normalize,
+    grad_args=("x",),
+    no_grad_hints={"x": "keep the graph: no .detach(), .item() or torch.tensor(...) on x (the docstring: the result "
+                        "keeps the graph; a caller may differentiate through it)."},
     concept="x shifted to mean 0 and scaled to standard deviation 1, the mean and the population standard "
             "deviation (divided by n) being taken over ALL elements at once, and a small epsilon (1e-8) added to "
             "the standard deviation so that a constant input stays finite.",
