@@ -160,7 +160,7 @@ NORMALIZE = Exercise(
     reference=returns.normalize,
     make_cases=_cases_normalize,
     grad_args=("x",),
-    no_grad_hints={"x": "keep the graph: no .detach(), .item() or torch.tensor(...) on x (the docstring: the result "
+    no_grad_hints={"x": "keep the graph: do not detach x or rebuild it as a new tensor (the docstring: the result "
                         "keeps the graph; a caller may differentiate through it)."},
     concept="x shifted to mean 0 and scaled to standard deviation 1, the mean and the population standard "
             "deviation (divided by n) being taken over ALL elements at once, and a small epsilon (1e-8) added to "

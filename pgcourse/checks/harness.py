@@ -489,7 +489,12 @@ def _run(ex: Exercise, fn: Callable[..., Any]) -> None:
     failures: list[_Failure] = []
     for case in cases:
         learner_args = _clone_args(case.args)
-        output = _call_learner(fn, ex.name, learner_args, list(case.args))
+        try:
+            output = _call_learner(fn, ex.name, learner_args, list(case.args))
+        except LearnerCodeError:
+            if failures:  # a mistake already seen on a smaller case explains more than a later case's crash
+                break
+            raise
         outcomes.append((case, output))
         failure = _check_case(ex, case, learner_args, output)
         if failure is not None:
