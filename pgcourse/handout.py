@@ -33,13 +33,14 @@ SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "run
 START_HERE = "START_HERE.ipynb"
 # START_HERE's sentences about solutions/, as the handout says them
 REWRITES = (
-    (re.compile(r"3\. \*\*Stuck\?\*\* The same notebook, solved, is linked in the last column\. Try the check's "
-                r"hint first\."),
+    (re.compile(r"3\. \*\*Stuck\?\*\* First ask for a hint: `pg\.hint\(\"function_name\"\)` \(up to three\)\. "
+                r"Still stuck\? The solved notebook\s*\n\s*is linked in the last column\."),
      "3. **Stuck?** Each exercise says how to ask for a hint: `pg.hint(\"name\")`, then `level=2` and `level=3`."),
     (re.compile(r"The \[README\]\(README\.md\) shows its API and the command line\."),
      "The [README](README.md) says how to set it up."),
-    (re.compile(r"`exercises/`: your notebooks, made from `solutions/` by `pgcourse exercises`\s*\n\s*\(teachers: edit "
-                r"the solutions, never the exercises\)\."),
+    (re.compile(r"`exercises/`: your notebooks, made from `solutions/` by `pgcourse exercises`\s*\n\s*\(a teachers' "
+                r"command: it keeps a copy of a notebook holding your answers in `exercises/your-work/`\s*\n\s*before "
+                r"it replaces it; teachers edit the solutions, never the exercises\)\."),
      "`exercises/`: your notebooks, to hand in when they are graded."),
 )
 README = """# Policy gradients, from REINFORCE to PPO

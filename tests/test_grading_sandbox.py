@@ -33,7 +33,7 @@ def test_the_sandbox_binds_no_course_file():
     assert str(runner) in bound_sources(argv) and SANDBOX_RUNNER_FOLDER in argv
     assert "--clearenv" in argv and "--unshare-net" in argv and "--unshare-pid" in argv
     assert sorted(p.name for p in (runner / "sandboxside").iterdir()) == sorted(
-        ["__init__.py", "wire.py", "link.py", "student.py", "runner.py", "episode_cases.py", "loops.py",
+        ["__init__.py", "wire.py", "clock.py", "link.py", "student.py", "runner.py", "episode_cases.py", "loops.py",
              "ppo_proof.py"])
     # the runner's modules import nothing of pgcourse (they run where pgcourse cannot be imported)
     for module in (runner / "sandboxside").iterdir():

@@ -59,7 +59,8 @@ COURSE_BLOCKED = "is not available while grading"  # the runner's ImportError fo
 class StudentProcess:
     """The worker's handle on one student process (a fresh ``python`` in the sandbox, see :mod:`.runner`)."""
 
-    def __init__(self, config: dict[str, Any], deadline: float, clock: WorkClock):
+    def __init__(self, config: dict[str, Any], deadline: float, clock: WorkClock | None = None):
+        """``deadline`` on ``clock`` (the session's work clock; None: the wall clock, ``time.monotonic``)."""
         self.scratch = None
         self.clock = clock
         self.watch: ScratchWatch | None = None
@@ -90,7 +91,8 @@ class StudentProcess:
             if seccomp_read is not None:
                 os.close(seccomp_read)
         self.pid = self.proc.pid
-        clock.watch(self.pid)  # its CPU time, and its tree's, counts towards every budget from now on
+        if clock is not None:
+            clock.watch(self.pid)  # its CPU time, and its tree's, counts towards every budget from now on
         self.link = Link(ours, trusted=True, clock=clock)
         self.status: int | None = None
         self.link.deadline = deadline
@@ -131,7 +133,8 @@ class StudentProcess:
         """Stop the process (its whole session; in the sandbox its PID namespace goes with it)."""
         if self.watch is not None:
             self.watch.close()
-        self.clock.forget(self.pid)
+        if self.clock is not None:
+            self.clock.forget(self.pid)
         if self.status is None:
             if wait > 0:
                 with contextlib.suppress(subprocess.TimeoutExpired):
