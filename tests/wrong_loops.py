@@ -206,6 +206,7 @@ def learner_gae(rewards, values, next_values, terminated, truncated, gamma, lam,
     if bug == "values_shifted_in_place":
         values.detach().add_(1.0)
         values = values - 1.0
+    original_values = values
     if bug != "not_detached":
         values, next_values = values.detach(), next_values.detach()
     if bug == "env_axis":
@@ -222,6 +223,8 @@ def learner_gae(rewards, values, next_values, terminated, truncated, gamma, lam,
         advantages[t] = last
     if bug == "env_axis":
         advantages, values = advantages.T, values.T
+    if bug == "returns_not_detached":  # advantages from cut values, returns from the values with their graph
+        return advantages, advantages + original_values
     return advantages, (advantages if bug == "returns_are_advantages" else advantages + values)
 
 
@@ -273,6 +276,13 @@ def gae_trace_not_cut(*args):
 def gae_not_detached(*args):
     """Advantages not detached: built from values that carry a graph."""
     return learner_gae(*args, bug="not_detached")
+
+
+@wrong("advantages_and_returns", "returns not detached")
+def gae_returns_not_detached(*args):
+    """Advantages from detached values, but the returns add the values that still carry their graph (a student's
+    read: told 'advantages not detached')."""
+    return learner_gae(*args, bug="returns_not_detached")
 
 
 @wrong("advantages_and_returns", "advantages plus the values")

@@ -397,9 +397,9 @@ def _compare_advantages(expected: dict[str, Any], received: dict[str, Any], vali
     if received["requires_grad"]:
         name = received["requires_grad"][0]
         return Mismatch(name, f"your `{name}` is connected to the autograd graph of the values (it requires grad).",
-                        hint="advantages not detached: advantages and returns are constants of the losses; built "
-                             "from values that carry a graph, they let the actor's loss push the critic. Compute "
-                             "them from the values' numbers, cut from the graph.")
+                        hint=f"{name} not detached: advantages and returns are constants of the losses; built "
+                             "from values that carry a graph, they let the losses push the critic through them. "
+                             "Compute them from the values' numbers, cut from the graph.")
     if received["changed"]:
         name = received["changed"][0]
         return Mismatch(name, f"your function changed its input `{name}` in place.",
