@@ -381,7 +381,7 @@ def test_failure_reasons_are_in_the_feedback(graded):
     assert "appears 2 times" in " ".join(report.student("pasted_copy").notes)
     assert "Probable mistake: no epsilon" in result("partial", "ch01_normalize").feedback
     assert "not implemented yet" in result("stubs", "ch01_normalize").feedback
-    assert result("correct", "ch01_normalize").feedback == "✓ normalize: 7 cases passed"
+    assert result("correct", "ch01_normalize").feedback == "✓ normalize: 8 cases passed"
     assert "sys.exit" in result("forge_exit0", "ch01_discounted_returns").feedback
     for student in ("not_a_notebook", "empty"):
         assert {r.status for r in report.student(student).exercises.values()} == {"invalid"}

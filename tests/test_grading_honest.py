@@ -157,7 +157,7 @@ def test_the_grading_rules_keep_the_kit_and_right_answers(capsys):
     assert {name for items in rules.KIT.values() for name in items} == set(KIT_NAMES)
     assert rules.POLICY == POLICY  # the notebook's message is the grader's, word for word
     pg.checks.check_normalize(_notebook_function(RIGHT_NORMALIZE, "normalize")[0])
-    assert "7 cases passed" in capsys.readouterr().out
+    assert "8 cases passed" in capsys.readouterr().out
     policy_net, namespace = _notebook_function(
         "def build(n):\n    return pg.networks.CategoricalPolicy(4, 2, (8,)), pg.minibatch_indices(n, 2)\n", "build")
     with rules.grading_rules(policy_net):
