@@ -332,13 +332,13 @@ def test_assignment_one_points_lateness_partial_credit_and_free_text(term):
     assert bob["file"].endswith("leebob_12348_910_01_alpha-1.ipynb")
     assert "ignored" in " ".join(bob["notes"]) and "903" in " ".join(bob["notes"])
     normalize = bob["exercises"]["ch01_normalize"]
-    assert normalize["status"] == "failed" and normalize["points"] == 1.25  # 5 of 7 cases: 1.43, rounded down
-    assert "Partial credit: your function gets 5 of 7 cases right: 1.25 of 2 point(s)" in normalize["feedback"]
+    assert normalize["status"] == "failed" and normalize["points"] == 1.5  # 6 of 8 cases: 1.5
+    assert "Partial credit: your function gets 6 of 8 cases right: 1.5 of 2 point(s)" in normalize["feedback"]
     assert "no epsilon" in normalize["feedback"]
     assert bob["exercises"]["ch01_why"]["status"] == "missing"
     # Dave's zeros earn nothing, partial credit or not; his free-text answer awaits the teacher
     dave = students["ngdave"]["exercises"]["ch01_normalize"]
-    assert dave["points"] == 0 and "Partial credit: none. Your function gets 2 of 7 cases right, but only" in dave[
+    assert dave["points"] == 0 and "Partial credit: none. Your function gets 2 of 8 cases right, but only" in dave[
         "feedback"]
     assert students["ngdave"]["exercises"]["ch01_why"]["status"] == "missing"  # he left the handout's text
     assert students["jonescarol"]["exercises"]["ch01_why"]["status"] == "reviewed"
@@ -398,7 +398,7 @@ def test_term_gradebook(term):
     rows = table(term["root"] / "term.csv")
     assert rows[0] == ["student", "HW1", "HW2", "total"]
     body = {row[0]: [float(v) for v in row[1:]] for row in rows[1:]}
-    assert body == {"jonescarol": [6, 5, 11], "leebob": [3.25, 5, 8.25], "ngdave": [2, 5, 7],
+    assert body == {"jonescarol": [6, 5, 11], "leebob": [3.5, 5, 8.5], "ngdave": [2, 5, 7],
                     "smithalice": [3.8, 5, 8.8], "wuerin": [5.5, 3, 8.5]}
     kept = sorted(p.name for p in (term["root"] / "term.history").iterdir())
     assert len(kept) >= 6  # the term gradebook before each of its updates: never silently replaced
