@@ -1,8 +1,20 @@
-"""Splitting a batch into shuffled minibatches (PPO's inner loop)."""
+"""Rows of a batch: means over them, and shuffled minibatches of them (PPO's inner loop)."""
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+
+def mean_over_rows(x: Tensor, mask: Tensor | None = None) -> Tensor:
+    """The mean the losses and diagnostics take over a batch's rows: ``x.mean()``, or with ``mask`` (``[A, b]``
+    bool, True on each agent's own rows of a padded ``[A, b]`` batch: ``pg.train_many``'s agent axis) each agent's
+    mean over its own rows, ``[A, 1]`` (an agent with no rows gets 0; padded rows add an exact 0 and get no
+    gradient). Every loss of :mod:`pgcourse.losses` reduces through this one function, so its math is written
+    once for one agent and for A."""
+    if mask is None:
+        return x.mean()
+    return (torch.where(mask, x, 0.0).sum(dim=-1, keepdim=True)
+            / mask.sum(dim=-1, keepdim=True).clamp(min=1))  # [A, 1]
 
 
 def minibatch_indices(batch_size: int, minibatch_size: int, generator: torch.Generator | None = None,

@@ -656,7 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", metavar="FOLDER", help="results folder (created; an existing sweep there is resumed)")
     sweep.add_argument("--backend", choices=("local", "batch", "ray"), default="local",
                        help="local: a process pool on this machine (default); batch: the same pool, each arm's seeds "
-                            "trained as one pg.train_many batch where it can (PPO without traps); ray: a Ray cluster "
+                            "trained as one pg.train_many batch where it can (A2C, PPO without traps); ray: a Ray cluster "
                             "(pgcourse[scale])")
     sweep.add_argument("--workers", type=_int_at_least(1), default=None,
                        help="processes (local, batch) or CPUs of the Ray instance started here (default: one per core)")

@@ -10,6 +10,8 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
+from .batching import mean_over_rows
+
 # device types whose tensors cannot be float64 (MPS: "the MPS framework doesn't support float64")
 DEVICE_TYPES_WITHOUT_FLOAT64 = frozenset({"mps"})
 
@@ -31,7 +33,7 @@ def _accumulable(tensor: Tensor) -> Tensor:
     return tensor.detach().flatten().to(accumulation_dtype(tensor.device))
 
 
-def approx_kl(old_log_probs: Tensor, new_log_probs: Tensor) -> Tensor:
+def approx_kl(old_log_probs: Tensor, new_log_probs: Tensor, mask: Tensor | None = None) -> Tensor:
     r"""Low-variance, always non-negative estimate of :math:`\mathrm{KL}(\pi_{old}\,\|\,\pi_{new})`.
 
     With :math:`\log r = \log\pi_{new} - \log\pi_{old}` on actions sampled from :math:`\pi_{old}`,
@@ -39,15 +41,17 @@ def approx_kl(old_log_probs: Tensor, new_log_probs: Tensor) -> Tensor:
     .. math:: \widehat{KL} = \mathbb{E}\big[(r - 1) - \log r\big]
 
     (Schulman's "k3" estimator: unbiased, and each term is :math:`\ge 0` because :math:`x-1\ge\log x`.)
+    ``mask``: one estimate per agent (:func:`pgcourse.batching.mean_over_rows`).
     """
     log_ratio = (new_log_probs - old_log_probs).detach()  # [B]
-    return ((torch.exp(log_ratio) - 1.0) - log_ratio).mean()
+    return mean_over_rows((torch.exp(log_ratio) - 1.0) - log_ratio, mask)
 
 
-def clip_fraction(ratio: Tensor, clip_eps: float) -> Tensor:
-    r"""Fraction of samples whose ratio lies outside :math:`[1-\epsilon, 1+\epsilon]` (where PPO clips)."""
+def clip_fraction(ratio: Tensor, clip_eps: float | Tensor, mask: Tensor | None = None) -> Tensor:
+    r"""Fraction of samples whose ratio lies outside :math:`[1-\epsilon, 1+\epsilon]` (where PPO clips).
+    ``mask``: one fraction per agent (:func:`pgcourse.batching.mean_over_rows`)."""
     ratio = ratio.detach()
-    return ((ratio - 1.0).abs() > clip_eps).float().mean()
+    return mean_over_rows(((ratio - 1.0).abs() > clip_eps).float(), mask)
 
 
 def explained_variance(values: Tensor, returns: Tensor) -> float:

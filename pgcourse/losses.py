@@ -9,6 +9,8 @@ import math
 import torch
 from torch import Tensor
 
+from .batching import mean_over_rows
+
 
 def reinforce_loss(log_probs: Tensor, weights: Tensor) -> Tensor:
     r"""Score-function surrogate :math:`L = -\frac{1}{B}\sum_i \log\pi(a_i|s_i)\, w_i`.
@@ -24,7 +26,7 @@ def reinforce_loss(log_probs: Tensor, weights: Tensor) -> Tensor:
 
 
 def clipped_surrogate_loss(new_log_probs: Tensor, old_log_probs: Tensor, advantages: Tensor,
-                           clip_eps: float) -> Tensor:
+                           clip_eps: float | Tensor, mask: Tensor | None = None) -> Tensor:
     r"""PPO's clipped surrogate, negated so that it is a loss.
 
     .. math::
@@ -41,20 +43,23 @@ def clipped_surrogate_loss(new_log_probs: Tensor, old_log_probs: Tensor, advanta
         old_log_probs: ``[B]`` log-probs stored at collection time (constants).
         advantages: ``[B]`` advantage estimates (constants).
         clip_eps: :math:`\epsilon`, e.g. 0.2.
+        mask: None (one agent); ``pg.train_many`` passes ``[A, b]`` tensors, ``clip_eps`` per agent ``[A, 1]``
+            and each agent's rows (:func:`pgcourse.batching.mean_over_rows`), and gets one loss per agent ``[A, 1]``.
     """
     ratio = torch.exp(new_log_probs - old_log_probs.detach())  # [B]
     advantages = advantages.detach()
     unclipped = ratio * advantages  # [B]
     clipped = torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantages  # [B]
-    return -torch.min(unclipped, clipped).mean()
+    return -mean_over_rows(torch.min(unclipped, clipped), mask)
 
 
 def value_loss(values: Tensor, returns: Tensor, old_values: Tensor | None = None,
-               clip_eps: float | None = None) -> Tensor:
+               clip_eps: float | Tensor | None = None, mask: Tensor | None = None) -> Tensor:
     r"""Critic regression :math:`\frac{1}{2B}\sum_i (V(s_i) - \hat R_i)^2`.
 
     With ``old_values`` and ``clip_eps`` it is PPO's clipped value loss (the worse of the clipped and
-    unclipped squared errors), which keeps the critic inside a trust region of its own.
+    unclipped squared errors), which keeps the critic inside a trust region of its own. ``mask``: as in
+    :func:`clipped_surrogate_loss` (one loss per agent).
     """
     returns = returns.detach()
     squared_error = (values - returns) ** 2  # [B]
@@ -62,12 +67,13 @@ def value_loss(values: Tensor, returns: Tensor, old_values: Tensor | None = None
         old_values = old_values.detach()
         clipped_values = old_values + torch.clamp(values - old_values, -clip_eps, clip_eps)
         squared_error = torch.max(squared_error, (clipped_values - returns) ** 2)
-    return 0.5 * squared_error.mean()
+    return 0.5 * mean_over_rows(squared_error, mask)
 
 
-def entropy_bonus_loss(entropy: Tensor, ent_coef: float) -> Tensor:
-    r"""Entropy term as a loss: :math:`-\beta\,\bar{H}[\pi]` (minimising it *raises* entropy)."""
-    return -ent_coef * entropy.mean()
+def entropy_bonus_loss(entropy: Tensor, ent_coef: float | Tensor, mask: Tensor | None = None) -> Tensor:
+    r"""Entropy term as a loss: :math:`-\beta\,\bar{H}[\pi]` (minimising it *raises* entropy). ``mask``: as in
+    :func:`clipped_surrogate_loss`."""
+    return -ent_coef * mean_over_rows(entropy, mask)
 
 
 LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -158,7 +164,8 @@ def categorical_entropy(logits: Tensor) -> Tensor:
     return -(log_probs_all.exp() * log_probs_all).sum(dim=-1)
 
 
-def a2c_policy_loss(log_probs: Tensor, advantages: Tensor, entropy: Tensor, ent_coef: float) -> Tensor:
+def a2c_policy_loss(log_probs: Tensor, advantages: Tensor, entropy: Tensor, ent_coef: float | Tensor,
+                    mask: Tensor | None = None) -> Tensor:
     r"""Actor loss of A2C: policy gradient with advantages, plus an entropy bonus.
 
     .. math:: L = -\frac{1}{B}\sum_i \log\pi(a_i|s_i)\,\hat A_i \;-\; \beta\,\frac{1}{B}\sum_i H[\pi(\cdot|s_i)]
@@ -168,9 +175,10 @@ def a2c_policy_loss(log_probs: Tensor, advantages: Tensor, entropy: Tensor, ent_
         advantages: ``[B]`` :math:`\hat A_i` (constants: detached here).
         entropy: ``[B]`` :math:`H[\pi_\theta(\cdot|s_i)]`, with grad (the bonus must push the policy).
         ent_coef: :math:`\beta \ge 0`.
+        mask: as in :func:`clipped_surrogate_loss`.
     """
-    policy_term = -(log_probs * advantages.detach()).mean()
-    entropy_term = -ent_coef * entropy.mean()
+    policy_term = -mean_over_rows(log_probs * advantages.detach(), mask)
+    entropy_term = -ent_coef * mean_over_rows(entropy, mask)
     return policy_term + entropy_term
 
 

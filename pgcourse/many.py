@@ -4,17 +4,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .algorithms import Components
+from .algorithms import TRAINERS, Components
 from .algorithms.components import refuse_uncalled
-from .algorithms.ppo_many import train_ppo_many
 from .config import ConfigError, check_setting_names, make_config
 from .envs import action_space_kind, env_spaces
 from .run import Run
 
 # what every agent of a batch must share: the shapes of its tensors and the loop's structure
-SHARED_SETTINGS = ("env_id", "env_kwargs", "num_envs", "n_steps", "hidden_sizes", "update_epochs", "device",
-                   "torch_threads")
-BATCHED_ALGORITHMS = ("ppo",)
+SHARED_SETTINGS = ("env_id", "env_kwargs", "env_backend", "num_envs", "n_steps", "hidden_sizes", "update_epochs",
+                   "normalize_advantages", "normalize_per_minibatch", "device", "torch_threads")
+BATCHED_ALGORITHMS = ("a2c", "ppo")  # the loops with an agent axis (algorithms/agents.py)
 
 
 def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | None = None, device: str = "auto", *,
@@ -34,22 +33,24 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
     two runs that differ in rounding do; its learning is the same (``pgcourse bench`` measures ten seeds both
     ways). ``wall_time`` in a history is the batch's clock (the agents train together).
 
-    Not offered (use ``pg.train`` or ``pg.sweep`` for them): live plots, ``log_dir``, checkpoints during training and
-    planted traps.
+    The same loop as ``pg.train`` (``algorithms/ppo.py``, ``a2c.py``) with one more axis, the agent's: numpy or
+    torch envs (``env_backend``), any device. Not offered (use ``pg.train`` or ``pg.sweep`` for them): live plots,
+    ``log_dir``, checkpoints during training and planted traps.
 
     Ctrl-C: the first press stops every agent after the batched update it is in and returns the runs, each with
     status ``"interrupted"`` and resumable with ``pg.resume`` (on its own, as a single-agent run); a second press
     stops at once and returns nothing (``KeyboardInterrupt``).
 
     Args:
-        algo: ``"ppo"`` (the algorithm with a batched loop).
+        algo: ``"ppo"`` or ``"a2c"`` (the loops with an agent axis; REINFORCE and TRPO train one agent).
         env_id: as for ``pg.train``.
         seeds: one agent per seed.
         total_steps, device, **overrides: as for ``pg.train``, for every agent (``replaceable functions``
             too: any field of :class:`~pgcourse.algorithms.Components`).
         per_agent: settings that differ between agents, each a sequence of one value per seed, e.g.
-            ``per_agent={"lr": [1e-3, 3e-4]}``. Scalars only: the shapes (``SHARED_SETTINGS``: env, number of
-            envs, rollout length, network sizes, epochs, device) are the batch's.
+            ``per_agent={"lr": [1e-3, 3e-4]}``. Scalars only: the shapes and the loop's structure
+            (``SHARED_SETTINGS``: env, env backend, number of envs, rollout length, network sizes, epochs, advantage
+            normalisation, device) are the batch's.
 
     Raises:
         ConfigError: an algorithm without a batched loop, no seeds, a per-agent list of the wrong length, a
@@ -74,10 +75,6 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
     if "traps" in overrides or "traps" in per_agent:
         raise ConfigError("traps= is invalid in train_many: planted bugs replace the single-agent loop's steps; "
                           "train them with pg.train")
-    backend = per_agent.get("env_backend", overrides.get("env_backend", "numpy"))
-    if backend != "numpy":
-        raise ConfigError(f"env_backend={backend!r} is invalid in train_many: its batched loop steps numpy envs; "
-                          "env_backend='torch' runs one agent at a time with pg.train")
     component_names = Components.names()
     check_setting_names(algo, {**overrides, **per_agent}, replaceable=component_names)
     pieces = {name: overrides.pop(name) for name in list(overrides) if name in component_names}
@@ -90,7 +87,7 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
                            **{name: values[agent] for name, values in per_agent.items()})
                for agent, seed in enumerate(seeds)]
     configs[0].check_rollout_memory(agents=len(seeds))  # the agents' rollouts are one batch in memory
-    runs = train_ppo_many(configs, Components(**pieces))
+    runs = TRAINERS[algo](configs, Components(**pieces))
     if any(run.history.status == "interrupted" for run in runs):
         steps = [int(run.history.updates["env_step"][-1]) if len(run.history.updates) else 0 for run in runs]
         print(f"training interrupted: every agent stopped after the same batched update (env steps {min(steps):,} to "

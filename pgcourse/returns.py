@@ -11,6 +11,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from .batching import mean_over_rows
+
 
 def discounted_returns(rewards: Tensor, gamma: float) -> Tensor:
     r"""Monte Carlo return of every step of one finished episode.
@@ -35,13 +37,17 @@ def discounted_returns(rewards: Tensor, gamma: float) -> Tensor:
     return returns
 
 
-def normalize(x: Tensor, eps: float = 1e-8) -> Tensor:
+def normalize(x: Tensor, eps: float = 1e-8, mask: Tensor | None = None) -> Tensor:
     r"""Shift and scale to zero mean and unit standard deviation: :math:`(x - \bar x) / (\sigma_x + \epsilon)`.
 
     Uses the population standard deviation (``unbiased=False``) so a single element maps to 0,
-    not NaN. ``eps`` keeps a constant input finite.
+    not NaN. ``eps`` keeps a constant input finite. ``mask`` (``[A, b]``, ``pg.train_many``'s agent axis):
+    each agent's rows of ``x [A, b]`` with their own mean and deviation.
     """
-    return (x - x.mean()) / (x.std(unbiased=False) + eps)
+    if mask is None:
+        return (x - x.mean()) / (x.std(unbiased=False) + eps)
+    mean = mean_over_rows(x, mask)  # [A, 1]
+    return (x - mean) / (mean_over_rows((x - mean) ** 2, mask).sqrt() + eps)
 
 
 def compute_gae(

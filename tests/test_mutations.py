@@ -31,14 +31,14 @@ from pgcourse.losses import value_loss as reference_value_loss
 
 # -- 1. PPO's clipped value loss clips around the rollout's values ----------------------------------------------
 def test_ppo_clipped_value_loss_clips_around_the_rollouts_values(monkeypatch):
-    flat, real_flatten_valid = {}, ppo_module.flatten_valid
+    flat, real_agents_batch = {}, ppo_module.agents_batch
 
-    def recording_flatten_valid(rollout, *tensors):
-        found = real_flatten_valid(rollout, *tensors)
-        flat["old_values"] = found[3].detach().clone()  # obs, actions, log_probs, values (the rollout's), ...
-        return found
+    def recording_agents_batch(rollout, *tensors):
+        found, rows = real_agents_batch(rollout, *tensors)
+        flat["old_values"] = found[3][0].detach().clone()  # obs, actions, log_probs, values (the rollout's), ...
+        return found, rows
 
-    monkeypatch.setattr(ppo_module, "flatten_valid", recording_flatten_valid)
+    monkeypatch.setattr(ppo_module, "agents_batch", recording_agents_batch)
     batches, calls = [], []
 
     def recording_minibatch_indices(batch_size, minibatch_size, generator):

@@ -27,9 +27,10 @@ ARMS = [{"label": "clip 0.1", "clip_eps": 0.1}, {"label": "clip 0.3", "clip_eps"
 
 @pytest.fixture(scope="module")
 def batch_folder(tmp_path_factory):
-    """Two PPO arms x three seeds and one A2C arm (no batched loop: its seeds run alone), on the batch backend."""
+    """Two PPO arms x three seeds and one arm with a planted trap (pg.train_many plants none: its seeds run alone),
+    on the batch backend."""
     folder = tmp_path_factory.mktemp("batch") / "sweep"
-    grid = [*ARMS, {"label": "a2c", "algo": "a2c"}]
+    grid = [*ARMS, {"label": "trap", "traps": ["joint_grad_clip"]}]
     results = pg.sweep("ppo", "CartPole-v1", seeds=range(3), grid=grid, folder=folder, backend="batch",
                        workers=2, progress=False, **SETTINGS)
     return folder, results
@@ -40,7 +41,7 @@ def test_each_ppo_arm_is_one_batch_and_each_other_trial_runs_alone(batch_folder)
     assert len(results.trials) == 9 and not results.failed
     for record in results.trials:
         assert record.data["backend"] == "batch"
-        if record.algo == "ppo":
+        if record.label != "trap":
             assert record.data["batch"]["seeds"] == [0, 1, 2] and record.data["batch"]["agents"] == 3
             # the batch's time is shared among its agents, so a sweep's summed wall time counts it once
             assert record.wall_seconds == pytest.approx(record.data["batch"]["wall_seconds"] / 3)
@@ -55,16 +56,16 @@ def test_a_batch_made_record_is_the_train_many_run_and_an_alone_one_is_pg_train(
     by_seed = {record.seed: record for record in results.trials if record.label == "clip 0.3"}
     for seed, run in enumerate(runs):
         assert_history_equal(by_seed[seed].history, run.history, ignore=("wall_time",))
-    alone = next(record for record in results.trials if record.algo == "a2c" and record.seed == 1)
-    assert_history_equal(alone.history, pg.train("a2c", "CartPole-v1", seed=1, progress=False, **SETTINGS).history,
-                         ignore=("wall_time",))
+    alone = next(record for record in results.trials if record.label == "trap" and record.seed == 1)
+    assert_history_equal(alone.history, pg.train("ppo", "CartPole-v1", seed=1, progress=False, traps=["joint_grad_clip"],
+                                                 **SETTINGS).history, ignore=("wall_time",))
 
 
 def test_results_and_statistics_read_a_batch_folder_as_any_other(batch_folder):
     folder, _ = batch_folder
     results = load_results(folder)
     scores = results.scores("final_return", last=5)
-    assert set(scores) == {"ppo CartPole-v1 clip 0.1", "ppo CartPole-v1 clip 0.3", "a2c CartPole-v1 a2c"}
+    assert set(scores) == {"ppo CartPole-v1 clip 0.1", "ppo CartPole-v1 clip 0.3", "ppo CartPole-v1 trap"}
     assert all(len(values) == 3 and np.isfinite(values).all() for values in scores.values())
     assert "clip 0.1" in results.summary("final_return", last=5)
 
@@ -98,9 +99,10 @@ def test_an_edited_batch_record_is_caught_by_verify(batch_folder, tmp_path):
 
 def test_batchable_is_what_train_many_takes():
     assert batchable(TrialSpec("ppo", "CartPole-v1", 0, {"clip_eps": 0.1}))
-    assert not batchable(TrialSpec("a2c", "CartPole-v1", 0, {}))
+    assert batchable(TrialSpec("a2c", "CartPole-v1", 0, {}))  # the loops with an agent axis: A2C and PPO
+    assert not batchable(TrialSpec("trpo", "CartPole-v1", 0, {}))
     assert not batchable(TrialSpec("ppo", "CartPole-v1", 0, {"traps": ["long_rollout"]}))
-    assert not batchable(TrialSpec("ppo", "CartPole-v1", 0, {"env_backend": "torch"}))
+    assert batchable(TrialSpec("ppo", "CartPole-v1", 0, {"env_backend": "torch"}))
     assert batchable(TrialSpec("ppo", "CartPole-v1", 0, {"traps": []}))
 
 

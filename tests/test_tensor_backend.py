@@ -282,9 +282,33 @@ def test_on_cuda_no_step_of_the_rollout_waits_for_the_gpu():
     assert short == long and len(short) == 1, (short, long)
 
 
-def test_train_many_refuses_the_torch_env_it_cannot_step():
-    with pytest.raises(pg.ConfigError, match="env_backend='torch' is invalid in train_many.*pg.train"):
-        pg.train_many("ppo", "CartPole-v1", seeds=[0, 1], total_steps=64, env_backend="torch")
+@pytest.mark.skipif(__import__("fake_cuda").unusable_reason() is not None, reason="the fake GPU cannot run here")
+def test_on_the_fake_gpu_many_agents_on_torch_envs_sync_as_often_at_any_width_and_minibatch_count(monkeypatch):
+    """pg.train_many goes through the same loop with the agent axis, torch envs on the device included: its syncs
+    per update (counted between the first agent's end_update calls) do not grow with the envs' width or the
+    number of minibatches."""
+    from fake_cuda import SYNCS, fake_cuda
+
+    def syncs_per_update(num_envs: int, num_minibatches: int) -> set[int]:
+        seen: list[collections.Counter] = []
+        end_update = trainer_module.Trainer.end_update
+
+        def recording(self, **metrics):
+            if self.config.seed == 0:
+                seen.append(SYNCS.copy())
+            return end_update(self, **metrics)
+        monkeypatch.setattr(trainer_module.Trainer, "end_update", recording)
+        with fake_cuda():
+            pg.train_many("ppo", "CartPole-v1", seeds=[0, 1], device="cuda", progress=False, env_backend="torch",
+                          num_envs=num_envs, n_steps=16, total_steps=num_envs * 16 * 3,
+                          num_minibatches=num_minibatches, update_epochs=4)
+        return {sum((later - earlier).values()) for earlier, later in zip(seen, seen[1:])}
+
+    counts = {(width, k): syncs_per_update(width, k) for width, k in [(64, 4), (512, 4), (64, 8)]}
+    assert len(set(map(frozenset, counts.values()))) == 1 and len(counts[64, 4]) == 1, counts
+    # 31 for two agents when this was written: 8 per agent are its critic diagnostics (explained variance before and
+    # after, relative error: reference functions that return floats), the rest are the batch's
+    assert max(counts[64, 4]) <= 16 * 2, counts
 
 
 @pytest.mark.skipif(__import__("fake_cuda").unusable_reason() is not None, reason="the fake GPU cannot run here")

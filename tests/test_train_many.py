@@ -1,4 +1,4 @@
-"""pg.train_many: many PPO seeds as one batch, one ordinary Run per seed (issue 33, item 3)."""
+"""pg.train_many: many seeds as one batch through pg.train's own loop with an agent axis, one ordinary Run per seed."""
 from __future__ import annotations
 
 import numpy as np
@@ -120,7 +120,8 @@ def test_stacked_parts_are_one_agents_parts_per_slice():
 
 
 @pytest.mark.parametrize("call, says", [
-    (dict(algo="a2c"), "no batched loop"),
+    (dict(algo="trpo"), "no batched loop"),
+    (dict(per_agent={"env_backend": ["numpy", "torch"]}), "same for every agent"),
     (dict(seeds=[]), "at least one seed"),
     (dict(per_agent={"lr": [1e-3]}), "one value per seed (2)"),
     (dict(per_agent={"n_steps": [64, 128]}), "same for every agent"),
@@ -135,59 +136,76 @@ def test_clear_errors(call, says):
     assert says in str(error.value)
 
 
-def test_agent_axis_losses_are_each_agents_reference_losses():
-    """The losses over the agent axis (pg.train_many's path when every piece is the reference) are, agent by agent,
-    the reference functions on the agent's own rows: values and gradients; padded rows and an agent with no
-    minibatch add nothing and get no gradient."""
+def test_the_reference_pieces_with_a_mask_are_each_agents_own_call():
+    """The reference pieces take ``mask=`` (pg.train_many's padded [A, b] rows): agent by agent the values and
+    gradients of the call on its own rows; padded rows and an agent with no rows add nothing and get no gradient.
+    The math is written once: the same function with and without the agent axis."""
     from pgcourse import losses, returns
-    from pgcourse.algorithms.ppo_many import agent_axis_losses
     from pgcourse.diagnostics import approx_kl, clip_fraction
 
     g = torch.Generator().manual_seed(0)
-    sizes, rows = [16, 11, 0], 16  # agent 1's minibatch is padded, agent 2 takes no step
+    sizes, rows = [16, 11, 0], 16  # agent 1's rows are padded, agent 2 has none
     clip_eps, ent_coef = [0.1, 0.2, 0.3], [0.0, 0.01, 0.1]
-    per_minibatch, clip_value = [True, False, True], [False, True, True]
 
     def data():
         return torch.randn(3, rows, generator=g)
 
     new_log_probs, entropy, new_values = (data().requires_grad_() for _ in range(3))
-    old_log_probs = new_log_probs.detach() + 0.3 * data()
-    advantages, returns_, old_values = data(), data(), data()
-    mask = torch.arange(rows) < torch.tensor(sizes).unsqueeze(1)
-
-    def column(values, dtype=torch.float32):
-        return torch.tensor(values, dtype=dtype).unsqueeze(1)
-
-    settings = {"clip_eps": column(clip_eps), "ent_coef": column(ent_coef),
-                "clip_low": column([1 - e for e in clip_eps]), "clip_high": column([1 + e for e in clip_eps]),
-                "normalize_minibatch": column(per_minibatch, torch.bool), "clip_value_loss": column(clip_value, torch.bool)}
-    actor, critic, diagnostics = agent_axis_losses(new_log_probs, entropy, new_values, old_log_probs, advantages,
-                                                   returns_, old_values, mask, settings)
-    (actor + critic).sum().backward()
+    old_log_probs, advantages, returns_, old_values = new_log_probs.detach() + 0.3 * data(), data(), data(), data()
+    mask = torch.arange(rows) < torch.tensor(sizes).unsqueeze(1)  # [A, b]
+    column = lambda values: torch.tensor(values).unsqueeze(1)  # noqa: E731  [A, 1]
+    normalized = returns.normalize(advantages, mask=mask)
+    policy = losses.clipped_surrogate_loss(new_log_probs, old_log_probs, normalized, column(clip_eps), mask=mask)
+    bonus = losses.entropy_bonus_loss(entropy, column(ent_coef), mask=mask)
+    critic = losses.value_loss(new_values, returns_, old_values, column(clip_eps), mask=mask)
+    a2c = losses.a2c_policy_loss(new_log_probs, normalized, entropy, column(ent_coef), mask=mask)
+    ratio = (new_log_probs - old_log_probs).exp().detach()
+    kl, clipped = approx_kl(old_log_probs, new_log_probs, mask=mask), clip_fraction(ratio, column(clip_eps), mask=mask)
+    assert all(value.shape == (3, 1) for value in (policy, bonus, critic, a2c, kl, clipped))
+    (policy + bonus + critic + a2c).sum().backward()
     for a, size in enumerate(sizes):
+        values = [policy[a], bonus[a], critic[a], a2c[a], kl[a], clipped[a]]
         if size == 0:
-            assert actor[a] == 0 and critic[a] == 0 and not diagnostics[:, a].any()
+            assert not any(value.item() for value in values)
             continue
         own = slice(0, size)
-        new_lp, ent, values = (t.detach()[a, own].clone().requires_grad_() for t in (new_log_probs, entropy, new_values))
-        adv = returns.normalize(advantages[a, own]) if per_minibatch[a] else advantages[a, own]
-        policy = losses.clipped_surrogate_loss(new_lp, old_log_probs[a, own], adv, clip_eps[a])
-        actor_ref = policy + losses.entropy_bonus_loss(ent, ent_coef[a])
-        critic_ref = losses.value_loss(values, returns_[a, own], old_values[a, own] if clip_value[a] else None,
-                                       clip_eps[a] if clip_value[a] else None)
-        (actor_ref + critic_ref).backward()
-        ratio = (new_lp - old_log_probs[a, own]).exp().detach()
-        reference = [policy, critic_ref, ent.mean(), approx_kl(old_log_probs[a, own], new_lp),
-                     clip_fraction(ratio, clip_eps[a])]
-        for name, ours, theirs in zip(("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"),
-                                      diagnostics[:, a], reference):
-            torch.testing.assert_close(ours, theirs.detach(), rtol=1e-5, atol=1e-6, msg=name)
-        torch.testing.assert_close(actor[a], actor_ref, rtol=1e-5, atol=1e-6)
-        for stacked, single in ((new_log_probs, new_lp), (entropy, ent), (new_values, values)):
+        new_lp, ent, v = (t.detach()[a, own].clone().requires_grad_() for t in (new_log_probs, entropy, new_values))
+        adv = returns.normalize(advantages[a, own])
+        torch.testing.assert_close(normalized[a, own], adv, rtol=1e-5, atol=1e-6)
+        reference = [losses.clipped_surrogate_loss(new_lp, old_log_probs[a, own], adv, clip_eps[a]),
+                     losses.entropy_bonus_loss(ent, ent_coef[a]),
+                     losses.value_loss(v, returns_[a, own], old_values[a, own], clip_eps[a]),
+                     losses.a2c_policy_loss(new_lp, adv, ent, ent_coef[a]),
+                     approx_kl(old_log_probs[a, own], new_lp), clip_fraction(ratio[a, own], clip_eps[a])]
+        sum(reference[:4]).backward()
+        for name, ours, theirs in zip(("surrogate", "entropy", "value", "a2c", "kl", "clip"), values, reference):
+            torch.testing.assert_close(ours.reshape(()), theirs.detach(), rtol=1e-5, atol=1e-6, msg=name)
+        for stacked, single in ((new_log_probs, new_lp), (entropy, ent), (new_values, v)):
             torch.testing.assert_close(stacked.grad[a, own], single.grad, rtol=1e-5, atol=1e-7)
             assert not stacked.grad[a, size:].any()  # padded rows: no gradient
     assert not new_log_probs.grad[2].any()
+
+
+@pytest.mark.parametrize("algo, env_id, settings", [
+    ("a2c", "CartPole-v1", dict(total_steps=2048)),
+    ("a2c", "Pendulum-v1", dict(total_steps=2048)),
+    ("ppo", "CartPole-v1", dict(total_steps=3072, env_backend="torch")),
+    ("a2c", "Acrobot-v1", dict(total_steps=2048, env_backend="torch")),
+])
+def test_a2c_and_the_torch_envs_go_through_the_same_loop(algo, env_id, settings):
+    """One loop for every agent count: A2C and the torch envs train many seeds too; one seed is pg.train bit for
+    bit, a changed seed leaves the other agents bit for bit, and an agent follows its pg.train run to float
+    rounding over the first update."""
+    settings = {**settings, "progress": False, "device": "cpu"}
+    [alone] = pg.train_many(algo, env_id, seeds=[1], **settings)
+    assert_runs_identical(alone, pg.train(algo, env_id, seed=1, **settings))
+    first = pg.train_many(algo, env_id, seeds=[1, 2], **settings)
+    second = pg.train_many(algo, env_id, seeds=[1, 7], **settings)
+    assert_runs_identical(first[0], second[0])
+    ours, theirs = updates_without_wall_time(first[0]), updates_without_wall_time(alone)
+    for name in ("policy_loss", "value_loss", "entropy"):
+        np.testing.assert_allclose(ours[name][:1], theirs[name][:1], rtol=1e-4, atol=1e-6, err_msg=name)
+    assert [run.config.seed for run in first] == [1, 2]
 
 
 @pytest.mark.parametrize("env_id, settings", [

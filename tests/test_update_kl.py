@@ -10,17 +10,17 @@ from conftest import TINY_PPO_DISCRETE
 
 
 def test_update_kl_is_the_kl_between_the_collecting_and_the_updated_policy(monkeypatch):
-    from pgcourse.algorithms import ppo
+    from pgcourse.algorithms import trainer as trainer_module
 
     seen = {}
-    original = ppo.Trainer.end_update
+    original = trainer_module.Trainer.end_update
 
     def end_update(self, **metrics):  # recompute the KL of the first update by hand from the weights
         if "update_kl" not in seen:
             seen["update_kl"] = metrics["update_kl"]
             seen["policy_after"] = {k: v.clone() for k, v in self.policy.state_dict().items()}
         original(self, **metrics)
-    monkeypatch.setattr(ppo.Trainer, "end_update", end_update)
+    monkeypatch.setattr(trainer_module.Trainer, "end_update", end_update)
     settings = dict(TINY_PPO_DISCRETE, total_steps=128)
     run = pg.train("ppo", "CartPole-v1", seed=0, progress=False, **settings)
     monkeypatch.undo()

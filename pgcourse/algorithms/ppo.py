@@ -23,88 +23,107 @@ the policy after the update, estimated on the whole batch: how far the update we
 Hyperparameters are the fields of :class:`pgcourse.config.PPOConfig` (clip_eps = epsilon,
 gae_lambda = lambda, ent_coef = beta, target_kl, update_epochs, minibatch_size, ...). Every piece of
 math is ``parts.<name>``, a field of :class:`~pgcourse.algorithms.components.Components`.
+
+The loop trains A >= 1 agents at once (:mod:`.agents`): ``pg.train`` is A = 1, ``pg.train_many`` one agent
+per seed. Every tensor carries the agent axis (a rollout ``[T, A, N]``, a minibatch ``[A, b]``), each agent
+has its own seed, envs, weights, Adam, clipping, annealing, normalisers, permutations and KL early stop, and
+``reduce_rows`` calls each piece of math on each agent's own rows (one loss per agent ``[A]``).
 """
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Sequence
+
 import torch
 
-from ..batching import minibatch_size_for, on_device
+from ..batching import mean_over_rows
 from ..config import PPOConfig
 from ..diagnostics import relative_value_error
 from ..run import Run
+from .agents import AgentMeans, Rows, advantages_of, epoch_kl_exceeds, gather_rows, map_rows, reduce_rows
 from .components import Components
-from .rollout import collect_rollout, flatten_valid
-from .trainer import Hooks, Means, Trainer, read_numbers
+from .rollout import agents_batch, collect_rollouts
+from .stacked import build_agents
+from .trainer import Hooks
 
 
-def train_ppo(config: PPOConfig, components: Components | None = None, hooks: Hooks | None = None,
-              on_update=None, resume=None) -> Run:
-    with Trainer(config, components, hooks, on_update, resume=resume) as trainer:
-        parts, value_net = trainer.components, trainer.value_net
+def train_ppo(config: PPOConfig | Sequence[PPOConfig], components: Components | None = None,
+              hooks: Hooks | None = None, on_update=None, resume=None) -> Run | list[Run]:
+    """Train PPO: one config gives its :class:`Run`; a sequence of configs (one agent each: ``pg.train_many``)
+    a list of runs."""
+    with build_agents(config, components, hooks, on_update, resume) as agents:
+        parts, first = agents.trainers[0].components, agents.trainers[0].config
         compute_gae = parts.gae()
-        normalize_batch = config.normalize_advantages and not config.normalize_per_minibatch
-        normalize_minibatch = config.normalize_advantages and config.normalize_per_minibatch
+        normalize_batch = first.normalize_advantages and not first.normalize_per_minibatch
+        normalize_minibatch = first.normalize_advantages and first.normalize_per_minibatch
+        clip_value_loss = any(trainer.config.clip_value_loss for trainer in agents.trainers)
 
-        while not trainer.done:
-            trainer.anneal_learning_rates()
-            rollout = collect_rollout(trainer, config.n_steps)
+        while not agents.done:
+            for trainer in agents.trainers:
+                trainer.anneal_learning_rates()
+            rollout = collect_rollouts(agents, first.n_steps)  # [T, A, N]
 
-            advantages = compute_gae(rollout.rewards, rollout.values, rollout.next_values, rollout.terminated,
-                                     rollout.truncated, config.gamma, config.gae_lambda)  # [T, N]
-            returns = advantages + rollout.values  # [T, N] critic targets
-            obs, actions, old_log_probs, old_values, advantages, returns = flatten_valid(
+            advantages = advantages_of(agents, compute_gae, rollout)  # [T, A, N] GAE of each agent's envs
+            returns = advantages + rollout.values  # [T, A, N] critic targets
+            (obs, actions, old_log_probs, old_values, advantages, returns), batch = agents_batch(
                 rollout, rollout.obs, rollout.actions, rollout.log_probs, rollout.values, advantages,
-                returns)  # [B, ...]
-            advantage_std = advantages.std()  # scale before normalisation (a diagnostic; read at end_update)
+                returns)  # [A, B, ...], each agent's B_a rows first
+            advantage_std = [advantages[a, :batch.sizes[a]].std() for a in batch.agents]  # before normalisation
             if normalize_batch:
-                advantages = parts.normalize(advantages)  # [B]
+                advantages = map_rows(agents, parts.normalize, advantages, batch)  # [A, B]
 
-            # rows per gradient step: minibatch_size, or B / num_minibatches (a fixed number of steps per epoch)
-            minibatch_size = minibatch_size_for(obs.shape[0], config.minibatch_size, config.num_minibatches)
-            per_step = Means()  # the history records each diagnostic's mean over the update's gradient steps
-            epochs_run = 0
-            for epoch in range(config.update_epochs):
-                epoch_kls = []
-                minibatches = on_device(parts.minibatch_indices(obs.shape[0], minibatch_size,
-                                                                trainer.minibatch_generator), trainer.device)
-                for batch_idx in minibatches:  # [b] each, on the device
-                    batch_obs = obs[batch_idx]  # [b, obs_dim]
-                    new_log_probs, entropy = trainer.log_probs_and_entropy(batch_obs, actions[batch_idx])  # [b], [b]
-                    batch_old_log_probs = trainer.hooks.old_log_probs(old_log_probs[batch_idx], new_log_probs)  # [b]
-                    batch_advantages = advantages[batch_idx]  # [b]
+            per_step = AgentMeans(agents.count)  # each agent's diagnostics, averaged over its gradient steps
+            epochs_run = [0] * agents.count
+            updating = batch
+            for epoch in range(first.update_epochs):
+                epoch_start = len(per_step.steps)
+                for index, rows in agents.minibatches(updating):  # index [A, b] on the device
+                    batch_obs, batch_actions = gather_rows(obs, index), gather_rows(actions, index)  # [A, b, ...]
+                    new_log_probs, entropy = agents.log_probs_and_entropy(batch_obs, batch_actions)  # [A, b] each
+                    batch_old_log_probs = agents.old_log_probs(gather_rows(old_log_probs, index), new_log_probs)
+                    batch_advantages = gather_rows(advantages, index)  # [A, b]
                     if normalize_minibatch:
-                        batch_advantages = parts.normalize(batch_advantages)
-                    policy_loss = parts.clipped_surrogate_loss(new_log_probs, batch_old_log_probs, batch_advantages,
-                                                               config.clip_eps)
-                    actor_loss = policy_loss + parts.entropy_bonus_loss(entropy, config.ent_coef)
-                    new_values = value_net(batch_obs)  # [b]
-                    old_v = old_values[batch_idx] if config.clip_value_loss else None
-                    critic_loss = parts.value_loss(new_values, returns[batch_idx], old_v,
-                                                   config.clip_eps if config.clip_value_loss else None)
-                    actor_norm, critic_norm = trainer.actor_critic_step(actor_loss, critic_loss)
+                        batch_advantages = map_rows(agents, parts.normalize, batch_advantages, rows)
+                    policy_loss = reduce_rows(agents, parts.clipped_surrogate_loss,
+                                              (new_log_probs, batch_old_log_probs, batch_advantages), rows,
+                                              lambda c: (c.clip_eps,))  # [A]
+                    actor_loss = policy_loss + reduce_rows(agents, parts.entropy_bonus_loss, (entropy,), rows,
+                                                           lambda c: (c.ent_coef,))  # [A]
+                    new_values = agents.values(batch_obs)  # [A, b]
+                    batch_old_values = gather_rows(old_values, index) if clip_value_loss else None  # [A, b]
+                    critic_loss = reduce_rows(agents, parts.value_loss, (new_values, gather_rows(returns, index),
+                                                                         batch_old_values), rows,
+                                              lambda c: (c.clip_eps if c.clip_value_loss else None,))  # [A]
+                    actor_norm, critic_norm = agents.step(actor_loss, critic_loss, rows)  # [A] each
 
-                    with torch.no_grad():  # diagnostics stay 0-d tensors: read once per update, not per step
-                        ratio = (new_log_probs - batch_old_log_probs).exp()  # [b]
-                        kl = parts.approx_kl(batch_old_log_probs, new_log_probs)
-                        clipped = parts.clip_fraction(ratio, config.clip_eps)
-                    epoch_kls.append(kl)
-                    per_step.add(policy_loss=policy_loss.detach(), value_loss=critic_loss.detach(),
-                                 entropy=entropy.detach().mean(), approx_kl=kl, clip_fraction=clipped,
+                    with torch.no_grad():  # diagnostics stay tensors: read once per update, not per step
+                        ratio = (new_log_probs - batch_old_log_probs).exp()  # [A, b]
+                        kl = reduce_rows(agents, parts.approx_kl, (batch_old_log_probs, new_log_probs), rows)
+                        clipped = reduce_rows(agents, parts.clip_fraction, (ratio,), rows, lambda c: (c.clip_eps,))
+                        mean_entropy = reduce_rows(agents, mean_over_rows, (entropy.detach(),), rows)
+                    per_step.add(rows, policy_loss=policy_loss.detach(), value_loss=critic_loss.detach(),
+                                 entropy=mean_entropy, approx_kl=kl, clip_fraction=clipped,
                                  actor_grad_norm=actor_norm, critic_grad_norm=critic_norm)
-                epochs_run += 1
-                if config.target_kl is not None:  # the one read per epoch, and only when it decides something
-                    epoch_kl = np.mean(list(read_numbers(dict(enumerate(epoch_kls))).values()))
-                    if epoch_kl > config.target_kl:
-                        break  # the policy moved far enough from pi_old: stop this update's epochs
+                for a in updating.agents:
+                    epochs_run[a] += 1
+                # each agent with a target_kl stops its own epochs once the policy moved far enough from pi_old
+                stop = epoch_kl_exceeds(agents, per_step, epoch_start, updating)
+                updating = Rows(batch.sizes, [going and not stopped for going, stopped in zip(updating.stepping, stop)],
+                                batch.mask)
+                if not updating.agents:
+                    break
 
             with torch.no_grad():
-                values_after = value_net(obs)  # [B]
-                log_probs_after, _ = trainer.log_probs_and_entropy(obs, actions)  # [B] under pi_new
-                update_kl = parts.approx_kl(old_log_probs, log_probs_after)  # KL(pi_old || pi_new)
-            fit_after = parts.explained_variance(values_after, returns)  # in sample: the batch the critic just fitted
-            trainer.end_update(**per_step.means(), explained_variance=fit_after, explained_variance_after=fit_after,
-                               explained_variance_before=parts.explained_variance(old_values, returns),
-                               value_rel_error=relative_value_error(values_after, returns),
-                               advantage_std=advantage_std, epochs_run=epochs_run, update_kl=update_kl)
-    return trainer.finish()
+                values_after = agents.values(obs)  # [A, B]
+                log_probs_after, _ = agents.log_probs_and_entropy(obs, actions)  # [A, B] under pi_new
+                update_kl = reduce_rows(agents, parts.approx_kl, (old_log_probs, log_probs_after), batch)
+            means = per_step.means()
+            for k, a in enumerate(batch.agents):
+                rows_of = slice(0, batch.sizes[a])
+                fit_after = parts.explained_variance(values_after[a, rows_of], returns[a, rows_of])  # in sample
+                agents.trainers[a].end_update(
+                    **means[a], explained_variance=fit_after, explained_variance_after=fit_after,
+                    explained_variance_before=parts.explained_variance(old_values[a, rows_of], returns[a, rows_of]),
+                    value_rel_error=relative_value_error(values_after[a, rows_of], returns[a, rows_of]),
+                    advantage_std=advantage_std[k], epochs_run=epochs_run[a], update_kl=update_kl[a])
+    runs = agents.finish()
+    return runs if isinstance(config, Sequence) else runs[0]

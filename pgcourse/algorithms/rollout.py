@@ -12,12 +12,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .agents import OneAgent, Rows
 from .trainer import Trainer
 
 
 @dataclass
 class Rollout:
-    """``n_steps`` steps of ``N`` environments (``T = n_steps``), all on the training device.
+    """``n_steps`` steps of ``N`` environments (``T = n_steps``), all on the training device; from
+    :func:`collect_rollouts` with an agent axis after the time axis (``[T, A, N]``), from :func:`collect_rollout`
+    (one trainer) without it.
 
     ``valid[t, i]`` is False for autoreset steps (not transitions: excluded from every loss); it is
     the learner-replaceable ``transition_mask`` of the done flags.
@@ -36,55 +39,80 @@ class Rollout:
     truncated: Tensor    # [T, N] float 0/1
     valid: Tensor        # [T, N] bool
 
+    def agent(self, a: int) -> Rollout:
+        """Agent ``a``'s rollout ``[T, N]`` of a rollout ``[T, A, N]`` (views)."""
+        return Rollout(**{name: getattr(self, name)[:, a] for name in self.__dataclass_fields__})
+
 
 def collect_rollout(trainer: Trainer, n_steps: int) -> Rollout:
-    """Step every env ``n_steps`` times with the current policy (the trainer's ``act`` hook).
+    """One trainer's rollout ``[T, N]``: :func:`collect_rollouts` for a batch of one agent (REINFORCE and TRPO
+    train one agent; the tests and checks step one trainer)."""
+    return collect_rollouts(OneAgent(trainer), n_steps).agent(0)
 
-    A rollout always holds at least one transition. With ``n_steps=1``, a rollout that starts when every
-    env's episode has just ended (on one-step episodes, every second rollout) would hold autoreset steps only,
-    an empty batch to learn from; it is collected once more, and that one holds a transition from every env
-    (the step after an autoreset step is a real transition).
+
+def collect_rollouts(agents, n_steps: int) -> Rollout:
+    """Step every running agent's envs ``n_steps`` times with its current policy: a rollout ``[T, A, N]``.
+
+    A rollout always holds at least one transition of every running agent. With ``n_steps=1``, a rollout that
+    starts when every env's episode has just ended (on one-step episodes, every second rollout) would hold
+    autoreset steps only, an empty batch to learn from; that agent's rollout is collected once more (the others
+    wait: an agent's run never depends on the others'), and it holds a transition from every env (the step
+    after an autoreset step is a real transition).
     """
-    rollout = _collect_rollout(trainer, n_steps)
-    if not bool(rollout.valid.any()):
-        rollout = _collect_rollout(trainer, n_steps)
+    running = agents.running()
+    rollout = _collect_rollout(agents, n_steps, running)
+    empty = [running[a] and not bool(rollout.valid[:, a].any()) for a in range(len(running))]
+    if any(empty):
+        again = _collect_rollout(agents, n_steps, empty)
+        for name in rollout.__dataclass_fields__:
+            for a in range(len(running)):
+                if empty[a]:
+                    getattr(rollout, name)[:, a] = getattr(again, name)[:, a]
     return rollout
 
 
-def _collect_rollout(trainer: Trainer, n_steps: int) -> Rollout:
-    """The steps of one rollout. The env is behind one protocol (``trainer.env_stepper``): a torch env keeps
-    observations, actions, rewards and flags on the device, a numpy env copies them each step; either way the
-    finished episodes are recorded once, after the last step."""
-    num_envs, device = trainer.config.num_envs, trainer.device
-    obs_buffer = torch.empty((n_steps, num_envs, trainer.obs_dim), device=device)  # [T, N, obs_dim]
-    action_shape = (n_steps, num_envs) if trainer.action_kind == "discrete" else \
-        (n_steps, num_envs, int(trainer.action_low.shape[0]))
-    actions_buffer = torch.empty(action_shape, device=device,
-                                 dtype=torch.long if trainer.action_kind == "discrete" else torch.float32)
-    log_probs_buffer = torch.empty((n_steps, num_envs), device=device)  # [T, N]
-    values_buffer = torch.empty((n_steps + 1, num_envs), device=device)  # [T + 1, N]
-    rewards = torch.empty((n_steps, num_envs), device=device)  # [T, N] float32
+def _collect_rollout(agents, n_steps: int, running: list[bool]) -> Rollout:
+    """The steps of one rollout of the ``running`` agents (the others' rows stay zero and not valid). The env is
+    behind one protocol (``trainer.env_stepper``): a torch env keeps observations, actions, rewards and flags on
+    the device, a numpy env copies them each step; either way the finished episodes are recorded once, after
+    the last step."""
+    trainers = agents.trainers
+    first = trainers[0]
+    count, num_envs, device = len(trainers), first.config.num_envs, agents.device
+    obs_buffer = torch.zeros((n_steps, count, num_envs, first.obs_dim), device=device)  # [T, A, N, obs_dim]
+    action_shape = (n_steps, count, num_envs) if first.action_kind == "discrete" else \
+        (n_steps, count, num_envs, int(first.action_low.shape[0]))
+    actions_buffer = torch.zeros(action_shape, device=device,
+                                 dtype=torch.long if first.action_kind == "discrete" else torch.float32)
+    log_probs_buffer = torch.zeros((n_steps, count, num_envs), device=device)  # [T, A, N]
+    values_buffer = torch.zeros((n_steps + 1, count, num_envs), device=device)  # [T + 1, A, N]
+    rewards = torch.zeros((n_steps, count, num_envs), device=device)  # [T, A, N] float32
     # row 0: the flags of the step before this rollout (its first step is a reset step after an episode end)
-    terminated = torch.zeros((n_steps + 1, num_envs), dtype=torch.bool, device=device)  # [T + 1, N]
-    truncated = torch.zeros((n_steps + 1, num_envs), dtype=torch.bool, device=device)  # [T + 1, N]
+    terminated = torch.zeros((n_steps + 1, count, num_envs), dtype=torch.bool, device=device)  # [T + 1, A, N]
+    truncated = torch.zeros((n_steps + 1, count, num_envs), dtype=torch.bool, device=device)  # [T + 1, A, N]
 
-    stepper = trainer.env_stepper
-    terminated[0] = stepper.begin_rollout()
+    live = [a for a in range(count) if running[a]]
+    steppers = {a: trainers[a].env_stepper for a in live}
+    for a in live:
+        terminated[0, a] = steppers[a].begin_rollout()
     with torch.no_grad():
         for t in range(n_steps):
-            obs = stepper.observation()  # [N, obs_dim]
-            actions, log_probs = trainer.act(obs)  # [N] or [N, D], [N]
+            obs = agents.observation(running)  # [A, N, obs_dim]
+            actions, log_probs = agents.act(obs, running)  # [A, N] or [A, N, D], [A, N]
             obs_buffer[t], actions_buffer[t], log_probs_buffer[t] = obs, actions, log_probs
-            values_buffer[t] = trainer.value_net(obs)
-            rewards[t], terminated[t + 1], truncated[t + 1] = stepper.step(trainer.env_action_tensor(actions))
-        values_buffer[n_steps] = trainer.value_net(stepper.observation())
-    trainer.record_rollout(stepper.end_rollout())
-
-    valid = trainer.components.transition_mask(terminated, truncated)[1:]  # [T, N]
+            values_buffer[t] = agents.values(obs)
+            for a in live:
+                rewards[t, a], terminated[t + 1, a], truncated[t + 1, a] = steppers[a].step(
+                    trainers[a].env_action_tensor(actions[a]))
+        values_buffer[n_steps] = agents.values(agents.observation(running))
+    valid = torch.zeros((n_steps, count, num_envs), dtype=torch.bool, device=device)  # [T, A, N]
+    for a in live:
+        trainers[a].record_rollout(steppers[a].end_rollout())
+        valid[:, a] = torch.as_tensor(trainers[a].components.transition_mask(terminated[:, a], truncated[:, a])[1:],
+                                      device=device).bool()
     return Rollout(obs=obs_buffer, actions=actions_buffer, log_probs=log_probs_buffer, values=values_buffer[:-1],
                    next_values=values_buffer[1:], rewards=rewards,
-                   terminated=terminated[1:].float(), truncated=truncated[1:].float(),
-                   valid=torch.as_tensor(valid, device=device).bool())
+                   terminated=terminated[1:].float(), truncated=truncated[1:].float(), valid=valid)
 
 
 def flatten_valid(rollout: Rollout, *tensors: Tensor) -> list[Tensor]:
@@ -96,6 +124,26 @@ def flatten_valid(rollout: Rollout, *tensors: Tensor) -> list[Tensor]:
     mask = rollout.valid.reshape(-1)  # [T * N]
     rows = mask.nonzero().squeeze(1)  # [B]
     return [tensor.reshape(mask.shape[0], *tensor.shape[2:]).index_select(0, rows) for tensor in tensors]
+
+
+def agents_batch(rollout: Rollout, *tensors: Tensor):
+    """The valid transitions of a rollout ``[T, A, N, ...]`` as a batch ``[A, B, ...]`` per tensor, and its
+    :class:`~.agents.Rows`. One agent: :func:`flatten_valid`'s rows, no padding (``B`` is its count). A > 1:
+    each agent's valid rows first, in order, then padding up to ``B = T * N`` (a length the config fixes), the
+    row counts read in one copy."""
+    steps, count, num_envs = rollout.valid.shape
+    if count == 1:
+        flat = flatten_valid(rollout.agent(0), *(tensor[:, 0] for tensor in tensors))
+        return [tensor.unsqueeze(0) for tensor in flat], Rows([flat[0].shape[0]], [True])
+    mask = rollout.valid.transpose(0, 1).reshape(count, steps * num_envs)  # [A, T * N] in (t, n) order
+    order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)  # each agent's valid rows first, in order
+    sizes = mask.sum(dim=1).tolist()  # [A], the one read
+    flat_order = (order + torch.arange(count, device=order.device).unsqueeze(1) * order.shape[1]).reshape(-1)
+    batch = [tensor.transpose(0, 1).reshape(count * steps * num_envs, *tensor.shape[3:]).index_select(0, flat_order)
+             .view(count, steps * num_envs, *tensor.shape[3:]) for tensor in tensors]  # [A, T * N, ...] each
+    positions = torch.arange(steps * num_envs, device=mask.device)
+    return batch, Rows(sizes, [size > 0 for size in sizes],
+                       positions < torch.tensor(sizes, device=mask.device).unsqueeze(1))
 
 
 def collect_episodes(trainer: Trainer) -> tuple[Tensor, Tensor, list[Tensor], list[float]]:

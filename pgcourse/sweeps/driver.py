@@ -228,7 +228,7 @@ def sweep(algo: str | Sequence[str] | None, env_id: str | Sequence[str] | None, 
             calling again with the same folder skips finished trials (resume, or extend the grid).
             None: nothing is written (results only in memory).
         backend: ``"local"`` (``workers`` processes, default one per core), ``"batch"`` (the same processes,
-            each arm's seeds trained as one ``pg.train_many`` batch where it can: PPO without traps; see
+            each arm's seeds trained as one ``pg.train_many`` batch where it can: A2C and PPO without traps; see
             :class:`pgcourse.sweeps.backends.BatchBackend`) or ``"ray"`` (see
             :class:`pgcourse.sweeps.backends.RayBackend`: ``address``, ``num_gpus``).
         retries: times a trial that raised, or whose worker died, is run again before it is recorded

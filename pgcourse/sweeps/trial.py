@@ -65,11 +65,10 @@ def run_trial(spec_data: dict[str, Any], device: str = "cpu") -> dict[str, Any]:
 
 
 def batchable(spec: TrialSpec) -> bool:
-    """Whether ``pg.train_many`` can train this trial with other seeds of its arm: a batched algorithm, numpy
-    envs, no planted traps (what ``train_many`` refuses is trained one seed at a time)."""
+    """Whether ``pg.train_many`` can train this trial with other seeds of its arm: an algorithm whose loop has
+    the agent axis, no planted traps (what ``train_many`` refuses is trained one seed at a time)."""
     overrides = dict(spec.overrides)
-    return (spec.algo in BATCHED_ALGORITHMS and not overrides.get("traps")
-            and overrides.get("env_backend", "numpy") == "numpy")
+    return spec.algo in BATCHED_ALGORITHMS and not overrides.get("traps")
 
 
 def run_batch(specs_data: list[dict[str, Any]], device: str = "cpu") -> list[dict[str, Any]]:
