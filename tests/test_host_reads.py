@@ -55,11 +55,12 @@ def test_read_numbers_gives_the_floats_float_gives():
 
 
 def test_means_sum_in_the_order_added_as_the_loops_always_did():
-    from pgcourse.algorithms.trainer import Means
-    means = Means()
-    for value in (1e16, torch.tensor(1.0, dtype=torch.float64), -1e16):  # sum() since 3.12 would give 1/3
-        means.add(x=value)
-    assert means.means() == {"x": 0.0}
+    from pgcourse.algorithms.agents import AgentMeans, Rows
+    means = AgentMeans(2)
+    for value in (1e16, 1.0, -1e16):  # sum() since 3.12 would give 1/3
+        means.add(x=torch.tensor([value, 2.0], dtype=torch.float64))
+    means.add(Rows([0, 3], [False, True]), x=torch.tensor([5.0, 6.0], dtype=torch.float64))  # agent 0 took no step
+    assert means.means() == [{"x": 0.0}, {"x": 3.0}]
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch"])

@@ -154,8 +154,9 @@ class AgentMeans:
         self.agents = agents
         self.steps: list[tuple[list[bool], dict[str, Tensor]]] = []
 
-    def add(self, rows: Rows, **values: Tensor) -> None:
-        self.steps.append((list(rows.stepping), values))
+    def add(self, rows: Rows | None = None, **values: Tensor) -> None:
+        """One gradient step's numbers ``[A]``, of the agents ``rows.stepping`` (all agents without ``rows``)."""
+        self.steps.append(([True] * self.agents if rows is None else list(rows.stepping), values))
 
     def read(self, name: str, since: int = 0) -> list[list[float]]:
         """Agent by agent, the numbers of ``name`` from the steps it took since step ``since`` (one read)."""
@@ -231,6 +232,13 @@ class OneAgent:
 
     def finish(self) -> list:
         return [self.trainer.finish()]
+
+    def __enter__(self) -> OneAgent:  # the with-block around a loop: the trainer's Ctrl-C guard and clean-up
+        self.trainer.__enter__()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        return self.trainer.__exit__(exc_type, exc, tb)
 
 
 def agent_minibatches(agents, rows: Rows, padded_length: int) -> list[tuple[Tensor, Rows]]:

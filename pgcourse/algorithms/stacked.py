@@ -213,7 +213,7 @@ class AgentStack:
         first = self.trainers[0]
         self.count = len(self.trainers)
         self.device, self.action_kind = first.device, first.action_kind
-        self.components = first.components
+        self.components, self.log_prob_fn, self.entropy_fn = first.components, first.log_prob_fn, first.entropy_fn
         self.setting_columns: dict = {}
         self.policy_template, self.value_template = first.policy, first.value_net
         self.actor = _stack_module([t.policy for t in self.trainers])
@@ -255,23 +255,46 @@ class AgentStack:
         return obs
 
     def act(self, obs: Tensor, running: Sequence[bool]) -> tuple[Tensor, Tensor]:
-        """Actions ``[A, N(, D)]`` drawn by each running agent from its own generator, and their log-probs ``[A, N]``."""
+        """Actions ``[A, N(, D)]`` drawn by each running agent from its own generator, and their log-probs ``[A, N]``
+        (the components' log-prob function applied once over the agent axis: it works row by row)."""
         output = self.policy_output(obs)  # [A, N, n_actions] or [A, N, D]
         actions = self.sample(output, [a for a in range(self.count) if running[a]])
-        return actions, self.log_prob(output, actions)
+        if self.action_kind == "discrete":
+            return actions, self.log_prob_fn(output, actions)
+        return actions, self.log_prob_fn(output, self.actor["log_std"].unsqueeze(1).expand_as(output), actions)
 
     def log_probs_and_entropy(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
-        return self.log_prob_entropy(self.policy_output(obs), actions)  # [A, b], [A, b]
+        """``log pi(a|s)`` ``[A, b]`` and entropy ``[A, b]`` of ``obs [A, b, obs_dim]``, with grad."""
+        output = self.policy_output(obs)  # [A, b, ...]
+        if self.action_kind == "discrete":
+            return self.log_prob_fn(output, actions), self.entropy_fn(output)
+        log_std = self.actor["log_std"]  # [A, D]
+        log_probs = self.log_prob_fn(output, log_std.unsqueeze(1).expand_as(output), actions)  # [A, b]
+        return log_probs, self.entropy_fn(log_std).unsqueeze(1).expand(output.shape[:2])
 
     def old_log_probs(self, stored: Tensor, new_log_probs: Tensor) -> Tensor:
         return stored  # the stored log-probs (pg.train_many plants no bugs)
 
-    def step(self, actor_loss: Tensor, critic_loss: Tensor, rows) -> tuple[Tensor, Tensor]:
-        """One backward of the agents' summed losses (agent a's weights are in its terms only), then each agent
-        taking part clips and steps its own; the gradient norms before clipping ``[A]`` each."""
-        self.zero_grad()
+    def step(self, actor_loss: Tensor, critic_loss: Tensor, rows: Rows) -> tuple[Tensor, Tensor]:
+        """One backward of the agents' summed losses ``[A]`` (agent a's weights are in its terms only), then each
+        agent taking part (``rows.stepping``) clips its actor's and its critic's gradients with its own limits
+        and steps both Adams; the gradient norms before clipping, ``[A]`` each."""
+        for p in [*self.actor.values(), *self.critic.values()]:
+            p.grad = None
         (actor_loss + critic_loss).sum().backward()
-        return self._clip_and_step(rows.stepping, rows.mask.any(dim=1))
+        active, active_mask = rows.stepping, rows.mask.any(dim=1)  # the same, on the host and on the device
+        actor_norms = clip_per_agent(list(self.actor.values()), self.actor_limits)
+        critic_norms = clip_per_agent(list(self.critic.values()), self.critic_limits)
+        for optimizer, trainer_optimizer in ((self.actor_optimizer, "actor_optimizer"),
+                                             (self.critic_optimizer, "critic_optimizer")):
+            optimizer.step([getattr(t, trainer_optimizer).param_groups[0]["lr"] for t in self.trainers], active,
+                           active_mask)
+        if self.action_kind == "continuous":
+            with torch.no_grad():
+                for agent, trainer in enumerate(self.trainers):
+                    if trainer.config.log_std_min is not None and active[agent]:
+                        self.actor["log_std"][agent].clamp_(min=trainer.config.log_std_min)
+        return actor_norms.detach(), critic_norms.detach()
 
     def minibatches(self, rows: Rows) -> list[tuple[Tensor, Rows]]:
         return agent_minibatches(self, rows, self.minibatch_rows)
@@ -305,44 +328,6 @@ class AgentStack:
                                 dtype=output.dtype)
             actions[agent] = output[agent] + torch.exp(self.actor["log_std"][agent]) * noise
         return actions
-
-    def log_prob(self, output: Tensor, actions: Tensor) -> Tensor:
-        """``log pi(a|s)`` ``[A, N]`` of the actions sampled, with the components' log-prob function applied once
-        over the agent axis (it works row by row)."""
-        trainer = self.trainers[0]
-        if self.action_kind == "discrete":
-            return trainer.log_prob_fn(output, actions)
-        return trainer.log_prob_fn(output, self.actor["log_std"].unsqueeze(1).expand_as(output), actions)
-
-    def log_prob_entropy(self, output: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
-        """``log pi(a|s)`` ``[A, b]`` and entropy ``[A, b]`` from the policy outputs ``[A, b, ...]``, with the
-        components' functions applied once over the agent axis."""
-        trainer = self.trainers[0]
-        if self.action_kind == "discrete":
-            return trainer.log_prob_fn(output, actions), trainer.entropy_fn(output)
-        log_std = self.actor["log_std"]  # [A, D]
-        log_probs = trainer.log_prob_fn(output, log_std.unsqueeze(1).expand_as(output), actions)  # [A, b]
-        return log_probs, trainer.entropy_fn(log_std).unsqueeze(1).expand(output.shape[:2])
-
-    def zero_grad(self) -> None:
-        for p in [*self.actor.values(), *self.critic.values()]:
-            p.grad = None
-
-    def _clip_and_step(self, active: Sequence[bool], active_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Clip each agent's gradients (actor and critic separately, each agent with its own limits) and step
-        both Adams for the ``active`` agents (``active_mask``: the same on the device); returns the gradient
-        norms before clipping, ``[A]`` each."""
-        actor_norms = clip_per_agent(list(self.actor.values()), self.actor_limits)
-        critic_norms = clip_per_agent(list(self.critic.values()), self.critic_limits)
-        self.actor_optimizer.step([t.actor_optimizer.param_groups[0]["lr"] for t in self.trainers], active, active_mask)
-        self.critic_optimizer.step([t.critic_optimizer.param_groups[0]["lr"] for t in self.trainers], active,
-                                   active_mask)
-        if self.action_kind == "continuous":
-            with torch.no_grad():
-                for agent, trainer in enumerate(self.trainers):
-                    if trainer.config.log_std_min is not None and active[agent]:
-                        self.actor["log_std"][agent].clamp_(min=trainer.config.log_std_min)
-        return actor_norms.detach(), critic_norms.detach()
 
     def optimizer_states(self, agent: int) -> tuple[dict, dict]:
         """Agent ``agent``'s Adam states in ``LeanAdam.state_dict()``'s form (so its run can be resumed by
@@ -378,24 +363,13 @@ class AgentStack:
         return runs
 
 
-class _OneAgentRun(OneAgent):
-    """:class:`OneAgent` as the with-block around a loop: the trainer's Ctrl-C guard and clean-up."""
-
-    def __enter__(self) -> OneAgent:
-        self.trainer.__enter__()
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        return self.trainer.__exit__(exc_type, exc, tb)
-
-
 def build_agents(config, components=None, hooks=None, on_update=None, resume=None):
     """The agent axis a loop trains: one config (or a sequence of one) is ``pg.train``'s run, one
     :class:`OneAgent`; a sequence of more is one :class:`~.stacked.AgentStack` (``pg.train_many``: no hooks,
     callbacks or resume, which ``pg.train_many`` refuses before it gets here)."""
     configs = list(config) if isinstance(config, Sequence) else [config]
     if len(configs) == 1:
-        return _OneAgentRun(Trainer(configs[0], components, hooks, on_update, resume=resume))
+        return OneAgent(Trainer(configs[0], components, hooks, on_update, resume=resume))
     if hooks is not None or on_update is not None or resume is not None:
         raise ValueError("hooks, on_update and resume train one agent: pass one config")
     return AgentStack(configs, components)

@@ -101,36 +101,6 @@ def read_numbers(values: dict[str, Number]) -> dict[str, float]:
     return {name: read[name] if name in read else float(value) for name, value in values.items()}
 
 
-class Means:
-    """Running means of named numbers (e.g. PPO's diagnostics over the gradient steps of one update).
-
-    ``add`` takes Python numbers or 0-d tensors and keeps them as they are; ``means`` reads every tensor in
-    one copy (:func:`read_numbers`), so on a GPU the gradient steps never wait for the host. The sum runs in
-    the order the numbers were added, as ``total += value`` (not ``sum()``, which compensates since Python
-    3.12), so the means are the same floats whether the numbers came as tensors or floats.
-    """
-
-    def __init__(self) -> None:
-        self.added: dict[str, list[Number]] = {}
-        self.count = 0
-
-    def add(self, **values: Number) -> None:
-        for name, value in values.items():
-            self.added.setdefault(name, []).append(value)
-        self.count += 1
-
-    def means(self) -> dict[str, float]:
-        keys = [(name, i) for name, values in self.added.items() for i in range(len(values))]
-        read = read_numbers({f"{name}/{i}": self.added[name][i] for name, i in keys})
-        means = {}
-        for name, values in self.added.items():
-            total = 0.0
-            for i in range(len(values)):
-                total += read[f"{name}/{i}"]
-            means[name] = total / self.count
-        return means
-
-
 def make_tensor_env(env_id: str, num_envs: int, device: torch.device) -> TensorVectorEnv:
     """The torch vector env of ``env_backend="torch"`` (float64 on CPU, float32 on a GPU)."""
     return TensorVectorEnv(env_id, num_envs, device=device)

@@ -37,7 +37,8 @@ from ..trust_region import (NO_STEP, assign_flat_, backtracking_line_search, cat
                             fisher_vector_product, flat_grad, gaussian_kl, max_step_length, quadratic_form_is_zero)
 from .components import Components
 from .rollout import collect_rollout, flatten_valid
-from .trainer import Hooks, Means, Trainer
+from .agents import AgentMeans, as_row
+from .trainer import Hooks, Trainer
 
 
 def policy_kl(policy: torch.nn.Module, obs: torch.Tensor, old_output: torch.Tensor,
@@ -119,18 +120,19 @@ def train_trpo(config: TRPOConfig, components: Components | None = None, hooks: 
                 _, entropy = trainer.log_probs_and_entropy(obs, actions)  # [B]
 
             # -- the critic: minibatch regression on the returns, a separate optimiser ------------------
-            per_step = Means()
+            per_step = AgentMeans(1)
             for _ in range(config.critic_epochs):
                 for batch_idx in on_device(parts.minibatch_indices(obs.shape[0], config.minibatch_size,
                                                                    trainer.minibatch_generator), trainer.device):
                     critic_loss = parts.value_loss(value_net(obs[batch_idx]), returns[batch_idx])
                     critic_norm = trainer.critic_step(critic_loss)
-                    per_step.add(value_loss=critic_loss.detach(), critic_grad_norm=critic_norm)  # read once per update
+                    per_step.add(value_loss=critic_loss.detach().reshape(1),  # read once per update
+                                 critic_grad_norm=as_row([critic_norm], trainer.device))
 
             with torch.no_grad():
                 values_after = value_net(obs)  # [B]
             fit_after = parts.explained_variance(values_after, returns)  # in sample: the batch the critic just fitted
-            trainer.end_update(**per_step.means(), policy_loss=-surrogate_before, entropy=float(entropy.mean()),
+            trainer.end_update(**per_step.means()[0], policy_loss=-surrogate_before, entropy=float(entropy.mean()),
                                actor_grad_norm=float(gradient.norm()), update_kl=update_kl,
                                explained_variance=fit_after, explained_variance_after=fit_after,
                                explained_variance_before=parts.explained_variance(old_values, returns),
