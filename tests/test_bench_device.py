@@ -106,7 +106,7 @@ def test_the_scaling_bench_times_both_loops_at_each_width_and_writes_what_ran_wh
     for row, agents in zip(record["agents"], (1, 2)):  # the updates the agents took, each of agents x 4 x 32 steps
         assert row["env_steps"] >= 2 * agents * 4 * scaling.N_STEPS and row["env_steps"] % (4 * scaling.N_STEPS) == 0
     out = capsys.readouterr().out
-    assert "course / plain" in out and "2 agents x 4 numpy envs (pg.train_many)" in out and "wrote" in out
+    assert "course / plain" in out and "2 agents x 4 torch envs (pg.train_many)" in out and "wrote" in out
 
 
 @pytest.mark.skipif(unusable_reason() is not None, reason=str(unusable_reason()))

@@ -9,7 +9,8 @@ synchronised before every clock reading:
 - **plain loop**: the same workload written as plainly as torch allows (:func:`plain_ppo`): the same env class, the
   same networks and sizes, one Adam over both networks, no diagnostics, no history, no guard. It is the yardstick
   the course's loop is held to (the goal: at least 0.7x of it on a GPU);
-- **agents**: ``pg.train_many`` with A agents of N numpy envs each (A x N sub-envs stepped per step), at a few A.
+- **agents**: ``pg.train_many`` with A agents of N torch envs each (``pg.train``'s loop with the agent axis; each
+  agent's env on the device), at a few A.
 
 Env steps are every sub-environment step taken (reset steps included), so both loops are counted for the same
 work. The report names the device, torch's version and the date, and ``--json`` writes every number. On a GPU
@@ -32,7 +33,7 @@ GPU_WIDTHS = (1024, 4096, 16384, 65536, 262144)
 CPU_WIDTHS = (1024, 4096, 16384)
 QUICK_WIDTHS = (1024, 4096)
 AGENT_COUNTS = (1, 4, 16)
-AGENT_ENVS = 256  # numpy envs per agent in the agents measurement
+AGENT_ENVS = 256  # torch envs per agent in the agents measurement
 N_STEPS, EPOCHS, MINIBATCHES, UPDATES = 32, 4, 4, 3
 HIDDEN = (64, 64)
 
@@ -128,11 +129,11 @@ def plain_ppo(device: torch.device, num_envs: int, updates: int, seed: int = 0) 
 
 
 def agents_ppo(device: torch.device, agents: int, num_envs: int, updates: int) -> int:
-    """``pg.train_many`` with ``agents`` seeds of ``num_envs`` numpy envs each, the 4x4 workload."""
+    """``pg.train_many`` with ``agents`` seeds of ``num_envs`` torch envs each, the 4x4 workload."""
     from ..many import train_many
     batch = num_envs * N_STEPS
     runs = train_many("ppo", "CartPole-v1", seeds=range(agents), total_steps=batch * updates, device=str(device),
-                         progress=False, num_envs=num_envs, n_steps=N_STEPS, num_minibatches=MINIBATCHES,
+                         progress=False, env_backend="torch", num_envs=num_envs, n_steps=N_STEPS, num_minibatches=MINIBATCHES,
                          update_epochs=EPOCHS, hidden_sizes=HIDDEN)
     return sum(len(run.history.updates) for run in runs) * batch
 
@@ -164,7 +165,7 @@ def measure(widths: Sequence[int], agent_counts: Sequence[int] | None = None, ag
         result["widths"].append({"num_envs": width, "course": course, "plain": plain,
                                  "course_over_plain": course["steps_per_second"] / plain["steps_per_second"]})
     for count in agent_counts:
-        log(f"[scaling] {count} agents x {agent_envs} numpy envs (pg.train_many)")
+        log(f"[scaling] {count} agents x {agent_envs} torch envs (pg.train_many)")
         run = timed(where, lambda: agents_ppo(where, count, agent_envs, updates))
         result["agents"].append({"agents": count, "num_envs": agent_envs, **run})
     return result
@@ -181,7 +182,7 @@ def report_lines(result: dict[str, Any]) -> list[str]:
         lines.append(f"{row['num_envs']:>9,} {row['course']['steps_per_second']:>19,.0f} "
                      f"{row['plain']['steps_per_second']:>12,.0f} {row['course_over_plain']:>14.2f}x")
     for row in result["agents"]:
-        lines.append(f"{row['agents']:>3} agents x {row['num_envs']} numpy envs (pg.train_many): "
+        lines.append(f"{row['agents']:>3} agents x {row['num_envs']} torch envs (pg.train_many): "
                      f"{row['steps_per_second']:,.0f} env steps/s, {row['cpu_seconds']:.1f} CPU s")
     return lines
 
