@@ -1,77 +1,73 @@
-"""pgcourse: the policy-gradient code behind the course (REINFORCE -> A2C/GAE -> PPO).
+"""pgcourse: the policy-gradient code behind the course (REINFORCE -> A2C/GAE -> PPO -> TRPO -> language models).
 
-Where things live (layers import only downward; docs/architecture.md has the diagram):
-    math        pgcourse.returns      discounted_returns, normalize, td_errors, compute_gae  (GAE is here)
-                pgcourse.losses       reinforce_loss, a2c_policy_loss, clipped_surrogate_loss, value_loss, ...
-                pgcourse.diagnostics  approx_kl, clip_fraction, explained_variance, grad_norm
-                pgcourse.batching     minibatch_indices
-                pgcourse.stats        IQM, optimality gap, stratified-bootstrap intervals, P(improvement), curves
-                pgcourse.agreement    a re-run against a cache: bit for bit, within tolerance, inside the spread
-    parts       pgcourse.envs, .networks, .config, .history
-    runs        pgcourse.run (Run, save, load), pgcourse.evaluation (evaluate)
-    training    pgcourse.algorithms   reinforce.py, a2c.py, ppo.py: one loop each; components.py: the math they
-                                      call (replaceable); trainer.py: plumbing and named hooks; rollout.py;
-                                      checkpoint.py, interrupts.py: Ctrl-C, checkpoints, resuming exactly
-                pgcourse.planted      lesson 06's planted bugs; pgcourse.api: pg.train, pg.resume
-                pgcourse.many         pg.train_many: many seeds as one batch (algorithms/ppo_many.py, stacked.py)
-    course      pgcourse.plotting, .render, .live, .widgets, .checks, .traps (diagnose, experiments, bug hunt)
-                pgcourse.sweeps       pg.sweep: grids x seeds on a process pool or Ray, resumable, verified
-                pgcourse.claims       pg.claim: a lesson's sentence checked against the numbers beside it
-    classroom   pgcourse.grading, pgcourse.exercisegen, pgcourse.notebook_format
-                pgcourse.colab_cells, pgcourse.colab   "Open in Colab": the cells, the set-up that keeps Colab's torch
-                pgcourse.course_files  pg.figures_dir: the course's files with or without an editable install
-    commands    pgcourse.cli, pgcourse.bench
+Three folders, one per product (docs/architecture.md lists every module; tests/test_architecture.py holds the
+rules: a folder imports only from itself and the folders below it):
+    pgcourse.rl         the RL library a learner reads: returns.py (GAE is here), losses.py, diagnostics.py,
+                        batching.py, envs.py, tensor_envs.py, networks.py, config.py, run.py, history.py,
+                        algorithms/ (one loop per algorithm; A2C and PPO with an agent axis), api.py (pg.train,
+                        pg.resume), many.py (pg.train_many), planted.py (lesson 06's bugs), lm/ (chapter 08)
+    pgcourse.course     the teaching tools: checks/, hints, concepts, claims, debugging/ (pg.diagnose, the bug
+                        hunt, probes), views/ (plots, GIFs, widgets), sweeps/ (pg.sweep), stats, tabular
+    pgcourse.classroom  grading/ (pgcourse grade), handout, exercisegen, notebook_format, and sandboxed/: the code
+                        that runs inside the grader's sandbox (imports nothing of pgcourse)
+    at the root         cli.py and bench/ (the commands), colab.py (Colab's set-up, run before the install),
+                        _moved.py (the old import paths: pgcourse.rl.returns, pgcourse.rl.algorithms, ... keep working)
 """
 from __future__ import annotations
 
-from . import agreement, concepts, devices, diagnostics, losses, returns  # concepts: imported eagerly, the grader preloads it
-from .algorithms import Components, NonFiniteError
-from .api import resume, train
-from .many import train_many
-from .batching import minibatch_indices
-from .claims import ClaimError, claim
-from .config import A2CConfig, BaseConfig, ConfigError, PPOConfig, ReinforceConfig
-from .diagnostics import approx_kl, clip_fraction, explained_variance
-from .evaluation import EvalResult, evaluate
-from .history import History
-from .hints import hint
-from .losses import clipped_surrogate_loss, gaussian_log_prob, reinforce_loss, value_loss
-from .returns import compute_gae, discounted_returns, normalize
-from .devices import choose_device, resolve_device
-from .run import Run, RunLoadError, load
+from . import _moved
+
+_moved.install()  # before anything else: the old import paths (pgcourse.rl.returns, ...) name the moved modules
+
+from .course import concepts  # concepts: imported eagerly, the grader preloads it
+from .rl import agreement, devices, diagnostics, losses, returns
+from .rl.algorithms import Components, NonFiniteError
+from .rl.api import resume, train
+from .rl.many import train_many
+from .rl.batching import minibatch_indices
+from .course.claims import ClaimError, claim
+from .rl.config import A2CConfig, BaseConfig, ConfigError, PPOConfig, ReinforceConfig
+from .rl.diagnostics import approx_kl, clip_fraction, explained_variance
+from .rl.evaluation import EvalResult, evaluate
+from .rl.history import History
+from .course.hints import hint
+from .rl.losses import clipped_surrogate_loss, gaussian_log_prob, reinforce_loss, value_loss
+from .rl.returns import compute_gae, discounted_returns, normalize
+from .rl.devices import choose_device, resolve_device
+from .rl.run import Run, RunLoadError, load
 
 from ._version import __version__
-from .course_files import figures_dir
+from .rl.course_files import figures_dir
 
 
 def rollout_gif(*args, **kwargs):
-    """Write a looping GIF of the run playing an episode (see :func:`pgcourse.render.rollout_gif`)."""
-    from .render import rollout_gif as _rollout_gif
+    """Write a looping GIF of the run playing an episode (see :func:`pgcourse.course.views.render.rollout_gif`)."""
+    from .course.views.render import rollout_gif as _rollout_gif
     return _rollout_gif(*args, **kwargs)
 
 
 def diagnose(*args, **kwargs):
     """Read a run's history and name the unhealthy signals; returns a list of findings that displays itself
-    as the report (``print`` it in a script; see :func:`pgcourse.traps.signals.diagnose`)."""
-    from .traps.signals import diagnose as _diagnose
+    as the report (``print`` it in a script; see :func:`pgcourse.course.debugging.signals.diagnose`)."""
+    from .course.debugging.signals import diagnose as _diagnose
     return _diagnose(*args, **kwargs)
 
 
 def sweep(*args, **kwargs):
-    """Train a grid of settings x seeds in parallel, resumably (see :func:`pgcourse.sweeps.sweep`)."""
-    from .sweeps import sweep as _sweep
+    """Train a grid of settings x seeds in parallel, resumably (see :func:`pgcourse.course.sweeps.sweep`)."""
+    from .course.sweeps import sweep as _sweep
     return _sweep(*args, **kwargs)
 
 
 def plot_sweep(*args, **kwargs):
-    """Curves with bootstrap bands and interval estimates of a sweep (see :func:`pgcourse.sweeps.plot_sweep`)."""
-    from .sweeps import plot_sweep as _plot_sweep
+    """Curves with bootstrap bands and interval estimates of a sweep (see :func:`pgcourse.course.sweeps.plot_sweep`)."""
+    from .course.sweeps import plot_sweep as _plot_sweep
     return _plot_sweep(*args, **kwargs)
 
 
 def show_gif(*args, **kwargs):
-    """Display a GIF inline in a notebook (see :func:`pgcourse.render.show_gif`)."""
-    from .render import show_gif as _show_gif
+    """Display a GIF inline in a notebook (see :func:`pgcourse.course.views.render.show_gif`)."""
+    from .course.views.render import show_gif as _show_gif
     return _show_gif(*args, **kwargs)
 
 

@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import ALGORITHMS, ConfigError
+from .rl.config import ALGORITHMS, ConfigError
 
 # Settings with their own option; `--set` must not pass them a second time.
 _DEDICATED = {"seed": "--seed", "total_steps": "--steps", "device": "--device", "algo": "ALGO", "env_id": "--env"}
@@ -122,7 +122,7 @@ def _env_kwargs_option(args: argparse.Namespace, overrides: dict[str, Any]) -> N
 
 # -- subcommands -----------------------------------------------------------------------------------
 def _check_env_id(env_id: str, env_kwargs: dict[str, Any] | None = None) -> None:
-    from .envs import env_spaces
+    from .rl.envs import env_spaces
     try:
         env_spaces(env_id, env_kwargs)
     except ValueError as error:
@@ -131,7 +131,7 @@ def _check_env_id(env_id: str, env_kwargs: dict[str, Any] | None = None) -> None
 
 def _check_out_free(out: Path, overwrite: bool) -> None:
     """The same rule as ``Run.save``, checked before training so no time is wasted."""
-    from .run import save_target_problem
+    from .rl.run import save_target_problem
 
     problem = save_target_problem(out, overwrite, "--overwrite")
     if problem is not None:
@@ -140,7 +140,7 @@ def _check_out_free(out: Path, overwrite: bool) -> None:
 
 def _check_device(name: str) -> None:
     """--device names a device this machine has (the error says which names exist and what is missing)."""
-    from .devices import resolve_device
+    from .rl.devices import resolve_device
 
     try:
         resolve_device(name)
@@ -172,7 +172,7 @@ def _termination_as_interrupt() -> Iterator[None]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .api import run_training as train
+    from .rl.api import run_training as train
 
     overrides = parse_settings(args.set)
     _env_kwargs_option(args, overrides)
@@ -190,8 +190,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from .api import resume_quietly as resume
-    from .run import load
+    from .rl.api import resume_quietly as resume
+    from .rl.run import load
 
     source = Path(args.run_dir)
     out = Path(args.out) if args.out else source
@@ -263,10 +263,10 @@ def _asked_mode(args: argparse.Namespace) -> str | None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .config import SOLVE_THRESHOLDS
-    from .envs import describe_env
-    from .evaluation import RANGE_FRACTION, disagreement_note, evaluate, modes_disagree, resolve_env
-    from .run import load
+    from .rl.config import SOLVE_THRESHOLDS
+    from .rl.envs import describe_env
+    from .rl.evaluation import RANGE_FRACTION, disagreement_note, evaluate, modes_disagree, resolve_env
+    from .rl.run import load
 
     run = load(args.run_dir)
     asked = _asked_mode(args)
@@ -303,8 +303,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_gif(args: argparse.Namespace) -> int:
-    from .render import rollout_gif
-    from .run import load
+    from .course.views.render import rollout_gif
+    from .rl.run import load
 
     run = load(args.run_dir)
     asked = _asked_mode(args)
@@ -370,7 +370,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweeps import SweepResultsError, sweep, verify
+    from .course.sweeps import SweepResultsError, sweep, verify
 
     if args.verify:
         if args.algo or args.env or args.grid or args.set:
@@ -427,8 +427,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from .run import FORMAT_NAME, load
-    from .sweeps import plot_sweep
+    from .rl.run import FORMAT_NAME, load
+    from .course.sweeps import plot_sweep
 
     folders = [Path(item) for item in args.folders]
     for folder in folders:
@@ -445,7 +445,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     else:
         import matplotlib.pyplot as plt
 
-        from .plotting import plot_learning_curve
+        from .course.views.plotting import plot_learning_curve
 
         runs = []
         for folder in folders:
@@ -466,7 +466,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_handout(args: argparse.Namespace) -> int:
-    from .handout import HandoutError, write_handout
+    from .classroom.handout import HandoutError, write_handout
 
     try:
         written = write_handout(args.dir, args.course)
@@ -479,14 +479,14 @@ def cmd_handout(args: argparse.Namespace) -> int:
 
 def cmd_exercises(args: argparse.Namespace) -> int:
     try:
-        from . import exercisegen
+        from .classroom import exercisegen
     except ImportError as error:
         raise UsageError(f"the exercise generator is not available: {error}") from None
     return int(exercisegen.main(check=args.check) or 0)
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
-    from . import grading
+    from .classroom import grading
 
     return grading.run(args)
 
@@ -712,7 +712,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "else pgcourse's own repository)")
     handout.set_defaults(handler=cmd_handout)
 
-    from .grading import add_arguments as add_grade_arguments
+    from .classroom.grading import add_arguments as add_grade_arguments
 
     grade = commands.add_parser(
         "grade", help="grade the students' exercise notebooks (a whole class at once)",
@@ -739,7 +739,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _user_errors() -> tuple[type[BaseException], ...]:
     import gymnasium as gym
 
-    from .run import RunLoadError
+    from .rl.run import RunLoadError
     return (UsageError, ConfigError, RunLoadError, FileExistsError, FileNotFoundError, NotADirectoryError,
             ValueError, gym.error.Error)
 
@@ -772,7 +772,7 @@ def _setting_names() -> set[str]:
     """Every setting of every algorithm's config (what ``--set NAME=VALUE`` takes)."""
     from dataclasses import fields
 
-    from .config import CONFIG_CLASSES
+    from .rl.config import CONFIG_CLASSES
     return {field.name for cls in CONFIG_CLASSES.values() for field in fields(cls)}
 
 

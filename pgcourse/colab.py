@@ -11,7 +11,7 @@ Colab. In Colab it clones the course at its release tag and runs this file's :fu
    a requirement that is already met alone, and the constraints make it fail rather than replace torch,
    numpy or matplotlib (docs/colab.md);
 3. the working folder becomes the notebook's folder in the clone, so ``figures/`` is found
-   (``pgcourse.course_files``) and relative paths (``runs/``) behave as in JupyterLab; ipywidgets' custom
+   (``pgcourse.rl.course_files``) and relative paths (``runs/``) behave as in JupyterLab; ipywidgets' custom
    widget manager is switched on (Colab's own shows only the built-in widgets).
 
 A second run of the cell (or of another notebook's cell) skips the installs: the clone keeps a stamp of what was

@@ -60,7 +60,7 @@ suppress_warnings = []
 
 # --- the pages
 # "Open in Colab" on every notebook page: the theme's launch button, at the release the notebooks' own badges name
-# (pyproject's [project.urls] Repository at the tag v<version>, pgcourse/colab_cells.py; the badge cells themselves
+# (pyproject's [project.urls] Repository at the tag v<version>, pgcourse/course/colab_cells.py; the badge cells themselves
 # are tagged remove-cell, so the pages load no image from Colab's site)
 _project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
 html_theme = "sphinx_book_theme"

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgcourse.sweeps import trial as trial_module
-from pgcourse.sweeps.spec import TrialSpec
-from pgcourse.sweeps.trial import run_trial
+from pgcourse.course.sweeps import trial as trial_module
+from pgcourse.course.sweeps.spec import TrialSpec
+from pgcourse.course.sweeps.trial import run_trial
 
 
 def start_attempt(marker_dir: str, spec_data: dict) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from pgcourse.checks import ch04b_ppo_loop
+from pgcourse.course.checks import ch04b_ppo_loop
 
 ROOT = Path(__file__).resolve().parents[1]
 

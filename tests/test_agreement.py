@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from pgcourse.agreement import compare, divergence_onset, spread_check
-from pgcourse.sweeps.driver import UNJUDGED, compare_rerun
+from pgcourse.rl.agreement import compare, divergence_onset, spread_check
+from pgcourse.course.sweeps.driver import UNJUDGED, compare_rerun
 
 
 def test_identical_values_agree_bit_for_bit_including_nan_and_tensors():

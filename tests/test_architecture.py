@@ -14,19 +14,30 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pgcourse"
 
-# Lowest first. A module may import modules of its own layer or of layers below it, never above.
+# Three folders, one per product, and a few modules at the root (pgcourse/__init__.py tells a reader which is which):
+# the RL library (rl/), the course's teaching tools (course/), the classroom (classroom/; its sandboxed/ folder is
+# the code that runs inside the grader's sandbox). A folder imports from itself and from the folders before it in
+# FOLDER_ORDER only; anything may import the sandboxed kit and _version (both import nothing of pgcourse).
+FOLDER_ORDER = ["classroom.sandboxed", "rl", "course", "classroom", "root"]
+ROOT_MODULES_AT_MOST = 6
+LEAVES = {"pgcourse._version", "pgcourse.classroom.sandboxed"}
+EMPTY_PACKAGES = {"pgcourse.classroom", "pgcourse.course", "pgcourse.rl"}  # docstrings only: run by a sub-import
+
+# Within the folders, layers: lowest first. A module may import modules of its own layer or of layers below it.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("math", {"returns", "losses", "diagnostics", "batching", "notebook_format", "_version", "episode_cases", "stats",
-              "trust_region", "agreement", "devices", "course_files", "colab", "memory", "tabular"}),
-    ("parts", {"envs", "networks", "config", "history", "tensor_dynamics", "tensor_envs"}),
-    ("runs", {"run", "evaluation"}),
-    ("views", {"plotting", "render", "live", "loggers"}),
-    ("training", {"algorithms", "lm"}),
-    ("entry", {"planted", "api", "many"}),
-    ("course tools", {"widgets", "checks", "traps", "exercisegen", "sweeps", "claims", "hints",
-                      "concepts", "probes", "handout", "colab_cells"}),
-    ("grading", {"grading"}),
-    ("commands", {"cli", "bench", "traps.__main__"}),
+    ("sandboxed", {"classroom.sandboxed", "_version", "colab", "_moved"}),
+    ("rl math", {"rl.returns", "rl.losses", "rl.diagnostics", "rl.batching", "rl.trust_region", "rl.devices",
+                 "rl.course_files", "rl.memory", "rl.agreement"}),
+    ("rl parts", {"rl.envs", "rl.networks", "rl.config", "rl.history", "rl.tensor_dynamics", "rl.tensor_envs"}),
+    ("rl runs", {"rl.run", "rl.evaluation", "rl.loggers", "rl.live"}),
+    ("rl training", {"rl.algorithms", "rl.lm", "rl.planted"}),
+    ("rl entry", {"rl.api", "rl.many", "rl"}),
+    ("course basics", {"course.stats", "course.agreement", "course.tabular", "course.views", "course.colab_cells",
+                       "course.concepts", "course.claims"}),
+    ("course tools", {"course", "course.checks", "course.debugging", "course.sweeps", "course.hints"}),
+    ("classroom", {"classroom", "classroom.notebook_format", "classroom.exercisegen", "classroom.handout",
+                   "classroom.grading"}),
+    ("commands", {"cli", "bench", "course.debugging.__main__", "classroom.grading.__main__"}),
 ]
 MAX_LINES = 900
 
@@ -116,7 +127,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_graph_sees_lazy_imports():
     # a function-level import is an edge (this one is real: the ch06 check calls the bug hunt)
-    assert "pgcourse.traps" in GRAPH["pgcourse.checks.ch06_traps"]
+    assert "pgcourse.course.debugging" in GRAPH["pgcourse.course.checks.ch06_traps"]
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
 
 
@@ -133,20 +144,64 @@ def test_no_submodule_imports_the_top_level_package():
 def test_layers_import_only_downward():
     upward = [f"{name} ({LAYERS[layer_of(name)][0]}) imports {target} ({LAYERS[layer_of(target)][0]})"
               for name, edges in GRAPH.items() if name != "pgcourse"
-              for target in edges if target != "pgcourse" and layer_of(target) > layer_of(name)]
+              for target in edges if target != "pgcourse" and target not in EMPTY_PACKAGES
+              and layer_of(target) > layer_of(name)]
     assert upward == [], "\n".join(upward)
 
 
 def test_nothing_under_algorithms_knows_a_trap():
-    from pgcourse.planted import TRAPS
+    from pgcourse.rl.planted import TRAPS
 
     for name, path in MODULES.items():
-        if name.startswith("pgcourse.algorithms"):
-            assert not any(target.startswith(("pgcourse.traps", "pgcourse.planted")) for target in GRAPH[name]), name
+        if name.startswith("pgcourse.rl.algorithms"):
+            assert not any(target.startswith(("pgcourse.course.debugging", "pgcourse.rl.planted"))
+                           for target in GRAPH[name]), name
             source = path.read_text()
             named = [trap for trap in TRAPS if trap in source]
             assert named == [], f"{path.name} names trap(s) {named}"
             assert "config.traps" not in source, path.name
+
+
+def folder_of(name: str) -> str:
+    short = name.removeprefix("pgcourse.")
+    if short.endswith(".__main__"):
+        return "root"  # a command (python -m ...), as cli.py
+    for folder in FOLDER_ORDER[:-1]:
+        if short == folder or short.startswith(folder + "."):
+            return folder
+    return "root"
+
+
+def test_each_folder_imports_only_itself_and_the_folders_below():
+    crossing = [f"{name} ({folder_of(name)}) imports {target} ({folder_of(target)})"
+                for name, edges in GRAPH.items() if name != "pgcourse"
+                for target in edges if target != "pgcourse" and target not in EMPTY_PACKAGES and not any(
+                    target == leaf or target.startswith(leaf + ".") for leaf in LEAVES)
+                and FOLDER_ORDER.index(folder_of(target)) > FOLDER_ORDER.index(folder_of(name))]
+    assert crossing == [], "\n".join(crossing)
+
+
+def test_the_sandboxed_kit_imports_nothing_of_pgcourse():
+    for name in MODULES:
+        if folder_of(name) == "classroom.sandboxed":
+            assert GRAPH[name] <= {target for target in MODULES if target.startswith("pgcourse.classroom.sandboxed")}, \
+                (name, GRAPH[name])
+
+
+def test_at_most_six_modules_at_the_package_root():
+    root = sorted(path.name for path in PACKAGE.glob("*.py"))
+    assert len(root) <= ROOT_MODULES_AT_MOST, root
+
+
+def test_docs_architecture_lists_every_folder_and_module_as_it_is():
+    """docs/architecture.md's module list is written by tools/architecture_doc.py from the package (each
+    module's path and the first line of its docstring): it is never out of date."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("architecture_doc", PACKAGE.parent / "tools" / "architecture_doc.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    document = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    assert tool.module_table(PACKAGE) in document, "docs/architecture.md is out of date: run python tools/architecture_doc.py"
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))

@@ -186,7 +186,7 @@ def test_the_sweep_scaling_section_runs_the_same_trials_on_one_and_all_workers(m
     printed = capsys.readouterr().out
     assert "Sweep scaling: 4 PPO CartPole-v1 trials of 512 steps each" in printed
     assert "local 1 worker(s)" in printed
-    from pgcourse.sweeps import available_cores
+    from pgcourse.course.sweeps import available_cores
     assert ("speed-up on" in printed) == (available_cores() > 1)
     assert "histories identical on every backend: yes" in printed
     section = json.loads(json_path.read_text())["extra_sections"][-1]

@@ -9,7 +9,7 @@ import torch
 
 import pgcourse as pg
 from fake_cuda import fake_cuda, unusable_reason
-from pgcourse import devices
+from pgcourse.rl import devices
 from pgcourse.bench import device as bench_device
 from pgcourse.cli import main as cli_main
 

@@ -21,13 +21,13 @@ import torch
 
 import pgcourse as pg
 from conftest import SHORT_CARTPOLE, TINY_PPO_DISCRETE, assert_history_close, assert_history_equal
-from pgcourse import diagnostics
-from pgcourse.algorithms import trainer as trainer_module
-from pgcourse.algorithms.optim import LeanAdam, flat_members
-from pgcourse.algorithms.trainer import Trainer
-from pgcourse.envs import (SeededCartPoleVectorEnv, fast_vectorization, make_raw_vector_env, make_vector_env,
-                           play_episode)
-from pgcourse.networks import CategoricalPolicy, GaussianPolicy, ValueNet, sample_categorical
+from pgcourse.rl import diagnostics
+from pgcourse.rl.algorithms import trainer as trainer_module
+from pgcourse.rl.algorithms.optim import LeanAdam, flat_members
+from pgcourse.rl.algorithms.trainer import Trainer
+from pgcourse.rl.envs import (SeededCartPoleVectorEnv, fast_vectorization, make_raw_vector_env, make_vector_env,
+                              play_episode)
+from pgcourse.rl.networks import CategoricalPolicy, GaussianPolicy, ValueNet, sample_categorical
 
 
 # -- CartPole, vectorised by numpy ---------------------------------------------------------------------
@@ -81,7 +81,7 @@ def test_vectorised_cartpole_only_where_it_is_the_same_env():
 
 
 def test_training_runs_cartpole_on_the_vectorised_env():
-    from pgcourse.config import make_config
+    from pgcourse.rl.config import make_config
 
     trainer = Trainer(make_config("ppo", "CartPole-v1", "discrete", device="cpu", progress=False))
     try:

@@ -23,13 +23,13 @@ import pytest
 import torch
 
 import pgcourse as pg
-from pgcourse import checks
-from pgcourse.algorithms.rollout import Rollout, collect_rollout
-from pgcourse.algorithms.trainer import Hooks, Trainer
-from pgcourse.checks import ch00_setup, ch03_a2c_gae
-from pgcourse.config import make_config
-from pgcourse.envs import CARTPOLE_ENTRY_POINT, completed_episode_returns, transition_mask
-from pgcourse.returns import compute_gae
+from pgcourse.course import checks
+from pgcourse.rl.algorithms.rollout import Rollout, collect_rollout
+from pgcourse.rl.algorithms.trainer import Hooks, Trainer
+from pgcourse.course.checks import ch00_setup, ch03_a2c_gae
+from pgcourse.rl.config import make_config
+from pgcourse.rl.envs import CARTPOLE_ENTRY_POINT, completed_episode_returns, transition_mask
+from pgcourse.rl.returns import compute_gae
 
 from wrong_versions import episode_returns_unclamped_sum, gae_unclamped_done_sum, transition_mask_unclamped_sum
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import pgcourse as pg
-from pgcourse.config import ConfigError
+from pgcourse.rl.config import ConfigError
 
 SHORT = dict(total_steps=4096, progress=False, device="cpu")
 

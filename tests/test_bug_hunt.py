@@ -21,10 +21,10 @@ import torch
 from bug_hunt_key import LazyPoolKey
 import pgcourse as pg
 import pgcourse.algorithms.trainer as trainer_module
-from pgcourse import traps
-from pgcourse.checks import ch06_traps
-from pgcourse.history import History
-from pgcourse.traps import bug_hunt
+from pgcourse.course import debugging as traps
+from pgcourse.course.checks import ch06_traps
+from pgcourse.rl.history import History
+from pgcourse.course.debugging import bug_hunt
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = ROOT / "solutions" / "06_debugging_traps.ipynb"
@@ -580,7 +580,7 @@ def test_write_mysteries_refuses_a_mystery_whose_own_trap_drifts(tmp_path, monke
 
 
 def test_mysteries_command_rejects_bad_arguments(tmp_path):
-    from pgcourse.traps.__main__ import _main
+    from pgcourse.course.debugging.__main__ import _main
 
     six = ",".join(f"{k}=long_rollout" for k in bug_hunt.MYSTERIES)
     for bad in (["--answers", "1=long_rollout"], ["--answers", ",".join(f"{k}=x" for k in bug_hunt.MYSTERIES)],
@@ -666,8 +666,8 @@ def test_the_grader_grades_each_students_bug_hunt_on_its_own(tmp_path):
     of tries); dan, who copied the solution's answers (the default draw), loses the points of every trainer where his
     draw's bug differs; eve's answer cells are right but her notebook's record shows two wrong first tries for
     mystery 1 (the grade counts the first recorded answers): she loses mystery 1's points and the report says why."""
-    from pgcourse import grading
-    from pgcourse.traps import pool
+    from pgcourse.classroom import grading
+    from pgcourse.course.debugging import pool
 
     def signal_for(trap, i):  # the first signal the trap acts on that pool run i measures
         return next(s for s in traps.signals.SHOWS_IN[trap] if s not in bug_hunt.unmeasured_in(bug_hunt.MYSTERY_SPECS[i]))

@@ -12,9 +12,9 @@ import pytest
 
 from bug_hunt_key import LazyPoolKey
 import pgcourse as pg
-from pgcourse import traps
-from pgcourse.traps import bug_hunt, pool
-from pgcourse.traps.signals import diagnose, top_causes
+from pgcourse.course import debugging as traps
+from pgcourse.course.debugging import bug_hunt, pool
+from pgcourse.course.debugging.signals import diagnose, top_causes
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = ROOT / "solutions" / "06_debugging_traps.ipynb"
@@ -110,7 +110,7 @@ def test_the_notebook_learns_the_student_and_the_grader_wins(monkeypatch, capsys
 def test_the_grading_worker_grades_each_submission_as_its_student(monkeypatch):
     """The worker sets the student variable to the key of the submission it grades (its student), and clears it for
     the self-test, which grades the solution's answers on the default draw."""
-    from pgcourse.grading import worker
+    from pgcourse.classroom.grading import worker
 
     monkeypatch.setenv(pool.STUDENT_VARIABLE, "left over")
     worker._bug_hunt_student("ann")
@@ -203,8 +203,8 @@ def test_the_check_writes_its_tries_into_the_notebook_and_the_grade_counts_the_f
     notebook with no record, or a record made on another student's draw."""
     from types import SimpleNamespace
 
-    from pgcourse.grading import grader
-    from pgcourse.grading.gradebook import ExerciseResult
+    from pgcourse.classroom.grading import grader
+    from pgcourse.classroom.grading.gradebook import ExerciseResult
 
     k = 2
     answer = POOL_ANSWERS[pool.DEFAULT_DRAW[k - 1]]
@@ -254,7 +254,7 @@ def test_the_printed_record_names_no_pool_run(capsys):
     """A learner's record of tries, printed into the notebook, must not carry the pool id of the trainer: beside the
     published solution's output it would say which of the solution's trainers (and so which answer) it is. Found by
     an independent learner's try of exercise 06."""
-    from pgcourse.traps import bug_hunt
+    from pgcourse.course.debugging import bug_hunt
 
     bug_hunt._print_record(1, [{"trap": "joint_grad_clip", "signal": "grad norms", "right": False}])
     line = capsys.readouterr().out
@@ -266,7 +266,7 @@ def test_log_prob_not_summed_is_accepted_on_the_signals_it_acts_on():
     """log_prob_not_summed leaves the actor's gradient ~1e7 times smaller (A2C on Pendulum: the [B, B] mean is
     mean(log-prob) x mean(advantages) = 0) and freezes log_std, hence the Gaussian's entropy: 'grad norms' and
     'entropy' are signals it acts on, and the check refused them (an independent learner lost a try on it)."""
-    from pgcourse.traps.signals import SHOWS_IN
+    from pgcourse.course.debugging.signals import SHOWS_IN
 
     assert {"grad norms", "entropy"} <= set(SHOWS_IN["log_prob_not_summed"])
 
@@ -286,7 +286,7 @@ def test_write_mysteries_refuses_a_trap_no_signal_of_which_can_be_named(tmp_path
     """The guard, before any training: with a table that left joint_grad_clip only the KL and the critic's fit (as
     it stood for part of this session), an A2C run of it could not be answered, and write_mysteries says so
     (fourteenth-round read of exercise 06)."""
-    from pgcourse.traps import signals
+    from pgcourse.course.debugging import signals
 
     monkeypatch.setitem(signals.SHOWS_IN, "joint_grad_clip", ("KL / clip fraction", "explained variance"))
     monkeypatch.setattr(bug_hunt, "SHOWS_IN", signals.SHOWS_IN)

@@ -30,8 +30,8 @@ import random
 import pytest
 import torch
 
-from pgcourse.lm.cached import ARMS, CACHED, SEEDS, compare_rerun_row, load_cached, rerun_row
-from pgcourse.lm.finetune import FinetuneConfig
+from pgcourse.rl.lm.cached import ARMS, CACHED, SEEDS, compare_rerun_row, load_cached, rerun_row
+from pgcourse.rl.lm.finetune import FinetuneConfig
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from pgcourse import traps
-from pgcourse.sweeps import ResultsFolder, load_results, verify
-from pgcourse.traps.experiments import ABLATION, OVER_SEEDS, OVER_SEEDS_RUNS
+from pgcourse.course import debugging as traps
+from pgcourse.course.sweeps import ResultsFolder, load_results, verify
+from pgcourse.course.debugging.experiments import ABLATION, OVER_SEEDS, OVER_SEEDS_RUNS
 
 FIGURES = Path(__file__).resolve().parent.parent / "figures"
 CACHED = sorted(path.parent for path in FIGURES.glob("*/sweep.json"))
@@ -95,8 +95,8 @@ def test_a_random_row_of_the_probe_table_reruns_to_numbers_that_agree():
     verdict the same wherever those seeds agree on it (see pgcourse.agreement)."""
     import json
 
-    from pgcourse import probes
-    from pgcourse.agreement import compare, spread_check
+    from pgcourse.course.debugging import probes
+    from pgcourse.rl.agreement import compare, spread_check
 
     table = json.loads((FIGURES / "06_probes.json").read_text())
     assert table["command"] == "python tools/regenerate_06.py probes" and len(table["rows"]) >= 300

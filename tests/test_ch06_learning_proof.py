@@ -19,10 +19,11 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
-from pgcourse.checks import LearnerCodeError, ch06_traps
-from pgcourse.grading.link import StudentFunction
-from pgcourse.grading.sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox, write_runner_package
-from pgcourse.grading.worker import StudentProcess
+from pgcourse.course.checks import LearnerCodeError
+from pgcourse.course.checks import ch06_traps
+from pgcourse.classroom.sandboxed.link import StudentFunction
+from pgcourse.classroom.grading.sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox, write_runner_package
+from pgcourse.classroom.grading.worker import StudentProcess
 
 import actor_critic_loops
 

@@ -18,11 +18,12 @@ import time
 import gymnasium as gym
 import pytest
 
-from pgcourse import episode_cases
-from pgcourse.checks import LearnerCodeError, ch06_traps
-from pgcourse.grading.link import StudentFunction
-from pgcourse.grading.sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox, write_runner_package
-from pgcourse.grading.worker import StudentProcess
+from pgcourse.classroom.sandboxed import episode_cases
+from pgcourse.course.checks import LearnerCodeError
+from pgcourse.course.checks import ch06_traps
+from pgcourse.classroom.sandboxed.link import StudentFunction
+from pgcourse.classroom.grading.sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox, write_runner_package
+from pgcourse.classroom.grading.worker import StudentProcess
 
 from test_bug_hunt import _cell, _loop
 

@@ -9,9 +9,9 @@ import math
 import pytest
 import torch
 
-from pgcourse.checks import ch07_trpo
-from pgcourse.trust_region import (backtracking_line_search, categorical_kl, conjugate_gradient,
-                                   fisher_vector_product, flat_grad)
+from pgcourse.course.checks import ch07_trpo
+from pgcourse.rl.trust_region import (backtracking_line_search, categorical_kl, conjugate_gradient,
+                                      fisher_vector_product, flat_grad)
 
 
 def test_the_references_pass(capsys):
@@ -452,7 +452,7 @@ def _recursive_search(evaluate, expected_improvement, max_kl, max_backtracks=10,
 
 
 def _all_hints():
-    from pgcourse.checks.ch07_line_search import LINE_SEARCH_MISTAKES
+    from pgcourse.course.checks.ch07_line_search import LINE_SEARCH_MISTAKES
     return [hint for hint, _ in LINE_SEARCH_MISTAKES]
 
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import pgcourse as pg
-from pgcourse.checks import ch08_lm
-from pgcourse.lm import losses
+from pgcourse.course.checks import ch08_lm
+from pgcourse.rl.lm import losses
 
 REFERENCES = {
     "sequence_log_probs": losses.sequence_log_probs,
@@ -329,7 +329,7 @@ def _learner_grpo(kl_sign=1.0, report_kl_sign=1.0, reward_is_mean_advantage=Fals
                   zero_grad=True, group_major=False, reorder=False, bug=None):
     """A learner's GRPO loop written from the exercise's steps, with one of the known mistakes switched on (or, with
     ``reorder``, a valid loop in another order: reference first, the KL from per-token sums, zero_grad first)."""
-    from pgcourse.lm import generate, prompt_batch, response_logits, score, token_log_probs
+    from pgcourse.rl.lm import generate, prompt_batch, response_logits, score, token_log_probs
 
     def grpo_update(policy, reference, optimizer, prompts, generator, group_size, epochs, clip_eps, kl_coef):
         repeated = [p for p in prompts for _ in range(group_size)]

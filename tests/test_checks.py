@@ -15,7 +15,7 @@ from collections import defaultdict
 import pytest
 import torch
 
-from pgcourse import checks
+from pgcourse.course import checks
 
 from wrong_versions import CORRECT_VERSIONS, WRONG_VERSIONS
 
@@ -196,7 +196,7 @@ def test_a_right_answer_of_the_wrong_type_is_told_the_type_not_to_recompute():
     """A right mask returned as a numpy array (or a right return as a tensor of the wrong shape for a number) is a
     type problem: the message names the type and the fix, and does not say that the values match no known mistake
     or ask for the case to be worked out by hand (they are right)."""
-    from pgcourse import envs
+    from pgcourse.rl import envs
 
     def mask_as_numpy(terminated, truncated):
         return envs.transition_mask(terminated, truncated).numpy()
@@ -304,7 +304,7 @@ def test_a_cause_that_would_fail_a_case_the_learner_passed_is_not_named():
     """A student's read: an explained_variance returning 0.0 where the returns do not vary was told 'divide by the
     variance of the returns, not of the values' (that mistake happens to give 0 there too, and fails every other
     case, which the learner passed); now it is told its own mistake."""
-    from pgcourse import checks
+    from pgcourse.course import checks
 
     def zero_when_constant(values, returns):
         variance = returns.var()
@@ -319,7 +319,7 @@ def test_a_cause_that_would_fail_a_case_the_learner_passed_is_not_named():
 def test_play_episode_counted_right_is_not_told_to_count_every_step():
     """A student's read: a loop that gave the policy the reset observation at every step played a 9-step episode,
     counted 9, and was told 'Probable mistake: count every step', which its own numbers contradict."""
-    from pgcourse import checks
+    from pgcourse.course import checks
 
     def stale_observation(env, policy, seed):
         first, _ = env.reset(seed=seed)
@@ -351,7 +351,7 @@ def test_play_episode_counted_right_is_not_told_to_count_every_step():
 def test_a_normalize_that_detaches_its_input_is_caught():
     """A student's read: a normalize that calls .detach() passed, though its docstring says the result keeps the
     graph (advantages can carry one)."""
-    from pgcourse import checks
+    from pgcourse.course import checks
 
     with pytest.raises(AssertionError, match="no gradient flows back into `x`"):
         checks.check_normalize(lambda x, eps=1e-8: ((x - x.mean()) / (x.std(unbiased=False) + eps)).detach())

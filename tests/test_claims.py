@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import pgcourse as pg
-from pgcourse.stats import Estimate
+from pgcourse.course.stats import Estimate
 
 
 def test_a_claim_that_holds_is_printed_with_its_evidence(capsys):

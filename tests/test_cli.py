@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 import pgcourse
+import pgcourse.classroom
 from pgcourse import bench
 from pgcourse.cli import main, parse_setting
 
@@ -183,10 +184,10 @@ def test_no_subcommand_prints_help_and_exits_2(capsys):
 @pytest.mark.parametrize("flags, check", [([], False), (["--check"], True)])
 def test_exercises_calls_the_generator(monkeypatch, flags, check):
     calls = []
-    fake = types.ModuleType("pgcourse.exercisegen")
+    fake = types.ModuleType("pgcourse.classroom.exercisegen")
     fake.main = lambda check=False, **_: calls.append(check) or 7
-    monkeypatch.setitem(sys.modules, "pgcourse.exercisegen", fake)
-    monkeypatch.setattr(pgcourse, "exercisegen", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "pgcourse.classroom.exercisegen", fake)
+    monkeypatch.setattr(pgcourse.classroom, "exercisegen", fake, raising=False)
     assert main(["exercises", *flags]) == 7
     assert calls == [check]
 
@@ -343,7 +344,7 @@ def test_the_clis_messages_name_its_options_not_python_arguments(tmp_path, capsy
 
 def test_a_warning_is_one_line_of_the_commands(tmp_path, capsys, monkeypatch):
     """Issue 48: --log-dir without TensorBoard printed Python's warning with its file, line and source line."""
-    from pgcourse import loggers
+    from pgcourse.rl import loggers
 
     monkeypatch.setattr(loggers, "tensorboard_installed", lambda: False)
     assert main(["train", "a2c", "--env", "CartPole-v1", "--steps", "256", "--quiet", "--out", str(tmp_path / "a"),

@@ -15,8 +15,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from pgcourse import colab, colab_cells, course_files
-from pgcourse.exercisegen import make_exercise_notebook
+from pgcourse import colab
+from pgcourse.course import colab_cells
+from pgcourse.rl import course_files
+from pgcourse.classroom.exercisegen import make_exercise_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_PATH = runpy.run_path

@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from pgcourse.colab_cells import course_notebooks, problems, release_from_pyproject
+from pgcourse.course.colab_cells import course_notebooks, problems, release_from_pyproject
 
 ROOT = Path(__file__).resolve().parents[1]
 RELEASE = release_from_pyproject((ROOT / "pyproject.toml").read_text())

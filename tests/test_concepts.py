@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 import pgcourse as pg
-from pgcourse import concepts, exercisegen
-from pgcourse.notebook_format import stub_source
+from pgcourse.course import concepts
+from pgcourse.classroom import exercisegen
+from pgcourse.classroom.notebook_format import stub_source
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ["00", "01", "02", "03", "04", "05", "06", "07", "08"]
@@ -186,8 +187,8 @@ def test_every_notebook_has_a_stretch_task_and_a_next_cell_and_a_ramp(chapter):
 
 
 def test_the_grader_sees_the_concept_check_as_an_exercise_with_points():
-    from pgcourse.grading.course import build_chapter
-    from pgcourse.notebook_format import parse_notebook
+    from pgcourse.classroom.grading.course import build_chapter
+    from pgcourse.classroom.notebook_format import parse_notebook
 
     path = NOTEBOOK["03"]
     chapter = build_chapter(path.stem, path, parse_notebook(path.read_bytes())[0])
@@ -238,7 +239,7 @@ def _bug_hunt_answers() -> dict[int, str]:
 def test_chapter_06_feedback_names_no_mystery_answer():
     """Issue 26, item 4: q1(a)'s feedback said which mysteries pg.diagnose calls healthy ("truncation treated as
     termination, the clipped action's log-prob"): the answers to mysteries 5 and 6."""
-    from pgcourse.planted import TRAPS
+    from pgcourse.rl.planted import TRAPS
 
     generic = {"advantage", "action", "sign", "flipped", "wrong", "entropy", "log", "prob", "probs", "not", "from",
                "as", "old", "critic", "lr", "low", "grad", "clip", "long", "per", "norm", "adv", "missing"}
@@ -255,7 +256,7 @@ def test_chapter_06_feedback_names_no_mystery_answer():
 def test_chapter_06_q3_feedback_uses_the_exercise_value():
     """q3(c) said a slow critic is "still moving towards 5", where the time-limit probe's true value (the one the
     question asks about, 1 / (1 - gamma): 10 in the exercise) is what a slow critic approaches."""
-    from pgcourse.checks import ch06_traps
+    from pgcourse.course.checks import ch06_traps
 
     q3 = next(question for question in concepts.QUESTIONS["06"] if question.id == "q3")
     text = q3.explanations["c"]
@@ -267,7 +268,7 @@ def test_chapter_06_q3_feedback_uses_the_exercise_value():
 def test_chapter_06_header_points_are_the_graders():
     """The header's table of exercises and points said 14 in all, the grader gives 16 (the concept check's 2 were
     missing): each row's points and the total must be what the grader reads from the graded cells."""
-    from pgcourse.grading.course import load_course
+    from pgcourse.classroom.grading.course import load_course
 
     header = source(next(cell for cell in cells(NOTEBOOK["06"])  # the first cell shown: not the Colab badge's
                          if "remove-cell" not in cell.get("metadata", {}).get("tags", [])))

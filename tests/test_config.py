@@ -7,8 +7,8 @@ import re
 import pytest
 
 import pgcourse as pg
-from pgcourse.config import (ALGORITHMS, A2CConfig, ConfigError, PPOConfig, ReinforceConfig, config_from_dict,
-                             default_overrides, make_config)
+from pgcourse.rl.config import (ALGORITHMS, A2CConfig, ConfigError, PPOConfig, ReinforceConfig, config_from_dict,
+                                default_overrides, make_config)
 
 
 def config_error(algo: str = "ppo", env_id: str = "CartPole-v1", kind: str = "discrete", **overrides) -> str:
@@ -274,7 +274,7 @@ def test_resolved_solve_threshold():
 def test_every_algorithms_class_defaults_form_a_valid_config():
     # default_config_dict fills fields an older saved config lacks (sweep --verify, loading runs); TRPOConfig once
     # inherited A2C's n_steps=16 beside its own minibatch_size=256 and could not be built from its class defaults
-    from pgcourse.config import ALGORITHMS, default_config_dict
+    from pgcourse.rl.config import ALGORITHMS, default_config_dict
 
     for algo in ALGORITHMS:
         assert default_config_dict(algo)["algo"] == algo

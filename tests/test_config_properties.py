@@ -26,10 +26,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import pgcourse as pg
-from pgcourse.config import (ALGORITHMS, CONFIG_CLASSES, DISCRETE_ONLY, ENV_BACKENDS, EVAL_MODES, TENSOR_BACKEND_ALGOS,
-                             TENSOR_ENV_IDS, BaseConfig, Choice, ConfigError, Flag, FloatRange, IntRange, make_config,
-                             valid_setting_names)
-from pgcourse.probes import PROBES
+from pgcourse.rl.config import (ALGORITHMS, CONFIG_CLASSES, DISCRETE_ONLY, ENV_BACKENDS, EVAL_MODES,
+                                TENSOR_BACKEND_ALGOS, TENSOR_ENV_IDS, BaseConfig, Choice, ConfigError, Flag,
+                                FloatRange, IntRange, make_config, valid_setting_names)
+from pgcourse.course.debugging.probes import PROBES
 
 ENV_FAMILIES = {
     "discrete": ("CartPole-v1", "Acrobot-v1"),

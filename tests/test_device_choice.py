@@ -13,7 +13,7 @@ import torch
 import pgcourse as pg
 from conftest import TINY_A2C
 from fake_cuda import fake_cuda, on_fake_cuda, unusable_reason
-from pgcourse import devices
+from pgcourse.rl import devices
 
 
 @pytest.fixture(autouse=True)

@@ -19,9 +19,9 @@ from torch.utils._pytree import tree_flatten
 
 import pgcourse as pg
 from conftest import EVERY_LOOP_SHORT, SHORT_CARTPOLE, SHORT_PENDULUM, TINY_A2C, TINY_PPO_CONTINUOUS, TINY_PPO_DISCRETE
-from pgcourse import diagnostics
-from pgcourse.algorithms import checkpoint
-from pgcourse.run import bounds_on_device
+from pgcourse.rl import diagnostics
+from pgcourse.rl.algorithms import checkpoint
+from pgcourse.rl.run import bounds_on_device
 
 
 # ---------------------------------------------------------------------------------------------

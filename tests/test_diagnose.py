@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import pgcourse as pg
-from pgcourse.traps import bug_hunt
-from pgcourse.traps.signals import top_causes
-from pgcourse.history import History
+from pgcourse.course.debugging import bug_hunt
+from pgcourse.course.debugging.signals import top_causes
+from pgcourse.rl.history import History
 
 
 def synthetic_run(algo="ppo", n_actions=2, rows=40, returns=None, status="completed", steps_per_update=512,
@@ -195,7 +195,7 @@ def with_config(run, **config):
 
 
 def test_causes_name_only_traps_the_algorithm_has():
-    from pgcourse.traps.signals import applicable_causes
+    from pgcourse.course.debugging.signals import applicable_causes
 
     causes = ["low_critic_lr", "joint_grad_clip (why)", "advantage_sign_flipped", "learning rate too high"]
     assert applicable_causes(causes, "reinforce") == ["advantage_sign_flipped", "learning rate too high"]
@@ -240,8 +240,8 @@ def test_every_cached_healthy_default_run_raises_no_alarm_and_names_no_trap():
     each, with constant and annealed learning rates (80 runs, 1,000 episodes each)."""
     from pathlib import Path
 
-    from pgcourse.sweeps import load_results
-    from pgcourse.traps.experiments import _as_run
+    from pgcourse.course.sweeps import load_results
+    from pgcourse.course.debugging.experiments import _as_run
 
     figures = Path(pg.__file__).resolve().parents[1] / "figures"
     checked = 0
@@ -269,8 +269,8 @@ def test_a_kl_of_several_nats_per_update_is_an_alarm_that_names_the_unsummed_log
 def test_diagnose_record_reads_a_cached_trial_with_its_action_space():
     from pathlib import Path
 
-    from pgcourse.sweeps import load_results
-    from pgcourse.traps.signals import diagnose_record
+    from pgcourse.course.sweeps import load_results
+    from pgcourse.course.debugging.signals import diagnose_record
 
     figures = Path(pg.__file__).resolve().parents[1] / "figures"
     record = next(r for r in load_results(figures / "06_diagnose").trials

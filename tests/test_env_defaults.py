@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from pgcourse.bench.results import DEFAULT_SUITE, MAX_EPISODE_STEPS
-from pgcourse.config import _ENV_DEFAULTS, _ENV_ID_DEFAULTS, SOLVE_THRESHOLDS, default_overrides, make_config
+from pgcourse.rl.config import _ENV_DEFAULTS, _ENV_ID_DEFAULTS, SOLVE_THRESHOLDS, default_overrides, make_config
 
 
 def test_lunar_lander_ppo_gets_its_tuned_defaults():

@@ -9,12 +9,12 @@ import torch
 from gymnasium.wrappers.vector import NormalizeObservation
 
 from conftest import SHORT_CARTPOLE, SHORT_PENDULUM
-from pgcourse.algorithms import Trainer
-from pgcourse.algorithms.rollout import collect_rollout
-from pgcourse.config import make_config
-from pgcourse.envs import (AUTORESET_MODE, ObsNormalizerState, RolloutStepper, action_space_kind,
-                           check_observation_space, env_spaces, find_wrapper, make_vector_env, normalizer_state)
-from pgcourse.returns import compute_gae
+from pgcourse.rl.algorithms import Trainer
+from pgcourse.rl.algorithms.rollout import collect_rollout
+from pgcourse.rl.config import make_config
+from pgcourse.rl.envs import (AUTORESET_MODE, ObsNormalizerState, RolloutStepper, action_space_kind,
+                              check_observation_space, env_spaces, find_wrapper, make_vector_env, normalizer_state)
+from pgcourse.rl.returns import compute_gae
 
 
 def random_actions(envs, rng, steps):

@@ -18,15 +18,15 @@ from PIL import Image
 
 import pgcourse as pg
 from pgcourse.cli import main, parse_env_arg
-from pgcourse.config import (EVAL_MODE_DEFAULTS, ConfigError, PPOConfig, config_from_dict, fill_absent_defaults,
-                             make_config)
-from pgcourse.envs import SeededCartPoleVectorEnv, env_spaces, make_raw_vector_env
-from pgcourse.evaluation import compare_modes, evaluate, modes_disagree
-from pgcourse.render import rollout_frames
-from pgcourse.sweeps import ResultsFolder, SweepResultsError, expand, sweep, verify
-from pgcourse.sweeps.driver import _expected_config, comparable_config
-from pgcourse.sweeps.spec import action_kind_of
-from pgcourse.sweeps.trial import history_digest
+from pgcourse.rl.config import (EVAL_MODE_DEFAULTS, ConfigError, PPOConfig, config_from_dict, fill_absent_defaults,
+                                make_config)
+from pgcourse.rl.envs import SeededCartPoleVectorEnv, env_spaces, make_raw_vector_env
+from pgcourse.rl.evaluation import compare_modes, evaluate, modes_disagree
+from pgcourse.course.views.render import rollout_frames
+from pgcourse.course.sweeps import ResultsFolder, SweepResultsError, expand, sweep, verify
+from pgcourse.course.sweeps.driver import _expected_config, comparable_config
+from pgcourse.course.sweeps.spec import action_kind_of
+from pgcourse.course.sweeps.trial import history_digest
 
 REPO = Path(__file__).resolve().parent.parent
 

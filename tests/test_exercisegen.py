@@ -7,8 +7,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from pgcourse import exercisegen
-from pgcourse.exercisegen import ExerciseGenError, make_exercise_notebook
+from pgcourse.classroom import exercisegen
+from pgcourse.classroom.exercisegen import ExerciseGenError, make_exercise_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -200,7 +200,7 @@ def test_regenerating_keeps_a_copy_of_the_learners_work_before_replacing_it(tmp_
     copied to exercises/your-work/ first; a notebook as generated is replaced without a copy."""
     import shutil
 
-    from pgcourse import exercisegen
+    from pgcourse.classroom import exercisegen
 
     solutions, exercises = tmp_path / "solutions", tmp_path / "exercises"
     shutil.copytree(ROOT / "solutions", solutions, ignore=shutil.ignore_patterns("*.py"))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import pgcourse as pg
-from pgcourse.diagnostics import explained_variance
+from pgcourse.rl.diagnostics import explained_variance
 
 CASES = [("ppo", "CartPole-v1", dict(total_steps=4096)), ("a2c", "CartPole-v1", dict(total_steps=2000)),
          ("trpo", "CartPole-v1", dict(total_steps=4096)), ("reinforce_baseline", "CartPole-v1", dict(max_episodes=24)),

@@ -252,7 +252,7 @@ def test_a_run_trains_on_the_gpu_and_its_helpers_follow_the_rule(gpu_runs, algo,
 def test_train_many_trains_every_agent_on_the_gpu(env_id, replaced):
     """pg.train_many on the GPU: the agent-axis losses (and a replaced piece's agent-by-agent path) keep every
     tensor on the device, the runs' modules on run.device and their histories on the CPU."""
-    from pgcourse import losses
+    from pgcourse.rl import losses
 
     pieces = {"clipped_surrogate_loss": lambda *args: losses.clipped_surrogate_loss(*args)} if replaced else {}
     with fake_cuda(), warnings.catch_warnings():
@@ -319,7 +319,7 @@ def test_a_gpu_run_plays_its_gif(gpu_runs, tmp_path):
 
 def test_cartpole_batch_is_on_the_cpu_whatever_the_device(gpu_runs):
     """Lesson 07 combines the batch with its own CPU networks (issue 32: the batch came back on the GPU)."""
-    from pgcourse.checks.ch07_trpo import batch_kl, batch_surrogate, cartpole_batch, reference_trpo_step
+    from pgcourse.course.checks.ch07_trpo import batch_kl, batch_surrogate, cartpole_batch, reference_trpo_step
 
     run = gpu_runs["trpo", SHORT_CARTPOLE]
     with fake_cuda():

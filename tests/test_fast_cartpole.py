@@ -18,8 +18,8 @@ import pytest
 from gymnasium.utils import seeding
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
-from pgcourse.envs import (AUTORESET_MODE, START_BLOCK, EpisodeStatistics, SeededCartPoleVectorEnv, StartStates,
-                           make_raw_vector_env)
+from pgcourse.rl.envs import (AUTORESET_MODE, START_BLOCK, EpisodeStatistics, SeededCartPoleVectorEnv, StartStates,
+                              make_raw_vector_env)
 
 
 def test_a_block_of_start_states_is_the_per_episode_draws():

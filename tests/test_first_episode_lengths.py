@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from pgcourse import envs
-from pgcourse.checks import ch01_loop
+from pgcourse.rl import envs
+from pgcourse.course.checks import ch01_loop
 
 
 def test_lengths_agree_with_the_reference_loop_on_real_cartpole_batches():

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import pgcourse as pg
-from pgcourse.checks import ch02_baseline
+from pgcourse.course.checks import ch02_baseline
 
 
 def right_fit_critic(weights, observations, returns, lr, steps):
@@ -165,8 +165,8 @@ def student_process():
     import tempfile
     import time
 
-    from pgcourse.grading.sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox, write_runner_package
-    from pgcourse.grading.worker import StudentProcess
+    from pgcourse.classroom.grading.sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox, write_runner_package
+    from pgcourse.classroom.grading.worker import StudentProcess
 
     mode = SANDBOX if probe_sandbox()[0] == SANDBOX else UNSAFE
     runner = write_runner_package(tempfile.mkdtemp(prefix="pgcourse-test-runner-"))
@@ -198,7 +198,7 @@ def _verdict(fn) -> tuple[str, str]:
 def test_the_grade_agrees_with_the_notebook_check(student_process, name):
     import time
 
-    from pgcourse.grading.link import StudentFunction
+    from pgcourse.classroom.sandboxed.link import StudentFunction
 
     namespace: dict = {}
     exec(_source(name), namespace)  # noqa: S102 - the test's own source

@@ -24,10 +24,11 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from pgcourse import exercisegen, grading
+from pgcourse.classroom import exercisegen, grading
 from pgcourse.cli import main as cli_main
-from pgcourse.grading import GradingError, Limits, sandbox
-from pgcourse.traps import pool
+from pgcourse.classroom.grading import GradingError, Limits
+from pgcourse.classroom.grading import sandbox
+from pgcourse.course.debugging import pool
 
 ROOT = Path(__file__).resolve().parents[1]
 SANDBOX = sandbox.probe_sandbox()[0] == sandbox.SANDBOX
@@ -580,7 +581,7 @@ def test_rng_states_from_the_sandbox_are_checked_before_any_is_set():
     import random
 
     import numpy as np
-    from pgcourse.grading import wire
+    from pgcourse.classroom.sandboxed import wire
     state = wire._rng_get()
     wire._rng_set(state)  # a state as the other side sends it goes through
     before = (np.random.get_state()[2], random.getstate()[1][-1])

@@ -18,10 +18,10 @@ import torch
 
 import pgcourse as pg
 import wrong_versions
-from pgcourse.checks import LearnerCodeError
-from pgcourse.grading.link import StudentFunction
-from pgcourse.grading.sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox, write_runner_package
-from pgcourse.grading.worker import StudentProcess
+from pgcourse.course.checks import LearnerCodeError
+from pgcourse.classroom.sandboxed.link import StudentFunction
+from pgcourse.classroom.grading.sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox, write_runner_package
+from pgcourse.classroom.grading.worker import StudentProcess
 
 # Honest answers that an earlier grader rejected or that stress the wire: views, strides, other dtypes.
 HONEST = {  # every source starts with the imports it needs, as an answer cell would

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from pgcourse import grading
-from pgcourse.grading.grader import synthetic_notebook
-from pgcourse.grading.sandbox import SANDBOX, probe_sandbox
+from pgcourse.classroom import grading
+from pgcourse.classroom.grading.grader import synthetic_notebook
+from pgcourse.classroom.grading.sandbox import SANDBOX, probe_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(probe_sandbox()[0] != SANDBOX,

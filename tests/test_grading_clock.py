@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from pgcourse.grading import clock
+from pgcourse.classroom.sandboxed import clock
 
 pytestmark = pytest.mark.skipif(clock.WorkClock().measures != "cpu", reason="needs /proc (Linux)")
 

@@ -17,10 +17,10 @@ import torch
 from torch import nn
 from torch.distributions import Categorical
 
-from pgcourse.checks import ch06_traps
-from pgcourse.grading.link import StudentFunction
-from pgcourse.grading.sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox, write_runner_package
-from pgcourse.grading.worker import StudentProcess
+from pgcourse.course.checks import ch06_traps
+from pgcourse.classroom.sandboxed.link import StudentFunction
+from pgcourse.classroom.grading.sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox, write_runner_package
+from pgcourse.classroom.grading.worker import StudentProcess
 
 import actor_critic_loops
 
@@ -92,7 +92,7 @@ def test_right_loops_on_untouched_envs_pass_the_replay():
 def test_the_replay_reproduces_gymnasiums_cartpole():
     """The equations and constants written in cartpole_replay are gymnasium's: random actions over 20 episodes,
     every next observation within the tolerance, every termination and truncation as gymnasium's."""
-    from pgcourse.checks.cartpole_replay import MAX_EPISODE_STEPS, STATE_TOLERANCE, _fallen, cartpole_step
+    from pgcourse.course.checks.cartpole_replay import MAX_EPISODE_STEPS, STATE_TOLERANCE, _fallen, cartpole_step
 
     env = gym.make("CartPole-v1")
     rng = np.random.default_rng(0)

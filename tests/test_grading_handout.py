@@ -17,7 +17,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 import pgcourse.grading.grader as grader_module
-from pgcourse import exercisegen
+from pgcourse.classroom import exercisegen
 from pgcourse.cli import main as cli_main
 
 from test_grading_term import FakePool  # noqa: F401
@@ -62,7 +62,7 @@ def test_the_handout_never_writes_into_a_folder_that_holds_something(tmp_path, c
 
 
 def test_the_handout_refuses_a_folder_inside_what_it_copies(tmp_path, capsys):
-    from pgcourse.handout import HandoutError, check_target
+    from pgcourse.classroom.handout import HandoutError, check_target
 
     with pytest.raises(HandoutError, match="inside the course's exercises/"):
         check_target(ROOT / "exercises" / "class", ROOT)

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 import pgcourse as pg
-from pgcourse import grading
-from pgcourse.grading import GradingError
+from pgcourse.classroom import grading
+from pgcourse.classroom.grading import GradingError
 
 from test_grading_term import ISOLATION, LIMITS, FakePool, course, course_dir, write_submission  # noqa: F401 (fixtures)
 
@@ -119,7 +119,7 @@ def test_an_answer_that_calls_the_package_fails_in_the_notebook_as_when_graded(t
     from nbformat.v4 import new_code_cell, new_notebook
 
     import pgcourse as pg
-    from pgcourse.checks import LearnerCodeError
+    from pgcourse.course.checks import LearnerCodeError
 
     function, namespace = _notebook_function(PG_NORMALIZE, "normalize")
     with pytest.raises(LearnerCodeError) as notebook:
@@ -149,10 +149,10 @@ def test_an_answer_that_calls_the_package_fails_in_the_notebook_as_when_graded(t
 
 def test_the_grading_rules_keep_the_kit_and_right_answers(capsys):
     import pgcourse as pg
-    from pgcourse.checks import rules
-    from pgcourse.grading.loops import KIT_NAMES
+    from pgcourse.course.checks import rules
+    from pgcourse.classroom.sandboxed.loops import KIT_NAMES
 
-    from pgcourse.grading.runner import POLICY
+    from pgcourse.classroom.sandboxed.runner import POLICY
 
     assert {name for items in rules.KIT.values() for name in items} == set(KIT_NAMES)
     assert rules.POLICY == POLICY  # the notebook's message is the grader's, word for word
@@ -172,7 +172,7 @@ def test_the_grading_rules_keep_the_kit_and_right_answers(capsys):
 
 def test_a_function_imported_from_the_package_is_withheld_too():
     import pgcourse as pg
-    from pgcourse.checks import LearnerCodeError
+    from pgcourse.course.checks import LearnerCodeError
 
     function, namespace = _notebook_function("from pgcourse.returns import discounted_returns as reference\n"
                                              "def discounted_returns(rewards, gamma):\n"
@@ -185,7 +185,7 @@ def test_a_function_imported_from_the_package_is_withheld_too():
 def test_chapter_06_part_b_loop_is_checked_under_the_graders_rules_too():
     """check_train_actor_critic was not among the wrapped checks (chapter 06 is not in pg.checks' chapter list), so a
     Part B loop calling the package passed the notebook's check and then failed when graded."""
-    from pgcourse.checks import LearnerCodeError
+    from pgcourse.course.checks import LearnerCodeError
 
     notebook = {"__name__": "__main__", "pg": pg, "torch": torch}  # a notebook's namespace: the loop's module
     exec("def train_actor_critic(env_name, total_steps, seed=0, gamma=0.99, lr=3e-3, n_steps=16):\n"

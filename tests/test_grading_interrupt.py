@@ -14,8 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from pgcourse import grading
-from pgcourse.grading.grader import synthetic_notebook
+from pgcourse.classroom import grading
+from pgcourse.classroom.grading.grader import synthetic_notebook
 
 from test_grading_attacks import play_answer
 

@@ -28,14 +28,15 @@ import pytest
 import torch
 
 import pgcourse as pg
-from pgcourse import checks, grading
-from pgcourse.checks import ch01_loop, ch04b_ppo_loop
-from pgcourse.checks.stages import REMOTE_CASES, CountingEnvs, fixed_networks
-from pgcourse.envs import SeededCartPoleVectorEnv
-from pgcourse.grading import loops
-from pgcourse.grading.grader import synthetic_notebook
-from pgcourse.grading.partial import partial_points
-from pgcourse.grading.sandbox import SANDBOX, probe_sandbox
+from pgcourse.course import checks
+from pgcourse.classroom import grading
+from pgcourse.course.checks import ch01_loop, ch04b_ppo_loop
+from pgcourse.course.checks.stages import REMOTE_CASES, CountingEnvs, fixed_networks
+from pgcourse.rl.envs import SeededCartPoleVectorEnv
+from pgcourse.classroom.sandboxed import loops
+from pgcourse.classroom.grading.grader import synthetic_notebook
+from pgcourse.classroom.grading.partial import partial_points
+from pgcourse.classroom.grading.sandbox import SANDBOX, probe_sandbox
 
 import wrong_loops
 from wrong_loops import CORRECT_LOOPS, WRONG_LOOPS
@@ -326,7 +327,8 @@ def test_the_wrong_loops_catalogue_runs_where_pgcourse_is_the_kit():
     """The graded class above puts tests/wrong_loops.py into answer cells: it may import only what the kit offers."""
     imported = {line.split(" import ")[0].removeprefix("from ").strip() for line in WRONG_SOURCE.splitlines()
                 if line.startswith("from pgcourse")}
-    assert imported <= {"pgcourse.algorithms.rollout", "pgcourse.batching", "pgcourse.networks"}
+    assert imported <= {f"pgcourse.{place}{name}" for place in ("", "rl.")
+                        for name in ("algorithms.rollout", "batching", "networks")}
     assert inspect.getsource(wrong_loops).count("pg.") == 0
 
 
@@ -346,7 +348,7 @@ def test_concept_questions_are_graded_with_partial_credit_per_question(graded):
 
 
 def test_the_concept_check_cell_is_recognised_for_partial_credit():
-    from pgcourse.grading.partial import concept_check, concept_points
+    from pgcourse.classroom.grading.partial import concept_check, concept_points
 
     assert concept_check('# do not edit\npg.concepts.check_concepts("01", answers)') == ("01", "answers")
     for other in ("pg.checks.check_normalize(normalize)", 'pg.concepts.check_concepts("01", answers, x=1)',

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pgcourse.grading.sandbox import (SANDBOX, SANDBOX_RUNNER_FOLDER, UNSAFE, Limits, probe_sandbox, seccomp_program,
-                                      student_command, write_runner_package)
+from pgcourse.classroom.grading.sandbox import (SANDBOX, SANDBOX_RUNNER_FOLDER, UNSAFE, Limits, probe_sandbox,
+                                                seccomp_program, student_command, write_runner_package)
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_sandbox = pytest.mark.skipif(probe_sandbox()[0] != SANDBOX, reason="no bubblewrap sandbox on this machine")
@@ -74,7 +74,7 @@ def test_in_the_sandbox_threads_work_and_processes_do_not():
 @needs_sandbox
 def test_the_runner_blocks_the_course_package_and_says_why():
     """The student process says hello only after its limits, its user and the import policy are in place."""
-    from pgcourse.grading.worker import StudentProcess
+    from pgcourse.classroom.grading.worker import StudentProcess
     import time
 
     runner = write_runner_package(tempfile.mkdtemp())
@@ -102,7 +102,7 @@ def test_unsafe_mode_is_a_plain_process():
 @needs_sandbox
 def test_an_interpreter_under_tmp_stays_visible(monkeypatch):
     """A venv in a clone under /tmp (as CI's may be) is bound on top of the sandbox's own /tmp, not hidden by it."""
-    from pgcourse.grading import sandbox
+    from pgcourse.classroom.grading import sandbox
 
     folder = Path(tempfile.mkdtemp(prefix="pgcourse-venv-like-", dir="/tmp"))
     (folder / "marker.txt").write_text("visible")
@@ -121,7 +121,7 @@ def test_an_interpreter_started_through_a_dotdot_path_runs_in_the_sandbox(monkey
     """``python`` started as ``<folder>/../venv/bin/python`` (sys.executable keeps the ``..``): inside the sandbox
     ``<folder>`` does not exist, so the path could not be resolved and every student process died at start
     (224 setup errors in a run started that way, with the venv beside a clone under /tmp)."""
-    from pgcourse.grading import sandbox
+    from pgcourse.classroom.grading import sandbox
 
     folder = tempfile.mkdtemp(prefix="pgcourse-detour-", dir="/tmp")  # /tmp is the sandbox's own, empty tmpfs
     detour = os.path.join(folder, os.path.relpath(os.path.abspath(sys.executable), folder))  # folder/../../…/python
@@ -162,7 +162,7 @@ def test_in_the_sandbox_memfd_shm_and_dev_shm_are_refused():
 
 
 def test_memory_cgroup_hierarchies_are_found_from_proc():
-    from pgcourse.grading import memcg
+    from pgcourse.classroom.grading import memcg
 
     with tempfile.TemporaryDirectory() as root:
         v1 = Path(root, "memory", "jobs", "grader")
@@ -185,8 +185,8 @@ def test_memory_cgroup_hierarchies_are_found_from_proc():
 def test_a_memory_cgroup_bounds_memory_that_no_address_space_counts():
     """Without the sandbox's seccomp filter, 400 MB of memfd files (--memory 128): the cgroup's limit kills the
     process; RLIMIT_AS alone let it hold them (issue 26, item 5.1). Skipped where no cgroup can be made."""
-    from pgcourse.grading.link import Lost
-    from pgcourse.grading.worker import StudentProcess, _usable_hierarchy
+    from pgcourse.classroom.sandboxed.link import Lost
+    from pgcourse.classroom.grading.worker import StudentProcess, _usable_hierarchy
     import time
 
     hierarchy, detail = _usable_hierarchy()
@@ -237,7 +237,7 @@ def test_the_student_process_computes_on_the_graders_kernel_path(monkeypatch):
     student's numbers against ones it computes itself, some exactly: the seeded initial weights, whose orthogonal
     init differs in its last bits between kernel paths. With the variable cleared in the sandbox, the course's own
     solution 01 failed its self-test ('the policy's weights before your first update are not those ...')."""
-    from pgcourse.grading import sandbox
+    from pgcourse.classroom.grading import sandbox
 
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "default")
     argv = sandbox.student_command(SANDBOX, write_runner_package(tempfile.mkdtemp()), 3, Limits().to_dict())

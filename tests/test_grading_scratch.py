@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pgcourse.grading.sandbox import SANDBOX, probe_sandbox
+from pgcourse.classroom.grading.sandbox import SANDBOX, probe_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 FILL = r'''

@@ -28,10 +28,10 @@ from hypothesis import strategies as st
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 import pgcourse.grading.grader as grader_module
-from pgcourse import exercisegen, grading
+from pgcourse.classroom import exercisegen, grading
 from pgcourse.cli import main as cli_main
-from pgcourse.grading.sandbox import SANDBOX, probe_sandbox
-from pgcourse.grading import ExerciseResult, GradeReport, Limits, StudentResult
+from pgcourse.classroom.grading.sandbox import SANDBOX, probe_sandbox
+from pgcourse.classroom.grading import ExerciseResult, GradeReport, Limits, StudentResult
 
 LIMITS = Limits(exercise_s=10.0, submission_s=60.0, memory_mb=1024, output_mb=2)
 BIG = 700 * 2**20  # the issue's sparse notebook: no disk space, 700 MB to whoever reads it
@@ -426,9 +426,9 @@ def test_a_notebook_named_for_a_classmate_is_never_graded_for_the_classmate(cour
 def test_moodle_participants_with_the_same_name_are_two_students(course, tmp_path):
     from datetime import datetime, timezone
 
-    from pgcourse.grading.assignment import make_assignment
-    from pgcourse.grading.lms import read_roster
-    from pgcourse.grading.term import TERM_FORMAT, export, update_term
+    from pgcourse.classroom.grading.assignment import make_assignment
+    from pgcourse.classroom.grading.lms import read_roster
+    from pgcourse.classroom.grading.term import TERM_FORMAT, export, update_term
 
     flat, folders = tmp_path / "download", tmp_path / "in-folders"  # "Download all submissions", without, with folders
     for number, right in ((123456, True), (123457, False)):
@@ -562,7 +562,7 @@ def assert_only_text(page: str, student_texts: list[str], tags: set[str], attrib
 
 
 def test_feedback_files_show_what_students_wrote_as_text_never_as_markup(course, tmp_path):
-    from pgcourse.grading.feedback import html_page, markdown, write_feedback
+    from pgcourse.classroom.grading.feedback import html_page, markdown, write_feedback
 
     submitted = tmp_path / "submitted"
     hostile = write_submission(submitted / f"{HOSTILE_NAME}.ipynb")   # its name, and its answer as the message
@@ -607,8 +607,8 @@ MARKDOWN_PIECES = st.sampled_from(list("`*_<>&[]()!#\\ -~|:.@=$^\"';/\n\t") + [
 def test_markdown_escapes_show_any_text_as_written(text):
     """The three ways the Markdown feedback writes text it did not write itself, on any text: a name's code span, a
     message's code block, the teacher's prose; each renders as the text (unprintables escaped), never as markup."""
-    from pgcourse.grading.feedback import md_block, md_code, md_text
-    from pgcourse.grading.gradebook import shown_line
+    from pgcourse.classroom.grading.feedback import md_block, md_code, md_text
+    from pgcourse.classroom.grading.gradebook import shown_line
 
     line = shown_line(text).strip()
     block = "\n".join(md_block(text))
@@ -684,7 +684,7 @@ ONE_LINERS = ["def double(x):\n    return 2 * x\n", "def double(x):\n    return 
 
 
 def _similar(course, tmp_path, answers: dict[str, str]):
-    from pgcourse.grading.similarity import similar_pairs
+    from pgcourse.classroom.grading.similarity import similar_pairs
 
     chapter = course.chapter("01_demo")
     submissions = []
@@ -717,7 +717,7 @@ def test_a_group_of_three_copiers_in_a_class_of_seven_is_reported(course, tmp_pa
                **{name: own for name, own in zip(["dan", "eve", "fay", "gus"], OWN_WAYS)}}
     pairs = _similar(course, tmp_path, answers)
     assert sorted((p.first, p.second) for p in pairs) == [("ann", "ben"), ("ann", "cat"), ("ben", "cat")]
-    from pgcourse.grading.similarity import groups, summary_lines
+    from pgcourse.classroom.grading.similarity import groups, summary_lines
 
     assert groups(pairs) == [("ch01_double", ["ann", "ben", "cat"])]
     assert summary_lines(pairs)[1] == "  ch01_double: ann ~ ben ~ cat (100% of fingerprints shared)"
@@ -726,7 +726,7 @@ def test_a_group_of_three_copiers_in_a_class_of_seven_is_reported(course, tmp_pa
 def test_one_line_answers_written_alike_are_not_reported(course, tmp_path):
     """Five students who wrote the natural one-liner have identical trees (names and literals normalised): below
     the size floor nothing is compared, so no pair says they copied; the long copy beside them is reported."""
-    from pgcourse.grading.similarity import MIN_TOKENS, normalised_tokens, summary_lines
+    from pgcourse.classroom.grading.similarity import MIN_TOKENS, normalised_tokens, summary_lines
 
     assert all(len(normalised_tokens(source)) < MIN_TOKENS for source in ONE_LINERS)
     assert len(normalised_tokens(LOOPED)) >= MIN_TOKENS
@@ -829,7 +829,7 @@ def test_a_copy_padded_with_statements_that_have_no_effect_is_reported(course, t
     ``if 0: _ = 1``) gave overlaps of 0.13-0.75, under the 0.8 threshold. The normalisation drops every statement
     without effect, so the padded copy has the original's tokens and is reported; the solution-copy hint uses
     the same tokens."""
-    from pgcourse.grading.similarity import normalised_tokens
+    from pgcourse.classroom.grading.similarity import normalised_tokens
     padded = _padded_with(padding)
     assert padded.count(padding) >= 4
     assert normalised_tokens(padded) == normalised_tokens(LOOPED)
@@ -842,5 +842,5 @@ def test_a_copy_padded_with_statements_that_have_no_effect_is_reported(course, t
 def test_statements_with_an_effect_are_kept(statement):
     """What may change anything (a call that is not a pure builtin, a store into a name the answer reads, a
     condition that is not a constant, a loop over data) stays in the tokens."""
-    from pgcourse.grading.similarity import normalised_tokens
+    from pgcourse.classroom.grading.similarity import normalised_tokens
     assert normalised_tokens(_padded_with(statement)) != normalised_tokens(LOOPED)

@@ -20,16 +20,17 @@ import torch
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 import pgcourse.grading.grader as grader_module
-from pgcourse import exercisegen, grading
+from pgcourse.classroom import exercisegen, grading
 from pgcourse.cli import main as cli_main
-from pgcourse.grading import GradingError, LatePolicy, sandbox
-from pgcourse.grading.assignment import make_assignment
-from pgcourse.grading.feedback import file_stem, hide_expected_values, html_page, markdown
-from pgcourse.grading.identity import identity_of, parse_time, students_of_files
-from pgcourse.grading.lms import name_keys, read_roster
-from pgcourse.grading.partial import count_cases, partial_points, standard_check
-from pgcourse.grading.similarity import similar_pairs
-from pgcourse.grading.term import export
+from pgcourse.classroom.grading import GradingError, LatePolicy
+from pgcourse.classroom.grading import sandbox
+from pgcourse.classroom.grading.assignment import make_assignment
+from pgcourse.classroom.grading.feedback import file_stem, hide_expected_values, html_page, markdown
+from pgcourse.classroom.grading.identity import identity_of, parse_time, students_of_files
+from pgcourse.classroom.grading.lms import name_keys, read_roster
+from pgcourse.classroom.grading.partial import count_cases, partial_points, standard_check
+from pgcourse.classroom.grading.similarity import similar_pairs
+from pgcourse.classroom.grading.term import export
 
 SANDBOX = sandbox.probe_sandbox()[0] == sandbox.SANDBOX
 ISOLATION = "auto" if SANDBOX else sandbox.UNSAFE
@@ -654,7 +655,7 @@ def test_cells_a_student_added_run_as_in_their_notebook(course_dir, tmp_path, po
 
 # -- what a teacher's files and a class's folder must never do to each other ------------------------------
 def test_a_link_planted_where_feedback_goes_is_never_followed(course, tmp_path):
-    from pgcourse.grading.feedback import write_feedback
+    from pgcourse.classroom.grading.feedback import write_feedback
 
     write_submission(tmp_path / "submitted" / "alice.ipynb")
     report = fake_grade([tmp_path / "submitted"], course)
@@ -906,7 +907,7 @@ CSV_FORMULAS = ['=HYPERLINK("http://evil.example","click")', "+1+1", "-2", "@SUM
 
 def _formula_cells(path: Path) -> list[str]:
     """The cells of ``path`` that a spreadsheet would read as a formula (a number the grader wrote is not one)."""
-    from pgcourse.grading.gradebook import FORMULA_START
+    from pgcourse.classroom.grading.gradebook import FORMULA_START
 
     found = []
     for row in csv.reader(io.StringIO(path.read_text(encoding="utf-8"), newline="")):

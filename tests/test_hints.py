@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import pgcourse as pg
-from pgcourse.hints import HINTS, LEVEL_NAMES
-from pgcourse.notebook_format import BEGIN_SOLUTION, END_SOLUTION
+from pgcourse.course.hints import HINTS, LEVEL_NAMES
+from pgcourse.classroom.notebook_format import BEGIN_SOLUTION, END_SOLUTION
 
 ROOT = Path(__file__).resolve().parents[1]
 # chapters 00-05 and 04b; 06's bug hunt (its find-the-bug loop included) gives its hints in <details> cells

@@ -45,7 +45,7 @@ def test_ppo_reads_per_update_do_not_grow_with_the_gradient_steps(host_reads):
 
 
 def test_read_numbers_gives_the_floats_float_gives():
-    from pgcourse.algorithms.trainer import read_numbers
+    from pgcourse.rl.algorithms.trainer import read_numbers
     values = {"a": torch.tensor(0.1, dtype=torch.float32), "b": torch.tensor(1 / 3, dtype=torch.float64),
               "c": torch.tensor(2.5e-3, dtype=torch.float16), "d": 0.7, "e": torch.tensor([1e-30])}
     read = read_numbers(values)
@@ -55,7 +55,7 @@ def test_read_numbers_gives_the_floats_float_gives():
 
 
 def test_means_sum_in_the_order_added_as_the_loops_always_did():
-    from pgcourse.algorithms.agents import AgentMeans, Rows
+    from pgcourse.rl.algorithms.agents import AgentMeans, Rows
     means = AgentMeans(2)
     for value in (1e16, 1.0, -1e16):  # sum() since 3.12 would give 1/3
         means.add(x=torch.tensor([value, 2.0], dtype=torch.float64))
@@ -68,7 +68,7 @@ def test_a_rollouts_episodes_are_recorded_as_arrays_not_one_python_row_each(back
     """Issue 44, item 4: each finished episode cost a Python call (~3 us; 0.3 s a rollout at 65,536 envs). The
     rollout's episodes go into the history in one call per rollout; the same rows as before (the cached-sweep and
     wiring tests hold the numbers bit for bit)."""
-    from pgcourse.history import Table
+    from pgcourse.rl.history import Table
     calls = {"append": 0, "extend": 0}
     append, extend = Table.append, Table.extend
 

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from pgcourse.checks import ch01_loop, learning_proof
-from pgcourse.checks.stages import CountingEnvs, seeded_torch
-from pgcourse.config import make_config
-from pgcourse.envs import make_raw_vector_env
-from pgcourse.grading import loops
+from pgcourse.course.checks import ch01_loop, learning_proof
+from pgcourse.course.checks.stages import CountingEnvs, seeded_torch
+from pgcourse.rl.config import make_config
+from pgcourse.rl.envs import make_raw_vector_env
+from pgcourse.classroom.sandboxed import loops
 
 import training_loops
 from wire_helpers import WireHandle

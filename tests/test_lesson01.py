@@ -22,9 +22,9 @@ import torch
 
 import pgcourse as pg
 from conftest import assert_history_equal
-from pgcourse.algorithms import Components
-from pgcourse.config import ConfigError, ReinforceConfig, config_from_dict, make_config
-from pgcourse.sweeps import load_results
+from pgcourse.rl.algorithms import Components
+from pgcourse.rl.config import ConfigError, ReinforceConfig, config_from_dict, make_config
+from pgcourse.course.sweeps import load_results
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(max_episodes=12, num_envs=4)

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import pgcourse as pg
-from pgcourse.config import ConfigError, ReinforceConfig, config_from_dict, make_config
-from pgcourse.sweeps import load_results
+from pgcourse.rl.config import ConfigError, ReinforceConfig, config_from_dict, make_config
+from pgcourse.course.sweeps import load_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,7 +96,7 @@ def test_lesson_02_caches_are_the_sweeps_regenerate_02_describes():
     import importlib.util
     from pathlib import Path
 
-    from pgcourse.sweeps import load_results
+    from pgcourse.course.sweeps import load_results
 
     root = Path(__file__).resolve().parents[1]
     spec = importlib.util.spec_from_file_location("regenerate_02", root / "tools" / "regenerate_02.py")

@@ -22,8 +22,8 @@ import pytest
 import torch
 
 import pgcourse as pg
-from pgcourse.planted import gae_truncation_as_termination
-from pgcourse.sweeps import load_results
+from pgcourse.rl.planted import gae_truncation_as_termination
+from pgcourse.course.sweeps import load_results
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import pgcourse as pg
-from pgcourse import diagnostics, returns
-from pgcourse.sweeps import load_results
+from pgcourse.rl import diagnostics, returns
+from pgcourse.course.sweeps import load_results
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import pgcourse as pg
-from pgcourse.config import ConfigError, PPOConfig, config_from_dict, default_config_dict, make_config
-from pgcourse.networks import GaussianPolicy
+from pgcourse.rl.config import ConfigError, PPOConfig, config_from_dict, default_config_dict, make_config
+from pgcourse.rl.networks import GaussianPolicy
 
 FIGURES = Path(__file__).resolve().parent.parent / "figures"
 LESSON_05_FOLDERS = ("05_pendulum", "05_log_std", "05_squash")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import pgcourse as pg
-from pgcourse.sweeps import load_results
+from pgcourse.course.sweeps import load_results
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ROOT / "figures"

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 import pgcourse as pg
-from pgcourse.checks import ch07_trpo
-from pgcourse.grading import loops
-from pgcourse.trust_region import backtracking_line_search, conjugate_gradient, fisher_vector_product, flat_grad
+from pgcourse.course.checks import ch07_trpo
+from pgcourse.classroom.sandboxed import loops
+from pgcourse.rl.trust_region import backtracking_line_search, conjugate_gradient, fisher_vector_product, flat_grad
 
 FIGURES = Path(__file__).resolve().parent.parent / "figures"
 

@@ -253,7 +253,7 @@ def test_lesson_08_defaults_were_checked_on_seeds_it_does_not_report():
     import json
     from pathlib import Path
 
-    from pgcourse.lm.finetune import METHOD_DEFAULTS
+    from pgcourse.rl.lm.finetune import METHOD_DEFAULTS
 
     root = Path(__file__).resolve().parents[1]
     record = json.loads((root / "figures" / "08_lm" / "disjoint_tuning.json").read_text())

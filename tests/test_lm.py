@@ -9,11 +9,12 @@ import math
 import pytest
 import torch
 
-from pgcourse.config import ConfigError
-from pgcourse.lm import losses, task
-from pgcourse.lm.finetune import FinetuneConfig, FinetuneResult, distinct_fraction, exact_kl, finetune, gae_over_tokens
-from pgcourse.lm.model import ModelConfig, TinyLM, count_parameters, generate, response_logits
-from pgcourse.lm.pretrain import WEIGHTS, evaluate_sorting, load_pretrained, pretrain, pretrained_info
+from pgcourse.rl.config import ConfigError
+from pgcourse.rl.lm import losses, task
+from pgcourse.rl.lm.finetune import (FinetuneConfig, FinetuneResult, distinct_fraction, exact_kl, finetune,
+                                     gae_over_tokens)
+from pgcourse.rl.lm.model import ModelConfig, TinyLM, count_parameters, generate, response_logits
+from pgcourse.rl.lm.pretrain import WEIGHTS, evaluate_sorting, load_pretrained, pretrain, pretrained_info
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import pgcourse as pg
-from pgcourse.history import UPDATE_FIELDS, History, Table
-from pgcourse.loggers import FORMATS, LogDirError, TrainingLogger, format_value
+from pgcourse.rl.history import UPDATE_FIELDS, History, Table
+from pgcourse.rl.loggers import FORMATS, LogDirError, TrainingLogger, format_value
 
 pytest.importorskip("tensorboard", reason='the tensorboard extra is not installed: pip install "pgcourse[tensorboard]"')
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402

@@ -20,10 +20,10 @@ import pytest
 import torch
 
 import pgcourse as pg
-from pgcourse import checks
-from pgcourse.checks import ch01_loop, ch04b_ppo_loop
-from pgcourse.checks.stages import CountingEnvs
-from pgcourse.envs import make_raw_vector_env
+from pgcourse.course import checks
+from pgcourse.course.checks import ch01_loop, ch04b_ppo_loop
+from pgcourse.course.checks.stages import CountingEnvs
+from pgcourse.rl.envs import make_raw_vector_env
 
 from wrong_loops import CORRECT_LOOPS, WRONG_LOOPS
 
@@ -310,7 +310,7 @@ def test_end_to_end_accepts_the_reference_and_another_loop_on_one_seed(stage, fn
 def test_a_handle_that_can_play_a_stage_where_the_function_lives_is_used():
     """The grader's hook: a handle on a function in another process, with ``play_stage(stage, case_index)``
     returning the case's data, is played through that method (the function is never called here)."""
-    from pgcourse.checks.stages import RUNNERS
+    from pgcourse.course.checks.stages import RUNNERS
 
     class Handle:
         __name__ = "collect_rollout"
@@ -344,7 +344,7 @@ def test_the_short_truncation_case_names_a_loop_that_cuts_the_bootstrap_at_a_tim
 def test_a_loop_whose_returns_pass_is_not_told_it_did_not_learn():
     """Issue 49: 'your loop did not learn on seed 0' was printed beside returns of 394-444 when the failure was a
     glue rule; the headline now says which it is."""
-    from pgcourse.checks.stages import SeedResult
+    from pgcourse.course.checks.stages import SeedResult
 
     glue = SeedResult(0, 420.5, np.zeros(20), 40_000, 50, 3.0, problems=["your loop took 49 updates; train until ..."])
     message = ch01_loop._reinforce_failure([glue], glue)

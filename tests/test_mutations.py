@@ -22,11 +22,12 @@ import pytest
 import torch
 
 import pgcourse as pg
-from pgcourse import checks, render
-from pgcourse.algorithms import ppo as ppo_module
-from pgcourse.algorithms import trpo as trpo_module
-from pgcourse.batching import minibatch_indices as reference_minibatch_indices
-from pgcourse.losses import value_loss as reference_value_loss
+from pgcourse.course import checks
+from pgcourse.course.views import render
+from pgcourse.rl.algorithms import ppo as ppo_module
+from pgcourse.rl.algorithms import trpo as trpo_module
+from pgcourse.rl.batching import minibatch_indices as reference_minibatch_indices
+from pgcourse.rl.losses import value_loss as reference_value_loss
 
 
 # -- 1. PPO's clipped value loss clips around the rollout's values ----------------------------------------------

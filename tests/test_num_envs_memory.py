@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import pgcourse as pg
-from pgcourse import memory
-from pgcourse.config import ConfigError, make_config
+from pgcourse.rl import memory
+from pgcourse.rl.config import ConfigError, make_config
 
 CARTPOLE_PPO_ENV_BYTES = 64 * ((4 * 4 + 8 + 5 * 4 + 3) + (4 * 4 + 8 + 4 * 4) + 4 * 4 + 2 * 4 * 64) + 4 * 4  # 39,376
 

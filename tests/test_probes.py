@@ -12,14 +12,14 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 import pgcourse as pg
-from pgcourse import probes
+from pgcourse.course.debugging import probes
 
 
 @pytest.mark.parametrize("name", list(probes.PROBES))
 def test_every_probe_is_a_registered_valid_picklable_env(name):
     probe = probes.PROBES[name]
     spec = gym.spec(probe.env_id)
-    assert isinstance(spec.entry_point, str) and spec.entry_point.startswith("pgcourse.probes:")  # no lambda
+    assert isinstance(spec.entry_point, str) and spec.entry_point.startswith("pgcourse.course.debugging.probes:")  # no lambda
     env = gym.make(probe.full_id)  # the module:id form any process can make
     check_env(env.unwrapped, skip_render_check=True)
     env.reset(seed=0)

@@ -19,9 +19,10 @@ import torch
 from torch.distributions import AffineTransform, Normal, TanhTransform, TransformedDistribution
 
 import pgcourse as pg
-from pgcourse import concepts, losses
-from pgcourse.checks import ch04_ppo, ch05_continuous
-from pgcourse.networks import GaussianPolicy
+from pgcourse.course import concepts
+from pgcourse.rl import losses
+from pgcourse.course.checks import ch04_ppo, ch05_continuous
+from pgcourse.rl.networks import GaussianPolicy
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pgcourse.sweeps.spec import expand
+from pgcourse.course.sweeps.spec import expand
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = sorted((ROOT / "tools").glob("regenerate_*.py"))

@@ -20,10 +20,10 @@ import torch
 
 import pgcourse as pg
 from conftest import TINY_A2C, assert_history_equal
-from pgcourse.algorithms import trainer as trainer_module
-from pgcourse.algorithms.interrupts import InterruptGuard
-from pgcourse.config import ConfigError
-from pgcourse.run import TRAINING_STATE_FILE
+from pgcourse.rl.algorithms import trainer as trainer_module
+from pgcourse.rl.algorithms.interrupts import InterruptGuard
+from pgcourse.rl.config import ConfigError
+from pgcourse.rl.run import TRAINING_STATE_FILE
 
 WALL = ("wall_time",)
 # (algo, env, settings): every loop, discrete and continuous, with evaluations during training
@@ -328,8 +328,8 @@ def test_cli_ctrl_c_saves_the_run_and_pgcourse_resume_finishes_it_exactly(tmp_pa
 
 def test_a_sweep_trial_interrupted_in_its_worker_is_not_recorded_as_finished(monkeypatch, finished_run):
     """A Ctrl-C that reaches a Ray worker stops its training gracefully: the trial must not count as done."""
-    from pgcourse.sweeps import trial
-    from pgcourse.sweeps.spec import TrialSpec
+    from pgcourse.course.sweeps import trial
+    from pgcourse.course.sweeps.spec import TrialSpec
 
     finished_run.history.status = "interrupted"
     try:

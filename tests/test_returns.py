@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from pgcourse.returns import compute_gae, discounted_returns, normalize
+from pgcourse.rl.returns import compute_gae, discounted_returns, normalize
 
 GAE_SETTINGS = settings(max_examples=60, deadline=None)
 

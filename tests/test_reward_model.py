@@ -8,7 +8,7 @@ import torch
 
 import pgcourse as pg
 import pgcourse.lm as lm
-from pgcourse.lm import reward_model as rmod
+from pgcourse.rl.lm import reward_model as rmod
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def test_a_cached_learned_reward_row_reruns_to_the_same_numbers_or_inside_the_sp
     """Re-run seed 3 of the unleashed arm with the stored reward model: bit for bit where this machine rounds as the
     one that made the cache, else inside the arm's spread (pgcourse.lm.cached.compare_rerun_row)."""
     import json
-    from pgcourse.lm import cached
+    from pgcourse.rl.lm import cached
     regen = _regenerate_08()
     table = json.loads(regen.REWARD_MODEL_RUNS.read_text())
     row = next(r for r in table["rows"] if r["arm"] == "learned_kl0" and r["seed"] == 3)

@@ -11,7 +11,7 @@ import torch
 
 import pgcourse as pg
 from conftest import TINY_PPO_CONTINUOUS, TINY_PPO_DISCRETE, assert_history_equal
-from pgcourse.run import RUN_FILES, TRAINING_STATE_FILE, RunLoadError
+from pgcourse.rl.run import RUN_FILES, TRAINING_STATE_FILE, RunLoadError
 
 
 @pytest.fixture(scope="module")

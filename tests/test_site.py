@@ -227,7 +227,7 @@ def test_no_page_loads_anything_from_another_host(site):
 def test_every_notebook_page_opens_its_own_notebook_in_colab_at_the_release(site):
     """The theme's Colab button names the page's own notebook at the tag the notebooks' badges name (one setting:
     pyproject's [project.urls] Repository and version; the badge cells are left off the pages, remove-cell)."""
-    from pgcourse.colab_cells import BADGE_IMAGE, release_from_pyproject
+    from pgcourse.course.colab_cells import BADGE_IMAGE, release_from_pyproject
 
     release = release_from_pyproject((ROOT / "pyproject.toml").read_text())
     pages = [page[0] for chapter in CHAPTERS for page in (chapter.lesson, chapter.exercises, chapter.solutions)

@@ -12,9 +12,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import scipy.stats  # noqa: E402
 
-from pgcourse import plotting  # noqa: E402
-from pgcourse import stats  # noqa: E402
-from pgcourse.stats import Band, Estimate  # noqa: E402
+from pgcourse.course.views import plotting  # noqa: E402
+from pgcourse.course import stats  # noqa: E402
+from pgcourse.course.stats import Band, Estimate  # noqa: E402
 
 
 # ------------------------------------------------------------------------------ point metrics by hand

@@ -26,12 +26,12 @@ import sweep_helpers
 from sweep_helpers import part_files as _part_files, running as _running
 from sweep_helpers import interrupt_when, pgcourse_command, trial_files as _trial_files
 from conftest import assert_history_equal
-from pgcourse import stats
+from pgcourse.course import stats
 from pgcourse.cli import main, parse_grid_axis, parse_seeds
-from pgcourse.config import ConfigError
-from pgcourse.sweeps import (LocalBackend, ResultsFolder, SweepResultsError, TrialSpec, expand, load_results,
-                             plot_sweep, run_trial, verify)
-from pgcourse.sweeps.trial import deterministic_part, history_digest
+from pgcourse.rl.config import ConfigError
+from pgcourse.course.sweeps import (LocalBackend, ResultsFolder, SweepResultsError, TrialSpec, expand, load_results,
+                                    plot_sweep, run_trial, verify)
+from pgcourse.course.sweeps.trial import deterministic_part, history_digest
 
 GRID = {"clip_eps": [0.1, 0.2]}
 SETTINGS = dict(total_steps=1024, eval_every=512, eval_episodes=3)  # every trial of the shared sweep
@@ -285,7 +285,7 @@ def test_each_trial_is_written_the_moment_it_finishes(swept, tmp_path):
     assert backend.checked == 0 + 1 + 2 + 3  # after the 1st, 2nd and 3rd result, each earlier one was on disk
     assert [r.data for r in results.trials] == [r.data for r in swept.trials]
     # the same through run_specs' hook, which sees each record right after it is written
-    from pgcourse.sweeps.driver import run_specs
+    from pgcourse.course.sweeps.driver import run_specs
     folder = ResultsFolder(tmp_path / "hooked")
     specs = expand("ppo", "CartPole-v1", 2, GRID, SETTINGS)
     folder.record_request(specs)
@@ -840,7 +840,7 @@ def test_summary_and_plots_work_with_fewer_than_two_seeds_per_arm(tmp_path, caps
 
 
 def test_non_finite_numbers_in_a_history_are_written_as_null_not_crash_the_writer():
-    from pgcourse.sweeps.trial import _finite_or_none
+    from pgcourse.course.sweeps.trial import _finite_or_none
 
     history = {"updates": {"approx_kl": [0.1, float("inf"), -float("inf"), None]}, "status": "stopped: inf"}
     assert _finite_or_none(history) == {"updates": {"approx_kl": [0.1, None, None, None]}, "status": "stopped: inf"}
@@ -849,7 +849,7 @@ def test_non_finite_numbers_in_a_history_are_written_as_null_not_crash_the_write
 def test_a_setting_has_one_spelling_in_a_sweep_int_or_float():
     """``clip_eps=100`` (the CLI's ``--grid clip_eps=100``) and ``clip_eps=100.0`` (Python) were two trials, with two
     ids, in one folder; ``total_steps=2e3`` and ``2000`` likewise. One trial now, named by the config's value."""
-    from pgcourse.sweeps.spec import expand
+    from pgcourse.course.sweeps.spec import expand
 
     as_int = expand("ppo", "CartPole-v1", [0], grid={"clip_eps": [100]}, fixed={"total_steps": 2000})
     as_float = expand("ppo", "CartPole-v1", [0], grid={"clip_eps": [100.0]}, fixed={"total_steps": 2e3})

@@ -16,10 +16,10 @@ import pgcourse as pg
 from conftest import assert_history_equal
 from sweep_helpers import interrupt_when, part_files, pgcourse_command, running, trial_files
 from pgcourse.cli import main
-from pgcourse.sweeps import ResultsFolder, load_results, verify
-from pgcourse.sweeps.backends import BatchBackend, Lost, make_backend
-from pgcourse.sweeps.spec import TrialSpec
-from pgcourse.sweeps.trial import batchable, run_batch
+from pgcourse.course.sweeps import ResultsFolder, load_results, verify
+from pgcourse.course.sweeps.backends import BatchBackend, Lost, make_backend
+from pgcourse.course.sweeps.spec import TrialSpec
+from pgcourse.course.sweeps.trial import batchable, run_batch
 
 SETTINGS = dict(total_steps=1024, n_steps=64, num_envs=4)
 ARMS = [{"label": "clip 0.1", "clip_eps": 0.1}, {"label": "clip 0.3", "clip_eps": 0.3}]
@@ -80,8 +80,8 @@ def test_verify_reruns_a_batch_made_trial_in_its_batch_bit_for_bit(batch_folder)
 def test_an_edited_batch_record_is_caught_by_verify(batch_folder, tmp_path):
     import shutil
 
-    from pgcourse.sweeps import ResultsFolder
-    from pgcourse.sweeps.trial import history_digest
+    from pgcourse.course.sweeps import ResultsFolder
+    from pgcourse.course.sweeps.trial import history_digest
 
     folder = tmp_path / "edited"
     shutil.copytree(batch_folder[0], folder)

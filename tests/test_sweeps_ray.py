@@ -45,9 +45,9 @@ ray = pytest.importorskip("ray", reason="the Ray backend needs the 'scale' extra
 import pgcourse as pg  # noqa: E402
 import pgcourse.sweeps.backends as backends  # noqa: E402
 import sweep_helpers  # noqa: E402
-from pgcourse.sweeps import RayBackend, expand  # noqa: E402
-from pgcourse.sweeps.backends import Lost  # noqa: E402
-from pgcourse.sweeps.trial import deterministic_part, run_trial  # noqa: E402
+from pgcourse.course.sweeps import RayBackend, expand  # noqa: E402
+from pgcourse.course.sweeps.backends import Lost  # noqa: E402
+from pgcourse.course.sweeps.trial import deterministic_part, run_trial  # noqa: E402
 # Ray reads its authentication settings when imported; its own tests re-read them this way (Ray is pinned).
 from ray._private.authentication_test_utils import reset_auth_token_state  # noqa: E402
 

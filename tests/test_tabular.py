@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pgcourse import tabular
+from pgcourse.course import tabular
 
 HORIZON = 4
 

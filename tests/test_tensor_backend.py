@@ -20,11 +20,11 @@ import torch
 from gymnasium.utils import seeding
 
 import pgcourse as pg
-from pgcourse import config as config_module
-from pgcourse import tensor_envs
-from pgcourse.algorithms import train_a2c, train_ppo
-from pgcourse.algorithms import trainer as trainer_module
-from pgcourse.tensor_envs import TensorVectorEnv
+from pgcourse.rl import config as config_module
+from pgcourse.rl import tensor_envs
+from pgcourse.rl.algorithms import train_a2c, train_ppo
+from pgcourse.rl.algorithms import trainer as trainer_module
+from pgcourse.rl.tensor_envs import TensorVectorEnv
 
 PPO_SHORT = dict(total_steps=2048, n_steps=64, minibatch_size=128, update_epochs=4)
 A2C_SHORT = dict(total_steps=1024)
@@ -202,7 +202,7 @@ def test_the_torch_env_loop_reads_the_host_a_constant_number_of_times_per_update
 
 def test_flatten_valid_finds_the_transitions_with_one_read_for_all_tensors(host_reads):
     """It did one boolean-mask index per tensor (six for PPO's batch, six waits on a GPU); the rows are the same."""
-    from pgcourse.algorithms.rollout import Rollout, flatten_valid
+    from pgcourse.rl.algorithms.rollout import Rollout, flatten_valid
     generator = torch.Generator().manual_seed(0)
     valid = torch.rand((5, 3), generator=generator) > 0.3  # [T, N]
     tensors = [torch.randn((5, 3, 2), generator=generator), torch.arange(15).reshape(5, 3)] * 3

@@ -17,9 +17,9 @@ import torch
 from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from pgcourse import tensor_dynamics
-from pgcourse.envs import AUTORESET_MODE, completed_episode_returns, make_raw_vector_env, transition_mask
-from pgcourse.tensor_envs import TENSOR_ENVS, TensorVectorEnv
+from pgcourse.rl import tensor_dynamics
+from pgcourse.rl.envs import AUTORESET_MODE, completed_episode_returns, make_raw_vector_env, transition_mask
+from pgcourse.rl.tensor_envs import TENSOR_ENVS, TensorVectorEnv
 
 # Pendulum's action cost 0.001 * u**2 is a float32 product in gymnasium, and numpy's float32 `u**2` is the C
 # library's powf, which is not always the correctly rounded u * u: a reward may differ by a float32 ulp of

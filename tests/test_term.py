@@ -23,9 +23,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from pgcourse import exercisegen
+from pgcourse.classroom import exercisegen
 from pgcourse.cli import main as cli_main
-from pgcourse.grading import sandbox
+from pgcourse.classroom.grading import sandbox
 
 SANDBOX = sandbox.probe_sandbox()[0] == sandbox.SANDBOX
 UNSAFE_FLAG = [] if SANDBOX else ["--unsafe-no-sandbox"]

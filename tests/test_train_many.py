@@ -6,10 +6,10 @@ import pytest
 import torch
 
 import pgcourse as pg
-from pgcourse.algorithms.stacked import StackedAdam, clip_per_agent, stacked_mlp
-from pgcourse.algorithms.optim import LeanAdam
-from pgcourse.config import ConfigError
-from pgcourse.networks import CategoricalPolicy
+from pgcourse.rl.algorithms.stacked import StackedAdam, clip_per_agent, stacked_mlp
+from pgcourse.rl.algorithms.optim import LeanAdam
+from pgcourse.rl.config import ConfigError
+from pgcourse.rl.networks import CategoricalPolicy
 
 SMALL = dict(total_steps=3072, progress=False)  # seven updates of 8 envs x 64 steps
 
@@ -140,8 +140,8 @@ def test_the_reference_pieces_with_a_mask_are_each_agents_own_call():
     """The reference pieces take ``mask=`` (pg.train_many's padded [A, b] rows): agent by agent the values and
     gradients of the call on its own rows; padded rows and an agent with no rows add nothing and get no gradient.
     The math is written once: the same function with and without the agent axis."""
-    from pgcourse import losses, returns
-    from pgcourse.diagnostics import approx_kl, clip_fraction
+    from pgcourse.rl import losses, returns
+    from pgcourse.rl.diagnostics import approx_kl, clip_fraction
 
     g = torch.Generator().manual_seed(0)
     sizes, rows = [16, 11, 0], 16  # agent 1's rows are padded, agent 2 has none
@@ -215,7 +215,7 @@ def test_a2c_and_the_torch_envs_go_through_the_same_loop(algo, env_id, settings)
 def test_a_replaced_piece_runs_agent_by_agent_and_agrees_with_the_agent_axis(env_id, settings):
     """A replaced loss piece is called on each agent's own rows (the agent-axis math is for the reference pieces);
     with the reference's own arithmetic inside it, the two paths agree to float rounding."""
-    from pgcourse import losses
+    from pgcourse.rl import losses
 
     calls = []
 

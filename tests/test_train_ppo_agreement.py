@@ -25,15 +25,16 @@ import pytest
 import torch
 
 import wrong_loops
-from pgcourse import checks
-from pgcourse.checks import LearnerCodeError, ch04b_glue, ch04b_ppo_loop
-from pgcourse.checks.stages import CountingEnvs
-from pgcourse.config import make_config
-from pgcourse.envs import make_raw_vector_env
-from pgcourse.grading import loops
-from pgcourse.grading.link import StudentFunction
-from pgcourse.grading.sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox, write_runner_package
-from pgcourse.grading.worker import StudentProcess
+from pgcourse.course import checks
+from pgcourse.course.checks import LearnerCodeError
+from pgcourse.course.checks import ch04b_glue, ch04b_ppo_loop
+from pgcourse.course.checks.stages import CountingEnvs
+from pgcourse.rl.config import make_config
+from pgcourse.rl.envs import make_raw_vector_env
+from pgcourse.classroom.sandboxed import loops
+from pgcourse.classroom.sandboxed.link import StudentFunction
+from pgcourse.classroom.grading.sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox, write_runner_package
+from pgcourse.classroom.grading.worker import StudentProcess
 from wrong_loops import CORRECT_LOOPS, WRONG_LOOPS
 
 GLUE_STEPS = 2_000  # the glue's rules do not depend on the budget: 4 updates show every wrong loop's mistake

@@ -12,10 +12,10 @@ import torch
 
 import pgcourse as pg
 from conftest import TINY_A2C, TINY_PPO_CONTINUOUS, TINY_PPO_DISCRETE, assert_history_equal
-from pgcourse.algorithms import Trainer
-from pgcourse.config import make_config
-from pgcourse.history import EPISODE_FIELDS, EVAL_FIELDS, UPDATE_FIELDS
-from pgcourse.returns import compute_gae as reference_compute_gae
+from pgcourse.rl.algorithms import Trainer
+from pgcourse.rl.config import make_config
+from pgcourse.rl.history import EPISODE_FIELDS, EVAL_FIELDS, UPDATE_FIELDS
+from pgcourse.rl.returns import compute_gae as reference_compute_gae
 
 CASES = {
     "ppo-cartpole": ("ppo", "CartPole-v1", TINY_PPO_DISCRETE),

@@ -27,12 +27,12 @@ import torch
 
 import training_loops
 import wrong_loops
-from pgcourse import checks
-from pgcourse.checks import LearnerCodeError
-from pgcourse.grading import loops
-from pgcourse.grading.link import StudentFunction
-from pgcourse.grading.sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox, write_runner_package
-from pgcourse.grading.worker import StudentProcess
+from pgcourse.course import checks
+from pgcourse.course.checks import LearnerCodeError
+from pgcourse.classroom.sandboxed import loops
+from pgcourse.classroom.sandboxed.link import StudentFunction
+from pgcourse.classroom.grading.sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox, write_runner_package
+from pgcourse.classroom.grading.worker import StudentProcess
 
 NOTEBOOK_BUDGET = {"train_reinforce": {"seeds": (0,), "max_episodes": 100}, "train_ppo": {}}
 WRONG_PPO_BUDGET = {"total_steps": 2_000}

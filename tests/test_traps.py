@@ -9,10 +9,11 @@ import pytest
 import torch
 
 import pgcourse as pg
-from pgcourse import losses, returns, traps
-from pgcourse.algorithms import Components, Hooks, Trainer
-from pgcourse.algorithms.rollout import collect_rollout
-from pgcourse.config import ConfigError, make_config
+from pgcourse.rl import losses, returns
+from pgcourse.course import debugging as traps
+from pgcourse.rl.algorithms import Components, Hooks, Trainer
+from pgcourse.rl.algorithms.rollout import collect_rollout
+from pgcourse.rl.config import ConfigError, make_config
 
 TESTED: set[str] = set()
 

@@ -16,9 +16,9 @@ import torch
 
 import pgcourse as pg
 from conftest import assert_history_equal
-from pgcourse.algorithms import trainer as trainer_module
-from pgcourse.algorithms import trpo as trpo_module
-from pgcourse.config import ConfigError
+from pgcourse.rl.algorithms import trainer as trainer_module
+from pgcourse.rl.algorithms import trpo as trpo_module
+from pgcourse.rl.config import ConfigError
 
 # small TRPO runs of about 6 updates, evaluations during training included
 CASES = [

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 import pgcourse as pg
-from pgcourse.config import ConfigError, make_config
-from pgcourse.networks import CategoricalPolicy, GaussianPolicy
-from pgcourse.trust_region import (backtracking_line_search, categorical_kl, conjugate_gradient,
-                                   fisher_vector_product, flat_grad, gaussian_kl, max_step_length,
-                                   quadratic_form_is_zero)
+from pgcourse.rl.config import ConfigError, make_config
+from pgcourse.rl.networks import CategoricalPolicy, GaussianPolicy
+from pgcourse.rl.trust_region import (backtracking_line_search, categorical_kl, conjugate_gradient,
+                                      fisher_vector_product, flat_grad, gaussian_kl, max_step_length,
+                                      quadratic_form_is_zero)
 
 
 def test_categorical_kl_matches_torch():

@@ -10,7 +10,7 @@ from conftest import TINY_PPO_DISCRETE
 
 
 def test_update_kl_is_the_kl_between_the_collecting_and_the_updated_policy(monkeypatch):
-    from pgcourse.algorithms import trainer as trainer_module
+    from pgcourse.rl.algorithms import trainer as trainer_module
 
     seen = {}
     original = trainer_module.Trainer.end_update
@@ -27,9 +27,9 @@ def test_update_kl_is_the_kl_between_the_collecting_and_the_updated_policy(monke
     assert run.history.updates["update_kl"][0] == seen["update_kl"]
 
     # the same batch, collected again by the initial policy (same seed), scored under both policies
-    from pgcourse.algorithms.trainer import Trainer
-    from pgcourse.algorithms.rollout import collect_rollout, flatten_valid
-    from pgcourse.config import make_config
+    from pgcourse.rl.algorithms.trainer import Trainer
+    from pgcourse.rl.algorithms.rollout import collect_rollout, flatten_valid
+    from pgcourse.rl.config import make_config
 
     config = make_config("ppo", "CartPole-v1", "discrete", seed=0, progress=False, **settings)
     with Trainer(config) as trainer:

@@ -10,8 +10,9 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 import pgcourse as pg
-from pgcourse import live, widgets
-from pgcourse.render import side_by_side_gif
+from pgcourse.rl import live
+from pgcourse.course.views import widgets
+from pgcourse.course.views.render import side_by_side_gif
 
 from conftest import TINY_PPO_DISCRETE
 
@@ -220,8 +221,8 @@ def test_widgets_module_is_reachable_lazily():
 def test_the_gae_explorer_draws_the_learners_function_over_the_reference():
     import torch
 
-    from pgcourse import returns
-    from pgcourse.widgets import gae_explorer, plot_gae_weights
+    from pgcourse.rl import returns
+    from pgcourse.course.views.widgets import gae_explorer, plot_gae_weights
 
     right = plot_gae_weights(0.9, 0.8, your_compute_gae=returns.compute_gae).course_data
     assert right["max_difference"] == 0.0 and right["yours_note"] == ""

@@ -17,7 +17,7 @@ import torch
 
 import pgcourse as pg
 from conftest import TINY_A2C, TINY_PPO_CONTINUOUS, TINY_PPO_DISCRETE, assert_history_equal
-from pgcourse.algorithms import Components
+from pgcourse.rl.algorithms import Components
 
 RUNS = {
     "reinforce": ("reinforce", "CartPole-v1", dict(max_episodes=12, num_envs=4)),
@@ -243,7 +243,7 @@ def test_a_function_the_loop_never_calls_is_refused_by_name(algo, env_id, name):
 
 def test_the_table_of_called_functions_matches_the_spied_runs():
     """components.called_by is the table the refusal uses; every run of CALLED_BY calls exactly those."""
-    from pgcourse.algorithms.components import called_by
+    from pgcourse.rl.algorithms.components import called_by
 
     for key, (algo, env_id, _) in RUNS.items():
         kind = "continuous" if env_id == "Pendulum-v1" else "discrete"

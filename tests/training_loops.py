@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.distributions import Categorical
 
-from pgcourse.networks import CategoricalPolicy
+from pgcourse.rl.networks import CategoricalPolicy
 
 TRAINING_LOOPS: list[tuple[str, object, str]] = []
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 import socket
 
-from pgcourse.grading import loops
-from pgcourse.grading.link import Link
-from pgcourse.grading.wire import _Dec, _Enc
+from pgcourse.classroom.sandboxed import loops
+from pgcourse.classroom.sandboxed.link import Link
+from pgcourse.classroom.sandboxed.wire import _Dec, _Enc
 
 _LINK = Link(socket.socketpair()[0], trusted=True)
 

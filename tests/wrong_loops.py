@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from torch.distributions import Categorical
 
-from pgcourse.algorithms.rollout import Rollout
-from pgcourse.batching import minibatch_indices
-from pgcourse.networks import CategoricalPolicy, ValueNet
+from pgcourse.rl.algorithms.rollout import Rollout
+from pgcourse.rl.batching import minibatch_indices
+from pgcourse.rl.networks import CategoricalPolicy, ValueNet
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ thing on this machine and runs the notebooks' own set-up cell in it:
    executor; a stand-in ``google.colab`` package whose ``output.enable_custom_widget_manager`` records its call,
    imported at kernel start (Colab's kernel imports ``google.colab``), so ``"google.colab" in sys.modules``;
 2. a copy of this repository (tracked and untracked, not ignored, files) with the Colab cells written into its
-   notebooks (``python -m pgcourse.colab_cells``, then the exercise generator), standing in for the clone:
+   notebooks (``python -m pgcourse.course.colab_cells``, then the exercise generator), standing in for the clone:
    ``PGCOURSE_COLAB_DIR`` points the set-up cell at it, so nothing is fetched from GitHub;
 3. the size and modification time of every file of torch, numpy and matplotlib, recorded;
 4. lessons 00 and 01 copied to an empty ``content/`` folder (Colab's /content) and executed there with
@@ -107,9 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     phase("copy of the repository, with the Colab cells written into its notebooks", started)
     copy_repository(course)
     env = {**os.environ, "PYTHONPATH": str(course)}
-    run([sys.executable, "-m", "pgcourse.colab_cells", "--root", str(course)], env=env, cwd=course)
-    run([sys.executable, "-m", "pgcourse.exercisegen"], env=env, cwd=course)
-    run([sys.executable, "-m", "pgcourse.colab_cells", "--root", str(course), "--check"], env=env, cwd=course)
+    run([sys.executable, "-m", "pgcourse.course.colab_cells", "--root", str(course)], env=env, cwd=course)
+    run([sys.executable, "-m", "pgcourse.classroom.exercisegen"], env=env, cwd=course)
+    run([sys.executable, "-m", "pgcourse.course.colab_cells", "--root", str(course), "--check"], env=env, cwd=course)
 
     phase(f"the Colab-like {args.python}: {', '.join(COLAB_HAS)}", started)
     run([args.python, "-m", "venv", str(venv)])

@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from pgcourse import exercisegen, grading
+from pgcourse.classroom import exercisegen, grading
 
 OUT = Path("/tmp/grading_load_check")
 subs = OUT / "subs"

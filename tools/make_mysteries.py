@@ -1,4 +1,4 @@
-"""Regenerate the bug hunt's pool of mystery runs (``pgcourse/traps/mysteries/<id>/``), for course maintainers.
+"""Regenerate the bug hunt's pool of mystery runs (``pgcourse/course/debugging/mysteries/<id>/``), for course maintainers.
 
     python tools/make_mysteries.py                           # the whole pool again, each run with the trap it holds
     python tools/make_mysteries.py --ids 7,8                 # only these pool runs
@@ -11,9 +11,9 @@ No file stores the pool's answer key: a published key (the solution notebook hel
 every student's draw. The trap of each saved run is found by replaying every trap against it
 (:func:`identify_pool`: ``pg.traps.bug_hunt.behaves_like``, about 1 s of CPU per run), the way a student with time
 and the package's source could find it too (docs/teachers.md says what that costs). The solution notebook's answer
-cells ``answer_k = "..."`` must agree with it on the default draw (``pgcourse.traps.pool.DEFAULT_DRAW``). How each
-run is trained apart from its bug is ``pgcourse.traps.bug_hunt.MYSTERY_SPECS``.
-:func:`pgcourse.traps.bug_hunt.write_mysteries` trains each, checks that pg.diagnose's first lead is not its bug,
+cells ``answer_k = "..."`` must agree with it on the default draw (``pgcourse.course.debugging.pool.DEFAULT_DRAW``). How each
+run is trained apart from its bug is ``pgcourse.course.debugging.bug_hunt.MYSTERY_SPECS``.
+:func:`pgcourse.course.debugging.bug_hunt.write_mysteries` trains each, checks that pg.diagnose's first lead is not its bug,
 that the bug-hunt check tells its trap from every other trap and from no trap, and that another rounding does not
 move it, and writes nothing unless all of them are sound.
 """
@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pgcourse.traps import bug_hunt  # noqa: E402
+from pgcourse.course.debugging import bug_hunt  # noqa: E402
 
 SOLUTION = ROOT / "solutions" / "06_debugging_traps.ipynb"
 
@@ -62,8 +62,8 @@ def answers_from_notebook(path: Path = SOLUTION) -> dict[int, str]:
 def identify_pool(folder: Path = bug_hunt.MYSTERY_DIR) -> dict[int, str]:
     """``{pool id: trap}`` for every run saved in ``folder``: the one trap whose replay behaves like the run (an
     error if a run matches none or several: write_mysteries only keeps runs that match exactly one)."""
-    from pgcourse import traps
-    from pgcourse.run import load
+    from pgcourse.course import debugging as traps
+    from pgcourse.rl.run import load
 
     key = {}
     for pool_id in bug_hunt.pool_ids(folder):

@@ -11,7 +11,7 @@ the reward-to-go G_t) and ``normalize_weights`` (standardise the weights over th
 course default is reward-to-go, normalised. The sweep is a ``pg.sweep`` results folder (resumable: run
 the command again and finished trials are kept); ``pgcourse sweep --verify figures/01_weighting
 --sample 1`` re-runs a random trial and checks it gives the same numbers bit for bit. The lesson loads
-the folder with ``pgcourse.sweeps.load_results`` and prints the command beside each result.
+the folder with ``pgcourse.course.sweeps.load_results`` and prints the command beside each result.
 """
 from __future__ import annotations
 

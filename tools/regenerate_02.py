@@ -9,7 +9,7 @@ Every trial trains on CartPole-v1 with the course defaults for its algorithm plu
 budget of env steps (one update per 4 complete episodes; the budget keeps each trial to seconds). Each sweep is a ``pg.sweep`` results folder
 (resumable: run the command again and finished trials are kept); ``pgcourse sweep --verify
 figures/02_baselines --sample 1`` re-runs a random trial and checks it gives the same numbers bit for bit.
-The lesson loads the folders with ``pgcourse.sweeps.load_results`` and prints the command beside each result.
+The lesson loads the folders with ``pgcourse.course.sweeps.load_results`` and prints the command beside each result.
 """
 from __future__ import annotations
 

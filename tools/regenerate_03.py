@@ -10,7 +10,7 @@ Every trial is A2C (on CartPole-v1 unless the sweep's name says Acrobot-v1) with
 "discrete")``) and the budget in ``SWEEPS``; everything not listed in an arm is the default. Each sweep is
 a ``pg.sweep`` results folder (resumable: run the command again and finished trials are kept);
 ``pgcourse sweep --verify figures/03_lambda --sample 1`` re-runs a random trial and checks it gives the
-same numbers bit for bit. The lesson loads the folders with ``pgcourse.sweeps.load_results`` and prints
+same numbers bit for bit. The lesson loads the folders with ``pgcourse.course.sweeps.load_results`` and prints
 the command beside each result.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ LAMBDA_ARMS = [{"label": f"lambda {lam}", "gae_lambda": lam} for lam in LAMBDAS]
 # max_episode_steps, through env_kwargs), so that a learning agent hits the limit early and often (with the
 # 500-step limit A2C reaches it only late in a 100k-step run: 2 seeds per arm at 100k steps gave training
 # averages of the last 50 episodes 465, 459 correct and 450, 206 with the bug, at ~85 kB per trial); the bug
-# is the planted trap "truncation_as_termination" (pgcourse.planted), GAE cutting the bootstrap at every time
+# is the planted trap "truncation_as_termination" (pgcourse.rl.planted), GAE cutting the bootstrap at every time
 # limit. 30k steps: every run of both arms balances for the full 100 steps by then.
 TRUNCATION_SETTINGS = {"total_steps": 30_000, "eval_every": 30_000, "env_kwargs": {"max_episode_steps": 100}}
 TRUNCATION_SEEDS = 10

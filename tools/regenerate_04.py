@@ -11,7 +11,7 @@ Every trial is PPO on CartPole-v1 with the course defaults and the lesson's budg
 of 20 episodes at the end). Each sweep is a ``pg.sweep`` results folder (resumable: run the command again
 and finished trials are kept); ``pgcourse sweep --verify figures/04_clip --sample 1`` re-runs a random
 trial and checks it gives the same numbers bit for bit. The lesson loads the folders with
-``pgcourse.sweeps.load_results`` and prints the command beside each result.
+``pgcourse.course.sweeps.load_results`` and prints the command beside each result.
 """
 from __future__ import annotations
 

@@ -6,12 +6,12 @@
     python tools/regenerate_05.py squash         # figures/05_squash: the tanh-squashed Gaussian (box_action="tanh")
     python tools/regenerate_05.py all --workers 2
 
-Every trial is PPO on Pendulum-v1 with the course's continuous defaults (``pgcourse.config._ENV_DEFAULTS``)
+Every trial is PPO on Pendulum-v1 with the course's continuous defaults (``pgcourse.rl.config._ENV_DEFAULTS``)
 and the lesson's budget (``SETTINGS``: 80,000 env steps, learning rates annealed to 0 over them unless an
 arm says otherwise, one greedy evaluation of 20 episodes after the last update). Each sweep is a
 ``pg.sweep`` results folder (resumable: run the command again and finished trials are kept);
 ``pgcourse sweep --verify figures/05_pendulum --sample 1`` re-runs a random trial and checks it gives the
-same numbers bit for bit. The lesson loads the folders with ``pgcourse.sweeps.load_results`` and prints
+same numbers bit for bit. The lesson loads the folders with ``pgcourse.course.sweeps.load_results`` and prints
 the command beside each result.
 """
 from __future__ import annotations

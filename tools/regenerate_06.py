@@ -7,7 +7,7 @@
 Lesson 06 scores ``pg.diagnose`` on every cached run of the lesson: the healthy default runs of
 ``figures/06_reproduction`` and ``figures/06_reproduction_annealed`` (REINFORCE, REINFORCE+baseline, A2C,
 PPO, ten seeds each), the traps of ``figures/06_traps`` and, here, ten seeds of each CartPole trap that
-``figures/06_traps`` holds for one seed only (15,000 env steps, the budget of ``pgcourse.traps.MORE_TRAPS``).
+``figures/06_traps`` holds for one seed only (15,000 env steps, the budget of ``pgcourse.course.debugging.MORE_TRAPS``).
 It is a ``pg.sweep`` results folder (resumable: run the command again and finished trials are kept);
 ``pgcourse sweep --verify figures/06_diagnose --sample 1`` re-runs a random trial bit for bit. (The
 Pendulum traps stay at one seed each: at 50,000 env steps a Pendulum run took 90 s on the shared 2-core
@@ -35,9 +35,9 @@ DIAGNOSE_ARMS = [
 # Every arm names its own algorithm and environment (algo, env_id None here).
 SWEEPS = {"diagnose": Sweep(FIGURES / "06_diagnose", None, None, DIAGNOSE_ARMS, DIAGNOSE_SEEDS, measure=None)}
 
-# The probe table (pgcourse.probes): the correct PPO and A2C and three planted traps, every probe, ten seeds.
+# The probe table (pgcourse.course.debugging.probes): the correct PPO and A2C and three planted traps, every probe, ten seeds.
 # A probe run keeps no history worth caching (the verdict is read from the trained networks), so this is a
-# JSON of pgcourse.probes.run_probes rows, not a sweep folder; each run is a few seconds, bit for bit on CPU.
+# JSON of pgcourse.course.debugging.probes.run_probes rows, not a sweep folder; each run is a few seconds, bit for bit on CPU.
 PROBE_SEEDS = 10
 PROBE_ARMS = [("ppo", ()), ("ppo", ("advantage_sign_flipped",)), ("ppo", ("truncation_as_termination",)),
               ("a2c", ()), ("ppo", ("low_critic_lr",))]
@@ -54,7 +54,7 @@ def run_probe_table(path: Path = PROBES_FILE, arms=None) -> dict:
     to ``path`` after each arm (an arm already in the file is kept: run again to finish an interrupted table)."""
     import json
 
-    from pgcourse import probes
+    from pgcourse.course.debugging import probes
 
     started = time.perf_counter()
     payload = json.loads(path.read_text()) if path.is_file() else {"rows": []}

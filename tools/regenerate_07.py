@@ -3,7 +3,7 @@
 
     python tools/regenerate_07.py trpo_vs_ppo --workers 2
 
-Both algorithms with their course defaults (``pgcourse.config._ENV_DEFAULTS``) on CartPole-v1, Acrobot-v1
+Both algorithms with their course defaults (``pgcourse.rl.config._ENV_DEFAULTS``) on CartPole-v1, Acrobot-v1
 and Pendulum-v1, 10 seeds each, the same budget of 200,000 env steps (TRPO's default; PPO's learning
 rates are annealed over it), a greedy evaluation of 20 episodes every 20,000 steps (evaluating never
 changes training). Every trial records its training wall time (evaluations excluded), so the lesson can

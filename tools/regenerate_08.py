@@ -6,7 +6,7 @@
     python tools/regenerate_08.py reward_model  # figures/08_lm/reward_model_runs.json (+ reward_model.pt)
     python tools/regenerate_08.py all         # all three, pretrain first (the runs fine-tune the cached model)
 
-``finetune`` runs every arm of :data:`pgcourse.lm.cached.ARMS` on seeds 0-9 (``--seeds`` to change) and
+``finetune`` runs every arm of :data:`pgcourse.rl.lm.cached.ARMS` on seeds 0-9 (``--seeds`` to change) and
 writes the table after every run: stopped and started again, it keeps the rows already done whose config
 is unchanged. ``tests/test_cached_lm.py`` re-runs one random row and checks it bit for bit.
 """
@@ -25,9 +25,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pgcourse.lm import cached  # noqa: E402
-from pgcourse.lm.finetune import FinetuneConfig  # noqa: E402
-from pgcourse.lm.pretrain import WEIGHTS, pretrain, save_pretrained  # noqa: E402
+from pgcourse.rl.lm import cached  # noqa: E402
+from pgcourse.rl.lm.finetune import FinetuneConfig  # noqa: E402
+from pgcourse.rl.lm.pretrain import WEIGHTS, pretrain, save_pretrained  # noqa: E402
 
 PRETRAIN = {"steps": 2000, "seed": 0}
 
@@ -92,8 +92,8 @@ REWARD_MODEL_WEIGHTS = cached.CACHED.parent / "reward_model.pt"
 
 
 def regenerate_reward_model(seeds: int = cached.SEEDS, path: Path = REWARD_MODEL_RUNS) -> None:
-    from pgcourse.lm.finetune import finetune
-    from pgcourse.lm.reward_model import fit_reward_model, preference_pairs
+    from pgcourse.rl.lm.finetune import finetune
+    from pgcourse.rl.lm.reward_model import fit_reward_model, preference_pairs
 
     started = time.process_time()
     pairs = preference_pairs(**REWARD_MODEL["pairs"])

@@ -3,7 +3,7 @@
 
     python tools/tune_08_disjoint.py            # seeds 100-103, one CPU thread, ~4 minutes of CPU
 
-``pgcourse.lm.finetune.METHOD_DEFAULTS`` were set by hand from single-seed trials on seeds 0-3, which are among the
+``pgcourse.rl.lm.finetune.METHOD_DEFAULTS`` were set by hand from single-seed trials on seeds 0-3, which are among the
 ten seeds (0-9) lesson 08 reports. This script repeats the same choices (REINFORCE's learning rate; PPO's and GRPO's
 epochs, GRPO's leash) on seeds 100-103, which the lesson never reports, and prints each choice's mean held-out
 sampled exact accuracy after 100 updates, with the defaults marked: whether the defaults would have been chosen on
@@ -21,7 +21,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pgcourse.lm.finetune import METHOD_DEFAULTS, finetune  # noqa: E402
+from pgcourse.rl.lm.finetune import METHOD_DEFAULTS, finetune  # noqa: E402
 
 SEEDS = (100, 101, 102, 103)
 CHOICES = {  # (method, the setting varied): the alternatives tried by hand on seeds 0-3, the default first

@@ -48,16 +48,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..api import train
-from ..evaluation import evaluate
+from ..rl.api import train
+from ..rl.evaluation import evaluate
 from .report import (detail_table, format_table, machine_lines, print_report, quick_case_note, report_to_dict,
                      sb3_lines, summary_table, throughput_lines, time_to_solve_lines, write_json)
 from .results import (DEFAULT_SEEDS, DEFAULT_SUITE, EVAL_EPISODES, EVAL_SEED, INSTALL_HINT, PGCOURSE_AT_ZOO_SETTINGS,
                       QUICK_COMPARISONS, QUICK_SCALING, QUICK_SEEDS, QUICK_SUITE, QUICK_UNREACHED, SB3_ENV_ID,
                       SB3_TIMESTEPS, SPEED_TARGET, THROUGHPUT_TARGET, TINY_COMPARISONS, TINY_ENV_VAR, TINY_SUITE,
-                      ZOO_PPO_CARTPOLE, BenchCase, BenchPlan, BenchReport, CaseSummary, CompareSettings, ReportSection,
-                      SB3Result, SeedResult, SolveRun, ThroughputRun, quick_unreached, select_cases, speed_ratio,
-                      summarize_case, throughput_medians, time_to_solve_medians, tiny_mode)
+                      ZOO_PPO_CARTPOLE, BenchCase, BenchPlan, BenchReport, CaseSummary, CompareSettings,
+                      ReportSection, SB3Result, SeedResult, SolveRun, ThroughputRun, quick_unreached, select_cases,
+                      speed_ratio, summarize_case, throughput_medians, time_to_solve_medians, tiny_mode)
 from .sb3 import _zoo_ppo, evaluate_sb3, run_sb3_ppo, run_sb3_time_to_solve, sb3_available, sb3_vector_evaluator
 
 
@@ -307,10 +307,10 @@ def run_benchmark(cases: Sequence[BenchCase], seeds: Sequence[int], *, device: s
 def sweep_scaling_provider(trials: int = 20, total_steps: int = 10_000, ray: bool = True,
                            note: str | None = None) -> SectionProvider:
     """The third comparison: ``trials`` PPO CartPole trials on 1 and on every core's worker, and on a Ray
-    instance started here (:mod:`pgcourse.sweeps.scaling`): the speed-up and the overhead per trial.
+    instance started here (:mod:`pgcourse.course.sweeps.scaling`): the speed-up and the overhead per trial.
     ``note``: a last line for the section (``--quick`` says there why Ray is left out)."""
     def provider(log: Callable[[str], None]) -> ReportSection:
-        from ..sweeps.scaling import measure_scaling
+        from ..course.sweeps.scaling import measure_scaling
 
         log(f"[scaling] {trials} PPO CartPole trials of {total_steps:,} steps on 1 and on all local workers"
             + (" and on Ray" if ray else ""))

@@ -30,7 +30,7 @@ def seconds_of(check: Callable[[Any], Any], answer: Any, repeats: int = 2) -> fl
 
 def measure_checks() -> dict[str, Any]:
     """Every exercise check and fast stage check on its reference: seconds per check, and which miss the goal."""
-    from .. import checks
+    from ..course import checks
 
     exercise = {name: seconds_of(check, checks.REFERENCES[name]) for name, check in checks.ALL_CHECKS.items()}
     stages = {name: seconds_of(checks.STAGE_CHECKS[name], checks.STAGE_REFERENCES[name]) for name in FAST_STAGES}

@@ -4,7 +4,7 @@ PPO on CartPole-v1 with ``env_backend="torch"`` (the environment as tensors on t
 host per step), ``n_steps`` 32, 4 epochs of 4 minibatches, a few updates, at a few widths (``num_envs``): env
 steps per second on the CPU and on CUDA. The **crossover** is the smallest measured width from which CUDA is
 faster at every wider measured width (None when it never is); it is written to the cache file that
-``device="auto"`` reads (:func:`pgcourse.devices.crossover_path`), for this GPU and this torch only. On a machine
+``device="auto"`` reads (:func:`pgcourse.rl.devices.crossover_path`), for this GPU and this torch only. On a machine
 without CUDA it measures the CPU, says there is no GPU and writes nothing. Never MPS.
 
 Times are wall-clock seconds of the training call after one untimed warm-up run per device and width (CUDA's
@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
-from .. import devices
-from ..algorithms import train_ppo
-from ..config import make_config
+from ..rl import devices
+from ..rl.algorithms import train_ppo
+from ..rl.config import make_config
 
 DEVICE_WIDTHS = (8, 64, 512, 4096)
 QUICK_WIDTHS = (8, 64, 512)

@@ -1,5 +1,5 @@
 """How many CartPole-v1 steps per second each vector environment makes on this machine: the torch batch
-(:mod:`pgcourse.tensor_envs`, float64 and float32) beside gymnasium's numpy ``CartPoleVectorEnv``, the
+(:mod:`pgcourse.rl.tensor_envs`, float64 and float32) beside gymnasium's numpy ``CartPoleVectorEnv``, the
 course's seeded CartPole (``SeededCartPoleVectorEnv``), the same two with their episode statistics
 (gymnasium's ``RecordEpisodeStatistics``; the course's ``EpisodeStatistics``, which is the env stack
 ``pg.train`` steps for CartPole-v1) and, for small batches, a ``SyncVectorEnv``.
@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
 
-from ..envs import AUTORESET_MODE, make_raw_vector_env, make_vector_env
-from ..tensor_envs import TensorVectorEnv
+from ..rl.envs import AUTORESET_MODE, make_raw_vector_env, make_vector_env
+from ..rl.tensor_envs import TensorVectorEnv
 from .report import format_table
 from .results import ReportSection
 
@@ -88,8 +88,8 @@ def _numpy_stepper(make_envs: Callable[[int], gym.vector.VectorEnv]):
 
 
 IMPLEMENTATIONS: dict[str, Callable] = {
-    "pgcourse.tensor_envs, float64": _torch_stepper(torch.float64),
-    "pgcourse.tensor_envs, float32": _torch_stepper(torch.float32),
+    "pgcourse.rl.tensor_envs, float64": _torch_stepper(torch.float64),
+    "pgcourse.rl.tensor_envs, float32": _torch_stepper(torch.float32),
     "gymnasium CartPoleVectorEnv (numpy)": _numpy_stepper(lambda n: gym.make_vec(
         ENV_ID, num_envs=n, vectorization_mode="vector_entry_point")),
     "gymnasium CartPoleVectorEnv + RecordEpisodeStatistics": _numpy_stepper(lambda n: RecordEpisodeStatistics(

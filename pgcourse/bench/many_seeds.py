@@ -80,8 +80,8 @@ def final_return(run: Any, episodes: int = 20) -> float:
 
 def measure_batched_seeds(seeds: list[int], total_steps: int) -> BatchedSeeds:
     """Train ``seeds`` as one batch, then one after another; CPU and wall seconds of each, final returns."""
-    from ..api import train
-    from ..many import train_many
+    from ..rl.api import train
+    from ..rl.many import train_many
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

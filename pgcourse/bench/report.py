@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..config import EVAL_MODE_DEFAULTS, SOLVE_THRESHOLDS
-from .results import (EVAL_EPISODES, EVAL_SEED, PGCOURSE_AT_ZOO_SETTINGS, SB3_ENV_ID, SPEED_TARGET, THROUGHPUT_TARGET,
-                      TINY_ENV_VAR, ZOO_PPO_CARTPOLE, BenchReport, CaseSummary, _median, _side_runs, quick_unreached,
-                      speed_ratio, summarize_case, throughput_medians, time_to_solve_medians)
+from ..rl.config import EVAL_MODE_DEFAULTS, SOLVE_THRESHOLDS
+from .results import (EVAL_EPISODES, EVAL_SEED, PGCOURSE_AT_ZOO_SETTINGS, SB3_ENV_ID, SPEED_TARGET,
+                      THROUGHPUT_TARGET, TINY_ENV_VAR, ZOO_PPO_CARTPOLE, BenchReport, CaseSummary, _median,
+                      _side_runs, quick_unreached, speed_ratio, summarize_case, throughput_medians,
+                      time_to_solve_medians)
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], left: Sequence[int] = (0,)) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import SOLVE_THRESHOLDS
+from ..rl.config import SOLVE_THRESHOLDS
 
 EVAL_EPISODES = 20
 EVAL_SEED = 10_000
@@ -287,7 +287,7 @@ class ReportSection:
     The hook for comparisons added from outside this module: pass providers, functions
     ``provider(log) -> ReportSection | None``, as ``run_benchmark(..., extra_sections=[...])`` (or
     ``main(extra_sections=...)``); each runs after the built-in comparisons and its section is printed last.
-    The sweep-scaling comparison (``pgcourse.sweeps.scaling``) is meant to plug in here.
+    The sweep-scaling comparison (``pgcourse.course.sweeps.scaling``) is meant to plug in here.
     """
 
     title: str

@@ -6,9 +6,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..config import SOLVE_THRESHOLDS
-from .results import (EVAL_EPISODES, EVAL_SEED, SB3_ENV_ID, SB3_TIMESTEPS, ZOO_PPO_CARTPOLE, CompareSettings, SB3Result,
-                      SolveRun)
+from ..rl.config import SOLVE_THRESHOLDS
+from .results import (EVAL_EPISODES, EVAL_SEED, SB3_ENV_ID, SB3_TIMESTEPS, ZOO_PPO_CARTPOLE, CompareSettings,
+                      SB3Result, SolveRun)
 
 
 def sb3_available() -> bool:

@@ -57,8 +57,8 @@ def timed(device: torch.device, work: Callable[[], int]) -> dict[str, float]:
 
 def course_ppo(device: torch.device, num_envs: int, updates: int) -> int:
     """``pg.train``'s PPO on the 4x4 workload; returns the env steps it took (every sub-env step)."""
-    from ..algorithms import train_ppo
-    from ..config import make_config
+    from ..rl.algorithms import train_ppo
+    from ..rl.config import make_config
     batch = num_envs * N_STEPS
     config = make_config("ppo", "CartPole-v1", "discrete", seed=0, device=str(device), env_backend="torch",
                          progress=False, num_envs=num_envs, n_steps=N_STEPS, num_minibatches=MINIBATCHES,
@@ -75,7 +75,7 @@ def plain_ppo(device: torch.device, num_envs: int, updates: int, seed: int = 0) 
     every env with no gradient, GAE backwards over the steps, ``EPOCHS`` epochs of ``MINIBATCHES`` shuffled
     minibatches, the clipped surrogate plus half the squared value error, one Adam step over both networks.
     Reset steps are trained on as ordinary steps (the work is the same; the course's loop drops them)."""
-    from ..tensor_envs import TensorVectorEnv
+    from ..rl.tensor_envs import TensorVectorEnv
     torch.manual_seed(seed)
     envs = TensorVectorEnv("CartPole-v1", num_envs, device=device)
 
@@ -130,7 +130,7 @@ def plain_ppo(device: torch.device, num_envs: int, updates: int, seed: int = 0) 
 
 def agents_ppo(device: torch.device, agents: int, num_envs: int, updates: int) -> int:
     """``pg.train_many`` with ``agents`` seeds of ``num_envs`` torch envs each, the 4x4 workload."""
-    from ..many import train_many
+    from ..rl.many import train_many
     batch = num_envs * N_STEPS
     runs = train_many("ppo", "CartPole-v1", seeds=range(agents), total_steps=batch * updates, device=str(device),
                          progress=False, env_backend="torch", num_envs=num_envs, n_steps=N_STEPS, num_minibatches=MINIBATCHES,

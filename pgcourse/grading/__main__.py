@@ -1,5 +1,0 @@
-"""``python -m pgcourse.grading``: the same as ``pgcourse grade``."""
-from .command import main
-
-if __name__ == "__main__":
-    raise SystemExit(main())

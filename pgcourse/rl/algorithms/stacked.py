@@ -1,0 +1,375 @@
+"""A > 1 agents' networks as one set of stacked weights ``[A, ...]``: forward, sampling, clipping and Adam per agent.
+
+:class:`AgentStack` is the loops' agent axis for many agents (:mod:`.agents`; ``pg.train_many``). It takes the
+:class:`~.trainer.Trainer` of each agent (each built, seeded and holding its envs exactly as ``pg.train``
+builds it) and stacks their policies' and critics' parameters along a leading agent axis. Each agent's modules keep working: their parameters become views of its slice, so
+``trainer.policy`` always holds that agent's current weights (evaluation, NaN guard, ``Run.save``).
+
+What is per agent, and why it stays exact:
+
+- forward: ``baddbmm`` over the agent axis, one matrix product per agent in one call; agent ``a``'s rows
+  are computed from agent ``a``'s weights only. Backward: :class:`StackedLinear`, ``nn.Linear``'s formulas.
+- sampling: each agent draws from its own ``torch.Generator``, started from the state torch's global
+  generator had when that agent's trainer was built (where ``pg.train`` samples from), so the draws are
+  ``pg.train``'s draws.
+- gradients: the loss is the sum of the agents' losses, and agent ``a``'s weights appear in agent ``a``'s
+  loss only, so the gradient of the sum on slice ``a`` is the gradient of agent ``a``'s loss.
+- clipping: each agent's norm is taken over its own slices (as ``clip_grad_norm_`` over its parameters).
+- Adam: element-wise, so one update of the stacked tensors is A updates; each agent has its own step
+  count and learning rate, and an agent that is not stepping (``active[a]`` False: its epochs stopped
+  early, or its budget is spent) keeps weights and moments unchanged.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..batching import minibatch_size_for
+from .agents import OneAgent, Rows, agent_minibatches
+from .interrupts import InterruptGuard
+from .trainer import Trainer
+
+
+def agent_generator(device: torch.device) -> torch.Generator:
+    """A generator in the state torch's global generator for ``device`` is in now: the draws a trainer
+    built just now would take from the global generator (as ``pg.train``'s sampling does)."""
+    if device.type == "cuda":
+        generator = torch.Generator(device=device)
+        generator.set_state(torch.cuda.get_rng_state(device))
+        return generator
+    generator = torch.Generator()
+    generator.set_state(torch.get_rng_state())
+    return generator
+
+
+def _stacked_linear_forward(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """``StackedLinear``'s forward without the autograd bookkeeping (for ``torch.no_grad`` passes)."""
+    return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))  # [A, b, out]
+
+
+class StackedLinear(torch.autograd.Function):
+    """``y[a] = x[a] W[a]^T + b[a]`` for every agent ``a`` (``x [A, b, in]``, ``W [A, out, in]``, ``b [A, out]``),
+    with the gradients computed as ``nn.Linear``'s backward computes them for one agent (``dW = g^T x``,
+    ``dx = g W``, ``db = sum of g over rows``), so that each agent's gradients are those of its own network
+    bit for bit (autograd's backward of ``baddbmm`` forms ``dW`` as ``(x^T g)^T``, which rounds differently
+    when ``in`` is small)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        return _stacked_linear_forward(x, weight, bias)  # [A, b, out]
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor, Tensor]:
+        x, weight = ctx.saved_tensors
+        grad_x = torch.bmm(grad, weight) if ctx.needs_input_grad[0] else None  # [A, b, in]
+        return grad_x, torch.bmm(grad.transpose(1, 2), x), grad.sum(1)  # [A, out, in], [A, out]
+
+
+def stacked_mlp(net: nn.Sequential, weights: dict[str, Tensor], x: Tensor) -> Tensor:
+    """``net``'s layers (Linear, Tanh: :func:`pgcourse.rl.networks.mlp`) on ``x [A, b, in]`` with stacked
+    ``weights[name] [A, ...]`` (the names of ``net.named_parameters()``): ``[A, b, out]``."""
+    linear = StackedLinear.apply if torch.is_grad_enabled() else _stacked_linear_forward  # the same product
+    for index, layer in enumerate(net):
+        if isinstance(layer, nn.Linear):
+            x = linear(x, weights[f"{index}.weight"], weights[f"{index}.bias"])  # [A, b, out]
+        elif isinstance(layer, nn.Tanh):
+            x = torch.tanh(x)
+        else:
+            raise TypeError(f"stacked_mlp knows Linear and Tanh layers, not {type(layer).__name__}")
+    return x
+
+
+def _stack_module(modules: Sequence[nn.Module]) -> dict[str, Tensor]:
+    """One leaf ``[A, ...]`` per parameter name; each module's parameter becomes a view of its slice."""
+    names = [name for name, _ in modules[0].named_parameters()]
+    stacked = {}
+    for name in names:
+        parameters = [dict(module.named_parameters())[name] for module in modules]
+        stacked[name] = torch.stack([p.detach() for p in parameters]).requires_grad_(True)
+        for agent, parameter in enumerate(parameters):
+            parameter.data = stacked[name].data[agent]
+    return stacked
+
+
+class StackedAdam:
+    """``LeanAdam``'s (so ``torch.optim.Adam``'s) arithmetic on stacked tensors, with a step count and a
+    learning rate per agent: ``m <- lerp(m, g, 1 - beta1)``, ``v <- beta2 v + (1 - beta2) g^2``,
+    ``p <- p - lr_a / (1 - beta1^t_a) * m / (sqrt(v) / sqrt(1 - beta2^t_a) + eps)``, for the agents in
+    ``active`` only.
+
+    Nothing crosses to the device per step: the step counts live there too, the bias corrections are a table
+    computed on the host as ``LeanAdam`` computes them (in float64, made again only when the steps outgrow it),
+    and the learning rates are copied when they change (once per update with annealing)."""
+
+    def __init__(self, params: list[Tensor], eps: float, betas: tuple[float, float] = (0.9, 0.999)):
+        self.params, self.eps, self.betas = params, eps, betas
+        self.exp_avg = [torch.zeros_like(p) for p in params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in params]
+        self.steps = [0] * params[0].shape[0]  # [A] on the host (for the runs' optimiser states)
+        device = params[0].device
+        self.wide = torch.float64 if device.type != "mps" else torch.float32  # MPS has no float64
+        self.step_counts = torch.zeros(len(self.steps), dtype=torch.long, device=device)  # [A] on the device
+        self._corrections = (torch.ones(1, dtype=self.wide), torch.ones(1, dtype=self.wide))
+        self._lrs: tuple[tuple[float, ...], Tensor] | None = None
+
+    def _bias_corrections(self, largest_step: int) -> tuple[Tensor, Tensor]:
+        """``1 - beta1^t`` and ``sqrt(1 - beta2^t)`` for t = 0, 1, ... on the device (row 0 is never used)."""
+        if self._corrections[0].shape[0] <= largest_step:
+            beta1, beta2 = self.betas
+            count = max(2 * self._corrections[0].shape[0], largest_step + 1, 1024)
+            steps = [float(max(t, 1)) for t in range(count)]
+            self._corrections = tuple(torch.tensor(values, dtype=self.wide, device=self.params[0].device) for values in
+                                      ([1 - beta1 ** t for t in steps], [(1 - beta2 ** t) ** 0.5 for t in steps]))
+        return self._corrections
+
+    def _learning_rates(self, lrs: Sequence[float]) -> Tensor:
+        if self._lrs is None or self._lrs[0] != tuple(lrs):
+            self._lrs = (tuple(lrs), torch.tensor(list(lrs), dtype=self.wide, device=self.params[0].device))
+        return self._lrs[1]  # [A]
+
+    @torch.no_grad()
+    def step(self, lrs: Sequence[float], active: Sequence[bool], active_mask: Tensor | None = None) -> None:
+        """One step of the ``active`` agents (``active_mask``: the same, ``[A]`` bool on the device; made from
+        ``active`` if not given, a copy)."""
+        beta1, beta2 = self.betas
+        agents = len(self.steps)
+        for agent in range(agents):
+            self.steps[agent] += int(active[agent])
+        if active_mask is None:
+            active_mask = torch.tensor(list(active), device=self.params[0].device)
+        first_moment, second_moment = self._bias_corrections(max(self.steps))
+        self.step_counts += active_mask
+        steps = self.step_counts.clamp(min=1)  # [A]; an agent that never stepped is put back below
+        dtype = self.params[0].dtype
+        correction2 = second_moment.index_select(0, steps).to(dtype)  # [A]
+        step_size = (-(self._learning_rates(lrs) / first_moment.index_select(0, steps))).to(dtype)  # [A]
+        per_agent = [(agents,) + (1,) * (p.dim() - 1) for p in self.params]  # a view of [A] that broadcasts
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
+        tensors = [*self.params, *self.exp_avg, *self.exp_avg_sq]
+        idle = not all(active)
+        kept = [tensor.clone() for tensor in tensors] if idle else []  # what the idle agents keep
+        # the arithmetic once over the list of stacked tensors (torch._foreach_*), for every agent
+        torch._foreach_lerp_(self.exp_avg, grads, 1 - beta1)
+        torch._foreach_mul_(self.exp_avg_sq, beta2)
+        torch._foreach_addcmul_(self.exp_avg_sq, grads, grads, value=1 - beta2)
+        denominators = torch._foreach_sqrt(self.exp_avg_sq)
+        torch._foreach_div_(denominators, [correction2.view(shape) for shape in per_agent])
+        torch._foreach_add_(denominators, self.eps)
+        steps = torch._foreach_mul(self.exp_avg, [step_size.view(shape) for shape in per_agent])
+        torch._foreach_div_(steps, denominators)  # addcdiv's order: (value * m) / denominator
+        torch._foreach_add_(self.params, steps)
+        for tensor, old in zip(tensors, kept):  # the agents not stepping keep weights and moments, bit for bit
+            tensor.copy_(torch.where(active_mask.view((agents,) + (1,) * (tensor.dim() - 1)), tensor, old))
+
+
+def clip_per_agent(params: list[Tensor], max_norms: Sequence[float | None] | Tensor | None) -> Tensor:
+    """Each agent's gradient norm over its slices of ``params`` ``[A]`` (before clipping); scales agent ``a``'s
+    gradients by ``min(1, max_norms[a] / (norm_a + 1e-6))``, as ``clip_grad_norm_`` (None: no clipping;
+    ``max_norms`` may be given as what :func:`norm_limits` makes: a tensor on the device, or None for no clipping)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    agents = params[0].shape[0]
+    per_tensor = torch.stack([torch.linalg.vector_norm(g.reshape(agents, -1), dim=1) for g in grads])  # [P, A]
+    norms = torch.linalg.vector_norm(per_tensor, dim=0)  # [A]
+    limits = max_norms if isinstance(max_norms, Tensor) or max_norms is None else \
+        norm_limits(max_norms, norms.dtype, norms.device)
+    if limits is not None:
+        coefficient = torch.clamp(limits / (norms + 1e-6), max=1.0)  # [A]
+        torch._foreach_mul_(grads, [coefficient.view((agents,) + (1,) * (g.dim() - 1)) for g in grads])
+    return norms
+
+
+def norm_limits(max_norms: Sequence[float | None], dtype: torch.dtype, device: torch.device) -> Tensor | None:
+    """The agents' gradient-norm limits ``[A]`` (inf for an agent without one: inf / (norm + 1e-6) clamps to
+    exactly 1), or None when no agent clips."""
+    if all(max_norm is None for max_norm in max_norms):
+        return None
+    return torch.tensor([math.inf if m is None else m for m in max_norms], dtype=dtype, device=device)
+
+
+class AgentStack:
+    """The networks, random generators and optimisers of A agents (see the module docstring), with the methods
+    of the loops' agent axis (:class:`~.agents.OneAgent` has the same for one agent). One Ctrl-C guard for the
+    batch: the first press stops every agent after the update it is in (each run comes back 'interrupted' and
+    resumable, as from ``pg.train``); a second press stops at once, returning nothing."""
+
+    def __init__(self, configs: Sequence, components=None, hooks=None):
+        self.trainers: list[Trainer] = []
+        self.generators: list[torch.Generator] = []
+        self.guard = InterruptGuard("Ctrl-C: every agent stops after the current update (press Ctrl-C again to "
+                                    "stop at once, with no runs returned)")
+        try:
+            for config in configs:
+                self.trainers.append(Trainer(config, components, hooks))
+                self.trainers[-1].interrupt = self.guard  # each agent's `done` and status read the batch's guard
+                self.generators.append(agent_generator(self.trainers[-1].device))
+        except BaseException:
+            for trainer in self.trainers:
+                trainer._close()
+            raise
+        first = self.trainers[0]
+        self.count = len(self.trainers)
+        self.device, self.action_kind = first.device, first.action_kind
+        self.components, self.log_prob_fn, self.entropy_fn = first.components, first.log_prob_fn, first.entropy_fn
+        self.setting_columns: dict = {}
+        self.policy_template, self.value_template = first.policy, first.value_net
+        self.actor = _stack_module([t.policy for t in self.trainers])
+        self.critic = _stack_module([t.value_net for t in self.trainers])
+        self.actor_optimizer = StackedAdam(list(self.actor.values()), eps=first.config.adam_eps)
+        self.critic_optimizer = StackedAdam(list(self.critic.values()), eps=first.config.adam_eps)
+        self.actor_limits, self.critic_limits = (norm_limits(limits, torch.float32, self.device) for limits in (
+            [c.max_grad_norm for c in configs], [c.critic_max_grad_norm for c in configs]))
+        # a minibatch's rows per agent, padded to the largest minibatch any config can have (B_a <= batch_size)
+        self.minibatch_rows = max(minibatch_size_for(c.batch_size, c.minibatch_size, getattr(c, "num_minibatches", None))
+                                  if hasattr(c, "minibatch_size") else c.batch_size for c in configs)
+
+    def __enter__(self) -> AgentStack:
+        self.guard.__enter__()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        self.guard.__exit__(exc_type, exc, tb)
+        if exc_type is not None:
+            for trainer in self.trainers:
+                trainer._close()
+        return False
+
+    # -- the loops' agent axis (as OneAgent's) -----------------------------------------------------
+    def running(self) -> list[bool]:
+        return [not trainer.done for trainer in self.trainers]
+
+    @property
+    def done(self) -> bool:
+        return all(trainer.done for trainer in self.trainers)
+
+    def observation(self, running: Sequence[bool]) -> Tensor:
+        """``[A, N, obs_dim]``: each running agent's envs' observations (zeros for the others)."""
+        first = self.trainers[0]
+        obs = torch.zeros((self.count, first.config.num_envs, first.obs_dim), device=self.device)
+        for a, trainer in enumerate(self.trainers):
+            if running[a]:
+                obs[a] = trainer.env_stepper.observation()
+        return obs
+
+    def act(self, obs: Tensor, running: Sequence[bool]) -> tuple[Tensor, Tensor]:
+        """Actions ``[A, N(, D)]`` drawn by each running agent from its own generator, and their log-probs ``[A, N]``
+        (the components' log-prob function applied once over the agent axis: it works row by row)."""
+        output = self.policy_output(obs)  # [A, N, n_actions] or [A, N, D]
+        actions = self.sample(output, [a for a in range(self.count) if running[a]])
+        if self.action_kind == "discrete":
+            return actions, self.log_prob_fn(output, actions)
+        return actions, self.log_prob_fn(output, self.actor["log_std"].unsqueeze(1).expand_as(output), actions)
+
+    def log_probs_and_entropy(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """``log pi(a|s)`` ``[A, b]`` and entropy ``[A, b]`` of ``obs [A, b, obs_dim]``, with grad."""
+        output = self.policy_output(obs)  # [A, b, ...]
+        if self.action_kind == "discrete":
+            return self.log_prob_fn(output, actions), self.entropy_fn(output)
+        log_std = self.actor["log_std"]  # [A, D]
+        log_probs = self.log_prob_fn(output, log_std.unsqueeze(1).expand_as(output), actions)  # [A, b]
+        return log_probs, self.entropy_fn(log_std).unsqueeze(1).expand(output.shape[:2])
+
+    def old_log_probs(self, stored: Tensor, new_log_probs: Tensor) -> Tensor:
+        return stored  # the stored log-probs (pg.train_many plants no bugs)
+
+    def step(self, actor_loss: Tensor, critic_loss: Tensor, rows: Rows) -> tuple[Tensor, Tensor]:
+        """One backward of the agents' summed losses ``[A]`` (agent a's weights are in its terms only), then each
+        agent taking part (``rows.stepping``) clips its actor's and its critic's gradients with its own limits
+        and steps both Adams; the gradient norms before clipping, ``[A]`` each."""
+        for p in [*self.actor.values(), *self.critic.values()]:
+            p.grad = None
+        (actor_loss + critic_loss).sum().backward()
+        active, active_mask = rows.stepping, rows.mask.any(dim=1)  # the same, on the host and on the device
+        actor_norms = clip_per_agent(list(self.actor.values()), self.actor_limits)
+        critic_norms = clip_per_agent(list(self.critic.values()), self.critic_limits)
+        for optimizer, trainer_optimizer in ((self.actor_optimizer, "actor_optimizer"),
+                                             (self.critic_optimizer, "critic_optimizer")):
+            optimizer.step([getattr(t, trainer_optimizer).param_groups[0]["lr"] for t in self.trainers], active,
+                           active_mask)
+        if self.action_kind == "continuous":
+            with torch.no_grad():
+                for agent, trainer in enumerate(self.trainers):
+                    if trainer.config.log_std_min is not None and active[agent]:
+                        self.actor["log_std"][agent].clamp_(min=trainer.config.log_std_min)
+        return actor_norms.detach(), critic_norms.detach()
+
+    def minibatches(self, rows: Rows) -> list[tuple[Tensor, Rows]]:
+        return agent_minibatches(self, rows, self.minibatch_rows)
+
+    def _net_weights(self, stacked: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {name.removeprefix("net."): value for name, value in stacked.items() if name.startswith("net.")}
+
+    def policy_output(self, obs: Tensor) -> Tensor:
+        """Logits ``[A, b, n_actions]`` or Gaussian means ``[A, b, D]`` of ``obs [A, b, obs_dim]``."""
+        return stacked_mlp(self.policy_template.net, self._net_weights(self.actor), obs)
+
+    def values(self, obs: Tensor) -> Tensor:
+        """``V(s)`` ``[A, b]`` of ``obs [A, b, obs_dim]``."""
+        return stacked_mlp(self.value_template.net, self._net_weights(self.critic), obs).squeeze(-1)
+
+    def sample(self, output: Tensor, agents: Sequence[int]) -> Tensor:
+        """Actions ``[A, N]`` (or ``[A, N, D]``) for the policy outputs ``[A, N, ...]``, each agent in ``agents``
+        drawing from its own generator as ``CategoricalPolicy.sample`` / ``GaussianPolicy.sample`` draw (the
+        others' rows stay 0). The softmax runs once for all agents (row by row, so each row's numbers are those
+        of its agent's own call); only the draws are per agent."""
+        if self.action_kind == "discrete":
+            normalized = output - output.logsumexp(dim=-1, keepdim=True)  # [A, N, k], as sample_categorical
+            probs = torch.softmax(normalized, dim=-1)
+            actions = torch.zeros(output.shape[:-1], dtype=torch.long, device=output.device)  # [A, N]
+            for agent in agents:
+                actions[agent] = torch.multinomial(probs[agent], 1, True, generator=self.generators[agent]).T[0]
+            return actions
+        actions = torch.zeros_like(output)  # [A, N, D]
+        for agent in agents:
+            noise = torch.randn(output.shape[1:], generator=self.generators[agent], device=output.device,
+                                dtype=output.dtype)
+            actions[agent] = output[agent] + torch.exp(self.actor["log_std"][agent]) * noise
+        return actions
+
+    def optimizer_states(self, agent: int) -> tuple[dict, dict]:
+        """Agent ``agent``'s Adam states in ``LeanAdam.state_dict()``'s form (so its run can be resumed by
+        ``pg.resume``, one agent, as if ``pg.train`` had trained it)."""
+        def one(optimizer: StackedAdam, lr: float) -> dict:
+            group = {"lr": lr, "eps": optimizer.eps, "betas": optimizer.betas}
+            state = [None if optimizer.steps[agent] == 0 else
+                     {"step": optimizer.steps[agent], "exp_avg": m[agent].clone(), "exp_avg_sq": v[agent].clone()}
+                     for m, v in zip(optimizer.exp_avg, optimizer.exp_avg_sq)]
+            return {"param_groups": [group], "state": [state]}
+
+        trainer = self.trainers[agent]
+        return (one(self.actor_optimizer, trainer.actor_optimizer.param_groups[0]["lr"]),
+                one(self.critic_optimizer, trainer.critic_optimizer.param_groups[0]["lr"]))
+
+    def finish(self) -> list:
+        """Each agent's :class:`~pgcourse.rl.run.Run` (``Trainer.finish``): its modules get parameters of their
+        own (not views of the stack), its optimisers the agent's Adam states and torch's generator the agent's
+        state, so that the run saves, loads and resumes as one from ``pg.train``."""
+        runs = []
+        global_state = torch.get_rng_state()
+        for agent, trainer in enumerate(self.trainers):
+            for module in (trainer.policy, trainer.value_net):
+                for parameter in module.parameters():
+                    parameter.data = parameter.data.clone()
+            actor_state, critic_state = self.optimizer_states(agent)
+            trainer.actor_optimizer.load_state_dict(actor_state)
+            trainer.critic_optimizer.load_state_dict(critic_state)
+            if self.device.type == "cpu":
+                torch.set_rng_state(self.generators[agent].get_state())
+            runs.append(trainer.finish())
+        torch.set_rng_state(global_state)
+        return runs
+
+
+def build_agents(config, components=None, hooks=None, on_update=None, resume=None):
+    """The agent axis a loop trains: one config (or a sequence of one) is ``pg.train``'s run, one
+    :class:`OneAgent`; a sequence of more is one :class:`~.stacked.AgentStack` (``pg.train_many``: no hooks,
+    callbacks or resume, which ``pg.train_many`` refuses before it gets here)."""
+    configs = list(config) if isinstance(config, Sequence) else [config]
+    if len(configs) == 1:
+        return OneAgent(Trainer(configs[0], components, hooks, on_update, resume=resume))
+    if hooks is not None or on_update is not None or resume is not None:
+        raise ValueError("hooks, on_update and resume train one agent: pass one config")
+    return AgentStack(configs, components)

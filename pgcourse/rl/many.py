@@ -1,0 +1,96 @@
+"""``pg.train_many``: many seeds of one algorithm trained as one batch, one ordinary :class:`Run` per seed."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .algorithms import TRAINERS, Components
+from .algorithms.components import refuse_uncalled
+from .config import ConfigError, check_setting_names, make_config
+from .envs import action_space_kind, env_spaces
+from .run import Run
+
+# what every agent of a batch must share: the shapes of its tensors and the loop's structure
+SHARED_SETTINGS = ("env_id", "env_kwargs", "env_backend", "num_envs", "n_steps", "hidden_sizes", "update_epochs",
+                   "normalize_advantages", "normalize_per_minibatch", "device", "torch_threads")
+BATCHED_ALGORITHMS = ("a2c", "ppo")  # the loops with an agent axis (algorithms/agents.py)
+
+
+def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | None = None, device: str = "auto", *,
+               per_agent: Mapping[str, Sequence[Any]] | None = None, **overrides: Any) -> list[Run]:
+    """Train one agent per seed as one batch (stacked weights ``[A, ...]``); returns one :class:`Run` per seed.
+
+    Each run is what ``pg.train(algo, env_id, seed=s, **overrides)`` returns: config with its seed, its own
+    policy and critic weights, a history with the same columns, normaliser state, resumable with
+    ``pg.resume``; ``Run.save`` / ``pg.load``, ``pg.stats`` and the plots take it unchanged. Each agent's envs,
+    initial weights, action draws and minibatch permutations come from its own seed, its Adam state, gradient
+    clipping, learning-rate annealing, advantage normalisation, KL early stopping and normalisers are its own:
+    changing one agent's seed leaves the other agents' runs bit for bit the same.
+
+    How close an agent's run is to ``pg.train``'s: one seed (A = 1) is trained by ``pg.train``'s loop, its run bit for bit.
+    With other agents the batched matrix products round some rows differently, so an agent follows its
+    ``pg.train`` run to float rounding (losses within about 1e-7 over the first updates) and then drifts as
+    two runs that differ in rounding do; its learning is the same (``pgcourse bench`` measures ten seeds both
+    ways). ``wall_time`` in a history is the batch's clock (the agents train together).
+
+    The same loop as ``pg.train`` (``algorithms/ppo.py``, ``a2c.py``) with one more axis, the agent's: numpy or
+    torch envs (``env_backend``), any device. Not offered (use ``pg.train`` or ``pg.sweep`` for them): live plots,
+    ``log_dir``, checkpoints during training and planted traps.
+
+    Ctrl-C: the first press stops every agent after the batched update it is in and returns the runs, each with
+    status ``"interrupted"`` and resumable with ``pg.resume`` (on its own, as a single-agent run); a second press
+    stops at once and returns nothing (``KeyboardInterrupt``).
+
+    Args:
+        algo: ``"ppo"`` or ``"a2c"`` (the loops with an agent axis; REINFORCE and TRPO train one agent).
+        env_id: as for ``pg.train``.
+        seeds: one agent per seed.
+        total_steps, device, **overrides: as for ``pg.train``, for every agent (``replaceable functions``
+            too: any field of :class:`~pgcourse.rl.algorithms.Components`).
+        per_agent: settings that differ between agents, each a sequence of one value per seed, e.g.
+            ``per_agent={"lr": [1e-3, 3e-4]}``. Scalars only: the shapes and the loop's structure
+            (``SHARED_SETTINGS``: env, env backend, number of envs, rollout length, network sizes, epochs, advantage
+            normalisation, device) are the batch's.
+
+    Raises:
+        ConfigError: an algorithm without a batched loop, no seeds, a per-agent list of the wrong length, a
+            shared setting given per agent, or any error ``pg.train`` would raise for one agent's config.
+    """
+    if algo not in BATCHED_ALGORITHMS:
+        raise ConfigError(f"algo={algo!r} has no batched loop: train_many trains {BATCHED_ALGORITHMS}; "
+                          f"train {algo} one seed at a time with pg.train or pg.sweep")
+    seeds = [int(seed) for seed in seeds]
+    if not seeds:
+        raise ConfigError("seeds=[] is invalid: expected at least one seed")
+    per_agent = dict(per_agent or {})
+    for name, values in per_agent.items():
+        if name in SHARED_SETTINGS:
+            raise ConfigError(f"per_agent[{name!r}] is invalid: {name} shapes the batch's tensors and is the same "
+                              f"for every agent; train different values in separate train_many calls")
+        if isinstance(values, (str, bytes)) or len(values) != len(seeds):
+            raise ConfigError(f"per_agent[{name!r}] is invalid: expected one value per seed ({len(seeds)}), "
+                              f"got {values!r}")
+    if "seed" in overrides or "seed" in per_agent:
+        raise ConfigError(f"seed= is invalid in train_many: each agent's seed is an entry of seeds= (got seeds={seeds})")
+    if "traps" in overrides or "traps" in per_agent:
+        raise ConfigError("traps= is invalid in train_many: planted bugs replace the single-agent loop's steps; "
+                          "train them with pg.train")
+    component_names = Components.names()
+    check_setting_names(algo, {**overrides, **per_agent}, replaceable=component_names)
+    pieces = {name: overrides.pop(name) for name in list(overrides) if name in component_names}
+    _, action_space = env_spaces(env_id, overrides.get("env_kwargs"))
+    kind = action_space_kind(action_space)
+    refuse_uncalled(algo, kind, pieces)
+    if total_steps is not None:
+        overrides["total_steps"] = total_steps
+    configs = [make_config(algo, env_id, kind, seed=seed, device=device, **overrides,
+                           **{name: values[agent] for name, values in per_agent.items()})
+               for agent, seed in enumerate(seeds)]
+    configs[0].check_rollout_memory(agents=len(seeds))  # the agents' rollouts are one batch in memory
+    runs = TRAINERS[algo](configs, Components(**pieces))
+    if any(run.history.status == "interrupted" for run in runs):
+        steps = [int(run.history.updates["env_step"][-1]) if len(run.history.updates) else 0 for run in runs]
+        print(f"training interrupted: every agent stopped after the same batched update (env steps {min(steps):,} to "
+              f"{max(steps):,} of {configs[0].total_steps:,}). Each run can be continued on its own with "
+              f"pg.resume(run) (as a single-agent run), or kept with run.save(folder).")
+    return runs
