@@ -20,7 +20,7 @@ from . import _moved
 _moved.install()  # before anything else: the old import paths (pgcourse.rl.returns, ...) name the moved modules
 
 from .course import concepts  # concepts: imported eagerly, the grader preloads it
-from .rl import agreement, devices, diagnostics, losses, returns
+from .rl import agreement, devices, diagnostics, distributions, losses, returns
 from .rl.algorithms import Components, NonFiniteError
 from .rl.api import resume, train
 from .rl.many import train_many
@@ -31,7 +31,8 @@ from .rl.diagnostics import approx_kl, clip_fraction, explained_variance
 from .rl.evaluation import EvalResult, evaluate
 from .rl.history import History
 from .course.hints import hint
-from .rl.losses import clipped_surrogate_loss, gaussian_log_prob, reinforce_loss, value_loss
+from .rl.distributions import gaussian_log_prob
+from .rl.losses import clipped_surrogate_loss, reinforce_loss, value_loss
 from .rl.returns import compute_gae, discounted_returns, normalize
 from .rl.devices import choose_device, resolve_device
 from .rl.run import Run, RunLoadError, load

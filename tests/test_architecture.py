@@ -26,7 +26,7 @@ EMPTY_PACKAGES = {"pgcourse.classroom", "pgcourse.course", "pgcourse.rl"}  # doc
 # Within the folders, layers: lowest first. A module may import modules of its own layer or of layers below it.
 LAYERS: list[tuple[str, set[str]]] = [
     ("sandboxed", {"classroom.sandboxed", "_version", "colab", "_moved"}),
-    ("rl math", {"rl.returns", "rl.losses", "rl.diagnostics", "rl.batching", "rl.trust_region", "rl.devices",
+    ("rl math", {"rl.returns", "rl.losses", "rl.distributions", "rl.diagnostics", "rl.batching", "rl.trust_region", "rl.devices",
                  "rl.course_files", "rl.memory", "rl.agreement"}),
     ("rl parts", {"rl.envs", "rl.networks", "rl.config", "rl.history", "rl.tensor_dynamics", "rl.tensor_envs"}),
     ("rl runs", {"rl.run", "rl.evaluation", "rl.loggers", "rl.live"}),

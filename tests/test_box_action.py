@@ -12,10 +12,10 @@ SHORT = dict(total_steps=4096, progress=False, device="cpu")
 def test_the_squash_maps_any_sample_into_the_box_and_keeps_the_sample():
     u = torch.tensor([[-50.0], [-1.0], [0.0], [0.5], [50.0]])
     low, high = torch.tensor([-2.0]), torch.tensor([2.0])
-    a = pg.losses.tanh_env_action(u, low, high)
+    a = pg.distributions.tanh_env_action(u, low, high)
     assert torch.allclose(a, 2.0 * torch.tanh(u)) and a.abs().max() <= 2.0
     assert u[0, 0] == -50.0  # a new tensor, the sample untouched
-    shifted = pg.losses.tanh_env_action(torch.zeros(1, 2), torch.tensor([0.0, -1.0]), torch.tensor([4.0, 3.0]))
+    shifted = pg.distributions.tanh_env_action(torch.zeros(1, 2), torch.tensor([0.0, -1.0]), torch.tensor([4.0, 3.0]))
     assert shifted.tolist() == [[2.0, 1.0]]  # the centre of each box for u = 0
 
 
@@ -25,8 +25,8 @@ def test_the_log_determinant_cancels_in_the_ratio():
     m_old, m_new = torch.randn(500, 2, generator=g, dtype=torch.float64), torch.randn(500, 2, generator=g, dtype=torch.float64)
     s_old, s_new = torch.tensor([0.1, -0.2], dtype=torch.float64), torch.tensor([-0.4, 0.3], dtype=torch.float64)
     high = torch.tensor([2.0, 1.0], dtype=torch.float64)
-    squashed = (pg.losses.tanh_squashed_log_prob(m_new, s_new, u, high)
-                - pg.losses.tanh_squashed_log_prob(m_old, s_old, u, high))
+    squashed = (pg.distributions.tanh_squashed_log_prob(m_new, s_new, u, high)
+                - pg.distributions.tanh_squashed_log_prob(m_old, s_old, u, high))
     gaussian = pg.gaussian_log_prob(m_new, s_new, u) - pg.gaussian_log_prob(m_old, s_old, u)
     assert torch.allclose(squashed, gaussian, atol=1e-10)
 
@@ -36,7 +36,7 @@ def test_training_with_the_squash_sends_squashed_actions_and_acts_the_same_way()
 
     def spy_clip(actions, low, high):  # the replaceable clipping: must not be used with box_action="tanh"
         sent.append("clip")
-        return pg.losses.env_action(actions, low, high)
+        return pg.distributions.env_action(actions, low, high)
 
     run = pg.train("ppo", "Pendulum-v1", box_action="tanh", env_action=spy_clip, **SHORT)
     assert sent == [] and run.config.box_action == "tanh"

@@ -132,8 +132,9 @@ def test_answers_live_in_the_solution_notebook_only():
         text = path.read_text()
         for k, answer in [*ANSWERS.items(), *POOL_ANSWERS.items()]:
             assert not re.search(rf"\b{k}\s*[:=]\s*\W?{answer}", text), (path, k)
-    for path in (package / "traps" / "bug_hunt.py", package / "traps" / "__main__.py", package / "traps" / "pool.py",
-                 package / "checks" / "ch06_traps.py", ROOT / "tools" / "make_mysteries.py"):
+    debugging = package / "course" / "debugging"
+    for path in (debugging / "bug_hunt.py", debugging / "__main__.py", debugging / "pool.py",
+                 package / "course" / "checks" / "ch06_traps.py", ROOT / "tools" / "make_mysteries.py"):
         text = path.read_text()
         assert not [trap for trap in traps.TRAPS if trap in text], path
         # no answer stored as a hash (pool.py hashes student ids to draw, never an answer)
@@ -312,7 +313,7 @@ def test_the_grader_keeps_no_tries(monkeypatch, capsys):
     pg.checks.check_mystery(2, ANSWERS[2], _signal_of(2))
     assert capsys.readouterr().out.startswith("✓ mystery trainer 2")
     assert bug_hunt._KERNEL_TRIES == {}
-    source = (ROOT / "pgcourse" / "grading" / "worker.py").read_text()
+    source = (ROOT / "pgcourse" / "classroom" / "grading" / "worker.py").read_text()
     assert f'os.environ["{bug_hunt.RECORD_VARIABLE}"] = "off"' in source
 
 

@@ -86,7 +86,7 @@ def test_learner_exception_is_reported_as_theirs(name):
     assert "your function raised an exception" in message
     assert "ZeroDivisionError" in message
     assert "_crashing_helper" in message and "return x / 0" in message  # their traceback, with their code
-    assert "pgcourse/checks/" not in message  # ... and not the check's frames
+    assert "pgcourse/course/checks/" not in message  # ... and not the check's frames
 
 
 @pytest.mark.parametrize("wrong_version", WRONG_VERSIONS, ids=lambda w: w.id)

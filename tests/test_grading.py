@@ -562,7 +562,8 @@ def test_a_stub_left_in_the_sandbox_is_named_as_the_students_function_not_the_gr
     named that code's function: "_raise_remote (called by your reinforce_loss): not implemented yet". The message
     names the learner's function, and no student's feedback names a function of the grader's."""
     report = graded["report"]
-    internal = ("_raise_remote", "_answer", "_call_remote", "pgcourse/grading", "pgcourse.grading.link")
+    internal = ("_raise_remote", "_answer", "_call_remote", "pgcourse/classroom", "pgcourse.classroom.sandboxed.link",
+                "pgcourse/grading", "pgcourse.grading.link")
     for student in report.students:
         for exercise_id, result in student.exercises.items():
             assert not any(name in (result.feedback or "") for name in internal), (student.student, exercise_id,

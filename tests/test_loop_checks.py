@@ -83,7 +83,7 @@ def test_learner_exception_is_reported_as_theirs(name, capsys):
     with pytest.raises(checks.LearnerCodeError) as info:
         checks.STAGE_CHECKS[name](learner_crashes)
     message = str(info.value)
-    assert "ZeroDivisionError" in message and "_crashing_helper" in message and "pgcourse/checks/" not in message
+    assert "ZeroDivisionError" in message and "_crashing_helper" in message and "pgcourse/course/checks/" not in message
 
 
 @pytest.mark.parametrize("wrong_loop", [w for w in WRONG_LOOPS if w.stage in FAST_STAGES], ids=lambda w: w.id)

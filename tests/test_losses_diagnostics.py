@@ -10,8 +10,8 @@ from torch.distributions import Categorical, Normal
 
 from pgcourse.rl.batching import minibatch_indices
 from pgcourse.rl.diagnostics import approx_kl, clip_fraction, explained_variance, grad_norm, relative_value_error
-from pgcourse.rl.losses import (categorical_entropy, categorical_log_prob, clipped_surrogate_loss,
-                                entropy_bonus_loss, gaussian_entropy, gaussian_log_prob, reinforce_loss, value_loss)
+from pgcourse.rl.distributions import categorical_entropy, categorical_log_prob, gaussian_entropy, gaussian_log_prob
+from pgcourse.rl.losses import clipped_surrogate_loss, entropy_bonus_loss, reinforce_loss, value_loss
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from torch.distributions import AffineTransform, Normal, TanhTransform, Transfor
 
 import pgcourse as pg
 from pgcourse.course import concepts
-from pgcourse.rl import losses
+from pgcourse.rl import distributions
 from pgcourse.course.checks import ch04_ppo, ch05_continuous
 from pgcourse.rl.networks import GaussianPolicy
 
@@ -117,13 +117,13 @@ def test_squashed_reference_is_torchs_change_of_variables():
     u = 3.0 * torch.randn(9, 3, generator=g, dtype=torch.float64)
     high = torch.tensor([2.0, 0.5, 1.0], dtype=torch.float64)
     dist = TransformedDistribution(Normal(mean, log_std.exp()), [TanhTransform(), AffineTransform(0.0, high)])
-    torch.testing.assert_close(losses.tanh_squashed_log_prob(mean, log_std, u, high),
+    torch.testing.assert_close(distributions.tanh_squashed_log_prob(mean, log_std, u, high),
                                dist.log_prob(high * torch.tanh(u)).sum(-1), rtol=1e-10, atol=1e-10)
 
 
 def test_the_stable_form_stays_finite_where_the_plain_one_saturates():
     u = torch.tensor([[12.0]])
-    stable = losses.tanh_squashed_log_prob(torch.zeros(1, 1), torch.zeros(1), u, torch.ones(1))
+    stable = distributions.tanh_squashed_log_prob(torch.zeros(1, 1), torch.zeros(1), u, torch.ones(1))
     assert torch.isfinite(stable).all()
     assert (1 - torch.tanh(u) ** 2).item() == 0.0  # the plain form needs its eps here
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import pgcourse as pg
-from pgcourse.rl import losses, returns
+from pgcourse.rl import distributions, losses, returns
 from pgcourse.course import debugging as traps
 from pgcourse.rl.algorithms import Components, Hooks, Trainer
 from pgcourse.rl.algorithms.rollout import collect_rollout
@@ -143,7 +143,7 @@ def test_ratio_from_probs_is_nan_once_probabilities_underflow():
 def test_log_prob_not_summed_returns_per_dimension_terms():
     _, parts = components_for(mark_tested("log_prob_not_summed"), env="Pendulum-v1", kind="continuous")
     mean, log_std, actions = torch.zeros(5, 3), torch.zeros(3), torch.randn(5, 3)
-    good = losses.gaussian_log_prob(mean, log_std, actions)
+    good = distributions.gaussian_log_prob(mean, log_std, actions)
     bad = parts.gaussian_log_prob(mean, log_std, actions)
     assert good.shape == (5,) and bad.shape == (5, 3)
     assert torch.allclose(bad.sum(-1), good)

@@ -299,8 +299,8 @@ class BaseConfig:
             Other episodes than numpy's for a seed (torch draws the start states).
         box_action: how a Gaussian policy's sample :math:`u` becomes the action sent to a ``Box`` env:
             ``"clip"`` (the default) sends :math:`\\operatorname{clip}(u, \\text{low}, \\text{high})`
-            (``losses.env_action``); ``"tanh"`` sends :math:`\\text{low} + (\\tanh u + 1)(\\text{high} -
-            \\text{low})/2` (``losses.tanh_env_action``, the squashed Gaussian of lesson 05). Either way the
+            (``distributions.env_action``); ``"tanh"`` sends :math:`\\text{low} + (\\tanh u + 1)(\\text{high} -
+            \\text{low})/2` (``distributions.tanh_env_action``, the squashed Gaussian of lesson 05). Either way the
             rollout stores :math:`u`, whose Gaussian log-density the ratio uses: the squash's log-determinant
             depends on :math:`u` alone, so it cancels in :math:`\\pi_\\theta / \\pi_{\\theta_\\text{old}}`
             and in the policy gradient; the entropy bonus and the logged entropy stay :math:`u`'s (the squashed

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from .losses import categorical_entropy, categorical_log_prob, gaussian_entropy, gaussian_log_prob
+from .distributions import categorical_entropy, categorical_log_prob, gaussian_entropy, gaussian_log_prob
 
 
 def orthogonal_init(layer: nn.Linear, gain: float) -> nn.Linear:

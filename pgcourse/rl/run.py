@@ -26,7 +26,7 @@ from .devices import choose_device
 from .diagnostics import accumulation_dtype
 from .envs import ObsNormalizerState, action_space_kind
 from .history import History
-from .losses import env_action, tanh_env_action
+from .distributions import env_action, tanh_env_action
 from .networks import ValueNet, make_policy
 
 FORMAT_NAME = "pgcourse-run"

@@ -24,7 +24,8 @@ from torch import Tensor
 
 from ...rl.config import ReinforceConfig, make_config
 from ...rl.envs import make_raw_vector_env
-from ...rl.losses import categorical_log_prob, reinforce_loss
+from ...rl.distributions import categorical_log_prob
+from ...rl.losses import reinforce_loss
 from ...rl.networks import CategoricalPolicy, sample_categorical
 from ...rl.returns import discounted_returns, normalize
 from .learning_proof import Batch, LoopContract, RecordingEnvs, StepRecorder, prove_learning

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...rl import envs, losses, returns
+from ...rl import distributions, envs, losses, returns
 from .ch00_setup import _episode_flags
 from .harness import _BOTH_FLAGS_HINT, _STEPS_NOTE, Case, Exercise, Mistake, _bool, _log_probs, _make_check, _randn, _t
 
@@ -37,7 +37,7 @@ def _gather(values: Tensor, actions: Tensor) -> Tensor:
 
 ACTION_LOG_PROBS = Exercise(
     name="action_log_probs",
-    reference=losses.categorical_log_prob,
+    reference=distributions.categorical_log_prob,
     make_cases=_cases_action_log_probs,
     concept="the log-probability of the action taken in each state, under the categorical policy whose logits "
             "are given (the probabilities of a state sum to 1 over its actions): one number per state, <= 0.",

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...rl import diagnostics, losses, returns
+from ...rl import diagnostics, distributions, losses, returns
 from .harness import Case, Exercise, Mistake, _call_learner, _fmt, _make_check, _message, _randn, _t
 
 
@@ -139,7 +139,7 @@ def _cases_categorical_entropy() -> list[Case]:
 
 CATEGORICAL_ENTROPY = Exercise(
     name="categorical_entropy",
-    reference=losses.categorical_entropy,
+    reference=distributions.categorical_entropy,
     make_cases=_cases_categorical_entropy,
     concept="the entropy of each state's action distribution, minus the sum over the actions of p times log p, "
             "computed stably from the logits (a probability that underflows to 0 contributes 0): one number per "

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...rl import batching, diagnostics, losses
+from ...rl import batching, diagnostics, distributions, losses
 from .harness import Case, Exercise, Mistake, _call_learner, _fmt, _log_probs, _make_check, _message, _randn, _t
 
 
@@ -383,7 +383,7 @@ def check_minibatch_indices(fn: Callable[..., Any]) -> None:
 
 def _linear_log_probs(weights: Tensor, obs: Tensor, actions: Tensor) -> Tensor:
     """[b] log pi(a|s) of a linear softmax policy, logits = obs @ weights ([b, obs_dim] @ [obs_dim, A])."""
-    return losses.categorical_log_prob(obs @ weights, actions)
+    return distributions.categorical_log_prob(obs @ weights, actions)
 
 
 def reference_ppo_epochs(weights: Tensor, obs: Tensor, actions: Tensor, old_log_probs: Tensor, advantages: Tensor,

@@ -17,8 +17,8 @@ from ...rl.algorithms.rollout import Rollout
 from ...rl.batching import minibatch_indices
 from ...rl.config import PPOConfig
 from ...rl.diagnostics import approx_kl, clip_fraction, explained_variance
-from ...rl.losses import (categorical_entropy, categorical_log_prob, clipped_surrogate_loss, entropy_bonus_loss,
-                          value_loss)
+from ...rl.distributions import categorical_entropy, categorical_log_prob
+from ...rl.losses import clipped_surrogate_loss, entropy_bonus_loss, value_loss
 from ...rl.networks import CategoricalPolicy, ValueNet, sample_categorical
 from ...rl.returns import compute_gae, normalize
 

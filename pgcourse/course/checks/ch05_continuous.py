@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...rl import losses
+from ...rl import distributions
 from .harness import (_PRIORITY, Case, Exercise, Mistake, _call_learner, _check_case, _clone_args, _diagnose,
                       _make_check, _message, _randn, _t, _tolerance)
 
@@ -54,7 +54,7 @@ def _cases_gaussian_log_prob() -> list[Case]:
 
 GAUSSIAN_LOG_PROB = Exercise(
     name="gaussian_log_prob",
-    reference=losses.gaussian_log_prob,
+    reference=distributions.gaussian_log_prob,
     make_cases=_cases_gaussian_log_prob,
     concept="the log-density of each action vector under a diagonal Gaussian with the given mean and standard "
             "deviation exp(log_std): the action dimensions are independent, so it is the sum over the last dim "
@@ -100,7 +100,7 @@ _ENTROPY_CONSTANT = 0.5 + LOG_SQRT_2PI  # 0.5 * log(2 pi e)
 
 GAUSSIAN_ENTROPY = Exercise(
     name="gaussian_entropy",
-    reference=losses.gaussian_entropy,
+    reference=distributions.gaussian_entropy,
     make_cases=_cases_gaussian_entropy,
     concept="the entropy of a diagonal Gaussian with standard deviation exp(log_std): the action dimensions (the "
             "last dim) are independent, so it is the sum over the last dim of the one-dimensional entropies.",
@@ -138,7 +138,7 @@ def _cases_env_action() -> list[Case]:
 
 ENV_ACTION = Exercise(
     name="env_action",
-    reference=losses.env_action,
+    reference=distributions.env_action,
     make_cases=_cases_env_action,
     concept="a new tensor: the actions clipped into the box [low, high] of the environment, each dimension to "
             "its own bounds, the input left as it was.",
@@ -200,7 +200,7 @@ def _squash_plain(mean, log_std, u, high, sign=1.0, summed=True, scale=True, at=
 
 SQUASHED_LOG_PROB = Exercise(
     name="squashed_log_prob",
-    reference=losses.tanh_squashed_log_prob,
+    reference=distributions.tanh_squashed_log_prob,
     make_cases=_cases_squashed_log_prob,
     concept="the log-density of the squashed action a = high * tanh(u): the diagonal Gaussian log-density of the "
             "sample u, minus, summed over the action dims, the log of the squash's slope, log(high) + "
@@ -247,8 +247,8 @@ def reference_gaussian_policy_head(obs: Tensor, mean_weight: Tensor, mean_bias: 
     (a linear mean layer, nn.Linear's layout) and one state-independent log_std [D] shared by every row, as
     ``GaussianPolicy.log_prob_entropy`` computes them."""
     mean = obs @ mean_weight.T + mean_bias  # [B, D]
-    log_probs = losses.gaussian_log_prob(mean, log_std.expand_as(mean), actions)  # [B]
-    entropy = losses.gaussian_entropy(log_std).expand(obs.shape[0])  # [B], the same in every row
+    log_probs = distributions.gaussian_log_prob(mean, log_std.expand_as(mean), actions)  # [B]
+    entropy = distributions.gaussian_entropy(log_std).expand(obs.shape[0])  # [B], the same in every row
     return log_probs, entropy
 
 

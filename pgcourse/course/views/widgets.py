@@ -31,7 +31,8 @@ from ...rl import api
 from . import render
 from ...rl.config import ConfigError
 from ...rl.live import CourseFigure, LiveView, display_if_notebook, figure_png, plot_live
-from ...rl.losses import clipped_surrogate_loss, gaussian_entropy, gaussian_log_prob
+from ...rl.distributions import gaussian_entropy, gaussian_log_prob
+from ...rl.losses import clipped_surrogate_loss
 from ...rl.returns import compute_gae, discounted_returns
 
 __all__ = ["plot_discounting", "plot_gae_weights", "plot_clip_objective", "plot_gaussian_policy",

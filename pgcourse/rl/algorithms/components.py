@@ -8,11 +8,11 @@ meaning) of the reference function it defaults to; the exercise notebooks re-imp
 field                      reference                       where the loops call it
 =========================  ==============================  =============================================
 ``transition_mask``        ``envs.transition_mask``        rollout: which steps are real transitions
-``env_action``             ``losses.env_action``           rollout: the copy of a Box action sent to env
-``action_log_probs``       ``losses.categorical_log_prob`` sampling and update, Discrete actions
-``gaussian_log_prob``      ``losses.gaussian_log_prob``    sampling and update, Box actions
-``categorical_entropy``    ``losses.categorical_entropy``  update, Discrete actions
-``gaussian_entropy``       ``losses.gaussian_entropy``     update, Box actions
+``env_action``             ``distributions.env_action``           rollout: the copy of a Box action sent to env
+``action_log_probs``       ``distributions.categorical_log_prob`` sampling and update, Discrete actions
+``gaussian_log_prob``      ``distributions.gaussian_log_prob``    sampling and update, Box actions
+``categorical_entropy``    ``distributions.categorical_entropy``  update, Discrete actions
+``gaussian_entropy``       ``distributions.gaussian_entropy``     update, Box actions
 ``discounted_returns``     ``returns.discounted_returns``  REINFORCE: G_t of each episode
 ``baseline_advantages``    ``returns.baseline_advantages`` REINFORCE with baseline: G_t - V(s_t)
 ``td_errors``              ``returns.td_errors``           A2C / PPO: the deltas inside ``compute_gae``
@@ -39,7 +39,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
-from .. import batching, diagnostics, envs, losses, returns
+from .. import batching, diagnostics, distributions, envs, losses, returns
 from ..config import ConfigError
 
 
@@ -81,11 +81,11 @@ class Components:
     """The math the training loops call; any field can be the learner's function (see the module table)."""
 
     transition_mask: Callable = envs.transition_mask
-    env_action: Callable = losses.env_action
-    action_log_probs: Callable = losses.categorical_log_prob
-    gaussian_log_prob: Callable = losses.gaussian_log_prob
-    categorical_entropy: Callable = losses.categorical_entropy
-    gaussian_entropy: Callable = losses.gaussian_entropy
+    env_action: Callable = distributions.env_action
+    action_log_probs: Callable = distributions.categorical_log_prob
+    gaussian_log_prob: Callable = distributions.gaussian_log_prob
+    categorical_entropy: Callable = distributions.categorical_entropy
+    gaussian_entropy: Callable = distributions.gaussian_entropy
     discounted_returns: Callable = returns.discounted_returns
     baseline_advantages: Callable = returns.baseline_advantages
     td_errors: Callable = returns.td_errors

@@ -18,6 +18,8 @@ Monte Carlo estimate. ``history.episodes["env_step"]`` counts only the transitio
 
 Hyperparameters are the fields of :class:`pgcourse.rl.config.ReinforceConfig`. Every piece of math is
 ``parts.<name>``, a field of :class:`~pgcourse.rl.algorithms.components.Components`.
+
+One agent per run: ``pg.train_many`` batches A2C and PPO only (their loops have the agent axis, :mod:`.agents`).
 """
 from __future__ import annotations
 

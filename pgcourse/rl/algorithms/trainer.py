@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .. import batching, losses
+from .. import batching, distributions
 from ..config import BaseConfig
 from ..envs import (RolloutStepper, action_space_kind, add_normalization, check_observation_space, make_vector_env,
                     normalizer_state)
@@ -304,7 +304,7 @@ class Trainer:
         """The stored actions as ``env.step`` takes them, on the device (Box actions clipped, or squashed with
         ``box_action="tanh"``: a copy either way)."""
         if self.action_kind == "continuous":
-            to_box = losses.tanh_env_action if self.config.box_action == "tanh" else self.components.env_action
+            to_box = distributions.tanh_env_action if self.config.box_action == "tanh" else self.components.env_action
             actions = to_box(actions, self.action_low, self.action_high)  # [N, D]
         return actions
 

@@ -24,6 +24,8 @@ gradient's size.
 There is no learning rate for the policy: the KL constraint ``max_kl`` (delta) sets the step size. Entropy
 bonuses and gradient clipping do not apply to the policy. Hyperparameters are the fields of
 :class:`pgcourse.rl.config.TRPOConfig`.
+
+One agent per run: ``pg.train_many`` batches A2C and PPO only (their loops have the agent axis, :mod:`.agents`).
 """
 from __future__ import annotations
 
