@@ -1,7 +1,8 @@
 """pgcourse: the policy-gradient code behind the course (REINFORCE -> A2C/GAE -> PPO -> TRPO -> language models).
 
 Three folders, one per product (docs/architecture.md lists every module; tests/test_architecture.py holds the
-rules: a folder imports only from itself and the folders below it):
+rules: a folder imports only from itself and the folders below it, rl < course < classroom; anything may import
+classroom/sandboxed, which imports nothing of pgcourse):
     pgcourse.rl         the RL library a learner reads: returns.py (GAE is here), losses.py, diagnostics.py,
                         batching.py, envs.py, tensor_envs.py, networks.py, config.py, run.py, history.py,
                         algorithms/ (one loop per algorithm; A2C and PPO with an agent axis), api.py (pg.train,
@@ -11,13 +12,14 @@ rules: a folder imports only from itself and the folders below it):
     pgcourse.classroom  grading/ (pgcourse grade), handout, exercisegen, notebook_format, and sandboxed/: the code
                         that runs inside the grader's sandbox (imports nothing of pgcourse)
     at the root         cli.py and bench/ (the commands), colab.py (Colab's set-up, run before the install),
-                        _moved.py (the old import paths: pgcourse.rl.returns, pgcourse.rl.algorithms, ... keep working)
+                        _moved.py (the import paths of before the folders, pgcourse.returns, pgcourse.algorithms.ppo,
+                        pgcourse.traps..., keep working for code written against them)
 """
 from __future__ import annotations
 
 from . import _moved
 
-_moved.install()  # before anything else: the old import paths (pgcourse.rl.returns, ...) name the moved modules
+_moved.install()  # before anything else: the old import paths (pgcourse.returns, ...) name the moved modules
 
 from .course import concepts  # concepts: imported eagerly, the grader preloads it
 from .rl import agreement, devices, diagnostics, distributions, losses, returns
@@ -72,9 +74,13 @@ def show_gif(*args, **kwargs):
     return _show_gif(*args, **kwargs)
 
 
-_LAZY_SUBMODULES = {"checks", "plotting", "render", "bench", "cli", "exercisegen", "traps", "envs", "networks",
-                    "config", "algorithms", "widgets", "grading", "live", "planted", "notebook_format",
-                    "stats", "sweeps", "lm"}
+# pg.<name> -> the module, imported on first use (pg.traps is the debugging chapter's toolbox, course/debugging)
+_LAZY_SUBMODULES = {
+    **{name: f"rl.{name}" for name in ("envs", "networks", "config", "algorithms", "live", "planted", "lm")},
+    **{name: f"course.{name}" for name in ("checks", "stats", "sweeps", "tabular")},
+    **{name: f"course.views.{name}" for name in ("plotting", "render", "widgets")},
+    "traps": "course.debugging", "grading": "classroom.grading", "exercisegen": "classroom.exercisegen",
+    "notebook_format": "classroom.notebook_format", "bench": "bench", "cli": "cli"}
 
 
 def __getattr__(name: str):
@@ -82,7 +88,7 @@ def __getattr__(name: str):
     if name in _LAZY_SUBMODULES:
         import importlib
 
-        return importlib.import_module(f"{__name__}.{name}")
+        return importlib.import_module(f"{__name__}.{_LAZY_SUBMODULES[name]}")
     raise AttributeError(f"module 'pgcourse' has no attribute {name!r}")
 
 

@@ -1,5 +1,6 @@
 """The import paths of before the package had its three folders (``pgcourse.returns``, ``pgcourse.algorithms.ppo``,
-``pgcourse.traps``, ``pgcourse.grading.wire``...) keep working, for outside code, notebooks and saved runs.
+``pgcourse.traps``, ``pgcourse.grading.wire``...) keep working, for code and notebooks written against them and for
+the runs saved then (their pickles name the old modules). The package itself uses the new paths only.
 
 A finder on ``sys.meta_path`` answers an old name with the module at its new place: the same module object (no
 second copy, so a patch or an ``isinstance`` through either name is the same), imported when first asked for.
@@ -69,8 +70,9 @@ class MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def exec_module(self, module: ModuleType) -> None:
         module.__spec__ = self._specs.pop(id(module), module.__spec__)
-        # the import system binds the module to its old name's parent next: where that package holds a function of
-        # the module's name (pgcourse.lm.finetune, the function, beside pgcourse.lm.finetune, the module), keep it
+        # the import system binds the module to its old name's parent next, which is the module's own package (an old
+        # name's parent is the same package object under its old name): where that package holds a function of the
+        # module's name (pgcourse.lm.finetune, the function, beside pgcourse.lm.finetune, the module), keep it
         parent = sys.modules.get(module.__name__.rpartition(".")[0])
         child = module.__name__.rpartition(".")[2]
         if parent is not None and not isinstance(getattr(parent, child, module), ModuleType):

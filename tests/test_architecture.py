@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("rl runs", {"rl.run", "rl.evaluation", "rl.loggers", "rl.live"}),
     ("rl training", {"rl.algorithms", "rl.lm", "rl.planted"}),
     ("rl entry", {"rl.api", "rl.many", "rl"}),
-    ("course basics", {"course.stats", "course.agreement", "course.tabular", "course.views", "course.colab_cells",
+    ("course basics", {"course.stats", "course.tabular", "course.views", "course.colab_cells",
                        "course.concepts", "course.claims"}),
     ("course tools", {"course", "course.checks", "course.debugging", "course.sweeps", "course.hints"}),
     ("classroom", {"classroom", "classroom.notebook_format", "classroom.exercisegen", "classroom.handout",

@@ -19,9 +19,13 @@ END = "<!-- end of the module list -->"
 def first_sentence(path: Path) -> str:
     docstring = ast.get_docstring(ast.parse(path.read_text())) or ""
     text = " ".join(docstring.split()).replace("``", "`")
-    match = re.match(r"(.+?\.)(\s|$)", text)
-    sentence = match.group(1) if match else text
-    return sentence or "(no docstring)"
+    for match in re.finditer(r"[.?](\s|$)", text):  # the first period (or question mark) that ends a sentence
+        before = text[:match.start()]
+        if before.endswith((".", " al", "e.g", "i.e", "etc", " vs", "Fig")) or before.count("`") % 2 \
+                or before.count("(") > before.count(")"):
+            continue  # an ellipsis, an abbreviation, inside code or parentheses
+        return before + text[match.start()]
+    return text or "(no docstring)"
 
 
 def module_table(package: Path) -> str:

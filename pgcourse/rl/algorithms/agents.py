@@ -79,22 +79,22 @@ def _settings_for(configs: Sequence, setting: Callable, device: torch.device, ca
 
 
 def reduce_rows(agents: OneAgent, fn: Callable, tensors: Sequence[Tensor], rows: Rows,
-                setting: Callable = lambda config: ()) -> Tensor:
-    """``fn(*tensors, *setting(config))`` for every agent on its own rows: one number per agent ``[A]``.
+                hyperparameters: Callable = lambda config: ()) -> Tensor:
+    """``fn(*tensors, *hyperparameters(config))`` for every agent on its own rows: one number per agent ``[A]``.
 
-    ``tensors`` are ``[A, b, ...]``; ``setting(config)`` gives an agent's remaining positional arguments
-    (e.g. ``(config.clip_eps,)``). One agent: ``fn`` on its rows as they are. A > 1 with a reference piece: one
+    ``tensors`` are ``[A, b, ...]``; ``hyperparameters(config)`` gives an agent's remaining positional arguments
+    from its config (e.g. ``lambda c: (c.clip_eps,)``). One agent: ``fn`` on its rows as they are. A > 1 with a reference piece: one
     call with ``mask=`` for all agents; otherwise one call per agent taking part on its own rows (0 for the
     others)."""
     configs = [trainer.config for trainer in agents.trainers]
     if rows.mask is not None and fn in MASKED_PIECES:
-        shared = _settings_for(configs, setting, agents.device, agents.setting_columns)
+        shared = _settings_for(configs, hyperparameters, agents.device, agents.setting_columns)
         if shared is not None:
             return fn(*tensors, *shared, mask=rows.mask).reshape(len(configs))  # [A]
     values: list[Number] = [0.0] * len(configs)
     for a in rows.agents:
         values[a] = fn(*(None if tensor is None else tensor[a, :rows.sizes[a]] for tensor in tensors),
-                       *setting(configs[a]))
+                       *hyperparameters(configs[a]))
     return as_row(values, agents.device)  # [A]
 
 

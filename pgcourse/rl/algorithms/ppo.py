@@ -25,9 +25,13 @@ gae_lambda = lambda, ent_coef = beta, target_kl, update_epochs, minibatch_size, 
 math is ``parts.<name>``, a field of :class:`~pgcourse.rl.algorithms.components.Components`.
 
 The loop trains A >= 1 agents at once (:mod:`.agents`): ``pg.train`` is A = 1, ``pg.train_many`` one agent
-per seed. Every tensor carries the agent axis (a rollout ``[T, A, N]``, a minibatch ``[A, b]``), each agent
-has its own seed, envs, weights, Adam, clipping, annealing, normalisers, permutations and KL early stop, and
-``reduce_rows`` calls each piece of math on each agent's own rows (one loss per agent ``[A]``).
+per seed. Every tensor carries the agent axis (a rollout ``[T, A, N]``, a batch ``[A, B]``, a minibatch
+``[A, b]``); each agent has its own seed, envs, weights, Adam, clipping, annealing, normalisers, permutations
+and KL early stop. A :class:`~.agents.Rows` says which rows of a batch or minibatch are each agent's (padding
+after them when A > 1); ``gather_rows`` takes a minibatch's rows, ``reduce_rows(agents, parts.<piece>, tensors,
+rows, hyperparameters)`` calls a piece of math on each agent's own rows with that agent's hyperparameters (one
+number per agent ``[A]``), ``map_rows`` does the same for an elementwise piece (advantage normalisation), and
+``AgentMeans`` averages each agent's diagnostics over the gradient steps it took.
 """
 from __future__ import annotations
 
@@ -51,6 +55,8 @@ def train_ppo(config: PPOConfig | Sequence[PPOConfig], components: Components | 
     """Train PPO: one config gives its :class:`Run`; a sequence of configs (one agent each: ``pg.train_many``)
     a list of runs."""
     with build_agents(config, components, hooks, on_update, resume) as agents:
+        # what shapes the loop is every agent's (pg.train_many checks it: many.SHARED_SETTINGS); the
+        # hyperparameters that may differ per agent (clip_eps, ent_coef, lr, target_kl...) are read per agent below
         parts, first = agents.trainers[0].components, agents.trainers[0].config
         compute_gae = parts.gae()
         normalize_batch = first.normalize_advantages and not first.normalize_per_minibatch
@@ -64,25 +70,27 @@ def train_ppo(config: PPOConfig | Sequence[PPOConfig], components: Components | 
 
             advantages = advantages_of(agents, compute_gae, rollout)  # [T, A, N] GAE of each agent's envs
             returns = advantages + rollout.values  # [T, A, N] critic targets
-            (obs, actions, old_log_probs, old_values, advantages, returns), batch = agents_batch(
+            (obs, actions, old_log_probs, old_values, advantages, returns), batch_rows = agents_batch(
                 rollout, rollout.obs, rollout.actions, rollout.log_probs, rollout.values, advantages,
                 returns)  # [A, B, ...], each agent's B_a rows first
-            advantage_std = [advantages[a, :batch.sizes[a]].std() for a in batch.agents]  # before normalisation
+            advantage_std = {a: advantages[a, :batch_rows.sizes[a]].std() for a in batch_rows.agents}  # a diagnostic
             if normalize_batch:
-                advantages = map_rows(agents, parts.normalize, advantages, batch)  # [A, B]
+                advantages = map_rows(agents, parts.normalize, advantages, batch_rows)  # [A, B]
 
             per_step = AgentMeans(agents.count)  # each agent's diagnostics, averaged over its gradient steps
             epochs_run = [0] * agents.count
-            updating = batch
+            updating = batch_rows  # the agents still taking epochs (an agent past its target_kl drops out)
             for epoch in range(first.update_epochs):
                 epoch_start = len(per_step.steps)
-                for index, rows in agents.minibatches(updating):  # index [A, b] on the device
+                for index, rows in agents.minibatches(updating):  # each agent's shuffled minibatch, index [A, b]
                     batch_obs, batch_actions = gather_rows(obs, index), gather_rows(actions, index)  # [A, b, ...]
                     new_log_probs, entropy = agents.log_probs_and_entropy(batch_obs, batch_actions)  # [A, b] each
+                    # log pi_old: the stored log-probs (the old_log_probs hook, which a planted bug replaces)
                     batch_old_log_probs = agents.old_log_probs(gather_rows(old_log_probs, index), new_log_probs)
                     batch_advantages = gather_rows(advantages, index)  # [A, b]
                     if normalize_minibatch:
                         batch_advantages = map_rows(agents, parts.normalize, batch_advantages, rows)
+                    # each piece on each agent's own rows, with that agent's hyperparameters: [A], one per agent
                     policy_loss = reduce_rows(agents, parts.clipped_surrogate_loss,
                                               (new_log_probs, batch_old_log_probs, batch_advantages), rows,
                                               lambda c: (c.clip_eps,))  # [A]
@@ -105,25 +113,26 @@ def train_ppo(config: PPOConfig | Sequence[PPOConfig], components: Components | 
                                  actor_grad_norm=actor_norm, critic_grad_norm=critic_norm)
                 for a in updating.agents:
                     epochs_run[a] += 1
-                # each agent with a target_kl stops its own epochs once the policy moved far enough from pi_old
+                # approx-KL > target_kl: that agent's policy moved far enough from pi_old, it stops this update's epochs
                 stop = epoch_kl_exceeds(agents, per_step, epoch_start, updating)
-                updating = Rows(batch.sizes, [going and not stopped for going, stopped in zip(updating.stepping, stop)],
-                                batch.mask)
+                updating = Rows(batch_rows.sizes, [going and not stopped for going, stopped in
+                                                   zip(updating.stepping, stop)], batch_rows.mask)
                 if not updating.agents:
                     break
 
             with torch.no_grad():
                 values_after = agents.values(obs)  # [A, B]
                 log_probs_after, _ = agents.log_probs_and_entropy(obs, actions)  # [A, B] under pi_new
-                update_kl = reduce_rows(agents, parts.approx_kl, (old_log_probs, log_probs_after), batch)
+                update_kl = reduce_rows(agents, parts.approx_kl, (old_log_probs, log_probs_after),
+                                        batch_rows)  # KL(pi_old || pi_new) over the whole batch, [A]
             means = per_step.means()
-            for k, a in enumerate(batch.agents):
-                rows_of = slice(0, batch.sizes[a])
+            for a in batch_rows.agents:  # each agent's history row (its own rows of the batch)
+                rows_of = slice(0, batch_rows.sizes[a])
                 fit_after = parts.explained_variance(values_after[a, rows_of], returns[a, rows_of])  # in sample
                 agents.trainers[a].end_update(
                     **means[a], explained_variance=fit_after, explained_variance_after=fit_after,
                     explained_variance_before=parts.explained_variance(old_values[a, rows_of], returns[a, rows_of]),
                     value_rel_error=relative_value_error(values_after[a, rows_of], returns[a, rows_of]),
-                    advantage_std=advantage_std[k], epochs_run=epochs_run[a], update_kl=update_kl[a])
+                    advantage_std=advantage_std[a], epochs_run=epochs_run[a], update_kl=update_kl[a])
     runs = agents.finish()
     return runs if isinstance(config, Sequence) else runs[0]

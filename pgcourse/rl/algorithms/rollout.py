@@ -29,15 +29,15 @@ class Rollout:
     is computed on it) and ``V(last observation)`` for the last step.
     """
 
-    obs: Tensor          # [T, N, obs_dim]
-    actions: Tensor      # [T, N] (discrete) or [T, N, D] (continuous), as sampled
-    log_probs: Tensor    # [T, N]
-    values: Tensor       # [T, N]
-    next_values: Tensor  # [T, N]
-    rewards: Tensor      # [T, N]
-    terminated: Tensor   # [T, N] float 0/1
-    truncated: Tensor    # [T, N] float 0/1
-    valid: Tensor        # [T, N] bool
+    obs: Tensor          # [T, (A,) N, obs_dim]
+    actions: Tensor      # [T, (A,) N] (discrete) or [T, (A,) N, D] (continuous), as sampled
+    log_probs: Tensor    # [T, (A,) N]
+    values: Tensor       # [T, (A,) N]
+    next_values: Tensor  # [T, (A,) N]
+    rewards: Tensor      # [T, (A,) N]
+    terminated: Tensor   # [T, (A,) N] float 0/1
+    truncated: Tensor    # [T, (A,) N] float 0/1
+    valid: Tensor        # [T, (A,) N] bool
 
     def agent(self, a: int) -> Rollout:
         """Agent ``a``'s rollout ``[T, N]`` of a rollout ``[T, A, N]`` (views)."""
