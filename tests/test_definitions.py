@@ -1,0 +1,199 @@
+"""Tests that pin what a number *is*, not only that it is there (issue 45, item 5).
+
+A mutation audit found four classes of one-line bugs that every path test let through: a logged column computed
+after the transformation it describes (or with an extra term in it), an edge value no case used, a guard or a
+cache key that checks one part of what it guards, and a value logged for a step that did not happen. Each test
+below states a definition so that any bug of its class fails, not only the one found: properties that hold for
+every input (the same first update whatever ``ent_coef``; a spread check that commutes with negation; a total
+that never goes below zero), not stored numbers.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import pgcourse as pg
+from pgcourse.classroom.grading.gradebook import ExerciseResult, StudentResult
+from pgcourse.rl import devices
+from pgcourse.rl.agreement import spread_check
+from pgcourse.rl.algorithms import Hooks, train_ppo
+from pgcourse.rl.algorithms.trainer import Trainer, step_actor_then_critic
+from pgcourse.rl.config import make_config
+from pgcourse.rl.lm.losses import kl_penalized_rewards, masked_clipped_loss, masked_mean
+from pgcourse.rl.tensor_envs import TensorObsNormalizer
+
+ONE_STEP_PPO = dict(num_envs=4, n_steps=32, minibatch_size=128, update_epochs=1, total_steps=256, progress=False,
+                    device="cpu")
+
+
+def first_update(run) -> dict[str, float]:
+    return {name: float(values[0]) for name, values in run.history.updates.items()}
+
+
+# -- 1. a logged column is the quantity its name says, computed where the name says ------------------------------
+@pytest.mark.parametrize("algo, settings", [("ppo", ONE_STEP_PPO),
+                                            ("a2c", dict(num_envs=4, n_steps=32, total_steps=256, progress=False,
+                                                         device="cpu"))])
+def test_the_logged_policy_loss_is_the_policy_gradient_term_alone(algo, settings):
+    """``policy_loss`` is the surrogate (PPO) or the policy-gradient term (A2C) without the entropy bonus: the first
+    update's is computed before any step, from the same rollout whatever ``ent_coef`` is, so it cannot depend on
+    it; the entropy logged beside it is the same too, while the actor's loss (and so its gradient) does."""
+    plain = first_update(pg.train(algo, "CartPole-v1", seed=3, ent_coef=0.0, **settings))
+    bonus = first_update(pg.train(algo, "CartPole-v1", seed=3, ent_coef=0.5, **settings))
+    assert plain["policy_loss"] == bonus["policy_loss"]
+    assert plain["entropy"] == bonus["entropy"]
+    assert plain["actor_grad_norm"] != bonus["actor_grad_norm"]  # the bonus is in the loss that is stepped
+
+
+def test_advantage_std_is_the_spread_of_the_advantages_before_normalisation():
+    """Logged before ``normalize``: the same with normalisation on and off (the same rollout), and not 1."""
+    normalized = first_update(pg.train("ppo", "CartPole-v1", seed=3, normalize_advantages=True, **ONE_STEP_PPO))
+    raw = first_update(pg.train("ppo", "CartPole-v1", seed=3, normalize_advantages=False, **ONE_STEP_PPO))
+    assert normalized["advantage_std"] == raw["advantage_std"]
+    assert abs(normalized["advantage_std"] - 1.0) > 0.1
+
+
+def test_explained_variance_before_is_the_collecting_critics_and_after_the_updated_ones():
+    """``explained_variance_before`` scores the values stored in the rollout (no epoch has run): the same for one
+    epoch and for ten; ``explained_variance_after`` scores the critic after them, so it differs; ``update_kl`` is
+    0 for no policy change and grows with the epochs."""
+    one = first_update(pg.train("ppo", "CartPole-v1", seed=3, **ONE_STEP_PPO))
+    ten = first_update(pg.train("ppo", "CartPole-v1", seed=3, **{**ONE_STEP_PPO, "update_epochs": 10}))
+    assert one["explained_variance_before"] == ten["explained_variance_before"]
+    assert one["explained_variance_after"] != ten["explained_variance_after"]
+    assert 0 < one["update_kl"] < ten["update_kl"]
+
+
+def test_a_line_search_that_accepts_nothing_logs_a_step_that_did_not_happen_as_zero(monkeypatch):
+    """TRPO whose line search accepts no fraction (the real search, given a KL bound no step meets: it tries every
+    fraction and reports the last one's improvement and KL): every update keeps the policy, and the log says so:
+    fraction, improvement and update KL all 0 (not the last tried step's numbers), every step tried, and the
+    weights are the initial ones."""
+    from pgcourse.rl.algorithms import trpo as trpo_module
+
+    real = trpo_module.backtracking_line_search
+    tried = []
+
+    def rejecting(evaluate, expected, max_kl, *args):
+        result = real(evaluate, expected, -1.0, *args)  # KL <= -1: no fraction is accepted
+        tried.append(result)
+        return result
+
+    monkeypatch.setattr(trpo_module, "backtracking_line_search", rejecting)
+    settings = dict(num_envs=4, n_steps=64, total_steps=512, progress=False, device="cpu")
+    run = pg.train("trpo", "CartPole-v1", seed=3, **settings)
+    monkeypatch.undo()
+    trainer = Trainer(make_config("trpo", "CartPole-v1", "discrete", seed=3, **settings), needs_critic=True)
+    initial = [p.detach().clone() for p in trainer.policy.parameters()]  # the seed's initial policy
+    trainer.finish()
+    updates = run.history.updates
+    assert len(updates) >= 2 and all(not r.accepted and r.improvement != 0.0 for r in tried)
+    assert np.all(np.asarray(updates["step_fraction"]) == 0.0)
+    assert np.all(np.asarray(updates["surrogate_improvement"]) == 0.0)
+    assert np.all(np.asarray(updates["update_kl"]) == 0.0)
+    assert np.all(np.asarray(updates["line_search_steps"]) == run.config.line_search_steps)
+    for p, q in zip(run.policy.parameters(), initial):
+        assert torch.equal(p, q)
+
+
+# -- 2. edge values --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("stored", [[100.0, 120.0, 110.0], [-100.0, -120.0, -110.0], [-5.0, 3.0, 0.0],
+                                    [500.0] * 10, [-500.0] * 10, [0.0, 0.0]])
+def test_a_spread_check_commutes_with_negation_and_always_holds_the_stored_seeds(stored):
+    """The accepted range of ``-stored`` is the negated range of ``stored`` (a width taken from ``max`` instead of
+    ``max |.|`` fails on all-negative scores), and every stored seed is inside its own range."""
+    check, negated = spread_check(stored[0], stored), spread_check(-stored[0], [-v for v in stored])
+    assert (negated.low, negated.high) == (-check.high, -check.low)
+    assert all(check.low <= v <= check.high for v in stored)
+    assert check.high - check.low >= 4 * 0.025 * max(abs(v) for v in stored)
+
+
+def test_an_all_padding_response_adds_nothing_and_no_nan():
+    """A batch whose mask is all zeros (every response empty): the masked mean is 0, not NaN, and the clipped loss
+    and its gradient are 0; a response mask of zeros gives the task reward alone at its last position."""
+    values = torch.randn(3, 5, requires_grad=True)
+    zeros = torch.zeros(3, 5)
+    assert masked_mean(values, zeros).item() == 0.0
+    loss = masked_clipped_loss(values, values.detach(), torch.ones(3), zeros, 0.2)
+    loss.backward()
+    assert loss.item() == 0.0 and torch.equal(values.grad, torch.zeros(3, 5))
+    shaped = kl_penalized_rewards(torch.tensor([1.0, 2.0, 3.0]), values.detach(), values.detach(), zeros, 0.1)
+    assert torch.isfinite(shaped).all()
+
+
+@pytest.mark.parametrize("earned, penalty", [(3.0, 5.0), (0.0, 2.0), (10.0, 10.0), (7.5, 0.25), (4.0, 0.0)])
+def test_a_late_penalty_takes_at_most_what_was_earned(earned, penalty):
+    """The total is ``max(earned - penalty, 0)``: a penalty larger than the points earned leaves 0, never less."""
+    row = StudentResult("s", "s.ipynb", None, {"e": ExerciseResult(earned, 10.0, "passed", "")}, penalty=penalty)
+    assert row.total == max(earned - penalty, 0.0)
+    assert 0.0 <= row.total <= row.earned
+
+
+def test_a_constant_observation_feature_normalises_to_zero_not_to_nan():
+    """A feature that never varies: its running variance can reach exactly 0 (a saved run's statistics, a long
+    run whose feature was constant from its first batch), and then (x - mean) / sqrt(var + eps) is a finite 0 there,
+    while a varying feature is standardised as usual."""
+    normalizer = TensorObsNormalizer(2, torch.device("cpu"))
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        batch = torch.stack([torch.full((64,), 3.0), torch.randn(64, generator=generator)], dim=1)  # [64, 2]
+        out = normalizer(batch)
+    assert torch.isfinite(out).all() and out[:, 0].abs().max().item() < 1e-2
+    normalizer.mean[0], normalizer.var[0] = 3.0, 0.0  # the constant feature's statistics, exactly
+    out = normalizer(batch)
+    assert normalizer.var[0].item() == 0.0 and torch.equal(out[:, 0], torch.zeros(64))
+    assert 0.5 < out[:, 1].std().item() < 1.5
+
+
+# -- 3. a guard or a key covers all of what it guards ------------------------------------------------------------
+@pytest.mark.parametrize("network", ["policy", "value_net"])
+def test_the_non_finite_guard_watches_every_network(network):
+    """A NaN that reaches only the critic (or only the actor) stops the run and keeps the last good weights."""
+    def poisoning_step(trainer, actor_loss, critic_loss):
+        norms = step_actor_then_critic(trainer, actor_loss, critic_loss)
+        if trainer.num_updates == 1:  # the second update's step puts a NaN into one network only
+            with torch.no_grad():
+                next(getattr(trainer, network).parameters()).view(-1)[0] = float("nan")
+        return norms
+
+    config = make_config("ppo", "CartPole-v1", "discrete", seed=0, **{**ONE_STEP_PPO, "total_steps": 512})
+    with pytest.warns(RuntimeWarning, match="non-finite"):
+        run = train_ppo(config, hooks=Hooks(actor_critic_step=poisoning_step))
+    assert run.history.status.startswith("stopped: a parameter became non-finite"), run.history.status
+    assert len(run.history.updates) == 1
+    for module in (run.policy, run.value_net):
+        assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
+def test_the_measured_crossover_is_used_only_for_the_gpu_and_the_torch_that_measured_it(tmp_path, monkeypatch):
+    """The crossover file is keyed by the GPU's name and torch's version together: a change of either refuses it."""
+    monkeypatch.setenv(devices.CACHE_ENV_VAR, str(tmp_path))
+    here = {"gpu": "NVIDIA H200", "torch": "2.13.0+cu130"}
+    monkeypatch.setattr(devices, "cuda_identity", lambda: dict(here))
+
+    def write(**identity):
+        record = {"format": devices.CROSSOVER_FORMAT, "version": 1, **identity, "crossover_envs": 512,
+                  "measured": {"widths": [64, 512]}}
+        devices.crossover_path().write_text(json.dumps(record))
+
+    write(**here)
+    assert devices.read_crossover()[0] == 512
+    write(gpu=here["gpu"], torch="2.12.0+cu128")
+    crossover, why = devices.read_crossover()
+    assert crossover is None and "2.12.0" in why
+    write(gpu="NVIDIA A100", torch=here["torch"])
+    crossover, why = devices.read_crossover()
+    assert crossover is None and "A100" in why
+
+
+def test_the_lm_masked_mean_is_the_mean_over_the_mask_alone():
+    """Padded positions never enter: the mean is the same with any values where the mask is 0."""
+    values = torch.tensor([[1.0, 2.0, 99.0], [3.0, -7.0, 5.0]])
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 1.0]])
+    other = torch.where(mask.bool(), values, torch.tensor(-1e6))
+    assert masked_mean(values, mask).item() == masked_mean(other, mask).item() == pytest.approx((1 + 2 + 3 + 5) / 4)
+    assert math.isfinite(masked_mean(values, mask).item())
