@@ -197,3 +197,60 @@ def test_the_lm_masked_mean_is_the_mean_over_the_mask_alone():
     other = torch.where(mask.bool(), values, torch.tensor(-1e6))
     assert masked_mean(values, mask).item() == masked_mean(other, mask).item() == pytest.approx((1 + 2 + 3 + 5) / 4)
     assert math.isfinite(masked_mean(values, mask).item())
+
+
+# -- 4. the similarity hint compares what the students wrote, not what they were given ----------------------------
+STARTER = '''def collect(envs, policy, value_net, steps, gamma=0.99):
+    obs, _ = envs.reset(seed=0)
+    observations, actions, rewards, dones, values, log_probs = [], [], [], [], [], []
+    for t in range(steps):
+        obs_tensor = torch.as_tensor(obs, dtype=torch.float32)
+        logits = policy(obs_tensor)
+        distribution = torch.distributions.Categorical(logits=logits)
+        action = distribution.sample()
+        log_probs.append(distribution.log_prob(action))
+        values.append(value_net(obs_tensor).squeeze(-1))
+        next_obs, reward, terminated, truncated, _ = envs.step(action.numpy())
+        observations.append(obs_tensor)
+        actions.append(action)
+        rewards.append(torch.as_tensor(reward, dtype=torch.float32))
+        dones.append(torch.as_tensor(terminated | truncated, dtype=torch.float32))
+        obs = next_obs
+    last_value = value_net(torch.as_tensor(obs, dtype=torch.float32)).squeeze(-1)
+    batch = {"obs": torch.stack(observations), "actions": torch.stack(actions),
+             "log_probs": torch.stack(log_probs), "values": torch.stack(values),
+             "rewards": torch.stack(rewards), "dones": torch.stack(dones), "last_value": last_value}
+    # YOUR CODE HERE: the returns of the batch
+'''
+OWN_A = '''    running = batch["last_value"]
+    batch["returns"] = torch.stack([running := r + gamma * running * (1 - d)
+                                    for r, d in zip(batch["rewards"].flip(0), batch["dones"].flip(0))]).flip(0)
+    return batch
+'''
+OWN_B = '''    out = []
+    g = batch["last_value"].clone()
+    for t in range(len(rewards) - 1, -1, -1):
+        g = rewards[t] + gamma * (1.0 - dones[t]) * g
+        out.insert(0, g)
+    batch["returns"] = torch.stack(out)
+    return batch
+'''
+
+
+def test_the_similarity_hint_drops_the_starter_code_however_long_it_is():
+    """Two students who kept a long starter body (most of the cell) and wrote their own few lines are not a pair:
+    every window of the starter is dropped, not only the windows the winnowing happened to pick from it, however
+    long the starter is; a renamed copy of one of them still is a pair."""
+    from types import SimpleNamespace
+
+    from pgcourse.classroom.grading.similarity import similar_pairs
+
+    def submission(student, source):
+        return SimpleNamespace(student=student, problem=None,
+                               cells=[SimpleNamespace(grade_id="collect", cell_type="code", source=source)])
+
+    copy = (STARTER + OWN_B).replace("out", "result").replace("g ", "ret ").replace("g)", "ret)")
+    chapter = SimpleNamespace(answer_order=["collect"], stubs={"collect": [STARTER]})
+    pairs = similar_pairs(chapter, [submission("ana", STARTER + OWN_A), submission("ben", STARTER + OWN_B),
+                                    submission("cy", copy)])
+    assert [(pair.first, pair.second) for pair in pairs] == [("ben", "cy")], pairs
