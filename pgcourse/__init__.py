@@ -85,10 +85,10 @@ _LAZY_SUBMODULES = {
 
 def __getattr__(name: str):
     """``pg.checks``, ``pg.plotting``, ``pg.render``, … are imported on first use (keeps ``import pgcourse`` fast)."""
-    if name in _LAZY_SUBMODULES:
+    if name in _LAZY_SUBMODULES or name in _moved.MOVED:  # pg.hints, pg.history...: any module of before the folders
         import importlib
 
-        return importlib.import_module(f"{__name__}.{_LAZY_SUBMODULES[name]}")
+        return importlib.import_module(f"{__name__}.{_LAZY_SUBMODULES.get(name) or _moved.MOVED[name]}")
     raise AttributeError(f"module 'pgcourse' has no attribute {name!r}")
 
 

@@ -304,7 +304,8 @@ def test_reproduction_table_helpers():
 @pytest.mark.slow
 def test_reproduce_command_runs_every_algorithm_for_the_episodes_asked(tmp_path):
     """The documented regenerate command, tiny: every algorithm (A2C and PPO too) stops at --episodes,
-    and ``python -m pgcourse.traps`` runs without runpy's 'found in sys.modules' warning."""
+    and ``python -m pgcourse.traps`` (the name before the folders) runs without runpy's 'found in sys.modules'
+    warning; the folder records the command by the module's place now."""
     import subprocess
     import sys
 
@@ -316,7 +317,7 @@ def test_reproduce_command_runs_every_algorithm_for_the_episodes_asked(tmp_path)
     assert "RuntimeWarning" not in done.stderr
     payload = traps.load_reproduction(folder)  # a sweep's results folder: one JSON file per trial
     assert len(list((folder / "trials").glob("*.json.gz"))) == len(traps.REPRO_ALGOS)
-    assert payload["command"].startswith("python -m pgcourse.traps reproduce")
+    assert payload["command"].startswith("python -m pgcourse.course.debugging reproduce")
     assert out.stat().st_size > 0
     assert {row["algorithm"] for row in payload["table"]} == set(traps.REPRO_ALGOS)
     for run in payload["runs"]:
