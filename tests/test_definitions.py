@@ -254,3 +254,120 @@ def test_the_similarity_hint_drops_the_starter_code_however_long_it_is():
     pairs = similar_pairs(chapter, [submission("ana", STARTER + OWN_A), submission("ben", STARTER + OWN_B),
                                     submission("cy", copy)])
     assert [(pair.first, pair.second) for pair in pairs] == [("ben", "cy")], pairs
+
+
+# -- 5. the survivors of a fresh audit (issue 45, item 5): each definition stated -----------------------------------
+def test_a_ratio_exactly_on_the_clip_boundary_is_not_clipped():
+    """PPO clips where |rho - 1| > eps, strictly: rho = 1 +- eps itself is not counted (exact in binary here)."""
+    from pgcourse.rl.diagnostics import clip_fraction
+
+    assert clip_fraction(torch.tensor([1.5, 0.5]), 0.5).item() == 0.0
+    assert clip_fraction(torch.tensor([1.5, 0.5, 1.75, 0.25]), 0.5).item() == 0.5
+
+
+def test_an_empty_response_gets_no_reward_at_all():
+    """A response with no real token (an all-zero mask row) gets all-zero rewards: no KL term and no task reward
+    (there is no last token to put it on), while the other responses get theirs on their last real token."""
+    log_probs, ref = torch.zeros(2, 4), torch.zeros(2, 4)
+    mask = torch.tensor([[0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]])
+    rewards = kl_penalized_rewards(torch.tensor([5.0, 3.0]), log_probs, ref, mask, 0.1)
+    assert torch.equal(rewards[0], torch.zeros(4))
+    assert torch.equal(rewards[1], torch.tensor([0.0, 3.0, 0.0, 0.0]))
+
+
+def test_greedy_and_sampled_disagree_only_beyond_both_spreads():
+    """``modes_disagree`` needs the gap beyond *each* evaluation's std (and 10% of the range): a gap within the
+    sampled policy's wide spread is not a disagreement, however narrow the greedy one is."""
+    from pgcourse.rl.evaluation import EvalResult, modes_disagree
+
+    def result(returns):
+        returns = np.asarray(returns, dtype=float)
+        return EvalResult(float(returns.mean()), float(returns.std()), returns.tolist())
+
+    greedy = result([100.0] * 10)  # std 0
+    wide = result([90.0, 210.0] * 5)  # mean 150, std 60: the gap of 50 is beyond greedy's std and 10% of the range
+    assert not modes_disagree(greedy, wide) and not modes_disagree(wide, greedy)
+    far = result([400.0, 410.0, 420.0, 400.0, 410.0, 420.0, 400.0, 410.0, 420.0, 410.0])
+    assert modes_disagree(greedy, far) and modes_disagree(far, greedy)
+
+
+def test_a_discrete_space_is_the_same_only_with_the_same_start():
+    """``Discrete(2)`` and ``Discrete(2, start=1)`` are different action spaces; a saved run keeps its start."""
+    import gymnasium as gym
+
+    from pgcourse.rl.run import _space_from_dict, _space_to_dict, spaces_match
+
+    assert not spaces_match(gym.spaces.Discrete(2), gym.spaces.Discrete(2, start=1))
+    assert spaces_match(gym.spaces.Discrete(3, start=-1), _space_from_dict(_space_to_dict(gym.spaces.Discrete(3, start=-1))))
+
+
+@pytest.mark.parametrize("stored, again, same", [(float("nan"), float("nan"), True), (float("nan"), 0.5, False),
+                                                 (0.5, float("nan"), False), (0.5, 0.5, True), (0.5, 0.25, False)])
+def test_a_nan_is_the_same_only_as_a_nan(stored, again, same):
+    """Bit-for-bit agreement treats NaN as equal to NaN only, whichever side holds it."""
+    from pgcourse.rl.agreement import _same
+
+    assert _same(stored, again) is same
+
+
+def test_a_learners_compute_gae_runs_even_when_td_errors_is_replaced_too():
+    """``parts.gae()``: the learner's ``compute_gae`` when given (it computes its own deltas); the reference GAE on
+    the learner's ``td_errors`` only when ``compute_gae`` is the reference."""
+    from pgcourse.rl import returns
+    from pgcourse.rl.algorithms import Components
+
+    def my_gae(*args, **kwargs):
+        return returns.compute_gae(*args, **kwargs)
+
+    def my_td_errors(*args, **kwargs):
+        return returns.td_errors(*args, **kwargs)
+
+    assert Components(compute_gae=my_gae, td_errors=my_td_errors).gae() is my_gae
+    only_deltas = Components(td_errors=my_td_errors).gae()
+    assert only_deltas.func is returns.compute_gae and only_deltas.keywords == {"td_errors_fn": my_td_errors}
+    assert Components().gae() is returns.compute_gae
+
+
+def test_trpo_logs_the_surrogate_gradient_norm_not_the_search_direction():
+    """``actor_grad_norm`` is |g| at theta_old, before the conjugate gradient: the first update's is the same for 1 and
+    for 10 CG iterations (the same rollout and policy), while the step they lead to differs."""
+    settings = dict(num_envs=4, n_steps=64, total_steps=256, progress=False, device="cpu")
+    one = first_update(pg.train("trpo", "CartPole-v1", seed=3, cg_iters=1, **settings))
+    ten = first_update(pg.train("trpo", "CartPole-v1", seed=3, cg_iters=10, **settings))
+    assert one["actor_grad_norm"] == ten["actor_grad_norm"]
+    assert one["update_kl"] != ten["update_kl"]
+
+
+def test_ppo_value_rel_error_scores_the_critic_after_the_update():
+    """Like ``explained_variance_after``, PPO's ``value_rel_error`` is the fitted critic's: it changes with the
+    number of epochs, and ten epochs fit the batch better than one."""
+    one = first_update(pg.train("ppo", "CartPole-v1", seed=3, **ONE_STEP_PPO))
+    ten = first_update(pg.train("ppo", "CartPole-v1", seed=3, **{**ONE_STEP_PPO, "update_epochs": 10}))
+    assert ten["value_rel_error"] < one["value_rel_error"]
+
+
+def test_the_frozen_ratio_alarm_needs_both_kl_and_clip_fraction_at_zero():
+    """pg.diagnose's "approx-KL and clip fraction are exactly 0" is raised when both are 0, never when only the KL
+    is (a clip fraction of 0.2 says the ratio moves)."""
+    from test_diagnose import synthetic_run
+
+    from pgcourse.course.debugging.signals import diagnose
+
+    def alarms(**columns):
+        return [f for f in diagnose(synthetic_run(**columns)) if f.signal == "KL / clip fraction" and f.severity == "alarm"
+                and "exactly 0" in f.message]
+
+    assert alarms(approx_kl=0.0, clip_fraction=0.0)
+    assert not alarms(approx_kl=0.0, clip_fraction=0.2)
+
+
+def test_a_notebook_that_was_run_holds_learner_work_even_without_outputs():
+    """An execution count alone (a cell run whose output was cleared) is work the generator must not erase."""
+    import nbformat
+
+    from pgcourse.classroom.exercisegen import holds_learner_work
+
+    generated = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    ran = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1", execution_count=3)])
+    assert not holds_learner_work(nbformat.writes(generated), nbformat.writes(generated))
+    assert holds_learner_work(nbformat.writes(ran), nbformat.writes(generated))
