@@ -371,3 +371,40 @@ def test_a_notebook_that_was_run_holds_learner_work_even_without_outputs():
     ran = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1", execution_count=3)])
     assert not holds_learner_work(nbformat.writes(generated), nbformat.writes(generated))
     assert holds_learner_work(nbformat.writes(ran), nbformat.writes(generated))
+
+
+# -- 6. the survivors of a second fresh audit -----------------------------------------------------------------------
+def test_update_kl_is_over_the_whole_batch_even_when_target_kl_stops_the_epochs():
+    """KL(pi_old || pi_new) is measured on every row of the batch after the last epoch run, whichever agents stopped
+    early: with a target that stops most updates after their first epoch the policy still moved, so it is > 0."""
+    run = pg.train("ppo", "CartPole-v1", seed=3, target_kl=1e-6, **{**ONE_STEP_PPO, "update_epochs": 4,
+                                                                     "minibatch_size": 32, "total_steps": 512})
+    updates = run.history.updates
+    stopped = np.asarray(updates["epochs_run"]) < run.config.update_epochs  # the target stopped these early
+    assert stopped.sum() >= 3
+    assert np.all(np.asarray(updates["update_kl"])[stopped] > 0)
+
+
+def test_log_std_min_may_equal_log_std_init():
+    """The bound is ``log_std_min <= log_std_init``: equality (start at the floor) is a valid setting."""
+    config = make_config("ppo", "Pendulum-v1", "continuous", seed=0, log_std_init=-0.5, log_std_min=-0.5)
+    assert config.log_std_min == config.log_std_init == -0.5
+    with pytest.raises(pg.ConfigError, match="log_std_min"):
+        make_config("ppo", "Pendulum-v1", "continuous", seed=0, log_std_init=-0.5, log_std_min=-0.4)
+
+
+def test_the_networks_start_with_the_gains_ppo_uses():
+    """Orthogonal layers, zero biases: hidden layers gain sqrt(2), the critic's output gain 1, the policy's 0.01 (a
+    near-uniform first policy). An orthogonal [1, 64] row has norm exactly its gain; a [2, 64] one, singular
+    values equal to it."""
+    from pgcourse.rl.networks import CategoricalPolicy, ValueNet
+
+    torch.manual_seed(0)
+    critic, policy = ValueNet(4, (64, 64)), CategoricalPolicy(4, 2, (64, 64))
+    for net, gain in ((critic.net, 1.0), (policy.net, 0.01)):
+        linears = [layer for layer in net if isinstance(layer, torch.nn.Linear)]
+        assert all(torch.equal(layer.bias, torch.zeros_like(layer.bias)) for layer in linears)
+        torch.testing.assert_close(torch.linalg.svdvals(linears[-1].weight),
+                                   torch.full((linears[-1].out_features,), gain), rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(torch.linalg.svdvals(linears[0].weight), torch.full((4,), math.sqrt(2.0)),
+                                   rtol=1e-5, atol=1e-6)
