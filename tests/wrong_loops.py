@@ -72,7 +72,8 @@ def learner_rollout(envs, policy, value_net, start, n_steps, bug=None):
             observation = torch.tensor(next_obs, dtype=torch.float32)
             dist = Categorical(logits=policy(observation))
             action = dist.probs.argmax(-1) if bug == "greedy" else dist.sample()
-            obs[t], actions[t], log_probs[t] = observation, action, dist.log_prob(action)
+            scored = dist.probs.argmax(-1) if bug == "log_prob_of_argmax" else action
+            obs[t], actions[t], log_probs[t] = observation, action, dist.log_prob(scored)
             values[t] = value_net(observation)
             valid[t] = True if bug == "reset_step_trained" else torch.tensor(~resetting)
             next_obs, reward, term, trunc, _ = envs.step(action.numpy())
@@ -189,6 +190,12 @@ def rollout_merges_flags(envs, policy, value_net, start, n_steps):
 def rollout_greedy(envs, policy, value_net, start, n_steps):
     """Acts greedily instead of sampling."""
     return learner_rollout(envs, policy, value_net, start, n_steps, bug="greedy")
+
+
+@wrong("collect_rollout", "the most likely action, not of the action you sampled")
+def rollout_log_prob_of_argmax(envs, policy, value_net, start, n_steps):
+    """Samples the action but stores the log-probability of the most likely one."""
+    return learner_rollout(envs, policy, value_net, start, n_steps, bug="log_prob_of_argmax")
 
 
 @wrong("collect_rollout", "connected to the autograd graph")

@@ -1100,6 +1100,23 @@ def clip_fraction_mask(ratio, clip_eps):
     return (ratio - 1).abs() > clip_eps
 
 
+@wrong("clip_fraction", "strictly outside the range")
+def clip_fraction_boundary_counted(ratio, clip_eps):
+    """Counts a ratio exactly on 1 +- eps as clipped."""
+    return ((ratio - 1).abs() >= clip_eps).float().mean()
+
+
+@correct("clip_fraction")
+def clip_fraction_clamp_moved(ratio, clip_eps):
+    """The ratios that torch.clamp moves."""
+    return (ratio.clamp(1 - clip_eps, 1 + clip_eps) != ratio).float().mean()
+
+
+@correct("clip_fraction")
+def clip_fraction_two_sides(ratio, clip_eps):
+    return ((ratio < 1 - clip_eps) | (ratio > 1 + clip_eps)).float().mean()
+
+
 @correct("clip_fraction")
 def clip_fraction_python(ratio, clip_eps):
     outside = [abs(r - 1) > clip_eps for r in ratio.tolist()]

@@ -147,6 +147,8 @@ def _cases_clip_fraction() -> list[Case]:
         Case("B=1, ratio inside the range", dict(ratio=_t([1.05]), clip_eps=0.2)),
         Case("B=1, ratio above the range", dict(ratio=_t([1.5]), clip_eps=0.2)),
         Case("ratios above, below and inside (B=6)", dict(ratio=_t([0.5, 0.9, 1.0, 1.1, 1.3, 2.0]), clip_eps=0.2)),
+        Case("ratios exactly on the boundaries 0.75 and 1.25 (clip_eps=0.25): clamp leaves them, so they are not "
+             "clipped", dict(ratio=_t([0.75, 1.25, 0.7, 1.3, 1.0]), clip_eps=0.25)),
         Case("float64 (B=20)", dict(ratio=_randn(g, 20, dtype=torch.float64, scale=0.2).exp(), clip_eps=0.15)),
         Case("random (B=50)", dict(ratio=_randn(g, 50, scale=0.3).exp(), clip_eps=0.2)),
         Case("random (B=100)", dict(ratio=_randn(g, 100, scale=0.15).exp(), clip_eps=0.1)),
@@ -167,6 +169,9 @@ CLIP_FRACTION = Exercise(
                 lambda ratio, clip_eps: ((ratio - 1).abs() <= clip_eps).float().mean()),
         Mistake("that is a count: a fraction divides it by the batch size.",
                 lambda ratio, clip_eps: ((ratio - 1).abs() > clip_eps).float().sum()),
+        Mistake("a ratio exactly on the boundary 1 +- clip_eps is not clipped (torch.clamp leaves it, and its "
+                "gradient still flows): count the ratios strictly outside the range (> clip_eps, not >=).",
+                lambda ratio, clip_eps: ((ratio - 1).abs() >= clip_eps).float().mean()),
         Mistake("clip_eps is a distance from 1: compare how far each ratio is from 1 with clip_eps, not the "
                 "ratio itself.",
                 lambda ratio, clip_eps: (ratio.abs() > clip_eps).float().mean()),

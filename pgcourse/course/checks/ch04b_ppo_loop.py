@@ -172,6 +172,10 @@ ROLLOUT_MISTAKES = [
     StageMistake("you take the most likely action: a rollout samples its actions from the policy (it must explore, "
                  "and PPO's ratio is about the sampling policy).",
                  _rollout_mistake("greedy")),
+    StageMistake("your log_probs are those of the most likely action, not of the action you sampled: store "
+                 "log pi(a_t | s_t) of the sampled a_t (PPO's ratio compares the policies on that action).",
+                 _rollout_mistake("log_prob_of_argmax"),
+                 ("log_probs",)),
     StageMistake("log_probs holds probabilities: store the log-probabilities of the sampled actions.",
                  _rollout_mistake("probabilities"),
                  ("log_probs",)),

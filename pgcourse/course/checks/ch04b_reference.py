@@ -41,7 +41,8 @@ def reference_collect_rollout(envs, policy, value_net, start, n_steps, *, mistak
             obs = torch.as_tensor(obs_np, dtype=torch.float32)  # [N, obs_dim]
             logits = policy(obs)  # [N, A]
             actions = logits.argmax(dim=-1) if mistake == "greedy" else sample_categorical(logits)  # [N]
-            log_probs = categorical_log_prob(logits, actions)  # [N]
+            scored = logits.argmax(dim=-1) if mistake == "log_prob_of_argmax" else actions  # [N]
+            log_probs = categorical_log_prob(logits, scored)  # [N]
             action_rows.append(actions)
             log_prob_rows.append(log_probs.exp() if mistake == "probabilities" else log_probs)
             value_rows.append(value_net(obs))
