@@ -36,6 +36,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..sandboxed.runner import THREADS
+
 SANDBOX = "sandbox"
 UNSAFE = "unsafe-no-sandbox"
 NOBODY = 65534
@@ -97,11 +99,32 @@ _AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 # syscalls that create a process or a namespace: fork, vfork, clone (without CLONE_THREAD), clone3, unshare;
 # and those that hold memory no address space counts (RLIMIT_AS counts mappings only): an anonymous file
 # (memfd_create, memfd_secret) or a System V segment (shmget) keeps its pages after the last munmap
+# and the channels that hold kernel memory outside every limit of the process: System V message queues and
+# semaphores, POSIX message queues, kernel keys, io_uring rings, userfaultfd; and what inspects or traces another
+# process (ptrace, process_vm_*, perf_event_open, bpf). A student's code needs none of them.
 _SYSCALLS = {"x86_64": {"fork": 57, "vfork": 58, "clone": 56, "clone3": 435, "unshare": 272,
-                        "memfd_create": 319, "memfd_secret": 447, "shmget": 29},
+                        "memfd_create": 319, "memfd_secret": 447, "shmget": 29,
+                        "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71,
+                        "semget": 64, "semop": 65, "semctl": 66, "semtimedop": 220,
+                        "mq_open": 240, "mq_timedsend": 242, "mq_timedreceive": 243, "mq_notify": 244,
+                        "add_key": 248, "request_key": 249, "keyctl": 250,
+                        "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427, "userfaultfd": 323,
+                        "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "perf_event_open": 298,
+                        "bpf": 321},
              "aarch64": {"clone": 220, "clone3": 435, "unshare": 97,
-                         "memfd_create": 279, "memfd_secret": 447, "shmget": 194}}
+                         "memfd_create": 279, "memfd_secret": 447, "shmget": 194,
+                         "msgget": 186, "msgctl": 187, "msgrcv": 188, "msgsnd": 189,
+                         "semget": 190, "semctl": 191, "semtimedop": 192, "semop": 193,
+                         "mq_open": 180, "mq_timedsend": 182, "mq_timedreceive": 183, "mq_notify": 184,
+                         "add_key": 217, "request_key": 218, "keyctl": 219,
+                         "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427, "userfaultfd": 282,
+                         "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "perf_event_open": 241,
+                         "bpf": 280}}
 MEMORY_OUTSIDE = ("memfd_create", "memfd_secret", "shmget")
+KERNEL_CHANNELS = ("msgget", "msgsnd", "msgrcv", "msgctl", "semget", "semop", "semctl", "semtimedop", "mq_open",
+                   "mq_timedsend", "mq_timedreceive", "mq_notify", "add_key", "request_key", "keyctl",
+                   "io_uring_setup", "io_uring_enter", "io_uring_register", "userfaultfd", "ptrace",
+                   "process_vm_readv", "process_vm_writev", "perf_event_open", "bpf")
 _CLONE_THREAD = 0x00010000
 _EPERM, _ENOSYS = 1, 38
 _RET_ALLOW, _RET_ERRNO, _RET_KILL = 0x7FFF0000, 0x00050000, 0x80000000
@@ -112,7 +135,9 @@ def seccomp_program(machine: str | None = None) -> bytes | None:
     """A classic-BPF seccomp filter (``struct sock_filter[]``) that refuses every new process and every
     memory outside the address space.
 
-    fork/vfork/unshare and memfd_create/memfd_secret/shmget fail with EPERM; clone is allowed only with CLONE_THREAD (a thread: torch and
+    fork/vfork/unshare, memfd_create/memfd_secret/shmget and the kernel channels (:data:`KERNEL_CHANNELS`: System V
+    queues and semaphores, POSIX queues, keys, io_uring, userfaultfd, tracing) fail with EPERM; clone is allowed only
+    with CLONE_THREAD (a thread: torch and
     numpy need them); clone3 fails with ENOSYS so that the C library falls back to clone. A syscall of
     another ABI (x32) kills the process. ``None`` on an architecture this module does not know.
     """
@@ -133,7 +158,7 @@ def seccomp_program(machine: str | None = None) -> bytes | None:
         op(_JGE_K, 0x40000000, jt=0, jf=1)             # x32 syscall numbers
         op(_RET_K, _RET_KILL)
     refused = [(calls[name], _ENOSYS if name == "clone3" else _EPERM)
-               for name in ("fork", "vfork", "unshare", "clone3", *MEMORY_OUTSIDE) if name in calls]
+               for name in ("fork", "vfork", "unshare", "clone3", *MEMORY_OUTSIDE, *KERNEL_CHANNELS) if name in calls]
     for number, errno in refused:
         op(_JEQ_K, number, jt=0, jf=1)
         op(_RET_K, _RET_ERRNO | errno)
@@ -231,7 +256,11 @@ def student_command(mode: str, runner_folder: str | Path, sock_fd: int, limits: 
     # /dev/shm read-only: a file there holds memory that no address-space limit counts (shm_open, a tmpfs of
     # half the machine's memory otherwise)
     argv += ["--ro-bind", str(runner_folder), SANDBOX_RUNNER_FOLDER, "--proc", "/proc", "--dev", "/dev",
-             "--tmpfs", "/dev/shm", "--remount-ro", "/dev/shm", "--chdir", "/"]
+             "--tmpfs", "/dev/shm", "--remount-ro", "/dev/shm",
+             # read-only: bwrap's root and /dev are tmpfs owned by the teacher's user in an unprivileged sandbox, so
+             # the student (that same user) could fill them, unsized and unwatched; /tmp (watched, :mod:`.scratch`)
+             # and, as root, the sized /scratch the runner mounts stay the only writable folders
+             "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/"]
     if os.geteuid() != 0:
         argv += ["--unshare-user", "--disable-userns"]
     if seccomp_fd is not None:
@@ -260,6 +289,20 @@ def probe_sandbox() -> tuple[str | None, str]:
         return None, f"bubblewrap cannot create namespaces here ({reason[-1] if reason else done.returncode})"
     if seccomp_program() is None:
         return None, f"no seccomp filter for this processor ({platform.machine()})"
-    who = "as an unprivileged user of its own" if os.geteuid() == 0 else "as your own unprivileged user"
+    root = os.geteuid() == 0
+    who = "as an unprivileged user of its own" if root else "as your own unprivileged user"
+    files = ("files only in a private /scratch of --scratch MB" if root else
+             "files only in a private /tmp, watched and stopped past --scratch MB (everything else read-only)")
+    threads = (f"at most {THREADS} threads" if root or _kernel_counts_per_namespace() else
+               "threads not capped (Linux before 5.14 would count every process of your user)")
     return SANDBOX, (f"bubblewrap: a fresh sandbox per submission ({who}), only the interpreter and packages "
-                     "visible, private /tmp, no network, own PIDs, no new processes")
+                     f"visible, {files}, no network, own PIDs, no new processes, {threads}, no System V IPC, "
+                     "POSIX queues, kernel keys, io_uring or tracing")
+
+
+def _kernel_counts_per_namespace() -> bool:
+    """Linux 5.14 or later: RLIMIT_NPROC counts per user namespace (the runner caps a sandbox's threads)."""
+    try:
+        return tuple(int(part) for part in platform.release().split(".")[:2]) >= (5, 14)
+    except ValueError:
+        return False

@@ -142,6 +142,22 @@ def _warm_imports() -> None:
     optimizer.step()
 
 
+THREADS = 256  # the tasks (threads) a student process may hold: torch needs a few, a thread bomb thousands
+
+
+def _counts_own_namespace() -> bool:
+    """Whether RLIMIT_NPROC here counts only this sandbox's tasks: a user namespace of its own (bwrap's
+    ``--unshare-user``, which a teacher who is not root gets), on Linux 5.14 or later, which counts a limit per
+    user namespace (before, it counted every process of the teacher's user on the machine)."""
+    try:
+        with open("/proc/self/uid_map") as f:
+            own = f.read().split() != ["0", "0", "4294967295"]
+        major, minor = (int(part) for part in os.uname().release.split(".")[:2])
+    except (OSError, ValueError):
+        return False
+    return own and (major, minor) >= (5, 14)
+
+
 def _enter(config: dict[str, Any]) -> tuple[int, str]:
     """Limits, user and output, before any course or student code; returns (socket fd, scratch folder)."""
     limits, mode = config["limits"], config["mode"]
@@ -180,11 +196,12 @@ def _enter(config: dict[str, Any]) -> tuple[int, str]:
     _set_limit("RLIMIT_FSIZE", int(limits["output_mb"] * 2**20))
     _set_limit("RLIMIT_NOFILE", 256)
     _set_limit("RLIMIT_CPU", int(limits["submission_s"]) + 10)
-    if os.getuid() == uid:
+    if os.getuid() == uid or (mode == "sandbox" and _counts_own_namespace()):
         # Processes and threads of this user (seccomp already refuses processes in the sandbox: this bounds a
         # thread bomb). The uid is this grading worker's own, so one student's threads never count against
-        # another's; never set for the teacher's own user (no switch happened), whom it would count.
-        _set_limit("RLIMIT_NPROC", 256)
+        # another's; or, for a teacher who is not root, the sandbox's own user namespace, where the kernel counts
+        # only the sandbox's tasks. Never set for the teacher's own user outside one, whom it would count.
+        _set_limit("RLIMIT_NPROC", THREADS)
     os.environ.clear()
     os.environ.update(HOME=scratch, TMPDIR=scratch, MPLCONFIGDIR=scratch, MPLBACKEND="Agg", OMP_NUM_THREADS="1",
                       PYTHONHASHSEED="0", SDL_VIDEODRIVER="dummy")
