@@ -117,10 +117,12 @@ PORTABLE_TESTS := tests/test_agreement.py tests/test_cached_sweeps.py tests/test
 # main pass 26.8 min, fake GPU 9.0 min beside it, portable 7 min after it). The logs are printed after the main
 # pass; any pass failing fails `make test`.
 BESIDE_TESTS := tests/test_grading_loops.py tests/test_training_loops_agree.py tests/test_term.py tests/test_bug_hunt.py
-# A third job, from the start: the check that every pin has a wheel for Python 3.11-3.13 waits on the package registry
-# (pip's resolver, metadata only: 45-90 s of network, little CPU), so it waits beside the two CPU-bound jobs, not in one.
-REGISTRY_TESTS := tests/test_python_versions.py
-REGISTRY_LOG := test-artifacts/registry.log
+# A third job, from the start, for tests that mostly wait: the check that every pin has a wheel for Python 3.11-3.13
+# (pip's resolver against the package registry, metadata only: 45-90 s of network, little CPU) and the grading test
+# whose answer cells sleep (40 s of sleeping students); they wait beside the two CPU-bound jobs, not in one.
+WAITING_FILES := tests/test_python_versions.py
+WAITING_ONES := tests/test_grading_attacks.py::test_cells_that_sleep_cost_their_exercises_budget_not_the_timeout
+WAITING_LOG := test-artifacts/waiting.log
 # Every pass prints Python's own tracebacks (--tb=native): pytest's long format reads the failing source with the
 # AST, which on CPython 3.11 can stop a whole pass with an INTERNALERROR ("AST constructor recursion depth mismatch")
 # that names neither the test nor its error (issue 50); a notebook's failure names its notebook, cell and error.
@@ -136,22 +138,24 @@ test: setup browser sandbox
 	  SDL_VIDEODRIVER=dummy $(BIN)/python -m pytest $(TB) -p no:cacheprovider $(BESIDE_TESTS) > $(BESIDE_LOG) 2>&1; \
 	  beside_tests_status=$$?; \
 	  [ $$fake_gpu_status -eq 0 ] && [ $$portable_status -eq 0 ] && [ $$beside_tests_status -eq 0 ] ) & beside=$$!; \
-	$(BIN)/python -m pytest $(TB) -q -p no:cacheprovider $(REGISTRY_TESTS) > $(REGISTRY_LOG) 2>&1 & registry=$$!; \
-	trap 'kill $$beside $$registry 2>/dev/null' INT TERM; \
-	SDL_VIDEODRIVER=dummy $(BIN)/python -m pytest $(TB) $(addprefix --ignore=,$(PORTABLE_TESTS) $(BESIDE_TESTS) $(REGISTRY_TESTS)); \
+	SDL_VIDEODRIVER=dummy $(BIN)/python -m pytest $(TB) -q -p no:cacheprovider $(WAITING_FILES) $(WAITING_ONES) \
+	  > $(WAITING_LOG) 2>&1 & waiting=$$!; \
+	trap 'kill $$beside $$waiting 2>/dev/null' INT TERM; \
+	SDL_VIDEODRIVER=dummy $(BIN)/python -m pytest $(TB) $(addprefix --ignore=,$(PORTABLE_TESTS) $(BESIDE_TESTS) \
+	  $(WAITING_FILES)) $(addprefix --deselect=,$(WAITING_ONES)); \
 	main=$$?; \
-	wait $$beside; beside_status=$$?; wait $$registry; registry_status=$$?; \
+	wait $$beside; beside_status=$$?; wait $$waiting; waiting_status=$$?; \
 	echo "--- the lessons and solutions on a fake GPU (PGCOURSE_DEVICE=cuda; $(FAKE_GPU_LOG)) ---"; \
 	cat $(FAKE_GPU_LOG); \
 	echo "--- the slow grading tests beside the main pass ($(BESIDE_LOG)) ---"; \
 	cat $(BESIDE_LOG); \
 	echo "--- the claim-bearing part on the other kernel path, one thread ($(PORTABLE_LOG)) ---"; \
 	cat $(PORTABLE_LOG); \
-	echo "--- every pin has a wheel for Python 3.11-3.13 (the package registry; $(REGISTRY_LOG)) ---"; \
-	cat $(REGISTRY_LOG); \
-	for log in $(FAKE_GPU_LOG) $(BESIDE_LOG) $(PORTABLE_LOG) $(REGISTRY_LOG); do grep -q INTERNALERROR $$log && \
+	echo "--- the tests that mostly wait: the package registry, sleeping students ($(WAITING_LOG)) ---"; \
+	cat $(WAITING_LOG); \
+	for log in $(FAKE_GPU_LOG) $(BESIDE_LOG) $(PORTABLE_LOG) $(WAITING_LOG); do grep -q INTERNALERROR $$log && \
 	  echo "!!! pytest stopped with an INTERNALERROR in $$log: the tests after it did not run (see above)"; done; \
-	[ $$main -eq 0 ] && [ $$beside_status -eq 0 ] && [ $$registry_status -eq 0 ]
+	[ $$main -eq 0 ] && [ $$beside_status -eq 0 ] && [ $$waiting_status -eq 0 ]
 
 # The fast lane, for a contributor's first answer: the unit layer of tests/ (tests/layers.py: the math, envs,
 # configs, checks, CLI errors; nothing that trains, grades, re-runs a cached claim, builds the site or runs a
