@@ -555,6 +555,12 @@ def value_loss_without_detach(values, returns):
     return 0.5 * ((values - returns) ** 2).mean()
 
 
+@wrong("value_loss", "broadcasts to a [B, B] matrix")
+def value_loss_broadcast(values, returns):
+    """A critic's [B, 1] output against [B] returns: the classic silent broadcast."""
+    return 0.5 * ((values.unsqueeze(1) - returns.detach()) ** 2).mean()
+
+
 @wrong("value_loss", "not the absolute error")
 def value_loss_absolute(values, returns):
     """Absolute instead of squared error."""
@@ -656,6 +662,13 @@ def categorical_entropy_nan_masked(logits):
 def categorical_entropy_unnormalised(logits):
     """Treats the raw logits as log-probabilities."""
     return -(torch.exp(logits) * logits).sum(dim=-1)
+
+
+@wrong("categorical_entropy", "normalised over the batch")
+def categorical_entropy_softmax_over_the_batch(logits):
+    """log_softmax along dim 0 (the batch), then the right sum."""
+    log_p = torch.log_softmax(logits, dim=0)
+    return -(log_p.exp() * log_p).sum(-1)
 
 
 @wrong("categorical_entropy", "summed over the batch (dim=0)")
@@ -1019,6 +1032,18 @@ def ppo_only_clipped(new_log_probs, old_log_probs, advantages, clip_eps):
     return -(torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * advantages).mean()
 
 
+@wrong("clipped_surrogate_loss", "not .sum()")
+def clipped_surrogate_loss_summed(new_log_probs, old_log_probs, advantages, clip_eps):
+    ratio = (new_log_probs - old_log_probs).exp()
+    return -torch.min(ratio * advantages, ratio.clamp(1 - clip_eps, 1 + clip_eps) * advantages).sum()
+
+
+@wrong("clipped_surrogate_loss", "clipped the product ratio * advantage")
+def clipped_surrogate_loss_clamps_the_product(new_log_probs, old_log_probs, advantages, clip_eps):
+    surrogate = (new_log_probs - old_log_probs).exp() * advantages
+    return -torch.min(surrogate, surrogate.clamp(1 - clip_eps, 1 + clip_eps)).mean()
+
+
 @correct("clipped_surrogate_loss")
 def ppo_where(new_log_probs, old_log_probs, advantages, clip_eps):
     ratio = (new_log_probs - old_log_probs.detach()).exp()
@@ -1054,6 +1079,13 @@ def approx_kl_plus_log(old_log_probs, new_log_probs):
     """(r - 1) + log r."""
     log_ratio = new_log_probs - old_log_probs
     return ((torch.exp(log_ratio) - 1) + log_ratio).mean()
+
+
+@wrong("approx_kl", "from raw probabilities")
+def approx_kl_ratio_of_probabilities(old_log_probs, new_log_probs):
+    """r = pi_new / pi_old through the probabilities (underflows for tiny ones)."""
+    ratio = new_log_probs.detach().exp() / old_log_probs.exp()
+    return ((ratio - 1) - ratio.log()).mean()
 
 
 @wrong("approx_kl", "k2 estimator")
@@ -1124,6 +1156,12 @@ def clip_fraction_python(ratio, clip_eps):
 
 
 # ------------------------------------------------------------------------- ch04 explained_variance
+
+@wrong("explained_variance", "mean squared residual is not the residual's variance")
+def explained_variance_mse(values, returns):
+    """1 - MSE / Var[R]: right only when the residuals average 0."""
+    return float(1 - ((returns - values) ** 2).mean() / returns.var(unbiased=False))
+
 
 @wrong("explained_variance", "explained variance upside down")
 def explained_variance_upside_down(values, returns):

@@ -78,6 +78,9 @@ VALUE_LOSS = Exercise(
         Mistake("average the squared errors over the batch, not .sum(): the loss scale must not grow with the "
                 "batch size.",
                 lambda values, returns_: 0.5 * ((values - returns_) ** 2).sum()),
+        Mistake("values [B, 1] minus returns [B] broadcasts to a [B, B] matrix (every value against every return): "
+                "give both the same shape [B] (values.squeeze(-1)) before subtracting.",
+                lambda values, returns_: 0.5 * ((values.unsqueeze(1) - returns_) ** 2).mean()),
         Mistake("use the squared error, not the absolute error.",
                 lambda values, returns_: 0.5 * (values - returns_).abs().mean()),
         Mistake("sign flipped: a squared-error loss is never negative; minimising it pulls the values towards "
@@ -154,6 +157,9 @@ CATEGORICAL_ENTROPY = Exercise(
         Mistake("logits are not log-probabilities: normalise them over the actions first, so that the "
                 "probabilities of a state sum to 1.",
                 lambda logits: -(logits.exp() * logits).sum(-1)),
+        Mistake("you normalised over the batch (softmax or log_softmax with dim=0): each state's probabilities are "
+                "normalised over its ACTIONS, the last dim (dim=-1).",
+                lambda logits: -(torch.softmax(logits, 0) * torch.log_softmax(logits, 0)).sum(-1)),
         Mistake("you summed over the batch (dim=0): the entropy of each state sums over its ACTIONS, the last dim.",
                 lambda logits: -(torch.softmax(logits, -1) * torch.log_softmax(logits, -1)).sum(0)),
         Mistake("you forgot to sum over the actions: the entropy is one number per state, shape [B].",

@@ -84,6 +84,12 @@ CLIPPED_SURROGATE_LOSS = Exercise(
         Mistake("you never clip: the clipped surrogate (the ratio clipped to [1 - eps, 1 + eps], times the "
                 "advantage) is missing.",
                 lambda new, old, advantages, clip_eps: -((new - old).exp() * advantages).mean()),
+        Mistake("the loss averages over the batch (.mean()), not .sum(): its scale must not grow with the batch size.",
+                lambda new, old, advantages, clip_eps: _surrogate((new - old).exp(), advantages, clip_eps) * len(new)),
+        Mistake("you clipped the product ratio * advantage: clip the RATIO to [1 - eps, 1 + eps], then multiply by "
+                "the advantage.",
+                lambda new, old, advantages, clip_eps: -torch.min((new - old).exp() * advantages, torch.clamp(
+                    (new - old).exp() * advantages, 1 - clip_eps, 1 + clip_eps)).mean()),
         Mistake("you only kept the clipped term: PPO takes the smaller of the unclipped and the clipped "
                 "surrogate.",
                 lambda new, old, advantages, clip_eps:
@@ -111,6 +117,8 @@ def _cases_approx_kl() -> list[Case]:
         random_case("float64 (B=10)", 10, 0.3, torch.float64),
         random_case("random, small policy change (B=64)", 64, 0.1),
         random_case("random, large policy change (B=16)", 16, 0.7),
+        Case("tiny probabilities: log-probs around -150, as with many action dims (B=3)",
+             dict(old_log_probs=_t([-150.0, -160.0, -140.0]), new_log_probs=_t([-149.9, -160.15, -139.95]))),
         Case("new_log_probs carry a gradient (as during training)",
              dict(old_log_probs=_t([-1.0, -2.0, -0.5]), new_log_probs=_t([-0.9, -2.2, -0.5], requires_grad=True))),
     ]
@@ -135,6 +143,9 @@ APPROX_KL = Exercise(
                 "k3 estimator of the lesson.", lambda old, new: (old - new).mean()),
         Mistake("the log term must be subtracted from (r - 1), not added.",
                 lambda old, new: ((new - old).exp() - 1 + (new - old)).mean()),
+        Mistake("you form the ratio from raw probabilities: small probabilities underflow to 0 and 0/0 = nan. Form "
+                "it in log space, r = exp(new_log_probs - old_log_probs).",
+                lambda old, new: ((new.exp() / old.exp() - 1) - (new - old)).mean()),
         Mistake("that is the k2 estimator (half the squared log-ratio): use the k3 estimator of the lesson.",
                 lambda old, new: (0.5 * (new - old) ** 2).mean()),
     ],
@@ -225,6 +236,9 @@ EXPLAINED_VARIANCE = Exercise(
                 "variance of the returns below.", lambda values, returns_: 1 - 1 / _residual_ratio(values, returns_)),
         Mistake("Var[returns - values] / Var[returns] is the UNexplained fraction: subtract it from 1.",
                 _residual_ratio),
+        Mistake("the mean squared residual is not the residual's variance: a critic off by a constant has the same "
+                "explained variance as a perfect one. Take the variance of returns - values.",
+                lambda values, returns_: 1 - ((returns_ - values) ** 2).mean() / returns_.var(unbiased=False)),
         Mistake("divide by the variance of the returns (the targets), not of the values.",
                 lambda values, returns_: 1 - (returns_ - values).var() / values.var()),
         Mistake("the ratio of the variances of values and returns is not explained variance: use the variance "
