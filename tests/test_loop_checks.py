@@ -25,6 +25,7 @@ from pgcourse.course.checks import ch01_loop, ch04b_ppo_loop
 from pgcourse.course.checks.stages import CountingEnvs
 from pgcourse.rl.envs import make_raw_vector_env
 
+import wrong_loops
 from wrong_loops import CORRECT_LOOPS, WRONG_LOOPS
 
 FAST_STAGES = ["collect_episodes", "reinforce_update", "collect_rollout", "advantages_and_returns", "ppo_update"]
@@ -92,6 +93,23 @@ def test_wrong_version_is_rejected_by_its_stage_with_its_own_hint(wrong_loop):
     assert message.startswith(f"{wrong_loop.stage}: ")
     assert wrong_loop.hint in message, f"expected {wrong_loop.hint!r}, got:\n{message}"
     assert "Failing case:" in message
+
+
+@pytest.mark.parametrize("bug", sorted(wrong_loops.SAMPLE_STD_TWINS))
+def test_a_sample_std_learners_mistake_is_named_as_the_population_std_learners(bug):
+    """04b's ppo_update accepts either std; a student who standardised with torch's default (the sample std) and made
+    a mistake on top was told 'the policy parameters differ ... No known mistake' (or that the parameters differ when
+    only a diagnostic did): the check compared with the population std's reference. It now speaks of the version the
+    learner agrees with furthest, and replays the mistakes in it."""
+    def learner(*args):
+        return wrong_loops.learner_update(*args, bug=bug, sample_std=True)
+
+    twin = next(w for w in WRONG_LOOPS if w.fn.__name__ == wrong_loops.SAMPLE_STD_TWINS[bug])
+    with pytest.raises(AssertionError) as info:
+        checks.STAGE_CHECKS["ppo_update"](learner)
+    message = str(info.value)
+    assert twin.hint in message and "No known mistake" not in message, message
+    assert message.splitlines()[0] == rejection(twin).splitlines()[0], (message, rejection(twin))
 
 
 @pytest.mark.parametrize("stage, fn", [v for v in CORRECT_LOOPS if v[0] in FAST_STAGES],

@@ -314,14 +314,14 @@ def gae_shifts_values_in_place(*args):
 # ============================================================================================ 04b ppo_update
 
 def learner_update(policy, value_net, actor_optimizer, critic_optimizer, rollout, advantages, returns,
-                   minibatches, config, bug=None):
+                   minibatches, config, bug=None, sample_std=False):
     """CleanRL's form: Categorical, the loss as max of the negated terms, diagnostics inline."""
     keep = torch.ones_like(rollout.valid).flatten() if bug == "reset_steps_trained" else rollout.valid.flatten()
     b_obs = rollout.obs.flatten(0, 1)[keep]
     b_actions, b_old = rollout.actions.flatten()[keep], rollout.log_probs.flatten()[keep]
     b_advantages, b_returns = advantages.flatten()[keep], returns.flatten()[keep]
     per_minibatch = config.normalize_per_minibatch or bug == "always_per_minibatch"
-    unbiased = bug == "sample_std"  # not a bug: the sample std (divides by B - 1) is as right as the population one
+    unbiased = sample_std or bug == "sample_std"  # not a bug: the sample std (divides by B - 1) is as right as the population one
     if config.normalize_advantages and not per_minibatch:
         b_advantages = (b_advantages - b_advantages.mean()) / (b_advantages.std(unbiased=unbiased) + 1e-8)
     kls, fractions = [], []
@@ -462,6 +462,16 @@ def update_advantages_from_the_current_critic(*args):
 def update_ev_before_the_update(*args):
     """Explained variance of the rollout's values, measured before the update."""
     return learner_update(*args, bug="ev_before_update")
+
+
+# torch's default std (the sample one, accepted) with a real mistake on top: the message must name the mistake, not
+# say that the parameters differ from the population std's (a student's try: every such mistake was "No known
+# mistake"). The same mistakes as above, so not in the catalogue (one wrong version per mistake): tests/
+# test_loop_checks.py checks that each gets its population-std twin's message.
+SAMPLE_STD_TWINS = {bug: twin for bug, twin in (("entropy_added", "update_entropy_added"),
+                                               ("kl_swapped", "update_kl_swapped"),
+                                               ("ev_before_update", "update_ev_before_the_update"),
+                                               ("reset_steps_trained", "update_trains_on_reset_steps"))}
 
 
 # ============================================================================================= 04b train_ppo

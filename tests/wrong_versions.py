@@ -1034,12 +1034,14 @@ def ppo_only_clipped(new_log_probs, old_log_probs, advantages, clip_eps):
 
 @wrong("clipped_surrogate_loss", "not .sum()")
 def clipped_surrogate_loss_summed(new_log_probs, old_log_probs, advantages, clip_eps):
+    """The clipped objective summed over the batch, not averaged."""
     ratio = (new_log_probs - old_log_probs).exp()
     return -torch.min(ratio * advantages, ratio.clamp(1 - clip_eps, 1 + clip_eps) * advantages).sum()
 
 
 @wrong("clipped_surrogate_loss", "clipped the product ratio * advantage")
 def clipped_surrogate_loss_clamps_the_product(new_log_probs, old_log_probs, advantages, clip_eps):
+    """The product ratio * advantage clamped to [1 - eps, 1 + eps] instead of the ratio."""
     surrogate = (new_log_probs - old_log_probs).exp() * advantages
     return -torch.min(surrogate, surrogate.clamp(1 - clip_eps, 1 + clip_eps)).mean()
 

@@ -79,7 +79,7 @@ VALUE_LOSS = Exercise(
                 "batch size.",
                 lambda values, returns_: 0.5 * ((values - returns_) ** 2).sum()),
         Mistake("values [B, 1] minus returns [B] broadcasts to a [B, B] matrix (every value against every return): "
-                "give both the same shape [B] (values.squeeze(-1)) before subtracting.",
+                "give both the same shape [B] before subtracting (squeeze the values' last dim).",
                 lambda values, returns_: 0.5 * ((values.unsqueeze(1) - returns_) ** 2).mean()),
         Mistake("use the squared error, not the absolute error.",
                 lambda values, returns_: 0.5 * (values - returns_).abs().mean()),

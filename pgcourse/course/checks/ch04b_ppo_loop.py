@@ -560,8 +560,11 @@ def run_update_case(fn: Callable[..., Any], index: int) -> dict[str, Any]:
     return update_data(*UPDATE_CASES[index].run(fn))
 
 
-def _update_mistake(name: str) -> Callable[[UpdateCase], Any]:
-    return lambda case: case_mistake(case.run, reference_ppo_update, lambda ran: update_data(*ran), name)
+def _update_mistake(name: str, sample_std: bool = False) -> Callable[[UpdateCase], Any]:
+    reference = functools.partial(reference_ppo_update, sample_std=sample_std)
+    play = lambda case: case_mistake(case.run, reference, lambda ran: update_data(*ran), name)  # noqa: E731
+    play.mistake_name = name
+    return play
 
 
 def _update_with_sample_std(index: int) -> dict[str, Any]:
@@ -569,6 +572,20 @@ def _update_with_sample_std(index: int) -> dict[str, Any]:
     B - 1, torch's default) instead of the population std: as right (the two differ by a factor sqrt(B / (B - 1)),
     which PPO does not notice), so the check accepts either."""
     return update_data(*UPDATE_CASES[index].run(functools.partial(reference_ppo_update, sample_std=True)))
+
+
+def _mistake_with_sample_std(mistake: StageMistake, index: int) -> dict[str, Any]:
+    """A known mistake played by the sample-std version of the reference (the learner who chose that std)."""
+    return _update_mistake(mistake.compute.mistake_name, sample_std=True)(UPDATE_CASES[index])
+
+
+_UPDATE_ORDER = ("policy", "value_net", "diagnostics", *DIAGNOSTIC_TOLERANCE)
+
+
+def _update_depth(mismatch: Mismatch) -> int:
+    """How far a learner's update agrees with a version of the reference: a difference in the diagnostics comes
+    after matching parameters (an input changed in place, first of all, is depth 0)."""
+    return _UPDATE_ORDER.index(mismatch.field) + 1 if mismatch.field in _UPDATE_ORDER else 0
 
 
 UPDATE_MISTAKES = [
@@ -683,7 +700,7 @@ def check_ppo_update(fn: Callable[..., Any]) -> None:
         compare=lambda expected, received, index: _compare_update(expected, received, initial(index)),
         mistakes=UPDATE_MISTAKES, mistake_data=lambda mistake, index: mistake.compute(UPDATE_CASES[index]),
         situation=situation, concept=lambda mismatch: _UPDATE_CONCEPT.get(mismatch.field, ""),
-        alternatives=[_update_with_sample_std])
+        alternatives=[(_update_with_sample_std, _mistake_with_sample_std)], depth=_update_depth)
     print(f"✓ ppo_update: {len(UPDATE_CASES)} updates equal to the reference (parameters within rtol "
           f"{PARAMETER_TOLERANCE[0]:g}, atol {PARAMETER_TOLERANCE[1]:g}; approx_kl, clip_fraction and "
           f"explained_variance too)")

@@ -247,31 +247,55 @@ def run_stage_check(stage: str, fn: Callable[..., Any], count: int, reference: C
                     compare: Callable[[Any, Any, int], Mismatch | None], mistakes: Sequence[StageMistake],
                     mistake_data: Callable[[StageMistake, int], Any], situation: Callable[[int, Any], str],
                     concept: Callable[[Mismatch], str], note: Callable[[Mismatch], str] = lambda mismatch: "",
-                    alternatives: Sequence[Callable[[int], Any]] = (), confirm_on_every_case: bool = False) -> None:
+                    alternatives: Sequence[tuple[Callable[[int], Any], Callable[[StageMistake, int], Any]]] = (),
+                    depth: Callable[[Mismatch], int] = lambda mismatch: 0,
+                    confirm_on_every_case: bool = False) -> None:
     """Each of the ``count`` cases: the reference's data and the learner's, compared; at the first mismatch, the
     known mistake that reproduces the learner's data on that case is named and the check fails (AssertionError
-    with :func:`failure_message`). ``alternatives``: other correct versions of the stage (case index -> their
-    data, computed only when the learner's data differs from the reference's); data equal to one of them passes.
+    with :func:`failure_message`).
+
+    ``alternatives``: other correct versions of the stage, each a pair (case index -> its data, computed only when
+    the learner's data differs from the reference's; (mistake, case index) -> that mistake's data played by this
+    version); data equal to one of them passes. Data equal to none is compared with the version it agrees with
+    furthest (``depth`` of the mismatch: a larger depth is a later difference, e.g. the diagnostics after matching
+    parameters), and the mistakes are replayed in that version: a learner who chose the sample std is told about
+    their diagnostics, not that their parameters differ from the population std's.
     ``confirm_on_every_case`` (for cheap stages): among the mistakes that reproduce the failing case, the first
     that reproduces the learner's data on every case is named (two mistakes can agree on one small case)."""
     for index in range(count):
         expected = RUNNERS[stage](reference, index)
         received = learner_data(stage, fn, index)
         mismatch = compare(expected, received, index)
-        if mismatch is None or any(compare(alternative(index), received, index) is None
-                                   for alternative in alternatives):
+        if mismatch is None:
             continue
+        versions = [(expected, mismatch, mistake_data)]
+        for data, replay in alternatives:
+            other = data(index)
+            versions.append((other, compare(other, received, index), replay))
+        if any(found is None for _, found, _ in versions):
+            continue
+        # the deepest agreement first (the reference first on a tie); the first version in which a known mistake
+        # reproduces the learner's data is the one the message speaks of
+        ranked = sorted(versions, key=lambda version: -depth(version[1]))
+        others = [(at, learner_data(stage, fn, at)) for at in range(count) if at != index] \
+            if confirm_on_every_case else []
+        told = None
+        for expected_here, mismatch_here, replay in ranked:
+            def reproduces(mistake: StageMistake, at: int = index, data: Any = received,
+                           replay: Callable[[StageMistake, int], Any] = replay) -> bool:
+                return compare(replay(mistake, at), data, at) is None
 
-        def reproduces(mistake: StageMistake, at: int = index, data: Any = received) -> bool:
-            return compare(mistake_data(mistake, at), data, at) is None
-
-        hint = mismatch.hint
-        if hint is None and confirm_on_every_case:
-            others = [(at, learner_data(stage, fn, at)) for at in range(count) if at != index]
-            everywhere = [mistake for mistake in mistakes if _reproduces_all(reproduces, mistake, others)]
-            hint = diagnose(everywhere, mismatch, reproduces)
-        if hint is None:
-            hint = diagnose(mistakes, mismatch, reproduces)
+            hint = mismatch_here.hint
+            if hint is None and confirm_on_every_case:
+                everywhere = [mistake for mistake in mistakes if _reproduces_all(reproduces, mistake, others)]
+                hint = diagnose(everywhere, mismatch_here, reproduces)
+            if hint is None:
+                hint = diagnose(mistakes, mismatch_here, reproduces)
+            if told is None or hint is not None:
+                told = (expected_here, mismatch_here, hint)
+            if hint is not None:
+                break
+        expected, mismatch, hint = told
         raise AssertionError(failure_message(stage, mismatch, hint, situation(index, expected), concept(mismatch),
                                              note(mismatch)))
 
