@@ -16,7 +16,8 @@ lesson_prose = importlib.util.module_from_spec(spec)
 sys.modules.setdefault("lesson_prose", lesson_prose)  # its dataclass looks its module up there
 spec.loader.exec_module(lesson_prose)
 
-REWRITTEN = ("01_reinforce", "02_reinforce_baseline", "03_a2c_gae", "04_ppo", "05_continuous_pendulum", "06_debugging_traps", "07_trpo")
+REWRITTEN = ("01_reinforce", "02_reinforce_baseline", "03_a2c_gae", "04_ppo", "05_continuous_pendulum",
+             "06_debugging_traps", "07_trpo", "08_llm_policy_gradients")
 NOTE = ("> **How to read the numbers.** Every number in the text comes from the code cell beside it, run on your "
         "machine. When a cell's result does not support what the text says, the cell stops with an error that tells "
         "you which statement failed. Results over many seeds come with intervals; the tables, seeds and caveats "
