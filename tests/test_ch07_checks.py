@@ -277,6 +277,8 @@ def _trpo_step_via_distributions(policy, obs, actions, old_log_probs, advantages
 
     def surrogate():
         new_log_probs = torch.distributions.Categorical(logits=policy(obs)).log_prob(actions)
+        if bug == "inverse_ratio":  # pi_old / pi_new
+            return (torch.exp(old_log_probs - new_log_probs) * advantages).mean()
         return (torch.exp(new_log_probs - old_log_probs) * advantages).mean()
 
     def mean_kl():
@@ -295,7 +297,7 @@ def _trpo_step_via_distributions(policy, obs, actions, old_log_probs, advantages
     direction = conjugate_gradient(fisher, gradient, cg_iters).x
     if bug == "downhill":
         direction = -direction
-    full_step = (2 * max_kl / float(direction @ fisher(direction))) ** 0.5 * direction
+    full_step = ((1 if bug == "without_two" else 2) * max_kl / float(direction @ fisher(direction))) ** 0.5 * direction
     before = float(surrogate_old.detach())
 
     def evaluate(fraction):
@@ -357,9 +359,12 @@ def _policy_unchanged(policy, obs, actions, old_log_probs, advantages, max_kl, c
     (_trpo_step_with("theta_old_not_restored"), "write theta_old back into the policy"),
     (_trpo_step_with("advantages_restandardised_in_place"), "an operation wrote into `advantages`"),
     (_trpo_step_with("tries_not_written"), "Possible cause .* never writes theta_old \\+ fraction x full step"),
+    (_trpo_step_with("inverse_ratio"), "Probable mistake: the ratio is upside down"),
+    (_trpo_step_with("without_two"), "Probable mistake: the step length lost its 2"),
 ], ids=["plain gradient", "no line search", "wrong fraction returned", "policy unchanged", "ascent sign flipped",
-        "prediction g.s, not g.(beta s)", "surrogate mean(log_prob * A)", "ascent sign flipped, learner-style", "theta_old not restored", "advantages changed in place",
-        "tries never written into the policy"])
+        "prediction g.s, not g.(beta s)", "surrogate mean(log_prob * A)", "ascent sign flipped, learner-style",
+        "theta_old not restored", "advantages changed in place", "tries never written into the policy",
+        "ratio upside down (a student's try: 'No known mistake')", "step length without the 2 (the same)"])
 def test_wrong_trpo_steps_are_named(wrong, expected):
     with pytest.raises(AssertionError, match=expected):
         ch07_trpo.check_trpo_step(wrong)

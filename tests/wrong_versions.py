@@ -1943,6 +1943,23 @@ def conjugate_gradient_steepest(matrix_vector_product, b, iterations=10, residua
     return x
 
 
+@wrong("conjugate_gradient", "an off-by-one in its bound")
+def conjugate_gradient_one_iteration_short(matrix_vector_product, b, iterations=10, residual_tol=1e-10):
+    """range(iterations - 1): one product short (a student's try got 'No known mistake')."""
+    x, r, p = torch.zeros_like(b), b.clone(), b.clone()
+    rr = torch.dot(r, r)
+    for _ in range(iterations - 1):
+        if rr < residual_tol:
+            break
+        Ap = matrix_vector_product(p)
+        alpha = rr / torch.dot(p, Ap)
+        x, r = x + alpha * p, r - alpha * Ap
+        rr_new = torch.dot(r, r)
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    return x
+
+
 @wrong("conjugate_gradient", "beta is upside down")
 def conjugate_gradient_inverted_beta(matrix_vector_product, b, iterations=10, residual_tol=1e-10):
     """beta = old r.r / new r.r instead of new over old."""

@@ -368,6 +368,12 @@ def check_conjugate_gradient(fn: Callable[..., Any]) -> None:
                 "product, not recomputed as b - A x.", True, case, show_values=False))
         if not torch.allclose(output.detach(), expected, rtol=1e-6, atol=1e-8):
             hint = next((text for text, wrong in mistakes if reproduces(wrong)), None)
+            taken = len(products)
+            if hint is None and 0 < taken < iterations and torch.allclose(
+                    output.detach(), conjugate_gradient(lambda v, matrix=matrix: matrix @ v, b, taken, 1e-20).x,
+                    rtol=1e-6, atol=1e-8):
+                hint = (f"your x is conjugate gradient's iterate after {taken} products, where iterations={iterations} "
+                        f"asks for {iterations}: run the loop `iterations` times (an off-by-one in its bound?).")
             exact = torch.linalg.solve(matrix, b)
             if hint is None and torch.allclose(output.detach(), exact, rtol=1e-5, atol=1e-7) and iterations < len(b):
                 hint = ("you solved the system exactly (or ran more iterations than asked): TRPO stops after "
@@ -626,7 +632,7 @@ class TRPOStep:
 
 def reference_trpo_step(batch: TRPOBatch, direction: str = "natural", line_search: bool = True,
                         damped_length: bool = True, prediction: str = "full", surrogate: str = "ratio",
-                        fisher_zero: bool = False) -> TRPOStep:
+                        fisher_zero: bool = False, without_two: bool = False) -> TRPOStep:
     """One TRPO update of a copy of ``batch.policy`` with the package's functions, in ``train_trpo``'s order:
     surrogate gradient, conjugate gradient, step length, line search. The step length
     :math:`\\beta = \\sqrt{2\\delta / s^\\top (F + \\lambda I) s}` uses the same damped product as conjugate gradient.
@@ -636,12 +642,16 @@ def reference_trpo_step(batch: TRPOBatch, direction: str = "natural", line_searc
     ``prediction="unscaled"`` (the line search told :math:`g^\\top s`, not :math:`g^\\top \\beta s`) and
     ``surrogate="log_prob"`` (:math:`\\frac1B\\sum_i \\log\\pi(a_i|s_i) A_i`: the same gradient at
     :math:`\\theta_{old}`, other improvements) and ``fisher_zero`` (the KL's old logits not detached: its Hessian, the
-    Fisher matrix, is 0, leaving the damping) are the wrong versions the check names."""
+    Fisher matrix, is 0, leaving the damping), ``surrogate="inverse_ratio"`` (the ratio upside down,
+    pi_old / pi_theta: its gradient at theta_old is -g) and ``without_two`` (the step length sqrt(max_kl / s.(F + lambda I)s),
+    the 2 forgotten) are the wrong versions the check names."""
     policy = batch.copy_policy()
     parameters = list(policy.parameters())
     old_params = torch.nn.utils.parameters_to_vector(parameters).detach()  # [P]
-    objective = batch_surrogate if surrogate == "ratio" else (
-        lambda net, data: (_log_probs(net, data.obs, data.actions) * data.advantages).mean())
+    objective = {"ratio": batch_surrogate,
+                 "log_prob": lambda net, data: (_log_probs(net, data.obs, data.actions) * data.advantages).mean(),
+                 "inverse_ratio": lambda net, data: ((data.old_log_probs - _log_probs(net, data.obs, data.actions))
+                                                     .exp() * data.advantages).mean()}[surrogate]
     surrogate_old = objective(policy, batch)
     gradient = flat_grad(surrogate_old, parameters)  # g, [P]
     kl_grad = flat_grad(batch_kl(policy, batch), parameters, create_graph=True)  # [P]
@@ -656,6 +666,8 @@ def reference_trpo_step(batch: TRPOBatch, direction: str = "natural", line_searc
     fisher_direction = (fisher(step_direction) if damped_length
                         else fisher_vector_product(kl_grad, parameters, step_direction, 0.0))  # (F + λI) s, or F s
     full_step = max_step_length(step_direction, fisher_direction, batch.max_kl) * step_direction  # [P]
+    if without_two:
+        full_step = full_step / math.sqrt(2.0)
     expected = float(gradient @ (full_step if prediction == "full" else step_direction))
     before = float(surrogate_old.detach())
 
@@ -829,6 +841,12 @@ def check_trpo_step(fn: Callable[..., Any], cases: tuple[tuple[int, dict[str, An
                     ("the surrogate is the probability ratio's, mean(exp(log_prob - old_log_prob) * A), not "
                      "mean(log_prob * A): their gradients agree at the old policy, their improvements do not.",
                      dict(surrogate="log_prob")),
+                    ("the ratio is upside down: it is pi_new / pi_old, exp(log_prob - old_log_prob); yours, "
+                     "pi_old / pi_new, has the gradient -g at the old policy, so the step goes downhill on the real "
+                     "surrogate.", dict(surrogate="inverse_ratio")),
+                    ("the step length lost its 2: beta = sqrt(2 max_kl / s.(F + cg_damping I)s), from "
+                     "1/2 beta^2 s.(F + cg_damping I)s = max_kl; without the 2 the quadratic KL is half of max_kl.",
+                     dict(without_two=True)),
                     ("the Fisher-vector product is 0 (only the damping is left): the KL's old logits must be a "
                      "constant, computed under torch.no_grad() or detached; KL(pi || pi) with both sides on the graph "
                      "has a zero Hessian.", dict(fisher_zero=True))):
