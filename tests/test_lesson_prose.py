@@ -18,10 +18,10 @@ spec.loader.exec_module(lesson_prose)
 
 REWRITTEN = ("01_reinforce", "02_reinforce_baseline", "03_a2c_gae", "04_ppo", "05_continuous_pendulum",
              "06_debugging_traps", "07_trpo", "08_llm_policy_gradients")
-NOTE = ("> **How to read the numbers.** Every number in the text comes from the code cell beside it, run on your "
-        "machine. When a cell's result does not support what the text says, the cell stops with an error that tells "
-        "you which statement failed. Results over many seeds come with intervals; the tables, seeds and caveats "
-        "behind a section are folded beneath it.")
+NOTE = ("> **How to read the numbers.** The numbers in the text are those the cells printed when this notebook was "
+        "run: cached results reprint the same, live runs may differ in their last digits. A ✓ line checks a statement "
+        "of the text; one that fails on your machine stops its cell and names it. Results over many seeds come with "
+        "intervals, and the evidence behind a section is folded beneath it.")
 
 
 def notebook(tmp_path: Path, *markdown: str) -> str:
