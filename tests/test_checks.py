@@ -355,3 +355,15 @@ def test_a_normalize_that_detaches_its_input_is_caught():
 
     with pytest.raises(AssertionError, match="no gradient flows back into `x`"):
         checks.check_normalize(lambda x, eps=1e-8: ((x - x.mean()) / (x.std(unbiased=False) + eps)).detach())
+
+
+def test_entries_that_differ_print_with_the_digits_that_show_it():
+    """A student's entropy with log(p + 1e-8) was told 'expected 0.02074, received 0.02074' (issue 49: a headline
+    its numbers contradict): two values beyond the tolerance print with as many digits as it takes to differ."""
+    from pgcourse.course.checks.harness import _differences
+    want = torch.tensor([1.0, 0.020740000], dtype=torch.float64)
+    got = torch.tensor([1.0, 0.020740060], dtype=torch.float64)
+    text = _differences(want, got, (1e-7, 1e-9))
+    assert "expected 0.02074, received 0.02074006" in text, text
+    assert _differences(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 3.0]), (1e-5, 1e-8)).endswith(
+        "expected 2, received 3")
