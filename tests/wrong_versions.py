@@ -1348,6 +1348,8 @@ def _ppo_epochs_learner(weights, obs, actions, old_log_probs, advantages, clip_e
                     log_ratio = -log_ratio
                 kls.append(((log_ratio.exp() - 1) - log_ratio).mean())
         epoch_kl = torch.stack(kls).mean() if kls else torch.tensor(0.0)
+        if slip == "stop_before_append" and target_kl is not None and epoch_kl > target_kl:
+            break
         epoch_kls.append(float(epoch_kl))
         if slip == "test_before_step" and len(kls) < len(chunks):
             break
@@ -1390,6 +1392,15 @@ def ppo_epochs_while_running_sum(weights, obs, actions, old_log_probs, advantage
         epoch += 1
         keep_going = target_kl is None or epoch_kls[-1] <= target_kl
     return weights, epoch_kls
+
+
+@wrong("ppo_epochs", "the epoch whose KL fired the early stop included")
+def ppo_epochs_stops_before_recording_the_kl(weights, obs, actions, old_log_probs, advantages, clip_eps, lr,
+                                             update_epochs, minibatch_size, target_kl, generator):
+    """Tests the epoch's KL before appending it: the last epoch run is missing from the list (a student's try was
+    told its loop ran one epoch fewer than it did)."""
+    return _ppo_epochs_learner(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                               minibatch_size, target_kl, generator, slip="stop_before_append")
 
 
 @wrong("ppo_epochs", "never stops early")

@@ -628,8 +628,13 @@ def _epochs_failure(case: _EpochsCase, weights: Tensor, kls: list[float], learne
             return (f"samples {untouched} never took part in a gradient step (their rows of the weights did not "
                     "move).", "every epoch must visit every sample of the batch exactly once: use every minibatch "
                     "of a full shuffle (minibatch_indices).", True)
+    if len(kls) != len(expected[1]) and _same(weights, kls, expected, ("weights",)):
+        return (f"your trained weights match the reference's ({len(expected[1])} epoch(s) run), but you returned "
+                f"{len(kls)} KL(s).",
+                "return one KL per epoch run, the epoch whose KL fired the early stop included: append the epoch's "
+                "mean KL first, then test it against target_kl.", True)
     if len(kls) != len(expected[1]):
-        return (f"your loop ran {len(kls)} epoch(s), the reference {len(expected[1])}.",
+        return (f"your loop returned {len(kls)} epoch KL(s), the reference ran {len(expected[1])} epoch(s).",
                 "the early stop: after each complete epoch (never before its first step), stop when the mean of the "
                 "epoch's minibatch approx-KLs exceeds target_kl; return one KL per epoch run.", False)
     if not torch.equal(learner_generator.get_state(), reference_generator.get_state()):
