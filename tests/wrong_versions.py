@@ -226,6 +226,12 @@ def episode_returns_cumsum(rewards, terminated, truncated):
     return [value for _, _, value in sorted(found)]
 
 
+@wrong("completed_episode_returns", "expected a list of Python floats, got a Tensor")
+def episode_returns_as_a_tensor(rewards, terminated, truncated):
+    """The right returns, as a tensor instead of the list the docstring asks for."""
+    return torch.tensor(episode_returns_cumsum(rewards, terminated, truncated))
+
+
 @wrong("completed_episode_returns", "reward of a reset step")
 def episode_returns_without_mask(rewards, terminated, truncated):
     """Sums every reward, reset steps included: right only while reset steps have reward 0 (gymnasium's), wrong

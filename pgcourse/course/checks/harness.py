@@ -205,11 +205,11 @@ def _as_output(kind: str, value: Any) -> tuple[Any, str | None]:
         if isinstance(value, int | float | np.generic) and not isinstance(value, bool | np.bool_):
             return float(value), None
         return None, f"expected a single number, got a {type(value).__name__}."
-    # kind == "numbers"
-    if isinstance(value, Tensor):
-        value = value.detach().flatten().tolist()
-    elif isinstance(value, np.ndarray):
-        value = value.flatten().tolist()
+    # kind == "numbers": a list, as the docstring asks (a tensor passed the check, then the lesson's next cell that
+    # uses the list crashed: a student's try, issue 49)
+    if isinstance(value, Tensor | np.ndarray):
+        return None, (f"expected a list of Python floats, got a {type(value).__name__}: the cells that use it take a "
+                      f"list. Convert it with its tolist method, or build a list.")
     if not isinstance(value, list | tuple):
         return None, f"expected a list of numbers, got a {type(value).__name__}."
     try:
