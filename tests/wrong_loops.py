@@ -721,9 +721,11 @@ def learner_reinforce_update(policy, optimizer, obs, actions, episode_rewards, c
     loss = -(Categorical(logits=policy(obs)).log_prob(actions) * weights).mean()
     if bug == "ascent":
         loss = -loss
-    if bug != "no_zero_grad":
+    if bug not in ("no_zero_grad", "zero_grad_after_backward"):
         optimizer.zero_grad()
     loss.backward()
+    if bug == "zero_grad_after_backward":
+        optimizer.zero_grad()
     optimizer.step()
 
 
@@ -731,6 +733,13 @@ def learner_reinforce_update(policy, optimizer, obs, actions, episode_rewards, c
 def reinforce_update_vectorised_returns(policy, optimizer, obs, actions, episode_rewards, config):
     """Discounted returns as a reversed cumulative sum (float64), Categorical log-probs."""
     learner_reinforce_update(policy, optimizer, obs, actions, episode_rewards, config)
+
+
+@wrong("reinforce_update", "zero the gradients BEFORE the backward pass")
+def reinforce_update_zero_grad_after_backward(policy, optimizer, obs, actions, episode_rewards, config):
+    """zero_grad between backward and step: the step sees no gradient, the policy never moves (a student's try was
+    told 'No known mistake')."""
+    learner_reinforce_update(policy, optimizer, obs, actions, episode_rewards, config, bug="zero_grad_after_backward")
 
 
 @wrong("reinforce_update", "config.normalize_weights is not followed")

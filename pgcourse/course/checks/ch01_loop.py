@@ -350,16 +350,25 @@ REINFORCE_UPDATE_MISTAKE_TEXTS = [
 REINFORCE_UPDATE_MISTAKES = [StageMistake(text, _update_mistake(name)) for name, text in REINFORCE_UPDATE_MISTAKE_TEXTS]
 
 
-def _compare_parameters(expected: list[list[Tensor]], received: list[list[Tensor]]) -> Mismatch | None:
+def _compare_parameters(expected: list[list[Tensor]], received: list[list[Tensor]], initial: list[Tensor]
+                        ) -> Mismatch | None:
+    before = torch.cat([p.flatten() for p in initial])
     for index, (want, got) in enumerate(zip(expected, received)):
-        mismatch = compare("policy parameters", torch.cat([p.flatten() for p in want]),
-                           torch.cat([p.flatten() for p in got]), exact=False, tolerance=PARAMETER_TOLERANCE)
+        after = torch.cat([p.flatten() for p in got])
+        mismatch = compare("policy parameters", torch.cat([p.flatten() for p in want]), after, exact=False,
+                           tolerance=PARAMETER_TOLERANCE)
         if mismatch is not None:
             which = "first" if index == 0 else "second (the first was right)"
             mismatch.field = "policy"
             mismatch.problem = (f"the policy's parameters after your {which} update differ from the reference's "
                                 f"(beyond rtol {PARAMETER_TOLERANCE[0]:g}, atol {PARAMETER_TOLERANCE[1]:g}).")
+            if torch.equal(after, before):  # a student's try with zero_grad after backward: 'No known mistake'
+                mismatch.problem = mismatch.problem[:-1] + ": they did not move at all."
+                mismatch.hint = ("no step changed the policy: zero the gradients BEFORE the backward pass (zero_grad "
+                                 "after backward erases the gradient the step needs), and call the optimiser's step "
+                                 "after backward.")
             return mismatch
+        before = after
     return None
 
 
@@ -369,7 +378,8 @@ def check_reinforce_update(fn: Callable[..., Any]) -> None:
     reference's."""
     run_stage_check(
         "reinforce_update", fn, len(REINFORCE_UPDATE_CASES), reference_reinforce_update,
-        compare=lambda expected, received, index: _compare_parameters(expected, received),
+        compare=lambda expected, received, index: _compare_parameters(
+            expected, received, list(fixed_networks(REINFORCE_UPDATE_CASES[index].episodes.net_seed)[0].parameters())),
         mistakes=REINFORCE_UPDATE_MISTAKES,
         mistake_data=lambda mistake, index: mistake.compute(REINFORCE_UPDATE_CASES[index]),
         situation=lambda index, expected: (f"{REINFORCE_UPDATE_CASES[index].description}; batches of "
