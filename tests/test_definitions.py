@@ -408,3 +408,76 @@ def test_the_networks_start_with_the_gains_ppo_uses():
                                    torch.full((linears[-1].out_features,), gain), rtol=1e-5, atol=1e-7)
         torch.testing.assert_close(torch.linalg.svdvals(linears[0].weight), torch.full((4,), math.sqrt(2.0)),
                                    rtol=1e-5, atol=1e-6)
+
+
+# -- 7. the survivors of a third fresh audit (25 of 30 killed before these) -----------------------------------------
+def test_a_one_value_sample_adds_no_spread_to_the_welch_standard_error():
+    """pg.diagnose's return trend compares the first and last tenths of the returns: a tenth of one episode has no
+    spread to estimate and adds nothing (its ddof=1 variance would be nan and make the whole error nan)."""
+    from pgcourse.course.debugging.signals import _standard_error_of_difference
+    others = np.array([1.0, 2.0, 3.0])
+    assert _standard_error_of_difference(np.array([5.0]), others) == pytest.approx(math.sqrt(np.var(others, ddof=1) / 3))
+    assert _standard_error_of_difference(others, np.array([5.0])) == pytest.approx(math.sqrt(np.var(others, ddof=1) / 3))
+    assert _standard_error_of_difference(np.array([5.0]), np.array([7.0])) == 0.0
+
+
+@pytest.mark.parametrize("holds", [1, 0, np.int64(1), np.int32(0)])
+def test_a_claims_test_is_a_bool_not_a_number_that_happens_to_be_0_or_1(holds):
+    """pg.claim(statement, holds): an int is a count or an index, not a verdict (a claim written as
+    `pg.claim("...", len(failures))` would pass for 1 failure)."""
+    with pytest.raises(TypeError, match="holds must be True or False"):
+        pg.claim("something", holds)
+
+
+@pytest.mark.parametrize("level", [0, -1, 4])
+def test_hint_levels_are_one_to_three_and_nothing_else(level):
+    """pg.hint(exercise, level): 1 the idea, 2 the formula, 3 near-code; 0 or -1 is an error, not the last hint read
+    from the end of the list."""
+    with pytest.raises(ValueError, match="level="):
+        pg.hint("compute_gae", level)
+
+
+def test_a_short_answer_copied_whole_into_a_long_one_is_a_pair():
+    """Similarity is the share of the SMALLER answer's fingerprints found in the other: a student who pastes a
+    classmate's short answer and adds as much code again of their own is still a pair (overlap 1.0)."""
+    from types import SimpleNamespace
+
+    from pgcourse.classroom.grading.similarity import similar_pairs
+
+    def submission(student, source):
+        return SimpleNamespace(student=student, problem=None,
+                               cells=[SimpleNamespace(grade_id="collect", cell_type="code", source=source)])
+
+    short = '''    advantages = torch.zeros_like(rewards)
+    last = torch.zeros(rewards.shape[1])
+    for step in reversed(range(rewards.shape[0])):
+        delta = rewards[step] + gamma * next_values[step] * (1 - terminated[step]) - values[step]
+        last = delta + gamma * lam * (1 - done[step]) * last
+        advantages[step] = last
+    batch["advantages"] = advantages
+'''
+    chapter = SimpleNamespace(answer_order=["collect"], stubs={"collect": []})
+    pairs = similar_pairs(chapter, [submission("ana", short), submission("ben", short + STARTER)])
+    assert [(pair.first, pair.second, pair.overlap) for pair in pairs] == [("ana", "ben", 1.0)], pairs
+
+
+def test_a_wrong_chapter_stops_the_run_only_for_a_strict_majority():
+    """Grading with the wrong --chapter must not give everyone 0 and succeed: more than half of the readable
+    notebooks holding none of the chapter's cells stops the run; exactly half is a warning per student."""
+    from types import SimpleNamespace
+
+    from pgcourse.classroom.grading.course import GradingError
+    from pgcourse.classroom.grading.grader import _wrong_notebooks
+
+    course = SimpleNamespace(names=["01_demo", "02_other"], grade_ids=lambda name: {f"{name}_a"})
+    chapter = SimpleNamespace(name="02_other", answer_order=["02_other_a"], manual_exercises=[])
+
+    def notebooks(wrong, right):
+        return ([SimpleNamespace(student=f"w{i}", path=f"w{i}.ipynb", problem=None, grade_ids={"01_demo_a"})
+                 for i in range(wrong)] +
+                [SimpleNamespace(student=f"r{i}", path=f"r{i}.ipynb", problem=None, grade_ids={"02_other_a"})
+                 for i in range(right)])
+
+    assert len(_wrong_notebooks(course, chapter, notebooks(2, 2), chosen=True)) == 2
+    with pytest.raises(GradingError, match="3 of 4 submissions hold none of its answer cells"):
+        _wrong_notebooks(course, chapter, notebooks(3, 1), chosen=True)
