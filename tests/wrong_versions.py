@@ -1486,6 +1486,25 @@ def ppo_epochs_half_batch(weights, obs, actions, old_log_probs, advantages, clip
 LOG_2PI = math.log(2 * math.pi)
 
 
+@wrong("gaussian_log_prob", "the normaliser's sign is flipped")
+def gaussian_log_prob_plus_log_std(mean, log_std, actions):
+    """+ log_std in each dimension (a student's try: 'No known mistake')."""
+    z = (actions - mean) / log_std.exp()
+    return (-0.5 * z ** 2 + log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+
+@wrong("gaussian_log_prob", "divided by std, not by the variance")
+def gaussian_log_prob_over_std(mean, log_std, actions):
+    """(a - mu)^2 / sigma instead of / sigma^2 (the same)."""
+    return (-0.5 * (actions - mean) ** 2 / log_std.exp() - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+
+@wrong("gaussian_entropy", "summed over every dim")
+def gaussian_entropy_sum_of_everything(log_std):
+    """.sum() with no dim (the same)."""
+    return (log_std + 0.5 + 0.5 * math.log(2 * math.pi)).sum()
+
+
 @wrong("gaussian_log_prob", "not summed over action dims")
 def gaussian_log_prob_not_summed(mean, log_std, actions):
     """Gaussian log-prob not summed over action dims."""

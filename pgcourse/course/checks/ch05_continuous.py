@@ -78,6 +78,14 @@ GAUSSIAN_LOG_PROB = Exercise(
         Mistake("you divided (actions - mean) by the variance: standardise with the standard deviation.",
                 lambda mean, log_std, actions:
                 (-0.5 * ((actions - mean) / (2 * log_std).exp()) ** 2 - log_std - LOG_SQRT_2PI).sum(-1)),
+        Mistake("the normaliser's sign is flipped: each dimension SUBTRACTS log(std) = log_std (a wider Gaussian has a "
+                "lower density), you added it.",
+                lambda mean, log_std, actions:
+                (-0.5 * ((actions - mean) / log_std.exp()) ** 2 + log_std - LOG_SQRT_2PI).sum(-1)),
+        Mistake("the squared distance is divided by std, not by the variance std^2: square the standardised "
+                "distance (actions - mean) / std.",
+                lambda mean, log_std, actions:
+                (-0.5 * (actions - mean) ** 2 / log_std.exp() - log_std - LOG_SQRT_2PI).sum(-1)),
         Mistake("sign flipped: you return the negative log-likelihood; this function returns log pi(a|s).",
                 lambda mean, log_std, actions: -_gaussian_terms(mean, log_std, actions).sum(-1)),
     ],
@@ -112,6 +120,8 @@ GAUSSIAN_ENTROPY = Exercise(
                 lambda log_std: (log_std + _ENTROPY_CONSTANT).sum(0)),
         Mistake("sum over the action dims, don't average them.",
                 lambda log_std: (log_std + _ENTROPY_CONSTANT).mean(-1)),
+        Mistake("you summed over every dim (a sum with no dim): the entropy is one number per row, summed over the "
+                "last (action) dim only.", lambda log_std: (log_std + _ENTROPY_CONSTANT).sum()),
         Mistake("missing the constant 0.5 * log(2 pi e) per dimension.", lambda log_std: log_std.sum(-1)),
         Mistake("the constant is 0.5 * log(2 pi e) = 0.5 + 0.5 * log(2 pi): you left out the 0.5 from e.",
                 lambda log_std: (log_std + LOG_SQRT_2PI).sum(-1)),
