@@ -2264,6 +2264,13 @@ def kl_k1_is_k3(log_probs, ref_log_probs):
     return ratio - 1 - torch.log(ratio)
 
 
+@wrong("kl_k3", "the -1 is missing")
+def kl_k3_without_the_minus_one(log_probs, ref_log_probs):
+    """r - log r (a student's try: 'No known mistake')."""
+    log_ratio = ref_log_probs - log_probs
+    return log_ratio.exp() - log_ratio
+
+
 @wrong("kl_k3", "the ratio is upside down")
 def kl_k3_upside_down(log_probs, ref_log_probs):
     """r = pi_theta / pi_ref instead of pi_ref / pi_theta."""
@@ -2356,6 +2363,16 @@ def _token_objective(log_probs, old_log_probs, advantages, clip_eps, pick=torch.
         advantages = advantages[:, None]
     ratio = torch.exp(log_probs - old_log_probs.detach())
     return pick(ratio * advantages, torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * advantages)
+
+
+@wrong("masked_clipped_loss", "only the upper side is clipped")
+def masked_clipped_loss_upper_clip_only(log_probs, old_log_probs, advantages, mask, clip_eps=0.2):
+    """ratio.clamp(max=1 + eps): the lower bound forgotten (the same)."""
+    mask = mask.float()
+    ratio = torch.exp(log_probs - old_log_probs)
+    adv = advantages.unsqueeze(-1) if advantages.dim() == 1 else advantages
+    per_token = torch.min(ratio * adv, ratio.clamp(max=1 + clip_eps) * adv)
+    return -(per_token * mask).sum() / mask.sum().clamp(min=1)
 
 
 @wrong("masked_clipped_loss", "max instead of min")

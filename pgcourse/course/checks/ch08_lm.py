@@ -222,6 +222,8 @@ KL_K3 = Exercise(
         Mistake("that is the k2 estimator, half the squared log-ratio: k3 is (r - 1) - log r.", _k2),
         Mistake("the log term is added: k3 is (r - 1) MINUS log r (that is what keeps it at 0 or above).",
                 lambda log_probs, ref_log_probs: torch.expm1(ref_log_probs - log_probs) + (ref_log_probs - log_probs)),
+        Mistake("the -1 is missing: k3 is (r - 1) - log r, 0 where the two policies agree (r = 1); r - log r is 1 "
+                "there.", lambda log_probs, ref_log_probs: (ref_log_probs - log_probs).exp() - (ref_log_probs - log_probs)),
         Mistake("k3's sign is flipped: (r - 1) - log r is never negative.",
                 lambda log_probs, ref_log_probs: -losses.kl_k3(log_probs, ref_log_probs)),
         Mistake("one number for the whole batch: k3 is per token, [B, T]; the caller masks and averages.",
@@ -420,6 +422,10 @@ MASKED_CLIPPED_LOSS = Exercise(
         Mistake("you never clip: the clipped surrogate (the ratio clipped to [1 - eps, 1 + eps], times the "
                 "advantage) is missing.",
                 _loss(lambda lp, old, adv, eps: _token_surrogate(lp, old, adv, eps, clip=False))),
+        Mistake("only the upper side is clipped: the ratio is clipped to [1 - eps, 1 + eps], both bounds.",
+                _loss(lambda lp, old, adv, eps: torch.min(
+                    torch.exp(lp - old) * (adv.unsqueeze(-1) if adv.dim() == 1 else adv),
+                    torch.exp(lp - old).clamp(max=1 + eps) * (adv.unsqueeze(-1) if adv.dim() == 1 else adv)))),
         Mistake("loss sign flipped: this is a LOSS to minimise, the negative of the clipped objective.",
                 lambda lp, old, adv, mask, eps: -losses.masked_clipped_loss(lp, old, adv, mask, eps)),
         Mistake("the ratio is upside down: it is pi_theta over pi_old, exp(log_probs - old_log_probs).",
