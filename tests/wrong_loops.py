@@ -341,8 +341,9 @@ def learner_update(policy, value_net, actor_optimizer, critic_optimizer, rollout
                     mb_advantages = b_returns[mb] - value_net(b_obs[mb])
             if config.normalize_advantages and per_minibatch:
                 mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std(unbiased=unbiased) + 1e-8)
-            surrogate = torch.max(-mb_advantages * ratio,
-                                  -mb_advantages * ratio.clamp(1 - config.clip_eps, 1 + config.clip_eps)).mean()
+            pessimistic = torch.min if bug == "min_of_negated" else torch.max  # max of the negated terms is right
+            surrogate = pessimistic(-mb_advantages * ratio,
+                                    -mb_advantages * ratio.clamp(1 - config.clip_eps, 1 + config.clip_eps)).mean()
             entropy_sign = 1 if bug == "entropy_added" else -1
             actor_loss = surrogate + entropy_sign * config.ent_coef * dist.entropy().mean()
             if bug == "behaviour_cloning":  # imitate a hand-made CartPole controller, softly (KL stays small)
@@ -354,7 +355,7 @@ def learner_update(policy, value_net, actor_optimizer, critic_optimizer, rollout
                 agree = 2.0 * (b_actions[mb] == pushes_right).float() - 1.0
                 actor_loss = torch.max(-agree * ratio, -agree * ratio.clamp(1 - config.clip_eps,
                                                                             1 + config.clip_eps)).mean()
-            critic_loss = 0.5 * ((value_net(b_obs[mb]) - b_returns[mb]) ** 2).mean()
+            critic_loss = (1.0 if bug == "critic_no_half" else 0.5) * ((value_net(b_obs[mb]) - b_returns[mb]) ** 2).mean()
             if bug == "joint_clipping":
                 actor_optimizer.zero_grad()
                 critic_optimizer.zero_grad()
@@ -370,7 +371,7 @@ def learner_update(policy, value_net, actor_optimizer, critic_optimizer, rollout
                 for optimizer, loss, net, limit in steps:
                     optimizer.zero_grad()
                     loss.backward()
-                    if limit is not None:
+                    if limit is not None and not (bug == "no_actor_clip" and net is policy):
                         torch.nn.utils.clip_grad_norm_(net.parameters(), limit)
                     optimizer.step()
             with torch.no_grad():
@@ -462,6 +463,24 @@ def update_advantages_from_the_current_critic(*args):
 def update_ev_before_the_update(*args):
     """Explained variance of the rollout's values, measured before the update."""
     return learner_update(*args, bug="ev_before_update")
+
+
+@wrong("ppo_update", "the actor's gradient is not clipped")
+def update_actor_not_clipped(*args):
+    """Only the critic's gradient clipped (a student's try: 'No known mistake')."""
+    return learner_update(*args, bug="no_actor_clip")
+
+
+@wrong("ppo_update", "max instead of min")
+def update_min_of_the_negated_terms(*args):
+    """torch.min of the negated surrogates: the optimistic objective (the same)."""
+    return learner_update(*args, bug="min_of_negated")
+
+
+@wrong("ppo_update", "the critic's loss lacks its half")
+def update_critic_loss_without_half(*args):
+    """The critic's mean squared error without the 0.5 (the same)."""
+    return learner_update(*args, bug="critic_no_half")
 
 
 # torch's default std (the sample one, accepted) with a real mistake on top: the message must name the mistake, not

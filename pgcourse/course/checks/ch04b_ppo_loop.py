@@ -610,6 +610,15 @@ UPDATE_MISTAKES = [
                  "steady factor, lesson 06), but the update is not the one specified.",
                  _update_mistake("joint_grad_clipping"),
                  ("policy", "value_net")),
+    StageMistake("the actor's gradient is not clipped: clip the policy's gradient norm to config.max_grad_norm before "
+                 "its optimiser steps, as the critic's to config.critic_max_grad_norm.",
+                 _update_mistake("no_actor_clipping"), ("policy",)),
+    StageMistake("max instead of min: PPO keeps the pessimistic MIN of the unclipped and the clipped surrogate "
+                 "(negated into a loss, that is the max of the negated terms).",
+                 _update_mistake("max_not_min"), ("policy",)),
+    StageMistake("the critic's loss lacks its half: it is half the mean squared error, 0.5 * mean((V - R)^2) (Adam "
+                 "would hide a constant factor, but the gradient clip does not).",
+                 _update_mistake("value_loss_without_half"), ("value_net",)),
     StageMistake("the gradients are not clipped: clip each network's gradient norm to config.max_grad_norm and "
                  "config.critic_max_grad_norm (None means no clipping) before its optimiser steps.",
                  _update_mistake("no_grad_clipping"), ("policy", "value_net")),

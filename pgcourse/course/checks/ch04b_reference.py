@@ -105,6 +105,12 @@ def _standardise(x: Tensor, sample_std: bool) -> Tensor:
     return (x - x.mean()) / (x.std() + 1e-8)
 
 
+def _optimistic_surrogate(new_log_probs, old_log_probs, advantages, clip_eps):
+    """The clipped loss with max in place of min (a known wrong version)."""
+    ratio = torch.exp(new_log_probs - old_log_probs)
+    return -torch.max(ratio * advantages, ratio.clamp(1 - clip_eps, 1 + clip_eps) * advantages).mean()
+
+
 def reference_ppo_update(policy, value_net, actor_optimizer, critic_optimizer, rollout, advantages, returns,
                          minibatches, config, *, mistake: str | None = None, sample_std: bool = False
                          ) -> dict[str, float]:
@@ -125,6 +131,8 @@ def reference_ppo_update(policy, value_net, actor_optimizer, critic_optimizer, r
     max_norm, critic_max_norm = config.max_grad_norm, config.critic_max_grad_norm
     if mistake == "no_grad_clipping":
         max_norm = critic_max_norm = None
+    if mistake == "no_actor_clipping":
+        max_norm = None
     kls, fractions, policy_losses, value_losses, entropies = [], [], [], [], []
     for epoch in minibatches:
         if mistake == "old_log_probs_per_epoch":
@@ -141,10 +149,13 @@ def reference_ppo_update(policy, value_net, actor_optimizer, critic_optimizer, r
                     batch_advantages = returns[batch_idx] - value_net(obs[batch_idx])
             if normalizing and per_minibatch:
                 batch_advantages = _standardise(batch_advantages, sample_std)
-            policy_loss = clipped_surrogate_loss(new_log_probs, batch_old, batch_advantages, config.clip_eps)
+            policy_loss = clipped_surrogate_loss(new_log_probs, batch_old, batch_advantages, config.clip_eps) \
+                if mistake != "max_not_min" else _optimistic_surrogate(new_log_probs, batch_old, batch_advantages,
+                                                                        config.clip_eps)
             actor_loss = policy_loss + entropy_bonus_loss(entropy, config.ent_coef) * (
                 -1 if mistake == "entropy_sign_flipped" else 1)
-            critic_loss = value_loss(value_net(obs[batch_idx]), returns[batch_idx])
+            critic_loss = value_loss(value_net(obs[batch_idx]), returns[batch_idx]) * (
+                2 if mistake == "value_loss_without_half" else 1)
             if mistake == "joint_grad_clipping":
                 actor_optimizer.zero_grad()
                 critic_optimizer.zero_grad()
