@@ -776,6 +776,21 @@ def compute_gae_values_shifted(rewards, values, next_values, terminated, truncat
     return advantages
 
 
+@wrong("compute_gae", "the two masks are swapped")
+def gae_masks_swapped(rewards, values, next_values, terminated, truncated, gamma, lam):
+    """Bootstrap cut at truncations, trace cut at terminations (a student's try: 'No known mistake')."""
+    return _gae_loop(rewards, values, next_values, 1 - truncated, 1 - terminated, gamma, gamma * lam)
+
+
+@wrong("compute_gae", "the rollout's last step gets no bootstrap")
+def gae_no_bootstrap_at_the_rollouts_end(rewards, values, next_values, terminated, truncated, gamma, lam):
+    """next_values[-1] taken as 0: the rollout's end treated as the end of the episode (the same)."""
+    next_values = next_values.detach().clone()
+    next_values[-1] = 0.0
+    done = torch.maximum(terminated, truncated)
+    return _gae_loop(rewards, values, next_values, 1 - terminated, 1 - done, gamma, gamma * lam)
+
+
 @wrong("compute_gae", "bootstrap through a terminal state")
 def gae_bootstraps_through_terminated(rewards, values, next_values, terminated, truncated, gamma, lam):
     """GAE bootstrapping through `terminated` (no (1 - terminated) on next_values)."""

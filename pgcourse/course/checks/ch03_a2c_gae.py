@@ -118,11 +118,15 @@ def _gae_mistake(**knobs: Any) -> Callable[..., Tensor]:
         not_done = 1 - torch.clamp(terminated + truncated, max=1)
         masks = {"not_terminated": not_terminated, "not_done": not_done, "always": torch.ones_like(rewards),
                  "flag_sum": 1 - (terminated + truncated),  # -1 where both flags are set
-                 "truncation_first": 1 - terminated * (1 - truncated)}  # both flags: bootstraps as if truncated
+                 "truncation_first": 1 - terminated * (1 - truncated),  # both flags: bootstraps as if truncated
+                 "not_truncated": 1 - truncated}
         bootstrap = masks[knobs.get("bootstrap", "not_terminated")]
         trace = masks[knobs.get("trace", "not_done")]
         if knobs.get("swap"):
             values, next_values = next_values, values
+        if knobs.get("last_next_zero"):  # the rollout's last step treated as the end of the world
+            next_values = next_values.clone()
+            next_values[-1] = 0.0
         if knobs.get("shifted"):  # values[t + 1] in place of next_values[t] (the rollout's last step keeps its own)
             next_values = _shifted_values(values, next_values)
         decay = gamma if knobs.get("no_lambda") else gamma * lam
@@ -227,6 +231,12 @@ COMPUTE_GAE = Exercise(
         Mistake("the episode-end mask is off by one step: the flags of step t itself decide whether A_{t+1} is "
                 "added to A_t (in this course done[t] means 'the episode ended at step t').",
                 _gae_mistake(trace_from_next_step=True)),
+        Mistake("the two masks are swapped: a termination removes the next-state value (the bootstrap), and every "
+                "episode end (terminated or truncated) cuts the lambda-trace; you cut the bootstrap at truncations and "
+                "the trace at terminations only.", _gae_mistake(bootstrap="not_truncated", trace="not_terminated")),
+        Mistake("the rollout's last step gets no bootstrap: the rollout stops there, the episode does not, so its TD "
+                "error adds gamma * next_values like any other step (unless it terminated).",
+                _gae_mistake(last_next_zero=True)),
         Mistake("the trace decays by gamma * lam per step; you left out lam.", _gae_mistake(no_lambda=True)),
         Mistake("you return the critic targets (advantages + values); compute_gae returns the advantages.",
                 lambda rewards, values, next_values, terminated, truncated, gamma, lam:
