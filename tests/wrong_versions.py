@@ -49,6 +49,23 @@ def correct(exercise: str) -> Callable[[Callable], Callable]:
 
 # ----------------------------------------------------------------------------- ch00 transition_mask
 
+@wrong("transition_mask", "is -1 on a step where both are set")
+def transition_mask_flag_sum(terminated, truncated):
+    """valid[1:] = 1 - (terminated + truncated)[:-1] as floats (a student's try: 'No known mistake')."""
+    valid = torch.ones(terminated.shape)
+    valid[1:] = 1 - (terminated.float() + truncated.float())[:-1]
+    return valid
+
+
+@wrong("transition_mask", "shifted along the envs")
+def transition_mask_env_axis(terminated, truncated):
+    """valid[:, 1:] = ~done[:, :-1] (the same)."""
+    done = terminated | truncated
+    valid = torch.ones_like(done)
+    valid[:, 1:] = ~done[:, :-1]
+    return valid
+
+
 @wrong("transition_mask", "off by one")
 def transition_mask_off_by_one(terminated, truncated):
     """Off by one: marks the ending step itself as not a transition (uses step t's flags)."""
@@ -230,6 +247,23 @@ def episode_returns_cumsum(rewards, terminated, truncated):
 def episode_returns_as_a_tensor(rewards, terminated, truncated):
     """The right returns, as a tensor instead of the list the docstring asks for."""
     return torch.tensor(episode_returns_cumsum(rewards, terminated, truncated))
+
+
+@wrong("completed_episode_returns", "the reward of the step that ends an episode is left out")
+def episode_returns_without_the_last_reward(rewards, terminated, truncated):
+    """Closes the episode before adding its ending step's reward (a student's try: 'No known mistake')."""
+    done = terminated | truncated
+    running = torch.zeros(rewards.shape[1], dtype=torch.float64)
+    resetting = torch.zeros(rewards.shape[1], dtype=torch.bool)
+    result = []
+    for t in range(rewards.shape[0]):
+        for i in torch.nonzero(done[t]).flatten().tolist():
+            if not resetting[i]:
+                result.append(float(running[i]))
+                running[i] = 0.0
+        running = running + torch.where(resetting | done[t], 0.0, rewards[t].double())
+        resetting = done[t].clone()
+    return result
 
 
 @wrong("completed_episode_returns", "reward of a reset step")

@@ -191,6 +191,13 @@ TRANSITION_MASK = Exercise(
                 "your valid[0] becomes False, but step 0 follows a fresh reset whatever happens at the end of the "
                 "rollout.",
                 lambda terminated, truncated: ~torch.roll(terminated | truncated, 1, dims=0)),
+        Mistake(_BOTH_FLAGS_HINT + " 1 - (terminated + truncated) is -1 on a step where both are set: take the "
+                "logical or of the flags (an episode end), then negate it.",
+                lambda terminated, truncated: torch.cat([torch.ones_like(terminated[:1], dtype=torch.float32),
+                                                         1 - (terminated.float() + truncated.float())[:-1]])),
+        Mistake("the mask is shifted along the envs (dim 1), not along time (dim 0): a reset step is the step AFTER "
+                "an episode end in the same env.",
+                lambda terminated, truncated: _shift_mask((terminated | truncated).T).T),
         Mistake("you dropped step 0: the mask has one row per step, step 0 included, shape [T, N].",
                 lambda terminated, truncated: ~(terminated | truncated)[:-1]),
     ],
@@ -200,7 +207,7 @@ TRANSITION_MASK = Exercise(
 def _returns_by_env(rewards: Tensor, terminated: Tensor, truncated: Tensor, *, ends: Tensor | None = None,
                     reset_running: bool = True, at_reset_step: bool = False, keep_unfinished: bool = False,
                     env_major: bool = False, reset_by_flag_sum: bool = False,
-                    add_reset_rewards: bool = False) -> list[float]:
+                    add_reset_rewards: bool = False, end_reward_left_out: bool = False) -> list[float]:
     """Episode returns with one knob per classic mistake (all knobs off gives the right answer).
 
     ``reset_by_flag_sum``: the running sum is reset by multiplying it with 1 - (terminated + truncated),
@@ -218,9 +225,10 @@ def _returns_by_env(rewards: Tensor, terminated: Tensor, truncated: Tensor, *, e
                 found.append((t, i, running[i]))
                 running[i] = 0.0
             reset_step = t > 0 and bool(done[t - 1, i])
-            if add_reset_rewards or not reset_step:
+            ending = not at_reset_step and bool(done[t, i])
+            if (add_reset_rewards or not reset_step) and not (end_reward_left_out and ending):
                 running[i] += float(rewards[t, i])
-            if not at_reset_step and done[t, i]:
+            if ending:
                 found.append((t, i, running[i]))
                 if reset_by_flag_sum:
                     running[i] *= 1.0 - (float(terminated[t, i]) + float(truncated[t, i]))
@@ -282,6 +290,10 @@ COMPLETED_EPISODE_RETURNS = Exercise(
                 "truncated is True.",
                 lambda rewards, terminated, truncated: _returns_by_env(rewards, terminated, truncated,
                                                                        ends=terminated)),
+        Mistake("the reward of the step that ends an episode is left out: that step is the episode's last "
+                "transition (its reward counts); only the step AFTER it, the reset step, belongs to no episode.",
+                lambda rewards, terminated, truncated: _returns_by_env(rewards, terminated, truncated,
+                                                                       end_reward_left_out=True)),
         Mistake("you also list episodes that were still running at the end of the rollout: only episodes that "
                 "ENDED inside the rollout count.",
                 lambda rewards, terminated, truncated: _returns_by_env(rewards, terminated, truncated,
