@@ -283,6 +283,16 @@ def episode_returns_without_mask(rewards, terminated, truncated):
 
 # ----------------------------------------------------------------------------- ch01 discounted_returns
 
+@wrong("discounted_returns", "come out in reverse order")
+def discounted_returns_never_flipped_back(rewards, gamma):
+    """Appends G_t walking backwards and returns the list as built (a student's try: 'No known mistake')."""
+    out, running = [], 0.0
+    for t in range(len(rewards) - 1, -1, -1):
+        running = float(rewards[t]) + gamma * running
+        out.append(running)
+    return torch.tensor(out, dtype=rewards.dtype)
+
+
 @wrong("discounted_returns", "accumulate forwards")
 def returns_accumulated_forwards(rewards, gamma):
     """Returns accumulated forwards: G_t = r_t + gamma * G_{t-1}."""

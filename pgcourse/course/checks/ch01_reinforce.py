@@ -122,6 +122,9 @@ DISCOUNTED_RETURNS = Exercise(
         Mistake("gamma applied one step late: you discount after adding r_t, so r_t itself gets multiplied by "
                 "gamma. Only the future is discounted: the reward of step t enters its own return as it is.",
                 lambda rewards, gamma: gamma * returns.discounted_returns(rewards, gamma)),
+        Mistake("the returns come out in reverse order: you built them from the last step backwards, so the list "
+                "holds G_{T-1} first; flip it back (G_0 first).",
+                lambda rewards, gamma: returns.discounted_returns(rewards, gamma).flip(0)),
         Mistake("off by one: returns[t] holds G_{t+1} (you store the running return before adding r_t).",
                 _returns_shifted),
         Mistake("gamma is ignored: you sum the future rewards without discounting them.",
