@@ -49,7 +49,7 @@ def correct(exercise: str) -> Callable[[Callable], Callable]:
 
 # ----------------------------------------------------------------------------- ch00 transition_mask
 
-@wrong("transition_mask", "is -1 on a step where both are set")
+@wrong("transition_mask", "is -1 on a step where both flags are set")
 def transition_mask_flag_sum(terminated, truncated):
     """valid[1:] = 1 - (terminated + truncated)[:-1] as floats (a student's try: 'No known mistake')."""
     valid = torch.ones(terminated.shape)
@@ -2483,6 +2483,16 @@ def masked_clipped_loss_where(log_probs, old_log_probs, advantages, mask, clip_e
     objective = _token_objective(log_probs, old_log_probs, advantages, clip_eps)
     keep = mask.bool()
     return -torch.where(keep, objective, torch.zeros_like(objective)).sum() / keep.sum().clamp(min=1)
+
+
+@wrong("masked_clipped_loss", "no new constant in place of the loss")
+def masked_clipped_loss_constant_when_empty(log_probs, old_log_probs, advantages, mask, clip_eps=0.2):
+    """torch.tensor(0.0) for a batch without a real token: the right value, no graph (a student's try was asked
+    whether it detached an input)."""
+    mask = mask.float()
+    if mask.sum() == 0:
+        return torch.tensor(0.0)
+    return -(_token_objective(log_probs, old_log_probs, advantages, clip_eps, torch.min) * mask).sum() / mask.sum()
 
 
 @wrong("masked_clipped_loss", "an all-padding batch divides 0 by 0")

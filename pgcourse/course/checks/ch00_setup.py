@@ -191,8 +191,8 @@ TRANSITION_MASK = Exercise(
                 "your valid[0] becomes False, but step 0 follows a fresh reset whatever happens at the end of the "
                 "rollout.",
                 lambda terminated, truncated: ~torch.roll(terminated | truncated, 1, dims=0)),
-        Mistake(_BOTH_FLAGS_HINT + " 1 - (terminated + truncated) is -1 on a step where both are set: take the "
-                "logical or of the flags (an episode end), then negate it.",
+        Mistake("1 - (terminated + truncated) is -1 on a step where both flags are set (a time limit reached as the "
+                "pole falls): combine the flags with a logical or (an episode end), then negate it.",
                 lambda terminated, truncated: torch.cat([torch.ones_like(terminated[:1], dtype=torch.float32),
                                                          1 - (terminated.float() + truncated.float())[:-1]])),
         Mistake("the mask is shifted along the envs (dim 1), not along time (dim 0): a reset step is the step AFTER "

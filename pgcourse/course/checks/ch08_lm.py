@@ -436,6 +436,9 @@ MASKED_CLIPPED_LOSS = Exercise(
                     (lp - old).clamp(1 - eps, 1 + eps) * (adv.unsqueeze(-1) if adv.dim() == 1 else adv)))),
     ],
     grad_args=("log_probs",),
+    no_grad_hints={"log_probs": "the loss must stay connected to log_probs: no .detach() or .item() on them, and no "
+                                "new constant in place of the loss (a batch without a real token included: the "
+                                "masked sum divided by at least 1 is 0 and keeps the graph)."},
     leak_hints={"old_log_probs": "the ratio does not detach the old log-probabilities: they were recorded when the "
                                  "responses were sampled and are constants of the update (.detach() them), or the "
                                  "gradient also pushes on the policy that sampled."},
