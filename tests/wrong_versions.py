@@ -1375,6 +1375,8 @@ def _ppo_epochs_learner(weights, obs, actions, old_log_probs, advantages, clip_e
         fixed_order = torch.randperm(size, generator=generator).split(minibatch_size)
     epoch_kls = []
     for epoch in range(update_epochs):
+        if slip == "adam_per_epoch":
+            optimizer = torch.optim.Adam([params], lr=lr)
         if slip == "no_reshuffle":
             chunks = fixed_order
         elif slip == "randint":
@@ -1401,7 +1403,8 @@ def _ppo_epochs_learner(weights, obs, actions, old_log_probs, advantages, clip_e
             ratio = log_ratio.exp()
             adv = advantages[idx]
             loss = -torch.min(ratio * adv, ratio.clamp(1 - clip_eps, 1 + clip_eps) * adv).mean()
-            optimizer.zero_grad()
+            if slip != "no_zero_grad":
+                optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             with torch.no_grad():
@@ -1412,7 +1415,7 @@ def _ppo_epochs_learner(weights, obs, actions, old_log_probs, advantages, clip_e
                 if slip == "reversed":
                     log_ratio = -log_ratio
                 kls.append(((log_ratio.exp() - 1) - log_ratio).mean())
-        epoch_kl = torch.stack(kls).mean() if kls else torch.tensor(0.0)
+        epoch_kl = (kls[-1] if slip == "kl_last_minibatch" else torch.stack(kls).mean()) if kls else torch.tensor(0.0)
         if slip == "stop_before_append" and target_kl is not None and epoch_kl > target_kl:
             break
         epoch_kls.append(float(epoch_kl))
@@ -1457,6 +1460,30 @@ def ppo_epochs_while_running_sum(weights, obs, actions, old_log_probs, advantage
         epoch += 1
         keep_going = target_kl is None or epoch_kls[-1] <= target_kl
     return weights, epoch_kls
+
+
+@wrong("ppo_epochs", "the gradients are never zeroed")
+def ppo_epochs_without_zero_grad(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                                 minibatch_size, target_kl, generator):
+    """No zero_grad: gradients accumulate over the minibatches (a student's try: 'No known mistake')."""
+    return _ppo_epochs_learner(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                               minibatch_size, target_kl, generator, slip="no_zero_grad")
+
+
+@wrong("ppo_epochs", "Adam is rebuilt every epoch")
+def ppo_epochs_adam_per_epoch(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                              minibatch_size, target_kl, generator):
+    """A new Adam at each epoch (the same)."""
+    return _ppo_epochs_learner(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                               minibatch_size, target_kl, generator, slip="adam_per_epoch")
+
+
+@wrong("ppo_epochs", "the epoch's KL is its last minibatch's")
+def ppo_epochs_kl_of_the_last_minibatch(weights, obs, actions, old_log_probs, advantages, clip_eps, lr,
+                                        update_epochs, minibatch_size, target_kl, generator):
+    """The epoch's KL taken from its last minibatch (the same)."""
+    return _ppo_epochs_learner(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                               minibatch_size, target_kl, generator, slip="kl_last_minibatch")
 
 
 @wrong("ppo_epochs", "the epoch whose KL fired the early stop included")

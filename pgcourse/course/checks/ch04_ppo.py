@@ -428,6 +428,8 @@ def reference_ppo_epochs(weights: Tensor, obs: Tensor, actions: Tensor, old_log_
         if mistake == "no_reshuffle" else None
     epoch_kls: list[float] = []
     for _ in range(update_epochs):
+        if mistake == "adam_per_epoch":
+            optimizer = torch.optim.Adam([weights], lr=lr)
         if mistake == "no_reshuffle":
             minibatches = first_shuffle
         elif mistake == "overlapping":
@@ -449,7 +451,8 @@ def reference_ppo_epochs(weights: Tensor, obs: Tensor, actions: Tensor, old_log_
                     stopped = True
                     break
             loss = losses.clipped_surrogate_loss(new_log_probs, anchor[batch_idx], advantages[batch_idx], clip_eps)
-            optimizer.zero_grad()
+            if mistake != "no_zero_grad":
+                optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             if mistake == "kl_after_step":
@@ -461,7 +464,7 @@ def reference_ppo_epochs(weights: Tensor, obs: Tensor, actions: Tensor, old_log_
                 kl = diagnostics.approx_kl(anchor[batch_idx], new_log_probs.detach())
             kls.append(float(kl))
         if kls:
-            epoch_kls.append(sum(kls) / len(kls))
+            epoch_kls.append(kls[-1] if mistake == "kl_last_minibatch" else sum(kls) / len(kls))
         if stopped:
             break
         if mistake != "never_stops" and target_kl is not None and epoch_kls[-1] > target_kl:
@@ -518,6 +521,14 @@ EPOCHS_CASES = [
 
 # Known wrong loops: (mistake played by the reference, what must match: "weights" and/or "kls", the hint)
 EPOCHS_MISTAKES: list[tuple[str, tuple[str, ...], str]] = [
+    ("no_zero_grad", ("weights",),
+     "the gradients are never zeroed: each minibatch's backward pass adds to the previous ones' gradients. Call "
+     "the optimiser's zero_grad before every backward pass."),
+    ("adam_per_epoch", ("weights",),
+     "Adam is rebuilt every epoch: its moment estimates start again from 0, so the first steps of each epoch are "
+     "full-size. Build the optimiser once, before the epochs."),
+    ("kl_last_minibatch", ("kls",),
+     "the epoch's KL is its last minibatch's: it is the mean of the epoch's minibatch KLs."),
     ("never_stops", ("weights", "kls"),
      "your loop never stops early: after each epoch, compare the epoch's mean approx-KL with target_kl and stop "
      "the epochs when it is larger (a target_kl of None never stops)."),
