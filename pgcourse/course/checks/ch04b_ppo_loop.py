@@ -37,7 +37,7 @@ from ...rl.envs import make_raw_vector_env
 from ...rl.returns import normalize
 from .ch04b_glue import GlueRecorder, glue_problems
 from .sandbox_code import sandbox_loops
-from .ch04b_reference import (_gae_fields, reference_advantages_and_returns, reference_collect_rollout,
+from .ch04b_reference import (_gae_fields, _gae_mistake, reference_advantages_and_returns, reference_collect_rollout,
                               reference_ppo_update, reference_train_ppo)
 from .stages import (FLOAT_TOLERANCE, NOT_A_TENSOR, PARAMETER_TOLERANCE, REMOTE_CASES, RUNNERS, STEP_NOTE,
                      CountingEnvs, LoopReport, Mismatch, SeedResult, StageMistake, Timer, call_learner, call_spec,
@@ -264,39 +264,6 @@ REMOTE_CASES["collect_rollout"] = (lambda index: ROLLOUT_CASES[index].spec(),
 # --------------------------------------------------------------------------------------------------
 # Stage 2: advantages and critic targets
 # --------------------------------------------------------------------------------------------------
-
-def _gae_variant(rewards, values, next_values, terminated, truncated, gamma: float, lam: float, *,
-                 bootstrap: str = "not_terminated", trace: str = "not_done", env_axis: bool = False,
-                 forwards: bool = False, swap: bool = False, no_lambda: bool = False,
-                 use_next_values: bool = True) -> Tensor:
-    """GAE with its masks chosen explicitly, to reproduce the classic mistakes."""
-    values, next_values = values.detach(), next_values.detach()
-    if not use_next_values:  # V(s_{t+1}) read from the next row, nothing after the last step
-        next_values = torch.cat([values[1:], torch.zeros_like(values[:1])])
-    if swap:
-        values, next_values = next_values, values
-    if env_axis:
-        rewards, terminated, truncated, values, next_values = (x.T for x in (rewards, terminated, truncated, values,
-                                                                            next_values))
-    masks = {"not_terminated": 1 - terminated, "not_done": 1 - torch.clamp(terminated + truncated, max=1),
-             "always": torch.ones_like(rewards), "flag_sum": 1 - (terminated + truncated)}
-    deltas = rewards + gamma * masks[bootstrap] * next_values - values
-    keep = masks[trace]
-    advantages = torch.zeros_like(rewards)
-    running = torch.zeros_like(rewards[0])
-    steps = range(rewards.shape[0]) if forwards else range(rewards.shape[0] - 1, -1, -1)
-    for t in steps:
-        running = deltas[t] + gamma * (1.0 if no_lambda else lam) * keep[t] * running
-        advantages[t] = running
-    return advantages.T if env_axis else advantages
-
-
-def _gae_mistake(**knobs: Any) -> Callable[..., tuple[Tensor, Tensor]]:
-    def compute(rewards, values, next_values, terminated, truncated, gamma, lam):
-        advantages = _gae_variant(rewards, values, next_values, terminated, truncated, gamma, lam, **knobs)
-        return advantages, advantages + values.detach()
-    return compute
-
 
 def _synthetic_rollout(rewards, values, next_values, terminated, truncated, valid) -> Rollout:
     t = lambda rows: torch.tensor(rows, dtype=torch.float32)  # noqa: E731
