@@ -2536,7 +2536,7 @@ def masked_clipped_loss_nan_on_padding(log_probs, old_log_probs, advantages, mas
 def _fit_critic_learner(weights, observations, returns, lr, steps, slip=None):
     """A learner's fit_critic (Adam on a copy of the weights), with one known slip or none."""
     w = torch.nn.Parameter(weights.detach().clone())
-    optimizer = torch.optim.Adam([w], lr=lr)
+    optimizer = torch.optim.SGD([w], lr=lr) if slip == "sgd" else torch.optim.Adam([w], lr=lr)
     losses = []
     for _ in range(steps + {"one_more_step": 1, "one_fewer_step": -1}.get(slip or "", 0)):
         if slip == "new_optimizer_each_step":
@@ -2562,6 +2562,12 @@ def _fit_critic_learner(weights, observations, returns, lr, steps, slip=None):
 @correct("fit_critic")
 def fit_critic_mse_loss(weights, observations, returns, lr, steps):
     return _fit_critic_learner(weights, observations, returns, lr, steps)
+
+
+@wrong("fit_critic", "plain gradient descent (SGD)")
+def fit_critic_sgd(weights, observations, returns, lr, steps):
+    """torch.optim.SGD instead of Adam (a student's try: 'No known mistake')."""
+    return _fit_critic_learner(weights, observations, returns, lr, steps, slip="sgd")
 
 
 @wrong("fit_critic", "create one optimiser before the loop")

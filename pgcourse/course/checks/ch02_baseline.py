@@ -191,7 +191,7 @@ def reference_fit_critic(weights: Tensor, observations: Tensor, returns: Tensor,
     ``mistake`` plays a known wrong loop (:data:`CRITIC_MISTAKES`; the check names it when it reproduces a
     learner's results)."""
     weights = weights.detach().clone().requires_grad_(True)  # [d]
-    optimizer = torch.optim.Adam([weights], lr=lr)
+    optimizer = torch.optim.SGD([weights], lr=lr) if mistake == "sgd" else torch.optim.Adam([weights], lr=lr)
     losses_: list[float] = []
     for _ in range(steps + {"one_more_step": 1, "one_fewer_step": -1}.get(mistake or "", 0)):
         if mistake == "new_optimizer_each_step":
@@ -217,6 +217,8 @@ def reference_fit_critic(weights: Tensor, observations: Tensor, returns: Tensor,
 
 CRITIC_MISTAKES: list[tuple[str, tuple[str, ...], str]] = [
     # (mistake, what it changes: "weights" and/or "losses", the hint)
+    ("sgd", ("weights",), "the steps are plain gradient descent (SGD): the critic's optimiser is Adam, "
+                          "torch.optim.Adam with the lr given."),
     ("no_step", ("weights",), "the weights did not move: take the optimiser's step after each backward pass "
                               "(and clear the gradients before backward, not between backward and step)."),
     ("no_zero_grad", ("weights",), "each step's gradient was added to those of the steps before: zero "
