@@ -1402,6 +1402,8 @@ def _ppo_epochs_learner(weights, obs, actions, old_log_probs, advantages, clip_e
                     break
             ratio = log_ratio.exp()
             adv = advantages[idx]
+            if slip == "normalised_per_minibatch":
+                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
             loss = -torch.min(ratio * adv, ratio.clamp(1 - clip_eps, 1 + clip_eps) * adv).mean()
             if slip != "no_zero_grad":
                 optimizer.zero_grad()
@@ -1460,6 +1462,14 @@ def ppo_epochs_while_running_sum(weights, obs, actions, old_log_probs, advantage
         epoch += 1
         keep_going = target_kl is None or epoch_kls[-1] <= target_kl
     return weights, epoch_kls
+
+
+@wrong("ppo_epochs", "standardised again in each minibatch")
+def ppo_epochs_normalised_per_minibatch(weights, obs, actions, old_log_probs, advantages, clip_eps, lr,
+                                        update_epochs, minibatch_size, target_kl, generator):
+    """Standardises each minibatch's advantages again (a student's try: 'No known mistake')."""
+    return _ppo_epochs_learner(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                               minibatch_size, target_kl, generator, slip="normalised_per_minibatch")
 
 
 @wrong("ppo_epochs", "the gradients are never zeroed")

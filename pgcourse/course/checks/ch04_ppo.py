@@ -450,7 +450,10 @@ def reference_ppo_epochs(weights: Tensor, obs: Tensor, actions: Tensor, old_log_
                 if float(diagnostics.approx_kl(anchor[batch_idx], new_log_probs)) > target_kl:
                     stopped = True
                     break
-            loss = losses.clipped_surrogate_loss(new_log_probs, anchor[batch_idx], advantages[batch_idx], clip_eps)
+            batch_advantages = advantages[batch_idx]  # [b]
+            if mistake == "normalised_per_minibatch":
+                batch_advantages = (batch_advantages - batch_advantages.mean()) / (batch_advantages.std() + 1e-8)
+            loss = losses.clipped_surrogate_loss(new_log_probs, anchor[batch_idx], batch_advantages, clip_eps)
             if mistake != "no_zero_grad":
                 optimizer.zero_grad()
             loss.backward()
@@ -527,6 +530,9 @@ EPOCHS_MISTAKES: list[tuple[str, tuple[str, ...], str]] = [
     ("adam_per_epoch", ("weights",),
      "Adam is rebuilt every epoch: its moment estimates start again from 0, so the first steps of each epoch are "
      "full-size. Build the optimiser once, before the epochs."),
+    ("normalised_per_minibatch", ("weights",),
+     "the advantages are standardised again in each minibatch: they come in already normalised over the whole "
+     "batch; use them as they are."),
     ("kl_last_minibatch", ("kls",),
      "the epoch's KL is its last minibatch's: it is the mean of the epoch's minibatch KLs."),
     ("never_stops", ("weights", "kls"),
