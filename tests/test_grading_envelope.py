@@ -22,21 +22,13 @@ import pytest
 from pgcourse.classroom import grading
 from pgcourse.classroom.grading.grader import synthetic_notebook
 from pgcourse.classroom.grading.sandbox import SANDBOX, probe_sandbox
+from test_grading_attacks import HONEST_PLAY  # the honest episode every attack ends with
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(probe_sandbox()[0] != SANDBOX,
                                 reason="no bubblewrap sandbox on this machine (make test installs bubblewrap as root)")
 LIMITS = dict(exercise_s=30, submission_s=120)  # the default --memory (2048 MB), as the red team had
 NOBODY = 65534
-HONEST_PLAY = '''
-    obs, _ = env.reset(seed=seed)
-    total, length = 0.0, 0
-    while True:
-        obs, reward, terminated, truncated, _ = env.step(policy(obs))
-        total, length = total + float(reward), length + 1
-        if terminated or truncated:
-            return total, length, terminated, truncated
-'''
 
 
 def play_after(attack: str) -> str:
