@@ -214,6 +214,31 @@ def test_a_right_answer_of_the_wrong_type_is_told_the_type_not_to_recompute():
         assert "Smallest failing case" in message
 
 
+def test_an_unseeded_episode_that_happens_to_match_is_told_so_beside_its_numbers():
+    """Issue 49: a play_episode that resets without its seed plays a random episode; when that episode happens to be
+    the reference's (a push-left CartPole episode lasts 11 steps from about 3% of the random starts), the message
+    said "the episode you played differs from the reference" beside two identical results."""
+    import gymnasium as gym
+
+    from pgcourse.classroom.sandboxed import episode_cases
+    from pgcourse.rl import envs
+
+    class UnseededButLucky:
+        __name__ = "play_episode"
+
+        def play_episode_case(self, env_id, controller, seed):
+            result = envs.play_episode(gym.make(env_id), episode_cases.CONTROLLERS[controller], seed)
+            return {"result": result, "reset_seed": None, "stepped_past_end": False, "steps": result[1]}
+
+    with pytest.raises(AssertionError) as info:
+        checks.check_play_episode(UnseededButLucky())
+    message = str(info.value)
+    headline = message.splitlines()[0]
+    assert "differs" not in headline and "match the reference's" in headline, message
+    assert "must start from the seeded state" in message and "without a seed" in message, message
+    assert "expected: [11, 11, True, False]" in message and "received: [11, 11, True, False]" in message
+
+
 def test_in_place_change_of_a_leaf_that_requires_grad_is_explained():
     def returns_in_place(rewards, gamma):
         for t in reversed(range(len(rewards) - 1)):

@@ -725,6 +725,32 @@ def episodes_reseeded(envs, policy):
     return learner_collect_episodes(envs, policy, bug="reseeded")
 
 
+@wrong("collect_episodes", "your obs and actions are in time order")
+def episodes_time_major(envs, policy):
+    """Stacks the steps into [T, N] tensors and picks each env's first-episode steps with a [T, N] mask: the
+    batch comes out time-major (every env's step 0, then every env's step 1, ...), not env 0's episode first (a
+    student's try: 'No known mistake')."""
+    obs_np, _ = envs.reset()
+    obs_rows, action_rows, reward_rows, end_rows = [], [], [], []
+    with torch.no_grad():
+        ended = np.zeros(envs.num_envs, dtype=bool)
+        while not ended.all():
+            observation = torch.as_tensor(obs_np, dtype=torch.float32)
+            actions = Categorical(logits=policy(observation)).sample()
+            obs_np, rewards, terminated, truncated, _ = envs.step(actions.numpy())
+            obs_rows.append(observation)
+            action_rows.append(actions)
+            reward_rows.append(torch.as_tensor(rewards, dtype=torch.float32))
+            end_rows.append(torch.as_tensor(terminated | truncated))
+            ended |= terminated | truncated
+    ends = torch.stack(end_rows)  # [T, N]
+    before_end = torch.cumsum(ends.long(), dim=0) - ends.long()  # [T, N] episode ends strictly before t
+    first_episode = before_end == 0  # [T, N]
+    rewards_all = torch.stack(reward_rows)
+    return (torch.stack(obs_rows)[first_episode], torch.stack(action_rows)[first_episode],
+            [rewards_all[first_episode[:, i], i] for i in range(envs.num_envs)])
+
+
 # ================================================================================ 01 reinforce_update
 
 def learner_reinforce_update(policy, optimizer, obs, actions, episode_rewards, config, bug=None):
@@ -826,3 +852,21 @@ def train_reinforce_builds_the_policy_before_seeding(envs, config):
 def train_reinforce_one_batch(envs, config):
     """Stops after one batch."""
     return learner_train_reinforce(envs, config, batches=1)
+
+
+@wrong("train_reinforce", "a copy of the policy your updates trained")
+def train_reinforce_returns_a_copy(envs, config):
+    """Trains its policy, then returns a new CategoricalPolicy loaded with the trained weights instead of the
+    policy itself (a student's try: told that its optimiser steps the wrong tensors)."""
+    policy = learner_train_reinforce(envs, config)
+    copy = CategoricalPolicy(4, 2, config.hidden_sizes)
+    copy.load_state_dict(policy.state_dict())
+    return copy
+
+
+@wrong("train_reinforce", "a new network, not the one your updates trained")
+def train_reinforce_returns_a_new_network(envs, config):
+    """Trains its policy, then builds and returns a fresh, untrained CategoricalPolicy (a student's try: told that
+    its optimiser steps the wrong tensors)."""
+    learner_train_reinforce(envs, config)
+    return CategoricalPolicy(4, 2, config.hidden_sizes)

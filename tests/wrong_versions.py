@@ -281,6 +281,23 @@ def episode_returns_without_mask(rewards, terminated, truncated):
     return result
 
 
+@wrong("completed_episode_returns", "an episode whose return is 0 is missing")
+def episode_returns_nonzero_filter(rewards, terminated, truncated):
+    """A [T, N] table of the returns at the steps where an episode ends (0 elsewhere), its unfinished episodes
+    kept out by keeping the entries that are not 0 instead of selecting the ending steps with the done flags: an
+    episode that ends with return 0 is lost (a student's try: 'No known mistake')."""
+    done = terminated | truncated
+    valid = torch.ones_like(done)
+    valid[1:] = ~done[:-1]
+    running = torch.zeros(rewards.shape[1], dtype=torch.float64)
+    table = torch.zeros(rewards.shape, dtype=torch.float64)
+    for t in range(rewards.shape[0]):
+        running = running + torch.where(valid[t], rewards[t].double(), 0.0)
+        table[t] = torch.where(done[t], running, 0.0)
+        running = torch.where(done[t], 0.0, running)
+    return table[table != 0].tolist()
+
+
 # ----------------------------------------------------------------------------- ch01 discounted_returns
 
 @wrong("discounted_returns", "come out in reverse order")
@@ -1408,6 +1425,8 @@ def _ppo_epochs_learner(weights, obs, actions, old_log_probs, advantages, clip_e
             if slip != "no_zero_grad":
                 optimizer.zero_grad()
             loss.backward()
+            if slip == "grad_norm_clipped":
+                torch.nn.utils.clip_grad_norm_([params], 0.5)
             optimizer.step()
             with torch.no_grad():
                 if slip == "after_step":
@@ -1470,6 +1489,15 @@ def ppo_epochs_normalised_per_minibatch(weights, obs, actions, old_log_probs, ad
     """Standardises each minibatch's advantages again (a student's try: 'No known mistake')."""
     return _ppo_epochs_learner(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
                                minibatch_size, target_kl, generator, slip="normalised_per_minibatch")
+
+
+@wrong("ppo_epochs", "the gradient's norm is clipped")
+def ppo_epochs_grad_norm_clipped(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                                 minibatch_size, target_kl, generator):
+    """Clips the gradient's norm at 0.5 before each step, as ppo.py does; the exercise asks for plain Adam steps (a
+    student's try: 'No known mistake')."""
+    return _ppo_epochs_learner(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                               minibatch_size, target_kl, generator, slip="grad_norm_clipped")
 
 
 @wrong("ppo_epochs", "the gradients are never zeroed")
@@ -1894,6 +1922,20 @@ def play_episode_unseeded(env, policy, seed):
         length += 1
         if terminated or truncated:
             return episode_return, length, terminated, truncated
+
+
+@wrong("play_episode", "it plays the episode of seed 42")
+def play_episode_fixed_seed(env, policy, seed):
+    """Resets with a seed of its own (42), whatever the `seed` argument (a student's try: the headline said the
+    episode differs beside the reference's own numbers)."""
+    obs, _ = env.reset(seed=42)
+    episode_return, length = 0.0, 0
+    while True:
+        obs, reward, terminated, truncated, _ = env.step(policy(obs))
+        episode_return += float(reward)
+        length += 1
+        if terminated or truncated:
+            return episode_return, length, bool(terminated), bool(truncated)
 
 
 @wrong("play_episode", "sum every reward, the last one included")
@@ -2443,6 +2485,14 @@ def group_advantages_over_prompts(rewards, eps=1e-6, scale=True):
     """Takes the statistics down the columns."""
     centred = rewards - rewards.mean(dim=0, keepdim=True)
     return centred / (rewards.std(dim=0, keepdim=True) + eps) if scale else centred
+
+
+@wrong("group_relative_advantages", "eps is added to the variance")
+def group_advantages_eps_inside_the_root(rewards, eps=1e-6, scale=True):
+    """Divides by sqrt(var + eps) instead of std + eps: the two agree for a tiny eps, not for eps = 0.1 (a
+    student's try: 'No known mistake')."""
+    centred = rewards - rewards.mean(dim=1, keepdim=True)
+    return centred / torch.sqrt(rewards.var(dim=1, keepdim=True) + eps) if scale else centred
 
 
 @correct("group_relative_advantages")

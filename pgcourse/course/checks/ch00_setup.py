@@ -71,9 +71,9 @@ def check_play_episode(fn: Callable[..., Any]) -> None:
                                           "episode_return is the sum of the rewards (a float), length the number of "
                                           "env.step calls (an int).", True, case, expected=expected, received=received))
         if outcome["reset_seed"] != seed:
-            hint = (f"the episode must start from the seeded state: reset the environment with the `seed` you are "
-                    f"given (you used {outcome['reset_seed']!r}).")
-        elif int(length) != expected[1]:
+            problem, hint = _seed_problem(outcome["reset_seed"], seed, env_id, controller, expected, received)
+            raise AssertionError(_message(name, problem, hint, True, case, expected=expected, received=received))
+        if int(length) != expected[1]:
             steps = outcome.get("steps")  # data from where the function ran: used only when it is a count
             if isinstance(steps, int) and not isinstance(steps, bool) and steps == int(length) >= 0:
                 raise AssertionError(_message(  # the count is right: the episode itself is another one
@@ -90,6 +90,42 @@ def check_play_episode(fn: Callable[..., Any]) -> None:
             raise AssertionError(_message(name, "the episode you played differs from the reference.", hint, True,
                                           case, expected=expected, received=received))
     print(f"✓ {name}: {len(episode_cases.CASES)} cases passed")
+
+
+def _same_episode(received: tuple[Any, ...], expected: tuple[Any, ...]) -> bool:
+    """Whether a learner's (return, length, terminated, truncated) is the reference's, as the check compares them."""
+    episode_return, length, terminated, truncated = received
+    return (int(length) == expected[1] and abs(float(episode_return) - expected[0]) <= 1e-3 * max(1.0, abs(expected[0]))
+            and (bool(terminated), bool(truncated)) == tuple(expected[2:]))
+
+
+def _seed_problem(used: Any, seed: int, env_id: str, controller: str, expected: tuple[Any, ...],
+                  received: tuple[Any, ...]) -> tuple[str, str]:
+    """(headline, named mistake) for an episode that was not reset with the case's seed (``used``: the seed of the
+    learner's reset). The headline agrees with the numbers printed beside it: an unseeded episode can be the
+    reference's by chance (a push-left CartPole episode lasts 11 steps from about 3% of the random starts)."""
+    import gymnasium as gym
+
+    if used is None:
+        how = "you reset the environment without a seed, so it starts from a random state (another one each run)"
+        hint = ("the episode must start from the seeded state: you reset the environment without a seed; reset it "
+                "with the `seed` you are given.")
+    elif isinstance(used, int) and not isinstance(used, bool):
+        how = f"you reset the environment with seed {used}, not with the `seed` you are given ({seed})"
+        replayed = envs.play_episode(gym.make(env_id), episode_cases.CONTROLLERS[controller], used)
+        if _same_episode(received, replayed):  # the known mistake replayed: a seed of their own, whatever `seed` is
+            hint = (f"you reset the environment with seed {used} whatever the `seed` argument is, so it plays the "
+                    f"episode of seed {used} (its numbers are yours), not this case's (seed {seed}): reset with the "
+                    f"`seed` you are given.")
+        else:
+            hint = f"reset the environment once, with the `seed` you are given ({seed}), not {used}."
+    else:
+        how = f"your function's reset did not use the `seed` you are given ({seed}; it reset with {used!r})"
+        hint = f"reset the environment once, at the start, with the `seed` you are given ({seed})."
+    if _same_episode(received, expected):
+        return (f"your numbers match the reference's on this case, but {how}: they match by chance (another start "
+                f"gives other numbers).", hint)
+    return f"the episode you played differs from the reference: {how}.", hint
 
 
 # --------------------------------------------------------------------------------------------------
@@ -267,6 +303,12 @@ def _cases_completed_episode_returns() -> list[Case]:
         Case("reset steps with non-zero rewards (a reward-shifting wrapper's): they add nothing (T=5, N=2)",
              dict(rewards=_t([[1.0, 1.0], [2.0, 1.0], [5.0, 1.0], [1.0, 7.0], [1.0, 1.0]]),
                   terminated=_bool([[0, 0], [1, 1], [0, 0], [0, 0], [1, 0]]), truncated=_bool([[0, 0]] * 5))),
+        # a finished episode's return can be 0 (a sparse reward never reached): it is listed all the same
+        Case("env 0's episode ends at step 1 with return 0 (its rewards are all 0, a sparse reward never reached), "
+             "env 1's is truncated at step 2 (T=4, N=2)",
+             dict(rewards=_t([[0.0, 1.0], [0.0, -1.0], [0.0, 2.0], [1.0, 0.0]]),
+                  terminated=_bool([[0, 0], [1, 0], [0, 0], [0, 0]]),
+                  truncated=_bool([[0, 0], [0, 0], [0, 1], [0, 0]]))),
     ]
     for steps, num_envs, dtype in [(12, 3, torch.float32), (10, 2, torch.float64), (25, 4, torch.float32)]:
         terminated, truncated = _episode_flags(g, steps, num_envs)
@@ -316,6 +358,13 @@ COMPLETED_EPISODE_RETURNS = Exercise(
                 "rollout is lost: an episode is over at the step where it terminated or was truncated.",
                 lambda rewards, terminated, truncated: _returns_by_env(rewards, terminated, truncated,
                                                                        at_reset_step=True)),
+        # the ending steps picked by their return being non-zero instead of by the flags (a student's try, issue 49)
+        Mistake("an episode whose return is 0 is missing: you keep the returns that are not 0, but an episode that "
+                "ended can have return 0 (a sparse reward never reached, rewards that cancel), and one still running "
+                "is not 0 in general. An episode has ended where its step's terminated or truncated flag is set, "
+                "whatever its return.",
+                lambda rewards, terminated, truncated: [value for value in _returns_by_env(rewards, terminated,
+                                                                                            truncated) if value != 0]),
         # done = terminated + truncated as numbers: `done == 1` misses a step with both flags ...
         Mistake(_BOTH_FLAGS_HINT + " Such a step ends ONE episode, which must be counted once.",
                 lambda rewards, terminated, truncated: _returns_by_env(rewards, terminated, truncated,

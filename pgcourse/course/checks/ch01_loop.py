@@ -73,6 +73,9 @@ def reference_collect_episodes(envs, policy, *, mistake: str | None = None) -> t
         lengths[:] = len(reward_rows)
     order = np.argsort(lengths, kind="stable") if mistake == "finish_order" else range(num_envs)
     obs_all, actions_all, rewards_all = torch.stack(obs_rows), torch.stack(action_rows), torch.stack(reward_rows)
+    if mistake == "time_major":  # the first episodes' steps picked from [T, N] with a mask: step 0 of every env first
+        kept = torch.arange(len(reward_rows)).unsqueeze(1) < torch.as_tensor(lengths).unsqueeze(0)  # [T, N]
+        return obs_all[kept], actions_all[kept], [rewards_all[:lengths[i], i] for i in order]
     obs = torch.cat([obs_all[:lengths[i], i] for i in order])  # [B, obs_dim]
     actions = torch.cat([actions_all[:lengths[i], i] for i in order])  # [B]
     return obs, actions, [rewards_all[:lengths[i], i] for i in order]
@@ -211,6 +214,9 @@ EPISODES_MISTAKES = [
                  _episodes_mistake("reseeded")),
     StageMistake("the episodes are in the order they finished: keep env order (env 0's episode first).",
                  _episodes_mistake("finish_order")),
+    StageMistake("your obs and actions are in time order (every env's step 0, then every env's step 1, ...), as a "
+                 "[T, N] mask picks them: the batch holds env 0's whole episode first, then env 1's, and so on, in "
+                 "the order of episode_rewards.", _episodes_mistake("time_major")),
 ]
 
 

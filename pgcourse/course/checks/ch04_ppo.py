@@ -457,6 +457,8 @@ def reference_ppo_epochs(weights: Tensor, obs: Tensor, actions: Tensor, old_log_
             if mistake != "no_zero_grad":
                 optimizer.zero_grad()
             loss.backward()
+            if mistake == "grad_norm_clipped":  # ppo.py's clip (max_grad_norm 0.5), which this exercise leaves out;
+                torch.nn.utils.clip_grad_norm_([weights], 0.5)  # one at 1 changes nothing: no gradient here is as large
             optimizer.step()
             if mistake == "kl_after_step":
                 with torch.no_grad():
@@ -533,6 +535,10 @@ EPOCHS_MISTAKES: list[tuple[str, tuple[str, ...], str]] = [
     ("normalised_per_minibatch", ("weights",),
      "the advantages are standardised again in each minibatch: they come in already normalised over the whole "
      "batch; use them as they are."),
+    ("grad_norm_clipped", ("weights",),
+     "the gradient's norm is clipped (at 0.5, as ppo.py clips it) before each step: this exercise's steps are plain "
+     "Adam steps on the loss's gradient (the check's reference clips nothing but the ratio); leave the clip of the "
+     "norm out."),
     ("kl_last_minibatch", ("kls",),
      "the epoch's KL is its last minibatch's: it is the mean of the epoch's minibatch KLs."),
     ("never_stops", ("weights", "kls"),

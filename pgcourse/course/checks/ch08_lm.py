@@ -311,6 +311,12 @@ GROUP_RELATIVE_ADVANTAGES = Exercise(
                 lambda rewards, eps, scale: _grouped(rewards, eps, True)),
         Mistake("the population std (dividing by G) instead of the sample std (dividing by G - 1, torch's default "
                 "and this exercise's convention, as in common GRPO implementations).", lambda rewards, eps, scale: _grouped(rewards, eps, scale, unbiased=False)),
+        # sqrt(var + eps) for std + eps (a student's try, issue 49): equal within the tolerance for eps = 1e-6,
+        # 5% apart on the case with eps = 0.1
+        Mistake("eps is added to the variance, under the square root: the exercise adds it to the standard deviation "
+                "(the group's std, plus eps). The two agree for a tiny eps such as 1e-6, not for a larger one.",
+                lambda rewards, eps, scale: (rewards - rewards.mean(1, keepdim=True))
+                / torch.sqrt(rewards.var(1, keepdim=True) + eps) if scale else _grouped(rewards, eps, scale)),
         Mistake("the rewards are not centred: subtract the group's mean first (the mean is GRPO's baseline, "
                 "in place of a critic).",
                 lambda rewards, eps, scale: rewards / (rewards.std(1, keepdim=True) + eps) if scale else rewards),
@@ -494,11 +500,12 @@ def reference_grpo_update(policy, reference, optimizer, prompts, generator, grou
 
 def _grpo_update(policy, reference, optimizer, prompts, generator, group_size, epochs, clip_eps, kl_coef, *,
                  group_major=False, old_in_loop=False, zero_grad=True, kl_sign=1.0, whole_batch=False,
-                 population_std=False, k3_over_padding=False, no_clip=False):
+                 population_std=False, k3_over_padding=False, no_clip=False, no_grad_clip=False):
     """:func:`reference_grpo_update`, or (with a keyword changed) one of the known wrong versions the smoke call
     names: the rewards reshaped group-major, the old log-probs recomputed inside the epochs (no trust region), the
     gradients never zeroed, the KL term subtracted or left out (``kl_sign`` -1 or 0), the advantages standardised
-    over the whole batch or with the population std, k3 averaged over the padding too, the ratio never clipped."""
+    over the whole batch or with the population std, k3 averaged over the padding too, the ratio never clipped, the
+    gradient norm never clipped."""
     from ...rl.lm import task
     from ...rl.lm.model import generate, response_logits
 
@@ -531,7 +538,8 @@ def _grpo_update(policy, reference, optimizer, prompts, generator, group_size, e
         if zero_grad:
             optimizer.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+        if not no_grad_clip:
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
         optimizer.step()
     policy.eval()
     return {"reward": rewards.mean().item(), "kl": kl.mean().item()}
@@ -552,6 +560,8 @@ SMOKE_EPOCHS = 3
 SMOKE_LR = 0.3
 SMOKE_NOISE = 0.02
 SMOKE_RTOL = 1e-2
+_NO_GRAD_CLIP = ("the gradient norm is not clipped at 1: clip it after backward and before the step (step 4 of the "
+                 "exercise); without it one large gradient throws the policy far off (here its parameters blew up).")
 _GRPO_MISTAKES = [
     (dict(group_major=True), "the rewards are grouped group-major: rewards.view(group_size, P) puts samples of "
                              "different prompts in one group. The batch is prompt-major (the G samples of a prompt "
@@ -575,6 +585,14 @@ _GRPO_MISTAKES = [
                                  "(losses.masked_mean(k3, mask)), as the clipped loss does."),
     (dict(no_clip=True), "the ratio is never clipped: the loss is PPO's clipped surrogate on tokens, "
                          "min(rho A, clip(rho, 1 - clip_eps, 1 + clip_eps) A)."),
+    # without the gradient-norm clip the smoke call's SGD steps blow the parameters up; the replay agrees all the same
+    # (to 4e-5 of the move, a loop written in another order included; the two below are 2% apart)
+    (dict(no_grad_clip=True), _NO_GRAD_CLIP),
+    (dict(no_grad_clip=True, no_clip=True), "neither the ratio nor the gradient norm is clipped: the loss is PPO's "
+                                            "clipped surrogate on tokens, min(rho A, clip(rho, 1 - clip_eps, "
+                                            "1 + clip_eps) A), and the gradient norm is clipped at 1 after backward "
+                                            "and before the step (step 4 of the exercise); without that clip the "
+                                            "policy's parameters blew up."),
 ]
 
 
@@ -634,9 +652,28 @@ def _fresh_models(start_model=None):
     return policy, reference
 
 
-def _grpo_fail(problem: str, hint: str, certain: bool = True) -> AssertionError:
-    label = "Probable mistake: " if certain else "No known mistake reproduces your update. What the reference loop does: "
+def _grpo_fail(problem: str, hint: str, certain: bool = True, label: str | None = None) -> AssertionError:
+    """The check's failure: ``hint`` as the probable mistake (``certain``), else as what the reference loop does, or
+    under ``label`` (a checklist is not a mistake the check recognised)."""
+    if label is None:
+        label = "Probable mistake: " if certain else \
+            "No known mistake reproduces your update. What the reference loop does: "
     return AssertionError(f"grpo_update: {problem}\n{label}{hint}")
+
+
+def _unclipped_gradient(delta: Tensor) -> str | None:
+    """The smoke call's diagnosis of a loop that does not clip the gradient norm at 1 when no known mistake's replay
+    agrees with it (another mistake beside it): with the clip, each SGD step moves the parameters by SMOKE_LR at most
+    (lr times a gradient of norm 1 at most), so SMOKE_EPOCHS steps by SMOKE_EPOCHS * SMOKE_LR at most; a larger move
+    is one the clipped loop cannot make. None within the bound."""
+    bound = SMOKE_EPOCHS * SMOKE_LR
+    moved = float(delta.norm())
+    if moved == moved and moved <= bound * (1 + 1e-4):  # NaN is beyond any bound
+        return None
+    return (f"the gradient norm is not clipped at 1: your update moved the policy's parameters by {moved:.3g} in "
+            f"norm, and {SMOKE_EPOCHS} SGD steps at lr {SMOKE_LR:g} on gradients clipped at norm 1 move them by "
+            f"{bound:g} at most. Clip it after backward and before the step (step 4 of the exercise); until the clip "
+            f"is there, the rest of your update cannot be compared.")
 
 
 def _number(stats: Any, key: str) -> float | None:
@@ -714,12 +751,15 @@ def check_grpo_update(fn: Callable[..., Any], start_model=None, seed: int = RUN_
             for keywords, message in _GRPO_MISTAKES:
                 wrong_delta = _smoke_run(lambda *args, kw=keywords: _grpo_update(*args, **kw), smoke_policy,
                                          smoke_reference)[1]
-                if ((delta - wrong_delta).norm() / expected_delta.norm()).item() <= SMOKE_RTOL:
+                # relative to the larger move: a replay whose parameters blew up is compared at its own scale
+                if ((delta - wrong_delta).norm() / max(expected_delta.norm(), wrong_delta.norm())).item() \
+                        <= SMOKE_RTOL:
                     named = message
                     break
+            named = named or _unclipped_gradient(delta)
             raise _grpo_fail(
                 f"{setting}: the update moved the policy's parameters differently from the reference loop (relative "
-                f"difference {difference:.3f}, at most {SMOKE_RTOL} allowed).",
+                f"difference {difference:.3g}, at most {SMOKE_RTOL} allowed).",
                 named or "prompt-major groups ([P, G]) standardised per group, old and reference log-probs once "
                          "under torch.no_grad() before the epochs, loss = masked clipped loss + kl_coef * masked mean "
                          "k3, then zero_grad, backward, clip the gradient norm at 1, step, each epoch.",
@@ -758,7 +798,9 @@ def check_grpo_update(fn: Callable[..., Any], start_model=None, seed: int = RUN_
             "run the function checks above first. Then: are the advantages the group-relative ones of the EXACT "
             "rewards, [P, G] with the G samples of a prompt in one row (prompt-major)? Are the old and reference "
             "log-probs computed once, under torch.no_grad(), before the epochs? Is the KL term added to the loss "
-            "(not subtracted)?")
+            "(not subtracted)?",
+            label=(("No known mistake reproduces this: your update matched the reference loop's on the small "
+                    "call above. " if compare else "") + "What to look at: "))
     print(f"✓ {name}: the exact accuracy on {EVAL_PROMPTS} held-out prompts went from {before:.3f} to {after:.3f} "
           f"(one sampled answer per prompt) in {updates} updates of {RUN_PROMPTS} prompts x {RUN_GROUP} samples (a gain "
           f"of {report.gain:+.3f}; at least {MIN_GAIN:.2f} needed; {report.seconds:.0f} s)")

@@ -232,8 +232,35 @@ class LoopContract:
     budget: int
 
 
+def _returned_another_module(steps: list[dict[str, Any]], returned: dict[str, Any]) -> str | None:
+    """Rule 1's diagnosis when no tensor the optimiser stepped is a parameter of the returned policy, yet the steps
+    trained a network (its weights moved): the loop returned another module than the one it trained. A copy holding
+    the trained weights (those the last step left, parameter by parameter) or a new network are told apart; None
+    when the steps moved nothing (the optimiser was built on tensors the loss never reaches: rule 1's own message)."""
+    kept = [step for step in steps if step.get("kept", True) and step["before"] and step["after"]]
+    moved = any(not torch.equal(torch.as_tensor(a), torch.as_tensor(b))
+                for step in kept for a, b in zip(step["before"], step["after"]))
+    if not moved:
+        return None
+    mine = [torch.as_tensor(value) for value in returned.values()]
+
+    def holds(weights: list[Any]) -> bool:
+        weights = [torch.as_tensor(value) for value in weights]
+        return len(weights) == len(mine) and all(a.shape == b.shape and torch.equal(a, b)
+                                                 for a, b in zip(weights, mine))
+
+    if steps[-1] is kept[-1] and holds(steps[-1]["after"]):
+        return ("the policy you returned is a copy of the policy your updates trained (another module holding its "
+                "weights): return the trained policy itself, the module whose parameters your optimiser steps (the "
+                "check follows those parameters through every optimizer.step()).")
+    untrained = " (it holds the weights your first update started from: untrained)" if steps[0] is kept[0] and \
+        holds(steps[0]["before"]) else ""
+    return (f"the policy you returned is a new network, not the one your updates trained{untrained}: its weights are "
+            f"not those your last optimizer.step() left. Return the policy you built before the loop and trained.")
+
+
 def _steps_problem(played: dict[str, Any], steps: list[dict[str, Any]], batches: list[Batch],
-                   contract: LoopContract) -> str | None:
+                   contract: LoopContract, returned: dict[str, Any] | None = None) -> str | None:
     """Rules 1 and 2: the given envs played, steps taken, one optimiser on the returned policy's parameters, one
     update per batch, the budget's number of batches."""
     if not len(played["actions"]):
@@ -243,6 +270,10 @@ def _steps_problem(played: dict[str, Any], steps: list[dict[str, Any]], batches:
         return (f"your loop took no optimiser step: the policy it returns must be trained by optimizer.step() on "
                 f"the REINFORCE loss of the episodes it plays ({contract.budget} batches, one update each), not "
                 f"built or written by hand.")
+    if all(name is None for step in steps for name in step["names"]) and isinstance(returned, dict):
+        another = _returned_another_module(steps, returned)
+        if another:
+            return another
     if any(name is None for step in steps for name in step["names"]):
         return ("the policy you returned is not the one your updates trained: your optimiser steps tensors that are "
                 "not its parameters (build the optimiser on policy.parameters() and return that policy).")
@@ -376,8 +407,8 @@ def prove_learning(played: dict[str, Any], steps: list[dict[str, Any]], returned
     """The first rule of the module's docstring that the record breaks, in words; None if the returned policy is
     the product of the loop's own updates on the episodes it played."""
     batches = batches_played(played)
-    problem = _steps_problem(played, steps, batches, contract) or _weights_problem(steps, returned, contract) \
-        or _adam_problem(steps, contract)
+    problem = (_steps_problem(played, steps, batches, contract, returned)
+               or _weights_problem(steps, returned, contract) or _adam_problem(steps, contract))
     if problem:
         return problem
     z = on_policy_z(steps, batches, contract)
