@@ -22,7 +22,7 @@ FILE_LAYERS = {
     "training": ("test_train_ppo_agreement.py", "test_training_loops_agree.py", "test_loop_checks.py", "test_bench.py",
                  "test_sweeps.py", "test_sweeps_batch.py", "test_sweeps_ray.py", "test_python_versions.py",
                  "test_ch06_part_b.py"),
-    "grading": ("test_term.py", "test_bug_hunt.py", "test_bug_hunt_pool.py", "test_grading*.py"),
+    "grading": ("test_term.py", "test_bug_hunt.py", "test_hunts.py", "test_grading*.py"),
     "site": ("test_site.py", "test_browser.py"),
 }
 

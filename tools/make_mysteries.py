@@ -1,4 +1,4 @@
-"""Regenerate the bug hunt's pool of mystery runs (``pgcourse/course/debugging/mysteries/<id>/``), for course maintainers.
+"""Regenerate the bug hunt's practice six (``pgcourse/course/debugging/mysteries/<id>/``), for course maintainers.
 
     python tools/make_mysteries.py                           # the whole pool again, each run with the trap it holds
     python tools/make_mysteries.py --ids 7,8                 # only these pool runs
@@ -7,11 +7,11 @@
     python tools/make_mysteries.py --out /tmp/m              # somewhere else (e.g. to compare)
     python tools/make_mysteries.py --key                     # print the pool's answer key (found by replay)
 
-No file stores the pool's answer key: a published key (the solution notebook held one until issue 26) would answer
-every student's draw. The trap of each saved run is found by replaying every trap against it
+The practice six's answers are published (the solution notebook); graded hunts are made per student by the teacher
+(``pgcourse.classroom.hunts``). The trap of each saved run is found by replaying every trap against it
 (:func:`identify_pool`: ``pg.traps.bug_hunt.behaves_like``, about 1 s of CPU per run), the way a student with time
 and the package's source could find it too (docs/teachers.md says what that costs). The solution notebook's answer
-cells ``answer_k = "..."`` must agree with it on the default draw (``pgcourse.course.debugging.pool.DEFAULT_DRAW``). How each
+cells ``answer_k = "..."`` must agree with it on the practice six (``bug_hunt.PRACTICE``). How each
 run is trained apart from its bug is ``pgcourse.course.debugging.bug_hunt.MYSTERY_SPECS``.
 :func:`pgcourse.course.debugging.bug_hunt.write_mysteries` trains each, checks that pg.diagnose's first lead is not its bug,
 that the bug-hunt check tells its trap from every other trap and from no trap, and that another rounding does not
@@ -76,11 +76,11 @@ def identify_pool(folder: Path = bug_hunt.MYSTERY_DIR) -> dict[int, str]:
 
 
 def check_solution_answers(key: dict[int, str], path: Path = SOLUTION) -> None:
-    """The solution's answer cells agree with the key on the default draw."""
+    """The solution's answer cells agree with the key on the practice six."""
     for k, trap in answers_from_notebook(path).items():
-        pool_id = bug_hunt.DEFAULT_DRAW[k - 1]
+        pool_id = bug_hunt.PRACTICE[k - 1]
         if key.get(pool_id) != trap:
-            raise ValueError(f"{path}: answer_{k} = {trap!r} but pool run {pool_id} (trainer {k} of the default draw) "
+            raise ValueError(f"{path}: answer_{k} = {trap!r} but pool run {pool_id} (practice trainer {k}) "
                              f"behaves like {key.get(pool_id)!r}")
 
 

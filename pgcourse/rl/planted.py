@@ -61,6 +61,9 @@ TRAPS: dict[str, tuple[tuple[str, ...], str]] = {
     "per_minibatch_adv_norm": (("ppo",), "advantages normalised per minibatch instead of once per batch"),
 }
 
+# Traps that act on continuous (Box) actions only: planted in a Discrete run they change nothing
+BOX_ONLY = ("log_prob_not_summed", "clipped_action_log_prob")
+
 # Config values a trap writes into the run's config (recorded in run.config). Values are exactly these.
 PRESETS: dict[str, dict[str, Any]] = {
     "long_rollout": dict(num_envs=16, n_steps=256, minibatch_size=1024, update_epochs=4),

@@ -104,6 +104,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                                 "alike across students (a hint, never a penalty)")
     term.add_argument("--export", choices=("canvas", "moodle"), help="write --gradebook in the LMS's import format "
                                                                      "to --out")
+    term.add_argument("--hunt-key", metavar="KEY.json", help="chapter 06: the key of the bug hunts made for the class "
+                                                             "(python -m pgcourse.classroom.hunts); each student's hunt "
+                                                             "is graded on their own (without it: the practice six)")
     term.add_argument("--roster", metavar="FILE.csv", help="the LMS's class list (its gradebook export), to match "
                                                            "students for --export")
     parser.add_argument("--bench", action="store_true",
@@ -162,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
                              limits=limits, jobs=args.jobs, isolation=UNSAFE if args.unsafe_no_sandbox else "auto",
                              overwrite=args.overwrite, progress=not args.quiet, assignment=assignment,
                              update=args.update, students=args.student, manual=args.manual, timestamps=timestamps,
-                             kept=kept, late_changes=late_changes, roster=roster)
+                             kept=kept, late_changes=late_changes, roster=roster, hunt_key=args.hunt_key)
     except KeyboardInterrupt:
         print(interrupted_message(_gradebook_paths(args.out, args.json)), file=sys.stderr)
         return 130

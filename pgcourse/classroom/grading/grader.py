@@ -200,39 +200,37 @@ def _row(submission: Submission, chapter: Chapter, raw: dict[str, dict[str, Any]
                         [*submission.notes, *notes], submission.identity.to_json() if submission.identity else {})
     _hint_untaken_cells(submission, chapter, row)
     _hint_earlier_failures(submission, chapter, row)
-    _count_first_bug_hunt_answers(submission, chapter, row)
     return row
 
 
 _MYSTERY_EXERCISE = re.compile(r"ch06_mystery_(\d+)")
 
 
-def _count_first_bug_hunt_answers(submission: Submission, chapter: Chapter, row: StudentResult) -> None:
-    """Chapter 06's bug hunt: the grade counts the first answers the notebook recorded. Each check prints its record of
-    tries into its cell's output (``pgcourse.course.debugging.bug_hunt.RECORD_LINE``); a mystery whose record shows its first
-    tries wrong scores 0 whatever its answer cell holds now, and a missing record (outputs cleared, record removed or
-    edited into nonsense) or one made on another student's draw is noted in the teacher's report. The record is
-    written by the student's own kernel: it can be forged (docs/teachers.md)."""
-    mysteries = [(e, int(m.group(1))) for e in chapter.auto_exercises if (m := _MYSTERY_EXERCISE.fullmatch(e.id))]
-    if not mysteries or submission.problem is not None:
-        return
-    from ...course.debugging.bug_hunt import first_answers_verdict, records_in_notebook
+def _note_practice_hunt(chapter: Chapter, row: StudentResult, hunt_key: Path | None) -> None:
+    """Chapter 06 graded without the teacher's key: the bug hunt was graded on the practice six, whose answers the
+    solution publishes; the teacher's report says so (docs/teachers.md: make a hunt per student)."""
+    if hunt_key is None and any(_MYSTERY_EXERCISE.fullmatch(e.id) for e in chapter.auto_exercises):
+        row.notes.append("the bug hunt was graded on the practice six (no --hunt-key): their answers are in the "
+                         "published solution; grade a class on hunts made per student (python -m "
+                         "pgcourse.classroom.hunts, then --hunt-key)")
 
+
+def check_hunt_key(path: str | Path) -> Path:
+    """The teacher's bug-hunt key at ``path``, validated, as an absolute path (a GradingError that says what is
+    wrong): readable, made by ``pgcourse.classroom.hunts``, and not in a folder the students' sandbox shows."""
+    from ..hunts import read_key
+    from .sandbox import _read_only_roots
+
+    key = Path(path).expanduser().resolve()
     try:
-        records = records_in_notebook(Path(submission.path).read_bytes())
-    except OSError:
-        records = {}
-    for exercise, k in mysteries:
-        result = row.exercises[exercise.id]
-        if result.status == "missing":
-            continue
-        counts, note = first_answers_verdict(records.get(k), submission.student)
-        if not counts and result.points > 0:
-            result.points = result.graded_points = 0
-            result.status = "failed"
-            result.feedback += f"\n\nNot counted: {note}."
-        if note:
-            row.notes.append(f"{exercise.id}: {note}")
+        read_key(key)
+    except ValueError as error:
+        raise GradingError(f"--hunt-key: {error}") from None
+    shown = [root for root in _read_only_roots() if key.is_relative_to(root)]
+    if shown:
+        raise GradingError(f"--hunt-key {path} lies in {shown[0]}, a folder the students' sandbox can read: move the "
+                           "key elsewhere (e.g. your home folder)")
+    return key
 
 
 def _defined_names(source: str) -> set[str]:
@@ -372,7 +370,8 @@ def _changed_files(submissions: list[Submission]) -> list[str]:
 
 
 def _run_pool(grader: Grader | None, chapter: Chapter, tasks: list[tuple[str, Any]], limits: Limits,
-              jobs: int | None, isolation: str, progress: bool, skipped: int) -> tuple[dict, dict, str, str]:
+              jobs: int | None, isolation: str, progress: bool, skipped: int,
+              hunt_key: Path | None = None) -> tuple[dict, dict, str, str]:
     bar = None
     if progress and tasks:  # an update that grades nothing draws no empty "0notebook" bar
         from tqdm.auto import tqdm
@@ -390,6 +389,7 @@ def _run_pool(grader: Grader | None, chapter: Chapter, tasks: list[tuple[str, An
     if grader is None:  # no more workers than submissions: each one costs seconds of start-up
         jobs = min(jobs or min(os.cpu_count() or 1, 8), max(1, len(tasks)))
     pool = grader or Grader(jobs=jobs, isolation=isolation, cwd=chapter.path.parent)
+    pool.hunt_key = str(hunt_key) if hunt_key is not None else None
     try:
         raw, failed = _grade_all(pool, chapter, tasks, limits, advance) if tasks else ({}, {})
         return raw, failed, pool.mode, pool.detail
@@ -410,7 +410,8 @@ def grade_paths(paths: Sequence[str | Path], *, out: str | Path | None = None, j
                 grader: Grader | None = None, assignment: Assignment | None = None, update: bool = False,
                 students: Sequence[str] | None = None, manual: str | Path | None = None,
                 timestamps: dict[str, datetime] | None = None, kept: list[Path] | None = None,
-                late_changes: dict[str, Any] | None = None, roster: Roster | None = None) -> GradeReport:
+                late_changes: dict[str, Any] | None = None, roster: Roster | None = None,
+                hunt_key: str | Path | None = None) -> GradeReport:
     """Grade the notebooks at ``paths`` (files or folders); with ``out``, also write the gradebook.
 
     ``assignment``: points, deadline and late policy, partial credit (:mod:`.assignment`). ``update``:
@@ -423,7 +424,9 @@ def grade_paths(paths: Sequence[str | Path], *, out: str | Path | None = None, j
     ``assignment``'s policy differs from the gradebook's). ``manual``: the teacher's points (:mod:`.manual`).
     ``timestamps``: submission times from the LMS. ``roster``: the class list; a student on it who handed in
     nothing gets a row (0, "no submission"). Previous gradebook files are kept (``kept``). A total that an
-    update changes is in ``report.changes``, with why.
+    update changes is in ``report.changes``, with why. ``hunt_key``: the teacher's bug-hunt key
+    (:mod:`pgcourse.classroom.hunts`): chapter 06's hunt is graded on the hunt made for each student (without it, on
+    the practice six, and the report says so).
     """
     started = time.monotonic()
     limits = limits or Limits()
@@ -465,10 +468,14 @@ def grade_paths(paths: Sequence[str | Path], *, out: str | Path | None = None, j
     submissions, more = _dedupe(course, name, submissions)
     warnings += more
     tasks, notes = _tasks(submissions, the_chapter)
+    hunt_key = check_hunt_key(hunt_key) if hunt_key is not None else None
     raw, failed, mode, detail = _run_pool(grader, the_chapter, tasks, limits, jobs, isolation, progress,
-                                          len(submissions) - len(tasks))
+                                          len(submissions) - len(tasks), hunt_key)
     rows = [_row(submission, the_chapter, raw, failed, notes.get(submission.student, []))
             for submission in submissions]
+    for row, submission in zip(rows, submissions):
+        if submission.problem is None:
+            _note_practice_hunt(the_chapter, row, hunt_key)
     for row, submission in zip(rows, submissions):
         apply_lateness(row, submission, assignment.policy)
     warnings += _changed_files(submissions)

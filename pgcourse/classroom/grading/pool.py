@@ -110,6 +110,7 @@ class Grader:
         self.cwd = Path(cwd) if cwd else None
         self.workers: list[_WorkerHandle] = []
         self.mode, self.detail = "", ""
+        self.hunt_key: str | None = None  # the teacher's bug-hunt key (grade_paths' hunt_key), read by the workers
         self.reference_s: dict[str, dict[str, float]] = {}  # chapter key -> exercise -> the solution's seconds
 
     def __enter__(self) -> Grader:
@@ -161,7 +162,8 @@ class Grader:
                 elif pending:
                     key, answers = pending.pop(0)
                     task = {"op": "grade", "key": key, "course": spec, "answers": answers,
-                            "limits": self._with_budgets(spec["key"], chapter, limits, limit_dict)}
+                            "limits": self._with_budgets(spec["key"], chapter, limits, limit_dict),
+                            "hunt_key": self.hunt_key}
                 else:
                     continue
                 worker.task, worker.deadline = task, now + hard_limit

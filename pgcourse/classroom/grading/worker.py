@@ -653,15 +653,21 @@ def _limit_own_memory(megabytes: int) -> None:
         pass
 
 
-def _bug_hunt_student(key: str) -> None:
-    """Grade the bug hunt of submission ``key`` on its student's own mysteries: the submission's key is its student
-    (the folder's id), and the bug hunt draws that student's trainers from it (``pgcourse.course.debugging.pool``, which reads
-    ``$PGCOURSE_STUDENT_ID`` before whatever id the notebook gave). The self-test grades the solution's answers:
-    the default draw, no student."""
+def _bug_hunt_student(key: str, hunt_key: str | None) -> None:
+    """Grade the bug hunt of submission ``key`` on the hunt made for its student: the submission's key is its
+    student (the folder's id), and with the teacher's key (``--hunt-key``) the bug hunt's check reads that
+    student's entry (``pgcourse.course.debugging.bug_hunt``: ``$PGCOURSE_STUDENT_ID``, ``$PGCOURSE_HUNT_KEY``; this
+    trusted process only: the student's sandbox starts with a cleared environment). The self-test grades the
+    solution's answers: the practice six, no student, no key."""
     if key == "\0selftest":
         os.environ.pop("PGCOURSE_STUDENT_ID", None)
+        os.environ.pop("PGCOURSE_HUNT_KEY", None)
+        return
+    os.environ["PGCOURSE_STUDENT_ID"] = str(key)
+    if hunt_key:
+        os.environ["PGCOURSE_HUNT_KEY"] = hunt_key
     else:
-        os.environ["PGCOURSE_STUDENT_ID"] = str(key)
+        os.environ.pop("PGCOURSE_HUNT_KEY", None)
 
 
 def worker_main(fd: int) -> None:
@@ -670,9 +676,6 @@ def worker_main(fd: int) -> None:
     torch.set_num_threads(1)
     with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(1)
-    # The bug hunt's checks keep no record of tries here: this process grades one answer per student, many students
-    # (pgcourse.course.debugging.bug_hunt.RECORD_VARIABLE).
-    os.environ["PGCOURSE_BUG_HUNT_RECORD"] = "off"
     conn = Connection(fd)
     try:
         hello = conn.recv()
@@ -691,7 +694,7 @@ def worker_main(fd: int) -> None:
             if message.get("op") == "stop":
                 break
             if message.get("op") == "grade":
-                _bug_hunt_student(message["key"])
+                _bug_hunt_student(message["key"], message.get("hunt_key"))
                 try:
                     reply = worker.grade(message["course"], message["answers"], message["limits"])
                     reply.update(op="result", key=message["key"])

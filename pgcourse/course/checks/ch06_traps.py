@@ -241,19 +241,20 @@ def check_train_actor_critic(fn: Callable[..., Any]) -> None:
           f"learns {LEARN_ENV} (best {LEARN_WINDOW}-episode average {score:.0f})")
 
 
-def check_mystery(k: int, answer: str, signal: str | None = None) -> None:
+def check_mystery(k: int, answer: str, signal: str | None = None, evidence: tuple[int, float] | None = None) -> None:
     """Check the bug hunt's answer for mystery trainer ``k``: ``answer`` names the trap planted in it (a key of
-    ``pgcourse.course.debugging.TRAPS``) and ``signal`` the signal of ``pg.diagnose`` it shows in (one of
-    ``pgcourse.course.debugging.SIGNALS``). Behaviour is compared, not names: the named trap is planted in the course's
-    algorithm, trained from the mystery's saved config, and its first updates must match the mystery's. The check
-    takes two different answers per mystery (``pgcourse.course.debugging.bug_hunt.MAX_TRIES``) and records them."""
+    ``pg.traps.TRAPS``), ``signal`` the signal of ``pg.diagnose`` it shows in (one of ``pg.traps.SIGNALS``) and
+    ``evidence = (update, value)`` where that signal first parts from the correct twin's, with the mystery's value
+    there. On the practice six the whole answer is judged; on a hunt made for you, its form and its evidence (the
+    bug is in your teacher's key: the grader judges it)."""
     from ..debugging.bug_hunt import check_mystery as _check
 
-    _check(k, answer, signal)
+    _check(k, answer, signal, evidence)
 
 
 def check_bug_hunt(answers: dict) -> None:
-    """Check all the bug hunt's answers at once: ``answers[k]`` is ``(trap, signal)`` for mystery trainer ``k``."""
+    """Check all the bug hunt's answers at once: ``answers[k]`` is ``(trap, signal, (update, value))`` for mystery
+    trainer ``k``."""
     from ..debugging import check_bug_hunt as _check
 
     _check(answers)

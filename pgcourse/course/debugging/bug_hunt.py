@@ -1,63 +1,32 @@
-"""The bug hunt of lesson 06: six mystery trainers per student, each the course's PPO or A2C with one hidden planted
-bug, and the checks of the learner's answers.
+"""The bug hunt of lesson 06: six mystery trainers, each the course's PPO or A2C with one hidden planted bug, and the
+checks of the learner's answers.
 
-The mystery trainers are saved runs shipped with the package, a pool of them (``mysteries/<id>/``, folders written
-by :meth:`~pgcourse.rl.run.Run.save`); each student's six are drawn from the pool by student id (:mod:`.pool`,
-:func:`my_mysteries`), and in none of them is ``pg.diagnose``'s first lead the bug (:func:`first_lead`, enforced by
-:func:`write_mysteries`). Their config keeps every hyperparameter (a trap's presets would show as
-any setting would), but not the trap's name: ``mystery_run(k).config.traps == ()``, and nothing in a saved
-run, in this package's code or in its messages names an answer, in plain text or as a hash
-(``tests/test_bug_hunt.py`` checks the files, ``repr`` and every attribute of the loaded runs).
+**Two kinds of hunt.** The *practice six* ship with the package (``mysteries/<pool id>/``, :data:`PRACTICE`): saved
+runs with their seeds, whose answers the solution notebook publishes; their check replays the named trap from the
+saved config and compares the first updates (below). A *graded hunt* is made by the teacher for each student
+(:mod:`pgcourse.classroom.hunts`): six runs trained from a teacher's secret, each with its correct twin (the same
+settings and seed, no bug), in a folder per student (:func:`load_hunt`). Their saved configs withhold the seed
+(:data:`WITHHELD_SEED`), so nothing on a learner's machine can replay a bug against them: the learner reads where
+each mystery first parts from its twin and finds the bug that does that, by experiment at seeds of their own. The
+bugs, the seeds and both runs' histories are in the teacher's key only; the grader's trusted worker reads it
+(:data:`KEY_VARIABLE`) and grades each submission on the hunt made for the student it grades.
 
-The check compares behaviour. For trainer ``k`` it trains the course's algorithm with the trap the learner
-names, from the mystery's saved config (same algorithm, environment, seed and settings, on CPU), for the
-first :data:`CHECKED_UPDATES` updates, and compares their diagnostics (:data:`COMPARED`) with the mystery's.
-Finding an answer without the lesson's reasoning therefore means running that experiment for each candidate:
-the method the lesson teaches.
+**An answer** is a trap (a key of ``pg.traps.TRAPS``), the signal of ``pg.diagnose`` through which it shows
+(:data:`~.signals.SIGNALS`; the signals each trap acts on: :data:`~.signals.SHOWS_IN`) and its evidence: the value
+the mystery logged at the first update where it parts from its twin, in a column of that signal
+(:mod:`.evidence`). A guess of the trap alone scores nothing: all three must hold. On a graded hunt the learner's
+check judges the answer's form and its evidence only; the trap and the signal are judged by the grader, once.
 
-How close is "the same". The mystery's numbers were recorded on one machine; the learner's replay runs on
-another processor, perhaps another torch, which rounds differently, and PPO grows a last-bit difference
-(a weight one ulp off changes which samples are clipped, then the next rollout). So the right trap gives the
-mystery's numbers only up to rounding drift, and the check measures a *distance*: per compared diagnostic
-and update, the relative difference ``|replay - mystery| / max(|mystery|, FLOOR)`` (:data:`FLOOR`: the policy
-loss and approx_kl can be ~0), divided by that update's tolerance (:data:`TOLERANCES`: 3e-3 at update 1,
-0.1 at update 2, where the drift has grown up to thirtyfold), the largest of them. NaN equals NaN (A2C has no
-approx_kl); a replay that stopped early is infinitely far. The replay behaves like the mystery when its
-distance is at most 1.
-
-Measured on the six mysteries, by replaying each with every trap that can be planted in it, and with none:
-
-- the right trap drifts at most 0.037 under other rounding on this machine (an AMD EPYC with AVX-512,
-  torch 2.13.0, where the mysteries were recorded): ATen's default (scalar) or AVX2 kernels, one thread,
-  MKL's COMPATIBLE, SSE4_2, AVX, AVX2 and AVX512 code paths, torch 2.14.1; and at most 0.078 with 10% of
-  its policy's initial weights nudged by one ulp (a model of another machine's first roundings: 50 draws per
-  mystery, 150 for the Pendulum ones, also combined with those kernels). The old check (rtol 1e-4, atol
-  1e-5) rejected the right answer in 62 of the 150 nudged replays of each Pendulum mystery (and in none of
-  the kernel regimes, which is why it passed here). The drift reported from an Intel Xeon with torch 2.11
-  (approx_kl 0.005769 instead of 0.005757 at update 2 of mystery 6) is 0.020;
-- every other trap, and no trap, is at least 6.6 away (the closest per mystery: 1: 8.4e3, 2: 49, 3: 6.6,
-  4: 333, 5: 7.2, 6: 170), and these distances move by less than 1% from one rounding to another: they
-  are the bugs' doing, not rounding's.
-
-So the threshold 1 is 12.8x the largest drift seen and 6.6x below the closest wrong answer.
-:func:`write_mysteries` refuses a mystery whose own trap, replayed under another rounding
-(:data:`OTHER_ROUNDING`, in a subprocess), drifts more than ``1 / MARGIN``, or where another trap or no trap
-is nearer than :data:`MARGIN`. A check costs one replay of at most two updates (a wrong answer stops at the
-update where it parts, and its message replays a correct twin as far): about 1 s of CPU for a Pendulum
-trainer, 0.05-0.3 s for a CartPole one, 2 s for all six.
-
-An answer is a trap and the signal of ``pg.diagnose`` through which it shows (:data:`~.signals.SIGNALS`; the
-signals each trap acts on: :data:`~.signals.SHOWS_IN`). A wrong answer's message says whether the trap or the
-signal is wrong, where the learner's replay first parts from the mystery (the update and the diagnostic, never a
-number of the replay: trainers 4, 5 and 6 share a config, so one's replay can be another's run), and points at the
-signals that tell this trainer's bug apart (:data:`EVIDENCE`), without naming it. :func:`check_mystery` takes
-:data:`MAX_TRIES` different answers per trainer and records them (:func:`record_path`), and prints the record into its
-cell's output (:data:`RECORD_LINE`), which the notebook stores. The grader's worker turns the file record off
-(:data:`RECORD_VARIABLE`) and grades each student's answer cell once, on that student's draw; the grade then counts
-the first answers the notebook recorded (:func:`first_answers_verdict`, applied by ``pgcourse.classroom.grading.grader``).
-
-``python tools/make_mysteries.py`` (or ``python -m pgcourse.course.debugging mysteries --answers 1=NAME,...``)
-(re)writes the runs; the answers are read from the solution notebook or the command line, never stored here.
+**The practice replay.** For practice trainer ``k`` the check trains the course's algorithm with the named trap
+from the mystery's saved config (same seed, on CPU) for the first :data:`CHECKED_UPDATES` updates and compares their
+diagnostics (:data:`COMPARED`) with the mystery's, as a *distance*: per diagnostic and update, the relative
+difference ``|replay - mystery| / max(|mystery|, FLOOR)`` divided by that update's tolerance (:data:`TOLERANCES`:
+3e-3 at update 1, 0.1 at update 2), the largest of them; at most 1 behaves alike. Measured on the practice runs: the
+right trap drifts at most 0.078 under other rounding (ATen's scalar or AVX2 kernels, one thread, MKL's code paths,
+torch 2.14.1, 10% of the initial weights nudged by one ulp), every other trap and no trap is at least 6.6 away.
+:func:`write_mysteries` refuses a run where that margin (:data:`MARGIN`) does not hold, and one whose
+``pg.diagnose`` first lead (:func:`first_lead`) names its bug. ``python tools/make_mysteries.py`` remakes them; the
+answers are read from the solution notebook, never stored here.
 """
 from __future__ import annotations
 
@@ -78,10 +47,9 @@ from ...rl.algorithms import TRAINERS, Components, Hooks
 from ...rl.api import train
 from ...rl.config import ConfigError, make_config
 from ...rl.envs import action_space_kind, env_spaces
-from ...rl.planted import TRAPS, plant, validate_traps
+from ...rl.planted import BOX_ONLY, TRAPS, plant, validate_traps
 from ...rl.run import Run, load
-from .pool import (DEFAULT_DRAW, MYSTERIES, MYSTERY_DIR, STUDENT_VARIABLE, choose_student, current_student, draw,
-                   pool_id, pool_ids)
+from .evidence import EVIDENCE_COLUMNS, first_parting, judge_evidence, parse_evidence
 from .signals import INERT_BECAUSE, SHOWS_IN, SIGNALS, diagnose, signal_name, top_causes
 from .signals import inert_signals as signals_inert_in
 
@@ -90,30 +58,18 @@ MYSTERY_STEPS = 12_000  # env steps of the CartPole mystery trainers (the Pendul
 # The pool (mysteries/<id>/): how each run was trained, apart from its bug (all of it is in its saved config as well).
 # The Pendulum runs start with a wider policy (std e^0.5 ~ 1.65 on actions bounded to [-2, 2]); the A2C ones use
 # A2C's defaults (16-step rollouts) over the same 20,480 steps.
-# Ids 1, 2 and 4 were retired: pg.diagnose's first lead named their bug.
 _CARTPOLE = dict(env_id="CartPole-v1", total_steps=MYSTERY_STEPS)
 _PENDULUM = dict(env_id="Pendulum-v1", total_steps=20_480, log_std_init=0.5)
-MYSTERY_SPECS: dict[int, dict[str, Any]] = {
+MYSTERY_SPECS: dict[int, dict[str, Any]] = {  # the practice six, by pool id
     3: dict(algo="ppo", **_CARTPOLE),
     5: dict(algo="ppo", **_PENDULUM),
     6: dict(algo="ppo", **_PENDULUM),
     7: dict(algo="ppo", **_CARTPOLE),
-    8: dict(algo="ppo", **_CARTPOLE),
     9: dict(algo="ppo", **_CARTPOLE),
-    10: dict(algo="a2c", **_PENDULUM),
     11: dict(algo="a2c", **_PENDULUM),
-    12: dict(algo="ppo", **_PENDULUM),
-    13: dict(algo="a2c", **_PENDULUM),
-    14: dict(algo="ppo", **_PENDULUM),
-    15: dict(algo="a2c", **_PENDULUM),
-    16: dict(algo="ppo", **_CARTPOLE),
-    17: dict(algo="ppo", **_CARTPOLE),
-    # added for issue 26 (students' draws leave out the solution's six, DEFAULT_DRAW): of 40 CartPole PPO candidates
-    # (ten traps x seeds 101-104) only these seven passed write_mysteries' rules; four traps were named by
-    # pg.diagnose's first lead at every seed, four were not told apart from no trap in two updates (the session
-    # note of 2026-11-24 lists them: no trap is named in this file)
-    **{k: dict(algo="ppo", **_CARTPOLE) for k in range(18, 25)},
 }
+MYSTERY_DIR = Path(__file__).parent / "mysteries"
+MYSTERIES = (1, 2, 3, 4, 5, 6)  # the numbers a learner sees: trainers 1-3 on CartPole, 4-6 on Pendulum
 
 # What the check compares: the first updates' diagnostics. How far a replay may be from the mystery, per
 # update: the relative difference |replay - mystery| / max(|mystery|, FLOOR) of each diagnostic, at most
@@ -131,27 +87,24 @@ MARGIN = 5.0
 OTHER_ROUNDING = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE", "OMP_NUM_THREADS": "1",
                   "MKL_NUM_THREADS": "1"}
 
-# Where to look, per pool run: the evidence to read and the experiment to run, for a wrong answer's message and the
-# notebook's hints (where_to_look). One text per kind of run (algorithm and environment), the same for every bug that
-# kind of run may hold: a text written per bug would map to its bug through the solution's six (issue 26). It points
-# at pg.diagnose's signals and at the experiment; it never names or describes a bug.
-_TWIN = "twin = pg.traps.bug_hunt.train_like(m)"
-_CARTPOLE_PPO = ("pg.diagnose's leads are suspects, not verdicts: check each against m.config (which setting is not "
-                 f"pg.train's default, and which term of the loss does it weigh?). Then compare with a correct twin "
-                 f"({_TWIN}): the 'KL / clip fraction', 'explained variance' and 'grad norms' signals (approx_kl, "
-                 "clip_fraction, explained_variance, actor_grad_norm, critic_grad_norm) of the first updates, and "
-                 "every other column of m.history.updates. Which part from the twin's, and which suspects act on "
-                 "them? Test each by experiment.")
-_PENDULUM_PPO = ("pg.diagnose's leads are suspects, not verdicts: check each against m.config and a correct twin "
-                 f"({_TWIN}) before you believe it. Compare the 'policy std', 'entropy', 'explained variance' and "
-                 "'grad norms' signals (log_std_mean, entropy, explained_variance, actor_grad_norm, critic_grad_norm) "
-                 "of the two, first over the first updates, then over the whole run; which network is taught "
-                 "something else? Test by experiment the suspects that act on what you found, those that only a Box "
-                 "action space can have among them.")
-_PENDULUM_A2C = ("A2C has no pi_old, so there is no 'KL / clip fraction' to read: put the first updates' policy_loss, "
-                 f"value_loss and the 'policy std' and 'explained variance' signals beside a correct twin's ({_TWIN}). "
-                 "Does the critic or the actor part from the twin first? Which suspects change what that network's "
-                 "loss is made of, those that only a Box action space can have among them? Test each by experiment.")
+# Where to look, per kind of run (algorithm and environment): the evidence to read and the experiment to run, for the
+# notebook's hints (where_to_look). The same text for every bug that kind of run may hold (a text written per bug would
+# map to its bug); it points at pg.diagnose's signals and at the experiment, never names or describes a bug.
+_TWIN = "its correct twin (pg.traps.bug_hunt.twin_run(k))"
+_EXPERIMENT = ("Then plant each suspect at a seed of your own, train_like(m, traps=('suspect',), seed=s), beside "
+               "train_like(m, seed=s): which columns does each part in first? The suspect whose first parting looks "
+               "like the mystery's is your answer.")
+_CARTPOLE_PPO = ("pg.diagnose's leads are suspects, not verdicts: check each against m.config. Put m.history.updates "
+                 f"beside {_TWIN}: at which update does it first part, and in which of the 'KL / clip fraction', "
+                 "'explained variance' and 'grad norms' columns (approx_kl, clip_fraction, explained_variance, "
+                 "actor_grad_norm, critic_grad_norm) and the others? " + _EXPERIMENT)
+_PENDULUM_PPO = ("pg.diagnose's leads are suspects, not verdicts. Put the 'policy std', 'entropy', 'explained "
+                 "variance' and 'grad norms' columns (log_std_mean, entropy, explained_variance, actor_grad_norm, "
+                 f"critic_grad_norm) beside {_TWIN}: where does the mystery first part, and which network is taught "
+                 "something else? Suspects that only a Box action space can have are among them. " + _EXPERIMENT)
+_PENDULUM_A2C = ("A2C has no pi_old, so there is no 'KL / clip fraction' to read: put policy_loss, value_loss and "
+                 f"the 'policy std' and 'explained variance' columns beside {_TWIN}. Does the critic or the actor "
+                 "part first? Suspects that only a Box action space can have are among them. " + _EXPERIMENT)
 
 
 def _evidence(spec: dict[str, Any]) -> str:
@@ -160,66 +113,134 @@ def _evidence(spec: dict[str, Any]) -> str:
     return _PENDULUM_A2C if spec["algo"] == "a2c" else _PENDULUM_PPO
 
 
-EVIDENCE: dict[int, str] = {k: _evidence(spec) for k, spec in MYSTERY_SPECS.items()}
+
+
+
+
+# -- which six trainers: the practice six, or a hunt made for one student --------------------------------------------
+
+PRACTICE = (7, 9, 3, 11, 5, 6)  # pool ids of the practice six (trainers 1-6): the solution notebook answers them
+HUNT_FORMAT = "pgcourse-hunt/1"  # hunt.json of a hunt folder (made by pgcourse.classroom.hunts)
+KEY_FORMAT = "pgcourse-hunt-key/1"  # the teacher's key of the hunts made for a class
+KEY_VARIABLE = "PGCOURSE_HUNT_KEY"  # set by the grader (--hunt-key) in its trusted worker only: the key's path
+STUDENT_VARIABLE = "PGCOURSE_STUDENT_ID"  # set by the grader's worker: the student whose answers it grades
+WITHHELD_SEED = 2**32 - 1  # the seed a hunt's saved config shows: the real one is in the teacher's key only
+
+
+@dataclasses.dataclass
+class Hunt:
+    """Six mystery trainers: the practice six (``student`` None) or those of a hunt folder made for ``student``."""
+    student: str | None
+    folder: Path | None
+    runs: dict[int, Run]
+    twins: dict[int, Run]  # each trainer's correct twin: its settings and seed, no bug (practice: trained when asked)
+
+
+_CURRENT: list[Hunt | None] = [None]
 
 
 def pool_run(pool_id: int) -> Run:
-    """The saved run ``pool_id`` of the pool (``mysteries/<pool_id>/``), on CPU."""
+    """The saved run ``pool_id`` of the package's pool (``mysteries/<pool_id>/``: the practice six), on CPU."""
     if pool_id not in pool_ids():
         raise ValueError(f"there is no run {pool_id!r} in the bug hunt's pool {pool_ids()}")
     return load(MYSTERY_DIR / str(pool_id), device="cpu")
 
 
+def pool_ids(folder: Path = MYSTERY_DIR) -> tuple[int, ...]:
+    """The ids of the saved runs in ``folder`` (sub-folders named by a number with a config.json)."""
+    return tuple(sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit() and (p / "config.json").is_file()))
+
+
+def _practice() -> Hunt:
+    return Hunt(None, None, {k: pool_run(i) for k, i in zip(MYSTERIES, PRACTICE)}, {})
+
+
+def _current() -> Hunt:
+    if _CURRENT[0] is None:
+        _CURRENT[0] = _practice()
+    return _CURRENT[0]
+
+
+def read_hunt(folder: str | Path) -> Hunt:
+    """The hunt saved in ``folder`` (``hunt.json`` and one saved run per trainer, ``1/`` to ``6/``)."""
+    folder = Path(folder).expanduser()
+    try:
+        about = json.loads((folder / "hunt.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{folder} is not a bug-hunt folder: its hunt.json cannot be read ({error}); give the "
+                         "folder your teacher handed out for you (it holds hunt.json and the folders 1 to 6)") from None
+    if not isinstance(about, dict) or about.get("format") != HUNT_FORMAT or not isinstance(about.get("student"), str):
+        raise ValueError(f"{folder}/hunt.json is not a bug hunt made by pgcourse (expected format {HUNT_FORMAT!r} and "
+                         "a student id)")
+    return Hunt(about["student"], folder, {k: load(folder / str(k), device="cpu") for k in MYSTERIES},
+                {k: load(folder / "twins" / str(k), device="cpu") for k in MYSTERIES})
+
+
+def twin_run(k: int) -> Run:
+    """The correct twin of trainer ``k``: its settings and seed, no bug, recorded beside it (a hunt made for a
+    student ships it in its folder, the practice six in ``mysteries/twins/``)."""
+    hunt = _current()
+    if k not in hunt.twins:
+        hunt.twins[k] = load(MYSTERY_DIR / "twins" / str(PRACTICE[k - 1]), device="cpu")
+    return hunt.twins[k]
+
+
+def load_hunt(folder: str | Path | None = None) -> dict[int, str]:
+    """Work on the six trainers of ``folder`` from now on: the hunt your teacher made for you (None: the practice
+    six, whose answers the solution notebook gives). Returns ``{k: "PPO on CartPole-v1", ...}``.
+
+    A hunt made for you is graded on your teacher's machine against its key, under the student id it was made for
+    (printed here); its saved configs withhold the seed, so no check on your machine can replay its bug: you find it
+    by comparing with correct runs of its settings at other seeds (:func:`train_like` with ``seed=``)."""
+    hunt = _practice() if folder is None else read_hunt(folder)
+    _CURRENT[0] = hunt
+    if hunt.student is None:
+        print("note: these are the practice six (no hunt folder given); their answers are in the solution notebook. "
+              "A graded bug hunt is the folder your teacher made for you: load_hunt('that folder')")
+    else:
+        print(f"hunt made for student {hunt.student!r}: your teacher grades these six under that id (if it is not "
+              "yours, tell your teacher). Their seeds are withheld; each comes with its correct twin (twin_run(k))")
+    return {k: f"{run.config.algo.upper()} on {run.config.env_id}" for k, run in hunt.runs.items()}
+
+
 def mystery_run(k: int) -> Run:
-    """Mystery trainer ``k`` (1 to 6) of the current student (:func:`my_mysteries`; without one, the default six):
-    the course's PPO or A2C with one hidden planted bug, loaded from its saved run (its config has ``traps=()``: the
-    bug is for you to find)."""
-    return pool_run(pool_id(k))
-
-
-def my_mysteries(student: str | None) -> dict[int, str]:
-    """Use ``student``'s own six mystery trainers from now on (None: the default six, the solution's), drawn from
-    the pool by the student id (:mod:`.pool`); returns ``{k: "PPO on CartPole-v1", ...}``. Use the id your course
-    grades you under (the grader draws your trainers from it, whatever id the notebook gave)."""
-    choose_student(student)
-    graded = current_student()
-    if student is not None and graded != student.strip():
-        print(f"note: this Python grades as student {graded!r} (${STUDENT_VARIABLE} is set), not {student!r}")
-    if graded is None:
-        print("note: no student id given, so these are the default six (the solution's); the grader grades the six "
-              "drawn for your student id: give it here to work on yours")
-    described = {}
-    for k in MYSTERIES:
-        config = mystery_run(k).config
-        described[k] = f"{config.algo.upper()} on {config.env_id}"
-    return described
+    """Mystery trainer ``k`` (1 to 6) of the hunt loaded by :func:`load_hunt` (without one, the practice six): the
+    course's PPO or A2C with one hidden planted bug, loaded from its saved run (its config has ``traps=()``)."""
+    if k not in MYSTERIES:
+        raise ValueError(f"mystery trainers are numbered {MYSTERIES[0]} to {MYSTERIES[-1]}, got {k!r}")
+    return _current().runs[k]
 
 
 def where_to_look(k: int) -> str:
-    """Where to look for the current student's trainer ``k``: the signals that tell its bug apart and the experiment
-    to run (:data:`EVIDENCE`), never the bug's name. The notebook's hints for any draw."""
-    return EVIDENCE[pool_id(k)]
+    """Where to look for trainer ``k``: the signals to put beside correct runs' and the experiment to run, one text
+    per kind of run (algorithm and environment), never the bug's name. The notebook's hints for any hunt."""
+    return _evidence(dataclasses.asdict(mystery_run(k).config))
 
 
 def first_lead(run: Run) -> str | None:
     """pg.diagnose's first lead on ``run``: the first trap its most alarming finding names as a likely cause (None:
-    it names none). A pool run's own trap is never its first lead (:func:`write_mysteries`)."""
+    it names none). No mystery's own trap is its first lead (:func:`write_mysteries`, ``classroom.hunts``)."""
     leads = top_causes(diagnose(run), 1)
     return leads[0] if leads else None
 
 
-def train_like(mystery: Run, traps: tuple[str, ...] = (), **changes: Any) -> Run:
-    """Train the course's algorithm with the mystery's saved settings (algorithm, environment, seed, budget and
-    every hyperparameter), on CPU, with ``traps`` planted (default none: a correct twin of the mystery).
-    ``changes`` override settings (keep ``total_steps`` when you compare with the mystery: with ``anneal_lr`` every
-    update's learning rate depends on the budget, so a shorter run is another experiment, whose first updates even
-    the right trap does not reproduce). The experiment of the bug hunt:
-    ``pg.traps.bug_hunt.train_like(m, traps=("suspect",))`` beside ``m``."""
+def train_like(mystery: Run, traps: tuple[str, ...] = (), seed: int | None = None, **changes: Any) -> Run:
+    """Train the course's algorithm with the mystery's saved settings (algorithm, environment, budget and every
+    hyperparameter), on CPU, with ``traps`` planted (default none: a correct run of the mystery's settings) at
+    ``seed`` (default: the mystery's own, where its config gives it; a hunt made for a student withholds it, so
+    give one: correct runs at a few seeds show the range a bug must leave). ``changes`` override settings (keep
+    ``total_steps`` when you compare with the mystery: with ``anneal_lr`` every update's learning rate depends on
+    the budget)."""
     config = mystery.config
-    fixed = ("algo", "env_id", "device", "progress", "traps")
+    if seed is None and config.seed == WITHHELD_SEED:
+        raise ConfigError("this trainer's seed is withheld (a hunt made for a student): its correct twin comes with the "
+                          "hunt (pg.traps.bug_hunt.twin_run(k)); train_like(m, seed=1) trains a correct run of its "
+                          "settings at seed 1, and train_like(m, traps=('suspect',), seed=1) a suspect beside it")
+    fixed = ("algo", "env_id", "device", "progress", "traps", "seed")
     settings = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name not in fixed}
     settings.update(changes)
-    return train(config.algo, config.env_id, device="cpu", progress=False, traps=tuple(traps), **settings)
+    return train(config.algo, config.env_id, seed=config.seed if seed is None else seed, device="cpu",
+                 progress=False, traps=tuple(traps), **settings)
 
 
 def _signature(run: Run, updates: int) -> np.ndarray:
@@ -265,6 +286,9 @@ def _replay(trap: str | None, mystery: Run, updates: int = CHECKED_UPDATES,
     and return the signature of its first ``updates`` updates. Stops after the first update whose distance
     from the mystery's is above ``stop_beyond`` (None: never), so a wrong trap costs about one update. A trap
     that cannot be planted in this algorithm or environment gives an empty signature."""
+    if mystery.config.seed == WITHHELD_SEED:
+        raise ValueError("this mystery's seed is withheld (a hunt made for a student): no replay can reproduce it; "
+                         "compare it with its correct twin instead")
     expected = _signature(mystery, updates)
     tolerances = _tolerances(updates)
     config = dataclasses.replace(mystery.config, traps=(trap,) if trap else (), device="cpu", progress=False)
@@ -356,13 +380,13 @@ def mystery_feedback(k: int, answer: Any) -> str | None:
 
 
 def unmeasured_signals(k: int) -> set[str]:
-    """The signals of :data:`~pgcourse.course.debugging.signals.SIGNALS` that trainer ``k``'s run does not measure: A2C has no
-    pi_old ('KL / clip fraction'), a Discrete policy no Gaussian ('policy std')."""
-    return unmeasured_in(MYSTERY_SPECS[pool_id(k)])
+    """The signals of :data:`~pgcourse.course.debugging.signals.SIGNALS` that trainer ``k``'s run does not measure: A2C
+    has no pi_old ('KL / clip fraction'), a Discrete policy no Gaussian ('policy std')."""
+    return unmeasured_in(dataclasses.asdict(mystery_run(k).config))
 
 
 def unmeasured_in(spec: dict[str, Any]) -> set[str]:
-    """The signals a pool run of ``spec`` (:data:`MYSTERY_SPECS`) does not measure (:func:`unmeasured_signals`)."""
+    """The signals a run of ``spec`` (its settings: at least ``algo`` and ``env_id``) does not measure."""
     missing = set()
     if spec["algo"] == "a2c":
         missing.add("KL / clip fraction")
@@ -372,220 +396,149 @@ def unmeasured_in(spec: dict[str, Any]) -> set[str]:
 
 
 def answerable_signals(answer: str, spec: dict[str, Any]) -> set[str]:
-    """The signals of ``SHOWS_IN[answer]`` that a pool run of ``spec`` (:data:`MYSTERY_SPECS`, or its saved config)
-    measures and that ``answer`` is not kept from moving by its settings (:func:`~.signals.inert_signals`; the course
-    defaults fill what ``spec`` leaves out): the right signal halves of that run's answer. A pool run with none could
-    not be answered (:func:`write_mysteries` refuses it). Whether the trap acts at all in that run (a Box-only trap on
-    CartPole, a PPO-only trap in A2C) is not judged here: :func:`write_mysteries` refuses those runs otherwise."""
+    """The signals of ``SHOWS_IN[answer]`` that a run of ``spec`` (its settings, or :data:`MYSTERY_SPECS`'s) measures
+    and that ``answer`` is not kept from moving by its settings (:func:`~.signals.inert_signals`; the course
+    defaults fill what ``spec`` leaves out): the right signal halves of that run's answer."""
     _, action_space = env_spaces(spec["env_id"], spec.get("env_kwargs"))
     kind = action_space_kind(action_space)
     fields = {field.name for field in dataclasses.fields(make_config(spec["algo"], spec["env_id"], kind))}
     config = make_config(spec["algo"], spec["env_id"], kind, **{name: value for name, value in spec.items()
-                                                                if name in fields - {"algo", "env_id"}})
+                                                                if name in fields - {"algo", "env_id", "traps"}})
     return set(SHOWS_IN[answer]) - unmeasured_in(spec) - signals_inert_in(answer, config)
 
 
 def inert_signals(k: int, answer: str) -> set[str]:
-    """Signals of :data:`~pgcourse.course.debugging.signals.SHOWS_IN` through which ``answer`` cannot act in trainer ``k``'s
-    settings (:func:`~pgcourse.course.debugging.signals.inert_signals` of its saved config)."""
-    config = json.loads((MYSTERY_DIR / str(pool_id(k)) / "config.json").read_text())
-    return signals_inert_in(answer, config)
+    """Signals of :data:`~pgcourse.course.debugging.signals.SHOWS_IN` through which ``answer`` cannot act in trainer
+    ``k``'s settings (:func:`~pgcourse.course.debugging.signals.inert_signals` of its saved config)."""
+    return signals_inert_in(answer, mystery_run(k).config)
+
+
+def _signal_feedback(k: int, answer: str, name: str, settings: dict[str, Any]) -> str | None:
+    """None if ``name`` is a signal through which ``answer`` (the right trap of trainer ``k``) acts in a run of
+    ``settings``; otherwise why not, without naming the ones that are."""
+    if name in unmeasured_in(settings):
+        return (f"mystery trainer {k}: {answer!r} is right, but this trainer does not measure {name!r} (its history "
+                "has no such numbers), so it cannot be where the bug shows: which signal of its history does it move?")
+    if name in answerable_signals(answer, settings) or name not in SHOWS_IN[answer]:
+        return None if name in answerable_signals(answer, settings) else (
+            f"mystery trainer {k}: {answer!r} is right, but {name!r} is not a signal this bug acts on: what does it "
+            "change in the update, and which of pg.diagnose's signals reads that?")
+    return (f"mystery trainer {k}: {answer!r} is right, but in this trainer's settings it cannot act through "
+            f"{name!r}: {INERT_BECAUSE[answer]} Which signal reads what it does change?")
 
 
 def signal_feedback(k: int, answer: str, signal: Any) -> str | None:
-    """None if ``signal`` is one of the signals through which ``answer`` (the right trap of trainer ``k``)
-    acts (:data:`~pgcourse.course.debugging.signals.SHOWS_IN`); otherwise why not, without naming the ones that are."""
+    """None if ``signal`` is one of the signals through which ``answer`` (the right trap of trainer ``k``) acts;
+    otherwise why not, without naming the ones that are."""
     name = signal_name(signal)
     if name is None:
         return (f"mystery trainer {k}: {signal!r} is not one of pg.diagnose's signals; name the signal with one of "
                 f"pg.traps.SIGNALS: {list(SIGNALS)}")
-    if name in unmeasured_signals(k):
-        return (f"mystery trainer {k}: {answer!r} reproduces it (the trap is right), but this trainer does not measure "
-                f"{name!r} (its history has no such numbers), so it cannot be where the bug shows: which signal of "
-                f"its history does the bug move?")
-    if name in inert_signals(k, answer):
-        return (f"mystery trainer {k}: {answer!r} reproduces it (the trap is right), but in this trainer's settings it "
-                f"cannot act through {name!r}: {INERT_BECAUSE[answer]} Which signal reads what it does change?")
-    if name in SHOWS_IN[answer]:
+    return _signal_feedback(k, answer, name, dataclasses.asdict(mystery_run(k).config))
+
+
+def _key_entry(k: int) -> dict[str, Any] | None:
+    """The teacher's key entry of trainer ``k`` of the student being graded (``{"trap", "seed", "settings",
+    "history"}``), when this is the grader's worker with a key (:data:`KEY_VARIABLE`) grading a student; else None."""
+    path, student = os.environ.get(KEY_VARIABLE), os.environ.get(STUDENT_VARIABLE)
+    if not path or not student:
         return None
-    return (f"mystery trainer {k}: {answer!r} reproduces it (the trap is right), but {name!r} is not a signal this "
-            f"bug acts on: what does it change in the update, and which of pg.diagnose's signals reads that? Put "
-            f"that signal of the mystery beside its correct twin's (pg.traps.bug_hunt.train_like(m)).")
+    key = json.loads(Path(path).read_text(encoding="utf-8"))
+    entry = key.get("students", {}).get(student)
+    if entry is None:
+        raise AssertionError(f"mystery trainer {k}: your teacher's key has no hunt made for student {student!r}, the "
+                             "id this submission is graded under; your teacher can make one (pgcourse.classroom.hunts)")
+    return entry[str(k)]
 
 
-MAX_TRIES = 2  # distinct answers per mystery trainer that the check takes on one machine account
-# Where the tries are recorded, if not in the default file; "off": no record and no limit. The grader's worker sets
-# it off: it grades the answer in each student's answer cell once, in a process that grades many students.
-RECORD_VARIABLE = "PGCOURSE_BUG_HUNT_RECORD"
-_KERNEL_TRIES: dict[str, list[dict[str, Any]]] = {}  # this Python's tries, kept even where no file can be written
-
-
-def record_path() -> Path:
-    """The file that records the bug hunt's tries: ``$PGCOURSE_BUG_HUNT_RECORD``, else
-    ``~/.pgcourse/bug_hunt_tries.json``."""
-    return Path(os.environ.get(RECORD_VARIABLE) or Path.home() / ".pgcourse" / "bug_hunt_tries.json")
-
-
-def _record_key(k: int) -> str:
-    """Tries are recorded per pool run (``"pool <id>"``): the same run is the same mystery in any student's draw."""
-    return f"pool {pool_id(k)}"
-
-
-def recorded_tries(k: int) -> list[dict[str, Any]]:
-    """The answers given for trainer ``k`` on this machine account, in order: ``{"trap", "signal", "right"}``
-    each, from the record file and this Python's own memory (a deleted file does not forget this kernel's)."""
+def _form_problem(k: int, answer: Any, signal: Any, settings: dict[str, Any]) -> str | None:
+    """What is wrong with the form of an answer for a trainer of ``settings`` (None: a trap that can be planted
+    there and a signal it measures), told the same whatever its bug."""
+    if not isinstance(answer, str) or answer not in TRAPS:
+        return (f"mystery trainer {k}: {answer!r} is not a trap name; answer with one of the keys of pg.traps.TRAPS: "
+                f"{sorted(TRAPS)}")
     try:
-        stored = json.loads(record_path().read_text()).get(_record_key(k), [])
-    except (OSError, ValueError, AttributeError):
-        stored = []
-    tries = [t for t in stored if isinstance(t, dict) and {"trap", "signal", "right"} <= set(t)]
-    for kept in _KERNEL_TRIES.get(_record_key(k), []):
-        if not any((t["trap"], t["signal"]) == (kept["trap"], kept["signal"]) for t in tries):
-            tries.append(kept)
-    return tries
-
-
-def _record(k: int, entry: dict[str, Any]) -> None:
-    """Add ``entry`` to trainer ``k``'s tries, in memory and in the record file (if it can be written)."""
-    _KERNEL_TRIES.setdefault(_record_key(k), []).append(entry)
-    path = record_path()
-    try:
-        record = json.loads(path.read_text()) if path.is_file() else {}
-        record = record if isinstance(record, dict) else {}
-    except (OSError, ValueError):
-        record = {}
-    record[_record_key(k)] = recorded_tries(k)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=1))
-    except OSError:  # a read-only home (e.g. the grader's sandbox): this kernel's memory still counts
-        pass
-
-
-def _verdict(k: int, answer: Any, signal: Any) -> tuple[str | None, bool]:
-    """The check's message (None: right) and whether the answer counts as a try (a well-formed trap that can be
-    planted here, and a signal name: malformed answers and crossed-off traps cost nothing)."""
-    problem = mystery_feedback(k, answer)
-    if problem is not None and (k not in MYSTERIES or not isinstance(answer, str) or answer not in TRAPS
-                                or "cannot be planted" in problem):
-        return problem, False
-    if signal_name(signal) is None:
-        return signal_feedback(k, answer, signal), False
-    if problem is not None:
-        return problem, True
-    return signal_feedback(k, answer, signal), True
-
-
-def check_mystery(k: int, answer: str, signal: str | None = None) -> None:
-    """Check one answer of the bug hunt: ``answer`` names the trap (a key of ``TRAPS``) planted in mystery
-    trainer ``k`` and ``signal`` the signal of ``pg.diagnose`` (one of ``pg.traps.SIGNALS``) through which it
-    shows. Behaviour is compared, not names (a second or two: a replay of two updates).
-
-    Tries are limited: the check takes :data:`MAX_TRIES` different answers per trainer on one machine account
-    and records each (:func:`record_path`); giving the same answer again costs nothing, and once a right answer
-    is recorded the mystery is solved and further answers cost nothing either."""
+        validate_traps(settings["algo"], (answer,))
+    except ConfigError:
+        return (f"mystery trainer {k}: {answer!r} cannot be planted in this trainer: it is {settings['algo'].upper()} "
+                f"on {settings['env_id']}, and {answer!r} exists for {TRAPS[answer][0]} only. Cross it off your list.")
+    if settings["env_id"] == "CartPole-v1" and answer in BOX_ONLY:
+        return (f"mystery trainer {k}: {answer!r} acts on a Box (continuous) action space, and this trainer's "
+                "CartPole-v1 has two discrete actions. Cross it off your list.")
     if signal is None:
-        raise AssertionError(f"mystery trainer {k}: name the signal too: check_mystery({k}, trap, signal), the signal "
-                             f"of pg.diagnose through which the bug shows, one of pg.traps.SIGNALS: {list(SIGNALS)}")
-    if os.environ.get(RECORD_VARIABLE) == "off":  # the grader: one answer per student, graded once
-        problem, _ = _verdict(k, answer, signal)
-        if problem is not None:
-            raise AssertionError(problem)
-        print(f"✓ mystery trainer {k}: {answer!r} planted gives its first {CHECKED_UPDATES} updates, and it shows in "
-              f"{signal_name(signal)!r}")
-        return
-    tries = recorded_tries(k) if k in MYSTERIES else []
-    name = signal_name(signal)
-    again = next((t for t in tries if (t["trap"], t["signal"]) == (answer, name)), None)
-    solved = any(t["right"] for t in tries)  # a solved mystery may be checked again, with any answer
-    if again is None and len(tries) >= MAX_TRIES and not solved:
-        given = "; ".join(f"({t['trap']!r}, {t['signal']!r})" for t in tries)
-        _print_record(k, tries)
-        raise AssertionError(f"mystery trainer {k}: no tries left. The check takes {MAX_TRIES} different answers per "
-                             f"mystery, and you have given {given} (recorded in {record_path()}). The grader grades "
-                             "the answer in your notebook's answer cell, once.")
-    problem, counts = _verdict(k, answer, signal)
-    if counts and again is None and not solved:
-        _record(k, {"trap": answer, "signal": name, "right": problem is None})
-        tries = recorded_tries(k)
-    used = (f" (try {len(tries)} of {MAX_TRIES})" if counts and not solved else
-            " (solved before: not counted)" if counts else " (not counted as a try)")
+        return (f"mystery trainer {k}: name the signal too: the signal of pg.diagnose through which the bug shows, one "
+                f"of pg.traps.SIGNALS: {list(SIGNALS)}")
+    if signal_name(signal) is None:
+        return (f"mystery trainer {k}: {signal!r} is not one of pg.diagnose's signals; name the signal with one of "
+                f"pg.traps.SIGNALS: {list(SIGNALS)}")
+    if signal_name(signal) in unmeasured_in(settings):
+        return (f"mystery trainer {k}: this trainer does not measure {signal_name(signal)!r} (its history has no such "
+                "numbers), so it cannot be where the bug shows")
+    return None
+
+
+def judge_answer(k: int, answer: Any, signal: Any, evidence: Any) -> tuple[str | None, str]:
+    """``(problem, verdict)``: what is wrong with trainer ``k``'s answer (None: nothing found) and, when nothing is,
+    what was judged: ``"graded"`` (the teacher's key: the trap, its signal and the evidence), ``"practice"`` (a
+    replay of the trap, its signal and the evidence) or ``"form"`` (a hunt made for a student, on the student's
+    machine: the answer's form and its evidence only, the bug being in the teacher's key alone)."""
+    if k not in MYSTERIES:
+        return f"there is no mystery trainer {k!r}; they are numbered {MYSTERIES[0]} to {MYSTERIES[-1]}", "form"
+    entry = _key_entry(k)
+    if entry is not None:
+        settings, history, twin, mode = entry["settings"], entry["history"], entry["twin_history"], "graded"
+    else:
+        run = mystery_run(k)
+        settings, history = dataclasses.asdict(run.config), run.history.updates
+        mode = "practice" if _current().student is None else "form"
+    problem = _form_problem(k, answer, signal, settings)
     if problem is not None:
-        if k in MYSTERIES and tries:
-            _print_record(k, tries)
-        raise AssertionError(problem + used)
-    print(f"✓ mystery trainer {k}: the course's {mystery_run(k).config.algo.upper()} with {answer!r} planted "
-          f"gives its first {CHECKED_UPDATES} updates, and it shows in {name!r}{used}")
-    _print_record(k, tries)
+        return problem, mode
+    name = signal_name(signal)
+    if entry is None:
+        twin = twin_run(k).history.updates
+    judged = judge_evidence(history, twin, name, evidence)
+    if judged is not None:
+        return f"mystery trainer {k}, your evidence: {judged}.", mode
+    if mode == "graded" and answer != entry["trap"]:
+        return (f"mystery trainer {k}: {answer!r} is not the bug planted in this trainer (your evidence holds: the "
+                "mystery first parts from its twin there)."), mode
+    if mode == "practice":
+        problem = mystery_feedback(k, answer)
+        if problem is not None:
+            return problem, mode
+    if mode != "form":
+        problem = _signal_feedback(k, answer, name, settings)
+    return problem, mode
 
 
-# The record of tries in the notebook itself: the check prints it into its cell's output, which the notebook stores
-# and the grader reads (a line per check run; the last one of a cell is the record when the notebook was saved).
-RECORD_LINE = "bug-hunt record of tries"
+def check_mystery(k: int, answer: str, signal: str | None = None, evidence: tuple[int, float] | None = None) -> None:
+    """Check one answer of the bug hunt: ``answer`` names the trap (a key of ``TRAPS``) planted in mystery trainer
+    ``k``, ``signal`` the signal of ``pg.diagnose`` (one of ``pg.traps.SIGNALS``) through which it shows, and
+    ``evidence = (update, value)`` the value the mystery logged in a column of that signal
+    (:data:`~.evidence.EVIDENCE_COLUMNS`) at the first update where it parts from its correct twin (counted from 1).
+
+    On the practice six the whole answer is checked (the trap by a replay of two updates). On a hunt made for you,
+    this machine cannot know its bug: the check says whether the answer is well formed and whether its evidence
+    holds; your teacher's grader judges the trap and the signal, once, with the key."""
+    problem, mode = judge_answer(k, answer, signal, evidence)
+    if problem is not None:
+        raise AssertionError(problem)
+    update, value = parse_evidence(evidence)
+    if mode == "form":
+        print(f"✓ mystery trainer {k}: a well-formed answer, and its evidence holds ({signal_name(signal)!r} first parts "
+              f"from the correct twin's at update {update}: {value:.4g}). Whether {answer!r} is the bug and "
+              f"{signal_name(signal)!r} its signal, your teacher's grader says: no check on this machine knows it")
+        return
+    print(f"✓ mystery trainer {k}: {answer!r} is its bug, it shows in {signal_name(signal)!r}, and your evidence holds "
+          f"(update {update}: {value:.4g}, where it first parts from its correct twin)")
 
 
-def _print_record(k: int, tries: list[dict[str, Any]]) -> None:
-    """Print trainer ``k``'s tries into the check cell's output: ``RECORD_LINE {json}``."""
-    # no pool id here: beside the published solution's, it would say which of the solution's trainers this one is
-    record = {"trainer": k, "student": current_student(),
-              "tries": [{"trap": t["trap"], "signal": t["signal"], "right": bool(t["right"])} for t in tries]}
-    print(f"{RECORD_LINE}: {json.dumps(record)}")
-
-
-def records_in_notebook(data: bytes | str) -> dict[int, dict[str, Any]]:
-    """The last record of tries each trainer's check printed in a saved notebook (``{k: record}``, see
-    :func:`_print_record`), read from the stored outputs of its code cells; a trainer with none is absent. Anything
-    that is not a well-formed record is ignored (an edited record is then simply missing)."""
-    try:
-        notebook = json.loads(data)
-    except (ValueError, TypeError, RecursionError):
-        return {}
-    found: dict[int, dict[str, Any]] = {}
-    cells = notebook.get("cells") if isinstance(notebook, dict) else None
-    for cell in cells if isinstance(cells, list) else []:
-        outputs = cell.get("outputs") if isinstance(cell, dict) else None
-        for output in outputs if isinstance(outputs, list) else []:
-            text = output.get("text", "") if isinstance(output, dict) else ""
-            text = "".join(text) if isinstance(text, list) else text
-            for line in str(text).splitlines():
-                if not line.startswith(RECORD_LINE + ": "):
-                    continue
-                try:
-                    record = json.loads(line[len(RECORD_LINE) + 2:])
-                    k = int(record["trainer"])
-                    tries = [{"trap": str(t["trap"]), "signal": str(t["signal"]), "right": bool(t["right"])}
-                             for t in record["tries"]]
-                except (ValueError, TypeError, KeyError):
-                    continue
-                found[k] = {"student": record.get("student"), "tries": tries}
-    return found
-
-
-def first_answers_verdict(record: dict[str, Any] | None, student: str | None) -> tuple[bool, str | None]:
-    """What the grade counts for one trainer, from the notebook's record of its tries: ``(counts, note)``.
-    ``counts`` is False when the record shows :data:`MAX_TRIES` wrong answers before any right one (the answer cell
-    is then a later try, and scores nothing); ``note`` is what the teacher's report says (None: nothing to say): no
-    record at all (outputs cleared or the record removed: the tries cannot be counted), or a record made for another
-    student's draw than ``student``'s."""
-    if record is None:
-        return True, "no record of tries in the notebook's outputs (cleared or removed): its tries cannot be counted"
-    tries = record["tries"]
-    first_right = next((i for i, t in enumerate(tries) if t["right"]), None)
-    if first_right is None and len(tries) >= MAX_TRIES or first_right is not None and first_right >= MAX_TRIES:
-        given = "; ".join(f"({t['trap']!r}, {t['signal']!r})" for t in tries[:MAX_TRIES])
-        return False, (f"the notebook's record shows its first {MAX_TRIES} answers wrong ({given}); the grade counts "
-                       "those, not a later answer")
-    if record.get("student") != student:
-        return True, (f"the record of tries was made for student {record.get('student')!r}'s draw, not "
-                      f"{student!r}'s")
-    return True, None
-
-
-def check_bug_hunt(answers: dict[int, tuple[str, str]]) -> None:
-    """Check all the answers at once: ``answers[k]`` is ``(trap, signal)`` for mystery trainer ``k`` (each counts
-    as a try of :func:`check_mystery`)."""
+def check_bug_hunt(answers: dict[int, tuple]) -> None:
+    """Check all the answers at once: ``answers[k]`` is ``(trap, signal, (update, value))`` for mystery trainer
+    ``k``."""
     if not isinstance(answers, dict):
-        raise AssertionError("answers must be a dict {1: ('trap name', 'signal'), 2: ..., ...}, got "
+        raise AssertionError("answers must be a dict {1: ('trap name', 'signal', (update, value)), 2: ..., ...}, got "
                              f"{type(answers).__name__}")
     try:  # keys may arrive as strings (e.g. through JSON)
         answers = {int(k): v for k, v in answers.items()}
@@ -596,17 +549,17 @@ def check_bug_hunt(answers: dict[int, tuple[str, str]]) -> None:
         raise AssertionError(f"answers has no entry for mystery trainer(s) {missing}")
     problems = []
     for k in MYSTERIES:
-        pair = answers[k]
-        if not (isinstance(pair, tuple | list) and len(pair) == 2):
-            problems.append(f"mystery trainer {k}: answer with a pair (trap, signal), got {pair!r}")
+        triple = answers[k]
+        if not (isinstance(triple, tuple | list) and len(triple) == 3):
+            problems.append(f"mystery trainer {k}: answer with (trap, signal, (update, value)), got {triple!r}")
             continue
         try:
-            check_mystery(k, *pair)
+            check_mystery(k, *triple)
         except AssertionError as error:
             problems.append(str(error))
     if problems:
         raise AssertionError("\n\n".join(problems))
-    print(f"✓ bug hunt: all {len(MYSTERIES)} planted bugs and their signals named correctly")
+    print(f"✓ bug hunt: all {len(MYSTERIES)} answers checked")
 
 
 # -- for whoever maintains the course -------------------------------------------------------------
