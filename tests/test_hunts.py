@@ -222,14 +222,20 @@ def test_the_grader_grades_each_students_hunt_with_the_key(made, tmp_path):
         shown.unlink()
 
 
-def test_the_practice_six_are_graded_without_a_key_and_the_report_says_so():
-    from pgcourse.classroom.grading.grader import _note_practice_hunt
+def test_the_report_says_where_the_hunt_was_graded_on_the_practice_six_or_found_no_hunt():
+    from pgcourse.classroom.grading.grader import _note_hunt
     from pgcourse.classroom import grading
 
     chapter = grading.load_course(ROOT).chapter("06_debugging_traps")
-    row = dataclasses.make_dataclass("Row", [("notes", list)])([])
-    _note_practice_hunt(chapter, row, None)
+    row = dataclasses.make_dataclass("Row", [("student", str), ("notes", list)])("ann", [])
+    _note_hunt(chapter, row, None, set())
     assert row.notes and "practice six" in row.notes[0] and "--hunt-key" in row.notes[0]
     row.notes.clear()
-    _note_practice_hunt(chapter, row, Path("/keys/k.json"))
+    _note_hunt(chapter, row, Path("/keys/k.json"), {"ann"})
+    assert row.notes == []
+    _note_hunt(chapter, row, Path("/keys/k.json"), {"bob"})
+    assert "no hunt made for student 'ann'" in row.notes[0]
+    other = grading.load_course(ROOT).chapter("01_reinforce")
+    row.notes.clear()
+    _note_hunt(other, row, None, set())
     assert row.notes == []

@@ -206,19 +206,28 @@ def _row(submission: Submission, chapter: Chapter, raw: dict[str, dict[str, Any]
 _MYSTERY_EXERCISE = re.compile(r"ch06_mystery_(\d+)")
 
 
-def _note_practice_hunt(chapter: Chapter, row: StudentResult, hunt_key: Path | None) -> None:
-    """Chapter 06 graded without the teacher's key: the bug hunt was graded on the practice six, whose answers the
-    solution publishes; the teacher's report says so (docs/teachers.md: make a hunt per student)."""
-    if hunt_key is None and any(_MYSTERY_EXERCISE.fullmatch(e.id) for e in chapter.auto_exercises):
+def _note_hunt(chapter: Chapter, row: StudentResult, hunt_key: Path | None, made_for: set[str]) -> None:
+    """Chapter 06's bug hunt, in the teacher's report: graded without the key, it was graded on the practice six,
+    whose answers the solution publishes; graded with it, a student the key has no hunt for scored nothing there."""
+    if not any(_MYSTERY_EXERCISE.fullmatch(e.id) for e in chapter.auto_exercises):
+        return
+    if hunt_key is None:
         row.notes.append("the bug hunt was graded on the practice six (no --hunt-key): their answers are in the "
                          "published solution; grade a class on hunts made per student (python -m "
                          "pgcourse.classroom.hunts, then --hunt-key)")
+    elif row.student not in made_for:
+        row.notes.append(f"the bug hunt: {hunt_key} has no hunt made for student {row.student!r}, so its mysteries "
+                         "scored 0; make one (python -m pgcourse.classroom.hunts ... with that id) and grade again")
+
+
+def _hunt_key_students(path: Path) -> list[str]:
+    return list(json.loads(path.read_text(encoding="utf-8"))["students"])
 
 
 def check_hunt_key(path: str | Path) -> Path:
     """The teacher's bug-hunt key at ``path``, validated, as an absolute path (a GradingError that says what is
     wrong): readable, made by ``pgcourse.classroom.hunts``, and not in a folder the students' sandbox shows."""
-    from ..hunts import read_key
+    from ..hunts import read_key  # (not at import: it brings the RL library, which grading needs only here)
     from .sandbox import _read_only_roots
 
     key = Path(path).expanduser().resolve()
@@ -473,9 +482,10 @@ def grade_paths(paths: Sequence[str | Path], *, out: str | Path | None = None, j
                                           len(submissions) - len(tasks), hunt_key)
     rows = [_row(submission, the_chapter, raw, failed, notes.get(submission.student, []))
             for submission in submissions]
+    made_for = set(_hunt_key_students(hunt_key)) if hunt_key is not None else set()
     for row, submission in zip(rows, submissions):
         if submission.problem is None:
-            _note_practice_hunt(the_chapter, row, hunt_key)
+            _note_hunt(the_chapter, row, hunt_key, made_for)
     for row, submission in zip(rows, submissions):
         apply_lateness(row, submission, assignment.policy)
     warnings += _changed_files(submissions)
