@@ -34,6 +34,7 @@ import hmac
 import json
 import random
 import secrets
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -122,14 +123,17 @@ def make_student_hunt(student: str, secret: str, folder: Path,
         runs[k] = (mystery, twin)
         entry[str(k)] = {"trap": trap, "seed": seed, "settings": dataclasses.asdict(mystery.config) | {"seed": seed},
                          "history": _history(mystery), "twin_history": _history(twin)}
-    folder.mkdir(parents=True)
+    staging = folder.with_name(f".{folder.name}.partial")  # renamed when whole: Ctrl-C leaves no half folder
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
     for k, (mystery, twin) in runs.items():
-        _withheld(mystery).save(folder / str(k))
-        _withheld(twin).save(folder / "twins" / str(k))
+        _withheld(mystery).save(staging / str(k))
+        _withheld(twin).save(staging / "twins" / str(k))
     about = {"format": HUNT_FORMAT, "student": student, "made": datetime.date.today().isoformat(),
              "trainers": {str(k): f"{s['algo'].upper()} on {s['env_id']}" for k, s in settings.items()},
              "seeds": "withheld", "bugs": "in your teacher's key only"}
-    (folder / "hunt.json").write_text(json.dumps(about, indent=1) + "\n", encoding="utf-8")
+    (staging / "hunt.json").write_text(json.dumps(about, indent=1) + "\n", encoding="utf-8")
+    staging.rename(folder)
     return entry
 
 
