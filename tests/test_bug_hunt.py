@@ -197,7 +197,7 @@ def test_mystery_feedback_says_where_to_look_without_naming_the_answer():
     assert {name for name in traps.TRAPS if name in message} == {guess}
     # a trap that changes nothing in this setting says so (Box actions only: a no-op on CartPole)
     assert _spec(1)["env_id"] == "CartPole-v1" and ANSWERS[1] != "clipped_action_log_prob"
-    assert "changes nothing at all" in bug_hunt.mystery_feedback(1, "clipped_action_log_prob")
+    assert "changes nothing in the first updates" in bug_hunt.mystery_feedback(1, "clipped_action_log_prob")
 
 
 def test_check_accepts_each_answer_and_rejects_a_wrong_one(capsys):

@@ -49,7 +49,8 @@ from ...rl.config import ConfigError, make_config
 from ...rl.envs import action_space_kind, env_spaces
 from ...rl.planted import BOX_ONLY, TRAPS, plant, validate_traps
 from ...rl.run import Run, load
-from .evidence import EVIDENCE_COLUMNS, first_parting, judge_evidence, parse_evidence
+from .evidence import EVIDENCE_COLUMNS, TOLERANCE, first_parting, judge_evidence, parse_evidence
+from .evidence import partings as evidence_partings
 from .signals import INERT_BECAUSE, SHOWS_IN, SIGNALS, diagnose, signal_name, top_causes
 from .signals import inert_signals as signals_inert_in
 
@@ -91,13 +92,14 @@ OTHER_ROUNDING = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE", "O
 # notebook's hints (where_to_look). The same text for every bug that kind of run may hold (a text written per bug would
 # map to its bug); it points at pg.diagnose's signals and at the experiment, never names or describes a bug.
 _TWIN = "its correct twin (pg.traps.bug_hunt.twin_run(k))"
-_EXPERIMENT = ("Then plant each suspect at a seed of your own, train_like(m, traps=('suspect',), seed=s), beside "
-               "train_like(m, seed=s): which columns does each part in first? The suspect whose first parting looks "
-               "like the mystery's is your answer.")
-_CARTPOLE_PPO = ("pg.diagnose's leads are suspects, not verdicts: check each against m.config. Put m.history.updates "
-                 f"beside {_TWIN}: at which update does it first part, and in which of the 'KL / clip fraction', "
-                 "'explained variance' and 'grad norms' columns (approx_kl, clip_fraction, explained_variance, "
-                 "actor_grad_norm, critic_grad_norm) and the others? " + _EXPERIMENT)
+_EXPERIMENT = ("Then plant each suspect at seeds of your own (several: one seed can mislead), train_like(m, "
+               "traps=('suspect',), seed=s) beside train_like(m, seed=s): which columns does each part in first, and "
+               "which way? The suspect whose first partings look like the mystery's at every seed is your answer.")
+_CARTPOLE_PPO = ("pg.diagnose's leads are suspects, not verdicts. Put m.history.updates beside "
+                 f"{_TWIN}: where does each signal first part (pg.traps.bug_hunt.partings(k))? Read the 'KL / clip "
+                 "fraction', 'explained variance' and 'grad norms' columns (approx_kl, clip_fraction, "
+                 "explained_variance, actor_grad_norm, critic_grad_norm) first: does the actor or the critic part "
+                 "first, and which way? " + _EXPERIMENT)
 _PENDULUM_PPO = ("pg.diagnose's leads are suspects, not verdicts. Put the 'policy std', 'entropy', 'explained "
                  "variance' and 'grad norms' columns (log_std_mean, entropy, explained_variance, actor_grad_norm, "
                  f"critic_grad_norm) beside {_TWIN}: where does the mystery first part, and which network is taught "
@@ -215,6 +217,13 @@ def where_to_look(k: int) -> str:
     """Where to look for trainer ``k``: the signals to put beside correct runs' and the experiment to run, one text
     per kind of run (algorithm and environment), never the bug's name. The notebook's hints for any hunt."""
     return _evidence(dataclasses.asdict(mystery_run(k).config))
+
+
+def partings(k: int) -> dict[str, tuple[int, dict]]:
+    """Where each signal of trainer ``k`` first parts from its correct twin's (:func:`.evidence.partings`):
+    ``{signal: (update, {column: (mystery's value, twin's value)})}``. "Parts" means a relative difference above
+    :data:`.evidence.TOLERANCE` (1e-6: both runs were recorded together, so before the bug acts they are equal)."""
+    return evidence_partings(mystery_run(k).history.updates, twin_run(k).history.updates)
 
 
 def first_lead(run: Run) -> str | None:
@@ -367,7 +376,7 @@ def mystery_feedback(k: int, answer: Any) -> str | None:
         lines[0] = (f"mystery trainer {k}: the course's {mystery.config.algo.upper()} with {answer!r} planted does "
                     f"not even train from this trainer's config.")
     elif distance(replay, _replay(None, mystery, replay.shape[1], stop_beyond=None)) <= 1.0:
-        lines.append(f"Here {answer!r} changes nothing at all: with it planted, the first updates are those of a "
+        lines.append(f"Here {answer!r} changes nothing in the first updates: with it planted, they are those of a "
                      "correct run, and the mystery's are not.")
     lines.append(f"Where to look: {where_to_look(k)}")
     lines.append(f"Test a suspect by experiment: m = pg.traps.mystery_run({k}); "

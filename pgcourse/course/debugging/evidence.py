@@ -63,6 +63,19 @@ def first_parting(mystery: dict[str, list[float]], twin: dict[str, list[float]],
     return None
 
 
+def partings(mystery: dict[str, list[float]], twin: dict[str, list[float]]) -> dict[str, tuple[int, dict]]:
+    """Where each signal of :data:`EVIDENCE_COLUMNS` first parts from the twin's: ``{signal: (update, {column:
+    (mystery's value, twin's value)})}`` for the columns that part there; a signal that never parts is absent. This
+    is the data of an answer's evidence (it says nothing about which bug moved them)."""
+    found = {}
+    for signal, columns in EVIDENCE_COLUMNS.items():
+        parting = first_parting(mystery, twin, columns)
+        if parting is not None:
+            update, parted = parting
+            found[signal] = (update, {c: (float(mystery[c][update - 1]), float(twin[c][update - 1])) for c in parted})
+    return found
+
+
 def matches(value: float, logged: float) -> bool:
     """Whether a learner's ``value`` is the ``logged`` one, to four significant figures (NaN is NaN)."""
     if math.isnan(logged) or math.isnan(value):
@@ -78,8 +91,10 @@ def parse_evidence(evidence: Any) -> tuple[int, float] | str:
         return (f"the evidence is a pair (update, value): the update (counted from 1) where the mystery first parts "
                 f"from its correct twin and the value the mystery logged there, e.g. (1, 0.0412); got {evidence!r}")
     update, value = evidence
+    if isinstance(update, (float, np.floating)) and float(update).is_integer():
+        update = int(update)  # 3.0 is update 3
     if isinstance(update, bool) or not isinstance(update, (int, np.integer)) or update < 1:
-        return f"the evidence's update is a whole number from 1 (the first update is 1), got {update!r}"
+        return f"the evidence's update is an int from 1 (the first update is 1), got {update!r}"
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         return f"the evidence's value is a number read from the mystery's history, got {value!r}"
     return int(update), float(value)
