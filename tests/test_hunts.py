@@ -107,6 +107,26 @@ def test_a_hunt_folder_holds_no_bug_no_seed_and_a_twin_for_each_trainer(made):
             assert hunts.first_lead(mystery) != key["students"][student][str(k)]["trap"]
     # each student's draw is their own
     assert [e["seed"] for e in key["students"]["ann"].values()] != [e["seed"] for e in key["students"]["bob"].values()]
+    # no seconds: a bug's cost in time would tell it (the red team read joint_grad_clip's 1.1-1.5x)
+    assert not any(bug_hunt.read_hunt(out / "ann").runs[1].history.updates["wall_time"])
+    assert key_path.stat().st_mode & 0o077 == 0  # the key is the teacher's alone
+
+
+@pytest.mark.slow
+def test_a_folder_mixed_from_two_hunts_is_refused(made, tmp_path):
+    import shutil
+
+    out, _, _ = made
+    mixed = tmp_path / "mixed"
+    shutil.copytree(out / "bob", mixed)
+    shutil.rmtree(mixed / "twins" / "5")
+    shutil.copytree(out / "ann" / "twins" / "5", mixed / "twins" / "5")
+    with pytest.raises(ValueError, match="not the run made for this hunt"):
+        bug_hunt.load_hunt(mixed)
+    with pytest.raises(TypeError, match="give its path"):
+        bug_hunt.load_hunt(5)
+    with pytest.raises(AssertionError, match="no mystery trainer True"):
+        pg.checks.check_mystery(True, "joint_grad_clip", "grad norms", (1, 0.1))
 
 
 @pytest.mark.slow
@@ -179,6 +199,7 @@ def test_making_hunts_again_keeps_everyone_and_overwrites_nothing(made, tmp_path
     with pytest.raises(ValueError, match="cannot be a student id"):
         hunts.make_hunts(["../x"], out, key_path, settings=SHORT, log=lambda line: None)
     assert hunts.main(["--out", str(out), "--key", str(out / "k.json")]) == 2  # no ids
+    assert hunts.main(["--out", str(out), "--key", str(tmp_path / "k.json"), "--students", str(tmp_path / "no")]) == 2
 
 
 def _with_answers(notebook: dict, answers: dict[int, tuple]) -> dict:
@@ -212,7 +233,10 @@ def test_the_grader_grades_each_students_hunt_with_the_key(made, tmp_path):
     for exercise_id, points in hunt_points.items():
         assert report.student("ann").exercises[exercise_id].points == points, report.student("ann").exercises
         assert report.student("bob").exercises[exercise_id].points == 0, report.student("bob").exercises
-    assert not [n for n in report.student("ann").notes if "practice six" in n]
+    assert not [n for n in report.student("ann").notes if "practice six" in n] and not report.warnings
+    with pytest.raises(grading.GradingError, match="unsafe-no-sandbox"):
+        grading.grade_paths([folder], course=ROOT, progress=False, jobs=1, hunt_key=key_path,
+                            isolation=grading.UNSAFE)
     shown = Path(sys.prefix) / f"hunt-key-{os.getpid()}.json"  # the interpreter's prefix: the sandbox shows it
     shown.write_bytes(key_path.read_bytes())
     try:

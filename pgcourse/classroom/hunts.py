@@ -32,6 +32,7 @@ import datetime
 import hashlib
 import hmac
 import json
+import os
 import random
 import secrets
 import shutil
@@ -42,9 +43,13 @@ from typing import Any
 from ..course.debugging.bug_hunt import HUNT_FORMAT, KEY_FORMAT, MYSTERIES, WITHHELD_SEED, answerable_signals, first_lead
 from ..course.debugging.evidence import COLUMNS, EVIDENCE_COLUMNS, first_parting
 from ..rl.api import train
+from ..rl.history import EPISODE_FIELDS, UPDATE_FIELDS, Table
 from ..rl.planted import BOX_ONLY, PRESETS, TRAPS
 
-_CARTPOLE_PPO = dict(algo="ppo", env_id="CartPole-v1", total_steps=12_000, ent_coef=0.01)
+# CartPole with a 100-step time limit: episodes are cut within the budget, so a bug in how a time limit is treated
+# can act (with the usual 500 steps, no episode reaches the limit in 12k steps: that bug never showed)
+_CARTPOLE_PPO = dict(algo="ppo", env_id="CartPole-v1", env_kwargs={"max_episode_steps": 100}, total_steps=12_000,
+                     ent_coef=0.01)
 _PENDULUM = dict(env_id="Pendulum-v1", total_steps=20_480, log_std_init=0.5, ent_coef=0.01)
 # The settings of trainer k, for every student and every bug (ent_coef 0.01 everywhere: entropy_wrong_sign needs a
 # bonus to act on, and a bonus only its runs had would name it)
@@ -90,7 +95,15 @@ def _history(run: Any) -> dict[str, list[float]]:
 def _withheld(run: Any) -> Any:
     run.config = dataclasses.replace(run.config, traps=(), seed=WITHHELD_SEED)
     run.training_state, run.saved_training_state = None, None  # a resumable state would resume without the bug
+    for name, fields in (("updates", UPDATE_FIELDS), ("episodes", EPISODE_FIELDS)):  # a bug's cost in seconds
+        rows = getattr(run.history, name).to_dict()                                # would be a side channel
+        rows["wall_time"] = [0.0] * len(rows["wall_time"])
+        setattr(run.history, name, Table(fields, rows))
     return run
+
+
+def _digest(folder: Path) -> str:
+    return hashlib.sha256((folder / "history.json").read_bytes()).hexdigest()
 
 
 def make_student_hunt(student: str, secret: str, folder: Path,
@@ -131,7 +144,9 @@ def make_student_hunt(student: str, secret: str, folder: Path,
         _withheld(twin).save(staging / "twins" / str(k))
     about = {"format": HUNT_FORMAT, "student": student, "made": datetime.date.today().isoformat(),
              "trainers": {str(k): f"{s['algo'].upper()} on {s['env_id']}" for k, s in settings.items()},
-             "seeds": "withheld", "bugs": "in your teacher's key only"}
+             "seeds": "withheld", "bugs": "in your teacher's key only",
+             # which runs belong together (load_hunt refuses a folder mixed from two hunts)
+             "histories": {str(k): [_digest(staging / str(k)), _digest(staging / "twins" / str(k))] for k in runs}}
     (staging / "hunt.json").write_text(json.dumps(about, indent=1) + "\n", encoding="utf-8")
     staging.rename(folder)
     return entry
@@ -176,15 +191,31 @@ def make_hunts(students: list[str], out: str | Path, key_path: str | Path,
         raise ValueError(f"{[str(out / s) for s in clash]} exist but the key has no entry for them: move them away "
                          "or give the key they were made with (nothing is overwritten)")
     for n, student in enumerate(students, 1):
-        if student in key["students"]:
+        if student in key["students"] and (out / student).is_dir():
             log(f"[{n}/{len(students)}] {student}: already in the key, kept")
             continue
+        if student in key["students"]:  # the key knows the student but the folder is gone: the draw is repeatable
+            remade = make_student_hunt(student, key["secret"], out / student, settings)
+            if json.dumps(remade) != json.dumps(key["students"][student]):
+                raise RuntimeError(f"{out / student} was missing and made again, but its runs differ from the key's "
+                                   "(another machine or torch trains them otherwise): restore the folder you handed "
+                                   f"out, or move {out / student} away and give {student!r} a new hunt with a new key")
+            log(f"[{n}/{len(students)}] {student}: its folder was missing, made again (the same runs as the key's)")
+            continue
         key["students"][student] = make_student_hunt(student, key["secret"], out / student, settings)
-        partial = key_path.with_name(key_path.name + ".partial")
-        partial.write_text(json.dumps(key) + "\n", encoding="utf-8")
-        partial.replace(key_path)  # after each student: an interrupted run keeps what it made
+        _write_private(key_path, json.dumps(key) + "\n")  # after each student: an interrupted run keeps what it made
         log(f"[{n}/{len(students)}] {student}: {out / student}")
     return key
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``path`` readable by its owner only (0600), whole or not at all."""
+    partial = path.with_name(path.name + ".partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(partial, 0o600)
+    partial.replace(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,9 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key", required=True, help="the teacher's key (keep it apart; grade with --hunt-key)")
     args = parser.parse_args(argv)
     ids = list(args.ids)
-    if args.students:
-        ids += [line.strip() for line in Path(args.students).read_text(encoding="utf-8").splitlines() if line.strip()]
     try:
+        if args.students:
+            ids += [line.strip() for line in Path(args.students).read_text(encoding="utf-8").splitlines() if line.strip()]
         make_hunts(ids, args.out, args.key)
     except (ValueError, RuntimeError, OSError) as error:
         print(f"python -m pgcourse.classroom.hunts: {error}", file=sys.stderr)

@@ -33,7 +33,7 @@ from .identity import Identity, identity_warnings, problem_of
 from .lms import Roster
 from .manual import answers_of, apply_manual, carry_over, free_text_result, read_manual
 from .pool import Grader
-from .sandbox import Limits
+from .sandbox import UNSAFE, Limits
 from .timing import (UNTRUSTED_TIMES, apply_lateness, choose, late_change, restamp, stamp_submission,
                      untrusted_times)
 
@@ -218,6 +218,18 @@ def _note_hunt(chapter: Chapter, row: StudentResult, hunt_key: Path | None, made
     elif row.student not in made_for:
         row.notes.append(f"the bug hunt: {hunt_key} has no hunt made for student {row.student!r}, so its mysteries "
                          "scored 0; make one (python -m pgcourse.classroom.hunts ... with that id) and grade again")
+
+
+def _hunt_warnings(chapter: Chapter, rows: list[StudentResult], hunt_key: Path | None, made_for: set[str]) -> list[str]:
+    """The report's warnings about chapter 06's bug hunt: graded on the practice six, or students without a hunt."""
+    if not rows or not any(_MYSTERY_EXERCISE.fullmatch(e.id) for e in chapter.auto_exercises):
+        return []
+    if hunt_key is None:
+        return ["the bug hunt was graded on the practice six (no --hunt-key), whose answers the solution publishes: "
+                "grade a class on hunts made per student (docs/teachers.md, 'The bug hunt')"]
+    missing = sorted(row.student for row in rows if row.student not in made_for)
+    return [f"the bug hunt: {hunt_key} has no hunt for {len(missing)} student(s), whose mysteries scored 0: "
+            f"{', '.join(map(repr, missing))}"] if missing else []
 
 
 def _hunt_key_students(path: Path) -> list[str]:
@@ -478,6 +490,9 @@ def grade_paths(paths: Sequence[str | Path], *, out: str | Path | None = None, j
     warnings += more
     tasks, notes = _tasks(submissions, the_chapter)
     hunt_key = check_hunt_key(hunt_key) if hunt_key is not None else None
+    if hunt_key is not None and UNSAFE in (isolation, getattr(grader, "isolation", None)):
+        raise GradingError("--hunt-key with --unsafe-no-sandbox: without the sandbox a student's code reads any file "
+                           "you can, the key included; grade chapter 06's bug hunt in the sandbox")
     raw, failed, mode, detail = _run_pool(grader, the_chapter, tasks, limits, jobs, isolation, progress,
                                           len(submissions) - len(tasks), hunt_key)
     rows = [_row(submission, the_chapter, raw, failed, notes.get(submission.student, []))
@@ -486,6 +501,7 @@ def grade_paths(paths: Sequence[str | Path], *, out: str | Path | None = None, j
     for row, submission in zip(rows, submissions):
         if submission.problem is None:
             _note_hunt(the_chapter, row, hunt_key, made_for)
+    warnings += _hunt_warnings(the_chapter, rows, hunt_key, made_for)
     for row, submission in zip(rows, submissions):
         apply_lateness(row, submission, assignment.policy)
     warnings += _changed_files(submissions)

@@ -31,6 +31,7 @@ answers are read from the solution notebook, never stored here.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import subprocess
@@ -164,7 +165,10 @@ def _current() -> Hunt:
 
 
 def read_hunt(folder: str | Path) -> Hunt:
-    """The hunt saved in ``folder`` (``hunt.json`` and one saved run per trainer, ``1/`` to ``6/``)."""
+    """The hunt saved in ``folder`` (``hunt.json``, one saved run per trainer, ``1/`` to ``6/``, and their twins in
+    ``twins/``); a folder mixed from two hunts is refused."""
+    if not isinstance(folder, (str, Path)):
+        raise TypeError(f"a hunt is a folder: give its path (e.g. 'hunts/s123'), got {folder!r}")
     folder = Path(folder).expanduser()
     try:
         about = json.loads((folder / "hunt.json").read_text(encoding="utf-8"))
@@ -174,6 +178,15 @@ def read_hunt(folder: str | Path) -> Hunt:
     if not isinstance(about, dict) or about.get("format") != HUNT_FORMAT or not isinstance(about.get("student"), str):
         raise ValueError(f"{folder}/hunt.json is not a bug hunt made by pgcourse (expected format {HUNT_FORMAT!r} and "
                          "a student id)")
+    for k, digests in (about.get("histories") or {}).items():
+        for run_folder, digest in zip((folder / k, folder / "twins" / k), digests):
+            try:
+                same = hashlib.sha256((run_folder / "history.json").read_bytes()).hexdigest() == digest
+            except OSError:
+                same = False
+            if not same:
+                raise ValueError(f"{run_folder} is not the run made for this hunt (its history is another's, or it "
+                                 "is missing): use the folder your teacher handed out, unchanged")
     return Hunt(about["student"], folder, {k: load(folder / str(k), device="cpu") for k in MYSTERIES},
                 {k: load(folder / "twins" / str(k), device="cpu") for k in MYSTERIES})
 
@@ -491,7 +504,7 @@ def judge_answer(k: int, answer: Any, signal: Any, evidence: Any) -> tuple[str |
     what was judged: ``"graded"`` (the teacher's key: the trap, its signal and the evidence), ``"practice"`` (a
     replay of the trap, its signal and the evidence) or ``"form"`` (a hunt made for a student, on the student's
     machine: the answer's form and its evidence only, the bug being in the teacher's key alone)."""
-    if k not in MYSTERIES:
+    if isinstance(k, bool) or k not in MYSTERIES:
         return f"there is no mystery trainer {k!r}; they are numbered {MYSTERIES[0]} to {MYSTERIES[-1]}", "form"
     entry = _key_entry(k)
     if entry is not None:
