@@ -165,7 +165,7 @@ def _no_detach(lp, old, adv, mask, eps=0.2):
 def _sequence_mean(lp, old, adv, mask, eps=0.2):
     mask = mask.to(lp.dtype)
     objective = torch.min(*_surrogate_terms(lp, old, adv, eps))
-    return -((objective * mask).sum(-1) / mask.sum(-1)).mean()
+    return -((objective * mask).sum(-1) / mask.sum(-1).clamp(min=1)).mean()  # one mistake only: no 0/0 on padding
 
 
 WRONG_CLIPPED_LOSS = {

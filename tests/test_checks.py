@@ -392,3 +392,51 @@ def test_entries_that_differ_print_with_the_digits_that_show_it():
     assert "expected 0.02074, received 0.02074006" in text, text
     assert _differences(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 3.0]), (1e-5, 1e-8)).endswith(
         "expected 2, received 3")
+
+
+def _gae_done_of_the_step_before(rewards, values, next_values, terminated, truncated, gamma, lam):
+    """The trace cut by the done flags of step t-1 (off by one the other way): a student's try."""
+    done = torch.maximum(terminated, truncated).detach()
+    advantages, running = torch.zeros_like(rewards).detach(), torch.zeros_like(rewards[0]).detach()
+    for t in reversed(range(rewards.shape[0])):
+        cut = done[t - 1] if t > 0 else torch.zeros_like(done[0])
+        delta = (rewards[t] + gamma * (1 - terminated[t]) * next_values[t] - values[t]).detach()
+        running = delta + gamma * lam * (1 - cut) * running
+        advantages[t] = running
+    return advantages
+
+
+
+# A student's try of notebooks 00-04 (issue 49) whose message named a mistake it did not make: (exercise, function,
+# the false name, what it must be told instead or None where no known mistake reproduces it). Each must be rejected
+# without that name, and without a "possible cause": a cause is named only where its replay reproduces every case.
+MISNAMED = [
+    ("transition_mask", "transition_mask_and", "you only look at `truncated`", "you combined the flags with `and`"),
+    ("normalize", "normalize_by_max", "divide by the variance", "you divide by the largest absolute value"),
+    ("compute_gae", _gae_done_of_the_step_before, "trace is not reset at episode ends", None),
+    ("clipped_surrogate_loss", "ppo_min_of_ratios", "you never clip", "the min of the two ratios"),
+    ("minibatch_indices", "minibatches_floor_count_last_takes_the_rest", "not the number of minibatches",
+     "the number of minibatches is rounded down"),
+    ("play_episode", "play_episode_one_step_too_many", "count every step, the last one included",
+     "you counted more steps than env.step calls (12 for the reference's 11)"),
+    ("fit_critic", "fit_critic_mean_return_target", "measured before its optimiser step",
+     "one target, the mean return"),
+    ("fit_critic", "fit_critic_start_value_targets", "the weights did not move", "the critic's own values at the start"),
+]
+
+
+@pytest.mark.parametrize("exercise, fn, false_name, right_name", MISNAMED,
+                         ids=[f"{e}:{getattr(f, '__name__', f)}" for e, f, _, _ in MISNAMED])
+def test_a_students_mistake_is_not_told_another_one(exercise, fn, false_name, right_name):
+    import wrong_versions
+
+    fn = getattr(wrong_versions, fn) if isinstance(fn, str) else fn
+    with pytest.raises(AssertionError) as failure:
+        checks.ALL_CHECKS[exercise](fn)
+    message = str(failure.value)
+    assert false_name not in message, message
+    assert "Possible cause" not in message, message
+    if right_name is None:
+        assert "Probable mistake" not in message and "No known mistake reproduces your results" in message, message
+    else:
+        assert "Probable mistake: " in message and right_name in message, message

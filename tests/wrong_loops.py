@@ -870,3 +870,132 @@ def train_reinforce_returns_a_new_network(envs, config):
     its optimiser steps the wrong tensors)."""
     learner_train_reinforce(envs, config)
     return CategoricalPolicy(4, 2, config.hidden_sizes)
+
+
+# ============================================================== 04b ppo_update: the loss and diagnostics a student got wrong
+
+def learner_update_slipped(policy, value_net, actor_optimizer, critic_optimizer, rollout, advantages, returns,
+                           minibatches, config, slip=None):
+    """Another learner's update (issue 49's student): log_softmax + gather, the surrogate written with torch.min,
+    each network stepped in turn; ``slip=`` one mistake in the loss or in a diagnostic."""
+    keep = rollout.valid.flatten()
+    b_obs, b_actions = rollout.obs.flatten(0, 1)[keep], rollout.actions.flatten()[keep]
+    b_old, b_advantages, b_returns = (x.flatten()[keep] for x in (rollout.log_probs, advantages, returns))
+    standardise = lambda a: (a - a.mean()) / (a.std(unbiased=False) + 1e-8)  # noqa: E731
+    if config.normalize_advantages and not config.normalize_per_minibatch:
+        b_advantages = standardise(b_advantages)
+    eps, kls, fractions = config.clip_eps, [], []
+    for epoch in minibatches:
+        for mb in epoch:
+            log_pi = torch.log_softmax(policy(b_obs[mb]), dim=-1)
+            new = log_pi.gather(-1, b_actions[mb][:, None]).squeeze(-1)
+            entropy = -(log_pi.exp() * log_pi).sum(-1)
+            adv = standardise(b_advantages[mb]) if config.normalize_advantages and config.normalize_per_minibatch \
+                else b_advantages[mb]
+            ratio = torch.exp(b_old[mb] - new if slip == "ratio_inverted" else new - b_old[mb])
+            unclipped = ratio * adv
+            clipped = (ratio * adv.clamp(1 - eps, 1 + eps) if slip == "advantage_clipped"
+                       else ratio.clamp(1 - eps, 1 + eps) * adv)
+            objective = clipped if slip == "clipped_only" else torch.min(unclipped, clipped)
+            surrogate = objective.mean() if slip == "surrogate_sign" else -objective.mean()
+            actor_loss = surrogate - config.ent_coef * entropy.mean()
+            critic_loss = 0.5 * ((value_net(b_obs[mb]) - b_returns[mb]) ** 2).mean()
+            for optimizer, loss, net, limit in ((actor_optimizer, actor_loss, policy, config.max_grad_norm),
+                                                (critic_optimizer, critic_loss, value_net,
+                                                 config.critic_max_grad_norm)):
+                optimizer.zero_grad()
+                loss.backward()
+                if limit is not None:
+                    torch.nn.utils.clip_grad_norm_(net.parameters(), limit)
+                optimizer.step()
+            with torch.no_grad():
+                log_ratio = new - b_old[mb]
+                kls.append(float((-log_ratio).mean() if slip == "kl_k1" else
+                                 ((log_ratio.exp() - 1) - log_ratio).mean()))
+                fractions.append(float(((log_ratio.exp() - 1).abs() > eps).float().mean()))
+    with torch.no_grad():
+        predicted = value_net(b_obs)
+        explained = (1 - predicted.var(unbiased=False) / b_returns.var(unbiased=False) if slip == "ev_of_values"
+                     else 1 - (b_returns - predicted).var(unbiased=False) / b_returns.var(unbiased=False))
+    return {"approx_kl": sum(kls) / len(kls),
+            "clip_fraction": fractions[-1] if slip == "clip_fraction_last" else sum(fractions) / len(fractions),
+            "explained_variance": float(explained)}
+
+
+@correct("ppo_update")
+def update_log_softmax_and_torch_min(*args):
+    """log_softmax + gather, the clipped surrogate as -mean(min(ratio * A, clip(ratio) * A)), its own entropy."""
+    return learner_update_slipped(*args)
+
+
+@wrong("ppo_update", "the actor's loss has the wrong sign")
+def update_surrogate_sign_flipped(*args):
+    """+mean(min(...)): the surrogate minimised, so the actor learns to do worse (a student's try: 'No known
+    mistake')."""
+    return learner_update_slipped(*args, slip="surrogate_sign")
+
+
+@wrong("ppo_update", "clip the ratio, not the advantage")
+def update_advantage_clipped(*args):
+    """ratio * clamp(A, 1 - eps, 1 + eps) in place of clamp(ratio) * A (a student's try: 'No known mistake')."""
+    return learner_update_slipped(*args, slip="advantage_clipped")
+
+
+@wrong("ppo_update", "only the clipped term is kept")
+def update_clipped_term_only(*args):
+    """-mean(clamp(ratio) * A): no min with the unclipped term (a student's try: 'No known mistake')."""
+    return learner_update_slipped(*args, slip="clipped_only")
+
+
+@wrong("ppo_update", "the ratio is upside down")
+def update_ratio_inverted(*args):
+    """ratio = exp(old - new) = pi_old / pi_new (a student's try: 'No known mistake')."""
+    return learner_update_slipped(*args, slip="ratio_inverted")
+
+
+@wrong("ppo_update", "approx_kl is k1")
+def update_kl_as_k1(*args):
+    """approx_kl = mean(-log rho), the k1 estimator (a student's try: bare numbers, no cause)."""
+    return learner_update_slipped(*args, slip="kl_k1")
+
+
+@wrong("ppo_update", "explained_variance compares the variance of the predictions")
+def update_ev_of_the_values(*args):
+    """explained_variance = 1 - Var(V) / Var(R) (a student's try: bare numbers, no cause)."""
+    return learner_update_slipped(*args, slip="ev_of_values")
+
+
+@wrong("ppo_update", "clip_fraction is the last gradient step's")
+def update_clip_fraction_of_the_last_step(*args):
+    """clip_fraction of the last minibatch only (a student's try: bare numbers, no cause)."""
+    return learner_update_slipped(*args, slip="clip_fraction_last")
+
+
+# ======================================================================= 04b collect_rollout and train_ppo: next_start
+
+def rollout_next_start_never_resetting(envs, policy, value_net, start, n_steps):
+    """A right rollout whose next_start carries resetting flags that are always False: the next rollout never knows
+    an episode ended on this one's last step (a student's try passed: the check never gave a rollout the start the
+    learner's previous rollout returned)."""
+    rollout, (next_obs, resetting) = learner_rollout(envs, policy, value_net, start, n_steps)
+    return rollout, (next_obs, np.zeros_like(resetting))
+
+
+@wrong("collect_rollout", "the next rollout's start must say which envs were reset")
+def rollout_returns_a_start_that_never_resets(envs, policy, value_net, start, n_steps):
+    """next_start's resetting flags always False (a student's try: '✓ 5 rollouts equal to the reference')."""
+    return rollout_next_start_never_resetting(envs, policy, value_net, start, n_steps)
+
+
+@wrong("train_ppo", "A reset step was counted as a transition")
+def train_ppo_with_a_start_that_never_resets(envs, config):
+    """The loop with a collect_rollout whose next_start never says an env is resetting: a reset step after an
+    episode that ended on a rollout's last step is counted as a transition (a student's try was told its annealing
+    was wrong: the learning rates were annealed as the exercise says, from its own count)."""
+    return learner_train_ppo(envs, config, collect=rollout_next_start_never_resetting)
+
+
+@wrong("train_ppo", "the actor's loss has the wrong sign")
+def train_ppo_surrogate_sign_flipped(envs, config):
+    """The whole loop with the clipped surrogate's sign flipped (a student's try: 'differs ... by 2 of its size')."""
+    return learner_train_ppo(envs, config, update=lambda *args: learner_update_slipped(*args, slip="surrogate_sign"))

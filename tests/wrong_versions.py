@@ -135,6 +135,15 @@ def transition_mask_float(terminated, truncated):
     return valid
 
 
+@wrong("transition_mask", "you combined the flags with `and`")
+def transition_mask_and(terminated, truncated):
+    """done = terminated & truncated: only a step with both flags ends an episode (a student's try: told 'you only
+    look at `truncated`', a mistake it did not make, issue 49)."""
+    valid = torch.ones_like(terminated)
+    valid[1:] = ~(terminated & truncated)[:-1]
+    return valid
+
+
 @correct("transition_mask")
 def transition_mask_from_a_count(terminated, truncated):
     """Counts the flags as numbers, and a step after a count above 0 is a reset step (both flags count once)."""
@@ -157,12 +166,16 @@ def transition_mask_loop(terminated, truncated):
 # ------------------------------------------------------------------- ch00 completed_episode_returns
 
 def _episode_returns(rewards, ends, *, reset=True, unfinished=False, env_major=False):
+    """A learner's loop, with one slip each: the reward of a reset step (the step after any end) is left out, as
+    the exercise asks, so that each wrong version carries its one mistake and the check's replay of it agrees on
+    every case."""
     steps, num_envs = rewards.shape
     running = [0.0] * num_envs
     found = []
     for t in range(steps):
         for i in range(num_envs):
-            running[i] += rewards[t, i].item()
+            if t == 0 or not ends[t - 1, i]:
+                running[i] += rewards[t, i].item()
             if ends[t, i]:
                 found.append((t, i, running[i]))
                 if reset:
@@ -516,6 +529,13 @@ def normalize_no_centering(x):
 def normalize_by_variance(x):
     """Divides by the variance instead of the std."""
     return (x - x.mean()) / (x.var(unbiased=False) + 1e-8)
+
+
+@wrong("normalize", "you divide by the largest absolute value")
+def normalize_by_max(x):
+    """Divides the centred values by max |x| instead of the std (a student's try: told 'you divide by the variance'
+    on the case [1, 2, 3, 4, 10], whose variance and max are both 10, issue 49)."""
+    return (x - x.mean()) / (x.abs().max() + 1e-8)
 
 
 @wrong("normalize", "modified its input `x` in place")
@@ -1107,6 +1127,14 @@ def ppo_no_clipping(new_log_probs, old_log_probs, advantages, clip_eps):
     return -(torch.exp(new_log_probs - old_log_probs) * advantages).mean()
 
 
+@wrong("clipped_surrogate_loss", "the min of the two ratios")
+def ppo_min_of_ratios(new_log_probs, old_log_probs, advantages, clip_eps):
+    """min(r, clip(r)) * A: the min taken of the ratios before the advantage multiplies them, wrong wherever A < 0
+    (a student's try: told 'you never clip' on the symmetric four-region case, issue 49)."""
+    ratio = torch.exp(new_log_probs - old_log_probs)
+    return -(torch.min(ratio, ratio.clamp(1 - clip_eps, 1 + clip_eps)) * advantages).mean()
+
+
 @wrong("clipped_surrogate_loss", "only kept the clipped term")
 def ppo_only_clipped(new_log_probs, old_log_probs, advantages, clip_eps):
     """Drops the min: only the clipped surrogate."""
@@ -1314,11 +1342,21 @@ def minibatches_drop_last(batch_size, minibatch_size, generator):
     return [permutation[i * minibatch_size:(i + 1) * minibatch_size] for i in range(count)]
 
 
-@wrong("minibatch_indices", "not the number of minibatches")
+@wrong("minibatch_indices", "rounded down")
 def minibatches_floor_count(batch_size, minibatch_size, generator):
     """Makes floor(batch / mb) chunks, so chunks grow beyond minibatch_size."""
     permutation = torch.randperm(batch_size, generator=generator)
     return list(torch.chunk(permutation, max(1, batch_size // minibatch_size)))
+
+
+def minibatches_floor_count_last_takes_the_rest(batch_size, minibatch_size, generator):
+    """floor(batch / mb) minibatches of minibatch_size, the last one taking the indices left over (a student's try:
+    told 'minibatch_size is the size of each minibatch, not the number of minibatches', issue 49). The same mistake
+    as minibatches_floor_count, cut another way, so not registered a second time: test_checks.MISNAMED runs it."""
+    permutation = torch.randperm(batch_size, generator=generator)
+    count = max(1, batch_size // minibatch_size)
+    return [permutation[i * minibatch_size:(i + 1) * minibatch_size if i < count - 1 else batch_size]
+            for i in range(count)]
 
 
 @wrong("minibatch_indices", "you made minibatch_size of them")
@@ -1951,6 +1989,20 @@ def play_episode_drops_last_reward(env, policy, seed):
         episode_return += float(reward)
 
 
+@wrong("play_episode", "you counted more steps than env.step calls")
+def play_episode_one_step_too_many(env, policy, seed):
+    """Starts the count at 1 and adds one per step: one step too many (a student's try: told 'count every step, the
+    last one included', the fix for one too few, issue 49)."""
+    obs, _ = env.reset(seed=seed)
+    episode_return, length = 0.0, 1
+    while True:
+        obs, reward, terminated, truncated, _ = env.step(policy(obs))
+        episode_return += float(reward)
+        length += 1
+        if terminated or truncated:
+            return episode_return, length, terminated, truncated
+
+
 @wrong("play_episode", "return (episode_return, length, terminated, truncated)")
 def play_episode_returns_only_the_return(env, policy, seed):
     """Returns the episode return alone."""
@@ -2050,8 +2102,8 @@ def categorical_kl_raw_logits(old_logits, new_logits):
 @wrong("categorical_kl", "one number for the whole batch")
 def categorical_kl_batch_mean(old_logits, new_logits):
     """Averages over the states: a scalar instead of one KL per state."""
-    old_p = torch.softmax(old_logits, dim=-1)
-    return (old_p * (torch.log(old_p) - torch.log_softmax(new_logits, dim=-1))).sum(dim=-1).mean()
+    old_log_p = torch.log_softmax(old_logits, dim=-1)
+    return (old_log_p.exp() * (old_log_p - torch.log_softmax(new_logits, dim=-1))).sum(dim=-1).mean()
 
 
 @wrong("categorical_kl", "the KL must stay connected to new_logits")
@@ -2151,7 +2203,7 @@ def conjugate_gradient_inverted_beta(matrix_vector_product, b, iterations=10, re
     return x
 
 
-@wrong("conjugate_gradient", "matrix-vector products for iterations")
+@wrong("conjugate_gradient", "not recomputed as b - A x")
 def conjugate_gradient_recomputes_residual(matrix_vector_product, b, iterations=10, residual_tol=1e-10):
     """Recomputes the residual as b - A x every iteration: two products per iteration."""
     x, r, p = torch.zeros_like(b), b.clone(), b.clone()
@@ -2525,7 +2577,8 @@ def masked_clipped_loss_upper_clip_only(log_probs, old_log_probs, advantages, ma
 def masked_clipped_loss_max(log_probs, old_log_probs, advantages, mask, clip_eps=0.2):
     """The optimistic max of the two surrogates."""
     mask = mask.float()
-    return -(_token_objective(log_probs, old_log_probs, advantages, clip_eps, torch.max) * mask).sum() / mask.sum()
+    return -(_token_objective(log_probs, old_log_probs, advantages, clip_eps, torch.max) * mask).sum() / \
+        mask.sum().clamp(min=1)
 
 
 @wrong("masked_clipped_loss", "the mask is ignored")
@@ -2539,7 +2592,7 @@ def masked_clipped_loss_per_sequence(log_probs, old_log_probs, advantages, mask,
     """Averages each response's tokens, then the responses (GRPO paper's form, not the contract)."""
     mask = mask.float()
     objective = _token_objective(log_probs, old_log_probs, advantages, clip_eps)
-    return -torch.stack([(o * m).sum() / m.sum() for o, m in zip(objective, mask)]).mean()
+    return -torch.stack([(o * m).sum() / m.sum().clamp(min=1) for o, m in zip(objective, mask)]).mean()
 
 
 @wrong("masked_clipped_loss", "a sum over the tokens, not a mean")
@@ -2603,6 +2656,10 @@ def _fit_critic_learner(weights, observations, returns, lr, steps, slip=None):
             optimizer = torch.optim.Adam([w], lr=lr)
         values = (observations * w).sum(dim=1)  # [B]
         targets = returns - values.detach() if slip == "advantage_targets" else returns
+        if slip == "mean_target":
+            targets = returns.mean().expand_as(returns)
+        elif slip == "start_value_targets":
+            targets = (observations @ weights).detach()
         loss = torch.nn.functional.mse_loss(values, targets) * 0.5
         if slip == "no_half":
             loss = loss * 2
@@ -2615,6 +2672,9 @@ def _fit_critic_learner(weights, observations, returns, lr, steps, slip=None):
             optimizer.zero_grad()
         if slip != "no_step":
             optimizer.step()
+        if slip == "loss_after_step":
+            with torch.no_grad():
+                loss = 0.5 * ((observations @ w - targets) ** 2).mean()
         losses.append(float(loss))
     return w.detach(), losses
 
@@ -2684,3 +2744,95 @@ def fit_critic_no_half(weights, observations, returns, lr, steps):
 def fit_critic_sum(weights, observations, returns, lr, steps):
     """Sums the squared errors over the batch."""
     return _fit_critic_learner(weights, observations, returns, lr, steps, "sum")
+
+
+@wrong("fit_critic", "one target, the mean return, for every state")
+def fit_critic_mean_return_target(weights, observations, returns, lr, steps):
+    """Regresses every value on the mean return (a student's try: told 'the weights are right, but the losses
+    differ', with a loss-timing cause, issue 49)."""
+    return _fit_critic_learner(weights, observations, returns, lr, steps, "mean_target")
+
+
+@wrong("fit_critic", "the critic's own values at the start")
+def fit_critic_start_value_targets(weights, observations, returns, lr, steps):
+    """Regresses on the starting critic's values (detached): L_V is 0, nothing moves (a student's try: told 'the
+    weights did not move: take the optimiser's step', though it stepped and its losses were 0, issue 49)."""
+    return _fit_critic_learner(weights, observations, returns, lr, steps, "start_value_targets")
+
+
+@wrong("fit_critic", "you record each step's L_V after its optimiser step")
+def fit_critic_loss_after_step(weights, observations, returns, lr, steps):
+    """Appends the loss recomputed after the step (the next step's loss)."""
+    return _fit_critic_learner(weights, observations, returns, lr, steps, "loss_after_step")
+
+
+# ------------------------------------------------------------------ issue 49: a student's tries at 07 and 08
+
+@wrong("conjugate_gradient", "one product too many: the loop runs iterations + 1 times")
+def conjugate_gradient_one_iteration_too_many(matrix_vector_product, b, iterations=10, residual_tol=1e-10):
+    """A while loop on k <= iterations: 4 products for iterations=3 (a student's try was told the residual is
+    recomputed as b - A x)."""
+    x, r, p = torch.zeros_like(b), b.clone(), b.clone()
+    rr, k = torch.dot(r, r), 0
+    while k <= iterations:
+        if rr < residual_tol:
+            break
+        Ap = matrix_vector_product(p)
+        alpha = rr / torch.dot(p, Ap)
+        x, r = x + alpha * p, r - alpha * Ap
+        rr_new = torch.dot(r, r)
+        p = r + (rr_new / rr) * p
+        rr, k = rr_new, k + 1
+    return x
+
+
+@wrong("conjugate_gradient", "x starts at b, not at 0")
+def conjugate_gradient_starts_at_b(matrix_vector_product, b, iterations=10, residual_tol=1e-10):
+    """x0 = b, so r = b - A b costs a product (a student's try was told the residual is recomputed as b - A x)."""
+    x = b.clone()
+    r = b - matrix_vector_product(x)
+    p, rr = r.clone(), torch.dot(r, r)
+    for _ in range(iterations):
+        if rr < residual_tol:
+            break
+        Ap = matrix_vector_product(p)
+        alpha = rr / torch.dot(p, Ap)
+        x, r = x + alpha * p, r - alpha * Ap
+        rr_new = torch.dot(r, r)
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    return x
+
+
+def _token_terms(log_probs, old_log_probs, advantages, clip_eps, slip):
+    """The per-token terms of a learner's clipped loss with one slip (the ratio's old log-probs detached)."""
+    adv = advantages[:, None] if advantages.dim() == 1 else advantages
+    ratio = torch.exp(log_probs - old_log_probs.detach())
+    if slip == "advantage_clipped":
+        return torch.min(ratio * adv, ratio * adv.clamp(1 - clip_eps, 1 + clip_eps))
+    clipped = ratio.clamp(1 - clip_eps, 1 + clip_eps) * adv
+    return clipped if slip == "clipped_only" else torch.min(ratio * adv, clipped)
+
+
+@wrong("masked_clipped_loss", "clip the ratio, not the advantage")
+def masked_clipped_loss_clips_the_advantage(log_probs, old_log_probs, advantages, mask, clip_eps=0.2):
+    """ratio * clamp(A, 1 - eps, 1 + eps) in place of clamp(ratio) * A (a student's try: 'No known mistake')."""
+    mask = mask.float()
+    terms = _token_terms(log_probs, old_log_probs, advantages, clip_eps, "advantage_clipped")
+    return -(terms * mask).sum() / mask.sum().clamp(min=1)
+
+
+@wrong("masked_clipped_loss", "only the clipped term is kept")
+def masked_clipped_loss_clipped_term_only(log_probs, old_log_probs, advantages, mask, clip_eps=0.2):
+    """No min: the clipped term alone (a student's try: 'No known mistake')."""
+    mask = mask.float()
+    terms = _token_terms(log_probs, old_log_probs, advantages, clip_eps, "clipped_only")
+    return -(terms * mask).sum() / mask.sum().clamp(min=1)
+
+
+@wrong("masked_clipped_loss", "the padding's terms are in the sum")
+def masked_clipped_loss_padding_summed(log_probs, old_log_probs, advantages, mask, clip_eps=0.2):
+    """Sums every position's term, the padding's included, over the number of real tokens (a student's try:
+    'No known mistake', received 36.4 for -0.70)."""
+    terms = _token_terms(log_probs, old_log_probs, advantages, clip_eps, None)
+    return -terms.sum() / mask.float().sum().clamp(min=1)

@@ -727,10 +727,17 @@ def _to_data(value: Any, depth: int = 0) -> Any:
     return NOT_A_TENSOR + type(value).__name__[:100]
 
 
-def _argument(item: Any, objects: dict[str, Any]) -> Any:
+def _argument(item: Any, objects: dict[str, Any], results: list[Any] = ()) -> Any:
     if not isinstance(item, dict) or len(item) != 1:
         raise SpecError("bad argument")
     (kind, value), = item.items()
+    if kind == "returned":  # [call, item]: what an earlier call of the case returned (its item-th part), as it is
+        call, part = (int(number) for number in value)
+        if not 0 <= call < len(results):
+            raise SpecError(f"no call {call} before this one")
+        returned = results[call]
+        return returned[part] if isinstance(returned, tuple | list) and -len(returned) <= part < len(returned) \
+            else None
     if kind == "ref":
         if value not in objects:
             raise SpecError(f"unknown object {value!r}")
@@ -828,15 +835,16 @@ def play(fn: Any, spec: dict[str, Any]) -> dict[str, Any]:
     if spec.get("make_envs"):  # exercise 06's train_actor_critic: its envs are the check's, recorded
         return play_with_make_envs(fn, spec)
     objects = _build(spec)
-    records = []
+    records, results = [], []
     try:
         for call in spec["calls"]:
-            args = [_argument(item, objects) for item in call["args"]]
+            args = [_argument(item, objects, results) for item in call["args"]]
             recorder = StepRecorder(lambda: objects["_recording"].clock if "_recording" in objects else 0,
                                     keep=int(spec.get("record_steps") or 0))
             with torch.random.fork_rng(devices=[]), recorder if spec.get("record_steps") else contextlib.nullcontext():
                 torch.set_rng_state(call["torch_state"])
                 result = fn(*args)
+            results.append(result)
             record = {"result": _to_data(result),
                       "parameters": {name: _parameters(objects[name]) for name in call.get("parameters", [])},
                       "inputs": [_to_data(arg) for item, arg in zip(call["args"], args) if "ref" not in item]}

@@ -94,6 +94,7 @@ def ppo_gradient_proof(recorder: Any, config: Any) -> dict[str, Any] | None:
     ends = sorted(by_update)
     starts = [0, *ends[:-1]]
     checked, unmatched, worst, worst_at, stale_explains, cut_explains, truncations = 0, 0, 0.0, None, True, True, 0
+    flipped_explains = True
     for u, (start, end) in enumerate(zip(starts, ends)):
         critic_weights = recorder.critic_at.get(end)
         if critic_weights is None or end <= start:
@@ -121,8 +122,8 @@ def ppo_gradient_proof(recorder: Any, config: Any) -> dict[str, Any] | None:
         normalised_cut = {how: _standardised(cut_advantages, how) for how in batch_norms}
         for j, step in enumerate(by_update[end]):
             # stale: the same loss with the ratio's pi_old the policy being updated; cut: with the advantages of a
-            # loop that treats a truncation as a termination
-            best = stale = cut_gap = math.inf
+            # loop that treats a truncation as a termination; flipped: the surrogate's sign flipped (entropy kept)
+            best = stale = cut_gap = flipped = math.inf
             params = _load_flat(policy, step["theta"])
             for candidate in step["inputs"]:
                 rows = [row_of.get(row.numpy().tobytes()) for row in candidate]
@@ -135,15 +136,18 @@ def ppo_gradient_proof(recorder: Any, config: Any) -> dict[str, Any] | None:
                 fresh = torch.exp(new_log_probs - old_log_probs[idx])
                 for variant, ratio, table in (("ppo", fresh, normalised),
                                               ("stale", torch.exp(new_log_probs - new_log_probs.detach()), normalised),
-                                              ("cut", fresh, normalised_cut)):
+                                              ("cut", fresh, normalised_cut), ("flipped", fresh, normalised)):
                     if variant != "ppo" and best <= GRADIENT_TOLERANCE:
                         break  # PPO's gradient explains the step: the mistakes' variants are not needed
                     for batch_how, mini_how in ((b, m) for b in batch_norms for m in minibatch_norms):
                         adv = _standardised(table[batch_how][idx], mini_how)  # [b]
                         clipped = torch.clamp(ratio, 1 - config.clip_eps, 1 + config.clip_eps)
-                        loss = -torch.min(ratio * adv, clipped * adv).mean() - config.ent_coef * entropy
+                        surrogate = torch.min(ratio * adv, clipped * adv).mean()
+                        loss = (surrogate if variant == "flipped" else -surrogate) - config.ent_coef * entropy
                         gap = _relative_gap(step["grad"], loss, params, config.max_grad_norm)
-                        if variant == "stale":
+                        if variant == "flipped":
+                            flipped = min(flipped, gap)
+                        elif variant == "stale":
                             stale = min(stale, gap)
                         elif variant == "cut":
                             cut_gap = min(cut_gap, gap)
@@ -158,11 +162,13 @@ def ppo_gradient_proof(recorder: Any, config: Any) -> dict[str, Any] | None:
             if best > GRADIENT_TOLERANCE:
                 stale_explains = stale_explains and stale <= GRADIENT_TOLERANCE
                 cut_explains = cut_explains and cut_gap <= GRADIENT_TOLERANCE
+                flipped_explains = flipped_explains and flipped <= GRADIENT_TOLERANCE
             if best > worst:
                 worst, worst_at = best, [u + 1, j + 1]
     return {"checked": checked, "unmatched": unmatched, "worst": worst, "worst_at": worst_at,
             "ratio_always_one": bool(worst > GRADIENT_TOLERANCE and stale_explains),
             "truncation_as_termination": bool(worst > GRADIENT_TOLERANCE and cut_explains and truncations),
+            "surrogate_sign_flipped": bool(worst > GRADIENT_TOLERANCE and flipped_explains),
             "truncations": truncations}
 
 

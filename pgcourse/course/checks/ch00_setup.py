@@ -81,7 +81,12 @@ def check_play_episode(fn: Callable[..., Any]) -> None:
                           f"but the reference's lasts {expected[1]}, so your loop took other actions than the policy "
                           "gives on the reference's states (does the policy see each new observation?).", None,
                     False, case, expected=expected, received=received))
-            hint = "count every step, the last one included (length = number of env.step calls)."
+            # the hint follows the numbers: one too few and one too many are different slips (issue 49)
+            if int(length) < expected[1]:
+                hint = "count every step, the last one included (length = number of env.step calls)."
+            else:
+                hint = (f"you counted more steps than env.step calls ({int(length)} for the reference's "
+                        f"{expected[1]}): count each env.step call once, from 0 after the reset.")
         elif abs(float(episode_return) - expected[0]) > 1e-3 * max(1.0, abs(expected[0])):
             hint = "sum every reward, the last one included."
         elif (bool(terminated), bool(truncated)) != expected[2:]:
@@ -215,6 +220,9 @@ TRANSITION_MASK = Exercise(
         Mistake("you only look at `truncated`: a terminated step ends the episode too, so it is followed by a "
                 "reset step as well.",
                 lambda terminated, truncated: _shift_mask(truncated)),
+        Mistake("you combined the flags with `and`: an episode ends when EITHER flag is set (terminated or "
+                "truncated, or both), so combine them with a logical or.",
+                lambda terminated, truncated: _shift_mask(terminated & truncated)),
         # done = terminated + truncated as numbers and valid = 1 - done: -1 where both are set, which is True
         Mistake(_BOTH_FLAGS_HINT + " The step after such an end is a reset step, not a transition.",
                 lambda terminated, truncated: _shift_mask(terminated ^ truncated)),

@@ -106,7 +106,8 @@ def reference_reinforce_loss(policy, obs, actions, episode_rewards, config, *, m
         returns = torch.cat([normalize(discounted_returns(rewards, gamma)) for rewards in episode_rewards])
     else:
         returns = torch.cat([discounted_returns(rewards, gamma) for rewards in episode_rewards])  # [B]
-    normalizing = config.normalize_weights != (mistake == "normalization_flag_ignored")
+    normalizing = {"normalization_flag_ignored": not config.normalize_weights, "always_normalised": True,
+                   "never_normalised": False}.get(mistake or "", config.normalize_weights)
     weights = normalize(returns) if normalizing else returns  # [B]
     loss = reinforce_loss(categorical_log_prob(policy(obs), actions), weights)
     return -loss if mistake == "sign_flipped" else loss
@@ -353,7 +354,12 @@ REINFORCE_UPDATE_MISTAKE_TEXTS = [
     ("no_zero_grad", "the gradients are not zeroed before the backward pass, so each update also adds the previous "
                      "update's gradient (the first update is right, the second is not)."),
 ]
-REINFORCE_UPDATE_MISTAKES = [StageMistake(text, _update_mistake(name)) for name, text in REINFORCE_UPDATE_MISTAKE_TEXTS]
+# The update check replays the ignored flag as the loop a learner writes, always or never normalising (a flipped flag
+# agrees with neither on the case where the flag is followed by chance, and a mistake is named only where its replay
+# gives every case the learner ran: issue 49).
+REINFORCE_UPDATE_MISTAKES = [
+    StageMistake(text, _update_mistake(variant)) for name, text in REINFORCE_UPDATE_MISTAKE_TEXTS
+    for variant in (("always_normalised", "never_normalised") if name == "normalization_flag_ignored" else (name,))]
 
 
 def _compare_parameters(expected: list[list[Tensor]], received: list[list[Tensor]], initial: list[Tensor]

@@ -184,6 +184,9 @@ NORMALIZE = Exercise(
         Mistake("you forgot to subtract the mean.", lambda x: x / (x.std(unbiased=False) + 1e-8)),
         Mistake("you divide by the variance; divide by the standard deviation.",
                 lambda x: (x - x.mean()) / (x.var(unbiased=False) + 1e-8)),
+        Mistake("you divide by the largest absolute value of x; divide by the standard deviation (the spread of "
+                "the values around their mean).",
+                lambda x: (x - x.mean()) / (x.abs().max() + 1e-8)),
     ],
 )
 
@@ -288,6 +291,9 @@ FIRST_EPISODE_LENGTHS = Exercise(
         Mistake("a truncation (the time limit) ends an episode too: an episode ends at its first step with "
                 "terminated OR truncated.",
                 lambda terminated, truncated: _first_end(terminated) + 1),
+        Mistake("a truncation (the time limit) ends an episode too: an episode ends at its first step with "
+                "terminated OR truncated (an env that never terminates has a length too).",
+                lambda terminated, truncated: torch.where(terminated.any(0), _first_end(terminated) + 1, 0)),
         Mistake("a termination ends an episode too: an episode ends at its first step with terminated OR "
                 "truncated.",
                 lambda terminated, truncated: _first_end(truncated) + 1),

@@ -190,6 +190,7 @@ def reference_fit_critic(weights: Tensor, observations: Tensor, returns: Tensor,
 
     ``mistake`` plays a known wrong loop (:data:`CRITIC_MISTAKES`; the check names it when it reproduces a
     learner's results)."""
+    start_values = (observations @ weights).detach()  # [B] the starting critic's values
     weights = weights.detach().clone().requires_grad_(True)  # [d]
     optimizer = torch.optim.SGD([weights], lr=lr) if mistake == "sgd" else torch.optim.Adam([weights], lr=lr)
     losses_: list[float] = []
@@ -200,6 +201,10 @@ def reference_fit_critic(weights: Tensor, observations: Tensor, returns: Tensor,
         targets = returns.detach()  # [B] G, constants
         if mistake == "advantage_targets":
             targets = targets - values.detach()
+        elif mistake == "mean_target":
+            targets = targets.mean().expand_as(targets)
+        elif mistake == "start_value_targets":
+            targets = start_values
         errors = values - targets
         loss = 0.5 * (errors ** 2).mean()
         if mistake == "sum":
@@ -211,6 +216,9 @@ def reference_fit_critic(weights: Tensor, observations: Tensor, returns: Tensor,
         (-loss if mistake == "ascent" else loss).backward()
         if mistake != "no_step":
             optimizer.step()
+        if mistake == "loss_after_step":  # the loss at the weights the step left: the next step's loss
+            with torch.no_grad():
+                loss = 0.5 * ((observations @ weights - targets) ** 2).mean()
         losses_.append(float(loss.detach()))
     return weights.detach(), losses_
 
@@ -238,6 +246,16 @@ CRITIC_MISTAKES: list[tuple[str, tuple[str, ...], str]] = [
                              "reference's; Adam's steps hide it, the losses do not)."),
     ("sum", ("losses",), "average the squared errors over the batch, not .sum(): the loss must not grow with the "
                          "batch size."),
+    # three students' tries (issue 49): one Adam step moves each weight by about lr whatever the target, so a wrong
+    # target shows first in the losses; each was told a mistake it did not make
+    ("mean_target", ("weights", "losses"),
+     "one target, the mean return, for every state: regress each value V(s_i) on its own return G_i."),
+    ("start_value_targets", ("weights", "losses"),
+     "the targets are the critic's own values at the start, not the returns: L_V is 0 and the weights never move; "
+     "regress each V(s_i) on its return G_i."),
+    ("loss_after_step", ("losses",),
+     "you record each step's L_V after its optimiser step; it should be measured before it (the loss whose "
+     "gradient the step followed)."),
 ]
 
 
@@ -298,35 +316,33 @@ def _same_critic(found: tuple[Tensor, list[float]], other: tuple[Tensor, list[fl
     return True
 
 
-def _reproduces(mistake: str, fields: tuple[str, ...], cases: list[_CriticCase],
-                founds: list[tuple[Tensor, list[float]]]) -> bool:
-    """True when the wrong loop ``mistake`` gives the learner's results on every one of ``cases``."""
-    return all(_same_critic(found, reference_fit_critic(**case.args(), mistake=mistake), fields)
+def _reproduces(mistake: str, cases: list[_CriticCase], founds: list[tuple[Tensor, list[float]]]) -> bool:
+    """True when the wrong loop ``mistake`` gives the learner's results, weights AND losses, on every one of
+    ``cases`` (a loop that stepped and recorded losses of 0 was named 'the weights did not move' on its weights
+    alone, though its losses ruled that loop out: a student's try, issue 49)."""
+    return all(_same_critic(found, reference_fit_critic(**case.args(), mistake=mistake), ("weights", "losses"))
                for case, found in zip(cases, founds))
 
 
 def _critic_failure(cases: list[_CriticCase], founds: list[tuple[Tensor, list[float]]], failing: int,
                     ) -> tuple[str, str | None, bool]:
     """(problem, hint, certain) for the learner's results ``founds`` on ``cases``, ``cases[failing]`` being the
-    first that differs from the reference: the known wrong loop that reproduces every case is named as the
-    probable mistake; one that reproduces only the failing case, as a possible cause."""
+    first that differs from the reference: the known wrong loop whose replay gives the learner's weights and losses
+    on every case is named as the probable mistake; otherwise no cause is named (a wrong loop that agrees with one
+    case alone is not the learner's: issue 49), and the problem says what differs."""
     case, found = cases[failing], founds[failing]
     expected = reference_fit_critic(**case.args())
-    problem = "your results differ from the reference's, and a known wrong loop reproduces them."
-    for mistake, fields, hint in CRITIC_MISTAKES:
-        if _reproduces(mistake, fields, cases, founds):
-            return problem, hint, True
-    if len(found[1]) != len(expected[1]):  # before a mistake that matches this case's weights alone
-        return (f"you returned {len(found[1])} loss(es) for {case.steps} step(s).",
-                "one loss per step, measured before that step.", False)
-    for mistake, fields, hint in CRITIC_MISTAKES:
-        played = reference_fit_critic(**case.args(), mistake=mistake)
-        if _same_critic(found, played, fields) and not _same_critic(played, expected, fields):
-            return "your results differ from the reference's on this case.", hint, False
+    for mistake, _, hint in CRITIC_MISTAKES:
+        if _reproduces(mistake, cases, founds):
+            return "your results differ from the reference's, and a known wrong loop reproduces them.", hint, True
+    if len(found[1]) != len(expected[1]):
+        return (f"you returned {len(found[1])} loss(es) for {case.steps} step(s): the list holds one loss per step, "
+                f"each measured before its step.", None, False)
     if not _same_critic(found, expected, ("weights",)):
-        return "the trained weights differ from the reference's.", None, False
-    return ("the weights are right, but the losses differ from the reference's.",
-            "each step's L_V, measured before its optimiser step.", False)
+        if not _same_critic(found, expected, ("losses",)):
+            return "the trained weights and the losses differ from the reference's.", None, False
+        return "the losses are right, but the trained weights differ from the reference's.", None, False
+    return "the weights are right, but the losses differ from the reference's.", None, False
 
 
 def check_fit_critic(fn: Callable[..., Any]) -> None:

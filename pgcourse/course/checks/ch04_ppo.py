@@ -44,7 +44,7 @@ def _cases_clipped_surrogate_loss() -> list[Case]:
                                                       old_log_probs=_t([-1.1]), advantages=_t([1.0]), clip_eps=0.2)),
         Case("the four clipping regions plus one ratio inside (B=5)",
              dict(new_log_probs=(old + _t([0.5, -0.5, 0.5, -0.5, 0.05])).requires_grad_(), old_log_probs=old,
-                  advantages=_t([1.0, 2.0, -1.0, -2.0, 0.5]), clip_eps=0.2)),
+                  advantages=_t([1.0, 2.0, -1.5, -0.5, 0.5]), clip_eps=0.2)),
         Case("tiny probabilities: log-probs around -150, as with many action dims (B=3)",
              dict(new_log_probs=_t([-149.9, -160.15, -139.95], requires_grad=True),
                   old_log_probs=_t([-150.0, -160.0, -140.0]), advantages=_t([1.0, -1.0, 0.5]), clip_eps=0.2)),
@@ -94,6 +94,14 @@ CLIPPED_SURROGATE_LOSS = Exercise(
                 "surrogate.",
                 lambda new, old, advantages, clip_eps:
                 -(torch.clamp((new - old).exp(), 1 - clip_eps, 1 + clip_eps) * advantages).mean()),
+        # min(r, clip(r)) * A: right where A > 0, the unclipped ratio where A < 0 and r < 1 - eps, the clipped one
+        # where A < 0 and r > 1 + eps (a student's try, told 'you never clip' on the four-region case, issue 49)
+        Mistake("you took the min of the two ratios (the ratio and its clipped copy) and then multiplied by the "
+                "advantage: that is right only where the advantage is positive. PPO takes the min of the two "
+                "surrogates, each ratio already multiplied by the advantage (for a negative advantage the larger "
+                "ratio gives the smaller surrogate).",
+                lambda new, old, advantages, clip_eps: -(torch.min(
+                    (new - old).exp(), torch.clamp((new - old).exp(), 1 - clip_eps, 1 + clip_eps)) * advantages).mean()),
     ],
 )
 
@@ -270,9 +278,22 @@ def _minibatch_problem(chunks: Any, batch_size: int, minibatch_size: int) -> tup
         return ("some indices of range(batch_size) never appear (or indices are out of range).",
                 "every index must be in exactly one minibatch: don't drop the last, smaller minibatch.")
     if any(c.numel() > minibatch_size for c in chunks):
+        # the hint follows the count the learner made (a floor count was told 'minibatch_size is not the number of
+        # minibatches', a mistake it did not make: a student's try, issue 49)
+        if len(chunks) == batch_size // minibatch_size:
+            return (f"a minibatch is larger than minibatch_size: you made {len(chunks)} minibatch(es), "
+                    f"floor({batch_size} / {minibatch_size}).",
+                    "the number of minibatches is rounded down, so the indices left over went into minibatches "
+                    "larger than minibatch_size: round it up, ceil(batch_size / minibatch_size), and let the last "
+                    "minibatch be the smaller one.")
+        if len(chunks) == minibatch_size:
+            return (f"a minibatch is larger than minibatch_size: you made {len(chunks)} minibatches, as many as "
+                    f"minibatch_size.",
+                    "minibatch_size is the size of each minibatch, not the number of minibatches: make "
+                    "ceil(batch_size / minibatch_size) minibatches of at most minibatch_size indices.")
         return ("a minibatch is larger than minibatch_size.",
-                "minibatch_size is the size of each minibatch, not the number of minibatches: make "
-                "ceil(batch_size / minibatch_size) minibatches of at most minibatch_size indices.")
+                "every minibatch holds at most minibatch_size indices: make ceil(batch_size / minibatch_size) "
+                "minibatches, the last one the smaller.")
     expected_count = -(-batch_size // minibatch_size)
     if len(chunks) != expected_count:
         return (f"expected ceil({batch_size} / {minibatch_size}) = {expected_count} minibatches, got {len(chunks)}.",

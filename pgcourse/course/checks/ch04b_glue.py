@@ -74,6 +74,16 @@ def _transitions_before(transitions_at_step: Sequence[int], clock: int) -> int:
     return int(transitions_at_step[clock - 1]) if clock > 0 else 0
 
 
+def _count_behind(lr: float, initial: float, config: Any) -> int | None:
+    """The transitions T a loop counted if ``lr`` is ``(1 - T / config.total_steps) * initial`` for a whole T
+    (its annealing right, its count perhaps not the envs'); None when no whole count gives it."""
+    if initial <= 0:
+        return None
+    count = (1.0 - lr / initial) * config.total_steps
+    whole = round(count)
+    return whole if 0 <= whole <= config.total_steps and abs(count - whole) < 1e-3 else None
+
+
 def _lr_problem(name: str, setting: str, initial: float, lrs: list[list[float]], clocks: list[int],
                 starts: list[int], transitions: Sequence[int], config: Any) -> str | None:
     """The learning rates of one optimiser's steps against the schedule: ``initial`` throughout, or with
@@ -90,10 +100,28 @@ def _lr_problem(name: str, setting: str, initial: float, lrs: list[list[float]],
         if not bad:
             continue
         update = sorted(set(clocks)).index(clock) + 1
-        if never_annealed:
+        if never_annealed:  # (an lr left at its initial value reads as a count of 0: say what it is)
             return (f"the learning rates are never annealed: the {name}'s lr stayed {initial:g} in every update. With "
                     f"config.anneal_lr, set both before each rollout to (1 - transitions so far / config.total_steps) "
                     f"times their initial value (update {update}, after {before:,} transitions: {expected:.6g}).")
+        counted = _count_behind(bad[0], initial, config) if config.anneal_lr else None
+        if counted is not None and counted != before:
+            after = _transitions_before(transitions, clock)
+            if counted == after:
+                return (f"the {name}'s learning rate of update {update} is (1 - {counted:,} / config.total_steps) * "
+                        f"{setting} = {bad[0]:.6g}: annealed from the transitions counted AFTER its rollout "
+                        f"({counted:,}), where the exercise anneals from those collected before it ({before:,}, "
+                        f"expected {expected:.6g}). Set the lr of both optimisers before each rollout.")
+            more = counted > before
+            return (f"your loop's count of valid transitions is not the envs': update {update} stepped the {name} with "
+                    f"lr {bad[0]:.6g} = (1 - {counted:,} / config.total_steps) * {setting}, annealed as the exercise "
+                    f"says from your count of {counted:,} valid transitions, but the envs had played {before:,} real "
+                    f"transitions before that rollout ({abs(counted - before):,} {'more' if more else 'fewer'} in "
+                    f"your count). "
+                    + ("A reset step was counted as a transition: rollout.valid must be False on the step after an "
+                       "episode end, the first step of a rollout included (the start carried from the previous "
+                       "rollout says which envs are resetting)." if more else
+                       "Count the valid transitions of every rollout: the sum of rollout.valid."))
         how = (f"(1 - {before:,} / config.total_steps) * {setting} = {expected:.6g}" if config.anneal_lr else
                f"{setting} = {expected:g} (config.anneal_lr is False)")
         return (f"the {name}'s learning rate is not annealed as the exercise says: update {update} began its rollout "
@@ -227,6 +255,14 @@ def gradient_problems(proof: Any) -> list[str]:
                 "next_values (the value of its true final observation); only `terminated` stops the bootstrap, while "
                 "the lambda-trace stops at every episode end. Pass rollout.terminated and rollout.truncated to "
                 "advantages_and_returns as they are."]
+    if proof["worst"] > tolerance and proof.get("surrogate_sign_flipped"):
+        update, step = proof["worst_at"]
+        return [f"the actor's loss has the wrong sign: every step of your actor's optimiser follows the gradient of "
+                f"PPO's clipped surrogate with its sign flipped (in update {update}, step {step}, the gradient it "
+                f"applied differs from PPO's by {proof['worst']:.3g} of its size, the opposite direction). The loss "
+                f"is the NEGATIVE of the clipped surrogate, -mean(min(ratio * A, clip(ratio, 1 - clip_eps, "
+                f"1 + clip_eps) * A)), minus ent_coef * entropy: minimised as it is, your loss makes the actions "
+                f"with a positive advantage less likely."]
     if proof["worst"] > tolerance:
         update, step = proof["worst_at"]
         return [f"your actor is not trained on PPO's loss: in update {update}, the gradient its optimiser applied at "

@@ -37,7 +37,7 @@ from ...rl.envs import make_raw_vector_env
 from ...rl.returns import normalize
 from .ch04b_glue import GlueRecorder, glue_problems
 from .sandbox_code import sandbox_loops
-from .ch04b_reference import (_gae_fields, _gae_mistake, reference_advantages_and_returns, reference_collect_rollout,
+from .ch04b_reference import (UPDATE_MISTAKE_HINTS, _gae_fields, _gae_mistake, reference_advantages_and_returns, reference_collect_rollout,
                               reference_ppo_update, reference_train_ppo)
 from .stages import (FLOAT_TOLERANCE, NOT_A_TENSOR, PARAMETER_TOLERANCE, REMOTE_CASES, RUNNERS, STEP_NOTE,
                      CountingEnvs, LoopReport, Mismatch, SeedResult, StageMistake, Timer, call_learner, call_spec,
@@ -58,7 +58,7 @@ def _field(result: Any, name: str) -> Any:
     return getattr(result, name, None)
 
 
-def _rollout_situation(rollout, num_envs: int, time_limit: int | None, n_steps: int, continued: bool) -> str:
+def _rollout_situation(rollout, num_envs: int, time_limit: int | None, n_steps: int, warmup_steps: int) -> str:
     terminated, truncated = _field(rollout, "terminated").bool(), _field(rollout, "truncated").bool()
     limit = f"with a {time_limit}-step time limit" if time_limit else "(500-step limit)"
     parts = [f"{int(terminated.sum())} termination(s)", f"{int(truncated.sum())} truncation(s)"]
@@ -66,8 +66,8 @@ def _rollout_situation(rollout, num_envs: int, time_limit: int | None, n_steps: 
     if both:
         parts.append(f"{both} step(s) with both flags")
     parts.append(f"{int((~_field(rollout, 'valid')).sum())} reset step(s)")
-    how = ("continuing from the start the reference's previous rollout returned, in which an episode ended on "
-           "the last step" if continued else "from a fresh reset")
+    how = (f"continuing from the start your own first rollout of the case ({warmup_steps} steps from a fresh reset, "
+           f"an episode ended on its last step) returned" if warmup_steps else "from a fresh reset")
     return f"{num_envs} CartPole-v1 env(s) {limit}, {n_steps} steps {how}: {', '.join(parts)}"
 
 
@@ -79,9 +79,12 @@ class RolloutCase:
     env_seed: int = 0
     torch_seed: int = 0
     net_seed: int = 0
-    warmup_steps: int = 0   # a first rollout by the reference; the learner's continues from where it stopped
+    warmup_steps: int = 0   # a first rollout by the same function; the second continues from the start it returned
 
     def run(self, collect: Callable[..., Any]) -> tuple[Any, Any]:
+        """(what ``collect`` returned, the start it was given): with ``warmup_steps``, ``collect`` plays a first
+        rollout from the reset and the case's rollout from the start that first one returned, torch's generator as
+        the reference's first rollout left it."""
         envs = cartpole_envs(self.num_envs, self.time_limit)
         try:
             obs, _ = envs.reset(seed=self.env_seed)
@@ -89,33 +92,47 @@ class RolloutCase:
             start = (obs, np.zeros(self.num_envs, dtype=bool))
             with seeded_torch(self.torch_seed):
                 if self.warmup_steps:
-                    _, start = reference_collect_rollout(envs, policy, value_net, start, self.warmup_steps)
+                    first = collect(envs, policy, value_net, start, self.warmup_steps)
+                    if not (isinstance(first, tuple | list) and len(first) == 2):
+                        return first, None  # no start to continue from: said so (rollout_data)
+                    start = first[1]
+                    torch.set_rng_state(self._state_after_warmup())
                 return collect(envs, policy, value_net, start, self.n_steps), start
         finally:
             envs.close()
 
-    def spec(self) -> dict[str, Any]:
-        """This case as data, for a grader's handle that plays it where the learner's function lives: the envs
-        brought to the case's state by replaying the reference's warm-up actions, torch's generator as the
-        warm-up left it."""
+    @functools.lru_cache(maxsize=None)  # noqa: B019 - a few frozen cases
+    def _state_after_warmup(self) -> Tensor:
+        """Torch's generator after the reference's first rollout of the case (the learner's draws the same)."""
         envs = cartpole_envs(self.num_envs, self.time_limit)
         try:
             obs, _ = envs.reset(seed=self.env_seed)
             policy, value_net = fixed_networks(self.net_seed)
-            start, replay = (obs, np.zeros(self.num_envs, dtype=bool)), []
             with seeded_torch(self.torch_seed):
-                if self.warmup_steps:
-                    warmup, start = reference_collect_rollout(envs, policy, value_net, start, self.warmup_steps)
-                    replay = [actions.numpy() for actions in warmup.actions]
-                state = torch.get_rng_state()
+                reference_collect_rollout(envs, policy, value_net, (obs, np.zeros(self.num_envs, dtype=bool)),
+                                          self.warmup_steps)
+                return torch.get_rng_state()
         finally:
             envs.close()
-        return {"envs": {"num_envs": self.num_envs, "time_limit": self.time_limit, "seed": self.env_seed,
-                         "replay": replay},
-                "networks": {"policy": network_spec(policy), "value_net": network_spec(value_net)},
-                "calls": [call_spec([{"ref": "envs"}, {"ref": "policy"}, {"ref": "value_net"},
-                                     {"value": (np.asarray(start[0]), np.asarray(start[1]))},
-                                     {"value": self.n_steps}], state=state)]}
+
+    def spec(self) -> dict[str, Any]:
+        """This case as data, for a grader's handle that plays it where the learner's function lives: with
+        ``warmup_steps``, two calls, the second given the start the first returned."""
+        envs = cartpole_envs(self.num_envs, self.time_limit)
+        try:
+            obs, _ = envs.reset(seed=self.env_seed)
+            policy, value_net = fixed_networks(self.net_seed)
+        finally:
+            envs.close()
+        nets = [{"ref": "envs"}, {"ref": "policy"}, {"ref": "value_net"}]
+        start = {"value": (np.asarray(obs), np.zeros(self.num_envs, dtype=bool))}
+        calls = [call_spec([*nets, start, {"value": self.n_steps}], seed=self.torch_seed)]
+        if self.warmup_steps:
+            calls = [call_spec([*nets, start, {"value": self.warmup_steps}], seed=self.torch_seed),
+                     call_spec([*nets, {"returned": [0, 1]}, {"value": self.n_steps}],
+                               state=self._state_after_warmup())]
+        return {"envs": {"num_envs": self.num_envs, "time_limit": self.time_limit, "seed": self.env_seed},
+                "networks": {"policy": network_spec(policy), "value_net": network_spec(value_net)}, "calls": calls}
 
 
 ROLLOUT_CASES = [
@@ -134,7 +151,8 @@ _ROLLOUT_CONCEPT = {
 }
 
 def _rollout_mistake(name: str) -> Callable[[RolloutCase], Any]:
-    return lambda case: case_mistake(case.run, reference_collect_rollout, lambda ran: rollout_data(ran[0]), name)
+    return lambda case: case_mistake(case.run, reference_collect_rollout,
+                                     lambda ran: rollout_data(*ran, continued=bool(case.warmup_steps)), name)
 
 
 ROLLOUT_MISTAKES = [
@@ -185,9 +203,15 @@ _ROLLOUT_RNG_NOTE = ("The check replays the reference's random draws: sample eve
                      "steps included, one draw per env from torch's generator, as the exercise says.")
 
 
-def rollout_data(result: Any) -> dict[str, Any]:
+def _next_start_data(next_start: Any) -> list[Any] | None:
+    pair = isinstance(next_start, tuple | list) and len(next_start) == 2
+    return [tensor_data(next_start[0]), tensor_data(next_start[1])] if pair else None
+
+
+def rollout_data(result: Any, first_next_start: Any = None, continued: bool = False) -> dict[str, Any]:
     """What a ``collect_rollout`` returned, as data: each field a tensor (or what it is instead), the fields
-    that carry an autograd graph, and ``next_start``; or the problem, in words."""
+    that carry an autograd graph, and ``next_start`` (``continued``: the case's rollout continued from
+    ``first_next_start``, what a first rollout of the case returned, compared too); or the problem, in words."""
     if not (isinstance(result, tuple | list) and len(result) == 2):
         return {"problem": f"collect_rollout must return a pair (rollout, next_start); got {type(result).__name__}."}
     rollout, next_start = result
@@ -198,19 +222,43 @@ def rollout_data(result: Any) -> dict[str, Any]:
     data: dict[str, Any] = {name: tensor_data(_field(rollout, name)) for name in ROLLOUT_FIELDS}
     data["requires_grad"] = [name for name in ROLLOUT_FIELDS
                              if isinstance(_field(rollout, name), Tensor) and _field(rollout, name).requires_grad]
-    pair = isinstance(next_start, tuple | list) and len(next_start) == 2
-    data["next_start"] = [tensor_data(next_start[0]), tensor_data(next_start[1])] if pair else None
+    data["next_start"] = _next_start_data(next_start)
+    if continued:
+        data["first_next_start"] = _next_start_data(first_next_start)
     return data
 
 
 def run_rollout_case(fn: Callable[..., Any], index: int) -> dict[str, Any]:
     """Case ``index`` of the rollout check with ``fn`` as ``collect_rollout``, as data."""
-    return rollout_data(ROLLOUT_CASES[index].run(fn)[0])
+    return rollout_data(*ROLLOUT_CASES[index].run(fn), continued=bool(ROLLOUT_CASES[index].warmup_steps))
+
+
+_NEXT_START_HINT = ("the next rollout's start must say which envs were reset: next_start = (the observation the "
+                    "last step returned, each env's resetting flag, True where that step ended an episode by "
+                    "termination or truncation), so that the next rollout marks that env's first step as a reset "
+                    "step (not a transition).")
+
+
+def _compare_next_start(expected: list[Tensor], received: list[Any] | None, first: bool) -> Mismatch | None:
+    which = "your first rollout of the case returned" if first else "your rollout returned"
+    if received is None:
+        return Mismatch("next_start", f"the second thing {which} must be next_start = (obs, resetting).")
+    for part, want, got in zip(("obs", "resetting"), expected, received):
+        mismatch = compare(f"next_start {part}", want, got, exact=True)
+        if mismatch is not None:
+            mismatch.problem = f"the next_start {which}: {mismatch.problem}"
+            mismatch.hint = _NEXT_START_HINT
+            return mismatch
+    return None
 
 
 def _compare_rollout(expected: dict[str, Any], received: dict[str, Any]) -> Mismatch | None:
     if "problem" in received:
         return Mismatch("result", received["problem"])
+    if "first_next_start" in expected:  # the start the case's rollout was given: the learner's own
+        mismatch = _compare_next_start(expected["first_next_start"], received.get("first_next_start"), first=True)
+        if mismatch is not None:
+            return mismatch
     valid = expected["valid"]
     checks = [("valid", dict(exact=True, kind="bool")), ("rewards", dict(exact=True, kind="float")),
               ("terminated", dict(exact=True, kind="float")), ("truncated", dict(exact=True, kind="float")),
@@ -226,14 +274,7 @@ def _compare_rollout(expected: dict[str, Any], received: dict[str, Any]) -> Mism
             return Mismatch(name, f"your `{name}` is connected to the autograd graph (it requires grad). Collect the "
                                   "rollout without recording gradients: what it stores are constants of the update, "
                                   "and advantages built from values that carry a graph are not detached.")
-    if received["next_start"] is None:
-        return Mismatch("next_start", "the second thing returned must be next_start = (obs, resetting).")
-    for name, want, got in zip(("next_start obs", "next_start resetting"), expected["next_start"],
-                               received["next_start"]):
-        mismatch = compare(name, want, got, exact=True)
-        if mismatch is not None:
-            return mismatch
-    return None
+    return _compare_next_start(expected["next_start"], received["next_start"], first=False)
 
 
 def check_collect_rollout(fn: Callable[..., Any]) -> None:
@@ -242,23 +283,33 @@ def check_collect_rollout(fn: Callable[..., Any]) -> None:
     values within float32 rounding, and the start it returns for the next rollout."""
     def situation(index: int, expected: dict[str, Any]) -> str:
         case = ROLLOUT_CASES[index]
-        return _rollout_situation(expected, case.num_envs, case.time_limit, case.n_steps, bool(case.warmup_steps))
+        return _rollout_situation(expected, case.num_envs, case.time_limit, case.n_steps, case.warmup_steps)
 
     run_stage_check(
         "collect_rollout", fn, len(ROLLOUT_CASES), reference_collect_rollout,
         compare=lambda expected, received, index: _compare_rollout(expected, received),
         mistakes=ROLLOUT_MISTAKES, mistake_data=lambda mistake, index: mistake.compute(ROLLOUT_CASES[index]),
         situation=situation, concept=lambda mismatch: _ROLLOUT_CONCEPT.get(mismatch.field, ""),
-        note=lambda mismatch: STEP_NOTE + ("\n" + _ROLLOUT_RNG_NOTE if mismatch.field in ("actions", "valid", "rewards")
-                                           else ""))
+        note=lambda mismatch: "" if mismatch.field.startswith("next_start") else STEP_NOTE + (
+            "\n" + _ROLLOUT_RNG_NOTE if mismatch.field in ("actions", "valid", "rewards") else ""))
     print(f"✓ collect_rollout: {len(ROLLOUT_CASES)} rollouts equal to the reference (observations, actions, rewards, "
           f"flags and valid mask exactly; log-probs and values within rtol {FLOAT_TOLERANCE[0]:g}, "
           f"atol {FLOAT_TOLERANCE[1]:g})")
 
 
+def _remote_rollout_data(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`rollout_data` of a case played by a grader's handle (two calls for a continued rollout)."""
+    if len(calls) == 1:
+        return rollout_data(calls[0]["result"])
+    first = calls[0]["result"]
+    if not (isinstance(first, tuple | list) and len(first) == 2):
+        return rollout_data(first)
+    return rollout_data(calls[-1]["result"], first[1], continued=True)
+
+
 RUNNERS["collect_rollout"] = run_rollout_case
 REMOTE_CASES["collect_rollout"] = (lambda index: ROLLOUT_CASES[index].spec(),
-                                   lambda outcome, index: rollout_data(outcome["calls"][0]["result"]))
+                                   lambda outcome, index: _remote_rollout_data(outcome["calls"]))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -290,7 +341,7 @@ def _gae_cases() -> tuple[tuple[str, Rollout, float, float, bool], ...]:
     for case, gamma, lam, grad in ((ROLLOUT_CASES[2], 0.9, 0.8, False), (ROLLOUT_CASES[4], 0.99, 0.95, False),
                                    (ROLLOUT_CASES[3], 0.99, 0.95, True)):
         (rollout, _), _ = case.run(reference_collect_rollout)
-        situation = _rollout_situation(rollout, case.num_envs, case.time_limit, case.n_steps, bool(case.warmup_steps))
+        situation = _rollout_situation(rollout, case.num_envs, case.time_limit, case.n_steps, case.warmup_steps)
         cases.append((f"a rollout of {situation}", rollout, gamma, lam, grad))
     return tuple((f"{description}; gamma={gamma}, lam={lam}" + (", values that require grad" if grad else ""),
                   rollout, gamma, lam, grad) for description, rollout, gamma, lam, grad in cases)
@@ -555,60 +606,7 @@ def _update_depth(mismatch: Mismatch) -> int:
     return _UPDATE_ORDER.index(mismatch.field) + 1 if mismatch.field in _UPDATE_ORDER else 0
 
 
-UPDATE_MISTAKES = [
-    StageMistake("the 'old' log-probs are recomputed from the policy being updated, so the ratio is always 1 and "
-                 "nothing is ever clipped: pi_old is the policy that COLLECTED the rollout, and its log-probs are the "
-                 "ones stored in the rollout (constants for the whole update).",
-                 _update_mistake("old_log_probs_from_current"), ("policy", "approx_kl", "clip_fraction")),
-    StageMistake("pi_old moves from epoch to epoch (log-probs recomputed at the start of each epoch): it must stay "
-                 "the policy that collected the rollout for every epoch of the update.",
-                 _update_mistake("old_log_probs_per_epoch"), ("policy",)),
-    StageMistake("reset steps are in your batch: the minibatch indices count the valid transitions only (the rows "
-                 "with valid = True, in [t, n] order), so flatten with the valid mask before indexing.",
-                 _update_mistake("reset_steps_trained"), ("policy", "value_net")),
-    StageMistake("the advantages are normalised at the wrong level: config.normalize_per_minibatch says whether to "
-                 "standardise each minibatch or the whole batch once (False: once, before the epochs).",
-                 _update_mistake("normalization_level_swapped"), ("policy",)),
-    StageMistake("config.normalize_advantages is not followed: standardise the advantages only when it is True.",
-                 _update_mistake("normalization_flag_ignored"), ("policy",)),
-    StageMistake("the gradient norm is clipped over both networks together: the exercise clips each network's "
-                 "gradient to its own limit (config.max_grad_norm, config.critic_max_grad_norm). One clip over both "
-                 "scales the actor's gradient by a factor the critic's larger gradient sets (Adam largely undoes a "
-                 "steady factor, lesson 06), but the update is not the one specified.",
-                 _update_mistake("joint_grad_clipping"),
-                 ("policy", "value_net")),
-    StageMistake("the actor's gradient is not clipped: clip the policy's gradient norm to config.max_grad_norm before "
-                 "its optimiser steps, as the critic's to config.critic_max_grad_norm.",
-                 _update_mistake("no_actor_clipping"), ("policy",)),
-    StageMistake("max instead of min: PPO keeps the pessimistic MIN of the unclipped and the clipped surrogate "
-                 "(negated into a loss, that is the max of the negated terms).",
-                 _update_mistake("max_not_min"), ("policy",)),
-    StageMistake("the critic's loss lacks its half: it is half the mean squared error, 0.5 * mean((V - R)^2) (Adam "
-                 "would hide a constant factor, but the gradient clip does not).",
-                 _update_mistake("value_loss_without_half"), ("value_net",)),
-    StageMistake("the gradients are not clipped: clip each network's gradient norm to config.max_grad_norm and "
-                 "config.critic_max_grad_norm (None means no clipping) before its optimiser steps.",
-                 _update_mistake("no_grad_clipping"), ("policy", "value_net")),
-    StageMistake("approx_kl has its arguments swapped (the inverse ratio): with rho = exp(new log-probs - old "
-                 "log-probs) = pi_new / pi_old, k3 is mean((rho - 1) - log rho), an estimate of KL(pi_old || pi_new) "
-                 "from actions sampled by pi_old.", _update_mistake("kl_swapped"), ("approx_kl",)),
-    StageMistake("approx_kl and clip_fraction are measured after the optimiser step: measure them on the log-probs "
-                 "of the forward pass that the step's loss used.", _update_mistake("kl_after_step"),
-                 ("approx_kl", "clip_fraction")),
-    StageMistake("approx_kl is the last minibatch's only: report the mean over all gradient steps of the update.",
-                 _update_mistake("kl_last_minibatch"), ("approx_kl",)),
-    StageMistake("clip_fraction counts only ratios above 1 + clip_eps: count both sides of the clip range.",
-                 _update_mistake("clip_fraction_upper_only"), ("clip_fraction",)),
-    StageMistake("the entropy term has the wrong sign: the actor's loss SUBTRACTS ent_coef x the mean entropy (a "
-                 "bonus that keeps the policy exploring); added, it pushes the policy to collapse.",
-                 _update_mistake("entropy_sign_flipped"), ("policy",)),
-    StageMistake("the advantages are recomputed from the critic being updated (returns - V(s) inside the loop): use "
-                 "the advantages given, computed once by GAE from the rollout's values.",
-                 _update_mistake("advantages_from_current_critic"), ("policy",)),
-    StageMistake("explained_variance uses the values stored in the rollout: measure it with the critic's "
-                 "predictions AFTER the update, on the whole batch of valid transitions.",
-                 _update_mistake("ev_before_update"), ("explained_variance",)),
-]
+UPDATE_MISTAKES = [StageMistake(hint, _update_mistake(name), fields) for name, hint, fields in UPDATE_MISTAKE_HINTS]
 
 _UPDATE_CONCEPT = {
     "policy": "the actor after, for each epoch and each minibatch in the given order, one Adam step on the clipped "
@@ -616,6 +614,12 @@ _UPDATE_CONCEPT = {
               "ent_coef times the entropy, its gradient norm clipped to max_grad_norm.",
     "value_net": "the critic after one Adam step per minibatch on half the mean squared error to the returns, its "
                  "gradient norm clipped to critic_max_grad_norm.",
+    "approx_kl": "the mean over the update's gradient steps of k3 = mean((rho - 1) - log rho), rho = pi_new / pi_old "
+                 "on the minibatch's actions, from the log-probs of the forward pass the step's loss used.",
+    "clip_fraction": "the mean over the update's gradient steps of the share of the minibatch whose ratio lies outside "
+                     "[1 - clip_eps, 1 + clip_eps], measured on the forward pass the step's loss used.",
+    "explained_variance": "1 - Var(returns - V) / Var(returns) on the whole batch of valid transitions, V the "
+                          "critic's predictions after the update (population variances).",
 }
 
 

@@ -108,10 +108,20 @@ def _standardise(x: Tensor, sample_std: bool) -> Tensor:
     return (x - x.mean()) / (x.std() + 1e-8)
 
 
-def _optimistic_surrogate(new_log_probs, old_log_probs, advantages, clip_eps):
-    """The clipped loss with max in place of min (a known wrong version)."""
-    ratio = torch.exp(new_log_probs - old_log_probs)
-    return -torch.max(ratio * advantages, ratio.clamp(1 - clip_eps, 1 + clip_eps) * advantages).mean()
+_SURROGATE_MISTAKES = ("max_not_min", "clipped_only", "advantage_clipped", "ratio_inverted", "surrogate_sign")
+
+
+def _mistaken_surrogate(new_log_probs, old_log_probs, advantages, clip_eps, mistake: str) -> Tensor:
+    """The clipped loss with one of the known wrong versions of :data:`_SURROGATE_MISTAKES`: max in place of min,
+    the clipped term alone, the advantage clipped in place of the ratio, the ratio upside down, the sign flipped."""
+    log_ratio = old_log_probs - new_log_probs if mistake == "ratio_inverted" else new_log_probs - old_log_probs
+    ratio = torch.exp(log_ratio)
+    unclipped = ratio * advantages
+    clipped = (ratio * advantages.clamp(1 - clip_eps, 1 + clip_eps) if mistake == "advantage_clipped"
+               else ratio.clamp(1 - clip_eps, 1 + clip_eps) * advantages)
+    objective = (torch.max(unclipped, clipped) if mistake == "max_not_min" else
+                 clipped if mistake == "clipped_only" else torch.min(unclipped, clipped)).mean()
+    return objective if mistake == "surrogate_sign" else -objective
 
 
 def reference_ppo_update(policy, value_net, actor_optimizer, critic_optimizer, rollout, advantages, returns,
@@ -153,8 +163,9 @@ def reference_ppo_update(policy, value_net, actor_optimizer, critic_optimizer, r
             if normalizing and per_minibatch:
                 batch_advantages = _standardise(batch_advantages, sample_std)
             policy_loss = clipped_surrogate_loss(new_log_probs, batch_old, batch_advantages, config.clip_eps) \
-                if mistake != "max_not_min" else _optimistic_surrogate(new_log_probs, batch_old, batch_advantages,
-                                                                        config.clip_eps)
+                if mistake not in _SURROGATE_MISTAKES else _mistaken_surrogate(new_log_probs, batch_old,
+                                                                               batch_advantages, config.clip_eps,
+                                                                               mistake)
             actor_loss = policy_loss + entropy_bonus_loss(entropy, config.ent_coef) * (
                 -1 if mistake == "entropy_sign_flipped" else 1)
             critic_loss = value_loss(value_net(obs[batch_idx]), returns[batch_idx]) * (
@@ -179,7 +190,7 @@ def reference_ppo_update(policy, value_net, actor_optimizer, critic_optimizer, r
                     new_log_probs = categorical_log_prob(policy(obs[batch_idx]), actions[batch_idx])
                 ratio = (new_log_probs - batch_old).exp()  # [b]
                 kl = approx_kl(new_log_probs, batch_old) if mistake == "kl_swapped" else \
-                    approx_kl(batch_old, new_log_probs)
+                    (batch_old - new_log_probs).mean() if mistake == "kl_k1" else approx_kl(batch_old, new_log_probs)
                 kls.append(float(kl))
                 upper_only = mistake == "clip_fraction_upper_only"
                 fractions.append(float((ratio > 1 + config.clip_eps).float().mean()) if upper_only
@@ -192,14 +203,119 @@ def reference_ppo_update(policy, value_net, actor_optimizer, critic_optimizer, r
             values_for_ev = _flatten_valid(rollout, mask, rollout.values)[0]
         else:
             values_for_ev = value_net(obs)
-        ev = explained_variance(values_for_ev, returns)
+        ev = explained_variance(values_for_ev, returns) if mistake != "ev_of_values" else \
+            float(1 - values_for_ev.double().var(unbiased=False) / returns.double().var(unbiased=False))
     if mistake == "kl_last_minibatch":
         kls = kls[-1:]
+    if mistake == "clip_fraction_last":
+        fractions = fractions[-1:]
 
     def mean(values: list[float]) -> float:
         return sum(values) / len(values)  # summed in order, as the package's loop does
     return {"approx_kl": mean(kls), "clip_fraction": mean(fractions), "explained_variance": ev,
             "policy_loss": mean(policy_losses), "value_loss": mean(value_losses), "entropy": mean(entropies)}
+
+
+# (mistake, hint, the fields it changes): the known wrong versions of ppo_update, in the order the check tries them
+UPDATE_MISTAKE_HINTS: list[tuple[str, str, tuple[str, ...]]] = [
+    ("old_log_probs_from_current",
+     "the 'old' log-probs are recomputed from the policy being updated, so the ratio is always 1 and "
+     "nothing is ever clipped: pi_old is the policy that COLLECTED the rollout, and its log-probs are the "
+     "ones stored in the rollout (constants for the whole update).",
+     ("policy", "approx_kl", "clip_fraction")),
+    ("old_log_probs_per_epoch",
+     "pi_old moves from epoch to epoch (log-probs recomputed at the start of each epoch): it must stay "
+     "the policy that collected the rollout for every epoch of the update.",
+     ("policy",)),
+    ("reset_steps_trained",
+     "reset steps are in your batch: the minibatch indices count the valid transitions only (the rows "
+     "with valid = True, in [t, n] order), so flatten with the valid mask before indexing.",
+     ("policy", "value_net")),
+    ("normalization_level_swapped",
+     "the advantages are normalised at the wrong level: config.normalize_per_minibatch says whether to "
+     "standardise each minibatch or the whole batch once (False: once, before the epochs).",
+     ("policy",)),
+    ("normalization_flag_ignored",
+     "config.normalize_advantages is not followed: standardise the advantages only when it is True.",
+     ("policy",)),
+    ("joint_grad_clipping",
+     "the gradient norm is clipped over both networks together: the exercise clips each network's "
+     "gradient to its own limit (config.max_grad_norm, config.critic_max_grad_norm). One clip over both "
+     "scales the actor's gradient by a factor the critic's larger gradient sets (Adam largely undoes a "
+     "steady factor, lesson 06), but the update is not the one specified.",
+     ("policy", "value_net")),
+    ("no_actor_clipping",
+     "the actor's gradient is not clipped: clip the policy's gradient norm to config.max_grad_norm before "
+     "its optimiser steps, as the critic's to config.critic_max_grad_norm.",
+     ("policy",)),
+    ("max_not_min",
+     "max instead of min: PPO keeps the pessimistic MIN of the unclipped and the clipped surrogate "
+     "(negated into a loss, that is the max of the negated terms).",
+     ("policy",)),
+    ("surrogate_sign",
+     "the actor's loss has the wrong sign: the loss is the NEGATIVE of the clipped surrogate (minimising "
+     "+surrogate makes the actions with a positive advantage less likely). Negate the mean of the min.",
+     ("policy",)),
+    ("clipped_only",
+     "only the clipped term is kept: PPO takes the MIN of the unclipped and the clipped surrogate, which keeps "
+     "the full penalty where the ratio moved the wrong way.",
+     ("policy",)),
+    ("advantage_clipped",
+     "you clip the advantage: clip the ratio, not the advantage (the ratio is what must stay within "
+     "[1 - clip_eps, 1 + clip_eps]; the advantage multiplies it unclipped).",
+     ("policy",)),
+    ("ratio_inverted",
+     "the ratio is upside down: it is pi_new / pi_old, the exp of the new log-probs minus the stored old ones.",
+     ("policy",)),
+    ("value_loss_without_half",
+     "the critic's loss lacks its half: it is half the mean squared error, 0.5 * mean((V - R)^2) (Adam "
+     "would hide a constant factor, but the gradient clip does not).",
+     ("value_net",)),
+    ("no_grad_clipping",
+     "the gradients are not clipped: clip each network's gradient norm to config.max_grad_norm and "
+     "config.critic_max_grad_norm (None means no clipping) before its optimiser steps.",
+     ("policy", "value_net")),
+    ("kl_swapped",
+     "approx_kl has its arguments swapped (the inverse ratio): with rho = exp(new log-probs - old "
+     "log-probs) = pi_new / pi_old, k3 is mean((rho - 1) - log rho), an estimate of KL(pi_old || pi_new) "
+     "from actions sampled by pi_old.",
+     ("approx_kl",)),
+    ("kl_k1",
+     "approx_kl is k1, the mean of -log rho (it can be negative, and is noisy): report k3, mean((rho - 1) - log "
+     "rho), with rho = pi_new / pi_old on the rollout's actions.",
+     ("approx_kl",)),
+    ("kl_after_step",
+     "approx_kl and clip_fraction are measured after the optimiser step: measure them on the log-probs "
+     "of the forward pass that the step's loss used.",
+     ("approx_kl", "clip_fraction")),
+    ("kl_last_minibatch",
+     "approx_kl is the last minibatch's only: report the mean over all gradient steps of the update.",
+     ("approx_kl",)),
+    ("clip_fraction_last",
+     "clip_fraction is the last gradient step's: report the mean over all gradient steps of the update, as for "
+     "approx_kl.",
+     ("clip_fraction",)),
+    ("clip_fraction_upper_only",
+     "clip_fraction counts only ratios above 1 + clip_eps: count both sides of the clip range.",
+     ("clip_fraction",)),
+    ("entropy_sign_flipped",
+     "the entropy term has the wrong sign: the actor's loss SUBTRACTS ent_coef x the mean entropy (a "
+     "bonus that keeps the policy exploring); added, it pushes the policy to collapse.",
+     ("policy",)),
+    ("advantages_from_current_critic",
+     "the advantages are recomputed from the critic being updated (returns - V(s) inside the loop): use "
+     "the advantages given, computed once by GAE from the rollout's values.",
+     ("policy",)),
+    ("ev_before_update",
+     "explained_variance uses the values stored in the rollout: measure it with the critic's "
+     "predictions AFTER the update, on the whole batch of valid transitions.",
+     ("explained_variance",)),
+    ("ev_of_values",
+     "explained_variance compares the variance of the predictions with that of the returns: it is "
+     "1 - Var(returns - predictions) / Var(returns), one minus the variance of the critic's ERRORS over that "
+     "of the returns.",
+     ("explained_variance",)),
+]
 
 
 def reference_train_ppo(envs, config: PPOConfig, collect=reference_collect_rollout,

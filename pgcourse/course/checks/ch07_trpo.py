@@ -34,6 +34,8 @@ from ...rl.trust_region import (backtracking_line_search, categorical_kl, conjug
                                 flat_grad, max_step_length)
 from .harness import (Case, Exercise, LearnerCodeError, Mistake, _call_learner, _changed_input, _clone_values,
                       _make_check, _message, _randn)
+from .ch07_conjugate_gradient import (_CG_EXTRA_PRODUCTS, CG_MISTAKES, _cg_returns_residual,  # noqa: F401 - tests
+                                      _cg_swapped_beta, _steepest_descent)
 from .ch07_line_search import LINE_SEARCH_SCENARIOS, matching_mistake
 from .stages import call_spec, is_remote, learner_crash
 
@@ -237,42 +239,6 @@ def _spd(size: int, seed: int, conditioning: float = 1.0) -> Tensor:
     return a @ a.T + conditioning * size * torch.eye(size, dtype=torch.float64)
 
 
-def _steepest_descent(matvec: Callable[[Tensor], Tensor], b: Tensor, iterations: int = 10,
-                      residual_tol: float = 1e-10) -> Tensor:
-    x, residual = torch.zeros_like(b), b.clone()
-    for _ in range(iterations):
-        if float(residual @ residual) < residual_tol:
-            break
-        product = matvec(residual)
-        step = float(residual @ residual) / float(residual @ product)
-        x = x + step * residual
-        residual = residual - step * product
-    return x
-
-
-def _cg_swapped_beta(matvec: Callable[[Tensor], Tensor], b: Tensor, iterations: int = 10,
-                     residual_tol: float = 1e-10) -> Tensor:
-    x, residual, direction = torch.zeros_like(b), b.clone(), b.clone()
-    residual_sq = float(residual @ residual)
-    for _ in range(iterations):
-        if residual_sq < residual_tol:
-            break
-        product = matvec(direction)
-        step = residual_sq / float(direction @ product)
-        x = x + step * direction
-        residual = residual - step * product
-        new_sq = float(residual @ residual)
-        direction = residual + (residual_sq / new_sq) * direction  # beta upside down
-        residual_sq = new_sq
-    return x
-
-
-def _cg_returns_residual(matvec: Callable[[Tensor], Tensor], b: Tensor, iterations: int = 10,
-                         residual_tol: float = 1e-10) -> Tensor:
-    """The residual ``b - A x`` of conjugate gradient's iterate returned in place of ``x``."""
-    return b - matvec(conjugate_gradient(matvec, b, iterations, residual_tol).x)
-
-
 def _x_of(output: Any) -> Any:
     if isinstance(output, dict) and isinstance(output.get("x"), Tensor):  # an object with .x, sent back as data
         return output["x"]
@@ -327,14 +293,7 @@ def check_conjugate_gradient(fn: Callable[..., Any]) -> None:
          _spd(8, 1, conditioning=0.05), 3),
         ("12x12 random, 2 iterations", _spd(12, 2), 2),
     ]
-    mistakes = [
-        ("the search direction is the residual itself: that is steepest descent, which zig-zags. Each new "
-         "direction must be the residual plus beta times the previous direction (conjugate to the earlier ones).",
-         _steepest_descent),
-        ("beta is upside down: it is the NEW residual's squared norm over the OLD one's.", _cg_swapped_beta),
-        ("you return the residual r = b - A x (it shrinks to 0 as x converges, so it looked like a solution on the "
-         "systems solved exactly): return x, the estimate of the solution.", _cg_returns_residual),
-    ]
+    mistakes = CG_MISTAKES
     runs = []  # the learner's function on every system first, so that a mistake is named only if it explains them all
     for number, (description, matrix, iterations) in enumerate(problems):
         b = torch.randn(matrix.shape[0], generator=torch.Generator().manual_seed(50 + number), dtype=torch.float64)
@@ -362,10 +321,11 @@ def check_conjugate_gradient(fn: Callable[..., Any]) -> None:
                                           "return the solution x (or an object whose .x is it).", True, case,
                                           expected=expected, received=output))
         if len(products) > iterations:
+            hint = next((text for text, wrong in _CG_EXTRA_PRODUCTS if reproduces(wrong)), None)
             raise AssertionError(_message(
                 name, f"{len(products)} matrix-vector products for iterations={iterations}.",
-                "one product per iteration (A times the search direction); the residual is updated from that "
-                "product, not recomputed as b - A x.", True, case, show_values=False))
+                hint or "one product per iteration (A times the search direction), `iterations` of them at most.",
+                hint is not None, case, show_values=False))
         if not torch.allclose(output.detach(), expected, rtol=1e-6, atol=1e-8):
             hint = next((text for text, wrong in mistakes if reproduces(wrong)), None)
             taken = len(products)

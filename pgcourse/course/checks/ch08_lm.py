@@ -425,6 +425,20 @@ MASKED_CLIPPED_LOSS = Exercise(
                 / mask.to(lp.dtype).sum()),
         Mistake("a sum over the tokens, not a mean: divide by the number of real tokens.",
                 lambda lp, old, adv, mask, eps: -(_token_surrogate(lp, old, adv, eps) * mask.to(lp.dtype)).sum()),
+        Mistake("the padding's terms are in the sum: the mask never multiplies the per-token terms, so the garbage "
+                "on the padding adds to the loss, which is then divided by the number of real tokens. Zero the "
+                "padding's terms (times the mask) before summing.",
+                lambda lp, old, adv, mask, eps: -_token_surrogate(lp, old, adv, eps).sum()
+                / mask.to(lp.dtype).sum().clamp(min=1)),
+        Mistake("you clip the advantage: clip the ratio, not the advantage (the ratio is what must stay within "
+                "[1 - eps, 1 + eps]; the advantage multiplies it unclipped).",
+                _loss(lambda lp, old, adv, eps: (lambda ratio, a: torch.min(
+                    ratio * a, ratio * a.clamp(1 - eps, 1 + eps)))(torch.exp(lp - old),
+                                                                   adv.unsqueeze(-1) if adv.dim() == 1 else adv))),
+        Mistake("only the clipped term is kept: PPO takes the MIN of the unclipped and the clipped surrogate, which "
+                "keeps the full penalty where the ratio moved the wrong way.",
+                _loss(lambda lp, old, adv, eps: _token_surrogate(lp, old, adv, eps,
+                                                                 reduce=lambda unclipped, clipped: clipped))),
         Mistake("you never clip: the clipped surrogate (the ratio clipped to [1 - eps, 1 + eps], times the "
                 "advantage) is missing.",
                 _loss(lambda lp, old, adv, eps: _token_surrogate(lp, old, adv, eps, clip=False))),

@@ -347,7 +347,8 @@ def _check_case(ex: Exercise, case: Case, learner_args: list[Any], output: Any) 
 
 def _matches_mistake(ex: Exercise, mistake: Mistake, case: Case, output: Any) -> str | None:
     """Whether ``mistake`` reproduces the learner's ``output`` on ``case``: ``"value"`` when it does and some entry
-    of the mistake's output is a number, ``"nan"`` when it does only because both are NaN throughout, else None.
+    of the mistake's output is a number, ``"nan"`` when it does only because both are NaN throughout, ``"undefined"``
+    when the mistake cannot be replayed on this case (it raises: it says nothing there), else None.
     A NaN alone is no signature: an answer that returns NaN for any reason would "reproduce" a mistake whose output
     is all NaN on that case (e.g. ``log(log_std)`` for a negative ``log_std``)."""
     received, problem = _as_output(ex.output, output)
@@ -356,8 +357,8 @@ def _matches_mistake(ex: Exercise, mistake: Mistake, case: Case, output: Any) ->
     try:
         with torch.no_grad():
             wrong = _quiet(mistake.compute, _clone_args(case.args))
-    except Exception:  # noqa: BLE001 - a mistake that cannot be computed on this case does not match
-        return None
+    except Exception:  # noqa: BLE001 - a mistake that cannot be computed on this case is not replayed there
+        return "undefined"
     wrong_value, problem = _as_output(ex.output, wrong)
     if problem is not None or not _close(received, wrong_value, ex.output,
                                          ex.tolerance or _tolerance(case, received, wrong_value)):
@@ -375,18 +376,18 @@ def _all_nan(value: Any) -> bool:
 
 def _diagnose(ex: Exercise, outcomes: list[tuple[Case, Any]], failing: Case,
               passed: Sequence[Case] = ()) -> tuple[str | None, bool]:
-    """(hint, certain): a known mistake that reproduces every case (with a number, not only NaN, in one of them at
-    least), else one that reproduces ``failing`` with a number and every case the learner got right (``passed``):
-    a mistake that would have failed a case the learner passed is not theirs, whatever it gives on ``failing``."""
+    """(hint, certain): the first known mistake whose replay reproduces the learner's output on EVERY case their
+    function was run on (where the replay is defined: the failing case among them; a number, not only NaN, in one of
+    them at least), else
+    (None, False). A mistake that reproduces the failing case alone is not named (issue 49): its replay differs
+    from the learner's output elsewhere, so it is not their mistake, however well it fits one case (a symmetric
+    case, or one where two quantities happen to be equal, gives several mistakes the same value). ``passed`` is
+    kept for the callers: the cases the learner got right are among ``outcomes``."""
+    del passed
     for mistake in ex.mistakes:
-        matches = [_matches_mistake(ex, mistake, case, output) for case, output in outcomes]
-        if all(matches) and "value" in matches:
+        matches = {id(case): _matches_mistake(ex, mistake, case, output) for case, output in outcomes}
+        if all(matches.values()) and "value" in matches.values() and matches[id(failing)] in ("value", "nan"):
             return mistake.hint, True
-    output_of = {id(case): output for case, output in outcomes}
-    for mistake in ex.mistakes:
-        if _matches_mistake(ex, mistake, failing, output_of[id(failing)]) == "value" and all(
-                _matches_mistake(ex, mistake, case, output_of[id(case)]) for case in passed):
-            return mistake.hint, False
     return None, False
 
 

@@ -260,37 +260,42 @@ def run_stage_check(stage: str, fn: Callable[..., Any], count: int, reference: C
     furthest (``depth`` of the mismatch: a larger depth is a later difference, e.g. the diagnostics after matching
     parameters), and the mistakes are replayed in that version: a learner who chose the sample std is told about
     their diagnostics, not that their parameters differ from the population std's.
-    ``confirm_on_every_case`` (for cheap stages): among the mistakes that reproduce the failing case, the first
-    that reproduces the learner's data on every case is named (two mistakes can agree on one small case)."""
+    A mistake is named only when its replay also gives the learner's data on the cases run before the failing one
+    (where its replay is defined): one that agrees with the failing case alone is not the learner's (issue 49).
+    ``confirm_on_every_case`` (for cheap stages): the learner's function is also run on the later cases, and the
+    mistake must reproduce those too (two mistakes can agree on one small case)."""
+    seen: list[tuple[int, Any]] = []  # (case index, the learner's data) of the cases that passed
     for index in range(count):
         expected = RUNNERS[stage](reference, index)
         received = learner_data(stage, fn, index)
         mismatch = compare(expected, received, index)
         if mismatch is None:
+            seen.append((index, received))
             continue
         versions = [(expected, mismatch, mistake_data)]
         for data, replay in alternatives:
             other = data(index)
             versions.append((other, compare(other, received, index), replay))
         if any(found is None for _, found, _ in versions):
+            seen.append((index, received))
             continue
         # the deepest agreement first (the reference first on a tie); the first version in which a known mistake
         # reproduces the learner's data is the one the message speaks of
         ranked = sorted(versions, key=lambda version: -depth(version[1]))
-        others = [(at, learner_data(stage, fn, at)) for at in range(count) if at != index] \
-            if confirm_on_every_case else []
+        others = seen + ([(at, learner_data(stage, fn, at)) for at in range(index + 1, count)]
+                         if confirm_on_every_case else [])
         told = None
         for expected_here, mismatch_here, replay in ranked:
             def reproduces(mistake: StageMistake, at: int = index, data: Any = received,
                            replay: Callable[[StageMistake, int], Any] = replay) -> bool:
                 return compare(replay(mistake, at), data, at) is None
 
+            def everywhere(mistake: StageMistake, reproduces: Callable[..., bool] = reproduces) -> bool:
+                return reproduces(mistake) and _reproduces_all(reproduces, mistake, others)
+
             hint = mismatch_here.hint
-            if hint is None and confirm_on_every_case:
-                everywhere = [mistake for mistake in mistakes if _reproduces_all(reproduces, mistake, others)]
-                hint = diagnose(everywhere, mismatch_here, reproduces)
             if hint is None:
-                hint = diagnose(mistakes, mismatch_here, reproduces)
+                hint = diagnose(mistakes, mismatch_here, everywhere)
             if told is None or hint is not None:
                 told = (expected_here, mismatch_here, hint)
             if hint is not None:
@@ -301,11 +306,15 @@ def run_stage_check(stage: str, fn: Callable[..., Any], count: int, reference: C
 
 
 def _reproduces_all(reproduces: Callable[..., bool], mistake: StageMistake, cases: list[tuple[int, Any]]) -> bool:
-    """Whether ``mistake`` gives the learner's data on every (case index, data) of ``cases``."""
-    try:
-        return all(reproduces(mistake, at, data) for at, data in cases)
-    except Exception:  # noqa: BLE001 - a mistake that cannot run on a case does not reproduce it
-        return False
+    """Whether ``mistake`` gives the learner's data on every (case index, data) of ``cases`` where it can be
+    replayed (a replay that raises on a case says nothing about it)."""
+    for at, data in cases:
+        try:
+            if not reproduces(mistake, at, data):
+                return False
+        except Exception:  # noqa: BLE001 - a mistake that cannot run on a case is not replayed there
+            continue
+    return True
 
 
 def case_mistake(run_case: Callable[[Callable[..., Any]], Any], reference: Callable[..., Any],
