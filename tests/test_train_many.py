@@ -73,6 +73,25 @@ def test_agents_in_a_batch_follow_pg_train_to_float_rounding():
         assert run.config.seed == seed
 
 
+@pytest.mark.parametrize("algo, traps", [("ppo", ("truncation_as_termination", "low_critic_lr")),
+                                         ("a2c", ("entropy_wrong_sign",)), ("ppo", ("advantage_sign_flipped",))])
+def test_traps_that_replace_math_or_settings_are_planted_in_every_agent(algo, traps):
+    """Issue 44: train_many refused every trap, so lesson 03's seed checks trained a trap one seed after another. The
+    traps that replace a piece of math or write a setting are planted in every agent of the batch: each agent follows
+    pg.train with the same trap (to rounding; one agent bit for bit), and its run records the traps and presets."""
+    runs = pg.train_many(algo, "CartPole-v1", seeds=[0, 1], traps=traps, **SMALL)
+    for seed, run in zip([0, 1], runs):
+        alone = pg.train(algo, "CartPole-v1", seed=seed, traps=traps, **SMALL)
+        assert run.config == alone.config and run.config.traps == traps
+        ours, theirs = updates_without_wall_time(run), updates_without_wall_time(alone)
+        for name in ("policy_loss", "value_loss", "entropy"):
+            np.testing.assert_allclose(ours[name][:1], theirs[name][:1], rtol=1e-5, atol=1e-6, err_msg=name)
+    one = pg.train_many(algo, "CartPole-v1", seeds=[1], traps=traps, **SMALL)[0]
+    alone = pg.train(algo, "CartPole-v1", seed=1, traps=traps, **SMALL)
+    for name in ("policy_loss", "value_loss"):
+        np.testing.assert_array_equal(one.history.updates[name], alone.history.updates[name], err_msg=name)
+
+
 def test_runs_are_ordinary_runs(tmp_path):
     runs = pg.train_many("ppo", "CartPole-v1", seeds=[4, 5], **SMALL, per_agent={"lr": [1e-3, 3e-4]})
     assert [run.config.lr for run in runs] == [1e-3, 3e-4]
@@ -127,7 +146,9 @@ def test_stacked_parts_are_one_agents_parts_per_slice():
     (dict(per_agent={"n_steps": [64, 128]}), "same for every agent"),
     (dict(lrr=1e-3), "lrr"),
     (dict(seed=3), "an entry of seeds="),
-    (dict(traps=("joint_grad_clip",)), "train them with pg.train"),
+    (dict(traps=("joint_grad_clip",)), "train them with pg.train"),  # a hook: the batch has no such step
+    (dict(traps=("stale_old_log_probs",)), "plants ['long_rollout'"),
+    (dict(per_agent={"traps": [(), ("ratio_from_probs",)]}), "share their planted bugs"),
 ])
 def test_clear_errors(call, says):
     arguments = dict(algo="ppo", env_id="CartPole-v1", seeds=[0, 1], progress=False) | call

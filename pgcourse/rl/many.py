@@ -1,12 +1,15 @@
 """``pg.train_many``: many seeds of one algorithm trained as one batch, one ordinary :class:`Run` per seed."""
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .algorithms import TRAINERS, Components
+from .algorithms import TRAINERS, Components, Hooks
 from .algorithms.components import refuse_uncalled
 from .config import ConfigError, check_setting_names, make_config
+from .planted import TRAPS, plant
 from .envs import action_space_kind, env_spaces
 from .run import Run
 
@@ -34,8 +37,9 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
     ways). ``wall_time`` in a history is the batch's clock (the agents train together).
 
     The same loop as ``pg.train`` (``algorithms/ppo.py``, ``a2c.py``) with one more axis, the agent's: numpy or
-    torch envs (``env_backend``), any device. Not offered (use ``pg.train`` or ``pg.sweep`` for them): live plots,
-    ``log_dir``, checkpoints during training and planted traps.
+    torch envs (``env_backend``), any device, and lesson 06's planted traps shared by the agents (``traps=``) except
+    those that replace a step of the single-agent loop (an optimiser step, the action sampling, pi_old). Not offered (use ``pg.train`` or
+    ``pg.sweep`` for them): live plots, ``log_dir`` and checkpoints during training.
 
     Ctrl-C: the first press stops every agent after the batched update it is in and returns the runs, each with
     status ``"interrupted"`` and resumable with ``pg.resume`` (on its own, as a single-agent run); a second press
@@ -72,9 +76,9 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
                               f"got {values!r}")
     if "seed" in overrides or "seed" in per_agent:
         raise ConfigError(f"seed= is invalid in train_many: each agent's seed is an entry of seeds= (got seeds={seeds})")
-    if "traps" in overrides or "traps" in per_agent:
-        raise ConfigError("traps= is invalid in train_many: planted bugs replace the single-agent loop's steps; "
-                          "train them with pg.train")
+    if "traps" in per_agent:
+        raise ConfigError("per_agent['traps'] is invalid: the agents of a batch share their planted bugs (traps=); "
+                          "train other traps in another train_many call")
     component_names = Components.names()
     check_setting_names(algo, {**overrides, **per_agent}, replaceable=component_names)
     pieces = {name: overrides.pop(name) for name in list(overrides) if name in component_names}
@@ -86,11 +90,34 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
     configs = [make_config(algo, env_id, kind, seed=seed, device=device, **overrides,
                            **{name: values[agent] for name, values in per_agent.items()})
                for agent, seed in enumerate(seeds)]
+    configs, components = _planted(configs, Components(**pieces))
     configs[0].check_rollout_memory(agents=len(seeds))  # the agents' rollouts are one batch in memory
-    runs = TRAINERS[algo](configs, Components(**pieces))
+    runs = TRAINERS[algo](configs, components)
     if any(run.history.status == "interrupted" for run in runs):
         steps = [int(run.history.updates["env_step"][-1]) if len(run.history.updates) else 0 for run in runs]
         print(f"training interrupted: every agent stopped after the same batched update (env steps {min(steps):,} to "
               f"{max(steps):,} of {configs[0].total_steps:,}). Each run can be continued on its own with "
               f"pg.resume(run) (as a single-agent run), or kept with run.save(folder).")
     return runs
+
+
+def _planted(configs: list, components: Components) -> tuple[list, Components]:
+    """The agents' configs and the batch's components with the shared ``traps`` planted (lesson 06's bugs,
+    :func:`~pgcourse.rl.planted.plant`): those that replace a piece of math or write a setting. A trap that replaces
+    a step of the single-agent loop (its optimiser step, its action sampling, its pi_old) has no batched form:
+    refused, with the traps that do."""
+    traps = configs[0].traps
+    if not traps:
+        return configs, components
+
+    def steps_of(name: str) -> bool:  # whether the trap replaces a step (a hook) of this algorithm's loop
+        return plant(dataclasses.replace(configs[0], traps=(name,)), components, Hooks())[2] != Hooks()
+
+    stepped = [name for name in traps if steps_of(name)]
+    if stepped:
+        batched = [name for name in TRAPS if configs[0].algo in TRAPS[name][0] and not steps_of(name)]
+        raise ConfigError(f"traps={stepped} in train_many: they replace a step of the single-agent loop (its optimiser "
+                          f"step, its action sampling or its pi_old), which a batch does not have; train them with "
+                          f"pg.train (or pg.sweep). train_many plants {batched}")
+    planted = [plant(config, components, Hooks()) for config in configs]
+    return [config for config, _, _ in planted], planted[0][1]
