@@ -757,6 +757,9 @@ def learner_reinforce_update(policy, optimizer, obs, actions, episode_rewards, c
     """Returns by a vectorised cumulative sum of discounted rewards, Categorical log-probs."""
     weights = []
     for rewards in ([torch.cat(list(episode_rewards))] if bug == "across_episodes" else episode_rewards):
+        if bug == "total_return_everywhere":  # the episode's undiscounted sum of rewards at every step
+            weights.append(torch.full((len(rewards),), float(rewards.sum())))
+            continue
         discounts = config.gamma ** torch.arange(len(rewards), dtype=torch.float64)
         discounted = (rewards.double() * discounts).flip(0).cumsum(0).flip(0) / discounts
         weights.append(discounted.float())
@@ -799,6 +802,13 @@ def reinforce_update_one_long_episode(policy, optimizer, obs, actions, episode_r
     learner_reinforce_update(policy, optimizer, obs, actions, episode_rewards, config, bug="across_episodes")
 
 
+@wrong("reinforce_update", "weighted by its episode's total reward, undiscounted")
+def reinforce_update_total_return_everywhere(policy, optimizer, obs, actions, episode_rewards, config):
+    """Every step weighted by its episode's undiscounted total return, sum(rewards) (a student's try: 'No known
+    mistake')."""
+    learner_reinforce_update(policy, optimizer, obs, actions, episode_rewards, config, bug="total_return_everywhere")
+
+
 @wrong("reinforce_update", "the gradients are not zeroed")
 def reinforce_update_without_zero_grad(policy, optimizer, obs, actions, episode_rewards, config):
     """Gradients accumulate from one update to the next."""
@@ -833,6 +843,14 @@ def train_reinforce_batches_counted_up_front(envs, config):
 def train_reinforce_ascending(envs, config):
     """The whole loop with the loss ascended: the policy unlearns."""
     return learner_train_reinforce(envs, config, update=lambda *args: learner_reinforce_update(*args, bug="ascent"))
+
+
+@wrong("train_reinforce", "weighted by its episode's total reward, undiscounted")
+def train_reinforce_total_return_everywhere(envs, config):
+    """The whole loop with every step weighted by its episode's undiscounted total return: an unbiased but noisier
+    gradient, so the policy may learn all the same; the check follows each update's gradient and names it."""
+    return learner_train_reinforce(
+        envs, config, update=lambda *args: learner_reinforce_update(*args, bug="total_return_everywhere"))
 
 
 @wrong("train_reinforce", "seed first, then build the policy")

@@ -824,6 +824,19 @@ def td_errors_whole_delta_masked(rewards, values, next_values, terminated, gamma
     return ((1 - terminated) * (rewards + gamma * next_values - values)).detach()
 
 
+@wrong("td_errors", "you add the current state's value")
+def td_errors_plus_value(rewards, values, next_values, terminated, gamma):
+    """+ V(s) instead of - V(s) (a student's try: 'No known mistake')."""
+    return (rewards + gamma * (1 - terminated) * next_values + values).detach()
+
+
+@wrong("td_errors", "the termination mask is inverted")
+def td_errors_mask_inverted(rewards, values, next_values, terminated, gamma):
+    """terminated * next_values instead of (1 - terminated) * next_values: bootstraps only at terminal steps (a
+    student's try: 'No known mistake')."""
+    return (rewards + gamma * terminated * next_values - values).detach()
+
+
 @wrong("td_errors", "TD errors are advantage estimates")
 def td_errors_not_detached(rewards, values, next_values, terminated, gamma):
     """Keeps the graph of the values."""
@@ -932,6 +945,14 @@ def gae_without_lambda(rewards, values, next_values, terminated, truncated, gamm
     """Trace decays by gamma only."""
     done = torch.maximum(terminated, truncated)
     return _gae_loop(rewards, values, next_values, 1 - terminated, 1 - done, gamma, gamma)
+
+
+@wrong("compute_gae", "your trace decays by lam alone")
+def gae_trace_without_gamma(rewards, values, next_values, terminated, truncated, gamma, lam):
+    """Trace decays by lam only, gamma missing from it (the TD errors keep theirs; a student's try: 'No known
+    mistake')."""
+    done = torch.maximum(terminated, truncated)
+    return _gae_loop(rewards, values, next_values, 1 - terminated, 1 - done, gamma, lam)
 
 
 @wrong("compute_gae", "critic targets (advantages + values)")
@@ -1451,6 +1472,9 @@ def _ppo_epochs_learner(weights, obs, actions, old_log_probs, advantages, clip_e
         for idx in chunks:
             dist = torch.distributions.Categorical(logits=obs[idx] @ params)
             new_lp = dist.log_prob(actions[idx])
+            if slip == "old_from_current":  # the 'old' log-probs taken from the policy being trained
+                reference_log_probs = torch.zeros_like(old_log_probs)
+                reference_log_probs[idx] = new_lp.detach()
             log_ratio = new_lp - reference_log_probs[idx]
             if slip == "test_before_step" and target_kl is not None:
                 if ((log_ratio.exp() - 1) - log_ratio).mean() > target_kl:
@@ -1474,11 +1498,13 @@ def _ppo_epochs_learner(weights, obs, actions, old_log_probs, advantages, clip_e
                 if slip == "reversed":
                     log_ratio = -log_ratio
                 kls.append(((log_ratio.exp() - 1) - log_ratio).mean())
+            if slip == "stop_per_minibatch" and target_kl is not None and kls[-1] > target_kl:
+                break
         epoch_kl = (kls[-1] if slip == "kl_last_minibatch" else torch.stack(kls).mean()) if kls else torch.tensor(0.0)
         if slip == "stop_before_append" and target_kl is not None and epoch_kl > target_kl:
             break
         epoch_kls.append(float(epoch_kl))
-        if slip == "test_before_step" and len(kls) < len(chunks):
+        if slip in ("test_before_step", "stop_per_minibatch") and len(kls) < len(chunks):
             break
         if slip != "no_stop" and target_kl is not None and epoch_kl > target_kl:
             break
@@ -1593,6 +1619,25 @@ def ppo_epochs_test_before_step(weights, obs, actions, old_log_probs, advantages
     """Tests each minibatch's KL before its step and stops there."""
     return _ppo_epochs_learner(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
                                minibatch_size, target_kl, generator, slip="test_before_step")
+
+
+@wrong("ppo_epochs", "your KL test sits inside the minibatch loop, after each step")
+def ppo_epochs_stop_per_minibatch(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                                  minibatch_size, target_kl, generator):
+    """Tests each minibatch's KL against target_kl right after its step and stops there, instead of the epoch's mean
+    KL after the epoch (a student's try: 'No known mistake')."""
+    return _ppo_epochs_learner(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                               minibatch_size, target_kl, generator, slip="stop_per_minibatch")
+
+
+@wrong("ppo_epochs", "your ratio is always 1")
+def ppo_epochs_old_from_the_current_policy(weights, obs, actions, old_log_probs, advantages, clip_eps, lr,
+                                           update_epochs, minibatch_size, target_kl, generator):
+    """The 'old' log-probs of each minibatch recomputed from the current policy (detached) instead of the stored
+    old_log_probs: the ratio is always 1, nothing is clipped and the KL is always 0 (a student's try: 'No known
+    mistake')."""
+    return _ppo_epochs_learner(weights, obs, actions, old_log_probs, advantages, clip_eps, lr, update_epochs,
+                               minibatch_size, target_kl, generator, slip="old_from_current")
 
 
 @wrong("ppo_epochs", "KL of the wrong sign/direction")
@@ -1713,6 +1758,14 @@ def gaussian_log_prob_negative(mean, log_std, actions):
     return -torch.distributions.Normal(mean, log_std.exp()).log_prob(actions).sum(-1)
 
 
+@wrong("gaussian_log_prob", "one number for the whole batch")
+def gaussian_log_prob_summed_over_the_batch(mean, log_std, actions):
+    """.sum() with no dim: the per-dimension log-densities of every row added into one number (a student's try:
+    'No known mistake'; the same slip is named in gaussian_entropy's and kl_k1's checks)."""
+    z = (actions - mean) / log_std.exp()
+    return (-0.5 * z ** 2 - log_std - 0.5 * LOG_2PI).sum()
+
+
 @correct("gaussian_log_prob")
 def gaussian_log_prob_distribution(mean, log_std, actions):
     return torch.distributions.Normal(mean, torch.exp(log_std)).log_prob(actions).sum(dim=-1)
@@ -1748,6 +1801,20 @@ def gaussian_entropy_no_constant(log_std):
 def gaussian_entropy_missing_half(log_std):
     """0.5 log(2 pi) instead of 0.5 log(2 pi e)."""
     return (log_std + 0.5 * math.log(2 * math.pi)).sum(dim=-1)
+
+
+@wrong("gaussian_entropy", "added the constant once per row")
+def gaussian_entropy_constant_once(log_std):
+    """sum(log_std) + 0.5 log(2 pi e): the constant added once instead of once per dimension (a student's try: 'No
+    known mistake')."""
+    return log_std.sum(dim=-1) + 0.5 * math.log(2 * math.pi * math.e)
+
+
+@wrong("gaussian_entropy", "twice log_std")
+def gaussian_entropy_two_log_std(log_std):
+    """2 log sigma per dimension (the log of the variance) instead of log sigma (a student's try: 'No known
+    mistake')."""
+    return (2 * log_std + 0.5 * math.log(2 * math.pi * math.e)).sum(dim=-1)
 
 
 @wrong("gaussian_entropy", "not on std = exp(log_std)")
@@ -2252,6 +2319,25 @@ def _cg(matrix_vector_product, b, iterations, residual_tol, r):
     return x
 
 
+@wrong("conjugate_gradient", "your x is exactly minus the solution's iterate")
+def conjugate_gradient_steps_backwards(matrix_vector_product, b, iterations=10, residual_tol=1e-10):
+    """x -= alpha * p: the step taken backwards along the direction, the residual updated as it should be, so every
+    x is exactly -expected (a student's try: 'No known mistake')."""
+    x, r = torch.zeros_like(b), b.clone()
+    p, rr = r.clone(), torch.dot(r, r)
+    for _ in range(iterations):
+        if rr < residual_tol:
+            break
+        Ap = matrix_vector_product(p)
+        alpha = rr / torch.dot(p, Ap)
+        x -= alpha * p
+        r = r - alpha * Ap
+        rr_new = torch.dot(r, r)
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    return x
+
+
 @wrong("conjugate_gradient", "x is right, but b came back changed")
 def conjugate_gradient_residual_is_b(matrix_vector_product, b, iterations=10, residual_tol=1e-10):
     """r = b, then r -= alpha * Ap: the residual is the caller's b, zeroed in place (x is right)."""
@@ -2343,6 +2429,19 @@ def line_search_returns_predicted_improvement(evaluate, expected_improvement, ma
     return 0.0
 
 
+@wrong("line_search", "you returned the index of the accepted try")
+def line_search_returns_the_index(evaluate, expected_improvement, max_kl, max_backtracks=10, shrink=0.5,
+                                  accept_ratio=0.1):
+    """Returns the loop counter k of the accepted try instead of the fraction shrink^k (a student's try: told the
+    failing search 'tests the KL limit')."""
+    for k in range(max_backtracks):
+        fraction = shrink ** k
+        improvement, kl = evaluate(fraction)
+        if kl <= max_kl and improvement > accept_ratio * expected_improvement * fraction:
+            return k
+    return 0.0
+
+
 @wrong("line_search", "one try short")
 def line_search_one_try_short(evaluate, expected_improvement, max_kl, max_backtracks=10, shrink=0.5, accept_ratio=0.1):
     """Off by one: tries only max_backtracks - 1 fractions."""
@@ -2429,6 +2528,12 @@ def sequence_log_probs_without_end_mark(logits, tokens, mask):
     return torch.stack(rows)
 
 
+@wrong("sequence_log_probs", "one number for the whole batch")
+def sequence_log_probs_summed_over_the_batch(logits, tokens, mask):
+    """Masked log-probs summed with no dim: one number for the batch (a student's try: 'No known mistake')."""
+    return (_picked_log_probs(logits, tokens) * mask).sum()
+
+
 @correct("sequence_log_probs")
 def sequence_log_probs_categorical(logits, tokens, mask):
     per_token = torch.distributions.Categorical(logits=logits).log_prob(tokens)
@@ -2499,6 +2604,13 @@ def group_advantages_whole_batch(rewards, eps=1e-6, scale=True):
     """Normalises over the whole batch."""
     centred = rewards - rewards.mean()
     return centred / (rewards.std() + eps) if scale else centred
+
+
+@wrong("group_relative_advantages", "all P x G rewards at once")
+def group_advantages_whole_batch_always_scaled(rewards, eps=1e-6, scale=True):
+    """Standardises the whole batch at once, and divides whatever scale says (a student's try: 'No known mistake';
+    grpo_update's check names the whole-batch standardisation)."""
+    return (rewards - rewards.mean()) / (rewards.std() + eps)
 
 
 @wrong("group_relative_advantages", "without eps")

@@ -102,6 +102,8 @@ def reference_reinforce_loss(policy, obs, actions, episode_rewards, config, *, m
     elif mistake == "episode_return_everywhere":
         returns = torch.cat([torch.full_like(rewards, float(discounted_returns(rewards, gamma)[0]))
                              for rewards in episode_rewards])
+    elif mistake == "total_return_everywhere":  # the episode's sum of rewards, undiscounted, at every step
+        returns = torch.cat([torch.full_like(rewards, float(rewards.sum())) for rewards in episode_rewards])
     elif mistake == "normalized_per_episode":
         returns = torch.cat([normalize(discounted_returns(rewards, gamma)) for rewards in episode_rewards])
     else:
@@ -346,6 +348,11 @@ REINFORCE_UPDATE_MISTAKE_TEXTS = [
                                    "episode; an episode's return never includes the next episode's rewards."),
     ("episode_return_everywhere", "every step of an episode is weighted by the whole episode's return: weight step t "
                                   "by the return from t on (the rewards before t do not depend on the action at t)."),
+    # a student's try (issue 49): sum(rewards) of the episode at every step, neither discounted nor from t on
+    ("total_return_everywhere", "every step is weighted by its episode's total reward, undiscounted (the sum of "
+                                "all its rewards): weight step t by the discounted return from t on, G_t = r_t + "
+                                "gamma G_{t+1} with config.gamma (the rewards before t do not depend on the action "
+                                "at t)."),
     ("undiscounted", "the returns are not discounted: G_t = r_t + gamma G_{t+1} with config.gamma."),
     ("normalized_per_episode", "the returns are normalised episode by episode: standardise them once, over the whole "
                                "batch."),

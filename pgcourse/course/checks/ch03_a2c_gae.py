@@ -90,6 +90,16 @@ TD_ERRORS = Exercise(
                 rewards + (1 - terminated) * next_values - values),
         Mistake(_SHIFTED_HINT, lambda rewards, values, next_values, terminated, gamma:
                 rewards + gamma * (1 - terminated) * _shifted_values(values, next_values) - values),
+        # two students' tries (issue 49): + V(s); the mask inverted, bootstrapping only where the episode terminated
+        Mistake("you add the current state's value: the TD error subtracts it (reward plus the discounted next "
+                "value, minus V(s): how much better the step went than the critic expected).",
+                lambda rewards, values, next_values, terminated, gamma:
+                rewards + gamma * (1 - terminated) * next_values + values),
+        Mistake("the termination mask is inverted: you add the next state's value only where the episode "
+                "terminated, and nowhere else. It is the other way round: every step bootstraps from its next "
+                "state's value except a terminated one (multiply by 1 - terminated).",
+                lambda rewards, values, next_values, terminated, gamma:
+                rewards + gamma * terminated * next_values - values),
         Mistake("only the bootstrap term (the next state's value) is cut at a terminal state: the reward and the "
                 "current value still count, so don't multiply the whole delta by the termination mask.",
                 lambda rewards, values, next_values, terminated, gamma:
@@ -129,7 +139,7 @@ def _gae_mistake(**knobs: Any) -> Callable[..., Tensor]:
             next_values[-1] = 0.0
         if knobs.get("shifted"):  # values[t + 1] in place of next_values[t] (the rollout's last step keeps its own)
             next_values = _shifted_values(values, next_values)
-        decay = gamma if knobs.get("no_lambda") else gamma * lam
+        decay = gamma if knobs.get("no_lambda") else lam if knobs.get("no_gamma_in_trace") else gamma * lam
         return _gae_variant(rewards, values, next_values, bootstrap, trace, gamma, decay,
                             forwards=knobs.get("forwards", False),
                             trace_from_next_step=knobs.get("trace_from_next_step", False))
@@ -238,6 +248,10 @@ COMPUTE_GAE = Exercise(
                 "error adds gamma * next_values like any other step (unless it terminated).",
                 _gae_mistake(last_next_zero=True)),
         Mistake("the trace decays by gamma * lam per step; you left out lam.", _gae_mistake(no_lambda=True)),
+        # a student's try (issue 49): the TD errors discounted, the trace not
+        Mistake("your trace decays by lam alone, without gamma: A_t = delta_t + gamma * lam * A_{t+1} (cut at episode "
+                "ends), the advantage of the next step being discounted like any future reward.",
+                _gae_mistake(no_gamma_in_trace=True)),
         Mistake("you return the critic targets (advantages + values); compute_gae returns the advantages.",
                 lambda rewards, values, next_values, terminated, truncated, gamma, lam:
                 returns.compute_gae(rewards, values, next_values, terminated, truncated, gamma, lam) + values),

@@ -467,6 +467,9 @@ def reference_ppo_epochs(weights: Tensor, obs: Tensor, actions: Tensor, old_log_
         stopped = False
         for batch_idx in minibatches:
             new_log_probs = _linear_log_probs(weights, obs[batch_idx], actions[batch_idx])  # [b]
+            if mistake == "old_from_current":  # 'old' log-probs of the policy being trained: the ratio is always 1
+                anchor = old_log_probs.clone()
+                anchor[batch_idx] = new_log_probs.detach()
             if mistake == "stop_before_step" and target_kl is not None:
                 if float(diagnostics.approx_kl(anchor[batch_idx], new_log_probs)) > target_kl:
                     stopped = True
@@ -489,6 +492,9 @@ def reference_ppo_epochs(weights: Tensor, obs: Tensor, actions: Tensor, old_log_
             else:
                 kl = diagnostics.approx_kl(anchor[batch_idx], new_log_probs.detach())
             kls.append(float(kl))
+            if mistake == "stop_per_minibatch" and target_kl is not None and kls[-1] > target_kl:
+                stopped = True  # the epoch's mean KL is that of its minibatches so far
+                break
         if kls:
             epoch_kls.append(kls[-1] if mistake == "kl_last_minibatch" else sum(kls) / len(kls))
         if stopped:
@@ -572,6 +578,16 @@ EPOCHS_MISTAKES: list[tuple[str, tuple[str, ...], str]] = [
      "the KL test sits before the gradient step, inside the minibatch loop, so a minibatch is skipped and the "
      "epoch cut short; the package tests once per epoch, after the epoch's last step, on the mean of the "
      "epoch's minibatch KLs."),
+    # two students' tries (issue 49): the stop tested on each minibatch's KL after its step; 'old' log-probs taken
+    # from the policy being trained
+    ("stop_per_minibatch", ("weights", "kls"),
+     "your KL test sits inside the minibatch loop, after each step: you stop as soon as one minibatch's KL exceeds "
+     "target_kl, which cuts the epoch short. Test once per epoch, after the epoch's last minibatch, on the mean of "
+     "the epoch's minibatch KLs."),
+    ("old_from_current", ("weights", "kls"),
+     "your ratio is always 1 (and every KL 0): your 'old' log-probs are recomputed from the policy being trained, so "
+     "nothing is ever clipped and the early stop never fires. pi_old is the policy that collected the batch: use the "
+     "stored old_log_probs, unchanged, in every minibatch and every epoch."),
     ("kl_swapped", ("kls",),
      "KL of the wrong sign/direction: approx_kl takes the OLD log-probs first (k3 of log pi_new - log pi_old); "
      "you passed them the other way round."),

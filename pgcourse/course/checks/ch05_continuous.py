@@ -86,6 +86,10 @@ GAUSSIAN_LOG_PROB = Exercise(
                 "distance (actions - mean) / std.",
                 lambda mean, log_std, actions:
                 (-0.5 * (actions - mean) ** 2 / log_std.exp() - log_std - LOG_SQRT_2PI).sum(-1)),
+        # a student's try (issue 49), the slip gaussian_entropy's and kl_k1's checks name
+        Mistake("you summed over every dim (a sum with no dim), to one number for the whole batch: the log-prob is "
+                "one number per row (per action vector), [B], summed over the last (action) dim only.",
+                lambda mean, log_std, actions: _gaussian_terms(mean, log_std, actions).sum()),
         Mistake("sign flipped: you return the negative log-likelihood; this function returns log pi(a|s).",
                 lambda mean, log_std, actions: -_gaussian_terms(mean, log_std, actions).sum(-1)),
     ],
@@ -125,6 +129,13 @@ GAUSSIAN_ENTROPY = Exercise(
         Mistake("missing the constant 0.5 * log(2 pi e) per dimension.", lambda log_std: log_std.sum(-1)),
         Mistake("the constant is 0.5 * log(2 pi e) = 0.5 + 0.5 * log(2 pi): you left out the 0.5 from e.",
                 lambda log_std: (log_std + LOG_SQRT_2PI).sum(-1)),
+        # two students' tries (issue 49)
+        Mistake("you added the constant once per row: each dimension's entropy is log_std + 0.5 * log(2 pi e), so "
+                "the constant comes once per action dimension (D times in the sum).",
+                lambda log_std: log_std.sum(-1) + _ENTROPY_CONSTANT),
+        Mistake("each dimension counts twice log_std (the log of the variance): a one-dimensional Gaussian's "
+                "entropy is log(std) + 0.5 * log(2 pi e), with log(std) = log_std once.",
+                lambda log_std: (2 * log_std + _ENTROPY_CONSTANT).sum(-1)),
         Mistake("the entropy depends on log(std) = log_std itself, not on std = exp(log_std).",
                 lambda log_std: (log_std.exp() + _ENTROPY_CONSTANT).sum(-1)),
     ],

@@ -91,6 +91,11 @@ CG_MISTAKES: list[tuple[str, Callable[..., Tensor]]] = [
      "direction must be the residual plus beta times the previous direction (conjugate to the earlier ones).",
      _steepest_descent),
     ("beta is upside down: it is the NEW residual's squared norm over the OLD one's.", _cg_swapped_beta),
+    # a student's try (issue 49): x stepped backwards, the residual updated right, so every x is -expected
+    ("your x is exactly minus the solution's iterate (every sign flipped, the sizes right): each iteration moves x "
+     "forward along the direction, x plus alpha times p, while the residual goes down by alpha times A p; you "
+     "subtracted the step from x.",
+     lambda matvec, b, iterations, tol: -conjugate_gradient(matvec, b, iterations, tol).x),
     ("you return the residual r = b - A x (it shrinks to 0 as x converges, so it looked like a solution on the "
      "systems solved exactly): return x, the estimate of the solution.", _cg_returns_residual),
 ]

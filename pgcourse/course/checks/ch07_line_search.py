@@ -49,6 +49,17 @@ def _best_of_all(evaluate, expected_improvement, max_kl, max_backtracks, shrink,
     return max(acceptable)[1] if acceptable else 0.0
 
 
+def _accepted_index(evaluate, expected_improvement, max_kl, max_backtracks, shrink, accept_ratio):
+    """The loop's counter k of the accepted try (0 for the full step) returned in place of its fraction shrink^k;
+    0.0 when none is accepted."""
+    for k in range(max_backtracks):
+        fraction = shrink ** k
+        improvement, kl = evaluate(fraction)
+        if _right(improvement, kl, accept_ratio * expected_improvement * fraction, max_kl):
+            return float(k)
+    return 0.0
+
+
 def _reference(evaluate, expected_improvement, max_kl, max_backtracks, shrink, accept_ratio):
     return _search(_right, _geometric)(evaluate, expected_improvement, max_kl, max_backtracks, shrink, accept_ratio)
 
@@ -122,6 +133,10 @@ LINE_SEARCH_MISTAKES: list[tuple[str, LineSearch]] = [
      lambda *args: _reference(*args) * args[4]),
     ("you returned the improvement the linear model predicts for the accepted step (fraction x "
      "expected_improvement): return the fraction itself.", lambda *args: _reference(*args) * args[1]),
+    # a student's try (issue 49), told before what its first failing search was built to test
+    ("you returned the index of the accepted try (the loop's counter: 0 for the first try, 1 for the second, ...), "
+     "not its fraction: return shrink^index, the fraction you evaluated and accepted (1 for the first try).",
+     _accepted_index),
     ("one try short: try max_backtracks fractions, 1 up to shrink^(max_backtracks - 1).",
      lambda evaluate, expected, max_kl, backtracks, shrink, ratio: _reference(evaluate, expected, max_kl,
                                                                               backtracks - 1, shrink, ratio)),

@@ -483,8 +483,9 @@ def check_line_search(fn: Callable[..., Any]) -> None:
                                          [scenario[7] for scenario in scenarios], tries)
         if hint is None and len(tried) > 1 and all(t == 1.0 for t in tried) and expected != 1.0:
             hint, certain = "the line search never shrinks: every try was the full step (fraction 1).", True
-        problem = (f"accepted fraction {fractions[k]!r}, expected {expected!r} (fractions tried: {tried}). This search "
-                   f"was built to test {purpose}")
+        # what the learner returned, not called a fraction: a returned loop index is not one (issue 49)
+        problem = (f"your search returned {fractions[k]!r}, expected the fraction {expected!r} (fractions tried: "
+                   f"{tried}). This search was built to test {purpose}")
         raise AssertionError(_message(name, problem, hint, certain, cases[k], expected=expected,
                                       received=fractions[k], show_values=False))
     print(f"✓ {name}: {len(scenarios)} searches ended where the reference's do, {len(scenarios)} cases passed")

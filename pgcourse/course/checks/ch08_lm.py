@@ -114,6 +114,10 @@ SEQUENCE_LOG_PROBS = Exercise(
         Mistake("one number per token, not per response: add the masked per-token log-probs up over T to get the "
                 "[B] log-probabilities of the sequences.",
                 lambda logits, tokens, mask: losses.token_log_probs(logits, tokens) * mask.to(logits.dtype)),
+        # a student's try (issue 49)
+        Mistake("you summed over every dim (a sum with no dim), to one number for the whole batch: keep one "
+                "log-probability per response, [B], the sum over its tokens (the last dim) only.",
+                lambda logits, tokens, mask: _masked_sum(losses.token_log_probs(logits, tokens), mask).sum()),
         Mistake("the logits are used as if they were log-probabilities: normalise each position over the "
                 "vocabulary first (a log-softmax over the last dimension).",
                 lambda logits, tokens, mask: _masked_sum(logits.gather(-1, tokens.long().unsqueeze(-1)).squeeze(-1),
@@ -300,6 +304,11 @@ GROUP_RELATIVE_ADVANTAGES = Exercise(
         Mistake("the batch's mean (and std) instead of the group's: GRPO compares each sample only with the other "
                 "samples of its own prompt (its row), so an easy prompt does not make every answer to a hard one "
                 "look bad.", lambda rewards, eps, scale: _grouped(rewards, eps, scale, centre_dim=None, std_dim=None)),
+        # a student's try (issue 49): the standardisation grpo_update's check names, written here with eps
+        Mistake("you standardise over the whole batch, all P x G rewards at once, and divide whatever scale is: "
+                "GRPO compares each sample only with the other samples of its own prompt (the mean and std of its "
+                "row), and with scale False it only centres.",
+                lambda rewards, eps, scale: _grouped(rewards, eps, True, centre_dim=None, std_dim=None)),
         Mistake("the mean over the group, but the std over the whole batch: both statistics are the group's (the "
                 "row's).", lambda rewards, eps, scale: _grouped(rewards, eps, scale, std_dim=None)),
         Mistake("the statistics are taken over the prompts (dim 0) instead of over a prompt's samples (dim 1): "
