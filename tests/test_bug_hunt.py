@@ -461,7 +461,7 @@ def test_check_survives_other_cpu_kernels():
     compatible code path and one thread (bug_hunt.OTHER_ROUNDING). The learner's check passes there, and the
     right trap's drift stays within 1/MARGIN of the tolerance (what write_mysteries demands; measured: 0.037
     at most, on mystery 5)."""
-    answers = {k: (answer, _signal_of(k)) for k, answer in ANSWERS.items()}
+    answers = {k: (answer, _signal_of(k), evidence_for(k, _signal_of(k))) for k, answer in ANSWERS.items()}
     code = f"import pgcourse as pg; pg.checks.check_bug_hunt({answers!r})"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
                           env={**os.environ, **bug_hunt.OTHER_ROUNDING})
