@@ -232,10 +232,6 @@ def _hunt_warnings(chapter: Chapter, rows: list[StudentResult], hunt_key: Path |
             f"{', '.join(map(repr, missing))}"] if missing else []
 
 
-def _hunt_key_students(path: Path) -> list[str]:
-    return list(json.loads(path.read_text(encoding="utf-8"))["students"])
-
-
 def check_hunt_key(path: str | Path) -> Path:
     """The teacher's bug-hunt key at ``path``, validated, as an absolute path (a GradingError that says what is
     wrong): readable, made by ``pgcourse.classroom.hunts``, and not in a folder the students' sandbox shows."""
@@ -497,7 +493,11 @@ def grade_paths(paths: Sequence[str | Path], *, out: str | Path | None = None, j
                                           len(submissions) - len(tasks), hunt_key)
     rows = [_row(submission, the_chapter, raw, failed, notes.get(submission.student, []))
             for submission in submissions]
-    made_for = set(_hunt_key_students(hunt_key)) if hunt_key is not None else set()
+    made_for: set[str] = set()
+    if hunt_key is not None:
+        from ..hunts import read_key
+
+        made_for = set(read_key(hunt_key)["students"])
     for row, submission in zip(rows, submissions):
         if submission.problem is None:
             _note_hunt(the_chapter, row, hunt_key, made_for)
