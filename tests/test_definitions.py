@@ -137,15 +137,15 @@ def test_a_constant_observation_feature_normalises_to_zero_not_to_nan():
     """A feature that never varies: its running variance can reach exactly 0 (a saved run's statistics, a long
     run whose feature was constant from its first batch), and then (x - mean) / sqrt(var + eps) is a finite 0 there,
     while a varying feature is standardised as usual."""
-    normalizer = TensorObsNormalizer(2, torch.device("cpu"))
+    normalizer = TensorObsNormalizer(2, torch.device("cpu"))  # one agent: statistics [1, 2]
     generator = torch.Generator().manual_seed(0)
     for _ in range(50):
-        batch = torch.stack([torch.full((64,), 3.0), torch.randn(64, generator=generator)], dim=1)  # [64, 2]
-        out = normalizer(batch)
+        batch = torch.stack([torch.full((64,), 3.0), torch.randn(64, generator=generator)], dim=1)[None]  # [1, 64, 2]
+        out = normalizer(batch)[0]
     assert torch.isfinite(out).all() and out[:, 0].abs().max().item() < 1e-2
-    normalizer.mean[0], normalizer.var[0] = 3.0, 0.0  # the constant feature's statistics, exactly
-    out = normalizer(batch)
-    assert normalizer.var[0].item() == 0.0 and torch.equal(out[:, 0], torch.zeros(64))
+    normalizer.mean[0, 0], normalizer.var[0, 0] = 3.0, 0.0  # the constant feature's statistics, exactly
+    out = normalizer(batch)[0]
+    assert normalizer.var[0, 0].item() == 0.0 and torch.equal(out[:, 0], torch.zeros(64))
     assert 0.5 < out[:, 1].std().item() < 1.5
 
 

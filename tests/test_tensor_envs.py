@@ -506,3 +506,51 @@ def test_runs_on_a_cuda_device_in_float32_and_refuses_cpu_actions(env_id):
                     assert torch.equal(x.cpu(), y)
         with pytest.raises(ValueError, match=r"actions are on cpu, the environments on cuda"):
             envs.step(actions)
+
+
+# -- start states drawn ahead, and blocks of sub-environments with streams of their own (issue 44) -----------------
+def _play(envs, steps, reserve_every=None, seed=0):
+    """Observations, rewards and flags of ``steps`` steps under a fixed action sequence; with ``reserve_every``, the
+    start states are drawn ahead that many steps at a time (as the trainer does once per rollout)."""
+    generator = torch.Generator().manual_seed(99)
+    out = []
+    for t in range(steps):
+        if reserve_every and t % reserve_every == 0:
+            envs.reserve_start_states(reserve_every)
+        if envs.spec.discrete_actions:
+            actions = torch.randint(envs.spec.discrete_actions, (envs.num_envs,), generator=generator)
+        else:
+            actions = torch.rand((envs.num_envs, 1), generator=generator, dtype=torch.float32) * 4 - 2
+        out.append(envs.step(actions)[:4])
+    return out
+
+
+@pytest.mark.parametrize("env_id", list(TENSOR_ENVS))
+def test_start_states_drawn_ahead_are_the_ones_each_step_would_draw(env_id):
+    """The trainer draws a rollout's start states in one call (4 kernels a rollout, not a step): the episodes, and
+    the generator's state after, are those of drawing step by step (short time limits: many autoresets)."""
+    stepwise, ahead = (TensorVectorEnv(env_id, 16, max_episode_steps=7) for _ in range(2))
+    stepwise.reset(seed=4)
+    ahead.reset(seed=4)
+    for one, other in zip(_play(stepwise, 60), _play(ahead, 60, reserve_every=12), strict=True):
+        assert all(torch.equal(a, b) for a, b in zip(one, other))
+    assert torch.equal(stepwise.generator.get_state(), ahead.generator.get_state())
+
+
+def test_a_block_of_a_streamed_env_is_the_env_of_its_seed_alone():
+    """streams=A: block a's episodes are those of an env of N/A seeded s_a, whatever the other blocks' seeds."""
+    shared = TensorVectorEnv("CartPole-v1", 12, max_episode_steps=9, streams=3)
+    shared.reset(seed=[5, 6, 7])
+    alone = TensorVectorEnv("CartPole-v1", 4, max_episode_steps=9)
+    alone.reset(seed=6)
+    generator = torch.Generator().manual_seed(0)
+    for t in range(40):
+        if t % 10 == 0:
+            shared.reserve_start_states(10)
+        actions = torch.randint(2, (12,), generator=generator)
+        ours, theirs = shared.step(actions)[:4], alone.step(actions[4:8])[:4]
+        assert all(torch.equal(a[4:8], b) for a, b in zip(ours, theirs)), t
+    with pytest.raises(ValueError, match="streams must be an integer >= 1 that divides num_envs=12"):
+        TensorVectorEnv("CartPole-v1", 12, streams=5)
+    with pytest.raises(ValueError, match="expected 3 seed"):
+        shared.reset(seed=1)

@@ -212,6 +212,7 @@ def test_the_reference_pieces_with_a_mask_are_each_agents_own_call():
     ("a2c", "Pendulum-v1", dict(total_steps=2048)),
     ("ppo", "CartPole-v1", dict(total_steps=3072, env_backend="torch")),
     ("a2c", "Acrobot-v1", dict(total_steps=2048, env_backend="torch")),
+    ("ppo", "Pendulum-v1", dict(total_steps=2048, env_backend="torch")),  # normalisers per agent in the shared env
 ])
 def test_a2c_and_the_torch_envs_go_through_the_same_loop(algo, env_id, settings):
     """One loop for every agent count: A2C and the torch envs train many seeds too; one seed is pg.train bit for
@@ -252,3 +253,28 @@ def test_a_replaced_piece_runs_agent_by_agent_and_agrees_with_the_agent_axis(env
         first, other = updates_without_wall_time(ours), updates_without_wall_time(theirs)
         for name in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "update_kl"):
             np.testing.assert_allclose(first[name][:3], other[name][:3], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_agents_on_torch_envs_step_one_env_of_a_times_n(monkeypatch):
+    """Issue 44, item 3: the agents' sub-environments are one torch vector env of A x N (one step a step, not A), each
+    agent's block seeded with its seed."""
+    from pgcourse.rl.tensor_envs import TensorVectorEnv
+    widths: list[int] = []
+    step = TensorVectorEnv.step
+    monkeypatch.setattr(TensorVectorEnv, "step", lambda self, *args, **kw: widths.append(self.num_envs) or
+                        step(self, *args, **kw))
+    runs = pg.train_many("ppo", "CartPole-v1", seeds=[0, 1, 2], env_backend="torch", device="cpu", num_envs=4,
+                         n_steps=16, minibatch_size=32, total_steps=4 * 16 * 3, progress=False)
+    updates = {len(run.history.updates) for run in runs}  # 3 or 4 (reset steps do not count to total_steps)
+    assert set(widths) == {12} and len(updates) == 1 and len(widths) == 16 * updates.pop(), (set(widths), len(widths))
+
+
+def test_an_agent_that_stops_first_keeps_its_env_as_it_stopped():
+    """In the shared env an agent that has used its budget keeps being stepped with the others; its run keeps its env
+    as it was when it stopped: resumed, it continues the same whatever the other agent did after."""
+    settings = dict(env_backend="torch", device="cpu", num_envs=4, n_steps=32, minibatch_size=64, progress=False)
+    longer = pg.train_many("ppo", "CartPole-v1", seeds=[1, 2], per_agent={"total_steps": [256, 640]}, **settings)
+    same = pg.train_many("ppo", "CartPole-v1", seeds=[1, 2], per_agent={"total_steps": [256, 256]}, **settings)
+    assert_runs_identical(longer[0], same[0])
+    assert len(longer[1].history.updates) > len(longer[0].history.updates)
+    assert_runs_identical(pg.resume(longer[0], total_steps=512), pg.resume(same[0], total_steps=512))

@@ -37,7 +37,8 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
     ways). ``wall_time`` in a history is the batch's clock (the agents train together).
 
     The same loop as ``pg.train`` (``algorithms/ppo.py``, ``a2c.py``) with one more axis, the agent's: numpy or
-    torch envs (``env_backend``), any device, and lesson 06's planted traps shared by the agents (``traps=``) except
+    torch envs (``env_backend``; with torch envs the agents' ``A x N`` sub-environments are one vector env, each
+    agent's block seeded with its seed, stepped once a step), any device, and lesson 06's planted traps shared by the agents (``traps=``) except
     those that replace a step of the single-agent loop (an optimiser step, the action sampling, pi_old). Not offered (use ``pg.train`` or
     ``pg.sweep`` for them): live plots, ``log_dir`` and checkpoints during training.
 

@@ -56,8 +56,18 @@ class Rows:
 def as_row(values: Sequence[Number], device: torch.device) -> Tensor:
     """One number per agent as a tensor ``[A]`` (a learner's piece may give Python floats; those are kept in
     float64, so that the history reads back the float it gave)."""
+    if len(values) == 1 and isinstance(values[0], Tensor):
+        return values[0].reshape(1)  # one agent: a view (no kernel, on a GPU)
     return torch.stack([value.reshape(()) if isinstance(value, Tensor) else
                         torch.tensor(float(value), dtype=torch.float64, device=device) for value in values])
+
+
+def own_rows(tensor: Tensor, agent: int, size: int) -> Tensor:
+    """Agent ``agent``'s first ``size`` rows of ``tensor [A, b, ...]``: ``[size, ...]``, a view. One agent with all
+    its rows is a squeeze (whose gradient is a view too; indexing's would be a copy into zeros: a kernel)."""
+    if tensor.shape[0] == 1 and size == tensor.shape[1]:
+        return tensor.squeeze(0)
+    return tensor[agent, :size]
 
 
 def _settings_for(configs: Sequence, setting: Callable, device: torch.device, cache: dict) -> tuple | None:
@@ -93,7 +103,7 @@ def reduce_rows(agents: OneAgent, fn: Callable, tensors: Sequence[Tensor], rows:
             return fn(*tensors, *shared, mask=rows.mask).reshape(len(configs))  # [A]
     values: list[Number] = [0.0] * len(configs)
     for a in rows.agents:
-        values[a] = fn(*(None if tensor is None else tensor[a, :rows.sizes[a]] for tensor in tensors),
+        values[a] = fn(*(None if tensor is None else own_rows(tensor, a, rows.sizes[a]) for tensor in tensors),
                        *hyperparameters(configs[a]))
     return as_row(values, agents.device)  # [A]
 
@@ -101,7 +111,7 @@ def reduce_rows(agents: OneAgent, fn: Callable, tensors: Sequence[Tensor], rows:
 def map_rows(agents: OneAgent, fn: Callable, x: Tensor, rows: Rows) -> Tensor:
     """``fn(x)`` on every agent's own rows of ``x [A, b]``, elementwise (advantage normalisation): ``[A, b]``."""
     if rows.mask is None:
-        return torch.stack([fn(x[a, :rows.sizes[a]]) for a in range(x.shape[0])])  # one agent: its rows, unpadded
+        return torch.stack([fn(own_rows(x, a, rows.sizes[a])) for a in range(x.shape[0])])  # unpadded rows
     if fn in MASKED_PIECES:
         return fn(x, mask=rows.mask)
     out = x.clone()
@@ -202,8 +212,16 @@ class OneAgent:
     def done(self) -> bool:
         return self.trainer.done
 
-    def observation(self, running: list[bool]) -> Tensor:
-        return self.trainer.env_stepper.observation().unsqueeze(0)  # [1, N, obs_dim]
+    @property
+    def env(self):
+        """The env protocol with the agent axis first (the trainer's stepper: numpy or torch)."""
+        return self.trainer.env_stepper
+
+    def begin_rollout(self, steps: int, running: list[bool]) -> Tensor:
+        return self.env.begin_rollout(steps)  # [1, N]
+
+    def env_actions(self, actions: Tensor, running: list[bool]) -> Tensor:
+        return self.trainer.env_action_tensor(actions[0]).unsqueeze(0)  # [1, N(, D)]
 
     def act(self, obs: Tensor, running: list[bool]) -> tuple[Tensor, Tensor]:
         actions, log_probs = self.trainer.act(obs[0])  # [N] or [N, D], [N]
@@ -220,7 +238,7 @@ class OneAgent:
         return self.trainer.hooks.old_log_probs(stored[0], new_log_probs[0]).unsqueeze(0)  # the hook's
 
     def step(self, actor_loss: Tensor, critic_loss: Tensor, rows: Rows) -> tuple[Tensor, Tensor]:
-        actor_norm, critic_norm = self.trainer.actor_critic_step(actor_loss[0], critic_loss[0])
+        actor_norm, critic_norm = self.trainer.actor_critic_step(actor_loss.squeeze(0), critic_loss.squeeze(0))
         return as_row([actor_norm], self.device), as_row([critic_norm], self.device)
 
     def minibatches(self, rows: Rows) -> list[tuple[Tensor, Rows]]:

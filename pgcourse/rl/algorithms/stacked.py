@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from ..batching import minibatch_size_for
+from ..tensor_envs import StepRecord, TensorRolloutStepper, TensorVectorEnv
 from .agents import OneAgent, Rows, agent_minibatches
 from .interrupts import InterruptGuard
 from .trainer import Trainer
@@ -225,6 +226,9 @@ class AgentStack:
         # a minibatch's rows per agent, padded to the largest minibatch any config can have (B_a <= batch_size)
         self.minibatch_rows = max(minibatch_size_for(c.batch_size, c.minibatch_size, getattr(c, "num_minibatches", None))
                                   if hasattr(c, "minibatch_size") else c.batch_size for c in configs)
+        self.shared = shared_tensor_env(self.trainers)  # one torch env of A x N, or None: each agent's own
+        self.env = self.shared if self.shared is not None else EachAgentEnv(self.trainers)
+        self.stopped_envs: dict[int, tuple] = {}  # an agent that stopped before the others: its env as it stopped
 
     def __enter__(self) -> AgentStack:
         self.guard.__enter__()
@@ -245,14 +249,22 @@ class AgentStack:
     def done(self) -> bool:
         return all(trainer.done for trainer in self.trainers)
 
-    def observation(self, running: Sequence[bool]) -> Tensor:
-        """``[A, N, obs_dim]``: each running agent's envs' observations (zeros for the others)."""
-        first = self.trainers[0]
-        obs = torch.zeros((self.count, first.config.num_envs, first.obs_dim), device=self.device)
-        for a, trainer in enumerate(self.trainers):
-            if running[a]:
-                obs[a] = trainer.env_stepper.observation()
-        return obs
+    def begin_rollout(self, steps: int, running: Sequence[bool]) -> Tensor:
+        """Start the env's rollout (``[A, N]`` flags of the step before it). In the shared env, an agent that has
+        stopped keeps being stepped with the others: its env is kept as it was when it stopped, for its run."""
+        if self.shared is None:
+            return self.env.begin_rollout(steps, running)
+        for agent in range(self.count):
+            if not running[agent] and agent not in self.stopped_envs:
+                self.stopped_envs[agent] = self.shared.agent(agent)
+        return self.shared.begin_rollout(steps)
+
+    def env_actions(self, actions: Tensor, running: Sequence[bool]) -> Tensor:
+        """The stored actions ``[A, N(, D)]`` as the envs take them (each agent's Box actions clipped or squashed as
+        its config says)."""
+        if self.action_kind == "discrete":
+            return actions
+        return torch.stack([trainer.env_action_tensor(actions[a]) for a, trainer in enumerate(self.trainers)])
 
     def act(self, obs: Tensor, running: Sequence[bool]) -> tuple[Tensor, Tensor]:
         """Actions ``[A, N(, D)]`` drawn by each running agent from its own generator, and their log-probs ``[A, N]``
@@ -318,16 +330,14 @@ class AgentStack:
         if self.action_kind == "discrete":
             normalized = output - output.logsumexp(dim=-1, keepdim=True)  # [A, N, k], as sample_categorical
             probs = torch.softmax(normalized, dim=-1)
-            actions = torch.zeros(output.shape[:-1], dtype=torch.long, device=output.device)  # [A, N]
-            for agent in agents:
-                actions[agent] = torch.multinomial(probs[agent], 1, True, generator=self.generators[agent]).T[0]
-            return actions
-        actions = torch.zeros_like(output)  # [A, N, D]
+            actions = torch.zeros((*output.shape[:-1], 1), dtype=torch.long, device=output.device)  # [A, N, 1]
+            for agent in agents:  # each agent's draw written in place: one kernel per agent
+                torch.multinomial(probs[agent], 1, True, generator=self.generators[agent], out=actions[agent])
+            return actions.squeeze(-1)  # [A, N]
+        noise = torch.zeros_like(output)  # [A, N, D]; 0 for the agents not drawing
         for agent in agents:
-            noise = torch.randn(output.shape[1:], generator=self.generators[agent], device=output.device,
-                                dtype=output.dtype)
-            actions[agent] = output[agent] + torch.exp(self.actor["log_std"][agent]) * noise
-        return actions
+            torch.randn(output.shape[1:], generator=self.generators[agent], out=noise[agent])
+        return output + torch.exp(self.actor["log_std"]).unsqueeze(1) * noise  # [A, N, D], as GaussianPolicy.sample
 
     def optimizer_states(self, agent: int) -> tuple[dict, dict]:
         """Agent ``agent``'s Adam states in ``LeanAdam.state_dict()``'s form (so its run can be resumed by
@@ -350,6 +360,9 @@ class AgentStack:
         runs = []
         global_state = torch.get_rng_state()
         for agent, trainer in enumerate(self.trainers):
+            if self.shared is not None:  # its own env and stepper, as pg.train would hold them now
+                trainer.envs, trainer.stepper = self.stopped_envs.get(agent) or self.shared.agent(agent)
+                trainer.shared_env = None
             for module in (trainer.policy, trainer.value_net):
                 for parameter in module.parameters():
                     parameter.data = parameter.data.clone()
@@ -361,6 +374,59 @@ class AgentStack:
             runs.append(trainer.finish())
         torch.set_rng_state(global_state)
         return runs
+
+
+def shared_tensor_env(trainers: Sequence[Trainer]) -> TensorRolloutStepper | None:
+    """One torch env of ``A x N`` sub-environments for the agents (each agent's block seeded with its seed, its own
+    normalisers), when they train on torch envs with the same normalisation; None otherwise (numpy envs: each
+    agent steps its own), and with one-step rollouts (an agent whose rollout held no transition collects again,
+    alone: :func:`~.rollout.collect_rollouts`)."""
+    first = trainers[0]
+    if first.env_backend != "torch" or first.config.n_steps == 1 or any((t.normalize_obs, t.normalize_reward) != (first.normalize_obs,
+                                                                                   first.normalize_reward)
+                                           for t in trainers):
+        return None
+    envs = TensorVectorEnv(first.config.env_id, len(trainers) * first.config.num_envs, device=first.device,
+                           dtype=first.envs.dtype, max_episode_steps=first.envs.max_episode_steps, streams=len(trainers))
+    stepper = TensorRolloutStepper(envs, [t.config.seed for t in trainers], normalize_obs=first.normalize_obs,
+                                   normalize_reward=first.normalize_reward, gamma=[t.config.gamma for t in trainers])
+    for agent, trainer in enumerate(trainers):
+        trainer.shared_env = (stepper, agent)
+    return stepper
+
+
+class EachAgentEnv:
+    """The env protocol with the agent axis over A agents that each step their own env (numpy envs, or torch envs
+    normalised differently), one after another; the rows of an agent not running are zeros."""
+
+    def __init__(self, trainers: Sequence[Trainer]):
+        self.trainers, self.running = trainers, [True] * len(trainers)
+        first = trainers[0]
+        self.shape = (len(trainers), first.config.num_envs)  # [A, N]
+
+    def _each(self, call, *shapes_and_dtypes) -> list[Tensor]:
+        device = self.trainers[0].device
+        out = [torch.zeros(self.shape + shape, dtype=dtype, device=device) for shape, dtype in shapes_and_dtypes]
+        for a, trainer in enumerate(self.trainers):
+            if self.running[a]:
+                for tensor, value in zip(out, call(a, trainer.env_stepper)):
+                    tensor[a] = value[0]
+        return out
+
+    def begin_rollout(self, steps: int, running: Sequence[bool]) -> Tensor:
+        self.running = list(running)
+        return self._each(lambda a, env: (env.begin_rollout(steps),), ((), torch.bool))[0]
+
+    def observation(self) -> Tensor:
+        return self._each(lambda a, env: (env.observation(),), ((self.trainers[0].obs_dim,), torch.float32))[0]
+
+    def step(self, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return tuple(self._each(lambda a, env: env.step(actions[a:a + 1]), ((), torch.float32), ((), torch.bool),
+                                ((), torch.bool)))
+
+    def end_rollout(self) -> list[StepRecord]:
+        return [trainer.env_stepper.end_rollout()[0] if self.running[a] else StepRecord.empty()
+                for a, trainer in enumerate(self.trainers)]
 
 
 def build_agents(config, components=None, hooks=None, on_update=None, resume=None):

@@ -108,40 +108,43 @@ def make_tensor_env(env_id: str, num_envs: int, device: torch.device) -> TensorV
 
 class HostRolloutStepper:
     """The numpy path behind the rollout's env protocol (:class:`~pgcourse.rl.tensor_envs.TensorRolloutStepper` is
-    the tensor path): a gymnasium vector env stepped through :class:`~pgcourse.rl.envs.RolloutStepper`, whose
-    observations go to the device and whose actions come back every step (one host copy per step: the env is
-    numpy). Finished episodes are kept as they come and handed over by :meth:`end_rollout`, as the tensor path
-    hands over its own."""
+    the tensor path), for one agent (the agent axis of length one): a gymnasium vector env stepped through
+    :class:`~pgcourse.rl.envs.RolloutStepper`, whose observations go to the device and whose actions come back every
+    step (one host copy per step: the env is numpy). Finished episodes are kept as they come and handed over by
+    :meth:`end_rollout`, as the tensor path hands over its own."""
+
+    agents = 1
 
     def __init__(self, trainer: Trainer):
         self.trainer = trainer
         self._steps: list[tuple[int, float, list[float], list[int]]] = []  # per step: count, clock, episodes ended
 
     def observation(self) -> Tensor:
-        return self.trainer.obs_tensor(self.trainer.stepper.obs)  # [N, obs_dim]
+        return self.trainer.obs_tensor(self.trainer.stepper.obs).unsqueeze(0)  # [1, N, obs_dim]
 
-    def begin_rollout(self) -> Tensor:
+    def begin_rollout(self, steps: int) -> Tensor:
         self._steps = []
-        return torch.as_tensor(self.trainer.stepper.autoresetting, device=self.trainer.device)  # [N] bool
+        return torch.as_tensor(self.trainer.stepper.autoresetting, device=self.trainer.device).unsqueeze(0)  # [1, N]
 
     def step(self, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        result = self.trainer.stepper.step(actions.cpu().numpy())  # the env's actions, clipped if a Box
+        result = self.trainer.stepper.step(actions[0].cpu().numpy())  # the env's actions, clipped if a Box
         self._steps.append((int(np.count_nonzero(result.valid)), time.perf_counter(), result.episode_returns,
                             result.episode_lengths))
         device = self.trainer.device
-        return (torch.as_tensor(result.rewards.astype(np.float32), device=device),
-                torch.as_tensor(result.terminated, device=device), torch.as_tensor(result.truncated, device=device))
+        return (torch.as_tensor(result.rewards.astype(np.float32), device=device).unsqueeze(0),
+                torch.as_tensor(result.terminated, device=device).unsqueeze(0),
+                torch.as_tensor(result.truncated, device=device).unsqueeze(0))  # [1, N] each
 
-    def end_rollout(self) -> StepRecord:
+    def end_rollout(self) -> list[StepRecord]:
         steps, self._steps = self._steps, []
         if not steps:
-            return StepRecord.empty()
+            return [StepRecord.empty()]
         ended = [len(returns) for _, _, returns, _ in steps]
-        return StepRecord(np.array([count for count, _, _, _ in steps], dtype=np.int64),
-                          np.array([clock for _, clock, _, _ in steps], dtype=np.float64),
-                          np.repeat(np.arange(len(steps)), ended),
-                          np.array([r for _, _, returns, _ in steps for r in returns], dtype=np.float64),
-                          np.array([n for _, _, _, lengths in steps for n in lengths], dtype=np.int64))
+        return [StepRecord(np.array([count for count, _, _, _ in steps], dtype=np.int64),
+                           np.array([clock for _, clock, _, _ in steps], dtype=np.float64),
+                           np.repeat(np.arange(len(steps)), ended),
+                           np.array([r for _, _, returns, _ in steps for r in returns], dtype=np.float64),
+                           np.array([n for _, _, _, lengths in steps for n in lengths], dtype=np.int64))]
 
 
 class Trainer:
@@ -201,6 +204,7 @@ class Trainer:
                                           normalize_reward=self.normalize_reward, gamma=config.gamma)
             self.stepper = RolloutStepper(self.envs, config.seed)
         self._host_stepper = HostRolloutStepper(self)
+        self.shared_env: tuple[TensorRolloutStepper, int] | None = None  # (a batch's stepper, this agent's index)
         self.log_prob_fn, self.entropy_fn = self.components.policy_math(self.action_kind)
         if self.action_kind == "continuous":
             self.action_low = bounds_on_device(action_space.low, self.device)  # [D]
@@ -285,7 +289,8 @@ class Trainer:
     # -- tensors in, actions out -----------------------------------------------------------------
     @property
     def env_stepper(self) -> HostRolloutStepper | TensorRolloutStepper:
-        """What the rollout steps: the tensor env's stepper, or the numpy path behind the same protocol."""
+        """What the rollout steps (one agent, the agent axis of length one): the tensor env's stepper, or the numpy
+        path behind the same protocol."""
         return self.stepper if isinstance(self.stepper, TensorRolloutStepper) else self._host_stepper
 
     def obs_tensor(self, observations: np.ndarray) -> Tensor:
@@ -341,7 +346,11 @@ class Trainer:
         return self.device if self.device.type == "cuda" and package_draws else torch.device("cpu")
 
     def normalizer_state(self) -> dict[str, Any]:
-        """The normalisers' running statistics now (:func:`pgcourse.rl.envs.normalizer_state`'s format)."""
+        """The normalisers' running statistics now (:func:`pgcourse.rl.envs.normalizer_state`'s format); an agent
+        of ``pg.train_many`` that shares a batch's env reads its own from there (``shared_env``)."""
+        if self.shared_env is not None:
+            stepper, agent = self.shared_env
+            return stepper.normalizer_state(agent)
         if isinstance(self.stepper, TensorRolloutStepper):
             return self.stepper.normalizer_state()
         return normalizer_state(self.envs)
@@ -360,10 +369,12 @@ class Trainer:
             return 0.0
         # clip_grad_norm_ returns the norm it clipped by, measured before clipping (on CPU the same number
         # as diagnostics.grad_norm): one norm computation, not two
+        foreach = True if grads[0].is_cuda else None  # CUDA's multi-tensor kernels (torch's own choice there, stated
+        # so that the suite's fake CUDA device, a tensor subclass torch would send per tensor, counts CUDA's path)
         if max_norm is not None:
-            norm_before = torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+            norm_before = torch.nn.utils.clip_grad_norm_(parameters, max_norm, foreach=foreach)
         else:
-            norm_before = torch.nn.utils.get_total_norm(grads)
+            norm_before = torch.nn.utils.get_total_norm(grads, foreach=foreach)
         optimizer.step()
         return norm_before.detach()
 
