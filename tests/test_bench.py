@@ -332,7 +332,8 @@ def test_the_batched_seeds_section_times_one_batch_against_one_after_another(mon
     assert cli_main(["bench", "--skip-suite", "--skip-comparisons", "--no-sb3", "--skip-scaling",
                      "--json", str(json_path)]) == 0
     printed = capsys.readouterr().out
-    assert "Many seeds as one batch: 2 PPO CartPole-v1 seeds of 512 steps" in printed
+    assert "Many seeds as one batch: 2 PPO CartPole-v1 seeds of 512 steps, pg.train_many against pg.train one after " \
+        "another, numpy envs" in printed
     assert "speed-up:" in printed and "mean final return" in printed
     sections = {section["title"].split(":")[0]: section for section in json.loads(json_path.read_text())["extra_sections"]}
     data = sections["Many seeds as one batch"]["data"]
@@ -342,6 +343,9 @@ def test_the_batched_seeds_section_times_one_batch_against_one_after_another(mon
         == set(pg.checks.ALL_CHECKS)
     assert data["seeds"] == [0, 1] and len(data["batch_final_returns"]) == len(data["one_by_one_final_returns"]) == 2
     assert data["speedup"] == data["one_by_one_cpu_seconds"] / data["batch_cpu_seconds"]
+    # issue 44: the same on torch envs, where the batch's agents step one env
+    assert data["env_backend"] == "numpy" and data["torch_envs"]["env_backend"] == "torch"
+    assert "seeds of 512 steps, pg.train_many against pg.train one after another, torch envs" in printed
     assert cli_main(["bench", "--skip-suite", "--skip-comparisons", "--no-sb3", "--skip-scaling",
                      "--skip-batched-seeds"]) == 0
     assert "Many seeds as one batch" not in capsys.readouterr().out

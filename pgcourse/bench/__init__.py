@@ -334,8 +334,10 @@ def batched_seeds_provider(seeds: Sequence[int], total_steps: int) -> SectionPro
         log(f"[batched seeds] {len(seeds)} PPO CartPole seeds of {total_steps:,} steps as one batch, then one "
             "after another")
         result = measure_batched_seeds(list(seeds), total_steps)
-        lines = result.lines()
-        return ReportSection(lines[0], lines[1:], result.data())
+        log("[batched seeds] the same on torch envs (the batch's agents share one env)")
+        on_torch = measure_batched_seeds(list(seeds), total_steps, env_backend="torch")
+        lines = result.lines() + on_torch.lines()
+        return ReportSection(lines[0], lines[1:], {**result.data(), "torch_envs": on_torch.data()})
     return provider
 
 

@@ -31,6 +31,7 @@ class BatchedSeeds:
     batch_final_returns: list[float]
     one_by_one_final_returns: list[float]
     load_average: list[float] | None
+    env_backend: str = "numpy"
 
     @property
     def speedup(self) -> float:
@@ -48,7 +49,8 @@ class BatchedSeeds:
                 if self.load_average else "")
         t = self.welch_t
         return [f"Many seeds as one batch: {count} PPO CartPole-v1 seeds of {self.total_steps:,} steps, pg.train_many "
-                "against pg.train one after another (one torch thread, CPU seconds of this process)",
+                f"against pg.train one after another, {self.env_backend} envs (one torch thread, CPU seconds of this "
+                "process)",
                 f"  one batch:         {self.batch_cpu_seconds:7.1f} CPU-s ({self.batch_wall_seconds:.1f} s wall)",
                 f"  one after another: {self.one_by_one_cpu_seconds:7.1f} CPU-s ({self.one_by_one_wall_seconds:.1f} s "
                 f"wall){load}",
@@ -78,8 +80,9 @@ def final_return(run: Any, episodes: int = 20) -> float:
     return float(returns[-episodes:].mean()) if len(returns) else float("nan")
 
 
-def measure_batched_seeds(seeds: list[int], total_steps: int) -> BatchedSeeds:
-    """Train ``seeds`` as one batch, then one after another; CPU and wall seconds of each, final returns."""
+def measure_batched_seeds(seeds: list[int], total_steps: int, env_backend: str = "numpy") -> BatchedSeeds:
+    """Train ``seeds`` as one batch, then one after another; CPU and wall seconds of each, final returns. With
+    ``env_backend="torch"`` both sides step torch envs on the CPU (the batch: one env of all the agents' envs)."""
     from ..rl.api import train
     from ..rl.many import train_many
 
@@ -87,13 +90,15 @@ def measure_batched_seeds(seeds: list[int], total_steps: int) -> BatchedSeeds:
     torch.set_num_threads(1)
     try:
         cpu, wall = time.process_time(), time.perf_counter()
-        batch = train_many("ppo", "CartPole-v1", seeds=seeds, total_steps=total_steps, progress=False)
+        batch = train_many("ppo", "CartPole-v1", seeds=seeds, total_steps=total_steps, progress=False,
+                           env_backend=env_backend, device="cpu")
         batch_cpu, batch_wall = time.process_time() - cpu, time.perf_counter() - wall
         cpu, wall = time.process_time(), time.perf_counter()
-        single = [train("ppo", "CartPole-v1", seed=seed, total_steps=total_steps, progress=False) for seed in seeds]
+        single = [train("ppo", "CartPole-v1", seed=seed, total_steps=total_steps, progress=False,
+                        env_backend=env_backend, device="cpu") for seed in seeds]
         single_cpu, single_wall = time.process_time() - cpu, time.perf_counter() - wall
     finally:
         torch.set_num_threads(threads)
     load = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     return BatchedSeeds(list(seeds), total_steps, batch_cpu, batch_wall, single_cpu, single_wall,
-                        [final_return(run) for run in batch], [final_return(run) for run in single], load)
+                        [final_return(run) for run in batch], [final_return(run) for run in single], load, env_backend)
