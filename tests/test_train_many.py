@@ -1,6 +1,8 @@
 """pg.train_many: many seeds as one batch through pg.train's own loop with an agent axis, one ordinary Run per seed."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -278,3 +280,45 @@ def test_an_agent_that_stops_first_keeps_its_env_as_it_stopped():
     assert_runs_identical(longer[0], same[0])
     assert len(longer[1].history.updates) > len(longer[0].history.updates)
     assert_runs_identical(pg.resume(longer[0], total_steps=512), pg.resume(same[0], total_steps=512))
+
+
+def test_each_agent_logs_into_a_folder_of_its_own_and_goes_on_there_when_resumed(tmp_path):
+    """Issue 44: train_many refused log_dir. Each agent writes its history as it grows to log_dir/agent<a>_seed<s>
+    (CSV, as pg.train's log_dir); a folder holding logs is refused; a resumed agent appends to its own folder."""
+    import csv
+    runs = pg.train_many("ppo", "CartPole-v1", seeds=[3, 4], total_steps=1024, progress=False, log_dir=tmp_path)
+    for a, (seed, run) in enumerate(zip([3, 4], runs)):
+        folder = tmp_path / f"agent{a}_seed{seed}"
+        with open(folder / "updates.csv") as file:
+            rows = list(csv.DictReader(file))
+        assert len(rows) == len(run.history.updates) >= 2
+        assert [float(row["policy_loss"]) for row in rows] == list(run.history.updates["policy_loss"])
+        assert run.outputs == {"log_dir": str(folder.resolve())}
+    with pytest.raises(ConfigError, match="already holds the logs of other runs"):
+        pg.train_many("ppo", "CartPole-v1", seeds=[3, 4], total_steps=1024, progress=False, log_dir=tmp_path)
+    longer = pg.resume(runs[1], total_steps=2048)
+    with open(tmp_path / "agent1_seed4" / "updates.csv") as file:
+        assert len(list(csv.DictReader(file))) == len(longer.history.updates) > len(runs[1].history.updates)
+
+
+@pytest.mark.parametrize("env_backend", ["numpy", "torch"])
+def test_an_agents_checkpoint_is_its_run_as_if_it_had_stopped_there(env_backend, tmp_path, monkeypatch):
+    """Issue 44: train_many refused checkpoints. Each agent checkpoints to checkpoint_dir/agent<a>_seed<s>; a
+    checkpoint taken inside the batch is the run the agent returns when its budget ends at that update (weights,
+    Adam states, env, generators): resumed, both continue the same, bit for bit."""
+    from pgcourse.rl.algorithms.trainer import Trainer
+    save = Trainer.save_checkpoint
+    monkeypatch.setattr(Trainer, "save_checkpoint",  # every checkpoint kept aside, in a folder named by its update
+                        lambda self, folder: save(self, tmp_path / "kept" / f"{Path(folder).name}_update{self.num_updates}"))
+    settings = dict(env_backend=env_backend, device="cpu", num_envs=4, n_steps=32, minibatch_size=64, progress=False,
+                    anneal_lr=False)  # (annealing follows total_steps: the budgets 256 and 640 would anneal otherwise)
+    runs = pg.train_many("ppo", "CartPole-v1", seeds=[1, 2], total_steps=640, checkpoint_every=256,
+                         checkpoint_dir=tmp_path / "checkpoints", **settings)
+    stopped = pg.train_many("ppo", "CartPole-v1", seeds=[1, 2], per_agent={"total_steps": [256, 640]}, **settings)[0]
+    kept = sorted((tmp_path / "kept").iterdir(), key=lambda path: int(path.name.rsplit("update", 1)[1]))
+    first = [path for path in kept if path.name.startswith("agent0_seed1")][0]  # agent 0's first checkpoint
+    assert first.name == f"agent0_seed1_update{len(stopped.history.updates)}"
+    assert_runs_identical(pg.resume(first, total_steps=640), pg.resume(stopped, total_steps=640))
+    final = pg.load(tmp_path / "checkpoints" / "agent1_seed2")  # the end of training is the last checkpoint
+    assert_runs_identical(final, runs[1])
+    assert runs[1].outputs["checkpoint_dir"] == str((tmp_path / "checkpoints" / "agent1_seed2").resolve())

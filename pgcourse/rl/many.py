@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import dataclasses
-
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from .algorithms import TRAINERS, Components, Hooks
 from .algorithms.components import refuse_uncalled
+from .api import _Checkpoints, _check_checkpointing
 from .config import ConfigError, check_setting_names, make_config
 from .planted import TRAPS, plant
 from .envs import action_space_kind, env_spaces
@@ -20,7 +22,9 @@ BATCHED_ALGORITHMS = ("a2c", "ppo")  # the loops with an agent axis (algorithms/
 
 
 def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | None = None, device: str = "auto", *,
-               per_agent: Mapping[str, Sequence[Any]] | None = None, **overrides: Any) -> list[Run]:
+               per_agent: Mapping[str, Sequence[Any]] | None = None, log_dir: str | os.PathLike | None = None,
+               checkpoint_every: int | None = None, checkpoint_dir: str | os.PathLike | None = None,
+               **overrides: Any) -> list[Run]:
     """Train one agent per seed as one batch (stacked weights ``[A, ...]``); returns one :class:`Run` per seed.
 
     Each run is what ``pg.train(algo, env_id, seed=s, **overrides)`` returns: config with its seed, its own
@@ -39,8 +43,9 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
     The same loop as ``pg.train`` (``algorithms/ppo.py``, ``a2c.py``) with one more axis, the agent's: numpy or
     torch envs (``env_backend``; with torch envs the agents' ``A x N`` sub-environments are one vector env, each
     agent's block seeded with its seed, stepped once a step), any device, and lesson 06's planted traps shared by the agents (``traps=``) except
-    those that replace a step of the single-agent loop (an optimiser step, the action sampling, pi_old). Not offered (use ``pg.train`` or
-    ``pg.sweep`` for them): live plots, ``log_dir`` and checkpoints during training.
+    those that replace a step of the single-agent loop (an optimiser step, the action sampling, pi_old), and
+    ``log_dir`` and checkpoints: each agent's in a folder of its own. Not offered (use ``pg.train`` or ``pg.sweep``
+    for it): a live plot.
 
     Ctrl-C: the first press stops every agent after the batched update it is in and returns the runs, each with
     status ``"interrupted"`` and resumable with ``pg.resume`` (on its own, as a single-agent run); a second press
@@ -56,6 +61,11 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
             ``per_agent={"lr": [1e-3, 3e-4]}``. Scalars only: the shapes and the loop's structure
             (``SHARED_SETTINGS``: env, env backend, number of envs, rollout length, network sizes, epochs, advantage
             normalisation, device) are the batch's.
+        log_dir: write each agent's history as it grows (CSV and TensorBoard, as ``pg.train``'s ``log_dir``) to
+            ``log_dir/agent<a>_seed<seed>``; a resumed run goes on logging there.
+        checkpoint_every, checkpoint_dir: save each agent's run, resumable on its own (``pg.resume(folder)``, as a
+            ``pg.train`` run), to ``checkpoint_dir/agent<a>_seed<seed>`` every this many of its env steps and at the
+            end.
 
     Raises:
         ConfigError: an algorithm without a batched loop, no seeds, a per-agent list of the wrong length, a
@@ -93,13 +103,54 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
                for agent, seed in enumerate(seeds)]
     configs, components = _planted(configs, Components(**pieces))
     configs[0].check_rollout_memory(agents=len(seeds))  # the agents' rollouts are one batch in memory
-    runs = TRAINERS[algo](configs, components)
+    loggers = _loggers(log_dir, seeds)
+    folders = [None if checkpoint_dir is None else Path(checkpoint_dir).expanduser() / f"agent{a}_seed{seed}"
+               for a, seed in enumerate(seeds)]
+    for folder in folders:
+        _check_checkpointing(checkpoint_every, folder, None)
+    outputs = [{name: str(Path(value).resolve()) if name != "checkpoint_every" else value for name, value in
+                (("log_dir", loggers[a].log_dir if loggers else None), ("checkpoint_every", checkpoint_every),
+                 ("checkpoint_dir", folders[a])) if value is not None} for a in range(len(seeds))]
+    callbacks = [[] for _ in seeds]
+    for a, logger in enumerate(loggers):
+        callbacks[a].append(lambda trainer, logger=logger: logger.write(trainer.history))
+    if checkpoint_every is not None:
+        for a, folder in enumerate(folders):
+            callbacks[a].append(_Checkpoints(checkpoint_every, folder, None, outputs[a]))
+    try:
+        runs = TRAINERS[algo](configs, components, on_update=[
+            (lambda trainer, calls=calls: [call(trainer) for call in calls]) for calls in callbacks]
+            if any(callbacks) else None)
+        for a, run in enumerate(runs):
+            run.outputs = outputs[a]
+            if loggers:
+                loggers[a].write(run.history)
+            if folders[a] is not None and run.training_state is not None:
+                run.save(folders[a], overwrite=True)  # the end of training is the last checkpoint
+    finally:
+        for logger in loggers:
+            logger.close()
     if any(run.history.status == "interrupted" for run in runs):
         steps = [int(run.history.updates["env_step"][-1]) if len(run.history.updates) else 0 for run in runs]
         print(f"training interrupted: every agent stopped after the same batched update (env steps {min(steps):,} to "
               f"{max(steps):,} of {configs[0].total_steps:,}). Each run can be continued on its own with "
               f"pg.resume(run) (as a single-agent run), or kept with run.save(folder).")
     return runs
+
+
+def _loggers(log_dir: str | os.PathLike | None, seeds: list[int]) -> list:
+    """One :class:`~pgcourse.rl.loggers.TrainingLogger` per agent, in ``log_dir/agent<a>_seed<seed>`` (none without
+    ``log_dir``); a folder that already holds logs is refused, as ``pg.train`` refuses it."""
+    if log_dir is None:
+        return []
+    from .loggers import TrainingLogger, logged_rows
+
+    folders = [Path(log_dir).expanduser() / f"agent{a}_seed{seed}" for a, seed in enumerate(seeds)]
+    taken = [str(folder) for folder in folders if logged_rows(folder)]
+    if taken:
+        raise ConfigError(f"log_dir {log_dir} already holds the logs of other runs ({', '.join(taken)}); a new run's "
+                          "rows would not be written there. Choose a new folder")
+    return [TrainingLogger(folder) for folder in folders]
 
 
 def _planted(configs: list, components: Components) -> tuple[list, Components]:

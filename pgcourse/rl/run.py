@@ -218,9 +218,10 @@ class Run:
                     "device": str(self.device), "device_reason": self.device_reason, "outputs": self.outputs}
             (staging / "meta.json").write_text(json.dumps(meta, indent=1))
             (staging / "config.json").write_text(json.dumps(self.config.to_dict(), indent=1))
-            weights = {"policy": {k: v.detach().cpu() for k, v in self.policy.state_dict().items()},
+            # clones: a pg.train_many agent's weights are views of the batch's, whose whole storage torch.save would write
+            weights = {"policy": {k: v.detach().cpu().clone() for k, v in self.policy.state_dict().items()},
                        "value_net": None if self.value_net is None else
-                       {k: v.detach().cpu() for k, v in self.value_net.state_dict().items()}}
+                       {k: v.detach().cpu().clone() for k, v in self.value_net.state_dict().items()}}
             torch.save(weights, staging / "weights.pt")
             (staging / "normalizer.json").write_text(json.dumps(self.normalizer_state, indent=1))
             (staging / "history.json").write_text(json.dumps(self.history.to_dict()))

@@ -21,8 +21,10 @@ What is per agent, and why it stays exact:
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -197,14 +199,14 @@ class AgentStack:
     batch: the first press stops every agent after the update it is in (each run comes back 'interrupted' and
     resumable, as from ``pg.train``); a second press stops at once, returning nothing."""
 
-    def __init__(self, configs: Sequence, components=None, hooks=None):
+    def __init__(self, configs: Sequence, components=None, hooks=None, on_update: Sequence | None = None):
         self.trainers: list[Trainer] = []
         self.generators: list[torch.Generator] = []
         self.guard = InterruptGuard("Ctrl-C: every agent stops after the current update (press Ctrl-C again to "
                                     "stop at once, with no runs returned)")
         try:
-            for config in configs:
-                self.trainers.append(Trainer(config, components, hooks))
+            for agent, config in enumerate(configs):
+                self.trainers.append(Trainer(config, components, hooks, on_update[agent] if on_update else None))
                 self.trainers[-1].interrupt = self.guard  # each agent's `done` and status read the batch's guard
                 self.generators.append(agent_generator(self.trainers[-1].device))
         except BaseException:
@@ -229,6 +231,8 @@ class AgentStack:
         self.shared = shared_tensor_env(self.trainers)  # one torch env of A x N, or None: each agent's own
         self.env = self.shared if self.shared is not None else EachAgentEnv(self.trainers)
         self.stopped_envs: dict[int, tuple] = {}  # an agent that stopped before the others: its env as it stopped
+        for agent, trainer in enumerate(self.trainers):
+            trainer.as_own_run = functools.partial(self.as_own_run, agent)
 
     def __enter__(self) -> AgentStack:
         self.guard.__enter__()
@@ -353,6 +357,25 @@ class AgentStack:
         return (one(self.actor_optimizer, trainer.actor_optimizer.param_groups[0]["lr"]),
                 one(self.critic_optimizer, trainer.critic_optimizer.param_groups[0]["lr"]))
 
+    @contextlib.contextmanager
+    def as_own_run(self, agent: int) -> Iterator[Trainer]:
+        """Agent ``agent``'s trainer holding what ``pg.train`` would hold now: its Adam states, its own env and stepper
+        (copies of its block of the shared env) and, on the CPU, torch's generator in the agent's state; for a
+        checkpoint between updates (``Trainer.save_checkpoint``). Its weights are already its own (views)."""
+        trainer = self.trainers[agent]
+        actor_state, critic_state = self.optimizer_states(agent)
+        trainer.actor_optimizer.load_state_dict(actor_state)
+        trainer.critic_optimizer.load_state_dict(critic_state)
+        if self.shared is not None:
+            trainer.envs, trainer.stepper = self.stopped_envs.get(agent) or self.shared.agent(agent)
+        global_state = torch.get_rng_state()
+        if self.device.type == "cpu":
+            torch.set_rng_state(self.generators[agent].get_state())
+        try:
+            yield trainer
+        finally:
+            torch.set_rng_state(global_state)
+
     def finish(self) -> list:
         """Each agent's :class:`~pgcourse.rl.run.Run` (``Trainer.finish``): its modules get parameters of their
         own (not views of the stack), its optimisers the agent's Adam states and torch's generator the agent's
@@ -431,11 +454,12 @@ class EachAgentEnv:
 
 def build_agents(config, components=None, hooks=None, on_update=None, resume=None):
     """The agent axis a loop trains: one config (or a sequence of one) is ``pg.train``'s run, one
-    :class:`OneAgent`; a sequence of more is one :class:`~.stacked.AgentStack` (``pg.train_many``: no hooks,
-    callbacks or resume, which ``pg.train_many`` refuses before it gets here)."""
+    :class:`OneAgent`; a sequence of more is one :class:`~.stacked.AgentStack` (``pg.train_many``: no hooks or
+    resume, which ``pg.train_many`` refuses before it gets here; ``on_update`` one callback per agent, or None)."""
     configs = list(config) if isinstance(config, Sequence) else [config]
     if len(configs) == 1:
-        return OneAgent(Trainer(configs[0], components, hooks, on_update, resume=resume))
-    if hooks is not None or on_update is not None or resume is not None:
-        raise ValueError("hooks, on_update and resume train one agent: pass one config")
-    return AgentStack(configs, components)
+        callback = on_update[0] if isinstance(on_update, Sequence) else on_update
+        return OneAgent(Trainer(configs[0], components, hooks, callback, resume=resume))
+    if hooks is not None or resume is not None or (on_update is not None and not isinstance(on_update, Sequence)):
+        raise ValueError("hooks and resume train one agent (pass one config); on_update is one callback per agent")
+    return AgentStack(configs, components, on_update=on_update)

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from collections import OrderedDict
@@ -205,6 +206,8 @@ class Trainer:
             self.stepper = RolloutStepper(self.envs, config.seed)
         self._host_stepper = HostRolloutStepper(self)
         self.shared_env: tuple[TensorRolloutStepper, int] | None = None  # (a batch's stepper, this agent's index)
+        # pg.train_many: a context in which this trainer holds its agent's state as pg.train would (for a checkpoint)
+        self.as_own_run: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
         self.log_prob_fn, self.entropy_fn = self.components.policy_math(self.action_kind)
         if self.action_kind == "continuous":
             self.action_low = bounds_on_device(action_space.low, self.device)  # [D]
@@ -477,13 +480,14 @@ class Trainer:
     def save_checkpoint(self, folder: str | Path) -> Path:
         """Save the run as it is now, with its training state, to ``folder`` (between updates only):
         ``pg.train(..., resume=folder)`` continues it as if it had never stopped."""
-        self.run.set_normalizer_state(self.normalizer_state())
-        self.run.training_state = checkpoint.capture(self)
-        status, self.history.status = self.history.status, "checkpoint"
-        try:
-            return self.run.save(folder, overwrite=True)
-        finally:
-            self.history.status = status
+        with self.as_own_run():
+            self.run.set_normalizer_state(self.normalizer_state())
+            self.run.training_state = checkpoint.capture(self)
+            status, self.history.status = self.history.status, "checkpoint"
+            try:
+                return self.run.save(folder, overwrite=True)
+            finally:
+                self.history.status = status
 
     def finish(self) -> Run:
         """Freeze the normaliser statistics and the training state into the run, set its status, close
