@@ -150,6 +150,22 @@ def test_live_view_redraws_every_few_updates_and_training_is_unchanged():
     np.testing.assert_array_equal(live_run.history.updates["policy_loss"], plain_run.history.updates["policy_loss"])
 
 
+@pytest.mark.slow
+def test_train_many_live_draws_every_agent_and_counts_each_batched_update_once():
+    """Issue 44: train_many refused live=. One view for the batch: one line per agent in every panel, each batched
+    update counted once, the static figure left at the end; training unchanged."""
+    view = widgets.LiveView(every=1, min_seconds=0.0)
+    runs = pg.train_many("a2c", "CartPole-v1", seeds=[1, 2, 3], live=view, total_steps=512, num_envs=4, n_steps=16)
+    plain = pg.train_many("a2c", "CartPole-v1", seeds=[1, 2, 3], progress=False, total_steps=512, num_envs=4,
+                          n_steps=16)
+    assert view.updates_seen == view.redraws == len(runs[0].history.updates) >= 4
+    assert len(view.histories) == 3 and view.progress.value == view.progress.max == 512
+    returns_panel, entropy_panel = view.final_figure.axes[:2]
+    assert len(returns_panel.lines) == len(entropy_panel.lines) == 3  # the moving averages, one per agent
+    for run, other in zip(runs, plain):
+        np.testing.assert_array_equal(run.history.updates["policy_loss"], other.history.updates["policy_loss"])
+
+
 def test_the_live_view_is_a_parameter_of_one_training_call(monkeypatch):
     seen = []
     monkeypatch.setattr(widgets.LiveView, "update", lambda self, trainer: seen.append(trainer.num_updates))

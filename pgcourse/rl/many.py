@@ -21,7 +21,8 @@ SHARED_SETTINGS = ("env_id", "env_kwargs", "env_backend", "num_envs", "n_steps",
 BATCHED_ALGORITHMS = ("a2c", "ppo")  # the loops with an agent axis (algorithms/agents.py)
 
 
-def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | None = None, device: str = "auto", *,
+def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | None = None, device: str = "auto",
+               live: Any = False, *,
                per_agent: Mapping[str, Sequence[Any]] | None = None, log_dir: str | os.PathLike | None = None,
                checkpoint_every: int | None = None, checkpoint_dir: str | os.PathLike | None = None,
                **overrides: Any) -> list[Run]:
@@ -40,12 +41,12 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
     two runs that differ in rounding do; its learning is the same (``pgcourse bench`` measures ten seeds both
     ways). ``wall_time`` in a history is the batch's clock (the agents train together).
 
-    The same loop as ``pg.train`` (``algorithms/ppo.py``, ``a2c.py``) with one more axis, the agent's: numpy or
-    torch envs (``env_backend``; with torch envs the agents' ``A x N`` sub-environments are one vector env, each
-    agent's block seeded with its seed, stepped once a step), any device, and lesson 06's planted traps shared by the agents (``traps=``) except
-    those that replace a step of the single-agent loop (an optimiser step, the action sampling, pi_old), and
-    ``log_dir`` and checkpoints: each agent's in a folder of its own. Not offered (use ``pg.train`` or ``pg.sweep``
-    for it): a live plot.
+    The same loop as ``pg.train`` (``algorithms/ppo.py``, ``a2c.py``) with one more axis, the agent's, and what
+    ``pg.train`` offers around it: numpy or torch envs (``env_backend``; with torch envs the agents' ``A x N``
+    sub-environments are one vector env, each agent's block seeded with its seed, stepped once a step), any device,
+    the live view (every agent's curves), ``log_dir`` and checkpoints (each agent's in a folder of its own), and
+    lesson 06's planted traps shared by the agents (``traps=``), except those that replace a step of the
+    single-agent loop (an optimiser step, the action sampling, pi_old): train those with ``pg.train``.
 
     Ctrl-C: the first press stops every agent after the batched update it is in and returns the runs, each with
     status ``"interrupted"`` and resumable with ``pg.resume`` (on its own, as a single-agent run); a second press
@@ -55,6 +56,8 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
         algo: ``"ppo"`` or ``"a2c"`` (the loops with an agent axis; REINFORCE and TRPO train one agent).
         env_id: as for ``pg.train``.
         seeds: one agent per seed.
+        live: in a notebook, redraw every agent's return, entropy, KL, clip fraction and explained variance while
+            training runs, one line per agent (:class:`~pgcourse.rl.live.LiveView`; or pass one).
         total_steps, device, **overrides: as for ``pg.train``, for every agent (``replaceable functions``
             too: any field of :class:`~pgcourse.rl.algorithms.Components`).
         per_agent: settings that differ between agents, each a sequence of one value per seed, e.g.
@@ -98,6 +101,8 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
     refuse_uncalled(algo, kind, pieces)
     if total_steps is not None:
         overrides["total_steps"] = total_steps
+    if live:
+        overrides.setdefault("progress", False)  # the live view has its own progress bar
     configs = [make_config(algo, env_id, kind, seed=seed, device=device, **overrides,
                            **{name: values[agent] for name, values in per_agent.items()})
                for agent, seed in enumerate(seeds)]
@@ -117,6 +122,14 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
     if checkpoint_every is not None:
         for a, folder in enumerate(folders):
             callbacks[a].append(_Checkpoints(checkpoint_every, folder, None, outputs[a]))
+    view = None
+    if live:
+        from .live import LiveView  # ipywidgets and matplotlib load only when a live view is asked for
+
+        view = live if isinstance(live, LiveView) else LiveView(title=f"{algo} on {env_id} ({len(seeds)} seeds)")
+        for calls in callbacks:
+            calls.append(view.update)
+        view.show()
     try:
         runs = TRAINERS[algo](configs, components, on_update=[
             (lambda trainer, calls=calls: [call(trainer) for call in calls]) for calls in callbacks]
@@ -128,6 +141,8 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
             if folders[a] is not None and run.training_state is not None:
                 run.save(folders[a], overwrite=True)  # the end of training is the last checkpoint
     finally:
+        if view is not None:
+            view.close()
         for logger in loggers:
             logger.close()
     if any(run.history.status == "interrupted" for run in runs):
