@@ -176,7 +176,7 @@ def test_lesson_01_says_what_the_worst_default_seed_did():
     runs = next(records for arm, records in sweep.by_arm().items() if names[arm] == "reward-to-go, normalised")
     curves = np.stack([pg.stats.moving_average(r.episode_returns, 20) for r in runs])  # [seeds, episodes]
     worst = curves[curves[:, -1].argmin()]  # [episodes]
-    assert worst.max() - worst[-1] > 100, "the worst seed no longer climbs and falls back: rewrite lesson 01, section 9"
+    assert worst.max() - worst[-1] > 100, "the worst seed no longer climbs and falls back: rewrite lesson 01, section 10"
     text = lesson_markdown()
     assert "it stalled" not in text, "lesson 01 says the worst seed stalled; it climbed and fell back"
     assert f"rose to {worst.max():.1f} at episode {int(worst.argmax()) + 1}" in text, \
