@@ -166,15 +166,15 @@ QUESTIONS: dict[str, list[Question]] = {
                  "the most likely reason?", "d",
            ("A bug in the training loop: correct code gives similar curves whatever the seed.",
             "A bug is possible, but seeds that differ do not point to one: this algorithm's seeds differ widely "
-            "even when the code is right (lesson 01, section 10), and some bugs show on some seeds only."),
+            "even when the code is right (lesson 01, section 9), and some bugs show on some seeds only."),
            ("Floating-point nondeterminism of the CPU, which sends each run along a slightly different path.",
             "On one machine (the same CPU, thread count and torch), a fixed seed reproduces a run bit for bit: the "
             "same seed run twice there gives the same curve. Across machines the last bits can differ (lesson 01, "
-            "section 10), but that is not what makes two different seeds differ."),
+            "section 9), but that is not what makes two different seeds differ."),
            ("The learning rate is too small, so each run drifts slowly and the seeds spread apart.",
             "A small learning rate makes every seed slow, not the seeds different from each other."),
            ("The seed sets the initial weights and the sampled episodes, and the gradient estimate is very noisy.",
-            "Right (lesson 01, section 10 cannot separate the initial weights from the sampling noise): which is why "
+            "Right (lesson 01, section 9 cannot separate the initial weights from the sampling noise): which is why "
             "the course compares algorithms over many seeds, with intervals.")),
     ],
     "02": [
