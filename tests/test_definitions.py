@@ -481,3 +481,36 @@ def test_a_wrong_chapter_stops_the_run_only_for_a_strict_majority():
     assert len(_wrong_notebooks(course, chapter, notebooks(2, 2), chosen=True)) == 2
     with pytest.raises(GradingError, match="3 of 4 submissions hold none of its answer cells"):
         _wrong_notebooks(course, chapter, notebooks(3, 1), chosen=True)
+
+
+# -- the fresh audit's survivors (sixth session): definitions stated where a wrong form agreed ----------------------
+def test_the_relative_value_error_is_scaled_by_the_mean_absolute_target_on_mixed_signs():
+    """rmse / mean|R|: on targets of one sign |mean R| is the same number, so only mixed signs state the definition."""
+    from pgcourse.rl.diagnostics import relative_value_error
+    returns, values = torch.tensor([-10.0, 10.0, 20.0]), torch.tensor([-9.0, 12.0, 17.0])
+    rmse = math.sqrt((1 + 4 + 9) / 3)
+    assert relative_value_error(values, returns) == pytest.approx(rmse / (40 / 3), rel=1e-12)
+
+
+@pytest.mark.parametrize("threshold", [0.0, -150.0])
+def test_a_solve_threshold_of_zero_or_below_is_kept_not_replaced_by_the_default(threshold):
+    config = make_config("ppo", "Pendulum-v1", "continuous", solve_threshold=threshold, progress=False)
+    assert config.resolved_solve_threshold == threshold
+
+
+def test_the_best_evaluation_of_a_trial_skips_a_missing_one():
+    from pgcourse.course.sweeps.results import _MEASURES
+    from pgcourse.course.sweeps.store import TrialRecord
+    record = TrialRecord({"history": {"evals": {"mean": [10.0, None, 30.0]}}})
+    assert _MEASURES["max_eval"](record, 20) == 30.0 and _MEASURES["final_eval"](record, 20) == 30.0
+
+
+@pytest.mark.parametrize("folder", ["notebooks", "exercises", "figures", "pgcourse", "solutions"])
+def test_a_handout_is_refused_inside_every_course_folder(folder, tmp_path):
+    """The refusal is a guard over a list: each folder of it is tried, solutions/ included (a handout written there
+    would land among the answers)."""
+    from pgcourse.classroom.handout import HandoutError, check_target
+    (tmp_path / folder).mkdir()
+    with pytest.raises(HandoutError, match=f"inside the course's {folder}/"):
+        check_target(tmp_path / folder / "handout", tmp_path)
+    check_target(tmp_path / "elsewhere", tmp_path)  # a folder outside them is fine
