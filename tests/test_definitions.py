@@ -514,3 +514,23 @@ def test_a_handout_is_refused_inside_every_course_folder(folder, tmp_path):
     with pytest.raises(HandoutError, match=f"inside the course's {folder}/"):
         check_target(tmp_path / folder / "handout", tmp_path)
     check_target(tmp_path / "elsewhere", tmp_path)  # a folder outside them is fine
+
+
+@pytest.mark.parametrize("length", range(1, 13))
+def test_the_end_of_a_run_is_its_last_quarter_and_never_less_than_one_value(length):
+    """signals' 'end of the run': the last max(1, floor(n / 4)) finite values (x[-0:] would be the whole run)."""
+    from pgcourse.course.debugging.signals import _tail
+    x = np.arange(length, dtype=float)
+    assert list(_tail(x)) == list(x[length - max(1, length // 4):])
+
+
+def test_a_late_penalty_is_at_most_the_points_and_the_grace_period_is_not_late():
+    """Pure grading arithmetic, in the unit lane: 10% a day for 15 days takes all 10 points, not 15; a submission
+    inside the grace period is not late."""
+    from datetime import datetime, timedelta, timezone
+    from pgcourse.classroom.grading.assignment import LatePolicy
+    deadline = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    policy = LatePolicy(deadline=deadline, amount=10.0, percent=True, unit_s=86400.0, grace_s=900.0)
+    assert policy.penalty(15 * 86400.0, max_points=10.0) == (10.0, 15)
+    assert policy.lateness(deadline + timedelta(minutes=11)) == 0.0
+    assert policy.lateness(deadline + timedelta(minutes=16)) == 60.0
