@@ -322,3 +322,16 @@ def test_an_agents_checkpoint_is_its_run_as_if_it_had_stopped_there(env_backend,
     final = pg.load(tmp_path / "checkpoints" / "agent1_seed2")  # the end of training is the last checkpoint
     assert_runs_identical(final, runs[1])
     assert runs[1].outputs["checkpoint_dir"] == str((tmp_path / "checkpoints" / "agent1_seed2").resolve())
+
+
+def test_bad_output_folders_are_refused_before_anything_is_made(tmp_path):
+    """A log_dir that is a file gets a ConfigError (it was a raw NotADirectoryError), and an invalid checkpoint setting
+    is refused before any agent's log folder is made."""
+    a_file = tmp_path / "a_file"
+    a_file.write_text("mine")
+    with pytest.raises(ConfigError, match="is a file: expected a folder"):
+        pg.train_many("ppo", "CartPole-v1", seeds=[0, 1], total_steps=256, progress=False, log_dir=a_file)
+    with pytest.raises(ConfigError, match="checkpoint_every=0 is invalid"):
+        pg.train_many("ppo", "CartPole-v1", seeds=[0, 1], total_steps=256, progress=False, log_dir=tmp_path / "logs",
+                      checkpoint_every=0, checkpoint_dir=tmp_path / "ckpt")
+    assert not (tmp_path / "logs").exists() and a_file.read_text() == "mine"

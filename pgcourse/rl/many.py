@@ -108,11 +108,11 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
                for agent, seed in enumerate(seeds)]
     configs, components = _planted(configs, Components(**pieces))
     configs[0].check_rollout_memory(agents=len(seeds))  # the agents' rollouts are one batch in memory
-    loggers = _loggers(log_dir, seeds)
     folders = [None if checkpoint_dir is None else Path(checkpoint_dir).expanduser() / f"agent{a}_seed{seed}"
                for a, seed in enumerate(seeds)]
-    for folder in folders:
+    for folder in folders:  # checked before any folder is made
         _check_checkpointing(checkpoint_every, folder, None)
+    loggers = _loggers(log_dir, seeds)
     outputs = [{name: str(Path(value).resolve()) if name != "checkpoint_every" else value for name, value in
                 (("log_dir", loggers[a].log_dir if loggers else None), ("checkpoint_every", checkpoint_every),
                  ("checkpoint_dir", folders[a])) if value is not None} for a in range(len(seeds))]
@@ -160,6 +160,9 @@ def _loggers(log_dir: str | os.PathLike | None, seeds: list[int]) -> list:
         return []
     from .loggers import TrainingLogger, logged_rows
 
+    if Path(log_dir).expanduser().exists() and not Path(log_dir).expanduser().is_dir():
+        raise ConfigError(f"log_dir {log_dir} is a file: expected a folder (new, or holding other runs' logs), where "
+                          "each agent's logs go to agent<a>_seed<seed>")
     folders = [Path(log_dir).expanduser() / f"agent{a}_seed{seed}" for a, seed in enumerate(seeds)]
     taken = [str(folder) for folder in folders if logged_rows(folder)]
     if taken:

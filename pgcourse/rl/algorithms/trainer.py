@@ -114,8 +114,6 @@ class HostRolloutStepper:
     step (one host copy per step: the env is numpy). Finished episodes are kept as they come and handed over by
     :meth:`end_rollout`, as the tensor path hands over its own."""
 
-    agents = 1
-
     def __init__(self, trainer: Trainer):
         self.trainer = trainer
         self._steps: list[tuple[int, float, list[float], list[int]]] = []  # per step: count, clock, episodes ended
