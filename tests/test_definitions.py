@@ -534,3 +534,93 @@ def test_a_late_penalty_is_at_most_the_points_and_the_grace_period_is_not_late()
     assert policy.penalty(15 * 86400.0, max_points=10.0) == (10.0, 15)
     assert policy.lateness(deadline + timedelta(minutes=11)) == 0.0
     assert policy.lateness(deadline + timedelta(minutes=16)) == 60.0
+
+
+# -- audit 4's remaining survivors: RL and course ---------------------------------------------------------------------
+def test_trpo_expected_improvement_is_the_linear_prediction_of_the_full_step():
+    """TRPO's ``expected_improvement`` is g . (beta s), the first-order prediction for the full step beta s, with
+    beta = sqrt(2 delta / s^T F s): it grows as sqrt(max_kl) (the same rollout, g and s), and for a small trust region
+    the real surrogate improvement of the accepted full step matches it."""
+    settings = dict(num_envs=4, n_steps=64, total_steps=256, progress=False, device="cpu")
+    small = first_update(pg.train("trpo", "CartPole-v1", seed=3, max_kl=1e-4, **settings))
+    large = first_update(pg.train("trpo", "CartPole-v1", seed=3, max_kl=4e-4, **settings))
+    assert small["actor_grad_norm"] == large["actor_grad_norm"]  # the same g (and so the same s)
+    assert large["expected_improvement"] == pytest.approx(2.0 * small["expected_improvement"], rel=1e-5)
+    for update in (small, large):
+        assert update["step_fraction"] == 1.0
+        assert update["surrogate_improvement"] == pytest.approx(update["expected_improvement"], rel=1e-2)
+
+
+@pytest.mark.parametrize("scores", [[1, 2, 2, 3, 3, 3, 3, 4, 4, 5, 5, 5], [0, 0, 1, 1, 1, 1, 2, 7], [2, 3, 3, 3, 9, 9]])
+def test_a_bca_interval_reflects_with_the_data_even_when_the_bootstrap_ties_the_point(scores):
+    """BCa's bias correction z0 counts bootstrap values tied with the point as half below (the mid-rank), so it is
+    the same statement about x and about 2c - x: with the same resamples, reflecting the data reflects the interval
+    (the median of integer data ties the point in many resamples)."""
+    from pgcourse.course import stats
+    x = np.asarray(scores, dtype=float)
+    centre = 3.0
+    here = stats.stratified_bootstrap(x, "median", reps=2000, seed=0, method="bca")
+    mirrored = stats.stratified_bootstrap(2 * centre - x, "median", reps=2000, seed=0, method="bca")
+    assert mirrored.point == pytest.approx(2 * centre - here.point)
+    assert mirrored.low == pytest.approx(2 * centre - here.high)
+    assert mirrored.high == pytest.approx(2 * centre - here.low)
+
+
+def _doubling_exercise(mistakes, cases):
+    from pgcourse.course.checks.harness import Case, Exercise
+    return Exercise(name="double", reference=lambda x: 2 * x, concept="twice its input",
+                    make_cases=lambda: [Case(description, {"x": x.clone()}) for description, x in cases],
+                    mistakes=mistakes)
+
+
+def test_a_known_mistake_is_named_only_when_it_matches_on_some_real_value():
+    """A NaN alone is no signature: an answer that is NaN everywhere is not diagnosed as a known mistake whose replay
+    is NaN everywhere too, while an answer reproducing the mistake's real values (NaN where it is NaN) is."""
+    from pgcourse.course.checks.harness import Mistake, _make_check
+    cases = [("negative", torch.tensor([-1.0, -4.0])), ("positive", torch.tensor([1.0, 2.0, 5.0]))]
+    all_nan = Mistake("your output is nan everywhere", lambda x: torch.full_like(x, math.nan))
+    with pytest.raises(AssertionError) as failure:
+        _make_check(_doubling_exercise([all_nan], cases))(lambda x: torch.full_like(x, math.nan))
+    assert "nan everywhere" not in str(failure.value) and "No known mistake" in str(failure.value)
+
+    took_the_log = Mistake("you took the log", torch.log)  # NaN on the smallest (failing) case, real on the other
+    with pytest.raises(AssertionError, match="Probable mistake: you took the log"):
+        _make_check(_doubling_exercise([took_the_log], cases))(torch.log)
+
+
+@pytest.mark.parametrize("routing", ["roll", "swap"])
+def test_the_gradient_check_compares_the_gradient_element_by_element(routing):
+    """Right values whose gradient flows into the wrong elements (a permutation of the dependence: the gradient of
+    the sum is unchanged) fail the gradient check; the reference's own gradient passes."""
+    def reference(logits, actions):
+        return torch.log_softmax(logits, -1).gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+
+    def routed(logits, actions):
+        right = reference(logits, actions)
+        if routing == "roll":
+            moved = right.roll(1, dims=0)
+        else:
+            order = torch.arange(right.shape[0])
+            order[:2] = order[:2].flip(0)
+            moved = right[order]
+        return right.detach() + moved - moved.detach()
+
+    pg.checks.check_action_log_probs(reference)
+    with pytest.raises(AssertionError, match="the gradient with respect to `logits` is not the expected one"):
+        pg.checks.check_action_log_probs(routed)
+
+
+@pytest.mark.parametrize("change", [dict(algo="a2c"), dict(env_id="Acrobot-v1"), dict(seed=1),
+                                    dict(overrides={"clip_eps": 0.2, "gamma": 0.98}),
+                                    dict(overrides={"clip_eps": 0.1, "gamma": 0.99}),
+                                    dict(overrides={"clip_eps": 0.1}),
+                                    dict(overrides={"clip_eps": 0.1, "gamma": 0.98, "lr": 1e-3})])
+def test_a_trials_cache_key_changes_with_every_field_that_changes_the_result(change):
+    """The content digest (the trial's cache key) covers all that is run: a different algo, env_id, seed or any
+    override gives a different key; the label (the arm's name) alone does not."""
+    from dataclasses import replace
+    from pgcourse.course.sweeps.spec import TrialSpec
+    base = TrialSpec("ppo", "CartPole-v1", 0, {"clip_eps": 0.1, "gamma": 0.98}, label="arm")
+    assert replace(base, **change).content_digest != base.content_digest
+    assert replace(base, **change, label="other").content_digest == replace(base, **change).content_digest
+    assert replace(base, label="renamed").content_digest == base.content_digest

@@ -1,0 +1,121 @@
+"""Tests that pin what the classroom code's choices are, not only that it makes one (issue 45, item 5).
+
+A mutation audit found one-line bugs in the classroom code that every path test let through: which of a student's
+files counts, which answer cell a student's own cell runs with, which tables of a hunt's published run are cleared
+of wall time, and which answer cells count as a learner's work. Each test below states the definition on small
+objects built here (no worker processes, no sandbox), so that any bug of its class fails, not only the one found.
+"""
+from __future__ import annotations
+
+import itertools
+from datetime import datetime, timezone
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from pgcourse.classroom.grading.course import Chapter, Course, Exercise
+from pgcourse.classroom.grading.gradebook import Submission
+from pgcourse.classroom.grading.timing import choose
+from pgcourse.classroom.notebook_format import Cell
+from pgcourse.rl.history import History, Table
+
+
+def code_cell(index: int, source: str, grade_id: str | None = None) -> Cell:
+    return Cell(index, "code", source, {"nbgrader": {"grade_id": grade_id}} if grade_id else {})
+
+
+def handed_in(path: str, day: int, *grade_ids: str) -> Submission:
+    """A student's file handed in on March ``day``, holding answer cells of ``grade_ids``."""
+    return Submission("s", Path(path), path, cells=[code_cell(i, "x = 1", g) for i, g in enumerate(grade_ids)],
+                      submitted_at=datetime(2025, 3, day, tzinfo=timezone.utc), time_source="--timestamps")
+
+
+# -- 1. which of a student's files counts ---------------------------------------------------------------------------
+@pytest.mark.parametrize("other_ids", [(), ("ch07_answer",)], ids=["no-answer-cells", "another-chapters"])
+@pytest.mark.parametrize("order", [0, 1], ids=["work-first", "other-first"])
+def test_the_file_with_the_chapters_answer_cells_beats_a_later_file_without_them(other_ids, order):
+    """Among a student's files for a chapter, one holding that chapter's answer cells is chosen over a later file
+    holding none of them (another notebook), in whatever order the files come; between two files that both hold
+    them, the later one."""
+    course = Course(root=Path("."), notebooks={}, _grade_ids={"06": frozenset({"ch06_answer", "ch06_check"})})
+    work = handed_in("06_mine.ipynb", 1, "ch06_answer")
+    other = handed_in("notes.ipynb", 2, *other_ids)  # later, by the most trusted time
+    group = [work, other] if order == 0 else [other, work]
+    chosen, why = choose(course, "06", group)
+    assert chosen is work, why
+    newer = handed_in("06_mine_v2.ipynb", 3, "ch06_answer")
+    for group in itertools.permutations([work, other, newer]):
+        assert choose(course, "06", list(group))[0] is newer
+
+
+# -- 2. which answer cell a student's own cell runs with ------------------------------------------------------------
+@pytest.mark.parametrize("has", [("a1", "a2", "a3"), ("a1", "a2"), ("a1", "a3"), ("a1",)])
+def test_a_cell_added_before_a_check_runs_with_the_last_answer_cell_the_student_has(has):
+    """A code cell the student added between an exercise's answer cells and its check is attached to the exercise's
+    last answer cell that the student's notebook holds (the nearest one above the check), after its source."""
+    exercise = Exercise(id="ch06_e1", check_grade_id="ch06_e1_check", points=1.0, check_source="assert True",
+                        answer_ids=("a1", "a2", "a3"))
+    chapter = Chapter(name="06", path=Path("06.ipynb"), context=[], exercises=[exercise],
+                      answer_order=["a1", "a2", "a3"], grade_ids=frozenset({"a1", "a2", "a3", "ch06_e1_check"}),
+                      reference=None, stubs={})
+    cells = [code_cell(i, f"{g} = {i}", g) for i, g in enumerate(has)]
+    cells += [code_cell(len(cells), "helper = 3"), code_cell(len(cells) + 1, "assert True", "ch06_e1_check")]
+    answers, _ = Submission("s", Path("06.ipynb"), "x", cells=cells).answers(chapter)
+    added_to = [g for g, sources in answers.items() if any(isinstance(s, dict) for s in sources)]
+    assert added_to == [has[-1]]
+    assert answers[has[-1]] == [f"{has[-1]} = {len(has) - 1}", {"added": len(has) + 1, "source": "helper = 3"}]
+
+
+# -- 3. a hunt's published run carries no wall time -----------------------------------------------------------------
+TABLES = [name for name, value in vars(History()).items() if isinstance(value, Table)]  # every table a run has
+
+
+@pytest.fixture(scope="module")
+def published_run():
+    """A hunt's run as it is published, trained (shortly) with the settings of the hunts' first trainer."""
+    from pgcourse.classroom.hunts import TRAINER_SETTINGS, _train, _withheld
+
+    run = _train({**TRAINER_SETTINGS[1], "total_steps": 512, "eval_every": 256, "eval_episodes": 1}, seed=0, trap=None)
+    timed = {name: any(getattr(run.history, name)[c].any() for c in getattr(run.history, name) if "time" in c)
+             for name in TABLES}
+    assert all(timed.values())  # before: wall time in every table (evaluations too: settings= may ask for them)
+    return _withheld(run)
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_no_table_of_a_hunts_published_run_carries_wall_time(published_run, table):
+    """A bug's cost in seconds would be a side channel: in every table of a published run (updates, episodes, and
+    any table a run holds), every time column is zero or absent."""
+    columns = getattr(published_run.history, table)
+    assert {c: columns[c].tolist() for c in columns if "time" in c and columns[c].any()} == {}
+
+
+# -- 4. which answer cells count as a learner's work ----------------------------------------------------------------
+def notebook_text(*answers: tuple[str, str]) -> str:
+    notebook = nbformat.v4.new_notebook()
+    for grade_id, source in answers:
+        cell = nbformat.v4.new_code_cell(source)
+        cell.metadata["nbgrader"] = {"grade_id": grade_id, "solution": True}
+        notebook.cells.append(cell)
+    return nbformat.writes(notebook)
+
+
+STUB = "def f():\n    raise NotImplementedError()"
+ANSWER = "def f():\n    return 42  # the learner's answer"
+
+
+@pytest.mark.parametrize("current, regenerated, work", [
+    ((("a", STUB),), (("a", STUB),), False),                          # as handed out
+    ((("a", ANSWER),), (("a", STUB),), True),                         # answered
+    ((("a", STUB), ("b", ANSWER)), (("a", STUB), ("b", STUB)), True),  # one of two answered
+    ((("old", ANSWER),), (("new", STUB),), True),                     # the exercise's grade_id was renamed
+    ((("old", STUB),), (("new", STUB),), True),                       # ... even an untouched stub: it is not the new one's
+    ((("a", "b_stub"), ("b", "a_stub")), (("a", "a_stub"), ("b", "b_stub")), True),  # another grade_id's stub
+], ids=["stub", "answered", "one-of-two", "renamed-answered", "renamed-stub", "swapped-stubs"])
+def test_an_answer_cell_is_learner_work_unless_it_is_the_new_stub_of_its_grade_id(current, regenerated, work):
+    """An answer cell is the learner's work (so the notebook is copied before it is replaced) unless its text is the
+    stub of the same grade_id in the regenerated notebook; one whose grade_id that notebook no longer has is work."""
+    from pgcourse.classroom.exercisegen import holds_learner_work
+
+    assert holds_learner_work(notebook_text(*current), notebook_text(*regenerated)) is work
