@@ -94,6 +94,30 @@ def test_traps_that_replace_math_or_settings_are_planted_in_every_agent(algo, tr
         np.testing.assert_array_equal(one.history.updates[name], alone.history.updates[name], err_msg=name)
 
 
+@pytest.mark.parametrize("algo, env_id, trap, steps", [
+    ("ppo", "CartPole-v1", "joint_grad_clip", 3072), ("a2c", "CartPole-v1", "joint_grad_clip", 3072),
+    ("ppo", "CartPole-v1", "stale_old_log_probs", 3072),
+    ("ppo", "Pendulum-v1", "clipped_action_log_prob", 4096), ("a2c", "Pendulum-v1", "clipped_action_log_prob", 4096)])
+def test_traps_that_replace_a_step_of_the_loop_are_planted_in_every_agent(algo, env_id, trap, steps):
+    """Issue 44: train_many refused the traps that replace a step of the loop (the optimiser step, the sampling,
+    pi_old), so lesson 06's bugs trained one seed after another. The batched loop takes the same hooks: each agent
+    follows pg.train with the trap (to rounding), the trap changes the run (the batch did not drop it), and one
+    agent is pg.train's run bit for bit."""
+    settings = dict(total_steps=steps, progress=False)
+    runs = pg.train_many(algo, env_id, seeds=[0, 1], traps=(trap,), **settings)
+    correct = pg.train_many(algo, env_id, seeds=[0, 1], **settings)
+    for seed, run, fixed in zip([0, 1], runs, correct):
+        alone = pg.train(algo, env_id, seed=seed, traps=(trap,), **settings)
+        assert run.config == alone.config and run.config.traps == (trap,)
+        ours, theirs = updates_without_wall_time(run), updates_without_wall_time(alone)
+        for name in ("policy_loss", "value_loss", "entropy", "actor_grad_norm", "critic_grad_norm"):
+            np.testing.assert_allclose(ours[name][:2], theirs[name][:2], rtol=1e-5, atol=1e-6, err_msg=name)
+        assert not all(np.array_equal(ours[name], updates_without_wall_time(fixed)[name])
+                       for name in ("policy_loss", "value_loss", "approx_kl" if algo == "ppo" else "entropy"))
+    one = pg.train_many(algo, env_id, seeds=[1], traps=(trap,), **settings)[0]
+    assert_runs_identical(one, pg.train(algo, env_id, seed=1, traps=(trap,), **settings))
+
+
 def test_runs_are_ordinary_runs(tmp_path):
     runs = pg.train_many("ppo", "CartPole-v1", seeds=[4, 5], **SMALL, per_agent={"lr": [1e-3, 3e-4]})
     assert [run.config.lr for run in runs] == [1e-3, 3e-4]
@@ -148,9 +172,8 @@ def test_stacked_parts_are_one_agents_parts_per_slice():
     (dict(per_agent={"n_steps": [64, 128]}), "same for every agent"),
     (dict(lrr=1e-3), "lrr"),
     (dict(seed=3), "an entry of seeds="),
-    (dict(traps=("joint_grad_clip",)), "train them with pg.train"),  # a hook: the batch has no such step
-    (dict(traps=("stale_old_log_probs",)), "plants ['long_rollout'"),
     (dict(per_agent={"traps": [(), ("ratio_from_probs",)]}), "share their planted bugs"),
+    (dict(env_id="Pendulum-v1", traps=("log_prob_not_summed",)), "[B, B] matrix on one agent's rows"),
 ])
 def test_clear_errors(call, says):
     arguments = dict(algo="ppo", env_id="CartPole-v1", seeds=[0, 1], progress=False) | call

@@ -1,7 +1,6 @@
 """``pg.train_many``: many seeds of one algorithm trained as one batch, one ordinary :class:`Run` per seed."""
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -11,7 +10,7 @@ from .algorithms import TRAINERS, Components, Hooks
 from .algorithms.components import refuse_uncalled
 from .api import _Checkpoints, _check_checkpointing
 from .config import ConfigError, check_setting_names, make_config
-from .planted import TRAPS, plant
+from .planted import plant
 from .envs import action_space_kind, env_spaces
 from .run import Run
 
@@ -45,8 +44,8 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
     ``pg.train`` offers around it: numpy or torch envs (``env_backend``; with torch envs the agents' ``A x N``
     sub-environments are one vector env, each agent's block seeded with its seed, stepped once a step), any device,
     the live view (every agent's curves), ``log_dir`` and checkpoints (each agent's in a folder of its own), and
-    lesson 06's planted traps shared by the agents (``traps=``), except those that replace a step of the
-    single-agent loop (an optimiser step, the action sampling, pi_old): train those with ``pg.train``.
+    lesson 06's planted traps shared by the agents (``traps=``; each agent's run is its ``pg.train`` run with
+    the same traps, to rounding).
 
     Ctrl-C: the first press stops every agent after the batched update it is in and returns the runs, each with
     status ``"interrupted"`` and resumable with ``pg.resume`` (on its own, as a single-agent run); a second press
@@ -106,7 +105,7 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
     configs = [make_config(algo, env_id, kind, seed=seed, device=device, **overrides,
                            **{name: values[agent] for name, values in per_agent.items()})
                for agent, seed in enumerate(seeds)]
-    configs, components = _planted(configs, Components(**pieces))
+    configs, components, hooks = _planted(configs, Components(**pieces))
     configs[0].check_rollout_memory(agents=len(seeds))  # the agents' rollouts are one batch in memory
     folders = [None if checkpoint_dir is None else Path(checkpoint_dir).expanduser() / f"agent{a}_seed{seed}"
                for a, seed in enumerate(seeds)]
@@ -131,7 +130,7 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
             calls.append(view.update)
         view.show()
     try:
-        runs = TRAINERS[algo](configs, components, on_update=[
+        runs = TRAINERS[algo](configs, components, hooks, on_update=[
             (lambda trainer, calls=calls: [call(trainer) for call in calls]) for calls in callbacks]
             if any(callbacks) else None)
         for a, run in enumerate(runs):
@@ -171,23 +170,16 @@ def _loggers(log_dir: str | os.PathLike | None, seeds: list[int]) -> list:
     return [TrainingLogger(folder) for folder in folders]
 
 
-def _planted(configs: list, components: Components) -> tuple[list, Components]:
-    """The agents' configs and the batch's components with the shared ``traps`` planted (lesson 06's bugs,
-    :func:`~pgcourse.rl.planted.plant`): those that replace a piece of math or write a setting. A trap that replaces
-    a step of the single-agent loop (its optimiser step, its action sampling, its pi_old) has no batched form:
-    refused, with the traps that do."""
-    traps = configs[0].traps
-    if not traps:
-        return configs, components
-
-    def steps_of(name: str) -> bool:  # whether the trap replaces a step (a hook) of this algorithm's loop
-        return plant(dataclasses.replace(configs[0], traps=(name,)), components, Hooks())[2] != Hooks()
-
-    stepped = [name for name in traps if steps_of(name)]
-    if stepped:
-        batched = [name for name in TRAPS if configs[0].algo in TRAPS[name][0] and not steps_of(name)]
-        raise ConfigError(f"traps={stepped} in train_many: they replace a step of the single-agent loop (its optimiser "
-                          f"step, its action sampling or its pi_old), which a batch does not have; train them with "
-                          f"pg.train (or pg.sweep). train_many plants {batched}")
+def _planted(configs: list, components: Components) -> tuple[list, Components, Hooks | None]:
+    """The agents' configs, the batch's components and hooks with the shared ``traps`` planted (lesson 06's bugs,
+    :func:`~pgcourse.rl.planted.plant`): the same bugs in every agent, those that replace a step of the loop (its
+    optimiser step, its action sampling, its pi_old) included: the batched loop takes the same hooks. Refused with
+    more than one agent: ``log_prob_not_summed``, whose bug is a broadcast over one agent's rows."""
+    if not configs[0].traps:
+        return configs, components, None
+    if len(configs) > 1 and "log_prob_not_summed" in configs[0].traps:
+        raise ConfigError("traps=('log_prob_not_summed',) in train_many: its log-probs [B, D] broadcast against "
+                          "pi_old's [B] into a [B, B] matrix on one agent's rows, a shape a batch of agents does not "
+                          "have; train it one seed at a time with pg.train (or train_many with one seed)")
     planted = [plant(config, components, Hooks()) for config in configs]
-    return [config for config, _, _ in planted], planted[0][1]
+    return [config for config, _, _ in planted], planted[0][1], planted[0][2]

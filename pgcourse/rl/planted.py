@@ -193,6 +193,7 @@ def joint_clip_step() -> Callable:
         optimizer.step()
         return actor_norm, critic_norm
 
+    joint_clip_and_step.clips_networks_together = True  # pg.train_many's batched loop clips each agent so
     return joint_clip_and_step
 
 

@@ -30,10 +30,11 @@ import torch
 from torch import Tensor, nn
 
 from ..batching import minibatch_size_for
+from ..distributions import categorical_log_prob, gaussian_log_prob
 from ..tensor_envs import StepRecord, TensorRolloutStepper, TensorVectorEnv
 from .agents import OneAgent, Rows, agent_minibatches
 from .interrupts import InterruptGuard
-from .trainer import Trainer
+from .trainer import Trainer, step_actor_then_critic
 
 
 def agent_generator(device: torch.device) -> torch.Generator:
@@ -193,6 +194,42 @@ def norm_limits(max_norms: Sequence[float | None], dtype: torch.dtype, device: t
     return torch.tensor([math.inf if m is None else m for m in max_norms], dtype=dtype, device=device)
 
 
+def joint_clip(hooks) -> bool:
+    """Whether the ``actor_critic_step`` hook clips both networks by one norm (a step that does says so with the
+    attribute ``clips_networks_together``): the stack's form of that step is one clip per agent over both."""
+    return getattr(hooks.actor_critic_step, "clips_networks_together", False)
+
+
+class StackedPolicy:
+    """The agents' policies as one, over an agent axis: the two methods of ``CategoricalPolicy`` /
+    ``GaussianPolicy`` that the loops and the ``act`` hooks call, on ``obs [A, N, obs_dim]``."""
+
+    def __init__(self, stack: AgentStack):
+        self.stack = stack
+
+    def sample(self, obs: Tensor, log_prob_fn=None) -> tuple[Tensor, Tensor]:
+        """Actions ``[A, N(, D)]`` of the agents drawing now (each from its own generator; the others' rows 0) and
+        their log-probs ``[A, N]`` (``log_prob_fn``; the reference one if None, as the policies' own default)."""
+        stack = self.stack
+        output = stack.policy_output(obs)  # [A, N, n_actions] or [A, N, D]
+        actions = stack.sample(output, stack.drawing)
+        reference = categorical_log_prob if stack.action_kind == "discrete" else gaussian_log_prob
+        return actions, self._log_probs(output, actions, log_prob_fn or reference)
+
+    def log_prob_entropy(self, obs: Tensor, actions: Tensor, log_prob_fn, entropy_fn) -> tuple[Tensor, Tensor]:
+        """``log pi(a|s)`` ``[A, b]`` and entropy ``[A, b]`` (the functions apply row by row, so once over all agents)."""
+        output = self.stack.policy_output(obs)  # [A, b, ...]
+        if self.stack.action_kind == "discrete":
+            return log_prob_fn(output, actions), entropy_fn(output)
+        return (self._log_probs(output, actions, log_prob_fn),
+                entropy_fn(self.stack.actor["log_std"]).unsqueeze(1).expand(output.shape[:2]))
+
+    def _log_probs(self, output: Tensor, actions: Tensor, log_prob_fn) -> Tensor:
+        if self.stack.action_kind == "discrete":
+            return log_prob_fn(output, actions)
+        return log_prob_fn(output, self.stack.actor["log_std"].unsqueeze(1).expand_as(output), actions)  # [A, b]
+
+
 class AgentStack:
     """The networks, random generators and optimisers of A agents (see the module docstring), with the methods
     of the loops' agent axis (:class:`~.agents.OneAgent` has the same for one agent). One Ctrl-C guard for the
@@ -217,6 +254,14 @@ class AgentStack:
         self.count = len(self.trainers)
         self.device, self.action_kind = first.device, first.action_kind
         self.components, self.log_prob_fn, self.entropy_fn = first.components, first.log_prob_fn, first.entropy_fn
+        self.hooks = first.hooks  # the loop's named steps, shared by the agents (lesson 06's planted bugs)
+        if not (self.hooks.actor_critic_step is step_actor_then_critic or joint_clip(self.hooks)):
+            raise ValueError(f"actor_critic_step={self.hooks.actor_critic_step!r} has no batched form: train it with "
+                             f"one config")
+        if self.action_kind == "continuous":
+            self.action_low, self.action_high = first.action_low, first.action_high  # [D], the agents' shared env
+        self.policy = StackedPolicy(self)
+        self.drawing: list[int] = []  # the agents drawing actions at this step (the others have stopped)
         self.setting_columns: dict = {}
         self.policy_template, self.value_template = first.policy, first.value_net
         self.actor = _stack_module([t.policy for t in self.trainers])
@@ -271,25 +316,19 @@ class AgentStack:
         return torch.stack([trainer.env_action_tensor(actions[a]) for a, trainer in enumerate(self.trainers)])
 
     def act(self, obs: Tensor, running: Sequence[bool]) -> tuple[Tensor, Tensor]:
-        """Actions ``[A, N(, D)]`` drawn by each running agent from its own generator, and their log-probs ``[A, N]``
-        (the components' log-prob function applied once over the agent axis: it works row by row)."""
-        output = self.policy_output(obs)  # [A, N, n_actions] or [A, N, D]
-        actions = self.sample(output, [a for a in range(self.count) if running[a]])
-        if self.action_kind == "discrete":
-            return actions, self.log_prob_fn(output, actions)
-        return actions, self.log_prob_fn(output, self.actor["log_std"].unsqueeze(1).expand_as(output), actions)
+        """Actions ``[A, N(, D)]`` drawn by each running agent from its own generator, and their log-probs ``[A, N]``,
+        through the ``act`` hook as ``pg.train`` acts: the hook sees this stack as it sees a trainer (``policy``,
+        ``log_prob_fn``, ``components``, the bounds), with the agent axis first."""
+        self.drawing = [a for a in range(self.count) if running[a]]
+        return self.hooks.act(self, obs)
 
     def log_probs_and_entropy(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
         """``log pi(a|s)`` ``[A, b]`` and entropy ``[A, b]`` of ``obs [A, b, obs_dim]``, with grad."""
-        output = self.policy_output(obs)  # [A, b, ...]
-        if self.action_kind == "discrete":
-            return self.log_prob_fn(output, actions), self.entropy_fn(output)
-        log_std = self.actor["log_std"]  # [A, D]
-        log_probs = self.log_prob_fn(output, log_std.unsqueeze(1).expand_as(output), actions)  # [A, b]
-        return log_probs, self.entropy_fn(log_std).unsqueeze(1).expand(output.shape[:2])
+        return self.policy.log_prob_entropy(obs, actions, self.log_prob_fn, self.entropy_fn)
 
     def old_log_probs(self, stored: Tensor, new_log_probs: Tensor) -> Tensor:
-        return stored  # the stored log-probs (pg.train_many plants no bugs)
+        """PPO's log pi_old ``[A, b]`` through the ``old_log_probs`` hook (element-wise: one call for all agents)."""
+        return self.hooks.old_log_probs(stored, new_log_probs)
 
     def step(self, actor_loss: Tensor, critic_loss: Tensor, rows: Rows) -> tuple[Tensor, Tensor]:
         """One backward of the agents' summed losses ``[A]`` (agent a's weights are in its terms only), then each
@@ -299,8 +338,13 @@ class AgentStack:
             p.grad = None
         (actor_loss + critic_loss).sum().backward()
         active, active_mask = rows.stepping, rows.mask.any(dim=1)  # the same, on the host and on the device
-        actor_norms = clip_per_agent(list(self.actor.values()), self.actor_limits)
-        critic_norms = clip_per_agent(list(self.critic.values()), self.critic_limits)
+        actor, critic = list(self.actor.values()), list(self.critic.values())
+        if joint_clip(self.hooks):  # one norm over both networks, at the actor's limit
+            actor_norms, critic_norms = clip_per_agent(actor, None), clip_per_agent(critic, None)
+            clip_per_agent(actor + critic, self.actor_limits)
+        else:
+            actor_norms = clip_per_agent(actor, self.actor_limits)
+            critic_norms = clip_per_agent(critic, self.critic_limits)
         for optimizer, trainer_optimizer in ((self.actor_optimizer, "actor_optimizer"),
                                              (self.critic_optimizer, "critic_optimizer")):
             optimizer.step([getattr(t, trainer_optimizer).param_groups[0]["lr"] for t in self.trainers], active,
@@ -454,12 +498,13 @@ class EachAgentEnv:
 
 def build_agents(config, components=None, hooks=None, on_update=None, resume=None):
     """The agent axis a loop trains: one config (or a sequence of one) is ``pg.train``'s run, one
-    :class:`OneAgent`; a sequence of more is one :class:`~.stacked.AgentStack` (``pg.train_many``: no hooks or
-    resume, which ``pg.train_many`` refuses before it gets here; ``on_update`` one callback per agent, or None)."""
+    :class:`OneAgent`; a sequence of more is one :class:`~.stacked.AgentStack` (``pg.train_many``: the agents share
+    ``hooks``; no resume, which ``pg.train_many`` refuses before it gets here; ``on_update`` one callback per agent,
+    or None)."""
     configs = list(config) if isinstance(config, Sequence) else [config]
     if len(configs) == 1:
         callback = on_update[0] if isinstance(on_update, Sequence) else on_update
         return OneAgent(Trainer(configs[0], components, hooks, callback, resume=resume))
-    if hooks is not None or resume is not None or (on_update is not None and not isinstance(on_update, Sequence)):
-        raise ValueError("hooks and resume train one agent (pass one config); on_update is one callback per agent")
-    return AgentStack(configs, components, on_update=on_update)
+    if resume is not None or (on_update is not None and not isinstance(on_update, Sequence)):
+        raise ValueError("resume trains one agent (pass one config); on_update is one callback per agent")
+    return AgentStack(configs, components, hooks, on_update=on_update)
