@@ -118,6 +118,25 @@ def test_traps_that_replace_a_step_of_the_loop_are_planted_in_every_agent(algo, 
     assert_runs_identical(one, pg.train(algo, env_id, seed=1, traps=(trap,), **settings))
 
 
+@pytest.mark.parametrize("algo, env_id, traps, steps", [
+    ("ppo", "CartPole-v1", [(), ("advantage_sign_flipped",), ("joint_grad_clip", "stale_old_log_probs")], 3072),
+    ("a2c", "Pendulum-v1", [("clipped_action_log_prob",), (), ("truncation_as_termination", "joint_grad_clip")],
+     4096)])
+def test_each_agent_can_have_its_own_traps(algo, env_id, traps, steps):
+    """Issue 44: per_agent={"traps": [...]} was refused, so a fixed run and a buggy one could not train side by side.
+    Each agent's pieces of math and steps are its own (a piece that differs is called agent by agent, each act or
+    pi_old step on the agents that take it, each agent clipped as its step says): each follows its pg.train run
+    with its own traps, to rounding."""
+    settings = dict(total_steps=steps, progress=False)
+    runs = pg.train_many(algo, env_id, seeds=[0, 1, 2], per_agent={"traps": traps}, **settings)
+    for seed, run, agent_traps in zip([0, 1, 2], runs, traps):
+        alone = pg.train(algo, env_id, seed=seed, traps=agent_traps, **settings)
+        assert run.config == alone.config and run.config.traps == agent_traps
+        ours, theirs = updates_without_wall_time(run), updates_without_wall_time(alone)
+        for name in ("policy_loss", "value_loss", "entropy", "actor_grad_norm", "critic_grad_norm"):
+            np.testing.assert_allclose(ours[name][:2], theirs[name][:2], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
 def test_runs_are_ordinary_runs(tmp_path):
     runs = pg.train_many("ppo", "CartPole-v1", seeds=[4, 5], **SMALL, per_agent={"lr": [1e-3, 3e-4]})
     assert [run.config.lr for run in runs] == [1e-3, 3e-4]
@@ -172,7 +191,7 @@ def test_stacked_parts_are_one_agents_parts_per_slice():
     (dict(per_agent={"n_steps": [64, 128]}), "same for every agent"),
     (dict(lrr=1e-3), "lrr"),
     (dict(seed=3), "an entry of seeds="),
-    (dict(per_agent={"traps": [(), ("ratio_from_probs",)]}), "share their planted bugs"),
+    (dict(per_agent={"traps": [(), ("long_rollout",)]}), "set num_envs to [8, 16]"),
     (dict(env_id="Pendulum-v1", traps=("log_prob_not_summed",)), "[B, B] matrix on one agent's rows"),
 ])
 def test_clear_errors(call, says):

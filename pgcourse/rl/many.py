@@ -44,8 +44,8 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
     ``pg.train`` offers around it: numpy or torch envs (``env_backend``; with torch envs the agents' ``A x N``
     sub-environments are one vector env, each agent's block seeded with its seed, stepped once a step), any device,
     the live view (every agent's curves), ``log_dir`` and checkpoints (each agent's in a folder of its own), and
-    lesson 06's planted traps shared by the agents (``traps=``; each agent's run is its ``pg.train`` run with
-    the same traps, to rounding).
+    lesson 06's planted traps (``traps=`` for every agent, or ``per_agent={"traps": [...]}``: a fixed and a buggy
+    run side by side; each agent's run is its ``pg.train`` run with its traps, to rounding).
 
     Ctrl-C: the first press stops every agent after the batched update it is in and returns the runs, each with
     status ``"interrupted"`` and resumable with ``pg.resume`` (on its own, as a single-agent run); a second press
@@ -89,9 +89,6 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
                               f"got {values!r}")
     if "seed" in overrides or "seed" in per_agent:
         raise ConfigError(f"seed= is invalid in train_many: each agent's seed is an entry of seeds= (got seeds={seeds})")
-    if "traps" in per_agent:
-        raise ConfigError("per_agent['traps'] is invalid: the agents of a batch share their planted bugs (traps=); "
-                          "train other traps in another train_many call")
     component_names = Components.names()
     check_setting_names(algo, {**overrides, **per_agent}, replaceable=component_names)
     pieces = {name: overrides.pop(name) for name in list(overrides) if name in component_names}
@@ -170,16 +167,24 @@ def _loggers(log_dir: str | os.PathLike | None, seeds: list[int]) -> list:
     return [TrainingLogger(folder) for folder in folders]
 
 
-def _planted(configs: list, components: Components) -> tuple[list, Components, Hooks | None]:
-    """The agents' configs, the batch's components and hooks with the shared ``traps`` planted (lesson 06's bugs,
-    :func:`~pgcourse.rl.planted.plant`): the same bugs in every agent, those that replace a step of the loop (its
-    optimiser step, its action sampling, its pi_old) included: the batched loop takes the same hooks. Refused with
-    more than one agent: ``log_prob_not_summed``, whose bug is a broadcast over one agent's rows."""
-    if not configs[0].traps:
+def _planted(configs: list, components: Components) -> tuple[list, list[Components] | Components, list | None]:
+    """The agents' configs, components and hooks with each agent's ``traps`` planted (lesson 06's bugs,
+    :func:`~pgcourse.rl.planted.plant`; ``traps=`` for all agents or ``per_agent={"traps": [...]}``), those that
+    replace a step of the loop (its optimiser step, its action sampling, its pi_old) included: the batched loop
+    takes each agent's hooks. Refused: a trap whose preset changes a setting that shapes the batch for some agents
+    only, and ``log_prob_not_summed`` with more than one agent (its bug is a broadcast over one agent's rows)."""
+    if not any(config.traps for config in configs):
         return configs, components, None
-    if len(configs) > 1 and "log_prob_not_summed" in configs[0].traps:
+    if len(configs) > 1 and any("log_prob_not_summed" in config.traps for config in configs):
         raise ConfigError("traps=('log_prob_not_summed',) in train_many: its log-probs [B, D] broadcast against "
                           "pi_old's [B] into a [B, B] matrix on one agent's rows, a shape a batch of agents does not "
                           "have; train it one seed at a time with pg.train (or train_many with one seed)")
     planted = [plant(config, components, Hooks()) for config in configs]
-    return [config for config, _, _ in planted], planted[0][1], planted[0][2]
+    configs = [config for config, _, _ in planted]
+    for name in SHARED_SETTINGS:
+        values = [getattr(config, name, None) for config in configs]
+        if any(value != values[0] for value in values):
+            raise ConfigError(f"per_agent['traps'] is invalid here: the agents' traps set {name} to {values} (a "
+                              f"trap's preset), but {name} shapes the batch and is the same for every agent; train "
+                              f"those traps in separate train_many calls")
+    return configs, [pieces for _, pieces, _ in planted], [hooks for _, _, hooks in planted]

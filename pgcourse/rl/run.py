@@ -75,26 +75,6 @@ def spaces_match(a: gym.Space, b: gym.Space) -> bool:
         return False
 
 
-def check_env_fits(run: Run, env_id: str, observation_space: gym.Space, action_space: gym.Space) -> None:
-    """Raise ``ValueError`` unless ``env_id``'s spaces are the ones ``run`` was trained on.
-
-    Without this check a run of CartPole playing Acrobot fails deep inside torch with a shape error."""
-    if spaces_match(observation_space, run.observation_space) and spaces_match(action_space, run.action_space):
-        return
-    raise ValueError(
-        f"the environments differ: {env_id} has observation space {_short(observation_space)} and action space "
-        f"{_short(action_space)}, but this run was trained on {run.config.env_id}, whose observation space is "
-        f"{_short(run.observation_space)} and action space {_short(run.action_space)}; play it on "
-        f"{run.config.env_id} (leave the env out), or train a run on {env_id}")
-
-
-def _short(space: gym.Space) -> str:
-    """``Box(shape=(4,))`` or ``Discrete(2)``: a space without the bounds that make its repr long."""
-    if isinstance(space, gym.spaces.Box):
-        return f"Box(shape={space.shape})"
-    return str(space)
-
-
 def as_run(run_or_path: Run | str | os.PathLike) -> Run:
     """``run_or_path`` itself if it is a :class:`Run`, else the run saved in that folder (:func:`load`)."""
     if isinstance(run_or_path, (str, os.PathLike)):

@@ -36,7 +36,7 @@ def train_a2c(config: A2CConfig | Sequence[A2CConfig], components: Components | 
     a list of runs."""
     with build_agents(config, components, hooks, on_update, resume) as agents:
         # what shapes the loop is every agent's (pg.train_many checks it: many.SHARED_SETTINGS)
-        parts, first = agents.trainers[0].components, agents.trainers[0].config
+        parts, first = agents.parts, agents.trainers[0].config  # parts: the pieces of math (each agent's own)
         compute_gae = parts.gae()
 
         while not agents.done:

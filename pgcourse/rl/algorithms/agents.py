@@ -20,7 +20,7 @@ rows), otherwise agent by agent on its own rows (a learner's function, written f
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ from torch import Tensor
 
 from .. import diagnostics, losses, returns
 from ..batching import mean_over_rows, minibatch_size_for, on_device
+from .components import Components
 from .trainer import Number, Trainer
 
 # the reference pieces that take ``mask=``: called once for all agents of a padded batch
@@ -51,6 +52,32 @@ class Rows:
     @property
     def agents(self) -> list[int]:
         return [a for a, taking_part in enumerate(self.stepping) if taking_part]
+
+
+class PerAgent(tuple):
+    """A piece of math the agents do not share (``pg.train_many`` with planted bugs per agent): agent ``a``'s own
+    function is ``piece[a]``. :func:`reduce_rows`, :func:`map_rows` and :func:`advantages_of` call it agent by agent,
+    each on its own rows; called as one function it refuses."""
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError("this piece differs between agents: call piece[a] on agent a's rows (reduce_rows, map_rows)")
+
+
+def shared_parts(components: Sequence[Components]) -> Components:
+    """The agents' pieces of math as one :class:`Components`: a field the agents share as it is, one that differs a
+    :class:`PerAgent`. GAE (``gae()``, which combines ``compute_gae`` and ``td_errors``) is combined per agent."""
+    first = components[0]
+    differing = {f.name: PerAgent(getattr(c, f.name) for c in components) for f in fields(Components)
+                 if any(getattr(c, f.name) is not getattr(first, f.name) for c in components)}
+    if "compute_gae" in differing or "td_errors" in differing:
+        differing["compute_gae"] = PerAgent(c.gae() for c in components)
+        differing["td_errors"] = returns.td_errors  # already inside each agent's gae(): gae() returns compute_gae
+    return replace(first, **differing)
+
+
+def piece_of(fn: Callable, agent: int) -> Callable:
+    """Agent ``agent``'s function of a piece: ``fn`` itself, or its entry of a :class:`PerAgent`."""
+    return fn[agent] if isinstance(fn, PerAgent) else fn
 
 
 def as_row(values: Sequence[Number], device: torch.device) -> Tensor:
@@ -90,7 +117,8 @@ def _settings_for(configs: Sequence, setting: Callable, device: torch.device, ca
 
 def reduce_rows(agents: OneAgent, fn: Callable, tensors: Sequence[Tensor], rows: Rows,
                 hyperparameters: Callable = lambda config: ()) -> Tensor:
-    """``fn(*tensors, *hyperparameters(config))`` for every agent on its own rows: one number per agent ``[A]``.
+    """``fn(*tensors, *hyperparameters(config))`` for every agent on its own rows: one number per agent ``[A]``
+    (``fn`` may be a :class:`PerAgent`: each agent's own function).
 
     ``tensors`` are ``[A, b, ...]``; ``hyperparameters(config)`` gives an agent's remaining positional arguments
     from its config (e.g. ``lambda c: (c.clip_eps,)``). One agent: ``fn`` on its rows as they are. A > 1 with a reference piece: one
@@ -103,31 +131,31 @@ def reduce_rows(agents: OneAgent, fn: Callable, tensors: Sequence[Tensor], rows:
             return fn(*tensors, *shared, mask=rows.mask).reshape(len(configs))  # [A]
     values: list[Number] = [0.0] * len(configs)
     for a in rows.agents:
-        values[a] = fn(*(None if tensor is None else own_rows(tensor, a, rows.sizes[a]) for tensor in tensors),
-                       *hyperparameters(configs[a]))
+        values[a] = piece_of(fn, a)(*(None if tensor is None else own_rows(tensor, a, rows.sizes[a])
+                                      for tensor in tensors), *hyperparameters(configs[a]))
     return as_row(values, agents.device)  # [A]
 
 
 def map_rows(agents: OneAgent, fn: Callable, x: Tensor, rows: Rows) -> Tensor:
     """``fn(x)`` on every agent's own rows of ``x [A, b]``, elementwise (advantage normalisation): ``[A, b]``."""
     if rows.mask is None:
-        return torch.stack([fn(own_rows(x, a, rows.sizes[a])) for a in range(x.shape[0])])  # unpadded rows
+        return torch.stack([piece_of(fn, a)(own_rows(x, a, rows.sizes[a])) for a in range(x.shape[0])])  # unpadded
     if fn in MASKED_PIECES:
         return fn(x, mask=rows.mask)
     out = x.clone()
     for a in rows.agents:
-        out[a, :rows.sizes[a]] = fn(x[a, :rows.sizes[a]])
+        out[a, :rows.sizes[a]] = piece_of(fn, a)(x[a, :rows.sizes[a]])
     return out
 
 
 def advantages_of(agents: OneAgent, compute_gae: Callable, rollout) -> Tensor:
     """GAE ``[T, A, N]`` of a rollout ``[T, A, N]``: one call with the agents side by side on the env axis,
-    ``[T, A * N]`` (GAE treats every column on its own), or one per agent where their gamma or lambda differ."""
+    ``[T, A * N]`` (GAE treats every column on its own), or one per agent where their gamma, lambda or GAE differ."""
     fields = (rollout.rewards, rollout.values, rollout.next_values, rollout.terminated, rollout.truncated)
     discounts = [(trainer.config.gamma, trainer.config.gae_lambda) for trainer in agents.trainers]
-    if len(set(discounts)) == 1:
+    if len(set(discounts)) == 1 and not isinstance(compute_gae, PerAgent):
         return compute_gae(*(field.flatten(1, 2) for field in fields), *discounts[0]).view(rollout.values.shape)
-    return torch.stack([compute_gae(*(field[:, a] for field in fields), *discounts[a])
+    return torch.stack([piece_of(compute_gae, a)(*(field[:, a] for field in fields), *discounts[a])
                         for a in range(len(discounts))], dim=1)  # [T, A, N]
 
 
@@ -202,6 +230,7 @@ class OneAgent:
     def __init__(self, trainer: Trainer):
         self.trainer = trainer
         self.trainers = [trainer]
+        self.parts = trainer.components  # the pieces of math the loop calls
         self.device, self.action_kind = trainer.device, trainer.action_kind
         self.setting_columns: dict = {}
 

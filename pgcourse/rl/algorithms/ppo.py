@@ -57,7 +57,7 @@ def train_ppo(config: PPOConfig | Sequence[PPOConfig], components: Components | 
     with build_agents(config, components, hooks, on_update, resume) as agents:
         # what shapes the loop is every agent's (pg.train_many checks it: many.SHARED_SETTINGS); the
         # hyperparameters that may differ per agent (clip_eps, ent_coef, lr, target_kl...) are read per agent below
-        parts, first = agents.trainers[0].components, agents.trainers[0].config
+        parts, first = agents.parts, agents.trainers[0].config  # parts: the pieces of math (each agent's own)
         compute_gae = parts.gae()
         normalize_batch = first.normalize_advantages and not first.normalize_per_minibatch
         normalize_minibatch = first.normalize_advantages and first.normalize_per_minibatch

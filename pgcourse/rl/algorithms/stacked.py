@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from ..batching import minibatch_size_for
 from ..distributions import categorical_log_prob, gaussian_log_prob
 from ..tensor_envs import StepRecord, TensorRolloutStepper, TensorVectorEnv
-from .agents import OneAgent, Rows, agent_minibatches
+from .agents import OneAgent, Rows, agent_minibatches, shared_parts
 from .interrupts import InterruptGuard
 from .trainer import Trainer, step_actor_then_critic
 
@@ -194,6 +194,14 @@ def norm_limits(max_norms: Sequence[float | None], dtype: torch.dtype, device: t
     return torch.tensor([math.inf if m is None else m for m in max_norms], dtype=dtype, device=device)
 
 
+def _groups(steps: Sequence) -> list[tuple]:
+    """``[(step, [agents that take it])]`` in order of first appearance."""
+    groups: dict = {}
+    for agent, step in enumerate(steps):
+        groups.setdefault(step, []).append(agent)
+    return list(groups.items())
+
+
 def joint_clip(hooks) -> bool:
     """Whether the ``actor_critic_step`` hook clips both networks by one norm (a step that does says so with the
     attribute ``clips_networks_together``): the stack's form of that step is one clip per agent over both."""
@@ -237,13 +245,18 @@ class AgentStack:
     resumable, as from ``pg.train``); a second press stops at once, returning nothing."""
 
     def __init__(self, configs: Sequence, components=None, hooks=None, on_update: Sequence | None = None):
+        """``components`` and ``hooks``: one for every agent, or a sequence of one per agent (bugs planted per
+        agent)."""
+        components, hooks = ([x] * len(configs) if x is None or not isinstance(x, Sequence) else list(x)
+                             for x in (components, hooks))
         self.trainers: list[Trainer] = []
         self.generators: list[torch.Generator] = []
         self.guard = InterruptGuard("Ctrl-C: every agent stops after the current update (press Ctrl-C again to "
                                     "stop at once, with no runs returned)")
         try:
             for agent, config in enumerate(configs):
-                self.trainers.append(Trainer(config, components, hooks, on_update[agent] if on_update else None))
+                self.trainers.append(Trainer(config, components[agent], hooks[agent],
+                                             on_update[agent] if on_update else None))
                 self.trainers[-1].interrupt = self.guard  # each agent's `done` and status read the batch's guard
                 self.generators.append(agent_generator(self.trainers[-1].device))
         except BaseException:
@@ -254,10 +267,16 @@ class AgentStack:
         self.count = len(self.trainers)
         self.device, self.action_kind = first.device, first.action_kind
         self.components, self.log_prob_fn, self.entropy_fn = first.components, first.log_prob_fn, first.entropy_fn
-        self.hooks = first.hooks  # the loop's named steps, shared by the agents (lesson 06's planted bugs)
-        if not (self.hooks.actor_critic_step is step_actor_then_critic or joint_clip(self.hooks)):
-            raise ValueError(f"actor_critic_step={self.hooks.actor_critic_step!r} has no batched form: train it with "
-                             f"one config")
+        self.parts = shared_parts([t.components for t in self.trainers])  # the pieces of math, each agent's own
+        if any((t.log_prob_fn, t.entropy_fn) != (self.log_prob_fn, self.entropy_fn) for t in self.trainers):
+            raise ValueError("the agents' log-prob or entropy functions differ: a batch computes them once for all")
+        # the named steps (lesson 06's planted bugs replace them): the agents that share each act / pi_old step
+        self.act_groups, self.old_log_prob_groups = (_groups([getattr(t.hooks, name) for t in self.trainers])
+                                                     for name in ("act", "old_log_probs"))
+        for trainer in self.trainers:
+            if not (trainer.hooks.actor_critic_step is step_actor_then_critic or joint_clip(trainer.hooks)):
+                raise ValueError(f"actor_critic_step={trainer.hooks.actor_critic_step!r} has no batched form: "
+                                 f"train it with one config")
         if self.action_kind == "continuous":
             self.action_low, self.action_high = first.action_low, first.action_high  # [D], the agents' shared env
         self.policy = StackedPolicy(self)
@@ -268,8 +287,14 @@ class AgentStack:
         self.critic = _stack_module([t.value_net for t in self.trainers])
         self.actor_optimizer = StackedAdam(list(self.actor.values()), eps=first.config.adam_eps)
         self.critic_optimizer = StackedAdam(list(self.critic.values()), eps=first.config.adam_eps)
-        self.actor_limits, self.critic_limits = (norm_limits(limits, torch.float32, self.device) for limits in (
-            [c.max_grad_norm for c in configs], [c.critic_max_grad_norm for c in configs]))
+        # each agent clips its actor and its critic with their own limits, or both by one norm at the actor's limit
+        # (a step that says so: joint_clip); an agent without a limit gets inf (a factor of exactly 1)
+        joint = [joint_clip(t.hooks) for t in self.trainers]
+        self.actor_limits, self.critic_limits, self.joint_limits = (
+            norm_limits(limits, torch.float32, self.device) for limits in (
+                [None if j else c.max_grad_norm for c, j in zip(configs, joint)],
+                [None if j else c.critic_max_grad_norm for c, j in zip(configs, joint)],
+                [c.max_grad_norm if j else None for c, j in zip(configs, joint)]))
         # a minibatch's rows per agent, padded to the largest minibatch any config can have (B_a <= batch_size)
         self.minibatch_rows = max(minibatch_size_for(c.batch_size, c.minibatch_size, getattr(c, "num_minibatches", None))
                                   if hasattr(c, "minibatch_size") else c.batch_size for c in configs)
@@ -319,16 +344,32 @@ class AgentStack:
         """Actions ``[A, N(, D)]`` drawn by each running agent from its own generator, and their log-probs ``[A, N]``,
         through the ``act`` hook as ``pg.train`` acts: the hook sees this stack as it sees a trainer (``policy``,
         ``log_prob_fn``, ``components``, the bounds), with the agent axis first."""
-        self.drawing = [a for a in range(self.count) if running[a]]
-        return self.hooks.act(self, obs)
+        actions = log_probs = None
+        for hook, agents in self.act_groups:  # one group but for bugs planted per agent
+            self.drawing = [a for a in agents if running[a]]  # each agent draws once, in its group's call
+            if len(self.act_groups) == 1:
+                return hook(self, obs)
+            group_actions, group_log_probs = hook(self, obs)
+            if actions is None:
+                actions, log_probs = group_actions.clone(), group_log_probs.clone()
+            actions[agents], log_probs[agents] = group_actions[agents], group_log_probs[agents]
+        return actions, log_probs
 
     def log_probs_and_entropy(self, obs: Tensor, actions: Tensor) -> tuple[Tensor, Tensor]:
         """``log pi(a|s)`` ``[A, b]`` and entropy ``[A, b]`` of ``obs [A, b, obs_dim]``, with grad."""
         return self.policy.log_prob_entropy(obs, actions, self.log_prob_fn, self.entropy_fn)
 
     def old_log_probs(self, stored: Tensor, new_log_probs: Tensor) -> Tensor:
-        """PPO's log pi_old ``[A, b]`` through the ``old_log_probs`` hook (element-wise: one call for all agents)."""
-        return self.hooks.old_log_probs(stored, new_log_probs)
+        """PPO's log pi_old ``[A, b]`` through the ``old_log_probs`` hook (element-wise: one call for all agents that
+        share it)."""
+        chosen = None
+        for hook, agents in self.old_log_prob_groups:
+            if len(self.old_log_prob_groups) == 1:
+                return hook(stored, new_log_probs)
+            group = hook(stored, new_log_probs)
+            chosen = group.detach().clone() if chosen is None else chosen
+            chosen[agents] = group[agents].detach()
+        return chosen
 
     def step(self, actor_loss: Tensor, critic_loss: Tensor, rows: Rows) -> tuple[Tensor, Tensor]:
         """One backward of the agents' summed losses ``[A]`` (agent a's weights are in its terms only), then each
@@ -339,12 +380,10 @@ class AgentStack:
         (actor_loss + critic_loss).sum().backward()
         active, active_mask = rows.stepping, rows.mask.any(dim=1)  # the same, on the host and on the device
         actor, critic = list(self.actor.values()), list(self.critic.values())
-        if joint_clip(self.hooks):  # one norm over both networks, at the actor's limit
-            actor_norms, critic_norms = clip_per_agent(actor, None), clip_per_agent(critic, None)
-            clip_per_agent(actor + critic, self.actor_limits)
-        else:
-            actor_norms = clip_per_agent(actor, self.actor_limits)
-            critic_norms = clip_per_agent(critic, self.critic_limits)
+        actor_norms = clip_per_agent(actor, self.actor_limits)
+        critic_norms = clip_per_agent(critic, self.critic_limits)
+        if self.joint_limits is not None:  # the agents whose step clips both networks by one norm
+            clip_per_agent(actor + critic, self.joint_limits)
         for optimizer, trainer_optimizer in ((self.actor_optimizer, "actor_optimizer"),
                                              (self.critic_optimizer, "critic_optimizer")):
             optimizer.step([getattr(t, trainer_optimizer).param_groups[0]["lr"] for t in self.trainers], active,
@@ -498,12 +537,12 @@ class EachAgentEnv:
 
 def build_agents(config, components=None, hooks=None, on_update=None, resume=None):
     """The agent axis a loop trains: one config (or a sequence of one) is ``pg.train``'s run, one
-    :class:`OneAgent`; a sequence of more is one :class:`~.stacked.AgentStack` (``pg.train_many``: the agents share
-    ``hooks``; no resume, which ``pg.train_many`` refuses before it gets here; ``on_update`` one callback per agent,
+    :class:`OneAgent`; a sequence of more is one :class:`~.stacked.AgentStack` (``pg.train_many``: ``components``
+    and ``hooks`` one for all agents or one per agent; no resume, which ``pg.train_many`` refuses before it gets here; ``on_update`` one callback per agent,
     or None)."""
     configs = list(config) if isinstance(config, Sequence) else [config]
     if len(configs) == 1:
-        callback = on_update[0] if isinstance(on_update, Sequence) else on_update
+        callback, components, hooks = (x[0] if isinstance(x, Sequence) else x for x in (on_update, components, hooks))
         return OneAgent(Trainer(configs[0], components, hooks, callback, resume=resume))
     if resume is not None or (on_update is not None and not isinstance(on_update, Sequence)):
         raise ValueError("resume trains one agent (pass one config); on_update is one callback per agent")
