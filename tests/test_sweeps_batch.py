@@ -27,10 +27,10 @@ ARMS = [{"label": "clip 0.1", "clip_eps": 0.1}, {"label": "clip 0.3", "clip_eps"
 
 @pytest.fixture(scope="module")
 def batch_folder(tmp_path_factory):
-    """Two PPO arms x three seeds and one arm with a planted trap (pg.train_many plants none: its seeds run alone),
-    on the batch backend."""
+    """Two PPO arms x three seeds, one arm with a planted trap (a batch too) and one with a trap a batch cannot hold
+    (its seeds run alone), on the batch backend."""
     folder = tmp_path_factory.mktemp("batch") / "sweep"
-    grid = [*ARMS, {"label": "trap", "traps": ["joint_grad_clip"]}]
+    grid = [*ARMS, {"label": "trap", "traps": ["joint_grad_clip"]}, {"label": "alone", "traps": ["log_prob_not_summed"]}]
     results = pg.sweep("ppo", "CartPole-v1", seeds=range(3), grid=grid, folder=folder, backend="batch",
                        workers=2, progress=False, **SETTINGS)
     return folder, results
@@ -38,10 +38,10 @@ def batch_folder(tmp_path_factory):
 
 def test_each_ppo_arm_is_one_batch_and_each_other_trial_runs_alone(batch_folder):
     folder, results = batch_folder
-    assert len(results.trials) == 9 and not results.failed
+    assert len(results.trials) == 12 and not results.failed
     for record in results.trials:
         assert record.data["backend"] == "batch"
-        if record.label != "trap":
+        if record.label != "alone":
             assert record.data["batch"]["seeds"] == [0, 1, 2] and record.data["batch"]["agents"] == 3
             # the batch's time is shared among its agents, so a sweep's summed wall time counts it once
             assert record.wall_seconds == pytest.approx(record.data["batch"]["wall_seconds"] / 3)
@@ -56,16 +56,23 @@ def test_a_batch_made_record_is_the_train_many_run_and_an_alone_one_is_pg_train(
     by_seed = {record.seed: record for record in results.trials if record.label == "clip 0.3"}
     for seed, run in enumerate(runs):
         assert_history_equal(by_seed[seed].history, run.history, ignore=("wall_time",))
-    alone = next(record for record in results.trials if record.label == "trap" and record.seed == 1)
-    assert_history_equal(alone.history, pg.train("ppo", "CartPole-v1", seed=1, progress=False, traps=["joint_grad_clip"],
-                                                 **SETTINGS).history, ignore=("wall_time",))
+    trapped = pg.train_many("ppo", "CartPole-v1", seeds=[0, 1, 2], traps=["joint_grad_clip"], progress=False,
+                            **SETTINGS)
+    by_seed = {record.seed: record for record in results.trials if record.label == "trap"}
+    for seed, run in enumerate(trapped):
+        assert_history_equal(by_seed[seed].history, run.history, ignore=("wall_time",))
+    alone = next(record for record in results.trials if record.label == "alone" and record.seed == 1)
+    assert_history_equal(alone.history, pg.train("ppo", "CartPole-v1", seed=1, progress=False,
+                                                 traps=["log_prob_not_summed"], **SETTINGS).history,
+                         ignore=("wall_time",))
 
 
 def test_results_and_statistics_read_a_batch_folder_as_any_other(batch_folder):
     folder, _ = batch_folder
     results = load_results(folder)
     scores = results.scores("final_return", last=5)
-    assert set(scores) == {"ppo CartPole-v1 clip 0.1", "ppo CartPole-v1 clip 0.3", "ppo CartPole-v1 trap"}
+    assert set(scores) == {"ppo CartPole-v1 clip 0.1", "ppo CartPole-v1 clip 0.3", "ppo CartPole-v1 trap",
+                           "ppo CartPole-v1 alone"}
     assert all(len(values) == 3 and np.isfinite(values).all() for values in scores.values())
     assert "clip 0.1" in results.summary("final_return", last=5)
 
@@ -101,7 +108,8 @@ def test_batchable_is_what_train_many_takes():
     assert batchable(TrialSpec("ppo", "CartPole-v1", 0, {"clip_eps": 0.1}))
     assert batchable(TrialSpec("a2c", "CartPole-v1", 0, {}))  # the loops with an agent axis: A2C and PPO
     assert not batchable(TrialSpec("trpo", "CartPole-v1", 0, {}))
-    assert not batchable(TrialSpec("ppo", "CartPole-v1", 0, {"traps": ["long_rollout"]}))
+    assert batchable(TrialSpec("ppo", "CartPole-v1", 0, {"traps": ["long_rollout", "joint_grad_clip"]}))
+    assert not batchable(TrialSpec("ppo", "Pendulum-v1", 0, {"traps": ["log_prob_not_summed"]}))
     assert batchable(TrialSpec("ppo", "CartPole-v1", 0, {"env_backend": "torch"}))
     assert batchable(TrialSpec("ppo", "CartPole-v1", 0, {"traps": []}))
 

@@ -18,6 +18,7 @@ from .run import Run
 SHARED_SETTINGS = ("env_id", "env_kwargs", "env_backend", "num_envs", "n_steps", "hidden_sizes", "update_epochs",
                    "normalize_advantages", "normalize_per_minibatch", "device", "torch_threads")
 BATCHED_ALGORITHMS = ("a2c", "ppo")  # the loops with an agent axis (algorithms/agents.py)
+UNBATCHED_TRAPS = ("log_prob_not_summed",)  # its bug is a [B, B] broadcast over one agent's rows
 
 
 def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | None = None, device: str = "auto",
@@ -175,7 +176,7 @@ def _planted(configs: list, components: Components) -> tuple[list, list[Componen
     only, and ``log_prob_not_summed`` with more than one agent (its bug is a broadcast over one agent's rows)."""
     if not any(config.traps for config in configs):
         return configs, components, None
-    if len(configs) > 1 and any("log_prob_not_summed" in config.traps for config in configs):
+    if len(configs) > 1 and any(set(UNBATCHED_TRAPS) & set(config.traps) for config in configs):
         raise ConfigError("traps=('log_prob_not_summed',) in train_many: its log-probs [B, D] broadcast against "
                           "pi_old's [B] into a [B, B] matrix on one agent's rows, a shape a batch of agents does not "
                           "have; train it one seed at a time with pg.train (or train_many with one seed)")

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..._version import package_versions
 from ...rl.api import train
-from ...rl.many import BATCHED_ALGORITHMS, train_many
+from ...rl.many import BATCHED_ALGORITHMS, UNBATCHED_TRAPS, train_many
 from .spec import TrialSpec
 
 TRIAL_FORMAT = "pgcourse-trial"
@@ -66,9 +66,10 @@ def run_trial(spec_data: dict[str, Any], device: str = "cpu") -> dict[str, Any]:
 
 def batchable(spec: TrialSpec) -> bool:
     """Whether ``pg.train_many`` can train this trial with other seeds of its arm: an algorithm whose loop has
-    the agent axis, no planted traps (what ``train_many`` refuses is trained one seed at a time)."""
-    overrides = dict(spec.overrides)
-    return spec.algo in BATCHED_ALGORITHMS and not overrides.get("traps")
+    the agent axis, no trap that only one agent's rows can hold (what ``train_many`` refuses is trained one seed
+    at a time)."""
+    traps = dict(spec.overrides).get("traps") or ()
+    return spec.algo in BATCHED_ALGORITHMS and not set(UNBATCHED_TRAPS) & set(traps)
 
 
 def run_batch(specs_data: list[dict[str, Any]], device: str = "cpu") -> list[dict[str, Any]]:
