@@ -5,7 +5,8 @@ ten tensor operations per parameter per step, not on arithmetic. :class:`LeanAda
 (the single-tensor algorithm torch uses by default on the CPU; ``amsgrad``, ``maximize`` and weight decay
 off) on one flat buffer per network for the moments, so each line of the update is one operation.
 ``tests/test_bench_fast_paths.py`` checks that it moves the parameters exactly as ``torch.optim.Adam``.
-(torch's ``fused=True`` kernel is faster still, but rounds differently: it would change every run.)
+(torch's fused kernel is faster still, but rounds differently: it would change every CPU run. On a CUDA
+device, where one launch matters more and no cached run is bit for bit, :class:`LeanAdam` uses it.)
 
 Why the result is bit for bit the same: the element-wise kernels process a tensor in blocks of a few
 SIMD vectors and its last few elements one by one, and the two paths may round differently (``lerp`` uses
@@ -63,6 +64,7 @@ class LeanAdam:
         self.param_groups: list[dict[str, Any]] = [{"params": parameters, **self.defaults}]
         self.state: dict[Tensor, dict[str, Any]] = {}
         self._flat: dict[int, tuple[list[Tensor], Tensor, Tensor]] = {}  # group index -> members, m, v
+        self._device_steps: dict[int, tuple[Tensor, int]] = {}  # CUDA: group index -> step counter on the device
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for group in self.param_groups:
@@ -129,6 +131,9 @@ class LeanAdam:
                 self.state[p]["step"] += 1
             beta1, beta2 = group["betas"]
             lr, eps = group["lr"], group["eps"]
+            if params[0].is_cuda and len({self.state[p]["step"] for p in params}) == 1:
+                self._fused_update(index, params, lr, eps, beta1, beta2)
+                continue
             members, exp_avg, exp_avg_sq = self._flat[index]
             flat = bool(members) and all(p.grad is not None for p in members) and \
                 len({self.state[p]["step"] for p in members}) == 1
@@ -146,6 +151,24 @@ class LeanAdam:
                 params = [p for p in params if p not in in_flat]
             if params:
                 self._foreach_update(params, lr, eps, beta1, beta2)
+
+    def _fused_update(self, index: int, params: list[Tensor], lr: float, eps: float, beta1: float,
+                      beta2: float) -> None:
+        """On a CUDA device: the update in torch's fused Adam kernel, one launch for all of ``params`` (and one to
+        count the step on the device). It rounds otherwise than the CPU path, which the cached runs rest on, and
+        runs only there: a GPU run is never bit for bit a CPU run anyway."""
+        step = self.state[params[0]]["step"]
+        device_steps = self.__dict__.setdefault("_device_steps", {})  # (absent from an optimiser pickled before)
+        counter, counted = device_steps.get(index, (None, None))
+        if counter is None or counted != step - 1 or counter.device != params[0].device:
+            counter = torch.tensor(float(step), dtype=torch.float32, device=params[0].device)  # made once
+        else:
+            counter.add_(1.0)  # [] on the device: the kernel reads the step from it
+        device_steps[index] = (counter, step)
+        states = [self.state[p] for p in params]
+        torch._fused_adam_(params, [p.grad for p in params], [state["exp_avg"] for state in states],
+                           [state["exp_avg_sq"] for state in states], [], [counter] * len(params), lr=lr,
+                           beta1=beta1, beta2=beta2, weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
 
     def _foreach_update(self, params: list[Tensor], lr: float, eps: float, beta1: float, beta2: float) -> None:
         """The same update, one multi-tensor operation per line over ``params`` (as ``foreach=True``)."""
