@@ -624,3 +624,50 @@ def test_a_trials_cache_key_changes_with_every_field_that_changes_the_result(cha
     assert replace(base, **change).content_digest != base.content_digest
     assert replace(base, **change, label="other").content_digest == replace(base, **change).content_digest
     assert replace(base, label="renamed").content_digest == base.content_digest
+
+
+# -- 7. the survivors of the fifth audit ----------------------------------------------------------------------------
+def test_the_logged_clip_fraction_counts_the_ratio_pi_new_over_pi_old_of_the_minibatch():
+    """The ratio whose share outside [1 - eps, 1 + eps] is logged is pi_new / pi_old = exp(log pi_new - log pi_old)
+    of the very minibatch the KL is measured on (not its inverse: |1/r - 1| and |r - 1| count different rows)."""
+    seen: list[tuple[str, torch.Tensor]] = []
+
+    def recording_kl(old_log_probs, new_log_probs):
+        seen.append(("kl", (new_log_probs - old_log_probs).detach().exp()))
+        return pg.diagnostics.approx_kl(old_log_probs, new_log_probs)
+
+    def recording_clip_fraction(ratio, clip_eps):
+        seen.append(("clip", ratio.detach().clone()))
+        return pg.diagnostics.clip_fraction(ratio, clip_eps)
+
+    pg.train("ppo", "CartPole-v1", seed=0, approx_kl=recording_kl, clip_fraction=recording_clip_fraction,
+             **{**ONE_STEP_PPO, "update_epochs": 3, "minibatch_size": 32, "lr": 3e-2})
+    pairs = [(seen[k][1], seen[k + 1][1]) for k in range(len(seen) - 1) if seen[k][0] == "kl" and seen[k + 1][0] == "clip"]
+    assert len(pairs) >= 8
+    moved = [ratio for ratio, _ in pairs if (ratio - 1).abs().max() > 1e-3]
+    assert moved  # later minibatches: the policy has moved, so r != 1/r
+    for expected, counted in pairs:
+        torch.testing.assert_close(counted, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_target_kl_stops_the_epochs_on_the_epochs_mean_minibatch_kl():
+    """The early stop compares the mean of the epoch's minibatch KLs with target_kl (not the last minibatch's, nor
+    the largest): minibatch KLs scripted as [0, 0, 0, 1] per epoch (mean 0.25) never stop at target 0.5, and
+    [1, 1, 0, 0] (mean 0.5, not above it) never do either; [0, 0, 1, 1] (mean 0.5) at 0.4 stops after one epoch."""
+    def scripted(per_epoch):
+        calls = {"n": 0}
+
+        def approx_kl(old_log_probs, new_log_probs):
+            if old_log_probs.shape[0] > 40:  # the update's own KL over the whole batch, after the epochs
+                return pg.diagnostics.approx_kl(old_log_probs, new_log_probs)
+            value = per_epoch[calls["n"] % len(per_epoch)]
+            calls["n"] += 1
+            return torch.tensor(value, dtype=torch.float32)
+        return approx_kl
+
+    settings = {**{k: v for k, v in ONE_STEP_PPO.items() if k != "minibatch_size"}, "update_epochs": 3,
+                "num_minibatches": 4, "total_steps": 128, "n_steps": 32}
+    for per_epoch, target, epochs in (([0.0, 0.0, 0.0, 1.0], 0.5, 3), ([1.0, 1.0, 0.0, 0.0], 0.5, 3),
+                                      ([0.0, 0.0, 1.0, 1.0], 0.4, 1)):
+        run = pg.train("ppo", "CartPole-v1", seed=0, target_kl=target, approx_kl=scripted(per_epoch), **settings)
+        assert set(run.history.updates["epochs_run"].astype(int).tolist()) == {epochs}, (per_epoch, target)
