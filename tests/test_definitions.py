@@ -671,3 +671,13 @@ def test_target_kl_stops_the_epochs_on_the_epochs_mean_minibatch_kl():
                                       ([0.0, 0.0, 1.0, 1.0], 0.4, 1)):
         run = pg.train("ppo", "CartPole-v1", seed=0, target_kl=target, approx_kl=scripted(per_epoch), **settings)
         assert set(run.history.updates["epochs_run"].astype(int).tolist()) == {epochs}, (per_epoch, target)
+
+
+@pytest.mark.parametrize("window", [1, 3, 5, 50])
+def test_the_moving_average_is_the_mean_of_the_values_it_covers(window):
+    """Entry i is the mean of values[max(0, i - window + 1) : i + 1]: at the start, where fewer than ``window``
+    values exist, the mean of those (not their sum over ``window``)."""
+    from pgcourse.rl.history import moving_average
+    values = np.random.default_rng(0).normal(size=12) * 10 + 5
+    expected = [values[max(0, i - window + 1): i + 1].mean() for i in range(len(values))]
+    np.testing.assert_allclose(moving_average(values, window), expected, rtol=1e-12)
