@@ -681,3 +681,13 @@ def test_the_moving_average_is_the_mean_of_the_values_it_covers(window):
     values = np.random.default_rng(0).normal(size=12) * 10 + 5
     expected = [values[max(0, i - window + 1): i + 1].mean() for i in range(len(values))]
     np.testing.assert_allclose(moving_average(values, window), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind, answer", [("number", True), ("number", np.bool_(False)), ("numbers", [1.0, True])])
+def test_a_bool_is_not_a_number_answer(kind, answer):
+    """A check that expects a number (or a list of numbers) refuses a bool, though Python counts bool as an int: a
+    comparison's result returned by mistake is named as the wrong type, not scored as 1 or 0."""
+    from pgcourse.course.checks.harness import _as_output
+    value, problem = _as_output(kind, answer)
+    assert value is None and problem is not None and "bool" in problem
+    assert _as_output(kind, 1.0 if kind == "number" else [1.0, 2.0])[1] is None

@@ -212,6 +212,8 @@ def _as_output(kind: str, value: Any) -> tuple[Any, str | None]:
                       f"list. Convert it with its tolist method, or build a list.")
     if not isinstance(value, list | tuple):
         return None, f"expected a list of numbers, got a {type(value).__name__}."
+    if any(isinstance(item, bool | np.bool_) for item in value):  # a comparison's result, not a number (as above)
+        return None, "expected a list of numbers, but some elements are bool (True/False), not numbers."
     try:
         return [float(item) for item in value], None
     except (TypeError, ValueError):
