@@ -119,3 +119,27 @@ def test_an_answer_cell_is_learner_work_unless_it_is_the_new_stub_of_its_grade_i
     from pgcourse.classroom.exercisegen import holds_learner_work
 
     assert holds_learner_work(notebook_text(*current), notebook_text(*regenerated)) is work
+
+
+# -- the fifth audit's classroom survivors ----------------------------------------------------------------------------
+def test_a_late_penalty_is_kept_in_the_gradebook_json_even_without_late_seconds():
+    """The gradebook JSON keeps a student's late fields whenever a penalty was taken, also one with no seconds
+    recorded (units given by hand): the total read back is the total graded."""
+    from pgcourse.classroom.grading.gradebook import ExerciseResult, StudentResult, _student_json
+    student = StudentResult("s", "s.ipynb", None, {"e": ExerciseResult(8.0, 10.0, "passed", "")}, penalty=2.0)
+    found = _student_json(student)
+    assert found["penalty"] == 2 and found["total"] == 6
+
+
+@pytest.mark.parametrize("link_to", ["empty folder", "nowhere"])
+def test_a_handout_target_that_is_a_link_is_refused(tmp_path, link_to):
+    """A handout is written only into a real new or empty folder: a symbolic link (to an empty folder, or dangling)
+    is refused, since writing through it would land somewhere the teacher did not name."""
+    from pgcourse.classroom.handout import HandoutError, check_target
+    destination = tmp_path / "elsewhere"
+    if link_to == "empty folder":
+        destination.mkdir()
+    link = tmp_path / "handout"
+    link.symlink_to(destination, target_is_directory=True)
+    with pytest.raises(HandoutError, match="not a folder"):
+        check_target(link, tmp_path / "course")
