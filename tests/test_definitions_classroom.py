@@ -143,3 +143,12 @@ def test_a_handout_target_that_is_a_link_is_refused(tmp_path, link_to):
     link.symlink_to(destination, target_is_directory=True)
     with pytest.raises(HandoutError, match="not a folder"):
         check_target(link, tmp_path / "course")
+
+
+def test_a_forced_late_unit_count_costs_points_even_without_late_seconds():
+    """``units`` forces the count (a Canvas LATE flag carries no time): two forced days at 10% a day take 2 of 10
+    points although ``late_s`` is 0; with no forced count, 0 seconds late costs nothing."""
+    from pgcourse.classroom.grading.assignment import LatePolicy
+    policy = LatePolicy(deadline=datetime(2026, 1, 1, tzinfo=timezone.utc), amount=10.0, percent=True, unit_s=86400.0)
+    assert policy.penalty(0.0, max_points=10.0, units=2) == (2.0, 2)
+    assert policy.penalty(0.0, max_points=10.0) == (0.0, 0)
