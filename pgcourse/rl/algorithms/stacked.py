@@ -225,7 +225,7 @@ class StackedPolicy:
         return actions, self._log_probs(output, actions, log_prob_fn or reference)
 
     def log_prob_entropy(self, obs: Tensor, actions: Tensor, log_prob_fn, entropy_fn) -> tuple[Tensor, Tensor]:
-        """``log pi(a|s)`` ``[A, b]`` and entropy ``[A, b]`` (the functions apply row by row, so once over all agents)."""
+        """``log pi(a|s)`` ``[A, b]`` and entropy ``[A, b]`` (the functions apply row by row: once for all agents)."""
         output = self.stack.policy_output(obs)  # [A, b, ...]
         if self.stack.action_kind == "discrete":
             return log_prob_fn(output, actions), entropy_fn(output)
@@ -538,8 +538,8 @@ class EachAgentEnv:
 def build_agents(config, components=None, hooks=None, on_update=None, resume=None):
     """The agent axis a loop trains: one config (or a sequence of one) is ``pg.train``'s run, one
     :class:`OneAgent`; a sequence of more is one :class:`~.stacked.AgentStack` (``pg.train_many``: ``components``
-    and ``hooks`` one for all agents or one per agent; no resume, which ``pg.train_many`` refuses before it gets here; ``on_update`` one callback per agent,
-    or None)."""
+    and ``hooks`` one for all agents or one per agent; no resume, which ``pg.train_many`` refuses before it gets
+    here; ``on_update`` one callback per agent, or None)."""
     configs = list(config) if isinstance(config, Sequence) else [config]
     if len(configs) == 1:
         callback, components, hooks = (x[0] if isinstance(x, Sequence) else x for x in (on_update, components, hooks))
