@@ -691,3 +691,42 @@ def test_a_bool_is_not_a_number_answer(kind, answer):
     value, problem = _as_output(kind, answer)
     assert value is None and problem is not None and "bool" in problem
     assert _as_output(kind, 1.0 if kind == "number" else [1.0, 2.0])[1] is None
+
+
+# -- the fifth audit's last course survivors: a sweep's summary and its steps to threshold ----------------------------
+def _sweep(seeds_per_arm: dict[str, int], returns_of=lambda arm, seed: [float(seed)] * 3):
+    """A finished sweep built from records alone (no training): arm label -> seeds, each seed's episode returns."""
+    from pgcourse.course.sweeps.results import SweepResults
+    from pgcourse.course.sweeps.spec import TrialSpec
+    specs, records = [], []
+    for label, seeds in seeds_per_arm.items():
+        for seed in range(seeds):
+            spec = TrialSpec("ppo", "CartPole-v1", seed, {"clip_eps": 0.1 + len(specs)} if label != "default" else {},
+                             label)
+            returns = list(returns_of(label, seed))
+            specs.append(spec)
+            records.append({**spec.to_dict(), "trial_id": spec.trial_id, "arm": spec.arm, "status": "ok",
+                            "history": {"episodes": {"return": returns,
+                                                     "env_step": [100.0 * (i + 1) for i in range(len(returns))]}}})
+    return SweepResults.from_records(records, specs)
+
+
+def test_an_arm_with_exactly_min_seeds_seeds_gets_intervals_and_one_fewer_gets_its_values():
+    """summary() prints intervals for an arm with ``min_seeds`` finished seeds or more, and the seeds' own values
+    for an arm with fewer: the floor is inclusive."""
+    from pgcourse.course.sweeps.results import INTERVAL_MIN_SEEDS
+    lines = _sweep({"exactly": INTERVAL_MIN_SEEDS, "fewer": INTERVAL_MIN_SEEDS - 1}).summary(reps=200).splitlines()
+    row = {name: next(line for line in lines if line.startswith(name)) for name in ("exactly", "fewer")}
+    assert "per seed" not in row["exactly"] and "[" in row["exactly"], row["exactly"]
+    assert "per seed" in row["fewer"], row["fewer"]
+
+
+def test_steps_to_threshold_per_arm_reads_the_moving_average_not_the_raw_returns():
+    """An arm's steps to threshold is where the ``window``-episode moving average of the return first reaches the
+    threshold: one lucky episode (return 10 among 0s, env step 300) reaches 5 in the raw returns but not in a moving
+    average over 4 episodes, which first reaches 5 when two episodes of 10 join two of 0 (episode 8, env step 800)."""
+    returns = [0.0, 0.0, 10.0, 0.0, 0.0, 0.0, 10.0, 10.0, 10.0, 10.0]  # episode i ends at env step 100 (i + 1)
+    sweep = _sweep({"default": 3}, returns_of=lambda arm, seed: returns)
+    assert sweep.steps_to_threshold(5.0, window=1)["ppo CartPole-v1 default"].median.point == 300.0
+    smoothed = sweep.steps_to_threshold(5.0, window=4)["ppo CartPole-v1 default"]
+    assert smoothed.median.point == 800.0 and smoothed.reached == 3, smoothed

@@ -7,6 +7,7 @@ objects built here (no worker processes, no sandbox), so that any bug of its cla
 """
 from __future__ import annotations
 
+import copy
 import itertools
 from datetime import datetime, timezone
 from pathlib import Path
@@ -152,3 +153,86 @@ def test_a_forced_late_unit_count_costs_points_even_without_late_seconds():
     policy = LatePolicy(deadline=datetime(2026, 1, 1, tzinfo=timezone.utc), amount=10.0, percent=True, unit_s=86400.0)
     assert policy.penalty(0.0, max_points=10.0, units=2) == (2.0, 2)
     assert policy.penalty(0.0, max_points=10.0) == (0.0, 0)
+
+
+# -- the fifth audit's last classroom survivors -----------------------------------------------------------------------
+def sized_answer(tokens: int) -> str:
+    """A function whose normalised form has exactly ``tokens`` tokens (long names: far more characters than that)."""
+    from pgcourse.classroom.grading.similarity import normalised_tokens
+    for plus, times, attributes in itertools.product(range(30), range(30), range(3)):
+        source = (f"def discounted_return_of(rewards_of_the_episode):\n"
+                  f"    running_total_so_far = rewards_of_the_episode{'.total' * attributes}{' + 1' * plus}\n"
+                  f"    return running_total_so_far{' * rewards_of_the_episode' * times}\n")
+        if len(normalised_tokens(source)) == tokens:
+            return source
+    raise AssertionError(f"no answer of {tokens} tokens in the family")
+
+
+def one_answer(student: str, grade_id: str, source: str) -> Submission:
+    return Submission(student, Path(f"{student}.ipynb"), "x", cells=[code_cell(0, source, grade_id)])
+
+
+def test_the_similarity_floor_counts_tokens_and_includes_min_tokens():
+    """Two identical answers of exactly MIN_TOKENS normalised tokens are compared (a pair); of one token fewer they
+    are not, however many characters they have (the floor is in tokens, not characters)."""
+    from types import SimpleNamespace
+
+    from pgcourse.classroom.grading.similarity import MIN_TOKENS, similar_pairs
+    chapter = SimpleNamespace(answer_order=["e"], stubs={"e": []})
+    at_floor, below = sized_answer(MIN_TOKENS), sized_answer(MIN_TOKENS - 1)
+    assert len(below) > 2 * MIN_TOKENS  # characters
+    assert [(p.first, p.second) for p in similar_pairs(chapter, [one_answer(s, "e", at_floor) for s in "ab"])] \
+        == [("a", "b")]
+    assert similar_pairs(chapter, [one_answer(s, "e", below) for s in "ab"]) == []
+
+
+@pytest.mark.parametrize("stub_tokens", [0, 12])
+def test_a_reference_copy_needs_at_least_min_own_tokens_of_the_solutions_own(stub_tokens):
+    """A student's answer equal to the course's solution is reported when the solution adds MIN_OWN_TOKENS or more
+    normalised tokens to the stub (exactly MIN_OWN_TOKENS included), not when it adds one fewer."""
+    from pgcourse.classroom.grading.copies import MIN_OWN_TOKENS, reference_copies
+    from pgcourse.classroom.grading.similarity import normalised_tokens
+    stub = ["def helper(x):\n    return x.mean() + x.std()\n"] if stub_tokens else []
+    stub_size = len(normalised_tokens("\n".join(stub)))  # no stub: 1, the syntax tree's root, no code of its own
+    for own, reported in ((MIN_OWN_TOKENS, True), (MIN_OWN_TOKENS - 1, False)):
+        reference = sized_answer(own + stub_size)
+        chapter = Chapter(name="03", path=Path("03.ipynb"), context=[], exercises=[], answer_order=["e"],
+                          grade_ids=frozenset({"e"}), reference={"e": [reference]}, stubs={"e": stub})
+        found = reference_copies(chapter, [one_answer("ann", "e", reference)])
+        assert [(c.student, c.tokens) for c in found] == ([("ann", own)] if reported else []), own
+
+
+def test_a_hunt_reuses_a_bug_once_every_bug_of_its_kind_is_used(monkeypatch, tmp_path):
+    """Bugs do not repeat within a kind of run while an unused one is left; once all are used (more trainers of a
+    kind than it has bugs), drawing goes on from all of them rather than failing."""
+    from pgcourse.classroom import hunts
+
+    base = hunts._train({**hunts.TRAINER_SETTINGS[1], "total_steps": 256, "n_steps": 128}, seed=0, trap=None)
+    monkeypatch.setattr(hunts, "candidates", lambda settings: ["stale_old_log_probs", "advantage_sign_flipped"])
+    monkeypatch.setattr(hunts, "_train", lambda settings, seed, trap: copy.deepcopy(base))
+    monkeypatch.setattr(hunts, "sound", lambda trap, settings, mystery, twin: None)
+    entry = hunts.make_student_hunt("ann", "5e" * 32, tmp_path / "ann")
+    drawn = [entry[str(k)]["trap"] for k in hunts.MYSTERIES]
+    kinds = [f"{s['algo']}/{s['env_id']}" for s in (hunts.TRAINER_SETTINGS[k] for k in hunts.MYSTERIES)]
+    for kind in set(kinds):
+        of_kind = [trap for trap, k in zip(drawn, kinds) if k == kind]
+        assert len(set(of_kind[:2])) == min(2, len(of_kind)), (kind, of_kind)  # no repeat while one is unused
+    assert len(drawn) == len(hunts.MYSTERIES) and (tmp_path / "ann" / "hunt.json").exists()
+
+
+@pytest.mark.parametrize("out", [1, 2, -1, True, "0"])
+def test_a_vjp_asks_for_an_output_the_call_returned_or_is_a_protocol_error(out):
+    """The student process answers a vector-Jacobian product only for an output index of that call (0 <= out <
+    number of outputs, an int): any other index is refused as a protocol error before anything is computed."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from pgcourse.classroom.sandboxed.student import StudentServer
+    from pgcourse.classroom.sandboxed.wire import ProtocolError
+    server = StudentServer(SimpleNamespace(handlers={}, dec=lambda data, dec: torch.ones(2)))
+    leaf = torch.zeros(2, requires_grad=True)
+    server.calls[1] = ([leaf], [leaf * 3.0])  # one output
+    assert torch.equal(server._h_vjp({"call": 1, "out": 0, "grad": None})[0], torch.full((2,), 3.0))
+    with pytest.raises(ProtocolError):
+        server._h_vjp({"call": 1, "out": out, "grad": None})
