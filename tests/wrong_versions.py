@@ -1036,7 +1036,7 @@ def gae_bool_flags(rewards, values, next_values, terminated, truncated, gamma, l
 
 @wrong("a2c_policy_loss", "don't normalise the advantages inside the loss")
 def a2c_policy_loss_normalises_again(log_probs, advantages, entropy, ent_coef):
-    """Normalises the advantages again, as lesson 02's section 2.4 formula does (exercise 03's third read)."""
+    """Normalises the advantages again, as lesson 02's section 2.5 formula does (exercise 03's third read)."""
     weights = (advantages - advantages.mean()) / (advantages.std(unbiased=False) + 1e-8)  # lesson 01's normalize
     return -(log_probs * weights.detach()).mean() - ent_coef * entropy.mean()
 
