@@ -126,6 +126,7 @@ WAITING_LOG := test-artifacts/waiting.log
 # Every pass prints Python's own tracebacks (--tb=native): pytest's long format reads the failing source with the
 # AST, which on CPython 3.11 can stop a whole pass with an INTERNALERROR ("AST constructor recursion depth mismatch")
 # that names neither the test nor its error (issue 50); a notebook's failure names its notebook, cell and error.
+# The main pass ends with its 40 slowest tests (--durations): where `make test`'s time goes, for whoever trims it.
 TB := --tb=native
 FAKE_GPU_LOG := test-artifacts/fake-gpu-notebooks.log
 PORTABLE_LOG := test-artifacts/portable.log
@@ -141,7 +142,7 @@ test: setup browser sandbox
 	SDL_VIDEODRIVER=dummy $(BIN)/python -m pytest $(TB) -q -p no:cacheprovider $(WAITING_FILES) $(WAITING_ONES) \
 	  > $(WAITING_LOG) 2>&1 & waiting=$$!; \
 	trap 'kill $$beside $$waiting 2>/dev/null' INT TERM; \
-	SDL_VIDEODRIVER=dummy $(BIN)/python -m pytest $(TB) $(addprefix --ignore=,$(PORTABLE_TESTS) $(BESIDE_TESTS) \
+	SDL_VIDEODRIVER=dummy $(BIN)/python -m pytest $(TB) --durations=40 $(addprefix --ignore=,$(PORTABLE_TESTS) $(BESIDE_TESTS) \
 	  $(WAITING_FILES)) $(addprefix --deselect=,$(WAITING_ONES)); \
 	main=$$?; \
 	wait $$beside; beside_status=$$?; wait $$waiting; waiting_status=$$?; \
