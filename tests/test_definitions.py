@@ -730,3 +730,32 @@ def test_steps_to_threshold_per_arm_reads_the_moving_average_not_the_raw_returns
     assert sweep.steps_to_threshold(5.0, window=1)["ppo CartPole-v1 default"].median.point == 300.0
     smoothed = sweep.steps_to_threshold(5.0, window=4)["ppo CartPole-v1 default"]
     assert smoothed.median.point == 800.0 and smoothed.reached == 3, smoothed
+
+
+# -- the sixth audit's RL and course survivors ---------------------------------------------------------------------
+def test_every_setting_the_batched_loops_read_from_agent_0_is_refused_per_agent():
+    """The batched loops read some settings from the first agent's config alone (``first.<name>``): each of them is a
+    shared setting, and giving it per agent is refused with an error that names it (not trained with agent 0's)."""
+    import inspect
+    import re
+
+    from pgcourse.rl import many
+    from pgcourse.rl.algorithms import a2c, ppo
+    read = set()
+    for module in (ppo, a2c):
+        read |= set(re.findall(r"\bfirst\.([a-z_]+)\b", inspect.getsource(module)))
+    assert {"update_epochs", "n_steps"} <= read and read <= set(many.SHARED_SETTINGS), read
+    values = {"update_epochs": [1, 4], "n_steps": [32, 64], "normalize_advantages": [True, False],
+              "normalize_per_minibatch": [False, True]}
+    for name in sorted(read):
+        with pytest.raises(pg.ConfigError, match=name):
+            pg.train_many("ppo", "CartPole-v1", seeds=[0, 1], total_steps=256, progress=False,
+                          per_agent={name: values[name]})
+
+
+def test_a_grid_arm_without_a_label_is_named_by_its_settings_alone():
+    """A grid list's arm that names its algorithm or env but no label is labelled by its other settings only
+    ("lr=0.01"), and one that names nothing else is "default"."""
+    from pgcourse.course.sweeps.spec import _arms
+    arms = _arms([{"algo": "a2c", "env_id": "Acrobot-v1", "lr": 0.01}, {"algo": "ppo"}])
+    assert [arm["label"] for arm in arms] == ["lr=0.01", "default"]

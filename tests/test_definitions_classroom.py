@@ -236,3 +236,102 @@ def test_a_vjp_asks_for_an_output_the_call_returned_or_is_a_protocol_error(out):
     assert torch.equal(server._h_vjp({"call": 1, "out": 0, "grad": None})[0], torch.full((2,), 3.0))
     with pytest.raises(ProtocolError):
         server._h_vjp({"call": 1, "out": out, "grad": None})
+
+
+# -- the sixth audit's classroom survivors (and kills that only slower lanes made) -------------------------------------
+@pytest.mark.parametrize("source", ["y = 1", "y = f(x)", "y = f(x, z)", "def f(x):\n    return x + 1",
+                                    "def f(x):\n    return x + 1 + 2 + 3 + 4"])
+def test_a_short_text_still_has_one_fingerprint_the_smallest_of_its_hashes(source):
+    """Winnowing keeps the smallest hash of every window of W hashes; a text with fewer than W hashes (fewer than
+    K + W - 1 tokens; fewer than K give one hash of all of them) is one window: one fingerprint, never none. So a
+    short starter stub is still subtracted from the students' fingerprints."""
+    from pgcourse.classroom.grading.similarity import W, _hashes, fingerprints, normalised_tokens
+    hashes = _hashes(normalised_tokens(source))
+    expected = {min(hashes[i:i + W]) for i in range(len(hashes) - W + 1)} if len(hashes) >= W else {min(hashes)}
+    assert hashes and fingerprints(source) == expected, (source, len(hashes))
+
+
+@pytest.mark.parametrize("shape, dtype", [([0, 3], "float32"), ([2, 0], "bool"), ([0], "int64")])
+def test_a_tensor_with_an_empty_dimension_crosses_the_wire(shape, dtype):
+    """A size-0 dimension is a valid shape (a student's function may return an empty batch): it is encoded and
+    decoded to the same empty tensor, not refused as a protocol error."""
+    import torch
+
+    from pgcourse.classroom.sandboxed.wire import _Enc, _tensor_from, _tensor_payload
+    tensor = torch.zeros(shape, dtype=getattr(torch, dtype))
+    back = _tensor_from(_tensor_payload(tensor, _Enc()))
+    assert back.shape == tensor.shape and back.dtype == tensor.dtype
+
+
+def test_three_kept_copies_in_one_second_are_three_files(monkeypatch, tmp_path):
+    """Regenerating an exercise copies the learner's notebook first, never over an earlier copy: three copies
+    made within one second are three files, each with the content it was made from."""
+    import datetime as real_datetime
+
+    from pgcourse.classroom import exercisegen
+
+    class Frozen(real_datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2026, 1, 2, 3, 4, 5)
+    monkeypatch.setattr(real_datetime, "datetime", Frozen)
+    notebook = tmp_path / "03_a2c_gae.ipynb"
+    kept = []
+    for version in range(3):
+        notebook.write_text(f"version {version}")
+        kept.append(exercisegen.keep_learner_copy(notebook))
+    assert len(set(kept)) == 3 and [k.read_text() for k in kept] == [f"version {v}" for v in range(3)]
+
+
+@pytest.mark.parametrize("late_s, units", [(1.0, 1), (3600.0, 1), (86400.0, 1), (86401.0, 2)])
+def test_a_late_unit_started_is_a_unit_charged(late_s, units):
+    """Late units are counted up: an hour late under a per-day penalty is one day late, a day and a second two."""
+    from pgcourse.classroom.grading.assignment import LatePolicy
+    policy = LatePolicy(deadline=datetime(2026, 1, 1, tzinfo=timezone.utc), amount=10.0, percent=True, unit_s=86400.0)
+    assert policy.penalty(late_s, max_points=10.0) == (float(units), units)
+
+
+@pytest.mark.parametrize("page", ["html", "markdown"])
+def test_both_feedback_formats_hide_expected_values_when_asked(page):
+    """With hide_expected, a failed check's expected values are hidden on the HTML page as on the Markdown page (the
+    received values stay: they are the student's own)."""
+    from types import SimpleNamespace
+
+    from pgcourse.classroom.grading import feedback
+    message = "double: wrong result.\n  expected: 6\n  received: 4"
+    result = SimpleNamespace(points=0.0, max_points=2.0, status="failed", feedback=message, answer="", comment="",
+                             teacher_points=None)
+    exercise = SimpleNamespace(id="e", label="double")
+    report = SimpleNamespace(name="01", chapter=SimpleNamespace(exercises=[exercise]))
+    row = SimpleNamespace(file="s.ipynb", student="s", total=0.0, max_total=2.0, penalty=0.0, no_submission=False,
+                          problem=None, exercises={"e": result}, notes=[])
+    render = feedback.html_page if page == "html" else feedback.markdown
+    shown, hidden = render(report, row), render(report, row, hide_expected=True)
+    assert "expected: 6" in shown
+    assert "expected: 6" not in hidden and "(hidden)" in hidden and "received: 4" in hidden
+
+
+def test_a_published_hunt_run_withholds_its_seed_and_its_bug(published_run):
+    """The run a student gets names neither its bug nor its seed (a seed would let them replay every bug against it)."""
+    from pgcourse.course.debugging.bug_hunt import WITHHELD_SEED
+    assert published_run.config.seed == WITHHELD_SEED and published_run.config.traps == ()
+
+
+def test_making_hunts_again_keeps_a_student_the_key_already_has(tmp_path):
+    """Re-running make_hunts for a student in the key whose folder exists keeps both (no training, no refusal);
+    only a folder the key does not know is refused."""
+    import json
+
+    from pgcourse.classroom import hunts
+    from pgcourse.course.debugging.bug_hunt import KEY_FORMAT
+    out, key_path = tmp_path / "hunts", tmp_path / "teacher" / "key.json"
+    key_path.parent.mkdir()
+    (out / "ann").mkdir(parents=True)
+    entry = {"1": {"trap": "stale_old_log_probs", "seed": 7}}
+    key_path.write_text(json.dumps({"format": KEY_FORMAT, "secret": "5e" * 32, "students": {"ann": entry}}))
+    lines = []
+    key = hunts.make_hunts(["ann"], out, key_path, log=lines.append)
+    assert key["students"]["ann"] == entry and any("already in the key, kept" in line for line in lines)
+    (out / "bob").mkdir()
+    with pytest.raises(ValueError, match="the key has no entry"):
+        hunts.make_hunts(["bob"], out, key_path, log=lines.append)
