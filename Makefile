@@ -104,7 +104,7 @@ site-build:
 # `make test-all-portable` runs the whole suite that way (what a release is checked with; ~25 min).
 PORTABLE_ENV := ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 PORTABLE_TESTS := tests/test_agreement.py tests/test_cached_sweeps.py tests/test_cached_lm.py \
-	notebooks/01_reinforce.ipynb notebooks/03_a2c_gae.ipynb notebooks/04_ppo.ipynb \
+	notebooks/01_reinforce.ipynb notebooks/03_a2c_gae.ipynb notebooks/04_ppo.ipynb notebooks/04c_ppo_settings.ipynb \
 	notebooks/05_continuous_pendulum.ipynb notebooks/07_trpo.ipynb notebooks/08_llm_policy_gradients.ipynb \
 	solutions/06_debugging_traps.ipynb
 

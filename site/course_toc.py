@@ -38,7 +38,7 @@ def course_table(start_page: dict) -> list[Chapter]:
     """The chapters of START_HERE's table, in its order. ``start_page``: the notebook as JSON.
 
     A table row is ``| number | lesson link | exercises link | solutions link |``; a cell without a
-    link (row 04b has no lesson) gives None for that page."""
+    link (row 04b has no lesson, the optional lesson 04c no exercises) gives None for that page."""
     chapters = []
     for cell in start_page["cells"]:
         if cell["cell_type"] != "markdown":

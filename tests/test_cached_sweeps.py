@@ -26,7 +26,7 @@ MAX_SECONDS = 40.0
 
 
 def test_lesson_04_caches_are_sweep_folders():
-    # tools/regenerate_04.py writes them; notebooks/04_ppo.ipynb reads them (sections 7, 8 and 10)
+    # tools/regenerate_04.py writes them; lessons 04 (section 7) and 04c (sections 1 to 4) read them
     assert {"04_clip", "04_sensitivity"} <= {folder.name for folder in CACHED}
 
 

@@ -197,7 +197,8 @@ def test_the_grader_sees_the_concept_check_as_an_exercise_with_points():
 
 
 # -- the lesson sections the questions and the exercise texts point to exist ------------------------------
-SECTION_REF = re.compile(r"lesson (\d\d)(?:'s [\w ]+?)?, sections? ([\d.]+)(?:(?: and |-|–)([\d.]+))?")
+# "lesson 04, section 5", "lesson 04c, sections 1 and 2" (04c: the optional lesson on PPO's settings)
+SECTION_REF = re.compile(r"lesson (\d\d[a-z]?)(?:'s [\w ]+?)?, sections? ([\d.]+)(?:(?: and |-|–)([\d.]+))?")
 
 
 def _lesson_sections(number: str) -> set[str]:

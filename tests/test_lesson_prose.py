@@ -16,8 +16,8 @@ lesson_prose = importlib.util.module_from_spec(spec)
 sys.modules.setdefault("lesson_prose", lesson_prose)  # its dataclass looks its module up there
 spec.loader.exec_module(lesson_prose)
 
-REWRITTEN = ("01_reinforce", "02_reinforce_baseline", "03_a2c_gae", "04_ppo", "05_continuous_pendulum",
-             "06_debugging_traps", "07_trpo", "08_llm_policy_gradients")
+REWRITTEN = ("01_reinforce", "02_reinforce_baseline", "03_a2c_gae", "04_ppo", "04c_ppo_settings",
+             "05_continuous_pendulum", "06_debugging_traps", "07_trpo", "08_llm_policy_gradients")
 NOTE = ("> **How to read the numbers.** The numbers in the text are those the cells printed when this notebook was "
         "run: cached results reprint the same, live runs may differ in their last digits. A ✓ line checks a statement "
         "of the text; one that fails on your machine stops its cell and names it. Results over many seeds come with "

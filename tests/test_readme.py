@@ -132,6 +132,14 @@ def test_the_time_the_readme_gives_is_the_sum_of_the_exercises_time_labels():
     assert f"{hours} h {rest} min" in text
 
 
+def test_the_course_table_has_a_row_for_every_lesson():
+    """Every notebook in notebooks/ has its row, the optional 04c (no exercises) too."""
+    table = sections(readme())["the course"]
+    for lesson in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        number = lesson.name.split("_")[0]
+        assert re.search(rf"^\| {number} \|", table, flags=re.MULTILINE), f"no row for {lesson.name}"
+
+
 def test_the_course_table_gives_each_chapters_exercise_time():
     table = sections(readme())["the course"]
     for chapter, minutes in course_minutes().items():

@@ -137,7 +137,7 @@ def broken_links(html_root: Path) -> list[str]:
 
 def test_every_page_of_the_course_table_is_on_the_site(site):
     pages = [page for chapter in CHAPTERS for page in (chapter.lesson, chapter.exercises, chapter.solutions) if page]
-    assert len(pages) == 29, "START_HERE's table: 9 lessons, 10 exercise and 10 solution notebooks"
+    assert len(pages) == 30, "START_HERE's table: 10 lessons (04c optional), 10 exercise and 10 solution notebooks"
     missing = [name for name, _ in pages if not (site / f"{name}.html").is_file()]
     assert not missing, f"no page for {missing}"
     assert (site / "START_HERE.html").is_file() and (site / "index.html").is_file()
@@ -146,9 +146,11 @@ def test_every_page_of_the_course_table_is_on_the_site(site):
 
 
 def _title(page: Path) -> str:
-    """The page's own title (its first heading), without the site's name after the dash."""
+    """The page's own title (its first heading), without the site's name after the dash, its apostrophes as typed
+    (Sphinx's smart quotes make "PPO's" "PPO\u2019s")."""
     text = page.read_text(encoding="utf-8")
-    return html.unescape(text[text.index("<title>") + 7:text.index("</title>")]).split(" \u2014 ")[0]
+    title = html.unescape(text[text.index("<title>") + 7:text.index("</title>")]).split(" \u2014 ")[0]
+    return title.replace("\u2019", "'")
 
 
 def test_the_start_page_says_what_a_static_page_cannot_do(site):
@@ -172,6 +174,8 @@ def test_page_titles_are_uniform(site):
     for chapter in CHAPTERS:
         if chapter.lesson and _title(site / f"{chapter.lesson[0]}.html") != f"{chapter.number} · {chapter.lesson[1]}":
             wrong.append(_title(site / f"{chapter.lesson[0]}.html"))
+        if not chapter.exercises:  # 04c: an optional lesson, no exercises
+            continue
         exercises = _title(site / f"{chapter.exercises[0]}.html")
         if not exercises.startswith(f"Exercises {chapter.number} · "):
             wrong.append(exercises)
@@ -286,7 +290,7 @@ def test_every_lesson_page_shows_the_outputs_stored_in_its_notebook(site, lesson
 def test_without_solutions_there_is_no_solution_page_and_no_link_to_one(site_without_solutions):
     site = site_without_solutions
     assert not (site / "solutions").exists()
-    assert all((site / f"{chapter.exercises[0]}.html").is_file() for chapter in CHAPTERS)
+    assert all((site / f"{chapter.exercises[0]}.html").is_file() for chapter in CHAPTERS if chapter.exercises)
     assert not [url for path in _pages(site) for url in _parse(path).links if "solutions/" in url]
     assert course_toc.LEFT_OUT in (site / "START_HERE.html").read_text(encoding="utf-8")
     broken = broken_links(site)
@@ -323,10 +327,15 @@ def test_the_course_table_is_read_row_by_row():
     rows = course_toc.course_table({"cells": [{"cell_type": "markdown", "source": [
         "| # | lesson | exercises | solved |\n", "|---|---|---|---|\n",
         "| 00 | [Setup](notebooks/00_a.ipynb) | [Episodes](exercises/00_a.ipynb) | [solved](solutions/00_a.ipynb) |\n",
-        "| 04b | no new lesson | [Loops](exercises/04b_b.ipynb) | [solved](solutions/04b_b.ipynb) |\n"]}]})
+        "| 04b | no new lesson | [Loops](exercises/04b_b.ipynb) | [solved](solutions/04b_b.ipynb) |\n",
+        "| 04c | [Settings (optional)](notebooks/04c_c.ipynb) | no exercises | no exercises |\n"]}]})
     assert rows == [course_toc.Chapter("00", ("notebooks/00_a", "Setup"), ("exercises/00_a", "Episodes"),
                                        ("solutions/00_a", "solved")),
-                    course_toc.Chapter("04b", None, ("exercises/04b_b", "Loops"), ("solutions/04b_b", "solved"))]
+                    course_toc.Chapter("04b", None, ("exercises/04b_b", "Loops"), ("solutions/04b_b", "solved")),
+                    course_toc.Chapter("04c", ("notebooks/04c_c", "Settings (optional)"), None, None)]
+    part = course_toc.toc(rows, [])["parts"][2]  # a lesson without exercises is a part of one page
+    assert part == {"caption": "04c · Settings (optional)",
+                    "chapters": [{"file": "notebooks/04c_c", "title": "Lesson 04c"}]}
     with pytest.raises(ValueError, match="in the column of exercises/"):
         course_toc.course_table({"cells": [{"cell_type": "markdown", "source": [
             "| 01 | [L](notebooks/01.ipynb) | [E](solutions/01.ipynb) | [S](solutions/01.ipynb) |"]}]})
@@ -397,7 +406,7 @@ def test_a_lesson_page_in_a_real_browser(site):
             page.goto(f"{base}/START_HERE.html")
             table_links = page.locator("table a[href$='.html']")
             hrefs = [table_links.nth(i).get_attribute("href") for i in range(table_links.count())]
-            assert len(hrefs) == 29, hrefs
+            assert len(hrefs) == 30, hrefs  # the course table: 29 pages and the optional lesson 04c
             for href in hrefs:
                 with urllib.request.urlopen(f"{base}/{href}", timeout=10) as response:
                     assert response.status == 200, href

@@ -70,10 +70,24 @@ def test_every_link_on_the_start_page_opens_a_file_inside_the_repository():
         assert target.is_relative_to(ROOT) and target.exists(), f"START_HERE.ipynb: {link} does not resolve"
 
 
+def main_lesson(optional: Path) -> Path:
+    """The lesson an optional lesson without exercises goes with: 04c_ppo_settings -> 04_ppo (same number)."""
+    number = re.match(r"\d+", optional.name).group(0)
+    matches = [lesson for lesson in LESSONS if lesson.name.split("_")[0] == number]
+    assert len(matches) == 1, f"{optional.name}: no lesson numbered {number}"
+    return matches[0]
+
+
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.name)
 def test_each_lesson_links_to_its_exercises_with_a_link_that_resolves(lesson):
+    """A lesson links to its exercises; an optional lesson without exercises of its own (04c) to its main lesson."""
     links = markdown_links(lesson)
     exercise = ROOT / "exercises" / lesson.name
+    if not exercise.exists():
+        assert re.fullmatch(r"\d\d[a-z]", lesson.name.split("_")[0]), f"{lesson.name} has no exercises notebook"
+        exercise = main_lesson(lesson)
+        assert "(optional)" in json.loads(lesson.read_text())["cells"][1]["source"][0], \
+            f"{lesson.name} has no exercises: its title says it is optional"
     assert any(resolve(link, lesson) == exercise for link in links), f"{lesson.name} has no link to {exercise}"
     for link in links:
         target = resolve(link, lesson)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Regenerate the cached sweeps of lesson 04 (PPO) in ``figures/04_*``.
+"""Regenerate the cached sweeps of lessons 04 and 04c (PPO) in ``figures/04_*``.
 
     python tools/regenerate_04.py clip           # figures/04_clip: the clip ablation and the KL early stop
     python tools/regenerate_04.py sensitivity    # figures/04_sensitivity: update_epochs, minibatch_size, lr

@@ -298,7 +298,7 @@ QUESTIONS: dict[str, list[Question]] = {
            ("Once the ratio is below `1 - eps`, pushing that action's probability lower gains nothing (zero gradient).",
             "Right: past 1 - eps this sample stops pushing the action's probability down; the probability can still "
             "fall further through the other samples' steps: the clip removes the incentive, it does not bound the "
-            "move (lesson 04, sections 3 and 8)."),
+            "move (lesson 04, section 3; lesson 04c, section 1)."),
            ("It flips the sign of the advantage once the ratio leaves the interval, so the push on the probability "
             "reverses.",
             "No sign changes: the clip bounds the ratio, it does not touch the advantage.")),
@@ -326,8 +326,8 @@ QUESTIONS: dict[str, list[Question]] = {
             "Half of the samples outside the interval means the policy has moved far beyond the trust region."),
            ("The steps are too large for one batch: learning rate too high, or too many epochs or minibatches.",
             "Right: the usual remedies are a lower learning rate, fewer epochs, or a KL early stop, which brakes late "
-            "(lesson 04, section 8). The course met a KL this large only without the clip: in section 10, 30 epochs "
-            "with no clip moved the policy far past the trust region and ended far below the same 30 epochs with "
+            "(lesson 04c, section 1). The course met a KL this large only without the clip: in lesson 04c, section 3, "
+            "30 epochs with no clip moved the policy far past the trust region and ended far below the same 30 epochs with "
             "the clip (intervals apart), while with the clip more epochs helped. No arm there logged a clip "
             "fraction near 0.5 (the unclipped arm's is measured against a clip range of 100).")),
         _q("q4", "The explained variance of the critic is -0.3. What does that mean?", "b",
