@@ -494,11 +494,21 @@ REAL_CHAPTERS = exercisegen.solution_notebooks(ROOT / "solutions")
 
 @pytest.mark.parametrize("solution", REAL_CHAPTERS, ids=[p.stem for p in REAL_CHAPTERS])
 def test_real_chapter_solution_full_points_exercise_zero(solution, grader, tmp_path):
-    folder = tmp_path / "submitted"
-    folder.mkdir()
-    (folder / "solution.ipynb").write_bytes(solution.read_bytes())
-    (folder / "handout.ipynb").write_text(exercisegen.exercise_text(solution), encoding="utf-8")
-    report = grading.grade_paths([folder], course=ROOT, grader=grader, progress=False)  # chapter inferred
+    """Each chapter's solution scores full points and its handout 0, the chapter inferred from either notebook.
+    The handout comes alone first: one submission warms one of the two workers (one self-test, which runs the whole
+    solution: before, every worker ran it, whether or not a submission was left for it); the solution then goes to
+    that warm worker."""
+    handout, submitted = tmp_path / "handout", tmp_path / "submitted"
+    handout.mkdir(), submitted.mkdir()
+    (handout / "handout.ipynb").write_text(exercisegen.exercise_text(solution), encoding="utf-8")
+    (submitted / "solution.ipynb").write_bytes(solution.read_bytes())
+    before = dict(grader.selftests)
+    first = grading.grade_paths([handout], course=ROOT, grader=grader, progress=False)  # chapter inferred
+    assert first.chapter.name == solution.stem and first.student("handout").total == 0
+    assert {key: count - before.get(key, 0) for key, count in grader.selftests.items()
+            if count != before.get(key, 0)} == {first.chapter.spec()["key"]: 1}, grader.selftests
+    report = grading.grade_paths([submitted], course=ROOT, grader=grader, progress=False)
+    assert grader.selftests[first.chapter.spec()["key"]] == 1, "a warm worker was idle and a cold one self-tested"
     assert report.chapter.name == solution.stem
     graded = report.student("solution")
     # without --hunt-key chapter 06's bug hunt is graded on the practice six, which the solution answers (the report
@@ -506,7 +516,6 @@ def test_real_chapter_solution_full_points_exercise_zero(solution, grader, tmp_p
     assert graded.total == report.chapter.max_points > 0, graded.exercises
     if solution.stem == "06_debugging_traps":
         assert any("practice six" in note for note in graded.notes), graded.notes
-    assert report.student("handout").total == 0
 
 
 # -- the mode without the sandbox (--unsafe-no-sandbox) -----------------------------------------------------

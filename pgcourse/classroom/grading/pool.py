@@ -95,7 +95,8 @@ class Grader:
 
     Each worker imports torch and the course package once, before any student code runs, and runs the
     chapter's own solution through the grader once (the self-test) before its first student of that
-    chapter: a course whose solution does not score full points stops grading with the reason.
+    chapter: a course whose solution does not score full points stops grading with the reason. A worker warms up
+    only for a submission no other worker is warming up for (one late student is one self-test, not one per core).
     """
 
     START_TIMEOUT = 180.0
@@ -112,6 +113,7 @@ class Grader:
         self.mode, self.detail = "", ""
         self.hunt_key: str | None = None  # the teacher's bug-hunt key (grade_paths' hunt_key), read by the workers
         self.reference_s: dict[str, dict[str, float]] = {}  # chapter key -> exercise -> the solution's seconds
+        self.selftests: dict[str, int] = {}  # chapter key -> self-tests started (each runs the whole solution)
 
     def __enter__(self) -> Grader:
         self.start()
@@ -153,10 +155,17 @@ class Grader:
         hard_limit = wall_backstop(float(limits.submission_s))  # wall: the budgets inside are seconds of work
         while pending or any(w.task for w in self.workers):
             now = time.monotonic()
-            for worker in list(self.workers):
+            # a cold worker self-tests only for work no warming worker will take: one submission left and two
+            # workers is one self-test, not two (each self-test runs the whole solution)
+            warming = sum(1 for w in self.workers if w.task is not None and w.task["key"] == "\0selftest")
+            for worker in sorted(self.workers, key=lambda w: spec["key"] not in w.warm):  # warm workers first
                 if not worker.ready or worker.task is not None:
                     continue
                 if spec["key"] not in worker.warm:
+                    if len(pending) <= warming:
+                        continue
+                    warming += 1
+                    self.selftests[spec["key"]] = self.selftests.get(spec["key"], 0) + 1
                     task = {"op": "grade", "key": "\0selftest", "course": spec, "answers": selftest_answers,
                             "limits": limit_dict}
                 elif pending:
