@@ -759,3 +759,119 @@ def test_a_grid_arm_without_a_label_is_named_by_its_settings_alone():
     from pgcourse.course.sweeps.spec import _arms
     arms = _arms([{"algo": "a2c", "env_id": "Acrobot-v1", "lr": 0.01}, {"algo": "ppo"}])
     assert [arm["label"] for arm in arms] == ["lr=0.01", "default"]
+
+
+# -- the seventh audit's RL and course survivors -------------------------------------------------------------------
+A2C_TWO_UPDATES = dict(num_envs=4, n_steps=32, total_steps=256, progress=False, device="cpu")
+
+
+def test_a2c_value_rel_error_scores_the_critic_its_explained_variance_scores():
+    """A2C takes one step per batch, so its critic columns (``explained_variance``, ``value_rel_error``) score the
+    critic it trained with, before that step (issue 45, seventh audit #6): the first update's are the same whatever
+    the critic's learning rate (the same rollout and critic), while ``explained_variance_after`` (the critic after
+    its step) is not."""
+    slow = first_update(pg.train("a2c", "CartPole-v1", seed=3, critic_lr=1e-4, **A2C_TWO_UPDATES))
+    fast = first_update(pg.train("a2c", "CartPole-v1", seed=3, critic_lr=1e-1, **A2C_TWO_UPDATES))
+    assert slow["explained_variance"] == fast["explained_variance"]
+    assert slow["value_rel_error"] == fast["value_rel_error"]
+    assert slow["explained_variance_after"] != fast["explained_variance_after"]
+
+
+@pytest.mark.parametrize("holder", [0, 1])
+def test_a_trap_the_batched_loop_cannot_run_is_refused_whichever_agent_has_it(holder):
+    """``log_prob_not_summed`` (a [B, B] broadcast over one agent's rows) cannot be trained in a batch of agents: it
+    is refused when any agent has it, the first or a later one (issue 45, seventh audit #12)."""
+    from pgcourse.rl.many import UNBATCHED_TRAPS
+    traps = [(), ()]
+    traps[holder] = tuple(UNBATCHED_TRAPS)
+    with pytest.raises(pg.ConfigError, match="log_prob_not_summed"):
+        pg.train_many("ppo", "Pendulum-v1", seeds=[0, 1], total_steps=256, progress=False,
+                      per_agent={"traps": traps})
+
+
+def test_runs_that_share_exactly_one_x_get_a_one_point_grid():
+    """The default grid spans where every run is defined, from the latest first x to the earliest last x, ends
+    included: runs that meet at one x share that one point, and each run's curve there is its value at it; only runs
+    that share no x are refused (issue 45, seventh audit #14)."""
+    from pgcourse.course.stats import curves_to_grid
+    grid, curves = curves_to_grid([[0.0, 1.0, 2.0], [2.0, 3.0, 4.0]], [[5.0, 6.0, 7.0], [1.0, 2.0, 3.0]],
+                                  num_points=3)
+    assert np.all(grid == 2.0) and curves.tolist() == [[7.0] * 3, [1.0] * 3]
+    with pytest.raises(ValueError, match="share no x range"):
+        curves_to_grid([[0.0, 1.0], [1.5, 3.0]], [[5.0, 6.0], [1.0, 2.0]])
+
+
+def _float64_doubling(reference):
+    from pgcourse.course.checks.harness import Case, Exercise
+    return Exercise(name="double", reference=reference, concept="twice its input",
+                    make_cases=lambda: [Case("float64", {"x": torch.tensor([0.1, 0.3, 0.7], dtype=torch.float64)})])
+
+
+def float32_double(x):
+    """Twice ``x`` computed in float32 through a larger number: right to float32 rounding (about 1e-6 here), far
+    from it in float64 terms."""
+    return (x.float() + 10.0) * 2.0 - 20.0
+
+
+def test_a_float32_output_loosens_the_tolerance_even_from_float64_inputs():
+    """The comparison is at float32's tolerance when float32 is anywhere in the call: in the inputs or in either
+    output, the reference's or the learner's (issue 45, seventh audit #15). A reference that works in float32 from
+    float64 inputs accepts an answer that differs from it by float32 rounding; a float32 answer to a float64
+    reference is told its dtype, not that its values are wrong."""
+    from pgcourse.course.checks.harness import _make_check
+    x = torch.tensor([0.1, 0.3, 0.7], dtype=torch.float64)
+    assert not torch.allclose(float32_double(x).double(), 2 * x, rtol=1e-6, atol=1e-8)  # float64 would refuse it
+    _make_check(_float64_doubling(lambda x: 2.0 * x.float()))(float32_double)
+    with pytest.raises(AssertionError) as failure:
+        _make_check(_float64_doubling(lambda x: 2.0 * x))(float32_double)
+    assert "dtype torch.float32, expected torch.float64" in str(failure.value)
+    assert "wrong result" not in str(failure.value)
+
+
+def test_a_gradient_is_broken_only_where_the_references_is_finite():
+    """A non-finite learner gradient is a failure where the reference's gradient is finite; where the reference's
+    is infinite too (sqrt at 0), matching it is right (issue 45, seventh audit #16)."""
+    from pgcourse.course.checks.harness import Case, Exercise, _make_check
+    exercise = Exercise(name="root", reference=torch.sqrt, concept="the square root", grad_args=("x",),
+                        make_cases=lambda: [Case("with 0", {"x": torch.tensor([0.0, 1.0, 4.0], dtype=torch.float64,
+                                                                             requires_grad=True)})])
+    check = _make_check(exercise)
+    check(torch.sqrt)  # infinite gradient at 0, like the reference's
+    with pytest.raises(AssertionError, match="nan or infinite in 1 entries"):
+        check(lambda x: x.sqrt() + 0.0 * (x - 1.0).abs().sqrt())  # the same values, a nan gradient at 1
+
+
+def test_the_gae_checks_random_rollouts_raise_both_flags_on_some_steps():
+    """The random rollouts of the GAE checks store the flags as ``collect_rollout`` does: terminated, truncated, and
+    now and then both on one step (gymnasium raises both when the terminal state comes on the time-limit step), so
+    the two are not mutually exclusive (issue 45, seventh audit #18)."""
+    from pgcourse.course.checks.ch03_a2c_gae import _gae_flags
+    terminated, truncated = _gae_flags(torch.Generator().manual_seed(0), 200, 8, torch.float32)
+    both = (terminated * truncated).mean().item()
+    assert 0.005 < both < 0.05, both
+    assert ((terminated - truncated) == 1).any() and ((truncated - terminated) == 1).any()
+
+
+def test_the_grad_norm_alarm_leaves_a_kl_of_exactly_zero_to_the_frozen_ratio_alarm():
+    """The grad-norm signal's "the policy is not moving" is a KL above 0 and below 1e-3; a KL of exactly 0 is the
+    frozen-ratio signal's case (signal 6), raised there alone, not twice (issue 45, seventh audit #19)."""
+    from test_diagnose import synthetic_run
+
+    from pgcourse.course.debugging.signals import diagnose
+
+    def alarms(approx_kl):
+        run = synthetic_run(approx_kl=approx_kl, clip_fraction=0.0, actor_grad_norm=0.01, critic_grad_norm=1.0)
+        return {f.signal for f in diagnose(run) if f.severity == "alarm"}
+
+    assert alarms(0.0) == {"KL / clip fraction"}
+    assert "grad norms" in alarms(5e-4)
+
+
+@pytest.mark.parametrize("value, shown", [(math.inf, "inf"), (-math.inf, "-inf"), (math.nan, "nan"), (3.0, "3"),
+                                          (2.5, "2.5")])
+def test_a_claims_evidence_that_is_inf_or_nan_is_shown_not_a_crash(value, shown, capsys):
+    """A claim's evidence is shown as a whole number when it is one, else with 4 significant digits; inf and nan are
+    not whole numbers and show as themselves (issue 45, seventh audit #21)."""
+    from pgcourse.course.claims import claim
+    claim("the measure is what it is", True, measure=value)
+    assert f"(measure = {shown})" in capsys.readouterr().out

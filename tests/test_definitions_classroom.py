@@ -335,3 +335,161 @@ def test_making_hunts_again_keeps_a_student_the_key_already_has(tmp_path):
     (out / "bob").mkdir()
     with pytest.raises(ValueError, match="the key has no entry"):
         hunts.make_hunts(["bob"], out, key_path, log=lines.append)
+
+
+# -- the seventh audit's classroom survivors ---------------------------------------------------------------------------
+@pytest.mark.parametrize("size, whole", [(0, True), (9, True), (10, True), (11, False)])
+def test_a_file_of_exactly_the_size_limit_is_read_whole(tmp_path, size, whole):
+    """``read_limited`` refuses only a file larger than its limit: a file of exactly ``limit`` bytes (or fewer) is
+    read whole, one byte more is too large (issue 45, seventh audit #22)."""
+    from pgcourse.classroom.grading.gradebook import _NotRead, read_limited
+    path = tmp_path / "s.ipynb"
+    path.write_bytes(b"x" * size)
+    if whole:
+        assert read_limited(path, limit=10)[0] == b"x" * size
+    else:
+        with pytest.raises(_NotRead, match="too large"):
+            read_limited(path, limit=10)
+
+
+def test_a_late_penalty_of_100_percent_is_valid_and_leaves_0_points():
+    """``--late-penalty 100%`` is the documented "a late submission gets nothing": it is accepted and a late
+    submission loses all its points; above 100% is refused (issue 45, seventh audit #23)."""
+    from pgcourse.classroom.grading.assignment import GradingError, LatePolicy
+    for penalty in ("100%", "100%/day"):
+        policy = LatePolicy.parse("2026-01-01T00:00:00Z", penalty, None)
+        assert policy.penalty(1.0, max_points=7.0) == (7.0, 1), penalty
+    with pytest.raises(GradingError, match="above 100%"):
+        LatePolicy.parse("2026-01-01T00:00:00Z", "100.5%", None)
+
+
+@pytest.mark.parametrize("entry, student", [(".ipynb", ".ipynb"), ("ann.ipynb", "ann"), ("ann", "ann"),
+                                            ("x.ipynb.ipynb", "x.ipynb")])
+def test_a_submission_entry_drops_its_ipynb_suffix_only_when_a_name_is_left(entry, student):
+    """The student of a plain entry is its name without ``.ipynb``, dropped only when something is left: an entry
+    named just ``.ipynb`` is student ``.ipynb``, never the empty name (issue 45, seventh audit #24)."""
+    from pgcourse.classroom.grading.identity import identity_of
+    assert identity_of(entry).student == student
+
+
+def test_canvass_points_possible_and_test_student_rows_are_not_students(tmp_path):
+    """A Canvas gradebook export carries two rows that are no student: "Points Possible" and the course's "Test
+    Student" (the teacher's student view); the roster holds the real students only (issue 45, seventh audit #25)."""
+    from pgcourse.classroom.grading.lms import read_roster
+    (tmp_path / "r.csv").write_text("Student,ID,SIS User ID,SIS Login ID,Section\n    Points Possible,,,,\n"
+                                    "Test Student,98,,,A\n"
+                                    "\"Smith, Alice\",777,S9,asmith,A\n")
+    assert [entry.name for entry in read_roster(tmp_path / "r.csv").entries] == ["Smith, Alice"]
+
+
+def test_a_bug_refused_twice_is_not_drawn_again(monkeypatch, tmp_path, published_run):
+    """A drawn bug whose run is not sound (it shows too little) counts a refusal for its kind of run; refused twice,
+    it is not drawn again for that kind (issue 45, seventh audit #26): with one bug always refused and one sound,
+    every kind of run with two or more trainers draws the refused one exactly twice, and no kind more often."""
+    from pgcourse.classroom import hunts
+    refused, sound_one = "stale_old_log_probs", "advantage_sign_flipped"
+    draws = []
+
+    def train(settings, seed, trap):
+        if trap is not None:
+            draws.append((f"{settings['algo']}/{settings['env_id']}", trap))
+        return copy.deepcopy(published_run)
+    monkeypatch.setattr(hunts, "candidates", lambda settings: [refused, sound_one])
+    monkeypatch.setattr(hunts, "_train", train)
+    monkeypatch.setattr(hunts, "sound", lambda trap, settings, mystery, twin: "too quiet" if trap == refused else None)
+    hunts.make_student_hunt("ann", "5e" * 32, tmp_path / "ann")
+    kinds = [f"{s['algo']}/{s['env_id']}" for s in (hunts.TRAINER_SETTINGS[k] for k in hunts.MYSTERIES)]
+    for kind in set(kinds):
+        times = draws.count((kind, refused))
+        assert times == 2 if kinds.count(kind) >= 2 else times <= 2, (kind, draws)
+
+
+def test_the_numpy_state_right_after_seeding_crosses_the_wire():
+    """numpy's MT19937 position runs from 0 to 624 inclusive: 624 is the state right after seeding (the next draw
+    regenerates the 624 words). A state at any position in [0, 624] is set on the other side as it was sent; 625 is
+    a protocol error (issue 45, seventh audit #27)."""
+    import json
+    import random
+
+    import numpy as np
+    import torch
+
+    from pgcourse.classroom.sandboxed.wire import MT_WORDS, ProtocolError, _rng_get, _rng_set
+    saved = torch.get_rng_state(), np.random.get_state(), random.getstate()
+    try:
+        for doubles, pos in ((0, MT_WORDS), (1, 2), (100, 200)):  # a double takes two words
+            np.random.seed(5)
+            np.random.random(doubles)
+            state, expected = json.loads(json.dumps(_rng_get())), np.random.get_state()
+            assert state["np"][1] == pos
+            np.random.seed(6)
+            _rng_set(state)
+            now = np.random.get_state()
+            assert now[2] == expected[2] and np.array_equal(now[1], expected[1])
+        state["np"][1] = MT_WORDS + 1
+        with pytest.raises(ProtocolError, match="numpy position 625"):
+            _rng_set(state)
+    finally:
+        torch.set_rng_state(saved[0])
+        np.random.set_state(saved[1])
+        random.setstate(saved[2])
+
+
+@pytest.mark.parametrize("step", [1.0, 0.3])
+def test_work_that_waits_longer_than_the_window_is_idle(monkeypatch, step):
+    """``idle`` compares the work done over the last IDLE_WINDOW_S wall seconds with that window's share: the clock
+    keeps, with the samples of the window, the newest sample at least a window old, so a worker that computes
+    nothing for longer than the window is idle (for as long as it has waited), and one that computes is not (issue
+    45, seventh audit #28)."""
+    from types import SimpleNamespace
+
+    from pgcourse.classroom.sandboxed import clock
+    for share, idle in ((0.0, True), (0.5, False)):
+        now = [0.0]
+        monkeypatch.setattr(clock, "time", SimpleNamespace(monotonic=lambda: now[0],
+                                                           process_time=lambda: share * now[0]))
+        work = clock.WorkClock()
+        work.measures = "cpu"
+        while now[0] <= 2 * clock.IDLE_WINDOW_S:
+            work.sample()
+            now[0] += step
+        waited = work._samples[-1][0]
+        assert work.idle(since_wall=0.0) == (waited if idle else None), (share, work._samples)
+
+
+@pytest.mark.parametrize("hidden", [".git", ".env"])
+def test_a_folder_holding_only_dotfiles_is_not_empty(tmp_path, hidden):
+    """A handout is written only into a new or empty folder; a folder that holds only a hidden entry (a .git
+    folder, a .env file) is not empty and is refused, as nothing of the teacher's is overwritten (issue 45, seventh
+    audit #29)."""
+    from pgcourse.classroom.handout import HandoutError, check_target
+    target = tmp_path / "handout"
+    target.mkdir()
+    check_target(target, tmp_path / "course")  # empty: fine
+    (target / hidden).mkdir() if hidden == ".git" else (target / hidden).write_text("KEY=1\n")
+    with pytest.raises(HandoutError, match="not empty"):
+        check_target(target, tmp_path / "course")
+
+
+def test_a_folder_that_cannot_be_listed_is_not_taken_as_empty(tmp_path, monkeypatch):
+    """Emptiness is read from the folder's own listing: a folder whose entries cannot be listed (write and search
+    permission without read) is refused with an error, never taken as empty and written into over a README.md of the
+    teacher's it may hold (issue 45, seventh audit #29: ``glob("*")`` reads such a folder as empty). The listing is
+    refused here by the test, since root reads any folder."""
+    import os
+
+    from pgcourse.classroom.handout import HandoutError, check_target
+    target = tmp_path / "handout"
+    target.mkdir()
+    (target / "README.md").write_text("the teacher's own\n")
+
+    def refusing(real):
+        def listing(path=".", *args, **kwargs):
+            if isinstance(path, (str, os.PathLike)) and Path(path) == target:
+                raise PermissionError(13, "Permission denied", str(path))
+            return real(path, *args, **kwargs)
+        return listing
+    monkeypatch.setattr(os, "scandir", refusing(os.scandir))
+    monkeypatch.setattr(os, "listdir", refusing(os.listdir))
+    with pytest.raises((HandoutError, OSError)):
+        check_target(target, tmp_path / "course")
