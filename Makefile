@@ -160,9 +160,11 @@ test: setup browser sandbox
 
 # The fast lane, for a contributor's first answer: the unit layer of tests/ (tests/layers.py: the math, envs,
 # configs, checks, CLI errors; nothing that trains, grades, re-runs a cached claim, builds the site or runs a
-# notebook). `make test` is the full gate.
+# notebook). `make test` is the full gate. It runs on every core (pytest-xdist, -n auto; CHECK_JOBS=1 runs it in one
+# process: on a machine busy with other work one process is faster, as the workers add about 25% CPU).
+CHECK_JOBS ?= auto
 check: setup
-	SDL_VIDEODRIVER=dummy $(BIN)/python -m pytest $(TB) -q -p no:cacheprovider -m unit tests/
+	SDL_VIDEODRIVER=dummy $(BIN)/python -m pytest $(TB) -q -p no:cacheprovider -m unit $(if $(filter 1,$(CHECK_JOBS)),,-n $(CHECK_JOBS)) tests/
 
 # Only the claim-bearing part, on the other kernel path and one thread (see PORTABLE_ENV above).
 test-portable: setup

@@ -2,7 +2,7 @@
 run the fast one first.
 
 - ``unit``: the math, the envs, the configs, the checks' verdicts, the CLI's errors, the package's pieces: the
-  fast lane, `make check` (`pytest -m unit tests/`), a few minutes at most on a 2-core machine.
+  fast lane, `make check` (`pytest -m unit -n auto tests/`), a few minutes at most on a 2-core machine.
 - ``training``: tests that train agents for real (marked ``slow`` in a unit file, or a file of them below).
 - ``claims``: the lessons' cached results re-run and compared (bit for bit on the machine that made them).
 - ``grading``: the classroom grader, its sandbox and the term (they start worker processes and grade notebooks).

@@ -166,7 +166,10 @@ def test_every_test_is_in_one_layer_and_the_layers_name_real_files():
     assert layer_of(Path("tests/test_grading_loops.py"), slow=False) == "grading"
     assert layer_of(Path("notebooks/01_reinforce.ipynb"), slow=False) == "notebooks"
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
-    assert re.search(r"^check: setup\n\t.*-m pytest \$\(TB\) .*-m unit tests/$", makefile, re.MULTILINE)
+    check = re.search(r"^check: setup\n\t(.*-m pytest \$\(TB\) .*-m unit .*tests/)$", makefile, re.MULTILINE)
+    assert check and "-n $(CHECK_JOBS)" in check.group(1), "make check runs the unit layer on every core (xdist)"
+    assert re.search(r"^CHECK_JOBS \?= auto$", makefile, re.MULTILINE)
+    assert re.search(r'"pytest-xdist==[\d.]+"', (ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert "make check" in (ROOT / "README.md").read_text(encoding="utf-8")
 
 
