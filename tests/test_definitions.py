@@ -875,3 +875,86 @@ def test_a_claims_evidence_that_is_inf_or_nan_is_shown_not_a_crash(value, shown,
     from pgcourse.course.claims import claim
     claim("the measure is what it is", True, measure=value)
     assert f"(measure = {shown})" in capsys.readouterr().out
+
+
+# -- the eighth audit's RL and course survivors --------------------------------------------------------------------
+def test_a2c_logs_the_entropy_of_each_agents_own_rows_not_of_its_padding(monkeypatch):
+    """In a batch of agents each agent's row of the batch is its valid transitions, then padding up to ``T * N``;
+    A2C's logged ``entropy`` is the mean policy entropy over the agent's own rows, the entropies the loss used, not
+    over the padded row (issue 45, eighth audit #6). CartPole's autoreset steps make the agents' counts differ,
+    so every agent has padding."""
+    from pgcourse.rl.algorithms import a2c
+    from pgcourse.rl.algorithms.stacked import AgentStack
+    sizes, entropies = [], []
+    real_batch, real_entropy = a2c.agents_batch, AgentStack.log_probs_and_entropy
+
+    def batch(*args):
+        found = real_batch(*args)
+        sizes.append(list(found[1].sizes))
+        return found
+
+    def log_probs_and_entropy(self, obs, actions):
+        log_probs, entropy = real_entropy(self, obs, actions)
+        entropies.append(entropy.detach().clone())  # [A, B]
+        return log_probs, entropy
+    monkeypatch.setattr(a2c, "agents_batch", batch)
+    monkeypatch.setattr(AgentStack, "log_probs_and_entropy", log_probs_and_entropy)
+    runs = pg.train_many("a2c", "CartPole-v1", seeds=[0, 1], **A2C_TWO_UPDATES)
+    assert len(entropies) == len(sizes) == 3 and all(size < 128 for update in sizes for size in update), sizes
+    for a, run in enumerate(runs):
+        own = [float(entropy[a, :size[a]].mean()) for entropy, size in zip(entropies, sizes)]
+        assert [float(v) for v in run.history.updates["entropy"]] == own, a
+
+
+def test_conjugate_gradients_residual_norm_is_the_norm_of_b_minus_a_x():
+    """``CGResult.residual_norm`` is :math:`\\|b - A x\\|` of the ``x`` it returns (the norm, not its square, which
+    the loop tracks), after every number of iterations (issue 45, eighth audit #7)."""
+    from pgcourse.rl.trust_region import conjugate_gradient
+    matrix = torch.tensor([[4.0, 1.0, 0.0], [1.0, 3.0, 0.5], [0.0, 0.5, 2.0]], dtype=torch.float64)
+    b = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    for iterations in (1, 2):
+        found = conjugate_gradient(lambda v: matrix @ v, b, iterations=iterations, residual_tol=0.0)
+        norm = float(torch.linalg.vector_norm(b - matrix @ found.x))
+        assert found.iterations == iterations and norm > 0.05 and abs(norm - 1.0) > 0.05, norm
+        assert found.residual_norm == pytest.approx(norm, rel=1e-9), iterations
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("where", ["input", "output"])
+def test_every_floating_dtype_below_float64_loosens_the_tolerance(dtype, where):
+    """The checks compare at float64's tolerance only when every floating tensor of the call is float64: a float32,
+    float16 or bfloat16 input or output (each rounds coarser than float64) gives float32's tolerance (issue 45,
+    eighth audit #15); integer tensors do not count."""
+    from pgcourse.course.checks.harness import Case, _tolerance
+    tight, loose = (1e-6, 1e-8), (1e-4, 1e-5)
+    float64, counts = torch.zeros(3, dtype=torch.float64), torch.arange(3)
+    assert _tolerance(Case("all float64", {"x": float64, "n": counts}), float64, counts) == tight
+    other = torch.zeros(3, dtype=dtype)
+    case = Case("mixed", {"x": other if where == "input" else float64, "n": counts})
+    assert _tolerance(case, *((float64, other) if where == "output" else (float64,))) == loose
+
+
+def test_intervals_leave_out_an_arm_with_one_finished_seed():
+    """``intervals()`` estimates every arm with at least 2 finished seeds and leaves out an arm with one (a
+    bootstrap of one value is refused): a sweep whose arms have one seed each has no intervals, not an error
+    (issue 45, eighth audit #18)."""
+    two_and_one = _sweep({"default": 2, "one": 1}).intervals(reps=50)
+    assert list(two_and_one) == ["ppo CartPole-v1 default"], list(two_and_one)
+    assert _sweep({"default": 1, "one": 1}).intervals(reps=50) == {}
+
+
+def test_a_trial_record_is_read_only_as_the_trial_it_names(tmp_path):
+    """A trial record holds its own ``trial_id``: a record found in another trial's file (copied or renamed) is not
+    that trial's record, and reading it is an error that names the file, never the other trial's result (issue 45,
+    eighth audit #19)."""
+    import shutil
+
+    from pgcourse.course.sweeps.store import ResultsFolder, SweepResultsError
+    from pgcourse.course.sweeps.trial import TRIAL_FORMAT
+    folder = ResultsFolder(tmp_path)
+    folder.trials_dir.mkdir()
+    path = folder.write({"format": TRIAL_FORMAT, "trial_id": "aaaa", "status": "failed", "error": "boom"})
+    assert folder.read("aaaa").trial_id == "aaaa"
+    shutil.copy(path, folder.trials_dir / "bbbb.json")
+    with pytest.raises(SweepResultsError, match="bbbb.json is not the record of trial bbbb"):
+        folder.read("bbbb")

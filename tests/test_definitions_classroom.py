@@ -493,3 +493,128 @@ def test_a_folder_that_cannot_be_listed_is_not_taken_as_empty(tmp_path, monkeypa
     monkeypatch.setattr(os, "listdir", refusing(os.listdir))
     with pytest.raises((HandoutError, OSError)):
         check_target(target, tmp_path / "course")
+
+
+# -- the eighth audit's classroom survivors ----------------------------------------------------------------------------
+@pytest.mark.parametrize("roster_email, given", [("ana.lopez@uni.edu", "Ana.Lopez@UNI.edu"),
+                                                 ("Ana.Lopez@Uni.Edu", "ana.lopez@uni.edu"),
+                                                 ("ANA.LOPEZ@UNI.EDU", "Ana.Lopez@uni.EDU")])
+def test_an_email_matches_its_roster_row_whatever_the_case_on_either_side(roster_email, given):
+    """An email address names its roster row whatever the letter case, on the roster's side or on the submission's
+    (issue 45, eighth audit #22): the student is found by the email alone (no name of the roster's matches)."""
+    from pgcourse.classroom.grading.lms import Roster, RosterEntry
+    ana = RosterEntry({"email address": roster_email, "student": "Ana Lopez"})
+    other = RosterEntry({"email address": "bo.chen@uni.edu", "student": "Bo Chen"})
+    roster = Roster([other, ana], header=["Student", "Email address"], source="test")
+    assert roster.match("s123", {"email": given}) is ana
+
+
+@pytest.mark.parametrize("text", [" x ", "  x  ", " x", "x ", "`x", "x`", " `x` ", "a`b", "x y"])
+def test_a_code_span_shows_its_text_as_written_also_with_spaces_at_both_ends(text):
+    """``md_code(text)`` renders as ``text`` exactly: CommonMark drops one space at each end of a code span's content
+    when both ends have one (and the content is not all spaces), so a text that begins or ends with a space or a
+    backtick is padded with one space each side, and the text read back by that rule is the text given (issue 45,
+    eighth audit #24)."""
+    from pgcourse.classroom.grading.feedback import md_code
+    span = md_code(text)
+    fence = len(span) - len(span.lstrip("`"))
+    assert span[:fence] == span[-fence:] == "`" * fence and "`" * fence not in span[fence:-fence]
+    content = span[fence:-fence]
+    if content.startswith(" ") and content.endswith(" ") and content.strip(" "):
+        content = content[1:-1]
+    assert content == text, span
+
+
+def _report_worth(points: float):
+    from pgcourse.classroom.grading.gradebook import ExerciseResult, GradeReport, StudentResult
+    from pgcourse.classroom.grading.sandbox import Limits
+    exercise = Exercise(id="ch02_why", check_grade_id="ch02_why", points=points, check_source="", answer_ids=("a",),
+                        kind="manual")
+    chapter = Chapter(name="02", path=Path("02.ipynb"), context=[], exercises=[exercise], answer_order=["a"],
+                      grade_ids=frozenset({"a"}), reference=None, stubs={})
+    student = StudentResult("ann", "ann.ipynb", None, {"ch02_why": ExerciseResult(0, points, "manual", "")})
+    return GradeReport(chapter, [student], Limits(), "none", "", 0.0)
+
+
+def test_the_teacher_may_give_full_marks_but_not_more():
+    """A manual file's points for an exercise are at most what it is worth: exactly its worth (full marks) and 0
+    are applied, a quarter point more is refused and nothing is applied (issue 45, eighth audit #25)."""
+    from pgcourse.classroom.grading.course import GradingError
+    from pgcourse.classroom.grading.manual import ManualEntry, apply_manual
+    for given in (2.0, 0.0):
+        report = _report_worth(2.0)
+        assert apply_manual(report, [ManualEntry("ann", "why", given, "", 2)], "--manual m.csv") == 1
+        assert report.student("ann").exercises["ch02_why"].points == given
+    report = _report_worth(2.0)
+    with pytest.raises(GradingError, match="worth 2; give at most 2"):
+        apply_manual(report, [ManualEntry("ann", "ch02_why", 2.25, "", 2)], "--manual m.csv")
+    assert report.student("ann").exercises["ch02_why"].points == 0
+
+
+@pytest.mark.parametrize("shape, dtype", [([3], "float32"), ([2, 2], "int64"), ([4], "bool"), ([0, 3], "float32")])
+@pytest.mark.parametrize("change", [-1, 1, 8])
+def test_a_tensor_payloads_data_is_exactly_its_shapes_bytes(shape, dtype, change):
+    """A tensor payload's data is exactly ``numel * itemsize`` bytes: a byte short, a byte over or whole elements
+    over is a protocol error (a corrupt or forged message, refused at the door), never a tensor read from part of
+    it nor a crash further on (issue 45, eighth audit #26)."""
+    import base64
+
+    import torch
+
+    from pgcourse.classroom.sandboxed.wire import ProtocolError, _Enc, _tensor_from, _tensor_payload
+    payload = _tensor_payload(torch.ones(shape, dtype=getattr(torch, dtype)), _Enc())
+    assert _tensor_from(payload).shape == tuple(shape)
+    raw = base64.b64decode(payload["data"])
+    if change < 0 and not raw:
+        return  # nothing to take a byte from: the over-long payloads cover the empty tensor
+    payload["data"] = base64.b64encode(raw[:change] if change < 0 else raw + b"\x01" * change).decode()
+    with pytest.raises(ProtocolError, match="wrong size"):
+        _tensor_from(payload)
+
+
+def test_idleness_is_judged_only_on_work_after_the_check_began(monkeypatch):
+    """``idle(since_wall)`` measures the last IDLE_WINDOW_S wall seconds, all after ``since_wall``: a worker that
+    did nothing for two windows is idle for a check that began before them, and not (yet) for one that began less
+    than a window ago, since the samples before that check say nothing of it (issue 45, eighth audit #27)."""
+    from types import SimpleNamespace
+
+    from pgcourse.classroom.sandboxed import clock
+    now = [0.0]
+    monkeypatch.setattr(clock, "time", SimpleNamespace(monotonic=lambda: now[0], process_time=lambda: 0.0))
+    work = clock.WorkClock()
+    work.measures = "cpu"
+    while now[0] <= 2 * clock.IDLE_WINDOW_S:
+        work.sample()
+        now[0] += 0.5
+    last = work._samples[-1][0]
+    assert work.idle(since_wall=0.0) == last
+    recent = last - clock.IDLE_WINDOW_S / 2
+    assert work.idle(since_wall=recent) is None
+    assert work.idle(since_wall=last - clock.IDLE_WINDOW_S) == clock.IDLE_WINDOW_S  # exactly a window: judged
+
+
+def test_only_moodle_participants_who_share_a_name_get_their_number():
+    """Moodle participants are told apart by their number only when two or more of them share a name: a name
+    alone in the class (one participant, even with several files) stays the student id as it is (issue 45, eighth
+    audit #28)."""
+    from pgcourse.classroom.grading.identity import attribute_files, identity_of
+    names = ["Alice Smith_123456", "Alice Smith_654321", "Bob Jones_111111", "Bob Jones_111111"]
+    owned = [(identity_of(f"{name}_assignsubmission_file_ch01.ipynb"), Path(f"{name}_{i}.ipynb"), False)
+             for i, name in enumerate(names)]
+    found = attribute_files(owned)
+    assert [owner.student for owner in found] == ["Alice Smith_123456", "Alice Smith_654321", "Bob Jones", "Bob Jones"]
+    assert [owner.namesake for owner in found] == [True, True, False, False]
+
+
+@pytest.mark.parametrize("closed", [True, False], ids=["closing-pipe", "no-closing-pipe"])
+def test_the_handout_drops_exactly_the_solutions_column_of_start_heres_table(closed):
+    """START_HERE's table loses its last column (the solutions links) and nothing else, whether its rows end with a
+    pipe or not: every row keeps its other cells, and no row mentions solutions/ (issue 45, eighth audit #29)."""
+    from pgcourse.classroom.handout import start_here_without_solutions
+    end = " |" if closed else ""
+    rows = ["| Lesson | Notebook | Solution" + end, "|---|---|---" + ("|" if closed else ""),
+            "| 01 | [01](notebooks/01.ipynb) | [sol](solutions/01.ipynb)" + end]
+    notebook = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": "\n".join(["Intro", *rows, "End"])}]}
+    text = start_here_without_solutions(notebook)["cells"][0]["source"]
+    assert text.split("\n") == ["Intro", "| Lesson | Notebook |", "|---|---|", "| 01 | [01](notebooks/01.ipynb) |",
+                                "End"]
