@@ -618,3 +618,39 @@ def test_the_handout_drops_exactly_the_solutions_column_of_start_heres_table(clo
     text = start_here_without_solutions(notebook)["cells"][0]["source"]
     assert text.split("\n") == ["Intro", "| Lesson | Notebook |", "|---|---|", "| 01 | [01](notebooks/01.ipynb) |",
                                 "End"]
+
+
+# -- bugs the tenth session's test writers found ----------------------------------------------------------------------
+@pytest.mark.parametrize("pair", [("a" * 130 + " x", "a" * 130 + "!x"), ("a" * 121, "a" * 122), ("a" * 200, "a" * 201)])
+def test_two_students_never_share_a_feedback_file_name_however_long_their_ids(pair):
+    """A student's feedback file is named after the id, cut to a length every file system takes, and carries a short
+    hash of the id whenever the name is not the id itself (cut, or with characters replaced): two ids never share a
+    file name, so one student's feedback never overwrites another's."""
+    from pgcourse.classroom.grading.feedback import file_stem
+    first, second = (file_stem(student) for student in pair)
+    assert first != second and len(first) <= 120 and len(second) <= 120, (first, second)
+    assert file_stem("ann") == "ann" and file_stem("a" * 120) == "a" * 120  # short plain ids keep their names
+
+
+@pytest.mark.parametrize("blank", ["\n", "\n\n", " , ,\n"])
+def test_a_bad_row_of_a_manual_file_is_named_by_its_line_in_the_file(tmp_path, blank):
+    """A manual file's error names the line of the file the bad row is on, blank lines above it counted."""
+    from pgcourse.classroom.grading.course import GradingError
+    from pgcourse.classroom.grading.manual import read_manual
+    path = tmp_path / "manual.csv"
+    path.write_text("student,exercise,points\n" + blank + "ann,e,x\n", encoding="utf-8")
+    line = 2 + blank.count("\n")
+    with pytest.raises(GradingError, match=rf"line {line}: points 'x' is not a number"):
+        read_manual(path)
+
+
+def test_a_bad_time_in_a_timestamps_file_is_named_by_its_line_in_the_file(tmp_path):
+    """A timestamps file's error names the line of the file the bad time is on (blank lines and a quoted field that
+    spans two lines above it counted)."""
+    from pgcourse.classroom.grading.course import GradingError
+    from pgcourse.classroom.grading.identity import read_timestamps
+    path = tmp_path / "times.csv"
+    path.write_text('student,submitted_at\n\n"bob\nsmith",2025-03-01T10:00:00+00:00\nann,not a time\n',
+                    encoding="utf-8")
+    with pytest.raises(GradingError, match=r"line 5"):
+        read_timestamps(path)

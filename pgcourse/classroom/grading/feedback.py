@@ -64,9 +64,9 @@ def hide_expected_values(text: str) -> str:
 def file_stem(student: str) -> str:
     """A file name for ``student`` that is safe everywhere and never collides with another student's."""
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", writable(student)).strip("._") or "student"
-    if safe != student:
-        safe += "-" + hashlib.sha256(writable(student).encode()).hexdigest()[:6]
-    return safe[:120]
+    if safe != student or len(safe) > 120:  # changed or cut: the id's hash tells it apart (kept after the cut)
+        safe = safe[:113] + "-" + hashlib.sha256(writable(student).encode()).hexdigest()[:6]
+    return safe
 
 
 def md_code(text: str) -> str:
@@ -165,6 +165,9 @@ def html_page(report: GradeReport, row: StudentResult, hide_expected: bool = Fal
             parts.append(f"<pre>{escape(message)}</pre>")
         if result.answer and result.status in ("manual", "reviewed"):
             parts.append(f"<p>Your answer:</p><blockquote><pre>{escape(result.answer)}</pre></blockquote>")
+        if result.teacher_points is not None and result.graded_points is not None:
+            parts.append(f"<p>Your teacher set the points to {_number(result.teacher_points)} (the grader gave "
+                         f"{_number(result.graded_points)}).</p>")
         if result.comment:
             parts.append(f"<p>Comment from your teacher: {escape(result.comment)}</p>")
         if result.status in NEXT_STEP and result.teacher_points is None:

@@ -314,7 +314,8 @@ TIME_COLUMNS = ("submitted_at", "submitted", "timestamp", "time", "last modified
 
 def read_timestamps(path: str | Path) -> dict[str, datetime]:
     """``--timestamps FILE.csv``: {student: submission time} from the LMS (see the module's docstring)."""
-    rows = read_csv_rows(path, "--timestamps")
+    numbered = read_csv_lines(path, "--timestamps")
+    rows = [row for _, row in numbered]
     header = {name.strip().lower(): name for name in rows[0]} if rows else {}
     who = next((header[name] for name in STUDENT_COLUMNS if name in header), None)
     when = next((header[name] for name in TIME_COLUMNS if name in header), None)
@@ -322,7 +323,7 @@ def read_timestamps(path: str | Path) -> dict[str, datetime]:
         raise GradingError(f"--timestamps {path}: needs a student column ({', '.join(STUDENT_COLUMNS[:5])}) and a "
                            f"time column ({', '.join(TIME_COLUMNS[:5])}); found {', '.join(rows[0]) if rows else 'none'}")
     times = {}
-    for number, row in enumerate(rows[1:], start=2):
+    for number, row in numbered[1:]:
         record = dict(zip(rows[0], row))
         if record.get(when, "").strip() in ("", "-"):
             continue
@@ -331,7 +332,13 @@ def read_timestamps(path: str | Path) -> dict[str, datetime]:
 
 
 def read_csv_rows(path: str | Path, option: str) -> list[list[str]]:
-    """The rows of a CSV file a teacher gives (UTF-8, with or without a BOM; comma or semicolon)."""
+    """The rows of a CSV file a teacher gives (UTF-8, with or without a BOM; comma or semicolon), blank ones left out."""
+    return [row for _, row in read_csv_lines(path, option)]
+
+
+def read_csv_lines(path: str | Path, option: str) -> list[tuple[int, list[str]]]:
+    """:func:`read_csv_rows` with the line of the file each row starts on (blank lines and a quoted field that spans
+    lines counted), for errors that name the line the teacher sees in an editor."""
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -343,7 +350,13 @@ def read_csv_rows(path: str | Path, option: str) -> list[list[str]]:
     if first.count(";") > first.count(","):
         dialect = "excel-semicolon"
         csv.register_dialect(dialect, delimiter=";")
-    return [row for row in csv.reader(io.StringIO(text, newline=""), dialect) if any(cell.strip() for cell in row)]
+    reader = csv.reader(io.StringIO(text, newline=""), dialect)
+    numbered, start = [], 1
+    for row in reader:
+        if any(cell.strip() for cell in row):
+            numbered.append((start, row))
+        start = reader.line_num + 1
+    return numbered
 
 
 def file_time(mtime_ns: int) -> datetime:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .course import Chapter, GradingError
 from .gradebook import FORMULA_START, ExerciseResult, GradeReport, StudentResult, Submission, csv_text_cell
-from .identity import read_csv_rows
+from .identity import read_csv_lines
 
 UNANSWERED = ("YOUR ANSWER HERE", "")
 
@@ -48,7 +48,8 @@ def _plain(text: str) -> str:
 
 def read_manual(path: str | Path) -> list[ManualEntry]:
     """The rows of a manual file; :class:`GradingError` on a missing column or a value that is not a number."""
-    rows = read_csv_rows(path, "--manual")
+    numbered = read_csv_lines(path, "--manual")
+    rows = [row for _, row in numbered]
     if not rows:
         raise GradingError(f"--manual {path}: the file is empty; expected a header student,exercise,points,comment")
     header = [name.strip().lower() for name in rows[0]]
@@ -57,7 +58,7 @@ def read_manual(path: str | Path) -> list[ManualEntry]:
         raise GradingError(f"--manual {path}: no {', '.join(missing)} column; expected a header "
                            f"student,exercise,points,comment (found {','.join(rows[0])})")
     entries, problems = [], []
-    for line, row in enumerate(rows[1:], start=2):
+    for line, row in numbered[1:]:
         record = dict(zip(header, row + [""] * (len(header) - len(row))))
         text = record["points"].strip()
         if text.lower() == "auto":
