@@ -206,10 +206,11 @@ class Grader:
             self._fail_worker(worker, f"the grading worker failed: {message.get('error', '')[-500:]}", results,
                               on_result, chapter)
             return
-        task, worker.task = worker.task, None
-        if task is None or message.get("key") != task["key"]:
+        task = worker.task
+        if task is None or message.get("key") != task["key"]:  # the submission it holds gets the reason
             self._fail_worker(worker, "the grading worker answered out of turn", results, on_result, chapter)
             return
+        worker.task = None
         if op == "failure":
             exercises = {e.id: {"points": 0, "status": "error",
                                 "feedback": "grading failed (not caused by this answer): "
