@@ -654,3 +654,35 @@ def test_a_bad_time_in_a_timestamps_file_is_named_by_its_line_in_the_file(tmp_pa
                     encoding="utf-8")
     with pytest.raises(GradingError, match=r"line 5"):
         read_timestamps(path)
+
+
+@pytest.mark.parametrize("name", ["Иван Петров", "Zoé Li", "李 小龙"])
+def test_a_roster_matches_names_in_any_script_as_the_term_does(name):
+    """The LMS roster matches a name on the same keys as the term's identities (letters of any script): a name
+    outside ASCII keeps its letters, so 'Zoé Li' and 'Zoë Li' are two people and 'Иван Петров' has keys."""
+    from pgcourse.classroom.grading.identity import person_keys
+    from pgcourse.classroom.grading.lms import name_keys
+    assert name_keys(name) and name_keys(name) == person_keys(name)
+    assert not name_keys("Zoé Li") & name_keys("Zoë Li")
+
+
+def test_a_timestamps_row_shorter_than_its_header_is_refused_with_its_line(tmp_path):
+    """A timestamps row with no student (shorter than the header) is a GradingError naming its line, not a crash."""
+    from pgcourse.classroom.grading.course import GradingError
+    from pgcourse.classroom.grading.identity import read_timestamps
+    path = tmp_path / "times.csv"
+    path.write_text("time,student\n2025-03-14T10:00Z\n", encoding="utf-8")
+    with pytest.raises(GradingError, match=r"line 2: no student"):
+        read_timestamps(path)
+
+
+@pytest.mark.parametrize("assignment", ["lab2", "HW2", "Week3", "exercise1", "Assignment4", "ex5", "02", "ch02"])
+def test_a_file_named_like_the_chapter_belongs_to_the_folder_above_any_assignment_folder(tmp_path, assignment):
+    """A file named like the chapter, alone in an assignment's folder (any name the grader reads as an assignment's,
+    in any case), is the student's whose folder holds that assignment folder."""
+    from pgcourse.classroom.grading.identity import owners_of_files
+    path = tmp_path / "submitted" / "alice" / assignment / "02_reinforce.ipynb"
+    path.parent.mkdir(parents=True)
+    path.write_text("{}", encoding="utf-8")
+    [(owner, in_folder)] = owners_of_files([path], ["02_reinforce"])
+    assert owner.student == "alice" and in_folder

@@ -141,7 +141,7 @@ def owners_of_files(paths: Sequence[Path], chapter_names: Iterable[str]) -> list
 def _student_folder(folder: Path, chapter_names: set[str]) -> Path:
     """``folder``, or the first folder above it that is not an assignment's (see :func:`owners_of_files`)."""
     while (folder / "timestamp.txt").is_file() or folder.name in chapter_names or \
-            re.fullmatch(r"(ch|hw|ps|week)?\d+", folder.name):
+            ASSIGNMENT_LIKE.fullmatch(folder.name):
         if folder.parent == folder:
             break
         folder = folder.parent
@@ -324,9 +324,11 @@ def read_timestamps(path: str | Path) -> dict[str, datetime]:
                            f"time column ({', '.join(TIME_COLUMNS[:5])}); found {', '.join(rows[0]) if rows else 'none'}")
     times = {}
     for number, row in numbered[1:]:
-        record = dict(zip(rows[0], row))
-        if record.get(when, "").strip() in ("", "-"):
+        record = dict(zip(rows[0], row + [""] * (len(rows[0]) - len(row))))
+        if record[when].strip() in ("", "-"):
             continue
+        if not record[who].strip():
+            raise GradingError(f"--timestamps {path} line {number}: no student in column {who!r} (found {','.join(row)})")
         times[record[who].strip()] = parse_time(record[when], f"--timestamps {path} line {number}")
     return times
 

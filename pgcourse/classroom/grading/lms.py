@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,17 +50,14 @@ from typing import Any
 
 from .course import GradingError
 from .gradebook import _number, csv_text_cell
-from .identity import read_csv_rows
+from .identity import person_keys, read_csv_rows
 
 
 def name_keys(text: str) -> set[str]:
-    """A name's letters and digits, lower case, its words in any order: ``Jones, Carol``, ``Carol Jones`` and
+    """A name's keys, as the term's identities have them (:func:`.identity.person_keys`: its words in any script,
+    lower case, in any order; an apostrophe joins, ``O'Neil`` is ``oneil``): ``Jones, Carol``, ``Carol Jones`` and
     Canvas's ``jonescarol`` share ``jonescarol``."""
-    words = re.sub(r"[^0-9a-z ]", "", re.sub(r"[,._@-]", " ", text.lower())).split()
-    if not words:
-        return set()
-    orders = itertools.permutations(words) if len(words) <= 4 else [words, words[::-1]]
-    return {"".join(order) for order in orders}
+    return person_keys(re.sub(r"['\u2019]", "", text))
 
 
 @dataclass
@@ -120,7 +116,7 @@ class Roster:
                          if entry.get("identifier").lower().removeprefix("participant").strip() == number]
             if len(by_number) == 1:
                 return by_number[0]
-        wanted = {student.strip().lower(), "".join(re.findall(r"[0-9a-z]", student.lower()))}
+        wanted = {student.strip().lower(), "".join(re.findall(r"[^\W_]", student.casefold()))}
         if identity.get("name"):
             wanted |= name_keys(identity["name"])
         found = [entry for entry in self.entries if entry.keys & wanted]
@@ -136,7 +132,7 @@ class Roster:
         if identity.get("lms") == "moodle" and number:
             found += [entry for entry in self.entries
                       if entry.get("identifier").lower().removeprefix("participant").strip() == number]
-        wanted = {student.strip().lower(), "".join(re.findall(r"[0-9a-z]", student.lower()))}
+        wanted = {student.strip().lower(), "".join(re.findall(r"[^\W_]", student.casefold()))}
         if identity.get("name"):
             wanted |= name_keys(identity["name"])
         found += [entry for entry in self.entries if entry.keys & wanted]
