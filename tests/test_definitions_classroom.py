@@ -686,3 +686,15 @@ def test_a_file_named_like_the_chapter_belongs_to_the_folder_above_any_assignmen
     path.write_text("{}", encoding="utf-8")
     [(owner, in_folder)] = owners_of_files([path], ["02_reinforce"])
     assert owner.student == "alice" and in_folder
+
+
+@pytest.mark.parametrize("row, kept", [
+    ("|04c|[lesson](notebooks/04c.ipynb)|no exercises||", "|04c|[lesson](notebooks/04c.ipynb)|no exercises|"),
+    ("| 04 | [lesson](a.ipynb) | [solutions](b.ipynb) |", "| 04 | [lesson](a.ipynb) |"),
+    ("| 04 | a | b", "| 04 | a |"),
+])
+def test_the_handout_drops_only_the_last_column_of_a_row_even_an_empty_one(row, kept):
+    """Dropping START_HERE's last column (the solutions) removes exactly one cell, also when that cell is empty and
+    written without a space ('||'), and also from a row written without its closing pipe."""
+    from pgcourse.classroom.handout import _drop_last_column
+    assert _drop_last_column(row) == kept

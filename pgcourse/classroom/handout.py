@@ -111,7 +111,8 @@ def start_here_without_solutions(notebook: dict) -> dict:
 
 
 def _drop_last_column(line: str) -> str:
-    cells = line.rstrip().rstrip("|").split("|")
+    line = line.rstrip()
+    cells = (line[:-1] if line.endswith("|") else line).split("|")  # one closing pipe: an empty last cell is a cell
     return "|".join(cells[:-1]) + "|"
 
 
