@@ -698,3 +698,14 @@ def test_the_handout_drops_only_the_last_column_of_a_row_even_an_empty_one(row, 
     written without a space ('||'), and also from a row written without its closing pipe."""
     from pgcourse.classroom.handout import _drop_last_column
     assert _drop_last_column(row) == kept
+
+
+@pytest.mark.parametrize("grace", ["2w", "1234567s", "1000000s", "0.1234567s", "90m"])
+def test_an_update_rereads_the_stored_grace_whatever_its_size(grace):
+    """The grace an --update takes from the gradebook is written so that it reads back as the same number of seconds
+    (no exponent that --grace would refuse, no digits lost), also for two weeks and for odd seconds."""
+    from pgcourse.classroom.grading.assignment import LatePolicy, parse_duration
+    from pgcourse.classroom.grading import timing
+    policy = LatePolicy.parse("2025-03-14T23:59+00:00", "10%/day", grace)
+    text = timing.settings_for_update(policy, {}, {})[0]["grace"]  # (the settings to grade with, the changes)
+    assert parse_duration(text, "--grace") == policy.grace_s

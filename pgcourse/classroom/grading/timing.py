@@ -13,6 +13,7 @@ own (an extension: :func:`student_policy`), and a penalty that changes says why 
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +195,7 @@ def settings_for_update(stored: LatePolicy, options: dict[str, str], from_file: 
     kept: dict[str, str | None] = {}
     if stored.deadline is not None:
         kept = {"deadline": iso(stored.deadline), "late_penalty": stored.text or None,
-                "grace": f"{stored.grace_s:g}s" if stored.grace_s else None}
+                "grace": f"{Decimal(repr(stored.grace_s)).normalize():f}s" if stored.grace_s else None}  # exact, no exponent
     full = {key: value for key, value in {**kept, **from_file, **options}.items() if value is not None}
     if "deadline" not in full and full:
         raise GradingError(f"--{'/--'.join(k.replace('_', '-') for k in full)} needs a deadline, and the gradebook "
