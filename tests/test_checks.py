@@ -422,6 +422,8 @@ MISNAMED = [
     ("fit_critic", "fit_critic_mean_return_target", "measured before its optimiser step",
      "one target, the mean return"),
     ("fit_critic", "fit_critic_start_value_targets", "the weights did not move", "the critic's own values at the start"),
+    ("fit_critic", "fit_critic_start_value_targets_rounded_otherwise", "the weights did not move",
+     "the critic's own values at the start"),
 ]
 
 

@@ -2872,6 +2872,25 @@ def fit_critic_start_value_targets(weights, observations, returns, lr, steps):
     return _fit_critic_learner(weights, observations, returns, lr, steps, "start_value_targets")
 
 
+@wrong("fit_critic", "the critic's own values at the start")
+def fit_critic_start_value_targets_rounded_otherwise(weights, observations, returns, lr, steps):
+    """The same mistake on a processor whose matmul rounds otherwise than the sum of products that forms the
+    values (an Intel Xeon did, in the last bit): L_V starts at 0 within rounding, and Adam's normalised steps turn
+    the 1e-8 differences into moves of about lr. The check named no mistake there (its replay moved nothing)."""
+    w = torch.nn.Parameter(weights.detach().clone())
+    optimizer = torch.optim.Adam([w], lr=lr)
+    start = (observations @ weights).detach()
+    targets = start + start.abs() * torch.finfo(start.dtype).eps  # the start values, one rounding step away
+    losses = []
+    for _ in range(steps):
+        loss = 0.5 * (((observations * w).sum(dim=1) - targets) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    return w.detach(), losses
+
+
 @wrong("fit_critic", "you record each step's L_V after its optimiser step")
 def fit_critic_loss_after_step(weights, observations, returns, lr, steps):
     """Appends the loss recomputed after the step (the next step's loss)."""
