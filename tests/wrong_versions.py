@@ -2872,8 +2872,7 @@ def fit_critic_start_value_targets(weights, observations, returns, lr, steps):
     return _fit_critic_learner(weights, observations, returns, lr, steps, "start_value_targets")
 
 
-@wrong("fit_critic", "the critic's own values at the start")
-def fit_critic_start_value_targets_rounded_otherwise(weights, observations, returns, lr, steps):
+def fit_critic_start_value_targets_rounded_otherwise(weights, observations, returns, lr, steps):  # in MISNAMED only
     """The same mistake on a processor whose matmul rounds otherwise than the sum of products that forms the
     values (an Intel Xeon did, in the last bit): L_V starts at 0 within rounding, and Adam's normalised steps turn
     the 1e-8 differences into moves of about lr. The check named no mistake there (its replay moved nothing)."""
