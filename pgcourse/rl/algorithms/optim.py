@@ -120,19 +120,24 @@ class LeanAdam:
         self._flat[index] = (members, exp_avg, exp_avg_sq)
 
     @torch.no_grad()
-    def step(self) -> None:
+    def step(self, grad_scale: Tensor | None = None) -> None:
+        """One Adam step. ``grad_scale``: a 0-d tensor every gradient is divided by first (a gradient clip folded
+        into the step: in the fused kernel on CUDA, a division of the gradients otherwise)."""
         for index, group in enumerate(self.param_groups):
             if index not in self._flat:
                 self._init_state(index, group["params"])
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
+            fused = params[0].is_cuda and len({self.state[p]["step"] for p in params}) == 1
+            if grad_scale is not None and not fused:
+                torch._foreach_div_([p.grad for p in params], grad_scale)
             for p in params:
                 self.state[p]["step"] += 1
             beta1, beta2 = group["betas"]
             lr, eps = group["lr"], group["eps"]
-            if params[0].is_cuda and len({self.state[p]["step"] for p in params}) == 1:
-                self._fused_update(index, params, lr, eps, beta1, beta2)
+            if fused:
+                self._fused_update(index, params, lr, eps, beta1, beta2, grad_scale)
                 continue
             members, exp_avg, exp_avg_sq = self._flat[index]
             flat = bool(members) and all(p.grad is not None for p in members) and \
@@ -153,7 +158,7 @@ class LeanAdam:
                 self._foreach_update(params, lr, eps, beta1, beta2)
 
     def _fused_update(self, index: int, params: list[Tensor], lr: float, eps: float, beta1: float,
-                      beta2: float) -> None:
+                      beta2: float, grad_scale: Tensor | None = None) -> None:
         """On a CUDA device: the update in torch's fused Adam kernel, one launch for all of ``params`` (and one to
         count the step on the device). It rounds otherwise than the CPU path, which the cached runs rest on, and
         runs only there: a GPU run is never bit for bit a CPU run anyway."""
@@ -168,7 +173,8 @@ class LeanAdam:
         states = [self.state[p] for p in params]
         torch._fused_adam_(params, [p.grad for p in params], [state["exp_avg"] for state in states],
                            [state["exp_avg_sq"] for state in states], [], [counter] * len(params), lr=lr,
-                           beta1=beta1, beta2=beta2, weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
+                           beta1=beta1, beta2=beta2, weight_decay=0.0, eps=eps, amsgrad=False, maximize=False,
+                           grad_scale=grad_scale)
 
     def _foreach_update(self, params: list[Tensor], lr: float, eps: float, beta1: float, beta2: float) -> None:
         """The same update, one multi-tensor operation per line over ``params`` (as ``foreach=True``)."""

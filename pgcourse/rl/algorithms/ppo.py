@@ -39,6 +39,7 @@ from collections.abc import Sequence
 
 import torch
 
+from .. import losses
 from ..batching import mean_over_rows
 from ..config import PPOConfig
 from ..diagnostics import relative_value_error
@@ -62,6 +63,9 @@ def train_ppo(config: PPOConfig | Sequence[PPOConfig], components: Components | 
         normalize_batch = first.normalize_advantages and not first.normalize_per_minibatch
         normalize_minibatch = first.normalize_advantages and first.normalize_per_minibatch
         clip_value_loss = any(trainer.config.clip_value_loss for trainer in agents.trainers)
+        # the reference entropy term with every ent_coef 0 is 0 (and so is its gradient): left out, backward and all
+        entropy_bonus = parts.entropy_bonus_loss is not losses.entropy_bonus_loss or any(
+            trainer.config.ent_coef != 0 for trainer in agents.trainers)
 
         while not agents.done:
             for trainer in agents.trainers:
@@ -95,7 +99,7 @@ def train_ppo(config: PPOConfig | Sequence[PPOConfig], components: Components | 
                                               (new_log_probs, batch_old_log_probs, batch_advantages), rows,
                                               lambda c: (c.clip_eps,))  # [A]
                     actor_loss = policy_loss + reduce_rows(agents, parts.entropy_bonus_loss, (entropy,), rows,
-                                                           lambda c: (c.ent_coef,))  # [A]
+                                                           lambda c: (c.ent_coef,)) if entropy_bonus else policy_loss
                     new_values = agents.values(batch_obs)  # [A, b]
                     batch_old_values = gather_rows(old_values, index) if clip_value_loss else None  # [A, b]
                     critic_loss = reduce_rows(agents, parts.value_loss, (new_values, gather_rows(returns, index),
