@@ -467,6 +467,39 @@ def test_on_the_fake_gpu_a_gradient_step_launches_at_most_100_kernels(monkeypatc
 
 
 @pytest.mark.skipif(__import__("fake_cuda").unusable_reason() is not None, reason="the fake GPU cannot run here")
+@pytest.mark.parametrize("max_norm", [0.5, 1e6])
+def test_on_a_cuda_device_the_clip_folded_into_adam_is_clip_grad_norm_then_adam(max_norm):
+    """On CUDA ``clip_and_step`` divides the gradients by max(1, (|g| + 1e-6) / max_norm) inside the fused Adam kernel
+    instead of multiplying them by clip_grad_norm_'s min(1, max_norm / (|g| + 1e-6)): the same step up to rounding
+    when it clips (a norm far above max_norm), and bit for bit when it does not (a divisor of exactly 1); the norm
+    returned is the one before clipping, and the gradients are left clipped as clip_grad_norm_ leaves them."""
+    from fake_cuda import fake_cuda
+    from pgcourse.rl.algorithms.optim import LeanAdam
+    from pgcourse.rl.algorithms.trainer import Trainer
+
+    with fake_cuda():
+        torch.manual_seed(0)
+        ours = [torch.randn(64, 4, device="cuda", requires_grad=True), torch.randn(3, device="cuda", requires_grad=True)]
+        theirs = [p.detach().clone().requires_grad_(True) for p in ours]
+        lean, fused = LeanAdam(ours, lr=3e-3, eps=1e-5), torch.optim.Adam(theirs, lr=3e-3, eps=1e-5, fused=True)
+        for step in range(4):
+            grads = [10 * torch.randn_like(p) for p in ours]  # a norm of about 50
+            for p, q, g in zip(ours, theirs, grads):
+                p.grad, q.grad = g.clone(), g.clone()
+            norm = Trainer.clip_and_step(lean, ours, max_norm)
+            expected_norm = torch.nn.utils.clip_grad_norm_(theirs, max_norm, foreach=True)
+            fused.step()
+            assert torch.equal(norm.cpu(), expected_norm.cpu())
+            for p, q in zip(ours, theirs):  # the gradients left clipped, as clip_grad_norm_ leaves them
+                torch.testing.assert_close(p.grad.cpu(), q.grad.cpu(), rtol=1e-6, atol=0)
+            for p, q in zip(ours, theirs):
+                if max_norm > 1e5:
+                    assert torch.equal(p.detach().cpu(), q.detach().cpu()), step
+                else:
+                    torch.testing.assert_close(p.detach().cpu(), q.detach().cpu(), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.skipif(__import__("fake_cuda").unusable_reason() is not None, reason="the fake GPU cannot run here")
 def test_on_a_cuda_device_lean_adam_is_torchs_fused_adam():
     """On CUDA LeanAdam takes torch's fused kernel (one launch): the parameters move as torch.optim.Adam(fused=True)
     moves them, step after step, with a learning rate changed between steps (annealing) and across a state_dict
