@@ -217,6 +217,18 @@ def test_load_corrupt_json(saved_copy, name):
         pg.load(saved_copy)
 
 
+@pytest.mark.parametrize("statistics", ['null', '[]', '{"obs": 3}', '{"obs": {"var": [1, 1, 1, 1], "count": 2, "epsilon": 1e-8}}',
+                                        '{"obs": {"mean": [0, 0, 0, 0], "count": 2, "epsilon": 1e-8}}',
+                                        '{"obs": {"mean": [0, 0, 0, 0], "var": [1, 1, 1, 1]}}'])
+def test_load_refuses_damaged_observation_statistics_naming_the_file(saved_copy, statistics):
+    """A normalizer.json that is valid JSON but not the statistics (not an object, an 'obs' that is not one, or one
+    missing its mean, var, count or epsilon) is a RunLoadError that names the file, as every other damaged file is;
+    it was a bare KeyError or TypeError from inside the loader."""
+    (saved_copy / "normalizer.json").write_text(statistics)
+    with pytest.raises(RunLoadError, match=r"normalizer\.json"):
+        pg.load(saved_copy)
+
+
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "not_a_dict"])
 def test_load_damaged_weights(saved_copy, damage):
     weights = saved_copy / "weights.pt"

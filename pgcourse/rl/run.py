@@ -331,9 +331,17 @@ def load(path: str | os.PathLike, device: str = "cpu") -> Run:
         raise RunLoadError(f"{folder / 'weights.pt'} does not match config.json (hidden_sizes={config.hidden_sizes}, "
                            f"obs_dim={obs_dim}, action_dim={action_dim}): {_error_text(error)}") from error
     normalizer = _read_json(folder, "normalizer.json")
+    if not isinstance(normalizer, dict) or not isinstance(normalizer.get("obs", {}), dict):
+        raise RunLoadError(f"{folder / 'normalizer.json'} should hold the running statistics as a JSON object: {{}}, "
+                           f"or {{\"obs\": {{\"mean\": [...], \"var\": [...], \"count\": n, \"epsilon\": e}}}}")
     if "obs" in normalizer and len(normalizer["obs"].get("mean", [])) != obs_dim:
-        raise RunLoadError(f"{folder / 'normalizer.json'} has statistics for {len(normalizer['obs']['mean'])} "
+        raise RunLoadError(f"{folder / 'normalizer.json'} has statistics for {len(normalizer['obs'].get('mean', []))} "
                            f"observation dimensions, expected {obs_dim}")
+    try:
+        ObsNormalizerState.from_dict(normalizer["obs"]) if "obs" in normalizer else None
+    except (KeyError, ValueError, TypeError) as error:
+        raise RunLoadError(f"{folder / 'normalizer.json'} has incomplete observation statistics (mean, var, count "
+                           f"and epsilon are needed): {_error_text(error)}") from error
     history_data = _read_json(folder, "history.json")  # raises its own "not valid JSON" error
     try:
         history = History.from_dict(history_data)
