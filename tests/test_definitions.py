@@ -740,13 +740,16 @@ def test_every_setting_the_batched_loops_read_from_agent_0_is_refused_per_agent(
     import re
 
     from pgcourse.rl import many
-    from pgcourse.rl.algorithms import a2c, ppo
+    from pgcourse.rl.algorithms import a2c, ppo, stacked
     read = set()
     for module in (ppo, a2c):
         read |= set(re.findall(r"\bfirst\.([a-z_]+)\b", inspect.getsource(module)))
-    assert {"update_epochs", "n_steps"} <= read and read <= set(many.SHARED_SETTINGS), read
+    read |= set(re.findall(r"\bfirst\.config\.([a-z_]+)\b", inspect.getsource(stacked)))  # the stack's own reads
+    read.discard("config")
+    assert {"update_epochs", "n_steps", "adam_eps"} <= read and read <= set(many.SHARED_SETTINGS), read
     values = {"update_epochs": [1, 4], "n_steps": [32, 64], "normalize_advantages": [True, False],
-              "normalize_per_minibatch": [False, True]}
+              "normalize_per_minibatch": [False, True], "adam_eps": [1e-5, 0.1], "env_id": ["CartPole-v1", "Acrobot-v1"],
+              "num_envs": [4, 8]}
     for name in sorted(read):
         with pytest.raises(pg.ConfigError, match=name):
             pg.train_many("ppo", "CartPole-v1", seeds=[0, 1], total_steps=256, progress=False,

@@ -16,7 +16,8 @@ from .run import Run
 
 # what every agent of a batch must share: the shapes of its tensors and the loop's structure
 SHARED_SETTINGS = ("env_id", "env_kwargs", "env_backend", "num_envs", "n_steps", "hidden_sizes", "update_epochs",
-                   "normalize_advantages", "normalize_per_minibatch", "device", "torch_threads")
+                   "normalize_advantages", "normalize_per_minibatch", "device", "torch_threads",
+                   "adam_eps")  # (one Adam steps the agents' stacked weights: its epsilon is one number)
 BATCHED_ALGORITHMS = ("a2c", "ppo")  # the loops with an agent axis (algorithms/agents.py)
 UNBATCHED_TRAPS = ("log_prob_not_summed",)  # its bug is a [B, B] broadcast over one agent's rows
 
@@ -63,7 +64,7 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
         per_agent: settings that differ between agents, each a sequence of one value per seed, e.g.
             ``per_agent={"lr": [1e-3, 3e-4]}``. Scalars only: the shapes and the loop's structure
             (``SHARED_SETTINGS``: env, env backend, number of envs, rollout length, network sizes, epochs, advantage
-            normalisation, device) are the batch's.
+            normalisation, device, Adam's epsilon) are the batch's.
         log_dir: write each agent's history as it grows (CSV and TensorBoard, as ``pg.train``'s ``log_dir``) to
             ``log_dir/agent<a>_seed<seed>``; a resumed run goes on logging there.
         checkpoint_every, checkpoint_dir: save each agent's run, resumable on its own (``pg.resume(folder)``, as a
