@@ -89,7 +89,7 @@ def parse_env_arg(text: str) -> tuple[str, Any]:
                          f"continuous=true), got {text!r}")
     try:
         return key, json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # (a value nested deeper than the parser recurses is read as below)
         pass
     try:
         return key, ast.literal_eval(raw)

@@ -352,3 +352,12 @@ def test_a_warning_is_one_line_of_the_commands(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     [line] = [line for line in err.splitlines() if "TensorBoard" in line]
     assert line.startswith("pgcourse train: warning: logging CSV only to ") and ".py:" not in err, err
+
+
+def test_an_env_arg_nested_deeper_than_the_parsers_recurse_is_read_as_text_not_a_traceback():
+    """--env-arg KEY=VALUE reads VALUE as JSON, else as a Python literal, else as the text itself: a value nested
+    deeper than either parser recurses (a thousand '[') is the text, as a literal that does not parse is, and not a
+    RecursionError traceback from json.loads (the literal reader already caught it)."""
+    from pgcourse.cli import parse_env_arg
+    assert parse_env_arg("x=" + "[" * 1000) == ("x", "[" * 1000)
+    assert parse_env_arg("x=[1, 2]") == ("x", [1, 2])
