@@ -961,3 +961,70 @@ def test_a_trial_record_is_read_only_as_the_trial_it_names(tmp_path):
     shutil.copy(path, folder.trials_dir / "bbbb.json")
     with pytest.raises(SweepResultsError, match="bbbb.json is not the record of trial bbbb"):
         folder.read("bbbb")
+
+
+# -- the tenth audit's unit-lane survivors (chosen at 3da9e14) ------------------------------------------------------
+@pytest.mark.parametrize("retries", [0, 1, 2])
+def test_a_trial_that_always_fails_is_run_exactly_retries_plus_one_times(retries):
+    """``retries``: times a failed trial is run again before its failed record is kept, so ``retries + 1`` runs in
+    all (not ``retries``), and the record says so."""
+    from pgcourse.course.sweeps.driver import run_specs
+    from pgcourse.course.sweeps.spec import TrialSpec
+
+    class AlwaysFails:  # a backend whose every trial fails at once
+        capacity, submitted = 1, []
+
+        def __init__(self):
+            self.pending = []
+
+        @property
+        def in_flight(self):
+            return len(self.pending)
+
+        def submit(self, spec):
+            self.submitted.append(spec.trial_id)
+            self.pending.append(spec)
+
+        def next_result(self):
+            spec = self.pending.pop(0)
+            return spec, {**spec.to_dict(), "trial_id": spec.trial_id, "status": "failed", "error": "RuntimeError: no"}
+
+        def close(self, interrupted=False):
+            pass
+
+    backend = AlwaysFails()
+    backend.submitted = []
+    outcome = run_specs([TrialSpec("ppo", "CartPole-v1", 0, {}, "default")], None, backend, retries, progress=False)
+    assert len(backend.submitted) == retries + 1 and outcome["failed"] == 1
+    assert [record["attempts"] for record in outcome["records"]] == [retries + 1]
+
+
+def test_the_discounting_widget_draws_gamma_one():
+    """``plot_discounting(gamma)`` takes 0 < gamma <= 1: gamma = 1 (no discounting, an infinite horizon) is drawn,
+    gamma = 0 and 1.01 are refused."""
+    from pgcourse.course.views.widgets import plot_discounting
+    import matplotlib.pyplot as plt
+    plt.close(plot_discounting(1.0))
+    for bad in (0.0, 1.01):
+        with pytest.raises(ValueError, match="0 < gamma <= 1"):
+            plot_discounting(bad)
+
+
+@pytest.mark.parametrize("rows, shown_more", [(11, None), (12, None), (13, "… 1 more")])
+def test_a_check_message_shows_up_to_max_items_rows_and_counts_only_the_rest(rows, shown_more):
+    """A tensor in a check's message shows its first ``max_items`` (12) rows; '… k more' appears only when rows are
+    left out (13 rows: 1 more), never for exactly 12."""
+    from pgcourse.course.checks.harness import _fmt_nested
+    text = _fmt_nested(torch.arange(rows, dtype=torch.float32))
+    assert ("more" in text) == (shown_more is not None)
+    if shown_more:
+        assert text.endswith(shown_more + "]")
+
+
+def test_the_shifted_values_mistake_reads_the_last_rows_next_value_from_the_last_row():
+    """The known mistake 'next value = the value one row down' (lesson 03) is values[t + 1] for t < T - 1 and, at the
+    last step, next_values[T - 1] (the last row's own next value, not the first row's)."""
+    from pgcourse.course.checks.ch03_a2c_gae import _shifted_values
+    values = torch.tensor([[1.0], [2.0], [3.0]])  # [T=3, N=1]
+    next_values = torch.tensor([[10.0], [20.0], [30.0]])
+    assert _shifted_values(values, next_values).tolist() == [[2.0], [3.0], [30.0]]
