@@ -1028,3 +1028,19 @@ def test_the_shifted_values_mistake_reads_the_last_rows_next_value_from_the_last
     values = torch.tensor([[1.0], [2.0], [3.0]])  # [T=3, N=1]
     next_values = torch.tensor([[10.0], [20.0], [30.0]])
     assert _shifted_values(values, next_values).tolist() == [[2.0], [3.0], [30.0]]
+
+
+@pytest.mark.parametrize("solved, total, failures, note", [
+    (2, 5, 2, "1 of 3 seeds"),  # 3 ran (2 failed), 2 solved: 1 of the 3 that ran did not
+    (3, 5, 2, ""),  # every seed that ran solved: nothing to explain
+    (1, 4, 0, "3 of 4 seeds"),
+])
+def test_a_quick_rows_note_counts_only_the_seeds_that_ran(solved, total, failures, note):
+    """``quick_case_note``: of the seeds that ran (``seeds_total - failures``; a failed seed has no result), how many
+    did not solve within the quick budget; no note when every seed that ran solved."""
+    from pgcourse.bench.report import quick_case_note
+    from pgcourse.bench.results import CaseSummary
+    summary = CaseSummary("ppo", "CartPole-v1", "10k steps", solved, total, None, None, None, None, None, None, None,
+                          failures=failures)
+    text = quick_case_note(summary)
+    assert (text == "") if note == "" else text.startswith(note)
