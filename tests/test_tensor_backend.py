@@ -436,7 +436,7 @@ def test_on_the_fake_gpu_an_env_step_launches_at_most_50_kernels(agents, monkeyp
 
 
 @pytest.mark.skipif(__import__("fake_cuda").unusable_reason() is not None, reason="the fake GPU cannot run here")
-def test_on_the_fake_gpu_a_gradient_step_launches_a_bounded_number_of_kernels(monkeypatch):
+def test_on_the_fake_gpu_a_gradient_step_launches_at_most_100_kernels(monkeypatch):
     """Issue 44, item 5: at most 100 kernels per PPO gradient step (CartPole, the course's settings), counted on the
     fake CUDA device: 161, then 177 with the agent axis, 144 (clipping through CUDA's multi-tensor kernels, one
     agent's rows and losses as views), 132 (Adam in torch's fused kernel on CUDA), now 100: the clipped surrogate's
@@ -463,7 +463,7 @@ def test_on_the_fake_gpu_a_gradient_step_launches_a_bounded_number_of_kernels(mo
     with fake_cuda():
         pg.train("ppo", "CartPole-v1", seed=0, env_backend="torch", device="cuda", num_envs=16, n_steps=32,
                  total_steps=16 * 32 * 3, minibatch_size=128, update_epochs=1, progress=False)
-    assert len(counted) == 4 and max(counted) <= 114, counted
+    assert len(counted) == 4 and max(counted) <= 100, counted
 
 
 @pytest.mark.skipif(__import__("fake_cuda").unusable_reason() is not None, reason="the fake GPU cannot run here")

@@ -48,7 +48,11 @@ def clipped_surrogate_loss(new_log_probs: Tensor, old_log_probs: Tensor, advanta
     advantages = advantages.detach()
     unclipped = ratio * advantages  # [B]
     clipped = torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantages  # [B]
-    return -mean_over_rows(torch.min(unclipped, clipped), mask)
+    # min(unclipped, clipped), its gradient written out: where the clipped term is the smaller, the ratio is outside
+    # [1 - eps, 1 + eps], where clip is flat, so that term passes no gradient (detached: no backward through it);
+    # inside, the two terms are equal and the unclipped one is taken. The same numbers and gradient as torch.min
+    # (a zero gradient may carry the other sign: -0.0 for 0.0), in a third of its backward kernels (issue 44).
+    return -mean_over_rows(torch.where(unclipped <= clipped, unclipped, clipped.detach()), mask)
 
 
 def value_loss(values: Tensor, returns: Tensor, old_values: Tensor | None = None,

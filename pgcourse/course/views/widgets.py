@@ -185,7 +185,7 @@ def clip_objective(ratios: np.ndarray, advantage: float, clip_eps: float) -> tup
         objective = np.array([-float(clipped_surrogate_loss(torch.log(r[None]), torch.zeros(1, dtype=r.dtype),
                                                             torch.full((1,), float(advantage), dtype=r.dtype),
                                                             clip_eps)) for r in ratio.detach()])
-    return objective, ratio.grad.numpy()
+    return objective, ratio.grad.numpy() + 0.0  # + 0.0: a flat region's zero slope is 0.0, never -0.0
 
 
 def plot_clip_objective(clip_eps: float = 0.2, max_ratio: float = 2.5, points: int = 251) -> Figure:
