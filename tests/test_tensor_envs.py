@@ -554,3 +554,26 @@ def test_a_block_of_a_streamed_env_is_the_env_of_its_seed_alone():
         TensorVectorEnv("CartPole-v1", 12, streams=5)
     with pytest.raises(ValueError, match="expected 3 seed"):
         shared.reset(seed=1)
+
+
+@pytest.mark.parametrize("used_up", [True, False])
+def test_a_pickled_env_leaves_out_only_start_states_it_has_used_up(used_up):
+    """A run's checkpoint pickles its env between rollouts, when the start states drawn ahead are all used: those
+    are left out (at 262,144 CartPole envs on a GPU they were 134 MB of a 146 MB checkpoint, copied to the host
+    at the end of every run), and the copy steps on exactly as the original, reserving its next rollout's states
+    as it would. Mid-rollout (some reserved states unused) they are kept, and the copy still steps on exactly."""
+    import pickle
+    envs = TensorVectorEnv("CartPole-v1", 64, max_episode_steps=5)
+    envs.reset(seed=3)
+    envs.reserve_start_states(8)
+    _play(envs, 8 if used_up else 3)
+    data = pickle.dumps(envs)
+    reserve_bytes = 8 * 64 * envs.spec.state_dim * envs.dtype.itemsize
+    assert (len(data) < reserve_bytes) == used_up, (len(data), reserve_bytes)
+    copy = pickle.loads(data)
+    for one in (envs, copy):
+        if used_up:
+            one.reserve_start_states(8)
+    for ours, theirs in zip(_play(envs, 8), _play(copy, 8), strict=True):
+        assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+    assert torch.equal(envs.generator.get_state(), copy.generator.get_state())
