@@ -294,7 +294,7 @@ def test_lesson_07s_steps_to_a_threshold_are_evaluation_points_and_the_lesson_sa
         reached = pg.stats.steps_to_threshold(steps, means, pg.config.SOLVE_THRESHOLDS[record.env_id])
         assert np.isinf(reached) or reached in set(steps.tolist()), record.trial_id
     text = lesson_markdown()
-    assert ("the medians and their intervals are evaluation points, or midpoints between two of them (a median of an "
-            "even number of runs averages the middle two") in text
-    assert "not measured crossing times" in text
+    assert ("each median sits on the evaluation grid: at one evaluation's step, or halfway between two when the two "
+            "middle runs differ") in text
+    assert "it really crossed somewhere in the 20,000 steps before" in text
     assert "how much sooner PPO really crossed is not measured" in text
