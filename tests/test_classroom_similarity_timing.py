@@ -335,7 +335,7 @@ def handed(when: datetime | None, source: str = "--timestamps") -> Submission:
 
 @pytest.mark.parametrize("when, late_s, units, penalty, note", [
     (at(14), 0.0, 0, 0.0, None),
-    (at(14, 0, 0, 1), 1.0, 1, 1.0, "handed in 0 min after the deadline (--timestamps): 1 point(s) taken"),
+    (at(14, 0, 0, 1), 1.0, 1, 1.0, "handed in 1 s after the deadline (--timestamps): 1 point(s) taken"),
     (at(15), 86400.0, 1, 1.0, "handed in 24.0 h after the deadline (--timestamps): 1 point(s) taken"),
     (at(15, 1), 90000.0, 2, 2.0, "handed in 25.0 h after the deadline (--timestamps): 2 point(s) taken"),
     (at(17, 12), 302400.0, 4, 4.0, "handed in 3.5 days after the deadline (--timestamps): 4 point(s) taken"),
@@ -645,11 +645,13 @@ def test_a_setting_given_as_none_is_not_given():
     assert full == {"deadline": "2025-03-14T00:00:00+00:00", "late_penalty": "10%/day"}
 
 
-@pytest.mark.parametrize("seconds, said", [(0.0, "0 min"), (29.0, "0 min"), (31.0, "1 min"), (3599.0, "60 min"),
+@pytest.mark.parametrize("seconds, said", [(0.0, "under a second"), (0.4, "under a second"), (1.0, "1 s"),
+                                           (29.0, "29 s"), (31.0, "1 min"), (3599.0, "60 min"),
                                            (3600.0, "1.0 h"), (5400.0, "1.5 h"), (172799.0, "48.0 h"),
                                            (172800.0, "2.0 days"), (302400.0, "3.5 days")])
 def test_a_duration_is_minutes_under_an_hour_hours_under_two_days_then_days(seconds, said):
-    """How late, in words: whole minutes under an hour, hours to one decimal under two days, else days."""
+    """How late, in words: whole minutes under an hour (whole seconds, or "under a second", where that would say
+    "0 min"), hours to one decimal under two days, else days."""
     assert timing._duration(seconds) == said
 
 

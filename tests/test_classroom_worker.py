@@ -752,31 +752,38 @@ SIGNAL_WORDS = [
 
 @pytest.mark.parametrize("number, words", SIGNAL_WORDS, ids=[s.name for s, _ in SIGNAL_WORDS])
 def test_a_process_ended_by_a_signal_is_described_by_that_signal(number, words):
-    """Status 128 + n (as end() reports it) and -n (as Popen does) both mean signal n: the crashes, CPU time, output
-    size and kills by name, any other signal as "was killed by" its name."""
-    for status in (128 + int(number), -int(number)):
-        assert worker.describe_exit(status, {"output_mb": 8}) == f"the process running your code {words}"
+    """Status -n (as end() reports it, as Popen does) means signal n: the crashes, CPU time, output size and kills
+    by name, any other signal as "was killed by" its name. In the sandbox, 128 + n (bubblewrap's report of signal n
+    inside) is signal n or the student's own exit status 128 + n: both are said."""
+    assert worker.describe_exit(-int(number), {"output_mb": 8}) == f"the process running your code {words}"
+    assert worker.describe_exit(128 + int(number), {"output_mb": 8}, sandboxed=True) == (
+        f"the process running your code {words}, or your code ended it with exit status {128 + int(number)} "
+        "(the sandbox cannot tell these apart)")
 
 
 @pytest.mark.parametrize("output_mb", [1, 8, 0.5, 100])
 def test_too_much_output_names_the_output_limit(output_mb):
     """SIGXFSZ names the --output limit of this grading, as given."""
-    assert worker.describe_exit(128 + signal.SIGXFSZ, {"output_mb": output_mb}) == \
+    assert worker.describe_exit(-signal.SIGXFSZ, {"output_mb": output_mb}) == \
         f"the process running your code printed or wrote more than {output_mb} MB"
 
 
-@pytest.mark.parametrize("status", [0, 1, 2, 42, 126, 127])
-def test_an_exit_status_below_128_is_the_students_own_exit(status):
-    """0 to 127: the student's code ended the process itself (os._exit or a crash), with that status."""
-    assert worker.describe_exit(status, {"output_mb": 8}) == \
-        f"your code ended the process (exit status {status}), e.g. with os._exit() or a crash"
+@pytest.mark.parametrize("status", [0, 1, 2, 42, 126, 127, 128, 139, 255])
+def test_a_status_of_0_or_more_is_the_students_own_exit(status):
+    """0 or more: the student's code ended the process itself (os._exit or a crash), with that status (128 too in
+    the sandbox: bubblewrap reports a signal n as 128 + n, n >= 1)."""
+    for sandboxed in (False, True) if status <= 128 else (False,):
+        assert worker.describe_exit(status, {"output_mb": 8}, sandboxed=sandboxed) == \
+            f"your code ended the process (exit status {status}), e.g. with os._exit() or a crash"
 
 
-@pytest.mark.parametrize("status, number", [(128, 0), (128 + 99, 99), (255, 127), (-99, 99), (-1000, 1000)])
+@pytest.mark.parametrize("status, number", [(-99, 99), (-1000, 1000)])
 def test_a_signal_number_with_no_name_is_given_as_a_number(status, number):
-    """A status that is no known signal's: "was killed by signal n" (128 itself is signal 0)."""
+    """A status that is no known signal's: "was killed by signal n"; in the sandbox, 128 + n for such an n too."""
     assert worker.describe_exit(status, {"output_mb": 8}) == \
         f"the process running your code was killed by signal {number}"
+    assert worker.describe_exit(128 + number, {"output_mb": 8}, sandboxed=True).startswith(
+        f"the process running your code was killed by signal {number}, or your code ended it")
 
 
 def test_no_status_means_the_process_ended():
@@ -1138,13 +1145,17 @@ def test_the_reason_a_student_was_lost():
     session = make_session()
     session.student = FakeStudent(FakeLink(), status=128 + signal.SIGSEGV, full="wrote more than 64 MB")
     assert session._lose(Lost("timeout", "time limit")) == "wrote more than 64 MB"
-    session.student = FakeStudent(FakeLink(), status=128 + signal.SIGSEGV)
+    session.student = FakeStudent(FakeLink(), status=-signal.SIGSEGV)
     assert session._lose(Lost("crashed", "the student process ended")) == \
         "the process running your code crashed with a segmentation fault (SIGSEGV)"
+    session.student = FakeStudent(FakeLink(), status=128 + signal.SIGSEGV)  # bubblewrap's status (a sandbox session)
+    assert session._lose(Lost("crashed", "the student process ended")) == \
+        "the process running your code crashed with a segmentation fault (SIGSEGV), or your code ended it with " \
+        "exit status 139 (the sandbox cannot tell these apart)"
     session.student = FakeStudent(FakeLink(), status=3)
     assert session._lose(Lost("crashed", "x")) == \
         "your code ended the process (exit status 3), e.g. with os._exit() or a crash"
-    session.student = FakeStudent(FakeLink(), status=128 + signal.SIGXFSZ)
+    session.student = FakeStudent(FakeLink(), status=-signal.SIGXFSZ)
     assert session._lose(Lost("crashed", "x")) == "the process running your code printed or wrote more than 8 MB"
     for kind in ("timeout", "protocol"):
         session.student = FakeStudent(FakeLink(), status=137)
@@ -1954,17 +1965,17 @@ class FakeProc:
 
 
 @pytest.mark.parametrize("wait, exits, after_kill, status, waits", [
-    (0.0, None, -9, 137, [None]),            # killed: 128 + 9
-    (0.0, None, -11, 139, [None]),
+    (0.0, None, -9, -9, [None]),            # killed: -9, as Popen reports it
+    (0.0, None, -11, -11, [None]), (0.0, None, 139, 139, [None]),
     (0.0, None, 0, 0, [None]), (0.0, None, 3, 3, [None]),
     (0.3, 1, -9, 1, [0.3]),                 # it ended by itself within the wait: its own status
-    (0.3, -6, -9, 134, [0.3]),
-    (0.3, None, -9, 137, [0.3, None]),      # it did not: killed
+    (0.3, -6, -9, -6, [0.3]),
+    (0.3, None, -9, -9, [0.3, None]),       # it did not: killed
 ])
-def test_ending_a_student_waits_kills_its_group_and_reports_128_plus_a_signal(monkeypatch, wait, exits, after_kill,
-                                                                            status, waits):
+def test_ending_a_student_waits_kills_its_group_and_reports_a_signal_as_minus_n(monkeypatch, wait, exits, after_kill,
+                                                                              status, waits):
     """end(wait): waits up to ``wait`` s for the process to end by itself (not at all for 0), kills its process group
-    anyway, reaps it; a death by signal n is reported as 128 + n. The scratch watch is closed, the clock stops
+    anyway, reaps it; a death by signal n is reported as -n (an exit status 128 + n as itself). The scratch watch is closed, the clock stops
     reading it, the socket is closed, the scratch folder and the cgroup removed."""
     killed = []
     monkeypatch.setattr(os, "killpg", lambda pid, sig: killed.append((pid, sig)))
@@ -1994,7 +2005,7 @@ def test_ending_a_student_that_already_ended_neither_waits_nor_kills(monkeypatch
         raise ProcessLookupError
     monkeypatch.setattr(os, "killpg", gone)
     student = bare_student(proc=FakeProc(after_kill=-9))
-    assert student.end() == 137
+    assert student.end() == -9
 
 
 @pytest.fixture

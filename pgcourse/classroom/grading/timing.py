@@ -209,6 +209,8 @@ def settings_for_update(stored: LatePolicy, options: dict[str, str], from_file: 
 
 
 def _duration(seconds: float) -> str:
+    if f"{seconds / 60:.0f}" == "0":  # under half a minute: in seconds, not as "0 min"
+        return f"{seconds:.0f} s" if f"{seconds:.0f}" != "0" else "under a second"
     if seconds < 3600:
         return f"{seconds / 60:.0f} min"
     if seconds < 2 * 86400:

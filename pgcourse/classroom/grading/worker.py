@@ -142,9 +142,7 @@ class StudentProcess:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, signal.SIGKILL)
             if self.status is None:
-                self.status = self.proc.wait()
-            if self.status is not None and self.status < 0:
-                self.status = 128 - self.status
+                self.status = self.proc.wait()  # a death by signal n is -n (as subprocess gives it)
         with contextlib.suppress(OSError):
             self.link.sock.close()
         if self.scratch:
@@ -156,11 +154,14 @@ class StudentProcess:
         return self.status
 
 
-def describe_exit(status: int | None, limits: dict[str, Any]) -> str:
+def describe_exit(status: int | None, limits: dict[str, Any], sandboxed: bool = False) -> str:
+    """How the student process ended: ``status`` as :meth:`StudentProcess.end` gives it (-n: killed by signal n).
+    ``sandboxed``: the process was bubblewrap, which reports signal n of the process inside as exit status 128 + n,
+    the same as the student's own exit status 128 + n: both are said."""
     if status is None:
         return "the student process ended"
-    if status >= 128 or status < 0:
-        number = status - 128 if status >= 128 else -status
+    if status < 0 or (sandboxed and status > 128):
+        number = -status if status < 0 else status - 128
         try:
             name = signal.Signals(number).name
         except ValueError:
@@ -172,6 +173,8 @@ def describe_exit(status: int | None, limits: dict[str, Any]) -> str:
                 "SIGXCPU": "used up its CPU time",
                 "SIGXFSZ": f"printed or wrote more than {limits['output_mb']} MB",
                 "SIGKILL": "was killed (SIGKILL), e.g. for using too much memory"}.get(name, f"was killed by {name}")
+        if status > 0:
+            what += f", or your code ended it with exit status {status} (the sandbox cannot tell these apart)"
         return f"the process running your code {what}"
     return f"your code ended the process (exit status {status}), e.g. with os._exit() or a crash"
 
@@ -340,7 +343,7 @@ class _Session:
         if full:
             return full
         if lost.kind == "crashed":
-            return describe_exit(status, self.limits)
+            return describe_exit(status, self.limits, sandboxed=self.config["isolation"] == SANDBOX)
         return lost.reason
 
     def _start(self) -> None:

@@ -47,6 +47,7 @@ class EpisodeGuard:
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         self.ended = False
+        self.steps = 0
         self.reset_seed = seed
         return self.env.reset(seed=seed, options=options)
 

@@ -133,7 +133,8 @@ class StudentServer:
         mutated = []
         for index, (tensor, old) in enumerate(zip(dec.tensors, before)):
             now = tensor.detach()
-            if now.shape != old.shape or now.dtype != old.dtype or not torch.equal(now, old):
+            if (now.shape != old.shape or now.dtype != old.dtype  # NaN at the same place is no change
+                    or not torch.allclose(now, old, rtol=0.0, atol=0.0, equal_nan=True)):
                 mutated.append([index, _tensor_payload(now, _Enc())])
         mutated_arrays = [[index, _array_payload(array, _Enc())]
                           for index, (array, old) in enumerate(zip(dec.arrays, arrays_before))
