@@ -375,6 +375,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.verify:
         if args.algo or args.env or args.grid or args.set:
             raise UsageError("--verify FOLDER re-runs trials of a finished sweep; give no ALGO, --env, --grid or --set")
+        if args.env_arg or args.steps is not None:
+            raise UsageError("--verify FOLDER re-runs each trial with the settings saved in FOLDER (its env_kwargs "
+                             f"and total_steps included); give no {'--env-arg' if args.env_arg else '--steps'}")
         try:
             report = verify(args.verify, sample=args.sample, seed=args.sample_seed, workers=args.workers,
                             progress=not args.quiet, exact=args.exact, min_arm_seeds=args.min_arm_seeds)

@@ -1,6 +1,7 @@
 """What a run records: one row per finished episode, per update and per evaluation, as arrays."""
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -84,8 +85,9 @@ class Table(Mapping):
         return len(self)
 
     def to_dict(self) -> dict[str, list[float | None]]:
-        """Columns as lists, NaN written as None (so the saved JSON is strict JSON)."""
-        return {name: [None if v != v else v for v in values] for name, values in self._columns.items()}
+        """Columns as lists, NaN and +/-inf written as None (so the saved JSON is strict JSON; read back, None is
+        NaN). A history saved with ``Infinity`` (before inf was written as None) still loads."""
+        return {name: [v if math.isfinite(v) else None for v in values] for name, values in self._columns.items()}
 
     def __repr__(self) -> str:
         return f"Table({len(self)} rows; columns {', '.join(self.fields)})"

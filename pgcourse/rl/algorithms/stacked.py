@@ -57,9 +57,12 @@ def _stacked_linear_forward(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
 class StackedLinear(torch.autograd.Function):
     """``y[a] = x[a] W[a]^T + b[a]`` for every agent ``a`` (``x [A, b, in]``, ``W [A, out, in]``, ``b [A, out]``),
     with the gradients computed as ``nn.Linear``'s backward computes them for one agent (``dW = g^T x``,
-    ``dx = g W``, ``db = sum of g over rows``), so that each agent's gradients are those of its own network
-    bit for bit (autograd's backward of ``baddbmm`` forms ``dW`` as ``(x^T g)^T``, which rounds differently
-    when ``in`` is small)."""
+    ``dx = g W``, ``db = sum of g over rows``, with ``torch.bmm``), so that each agent's outputs and gradients
+    are those of its own network to rounding, not bit for bit: the batched kernels may round a sum otherwise
+    than ``nn.Linear``'s. Measured on torch 2.13's CPU (float32, random data): ``db`` always equal; ``y``, ``dx``
+    and ``dW`` equal for many shapes (64 rows, 4 or 64 inputs, 64 outputs) but not for all (one output, one
+    input, 2048 rows), there differing by about 1e-7 to 3e-6 of the largest value; autograd's own backward of
+    ``baddbmm`` gave the same bits as this one."""
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
