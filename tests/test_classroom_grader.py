@@ -2678,3 +2678,23 @@ def test_the_benchmarks_chapter_is_the_one_asked_else_reinforce_else_the_first_s
     del bench_course.notebooks["02_a2c"], bench_course.notebooks["03_ppo"]
     with pytest.raises(GradingError, match="^00_intro has no solutions notebook to build right answers from$"):
         grader.bench(count=0, course=bench_course, stream=io.StringIO())
+
+
+def test_the_pool_waits_no_longer_than_the_earliest_deadline_of_its_waiting_workers(monkeypatch):
+    """Each wait of the pool lasts at most until the earliest deadline among the workers it waits on (a busy worker's
+    submission deadline, a starting worker's start timeout), so a stuck worker is caught on time while another is
+    slower to start or busier: with one worker busy on a short submission and another still starting, the wait is
+    the short submission's, not the start timeout."""
+    world = FakeWorld(monkeypatch, ready_at=lambda number: 1 if number == 0 else 4)
+    checked = []
+
+    def wait(conns, timeout):
+        deadlines = [c.worker.deadline if c.worker.ready else c.worker.started + pool.Grader.START_TIMEOUT
+                     for c in conns]
+        checked.append((timeout, max(0.0, min(deadlines) - world.now)))
+        return world.wait(conns, timeout)
+    monkeypatch.setattr(pool, "wait", wait)
+    limits = Limits(submission_s=4.0)
+    pool.Grader(jobs=2).grade(two_auto_one_manual(), submissions(2), limits)
+    assert all(timeout == earliest for timeout, earliest in checked), checked
+    assert any(earliest < pool.Grader.START_TIMEOUT for _, earliest in checked[1:])  # a short deadline was waited on

@@ -1932,3 +1932,25 @@ def test_a_name_that_is_not_data_says_so_on_any_use():
     with pytest.raises(TypeError) as raised:
         held(1)
     assert str(raised.value) == message
+
+
+def test_a_frame_read_in_pieces_takes_exactly_its_own_bytes(sockets):
+    """``_recv_exact(size)`` asks the socket for at most what is still missing of the frame: when a frame arrives in two
+    pieces and the second piece carries the next frame too, the first recv stops at its own end and the next frame is
+    read whole (a read of ``size`` bytes again would swallow the next frame's start)."""
+    import threading
+    import time
+    first, second = frame({"op": "a", "data": "x" * 300}), frame({"op": "b", "n": 2})
+
+    def write():
+        sockets.peer.sendall(first[:100])
+        time.sleep(0.2)
+        sockets.peer.sendall(first[100:] + second)
+    writer = threading.Thread(target=write)
+    writer.start()
+    link = student(sockets.ours)
+    try:
+        assert link.recv() == {"op": "a", "data": "x" * 300}
+        assert link.recv() == {"op": "b", "n": 2}
+    finally:
+        writer.join()

@@ -1044,3 +1044,88 @@ def test_a_quick_rows_note_counts_only_the_seeds_that_ran(solved, total, failure
                           failures=failures)
     text = quick_case_note(summary)
     assert (text == "") if note == "" else text.startswith(note)
+
+
+# -- definitions the eleventh audit found unstated (plotting's grid and mean band, the evaluation schedule, the old
+#    speed ratio's guard) ----------------------------------------------------------------------------------------
+def _episodes_run(returns, env_steps, algo="ppo"):
+    """A stand-in run holding only finished episodes: ``returns[i]`` ended at ``env_steps[i]``."""
+    from types import SimpleNamespace
+    from pgcourse.rl.history import History
+    history = History()
+    for ret, step in zip(returns, env_steps):
+        history.episodes.append(**{"return": float(ret), "length": 1.0, "env_step": float(step), "wall_time": 0.0})
+    return SimpleNamespace(history=history, config=SimpleNamespace(algo=algo))
+
+
+def test_a_curve_on_a_grid_holds_each_episodes_value_from_the_step_it_ended():
+    """``curves_on_grid``: at grid point x, the moving average of the episodes ended at or before x (a step that equals
+    an episode's end already holds that episode); NaN before the first end and after the last."""
+    from pgcourse.course.views.plotting import curves_on_grid
+    run = _episodes_run([1.0, 2.0, 3.0], [10, 20, 30])
+    curve = curves_on_grid([run], np.array([5.0, 10.0, 15.0, 20.0, 30.0, 31.0]), window=1)[0]
+    np.testing.assert_array_equal(curve, [np.nan, 1.0, 1.0, 2.0, 3.0, np.nan])
+
+
+def test_the_mean_band_is_the_mean_over_seeds_at_each_step_with_their_range():
+    """``plot_mean_band``: the line is the mean over runs (seeds) at each grid step, the minmax band their range."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from pgcourse.course.views.plotting import plot_mean_band
+    runs = [_episodes_run([0.0] * 5, [10, 20, 30, 40, 50]), _episodes_run([10.0] * 5, [10, 20, 30, 40, 50])]
+    ax = plot_mean_band(runs, window=1, points=9)
+    xs, ys = ax.lines[0].get_data()
+    inside = np.asarray(xs) >= 10
+    np.testing.assert_allclose(np.asarray(ys)[inside], 5.0)
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert band.min() == 0.0 and band.max() == 10.0
+    plt.close(ax.figure)
+
+
+def test_an_evaluation_comes_once_per_mark_at_the_first_update_at_or_past_it():
+    """Every ``eval_every`` env steps: at the first update whose env_step reaches the next mark, then the mark moves
+    past that env_step; an update that lands exactly on a mark moves the mark on, so the next update does not
+    evaluate again unless it reaches the following mark."""
+    config = make_config("ppo", "CartPole-v1", "discrete", seed=0, device="cpu", progress=False, num_envs=4, n_steps=4,
+                         total_steps=160, eval_every=16, eval_episodes=1, update_epochs=1, minibatch_size=16)
+    run = train_ppo(config)
+    update_steps = run.history.updates["env_step"]
+    assert 16 in update_steps and 32 in update_steps  # the first two updates land exactly on marks
+    expected, mark = [], 16
+    for step in update_steps:
+        if step >= mark:
+            expected.append(step)
+            while mark <= step:
+                mark += 16
+    assert list(run.history.evals["env_step"]) == expected, (list(update_steps), list(run.history.evals["env_step"]))
+
+
+def test_the_old_speed_ratio_is_not_given_when_sb3_took_no_time():
+    """``speed_ratio`` (the old rule, pgcourse's median seconds to solve over SB3's median whole-budget seconds) is
+    None, not a division by zero, when SB3's median is 0 (or missing)."""
+    from types import SimpleNamespace
+    from pgcourse import bench
+    from pgcourse.bench.results import SB3_ENV_ID, speed_ratio
+    ppo = SimpleNamespace(algo="ppo", env_id=SB3_ENV_ID, solved=True, solved_wall_seconds=2.0)
+    for sb3_seconds, expected in ((0.0, None), (4.0, 0.5)):
+        report = bench.BenchReport([], [0], "cpu", False, results=[ppo],
+                                   sb3_results=[SimpleNamespace(wall_seconds=sb3_seconds)])
+        assert speed_ratio(report) == expected
+
+
+def test_a_leak_is_a_nonzero_gradient_into_a_constant_and_a_zero_one_is_no_leak():
+    """The checks' leak rule: gradient flowing into an argument that must stay constant (``leak_hints``) is a leak
+    only where it is nonzero. A correct loss whose graph touches the weights but passes them exactly zero gradient
+    (w - w cancels) passes; one that lets gradient through is told its missing .detach()."""
+    from pgcourse.course import checks
+
+    def cancels(log_probs, weights):
+        return -(log_probs * (weights - weights + weights.detach())).mean()
+
+    def leaks(log_probs, weights):
+        return -(log_probs * weights).mean()
+
+    checks.check_reinforce_loss(cancels)
+    with pytest.raises(AssertionError, match=r"missing \.detach\(\) on the weights"):
+        checks.check_reinforce_loss(leaks)
