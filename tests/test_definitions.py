@@ -1129,3 +1129,17 @@ def test_a_leak_is_a_nonzero_gradient_into_a_constant_and_a_zero_one_is_no_leak(
     checks.check_reinforce_loss(cancels)
     with pytest.raises(AssertionError, match=r"missing \.detach\(\) on the weights"):
         checks.check_reinforce_loss(leaks)
+
+
+def test_the_progress_bar_shows_the_mean_return_of_the_last_twenty_episodes():
+    """With ``progress=True`` the bar's ``ret=`` after each update is the mean raw return of the last 20 finished
+    episodes (all of them while fewer than 20 have ended)."""
+    config = make_config("ppo", "CartPole-v1", "discrete", seed=0, device="cpu", progress=True, num_envs=4, n_steps=32,
+                         total_steps=4 * 32 * 6, update_epochs=1, minibatch_size=64)
+    seen = []
+    train_ppo(config, on_update=lambda trainer: seen.append(
+        (trainer.progress.postfix, trainer.history.episodes["return"].copy())))
+    assert seen and any(len(returns) > 20 for _, returns in seen)
+    for postfix, returns in seen:
+        if len(returns):
+            assert postfix == f"ret={returns[-20:].mean():.1f}", (postfix, returns)
