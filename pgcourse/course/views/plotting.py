@@ -160,7 +160,10 @@ def _band_label(arm: str, curve, statistic: bool = True) -> str:
     if not isinstance(curve, Band):
         return arm
     counts = curve.runs_at[curve.runs_at > 0] if curve.runs_at is not None else np.array([curve.runs])
-    runs = f"{counts.min()}" if counts.size and counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
+    if not counts.size:  # no run reaches any point of the grid
+        runs = "0"
+    else:
+        runs = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
     what = f"{_METRIC_TITLES.get(curve.statistic, curve.statistic)} of " if statistic else ""
     return f"{arm} ({what}{runs} runs, {curve.confidence:.0%} CI)"
 
