@@ -1,8 +1,10 @@
 """Lesson 08's claims, read from the cached fine-tuning runs (figures/08_lm/finetune_runs.json) and the cached
 pretrained model's evaluation: the lesson asserts them beside its text (pg.claim); these tests say the same of the
 cache itself, without running the notebook. The lesson's two live runs (pretraining, section 3; GRPO, section 5) are
-compared with their records at the levels of pgcourse.agreement: bit for bit is a fact of the machine, and what is
-asserted is what holds on any machine (inside the recorded seeds' spread)."""
+compared with their records in the notebook itself, at the levels of pgcourse.agreement (bit for bit is printed as a
+fact of the machine; what holds on any machine, inside the recorded seeds' spread, is a pg.claim). The notebook runs
+twice in `make test` (the portable pass and the fake-GPU pass), so the live runs are not repeated here; the test below
+pins that the lesson compares at those levels."""
 from __future__ import annotations
 
 import json
@@ -10,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import pgcourse as pg
 import pgcourse.lm as lm
@@ -198,44 +199,6 @@ def test_the_longer_cached_run_ends_below_every_recorded_seed_of_the_live_run():
     record = lm.cached.LIVE_PRETRAIN_SEEDS
     end = pg.agreement.spread_check(record[0][-1], [record[seed][-1] for seed in record if seed != 0])
     assert end.inside and full_end < min(curve[-1] for curve in record.values()), (full_end, end)
-
-
-@pytest.mark.slow
-def test_the_live_pretraining_run_agrees_with_its_record_at_one_of_the_levels():
-    """Bit for bit on a machine that rounds as the one that made the record; elsewhere the last block lies inside
-    the widened spread of the nine other recorded seeds (what the lesson asserts)."""
-    record = lm.cached.LIVE_PRETRAIN_SEEDS
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        blocks = lm.cached.block_losses(lm.cached.live_pretraining(seed=0).losses)
-    finally:
-        torch.set_num_threads(threads)
-    agreement = pg.agreement.compare(record[0], blocks)
-    end = pg.agreement.spread_check(blocks[-1], [record[seed][-1] for seed in record if seed != 0])
-    print(agreement, end, sep="\n")
-    assert agreement.identical or end.inside
-
-
-@pytest.mark.slow
-def test_a_short_grpo_run_logs_the_first_updates_of_the_cached_run_of_its_seed(table):
-    """Section 5 compares its live 40-update run with the first 40 updates of the cached 100-update run: the loop
-    has no schedule that looks ahead, so on the machine that made the cache they agree bit for bit; elsewhere the
-    late batches land inside the other seeds' spread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        run = lm.finetune(method="grpo", seed=0, updates=40, sample_every=10, device="cpu")
-    finally:
-        torch.set_num_threads(threads)
-    cached = {row["seed"]: row for row in runs(table, "grpo")}
-    first = {key: values[:40] for key, values in cached[0]["history"].items()}
-    agreement = pg.agreement.compare(first, lm.cached.rounded(run.history))
-    late = pg.agreement.spread_check(np.mean(run.history["exact_reward"][30:40]),
-                                     [np.mean(row["history"]["exact_reward"][30:40]) for s, row in cached.items() if s])
-    print(agreement, late, sep="\n")
-    assert agreement.identical or (agreement.first_difference is not None and late.inside)
-    assert run.eval_end["sampled_exact"] > run.eval_start["sampled_exact"]
 
 
 def test_the_lesson_compares_live_runs_with_the_cache_at_the_levels_not_bit_for_bit():
