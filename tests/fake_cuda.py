@@ -167,6 +167,7 @@ class _OpInfo:
         self.kind = "cross" if self.name in _CROSS_DEVICE_OPS else "index" if self.name in _INDEX_OPS else "plain"
         self.generator = names.index("generator") if "generator" in names else None
         self.to_copy = self.name == "_to_copy"
+        self.syncing = self.name in _SYNCING_OPS
         self.written = []  # (return index, argument name, argument position): ops that write into an argument
         for i, returned in enumerate(schema.returns):
             if returned.alias_info is None or not returned.alias_info.is_write:
@@ -257,6 +258,32 @@ def _check_devices(info: _OpInfo, args, kwargs) -> None:
         raise FakeDeviceError(_mixed_message(f"aten.{info.name} got a CPU tensor of shape {tuple(found[1].shape)}"))
 
 
+def _unwrap_scanning(values, found: list) -> list:
+    """``_unwrap_all`` of a sequence and ``_scan`` of it in one pass (what a plain op needs, the hot path)."""
+    out = []
+    for value in values:
+        kind = type(value)
+        if kind is FakeCudaTensor:
+            found[0] = True
+            out.append(value.elem)
+        elif kind is list or kind is tuple:
+            out.append(kind(_unwrap_scanning(value, found)))
+        else:
+            if found[1] is None and isinstance(value, torch.Tensor) and value.dim() > 0:
+                found[1] = value
+            out.append(value)
+    return out
+
+
+def _wrap_output(elem: torch.Tensor) -> FakeCudaTensor:
+    """Wrap an op's CPU output (a plain tensor that needs no grad: autograd runs above the dispatch)."""
+    wrapper = torch.Tensor._make_wrapper_subclass(
+        FakeCudaTensor, elem.size(), strides=elem.stride(), storage_offset=elem.storage_offset(), dtype=elem.dtype,
+        layout=elem.layout, device=elem.device, requires_grad=False)
+    wrapper.elem = elem
+    return wrapper
+
+
 def _unwrap_all(value):
     if type(value) is FakeCudaTensor:
         return value.elem
@@ -301,13 +328,25 @@ class FakeCudaTensor(torch.Tensor):
 
     @classmethod
     def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
         info = _OP_INFO.get(func)
         if info is None:
             info = _OP_INFO[func] = _OpInfo(func)
+        if (info.kind == "plain" and not kwargs and info.generator is None and not info.written
+                and not info.syncing):
+            # the hot path (most ops of a training step): check and unwrap in one pass, wrap the outputs directly
+            found = [False, None]
+            unwrapped = _unwrap_scanning(args, found)
+            if found[0] and found[1] is not None and not _in_backward():
+                raise FakeDeviceError(_mixed_message(f"aten.{info.name} got a CPU tensor of shape "
+                                                     f"{tuple(found[1].shape)}"))
+            output = func(*unwrapped)
+            if type(output) is torch.Tensor:
+                return _wrap_output(output)
+            return _wrap_all(output)
+        kwargs = kwargs or {}
         if not _in_backward():  # autograd moves gradients itself; its internal zeros are made on the CPU
             _check_devices(info, args, kwargs)
-        if info.name in _SYNCING_OPS:
+        if info.syncing:
             SYNCS[info.name] += 1
         elif info.kind == "cross":
             _count_copy(info, args)
@@ -474,18 +513,23 @@ _RANDOM_FACTORIES = {"rand", "randn", "randint", "randperm", "normal", "rand_lik
 _DATA_FACTORIES = {"tensor", "as_tensor", "asarray"}
 
 
+_TENSOR_TO, _TENSOR_CUDA = torch.Tensor.to, torch.Tensor.cuda
+
+
 class FakeCudaMode(TorchFunctionMode):
     """Turns ``device="cuda"`` in any torch function into a fake-CUDA result, and ``.to``/``.cuda`` of CPU
     tensors into fake-CUDA tensors; checks generators against the device an op runs on."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func is torch.Tensor.to or func is torch.Tensor.cuda:
+        if func is _TENSOR_TO or func is _TENSOR_CUDA:
+            kwargs = kwargs or {}
             if args and not isinstance(args[0], FakeCudaTensor):
-                if func is torch.Tensor.cuda:
+                if func is _TENSOR_CUDA:
                     return _move(args[0], ("cuda",), {})
                 return _move(args[0], args[1:], kwargs)
             return func(*args, **kwargs)
+        if not kwargs:  # the fast path of the fast path: no device, no generator
+            return func(*args)
         device, generator = kwargs.get("device"), kwargs.get("generator")
         if device is None and generator is None:  # the fast path: nothing here is about devices
             return func(*args, **kwargs)
