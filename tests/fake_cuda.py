@@ -276,7 +276,10 @@ def _unwrap_scanning(values, found: list) -> list:
 
 
 def _wrap_output(elem: torch.Tensor) -> FakeCudaTensor:
-    """Wrap an op's CPU output (a plain tensor that needs no grad: autograd runs above the dispatch)."""
+    """Wrap an op's CPU output: a plain CPU tensor, which needs no grad as autograd runs above the dispatch (the
+    checked constructor otherwise)."""
+    if elem.requires_grad or not elem.is_cpu:
+        return FakeCudaTensor(elem)
     wrapper = torch.Tensor._make_wrapper_subclass(
         FakeCudaTensor, elem.size(), strides=elem.stride(), storage_offset=elem.storage_offset(), dtype=elem.dtype,
         layout=elem.layout, device=elem.device, requires_grad=False)
