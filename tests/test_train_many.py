@@ -52,6 +52,7 @@ def test_one_agent_is_pg_train_bit_for_bit_at_any_minibatch_size():
     assert_runs_identical(run, pg.train("ppo", "CartPole-v1", seed=1, **settings))
 
 
+@pytest.mark.slow
 def test_changing_one_agents_seed_leaves_the_others_bit_identical():
     settings = dict(total_steps=6144, progress=False, target_kl=0.01)  # early stops differ between agents
     first = pg.train_many("ppo", "CartPole-v1", seeds=[0, 1, 2], **settings)
@@ -75,6 +76,7 @@ def test_agents_in_a_batch_follow_pg_train_to_float_rounding():
         assert run.config.seed == seed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo, traps", [("ppo", ("truncation_as_termination", "low_critic_lr")),
                                          ("a2c", ("entropy_wrong_sign",)), ("ppo", ("advantage_sign_flipped",))])
 def test_traps_that_replace_math_or_settings_are_planted_in_every_agent(algo, traps):
@@ -94,6 +96,7 @@ def test_traps_that_replace_math_or_settings_are_planted_in_every_agent(algo, tr
         np.testing.assert_array_equal(one.history.updates[name], alone.history.updates[name], err_msg=name)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo, env_id, trap, steps", [
     ("ppo", "CartPole-v1", "joint_grad_clip", 3072), ("a2c", "CartPole-v1", "joint_grad_clip", 3072),
     ("ppo", "CartPole-v1", "stale_old_log_probs", 3072),
@@ -119,6 +122,7 @@ def test_traps_that_replace_a_step_of_the_loop_are_planted_in_every_agent(algo, 
     assert_runs_identical(one, pg.train(algo, env_id, seed=1, traps=(trap,), **settings))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo, env_id, traps, steps", [
     ("ppo", "CartPole-v1", [(), ("advantage_sign_flipped",), ("joint_grad_clip", "stale_old_log_probs")], 3072),
     ("a2c", "Pendulum-v1", [("clipped_action_log_prob",), (), ("truncation_as_termination", "joint_grad_clip")],
@@ -252,6 +256,7 @@ def test_the_reference_pieces_with_a_mask_are_each_agents_own_call():
     assert not new_log_probs.grad[2].any()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo, env_id, settings", [
     ("a2c", "CartPole-v1", dict(total_steps=2048)),
     ("a2c", "Pendulum-v1", dict(total_steps=2048)),
@@ -275,6 +280,7 @@ def test_a2c_and_the_torch_envs_go_through_the_same_loop(algo, env_id, settings)
     assert [run.config.seed for run in first] == [1, 2]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env_id, settings", [
     ("CartPole-v1", dict(clip_value_loss=True, normalize_per_minibatch=True, target_kl=0.02)),
     ("Pendulum-v1", dict(total_steps=4096, clip_value_loss=True)),
