@@ -27,7 +27,7 @@ from pgcourse.rl.algorithms.agents import (MASKED_PIECES, AgentMeans, OneAgent, 
                                            map_rows, own_rows, piece_of, read_rows, reduce_rows, shared_parts)
 from pgcourse.rl.algorithms.components import Components
 from pgcourse.rl.algorithms.optim import LeanAdam
-from pgcourse.rl.algorithms.stacked import (AgentStack, EachAgentEnv, StackedAdam, StackedLinear, _groups,
+from pgcourse.rl.algorithms.stacked import (AgentStack, EachAgentEnv, StackedAdam, _groups, stacked_linear,
                                             _stack_module, agent_generator, build_agents, clip_per_agent,
                                             joint_clip, norm_limits, shared_tensor_env, stacked_mlp)
 from pgcourse.rl.algorithms.trainer import Hooks, Trainer
@@ -444,8 +444,8 @@ def test_an_agents_generator_starts_where_torchs_global_generator_is_now():
 
 
 def test_stacked_linear_gives_each_agent_its_own_layers_values_and_gradients():
-    """``StackedLinear``: ``y[a] = x[a] W[a]^T + b[a]``, with agent ``a``'s gradients formed as ``nn.Linear``'s backward
-    forms them for its own layer (``dW = g^T x``, ``db`` the sum of ``g`` over rows, ``dx = g W``), to rounding, for
+    """``stacked_linear``: ``y[a] = x[a] W[a]^T + b[a]``, with agent ``a``'s gradients those of ``nn.Linear``'s backward
+    for its own layer (``dW = g^T x``, ``db`` the sum of ``g`` over rows, ``dx = g W``), to rounding, for
     the same upstream gradient (an input without grad gives the weights the same gradients); through ``stacked_mlp``
     (two layers and a tanh) each agent's outputs and gradients are its own network's, to rounding; without grad
     the same numbers as with it."""
@@ -455,10 +455,12 @@ def test_stacked_linear_gives_each_agent_its_own_layers_values_and_gradients():
     b = torch.stack([layer.bias.detach() for layer in layers]).requires_grad_()
     x = torch.randn(3, 7, 3, requires_grad=True)
     grad = torch.randn(3, 7, 5)
-    y = StackedLinear.apply(x, w, b)
+    y = stacked_linear(x, w, b)
     y.backward(grad)
-    assert torch.equal(w.grad, torch.bmm(grad.transpose(1, 2), x.detach()))  # the formulas, as written
-    assert torch.equal(b.grad, grad.sum(1)) and torch.equal(x.grad, torch.bmm(grad, w.detach()))
+    close = functools.partial(torch.testing.assert_close, rtol=1e-6, atol=1e-6)
+    close(w.grad, torch.bmm(grad.transpose(1, 2), x.detach()))  # the formulas
+    close(b.grad, grad.sum(1))
+    close(x.grad, torch.bmm(grad, w.detach()))
     for a, layer in enumerate(layers):
         xa = x.detach()[a].clone().requires_grad_()
         own = layer(xa)
@@ -467,7 +469,7 @@ def test_stacked_linear_gives_each_agent_its_own_layers_values_and_gradients():
         for ours, theirs in ((w.grad[a], layer.weight.grad), (b.grad[a], layer.bias.grad), (x.grad[a], xa.grad)):
             torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-6)
     w2 = w.detach().clone().requires_grad_()
-    StackedLinear.apply(x.detach(), w2, b.detach()).backward(grad)  # an input without grad: the weights' grads only
+    stacked_linear(x.detach(), w2, b.detach()).backward(grad)  # an input without grad: the weights' grads only
     assert torch.equal(w2.grad, w.grad)
 
     nets = [nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 2)) for _ in range(3)]

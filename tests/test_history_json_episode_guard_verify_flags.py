@@ -8,7 +8,7 @@ tests/layers.py and no test here is ``slow``, so conftest marks every test ``uni
 - ``pgcourse/cli.py``: ``pgcourse sweep --verify FOLDER`` re-runs each trial with the settings saved in FOLDER (its
   ``env_kwargs`` and ``total_steps`` included), so ``--env-arg`` and ``--steps`` given with it are refused, not
   ignored.
-- ``pgcourse/rl/algorithms/stacked.py``: ``StackedLinear``'s docstring claims only what holds: its gradients are
+- ``pgcourse/rl/algorithms/stacked.py``: ``stacked_linear``'s docstring claims only what holds: its gradients are
   ``nn.Linear``'s formulas exactly, and each agent's values and gradients are ``nn.Linear``'s to float rounding
   (bit for bit only where the two kernels happen to round alike).
 """
@@ -27,7 +27,7 @@ from pgcourse import cli
 from pgcourse.classroom.sandboxed import episode_cases
 from pgcourse.classroom.sandboxed.episode_cases import EpisodeGuard
 from pgcourse.cli import UsageError
-from pgcourse.rl.algorithms.stacked import StackedLinear
+from pgcourse.rl.algorithms.stacked import stacked_linear
 from pgcourse.rl.history import History, Table
 
 INF, NAN = float("inf"), float("nan")
@@ -130,10 +130,10 @@ def test_sweep_verify_refuses_env_arg_and_steps_instead_of_ignoring_them(monkeyp
     assert called == []
 
 
-# == 4. pgcourse/rl/algorithms/stacked.py: what StackedLinear's docstring claims ====================================
+# == 4. pgcourse/rl/algorithms/stacked.py: what stacked_linear's docstring claims ====================================
 
 def test_stacked_linear_docstring_claims_bit_for_bit_only_if_it_holds():
-    """``StackedLinear`` vs one ``nn.Linear`` per agent, float32 on random data over a few shapes: its docstring may
+    """``stacked_linear`` vs one ``nn.Linear`` per agent, float32 on random data over a few shapes: its docstring may
     say "bit for bit" only if every output and gradient is ``torch.equal`` to ``nn.Linear``'s; it says what always
     holds, that they agree to rounding."""
     torch.manual_seed(0)
@@ -144,7 +144,7 @@ def test_stacked_linear_docstring_claims_bit_for_bit_only_if_it_holds():
         bias = torch.stack([layer.bias.detach() for layer in layers]).requires_grad_()
         x = torch.randn(3, batch, inputs, requires_grad=True)
         upstream = torch.randn(3, batch, outputs)
-        y = StackedLinear.apply(x, weight, bias)
+        y = stacked_linear(x, weight, bias)
         y.backward(upstream)
         for a, layer in enumerate(layers):
             xa = x.detach()[a].clone().requires_grad_()
@@ -155,7 +155,7 @@ def test_stacked_linear_docstring_claims_bit_for_bit_only_if_it_holds():
             for ours, theirs in pairs:
                 torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
                 every_equal = every_equal and torch.equal(ours, theirs)
-    doc = " ".join(StackedLinear.__doc__.split())
+    doc = " ".join(stacked_linear.__doc__.split())
     if not every_equal:
         assert "gradients are those of its own network bit for bit" not in doc, doc
     assert "to rounding" in doc, doc

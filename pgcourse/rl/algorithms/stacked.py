@@ -8,7 +8,7 @@ builds it) and stacks their policies' and critics' parameters along a leading ag
 What is per agent, and why it stays exact:
 
 - forward: ``baddbmm`` over the agent axis, one matrix product per agent in one call; agent ``a``'s rows
-  are computed from agent ``a``'s weights only. Backward: :class:`StackedLinear`, ``nn.Linear``'s formulas.
+  are computed from agent ``a``'s weights only (:func:`stacked_linear`), and so are their gradients.
 - sampling: each agent draws from its own ``torch.Generator``, started from the state torch's global
   generator had when that agent's trainer was built (where ``pg.train`` samples from), so the draws are
   ``pg.train``'s draws.
@@ -49,40 +49,23 @@ def agent_generator(device: torch.device) -> torch.Generator:
     return generator
 
 
-def _stacked_linear_forward(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    """``StackedLinear``'s forward without the autograd bookkeeping (for ``torch.no_grad`` passes)."""
+def stacked_linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """``y[a] = x[a] W[a]^T + b[a]`` for every agent ``a`` (``x [A, b, in]``, ``W [A, out, in]``, ``b [A, out]``): one
+    ``baddbmm``, whose autograd backward gives agent ``a``'s gradients from agent ``a``'s rows and weights only.
+    Each agent's outputs and gradients are those of its own ``nn.Linear`` to rounding, not bit for bit: the batched
+    kernels may round a sum otherwise. Measured on torch 2.13's CPU (float32, random data): ``db`` always equal;
+    ``y``, ``dx`` and ``dW`` equal for many shapes (64 rows, 4 or 64 inputs, 64 outputs) but not for all (one
+    output, one input, 2048 rows), there differing by about 1e-7 to 3e-6 of the largest value. (A hand-written
+    backward with ``nn.Linear``'s formulas, used before, gave the same bits and cost 5-8% more CPU.)"""
     return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))  # [A, b, out]
-
-
-class StackedLinear(torch.autograd.Function):
-    """``y[a] = x[a] W[a]^T + b[a]`` for every agent ``a`` (``x [A, b, in]``, ``W [A, out, in]``, ``b [A, out]``),
-    with the gradients computed as ``nn.Linear``'s backward computes them for one agent (``dW = g^T x``,
-    ``dx = g W``, ``db = sum of g over rows``, with ``torch.bmm``), so that each agent's outputs and gradients
-    are those of its own network to rounding, not bit for bit: the batched kernels may round a sum otherwise
-    than ``nn.Linear``'s. Measured on torch 2.13's CPU (float32, random data): ``db`` always equal; ``y``, ``dx``
-    and ``dW`` equal for many shapes (64 rows, 4 or 64 inputs, 64 outputs) but not for all (one output, one
-    input, 2048 rows), there differing by about 1e-7 to 3e-6 of the largest value; autograd's own backward of
-    ``baddbmm`` gave the same bits as this one."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-        ctx.save_for_backward(x, weight)
-        return _stacked_linear_forward(x, weight, bias)  # [A, b, out]
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor, Tensor]:
-        x, weight = ctx.saved_tensors
-        grad_x = torch.bmm(grad, weight) if ctx.needs_input_grad[0] else None  # [A, b, in]
-        return grad_x, torch.bmm(grad.transpose(1, 2), x), grad.sum(1)  # [A, out, in], [A, out]
 
 
 def stacked_mlp(net: nn.Sequential, weights: dict[str, Tensor], x: Tensor) -> Tensor:
     """``net``'s layers (Linear, Tanh: :func:`pgcourse.rl.networks.mlp`) on ``x [A, b, in]`` with stacked
     ``weights[name] [A, ...]`` (the names of ``net.named_parameters()``): ``[A, b, out]``."""
-    linear = StackedLinear.apply if torch.is_grad_enabled() else _stacked_linear_forward  # the same product
     for index, layer in enumerate(net):
         if isinstance(layer, nn.Linear):
-            x = linear(x, weights[f"{index}.weight"], weights[f"{index}.bias"])  # [A, b, out]
+            x = stacked_linear(x, weights[f"{index}.weight"], weights[f"{index}.bias"])  # [A, b, out]
         elif isinstance(layer, nn.Tanh):
             x = torch.tanh(x)
         else:
