@@ -397,6 +397,21 @@ def test_the_undamped_step_length_is_named():
         ch07_trpo.check_trpo_step(_update_like(damped_length=False))
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf")], ids=["nan", "inf"])
+def test_a_step_that_writes_non_finite_parameters_is_told_so_not_that_nothing_changed(value):
+    """A step that leaves NaN or inf in the policy has no finite norm: ``float(step.norm()) > 0`` is False for NaN,
+    and the check once called such a step "the policy's parameters did not change". It is named for what it is."""
+    def non_finite_step(policy, *batch):
+        with torch.no_grad():
+            list(policy.parameters())[-1].fill_(value)
+        return 0.5
+
+    with pytest.raises(AssertionError) as error:
+        ch07_trpo.check_trpo_step(non_finite_step)
+    assert "the policy's parameters are not finite after your step" in str(error.value), str(error.value)
+    assert "did not change" not in str(error.value)
+
+
 def _trpo_step_without_create_graph(policy, obs, actions, old_log_probs, advantages, max_kl, cg_iters, cg_damping):
     parameters = list(policy.parameters())
     with torch.no_grad():

@@ -773,10 +773,14 @@ def check_trpo_step(fn: Callable[..., Any], cases: tuple[tuple[int, dict[str, An
                       f"(the reference's: {reference.fraction!r}).",
                 "return the fraction of the full step the line search accepted.", True, case, show_values=False))
         hint, certain = None, True
-        moved = float(step.norm()) > 0.0
+        moved = float(step.norm()) > 0.0  # False for a NaN step too: non-finite parameters are named first, below
         downhill_rejected = reference.fraction > 0 and fraction == 0.0 and reference_trpo_step(
             batch, direction="reversed").fraction == 0
-        if downhill_rejected:  # a possible cause: tries never written into the policy also give 0.0
+        if not bool(torch.isfinite(new_params).all()):
+            hint = ("the policy's parameters are not finite after your step (NaN or inf): look for a division by "
+                    "zero or a square root of a negative number in the step length, and write only a finite try "
+                    "into the parameters.")
+        elif downhill_rejected:  # a possible cause: tries never written into the policy also give 0.0
             hint, certain = _SIGN_FLIP_HINT.format(reference=f"{reference.fraction:g}"), False
         elif not moved and reference.fraction > 0:
             hint = ("the policy's parameters did not change: write the accepted step into the policy's own "
