@@ -298,10 +298,6 @@ def distance(replay: np.ndarray, expected: np.ndarray) -> float:
     return float((_differences(replay, expected) / _tolerances(expected.shape[1])).max())
 
 
-def _close(a: np.ndarray, b: np.ndarray) -> bool:
-    return a.shape == b.shape and distance(a, b) <= 1.0
-
-
 def _replay(trap: str | None, mystery: Run, updates: int = CHECKED_UPDATES,
             stop_beyond: float | None = 1.0) -> np.ndarray:
     """Train the mystery's saved config with ``trap`` planted (None: no trap, the correct algorithm) on CPU
