@@ -184,3 +184,21 @@ def test_lean_adam_keeps_two_members_moments_in_one_flat_buffer():
     assert optimiser.state[b]["exp_avg"].data_ptr() == exp_avg.data_ptr() + 64 * exp_avg.element_size()
     # Adam's first step moves every weight by lr against its gradient's sign: m/sqrt(v) is 1 after bias correction
     assert torch.allclose(a.detach(), torch.full((64,), 0.9)) and torch.allclose(b.detach(), torch.full((64,), 0.9))
+
+
+@pytest.mark.parametrize("total_steps, refused", [(999, True), (1000, True), (1001, False)])
+def test_a_run_resumes_only_with_a_budget_beyond_the_steps_it_has_trained(total_steps, refused):
+    """``api._resumed_config``: a run that has trained 1,000 env steps resumes only with ``total_steps`` above 1,000;
+    a budget equal to the steps trained is spent (refused with the steps and the budget named), one step more is
+    accepted."""
+    from types import SimpleNamespace
+
+    from pgcourse.rl import api
+    from pgcourse.rl.config import ConfigError, make_config
+    previous = SimpleNamespace(config=make_config("ppo", "CartPole-v1", "discrete", seed=0, total_steps=1000,
+                                                  progress=False))
+    if refused:
+        with pytest.raises(ConfigError, match=f"already trained 1,000 of its total_steps={total_steps:,}"):
+            api._resumed_config(previous, {"env_step": 1000}, "cpu", {"total_steps": total_steps})
+    else:
+        assert api._resumed_config(previous, {"env_step": 1000}, "cpu", {"total_steps": total_steps}).total_steps == 1001
