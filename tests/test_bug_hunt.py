@@ -363,7 +363,8 @@ def test_train_like_reproduces_a_mystery_with_its_trap():
     # Alike over the updates the check compares. Past them rounding drift grows, and on another CPU than the one that
     # recorded the pool the whole 24-update run parts from it (seen on an AMX Xeon): not something to assert.
     n = bug_hunt.CHECKED_UPDATES
-    assert bug_hunt._close(bug_hunt._signature(mine, n), bug_hunt._signature(m, n))
+    replay, expected = bug_hunt._signature(mine, n), bug_hunt._signature(m, n)
+    assert replay.shape == expected.shape and bug_hunt.distance(replay, expected) <= 1.0  # behaves alike
 
 
 def test_write_mysteries_refuses_a_trap_the_check_cannot_tell_apart(tmp_path):
