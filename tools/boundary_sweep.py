@@ -62,7 +62,10 @@ def snapshot(folder: Path) -> Path:
         archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, capture_output=True, check=True).stdout
         folder.mkdir(parents=True)
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(folder, filter="data")
+            if hasattr(tarfile, "data_filter"):  # Python 3.11.4+: refuse links and paths outside the folder
+                tar.extractall(folder, filter="data")
+            else:
+                tar.extractall(folder)  # git archive of our own HEAD: no foreign paths
     return folder
 
 
