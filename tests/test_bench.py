@@ -358,3 +358,16 @@ def test_welch_t_of_the_final_returns():
     assert welch_t([1.0], [2.0, 3.0]) is None
     # (2 - 4) / sqrt(1/3 + 1/3)
     assert welch_t([1.0, 2.0, 3.0], [3.0, 4.0, 5.0]) == pytest.approx(-2.0 / np.sqrt(2.0 / 3.0))
+
+
+@needs_sb3
+def test_an_sb3_run_leaves_no_folder_in_the_temp_directory(monkeypatch, tmp_path):
+    """SB3 configures a logger folder (``<tmp>/SB3-<date>``) at every ``learn`` unless it is given a logger: the
+    benchmark's SB3 runs print nothing and must leave nothing behind (146 empty folders had piled up in /tmp)."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    model = bench._zoo_ppo(0)
+    model.learn(total_timesteps=256)
+    model.get_env().close()
+    assert list(tmp_path.iterdir()) == []

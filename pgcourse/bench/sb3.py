@@ -29,15 +29,18 @@ def _zoo_ppo(seed: int) -> Any:
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.logger import Logger
     from stable_baselines3.common.vec_env import DummyVecEnv
 
     torch.set_num_threads(1)
     zoo = ZOO_PPO_CARTPOLE
     envs = make_vec_env(SB3_ENV_ID, n_envs=zoo["n_envs"], seed=seed, vec_env_cls=DummyVecEnv)
-    return PPO("MlpPolicy", envs, n_steps=zoo["n_steps"], batch_size=zoo["batch_size"], gae_lambda=zoo["gae_lambda"],
-               gamma=zoo["gamma"], n_epochs=zoo["n_epochs"], ent_coef=zoo["ent_coef"],
-               learning_rate=_linear_schedule(1e-3), clip_range=_linear_schedule(0.2), device="cpu", seed=seed,
-               verbose=0)
+    model = PPO("MlpPolicy", envs, n_steps=zoo["n_steps"], batch_size=zoo["batch_size"], gae_lambda=zoo["gae_lambda"],
+                gamma=zoo["gamma"], n_epochs=zoo["n_epochs"], ent_coef=zoo["ent_coef"],
+                learning_rate=_linear_schedule(1e-3), clip_range=_linear_schedule(0.2), device="cpu", seed=seed,
+                verbose=0)
+    model.set_logger(Logger(folder=None, output_formats=[]))  # without one, every learn() makes <tmp>/SB3-<date>
+    return model
 
 
 def evaluate_sb3(model: Any, env_id: str = SB3_ENV_ID, episodes: int = EVAL_EPISODES,
