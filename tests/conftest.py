@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import tempfile
 
 os.environ["SDL_VIDEODRIVER"] = "dummy"  # pygame (CartPole rendering) without a display
 
@@ -15,6 +17,7 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 import torch  # noqa: E402
 
 torch.set_num_threads(1)
@@ -34,6 +37,18 @@ def register_short_envs() -> None:
 
 
 register_short_envs()
+
+@pytest.fixture(scope="session")
+def runner_folder():
+    """The grader's runner package (the code the sandboxed student process runs), written once per test session and
+    removed after it. In the system's temp folder, as the grader's own: without a sandbox the student process runs as
+    another user, who cannot pass through pytest's private tmp_path folders."""
+    from pgcourse.classroom.grading.sandbox import write_runner_package
+
+    folder = tempfile.mkdtemp(prefix="pgcourse-test-runner-")
+    yield write_runner_package(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+
 
 # Tiny but complete training budgets (each well under a second of CPU on one thread).
 TINY_PPO_DISCRETE = dict(total_steps=512, num_envs=4, n_steps=32, minibatch_size=64, update_epochs=2)

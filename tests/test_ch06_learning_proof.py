@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import tempfile
 import time
 
 import numpy as np
@@ -22,7 +21,7 @@ from torch.distributions import Categorical
 from pgcourse.course.checks import LearnerCodeError
 from pgcourse.course.checks import ch06_traps
 from pgcourse.classroom.sandboxed.link import StudentFunction
-from pgcourse.classroom.grading.sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox, write_runner_package
+from pgcourse.classroom.grading.sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox
 from pgcourse.classroom.grading.worker import StudentProcess
 
 import actor_critic_loops
@@ -50,9 +49,9 @@ def verdict(fn) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def student_process():
+def student_process(runner_folder):
     mode = SANDBOX if probe_sandbox()[0] == SANDBOX else UNSAFE
-    runner = write_runner_package(tempfile.mkdtemp(prefix="pgcourse-test-runner-"))
+    runner = runner_folder
     process = StudentProcess({"isolation": mode, "limits": Limits(memory_mb=2048).to_dict(),
                               "runner_folder": str(runner)}, time.monotonic() + 120)
     link = process.link

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-import tempfile
 import time
 
 import gymnasium as gym
@@ -22,7 +21,7 @@ from pgcourse.classroom.sandboxed import episode_cases
 from pgcourse.course.checks import LearnerCodeError
 from pgcourse.course.checks import ch06_traps
 from pgcourse.classroom.sandboxed.link import StudentFunction
-from pgcourse.classroom.grading.sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox, write_runner_package
+from pgcourse.classroom.grading.sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox
 from pgcourse.classroom.grading.worker import StudentProcess
 
 from test_bug_hunt import _cell, _loop
@@ -82,9 +81,9 @@ def test_the_check_names_a_loop_that_stores_its_row_after_the_reset():
 # -- the grader's verdict: the loop played in the sandboxed student process ------------------------------------------
 
 @pytest.fixture(scope="module")
-def student_process():
+def student_process(runner_folder):
     mode = SANDBOX if probe_sandbox()[0] == SANDBOX else UNSAFE
-    runner = write_runner_package(tempfile.mkdtemp(prefix="pgcourse-test-runner-"))
+    runner = runner_folder
     process = StudentProcess({"isolation": mode, "limits": Limits().to_dict(), "runner_folder": str(runner)},
                              time.monotonic() + 120)
     link = process.link

@@ -13,6 +13,7 @@ import argparse
 import io
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -138,8 +139,9 @@ class RecordingPopen:
 def test_a_worker_is_started_in_a_session_of_its_own_and_greeted_with_the_isolation(monkeypatch, tmp_path):
     """A worker handle starts ``python -c 'from pgcourse.classroom.grading.worker import worker_main;
     worker_main(FD)'`` with the socket's file descriptor passed, no stdin or stdout, stderr to a log, the worker
-    environment, the given folder, in a new session; it sends ``hello`` with the isolation asked for, and starts
-    not ready, cold and idle."""
+    environment, the given folder, in a new session; it sends ``hello`` with the isolation asked for and the runner
+    folder it made for the worker (an empty temp folder, removed when the worker is killed), and starts not ready,
+    cold and idle."""
     monkeypatch.setattr(pool.subprocess, "Popen", RecordingPopen)
     handle = pool._WorkerHandle("auto", tmp_path)
     try:
@@ -151,13 +153,18 @@ def test_a_worker_is_started_in_a_session_of_its_own_and_greeted_with_the_isolat
         assert proc.kwargs["stderr"] is handle.log and proc.kwargs["cwd"] == tmp_path
         assert proc.kwargs["start_new_session"] is True and proc.kwargs["env"]["OMP_NUM_THREADS"] == "1"
         worker_side = Connection(proc.peer.detach())
-        assert worker_side.poll(5) and worker_side.recv() == {"op": "hello", "isolation": "auto"}
+        assert worker_side.poll(5) and worker_side.recv() == {"op": "hello", "isolation": "auto",
+                                                              "runner_folder": handle.runner_folder}
+        runner = Path(handle.runner_folder)
+        assert runner.name.startswith("pgcourse-runner-") and runner.parent == Path(tempfile.gettempdir())
+        assert list(runner.iterdir()) == []
         worker_side.close()
         assert (handle.ready, handle.isolation, handle.detail, handle.warm, handle.task, handle.deadline) == \
             (False, "", "", set(), None, None)
     finally:
         handle.conn.close()
         handle.log.close()
+        shutil.rmtree(handle.runner_folder)
 
 
 def bare_handle(log_bytes: bytes = b"") -> pool._WorkerHandle:
@@ -205,7 +212,8 @@ class FakeWireConn:
 @pytest.mark.parametrize("gone", [None, ProcessLookupError, PermissionError])
 def test_killing_a_worker_kills_its_process_group_then_waits_then_closes(monkeypatch, gone):
     """``kill`` sends SIGKILL to the worker's process group (its session), waits up to 10 s for it, closes the
-    connection and the log; a process already gone (or not ours) is not an error."""
+    connection and the log, and removes the worker's runner folder (a killed worker cannot); a process already gone
+    (or not ours) is not an error."""
     killed = []
 
     def killpg(pid, sig):
@@ -215,9 +223,10 @@ def test_killing_a_worker_kills_its_process_group_then_waits_then_closes(monkeyp
     monkeypatch.setattr(os, "killpg", killpg)
     handle = bare_handle()
     handle.proc, handle.conn = FakeProc(), FakeWireConn()
+    handle.runner_folder = tempfile.mkdtemp(prefix="pgcourse-runner-")
     handle.kill()
     assert killed == [(31337, signal.SIGKILL)] and handle.proc.waits == [10]
-    assert handle.conn.closed and handle.log.closed
+    assert handle.conn.closed and handle.log.closed and not os.path.exists(handle.runner_folder)
 
 
 @pytest.mark.parametrize("send_fails", [False, True])
@@ -228,6 +237,7 @@ def test_stopping_a_worker_asks_it_to_stop_waits_5_s_then_kills_it(monkeypatch, 
     monkeypatch.setattr(os, "killpg", lambda pid, sig: killed.append((pid, sig)))
     handle = bare_handle()
     handle.proc, handle.conn = FakeProc(), FakeWireConn(fail=send_fails)
+    handle.runner_folder = tempfile.mkdtemp(prefix="pgcourse-runner-")
     handle.stop()
     assert handle.conn.sent == ([] if send_fails else [{"op": "stop"}])
     assert handle.proc.waits == [5, 10] and killed == [(31337, signal.SIGKILL)]

@@ -1001,6 +1001,16 @@ def test_a_worker_uses_the_sandbox_the_probe_found(quiet_worker_host, isolation)
     assert made.runner_folder == quiet_worker_host.folder and (made.runner_folder / "sandboxside/runner.py").is_file()
 
 
+def test_a_worker_given_a_runner_folder_writes_the_runner_package_there(quiet_worker_host, tmp_path):
+    """The pool makes the runner folder (so that it can remove it after killing the worker) and names it in hello:
+    the worker writes its package there and makes none of its own."""
+    given = tmp_path / "given"
+    given.mkdir()
+    made = worker.Worker("auto", str(given))
+    assert made.runner_folder == given and (given / "sandboxside/runner.py").is_file()
+    assert list(quiet_worker_host.folder.iterdir()) == []
+
+
 def test_a_worker_asked_for_no_sandbox_does_not_probe_and_says_what_is_lost(quiet_worker_host):
     """--unsafe-no-sandbox: no probe; the detail says that student code sees this machine's files and processes."""
     made = worker.Worker("unsafe-no-sandbox")
@@ -2216,10 +2226,10 @@ def entry_point(monkeypatch, tmp_path):
     state = types.SimpleNamespace(made=[], limited=[], threads=[], grades=[], fail_init=False, gc=[])
 
     class Worker:
-        def __init__(self, isolation):
+        def __init__(self, isolation, runner_folder):
             if state.fail_init:
                 raise RuntimeError("no sandbox for student code: test")
-            self.isolation, self.isolation_detail = isolation, f"detail of {isolation}"
+            self.isolation, self.isolation_detail, self.given_folder = isolation, f"detail of {isolation}", runner_folder
             self.runner_folder = tmp_path / f"runner{len(state.made)}"
             self.runner_folder.mkdir()
             state.made.append(self)
@@ -2268,7 +2278,7 @@ def entry_point(monkeypatch, tmp_path):
 
 def test_the_worker_says_ready_then_grades_until_told_to_stop(entry_point):
     """worker_main: one torch thread; reads hello, preloads, limits its memory to WORKER_MEMORY_MB, starts the Worker
-    with hello's isolation ("auto" by default), freezes its objects and says ready with its isolation, detail and pid;
+    with hello's isolation ("auto" by default) and runner folder (None: it makes one), freezes its objects and says ready with its isolation, detail and pid;
     then answers each grade with op "result" and the key, ignores other ops, and ends at "stop" (what follows is not
     read), removing its runner folder."""
     grade = {"op": "grade", "key": "ann", "course": "c", "answers": {"a": ["x"]}, "limits": {"l": 1}, "hunt_key": "K"}
@@ -2277,7 +2287,7 @@ def test_the_worker_says_ready_then_grades_until_told_to_stop(entry_point):
     assert entry_point.threads[:3] == [("threads", 1), ("interop", 1), "preload"]
     assert entry_point.limited == [4096] and entry_point.gc == ["collect", "freeze"]
     made, = entry_point.made
-    assert made.isolation == "auto" and not made.runner_folder.exists()
+    assert made.isolation == "auto" and made.given_folder is None and not made.runner_folder.exists()
     assert replies == [
         {"op": "ready", "isolation": "auto", "detail": "detail of auto", "pid": os.getpid()},
         {"exercises": {"e": 1}, "isolation": "auto", "seconds": {}, "op": "result", "key": "ann"},
@@ -2288,12 +2298,12 @@ def test_the_worker_says_ready_then_grades_until_told_to_stop(entry_point):
 def test_a_failed_grading_is_reported_and_the_worker_stays_up(entry_point):
     """A grading that raises is answered with op "failure", the key and the traceback; the next grade is served; the
     end of the pipe ends the worker like "stop"."""
-    replies = entry_point.run([{"isolation": "unsafe-no-sandbox"},
+    replies = entry_point.run([{"isolation": "unsafe-no-sandbox", "runner_folder": "/the/pools/folder"},
                                {"op": "grade", "key": "k1", "course": "broken", "answers": {}, "limits": {}},
                                {"op": "grade", "key": "k2", "course": "c", "answers": {}, "limits": {}}],
                               end_with_eof=True)
     assert [reply["op"] for reply in replies] == ["ready", "failure", "result"]
-    assert replies[0]["isolation"] == "unsafe-no-sandbox"
+    assert replies[0]["isolation"] == "unsafe-no-sandbox" and entry_point.made[0].given_folder == "/the/pools/folder"
     assert replies[1]["key"] == "k1" and "ValueError: the course is broken" in replies[1]["error"]
     assert replies[1]["error"].startswith("Traceback (most recent call last):") and replies[2]["key"] == "k2"
     assert not entry_point.made[0].runner_folder.exists()

@@ -166,15 +166,14 @@ def _source(name: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def student_process():
-    import tempfile
+def student_process(runner_folder):
     import time
 
-    from pgcourse.classroom.grading.sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox, write_runner_package
+    from pgcourse.classroom.grading.sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox
     from pgcourse.classroom.grading.worker import StudentProcess
 
     mode = SANDBOX if probe_sandbox()[0] == SANDBOX else UNSAFE
-    runner = write_runner_package(tempfile.mkdtemp(prefix="pgcourse-test-runner-"))
+    runner = runner_folder
     process = StudentProcess({"isolation": mode, "limits": Limits().to_dict(), "runner_folder": str(runner)},
                              time.monotonic() + 120)
     link = process.link

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pgcourse as pg
 import wrong_versions
 from pgcourse.course.checks import LearnerCodeError
 from pgcourse.classroom.sandboxed.link import StudentFunction
-from pgcourse.classroom.grading.sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox, write_runner_package
+from pgcourse.classroom.grading.sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox
 from pgcourse.classroom.grading.worker import StudentProcess
 
 # Honest answers that an earlier grader rejected or that stress the wire: views, strides, other dtypes.
@@ -56,9 +55,9 @@ def remote_name(exercise: str, variant: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def student_process():
+def student_process(runner_folder):
     mode = SANDBOX if probe_sandbox()[0] == SANDBOX else UNSAFE
-    runner = write_runner_package(tempfile.mkdtemp(prefix="pgcourse-test-runner-"))
+    runner = runner_folder
     process = StudentProcess({"isolation": mode, "limits": Limits().to_dict(), "runner_folder": str(runner)},
                              time.monotonic() + 120)
     link = process.link

@@ -7,7 +7,6 @@ CartPole step is now replayed with CartPole's equations on the check's side (pgc
 """
 from __future__ import annotations
 
-import tempfile
 import time
 
 import gymnasium as gym
@@ -19,7 +18,7 @@ from torch.distributions import Categorical
 
 from pgcourse.course.checks import ch06_traps
 from pgcourse.classroom.sandboxed.link import StudentFunction
-from pgcourse.classroom.grading.sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox, write_runner_package
+from pgcourse.classroom.grading.sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox
 from pgcourse.classroom.grading.worker import StudentProcess
 
 import actor_critic_loops
@@ -62,9 +61,9 @@ def test_a_loop_that_changes_its_envs_is_caught_in_the_notebook(tamper):
     assert "as gymnasium makes them: change nothing of them" in verdict, verdict
 
 
-def test_a_loop_that_changes_its_envs_is_caught_when_graded():
+def test_a_loop_that_changes_its_envs_is_caught_when_graded(runner_folder):
     mode = SANDBOX if probe_sandbox()[0] == SANDBOX else UNSAFE
-    runner = write_runner_package(tempfile.mkdtemp(prefix="pgcourse-test-runner-"))
+    runner = runner_folder
     process = StudentProcess({"isolation": mode, "limits": Limits(memory_mb=2048).to_dict(),
                               "runner_folder": str(runner)}, time.monotonic() + 120)
     try:

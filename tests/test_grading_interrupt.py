@@ -23,17 +23,18 @@ ROOT = Path(__file__).resolve().parents[1]
 EARLIER = "student,points\nalice,3\n"
 
 
-def test_ctrl_c_while_grading_stops_at_once_and_keeps_the_earlier_gradebook(tmp_path):
+def test_ctrl_c_while_grading_stops_at_once_and_keeps_the_earlier_gradebook(tmp_path, tmp_path_factory):
     chapter = grading.load_course(ROOT).chapter(grading.load_course(ROOT).resolve("00"))
     for k in range(4):
         (tmp_path / f"s{k}.ipynb").write_text(json.dumps(synthetic_notebook(
             chapter, {"ch00_play_episode": play_answer("    import time; time.sleep(3)\n")})))
     out = tmp_path / "grades.csv"
     out.write_text(EARLIER)
+    temp = tmp_path_factory.mktemp("temp")  # the command's temp directory (TMPDIR): the workers' runner folders
     command = [sys.executable, "-c", "import sys; from pgcourse.cli import main; sys.exit(main())", "grade", str(tmp_path), "--chapter", "00", "--out", str(out),
                "--jobs", "2", "--overwrite", "--quiet"]
     process = subprocess.Popen(command, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True, env={**os.environ, "SDL_VIDEODRIVER": "dummy"})
+                               start_new_session=True, env={**os.environ, "SDL_VIDEODRIVER": "dummy", "TMPDIR": str(temp)})
     time.sleep(10)  # the workers started, the self-test or a submission under way
     assert process.poll() is None, process.communicate()
     os.killpg(process.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole foreground group
@@ -47,3 +48,4 @@ def test_ctrl_c_while_grading_stops_at_once_and_keeps_the_earlier_gradebook(tmp_
     assert out.read_text() == EARLIER
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".ipynb") == ["grades.csv"]  # no .tmp left
     assert left == [], left
+    assert sorted(p.name for p in temp.iterdir()) == []  # the killed workers' runner folders are removed too

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pgcourse.classroom.grading.sandbox import (SANDBOX, SANDBOX_RUNNER_FOLDER, UNSAFE, Limits, probe_sandbox,
-                                                seccomp_program, student_command, write_runner_package)
+                                                seccomp_program, student_command)
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_sandbox = pytest.mark.skipif(probe_sandbox()[0] != SANDBOX, reason="no bubblewrap sandbox on this machine")
@@ -22,8 +23,8 @@ def bound_sources(argv: list[str]) -> list[str]:
     return [argv[i + 1] for i, arg in enumerate(argv) if arg in ("--ro-bind", "--bind")]
 
 
-def test_the_sandbox_binds_no_course_file():
-    runner = write_runner_package(tempfile.mkdtemp())
+def test_the_sandbox_binds_no_course_file(runner_folder):
+    runner = runner_folder
     argv = student_command(SANDBOX, runner, 3, Limits().to_dict(), 4) if probe_sandbox()[0] == SANDBOX else None
     if argv is None:
         pytest.skip("no bwrap")
@@ -55,8 +56,8 @@ def test_seccomp_program_shape():
 
 
 @needs_sandbox
-def test_in_the_sandbox_threads_work_and_processes_do_not():
-    runner = write_runner_package(tempfile.mkdtemp())
+def test_in_the_sandbox_threads_work_and_processes_do_not(runner_folder):
+    runner = runner_folder
     read, write = os.pipe()
     os.write(write, seccomp_program())
     os.close(write)
@@ -72,12 +73,12 @@ def test_in_the_sandbox_threads_work_and_processes_do_not():
 
 
 @needs_sandbox
-def test_the_runner_blocks_the_course_package_and_says_why():
+def test_the_runner_blocks_the_course_package_and_says_why(runner_folder):
     """The student process says hello only after its limits, its user and the import policy are in place."""
     from pgcourse.classroom.grading.worker import StudentProcess
     import time
 
-    runner = write_runner_package(tempfile.mkdtemp())
+    runner = runner_folder
     process = StudentProcess({"isolation": SANDBOX, "limits": Limits().to_dict(), "runner_folder": str(runner)},
                              time.monotonic() + 60)
     try:
@@ -93,44 +94,50 @@ def test_the_runner_blocks_the_course_package_and_says_why():
         process.end()
 
 
-def test_unsafe_mode_is_a_plain_process():
-    runner = write_runner_package(tempfile.mkdtemp())
+def test_unsafe_mode_is_a_plain_process(runner_folder):
+    runner = runner_folder
     argv = student_command(UNSAFE, runner, 3, Limits().to_dict(), scratch="/tmp/x")
     assert argv[0] == sys.executable and "bwrap" not in " ".join(argv)
 
 
 @needs_sandbox
-def test_an_interpreter_under_tmp_stays_visible(monkeypatch):
+def test_an_interpreter_under_tmp_stays_visible(monkeypatch, runner_folder):
     """A venv in a clone under /tmp (as CI's may be) is bound on top of the sandbox's own /tmp, not hidden by it."""
     from pgcourse.classroom.grading import sandbox
 
     folder = Path(tempfile.mkdtemp(prefix="pgcourse-venv-like-", dir="/tmp"))
-    (folder / "marker.txt").write_text("visible")
-    real_roots = sandbox._read_only_roots
-    monkeypatch.setattr(sandbox, "_read_only_roots", lambda: [*real_roots(), str(folder)])
-    argv = sandbox.student_command(SANDBOX, write_runner_package(tempfile.mkdtemp()), 3, Limits().to_dict())
-    argv = argv[:argv.index("--") + 1] + [sys.executable, "-I", "-c",
-                                          f"print(open({str(folder / 'marker.txt')!r}).read())"]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    try:
+        (folder / "marker.txt").write_text("visible")
+        real_roots = sandbox._read_only_roots
+        monkeypatch.setattr(sandbox, "_read_only_roots", lambda: [*real_roots(), str(folder)])
+        argv = sandbox.student_command(SANDBOX, runner_folder, 3, Limits().to_dict())
+        argv = argv[:argv.index("--") + 1] + [sys.executable, "-I", "-c",
+                                              f"print(open({str(folder / 'marker.txt')!r}).read())"]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    finally:
+        shutil.rmtree(folder)
     assert done.stdout.strip() == "visible", done.stderr
 
 
 
 @needs_sandbox
-def test_an_interpreter_started_through_a_dotdot_path_runs_in_the_sandbox(monkeypatch):
+def test_an_interpreter_started_through_a_dotdot_path_runs_in_the_sandbox(monkeypatch, runner_folder):
     """``python`` started as ``<folder>/../venv/bin/python`` (sys.executable keeps the ``..``): inside the sandbox
     ``<folder>`` does not exist, so the path could not be resolved and every student process died at start
     (224 setup errors in a run started that way, with the venv beside a clone under /tmp)."""
     from pgcourse.classroom.grading import sandbox
 
     folder = tempfile.mkdtemp(prefix="pgcourse-detour-", dir="/tmp")  # /tmp is the sandbox's own, empty tmpfs
-    detour = os.path.join(folder, os.path.relpath(os.path.abspath(sys.executable), folder))  # folder/../../…/python
-    assert ".." in detour and os.path.samefile(detour, sys.executable)
-    monkeypatch.setattr(sys, "executable", detour)
-    argv = sandbox.student_command(SANDBOX, write_runner_package(tempfile.mkdtemp()), 3, Limits().to_dict())
-    start = argv.index("--") + 1
-    done = subprocess.run(argv[:start] + [argv[start], "-I", "-c", "print('ran')"], capture_output=True, text=True,
-                          timeout=60)
+    try:
+        detour = os.path.join(folder, os.path.relpath(os.path.abspath(sys.executable), folder))  # folder/../…/python
+        assert ".." in detour and os.path.samefile(detour, sys.executable)
+        monkeypatch.setattr(sys, "executable", detour)
+        argv = sandbox.student_command(SANDBOX, runner_folder, 3, Limits().to_dict())
+        start = argv.index("--") + 1
+        done = subprocess.run(argv[:start] + [argv[start], "-I", "-c", "print('ran')"], capture_output=True,
+                              text=True, timeout=60)
+    finally:
+        shutil.rmtree(folder)
     assert done.stdout.strip() == "ran", done.stderr
 
 
@@ -145,8 +152,8 @@ def test_the_seccomp_program_refuses_memory_outside_the_address_space():
 
 
 @needs_sandbox
-def test_in_the_sandbox_memfd_shm_and_dev_shm_are_refused():
-    runner = write_runner_package(tempfile.mkdtemp())
+def test_in_the_sandbox_memfd_shm_and_dev_shm_are_refused(runner_folder):
+    runner = runner_folder
     read, write = os.pipe()
     os.write(write, seccomp_program())
     os.close(write)
@@ -182,7 +189,7 @@ def test_memory_cgroup_hierarchies_are_found_from_proc():
         assert found is None and "memory controller" in why
 
 
-def test_a_memory_cgroup_bounds_memory_that_no_address_space_counts():
+def test_a_memory_cgroup_bounds_memory_that_no_address_space_counts(runner_folder):
     """Without the sandbox's seccomp filter, 400 MB of memfd files (--memory 128): the cgroup's limit kills the
     process; RLIMIT_AS alone let it hold them (issue 26, item 5.1). Skipped where no cgroup can be made."""
     from pgcourse.classroom.sandboxed.link import Lost
@@ -192,7 +199,7 @@ def test_a_memory_cgroup_bounds_memory_that_no_address_space_counts():
     hierarchy, detail = _usable_hierarchy()
     if hierarchy is None:
         pytest.skip(detail)
-    runner = write_runner_package(tempfile.mkdtemp())
+    runner = runner_folder
     config = {"isolation": UNSAFE, "limits": Limits(memory_mb=128).to_dict(), "runner_folder": str(runner),
               "memory_cgroup": hierarchy}
     hoard = "import os\nHOARD = [os.memfd_create('x') for _ in range(100)]\nfor fd in HOARD:\n    os.write(fd, bytes(4 << 20))\n"
@@ -232,7 +239,7 @@ def test_a_bad_time_budget_names_its_option(option, value, tmp_path, capsys):
 
 
 @needs_sandbox
-def test_the_student_process_computes_on_the_graders_kernel_path(monkeypatch):
+def test_the_student_process_computes_on_the_graders_kernel_path(monkeypatch, runner_folder):
     """A grader run with ATEN_CPU_CAPABILITY set (CI's portable pass, or a teacher pinning a kernel path) checks the
     student's numbers against ones it computes itself, some exactly: the seeded initial weights, whose orthogonal
     init differs in its last bits between kernel paths. With the variable cleared in the sandbox, the course's own
@@ -240,7 +247,7 @@ def test_the_student_process_computes_on_the_graders_kernel_path(monkeypatch):
     from pgcourse.classroom.grading import sandbox
 
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "default")
-    argv = sandbox.student_command(SANDBOX, write_runner_package(tempfile.mkdtemp()), 3, Limits().to_dict())
+    argv = sandbox.student_command(SANDBOX, runner_folder, 3, Limits().to_dict())
     start = argv.index("--") + 1
     done = subprocess.run(argv[:start] + [argv[start], "-I", "-c",
                                           "import torch; print(torch.backends.cpu.get_cpu_capability())"],

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from pgcourse.rl.config import make_config
 from pgcourse.rl.envs import make_raw_vector_env
 from pgcourse.classroom.sandboxed import loops
 from pgcourse.classroom.sandboxed.link import StudentFunction
-from pgcourse.classroom.grading.sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox, write_runner_package
+from pgcourse.classroom.grading.sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox
 from pgcourse.classroom.grading.worker import StudentProcess
 from wrong_loops import CORRECT_LOOPS, WRONG_LOOPS
 
@@ -44,10 +43,10 @@ CORRECT = [("reference", checks.STAGE_REFERENCES["train_ppo"])] + \
 
 
 @pytest.fixture(scope="module")
-def student_process():
+def student_process(runner_folder):
     """A student process as the grader starts one, holding the kit and the whole of tests/wrong_loops.py."""
     mode = SANDBOX if probe_sandbox()[0] == SANDBOX else UNSAFE
-    runner = write_runner_package(tempfile.mkdtemp(prefix="pgcourse-test-runner-"))
+    runner = runner_folder
     process = StudentProcess({"isolation": mode, "limits": Limits(memory_mb=2048).to_dict(),
                               "runner_folder": str(runner)}, time.monotonic() + 120)
     link = process.link

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from pgcourse.course import checks
 from pgcourse.course.checks import LearnerCodeError
 from pgcourse.classroom.sandboxed import loops
 from pgcourse.classroom.sandboxed.link import StudentFunction
-from pgcourse.classroom.grading.sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox, write_runner_package
+from pgcourse.classroom.grading.sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox
 from pgcourse.classroom.grading.worker import StudentProcess
 
 NOTEBOOK_BUDGET = {"train_reinforce": {"seeds": (0,), "max_episodes": 100}, "train_ppo": {}}
@@ -47,10 +46,10 @@ def catalogue() -> list[tuple[str, object, str]]:
 
 
 @pytest.fixture(scope="module")
-def student_process():
+def student_process(runner_folder):
     """A student process as the grader starts one, holding the kit and both catalogues' sources."""
     mode = SANDBOX if probe_sandbox()[0] == SANDBOX else UNSAFE
-    runner = write_runner_package(tempfile.mkdtemp(prefix="pgcourse-test-runner-"))
+    runner = runner_folder
     process = StudentProcess({"isolation": mode, "limits": Limits(memory_mb=2048).to_dict(),
                               "runner_folder": str(runner)}, time.monotonic() + 120)
     link = process.link

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -51,13 +52,15 @@ class _WorkerHandle:
     def __init__(self, isolation: str, cwd: Path | None):
         ours, theirs = socket.socketpair()
         self.log = tempfile.TemporaryFile()
+        # The worker's runner folder is made and removed here: a worker killed (a timeout, Ctrl-C) cannot remove it.
+        self.runner_folder = tempfile.mkdtemp(prefix="pgcourse-runner-")
         self.proc = subprocess.Popen(
             [sys.executable, "-c", f"from pgcourse.classroom.grading.worker import worker_main; worker_main({theirs.fileno()})"],
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.log,
             env=_worker_env(), cwd=cwd, start_new_session=True)
         theirs.close()
         self.conn = Connection(ours.detach())
-        self.conn.send({"op": "hello", "isolation": isolation})
+        self.conn.send({"op": "hello", "isolation": isolation, "runner_folder": self.runner_folder})
         self.ready = False
         self.isolation = ""
         self.detail = ""
@@ -81,6 +84,7 @@ class _WorkerHandle:
             self.conn.close()
         with contextlib.suppress(Exception):
             self.log.close()
+        shutil.rmtree(self.runner_folder, ignore_errors=True)
 
     def stop(self) -> None:
         with contextlib.suppress(Exception):

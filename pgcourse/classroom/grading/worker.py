@@ -259,7 +259,7 @@ def _usable_hierarchy():
 class Worker:
     """The trusted grading worker: grades submissions one at a time, each in forked student processes."""
 
-    def __init__(self, isolation: str = "auto"):
+    def __init__(self, isolation: str = "auto", runner_folder: str | None = None):
         if isolation == UNSAFE:
             self.isolation, self.isolation_detail = UNSAFE, ("no sandbox (--unsafe-no-sandbox): student code sees "
                                                              "this machine's files and processes")
@@ -271,7 +271,7 @@ class Worker:
             self.isolation, self.isolation_detail = mode, detail
         self.memory_cgroup, memory_detail = _usable_hierarchy()
         self.isolation_detail += f"; memory: {memory_detail}"
-        self.runner_folder = write_runner_package(tempfile.mkdtemp(prefix="pgcourse-runner-"))
+        self.runner_folder = write_runner_package(runner_folder or tempfile.mkdtemp(prefix="pgcourse-runner-"))
         self._contexts: dict[str, dict[str, Any]] = {}
 
     def _context(self, course: dict[str, Any]) -> dict[str, Any]:
@@ -684,7 +684,7 @@ def worker_main(fd: int) -> None:
         hello = conn.recv()
         _preload()
         _limit_own_memory(WORKER_MEMORY_MB)
-        worker = Worker(hello.get("isolation", "auto"))
+        worker = Worker(hello.get("isolation", "auto"), hello.get("runner_folder"))
         gc.collect()
         gc.freeze()
         conn.send({"op": "ready", "isolation": worker.isolation, "detail": worker.isolation_detail,
