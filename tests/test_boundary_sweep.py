@@ -1,5 +1,6 @@
-"""tools/boundary_sweep.py finds every ordering comparison and flips it at its boundary, nothing else (issue 45,
-item 5): ``<`` <-> ``<=`` and ``>`` <-> ``>=``, each operator of a chain on its own, the line otherwise unchanged."""
+"""tools/boundary_sweep.py plants the audits' commonest one-line bugs, nothing else (issue 45, item 5): every ordering
+comparison flipped at its boundary (``<`` <-> ``<=``, ``>`` <-> ``>=``, each operator of a chain on its own), each
+operand of an ``and``/``or`` dropped, ``any`` <-> ``all``; the line otherwise unchanged."""
 from __future__ import annotations
 
 import importlib.util
@@ -31,3 +32,37 @@ def test_each_ordering_operator_is_flipped_at_its_boundary_and_nothing_else():
 def test_a_comparison_whose_operands_span_lines_is_left_alone():
     source = "ok = (first_value\n      < second_value)\n"
     assert boundary_sweep.boundary_mutants(source) == []
+
+
+def test_each_operand_of_and_or_is_dropped_with_its_operator_brackets_included():
+    source = ("if a and b and c:\n    pass\nx = (p or q) and r\nz = foo(a and b)\nok = f(a, b) or (\n  c)\n"
+              "s = 'a and b'\n")
+    found = boundary_sweep.operand_mutants(source)
+    assert sorted((m["line"], m["after"]) for m in found) == [
+        (1, "if a and b:"), (1, "if a and c:"), (1, "if b and c:"),
+        (3, "x = (p or q)"), (3, "x = (p) and r"), (3, "x = (q) and r"), (3, "x = r"),
+        (4, "z = foo(a)"), (4, "z = foo(b)"),
+    ]  # line 5 spans two lines, line 7's ``and`` is inside a string: both left alone
+    assert all(m["kind"] == "operand" and m["before"] == source.splitlines()[m["line"] - 1] for m in found)
+
+
+def test_any_and_all_are_swapped_and_only_the_builtins():
+    source = "ok = any(x) or all(y)\nz = obj.any(w)\nt = 'any('\n"
+    assert [(m["line"], m["after"]) for m in boundary_sweep.any_all_mutants(source)] == [
+        (1, "ok = all(x) or all(y)"), (1, "ok = any(x) or any(y)")]
+
+
+def test_the_mutants_of_a_source_are_every_kind_by_line():
+    found = boundary_sweep.mutants_of("if n < 1 and any(v):\n    pass\n")
+    assert [(m["kind"], m["after"]) for m in found] == [
+        ("any-all", "if n < 1 and all(v):"), ("boundary", "if n <= 1 and any(v):"),
+        ("operand", "if any(v):"), ("operand", "if n < 1:")]
+    assert boundary_sweep.mutants_of("if n < 1 and any(v):\n    pass\n", ("boundary",)) == found[1:2]
+
+
+def test_a_shard_that_is_not_i_of_n_is_refused(capsys, tmp_path):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        boundary_sweep.main(["--out", str(tmp_path), "--shard", "2/2"])
+    assert "--shard must be i/n with 0 <= i < n, not 2/2" in capsys.readouterr().err

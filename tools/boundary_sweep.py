@@ -1,18 +1,23 @@
 #!/usr/bin/env python3
-"""Flip every ordering comparison of the package at its boundary and run the unit tests that execute its line
-(issue 45, item 5: fresh audits keep finding a ``<`` that should have been ``<=``, at a threshold no test uses).
+"""Plant the one-line bugs fresh audits keep finding, each in turn, and run the unit tests that execute its line
+(issue 45, item 5): a ``<`` that should have been ``<=`` at a threshold no test uses, a guard that checks one of its
+parts, ``any`` for ``all``.
 
     python tools/boundary_sweep.py --out /tmp/sweep                      # the whole package
     python tools/boundary_sweep.py --out /tmp/sweep --paths pgcourse/rl  # one folder (a prefix of the file paths)
+    python tools/boundary_sweep.py --out /tmp/sweep --kinds operand      # one kind of mutant (boundary, operand, any-all)
+    python tools/boundary_sweep.py --out /tmp/sweep --shard 0/2 & python tools/boundary_sweep.py --out /tmp/sweep --shard 1/2
 
 Three steps, each resumable (a step whose file exists in ``--out`` is not redone):
 
-1. ``mutants.json``: every ``<``, ``<=``, ``>``, ``>=`` between two operands on one line, with the line flipped at
-   its boundary (``<`` <-> ``<=``, ``>`` <-> ``>=``);
+1. ``mutants.json``: on every line, each ``<``, ``<=``, ``>``, ``>=`` between two operands flipped at its boundary
+   (``<`` <-> ``<=``, ``>`` <-> ``>=``: kind ``boundary``); each operand of an ``and``/``or`` dropped (``operand``);
+   ``any(`` <-> ``all(`` (``any-all``);
 2. ``covmap.json``: which unit tests run each line: the unit lane (``pytest -m unit``) under coverage with one
    context per test function, in a copy of the repository (``git archive HEAD``: commit first);
-3. ``results.jsonl``: per mutant, its line flipped in a second copy and its tests run (``-x``): ``killed`` (a test
-   failed), ``survived`` (all passed), ``not covered`` (no unit test runs the line), ``timeout``.
+3. ``results.jsonl``: per mutant, its line changed in a second copy and its tests run (``-x``): ``killed`` (a test
+   failed), ``survived`` (all passed), ``not covered`` (no unit test runs the line), ``timeout``. With ``--shard
+   i/n`` a process takes every n-th mutant, in a copy and a results file of its own (``results-i.jsonl``).
 
 A survivor is not always a gap: where no input can reach equality (a branch that excludes it, a float32 draw that
 cannot equal its threshold) the flip is equivalent. The others want a test at the threshold, one below and one
@@ -54,6 +59,60 @@ def boundary_mutants(source: str) -> list[dict]:
             found.append({"line": right.lineno, "before": line.rstrip("\n"),
                           "after": (line[:start] + after + line[start + len(before):]).rstrip("\n")})
     return sorted(found, key=lambda m: (m["line"], m["after"]))
+
+
+def operand_mutants(source: str) -> list[dict]:
+    """Each operand of an ``and``/``or`` on one line dropped, with the operator beside it: ``a and b and c`` gives
+    ``b and c``, ``a and c`` and ``a and b`` (a guard that checks one part less). Drops that leave the file
+    unparsable (an operand inside brackets of its own) are left out."""
+    lines = source.splitlines(keepends=True)
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.BoolOp) or node.lineno != node.end_lineno:
+            continue
+        line = lines[node.lineno - 1]
+        spans = []  # each operand's columns, with the brackets around it: (p or q) and r
+        for value in node.values:
+            start, end = value.col_offset, value.end_col_offset
+            while start > 0 and line[start - 1] == "(" and line[end:end + 1] == ")":
+                start, end = start - 1, end + 1
+            spans.append((start, end))
+        for index in range(len(spans)):
+            if index == 0:
+                start, end = spans[0][0], spans[1][0]
+            else:
+                start, end = spans[index - 1][1], spans[index][1]
+            after = (line[:start] + line[end:]).rstrip("\n")
+            mutated = "".join(lines[:node.lineno - 1]) + after + "\n" + "".join(lines[node.lineno:])
+            try:
+                ast.parse(mutated)
+            except SyntaxError:
+                continue
+            found.append({"line": node.lineno, "before": line.rstrip("\n"), "after": after, "kind": "operand"})
+    return found
+
+
+def any_all_mutants(source: str) -> list[dict]:
+    """Each call of the builtin ``any`` or ``all`` swapped for the other."""
+    lines = source.splitlines(keepends=True)
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("any", "all"):
+            line, col = lines[node.func.lineno - 1], node.func.col_offset
+            other = "all" if node.func.id == "any" else "any"
+            found.append({"line": node.func.lineno, "before": line.rstrip("\n"),
+                          "after": (line[:col] + other + line[col + 3:]).rstrip("\n"), "kind": "any-all"})
+    return found
+
+
+KINDS = {"boundary": lambda source: [dict(m, kind="boundary") for m in boundary_mutants(source)],
+         "operand": operand_mutants, "any-all": any_all_mutants}
+
+
+def mutants_of(source: str, kinds=tuple(KINDS)) -> list[dict]:
+    """The mutants of ``source`` of the given kinds, by line (a line with several is mutated once per mutant)."""
+    found = [m for kind in kinds for m in KINDS[kind](source)]
+    return sorted(found, key=lambda m: (m["line"], m["kind"], m["after"]))
 
 
 def snapshot(folder: Path) -> Path:
@@ -99,12 +158,14 @@ def coverage_map(out: Path, mutants: list[dict]) -> dict[str, list[str]]:
     return result
 
 
-def run(out: Path, mutants: list[dict], covmap: dict[str, list[str]], timeout: int) -> None:
-    copy = snapshot(out / "mutant-copy")
-    results = out / "results.jsonl"
+def run(out: Path, mutants: list[dict], covmap: dict[str, list[str]], timeout: int, shard: tuple[int, int] = (0, 1)
+        ) -> None:
+    index, count = shard
+    copy = snapshot(out / ("mutant-copy" if count == 1 else f"mutant-copy-{index}"))
+    results = out / ("results.jsonl" if count == 1 else f"results-{index}.jsonl")
     done = {(r["file"], r["line"], r["after"]) for r in map(json.loads, results.read_text().splitlines())} \
         if results.exists() else set()
-    for m in mutants:
+    for m in mutants[index::count]:
         if (m["file"], m["line"], m["after"]) in done:
             continue
         tests = covmap.get(f"{m['file']}:{m['line']}", [])
@@ -134,26 +195,33 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="a folder for the copies, the coverage map and the results")
     parser.add_argument("--paths", nargs="*", default=["pgcourse/"], help="file path prefixes to mutate")
+    parser.add_argument("--kinds", nargs="*", default=list(KINDS), choices=list(KINDS), help="kinds of mutant")
     parser.add_argument("--timeout", type=int, default=400, help="seconds per mutant's tests")
+    parser.add_argument("--shard", default="0/1", help="i/n: this process takes mutants i, i + n, i + 2n, ...")
     args = parser.parse_args(argv)
+    index, count = (int(part) for part in args.shard.split("/"))
+    if not 0 <= index < count:
+        parser.error(f"--shard must be i/n with 0 <= i < n, not {args.shard}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     mutants_file = out / "mutants.json"
     if not mutants_file.exists():
         copy = snapshot(out / "mutant-copy")
         mutants = [dict(m, file=str(path.relative_to(copy))) for path in sorted((copy / "pgcourse").rglob("*.py"))
-                   for m in boundary_mutants(path.read_text(encoding="utf-8"))]
+                   for m in mutants_of(path.read_text(encoding="utf-8"))]
         mutants_file.write_text(json.dumps(mutants, indent=0))
-    mutants = [m for m in json.loads(mutants_file.read_text()) if any(m["file"].startswith(p) for p in args.paths)]
+    mutants = [m for m in json.loads(mutants_file.read_text()) if any(m["file"].startswith(p) for p in args.paths)
+               and m.get("kind", "boundary") in args.kinds]
     covmap_file = out / "covmap.json"
     if not covmap_file.exists():
         covmap_file.write_text(json.dumps(coverage_map(out, json.loads(mutants_file.read_text()))))
-    run(out, mutants, json.loads(covmap_file.read_text()), args.timeout)
-    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-    counts: dict[str, int] = {}
+    run(out, mutants, json.loads(covmap_file.read_text()), args.timeout, (index, count))
+    rows = [json.loads(line) for results in sorted(out.glob("results*.jsonl")) for line in results.read_text().splitlines()]
+    counts: dict[tuple[str, str], int] = {}
     for row in rows:
-        counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
-    print(f"{len(rows)} mutants: " + ", ".join(f"{count} {verdict}" for verdict, count in sorted(counts.items())))
+        key = (row.get("kind", "boundary"), row["verdict"])
+        counts[key] = counts.get(key, 0) + 1
+    print(f"{len(rows)} mutants: " + ", ".join(f"{n} {kind} {verdict}" for (kind, verdict), n in sorted(counts.items())))
     return 0
 
 
