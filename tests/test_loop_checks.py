@@ -303,10 +303,11 @@ def test_the_reinforce_reference_trains_exactly_what_pg_train_trains():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("wrong_loop", [w for w in WRONG_LOOPS if w.stage in END_TO_END], ids=lambda w: w.id)
+@pytest.mark.parametrize("wrong_loop", [w for w in WRONG_LOOPS if w.stage == "train_reinforce"], ids=lambda w: w.id)
 def test_end_to_end_rejects_the_wrong_loops(wrong_loop, capsys):
-    short = {"train_ppo": dict(seeds=(0,), total_steps=5_000), "train_reinforce": dict(seeds=(0,), max_episodes=100)}
-    message = rejection(wrong_loop, **short[wrong_loop.stage])
+    """(train_ppo's wrong loops go through the same check in tests/test_train_ppo_agreement.py, in the notebook and
+    in the grade, each with its hint: running them here too cost a minute of the suite.)"""
+    message = rejection(wrong_loop, seeds=(0,), max_episodes=100)
     assert wrong_loop.hint in message, message
     assert "seed 0" in message
 
