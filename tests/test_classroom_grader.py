@@ -167,6 +167,15 @@ def test_a_worker_is_started_in_a_session_of_its_own_and_greeted_with_the_isolat
         shutil.rmtree(handle.runner_folder)
 
 
+def test_a_worker_that_cannot_be_started_leaves_no_runner_folder(monkeypatch, tmp_path):
+    """Popen fails (here: the folder to start in does not exist): the error is the caller's to see, and the runner
+    folder made for the worker is removed with it."""
+    monkeypatch.setattr(pool.tempfile, "tempdir", str(tmp_path))
+    with pytest.raises(FileNotFoundError):
+        pool._WorkerHandle("auto", tmp_path / "missing")
+    assert list(tmp_path.iterdir()) == []
+
+
 def bare_handle(log_bytes: bytes = b"") -> pool._WorkerHandle:
     handle = object.__new__(pool._WorkerHandle)
     handle.log = tempfile.TemporaryFile()

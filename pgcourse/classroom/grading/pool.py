@@ -54,11 +54,16 @@ class _WorkerHandle:
         self.log = tempfile.TemporaryFile()
         # The worker's runner folder is made and removed here: a worker killed (a timeout, Ctrl-C) cannot remove it.
         self.runner_folder = tempfile.mkdtemp(prefix="pgcourse-runner-")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", f"from pgcourse.classroom.grading.worker import worker_main; worker_main({theirs.fileno()})"],
-            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.log,
-            env=_worker_env(), cwd=cwd, start_new_session=True)
-        theirs.close()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", f"from pgcourse.classroom.grading.worker import worker_main; worker_main({theirs.fileno()})"],
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.log,
+                env=_worker_env(), cwd=cwd, start_new_session=True)
+        except BaseException:
+            shutil.rmtree(self.runner_folder, ignore_errors=True)
+            raise
+        finally:
+            theirs.close()
         self.conn = Connection(ours.detach())
         self.conn.send({"op": "hello", "isolation": isolation, "runner_folder": self.runner_folder})
         self.ready = False
