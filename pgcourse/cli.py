@@ -203,8 +203,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
     checkpoints = {"checkpoint_every": every, "checkpoint_dir": out} if every else {}
     started = time.perf_counter()
     with _termination_as_interrupt():
+        episodes = {"max_episodes": args.episodes} if args.episodes is not None else {}  # None: the run's own
         run = resume(previous, total_steps=args.steps, device=args.device, progress=not args.quiet,
-                     log_dir=args.log_dir, **checkpoints)
+                     log_dir=args.log_dir, **episodes, **checkpoints)
     return _report_training(run, time.perf_counter() - started, out, True, bool(checkpoints))
 
 
@@ -543,6 +544,8 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("run_dir", metavar="RUN_DIR", help="folder written by 'pgcourse train' (or a checkpoint)")
     resume.add_argument("--steps", type=_int_at_least(1), default=None, metavar="N",
                         help="new env-step budget (default: the run's own; larger to train a finished run further)")
+    resume.add_argument("--episodes", type=_int_at_least(1), default=None, metavar="N",
+                        help="new episode budget, for a run trained with max_episodes (default: the run's own)")
     resume.add_argument("--out", metavar="DIR", help="where the continued run is saved (default: RUN_DIR, replaced "
                                                       "by the continued run, which holds all of its history)")
     resume.add_argument("--overwrite", action="store_true", help="replace an existing run folder at --out")

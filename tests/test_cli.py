@@ -361,3 +361,19 @@ def test_an_env_arg_nested_deeper_than_the_parsers_recurse_is_read_as_text_not_a
     from pgcourse.cli import parse_env_arg
     assert parse_env_arg("x=" + "[" * 1000) == ("x", "[" * 1000)
     assert parse_env_arg("x=[1, 2]") == ("x", [1, 2])
+
+
+def test_resume_takes_a_new_episode_budget_for_a_run_trained_with_one(tmp_path, capsys):
+    """A run trained with ``--set max_episodes=8`` stops after 8 episodes; ``pgcourse resume`` refuses to resume it
+    as it is (it would train nothing: the message names ``--episodes``) and plays on with ``--episodes 9``."""
+    out = tmp_path / "run"
+    assert main(["train", "reinforce", "--env", "CartPole-v1", "--set", "max_episodes=8", "--out", str(out),
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["resume", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "already played 8 of its max_episodes=8: pass a larger max_episodes (pgcourse resume --episodes)" in err
+    assert main(["resume", str(out), "--episodes", "9", "--quiet"]) == 0
+    import pgcourse as pg
+    resumed = pg.load(out)
+    assert resumed.config.max_episodes == 9 and len(resumed.history.episodes) > 8

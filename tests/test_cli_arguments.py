@@ -105,6 +105,7 @@ INTEGER_OPTIONS = [
     (["train", "ppo", "--env", "E"], "--steps", 1, "50000 or 5e4", False),
     (["train", "ppo", "--env", "E"], "--checkpoint-every", 1, "50000 or 5e4", False),
     (["resume", "R"], "--steps", 1, "50000 or 5e4", False),
+    (["resume", "R"], "--episodes", 1, "50000 or 5e4", False),
     (["resume", "R"], "--checkpoint-every", 1, "50000 or 5e4", False),
     (["eval", "R"], "--episodes", 1, "50000 or 5e4", False),
     (["eval", "R"], "--seed", 0, "0 or 42", False),
@@ -141,7 +142,7 @@ DEFAULTS = [
     (["train", "ppo", "--env", "CartPole-v1"], "cmd_train", dict(
         algo="ppo", env="CartPole-v1", seed=0, steps=None, out=None, device="auto", set=None, env_arg=None,
         overwrite=False, quiet=False, checkpoint_every=None, log_dir=None)),
-    (["resume", "R"], "cmd_resume", dict(run_dir="R", steps=None, out=None, overwrite=False, device="auto",
+    (["resume", "R"], "cmd_resume", dict(run_dir="R", steps=None, episodes=None, out=None, overwrite=False, device="auto",
                                          checkpoint_every=None, log_dir=None, quiet=False)),
     (["eval", "R"], "cmd_eval", dict(run_dir="R", episodes=20, seed=10_000, env=None, env_arg=None, mode=None,
                                      stochastic=False)),

@@ -240,6 +240,8 @@ def finished_run():
     (lambda run: pg.train("a2c", "CartPole-v1", seed=7, resume=run), "keeps its seed"),
     (lambda run: pg.resume(run, total_steps=4096, lr=1e-3), "lr cannot change"),
     (lambda run: pg.resume(run), "already trained .* pass a larger total_steps"),
+    # an episode budget does not lift the spent step budget: training would stop at once (it was accepted, silently)
+    (lambda run: pg.resume(run, max_episodes=10**6), "already trained .* pass a larger total_steps"),
     (lambda run: pg.resume(run, total_steps=4096, checkpoint_every=0, checkpoint_dir="x"), "checkpoint_every=0"),
     (lambda run: pg.resume(run, total_steps=4096, checkpoint_every=100), "needs checkpoint_dir"),
 ])
@@ -386,3 +388,19 @@ def test_sigterm_is_not_redirected_where_ctrl_c_is_ignored_and_nohup_keeps_sighu
     finally:
         for kind, handler in saved.items():
             signal.signal(kind, handler)
+
+
+@pytest.mark.parametrize("max_episodes, refused", [(None, True), (7, True), (8, True), (9, False)])
+def test_a_run_with_an_episode_budget_resumes_only_with_episodes_left_to_play(max_episodes, refused):
+    """Training stops when either budget is spent. A REINFORCE run that played its max_episodes=8 (two batches of
+    four) cannot be resumed with 8 (its own) or fewer: it would train nothing; it says so and what to pass. With 9 it
+    plays on (a batch more)."""
+    run = pg.train("reinforce", "CartPole-v1", seed=0, max_episodes=8, progress=False)
+    assert len(run.history.episodes) == 8
+    overrides = {} if max_episodes is None else {"max_episodes": max_episodes}
+    if refused:
+        with pytest.raises(ConfigError, match=r"already played 8 of its max_episodes=[0-9]+: pass a larger "
+                                              r"max_episodes"):
+            pg.resume(run, progress=False, **overrides)
+    else:
+        assert len(pg.resume(run, progress=False, **overrides).history.episodes) > 8

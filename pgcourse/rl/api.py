@@ -223,10 +223,15 @@ def _resumed_config(previous: Run, state: dict, device: str, overrides: dict[str
         raise ConfigError(f"a resumed run keeps its own settings; {', '.join(changed)} cannot change "
                           f"(only {', '.join(RESUME_SETTINGS)} can). Train a new run to change them.")
     config = config_from_dict({**previous.config.to_dict(), **overrides, "device": device})
-    if config.total_steps <= state["env_step"] and config.max_episodes is None:
+    # Training stops at whichever budget is spent first (Trainer.done): a resume with either spent trains nothing.
+    if config.total_steps <= state["env_step"]:
         raise ConfigError(f"the run has already trained {state['env_step']:,} of its total_steps="
                           f"{config.total_steps:,}: pass a larger total_steps (pgcourse resume --steps) to train "
                           "it further")
+    episodes = len(previous.history.episodes)
+    if config.max_episodes is not None and config.max_episodes <= episodes:
+        raise ConfigError(f"the run has already played {episodes:,} of its max_episodes={config.max_episodes:,}: "
+                          "pass a larger max_episodes (pgcourse resume --episodes) to train it further")
     return config
 
 
