@@ -66,3 +66,18 @@ def test_a_shard_that_is_not_i_of_n_is_refused(capsys, tmp_path):
     with pytest.raises(SystemExit):
         boundary_sweep.main(["--out", str(tmp_path), "--shard", "2/2"])
     assert "--shard must be i/n with 0 <= i < n, not 2/2" in capsys.readouterr().err
+
+
+def test_a_mutant_keeps_its_last_verdict_so_a_timeout_tried_again_counts_once(tmp_path):
+    """The results are appended as the sweep goes; a timeout is tried again on the next run, so a mutant may have two
+    rows: its last one is its verdict (a missing results file has none)."""
+    import json
+
+    rows = [{"file": "f.py", "line": 3, "after": "x", "verdict": "timeout"},
+            {"file": "f.py", "line": 4, "after": "y", "verdict": "killed"},
+            {"file": "f.py", "line": 3, "after": "x", "verdict": "survived"}]
+    results = tmp_path / "results-0.jsonl"
+    results.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    last = boundary_sweep.last_verdicts([results, tmp_path / "results-1.jsonl"])
+    assert {key: row["verdict"] for key, row in last.items()} == {("f.py", 3, "x"): "survived",
+                                                                  ("f.py", 4, "y"): "killed"}

@@ -158,13 +158,23 @@ def coverage_map(out: Path, mutants: list[dict]) -> dict[str, list[str]]:
     return result
 
 
+def last_verdicts(files: list[Path]) -> dict[tuple, dict]:
+    """Each mutant's last row in the results ``files`` (a timeout, on a busy machine, is tried again on the next run
+    and then has two), keyed by (file, line, after)."""
+    rows = {}
+    for results in files:
+        if results.exists():
+            for row in map(json.loads, results.read_text().splitlines()):
+                rows[(row["file"], row["line"], row["after"])] = row
+    return rows
+
+
 def run(out: Path, mutants: list[dict], covmap: dict[str, list[str]], timeout: int, shard: tuple[int, int] = (0, 1)
         ) -> None:
     index, count = shard
     copy = snapshot(out / ("mutant-copy" if count == 1 else f"mutant-copy-{index}"))
     results = out / ("results.jsonl" if count == 1 else f"results-{index}.jsonl")
-    done = {(r["file"], r["line"], r["after"]) for r in map(json.loads, results.read_text().splitlines())} \
-        if results.exists() else set()
+    done = {key for key, row in last_verdicts([results]).items() if row["verdict"] != "timeout"}  # tried again
     for m in mutants[index::count]:
         if (m["file"], m["line"], m["after"]) in done:
             continue
@@ -216,9 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     if not covmap_file.exists():
         covmap_file.write_text(json.dumps(coverage_map(out, json.loads(mutants_file.read_text()))))
     run(out, mutants, json.loads(covmap_file.read_text()), args.timeout, (index, count))
-    rows = [json.loads(line) for results in sorted(out.glob("results*.jsonl")) for line in results.read_text().splitlines()]
     counts: dict[tuple[str, str], int] = {}
-    for row in rows:
+    for row in last_verdicts(sorted(out.glob("results*.jsonl"))).values():
         key = (row.get("kind", "boundary"), row["verdict"])
         counts[key] = counts.get(key, 0) + 1
     print(f"{len(rows)} mutants: " + ", ".join(f"{n} {kind} {verdict}" for (kind, verdict), n in sorted(counts.items())))
