@@ -21,14 +21,15 @@ from pgcourse.classroom.grading.sandbox import SANDBOX, probe_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 FILL = r'''
-import json, sys, tempfile, time
+import atexit, json, shutil, sys, tempfile, time
 from pgcourse.grading.link import StudentFunction
 from pgcourse.grading.sandbox import Limits, write_runner_package
 from pgcourse.grading.worker import StudentProcess
 
 limits = Limits(memory_mb=512).to_dict()
-process = StudentProcess({"isolation": sys.argv[1], "limits": limits,
-                          "runner_folder": str(write_runner_package(tempfile.mkdtemp(prefix="pgcourse-test-")))},
+runner = tempfile.mkdtemp(prefix="pgcourse-test-")
+atexit.register(shutil.rmtree, runner, True)  # removed when the script ends
+process = StudentProcess({"isolation": sys.argv[1], "limits": limits, "runner_folder": str(write_runner_package(runner))},
                          time.monotonic() + 60)
 process.link.deadline = time.monotonic() + 60
 process.link._answer(process.link.request("exec", {"source": """
