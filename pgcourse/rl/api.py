@@ -228,9 +228,8 @@ def _resumed_config(previous: Run, state: dict, device: str, overrides: dict[str
         raise ConfigError(f"the run has already trained {state['env_step']:,} of its total_steps="
                           f"{config.total_steps:,}: pass a larger total_steps (pgcourse resume --steps) to train "
                           "it further")
-    episodes = len(previous.history.episodes) if config.max_episodes is not None else 0
-    if config.max_episodes is not None and config.max_episodes <= episodes:
-        raise ConfigError(f"the run has already played {episodes:,} of its max_episodes={config.max_episodes:,}: "
+    if config.max_episodes is not None and config.max_episodes <= (played := len(previous.history.episodes)):
+        raise ConfigError(f"the run has already played {played:,} of its max_episodes={config.max_episodes:,}: "
                           "pass a larger max_episodes (pgcourse resume --episodes) to train it further")
     return config
 
