@@ -195,3 +195,12 @@ def interrupt_when(command: list[str], ready: Callable[[], bool], what: str, aft
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     return Interrupted(process.returncode, stderr, family, seconds)
+
+
+def sleeps(spec_data: dict, device: str = "cpu", *, marker_dir: str) -> dict:
+    """A trial that records its start and then sleeps for a minute: it is running when the test interrupts it."""
+    import time
+
+    start_attempt(marker_dir, spec_data)
+    time.sleep(60)
+    return run_trial(spec_data, device)

@@ -484,6 +484,29 @@ def test_a_trial_that_always_kills_its_worker_fails_alone(tmp_path):
     assert failed["attempts"] == len(sweep_helpers.attempts(str(markers), specs[0].trial_id)) >= 2
 
 
+def test_an_interrupted_close_leaves_no_worker_and_no_pool_thread_behind(tmp_path):
+    """Ctrl-C stops the running trials' workers and joins the pool's manager thread before the sweep returns.
+    Left running, that thread closes its wake-up pipe while the interpreter's exit hook writes to it, and the
+    learner sees "OSError: Bad file descriptor" after the interrupt (a CPython race; once in a fresh-clone suite)."""
+    import threading
+
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    backend = LocalBackend(2, function=functools.partial(sweep_helpers.sleeps, marker_dir=str(markers)))
+    for seed in (0, 1):
+        backend.submit(TrialSpec("ppo", "CartPole-v1", seed, {"total_steps": 256}))
+    deadline = time.monotonic() + 120
+    while len(list(markers.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    workers = [int(path.read_text()) for path in markers.iterdir()]
+    assert len(workers) == 2, "the two sleeping trials did not start"
+    threads = [thread for thread in threading.enumerate() if type(thread).__name__ == "_ExecutorManagerThread"]
+    assert threads, "expected the pool's manager thread to run while trials are in flight"
+    backend.close(interrupted=True)
+    assert not [thread for thread in threads if thread.is_alive()], "the pool's manager thread outlived close()"
+    assert not [pid for pid in workers if _running(pid)], "a worker outlived close()"
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and sends SIGINT to a process group")
 def test_ctrl_c_keeps_every_finished_trial_stops_the_workers_and_a_rerun_resumes(tmp_path):
     out = tmp_path / "sweep"

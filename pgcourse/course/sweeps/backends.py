@@ -122,9 +122,18 @@ class LocalBackend:
     def close(self, interrupted: bool = False) -> None:
         if self._pool is not None:
             if interrupted:  # stop now: running trials are abandoned (their results were never written)
-                for process in list(getattr(self._pool, "_processes", {}).values()):
+                processes = list(getattr(self._pool, "_processes", {}).values())
+                for process in processes:
                     process.terminate()
-            self._pool.shutdown(wait=not interrupted, cancel_futures=True)
+                for process in processes:
+                    process.join(5)
+                    if process.is_alive():
+                        process.kill()
+                        process.join()
+            # wait even when interrupted: the workers are gone, so this only joins the pool's manager thread. Left
+            # running, it closes its wake-up pipe while the interpreter's exit hook writes to it (a CPython race:
+            # "OSError: Bad file descriptor" printed after Ctrl-C, once in a fresh-clone suite)
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
         self._futures.clear()
         self._casualties.clear()
