@@ -391,15 +391,23 @@ def test_a_minibatch_count_that_cannot_be_is_refused(settings, words):
     assert words in str(info.value), str(info.value)
 
 
+_NO_KERNEL = {torch.ops.aten.detach.default, torch.ops.aten.empty.memory_format, torch.ops.aten.empty_like.default,
+              torch.ops.aten.empty_strided.default}  # a view of the same data, or memory not yet written
+
+
 class _Kernels(TorchDispatchMode):
-    """Counts the aten ops that would launch a kernel on a GPU (views and detach launch none)."""
+    """Counts the aten ops that would launch a kernel on a GPU (views, detach and empty tensors launch none). An op
+    is counted once, whatever it calls inside: ``torch.multinomial``, counted as one, launches about fifteen
+    (its input checks: ``aminmax``, comparisons, ``sum``, ``any``, ``_assert_async``; then ``exponential_``, a
+    division and ``argmax``: torch 2.13's profiler on the CPU), which is why the loops draw with the last three
+    themselves (``pgcourse.rl.networks.exponential_race``)."""
 
     def __init__(self):
         super().__init__()
         self.count = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if not func.is_view and func is not torch.ops.aten.detach.default:
+        if not func.is_view and func not in _NO_KERNEL:
             self.count += 1
         return func(*args, **(kwargs or {}))
 
@@ -432,6 +440,7 @@ def test_on_the_fake_gpu_an_env_step_launches_at_most_50_kernels(agents, monkeyp
             pg.train("ppo", "CartPole-v1", seed=0, **settings)
         else:
             pg.train_many("ppo", "CartPole-v1", seeds=list(range(agents)), **settings)
+    print(f"{agents} agent(s): {counted[0]:.2f} kernels per env step")
     assert len(counted) == 1 and counted[0] <= 50 + (agents - 1), counted
 
 

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from ..batching import minibatch_size_for
 from ..distributions import categorical_log_prob, gaussian_log_prob
+from ..networks import exponential_race
 from ..tensor_envs import StepRecord, TensorRolloutStepper, TensorVectorEnv
 from .agents import OneAgent, Rows, agent_minibatches, shared_parts
 from .interrupts import InterruptGuard
@@ -404,10 +405,13 @@ class AgentStack:
         if self.action_kind == "discrete":
             normalized = output - output.logsumexp(dim=-1, keepdim=True)  # [A, N, k], as sample_categorical
             probs = torch.softmax(normalized, dim=-1)
-            actions = torch.zeros((*output.shape[:-1], 1), dtype=torch.long, device=output.device)  # [A, N, 1]
-            for agent in agents:  # each agent's draw written in place: one kernel per agent
-                torch.multinomial(probs[agent], 1, True, generator=self.generators[agent], out=actions[agent])
-            return actions.squeeze(-1)  # [A, N]
+            exponentials, drawing = torch.empty_like(probs), set(agents)  # [A, N, k]
+            for agent in range(len(probs)):  # each agent's draws from its own generator: one kernel per agent
+                if agent in drawing:
+                    exponentials[agent].exponential_(generator=self.generators[agent])
+                else:  # an agent not drawing (it has stopped): inf gives its rows action 0
+                    exponentials[agent].fill_(math.inf)
+            return exponential_race(probs, exponentials)  # [A, N], as sample_categorical draws
         noise = torch.zeros_like(output)  # [A, N, D]; 0 for the agents not drawing
         for agent in agents:
             torch.randn(output.shape[1:], generator=self.generators[agent], out=noise[agent])
