@@ -6,6 +6,7 @@ there, and each pinned phrase in the notebook that now holds it."""
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -152,3 +153,22 @@ def test_lesson_04_folds_its_detail_to_one_number_per_35_words(name):
     assert counted.words_per_number >= 35, (
         f"{name}'s prose outside <details> has {counted}; expected at least 35 words per number: fold per-seed "
         "tables and second-order numbers into <details> blocks, keep at most three bold takeaways per section")
+
+
+def test_lesson_04s_quoted_ppo_update_is_the_code_its_cell_runs():
+    """Section 4 quotes the inner loop of section 5's ``one_ppo_update`` as a markdown ```python block, so the
+    learner sees the real update on the page; every line of the quote must be a line of that code cell (compared
+    stripped of indentation), so the copy cannot drift from the code that produced the stored outputs."""
+    cells = nbformat.read(ROOT / "notebooks" / LESSON, as_version=4).cells
+    section_4 = next(cell.source for cell in cells
+                     if cell.cell_type == "markdown" and cell.source.startswith("## 4. The PPO loop"))
+    quotes = re.findall(r"```python\n(.*?)```", section_4, re.S)
+    assert len(quotes) == 1, "section 4 should quote one_ppo_update's inner loop in one ```python block"
+    quoted = [line.strip() for line in quotes[0].splitlines() if line.strip()]
+    code = next(cell.source for cell in cells if cell.cell_type == "code" and "def one_ppo_update(" in cell.source)
+    code_lines = {line.strip() for line in code.splitlines()}
+    drifted = [line for line in quoted if line not in code_lines]
+    assert not drifted, f"section 4's quote of one_ppo_update has lines its code cell does not: {drifted}"
+    for piece in ("ratio = ", "ratio.clamp(1 - eps, 1 + eps)", "loss.backward()", "clip_grad_norm_", "optimizer.step()",
+                  "pg.approx_kl("):
+        assert any(piece in line for line in quoted), f"the quoted update lost its {piece!r} line"
