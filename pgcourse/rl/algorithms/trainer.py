@@ -126,13 +126,17 @@ class HostRolloutStepper:
         return torch.as_tensor(self.trainer.stepper.autoresetting, device=self.trainer.device).unsqueeze(0)  # [1, N]
 
     def step(self, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        result = self.trainer.stepper.step(actions[0].cpu().numpy())  # the env's actions, clipped if a Box
+        device = self.trainer.device
+        return tuple(torch.as_tensor(x, device=device).unsqueeze(0)
+                     for x in self.step_host(actions[0].cpu().numpy()))  # [1, N] each
+
+    def step_host(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One step of the env with the env's actions ``[N(, D)]`` (clipped if a Box): rewards (float32),
+        terminated, truncated ``[N]`` each, as numpy arrays (``pg.train_many`` copies all agents' at once)."""
+        result = self.trainer.stepper.step(actions)
         self._steps.append((int(np.count_nonzero(result.valid)), time.perf_counter(), result.episode_returns,
                             result.episode_lengths))
-        device = self.trainer.device
-        return (torch.as_tensor(result.rewards.astype(np.float32), device=device).unsqueeze(0),
-                torch.as_tensor(result.terminated, device=device).unsqueeze(0),
-                torch.as_tensor(result.truncated, device=device).unsqueeze(0))  # [1, N] each
+        return result.rewards.astype(np.float32), result.terminated, result.truncated
 
     def end_rollout(self) -> list[StepRecord]:
         steps, self._steps = self._steps, []
