@@ -27,9 +27,10 @@ from pgcourse.rl.algorithms.agents import (MASKED_PIECES, AgentMeans, OneAgent, 
                                            map_rows, own_rows, piece_of, read_rows, reduce_rows, shared_parts)
 from pgcourse.rl.algorithms.components import Components
 from pgcourse.rl.algorithms.optim import LeanAdam
-from pgcourse.rl.algorithms.stacked import (AgentStack, EachAgentEnv, StackedAdam, _groups, stacked_linear,
+from pgcourse.rl.algorithms.stacked import (AgentStack, EachAgentEnv, SharedCartPoleEnv, StackedAdam, _groups,
                                             _stack_module, agent_generator, build_agents, clip_per_agent,
-                                            joint_clip, norm_limits, shared_tensor_env, stacked_mlp)
+                                            joint_clip, norm_limits, shared_env, shared_tensor_env, stacked_linear,
+                                            stacked_mlp)
 from pgcourse.rl.algorithms.trainer import Hooks, Trainer
 from pgcourse.rl.config import make_config
 
@@ -866,6 +867,85 @@ def test_agents_share_one_torch_env_only_when_they_can(closing):
         trainers = [Trainer(c) for c in configs_for("ppo", "CartPole-v1", [0, 1], **settings)]
         assert shared_tensor_env(trainers) is None, settings
         assert all(t.shared_env is None for t in trainers)
+        for t in trainers:
+            t._close()
+
+
+def test_agents_on_numpy_cartpole_share_one_env_only_when_they_can():
+    """``shared_env``: one numpy CartPole env of ``A x N`` for agents on numpy CartPole without normalisation and with
+    rollouts longer than one step; None (each agent steps its own) for normalised observations or rewards, another
+    env, or one-step rollouts."""
+    trainers = [Trainer(c) for c in configs_for("ppo", "CartPole-v1", [0, 1, 2])]
+    try:
+        shared = shared_env(trainers)
+        assert isinstance(shared, SharedCartPoleEnv) and shared.stepper.envs.num_envs == 6
+    finally:
+        for t in trainers:
+            t._close()
+    for env_id, settings in (("CartPole-v1", dict(normalize_obs=True)), ("CartPole-v1", dict(normalize_reward=True)),
+                             ("CartPole-v1", dict(n_steps=1, minibatch_size=2)), ("Acrobot-v1", dict())):
+        trainers = [Trainer(c) for c in configs_for("ppo", "CartPole-v1", [0, 1], **settings)] if env_id == \
+            "CartPole-v1" else [Trainer(make_config("ppo", env_id, "discrete", seed=s, num_envs=2, n_steps=8,
+                                                    minibatch_size=8, device="cpu")) for s in (0, 1)]
+        try:
+            assert shared_env(trainers) is None, (env_id, settings)
+        finally:
+            for t in trainers:
+                t._close()
+
+
+def test_the_shared_numpy_env_is_each_agents_own_env_and_hands_it_back_as_it_is():
+    """``SharedCartPoleEnv``: agent ``a``'s block of the ``A x N`` env plays the episodes of agent ``a``'s own env
+    (the one ``pg.train`` makes) step for step under the same actions: observations, rewards, flags, the finished
+    episodes' steps, returns and lengths. ``agent(a)`` between rollouts is that own env as it would be now: stepped
+    on from there, it gives what the shared block gives, and its episode statistics are the own env's."""
+    seeds, n = [3, 8, 5], 4
+    trainers = [Trainer(c) for c in configs_for("ppo", "CartPole-v1", seeds, num_envs=n)]
+    own = [(t.envs, t.stepper) for t in trainers]  # each agent's own env, stepped beside the shared one
+    rng = np.random.default_rng(0)
+    try:
+        shared = SharedCartPoleEnv(trainers)
+        for rollout in range(3):
+            assert torch.equal(shared.begin_rollout(40), torch.as_tensor(np.stack([s.autoresetting for _, s in own])))
+            steps = [[] for _ in seeds]  # per agent: (valid count, episode returns, episode lengths) of each step
+            for _ in range(40):  # episodes end (and restart) within each rollout of 40 steps
+                obs = shared.observation()
+                assert torch.equal(obs, torch.as_tensor(np.stack([s.obs for _, s in own])))
+                actions = rng.integers(0, 2, size=(len(seeds), n))
+                rewards, terminated, truncated = shared.step(torch.as_tensor(actions))
+                for a, (_, stepper) in enumerate(own):
+                    result = stepper.step(actions[a])
+                    assert rewards[a].tolist() == result.rewards.tolist()
+                    assert terminated[a].tolist() == result.terminated.tolist()
+                    assert truncated[a].tolist() == result.truncated.tolist()
+                    steps[a].append((int(result.valid.sum()), result.episode_returns, result.episode_lengths))
+            records = shared.end_rollout()
+            for a, record in enumerate(records):
+                assert record.valid_counts.tolist() == [count for count, _, _ in steps[a]]
+                assert record.episode_steps.tolist() == [k for k, (_, r, _) in enumerate(steps[a]) for _ in r]
+                assert record.episode_returns.tolist() == [x for _, r, _ in steps[a] for x in r]
+                assert record.episode_lengths.tolist() == [x for _, _, ls in steps[a] for x in ls]
+            assert sum(len(r.episode_returns) for r in records) > 0
+        for a, (envs, stepper) in enumerate(own):
+            taken_envs, taken = shared.agent(a)
+            assert taken.envs is taken_envs and taken_envs is not envs
+            assert np.array_equal(taken.obs, stepper.obs) and np.array_equal(taken.autoresetting, stepper.autoresetting)
+            for name in ("episode_returns", "episode_lengths", "prev_dones"):
+                assert np.array_equal(getattr(taken_envs, name), getattr(envs, name)), name
+            assert taken_envs.episode_count == envs.episode_count > 0
+            assert list(taken_envs.return_queue) == list(envs.return_queue)
+            assert list(taken_envs.length_queue) == list(envs.length_queue)
+            for step in range(900):  # on from here the taken env, the own env and the shared block agree, past the
+                # 32 start states each sub-environment draws at a time (random actions: ~22 steps an episode)
+                actions = rng.integers(0, 2, size=(len(seeds), n))
+                rewards, _, _ = shared.step(torch.as_tensor(actions))
+                mine, theirs = taken.step(actions[a]), stepper.step(actions[a])
+                assert np.array_equal(mine.next_obs, theirs.next_obs) and np.array_equal(mine.rewards, theirs.rewards)
+                assert mine.episode_returns == theirs.episode_returns and rewards[a].tolist() == mine.rewards.tolist()
+                for b, (_, other) in enumerate(own):  # the others' own envs follow the shared one too
+                    if b != a:
+                        other.step(actions[b])
+    finally:
         for t in trainers:
             t._close()
 

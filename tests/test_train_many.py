@@ -320,10 +320,35 @@ def test_agents_on_torch_envs_step_one_env_of_a_times_n(monkeypatch):
     assert set(widths) == {12} and len(updates) == 1 and len(widths) == 16 * updates.pop(), (set(widths), len(widths))
 
 
-def test_an_agent_that_stops_first_keeps_its_env_as_it_stopped():
+@pytest.mark.parametrize("algo", ["ppo", "a2c"])
+def test_agents_on_numpy_cartpole_step_one_env_of_a_times_n_and_play_their_own_episodes(algo, monkeypatch):
+    """Issue 44, item 3, on the default numpy envs: the agents' CartPole sub-environments are one numpy vector env of
+    A x N (one step a step, not A), and each agent's run is the run it has when it steps its own env (the batch without
+    the shared env: EachAgentEnv), bit for bit, an agent that stops first included."""
+    from pgcourse.rl.algorithms import stacked
+    from pgcourse.rl.envs import SeededCartPoleVectorEnv
+    settings = dict(device="cpu", num_envs=4, n_steps=32, progress=False, per_agent={"total_steps": [384, 768, 768]},
+                    **(dict(minibatch_size=64) if algo == "ppo" else {}))
+    widths: list[int] = []
+    step = SeededCartPoleVectorEnv.step
+    monkeypatch.setattr(SeededCartPoleVectorEnv, "step", lambda self, *args: widths.append(self.num_envs) or
+                        step(self, *args))
+    shared = pg.train_many(algo, "CartPole-v1", seeds=[0, 1, 2], **settings)
+    assert set(widths) == {12} and len(widths) >= 768 // 4, (set(widths), len(widths))
+    monkeypatch.setattr(stacked, "shared_env", lambda trainers: None)
+    widths.clear()
+    each = pg.train_many(algo, "CartPole-v1", seeds=[0, 1, 2], **settings)
+    assert set(widths) == {4}
+    for ours, theirs in zip(shared, each):
+        assert_runs_identical(ours, theirs)
+    assert len(shared[0].history.updates) < len(shared[1].history.updates)
+
+
+@pytest.mark.parametrize("env_backend", ["numpy", "torch"])
+def test_an_agent_that_stops_first_keeps_its_env_as_it_stopped(env_backend):
     """In the shared env an agent that has used its budget keeps being stepped with the others; its run keeps its env
     as it was when it stopped: resumed, it continues the same whatever the other agent did after."""
-    settings = dict(env_backend="torch", device="cpu", num_envs=4, n_steps=32, minibatch_size=64, progress=False)
+    settings = dict(env_backend=env_backend, device="cpu", num_envs=4, n_steps=32, minibatch_size=64, progress=False)
     longer = pg.train_many("ppo", "CartPole-v1", seeds=[1, 2], per_agent={"total_steps": [256, 640]}, **settings)
     same = pg.train_many("ppo", "CartPole-v1", seeds=[1, 2], per_agent={"total_steps": [256, 256]}, **settings)
     assert_runs_identical(longer[0], same[0])

@@ -15,6 +15,7 @@ vector env made with the default ``vectorization="sync"``, is a ``SyncVectorEnv`
 """
 from __future__ import annotations
 
+import copy
 import difflib
 import inspect
 import time
@@ -199,6 +200,13 @@ class StartStates:
         self.rewind(i)
         return self.rngs[i].uniform(low=low, high=high, size=(4,))
 
+    def subset(self, rows: slice) -> StartStates:
+        """Sub-environments ``rows`` on their own (copies of their generators, blocks and counts)."""
+        block = StartStates(len(self.used[rows]))
+        block.rngs, block.state_before = copy.deepcopy(self.rngs[rows]), copy.deepcopy(self.state_before[rows])
+        block.block, block.used = self.block[rows].copy(), self.used[rows].copy()
+        return block
+
     def next_autoreset(self, indices: np.ndarray) -> np.ndarray:
         """The next starting states ``[4, len(indices)]`` of the sub-environments ``indices`` (default bounds)."""
         used = self.used[indices]  # [K]
@@ -246,6 +254,13 @@ class SeededCartPoleVectorEnv(CartPoleVectorEnv):
             self.state[:, i] = self.start_states.draw(i, self.low, self.high)
         self.low, self.high = StartStates.DEFAULT_BOUNDS  # a sub-environment's later resets (autoresets) take no options
         return self.state.T.astype(np.float32), info
+
+    def copy_block(self, rows: slice, into: SeededCartPoleVectorEnv) -> None:
+        """Put sub-environments ``rows`` as they are now into ``into`` (an env of as many): states, episode clocks,
+        end flags and start-state generators, copied. ``pg.train_many`` takes an agent's block of its batch's env out
+        this way, for the agent's own run."""
+        into.state, into.steps, into.prev_done = (x[..., rows].copy() for x in (self.state, self.steps, self.prev_done))
+        into.low, into.high, into.start_states = self.low, self.high, self.start_states.subset(rows)
 
     def pushes_right(self, action: Any) -> np.ndarray:
         """``action == 1`` as a bool array ``[N]`` (0 pushes the cart left, 1 right), or a ValueError saying what
@@ -470,11 +485,13 @@ class StepResult:
 class RolloutStepper:
     """Steps a NEXT_STEP vector env and marks which steps are real transitions."""
 
-    def __init__(self, envs: gym.vector.VectorEnv, seed: int):
+    def __init__(self, envs: gym.vector.VectorEnv, seed: int | list[int]):
+        """``seed``: sub-environment ``i`` starts from ``seed + i``; or one seed per sub-environment (a list; the
+        action space takes the first)."""
         self.envs = envs
         self.obs, _ = envs.reset(seed=seed)  # [N, obs_dim]
         self.autoresetting = np.zeros(envs.num_envs, dtype=bool)  # [N]: this step will be a reset step
-        self.envs.action_space.seed(seed)
+        self.envs.action_space.seed(seed if isinstance(seed, int) else seed[0])
 
     def step(self, actions: np.ndarray) -> StepResult:
         valid = ~self.autoresetting

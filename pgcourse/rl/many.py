@@ -43,8 +43,9 @@ def train_many(algo: str, env_id: str, seeds: Sequence[int], total_steps: int | 
     ways). ``wall_time`` in a history is the batch's clock (the agents train together).
 
     The same loop as ``pg.train`` (``algorithms/ppo.py``, ``a2c.py``) with one more axis, the agent's, and what
-    ``pg.train`` offers around it: numpy or torch envs (``env_backend``; with torch envs the agents' ``A x N``
-    sub-environments are one vector env, each agent's block seeded with its seed, stepped once a step), any device,
+    ``pg.train`` offers around it: numpy or torch envs (``env_backend``; with torch envs, and with numpy CartPole
+    without normalisation, the agents' ``A x N`` sub-environments are one vector env, each agent's block seeded with
+    its seed, stepped once a step), any device,
     the live view (every agent's curves), ``log_dir`` and checkpoints (each agent's in a folder of its own), and
     lesson 06's planted traps (``traps=`` for every agent, or ``per_agent={"traps": [...]}``: a fixed and a buggy
     run side by side; each agent's run is its ``pg.train`` run with its traps, to rounding).
