@@ -144,19 +144,6 @@ class Choice:
 Range = Union[IntRange, FloatRange, Flag, Choice]
 
 
-def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
-    IntRange(low, high).check(name, value)
-
-
-def _check_float(name: str, value: Any, low: float, high: float, low_open: bool = False,
-                 high_open: bool = False, allow_none: bool = False) -> None:
-    FloatRange(low, high, low_open, high_open, allow_none).check(name, value)
-
-
-def _check_bool(name: str, value: Any, allow_none: bool = False) -> None:
-    Flag(allow_none).check(name, value)
-
-
 def _plain(value: Any) -> Any:
     """A numpy scalar (``np.int64(8)`` from ``np.arange``, ``np.float32(1e-3)``, ``np.True_``) as the Python
     number or bool it holds; anything else as it is."""
