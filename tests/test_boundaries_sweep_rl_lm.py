@@ -1,5 +1,6 @@
 """The definitions in ``pgcourse/rl`` (mostly ``rl/lm``) that the second part of the mechanical sweep found no unit test
-pinning (issue 45, item 5; ``tools/boundary_sweep.py --paths pgcourse/rl``, the mutants it ran on 2026-11-28).
+pinning (issue 45, item 5; ``tools/boundary_sweep.py --paths pgcourse/rl``, the mutants it ran on 2026-11-28),
+and one line it found no unit test running (the crossover cache under ``XDG_CACHE_HOME``).
 
 Each test states what a check or a piece of bookkeeping means and runs it on the case where the code and a one-line
 change of it disagree: a value at the edge of its range (accepted or refused as the error message says), a part of a
@@ -240,3 +241,17 @@ def test_the_live_view_draws_at_most_once_per_min_seconds():
         trainer.history.updates.append(env_step=trainer.env_step, wall_time=0.1 * update, policy_loss=0.0)
         view.update(trainer)
     assert view.updates_seen == 2 and view.redraws == 1
+
+
+def test_the_device_crossover_is_cached_where_its_docstring_says(monkeypatch, tmp_path):
+    """``$PGCOURSE_CACHE_DIR``, else ``$XDG_CACHE_HOME/pgcourse``, else ``~/.cache/pgcourse`` (no unit test set
+    ``XDG_CACHE_HOME`` before: the sweep found its line not covered)."""
+    from pgcourse.rl import devices
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv(devices.CACHE_ENV_VAR, raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert devices.crossover_path() == tmp_path / "home" / ".cache" / "pgcourse" / "device_crossover.json"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert devices.crossover_path() == tmp_path / "xdg" / "pgcourse" / "device_crossover.json"
+    monkeypatch.setenv(devices.CACHE_ENV_VAR, str(tmp_path / "mine"))
+    assert devices.crossover_path() == tmp_path / "mine" / "device_crossover.json"
