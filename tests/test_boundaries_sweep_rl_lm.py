@@ -57,6 +57,17 @@ def test_a_float_setting_takes_ints_and_floats_but_not_bools_or_strings(value, a
             FinetuneConfig(clip_eps=value)
 
 
+@pytest.mark.parametrize("name, value, accepted", [("max_new_tokens", 64, True), ("max_new_tokens", 65, False),
+                                                   ("max_digits", 10, True), ("max_digits", 11, False)])
+def test_an_integer_setting_may_equal_the_top_of_its_range(name, value, accepted):
+    """'an integer in [1, 64]' (max_new_tokens) and '[1, 10]' (the digits): both ends included."""
+    if accepted:
+        assert getattr(FinetuneConfig(**{name: value}), name) == value
+    else:
+        with pytest.raises(ConfigError, match=f"{name}={value} is invalid: expected an integer in \\[1, "):
+            FinetuneConfig(**{name: value})
+
+
 @pytest.mark.parametrize("min_digits, max_digits, accepted", [(4, 4, True), (4, 5, True), (5, 4, False)])
 def test_max_digits_may_equal_min_digits(min_digits, max_digits, accepted):
     """'an integer >= min_digits': prompts of one length are allowed."""
@@ -241,6 +252,7 @@ def test_the_live_view_draws_at_most_once_per_min_seconds():
         trainer.history.updates.append(env_step=trainer.env_step, wall_time=0.1 * update, policy_loss=0.0)
         view.update(trainer)
     assert view.updates_seen == 2 and view.redraws == 1
+    assert view.history is trainer.history  # one agent: its History itself (a batch's view keeps a list of them)
 
 
 def test_the_device_crossover_is_cached_where_its_docstring_says(monkeypatch, tmp_path):
