@@ -81,3 +81,21 @@ def test_a_mutant_keeps_its_last_verdict_so_a_timeout_tried_again_counts_once(tm
     last = boundary_sweep.last_verdicts([results, tmp_path / "results-1.jsonl"])
     assert {key: row["verdict"] for key, row in last.items()} == {("f.py", 3, "x"): "survived",
                                                                   ("f.py", 4, "y"): "killed"}
+
+
+def test_a_finished_sweep_prints_each_mutants_last_verdict_counted_once(capsys, tmp_path):
+    """``main`` on a sweep with nothing left to run (its copy made, every mutant with a verdict) prints the summary:
+    the mutants counted once each, by kind and verdict. (It raised a NameError there after the timeout change,
+    at the end of every run.)"""
+    import json
+
+    mutants = [{"line": 3, "before": "a", "after": "x", "kind": "boundary", "file": "pgcourse/f.py"},
+               {"line": 4, "before": "b", "after": "y", "kind": "operand", "file": "pgcourse/f.py"}]
+    (tmp_path / "mutants.json").write_text(json.dumps(mutants))
+    (tmp_path / "covmap.json").write_text(json.dumps({}))
+    (tmp_path / "mutant-copy").mkdir()
+    rows = [dict(mutants[0], verdict="timeout"), dict(mutants[1], verdict="killed"),
+            dict(mutants[0], verdict="survived")]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert boundary_sweep.main(["--out", str(tmp_path), "--paths", "pgcourse/"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "2 mutants: 1 boundary survived, 1 operand killed"

@@ -227,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         covmap_file.write_text(json.dumps(coverage_map(out, json.loads(mutants_file.read_text()))))
     run(out, mutants, json.loads(covmap_file.read_text()), args.timeout, (index, count))
     counts: dict[tuple[str, str], int] = {}
-    for row in last_verdicts(sorted(out.glob("results*.jsonl"))).values():
+    rows = last_verdicts(sorted(out.glob("results*.jsonl")))
+    for row in rows.values():
         key = (row.get("kind", "boundary"), row["verdict"])
         counts[key] = counts.get(key, 0) + 1
     print(f"{len(rows)} mutants: " + ", ".join(f"{n} {kind} {verdict}" for (kind, verdict), n in sorted(counts.items())))
