@@ -1,6 +1,7 @@
 """The definitions in ``pgcourse/rl`` (mostly ``rl/lm``) that the second part of the mechanical sweep found no unit test
 pinning (issue 45, item 5; ``tools/boundary_sweep.py --paths pgcourse/rl``, the mutants it ran on 2026-11-28),
-and one line it found no unit test running (the crossover cache under ``XDG_CACHE_HOME``).
+and one line it found no unit test running (the crossover cache under ``XDG_CACHE_HOME``); the sweep of ``pgcourse/rl``
+finished on 2026-11-28 (637 mutants).
 
 Each test states what a check or a piece of bookkeeping means and runs it on the case where the code and a one-line
 change of it disagree: a value at the edge of its range (accepted or refused as the error message says), a part of a
@@ -76,6 +77,10 @@ def test_max_digits_may_equal_min_digits(min_digits, max_digits, accepted):
     else:
         with pytest.raises(ConfigError, match="max_digits=4 is invalid: expected an integer >= min_digits=5"):
             FinetuneConfig(min_digits=min_digits, max_digits=max_digits)
+
+
+def test_grpo_accepts_two_responses_per_prompt():
+    assert FinetuneConfig(method="grpo", group_size=2).batch_size == 16
 
 
 @pytest.mark.parametrize("method, accepted", [("grpo", False), ("ppo", True), ("reinforce", True)])
@@ -219,6 +224,41 @@ def test_a_reward_model_needs_a_step_a_pair_a_step_two_fitted_pairs_and_one_held
     else:
         with pytest.raises(ValueError, match=message):
             fit_reward_model(pairs(count), steps=steps, batch_size=batch_size, model=model)
+
+
+def test_a_reward_model_needs_two_fitted_pairs_even_with_one_held_out():
+    with pytest.raises(ValueError, match="too few to fit and hold out"):
+        fit_reward_model(pairs(2), steps=1, batch_size=1, held_out_share=0.5, model=TinyLM(ModelConfig(**TINY_MODEL)))
+
+
+@pytest.mark.parametrize("prompt, swap_draw, answer", [
+    ("3", 0.9, "33."),  # one digit: a slip can only write it twice, whatever the draw
+    ("31", 0.2, "113."),  # a draw below one half: a digit written twice
+    ("31", 0.9, "31."),  # two digits and a draw of at least one half: the neighbours swapped
+    ("312", 0.9, "213."),
+])
+def test_a_corpus_slip_writes_a_digit_twice_or_swaps_two_neighbours(monkeypatch, prompt, swap_draw, answer):
+    """``corpus_answer``'s slip: with a draw below 0.5, or an answer of one digit (nothing to swap), a digit written
+    twice; otherwise two neighbours swapped. The draws are set here (dedup none, slip always, where: the first digit)."""
+    task_module = importlib.import_module("pgcourse.rl.lm.task")
+    monkeypatch.setattr(task_module.torch, "rand", lambda n, generator=None: torch.tensor([0.9, 0.0, swap_draw]))
+    monkeypatch.setattr(task_module.torch, "randint", lambda low, high, size, generator=None: torch.zeros(size,
+                                                                                                       dtype=torch.long))
+    assert corpus_answer(prompt, torch.Generator(), dedup_prob=0.0, slip_prob=0.5) == answer
+
+
+def test_a_tensor_env_names_its_streams_only_when_it_has_more_than_one():
+    from pgcourse.rl.tensor_envs import TensorVectorEnv
+    assert "streams" not in repr(TensorVectorEnv("CartPole-v1", 2, device="cpu"))
+    assert repr(TensorVectorEnv("CartPole-v1", 4, device="cpu", streams=2)).endswith(", streams=2)")
+
+
+def test_a_batch_refuses_an_unbatched_trap_planted_in_any_one_agent():
+    """``log_prob_not_summed`` has no batched form: one agent carrying it refuses the batch, not only all of them."""
+    import pgcourse as pg
+    with pytest.raises(ConfigError, match="log_prob_not_summed"):
+        pg.train_many("ppo", "Pendulum-v1", seeds=[0, 1], total_steps=64, num_envs=2, n_steps=16, minibatch_size=16,
+                      progress=False, per_agent={"traps": [(), ("log_prob_not_summed",)]})
 
 
 # -- the rest of pgcourse/rl -----------------------------------------------------------------------------------------
