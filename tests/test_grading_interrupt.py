@@ -18,11 +18,13 @@ from pgcourse.classroom import grading
 from pgcourse.classroom.grading.grader import synthetic_notebook
 
 from test_grading_attacks import play_answer
+from test_grading_sandbox import needs_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 EARLIER = "student,points\nalice,3\n"
 
 
+@needs_sandbox  # the grade command refuses to grade without one
 def test_ctrl_c_while_grading_stops_at_once_and_keeps_the_earlier_gradebook(tmp_path, tmp_path_factory):
     chapter = grading.load_course(ROOT).chapter(grading.load_course(ROOT).resolve("00"))
     for k in range(4):

@@ -18,6 +18,7 @@ import pgcourse as pg
 from pgcourse.classroom import hunts
 from pgcourse.course import debugging as traps
 from pgcourse.course.debugging import bug_hunt, evidence
+from test_grading_sandbox import needs_sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = ROOT / "solutions" / "06_debugging_traps.ipynb"
@@ -215,6 +216,7 @@ def _with_answers(notebook: dict, answers: dict[int, tuple]) -> dict:
 
 
 @pytest.mark.slow
+@needs_sandbox  # a hunt key is graded only in the sandbox
 def test_the_grader_grades_each_students_hunt_with_the_key(made, tmp_path):
     """ann answers her own hunt: full marks. bob hands in ann's answers: his hunt's points are lost (her evidence is
     not his runs'). Without --hunt-key the hunt is graded on the practice six and the report says so; a key the
