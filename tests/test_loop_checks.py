@@ -313,17 +313,15 @@ def test_end_to_end_rejects_the_wrong_loops(wrong_loop, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage, fn", [v for v in CORRECT_LOOPS if v[0] in END_TO_END] +
-                         [(name, checks.STAGE_REFERENCES[name]) for name in END_TO_END],
-                         ids=lambda v: getattr(v, "__name__", v))
-def test_end_to_end_accepts_the_reference_and_another_loop_on_one_seed(stage, fn, capsys):
-    report = checks.STAGE_CHECKS[stage](fn, seeds=(1,))
-    assert capsys.readouterr().out.rstrip().splitlines()[-1].startswith(f"✓ {stage}: ")
-    run = report.runs[0]
-    assert len(run.history.episodes) > 0
-    if stage == "train_ppo":
-        assert report.results[0].eval_mean >= ch04b_ppo_loop.LEARNED_RETURN
-        assert len(run.history.updates) == report.results[0].updates
+@pytest.mark.parametrize("fn", [fn for stage, fn in CORRECT_LOOPS if stage == "train_reinforce"] +
+                         [checks.STAGE_REFERENCES["train_reinforce"]], ids=lambda fn: fn.__name__)
+def test_end_to_end_accepts_the_reference_and_another_reinforce_loop_on_one_seed(fn, capsys):
+    """(train_ppo's correct loops go through the same check in tests/test_train_ppo_agreement.py, at the check's own
+    seeds, in the notebook and in the grade, with the same assertions on the report: running them here too cost 42 s
+    of the suite.)"""
+    report = checks.STAGE_CHECKS["train_reinforce"](fn, seeds=(1,))
+    assert capsys.readouterr().out.rstrip().splitlines()[-1].startswith("✓ train_reinforce: ")
+    assert len(report.runs[0].history.episodes) > 0
 
 
 def test_a_handle_that_can_play_a_stage_where_the_function_lives_is_used():

@@ -75,20 +75,20 @@ def problems(message: str) -> list[str]:
     return [line for line in message.splitlines() if line.startswith("  - ")]
 
 
-def both_ways(student_process, fn, **kwargs) -> tuple[tuple[str, str], tuple[str, str]]:
-    local = verdict(fn, **kwargs)
+def graded_verdict(student_process, fn, **kwargs) -> tuple[str, str]:
+    """The grade's verdict: the check run on ``fn`` in the student process (only data crosses the wire)."""
     student_process.link.deadline = time.monotonic() + 400
     try:
-        graded = verdict(StudentFunction(student_process.link, fn.__name__), **kwargs)
+        return verdict(StudentFunction(student_process.link, fn.__name__), **kwargs)
     finally:
         student_process.link.deadline = None
-    return local, graded
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("wrong_loop", WRONG, ids=lambda w: w.fn.__name__)
 def test_a_wrong_loop_is_rejected_by_the_notebook_and_the_grade_with_its_hint(student_process, wrong_loop):
-    local, graded = both_ways(student_process, wrong_loop.fn, total_steps=GLUE_STEPS)
+    local = verdict(wrong_loop.fn, total_steps=GLUE_STEPS)
+    graded = graded_verdict(student_process, wrong_loop.fn, total_steps=GLUE_STEPS)
     assert local[0] == graded[0] == "rejected", f"notebook: {local}\ngrader: {graded}"
     assert wrong_loop.hint in local[1] and wrong_loop.hint in graded[1], f"notebook: {local[1]}\ngrader: {graded[1]}"
     assert problems(local[1])[0] == problems(graded[1])[0]
@@ -97,13 +97,21 @@ def test_a_wrong_loop_is_rejected_by_the_notebook_and_the_grade_with_its_hint(st
 @pytest.mark.slow
 @pytest.mark.parametrize("name, fn", CORRECT, ids=[name for name, _ in CORRECT])
 def test_a_correct_loop_passes_the_notebook_and_the_grade(student_process, name, fn):
-    """At the check's own budget and seed (the ones the learning gate is calibrated on)."""
-    if name == "reference":  # the reference lives here only: the grade plays it through a handle that sends data
+    """At the check's own budget and seed (the ones the learning gate is calibrated on). In the notebook the check
+    ends on its tick line and reports each seed's run: the sampled return at the gate or above, one history entry
+    per update. (The reference lives here only: the grade plays it through a handle that sends data.)"""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        report = ch04b_ppo_loop.check_train_ppo(fn)  # a rejection raises, with the check's message
+    assert printed.getvalue().rstrip().splitlines()[-1].startswith("✓ train_ppo: "), printed.getvalue()
+    for result, run in zip(report.results, report.runs, strict=True):
+        assert result.eval_mean >= ch04b_ppo_loop.LEARNED_RETURN and len(run.history.updates) == result.updates
+    if name == "reference":
         from wire_helpers import WireHandle
-        local, graded = verdict(fn), verdict(WireHandle(fn))
+        graded = verdict(WireHandle(fn))
     else:
-        local, graded = both_ways(student_process, fn)
-    assert local[0] == graded[0] == "passed", f"notebook: {local}\ngrader: {graded}"
+        graded = graded_verdict(student_process, fn)
+    assert graded[0] == "passed", f"grader: {graded}"
 
 
 def _record(recorder_class, fn, total_steps: int, seed: int = 0):
