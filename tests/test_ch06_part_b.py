@@ -111,10 +111,11 @@ def _verdict(fn) -> tuple[str, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, edit, verdict", [("train_actor_critic", lambda source: source, "passed"),
-                                                 ("row_after_reset", _row_after_reset, "rejected")],
-                         ids=["fixed loop", "row stored after the reset"])
+@pytest.mark.parametrize("name, edit, verdict", [("row_after_reset", _row_after_reset, "rejected")],
+                         ids=["row stored after the reset"])
 def test_the_grader_gives_the_notebooks_verdict(student_process, name, edit, verdict):
+    """(The fixed loop, the solution's cell, passes both ways in tests/test_ch06_learning_proof.py, whose probes
+    include the two-state one: running it here too cost 13 s of the suite.)"""
     local = _verdict(_loop("ch06_train_actor_critic", "train_actor_critic", edit))
     student_process.link.deadline = time.monotonic() + 600
     try:
