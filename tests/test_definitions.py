@@ -1143,3 +1143,31 @@ def test_the_progress_bar_shows_the_mean_return_of_the_last_twenty_episodes():
     for postfix, returns in seen:
         if len(returns):
             assert postfix == f"ret={returns[-20:].mean():.1f}", (postfix, returns)
+
+
+@pytest.mark.parametrize("returns, stuck", [(np.full(100, -500.0), True), (np.full(100, 20.0), True),
+                                            (np.linspace(-500.0, -80.0, 100), True), (np.linspace(20, 300, 100), False)])
+def test_entropy_at_its_maximum_is_stuck_unless_the_return_at_least_doubled_from_max_start_1(returns, stuck):
+    """pg.diagnose's "entropy stuck at its maximum" (entropy above 0.97 of log |A|): unless the last tenth's mean
+    return is at least twice max(the first tenth's, 1). All-negative returns (Acrobot, Pendulum) never double from
+    1, so a policy still uniform there is stuck (twice a negative start would be lower still, and never flagged)."""
+    from test_diagnose import synthetic_run
+
+    from pgcourse.course.debugging.signals import diagnose
+    findings = diagnose(synthetic_run(entropy=0.99 * math.log(2), returns=returns))
+    flagged = [f for f in findings if f.signal == "entropy" and "stuck at its maximum" in f.message]
+    assert bool(flagged) == stuck, [str(f) for f in findings if f.signal == "entropy"]
+
+
+def test_a_sweeps_final_return_is_the_mean_of_each_trials_last_episodes():
+    """SweepResults' ``final_return`` of a trial: the mean of its last ``last`` episode returns (all of them when it
+    has fewer), not of its first ones; nan for a trial without an episode."""
+    from pgcourse.course.sweeps.results import _MEASURES
+    from pgcourse.course.sweeps.store import TrialRecord
+
+    def record(returns):
+        return TrialRecord({"history": {"episodes": {"return": returns}}})
+
+    assert _MEASURES["final_return"](record([float(r) for r in range(10)]), 3) == 8.0  # returns 0, 1, ..., 9
+    assert _MEASURES["final_return"](record([float(r) for r in range(10)]), 20) == 4.5
+    assert math.isnan(_MEASURES["final_return"](record([]), 3))
