@@ -1171,3 +1171,19 @@ def test_a_sweeps_final_return_is_the_mean_of_each_trials_last_episodes():
     assert _MEASURES["final_return"](record([float(r) for r in range(10)]), 3) == 8.0  # returns 0, 1, ..., 9
     assert _MEASURES["final_return"](record([float(r) for r in range(10)]), 20) == 4.5
     assert math.isnan(_MEASURES["final_return"](record([]), 3))
+
+
+@pytest.mark.parametrize("first, last, verdict", [(-100.0, -105.0, "returns flat"), (-500.0, -460.0, "returns flat"),
+                                                  (-100.0, -120.0, "returns went DOWN"), (-500.0, -400.0, "returns improve"),
+                                                  (100.0, 95.0, "returns flat"), (100.0, 120.0, "returns improve")])
+def test_the_return_trend_margin_is_a_tenth_of_the_starting_returns_size_whatever_its_sign(first, last, verdict):
+    """pg.diagnose's return trend, on noiseless returns (the first tenth ``first``, the last tenth ``last``): a change
+    counts when it exceeds 10% of |start| (a tenth of a negative start would be a negative margin: -100 to -105 read
+    as going down, -500 to -460 as improving)."""
+    from test_diagnose import synthetic_run
+
+    from pgcourse.course.debugging.signals import diagnose
+    returns = np.array([first] * 50 + [last] * 50)
+    diagnosis = diagnose(synthetic_run(returns=returns))
+    [trend] = [f for f in [*diagnosis, *diagnosis.healthy] if f.signal == "return trend"]
+    assert trend.message.startswith(verdict), trend
