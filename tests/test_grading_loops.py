@@ -139,20 +139,14 @@ def test_the_graded_end_to_end_checks_are_reduced_and_evaluate_the_policy_here()
 
 
 @pytest.mark.slow
-def test_the_graded_end_to_end_checks_pass_the_references_and_reject_the_wrong_loops(capsys):
-    for stage in ("train_reinforce", "train_ppo"):
-        report = checks.STAGE_CHECKS[stage](WireHandle(checks.STAGE_REFERENCES[stage]))
-        graded = f"✓ {stage} (graded)" if stage == "train_reinforce" else f"✓ {stage}: "  # 04b: the notebook's check
-        assert capsys.readouterr().out.rstrip().splitlines()[-1].startswith(graded)
-        assert len(report.results) == 1 and report.results[0].seed == 0
-    for wrong_loop in [w for w in WRONG_LOOPS if w.stage in ("train_reinforce", "train_ppo")]:
-        with pytest.raises(AssertionError) as info:
-            checks.STAGE_CHECKS[wrong_loop.stage](WireHandle(wrong_loop.fn))
-        message = str(info.value)
-        expected = "below" if wrong_loop.hint == "below 100" else wrong_loop.hint
-        assert expected in message and "seed 0" in message, f"{wrong_loop.id}:\n{message}"
-    for stage, fn in [v for v in CORRECT_LOOPS if v[0] in ("train_reinforce", "train_ppo")]:
-        checks.STAGE_CHECKS[stage](WireHandle(fn))
+def test_the_graded_train_reinforce_check_passes_the_reference_on_its_one_seed(capsys):
+    """The graded check's own report: its tick line and its one seed, 0. (Every catalogued train_reinforce loop, right
+    or wrong, gets the graded verdict from a real student process in tests/test_training_loops_agree.py, and every
+    train_ppo loop in tests/test_train_ppo_agreement.py: playing them here too, through the wire's stand-in, cost
+    three minutes of the suite.)"""
+    report = checks.STAGE_CHECKS["train_reinforce"](WireHandle(checks.STAGE_REFERENCES["train_reinforce"]))
+    assert capsys.readouterr().out.rstrip().splitlines()[-1].startswith("✓ train_reinforce (graded)")
+    assert len(report.results) == 1 and report.results[0].seed == 0
 
 
 # -- the metadata script ---------------------------------------------------------------------------------------------------

@@ -4,15 +4,15 @@
 The catalogue: lesson 01's ``train_reinforce`` loops of tests/training_loops.py (right ones written otherwise,
 and the realistic wrong ones: random play then hand-made weights, no env, random or greedy actions, returns
 not discounted, the wrong sign, no zero_grad, an update after every step, the wrong budget, a new optimiser per
-batch, ...) and of tests/wrong_loops.py, and exercise 04b's ``train_ppo`` loops of tests/wrong_loops.py. Each
-runs through the check called on the function (as in a notebook) and through the same check called on the
-grader's handle, the function living in a student process (sandboxed where bubblewrap is available; only data
-crosses the wire).
+batch, ...) and of tests/wrong_loops.py. Each runs through the check called on the function (as in a notebook)
+and through the same check called on the grader's handle, the function living in a student process (sandboxed
+where bubblewrap is available; only data crosses the wire). Exercise 04b's ``train_ppo`` loops of
+tests/wrong_loops.py go through the same two calls in tests/test_train_ppo_agreement.py (with the same budgets:
+the wrong ones 2,000 steps, the right ones the check's own), each its own test.
 
 Budgets: the graded train_reinforce check is fixed (seed 0, 50 episodes); the notebook's runs on seed 0 with 100
 episodes instead of 3 seeds x 200 (every right loop here reaches its learning bar at 100; the rules that name a
-wrong loop's mistake do not depend on the budget). train_ppo: the wrong loops with 2,000 steps (its glue rules do
-not depend on the budget), the right ones at the check's own budget, in both places.
+wrong loop's mistake do not depend on the budget).
 """
 from __future__ import annotations
 
@@ -33,8 +33,7 @@ from pgcourse.classroom.sandboxed.link import StudentFunction
 from pgcourse.classroom.grading.sandbox import SANDBOX, UNSAFE, Limits, probe_sandbox
 from pgcourse.classroom.grading.worker import StudentProcess
 
-NOTEBOOK_BUDGET = {"train_reinforce": {"seeds": (0,), "max_episodes": 100}, "train_ppo": {}}
-WRONG_PPO_BUDGET = {"total_steps": 2_000}
+NOTEBOOK_BUDGET = {"train_reinforce": {"seeds": (0,), "max_episodes": 100}}
 
 
 def catalogue() -> list[tuple[str, object, str]]:
@@ -83,14 +82,12 @@ def test_every_training_loop_gets_the_same_verdict_in_the_notebook_and_the_grade
     assert len(rows) >= 20 and {stage for stage, _, _ in rows} == set(NOTEBOOK_BUDGET)
     disagreements = []
     for stage, fn, expected in rows:
-        wrong_ppo = stage == "train_ppo" and expected != "passed"
         torch.manual_seed(0)
-        local = verdict(stage, fn, **(WRONG_PPO_BUDGET if wrong_ppo else NOTEBOOK_BUDGET[stage]))
+        local = verdict(stage, fn, **NOTEBOOK_BUDGET[stage])
         student_process.link.deadline = time.monotonic() + 400
         try:
             torch.manual_seed(0)
-            graded = verdict(stage, StudentFunction(student_process.link, fn.__name__),
-                             **(WRONG_PPO_BUDGET if wrong_ppo else {}))
+            graded = verdict(stage, StudentFunction(student_process.link, fn.__name__))
         finally:
             student_process.link.deadline = None
         same = local[0] == graded[0] == "passed" if expected == "passed" else \
