@@ -114,15 +114,15 @@ PORTABLE_TESTS := tests/test_agreement.py tests/test_cached_sweeps.py tests/test
 	solutions/06_debugging_traps.ipynb
 
 # Two jobs on the 2-core CI machine: the main pass in front; beside it, one after the other, the lessons and solutions
-# on a fake GPU (FAKE_GPU_RUN, below), the portable claim-bearing pass (test-portable) and BESIDE_TESTS (two slow
-# grading files, taken out of the main pass so the two jobs take about as long). Measured on a 2-core AMD EPYC
-# busy with one other process (2026-11-28): main pass 1,367 s; beside it the fake GPU 828 s, portable 408 s and four
-# grading files 701 s (1,937 s: the longer job by 9.5 min). Then 392 s of tests that re-ran what others run went
-# (tests/test_grading_loops.py, test_training_loops_agree.py, test_loop_checks.py, test_ch06_part_b.py) and
-# test_term.py and test_bug_hunt.py (117 s) moved into the main pass. The portable pass running while the main pass
-# keeps the other core busy is itself a check the guide asks for: the claims hold with the CPU busy. The logs are
-# printed after the main pass; any pass failing fails `make test`.
-BESIDE_TESTS := tests/test_grading_loops.py tests/test_training_loops_agree.py
+# on a fake GPU (FAKE_GPU_RUN, below), the portable claim-bearing pass (test-portable) and BESIDE_TESTS (slow grading
+# files, taken out of the main pass so the two jobs take about as long). Fresh clone on a quiet 2-core AMD EPYC
+# (2026-11-28, 27cf40a, with bubblewrap and chromium, so every sandbox and browser test ran): 1,870 s in all with
+# set-up; main pass 1,785 s, beside it the fake GPU 699 s, portable 403 s and two grading files 196 s (1,298 s).
+# test_term.py, test_bug_hunt.py and test_hunts.py (about 200 s) therefore go beside it. The portable pass running
+# while the main pass keeps the other core busy is itself a check the guide asks for: the claims hold with the CPU
+# busy. The logs are printed after the main pass; any pass failing fails `make test`.
+BESIDE_TESTS := tests/test_grading_loops.py tests/test_training_loops_agree.py tests/test_term.py tests/test_bug_hunt.py \
+	tests/test_hunts.py
 # A third job, from the start, for tests that mostly wait: the check that every pin has a wheel for Python 3.11-3.13
 # (pip's resolver against the package registry, metadata only: 45-90 s of network, little CPU) and the grading test
 # whose answer cells sleep (40 s of sleeping students); they wait beside the two CPU-bound jobs, not in one.
