@@ -37,9 +37,14 @@ What it does not simulate:
 - asynchronous errors (here every error is raised at its line), streams, events, CUDA graphs, memory
   limits and out-of-memory, ``pin_memory``, ``non_blocking``, autocast/AMP, several GPUs (``cuda:1`` is
   ``cuda:0``), ``torch.compile``;
-- other threads and processes: the torch-function mode that handles factories, ``.to`` and generators is
-  thread-local (fake-CUDA tensors themselves work in any thread), and a sweep's worker processes or a
-  grader's sandbox start without the double (``device="auto"`` is the CPU there);
+- other processes: a sweep's worker processes or a grader's sandbox start without the double (``device="auto"``
+  is the CPU there); inside this process it holds in every thread;
+- a factory reached other than through ``torch.<name>`` or a tensor method: :func:`install` replaces the
+  torch functions and ``Tensor`` methods whose aten schema takes a ``device`` or a ``generator`` (and
+  ``tensor``, ``as_tensor``, ``asarray``, ``Tensor.to``, ``Tensor.cuda``) by ones that see ``device="cuda"``
+  and check generators; a name bound before it (``from torch import zeros``) keeps the CPU's factory. (A
+  torch-function mode sees every call, but costs every op a Python call: a CPU run took 1.5x its CPU time
+  under it, and the lessons' runs on the CPU paid it too.)
 - during a backward pass, mixing is allowed (autograd moves gradients to their inputs' devices itself);
 - ``cpu_param.data = cuda_tensor`` (legal on CUDA) raises here; in-place ops that change a tensor's shape
   (``resize_``, ``set_``, ``t_``) are not reflected in the wrapper; ``torch.save`` writes a fake-CUDA
@@ -57,7 +62,6 @@ import types
 from typing import Any, Iterator
 
 import torch
-from torch.overrides import TorchFunctionMode
 
 FAKE_DEVICE = torch.device("cuda", 0)
 CPU = torch.device("cpu")
@@ -342,7 +346,7 @@ class FakeCudaTensor(torch.Tensor):
             if found[0] and found[1] is not None and not _in_backward():
                 raise FakeDeviceError(_mixed_message(f"aten.{info.name} got a CPU tensor of shape "
                                                      f"{tuple(found[1].shape)}"))
-            output = func(*unwrapped)
+            output = func._op(*unwrapped)  # the OpOverload's own C++ callable (one Python frame fewer per op)
             if type(output) is torch.Tensor:
                 return _wrap_output(output)
             return _wrap_all(output)
@@ -489,8 +493,7 @@ def _parse_to(tensor: torch.Tensor, args, kwargs):
     elif len(positional_copy) > 1 or (len(args) > 3):  # .to(device, dtype, non_blocking, copy)
         copy = args[3]
         args = args[:3]
-    with _no_mode():  # the mode would turn the parser's own device="cuda" keyword into the CPU
-        device, dtype, _non_blocking, memory_format = torch._C._nn._parse_to(*args, **kwargs)
+    device, dtype, _non_blocking, memory_format = torch._C._nn._parse_to(*args, **kwargs)
     return device, dtype, copy, {} if memory_format is None else {"memory_format": memory_format}
 
 
@@ -498,18 +501,17 @@ def _move(tensor: torch.Tensor, args, kwargs):
     device, dtype, copy, extra = _parse_to(tensor, args, kwargs)
     on_gpu = isinstance(tensor, FakeCudaTensor)
     to_gpu = on_gpu if device is None else _is_cuda(device)
-    with _no_mode():
-        if to_gpu and not on_gpu:
-            tensor, copy = _ToFakeCuda.apply(tensor), False
-        elif on_gpu and not to_gpu:
-            tensor, copy = _ToCpu.apply(tensor), False
-        if dtype is not None or extra or copy:
-            tensor = torch.Tensor.to(tensor, dtype=dtype if dtype is not None else tensor.dtype, copy=copy, **extra)
+    if to_gpu and not on_gpu:
+        tensor, copy = _ToFakeCuda.apply(tensor), False
+    elif on_gpu and not to_gpu:
+        tensor, copy = _ToCpu.apply(tensor), False
+    if dtype is not None or extra or copy:
+        tensor = _TENSOR_TO(tensor, dtype=dtype if dtype is not None else tensor.dtype, copy=copy, **extra)
     return tensor
 
 
 # ---------------------------------------------------------------------------------------------
-# the mode: factories, moves and generators at the level of torch functions
+# factories, moves and generators: the torch functions and tensor methods that take a device or a generator
 # ---------------------------------------------------------------------------------------------
 _RANDOM_FACTORIES = {"rand", "randn", "randint", "randperm", "normal", "rand_like", "randn_like", "randint_like",
                      "bernoulli", "multinomial", "poisson"}
@@ -519,62 +521,99 @@ _DATA_FACTORIES = {"tensor", "as_tensor", "asarray"}
 _TENSOR_TO, _TENSOR_CUDA = torch.Tensor.to, torch.Tensor.cuda
 
 
-class FakeCudaMode(TorchFunctionMode):
-    """Turns ``device="cuda"`` in any torch function into a fake-CUDA result, and ``.to``/``.cuda`` of CPU
-    tensors into fake-CUDA tensors; checks generators against the device an op runs on."""
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func is _TENSOR_TO or func is _TENSOR_CUDA:
-            kwargs = kwargs or {}
-            if args and not isinstance(args[0], FakeCudaTensor):
-                if func is _TENSOR_CUDA:
-                    return _move(args[0], ("cuda",), {})
-                return _move(args[0], args[1:], kwargs)
-            return func(*args, **kwargs)
-        if not kwargs:  # the fast path of the fast path: no device, no generator
-            return func(*args)
-        device, generator = kwargs.get("device"), kwargs.get("generator")
-        if device is None and generator is None:  # the fast path: nothing here is about devices
-            return func(*args, **kwargs)
-        kwargs = dict(kwargs)
-        name = getattr(func, "__name__", "")
-        if device is not None:
-            on_gpu = _is_cuda(device)
-        else:
-            found = [False, None]
-            _scan(args, found)
-            _scan(kwargs.values(), found)
-            on_gpu = found[0]
-        if generator is not None:  # generators are keyword arguments in torch's random functions
-            if type(generator) is FakeCudaGenerator and not on_gpu:
-                raise FakeDeviceError(f"Expected a 'cpu' device type for generator but found 'cuda' "
-                                      f"(fake cuda: {name})")
-            if type(generator) is not FakeCudaGenerator and on_gpu:
-                raise FakeDeviceError(f"Expected a 'cuda' device type for generator but found 'cpu' "
-                                      f"(fake cuda: {name})")
-        if device is None:
-            return func(*args, **kwargs)
-        if name in _DATA_FACTORIES and args and isinstance(args[0], torch.Tensor):
-            return _move(args[0], (device,), {"dtype": kwargs["dtype"]} if kwargs.get("dtype") else {})
-        if not on_gpu:
-            return func(*args, **kwargs)
-        if name in _DATA_FACTORIES:  # host data (a list, an array) made into a GPU tensor: a copy
-            SYNCS["copy to the device"] += 1
-        kwargs["device"] = CPU
-        requires_grad = kwargs.pop("requires_grad", False)
-        if name in _RANDOM_FACTORIES and generator is None:
-            kwargs["generator"] = default_generator()
-        output = _wrap_all(func(*args, **kwargs))
-        if requires_grad:
-            output.requires_grad_(True)
-        return output
+def _device_call(func, name: str, args, kwargs):
+    """``func(*args, **kwargs)`` where ``kwargs`` name a device or a generator: ``device="cuda"`` gives a
+    fake-CUDA result, and a generator is checked against the device the op runs on."""
+    device, generator = kwargs.get("device"), kwargs.get("generator")
+    kwargs = dict(kwargs)
+    if device is not None:
+        on_gpu = _is_cuda(device)
+    else:
+        found = [False, None]
+        _scan(args, found)
+        _scan(kwargs.values(), found)
+        on_gpu = found[0]
+    if generator is not None:  # generators are keyword arguments in torch's random functions
+        if type(generator) is FakeCudaGenerator and not on_gpu:
+            raise FakeDeviceError(f"Expected a 'cpu' device type for generator but found 'cuda' "
+                                  f"(fake cuda: {name})")
+        if type(generator) is not FakeCudaGenerator and on_gpu:
+            raise FakeDeviceError(f"Expected a 'cuda' device type for generator but found 'cpu' "
+                                  f"(fake cuda: {name})")
+    if device is None:
+        return func(*args, **kwargs)
+    if name in _DATA_FACTORIES and args and isinstance(args[0], torch.Tensor):
+        return _move(args[0], (device,), {"dtype": kwargs["dtype"]} if kwargs.get("dtype") else {})
+    if not on_gpu:
+        return func(*args, **kwargs)
+    if name in _DATA_FACTORIES:  # host data (a list, an array) made into a GPU tensor: a copy
+        SYNCS["copy to the device"] += 1
+    kwargs["device"] = CPU
+    requires_grad = kwargs.pop("requires_grad", False)
+    if name in _RANDOM_FACTORIES and generator is None:
+        kwargs["generator"] = default_generator()
+    output = _wrap_all(func(*args, **kwargs))
+    if requires_grad:
+        output.requires_grad_(True)
+    return output
 
 
-@contextlib.contextmanager
-def _no_mode() -> Iterator[None]:
-    """Run torch's own conversions without re-entering :class:`FakeCudaMode`."""
-    with torch._C.DisableTorchFunction():
-        yield
+def _with_devices(func, name: str):
+    """``func`` that hands a call naming a device or a generator to :func:`_device_call` (every other call goes
+    straight through: no Python between the caller and torch beyond this test)."""
+
+    def call(*args, **kwargs):
+        if kwargs and (kwargs.get("device") is not None or kwargs.get("generator") is not None):
+            return _device_call(func, name, args, kwargs)
+        return func(*args, **kwargs)
+
+    call.__name__, call.__qualname__, call.__doc__, call.__wrapped__ = name, name, func.__doc__, func
+    return call
+
+
+def _tensor_to(self, *args, **kwargs):
+    """``Tensor.to`` of a CPU tensor (a fake-CUDA tensor has its own)."""
+    return _move(self, args, kwargs)
+
+
+def _tensor_cuda(self, device=None, non_blocking=False, memory_format=torch.preserve_format):
+    """``Tensor.cuda`` of a CPU tensor: a copy to the fake GPU."""
+    return _move(self, ("cuda",), {})
+
+
+_NEW_TENSOR, _TORCH_TENSOR = torch.Tensor.new_tensor, torch.tensor
+
+
+def _new_tensor(self, data, **kwargs):
+    """``Tensor.new_tensor``: on the device of ``self`` unless told otherwise (torch's own would put the data of a
+    fake-CUDA tensor's ``new_tensor`` on the CPU, where its C++ side lives), in the dtype of ``self`` unless told."""
+    device = kwargs.get("device")
+    if device is None and type(self) is FakeCudaTensor:
+        device = FAKE_DEVICE
+    if device is None or not _is_cuda(device):
+        return _NEW_TENSOR(self, data, **kwargs)
+    kwargs = {**kwargs, "device": device, "dtype": kwargs.get("dtype") or self.dtype}
+    return _device_call(_TORCH_TENSOR, "tensor", (data,), kwargs)
+
+
+def _device_and_generator_names() -> tuple[list[str], list[str]]:
+    """(names in ``torch``, names of ``torch.Tensor`` methods) of the aten ops that take a device or a generator,
+    read from torch's own schemas, with the data factories (not aten ops: ``tensor``, ``as_tensor``, ``asarray``)
+    and without ``Tensor.to`` (:func:`_tensor_to`)."""
+    in_torch, in_tensor = {"tensor", "as_tensor", "asarray"}, set()
+    for schema in torch._C._jit_get_all_schemas():
+        if not schema.name.startswith("aten::"):
+            continue
+        if not {"device", "generator"} & {a.name for a in schema.arguments}:
+            continue
+        name = schema.name.split("::")[-1]
+        if name.startswith("_") or name == "to":
+            continue
+        if callable(getattr(torch, name, None)) and name != "Generator":
+            in_torch.add(name)
+        if callable(getattr(torch.Tensor, name, None)):
+            in_tensor.add(name)
+    return sorted(in_torch), sorted(in_tensor)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -645,26 +684,32 @@ def _module_apply(original):
 
 
 def _patch(owner, name, value) -> None:
-    missing = object()
-    _state.patches.append((owner, name, getattr(owner, name, missing), missing))
+    missing = object()  # a class's own attribute only: what it inherits comes back by itself when ours goes
+    before = owner.__dict__.get(name, missing) if isinstance(owner, type) else getattr(owner, name, missing)
+    _state.patches.append((owner, name, before, missing))
     setattr(owner, name, value)
 
 
-def install() -> FakeCudaMode:
-    """Install the double for the rest of this process (e.g. at a notebook kernel's start). Returns the mode."""
+def install() -> None:
+    """Install the double for the rest of this process (e.g. at a notebook kernel's start)."""
     with _state.lock:
         _state.installed += 1
         if _state.installed > 1:
-            return _state.mode
+            return
         _state.default_generator = _new_default_generator()
         for name, value in _cuda_functions().items():
             _patch(torch.cuda, name, value)
         _patch(torch.cuda, "default_generators", (default_generator(),))
         _patch(torch, "Generator", FakeCudaGenerator)
         _patch(torch.nn.Module, "_apply", _module_apply(torch.nn.Module._apply))
-        _state.mode = FakeCudaMode()
-        _state.mode.__enter__()
-        return _state.mode
+        _patch(torch.Tensor, "to", _tensor_to)
+        _patch(torch.Tensor, "cuda", _tensor_cuda)
+        _patch(torch.Tensor, "new_tensor", _new_tensor)
+        in_torch, in_tensor = _device_and_generator_names()
+        for name in in_torch:
+            _patch(torch, name, _with_devices(getattr(torch, name), name))
+        for name in in_tensor:
+            _patch(torch.Tensor, name, _with_devices(getattr(torch.Tensor, name), name))
 
 
 def uninstall() -> None:
@@ -675,7 +720,6 @@ def uninstall() -> None:
         _state.installed -= 1
         if _state.installed:
             return
-        _state.mode.__exit__(None, None, None)
         for owner, name, value, missing in reversed(_state.patches):
             if value is missing:
                 delattr(owner, name)
@@ -686,11 +730,11 @@ def uninstall() -> None:
 
 
 @contextlib.contextmanager
-def fake_cuda() -> Iterator[FakeCudaMode]:
+def fake_cuda() -> Iterator[None]:
     """``with fake_cuda(): ...`` — the double for the block (see the module's docstring)."""
-    mode = install()
+    install()
     try:
-        yield mode
+        yield
     finally:
         uninstall()
 

@@ -87,6 +87,26 @@ def test_the_host_sees_only_copies(gpu):
     assert x.cpu().cuda().device.type == "cuda" and torch.ones(2).to(x).device.type == "cuda"
 
 
+def test_factories_and_new_tensors_land_where_cuda_puts_them():
+    """Every factory named by device, and a tensor's ``new_*`` without one, land on that tensor's device; after the
+    double, torch's own functions and methods are back (none of the double's stays on ``torch`` or ``Tensor``)."""
+    before = {name: getattr(torch, name) for name in ("zeros", "randn", "tensor", "as_tensor", "randperm")}
+    with fake_cuda():
+        gpu = torch.ones(2, dtype=torch.float64, device="cuda")
+        for made in (torch.zeros(2, device="cuda"), torch.randn(2, device="cuda"), torch.tensor([1.0], device="cuda"),
+                     torch.as_tensor(np.ones(2), device="cuda"), torch.randperm(3, device="cuda"),
+                     torch.arange(3, device="cuda"), torch.full((2,), 1.0, device="cuda"),
+                     torch.zeros(2).new_zeros(2, device="cuda"), torch.zeros(2).new_tensor([1.0], device="cuda"),
+                     gpu.new_zeros(2), gpu.new_ones(2), gpu.new_full((2,), 3.0), gpu.new_empty(2), gpu.new_tensor([1, 2]),
+                     torch.zeros_like(gpu), torch.rand_like(gpu)):
+            assert on_fake_cuda(made), made
+        assert gpu.new_tensor([1, 2]).dtype == torch.float64 and gpu.new_tensor([1, 2]).tolist() == [1.0, 2.0]
+        assert type(gpu.new_tensor([1.0], device="cpu")) is torch.Tensor
+        assert type(torch.zeros(2).new_tensor([1.0])) is torch.Tensor and type(torch.zeros(2, device="cpu")) is torch.Tensor
+    assert {name: getattr(torch, name) for name in before} == before
+    assert not {"to", "cuda", "new_tensor", "new_zeros", "uniform_"} & set(vars(torch.Tensor))
+
+
 @pytest.mark.parametrize("move", [
     lambda t: t.to(device="cuda"), lambda t: t.to(device=torch.device("cuda")),
     lambda t: t.to(device="cuda", dtype=torch.float64), lambda t: t.to(dtype=torch.float64, device="cuda:0"),
