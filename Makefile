@@ -135,6 +135,8 @@ WAITING_LOG := test-artifacts/waiting.log
 # that names neither the test nor its error (issue 50); a notebook's failure names its notebook, cell and error.
 # The main pass ends with its 40 slowest tests (--durations): where `make test`'s time goes, for whoever trims it.
 TB := --tb=native
+# The main pass in MAIN_JOBS processes (pytest-xdist; a file stays in one process, as nbval's cells must).
+MAIN_JOBS ?= 2
 FAKE_GPU_LOG := test-artifacts/fake-gpu-notebooks.log
 PORTABLE_LOG := test-artifacts/portable.log
 BESIDE_LOG := test-artifacts/beside.log
@@ -149,7 +151,8 @@ test: setup browser sandbox
 	SDL_VIDEODRIVER=dummy $(BIN)/python -m pytest $(TB) -q -p no:cacheprovider $(WAITING_FILES) $(WAITING_ONES) \
 	  > $(WAITING_LOG) 2>&1 & waiting=$$!; \
 	trap 'kill $$beside $$waiting 2>/dev/null' INT TERM; \
-	SDL_VIDEODRIVER=dummy $(BIN)/python -m pytest $(TB) --durations=40 $(addprefix --ignore=,$(PORTABLE_TESTS) $(BESIDE_TESTS) \
+	SDL_VIDEODRIVER=dummy $(BIN)/python -m pytest $(TB) --durations=40 -n $(MAIN_JOBS) --dist loadfile \
+	  $(addprefix --ignore=,$(PORTABLE_TESTS) $(BESIDE_TESTS) \
 	  $(WAITING_FILES)) $(addprefix --deselect=,$(WAITING_ONES)); \
 	main=$$?; \
 	wait $$beside; beside_status=$$?; wait $$waiting; waiting_status=$$?; \
