@@ -113,20 +113,16 @@ PORTABLE_TESTS := tests/test_agreement.py tests/test_cached_sweeps.py tests/test
 	notebooks/05_continuous_pendulum.ipynb notebooks/07_trpo.ipynb notebooks/08_llm_policy_gradients.ipynb \
 	solutions/06_debugging_traps.ipynb
 
-# Two jobs on the 2-core CI machine: the main pass in front; beside it, one after the other, the lessons and solutions
-# on a fake GPU (FAKE_GPU_RUN, below), the portable claim-bearing pass (test-portable) and BESIDE_TESTS (slow grading
-# files, taken out of the main pass so the two jobs take about as long). Fresh clone on a quiet 2-core AMD EPYC
-# (2026-11-28, 27cf40a, with bubblewrap and chromium, so every sandbox and browser test ran): 1,870 s in all with
-# set-up; main pass 1,785 s, beside it the fake GPU 699 s, portable 403 s and two grading files 196 s (1,298 s).
-# test_term.py, test_bug_hunt.py and test_hunts.py therefore go beside it: 1,736 s in all (88221b0), main pass
-# 1,642 s, beside it 700 + 409 + 390 s (the two jobs end 2.5 min apart). The portable pass running
-# while the main pass keeps the other core busy is itself a check the guide asks for: the claims hold with the CPU
-# busy. The logs are printed after the main pass; any pass failing fails `make test`.
-BESIDE_TESTS := tests/test_grading_loops.py tests/test_training_loops_agree.py tests/test_term.py tests/test_bug_hunt.py \
-	tests/test_hunts.py
-# A third job, from the start, for tests that mostly wait: the check that every pin has a wheel for Python 3.11-3.13
+# The passes run side by side on the 2-core CI machine, each from the start: the main pass in MAIN_JOBS processes
+# (pytest-xdist, --dist loadfile: a file stays in one process, as nbval's cells must), beside it the lessons and
+# solutions on a fake GPU (FAKE_GPU_RUN, below) and the portable claim-bearing pass (test-portable), each one process.
+# One pass in front with the others queued one after another behind it left a core idle whenever the front one
+# waited (a grader's student processes, a sandbox, a browser) and left the last of the queue running alone at the end.
+# The portable pass running while the others keep the CPU busy is itself a check the guide asks for: the claims hold
+# with the CPU busy. The logs are printed after the main pass; any pass failing fails `make test`.
+# And from the start, for tests that mostly wait: the check that every pin has a wheel for Python 3.11-3.13
 # (pip's resolver against the package registry, metadata only: 45-90 s of network, little CPU) and the grading test
-# whose answer cells sleep (40 s of sleeping students); they wait beside the two CPU-bound jobs, not in one.
+# whose answer cells sleep (40 s of sleeping students); they wait beside the CPU-bound passes, not in one.
 WAITING_FILES := tests/test_python_versions.py
 WAITING_ONES := tests/test_grading_attacks.py::test_cells_that_sleep_cost_their_exercises_budget_not_the_timeout
 WAITING_LOG := test-artifacts/waiting.log
@@ -135,38 +131,30 @@ WAITING_LOG := test-artifacts/waiting.log
 # that names neither the test nor its error (issue 50); a notebook's failure names its notebook, cell and error.
 # The main pass ends with its 40 slowest tests (--durations): where `make test`'s time goes, for whoever trims it.
 TB := --tb=native
-# The main pass in MAIN_JOBS processes (pytest-xdist; a file stays in one process, as nbval's cells must).
 MAIN_JOBS ?= 2
 FAKE_GPU_LOG := test-artifacts/fake-gpu-notebooks.log
 PORTABLE_LOG := test-artifacts/portable.log
-BESIDE_LOG := test-artifacts/beside.log
 test: setup browser sandbox
 	@mkdir -p test-artifacts; \
-	( $(FAKE_GPU_RUN) -q -p no:cacheprovider > $(FAKE_GPU_LOG) 2>&1; fake_gpu_status=$$?; \
-	  SDL_VIDEODRIVER=dummy $(PORTABLE_ENV) $(BIN)/python -m pytest $(TB) $(PORTABLE_TESTS) > $(PORTABLE_LOG) 2>&1; \
-	  portable_status=$$?; \
-	  SDL_VIDEODRIVER=dummy $(BIN)/python -m pytest $(TB) -p no:cacheprovider $(BESIDE_TESTS) > $(BESIDE_LOG) 2>&1; \
-	  beside_tests_status=$$?; \
-	  [ $$fake_gpu_status -eq 0 ] && [ $$portable_status -eq 0 ] && [ $$beside_tests_status -eq 0 ] ) & beside=$$!; \
+	$(FAKE_GPU_RUN) -q -p no:cacheprovider > $(FAKE_GPU_LOG) 2>&1 & fake_gpu=$$!; \
+	SDL_VIDEODRIVER=dummy $(PORTABLE_ENV) $(BIN)/python -m pytest $(TB) $(PORTABLE_TESTS) > $(PORTABLE_LOG) 2>&1 & \
+	portable=$$!; \
 	SDL_VIDEODRIVER=dummy $(BIN)/python -m pytest $(TB) -q -p no:cacheprovider $(WAITING_FILES) $(WAITING_ONES) \
 	  > $(WAITING_LOG) 2>&1 & waiting=$$!; \
-	trap 'kill $$beside $$waiting 2>/dev/null' INT TERM; \
+	trap 'kill $$fake_gpu $$portable $$waiting 2>/dev/null' INT TERM; \
 	SDL_VIDEODRIVER=dummy $(BIN)/python -m pytest $(TB) --durations=40 -n $(MAIN_JOBS) --dist loadfile \
-	  $(addprefix --ignore=,$(PORTABLE_TESTS) $(BESIDE_TESTS) \
-	  $(WAITING_FILES)) $(addprefix --deselect=,$(WAITING_ONES)); \
+	  $(addprefix --ignore=,$(PORTABLE_TESTS) $(WAITING_FILES)) $(addprefix --deselect=,$(WAITING_ONES)); \
 	main=$$?; \
-	wait $$beside; beside_status=$$?; wait $$waiting; waiting_status=$$?; \
+	wait $$fake_gpu; fake_gpu_status=$$?; wait $$portable; portable_status=$$?; wait $$waiting; waiting_status=$$?; \
 	echo "--- the lessons and solutions on a fake GPU (PGCOURSE_DEVICE=cuda; $(FAKE_GPU_LOG)) ---"; \
 	cat $(FAKE_GPU_LOG); \
-	echo "--- the slow grading tests beside the main pass ($(BESIDE_LOG)) ---"; \
-	cat $(BESIDE_LOG); \
 	echo "--- the claim-bearing part on the other kernel path, one thread ($(PORTABLE_LOG)) ---"; \
 	cat $(PORTABLE_LOG); \
 	echo "--- the tests that mostly wait: the package registry, sleeping students ($(WAITING_LOG)) ---"; \
 	cat $(WAITING_LOG); \
-	for log in $(FAKE_GPU_LOG) $(BESIDE_LOG) $(PORTABLE_LOG) $(WAITING_LOG); do grep -q INTERNALERROR $$log && \
+	for log in $(FAKE_GPU_LOG) $(PORTABLE_LOG) $(WAITING_LOG); do grep -q INTERNALERROR $$log && \
 	  echo "!!! pytest stopped with an INTERNALERROR in $$log: the tests after it did not run (see above)"; done; \
-	[ $$main -eq 0 ] && [ $$beside_status -eq 0 ] && [ $$waiting_status -eq 0 ]
+	[ $$main -eq 0 ] && [ $$fake_gpu_status -eq 0 ] && [ $$portable_status -eq 0 ] && [ $$waiting_status -eq 0 ]
 
 # The fast lane, for a contributor's first answer: the unit layer of tests/ (tests/layers.py: the math, envs,
 # configs, checks, CLI errors; nothing that trains, grades, re-runs a cached claim, builds the site or runs a
