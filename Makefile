@@ -119,7 +119,10 @@ PORTABLE_TESTS := tests/test_agreement.py tests/test_cached_sweeps.py tests/test
 # One pass in front with the others queued one after another behind it left a core idle whenever the front one
 # waited (a grader's student processes, a sandbox, a browser) and left the last of the queue running alone at the end.
 # The portable pass running while the others keep the CPU busy is itself a check the guide asks for: the claims hold
-# with the CPU busy. The logs are printed after the main pass; any pass failing fails `make test`.
+# with the CPU busy. The logs are printed after the main pass; any pass failing fails `make test`. Fresh clones on a
+# quiet 2-core AMD EPYC with set-up (2026-11-28): one pass behind another, 1,736 s (88221b0); the main pass in two
+# processes with the rest queued beside it, 1,799 s (7ff329a); all side by side, 1,640 s (3c2f8bf: main pass 1,547 s,
+# fake GPU 758 s, portable 879 s, waiting 142 s). Both cores are busy to the end now: what is left is CPU work.
 # And from the start, for tests that mostly wait: the check that every pin has a wheel for Python 3.11-3.13
 # (pip's resolver against the package registry, metadata only: 45-90 s of network, little CPU) and the grading test
 # whose answer cells sleep (40 s of sleeping students); they wait beside the CPU-bound passes, not in one.
