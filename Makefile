@@ -116,8 +116,8 @@ PORTABLE_TESTS := tests/test_agreement.py tests/test_cached_sweeps.py tests/test
 # The passes run side by side on the 2-core CI machine, each from the start: the main pass in MAIN_JOBS processes
 # (pytest-xdist, --dist loadfile: a file stays in one process, as nbval's cells must), beside it the lessons and
 # solutions on a fake GPU (FAKE_GPU_RUN, below) and the portable claim-bearing pass (test-portable), each one process.
-# One pass in front with the others queued one after another behind it left a core idle whenever the front one
-# waited (a grader's student processes, a sandbox, a browser) and left the last of the queue running alone at the end.
+# With one pass in front and the others queued behind it, whichever job ended first left the other running alone on
+# one core while the second idled (measured below).
 # The portable pass running while the others keep the CPU busy is itself a check the guide asks for: the claims hold
 # with the CPU busy. The logs are printed after the main pass; any pass failing fails `make test`. Fresh clones on a
 # quiet 2-core AMD EPYC with set-up (2026-11-28): one pass behind another, 1,736 s (88221b0); the main pass in two
@@ -173,7 +173,7 @@ test-portable: setup
 
 # Every lesson and solution notebook as on a CUDA machine with the GPU asked for (PGCOURSE_DEVICE=cuda, so
 # device="auto" trains on a fake GPU that computes on the CPU and raises on a device mix-up as CUDA does:
-# tests/fake_cuda.py); ~8 min on 2 cores. `make test` runs it beside its main pass.
+# tests/fake_cuda.py); 525 s alone on a quiet 2-core AMD EPYC (2026-11-28). `make test` runs it beside its main pass.
 FAKE_GPU_RUN = SDL_VIDEODRIVER=dummy PGCOURSE_FAKE_GPU_NOTEBOOKS=1 $(BIN)/python -m pytest $(TB) tests/test_fake_device.py -k notebook
 test-fake-gpu: setup
 	$(FAKE_GPU_RUN)

@@ -379,12 +379,12 @@ FAILS_ON_A_GPU: dict[str, str] = {}
 def test_the_notebook_runs_on_a_gpu(path, tmp_path):
     """Every code cell of the lesson or solution, in a kernel whose ``device="auto"`` picks the fake GPU,
     runs without an error (a device mix-up, a ``.numpy()`` of a GPU tensor, a claim that holds only for
-    the CPU's random stream). The notebook runs as it is in the tree, in a scratch folder. All nineteen
-    take about 7 minutes on 2 cores (about what they take without the double)."""
+    the CPU's random stream). The notebook runs as it is in the tree, in a scratch folder. All twenty
+    take 525 s in one process on a quiet 2-core AMD EPYC (2026-11-28)."""
     from fake_cuda_notebooks import run_path
 
     if not os.environ.get("PGCOURSE_FAKE_GPU_NOTEBOOKS"):
-        pytest.skip("the notebooks on the fake GPU take ~8 min on 2 cores: `make test-fake-gpu` runs them "
+        pytest.skip("the notebooks on the fake GPU take ~9 min on 2 cores: `make test-fake-gpu` runs them "
                     "(PGCOURSE_FAKE_GPU_NOTEBOOKS=1)")
     if path in FAILS_ON_A_GPU and not os.environ.get("PGCOURSE_FAKE_GPU_ALL"):
         pytest.skip(f"fails on a GPU (issue 32): {FAILS_ON_A_GPU[path]}")
