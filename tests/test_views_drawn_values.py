@@ -700,7 +700,7 @@ def test_gae_weights_are_the_geometric_blend_and_the_advantages_are_gae_with_its
     assert ax_w.get_title() == "λ = 0.50: mass beyond n=4: 0.06; mean n ≈ 2.0"
     assert ax_a.get_title() == "GAE with γ = 0.900, λ = 0.50"
     assert ax_w.get_ylim()[1] == pytest.approx(1.15 * 0.5)
-    assert (ax_w.get_xlabel(), ax_w.get_ylabel()) == ("n (the n-step advantage)", "weight (1-λ) λ^(n-1)")
+    assert (ax_w.get_xlabel(), ax_w.get_ylabel()) == ("n (the n-step advantage)", r"weight $(1-\lambda)\,\lambda^{n-1}$")
     assert (ax_a.get_xlabel(), ax_a.get_ylabel()) == ("step t of the rollout", "advantage Â_t")
 
 

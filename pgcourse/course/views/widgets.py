@@ -142,7 +142,7 @@ def plot_gae_weights(gamma: float = 0.99, lam: float = 0.95, max_n: int = 20, ro
     fig, (ax_weights, ax_adv) = _new_figure(2)
     ax_weights.bar(n, weights, color="tab:blue")
     ax_weights.set_xlabel("n (the n-step advantage)")
-    ax_weights.set_ylabel("weight (1-λ) λ^(n-1)")
+    ax_weights.set_ylabel(r"weight $(1-\lambda)\,\lambda^{n-1}$")
     ax_weights.set_title(f"λ = {lam:.2f}: mass beyond n={max_n}: {tail:.2f}; mean n ≈ "
                          f"{(1.0 / (1.0 - lam)) if lam < 1 else float('inf'):.1f}")
     ax_weights.set_ylim(0, 1.15 * max(float(weights.max()), 0.05))  # scaled to the bars (they sum to 1 - tail)
