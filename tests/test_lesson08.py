@@ -163,6 +163,12 @@ RETIRED_08 = {
     "and the loophole reward rises (the table before the figure)":
         "GRPO on the exact verifier raises it as much (0.0576 against 0.0329)",
     "only the samples (and an independent check) show it": "the proxy's mean above 1.0 shows it too",
+    "a lookalike does, unless most of its group is right":
+        "a lookalike (+2.05) is below its group's mean whenever right answers (+3.19) outnumber other wrong ones "
+        "(-1.22) about 3 to 1; one right answer among seven lookalikes already puts the mean above it",
+    "Training on it multiplied one kind of mistake":
+        "lookalikes grew under the exact verifier too (5 to 15 of 80 by update 40); most wrong answers are lookalikes "
+        "under both rewards (66% against 60%)",
 }
 
 
