@@ -8,6 +8,8 @@ limits are exact and do not depend on the machine; one slow test measures the re
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -96,15 +98,35 @@ def test_a_gpu_that_cannot_report_its_free_memory_leaves_the_check_to_the_run(mo
 
 
 MEASURE_FOOTPRINT = """
-import json, resource, sys
-import psutil, torch
+import json, sys, threading, time
+import torch
 import pgcourse as pg
 torch.set_num_threads(1)
+
+
+def anonymous_bytes():  # the process's resident anonymous memory (tensors, arrays), not its mapped files
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("RssAnon:"))
+
+
 pg.train("ppo", "CartPole-v1", seed=0, total_steps=256, num_envs=2, n_steps=64, progress=False, device="cpu")
-before = psutil.Process().memory_info().rss  # after a warm-up: imports, kernels, allocator pools
+before = anonymous_bytes()  # after a warm-up: imports, kernels, allocator pools
+peak, done = [before], threading.Event()
+
+
+def watch():  # the peak, sampled every half millisecond (an update's peak lasts far longer)
+    while not done.is_set():
+        peak[0] = max(peak[0], anonymous_bytes())
+        time.sleep(0.0005)
+
+
+watcher = threading.Thread(target=watch, daemon=True)
+watcher.start()
 pg.train("ppo", "CartPole-v1", seed=0, total_steps=NUM_ENVS * 64, num_envs=NUM_ENVS, n_steps=64, num_minibatches=4,
          update_epochs=1, progress=False, device="cpu")
-print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before))
+done.set()
+watcher.join()
+print(json.dumps(peak[0] - before))
 """
 
 
@@ -113,11 +135,17 @@ def test_the_estimate_is_within_1_5x_below_the_measured_footprint():
     """Issue 44, item 7: the estimate counted the stored rollout only (47 bytes per CartPole transition) while an
     update's peak RSS grew by 708-865 (the flattened batch, GAE's temporaries and, the peak, the whole-batch forward
     of the diagnostics). One update at 16,384 envs, in a process of its own: the estimate is a lower bound within
-    1.5x of the growth (measured 1.15x here; 1.21x at 65,536 envs)."""
+    1.5x of the growth (measured 1.15x here; 1.21x at 65,536 envs).
+
+    The growth is of resident *anonymous* memory (RssAnon), the memory the estimate models. Total RSS (ru_maxrss
+    against the RSS before) read the same on a quiet machine (1.19x and 1.20x, 2026-11-28) but 1.55x once, in a
+    `make test` beside other memory-hungry passes: total RSS also counts the mapped pages of torch's libraries, which
+    the kernel may drop between the two readings and fault back in during the run (a likely cause, not confirmed)."""
     import json
     import subprocess
     import sys
-    pytest.importorskip("psutil")
+    if not Path("/proc/self/status").exists():
+        pytest.skip("reads RssAnon from /proc/self/status (Linux)")
     num_envs = 16_384
     result = subprocess.run([sys.executable, "-c", MEASURE_FOOTPRINT.replace("NUM_ENVS", str(num_envs))],
                             capture_output=True, text=True, timeout=600)
