@@ -10,7 +10,8 @@ the learner's functions, and the check compares the data that comes back, as in 
   encoding, passes the references, names the probable mistake of each wrong loop of tests/wrong_loops.py and
   accepts the honest variants (fast, no sandbox);
 - graded for real in the bubblewrap sandbox, on a copy of the course with tools/grade_loop_stages_metadata.py
-  applied: the solution notebooks get every stage's points, the exercise notebooks none, a wrong loop loses its
+  applied: every stage is graded and the exercise notebooks get none of it (the solution notebooks' full points are
+  tests/test_grading.py's), a wrong loop loses its
   stage's points (with its hint) and keeps the others, an honest variant keeps them, and a loop that hangs or
   reaches for the course package loses that stage only.
 """
@@ -228,8 +229,8 @@ def graded(tmp_path_factory):
         pytest.skip("no bubblewrap sandbox on this machine")
     folder = tmp_path_factory.mktemp("loops")
     course = _course_copy(folder / "course")
-    # (the solution, not graded here: tests/test_grading.py grades the real solution notebooks, these two chapters'
-    # with their stages as graded exercises already, to full points)
+    # no solution student here: tests/test_grading.py grades the real solution notebooks of both chapters, whose stages
+    # are graded exercises already, to full points
     ch01 = {
         "handout": {},
         "wrong_collect": _answer("ch01_collect_episodes", _wrong("collect_episodes", "episodes_drop_the_last_step").fn),
