@@ -97,17 +97,9 @@ EVERY_LOOP_SHORT = [
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """Each test gets the marker of its layer (tests/layers.py): `pytest -m unit tests/` is the fast lane. Then the
-    files that train or grade run first, the notebooks next, the unit files last (tests within a file keep their
-    order): `make test`'s workers take whole files in this order, and a long file taken last left one core idle
-    for the last ~100 s while the other worker finished it (measured 2026-11-29); short files now fill that end."""
+    """Each test gets the marker of its layer (tests/layers.py): `pytest -m unit tests/` is the fast lane."""
     import pytest
     from layers import layer_of
 
-    heavy = set()
     for item in items:
-        layer = layer_of(item.path, item.get_closest_marker("slow") is not None)
-        item.add_marker(getattr(pytest.mark, layer))
-        if layer not in ("unit", "notebooks"):
-            heavy.add(item.path)
-    items.sort(key=lambda item: 0 if item.path in heavy else 1 if item.path.suffix == ".ipynb" else 2)
+        item.add_marker(getattr(pytest.mark, layer_of(item.path, item.get_closest_marker("slow") is not None)))
