@@ -68,7 +68,8 @@ def _standardised(advantages: Tensor, how: str) -> Tensor:
 def ppo_gradient_proof(recorder: Any, config: Any) -> dict[str, Any] | None:
     """How far each actor step's gradient is from PPO's (see the comment above): ``{"checked", "unmatched",
     "worst", "worst_at": [update, step in it]}``; None when the record has nothing to check (the glue rules
-    report that)."""
+    report that). A step's gap is that of the latest call of the policy PPO's loss explains (within
+    GRADIENT_TOLERANCE), or, when none does, the smallest over its calls; ``worst`` the largest step gap."""
     records = list(recorder.optimizers.values())
     actor = next((r for r in records if r["shapes"] and r["shapes"][-1] == [recorder.n_actions]), None)
     critic = next((r for r in records if r["shapes"] and r["shapes"][-1] == [1]), None)
@@ -93,8 +94,8 @@ def ppo_gradient_proof(recorder: Any, config: Any) -> dict[str, Any] | None:
         by_update.setdefault(step["clock"], []).append(step)
     ends = sorted(by_update)
     starts = [0, *ends[:-1]]
-    checked, unmatched, worst, worst_at, stale_explains, cut_explains, truncations = 0, 0, 0.0, None, True, True, 0
-    flipped_explains = True
+    checked, unmatched, worst, worst_at, truncations = 0, 0, 0.0, None, 0
+    explains = {"stale": True, "cut": True, "flipped": True}  # the mistake explains every step PPO does not
     for u, (start, end) in enumerate(zip(starts, ends)):
         critic_weights = recorder.critic_at.get(end)
         if critic_weights is None or end <= start:
@@ -121,10 +122,8 @@ def ppo_gradient_proof(recorder: Any, config: Any) -> dict[str, Any] | None:
         normalised = {how: _standardised(batch_advantages, how) for how in batch_norms}
         normalised_cut = {how: _standardised(cut_advantages, how) for how in batch_norms}
         for j, step in enumerate(by_update[end]):
-            # stale: the same loss with the ratio's pi_old the policy being updated; cut: with the advantages of a
-            # loop that treats a truncation as a termination; flipped: the surrogate's sign flipped (entropy kept)
-            best = stale = cut_gap = flipped = math.inf
             params = _load_flat(policy, step["theta"])
+            candidates = []  # the policy's calls on rows of this batch since the last step: (rows, log-probs, entropy)
             for candidate in step["inputs"]:
                 rows = [row_of.get(row.numpy().tobytes()) for row in candidate]
                 if any(index is None for index in rows):
@@ -132,43 +131,48 @@ def ppo_gradient_proof(recorder: Any, config: Any) -> dict[str, Any] | None:
                 idx = torch.as_tensor(rows)
                 log_pi = torch.log_softmax(policy(batch_obs[idx]), -1)  # [b, n_actions]
                 new_log_probs = log_pi.gather(-1, batch_actions[idx][:, None]).squeeze(-1)  # [b]
-                entropy = -(log_pi.exp() * log_pi).sum(-1).mean()
-                fresh = torch.exp(new_log_probs - old_log_probs[idx])
-                for variant, ratio, table in (("ppo", fresh, normalised),
-                                              ("stale", torch.exp(new_log_probs - new_log_probs.detach()), normalised),
-                                              ("cut", fresh, normalised_cut), ("flipped", fresh, normalised)):
-                    if variant != "ppo" and best <= GRADIENT_TOLERANCE:
-                        break  # PPO's gradient explains the step: the mistakes' variants are not needed
+                candidates.append((idx, new_log_probs, -(log_pi.exp() * log_pi).sum(-1).mean()))
+            # PPO's loss first, the latest call first: the first candidate it explains ends the search (the first
+            # actor step of an update also sees each of the rollout's calls, 64 for the check's run: searched first to
+            # last, 93% of the proof's gradients went to them). The mistakes' variants only for a step PPO does not
+            # explain (stale: the ratio's pi_old the policy being updated; cut: the advantages of a loop that treats a
+            # truncation as a termination; flipped: the surrogate's sign flipped, entropy kept), and only while no
+            # earlier step has ruled the mistake out, on every candidate
+            gaps = dict.fromkeys(("ppo", "stale", "cut", "flipped"), math.inf)
+            for variant in gaps:
+                if variant != "ppo" and gaps["ppo"] <= GRADIENT_TOLERANCE:
+                    break  # PPO's gradient explains the step: the mistakes' variants are not needed
+                if not explains.get(variant, True):
+                    continue
+                table = normalised_cut if variant == "cut" else normalised
+                for idx, new_log_probs, entropy in reversed(candidates):
+                    if gaps[variant] <= GRADIENT_TOLERANCE:
+                        break
+                    ratio = torch.exp(new_log_probs - (new_log_probs.detach() if variant == "stale" else
+                                                       old_log_probs[idx]))
                     for batch_how, mini_how in ((b, m) for b in batch_norms for m in minibatch_norms):
                         adv = _standardised(table[batch_how][idx], mini_how)  # [b]
                         clipped = torch.clamp(ratio, 1 - config.clip_eps, 1 + config.clip_eps)
                         surrogate = torch.min(ratio * adv, clipped * adv).mean()
                         loss = (surrogate if variant == "flipped" else -surrogate) - config.ent_coef * entropy
                         gap = _relative_gap(step["grad"], loss, params, config.max_grad_norm)
-                        if variant == "flipped":
-                            flipped = min(flipped, gap)
-                        elif variant == "stale":
-                            stale = min(stale, gap)
-                        elif variant == "cut":
-                            cut_gap = min(cut_gap, gap)
-                        else:
-                            best = min(best, gap)
+                        gaps[variant] = min(gaps[variant], gap)
                         if gap <= GRADIENT_TOLERANCE:
                             break  # one way of standardising explains it (population or sample std)
+            best = gaps["ppo"]
             if best == math.inf:
                 unmatched += 1
                 continue
             checked += 1
             if best > GRADIENT_TOLERANCE:
-                stale_explains = stale_explains and stale <= GRADIENT_TOLERANCE
-                cut_explains = cut_explains and cut_gap <= GRADIENT_TOLERANCE
-                flipped_explains = flipped_explains and flipped <= GRADIENT_TOLERANCE
+                for mistake in explains:
+                    explains[mistake] = explains[mistake] and gaps[mistake] <= GRADIENT_TOLERANCE
             if best > worst:
                 worst, worst_at = best, [u + 1, j + 1]
     return {"checked": checked, "unmatched": unmatched, "worst": worst, "worst_at": worst_at,
-            "ratio_always_one": bool(worst > GRADIENT_TOLERANCE and stale_explains),
-            "truncation_as_termination": bool(worst > GRADIENT_TOLERANCE and cut_explains and truncations),
-            "surrogate_sign_flipped": bool(worst > GRADIENT_TOLERANCE and flipped_explains),
+            "ratio_always_one": bool(worst > GRADIENT_TOLERANCE and explains["stale"]),
+            "truncation_as_termination": bool(worst > GRADIENT_TOLERANCE and explains["cut"] and truncations),
+            "surrogate_sign_flipped": bool(worst > GRADIENT_TOLERANCE and explains["flipped"]),
             "truncations": truncations}
 
 
