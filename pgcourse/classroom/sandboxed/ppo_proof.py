@@ -136,8 +136,8 @@ def ppo_gradient_proof(recorder: Any, config: Any) -> dict[str, Any] | None:
             # actor step of an update also sees each of the rollout's calls, 64 for the check's run: searched first to
             # last, 93% of the proof's gradients went to them). The mistakes' variants only for a step PPO does not
             # explain (stale: the ratio's pi_old the policy being updated; cut: the advantages of a loop that treats a
-            # truncation as a termination; flipped: the surrogate's sign flipped, entropy kept), and only while no
-            # earlier step has ruled the mistake out, on every candidate
+            # truncation as a termination; flipped: the surrogate's sign flipped, entropy kept), searched the same
+            # way, and only while no earlier step has ruled the mistake out
             gaps = dict.fromkeys(("ppo", "stale", "cut", "flipped"), math.inf)
             for variant in gaps:
                 if variant != "ppo" and gaps["ppo"] <= GRADIENT_TOLERANCE:
