@@ -702,7 +702,7 @@ TRAIN_SEEDS, TRAIN_STEPS = (0,), 10_000
 LEARNED_RETURN = 50.0
 EVAL_EPISODES, EVAL_SEED = 20, 10_000
 # What the check accepts (a wide margin, not a "healthy" range: lesson 04 measures the course defaults below the
-# usual rules of thumb, approx-KL 0.01-0.02 and clip fraction 0.1-0.2) and where the reference's 60 runs lie (the
+# rules of thumb lesson 04c quotes, approx-KL 0.01-0.02 and clip fraction 0.1-0.2) and where the reference's 60 runs lie (the
 # measurement above; lesson 04's 20 seeds of 12,000 steps: median approx-KL IQM 0.00364, mean clip fraction 0.0415).
 KL_RANGE = (5e-4, 0.02)
 CLIP_FRACTION_RANGE = (0.005, 0.2)
