@@ -46,7 +46,8 @@ def spy(name: str, record: list):
 
 @pytest.mark.parametrize("value", ["rtg", "Total", "", None, 1, True])
 def test_bad_return_weighting_names_field_and_choices(value):
-    with pytest.raises(ConfigError, match=r"return_weighting=.* is invalid: expected 'reward_to_go' .* or 'total'"):
+    with pytest.raises(ConfigError, match=r"return_weighting=.* is invalid: expected 'reward_to_go' .*, 'total' .* or "
+                                          r"'discounted'"):
         make_config("reinforce", "CartPole-v1", "discrete", return_weighting=value)
 
 
@@ -102,6 +103,32 @@ def test_total_weights_every_step_by_its_episodes_return(normalize_weights):
         assert not torch.allclose(weights, pg.returns.normalize(reward_to_go) if normalize_weights else reward_to_go)
 
 
+@pytest.mark.parametrize("normalize_weights", [False, True])
+def test_discounted_weights_step_t_by_gamma_to_the_t_times_its_reward_to_go(normalize_weights):
+    returns_calls, loss_calls = [], []
+    run = train(return_weighting="discounted", normalize_weights=normalize_weights,
+                discounted_returns=spy("discounted_returns", returns_calls), reinforce_loss=spy("reinforce_loss", loss_calls))
+    gamma, per_update = run.config.gamma, TINY["num_envs"]
+    assert len(returns_calls) == per_update * len(loss_calls) and len(loss_calls) >= 2
+    for update, (args, _, _) in enumerate(loss_calls):
+        episodes = [result for _, _, result in returns_calls[update * per_update:(update + 1) * per_update]]
+        expected = torch.cat([torch.tensor([gamma ** t * float(g[t]) for t in range(len(g))]) for g in episodes])  # [B]
+        if normalize_weights:
+            expected = pg.returns.normalize(expected)
+        assert torch.allclose(args[1], expected, rtol=1e-5, atol=1e-6)
+        assert float(args[1][0]) != float(args[1][1]) or len(episodes[0]) == 1
+        reward_to_go = torch.cat(episodes)
+        assert not torch.allclose(args[1], pg.returns.normalize(reward_to_go) if normalize_weights else reward_to_go)
+
+
+def test_discounted_round_trips_and_changes_the_run():
+    config = make_config("reinforce", "CartPole-v1", "discrete", return_weighting="discounted")
+    assert config_from_dict(config.to_dict()).return_weighting == "discounted"
+    discounted, reward_to_go = train(return_weighting="discounted", normalize_weights=False), train(normalize_weights=False)
+    assert discounted.history.updates["advantage_std"][0] != reward_to_go.history.updates["advantage_std"][0]
+    assert discounted.history.updates["policy_loss"][0] != reward_to_go.history.updates["policy_loss"][0]
+
+
 def test_total_with_baseline_subtracts_the_value_from_the_total_return_and_fits_the_critic_to_reward_to_go():
     returns_calls, value_calls, loss_calls = [], [], []
     train("reinforce_baseline", return_weighting="total", normalize_weights=False,
@@ -133,7 +160,7 @@ def test_regenerate_01_describes_the_lessons_sweep():
         overrides = {k: v for k, v in arm.items() if k != "label"}
         make_config("reinforce", "CartPole-v1", "discrete", **overrides, **module.SETTINGS)
     weightings = {(arm.get("return_weighting", "reward_to_go"), arm.get("normalize_weights", True)) for arm in arms}
-    assert weightings == {(w, n) for w in ("reward_to_go", "total") for n in (False, True)}
+    assert weightings == {(w, n) for w in ("reward_to_go", "total") for n in (False, True)} | {("discounted", False)}
     assert module.command("weighting") == "python tools/regenerate_01.py weighting --workers 2"
 
 

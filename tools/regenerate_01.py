@@ -5,10 +5,12 @@
     python tools/regenerate_01.py all --workers 2
 
 Every trial is plain REINFORCE on CartPole-v1 with the course defaults and the lesson's budget
-(``SETTINGS``: 200 episodes, 4 per update). The arms cross the two choices the lesson teaches:
+(``SETTINGS``: 200 episodes, 4 per update). Four arms cross the two choices the lesson teaches:
 ``return_weighting`` (the episode's total return G_0 at every step, Williams' original estimator, or
 the reward-to-go G_t) and ``normalize_weights`` (standardise the weights over the batch, or not). The
-course default is reward-to-go, normalised. The sweep is a ``pg.sweep`` results folder (resumable: run
+course default is reward-to-go, normalised. A fifth, gamma^t G_t raw, has the raw total return's expectation
+without the noise of the rewards before each step: beside the two raw arms it splits that noise from the
+factor gamma^t. The sweep is a ``pg.sweep`` results folder (resumable: run
 the command again and finished trials are kept); ``pgcourse sweep --verify figures/01_weighting
 --sample 1`` re-runs a random trial and checks it gives the same numbers bit for bit. The lesson loads
 the folder with ``pgcourse.course.sweeps.load_results`` and prints the command beside each result.
@@ -30,6 +32,8 @@ WEIGHTING_ARMS = [
     {"label": "reward-to-go, raw", "normalize_weights": False},
     {"label": "total return, normalised", "return_weighting": "total"},
     {"label": "reward-to-go, normalised"},  # the course default
+    # gamma^t G_t: the raw total return's expectation without its noise, so that the raw arms split noise from gamma^t
+    {"label": "gamma^t x reward-to-go, raw", "return_weighting": "discounted", "normalize_weights": False},
 ]
 
 SWEEPS = {

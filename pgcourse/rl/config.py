@@ -474,7 +474,7 @@ class BaseConfig:
         return self.solve_threshold if self.solve_threshold is not None else SOLVE_THRESHOLDS.get(self.env_id)
 
 
-RETURN_WEIGHTINGS = ("reward_to_go", "total")  # ReinforceConfig.return_weighting
+RETURN_WEIGHTINGS = ("reward_to_go", "total", "discounted")  # ReinforceConfig.return_weighting
 
 
 @dataclass
@@ -503,7 +503,9 @@ class ReinforceConfig(BaseConfig):
             :math:`\\mathbb{E}[\\sum_t \\gamma^t G_t \\nabla_\\theta \\log \\pi_\\theta(a_t \\mid s_t)]`: the reward-to-go's
             with the factor :math:`\\gamma^t` that the reward-to-go form drops (the same when
             :math:`\\gamma = 1`); the rewards before step :math:`t` add only noise to its term
-            (lesson 01 measures how much).
+            (lesson 01 measures how much). ``"discounted"``: :math:`\\gamma^t G_t`, the terms of that expectation:
+            the gradient of the discounted objective without the earlier rewards' noise, whose factor
+            :math:`\\gamma^t` shrinks the weight of late steps (lesson 01 trains it beside the others).
     """
 
     normalize_weights: bool = True
@@ -516,8 +518,9 @@ class ReinforceConfig(BaseConfig):
         "normalize_weights": Flag(),
         "center_weights": Flag(),
         "critic_epochs": IntRange(1, 1000),
-        "return_weighting": Choice(RETURN_WEIGHTINGS, "'reward_to_go' (G_t, the rewards from step t on) or 'total' "
-                                                      "(the episode's return G_0 for every step)"),
+        "return_weighting": Choice(RETURN_WEIGHTINGS, "'reward_to_go' (G_t, the rewards from step t on), 'total' "
+                                                      "(the episode's return G_0 for every step) or 'discounted' "
+                                                      "(gamma^t G_t)"),
     }
 
     def validate(self) -> None:

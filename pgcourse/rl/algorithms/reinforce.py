@@ -5,7 +5,8 @@ Pseudo-code (lessons 01 and 02):
     for each update:
         reset the num_envs envs; play one complete episode in each with the current policy
         G_t = r_t + gamma G_{t+1}  for every step of every episode
-        weights = G_t                        (plain REINFORCE; return_weighting="total": G_0 at every step)
+        weights = G_t                        (plain REINFORCE; return_weighting="total": G_0 at every step,
+                                              "discounted": gamma^t G_t)
                 = G_t - V(s_t)               (with baseline; V is a constant in the actor's loss)
         normalise the weights over the batch                           (optional, default on)
         actor:  L = -mean(log pi(a_t|s_t) * weight_t) - beta H[pi]
@@ -50,6 +51,9 @@ def train_reinforce(config: ReinforceConfig, components: Components | None = Non
             returns = torch.cat(episode_returns)  # [B] G_t, the reward-to-go (also the critic's target)
             if config.return_weighting == "total":  # Williams' estimator: each step weighted by its episode's G_0
                 returns_to_weight = torch.cat([g[:1].expand_as(g) for g in episode_returns])  # [B]
+            elif config.return_weighting == "discounted":  # gamma^t G_t: the discounted objective's own terms
+                returns_to_weight = torch.cat([config.gamma ** torch.arange(len(g), dtype=g.dtype, device=g.device) * g
+                                               for g in episode_returns])  # [B]
             else:
                 returns_to_weight = returns  # [B]
 
