@@ -51,8 +51,8 @@ VALID_DEVICES = "'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps'"
 
 # Why "auto" is the CPU, in one sentence (it goes into each run's record).
 AUTO_CPU_REASON = ("auto: the CPU, since the course's networks are small and its environments step on the CPU. In "
-                   "the one course run timed on both, PPO on CartPole (100k steps) took 20.6 s on a CPU and 54.0 s "
-                   "on an H100 GPU of the same machine")
+                   "the one course run timed on both, PPO on CartPole (100k steps) took 20.6 s on a machine's CPU and "
+                   "54.0 s on its H100 GPU")
 
 _notice_shown = False
 
