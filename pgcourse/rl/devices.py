@@ -49,10 +49,11 @@ import torch
 DEVICE_ENV_VAR = "PGCOURSE_DEVICE"
 VALID_DEVICES = "'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps'"
 
-# Why "auto" is the CPU, in one sentence (it goes into each run's record).
-AUTO_CPU_REASON = ("auto: the CPU, since the course's networks are small and its environments step on the CPU. In "
-                   "the one course run timed on both, PPO on CartPole (100k steps) took 20.6 s on a machine's CPU and "
-                   "54.0 s on its H100 GPU")
+# Why "auto" is the CPU (it goes into each run's record). `pgcourse train` prints its first sentence, "auto: the CPU",
+# and points to the run's meta.json for the rest: keep that sentence short.
+AUTO_CPU_REASON = ("auto: the CPU. The course's networks are small and its environments step on the CPU; in the one "
+                   "course run timed on both, PPO on CartPole (100k steps) took 20.6 s on a machine's CPU and 54.0 s "
+                   "on its H100 GPU")
 
 _notice_shown = False
 
