@@ -505,7 +505,10 @@ class ReinforceConfig(BaseConfig):
             :math:`\\gamma = 1`); the rewards before step :math:`t` add only noise to its term
             (lesson 01 measures how much). ``"discounted"``: :math:`\\gamma^t G_t`, the terms of that expectation:
             the gradient of the discounted objective without the earlier rewards' noise, whose factor
-            :math:`\\gamma^t` shrinks the weight of late steps (lesson 01 trains it beside the others).
+            :math:`\\gamma^t` shrinks the weight of late steps (lesson 01 trains it beside the others). With
+            ``reinforce_baseline`` the critic's :math:`V(s_t)` (fitted to :math:`G_t`) is subtracted from whichever
+            weight is chosen: unbiased, as any function of the state is, but for ``"total"`` and ``"discounted"``
+            not the baseline that weight's own value would be (neither arm of the course trains that pair).
     """
 
     normalize_weights: bool = True
