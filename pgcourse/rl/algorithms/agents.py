@@ -159,13 +159,17 @@ def advantages_of(agents: OneAgent, compute_gae: Callable, rollout) -> Tensor:
                         for a in range(len(discounts))], dim=1)  # [T, A, N]
 
 
-def gather_rows(tensor: Tensor, index: Tensor) -> Tensor:
-    """Each agent's rows ``index [A, b]`` of ``tensor [A, B, ...]``: ``[A, b, ...]`` (a copy; no arithmetic)."""
-    if tensor.shape[0] == 1:
-        return tensor[0].index_select(0, index[0]).unsqueeze(0)
-    offsets = torch.arange(tensor.shape[0], device=index.device).unsqueeze(1) * tensor.shape[1]  # [A, 1]
-    flat = (index + offsets).reshape(-1)  # [A * b] rows of [A * B]
-    return tensor.flatten(0, 1).index_select(0, flat).view(*index.shape, *tensor.shape[2:])
+def gather_rows(tensors: Tensor | Sequence[Tensor | None], index: Tensor) -> Tensor | list[Tensor | None]:
+    """Each agent's rows ``index [A, b]`` of ``tensor [A, B, ...]``: ``[A, b, ...]`` (a copy; no arithmetic). Given a
+    sequence of tensors ``[A, B, ...]`` (None stays None), a list of their rows: the rows of ``[A * B]`` found once."""
+    many = not isinstance(tensors, Tensor)
+    tensors = list(tensors) if many else [tensors]
+    count, length = next(tensor for tensor in tensors if tensor is not None).shape[:2]
+    flat = index[0] if count == 1 else (  # [A * b] rows of [A * B]
+        index + torch.arange(count, device=index.device).unsqueeze(1) * length).reshape(-1)
+    rows = [None if tensor is None else tensor.flatten(0, 1).index_select(0, flat).view(*index.shape, *tensor.shape[2:])
+            for tensor in tensors]
+    return rows if many else rows[0]
 
 
 def read_rows(values: dict[str, Tensor]) -> dict[str, list[float]]:

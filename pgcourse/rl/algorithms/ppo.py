@@ -87,11 +87,12 @@ def train_ppo(config: PPOConfig | Sequence[PPOConfig], components: Components | 
             for epoch in range(first.update_epochs):
                 epoch_start = len(per_step.steps)
                 for index, rows in agents.minibatches(updating):  # each agent's shuffled minibatch, index [A, b]
-                    batch_obs, batch_actions = gather_rows(obs, index), gather_rows(actions, index)  # [A, b, ...]
+                    batch_obs, batch_actions, batch_stored, batch_advantages, batch_returns, batch_old_values = \
+                        gather_rows((obs, actions, old_log_probs, advantages, returns,
+                                     old_values if clip_value_loss else None), index)  # [A, b, ...] each
                     new_log_probs, entropy = agents.log_probs_and_entropy(batch_obs, batch_actions)  # [A, b] each
                     # log pi_old: the stored log-probs (the old_log_probs hook, which a planted bug replaces)
-                    batch_old_log_probs = agents.old_log_probs(gather_rows(old_log_probs, index), new_log_probs)
-                    batch_advantages = gather_rows(advantages, index)  # [A, b]
+                    batch_old_log_probs = agents.old_log_probs(batch_stored, new_log_probs)
                     if normalize_minibatch:
                         batch_advantages = map_rows(agents, parts.normalize, batch_advantages, rows)
                     # each piece on each agent's own rows, with that agent's hyperparameters: [A], one per agent
@@ -101,9 +102,8 @@ def train_ppo(config: PPOConfig | Sequence[PPOConfig], components: Components | 
                     actor_loss = policy_loss + reduce_rows(agents, parts.entropy_bonus_loss, (entropy,), rows,
                                                            lambda c: (c.ent_coef,)) if entropy_bonus else policy_loss
                     new_values = agents.values(batch_obs)  # [A, b]
-                    batch_old_values = gather_rows(old_values, index) if clip_value_loss else None  # [A, b]
-                    critic_loss = reduce_rows(agents, parts.value_loss, (new_values, gather_rows(returns, index),
-                                                                         batch_old_values), rows,
+                    critic_loss = reduce_rows(agents, parts.value_loss, (new_values, batch_returns, batch_old_values),
+                                              rows,
                                               lambda c: (c.clip_eps if c.clip_value_loss else None,))  # [A]
                     actor_norm, critic_norm = agents.step(actor_loss, critic_loss, rows)  # [A] each
 
