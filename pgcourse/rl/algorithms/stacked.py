@@ -412,11 +412,11 @@ class AgentStack:
             normalized = output - output.logsumexp(dim=-1, keepdim=True)  # [A, N, k], as sample_categorical
             probs = torch.softmax(normalized, dim=-1)
             exponentials, drawing = torch.empty_like(probs), set(agents)  # [A, N, k]
-            for agent in range(len(probs)):  # each agent's draws from its own generator: one kernel per agent
+            for agent, rows in enumerate(exponentials.unbind()):  # each agent's draws from its own generator
                 if agent in drawing:
-                    exponentials[agent].exponential_(generator=self.generators[agent])
+                    rows.exponential_(generator=self.generators[agent])
                 else:  # an agent not drawing (it has stopped): inf gives its rows action 0
-                    exponentials[agent].fill_(math.inf)
+                    rows.fill_(math.inf)
             return exponential_race(probs, exponentials)  # [A, N], as sample_categorical draws
         noise = torch.zeros_like(output)  # [A, N, D]; 0 for the agents not drawing
         for agent in agents:
