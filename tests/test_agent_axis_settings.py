@@ -306,6 +306,19 @@ def test_gather_rows_takes_each_agents_own_rows():
     assert gather_rows(flat, torch.tensor([[4, 3], [0, 2]])).tolist() == [[4.0, 3.0], [5.0, 7.0]]
 
 
+def test_gather_rows_of_several_tensors_is_each_tensors_own_rows_and_keeps_none():
+    """``gather_rows((t1, None, t2), index)``: a list, each entry ``gather_rows(t, index)`` of its tensor (shapes after
+    the agent and row axes may differ), None where the tensor is None; one agent too."""
+    t1, t2 = torch.arange(3 * 5 * 2).reshape(3, 5, 2), torch.arange(15.0).reshape(3, 5) * -1
+    index = torch.tensor([[4, 0], [1, 1], [0, 3]])
+    rows = gather_rows((t1, None, t2), index)
+    assert isinstance(rows, list) and rows[1] is None
+    assert torch.equal(rows[0], gather_rows(t1, index)) and torch.equal(rows[2], gather_rows(t2, index))
+    assert rows[2].tolist() == [[-4.0, -0.0], [-6.0, -6.0], [-10.0, -13.0]]
+    one = gather_rows([None, t2[1:2]], index[1:2])
+    assert one[0] is None and one[1].tolist() == [[-6.0, -6.0]]
+
+
 def test_read_rows_reads_every_tensor_as_python_floats_in_the_order_given():
     """``read_rows``: each ``[A]`` tensor as a list of Python floats (float64 kept exactly), in the order of the
     names given, whatever their dtypes."""
