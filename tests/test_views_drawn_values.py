@@ -1314,11 +1314,16 @@ def test_a_gif_of_no_frames_is_refused():
         render.write_gif([], "never.gif")
 
 
+def _lean_controller(obs):
+    return int(obs[2] + obs[3] > 0)
+
+
 @pytest.mark.parametrize("agent, ret, caption", [
     (_FakeRun(algo="a2c"), 500.0, "a2c on CartPole-v1: return 500"),
     (None, 12.4, "random agent on CartPole-v1: return 12"),
     (lambda obs: 0, -0.6, "policy on CartPole-v1: return -1"),
     (None, 499.6, "random agent on CartPole-v1: return 500"),
+    (_lean_controller, 500.0, "lean controller on CartPole-v1: return 500"),  # a named function: its name
 ])
 def test_the_default_caption_names_who_played_where_and_the_rounded_return(agent, ret, caption):
     assert render.default_caption(agent, "CartPole-v1", ret) == caption

@@ -115,8 +115,11 @@ def write_gif(frames: list[np.ndarray], path: str | os.PathLike, fps: float = 25
 
 
 def default_caption(agent: Agent, env_id: str, episode_return: float) -> str:
-    """``"ppo on CartPole-v1: return 500"``: who played, where, and how well."""
-    who = agent.config.algo if isinstance(agent, Run) else "random agent" if agent is None else "policy"
+    """``"ppo on CartPole-v1: return 500"``: who played, where, and how well. A function agent is named by its
+    name (``lean_controller``: "lean controller"), a lambda as "policy"."""
+    name = getattr(agent, "__name__", "<lambda>").strip("_").replace("_", " ")
+    who = (agent.config.algo if isinstance(agent, Run) else "random agent" if agent is None
+           else "policy" if name.startswith("<") or not name else name)
     return f"{who} on {env_id}: return {episode_return:.0f}"
 
 
