@@ -697,7 +697,7 @@ def test_gae_weights_are_the_geometric_blend_and_the_advantages_are_gae_with_its
     np.testing.assert_allclose(data["advantages"], expected, rtol=1e-5)
     np.testing.assert_allclose(data["weights"], [0.5, 0.25, 0.125, 0.0625])
     assert data["yours"] is None and data["yours_note"] == "" and data["max_difference"] is None
-    assert ax_w.get_title() == "λ = 0.50: mass beyond n=4: 0.06; mean n ≈ 2.0"
+    assert ax_w.get_title() == "λ = 0.50: weight beyond n=4: 0.06; mean n ≈ 2.0"
     assert ax_a.get_title() == "GAE with γ = 0.900, λ = 0.50"
     assert ax_w.get_ylim()[1] == pytest.approx(1.15 * 0.5)
     assert (ax_w.get_xlabel(), ax_w.get_ylabel()) == ("n (the n-step advantage)", r"weight $(1-\lambda)\,\lambda^{n-1}$")

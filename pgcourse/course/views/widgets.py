@@ -143,7 +143,7 @@ def plot_gae_weights(gamma: float = 0.99, lam: float = 0.95, max_n: int = 20, ro
     ax_weights.bar(n, weights, color="tab:blue")
     ax_weights.set_xlabel("n (the n-step advantage)")
     ax_weights.set_ylabel(r"weight $(1-\lambda)\,\lambda^{n-1}$")
-    ax_weights.set_title(f"λ = {lam:.2f}: mass beyond n={max_n}: {tail:.2f}; mean n ≈ "
+    ax_weights.set_title(f"λ = {lam:.2f}: weight beyond n={max_n}: {tail:.2f}; mean n ≈ "
                          f"{(1.0 / (1.0 - lam)) if lam < 1 else float('inf'):.1f}")
     ax_weights.set_ylim(0, 1.15 * max(float(weights.max()), 0.05))  # scaled to the bars (they sum to 1 - tail)
     ax_weights.grid(alpha=0.3)
@@ -166,7 +166,7 @@ def plot_gae_weights(gamma: float = 0.99, lam: float = 0.95, max_n: int = 20, ro
     elif yours_note:
         title += f"\n{yours_note}"
     ax_adv.set_title(title, fontsize=9 if yours_note or yours is not None else None)
-    ax_adv.legend(fontsize=7, loc="lower left")
+    ax_adv.legend(fontsize=7, loc="best")  # where it covers the fewest bars
     ax_adv.grid(alpha=0.3)
     fig.course_data = {"gamma": gamma, "lam": lam, "weights": weights, "tail": tail, "advantages": advantages,
                        "td_errors": td, "yours": yours, "yours_note": yours_note, "max_difference": max_difference}
