@@ -9,6 +9,7 @@ import pytest
 
 import pgcourse as pg
 from pgcourse.course.debugging import bug_hunt
+from pgcourse.course.debugging import signals
 from pgcourse.course.debugging.signals import top_causes
 from pgcourse.rl.history import History
 
@@ -279,3 +280,26 @@ def test_diagnose_record_reads_a_cached_trial_with_its_action_space():
     assert top_causes(diagnosis, 1)[0] == "advantage_sign_flipped"
     entropy = next(f for f in diagnosis if f.signal == "entropy")  # needs the action space: log(2) nats at most
     assert entropy.severity == "alarm" and entropy.evidence["entropy_max"] == pytest.approx(math.log(2))
+
+
+def test_the_report_follows_one_rule_not_sizes_on_different_scales():
+    """Findings' sizes are in different units (a gradient ratio, a relative error), so the report does not rank
+    them by size: alarms come in the checklist's order. The old order put the flat-line PPO's gradient-ratio alarm
+    (log10 of the ratio, 2.5 here) above the critic's (1 + its error, 2.0), and so joint_grad_clip first."""
+    run = synthetic_run(entropy=math.log(2), approx_kl=5e-4, clip_fraction=0.0, critic_grad_norm=100.0,
+                        actor_grad_norm=0.3, value_rel_error=1.0, explained_variance=0.0,
+                        returns=np.full(100, 20.0) + np.tile([0.0, 1.0], 50))
+    diagnosis = pg.diagnose(run)
+    alarms = [f.signal for f in diagnosis if f.severity == "alarm"]
+    assert alarms == ["explained variance", "grad norms"]
+    assert [f.severity for f in diagnosis] == sorted((f.severity for f in diagnosis), key=["alarm", "warn"].index)
+    assert str(diagnosis).startswith(f"{len(diagnosis)} signal(s) look unhealthy ({signals.REPORT_ORDER}):")
+
+
+def test_a_broken_update_comes_before_the_other_alarms():
+    """A ratio that is always 1 (approx-KL and clip fraction exactly 0) is a reading no working update produces:
+    it comes before an entropy collapse, although the checklist reads the entropy first."""
+    diagnosis = pg.diagnose(synthetic_run(approx_kl=0.0, clip_fraction=0.0, entropy=0.01))
+    assert [f.signal for f in diagnosis][:2] == ["KL / clip fraction", "entropy"]
+    assert diagnosis[0].broken and not diagnosis[1].broken
+    assert top_causes(diagnosis, 1) == ["stale_old_log_probs"]

@@ -240,7 +240,7 @@ def partings(k: int) -> dict[str, tuple[int, dict]]:
 
 
 def first_lead(run: Run) -> str | None:
-    """pg.diagnose's first lead on ``run``: the first trap its most alarming finding names as a likely cause (None:
+    """pg.diagnose's first lead on ``run``: the first trap its first finding names as a likely cause (None:
     it names none). No mystery's own trap is its first lead (:func:`write_mysteries`, ``classroom.hunts``)."""
     leads = top_causes(diagnose(run), 1)
     return leads[0] if leads else None

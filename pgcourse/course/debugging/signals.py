@@ -64,6 +64,21 @@ def signal_name(text: Any) -> str | None:
         return None
     wanted = " ".join(text.lower().split())
     return next((name for name in SIGNALS if name.lower() == wanted), None)
+
+
+# The report's order, one rule for every run: alarms before warnings; within each, first the findings whose reading no
+# working update produces (numbers that are not finite, a ratio that is always 1, an actor with no gradient, a step
+# of more than KL_WILD nats: Finding.broken), then the rest in the checklist's order (SIGNALS). The findings' sizes
+# are on different scales (nats, a relative error, a gradient ratio), so the order ranks no finding by how large it
+# is, nor any cause by how much it costs.
+REPORT_ORDER = "alarms, then warnings, in the checklist's order; a broken update first"
+
+
+def report_position(finding: "Finding") -> tuple[int, int, int]:
+    """Where ``finding`` stands in :func:`diagnose`'s report (:data:`REPORT_ORDER`): smaller comes first."""
+    return (-SEVERITY_RANK[finding.severity], not finding.broken, SIGNALS.index(finding.signal))
+
+
 # The critic's rms error relative to its targets (``value_rel_error``), median over the last half of the run.
 # Set from lesson 06's cached CartPole runs: the default PPO at 15k-25k env steps stays at or under 0.18 on 20
 # of 20 seeds, critic_lr 3e-4 sits at 0.25-0.27, long rollouts at ~0.84, the flat-line PPO at ~1.06.
@@ -71,7 +86,7 @@ CRITIC_LAGS = 0.2  # above: the critic lags its targets (warn)
 CRITIC_FAR = 0.5  # above: the critic is far from its targets (alarm)
 EV_WORSE_THAN_MEAN = -0.1  # explained variance below: the critic is clearly worse than a constant (alarm, if it lags)
 LONG_ROLLOUT_STEPS = 2048  # env steps per update from which a lagging critic is first blamed on the rollout
-CRITIC_TO_ACTOR = 30.0
+CRITIC_TO_ACTOR = 30.0  # critic/actor gradient-norm ratio above which one shared clip would freeze the actor
 # median actor gradient norm below which the actor is not learning at all (healthy course runs: ~1e-2 to 1; exercise
 # 06's mystery 4 logged a median of ~5e-9, exactly 0 on 8 of 161 updates, and read 'grad norms' healthy)
 ACTOR_GRAD_DEAD = 1e-6
@@ -83,7 +98,7 @@ TREND_SE = 2.0
 # final return over ten seeds: long_rollout ~98, low_critic_lr ~245, joint_grad_clip ~282 against the fixed PPO's
 # ~278: joint clipping alone cost no measurable return, P(ends higher) 0.44 [0.18, 0.7])
 FLAT_RETURN_CAUSES = ["long_rollout", "low_critic_lr", "joint_grad_clip", "too short a run"]
-KL_WILD = 0.5  # mean approx-KL per update above which the surrogate itself is broken (the healthy PPO: ~0.004)  # critic/actor gradient-norm ratio above which one shared clip would freeze the actor
+KL_WILD = 0.5  # mean approx-KL per update above which the surrogate itself is broken (the healthy PPO: ~0.004)
 
 
 @dataclass
@@ -95,7 +110,7 @@ class Finding:
     message: str
     evidence: dict[str, float] = field(default_factory=dict)
     causes: list[str] = field(default_factory=list)
-    score: float = 0.0  # orders findings of the same severity (bigger = more striking)
+    broken: bool = False  # a reading no working update produces (see REPORT_ORDER): reported first in its severity
     note: bool = False  # a healthy verdict worth explaining (printed after the "healthy:" line)
 
     def __str__(self) -> str:
@@ -142,7 +157,7 @@ def _max_entropy(run) -> float | None:
 
 
 class Diagnosis(list):
-    """What :func:`diagnose` found: the unhealthy findings, most alarming first (a ``list`` of
+    """What :func:`diagnose` found: the unhealthy findings in :data:`REPORT_ORDER` (a ``list`` of
     :class:`Finding`), and the healthy ones in ``.healthy``.
 
     It shows itself as the report, once: as text (``print(diagnosis)``, the Python prompt) and as
@@ -156,7 +171,7 @@ class Diagnosis(list):
     def report_lines(self) -> list[str]:
         """The report as plain-text lines: the unhealthy findings, the healthy signals, then the notes."""
         if self:
-            lines = [f"{len(self)} signal(s) look unhealthy, most alarming first:"]
+            lines = [f"{len(self)} signal(s) look unhealthy ({REPORT_ORDER}):"]
             lines += [f"  {number}. {finding}" for number, finding in enumerate(self, 1)]
         else:
             lines = ["all signals look healthy"]
@@ -177,7 +192,7 @@ class Diagnosis(list):
     def _repr_markdown_(self) -> str:
         """The report in a notebook: one numbered item per unhealthy finding, causes in code font."""
         if self:
-            lines = [f"**{len(self)} signal(s) look unhealthy**, most alarming first:", ""]
+            lines = [f"**{len(self)} signal(s) look unhealthy** ({REPORT_ORDER}):", ""]
             lines += [f"{number}. {_markdown(finding)}" for number, finding in enumerate(self, 1)]
         else:
             lines = ["**all signals look healthy**"]
@@ -209,7 +224,7 @@ def _markdown(finding: Finding) -> str:
 def diagnose(run, verbose: bool = False, top: int | None = None) -> Diagnosis:
     """Check the seven signals of ``run`` (a :class:`~pgcourse.rl.run.Run` or anything with ``.history``).
 
-    Returns a :class:`Diagnosis`: the unhealthy findings, most alarming first (``top`` keeps only the
+    Returns a :class:`Diagnosis`: the unhealthy findings in :data:`REPORT_ORDER` (``top`` keeps only the
     first few), a list that shows itself as the report (as the last line of a notebook cell, or with
     ``print``), followed by the signals that looked healthy. ``verbose=True`` also prints the report
     (for scripts; in a notebook the returned value is displayed anyway).
@@ -230,7 +245,7 @@ def diagnose(run, verbose: bool = False, top: int | None = None) -> Diagnosis:
                                 "NaN/inf appeared" + (" and training stopped" if stopped else ""),
                                 {"nonfinite_values": float(sum(bad_columns.values())), "stopped": float(stopped)},
                                 ["ratio_from_probs (exp(log p) underflows, 0/0)", "log_std exploded",
-                                 "learning rate too high"], score=10.0))
+                                 "learning rate too high"], broken=True))
     else:
         findings.append(Finding("non-finite log-probs/losses", "ok", "all finite"))
 
@@ -245,21 +260,18 @@ def diagnose(run, verbose: bool = False, top: int | None = None) -> Diagnosis:
             if end < 0.1 * h_max:
                 findings.append(Finding("entropy", "alarm", "entropy collapsed: the policy became deterministic",
                                         evidence, ["advantage_sign_flipped (reinforces the worst action until it is "
-                                                   "certain)", "entropy_wrong_sign", "learning rate too high"],
-                                        score=5.0 + (0.1 * h_max - end)))
+                                                   "certain)", "entropy_wrong_sign", "learning rate too high"]))
             elif end > 0.97 * h_max and (len(returns) < 2 or np.mean(_tail(returns, 0.1)) < 2 * max(np.mean(_head(returns)), 1.0)):
                 findings.append(Finding("entropy", "warn", "entropy stuck at its maximum: the policy is still "
                                         "uniformly random", evidence,
                                         ["joint_grad_clip (one clip over both networks shrinks the actor's gradient; Adam undoes a steady "
                                          "factor, and alone it cost no measurable return in lesson 06)",
-                                         "long_rollout (too few updates)", "low_critic_lr / learning rate too low"],
-                                        score=end / h_max))
+                                         "long_rollout (too few updates)", "low_critic_lr / learning rate too low"]))
             else:
                 findings.append(Finding("entropy", "ok", "entropy falls gradually", evidence))
         elif end < start - 2.0:
             findings.append(Finding("entropy", "warn", "entropy fell by more than 2 nats", evidence,
-                                    ["entropy_wrong_sign", "advantage_sign_flipped", "clipped_action_log_prob"],
-                                    score=start - end))
+                                    ["entropy_wrong_sign", "advantage_sign_flipped", "clipped_action_log_prob"]))
         else:
             findings.append(Finding("entropy", "ok", "no collapse", evidence))
 
@@ -271,11 +283,11 @@ def diagnose(run, verbose: bool = False, top: int | None = None) -> Diagnosis:
         if end < -2.5:
             findings.append(Finding("policy std", "alarm", "std collapsed: no exploration left", evidence,
                                     ["entropy_wrong_sign", "log_prob_not_summed", "clipped_action_log_prob",
-                                     "advantage_sign_flipped"], score=-end))
+                                     "advantage_sign_flipped"]))
         elif end > 1.0:
             findings.append(Finding("policy std", "warn", "std grew large: actions fly to the bounds", evidence,
                                     ["clipped_action_log_prob (out-of-bounds samples never look improbable)",
-                                     "log_prob_not_summed", "advantage_sign_flipped"], score=end))
+                                     "log_prob_not_summed", "advantage_sign_flipped"]))
         else:
             findings.append(Finding("policy std", "ok", "std in a sensible range", evidence))
 
@@ -291,10 +303,10 @@ def diagnose(run, verbose: bool = False, top: int | None = None) -> Diagnosis:
             findings.append(Finding("advantage scale", "warn", "raw advantages are large: the critic is far from the "
                                     "returns (fine if you normalise, a problem for the value loss)", evidence,
                                     ["low_critic_lr (critic lags its returns)", "joint_grad_clip",
-                                     "truncation_as_termination", "rewards not normalised"], score=median / 20.0))
+                                     "truncation_as_termination", "rewards not normalised"]))
         elif median < 1e-4:
             findings.append(Finding("advantage scale", "warn", "advantages are ~0: nothing to learn from", evidence,
-                                    ["reward constant", "normalising a single element"], score=1.0))
+                                    ["reward constant", "normalising a single element"]))
         else:
             findings.append(Finding("advantage scale", "ok", "advantages of moderate size", evidence))
 
@@ -316,10 +328,10 @@ def diagnose(run, verbose: bool = False, top: int | None = None) -> Diagnosis:
             findings.append(_critic_finding(run, median, error, causes))
         elif median < 0.0:
             findings.append(Finding("explained variance", "alarm", "the critic is worse than predicting the mean",
-                                    evidence, causes, score=1.0 - median))
+                                    evidence, causes))
         elif median < 0.3:
             findings.append(Finding("explained variance", "warn", "the critic explains little of the returns",
-                                    evidence, causes, score=0.3 - median))
+                                    evidence, causes))
         else:
             findings.append(Finding("explained variance", "ok", "the critic tracks the returns", evidence))
 
@@ -331,7 +343,7 @@ def diagnose(run, verbose: bool = False, top: int | None = None) -> Diagnosis:
         if kl_mean < 1e-9 and clip_mean < 1e-9:
             findings.append(Finding("KL / clip fraction", "alarm", "approx-KL and clip fraction are exactly 0: the ratio "
                                     "is always 1, the 'old' policy moves with the new one", evidence,
-                                    ["stale_old_log_probs (old log-probs recomputed after the update)"], score=10.0))
+                                    ["stale_old_log_probs (old log-probs recomputed after the update)"], broken=True))
         elif kl_mean > KL_WILD:
             continuous = bool(len(log_std)) and bool(np.isfinite(log_std).any())  # a Gaussian policy logs its std
             causes = (["log_prob_not_summed (a [B, D] log-prob broadcasts against the [B] advantages: every ratio "
@@ -339,15 +351,15 @@ def diagnose(run, verbose: bool = False, top: int | None = None) -> Diagnosis:
                       else ["learning rate too high / too many epochs", "ratio_from_probs"])
             findings.append(Finding("KL / clip fraction", "alarm", "each update moves the policy by more than "
                                     f"{KL_WILD} nats on average: the loss is not a small step on pi_old", evidence,
-                                    causes, score=5.0 + kl_mean))
+                                    causes, broken=True))
         elif kl_mean > 0.05 or clip_mean > 0.3:
             findings.append(Finding("KL / clip fraction", "warn", "updates move the policy far from pi_old", evidence,
                                     ["learning rate too high / too many epochs", "per_minibatch_adv_norm",
-                                     "advantage_sign_flipped"], score=max(kl_mean / 0.05, clip_mean / 0.3)))
+                                     "advantage_sign_flipped"]))
         elif kl_mean < 1e-4:
             findings.append(Finding("KL / clip fraction", "warn", "the policy barely moves per update", evidence,
                                     ["joint_grad_clip (actor step scaled down by the critic's gradient)",
-                                     "learning rate too low"], score=1e-4 / max(kl_mean, 1e-12)))
+                                     "learning rate too low"]))
         else:
             findings.append(Finding("KL / clip fraction", "ok", "in the usual range (KL 1e-4..0.05, clip < 0.3)",
                                     evidence))
@@ -367,15 +379,14 @@ def diagnose(run, verbose: bool = False, top: int | None = None) -> Diagnosis:
             findings.append(Finding("grad norms", "alarm", "the actor gets (almost) no gradient: its policy cannot "
                                     "learn, whatever the returns say", evidence,
                                     ["a policy loss that does not reach the actor's parameters (a detach, or a shape "
-                                     "bug in the policy loss)", "advantages that are all ~0"], score=8.0))
+                                     "bug in the policy loss)", "advantages that are all ~0"], broken=True))
         elif np.isfinite(ratio) and ratio > CRITIC_TO_ACTOR and (frozen or (h_max is not None and len(entropy)
                                                              and np.mean(_tail(entropy, 0.1)) > 0.97 * h_max)):
             findings.append(Finding("grad norms", "alarm", "the critic's gradient is far larger than the actor's and the "
                                     "policy is not moving: one clip over both networks would scale the actor's gradient by "
                                     "max_grad_norm / the joint norm, set by the critic's (with plain SGD that shrinks "
                                     "the actor's step; Adam undoes a steady factor)", evidence,
-                                    ["joint_grad_clip", "low_critic_lr (critic far from large returns)"],
-                                    score=math.log10(ratio)))
+                                    ["joint_grad_clip", "low_critic_lr (critic far from large returns)"]))
         elif np.isfinite(ratio) and ratio > CRITIC_TO_ACTOR:
             # the usual picture: the critic regresses returns of tens to hundreds. Under one clip over both
             # networks the critic's norm would set the actor's clip factor too (under plain SGD the policy would
@@ -385,7 +396,7 @@ def diagnose(run, verbose: bool = False, top: int | None = None) -> Diagnosis:
                                     evidence))
         elif spike > 50:
             findings.append(Finding("grad norms", "warn", "gradient-norm spikes", evidence,
-                                    ["learning rate too high", "advantage scale", "ratio_from_probs"], score=spike / 50))
+                                    ["learning rate too high", "advantage scale", "ratio_from_probs"]))
         else:
             findings.append(Finding("grad norms", "ok", "no spikes, critic/actor ratio moderate", evidence))
 
@@ -399,10 +410,10 @@ def diagnose(run, verbose: bool = False, top: int | None = None) -> Diagnosis:
         margin = max(0.1 * abs(start), TREND_SE * noise)  # a change must be large and beyond the episodes' noise
         if end < start - margin - 1e-9:
             findings.append(Finding("return trend", "alarm", "returns went DOWN", evidence,
-                                    ["advantage_sign_flipped", "entropy_wrong_sign"], score=3.0))
+                                    ["advantage_sign_flipped", "entropy_wrong_sign"]))
         elif end < start + margin + 1.0:
             findings.append(Finding("return trend", "warn", "returns flat (no change beyond the episodes' noise)",
-                                    evidence, FLAT_RETURN_CAUSES, score=0.5))
+                                    evidence, FLAT_RETURN_CAUSES))
         else:
             findings.append(Finding("return trend", "ok", "returns improve", evidence))
     if len(returns) and len(updates):
@@ -414,14 +425,13 @@ def diagnose(run, verbose: bool = False, top: int | None = None) -> Diagnosis:
         elif per_100 < 5:
             findings.append(Finding("updates per episode", "warn", "few updates per completed episode (per env step "
                                     "it may be fine: short episodes inflate the episode count)", evidence,
-                                    ["long_rollout"], score=0.2))
+                                    ["long_rollout"]))
         else:
             findings.append(Finding("updates per episode", "ok", "enough updates per episode", evidence))
 
     for finding in findings:
         finding.causes = applicable_causes(finding.causes, run_algo(run))
-    unhealthy = sorted((f for f in findings if f.severity != "ok"),
-                       key=lambda f: (SEVERITY_RANK[f.severity], f.score), reverse=True)
+    unhealthy = sorted((f for f in findings if f.severity != "ok"), key=report_position)
     diagnosis = Diagnosis(unhealthy[:top] if top is not None else unhealthy,
                           [f for f in findings if f.severity == "ok"])
     if verbose:
@@ -474,12 +484,10 @@ def _critic_finding(run, explained: float, error: float, causes: list[str]) -> F
     if monte_carlo:
         return Finding("explained variance", "warn", "the critic lags its Monte-Carlo targets (one critic step per "
                        "batch; returns cut at the time limit also depend on the time left, which it cannot see)",
-                       evidence, ["one critic step per batch (raise critic_epochs)", "critic_lr too low"],
-                       score=error)
+                       evidence, ["one critic step per batch (raise critic_epochs)", "critic_lr too low"])
     if error > CRITIC_FAR or explained < EV_WORSE_THAN_MEAN:  # EV just below 0 is noise, not an alarm
-        return Finding("explained variance", "alarm", "the critic is far from its targets", evidence, causes,
-                       score=1.0 + error)
-    return Finding("explained variance", "warn", "the critic lags its targets", evidence, causes, score=error)
+        return Finding("explained variance", "alarm", "the critic is far from its targets", evidence, causes)
+    return Finding("explained variance", "warn", "the critic lags its targets", evidence, causes)
 
 
 # Why a trap's listed signal cannot move in some settings (see inert_signals)
