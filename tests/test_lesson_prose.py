@@ -65,3 +65,16 @@ def test_a_rewritten_lesson_says_once_how_its_numbers_are_checked(name):
     markdown = ["".join(cell["source"]) for cell in cells if cell["cell_type"] == "markdown"]
     assert sum(NOTE in text for text in markdown) == 1, name
     assert not any("Each bold line is a claim" in text for text in markdown), name
+
+
+EXERCISES = sorted(path.stem for path in (ROOT / "solutions").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("name", EXERCISES)
+def test_an_exercise_notebook_reads_like_the_shorter_lessons(name):
+    """Issue 47, item 6: the exercises follow the lessons' goals. Measured on the solution notebook, which the
+    exercise notebook is generated from (its markdown is the same)."""
+    prose = lesson_prose.measure(str(ROOT / "solutions" / f"{name}.ipynb"))
+    assert not prose.misses(), (f"exercise {name} misses {prose.misses()}: {prose.words} visible words, median "
+                                f"sentence {prose.median}, longest {prose.longest}, {prose.bookkeeping_rate:.1f} "
+                                f"bookkeeping words per 1,000; over 45 words: {prose.long}")

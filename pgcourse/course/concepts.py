@@ -507,7 +507,7 @@ QUESTIONS: dict[str, list[Question]] = {
             "Computing second derivatives changes no parameter; it costs memory and time.")),
         _q("q3", "The step length beta = sqrt(2 max_kl / s^T (F + damping I) s), with the damped product conjugate "
                  "gradient used, puts the damped quadratic KL estimate exactly on max_kl (the undamped one, "
-                 "1/2 beta^2 s^T F s, a little below), yet the line search can reject the full step because the "
+                 "1/2 beta^2 s^T F s, a little below). Yet the line search can reject the full step because the "
                  "real KL is larger (exercise 5's check builds such a case with low damping). Why?", "d",
            ("Conjugate gradient returned a step with the wrong sign, which moves the policy further than planned.",
             "A wrong sign would make the surrogate worse; it does not explain a KL above the bound."),
