@@ -424,8 +424,8 @@ def diagnose(run, verbose: bool = False, top: int | None = None) -> Diagnosis:
         if run_algo(run) == "trpo":  # one trust-region step per large batch is TRPO's design, not a trap
             findings.append(Finding("updates per episode", "ok", "one trust-region step per batch (TRPO)", evidence))
         elif per_100 < 5:
-            findings.append(Finding("updates per episode", "warn", "few updates per completed episode (per env step "
-                                    "it may be fine: short episodes inflate the episode count)", evidence,
+            findings.append(Finding("updates per episode", "warn", "few updates per completed episode (short episodes "
+                                    "inflate the episode count: judge by env_steps_per_update too)", evidence,
                                     ["long_rollout"]))
         else:
             findings.append(Finding("updates per episode", "ok", "enough updates per episode", evidence))
