@@ -18,10 +18,12 @@ ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ROOT / "figures"
 
 
-def lesson_markdown(name: str = "06_debugging_traps.ipynb") -> str:
-    """The lesson's markdown with its whitespace collapsed (a sentence may break across lines anywhere)."""
-    notebook = nbformat.read(ROOT / "notebooks" / name, as_version=4)
-    return " ".join(" ".join(cell.source.split()) for cell in notebook.cells if cell.cell_type == "markdown")
+def lesson_markdown(*names: str) -> str:
+    """The lesson's markdown with its whitespace collapsed (a sentence may break across lines anywhere): lesson 06 and
+    the optional 06c, which holds what were its appendices."""
+    cells = [cell for name in names or ("06_debugging_traps.ipynb", "06c_comparison_tables.ipynb")
+             for cell in nbformat.read(ROOT / "notebooks" / name, as_version=4).cells]
+    return " ".join(" ".join(cell.source.split()) for cell in cells if cell.cell_type == "markdown")
 
 
 RETIRED_06 = {

@@ -17,7 +17,7 @@ sys.modules.setdefault("lesson_prose", lesson_prose)  # its dataclass looks its 
 spec.loader.exec_module(lesson_prose)
 
 REWRITTEN = ("01_reinforce", "02_reinforce_baseline", "03_a2c_gae", "04_ppo", "04c_ppo_settings",
-             "05_continuous_pendulum", "06_debugging_traps", "07_trpo", "08_llm_policy_gradients")
+             "05_continuous_pendulum", "06_debugging_traps", "06c_comparison_tables", "07_trpo", "08_llm_policy_gradients")
 NOTE = ("> **How to read the numbers.** The numbers in the text are those the cells printed when this notebook was "
         "run: cached results reprint the same, live runs may differ in their last digits. A ✓ line checks a statement "
         "of the text; one that fails on your machine stops its cell and names it. Results over many seeds come with "

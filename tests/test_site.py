@@ -137,7 +137,7 @@ def broken_links(html_root: Path) -> list[str]:
 
 def test_every_page_of_the_course_table_is_on_the_site(site):
     pages = [page for chapter in CHAPTERS for page in (chapter.lesson, chapter.exercises, chapter.solutions) if page]
-    assert len(pages) == 30, "START_HERE's table: 10 lessons (04c optional), 10 exercise and 10 solution notebooks"
+    assert len(pages) == 31, "START_HERE's table: 11 lessons (04c and 06c optional), 10 exercise and 10 solution notebooks"
     missing = [name for name, _ in pages if not (site / f"{name}.html").is_file()]
     assert not missing, f"no page for {missing}"
     assert (site / "START_HERE.html").is_file() and (site / "index.html").is_file()
@@ -406,7 +406,7 @@ def test_a_lesson_page_in_a_real_browser(site):
             page.goto(f"{base}/START_HERE.html")
             table_links = page.locator("table a[href$='.html']")
             hrefs = [table_links.nth(i).get_attribute("href") for i in range(table_links.count())]
-            assert len(hrefs) == 30, hrefs  # the course table: 29 pages and the optional lesson 04c
+            assert len(hrefs) == 31, hrefs  # the course table: 29 pages and the optional lessons 04c and 06c
             for href in hrefs:
                 with urllib.request.urlopen(f"{base}/{href}", timeout=10) as response:
                     assert response.status == 200, href

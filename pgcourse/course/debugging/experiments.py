@@ -54,7 +54,7 @@ REPRO_ALGOS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 # The table's budget is episodes, so a learning-rate schedule over env steps has no natural end. Annealed
 # over the 600k-step safety cap, A2C fell back from a moving average of 471-500 to 111-161 on 3 of 5 seeds
-# (two stayed near 136); with constant rates it ended at 500 on 5/5 (lesson 06, appendix B). Every
+# (two stayed near 136); with constant rates it ended at 500 on 5/5 (notebook 06c, section 2). Every
 # algorithm here runs with constant learning rates (REINFORCE's default), otherwise with the course defaults.
 REPRO_SETTINGS: dict[str, Any] = {"anneal_lr": False}
 
